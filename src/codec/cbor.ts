@@ -1,0 +1,81 @@
+import { decode, encode, rfc8949EncodeOptions } from 'cborg';
+import { HyperMeshError } from './error.js';
+
+/**
+ * Deterministic CBOR (RFC 8949 §4.2.1 "Core Deterministic Encoding"): shortest-form integers,
+ * lengths and floats, definite lengths only, map keys sorted by their encoded bytes. Everything
+ * that is signed or hashed goes through `encodeCanonical`, so two nodes that agree on a value
+ * agree on its bytes.
+ */
+export enum CborErrorCode {
+  MALFORMED = 'CBOR_MALFORMED',
+  NOT_CANONICAL = 'CBOR_NOT_CANONICAL',
+  UNSUPPORTED_VALUE = 'CBOR_UNSUPPORTED_VALUE',
+}
+
+export class CborError extends HyperMeshError<CborErrorCode> {}
+
+const strictDecodeOptions = {
+  strict: true,
+  allowIndefinite: false,
+  allowUndefined: false,
+  allowNaN: false,
+  allowInfinity: false,
+  rejectDuplicateMapKeys: true,
+  useMaps: false,
+} as const;
+
+/** Encodes `value` in RFC 8949 §4.2.1 deterministic form. */
+export function encodeCanonical(value: unknown): Uint8Array {
+  try {
+    return encode(value, rfc8949EncodeOptions);
+  } catch (error) {
+    throw new CborError(
+      CborErrorCode.UNSUPPORTED_VALUE,
+      `cannot encode value as CBOR: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Decodes one well-formed CBOR item: definite lengths, no duplicate map keys, no undefined,
+ * NaN or infinities, and no trailing bytes. Does not insist on canonical form; use
+ * `decodeCanonical` for bytes that are signed or hashed.
+ */
+export function decodeStrict(bytes: Uint8Array): unknown {
+  try {
+    return decode(bytes, strictDecodeOptions);
+  } catch (error) {
+    throw new CborError(
+      CborErrorCode.MALFORMED,
+      `malformed CBOR: ${(error as Error).message}`,
+      { length: bytes.length },
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Decodes bytes that must already be in deterministic form: re-encoding the decoded value must
+ * give the same bytes, otherwise two encodings of one value could carry one signature.
+ */
+export function decodeCanonical(bytes: Uint8Array): unknown {
+  const value = decodeStrict(bytes);
+  const again = encodeCanonical(value);
+  if (!bytesEqual(again, bytes)) {
+    throw new CborError(
+      CborErrorCode.NOT_CANONICAL,
+      'CBOR item is not in RFC 8949 §4.2.1 deterministic encoding',
+      { length: bytes.length },
+    );
+  }
+  return value;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
