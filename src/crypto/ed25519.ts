@@ -1,0 +1,225 @@
+import type { KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { HyperMeshError } from '../codec/error.js';
+import { bytesEqual, concatBytes } from './bytes.js';
+
+/**
+ * Ed25519 (RFC 8032) identity keys on node:crypto KeyObjects (OpenSSL: far faster than pure JS).
+ * Raw forms are the 32-byte public key and the 32-byte private seed of RFC 8032 §5.1.5; DER
+ * forms are SPKI and PKCS#8 with the id-Ed25519 OID 1.3.101.112 (RFC 8410), as TLS and X.509
+ * tools expect.
+ */
+export const ED25519_PUBLIC_KEY_BYTES = 32;
+export const ED25519_SEED_BYTES = 32;
+export const ED25519_SIGNATURE_BYTES = 64;
+
+export enum Ed25519ErrorCode {
+  INVALID_PUBLIC_KEY = 'ED25519_INVALID_PUBLIC_KEY',
+  INVALID_PRIVATE_KEY = 'ED25519_INVALID_PRIVATE_KEY',
+}
+
+export class Ed25519Error extends HyperMeshError<Ed25519ErrorCode> {}
+
+export interface Ed25519KeyPair {
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+}
+
+/** RFC 8410 §4: SubjectPublicKeyInfo with id-Ed25519 and a 32-byte BIT STRING. */
+const SPKI_PREFIX = Uint8Array.from([
+  0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+]);
+/** RFC 8410 §7: OneAsymmetricKey v1 with id-Ed25519 and CurvePrivateKey (OCTET STRING of 32). */
+const PKCS8_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+]);
+
+export function generateEd25519KeyPair(): Ed25519KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return { privateKey, publicKey };
+}
+
+function invalidPublic(message: string, cause?: unknown): Ed25519Error {
+  return new Ed25519Error(Ed25519ErrorCode.INVALID_PUBLIC_KEY, message, {}, { cause });
+}
+
+function invalidPrivate(message: string, cause?: unknown): Ed25519Error {
+  return new Ed25519Error(Ed25519ErrorCode.INVALID_PRIVATE_KEY, message, {}, { cause });
+}
+
+function requireEd25519(key: KeyObject, type: 'public' | 'private'): KeyObject {
+  if (key.type !== type || key.asymmetricKeyType !== 'ed25519') {
+    const make = type === 'public' ? invalidPublic : invalidPrivate;
+    throw make(
+      `expected an Ed25519 ${type} key, got ${key.asymmetricKeyType ?? 'none'} ${key.type}`,
+    );
+  }
+  return key;
+}
+
+/** Imports a raw 32-byte public key. Any 32 bytes import; points off the curve fail to verify. */
+export function ed25519PublicKeyFromRaw(raw: Uint8Array): KeyObject {
+  if (!(raw instanceof Uint8Array) || raw.length !== ED25519_PUBLIC_KEY_BYTES) {
+    throw invalidPublic(`Ed25519 public key must be ${ED25519_PUBLIC_KEY_BYTES} bytes`);
+  }
+  return createPublicKey({
+    key: Buffer.from(concatBytes(SPKI_PREFIX, raw)),
+    format: 'der',
+    type: 'spki',
+  });
+}
+
+/** The raw 32-byte public key of a public or private Ed25519 KeyObject. */
+export function ed25519RawPublicKey(key: KeyObject): Uint8Array {
+  const publicKey = key.type === 'private' ? createPublicKey(requireEd25519(key, 'private')) : key;
+  const der = requireEd25519(publicKey, 'public').export({ format: 'der', type: 'spki' });
+  return new Uint8Array(der.subarray(SPKI_PREFIX.length));
+}
+
+/** Imports a private key from its 32-byte RFC 8032 seed. */
+export function ed25519PrivateKeyFromSeed(seed: Uint8Array): KeyObject {
+  if (!(seed instanceof Uint8Array) || seed.length !== ED25519_SEED_BYTES) {
+    throw invalidPrivate(`Ed25519 seed must be ${ED25519_SEED_BYTES} bytes`);
+  }
+  return createPrivateKey({
+    key: Buffer.from(concatBytes(PKCS8_PREFIX, seed)),
+    format: 'der',
+    type: 'pkcs8',
+  });
+}
+
+/** The 32-byte RFC 8032 seed of a private key. */
+export function ed25519Seed(privateKey: KeyObject): Uint8Array {
+  const der = requireEd25519(privateKey, 'private').export({ format: 'der', type: 'pkcs8' });
+  return new Uint8Array(der.subarray(der.length - ED25519_SEED_BYTES));
+}
+
+/** The key pair for a seed (public key derived). */
+export function ed25519KeyPairFromSeed(seed: Uint8Array): Ed25519KeyPair {
+  const privateKey = ed25519PrivateKeyFromSeed(seed);
+  return { privateKey, publicKey: createPublicKey(privateKey) };
+}
+
+/** Pure Ed25519 signature (RFC 8032 §5.1.6), 64 bytes. */
+export function ed25519Sign(message: Uint8Array, privateKey: KeyObject): Uint8Array {
+  return new Uint8Array(sign(null, message, requireEd25519(privateKey, 'private')));
+}
+
+/**
+ * RFC 8032 §5.1.7 verification. `publicKey` is a KeyObject or the raw 32 bytes. Returns false
+ * for a wrong-length signature or key, a key of another type, or any other malformed input.
+ */
+export function ed25519Verify(
+  signature: Uint8Array,
+  message: Uint8Array,
+  publicKey: KeyObject | Uint8Array,
+): boolean {
+  if (!(signature instanceof Uint8Array) || signature.length !== ED25519_SIGNATURE_BYTES)
+    return false;
+  if (!(message instanceof Uint8Array)) return false;
+  try {
+    const key = publicKey instanceof Uint8Array ? ed25519PublicKeyFromRaw(publicKey) : publicKey;
+    if (key.type !== 'public' || key.asymmetricKeyType !== 'ed25519') return false;
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** SubjectPublicKeyInfo DER (RFC 8410 §4). */
+export function ed25519PublicKeyToSpkiDer(publicKey: KeyObject): Uint8Array {
+  return new Uint8Array(
+    requireEd25519(publicKey, 'public').export({ format: 'der', type: 'spki' }),
+  );
+}
+
+/** Imports SubjectPublicKeyInfo DER; throws `INVALID_PUBLIC_KEY` for anything but Ed25519. */
+export function ed25519PublicKeyFromSpkiDer(der: Uint8Array): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
+  } catch (error) {
+    throw invalidPublic('not a SubjectPublicKeyInfo DER', error);
+  }
+  return requireEd25519(key, 'public');
+}
+
+/** Unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, RFC 8410 §7 / RFC 7468 §10). */
+export function ed25519PrivateKeyToPkcs8Pem(privateKey: KeyObject): string {
+  return requireEd25519(privateKey, 'private').export({ format: 'pem', type: 'pkcs8' }).toString();
+}
+
+/** Imports unencrypted PKCS#8 PEM; throws `INVALID_PRIVATE_KEY` for anything but Ed25519. */
+export function ed25519PrivateKeyFromPkcs8Pem(pem: string): KeyObject {
+  if (!pem.includes('-----BEGIN PRIVATE KEY-----'))
+    throw invalidPrivate('not a PKCS#8 "PRIVATE KEY" PEM');
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: pem, format: 'pem' });
+  } catch (error) {
+    throw invalidPrivate('PKCS#8 PEM does not decode', error);
+  }
+  return requireEd25519(key, 'private');
+}
+
+/** PKCS#8 DER (RFC 8410 §7). */
+export function ed25519PrivateKeyToPkcs8Der(privateKey: KeyObject): Uint8Array {
+  return new Uint8Array(
+    requireEd25519(privateKey, 'private').export({ format: 'der', type: 'pkcs8' }),
+  );
+}
+
+/** SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`). */
+export function ed25519PublicKeyToSpkiPem(publicKey: KeyObject): string {
+  return requireEd25519(publicKey, 'public').export({ format: 'pem', type: 'spki' }).toString();
+}
+
+/*
+ * libp2p key protobufs (libp2p peer-ids spec, "Keys"): message { KeyType Type = 1;
+ * bytes Data = 2; } with KeyType Ed25519 = 1. For Ed25519 the private Data is the 64-byte
+ * `seed || publicKey` and the public Data is the 32-byte public key.
+ */
+const LIBP2P_PRIVATE_PREFIX = Uint8Array.from([0x08, 0x01, 0x12, 0x40]);
+const LIBP2P_PUBLIC_PREFIX = Uint8Array.from([0x08, 0x01, 0x12, 0x20]);
+
+/**
+ * The libp2p PrivateKey protobuf of an Ed25519 key — the `privateKeyProto` the quinn binding
+ * of @chainsafe/libp2p-quic takes: `08 01 12 40 || seed(32) || publicKey(32)`.
+ * Accepts the 32-byte seed or a private KeyObject.
+ */
+export function ed25519Libp2pPrivateKeyProto(seedOrKey: Uint8Array | KeyObject): Uint8Array {
+  const privateKey =
+    seedOrKey instanceof Uint8Array ? ed25519PrivateKeyFromSeed(seedOrKey) : seedOrKey;
+  return concatBytes(
+    LIBP2P_PRIVATE_PREFIX,
+    ed25519Seed(privateKey),
+    ed25519RawPublicKey(privateKey),
+  );
+}
+
+/** The libp2p PublicKey protobuf: `08 01 12 20 || publicKey(32)`. */
+export function ed25519Libp2pPublicKeyProto(publicKey: Uint8Array | KeyObject): Uint8Array {
+  if (publicKey instanceof Uint8Array) {
+    if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) {
+      throw invalidPublic(`Ed25519 public key must be ${ED25519_PUBLIC_KEY_BYTES} bytes`);
+    }
+    return concatBytes(LIBP2P_PUBLIC_PREFIX, publicKey);
+  }
+  return concatBytes(LIBP2P_PUBLIC_PREFIX, ed25519RawPublicKey(publicKey));
+}
+
+/**
+ * The raw public key inside a libp2p PublicKey protobuf. Only the canonical Ed25519 encoding
+ * (exactly the 36 bytes above) is accepted; throws `INVALID_PUBLIC_KEY` otherwise.
+ */
+export function ed25519PublicKeyFromLibp2pProto(proto: Uint8Array): Uint8Array {
+  const expected = LIBP2P_PUBLIC_PREFIX.length + ED25519_PUBLIC_KEY_BYTES;
+  if (
+    !(proto instanceof Uint8Array) ||
+    proto.length !== expected ||
+    !bytesEqual(proto.subarray(0, LIBP2P_PUBLIC_PREFIX.length), LIBP2P_PUBLIC_PREFIX)
+  ) {
+    throw invalidPublic('not a libp2p Ed25519 PublicKey protobuf');
+  }
+  return proto.slice(LIBP2P_PUBLIC_PREFIX.length);
+}
