@@ -1,4 +1,5 @@
 import { decode, encode, rfc8949EncodeOptions } from 'cborg';
+import type { EncodeOptions } from 'cborg';
 import { HyperMeshError } from './error.js';
 
 /**
@@ -25,11 +26,57 @@ const strictDecodeOptions = {
   useMaps: false,
 } as const;
 
+function unsupported(reason: string): never {
+  throw new CborError(CborErrorCode.UNSUPPORTED_VALUE, `cannot encode value as CBOR: ${reason}`);
+}
+
+/** A lone UTF-16 surrogate (high not followed by low, or low not preceded by high). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Typed arrays whose bytes depend on the platform's endianness. */
+const MULTI_BYTE_ARRAYS = [
+  'Uint16Array',
+  'Int16Array',
+  'Uint32Array',
+  'Int32Array',
+  'Float32Array',
+  'Float64Array',
+  'BigUint64Array',
+  'BigInt64Array',
+];
+
+/**
+ * Values that cborg would encode but that break "one value, one encoding" are refused, so
+ * `encodeCanonical` never produces bytes that `decodeCanonical` rejects or that two different
+ * values share: `undefined` (also array holes), NaN and infinities (the decoder refuses them),
+ * strings with lone surrogates (cborg silently substitutes U+FFFD, so '\uD800' and '\uDC00'
+ * would collide), and multi-byte typed arrays (their bytes depend on endianness).
+ */
+const canonicalEncodeOptions: EncodeOptions = {
+  ...rfc8949EncodeOptions,
+  typeEncoders: {
+    undefined: () => unsupported('undefined is not allowed (use null or omit the key)'),
+    number: (value: number) =>
+      Number.isFinite(value) ? null : unsupported(`${value} is not allowed`),
+    string: (value: string) =>
+      LONE_SURROGATE.test(value)
+        ? unsupported('string contains a lone UTF-16 surrogate, which has no UTF-8 form')
+        : null,
+    ...Object.fromEntries(
+      MULTI_BYTE_ARRAYS.map((name) => [
+        name,
+        () => unsupported(`${name} is platform-endian; encode its bytes as a Uint8Array`),
+      ]),
+    ),
+  },
+};
+
 /** Encodes `value` in RFC 8949 §4.2.1 deterministic form. */
 export function encodeCanonical(value: unknown): Uint8Array {
   try {
-    return encode(value, rfc8949EncodeOptions);
+    return encode(value, canonicalEncodeOptions);
   } catch (error) {
+    if (error instanceof CborError) throw error;
     throw new CborError(
       CborErrorCode.UNSUPPORTED_VALUE,
       `cannot encode value as CBOR: ${(error as Error).message}`,
