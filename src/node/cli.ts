@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { commands, type Command } from './commands.js';
+import { CliError } from './cli-error.js';
+
+/** The package version, read from package.json next to the compiled or source tree. */
+export function packageVersion(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const file = path.join(here, '..', '..', 'package.json');
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown };
+  return typeof parsed.version === 'string' ? parsed.version : 'unknown';
+}
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    'hypermesh — federated trust and transport (TrustChain, STOQ, Proof-of-State consensus)',
+    '',
+    'usage: hypermesh <command> [options]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'options:',
+    '  -h, --help     show help (also: hypermesh <command> --help)',
+    '  -v, --version  print the version',
+    '',
+    'docs: README.md and docs/ in the repository.',
+  ].join('\n');
+}
+
+/** Longest-prefix match of the argument list against the command names ("dev-ca init"). */
+function findCommand(args: readonly string[]): { command: Command; rest: string[] } | undefined {
+  let best: { command: Command; rest: string[] } | undefined;
+  for (const command of commands) {
+    const words = command.name.split(' ');
+    if (words.every((word, i) => args[i] === word)) {
+      if (!best || words.length > best.command.name.split(' ').length) {
+        best = { command, rest: args.slice(words.length) };
+      }
+    }
+  }
+  return best;
+}
+
+export async function main(args: readonly string[]): Promise<number> {
+  const first = args[0];
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '-v' || first === '--version') {
+    process.stdout.write(`hypermesh ${packageVersion()}\n`);
+    return 0;
+  }
+  const found = findCommand(args);
+  if (!found) {
+    const group = commands.filter((c) => c.name.startsWith(`${first} `));
+    if (group.length > 0) {
+      const names = group.map((c) => `  hypermesh ${c.name}  ${c.summary}`).join('\n');
+      const wanted = args[1] ?? '';
+      const problem =
+        wanted === '' || wanted.startsWith('-') ? 'needs a subcommand' : `has no "${wanted}"`;
+      process.stderr.write(`hypermesh: "${first}" ${problem}:\n${names}\n`);
+      return 2;
+    }
+    process.stderr.write(`hypermesh: unknown command "${first}"\n\n${usage()}\n`);
+    return 2;
+  }
+  const { command, rest } = found;
+  if (rest.includes('-h') || rest.includes('--help')) {
+    process.stdout.write(`${command.help.trim()}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    if (error instanceof CliError) {
+      process.stderr.write(`hypermesh ${command.name}: ${error.message}\n`);
+      return error.exitCode;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    const code =
+      typeof error === 'object' && error !== null && 'code' in error
+        ? ` [${String((error as { code: unknown }).code)}]`
+        : '';
+    process.stderr.write(`hypermesh ${command.name}: ${message}${code}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,11 @@
+import { devCaCommands } from './commands/dev-ca.js';
+
+/** A `hypermesh` subcommand. `name` may have several words ("dev-ca init"). */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly help: string;
+  run(args: readonly string[]): Promise<number>;
+}
+
+export const commands: readonly Command[] = [...devCaCommands];

@@ -1,0 +1,114 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { CliError } from './cli-error.js';
+
+/**
+ * Node configuration. This module is the one place that holds default addresses and ports
+ * (ARCHITECTURE.md "Ports"); every other part of the code takes them from here.
+ */
+export const DEFAULT_LISTEN_HOST = '127.0.0.1';
+export const DEFAULT_STOQ_PORT = 9292;
+export const DEFAULT_METRICS_PORT = 9464;
+
+const address = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+});
+
+export const nodeConfigSchema = z.strictObject({
+  cluster: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-", at most 63'),
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-"'),
+  transport: z.enum(['quic', 'tls']).default('quic'),
+  listen: address.default({ host: DEFAULT_LISTEN_HOST, port: DEFAULT_STOQ_PORT }),
+  auth: z
+    .strictObject({
+      mode: z.enum(['strict', 'delegated']).default('delegated'),
+      /** Lifetime of the FALCON delegation of the transport key, delegated mode only. */
+      delegationTtlSeconds: z.number().int().min(60).max(86_400).default(3600),
+    })
+    .default({ mode: 'delegated', delegationTtlSeconds: 3600 }),
+  identity: z.strictObject({
+    /** Key file holding the node identity (Ed25519 transport key + FALCON-1024 key pair). */
+    keyFile: z.string().min(1),
+    /** PEM file with the node certificate followed by any intermediates. */
+    certificateFile: z.string().min(1),
+    /** Name of an environment variable holding the key file's passphrase, if encrypted. */
+    passphraseEnv: z.string().min(1).optional(),
+  }),
+  trust: z.strictObject({
+    /** PEM file with the trusted root certificates. */
+    rootsFile: z.string().min(1),
+    /** Optional file of revoked certificate serial numbers (hex, one per line). */
+    revokedSerialsFile: z.string().min(1).optional(),
+  }),
+  /** Static peer table for the STOQ resolver: name → addresses. */
+  peers: z.record(z.string().min(1), z.array(address).min(1)).default({}),
+  metrics: address.nullable().default({ host: DEFAULT_LISTEN_HOST, port: DEFAULT_METRICS_PORT }),
+});
+
+export type NodeConfig = z.infer<typeof nodeConfigSchema>;
+
+/** Environment overrides, applied after the file is read (documented in docs/configuration.md). */
+const ENV_OVERRIDES: ReadonlyArray<[string, (c: NodeConfig, v: string) => void]> = [
+  ['HYPERMESH_LISTEN_HOST', (c, v) => (c.listen = { ...c.listen, host: v })],
+  ['HYPERMESH_LISTEN_PORT', (c, v) => (c.listen = { ...c.listen, port: parsePort(v) })],
+  [
+    'HYPERMESH_METRICS_PORT',
+    (c, v) => (c.metrics = { host: c.metrics?.host ?? DEFAULT_LISTEN_HOST, port: parsePort(v) }),
+  ],
+];
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new CliError(`invalid port "${value}"`);
+  return port;
+}
+
+/** Parses a configuration object; file paths inside are resolved against `baseDir`. */
+export function parseNodeConfig(
+  input: unknown,
+  baseDir: string,
+  env: NodeJS.ProcessEnv = {},
+): NodeConfig {
+  const result = nodeConfigSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues
+      .map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`)
+      .join('\n');
+    throw new CliError(`invalid configuration:\n${problems}`);
+  }
+  const config = result.data;
+  const resolve = (file: string): string => path.resolve(baseDir, file);
+  config.identity.keyFile = resolve(config.identity.keyFile);
+  config.identity.certificateFile = resolve(config.identity.certificateFile);
+  config.trust.rootsFile = resolve(config.trust.rootsFile);
+  if (config.trust.revokedSerialsFile)
+    config.trust.revokedSerialsFile = resolve(config.trust.revokedSerialsFile);
+  for (const [name, apply] of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') apply(config, value);
+  }
+  return config;
+}
+
+export async function loadNodeConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<NodeConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read configuration ${file}: ${(error as Error).message}`);
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`configuration ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  return parseNodeConfig(input, path.dirname(path.resolve(file)), env);
+}

@@ -1,0 +1,442 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { encodeCanonical } from '../../src/codec/cbor.js';
+import type { FalconBackend, FalconKeyPair } from '../../src/crypto/falcon.js';
+import { X509ErrorCode } from '../../src/crypto/x509.js';
+import {
+  checkDelegation,
+  createDelegation,
+  createDelegationCache,
+  delegationPayload,
+  DELEGATION_CONTEXT,
+} from '../../src/stoq/auth/delegation.js';
+import { FrameReader, encodeFrame } from '../../src/stoq/auth/framing.js';
+import {
+  AUTH_PROTOCOL_VERSION,
+  decodeAuthMessage,
+  encodeAuthMessage,
+  failureResult,
+  successResult,
+  type AuthMessage,
+  type Delegation,
+} from '../../src/stoq/auth/messages.js';
+import {
+  AUTH_FAILURE_REASONS,
+  AuthFailureReason,
+  failureReason,
+  reasonForX509Error,
+} from '../../src/stoq/auth/reasons.js';
+import {
+  TRANSCRIPT_TAG,
+  transcriptDigest,
+  type Transcript,
+} from '../../src/stoq/auth/transcript.js';
+import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
+import type { TransportStream } from '../../src/stoq/transport.js';
+import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
+
+function rejectsWith(reason: AuthFailureReason) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof StoqError, `expected StoqError, got ${String(error)}`);
+    assert.equal(error.code, StoqErrorCode.UNAUTHENTICATED);
+    assert.equal(error.detail.reason, reason, error.message);
+    return true;
+  };
+}
+
+const nonce = () => new Uint8Array(randomBytes(32));
+
+describe('auth messages', () => {
+  const chain = [new Uint8Array(randomBytes(300)), new Uint8Array(randomBytes(200))];
+  const delegation: Delegation = {
+    alg: 'falcon-1024-r3',
+    transportKey: nonce(),
+    uri: 'spiffe://c/node/n',
+    notAfter: Date.now(),
+    signature: new Uint8Array(randomBytes(666)),
+  };
+  const messages: AuthMessage[] = [
+    { t: 'client_hello', v: 1, mode: 'strict', nonce: nonce(), chain },
+    { t: 'client_hello', v: 1, mode: 'delegated', nonce: nonce(), chain, delegation },
+    {
+      t: 'server_hello',
+      v: 1,
+      mode: 'strict',
+      nonce: nonce(),
+      echo: nonce(),
+      chain,
+      proof: new Uint8Array(randomBytes(1200)),
+    },
+    {
+      t: 'server_hello',
+      v: 1,
+      mode: 'delegated',
+      nonce: nonce(),
+      echo: nonce(),
+      chain,
+      delegation,
+    },
+    { t: 'client_proof', v: 1, echo: nonce(), proof: new Uint8Array(randomBytes(1200)) },
+    { t: 'client_proof', v: 1, echo: nonce() },
+    successResult(),
+    failureResult(AuthFailureReason.REVOKED),
+  ];
+
+  it('round-trip through deterministic CBOR', () => {
+    for (const message of messages) {
+      const encoded = encodeAuthMessage(message);
+      assert.deepEqual(decodeAuthMessage(encoded), message);
+      assert.deepEqual(encodeAuthMessage(decodeAuthMessage(encoded)), encoded);
+    }
+  });
+
+  it('reject anything off-schema as protocol_error', () => {
+    const hello = { t: 'client_hello', v: 1, mode: 'strict', nonce: nonce(), chain };
+    const bad: unknown[] = [
+      { ...hello, v: 2 },
+      { ...hello, t: 'hello' },
+      { ...hello, mode: 'lenient' },
+      { ...hello, nonce: new Uint8Array(31) },
+      { ...hello, chain: [new Uint8Array(0)] },
+      { ...hello, chain: Array(9).fill(chain[0]) },
+      { ...hello, extra: 1 },
+      { ...hello, delegation: { ...delegation, alg: 'falcon-512' } },
+      { ...hello, delegation: { ...delegation, notAfter: -1 } },
+      { t: 'client_proof', v: 1, echo: nonce(), proof: new Uint8Array(2000) },
+      { t: 'result', v: 1, ok: true, reason: 'revoked' },
+      { t: 'result', v: 1, ok: false },
+      { t: 'result', v: 1, ok: false, reason: 'because' },
+      [1, 2, 3],
+      'client_hello',
+    ];
+    for (const value of bad) {
+      assert.throws(
+        () => decodeAuthMessage(encodeCanonical(value)),
+        rejectsWith(AuthFailureReason.PROTOCOL_ERROR),
+      );
+    }
+    assert.throws(
+      () => decodeAuthMessage(Uint8Array.of(0xff, 0x00)),
+      rejectsWith(AuthFailureReason.PROTOCOL_ERROR),
+    );
+  });
+
+  it('never crash on arbitrary bytes or values (property)', () => {
+    const check = (bytes: Uint8Array) => {
+      try {
+        decodeAuthMessage(bytes);
+      } catch (error) {
+        assert.equal(failureReason(error), AuthFailureReason.PROTOCOL_ERROR, String(error));
+      }
+    };
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), check), { numRuns: 500 });
+    fc.assert(
+      fc.property(
+        fc.anything({ withTypedArray: false, withBigInt: true, withNullPrototype: false }),
+        (value) => {
+          let encoded: Uint8Array;
+          try {
+            encoded = encodeCanonical(value);
+          } catch {
+            return; // not representable in deterministic CBOR: nothing a peer could send
+          }
+          check(encoded);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('every failure reason crosses the wire', () => {
+    for (const reason of AUTH_FAILURE_REASONS) {
+      assert.deepEqual(decodeAuthMessage(encodeAuthMessage(failureResult(reason))), {
+        t: 'result',
+        v: AUTH_PROTOCOL_VERSION,
+        ok: false,
+        reason,
+      });
+    }
+  });
+
+  it('maps every X.509 error code to a failure reason', () => {
+    assert.equal(reasonForX509Error(X509ErrorCode.UNKNOWN_CA), AuthFailureReason.UNKNOWN_CA);
+    assert.equal(reasonForX509Error(X509ErrorCode.EXPIRED), AuthFailureReason.EXPIRED);
+    assert.equal(reasonForX509Error(X509ErrorCode.NOT_YET_VALID), AuthFailureReason.NOT_YET_VALID);
+    assert.equal(
+      reasonForX509Error(X509ErrorCode.WRONG_KEY_USAGE),
+      AuthFailureReason.WRONG_KEY_USAGE,
+    );
+    assert.equal(
+      reasonForX509Error(X509ErrorCode.NO_CERTIFICATE),
+      AuthFailureReason.NO_CERTIFICATE,
+    );
+    for (const code of Object.values(X509ErrorCode)) {
+      assert.ok(AUTH_FAILURE_REASONS.includes(reasonForX509Error(code)), code);
+    }
+  });
+});
+
+/** A stream fed from a list of chunks, for driving the frame reader directly. */
+function chunkStream(chunks: readonly Uint8Array[], end: 'fin' | Error = 'fin'): TransportStream {
+  const queue = [...chunks];
+  return {
+    id: 'test',
+    read: () => {
+      const chunk = queue.shift();
+      if (chunk) return Promise.resolve(chunk);
+      return end === 'fin' ? Promise.resolve(null) : Promise.reject(end);
+    },
+    write: () => Promise.resolve(),
+    finish: () => Promise.resolve(),
+    reset: () => undefined,
+  };
+}
+
+function splitAt(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (const point of [...points, bytes.length]) {
+    if (point > from) parts.push(bytes.subarray(from, point));
+    from = Math.max(from, point);
+  }
+  return parts;
+}
+
+describe('auth framing', () => {
+  it('reassembles frames however the transport splits them (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 1, maxLength: 5 }),
+        fc.array(fc.nat(2000), { maxLength: 12 }),
+        async (bodies, cuts) => {
+          const wire = Buffer.concat(bodies.map(encodeFrame));
+          const reader = new FrameReader(chunkStream(splitAt(new Uint8Array(wire), cuts)), 300);
+          for (const body of bodies) assert.deepEqual(await reader.next(), body);
+          await assert.rejects(reader.next(), rejectsWith(AuthFailureReason.PROTOCOL_ERROR));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects oversize and empty frames before reading their body', async () => {
+    let reads = 0;
+    const stream = chunkStream([Uint8Array.of(0x00, 0x01, 0x00, 0x01)]);
+    const counting: TransportStream = { ...stream, read: () => (reads++, stream.read()) };
+    await assert.rejects(new FrameReader(counting, 65_536).next(), (error: unknown) => {
+      rejectsWith(AuthFailureReason.PROTOCOL_ERROR)(error);
+      assert.equal((error as StoqError).detail.length, 65_537);
+      return true;
+    });
+    assert.equal(reads, 1, 'the body of an oversize frame is never read');
+    await assert.rejects(
+      new FrameReader(chunkStream([Uint8Array.of(0, 0, 0, 0)]), 10).next(),
+      rejectsWith(AuthFailureReason.PROTOCOL_ERROR),
+    );
+  });
+
+  it('turns an early end or an aborted stream into protocol_error', async () => {
+    const frame = encodeFrame(Uint8Array.of(1, 2, 3));
+    await assert.rejects(
+      new FrameReader(chunkStream([frame.subarray(0, 5)]), 10).next(),
+      rejectsWith(AuthFailureReason.PROTOCOL_ERROR),
+    );
+    const reset = new StoqError(StoqErrorCode.STREAM_RESET, 'reset');
+    await assert.rejects(
+      new FrameReader(chunkStream([frame.subarray(0, 2)], reset), 10).next(),
+      (error: unknown) =>
+        rejectsWith(AuthFailureReason.PROTOCOL_ERROR)(error) && (error as Error).cause === reset,
+    );
+  });
+});
+
+describe('transcript', () => {
+  const transcript: Transcript = {
+    clientNonce: nonce(),
+    serverNonce: nonce(),
+    clientTransportKey: nonce(),
+    serverTransportKey: nonce(),
+    clientFingerprint: 'a'.repeat(64),
+    serverFingerprint: 'b'.repeat(64),
+  };
+
+  it('is deterministic, role-separated and binds every field', () => {
+    const digest = transcriptDigest('client', transcript);
+    assert.equal(digest.length, 32);
+    assert.deepEqual(transcriptDigest('client', { ...transcript }), digest);
+    const variants = new Set<string>([Buffer.from(digest).toString('hex')]);
+    variants.add(Buffer.from(transcriptDigest('server', transcript)).toString('hex'));
+    for (const key of Object.keys(transcript) as (keyof Transcript)[]) {
+      const changed = typeof transcript[key] === 'string' ? 'c'.repeat(64) : nonce();
+      variants.add(
+        Buffer.from(transcriptDigest('client', { ...transcript, [key]: changed })).toString('hex'),
+      );
+    }
+    assert.equal(variants.size, 2 + Object.keys(transcript).length);
+    // Swapping the two nonces is a different transcript (no ambiguity between the fields).
+    const swapped = {
+      ...transcript,
+      clientNonce: transcript.serverNonce,
+      serverNonce: transcript.clientNonce,
+    };
+    assert.notDeepEqual(transcriptDigest('client', swapped), digest);
+    assert.equal(TRANSCRIPT_TAG, 'hypermesh-stoq-auth-v1');
+  });
+});
+
+describe('delegation', () => {
+  let pki: TestPki;
+  let node: TestIdentity;
+  let other: FalconKeyPair;
+  let backend: FalconBackend;
+
+  before(async () => {
+    pki = await createTestPki({ cluster: 'delegation-test' });
+    backend = pki.falconBackend;
+    node = await pki.issue({ name: 'n1' });
+    other = await backend.generateKeyPair();
+  });
+
+  const checkOptions = () => ({
+    backend,
+    falconPublicKey: node.falcon.publicKey,
+    provenKey: node.transportKey.publicKey,
+    uri: node.uri,
+    now: new Date(),
+  });
+
+  async function delegate(
+    overrides: {
+      secretKey?: Uint8Array;
+      transportKey?: Uint8Array;
+      uri?: string;
+      notAfter?: Date;
+    } = {},
+  ) {
+    return createDelegation({
+      backend,
+      falconSecretKey: overrides.secretKey ?? node.falcon.secretKey,
+      transportKey: overrides.transportKey ?? node.transportKey.publicKey,
+      uri: overrides.uri ?? node.uri,
+      notAfter: overrides.notAfter ?? new Date(Date.now() + 60_000),
+    });
+  }
+
+  it('signs the context-tagged statement and verifies', async () => {
+    const delegation = await delegate();
+    checkDelegation(delegation, checkOptions());
+    assert.ok(
+      backend.verify(delegation.signature, delegationPayload(delegation), node.falcon.publicKey),
+    );
+    assert.equal(DELEGATION_CONTEXT, 'hypermesh-stoq-delegation-v1');
+  });
+
+  it('refuses a missing, foreign-signed, re-targeted, renamed or expired delegation', async () => {
+    const invalid = rejectsWith(AuthFailureReason.DELEGATION_INVALID);
+    const foreignSigned = await delegate({ secretKey: other.secretKey });
+    const retargeted = await delegate({ transportKey: nonce() });
+    const renamed = await delegate({ uri: 'spiffe://delegation-test/node/n2' });
+    const valid = await delegate();
+    const expired = await delegate({ notAfter: new Date(Date.now() - 1) });
+    assert.throws(() => checkDelegation(undefined, checkOptions()), invalid);
+    assert.throws(() => checkDelegation(foreignSigned, checkOptions()), invalid);
+    assert.throws(() => checkDelegation(retargeted, checkOptions()), invalid);
+    assert.throws(() => checkDelegation(renamed, checkOptions()), invalid);
+    // Extending the expiry breaks the signature.
+    assert.throws(
+      () => checkDelegation({ ...valid, notAfter: valid.notAfter + 1 }, checkOptions()),
+      invalid,
+    );
+    assert.throws(
+      () => checkDelegation(expired, checkOptions()),
+      rejectsWith(AuthFailureReason.DELEGATION_EXPIRED),
+    );
+  });
+
+  it('is cached, renewed in the background before expiry, and re-signed after it', async () => {
+    const signed: Promise<void>[] = [];
+    let announce: () => void = () => undefined;
+    const counting: FalconBackend = {
+      ...backend,
+      name: backend.name,
+      generateKeyPair: () => backend.generateKeyPair(),
+      verify: (...args) => backend.verify(...args),
+      sign: async (message, secretKey) => {
+        const signature = await backend.sign(message, secretKey);
+        announce();
+        return signature;
+      },
+    };
+    const nextSignature = () => {
+      const done = new Promise<void>((resolve) => {
+        announce = resolve;
+      });
+      signed.push(done);
+      return done;
+    };
+    const cache = createDelegationCache({
+      backend: counting,
+      falconSecretKey: node.falcon.secretKey,
+      transportKey: node.transportKey.publicKey,
+      uri: node.uri,
+      lifetimeMs: 1_000_000,
+      renewBeforeMs: 100_000,
+    });
+    const t0 = Date.now();
+    const first = nextSignature();
+    const [a, b] = await Promise.all([cache.current(new Date(t0)), cache.current(new Date(t0))]);
+    await first;
+    assert.equal(a, b, 'concurrent callers share one signature');
+    assert.equal(a.notAfter, t0 + 1_000_000);
+    assert.equal(await cache.current(new Date(t0 + 500_000)), a, 'served from cache');
+    assert.equal(signed.length, 1);
+
+    const background = nextSignature();
+    assert.equal(
+      await cache.current(new Date(t0 + 950_000)),
+      a,
+      'still valid: served while renewing',
+    );
+    await background;
+    // Past the old delegation's expiry: the background renewal is what comes back (whether it
+    // has already been stored or is still settling), not a third signature.
+    const renewed = await cache.current(new Date(a.notAfter + 1));
+    assert.notEqual(renewed, a);
+    assert.equal(renewed.notAfter, t0 + 950_000 + 1_000_000);
+    assert.equal(signed.length, 2);
+
+    const afterExpiry = nextSignature();
+    const fresh = await cache.current(new Date(renewed.notAfter + 1));
+    await afterExpiry;
+    assert.equal(fresh.notAfter, renewed.notAfter + 1 + 1_000_000);
+    checkDelegation(fresh, { ...checkOptions(), now: new Date(renewed.notAfter + 2) });
+  });
+
+  it('refuses nonsensical cache and delegation parameters', async () => {
+    const base = {
+      backend,
+      falconSecretKey: node.falcon.secretKey,
+      transportKey: node.transportKey.publicKey,
+      uri: node.uri,
+    };
+    for (const bad of [
+      { lifetimeMs: 0 },
+      { lifetimeMs: 10, renewBeforeMs: 10 },
+      { lifetimeMs: 10, renewBeforeMs: -1 },
+    ]) {
+      assert.throws(
+        () => createDelegationCache({ ...base, ...bad }),
+        (error: unknown) =>
+          error instanceof StoqError && error.code === StoqErrorCode.INVALID_ARGUMENT,
+      );
+    }
+    await assert.rejects(
+      createDelegation({ ...base, transportKey: new Uint8Array(31), notAfter: new Date() }),
+      (error: unknown) =>
+        error instanceof StoqError && error.code === StoqErrorCode.INVALID_ARGUMENT,
+    );
+  });
+});
