@@ -1,16 +1,6 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { commands, type Command } from './commands.js';
 import { CliError } from './cli-error.js';
-
-/** The package version, read from package.json next to the compiled or source tree. */
-export function packageVersion(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const file = path.join(here, '..', '..', 'package.json');
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown };
-  return typeof parsed.version === 'string' ? parsed.version : 'unknown';
-}
+import { packageVersion } from './version.js';
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

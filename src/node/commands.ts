@@ -1,4 +1,6 @@
+import { demoCommand } from './commands/demo.js';
 import { devCaCommands } from './commands/dev-ca.js';
+import { stoqCommands } from './commands/stoq.js';
 
 /** A `hypermesh` subcommand. `name` may have several words ("dev-ca init"). */
 export interface Command {
@@ -8,4 +10,4 @@ export interface Command {
   run(args: readonly string[]): Promise<number>;
 }
 
-export const commands: readonly Command[] = [...devCaCommands];
+export const commands: readonly Command[] = [demoCommand, ...devCaCommands, ...stoqCommands];
