@@ -1,6 +1,7 @@
 import { commands, type Command } from './commands.js';
 import { CliError } from './cli-error.js';
 import { packageVersion } from './version.js';
+import { processIo, type CliIo } from './io.js';
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -35,14 +36,14 @@ function findCommand(args: readonly string[]): { command: Command; rest: string[
   return best;
 }
 
-export async function main(args: readonly string[]): Promise<number> {
+export async function main(args: readonly string[], io: CliIo = processIo): Promise<number> {
   const first = args[0];
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
-    process.stdout.write(`${usage()}\n`);
+    io.out(`${usage()}\n`);
     return first === undefined ? 2 : 0;
   }
   if (first === '-v' || first === '--version') {
-    process.stdout.write(`hypermesh ${packageVersion()}\n`);
+    io.out(`hypermesh ${packageVersion()}\n`);
     return 0;
   }
   const found = findCommand(args);
@@ -53,22 +54,22 @@ export async function main(args: readonly string[]): Promise<number> {
       const wanted = args[1] ?? '';
       const problem =
         wanted === '' || wanted.startsWith('-') ? 'needs a subcommand' : `has no "${wanted}"`;
-      process.stderr.write(`hypermesh: "${first}" ${problem}:\n${names}\n`);
+      io.err(`hypermesh: "${first}" ${problem}:\n${names}\n`);
       return 2;
     }
-    process.stderr.write(`hypermesh: unknown command "${first}"\n\n${usage()}\n`);
+    io.err(`hypermesh: unknown command "${first}"\n\n${usage()}\n`);
     return 2;
   }
   const { command, rest } = found;
   if (rest.includes('-h') || rest.includes('--help')) {
-    process.stdout.write(`${command.help.trim()}\n`);
+    io.out(`${command.help.trim()}\n`);
     return 0;
   }
   try {
-    return await command.run(rest);
+    return await command.run(rest, io);
   } catch (error) {
     if (error instanceof CliError) {
-      process.stderr.write(`hypermesh ${command.name}: ${error.message}\n`);
+      io.err(`hypermesh ${command.name}: ${error.message}\n`);
       return error.exitCode;
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -76,7 +77,7 @@ export async function main(args: readonly string[]): Promise<number> {
       typeof error === 'object' && error !== null && 'code' in error
         ? ` [${String((error as { code: unknown }).code)}]`
         : '';
-    process.stderr.write(`hypermesh ${command.name}: ${message}${code}\n`);
+    io.err(`hypermesh ${command.name}: ${message}${code}\n`);
     return 1;
   }
 }

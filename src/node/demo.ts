@@ -192,17 +192,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     );
     a.onLog((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
     b.onLog((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
+    const watchers: Array<() => void> = [];
     const crashed = new Promise<number>((resolve) => {
       for (const child of children) {
-        child.child.once('exit', (code) => {
+        const onExit = (code: number | null) => {
           out(`${child.name} exited unexpectedly (code ${code})`);
           resolve(1);
-        });
+        };
+        child.child.once('exit', onExit);
+        watchers.push(() => child.child.off('exit', onExit));
       }
     });
-    return await Promise.race([options.interrupted.then(() => 0), crashed]);
+    try {
+      return await Promise.race([options.interrupted.then(() => 0), crashed]);
+    } finally {
+      for (const unwatch of watchers) unwatch();
+    }
   } finally {
-    for (const child of children) child.child.removeAllListeners('exit');
     await stopAll();
   }
 }

@@ -24,7 +24,7 @@ options:
   --host ADDR        address to listen on (default ${DEMO_DEFAULT_HOST}; ::1 for IPv6)
   --once             stop after the first round
 `,
-  async run(args) {
+  async run(args, io) {
     const values = parseCommandArgs(args, {
       dir: { type: 'string' },
       transport: { type: 'string' },
@@ -50,7 +50,7 @@ options:
       mode,
       host: values.host ?? DEMO_DEFAULT_HOST,
       once: values.once ?? false,
-      out: (line) => process.stdout.write(`${line}\n`),
+      out: (line) => io.out(`${line}\n`),
       interrupted,
     });
   },

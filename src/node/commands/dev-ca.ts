@@ -23,7 +23,7 @@ options:
   --validity-days N     root certificate lifetime (default 3650)
   --passphrase-env VAR  encrypt root.key with the passphrase in environment variable VAR
 `,
-  async run(args) {
+  async run(args, io) {
     const values = parseCommandArgs(args, {
       dir: { type: 'string' },
       cluster: { type: 'string' },
@@ -39,8 +39,8 @@ options:
       validityDays: positiveInteger(values['validity-days'], 'validity-days', 3650),
       ...(passphrase === undefined ? {} : { passphrase }),
     });
-    process.stdout.write(`created development CA for cluster "${cluster}":\n`);
-    process.stdout.write(`  certificate ${paths.certificate}\n  key         ${paths.key}\n`);
+    io.out(`created development CA for cluster "${cluster}":\n`);
+    io.out(`  certificate ${paths.certificate}\n  key         ${paths.key}\n`);
     return 0;
   },
 };
@@ -66,7 +66,7 @@ options:
   --passphrase-env VAR     encrypt the node key with the passphrase in VAR
   --ca-passphrase-env VAR  passphrase of an encrypted root.key
 `,
-  async run(args) {
+  async run(args, io) {
     const values = parseCommandArgs(args, {
       dir: { type: 'string' },
       name: { type: 'string' },
@@ -93,10 +93,8 @@ options:
       validityDays: positiveInteger(values['validity-days'], 'validity-days', 30),
       ...(passphrase === undefined ? {} : { passphrase }),
     });
-    process.stdout.write(`issued spiffe://${cluster}/${role}/${name}:\n`);
-    process.stdout.write(
-      `  key         ${paths.keyFile}\n  certificate ${paths.certificateFile}\n`,
-    );
+    io.out(`issued spiffe://${cluster}/${role}/${name}:\n`);
+    io.out(`  key         ${paths.keyFile}\n  certificate ${paths.certificateFile}\n`);
     return 0;
   },
 };

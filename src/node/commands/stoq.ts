@@ -27,7 +27,7 @@ options:
   --config FILE          node configuration (JSON)
   --ping-interval-ms N   how often to ping each configured peer (default 5000)
 `,
-  async run(args) {
+  async run(args, io) {
     const values = parseCommandArgs(args, {
       config: { type: 'string' },
       'ping-interval-ms': { type: 'string' },
@@ -51,7 +51,7 @@ options:
       stoq: node.address,
       metrics: node.metrics?.url ?? null,
     };
-    process.stdout.write(`${JSON.stringify(ready)}\n`);
+    io.out(`${JSON.stringify(ready)}\n`);
     logger.info('node ready', ready);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
@@ -80,7 +80,7 @@ options:
   --peer NAME    the peer to ping
   --count N      number of pings (default 3)
 `,
-  async run(args) {
+  async run(args, io) {
     const values = parseCommandArgs(args, {
       config: { type: 'string' },
       peer: { type: 'string' },
@@ -97,13 +97,13 @@ options:
     try {
       const client = parts.endpoint.client(nodeService, peer);
       const info = await client.call('info', {}, { deadlineMs: 15_000 });
-      process.stdout.write(
+      io.out(
         `${peer}: ${info.uri} (hypermesh ${info.version}, ${info.transport}, ${info.authMode}); it sees us as ${info.peer.uri}\n`,
       );
       for (let i = 0; i < count; i++) {
         const started = performance.now();
         await client.call('ping', { sentAt: Date.now() }, { deadlineMs: 5000 });
-        process.stdout.write(`ping ${i + 1}: ${(performance.now() - started).toFixed(2)} ms\n`);
+        io.out(`ping ${i + 1}: ${(performance.now() - started).toFixed(2)} ms\n`);
       }
       return 0;
     } catch (error) {
@@ -112,7 +112,7 @@ options:
         error instanceof StoqError && typeof error.detail.reason === 'string'
           ? ` (${error.detail.reason})`
           : '';
-      process.stderr.write(`ping ${peer} failed: ${code}${reason}: ${(error as Error).message}\n`);
+      io.err(`ping ${peer} failed: ${code}${reason}: ${(error as Error).message}\n`);
       return 1;
     } finally {
       await parts.close();

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Counter, Registry } from 'prom-client';
+import { startMetricsServer } from '../../src/faces/metrics-http.js';
+
+describe('metrics endpoint', () => {
+  it('serves the registry it was given in Prometheus text format, and nothing else', async () => {
+    const registry = new Registry();
+    new Counter({ name: 'test_events_total', help: 'events', registers: [registry] }).inc(3);
+    const server = await startMetricsServer(registry, { host: '127.0.0.1', port: 0 });
+    try {
+      const response = await fetch(server.url);
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
+      assert.match(await response.text(), /^test_events_total 3$/m);
+      const other = await fetch(server.url.replace('/metrics', '/admin'));
+      assert.equal(other.status, 404);
+      const post = await fetch(server.url, { method: 'POST' });
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('reports a port already in use as an error', async () => {
+    const registry = new Registry();
+    const first = await startMetricsServer(registry, { host: '127.0.0.1', port: 0 });
+    try {
+      const port = Number(new URL(first.url).port);
+      await assert.rejects(startMetricsServer(registry, { host: '127.0.0.1', port }), /EADDRINUSE/);
+    } finally {
+      await first.close();
+    }
+  });
+});
