@@ -1,0 +1,416 @@
+import type { KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
+import { ed25519Libp2pPrivateKeyProto } from '../../crypto/ed25519.js';
+import { StoqError, StoqErrorCode } from '../errors.js';
+import type {
+  DialOptions,
+  SocketAddress,
+  Transport,
+  TransportConnection,
+  TransportListener,
+} from '../transport.js';
+import {
+  loadQuinnBinding,
+  QuinnSocketFamily,
+  type QuinnBinding,
+  type QuinnClient,
+  type QuinnConfig,
+  type QuinnConnection,
+  type QuinnServer,
+} from './binding.js';
+import { QuicConnection } from './connection.js';
+import type { QuicStreamLimits } from './stream.js';
+
+/**
+ * STOQ over QUIC (RFC 9000) with the quinn binding from @chainsafe/libp2p-quic. Its handshake is
+ * libp2p TLS 1.3: each side proves its Ed25519 identity key, which becomes `peerKey`. X.509
+ * chains cannot travel in this handshake; the authentication layer (`auth/`) exchanges and
+ * checks them on the connection afterwards, for both transports alike.
+ */
+export interface QuicTransportOptions {
+  /** Ed25519 identity: a private `KeyObject` or the 32-byte RFC 8032 seed. */
+  readonly privateKey: KeyObject | Uint8Array;
+  /** Deadline for a dial's handshake (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** A connection without any packet for this long is dropped (default 30 s). */
+  readonly maxIdleTimeoutMs?: number;
+  /** Keep-alive PING interval; below both peers' idle timeouts (default 10 s). */
+  readonly keepAliveIntervalMs?: number;
+  /** Streams a peer may have open at once on one connection (default 256). */
+  readonly maxConcurrentStreams?: number;
+  /** Receive window per stream in bytes (default 10 MB). */
+  readonly maxStreamData?: number;
+  /** Receive window per connection in bytes (default 15 MB). */
+  readonly maxConnectionData?: number;
+  /** OS UDP socket send and receive buffer size (default 4 MiB; clamped by the OS). */
+  readonly socketBufferBytes?: number;
+  /** Largest chunk one `read()` returns (default 256 KiB). */
+  readonly readChunkBytes?: number;
+  /** Bytes a stream's `write()` buffers before it waits for quinn (default 256 KiB). */
+  readonly writeBufferBytes?: number;
+  /** Inbound handshakes a listener runs at once (default 64). */
+  readonly acceptConcurrency?: number;
+  /** Handshaken connections a listener holds for `accept()` before it stops taking more. */
+  readonly acceptBacklog?: number;
+}
+
+export interface ResolvedQuicOptions {
+  readonly handshakeTimeoutMs: number;
+  readonly streamLimits: QuicStreamLimits;
+  readonly acceptConcurrency: number;
+  readonly acceptBacklog: number;
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  const result = value ?? fallback;
+  if (!Number.isSafeInteger(result) || result <= 0 || result > 0xffffffff) {
+    throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, `${name} must be a positive u32`, {
+      [name]: value,
+    });
+  }
+  return result;
+}
+
+function invalid(message: string, cause: unknown): StoqError {
+  return new StoqError(StoqErrorCode.INVALID_ARGUMENT, message, {}, { cause });
+}
+
+function quinnConfig(binding: QuinnBinding, options: QuicTransportOptions): QuinnConfig {
+  let privateKeyProto: Uint8Array;
+  try {
+    privateKeyProto = ed25519Libp2pPrivateKeyProto(options.privateKey);
+  } catch (error) {
+    throw invalid('QUIC identity must be an Ed25519 private key or 32-byte seed', error);
+  }
+  const handshakeTimeout = positiveInteger(
+    options.handshakeTimeoutMs,
+    10_000,
+    'handshakeTimeoutMs',
+  );
+  const socketBuffer = positiveInteger(
+    options.socketBufferBytes,
+    4 * 1024 * 1024,
+    'socketBufferBytes',
+  );
+  try {
+    return new binding.QuinnConfig({
+      privateKeyProto,
+      handshakeTimeout,
+      maxIdleTimeout: positiveInteger(options.maxIdleTimeoutMs, 30_000, 'maxIdleTimeoutMs'),
+      keepAliveInterval: positiveInteger(
+        options.keepAliveIntervalMs,
+        10_000,
+        'keepAliveIntervalMs',
+      ),
+      maxConcurrentStreamLimit: positiveInteger(
+        options.maxConcurrentStreams,
+        256,
+        'maxConcurrentStreams',
+      ),
+      maxStreamData: positiveInteger(options.maxStreamData, 10_000_000, 'maxStreamData'),
+      maxConnectionData: positiveInteger(
+        options.maxConnectionData,
+        15_000_000,
+        'maxConnectionData',
+      ),
+      receiveBufferSize: socketBuffer,
+      sendBufferSize: socketBuffer,
+    });
+  } catch (error) {
+    throw invalid(`QUIC configuration rejected by the binding: ${String(error)}`, error);
+  }
+}
+
+function closedTransport(): StoqError {
+  return new StoqError(StoqErrorCode.CONNECTION_CLOSED, 'transport is closed');
+}
+
+function abortedDial(signal: AbortSignal): StoqError {
+  return new StoqError(StoqErrorCode.CANCELLED, 'dial aborted', {}, { cause: signal.reason });
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/** Exported for tests that drive it with an instrumented server; use `Transport.listen`. */
+export class QuicListener implements TransportListener {
+  private isClosed = false;
+  private closing: Promise<void> | null = null;
+  private handshakes = 0;
+  private readonly backlog: QuicConnection[] = [];
+  private readonly accepters: Waiter<TransportConnection | null>[] = [];
+  private readonly connections = new Set<QuicConnection>();
+
+  constructor(
+    private readonly server: QuinnServer,
+    readonly address: SocketAddress,
+    private readonly options: ResolvedQuicOptions,
+    private readonly onConnection: (connection: QuicConnection) => void,
+    private readonly onClose: (listener: QuicListener) => void,
+  ) {
+    this.acceptMore();
+  }
+
+  accept(): Promise<TransportConnection | null> {
+    const connection = this.backlog.shift();
+    if (connection) {
+      this.acceptMore();
+      return Promise.resolve(connection);
+    }
+    if (this.isClosed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => this.accepters.push({ resolve, reject }));
+  }
+
+  /** Closes the UDP endpoint, and with it every connection it accepted. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.isClosed = true;
+      this.onClose(this);
+      for (const accepter of this.accepters.splice(0)) accepter.resolve(null);
+      for (const connection of [...this.connections, ...this.backlog.splice(0)]) {
+        connection.close('listener closed');
+      }
+      // Never call server.port() after this: the binding panics on an unbound socket.
+      this.closing = this.server.abort().then(
+        () => undefined,
+        () => undefined,
+      );
+    }
+    return this.closing;
+  }
+
+  /**
+   * Keeps several native accepts running: the binding completes a handshake inside
+   * `inboundConnection()`, so one slow client would otherwise hold up every other.
+   */
+  private acceptMore(): void {
+    while (
+      !this.isClosed &&
+      this.handshakes < this.options.acceptConcurrency &&
+      this.handshakes + this.backlog.length < this.options.acceptBacklog
+    ) {
+      this.handshakes += 1;
+      this.server.inboundConnection().then(
+        (native) => this.arrived(native),
+        // One client's failed handshake must not stop the listener; it sees its own error.
+        // The only error that means the endpoint is gone ("server closed") ends the loop via
+        // isClosed, or below when the endpoint died under us.
+        (error: unknown) => {
+          this.handshakes -= 1;
+          if (error instanceof Error && /server closed/i.test(error.message)) {
+            void this.close();
+            return;
+          }
+          this.acceptMore();
+        },
+      );
+    }
+  }
+
+  private arrived(native: QuinnConnection): void {
+    this.handshakes -= 1;
+    if (this.isClosed) {
+      native.abort();
+      return;
+    }
+    let connection: QuicConnection;
+    try {
+      connection = new QuicConnection(native, 'inbound', this.address, this.options.streamLimits);
+    } catch {
+      native.abort();
+      this.acceptMore();
+      return;
+    }
+    this.connections.add(connection);
+    void connection.closed.then(() => this.connections.delete(connection));
+    this.onConnection(connection);
+    const accepter = this.accepters.shift();
+    if (accepter) accepter.resolve(connection);
+    else this.backlog.push(connection);
+    this.acceptMore();
+  }
+}
+
+class QuicTransport implements Transport {
+  readonly kind = 'quic' as const;
+  private isClosed = false;
+  private readonly binding: QuinnBinding;
+  private readonly config: QuinnConfig;
+  private readonly options: ResolvedQuicOptions;
+  private readonly clients = new Map<QuinnSocketFamily, QuinnClient>();
+  private readonly listeners = new Set<QuicListener>();
+  private readonly connections = new Set<QuicConnection>();
+
+  constructor(options: QuicTransportOptions) {
+    this.binding = loadQuinnBinding();
+    this.config = quinnConfig(this.binding, options);
+    this.options = {
+      handshakeTimeoutMs: positiveInteger(options.handshakeTimeoutMs, 10_000, 'handshakeTimeoutMs'),
+      streamLimits: {
+        readChunkBytes: positiveInteger(options.readChunkBytes, 256 * 1024, 'readChunkBytes'),
+        writeBufferBytes: positiveInteger(options.writeBufferBytes, 256 * 1024, 'writeBufferBytes'),
+      },
+      acceptConcurrency: positiveInteger(options.acceptConcurrency, 64, 'acceptConcurrency'),
+      acceptBacklog: positiveInteger(options.acceptBacklog, 1024, 'acceptBacklog'),
+    };
+  }
+
+  listen(address: SocketAddress): Promise<TransportListener> {
+    if (this.isClosed) return Promise.reject(closedTransport());
+    if (isIP(address.host) === 0) {
+      return Promise.reject(
+        new StoqError(StoqErrorCode.INVALID_ARGUMENT, `QUIC listens on IP addresses only`, {
+          host: address.host,
+        }),
+      );
+    }
+    let server: QuinnServer;
+    try {
+      server = new this.binding.Server(this.config, address.host, address.port);
+    } catch (error) {
+      return Promise.reject(
+        new StoqError(
+          StoqErrorCode.TRANSPORT_UNAVAILABLE,
+          `cannot listen on ${address.host}:${address.port}: ${String(error)}`,
+          { host: address.host, port: address.port },
+          { cause: error },
+        ),
+      );
+    }
+    const listener = new QuicListener(
+      server,
+      { host: address.host, port: server.port() },
+      this.options,
+      (connection) => this.track(connection),
+      (closed) => this.listeners.delete(closed),
+    );
+    this.listeners.add(listener);
+    return Promise.resolve(listener);
+  }
+
+  async dial(address: SocketAddress, options: DialOptions = {}): Promise<TransportConnection> {
+    if (this.isClosed) throw closedTransport();
+    const signal = options.signal;
+    if (signal?.aborted) throw abortedDial(signal);
+    const family = isIP(address.host);
+    if (family === 0) {
+      throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, 'QUIC dials IP addresses only', {
+        host: address.host,
+      });
+    }
+    const client = this.client(family === 6 ? QuinnSocketFamily.Ipv6 : QuinnSocketFamily.Ipv4);
+    const attempt = client.outboundConnection(address.host, address.port);
+    const native = await this.raceDial(attempt, address, signal);
+    if (this.isClosed) {
+      native.abort();
+      throw closedTransport();
+    }
+    let connection: QuicConnection;
+    try {
+      // The binding does not expose a client socket's local port; the wildcard address of
+      // the dialing endpoint's family is all that is known.
+      const localAddress = { host: family === 6 ? '::' : '0.0.0.0', port: 0 };
+      connection = new QuicConnection(native, 'outbound', localAddress, this.options.streamLimits);
+    } catch (error) {
+      native.abort();
+      throw error;
+    }
+    this.track(connection);
+    return connection;
+  }
+
+  async close(): Promise<void> {
+    this.isClosed = true;
+    const listeners = [...this.listeners].map((listener) => listener.close());
+    for (const connection of this.connections) connection.close('transport closed');
+    await Promise.all([...listeners, ...[...this.connections].map((c) => c.closed)]);
+    for (const client of this.clients.values()) client.abort();
+    this.clients.clear();
+  }
+
+  /** One UDP endpoint per address family serves every dial. */
+  private client(family: QuinnSocketFamily): QuinnClient {
+    let client = this.clients.get(family);
+    if (!client) {
+      client = new this.binding.Client(this.config, family);
+      this.clients.set(family, client);
+    }
+    return client;
+  }
+
+  private raceDial(
+    attempt: Promise<QuinnConnection>,
+    address: SocketAddress,
+    signal: AbortSignal | undefined,
+  ): Promise<QuinnConnection> {
+    const where = `${address.host}:${address.port}`;
+    return new Promise<QuinnConnection>((resolve, reject) => {
+      let settled = false;
+      const finish = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      // The binding cannot cancel a handshake: a connection that completes after we gave up
+      // is closed at once.
+      const giveUp = (error: StoqError): void => {
+        if (!finish()) return;
+        attempt.then(
+          (late) => late.abort(),
+          () => undefined,
+        );
+        reject(error);
+      };
+      const onAbort = (): void => giveUp(abortedDial(signal as AbortSignal));
+      const timer = setTimeout(
+        () =>
+          giveUp(
+            new StoqError(
+              StoqErrorCode.HANDSHAKE_FAILED,
+              `QUIC handshake with ${where} timed out`,
+              {
+                host: address.host,
+                port: address.port,
+                timeoutMs: this.options.handshakeTimeoutMs,
+              },
+            ),
+          ),
+        this.options.handshakeTimeoutMs,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      attempt.then(
+        (native) => {
+          if (finish()) resolve(native);
+        },
+        (error: unknown) => {
+          if (!finish()) return;
+          const message = error instanceof Error ? error.message : String(error);
+          reject(
+            /endpoint stopping/i.test(message)
+              ? closedTransport()
+              : new StoqError(
+                  StoqErrorCode.HANDSHAKE_FAILED,
+                  `QUIC handshake with ${where} failed: ${message}`,
+                  { host: address.host, port: address.port },
+                  { cause: error },
+                ),
+          );
+        },
+      );
+    });
+  }
+
+  private track(connection: QuicConnection): void {
+    this.connections.add(connection);
+    void connection.closed.then(() => this.connections.delete(connection));
+  }
+}
+
+/** Throws `TRANSPORT_UNAVAILABLE` when the quinn binding cannot be loaded on this platform. */
+export function createQuicTransport(options: QuicTransportOptions): Transport {
+  return new QuicTransport(options);
+}

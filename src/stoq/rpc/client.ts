@@ -1,0 +1,417 @@
+import type { z } from 'zod';
+import { StoqError, StoqErrorCode } from '../errors.js';
+import type { Session } from '../identity.js';
+import type { StoqMetrics } from '../metrics.js';
+import type { TransportStream } from '../transport.js';
+import { CallGuard, type CallOptions } from './call-guard.js';
+import { StreamMessageChannel, type MessageChannel } from './channel.js';
+import { END, FrameReader, asStoqError } from './frame-reader.js';
+import { FrameWriter } from './frame-writer.js';
+import { encodePayload } from './framing.js';
+import { resolveRpcLimits, type RpcLimits } from './limits.js';
+import { stderrLogger, type RpcLogger } from './log.js';
+import {
+  wireMethodName,
+  type MethodDefinition,
+  type MethodsOfKind,
+  type RequestOf,
+  type ResponseOf,
+  type ServiceDefinition,
+} from './service.js';
+import {
+  MESSAGE_FRAME,
+  OK,
+  describeIssues,
+  encodeCallHeader,
+  issueList,
+  parseWireFrame,
+  statusError,
+  type MethodKind,
+  type StatusCode,
+} from './wire.js';
+
+export type { CallOptions } from './call-guard.js';
+
+/**
+ * Where a client's calls go: a fixed session, or a function that yields the current session
+ * for a peer (the connection pool's `get`), so calls survive reconnection.
+ */
+export type SessionSource = Session | ((signal: AbortSignal | undefined) => Promise<Session>);
+
+export interface RpcClientOptions {
+  readonly limits?: Partial<Pick<RpcLimits, 'maxMessageBytes' | 'highWaterMark'>>;
+  readonly metrics?: StoqMetrics;
+  readonly logger?: RpcLogger;
+}
+
+interface CallIo {
+  readonly stream: TransportStream;
+  readonly reader: FrameReader;
+  readonly writer: FrameWriter;
+}
+
+/**
+ * A typed client for one service: method names, requests and responses are checked by the
+ * compiler from the service definition, and by its schemas at run time.
+ */
+export class RpcClient<S extends ServiceDefinition> {
+  private readonly limits: Pick<RpcLimits, 'maxMessageBytes' | 'highWaterMark'>;
+  private readonly logger: RpcLogger;
+  private readonly metrics: StoqMetrics | undefined;
+
+  constructor(
+    readonly service: S,
+    private readonly source: SessionSource,
+    options: RpcClientOptions = {},
+  ) {
+    this.limits = resolveRpcLimits(options.limits);
+    this.logger = options.logger ?? stderrLogger;
+    this.metrics = options.metrics;
+  }
+
+  /** One request, one response. Throws a StoqError carrying the server's status code. */
+  async call<N extends MethodsOfKind<S, 'unary'>>(
+    method: N,
+    request: RequestOf<S, N>,
+    options: CallOptions = {},
+  ): Promise<ResponseOf<S, N>> {
+    const definition = this.definition(method, 'unary');
+    const wireName = wireMethodName(this.service, method);
+    const checked = checkRequest(definition.request, request);
+    const started = performance.now();
+    const guard = new CallGuard(options);
+    let io: CallIo | null = null;
+    try {
+      io = await this.open(guard);
+      this.sendHeader(io, guard, wireName, 'unary', checked);
+      const response = await guard.race(expectMessage(io.reader));
+      const status = await guard.race(io.reader.next());
+      expectOkStatus(status);
+      void io.writer.finish().catch(() => undefined);
+      const parsed = checkResponse(responseSchema(definition), response);
+      this.record(wireName, OK, started);
+      return parsed as ResponseOf<S, N>;
+    } catch (error) {
+      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
+      io?.stream.reset();
+      this.record(wireName, failure.code, started);
+      throw failure;
+    } finally {
+      guard.dispose();
+    }
+  }
+
+  /**
+   * One request, a stream of responses. The call starts when iteration does; leaving the loop
+   * early cancels it. Responses are read only as fast as the loop pulls them (backpressure).
+   */
+  stream<N extends MethodsOfKind<S, 'serverStream'>>(
+    method: N,
+    request: RequestOf<S, N>,
+    options: CallOptions = {},
+  ): AsyncIterable<ResponseOf<S, N>> {
+    const definition = this.definition(method, 'serverStream');
+    const checked = checkRequest(definition.request, request);
+    return {
+      [Symbol.asyncIterator]: () =>
+        this.runStream(
+          definition,
+          wireMethodName(this.service, method),
+          checked,
+          options,
+        ) as AsyncIterator<ResponseOf<S, N>>,
+    };
+  }
+
+  /**
+   * A one-way message: resolves once it was handed to the transport. The server's verdict
+   * arrives later; a refusal is logged and counted, not thrown.
+   */
+  async notify<N extends MethodsOfKind<S, 'oneWay'>>(
+    method: N,
+    request: RequestOf<S, N>,
+    options: CallOptions = {},
+  ): Promise<void> {
+    const definition = this.definition(method, 'oneWay');
+    const wireName = wireMethodName(this.service, method);
+    const checked = checkRequest(definition.request, request);
+    const started = performance.now();
+    const guard = new CallGuard(options);
+    let io: CallIo | null = null;
+    try {
+      io = await this.open(guard);
+      this.sendHeader(io, guard, wireName, 'oneWay', checked);
+      await guard.race(io.writer.finish());
+    } catch (error) {
+      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
+      io?.stream.reset();
+      this.record(wireName, failure.code, started);
+      throw failure;
+    } finally {
+      guard.dispose();
+    }
+    void this.collectVerdict(io, wireName, started);
+  }
+
+  /**
+   * Opens a message stream: `send` messages of the method's `request` schema, iterate messages
+   * of its `response` schema. Resolves once the stream is open, without a round trip; a refusal
+   * (NOT_FOUND, PERMISSION_DENIED) ends the iterator and `closed` with that error and makes
+   * further `send`s throw it.
+   */
+  async openMessageStream<N extends MethodsOfKind<S, 'messageStream'>>(
+    method: N,
+    options: CallOptions = {},
+  ): Promise<MessageChannel<ResponseOf<S, N>, RequestOf<S, N>>> {
+    const definition = this.definition(method, 'messageStream');
+    const wireName = wireMethodName(this.service, method);
+    const started = performance.now();
+    const guard = new CallGuard(options);
+    let io: CallIo | null = null;
+    try {
+      let channel: StreamMessageChannel<unknown, unknown> | null = null;
+      io = await this.open(guard, (value) => channel?.noticeFrame(value));
+      const { stream, reader, writer } = io;
+      let recorded = false;
+      const finish = (error: StoqError | null): void => {
+        if (!recorded) {
+          recorded = true;
+          guard.dispose();
+          this.record(wireName, error ? error.code : OK, started);
+        }
+        // Our side ends too: finished if it still can be, otherwise reset so the server's
+        // linger ends now rather than at its timeout.
+        if (writer.writable) void writer.finish().catch(() => undefined);
+        else stream.reset();
+      };
+      const opened = new StreamMessageChannel<unknown, unknown>(
+        'client',
+        reader,
+        writer,
+        responseSchema(definition),
+        definition.request,
+        {
+          close: () => writer.finish(),
+          fail: (error) => {
+            stream.reset();
+            opened.settle(error);
+          },
+          abort: () => {
+            stream.reset();
+            opened.settle(new StoqError(StoqErrorCode.CANCELLED, 'the message stream was aborted'));
+          },
+          settled: finish,
+        },
+      );
+      channel = opened;
+      guard.onTrip((error) => {
+        stream.reset();
+        opened.settle(error);
+      });
+      reader.onFailure((error) => opened.settle(error));
+      this.sendHeader(io, guard, wireName, 'messageStream', undefined);
+      return opened as unknown as MessageChannel<ResponseOf<S, N>, RequestOf<S, N>>;
+    } catch (error) {
+      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
+      io?.stream.reset();
+      guard.dispose();
+      this.record(wireName, failure.code, started);
+      throw failure;
+    }
+  }
+
+  private async *runStream(
+    definition: MethodDefinition,
+    wireName: string,
+    request: unknown,
+    options: CallOptions,
+  ): AsyncGenerator<unknown, void, undefined> {
+    const started = performance.now();
+    const guard = new CallGuard(options);
+    const schema = responseSchema(definition);
+    let io: CallIo | null = null;
+    let code: StatusCode = StoqErrorCode.CANCELLED;
+    try {
+      io = await this.open(guard);
+      this.sendHeader(io, guard, wireName, 'serverStream', request);
+      for (;;) {
+        const item = await guard.race(io.reader.next());
+        if (item === END) throw noStatus();
+        const frame = parseWireFrame(item);
+        if (frame.type === MESSAGE_FRAME) {
+          yield checkResponse(schema, frame.message);
+          continue;
+        }
+        if (frame.status.code !== OK) throw statusError(frame.status);
+        code = OK;
+        void io.writer.finish().catch(() => undefined);
+        return;
+      }
+    } catch (error) {
+      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
+      code = failure.code;
+      throw failure;
+    } finally {
+      // Reached with code CANCELLED when the consumer left the loop early.
+      if (code !== OK) io?.stream.reset();
+      guard.dispose();
+      this.record(wireName, code, started);
+    }
+  }
+
+  private definition(method: string, kind: MethodKind): MethodDefinition {
+    const definition = Object.prototype.hasOwnProperty.call(this.service.methods, method)
+      ? this.service.methods[method]
+      : undefined;
+    if (!definition || definition.kind !== kind) {
+      throw new StoqError(
+        StoqErrorCode.NOT_FOUND,
+        `${this.service.name} has no ${kind} method ${String(method)}`,
+      );
+    }
+    return definition;
+  }
+
+  private async open(guard: CallGuard, inspect?: (value: unknown) => void): Promise<CallIo> {
+    const session =
+      typeof this.source === 'function'
+        ? await guard.race(this.source(this.signalOf(guard)))
+        : this.source;
+    const stream = await guard.race(session.connection.openStream());
+    guard.onTrip(() => stream.reset());
+    const bytesIn = this.metrics?.bytes.labels('in');
+    const bytesOut = this.metrics?.bytes.labels('out');
+    const reader = new FrameReader(stream, {
+      maxMessageBytes: this.limits.maxMessageBytes,
+      highWaterMark: this.limits.highWaterMark,
+      onBytes: bytesIn ? (bytes) => bytesIn.inc(bytes) : undefined,
+      inspect,
+    });
+    const writer = new FrameWriter(stream, {
+      maxMessageBytes: this.limits.maxMessageBytes,
+      highWaterMark: this.limits.highWaterMark,
+      onBytes: bytesOut ? (bytes) => bytesOut.inc(bytes) : undefined,
+    });
+    reader.start();
+    return { stream, reader, writer };
+  }
+
+  /** The signal handed to the session source, so waiting for a connection honours the call. */
+  private signalOf(guard: CallGuard): AbortSignal | undefined {
+    if (!guard.cancellable) return undefined;
+    const controller = new AbortController();
+    guard.onTrip((error) => controller.abort(error));
+    return controller.signal;
+  }
+
+  private sendHeader(
+    io: CallIo,
+    guard: CallGuard,
+    method: string,
+    kind: MethodKind,
+    request: unknown,
+  ): void {
+    guard.check();
+    const deadlineMs = guard.remainingMs();
+    const header = encodeCallHeader({
+      method,
+      kind,
+      ...(deadlineMs === undefined ? {} : { deadlineMs }),
+      ...(kind === 'messageStream' ? {} : { request }),
+    });
+    io.writer.enqueueEncoded(encodePayload(header));
+  }
+
+  /** Reads a one-way call's status in the background so its stream is released. */
+  private async collectVerdict(
+    io: CallIo | null,
+    wireName: string,
+    started: number,
+  ): Promise<void> {
+    if (!io) return;
+    let code: StatusCode = OK;
+    try {
+      expectOkStatus(await io.reader.next());
+    } catch (error) {
+      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
+      code = failure.code;
+      this.logger.warn('one-way call refused', { method: wireName, code, error: failure.message });
+      io.stream.reset();
+    }
+    this.record(wireName, code, started);
+  }
+
+  private record(method: string, code: StatusCode, started: number): void {
+    if (!this.metrics) return;
+    this.metrics.rpcCalls.inc({ method, code, side: 'client' });
+    this.metrics.rpcSeconds.observe(
+      { method, side: 'client' },
+      (performance.now() - started) / 1000,
+    );
+  }
+}
+
+export function createClient<S extends ServiceDefinition>(
+  service: S,
+  source: SessionSource,
+  options?: RpcClientOptions,
+): RpcClient<S> {
+  return new RpcClient(service, source, options);
+}
+
+function responseSchema(definition: MethodDefinition): z.ZodType {
+  if (definition.kind === 'oneWay') {
+    throw new StoqError(StoqErrorCode.INTERNAL, 'one-way methods have no response');
+  }
+  return definition.response;
+}
+
+/** Checked before anything is sent: a bad request fails locally with the schema's path. */
+function checkRequest(schema: z.ZodType, request: unknown): unknown {
+  const parsed = schema.safeParse(request);
+  if (parsed.success) return parsed.data;
+  throw new StoqError(
+    StoqErrorCode.INVALID_ARGUMENT,
+    `request does not match its schema: ${describeIssues(parsed.error.issues)}`,
+    { issues: issueList(parsed.error.issues) },
+  );
+}
+
+/** A response the schema rejects means a broken server; gRPC reports that as INTERNAL. */
+function checkResponse(schema: z.ZodType, response: unknown): unknown {
+  const parsed = schema.safeParse(response);
+  if (parsed.success) return parsed.data;
+  throw new StoqError(
+    StoqErrorCode.INTERNAL,
+    `response does not match its schema: ${describeIssues(parsed.error.issues)}`,
+    { reason: 'schema', issues: issueList(parsed.error.issues) },
+  );
+}
+
+async function expectMessage(reader: FrameReader): Promise<unknown> {
+  const item = await reader.next();
+  if (item === END) throw noStatus();
+  const frame = parseWireFrame(item);
+  if (frame.type === MESSAGE_FRAME) return frame.message;
+  if (frame.status.code !== OK) throw statusError(frame.status);
+  throw new StoqError(StoqErrorCode.MALFORMED_FRAME, 'unary call ended without a response', {
+    reason: 'no-response',
+  });
+}
+
+function expectOkStatus(item: unknown): void {
+  if (item === END) throw noStatus();
+  const frame = parseWireFrame(item);
+  if (frame.type === MESSAGE_FRAME) {
+    throw new StoqError(StoqErrorCode.MALFORMED_FRAME, 'more than one response to a unary call', {
+      reason: 'unexpected-frame',
+    });
+  }
+  if (frame.status.code !== OK) throw statusError(frame.status);
+}
+
+function noStatus(): StoqError {
+  return new StoqError(StoqErrorCode.MALFORMED_FRAME, 'stream ended without a status', {
+    reason: 'no-status',
+  });
+}

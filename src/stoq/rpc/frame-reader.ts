@@ -1,0 +1,172 @@
+import { StoqError, StoqErrorCode } from '../errors.js';
+import type { TransportStream } from '../transport.js';
+import { FRAME_PREFIX_BYTES, FrameDecoder, decodePayload } from './framing.js';
+
+/** `poll()` results that are not a message. */
+export const EMPTY: unique symbol = Symbol('empty');
+export const END: unique symbol = Symbol('end');
+
+export interface FrameReaderOptions {
+  readonly maxMessageBytes: number;
+  /**
+   * Decoded-but-unconsumed bytes at which the reader stops reading the transport. The peer's
+   * writes then stall in the transport's flow-control window: a slow consumer bounds memory to
+   * this plus one transport chunk.
+   */
+  readonly highWaterMark: number;
+  /** Sees every decoded frame as it arrives, before it is queued (status sniffing). */
+  readonly inspect?: (value: unknown) => void;
+  readonly onBytes?: (bytes: number) => void;
+  /** Called once, when the stream failed (transport error or bad frame). */
+  readonly onError?: (error: StoqError) => void;
+}
+
+/**
+ * Reads frames from a transport stream ahead of its consumer, up to a high-water mark, and
+ * hands out decoded CBOR values. `poll` is synchronous so a consumer drains a whole batch
+ * without one promise per message; `wait` resolves when `poll` has something new.
+ */
+export class FrameReader {
+  private items: unknown[] = [];
+  private sizes: number[] = [];
+  private head = 0;
+  private queued = 0;
+  private ended = false;
+  private failure: StoqError | null = null;
+  private pumping = false;
+  private waiters: (() => void)[] = [];
+  private readonly failureListeners: ((error: StoqError) => void)[] = [];
+  private readonly decoder: FrameDecoder;
+  /** `Date.now()` when a frame started arriving and is still incomplete, else 0. */
+  partialSince = 0;
+
+  constructor(
+    private readonly stream: TransportStream,
+    private readonly options: FrameReaderOptions,
+  ) {
+    this.decoder = new FrameDecoder(options.maxMessageBytes);
+  }
+
+  /** Starts reading; separate from the constructor so an owner can wire itself up first. */
+  start(): void {
+    void this.pump();
+  }
+
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  get error(): StoqError | null {
+    return this.failure;
+  }
+
+  /** True once the peer finished its side and every frame was consumed. */
+  get done(): boolean {
+    return this.ended && this.head === this.items.length;
+  }
+
+  /** Next decoded value, `EMPTY` if none has arrived yet, or `END`. Throws the stream's error. */
+  poll(): unknown {
+    if (this.failure) throw this.failure;
+    if (this.head === this.items.length) return this.ended ? END : EMPTY;
+    const value = this.items[this.head];
+    this.queued -= this.sizes[this.head] as number;
+    this.items[this.head] = undefined;
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.sizes = [];
+      this.head = 0;
+    }
+    if (!this.pumping && !this.ended && this.queued < this.options.highWaterMark) void this.pump();
+    return value;
+  }
+
+  /** Resolves once `poll` would return something other than `EMPTY` (or throw). */
+  wait(): Promise<void> {
+    if (this.failure || this.ended || this.head < this.items.length) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Next value, waiting for it; `END` when the peer finished. */
+  async next(): Promise<unknown> {
+    for (;;) {
+      const value = this.poll();
+      if (value !== EMPTY) return value;
+      await this.wait();
+    }
+  }
+
+  /** Adds a listener for the stream's failure; called at once if it already failed. */
+  onFailure(listener: (error: StoqError) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.failureListeners.push(listener);
+  }
+
+  /** Marks the reader failed (the owner reset the stream); pending waits wake up. */
+  fail(error: StoqError): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.items = [];
+    this.sizes = [];
+    this.head = 0;
+    this.queued = 0;
+    this.wake();
+    this.options.onError?.(error);
+    for (const listener of this.failureListeners.splice(0)) listener(error);
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (!this.ended && !this.failure && this.queued < this.options.highWaterMark) {
+        const chunk = await this.stream.read();
+        if (this.failure) return;
+        if (chunk === null) {
+          this.decoder.end();
+          this.ended = true;
+          break;
+        }
+        this.options.onBytes?.(chunk.length);
+        const payloads = this.decoder.push(chunk);
+        for (const payload of payloads) {
+          const value = decodePayload(payload);
+          this.options.inspect?.(value);
+          this.items.push(value);
+          this.sizes.push(payload.length + FRAME_PREFIX_BYTES);
+          this.queued += payload.length + FRAME_PREFIX_BYTES;
+        }
+        if (this.decoder.inFrame) {
+          if (this.partialSince === 0) this.partialSince = Date.now();
+        } else {
+          this.partialSince = 0;
+        }
+        if (payloads.length > 0) this.wake();
+      }
+    } catch (error) {
+      this.fail(asStoqError(error, StoqErrorCode.STREAM_RESET));
+    } finally {
+      this.pumping = false;
+      if (this.ended) this.wake();
+    }
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+/** Errors from below arrive as StoqErrors; anything else is wrapped so codes stay typed. */
+export function asStoqError(error: unknown, code: StoqErrorCode): StoqError {
+  if (error instanceof StoqError) return error;
+  return new StoqError(
+    code,
+    error instanceof Error ? error.message : String(error),
+    {},
+    { cause: error },
+  );
+}

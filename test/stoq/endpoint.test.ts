@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { StoqErrorCode } from '../../src/stoq/errors.js';
+import { StoqEndpoint } from '../../src/stoq/endpoint.js';
+import { createMemoryNetwork, type MemoryNetwork } from '../../src/stoq/memory.js';
+import { createStoqMetrics } from '../../src/stoq/metrics.js';
+import { StaticResolver } from '../../src/stoq/resolver.js';
+import { RpcClient } from '../../src/stoq/rpc/client.js';
+import type { SocketAddress } from '../../src/stoq/transport.js';
+import {
+  MemoryLogger,
+  TableAuthenticator,
+  counterValue,
+  demo,
+  demoHandlers,
+  identity,
+  isStoqError,
+} from './rpc-fixture.js';
+
+/** The endpoint over the memory transport with the test authenticator. */
+
+interface Node {
+  readonly endpoint: StoqEndpoint;
+  readonly registry: Registry;
+  readonly key: Uint8Array;
+}
+
+function node(
+  network: MemoryNetwork,
+  auth: TableAuthenticator,
+  role: 'validator' | 'node' | 'client',
+  name: string,
+  table: Record<string, SocketAddress[]>,
+  maxInboundConnections?: number,
+): Node {
+  const key = new Uint8Array(randomBytes(32));
+  auth.add(identity(role, name, key));
+  const registry = new Registry();
+  const endpoint = new StoqEndpoint({
+    transport: network.transport({ publicKey: key }),
+    authenticator: auth,
+    resolver: new StaticResolver(table),
+    metrics: createStoqMetrics(registry),
+    logger: new MemoryLogger(),
+    ...(maxInboundConnections === undefined ? {} : { maxInboundConnections }),
+  });
+  return { endpoint, registry, key };
+}
+
+describe('StoqEndpoint over the memory transport', { timeout: 20_000 }, () => {
+  it('serves registered services to peers that address it by name', async () => {
+    const network = createMemoryNetwork();
+    const auth = new TableAuthenticator();
+    const alpha = node(network, auth, 'validator', 'alpha', {});
+    alpha.endpoint.register(demo, demoHandlers());
+    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
+    const beta = node(network, auth, 'node', 'beta', { alpha: [address] });
+    try {
+      const client = beta.endpoint.client(demo, 'alpha');
+      assert.deepEqual(await client.call('echo', { text: 'hi' }), { text: 'hi' });
+      const counted: number[] = [];
+      for await (const item of client.stream('count', { from: 0, to: 5 })) counted.push(item.n);
+      assert.deepEqual(counted, [0, 1, 2, 3, 4]);
+      assert.equal(alpha.endpoint.inboundConnections, 1);
+      assert.equal(
+        await counterValue(alpha.registry, 'hypermesh_stoq_connections', {
+          transport: 'memory',
+          direction: 'inbound',
+        }),
+        1,
+      );
+      assert.equal(
+        await counterValue(beta.registry, 'hypermesh_stoq_connections', {
+          transport: 'memory',
+          direction: 'outbound',
+        }),
+        1,
+      );
+      assert.equal(
+        await counterValue(beta.registry, 'hypermesh_stoq_rpc_calls_total', {
+          method: 'demo.v1/echo',
+          code: 'OK',
+          side: 'client',
+        }),
+        1,
+      );
+    } finally {
+      await beta.endpoint.close();
+      await alpha.endpoint.close();
+    }
+  });
+
+  it('serves its own services on sessions it dialled', async () => {
+    const network = createMemoryNetwork();
+    const auth = new TableAuthenticator();
+    const alpha = node(network, auth, 'validator', 'alpha', {});
+    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
+    const beta = node(network, auth, 'node', 'beta', {});
+    beta.endpoint.register(
+      demo,
+      demoHandlers({ echo: (request) => ({ text: `beta says ${request.text}` }) }),
+    );
+    try {
+      const session = await beta.endpoint.connect(address);
+      assert.equal(session.peer.name, 'alpha');
+      // Alpha calls beta back over the connection beta opened.
+      const inbound = auth.sessions.find((s) => s.connection.direction === 'inbound');
+      assert.ok(inbound);
+      assert.equal(inbound.peer.name, 'beta');
+      assert.deepEqual(await new RpcClient(demo, inbound).call('echo', { text: 'hi' }), {
+        text: 'beta says hi',
+      });
+      // Alpha registered nothing, so beta's calls to it are NOT_FOUND.
+      await assert.rejects(
+        new RpcClient(demo, session).call('echo', { text: 'x' }),
+        isStoqError(StoqErrorCode.NOT_FOUND),
+      );
+    } finally {
+      await beta.endpoint.close();
+      await alpha.endpoint.close();
+    }
+  });
+
+  it('closes connections that fail authentication before serving anything', async () => {
+    const network = createMemoryNetwork();
+    const auth = new TableAuthenticator();
+    const alpha = node(network, auth, 'validator', 'alpha', {});
+    alpha.endpoint.register(demo, demoHandlers());
+    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
+    // A transport whose key is in no table: authentication fails on both ends.
+    const stranger = network.transport({ publicKey: new Uint8Array(randomBytes(32)) });
+    try {
+      const connection = await stranger.dial(address);
+      await connection.closed;
+      assert.equal(alpha.endpoint.inboundConnections, 0);
+      assert.equal(alpha.endpoint.server.activeCalls, 0);
+    } finally {
+      await stranger.close();
+      await alpha.endpoint.close();
+    }
+  });
+
+  it('refuses inbound connections beyond its limit', async () => {
+    const network = createMemoryNetwork();
+    const auth = new TableAuthenticator();
+    const alpha = node(network, auth, 'validator', 'alpha', {}, 1);
+    alpha.endpoint.register(demo, demoHandlers());
+    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
+    const beta = node(network, auth, 'node', 'beta', { alpha: [address] });
+    const gamma = node(network, auth, 'node', 'gamma', { alpha: [address] });
+    try {
+      assert.deepEqual(await beta.endpoint.client(demo, 'alpha').call('echo', { text: '1' }), {
+        text: '1',
+      });
+      await assert.rejects(
+        gamma.endpoint.client(demo, 'alpha').call('echo', { text: '2' }),
+        (error: unknown) => {
+          assert.ok(error instanceof Error);
+          return true;
+        },
+      );
+      assert.equal(alpha.endpoint.inboundConnections, 1);
+      assert.equal(
+        await counterValue(alpha.registry, 'hypermesh_stoq_handshakes_total', {
+          outcome: 'connection_limit',
+        }),
+        1,
+      );
+      // The admitted peer is unaffected.
+      assert.deepEqual(await beta.endpoint.client(demo, 'alpha').call('echo', { text: '3' }), {
+        text: '3',
+      });
+    } finally {
+      await gamma.endpoint.close();
+      await beta.endpoint.close();
+      await alpha.endpoint.close();
+    }
+  });
+
+  it('stops calling and serving once closed', async () => {
+    const network = createMemoryNetwork();
+    const auth = new TableAuthenticator();
+    const alpha = node(network, auth, 'validator', 'alpha', {});
+    alpha.endpoint.register(demo, demoHandlers());
+    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
+    const beta = node(network, auth, 'node', 'beta', { alpha: [address] });
+    const client = beta.endpoint.client(demo, 'alpha');
+    assert.deepEqual(await client.call('echo', { text: 'a' }), { text: 'a' });
+    await beta.endpoint.close();
+    await assert.rejects(
+      client.call('echo', { text: 'b' }),
+      isStoqError(StoqErrorCode.UNAVAILABLE),
+    );
+    await alpha.endpoint.close();
+    await assert.rejects(
+      alpha.endpoint.listen({ host: 'alpha.test', port: 0 }),
+      isStoqError(StoqErrorCode.UNAVAILABLE),
+    );
+    assert.equal(alpha.endpoint.inboundConnections, 0);
+  });
+});

@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
+import {
+  FRAME_PREFIX_BYTES,
+  FrameDecoder,
+  decodePayload,
+  encodeFrame,
+  encodeFrames,
+  encodePayload,
+} from '../../src/stoq/rpc/framing.js';
+import { parseCallHeader, parseWireFrame } from '../../src/stoq/rpc/wire.js';
+
+function isStoqError(code: StoqErrorCode) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof StoqError, `expected a StoqError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return true;
+  };
+}
+
+/** Splits `bytes` at the given cut points (sorted, deduplicated, within bounds). */
+function split(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Uint8Array[] = [];
+  let start = 0;
+  for (const point of points) {
+    chunks.push(bytes.subarray(start, point));
+    start = point;
+  }
+  chunks.push(bytes.subarray(start));
+  return chunks;
+}
+
+/**
+ * CBOR-encodable values as STOQ messages carry them (no undefined, NaN or infinities). The JSON
+ * round trip folds -0 into 0: the canonical encoder writes -0 as the integer 0.
+ */
+const message = fc.jsonValue().map((value) => ({
+  value: JSON.parse(JSON.stringify(value)) as unknown,
+  bytes: new Uint8Array([1, 2, 3]),
+}));
+
+describe('STOQ framing', () => {
+  it('round-trips random message sequences through random chunk splits', () => {
+    fc.assert(
+      fc.property(
+        fc.array(message, { maxLength: 30 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        (messages, cuts) => {
+          const payloads = messages.map((value) => encodePayload(value));
+          const wire = encodeFrames(
+            payloads,
+            payloads.reduce((sum, p) => sum + p.length, 0),
+          );
+          const decoder = new FrameDecoder(1 << 20);
+          const received: unknown[] = [];
+          for (const chunk of split(wire, cuts)) {
+            for (const payload of decoder.push(chunk)) received.push(decodePayload(payload));
+          }
+          decoder.end();
+          assert.deepEqual(received, messages);
+          assert.equal(decoder.partialBytes, 0);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('delivers frames byte by byte and coalesced alike', () => {
+    const payloads = [new Uint8Array(0), new Uint8Array([7]), new Uint8Array(300).fill(9)];
+    const wire = encodeFrames(payloads, 301);
+    const byteByByte = new FrameDecoder();
+    const frames: Uint8Array[] = [];
+    for (const byte of wire) frames.push(...byteByByte.push(Uint8Array.of(byte)));
+    assert.deepEqual(frames, payloads);
+    assert.deepEqual(new FrameDecoder().push(wire), payloads);
+  });
+
+  it('rejects an oversized length prefix before buffering any payload', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1025, max: 0xffff_ffff }),
+        fc.nat({ max: 3 }),
+        (length, cut) => {
+          const decoder = new FrameDecoder(1024);
+          const prefix = new Uint8Array(FRAME_PREFIX_BYTES);
+          new DataView(prefix.buffer).setUint32(0, length, false);
+          // The prefix may itself arrive split; the error comes with its last byte.
+          const head = prefix.subarray(0, cut);
+          assert.deepEqual(decoder.push(head), []);
+          assert.throws(
+            () => decoder.push(prefix.subarray(cut)),
+            (error: unknown) => {
+              isStoqError(StoqErrorCode.FRAME_TOO_LARGE)(error);
+              assert.equal((error as StoqError).detail.length, length);
+              return true;
+            },
+          );
+          // Nothing of the claimed payload was allocated or held.
+          assert.equal(decoder.partialBytes, 0);
+          // The decoder stays failed: the stream is out of sync.
+          assert.throws(
+            () => decoder.push(new Uint8Array(1)),
+            isStoqError(StoqErrorCode.FRAME_TOO_LARGE),
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('accepts a frame of exactly the limit and refuses one byte more on the sending side', () => {
+    const decoder = new FrameDecoder(16);
+    assert.equal(decoder.push(encodeFrame(new Uint8Array(16), 16))[0]?.length, 16);
+    assert.throws(
+      () => encodeFrame(new Uint8Array(17), 16),
+      isStoqError(StoqErrorCode.FRAME_TOO_LARGE),
+    );
+  });
+
+  it('holds only received bytes of a large frame that is still arriving', () => {
+    const decoder = new FrameDecoder(1 << 20);
+    const wire = encodeFrame(new Uint8Array(1 << 20).fill(5), 1 << 20);
+    assert.deepEqual(decoder.push(wire.subarray(0, 1000)), []);
+    assert.equal(decoder.partialBytes, 1000 - FRAME_PREFIX_BYTES);
+    assert.ok(decoder.inFrame);
+    const [frame] = decoder.push(wire.subarray(1000));
+    assert.equal(frame?.length, 1 << 20);
+    assert.equal(frame?.[12345], 5);
+    assert.equal(decoder.inFrame, false);
+  });
+
+  it('reports a stream that ends inside a frame as MALFORMED_FRAME (truncated)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), (payload, cut) => {
+        const wire = encodeFrame(payload, 1024);
+        const decoder = new FrameDecoder(1024);
+        decoder.push(wire.subarray(0, 1 + (cut % (wire.length - 1))));
+        assert.throws(
+          () => decoder.end(),
+          (error: unknown) => {
+            isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
+            assert.equal((error as StoqError).detail.reason, 'truncated');
+            return true;
+          },
+        );
+      }),
+    );
+  });
+
+  it('turns garbage payloads into MALFORMED_FRAME or a typed wire error, never a crash', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (garbage) => {
+        let value: unknown;
+        try {
+          value = decodePayload(garbage);
+        } catch (error) {
+          isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
+          return;
+        }
+        // Well-formed CBOR that is not a valid frame is rejected by the wire parsers.
+        for (const parse of [parseWireFrame, parseCallHeader]) {
+          try {
+            parse(value);
+          } catch (error) {
+            assert.ok(error instanceof StoqError, `untyped error ${String(error)}`);
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('rejects random byte streams with typed errors only', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 20 }), (chunks) => {
+        const decoder = new FrameDecoder(4096);
+        try {
+          for (const chunk of chunks) {
+            for (const payload of decoder.push(chunk)) decodePayload(payload);
+          }
+          decoder.end();
+        } catch (error) {
+          assert.ok(error instanceof StoqError, `untyped error ${String(error)}`);
+          assert.ok(
+            [StoqErrorCode.FRAME_TOO_LARGE, StoqErrorCode.MALFORMED_FRAME].includes(error.code),
+            error.code,
+          );
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('recognises message and status frames and rejects other shapes', () => {
+    assert.deepEqual(parseWireFrame([0, { a: 1 }]), { type: 0, message: { a: 1 } });
+    const status = parseWireFrame([1, 'NOT_FOUND', 'no such method']);
+    assert.equal(status.type, 1);
+    const unknown = parseWireFrame([1, 'TEAPOT', 'hm', { x: 1 }]);
+    assert.ok(unknown.type === 1 && unknown.status.code === StoqErrorCode.INTERNAL);
+    for (const bad of [[], [2, 1], [0], [1, 5, 'x'], [1, 'OK', 'x', [1]], { 0: 0 }, 'x', null]) {
+      assert.throws(() => parseWireFrame(bad), isStoqError(StoqErrorCode.MALFORMED_FRAME));
+    }
+  });
+
+  it('checks call headers strictly', () => {
+    assert.deepEqual(parseCallHeader({ method: 'a.v1/b', kind: 'unary', request: 1 }), {
+      method: 'a.v1/b',
+      kind: 'unary',
+      request: 1,
+    });
+    for (const bad of [
+      { method: 5, kind: 'unary', request: 1 },
+      { method: 'a/b', kind: 'bidi', request: 1 },
+      { method: 'a/b', kind: 'unary' },
+      { method: 'a/b', kind: 'messageStream', request: 1 },
+      { method: 'a/b', kind: 'unary', request: 1, deadlineMs: 0 },
+      { method: 'a/b', kind: 'unary', request: 1, deadlineMs: 1.5 },
+      { method: 'a/b', kind: 'unary', request: 1, extra: true },
+      [0, 1],
+    ]) {
+      assert.throws(
+        () => parseCallHeader(bad),
+        (error: unknown) => {
+          isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
+          assert.equal((error as StoqError).detail.reason, 'header');
+          return true;
+        },
+      );
+    }
+  });
+});
