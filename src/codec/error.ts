@@ -6,7 +6,12 @@ export class HyperMeshError<Code extends string = string> extends Error {
   readonly code: Code;
   readonly detail: Readonly<Record<string, unknown>>;
 
-  constructor(code: Code, message: string, detail: Record<string, unknown> = {}, options?: ErrorOptions) {
+  constructor(
+    code: Code,
+    message: string,
+    detail: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = 'HyperMeshError';
     this.code = code;

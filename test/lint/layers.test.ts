@@ -12,9 +12,7 @@ const eslint = new ESLint({ cwd: root });
 async function layerErrors(file: string, source: string): Promise<string[]> {
   const [result] = await eslint.lintText(source, { filePath: path.join(root, file) });
   assert.ok(result, 'eslint returned no result');
-  return result.messages
-    .filter((m) => m.ruleId === 'no-restricted-imports')
-    .map((m) => m.message);
+  return result.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
 }
 
 describe('layer lint rule', () => {
