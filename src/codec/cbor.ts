@@ -86,6 +86,28 @@ export function encodeCanonical(value: unknown): Uint8Array {
   }
 }
 
+const messageEncodeOptions: EncodeOptions = { ignoreUndefinedProperties: true };
+
+/**
+ * CBOR for messages that are neither signed nor hashed (RPC frames), about 4× faster than
+ * `encodeCanonical`. Map keys still come out in RFC 8949 order for string keys (cborg's default
+ * order — length, then bytes — is the bytewise order of their encodings), and properties whose
+ * value is `undefined` are omitted. It does not refuse NaN, infinities or lone surrogates: the
+ * schemas at the RPC boundary do, and `decodeStrict` refuses NaN and infinities on receipt.
+ */
+export function encodeMessage(value: unknown): Uint8Array {
+  try {
+    return encode(value, messageEncodeOptions);
+  } catch (error) {
+    throw new CborError(
+      CborErrorCode.UNSUPPORTED_VALUE,
+      `cannot encode value as CBOR: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
+}
+
 /**
  * Decodes one well-formed CBOR item: definite lengths, no duplicate map keys, no undefined,
  * NaN or infinities, and no trailing bytes. Does not insist on canonical form; use

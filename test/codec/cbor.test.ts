@@ -7,6 +7,7 @@ import {
   decodeCanonical,
   decodeStrict,
   encodeCanonical,
+  encodeMessage,
 } from '../../src/codec/cbor.js';
 import { fromHex, toHex } from '../../src/crypto/bytes.js';
 
@@ -375,5 +376,25 @@ describe('deterministic CBOR', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('encodeMessage (RPC frames)', () => {
+  it('gives the same bytes as encodeCanonical for values with string keys', () => {
+    fc.assert(
+      fc.property(
+        fc.jsonValue({ maxDepth: 4 }).filter((value) => !JSON.stringify(value).includes('-0')),
+        (value) => {
+          assert.deepEqual(encodeMessage(value), encodeCanonical(value));
+        },
+      ),
+      { numRuns: 500 },
+    );
+    const withBytes = { z: new Uint8Array([1, 2]), aa: [1n << 60n, -5, 'é'], b: { y: true } };
+    assert.deepEqual(encodeMessage(withBytes), encodeCanonical(withBytes));
+  });
+
+  it('omits undefined properties instead of writing CBOR undefined', () => {
+    assert.deepEqual(decodeStrict(encodeMessage({ a: 1, b: undefined })), { a: 1 });
   });
 });

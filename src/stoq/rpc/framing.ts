@@ -1,4 +1,4 @@
-import { CborError, decodeStrict, encodeCanonical } from '../../codec/cbor.js';
+import { CborError, decodeStrict, encodeMessage } from '../../codec/cbor.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
 
 /**
@@ -59,10 +59,10 @@ export function encodeFrame(payload: Uint8Array, maxMessageBytes: number): Uint8
   return encodeFrames([payload], payload.length);
 }
 
-/** Encodes a wire value as a frame payload (deterministic CBOR, RFC 8949 §4.2.1). */
+/** Encodes a wire value as a frame payload (CBOR; see `encodeMessage`). */
 export function encodePayload(value: unknown): Uint8Array {
   try {
-    return encodeCanonical(value);
+    return encodeMessage(value);
   } catch (error) {
     throw new StoqError(
       StoqErrorCode.INVALID_ARGUMENT,
