@@ -51,6 +51,10 @@ export interface TransportConnection {
    * match the certificate chain the peer sends.
    */
   readonly peerKey: ProvenKey | null;
+  /**
+   * Opens a stream. On QUIC the peer learns of it only with its first write, so callers write
+   * before they wait for the peer.
+   */
   openStream(): Promise<TransportStream>;
   /** Next stream the peer opened, or `null` once the connection is closed. */
   acceptStream(): Promise<TransportStream | null>;
@@ -64,6 +68,7 @@ export interface TransportListener {
   readonly address: SocketAddress;
   /** Next inbound connection whose transport handshake completed, or `null` once closed. */
   accept(): Promise<TransportConnection | null>;
+  /** Stops accepting and closes every connection this listener accepted (as quinn does). */
   close(): Promise<void>;
 }
 
