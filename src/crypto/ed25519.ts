@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { HyperMeshError } from '../codec/error.js';
 import { bytesEqual, concatBytes } from './bytes.js';
+import { keyEncodings } from './key-encoding.js';
 
 /**
  * Ed25519 (RFC 8032) identity keys on node:crypto KeyObjects (OpenSSL: far faster than pure JS).
@@ -126,53 +127,25 @@ export function ed25519Verify(
   }
 }
 
+const encodings = keyEncodings({ requireKey: requireEd25519, invalidPublic, invalidPrivate });
+
 /** SubjectPublicKeyInfo DER (RFC 8410 §4). */
-export function ed25519PublicKeyToSpkiDer(publicKey: KeyObject): Uint8Array {
-  return new Uint8Array(
-    requireEd25519(publicKey, 'public').export({ format: 'der', type: 'spki' }),
-  );
-}
+export const ed25519PublicKeyToSpkiDer = encodings.publicKeyToSpkiDer;
 
 /** Imports SubjectPublicKeyInfo DER; throws `INVALID_PUBLIC_KEY` for anything but Ed25519. */
-export function ed25519PublicKeyFromSpkiDer(der: Uint8Array): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
-  } catch (error) {
-    throw invalidPublic('not a SubjectPublicKeyInfo DER', error);
-  }
-  return requireEd25519(key, 'public');
-}
+export const ed25519PublicKeyFromSpkiDer = encodings.publicKeyFromSpkiDer;
 
 /** Unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, RFC 8410 §7 / RFC 7468 §10). */
-export function ed25519PrivateKeyToPkcs8Pem(privateKey: KeyObject): string {
-  return requireEd25519(privateKey, 'private').export({ format: 'pem', type: 'pkcs8' }).toString();
-}
+export const ed25519PrivateKeyToPkcs8Pem = encodings.privateKeyToPkcs8Pem;
 
 /** Imports unencrypted PKCS#8 PEM; throws `INVALID_PRIVATE_KEY` for anything but Ed25519. */
-export function ed25519PrivateKeyFromPkcs8Pem(pem: string): KeyObject {
-  if (!pem.includes('-----BEGIN PRIVATE KEY-----'))
-    throw invalidPrivate('not a PKCS#8 "PRIVATE KEY" PEM');
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: pem, format: 'pem' });
-  } catch (error) {
-    throw invalidPrivate('PKCS#8 PEM does not decode', error);
-  }
-  return requireEd25519(key, 'private');
-}
+export const ed25519PrivateKeyFromPkcs8Pem = encodings.privateKeyFromPkcs8Pem;
 
 /** PKCS#8 DER (RFC 8410 §7). */
-export function ed25519PrivateKeyToPkcs8Der(privateKey: KeyObject): Uint8Array {
-  return new Uint8Array(
-    requireEd25519(privateKey, 'private').export({ format: 'der', type: 'pkcs8' }),
-  );
-}
+export const ed25519PrivateKeyToPkcs8Der = encodings.privateKeyToPkcs8Der;
 
 /** SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`). */
-export function ed25519PublicKeyToSpkiPem(publicKey: KeyObject): string {
-  return requireEd25519(publicKey, 'public').export({ format: 'pem', type: 'spki' }).toString();
-}
+export const ed25519PublicKeyToSpkiPem = encodings.publicKeyToSpkiPem;
 
 /*
  * libp2p key protobufs (libp2p peer-ids spec, "Keys"): message { KeyType Type = 1;

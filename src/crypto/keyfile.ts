@@ -527,6 +527,21 @@ function errnoCode(error: unknown): string | undefined {
     : undefined;
 }
 
+/** A file-system failure on the key file at `path`, with its errno for callers that switch on it. */
+function ioFailure(
+  code: KeyFileErrorCode,
+  action: 'write' | 'open' | 'read',
+  path: string,
+  error: unknown,
+): KeyFileError {
+  return fail(
+    code,
+    `cannot ${action} key file ${path}: ${(error as Error).message}`,
+    { path, errno: errnoCode(error) ?? null },
+    error,
+  );
+}
+
 /**
  * Writes a key file atomically: the bytes go to a 0600 temporary file in the same directory,
  * are fsynced, and then appear under `path` in one step — `link` when overwriting is not allowed
@@ -565,15 +580,7 @@ export async function writeKeyFile(
         error,
       );
     }
-    throw fail(
-      KeyFileErrorCode.WRITE_FAILED,
-      `cannot write key file ${path}: ${(error as Error).message}`,
-      {
-        path,
-        errno: errnoCode(error) ?? null,
-      },
-      error,
-    );
+    throw ioFailure(KeyFileErrorCode.WRITE_FAILED, 'write', path, error);
   }
   await syncDirectory(dirname(path));
 }
@@ -597,15 +604,7 @@ export async function readKeyFile<K extends KeyKind = KeyKind>(
   } catch (error) {
     if (errnoCode(error) === 'ENOENT')
       throw fail(KeyFileErrorCode.NOT_FOUND, `no key file at ${path}`, { path }, error);
-    throw fail(
-      KeyFileErrorCode.READ_FAILED,
-      `cannot open key file ${path}: ${(error as Error).message}`,
-      {
-        path,
-        errno: errnoCode(error) ?? null,
-      },
-      error,
-    );
+    throw ioFailure(KeyFileErrorCode.READ_FAILED, 'open', path, error);
   }
   let text: string;
   try {
@@ -629,15 +628,7 @@ export async function readKeyFile<K extends KeyKind = KeyKind>(
     text = await handle.readFile('utf8');
   } catch (error) {
     if (error instanceof KeyFileError) throw error;
-    throw fail(
-      KeyFileErrorCode.READ_FAILED,
-      `cannot read key file ${path}: ${(error as Error).message}`,
-      {
-        path,
-        errno: errnoCode(error) ?? null,
-      },
-      error,
-    );
+    throw ioFailure(KeyFileErrorCode.READ_FAILED, 'read', path, error);
   } finally {
     await handle.close();
   }

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { HyperMeshError } from '../codec/error.js';
 import { concatBytes } from './bytes.js';
+import { keyEncodings } from './key-encoding.js';
 
 /**
  * ECDSA over NIST P-256 with SHA-256 (FIPS 186-5, RFC 5480 key encodings) on node:crypto.
@@ -156,62 +157,28 @@ export function p256Verify(
   }
 }
 
+const encodings = keyEncodings({ requireKey: requireP256, invalidPublic, invalidPrivate });
+
 /** SubjectPublicKeyInfo DER (RFC 5480). */
-export function p256PublicKeyToSpkiDer(publicKey: KeyObject): Uint8Array {
-  return new Uint8Array(requireP256(publicKey, 'public').export({ format: 'der', type: 'spki' }));
-}
+export const p256PublicKeyToSpkiDer = encodings.publicKeyToSpkiDer;
 
 /** Imports SubjectPublicKeyInfo DER; throws `INVALID_PUBLIC_KEY` for anything but P-256. */
-export function p256PublicKeyFromSpkiDer(der: Uint8Array): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
-  } catch (error) {
-    throw invalidPublic('not a SubjectPublicKeyInfo DER', error);
-  }
-  return requireP256(key, 'public');
-}
+export const p256PublicKeyFromSpkiDer = encodings.publicKeyFromSpkiDer;
 
 /** Unencrypted PKCS#8 DER. */
-export function p256PrivateKeyToPkcs8Der(privateKey: KeyObject): Uint8Array {
-  return new Uint8Array(
-    requireP256(privateKey, 'private').export({ format: 'der', type: 'pkcs8' }),
-  );
-}
+export const p256PrivateKeyToPkcs8Der = encodings.privateKeyToPkcs8Der;
 
 /** Imports unencrypted PKCS#8 DER; throws `INVALID_PRIVATE_KEY` for anything but P-256. */
-export function p256PrivateKeyFromPkcs8Der(der: Uint8Array): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
-  } catch (error) {
-    throw invalidPrivate('not a PKCS#8 DER private key', error);
-  }
-  return requireP256(key, 'private');
-}
+export const p256PrivateKeyFromPkcs8Der = encodings.privateKeyFromPkcs8Der;
 
 /** Unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). */
-export function p256PrivateKeyToPkcs8Pem(privateKey: KeyObject): string {
-  return requireP256(privateKey, 'private').export({ format: 'pem', type: 'pkcs8' }).toString();
-}
+export const p256PrivateKeyToPkcs8Pem = encodings.privateKeyToPkcs8Pem;
 
 /** Imports unencrypted PKCS#8 PEM; throws `INVALID_PRIVATE_KEY` for anything but P-256. */
-export function p256PrivateKeyFromPkcs8Pem(pem: string): KeyObject {
-  if (!pem.includes('-----BEGIN PRIVATE KEY-----'))
-    throw invalidPrivate('not a PKCS#8 "PRIVATE KEY" PEM');
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: pem, format: 'pem' });
-  } catch (error) {
-    throw invalidPrivate('PKCS#8 PEM does not decode', error);
-  }
-  return requireP256(key, 'private');
-}
+export const p256PrivateKeyFromPkcs8Pem = encodings.privateKeyFromPkcs8Pem;
 
 /** SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`). */
-export function p256PublicKeyToSpkiPem(publicKey: KeyObject): string {
-  return requireP256(publicKey, 'public').export({ format: 'pem', type: 'spki' }).toString();
-}
+export const p256PublicKeyToSpkiPem = encodings.publicKeyToSpkiPem;
 
 /** The key pair for a private scalar (public point derived). */
 export function p256KeyPairFromRaw(d: Uint8Array): P256KeyPair {

@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { StoqError, StoqErrorCode } from './errors.js';
 import type { Authenticator, Session } from './identity.js';
 import { createStoqMetrics, type StoqMetrics } from './metrics.js';
+import { positiveIntegerOption } from './options.js';
 import { ConnectionPool, type ConnectionPoolOptions } from './pool.js';
 import type { Resolver } from './resolver.js';
 import { RpcClient, type RpcClientOptions } from './rpc/client.js';
@@ -61,13 +62,11 @@ export class StoqEndpoint {
     this.authenticator = options.authenticator;
     this.logger = options.logger ?? stderrLogger;
     this.metrics = options.metrics ?? createStoqMetrics(new Registry());
-    this.maxInbound = options.maxInboundConnections ?? DEFAULT_MAX_INBOUND_CONNECTIONS;
-    if (!Number.isSafeInteger(this.maxInbound) || this.maxInbound < 1) {
-      throw new StoqError(
-        StoqErrorCode.INVALID_ARGUMENT,
-        'maxInboundConnections must be a positive integer',
-      );
-    }
+    this.maxInbound = positiveIntegerOption(
+      options.maxInboundConnections,
+      DEFAULT_MAX_INBOUND_CONNECTIONS,
+      'maxInboundConnections',
+    );
     this.server = new RpcServer({
       limits: options.limits,
       metrics: this.metrics,

@@ -38,3 +38,13 @@ export class StoqError extends HyperMeshError<StoqErrorCode> {
     this.name = 'StoqError';
   }
 }
+
+/** A listen or dial on a transport that was closed. */
+export function transportClosedError(): StoqError {
+  return new StoqError(StoqErrorCode.CONNECTION_CLOSED, 'transport is closed');
+}
+
+/** A dial given up because its signal fired; the signal's reason is the cause. */
+export function dialAbortedError(signal: AbortSignal): StoqError {
+  return new StoqError(StoqErrorCode.CANCELLED, 'dial aborted', {}, { cause: signal.reason });
+}

@@ -1,4 +1,7 @@
-import { StoqError, StoqErrorCode } from './errors.js';
+import { AcceptQueue } from './accept-queue.js';
+import { StoqError, StoqErrorCode, dialAbortedError, transportClosedError } from './errors.js';
+import { positiveIntegerOption } from './options.js';
+import { StreamQueues, type PendingWrite } from './stream-queues.js';
 import type {
   DialOptions,
   ProvenKey,
@@ -8,6 +11,7 @@ import type {
   TransportListener,
   TransportStream,
 } from './transport.js';
+import type { Waiter } from './waiter.js';
 
 /**
  * An in-process STOQ transport with the same semantics as the network ones: per-stream
@@ -41,78 +45,27 @@ export function createMemoryNetwork(): MemoryNetwork {
   return { transport: (options = {}) => new MemoryTransport(network, options) };
 }
 
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-interface PendingWrite extends Waiter<void> {
-  /** `null` marks the FIN, queued behind earlier writes. */
-  readonly data: Uint8Array | null;
-  offset: number;
-}
-
 /** One direction of a stream: the writer's queue, the reader's buffer and the window between. */
-class Pipe {
-  private readonly chunks: Uint8Array[] = [];
+class Pipe extends StreamQueues {
+  /** Bytes in `chunks`, which the window bounds. */
   private buffered = 0;
-  private finishQueued = false;
-  private finished = false;
-  private failure: StoqError | null = null;
-  private readonly writers: PendingWrite[] = [];
-  private readonly readers: Waiter<Uint8Array | null>[] = [];
 
-  constructor(private readonly window: number) {}
-
-  write(data: Uint8Array): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.finishQueued) {
-      return Promise.reject(
-        new StoqError(StoqErrorCode.STREAM_RESET, 'write after finish on this stream'),
-      );
-    }
-    if (data.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      // Copied (new Uint8Array copies; Buffer#slice would not): the caller may reuse its
-      // buffer once the write resolved.
-      this.writers.push({ data: new Uint8Array(data), offset: 0, resolve, reject });
-      this.pump();
-    });
-  }
-
-  finish(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.finishQueued) return Promise.resolve();
-    this.finishQueued = true;
-    return new Promise<void>((resolve, reject) => {
-      this.writers.push({ data: null, offset: 0, resolve, reject });
-      this.pump();
-    });
-  }
-
-  read(): Promise<Uint8Array | null> {
-    if (this.failure) return Promise.reject(this.failure);
-    const chunk = this.chunks.shift();
-    if (chunk) {
-      this.buffered -= chunk.length;
-      this.pump();
-      return Promise.resolve(chunk);
-    }
-    if (this.finished) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.readers.push({ resolve, reject }));
+  constructor(private readonly window: number) {
+    // Copied: a piece stays in the reader's buffer after its write resolved.
+    super('this stream', true);
   }
 
   fail(error: StoqError): void {
-    if (this.failure) return;
-    this.failure = error;
-    this.chunks.length = 0;
-    this.buffered = 0;
-    for (const writer of this.writers.splice(0)) writer.reject(error);
-    for (const reader of this.readers.splice(0)) reader.reject(error);
+    if (this.failQueues(error)) this.buffered = 0;
+  }
+
+  protected consumed(length: number): void {
+    this.buffered -= length;
+    this.pumpWrites();
   }
 
   /** Moves queued writes into the reader's buffer as far as the window allows. */
-  private pump(): void {
+  protected pumpWrites(): void {
     let progressed = true;
     while (progressed) {
       progressed = false;
@@ -120,7 +73,7 @@ class Pipe {
         const writer = this.writers[0] as PendingWrite;
         if (writer.data === null) {
           this.writers.shift();
-          this.finished = true;
+          this.finReceived = true;
           writer.resolve();
           progressed = true;
           continue;
@@ -145,7 +98,7 @@ class Pipe {
           this.buffered -= chunk.length;
           (this.readers.shift() as Waiter<Uint8Array | null>).resolve(chunk);
           progressed = true;
-        } else if (this.finished) {
+        } else if (this.finReceived) {
           (this.readers.shift() as Waiter<Uint8Array | null>).resolve(null);
         } else {
           break;
@@ -197,8 +150,7 @@ class MemoryConnection implements TransportConnection {
   private isClosed = false;
   private nextStreamId: number;
   private readonly streams = new Map<string, MemoryStream>();
-  private readonly inbound: MemoryStream[] = [];
-  private readonly accepters: Waiter<TransportStream | null>[] = [];
+  private readonly inbound = new AcceptQueue<MemoryStream>();
 
   constructor(
     readonly direction: 'inbound' | 'outbound',
@@ -231,10 +183,7 @@ class MemoryConnection implements TransportConnection {
   }
 
   acceptStream(): Promise<TransportStream | null> {
-    const stream = this.inbound.shift();
-    if (stream) return Promise.resolve(stream);
-    if (this.isClosed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.accepters.push({ resolve, reject }));
+    return this.inbound.accept();
   }
 
   close(reason = 'closed by local side'): void {
@@ -245,9 +194,7 @@ class MemoryConnection implements TransportConnection {
 
   private deliverStream(stream: MemoryStream): void {
     this.streams.set(stream.id, stream);
-    const accepter = this.accepters.shift();
-    if (accepter) accepter.resolve(stream);
-    else this.inbound.push(stream);
+    this.inbound.offer(stream);
   }
 
   private shutDown(reason: string): void {
@@ -256,8 +203,7 @@ class MemoryConnection implements TransportConnection {
     const error = closedError(this.id, reason);
     for (const stream of this.streams.values()) stream.abort(error);
     this.streams.clear();
-    this.inbound.length = 0;
-    for (const accepter of this.accepters.splice(0)) accepter.resolve(null);
+    this.inbound.close();
     this.onClose(this);
     this.markClosed();
   }
@@ -309,9 +255,8 @@ class Network {
 
 class MemoryListener implements TransportListener {
   private isClosed = false;
-  private readonly backlog: MemoryConnection[] = [];
+  private readonly arrivals = new AcceptQueue<MemoryConnection>();
   private readonly connections = new Set<MemoryConnection>();
-  private readonly accepters: Waiter<TransportConnection | null>[] = [];
 
   constructor(
     readonly address: SocketAddress,
@@ -322,26 +267,21 @@ class MemoryListener implements TransportListener {
   deliver(connection: MemoryConnection): void {
     this.connections.add(connection);
     void connection.closed.then(() => this.connections.delete(connection));
-    const accepter = this.accepters.shift();
-    if (accepter) accepter.resolve(connection);
-    else this.backlog.push(connection);
+    this.arrivals.offer(connection);
   }
 
   accept(): Promise<TransportConnection | null> {
-    const connection = this.backlog.shift();
-    if (connection) return Promise.resolve(connection);
-    if (this.isClosed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.accepters.push({ resolve, reject }));
+    return this.arrivals.accept();
   }
 
   close(): Promise<void> {
     if (this.isClosed) return Promise.resolve();
     this.isClosed = true;
     this.onClose(this);
-    // Like a QUIC endpoint, a closed listener takes the connections it accepted down with it.
-    this.backlog.length = 0;
+    this.arrivals.close();
+    // Like a QUIC endpoint, a closed listener takes the connections it accepted down with it
+    // (those still in the backlog among them).
     for (const connection of [...this.connections]) connection.close('listener closed');
-    for (const accepter of this.accepters.splice(0)) accepter.resolve(null);
     return Promise.resolve();
   }
 }
@@ -364,13 +304,7 @@ class MemoryTransport implements Transport {
         `Ed25519 public key must be 32 bytes, got ${options.publicKey.length}`,
       );
     }
-    this.window = options.streamWindow ?? MEMORY_STREAM_WINDOW;
-    if (!Number.isSafeInteger(this.window) || this.window <= 0) {
-      throw new StoqError(
-        StoqErrorCode.INVALID_ARGUMENT,
-        'streamWindow must be a positive integer',
-      );
-    }
+    this.window = positiveIntegerOption(options.streamWindow, MEMORY_STREAM_WINDOW, 'streamWindow');
     this.provenKey = options.publicKey
       ? { algorithm: 'ed25519', publicKey: new Uint8Array(options.publicKey) }
       : null;
@@ -394,7 +328,7 @@ class MemoryTransport implements Transport {
 
   dial(address: SocketAddress, options: DialOptions = {}): Promise<TransportConnection> {
     if (this.isClosed) return Promise.reject(transportClosedError());
-    if (options.signal?.aborted) return Promise.reject(abortedError(options.signal));
+    if (options.signal?.aborted) return Promise.reject(dialAbortedError(options.signal));
     const listener = this.network.lookup(address);
     if (!listener) {
       return Promise.reject(
@@ -440,12 +374,4 @@ class MemoryTransport implements Transport {
     for (const connection of [...this.connections]) connection.close('transport closed');
     return Promise.resolve();
   }
-}
-
-function transportClosedError(): StoqError {
-  return new StoqError(StoqErrorCode.CONNECTION_CLOSED, 'transport is closed');
-}
-
-function abortedError(signal: AbortSignal): StoqError {
-  return new StoqError(StoqErrorCode.CANCELLED, 'dial aborted', {}, { cause: signal.reason });
 }

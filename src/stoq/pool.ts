@@ -1,5 +1,6 @@
 import { StoqError, StoqErrorCode } from './errors.js';
 import type { PeerIdentity, Session } from './identity.js';
+import { positiveIntegerOption } from './options.js';
 import type { Resolver } from './resolver.js';
 import type { SocketAddress } from './transport.js';
 
@@ -128,13 +129,11 @@ export class ConnectionPool {
         ...this.backoff,
       });
     }
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-    if (!Number.isSafeInteger(this.connectTimeoutMs) || this.connectTimeoutMs < 1) {
-      throw new StoqError(
-        StoqErrorCode.INVALID_ARGUMENT,
-        'connectTimeoutMs must be a positive integer',
-      );
-    }
+    this.connectTimeoutMs = positiveIntegerOption(
+      options.connectTimeoutMs,
+      10_000,
+      'connectTimeoutMs',
+    );
     this.timers = options.timers ?? systemTimers;
     this.random = options.random ?? Math.random;
   }

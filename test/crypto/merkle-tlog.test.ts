@@ -158,27 +158,27 @@ function buildCases() {
   const honestConsistency = consistency.length;
   const sample = <T>(list: T[], count: number): T[] =>
     Array.from({ length: count }, () => list[randomBelow(list.length)] as T);
+  /** The item with one bit flipped in one proof element, or null for an empty proof. */
+  const flipProofElement = <T extends { proof: string[] }>(item: T): T | null => {
+    if (item.proof.length === 0) return null;
+    const proof = [...item.proof];
+    const at = randomBelow(proof.length);
+    proof[at] = flipHexBit(proof[at] as string, randomBelow(256));
+    return { ...item, proof };
+  };
   const flippedInclusion: InclusionItem[] = [];
   const resizedInclusion: InclusionItem[] = [];
   for (const item of sample(inclusion.slice(0, honestInclusion), 400)) {
-    if (item.proof.length > 0) {
-      const proof = [...item.proof];
-      const at = randomBelow(proof.length);
-      proof[at] = flipHexBit(proof[at] as string, randomBelow(256));
-      flippedInclusion.push({ ...item, proof });
-    }
+    const flipped = flipProofElement(item);
+    if (flipped) flippedInclusion.push(flipped);
     flippedInclusion.push({ ...item, root: flipHexBit(item.root, randomBelow(256)) });
     resizedInclusion.push({ ...item, size: item.size ^ (1 << randomBelow(8)) });
   }
   const flippedConsistency: ConsistencyItem[] = [];
   const resizedConsistency: ConsistencyItem[] = [];
   for (const item of sample(consistency.slice(0, honestConsistency), 400)) {
-    if (item.proof.length > 0) {
-      const proof = [...item.proof];
-      const at = randomBelow(proof.length);
-      proof[at] = flipHexBit(proof[at] as string, randomBelow(256));
-      flippedConsistency.push({ ...item, proof });
-    }
+    const flipped = flipProofElement(item);
+    if (flipped) flippedConsistency.push(flipped);
     flippedConsistency.push({ ...item, oldRoot: flipHexBit(item.oldRoot, randomBelow(256)) });
     const bit = 1 << randomBelow(8);
     resizedConsistency.push(

@@ -15,6 +15,7 @@ import {
   parseCertificate,
   pemToDer,
   verifyChain,
+  type CertificatePurpose,
 } from '../../src/crypto/x509.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
 
@@ -41,6 +42,11 @@ function write(name: string, contents: string | Uint8Array): string {
   const path = join(dir, name);
   writeFileSync(path, contents);
   return path;
+}
+
+/** For `assert.throws`: an X509Error with `code`. */
+function isX509Error(code: X509ErrorCode) {
+  return (error: unknown): boolean => error instanceof X509Error && error.code === code;
 }
 
 function run(args: readonly string[]): { status: number | null; output: string } {
@@ -130,7 +136,7 @@ describe('X.509 interop with openssl', { skip }, () => {
       assert.match(result.output, message);
       assert.throws(
         () => verifyChain({ chain: identity.chain, roots: pki.roots, now: new Date() }),
-        (error: unknown) => error instanceof X509Error && error.code === code,
+        isX509Error(code),
       );
     }
   });
@@ -192,34 +198,30 @@ describe('X.509 interop with openssl', { skip }, () => {
     const base =
       'subjectAltName=URI:spiffe://openssl-test/client/openssl-made\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth';
 
+    /** Verifies `leaf` issued by our intermediate, for `purpose`. */
+    const verifyLeaf = (leaf: Uint8Array, purpose: CertificatePurpose = 'any') =>
+      verifyChain({
+        chain: [leaf, pki.intermediate.certificate],
+        roots: pki.roots,
+        now: new Date(),
+        purpose,
+      });
+
     // A plain certificate: valid X.509 to us, but without the FALCON key STOQ needs.
     const plain = await issue('plain', base);
-    const verified = verifyChain({
-      chain: [plain, pki.intermediate.certificate],
-      roots: pki.roots,
-      now: new Date(),
-      purpose: 'clientAuth',
-    });
+    const verified = verifyLeaf(plain, 'clientAuth');
     assert.equal(
       certificateIdentity(verified.leaf).uri,
       'spiffe://openssl-test/client/openssl-made',
     );
     assert.throws(
       () => certificateFalconKey(verified.leaf),
-      (error: unknown) =>
-        error instanceof X509Error && error.code === X509ErrorCode.MISSING_EXTENSION,
+      isX509Error(X509ErrorCode.MISSING_EXTENSION),
     );
     // clientAuth only: refused for a server.
     assert.throws(
-      () =>
-        verifyChain({
-          chain: [plain, pki.intermediate.certificate],
-          roots: pki.roots,
-          now: new Date(),
-          purpose: 'serverAuth',
-        }),
-      (error: unknown) =>
-        error instanceof X509Error && error.code === X509ErrorCode.WRONG_KEY_USAGE,
+      () => verifyLeaf(plain, 'serverAuth'),
+      isX509Error(X509ErrorCode.WRONG_KEY_USAGE),
     );
 
     // RFC 5280 §4.2: an unrecognised critical extension must make the certificate unusable.
@@ -227,32 +229,14 @@ describe('X.509 interop with openssl', { skip }, () => {
     assert.ok(
       parseCertificate(critical).extensions.some((ext) => ext.oid === '1.2.3.4.5' && ext.critical),
     );
-    assert.throws(
-      () =>
-        verifyChain({
-          chain: [critical, pki.intermediate.certificate],
-          roots: pki.roots,
-          now: new Date(),
-        }),
-      (error: unknown) =>
-        error instanceof X509Error && error.code === X509ErrorCode.MALFORMED_CERTIFICATE,
-    );
+    assert.throws(() => verifyLeaf(critical), isX509Error(X509ErrorCode.MALFORMED_CERTIFICATE));
 
     // keyUsage without digitalSignature.
     const keyAgreement = await issue(
       'key-agreement',
       base.replace('digitalSignature', 'keyAgreement'),
     );
-    assert.throws(
-      () =>
-        verifyChain({
-          chain: [keyAgreement, pki.intermediate.certificate],
-          roots: pki.roots,
-          now: new Date(),
-        }),
-      (error: unknown) =>
-        error instanceof X509Error && error.code === X509ErrorCode.WRONG_KEY_USAGE,
-    );
+    assert.throws(() => verifyLeaf(keyAgreement), isX509Error(X509ErrorCode.WRONG_KEY_USAGE));
   });
 
   it('reads GeneralizedTime, and refuses two URIs, a bad FALCON extension and a non-CA issuer', async () => {
@@ -267,9 +251,10 @@ describe('X.509 interop with openssl', { skip }, () => {
       name: 'two-uris',
       extensions: `${spiffe},URI:spiffe://openssl-test/node/other`,
     });
-    const isCode = (code: X509ErrorCode) => (error: unknown) =>
-      error instanceof X509Error && error.code === code;
-    assert.throws(() => certificateIdentity(twoUris), isCode(X509ErrorCode.MALFORMED_CERTIFICATE));
+    assert.throws(
+      () => certificateIdentity(twoUris),
+      isX509Error(X509ErrorCode.MALFORMED_CERTIFICATE),
+    );
 
     for (const [name, value] of [
       ['falcon-not-octets', 'DER:05:00'],
@@ -282,7 +267,7 @@ describe('X.509 interop with openssl', { skip }, () => {
       });
       assert.throws(
         () => certificateFalconKey(odd),
-        isCode(X509ErrorCode.MALFORMED_CERTIFICATE),
+        isX509Error(X509ErrorCode.MALFORMED_CERTIFICATE),
         name,
       );
     }
@@ -312,7 +297,7 @@ describe('X.509 interop with openssl', { skip }, () => {
           now: new Date(),
         }),
       (error: unknown) =>
-        isCode(X509ErrorCode.UNKNOWN_CA)(error) && (error as X509Error).detail.depth === 1,
+        isX509Error(X509ErrorCode.UNKNOWN_CA)(error) && (error as X509Error).detail.depth === 1,
     );
     const result = run([
       'verify',

@@ -23,25 +23,16 @@ import type {
 } from '../../src/stoq/auth/messages.js';
 import type { CertifiedPeer, RevocationCheck, TrustPolicy } from '../../src/stoq/auth/peer.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
-import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
+import type { StoqError } from '../../src/stoq/errors.js';
 import type { ProvenKey } from '../../src/stoq/transport.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
+import { nonce, rejectsWith } from './auth-fixture.js';
 
 /**
  * The pure steps of the exchange, driven directly so hostile messages can be crafted: replayed
  * and reflected proofs, foreign signatures, chains for other keys, bad delegations.
  */
 
-function rejectsWith(reason: AuthFailureReason) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof StoqError, `expected StoqError, got ${String(error)}`);
-    assert.equal(error.code, StoqErrorCode.UNAUTHENTICATED);
-    assert.equal(error.detail.reason, reason, error.message);
-    return true;
-  };
-}
-
-const nonce = () => new Uint8Array(randomBytes(32));
 const proven = (identity: TestIdentity): ProvenKey => ({
   algorithm: 'ed25519',
   publicKey: identity.transportKey.publicKey,

@@ -9,12 +9,11 @@ import {
 import { createDelegationCache } from '../../src/stoq/auth/delegation.js';
 import { encodeFrame } from '../../src/stoq/auth/framing.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
-import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
-import type { Session } from '../../src/stoq/identity.js';
 import { createMemoryNetwork } from '../../src/stoq/memory.js';
 import { createStoqMetrics } from '../../src/stoq/metrics.js';
 import type { Transport, TransportConnection } from '../../src/stoq/transport.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
+import { assertRejected } from './auth-fixture.js';
 
 /**
  * Failures that are nobody's malice: a FALCON library that fails, a delegation that cannot be
@@ -70,15 +69,6 @@ const failingBackend = (): FalconBackend => ({
   verify: (...args) => pki.falconBackend.verify(...args),
   sign: () => Promise.reject(new Error('FALCON library failure')),
 });
-
-function assertRejected(settled: PromiseSettledResult<Session>, reason: string, origin: string) {
-  assert.equal(settled.status, 'rejected');
-  const error = (settled as PromiseRejectedResult).reason as unknown;
-  assert.ok(error instanceof StoqError, String(error));
-  assert.equal(error.code, StoqErrorCode.UNAUTHENTICATED);
-  assert.equal(error.detail.reason, reason, error.message);
-  assert.equal(error.detail.origin, origin);
-}
 
 async function count(registry: Registry, outcome: string): Promise<number> {
   const metric = registry.getSingleMetric('hypermesh_stoq_handshakes_total');

@@ -25,8 +25,7 @@ import {
   type ServerHello,
 } from '../../src/stoq/auth/messages.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
-import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
-import type { Authenticator, Session } from '../../src/stoq/identity.js';
+import type { Authenticator } from '../../src/stoq/identity.js';
 import { createMemoryNetwork } from '../../src/stoq/memory.js';
 import { createStoqMetrics } from '../../src/stoq/metrics.js';
 import { createQuicTransport } from '../../src/stoq/quic/transport.js';
@@ -43,6 +42,7 @@ import {
   type TestPki,
   type TestTransportKey,
 } from '../helpers/pki.js';
+import { assertRejected } from './auth-fixture.js';
 
 /**
  * The authentication matrix (issue §4), run over every transport: each broken peer is refused
@@ -153,19 +153,6 @@ async function outcomes(registry: Registry, kind: TransportKind): Promise<Record
     counts[String(labels.outcome)] = value;
   }
   return counts;
-}
-
-function assertRejected(
-  settled: PromiseSettledResult<Session>,
-  reason: AuthFailureReason,
-  origin: 'local' | 'peer',
-): void {
-  assert.equal(settled.status, 'rejected', `expected a ${reason} rejection`);
-  const error = (settled as PromiseRejectedResult).reason as unknown;
-  assert.ok(error instanceof StoqError, `expected StoqError, got ${String(error)}`);
-  assert.equal(error.code, StoqErrorCode.UNAUTHENTICATED);
-  assert.equal(error.detail.reason, reason, error.message);
-  assert.equal(error.detail.origin, origin, error.message);
 }
 
 /** A hand-driven dialer for crafting messages a correct authenticator never sends. */

@@ -36,17 +36,7 @@ import {
 import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import type { TransportStream } from '../../src/stoq/transport.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
-
-function rejectsWith(reason: AuthFailureReason) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof StoqError, `expected StoqError, got ${String(error)}`);
-    assert.equal(error.code, StoqErrorCode.UNAUTHENTICATED);
-    assert.equal(error.detail.reason, reason, error.message);
-    return true;
-  };
-}
-
-const nonce = () => new Uint8Array(randomBytes(32));
+import { nonce, rejectsWith } from './auth-fixture.js';
 
 describe('auth messages', () => {
   const chain = [new Uint8Array(randomBytes(300)), new Uint8Array(randomBytes(200))];

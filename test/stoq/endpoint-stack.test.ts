@@ -11,8 +11,7 @@ import type { PoolEvent } from '../../src/stoq/pool.js';
 import { createQuicTransport } from '../../src/stoq/quic/transport.js';
 import { StaticResolver } from '../../src/stoq/resolver.js';
 import { RpcClient } from '../../src/stoq/rpc/client.js';
-import { FrameDecoder, decodePayload, encodeFrame } from '../../src/stoq/rpc/framing.js';
-import { parseWireFrame, type WireFrame } from '../../src/stoq/rpc/wire.js';
+import { encodeFrame } from '../../src/stoq/rpc/framing.js';
 import { createTlsTransport } from '../../src/stoq/tls/transport.js';
 import type { SocketAddress, Transport, TransportKind } from '../../src/stoq/transport.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
@@ -23,6 +22,7 @@ import {
   demo,
   demoHandlers,
   isStoqError,
+  serverFrames,
   type DemoHandlers,
 } from './rpc-fixture.js';
 
@@ -137,27 +137,6 @@ async function server(
   node.endpoint.register(demo, demoHandlers(handlers));
   const address = await node.endpoint.listen({ host: stack.host, port });
   return { ...node, address };
-}
-
-/** Frames the server sends on a raw stream until it finishes or resets it. */
-async function serverFrames(stream: {
-  read(): Promise<Uint8Array | null>;
-  reset(): void;
-}): Promise<WireFrame[]> {
-  const decoder = new FrameDecoder(1 << 20);
-  const frames: WireFrame[] = [];
-  for (;;) {
-    let chunk: Uint8Array | null;
-    try {
-      chunk = await stream.read();
-    } catch {
-      break;
-    }
-    if (chunk === null) break;
-    for (const payload of decoder.push(chunk)) frames.push(parseWireFrame(decodePayload(payload)));
-  }
-  stream.reset();
-  return frames;
 }
 
 for (const stack of stacks) {

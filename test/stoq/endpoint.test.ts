@@ -49,14 +49,45 @@ function node(
   return { endpoint, registry, key };
 }
 
+interface AlphaOptions {
+  /** Whether alpha serves `demo` (default true). */
+  readonly serve?: boolean;
+  readonly maxInboundConnections?: number;
+}
+
+/**
+ * A memory network on which the validator `alpha` listens. `peer` adds a node that knows alpha
+ * by name; `close` closes every endpoint, newest first.
+ */
+async function alphaNetwork(options: AlphaOptions = {}) {
+  const network = createMemoryNetwork();
+  const auth = new TableAuthenticator();
+  const nodes: Node[] = [];
+  const alpha = node(network, auth, 'validator', 'alpha', {}, options.maxInboundConnections);
+  nodes.push(alpha);
+  if (options.serve !== false) alpha.endpoint.register(demo, demoHandlers());
+  const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
+  return {
+    network,
+    auth,
+    alpha,
+    address,
+    peer(name: string): Node {
+      const peer = node(network, auth, 'node', name, { alpha: [address] });
+      nodes.push(peer);
+      return peer;
+    },
+    async close(): Promise<void> {
+      for (const each of [...nodes].reverse()) await each.endpoint.close();
+    },
+  };
+}
+
 describe('StoqEndpoint over the memory transport', { timeout: 20_000 }, () => {
   it('serves registered services to peers that address it by name', async () => {
-    const network = createMemoryNetwork();
-    const auth = new TableAuthenticator();
-    const alpha = node(network, auth, 'validator', 'alpha', {});
-    alpha.endpoint.register(demo, demoHandlers());
-    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
-    const beta = node(network, auth, 'node', 'beta', { alpha: [address] });
+    const net = await alphaNetwork();
+    const { alpha } = net;
+    const beta = net.peer('beta');
     try {
       const client = beta.endpoint.client(demo, 'alpha');
       assert.deepEqual(await client.call('echo', { text: 'hi' }), { text: 'hi' });
@@ -87,26 +118,22 @@ describe('StoqEndpoint over the memory transport', { timeout: 20_000 }, () => {
         1,
       );
     } finally {
-      await beta.endpoint.close();
-      await alpha.endpoint.close();
+      await net.close();
     }
   });
 
   it('serves its own services on sessions it dialled', async () => {
-    const network = createMemoryNetwork();
-    const auth = new TableAuthenticator();
-    const alpha = node(network, auth, 'validator', 'alpha', {});
-    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
-    const beta = node(network, auth, 'node', 'beta', {});
+    const net = await alphaNetwork({ serve: false });
+    const beta = net.peer('beta');
     beta.endpoint.register(
       demo,
       demoHandlers({ echo: (request) => ({ text: `beta says ${request.text}` }) }),
     );
     try {
-      const session = await beta.endpoint.connect(address);
+      const session = await beta.endpoint.connect(net.address);
       assert.equal(session.peer.name, 'alpha');
       // Alpha calls beta back over the connection beta opened.
-      const inbound = auth.sessions.find((s) => s.connection.direction === 'inbound');
+      const inbound = net.auth.sessions.find((s) => s.connection.direction === 'inbound');
       assert.ok(inbound);
       assert.equal(inbound.peer.name, 'beta');
       assert.deepEqual(await new RpcClient(demo, inbound).call('echo', { text: 'hi' }), {
@@ -118,38 +145,31 @@ describe('StoqEndpoint over the memory transport', { timeout: 20_000 }, () => {
         isStoqError(StoqErrorCode.NOT_FOUND),
       );
     } finally {
-      await beta.endpoint.close();
-      await alpha.endpoint.close();
+      await net.close();
     }
   });
 
   it('closes connections that fail authentication before serving anything', async () => {
-    const network = createMemoryNetwork();
-    const auth = new TableAuthenticator();
-    const alpha = node(network, auth, 'validator', 'alpha', {});
-    alpha.endpoint.register(demo, demoHandlers());
-    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
+    const net = await alphaNetwork();
+    const { alpha } = net;
     // A transport whose key is in no table: authentication fails on both ends.
-    const stranger = network.transport({ publicKey: new Uint8Array(randomBytes(32)) });
+    const stranger = net.network.transport({ publicKey: new Uint8Array(randomBytes(32)) });
     try {
-      const connection = await stranger.dial(address);
+      const connection = await stranger.dial(net.address);
       await connection.closed;
       assert.equal(alpha.endpoint.inboundConnections, 0);
       assert.equal(alpha.endpoint.server.activeCalls, 0);
     } finally {
       await stranger.close();
-      await alpha.endpoint.close();
+      await net.close();
     }
   });
 
   it('refuses inbound connections beyond its limit', async () => {
-    const network = createMemoryNetwork();
-    const auth = new TableAuthenticator();
-    const alpha = node(network, auth, 'validator', 'alpha', {}, 1);
-    alpha.endpoint.register(demo, demoHandlers());
-    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
-    const beta = node(network, auth, 'node', 'beta', { alpha: [address] });
-    const gamma = node(network, auth, 'node', 'gamma', { alpha: [address] });
+    const net = await alphaNetwork({ maxInboundConnections: 1 });
+    const { alpha } = net;
+    const beta = net.peer('beta');
+    const gamma = net.peer('gamma');
     try {
       assert.deepEqual(await beta.endpoint.client(demo, 'alpha').call('echo', { text: '1' }), {
         text: '1',
@@ -173,19 +193,14 @@ describe('StoqEndpoint over the memory transport', { timeout: 20_000 }, () => {
         text: '3',
       });
     } finally {
-      await gamma.endpoint.close();
-      await beta.endpoint.close();
-      await alpha.endpoint.close();
+      await net.close();
     }
   });
 
   it('stops calling and serving once closed', async () => {
-    const network = createMemoryNetwork();
-    const auth = new TableAuthenticator();
-    const alpha = node(network, auth, 'validator', 'alpha', {});
-    alpha.endpoint.register(demo, demoHandlers());
-    const address = await alpha.endpoint.listen({ host: 'alpha.test', port: 0 });
-    const beta = node(network, auth, 'node', 'beta', { alpha: [address] });
+    const net = await alphaNetwork();
+    const { alpha } = net;
+    const beta = net.peer('beta');
     const client = beta.endpoint.client(demo, 'alpha');
     assert.deepEqual(await client.call('echo', { text: 'a' }), { text: 'a' });
     await beta.endpoint.close();

@@ -11,14 +11,7 @@ import {
   encodePayload,
 } from '../../src/stoq/rpc/framing.js';
 import { parseCallHeader, parseWireFrame } from '../../src/stoq/rpc/wire.js';
-
-function isStoqError(code: StoqErrorCode) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof StoqError, `expected a StoqError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return true;
-  };
-}
+import { isStoqError } from '../helpers/stoq-error.js';
 
 /** Splits `bytes` at the given cut points (sorted, deduplicated, within bounds). */
 function split(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {

@@ -10,10 +10,11 @@ import {
   ConnectionPool,
   DEFAULT_BACKOFF,
   backoffDelay,
+  type ConnectionPoolOptions,
   type PoolEvent,
   type PoolTimers,
 } from '../../src/stoq/pool.js';
-import { StaticResolver } from '../../src/stoq/resolver.js';
+import { StaticResolver, type ResolverTable } from '../../src/stoq/resolver.js';
 import { RpcClient } from '../../src/stoq/rpc/client.js';
 import { RpcServer } from '../../src/stoq/rpc/server.js';
 import type {
@@ -142,6 +143,30 @@ async function serverNode() {
   };
 }
 
+interface PoolSetup extends Partial<Omit<ConnectionPoolOptions, 'resolver' | 'connect'>> {
+  /** The names the pool resolves; by default `alpha` at the node's address. */
+  readonly names?: (address: SocketAddress) => ResolverTable;
+}
+
+/** A server node and a pool that dials it; `close` ends both. */
+async function nodeAndPool(setup: PoolSetup = {}) {
+  const { names = (address) => ({ alpha: [address] }), ...options } = setup;
+  const node = await serverNode();
+  const pool = new ConnectionPool({
+    resolver: new StaticResolver(names(node.address)),
+    connect: node.connect,
+    ...options,
+  });
+  return {
+    node,
+    pool,
+    close: async () => {
+      await pool.close();
+      await node.close();
+    },
+  };
+}
+
 describe('backoff', () => {
   it('grows by the multiplier up to the cap, spread by the jitter', () => {
     const policy = { initialMs: 100, maxMs: 10_000, multiplier: 2, jitter: 0.2 };
@@ -218,11 +243,7 @@ describe('StaticResolver', () => {
 
 describe('ConnectionPool', { timeout: 20_000 }, () => {
   it('shares one session among concurrent and later callers', async () => {
-    const node = await serverNode();
-    const pool = new ConnectionPool({
-      resolver: new StaticResolver({ alpha: [node.address] }),
-      connect: node.connect,
-    });
+    const { node, pool, close } = await nodeAndPool();
     try {
       const sessions = await Promise.all(Array.from({ length: 10 }, () => pool.get('alpha')));
       assert.equal(node.dials, 1);
@@ -231,52 +252,39 @@ describe('ConnectionPool', { timeout: 20_000 }, () => {
       assert.equal(node.dials, 1);
       assert.equal(sessions[0]?.peer.name, 'alpha');
     } finally {
-      await pool.close();
-      await node.close();
+      await close();
     }
   });
 
   it('tries the resolved addresses in order', async () => {
-    const node = await serverNode();
-    const pool = new ConnectionPool({
-      resolver: new StaticResolver({ alpha: [{ host: 'nowhere.test', port: 1 }, node.address] }),
-      connect: node.connect,
+    const { node, pool, close } = await nodeAndPool({
+      names: (address) => ({ alpha: [{ host: 'nowhere.test', port: 1 }, address] }),
     });
     try {
       const session = await pool.get('alpha');
       assert.equal(session.peer.name, 'alpha');
       assert.equal(node.dials, 2);
     } finally {
-      await pool.close();
-      await node.close();
+      await close();
     }
   });
 
   it('fails an unknown name with NOT_FOUND and does not retry it', async () => {
-    const node = await serverNode();
     const timers = new ManualTimers();
-    const pool = new ConnectionPool({
-      resolver: new StaticResolver({ alpha: [node.address] }),
-      connect: node.connect,
-      timers,
-    });
+    const { pool, close } = await nodeAndPool({ timers });
     try {
       await assert.rejects(pool.get('beta'), isStoqError(StoqErrorCode.NOT_FOUND));
       assert.equal(timers.pending.size, 0);
     } finally {
-      await pool.close();
-      await node.close();
+      await close();
     }
   });
 
   it('reconnects with growing, jittered backoff after the server restarts', async () => {
-    const node = await serverNode();
     const timers = new ManualTimers();
     const log = new EventLog();
     const draws = [0.5, 0.5];
-    const pool = new ConnectionPool({
-      resolver: new StaticResolver({ alpha: [node.address] }),
-      connect: node.connect,
+    const { node, pool, close } = await nodeAndPool({
       timers,
       random: () => draws.shift() ?? 0.5,
       backoff: { initialMs: 100, multiplier: 2, jitter: 0.2, maxMs: 5_000 },
@@ -313,18 +321,14 @@ describe('ConnectionPool', { timeout: 20_000 }, () => {
       assert.notEqual(second, first);
       assert.equal(node.dials, 3);
     } finally {
-      await pool.close();
-      await node.close();
+      await close();
     }
   });
 
   it('fails callers waiting for a retry once the pool closes', async () => {
-    const node = await serverNode();
     const timers = new ManualTimers();
     const log = new EventLog();
-    const pool = new ConnectionPool({
-      resolver: new StaticResolver({ alpha: [node.address] }),
-      connect: node.connect,
+    const { node, pool, close } = await nodeAndPool({
       timers,
       connectTimeoutMs: CONNECT_TIMEOUT,
       onEvent: log.listener,
@@ -338,17 +342,13 @@ describe('ConnectionPool', { timeout: 20_000 }, () => {
       await assert.rejects(pool.get('alpha'), isStoqError(StoqErrorCode.UNAVAILABLE));
       assert.equal(timers.pending.size, 0);
     } finally {
-      await pool.close();
-      await node.close();
+      await close();
     }
   });
 
   it('lets a waiting caller give up through its signal', async () => {
-    const node = await serverNode();
     const timers = new ManualTimers();
-    const pool = new ConnectionPool({
-      resolver: new StaticResolver({ alpha: [node.address] }),
-      connect: node.connect,
+    const { node, pool, close } = await nodeAndPool({
       timers,
       connectTimeoutMs: CONNECT_TIMEOUT,
     });
@@ -360,16 +360,13 @@ describe('ConnectionPool', { timeout: 20_000 }, () => {
       controller.abort();
       await assert.rejects(waiting, isStoqError(StoqErrorCode.CANCELLED));
     } finally {
-      await pool.close();
-      await node.close();
+      await close();
     }
   });
 
   it('refuses a peer that is not who the name stands for', async () => {
-    const node = await serverNode();
-    const pool = new ConnectionPool({
-      resolver: new StaticResolver({ beta: [node.address] }),
-      connect: node.connect,
+    const { pool, close } = await nodeAndPool({
+      names: (address) => ({ beta: [address] }),
       verifyPeer: (name, peer) => peer.name === name,
     });
     try {
@@ -379,8 +376,7 @@ describe('ConnectionPool', { timeout: 20_000 }, () => {
         return true;
       });
     } finally {
-      await pool.close();
-      await node.close();
+      await close();
     }
   });
 

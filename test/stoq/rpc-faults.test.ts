@@ -5,10 +5,16 @@ import { z } from 'zod';
 import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import { RpcClient } from '../../src/stoq/rpc/client.js';
 import { defineService, unary } from '../../src/stoq/rpc/service.js';
-import { FrameDecoder, decodePayload, encodeFrame } from '../../src/stoq/rpc/framing.js';
-import { parseWireFrame, type WireFrame } from '../../src/stoq/rpc/wire.js';
-import type { TransportStream } from '../../src/stoq/transport.js';
-import { counterValue, deferred, isStoqError, rpcPair } from './rpc-fixture.js';
+import { encodeFrame } from '../../src/stoq/rpc/framing.js';
+import type { WireFrame } from '../../src/stoq/rpc/wire.js';
+import {
+  counterValue,
+  deferred,
+  isStoqError,
+  rpcPair,
+  serverFrames,
+  watchedWait,
+} from './rpc-fixture.js';
 
 /**
  * Faults confined to one stream: oversized and malformed frames, deadlines, cancellation,
@@ -20,24 +26,6 @@ const MAX = 64 * 1024;
 
 function frame(value: unknown): Uint8Array {
   return encodeFrame(encodeCanonical(value), 1 << 30);
-}
-
-/** Everything the server sends on a raw stream until it finishes or resets it. */
-async function serverFrames(stream: TransportStream): Promise<WireFrame[]> {
-  const decoder = new FrameDecoder(1 << 20);
-  const frames: WireFrame[] = [];
-  for (;;) {
-    let chunk: Uint8Array | null;
-    try {
-      chunk = await stream.read();
-    } catch {
-      break;
-    }
-    if (chunk === null) break;
-    for (const payload of decoder.push(chunk)) frames.push(parseWireFrame(decodePayload(payload)));
-  }
-  stream.reset();
-  return frames;
 }
 
 function onlyStatus(frames: readonly WireFrame[]): {
@@ -169,24 +157,8 @@ describe('STOQ RPC faults', { timeout: 20_000 }, () => {
   });
 
   it('answers a frame after a unary request with MALFORMED_FRAME and aborts the handler', async () => {
-    const aborted = deferred<unknown>();
-    const entered = deferred();
-    const pair = await rpcPair({
-      handlers: {
-        wait: (_request, ctx) =>
-          new Promise((_resolve, reject) => {
-            entered.resolve();
-            ctx.signal.addEventListener(
-              'abort',
-              () => {
-                aborted.resolve(ctx.signal.reason);
-                reject(ctx.signal.reason as Error);
-              },
-              { once: true },
-            );
-          }),
-      },
-    });
+    const { handler, entered, aborted } = watchedWait();
+    const pair = await rpcPair({ handlers: { wait: handler } });
     try {
       const raw = await pair.rawStream();
       await raw.write(frame({ method: 'demo.v1/wait', kind: 'unary', request: { id: 'a' } }));
@@ -240,22 +212,8 @@ describe('STOQ RPC faults', { timeout: 20_000 }, () => {
   });
 
   it('aborts the handler at the deadline and answers DEADLINE_EXCEEDED from the server', async () => {
-    const aborted = deferred<unknown>();
-    const pair = await rpcPair({
-      handlers: {
-        wait: (_request, ctx) =>
-          new Promise((_resolve, reject) => {
-            ctx.signal.addEventListener(
-              'abort',
-              () => {
-                aborted.resolve(ctx.signal.reason);
-                reject(ctx.signal.reason as Error);
-              },
-              { once: true },
-            );
-          }),
-      },
-    });
+    const { handler, aborted } = watchedWait();
+    const pair = await rpcPair({ handlers: { wait: handler } });
     try {
       // A raw caller without its own timer sees the server's verdict.
       const raw = await pair.rawStream();
@@ -271,24 +229,8 @@ describe('STOQ RPC faults', { timeout: 20_000 }, () => {
   });
 
   it('cancels a call through its AbortSignal; the server handler observes the abort', async () => {
-    const entered = deferred();
-    const aborted = deferred<unknown>();
-    const pair = await rpcPair({
-      handlers: {
-        wait: (_request, ctx) =>
-          new Promise((_resolve, reject) => {
-            ctx.signal.addEventListener(
-              'abort',
-              () => {
-                aborted.resolve(ctx.signal.reason);
-                reject(ctx.signal.reason as Error);
-              },
-              { once: true },
-            );
-            entered.resolve();
-          }),
-      },
-    });
+    const { handler, entered, aborted } = watchedWait();
+    const pair = await rpcPair({ handlers: { wait: handler } });
     try {
       const controller = new AbortController();
       const call = pair.client.call('wait', { id: 'x' }, { signal: controller.signal });
@@ -403,24 +345,8 @@ describe('STOQ RPC faults', { timeout: 20_000 }, () => {
   });
 
   it('aborts handlers when the connection is lost', async () => {
-    const entered = deferred();
-    const aborted = deferred<unknown>();
-    const pair = await rpcPair({
-      handlers: {
-        wait: (_request, ctx) =>
-          new Promise((_resolve, reject) => {
-            ctx.signal.addEventListener(
-              'abort',
-              () => {
-                aborted.resolve(ctx.signal.reason);
-                reject(ctx.signal.reason as Error);
-              },
-              { once: true },
-            );
-            entered.resolve();
-          }),
-      },
-    });
+    const { handler, entered, aborted } = watchedWait();
+    const pair = await rpcPair({ handlers: { wait: handler } });
     try {
       const call = pair.client.call('wait', { id: 'x' });
       await entered.promise;

@@ -7,6 +7,7 @@ import type { Authenticator, PeerIdentity, Role, Session } from '../../src/stoq/
 import { createMemoryNetwork, type MemoryNetwork } from '../../src/stoq/memory.js';
 import { createStoqMetrics, type StoqMetrics } from '../../src/stoq/metrics.js';
 import { RpcClient } from '../../src/stoq/rpc/client.js';
+import { FrameDecoder, decodePayload } from '../../src/stoq/rpc/framing.js';
 import type { RpcLimits } from '../../src/stoq/rpc/limits.js';
 import type { RpcLogger } from '../../src/stoq/rpc/log.js';
 import { RpcServer } from '../../src/stoq/rpc/server.js';
@@ -20,6 +21,7 @@ import {
   type ServiceHandlers,
 } from '../../src/stoq/rpc/service.js';
 import type { TransportConnection, TransportStream } from '../../src/stoq/transport.js';
+import { parseWireFrame, type WireFrame } from '../../src/stoq/rpc/wire.js';
 
 /**
  * Shared pieces of the RPC tests: a demo service, a test-only authenticator that maps the
@@ -247,30 +249,54 @@ export function deferred<T = void>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-export function isStoqError(code: StoqErrorCode) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof StoqError, `expected a StoqError, got ${String(error)}`);
-    assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
-    return true;
-  };
-}
+export { isStoqError } from '../helpers/stoq-error.js';
 
-/** Reads a stream to its end, returning the decoded frames the server sent. */
-export async function readFrames(
-  stream: TransportStream,
-  decode: (bytes: Uint8Array) => unknown[],
-): Promise<unknown[]> {
-  const frames: unknown[] = [];
+/**
+ * The wire frames the server sends on a raw stream until it finishes or resets it; then resets
+ * the stream, so the server's side of it ends too.
+ */
+export async function serverFrames(stream: TransportStream): Promise<WireFrame[]> {
+  const decoder = new FrameDecoder(1 << 20);
+  const frames: WireFrame[] = [];
   for (;;) {
     let chunk: Uint8Array | null;
     try {
       chunk = await stream.read();
     } catch {
-      return frames;
+      break;
     }
-    if (chunk === null) return frames;
-    frames.push(...decode(chunk));
+    if (chunk === null) break;
+    for (const payload of decoder.push(chunk)) frames.push(parseWireFrame(decodePayload(payload)));
   }
+  stream.reset();
+  return frames;
+}
+
+/** A `wait` handler that never answers on its own, and what a test watches it for. */
+export interface WatchedWait {
+  readonly handler: DemoHandlers['wait'];
+  /** Resolves once a call reached the handler. */
+  readonly entered: Deferred<void>;
+  /** Resolves with the reason the call's signal fired; the handler then rejects with it. */
+  readonly aborted: Deferred<unknown>;
+}
+
+export function watchedWait(): WatchedWait {
+  const entered = deferred();
+  const aborted = deferred<unknown>();
+  const handler: DemoHandlers['wait'] = (_request, ctx) =>
+    new Promise((_resolve, reject) => {
+      ctx.signal.addEventListener(
+        'abort',
+        () => {
+          aborted.resolve(ctx.signal.reason);
+          reject(ctx.signal.reason as Error);
+        },
+        { once: true },
+      );
+      entered.resolve();
+    });
+  return { handler, entered, aborted };
 }
 
 /** The value of one counter child in a registry, 0 when absent. */

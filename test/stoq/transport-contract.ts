@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
+import { StoqErrorCode } from '../../src/stoq/errors.js';
 import type {
   SocketAddress,
   Transport,
   TransportConnection,
   TransportStream,
 } from '../../src/stoq/transport.js';
+import { isStoqError } from '../helpers/stoq-error.js';
 
 /**
  * The one contract every STOQ transport implementation passes (memory, tls, quic). Each
@@ -71,18 +72,6 @@ async function writeAll(stream: TransportStream, data: Uint8Array): Promise<void
   for (let offset = 0; offset < data.length; offset += CHUNK) {
     await stream.write(data.subarray(offset, offset + CHUNK));
   }
-}
-
-function isStoqError(code: StoqErrorCode | readonly StoqErrorCode[]) {
-  const codes: readonly StoqErrorCode[] = Array.isArray(code) ? code : [code];
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof StoqError, `expected a StoqError, got ${String(error)}`);
-    assert.ok(
-      codes.includes(error.code),
-      `expected ${codes.join(' or ')}, got ${error.code}: ${error.message}`,
-    );
-    return true;
-  };
 }
 
 /** Echoes every byte of every accepted stream back, then finishes; ends when the connection does. */
@@ -433,6 +422,20 @@ export function transportContract(name: string, fixture: ContractFixture): void 
           );
         } finally {
           await client.transport.close();
+        }
+      });
+
+      it('refuses a second listener on a bound address with TRANSPORT_UNAVAILABLE', async () => {
+        const first = await fixture.create();
+        const second = await fixture.create();
+        try {
+          const listener = await first.transport.listen({ host, port: 0 });
+          await assert.rejects(
+            second.transport.listen(listener.address),
+            isStoqError(StoqErrorCode.TRANSPORT_UNAVAILABLE),
+          );
+        } finally {
+          await Promise.all([first.transport.close(), second.transport.close()]);
         }
       });
 

@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
+import { StoqErrorCode } from '../../src/stoq/errors.js';
 import { createMemoryNetwork } from '../../src/stoq/memory.js';
-
-function isStoqError(code: StoqErrorCode) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof StoqError, `expected a StoqError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return true;
-  };
-}
+import { isStoqError } from '../helpers/stoq-error.js';
 
 describe('memory transport network', () => {
   it('rejects a public key that is not 32 bytes', () => {

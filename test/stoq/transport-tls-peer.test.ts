@@ -21,6 +21,7 @@ import {
 } from '../../src/stoq/tls/transport.js';
 import type { SocketAddress, Transport, TransportListener } from '../../src/stoq/transport.js';
 import { createTestCertificate, type TestCertificate } from '../helpers/certs.js';
+import { isStoqError } from '../helpers/stoq-error.js';
 
 function tlsTransport(
   certificate: TestCertificate = createTestCertificate(),
@@ -33,14 +34,6 @@ function tlsTransport(
       certificateChain: [certificate.certificatePem],
     },
   });
-}
-
-function isStoqError(code: StoqErrorCode) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof StoqError, `expected a StoqError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return true;
-  };
 }
 
 /** A TLS peer that speaks raw frames, to misbehave in ways the real multiplexer never does. */
@@ -69,14 +62,17 @@ async function framesUntilClose(socket: TLSSocket): Promise<Frame[]> {
   return frames;
 }
 
+/** Dials `listener` from `client`: both ends of the new connection. */
+async function connectTo(listener: TransportListener, client: Transport) {
+  const [outbound, inbound] = await Promise.all([client.dial(listener.address), listener.accept()]);
+  assert.ok(inbound, 'the listener accepted no connection');
+  return { outbound, inbound };
+}
+
 async function echoWorks(listener: TransportListener): Promise<void> {
   const client = tlsTransport();
   try {
-    const [outbound, inbound] = await Promise.all([
-      client.dial(listener.address),
-      listener.accept(),
-    ]);
-    assert.ok(inbound);
+    const { outbound, inbound } = await connectTo(listener, client);
     const stream = await outbound.openStream();
     await stream.write(Uint8Array.of(42));
     await stream.finish();
@@ -247,20 +243,6 @@ describe('TLS transport: identity and options', { timeout: 30_000 }, () => {
     }
   });
 
-  it('reports a port in use as TRANSPORT_UNAVAILABLE', async () => {
-    const first = tlsTransport();
-    const second = tlsTransport();
-    try {
-      const listener = await first.listen({ host: '127.0.0.1', port: 0 });
-      await assert.rejects(
-        second.listen(listener.address),
-        isStoqError(StoqErrorCode.TRANSPORT_UNAVAILABLE),
-      );
-    } finally {
-      await Promise.all([first.close(), second.close()]);
-    }
-  });
-
   it('fails the handshake with a server that does not speak TLS', async () => {
     const sockets = new Set<Socket>();
     const plain = createServer((socket) => {
@@ -289,11 +271,7 @@ describe('TLS transport: identity and options', { timeout: 30_000 }, () => {
     const client = tlsTransport(undefined, { streamWindow: 1024 * 1024 });
     try {
       const listener = await server.listen({ host: '127.0.0.1', port: 0 });
-      const [outbound, inbound] = await Promise.all([
-        client.dial(listener.address),
-        listener.accept(),
-      ]);
-      assert.ok(inbound);
+      const { outbound, inbound } = await connectTo(listener, client);
       const payload = randomBytes(4 * 1024 * 1024);
       const stream = await outbound.openStream();
       const accepted = await inbound.acceptStream();
@@ -318,11 +296,7 @@ describe('TLS transport: identity and options', { timeout: 30_000 }, () => {
     const client = tlsTransport();
     try {
       const listener = await server.listen({ host: '127.0.0.1', port: 0 });
-      const [outbound, inbound] = await Promise.all([
-        client.dial(listener.address),
-        listener.accept(),
-      ]);
-      assert.ok(inbound);
+      const { outbound, inbound } = await connectTo(listener, client);
       const streams = await Promise.all([1, 2, 3].map(() => outbound.openStream()));
       const refused = streams[2];
       assert.ok(refused);

@@ -1,5 +1,6 @@
 import { StoqError, StoqErrorCode } from '../errors.js';
 import type { TransportStream } from '../transport.js';
+import type { Waiter } from '../waiter.js';
 import type { QuinnStream } from './binding.js';
 import { streamError } from './errors.js';
 
@@ -8,11 +9,6 @@ export interface QuicStreamLimits {
   readonly readChunkBytes: number;
   /** Bytes `write()` may buffer in JavaScript before it waits for quinn to take them. */
   readonly writeBufferBytes: number;
-}
-
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
 }
 
 /**

@@ -1,7 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ed25519Libp2pPrivateKeyProto } from '../../crypto/ed25519.js';
-import { StoqError, StoqErrorCode } from '../errors.js';
+import { AcceptQueue } from '../accept-queue.js';
+import { StoqError, StoqErrorCode, dialAbortedError, transportClosedError } from '../errors.js';
+import { positiveIntegerOption } from '../options.js';
 import type {
   DialOptions,
   SocketAddress,
@@ -61,14 +63,9 @@ export interface ResolvedQuicOptions {
   readonly acceptBacklog: number;
 }
 
+/** Every numeric option ends up in a quinn config field or a timer; quinn takes u32s. */
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {
-  const result = value ?? fallback;
-  if (!Number.isSafeInteger(result) || result <= 0 || result > 0xffffffff) {
-    throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, `${name} must be a positive u32`, {
-      [name]: value,
-    });
-  }
-  return result;
+  return positiveIntegerOption(value, fallback, name, 0xffffffff);
 }
 
 function invalid(message: string, cause: unknown): StoqError {
@@ -121,26 +118,12 @@ function quinnConfig(binding: QuinnBinding, options: QuicTransportOptions): Quin
   }
 }
 
-function closedTransport(): StoqError {
-  return new StoqError(StoqErrorCode.CONNECTION_CLOSED, 'transport is closed');
-}
-
-function abortedDial(signal: AbortSignal): StoqError {
-  return new StoqError(StoqErrorCode.CANCELLED, 'dial aborted', {}, { cause: signal.reason });
-}
-
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
 /** Exported for tests that drive it with an instrumented server; use `Transport.listen`. */
 export class QuicListener implements TransportListener {
   private isClosed = false;
   private closing: Promise<void> | null = null;
   private handshakes = 0;
-  private readonly backlog: QuicConnection[] = [];
-  private readonly accepters: Waiter<TransportConnection | null>[] = [];
+  private readonly arrivals = new AcceptQueue<QuicConnection>();
   private readonly connections = new Set<QuicConnection>();
 
   constructor(
@@ -154,13 +137,10 @@ export class QuicListener implements TransportListener {
   }
 
   accept(): Promise<TransportConnection | null> {
-    const connection = this.backlog.shift();
-    if (connection) {
-      this.acceptMore();
-      return Promise.resolve(connection);
-    }
-    if (this.isClosed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.accepters.push({ resolve, reject }));
+    const next = this.arrivals.accept();
+    // A connection taken from the backlog makes room for another handshake.
+    this.acceptMore();
+    return next;
   }
 
   /** Closes the UDP endpoint, and with it every connection it accepted. */
@@ -168,8 +148,7 @@ export class QuicListener implements TransportListener {
     if (!this.closing) {
       this.isClosed = true;
       this.onClose(this);
-      for (const accepter of this.accepters.splice(0)) accepter.resolve(null);
-      for (const connection of [...this.connections, ...this.backlog.splice(0)]) {
+      for (const connection of [...this.connections, ...this.arrivals.close()]) {
         connection.close('listener closed');
       }
       // Never call server.port() after this: the binding panics on an unbound socket.
@@ -189,7 +168,7 @@ export class QuicListener implements TransportListener {
     while (
       !this.isClosed &&
       this.handshakes < this.options.acceptConcurrency &&
-      this.handshakes + this.backlog.length < this.options.acceptBacklog
+      this.handshakes + this.arrivals.backlogLength < this.options.acceptBacklog
     ) {
       this.handshakes += 1;
       this.server.inboundConnection().then(
@@ -226,9 +205,7 @@ export class QuicListener implements TransportListener {
     this.connections.add(connection);
     void connection.closed.then(() => this.connections.delete(connection));
     this.onConnection(connection);
-    const accepter = this.accepters.shift();
-    if (accepter) accepter.resolve(connection);
-    else this.backlog.push(connection);
+    this.arrivals.offer(connection);
     this.acceptMore();
   }
 }
@@ -258,7 +235,7 @@ class QuicTransport implements Transport {
   }
 
   listen(address: SocketAddress): Promise<TransportListener> {
-    if (this.isClosed) return Promise.reject(closedTransport());
+    if (this.isClosed) return Promise.reject(transportClosedError());
     if (isIP(address.host) === 0) {
       return Promise.reject(
         new StoqError(StoqErrorCode.INVALID_ARGUMENT, `QUIC listens on IP addresses only`, {
@@ -291,9 +268,9 @@ class QuicTransport implements Transport {
   }
 
   async dial(address: SocketAddress, options: DialOptions = {}): Promise<TransportConnection> {
-    if (this.isClosed) throw closedTransport();
+    if (this.isClosed) throw transportClosedError();
     const signal = options.signal;
-    if (signal?.aborted) throw abortedDial(signal);
+    if (signal?.aborted) throw dialAbortedError(signal);
     const family = isIP(address.host);
     if (family === 0) {
       throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, 'QUIC dials IP addresses only', {
@@ -305,7 +282,7 @@ class QuicTransport implements Transport {
     const native = await this.raceDial(attempt, address, signal);
     if (this.isClosed) {
       native.abort();
-      throw closedTransport();
+      throw transportClosedError();
     }
     let connection: QuicConnection;
     try {
@@ -365,7 +342,7 @@ class QuicTransport implements Transport {
         );
         reject(error);
       };
-      const onAbort = (): void => giveUp(abortedDial(signal as AbortSignal));
+      const onAbort = (): void => giveUp(dialAbortedError(signal as AbortSignal));
       const timer = setTimeout(
         () =>
           giveUp(
@@ -391,7 +368,7 @@ class QuicTransport implements Transport {
           const message = error instanceof Error ? error.message : String(error);
           reject(
             /endpoint stopping/i.test(message)
-              ? closedTransport()
+              ? transportClosedError()
               : new StoqError(
                   StoqErrorCode.HANDSHAKE_FAILED,
                   `QUIC handshake with ${where} failed: ${message}`,

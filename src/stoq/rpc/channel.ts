@@ -6,9 +6,8 @@ import {
   MESSAGE_FRAME,
   OK,
   STATUS_FRAME,
-  describeIssues,
-  issueList,
   messageFrame,
+  parseBySchema,
   parseWireFrame,
   statusError,
   type WireStatus,
@@ -107,16 +106,14 @@ export class StreamMessageChannel<In, Out> implements MessageChannel<In, Out> {
   }
 
   send(message: Out): boolean {
-    const checked = this.outgoing.safeParse(message);
-    if (!checked.success) {
-      throw new StoqError(
-        StoqErrorCode.INVALID_ARGUMENT,
-        `message does not match its schema: ${describeIssues(checked.error.issues)}`,
-        { issues: issueList(checked.error.issues) },
-      );
-    }
+    const checked = parseBySchema(
+      this.outgoing,
+      message,
+      StoqErrorCode.INVALID_ARGUMENT,
+      'message does not match its schema',
+    );
     // The parsed value is sent, not the argument: fields the schema does not name never leave.
-    return this.writer.enqueue(messageFrame(checked.data));
+    return this.writer.enqueue(messageFrame(checked));
   }
 
   drain(): Promise<void> {
@@ -210,15 +207,14 @@ export class StreamMessageChannel<In, Out> implements MessageChannel<In, Out> {
   }
 
   private parseIncoming(message: unknown): In {
-    const parsed = this.incoming.safeParse(message);
-    if (parsed.success) return parsed.data;
-    const issues = issueList(parsed.error.issues);
     // A bad message from the caller is its invalid argument; from the server it is a broken
     // server, which gRPC also reports to the caller as INTERNAL.
-    throw new StoqError(
+    return parseBySchema(
+      this.incoming,
+      message,
       this.side === 'server' ? StoqErrorCode.INVALID_ARGUMENT : StoqErrorCode.INTERNAL,
-      `received message does not match its schema: ${describeIssues(parsed.error.issues)}`,
-      { reason: 'schema', issues },
+      'received message does not match its schema',
+      'schema',
     );
   }
 }

@@ -21,9 +21,9 @@ import {
 import {
   MESSAGE_FRAME,
   OK,
-  describeIssues,
   encodeCallHeader,
-  issueList,
+  parseBySchema,
+  parseRequest,
   parseWireFrame,
   statusError,
   type MethodKind,
@@ -48,6 +48,14 @@ interface CallIo {
   readonly stream: TransportStream;
   readonly reader: FrameReader;
   readonly writer: FrameWriter;
+}
+
+/** A unary or one-way call whose exchange succeeded; its outcome is not recorded yet. */
+interface RequestCall<T> {
+  readonly result: T;
+  readonly io: CallIo;
+  readonly wireName: string;
+  readonly started: number;
 }
 
 /**
@@ -75,30 +83,21 @@ export class RpcClient<S extends ServiceDefinition> {
     request: RequestOf<S, N>,
     options: CallOptions = {},
   ): Promise<ResponseOf<S, N>> {
-    const definition = this.definition(method, 'unary');
-    const wireName = wireMethodName(this.service, method);
-    const checked = checkRequest(definition.request, request);
-    const started = performance.now();
-    const guard = new CallGuard(options);
-    let io: CallIo | null = null;
-    try {
-      io = await this.open(guard);
-      this.sendHeader(io, guard, wireName, 'unary', checked);
-      const response = await guard.race(expectMessage(io.reader));
-      const status = await guard.race(io.reader.next());
-      expectOkStatus(status);
-      void io.writer.finish().catch(() => undefined);
-      const parsed = checkResponse(responseSchema(definition), response);
-      this.record(wireName, OK, started);
-      return parsed as ResponseOf<S, N>;
-    } catch (error) {
-      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
-      io?.stream.reset();
-      this.record(wireName, failure.code, started);
-      throw failure;
-    } finally {
-      guard.dispose();
-    }
+    const { result, wireName, started } = await this.runRequestCall(
+      method,
+      'unary',
+      request,
+      options,
+      async (io, guard, definition) => {
+        const response = await guard.race(expectMessage(io.reader));
+        const status = await guard.race(io.reader.next());
+        expectOkStatus(status);
+        void io.writer.finish().catch(() => undefined);
+        return checkResponse(responseSchema(definition), response);
+      },
+    );
+    this.record(wireName, OK, started);
+    return result as ResponseOf<S, N>;
   }
 
   /**
@@ -111,7 +110,7 @@ export class RpcClient<S extends ServiceDefinition> {
     options: CallOptions = {},
   ): AsyncIterable<ResponseOf<S, N>> {
     const definition = this.definition(method, 'serverStream');
-    const checked = checkRequest(definition.request, request);
+    const checked = parseRequest(definition.request, request);
     return {
       [Symbol.asyncIterator]: () =>
         this.runStream(
@@ -132,24 +131,13 @@ export class RpcClient<S extends ServiceDefinition> {
     request: RequestOf<S, N>,
     options: CallOptions = {},
   ): Promise<void> {
-    const definition = this.definition(method, 'oneWay');
-    const wireName = wireMethodName(this.service, method);
-    const checked = checkRequest(definition.request, request);
-    const started = performance.now();
-    const guard = new CallGuard(options);
-    let io: CallIo | null = null;
-    try {
-      io = await this.open(guard);
-      this.sendHeader(io, guard, wireName, 'oneWay', checked);
-      await guard.race(io.writer.finish());
-    } catch (error) {
-      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
-      io?.stream.reset();
-      this.record(wireName, failure.code, started);
-      throw failure;
-    } finally {
-      guard.dispose();
-    }
+    const { io, wireName, started } = await this.runRequestCall(
+      method,
+      'oneWay',
+      request,
+      options,
+      (io, guard) => guard.race(io.writer.finish()),
+    );
     void this.collectVerdict(io, wireName, started);
   }
 
@@ -212,12 +200,48 @@ export class RpcClient<S extends ServiceDefinition> {
       this.sendHeader(io, guard, wireName, 'messageStream', undefined);
       return opened as unknown as MessageChannel<ResponseOf<S, N>, RequestOf<S, N>>;
     } catch (error) {
-      const failure = asStoqError(error, StoqErrorCode.INTERNAL);
-      io?.stream.reset();
       guard.dispose();
-      this.record(wireName, failure.code, started);
-      throw failure;
+      throw this.failed(error, io, wireName, started);
     }
+  }
+
+  /**
+   * A call that carries one request: checks it, opens a stream, sends the header and runs
+   * `exchange`. A failure anywhere up to the end of `exchange` resets the stream, is recorded
+   * with its status code and is thrown as a StoqError. Recording success is the caller's: a
+   * one-way call learns its outcome only later.
+   */
+  private async runRequestCall<T>(
+    method: string,
+    kind: 'unary' | 'oneWay',
+    request: unknown,
+    options: CallOptions,
+    exchange: (io: CallIo, guard: CallGuard, definition: MethodDefinition) => Promise<T>,
+  ): Promise<RequestCall<T>> {
+    const definition = this.definition(method, kind);
+    const wireName = wireMethodName(this.service, method);
+    const checked = parseRequest(definition.request, request);
+    const started = performance.now();
+    const guard = new CallGuard(options);
+    let io: CallIo | null = null;
+    try {
+      io = await this.open(guard);
+      this.sendHeader(io, guard, wireName, kind, checked);
+      const result = await exchange(io, guard, definition);
+      return { result, io, wireName, started };
+    } catch (error) {
+      throw this.failed(error, io, wireName, started);
+    } finally {
+      guard.dispose();
+    }
+  }
+
+  /** Ends a call that failed before its outcome: resets its stream and records the failure. */
+  private failed(error: unknown, io: CallIo | null, wireName: string, started: number): StoqError {
+    const failure = asStoqError(error, StoqErrorCode.INTERNAL);
+    io?.stream.reset();
+    this.record(wireName, failure.code, started);
+    return failure;
   }
 
   private async *runStream(
@@ -323,12 +347,7 @@ export class RpcClient<S extends ServiceDefinition> {
   }
 
   /** Reads a one-way call's status in the background so its stream is released. */
-  private async collectVerdict(
-    io: CallIo | null,
-    wireName: string,
-    started: number,
-  ): Promise<void> {
-    if (!io) return;
+  private async collectVerdict(io: CallIo, wireName: string, started: number): Promise<void> {
     let code: StatusCode = OK;
     try {
       expectOkStatus(await io.reader.next());
@@ -366,25 +385,14 @@ function responseSchema(definition: MethodDefinition): z.ZodType {
   return definition.response;
 }
 
-/** Checked before anything is sent: a bad request fails locally with the schema's path. */
-function checkRequest(schema: z.ZodType, request: unknown): unknown {
-  const parsed = schema.safeParse(request);
-  if (parsed.success) return parsed.data;
-  throw new StoqError(
-    StoqErrorCode.INVALID_ARGUMENT,
-    `request does not match its schema: ${describeIssues(parsed.error.issues)}`,
-    { issues: issueList(parsed.error.issues) },
-  );
-}
-
 /** A response the schema rejects means a broken server; gRPC reports that as INTERNAL. */
 function checkResponse(schema: z.ZodType, response: unknown): unknown {
-  const parsed = schema.safeParse(response);
-  if (parsed.success) return parsed.data;
-  throw new StoqError(
+  return parseBySchema(
+    schema,
+    response,
     StoqErrorCode.INTERNAL,
-    `response does not match its schema: ${describeIssues(parsed.error.issues)}`,
-    { reason: 'schema', issues: issueList(parsed.error.issues) },
+    'response does not match its schema',
+    'schema',
   );
 }
 

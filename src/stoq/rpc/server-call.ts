@@ -11,9 +11,9 @@ import { isAllowed, type CallContext, type MethodDefinition } from './service.js
 import {
   OK,
   describeIssues,
-  issueList,
   messageFrame,
   parseCallHeader,
+  parseRequest,
   statusFrame,
   statusText,
   wireDetail,
@@ -478,16 +478,6 @@ export class ServerCall {
 
 /** A handler returned a response its own schema rejects: a server bug, reported as INTERNAL. */
 class ResponseSchemaError extends Error {}
-
-function parseRequest(schema: z.ZodType, request: unknown): unknown {
-  const parsed = schema.safeParse(request);
-  if (parsed.success) return parsed.data;
-  throw new StoqError(
-    StoqErrorCode.INVALID_ARGUMENT,
-    `request does not match its schema: ${describeIssues(parsed.error.issues)}`,
-    { issues: issueList(parsed.error.issues) },
-  );
-}
 
 function wireStatus(error: StoqError | null): {
   code: StatusCode;

@@ -53,15 +53,13 @@ export function encodeCallHeader(header: CallHeader): Record<string, unknown> {
 
 /** Parses a decoded first frame; any other shape is MALFORMED_FRAME (reason `header`). */
 export function parseCallHeader(value: unknown): CallHeader {
-  const parsed = callHeaderSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new StoqError(
-      StoqErrorCode.MALFORMED_FRAME,
-      `invalid call header: ${describeIssues(parsed.error.issues)}`,
-      { reason: 'header', issues: issueList(parsed.error.issues) },
-    );
-  }
-  const header = parsed.data;
+  const header = parseBySchema(
+    callHeaderSchema,
+    value,
+    StoqErrorCode.MALFORMED_FRAME,
+    'invalid call header',
+    'header',
+  );
   const hasRequest = Object.prototype.hasOwnProperty.call(value, 'request');
   if (hasRequest !== (header.kind !== 'messageStream')) {
     throw new StoqError(
@@ -203,6 +201,36 @@ export function issueList(issues: ZodIssues): SchemaIssue[] {
     path: formatPath(issue.path),
     message: issue.message,
   }));
+}
+
+/**
+ * `value` as `schema` parses it, or a StoqError with `code`: `what` and the issues in the
+ * message, the issue list (and `reason`, if given) in the detail.
+ */
+export function parseBySchema<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  code: StoqErrorCode,
+  what: string,
+  reason?: string,
+): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues;
+  throw new StoqError(code, `${what}: ${describeIssues(issues)}`, {
+    ...(reason === undefined ? {} : { reason }),
+    issues: issueList(issues),
+  });
+}
+
+/** A call's request, checked by the caller before sending and by the server on receipt. */
+export function parseRequest(schema: z.ZodType, request: unknown): unknown {
+  return parseBySchema(
+    schema,
+    request,
+    StoqErrorCode.INVALID_ARGUMENT,
+    'request does not match its schema',
+  );
 }
 
 export function describeIssues(issues: ZodIssues): string {

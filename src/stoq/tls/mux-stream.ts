@@ -1,5 +1,7 @@
 import { StoqError, StoqErrorCode } from '../errors.js';
+import { StreamQueues, type PendingWrite } from '../stream-queues.js';
 import type { TransportStream } from '../transport.js';
+import type { Waiter } from '../waiter.js';
 import { encodeFrame, FrameType, MAX_DATA_PAYLOAD } from './frame.js';
 
 /**
@@ -8,17 +10,6 @@ import { encodeFrame, FrameType, MAX_DATA_PAYLOAD } from './frame.js';
  * grants the difference with a WINDOW_UPDATE right after the stream opens.
  */
 export const INITIAL_STREAM_WINDOW = 256 * 1024;
-
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-interface PendingWrite extends Waiter<void> {
-  /** `null` marks the FIN, queued behind earlier writes. */
-  readonly data: Uint8Array | null;
-  offset: number;
-}
 
 /** What a stream needs from its connection. */
 export interface StreamOwner {
@@ -36,21 +27,13 @@ export interface StreamOwner {
  * sender spends credit on DATA and stops at zero; the receiver returns credit as the application
  * reads, so a writer whose peer does not read stalls after one window, and other streams go on.
  */
-export class MuxStream implements TransportStream {
+export class MuxStream extends StreamQueues implements TransportStream {
   readonly id: string;
-  private failure: StoqError | null = null;
-
-  private readonly chunks: Uint8Array[] = [];
-  private readonly readers: Waiter<Uint8Array | null>[] = [];
-  private remoteFinished = false;
   /** Bytes the peer may still send before it needs more credit from us. */
   private receiveAllowance = INITIAL_STREAM_WINDOW;
   /** Bytes read by the application since the last WINDOW_UPDATE we sent. */
-  private consumed = 0;
-
-  private readonly writers: PendingWrite[] = [];
+  private unreturnedCredit = 0;
   private sendCredit = INITIAL_STREAM_WINDOW;
-  private finishQueued = false;
   private finishSent = false;
 
   constructor(
@@ -58,6 +41,8 @@ export class MuxStream implements TransportStream {
     private readonly owner: StreamOwner,
     private readonly window: number,
   ) {
+    // Not copied: encodeFrame copies each piece it sends.
+    super(`stream ${streamId}`, false);
     this.id = String(streamId);
   }
 
@@ -72,61 +57,21 @@ export class MuxStream implements TransportStream {
     }
   }
 
-  read(): Promise<Uint8Array | null> {
-    if (this.failure) return Promise.reject(this.failure);
-    const chunk = this.chunks.shift();
-    if (chunk) {
-      this.consumedBytes(chunk.length);
-      return Promise.resolve(chunk);
-    }
-    if (this.remoteFinished) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.readers.push({ resolve, reject }));
-  }
-
-  write(data: Uint8Array): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.finishQueued) {
-      return Promise.reject(
-        new StoqError(StoqErrorCode.STREAM_RESET, `write after finish on stream ${this.id}`),
-      );
-    }
-    if (data.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.writers.push({ data, offset: 0, resolve, reject });
-      this.pumpWrites();
-    });
-  }
-
-  finish(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.finishQueued) return Promise.resolve();
-    this.finishQueued = true;
-    return new Promise<void>((resolve, reject) => {
-      this.writers.push({ data: null, offset: 0, resolve, reject });
-      this.pumpWrites();
-    });
-  }
-
   reset(): void {
     if (this.failure) return;
-    const done = this.finishSent && this.remoteFinished;
+    const done = this.finishSent && this.finReceived;
     if (!done) this.owner.send(encodeFrame({ type: FrameType.RESET, streamId: this.streamId }));
     this.fail(new StoqError(StoqErrorCode.STREAM_RESET, `stream ${this.id} was reset locally`));
   }
 
   /** Fails every pending and future operation; used for resets and connection loss. */
   fail(error: StoqError): void {
-    if (this.failure) return;
-    this.failure = error;
-    this.chunks.length = 0;
-    for (const writer of this.writers.splice(0)) writer.reject(error);
-    for (const reader of this.readers.splice(0)) reader.reject(error);
-    this.owner.release(this);
+    if (this.failQueues(error)) this.owner.release(this);
   }
 
   onData(data: Uint8Array): void {
     if (this.failure) return; // we reset it; bytes already in flight are dropped
-    if (this.remoteFinished) {
+    if (this.finReceived) {
       this.owner.protocolError(
         new StoqError(StoqErrorCode.MALFORMED_FRAME, `DATA after FIN on stream ${this.id}`),
       );
@@ -149,7 +94,7 @@ export class MuxStream implements TransportStream {
     this.receiveAllowance -= data.length;
     const reader = this.readers.shift();
     if (reader) {
-      this.consumedBytes(data.length);
+      this.consumed(data.length);
       reader.resolve(data);
     } else {
       this.chunks.push(data);
@@ -157,8 +102,8 @@ export class MuxStream implements TransportStream {
   }
 
   onFin(): void {
-    if (this.failure || this.remoteFinished) return;
-    this.remoteFinished = true;
+    if (this.failure || this.finReceived) return;
+    this.finReceived = true;
     for (const reader of this.readers.splice(0)) reader.resolve(null);
     this.releaseIfDone();
   }
@@ -183,22 +128,22 @@ export class MuxStream implements TransportStream {
    * Returns credit in batches of a quarter window: fewer frames than one per read, and the
    * unreturned credit never exceeds the window, so a blocked writer always gets some back.
    */
-  private consumedBytes(length: number): void {
-    this.consumed += length;
-    if (this.consumed >= this.window / 4 && !this.remoteFinished) {
-      this.receiveAllowance += this.consumed;
+  protected consumed(length: number): void {
+    this.unreturnedCredit += length;
+    if (this.unreturnedCredit >= this.window / 4 && !this.finReceived) {
+      this.receiveAllowance += this.unreturnedCredit;
       this.owner.send(
         encodeFrame({
           type: FrameType.WINDOW_UPDATE,
           streamId: this.streamId,
-          credit: this.consumed,
+          credit: this.unreturnedCredit,
         }),
       );
-      this.consumed = 0;
+      this.unreturnedCredit = 0;
     }
   }
 
-  private pumpWrites(): void {
+  protected pumpWrites(): void {
     while (this.writers.length > 0 && !this.failure) {
       const writer = this.writers[0] as PendingWrite;
       if (writer.data === null) {
@@ -228,6 +173,6 @@ export class MuxStream implements TransportStream {
   }
 
   private releaseIfDone(): void {
-    if (this.finishSent && this.remoteFinished) this.owner.release(this);
+    if (this.finishSent && this.finReceived) this.owner.release(this);
   }
 }

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { AcceptQueue } from '../accept-queue.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
 import type {
   ProvenKey,
@@ -15,6 +16,7 @@ import {
   MAX_STREAM_ID,
   type Frame,
 } from './frame.js';
+import type { Waiter } from '../waiter.js';
 import { MuxStream, type StreamOwner } from './mux-stream.js';
 
 export interface MuxOptions {
@@ -34,11 +36,6 @@ export interface MuxOptions {
 /** Outgoing bytes buffered above which writes wait for the socket to drain. */
 const CONGESTION_BYTES = 1024 * 1024;
 const KEEP_ALIVE_MS = 15_000;
-
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
 
 let nextConnectionId = 1;
 
@@ -64,8 +61,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   private inboundOpen = 0;
   private nextLocalId: number;
   private highestRemoteId = 0;
-  private readonly backlog: MuxStream[] = [];
-  private readonly accepters: Waiter<TransportStream | null>[] = [];
+  private readonly inbound = new AcceptQueue<MuxStream>();
 
   private outgoing: Buffer[] = [];
   private outgoingBytes = 0;
@@ -131,10 +127,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   }
 
   acceptStream(): Promise<TransportStream | null> {
-    const stream = this.backlog.shift();
-    if (stream) return Promise.resolve(stream);
-    if (this.closeReason) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.accepters.push({ resolve, reject }));
+    return this.inbound.accept();
   }
 
   close(reason = 'closed'): void {
@@ -287,9 +280,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     this.streams.set(streamId, stream);
     this.inboundOpen += 1;
     stream.announceWindow();
-    const accepter = this.accepters.shift();
-    if (accepter) accepter.resolve(stream);
-    else this.backlog.push(stream);
+    this.inbound.offer(stream);
   }
 
   private isLocalId(streamId: number): boolean {
@@ -320,8 +311,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     this.closeReason = error;
     for (const stream of [...this.streams.values()]) stream.fail(error);
     this.streams.clear();
-    for (const stream of this.backlog.splice(0)) stream.fail(error);
-    for (const accepter of this.accepters.splice(0)) accepter.resolve(null);
+    for (const stream of this.inbound.close()) stream.fail(error);
     for (const waiter of this.congestionWaiters.splice(0)) waiter.reject(error);
     if (!this.socket.writableEnded) this.flush();
   }

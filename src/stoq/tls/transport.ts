@@ -1,6 +1,8 @@
 import { createSecureContext, connect, TLSSocket, type SecureContext } from 'node:tls';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { StoqError, StoqErrorCode } from '../errors.js';
+import { AcceptQueue } from '../accept-queue.js';
+import { StoqError, StoqErrorCode, dialAbortedError, transportClosedError } from '../errors.js';
+import { positiveIntegerOption } from '../options.js';
 import type {
   DialOptions,
   SocketAddress,
@@ -54,18 +56,12 @@ interface ResolvedOptions {
   readonly closeGraceMs: number;
 }
 
-function positiveInteger(value: number | undefined, fallback: number, name: string): number {
-  const result = value ?? fallback;
-  if (!Number.isSafeInteger(result) || result <= 0) {
-    throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, `${name} must be a positive integer`, {
-      [name]: value,
-    });
-  }
-  return result;
-}
-
 function resolveOptions(options: TlsTransportOptions): ResolvedOptions {
-  const streamWindow = positiveInteger(options.streamWindow, INITIAL_STREAM_WINDOW, 'streamWindow');
+  const streamWindow = positiveIntegerOption(
+    options.streamWindow,
+    INITIAL_STREAM_WINDOW,
+    'streamWindow',
+  );
   if (streamWindow < INITIAL_STREAM_WINDOW || streamWindow > 0x7fffffff) {
     throw new StoqError(
       StoqErrorCode.INVALID_ARGUMENT,
@@ -75,18 +71,22 @@ function resolveOptions(options: TlsTransportOptions): ResolvedOptions {
   }
   return {
     credentials: options.identity ? resolveTlsIdentity(options.identity) : null,
-    handshakeTimeoutMs: positiveInteger(
+    handshakeTimeoutMs: positiveIntegerOption(
       options.handshakeTimeoutMs,
       DEFAULT_HANDSHAKE_TIMEOUT_MS,
       'handshakeTimeoutMs',
     ),
     streamWindow,
-    maxInboundStreams: positiveInteger(
+    maxInboundStreams: positiveIntegerOption(
       options.maxInboundStreams,
       DEFAULT_MAX_INBOUND_STREAMS,
       'maxInboundStreams',
     ),
-    closeGraceMs: positiveInteger(options.closeGraceMs, DEFAULT_CLOSE_GRACE_MS, 'closeGraceMs'),
+    closeGraceMs: positiveIntegerOption(
+      options.closeGraceMs,
+      DEFAULT_CLOSE_GRACE_MS,
+      'closeGraceMs',
+    ),
   };
 }
 
@@ -132,15 +132,9 @@ function socketAddress(host: string | undefined, port: number | undefined): Sock
   return { host: host ?? '', port: port ?? 0 };
 }
 
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
 class TlsListener implements TransportListener {
   private isClosed = false;
-  private readonly backlog: MuxConnection[] = [];
-  private readonly accepters: Waiter<TransportConnection | null>[] = [];
+  private readonly arrivals = new AcceptQueue<MuxConnection>();
   private readonly connections = new Set<MuxConnection>();
   /** Raw TCP sockets whose TLS handshake has not finished yet. */
   private readonly handshaking = new Set<Socket>();
@@ -162,10 +156,7 @@ class TlsListener implements TransportListener {
   }
 
   accept(): Promise<TransportConnection | null> {
-    const connection = this.backlog.shift();
-    if (connection) return Promise.resolve(connection);
-    if (this.isClosed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.accepters.push({ resolve, reject }));
+    return this.arrivals.accept();
   }
 
   async close(): Promise<void> {
@@ -174,8 +165,7 @@ class TlsListener implements TransportListener {
       this.onClose(this);
       const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const raw of this.handshaking) raw.destroy();
-      this.backlog.length = 0;
-      for (const accepter of this.accepters.splice(0)) accepter.resolve(null);
+      this.arrivals.close();
       for (const connection of this.connections) connection.close('listener closed');
       await closing;
     }
@@ -222,9 +212,7 @@ class TlsListener implements TransportListener {
       this.connections.add(connection);
       void connection.closed.then(() => this.connections.delete(connection));
       this.onConnection(connection);
-      const accepter = this.accepters.shift();
-      if (accepter) accepter.resolve(connection);
-      else this.backlog.push(connection);
+      this.arrivals.offer(connection);
     });
   }
 }
@@ -241,7 +229,7 @@ class TlsTransport implements Transport {
   }
 
   async listen(address: SocketAddress): Promise<TransportListener> {
-    if (this.isClosed) throw closedTransport();
+    if (this.isClosed) throw transportClosedError();
     const credentials = this.options.credentials;
     if (!credentials) {
       throw new StoqError(
@@ -277,9 +265,9 @@ class TlsTransport implements Transport {
   }
 
   dial(address: SocketAddress, options: DialOptions = {}): Promise<TransportConnection> {
-    if (this.isClosed) return Promise.reject(closedTransport());
+    if (this.isClosed) return Promise.reject(transportClosedError());
     const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(abortedDial(signal));
+    if (signal?.aborted) return Promise.reject(dialAbortedError(signal));
     return new Promise<TransportConnection>((resolve, reject) => {
       const socket = connect({
         host: address.host,
@@ -295,7 +283,7 @@ class TlsTransport implements Transport {
         reject(error);
       };
       const onError = (error: Error): void => fail(dialError(address, error));
-      const onAbort = (): void => fail(abortedDial(signal as AbortSignal));
+      const onAbort = (): void => fail(dialAbortedError(signal as AbortSignal));
       const onClose = (): void =>
         fail(dialError(address, new Error('connection closed during the handshake')));
       const timer = setTimeout(
@@ -326,7 +314,7 @@ class TlsTransport implements Transport {
         cleanup();
         if (this.isClosed) {
           socket.destroy();
-          reject(closedTransport());
+          reject(transportClosedError());
           return;
         }
         if (socket.alpnProtocol !== STOQ_ALPN) {
@@ -367,14 +355,6 @@ class TlsTransport implements Transport {
     this.connections.add(connection);
     void connection.closed.then(() => this.connections.delete(connection));
   }
-}
-
-function closedTransport(): StoqError {
-  return new StoqError(StoqErrorCode.CONNECTION_CLOSED, 'transport is closed');
-}
-
-function abortedDial(signal: AbortSignal): StoqError {
-  return new StoqError(StoqErrorCode.CANCELLED, 'dial aborted', {}, { cause: signal.reason });
 }
 
 export function createTlsTransport(options: TlsTransportOptions = {}): Transport {
