@@ -1,0 +1,217 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { StorageError, StorageErrorCode } from './errors.js';
+import type { BlockInput, EvidenceInput } from './inputs.js';
+import { fromSqlite, fromSqliteOrNull } from './sqlite-bytes.js';
+
+/** A block as stored: its indexed header fields and its encoded bytes. */
+export interface StoredBlock {
+  readonly height: number;
+  readonly hash: Uint8Array;
+  readonly parentHash: Uint8Array;
+  readonly timeMs: number;
+  readonly bytes: Uint8Array;
+}
+
+/** A block with the quorum certificate that committed it: what a syncing peer needs. */
+export interface CommittedBlock {
+  readonly block: StoredBlock;
+  readonly commit: Uint8Array;
+}
+
+export interface StoredEvidence {
+  readonly hash: Uint8Array;
+  /** The height of the block that included it. */
+  readonly height: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Read access to blocks, commits and evidence. */
+export interface BlockReader {
+  latestHeight(): number | null;
+  earliestHeight(): number | null;
+  byHeight(height: number): StoredBlock | null;
+  byHash(hash: Uint8Array): StoredBlock | null;
+  commitAt(height: number): Uint8Array | null;
+  /** Blocks `from..to` (inclusive, ascending) with their commits, at most `limit` of them. */
+  range(fromHeight: number, toHeight: number, limit?: number): CommittedBlock[];
+  evidence(hash: Uint8Array): StoredEvidence | null;
+  evidenceAt(height: number): StoredEvidence[];
+}
+
+/** Default and ceiling for one range read, so a sync request cannot pull the whole chain. */
+export const DEFAULT_RANGE_LIMIT = 100;
+export const MAX_RANGE_LIMIT = 10_000;
+
+interface BlockRow {
+  height: number;
+  hash: Buffer;
+  parent_hash: Buffer;
+  time_ms: number;
+  bytes: Buffer;
+}
+
+interface CommittedRow extends BlockRow {
+  commit: Buffer | null;
+}
+
+interface EvidenceRow {
+  hash: Buffer;
+  height: number;
+  bytes: Buffer;
+}
+
+const BLOCK_COLUMNS = 'b.height, b.hash, b.parent_hash, b.time_ms, b.bytes';
+
+function toBlock(row: BlockRow): StoredBlock {
+  return {
+    height: row.height,
+    hash: fromSqlite(row.hash),
+    parentHash: fromSqlite(row.parent_hash),
+    timeMs: row.time_ms,
+    bytes: fromSqlite(row.bytes),
+  };
+}
+
+function toEvidence(row: EvidenceRow): StoredEvidence {
+  return { hash: fromSqlite(row.hash), height: row.height, bytes: fromSqlite(row.bytes) };
+}
+
+/** The block, commit and evidence tables (schema version 1) behind prepared statements. */
+export class BlockTables implements BlockReader {
+  private readonly selectLatest: Statement<[], number | null>;
+  private readonly selectEarliest: Statement<[], number | null>;
+  private readonly selectByHeight: Statement<[number], BlockRow>;
+  private readonly selectByHash: Statement<[Uint8Array], BlockRow>;
+  private readonly selectHashAt: Statement<[number], Buffer>;
+  private readonly selectHeightOfHash: Statement<[Uint8Array], number>;
+  private readonly selectCommit: Statement<[number], Buffer>;
+  private readonly selectRange: Statement<[number, number, number], CommittedRow>;
+  private readonly selectEvidence: Statement<[Uint8Array], EvidenceRow>;
+  private readonly selectEvidenceAt: Statement<[number], EvidenceRow>;
+  private readonly selectEvidenceHeight: Statement<[Uint8Array], number>;
+  private readonly insertBlock: Statement<[number, Uint8Array, Uint8Array, number, Uint8Array]>;
+  private readonly insertCommit: Statement<[number, Uint8Array]>;
+  private readonly insertEvidence: Statement<[Uint8Array, number, Uint8Array]>;
+
+  constructor(db: Database) {
+    this.selectLatest = db.prepare<[], number | null>('SELECT max(height) FROM block').pluck();
+    this.selectEarliest = db.prepare<[], number | null>('SELECT min(height) FROM block').pluck();
+    this.selectByHeight = db.prepare(`SELECT ${BLOCK_COLUMNS} FROM block b WHERE b.height = ?`);
+    this.selectByHash = db.prepare(`SELECT ${BLOCK_COLUMNS} FROM block b WHERE b.hash = ?`);
+    this.selectHashAt = db
+      .prepare<[number], Buffer>('SELECT hash FROM block WHERE height = ?')
+      .pluck();
+    this.selectHeightOfHash = db
+      .prepare<[Uint8Array], number>('SELECT height FROM block WHERE hash = ?')
+      .pluck();
+    this.selectCommit = db
+      .prepare<[number], Buffer>('SELECT bytes FROM block_commit WHERE height = ?')
+      .pluck();
+    this.selectRange = db.prepare(
+      `SELECT ${BLOCK_COLUMNS}, c.bytes AS "commit" FROM block b
+       LEFT JOIN block_commit c ON c.height = b.height
+       WHERE b.height BETWEEN ? AND ? ORDER BY b.height LIMIT ?`,
+    );
+    this.selectEvidence = db.prepare('SELECT hash, height, bytes FROM evidence WHERE hash = ?');
+    this.selectEvidenceAt = db.prepare(
+      'SELECT hash, height, bytes FROM evidence WHERE height = ? ORDER BY hash',
+    );
+    this.selectEvidenceHeight = db
+      .prepare<[Uint8Array], number>('SELECT height FROM evidence WHERE hash = ?')
+      .pluck();
+    this.insertBlock = db.prepare(
+      'INSERT INTO block (height, hash, parent_hash, time_ms, bytes) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.insertCommit = db.prepare('INSERT INTO block_commit (height, bytes) VALUES (?, ?)');
+    this.insertEvidence = db.prepare('INSERT INTO evidence (hash, height, bytes) VALUES (?, ?, ?)');
+  }
+
+  latestHeight(): number | null {
+    return this.selectLatest.get() ?? null;
+  }
+
+  earliestHeight(): number | null {
+    return this.selectEarliest.get() ?? null;
+  }
+
+  byHeight(height: number): StoredBlock | null {
+    const row = this.selectByHeight.get(height);
+    return row === undefined ? null : toBlock(row);
+  }
+
+  byHash(hash: Uint8Array): StoredBlock | null {
+    const row = this.selectByHash.get(hash);
+    return row === undefined ? null : toBlock(row);
+  }
+
+  commitAt(height: number): Uint8Array | null {
+    return fromSqliteOrNull(this.selectCommit.get(height));
+  }
+
+  range(fromHeight: number, toHeight: number, limit = DEFAULT_RANGE_LIMIT): CommittedBlock[] {
+    const bounded = Math.min(Math.max(limit, 0), MAX_RANGE_LIMIT);
+    return this.selectRange.all(fromHeight, toHeight, bounded).map((row) => {
+      if (row.commit === null) {
+        throw new StorageError(StorageErrorCode.CORRUPT, `block ${row.height} has no commit`, {
+          height: row.height,
+        });
+      }
+      return { block: toBlock(row), commit: fromSqlite(row.commit) };
+    });
+  }
+
+  evidence(hash: Uint8Array): StoredEvidence | null {
+    const row = this.selectEvidence.get(hash);
+    return row === undefined ? null : toEvidence(row);
+  }
+
+  evidenceAt(height: number): StoredEvidence[] {
+    return this.selectEvidenceAt.all(height).map(toEvidence);
+  }
+
+  /**
+   * Writes one block with its commit and evidence after checking that it extends the chain.
+   * Must run inside the caller's transaction (saveBlock), which also writes the state.
+   */
+  append(block: BlockInput, commit: Uint8Array, evidence: readonly EvidenceInput[]): void {
+    const latest = this.latestHeight();
+    if (latest !== null) {
+      if (block.height !== latest + 1) {
+        throw new StorageError(
+          StorageErrorCode.HEIGHT_NOT_NEXT,
+          `block height ${block.height} does not follow the latest stored height ${latest}`,
+          { height: block.height, latestHeight: latest },
+        );
+      }
+      const parentHash = this.selectHashAt.get(latest) as Buffer;
+      if (Buffer.compare(parentHash, block.parentHash) !== 0) {
+        throw new StorageError(
+          StorageErrorCode.PARENT_MISMATCH,
+          `block ${block.height} names a parent that is not the stored block ${latest}`,
+          { height: block.height },
+        );
+      }
+    }
+    const existing = this.selectHeightOfHash.get(block.hash);
+    if (existing !== undefined) {
+      throw new StorageError(
+        StorageErrorCode.DUPLICATE_BLOCK,
+        `a block with this hash is already stored at height ${existing}`,
+        { height: block.height, existingHeight: existing },
+      );
+    }
+    this.insertBlock.run(block.height, block.hash, block.parentHash, block.timeMs, block.bytes);
+    this.insertCommit.run(block.height, commit);
+    for (const item of evidence) {
+      const included = this.selectEvidenceHeight.get(item.hash);
+      if (included !== undefined) {
+        throw new StorageError(
+          StorageErrorCode.DUPLICATE_EVIDENCE,
+          `evidence ${Buffer.from(item.hash).toString('hex')} was already included at height ${included}`,
+          { height: block.height, includedAt: included },
+        );
+      }
+      this.insertEvidence.run(item.hash, block.height, item.bytes);
+    }
+  }
+}

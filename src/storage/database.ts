@@ -1,0 +1,91 @@
+import { rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { Database as SqliteDatabase } from 'better-sqlite3';
+import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
+
+/**
+ * `PRAGMA application_id` of a HyperMesh store ("HMSH"), written into the SQLite header so a
+ * store is told apart from any other SQLite file (https://www.sqlite.org/fileformat.html §1.3.21).
+ */
+export const STORE_APPLICATION_ID = 0x484d5348;
+
+export interface DatabaseOptions {
+  /** Open without writing: no journal-mode change, no migrations. */
+  readonly readonly?: boolean;
+  /** Refuse to create a new file. */
+  readonly mustExist?: boolean;
+  /** How long a writer waits for another connection's lock before `BUSY`. */
+  readonly busyTimeoutMs?: number;
+}
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Connection settings (https://www.sqlite.org/pragma.html):
+ * - WAL journal: readers never block the writer and a commit appends to one file.
+ * - `synchronous=FULL`: in WAL mode the WAL is fsynced at every commit, so a transaction that
+ *   returned survives power loss. NORMAL only syncs at checkpoints: a committed block could
+ *   vanish after a power cut although the node already voted on the next one (docs/storage.md).
+ * - `foreign_keys=ON`: commits, evidence and state rows must point at a stored block.
+ * - `journal_size_limit`: the -wal file is truncated back to 64 MiB after a checkpoint.
+ */
+function configure(db: SqliteDatabase, readonly: boolean): void {
+  if (!readonly) {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') {
+      throw new StorageError(
+        StorageErrorCode.CANNOT_OPEN,
+        `cannot switch the store to WAL journal mode (got ${String(mode)})`,
+        { path: db.name, journalMode: mode },
+      );
+    }
+    db.pragma('journal_size_limit = 67108864');
+  }
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+}
+
+function checkApplicationId(db: SqliteDatabase, readonly: boolean): void {
+  const id = Number(db.pragma('application_id', { simple: true }));
+  if (id === STORE_APPLICATION_ID) return;
+  const objects = Number(db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get());
+  if (id === 0 && objects === 0) {
+    // A fresh (empty) file becomes a HyperMesh store; a read-only open leaves it alone.
+    if (!readonly) db.pragma(`application_id = ${STORE_APPLICATION_ID}`);
+    return;
+  }
+  throw new StorageError(
+    StorageErrorCode.FOREIGN_DATABASE,
+    `${db.name} is an SQLite database of another application (application_id ${id}, ${objects} schema objects)`,
+    { path: db.name, applicationId: id, objects },
+  );
+}
+
+/**
+ * Opens (or creates) an SQLite file as a HyperMesh store connection. Every failure — a
+ * directory, a missing parent, a non-SQLite file, a malformed header, another application's
+ * database — becomes a `StorageError` and the connection is closed again.
+ */
+export function openDatabase(path: string, options: DatabaseOptions = {}): SqliteDatabase {
+  const readonly = options.readonly === true;
+  let db: SqliteDatabase | undefined;
+  try {
+    db = new Database(path, {
+      readonly,
+      fileMustExist: readonly || options.mustExist === true,
+      timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+    });
+    configure(db, readonly);
+    checkApplicationId(db, readonly);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw toStorageError(error, `cannot open store ${path}`, path);
+  }
+}
+
+/** Removes a store file that this process created, with SQLite's companion files. */
+export function removeStoreFiles(path: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal'])
+    rmSync(`${path}${suffix}`, { force: true });
+}

@@ -1,0 +1,161 @@
+import type { Database } from 'better-sqlite3';
+import { StorageError, StorageErrorCode } from './errors.js';
+import {
+  EMPTY_STATE_ROOT,
+  hashesEqual,
+  stateInternalHash,
+  stateKeyHash,
+  stateLeafHash,
+  stateValueHash,
+} from './state-proof.js';
+import type { StateTables } from './state-store.js';
+import { EMPTY_REF, updateStateTree } from './state-tree.js';
+import type { NodeRef, StateNode, StateNodeReader } from './state-tree.js';
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+
+/** What a full consistency check found (it throws `CORRUPT` at the first violation instead). */
+export interface IntegrityReport {
+  readonly earliestHeight: number | null;
+  readonly latestHeight: number | null;
+  readonly blocks: number;
+  readonly stateKeys: number;
+  readonly stateRoot: Uint8Array;
+}
+
+function corrupt(message: string, detail: Record<string, unknown> = {}): never {
+  throw new StorageError(StorageErrorCode.CORRUPT, message, detail);
+}
+
+function count(db: Database, sql: string): number {
+  return Number(db.prepare(sql).pluck().get());
+}
+
+/** SQLite's own page-level check, then foreign keys. */
+function checkSqlite(db: Database): void {
+  const problems = db.pragma('quick_check', { simple: false }) as { quick_check: string }[];
+  if (problems.length !== 1 || problems[0]?.quick_check !== 'ok') {
+    corrupt('SQLite quick_check failed', { problems: problems.slice(0, 10) });
+  }
+  const dangling = db.pragma('foreign_key_check') as unknown[];
+  if (dangling.length > 0) corrupt('rows point at missing blocks', { rows: dangling.length });
+}
+
+/** Heights contiguous, each block linked to its parent and holding a commit and a state root. */
+function checkChain(db: Database): {
+  earliest: number | null;
+  latest: number | null;
+  blocks: number;
+} {
+  const { earliest, latest, blocks } = db
+    .prepare('SELECT min(height) AS earliest, max(height) AS latest, count(*) AS blocks FROM block')
+    .get() as { earliest: number | null; latest: number | null; blocks: number };
+  if (earliest !== null && latest !== null && latest - earliest + 1 !== blocks) {
+    corrupt('block heights have gaps', { earliest, latest, blocks });
+  }
+  const unlinked = count(
+    db,
+    `SELECT count(*) FROM block b JOIN block p ON p.height = b.height - 1
+     WHERE b.parent_hash != p.hash`,
+  );
+  if (unlinked > 0) corrupt('blocks whose parent hash is not the previous block', { unlinked });
+  const uncommitted = count(
+    db,
+    'SELECT count(*) FROM block b LEFT JOIN block_commit c USING (height) WHERE c.height IS NULL',
+  );
+  if (uncommitted > 0) corrupt('blocks without a commit', { uncommitted });
+  const rootless = count(
+    db,
+    'SELECT count(*) FROM block b LEFT JOIN state_root r USING (height) WHERE r.height IS NULL',
+  );
+  if (rootless > 0) corrupt('blocks without a state root', { rootless });
+  return { earliest, latest, blocks };
+}
+
+/**
+ * Every node reachable from `root` is present and hashes to what its parent records; returns
+ * the leaves as key hash -> value hash.
+ */
+function walkTree(reader: StateNodeReader, root: NodeRef): Map<string, Uint8Array> {
+  const leaves = new Map<string, Uint8Array>();
+  const pending: NodeRef[] = [root];
+  while (pending.length > 0) {
+    const ref = pending.pop() as NodeRef;
+    if (ref.id === null) {
+      if (!hashesEqual(ref.hash, EMPTY_STATE_ROOT)) {
+        corrupt('a state tree child has a hash but no node', { hash: hex(ref.hash) });
+      }
+      continue;
+    }
+    const node: StateNode = reader.read(ref.id);
+    const actual =
+      node.kind === 'internal'
+        ? stateInternalHash(node.left.hash, node.right.hash)
+        : stateLeafHash(node.keyHash, node.valueHash);
+    if (!hashesEqual(actual, ref.hash)) {
+      corrupt('a state tree node does not hash to what its parent records', { node: ref.id });
+    }
+    if (node.kind === 'internal') pending.push(node.left, node.right);
+    else leaves.set(hex(node.keyHash), node.valueHash);
+  }
+  return leaves;
+}
+
+/**
+ * The latest state tree is intact and agrees with the latest value of every key: rebuilt from
+ * the values alone it has the stored root, and walking the stored nodes finds exactly those
+ * keys and values.
+ */
+function checkState(db: Database, state: StateTables): { keys: number; root: Uint8Array } {
+  const root = state.latestRoot();
+  const rows = db
+    .prepare('SELECT key, value, max(height) FROM state_value GROUP BY key')
+    .raw()
+    .all() as [Buffer, Buffer | null, number][];
+  const live = new Map<string, Uint8Array>();
+  for (const [key, value] of rows) {
+    if (value !== null)
+      live.set(Buffer.from(stateKeyHash(key)).toString('hex'), stateValueHash(value));
+  }
+  const empty: StateNodeReader = {
+    read: () => corrupt('rebuilding the state tree read a node'),
+  };
+  const rebuilt = updateStateTree(
+    empty,
+    EMPTY_REF,
+    [...live].map(([keyHash, valueHash]) => ({ keyHash: Buffer.from(keyHash, 'hex'), valueHash })),
+    1,
+  );
+  if (!hashesEqual(rebuilt.root.hash, root.hash)) {
+    corrupt('the stored state root is not the root of the stored values', {
+      stored: hex(root.hash),
+      rebuilt: hex(rebuilt.root.hash),
+    });
+  }
+  const leaves = walkTree(state, root);
+  const keyCount = state.keyCount();
+  if (leaves.size !== live.size || keyCount !== live.size) {
+    corrupt('state key count disagrees', { leaves: leaves.size, values: live.size, keyCount });
+  }
+  for (const [keyHash, valueHash] of leaves) {
+    const expected = live.get(keyHash);
+    if (expected === undefined || !hashesEqual(expected, valueHash)) {
+      corrupt('a state tree leaf disagrees with the stored value', { keyHash });
+    }
+  }
+  return { keys: live.size, root: root.hash };
+}
+
+/** Full consistency check of a store; O(blocks + state keys). */
+export function checkIntegrity(db: Database, state: StateTables): IntegrityReport {
+  checkSqlite(db);
+  const chain = checkChain(db);
+  const { keys, root } = checkState(db, state);
+  return {
+    earliestHeight: chain.earliest,
+    latestHeight: chain.latest,
+    blocks: chain.blocks,
+    stateKeys: keys,
+    stateRoot: root,
+  };
+}

@@ -1,0 +1,79 @@
+import type { Migration } from './migrate.js';
+
+/**
+ * The node store's schema, oldest first (see docs/storage.md for the tables). Tables are STRICT
+ * so a value of the wrong type is refused by SQLite itself, not stored and misread later.
+ */
+export const STORE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'blocks, commits and evidence',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE block (
+          height INTEGER PRIMARY KEY CHECK (height >= 0),
+          hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),
+          parent_hash BLOB NOT NULL CHECK (length(parent_hash) = 32),
+          time_ms INTEGER NOT NULL CHECK (time_ms >= 0),
+          bytes BLOB NOT NULL
+        ) STRICT;
+        CREATE INDEX block_by_parent_hash ON block (parent_hash);
+        CREATE INDEX block_by_time ON block (time_ms);
+
+        CREATE TABLE block_commit (
+          height INTEGER PRIMARY KEY REFERENCES block (height),
+          bytes BLOB NOT NULL
+        ) STRICT;
+
+        CREATE TABLE evidence (
+          hash BLOB PRIMARY KEY CHECK (length(hash) = 32),
+          height INTEGER NOT NULL REFERENCES block (height),
+          bytes BLOB NOT NULL
+        ) STRICT;
+        CREATE INDEX evidence_by_height ON evidence (height);
+      `);
+    },
+  },
+  {
+    version: 2,
+    name: 'application state with sparse Merkle tree',
+    up: (db) => {
+      db.exec(`
+        -- Tree nodes, append-only, shared by every version that still reaches them.
+        -- kind 1 = internal: a, b = left and right child hashes; left_id, right_id = their
+        --   ids (NULL for an empty child). kind 2 = leaf: a = SHA-256(key), b = SHA-256(value).
+        CREATE TABLE state_node (
+          id INTEGER PRIMARY KEY,
+          kind INTEGER NOT NULL CHECK (kind IN (1, 2)),
+          a BLOB NOT NULL CHECK (length(a) = 32),
+          b BLOB NOT NULL CHECK (length(b) = 32),
+          left_id INTEGER REFERENCES state_node (id),
+          right_id INTEGER REFERENCES state_node (id),
+          CHECK (kind = 1 OR (left_id IS NULL AND right_id IS NULL))
+        ) STRICT;
+
+        -- Every write of a key, by the height that made it; value NULL is a deletion.
+        CREATE TABLE state_value (
+          key BLOB NOT NULL,
+          height INTEGER NOT NULL REFERENCES block (height),
+          value BLOB,
+          PRIMARY KEY (key, height)
+        ) STRICT;
+
+        CREATE TABLE state_root (
+          height INTEGER PRIMARY KEY REFERENCES block (height),
+          root BLOB NOT NULL CHECK (length(root) = 32),
+          root_id INTEGER REFERENCES state_node (id),
+          key_count INTEGER NOT NULL CHECK (key_count >= 0)
+        ) STRICT;
+
+        -- Blocks stored before this version had no application state: the empty root.
+        INSERT INTO state_root (height, root, root_id, key_count)
+          SELECT height, zeroblob(32), NULL, 0 FROM block;
+      `);
+    },
+  },
+];
+
+/** The schema version this code writes. */
+export const STORE_SCHEMA_VERSION = STORE_MIGRATIONS.length;

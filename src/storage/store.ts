@@ -1,0 +1,255 @@
+import { existsSync, statSync } from 'node:fs';
+import type { Database } from 'better-sqlite3';
+import { BlockTables } from './block-store.js';
+import type { BlockReader, CommittedBlock, StoredBlock, StoredEvidence } from './block-store.js';
+import { openDatabase, removeStoreFiles } from './database.js';
+import type { DatabaseOptions } from './database.js';
+import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
+import { checkIntegrity } from './integrity.js';
+import type { IntegrityReport } from './integrity.js';
+import {
+  parseHash,
+  parseHeight,
+  parseSaveBlockInput,
+  parseStateChanges,
+  parseStateKey,
+  parseUint,
+} from './inputs.js';
+import type { SaveBlockInput, StateChange } from './inputs.js';
+import { checkedSchemaVersion, migrate } from './migrate.js';
+import { hashesEqual } from './state-proof.js';
+import { StateTables } from './state-store.js';
+import type { StateQueryResult, StateReader, StateWrite } from './state-store.js';
+import { STORE_MIGRATIONS } from './store-migrations.js';
+
+export interface StoreOptions extends DatabaseOptions {
+  /** State tree nodes kept in memory (default 200,000, a few hundred bytes each). */
+  readonly stateNodeCacheSize?: number;
+}
+
+export interface SavedBlock {
+  readonly height: number;
+  readonly stateRoot: Uint8Array;
+  readonly stateKeys: number;
+}
+
+export interface StoreFileSizes {
+  /** The main database file. */
+  readonly database: number;
+  /** SQLite's -wal file (committed pages not yet checkpointed into the database). */
+  readonly wal: number;
+}
+
+/** One node's durable store: blocks, commits, evidence and the application state. */
+export interface NodeStore {
+  readonly path: string;
+  readonly readonly: boolean;
+  readonly schemaVersion: number;
+  readonly blocks: BlockReader;
+  readonly state: StateReader;
+  /**
+   * Writes a committed block, its quorum certificate, the evidence it includes and its state
+   * changes in one transaction, and returns once that transaction is fsynced: afterwards the
+   * whole block survives a crash or power loss; if it throws, nothing of it was written.
+   * The state root computed from the changes must equal `stateRoot`.
+   */
+  saveBlock(input: SaveBlockInput): SavedBlock;
+  /** An online, consistent copy of the store (SQLite backup API) at `toPath`, which must not exist. */
+  backup(toPath: string): Promise<void>;
+  /** Full consistency check; throws `CORRUPT` at the first violation. */
+  verifyIntegrity(): IntegrityReport;
+  fileSizes(): StoreFileSizes;
+  close(): void;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+class SqliteNodeStore implements NodeStore {
+  readonly blocks: BlockReader;
+  readonly state: StateReader;
+  private readonly blockTables: BlockTables;
+  private readonly stateTables: StateTables;
+  private closed = false;
+
+  constructor(
+    private readonly db: Database,
+    readonly path: string,
+    readonly readonly: boolean,
+    readonly schemaVersion: number,
+    stateNodeCacheSize: number | undefined,
+  ) {
+    this.blockTables = new BlockTables(db);
+    this.stateTables = new StateTables(db, stateNodeCacheSize);
+    this.blocks = this.guardedBlocks();
+    this.state = this.guardedState();
+  }
+
+  /** Runs one store operation: refused after close, SQLite failures turned into typed errors. */
+  private guard<T>(context: string, operation: () => T): T {
+    if (this.closed) {
+      throw new StorageError(StorageErrorCode.CLOSED, `${context}: the store is closed`, {
+        path: this.path,
+      });
+    }
+    try {
+      return operation();
+    } catch (error) {
+      throw toStorageError(error, context, this.path);
+    }
+  }
+
+  private guardedBlocks(): BlockReader {
+    const tables = this.blockTables;
+    const height = (value: number): number => parseUint(value, 'height');
+    return {
+      latestHeight: () => this.guard('latestHeight', () => tables.latestHeight()),
+      earliestHeight: () => this.guard('earliestHeight', () => tables.earliestHeight()),
+      byHeight: (h: number): StoredBlock | null =>
+        this.guard('block by height', () => tables.byHeight(height(h))),
+      byHash: (hash: Uint8Array): StoredBlock | null =>
+        this.guard('block by hash', () => tables.byHash(parseHash(hash))),
+      commitAt: (h: number) => this.guard('commit', () => tables.commitAt(height(h))),
+      range: (from: number, to: number, limit?: number): CommittedBlock[] =>
+        this.guard('block range', () =>
+          tables.range(
+            parseUint(from, 'fromHeight'),
+            parseUint(to, 'toHeight'),
+            limit === undefined ? undefined : parseUint(limit, 'limit'),
+          ),
+        ),
+      evidence: (hash: Uint8Array): StoredEvidence | null =>
+        this.guard('evidence', () => tables.evidence(parseHash(hash))),
+      evidenceAt: (h: number) =>
+        this.guard('evidence at height', () => tables.evidenceAt(height(h))),
+    };
+  }
+
+  private guardedState(): StateReader {
+    const tables = this.stateTables;
+    return {
+      root: (height?: number) => this.guard('state root', () => tables.root(parseHeight(height))),
+      keyCount: (height?: number) =>
+        this.guard('state key count', () => tables.keyCount(parseHeight(height))),
+      get: (key: Uint8Array, height?: number) =>
+        this.guard('state get', () => tables.get(parseStateKey(key), parseHeight(height))),
+      getWithProof: (key: Uint8Array, height?: number): StateQueryResult =>
+        this.guard('state getWithProof', () =>
+          tables.getWithProof(parseStateKey(key), parseHeight(height)),
+        ),
+      computeRoot: (changes: readonly StateChange[]) =>
+        this.guard('state computeRoot', () => tables.computeRoot(parseStateChanges(changes))),
+    };
+  }
+
+  saveBlock(input: SaveBlockInput): SavedBlock {
+    return this.guard('saveBlock', () => {
+      if (this.readonly) {
+        throw new StorageError(StorageErrorCode.READ_ONLY, 'saveBlock on a read-only store', {
+          path: this.path,
+        });
+      }
+      const { block, commit, evidence, stateChanges, stateRoot } = parseSaveBlockInput(input);
+      const write = this.db.transaction((): StateWrite => {
+        this.blockTables.append(block, commit, evidence);
+        const planned = this.stateTables.plan(stateChanges);
+        const computed = planned.update.root.hash;
+        if (!hashesEqual(computed, stateRoot)) {
+          throw new StorageError(
+            StorageErrorCode.STATE_ROOT_MISMATCH,
+            `state root after block ${block.height} is not the expected one`,
+            {
+              height: block.height,
+              expected: Buffer.from(stateRoot).toString('hex'),
+              computed: Buffer.from(computed).toString('hex'),
+            },
+          );
+        }
+        this.stateTables.write(block.height, planned);
+        return planned;
+      });
+      // IMMEDIATE takes the write lock up front, so the chain checks and the writes see one
+      // state. With synchronous=FULL the commit has been fsynced when this returns.
+      const planned = write.immediate();
+      this.stateTables.committed(planned);
+      return {
+        height: block.height,
+        stateRoot: planned.update.root.hash.slice(),
+        stateKeys: planned.keyCount,
+      };
+    });
+  }
+
+  async backup(toPath: string): Promise<void> {
+    this.guard('backup', () => {
+      if (existsSync(toPath)) {
+        throw new StorageError(StorageErrorCode.TARGET_EXISTS, `backup target ${toPath} exists`, {
+          path: toPath,
+        });
+      }
+    });
+    try {
+      await this.db.backup(toPath);
+    } catch (error) {
+      // The target did not exist before: remove the partial copy.
+      removeStoreFiles(toPath);
+      throw toStorageError(error, `backup to ${toPath}`, this.path);
+    }
+  }
+
+  verifyIntegrity(): IntegrityReport {
+    return this.guard('verifyIntegrity', () => checkIntegrity(this.db, this.stateTables));
+  }
+
+  fileSizes(): StoreFileSizes {
+    return this.guard('fileSizes', () => ({
+      database: fileSize(this.path),
+      wal: fileSize(`${this.path}-wal`),
+    }));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+/**
+ * Opens the node store at `path` (creating it unless `mustExist` or `readonly`), applies any
+ * pending schema migrations, and returns it. Fails with a `StorageError`: `CANNOT_OPEN`,
+ * `NOT_A_DATABASE`, `FOREIGN_DATABASE`, `CORRUPT`, `SCHEMA_TOO_NEW`, `SCHEMA_MISMATCH`,
+ * `SCHEMA_NEEDS_MIGRATION` (read-only and out of date), `MIGRATION_FAILED` or `BUSY`.
+ */
+export function openStore(path: string, options: StoreOptions = {}): NodeStore {
+  const cacheSize = options.stateNodeCacheSize;
+  if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 0)) {
+    throw new RangeError(`stateNodeCacheSize must be a non-negative integer, got ${cacheSize}`);
+  }
+  const db = openDatabase(path, options);
+  try {
+    const readonly = options.readonly === true;
+    let version: number;
+    if (readonly) {
+      version = checkedSchemaVersion(db, STORE_MIGRATIONS, path);
+      if (version < STORE_MIGRATIONS.length) {
+        throw new StorageError(
+          StorageErrorCode.SCHEMA_NEEDS_MIGRATION,
+          `store schema version ${version} needs migrating to ${STORE_MIGRATIONS.length}; open it writable once`,
+          { path, fileVersion: version, knownVersion: STORE_MIGRATIONS.length },
+        );
+      }
+    } else {
+      version = migrate(db, STORE_MIGRATIONS, path).to;
+    }
+    return new SqliteNodeStore(db, path, readonly, version, options.stateNodeCacheSize);
+  } catch (error) {
+    db.close();
+    throw toStorageError(error, `cannot open store ${path}`, path);
+  }
+}

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { isHyperMeshError } from '../../src/codec/error.js';
+import { StorageErrorCode } from '../../src/storage/errors.js';
+import { openStoreFromSnapshot } from '../../src/storage/snapshot.js';
+import { verifyStateProof } from '../../src/storage/state-proof.js';
+import { openStore } from '../../src/storage/store.js';
+import type { NodeStore } from '../../src/storage/store.js';
+import { changes, hex, nextBlock, temporaryDirectory, text } from './chain-fixture.js';
+
+const storageError = (code: StorageErrorCode) => (error: unknown) => isHyperMeshError(error, code);
+
+describe('snapshots', () => {
+  let dir: Awaited<ReturnType<typeof temporaryDirectory>>;
+  let store: NodeStore;
+
+  before(async () => {
+    dir = await temporaryDirectory('snapshot');
+    store = openStore(dir.file('live.db'));
+    for (let i = 0; i < 20; i++)
+      store.saveBlock(nextBlock(store, { stateChanges: changes(`s${i % 4}`, 40, `v${i}`) }));
+  });
+  after(async () => {
+    store.close();
+    await dir.cleanup();
+  });
+
+  it('backs up a live store and restores it as a new, verified store', async () => {
+    const snapshot = dir.file('snapshot-1.db');
+    const rootAtBackup = hex(store.state.root());
+    await store.backup(snapshot);
+    // The live store keeps going; the snapshot is a point in time.
+    store.saveBlock(nextBlock(store, { stateChanges: changes('after', 5, 'later') }));
+
+    const restored = await openStoreFromSnapshot(snapshot, dir.file('restored-1.db'));
+    try {
+      assert.equal(restored.blocks.latestHeight(), 20);
+      assert.equal(hex(restored.state.root()), rootAtBackup);
+      assert.deepEqual(restored.blocks.byHeight(7), store.blocks.byHeight(7));
+      const result = restored.state.getWithProof(text('s1/3'));
+      assert.ok(verifyStateProof(result.root, text('s1/3'), result.value, result.proof));
+      assert.equal(restored.state.get(text('after/1')), null);
+      // The restored store carries on the chain from where the snapshot was taken.
+      restored.saveBlock(nextBlock(restored, { stateChanges: changes('after', 5, 'restored') }));
+      assert.equal(restored.verifyIntegrity().latestHeight, 21);
+    } finally {
+      restored.close();
+    }
+    // The snapshot itself is a self-contained store file.
+    const direct = openStore(snapshot, { readonly: true });
+    try {
+      assert.equal(direct.blocks.latestHeight(), 20);
+    } finally {
+      direct.close();
+    }
+  });
+
+  it('never overwrites: an existing backup or restore target is TARGET_EXISTS', async () => {
+    const snapshot = dir.file('snapshot-2.db');
+    await store.backup(snapshot);
+    await assert.rejects(store.backup(snapshot), storageError(StorageErrorCode.TARGET_EXISTS));
+    const target = dir.file('occupied.db');
+    writeFileSync(target, 'precious');
+    await assert.rejects(
+      openStoreFromSnapshot(snapshot, target),
+      storageError(StorageErrorCode.TARGET_EXISTS),
+    );
+  });
+
+  it('refuses a bad snapshot before creating the target', async () => {
+    const garbage = dir.file('garbage-snapshot.db');
+    writeFileSync(garbage, Buffer.alloc(4096, 0x42));
+    const target = dir.file('from-garbage.db');
+    await assert.rejects(
+      openStoreFromSnapshot(garbage, target),
+      storageError(StorageErrorCode.NOT_A_DATABASE),
+    );
+    assert.equal(existsSync(target), false);
+
+    const future = dir.file('future-snapshot.db');
+    await store.backup(future);
+    const db = new Database(future);
+    db.prepare(
+      "INSERT INTO schema_version (version, name, applied_at_ms) VALUES (99, 'future', 0)",
+    ).run();
+    db.close();
+    const target2 = dir.file('from-future.db');
+    await assert.rejects(
+      openStoreFromSnapshot(future, target2),
+      storageError(StorageErrorCode.SCHEMA_TOO_NEW),
+    );
+    assert.equal(existsSync(target2), false);
+
+    await assert.rejects(
+      openStoreFromSnapshot(dir.file('no-such-snapshot.db'), dir.file('from-nothing.db')),
+      storageError(StorageErrorCode.CANNOT_OPEN),
+    );
+  });
+
+  it('a snapshot whose state was tampered with fails the restore check', async () => {
+    const snapshot = dir.file('tampered-snapshot.db');
+    await store.backup(snapshot);
+    const db = new Database(snapshot);
+    db.prepare(
+      "UPDATE state_value SET value = X'00' WHERE key = ? AND height = (SELECT max(height) FROM state_value WHERE key = ?)",
+    ).run(text('s2/2'), text('s2/2'));
+    db.close();
+    const target = dir.file('from-tampered.db');
+    await assert.rejects(
+      openStoreFromSnapshot(snapshot, target),
+      storageError(StorageErrorCode.CORRUPT),
+    );
+  });
+});
