@@ -219,6 +219,44 @@ for (const stack of stacks) {
         }
       });
 
+      it('keeps serving after more cancelled calls than the stream limit', async () => {
+        // Each cancelled call ends in a reset from the caller; if the server side did not
+        // release its half of the stream, 256 of them would exhaust QUIC's stream credit.
+        let entered = deferred();
+        const alphaNode = await server(stack, {
+          wait: (request, ctx) =>
+            new Promise((_resolve, reject) => {
+              ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error), {
+                once: true,
+              });
+              entered.resolve();
+              void request;
+            }),
+        });
+        const betaNode = endpointFor(stack, beta, {});
+        try {
+          const session = await betaNode.endpoint.connect(alphaNode.address);
+          const client = new RpcClient(demo, session);
+          for (let i = 0; i < 300; i++) {
+            entered = deferred();
+            const controller = new AbortController();
+            const call = client.call('wait', { id: String(i) }, { signal: controller.signal });
+            call.catch(() => undefined);
+            await entered.promise;
+            controller.abort();
+            await assert.rejects(call, isStoqError(StoqErrorCode.CANCELLED));
+          }
+          assert.deepEqual(
+            await client.call('echo', { text: 'still here' }, { deadlineMs: 10_000 }),
+            {
+              text: 'still here',
+            },
+          );
+        } finally {
+          await stop(betaNode, alphaNode);
+        }
+      });
+
       it('confines an oversized frame to its stream while another call is in flight', async () => {
         const gate = deferred();
         const entered = deferred();

@@ -99,9 +99,18 @@ export class QuicStream implements TransportStream {
     if (this.failure) return;
     // RESET_STREAM for our sending side and STOP_SENDING for the peer's (RFC 9000 §3.5):
     // the peer's reads and writes on this stream then fail.
-    this.native.resetWrite();
-    this.native.stopRead();
+    this.releaseNative();
     this.fail(new StoqError(StoqErrorCode.STREAM_RESET, `stream ${this.id} was reset locally`));
+  }
+
+  /**
+   * Closes whichever native halves are still open. Quinn counts a stream against the peer's
+   * concurrent-stream limit until both directions are closed, so a stream that failed (e.g. the
+   * peer reset it) must release our halves too, or every such stream leaks one stream credit.
+   */
+  private releaseNative(): void {
+    if (!this.finishSent) settle(() => this.native.resetWrite());
+    if (!this.remoteFinished) settle(() => this.native.stopRead());
   }
 
   /** Fails every pending and future operation (connection closed, or a reset). */
@@ -190,10 +199,24 @@ export class QuicStream implements TransportStream {
   private nativeFailed(error: unknown): void {
     if (this.failure) return;
     // A reset or a lost connection ends both directions of the stream.
+    this.releaseNative();
     this.fail(streamError(this.id, error));
   }
 
   private doneIfClosed(): void {
     if (this.remoteFinished && this.finishSent) this.onDone(this);
+  }
+}
+
+/**
+ * Runs a native close call whose failure means only that the stream is already gone: it may
+ * throw, or return a promise that rejects, once the connection has closed.
+ */
+function settle(call: () => unknown): void {
+  try {
+    const result = call();
+    if (result instanceof Promise) result.catch(() => undefined);
+  } catch {
+    // already closed
   }
 }
