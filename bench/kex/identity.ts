@@ -24,6 +24,9 @@ export async function generateTestIdentity(name: string): Promise<{
   });
   return {
     privateKey: keys.privateKey,
-    tls: { privateKey: keys.privateKey, certificateChain: issued.chain.map((der) => derToPem(der)) },
+    tls: {
+      privateKey: keys.privateKey,
+      certificateChain: issued.chain.map((der) => derToPem(der)),
+    },
   };
 }
