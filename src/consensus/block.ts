@@ -1,0 +1,196 @@
+import { bytesEqual } from '../crypto/bytes.js';
+import { bftTime, checkQuorumCertificate } from './commit.js';
+import { ConsensusError, ConsensusErrorCode } from './errors.js';
+import { checkDuplicateVoteEvidence, evidenceKey } from './evidence.js';
+import type { HeightContext } from './height-context.js';
+import { BLOCK_HASH_BYTES, commitHash, evidenceRoot, transactionsRoot } from './messages.js';
+import type { Block, DuplicateVoteEvidence, QuorumCertificate, ValidatorAddress } from './types.js';
+import type { SignatureVerifier, VerificationContext } from './verify.js';
+
+/**
+ * Blocks at the consensus level: what a proposer fills in, and the rules every validator checks
+ * before it asks the application whether the block is valid — valid(v) of the paper is both.
+ */
+
+/** The header fields the engine determines; the application supplies the rest. */
+export interface BlockTemplate {
+  readonly chainId: string;
+  readonly height: number;
+  readonly time: number;
+  readonly parentHash: Uint8Array;
+  readonly lastCommit: QuorumCertificate | null;
+  readonly validatorsHash: Uint8Array;
+  readonly proposer: ValidatorAddress;
+}
+
+/** What the application puts in a block (prepare proposal). */
+export interface BlockContent {
+  readonly transactions: readonly Uint8Array[];
+  readonly evidence: readonly DuplicateVoteEvidence[];
+  readonly appStateRoot: Uint8Array;
+  readonly consensusProof: Uint8Array;
+}
+
+/** The time a block at this height must carry, given its last commit. */
+export function expectedBlockTime(
+  context: HeightContext,
+  lastCommit: QuorumCertificate | null,
+): number {
+  const { parent } = context;
+  if (parent.kind === 'genesis' || lastCommit === null) return parent.time;
+  return bftTime(lastCommit, parent.validators, parent.time);
+}
+
+export function blockTemplate(
+  chainId: string,
+  context: HeightContext,
+  proposer: ValidatorAddress,
+): BlockTemplate {
+  const lastCommit = context.parent.kind === 'block' ? context.parent.commit : null;
+  return {
+    chainId,
+    height: context.height,
+    time: expectedBlockTime(context, lastCommit),
+    parentHash: context.parent.hash,
+    lastCommit,
+    validatorsHash: context.schedule.validators.hash,
+    proposer,
+  };
+}
+
+export function buildBlock(template: BlockTemplate, content: BlockContent): Block {
+  return {
+    header: {
+      chainId: template.chainId,
+      height: template.height,
+      time: template.time,
+      parentHash: template.parentHash,
+      transactionsRoot: transactionsRoot(content.transactions),
+      evidenceRoot: evidenceRoot(content.evidence),
+      lastCommitHash: commitHash(template.lastCommit),
+      appStateRoot: content.appStateRoot,
+      validatorsHash: template.validatorsHash,
+      proposer: template.proposer,
+      consensusProof: content.consensusProof,
+    },
+    transactions: content.transactions,
+    evidence: content.evidence,
+    lastCommit: template.lastCommit,
+  };
+}
+
+function invalid(message: string, detail: Record<string, unknown> = {}): ConsensusError {
+  return new ConsensusError(ConsensusErrorCode.INVALID_BLOCK, message, detail);
+}
+
+function isHash(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array && value.length === BLOCK_HASH_BYTES;
+}
+
+function isByteList(value: unknown): value is readonly Uint8Array[] {
+  return Array.isArray(value) && value.every((item) => item instanceof Uint8Array);
+}
+
+export interface BlockCheckOptions {
+  readonly chainId: string;
+  readonly verifier: SignatureVerifier;
+  readonly requirePq: boolean;
+}
+
+/**
+ * Consensus-level validity of a block for `context`: chain, height, parent, validator set,
+ * proposer, BFT time, the last commit (a valid quorum certificate of the parent by the parent's
+ * validators), the roots over the body, and the evidence. Returns the first broken rule, or
+ * undefined. Application rules (transactions, state root, consensus proof) are checked by the
+ * application.
+ */
+export function checkBlock(
+  options: BlockCheckOptions,
+  context: HeightContext,
+  block: Block,
+): ConsensusError | undefined {
+  if (typeof block !== 'object' || block === null || typeof block.header !== 'object') {
+    return invalid('block is not a record');
+  }
+  const { header } = block;
+  if (header === null) return invalid('block has no header');
+  if (header.chainId !== options.chainId) return invalid('block is for another chain');
+  if (header.height !== context.height) {
+    return invalid('block is for another height', { height: header.height });
+  }
+  for (const field of [
+    'parentHash',
+    'transactionsRoot',
+    'evidenceRoot',
+    'lastCommitHash',
+    'appStateRoot',
+    'validatorsHash',
+  ] as const) {
+    if (!isHash(header[field])) return invalid(`header ${field} must be 32 bytes`);
+  }
+  if (!(header.consensusProof instanceof Uint8Array)) {
+    return invalid('header consensus proof must be bytes');
+  }
+  if (!Number.isSafeInteger(header.time)) return invalid('header time must be an integer');
+  if (!isByteList(block.transactions)) return invalid('transactions must be byte strings');
+  if (!Array.isArray(block.evidence)) return invalid('evidence must be a list');
+  if (!bytesEqual(header.parentHash, context.parent.hash)) {
+    return invalid('block does not extend the committed parent');
+  }
+  const validators = context.schedule.validators;
+  if (!bytesEqual(header.validatorsHash, validators.hash)) {
+    return invalid('block names another validator set');
+  }
+  if (!validators.indexOf.has(header.proposer)) return invalid('block proposer is not a validator');
+
+  const { parent } = context;
+  if (parent.kind === 'genesis') {
+    if (block.lastCommit !== null) return invalid('the first block has no last commit');
+  } else {
+    if (block.lastCommit === null || typeof block.lastCommit !== 'object') {
+      return invalid('block lacks the commit of its parent');
+    }
+    const parentContext: VerificationContext = {
+      chainId: options.chainId,
+      validators: parent.validators,
+      verifier: options.verifier,
+      requirePq: options.requirePq,
+    };
+    const commitError = checkQuorumCertificate(parentContext, block.lastCommit, {
+      height: parent.height,
+      blockHash: parent.hash,
+    });
+    if (commitError !== undefined) {
+      return invalid(`last commit: ${commitError.message}`, { cause: commitError.code });
+    }
+  }
+  if (header.time !== expectedBlockTime(context, block.lastCommit)) {
+    return invalid('header time is not the BFT time of the last commit', { time: header.time });
+  }
+  if (!bytesEqual(header.lastCommitHash, commitHash(block.lastCommit))) {
+    return invalid('last commit hash does not match the last commit');
+  }
+  if (!bytesEqual(header.transactionsRoot, transactionsRoot(block.transactions))) {
+    return invalid('transactions root does not match the transactions');
+  }
+  if (!bytesEqual(header.evidenceRoot, evidenceRoot(block.evidence))) {
+    return invalid('evidence root does not match the evidence');
+  }
+  const evidenceContext: VerificationContext = {
+    chainId: options.chainId,
+    validators,
+    verifier: options.verifier,
+    requirePq: false,
+  };
+  const seen = new Set<string>();
+  for (const [position, item] of block.evidence.entries()) {
+    const evidenceError = checkDuplicateVoteEvidence(evidenceContext, item, context.height);
+    if (evidenceError !== undefined) {
+      return invalid(`evidence ${position}: ${evidenceError.message}`, { position });
+    }
+    const key = evidenceKey(item);
+    if (seen.has(key)) return invalid(`evidence ${position} repeats an offence`, { position });
+    seen.add(key);
+  }
+  return undefined;
+}

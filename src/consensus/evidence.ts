@@ -1,0 +1,70 @@
+import { ConsensusError, ConsensusErrorCode } from './errors.js';
+import type { DuplicateVoteEvidence, Vote } from './types.js';
+import { checkVote, type VerificationContext } from './verify.js';
+import { sameValue, valueKey } from './vote-set.js';
+
+/**
+ * Duplicate-vote evidence (paper §5 "accountability"; Tendermint's DuplicateVoteEvidence): two
+ * votes signed by one validator at one height, round and type for different values. No correct
+ * validator signs both, so the pair proves misbehaviour to anyone holding the validator's key —
+ * a later block includes it and the ledger slashes the validator.
+ */
+
+/** Evidence from two conflicting votes, in canonical order (by value: block hashes, then nil). */
+export function duplicateVoteEvidence(first: Vote, second: Vote): DuplicateVoteEvidence {
+  return valueKey(first.blockHash) < valueKey(second.blockHash)
+    ? { voteA: first, voteB: second }
+    : { voteA: second, voteB: first };
+}
+
+/** Identifies the offence (validator, height, round, type) so it is reported once. */
+export function evidenceKey(evidence: DuplicateVoteEvidence): string {
+  const { voteA } = evidence;
+  return `${voteA.validator}/${voteA.height}/${voteA.round}/${voteA.type}`;
+}
+
+function invalid(message: string, detail: Record<string, unknown> = {}): ConsensusError {
+  return new ConsensusError(ConsensusErrorCode.INVALID_EVIDENCE, message, detail);
+}
+
+/**
+ * Checks that `evidence` proves an equivocation by a validator of `context.validators` at a
+ * height below `beforeHeight`. Returns the reason it does not, or undefined.
+ */
+export function checkDuplicateVoteEvidence(
+  context: VerificationContext,
+  evidence: DuplicateVoteEvidence,
+  beforeHeight: number,
+): ConsensusError | undefined {
+  if (typeof evidence !== 'object' || evidence === null) return invalid('evidence is not a record');
+  const { voteA, voteB } = evidence;
+  if (typeof voteA !== 'object' || voteA === null || typeof voteB !== 'object' || voteB === null) {
+    return invalid('evidence needs two votes');
+  }
+  if (
+    voteA.validator !== voteB.validator ||
+    voteA.type !== voteB.type ||
+    voteA.height !== voteB.height ||
+    voteA.round !== voteB.round
+  ) {
+    return invalid('votes are not by one validator at one height, round and type');
+  }
+  if (sameValue(voteA.blockHash, voteB.blockHash)) {
+    return invalid('votes are for the same value');
+  }
+  if (valueKey(voteA.blockHash) > valueKey(voteB.blockHash)) {
+    return invalid('votes are not in canonical order');
+  }
+  if (!(Number.isSafeInteger(voteA.height) && voteA.height < beforeHeight)) {
+    return invalid('evidence is not from an earlier height', { height: voteA.height });
+  }
+  // Only the Ed25519 signatures matter here: they alone prove who signed what.
+  const signatures: VerificationContext = { ...context, requirePq: false };
+  for (const vote of [voteA, voteB]) {
+    const rejection = checkVote(signatures, { ...vote, pqSignature: undefined });
+    if (rejection !== undefined) {
+      return invalid(`vote in evidence rejected: ${rejection}`, { validator: vote.validator });
+    }
+  }
+  return undefined;
+}

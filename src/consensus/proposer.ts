@@ -1,0 +1,125 @@
+import type { Validator, ValidatorSet } from './validator-set.js';
+
+/**
+ * Weighted round-robin proposer selection: Tendermint's proposer-priority algorithm
+ * (tendermint/spec "Proposer Selection Procedure"; CometBFT types/validator_set.go).
+ * Every election adds each validator's power to its priority, the highest priority proposes
+ * (ties go to the smaller address) and pays the total power. Over many elections a validator
+ * proposes in proportion to its power. Before a batch of elections the priorities are
+ * rescaled into a window of 2 × total power and centred on their average, as CometBFT does.
+ *
+ * Priorities are bigints: they are exact at any magnitude, and the centring uses floor division
+ * like Go's big.Int.Div.
+ */
+export interface ProposerSchedule {
+  readonly validators: ValidatorSet;
+  /** Priorities after electing round 0's proposer of this height, aligned with `validators`. */
+  readonly priorities: readonly bigint[];
+  /** Index of the proposer of round 0. */
+  readonly proposerIndex: number;
+}
+
+const PRIORITY_WINDOW_FACTOR = 2n;
+
+/** Schedule of the first height: priorities start at zero and one election is run. */
+export function genesisProposerSchedule(validators: ValidatorSet): ProposerSchedule {
+  return elect(
+    validators,
+    validators.validators.map(() => 0n),
+    1,
+  );
+}
+
+/** Schedule of the next height (CometBFT increments the validator set once per block). */
+export function nextHeightProposerSchedule(schedule: ProposerSchedule): ProposerSchedule {
+  return elect(schedule.validators, schedule.priorities, 1);
+}
+
+const roundProposers = new WeakMap<ProposerSchedule, Map<number, number>>();
+
+/**
+ * proposer(h, r) of the paper: round 0's proposer is the schedule's; round r > 0 runs r more
+ * elections on a copy (CometBFT `CopyIncrementProposerPriority(r)`). Results are memoised per
+ * schedule, which is immutable, so this stays a pure function.
+ */
+export function proposerAt(schedule: ProposerSchedule, round: number): Validator {
+  let index: number | undefined = round === 0 ? schedule.proposerIndex : undefined;
+  if (index === undefined) {
+    let memo = roundProposers.get(schedule);
+    if (memo === undefined) {
+      memo = new Map();
+      roundProposers.set(schedule, memo);
+    }
+    index = memo.get(round);
+    if (index === undefined) {
+      index = elect(schedule.validators, schedule.priorities, round).proposerIndex;
+      memo.set(round, index);
+    }
+  }
+  const proposer = schedule.validators.validators[index];
+  if (proposer === undefined) throw new RangeError('proposer index outside the validator set');
+  return proposer;
+}
+
+/** CometBFT `IncrementProposerPriority(times)` on a copy of `priorities`. */
+function elect(
+  validators: ValidatorSet,
+  priorities: readonly bigint[],
+  times: number,
+): ProposerSchedule {
+  if (!Number.isSafeInteger(times) || times < 1) {
+    throw new RangeError(`elections must be a positive integer, got ${times}`);
+  }
+  const powers = validators.validators.map((validator) => BigInt(validator.power));
+  const total = BigInt(validators.totalPower);
+  const next = rescale(priorities, PRIORITY_WINDOW_FACTOR * total);
+  const average = floorDiv(
+    next.reduce((sum, priority) => sum + priority, 0n),
+    BigInt(next.length),
+  );
+  for (let i = 0; i < next.length; i++) next[i] = (next[i] as bigint) - average;
+  let proposerIndex = 0;
+  for (let election = 0; election < times; election++) {
+    for (let i = 0; i < next.length; i++) next[i] = (next[i] as bigint) + (powers[i] as bigint);
+    proposerIndex = highestPriority(next);
+    next[proposerIndex] = (next[proposerIndex] as bigint) - total;
+  }
+  return { validators, priorities: next, proposerIndex };
+}
+
+/**
+ * Highest priority wins; on a tie the smaller address (validators are sorted by address, so the
+ * lower index).
+ */
+function highestPriority(priorities: readonly bigint[]): number {
+  let best = 0;
+  for (let i = 1; i < priorities.length; i++) {
+    if ((priorities[i] as bigint) > (priorities[best] as bigint)) best = i;
+  }
+  return best;
+}
+
+/** CometBFT `RescalePriorities`: divide by ceil(diff / window) when the spread exceeds it. */
+function rescale(priorities: readonly bigint[], window: bigint): bigint[] {
+  const copy = [...priorities];
+  if (copy.length === 0 || window <= 0n) return copy;
+  let max = copy[0] as bigint;
+  let min = max;
+  for (const priority of copy) {
+    if (priority > max) max = priority;
+    if (priority < min) min = priority;
+  }
+  const diff = max - min;
+  if (diff > window) {
+    const ratio = (diff + window - 1n) / window;
+    // bigint division truncates toward zero, like Go's int64 division.
+    for (let i = 0; i < copy.length; i++) copy[i] = (copy[i] as bigint) / ratio;
+  }
+  return copy;
+}
+
+/** Floor division for a positive divisor (Go's big.Int.Div, Euclidean). */
+function floorDiv(a: bigint, b: bigint): bigint {
+  const quotient = a / b;
+  return a % b !== 0n && a < 0n ? quotient - 1n : quotient;
+}

@@ -1,0 +1,73 @@
+import { bytesEqual, concatBytes } from '../../../src/crypto/bytes.js';
+import { sha256 } from '../../../src/crypto/hash.js';
+import type { BlockContent, BlockTemplate } from '../../../src/consensus/block.js';
+import { evidenceKey } from '../../../src/consensus/evidence.js';
+import type { Block, DuplicateVoteEvidence } from '../../../src/consensus/types.js';
+import type { Prng } from './prng.js';
+
+/** A transaction whose first byte is this is invalid to the application. */
+export const INVALID_TRANSACTION_MARK = 0xff;
+
+const GENESIS_STATE_ROOT = sha256(new TextEncoder().encode('hypermesh-sim/genesis-state'));
+
+/**
+ * A deterministic toy application: its state root is a hash chain over the executed blocks'
+ * transactions, so correct nodes that executed the same blocks agree on it. It rejects blocks
+ * with a marked transaction, a wrong state root, or evidence it has already committed, and it
+ * includes the evidence its node found in the blocks that node proposes.
+ */
+export class SimApplication {
+  stateRoot: Uint8Array = GENESIS_STATE_ROOT;
+  private readonly committedEvidence = new Set<string>();
+  private pendingEvidence: DuplicateVoteEvidence[] = [];
+
+  addEvidence(evidence: DuplicateVoteEvidence): void {
+    const key = evidenceKey(evidence);
+    if (this.committedEvidence.has(key)) return;
+    if (this.pendingEvidence.some((item) => evidenceKey(item) === key)) return;
+    this.pendingEvidence.push(evidence);
+  }
+
+  /** prepare-proposal: a few random transactions and the pending evidence. */
+  buildContent(template: BlockTemplate, prng: Prng, invalid = false): BlockContent {
+    const transactions: Uint8Array[] = [];
+    const count = prng.int(0, 3);
+    for (let i = 0; i < count; i++) {
+      const transaction = prng.bytes(12);
+      if (transaction[0] === INVALID_TRANSACTION_MARK) transaction[0] = 0;
+      transactions.push(transaction);
+    }
+    if (invalid) transactions.push(Uint8Array.of(INVALID_TRANSACTION_MARK, template.height));
+    return {
+      transactions,
+      evidence: this.pendingEvidence
+        .filter((item) => item.voteA.height < template.height)
+        .slice(0, 4),
+      appStateRoot: this.stateRoot,
+      consensusProof: new Uint8Array(0),
+    };
+  }
+
+  /** process-proposal: the application's half of valid(v). */
+  validate(block: Block): boolean {
+    if (block.transactions.some((transaction) => transaction[0] === INVALID_TRANSACTION_MARK)) {
+      return false;
+    }
+    if (!bytesEqual(block.header.appStateRoot, this.stateRoot)) return false;
+    return block.evidence.every((item) => !this.committedEvidence.has(evidenceKey(item)));
+  }
+
+  execute(block: Block): void {
+    this.stateRoot = sha256(
+      concatBytes(
+        this.stateRoot,
+        block.header.transactionsRoot,
+        Uint8Array.of(block.header.height & 0xff),
+      ),
+    );
+    for (const item of block.evidence) this.committedEvidence.add(evidenceKey(item));
+    this.pendingEvidence = this.pendingEvidence.filter(
+      (item) => !this.committedEvidence.has(evidenceKey(item)),
+    );
+  }
+}

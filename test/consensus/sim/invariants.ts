@@ -1,0 +1,219 @@
+import { bytesEqual, fromHex, toHex } from '../../../src/crypto/bytes.js';
+import type { KeyObject } from 'node:crypto';
+import { ed25519PublicKeyFromRaw, ed25519Verify } from '../../../src/crypto/ed25519.js';
+import { encodeCanonical } from '../../../src/codec/cbor.js';
+import { blockHash, VOTE_DOMAIN } from '../../../src/consensus/messages.js';
+import type { Block, QuorumCertificate, Vote } from '../../../src/consensus/types.js';
+import type { ValidatorSet } from '../../../src/consensus/validator-set.js';
+
+export type ViolationKind =
+  | 'agreement'
+  | 'committed-block-changed'
+  | 'double-commit'
+  | 'invalid-quorum-certificate'
+  | 'honest-equivocation'
+  | 'liveness';
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  readonly message: string;
+  readonly timeMs: number;
+}
+
+/**
+ * The simulator's safety and liveness invariants (TESTING.md), checked after every step. The
+ * quorum-certificate check is written here from the definitions, independently of the engine's
+ * own `checkQuorumCertificate`, so a bug there cannot hide itself.
+ */
+export class InvariantChecker {
+  readonly violations: Violation[] = [];
+  /** First block hash committed by a correct node at each height. */
+  private readonly decided = new Map<number, string>();
+  /** Per node, the hashes of its committed blocks by height. */
+  private readonly chains = new Map<number, string[]>();
+  /** Per node, the block objects it committed, in height order. */
+  private readonly committedBlocks = new Map<number, Block[]>();
+  /** Per correct validator, what it signed at each height/round/step. */
+  private readonly signed = new Map<string, string>();
+
+  /** Sign bytes by vote object (every node holds the same vote objects; they are not mutated). */
+  private readonly signBytesCache = new WeakMap<Vote, Uint8Array>();
+  private readonly keys: ReadonlyMap<string, KeyObject>;
+
+  /**
+   * `verify` defaults to Ed25519 from the crypto layer; the simulator passes its memoised one
+   * (the same answers), so a signature the nodes already checked over the same bytes is not
+   * verified twice. The bytes are built here, so an engine bug in them still shows.
+   */
+  constructor(
+    private readonly chainId: string,
+    private readonly validators: ValidatorSet,
+    private readonly honest: (node: number) => boolean,
+    private readonly verify: (
+      signature: Uint8Array,
+      message: Uint8Array,
+      key: KeyObject,
+    ) => boolean = ed25519Verify,
+  ) {
+    this.keys = new Map(
+      validators.validators.map((validator, index) => [
+        validator.address,
+        validators.verificationKeys[index] ?? ed25519PublicKeyFromRaw(validator.publicKey),
+      ]),
+    );
+  }
+
+  private violate(kind: ViolationKind, message: string, timeMs: number): void {
+    this.violations.push({ kind, message, timeMs });
+  }
+
+  /** (a) agreement, (b) a node never commits a height twice, (c) the commit is a valid QC. */
+  onCommit(node: number, block: Block, commit: QuorumCertificate, timeMs: number): void {
+    if (!this.honest(node)) return;
+    const hash = toHex(blockHash(block.header));
+    const height = block.header.height;
+    const chain = this.chains.get(node) ?? [];
+    this.chains.set(node, chain);
+    if (chain[height] !== undefined) {
+      this.violate('double-commit', `node ${node} committed height ${height} twice`, timeMs);
+    }
+    if (height !== Math.max(chain.length, 1)) {
+      this.violate('double-commit', `node ${node} committed height ${height} out of order`, timeMs);
+    }
+    chain[height] = hash;
+    const blocks = this.committedBlocks.get(node) ?? [];
+    this.committedBlocks.set(node, blocks);
+    blocks.push(block);
+    const quorumProblem = this.quorumCertificateProblem(block, commit, fromHex(hash));
+    if (quorumProblem !== undefined) {
+      this.violate(
+        'invalid-quorum-certificate',
+        `node ${node} height ${height}: ${quorumProblem}`,
+        timeMs,
+      );
+    }
+    const first = this.decided.get(height);
+    if (first === undefined) this.decided.set(height, hash);
+    else if (first !== hash) {
+      this.violate(
+        'agreement',
+        `node ${node} committed ${hash.slice(0, 12)} at height ${height}, another correct node ${first.slice(0, 12)}`,
+        timeMs,
+      );
+    }
+  }
+
+  /**
+   * (b) the blocks a node stores never change: after every step the store still holds, at each
+   * height, the very block object it committed (cheap); `checkStoresFully` re-hashes them all.
+   */
+  checkStore(node: number, stored: readonly { readonly block: Block }[], timeMs: number): void {
+    if (!this.honest(node)) return;
+    const committed = this.committedBlocks.get(node) ?? [];
+    if (stored.length < committed.length) {
+      this.violate('committed-block-changed', `node ${node} lost committed blocks`, timeMs);
+      return;
+    }
+    const last = committed.length - 1;
+    if (last >= 0 && stored[last]?.block !== committed[last]) {
+      this.violate('committed-block-changed', `node ${node} replaced block ${last + 1}`, timeMs);
+    }
+  }
+
+  /** Re-hashes every stored block of every correct node (at the end of a run). */
+  checkStoresFully(
+    stores: ReadonlyMap<number, readonly { readonly block: Block }[]>,
+    timeMs: number,
+  ): void {
+    for (const [node, stored] of stores) {
+      if (!this.honest(node)) continue;
+      const chain = this.chains.get(node) ?? [];
+      for (const { block } of stored) {
+        if (chain[block.header.height] !== toHex(blockHash(block.header))) {
+          this.violate(
+            'committed-block-changed',
+            `node ${node} block ${block.header.height} changed`,
+            timeMs,
+          );
+        }
+      }
+    }
+  }
+
+  /** A correct validator never signs two different votes at one height/round/step. */
+  onSigned(node: number, validator: string, vote: Vote, timeMs: number): void {
+    if (!this.honest(node)) return;
+    const key = `${validator}/${vote.height}/${vote.round}/${vote.type}`;
+    const value = vote.blockHash === null ? 'nil' : toHex(vote.blockHash);
+    const previous = this.signed.get(key);
+    if (previous === undefined) this.signed.set(key, value);
+    else if (previous !== value) {
+      this.violate(
+        'honest-equivocation',
+        `correct validator ${validator.slice(0, 8)} signed ${key} twice`,
+        timeMs,
+      );
+    }
+  }
+
+  onLivenessFailure(message: string, timeMs: number): void {
+    this.violate('liveness', message, timeMs);
+  }
+
+  /** Why `commit` is not a quorum certificate for `block`, or undefined. */
+  quorumCertificateProblem(
+    block: Block,
+    commit: QuorumCertificate,
+    hash: Uint8Array = blockHash(block.header),
+  ): string | undefined {
+    if (!bytesEqual(hash, commit.blockHash)) return 'commit is for another block';
+    if (commit.height !== block.header.height) return 'commit is for another height';
+    const seen = new Set<string>();
+    let power = 0;
+    for (const vote of commit.precommits) {
+      if (
+        vote.type !== 'precommit' ||
+        vote.height !== commit.height ||
+        vote.round !== commit.round
+      ) {
+        return 'a vote is not a precommit of the commit round';
+      }
+      if (vote.blockHash === null || !bytesEqual(vote.blockHash, hash)) {
+        return 'a precommit is for another value';
+      }
+      if (seen.has(vote.validator)) return 'a validator is counted twice';
+      seen.add(vote.validator);
+      const validator = this.validators.validators.find((v) => v.address === vote.validator);
+      const key = this.keys.get(vote.validator);
+      if (validator === undefined || key === undefined)
+        return 'a precommit is from a non-validator';
+      if (!this.verify(vote.signature, this.signBytes(vote), key)) {
+        return 'a precommit signature is invalid';
+      }
+      power += validator.power;
+    }
+    if (!(3 * power > 2 * this.validators.totalPower)) {
+      return `precommits hold ${power} of ${this.validators.totalPower}, not more than 2/3`;
+    }
+    return undefined;
+  }
+
+  /** Sign bytes built here from their definition, not by the engine's fast encoder. */
+  private signBytes(vote: Vote): Uint8Array {
+    let bytes = this.signBytesCache.get(vote);
+    if (bytes === undefined) {
+      bytes = encodeCanonical({
+        domain: VOTE_DOMAIN,
+        chainId: this.chainId,
+        type: vote.type,
+        height: vote.height,
+        round: vote.round,
+        blockHash: vote.blockHash,
+        timestamp: vote.timestamp,
+        validator: vote.validator,
+      });
+      this.signBytesCache.set(vote, bytes);
+    }
+    return bytes;
+  }
+}

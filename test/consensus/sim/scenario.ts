@@ -1,0 +1,180 @@
+import type { TimeoutConfig } from '../../../src/consensus/timeouts.js';
+import type {
+  ByzantineBehaviour,
+  ClockSkew,
+  Crash,
+  Partition,
+  SimulationOptions,
+} from './options.js';
+import { Prng } from './prng.js';
+
+/** Timeouts scaled to the simulated network (tens of milliseconds per message). */
+export const SIM_TIMEOUTS: TimeoutConfig = {
+  proposeMs: 300,
+  proposeDeltaMs: 100,
+  prevoteMs: 150,
+  prevoteDeltaMs: 50,
+  precommitMs: 150,
+  precommitDeltaMs: 50,
+};
+
+export const FAULTY_BEHAVIOURS: readonly ByzantineBehaviour[] = [
+  'equivocating-proposer',
+  'double-voter',
+  'silent',
+  'invalid-proposer',
+  'forger',
+  'replayer',
+  'lock-breaker',
+];
+
+/** Options every scenario starts from: a calm network, nobody faulty. */
+export function baseOptions(seed: number, powers: readonly number[]): SimulationOptions {
+  return {
+    seed,
+    powers,
+    byzantine: new Map(),
+    network: { minDelayMs: 2, meanJitterMs: 10, dropRate: 0, duplicateRate: 0 },
+    partitions: [],
+    crashes: [],
+    clocks: powers.map(() => ({ offsetMs: 0, rate: 1 })),
+    timeouts: SIM_TIMEOUTS,
+    gossipIntervalMs: 400,
+    appDelayMs: [0, 5],
+    progressHeights: 2,
+    livenessBoundMs: 30_000,
+    checkLiveness: true,
+    pq: false,
+    recordTrace: false,
+  };
+}
+
+/**
+ * A random scenario from one seed: 4 or 7 validators with equal or unequal power, faulty
+ * validators holding less than 1/3 of the power, a lossy, duplicating, reordering network,
+ * maybe a partition that heals, crashes with restarts, and skewed clocks.
+ */
+export function randomScenario(seed: number): SimulationOptions {
+  const prng = new Prng(seed ^ 0x5eed5eed);
+  const count = prng.chance(0.7) ? 4 : 7;
+  const equal = prng.chance(0.5);
+  const powers = Array.from({ length: count }, () => (equal ? 1 : prng.int(1, 10)));
+  const total = powers.reduce((sum, power) => sum + power, 0);
+
+  // Faulty validators: random ones while their power stays below 1/3 of the total.
+  const byzantine = new Map<number, ByzantineBehaviour>();
+  let faultyPower = 0;
+  const faultyWanted = prng.int(0, 2);
+  for (const index of prng.shuffle(powers.map((_, i) => i))) {
+    if (byzantine.size >= faultyWanted) break;
+    const power = powers[index] as number;
+    if (3 * (faultyPower + power) >= total) continue;
+    faultyPower += power;
+    byzantine.set(index, prng.pick(FAULTY_BEHAVIOURS));
+  }
+
+  const honest = powers.map((_, i) => i).filter((i) => !byzantine.has(i));
+  const partitions: Partition[] = [];
+  if (prng.chance(0.35)) {
+    const fromMs = prng.int(0, 400);
+    const shuffled = prng.shuffle(powers.map((_, i) => i));
+    const cut = prng.int(1, count - 1);
+    partitions.push({
+      groups: [shuffled.slice(0, cut), shuffled.slice(cut)],
+      fromMs,
+      untilMs: fromMs + prng.int(50, 800),
+    });
+  }
+  const crashes: Crash[] = [];
+  const crashCount = prng.chance(0.4) ? prng.int(1, 2) : 0;
+  for (let i = 0; i < crashCount; i++) {
+    const atMs = prng.int(0, 400);
+    crashes.push({ node: prng.pick(honest), atMs, restartAtMs: atMs + prng.int(20, 800) });
+  }
+  const clocks: ClockSkew[] = powers.map(() => ({
+    offsetMs: prng.int(-500, 500),
+    rate: 1 + (prng.float() - 0.5) * 0.04,
+  }));
+  const lossy = prng.chance(0.6);
+  const slowVotes = prng.chance(0.4)
+    ? {
+        types: prng.pick([['prevote'], ['precommit'], ['prevote', 'precommit']] as const),
+        probability: 0.2 + prng.float() * 0.4,
+        meanExtraMs: prng.int(100, 300),
+        untilMs: prng.int(200, 1200),
+      }
+    : undefined;
+  return {
+    ...baseOptions(seed, powers),
+    byzantine,
+    network: {
+      minDelayMs: prng.int(1, 10),
+      meanJitterMs: prng.int(2, 30),
+      dropRate: lossy ? prng.float() * 0.1 : 0,
+      duplicateRate: lossy ? prng.float() * 0.05 : 0,
+      ...(slowVotes === undefined ? {} : { slowVotes }),
+    },
+    partitions,
+    crashes,
+    clocks,
+  };
+}
+
+/**
+ * One faulty validator with `behaviour` (the one with the most power that stays below 1/3) on a
+ * lossy network, for checking that behaviour in particular.
+ */
+export function behaviourScenario(
+  seed: number,
+  powers: readonly number[],
+  behaviour: ByzantineBehaviour,
+): SimulationOptions {
+  const total = powers.reduce((sum, power) => sum + power, 0);
+  let faulty = -1;
+  for (const [index, power] of powers.entries()) {
+    if (3 * power < total && (faulty === -1 || power > (powers[faulty] as number))) faulty = index;
+  }
+  return {
+    ...baseOptions(seed, powers),
+    byzantine: new Map([[faulty, behaviour]]),
+    network: { minDelayMs: 2, meanJitterMs: 15, dropRate: 0.03, duplicateRate: 0.02 },
+    progressHeights: 6,
+  };
+}
+
+/**
+ * The negative control: a coalition of two of four equal validators (f + 1, beyond what
+ * Tendermint tolerates) with the two correct validators cut off from each other for good.
+ * The coalition shows each correct validator a different block and votes for both.
+ */
+export function forkScenario(seed: number): SimulationOptions {
+  const prng = new Prng(seed ^ 0xf0f0f0f);
+  const [a, b, c, d] = prng.shuffle([0, 1, 2, 3]) as [number, number, number, number];
+  return {
+    ...baseOptions(seed, [1, 1, 1, 1]),
+    byzantine: new Map([
+      [a, 'fork-coalition'],
+      [b, 'fork-coalition'],
+    ]),
+    partitions: [{ groups: [[c], [d]], fromMs: 0, untilMs: 5_000 }],
+    livenessBoundMs: 0,
+    checkLiveness: false,
+  };
+}
+
+/**
+ * An adversarial schedule for the locking rules: one lock-breaker (see options.ts) while
+ * precommits are often slow, so that one correct validator decides while the others move to
+ * the next round locked — where the lock-breaker proposes a fresh block.
+ */
+export function lockScenario(seed: number): SimulationOptions {
+  const base = behaviourScenario(seed, [1, 1, 1, 1], 'lock-breaker');
+  return {
+    ...base,
+    network: {
+      ...base.network,
+      slowVotes: { types: ['precommit'], probability: 0.5, meanExtraMs: 250, untilMs: 3_000 },
+    },
+    progressHeights: 3,
+  };
+}

@@ -1,0 +1,28 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { randomScenario } from './scenario.js';
+import { runSimulation } from './simulator.js';
+
+/**
+ * Runs a range of random-scenario seeds in a worker thread and reports one summary per seed.
+ * Loaded through `runSeedsInWorkers` (seeds.ts).
+ */
+export interface SeedSummary {
+  readonly seed: number;
+  readonly violations: readonly { kind: string; message: string; timeMs: number }[];
+  readonly traceHash: string;
+  readonly events: number;
+  readonly heights: readonly number[];
+}
+
+const { seeds } = workerData as { seeds: readonly number[] };
+for (const seed of seeds) {
+  const result = await runSimulation(randomScenario(seed));
+  const summary: SeedSummary = {
+    seed,
+    violations: result.violations,
+    traceHash: result.traceHash,
+    events: result.stats.events,
+    heights: result.stats.heights,
+  };
+  parentPort?.postMessage(summary);
+}
