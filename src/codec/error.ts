@@ -13,7 +13,8 @@ export class HyperMeshError<Code extends string = string> extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = 'HyperMeshError';
+    // Subclasses need no constructor of their own to be named after themselves.
+    this.name = new.target.name;
     this.code = code;
     this.detail = detail;
   }

@@ -23,7 +23,6 @@ export class SchemaError extends HyperMeshError<SchemaErrorCode> {
 
   constructor(context: string, issues: readonly SchemaIssue[]) {
     super(SchemaErrorCode.INVALID, summarize(context, issues), { context, issues });
-    this.name = 'SchemaError';
     this.issues = issues;
   }
 }

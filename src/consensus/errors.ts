@@ -21,14 +21,4 @@ export enum ConsensusErrorCode {
   INVALID_WAL_RECORD = 'CONSENSUS_INVALID_WAL_RECORD',
 }
 
-export class ConsensusError extends HyperMeshError<ConsensusErrorCode> {
-  constructor(
-    code: ConsensusErrorCode,
-    message: string,
-    detail: Record<string, unknown> = {},
-    options?: ErrorOptions,
-  ) {
-    super(code, message, detail, options);
-    this.name = 'ConsensusError';
-  }
-}
+export class ConsensusError extends HyperMeshError<ConsensusErrorCode> {}

@@ -56,17 +56,7 @@ export enum X509ErrorCode {
   MALFORMED_PEM = 'X509_MALFORMED_PEM',
 }
 
-export class X509Error extends HyperMeshError<X509ErrorCode> {
-  constructor(
-    code: X509ErrorCode,
-    message: string,
-    detail: Record<string, unknown> = {},
-    options?: ErrorOptions,
-  ) {
-    super(code, message, detail, options);
-    this.name = 'X509Error';
-  }
-}
+export class X509Error extends HyperMeshError<X509ErrorCode> {}
 
 /**
  * Private OID arc for HyperMesh extensions: 1.3.6.1.4.1.1747732396. This is NOT an IANA-assigned

@@ -27,17 +27,7 @@ export enum StoqErrorCode {
   INTERNAL = 'INTERNAL',
 }
 
-export class StoqError extends HyperMeshError<StoqErrorCode> {
-  constructor(
-    code: StoqErrorCode,
-    message: string,
-    detail: Record<string, unknown> = {},
-    options?: ErrorOptions,
-  ) {
-    super(code, message, detail, options);
-    this.name = 'StoqError';
-  }
-}
+export class StoqError extends HyperMeshError<StoqErrorCode> {}
 
 /** A listen or dial on a transport that was closed. */
 export function transportClosedError(): StoqError {

@@ -46,17 +46,7 @@ export enum StorageErrorCode {
   TARGET_EXISTS = 'STORAGE_TARGET_EXISTS',
 }
 
-export class StorageError extends HyperMeshError<StorageErrorCode> {
-  constructor(
-    code: StorageErrorCode,
-    message: string,
-    detail: Record<string, unknown> = {},
-    options?: ErrorOptions,
-  ) {
-    super(code, message, detail, options);
-    this.name = 'StorageError';
-  }
-}
+export class StorageError extends HyperMeshError<StorageErrorCode> {}
 
 /** The `code` better-sqlite3 puts on its `SqliteError` (e.g. `SQLITE_CORRUPT`), if any. */
 function sqliteCode(error: unknown): string | undefined {

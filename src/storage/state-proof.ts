@@ -28,7 +28,6 @@ export enum StateProofErrorCode {
 export class StateProofError extends HyperMeshError<StateProofErrorCode> {
   constructor(message: string, detail: Record<string, unknown> = {}, options?: ErrorOptions) {
     super(StateProofErrorCode.MALFORMED, message, detail, options);
-    this.name = 'StateProofError';
   }
 }
 

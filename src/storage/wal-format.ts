@@ -29,17 +29,7 @@ export enum ConsensusWalErrorCode {
   CLOSED = 'CONSENSUS_WAL_CLOSED',
 }
 
-export class ConsensusWalError extends HyperMeshError<ConsensusWalErrorCode> {
-  constructor(
-    code: ConsensusWalErrorCode,
-    message: string,
-    detail: Record<string, unknown> = {},
-    options?: ErrorOptions,
-  ) {
-    super(code, message, detail, options);
-    this.name = 'ConsensusWalError';
-  }
-}
+export class ConsensusWalError extends HyperMeshError<ConsensusWalErrorCode> {}
 
 export const WAL_HEADER = new Uint8Array([0x48, 0x4d, 0x43, 0x57, 0x41, 0x4c, 0x00, 0x01]);
 export const FRAME_OVERHEAD = 8;

@@ -22,17 +22,7 @@ export enum ProofErrorCode {
   NONCE_SPACE_EXHAUSTED = 'PROOF_NONCE_SPACE_EXHAUSTED',
 }
 
-export class ProofError extends HyperMeshError<ProofErrorCode> {
-  constructor(
-    code: ProofErrorCode,
-    message: string,
-    detail: Record<string, unknown> = {},
-    options?: ErrorOptions,
-  ) {
-    super(code, message, detail, options);
-    this.name = 'ProofError';
-  }
-}
+export class ProofError extends HyperMeshError<ProofErrorCode> {}
 
 export function invalidInput(message: string, detail: Record<string, unknown> = {}): ProofError {
   return new ProofError(ProofErrorCode.INVALID_INPUT, message, detail);
