@@ -7,7 +7,7 @@ import { HyperMeshError } from '../codec/error.js';
  * tree of depth 256 over SHA-256(key), in the compact form of Diem's Jellyfish Merkle tree
  * (Gao et al. 2021, "Jellyfish Merkle Tree", §2 and the `SparseMerkleProof` verifier): a
  * subtree that holds exactly one key is represented by that key's leaf, placed as high as it
- * is alone; an empty subtree is a fixed placeholder. So the tree is a function of the key set
+ * is alone; an empty subtree is the fixed empty hash. So the tree is a function of the key set
  * (deterministic, whatever order keys were written in) and paths are about log2(n) long.
  *
  * This module is pure (no SQLite): a client verifies a queried value against a state root from
@@ -117,7 +117,7 @@ const isHash = (value: unknown): value is Uint8Array =>
  *
  * Soundness rests on SHA-256 collision resistance plus the distinct leaf/internal prefixes: the
  * recomputed path can only meet `root` if every node on it is the real node, and a leaf or
- * the empty placeholder cannot stand in for an internal node or vice versa.
+ * the empty hash cannot stand in for an internal node or vice versa.
  */
 export function verifyStateProof(
   root: Uint8Array,
