@@ -216,6 +216,19 @@ function firstFailure(checks: readonly (() => ConsensusProofVerdict)[]): Consens
   return VALID;
 }
 
+/** PoSpace against the proposer's registered storage commitment; shared by both verifiers. */
+function spaceVerdict(
+  space: ProposerProof['space'],
+  context: ProposerProofContext,
+  anchor: ReturnType<typeof anchorOf>,
+): ConsensusProofVerdict {
+  return verifySpaceProof(space, {
+    anchor,
+    registeredRoot: registeredRootOf(context.validators, context.header.proposer),
+    params: context.params.space,
+  });
+}
+
 /**
  * Checks a proposal's proof parts before voting: validator set, space, work (including
  * re-execution), the whole hash chain, and that the header commits to exactly these parts.
@@ -226,16 +239,11 @@ export function verifyProposerProof(
   context: ProposerProofContext,
 ): ConsensusProofVerdict {
   assertContext(context);
-  const { params, header, validators } = context;
+  const { params, header } = context;
   const anchor = anchorOf(header, context.previousProofOutput);
   return firstFailure([
     () => validatorSetVerdict(context),
-    () =>
-      verifySpaceProof(proof.space, {
-        anchor,
-        registeredRoot: registeredRootOf(validators, header.proposer),
-        params: params.space,
-      }),
+    () => spaceVerdict(proof.space, context, anchor),
     () =>
       verifyWorkProof(proof.work, { header, params: params.work, reexecute: context.reexecute }),
     () =>
@@ -272,12 +280,7 @@ export function verifyConsensusProof(
   const anchor = anchorOf(header, context.previousProofOutput);
   return firstFailure([
     () => validatorSetVerdict(context),
-    () =>
-      verifySpaceProof(proof.space, {
-        anchor,
-        registeredRoot: registeredRootOf(validators, header.proposer),
-        params: params.space,
-      }),
+    () => spaceVerdict(proof.space, context, anchor),
     () =>
       verifyQuorumCertificate(proof.stake, {
         header,
