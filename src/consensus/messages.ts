@@ -1,6 +1,6 @@
 import { encodeCanonical } from '../codec/cbor.js';
+import { encodeFlatCanonical, type FlatValue } from '../codec/flat-canonical.js';
 import { concatBytes } from '../crypto/bytes.js';
-import { encodeFlatCanonical, type FlatValue } from './canonical.js';
 import { FALCON_ALGORITHM_ID } from '../crypto/falcon.js';
 import { sha256 } from '../crypto/hash.js';
 import { leafHash, rootFromLeafHashes } from '../crypto/merkle.js';
@@ -39,7 +39,7 @@ export interface VoteContent {
 
 /**
  * What a validator's Ed25519 vote signature covers. Votes are the most frequent signed message
- * (every validator checks every other's), hence the fast flat encoder (canonical.ts).
+ * (every validator checks every other's), hence the fast flat encoder (codec/flat-canonical.ts).
  */
 export function voteSignBytes(chainId: string, vote: VoteContent): Uint8Array {
   return encodeFlatCanonical({

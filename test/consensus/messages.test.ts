@@ -15,7 +15,6 @@ import {
   type VoteContent,
 } from '../../src/consensus/messages.js';
 import { emptyRoot } from '../../src/crypto/merkle.js';
-import { encodeFlatCanonical } from '../../src/consensus/canonical.js';
 import { makeBlock, makeGenesis, makeValidators } from './sim/fixtures.js';
 
 function referenceVoteBytes(chainId: string, vote: VoteContent): Uint8Array {
@@ -89,43 +88,6 @@ describe('canonical sign bytes', () => {
         },
       ),
       { numRuns: 400 },
-    );
-  });
-
-  it('the flat encoder equals encodeCanonical for any flat map', () => {
-    const value = fc.oneof(
-      fc.maxSafeInteger(),
-      fc.integer({ min: -30, max: 70_000 }),
-      fc.string(),
-      fc.string({ unit: 'binary' }),
-      fc.uint8Array({ maxLength: 300 }),
-      fc.constant(null),
-    );
-    fc.assert(
-      fc.property(
-        fc.dictionary(
-          fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ unit: 'binary' })),
-          value,
-          {
-            maxKeys: 14,
-          },
-        ),
-        (record) => {
-          const attempt = (encode: () => Uint8Array) => {
-            try {
-              return toHex(encode());
-            } catch (error) {
-              return `error: ${(error as Error).name}`;
-            }
-          };
-          assert.equal(
-            attempt(() => encodeFlatCanonical(record)),
-            attempt(() => encodeCanonical(record)),
-          );
-        },
-      ),
-      // {} and {"": 0} once shared a cached key order.
-      { numRuns: 500, examples: [[{}], [{ '': 0 }], [{ a: 1, '': null }]] },
     );
   });
 
