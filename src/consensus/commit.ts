@@ -10,8 +10,26 @@ import { checkVote, type VerificationContext } from './verify.js';
  * decision. A commit is what PoStake checks and what a syncing node verifies block by block.
  */
 
-function invalid(message: string, detail: Record<string, unknown> = {}): ConsensusError {
-  return new ConsensusError(ConsensusErrorCode.INVALID_COMMIT, message, detail);
+/**
+ * Why a commit was refused, as `detail.reason` of its `INVALID_COMMIT` error, so callers (the
+ * PoStake verdict) switch on it instead of parsing messages. `precommit-rejected` also carries
+ * the `MessageRejection` of the vote as `detail.rejection`.
+ */
+export type CommitRejection =
+  | 'malformed'
+  | 'wrong-height'
+  | 'wrong-block'
+  | 'precommit-not-for-block'
+  | 'signers-out-of-order'
+  | 'precommit-rejected'
+  | 'insufficient-power';
+
+function invalid(
+  reason: CommitRejection,
+  message: string,
+  detail: Record<string, unknown> = {},
+): ConsensusError {
+  return new ConsensusError(ConsensusErrorCode.INVALID_COMMIT, message, { reason, ...detail });
 }
 
 /**
@@ -24,22 +42,31 @@ export function checkQuorumCertificate(
   commit: QuorumCertificate,
   expected: { readonly height: number; readonly blockHash: Uint8Array },
 ): ConsensusError | undefined {
-  if (typeof commit !== 'object' || commit === null) return invalid('commit is not a record');
+  if (typeof commit !== 'object' || commit === null) {
+    return invalid('malformed', 'commit is not a record');
+  }
   const { height, round, blockHash, precommits } = commit;
   if (height !== expected.height) {
-    return invalid('commit is for another height', { height, expected: expected.height });
+    return invalid('wrong-height', 'commit is for another height', {
+      height,
+      expected: expected.height,
+    });
   }
   if (!(blockHash instanceof Uint8Array) || blockHash.length !== BLOCK_HASH_BYTES) {
-    return invalid('commit block hash must be 32 bytes');
+    return invalid('malformed', 'commit block hash must be 32 bytes');
   }
-  if (!bytesEqual(blockHash, expected.blockHash)) return invalid('commit is for another block');
-  if (!Number.isSafeInteger(round) || round < 0) return invalid('commit round is not a round');
-  if (!Array.isArray(precommits)) return invalid('commit precommits are not a list');
+  if (!bytesEqual(blockHash, expected.blockHash)) {
+    return invalid('wrong-block', 'commit is for another block');
+  }
+  if (!Number.isSafeInteger(round) || round < 0) {
+    return invalid('malformed', 'commit round is not a round');
+  }
+  if (!Array.isArray(precommits)) return invalid('malformed', 'commit precommits are not a list');
   let power = 0;
   let previous = '';
   for (const [position, vote] of (precommits as readonly Vote[]).entries()) {
     if (typeof vote !== 'object' || vote === null) {
-      return invalid(`precommit ${position} is not a vote`, { position });
+      return invalid('malformed', `precommit ${position} is not a vote`, { position });
     }
     if (
       vote.type !== 'precommit' ||
@@ -49,28 +76,37 @@ export function checkQuorumCertificate(
       !(vote.blockHash instanceof Uint8Array) ||
       !bytesEqual(vote.blockHash, blockHash)
     ) {
-      return invalid(`precommit ${position} is not for the committed block and round`, {
-        position,
-      });
+      return invalid(
+        'precommit-not-for-block',
+        `precommit ${position} is not for the committed block and round`,
+        {
+          position,
+        },
+      );
     }
     if (typeof vote.validator !== 'string' || vote.validator <= previous) {
-      return invalid(`precommit ${position} is out of address order or repeats a validator`, {
-        position,
-      });
+      return invalid(
+        'signers-out-of-order',
+        `precommit ${position} is out of address order or repeats a validator`,
+        {
+          position,
+        },
+      );
     }
     previous = vote.validator;
     const rejection = checkVote(context, vote);
     if (rejection !== undefined) {
-      return invalid(`precommit ${position} rejected: ${rejection}`, {
+      return invalid('precommit-rejected', `precommit ${position} rejected: ${rejection}`, {
         position,
         validator: vote.validator,
+        rejection,
       });
     }
     power += context.validators.validators[context.validators.indexOf.get(vote.validator) as number]
       ?.power as number;
   }
   if (!isQuorum(power, context.validators.totalPower)) {
-    return invalid('precommits hold no more than 2/3 of the voting power', {
+    return invalid('insufficient-power', 'precommits hold no more than 2/3 of the voting power', {
       power,
       totalPower: context.validators.totalPower,
     });

@@ -19,6 +19,10 @@ export enum ConsensusErrorCode {
   INVALID_BLOCK = 'CONSENSUS_INVALID_BLOCK',
   /** A write-ahead-log record that does not belong to this validator or height. */
   INVALID_WAL_RECORD = 'CONSENSUS_INVALID_WAL_RECORD',
+  /** A genesis document (or its JSON) that breaks the schema or the chain's rules. */
+  INVALID_GENESIS = 'CONSENSUS_INVALID_GENESIS',
+  /** Wire bytes (wire.ts) that do not decode to a well-formed message; the message names the field. */
+  MALFORMED_MESSAGE = 'CONSENSUS_MALFORMED_MESSAGE',
 }
 
 export class ConsensusError extends HyperMeshError<ConsensusErrorCode> {}

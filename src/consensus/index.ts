@@ -1,7 +1,7 @@
 /**
  * The consensus engine (layer 4): Tendermint as a pure state machine, its message formats and
  * verification, and the pieces a driver needs (signing guard, write-ahead-log record).
- * The four-part consensus proof lives in ./proof.
+ * The four-part consensus proof lives in ./pos (over the primitives of ./proof).
  */
 export * from './block.js';
 export * from './commit.js';

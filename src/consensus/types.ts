@@ -81,12 +81,18 @@ export interface BlockHeader {
   readonly evidenceRoot: Uint8Array;
   /** Hash of `lastCommit`, the quorum certificate of the parent block. */
   readonly lastCommitHash: Uint8Array;
-  /** Application state root after executing the parent block. */
+  /**
+   * Application state root after executing this block's transactions: blocks are executed
+   * immediately, by the proposer before proposing and by every validator before prevoting.
+   */
   readonly appStateRoot: Uint8Array;
   /** Hash of the validator set that decides this height. */
   readonly validatorsHash: Uint8Array;
   readonly proposer: ValidatorAddress;
-  /** The four-part consensus proof, encoded by src/consensus/proof; opaque to the engine. */
+  /**
+   * The proposer's parts of the four-part consensus proof (PoSpace answers and signed address,
+   * PoWork stamps, PoTime hash chain), encoded by src/consensus/pos; opaque to the engine.
+   */
   readonly consensusProof: Uint8Array;
 }
 

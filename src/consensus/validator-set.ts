@@ -28,19 +28,28 @@ export interface Validator {
   readonly power: number;
   /** FALCON-1024 public key for the post-quantum precommit signature. */
   readonly pqPublicKey?: Uint8Array;
+  /**
+   * Root of the validator's PoSpace storage plot (32 bytes), fixed when it joins; a validator
+   * without one cannot make a valid consensus proof as proposer (docs/consensus-proof.md).
+   */
+  readonly storageRoot?: Uint8Array;
 }
 
 export interface ValidatorInit {
   readonly publicKey: Uint8Array;
   readonly power: number;
   readonly pqPublicKey?: Uint8Array;
+  readonly storageRoot?: Uint8Array;
 }
+
+/** Bytes of a PoSpace storage root (a SHA-256 Merkle tree hash). */
+export const STORAGE_ROOT_BYTES = 32;
 
 export interface ValidatorSet {
   /** Sorted by address, so every node derives the same order, hash and proposer tie-break. */
   readonly validators: readonly Validator[];
   readonly totalPower: number;
-  /** SHA-256 of the canonical encoding of the validators (addresses, keys and powers). */
+  /** SHA-256 of the canonical encoding of the validators (addresses, keys, powers, roots). */
   readonly hash: Uint8Array;
   /** Position of each address in `validators`. */
   readonly indexOf: ReadonlyMap<ValidatorAddress, number>;
@@ -69,7 +78,7 @@ export function createValidatorSet(entries: readonly ValidatorInit[]): Validator
   const validators: Validator[] = [];
   let totalPower = 0;
   for (const [position, entry] of entries.entries()) {
-    const { publicKey, power, pqPublicKey } = entry;
+    const { publicKey, power, pqPublicKey, storageRoot } = entry;
     if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_BYTES) {
       throw invalid(`validator ${position}: Ed25519 public key must be 32 bytes`, { position });
     }
@@ -87,6 +96,14 @@ export function createValidatorSet(entries: readonly ValidatorInit[]): Validator
         position,
       });
     }
+    if (
+      storageRoot !== undefined &&
+      (!(storageRoot instanceof Uint8Array) || storageRoot.length !== STORAGE_ROOT_BYTES)
+    ) {
+      throw invalid(`validator ${position}: storage root must be ${STORAGE_ROOT_BYTES} bytes`, {
+        position,
+      });
+    }
     totalPower += power;
     if (totalPower > MAX_TOTAL_VOTING_POWER) {
       throw invalid(`total voting power exceeds ${MAX_TOTAL_VOTING_POWER}`, { position });
@@ -96,6 +113,7 @@ export function createValidatorSet(entries: readonly ValidatorInit[]): Validator
       publicKey: publicKey.slice(),
       power,
       ...(pqPublicKey === undefined ? {} : { pqPublicKey: pqPublicKey.slice() }),
+      ...(storageRoot === undefined ? {} : { storageRoot: storageRoot.slice() }),
     };
     validators.push(validator);
   }
@@ -122,6 +140,7 @@ function validatorSetHash(validators: readonly Validator[]): Uint8Array {
         publicKey: validator.publicKey,
         power: validator.power,
         ...(validator.pqPublicKey === undefined ? {} : { pqPublicKey: validator.pqPublicKey }),
+        ...(validator.storageRoot === undefined ? {} : { storageRoot: validator.storageRoot }),
       })),
     }),
   );

@@ -81,6 +81,28 @@ describe('validator set', () => {
       () => createValidatorSet([{ publicKey: key, power: 1, pqPublicKey: new Uint8Array(10) }]),
       'FALCON',
     );
+    assertInvalidSet(
+      () => createValidatorSet([{ publicKey: key, power: 1, storageRoot: new Uint8Array(31) }]),
+      'storage root must be 32 bytes',
+    );
+  });
+
+  it('keeps each storage root and hashes it', () => {
+    const entries = keys.map((publicKey, i) => ({ publicKey, power: i + 1 }));
+    const root = new Uint8Array(32).fill(3);
+    const plain = createValidatorSet(entries);
+    const rooted = createValidatorSet(
+      entries.map((entry, i) => (i === 0 ? { ...entry, storageRoot: root } : entry)),
+    );
+    const first = findValidator(rooted, validatorAddress(keys[0] as Uint8Array));
+    assert.deepEqual(first?.storageRoot, root);
+    assert.notEqual(toHex(plain.hash), toHex(rooted.hash));
+    const otherRoot = createValidatorSet(
+      entries.map((entry, i) =>
+        i === 0 ? { ...entry, storageRoot: new Uint8Array(32).fill(4) } : entry,
+      ),
+    );
+    assert.notEqual(toHex(rooted.hash), toHex(otherRoot.hash));
   });
 
   it('quorum is more than 2/3 of the power and f+1 more than 1/3, by power', () => {

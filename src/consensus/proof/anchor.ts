@@ -1,12 +1,11 @@
 import { taggedHash } from '../../crypto/hash.js';
-import type { ProofHeader } from './header.js';
 import { u64 } from './hashing.js';
 
 /**
- * Where in the chain a proof is made: everything the proposer's challenges and hash-chain seed
- * are derived from. `previousProofOutput` is `consensusProofOutput` of the canonical parent
- * proof — the one whose quorum certificate is the last commit carried by this block — so it
- * exists only once more than 2/3 of the voting power has precommitted the parent.
+ * Where in the chain a proof is made: everything the proposer's storage challenges and its
+ * hash-chain seed are derived from, so that neither can be prepared before the parent block
+ * exists, nor reused at another height, on another chain or by another proposer. How
+ * `previousProofOutput` is obtained from the parent block is src/consensus/pos/anchor.ts.
  */
 export interface ProofAnchor {
   readonly chainId: string;
@@ -15,16 +14,6 @@ export interface ProofAnchor {
   readonly previousProofOutput: Uint8Array;
   /** The proposer's raw Ed25519 public key. */
   readonly proposer: Uint8Array;
-}
-
-export function anchorOf(header: ProofHeader, previousProofOutput: Uint8Array): ProofAnchor {
-  return {
-    chainId: header.chainId,
-    height: header.height,
-    parentHash: header.parentHash,
-    previousProofOutput,
-    proposer: header.proposer,
-  };
 }
 
 /** Domain-separated digest of the anchor plus extra fields. */

@@ -18,11 +18,6 @@ export interface SpaceParams {
   readonly challengeCount: number;
 }
 
-export interface StakeParams {
-  /** Every counted precommit must carry a valid FALCON-1024 attestation of the header. */
-  readonly requireFalconAttestations: boolean;
-}
-
 export interface WorkParams {
   /** d: leading zero bits every client transaction's hashcash stamp must have. */
   readonly stampDifficulty: number;
@@ -35,9 +30,12 @@ export interface TimeParams {
   readonly checkpointInterval: number;
 }
 
+/**
+ * PoStake has no knob here: it is the block's commit, checked by the engine's rules, with
+ * FALCON-1024 precommit signatures required by the genesis `consensus.requirePq`.
+ */
 export interface ConsensusProofParams {
   readonly space: SpaceParams;
-  readonly stake: StakeParams;
   readonly work: WorkParams;
   readonly time: TimeParams;
 }
@@ -73,9 +71,9 @@ const timeSchema = z
     message: `at most ${MAX_CHECKPOINTS} checkpoints (iterations / checkpointInterval)`,
   });
 
-const paramsSchema = z.strictObject({
+/** The parameters' schema, for documents that embed them (the genesis file). */
+export const proofParamsSchema = z.strictObject({
   space: spaceSchema,
-  stake: z.strictObject({ requireFalconAttestations: z.boolean() }),
   work: z.strictObject({ stampDifficulty: z.int().min(0).max(MAX_STAMP_DIFFICULTY) }),
   time: timeSchema,
 });
@@ -89,11 +87,6 @@ function check(schema: z.ZodType, value: unknown, context: string): void {
       issues: error.issues,
     });
   }
-}
-
-/** Throws `PROOF_INVALID_PARAMS` naming the first offending field. */
-export function assertProofParams(params: unknown): asserts params is ConsensusProofParams {
-  check(paramsSchema, params, 'params');
 }
 
 export function assertSpaceParams(params: unknown): asserts params is SpaceParams {
@@ -110,10 +103,10 @@ export function checkpointCount(time: TimeParams): number {
 }
 
 /**
- * Parameters for a chain on the project machine (docs/consensus-proof.md, "Parameters"). A plot
- * is 1024 blocks of 32 bytes and costs 2^25 hashes to build, once; a proposer that keeps no plot
- * redoes k·S·2^d_s = 2^18 hashes per proposal, a verifier k·S = 64. The hash chain is 2^17
- * HMAC iterations; a stamp costs 2^16 hashes to mint.
+ * Parameters for a production chain (docs/consensus-proof.md, "Parameters"). A plot is 1024
+ * blocks of 32 bytes and costs 2^25 hashes to build, once; a proposer that keeps no plot redoes
+ * k·S·2^d_s = 2^18 hashes per proposal, a verifier k·S = 64. The hash chain is 2^17 HMAC
+ * iterations; a stamp costs 2^16 hashes to mint.
  */
 export const DEFAULT_PROOF_PARAMS: ConsensusProofParams = Object.freeze({
   space: Object.freeze({
@@ -122,23 +115,23 @@ export const DEFAULT_PROOF_PARAMS: ConsensusProofParams = Object.freeze({
     slotDifficulty: 12,
     challengeCount: 8,
   }),
-  stake: Object.freeze({ requireFalconAttestations: true }),
   work: Object.freeze({ stampDifficulty: 16 }),
   time: Object.freeze({ iterations: 2 ** 17, checkpointInterval: 2 ** 11 }),
 });
 
 /**
- * Cheap parameters for local development clusters and tests: a plot builds in well under a
- * second. They exercise every check but protect little (see the docs).
+ * Cheap parameters for local development clusters (`hypermesh cluster init`) and tests: a plot
+ * builds in a fraction of a second and the hash chain costs a few milliseconds per block, so a
+ * 4-node cluster on 2 cores is bounded by its timeouts, not by the proof. They exercise every
+ * check but protect little (docs/consensus-proof.md gives the measured costs).
  */
-export const LIGHT_PROOF_PARAMS: ConsensusProofParams = Object.freeze({
+export const DEV_PROOF_PARAMS: ConsensusProofParams = Object.freeze({
   space: Object.freeze({
     blockCount: 64,
     slotsPerBlock: 8,
     slotDifficulty: 8,
     challengeCount: 4,
   }),
-  stake: Object.freeze({ requireFalconAttestations: true }),
   work: Object.freeze({ stampDifficulty: 8 }),
   time: Object.freeze({ iterations: 2 ** 14, checkpointInterval: 2 ** 10 }),
 });

@@ -23,7 +23,7 @@ import { failure, TimeFailure, VALID } from './verdict.js';
  * PBKDF2 rather than a loop of `SHA-256(x)` calls because it runs the whole segment inside
  * OpenSSL: a JavaScript loop pays a native call per hash and runs ~4× slower here than PBKDF2,
  * and ~15× slower than native code a cheater would use, so the honest prover would be the
- * slowest party. The output is the last checkpoint. Each segment can be re-checked on its own
+ * slowest party. Each segment can be re-checked on its own
  * from the checkpoint before it, so a verifier may check them in parallel, or check a sample
  * chosen by Fiat–Shamir (see `sampleSegments` and the docs for what sampling loses).
  */
@@ -33,10 +33,10 @@ export interface SequentialWork {
 }
 
 /**
- * The seed binds the chain to its position: chain id, height, parent hash, the canonical parent
- * proof's output and the proposer. The parent proof's output contains the parent's quorum
- * certificate, so the chain cannot start before the parent was committed, and no other proposer
- * or height can reuse it.
+ * The seed binds the chain to its position: chain id, height, parent hash, the previous proof
+ * output (derived from the parent block hash, see src/consensus/pos/anchor.ts) and the proposer.
+ * So the chain cannot start before the parent block exists, and no other proposer, height or
+ * fork can reuse it.
  */
 export function sequentialWorkSeed(anchor: ProofAnchor): Uint8Array {
   return anchorDigest('hypermesh/sequential-work/seed', anchor);
@@ -65,13 +65,6 @@ export function computeSequentialWork(seed: Uint8Array, params: TimeParams): Seq
   return { seed: seed.slice(), checkpoints };
 }
 
-/** The chain's output x_T: what the next block's proof builds on, via this proof's output. */
-export function sequentialWorkOutput(work: SequentialWork): Uint8Array {
-  const last = work.checkpoints[work.checkpoints.length - 1];
-  if (last === undefined) throw invalidInput('sequential work without checkpoints has no output');
-  return last.slice();
-}
-
 /** How much of the chain a verifier recomputes. */
 export type SequentialWorkCheck =
   | { readonly mode: 'full' }
@@ -84,7 +77,7 @@ export type SequentialWorkCheck =
 /**
  * s distinct segment indexes out of n, from a Fiat–Shamir transcript of the seed, every
  * checkpoint and `binding` (bytes the prover did not control when it built the chain — the
- * block's quorum certificate), by a partial Fisher–Yates shuffle driven by the transcript.
+ * block's commit), by a partial Fisher–Yates shuffle driven by the transcript.
  */
 export function sampleSegments(
   work: SequentialWork,
@@ -114,7 +107,7 @@ export interface SequentialWorkVerification {
   readonly expectedSeed: Uint8Array;
   readonly params: TimeParams;
   readonly check: SequentialWorkCheck;
-  /** Fiat–Shamir binding for sampled checks (the encoded quorum certificate). */
+  /** Fiat–Shamir binding for sampled checks (the hash of the block's commit). */
   readonly sampleBinding: Uint8Array;
 }
 

@@ -14,9 +14,9 @@ import type { PartVerdict } from './verdict.js';
 import { failure, SpaceFailure, VALID } from './verdict.js';
 
 /**
- * PoSpace ("where"): the proposer shows it holds the plot it registered at genesis by answering
- * k challenges derived from the chain position, and names its network address under its own
- * signature for this height.
+ * PoSpace ("where"): the proposer shows it holds the plot whose root its validator entry carries
+ * (fixed at genesis) by answering k challenges derived from the chain position, and names its
+ * network address under its own signature for this height.
  */
 export interface SpaceProof {
   /** Must equal the proposer's registered storage root. */
@@ -32,8 +32,8 @@ export const MAX_ADDRESS_LENGTH = 256;
 
 /**
  * Challenge j: SHA-256-tagged digest of (chain id, height, parent hash, previous proof output,
- * proposer, j), reduced mod N. Including the previous proof output (which contains the parent's
- * quorum certificate) keeps the challenges unknown until the parent is committed.
+ * proposer, j), reduced mod N. The parent hash keeps the challenges unknown until the parent
+ * block exists, so answers cannot be prepared ahead of the chain.
  */
 export function storageChallenges(anchor: ProofAnchor, params: SpaceParams): number[] {
   const challenges: number[] = [];
@@ -99,13 +99,13 @@ export function buildSpaceProof(input: SpaceProofInput): SpaceProof {
 
 export interface SpaceVerification {
   readonly anchor: ProofAnchor;
-  /** The proposer's registered root; undefined if the proposer is not in the validator set. */
+  /** The proposer's registered storage root; undefined if its validator entry has none. */
   readonly registeredRoot: Uint8Array | undefined;
   readonly params: SpaceParams;
 }
 
 /**
- * Checks, in order: the proposer is registered, the proof names its registered root, the
+ * Checks, in order: the proposer has a registered root, the proof names it, the
  * address signature, then for each challenge j: the answer is for challenge j, the block is
  * valid for the proposer's key (S hashes), and its Merkle path leads to the registered root.
  */
@@ -115,9 +115,12 @@ export function verifySpaceProof(
 ): PartVerdict<'space'> {
   const { anchor, registeredRoot, params } = verification;
   if (registeredRoot === undefined) {
-    return failure('space', SpaceFailure.PROPOSER_NOT_A_VALIDATOR, 'proposer is not a validator', {
-      proposer: toHex(anchor.proposer),
-    });
+    return failure(
+      'space',
+      SpaceFailure.NO_REGISTERED_COMMITMENT,
+      "the proposer's validator entry has no storage root",
+      { proposer: toHex(anchor.proposer) },
+    );
   }
   if (!bytesEqual(proof.commitmentRoot, registeredRoot)) {
     return failure(
@@ -183,75 +186,4 @@ export function verifySpaceProof(
     }
   }
   return VALID;
-}
-
-/**
- * The once-per-validator registration of a storage commitment (made at genesis): the validator
- * signs its root, address and the space parameters the root was built under.
- */
-export interface StorageRegistration {
-  readonly publicKey: Uint8Array;
-  readonly commitmentRoot: Uint8Array;
-  readonly address: string;
-  readonly signature: Uint8Array;
-}
-
-export function registrationSignBytes(
-  chainId: string,
-  params: SpaceParams,
-  publicKey: Uint8Array,
-  commitmentRoot: Uint8Array,
-  address: string,
-): Uint8Array {
-  return encodeCanonical([
-    'hypermesh/pospace/registration',
-    1,
-    chainId,
-    [params.blockCount, params.slotsPerBlock, params.slotDifficulty],
-    publicKey,
-    commitmentRoot,
-    address,
-  ]);
-}
-
-export function registerStoragePlot(
-  plot: StoragePlot,
-  registration: {
-    readonly chainId: string;
-    readonly address: string;
-    readonly privateKey: KeyObject;
-  },
-): StorageRegistration {
-  requireAddress(registration.address);
-  requireOwnKey(registration.privateKey, plot.publicKey, 'registration');
-  const commitmentRoot = plot.root;
-  const signed = registrationSignBytes(
-    registration.chainId,
-    plot.params,
-    plot.publicKey,
-    commitmentRoot,
-    registration.address,
-  );
-  return {
-    publicKey: plot.publicKey.slice(),
-    commitmentRoot,
-    address: registration.address,
-    signature: ed25519Sign(signed, registration.privateKey),
-  };
-}
-
-/** True if the registration is signed by its key for this chain and these space parameters. */
-export function verifyStorageRegistration(
-  registration: StorageRegistration,
-  chainId: string,
-  params: SpaceParams,
-): boolean {
-  const signed = registrationSignBytes(
-    chainId,
-    params,
-    registration.publicKey,
-    registration.commitmentRoot,
-    registration.address,
-  );
-  return ed25519Verify(registration.signature, signed, registration.publicKey);
 }

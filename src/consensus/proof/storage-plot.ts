@@ -81,22 +81,6 @@ function deriveBlockInto(
   }
 }
 
-/** The honest content of block `index`: each slot's smallest valid nonce. */
-export function deriveStorageBlock(
-  publicKey: Uint8Array,
-  index: number,
-  params: SpaceParams,
-): Uint8Array {
-  requirePublicKey(publicKey);
-  assertSpaceParams(params);
-  if (!Number.isInteger(index) || index < 0 || index >= params.blockCount) {
-    throw invalidInput(`block index ${index} is not in [0, ${params.blockCount})`);
-  }
-  const block = new Uint8Array(storageBlockBytes(params));
-  deriveBlockInto(new SlotHasher(publicKey), index, params, new DataView(block.buffer), 0);
-  return block;
-}
-
 /**
  * True if `block` is a valid block `index` of `publicKey`'s plot: the right length and every
  * slot's nonce meets the difficulty. Costs S hashes. Never throws on malformed input.

@@ -1,13 +1,18 @@
 /**
- * Verification results. Each of the four parts has its own verifier that returns either
- * `{ ok: true }` or a failure naming the part and a precise reason, so callers (the consensus
- * engine, `hypermesh block verify`, tests) switch on `reason` instead of parsing messages.
+ * Verification results. Each of the four parts is checked on its own and yields either success
+ * or a failure naming the part and a precise reason, so callers (the driver, `hypermesh block
+ * verify`, tests) switch on `reason` instead of parsing messages.
  */
 export type ProofPart = 'space' | 'stake' | 'work' | 'time';
 
-/** PoSpace: where — the proposer's storage commitment and certified address. */
+/** PoSpace: where — the proposer's storage plot and its signed network address. */
 export enum SpaceFailure {
+  /** The header's proof bytes do not decode (reported for each part they carry). */
+  UNDECODABLE_PROOF = 'undecodable-proof',
   PROPOSER_NOT_A_VALIDATOR = 'proposer-not-a-validator',
+  /** The proposer's validator entry has no storage root. */
+  NO_REGISTERED_COMMITMENT = 'no-registered-commitment',
+  /** The proof names a plot root other than the proposer's registered one. */
   UNREGISTERED_COMMITMENT = 'unregistered-commitment',
   INVALID_ADDRESS_SIGNATURE = 'invalid-address-signature',
   WRONG_CHALLENGE_COUNT = 'wrong-challenge-count',
@@ -17,40 +22,53 @@ export enum SpaceFailure {
   INVALID_MERKLE_PATH = 'invalid-merkle-path',
 }
 
-/** PoStake: who — the quorum certificate. */
+/** PoStake: who — the block's commit (quorum certificate). */
 export enum StakeFailure {
+  /** The header names a validator set other than the one deciding its height. */
   VALIDATOR_SET_MISMATCH = 'validator-set-mismatch',
+  MALFORMED_COMMIT = 'malformed-commit',
   WRONG_HEIGHT = 'wrong-height',
+  /** The commit certifies another block hash. */
   WRONG_BLOCK = 'wrong-block',
-  UNKNOWN_VALIDATOR = 'unknown-validator',
-  DUPLICATE_SIGNER = 'duplicate-signer',
+  /** A precommit in the commit is for another block or round than the commit's. */
+  PRECOMMIT_FOR_ANOTHER_BLOCK = 'precommit-for-another-block',
   SIGNERS_OUT_OF_ORDER = 'signers-out-of-order',
+  UNKNOWN_VALIDATOR = 'unknown-validator',
   INVALID_SIGNATURE = 'invalid-signature',
-  MISSING_FALCON_ATTESTATION = 'missing-falcon-attestation',
-  INVALID_FALCON_ATTESTATION = 'invalid-falcon-attestation',
+  MISSING_FALCON_SIGNATURE = 'missing-falcon-signature',
+  INVALID_FALCON_SIGNATURE = 'invalid-falcon-signature',
   INSUFFICIENT_VOTING_POWER = 'insufficient-voting-power',
-  /** The header the quorum signs (or will sign) does not commit to the proposer's proof parts. */
-  PROOF_NOT_ATTESTED = 'proof-not-attested',
 }
 
-/** PoWork: what — the state transition and the client stamps. */
+/** PoWork: what — the client stamps of the transactions and the state transition. */
 export enum WorkFailure {
+  UNDECODABLE_PROOF = 'undecodable-proof',
   TRANSACTIONS_ROOT_MISMATCH = 'transactions-root-mismatch',
+  /** The proof lists another number of stamps than the block has transactions. */
+  STAMP_COUNT_MISMATCH = 'stamp-count-mismatch',
+  /** A transaction has no valid envelope, hence no stamp. */
+  TRANSACTION_WITHOUT_STAMP = 'transaction-without-stamp',
+  /** A stamp of the proof is not the stamp of the transaction at its position. */
+  STAMP_MISMATCH = 'stamp-mismatch',
   INSUFFICIENT_STAMP_WORK = 'insufficient-stamp-work',
   REEXECUTION_FAILED = 'reexecution-failed',
   STATE_ROOT_MISMATCH = 'state-root-mismatch',
 }
 
-/** PoTime: when — BFT time and the sequential hash chain. */
+/** PoTime: when — BFT time of the last commit and the sequential hash chain. */
 export enum TimeFailure {
+  UNDECODABLE_PROOF = 'undecodable-proof',
+  /** The block's last commit is not a valid commit of the parent, or not the one it hashes. */
+  INVALID_LAST_COMMIT = 'invalid-last-commit',
   BFT_TIME_NOT_WEIGHTED_MEDIAN = 'bft-time-not-weighted-median',
-  BFT_TIME_NOT_AFTER_PARENT = 'bft-time-not-after-parent',
+  /** Without a proposer key there is no chain position to seed the chain from. */
+  PROPOSER_NOT_A_VALIDATOR = 'proposer-not-a-validator',
   WRONG_CHAIN_SEED = 'wrong-chain-seed',
   WRONG_CHECKPOINT_COUNT = 'wrong-checkpoint-count',
   CHECKPOINT_MISMATCH = 'checkpoint-mismatch',
 }
 
-interface ReasonByPart {
+export interface ReasonByPart {
   space: SpaceFailure;
   stake: StakeFailure;
   work: WorkFailure;
@@ -76,8 +94,6 @@ export interface Valid {
 export const VALID: Valid = Object.freeze({ ok: true });
 
 export type PartVerdict<P extends ProofPart> = Valid | PartFailure<P>;
-
-export type ConsensusProofVerdict = Valid | ProofFailure;
 
 export function failure<P extends ProofPart>(
   part: P,
