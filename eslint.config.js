@@ -7,7 +7,7 @@ const layers = [
   ['storage'],
   ['stoq'],
   ['consensus'],
-  ['trustchain', 'discovery', 'caesar', 'assets'],
+  ['trustchain', 'discovery', 'caesar', 'assets', 'kv'],
   ['faces'],
   ['node'],
 ];
@@ -35,7 +35,7 @@ const layerRules = layers.flatMap((folders, index) => {
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'bin/**', '.hypermesh/**'] },
+  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'bin/**', '.hypermesh/**', '.tmp/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -1,0 +1,118 @@
+import type { StateChange } from '../storage/index.js';
+import type { DuplicateVoteEvidence, ValidatorAddress } from './types.js';
+
+/**
+ * The application interface (ABCI-like). Consensus orders opaque transactions; the application
+ * checks them, executes blocks deterministically and answers queries. The driver calls it; the
+ * mempool calls `checkTx`. Blocks are executed immediately: the proposer executes its block
+ * before proposing and puts the resulting state root in the header; every validator re-executes
+ * the block before it prevotes and refuses a block whose root differs (PoWork).
+ */
+
+/** Why a transaction was refused; `code` is stable (metrics label, wire error), `message` human. */
+export interface TxRejection {
+  readonly ok: false;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface TxAcceptance {
+  readonly ok: true;
+  /** 32-byte transaction id (what the mempool deduplicates by and clients look up). */
+  readonly txHash: Uint8Array;
+  /** Who is accountable for it (hex public key); the mempool limits per sender. */
+  readonly sender: string;
+  /**
+   * The sender's sequence number of this transaction. The mempool keeps each sender's
+   * transactions in sequence order and offers them to the proposer in that order.
+   */
+  readonly sequence: number;
+}
+
+export type TxCheckResult = TxAcceptance | TxRejection;
+
+/** The block being executed, as the application sees it. */
+export interface BlockExecutionInput {
+  readonly chainId: string;
+  readonly height: number;
+  /** BFT time of the block (ms since the Unix epoch). */
+  readonly time: number;
+  readonly proposer: ValidatorAddress;
+  readonly transactions: readonly Uint8Array[];
+  readonly evidence: readonly DuplicateVoteEvidence[];
+}
+
+/** Outcome of one transaction in an executed block (deterministic; part of the state). */
+export interface TxResult {
+  readonly txHash: Uint8Array;
+  /** 0 = applied; any other value = refused by the module, state untouched except fees/seq. */
+  readonly code: number;
+  readonly log: string;
+}
+
+/** A validator's new voting power (0 removes it), returned by a block's execution. */
+export interface ValidatorUpdate {
+  readonly publicKey: Uint8Array;
+  readonly power: number;
+  readonly pqPublicKey?: Uint8Array;
+  readonly storageRoot?: Uint8Array;
+}
+
+export interface BlockExecutionResult {
+  /** State root after the block, computed over the latest committed state plus `changes`. */
+  readonly stateRoot: Uint8Array;
+  /** Writes to persist atomically with the block (NodeStore.saveBlock). */
+  readonly changes: readonly StateChange[];
+  readonly txResults: readonly TxResult[];
+  /** Validator-set changes taking effect at height + 2 (empty for a fixed set). */
+  readonly validatorUpdates: readonly ValidatorUpdate[];
+}
+
+/** A proposer's choice for its block. */
+export interface PreparedProposal {
+  readonly transactions: readonly Uint8Array[];
+  readonly result: BlockExecutionResult;
+}
+
+export interface QueryRequest {
+  /** `<module>/<query>`, e.g. `kv/get`. */
+  readonly path: string;
+  readonly data: Uint8Array;
+  /** Height to read (default: latest committed). */
+  readonly height?: number;
+}
+
+export interface QueryResponse {
+  readonly height: number | null;
+  readonly value: Uint8Array | null;
+  /** Encoded state proof (storage/state-proof.ts) of the key read, against `stateRoot`. */
+  readonly proof?: Uint8Array;
+  readonly stateRoot: Uint8Array;
+}
+
+export interface Application {
+  /**
+   * Mempool admission against the latest committed state: decoding, signature, hashcash stamp,
+   * chain id, sequence not already used, module-level validity. Must not throw for bad input.
+   */
+  checkTx(tx: Uint8Array): TxCheckResult;
+  /**
+   * Proposer: execute `candidates` in order on top of the latest committed state, skipping any
+   * that fail `checkTx`-level rules or are out of sequence, and stopping at `maxBytes` of
+   * transactions. Evidence is included as given.
+   */
+  prepareProposal(
+    block: Omit<BlockExecutionInput, 'transactions'>,
+    candidates: Iterable<Uint8Array>,
+    maxBytes: number,
+  ): PreparedProposal;
+  /**
+   * Validator: execute a proposed block on top of the latest committed state. Throws
+   * `ConsensusError(INVALID_BLOCK)` when a transaction is not admissible (bad signature, stamp,
+   * sequence, encoding): such a block is invalid. Deterministic.
+   */
+  executeBlock(block: BlockExecutionInput): BlockExecutionResult;
+  /** Called after the driver stored the block and its changes; drop caches, update indexes. */
+  committed(height: number, result: BlockExecutionResult): void;
+  query(request: QueryRequest): QueryResponse;
+}

@@ -1,0 +1,49 @@
+import { toHex } from '../../crypto/bytes.js';
+import { ApplicationError, ApplicationErrorCode } from './errors.js';
+
+/**
+ * The router's own state: each sender's next sequence number at `acct/<sender hex>/seq`, as an
+ * 8-byte big-endian unsigned integer (read and written for every transaction, so no CBOR). A
+ * sender that never had a transaction executed has no key (next sequence 0). Modules cannot
+ * reach these keys: their keys all start with `<name>/`, and `acct` is not an allowed module
+ * name.
+ */
+export const ACCOUNT_PREFIX = 'acct';
+const SEQUENCE_BYTES = 8;
+
+const encoder = new TextEncoder();
+
+export function sequenceKey(sender: Uint8Array): Uint8Array {
+  return encoder.encode(`${ACCOUNT_PREFIX}/${toHex(sender)}/seq`);
+}
+
+export function encodeSequence(next: number): Uint8Array {
+  const value = new Uint8Array(SEQUENCE_BYTES);
+  const view = new DataView(value.buffer);
+  view.setUint32(0, Math.floor(next / 2 ** 32));
+  view.setUint32(4, next >>> 0);
+  return value;
+}
+
+/**
+ * The next sequence stored at `sequenceKey` (null: 0). A value of another form is a damaged
+ * store, not client input: `ApplicationError INTERNAL`.
+ */
+export function decodeSequence(value: Uint8Array | null): number {
+  if (value === null) return 0;
+  if (value.length !== SEQUENCE_BYTES) {
+    throw new ApplicationError(
+      ApplicationErrorCode.INTERNAL,
+      `a stored sequence number is ${value.length} bytes, not ${SEQUENCE_BYTES}`,
+    );
+  }
+  const view = new DataView(value.buffer, value.byteOffset, SEQUENCE_BYTES);
+  const high = view.getUint32(0);
+  if (high >= 2 ** 21) {
+    throw new ApplicationError(
+      ApplicationErrorCode.INTERNAL,
+      'a stored sequence number exceeds 2^53 - 1',
+    );
+  }
+  return high * 2 ** 32 + view.getUint32(4);
+}

@@ -1,0 +1,79 @@
+/**
+ * The contract between the application router and its modules (like a Cosmos SDK module: a
+ * module owns its transaction bodies, their validation, their application to state and its
+ * queries). A module sees only its own keys: the router gives it state views in which key `k`
+ * means state key `<name>/k`, so no module can read or write another module's state.
+ *
+ * Everything a module does must be deterministic: the same body, sender and state give the same
+ * outcome and the same writes on every node. No clock, no randomness, no I/O, no iteration over
+ * unordered collections whose order could differ.
+ */
+
+/** Read access to one module's keys. */
+export interface ModuleStateReader {
+  get(key: Uint8Array): Uint8Array | null;
+}
+
+/**
+ * Read and write access to one module's keys during one transaction. Writes are buffered and
+ * kept only if `apply` returns normally; a `ModuleError` thrown by `apply` discards them.
+ */
+export interface ModuleState extends ModuleStateReader {
+  /** Stores `value` (at most 16 MiB); the full key (`<name>/` + key) is at most 1024 bytes. */
+  set(key: Uint8Array, value: Uint8Array): void;
+  delete(key: Uint8Array): void;
+}
+
+/** What `check` may look at: the state the transaction would run on, read-only. */
+export interface CheckContext {
+  readonly chainId: string;
+  readonly txHash: Uint8Array;
+  readonly state: ModuleStateReader;
+}
+
+/** What `apply` runs with: the block being executed and the module's writable state. */
+export interface ExecutionContext {
+  readonly chainId: string;
+  readonly height: number;
+  /** BFT time of the block, ms since the Unix epoch. */
+  readonly time: number;
+  readonly txHash: Uint8Array;
+  readonly state: ModuleState;
+}
+
+/** A query's answer: the module-relative key whose value answers it. */
+export interface ModuleQueryAnswer {
+  /**
+   * The router reads this key (as `<name>/key`) at the requested height and returns its value
+   * with a state proof, so every answer can be checked against a block's state root.
+   */
+  readonly key: Uint8Array;
+}
+
+export interface Module<Tx = unknown> {
+  /** Matches `MODULE_NAME_PATTERN`; the `module` field of its transactions. */
+  readonly name: string;
+  /**
+   * Stateless validity: parses the transaction body (at most 32 KiB) into the module's typed
+   * transaction, enforcing every size and form rule. Throws `ModuleError` for a bad body.
+   */
+  decodeBody(body: Uint8Array): Tx;
+  /**
+   * Stateful validity against `ctx.state` (read-only), e.g. "the sender owns this key". The
+   * mempool refuses a transaction that fails here; in a block it is recorded as refused.
+   * Throws `ModuleError`.
+   */
+  check(ctx: CheckContext, tx: Tx, sender: Uint8Array): void;
+  /**
+   * Applies a transaction that passed `check` on the same state. Writes go through
+   * `ctx.state`. Throws `ModuleError` to refuse it: its writes are discarded and the block
+   * records the error's `resultCode`. Any other exception is a module fault, not a refusal.
+   */
+  apply(ctx: ExecutionContext, tx: Tx, sender: Uint8Array): void;
+  /**
+   * Answers the query `<name>/<path>` with `data` (untrusted: check it, throw `ModuleError`),
+   * reading state through `view` at the requested height. Returns undefined for a path the
+   * module does not have.
+   */
+  query(path: string, data: Uint8Array, view: ModuleStateReader): ModuleQueryAnswer | undefined;
+}

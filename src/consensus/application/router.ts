@@ -1,0 +1,470 @@
+import { HyperMeshError } from '../../codec/error.js';
+import { toHex } from '../../crypto/bytes.js';
+import type { StateReader } from '../../storage/index.js';
+import {
+  MAX_STATE_KEY_BYTES,
+  MAX_STATE_VALUE_BYTES,
+  StorageError,
+  encodeStateProof,
+} from '../../storage/index.js';
+import type {
+  Application,
+  BlockExecutionInput,
+  BlockExecutionResult,
+  PreparedProposal,
+  QueryRequest,
+  QueryResponse,
+  TxCheckResult,
+  TxResult,
+} from '../app.js';
+import { ConsensusError, ConsensusErrorCode } from '../errors.js';
+import { MAX_STAMP_DIFFICULTY } from '../proof/params.js';
+import { decodeSequence, encodeSequence, sequenceKey, ACCOUNT_PREFIX } from './accounts.js';
+import type { Envelope } from './envelope.js';
+import {
+  MAX_CHAIN_ID_LENGTH,
+  MODULE_NAME_PATTERN,
+  decodeTransaction,
+  txSender,
+  verifyTransaction,
+} from './envelope.js';
+import {
+  ApplicationError,
+  ApplicationErrorCode,
+  ModuleError,
+  TransactionError,
+  TransactionErrorCode,
+} from './errors.js';
+import type { Module, ModuleStateReader } from './module.js';
+import { BlockOverlay, ModuleView, modulePrefix } from './overlay.js';
+import type { StateAccess } from './overlay.js';
+import { DEFAULT_RECENT_RESULTS, RecentTxResults, encodeRecordedTxResult } from './tx-results.js';
+import { VerificationCache } from './verification-cache.js';
+import type { VerificationCacheOptions } from './verification-cache.js';
+
+/** A state entry written by the first block, before its transactions (genesis state). */
+export interface InitialStateEntry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+export interface ApplicationOptions {
+  readonly chainId: string;
+  /** The node store's state (NodeStore.state): the latest committed state and its proofs. */
+  readonly state: StateReader;
+  readonly modules: readonly Module[];
+  /** Leading zero bits every transaction's hashcash stamp must have (the chain's PoWork d). */
+  readonly stampDifficulty: number;
+  /** Full state keys written at height 1 (e.g. genesis balances); empty by default. */
+  readonly initialState?: readonly InitialStateEntry[];
+  /** How far ahead of a sender's next sequence checkTx admits (default 64). */
+  readonly maxSequenceLead?: number;
+  /** Committed transaction results kept for the `tx/result` query (default 100,000). */
+  readonly recentResults?: number;
+  readonly verificationCache?: VerificationCacheOptions;
+}
+
+export const DEFAULT_MAX_SEQUENCE_LEAD = 64;
+/** Height whose block writes `initialState`. */
+export const INITIAL_HEIGHT = 1;
+/** Names the router keeps for itself (state prefixes and built-in query paths). */
+export const RESERVED_MODULE_NAMES: readonly string[] = [ACCOUNT_PREFIX, 'tx', 'app'];
+/** Built-in queries. */
+export const TX_RESULT_QUERY = 'tx/result';
+export const SEQUENCE_QUERY = 'acct/sequence';
+
+/**
+ * The smallest possible encoded transaction: array head 1, version 1, one-character chain id 2,
+ * sender 34, sequence 1, one-letter module 2, empty body 1, nonce 1, signature 66. The proposer
+ * stops looking at candidates when less room than this is left.
+ */
+const MIN_TRANSACTION_BYTES = 109;
+
+function invalidConfig(message: string, detail: Record<string, unknown> = {}): never {
+  throw new ApplicationError(ApplicationErrorCode.INVALID_CONFIG, message, detail);
+}
+
+function invalidQuery(message: string, detail: Record<string, unknown> = {}): never {
+  throw new ApplicationError(ApplicationErrorCode.INVALID_QUERY, message, detail);
+}
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function checkOptions(options: ApplicationOptions): void {
+  const { chainId, modules, stampDifficulty } = options;
+  if (typeof chainId !== 'string' || chainId.length < 1 || chainId.length > MAX_CHAIN_ID_LENGTH) {
+    invalidConfig(`chainId must be a string of 1 to ${MAX_CHAIN_ID_LENGTH} characters`);
+  }
+  if (!isUint(stampDifficulty) || stampDifficulty > MAX_STAMP_DIFFICULTY) {
+    invalidConfig(`stampDifficulty must be an integer in [0, ${MAX_STAMP_DIFFICULTY}]`);
+  }
+  for (const name of ['maxSequenceLead', 'recentResults'] as const) {
+    const value = options[name];
+    if (value !== undefined && !isUint(value)) {
+      invalidConfig(`${name} must be a non-negative integer`);
+    }
+  }
+  const names = new Set<string>();
+  for (const module of modules) {
+    const { name } = module;
+    if (typeof name !== 'string' || !MODULE_NAME_PATTERN.test(name)) {
+      invalidConfig(`module name ${String(name)} does not match ${MODULE_NAME_PATTERN.source}`);
+    }
+    if (RESERVED_MODULE_NAMES.includes(name)) {
+      invalidConfig(`module name ${name} is reserved by the router`, { module: name });
+    }
+    if (names.has(name)) invalidConfig(`two modules are named ${name}`, { module: name });
+    names.add(name);
+  }
+  const keys = new Set<string>();
+  for (const [i, entry] of (options.initialState ?? []).entries()) {
+    const { key, value } = entry;
+    if (!(key instanceof Uint8Array) || key.length < 1 || key.length > MAX_STATE_KEY_BYTES) {
+      invalidConfig(`initialState[${i}].key must be 1 to ${MAX_STATE_KEY_BYTES} bytes`);
+    }
+    if (!(value instanceof Uint8Array) || value.length > MAX_STATE_VALUE_BYTES) {
+      invalidConfig(`initialState[${i}].value must be at most ${MAX_STATE_VALUE_BYTES} bytes`);
+    }
+    const id = toHex(key);
+    if (keys.has(id)) invalidConfig(`initialState names key ${id} twice`, { key: id });
+    keys.add(id);
+  }
+}
+
+interface BlockContext {
+  readonly height: number;
+  readonly time: number;
+}
+
+/** A view of the committed state at one height (or the latest). */
+function committedReader(state: StateReader, height?: number): ModuleStateReader {
+  return { get: (key) => state.get(key, height) };
+}
+
+/**
+ * The application router: checks transaction envelopes, keeps every sender's sequence, and
+ * hands bodies to the module the envelope names. See docs/application.md.
+ */
+class Router implements Application {
+  private readonly chainId: string;
+  private readonly state: StateReader;
+  private readonly stampDifficulty: number;
+  private readonly modules: ReadonlyMap<string, { module: Module; prefix: Uint8Array }>;
+  private readonly initialState: readonly InitialStateEntry[];
+  private readonly maxSequenceLead: number;
+  private readonly cache: VerificationCache;
+  private readonly recent: RecentTxResults;
+
+  constructor(options: ApplicationOptions) {
+    checkOptions(options);
+    this.chainId = options.chainId;
+    this.state = options.state;
+    this.stampDifficulty = options.stampDifficulty;
+    this.modules = new Map(
+      options.modules.map((module) => [module.name, { module, prefix: modulePrefix(module.name) }]),
+    );
+    this.initialState = (options.initialState ?? []).map(({ key, value }) => ({
+      key: key.slice(),
+      value: value.slice(),
+    }));
+    this.maxSequenceLead = options.maxSequenceLead ?? DEFAULT_MAX_SEQUENCE_LEAD;
+    this.cache = new VerificationCache(options.verificationCache);
+    this.recent = new RecentTxResults(options.recentResults ?? DEFAULT_RECENT_RESULTS);
+  }
+
+  /** Decoding, chain, stamp, signature and module: everything but the sequence. */
+  private admit(tx: Uint8Array): { envelope: Envelope; module: Module; prefix: Uint8Array } {
+    const envelope = decodeTransaction(tx);
+    verifyTransaction(envelope, {
+      chainId: this.chainId,
+      stampDifficulty: this.stampDifficulty,
+      cache: this.cache,
+    });
+    const entry = this.modules.get(envelope.module);
+    if (entry === undefined) {
+      throw new TransactionError(
+        TransactionErrorCode.UNKNOWN_MODULE,
+        `no module named ${envelope.module} is installed`,
+        { module: envelope.module },
+      );
+    }
+    return { envelope, ...entry };
+  }
+
+  checkTx(tx: Uint8Array): TxCheckResult {
+    try {
+      const { envelope, module, prefix } = this.admit(tx);
+      const next = decodeSequence(this.state.get(sequenceKey(envelope.sender)));
+      if (envelope.sequence < next) {
+        throw new TransactionError(
+          TransactionErrorCode.SEQUENCE_USED,
+          `sequence ${envelope.sequence} is already used; the sender's next is ${next}`,
+          { sequence: envelope.sequence, next },
+        );
+      }
+      if (envelope.sequence - next > this.maxSequenceLead) {
+        throw new TransactionError(
+          TransactionErrorCode.SEQUENCE_TOO_FAR,
+          `sequence ${envelope.sequence} is more than ${this.maxSequenceLead} ahead of the sender's next, ${next}`,
+          { sequence: envelope.sequence, next, lead: this.maxSequenceLead },
+        );
+      }
+      const body = module.decodeBody(envelope.body);
+      // Stateful rules are checked against the committed state only for the sender's next
+      // transaction: a later one runs after the sender's earlier ones, on a state not known yet.
+      // The mempool re-checks its transactions after every commit.
+      if (envelope.sequence === next) {
+        const view = new ModuleView(committedReader(this.state), prefix, module.name, false);
+        try {
+          module.check(
+            { chainId: this.chainId, txHash: envelope.txHash, state: view },
+            body,
+            envelope.sender,
+          );
+        } finally {
+          view.close();
+        }
+      }
+      return {
+        ok: true,
+        txHash: envelope.txHash,
+        sender: txSender(envelope),
+        sequence: envelope.sequence,
+      };
+    } catch (error) {
+      return rejection(error);
+    }
+  }
+
+  /**
+   * Executes one transaction on `overlay`. Throws `TransactionError` if it is not admissible
+   * there (nothing written); a module's refusal is a result with a non-zero code. Any other
+   * exception is a fault of the module or the store, and nothing of the transaction is kept.
+   */
+  private execute(overlay: BlockOverlay, tx: Uint8Array, block: BlockContext): TxResult {
+    const { envelope, module, prefix } = this.admit(tx);
+    const seqKey = sequenceKey(envelope.sender);
+    const next = decodeSequence(overlay.get(seqKey));
+    if (envelope.sequence !== next) {
+      const used = envelope.sequence < next;
+      throw new TransactionError(
+        used ? TransactionErrorCode.SEQUENCE_USED : TransactionErrorCode.SEQUENCE_GAP,
+        used
+          ? `sequence ${envelope.sequence} is already used; the sender's next is ${next}`
+          : `sequence ${envelope.sequence} skips ahead of the sender's next, ${next}`,
+        { sequence: envelope.sequence, next },
+      );
+    }
+    const scope = overlay.beginTx();
+    const { code, log } = this.runModule(module, prefix, scope, envelope, block);
+    if (code === 0) scope.merge();
+    overlay.put(seqKey, encodeSequence(next + 1));
+    return { txHash: envelope.txHash, code, log };
+  }
+
+  private runModule(
+    module: Module,
+    prefix: Uint8Array,
+    scope: StateAccess,
+    envelope: Envelope,
+    block: BlockContext,
+  ): { code: number; log: string } {
+    const { txHash, sender } = envelope;
+    const reader = new ModuleView(scope, prefix, module.name, false);
+    const writer = new ModuleView(scope, prefix, module.name, true);
+    try {
+      const body = module.decodeBody(envelope.body);
+      module.check({ chainId: this.chainId, txHash, state: reader }, body, sender);
+      module.apply(
+        { chainId: this.chainId, height: block.height, time: block.time, txHash, state: writer },
+        body,
+        sender,
+      );
+      return { code: 0, log: '' };
+    } catch (error) {
+      if (error instanceof ModuleError) {
+        return { code: error.resultCode, log: `${error.code}: ${error.message}` };
+      }
+      throw error;
+    } finally {
+      reader.close();
+      writer.close();
+    }
+  }
+
+  private startBlock(height: number): BlockOverlay {
+    const overlay = new BlockOverlay(this.state);
+    if (height === INITIAL_HEIGHT) {
+      for (const { key, value } of this.initialState) overlay.put(key, value);
+    }
+    return overlay;
+  }
+
+  private finish(overlay: BlockOverlay, txResults: TxResult[]): BlockExecutionResult {
+    const changes = overlay.changes();
+    return {
+      stateRoot: this.state.computeRoot(changes),
+      changes,
+      txResults,
+      validatorUpdates: [],
+    };
+  }
+
+  prepareProposal(
+    block: Omit<BlockExecutionInput, 'transactions'>,
+    candidates: Iterable<Uint8Array>,
+    maxBytes: number,
+  ): PreparedProposal {
+    this.checkBlock(block);
+    if (!isUint(maxBytes)) {
+      invalidConfig(`maxBytes must be a non-negative integer, got ${String(maxBytes)}`);
+    }
+    const overlay = this.startBlock(block.height);
+    const transactions: Uint8Array[] = [];
+    const txResults: TxResult[] = [];
+    let used = 0;
+    for (const tx of candidates) {
+      if (maxBytes - used < MIN_TRANSACTION_BYTES) break;
+      if (!(tx instanceof Uint8Array) || used + tx.length > maxBytes) continue;
+      try {
+        const result = this.execute(overlay, tx, block);
+        transactions.push(tx);
+        txResults.push(result);
+        used += tx.length;
+      } catch (error) {
+        // A store failure is this node's problem, not the candidate's: stop proposing.
+        if (error instanceof StorageError) throw error;
+        // Inadmissible here (or a module fault): leave it out, the overlay is unchanged.
+      }
+    }
+    return { transactions, result: this.finish(overlay, txResults) };
+  }
+
+  executeBlock(block: BlockExecutionInput): BlockExecutionResult {
+    this.checkBlock(block);
+    const overlay = this.startBlock(block.height);
+    const txResults: TxResult[] = [];
+    block.transactions.forEach((tx, index) => {
+      try {
+        txResults.push(this.execute(overlay, tx, block));
+      } catch (error) {
+        if (!(error instanceof TransactionError)) throw error;
+        throw new ConsensusError(
+          ConsensusErrorCode.INVALID_BLOCK,
+          `block ${block.height}, transaction ${index}: ${error.message}`,
+          { height: block.height, index, reason: error.code },
+          { cause: error },
+        );
+      }
+    });
+    return this.finish(overlay, txResults);
+  }
+
+  private checkBlock(block: Omit<BlockExecutionInput, 'transactions'>): void {
+    if (block.chainId !== this.chainId) {
+      throw new ConsensusError(
+        ConsensusErrorCode.INVALID_BLOCK,
+        `block is for chain "${String(block.chainId)}", this application runs "${this.chainId}"`,
+        { chainId: block.chainId, expected: this.chainId },
+      );
+    }
+    if (!isUint(block.height) || block.height < INITIAL_HEIGHT || !isUint(block.time)) {
+      throw new ConsensusError(
+        ConsensusErrorCode.INVALID_BLOCK,
+        'block height must be a positive integer and its time a non-negative integer',
+        { height: block.height, time: block.time },
+      );
+    }
+  }
+
+  committed(height: number, result: BlockExecutionResult): void {
+    this.recent.record(height, result.txResults);
+    for (const { txHash } of result.txResults) this.cache.forget(txHash);
+  }
+
+  query(request: QueryRequest): QueryResponse {
+    const { path, data, height } = request;
+    if (typeof path !== 'string') invalidQuery('query path must be a string');
+    if (!(data instanceof Uint8Array)) invalidQuery('query data must be a byte string');
+    if (height !== undefined && !isUint(height)) {
+      invalidQuery('query height must be a non-negative integer');
+    }
+    if (path === TX_RESULT_QUERY) return this.queryTxResult(data);
+    if (path === SEQUENCE_QUERY) {
+      if (data.length !== 32) invalidQuery('acct/sequence takes a 32-byte sender public key');
+      return this.provenRead(sequenceKey(data), height);
+    }
+    const slash = path.indexOf('/');
+    const name = slash === -1 ? path : path.slice(0, slash);
+    const entry = this.modules.get(name);
+    if (slash === -1 || entry === undefined) {
+      throw new ApplicationError(ApplicationErrorCode.UNKNOWN_QUERY, `no query ${path}`, {
+        path: path.slice(0, 128),
+      });
+    }
+    const { module, prefix } = entry;
+    const view = new ModuleView(committedReader(this.state, height), prefix, name, false);
+    let answer;
+    try {
+      answer = module.query(path.slice(slash + 1), data, view);
+    } finally {
+      view.close();
+    }
+    if (answer === undefined) {
+      throw new ApplicationError(ApplicationErrorCode.UNKNOWN_QUERY, `no query ${path}`, {
+        path: path.slice(0, 128),
+      });
+    }
+    const key = new Uint8Array(prefix.length + answer.key.length);
+    key.set(prefix, 0);
+    key.set(answer.key, prefix.length);
+    return this.provenRead(key, height);
+  }
+
+  private provenRead(key: Uint8Array, height: number | undefined): QueryResponse {
+    const read = this.state.getWithProof(key, height);
+    return {
+      height: read.height,
+      value: read.value,
+      proof: encodeStateProof(read.proof),
+      stateRoot: read.root,
+    };
+  }
+
+  private queryTxResult(txHash: Uint8Array): QueryResponse {
+    if (txHash.length !== 32) invalidQuery('tx/result takes a 32-byte txHash');
+    const found = this.recent.get(txHash);
+    if (found === undefined) {
+      return { height: null, value: null, stateRoot: this.state.root() };
+    }
+    return {
+      height: found.height,
+      value: encodeRecordedTxResult(found),
+      stateRoot: this.state.root(found.height),
+    };
+  }
+}
+
+/** A transaction refusal from whatever `checkTx` caught; never throws. */
+function rejection(error: unknown): TxCheckResult {
+  if (error instanceof TransactionError || error instanceof ModuleError) {
+    return { ok: false, code: error.code, message: error.message };
+  }
+  const detail = error instanceof HyperMeshError ? ` (${error.code})` : '';
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    ok: false,
+    code: ApplicationErrorCode.INTERNAL,
+    message: `checkTx failed${detail}: ${message}`,
+  };
+}
+
+/**
+ * The application for a chain: the router over `modules`, reading and proving state through
+ * `state`. Throws `ApplicationError INVALID_CONFIG` for bad options.
+ */
+export function createApplication(options: ApplicationOptions): Application {
+  return new Router(options);
+}
