@@ -1,0 +1,460 @@
+import { toHex } from '../crypto/bytes.js';
+import { sha256 } from '../crypto/hash.js';
+import type { Application, TxCheckResult } from './app.js';
+import type { MempoolPort } from './driver/ports.js';
+import { ConsensusError, ConsensusErrorCode } from './errors.js';
+import { MAX_TX_BYTES } from './wire.js';
+
+/**
+ * The mempool: transactions admitted by the application's `checkTx`, waiting for a block.
+ *
+ * - Admission runs `checkTx` once per new transaction. An exact byte duplicate is recognised by
+ *   the SHA-256 of its bytes before `checkTx` runs; a different encoding of a pending
+ *   transaction by the application's `txHash` after it.
+ * - A bounded LRU of recently committed and rejected byte hashes stops the same bytes, gossiped
+ *   again, from being checked again. A rejection is remembered only until the next block: a
+ *   transaction refused against one state (a sequence too far ahead) may pass against the next.
+ * - Each sender's transactions are kept in sequence order; `candidates` interleaves senders
+ *   round-robin in the order each sender's queue started, so one busy sender cannot crowd out
+ *   the others.
+ * - After a block, `update` drops the committed transactions and re-checks the rest against
+ *   the new state in one pass.
+ *
+ * Input from clients and peers never throws: it is admitted or refused with a stable code.
+ */
+
+export enum MempoolRejectionCode {
+  /** The transaction is not a byte string. */
+  NOT_BYTES = 'TX_NOT_BYTES',
+  EMPTY = 'TX_EMPTY',
+  TOO_LARGE = 'TX_TOO_LARGE',
+  /** The same bytes were committed recently. */
+  ALREADY_COMMITTED = 'TX_ALREADY_COMMITTED',
+  /** The pool holds `maxTxs` transactions or has no room for this one's bytes. */
+  FULL = 'MEMPOOL_FULL',
+  /** The sender already has `maxPerSender` pending transactions. */
+  SENDER_LIMIT = 'MEMPOOL_SENDER_LIMIT',
+  /** The sender has another pending transaction with this sequence number. */
+  SEQUENCE_TAKEN = 'MEMPOOL_SEQUENCE_TAKEN',
+  /** `checkTx` threw or answered something that is not a check result. */
+  CHECK_FAILED = 'MEMPOOL_CHECK_FAILED',
+}
+
+export type MempoolAddResult =
+  | { readonly ok: true; readonly txHash: Uint8Array; readonly duplicate: boolean }
+  | {
+      readonly ok: false;
+      /** A `MempoolRejectionCode`, or the application's code passed through. */
+      readonly code: string;
+      readonly message: string;
+      /** The application's transaction id, when `checkTx` got that far. */
+      readonly txHash?: Uint8Array;
+    };
+
+export interface MempoolOptions {
+  /** Most pending transactions (default 20,000). */
+  readonly maxTxs?: number;
+  /** Most pending bytes (default 64 MiB). */
+  readonly maxBytes?: number;
+  /** Largest transaction (default 64 KiB, the wire limit). */
+  readonly maxTxBytes?: number;
+  /** Most pending transactions of one sender (default 1,000). */
+  readonly maxPerSender?: number;
+  /** Recently committed or rejected byte hashes remembered (default 100,000). */
+  readonly seenCacheSize?: number;
+}
+
+export const DEFAULT_MEMPOOL_OPTIONS: Required<MempoolOptions> = Object.freeze({
+  maxTxs: 20_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxTxBytes: MAX_TX_BYTES,
+  maxPerSender: 1_000,
+  seenCacheSize: 100_000,
+});
+
+export interface MempoolStats {
+  /** Pending now. */
+  readonly size: number;
+  readonly bytes: number;
+  /** Transactions admitted since start. */
+  readonly admitted: number;
+  /** Additions that were already pending. */
+  readonly duplicates: number;
+  /** Refusals by code (mempool codes and the application's). */
+  readonly rejected: Readonly<Record<string, number>>;
+  /** Pending transactions removed because a block committed them. */
+  readonly committed: number;
+  /** Pending transactions dropped because the re-check after a block refused them. */
+  readonly evicted: number;
+  /** Exceptions thrown by `onAdmitted` listeners (caught, so admission is not disturbed). */
+  readonly listenerErrors: number;
+}
+
+export type AdmittedListener = (tx: Uint8Array, origin: string) => void;
+
+interface PendingTx {
+  readonly tx: Uint8Array;
+  /** Hex SHA-256 of the bytes. */
+  readonly byteKey: string;
+  /** Hex of the application's txHash. */
+  readonly hashKey: string;
+  readonly txHash: Uint8Array;
+  readonly sender: string;
+  readonly sequence: number;
+}
+
+type SeenOutcome =
+  | { readonly kind: 'committed' }
+  | {
+      readonly kind: 'rejected';
+      readonly code: string;
+      readonly message: string;
+      readonly height: number;
+    };
+
+/** A bounded least-recently-used map: a Map iterates in insertion order, oldest first. */
+class SeenCache {
+  private readonly entries = new Map<string, SeenOutcome>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(key: string): SeenOutcome | undefined {
+    const value = this.entries.get(key);
+    if (value !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+
+  set(key: string, value: SeenOutcome): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    if (this.entries.size > this.capacity) {
+      this.entries.delete(this.entries.keys().next().value as string);
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+function isAcceptance(result: TxCheckResult): boolean {
+  return (
+    result.ok === true &&
+    result.txHash instanceof Uint8Array &&
+    result.txHash.length === 32 &&
+    typeof result.sender === 'string' &&
+    Number.isSafeInteger(result.sequence) &&
+    result.sequence >= 0
+  );
+}
+
+function isRejection(result: TxCheckResult): boolean {
+  return (
+    result.ok === false && typeof result.code === 'string' && typeof result.message === 'string'
+  );
+}
+
+/** Index of the first entry of `queue` (sorted by sequence) whose sequence is ≥ `sequence`. */
+function lowerBound(queue: readonly PendingTx[], sequence: number): number {
+  let low = 0;
+  let high = queue.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (queue[middle]!.sequence < sequence) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+export class Mempool implements MempoolPort {
+  private readonly options: Required<MempoolOptions>;
+  private readonly byBytes = new Map<string, PendingTx>();
+  private readonly byTxHash = new Map<string, PendingTx>();
+  /** Each sender's pending transactions by sequence; Map order is the order queues started. */
+  private readonly senders = new Map<string, PendingTx[]>();
+  private readonly seen: SeenCache;
+  private readonly listeners = new Set<AdmittedListener>();
+  private pendingBytes = 0;
+  /** Height of the last `update`: rejections remembered at an earlier one are stale. */
+  private height = 0;
+  private admitted = 0;
+  private duplicates = 0;
+  private committed = 0;
+  private evicted = 0;
+  private listenerErrors = 0;
+  private readonly rejected = new Map<string, number>();
+
+  constructor(
+    private readonly app: Pick<Application, 'checkTx'>,
+    options: MempoolOptions = {},
+  ) {
+    const merged = { ...DEFAULT_MEMPOOL_OPTIONS, ...options };
+    for (const [name, value] of Object.entries(merged)) {
+      if (!(Number.isSafeInteger(value) && value >= 1)) {
+        throw new ConsensusError(
+          ConsensusErrorCode.INVALID_CONFIG,
+          `mempool option ${name} must be a positive integer, got ${String(value)}`,
+          { option: name },
+        );
+      }
+    }
+    this.options = merged;
+    this.seen = new SeenCache(merged.seenCacheSize);
+  }
+
+  /** Admits `tx` (from a client when `origin` is 'local', else from the named peer). */
+  add(tx: Uint8Array, origin = 'local'): MempoolAddResult {
+    if (!(tx instanceof Uint8Array)) {
+      return this.reject(
+        MempoolRejectionCode.NOT_BYTES,
+        `transaction must be a byte string, got ${describe(tx)}`,
+      );
+    }
+    if (tx.length === 0) return this.reject(MempoolRejectionCode.EMPTY, 'transaction is empty');
+    if (tx.length > this.options.maxTxBytes) {
+      return this.reject(
+        MempoolRejectionCode.TOO_LARGE,
+        `transaction is ${tx.length} bytes; the limit is ${this.options.maxTxBytes}`,
+      );
+    }
+    const byteKey = toHex(sha256(tx));
+    const pending = this.byBytes.get(byteKey);
+    if (pending !== undefined) return this.duplicate(pending);
+    const seen = this.seen.get(byteKey);
+    if (seen?.kind === 'committed') {
+      return this.reject(
+        MempoolRejectionCode.ALREADY_COMMITTED,
+        'transaction was committed in a recent block',
+      );
+    }
+    if (seen?.kind === 'rejected' && seen.height === this.height) {
+      return this.reject(seen.code, seen.message);
+    }
+    if (this.byBytes.size >= this.options.maxTxs) {
+      return this.reject(
+        MempoolRejectionCode.FULL,
+        `mempool holds ${this.byBytes.size} transactions, its limit`,
+      );
+    }
+    if (this.pendingBytes + tx.length > this.options.maxBytes) {
+      return this.reject(
+        MempoolRejectionCode.FULL,
+        `mempool holds ${this.pendingBytes} bytes; ${tx.length} more exceed its limit of ${this.options.maxBytes}`,
+      );
+    }
+
+    const copy = tx.slice();
+    const result = this.check(copy);
+    if (!result.ok) {
+      if (result.code !== MempoolRejectionCode.CHECK_FAILED) {
+        this.seen.set(byteKey, {
+          kind: 'rejected',
+          code: result.code,
+          message: result.message,
+          height: this.height,
+        });
+      }
+      return this.reject(result.code, result.message);
+    }
+    const hashKey = toHex(result.txHash);
+    const same = this.byTxHash.get(hashKey);
+    if (same !== undefined) return this.duplicate(same);
+
+    const queue = this.senders.get(result.sender) ?? [];
+    if (queue.length >= this.options.maxPerSender) {
+      return this.reject(
+        MempoolRejectionCode.SENDER_LIMIT,
+        `sender has ${queue.length} pending transactions, the limit`,
+        result.txHash,
+      );
+    }
+    const at = lowerBound(queue, result.sequence);
+    if (queue[at]?.sequence === result.sequence) {
+      return this.reject(
+        MempoolRejectionCode.SEQUENCE_TAKEN,
+        `sender already has a pending transaction with sequence ${result.sequence}`,
+        result.txHash,
+      );
+    }
+
+    const entry: PendingTx = {
+      tx: copy,
+      byteKey,
+      hashKey,
+      txHash: result.txHash,
+      sender: result.sender,
+      sequence: result.sequence,
+    };
+    queue.splice(at, 0, entry);
+    if (queue.length === 1) this.senders.set(entry.sender, queue);
+    this.byBytes.set(byteKey, entry);
+    this.byTxHash.set(hashKey, entry);
+    this.pendingBytes += copy.length;
+    this.admitted++;
+    for (const listener of this.listeners) {
+      try {
+        listener(copy, origin);
+      } catch {
+        this.listenerErrors++;
+      }
+    }
+    return { ok: true, txHash: result.txHash, duplicate: false };
+  }
+
+  addFromPeer(peer: string, txs: readonly Uint8Array[]): void {
+    if (!Array.isArray(txs)) {
+      this.reject(MempoolRejectionCode.NOT_BYTES, 'peer sent transactions that are not a list');
+      return;
+    }
+    for (const tx of txs) this.add(tx, peer);
+  }
+
+  /**
+   * Transactions for the proposer: round-robin over senders (in the order their queues
+   * started), each sender's in sequence order.
+   */
+  *candidates(): Iterable<Uint8Array> {
+    let active = [...this.senders.values()].map((queue) => [...queue]);
+    for (let depth = 0; active.length > 0; depth++) {
+      const next: PendingTx[][] = [];
+      for (const queue of active) {
+        yield queue[depth]!.tx;
+        if (queue.length > depth + 1) next.push(queue);
+      }
+      active = next;
+    }
+  }
+
+  /**
+   * After block `height` is committed and executed: drops its transactions (matched by the
+   * SHA-256 of their bytes) and remembers them, then re-checks every remaining transaction
+   * against the new state, dropping those now refused — one pass over the pool.
+   */
+  update(height: number, committed: readonly Uint8Array[]): void {
+    this.height = height;
+    const included = new Set<PendingTx>();
+    for (const tx of committed) {
+      if (!(tx instanceof Uint8Array)) continue;
+      const byteKey = toHex(sha256(tx));
+      this.seen.set(byteKey, { kind: 'committed' });
+      const entry = this.byBytes.get(byteKey);
+      if (entry !== undefined) included.add(entry);
+    }
+    for (const [sender, queue] of this.senders) {
+      let kept = 0;
+      for (const entry of queue) {
+        if (included.has(entry)) {
+          this.drop(entry);
+          this.committed++;
+          continue;
+        }
+        const result = this.check(entry.tx);
+        if (result.ok) {
+          queue[kept++] = entry;
+          continue;
+        }
+        this.drop(entry);
+        this.evicted++;
+        if (result.code !== MempoolRejectionCode.CHECK_FAILED) {
+          this.seen.set(entry.byteKey, {
+            kind: 'rejected',
+            code: result.code,
+            message: result.message,
+            height,
+          });
+        }
+      }
+      queue.length = kept;
+      if (kept === 0) this.senders.delete(sender);
+    }
+  }
+
+  size(): number {
+    return this.byBytes.size;
+  }
+
+  /** Bytes of the pending transactions. */
+  bytes(): number {
+    return this.pendingBytes;
+  }
+
+  /** Whether a transaction with this application txHash is pending. */
+  has(txHash: Uint8Array): boolean {
+    return txHash instanceof Uint8Array && this.byTxHash.has(toHex(txHash));
+  }
+
+  stats(): MempoolStats {
+    return {
+      size: this.byBytes.size,
+      bytes: this.pendingBytes,
+      admitted: this.admitted,
+      duplicates: this.duplicates,
+      rejected: Object.fromEntries(this.rejected),
+      committed: this.committed,
+      evicted: this.evicted,
+      listenerErrors: this.listenerErrors,
+    };
+  }
+
+  /**
+   * Calls `listener` with every newly admitted transaction and where it came from ('local' or
+   * the peer), e.g. to gossip it on. Returns the function that unsubscribes it.
+   */
+  onAdmitted(listener: AdmittedListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** `checkTx`, with a throwing or malformed answer turned into a CHECK_FAILED rejection. */
+  private check(
+    tx: Uint8Array,
+  ):
+    | { ok: true; txHash: Uint8Array; sender: string; sequence: number }
+    | { ok: false; code: string; message: string } {
+    let result: TxCheckResult;
+    try {
+      result = this.app.checkTx(tx);
+    } catch (error) {
+      return {
+        ok: false,
+        code: MempoolRejectionCode.CHECK_FAILED,
+        message: `checkTx threw: ${error instanceof Error ? error.message : String(error)}`,
+      };
+    }
+    if (typeof result === 'object' && result !== null) {
+      if (isAcceptance(result) && result.ok) return result;
+      if (isRejection(result) && !result.ok) return result;
+    }
+    return {
+      ok: false,
+      code: MempoolRejectionCode.CHECK_FAILED,
+      message: 'checkTx answered something that is not a check result',
+    };
+  }
+
+  /** Removes `entry` from the indexes (its sender queue is compacted by the caller). */
+  private drop(entry: PendingTx): void {
+    this.byBytes.delete(entry.byteKey);
+    this.byTxHash.delete(entry.hashKey);
+    this.pendingBytes -= entry.tx.length;
+  }
+
+  private duplicate(entry: PendingTx): MempoolAddResult {
+    this.duplicates++;
+    return { ok: true, txHash: entry.txHash, duplicate: true };
+  }
+
+  private reject(code: string, message: string, txHash?: Uint8Array): MempoolAddResult {
+    this.rejected.set(code, (this.rejected.get(code) ?? 0) + 1);
+    return txHash === undefined
+      ? { ok: false, code, message }
+      : { ok: false, code, message, txHash };
+  }
+}

@@ -1,0 +1,408 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { toHex } from '../../src/crypto/bytes.js';
+import { sha256 } from '../../src/crypto/hash.js';
+import type { Application, TxCheckResult } from '../../src/consensus/app.js';
+import { ConsensusError } from '../../src/consensus/errors.js';
+import {
+  DEFAULT_MEMPOOL_OPTIONS,
+  Mempool,
+  MempoolRejectionCode,
+  type MempoolOptions,
+} from '../../src/consensus/mempool.js';
+
+const text = new TextEncoder();
+const untext = new TextDecoder();
+
+/** A fake transaction: `sender|seq|nonce|valid|pad` as text (cheap to make and parse). */
+function tx(
+  sender: string,
+  seq: number,
+  extra: { nonce?: number; valid?: boolean; pad?: number } = {},
+): Uint8Array {
+  const valid = (extra.valid ?? true) ? 1 : 0;
+  return text.encode(`${sender}|${seq}|${extra.nonce ?? 0}|${valid}|${'.'.repeat(extra.pad ?? 0)}`);
+}
+
+function parse(bytes: Uint8Array) {
+  const [sender, seq, nonce, valid, pad] = untext.decode(bytes).split('|');
+  if (pad === undefined || !/^\d+$/.test(seq!)) return undefined;
+  return { sender: sender!, seq: Number(seq), nonce: nonce!, valid: valid === '1' };
+}
+
+function label(bytes: Uint8Array): string {
+  const parsed = parse(bytes)!;
+  return `${parsed.sender}${parsed.seq}`;
+}
+
+/**
+ * A stand-in application. Its txHash covers sender, seq and nonce but not the padding, so two
+ * encodings can name one transaction. A sequence below the sender's committed next one is
+ * refused, as the real application does.
+ */
+class FakeApp implements Pick<Application, 'checkTx'> {
+  readonly next = new Map<string, number>();
+  calls = 0;
+
+  checkTx(bytes: Uint8Array): TxCheckResult {
+    this.calls++;
+    const parsed = parse(bytes);
+    if (parsed === undefined) return { ok: false, code: 'TX_MALFORMED', message: 'not a fake tx' };
+    const { sender, seq, nonce, valid } = parsed;
+    if (!valid) return { ok: false, code: 'TX_BAD_SIGNATURE', message: 'bad signature' };
+    if (seq < (this.next.get(sender) ?? 0)) {
+      return { ok: false, code: 'TX_SEQUENCE_USED', message: `sequence ${seq} is used` };
+    }
+    return {
+      ok: true,
+      txHash: sha256(text.encode(`${sender}|${seq}|${nonce}`)),
+      sender,
+      sequence: seq,
+    };
+  }
+
+  /** Commits `txs`: each sender's next sequence moves past what was committed. */
+  commit(txs: readonly Uint8Array[]): void {
+    for (const item of txs) {
+      const { sender, seq } = parse(item)!;
+      this.next.set(sender, Math.max(this.next.get(sender) ?? 0, seq + 1));
+    }
+  }
+}
+
+function setup(options: MempoolOptions = {}) {
+  const app = new FakeApp();
+  return { app, pool: new Mempool(app, options) };
+}
+
+function assertRejected(result: ReturnType<Mempool['add']>, code: string, message?: RegExp): void {
+  assert.equal(result.ok, false, 'expected a rejection');
+  if (result.ok) return;
+  assert.equal(result.code, code);
+  if (message) assert.match(result.message, message);
+}
+
+describe('mempool admission', () => {
+  it('admits once per transaction and recognises duplicates without re-checking exact copies', () => {
+    const { app, pool } = setup();
+    const first = pool.add(tx('a', 0));
+    assert.ok(first.ok && !first.duplicate);
+    assert.equal(app.calls, 1);
+    const again = pool.add(tx('a', 0));
+    assert.ok(again.ok && again.duplicate);
+    assert.equal(toHex(again.txHash), toHex(first.txHash));
+    assert.equal(app.calls, 1, 'an exact duplicate is found by its byte hash');
+    // Another encoding of the same transaction: checked once, then a duplicate by txHash.
+    const other = pool.add(tx('a', 0, { pad: 3 }));
+    assert.ok(other.ok && other.duplicate);
+    assert.equal(app.calls, 2);
+    assert.equal(pool.size(), 1);
+    assert.ok(pool.has(first.txHash));
+    assert.ok(!pool.has(new Uint8Array(32)));
+    assert.ok(!pool.has('x' as unknown as Uint8Array));
+    assert.equal(pool.stats().duplicates, 2);
+    assert.equal(pool.stats().admitted, 1);
+  });
+
+  it('refuses bad input precisely and never throws', () => {
+    const { app, pool } = setup({ maxTxBytes: 100 });
+    for (const input of [undefined, null, 'tx', 7, [1, 2], { length: 1 }]) {
+      assertRejected(
+        pool.add(input as unknown as Uint8Array),
+        MempoolRejectionCode.NOT_BYTES,
+        /^transaction must be a byte string, got /,
+      );
+    }
+    assertRejected(pool.add(new Uint8Array(0)), MempoolRejectionCode.EMPTY, /empty/);
+    assertRejected(
+      pool.add(tx('a', 0, { pad: 200 })),
+      MempoolRejectionCode.TOO_LARGE,
+      /^transaction is \d+ bytes; the limit is 100$/,
+    );
+    assertRejected(pool.add(Uint8Array.of(0xff)), 'TX_MALFORMED');
+    assert.equal(app.calls, 1, 'only well-sized byte strings reach checkTx');
+    assert.equal(pool.stats().rejected[MempoolRejectionCode.NOT_BYTES], 6);
+    assert.equal(pool.size(), 0);
+  });
+
+  it("passes the application's rejection through", () => {
+    const { pool } = setup();
+    assertRejected(pool.add(tx('a', 0, { valid: false })), 'TX_BAD_SIGNATURE', /^bad signature$/);
+    assert.deepEqual(pool.stats().rejected, { TX_BAD_SIGNATURE: 1 });
+  });
+
+  it('turns a throwing or nonsensical checkTx into CHECK_FAILED', () => {
+    const throwing = new Mempool({
+      checkTx: () => {
+        throw new Error('boom');
+      },
+    });
+    assertRejected(throwing.add(Uint8Array.of(1)), MempoolRejectionCode.CHECK_FAILED, /boom/);
+    const nonsense = new Mempool({
+      checkTx: () => ({ ok: true, txHash: new Uint8Array(3) }) as unknown as TxCheckResult,
+    });
+    assertRejected(nonsense.add(Uint8Array.of(1)), MempoolRejectionCode.CHECK_FAILED);
+  });
+
+  it('enforces the count, byte and per-sender limits', () => {
+    const count = setup({ maxTxs: 2 });
+    assert.ok(count.pool.add(tx('a', 0)).ok);
+    assert.ok(count.pool.add(tx('b', 0)).ok);
+    const callsBefore = count.app.calls;
+    assertRejected(count.pool.add(tx('c', 0)), MempoolRejectionCode.FULL, /2 transactions/);
+    assert.equal(count.app.calls, callsBefore, 'a full pool refuses before checkTx');
+    assert.ok(count.pool.add(tx('a', 0)).ok, 'a duplicate is still recognised when full');
+
+    const one = tx('a', 0).length;
+    const bytes = setup({ maxBytes: 2 * one + 5 });
+    assert.ok(bytes.pool.add(tx('a', 0)).ok);
+    assert.ok(bytes.pool.add(tx('a', 1)).ok);
+    assertRejected(bytes.pool.add(tx('a', 2, { pad: 10 })), MempoolRejectionCode.FULL, /bytes/);
+    assert.equal(bytes.pool.bytes(), 2 * one);
+
+    const sender = setup({ maxPerSender: 2 });
+    assert.ok(sender.pool.add(tx('a', 0)).ok);
+    assert.ok(sender.pool.add(tx('a', 1)).ok);
+    const third = sender.pool.add(tx('a', 2));
+    assertRejected(third, MempoolRejectionCode.SENDER_LIMIT, /2 pending/);
+    assert.ok(!third.ok && third.txHash instanceof Uint8Array);
+    assert.ok(sender.pool.add(tx('b', 0)).ok);
+  });
+
+  it('refuses a second transaction with a sequence the sender already has pending', () => {
+    const { pool } = setup();
+    assert.ok(pool.add(tx('a', 4)).ok);
+    assertRejected(
+      pool.add(tx('a', 4, { nonce: 1 })),
+      MempoolRejectionCode.SEQUENCE_TAKEN,
+      /sequence 4/,
+    );
+    assert.ok(pool.add(tx('b', 4)).ok);
+  });
+
+  it('rejects invalid options', () => {
+    for (const options of [{ maxTxs: 0 }, { maxBytes: -1 }, { seenCacheSize: 1.5 }]) {
+      assert.throws(() => new Mempool(new FakeApp(), options), ConsensusError);
+    }
+    assert.equal(DEFAULT_MEMPOOL_OPTIONS.maxTxs, 20_000);
+    assert.equal(DEFAULT_MEMPOOL_OPTIONS.maxTxBytes, 64 * 1024);
+  });
+});
+
+describe('mempool ordering', () => {
+  it('keeps each sender in sequence order and interleaves senders round-robin', () => {
+    const { pool } = setup();
+    for (const [sender, seq] of [
+      ['a', 3],
+      ['a', 1],
+      ['b', 1],
+      ['a', 2],
+      ['c', 5],
+      ['b', 2],
+    ] as const) {
+      assert.ok(pool.add(tx(sender, seq)).ok);
+    }
+    assert.deepEqual([...pool.candidates()].map(label), ['a1', 'b1', 'c5', 'a2', 'b2', 'a3']);
+  });
+
+  it('a sender whose queue emptied goes to the back', () => {
+    const { app, pool } = setup();
+    const a0 = tx('a', 0);
+    pool.add(a0);
+    pool.add(tx('b', 0));
+    app.commit([a0]);
+    pool.update(1, [a0]);
+    pool.add(tx('a', 1));
+    pool.add(tx('c', 0));
+    assert.deepEqual([...pool.candidates()].map(label), ['b0', 'a1', 'c0']);
+  });
+});
+
+describe('mempool update', () => {
+  it('removes committed transactions, re-checks the rest once each, and drops refused ones', () => {
+    const { app, pool } = setup();
+    const block = [tx('a', 0), tx('b', 0)];
+    for (const item of [...block, tx('a', 1), tx('b', 1), tx('c', 0)]) pool.add(item);
+    // A different encoding of b's sequence 1 is committed (another node's copy): b1 is now
+    // refused by the re-check (sequence used), not matched by bytes.
+    const b1Elsewhere = tx('b', 1, { pad: 1 });
+    const committed = [...block, b1Elsewhere];
+    app.commit(committed);
+    app.calls = 0;
+    pool.update(1, committed);
+    assert.equal(app.calls, 3, 'the three remaining pending transactions are re-checked once each');
+    assert.deepEqual([...pool.candidates()].map(label), ['a1', 'c0']);
+    assert.equal(pool.size(), 2);
+    assert.equal(pool.bytes(), tx('a', 1).length + tx('c', 0).length);
+    const stats = pool.stats();
+    assert.equal(stats.committed, 2);
+    assert.equal(stats.evicted, 1);
+  });
+
+  it('remembers committed transactions, so the same bytes are not checked again', () => {
+    const { app, pool } = setup();
+    const a0 = tx('a', 0);
+    pool.add(a0);
+    app.commit([a0]);
+    pool.update(1, [a0]);
+    app.calls = 0;
+    assertRejected(pool.add(a0), MempoolRejectionCode.ALREADY_COMMITTED);
+    pool.addFromPeer('peer-1', [a0]);
+    assert.equal(app.calls, 0);
+    assert.equal(pool.stats().rejected[MempoolRejectionCode.ALREADY_COMMITTED], 2);
+  });
+
+  it('remembers a rejection until the next block, within a bounded cache', () => {
+    const { app, pool } = setup({ seenCacheSize: 2 });
+    const bad = [0, 1, 2].map((i) => tx(`s${i}`, 0, { valid: false }));
+    pool.add(bad[0]!);
+    pool.add(bad[0]!);
+    assert.equal(app.calls, 1, 'a rejected transaction gossiped again is not re-checked');
+    pool.add(bad[1]!);
+    pool.add(bad[2]!);
+    assert.equal(app.calls, 3);
+    pool.add(bad[0]!);
+    assert.equal(app.calls, 4, 'the oldest entry was evicted from the two-entry cache');
+    pool.add(bad[2]!);
+    assert.equal(app.calls, 4);
+    pool.update(1, []);
+    pool.add(bad[2]!);
+    assert.equal(app.calls, 5, 'after a block the state changed, so it is checked again');
+    assert.equal(pool.stats().rejected.TX_BAD_SIGNATURE, 7);
+  });
+
+  it('re-checks 20,000 pending transactions in one pass', () => {
+    const { app, pool } = setup();
+    const senders = 200;
+    const txs: Uint8Array[] = [];
+    for (let seq = 0; seq < 100; seq++) {
+      for (let s = 0; s < senders; s++) txs.push(tx(`sender-${s}`, seq));
+    }
+    for (const item of txs) assert.ok(pool.add(item).ok);
+    assert.equal(pool.size(), 20_000);
+    assertRejected(pool.add(tx('late', 0)), MempoolRejectionCode.FULL);
+    const block = txs.slice(0, senders);
+    app.commit(block);
+    app.calls = 0;
+    pool.update(1, block);
+    assert.equal(app.calls, 20_000 - senders);
+    assert.equal(pool.size(), 20_000 - senders);
+    assert.equal(label([...pool.candidates()][0]!), 'sender-01');
+  });
+});
+
+describe('mempool listeners and peers', () => {
+  it('tells listeners about admitted transactions and where they came from', () => {
+    const { pool } = setup();
+    const seen: string[] = [];
+    const stop = pool.onAdmitted((bytes, origin) => seen.push(`${label(bytes)}@${origin}`));
+    pool.onAdmitted(() => {
+      throw new Error('a broken listener');
+    });
+    assert.ok(pool.add(tx('a', 0)).ok);
+    pool.add(tx('a', 0));
+    pool.add(tx('a', 1, { valid: false }));
+    pool.addFromPeer('peer-7', [tx('b', 0), tx('a', 0), Uint8Array.of(0xff)]);
+    stop();
+    pool.add(tx('c', 0));
+    assert.deepEqual(seen, ['a0@local', 'b0@peer-7']);
+    const stats = pool.stats();
+    assert.equal(stats.listenerErrors, 3);
+    assert.equal(stats.rejected.TX_MALFORMED, 1);
+    assert.equal(pool.size(), 3);
+  });
+
+  it('ignores a peer message that is not a list, counting it', () => {
+    const { pool } = setup();
+    pool.addFromPeer('peer-1', 'nonsense' as unknown as Uint8Array[]);
+    assert.equal(pool.stats().rejected[MempoolRejectionCode.NOT_BYTES], 1);
+  });
+
+  it('keeps its own copy of admitted bytes', () => {
+    const { pool } = setup();
+    const bytes = tx('a', 0);
+    pool.add(bytes);
+    bytes.fill(0);
+    assert.equal(label([...pool.candidates()][0]!), 'a0');
+  });
+});
+
+describe('mempool accounting (property)', () => {
+  type Op =
+    | { op: 'add'; sender: number; seq: number; valid: boolean; pad: number; peer: boolean }
+    | { op: 'commit'; take: number };
+
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record(
+        {
+          op: fc.constant('add' as const),
+          sender: fc.integer({ min: 0, max: 4 }),
+          seq: fc.integer({ min: 0, max: 6 }),
+          valid: fc.boolean(),
+          pad: fc.integer({ min: 0, max: 40 }),
+          peer: fc.boolean(),
+        },
+        { noNullPrototype: true },
+      ),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record(
+        { op: fc.constant('commit' as const), take: fc.integer({ min: 0, max: 4 }) },
+        { noNullPrototype: true },
+      ),
+    },
+  );
+
+  it('size, bytes, limits and order stay consistent under any sequence of operations', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+        const options = { maxTxs: 8, maxBytes: 500, maxPerSender: 3, seenCacheSize: 5 };
+        const { app, pool } = setup(options);
+        let height = 0;
+        for (const step of ops) {
+          if (step.op === 'add') {
+            const bytes = tx(`s${step.sender}`, step.seq, { valid: step.valid, pad: step.pad });
+            if (step.peer) pool.addFromPeer('peer', [bytes]);
+            else pool.add(bytes);
+          } else {
+            // The proposer takes the first candidates; the block commits them.
+            const block = [...pool.candidates()].slice(0, step.take);
+            app.commit(block);
+            pool.update(++height, block);
+          }
+          const candidates = [...pool.candidates()];
+          assert.equal(candidates.length, pool.size());
+          assert.equal(
+            candidates.reduce((sum, item) => sum + item.length, 0),
+            pool.bytes(),
+          );
+          assert.ok(pool.size() <= options.maxTxs);
+          assert.ok(pool.bytes() <= options.maxBytes);
+          const bySender = new Map<string, number[]>();
+          for (const item of candidates) {
+            const { sender, seq } = parse(item)!;
+            bySender.set(sender, [...(bySender.get(sender) ?? []), seq]);
+            const check = app.checkTx(item);
+            assert.ok(check.ok && pool.has(check.txHash), 'every candidate is valid and indexed');
+          }
+          for (const seqs of bySender.values()) {
+            assert.ok(seqs.length <= options.maxPerSender);
+            assert.deepEqual(
+              seqs,
+              [...seqs].sort((x, y) => x - y),
+            );
+            assert.equal(new Set(seqs).size, seqs.length);
+          }
+          const stats = pool.stats();
+          assert.equal(stats.size, pool.size());
+          assert.equal(stats.admitted - stats.committed - stats.evicted, pool.size());
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
