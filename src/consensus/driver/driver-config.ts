@@ -1,0 +1,92 @@
+import { createPublicKey } from 'node:crypto';
+import { ed25519RawPublicKey } from '../../crypto/ed25519.js';
+import { assertFalconSecretKey, defaultFalcon } from '../../crypto/falcon.js';
+import type { ConsensusConfig } from '../state.js';
+import type { ValidatorAddress } from '../types.js';
+import { validatorAddress } from '../validator-set.js';
+import {
+  ed25519SignatureVerifier,
+  pqSignatureVerifier,
+  type SignatureVerifier,
+} from '../verify.js';
+import type { ConsensusDriverOptions } from './driver-types.js';
+import { DriverError, DriverErrorCode } from './errors.js';
+import { memoizingVerifier } from './verifier.js';
+
+export const DEFAULT_MAX_BUFFERED_PER_PEER = 256;
+export const DEFAULT_SYNC_BATCH = 64;
+export const DEFAULT_MAX_EVIDENCE = 16;
+
+/** The driver's options checked and resolved, with the engine's configuration. */
+export interface DriverConfig {
+  readonly engine: ConsensusConfig;
+  readonly verifier: SignatureVerifier;
+  readonly selfAddress: ValidatorAddress | null;
+  readonly gossipIntervalMs: number;
+  readonly syncBatchSize: number;
+  readonly maxBufferedPerPeer: number;
+  readonly maxEvidencePerBlock: number;
+}
+
+function invalid(message: string, detail: Record<string, unknown>, cause?: unknown): DriverError {
+  return new DriverError(
+    DriverErrorCode.INVALID_OPTIONS,
+    message,
+    detail,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * Checks the options (positive integers, an Ed25519 key, a FALCON-1024 secret key when the chain
+ * requires post-quantum precommits) and builds the engine's configuration. The signature
+ * verifier remembers valid signatures (verifier.ts) and checks FALCON-1024 with `falcon`, the
+ * validator's own backend, or the fastest one available.
+ */
+export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConfig {
+  const { genesis } = options;
+  const { consensus } = genesis;
+  const resolved = {
+    gossipIntervalMs: options.gossipIntervalMs ?? consensus.timeouts.proposeMs,
+    syncBatchSize: options.syncBatchSize ?? DEFAULT_SYNC_BATCH,
+    maxBufferedPerPeer: options.maxBufferedPerPeer ?? DEFAULT_MAX_BUFFERED_PER_PEER,
+    maxEvidencePerBlock: options.maxEvidencePerBlock ?? DEFAULT_MAX_EVIDENCE,
+  };
+  for (const [name, value] of Object.entries(resolved)) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw invalid(`${name} must be a positive integer`, { name, value });
+    }
+  }
+  let selfAddress: ValidatorAddress | null = null;
+  if (options.self !== null) {
+    try {
+      selfAddress = validatorAddress(ed25519RawPublicKey(createPublicKey(options.self.privateKey)));
+    } catch (error) {
+      throw invalid('self.privateKey is not an Ed25519 private key', {}, error);
+    }
+    if (consensus.requirePq) {
+      try {
+        assertFalconSecretKey(options.self.falconSecretKey);
+      } catch (error) {
+        throw invalid('self.falconSecretKey is not a FALCON-1024 secret key', {}, error);
+      }
+    }
+  }
+  const falcon =
+    options.falcon ?? options.self?.falcon ?? (consensus.requirePq ? defaultFalcon() : undefined);
+  const verifier = memoizingVerifier(
+    falcon === undefined ? ed25519SignatureVerifier : pqSignatureVerifier(falcon),
+  );
+  return {
+    ...resolved,
+    selfAddress,
+    verifier,
+    engine: {
+      chainId: genesis.chainId,
+      self: selfAddress,
+      timeouts: consensus.timeouts,
+      verifier,
+      requirePq: consensus.requirePq,
+    },
+  };
+}
