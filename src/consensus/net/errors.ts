@@ -1,0 +1,15 @@
+import { HyperMeshError } from '../../codec/error.js';
+
+/** Typed errors of the consensus network (gossip and block sync over STOQ). */
+export enum ConsensusNetworkErrorCode {
+  /** Options the network cannot run with (peer table, limits, lifecycle). */
+  INVALID_OPTIONS = 'CONSENSUS_NET_INVALID_OPTIONS',
+  /** A peer id that is not in the configured peer table. */
+  UNKNOWN_PEER = 'CONSENSUS_NET_UNKNOWN_PEER',
+  /** A peer answered a block-sync request with heights that were not asked for, or out of order. */
+  SYNC_OUT_OF_ORDER = 'CONSENSUS_NET_SYNC_OUT_OF_ORDER',
+  /** `fetchBlocks` arguments out of range. */
+  INVALID_RANGE = 'CONSENSUS_NET_INVALID_RANGE',
+}
+
+export class ConsensusNetworkError extends HyperMeshError<ConsensusNetworkErrorCode> {}

@@ -1,0 +1,31 @@
+/**
+ * The consensus network over STOQ: peer gossip and block sync (`createStoqConsensusNetwork`)
+ * and the node's client-facing API (`registerNodeRpc`, `createNodeRpcClient`).
+ */
+export { ConsensusNetworkError, ConsensusNetworkErrorCode } from './errors.js';
+export { stderrNetworkLogger, type ConsensusNetworkLogger } from './log.js';
+export { createConsensusNetworkMetrics, type ConsensusNetworkMetrics } from './metrics.js';
+export {
+  DEFAULT_CONSENSUS_NETWORK_LIMITS,
+  createStoqConsensusNetwork,
+  type BlockSource,
+  type ConsensusNetworkLimits,
+  type StoqConsensusNetwork,
+  type StoqConsensusNetworkOptions,
+} from './network.js';
+export {
+  CONSENSUS_MAX_MESSAGE_BYTES,
+  CONSENSUS_SERVICE_NAME,
+  SYNC_MAX_BLOCKS_PER_REQUEST,
+  defineConsensusPeerService,
+  type ConsensusPeerService,
+} from './peer-service.js';
+export {
+  dialsFirst,
+  parsePeerAddress,
+  parsePeerTable,
+  type ConsensusPeer,
+  type ConsensusPeerConfig,
+} from './peers.js';
+export { GossipSendQueue, type QueuedGossip, type SendQueueLimits } from './send-queue.js';
+export * from './node-rpc.js';

@@ -1,0 +1,72 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/**
+ * Metrics of the consensus network, on a registry the caller passes in (prefix
+ * `hypermesh_consensus_net_`). Peer labels are bounded by the configured peer table.
+ */
+export interface ConsensusNetworkMetrics {
+  /** Gossip messages by direction (`in`, `out`) and kind (`proposal`, `vote`, `txs`, `status`). */
+  readonly messages: Counter<'direction' | 'kind'>;
+  /**
+   * Outgoing gossip not sent, by kind and reason: `queue_full` (the peer's bounded queue
+   * overflowed), `too_large`, `encode_failed`, `not_connected` (`send` to a peer without a
+   * stream), `stream_closed` (queued when the stream ended).
+   */
+  readonly dropped: Counter<'kind' | 'reason'>;
+  /** Incoming gossip that failed to decode or broke the stream's framing, by peer. */
+  readonly malformed: Counter<'peer'>;
+  /** Gossip streams established, by peer (each reconnection counts). */
+  readonly connects: Counter<'peer'>;
+  /** Peers with a gossip stream now. */
+  readonly connectedPeers: Gauge;
+  /** Blocks served to syncing peers. */
+  readonly blocksServed: Counter;
+  /** Blocks received from peers by `fetchBlocks`. */
+  readonly blocksFetched: Counter;
+}
+
+export function createConsensusNetworkMetrics(registry: Registry): ConsensusNetworkMetrics {
+  const registers = [registry];
+  const prefix = 'hypermesh_consensus_net_';
+  return {
+    messages: new Counter({
+      name: `${prefix}gossip_messages_total`,
+      help: 'Consensus gossip messages by direction (in, out) and kind',
+      labelNames: ['direction', 'kind'],
+      registers,
+    }),
+    dropped: new Counter({
+      name: `${prefix}gossip_dropped_total`,
+      help: 'Outgoing consensus gossip dropped, by kind and reason',
+      labelNames: ['kind', 'reason'],
+      registers,
+    }),
+    malformed: new Counter({
+      name: `${prefix}gossip_malformed_total`,
+      help: 'Incoming consensus gossip that failed to decode, by peer',
+      labelNames: ['peer'],
+      registers,
+    }),
+    connects: new Counter({
+      name: `${prefix}peer_connects_total`,
+      help: 'Consensus gossip streams established, by peer',
+      labelNames: ['peer'],
+      registers,
+    }),
+    connectedPeers: new Gauge({
+      name: `${prefix}connected_peers`,
+      help: 'Consensus peers with an established gossip stream',
+      registers,
+    }),
+    blocksServed: new Counter({
+      name: `${prefix}sync_blocks_served_total`,
+      help: 'Committed blocks served to syncing peers',
+      registers,
+    }),
+    blocksFetched: new Counter({
+      name: `${prefix}sync_blocks_fetched_total`,
+      help: 'Committed blocks received from peers by block sync',
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,334 @@
+import { z } from 'zod';
+import { HyperMeshError } from '../../codec/error.js';
+import { bytes } from '../../codec/schema.js';
+import {
+  StoqError,
+  StoqErrorCode,
+  createClient,
+  defineService,
+  unary,
+  type CallContext,
+  type CallOptions,
+  type RpcClient,
+  type RpcClientOptions,
+  type ServiceDefinition,
+  type ServiceHandlers,
+  type SessionSource,
+  type StoqEndpoint,
+} from '../../stoq/index.js';
+import type { QueryRequest, QueryResponse } from '../app.js';
+import type { SyncedBlock } from '../driver/ports.js';
+import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_TX_BYTES } from '../wire.js';
+
+/**
+ * The node's client-facing API over STOQ (`hypermesh.node.api.v1`): submit a transaction, ask
+ * for its status, query application state, read the node's status and fetch a committed block.
+ * Every request and response is schema-checked at both ends with the limits below; a handler's
+ * failure reaches the caller as a typed STOQ status (see `wireError`).
+ */
+export const NODE_API_SERVICE_NAME = 'hypermesh.node.api.v1';
+
+/** Bytes of query data a client may send. */
+export const MAX_QUERY_DATA_BYTES = 64 * 1024;
+/** Bytes of a query's value or proof in a response. */
+export const MAX_QUERY_RESULT_BYTES = 1024 * 1024;
+/** Entries in a node status record, and items in one of its lists. */
+export const MAX_STATUS_ENTRIES = 256;
+
+const anyone = ['validator', 'node', 'client'] as const;
+const height = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
+const txHash = bytes({ length: 32 });
+const code = z.string().min(1).max(128);
+const text = z.string().max(4096);
+
+const submitResponse = z.discriminatedUnion('ok', [
+  z.strictObject({ ok: z.literal(true), txHash }),
+  z.strictObject({ ok: z.literal(false), txHash: txHash.optional(), code, message: text }),
+]);
+
+const txStatusResponse = z.discriminatedUnion('status', [
+  z.strictObject({ status: z.literal('unknown') }),
+  z.strictObject({ status: z.literal('pending') }),
+  z.strictObject({
+    status: z.literal('committed'),
+    height,
+    /** Position of the transaction in its block. */
+    index: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+    /** The application's result code: 0 applied, otherwise refused by its module. */
+    code: z.int().min(0).max(0xffff_ffff),
+    log: text,
+  }),
+]);
+
+/** `<module>/<query>`: a lowercase module name, a slash, then printable ASCII. */
+const queryPath = z
+  .string()
+  .max(256)
+  .regex(/^[a-z][a-z0-9_-]{0,62}\/[\x21-\x7e]{1,192}$/, 'expected <module>/<query>');
+
+const queryResponse = z.strictObject({
+  height: height.nullable(),
+  value: bytes({ max: MAX_QUERY_RESULT_BYTES }).nullable(),
+  proof: bytes({ max: MAX_QUERY_RESULT_BYTES }).optional(),
+  stateRoot: bytes({ length: 32 }),
+});
+
+const statusScalar = z.union([
+  z.string().max(4096),
+  z.number(),
+  z.boolean(),
+  z.null(),
+  bytes({ max: 4096 }),
+]);
+const statusKey = z.string().min(1).max(64);
+const statusValue = z.union([
+  statusScalar,
+  z.array(statusScalar).max(MAX_STATUS_ENTRIES),
+  z
+    .record(statusKey, statusScalar)
+    .refine((record) => Object.keys(record).length <= MAX_STATUS_ENTRIES, {
+      message: `at most ${MAX_STATUS_ENTRIES} entries`,
+    }),
+]);
+const statusRecord = z
+  .record(statusKey, statusValue)
+  .refine((record) => Object.keys(record).length <= MAX_STATUS_ENTRIES, {
+    message: `at most ${MAX_STATUS_ENTRIES} entries`,
+  });
+
+export const nodeApiService = defineService({
+  name: NODE_API_SERVICE_NAME,
+  methods: {
+    submitTx: unary({
+      request: z.strictObject({ tx: bytes({ min: 1, max: MAX_TX_BYTES }) }),
+      response: submitResponse,
+      allow: anyone,
+    }),
+    txStatus: unary({
+      request: z.strictObject({ txHash }),
+      response: txStatusResponse,
+      allow: anyone,
+    }),
+    query: unary({
+      request: z.strictObject({
+        path: queryPath,
+        data: bytes({ max: MAX_QUERY_DATA_BYTES }),
+        height: height.optional(),
+      }),
+      response: queryResponse,
+      allow: anyone,
+    }),
+    status: unary({
+      request: z.strictObject({}),
+      response: statusRecord,
+      allow: anyone,
+    }),
+    getBlock: unary({
+      request: z.strictObject({ height }),
+      response: z.strictObject({
+        height,
+        block: bytes({ min: 1, max: MAX_BLOCK_WIRE_BYTES }),
+        commit: bytes({ min: 1, max: MAX_COMMIT_WIRE_BYTES }),
+      }),
+      allow: anyone,
+    }),
+  },
+});
+
+export type NodeApiService = typeof nodeApiService;
+
+/** The outcome of `submitTx`: admitted to the mempool, or refused with a stable code. */
+export type TxSubmitResult = z.output<typeof submitResponse>;
+export type TxStatus = z.output<typeof txStatusResponse>;
+/** A node status record: a flat map the node fills (heights, peers, version, ...). */
+export type NodeStatusRecord = z.output<typeof statusRecord>;
+
+type Awaitable<T> = T | Promise<T>;
+
+/**
+ * What the node provides. Each handler does one thing; schemas, authorization and error
+ * mapping are done around it. Results may carry extra fields (an application's
+ * `TxAcceptance` has `sender` and `sequence`): only the fields of the response schema are sent.
+ */
+export interface NodeRpcHandlers {
+  /** Mempool admission (`mempool.add`): the transaction's check result. */
+  submitTx(tx: Uint8Array, ctx: CallContext): Awaitable<TxSubmitResult>;
+  txStatus(txHash: Uint8Array, ctx: CallContext): Awaitable<TxStatus>;
+  query(request: QueryRequest, ctx: CallContext): Awaitable<QueryResponse>;
+  status(ctx: CallContext): Awaitable<NodeStatusRecord>;
+  /** The committed block at `height`, or null when the node has none (→ NOT_FOUND). */
+  getBlock(height: number, ctx: CallContext): Awaitable<SyncedBlock | null>;
+}
+
+export interface RegisterNodeRpcOptions {
+  /**
+   * The STOQ code a domain error (a `HyperMeshError` that is not a `StoqError`) is reported
+   * with; `undefined` falls back to `defaultWireCode`.
+   */
+  readonly wireCode?: (error: HyperMeshError) => StoqErrorCode | undefined;
+}
+
+/** Anything services are registered on: a `StoqEndpoint` or an `RpcServer`. */
+export interface ServiceRegistry {
+  register<S extends ServiceDefinition>(service: S, handlers: ServiceHandlers<S>): void;
+}
+
+/** Registers the node API on `server`, wrapping every handler with result and error mapping. */
+export function registerNodeRpc(
+  server: ServiceRegistry,
+  handlers: NodeRpcHandlers,
+  options: RegisterNodeRpcOptions = {},
+): void {
+  const run = async <T>(work: () => Awaitable<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw wireError(error, options.wireCode);
+    }
+  };
+  server.register(nodeApiService, {
+    submitTx: (request, ctx) =>
+      run(async () => submitResult(await handlers.submitTx(request.tx, ctx))),
+    txStatus: (request, ctx) =>
+      run(async () => txStatusResult(await handlers.txStatus(request.txHash, ctx))),
+    query: (request, ctx) =>
+      run(async () => {
+        const response = await handlers.query(
+          {
+            path: request.path,
+            data: request.data,
+            ...(request.height === undefined ? {} : { height: request.height }),
+          },
+          ctx,
+        );
+        return {
+          height: response.height,
+          value: response.value,
+          ...(response.proof === undefined ? {} : { proof: response.proof }),
+          stateRoot: response.stateRoot,
+        };
+      }),
+    status: (_request, ctx) => run(() => handlers.status(ctx)),
+    getBlock: (request, ctx) =>
+      run(async () => {
+        const found = await handlers.getBlock(request.height, ctx);
+        if (!found) {
+          throw new StoqError(StoqErrorCode.NOT_FOUND, `no committed block at ${request.height}`, {
+            reason: 'no-block',
+            height: request.height,
+          });
+        }
+        return { height: found.height, block: found.block, commit: found.commit };
+      }),
+  });
+}
+
+function submitResult(result: TxSubmitResult): TxSubmitResult {
+  if (result.ok) return { ok: true, txHash: result.txHash };
+  return {
+    ok: false,
+    code: result.code,
+    message: result.message,
+    ...(result.txHash === undefined ? {} : { txHash: result.txHash }),
+  };
+}
+
+function txStatusResult(status: TxStatus): TxStatus {
+  if (status.status !== 'committed') return { status: status.status };
+  const { height, index, code, log } = status;
+  return { status: 'committed', height, index, code, log };
+}
+
+/**
+ * The STOQ code for a domain error, from its code's words: `…NOT_FOUND`/`…UNKNOWN…` →
+ * NOT_FOUND; `…INVALID…`, `…MALFORMED…`, `…TOO_LARGE…`, `…NOT_CANONICAL…`, `…WRONG…` →
+ * INVALID_ARGUMENT; `…FULL…`, `…LIMIT…`, `…EXHAUSTED…` → RESOURCE_EXHAUSTED; `…UNAVAILABLE…`,
+ * `…NOT_READY…`, `…SYNCING…` → UNAVAILABLE; anything else INTERNAL.
+ */
+export function defaultWireCode(error: HyperMeshError): StoqErrorCode {
+  const words = error.code.toUpperCase();
+  const has = (...parts: string[]): boolean => parts.some((part) => words.includes(part));
+  if (has('NOT_FOUND', 'UNKNOWN')) return StoqErrorCode.NOT_FOUND;
+  if (has('INVALID', 'MALFORMED', 'TOO_LARGE', 'NOT_CANONICAL', 'WRONG')) {
+    return StoqErrorCode.INVALID_ARGUMENT;
+  }
+  if (has('FULL', 'LIMIT', 'EXHAUSTED')) return StoqErrorCode.RESOURCE_EXHAUSTED;
+  if (has('UNAVAILABLE', 'NOT_READY', 'SYNCING')) return StoqErrorCode.UNAVAILABLE;
+  return StoqErrorCode.INTERNAL;
+}
+
+/**
+ * A handler's failure as the caller sees it. A `StoqError` passes unchanged. A domain error
+ * becomes a `StoqError` with its message and `detail.domainCode` (the original stable code), so
+ * clients switch on either; an INTERNAL one keeps only the code (internals are not sent). Any
+ * other exception is left to the RPC server, which logs it and answers INTERNAL.
+ */
+export function wireError(
+  error: unknown,
+  wireCode?: (error: HyperMeshError) => StoqErrorCode | undefined,
+): unknown {
+  if (error instanceof StoqError || !(error instanceof HyperMeshError)) return error;
+  const mapped = wireCode?.(error) ?? defaultWireCode(error);
+  if (mapped === StoqErrorCode.INTERNAL) {
+    return new StoqError(
+      StoqErrorCode.INTERNAL,
+      `internal error (${error.code})`,
+      { domainCode: error.code },
+      { cause: error },
+    );
+  }
+  return new StoqError(
+    mapped,
+    error.message,
+    { ...error.detail, domainCode: error.code },
+    { cause: error },
+  );
+}
+
+/** A typed client for the node API; failures are `StoqError`s carrying the server's status. */
+export interface NodeRpcClient {
+  submitTx(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
+  txStatus(txHash: Uint8Array, options?: CallOptions): Promise<TxStatus>;
+  query(request: QueryRequest, options?: CallOptions): Promise<QueryResponse>;
+  status(options?: CallOptions): Promise<NodeStatusRecord>;
+  /** Rejects with NOT_FOUND (`detail.reason` `no-block`) when the node has no such block. */
+  getBlock(height: number, options?: CallOptions): Promise<SyncedBlock>;
+}
+
+/** Where the client's calls go: a peer name on an endpoint (pooled, redialled), or a session. */
+export type NodeRpcTarget =
+  { readonly endpoint: StoqEndpoint; readonly peer: string } | { readonly session: SessionSource };
+
+export function createNodeRpcClient(
+  target: NodeRpcTarget,
+  options: RpcClientOptions = {},
+): NodeRpcClient {
+  const rpc: RpcClient<NodeApiService> =
+    'endpoint' in target
+      ? target.endpoint.client(nodeApiService, target.peer, options)
+      : createClient(nodeApiService, target.session, options);
+  return {
+    submitTx: (tx, callOptions) => rpc.call('submitTx', { tx }, callOptions),
+    txStatus: (hash, callOptions) => rpc.call('txStatus', { txHash: hash }, callOptions),
+    query: async (request, callOptions) => {
+      const response = await rpc.call(
+        'query',
+        {
+          path: request.path,
+          data: request.data,
+          ...(request.height === undefined ? {} : { height: request.height }),
+        },
+        callOptions,
+      );
+      return {
+        height: response.height,
+        value: response.value,
+        ...(response.proof === undefined ? {} : { proof: response.proof }),
+        stateRoot: response.stateRoot,
+      };
+    },
+    status: (callOptions) => rpc.call('status', {}, callOptions),
+    getBlock: (blockHeight, callOptions) =>
+      rpc.call('getBlock', { height: blockHeight }, callOptions),
+  };
+}

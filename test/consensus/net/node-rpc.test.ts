@@ -1,0 +1,268 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
+import { HyperMeshError } from '../../../src/codec/error.js';
+import {
+  MAX_QUERY_DATA_BYTES,
+  NODE_API_SERVICE_NAME,
+  createNodeRpcClient,
+  defaultWireCode,
+  registerNodeRpc,
+  wireError,
+  type NodeRpcClient,
+  type NodeRpcHandlers,
+} from '../../../src/consensus/net/node-rpc.js';
+import { MAX_TX_BYTES } from '../../../src/consensus/wire.js';
+import { StoqError, StoqErrorCode } from '../../../src/stoq/errors.js';
+import { createClient } from '../../../src/stoq/rpc/client.js';
+import { defineService, unary } from '../../../src/stoq/rpc/service.js';
+import { isStoqError } from '../../helpers/stoq-error.js';
+import { Cluster, type RunningEndpoint } from './net-fixture.js';
+
+/** The node's client-facing API over STOQ: round trips, schema limits, error mapping. */
+
+let cluster: Cluster;
+let server: RunningEndpoint;
+let caller: RunningEndpoint;
+let client: NodeRpcClient;
+const calls: string[] = [];
+
+const sha256 = (data: Uint8Array): Uint8Array =>
+  new Uint8Array(createHash('sha256').update(data).digest());
+const root = new Uint8Array(32).fill(0xab);
+
+const handlers: NodeRpcHandlers = {
+  submitTx: (tx, ctx) => {
+    calls.push(`submitTx ${ctx.peer.role}`);
+    switch (tx[0]) {
+      case 1:
+        // An application's TxAcceptance: sender and sequence stay on the server.
+        return { ok: true, txHash: sha256(tx), sender: 'ab'.repeat(32), sequence: 3 };
+      case 2:
+        return { ok: false, code: 'TX_BAD_SIGNATURE', message: 'signature does not verify' };
+      case 3:
+        throw new HyperMeshError('MEMPOOL_FULL', 'the mempool is full', { limit: 10 });
+      case 4:
+        throw new Error('a bug in the mempool');
+      default:
+        throw new HyperMeshError('MEMPOOL_STORE_BROKEN', 'disk says no');
+    }
+  },
+  txStatus: (txHash) => {
+    calls.push('txStatus');
+    if (txHash[0] === 0) return { status: 'unknown' };
+    if (txHash[0] === 1) return { status: 'pending' };
+    return { status: 'committed', height: 5, index: 2, code: 0, log: 'applied' };
+  },
+  query: (request) => {
+    calls.push('query');
+    if (!request.path.startsWith('kv/')) {
+      throw new HyperMeshError('APP_UNKNOWN_QUERY', `no query ${request.path}`, {
+        path: request.path,
+      });
+    }
+    if (request.data.length === 0) return { height: null, value: null, stateRoot: root };
+    return {
+      height: request.height ?? 7,
+      value: Uint8Array.from(request.data).reverse(),
+      proof: Uint8Array.of(9, 9),
+      stateRoot: root,
+    };
+  },
+  status: () => {
+    calls.push('status');
+    return {
+      chainId: 'test-chain',
+      committedHeight: 7,
+      syncing: false,
+      peers: ['a', 'b'],
+      appHash: root,
+      mempool: { size: 3, bytes: 1200 },
+      lastError: null,
+    };
+  },
+  getBlock: (height) => {
+    calls.push('getBlock');
+    return height === 1 ? { height: 1, block: Uint8Array.of(1), commit: Uint8Array.of(2) } : null;
+  },
+};
+
+before(async () => {
+  cluster = await Cluster.create('memory', ['n1', { name: 'carol', role: 'client' }]);
+  server = await cluster.endpoint('n1');
+  registerNodeRpc(server.endpoint, handlers);
+  caller = await cluster.endpoint('carol', undefined, { n1: [server.address] });
+  client = createNodeRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
+});
+
+after(async () => {
+  await cluster.close();
+});
+
+/** The same service name with lax request schemas, to put bad requests on the wire. */
+const laxMethod = () => unary({ request: z.unknown(), response: z.unknown(), allow: ['client'] });
+const lax = defineService({
+  name: NODE_API_SERVICE_NAME,
+  methods: {
+    submitTx: laxMethod(),
+    txStatus: laxMethod(),
+    query: laxMethod(),
+    status: laxMethod(),
+    getBlock: laxMethod(),
+  },
+});
+
+describe('node RPC over STOQ', { timeout: 20_000 }, () => {
+  it('round-trips every method for a client-role caller', async () => {
+    const tx = Uint8Array.of(1, 2, 3);
+    assert.deepEqual(await client.submitTx(tx), { ok: true, txHash: sha256(tx) });
+    assert.deepEqual(await client.submitTx(Uint8Array.of(2)), {
+      ok: false,
+      code: 'TX_BAD_SIGNATURE',
+      message: 'signature does not verify',
+    });
+    assert.equal(calls[0], 'submitTx client');
+
+    assert.deepEqual(await client.txStatus(new Uint8Array(32)), { status: 'unknown' });
+    assert.deepEqual(await client.txStatus(new Uint8Array(32).fill(1)), { status: 'pending' });
+    assert.deepEqual(await client.txStatus(new Uint8Array(32).fill(2)), {
+      status: 'committed',
+      height: 5,
+      index: 2,
+      code: 0,
+      log: 'applied',
+    });
+
+    assert.deepEqual(await client.query({ path: 'kv/get', data: Uint8Array.of(1, 2) }), {
+      height: 7,
+      value: Uint8Array.of(2, 1),
+      proof: Uint8Array.of(9, 9),
+      stateRoot: root,
+    });
+    assert.deepEqual(await client.query({ path: 'kv/get', data: Uint8Array.of(5), height: 3 }), {
+      height: 3,
+      value: Uint8Array.of(5),
+      proof: Uint8Array.of(9, 9),
+      stateRoot: root,
+    });
+    assert.deepEqual(await client.query({ path: 'kv/get', data: new Uint8Array(0) }), {
+      height: null,
+      value: null,
+      stateRoot: root,
+    });
+
+    assert.deepEqual(await client.status(), {
+      chainId: 'test-chain',
+      committedHeight: 7,
+      syncing: false,
+      peers: ['a', 'b'],
+      appHash: root,
+      mempool: { size: 3, bytes: 1200 },
+      lastError: null,
+    });
+
+    assert.deepEqual(await client.getBlock(1), {
+      height: 1,
+      block: Uint8Array.of(1),
+      commit: Uint8Array.of(2),
+    });
+    await assert.rejects(client.getBlock(2), (error: unknown) => {
+      isStoqError(StoqErrorCode.NOT_FOUND)(error);
+      assert.equal((error as StoqError).detail.reason, 'no-block');
+      return true;
+    });
+  });
+
+  it('turns handler failures into typed wire errors', async () => {
+    await assert.rejects(client.submitTx(Uint8Array.of(3)), (error: unknown) => {
+      isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED)(error);
+      assert.equal((error as StoqError).message, 'the mempool is full');
+      assert.equal((error as StoqError).detail.domainCode, 'MEMPOOL_FULL');
+      assert.equal((error as StoqError).detail.limit, 10);
+      return true;
+    });
+    await assert.rejects(
+      client.query({ path: 'bank/balance', data: Uint8Array.of(1) }),
+      (error: unknown) => {
+        isStoqError(StoqErrorCode.NOT_FOUND)(error);
+        assert.equal((error as StoqError).detail.domainCode, 'APP_UNKNOWN_QUERY');
+        return true;
+      },
+    );
+    // A domain error without a recognisable code, and a plain exception: INTERNAL, no internals.
+    await assert.rejects(client.submitTx(Uint8Array.of(5)), (error: unknown) => {
+      isStoqError(StoqErrorCode.INTERNAL)(error);
+      assert.equal((error as StoqError).message, 'internal error (MEMPOOL_STORE_BROKEN)');
+      return true;
+    });
+    await assert.rejects(client.submitTx(Uint8Array.of(4)), (error: unknown) => {
+      isStoqError(StoqErrorCode.INTERNAL)(error);
+      assert.doesNotMatch((error as StoqError).message, /bug/);
+      return true;
+    });
+  });
+
+  it('rejects requests outside the schemas, at the caller and at the server', async () => {
+    const before = calls.length;
+    // The caller checks what it sends.
+    await assert.rejects(
+      client.submitTx(new Uint8Array(MAX_TX_BYTES + 1)),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+    await assert.rejects(
+      client.txStatus(new Uint8Array(31)),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+    await assert.rejects(
+      client.query({ path: 'no-slash', data: new Uint8Array(0) }),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+    await assert.rejects(client.getBlock(0), isStoqError(StoqErrorCode.INVALID_ARGUMENT));
+
+    // The server checks what arrives, whatever the caller's schemas said.
+    const session = await caller.endpoint.connect(server.address);
+    const raw = createClient(lax, session);
+    const refused: [keyof typeof lax.methods, unknown][] = [
+      ['submitTx', { tx: new Uint8Array(MAX_TX_BYTES + 1) }],
+      ['submitTx', { tx: new Uint8Array(0) }],
+      ['submitTx', { tx: 'not bytes' }],
+      ['submitTx', { tx: Uint8Array.of(1), extra: true }],
+      ['txStatus', { txHash: new Uint8Array(31) }],
+      ['query', { path: '../../etc', data: new Uint8Array(0) }],
+      ['query', { path: 'kv/get', data: new Uint8Array(MAX_QUERY_DATA_BYTES + 1) }],
+      ['query', { path: 'kv/get', data: new Uint8Array(0), height: 0 }],
+      ['status', { verbose: true }],
+      ['getBlock', { height: 1.5 }],
+      ['getBlock', {}],
+    ];
+    try {
+      for (const [method, request] of refused) {
+        await assert.rejects(
+          raw.call(method, request),
+          isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+          `${method} ${JSON.stringify(request, (_k, v: unknown) => (v instanceof Uint8Array ? v.length : v))}`,
+        );
+      }
+    } finally {
+      session.connection.close();
+    }
+    assert.equal(calls.length, before, 'no handler ran for a refused request');
+  });
+
+  it('maps domain error codes by their words, and can be told otherwise', () => {
+    const domain = (code: string): HyperMeshError => new HyperMeshError(code, code);
+    assert.equal(defaultWireCode(domain('KV_KEY_NOT_FOUND')), StoqErrorCode.NOT_FOUND);
+    assert.equal(defaultWireCode(domain('TX_MALFORMED')), StoqErrorCode.INVALID_ARGUMENT);
+    assert.equal(defaultWireCode(domain('TX_WRONG_CHAIN')), StoqErrorCode.INVALID_ARGUMENT);
+    assert.equal(defaultWireCode(domain('MEMPOOL_SENDER_LIMIT')), StoqErrorCode.RESOURCE_EXHAUSTED);
+    assert.equal(defaultWireCode(domain('NODE_SYNCING')), StoqErrorCode.UNAVAILABLE);
+    assert.equal(defaultWireCode(domain('STORAGE_IO')), StoqErrorCode.INTERNAL);
+    const custom = wireError(domain('STORAGE_IO'), () => StoqErrorCode.UNAVAILABLE);
+    assert.ok(custom instanceof StoqError && custom.code === StoqErrorCode.UNAVAILABLE);
+    const passed = new StoqError(StoqErrorCode.CANCELLED, 'x');
+    assert.equal(wireError(passed), passed);
+    const plain = new Error('plain');
+    assert.equal(wireError(plain), plain);
+  });
+});
