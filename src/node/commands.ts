@@ -1,5 +1,11 @@
 import type { CliIo } from './io.js';
+import { blockCommands } from './commands/block.js';
+import { clusterCommands } from './commands/cluster.js';
 import { demoCommand } from './commands/demo.js';
+import { devCommand } from './commands/dev.js';
+import { kvCommands } from './commands/kv.js';
+import { nodeCommands } from './commands/node.js';
+import { statusCommand } from './commands/status.js';
 import { devCaCommands } from './commands/dev-ca.js';
 import { stoqCommands } from './commands/stoq.js';
 
@@ -11,4 +17,14 @@ export interface Command {
   run(args: readonly string[], io: CliIo): Promise<number>;
 }
 
-export const commands: readonly Command[] = [demoCommand, ...devCaCommands, ...stoqCommands];
+export const commands: readonly Command[] = [
+  devCommand,
+  ...clusterCommands,
+  ...nodeCommands,
+  statusCommand,
+  ...blockCommands,
+  ...kvCommands,
+  demoCommand,
+  ...devCaCommands,
+  ...stoqCommands,
+];

@@ -10,6 +10,34 @@ import { CliError } from './cli-error.js';
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
 export const DEFAULT_STOQ_PORT = 9292;
 export const DEFAULT_METRICS_PORT = 9464;
+/** Chain id (and certificate cluster name) `hypermesh cluster init` uses when given none. */
+export const DEFAULT_CHAIN_ID = 'hypermesh-dev';
+/** Where `hypermesh dev` keeps its cluster, relative to the working directory. */
+export const DEFAULT_DEV_DIR = '.hypermesh/dev';
+export const DEFAULT_DEV_NODES = 4;
+/** Voting power `cluster init` gives each validator (equal weights). */
+export const DEFAULT_VALIDATOR_POWER = 10;
+/**
+ * Consensus parameters `cluster init` writes into a new genesis: timeouts short enough for a
+ * loopback cluster (they grow by the delta each round, so a slower network still converges),
+ * a short pause after each commit to gather transactions, 1 MiB of transactions per block, and
+ * a FALCON-1024 attestation required on every precommit.
+ */
+export const DEFAULT_CLUSTER_CONSENSUS = Object.freeze({
+  timeouts: Object.freeze({
+    proposeMs: 1000,
+    proposeDeltaMs: 500,
+    prevoteMs: 500,
+    prevoteDeltaMs: 250,
+    precommitMs: 500,
+    precommitDeltaMs: 250,
+  }),
+  commitDelayMs: 200,
+  maxBlockBytes: 1024 * 1024,
+  requirePq: true,
+});
+/** How long `hypermesh dev` waits for a child node to stop after SIGTERM before SIGKILL. */
+export const DEFAULT_STOP_GRACE_MS = 10_000;
 
 const address = z.strictObject({
   host: z.string().min(1),

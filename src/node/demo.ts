@@ -9,7 +9,7 @@ import { spawnHypermesh, type ChildNode } from './process.js';
 import { buildStoqParts } from './stoq-node.js';
 
 /**
- * The two-node STOQ demo (`hypermesh demo`, `npm start`): a development CA, two validator nodes
+ * The two-node STOQ demo (`hypermesh demo`): a development CA, two validator nodes
  * in their own processes that authenticate each other and exchange RPCs, and an operator client
  * that queries both — and is refused a method only peers may call.
  */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { generateEd25519KeyPair, ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { p256PrivateKeyFromPkcs8Der, p256PrivateKeyToPkcs8Der } from '../crypto/p256.js';
-import { readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
+import { readKeyFile, writeKeyFile, type NodeIdentityKeys } from '../crypto/keyfile.js';
 import {
   createRootCa,
   derToPem,
@@ -119,11 +119,22 @@ export interface IssueDevIdentityOptions {
   readonly passphrase?: string;
   readonly falcon?: FalconBackend;
   readonly now?: Date;
+  /** Keys to certify; generated (Ed25519 + FALCON-1024) when absent. */
+  readonly keys?: NodeIdentityKeys;
 }
 
 export interface DevIdentityPaths {
   readonly keyFile: string;
   readonly certificateFile: string;
+  /** The identity's keys (as written to `keyFile`). */
+  readonly keys: NodeIdentityKeys;
+}
+
+/** Generates a node identity: an Ed25519 key and a FALCON-1024 key pair. */
+export async function generateNodeIdentity(
+  falcon: FalconBackend = defaultFalcon(),
+): Promise<NodeIdentityKeys> {
+  return { ed25519: generateEd25519KeyPair(), falcon: await falcon.generateKeyPair() };
 }
 
 /**
@@ -139,9 +150,8 @@ export async function issueDevIdentity(
     throw new CliError(`${keyFile} or ${certificateFile} already exists`);
   }
   await mkdir(options.outDir, { recursive: true, mode: 0o700 });
-  const falcon = options.falcon ?? defaultFalcon();
-  const ed25519 = generateEd25519KeyPair();
-  const falconKeys = await falcon.generateKeyPair();
+  const keys = options.keys ?? (await generateNodeIdentity(options.falcon));
+  const { ed25519, falcon: falconKeys } = keys;
   const now = options.now ?? new Date();
   const issued = await issueNodeCertificate({
     issuer: options.ca,
@@ -162,5 +172,5 @@ export async function issueDevIdentity(
     flag: 'wx',
     mode: 0o644,
   });
-  return { keyFile, certificateFile };
+  return { keyFile, certificateFile, keys };
 }

@@ -9,24 +9,58 @@ export function hypermeshBin(): string {
   return path.join(here, '..', '..', 'bin', 'hypermesh.js');
 }
 
+export interface ChildExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
 export interface ChildNode {
   readonly name: string;
   readonly child: ChildProcess;
   /** Resolves with the first stdout line that parses as JSON with `event: "ready"`. */
   readonly ready: Promise<Record<string, unknown>>;
+  /** Resolves when the process has exited (never rejects). */
+  readonly exited: Promise<ChildExit>;
   /** Calls `listener` for every JSON log line on stderr. */
   onLog(listener: (entry: Record<string, unknown>) => void): void;
+  /** Calls `listener` for every stderr line that is not JSON (e.g. a crash's stack trace). */
+  onOutput(listener: (line: string) => void): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
-  stop(graceMs?: number): Promise<void>;
+  stop(graceMs?: number): Promise<ChildExit>;
 }
 
-/** Starts `hypermesh <args>` as a child process and follows its ready line and JSON logs. */
-export function spawnHypermesh(name: string, args: readonly string[]): ChildNode {
+export interface SpawnOptions {
+  /** Environment of the child (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  /**
+   * Run the child in its own process group, so a terminal's Ctrl-C reaches only the parent,
+   * which then stops its children in order.
+   */
+  readonly detached?: boolean;
+}
+
+/**
+ * Starts `hypermesh <args>` as a child process and follows its ready line and JSON logs. Stderr
+ * lines that are not JSON go to `onOutput` listeners, or to this process's stderr (prefixed with
+ * the name) when there are none.
+ */
+export function spawnHypermesh(
+  name: string,
+  args: readonly string[],
+  options: SpawnOptions = {},
+): ChildNode {
   const child = spawn(process.execPath, [hypermeshBin(), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    ...(options.detached === undefined ? {} : { detached: options.detached }),
   });
   const listeners: Array<(entry: Record<string, unknown>) => void> = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const outputListeners: Array<(line: string) => void> = [];
+  const exited = new Promise<ChildExit>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on('line', (line) => {
@@ -40,20 +74,30 @@ export function spawnHypermesh(name: string, args: readonly string[]): ChildNode
   ready.catch(() => undefined);
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
     const entry = parseJson(line);
-    if (entry) for (const listener of listeners) listener(entry);
-    else process.stderr.write(`[${name}] ${line}\n`);
+    if (entry) {
+      for (const listener of listeners) listener(entry);
+    } else if (outputListeners.length > 0) {
+      for (const listener of outputListeners) listener(line);
+    } else {
+      process.stderr.write(`[${name}] ${line}\n`);
+    }
   });
   return {
     name,
     child,
     ready,
+    exited,
     onLog: (listener) => listeners.push(listener),
+    onOutput: (listener) => outputListeners.push(listener),
     stop: async (graceMs = 5000) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(timer);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        const exit = await exited;
+        clearTimeout(timer);
+        return exit;
+      }
+      return exited;
     },
   };
 }

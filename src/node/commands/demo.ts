@@ -6,7 +6,7 @@ import { DEMO_DEFAULT_HOST, runDemo } from '../demo.js';
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'run the two-node STOQ demo (what `npm start` runs)',
+  summary: 'run the two-node STOQ demo (authenticated STOQ between two processes)',
   help: `
 usage: hypermesh demo [--dir DIR] [--transport quic|tls] [--mode strict|delegated]
                       [--host ADDR] [--once]

@@ -1,0 +1,352 @@
+import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import {
+  DEV_PROOF_PARAMS,
+  genesisToJson,
+  type GenesisConsensusParams,
+  type GenesisDocument,
+  type GenesisValidator,
+} from '../consensus/genesis.js';
+import { buildStoragePlotFor, saveStoragePlot } from '../consensus/pos/index.js';
+import type { ConsensusProofParams } from '../consensus/proof/params.js';
+import { validatorAddress } from '../consensus/validator-set.js';
+import { CliError } from './cli-error.js';
+import {
+  DEFAULT_CHAIN_ID,
+  DEFAULT_CLUSTER_CONSENSUS,
+  DEFAULT_LISTEN_HOST,
+  DEFAULT_METRICS_PORT,
+  DEFAULT_STOQ_PORT,
+  DEFAULT_VALIDATOR_POWER,
+} from './config.js';
+import {
+  DEV_CA_FILES,
+  generateNodeIdentity,
+  initDevCa,
+  issueDevIdentity,
+  loadDevCa,
+} from './dev-ca.js';
+import { findFreePorts } from './free-ports.js';
+import { NODE_NAME_PATTERN, type ValidatorNodeConfig } from './node-config.js';
+
+/**
+ * The genesis ceremony (`hypermesh cluster init`): a cluster CA, per validator an identity
+ * (Ed25519 key — STOQ identity and validator key in one — plus FALCON-1024), a certificate, a
+ * PoSpace storage plot and a configuration file; an operator client identity; and the genesis
+ * document naming every validator with its power, keys and storage root. Everything is written
+ * into a temporary sibling directory first and renamed into place at the end, so a failure
+ * leaves nothing half-written.
+ *
+ *   DIR/genesis.json
+ *   DIR/ca/root.pem, root.key (0600), cluster.txt
+ *   DIR/operator/operator.key (0600), operator.pem
+ *   DIR/node-K/config.json, node-K.key (0600), node-K.pem, storage.plot   (data/ at first start)
+ */
+export const CLUSTER_FILES = {
+  genesis: 'genesis.json',
+  caDir: 'ca',
+  operatorDir: 'operator',
+  operatorName: 'operator',
+  nodeConfig: 'config.json',
+  storagePlot: 'storage.plot',
+  dataDir: 'data',
+  /** Written by `hypermesh dev` once every node has committed a block since it started. */
+  clusterJson: 'cluster.json',
+} as const;
+
+export const MAX_VALIDATORS = 100;
+
+export interface ClusterInitOptions {
+  readonly out: string;
+  readonly validators: number;
+  readonly chainId?: string;
+  /** Address every node listens on (STOQ and metrics). */
+  readonly host?: string;
+  /** STOQ port of node-1; node-K gets basePort + K - 1. 0 asks the OS for free ports. */
+  readonly basePort?: number;
+  /** Metrics port of node-1; node-K gets metricsBasePort + K - 1. 0 asks the OS. */
+  readonly metricsBasePort?: number;
+  /** Replace an existing cluster directory (one holding a genesis.json). */
+  readonly force?: boolean;
+  readonly proofParams?: ConsensusProofParams;
+  readonly consensus?: GenesisConsensusParams;
+  readonly power?: number;
+  readonly validityDays?: number;
+  readonly falcon?: FalconBackend;
+  readonly progress?: (line: string) => void;
+  readonly now?: () => Date;
+}
+
+export interface ClusterNodeLayout {
+  readonly name: string;
+  /** Validator address: hex of the first 20 bytes of SHA-256 of the Ed25519 public key. */
+  readonly id: string;
+  readonly publicKey: string;
+  readonly dir: string;
+  readonly configFile: string;
+  readonly stoq: { readonly host: string; readonly port: number };
+  readonly metrics: { readonly host: string; readonly port: number };
+}
+
+export interface ClusterLayout {
+  readonly dir: string;
+  readonly chainId: string;
+  readonly genesisFile: string;
+  readonly trustRootsFile: string;
+  readonly operator: { readonly keyFile: string; readonly certificateFile: string };
+  readonly nodes: readonly ClusterNodeLayout[];
+}
+
+export function nodeName(index: number): string {
+  return `node-${index + 1}`;
+}
+
+function checkOptions(options: ClusterInitOptions): void {
+  const { validators } = options;
+  if (!Number.isInteger(validators) || validators < 1 || validators > MAX_VALIDATORS) {
+    throw new CliError(
+      `--validators must be an integer from 1 to ${MAX_VALIDATORS}, got ${String(validators)}`,
+    );
+  }
+  const chainId = options.chainId ?? DEFAULT_CHAIN_ID;
+  if (!NODE_NAME_PATTERN.test(chainId)) {
+    throw new CliError(
+      `--chain-id "${chainId}" must be lowercase letters, digits and "-" (at most 63, starting with a letter or digit)`,
+    );
+  }
+  for (const [flag, base] of [
+    ['--base-port', options.basePort],
+    ['--metrics-base-port', options.metricsBasePort],
+  ] as const) {
+    if (base === undefined || base === 0) continue;
+    if (!Number.isInteger(base) || base < 1 || base + validators - 1 > 65_535) {
+      throw new CliError(
+        `${flag} ${base} leaves no room for ${validators} ports (the last must be ≤ 65535)`,
+      );
+    }
+  }
+  const stoqBase = options.basePort ?? DEFAULT_STOQ_PORT;
+  const metricsBase = options.metricsBasePort ?? DEFAULT_METRICS_PORT;
+  if (stoqBase !== 0 && metricsBase !== 0) {
+    const overlap = Math.max(stoqBase, metricsBase) < Math.min(stoqBase, metricsBase) + validators;
+    if (overlap) {
+      throw new CliError(
+        `STOQ ports ${stoqBase}..${stoqBase + validators - 1} overlap metrics ports ${metricsBase}..${metricsBase + validators - 1}`,
+      );
+    }
+  }
+  if (options.host !== undefined && options.host.trim() === '') {
+    throw new CliError('--host must not be empty');
+  }
+}
+
+/** Refuses a non-empty `dir` unless `force` and it holds a previous cluster (genesis.json). */
+async function checkTarget(dir: string, force: boolean): Promise<'absent' | 'empty' | 'replace'> {
+  let entries: string[];
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory()) throw new CliError(`${dir} exists and is not a directory`);
+    entries = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw error;
+  }
+  if (entries.length === 0) return 'empty';
+  if (!force) {
+    throw new CliError(`${dir} is not empty; choose another --out or pass --force to replace it`);
+  }
+  if (!entries.includes(CLUSTER_FILES.genesis)) {
+    throw new CliError(
+      `${dir} is not empty and holds no ${CLUSTER_FILES.genesis}; --force only replaces a cluster directory`,
+    );
+  }
+  return 'replace';
+}
+
+async function writeJson(file: string, value: unknown, mode = 0o644): Promise<void> {
+  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, { flag: 'wx', mode });
+}
+
+async function allocatePorts(
+  host: string,
+  base: number,
+  count: number,
+  exclude: readonly number[] = [],
+): Promise<number[]> {
+  if (base !== 0) return Array.from({ length: count }, (_, i) => base + i);
+  const ports = await findFreePorts(host, count + exclude.length);
+  return ports.filter((port) => !exclude.includes(port)).slice(0, count);
+}
+
+function formatSeconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+export async function initCluster(options: ClusterInitOptions): Promise<ClusterLayout> {
+  checkOptions(options);
+  const dir = path.resolve(options.out);
+  const target = await checkTarget(dir, options.force ?? false);
+  const chainId = options.chainId ?? DEFAULT_CHAIN_ID;
+  const host = options.host ?? DEFAULT_LISTEN_HOST;
+  const count = options.validators;
+  const proof = options.proofParams ?? DEV_PROOF_PARAMS;
+  const consensus = options.consensus ?? DEFAULT_CLUSTER_CONSENSUS;
+  const power = options.power ?? DEFAULT_VALIDATOR_POWER;
+  const progress = options.progress ?? (() => undefined);
+  const now = options.now ?? (() => new Date());
+  const falcon = options.falcon ?? defaultFalcon();
+  const validityDays = options.validityDays ?? 365;
+
+  const stoqPorts = await allocatePorts(host, options.basePort ?? DEFAULT_STOQ_PORT, count);
+  const metricsPorts = await allocatePorts(
+    host,
+    options.metricsBasePort ?? DEFAULT_METRICS_PORT,
+    count,
+    stoqPorts,
+  );
+
+  await mkdir(path.dirname(dir), { recursive: true });
+  const staging = await mkdtemp(`${dir}.tmp-`);
+  const nodes: ClusterNodeLayout[] = [];
+  try {
+    const caDir = path.join(staging, CLUSTER_FILES.caDir);
+    progress(`cluster "${chainId}": ${count} validator(s) on ${host}, writing ${dir}`);
+    await initDevCa({ dir: caDir, cluster: chainId, validityDays: Math.max(validityDays, 3650) });
+    const { ca } = await loadDevCa(caDir);
+    progress(`  ca        root certificate ${CLUSTER_FILES.caDir}/${DEV_CA_FILES.certificate}`);
+
+    const names = Array.from({ length: count }, (_, i) => nodeName(i));
+    const validators: GenesisValidator[] = [];
+    for (const [index, name] of names.entries()) {
+      const started = performance.now();
+      const nodeDir = path.join(staging, name);
+      const keys = await generateNodeIdentity(falcon);
+      await issueDevIdentity({
+        ca,
+        cluster: chainId,
+        name,
+        role: 'validator',
+        outDir: nodeDir,
+        validityDays,
+        keys,
+        now: now(),
+      });
+      const publicKey = ed25519RawPublicKey(keys.ed25519.publicKey);
+      const plot = buildStoragePlotFor(proof.space, publicKey);
+      await saveStoragePlot(path.join(nodeDir, CLUSTER_FILES.storagePlot), plot);
+      const storageRoot = plot.root;
+      validators.push({
+        name,
+        publicKey,
+        pqPublicKey: keys.falcon.publicKey,
+        power,
+        storageRoot,
+      });
+      const stoq = { host, port: stoqPorts[index] as number };
+      const metrics = { host, port: metricsPorts[index] as number };
+      const config: ValidatorNodeConfig = {
+        name,
+        dataDir: CLUSTER_FILES.dataDir,
+        genesisFile: path.join('..', CLUSTER_FILES.genesis),
+        identity: { keyFile: `${name}.key`, certificateFile: `${name}.pem` },
+        trust: { rootsFile: path.join('..', CLUSTER_FILES.caDir, DEV_CA_FILES.certificate) },
+        storagePlotFile: CLUSTER_FILES.storagePlot,
+        stoq: { ...stoq, transport: 'quic', authMode: 'delegated' },
+        metrics,
+        peers: names
+          .map((peer, peerIndex) => ({
+            name: peer,
+            address: { host, port: stoqPorts[peerIndex] as number },
+          }))
+          .filter((peer) => peer.name !== name),
+        logLevel: 'info',
+      };
+      await writeJson(path.join(nodeDir, CLUSTER_FILES.nodeConfig), config);
+      const id = validatorAddress(publicKey);
+      nodes.push({
+        name,
+        id,
+        publicKey: Buffer.from(publicKey).toString('hex'),
+        dir: path.join(dir, name),
+        configFile: path.join(dir, name, CLUSTER_FILES.nodeConfig),
+        stoq,
+        metrics,
+      });
+      progress(
+        `  ${name.padEnd(8)}  ${id}  keys, certificate, storage plot (${proof.space.blockCount} blocks)  ` +
+          `stoq ${host}:${stoq.port}  metrics ${host}:${metrics.port}  ${formatSeconds(performance.now() - started)}`,
+      );
+    }
+
+    await issueDevIdentity({
+      ca,
+      cluster: chainId,
+      name: CLUSTER_FILES.operatorName,
+      role: 'client',
+      outDir: path.join(staging, CLUSTER_FILES.operatorDir),
+      validityDays,
+      falcon,
+      now: now(),
+    });
+    progress(`  operator  client identity ${CLUSTER_FILES.operatorDir}/`);
+
+    const genesis: GenesisDocument = {
+      chainId,
+      genesisTime: now().getTime(),
+      validators,
+      consensus,
+      proof,
+    };
+    await writeFile(path.join(staging, CLUSTER_FILES.genesis), genesisToJson(genesis), {
+      flag: 'wx',
+      mode: 0o644,
+    });
+    progress(`  genesis   ${CLUSTER_FILES.genesis} (total voting power ${power * count})`);
+
+    await commitStaging(staging, dir, target);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  const operatorDir = path.join(dir, CLUSTER_FILES.operatorDir);
+  return {
+    dir,
+    chainId,
+    genesisFile: path.join(dir, CLUSTER_FILES.genesis),
+    trustRootsFile: path.join(dir, CLUSTER_FILES.caDir, DEV_CA_FILES.certificate),
+    operator: {
+      keyFile: path.join(operatorDir, `${CLUSTER_FILES.operatorName}.key`),
+      certificateFile: path.join(operatorDir, `${CLUSTER_FILES.operatorName}.pem`),
+    },
+    nodes,
+  };
+}
+
+/**
+ * Moves the finished staging directory to `dir`. rename(2) replaces an absent or empty
+ * directory atomically; a previous cluster is first moved aside and removed only after the new
+ * one is in place (and moved back if that fails).
+ */
+async function commitStaging(
+  staging: string,
+  dir: string,
+  target: 'absent' | 'empty' | 'replace',
+): Promise<void> {
+  if (target !== 'replace') {
+    await rename(staging, dir);
+    return;
+  }
+  const aside = await mkdtemp(`${dir}.old-`);
+  const previous = path.join(aside, 'cluster');
+  await rename(dir, previous);
+  try {
+    await rename(staging, dir);
+  } catch (error) {
+    await rename(previous, dir);
+    await rm(aside, { recursive: true, force: true });
+    throw error;
+  }
+  await rm(aside, { recursive: true, force: true });
+}

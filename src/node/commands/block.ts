@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../commands.js';
+import { CliError } from '../cli-error.js';
+import { readGenesisFile } from '../cluster-layout.js';
+import {
+  DEFAULT_CLUSTER_FILE,
+  findNode,
+  loadClusterTarget,
+  openOperatorSession,
+} from '../operator.js';
+import { StoqError } from '../../stoq/index.js';
+
+/** Parses options plus exactly `count` positional arguments, with errors a person can act on. */
+export function parseWithPositionals<
+  O extends NonNullable<Parameters<typeof parseArgs>[0]>['options'],
+>(args: readonly string[], options: O, names: readonly string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new CliError(`${(error as Error).message} (see --help)`);
+  }
+  if (parsed.positionals.length !== names.length) {
+    throw new CliError(
+      `expected ${names.map((name) => name.toUpperCase()).join(' ')}, got ${parsed.positionals.length} argument(s) (see --help)`,
+    );
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+const verify: Command = {
+  name: 'block verify',
+  summary: 'fetch a committed block from a node and verify its four-part consensus proof',
+  help: `
+usage: hypermesh block verify HEIGHT [--cluster FILE|DIR] [--node NAME|HOST:PORT] [--json]
+
+Fetches block HEIGHT with its commit, and its parent, from a node over STOQ (node API
+"getBlock", operator identity) and checks: the block rules (chain, height, parent, validator
+set, proposer, BFT time, last commit, transactions and evidence roots) and the four proof parts —
+PoSpace (challenge answers and Merkle paths to the proposer's registered storage root), PoStake
+(the commit: > 2/3 of the voting power, Ed25519 and FALCON-1024 signatures), PoWork (the
+transactions root and every transaction's hashcash stamp) and PoTime (BFT median time and the
+sequential hash chain). The operator holds no application state, so the block is not
+re-executed: PoWork is reported as "stamps-only" (every node re-executes each block itself).
+Exits 0 only if the block is valid, 1 otherwise.
+
+options:
+  --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
+  --node NAME|ADDR      node to ask: name, validator address or host:port (default: the first)
+  --json                machine-readable output
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(
+      args,
+      { cluster: { type: 'string' }, node: { type: 'string' }, json: { type: 'boolean' } },
+      ['height'],
+    );
+    const text = positionals[0] as string;
+    if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+      throw new CliError(`HEIGHT must be a positive integer, got "${text}"`);
+    }
+    const height = Number(text);
+    const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+    const node =
+      values.node === undefined
+        ? (target.nodes[0] as (typeof target.nodes)[number])
+        : findNode(target, values.node);
+    const genesis = await readGenesisFile(target.genesisFile);
+    const { verifyBlockFromNode, formatBlockVerify, blockVerifyJson } =
+      await import('../block-verify.js');
+    const session = await openOperatorSession(target);
+    try {
+      const report = await verifyBlockFromNode(session.client(node.name), genesis, height).catch(
+        (error: unknown) => {
+          if (error instanceof StoqError) {
+            const reason =
+              error.detail.reason === 'no-block' ? ' (the node has no such block yet)' : '';
+            throw new CliError(`${node.name}: ${error.code}: ${error.message}${reason}`, 1);
+          }
+          throw error;
+        },
+      );
+      if (values.json) io.out(`${JSON.stringify(blockVerifyJson(report, node.name), null, 2)}\n`);
+      else io.out(`${formatBlockVerify(report, node.name).join('\n')}\n`);
+      return report.verdict.ok ? 0 : 1;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+export const blockCommands: readonly Command[] = [verify];

@@ -1,0 +1,78 @@
+import path from 'node:path';
+import type { Command } from '../commands.js';
+import { parseCommandArgs } from '../args.js';
+import { MAX_VALIDATORS } from '../cluster-init.js';
+import {
+  DEFAULT_DEV_DIR,
+  DEFAULT_DEV_NODES,
+  DEFAULT_LISTEN_HOST,
+  DEFAULT_METRICS_PORT,
+  DEFAULT_STOQ_PORT,
+} from '../config.js';
+import { runDevCluster } from '../dev.js';
+import { integerOption } from './cluster.js';
+
+export const devCommand: Command = {
+  name: 'dev',
+  summary: 'run a local validator cluster on loopback until Ctrl-C (what `npm start` runs)',
+  help: `
+usage: hypermesh dev [--nodes N] [--dir DIR] [--host ADDR] [--base-port P]
+                     [--metrics-base-port P] [--start-timeout-ms MS]
+
+Runs a local cluster of N validator processes. On first use (or when DIR holds a cluster of
+another size or host) it runs the genesis ceremony into DIR ("hypermesh cluster init"); later
+runs reuse the keys, plots and chain data. It starts "hypermesh node start" for every validator,
+waits until every node has committed a block since it started, writes DIR/cluster.json (node
+ids, STOQ addresses, metrics URLs, pids), prints a summary and keeps running. Node logs go to
+DIR/node-K/node.log. Ctrl-C or SIGTERM stops the nodes (SIGTERM, then SIGKILL after a grace
+period) and exits 0; a node that exits by itself stops the cluster with exit code 1.
+
+options:
+  --nodes N              validators (default ${DEFAULT_DEV_NODES}, at most ${MAX_VALIDATORS})
+  --dir DIR              cluster directory (default ${DEFAULT_DEV_DIR})
+  --host ADDR            listen address (default ${DEFAULT_LISTEN_HOST})
+  --base-port P          first STOQ port of a new cluster (default ${DEFAULT_STOQ_PORT}; 0 = free ports)
+  --metrics-base-port P  first metrics port of a new cluster (default ${DEFAULT_METRICS_PORT}; 0 = free)
+  --start-timeout-ms MS  how long to wait for those blocks (default 120000)
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      nodes: { type: 'string' },
+      dir: { type: 'string' },
+      host: { type: 'string' },
+      'base-port': { type: 'string' },
+      'metrics-base-port': { type: 'string' },
+      'start-timeout-ms': { type: 'string' },
+    });
+    const interrupted = new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    const port = { min: 0, max: 65_535 };
+    return runDevCluster({
+      dir: path.resolve(values.dir ?? DEFAULT_DEV_DIR),
+      nodes: integerOption(
+        values.nodes,
+        'nodes',
+        { min: 1, max: MAX_VALIDATORS },
+        DEFAULT_DEV_NODES,
+      ),
+      host: values.host ?? DEFAULT_LISTEN_HOST,
+      basePort: integerOption(values['base-port'], 'base-port', port, DEFAULT_STOQ_PORT),
+      metricsBasePort: integerOption(
+        values['metrics-base-port'],
+        'metrics-base-port',
+        port,
+        DEFAULT_METRICS_PORT,
+      ),
+      startTimeoutMs: integerOption(
+        values['start-timeout-ms'],
+        'start-timeout-ms',
+        { min: 1000, max: 3_600_000 },
+        120_000,
+      ),
+      out: (line) => io.out(`${line}\n`),
+      interrupted,
+    });
+  },
+};

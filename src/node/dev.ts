@@ -1,0 +1,277 @@
+import { access, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { CliError } from './cli-error.js';
+import { writeClusterFile, type ClusterFile } from './cluster-file.js';
+import { CLUSTER_FILES, initCluster, type ClusterLayout } from './cluster-init.js';
+import { readClusterLayout } from './cluster-layout.js';
+import { DEFAULT_STOP_GRACE_MS } from './config.js';
+import { spawnValidator, type ValidatorProcess } from './node-process.js';
+
+/**
+ * `hypermesh dev` (and `npm start`): a local cluster of validator processes on loopback. It
+ * creates the cluster with the genesis ceremony (or reuses one from an earlier run), starts one
+ * `hypermesh node start` process per validator, waits until every node has committed a block
+ * since it started, writes `<dir>/cluster.json` and a summary, and runs until interrupted; then it stops
+ * the nodes (SIGTERM, SIGKILL after a grace period).
+ */
+export interface DevClusterOptions {
+  readonly dir: string;
+  readonly nodes: number;
+  readonly host: string;
+  readonly chainId?: string;
+  /** Ports for a newly created cluster (see `cluster init`); 0 picks free ports. */
+  readonly basePort?: number;
+  readonly metricsBasePort?: number;
+  /** How long to wait for every node's first commit (default 120 s). */
+  readonly startTimeoutMs?: number;
+  readonly stopGraceMs?: number;
+  readonly out: (line: string) => void;
+  /** Resolves when the cluster should stop (SIGINT / SIGTERM). */
+  readonly interrupted: Promise<void>;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Why an existing cluster directory cannot be reused as asked, or null if it can. */
+function mismatch(layout: ClusterLayout, options: DevClusterOptions): string | null {
+  if (layout.nodes.length !== options.nodes) {
+    return `it has ${layout.nodes.length} validators, ${options.nodes} were asked for`;
+  }
+  if (options.chainId !== undefined && layout.chainId !== options.chainId) {
+    return `its chain id is "${layout.chainId}", not "${options.chainId}"`;
+  }
+  const other = layout.nodes.find((node) => node.stoq.host !== options.host);
+  if (other) return `${other.name} listens on ${other.stoq.host}, not ${options.host}`;
+  return null;
+}
+
+/** Reuses the cluster in `options.dir` when it matches, else (re)creates it. */
+export async function ensureDevCluster(options: DevClusterOptions): Promise<ClusterLayout> {
+  const dir = path.resolve(options.dir);
+  let force = false;
+  if (await exists(path.join(dir, CLUSTER_FILES.genesis))) {
+    let layout: ClusterLayout;
+    try {
+      layout = await readClusterLayout(dir);
+    } catch (error) {
+      const reason = error instanceof CliError ? error.message : String(error);
+      throw new CliError(
+        `the cluster in ${dir} cannot be read: ${reason}\nfix it, or remove ${dir} to start afresh`,
+        1,
+      );
+    }
+    const reason = mismatch(layout, options);
+    if (reason === null) {
+      options.out(`reusing the cluster in ${dir} (chain "${layout.chainId}")`);
+      return layout;
+    }
+    options.out(`replacing the cluster in ${dir}: ${reason}`);
+    force = true;
+  }
+  return initCluster({
+    out: dir,
+    validators: options.nodes,
+    host: options.host,
+    force,
+    ...(options.chainId === undefined ? {} : { chainId: options.chainId }),
+    ...(options.basePort === undefined ? {} : { basePort: options.basePort }),
+    ...(options.metricsBasePort === undefined ? {} : { metricsBasePort: options.metricsBasePort }),
+    progress: options.out,
+  });
+}
+
+interface ReadyLine {
+  readonly node: string;
+  readonly id: string;
+  readonly stoq: { host: string; port: number };
+  readonly metrics: string | null;
+}
+
+function isReadyLine(value: Record<string, unknown>): value is Record<string, unknown> & ReadyLine {
+  const stoq = value.stoq as { host?: unknown; port?: unknown } | undefined;
+  return (
+    typeof value.node === 'string' &&
+    typeof value.id === 'string' &&
+    typeof stoq?.host === 'string' &&
+    typeof stoq.port === 'number' &&
+    (value.metrics === null || typeof value.metrics === 'string')
+  );
+}
+
+/** The last lines a node wrote (errors above all), to say why it stopped. */
+function followLastWords(node: ValidatorProcess): () => string {
+  const lines: string[] = [];
+  const keep = (line: string): void => {
+    lines.push(line);
+    if (lines.length > 5) lines.shift();
+  };
+  node.onOutput(keep);
+  node.onLog((entry) => {
+    if (entry.level === 'error' || entry.level === 'warn') {
+      keep(
+        `${String(entry.level)}: ${String(entry.msg)}${entry.error ? ` ${JSON.stringify(entry.error)}` : ''}`,
+      );
+    }
+  });
+  return () => (lines.length === 0 ? '' : `\n    ${lines.join('\n    ')}`);
+}
+
+function table(rows: readonly string[][]): string[] {
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  return rows.map(
+    (row) =>
+      `  ${row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd()}`,
+  );
+}
+
+export async function runDevCluster(options: DevClusterOptions): Promise<number> {
+  const started = performance.now();
+  const layout = await ensureDevCluster(options);
+  const clusterFile = path.join(layout.dir, CLUSTER_FILES.clusterJson);
+  await rm(clusterFile, { force: true });
+
+  let stopping = false;
+  const nodes = layout.nodes.map((node) =>
+    spawnValidator(node.name, node.configFile, {
+      logFile: path.join(node.dir, 'node.log'),
+      detached: true,
+    }),
+  );
+  const lastWords = new Map(nodes.map((node) => [node, followLastWords(node)]));
+  const crashed = new Promise<string>((resolve) => {
+    for (const node of nodes) {
+      void node.exited.then((exit) => {
+        if (stopping) return;
+        resolve(
+          `${node.name} exited (code ${exit.code}, signal ${exit.signal}); its log is ${path.join(path.dirname(node.configFile), 'node.log')}${lastWords.get(node)?.() ?? ''}`,
+        );
+      });
+    }
+  });
+  const interrupted = options.interrupted.then(() => 'interrupted' as const);
+  const stopAll = async (): Promise<void> => {
+    stopping = true;
+    await Promise.all(nodes.map((node) => node.stop(options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS)));
+  };
+
+  try {
+    options.out(
+      `starting ${nodes.length} validator process(es); logs in ${layout.dir}/node-*/node.log`,
+    );
+    const timeoutMs = options.startTimeoutMs ?? 120_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<string>((resolve) => {
+      timer = setTimeout(() => {
+        const heights = nodes.map((node) => `${node.name} at height ${node.committedHeight()}`);
+        resolve(
+          `the cluster did not commit a block within ${timeoutMs} ms (${heights.join(', ')})`,
+        );
+      }, timeoutMs);
+    });
+    const startup = (async () => {
+      const readies = await Promise.all(nodes.map((node) => node.ready));
+      // A block committed after the start: the first block of a new chain, the next of an old one.
+      await Promise.all(
+        nodes.map((node, index) => {
+          const height = (readies[index] as { height?: unknown }).height;
+          return node.waitForHeight((typeof height === 'number' ? height : 0) + 1, timeoutMs);
+        }),
+      );
+      return readies;
+    })();
+    // A node that exits early or a timeout is reported by `crashed` / `timedOut`, with the
+    // node's last words; the startup promise only ever contributes its success.
+    const startedUp = startup.then(
+      (readies) => ({ readies }),
+      () => new Promise<never>(() => undefined),
+    );
+    const outcome = await Promise.race([
+      startedUp,
+      crashed.then((reason) => ({ failed: reason })),
+      timedOut.then((reason) => ({ failed: reason })),
+      interrupted.then(() => ({ interrupted: true as const })),
+    ]);
+    clearTimeout(timer);
+    if ('interrupted' in outcome) {
+      options.out('interrupted before the cluster committed a block; stopping the nodes');
+      return 0;
+    }
+    if ('failed' in outcome) {
+      options.out(`the cluster failed to start: ${outcome.failed}`);
+      return 1;
+    }
+    const readies = outcome.readies;
+    const cluster: ClusterFile = {
+      chainId: layout.chainId,
+      createdAt: new Date().toISOString(),
+      genesisFile: path.relative(layout.dir, layout.genesisFile),
+      trustRootsFile: path.relative(layout.dir, layout.trustRootsFile),
+      operator: {
+        keyFile: path.relative(layout.dir, layout.operator.keyFile),
+        certificateFile: path.relative(layout.dir, layout.operator.certificateFile),
+      },
+      nodes: nodes.map((node, index) => {
+        const ready = readies[index] as Record<string, unknown>;
+        if (!isReadyLine(ready)) {
+          throw new CliError(
+            `${node.name} printed a malformed ready line: ${JSON.stringify(ready)}`,
+            1,
+          );
+        }
+        return {
+          name: node.name,
+          id: ready.id,
+          stoq: ready.stoq,
+          metrics: ready.metrics,
+          configFile: path.relative(layout.dir, node.configFile),
+          pid: node.child.pid ?? null,
+        };
+      }),
+    };
+    await writeClusterFile(clusterFile, cluster);
+
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    options.out('');
+    options.out(
+      `HyperMesh dev cluster "${layout.chainId}": ${nodes.length} validator(s) committing blocks, height ${Math.max(...nodes.map((node) => node.committedHeight()))} (${seconds} s)`,
+    );
+    for (const line of table([
+      ['node', 'validator address', 'stoq (quic)', 'metrics', 'pid'],
+      ...cluster.nodes.map((node) => [
+        node.name,
+        node.id,
+        `${node.stoq.host.includes(':') ? `[${node.stoq.host}]` : node.stoq.host}:${node.stoq.port}`,
+        node.metrics ?? '-',
+        String(node.pid ?? '-'),
+      ]),
+    ])) {
+      options.out(line);
+    }
+    options.out(`cluster file  ${clusterFile}`);
+    options.out(`status        hypermesh status --cluster ${clusterFile}`);
+    options.out('Ctrl-C (or SIGTERM) stops the cluster.');
+
+    const end = await Promise.race([interrupted, crashed.then((reason) => ({ failed: reason }))]);
+    if (end !== 'interrupted') {
+      options.out(`stopping the cluster: ${end.failed}`);
+      return 1;
+    }
+    options.out('stopping the cluster');
+    return 0;
+  } finally {
+    await stopAll();
+    const exits = await Promise.all(nodes.map((node) => node.exited));
+    const forced = nodes.filter((_, i) => exits[i]?.signal === 'SIGKILL').map((node) => node.name);
+    if (forced.length > 0) options.out(`killed after the grace period: ${forced.join(', ')}`);
+    options.out('all nodes stopped');
+  }
+}

@@ -1,0 +1,208 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { CliError } from './cli-error.js';
+import { DEFAULT_LISTEN_HOST, DEFAULT_METRICS_PORT, DEFAULT_STOQ_PORT } from './config.js';
+import { LOG_LEVELS, type LogLevel } from './log.js';
+
+/**
+ * The configuration of a consensus node (`hypermesh node start --config FILE`), written per node
+ * by `hypermesh cluster init` and documented field by field in docs/node.md. Every address and
+ * port the node uses comes from here (or from the HYPERMESH_* environment overrides below);
+ * relative paths are resolved against the directory of the configuration file.
+ */
+export const NODE_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const nodeName = z
+  .string()
+  .regex(NODE_NAME_PATTERN, 'lowercase letters, digits and "-", at most 63');
+const file = z.string().min(1, 'must be a non-empty path');
+
+const listenAddress = z.strictObject({
+  host: z.string().min(1).max(253),
+  port: z.int().min(0).max(65_535),
+});
+
+/** A peer's address: a port to dial, so 0 is not allowed. */
+const peerAddress = z.strictObject({
+  host: z.string().min(1).max(253),
+  port: z.int().min(1).max(65_535),
+});
+
+export const validatorNodeConfigSchema = z.strictObject({
+  /** Node name: the certificate's spiffe://<chainId>/validator/<name> and the genesis name. */
+  name: nodeName,
+  /** Store (store.sqlite), consensus WAL and signer state live here; created if missing. */
+  dataDir: file,
+  /** The cluster's genesis.json (written by `cluster init`). */
+  genesisFile: file,
+  identity: z.strictObject({
+    /** Node identity key file: the Ed25519 key (STOQ identity and validator key) + FALCON-1024. */
+    keyFile: file,
+    /** PEM certificate chain of the node, leaf first. */
+    certificateFile: file,
+    /** Environment variable holding the key file's passphrase, if it is encrypted. */
+    passphraseEnv: z.string().min(1).optional(),
+  }),
+  trust: z.strictObject({
+    /** PEM trust roots (the cluster CA). */
+    rootsFile: file,
+    /** Revoked certificate serial numbers, hex, one per line. */
+    revokedSerialsFile: file.optional(),
+  }),
+  /** The node's PoSpace storage plot (built by `cluster init`), whose root is in the genesis. */
+  storagePlotFile: file,
+  stoq: z
+    .strictObject({
+      host: z.string().min(1).max(253).default(DEFAULT_LISTEN_HOST),
+      port: z.int().min(0).max(65_535).default(DEFAULT_STOQ_PORT),
+      transport: z.enum(['quic', 'tls']).default('quic'),
+      authMode: z.enum(['strict', 'delegated']).default('delegated'),
+    })
+    .default({
+      host: DEFAULT_LISTEN_HOST,
+      port: DEFAULT_STOQ_PORT,
+      transport: 'quic',
+      authMode: 'delegated',
+    }),
+  /** Prometheus endpoint (GET /metrics); null turns it off. */
+  metrics: listenAddress
+    .nullable()
+    .default({ host: DEFAULT_LISTEN_HOST, port: DEFAULT_METRICS_PORT }),
+  /** The other validators: name (as in genesis and their certificates) and STOQ address. */
+  peers: z
+    .array(z.strictObject({ name: nodeName, address: peerAddress }))
+    .default([])
+    .superRefine((peers, ctx) => {
+      const seen = new Set<string>();
+      peers.forEach((peer, index) => {
+        if (seen.has(peer.name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [index, 'name'],
+            message: `peer "${peer.name}" is listed twice`,
+          });
+        }
+        seen.add(peer.name);
+      });
+    }),
+  logLevel: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]).default('info'),
+});
+
+export type ValidatorNodeConfig = z.infer<typeof validatorNodeConfigSchema>;
+
+/** The environment variables that override configuration fields (docs/node.md). */
+export const NODE_ENV_OVERRIDES = {
+  HYPERMESH_STOQ_HOST: 'stoq.host',
+  HYPERMESH_STOQ_PORT: 'stoq.port',
+  HYPERMESH_METRICS_HOST: 'metrics.host',
+  HYPERMESH_METRICS_PORT: 'metrics.port ("off" disables metrics)',
+  HYPERMESH_DATA_DIR: 'dataDir',
+  HYPERMESH_LOG_LEVEL: 'logLevel',
+} as const;
+
+function envPort(variable: string, value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535) {
+    throw new CliError(`environment variable ${variable}="${value}" is not a port (0-65535)`);
+  }
+  return port;
+}
+
+function applyEnv(config: ValidatorNodeConfig, env: NodeJS.ProcessEnv): void {
+  const value = (name: keyof typeof NODE_ENV_OVERRIDES): string | undefined => {
+    const found = env[name];
+    return found === undefined || found === '' ? undefined : found;
+  };
+  const stoqHost = value('HYPERMESH_STOQ_HOST');
+  if (stoqHost !== undefined) config.stoq.host = stoqHost;
+  const stoqPort = value('HYPERMESH_STOQ_PORT');
+  if (stoqPort !== undefined) config.stoq.port = envPort('HYPERMESH_STOQ_PORT', stoqPort);
+  const metricsPort = value('HYPERMESH_METRICS_PORT');
+  const metricsHost = value('HYPERMESH_METRICS_HOST');
+  if (metricsPort === 'off') {
+    config.metrics = null;
+  } else if (metricsPort !== undefined || metricsHost !== undefined) {
+    config.metrics = {
+      host: metricsHost ?? config.metrics?.host ?? DEFAULT_LISTEN_HOST,
+      port:
+        metricsPort === undefined
+          ? (config.metrics?.port ?? DEFAULT_METRICS_PORT)
+          : envPort('HYPERMESH_METRICS_PORT', metricsPort),
+    };
+  }
+  const dataDir = value('HYPERMESH_DATA_DIR');
+  if (dataDir !== undefined) config.dataDir = dataDir;
+  const logLevel = value('HYPERMESH_LOG_LEVEL');
+  if (logLevel !== undefined) {
+    if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+      throw new CliError(
+        `environment variable HYPERMESH_LOG_LEVEL="${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`,
+      );
+    }
+    config.logLevel = logLevel as LogLevel;
+  }
+}
+
+/**
+ * Checks a parsed JSON document against the schema, applies the environment overrides and
+ * resolves every path against `baseDir`. `source` names the file in error messages.
+ */
+export function parseValidatorNodeConfig(
+  input: unknown,
+  options: { baseDir: string; source: string; env?: NodeJS.ProcessEnv },
+): ValidatorNodeConfig {
+  const result = validatorNodeConfigSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues
+      .map((issue) => `  ${formatPath(issue.path) || '(root)'}: ${issue.message}`)
+      .join('\n');
+    throw new CliError(`invalid node configuration ${options.source}:\n${problems}`);
+  }
+  const config = result.data;
+  applyEnv(config, options.env ?? {});
+  const resolve = (file: string): string => path.resolve(options.baseDir, file);
+  config.dataDir = resolve(config.dataDir);
+  config.genesisFile = resolve(config.genesisFile);
+  config.identity.keyFile = resolve(config.identity.keyFile);
+  config.identity.certificateFile = resolve(config.identity.certificateFile);
+  config.trust.rootsFile = resolve(config.trust.rootsFile);
+  if (config.trust.revokedSerialsFile !== undefined) {
+    config.trust.revokedSerialsFile = resolve(config.trust.revokedSerialsFile);
+  }
+  config.storagePlotFile = resolve(config.storagePlotFile);
+  return config;
+}
+
+function formatPath(segments: readonly PropertyKey[]): string {
+  return segments
+    .map((segment, index) =>
+      typeof segment === 'number' ? `[${segment}]` : `${index === 0 ? '' : '.'}${String(segment)}`,
+    )
+    .join('');
+}
+
+export async function loadValidatorNodeConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ValidatorNodeConfig> {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read node configuration ${absolute}: ${(error as Error).message}`);
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(
+      `node configuration ${absolute} is not valid JSON: ${(error as Error).message}`,
+    );
+  }
+  return parseValidatorNodeConfig(input, {
+    baseDir: path.dirname(absolute),
+    source: absolute,
+    env,
+  });
+}

@@ -1,0 +1,125 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * The node's consensus metrics (Prometheus, on the registry the node serves at /metrics).
+ * Values that are cheap to read are sampled at scrape time through `collect`, so they are never
+ * stale; per-block values are updated from the driver's commit events.
+ */
+export interface NodeMetricSources {
+  /** Latest committed height (0 before the first block). */
+  committedHeight(): number;
+  /** The height and round the node is deciding now. */
+  progress(): { height: number; round: number };
+  /** Peers with a live consensus connection. */
+  connectedPeers(): readonly string[];
+  /** Voting power of this node plus its connected peers, and of the whole validator set. */
+  votingPower(): { online: number; total: number };
+  mempoolSize(): number;
+  walBytes(): number;
+  storeBytes(): { database: number; wal: number };
+}
+
+export interface NodeMetrics {
+  /** Records one committed block: its latency, transactions and evidence. */
+  committed(block: { latencySeconds: number; txs: number; evidence: number }): void;
+}
+
+export function createNodeMetrics(registry: Registry, sources: NodeMetricSources): NodeMetrics {
+  const registers = [registry];
+  new Gauge({
+    name: 'hypermesh_consensus_height',
+    help: 'Latest committed block height',
+    registers,
+    collect() {
+      this.set(sources.committedHeight());
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_round',
+    help: 'Round of the height being decided (0 when the first round succeeds)',
+    registers,
+    collect() {
+      this.set(sources.progress().round);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_peers_connected',
+    help: 'Validators this node has a live consensus connection with',
+    registers,
+    collect() {
+      this.set(sources.connectedPeers().length);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_online_voting_power',
+    help: 'Voting power of this node and the peers it is connected to',
+    registers,
+    collect() {
+      this.set(sources.votingPower().online);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_total_voting_power',
+    help: 'Voting power of the whole validator set',
+    registers,
+    collect() {
+      this.set(sources.votingPower().total);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_mempool_size',
+    help: 'Transactions waiting in the mempool',
+    registers,
+    collect() {
+      this.set(sources.mempoolSize());
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_wal_bytes',
+    help: 'Size of the consensus write-ahead log',
+    registers,
+    collect() {
+      this.set(sources.walBytes());
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_store_bytes',
+    help: 'Size of the node store: the SQLite database and its -wal file',
+    labelNames: ['file'],
+    registers,
+    collect() {
+      const sizes = sources.storeBytes();
+      this.set({ file: 'database' }, sizes.database);
+      this.set({ file: 'wal' }, sizes.wal);
+    },
+  });
+  const latency = new Histogram({
+    name: 'hypermesh_consensus_commit_latency_seconds',
+    help: 'Time from the start of a height to its commit on this node',
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30],
+    registers,
+  });
+  const blocks = new Counter({
+    name: 'hypermesh_consensus_blocks_committed_total',
+    help: 'Blocks this node committed',
+    registers,
+  });
+  const txs = new Counter({
+    name: 'hypermesh_consensus_txs_committed_total',
+    help: 'Transactions in blocks this node committed',
+    registers,
+  });
+  const evidence = new Counter({
+    name: 'hypermesh_consensus_evidence_total',
+    help: 'Evidence of misbehaviour (duplicate votes) included in committed blocks',
+    registers,
+  });
+  return {
+    committed: (block) => {
+      latency.observe(block.latencySeconds);
+      blocks.inc();
+      txs.inc(block.txs);
+      evidence.inc(block.evidence);
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { createNodeRpcClient, type NodeRpcClient } from '../consensus/net/index.js';
+import { CliError } from './cli-error.js';
+import { readClusterFile } from './cluster-file.js';
+import { CLUSTER_FILES } from './cluster-init.js';
+import { readClusterLayout } from './cluster-layout.js';
+import { DEFAULT_DEV_DIR, DEFAULT_LISTEN_HOST, type NodeConfig } from './config.js';
+import { createLogger } from './log.js';
+import { buildStoqParts } from './stoq-node.js';
+
+/**
+ * What the operator tools (`status`, `block verify`, `tx`, `query`) need to reach a cluster:
+ * its nodes' STOQ addresses, the operator's client identity and the trust roots.
+ */
+export interface ClusterTarget {
+  readonly source: string;
+  readonly chainId: string;
+  readonly genesisFile: string;
+  readonly trustRootsFile: string;
+  readonly operator: { readonly keyFile: string; readonly certificateFile: string };
+  readonly nodes: readonly {
+    readonly name: string;
+    readonly id: string;
+    readonly stoq: { readonly host: string; readonly port: number };
+    readonly metrics: string | null;
+  }[];
+}
+
+export const DEFAULT_CLUSTER_FILE = path.join(DEFAULT_DEV_DIR, CLUSTER_FILES.clusterJson);
+
+/**
+ * Reads `--cluster`: a cluster.json written by `hypermesh dev`, or a directory written by
+ * `cluster init` (its cluster.json if there is one, else its genesis and node configurations).
+ */
+export async function loadClusterTarget(
+  location: string = DEFAULT_CLUSTER_FILE,
+): Promise<ClusterTarget> {
+  const absolute = path.resolve(location);
+  const info = await stat(absolute).catch(() => null);
+  if (info?.isDirectory()) {
+    const file = path.join(absolute, CLUSTER_FILES.clusterJson);
+    if (await stat(file).catch(() => null)) return loadClusterTarget(file);
+    const layout = await readClusterLayout(absolute);
+    return {
+      source: absolute,
+      chainId: layout.chainId,
+      genesisFile: layout.genesisFile,
+      trustRootsFile: layout.trustRootsFile,
+      operator: layout.operator,
+      nodes: layout.nodes.map((node) => ({
+        name: node.name,
+        id: node.id,
+        stoq: node.stoq,
+        metrics: `http://${node.metrics.host.includes(':') ? `[${node.metrics.host}]` : node.metrics.host}:${node.metrics.port}/metrics`,
+      })),
+    };
+  }
+  const cluster = await readClusterFile(absolute);
+  return {
+    source: absolute,
+    chainId: cluster.chainId,
+    genesisFile: cluster.genesisFile,
+    trustRootsFile: cluster.trustRootsFile,
+    operator: cluster.operator,
+    nodes: cluster.nodes.map((node) => ({
+      name: node.name,
+      id: node.id,
+      stoq: node.stoq,
+      metrics: node.metrics,
+    })),
+  };
+}
+
+/** Picks a node of the target by name, validator address or `host:port`. */
+export function findNode(target: ClusterTarget, wanted: string): ClusterTarget['nodes'][number] {
+  const found = target.nodes.find(
+    (node) =>
+      node.name === wanted ||
+      node.id === wanted ||
+      `${node.stoq.host}:${node.stoq.port}` === wanted ||
+      `[${node.stoq.host}]:${node.stoq.port}` === wanted,
+  );
+  if (found === undefined) {
+    throw new CliError(
+      `no node "${wanted}" in ${target.source}; nodes: ${target.nodes.map((node) => `${node.name} (${node.stoq.host}:${node.stoq.port})`).join(', ')}`,
+    );
+  }
+  return found;
+}
+
+export interface OperatorSession {
+  client(node: string): NodeRpcClient;
+  close(): Promise<void>;
+}
+
+/** A STOQ client endpoint with the operator's identity, able to call every node's API. */
+export async function openOperatorSession(target: ClusterTarget): Promise<OperatorSession> {
+  const config: NodeConfig = {
+    cluster: target.chainId,
+    name: CLUSTER_FILES.operatorName,
+    transport: 'quic',
+    listen: { host: DEFAULT_LISTEN_HOST, port: 0 },
+    auth: { mode: 'delegated', delegationTtlSeconds: 3600 },
+    identity: {
+      keyFile: target.operator.keyFile,
+      certificateFile: target.operator.certificateFile,
+    },
+    trust: { rootsFile: target.trustRootsFile },
+    peers: Object.fromEntries(target.nodes.map((node) => [node.name, [node.stoq]])),
+    metrics: null,
+  };
+  const logger = createLogger({ node: CLUSTER_FILES.operatorName }, undefined, 'error');
+  const parts = await buildStoqParts(config, logger).catch((error: unknown) => {
+    throw error instanceof CliError
+      ? error
+      : new CliError(`cannot load the operator identity: ${(error as Error).message}`, 1);
+  });
+  return {
+    client: (node) => createNodeRpcClient({ endpoint: parts.endpoint, peer: node }),
+    close: () => parts.close(),
+  };
+}

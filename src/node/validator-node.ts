@@ -1,0 +1,426 @@
+import { mkdir } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { toHex, bytesEqual } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import { defaultFalcon } from '../crypto/falcon.js';
+import { readKeyFile } from '../crypto/keyfile.js';
+import { HyperMeshError } from '../codec/error.js';
+import {
+  TX_RESULT_QUERY,
+  createApplication,
+  decodeRecordedTxResult,
+  stampOf,
+} from '../consensus/application/index.js';
+import type { Application } from '../consensus/app.js';
+import { ConsensusDriver, type CommitInfo } from '../consensus/driver/index.js';
+import { genesisHash, type GenesisDocument, type GenesisValidator } from '../consensus/genesis.js';
+import { Mempool } from '../consensus/mempool.js';
+import {
+  createStoqConsensusNetwork,
+  registerNodeRpc,
+  type NodeRpcHandlers,
+  type NodeStatusRecord,
+  type StoqConsensusNetwork,
+} from '../consensus/net/index.js';
+import { createBlockProofs, loadStoragePlot } from '../consensus/pos/index.js';
+import { validatorAddress } from '../consensus/validator-set.js';
+import { createKvModule } from '../kv/index.js';
+import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
+import { StoqError, StoqErrorCode, type SocketAddress } from '../stoq/index.js';
+import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
+import { CliError } from './cli-error.js';
+import { readGenesisFile } from './cluster-layout.js';
+import type { NodeConfig } from './config.js';
+import type { Logger } from './log.js';
+import type { ValidatorNodeConfig } from './node-config.js';
+import { createNodeMetrics } from './node-metrics.js';
+import { COMMIT_LOG_MESSAGE } from './node-process.js';
+import { buildStoqParts, type StoqParts } from './stoq-node.js';
+import { createTxGossip } from './tx-gossip.js';
+import { packageVersion } from './version.js';
+
+/**
+ * A running consensus node (`hypermesh node start`): the store, the application (router + kv
+ * module), the mempool, STOQ with the consensus network and the node API, the four-part proof,
+ * the consensus driver and the metrics endpoint — wired from one configuration file.
+ */
+export interface ValidatorNode {
+  readonly config: ValidatorNodeConfig;
+  readonly genesis: GenesisDocument;
+  /** Validator address (hex of the first 20 bytes of SHA-256 of its Ed25519 key). */
+  readonly id: string;
+  readonly uri: string;
+  readonly stoq: SocketAddress;
+  readonly metricsUrl: string | null;
+  readonly driver: ConsensusDriver;
+  /** Resolves if consensus halts (the store or WAL failed); the node should then exit. */
+  readonly halted: Promise<Error>;
+  stop(): Promise<void>;
+}
+
+export const STORE_FILE = 'store.sqlite';
+export const SIGNER_STATE_FILE = 'signer-state.json';
+
+/** `host:port`, with IPv6 hosts in brackets. */
+export function formatHostPort(address: { host: string; port: number }): string {
+  return address.host.includes(':')
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
+}
+
+function passphraseOf(config: ValidatorNodeConfig): string | undefined {
+  const variable = config.identity.passphraseEnv;
+  if (variable === undefined) return undefined;
+  const value = process.env[variable];
+  if (value === undefined || value === '') {
+    throw new CliError(`environment variable ${variable} (identity.passphraseEnv) is not set`);
+  }
+  return value;
+}
+
+/** The STOQ node configuration this node's endpoint is built from (stoq-node.ts). */
+function stoqConfigOf(config: ValidatorNodeConfig, chainId: string): NodeConfig {
+  const passphraseEnv = config.identity.passphraseEnv;
+  const revoked = config.trust.revokedSerialsFile;
+  return {
+    cluster: chainId,
+    name: config.name,
+    transport: config.stoq.transport,
+    listen: { host: config.stoq.host, port: config.stoq.port },
+    auth: { mode: config.stoq.authMode, delegationTtlSeconds: 3600 },
+    identity: {
+      keyFile: config.identity.keyFile,
+      certificateFile: config.identity.certificateFile,
+      ...(passphraseEnv === undefined ? {} : { passphraseEnv }),
+    },
+    trust: {
+      rootsFile: config.trust.rootsFile,
+      ...(revoked === undefined ? {} : { revokedSerialsFile: revoked }),
+    },
+    peers: Object.fromEntries(config.peers.map((peer) => [peer.name, [peer.address]])),
+    metrics: null,
+  };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof HyperMeshError) return `${error.message} [${error.code}]`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function fileBytes(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Runs `work`, turning any failure into a CliError that says which step failed. Exit code 2:
+ * a file the configuration names is unusable; 1: the node could not start for another reason.
+ */
+async function step<T>(what: string, work: () => T | Promise<T>, exitCode = 1): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`${what}: ${describe(error)}`, exitCode);
+  }
+}
+
+export async function startValidatorNode(
+  config: ValidatorNodeConfig,
+  logger: Logger,
+): Promise<ValidatorNode> {
+  const genesis = await readGenesisFile(config.genesisFile);
+  const entry: GenesisValidator | undefined = genesis.validators.find(
+    (validator) => validator.name === config.name,
+  );
+  if (entry === undefined) {
+    throw new CliError(
+      `node "${config.name}" is not a validator in ${config.genesisFile} (validators: ${genesis.validators.map((v) => v.name).join(', ')})`,
+    );
+  }
+  const passphrase = passphraseOf(config);
+  const identity = await step(
+    `cannot read key file ${config.identity.keyFile}`,
+    () =>
+      readKeyFile(config.identity.keyFile, {
+        kind: 'node-identity',
+        ...(passphrase === undefined ? {} : { passphrase }),
+      }),
+    2,
+  );
+  const publicKey = ed25519RawPublicKey(identity.keys.ed25519.publicKey);
+  if (!bytesEqual(publicKey, entry.publicKey)) {
+    throw new CliError(
+      `key file ${config.identity.keyFile} holds Ed25519 key ${toHex(publicKey)}, but genesis registers ${toHex(entry.publicKey)} for ${config.name}`,
+    );
+  }
+  if (!bytesEqual(identity.keys.falcon.publicKey, entry.pqPublicKey)) {
+    throw new CliError(
+      `key file ${config.identity.keyFile} holds another FALCON-1024 key than genesis registers for ${config.name}`,
+    );
+  }
+  const plot = await step(
+    'cannot load the storage plot',
+    () => loadStoragePlot(config.storagePlotFile, genesis.proof.space, entry.storageRoot),
+    2,
+  );
+  const id = validatorAddress(publicKey);
+  const hash = genesisHash(genesis);
+  const powerByName = new Map(genesis.validators.map((v) => [v.name, v.power]));
+  const totalPower = genesis.validators.reduce((sum, v) => sum + v.power, 0);
+
+  const closers: Array<() => unknown> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        logger.warn('error while stopping', { error: describe(error) });
+      }
+    }
+    closers.length = 0;
+  };
+
+  try {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    const storePath = path.join(config.dataDir, STORE_FILE);
+    const walPath = consensusWalPathFor(storePath);
+    const store: NodeStore = await step(`cannot open the store ${storePath}`, () =>
+      openStore(storePath),
+    );
+    closers.push(() => store.close());
+
+    const app: Application = createApplication({
+      chainId: genesis.chainId,
+      state: store.state,
+      modules: [createKvModule()],
+      stampDifficulty: genesis.proof.work.stampDifficulty,
+    });
+    const mempool = new Mempool(app);
+
+    const parts: StoqParts = await step('cannot set up STOQ', () =>
+      buildStoqParts(stoqConfigOf(config, genesis.chainId), logger),
+    );
+    closers.push(() => parts.close());
+
+    const network: StoqConsensusNetwork = createStoqConsensusNetwork({
+      endpoint: parts.endpoint,
+      self: config.name,
+      peers: config.peers.map((peer) => ({ id: peer.name, address: formatHostPort(peer.address) })),
+      blockSource: (from, to, limit) =>
+        store.blocks.range(from, to, limit).map((committed) => ({
+          height: committed.block.height,
+          block: committed.block.bytes,
+          commit: committed.commit,
+        })),
+      logger: {
+        info: (message, fields) => logger.debug(message, { component: 'consensus.net', ...fields }),
+        warn: (message, fields) => logger.warn(message, { component: 'consensus.net', ...fields }),
+        error: (message, fields) =>
+          logger.error(message, { component: 'consensus.net', ...fields }),
+      },
+      registry: parts.registry,
+    });
+    closers.push(() => network.close());
+    const txGossip = createTxGossip(network);
+    closers.push(() => txGossip.close());
+    mempool.onAdmitted((tx, origin) => {
+      if (origin === 'local') txGossip.push(tx);
+    });
+
+    let driver: ConsensusDriver | null = null;
+    const running = (): ConsensusDriver => {
+      if (driver === null) {
+        throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the node is starting', {
+          reason: 'starting',
+        });
+      }
+      return driver;
+    };
+    registerNodeRpc(parts.endpoint, nodeRpcHandlers({ running, app, mempool, store, config, id }));
+
+    const stoq = await step(`cannot listen on ${formatHostPort(config.stoq)}`, () =>
+      parts.endpoint.listen({ host: config.stoq.host, port: config.stoq.port }),
+    );
+
+    const proofs = createBlockProofs({
+      genesis,
+      genesisHash: hash,
+      stampOf,
+      self: {
+        privateKey: identity.keys.ed25519.privateKey,
+        plot,
+        networkAddress: `stoq://${formatHostPort(stoq)}`,
+      },
+    });
+    const consensus = new ConsensusDriver({
+      genesis,
+      store,
+      walPath,
+      signerStatePath: path.join(config.dataDir, SIGNER_STATE_FILE),
+      self: {
+        privateKey: identity.keys.ed25519.privateKey,
+        falconSecretKey: identity.keys.falcon.secretKey,
+        falcon: defaultFalcon(),
+      },
+      app,
+      mempool,
+      network,
+      proofs,
+      log: (level, message, fields) => {
+        // The node logs each commit itself, with more fields (see the 'commit' listener).
+        if (message === COMMIT_LOG_MESSAGE) return;
+        logger[level](message, { component: 'consensus', ...fields });
+      },
+    });
+    closers.push(() => consensus.stop());
+
+    const metrics = createNodeMetrics(parts.registry, {
+      committedHeight: () => consensus.status().committedHeight,
+      progress: () => {
+        const status = consensus.status();
+        return { height: status.height, round: status.round };
+      },
+      connectedPeers: () => network.peers(),
+      votingPower: () => ({
+        online: network
+          .peers()
+          .reduce((sum, peer) => sum + (powerByName.get(peer) ?? 0), entry.power),
+        total: totalPower,
+      }),
+      mempoolSize: () => mempool.size(),
+      walBytes: () => fileBytes(walPath),
+      storeBytes: () => store.fileSizes(),
+    });
+    consensus.on('commit', (info: CommitInfo) => {
+      const evidence = store.blocks.evidenceAt(info.height).length;
+      metrics.committed({ latencySeconds: info.latencyMs / 1000, txs: info.txs, evidence });
+      logger.info(COMMIT_LOG_MESSAGE, {
+        height: info.height,
+        round: info.round,
+        txs: info.txs,
+        evidence,
+        hash: info.blockHash,
+        stateRoot: info.stateRoot,
+        latencyMs: info.latencyMs,
+        source: info.source,
+      });
+    });
+    consensus.on('evidence', (evidence) => {
+      logger.warn('equivocation evidence', {
+        validator: evidence.voteA.validator,
+        height: evidence.voteA.height,
+        round: evidence.voteA.round,
+      });
+    });
+    const halted = new Promise<Error>((resolve) => consensus.once('halted', resolve));
+
+    network.start();
+    await step('cannot start consensus', () => consensus.start());
+    driver = consensus;
+
+    let metricsServer: MetricsServer | null = null;
+    if (config.metrics !== null) {
+      const where = config.metrics;
+      metricsServer = await step(`cannot serve metrics on ${formatHostPort(where)}`, () =>
+        startMetricsServer(parts.registry, where),
+      );
+      const server = metricsServer;
+      closers.push(() => server.close());
+    }
+
+    let stopped = false;
+    return {
+      config,
+      genesis,
+      id,
+      uri: parts.uri,
+      stoq,
+      metricsUrl: metricsServer?.url ?? null,
+      driver: consensus,
+      halted,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        await closeAll();
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+interface HandlerDeps {
+  readonly running: () => ConsensusDriver;
+  readonly app: Application;
+  readonly mempool: Mempool;
+  readonly store: NodeStore;
+  readonly config: ValidatorNodeConfig;
+  readonly id: string;
+}
+
+/** The node API (consensus/net/node-rpc.ts) served from this node's parts. */
+function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
+  const { app, mempool, store, config, id } = deps;
+  return {
+    submitTx: (tx) => {
+      deps.running();
+      return mempool.add(tx);
+    },
+    txStatus: (txHash) => {
+      if (mempool.has(txHash)) return { status: 'pending' };
+      const answer = app.query({ path: TX_RESULT_QUERY, data: txHash });
+      if (answer.value === null) return { status: 'unknown' };
+      const result = decodeRecordedTxResult(answer.value);
+      return { status: 'committed', ...result };
+    },
+    query: (request) => app.query(request),
+    status: () => statusRecord(deps.running(), config, id, store),
+    getBlock: (height) => {
+      const stored = store.blocks.byHeight(height);
+      const commit = store.blocks.commitAt(height);
+      if (stored === null || commit === null) return null;
+      return { height, block: stored.bytes, commit };
+    },
+  };
+}
+
+/** The driver's status as the node API's flat record (docs/node.md, "status"). */
+export function statusRecord(
+  driver: ConsensusDriver,
+  config: ValidatorNodeConfig,
+  id: string,
+  store: NodeStore,
+): NodeStatusRecord {
+  const status = driver.status();
+  const sizes = store.fileSizes();
+  return {
+    node: config.name,
+    id,
+    version: packageVersion(),
+    running: status.running,
+    halted: status.halted,
+    syncing: status.syncing,
+    committedHeight: status.committedHeight,
+    height: status.height,
+    round: status.round,
+    step: status.step,
+    lastCommitTime: status.lastCommitTime,
+    lastBlockTime: status.lastBlockTime,
+    validatorCount: status.validators.count,
+    totalPower: status.validators.totalPower,
+    validatorSetHash: status.validators.hash,
+    proposer: status.validators.proposer,
+    peersConnected: status.peers.map((peer) => peer.peer),
+    peerHeights: Object.fromEntries(status.peers.map((peer) => [peer.peer, peer.committedHeight])),
+    mempoolSize: status.mempoolSize,
+    pendingEvidence: status.pendingEvidence,
+    walBytes: status.wal.bytes,
+    storeBytes: sizes.database + sizes.wal,
+  };
+}

@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
+import { readKeyFile } from '../../src/crypto/keyfile.js';
+import { certificateFalconKey, certificateIdentity, pemToDerList } from '../../src/crypto/x509.js';
+import { DEV_PROOF_PARAMS, parseGenesisJson } from '../../src/consensus/genesis.js';
+import { loadStoragePlot } from '../../src/consensus/pos/index.js';
+import { validatorAddress } from '../../src/consensus/validator-set.js';
+import { main } from '../../src/node/cli.js';
+import { CliError } from '../../src/node/cli-error.js';
+import { initCluster } from '../../src/node/cluster-init.js';
+import { readClusterLayout } from '../../src/node/cluster-layout.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'hypermesh-cluster-init-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(args, {
+    out: (text) => void (out += text),
+    err: (text) => void (err += text),
+  });
+  return { code, out, err };
+}
+
+async function mode(file: string): Promise<number> {
+  return (await stat(file)).mode & 0o777;
+}
+
+describe('hypermesh cluster init', () => {
+  it('writes keys, certificates, plots, configs and a genesis that agree with each other', async () => {
+    const out = path.join(root, 'four');
+    const result = await run([
+      'cluster',
+      'init',
+      '--validators',
+      '4',
+      '--out',
+      out,
+      '--chain-id',
+      'testnet-1',
+      '--base-port',
+      '19300',
+      '--metrics-base-port',
+      '19400',
+    ]);
+    assert.equal(result.code, 0, result.err);
+    for (const name of ['node-1', 'node-2', 'node-3', 'node-4']) {
+      assert.match(
+        result.out,
+        new RegExp(`${name} +[0-9a-f]{40} +keys, certificate, storage plot`),
+      );
+    }
+    assert.deepEqual((await readdir(out)).sort(), [
+      'ca',
+      'genesis.json',
+      'node-1',
+      'node-2',
+      'node-3',
+      'node-4',
+      'operator',
+    ]);
+    assert.equal(
+      (await readdir(root)).filter((entry) => entry.includes('.tmp-')).length,
+      0,
+      'no staging directory is left behind',
+    );
+
+    const genesis = parseGenesisJson(await readFile(path.join(out, 'genesis.json'), 'utf8'));
+    assert.equal(genesis.chainId, 'testnet-1');
+    assert.deepEqual(genesis.proof, DEV_PROOF_PARAMS);
+    assert.equal(genesis.consensus.requirePq, true);
+    assert.equal(genesis.validators.length, 4);
+
+    for (const [index, validator] of genesis.validators.entries()) {
+      const dir = path.join(out, validator.name);
+      const keyFile = path.join(dir, `${validator.name}.key`);
+      assert.equal(await mode(keyFile), 0o600, `${keyFile} is private`);
+      assert.equal(await mode(path.join(dir, 'storage.plot')), 0o600);
+      const identity = await readKeyFile(keyFile, { kind: 'node-identity' });
+      assert.deepEqual(ed25519RawPublicKey(identity.keys.ed25519.publicKey), validator.publicKey);
+      assert.deepEqual(identity.keys.falcon.publicKey, validator.pqPublicKey);
+
+      const chain = pemToDerList(await readFile(path.join(dir, `${validator.name}.pem`), 'utf8'));
+      const leaf = chain[0] as Uint8Array;
+      assert.equal(certificateIdentity(leaf).uri, `spiffe://testnet-1/validator/${validator.name}`);
+      assert.deepEqual(certificateFalconKey(leaf), validator.pqPublicKey);
+
+      const plot = await loadStoragePlot(
+        path.join(dir, 'storage.plot'),
+        genesis.proof.space,
+        validator.storageRoot,
+      );
+      assert.deepEqual(plot.publicKey, validator.publicKey);
+
+      const config = await loadValidatorNodeConfig(path.join(dir, 'config.json'), {});
+      assert.equal(config.name, validator.name);
+      assert.deepEqual(config.stoq, {
+        host: '127.0.0.1',
+        port: 19300 + index,
+        transport: 'quic',
+        authMode: 'delegated',
+      });
+      assert.deepEqual(config.metrics, { host: '127.0.0.1', port: 19400 + index });
+      assert.deepEqual(
+        config.peers.map((peer) => `${peer.name}@${peer.address.port}`),
+        genesis.validators
+          .map((other, otherIndex) => `${other.name}@${19300 + otherIndex}`)
+          .filter((entry) => !entry.startsWith(`${validator.name}@`)),
+      );
+      assert.equal(config.genesisFile, path.join(out, 'genesis.json'));
+    }
+    assert.equal(await mode(path.join(out, 'ca', 'root.key')), 0o600);
+    assert.equal(await mode(path.join(out, 'operator', 'operator.key')), 0o600);
+    const operatorChain = pemToDerList(
+      await readFile(path.join(out, 'operator', 'operator.pem'), 'utf8'),
+    );
+    assert.equal(
+      certificateIdentity(operatorChain[0] as Uint8Array).uri,
+      'spiffe://testnet-1/client/operator',
+    );
+
+    const layout = await readClusterLayout(out);
+    assert.deepEqual(
+      layout.nodes.map((node) => node.id),
+      genesis.validators.map((validator) => validatorAddress(validator.publicKey)),
+    );
+  });
+
+  it('validates --validators precisely', async () => {
+    for (const [value, shown] of [
+      ['0', '"0"'],
+      ['101', '"101"'],
+      ['four', '"four"'],
+      ['2.5', '"2.5"'],
+    ] as const) {
+      const result = await run(['cluster', 'init', '--validators', value, '--out', root]);
+      assert.equal(result.code, 2);
+      assert.match(
+        result.err,
+        new RegExp(`--validators must be an integer from 1 to 100, got ${shown}`),
+      );
+    }
+    const missing = await run(['cluster', 'init', '--out', path.join(root, 'x')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /--validators is required/);
+    const badChain = await run([
+      'cluster',
+      'init',
+      '--validators',
+      '1',
+      '--out',
+      path.join(root, 'x'),
+      '--chain-id',
+      'Bad Chain',
+    ]);
+    assert.equal(badChain.code, 2);
+    assert.match(badChain.err, /--chain-id "Bad Chain" must be lowercase/);
+    const overlap = await run([
+      'cluster',
+      'init',
+      '--validators',
+      '3',
+      '--out',
+      path.join(root, 'x'),
+      '--base-port',
+      '9000',
+      '--metrics-base-port',
+      '9002',
+    ]);
+    assert.equal(overlap.code, 2);
+    assert.match(overlap.err, /STOQ ports 9000\.\.9002 overlap metrics ports 9002\.\.9004/);
+  });
+
+  it('refuses a non-empty directory, and --force replaces only a cluster directory', async () => {
+    const other = path.join(root, 'not-a-cluster');
+    await mkdir(other);
+    await writeFile(path.join(other, 'notes.txt'), 'keep me\n');
+    const refused = await run(['cluster', 'init', '--validators', '1', '--out', other]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.err, /is not empty; choose another --out or pass --force/);
+    const forced = await run(['cluster', 'init', '--validators', '1', '--out', other, '--force']);
+    assert.equal(forced.code, 2);
+    assert.match(forced.err, /holds no genesis\.json; --force only replaces a cluster directory/);
+    assert.equal(await readFile(path.join(other, 'notes.txt'), 'utf8'), 'keep me\n');
+
+    const cluster = path.join(root, 'replace-me');
+    const first = await initCluster({
+      out: cluster,
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+    });
+    const again = await run(['cluster', 'init', '--validators', '1', '--out', cluster]);
+    assert.equal(again.code, 2);
+    assert.match(again.err, /is not empty/);
+    const second = await initCluster({
+      out: cluster,
+      validators: 2,
+      basePort: 0,
+      metricsBasePort: 0,
+      force: true,
+    });
+    assert.equal(second.nodes.length, 2);
+    assert.notEqual(second.nodes[0]?.id, first.nodes[0]?.id, 'new keys were generated');
+    const genesis = parseGenesisJson(await readFile(path.join(cluster, 'genesis.json'), 'utf8'));
+    assert.equal(genesis.validators.length, 2);
+    assert.equal(
+      (await readdir(root)).filter((entry) => /\.(tmp|old)-/.test(entry)).length,
+      0,
+      'nothing is left beside the cluster directory',
+    );
+  });
+
+  it('leaves nothing behind when the ceremony fails half-way', async () => {
+    const out = path.join(root, 'fails');
+    await assert.rejects(
+      initCluster({
+        out,
+        validators: 2,
+        basePort: 0,
+        metricsBasePort: 0,
+        // The CA and the first keys are written before the plot build refuses these parameters.
+        proofParams: { ...DEV_PROOF_PARAMS, space: { ...DEV_PROOF_PARAMS.space, blockCount: 0 } },
+      }),
+      /blockCount/,
+    );
+    await assert.rejects(stat(out), { code: 'ENOENT' });
+    assert.deepEqual(
+      (await readdir(root)).filter((entry) => entry.startsWith('fails')),
+      [],
+      'the staging directory was removed',
+    );
+    await assert.rejects(
+      initCluster({ out, validators: 0 }),
+      (error: unknown) => error instanceof CliError && /from 1 to 100, got 0/.test(error.message),
+    );
+  });
+});

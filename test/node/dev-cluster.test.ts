@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { main } from '../../src/node/cli.js';
+import { readClusterFile, type ClusterFile } from '../../src/node/cluster-file.js';
+import { hypermeshBin } from '../../src/node/process.js';
+
+/**
+ * `hypermesh dev` end to end, from the built bin (dist/): four validator processes on loopback
+ * with real STOQ, storage and consensus; the operator's `status` over STOQ; a node's metrics;
+ * SIGTERM stops everything.
+ */
+const DEADLINE_MS = 60_000;
+
+let dir: string;
+let dev: ChildProcess | undefined;
+let cluster: ClusterFile | undefined;
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-dev-'));
+});
+after(async () => {
+  if (dev && dev.exitCode === null) dev.kill('SIGKILL');
+  for (const node of cluster?.nodes ?? []) {
+    if (node.pid !== null && alive(node.pid)) process.kill(node.pid, 'SIGKILL');
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+async function status(file: string): Promise<{ code: number; json: StatusJson | null }> {
+  let out = '';
+  const code = await main(['status', '--cluster', file, '--json', '--timeout-ms', '3000'], {
+    out: (text) => void (out += text),
+    err: () => undefined,
+  });
+  return { code, json: out === '' ? null : (JSON.parse(out) as StatusJson) };
+}
+
+interface StatusJson {
+  height: number | null;
+  reachable: number;
+  validatorsOnline: string[];
+  nodes: Array<{ name: string; reachable: boolean; status: Record<string, unknown> | null }>;
+}
+
+/** Polls `check` until it returns a value, with a deadline and the last value in the error. */
+async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    const value = await check().catch((error: unknown) => {
+      last = error;
+      return undefined;
+    });
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`${what} within ${ms} ms; last: ${JSON.stringify(last)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe('hypermesh dev --nodes 4', () => {
+  it('commits, reports status, serves metrics and stops cleanly on SIGTERM', async () => {
+    const started = Date.now();
+    dev = spawn(
+      process.execPath,
+      [
+        hypermeshBin(),
+        'dev',
+        '--nodes',
+        '4',
+        '--dir',
+        dir,
+        '--base-port',
+        '0',
+        '--metrics-base-port',
+        '0',
+        '--start-timeout-ms',
+        String(DEADLINE_MS),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const output: string[] = [];
+    const lines = createInterface({ input: dev.stdout as NodeJS.ReadableStream });
+    const exited = new Promise<number | null>((resolve) => dev?.once('exit', resolve));
+    dev.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    const summary = new Promise<void>((resolve, reject) => {
+      lines.on('line', (line) => {
+        output.push(line);
+        if (/validator\(s\) committing blocks, height \d+/.test(line)) resolve();
+      });
+      void exited.then((code) =>
+        reject(new Error(`dev exited with ${code} before committing:\n${output.join('\n')}`)),
+      );
+    });
+    await withDeadline(summary, DEADLINE_MS, 'the first commits');
+
+    const file = path.join(dir, 'cluster.json');
+    cluster = await readClusterFile(file);
+    assert.equal(cluster.nodes.length, 4);
+    assert.deepEqual(
+      cluster.nodes.map((node) => node.name),
+      ['node-1', 'node-2', 'node-3', 'node-4'],
+    );
+    for (const node of cluster.nodes) {
+      assert.match(node.id, /^[0-9a-f]{40}$/);
+      assert.ok(node.stoq.port > 0);
+      assert.match(node.metrics ?? '', /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      assert.ok(node.pid !== null && alive(node.pid), `${node.name} is running`);
+    }
+    const text = output.join('\n');
+    assert.match(
+      text,
+      /node-1 +[0-9a-f]{40} +127\.0\.0\.1:\d+ +http:\/\/127\.0\.0\.1:\d+\/metrics/,
+    );
+
+    const remaining = DEADLINE_MS - (Date.now() - started);
+    const report = await eventually(
+      async () => {
+        const result = await status(file);
+        const heights = result.json?.nodes.map((node) => node.status?.committedHeight);
+        return result.code === 0 && heights?.every((h) => typeof h === 'number' && h >= 2)
+          ? result.json
+          : undefined;
+      },
+      Math.max(remaining, 5000),
+      'every node at height ≥ 2',
+    );
+    assert.equal(report?.reachable, 4);
+    assert.deepEqual(report?.validatorsOnline, ['node-1', 'node-2', 'node-3', 'node-4']);
+    for (const node of report?.nodes ?? []) {
+      assert.equal(node.status?.halted, null);
+      assert.equal(
+        (node.status?.peersConnected as string[]).length,
+        3,
+        `${node.name} sees 3 peers`,
+      );
+    }
+
+    const metricsUrl = cluster.nodes[0]?.metrics as string;
+    const metrics = await (await fetch(metricsUrl)).text();
+    const height = /^hypermesh_consensus_height (\d+)$/m.exec(metrics);
+    assert.ok(height && Number(height[1]) >= 2, 'the height gauge follows commits');
+    assert.match(metrics, /^hypermesh_consensus_commit_latency_seconds_count [1-9]\d*$/m);
+    assert.match(metrics, /^hypermesh_consensus_peers_connected 3$/m);
+    assert.match(metrics, /^hypermesh_consensus_online_voting_power 40$/m);
+    assert.match(metrics, /^hypermesh_store_bytes\{file="database"\} [1-9]\d*$/m);
+    assert.match(metrics, /^hypermesh_consensus_wal_bytes \d+$/m);
+    assert.match(metrics, /^hypermesh_mempool_size 0$/m);
+
+    const log = await readFile(path.join(dir, 'node-2', 'node.log'), 'utf8');
+    assert.match(log, /"msg":"block committed"/, 'node logs are kept per node');
+
+    dev.kill('SIGTERM');
+    const code = await withDeadline(exited, 30_000, 'dev exiting after SIGTERM');
+    assert.equal(code, 0, output.join('\n'));
+    for (const node of cluster.nodes) {
+      assert.equal(alive(node.pid as number), false, `${node.name} has exited`);
+    }
+    assert.match(output.join('\n'), /all nodes stopped/);
+  });
+});

@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { CommitInfo } from '../../src/consensus/driver/index.js';
+import { parseGenesisJson } from '../../src/consensus/genesis.js';
+import type { NodeRpcClient } from '../../src/consensus/net/index.js';
+import { decodeBlock, encodeBlock } from '../../src/consensus/wire.js';
+import { verifyBlockFromNode, formatBlockVerify } from '../../src/node/block-verify.js';
+import { main } from '../../src/node/cli.js';
+import { initCluster, type ClusterLayout } from '../../src/node/cluster-init.js';
+import { collectClusterStatus, formatClusterStatus } from '../../src/node/cluster-status.js';
+import { createLogger } from '../../src/node/log.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
+import { readKv, operatorKey, submitKvSet } from '../../src/node/kv-tools.js';
+import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+
+/**
+ * One validator in this process (it holds all the voting power, so it commits alone): the node
+ * wiring, its API as the operator tools use it, and `node start`'s refusals.
+ */
+let root: string;
+let layout: ClusterLayout;
+let node: ValidatorNode | undefined;
+const logLines: string[] = [];
+
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'hypermesh-validator-'));
+  layout = await initCluster({
+    out: path.join(root, 'cluster'),
+    validators: 1,
+    basePort: 0,
+    metricsBasePort: 0,
+  });
+});
+after(async () => {
+  await node?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+async function run(args: string[]): Promise<{ code: number; err: string }> {
+  let err = '';
+  const code = await main(args, { out: () => undefined, err: (text) => void (err += text) });
+  return { code, err };
+}
+
+async function waitForHeight(target: ValidatorNode, height: number): Promise<void> {
+  while (target.driver.status().committedHeight < height) {
+    const [info] = (await once(target.driver, 'commit', {
+      signal: AbortSignal.timeout(15_000),
+    })) as [CommitInfo];
+    if (info.height >= height) return;
+  }
+}
+
+describe('a validator node', () => {
+  it('refuses a malformed configuration with exit code 2, naming the file and field', async () => {
+    const bad = path.join(root, 'bad.json');
+    await writeFile(bad, JSON.stringify({ name: 'node-1', dataDir: 'd', stoq: { port: -1 } }));
+    const result = await run(['node', 'start', '--config', bad]);
+    assert.equal(result.code, 2);
+    assert.match(result.err, new RegExp(`invalid node configuration ${bad}`));
+    assert.match(result.err, /stoq\.port: /);
+    assert.match(result.err, /genesisFile: /);
+    const missing = await run(['node', 'start']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /--config is required/);
+  });
+
+  it('refuses to start with a key or plot that genesis does not register', async () => {
+    const configFile = layout.nodes[0]?.configFile as string;
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;
+    const renamed = path.join(path.dirname(configFile), 'renamed.json');
+    await writeFile(renamed, JSON.stringify({ ...config, name: 'node-9' }));
+    const notInGenesis = await run(['node', 'start', '--config', renamed]);
+    assert.equal(notInGenesis.code, 2);
+    assert.match(notInGenesis.err, /node "node-9" is not a validator in .*genesis\.json/);
+
+    const otherKey = path.join(path.dirname(configFile), 'other-key.json');
+    await writeFile(
+      otherKey,
+      JSON.stringify({
+        ...config,
+        identity: { keyFile: '../operator/operator.key', certificateFile: 'node-1.pem' },
+      }),
+    );
+    const wrongKey = await run(['node', 'start', '--config', otherKey]);
+    assert.equal(wrongKey.code, 2);
+    assert.match(wrongKey.err, /holds Ed25519 key [0-9a-f]{64}, but genesis registers/);
+
+    const otherPlot = path.join(path.dirname(configFile), 'other-plot.json');
+    await writeFile(otherPlot, JSON.stringify({ ...config, storagePlotFile: 'missing.plot' }));
+    const noPlot = await run(['node', 'start', '--config', otherPlot]);
+    assert.equal(noPlot.code, 2);
+    assert.match(noPlot.err, /cannot load the storage plot: .*missing\.plot/);
+  });
+
+  it('commits, answers status, serves blocks that verify, and runs kv transactions', async () => {
+    const config = await loadValidatorNodeConfig(layout.nodes[0]?.configFile as string, {});
+    node = await startValidatorNode(
+      config,
+      createLogger({ node: config.name }, (line) => void logLines.push(line), 'info'),
+    );
+    assert.equal(node.id, layout.nodes[0]?.id);
+    await waitForHeight(node, 2);
+    assert.ok(
+      logLines.some((line) => /"msg":"block committed","height":1,/.test(line)),
+      'every commit is logged once, with its height',
+    );
+    assert.equal(
+      logLines.filter((line) => /"msg":"block committed","height":1,/.test(line)).length,
+      1,
+    );
+
+    const target = await loadClusterTarget(layout.dir);
+    const genesis = parseGenesisJson(await readFile(target.genesisFile, 'utf8'));
+    const session = await openOperatorSession(target);
+    try {
+      const status = await collectClusterStatus(target, genesis, session, 5000);
+      assert.equal(status.reachable, 1);
+      assert.ok((status.height ?? 0) >= 2);
+      assert.deepEqual(status.validatorsOnline, ['node-1']);
+      assert.equal(status.onlinePower, status.totalPower);
+      const text = formatClusterStatus(status).join('\n');
+      assert.match(text, /validators online: 1\/1 \(voting power 10\/10\)/);
+
+      const client = session.client('node-1');
+      const report = await verifyBlockFromNode(client, genesis, 2);
+      assert.equal(report.verdict.ok, true, JSON.stringify(report.verdict));
+      assert.deepEqual(
+        report.verdict.parts.map((part) => `${part.part}:${part.ok ? part.coverage : 'bad'}`),
+        ['space:full', 'stake:full', 'work:stamps-only', 'time:full'],
+      );
+      assert.match(formatBlockVerify(report, 'node-1').join('\n'), /stamps-only .*not re-executed/);
+
+      // A node that tampers with the block's consensus proof is caught.
+      const tampering: NodeRpcClient = {
+        ...client,
+        getBlock: async (height, options) => {
+          const real = await client.getBlock(height, options);
+          if (height !== 2) return real;
+          const block = decodeBlock(real.block);
+          const proof = block.header.consensusProof.slice();
+          proof[proof.length - 1] = (proof[proof.length - 1] as number) ^ 1;
+          return {
+            ...real,
+            block: encodeBlock({ ...block, header: { ...block.header, consensusProof: proof } }),
+          };
+        },
+      };
+      const forged = await verifyBlockFromNode(tampering, genesis, 2);
+      assert.equal(forged.verdict.ok, false);
+
+      const privateKey = await operatorKey(target.operator.keyFile);
+      const set = await submitKvSet({
+        client,
+        genesis,
+        privateKey,
+        key: 'greeting',
+        value: 'hello',
+        wait: true,
+        timeoutMs: 15_000,
+      });
+      assert.equal(set.sequence, 0);
+      assert.equal(set.status.status, 'committed');
+      const read = await readKv(client, 'greeting');
+      assert.equal(new TextDecoder().decode(read.value ?? new Uint8Array()), 'hello');
+      const absent = await readKv(client, 'nothing-here');
+      assert.equal(absent.value, null);
+    } finally {
+      await session.close();
+    }
+    await node.stop();
+    node = undefined;
+
+    let out = '';
+    const code = await main(['status', '--cluster', layout.dir, '--timeout-ms', '500'], {
+      out: (text) => void (out += text),
+      err: () => undefined,
+    });
+    assert.equal(code, 1, 'no node answered');
+    assert.match(out, /nodes answering: 0\/1/);
+    assert.match(out, /node-1 .* unreachable: [A-Z_]+/);
+  });
+});
