@@ -56,7 +56,8 @@ export class CanonicalReader {
 
   constructor(input: Uint8Array) {
     this.copied = input.length > SLICE_LIMIT;
-    this.input = this.copied ? input.slice() : input;
+    // Uint8Array.prototype.slice copies even for a Buffer (whose own slice() is a view).
+    this.input = this.copied ? Uint8Array.prototype.slice.call(input) : input;
   }
 
   /** Bytes not read yet. */
@@ -226,7 +227,7 @@ export class CanonicalReader {
     const end = this.offset + length;
     const value = this.copied
       ? this.input.subarray(this.offset, end)
-      : this.input.slice(this.offset, end);
+      : Uint8Array.prototype.slice.call(this.input, this.offset, end);
     this.offset += length;
     return value;
   }

@@ -201,3 +201,14 @@ describe('CanonicalReader', () => {
     );
   });
 });
+
+describe('CanonicalReader and Buffer input', () => {
+  it('returns byte strings that do not alias the input, small or large', () => {
+    for (const size of [8, 200_000]) {
+      const input = Buffer.from(encodeCanonical(new Uint8Array(size).fill(7)));
+      const value = new CanonicalReader(input).readBytes('x', 0, size);
+      input.fill(0);
+      assert.equal(value[0], 7, `size ${size}: the value changed with the input`);
+    }
+  });
+});
