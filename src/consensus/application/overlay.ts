@@ -1,5 +1,6 @@
 import type { StateChange, StateReader } from '../../storage/index.js';
 import { MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES } from '../../storage/index.js';
+import { BoundedMap } from './bounded-map.js';
 import { ApplicationError, ApplicationErrorCode } from './errors.js';
 import type { ModuleState, ModuleStateReader } from './module.js';
 
@@ -11,7 +12,7 @@ import type { ModuleState, ModuleStateReader } from './module.js';
  * Keys are held as latin1 strings of their bytes: one character per byte, so comparing the
  * strings orders keys bytewise, which is how `changes()` orders its output.
  */
-const keyId = (key: Uint8Array): string =>
+export const keyId = (key: Uint8Array): string =>
   Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 
 interface Write {
@@ -24,25 +25,58 @@ export interface StateAccess {
   put(key: Uint8Array, value: Uint8Array | null): void;
 }
 
-export class BlockOverlay implements StateAccess {
-  /** Committed values already read (null: absent). */
-  private readonly committed = new Map<string, Uint8Array | null>();
-  private readonly writes = new Map<string, Write>();
+/** Default number of committed values the router keeps in memory. */
+export const DEFAULT_STATE_CACHE_ENTRIES = 50_000;
 
-  constructor(private readonly state: StateReader) {}
+/**
+ * Reads of the latest committed state, cached while its root stays the same. The root commits
+ * to every key and value (a sparse Merkle tree over the whole state), so an unchanged root
+ * means unchanged values, whatever was written in between; `sync()` re-reads the root (one
+ * query) at the start of every operation and drops the cache when it moved. A transaction
+ * admitted by checkTx is then executed without reading its keys from SQLite again.
+ */
+export class CommittedState {
+  private root: string | undefined;
+  private readonly values: BoundedMap<string, Uint8Array | null>;
 
-  private committedValue(id: string, key: Uint8Array): Uint8Array | null {
-    const cached = this.committed.get(id);
+  constructor(
+    private readonly state: StateReader,
+    capacity: number = DEFAULT_STATE_CACHE_ENTRIES,
+  ) {
+    this.values = new BoundedMap(capacity);
+  }
+
+  sync(): void {
+    const root = Buffer.from(this.state.root()).toString('hex');
+    if (root !== this.root) {
+      this.values.clear();
+      this.root = root;
+    }
+  }
+
+  /** The committed value; callers must not modify it (it may be shared). */
+  getById(id: string, key: Uint8Array): Uint8Array | null {
+    const cached = this.values.get(id);
     if (cached !== undefined) return cached;
     const value = this.state.get(key);
-    this.committed.set(id, value);
+    this.values.set(id, value);
     return value;
   }
+
+  get(key: Uint8Array): Uint8Array | null {
+    return this.getById(keyId(key), key);
+  }
+}
+
+export class BlockOverlay implements StateAccess {
+  private readonly writes = new Map<string, Write>();
+
+  constructor(private readonly committed: CommittedState) {}
 
   getById(id: string, key: Uint8Array): Uint8Array | null {
     const written = this.writes.get(id);
     if (written !== undefined) return written.value;
-    return this.committedValue(id, key);
+    return this.committed.getById(id, key);
   }
 
   get(key: Uint8Array): Uint8Array | null {
@@ -71,7 +105,7 @@ export class BlockOverlay implements StateAccess {
     const changes: StateChange[] = [];
     for (const id of ids) {
       const { key, value } = this.writes.get(id) as Write;
-      const before = this.committedValue(id, key);
+      const before = this.committed.getById(id, key);
       if (value === null ? before === null : before !== null && sameBytes(before, value)) continue;
       changes.push({ key, value });
     }
@@ -162,9 +196,11 @@ export class ModuleView implements ModuleState {
     this.open = false;
   }
 
+  /** A copy: values may be shared with the committed-state cache. */
   get(key: Uint8Array): Uint8Array | null {
     this.ensureOpen();
-    return this.access.get(prefixed(this.prefix, key, this.module));
+    const value = this.access.get(prefixed(this.prefix, key, this.module));
+    return value === null ? null : value.slice();
   }
 
   private write(key: Uint8Array, value: Uint8Array | null): void {

@@ -36,7 +36,13 @@ import {
   TransactionErrorCode,
 } from './errors.js';
 import type { Module, ModuleStateReader } from './module.js';
-import { BlockOverlay, ModuleView, modulePrefix } from './overlay.js';
+import {
+  BlockOverlay,
+  CommittedState,
+  DEFAULT_STATE_CACHE_ENTRIES,
+  ModuleView,
+  modulePrefix,
+} from './overlay.js';
 import type { StateAccess } from './overlay.js';
 import { DEFAULT_RECENT_RESULTS, RecentTxResults, encodeRecordedTxResult } from './tx-results.js';
 import { VerificationCache } from './verification-cache.js';
@@ -62,6 +68,8 @@ export interface ApplicationOptions {
   /** Committed transaction results kept for the `tx/result` query (default 100,000). */
   readonly recentResults?: number;
   readonly verificationCache?: VerificationCacheOptions;
+  /** Committed state values kept in memory between calls (default 50,000). */
+  readonly stateCacheEntries?: number;
 }
 
 export const DEFAULT_MAX_SEQUENCE_LEAD = 64;
@@ -100,7 +108,7 @@ function checkOptions(options: ApplicationOptions): void {
   if (!isUint(stampDifficulty) || stampDifficulty > MAX_STAMP_DIFFICULTY) {
     invalidConfig(`stampDifficulty must be an integer in [0, ${MAX_STAMP_DIFFICULTY}]`);
   }
-  for (const name of ['maxSequenceLead', 'recentResults'] as const) {
+  for (const name of ['maxSequenceLead', 'recentResults', 'stateCacheEntries'] as const) {
     const value = options[name];
     if (value !== undefined && !isUint(value)) {
       invalidConfig(`${name} must be a non-negative integer`);
@@ -156,6 +164,7 @@ class Router implements Application {
   private readonly maxSequenceLead: number;
   private readonly cache: VerificationCache;
   private readonly recent: RecentTxResults;
+  private readonly committedState: CommittedState;
 
   constructor(options: ApplicationOptions) {
     checkOptions(options);
@@ -172,6 +181,10 @@ class Router implements Application {
     this.maxSequenceLead = options.maxSequenceLead ?? DEFAULT_MAX_SEQUENCE_LEAD;
     this.cache = new VerificationCache(options.verificationCache);
     this.recent = new RecentTxResults(options.recentResults ?? DEFAULT_RECENT_RESULTS);
+    this.committedState = new CommittedState(
+      options.state,
+      options.stateCacheEntries ?? DEFAULT_STATE_CACHE_ENTRIES,
+    );
   }
 
   /** Decoding, chain, stamp, signature and module: everything but the sequence. */
@@ -195,8 +208,9 @@ class Router implements Application {
 
   checkTx(tx: Uint8Array): TxCheckResult {
     try {
+      this.committedState.sync();
       const { envelope, module, prefix } = this.admit(tx);
-      const next = decodeSequence(this.state.get(sequenceKey(envelope.sender)));
+      const next = decodeSequence(this.committedState.get(sequenceKey(envelope.sender)));
       if (envelope.sequence < next) {
         throw new TransactionError(
           TransactionErrorCode.SEQUENCE_USED,
@@ -216,7 +230,7 @@ class Router implements Application {
       // transaction: a later one runs after the sender's earlier ones, on a state not known yet.
       // The mempool re-checks its transactions after every commit.
       if (envelope.sequence === next) {
-        const view = new ModuleView(committedReader(this.state), prefix, module.name, false);
+        const view = new ModuleView(this.committedState, prefix, module.name, false);
         try {
           module.check(
             { chainId: this.chainId, txHash: envelope.txHash, state: view },
@@ -295,7 +309,8 @@ class Router implements Application {
   }
 
   private startBlock(height: number): BlockOverlay {
-    const overlay = new BlockOverlay(this.state);
+    this.committedState.sync();
+    const overlay = new BlockOverlay(this.committedState);
     if (height === INITIAL_HEIGHT) {
       for (const { key, value } of this.initialState) overlay.put(key, value);
     }

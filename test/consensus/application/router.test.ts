@@ -243,7 +243,11 @@ describe('application router', () => {
 
   it('is deterministic: fresh stores executing the same blocks agree byte for byte', async () => {
     const a = await open();
-    const b = await open();
+    // b keeps nothing in memory: every read goes to the store, every signature is verified.
+    const b = await open({
+      stateCacheEntries: 0,
+      verificationCache: { maxKeys: 0, maxVerified: 0 },
+    });
     const c = await open();
     const senders = Array.from({ length: 4 }, makeSender);
     const blocks: Uint8Array[][] = [];
