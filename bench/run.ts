@@ -7,7 +7,9 @@ import { formatResult, type BenchSuite } from './report.js';
 
 const suites: Record<string, () => Promise<BenchSuite>> = {
   crypto: async () => (await import('./suites/crypto.js')).default,
+  'consensus-proof': async () => (await import('./suites/consensus-proof.js')).default,
   stoq: async () => (await import('./suites/stoq.js')).default,
+  consensus: async () => (await import('./suites/consensus.js')).default,
 };
 
 const { values, positionals } = parseArgs({

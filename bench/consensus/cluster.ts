@@ -1,0 +1,188 @@
+import { spawn } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NodeRpcClient } from '../../src/consensus/net/index.js';
+import {
+  DEV_PROOF_PARAMS,
+  type GenesisConsensusParams,
+  type GenesisDocument,
+} from '../../src/consensus/genesis.js';
+import { initCluster, type ClusterLayout } from '../../src/node/cluster-init.js';
+import { readGenesisFile } from '../../src/node/cluster-layout.js';
+import {
+  COMMIT_LOG_MESSAGE,
+  spawnValidator,
+  type ValidatorProcess,
+} from '../../src/node/node-process.js';
+import {
+  loadClusterTarget,
+  openOperatorSession,
+  type OperatorSession,
+} from '../../src/node/operator.js';
+
+/**
+ * A local cluster for the consensus benchmark: the genesis ceremony in a temporary directory,
+ * one `hypermesh node start` child process per validator (the built bin, as an operator runs
+ * it), every node's "block committed" log followed with its own timestamp, and `connections`
+ * operator client endpoints — each one its own QUIC connection to every node.
+ */
+export interface CommitEvent {
+  readonly node: string;
+  readonly height: number;
+  /** The round the block was decided in (0 unless earlier rounds failed). */
+  readonly round: number;
+  readonly txs: number;
+  /** The node's wall clock when it logged the commit (ms since the epoch). */
+  readonly time: number;
+}
+
+export interface BenchCluster {
+  readonly layout: ClusterLayout;
+  readonly genesis: GenesisDocument;
+  readonly names: readonly string[];
+  readonly processes: readonly ValidatorProcess[];
+  /** Client endpoints (operator identity); `client(c, node)` uses connection `c`. */
+  client(connection: number, node: string): NodeRpcClient;
+  readonly connections: number;
+  onCommit(listener: (event: CommitEvent) => void): void;
+  /** Warnings and errors the nodes logged, with a count per message. */
+  readonly nodeWarnings: Map<string, number>;
+  close(): Promise<void>;
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+async function newestMtime(dir: string): Promise<number> {
+  let newest = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, await newestMtime(full));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, (await stat(full)).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * The node processes run the built bin (dist/). If a source file is newer than the build, the
+ * build is run first (`tsc -p tsconfig.build.json`), so the benchmark never measures stale code.
+ */
+export async function ensureBuilt(progress: (message: string) => void): Promise<void> {
+  const cli = path.join(repoRoot, 'dist', 'node', 'cli.js');
+  const built = await stat(cli).then(
+    (info) => info.mtimeMs,
+    () => 0,
+  );
+  if (built >= (await newestMtime(path.join(repoRoot, 'src')))) return;
+  progress('dist/ is older than src/: building (tsc -p tsconfig.build.json)');
+  const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.once('exit', resolve);
+  });
+  // tsc emits even when it reports type errors; a missing entry point is what stops us.
+  const after = await stat(cli).then(
+    (info) => info.mtimeMs,
+    () => 0,
+  );
+  if (after === 0) throw new Error(`the build failed (tsc exited with ${code})`);
+  if (code !== 0) progress(`tsc exited with ${code}; running the emitted build anyway`);
+}
+
+export async function startBenchCluster(options: {
+  readonly dir: string;
+  readonly validators: number;
+  readonly stampDifficulty: number;
+  readonly connections: number;
+  readonly progress: (message: string) => void;
+  readonly startTimeoutMs?: number;
+  /** Consensus parameters of the genesis (default: what `cluster init` writes). */
+  readonly consensus?: GenesisConsensusParams;
+}): Promise<BenchCluster> {
+  const { progress } = options;
+  const layout = await initCluster({
+    out: options.dir,
+    validators: options.validators,
+    chainId: 'bench-consensus',
+    basePort: 0,
+    metricsBasePort: 0,
+    proofParams: {
+      ...DEV_PROOF_PARAMS,
+      work: { stampDifficulty: options.stampDifficulty },
+    },
+    ...(options.consensus === undefined ? {} : { consensus: options.consensus }),
+  });
+  const genesis = await readGenesisFile(layout.genesisFile);
+  const listeners: Array<(event: CommitEvent) => void> = [];
+  const nodeWarnings = new Map<string, number>();
+  const processes = layout.nodes.map((node) => {
+    const child = spawnValidator(node.name, node.configFile, {
+      logFile: path.join(node.dir, 'node.log'),
+    });
+    child.onOutput((line) => progress(`[${node.name}] ${line}`));
+    child.onLog((entry) => {
+      if (entry.level === 'warn' || entry.level === 'error') {
+        const key = `${String(entry.level)}: ${String(entry.msg)}`;
+        nodeWarnings.set(key, (nodeWarnings.get(key) ?? 0) + 1);
+      }
+      if (
+        entry.msg !== COMMIT_LOG_MESSAGE ||
+        typeof entry.height !== 'number' ||
+        typeof entry.txs !== 'number' ||
+        typeof entry.round !== 'number' ||
+        typeof entry.time !== 'string'
+      ) {
+        return;
+      }
+      const event: CommitEvent = {
+        node: node.name,
+        height: entry.height,
+        round: entry.round,
+        txs: entry.txs,
+        time: Date.parse(entry.time),
+      };
+      for (const listener of listeners) listener(event);
+    });
+    return child;
+  });
+  const sessions: OperatorSession[] = [];
+  const clients = new Map<string, NodeRpcClient>();
+  const close = async (): Promise<void> => {
+    await Promise.all(sessions.map((session) => session.close().catch(() => undefined)));
+    await Promise.all(processes.map((child) => child.stop(5_000)));
+  };
+  try {
+    await Promise.all(processes.map((child) => child.ready));
+    const timeout = options.startTimeoutMs ?? 60_000;
+    await Promise.all(processes.map((child) => child.waitForHeight(2, timeout)));
+    const target = await loadClusterTarget(layout.dir);
+    for (let i = 0; i < options.connections; i++) sessions.push(await openOperatorSession(target));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    layout,
+    genesis,
+    names: layout.nodes.map((node) => node.name),
+    processes,
+    connections: sessions.length,
+    client: (connection, node) => {
+      const key = `${connection % sessions.length}/${node}`;
+      let client = clients.get(key);
+      if (client === undefined) {
+        const session = sessions[connection % sessions.length];
+        if (session === undefined) throw new Error('no client connection');
+        client = session.client(node);
+        clients.set(key, client);
+      }
+      return client;
+    },
+    onCommit: (listener) => listeners.push(listener),
+    nodeWarnings,
+    close,
+  };
+}

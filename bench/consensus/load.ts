@@ -1,0 +1,255 @@
+import { toHex } from '../../src/crypto/bytes.js';
+import { decodeTransaction } from '../../src/consensus/application/index.js';
+import { StoqError } from '../../src/stoq/index.js';
+import { decodeBlock } from '../../src/consensus/wire.js';
+import type { BenchCluster, CommitEvent } from './cluster.js';
+import type { PreparedLoad } from './transactions.js';
+
+/**
+ * Open-loop load and commit tracking for the consensus benchmark.
+ *
+ * Submission: transaction i is due at `i / rate` seconds after the start, whether or not
+ * earlier calls have returned (open loop), and is sent as soon as it is due, unless `maxInFlight`
+ * calls are outstanding — then the client is the bottleneck and the lag is reported. Sender s's
+ * transactions always go to node `s mod n` over connection `s mod connections`.
+ *
+ * Commits: the observer node's (node-1's) "block committed" log lines give each block's commit
+ * time on the node's own clock; the block is then fetched (`getBlock`) and its transactions
+ * hashed, so each transaction of the load is matched to the block, and the time, it was
+ * committed in. Latency = that commit time − the wall-clock time its submission call started.
+ */
+export interface StepOptions {
+  readonly rate: number;
+  readonly warmupSeconds: number;
+  readonly windowSeconds: number;
+  /** After sending stops: how long to wait for the window's transactions to commit. */
+  readonly drainSeconds: number;
+  readonly maxInFlight: number;
+}
+
+export interface StepResult {
+  readonly rate: number;
+  /** Submissions started per second during the window. */
+  readonly sentRate: number;
+  /** Transactions of this step committed per second during the window (block-aligned). */
+  readonly committedRate: number;
+  /** Blocks the observer committed during the window. */
+  readonly blocks: number;
+  readonly meanBlockTxs: number;
+  /** Highest round a window block was decided in: > 0 means rounds failed (timeouts). */
+  readonly maxRound: number;
+  /** Latency (ms) of every transaction submitted in the window and committed. */
+  readonly latencies: readonly number[];
+  /** Transactions submitted in the window that were not committed by the end of the drain. */
+  readonly uncommitted: number;
+  /** Refusals (by code) and call failures (by STOQ code). */
+  readonly refusals: ReadonlyMap<string, number>;
+  /** How far behind its schedule the client sent, 99th percentile (ms). */
+  readonly lagP99Ms: number;
+}
+
+export interface Submitted {
+  readonly at: number;
+  committedAt: number | null;
+}
+
+interface ObservedBlock {
+  readonly height: number;
+  readonly round: number;
+  readonly time: number;
+  /** Indices (into the current step's load) of the step's transactions in the block. */
+  readonly stepTxs: number;
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] as number;
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Follows the observer's commits and matches block contents to the running step. */
+export class CommitTracker {
+  private readonly observer: string;
+  private fetching: Promise<void> = Promise.resolve();
+  private lastLogged = 0;
+  private lastProcessed = 0;
+  private byHash = new Map<string, Submitted>();
+  private blocks: ObservedBlock[] = [];
+  readonly fetchErrors: string[] = [];
+
+  constructor(private readonly cluster: BenchCluster) {
+    this.observer = cluster.names[0] as string;
+    cluster.onCommit((event) => this.onCommit(event));
+  }
+
+  /** Starts matching commits to `hashes` (the next step's load); earlier blocks are forgotten. */
+  track(hashes: ReadonlyMap<string, Submitted>): void {
+    this.byHash = new Map(hashes);
+    this.blocks = [];
+  }
+
+  observedBlocks(): readonly ObservedBlock[] {
+    return this.blocks;
+  }
+
+  /** Waits until every block the observer logged so far has been fetched and matched. */
+  async settle(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lastProcessed < this.lastLogged && Date.now() < deadline) await pause(20);
+  }
+
+  private onCommit(event: CommitEvent): void {
+    if (event.node !== this.observer || event.height <= this.lastLogged) return;
+    this.lastLogged = event.height;
+    const { height, round, time } = event;
+    this.fetching = this.fetching.then(() => this.match(height, round, time));
+  }
+
+  private async match(height: number, round: number, time: number): Promise<void> {
+    try {
+      const synced = await this.cluster
+        .client(0, this.observer)
+        .getBlock(height, { deadlineMs: 30_000 });
+      const block = decodeBlock(synced.block);
+      let stepTxs = 0;
+      for (const tx of block.transactions) {
+        const submitted = this.byHash.get(toHex(decodeTransaction(tx).txHash));
+        if (submitted === undefined) continue;
+        stepTxs += 1;
+        submitted.committedAt ??= time;
+      }
+      this.blocks.push({ height, round, time, stepTxs });
+    } catch (error) {
+      this.fetchErrors.push(`block ${height}: ${(error as Error).message}`);
+    } finally {
+      this.lastProcessed = Math.max(this.lastProcessed, height);
+    }
+  }
+}
+
+/** Submits one transaction; resolves with null when admitted, else a refusal/failure code. */
+export type Submit = (tx: Uint8Array, node: string, connection: number) => Promise<string | null>;
+
+export function unarySubmit(cluster: BenchCluster): Submit {
+  return async (tx, node, connection) => {
+    try {
+      const result = await cluster.client(connection, node).submitTx(tx, { deadlineMs: 15_000 });
+      return result.ok ? null : result.code;
+    } catch (error) {
+      return error instanceof StoqError ? `call failed: ${error.code}` : 'call failed';
+    }
+  };
+}
+
+export async function runStep(
+  cluster: BenchCluster,
+  tracker: CommitTracker,
+  load: PreparedLoad,
+  submit: Submit,
+  options: StepOptions,
+): Promise<StepResult> {
+  const { rate, warmupSeconds, windowSeconds, maxInFlight } = options;
+  const total = Math.min(load.txs.length, Math.floor(rate * (warmupSeconds + windowSeconds)));
+  const submitted = new Map<string, Submitted>();
+  const records: Submitted[] = new Array(total);
+  for (let i = 0; i < total; i++) {
+    const record: Submitted = { at: 0, committedAt: null };
+    records[i] = record;
+    submitted.set(load.hashes[i] as string, record);
+  }
+  tracker.track(submitted);
+  const refusals = new Map<string, number>();
+  const lags: number[] = [];
+  const nodes = cluster.names;
+  let inFlight = 0;
+  let next = 0;
+  const calls: Promise<void>[] = [];
+  const start = performance.now();
+  const wallStart = Date.now();
+  const windowStart = wallStart + warmupSeconds * 1000;
+  const windowEnd = windowStart + windowSeconds * 1000;
+  while (next < total) {
+    const elapsed = (performance.now() - start) / 1000;
+    const due = Math.min(total, Math.floor(elapsed * rate) + 1);
+    while (next < due && inFlight < maxInFlight) {
+      const i = next++;
+      const sender = load.senderOf(i);
+      const record = records[i] as Submitted;
+      (record as { at: number }).at = Date.now();
+      lags.push(Math.max(0, (performance.now() - start) / 1000 - i / rate) * 1000);
+      inFlight += 1;
+      calls.push(
+        submit(load.txs[i] as Uint8Array, nodes[sender % nodes.length] as string, sender).then(
+          (code) => {
+            inFlight -= 1;
+            if (code !== null) refusals.set(code, (refusals.get(code) ?? 0) + 1);
+          },
+        ),
+      );
+    }
+    // Transaction `next` is due at next / rate seconds.
+    if (next < total) await pause(next < due ? 1 : Math.max(1, (next / rate - elapsed) * 1000));
+  }
+  await Promise.all(calls);
+  const inWindow = records.filter((r) => r.at >= windowStart && r.at < windowEnd);
+  const drainUntil = Date.now() + options.drainSeconds * 1000;
+  while (Date.now() < drainUntil && inWindow.some((r) => r.committedAt === null)) {
+    await tracker.settle(5_000);
+    await pause(100);
+  }
+  await tracker.settle(10_000);
+
+  const blocks = tracker
+    .observedBlocks()
+    .filter((block) => block.time >= windowStart && block.time < windowEnd);
+  let committedRate = 0;
+  const first = blocks[0];
+  const last = blocks[blocks.length - 1];
+  if (first !== undefined && last !== undefined && last.time > first.time) {
+    // Block-aligned: the transactions of the blocks after the first, over the time between the
+    // first and the last block, so a window never counts a partial block interval.
+    const txs = blocks.slice(1).reduce((sum, block) => sum + block.stepTxs, 0);
+    committedRate = txs / ((last.time - first.time) / 1000);
+  } else if (first !== undefined) {
+    committedRate = first.stepTxs / windowSeconds;
+  }
+  const latencies = inWindow
+    .filter((r) => r.committedAt !== null)
+    .map((r) => (r.committedAt as number) - r.at);
+  return {
+    rate,
+    sentRate: inWindow.length / windowSeconds,
+    committedRate,
+    blocks: blocks.length,
+    meanBlockTxs:
+      blocks.length === 0 ? 0 : blocks.reduce((sum, b) => sum + b.stepTxs, 0) / blocks.length,
+    maxRound: blocks.reduce((max, block) => Math.max(max, block.round), 0),
+    latencies,
+    uncommitted: inWindow.length - latencies.length,
+    refusals,
+    lagP99Ms: percentile(lags, 99),
+  };
+}
+
+/** A step sustains its rate if both what was sent and what was committed are within 5 %. */
+export function sustains(result: StepResult, tolerance = 0.05): boolean {
+  const floor = result.rate * (1 - tolerance);
+  return result.sentRate >= floor && result.committedRate >= floor;
+}
+
+export function describeStep(result: StepResult): string {
+  const refusals = [...result.refusals].map(([code, n]) => `${n}x ${code}`).join(', ');
+  return (
+    `offered ${result.rate.toFixed(0)}/s: sent ${result.sentRate.toFixed(0)}/s, committed ` +
+    `${result.committedRate.toFixed(0)}/s in ${result.blocks} blocks (mean ${result.meanBlockTxs.toFixed(0)} txs, ` +
+    `highest round ${result.maxRound}), ` +
+    `p50 ${percentile(result.latencies, 50).toFixed(0)} ms, p99 ${percentile(result.latencies, 99).toFixed(0)} ms, ` +
+    `uncommitted ${result.uncommitted}, client lag p99 ${result.lagP99Ms.toFixed(0)} ms` +
+    (refusals === '' ? '' : `, refused: ${refusals}`)
+  );
+}
