@@ -1,5 +1,14 @@
 import { CborError, CborErrorCode } from './cbor.js';
 import { SchemaError } from './schema.js';
+import {
+  CBOR_NULL,
+  MAJOR_ARRAY,
+  MAJOR_BYTES,
+  MAJOR_MAP,
+  MAJOR_NEGATIVE,
+  MAJOR_TEXT,
+  MAJOR_UINT,
+} from './flat-canonical.js';
 
 /**
  * A schema-driven reader of deterministic CBOR (RFC 8949 §4.2.1) for hot or large untrusted
@@ -29,14 +38,6 @@ const MAJOR_NAMES = [
   'tag',
   'simple value or float',
 ] as const;
-
-const MAJOR_UINT = 0;
-const MAJOR_NEGATIVE = 1;
-const MAJOR_BYTES = 2;
-const MAJOR_TEXT = 3;
-const MAJOR_ARRAY = 4;
-const MAJOR_MAP = 5;
-const CBOR_NULL = 0xf6;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 

@@ -18,13 +18,14 @@ export interface FlatRecord {
   readonly [key: string]: FlatItem;
 }
 
-const MAJOR_UINT = 0;
-const MAJOR_NEGATIVE = 1;
-const MAJOR_BYTES = 2;
-const MAJOR_TEXT = 3;
-const MAJOR_ARRAY = 4;
-const MAJOR_MAP = 5;
-const CBOR_NULL = 0xf6;
+/** CBOR major types (RFC 8949 §3.1) and the simple value null; shared with canonical-reader.ts. */
+export const MAJOR_UINT = 0;
+export const MAJOR_NEGATIVE = 1;
+export const MAJOR_BYTES = 2;
+export const MAJOR_TEXT = 3;
+export const MAJOR_ARRAY = 4;
+export const MAJOR_MAP = 5;
+export const CBOR_NULL = 0xf6;
 
 /** Thrown inside the writer when a value is outside the flat subset; never escapes. */
 const NOT_FLAT = new Error('value outside the flat canonical subset');
