@@ -108,11 +108,29 @@ function childRef(hash: Buffer, id: number | null): NodeRef {
   return { hash: fromSqlite(hash), id };
 }
 
+export interface StateTablesOptions {
+  /** Whether this connection writes the store (as its only writer); see `StateTables`. */
+  readonly writer: boolean;
+  /** Tree nodes kept in memory (default `DEFAULT_NODE_CACHE_SIZE`). */
+  readonly nodeCacheSize?: number | undefined;
+}
+
 /**
  * The state tables (schema version 2): tree nodes, every write of every key by height, and the
  * root of each height. Nodes are immutable once written, so a bounded in-memory cache of them
  * is never stale; it is filled from reads and, only after their transaction committed, from
  * writes.
+ *
+ * The writer's connection also keeps the latest version (height, root, key count) in memory:
+ * the application reads the root at the start of every transaction check, and a query per read
+ * was a measurable part of a validator's CPU. That copy assumes this connection is the only one
+ * that writes the file (a node opens its store once, and nothing else writes it). It is read
+ * from SQLite once, replaced in `committed` only after saveBlock's transaction committed, and
+ * dropped by `forgetLatest` so that the next read takes it from SQLite again: saveBlock does so
+ * under the write lock before it plans, so a block is never written on top of a stale copy,
+ * and after any failure. A read-only connection (`writer` false) keeps no copy and reads the
+ * latest version on every call: another process writes the file and commits at any time, and
+ * nothing would tell this connection.
  */
 export class StateTables implements StateReader, StateNodeReader {
   private readonly selectLatest: Statement<[], VersionRow>;
@@ -128,11 +146,15 @@ export class StateTables implements StateReader, StateNodeReader {
   private readonly cache = new Map<number, StateNode>();
   private lastPlan:
     { base: NodeRef; nextId: number; hashed: KeyHashChange[]; write: StateWrite } | undefined;
+  /** The writer's copy of the latest version: null for the empty state, undefined if unknown. */
+  private latest: Version | null | undefined;
 
-  constructor(
-    db: Database,
-    private readonly cacheSize: number = DEFAULT_NODE_CACHE_SIZE,
-  ) {
+  private readonly cacheSize: number;
+  private readonly writer: boolean;
+
+  constructor(db: Database, options: StateTablesOptions) {
+    this.writer = options.writer;
+    this.cacheSize = options.nodeCacheSize ?? DEFAULT_NODE_CACHE_SIZE;
     this.selectLatest = db.prepare(
       'SELECT height, root, root_id, key_count FROM state_root ORDER BY height DESC LIMIT 1',
     );
@@ -161,12 +183,18 @@ export class StateTables implements StateReader, StateNodeReader {
     );
   }
 
+  /** The latest version, from memory on the writer's connection once it has been read. */
+  private latestVersion(): Version | null {
+    if (this.latest !== undefined) return this.latest;
+    const row = this.selectLatest.get();
+    const latest = row === undefined ? null : toVersion(row);
+    if (this.writer) this.latest = latest;
+    return latest;
+  }
+
   /** The latest version, or an explicit one that must exist. */
   private version(height: number | undefined): Version | null {
-    if (height === undefined) {
-      const row = this.selectLatest.get();
-      return row === undefined ? null : toVersion(row);
-    }
+    if (height === undefined) return this.latestVersion();
     const row = this.selectVersion.get(height);
     if (row === undefined) {
       throw new StorageError(
@@ -209,11 +237,12 @@ export class StateTables implements StateReader, StateNodeReader {
 
   /** The latest root with its node id (for the integrity check). */
   latestRoot(): NodeRef {
-    return this.version(undefined)?.root ?? EMPTY_REF;
+    return this.latestVersion()?.root ?? EMPTY_REF;
   }
 
   root(height?: number): Uint8Array {
-    return this.version(height)?.root.hash ?? EMPTY_STATE_ROOT.slice();
+    // A copy: the latest version's bytes are kept, and callers may write into what they get.
+    return (this.version(height)?.root.hash ?? EMPTY_STATE_ROOT).slice();
   }
 
   keyCount(height?: number): number {
@@ -256,7 +285,7 @@ export class StateTables implements StateReader, StateNodeReader {
    * when it saves the committed block, and the second time costs only the key hashing.
    */
   plan(changes: readonly StateChange[]): StateWrite {
-    const latest = this.version(undefined);
+    const latest = this.latestVersion();
     const base = latest?.root ?? EMPTY_REF;
     const nextId = this.selectNextNodeId.get() as number;
     const hashed = keyHashChanges(changes);
@@ -276,7 +305,8 @@ export class StateTables implements StateReader, StateNodeReader {
   }
 
   computeRoot(changes: readonly StateChange[]): Uint8Array {
-    return this.plan(changes).update.root.hash;
+    // A copy: the plan is kept for saveBlock and must not change under it.
+    return this.plan(changes).update.root.hash.slice();
   }
 
   /** Writes a planned update as version `height`. Runs inside saveBlock's transaction. */
@@ -294,8 +324,28 @@ export class StateTables implements StateReader, StateNodeReader {
     this.insertRoot.run(height, root.hash, root.id, planned.keyCount);
   }
 
-  /** Called after saveBlock's transaction committed: the new nodes are now durable. */
-  committed(planned: StateWrite): void {
+  /**
+   * Called after saveBlock's transaction committed: the new nodes are now durable, and version
+   * `height` is the latest.
+   */
+  committed(height: number, planned: StateWrite): void {
     for (const { id, node } of planned.update.created) this.remember(id, node);
+    if (this.writer) {
+      const { root } = planned.update;
+      this.latest = {
+        height,
+        root: { hash: root.hash.slice(), id: root.id },
+        keyCount: planned.keyCount,
+      };
+    }
+  }
+
+  /**
+   * Drops the writer's copy of the latest version; the next read takes it from SQLite. Used
+   * where SQLite must be the authority: under saveBlock's write lock, after a saveBlock that
+   * failed (a failed COMMIT does not always say whether it happened), before the integrity check.
+   */
+  forgetLatest(): void {
+    this.latest = undefined;
   }
 }

@@ -85,7 +85,10 @@ class SqliteNodeStore implements NodeStore {
     stateNodeCacheSize: number | undefined,
   ) {
     this.blockTables = new BlockTables(db);
-    this.stateTables = new StateTables(db, stateNodeCacheSize);
+    this.stateTables = new StateTables(db, {
+      writer: !readonly,
+      nodeCacheSize: stateNodeCacheSize,
+    });
     this.blocks = this.guardedBlocks();
     this.state = this.guardedState();
   }
@@ -157,6 +160,8 @@ class SqliteNodeStore implements NodeStore {
       const { block, commit, evidence, stateChanges, stateRoot } = parseSaveBlockInput(input);
       const write = this.db.transaction((): StateWrite => {
         this.blockTables.append(block, commit, evidence);
+        // Plan on the latest version as SQLite has it under the write lock, not on a copy.
+        this.stateTables.forgetLatest();
         const planned = this.stateTables.plan(stateChanges);
         const computed = planned.update.root.hash;
         if (!hashesEqual(computed, stateRoot)) {
@@ -175,8 +180,16 @@ class SqliteNodeStore implements NodeStore {
       });
       // IMMEDIATE takes the write lock up front, so the chain checks and the writes see one
       // state. With synchronous=FULL the commit has been fsynced when this returns.
-      const planned = write.immediate();
-      this.stateTables.committed(planned);
+      let planned: StateWrite;
+      try {
+        planned = write.immediate();
+      } catch (error) {
+        // Rolled back, or a COMMIT that failed without saying whether it happened: the next
+        // read takes the latest version from SQLite.
+        this.stateTables.forgetLatest();
+        throw error;
+      }
+      this.stateTables.committed(block.height, planned);
       return {
         height: block.height,
         stateRoot: planned.update.root.hash.slice(),
@@ -203,7 +216,11 @@ class SqliteNodeStore implements NodeStore {
   }
 
   verifyIntegrity(): IntegrityReport {
-    return this.guard('verifyIntegrity', () => checkIntegrity(this.db, this.stateTables));
+    return this.guard('verifyIntegrity', () => {
+      // Check the latest version SQLite holds, not the copy in memory.
+      this.stateTables.forgetLatest();
+      return checkIntegrity(this.db, this.stateTables);
+    });
   }
 
   fileSizes(): StoreFileSizes {
