@@ -1,5 +1,10 @@
 import { toHex } from '../../src/crypto/bytes.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
+import {
+  MAX_SUBMIT_BATCH,
+  MAX_SUBMIT_BATCH_BYTES,
+  type TxSubmitResult,
+} from '../../src/consensus/net/index.js';
 import { StoqError } from '../../src/stoq/index.js';
 import { decodeBlock } from '../../src/consensus/wire.js';
 import type { BenchCluster, CommitEvent } from './cluster.js';
@@ -9,14 +14,17 @@ import type { PreparedLoad } from './transactions.js';
  * Open-loop load and commit tracking for the consensus benchmark.
  *
  * Submission: transaction i is due at `i / rate` seconds after the start, whether or not
- * earlier calls have returned (open loop), and is sent as soon as it is due, unless `maxInFlight`
- * calls are outstanding — then the client is the bottleneck and the lag is reported. Sender s's
- * transactions always go to node `s mod n` over connection `s mod connections`.
+ * earlier submissions have returned (open loop), and is handed to the `Submit` function (one
+ * unary call, or a queue that sends batches: `unarySubmit`, `batchedSubmit`) as soon as it is
+ * due, unless `maxInFlight` transactions are outstanding — then the client is the bottleneck and
+ * the lag is reported. Sender s's transactions always go to node `s mod n` over connection
+ * `s mod connections`.
  *
  * Commits: the observer node's (node-1's) "block committed" log lines give each block's commit
  * time on the node's own clock; the block is then fetched (`getBlock`) and its transactions
  * hashed, so each transaction of the load is matched to the block, and the time, it was
- * committed in. Latency = that commit time − the wall-clock time its submission call started.
+ * committed in. Latency = that commit time − the wall-clock time it was handed to `Submit`
+ * (a batching client's queueing time included).
  */
 export interface StepOptions {
   readonly rate: number;
@@ -135,15 +143,108 @@ export class CommitTracker {
 /** Submits one transaction; resolves with null when admitted, else a refusal/failure code. */
 export type Submit = (tx: Uint8Array, node: string, connection: number) => Promise<string | null>;
 
+const SUBMIT_DEADLINE_MS = 15_000;
+
+function outcome(result: TxSubmitResult): string | null {
+  return result.ok ? null : result.code;
+}
+
+function callFailure(error: unknown): string {
+  return error instanceof StoqError ? `call failed: ${error.code}` : 'call failed';
+}
+
+/** One `submitTx` call per transaction. */
 export function unarySubmit(cluster: BenchCluster): Submit {
   return async (tx, node, connection) => {
     try {
-      const result = await cluster.client(connection, node).submitTx(tx, { deadlineMs: 15_000 });
-      return result.ok ? null : result.code;
+      return outcome(
+        await cluster.client(connection, node).submitTx(tx, { deadlineMs: SUBMIT_DEADLINE_MS }),
+      );
     } catch (error) {
-      return error instanceof StoqError ? `call failed: ${error.code}` : 'call failed';
+      return callFailure(error);
     }
   };
+}
+
+export interface BatchOptions {
+  /** Transactions per `submitTxs` call at most (1..MAX_SUBMIT_BATCH). */
+  readonly maxBatch: number;
+  /** How long after the first transaction is queued the batch is sent anyway (default 5 ms). */
+  readonly flushMs?: number;
+}
+
+interface QueuedTx {
+  readonly tx: Uint8Array;
+  readonly resolve: (code: string | null) => void;
+}
+
+interface BatchQueue {
+  readonly node: string;
+  readonly connection: number;
+  items: QueuedTx[];
+  bytes: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * `submitTxs` calls: each transaction is queued per (node, connection) and a queue is sent as one
+ * call when `maxBatch` transactions are queued (or the next would exceed MAX_SUBMIT_BATCH_BYTES),
+ * or `flushMs` after its first one. Each transaction's promise resolves with its own result, so
+ * the `Submit` contract — and the latency accounting of `runStep`, which starts when a
+ * transaction is handed over — is the same as for unary calls; the queueing time is included.
+ */
+export function batchedSubmit(cluster: BenchCluster, options: BatchOptions): Submit {
+  const { maxBatch, flushMs = 5 } = options;
+  if (!(Number.isSafeInteger(maxBatch) && maxBatch >= 1 && maxBatch <= MAX_SUBMIT_BATCH)) {
+    throw new RangeError(`maxBatch must be an integer in 1..${MAX_SUBMIT_BATCH}, got ${maxBatch}`);
+  }
+  if (!(Number.isFinite(flushMs) && flushMs >= 0)) {
+    throw new RangeError(`flushMs must be a non-negative number, got ${flushMs}`);
+  }
+  const queues = new Map<string, BatchQueue>();
+
+  const send = (queue: BatchQueue): void => {
+    if (queue.timer !== null) clearTimeout(queue.timer);
+    queue.timer = null;
+    const items = queue.items;
+    if (items.length === 0) return;
+    queue.items = [];
+    queue.bytes = 0;
+    cluster
+      .client(queue.connection, queue.node)
+      .submitTxs(
+        items.map((item) => item.tx),
+        { deadlineMs: SUBMIT_DEADLINE_MS },
+      )
+      .then(
+        (results) =>
+          items.forEach((item, i) => item.resolve(outcome(results[i] as TxSubmitResult))),
+        (error: unknown) => {
+          const code = callFailure(error);
+          for (const item of items) item.resolve(code);
+        },
+      );
+  };
+
+  return (tx, node, connection) =>
+    new Promise((resolve) => {
+      const slot = connection % cluster.connections;
+      const key = `${node}/${slot}`;
+      let queue = queues.get(key);
+      if (queue === undefined) {
+        queue = { node, connection: slot, items: [], bytes: 0, timer: null };
+        queues.set(key, queue);
+      }
+      if (queue.bytes + tx.length > MAX_SUBMIT_BATCH_BYTES) send(queue);
+      queue.items.push({ tx, resolve });
+      queue.bytes += tx.length;
+      if (queue.items.length >= maxBatch) {
+        send(queue);
+        return;
+      }
+      const waiting = queue;
+      queue.timer ??= setTimeout(() => send(waiting), flushMs);
+    });
 }
 
 export async function runStep(

@@ -157,6 +157,7 @@ async function paramSet(
       timeouts: DEFAULT_TIMEOUTS,
       commitDelayMs: 0,
       maxBlockBytes: 1 << 24,
+      maxBlockTxs: 1_000_000,
       requirePq: true,
     },
     proof: params,

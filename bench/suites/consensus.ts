@@ -3,14 +3,20 @@
  * unless --quick) as `hypermesh node start` child processes on loopback, loaded with small
  * signed, stamped `kv` transactions from many sender keys.
  *
- * - How submissions get in: admitted transactions/s over unary `submitTx` calls on one client
- *   connection and on several (closed loop, a fixed number in flight), at 4 validators.
- * - Maximum sustained committed tx/s: open-loop offered load stepped up (×1.6 from 25 tx/s)
- *   until a step fails twice in a row, then bisected; a step sustains when both the sent and
- *   the committed rate over a fixed window are within 5 % of the offered rate. Bounded in steps
- *   and in time.
- * - Commit latency p50/p99 at 10 %, 50 % and 90 % of that maximum, on a fresh cluster of the
- *   same size (submit → commit on node-1, from its own log timestamp; bench/consensus/load.ts).
+ * Submissions are batched: the client queues transactions per (node, connection) and sends up to
+ * 256 in one `submitTxs` call, or what is queued 5 ms after the first (`batchedSubmit` in
+ * bench/consensus/load.ts); each transaction still has its own result and latency.
+ *
+ * - How submissions get in: admitted transactions/s over unary `submitTx` calls and over batched
+ *   `submitTxs` calls (reported separately), on one client connection and on several (closed
+ *   loop, a fixed number of transactions in flight), at 4 validators.
+ * - Maximum sustained committed tx/s (batched submission): open-loop offered load stepped up
+ *   (×1.6 from 25 tx/s) until a step fails twice in a row, then bisected; a step sustains when
+ *   both the sent and the committed rate over a fixed window are within 5 % of the offered rate.
+ *   Bounded in steps and in time.
+ * - Commit latency p50/p99 at 10 %, 50 % and 90 % of that maximum (batched submission), on a
+ *   fresh cluster of the same size (hand-over to the batching client → commit on node-1, from its
+ *   own log timestamp; bench/consensus/load.ts).
  * - Baseline in the same run: Ed25519 verifications/s of this machine (node:crypto, KeyObjects
  *   imported once, one worker thread per core running together) divided by the number of
  *   validators — the ceiling when every validator checks every transaction on one machine.
@@ -27,6 +33,7 @@ import { ensureBuilt, startBenchCluster, type BenchCluster } from '../consensus/
 import { measureEd25519 } from '../consensus/ed25519-baseline.js';
 import {
   CommitTracker,
+  batchedSubmit,
   describeStep,
   percentile,
   runStep,
@@ -90,6 +97,15 @@ const QUICK: Settings = {
 };
 
 const MAX_IN_FLIGHT = 1_024;
+/** Transactions per `submitTxs` call at most, for the search and the latency steps. */
+const SUBMIT_BATCH = 256;
+/** A batch is sent this long after its first transaction was queued, if not full before. */
+const SUBMIT_FLUSH_MS = 5;
+const BATCHING = `batched submission: up to ${SUBMIT_BATCH} txs per submitTxs call, sent ${SUBMIT_FLUSH_MS} ms after the first is queued if not full`;
+
+function batched(cluster: BenchCluster): Submit {
+  return batchedSubmit(cluster, { maxBatch: SUBMIT_BATCH, flushMs: SUBMIT_FLUSH_MS });
+}
 
 function sendersFor(rate: number): number {
   // At most ~8 s of one sender's transactions pending: below the router's sequence lead (64).
@@ -159,12 +175,13 @@ class Stepper {
 }
 
 /**
- * Closed loop: `connections` × `perConnection` calls in flight for `seconds` (at most 4,000
- * transactions); admitted/s.
+ * Closed loop: `connections` × `perConnection` transactions in flight for `seconds` (at most
+ * 4,000 transactions); admitted/s.
  */
 async function intakeRate(
   cluster: BenchCluster,
   submit: Submit,
+  mode: string,
   connections: number,
   perConnection: number,
   seconds: number,
@@ -175,7 +192,7 @@ async function intakeRate(
     senders: 512,
     // Bounded: everything admitted here is committed before the search starts.
     count: 4_000,
-    tag: `intake-${connections}`,
+    tag: `intake-${mode}-${connections}`,
   });
   let next = 0;
   let admitted = 0;
@@ -239,34 +256,50 @@ async function measureCluster(
       progress,
     });
     let tracker = new CommitTracker(cluster);
-    const submit = unarySubmit(cluster);
     const tag = `${validators}v`;
 
     if (validators === settings.validators[0]) {
+      const modes = [
+        {
+          mode: 'unary',
+          submit: unarySubmit(cluster),
+          how: (inFlight: number) => `${inFlight} unary submitTx calls in flight`,
+        },
+        {
+          mode: 'batched',
+          submit: batched(cluster),
+          how: (inFlight: number) =>
+            `${inFlight} transactions in flight, ${BATCHING} (per node and connection)`,
+        },
+      ];
       for (const connections of [1, settings.connections]) {
         const perConnection = Math.ceil(64 / connections);
-        const intake = await intakeRate(
-          cluster,
-          submit,
-          connections,
-          perConnection,
-          settings.intakeSeconds,
-        );
-        progress(
-          `intake over ${connections} connection(s), ${connections * perConnection} in flight: ` +
-            `${fixed(intake.rate)} admitted/s (${intake.refused} refused)`,
-        );
-        emit({
-          metric: `submit_unary_admitted_per_s_${connections}conn_${tag}`,
-          value: intake.rate,
-          unit: 'tx/s',
-          note: `closed loop, ${connections * perConnection} unary submitTx calls in flight over ${connections} QUIC connection(s) to every node; admitted = accepted into a mempool`,
-        });
-        await drainMempools(cluster, 60_000);
+        const inFlight = connections * perConnection;
+        for (const { mode, submit, how } of modes) {
+          const intake = await intakeRate(
+            cluster,
+            submit,
+            mode,
+            connections,
+            perConnection,
+            settings.intakeSeconds,
+          );
+          progress(
+            `${mode} intake over ${connections} connection(s), ${inFlight} in flight: ` +
+              `${fixed(intake.rate)} admitted/s (${intake.refused} refused)`,
+          );
+          emit({
+            metric: `submit_${mode}_admitted_per_s_${connections}conn_${tag}`,
+            value: intake.rate,
+            unit: 'tx/s',
+            note: `closed loop, ${how(inFlight)}, over ${connections} QUIC connection(s) to every node; admitted = accepted into a mempool`,
+          });
+          await drainMempools(cluster, 60_000);
+        }
       }
     }
 
-    const stepper = new Stepper(cluster, tracker, submit, settings, progress);
+    const stepper = new Stepper(cluster, tracker, batched(cluster), settings, progress);
     const searchEnds = Date.now() + settings.searchBudgetSeconds * 1000;
     const steps: string[] = [];
     let best: StepResult | undefined;
@@ -313,7 +346,7 @@ async function measureCluster(
       baseline: { name: `ed25519 verify/s (all cores) / ${validators} validators`, value: ceiling },
       note:
         `highest offered rate whose sent and committed rates over a ${settings.windowSeconds} s window ` +
-        `stayed within 5 % (committed ${fixed(max)}/s); steps ${steps.join(' ')}` +
+        `stayed within 5 % (committed ${fixed(max)}/s; ${BATCHING}); steps ${steps.join(' ')}` +
         (failed === undefined
           ? ' (no step failed within the budget)'
           : `; ${fixed(failed)}/s failed`) +
@@ -336,7 +369,7 @@ async function measureCluster(
       });
       cluster = fresh;
       tracker = new CommitTracker(fresh);
-      const latencyStepper = new Stepper(fresh, tracker, unarySubmit(fresh), settings, progress);
+      const latencyStepper = new Stepper(fresh, tracker, batched(fresh), settings, progress);
       for (const fraction of [0.1, 0.5, 0.9]) {
         const result = await latencyStepper.run(
           Math.max(1, Math.round(maxOffered * fraction)),
@@ -355,7 +388,8 @@ async function measureCluster(
             note:
               `offered ${fixed(result.rate)} tx/s (${fraction * 100} % of ${fixed(maxOffered)}), ` +
               `${result.latencies.length} txs, ${result.uncommitted} not committed within ` +
-              `${settings.drainSeconds} s; submit call start → node-1's commit log time`,
+              `${settings.drainSeconds} s; ${BATCHING}; hand-over to the batching client ` +
+              `(queueing included) → node-1's commit log time`,
           });
         }
       }

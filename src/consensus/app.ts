@@ -99,12 +99,14 @@ export interface Application {
   /**
    * Proposer: execute `candidates` in order on top of the latest committed state, skipping any
    * that fail `checkTx`-level rules or are out of sequence, and stopping at `maxBytes` of
-   * transactions. Evidence is included as given.
+   * transactions or `maxTxs` transactions (no count limit when omitted). Evidence is included
+   * as given.
    */
   prepareProposal(
     block: Omit<BlockExecutionInput, 'transactions'>,
     candidates: Iterable<Uint8Array>,
     maxBytes: number,
+    maxTxs?: number,
   ): PreparedProposal;
   /**
    * Validator: execute a proposed block on top of the latest committed state. Throws

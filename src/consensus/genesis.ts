@@ -41,6 +41,12 @@ export interface GenesisConsensusParams {
   readonly commitDelayMs: number;
   /** Upper bound on the transactions' bytes in one block. */
   readonly maxBlockBytes: number;
+  /**
+   * Upper bound on the number of transactions in one block: every validator executes a block
+   * before it prevotes, so this bounds that work (and keeps a block checkable within the
+   * propose timeout when the offered load exceeds what the cluster commits).
+   */
+  readonly maxBlockTxs: number;
   /** Precommits for a block must carry a FALCON-1024 signature. */
   readonly requirePq: boolean;
 }
@@ -66,6 +72,7 @@ export const MAX_GENESIS_VALIDATORS = 10_000;
 /** One hour: a longer pause between blocks is a configuration mistake. */
 export const MAX_COMMIT_DELAY_MS = 3_600_000;
 export const MAX_BLOCK_BYTES_LIMIT = 64 * 1024 * 1024;
+export const MAX_BLOCK_TXS_LIMIT = 1_000_000;
 
 /** Letters, digits, `.`, `_`, `-`, starting with a letter or digit: safe in paths and logs. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -109,6 +116,7 @@ const genesisJsonSchema = z
       timeouts: timeoutsSchema,
       commitDelayMs: z.int().min(0).max(MAX_COMMIT_DELAY_MS),
       maxBlockBytes: z.int().min(1).max(MAX_BLOCK_BYTES_LIMIT),
+      maxBlockTxs: z.int().min(1).max(MAX_BLOCK_TXS_LIMIT),
       requirePq: z.boolean(),
     }),
     proof: proofParamsSchema,
@@ -178,6 +186,7 @@ function toJsonValue(doc: GenesisDocument): GenesisJson {
       },
       commitDelayMs: consensus.commitDelayMs,
       maxBlockBytes: consensus.maxBlockBytes,
+      maxBlockTxs: consensus.maxBlockTxs,
       requirePq: consensus.requirePq,
     },
     proof: {

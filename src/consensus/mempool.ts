@@ -32,6 +32,11 @@ export enum MempoolRejectionCode {
   ALREADY_COMMITTED = 'TX_ALREADY_COMMITTED',
   /** The pool holds `maxTxs` transactions or has no room for this one's bytes. */
   FULL = 'MEMPOOL_FULL',
+  /**
+   * A client's transaction while `maxLocalTxs` are pending: the node is behind (back-pressure;
+   * retry later). Transactions from peers are still admitted up to `maxTxs`.
+   */
+  BUSY = 'MEMPOOL_BUSY',
   /** The sender already has `maxPerSender` pending transactions. */
   SENDER_LIMIT = 'MEMPOOL_SENDER_LIMIT',
   /** The sender has another pending transaction with this sequence number. */
@@ -54,6 +59,12 @@ export type MempoolAddResult =
 export interface MempoolOptions {
   /** Most pending transactions (default 20,000). */
   readonly maxTxs?: number;
+  /**
+   * Pending transactions above which a client's (`origin` 'local') transaction is refused with
+   * `MEMPOOL_BUSY` (default: `maxTxs`). Below `maxTxs`, so that transactions other nodes
+   * already admitted still get in while this node turns new work away.
+   */
+  readonly maxLocalTxs?: number;
   /** Most pending bytes (default 64 MiB). */
   readonly maxBytes?: number;
   /** Largest transaction (default 64 KiB, the wire limit). */
@@ -64,13 +75,15 @@ export interface MempoolOptions {
   readonly seenCacheSize?: number;
 }
 
-export const DEFAULT_MEMPOOL_OPTIONS: Required<MempoolOptions> = Object.freeze({
-  maxTxs: 20_000,
-  maxBytes: 64 * 1024 * 1024,
-  maxTxBytes: MAX_TX_BYTES,
-  maxPerSender: 1_000,
-  seenCacheSize: 100_000,
-});
+export const DEFAULT_MEMPOOL_OPTIONS: Required<Omit<MempoolOptions, 'maxLocalTxs'>> = Object.freeze(
+  {
+    maxTxs: 20_000,
+    maxBytes: 64 * 1024 * 1024,
+    maxTxBytes: MAX_TX_BYTES,
+    maxPerSender: 1_000,
+    seenCacheSize: 100_000,
+  },
+);
 
 export interface MempoolStats {
   /** Pending now. */
@@ -193,7 +206,11 @@ export class Mempool implements MempoolPort {
     private readonly app: Pick<Application, 'checkTx'>,
     options: MempoolOptions = {},
   ) {
-    const merged = { ...DEFAULT_MEMPOOL_OPTIONS, ...options };
+    const merged: Required<MempoolOptions> = {
+      ...DEFAULT_MEMPOOL_OPTIONS,
+      maxLocalTxs: options.maxTxs ?? DEFAULT_MEMPOOL_OPTIONS.maxTxs,
+      ...options,
+    };
     for (const [name, value] of Object.entries(merged)) {
       if (!(Number.isSafeInteger(value) && value >= 1)) {
         throw new ConsensusError(
@@ -239,6 +256,12 @@ export class Mempool implements MempoolPort {
       return this.reject(
         MempoolRejectionCode.FULL,
         `mempool holds ${this.byBytes.size} transactions, its limit`,
+      );
+    }
+    if (origin === 'local' && this.byBytes.size >= this.options.maxLocalTxs) {
+      return this.reject(
+        MempoolRejectionCode.BUSY,
+        `node is behind: ${this.byBytes.size} transactions are pending (clients are refused from ${this.options.maxLocalTxs}); retry later`,
       );
     }
     if (this.pendingBytes + tx.length > this.options.maxBytes) {

@@ -20,8 +20,9 @@ export const DEFAULT_VALIDATOR_POWER = 10;
 /**
  * Consensus parameters `cluster init` writes into a new genesis: timeouts short enough for a
  * loopback cluster (they grow by the delta each round, so a slower network still converges),
- * a short pause after each commit to gather transactions, 1 MiB of transactions per block, and
- * a FALCON-1024 attestation required on every precommit.
+ * a short pause after each commit to gather transactions, at most 1,000 transactions and 1 MiB
+ * of them per block (so every validator can execute a proposal well within the propose timeout
+ * on a loaded machine), and a FALCON-1024 attestation required on every precommit.
  */
 export const DEFAULT_CLUSTER_CONSENSUS = Object.freeze({
   timeouts: Object.freeze({
@@ -34,6 +35,7 @@ export const DEFAULT_CLUSTER_CONSENSUS = Object.freeze({
   }),
   commitDelayMs: 200,
   maxBlockBytes: 1024 * 1024,
+  maxBlockTxs: 1_000,
   requirePq: true,
 });
 /** How long `hypermesh dev` waits for a child node to stop after SIGTERM before SIGKILL. */

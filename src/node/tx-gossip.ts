@@ -4,13 +4,14 @@ import { MAX_TXS_PER_GOSSIP } from '../consensus/wire.js';
 /**
  * Mempool gossip: transactions this node admitted from its clients are broadcast to every peer
  * as `txs` gossip messages (the driver hands peers' batches to their mempools). Transactions
- * admitted in the same turn of the event loop go out together, in batches of at most
- * `MAX_TXS_PER_GOSSIP` transactions and `maxBatchBytes` bytes. Only local transactions are sent:
- * validators are fully meshed, so a peer's transactions already reached every other peer.
+ * handed over in the same turn of the event loop (one `submitTxs` batch, or several calls) go out
+ * together, in messages of at most `MAX_TXS_PER_GOSSIP` transactions and `maxBatchBytes` bytes.
+ * Only local transactions are sent: validators are fully meshed, so a peer's transactions
+ * already reached every other peer.
  */
 export interface TxGossip {
-  /** Queues a transaction admitted from a client. */
-  push(tx: Uint8Array): void;
+  /** Queues transactions admitted from clients. */
+  push(txs: readonly Uint8Array[]): void;
   /** Sends what is queued now. */
   flush(): void;
   close(): void;
@@ -37,16 +38,18 @@ export function createTxGossip(
   };
 
   return {
-    push(tx) {
-      if (closed) return;
-      if (
-        queue.length > 0 &&
-        (queue.length >= MAX_TXS_PER_GOSSIP || queuedBytes + tx.length > maxBatchBytes)
-      ) {
-        flush();
+    push(txs) {
+      if (closed || txs.length === 0) return;
+      for (const tx of txs) {
+        if (
+          queue.length > 0 &&
+          (queue.length >= MAX_TXS_PER_GOSSIP || queuedBytes + tx.length > maxBatchBytes)
+        ) {
+          flush();
+        }
+        queue.push(tx);
+        queuedBytes += tx.length;
       }
-      queue.push(tx);
-      queuedBytes += tx.length;
       scheduled ??= setImmediate(flush);
     },
     flush,

@@ -15,7 +15,8 @@ import {
 import type { Application } from '../consensus/app.js';
 import { ConsensusDriver, type CommitInfo } from '../consensus/driver/index.js';
 import { genesisHash, type GenesisDocument, type GenesisValidator } from '../consensus/genesis.js';
-import { Mempool } from '../consensus/mempool.js';
+import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolAddResult } from '../consensus/mempool.js';
+import { createTxIntake, type TxIntake } from './tx-intake.js';
 import {
   createStoqConsensusNetwork,
   registerNodeRpc,
@@ -37,7 +38,7 @@ import type { ValidatorNodeConfig } from './node-config.js';
 import { createNodeMetrics } from './node-metrics.js';
 import { COMMIT_LOG_MESSAGE } from './node-process.js';
 import { buildStoqParts, type StoqParts } from './stoq-node.js';
-import { createTxGossip } from './tx-gossip.js';
+import { createTxGossip, type TxGossip } from './tx-gossip.js';
 import { packageVersion } from './version.js';
 
 /**
@@ -61,6 +62,8 @@ export interface ValidatorNode {
 
 export const STORE_FILE = 'store.sqlite';
 export const SIGNER_STATE_FILE = 'signer-state.json';
+/** Blocks' worth of pending transactions (genesis maxBlockTxs each) above which clients wait. */
+export const CLIENT_BACKLOG_BLOCKS = 3;
 
 /** `host:port`, with IPv6 hosts in brackets. */
 export function formatHostPort(address: { host: string; port: number }): string {
@@ -200,7 +203,17 @@ export async function startValidatorNode(
       modules: [createKvModule()],
       stampDifficulty: genesis.proof.work.stampDifficulty,
     });
-    const mempool = new Mempool(app);
+    // Back-pressure: clients are refused (MEMPOOL_BUSY) once a few blocks' worth is pending,
+    // so overload shows up as refusals instead of ever larger blocks and failed rounds.
+    const mempool = new Mempool(app, {
+      maxLocalTxs: Math.min(
+        DEFAULT_MEMPOOL_OPTIONS.maxTxs,
+        CLIENT_BACKLOG_BLOCKS * genesis.consensus.maxBlockTxs,
+      ),
+    });
+    // Admission runs in time slices between consensus messages (src/node/tx-intake.ts).
+    const intake = createTxIntake(mempool);
+    closers.push(() => intake.close());
 
     const parts: StoqParts = await step('cannot set up STOQ', () =>
       buildStoqParts(stoqConfigOf(config, genesis.chainId), logger),
@@ -228,9 +241,6 @@ export async function startValidatorNode(
     closers.push(() => network.close());
     const txGossip = createTxGossip(network);
     closers.push(() => txGossip.close());
-    mempool.onAdmitted((tx, origin) => {
-      if (origin === 'local') txGossip.push(tx);
-    });
 
     let driver: ConsensusDriver | null = null;
     const running = (): ConsensusDriver => {
@@ -241,7 +251,10 @@ export async function startValidatorNode(
       }
       return driver;
     };
-    registerNodeRpc(parts.endpoint, nodeRpcHandlers({ running, app, mempool, store, config, id }));
+    registerNodeRpc(
+      parts.endpoint,
+      nodeRpcHandlers({ running, app, mempool, intake, gossip: txGossip, store, config, id }),
+    );
 
     const stoq = await step(`cannot listen on ${formatHostPort(config.stoq)}`, () =>
       parts.endpoint.listen({ host: config.stoq.host, port: config.stoq.port }),
@@ -268,7 +281,7 @@ export async function startValidatorNode(
         falcon: defaultFalcon(),
       },
       app,
-      mempool,
+      mempool: intake,
       network,
       proofs,
       log: (level, message, fields) => {
@@ -359,6 +372,10 @@ interface HandlerDeps {
   readonly running: () => ConsensusDriver;
   readonly app: Application;
   readonly mempool: Mempool;
+  /** The queue in front of the mempool: client batches are admitted in time slices. */
+  readonly intake: TxIntake;
+  /** Where transactions admitted from clients go (gossip to every peer). */
+  readonly gossip: TxGossip;
   readonly store: NodeStore;
   readonly config: ValidatorNodeConfig;
   readonly id: string;
@@ -368,10 +385,8 @@ interface HandlerDeps {
 function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
   const { app, mempool, store, config, id } = deps;
   return {
-    submitTx: (tx) => {
-      deps.running();
-      return mempool.add(tx);
-    },
+    submitTx: async (tx) => (await admitFromClients(deps, [tx]))[0] as MempoolAddResult,
+    submitTxs: (txs) => admitFromClients(deps, txs),
     txStatus: (txHash) => {
       if (mempool.has(txHash)) return { status: 'pending' };
       const answer = app.query({ path: TX_RESULT_QUERY, data: txHash });
@@ -388,6 +403,26 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
       return { height, block: stored.bytes, commit };
     },
   };
+}
+
+/**
+ * Client submissions (`submitTx`, `submitTxs`): the intake queue admits (or refuses) each
+ * transaction on its own, in time slices between consensus messages, so one refusal does not affect the others; the newly admitted ones go to gossip in
+ * one hand-over (one `txs` message for up to `MAX_TXS_PER_GOSSIP` of them). A transaction that
+ * was already pending is not gossiped again.
+ */
+async function admitFromClients(
+  deps: HandlerDeps,
+  txs: readonly Uint8Array[],
+): Promise<MempoolAddResult[]> {
+  deps.running();
+  const results = await deps.intake.submit(txs);
+  const admitted = txs.filter((_, i) => {
+    const result = results[i];
+    return result?.ok === true && !result.duplicate;
+  });
+  deps.gossip.push(admitted);
+  return results;
 }
 
 /** The driver's status as the node API's flat record (docs/node.md, "status"). */

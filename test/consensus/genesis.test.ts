@@ -40,6 +40,7 @@ function makeDoc(count = 4): GenesisDocument {
       timeouts: DEFAULT_TIMEOUTS,
       commitDelayMs: 100,
       maxBlockBytes: 1 << 20,
+      maxBlockTxs: 10_000,
       requirePq: true,
     },
     proof: DEV_PROOF_PARAMS,
@@ -255,6 +256,14 @@ describe('genesis JSON rejection', () => {
     assertInvalid(
       edited(doc, (json) => (json.consensus.maxBlockBytes = 0)),
       /genesis\.consensus\.maxBlockBytes/,
+    );
+    assertInvalid(
+      edited(doc, (json) => (json.consensus.maxBlockTxs = 0)),
+      /genesis\.consensus\.maxBlockTxs/,
+    );
+    assertInvalid(
+      edited(doc, (json) => delete (json.consensus as Record<string, unknown>).maxBlockTxs),
+      /genesis\.consensus\.maxBlockTxs/,
     );
     assertInvalid(
       edited(doc, (json) => (json.consensus.requirePq = 'yes')),

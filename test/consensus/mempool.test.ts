@@ -170,6 +170,20 @@ describe('mempool admission', () => {
     assert.ok(sender.pool.add(tx('b', 0)).ok);
   });
 
+  it('refuses clients above maxLocalTxs (MEMPOOL_BUSY) while peers still get in up to maxTxs', () => {
+    const { pool, app } = setup({ maxTxs: 3, maxLocalTxs: 1 });
+    assert.ok(pool.add(tx('a', 0)).ok);
+    const callsBefore = app.calls;
+    assertRejected(pool.add(tx('b', 0)), MempoolRejectionCode.BUSY, /1 transactions are pending/);
+    assert.equal(app.calls, callsBefore, 'a busy pool refuses clients before checkTx');
+    pool.addFromPeer('node-2', [tx('b', 0), tx('c', 0)]);
+    assert.equal(pool.size(), 3);
+    pool.addFromPeer('node-2', [tx('d', 0)]);
+    assert.equal(pool.size(), 3, 'peers are refused at maxTxs');
+    assert.equal(pool.stats().rejected[MempoolRejectionCode.BUSY], 1);
+    assert.equal(pool.stats().rejected[MempoolRejectionCode.FULL], 1);
+  });
+
   it('refuses a second transaction with a sequence the sender already has pending', () => {
     const { pool } = setup();
     assert.ok(pool.add(tx('a', 4)).ok);
@@ -182,7 +196,12 @@ describe('mempool admission', () => {
   });
 
   it('rejects invalid options', () => {
-    for (const options of [{ maxTxs: 0 }, { maxBytes: -1 }, { seenCacheSize: 1.5 }]) {
+    for (const options of [
+      { maxTxs: 0 },
+      { maxBytes: -1 },
+      { seenCacheSize: 1.5 },
+      { maxLocalTxs: 0 },
+    ]) {
       assert.throws(() => new Mempool(new FakeApp(), options), ConsensusError);
     }
     assert.equal(DEFAULT_MEMPOOL_OPTIONS.maxTxs, 20_000);

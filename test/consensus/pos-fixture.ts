@@ -114,6 +114,7 @@ export async function makeTestChain(count = 4): Promise<TestChain> {
       timeouts: DEFAULT_TIMEOUTS,
       commitDelayMs: 0,
       maxBlockBytes: 1 << 20,
+      maxBlockTxs: 10_000,
       requirePq: true,
     },
     proof: TEST_PROOF_PARAMS,

@@ -4,10 +4,18 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import {
+  SEQUENCE_QUERY,
+  TransactionErrorCode,
+  buildTransaction,
+  decodeSequence,
+} from '../../src/consensus/application/index.js';
 import type { CommitInfo } from '../../src/consensus/driver/index.js';
 import { parseGenesisJson } from '../../src/consensus/genesis.js';
 import type { NodeRpcClient } from '../../src/consensus/net/index.js';
 import { decodeBlock, encodeBlock } from '../../src/consensus/wire.js';
+import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
+import { KV_MODULE_NAME, kvSet } from '../../src/kv/index.js';
 import { verifyBlockFromNode, formatBlockVerify } from '../../src/node/block-verify.js';
 import { main } from '../../src/node/cli.js';
 import { initCluster, type ClusterLayout } from '../../src/node/cluster-init.js';
@@ -184,5 +192,83 @@ describe('a validator node', () => {
     assert.equal(code, 1, 'no node answered');
     assert.match(out, /nodes answering: 0\/1/);
     assert.match(out, /node-1 .* unreachable: [A-Z_]+/);
+  });
+
+  it('admits a batch of client transactions each on its own and commits the valid ones', async () => {
+    const config = await loadValidatorNodeConfig(layout.nodes[0]?.configFile as string, {});
+    const running = await startValidatorNode(
+      config,
+      createLogger({ node: config.name }, () => undefined, 'info'),
+    );
+    node = running;
+    const target = await loadClusterTarget(layout.dir);
+    const genesis = parseGenesisJson(await readFile(target.genesisFile, 'utf8'));
+    const session = await openOperatorSession(target);
+    try {
+      const client = session.client('node-1');
+      const privateKey = await operatorKey(target.operator.keyFile);
+      const account = await client.query({
+        path: SEQUENCE_QUERY,
+        data: ed25519RawPublicKey(privateKey),
+      });
+      const sequence = decodeSequence(account.value);
+      const build = (key: string, at: number, chainId = genesis.chainId) =>
+        buildTransaction({
+          chainId,
+          privateKey,
+          sequence: at,
+          module: KV_MODULE_NAME,
+          body: kvSet(key, 'batched'),
+          stampDifficulty: genesis.proof.work.stampDifficulty,
+        });
+      const first = build('batch/first', sequence);
+      const second = build('batch/second', sequence + 1);
+      const forged = build('batch/forged', sequence + 2).bytes.slice();
+      forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
+      const otherChain = build('batch/other', sequence + 2, 'another-chain');
+
+      const results = await client.submitTxs([
+        first.bytes,
+        forged,
+        first.bytes,
+        otherChain.bytes,
+        second.bytes,
+      ]);
+      assert.deepEqual(
+        results.map((result) => (result.ok ? 'ok' : result.code)),
+        ['ok', TransactionErrorCode.BAD_SIGNATURE, 'ok', TransactionErrorCode.WRONG_CHAIN, 'ok'],
+      );
+      assert.deepEqual(results[0], { ok: true, txHash: first.txHash });
+      assert.deepEqual(results[2], { ok: true, txHash: first.txHash }, 'a duplicate, as submitTx');
+      assert.deepEqual(results[4], { ok: true, txHash: second.txHash });
+
+      // Wait for the commits: the next commit is awaited only after both statuses were read.
+      for (;;) {
+        const nextCommit = once(running.driver, 'commit', { signal: AbortSignal.timeout(15_000) });
+        const statuses = await Promise.all([
+          client.txStatus(first.txHash),
+          client.txStatus(second.txHash),
+        ]);
+        if (statuses.every((status) => status.status === 'committed')) {
+          nextCommit.catch(() => undefined);
+          assert.deepEqual(
+            statuses.map((status) => status.status === 'committed' && status.code),
+            [0, 0],
+          );
+          break;
+        }
+        await nextCommit;
+      }
+      for (const key of ['batch/first', 'batch/second']) {
+        const read = await readKv(client, key);
+        assert.equal(new TextDecoder().decode(read.value ?? new Uint8Array()), 'batched');
+      }
+      assert.deepEqual(await client.txStatus(otherChain.txHash), { status: 'unknown' });
+      assert.equal((await readKv(client, 'batch/forged')).value, null);
+    } finally {
+      await session.close();
+      await running.stop();
+      node = undefined;
+    }
   });
 });

@@ -41,8 +41,10 @@ import {
   CommittedState,
   DEFAULT_STATE_CACHE_ENTRIES,
   ModuleView,
+  keyId,
   modulePrefix,
 } from './overlay.js';
+import { BoundedMap } from './bounded-map.js';
 import type { StateAccess } from './overlay.js';
 import { DEFAULT_RECENT_RESULTS, RecentTxResults, encodeRecordedTxResult } from './tx-results.js';
 import { VerificationCache } from './verification-cache.js';
@@ -70,6 +72,18 @@ export interface ApplicationOptions {
   readonly verificationCache?: VerificationCacheOptions;
   /** Committed state values kept in memory between calls (default 50,000). */
   readonly stateCacheEntries?: number;
+  /** Decoded, verified transactions remembered by their bytes (default 50,000). */
+  readonly admittedCacheEntries?: number;
+}
+
+/** Default of `admittedCacheEntries`: above the mempool's default limit of 20,000. */
+export const DEFAULT_ADMITTED_CACHE_ENTRIES = 50_000;
+
+/** A transaction whose stateless checks passed: decoded, and its module found. */
+interface Admitted {
+  readonly envelope: Envelope;
+  readonly module: Module;
+  readonly prefix: Uint8Array;
 }
 
 export const DEFAULT_MAX_SEQUENCE_LEAD = 64;
@@ -108,7 +122,12 @@ function checkOptions(options: ApplicationOptions): void {
   if (!isUint(stampDifficulty) || stampDifficulty > MAX_STAMP_DIFFICULTY) {
     invalidConfig(`stampDifficulty must be an integer in [0, ${MAX_STAMP_DIFFICULTY}]`);
   }
-  for (const name of ['maxSequenceLead', 'recentResults', 'stateCacheEntries'] as const) {
+  for (const name of [
+    'maxSequenceLead',
+    'recentResults',
+    'stateCacheEntries',
+    'admittedCacheEntries',
+  ] as const) {
     const value = options[name];
     if (value !== undefined && !isUint(value)) {
       invalidConfig(`${name} must be a non-negative integer`);
@@ -165,6 +184,7 @@ class Router implements Application {
   private readonly cache: VerificationCache;
   private readonly recent: RecentTxResults;
   private readonly committedState: CommittedState;
+  private readonly admitted: BoundedMap<string, Admitted>;
 
   constructor(options: ApplicationOptions) {
     checkOptions(options);
@@ -185,10 +205,28 @@ class Router implements Application {
       options.state,
       options.stateCacheEntries ?? DEFAULT_STATE_CACHE_ENTRIES,
     );
+    this.admitted = new BoundedMap(options.admittedCacheEntries ?? DEFAULT_ADMITTED_CACHE_ENTRIES);
   }
 
-  /** Decoding, chain, stamp, signature and module: everything but the sequence. */
-  private admit(tx: Uint8Array): { envelope: Envelope; module: Module; prefix: Uint8Array } {
+  /**
+   * Decoding, chain, stamp, signature and module: everything but the sequence. These depend only
+   * on the bytes, so the outcome is remembered by the bytes themselves (not by a hash of some of
+   * them, nor by the array object, which a caller could modify): the mempool's re-check after
+   * every block and the proposer's execution of its own candidates skip the decoding, hashing
+   * and signature work.
+   */
+  private admit(tx: Uint8Array): Admitted {
+    // Not bytes: the decoder gives the precise refusal.
+    if (!(tx instanceof Uint8Array)) return this.admitUncached(tx);
+    const id = keyId(tx);
+    const known = this.admitted.get(id);
+    if (known !== undefined) return known;
+    const checked = this.admitUncached(tx);
+    this.admitted.set(id, checked);
+    return checked;
+  }
+
+  private admitUncached(tx: Uint8Array): Admitted {
     const envelope = decodeTransaction(tx);
     verifyTransaction(envelope, {
       chainId: this.chainId,
@@ -331,17 +369,21 @@ class Router implements Application {
     block: Omit<BlockExecutionInput, 'transactions'>,
     candidates: Iterable<Uint8Array>,
     maxBytes: number,
+    maxTxs: number = Number.MAX_SAFE_INTEGER,
   ): PreparedProposal {
     this.checkBlock(block);
     if (!isUint(maxBytes)) {
       invalidConfig(`maxBytes must be a non-negative integer, got ${String(maxBytes)}`);
+    }
+    if (!isUint(maxTxs)) {
+      invalidConfig(`maxTxs must be a non-negative integer, got ${String(maxTxs)}`);
     }
     const overlay = this.startBlock(block.height);
     const transactions: Uint8Array[] = [];
     const txResults: TxResult[] = [];
     let used = 0;
     for (const tx of candidates) {
-      if (maxBytes - used < MIN_TRANSACTION_BYTES) break;
+      if (maxBytes - used < MIN_TRANSACTION_BYTES || transactions.length >= maxTxs) break;
       if (!(tx instanceof Uint8Array) || used + tx.length > maxBytes) continue;
       try {
         const result = this.execute(overlay, tx, block);

@@ -15,7 +15,7 @@ import type { BlockProofs, SyncedBlock } from './ports.js';
 
 /**
  * The checks a block passes before this node votes for it or stores it from a syncing peer,
- * beyond the engine's consensus rules (`checkBlock`): the consensus proof's proposer parts, no
+ * beyond the engine's consensus rules (`checkBlock`): the genesis size limits, the consensus proof's proposer parts, no
  * evidence that an earlier block already included, and PoWork — executing the block on the
  * latest committed state gives exactly the state root its header carries.
  */
@@ -26,10 +26,14 @@ export interface BlockCheckDeps {
   readonly app: Application;
   readonly proofs: BlockProofs;
   readonly store: NodeStore;
+  /** The genesis limits on a block's transactions (count and total bytes). */
+  readonly maxBlockTxs: number;
+  readonly maxBlockBytes: number;
 }
 
 /** Why the application half of valid(v) refused a block (a `rejected` reason). */
 export enum BlockRefusal {
+  TOO_LARGE = 'BLOCK_TOO_LARGE',
   PROOF_INVALID = 'PROOF_INVALID',
   EVIDENCE_ALREADY_INCLUDED = 'EVIDENCE_ALREADY_INCLUDED',
   EXECUTION_FAILED = 'EXECUTION_FAILED',
@@ -68,12 +72,41 @@ export function includedEvidence(
   return undefined;
 }
 
-/** Proofs, evidence and execution of `block` for `context` (see the module comment). */
+/** A refusal if `block` has more transactions, or more bytes of them, than genesis allows. */
+export function blockSizeError(
+  limits: Pick<BlockCheckDeps, 'maxBlockTxs' | 'maxBlockBytes'>,
+  block: Block,
+): ConsensusError | undefined {
+  const count = block.transactions.length;
+  if (count > limits.maxBlockTxs) {
+    return new ConsensusError(
+      ConsensusErrorCode.INVALID_BLOCK,
+      `block ${block.header.height} has ${count} transactions; the limit is ${limits.maxBlockTxs}`,
+      { height: block.header.height, count, limit: limits.maxBlockTxs },
+    );
+  }
+  let bytes = 0;
+  for (const tx of block.transactions) bytes += tx.length;
+  if (bytes > limits.maxBlockBytes) {
+    return new ConsensusError(
+      ConsensusErrorCode.INVALID_BLOCK,
+      `block ${block.header.height} has ${bytes} bytes of transactions; the limit is ${limits.maxBlockBytes}`,
+      { height: block.header.height, bytes, limit: limits.maxBlockBytes },
+    );
+  }
+  return undefined;
+}
+
+/** Size, proofs, evidence and execution of `block` for `context` (see the module comment). */
 export function checkAndExecute(
   deps: BlockCheckDeps,
   context: HeightContext,
   block: Block,
 ): ExecutionOutcome {
+  const sizeError = blockSizeError(deps, block);
+  if (sizeError !== undefined) {
+    return { ok: false, refusal: BlockRefusal.TOO_LARGE, error: sizeError };
+  }
   let proofError: Error | undefined;
   try {
     proofError = deps.proofs.checkProposal(context, block);

@@ -146,6 +146,8 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       app: options.app,
       proofs: options.proofs,
       store: options.store,
+      maxBlockTxs: genesis.consensus.maxBlockTxs,
+      maxBlockBytes: genesis.consensus.maxBlockBytes,
     };
     this.sync = new BlockSync({
       network: options.network,
@@ -448,6 +450,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     }
     const info = { height: state.height, round: state.round, step: state.step };
     this.announced = info;
+    this.logger('debug', 'step', info);
     this.notify('round', info);
   }
 
@@ -504,6 +507,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
 
   private proposeValue(action: ConsensusAction & { type: 'request-value' }): void {
     const { template } = action;
+    const started = performance.now();
     let proposal: ReturnType<typeof buildProposal>;
     try {
       proposal = buildProposal(
@@ -512,6 +516,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
           mempool: this.options.mempool,
           proofs: this.options.proofs,
           maxBlockBytes: this.options.genesis.consensus.maxBlockBytes,
+          maxBlockTxs: this.options.genesis.consensus.maxBlockTxs,
         },
         template,
         this.evidence.forBlock(template.height),
@@ -526,6 +531,12 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       return;
     }
     const { block, result } = proposal;
+    this.logger('debug', 'proposal built', {
+      height: action.height,
+      round: action.round,
+      txs: block.transactions.length,
+      ms: Math.round(performance.now() - started),
+    });
     this.cacheResult(toHex(blockHash(block.header)), result);
     this.enqueue({ type: 'value-proposed', height: action.height, round: action.round, block });
   }
@@ -533,7 +544,15 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   private validateValue(action: ConsensusAction & { type: 'validate-value' }): void {
     const state = this.state as TendermintState;
     const key = toHex(action.blockHash);
+    const started = performance.now();
     const outcome = checkAndExecute(this.checks, state.context, action.block);
+    this.logger('debug', 'proposal checked', {
+      height: action.height,
+      round: action.round,
+      txs: action.block.transactions.length,
+      ok: outcome.ok,
+      ms: Math.round(performance.now() - started),
+    });
     if (outcome.ok) {
       this.cacheResult(key, outcome.result);
     } else {
@@ -711,7 +730,13 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       });
     }
     try {
+      const started = performance.now();
       this.options.mempool.update(header.height, block.transactions);
+      this.logger('debug', 'mempool updated', {
+        height: header.height,
+        pending: this.options.mempool.size(),
+        ms: Math.round(performance.now() - started),
+      });
     } catch (error) {
       this.logger('error', 'the mempool failed after a commit', {
         height: header.height,

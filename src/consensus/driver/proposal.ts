@@ -9,6 +9,7 @@ export interface ProposalSources {
   readonly mempool: MempoolPort;
   readonly proofs: BlockProofs;
   readonly maxBlockBytes: number;
+  readonly maxBlockTxs: number;
 }
 
 /**
@@ -32,6 +33,7 @@ export function buildProposal(
     },
     sources.mempool.candidates(),
     sources.maxBlockBytes,
+    sources.maxBlockTxs,
   );
   const block = buildBlock(template, {
     transactions: prepared.transactions,

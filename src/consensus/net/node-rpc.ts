@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { HyperMeshError } from '../../codec/error.js';
 import { bytes } from '../../codec/schema.js';
 import {
+  DEFAULT_MAX_MESSAGE_BYTES,
   StoqError,
   StoqErrorCode,
   createClient,
@@ -21,10 +22,10 @@ import type { SyncedBlock } from '../driver/ports.js';
 import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_TX_BYTES } from '../wire.js';
 
 /**
- * The node's client-facing API over STOQ (`hypermesh.node.api.v1`): submit a transaction, ask
- * for its status, query application state, read the node's status and fetch a committed block.
- * Every request and response is schema-checked at both ends with the limits below; a handler's
- * failure reaches the caller as a typed STOQ status (see `wireError`).
+ * The node's client-facing API over STOQ (`hypermesh.node.api.v1`): submit a transaction (or a
+ * batch of them), ask for its status, query application state, read the node's status and fetch
+ * a committed block. Every request and response is schema-checked at both ends with the limits
+ * below; a handler's failure reaches the caller as a typed STOQ status (see `wireError`).
  */
 export const NODE_API_SERVICE_NAME = 'hypermesh.node.api.v1';
 
@@ -34,6 +35,28 @@ export const MAX_QUERY_DATA_BYTES = 64 * 1024;
 export const MAX_QUERY_RESULT_BYTES = 1024 * 1024;
 /** Entries in a node status record, and items in one of its lists. */
 export const MAX_STATUS_ENTRIES = 256;
+/** Most transactions in one `submitTxs` call. */
+export const MAX_SUBMIT_BATCH = 1_024;
+/**
+ * Most transaction bytes in one `submitTxs` call: the default STOQ message limit (4 MiB) less
+ * 16 KiB for the rest of the request frame — the CBOR heads of up to 1,024 byte strings (at most
+ * 5 bytes each) and the call header (method name, kind, deadline), about 5 KiB together. An
+ * endpoint configured with a smaller `maxMessageBytes` refuses larger frames (FRAME_TOO_LARGE).
+ */
+export const MAX_SUBMIT_BATCH_BYTES = DEFAULT_MAX_MESSAGE_BYTES - 16 * 1024;
+
+/**
+ * Why a client refused a `submitTxs` batch before sending it: a `StoqError` with code
+ * INVALID_ARGUMENT and this as `detail.reason`. The server's request schema refuses the same
+ * batches (INVALID_ARGUMENT naming the field `txs`).
+ */
+export enum SubmitBatchRefusal {
+  EMPTY = 'batch-empty',
+  /** More than `MAX_SUBMIT_BATCH` transactions. */
+  TOO_MANY_TXS = 'batch-too-many-txs',
+  /** More than `MAX_SUBMIT_BATCH_BYTES` bytes of transactions. */
+  TOO_MANY_BYTES = 'batch-too-many-bytes',
+}
 
 const anyone = ['validator', 'node', 'client'] as const;
 const height = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
@@ -41,10 +64,34 @@ const txHash = bytes({ length: 32 });
 const code = z.string().min(1).max(128);
 const text = z.string().max(4096);
 
+const transaction = bytes({ min: 1, max: MAX_TX_BYTES });
+
 const submitResponse = z.discriminatedUnion('ok', [
   z.strictObject({ ok: z.literal(true), txHash }),
   z.strictObject({ ok: z.literal(false), txHash: txHash.optional(), code, message: text }),
 ]);
+
+/** Bytes of the transactions in `txs`; entries that are not byte strings count nothing. */
+function batchBytes(txs: readonly unknown[]): number {
+  let total = 0;
+  for (const tx of txs) if (tx instanceof Uint8Array) total += tx.length;
+  return total;
+}
+
+const submitBatchRequest = z.strictObject({
+  txs: z
+    .array(transaction)
+    .min(1)
+    .max(MAX_SUBMIT_BATCH)
+    .refine((txs) => batchBytes(txs) <= MAX_SUBMIT_BATCH_BYTES, {
+      message: `at most ${MAX_SUBMIT_BATCH_BYTES} bytes of transactions`,
+    }),
+});
+
+/** One result per transaction of the request, in its order. */
+const submitBatchResponse = z.strictObject({
+  results: z.array(submitResponse).min(1).max(MAX_SUBMIT_BATCH),
+});
 
 const txStatusResponse = z.discriminatedUnion('status', [
   z.strictObject({ status: z.literal('unknown') }),
@@ -100,8 +147,13 @@ export const nodeApiService = defineService({
   name: NODE_API_SERVICE_NAME,
   methods: {
     submitTx: unary({
-      request: z.strictObject({ tx: bytes({ min: 1, max: MAX_TX_BYTES }) }),
+      request: z.strictObject({ tx: transaction }),
       response: submitResponse,
+      allow: anyone,
+    }),
+    submitTxs: unary({
+      request: submitBatchRequest,
+      response: submitBatchResponse,
       allow: anyone,
     }),
     txStatus: unary({
@@ -153,6 +205,11 @@ type Awaitable<T> = T | Promise<T>;
 export interface NodeRpcHandlers {
   /** Mempool admission (`mempool.add`): the transaction's check result. */
   submitTx(tx: Uint8Array, ctx: CallContext): Awaitable<TxSubmitResult>;
+  /**
+   * Admission of a batch (1..`MAX_SUBMIT_BATCH` transactions): one result per transaction, in
+   * order, each what `submitTx` would answer for it — every transaction is admitted on its own.
+   */
+  submitTxs(txs: readonly Uint8Array[], ctx: CallContext): Awaitable<readonly TxSubmitResult[]>;
   txStatus(txHash: Uint8Array, ctx: CallContext): Awaitable<TxStatus>;
   query(request: QueryRequest, ctx: CallContext): Awaitable<QueryResponse>;
   status(ctx: CallContext): Awaitable<NodeStatusRecord>;
@@ -189,6 +246,17 @@ export function registerNodeRpc(
   server.register(nodeApiService, {
     submitTx: (request, ctx) =>
       run(async () => submitResult(await handlers.submitTx(request.tx, ctx))),
+    submitTxs: (request, ctx) =>
+      run(async () => {
+        const results = await handlers.submitTxs(request.txs, ctx);
+        if (results.length !== request.txs.length) {
+          throw new StoqError(
+            StoqErrorCode.INTERNAL,
+            `submitTxs answered ${results.length} results for ${request.txs.length} transactions`,
+          );
+        }
+        return { results: results.map(submitResult) };
+      }),
     txStatus: (request, ctx) =>
       run(async () => txStatusResult(await handlers.txStatus(request.txHash, ctx))),
     query: (request, ctx) =>
@@ -285,9 +353,45 @@ export function wireError(
   );
 }
 
+/**
+ * Refuses a `submitTxs` batch that is empty or over `MAX_SUBMIT_BATCH` transactions or
+ * `MAX_SUBMIT_BATCH_BYTES` bytes (a `StoqError` INVALID_ARGUMENT with a `SubmitBatchRefusal` as
+ * `detail.reason`). Anything else wrong with it (a transaction that is not a byte string, empty
+ * or over `MAX_TX_BYTES`) is left to the request schema.
+ */
+export function checkSubmitBatch(txs: readonly Uint8Array[]): void {
+  if (!Array.isArray(txs)) return;
+  if (txs.length === 0) {
+    throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, 'a batch needs at least one transaction', {
+      reason: SubmitBatchRefusal.EMPTY,
+    });
+  }
+  if (txs.length > MAX_SUBMIT_BATCH) {
+    throw new StoqError(
+      StoqErrorCode.INVALID_ARGUMENT,
+      `a batch of ${txs.length} transactions exceeds the limit of ${MAX_SUBMIT_BATCH}`,
+      { reason: SubmitBatchRefusal.TOO_MANY_TXS, count: txs.length, limit: MAX_SUBMIT_BATCH },
+    );
+  }
+  const total = batchBytes(txs);
+  if (total > MAX_SUBMIT_BATCH_BYTES) {
+    throw new StoqError(
+      StoqErrorCode.INVALID_ARGUMENT,
+      `a batch of ${total} transaction bytes exceeds the limit of ${MAX_SUBMIT_BATCH_BYTES}`,
+      { reason: SubmitBatchRefusal.TOO_MANY_BYTES, bytes: total, limit: MAX_SUBMIT_BATCH_BYTES },
+    );
+  }
+}
+
 /** A typed client for the node API; failures are `StoqError`s carrying the server's status. */
 export interface NodeRpcClient {
   submitTx(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
+  /**
+   * Submits 1..`MAX_SUBMIT_BATCH` transactions in one call; resolves with one result per
+   * transaction, in order. An empty or oversized batch is refused before anything is sent
+   * (`checkSubmitBatch`).
+   */
+  submitTxs(txs: readonly Uint8Array[], options?: CallOptions): Promise<TxSubmitResult[]>;
   txStatus(txHash: Uint8Array, options?: CallOptions): Promise<TxStatus>;
   query(request: QueryRequest, options?: CallOptions): Promise<QueryResponse>;
   status(options?: CallOptions): Promise<NodeStatusRecord>;
@@ -309,6 +413,19 @@ export function createNodeRpcClient(
       : createClient(nodeApiService, target.session, options);
   return {
     submitTx: (tx, callOptions) => rpc.call('submitTx', { tx }, callOptions),
+    submitTxs: async (txs, callOptions) => {
+      checkSubmitBatch(txs);
+      const { results } = await rpc.call('submitTxs', { txs: txs as Uint8Array[] }, callOptions);
+      if (results.length !== txs.length) {
+        // A response that does not fit its request is a broken server, as a schema mismatch is.
+        throw new StoqError(
+          StoqErrorCode.INTERNAL,
+          `response does not match its request: ${results.length} results for ${txs.length} transactions`,
+          { reason: 'schema' },
+        );
+      }
+      return results;
+    },
     txStatus: (hash, callOptions) => rpc.call('txStatus', { txHash: hash }, callOptions),
     query: async (request, callOptions) => {
       const response = await rpc.call(

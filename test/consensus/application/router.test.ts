@@ -103,6 +103,23 @@ describe('application router', () => {
     assert.equal(later.sequence, 5);
   });
 
+  it('remembers checked transactions by their bytes, not by the array that held them', async () => {
+    const { app } = await open();
+    const alice = makeSender();
+    const good = tx(alice, kvSet('x', 'y'));
+    assert.ok(app.checkTx(good).ok);
+    assert.ok(app.checkTx(good.slice()).ok, 'an equal copy is the same transaction');
+    // The caller changes the array it passed: the remembered outcome does not apply to it.
+    const bad = withBadSignature(good);
+    good.set(bad);
+    rejected(app.checkTx(good), TransactionErrorCode.BAD_SIGNATURE);
+    assert.throws(
+      () => app.executeBlock(blockAt(1, [good])),
+      (error: unknown) =>
+        error instanceof ConsensusError && /BAD_SIGNATURE|signature/.test(error.message),
+    );
+  });
+
   it('checkTx refuses with stable codes and never throws', async () => {
     const node = await open({ maxSequenceLead: 3 });
     const { app } = node;
@@ -329,6 +346,13 @@ describe('application router', () => {
     // maxBytes: only what fits.
     const limited = node.app.prepareProposal(block, [a0, a1, a2, b0], a0.length + a1.length + 10);
     assert.deepEqual(limited.transactions, [a0, a1]);
+    // maxTxs: only that many, however many bytes are left.
+    const counted = node.app.prepareProposal(block, [a0, a1, a2, b0], 1 << 20, 2);
+    assert.deepEqual(counted.transactions, [a0, a1]);
+    assert.throws(
+      () => node.app.prepareProposal(block, [a0], 1 << 20, 1.5),
+      (error: unknown) => error instanceof ApplicationError && /maxTxs/.test(error.message),
+    );
     const empty = node.app.prepareProposal(block, [a0], 0);
     assert.deepEqual(empty.transactions, []);
     assert.deepEqual(empty.result.changes, []);

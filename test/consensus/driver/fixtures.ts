@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,11 +8,18 @@ import {
   ConsensusDriver,
   type CommitInfo,
   type ConsensusDriverOptions,
+  type DriverEvents,
   type RejectionInfo,
   type RoundInfo,
 } from '../../../src/consensus/driver/index.js';
 import type { Application } from '../../../src/consensus/app.js';
-import type { BlockProofs, MempoolPort } from '../../../src/consensus/driver/ports.js';
+import type {
+  BlockProofs,
+  ConsensusNetwork,
+  GossipMessage,
+  MempoolPort,
+  SyncedBlock,
+} from '../../../src/consensus/driver/ports.js';
 import { assertGenesisDocument, type GenesisDocument } from '../../../src/consensus/genesis.js';
 import { DEV_PROOF_PARAMS } from '../../../src/consensus/proof/params.js';
 import type { TimeoutConfig } from '../../../src/consensus/timeouts.js';
@@ -81,6 +89,7 @@ export function makeGenesisDocument(
       timeouts: TEST_TIMEOUTS,
       commitDelayMs: 10,
       maxBlockBytes: 64 * 1024,
+      maxBlockTxs: 1_000,
       requirePq: true,
       ...overrides,
     },
@@ -90,16 +99,129 @@ export function makeGenesisDocument(
   return genesis;
 }
 
-/** Resolves once `condition` holds; fails with `message` after `timeoutMs`. */
+/**
+ * What the in-process tests wait on announces itself here: every event of a watched driver
+ * (`watchDriver`; every `TestCluster` node is watched) and every message a cluster node sends
+ * or receives. `waitUntil` re-checks its condition on each, never on a timer.
+ */
+const activity = new EventEmitter();
+activity.setMaxListeners(0);
+const ACTIVITY = 'activity';
+
+function noteActivity(): void {
+  activity.emit(ACTIVITY);
+}
+
+const DRIVER_EVENTS = [
+  'signed',
+  'commit',
+  'round',
+  'evidence',
+  'rejected',
+  'halted',
+] as const satisfies readonly (keyof DriverEvents)[];
+
+/** Makes every event of `driver` wake `waitUntil` (for drivers built outside a TestCluster). */
+export function watchDriver(driver: ConsensusDriver): void {
+  for (const event of DRIVER_EVENTS) driver.on(event, noteActivity);
+}
+
+/**
+ * Resolves once `condition` holds. It is checked now and then again after each driver event or
+ * network message (see `activity`); fails with `message` (a function is called then, so it can
+ * tell the state at the deadline) if it does not hold within `timeoutMs`.
+ */
 export async function waitUntil(
   condition: () => boolean,
-  message: string,
+  message: string | (() => string),
   timeoutMs = 15_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  if (condition()) return;
+  await new Promise<void>((resolve, reject) => {
+    let queued = false;
+    let done = false;
+    const finish = (error: Error | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      activity.off(ACTIVITY, onActivity);
+      if (error === null) resolve();
+      else reject(error);
+    };
+    const check = (): void => {
+      queued = false;
+      if (done) return;
+      try {
+        if (condition()) finish(null);
+      } catch (error) {
+        finish(error as Error);
+      }
+    };
+    // A burst of events in one synchronous run (a broadcast to N peers) costs one check, made
+    // once the code that emitted them has finished its step.
+    const onActivity = (): void => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(check);
+    };
+    // The only timer: the failure deadline.
+    const deadline = setTimeout(() => {
+      const what = typeof message === 'function' ? message() : message;
+      finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    activity.on(ACTIVITY, onActivity);
+  });
+}
+
+/**
+ * The network a cluster node's driver is given: the node's memory endpoint, announcing every
+ * message the node sends and every message and connection it is handed (after the driver's
+ * handler ran) to `waitUntil`.
+ */
+class ObservedNetwork implements ConsensusNetwork {
+  constructor(private readonly inner: MemoryEndpoint) {}
+
+  broadcast(message: GossipMessage): void {
+    this.inner.broadcast(message);
+    noteActivity();
+  }
+
+  send(peer: string, message: GossipMessage): void {
+    this.inner.send(peer, message);
+    noteActivity();
+  }
+
+  onMessage(handler: (peer: string, message: GossipMessage) => void): void {
+    this.inner.onMessage((peer, message) => {
+      try {
+        handler(peer, message);
+      } finally {
+        noteActivity();
+      }
+    });
+  }
+
+  onPeerConnected(handler: (peer: string) => void): void {
+    this.inner.onPeerConnected((peer) => {
+      try {
+        handler(peer);
+      } finally {
+        noteActivity();
+      }
+    });
+  }
+
+  peers(): readonly string[] {
+    return this.inner.peers();
+  }
+
+  fetchBlocks(
+    peer: string,
+    from: number,
+    to: number,
+    signal?: AbortSignal,
+  ): AsyncIterable<SyncedBlock> {
+    return this.inner.fetchBlocks(peer, from, to, signal);
   }
 }
 
@@ -130,6 +252,7 @@ export class TestNode {
     driver.on('commit', (info) => this.commits.push(info));
     driver.on('round', (info) => this.rounds.push(info));
     driver.on('rejected', (info) => this.rejections.push(info));
+    watchDriver(driver);
   }
 
   get height(): number {
@@ -192,7 +315,7 @@ export class TestCluster {
       self: { privateKey: identity.privateKey, falconSecretKey: identity.pqSecretKey, falcon },
       app,
       mempool,
-      network: endpoint,
+      network: new ObservedNetwork(endpoint),
       proofs: this.parts.proofs?.(index) ?? new TestProofs(),
       ...this.parts.options,
       ...extra,
@@ -231,7 +354,8 @@ export class TestCluster {
   async waitForHeight(height: number, timeoutMs = 20_000, nodes = this.running()): Promise<void> {
     await waitUntil(
       () => nodes.every((node) => node.height >= height),
-      `nodes ${nodes.map((node) => `${node.id}@${node.height}`).join(', ')} to reach height ${height}`,
+      () =>
+        `nodes ${nodes.map((node) => `${node.id}@${node.height}`).join(', ')} to reach height ${height}`,
       timeoutMs,
     );
   }

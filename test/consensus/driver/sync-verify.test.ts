@@ -3,6 +3,9 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  BlockRefusal,
+  blockSizeError,
+  checkAndExecute,
   readSyncedBlocks,
   verifySyncedBlock,
   type BlockCheckDeps,
@@ -64,6 +67,8 @@ describe('verifySyncedBlock and loadChain', () => {
         app: new KvTestApp(store),
         proofs: new TestProofs(),
         store,
+        maxBlockTxs: genesis.consensus.maxBlockTxs,
+        maxBlockBytes: genesis.consensus.maxBlockBytes,
       },
     };
   }
@@ -135,6 +140,28 @@ describe('verifySyncedBlock and loadChain', () => {
       () => verifySyncedBlock(refusingProofs, context, first),
       /PROOF_INVALID: no plot/,
     );
+    store.close();
+  });
+
+  it('refuses a block over the genesis transaction count or byte limit before anything else', () => {
+    const { store, deps } = fresh('size');
+    const context = genesisHeightContext(genesis);
+    const block = decodeBlock((served[0] as SyncedBlock).block);
+    const txs = [Uint8Array.of(1, 2, 3), Uint8Array.of(4, 5)];
+    const big = { ...block, transactions: txs };
+    assert.equal(blockSizeError({ maxBlockTxs: 2, maxBlockBytes: 5 }, big), undefined);
+    assert.match(
+      blockSizeError({ maxBlockTxs: 1, maxBlockBytes: 5 }, big)?.message ?? '',
+      /has 2 transactions; the limit is 1/,
+    );
+    assert.match(
+      blockSizeError({ maxBlockTxs: 2, maxBlockBytes: 4 }, big)?.message ?? '',
+      /has 5 bytes of transactions; the limit is 4/,
+    );
+    const outcome = checkAndExecute({ ...deps, maxBlockTxs: 1 }, context, big);
+    assert.equal(outcome.ok, false);
+    assert.equal(!outcome.ok && outcome.refusal, BlockRefusal.TOO_LARGE);
+    assert.equal(store.blocks.latestHeight(), null);
     store.close();
   });
 

@@ -53,12 +53,13 @@ export class KvTestApp implements Application {
     block: Omit<BlockExecutionInput, 'transactions'>,
     candidates: Iterable<Uint8Array>,
     maxBytes: number,
+    maxTxs: number = Number.MAX_SAFE_INTEGER,
   ): PreparedProposal {
     const transactions: Uint8Array[] = [];
     let bytes = 0;
     for (const tx of candidates) {
       if (parseTx(tx) === null) continue;
-      if (bytes + tx.length > maxBytes) break;
+      if (bytes + tx.length > maxBytes || transactions.length >= maxTxs) break;
       bytes += tx.length;
       transactions.push(tx);
     }

@@ -4,20 +4,31 @@ import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { HyperMeshError } from '../../../src/codec/error.js';
 import {
+  TransactionErrorCode,
+  decodeTransaction,
+} from '../../../src/consensus/application/index.js';
+import { Mempool } from '../../../src/consensus/mempool.js';
+import {
   MAX_QUERY_DATA_BYTES,
+  MAX_SUBMIT_BATCH,
+  MAX_SUBMIT_BATCH_BYTES,
   NODE_API_SERVICE_NAME,
+  SubmitBatchRefusal,
   createNodeRpcClient,
   defaultWireCode,
   registerNodeRpc,
   wireError,
   type NodeRpcClient,
   type NodeRpcHandlers,
+  type TxSubmitResult,
 } from '../../../src/consensus/net/node-rpc.js';
 import { MAX_TX_BYTES } from '../../../src/consensus/wire.js';
+import { kvSet } from '../../../src/kv/index.js';
 import { StoqError, StoqErrorCode } from '../../../src/stoq/errors.js';
 import { createClient } from '../../../src/stoq/rpc/client.js';
 import { defineService, unary } from '../../../src/stoq/rpc/service.js';
 import { isStoqError } from '../../helpers/stoq-error.js';
+import { makeSender, openNode, tx as signedTx, type TestNode } from '../application/fixture.js';
 import { Cluster, type RunningEndpoint } from './net-fixture.js';
 
 /** The node's client-facing API over STOQ: round trips, schema limits, error mapping. */
@@ -27,20 +38,35 @@ let server: RunningEndpoint;
 let caller: RunningEndpoint;
 let client: NodeRpcClient;
 const calls: string[] = [];
+/** n2 admits into a real mempool over a real application (kv module, temporary store). */
+let appNode: TestNode;
+let mempool: Mempool;
+let mempoolClient: NodeRpcClient;
 
 const sha256 = (data: Uint8Array): Uint8Array =>
   new Uint8Array(createHash('sha256').update(data).digest());
 const root = new Uint8Array(32).fill(0xab);
+
+/** The mock's admission verdict for transactions starting with 1 or 2 (others: refused). */
+function verdict(tx: Uint8Array): TxSubmitResult & Record<string, unknown> {
+  switch (tx[0]) {
+    case 1:
+      // An application's TxAcceptance: sender and sequence stay on the server.
+      return { ok: true, txHash: sha256(tx), sender: 'ab'.repeat(32), sequence: 3 };
+    case 2:
+      return { ok: false, code: 'TX_BAD_SIGNATURE', message: 'signature does not verify' };
+    default:
+      return { ok: false, code: 'TX_MALFORMED', message: 'not a transaction', txHash: sha256(tx) };
+  }
+}
 
 const handlers: NodeRpcHandlers = {
   submitTx: (tx, ctx) => {
     calls.push(`submitTx ${ctx.peer.role}`);
     switch (tx[0]) {
       case 1:
-        // An application's TxAcceptance: sender and sequence stay on the server.
-        return { ok: true, txHash: sha256(tx), sender: 'ab'.repeat(32), sequence: 3 };
       case 2:
-        return { ok: false, code: 'TX_BAD_SIGNATURE', message: 'signature does not verify' };
+        return verdict(tx);
       case 3:
         throw new HyperMeshError('MEMPOOL_FULL', 'the mempool is full', { limit: 10 });
       case 4:
@@ -48,6 +74,12 @@ const handlers: NodeRpcHandlers = {
       default:
         throw new HyperMeshError('MEMPOOL_STORE_BROKEN', 'disk says no');
     }
+  },
+  submitTxs: (txs, ctx) => {
+    calls.push(`submitTxs ${ctx.peer.role} ${txs.length}`);
+    // A broken handler that answers one result too few.
+    if (txs[0]?.[0] === 9) return txs.slice(1).map(verdict);
+    return txs.map(verdict);
   },
   txStatus: (txHash) => {
     calls.push('txStatus');
@@ -89,15 +121,28 @@ const handlers: NodeRpcHandlers = {
 };
 
 before(async () => {
-  cluster = await Cluster.create('memory', ['n1', { name: 'carol', role: 'client' }]);
+  cluster = await Cluster.create('memory', ['n1', 'n2', { name: 'carol', role: 'client' }]);
   server = await cluster.endpoint('n1');
   registerNodeRpc(server.endpoint, handlers);
-  caller = await cluster.endpoint('carol', undefined, { n1: [server.address] });
+  appNode = await openNode();
+  mempool = new Mempool(appNode.app);
+  const withMempool = await cluster.endpoint('n2');
+  registerNodeRpc(withMempool.endpoint, {
+    ...handlers,
+    submitTx: (tx) => mempool.add(tx),
+    submitTxs: (txs) => txs.map((tx) => mempool.add(tx)),
+  });
+  caller = await cluster.endpoint('carol', undefined, {
+    n1: [server.address],
+    n2: [withMempool.address],
+  });
   client = createNodeRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
+  mempoolClient = createNodeRpcClient({ endpoint: caller.endpoint, peer: 'n2' });
 });
 
 after(async () => {
   await cluster.close();
+  await appNode.close();
 });
 
 /** The same service name with lax request schemas, to put bad requests on the wire. */
@@ -106,6 +151,7 @@ const lax = defineService({
   name: NODE_API_SERVICE_NAME,
   methods: {
     submitTx: laxMethod(),
+    submitTxs: laxMethod(),
     txStatus: laxMethod(),
     query: laxMethod(),
     status: laxMethod(),
@@ -248,6 +294,137 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
       session.connection.close();
     }
     assert.equal(calls.length, before, 'no handler ran for a refused request');
+  });
+
+  it('submits a batch: one result per transaction, in order, each as submitTx answers', async () => {
+    const txs = [Uint8Array.of(1, 1), Uint8Array.of(2), Uint8Array.of(7, 7), Uint8Array.of(1, 2)];
+    const results = await client.submitTxs(txs);
+    assert.deepEqual(results, [
+      { ok: true, txHash: sha256(txs[0] as Uint8Array) },
+      { ok: false, code: 'TX_BAD_SIGNATURE', message: 'signature does not verify' },
+      {
+        ok: false,
+        code: 'TX_MALFORMED',
+        message: 'not a transaction',
+        txHash: sha256(txs[2] as Uint8Array),
+      },
+      { ok: true, txHash: sha256(txs[3] as Uint8Array) },
+    ]);
+    assert.equal(calls.at(-1), 'submitTxs client 4');
+
+    // The largest batch: MAX_SUBMIT_BATCH transactions of MAX_SUBMIT_BATCH_BYTES in all fit the
+    // default message limit.
+    const size = MAX_SUBMIT_BATCH_BYTES / MAX_SUBMIT_BATCH;
+    assert.ok(Number.isInteger(size));
+    const largest = Array.from({ length: MAX_SUBMIT_BATCH }, (_, i) => {
+      const tx = new Uint8Array(size);
+      tx[0] = 1;
+      tx[1] = i >> 8;
+      tx[2] = i & 0xff;
+      return tx;
+    });
+    const answered = await client.submitTxs(largest);
+    assert.equal(answered.length, MAX_SUBMIT_BATCH);
+    answered.forEach((result, i) =>
+      assert.deepEqual(result, { ok: true, txHash: sha256(largest[i] as Uint8Array) }),
+    );
+
+    // A handler that answers the wrong number of results is a server bug: INTERNAL.
+    await assert.rejects(
+      client.submitTxs([Uint8Array.of(9), Uint8Array.of(1)]),
+      isStoqError(StoqErrorCode.INTERNAL),
+    );
+  });
+
+  it('admits a mixed batch into a real mempool, each transaction on its own', async () => {
+    const alice = makeSender();
+    const bob = makeSender();
+    const valid = signedTx(alice, kvSet('batch/a', 'one'));
+    const next = signedTx(alice, kvSet('batch/b', 'two'));
+    const forged = signedTx(bob, kvSet('batch/c', 'three'));
+    forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
+    const otherChain = signedTx(bob, kvSet('batch/d', 'four'), { chainId: 'another-chain' });
+    const txs = [valid, forged, valid, otherChain, next];
+
+    const results = await mempoolClient.submitTxs(txs);
+    assert.equal(results.length, txs.length);
+    const hashOf = (tx: Uint8Array): Uint8Array => decodeTransaction(tx).txHash;
+    assert.deepEqual(results[0], { ok: true, txHash: hashOf(valid) });
+    assert.equal(results[1]?.ok, false);
+    assert.equal(results[1]?.ok === false && results[1].code, TransactionErrorCode.BAD_SIGNATURE);
+    // The same bytes again: already pending, answered as submitTx answers a duplicate.
+    assert.deepEqual(results[2], { ok: true, txHash: hashOf(valid) });
+    assert.equal(results[3]?.ok === false && results[3].code, TransactionErrorCode.WRONG_CHAIN);
+    assert.deepEqual(results[4], { ok: true, txHash: hashOf(next) });
+
+    assert.equal(mempool.size(), 2, 'the two valid transactions, once each');
+    assert.ok(mempool.has(hashOf(valid)) && mempool.has(hashOf(next)));
+    // Each result is what submitTx answers for that transaction (now: pending or refused).
+    for (const [i, tx] of txs.entries()) {
+      assert.deepEqual(await mempoolClient.submitTx(tx), results[i], `transaction ${i}`);
+    }
+    assert.equal(mempool.size(), 2);
+  });
+
+  it('refuses empty and oversized batches before sending, and the server refuses them too', async () => {
+    const before = calls.length;
+    const refusedWith = (reason: SubmitBatchRefusal) => (error: unknown) => {
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT)(error);
+      assert.equal((error as StoqError).detail.reason, reason);
+      return true;
+    };
+    await assert.rejects(client.submitTxs([]), refusedWith(SubmitBatchRefusal.EMPTY));
+    await assert.rejects(
+      client.submitTxs(Array.from({ length: MAX_SUBMIT_BATCH + 1 }, () => Uint8Array.of(1))),
+      refusedWith(SubmitBatchRefusal.TOO_MANY_TXS),
+    );
+    // 1,024 transactions one byte over the byte limit in all, below the message limit.
+    const overBytes = Array.from({ length: MAX_SUBMIT_BATCH }, () =>
+      new Uint8Array(MAX_SUBMIT_BATCH_BYTES / MAX_SUBMIT_BATCH + 1).fill(1),
+    );
+    await assert.rejects(
+      client.submitTxs(overBytes),
+      refusedWith(SubmitBatchRefusal.TOO_MANY_BYTES),
+    );
+    // One bad transaction refuses the whole request (schema), as for submitTx.
+    await assert.rejects(
+      client.submitTxs([Uint8Array.of(1), new Uint8Array(0)]),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+    await assert.rejects(
+      client.submitTxs([Uint8Array.of(1), new Uint8Array(MAX_TX_BYTES + 1)]),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+
+    const session = await caller.endpoint.connect(server.address);
+    const raw = createClient(lax, session);
+    const refused: unknown[] = [
+      { txs: [] },
+      { txs: Array.from({ length: MAX_SUBMIT_BATCH + 1 }, () => Uint8Array.of(1)) },
+      { txs: overBytes },
+      { txs: Uint8Array.of(1) },
+      { txs: 'not an array' },
+      { txs: [Uint8Array.of(1), 'not bytes'] },
+      { txs: [Uint8Array.of(1), 2] },
+      { txs: [new Uint8Array(0)] },
+      { txs: [new Uint8Array(MAX_TX_BYTES + 1)] },
+      { txs: [Uint8Array.of(1)], extra: true },
+      {},
+    ];
+    try {
+      for (const request of refused) {
+        await assert.rejects(
+          raw.call('submitTxs', request),
+          isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+          JSON.stringify(request, (_k, v: unknown) =>
+            v instanceof Uint8Array ? `${v.length} bytes` : v,
+          ).slice(0, 200),
+        );
+      }
+    } finally {
+      session.connection.close();
+    }
+    assert.equal(calls.length, before, 'no handler ran: nothing was admitted');
   });
 
   it('maps domain error codes by their words, and can be told otherwise', () => {

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Application, TxCheckResult } from '../../src/consensus/app.js';
+import { sha256 } from '../../src/crypto/hash.js';
+import { Mempool, MempoolRejectionCode } from '../../src/consensus/mempool.js';
+import { createTxIntake } from '../../src/node/tx-intake.js';
+
+const text = new TextEncoder();
+
+/** `sender:seq` transactions; "bad" ones are refused. */
+class FakeApp implements Pick<Application, 'checkTx'> {
+  checkTx(bytes: Uint8Array): TxCheckResult {
+    const [sender, seq] = new TextDecoder().decode(bytes).split(':');
+    if (sender === 'bad') return { ok: false, code: 'TX_BAD', message: 'refused' };
+    return { ok: true, txHash: sha256(bytes), sender: sender ?? '', sequence: Number(seq) };
+  }
+}
+
+const tx = (sender: string, seq = 0): Uint8Array => text.encode(`${sender}:${seq}`);
+
+/** A clock that moves one unit every time it is read. */
+function tickingClock(): () => number {
+  let t = 0;
+  return () => t++;
+}
+
+describe('transaction intake', () => {
+  it('admits a batch through the mempool and answers per transaction, in order', async () => {
+    const mempool = new Mempool(new FakeApp());
+    const intake = createTxIntake(mempool);
+    const results = await intake.submit([tx('a'), tx('bad'), tx('a'), tx('b')]);
+    assert.deepEqual(
+      results.map((r) => (r.ok ? `ok${r.duplicate ? '-dup' : ''}` : r.code)),
+      ['ok', 'TX_BAD', 'ok-dup', 'ok'],
+    );
+    assert.equal(intake.size(), 2);
+    assert.equal(intake.stats().queued, 0);
+    intake.close();
+  });
+
+  it('yields to the event loop between slices of a long batch', async () => {
+    const mempool = new Mempool(new FakeApp());
+    // Every admission reads the clock past the 3-unit slice after a few transactions.
+    const intake = createTxIntake(mempool, { sliceMs: 3, now: tickingClock() });
+    const order: string[] = [];
+    const batch = Array.from({ length: 12 }, (_, i) => tx(`s${i}`));
+    const done = intake.submit(batch).then(() => order.push('batch admitted'));
+    // Scheduled after the first slice was: runs between two slices, before the batch is done.
+    setImmediate(() => {
+      order.push(`event with ${mempool.size()} admitted`);
+    });
+    await done;
+    assert.equal(mempool.size(), 12);
+    assert.ok(intake.stats().slices > 2, `slices: ${intake.stats().slices}`);
+    assert.equal(order.length, 2);
+    assert.match(order[0] as string, /^event with \d+ admitted$/);
+    const admittedBefore = Number(/(\d+)/.exec(order[0] as string)?.[1]);
+    assert.ok(admittedBefore < 12, 'the event ran before the batch finished');
+    assert.equal(order[1], 'batch admitted');
+    intake.close();
+  });
+
+  it('refuses clients and drops peer batches beyond the queue bound', async () => {
+    const mempool = new Mempool(new FakeApp());
+    const intake = createTxIntake(mempool, { maxQueued: 3 });
+    const first = intake.submit([tx('a'), tx('b')]);
+    const refused = await intake.submit([tx('c'), tx('d')]);
+    for (const result of refused) {
+      assert.equal(result.ok, false);
+      assert.equal(!result.ok && result.code, MempoolRejectionCode.BUSY);
+      assert.match(!result.ok ? result.message : '', /2 transactions are waiting/);
+    }
+    intake.addFromPeer('node-2', [tx('e'), tx('f')]);
+    intake.addFromPeer('node-2', [tx('g')]);
+    assert.deepEqual(intake.stats().busy, 2);
+    assert.deepEqual(intake.stats().droppedFromPeers, 2);
+    await first;
+    // The peer's queued transaction is admitted after the client's batch, in the same slice.
+    assert.equal(intake.stats().queued, 0);
+    assert.equal(mempool.size(), 3);
+    intake.close();
+  });
+
+  it('answers MEMPOOL_BUSY for what is queued when it closes, and for everything after', async () => {
+    const mempool = new Mempool(new FakeApp());
+    const intake = createTxIntake(mempool);
+    const pending = intake.submit([tx('a')]);
+    intake.close();
+    const [result] = await pending;
+    assert.equal(result?.ok === false && result.code, MempoolRejectionCode.BUSY);
+    const [after] = await intake.submit([tx('b')]);
+    assert.equal(after?.ok === false && after.code, MempoolRejectionCode.BUSY);
+    intake.addFromPeer('node-2', [tx('c')]);
+    assert.equal(mempool.size(), 0);
+  });
+
+  it('rejects invalid options', () => {
+    const mempool = new Mempool(new FakeApp());
+    assert.throws(() => createTxIntake(mempool, { maxQueued: 0 }), /maxQueued/);
+    assert.throws(() => createTxIntake(mempool, { sliceMs: Number.NaN }), /sliceMs/);
+  });
+});
