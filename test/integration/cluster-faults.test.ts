@@ -14,8 +14,9 @@ import { BENIGN_REFUSALS, KvLoad, sequenceOn } from './kv-load.js';
  * kill -9 of one validator (the rest keep committing), its restart (it catches up to identical
  * blocks and state roots), kill -9 of two (beyond f: progress stops, nothing forks) and the
  * return of one (commits resume). Transactions acknowledged by a validator just before its
- * kill -9 are committed exactly once. Every wait polls a condition with a deadline; the one
- * bounded wait that is itself the assertion is "no new height for 3 rounds" with two down.
+ * kill -9 are committed exactly once. Every wait re-checks its condition when a node logs a
+ * commit (or becomes ready, or exits), with a deadline; the bounded windows that are themselves
+ * the assertion are "no commit for a round" (settled) and "no commit for 3 rounds" with two down.
  */
 const VALIDATORS = 4;
 const START_MS = 40_000;
@@ -51,6 +52,30 @@ async function allReach(c: TestCluster, height: number, ms: number, what: string
 
 async function maxLiveHeight(c: TestCluster): Promise<number> {
   return Math.max(...(await liveHeights(c)).values());
+}
+
+/**
+ * Waits until the running nodes agree on their committed height and none has logged a commit
+ * for `quietMs`; returns that height. Fails after `ms`.
+ */
+async function settle(c: TestCluster, quietMs: number, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  let heights = new Map<string, number>();
+  for (;;) {
+    const remaining = deadline - Date.now();
+    if (remaining < quietMs) {
+      throw new Error(
+        `the survivors did not settle within ${ms} ms (heights ${JSON.stringify([...heights])})`,
+      );
+    }
+    // A commit within the window: the heights moved; watch another window.
+    if ((await c.commitWithin(quietMs)) !== null) continue;
+    heights = await liveHeights(c);
+    const values = [...heights.values()];
+    if (values.every((h) => h === values[0])) return values[0] as number;
+    // Quiet but apart: the one behind catches up with a commit of its own; wait for it.
+    await c.commitWithin(deadline - Date.now());
+  }
 }
 
 /** One round at round 0: the sum of the genesis propose, prevote and precommit timeouts. */
@@ -198,26 +223,19 @@ describe('a 4-validator cluster under kill -9', { timeout: 150_000 }, () => {
     await Promise.all([c.kill('node-3'), c.kill('node-4')]);
     const atKill = await maxLiveHeight(c);
     // A block whose precommits were already out may still be committed by the survivors, so
-    // the stall is measured from the moment their heights have not moved for one round.
+    // the stall is measured from the moment they agree and none has logged a commit for a round.
     const round = roundMs(c);
-    let settled = -1;
-    let since = Date.now();
-    await eventually('the survivors settle', 4 * round, async () => {
-      const values = [...(await liveHeights(c)).values()];
-      const same = values.every((h) => h === values[0]) ? (values[0] as number) : -1;
-      if (same !== settled) {
-        settled = same;
-        since = Date.now();
-      }
-      return settled !== -1 && Date.now() - since >= round ? true : undefined;
-    });
+    const settled = await settle(c, round, 4 * round);
     assert.ok(settled <= atKill + 1, `settled at ${settled}, ${atKill} when killed`);
-    const watchUntil = Date.now() + 3 * round;
-    while (Date.now() < watchUntil) {
-      for (const [name, h] of await liveHeights(c)) {
-        assert.equal(h, settled, `${name} committed height ${h} with two of four validators down`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 250));
+    // Three more rounds: any commit a survivor logs in them fails the test at once.
+    const moved = await c.commitWithin(3 * round);
+    assert.equal(
+      moved,
+      null,
+      `${moved?.node} committed height ${moved?.height} with two of four validators down`,
+    );
+    for (const [name, h] of await liveHeights(c)) {
+      assert.equal(h, settled, `${name} committed height ${h} with two of four validators down`);
     }
     await assertSameChain(c, settled);
     assert.deepEqual(c.commits.forks, []);

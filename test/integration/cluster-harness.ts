@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,9 @@ import { spawnHypermesh } from '../../src/node/process.js';
  * the real `hypermesh cluster init` (both from the built bin, like the node tests). It follows
  * every node's JSON logs: each "block committed" line (height, hash) is checked against every
  * other node's commit at that height, so a fork is caught the moment any process logs it. The
- * operator identity from `cluster init` reaches the nodes' API over STOQ.
+ * operator identity from `cluster init` reaches the nodes' API over STOQ. Waits are driven by
+ * those log lines (and by nodes becoming ready or exiting), never by a timer: see `eventually`
+ * and `commitWithin`.
  */
 export interface TestCluster {
   readonly dir: string;
@@ -38,10 +41,36 @@ export interface TestCluster {
   committedHeight(name: string): Promise<number>;
   /** Every (height → block hash) any node has logged as committed, and conflicts seen. */
   readonly commits: CommitLedger;
+  /**
+   * Resolves with the first commit any node logs from now on, or with null if none is logged
+   * within `ms`. The window is the assertion itself where a test shows that nothing is committed
+   * (or that heights have settled); to wait for progress, use `eventually`.
+   */
+  commitWithin(ms: number): Promise<LoggedCommit | null>;
   /** The tail of a node's log file, for failure messages. */
   logTail(name: string, lines?: number): Promise<string>;
   /** Kills every child, closes the operator session, removes the directory. Never throws. */
   close(): Promise<void>;
+}
+
+/** A "block committed" line of a node's log. */
+export interface LoggedCommit {
+  readonly node: string;
+  readonly height: number;
+  readonly hash: string;
+}
+
+/**
+ * What integration tests wait on announces itself here: every "block committed" line a node
+ * logs, every node that becomes ready and every node process that exits. `eventually` re-runs
+ * its check on each.
+ */
+const activity = new EventEmitter();
+activity.setMaxListeners(0);
+const ACTIVITY = 'activity';
+
+function noteActivity(): void {
+  activity.emit(ACTIVITY);
 }
 
 /** The commits every node logged, keyed by height; a second hash at a height is a fork. */
@@ -76,6 +105,9 @@ export async function createTestCluster(validators: number): Promise<TestCluster
   const clusterDir = path.join(dir, 'cluster');
   const processes = new Map<string, ValidatorProcess>();
   const commits = new CommitLedger();
+  /** This cluster's commit lines, as they are logged (for `commitWithin`). */
+  const committed = new EventEmitter<{ commit: [LoggedCommit] }>();
+  committed.setMaxListeners(0);
   let session: OperatorSession | undefined;
 
   const killAll = async (): Promise<void> => {
@@ -152,14 +184,18 @@ export async function createTestCluster(validators: number): Promise<TestCluster
             typeof entry.hash === 'string'
           ) {
             commits.record(name, entry.height, entry.hash);
+            committed.emit('commit', { node: name, height: entry.height, hash: entry.hash });
+            noteActivity();
           }
         });
+        void node.exited.then(noteActivity);
         processes.set(name, node);
         try {
           await node.ready;
         } catch (error) {
           throw new Error(`${(error as Error).message}\n${await tail(logFile(name), 30)}`);
         }
+        noteActivity();
         return node;
       },
       kill: async (name) => {
@@ -183,6 +219,19 @@ export async function createTestCluster(validators: number): Promise<TestCluster
         }
         return height;
       },
+      commitWithin: (ms) =>
+        new Promise<LoggedCommit | null>((resolve) => {
+          const onCommit = (commit: LoggedCommit): void => {
+            clearTimeout(window);
+            resolve(commit);
+          };
+          // Not a failure deadline: the end of the window in which no commit was logged.
+          const window = setTimeout(() => {
+            committed.off('commit', onCommit);
+            resolve(null);
+          }, ms);
+          committed.once('commit', onCommit);
+        }),
       logTail: (name, lines = 20) => tail(logFile(name), lines),
       close,
     };
@@ -201,27 +250,54 @@ async function tail(file: string, lines: number): Promise<string> {
 }
 
 /**
- * Polls `check` every `intervalMs` until it returns a value other than undefined; throws after
- * `ms` with `what` and the last value or error seen.
+ * Runs `check` now and again after each node event (a "block committed" log line, a node ready
+ * or exited: see `activity`) until it returns a value other than undefined; throws after `ms`
+ * with `what` and the last value or error seen. One check runs at a time: events during a check
+ * ask for one more check after it, however many they were.
  */
 export async function eventually<T>(
   what: string,
   ms: number,
   check: () => Promise<T | undefined>,
-  intervalMs = 200,
 ): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown = 'nothing yet';
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-      last = 'not yet';
-    } catch (error) {
-      last = error instanceof Error ? error.message : error;
-    }
-    if (Date.now() >= deadline)
-      throw new Error(`${what}: not within ${ms} ms (last: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+  return new Promise<T>((resolve, reject) => {
+    let last: unknown = 'nothing yet';
+    let running = false;
+    let again = false;
+    let done = false;
+    const finish = (outcome: { value: T } | { error: Error }): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      activity.off(ACTIVITY, onActivity);
+      if ('value' in outcome) resolve(outcome.value);
+      else reject(outcome.error);
+    };
+    const run = async (): Promise<void> => {
+      running = true;
+      do {
+        again = false;
+        try {
+          const value = await check();
+          if (value !== undefined) finish({ value });
+          else last = 'not yet';
+        } catch (error) {
+          last = error instanceof Error ? error.message : error;
+        }
+      } while (again && !done);
+      running = false;
+    };
+    const onActivity = (): void => {
+      if (done) return;
+      if (running) again = true;
+      else void run();
+    };
+    // The only timer: the failure deadline.
+    const deadline = setTimeout(
+      () => finish({ error: new Error(`${what}: not within ${ms} ms (last: ${String(last)})`) }),
+      ms,
+    );
+    activity.on(ACTIVITY, onActivity);
+    void run();
+  });
 }

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/node/cli.js';
 import { readClusterFile, type ClusterFile } from '../../src/node/cluster-file.js';
@@ -19,11 +22,13 @@ const DEADLINE_MS = 60_000;
 let dir: string;
 let dev: ChildProcess | undefined;
 let cluster: ClusterFile | undefined;
+const followers: FSWatcher[] = [];
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-dev-'));
 });
 after(async () => {
+  for (const watcher of followers) watcher.close();
   if (dev && dev.exitCode === null) dev.kill('SIGKILL');
   for (const node of cluster?.nodes ?? []) {
     if (node.pid !== null && alive(node.pid)) process.kill(node.pid, 'SIGKILL');
@@ -66,25 +71,105 @@ interface StatusJson {
   nodes: Array<{ name: string; reachable: boolean; status: Record<string, unknown> | null }>;
 }
 
-/** Polls `check` until it returns a value, with a deadline and the last value in the error. */
+/** Every "block committed" line a followed node log gets; `eventually` re-checks on each. */
+const commits = new EventEmitter();
+commits.setMaxListeners(0);
+
+/**
+ * Follows the JSON log `dev` keeps for a node (`<dir>/<node>/node.log`): each time the file
+ * changes (an inotify event through fs.watch), reads what was appended and announces each
+ * "block committed" line on `commits`.
+ */
+function followCommits(file: string): void {
+  const decoder = new StringDecoder('utf8');
+  let offset = 0;
+  let partial = '';
+  let reading = false;
+  let again = false;
+  const read = async (): Promise<void> => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        const handle = await open(file, 'r');
+        try {
+          for (;;) {
+            const { bytesRead, buffer } = await handle.read({ position: offset });
+            if (bytesRead === 0) break;
+            offset += bytesRead;
+            partial += decoder.write(buffer.subarray(0, bytesRead));
+          }
+        } finally {
+          await handle.close();
+        }
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (line.includes('"msg":"block committed"')) commits.emit('commit', line);
+        }
+      } while (again);
+    } finally {
+      reading = false;
+    }
+  };
+  const watcher = watch(file, () => void read().catch(() => undefined));
+  followers.push(watcher);
+  void read().catch(() => undefined);
+}
+
+/**
+ * Runs `check` now and again after each commit a followed node logs, until it returns a value;
+ * one check at a time (commits during a check ask for one more after it). Fails after `ms` with
+ * the last value or error.
+ */
 async function eventually<T>(
   check: () => Promise<T | undefined>,
   ms: number,
-  what: string,
+  what: string | (() => string),
 ): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    const value = await check().catch((error: unknown) => {
-      last = error;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`${what} within ${ms} ms; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  return new Promise<T>((resolve, reject) => {
+    let last: unknown;
+    let running = false;
+    let again = false;
+    let done = false;
+    const finish = (outcome: { value: T } | { error: Error }): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      commits.off('commit', onCommit);
+      if ('value' in outcome) resolve(outcome.value);
+      else reject(outcome.error);
+    };
+    const run = async (): Promise<void> => {
+      running = true;
+      do {
+        again = false;
+        const value = await check().catch((error: unknown) => {
+          last = error instanceof Error ? error.message : error;
+          return undefined;
+        });
+        if (value !== undefined) finish({ value });
+        else last ??= 'not yet';
+      } while (again && !done);
+      running = false;
+    };
+    const onCommit = (): void => {
+      if (done) return;
+      if (running) again = true;
+      else void run();
+    };
+    // The only timer: the failure deadline.
+    const deadline = setTimeout(() => {
+      const told = typeof what === 'function' ? what() : what;
+      finish({ error: new Error(`${told} within ${ms} ms; last: ${JSON.stringify(last)}`) });
+    }, ms);
+    commits.on('commit', onCommit);
+    void run();
+  });
 }
 
 describe('hypermesh dev --nodes 4', () => {
@@ -142,18 +227,34 @@ describe('hypermesh dev --nodes 4', () => {
       /node-1 +[0-9a-f]{40} +127\.0\.0\.1:\d+ +http:\/\/127\.0\.0\.1:\d+\/metrics/,
     );
 
+    for (const node of cluster.nodes) followCommits(path.join(dir, node.name, 'node.log'));
     const remaining = DEADLINE_MS - (Date.now() - started);
+    // Height 2 everywhere and the full mesh: a node may commit with two of its three peers.
+    let seen = 'no status yet';
     const report = await eventually(
       async () => {
         const result = await status(file);
-        const heights = result.json?.nodes.map((node) => node.status?.committedHeight);
-        return result.code === 0 && heights?.every((h) => typeof h === 'number' && h >= 2)
-          ? result.json
-          : undefined;
+        const nodes = result.json?.nodes ?? [];
+        seen = `status exit ${result.code}: ${nodes
+          .map(
+            (node) =>
+              `${node.name}@${String(node.status?.committedHeight)} with ${String(
+                (node.status?.peersConnected as unknown[] | undefined)?.length,
+              )} peers`,
+          )
+          .join(', ')}`;
+        const ready = nodes.every(
+          (node) =>
+            typeof node.status?.committedHeight === 'number' &&
+            node.status.committedHeight >= 2 &&
+            (node.status.peersConnected as unknown[] | undefined)?.length === 3,
+        );
+        return result.code === 0 && nodes.length === 4 && ready ? result.json : undefined;
       },
       Math.max(remaining, 5000),
-      'every node at height ≥ 2',
+      () => `every node at height ≥ 2 with 3 peers (${seen})`,
     );
+    for (const watcher of followers.splice(0)) watcher.close();
     assert.equal(report?.reachable, 4);
     assert.deepEqual(report?.validatorsOnline, ['node-1', 'node-2', 'node-3', 'node-4']);
     for (const node of report?.nodes ?? []) {

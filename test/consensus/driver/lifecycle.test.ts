@@ -12,6 +12,7 @@ import {
   tempDir,
   TestCluster,
   waitUntil,
+  watchDriver,
   type ValidatorIdentity,
 } from './fixtures.js';
 import { KvTestApp, TestMempool, TestProofs } from './test-app.js';
@@ -40,6 +41,7 @@ describe('ConsensusDriver: lifecycle', () => {
         network: cluster.hub.join('follower', followerStore),
         proofs: new TestProofs(),
       });
+      watchDriver(follower);
       assert.throws(() => follower.status(), { code: DriverErrorCode.WRONG_LIFECYCLE });
       await follower.start();
       await assert.rejects(follower.start(), { code: DriverErrorCode.WRONG_LIFECYCLE });

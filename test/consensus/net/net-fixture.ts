@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Registry } from 'prom-client';
 import type { CertificateRole } from '../../../src/crypto/x509.js';
 import type { GossipMessage, SyncedBlock } from '../../../src/consensus/driver/ports.js';
@@ -25,17 +26,65 @@ import { createTestPki, type TestIdentity, type TestPki } from '../../helpers/pk
 
 export type TransportChoice = 'memory' | 'quic';
 
+/**
+ * What tests wait on announces itself here: every message a test network delivers to its
+ * handler, every peer-connected call and every log line (the network logs each peer connecting
+ * and disconnecting, each refused stream, each first malformed message of a stream and each
+ * failed handler). `until` re-checks its condition on each, never on a timer.
+ */
+const activity = new EventEmitter();
+activity.setMaxListeners(0);
+const ACTIVITY = 'activity';
+
+function noteActivity(): void {
+  activity.emit(ACTIVITY);
+}
+
 export class RecordingLogger implements ConsensusNetworkLogger {
   readonly lines: { level: string; message: string; fields: Record<string, unknown> }[] = [];
   info(message: string, fields: Record<string, unknown>): void {
-    this.lines.push({ level: 'info', message, fields });
+    this.record('info', message, fields);
   }
   warn(message: string, fields: Record<string, unknown>): void {
-    this.lines.push({ level: 'warn', message, fields });
+    this.record('warn', message, fields);
   }
   error(message: string, fields: Record<string, unknown>): void {
-    this.lines.push({ level: 'error', message, fields });
+    this.record('error', message, fields);
   }
+  private record(level: string, message: string, fields: Record<string, unknown>): void {
+    this.lines.push({ level, message, fields });
+    noteActivity();
+  }
+}
+
+/** Calls `handler`, then announces the call to `until` (even if the handler threw). */
+function announced<A extends unknown[]>(handler: (...args: A) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      handler(...args);
+    } finally {
+      noteActivity();
+    }
+  };
+}
+
+/**
+ * `network` as the tests see it: the same network, except that the handlers given to it (by the
+ * fixture or by a test that replaces them) announce each call to `until`.
+ */
+function observed(network: StoqConsensusNetwork): StoqConsensusNetwork {
+  return {
+    self: network.self,
+    metrics: network.metrics,
+    start: () => network.start(),
+    close: () => network.close(),
+    broadcast: (message) => network.broadcast(message),
+    send: (peer, message) => network.send(peer, message),
+    onMessage: (handler) => network.onMessage(announced(handler)),
+    onPeerConnected: (handler) => network.onPeerConnected(announced(handler)),
+    peers: () => network.peers(),
+    fetchBlocks: (peer, from, to, signal) => network.fetchBlocks(peer, from, to, signal),
+  };
 }
 
 export class Cluster {
@@ -136,16 +185,18 @@ export class Cluster {
       if (typeof blocks === 'function') return blocks(from, to, limit);
       return blocks.filter((b) => b.height >= from && b.height <= to).slice(0, limit);
     };
-    const network = createStoqConsensusNetwork({
-      endpoint: running.endpoint,
-      self: running.name,
-      peers: peers.map((peer) => ({ id: peer.name, address: formatAddress(peer.address) })),
-      blockSource,
-      logger,
-      registry: running.registry,
-      reconnect: { initialMs: 10, maxMs: 100 },
-      ...(options.limits ? { limits: options.limits } : {}),
-    });
+    const network = observed(
+      createStoqConsensusNetwork({
+        endpoint: running.endpoint,
+        self: running.name,
+        peers: peers.map((peer) => ({ id: peer.name, address: formatAddress(peer.address) })),
+        blockSource,
+        logger,
+        registry: running.registry,
+        reconnect: { initialMs: 10, maxMs: 100 },
+        ...(options.limits ? { limits: options.limits } : {}),
+      }),
+    );
     network.onMessage((peer, message) => received.push({ peer, message }));
     network.onPeerConnected((peer) => connected.push(peer));
     network.start();
@@ -181,17 +232,60 @@ export function formatAddress(address: SocketAddress): string {
     : `${address.host}:${address.port}`;
 }
 
-/** Waits until `condition` holds, polling; fails with `what` after `timeoutMs`. */
+/**
+ * Waits until `condition` holds: checks it now and again after each message, peer connection or
+ * log line of a test network (see `activity`); fails with `what` after `timeoutMs`. An async
+ * condition is checked once at a time; events during a check ask for one more check after it.
+ */
 export async function until(
   condition: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 5_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await new Promise<void>((resolve, reject) => {
+    let running = false;
+    let again = false;
+    let done = false;
+    const finish = (error: Error | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      activity.off(ACTIVITY, onActivity);
+      if (error === null) resolve();
+      else reject(error);
+    };
+    const check = async (): Promise<void> => {
+      running = true;
+      try {
+        do {
+          again = false;
+          if (await condition()) finish(null);
+        } while (again && !done);
+      } catch (error) {
+        finish(error as Error);
+      } finally {
+        running = false;
+      }
+    };
+    const onActivity = (): void => {
+      if (done) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      // After the code that emitted the event has finished its step.
+      queueMicrotask(() => void check());
+    };
+    // The only timer: the failure deadline.
+    const deadline = setTimeout(
+      () => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+    activity.on(ACTIVITY, onActivity);
+    running = true;
+    void check();
+  });
 }
 
 export function status(height: number): GossipMessage {
