@@ -1,7 +1,16 @@
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
+
+type OneShotHash = (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer;
+/**
+ * `crypto.hash` (Node ≥ 20.12): one call instead of a Hash object, about twice as fast for the
+ * short inputs hashed on every transaction. Older Node 20 releases fall back to `createHash`.
+ */
+const oneShot = (crypto as unknown as { hash?: OneShotHash }).hash;
 
 /** SHA-256 (FIPS 180-4). */
 export function sha256(data: Uint8Array): Uint8Array {
+  if (oneShot !== undefined) return new Uint8Array(oneShot('sha256', data, 'buffer'));
   return new Uint8Array(createHash('sha256').update(data).digest());
 }
 
