@@ -1,5 +1,5 @@
 import { encodeCanonical } from '../codec/cbor.js';
-import { encodeFlatCanonical, type FlatValue } from '../codec/flat-canonical.js';
+import { encodeFlatCanonical, type FlatRecord } from '../codec/flat-canonical.js';
 import { concatBytes } from '../crypto/bytes.js';
 import { FALCON_ALGORITHM_ID } from '../crypto/falcon.js';
 import { sha256 } from '../crypto/hash.js';
@@ -12,6 +12,7 @@ import type {
   VoteType,
   ValidatorAddress,
 } from './types.js';
+import { voteRecord } from './vote-record.js';
 
 /**
  * Canonical bytes of everything the engine signs or hashes: deterministic CBOR (RFC 8949
@@ -117,18 +118,13 @@ export function blockHash(header: BlockHeader): Uint8Array {
   return sha256(blockHeaderBytes(header));
 }
 
-/** A vote as hashed inside a commit or evidence (every signed field and the signatures). */
-function voteRecord(vote: Vote): Record<string, FlatValue> {
-  return {
-    type: vote.type,
-    height: vote.height,
-    round: vote.round,
-    blockHash: vote.blockHash,
-    timestamp: vote.timestamp,
-    validator: vote.validator,
-    signature: vote.signature,
-    pqSignature: vote.pqSignature ?? null,
-  };
+/**
+ * A vote as hashed inside a commit or evidence: every signed field and the signatures, with
+ * `pqSignature` always present (null when absent), unlike the WAL and wire forms that omit it.
+ * These bytes are fixed: block hashes depend on them.
+ */
+function hashedVoteRecord(vote: Vote): FlatRecord {
+  return { ...voteRecord(vote), pqSignature: vote.pqSignature ?? null };
 }
 
 /**
@@ -144,7 +140,9 @@ export function commitHash(commit: QuorumCertificate | null): Uint8Array {
       round: commit.round,
       blockHash: commit.blockHash,
       precommits: sha256(
-        concatBytes(...commit.precommits.map((vote) => encodeFlatCanonical(voteRecord(vote)))),
+        concatBytes(
+          ...commit.precommits.map((vote) => encodeFlatCanonical(hashedVoteRecord(vote))),
+        ),
       ),
     }),
   );
@@ -156,8 +154,8 @@ export function evidenceRoot(evidence: readonly DuplicateVoteEvidence[]): Uint8A
     encodeCanonical({
       domain: EVIDENCE_DOMAIN,
       evidence: evidence.map((item) => ({
-        voteA: voteRecord(item.voteA),
-        voteB: voteRecord(item.voteB),
+        voteA: hashedVoteRecord(item.voteA),
+        voteB: hashedVoteRecord(item.voteB),
       })),
     }),
   );

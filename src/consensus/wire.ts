@@ -1,6 +1,6 @@
 import { CborError } from '../codec/cbor.js';
 import { CanonicalReader } from '../codec/canonical-reader.js';
-import { encodeFlatCanonical, type FlatItem, type FlatRecord } from '../codec/flat-canonical.js';
+import { encodeFlatCanonical, type FlatRecord } from '../codec/flat-canonical.js';
 import { SchemaError } from '../codec/schema.js';
 import { ED25519_SIGNATURE_BYTES } from '../crypto/ed25519.js';
 import {
@@ -20,6 +20,7 @@ import type {
   VoteType,
 } from './types.js';
 import { MAX_ROUND } from './verify.js';
+import { voteRecord } from './vote-record.js';
 
 /**
  * The wire format of consensus values: what validators gossip, what a syncing node fetches and
@@ -333,20 +334,6 @@ function decodeTop<T>(
  * The records below list their keys in canonical order (shorter first, then bytewise), so the
  * encoder does not sort them.
  */
-
-function voteRecord(value: Vote): FlatRecord {
-  const out: Record<string, FlatItem> = {
-    type: value.type,
-    round: value.round,
-    height: value.height,
-    blockHash: value.blockHash,
-    signature: value.signature,
-    timestamp: value.timestamp,
-    validator: value.validator,
-  };
-  if (value.pqSignature !== undefined) out.pqSignature = value.pqSignature;
-  return out;
-}
 
 function evidenceRecord(value: DuplicateVoteEvidence): FlatRecord {
   return { voteA: voteRecord(value.voteA), voteB: voteRecord(value.voteB) };

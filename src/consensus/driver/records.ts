@@ -4,7 +4,7 @@ import { bytes, parseInput, uint } from '../../codec/schema.js';
 import { ED25519_SIGNATURE_BYTES } from '../../crypto/ed25519.js';
 import { FALCON1024_MAX_SIGNATURE_BYTES } from '../../crypto/falcon.js';
 import { BLOCK_HASH_BYTES } from '../messages.js';
-import type { Vote, VoteRequest } from '../types.js';
+import type { VoteRequest } from '../types.js';
 
 /**
  * Schemas of the votes a driver keeps in its own files (the consensus WAL and the signer's
@@ -43,19 +43,8 @@ export const voteRequestSchema = z.strictObject({
   pq: z.boolean(),
 });
 
-/** A vote as a plain map (no undefined fields, so it encodes as CBOR). */
-export function voteRecord(vote: Vote): Record<string, unknown> {
-  return {
-    type: vote.type,
-    height: vote.height,
-    round: vote.round,
-    blockHash: vote.blockHash,
-    timestamp: vote.timestamp,
-    validator: vote.validator,
-    signature: vote.signature,
-    ...(vote.pqSignature === undefined ? {} : { pqSignature: vote.pqSignature }),
-  };
-}
+/** The WAL and signer state keep a vote in its plain-map form, `pqSignature` omitted when absent. */
+export { voteRecord } from '../vote-record.js';
 
 export function voteRequestRecord(request: VoteRequest): Record<string, unknown> {
   return {
