@@ -19,6 +19,8 @@ import { BENIGN_REFUSALS, KvLoad, sequenceOn } from './kv-load.js';
  * the assertion are "no commit for a round" (settled) and "no commit for 3 rounds" with two down.
  */
 const VALIDATORS = 4;
+/** The whole suite's deadline; the load never outlives it either. */
+const SUITE_MS = 150_000;
 const START_MS = 40_000;
 const PROGRESS_MS = 30_000;
 /**
@@ -102,7 +104,7 @@ async function assertSameChain(c: TestCluster, height: number): Promise<void> {
   }
 }
 
-describe('a 4-validator cluster under kill -9', { timeout: 150_000 }, () => {
+describe('a 4-validator cluster under kill -9', { timeout: SUITE_MS }, () => {
   const preKill: { sender: string; txs: BuiltTransaction[] } = { sender: '', txs: [] };
 
   before(async () => {
@@ -119,7 +121,15 @@ describe('a 4-validator cluster under kill -9', { timeout: 150_000 }, () => {
   it('commits blocks with transactions', async () => {
     const c = requireCluster();
     await allReach(c, 2, START_MS, 'the first blocks');
-    load = new KvLoad(c, { senders: 6, pauseMs: 50, resubmitMs: 6_000, prefix: 'load' });
+    load = new KvLoad(c, {
+      senders: 6,
+      pauseMs: 50,
+      resubmitMs: 6_000,
+      // Far above what the run needs: at most one per sender per block, a few hundred in ~80 s.
+      maxTxsPerSender: 1_000,
+      maxDurationMs: SUITE_MS,
+      prefix: 'load',
+    });
     load.start();
     const running = load;
     await eventually('10 load transactions committed', PROGRESS_MS, async () =>

@@ -7,7 +7,7 @@ import {
   decodeSequence,
 } from '../../src/consensus/application/index.js';
 import { KV_MODULE_NAME, kvSet } from '../../src/kv/index.js';
-import type { TestCluster } from './cluster-harness.js';
+import { eventually, type TestCluster } from './cluster-harness.js';
 
 /** Refusals that only say "this transaction is (being) committed already". */
 export const BENIGN_REFUSALS: ReadonlySet<string> = new Set([
@@ -26,6 +26,19 @@ export interface SubmittedTx {
   confirmed: boolean;
 }
 
+export interface KvLoadOptions {
+  readonly senders: number;
+  /** Pause between a commit and the sender's next transaction: the pacing of the load. */
+  readonly pauseMs: number;
+  /** How long one submission may stay uncommitted before it is sent again, to another node. */
+  readonly resubmitMs: number;
+  /** Each sender sends at most this many transactions (sequences 0 .. max - 1). */
+  readonly maxTxsPerSender: number;
+  /** Nothing is sent or resent once this long has passed since `start()`. */
+  readonly maxDurationMs: number;
+  readonly prefix: string;
+}
+
 /**
  * A steady, bounded load of signed, stamped `kv` set transactions, as a careful client sends
  * them: each sender has one transaction in flight; it goes to a running node (round robin over
@@ -34,34 +47,43 @@ export interface SubmittedTx {
  * `resubmitMs` is submitted again — the same bytes, to another node — so a crash never loses
  * an acknowledged transaction, and the exactly-once check (every txHash in exactly one block)
  * means something.
+ *
+ * Waiting is driven by the cluster's events (`eventually`: a node logs a commit, becomes ready
+ * or exits); `resubmitMs` is only the deadline of one attempt. The one other timer is the
+ * pacing, `pauseMs` after each commit, and the load ends by itself after `maxTxsPerSender`
+ * transactions per sender or `maxDurationMs`, whichever comes first, or at `stop()`.
  */
 export class KvLoad {
   readonly txs: SubmittedTx[] = [];
   /** Refusals other than BENIGN_REFUSALS, and other surprises. */
   readonly problems: string[] = [];
   private stopped = false;
+  private readonly stopping: Promise<void>;
+  private signalStop: () => void = () => undefined;
   private loops: Promise<void>[] = [];
   private turn = 0;
+  private endsAt = 0;
 
   constructor(
     private readonly cluster: TestCluster,
-    private readonly options: {
-      readonly senders: number;
-      /** Pause between a commit and the sender's next transaction (bounds the load). */
-      readonly pauseMs: number;
-      readonly resubmitMs: number;
-      readonly prefix: string;
-    },
-  ) {}
+    private readonly options: KvLoadOptions,
+  ) {
+    this.stopping = new Promise((resolve) => {
+      this.signalStop = resolve;
+    });
+  }
 
   start(): void {
+    this.endsAt = Date.now() + this.options.maxDurationMs;
     for (let i = 0; i < this.options.senders; i++) {
       this.loops.push(this.run(generateEd25519KeyPair().privateKey, i));
     }
   }
 
+  /** Ends every sender's loop, interrupting its current wait, and waits for them to return. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.signalStop();
     await Promise.all(this.loops);
   }
 
@@ -82,6 +104,11 @@ export class KvLoad {
     }
   }
 
+  /** Still sending: not stopped and within `maxDurationMs` of the start. */
+  private get active(): boolean {
+    return !this.stopped && Date.now() < this.endsAt;
+  }
+
   private nextNode(): string | undefined {
     const live = this.cluster.live();
     if (live.length === 0) return undefined;
@@ -91,7 +118,7 @@ export class KvLoad {
 
   private async run(privateKey: KeyObject, index: number): Promise<void> {
     const sender = ed25519RawPublicKey(privateKey);
-    for (let sequence = 0; !this.stopped; sequence++) {
+    for (let sequence = 0; sequence < this.options.maxTxsPerSender && this.active; sequence++) {
       const key = `${this.options.prefix}-${index}-${sequence}`;
       const value = `v${sequence}`;
       const built = buildTransaction({
@@ -111,33 +138,58 @@ export class KvLoad {
         confirmed: false,
       };
       this.txs.push(tx);
-      while (!this.stopped && !tx.confirmed) {
-        const node = this.nextNode();
-        if (node === undefined || !(await this.submitTo(node, built.bytes))) {
-          await pause(100);
-          continue;
-        }
-        tx.confirmed = await this.waitCommitted(node, sender, sequence + 1);
+      while (this.active && !tx.confirmed) {
+        const node = await this.submitSomewhere(built.bytes);
+        if (node !== undefined) tx.confirmed = await this.waitCommitted(node, sender, sequence + 1);
       }
-      if (!this.stopped) await pause(this.options.pauseMs);
+      if (tx.confirmed && this.active) await pause(this.options.pauseMs);
     }
   }
 
-  /** Polls `node`'s proven sequence of `sender` until it reaches `next`, dies, or time is up. */
-  private async waitCommitted(node: string, sender: Uint8Array, next: number): Promise<boolean> {
-    const deadline = Date.now() + this.options.resubmitMs;
-    while (!this.stopped && Date.now() < deadline && this.cluster.running(node)) {
-      try {
-        const answer = await this.cluster
-          .client(node)
-          .query({ path: SEQUENCE_QUERY, data: sender }, { deadlineMs: 2_000 });
-        if (decodeSequence(answer.value) >= next) return true;
-      } catch {
-        return false;
-      }
-      await pause(100);
-    }
-    return false;
+  /**
+   * Sends `bytes` to the next running node that takes them, trying again on each cluster event
+   * (a node that restarts, exits or commits) while none does; undefined when none took them
+   * within `resubmitMs` or the load stopped.
+   */
+  private async submitSomewhere(bytes: Uint8Array): Promise<string | undefined> {
+    return this.untilStopped(
+      eventually('a running node accepts the transaction', this.options.resubmitMs, async () => {
+        if (this.stopped) return null;
+        const node = this.nextNode();
+        return node !== undefined && (await this.submitTo(node, bytes)) ? node : undefined;
+      }),
+      null,
+    ).then((node) => node ?? undefined);
+  }
+
+  /**
+   * Whether `node`'s proven sequence of `sender` reaches `next`, checked now and again each
+   * time a node logs a commit; false as soon as `node` exits or cannot answer, or after
+   * `resubmitMs`, or when the load stops.
+   */
+  private waitCommitted(node: string, sender: Uint8Array, next: number): Promise<boolean> {
+    return this.untilStopped(
+      eventually(`${node} commits sequence ${next - 1}`, this.options.resubmitMs, async () => {
+        if (this.stopped || !this.cluster.running(node)) return false;
+        try {
+          const answer = await this.cluster
+            .client(node)
+            .query({ path: SEQUENCE_QUERY, data: sender }, { deadlineMs: 2_000 });
+          return decodeSequence(answer.value) >= next ? true : undefined;
+        } catch {
+          return false;
+        }
+      }),
+      false,
+    );
+  }
+
+  /**
+   * `wait`'s value, or `fallback` if it fails (its deadline passed) or the load stops first. A
+   * wait left behind by `stop()` ends at the next cluster event, its check seeing `stopped`.
+   */
+  private untilStopped<T>(wait: Promise<T>, fallback: T): Promise<T> {
+    return Promise.race([wait.catch(() => fallback), this.stopping.then(() => fallback)]);
   }
 }
 
@@ -161,6 +213,7 @@ export async function sequenceOn(
   };
 }
 
+/** The pacing between a sender's transactions (not a wait for anything). */
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
