@@ -15,6 +15,8 @@ export interface NodeMetricSources {
   /** Voting power of this node plus its connected peers, and of the whole validator set. */
   votingPower(): { online: number; total: number };
   mempoolSize(): number;
+  /** The intake queue in front of the mempool (src/node/tx-intake.ts). */
+  intake(): { queued: number; busy: number; droppedFromPeers: number };
   walBytes(): number;
   storeBytes(): { database: number; wal: number };
 }
@@ -72,6 +74,25 @@ export function createNodeMetrics(registry: Registry, sources: NodeMetricSources
     registers,
     collect() {
       this.set(sources.mempoolSize());
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_tx_intake_queued',
+    help: 'Transactions waiting for mempool admission in the intake queue',
+    registers,
+    collect() {
+      this.set(sources.intake().queued);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_tx_intake_refused',
+    help: 'Transactions turned away because the intake queue was full, since start: client ones refused with MEMPOOL_BUSY, peer ones dropped',
+    labelNames: ['origin'],
+    registers,
+    collect() {
+      const stats = sources.intake();
+      this.set({ origin: 'client' }, stats.busy);
+      this.set({ origin: 'peer' }, stats.droppedFromPeers);
     },
   });
   new Gauge({

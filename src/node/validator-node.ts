@@ -306,6 +306,7 @@ export async function startValidatorNode(
         total: totalPower,
       }),
       mempoolSize: () => mempool.size(),
+      intake: () => intake.stats(),
       walBytes: () => fileBytes(walPath),
       storeBytes: () => store.fileSizes(),
     });
