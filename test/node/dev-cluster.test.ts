@@ -276,6 +276,8 @@ describe('hypermesh dev --nodes 4', () => {
     assert.match(metrics, /^hypermesh_store_bytes\{file="database"\} [1-9]\d*$/m);
     assert.match(metrics, /^hypermesh_consensus_wal_bytes \d+$/m);
     assert.match(metrics, /^hypermesh_mempool_size 0$/m);
+    assert.match(metrics, /^hypermesh_tx_intake_queued 0$/m);
+    assert.match(metrics, /^hypermesh_tx_intake_refused\{origin="client"\} 0$/m);
 
     const log = await readFile(path.join(dir, 'node-2', 'node.log'), 'utf8');
     assert.match(log, /"msg":"block committed"/, 'node logs are kept per node');
