@@ -24,9 +24,10 @@ const SUITE_MS = 150_000;
 const START_MS = 40_000;
 const PROGRESS_MS = 30_000;
 /**
- * A restarted validator whose peers dial it (a higher name) is reconnected only when they notice
- * the old QUIC connection is dead: the idle timeout, 30 s by default (src/stoq/quic). Catching
- * up is given that plus a margin.
+ * A restarted validator says hello to the peers that dial it, which drop the dead stream and dial
+ * again at once (docs/consensus.md, "Network"): it is back in the mesh within a second. This
+ * test's own client connection to the killed process, though, is only replaced once QUIC's idle
+ * timeout (30 s, src/stoq/quic) declares it dead, so the status checks need that plus a margin.
  */
 const CATCH_UP_MS = 45_000;
 

@@ -19,6 +19,8 @@ export {
   SYNC_MAX_BLOCKS_PER_REQUEST,
   defineConsensusPeerService,
   type ConsensusPeerService,
+  type HelloAnswer,
+  type HelloRequest,
 } from './peer-service.js';
 export {
   dialsFirst,

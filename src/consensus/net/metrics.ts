@@ -19,6 +19,12 @@ export interface ConsensusNetworkMetrics {
   readonly connects: Counter<'peer'>;
   /** Peers with a gossip stream now. */
   readonly connectedPeers: Gauge;
+  /**
+   * Hellos answered (a peer whose stream this node opens says it is up), by what they caused:
+   * `connected`, `opening`, `woken` (the backoff was cut short), `dropped_stale` (a stream to the
+   * peer's previous process was dropped), `too_soon` (ignored: the previous one acted just now).
+   */
+  readonly hellos: Counter<'outcome'>;
   /** Blocks served to syncing peers. */
   readonly blocksServed: Counter;
   /** Blocks received from peers by `fetchBlocks`. */
@@ -56,6 +62,12 @@ export function createConsensusNetworkMetrics(registry: Registry): ConsensusNetw
     connectedPeers: new Gauge({
       name: `${prefix}connected_peers`,
       help: 'Consensus peers with an established gossip stream',
+      registers,
+    }),
+    hellos: new Counter({
+      name: `${prefix}hellos_total`,
+      help: 'Hellos from (re)started consensus peers answered, by outcome',
+      labelNames: ['outcome'],
       registers,
     }),
     blocksServed: new Counter({

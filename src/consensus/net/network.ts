@@ -5,7 +5,6 @@ import {
   StaticResolver,
   StoqError,
   StoqErrorCode,
-  backoffDelay,
   createClient,
   type BackoffPolicy,
   type CallContext,
@@ -19,14 +18,19 @@ import type { ConsensusNetwork, GossipMessage, SyncedBlock } from '../driver/por
 import { decodeGossip, encodeGossip } from '../wire.js';
 import { ConsensusNetworkError, ConsensusNetworkErrorCode } from './errors.js';
 import { stderrNetworkLogger, type ConsensusNetworkLogger } from './log.js';
+import { delay } from './delay.js';
+import { greet, type GreetingHost } from './greeting.js';
 import { createConsensusNetworkMetrics, type ConsensusNetworkMetrics } from './metrics.js';
+import { GossipOpener, type OpenerHost } from './opener.js';
 import {
   SYNC_MAX_BLOCKS_PER_REQUEST,
   defineConsensusPeerService,
   type ConsensusPeerService,
+  type HelloAnswer,
+  type HelloRequest,
   type Welcome,
 } from './peer-service.js';
-import { PeerLink, toStoqError, type PeerLinkHost } from './peer-link.js';
+import { PeerLink } from './peer-link.js';
 import {
   dialsFirst,
   parsePeerTable,
@@ -74,8 +78,13 @@ export interface StoqConsensusNetworkOptions {
   readonly limits?: Partial<ConsensusNetworkLimits>;
   /** Backoff between attempts to (re)open a peer's stream (default STOQ's gRPC-style policy). */
   readonly reconnect?: Partial<BackoffPolicy>;
-  /** Time for one dial to yield an authenticated session (default 10 s). */
+  /**
+   * Time for one dial to yield an authenticated session (default 10 s); also how long a peer
+   * that answered a hello with "opening" has to deliver its stream before it is asked to drop it.
+   */
   readonly connectTimeoutMs?: number;
+  /** A peer's hellos make this node redial it at most once per this many ms (default 1 s). */
+  readonly helloIntervalMs?: number;
   /** Jitter source for the backoff; [0, 1). */
   readonly random?: () => number;
 }
@@ -102,7 +111,10 @@ export function createStoqConsensusNetwork(
 /** Roles that may take part in consensus gossip (clients may not, whatever their name). */
 const PEER_ROLES: ReadonlySet<string> = new Set(['validator', 'node']);
 
-class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_HELLO_INTERVAL_MS = 1_000;
+
+class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHost {
   readonly self: string;
   readonly metrics: ConsensusNetworkMetrics;
   readonly logger: ConsensusNetworkLogger;
@@ -116,11 +128,19 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
   private readonly backoff: BackoffPolicy;
   private readonly random: () => number;
   private readonly clientOptions: RpcClientOptions;
+  private readonly connectTimeoutMs: number;
+  private readonly helloIntervalMs: number;
   /** The current stream per peer (up, or opened and waiting for the welcome). */
   private readonly links = new Map<string, PeerLink>();
-  private readonly syncClients = new Map<string, RpcClient<ConsensusPeerService>>();
-  private readonly dialLoops: Promise<void>[] = [];
-  private readonly closing = new AbortController();
+  private readonly peerClients = new Map<string, RpcClient<ConsensusPeerService>>();
+  /** The peers this node opens the stream to, by id (from `start`). */
+  private readonly openers = new Map<string, GossipOpener>();
+  /** Peers whose stream this network (this process) has accepted at least once. */
+  private readonly acceptedFrom = new Set<string>();
+  /** Per peer, the greeting's waits for its stream to arrive (`streamFrom`). */
+  private readonly arrivals = new Map<string, Set<() => void>>();
+  private readonly loops: Promise<void>[] = [];
+  private readonly closer = new AbortController();
   private messageHandler: ((peer: string, message: GossipMessage) => void) | null = null;
   private connectedHandler: ((peer: string) => void) | null = null;
   private started = false;
@@ -137,6 +157,15 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     this.metrics = createConsensusNetworkMetrics(options.registry ?? new Registry());
     this.backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
     this.random = options.random ?? Math.random;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.helloIntervalMs = options.helloIntervalMs ?? DEFAULT_HELLO_INTERVAL_MS;
+    if (!(Number.isSafeInteger(this.helloIntervalMs) && this.helloIntervalMs >= 0)) {
+      throw new ConsensusNetworkError(
+        ConsensusNetworkErrorCode.INVALID_OPTIONS,
+        `helloIntervalMs must be a non-negative integer, got ${String(this.helloIntervalMs)}`,
+        { helloIntervalMs: this.helloIntervalMs },
+      );
+    }
     this.service = defineConsensusPeerService((peer) => this.isConfiguredPeer(peer));
     const resolverTable = Object.fromEntries(
       [...this.table.values()].map((peer) => [peer.id, [peer.address]]),
@@ -148,9 +177,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
       connect: (address, _name, signal) => this.endpoint.connect(address, { signal }),
       verifyPeer: (name, peer) => peer.name === name && PEER_ROLES.has(peer.role),
       backoff: this.backoff,
-      ...(options.connectTimeoutMs === undefined
-        ? {}
-        : { connectTimeoutMs: options.connectTimeoutMs }),
+      connectTimeoutMs: this.connectTimeoutMs,
       random: this.random,
     });
     this.clientOptions = {
@@ -163,11 +190,16 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     this.endpoint.register(this.service, {
       gossip: (channel, ctx) => this.accept(channel, ctx),
       blocks: (request, ctx) => this.serveBlocks(request.from, request.to, ctx),
+      hello: (request, ctx) => this.answerHello(request, ctx),
     });
   }
 
+  get closing(): AbortSignal {
+    return this.closer.signal;
+  }
+
   start(): void {
-    if (this.closing.signal.aborted) {
+    if (this.closing.aborted) {
       throw new ConsensusNetworkError(
         ConsensusNetworkErrorCode.INVALID_OPTIONS,
         'the consensus network was closed; make a new one',
@@ -176,7 +208,28 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     if (this.started) return;
     this.started = true;
     for (const peer of this.table.values()) {
-      if (dialsFirst(this.self, peer.id)) this.dialLoops.push(this.dialLoop(peer));
+      if (dialsFirst(this.self, peer.id)) {
+        const opener = new GossipOpener({
+          peer: peer.id,
+          host: this,
+          pool: this.pool,
+          service: this.service,
+          clientOptions: this.clientOptions,
+          backoff: this.backoff,
+          random: this.random,
+          helloIntervalMs: this.helloIntervalMs,
+          closing: this.closing,
+        });
+        this.openers.set(peer.id, opener);
+        this.loops.push(opener.run());
+      } else {
+        const policy = {
+          backoff: this.backoff,
+          random: this.random,
+          streamWaitMs: this.connectTimeoutMs,
+        };
+        this.loops.push(greet(peer.id, this, policy));
+      }
     }
   }
 
@@ -219,10 +272,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
   }
 
   async close(): Promise<void> {
-    if (this.closing.signal.aborted) return;
-    this.closing.abort(new StoqError(StoqErrorCode.UNAVAILABLE, 'consensus network closed'));
+    if (this.closing.aborted) return;
+    this.closer.abort(new StoqError(StoqErrorCode.UNAVAILABLE, 'consensus network closed'));
     for (const link of this.links.values()) link.abort();
-    await Promise.allSettled(this.dialLoops);
+    await Promise.allSettled(this.loops);
     this.links.clear();
     this.metrics.connectedPeers.set(0);
     await this.pool.close();
@@ -265,6 +318,50 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     }
   }
 
+  // OpenerHost
+
+  /** Makes `link` the peer's current stream, closing the one it replaces. */
+  install(link: PeerLink): void {
+    const previous = this.links.get(link.peer);
+    this.links.set(link.peer, link);
+    if (previous && previous !== link) previous.abort();
+  }
+
+  /** Forgets `link` if it is still the peer's current stream. */
+  remove(link: PeerLink): void {
+    if (this.links.get(link.peer) !== link) return;
+    this.links.delete(link.peer);
+    this.updateConnectedGauge();
+  }
+
+  // GreetingHost
+
+  hasAccepted(peer: string): boolean {
+    return this.acceptedFrom.has(peer);
+  }
+
+  async streamFrom(peer: string, ms: number): Promise<boolean> {
+    if (this.acceptedFrom.has(peer)) return true;
+    let waiters = this.arrivals.get(peer);
+    if (!waiters) {
+      waiters = new Set();
+      this.arrivals.set(peer, waiters);
+    }
+    const wait = delay(ms, this.closing);
+    waiters.add(wait.wake);
+    await wait.done;
+    waiters.delete(wait.wake);
+    return this.acceptedFrom.has(peer);
+  }
+
+  connect(peer: string, signal: AbortSignal): Promise<unknown> {
+    return this.pool.get(peer, { signal });
+  }
+
+  hello(peer: string, request: HelloRequest, signal: AbortSignal): Promise<HelloAnswer> {
+    return this.peerClient(peer).call('hello', request, { signal });
+  }
+
   // Internals
 
   private isConfiguredPeer(peer: PeerIdentity): boolean {
@@ -289,20 +386,6 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     }
   }
 
-  /** Makes `link` the peer's current stream, closing the one it replaces. */
-  private install(link: PeerLink): void {
-    const previous = this.links.get(link.peer);
-    this.links.set(link.peer, link);
-    if (previous && previous !== link) previous.abort();
-  }
-
-  /** Forgets `link` if it is still the peer's current stream. */
-  private remove(link: PeerLink): void {
-    if (this.links.get(link.peer) !== link) return;
-    this.links.delete(link.peer);
-    this.updateConnectedGauge();
-  }
-
   private updateConnectedGauge(): void {
     let up = 0;
     for (const link of this.links.values()) if (link.isUp) up++;
@@ -318,7 +401,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     ctx: CallContext,
   ): Promise<void> {
     const peer = ctx.peer.name;
-    if (!this.started || this.closing.signal.aborted) {
+    if (!this.started || this.closing.aborted) {
       throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the consensus network is not running', {
         reason: 'not-running',
       });
@@ -330,9 +413,20 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
         { reason: 'wrong-direction' },
       );
     }
+    // Before the welcome goes out: a hello answer that reports this stream up can only arrive
+    // after it (see greeting.ts).
+    this.acceptedFrom.add(peer);
+    for (const wake of this.arrivals.get(peer) ?? []) wake();
+    const replaced = this.links.get(peer);
     channel.send({ welcome: true });
     const link = new PeerLink(peer, 'acceptor', channel, this);
     this.install(link);
+    if (replaced) {
+      // A new stream while the old one still looks open: the peer restarted or lost the
+      // connection it had. A pooled connection to it (hello, block sync) is then most likely
+      // dead as well; drop it so that sync does not wait for the transport's idle timeout.
+      this.pool.current(peer)?.connection.close('the peer opened a new gossip stream');
+    }
     this.accepted(link);
     const end = await link.run();
     this.remove(link);
@@ -345,48 +439,25 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     if (end.malformedLimit && end.error) throw end.error;
   }
 
-  /** The opener's side: keeps one stream open to `peer`, reopening it with backoff. */
-  private async dialLoop(peer: ConsensusPeer): Promise<void> {
-    const signal = this.closing.signal;
-    let failures = 0;
-    while (!signal.aborted) {
-      let wasUp = false;
-      try {
-        const session = await this.pool.get(peer.id, { signal });
-        const client = createClient(this.service, session, this.clientOptions);
-        const channel = await client.openMessageStream('gossip', { signal });
-        const link = new PeerLink(peer.id, 'opener', channel, this);
-        this.install(link);
-        if (signal.aborted) link.abort();
-        const end = await link.run();
-        this.remove(link);
-        wasUp = end.wasUp;
-        if (wasUp) {
-          this.logger.info('consensus peer disconnected', {
-            peer: peer.id,
-            side: 'opener',
-            ...(end.error ? { code: end.error.code, error: end.error.message } : {}),
-          });
-        }
-        if (!wasUp && end.error) throw end.error;
-      } catch (error) {
-        if (signal.aborted) break;
-        const failure = toStoqError(error);
-        // The first failure in a row and then every power of two: a peer that stays away
-        // does not fill the log.
-        if ((failures & (failures + 1)) === 0) {
-          this.logger.warn('cannot open gossip stream', {
-            peer: peer.id,
-            attempt: failures + 1,
-            code: failure.code,
-            error: failure.message,
-          });
-        }
-      }
-      if (signal.aborted) break;
-      failures = wasUp ? 1 : failures + 1;
-      await sleep(backoffDelay(failures, this.backoff, this.random), signal);
+  /** A peer whose stream this node opens says it is up (see greeting.ts and opener.ts). */
+  private answerHello(request: HelloRequest, ctx: CallContext): HelloAnswer {
+    const peer = ctx.peer.name;
+    if (!this.started || this.closing.aborted) {
+      throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the consensus network is not running', {
+        reason: 'not-running',
+      });
     }
+    const opener = this.openers.get(peer);
+    if (!opener) {
+      throw new StoqError(
+        StoqErrorCode.PERMISSION_DENIED,
+        `${peer} opens the gossip stream to ${this.self}: it is the one to say hello`,
+        { reason: 'wrong-direction' },
+      );
+    }
+    const { answer, outcome } = opener.answerHello(request.staleStream, performance.now());
+    this.metrics.hellos.inc({ outcome });
+    return answer;
   }
 
   private async *serveBlocks(
@@ -394,7 +465,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     to: number,
     ctx: CallContext,
   ): AsyncGenerator<SyncedBlock, void, undefined> {
-    if (this.closing.signal.aborted) {
+    if (this.closing.aborted) {
       throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the consensus network is closed');
     }
     const blocks = await this.blockSource(from, to, SYNC_MAX_BLOCKS_PER_REQUEST);
@@ -441,7 +512,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
         );
       }
     }
-    const client = this.syncClient(peer);
+    const client = this.peerClient(peer);
     let next = from;
     while (next <= to) {
       const last = Math.min(to, next + SYNC_MAX_BLOCKS_PER_REQUEST - 1);
@@ -463,15 +534,16 @@ class StoqGossipNetwork implements StoqConsensusNetwork, PeerLinkHost {
     }
   }
 
-  private syncClient(peer: string): RpcClient<ConsensusPeerService> {
-    let client = this.syncClients.get(peer);
+  /** A client of the peer's consensus service on the pooled session (sync and hello). */
+  private peerClient(peer: string): RpcClient<ConsensusPeerService> {
+    let client = this.peerClients.get(peer);
     if (!client) {
       client = createClient(
         this.service,
         (signal) => this.pool.get(peer, signal ? { signal } : {}),
         this.clientOptions,
       );
-      this.syncClients.set(peer, client);
+      this.peerClients.set(peer, client);
     }
     return client;
   }
@@ -489,20 +561,4 @@ function resolveLimits(overrides: Partial<ConsensusNetworkLimits> = {}): Consens
     }
   }
   return limits;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { bytes } from '../../codec/schema.js';
-import { defineService, messageStream, serverStream, type Allow } from '../../stoq/index.js';
+import { defineService, messageStream, serverStream, unary, type Allow } from '../../stoq/index.js';
 import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_GOSSIP_WIRE_BYTES } from '../wire.js';
 
 /**
@@ -12,6 +12,12 @@ import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_GOSSIP_WIRE_BYTES } fr
  *   reports the peer connected.
  * - `blocks`: block sync, `{from, to}` → committed blocks `from..to` in ascending order, at
  *   most `SYNC_MAX_BLOCKS_PER_REQUEST` per call; fewer when the server has fewer.
+ * - `hello`: called by the accepting side of a pair (the id that sorts last) on the opener when it
+ *   starts, so that a restarted node is reconnected at once instead of when its peers' QUIC idle
+ *   timeout ends their dead connection. The answer says which gossip stream to the caller the
+ *   opener has (its local number, and whether the welcome arrived); a caller that never accepted
+ *   that stream calls again with `staleStream` set to it, and the opener drops that stream and
+ *   its connection and redials (see network.ts, `greet`, and opener.ts, `answerHello`).
  *
  * `allow` is the network's check that the authenticated caller is a configured peer; the
  * definition is otherwise the same for client and server, so the wire names never differ.
@@ -34,6 +40,28 @@ const welcome = z.strictObject({ welcome: z.literal(true) });
 export type Welcome = z.output<typeof welcome>;
 
 const height = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+/** An opener's local number for one of its gossip streams (1, 2, … per peer and process). */
+const streamNumber = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+const helloRequest = z.strictObject({
+  /** A stream of the opener's that the caller never accepted: it runs to a previous process. */
+  staleStream: streamNumber.optional(),
+});
+export type HelloRequest = z.input<typeof helloRequest>;
+
+const helloAnswer = z.strictObject({
+  /** The opener's current gossip stream to the caller, or null while it has none. */
+  stream: z.union([
+    z.null(),
+    z.strictObject({
+      id: streamNumber,
+      /** The caller's welcome arrived on it (as far as the opener knows, it carries gossip). */
+      up: z.boolean(),
+    }),
+  ]),
+});
+export type HelloAnswer = z.output<typeof helloAnswer>;
 
 const blocksRequest = z
   .strictObject({ from: height, to: height })
@@ -62,6 +90,7 @@ export function defineConsensusPeerService(allow: Allow) {
         allow,
       }),
       blocks: serverStream({ request: blocksRequest, response: syncedBlock, allow }),
+      hello: unary({ request: helloRequest, response: helloAnswer, allow }),
     },
   });
 }

@@ -44,7 +44,8 @@ describe('consensus network over STOQ (QUIC on loopback)', { timeout: 20_000 }, 
       ]);
       assert.equal(b.received.length, 0);
 
-      // c restarts on the same port: a and b reconnect (c opens no streams; they dial it).
+      // c restarts on the same port: a and b reconnect (c opens no streams; they dial it, and
+      // c's hello at start cuts their backoff short).
       const address = c.address;
       await c.network.close();
       await c.stop();
