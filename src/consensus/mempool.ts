@@ -73,6 +73,12 @@ export interface MempoolOptions {
   readonly maxPerSender?: number;
   /** Recently committed or rejected byte hashes remembered (default 100,000). */
   readonly seenCacheSize?: number;
+  /**
+   * Blocks a transaction may stay pending (default 30). A transaction that cannot run — e.g. its
+   * sender's earlier sequence was never submitted or was refused — would otherwise hold its slot
+   * forever; once expired it may be submitted again.
+   */
+  readonly ttlBlocks?: number;
 }
 
 export const DEFAULT_MEMPOOL_OPTIONS: Required<Omit<MempoolOptions, 'maxLocalTxs'>> = Object.freeze(
@@ -82,6 +88,7 @@ export const DEFAULT_MEMPOOL_OPTIONS: Required<Omit<MempoolOptions, 'maxLocalTxs
     maxTxBytes: MAX_TX_BYTES,
     maxPerSender: 1_000,
     seenCacheSize: 100_000,
+    ttlBlocks: 30,
   },
 );
 
@@ -99,6 +106,8 @@ export interface MempoolStats {
   readonly committed: number;
   /** Pending transactions dropped because the re-check after a block refused them. */
   readonly evicted: number;
+  /** Pending transactions dropped because they stayed `ttlBlocks` blocks without running. */
+  readonly expired: number;
   /** Exceptions thrown by `onAdmitted` listeners (caught, so admission is not disturbed). */
   readonly listenerErrors: number;
 }
@@ -114,6 +123,8 @@ interface PendingTx {
   readonly txHash: Uint8Array;
   readonly sender: string;
   readonly sequence: number;
+  /** The last committed height when it was admitted. */
+  readonly since: number;
 }
 
 type SeenOutcome =
@@ -199,6 +210,7 @@ export class Mempool implements MempoolPort {
   private duplicates = 0;
   private committed = 0;
   private evicted = 0;
+  private expired = 0;
   private listenerErrors = 0;
   private readonly rejected = new Map<string, number>();
 
@@ -312,6 +324,7 @@ export class Mempool implements MempoolPort {
       txHash: result.txHash,
       sender: result.sender,
       sequence: result.sequence,
+      since: this.height,
     };
     queue.splice(at, 0, entry);
     if (queue.length === 1) this.senders.set(entry.sender, queue);
@@ -355,8 +368,9 @@ export class Mempool implements MempoolPort {
 
   /**
    * After block `height` is committed and executed: drops its transactions (matched by the
-   * SHA-256 of their bytes) and remembers them, then re-checks every remaining transaction
-   * against the new state, dropping those now refused — one pass over the pool.
+   * SHA-256 of their bytes) and remembers them, drops those pending for `ttlBlocks` blocks, then
+   * re-checks every remaining transaction against the new state, dropping those now refused —
+   * one pass over the pool.
    */
   update(height: number, committed: readonly Uint8Array[]): void {
     this.height = height;
@@ -374,6 +388,12 @@ export class Mempool implements MempoolPort {
         if (included.has(entry)) {
           this.drop(entry);
           this.committed++;
+          continue;
+        }
+        if (height - entry.since >= this.options.ttlBlocks) {
+          // Not remembered as refused: submitted again, it is a new attempt.
+          this.drop(entry);
+          this.expired++;
           continue;
         }
         const result = this.check(entry.tx);
@@ -420,6 +440,7 @@ export class Mempool implements MempoolPort {
       rejected: Object.fromEntries(this.rejected),
       committed: this.committed,
       evicted: this.evicted,
+      expired: this.expired,
       listenerErrors: this.listenerErrors,
     };
   }

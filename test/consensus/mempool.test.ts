@@ -201,6 +201,7 @@ describe('mempool admission', () => {
       { maxBytes: -1 },
       { seenCacheSize: 1.5 },
       { maxLocalTxs: 0 },
+      { ttlBlocks: 0 },
     ]) {
       assert.throws(() => new Mempool(new FakeApp(), options), ConsensusError);
     }
@@ -257,6 +258,21 @@ describe('mempool update', () => {
     const stats = pool.stats();
     assert.equal(stats.committed, 2);
     assert.equal(stats.evicted, 1);
+  });
+
+  it('drops transactions pending for ttlBlocks blocks, and admits them again afterwards', () => {
+    const { pool } = setup({ ttlBlocks: 2 });
+    // b1 waits for b0, which never comes: it can never run.
+    assert.ok(pool.add(tx('b', 1)).ok);
+    pool.update(1, []);
+    assert.ok(pool.add(tx('a', 0)).ok);
+    pool.update(2, []);
+    assert.deepEqual([...pool.candidates()].map(label), ['a0'], 'b1 expired after 2 blocks');
+    assert.equal(pool.stats().expired, 1);
+    assert.equal(pool.stats().evicted, 0);
+    pool.update(3, []);
+    assert.equal(pool.size(), 0, 'a0 expired too');
+    assert.ok(pool.add(tx('b', 1)).ok, 'an expired transaction is a new attempt');
   });
 
   it('remembers committed transactions, so the same bytes are not checked again', () => {
