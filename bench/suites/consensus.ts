@@ -21,6 +21,8 @@
  *   imported once, one worker thread per core running together) divided by the number of
  *   validators — the ceiling when every validator checks every transaction on one machine.
  *
+ * HYPERMESH_BENCH_KEEP=1 keeps each cluster's directory (genesis, node logs) for inspection.
+ *
  * Transactions are built before each step (outside the measurement) with a stamp difficulty of
  * 4 bits (STAMP_DIFFICULTY): a node checks a stamp with one hash whatever the difficulty, so only
  * the pre-building time depends on it.
@@ -421,7 +423,11 @@ async function measureCluster(
     reportTrouble(cluster, tracker, progress);
   } finally {
     await cluster?.close();
-    await rm(dir, { recursive: true, force: true });
+    if (process.env.HYPERMESH_BENCH_KEEP === '1') {
+      progress(`kept the cluster directories (node logs in node-*/node.log) under ${dir}`);
+    } else {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { BoundedMap } from '../codec/bounded-map.js';
 import { toHex } from '../crypto/bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import type { Application, TxCheckResult } from './app.js';
@@ -136,30 +137,6 @@ type SeenOutcome =
       readonly height: number;
     };
 
-/** A bounded least-recently-used map: a Map iterates in insertion order, oldest first. */
-class SeenCache {
-  private readonly entries = new Map<string, SeenOutcome>();
-
-  constructor(private readonly capacity: number) {}
-
-  get(key: string): SeenOutcome | undefined {
-    const value = this.entries.get(key);
-    if (value !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, value);
-    }
-    return value;
-  }
-
-  set(key: string, value: SeenOutcome): void {
-    this.entries.delete(key);
-    this.entries.set(key, value);
-    if (this.entries.size > this.capacity) {
-      this.entries.delete(this.entries.keys().next().value as string);
-    }
-  }
-}
-
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -201,7 +178,8 @@ export class Mempool implements MempoolPort {
   private readonly byTxHash = new Map<string, PendingTx>();
   /** Each sender's pending transactions by sequence; Map order is the order queues started. */
   private readonly senders = new Map<string, PendingTx[]>();
-  private readonly seen: SeenCache;
+  /** Recently committed or rejected byte hashes (least recently used evicted first). */
+  private readonly seen: BoundedMap<string, SeenOutcome>;
   private readonly listeners = new Set<AdmittedListener>();
   private pendingBytes = 0;
   /** Height of the last `update`: rejections remembered at an earlier one are stale. */
@@ -233,7 +211,7 @@ export class Mempool implements MempoolPort {
       }
     }
     this.options = merged;
-    this.seen = new SeenCache(merged.seenCacheSize);
+    this.seen = new BoundedMap(merged.seenCacheSize);
   }
 
   /** Admits `tx` (from a client when `origin` is 'local', else from the named peer). */

@@ -1,3 +1,4 @@
+import { BoundedMap } from '../codec/bounded-map.js';
 import type { Database, Statement } from 'better-sqlite3';
 import { StorageError, StorageErrorCode } from './errors.js';
 import type { StateChange } from './inputs.js';
@@ -143,18 +144,17 @@ export class StateTables implements StateReader, StateNodeReader {
   >;
   private readonly insertValue: Statement<[Uint8Array, number, Uint8Array | null]>;
   private readonly insertRoot: Statement<[number, Uint8Array, number | null, number]>;
-  private readonly cache = new Map<number, StateNode>();
+  private readonly cache: BoundedMap<number, StateNode>;
   private lastPlan:
     { base: NodeRef; nextId: number; hashed: KeyHashChange[]; write: StateWrite } | undefined;
   /** The writer's copy of the latest version: null for the empty state, undefined if unknown. */
   private latest: Version | null | undefined;
 
-  private readonly cacheSize: number;
   private readonly writer: boolean;
 
   constructor(db: Database, options: StateTablesOptions) {
     this.writer = options.writer;
-    this.cacheSize = options.nodeCacheSize ?? DEFAULT_NODE_CACHE_SIZE;
+    this.cache = new BoundedMap(options.nodeCacheSize ?? DEFAULT_NODE_CACHE_SIZE);
     this.selectLatest = db.prepare(
       'SELECT height, root, root_id, key_count FROM state_root ORDER BY height DESC LIMIT 1',
     );
@@ -207,18 +207,13 @@ export class StateTables implements StateReader, StateNodeReader {
   }
 
   private remember(id: number, node: StateNode): void {
-    if (this.cacheSize === 0) return;
-    if (this.cache.size >= this.cacheSize) {
-      // Oldest first: upper tree levels are rewritten by every block, so recency of
-      // insertion is a good enough proxy for use.
-      const oldest = this.cache.keys().next();
-      if (oldest.done !== true) this.cache.delete(oldest.value);
-    }
+    // Oldest inserted first (reads use `peek`): upper tree levels are rewritten by every block,
+    // so recency of insertion is a good enough proxy for use.
     this.cache.set(id, node);
   }
 
   read(id: number): StateNode {
-    const cached = this.cache.get(id);
+    const cached = this.cache.peek(id);
     if (cached !== undefined) return cached;
     const row = this.selectNode.get(id);
     if (row === undefined) {

@@ -1,6 +1,6 @@
 import type { StateChange, StateReader } from '../../storage/index.js';
 import { MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES } from '../../storage/index.js';
-import { BoundedMap } from './bounded-map.js';
+import { BoundedMap } from '../../codec/bounded-map.js';
 import { ApplicationError, ApplicationErrorCode } from './errors.js';
 import type { ModuleState, ModuleStateReader } from './module.js';
 

@@ -44,7 +44,7 @@ import {
   keyId,
   modulePrefix,
 } from './overlay.js';
-import { BoundedMap } from './bounded-map.js';
+import { BoundedMap } from '../../codec/bounded-map.js';
 import type { StateAccess } from './overlay.js';
 import { DEFAULT_RECENT_RESULTS, RecentTxResults, encodeRecordedTxResult } from './tx-results.js';
 import { VerificationCache } from './verification-cache.js';

@@ -3,7 +3,7 @@ import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { parseInput, uint } from '../../codec/schema.js';
 import { toHex } from '../../crypto/bytes.js';
 import type { TxResult } from '../app.js';
-import { BoundedMap } from './bounded-map.js';
+import { BoundedMap } from '../../codec/bounded-map.js';
 
 /** Where and how a committed transaction was executed. */
 export interface RecordedTxResult {

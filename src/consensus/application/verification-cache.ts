@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
 import { ed25519PublicKeyFromRaw } from '../../crypto/ed25519.js';
-import { BoundedMap } from './bounded-map.js';
+import { BoundedMap } from '../../codec/bounded-map.js';
 
 export interface VerificationCacheOptions {
   /** Imported sender keys kept (default 10,000). */
