@@ -26,8 +26,6 @@ export enum CaesarErrorCode {
   INSUFFICIENT_FUNDS = 'CAESAR_INSUFFICIENT_FUNDS',
   /** Query data that does not have the form the query needs. */
   INVALID_QUERY = 'CAESAR_INVALID_QUERY',
-  /** A FALCON-1024 hybrid account key: reserved for a later issue, not accepted yet. */
-  FALCON_ACCOUNTS_UNSUPPORTED = 'CAESAR_FALCON_ACCOUNTS_UNSUPPORTED',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -41,7 +39,6 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.SELF_TRANSFER]: 7,
   [CaesarErrorCode.INSUFFICIENT_FUNDS]: 8,
   [CaesarErrorCode.INVALID_QUERY]: 9,
-  [CaesarErrorCode.FALCON_ACCOUNTS_UNSUPPORTED]: 10,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

@@ -11,7 +11,7 @@ export {
   formatAddress,
   parseAddress,
 } from './address.js';
-export type { AccountKey, AccountKeyKind, Ed25519AccountKey, HybridAccountKey } from './address.js';
+export type { AccountKey, AccountKeyKind, Ed25519AccountKey } from './address.js';
 export {
   AMOUNT_LIMIT,
   MAX_AMOUNT,

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  CaesarError,
-  CaesarErrorCode,
   CaesarGenesisError,
   CaesarGenesisErrorCode,
   CaesarStateError,
@@ -317,20 +315,5 @@ describe('caesar addresses', () => {
     assert.deepEqual(parseAddress(formatAddress(ed25519Address(key))), sha256(key));
     assert.throws(() => ed25519Address(new Uint8Array(33)), RangeError);
     assert.equal(parseAddress('AA'.repeat(32)), undefined);
-  });
-
-  it('FALCON-1024 hybrid accounts are reserved: using one is refused clearly', () => {
-    assert.throws(
-      () =>
-        accountAddress({
-          kind: 'falcon1024-hybrid',
-          ed25519: new Uint8Array(32),
-          falcon: new Uint8Array(1793),
-        }),
-      (error: unknown) =>
-        error instanceof CaesarError &&
-        error.code === CaesarErrorCode.FALCON_ACCOUNTS_UNSUPPORTED &&
-        /reserved and not supported yet/.test(error.message),
-    );
   });
 });
