@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/node/cli.js';
 import { readClusterFile, type ClusterFile } from '../../src/node/cluster-file.js';
 import { hypermeshBin } from '../../src/node/process.js';
+import { withDeadline } from '../helpers/wait.js';
 
 /**
  * `hypermesh dev` end to end, from the built bin (dist/): four validator processes on loopback
@@ -43,16 +44,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 async function status(file: string): Promise<{ code: number; json: StatusJson | null }> {

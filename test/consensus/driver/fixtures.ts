@@ -28,6 +28,7 @@ import { generateEd25519KeyPair, ed25519RawPublicKey } from '../../../src/crypto
 import { createFalcon, type FalconBackend } from '../../../src/crypto/falcon.js';
 import { sha256 } from '../../../src/crypto/hash.js';
 import { openStore, type NodeStore } from '../../../src/storage/index.js';
+import { waitForCondition } from '../../helpers/wait.js';
 import { MemoryHub, type MemoryEndpoint } from './memory-network.js';
 import { KvTestApp, TestMempool, TestProofs } from './test-app.js';
 
@@ -137,40 +138,7 @@ export async function waitUntil(
   timeoutMs = 15_000,
 ): Promise<void> {
   if (condition()) return;
-  await new Promise<void>((resolve, reject) => {
-    let queued = false;
-    let done = false;
-    const finish = (error: Error | null): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(deadline);
-      activity.off(ACTIVITY, onActivity);
-      if (error === null) resolve();
-      else reject(error);
-    };
-    const check = (): void => {
-      queued = false;
-      if (done) return;
-      try {
-        if (condition()) finish(null);
-      } catch (error) {
-        finish(error as Error);
-      }
-    };
-    // A burst of events in one synchronous run (a broadcast to N peers) costs one check, made
-    // once the code that emitted them has finished its step.
-    const onActivity = (): void => {
-      if (queued) return;
-      queued = true;
-      queueMicrotask(check);
-    };
-    // The only timer: the failure deadline.
-    const deadline = setTimeout(() => {
-      const what = typeof message === 'function' ? message() : message;
-      finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-    }, timeoutMs);
-    activity.on(ACTIVITY, onActivity);
-  });
+  await waitForCondition(activity, ACTIVITY, condition, message, timeoutMs);
 }
 
 /**

@@ -11,6 +11,7 @@ import { StoqErrorCode, type StoqError } from '../../../src/stoq/errors.js';
 import { createClient } from '../../../src/stoq/rpc/client.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { isStoqError } from '../../helpers/stoq-error.js';
+import { withDeadline } from '../../helpers/wait.js';
 import {
   Cluster,
   RecordingLogger,
@@ -114,19 +115,6 @@ function hellos(node: TestNode, outcome: string): Promise<number> {
 
 function connectsOf(node: TestNode, peer: string): number {
   return node.connected.filter((name) => name === peer).length;
-}
-
-/** `promise`, or a failure naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('hello: reconnecting a peer that (re)starts', { timeout: 20_000 }, () => {
@@ -292,7 +280,7 @@ describe('hello: reconnecting a peer that (re)starts', { timeout: 20_000 }, () =
       const second = await client.openMessageStream('gossip');
       assert.deepEqual((await second[Symbol.asyncIterator]().next()).value, { welcome: true });
       await assert.rejects(
-        within(fetching, 5_000, 'the sync call to end with the connection'),
+        withDeadline(fetching, 5_000, 'the sync call to end with the connection'),
         isStoqError([
           StoqErrorCode.CONNECTION_CLOSED,
           StoqErrorCode.UNAVAILABLE,

@@ -17,6 +17,7 @@ import { createQuicTransport } from '../../../src/stoq/quic/transport.js';
 import { StaticResolver } from '../../../src/stoq/resolver.js';
 import type { SocketAddress, Transport } from '../../../src/stoq/transport.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../../helpers/pki.js';
+import { waitForCondition } from '../../helpers/wait.js';
 
 /**
  * Consensus-network test nodes: a real STOQ endpoint (memory or QUIC transport, the real
@@ -242,50 +243,7 @@ export async function until(
   what: string,
   timeoutMs = 5_000,
 ): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    let running = false;
-    let again = false;
-    let done = false;
-    const finish = (error: Error | null): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(deadline);
-      activity.off(ACTIVITY, onActivity);
-      if (error === null) resolve();
-      else reject(error);
-    };
-    const check = async (): Promise<void> => {
-      running = true;
-      try {
-        do {
-          again = false;
-          if (await condition()) finish(null);
-        } while (again && !done);
-      } catch (error) {
-        finish(error as Error);
-      } finally {
-        running = false;
-      }
-    };
-    const onActivity = (): void => {
-      if (done) return;
-      if (running) {
-        again = true;
-        return;
-      }
-      running = true;
-      // After the code that emitted the event has finished its step.
-      queueMicrotask(() => void check());
-    };
-    // The only timer: the failure deadline.
-    const deadline = setTimeout(
-      () => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
-      timeoutMs,
-    );
-    activity.on(ACTIVITY, onActivity);
-    running = true;
-    void check();
-  });
+  await waitForCondition(activity, ACTIVITY, condition, what, timeoutMs);
 }
 
 export function status(height: number): GossipMessage {
