@@ -59,6 +59,20 @@ export enum CaesarGenesisErrorCode {
 
 export class CaesarGenesisError extends HyperMeshError<CaesarGenesisErrorCode> {}
 
+/** Why a written amount (`1.5`, `--base-units 1500000`) is refused (units.ts). */
+export enum CaesarAmountErrorCode {
+  /** Not digits with at most one decimal point: a sign, exponent, spaces, separators, empty. */
+  SYNTAX = 'CAESAR_AMOUNT_SYNTAX',
+  /** A minus sign: amounts are never negative. */
+  NEGATIVE = 'CAESAR_AMOUNT_NEGATIVE',
+  /** Non-zero digits beyond the token's decimals, or any fraction in base units. */
+  TOO_PRECISE = 'CAESAR_AMOUNT_TOO_PRECISE',
+  /** 2^128 base units or more. */
+  TOO_LARGE = 'CAESAR_AMOUNT_TOO_LARGE',
+}
+
+export class CaesarAmountError extends HyperMeshError<CaesarAmountErrorCode> {}
+
 /**
  * A stored value or a query answer that does not decode or does not verify: the store is damaged
  * or the answer was tampered with (never a sender's doing, so not a `ModuleError`).

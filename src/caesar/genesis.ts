@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { SchemaError, bytes, parseInput } from '../codec/schema.js';
 import type { InitialStateEntry } from '../consensus/application/index.js';
+import type { GenesisAppState } from '../consensus/genesis.js';
 import { ADDRESS_BYTES, formatAddress, parseAddress } from './address.js';
 import { MAX_AMOUNT, encodeStoredAmount } from './amount.js';
 import { CaesarGenesisError, CaesarGenesisErrorCode } from './errors.js';
 import { decimalsSchema, encodeTokenParams, tokenNameSchema, tokenSymbolSchema } from './params.js';
 import type { TokenParams } from './params.js';
-import { PARAMS_KEY, balanceKey, caesarStateKey } from './state.js';
+import { CAESAR_MODULE_NAME, PARAMS_KEY, balanceKey, caesarStateKey } from './state.js';
 
 /**
  * The Caesar part of a chain's genesis: the token's parameters and who holds the supply at
@@ -33,8 +34,11 @@ export interface CaesarGenesis {
   readonly allocations: readonly GenesisAllocation[];
 }
 
-/** The JSON form (what a genesis file holds). */
-export interface CaesarGenesisJson {
+/**
+ * The JSON form (what a genesis file holds). A type rather than an interface, so it is
+ * assignable to the genesis document's JSON data (`GenesisAppValue`).
+ */
+export type CaesarGenesisJson = {
   readonly token: {
     readonly name: string;
     readonly symbol: string;
@@ -42,7 +46,7 @@ export interface CaesarGenesisJson {
     readonly supply: string;
   };
   readonly allocations: readonly { readonly address: string; readonly amount: string }[];
-}
+};
 
 /** More allocations than this belong in a snapshot, not a genesis file. */
 export const MAX_GENESIS_ALLOCATIONS = 100_000;
@@ -223,4 +227,14 @@ export function caesarInitialState(genesis: CaesarGenesis): InitialStateEntry[] 
       value: encodeStoredAmount(amount),
     })),
   ].sort((a, b) => compareBytes(a.key, b.key));
+}
+
+/**
+ * The Caesar section of a genesis document's `app` data (`app.caesar`), parsed and checked; or
+ * undefined when the genesis has none (the chain then has no ledger). Throws
+ * `CaesarGenesisError` like `parseCaesarGenesis`, with paths under `caesarGenesis`.
+ */
+export function caesarGenesisFromApp(app: GenesisAppState | undefined): CaesarGenesis | undefined {
+  const section = app?.[CAESAR_MODULE_NAME];
+  return section === undefined ? undefined : parseCaesarGenesis(section);
 }

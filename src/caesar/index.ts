@@ -30,6 +30,8 @@ export {
 } from './client.js';
 export {
   CAESAR_RESULT_CODES,
+  CaesarAmountError,
+  CaesarAmountErrorCode,
   CaesarError,
   CaesarErrorCode,
   CaesarGenesisError,
@@ -39,6 +41,7 @@ export {
 } from './errors.js';
 export {
   MAX_GENESIS_ALLOCATIONS,
+  caesarGenesisFromApp,
   caesarGenesisToJson,
   caesarInitialState,
   checkCaesarGenesis,
@@ -50,6 +53,8 @@ export {
   MAX_DECIMALS,
   MAX_TOKEN_NAME_LENGTH,
   MAX_TOKEN_SYMBOL_LENGTH,
+  TOKEN_NAME_PATTERN,
+  TOKEN_SYMBOL_PATTERN,
   decodeTokenParams,
   encodeTokenParams,
 } from './params.js';
@@ -62,4 +67,5 @@ export {
   caesarStateKey,
 } from './state.js';
 export { MAX_MEMO_BYTES, TRANSFER_OP, decodeCaesarBody, encodeTransfer } from './transfer.js';
+export { formatTokenAmount, parseBaseUnits, parseTokenAmount, smallestUnit } from './units.js';
 export type { CaesarTx, Transfer, TransferInput } from './transfer.js';

@@ -5,6 +5,7 @@ import { fromHex, toHex } from '../crypto/bytes.js';
 import { ED25519_PUBLIC_KEY_BYTES } from '../crypto/ed25519.js';
 import { FALCON1024_PUBLIC_KEY_BYTES, FALCON1024_PUBLIC_KEY_HEADER } from '../crypto/falcon.js';
 import { sha256 } from '../crypto/hash.js';
+import { MODULE_NAME_PATTERN } from './application/envelope.js';
 import { ConsensusError, ConsensusErrorCode } from './errors.js';
 import { genesisContext, type HeightContext } from './height-context.js';
 import { proofParamsSchema, type ConsensusProofParams } from './proof/params.js';
@@ -51,6 +52,26 @@ export interface GenesisConsensusParams {
   readonly requirePq: boolean;
 }
 
+/**
+ * A JSON value in the genesis `app` section. Numbers are safe integers only: amounts and other
+ * large or fractional quantities are written as decimal strings, which every JSON parser reads
+ * exactly.
+ */
+export type GenesisAppValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly GenesisAppValue[]
+  | { readonly [key: string]: GenesisAppValue };
+
+/**
+ * The application's genesis data, one entry per module name (e.g. `caesar`): opaque to
+ * consensus, which only checks that it is canonical JSON data within its bounds and covers it
+ * by the genesis hash. The module's own parser (layer 5) gives it meaning.
+ */
+export type GenesisAppState = { readonly [module: string]: GenesisAppValue };
+
 export interface GenesisDocument {
   readonly chainId: string;
   /** Milliseconds since the Unix epoch: the first block's time. */
@@ -59,6 +80,12 @@ export interface GenesisDocument {
   readonly consensus: GenesisConsensusParams;
   /** Chain-wide consensus-proof parameters (docs/consensus-proof.md). */
   readonly proof: ConsensusProofParams;
+  /**
+   * Module genesis data (the `app` section of the file); absent when no module has any. When
+   * present it is part of the genesis hash; when absent the hash is that of a document that
+   * never had the section.
+   */
+  readonly app?: GenesisAppState;
 }
 
 /** `format` and `version` of the JSON file; not part of the document or its hash. */
@@ -73,6 +100,15 @@ export const MAX_GENESIS_VALIDATORS = 10_000;
 export const MAX_COMMIT_DELAY_MS = 3_600_000;
 export const MAX_BLOCK_BYTES_LIMIT = 64 * 1024 * 1024;
 export const MAX_BLOCK_TXS_LIMIT = 1_000_000;
+/**
+ * Largest `app` section, measured as its canonical CBOR: room for Caesar's 100,000 genesis
+ * allocations (~125 bytes each) with a margin; more state than this belongs in a snapshot.
+ */
+export const MAX_GENESIS_APP_BYTES = 16 * 1024 * 1024;
+/** Deepest nesting of arrays and objects in the `app` section. */
+export const MAX_GENESIS_APP_DEPTH = 32;
+/** Largest genesis file text accepted by `parseGenesisJson` (UTF-16 code units). */
+export const MAX_GENESIS_TEXT_LENGTH = 64 * 1024 * 1024;
 
 /** Letters, digits, `.`, `_`, `-`, starting with a letter or digit: safe in paths and logs. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -120,8 +156,15 @@ const genesisJsonSchema = z
       requirePq: z.boolean(),
     }),
     proof: proofParamsSchema,
+    app: z
+      .record(z.string(), z.unknown())
+      .refine((app) => Object.keys(app).length > 0, {
+        error: 'expected at least one module section (leave "app" out when there is none)',
+      })
+      .optional(),
   })
   .superRefine((doc, ctx) => {
+    if (doc.app !== undefined) checkAppSection(doc.app, ctx);
     const names = new Map<string, number>();
     const keys = new Map<string, number>();
     let totalPower = 0;
@@ -154,6 +197,79 @@ const genesisJsonSchema = z
       });
     }
   });
+
+/** A lone UTF-16 surrogate: JSON text can carry one (`"\\ud800"`), UTF-8 and CBOR cannot. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** Issues reported for one bad `app` section before the walk stops. */
+const MAX_APP_ISSUES = 10;
+
+/**
+ * Checks that the `app` section is data every node reads and hashes identically: only null,
+ * booleans, safe integers (no fractions, no -0), strings without lone surrogates, arrays and
+ * objects, nested at most `MAX_GENESIS_APP_DEPTH` deep, at most `MAX_GENESIS_APP_BYTES` as
+ * canonical CBOR. What the data means is for each module to check.
+ */
+function checkAppSection(app: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  let issues = 0;
+  const issue = (path: (string | number)[], message: string): void => {
+    issues += 1;
+    if (issues <= MAX_APP_ISSUES) ctx.addIssue({ code: 'custom', path: ['app', ...path], message });
+  };
+  const walk = (value: unknown, path: (string | number)[], depth: number): void => {
+    if (issues >= MAX_APP_ISSUES) return;
+    if (value === null || typeof value === 'boolean') return;
+    if (typeof value === 'number') {
+      if (!Number.isSafeInteger(value) || Object.is(value, -0)) {
+        issue(
+          path,
+          `got the number ${value}; numbers here are integers of at most 2^53 - 1 (write amounts and fractions as decimal strings)`,
+        );
+      }
+      return;
+    }
+    if (typeof value === 'string') {
+      if (LONE_SURROGATE.test(value)) issue(path, 'string contains a lone UTF-16 surrogate');
+      return;
+    }
+    if (typeof value !== 'object') {
+      issue(path, `expected JSON data, got ${typeof value}`);
+      return;
+    }
+    if (depth >= MAX_GENESIS_APP_DEPTH) {
+      issue(path, `nested deeper than ${MAX_GENESIS_APP_DEPTH} levels`);
+      return;
+    }
+    if (Array.isArray(value)) {
+      for (const [index, item] of value.entries()) walk(item, [...path, index], depth + 1);
+      return;
+    }
+    if (
+      Object.getPrototypeOf(value) !== Object.prototype &&
+      Object.getPrototypeOf(value) !== null
+    ) {
+      issue(path, 'expected a JSON object');
+      return;
+    }
+    for (const [key, item] of Object.entries(value)) {
+      if (LONE_SURROGATE.test(key)) issue(path, 'a key contains a lone UTF-16 surrogate');
+      walk(item, [...path, key], depth + 1);
+    }
+  };
+  for (const [module, value] of Object.entries(app)) {
+    if (!MODULE_NAME_PATTERN.test(module)) {
+      issue(
+        [module],
+        'expected a module name: 1 to 32 of a-z, 0-9 and "-", starting with a letter',
+      );
+    }
+    walk(value, [module], 1);
+  }
+  if (issues > 0) return;
+  const size = encodeCanonical(app).length;
+  if (size > MAX_GENESIS_APP_BYTES) {
+    issue([], `${size} bytes as canonical CBOR, above the limit of ${MAX_GENESIS_APP_BYTES}`);
+  }
+}
 
 type GenesisJson = z.infer<typeof genesisJsonSchema>;
 
@@ -202,6 +318,7 @@ function toJsonValue(doc: GenesisDocument): GenesisJson {
         checkpointInterval: proof.time.checkpointInterval,
       },
     },
+    ...(doc.app === undefined ? {} : { app: doc.app as Record<string, unknown> }),
   };
 }
 
@@ -218,6 +335,8 @@ function fromJsonValue(json: GenesisJson): GenesisDocument {
     })),
     consensus: json.consensus,
     proof: json.proof,
+    // checkAppSection has established that the section is JSON data of the GenesisAppValue kind.
+    ...(json.app === undefined ? {} : { app: json.app as GenesisAppState }),
   };
 }
 
@@ -273,6 +392,11 @@ export function genesisToJson(doc: GenesisDocument): string {
  */
 export function parseGenesisJson(text: string): GenesisDocument {
   if (typeof text !== 'string') throw invalidGenesis('genesis JSON must be a string');
+  if (text.length > MAX_GENESIS_TEXT_LENGTH) {
+    throw invalidGenesis(
+      `genesis is ${text.length} characters long, above the limit of ${MAX_GENESIS_TEXT_LENGTH}`,
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -284,7 +408,10 @@ export function parseGenesisJson(text: string): GenesisDocument {
 
 /**
  * SHA-256 of the canonical CBOR (RFC 8949 §4.2.1) of the document under a versioned domain tag:
- * the first block's parent hash. Every field is covered; validators in document order.
+ * the first block's parent hash. Every field is covered; validators in document order. The
+ * `app` section enters the hashed map only when present, so a document without one hashes
+ * exactly as before the section existed, and two documents that differ in any module's genesis
+ * data (e.g. Caesar allocations) have different hashes, so their nodes cannot agree on a block.
  */
 export function genesisHash(doc: GenesisDocument): Uint8Array {
   const value = toJsonValue(doc);
@@ -302,6 +429,7 @@ export function genesisHash(doc: GenesisDocument): Uint8Array {
       })),
       consensus: value.consensus,
       proof: value.proof,
+      ...(value.app === undefined ? {} : { app: value.app }),
     }),
   );
 }

@@ -1,5 +1,15 @@
 import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import {
+  AMOUNT_LIMIT,
+  MAX_DECIMALS,
+  TOKEN_NAME_PATTERN,
+  TOKEN_SYMBOL_PATTERN,
+  caesarGenesisToJson,
+  ed25519Address,
+  formatAddress,
+} from '../caesar/index.js';
+import type { GenesisAllocation, TokenParams } from '../caesar/index.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import {
@@ -30,6 +40,7 @@ import {
 } from './dev-ca.js';
 import { findFreePorts } from './free-ports.js';
 import { NODE_NAME_PATTERN, type ValidatorNodeConfig } from './node-config.js';
+import { createWalletKey } from './wallet.js';
 
 /**
  * The genesis ceremony (`hypermesh cluster init`): a cluster CA, per validator an identity
@@ -39,9 +50,13 @@ import { NODE_NAME_PATTERN, type ValidatorNodeConfig } from './node-config.js';
  * into a temporary sibling directory first and renamed into place at the end, so a failure
  * leaves nothing half-written.
  *
+ * Unless told otherwise, the genesis also holds a Caesar ledger section (`app.caesar`): the
+ * token, an allocation to each validator's operator account (the address of its node key) and
+ * the rest of the supply to a treasury wallet whose key is written beside the operator's.
+ *
  *   DIR/genesis.json
  *   DIR/ca/root.pem, root.key (0600), cluster.txt
- *   DIR/operator/operator.key (0600), operator.pem
+ *   DIR/operator/operator.key (0600), operator.pem, treasury.key (0600)
  *   DIR/node-K/config.json, node-K.key (0600), node-K.pem, storage.plot   (data/ at first start)
  */
 export const CLUSTER_FILES = {
@@ -49,6 +64,8 @@ export const CLUSTER_FILES = {
   caDir: 'ca',
   operatorDir: 'operator',
   operatorName: 'operator',
+  /** The treasury wallet's key (an Ed25519 key file), in the operator directory. */
+  treasuryKey: 'treasury.key',
   nodeConfig: 'config.json',
   storagePlot: 'storage.plot',
   dataDir: 'data',
@@ -57,6 +74,88 @@ export const CLUSTER_FILES = {
 } as const;
 
 export const MAX_VALIDATORS = 100;
+
+/** The Caesar ledger `cluster init` writes into the genesis; amounts in whole tokens. */
+export interface LedgerInitOptions {
+  readonly name?: string;
+  readonly symbol?: string;
+  readonly decimals?: number;
+  /** Total supply, in whole tokens. */
+  readonly supply?: bigint;
+  /** Whole tokens credited to each validator's operator account; 0 gives them none. */
+  readonly validatorAllocation?: bigint;
+}
+
+export const DEFAULT_LEDGER = Object.freeze({
+  name: 'Caesar',
+  symbol: 'CSR',
+  decimals: 6,
+  supply: 1_000_000_000n,
+  validatorAllocation: 1_000_000n,
+});
+
+/** The ledger's genesis in base units: the token, and what each holder receives. */
+export interface LedgerPlan {
+  readonly token: TokenParams;
+  /** Base units per validator account (0: none). */
+  readonly validatorAmount: bigint;
+  /** Base units for the treasury: the rest of the supply, at least one token. */
+  readonly treasuryAmount: bigint;
+}
+
+/**
+ * Checks the ledger options and works out the allocations in base units. The allocations sum
+ * to the supply by construction (the treasury takes the rest), so the only way they cannot is
+ * validators receiving all of it or more. Throws a CliError naming the flag.
+ */
+export function planLedger(options: LedgerInitOptions, validators: number): LedgerPlan {
+  const name = options.name ?? DEFAULT_LEDGER.name;
+  const symbol = options.symbol ?? DEFAULT_LEDGER.symbol;
+  const decimals = options.decimals ?? DEFAULT_LEDGER.decimals;
+  const supply = options.supply ?? DEFAULT_LEDGER.supply;
+  const each = options.validatorAllocation ?? DEFAULT_LEDGER.validatorAllocation;
+  if (!TOKEN_NAME_PATTERN.test(name)) {
+    throw new CliError(
+      `--token-name ${JSON.stringify(name)} must be 1 to 64 printable ASCII characters`,
+    );
+  }
+  if (!TOKEN_SYMBOL_PATTERN.test(symbol)) {
+    throw new CliError(
+      `--token-symbol ${JSON.stringify(symbol)} must be 1 to 12 characters of A-Z and 0-9, starting with a letter`,
+    );
+  }
+  if (!Number.isInteger(decimals) || decimals < 0 || decimals > MAX_DECIMALS) {
+    throw new CliError(
+      `--token-decimals must be an integer from 0 to ${MAX_DECIMALS}, got ${String(decimals)}`,
+    );
+  }
+  if (typeof supply !== 'bigint' || supply < 1n) {
+    throw new CliError(`--token-supply must be at least 1 ${symbol}, got ${String(supply)}`);
+  }
+  if (typeof each !== 'bigint' || each < 0n) {
+    throw new CliError(
+      `--validator-allocation must be a whole number of tokens, got ${String(each)}`,
+    );
+  }
+  const scale = 10n ** BigInt(decimals);
+  const supplyUnits = supply * scale;
+  if (supplyUnits >= AMOUNT_LIMIT) {
+    throw new CliError(
+      `--token-supply ${supply} ${symbol} with ${decimals} decimals is ${supplyUnits} base units, above the largest amount 2^128 - 1 (${AMOUNT_LIMIT - 1n})`,
+    );
+  }
+  const toValidators = each * BigInt(validators);
+  if (toValidators >= supply) {
+    throw new CliError(
+      `--validator-allocation ${each} ${symbol} × ${validators} validator(s) = ${toValidators} ${symbol} leaves nothing for the treasury out of --token-supply ${supply} ${symbol}; the allocations must sum to the supply`,
+    );
+  }
+  return {
+    token: { name, symbol, decimals, supply: supplyUnits },
+    validatorAmount: each * scale,
+    treasuryAmount: (supply - toValidators) * scale,
+  };
+}
 
 export interface ClusterInitOptions {
   readonly out: string;
@@ -77,6 +176,8 @@ export interface ClusterInitOptions {
   readonly falcon?: FalconBackend;
   readonly progress?: (line: string) => void;
   readonly now?: () => Date;
+  /** The Caesar ledger in the genesis (defaults: `DEFAULT_LEDGER`); null writes none. */
+  readonly ledger?: LedgerInitOptions | null;
 }
 
 export interface ClusterNodeLayout {
@@ -97,6 +198,19 @@ export interface ClusterLayout {
   readonly trustRootsFile: string;
   readonly operator: { readonly keyFile: string; readonly certificateFile: string };
   readonly nodes: readonly ClusterNodeLayout[];
+}
+
+/** What `initCluster` created: the layout, and the ledger's treasury when there is one. */
+export interface ClusterInitResult extends ClusterLayout {
+  readonly ledger: {
+    readonly token: TokenParams;
+    /** The treasury wallet's key file and address (64 hex digits). */
+    readonly treasuryKeyFile: string;
+    readonly treasuryAddress: string;
+    readonly treasuryAmount: bigint;
+    /** Base units credited to each validator's operator account. */
+    readonly validatorAmount: bigint;
+  } | null;
 }
 
 export function nodeName(index: number): string {
@@ -184,8 +298,10 @@ function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-export async function initCluster(options: ClusterInitOptions): Promise<ClusterLayout> {
+export async function initCluster(options: ClusterInitOptions): Promise<ClusterInitResult> {
   checkOptions(options);
+  const ledgerPlan =
+    options.ledger === null ? null : planLedger(options.ledger ?? {}, options.validators);
   const dir = path.resolve(options.out);
   const target = await checkTarget(dir, options.force ?? false);
   const chainId = options.chainId ?? DEFAULT_CHAIN_ID;
@@ -210,6 +326,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterL
   await mkdir(path.dirname(dir), { recursive: true });
   const staging = await mkdtemp(`${dir}.tmp-`);
   const nodes: ClusterNodeLayout[] = [];
+  let treasuryAddress = '';
   try {
     const caDir = path.join(staging, CLUSTER_FILES.caDir);
     progress(`cluster "${chainId}": ${count} validator(s) on ${host}, writing ${dir}`);
@@ -292,12 +409,40 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterL
     });
     progress(`  operator  client identity ${CLUSTER_FILES.operatorDir}/`);
 
+    let app: GenesisDocument['app'];
+    if (ledgerPlan !== null) {
+      const treasury = await createWalletKey(
+        path.join(staging, CLUSTER_FILES.operatorDir, CLUSTER_FILES.treasuryKey),
+      );
+      treasuryAddress = formatAddress(treasury.address);
+      const allocations: GenesisAllocation[] = [
+        { address: treasury.address, amount: ledgerPlan.treasuryAmount },
+      ];
+      if (ledgerPlan.validatorAmount > 0n) {
+        for (const validator of validators) {
+          allocations.push({
+            address: ed25519Address(validator.publicKey),
+            amount: ledgerPlan.validatorAmount,
+          });
+        }
+      }
+      app = { caesar: caesarGenesisToJson({ token: ledgerPlan.token, allocations }) };
+      const { symbol, decimals, supply } = ledgerPlan.token;
+      const scale = 10n ** BigInt(decimals);
+      progress(
+        `  caesar    ${supply / scale} ${symbol} (${decimals} decimals): ${ledgerPlan.treasuryAmount / scale} to the treasury ` +
+          `${CLUSTER_FILES.operatorDir}/${CLUSTER_FILES.treasuryKey} (${treasuryAddress}), ` +
+          `${ledgerPlan.validatorAmount / scale} to each validator's account`,
+      );
+    }
+
     const genesis: GenesisDocument = {
       chainId,
       genesisTime: now().getTime(),
       validators,
       consensus,
       proof,
+      ...(app === undefined ? {} : { app }),
     };
     await writeFile(path.join(staging, CLUSTER_FILES.genesis), genesisToJson(genesis), {
       flag: 'wx',
@@ -321,6 +466,16 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterL
       certificateFile: path.join(operatorDir, `${CLUSTER_FILES.operatorName}.pem`),
     },
     nodes,
+    ledger:
+      ledgerPlan === null
+        ? null
+        : {
+            token: ledgerPlan.token,
+            treasuryKeyFile: path.join(operatorDir, CLUSTER_FILES.treasuryKey),
+            treasuryAddress,
+            treasuryAmount: ledgerPlan.treasuryAmount,
+            validatorAmount: ledgerPlan.validatorAmount,
+          },
   };
 }
 

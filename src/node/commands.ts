@@ -8,6 +8,7 @@ import { nodeCommands } from './commands/node.js';
 import { statusCommand } from './commands/status.js';
 import { devCaCommands } from './commands/dev-ca.js';
 import { stoqCommands } from './commands/stoq.js';
+import { walletCommands } from './commands/wallet.js';
 
 /** A `hypermesh` subcommand. `name` may have several words ("dev-ca init"). */
 export interface Command {
@@ -24,6 +25,7 @@ export const commands: readonly Command[] = [
   statusCommand,
   ...blockCommands,
   ...kvCommands,
+  ...walletCommands,
   demoCommand,
   ...devCaCommands,
   ...stoqCommands,

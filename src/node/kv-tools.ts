@@ -1,16 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import { toHex } from '../crypto/bytes.js';
-import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { readKeyFile } from '../crypto/keyfile.js';
-import {
-  SEQUENCE_QUERY,
-  buildTransaction,
-  decodeSequence,
-} from '../consensus/application/index.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient, TxStatus } from '../consensus/net/index.js';
 import { KV_MODULE_NAME, kvGetQuery, kvSet, verifyKvGet } from '../kv/index.js';
 import { CliError } from './cli-error.js';
+import { submitTransaction } from './tx-submit.js';
 
 /**
  * The operator's key-value tools (`hypermesh tx kv-set`, `hypermesh query kv`): a signed,
@@ -32,7 +27,7 @@ export interface KvSetOutcome {
   readonly status: TxStatus;
 }
 
-/** Builds, submits and (optionally) waits for a `kv` set transaction. */
+/** Builds, submits and (optionally) waits for a `kv` set transaction (tx-submit.ts). */
 export async function submitKvSet(options: {
   client: NodeRpcClient;
   genesis: GenesisDocument;
@@ -42,35 +37,20 @@ export async function submitKvSet(options: {
   wait: boolean;
   timeoutMs: number;
 }): Promise<KvSetOutcome> {
-  const { client, genesis, privateKey } = options;
-  const sender = ed25519RawPublicKey(privateKey);
-  const answer = await client.query({ path: SEQUENCE_QUERY, data: sender });
-  const sequence = decodeSequence(answer.value);
-  const tx = buildTransaction({
-    chainId: genesis.chainId,
+  const { client, genesis, privateKey, wait, timeoutMs } = options;
+  const outcome = await submitTransaction({
+    client,
+    genesis,
     privateKey,
-    sequence,
+    wait,
+    timeoutMs,
     module: KV_MODULE_NAME,
     body: kvSet(options.key, options.value),
-    stampDifficulty: genesis.proof.work.stampDifficulty,
   });
-  const submitted = await client.submitTx(tx.bytes);
-  if (!submitted.ok) {
-    throw new CliError(
-      `the node refused the transaction: ${submitted.code}: ${submitted.message}`,
-      1,
-    );
+  if (!outcome.admitted) {
+    throw new CliError(`the node refused the transaction: ${outcome.code}: ${outcome.message}`, 1);
   }
-  const txHash = toHex(tx.txHash);
-  let status: TxStatus = { status: 'pending' };
-  if (!options.wait) return { txHash, sequence, status };
-  const deadline = Date.now() + options.timeoutMs;
-  // The node API has no subscription yet, so the status is polled until the deadline.
-  while (status.status !== 'committed' && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    status = await client.txStatus(tx.txHash);
-  }
-  return { txHash, sequence, status };
+  return { txHash: outcome.txHash, sequence: outcome.sequence, status: outcome.status };
 }
 
 export interface KvReadOutcome {

@@ -11,7 +11,15 @@ import {
   createApplication,
   decodeRecordedTxResult,
   stampOf,
+  type InitialStateEntry,
+  type Module,
 } from '../consensus/application/index.js';
+import {
+  CAESAR_MODULE_NAME,
+  caesarGenesisFromApp,
+  caesarInitialState,
+  createCaesarModule,
+} from '../caesar/index.js';
 import type { Application } from '../consensus/app.js';
 import { ConsensusDriver, type CommitInfo } from '../consensus/driver/index.js';
 import { genesisHash, type GenesisDocument, type GenesisValidator } from '../consensus/genesis.js';
@@ -26,7 +34,7 @@ import {
 } from '../consensus/net/index.js';
 import { createBlockProofs, loadStoragePlot } from '../consensus/pos/index.js';
 import { validatorAddress } from '../consensus/validator-set.js';
-import { createKvModule } from '../kv/index.js';
+import { KV_MODULE_NAME, createKvModule } from '../kv/index.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
 import { StoqError, StoqErrorCode, type SocketAddress } from '../stoq/index.js';
 import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
@@ -42,8 +50,8 @@ import { createTxGossip, type TxGossip } from './tx-gossip.js';
 import { packageVersion } from './version.js';
 
 /**
- * A running consensus node (`hypermesh node start`): the store, the application (router + kv
- * module), the mempool, STOQ with the consensus network and the node API, the four-part proof,
+ * A running consensus node (`hypermesh node start`): the store, the application (router, kv
+ * module, and the Caesar ledger when the genesis has a Caesar section), the mempool, STOQ with the consensus network and the node API, the four-part proof,
  * the consensus driver and the metrics endpoint — wired from one configuration file.
  */
 export interface ValidatorNode {
@@ -132,6 +140,43 @@ async function step<T>(what: string, work: () => T | Promise<T>, exitCode = 1): 
   }
 }
 
+/** The modules a node installs and the state their genesis data writes at height 1. */
+export interface GenesisApplication {
+  readonly modules: readonly Module[];
+  readonly initialState: readonly InitialStateEntry[];
+}
+
+/**
+ * The application modules of a chain, decided by its genesis document alone (so every node of
+ * the chain installs the same ones: a transaction for a module that is not installed makes a
+ * block invalid). `kv` always; `caesar` when the genesis has an `app.caesar` section, whose token
+ * parameters and allocations become the initial state. A genesis without it has no ledger: its
+ * Caesar transactions are refused with `TX_UNKNOWN_MODULE` and its queries with
+ * `APP_UNKNOWN_QUERY`, rather than answered with proven zero balances of a token that does not
+ * exist. An `app` section for a module this node does not know is refused, so a misspelt section
+ * cannot be silently ignored. Throws `CaesarGenesisError` or `CliError`.
+ */
+export function genesisApplication(genesis: GenesisDocument): GenesisApplication {
+  const known = [KV_MODULE_NAME, CAESAR_MODULE_NAME];
+  for (const name of Object.keys(genesis.app ?? {})) {
+    if (name === KV_MODULE_NAME) {
+      throw new CliError(`genesis app section "${name}": the kv module takes no genesis data`, 2);
+    }
+    if (!known.includes(name)) {
+      throw new CliError(
+        `genesis app section "${name}" names no module this node runs (${known.join(', ')})`,
+        2,
+      );
+    }
+  }
+  const caesar = caesarGenesisFromApp(genesis.app);
+  if (caesar === undefined) return { modules: [createKvModule()], initialState: [] };
+  return {
+    modules: [createKvModule(), createCaesarModule()],
+    initialState: caesarInitialState(caesar),
+  };
+}
+
 export async function startValidatorNode(
   config: ValidatorNodeConfig,
   logger: Logger,
@@ -171,6 +216,11 @@ export async function startValidatorNode(
     () => loadStoragePlot(config.storagePlotFile, genesis.proof.space, entry.storageRoot),
     2,
   );
+  const application = await step(
+    `invalid genesis ${config.genesisFile}`,
+    () => genesisApplication(genesis),
+    2,
+  );
   const id = validatorAddress(publicKey);
   const hash = genesisHash(genesis);
   const powerByName = new Map(genesis.validators.map((v) => [v.name, v.power]));
@@ -200,7 +250,8 @@ export async function startValidatorNode(
     const app: Application = createApplication({
       chainId: genesis.chainId,
       state: store.state,
-      modules: [createKvModule()],
+      modules: application.modules,
+      initialState: application.initialState,
       stampDifficulty: genesis.proof.work.stampDifficulty,
     });
     // Back-pressure: clients are refused (MEMPOOL_BUSY) once a few blocks' worth is pending,

@@ -1,7 +1,14 @@
 import type { Command } from '../commands.js';
 import { parseCommandArgs, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
-import { initCluster, MAX_VALIDATORS } from '../cluster-init.js';
+import {
+  CLUSTER_FILES,
+  DEFAULT_LEDGER,
+  initCluster,
+  MAX_VALIDATORS,
+  type LedgerInitOptions,
+} from '../cluster-init.js';
+import { formatTokenAmount, MAX_DECIMALS } from '../../caesar/index.js';
 import {
   DEFAULT_CHAIN_ID,
   DEFAULT_LISTEN_HOST,
@@ -25,12 +32,40 @@ export function integerOption(
   return Number(value);
 }
 
+/** Longest whole-token option examined; 2^128 base units has 39 digits. */
+const MAX_WHOLE_TOKEN_DIGITS = 60;
+
+/** Parses a whole number of tokens given as `--name`. */
+export function wholeTokensOption(value: string | undefined, name: string): bigint | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]+$/.test(value)) {
+    throw new CliError(
+      `--${name} must be a whole number of tokens (digits only, no sign, fraction or exponent), got ${JSON.stringify(value)}`,
+    );
+  }
+  if (value.replace(/^0+/, '').length > MAX_WHOLE_TOKEN_DIGITS) {
+    throw new CliError(`--${name} ${value.slice(0, 20)}… is far above the largest amount`);
+  }
+  return BigInt(value);
+}
+
+const LEDGER_FLAGS = [
+  'token-name',
+  'token-symbol',
+  'token-decimals',
+  'token-supply',
+  'validator-allocation',
+] as const;
+
 const init: Command = {
   name: 'cluster init',
   summary: 'genesis ceremony: keys, certificates, storage plots, genesis.json, node configs',
   help: `
 usage: hypermesh cluster init --validators N --out DIR [--chain-id ID] [--host ADDR]
                               [--base-port P] [--metrics-base-port P] [--force]
+                              [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
+                              [--token-supply TOKENS] [--validator-allocation TOKENS]
+                              [--no-caesar]
 
 Creates a cluster of N validators in DIR: a cluster CA (ca/), per node an Ed25519 key (its
 STOQ identity and validator key) with a FALCON-1024 key pair, a certificate
@@ -38,6 +73,11 @@ spiffe://<chain-id>/validator/node-K carrying the FALCON key, a PoSpace storage 
 node-K/config.json; an operator client identity (operator/); and genesis.json with every
 validator's power, keys and storage root. Everything is written to a temporary directory and
 renamed into place, so a failure leaves nothing behind. See docs/node.md.
+
+The genesis also defines the Caesar ledger (app.caesar, docs/caesar.md): the token, an
+allocation to each validator's operator account (the address of its node key, spendable with
+node-K/node-K.key) and the rest of the supply to a treasury wallet whose key is written to
+operator/${CLUSTER_FILES.treasuryKey} (mode 0600; hypermesh wallet send --key ...).
 
 options:
   --validators N         number of validators, 1-${MAX_VALIDATORS}
@@ -48,6 +88,16 @@ options:
                          0 picks free ports now)
   --metrics-base-port P  metrics port of node-1, likewise (default ${DEFAULT_METRICS_PORT}; 0 = free)
   --force                replace DIR if it holds a previous cluster (a genesis.json)
+
+ledger options (amounts in whole tokens):
+  --token-name NAME             token name, 1-64 printable ASCII (default ${DEFAULT_LEDGER.name})
+  --token-symbol SYM            ticker, 1-12 of A-Z and 0-9, starting with a letter
+                                (default ${DEFAULT_LEDGER.symbol})
+  --token-decimals D            1 token = 10^D base units, 0-${MAX_DECIMALS} (default ${DEFAULT_LEDGER.decimals})
+  --token-supply TOKENS         total supply (default ${formatTokenAmount(DEFAULT_LEDGER.supply, 0)})
+  --validator-allocation TOKENS to each validator's operator account (default
+                                ${formatTokenAmount(DEFAULT_LEDGER.validatorAllocation, 0)}; 0 = none); the treasury gets the rest
+  --no-caesar                   write no ledger: the chain then runs without Caesar
 `,
   async run(args, io) {
     const values = parseCommandArgs(args, {
@@ -58,7 +108,34 @@ options:
       'base-port': { type: 'string' },
       'metrics-base-port': { type: 'string' },
       force: { type: 'boolean' },
+      'token-name': { type: 'string' },
+      'token-symbol': { type: 'string' },
+      'token-decimals': { type: 'string' },
+      'token-supply': { type: 'string' },
+      'validator-allocation': { type: 'string' },
+      'no-caesar': { type: 'boolean' },
     });
+    const given = LEDGER_FLAGS.filter((flag) => values[flag] !== undefined);
+    if (values['no-caesar'] && given.length > 0) {
+      throw new CliError(`--no-caesar writes no ledger; it cannot be combined with --${given[0]}`);
+    }
+    const decimals = values['token-decimals'];
+    const supply = wholeTokensOption(values['token-supply'], 'token-supply');
+    const validatorAllocation = wholeTokensOption(
+      values['validator-allocation'],
+      'validator-allocation',
+    );
+    const ledger: LedgerInitOptions = {
+      ...(values['token-name'] === undefined ? {} : { name: values['token-name'] }),
+      ...(values['token-symbol'] === undefined ? {} : { symbol: values['token-symbol'] }),
+      ...(decimals === undefined
+        ? {}
+        : {
+            decimals: integerOption(decimals, 'token-decimals', { min: 0, max: MAX_DECIMALS }, 0),
+          }),
+      ...(supply === undefined ? {} : { supply }),
+      ...(validatorAllocation === undefined ? {} : { validatorAllocation }),
+    };
     const validators = integerOption(
       requireOption(values.validators, 'validators'),
       'validators',
@@ -83,10 +160,16 @@ options:
         DEFAULT_METRICS_PORT,
       ),
       force: values.force ?? false,
+      ledger: values['no-caesar'] ? null : ledger,
       progress: (line) => io.out(`${line}\n`),
     });
     io.out(`created ${layout.dir}\n`);
     io.out(`start a node with: hypermesh node start --config ${layout.nodes[0]?.configFile}\n`);
+    if (layout.ledger !== null) {
+      io.out(
+        `treasury wallet: ${layout.ledger.treasuryKeyFile} (address ${layout.ledger.treasuryAddress})\n`,
+      );
+    }
     return 0;
   },
 };

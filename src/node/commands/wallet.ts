@@ -1,0 +1,343 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../commands.js';
+import { parseCommandArgs, passphraseFromEnv, requireOption } from '../args.js';
+import { CliError } from '../cli-error.js';
+import { readGenesisFile } from '../cluster-layout.js';
+import {
+  DEFAULT_CLUSTER_FILE,
+  findNode,
+  loadClusterTarget,
+  openOperatorSession,
+  type ClusterTarget,
+} from '../operator.js';
+import { integerOption } from './cluster.js';
+import {
+  CaesarAmountError,
+  MAX_MEMO_BYTES,
+  formatAddress,
+  formatTokenAmount,
+  parseBaseUnits,
+  parseTokenAmount,
+} from '../../caesar/index.js';
+import type { TokenParams } from '../../caesar/index.js';
+import {
+  DEFAULT_WALLET_KEY_FILE,
+  createWalletKey,
+  parseAddressArgument,
+  readWalletKey,
+} from '../wallet.js';
+
+/**
+ * `hypermesh wallet create|address|balance|send`: Caesar accounts from the command line
+ * (docs/cli.md, docs/caesar.md). Balances are read with their state proof checked; transfers are
+ * signed with the wallet key and stamped for the chain, like `tx kv-set`.
+ */
+
+function pickNode(target: ClusterTarget, wanted: string | undefined) {
+  return wanted === undefined
+    ? (target.nodes[0] as ClusterTarget['nodes'][number])
+    : findNode(target, wanted);
+}
+
+/** `1.5 CSR (1500000 base units)`. */
+function describeAmount(baseUnits: bigint, token: TokenParams): string {
+  return `${formatTokenAmount(baseUnits, token.decimals)} ${token.symbol} (${baseUnits} base units)`;
+}
+
+/**
+ * Parses `--name` as a token amount (`1.5`) for `token`, or as base units with `--base-units`.
+ * The CaesarAmountError's message says exactly what is wrong; its code is kept in the message.
+ */
+export function amountOption(
+  text: string,
+  name: string,
+  token: TokenParams,
+  baseUnits: boolean,
+): bigint {
+  try {
+    return baseUnits ? parseBaseUnits(text) : parseTokenAmount(text, token.decimals);
+  } catch (error) {
+    if (error instanceof CaesarAmountError) {
+      throw new CliError(`--${name}: ${error.message} [${error.code}]`);
+    }
+    throw error;
+  }
+}
+
+const createCommand: Command = {
+  name: 'wallet create',
+  summary: 'create a wallet key (Ed25519) and print its Caesar account address',
+  help: `
+usage: hypermesh wallet create [--out FILE] [--passphrase-env VAR]
+
+Generates an Ed25519 key and writes it to FILE as a key file (mode 0600; never replaces an
+existing file), then prints the account address: SHA-256 of the public key, 64 hex digits.
+
+options:
+  --out FILE            where to write the key (default ${DEFAULT_WALLET_KEY_FILE})
+  --passphrase-env VAR  encrypt the key with the passphrase in environment variable VAR
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      out: { type: 'string' },
+      'passphrase-env': { type: 'string' },
+    });
+    const passphrase = passphraseFromEnv(values['passphrase-env']);
+    const file = values.out ?? DEFAULT_WALLET_KEY_FILE;
+    const wallet = await createWalletKey(file, passphrase === undefined ? {} : { passphrase });
+    io.out(`wallet key written to ${file}\n`);
+    io.out(`address ${formatAddress(wallet.address)}\n`);
+    return 0;
+  },
+};
+
+const addressCommand: Command = {
+  name: 'wallet address',
+  summary: "print a wallet key's Caesar account address",
+  help: `
+usage: hypermesh wallet address [--key FILE] [--passphrase-env VAR]
+
+Prints the account address of a key file: a wallet key (wallet create, or a cluster's
+operator/treasury.key) or a node identity (node-K/node-K.key: the validator's operator account).
+
+options:
+  --key FILE            key file (default ${DEFAULT_WALLET_KEY_FILE})
+  --passphrase-env VAR  the key file's passphrase is in environment variable VAR
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      key: { type: 'string' },
+      'passphrase-env': { type: 'string' },
+    });
+    const passphrase = passphraseFromEnv(values['passphrase-env']);
+    const wallet = await readWalletKey(
+      values.key ?? DEFAULT_WALLET_KEY_FILE,
+      passphrase === undefined ? {} : { passphrase },
+    );
+    io.out(`${formatAddress(wallet.address)}\n`);
+    return 0;
+  },
+};
+
+const balanceCommand: Command = {
+  name: 'wallet balance',
+  summary: 'read an account balance, with its Merkle proof checked against the state root',
+  help: `
+usage: hypermesh wallet balance [ADDRESS] [--key FILE] [--cluster FILE|DIR] [--node NAME|ADDR]
+                                [--height H] [--json]
+
+Asks a node for the balance of ADDRESS (or of --key's account) with query "caesar/balance" and
+checks the state proof in the answer against the state root it names: the balance, or proof
+that the account does not exist (balance 0). Prints it in tokens and base units, using the
+token's decimals from the cluster's genesis. Exits 0 when the proof verifies, 1 otherwise.
+
+options:
+  --key FILE            read the address from this key file instead of ADDRESS
+  --passphrase-env VAR  the key file's passphrase is in environment variable VAR
+  --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
+  --node NAME|ADDR      node to ask (default: the first)
+  --height H            read the state as of height H (default: latest committed)
+  --json                machine-readable output
+`,
+  async run(args, io) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: [...args],
+        options: {
+          key: { type: 'string' },
+          'passphrase-env': { type: 'string' },
+          cluster: { type: 'string' },
+          node: { type: 'string' },
+          height: { type: 'string' },
+          json: { type: 'boolean' },
+        },
+        allowPositionals: true,
+        strict: true,
+      });
+    } catch (error) {
+      throw new CliError(`${(error as Error).message} (see --help)`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length > 1) {
+      throw new CliError(`expected at most one ADDRESS, got ${positionals.length} (see --help)`);
+    }
+    const given = positionals[0];
+    if (given !== undefined && values.key !== undefined) {
+      throw new CliError('give an ADDRESS or --key, not both');
+    }
+    let address: Uint8Array;
+    if (given !== undefined) {
+      address = parseAddressArgument(given, 'ADDRESS');
+    } else if (values.key !== undefined) {
+      const passphrase = passphraseFromEnv(values['passphrase-env']);
+      address = (await readWalletKey(values.key, passphrase === undefined ? {} : { passphrase }))
+        .address;
+    } else {
+      throw new CliError('give the ADDRESS to read, or --key FILE (see --help)');
+    }
+    const height =
+      values.height === undefined
+        ? undefined
+        : integerOption(values.height, 'height', { min: 1, max: Number.MAX_SAFE_INTEGER }, 1);
+    const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+    const node = pickNode(target, values.node);
+    const genesis = await readGenesisFile(target.genesisFile);
+    const { ledgerToken, readProvenBalance } = await import('../wallet-ledger.js');
+    const { stoqFailure } = await import('../tx-submit.js');
+    const token = ledgerToken(genesis, target.genesisFile);
+    const session = await openOperatorSession(target);
+    try {
+      const read = await readProvenBalance(session.client(node.name), address, height).catch(
+        stoqFailure(node.name),
+      );
+      const hex = formatAddress(address);
+      if (values.json) {
+        io.out(
+          `${JSON.stringify(
+            {
+              node: node.name,
+              address: hex,
+              height: read.height,
+              stateRoot: read.stateRoot,
+              balance: read.balance.toString(),
+              tokens: formatTokenAmount(read.balance, token.decimals),
+              symbol: token.symbol,
+              decimals: token.decimals,
+            },
+            null,
+            2,
+          )}\n`,
+        );
+      } else {
+        const absent = read.balance === 0n ? ' — no account (proven absent)' : '';
+        io.out(`${hex}: ${describeAmount(read.balance, token)}${absent}\n`);
+        io.out(
+          `  height ${read.height ?? '-'}, proof verified against state root ${read.stateRoot} (${node.name})\n`,
+        );
+      }
+      return 0;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+const sendCommand: Command = {
+  name: 'wallet send',
+  summary: 'transfer tokens from a wallet: a signed, stamped Caesar transaction',
+  help: `
+usage: hypermesh wallet send --to ADDRESS --amount X --key FILE [--fee Y] [--base-units]
+                             [--memo TEXT] [--passphrase-env VAR] [--cluster FILE|DIR]
+                             [--node NAME|ADDR] [--wait] [--timeout-ms MS]
+
+Builds a Caesar transfer of X tokens (e.g. 1.5, converted exactly with the token's decimals
+from the cluster's genesis; at most that many decimal places) from --key's account to ADDRESS,
+signed with the key, with its next sequence number and the chain's hashcash stamp, and submits
+it to a node. A transfer the node refuses at admission (e.g. CAESAR_INSUFFICIENT_FUNDS) is
+reported with its code and exits 1. With --wait, waits until it is committed and prints the
+height and result code (0 = applied; otherwise the Caesar code, and nothing moved).
+
+options:
+  --to ADDRESS          recipient: 64 hex digits (it need not have an account yet)
+  --amount X            tokens to send, above zero
+  --fee Y               fee in tokens, paid to the fee pool (default 0)
+  --base-units          --amount and --fee are whole base units instead of tokens
+  --memo TEXT           up to ${MAX_MEMO_BYTES} bytes of UTF-8, recorded in the block
+  --key FILE            the sender's key file (a wallet key or a node identity)
+  --passphrase-env VAR  the key file's passphrase is in environment variable VAR
+  --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
+  --node NAME|ADDR      node to submit to (default: the first)
+  --wait                wait for the commit and print the result code
+  --timeout-ms MS       how long --wait waits (default 30000)
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      to: { type: 'string' },
+      amount: { type: 'string' },
+      fee: { type: 'string' },
+      'base-units': { type: 'boolean' },
+      memo: { type: 'string' },
+      key: { type: 'string' },
+      'passphrase-env': { type: 'string' },
+      cluster: { type: 'string' },
+      node: { type: 'string' },
+      wait: { type: 'boolean' },
+      'timeout-ms': { type: 'string' },
+    });
+    const to = parseAddressArgument(requireOption(values.to, 'to'), '--to');
+    const amountText = requireOption(values.amount, 'amount');
+    const keyFile = requireOption(values.key, 'key');
+    const timeoutMs = integerOption(
+      values['timeout-ms'],
+      'timeout-ms',
+      { min: 100, max: 3_600_000 },
+      30_000,
+    );
+    let memo: Uint8Array | undefined;
+    if (values.memo !== undefined) {
+      memo = new TextEncoder().encode(values.memo);
+      if (memo.length === 0 || memo.length > MAX_MEMO_BYTES) {
+        throw new CliError(
+          `--memo must be 1 to ${MAX_MEMO_BYTES} bytes of UTF-8, got ${memo.length}`,
+        );
+      }
+    }
+    const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+    const node = pickNode(target, values.node);
+    const genesis = await readGenesisFile(target.genesisFile);
+    const { ledgerToken, sendTransfer } = await import('../wallet-ledger.js');
+    const { stoqFailure } = await import('../tx-submit.js');
+    const token = ledgerToken(genesis, target.genesisFile);
+    const baseUnits = values['base-units'] ?? false;
+    const amount = amountOption(amountText, 'amount', token, baseUnits);
+    if (amount === 0n) throw new CliError('--amount must be above zero');
+    const fee = values.fee === undefined ? 0n : amountOption(values.fee, 'fee', token, baseUnits);
+    const passphrase = passphraseFromEnv(values['passphrase-env']);
+    const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+
+    const session = await openOperatorSession(target);
+    try {
+      io.out(
+        `transfer ${describeAmount(amount, token)}, fee ${describeAmount(fee, token)}\n` +
+          `  from ${formatAddress(wallet.address)}\n  to   ${formatAddress(to)}\n`,
+      );
+      const outcome = await sendTransfer({
+        client: session.client(node.name),
+        genesis,
+        privateKey: wallet.privateKey,
+        to,
+        amount,
+        fee,
+        ...(memo === undefined ? {} : { memo }),
+        wait: values.wait ?? false,
+        timeoutMs,
+      }).catch(stoqFailure(node.name));
+      if (!outcome.admitted) {
+        throw new CliError(
+          `${node.name} refused the transfer: ${outcome.code}: ${outcome.message}`,
+          1,
+        );
+      }
+      io.out(`tx ${outcome.txHash} (sequence ${outcome.sequence}) admitted by ${node.name}\n`);
+      const { status } = outcome;
+      if (status.status === 'committed') {
+        const result = status.code === 0 ? 'applied' : `refused: ${status.log}`;
+        io.out(`committed at height ${status.height}, code ${status.code} (${result})\n`);
+        return status.code === 0 ? 0 : 1;
+      }
+      if (!values.wait) return 0;
+      io.out(`not committed within ${timeoutMs} ms (status: ${status.status})\n`);
+      return 1;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+export const walletCommands: readonly Command[] = [
+  createCommand,
+  addressCommand,
+  balanceCommand,
+  sendCommand,
+];

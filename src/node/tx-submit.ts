@@ -1,0 +1,86 @@
+import type { KeyObject } from 'node:crypto';
+import { toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import {
+  SEQUENCE_QUERY,
+  buildTransaction,
+  decodeSequence,
+} from '../consensus/application/index.js';
+import type { GenesisDocument } from '../consensus/genesis.js';
+import type { NodeRpcClient, TxStatus } from '../consensus/net/index.js';
+import { StoqError } from '../stoq/index.js';
+import { CliError } from './cli-error.js';
+
+/**
+ * What the transaction tools (`hypermesh tx kv-set`, `hypermesh wallet send`) share: build a
+ * signed, stamped transaction with the sender's next sequence number, submit it through a node's
+ * API, and optionally wait until it is committed.
+ */
+export type SubmitOutcome =
+  | {
+      /** The node refused it at admission (`checkTx`); nothing was submitted to consensus. */
+      readonly admitted: false;
+      readonly txHash: string;
+      readonly sequence: number;
+      /** The stable refusal code (`TX_…`, `CAESAR_INSUFFICIENT_FUNDS`, `MEMPOOL_BUSY`, …). */
+      readonly code: string;
+      readonly message: string;
+    }
+  | {
+      readonly admitted: true;
+      readonly txHash: string;
+      readonly sequence: number;
+      /** The final status, or the last one seen when not waiting / not committed in time. */
+      readonly status: TxStatus;
+    };
+
+export interface SubmitOptions {
+  readonly client: NodeRpcClient;
+  readonly genesis: GenesisDocument;
+  readonly privateKey: KeyObject;
+  readonly module: string;
+  readonly body: Uint8Array;
+  readonly wait: boolean;
+  readonly timeoutMs: number;
+}
+
+/** How often the status is asked while waiting: the node API has no subscription yet. */
+const STATUS_POLL_MS = 100;
+
+export async function submitTransaction(options: SubmitOptions): Promise<SubmitOutcome> {
+  const { client, genesis, privateKey } = options;
+  const sender = ed25519RawPublicKey(privateKey);
+  const answer = await client.query({ path: SEQUENCE_QUERY, data: sender });
+  const sequence = decodeSequence(answer.value);
+  const tx = buildTransaction({
+    chainId: genesis.chainId,
+    privateKey,
+    sequence,
+    module: options.module,
+    body: options.body,
+    stampDifficulty: genesis.proof.work.stampDifficulty,
+  });
+  const txHash = toHex(tx.txHash);
+  const submitted = await client.submitTx(tx.bytes);
+  if (!submitted.ok) {
+    return { admitted: false, txHash, sequence, code: submitted.code, message: submitted.message };
+  }
+  let status: TxStatus = { status: 'pending' };
+  if (!options.wait) return { admitted: true, txHash, sequence, status };
+  const deadline = Date.now() + options.timeoutMs;
+  while (status.status !== 'committed' && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, STATUS_POLL_MS));
+    status = await client.txStatus(tx.txHash);
+  }
+  return { admitted: true, txHash, sequence, status };
+}
+
+/** Turns a STOQ failure of a call to `node` into a CliError naming the node and the code. */
+export function stoqFailure(node: string) {
+  return (error: unknown): never => {
+    if (error instanceof StoqError) {
+      throw new CliError(`${node}: ${error.code}: ${error.message}`, 1);
+    }
+    throw error;
+  };
+}
