@@ -1,0 +1,386 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { verify } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { Registry } from 'prom-client';
+import { fromBase64, toBase64, toHex } from '../../src/crypto/bytes.js';
+import { MerkleTree, verifyConsistency, verifyInclusion } from '../../src/crypto/merkle.js';
+import {
+  MAX_GET_ENTRIES,
+  MAX_HEADER_BYTES,
+  startCtHttpServer,
+  type CtHttpServer,
+} from '../../src/faces/ct-http.js';
+import {
+  openCtLog,
+  treeHeadSignatureInput,
+  verifyCheckpoint,
+  type CtLog,
+} from '../../src/trustchain/ct/index.js';
+import {
+  ORIGIN,
+  cosign,
+  makeLogKey,
+  makeValidators,
+  verifierSet,
+  x509Entry,
+} from '../trustchain/ct/fixtures.js';
+
+interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+function request(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: options.method ?? 'GET', headers: options.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+async function getJson(url: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await request(url);
+  assert.match(String(response.headers['content-type']), /^application\/json/);
+  return {
+    status: response.status,
+    json: JSON.parse(response.body.toString()) as Record<string, unknown>,
+  };
+}
+
+const ROOT_CERT = Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x01);
+
+describe('CT HTTP face', () => {
+  let server: CtHttpServer;
+  let log: CtLog;
+  let db: Database.Database;
+  let registry: Registry;
+  const tree = new MerkleTree();
+  const validators = makeValidators([1, 1, 1, 1]);
+  const logKey = makeLogKey();
+  const set = verifierSet(validators, {
+    rfc6962Keys: [{ name: ORIGIN, publicKey: logKey.publicKey }],
+  });
+  const entries = [] as ReturnType<typeof x509Entry>[];
+
+  const snapshot = (): string =>
+    JSON.stringify({
+      size: log.size,
+      root: toHex(log.rootAt(log.size)),
+      rows: ['ct_entry', 'ct_node', 'ct_tree_head', 'ct_signature'].map((t) =>
+        db.prepare(`SELECT count(*) FROM ${t}`).pluck().get(),
+      ),
+    });
+
+  before(async () => {
+    db = new Database(':memory:');
+    log = openCtLog(db, { origin: ORIGIN });
+    for (const [batch, count] of [300, 301, 99].entries()) {
+      const list = Array.from({ length: count }, (_, i) => x509Entry(batch, i, 1_000 + batch));
+      entries.push(...list);
+      for (const entry of list) tree.appendLeaf(entry.leaf);
+      const { treeHead, checkpointBody } = log.appendBatch(list, 1_000 + batch);
+      // The last batch stays unsigned: the served tree head is the latest *signed* one.
+      if (batch < 2)
+        log.addCheckpointSignatures(
+          treeHead.treeSize,
+          cosign(checkpointBody, validators, { head: treeHead, logKey }),
+          set,
+        );
+    }
+    registry = new Registry();
+    server = await startCtHttpServer({
+      log,
+      host: '127.0.0.1',
+      port: 0,
+      roots: () => [ROOT_CERT],
+      rfc6962Key: { name: ORIGIN, publicKey: logKey.publicKey },
+      registry,
+    });
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  it('get-sth returns the latest signed tree head with a valid RFC 6962 signature', async () => {
+    const { status, json } = await getJson(`${server.url}/ct/v1/get-sth`);
+    assert.equal(status, 200);
+    assert.equal(json.tree_size, 601);
+    assert.equal(json.timestamp, 1_001);
+    assert.equal(json.sha256_root_hash, toBase64(tree.root(601)));
+    const signature = fromBase64(json.tree_head_signature as string);
+    const input = treeHeadSignatureInput({
+      treeSize: 601,
+      timestamp: 1_001,
+      rootHash: tree.root(601),
+    });
+    assert.ok(
+      verify('sha256', input, { key: logKey.publicKey, dsaEncoding: 'der' }, signature.subarray(4)),
+    );
+  });
+
+  it('/checkpoint serves the signed note, which verifies with quorum', async () => {
+    const response = await request(`${server.url}/checkpoint`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers['content-type'], 'text/plain; charset=utf-8');
+    const verified = verifyCheckpoint(response.body.toString(), set);
+    assert.equal(verified.checkpoint.size, 601);
+    assert.equal(verified.signedWeight, 4);
+  });
+
+  it('get-sth-consistency returns RFC 9162 proofs that verify', async () => {
+    for (const [first, second] of [
+      [1, 700],
+      [300, 601],
+      [256, 512],
+      [601, 601],
+      [699, 700],
+    ] as const) {
+      const { status, json } = await getJson(
+        `${server.url}/ct/v1/get-sth-consistency?first=${first}&second=${second}`,
+      );
+      assert.equal(status, 200, `${first} → ${second}`);
+      const proof = (json.consistency as string[]).map(fromBase64);
+      assert.deepEqual(proof.map(toHex), tree.consistencyProof(first, second).map(toHex));
+      assert.ok(verifyConsistency(first, second, tree.root(first), tree.root(second), proof));
+    }
+  });
+
+  it('get-proof-by-hash returns the index and audit path, with the hash escaped or not', async () => {
+    // Pick a leaf whose base64 hash contains '+', which clients often leave unescaped.
+    const index = entries.findIndex((_, i) => toBase64(tree.leafHashAt(i)).includes('+'));
+    assert.ok(index >= 0);
+    const hash = toBase64(tree.leafHashAt(index));
+    for (const spelled of [encodeURIComponent(hash), hash]) {
+      const { status, json } = await getJson(
+        `${server.url}/ct/v1/get-proof-by-hash?hash=${spelled}&tree_size=650`,
+      );
+      assert.equal(status, 200);
+      assert.equal(json.leaf_index, index);
+      const path = (json.audit_path as string[]).map(fromBase64);
+      assert.ok(verifyInclusion(tree.leafHashAt(index), index, 650, path, tree.root(650)));
+    }
+  });
+
+  it('get-entries returns leaves and extra data, cut to the cap and the tree', async () => {
+    const { status, json } = await getJson(`${server.url}/ct/v1/get-entries?start=10&end=12`);
+    assert.equal(status, 200);
+    const list = json.entries as Array<{ leaf_input: string; extra_data: string }>;
+    assert.deepEqual(
+      list.map((e) => [e.leaf_input, e.extra_data]),
+      entries.slice(10, 13).map((e) => [toBase64(e.leaf), toBase64(e.extraData!)]),
+    );
+    const capped = await getJson(`${server.url}/ct/v1/get-entries?start=0&end=100000`);
+    assert.equal((capped.json.entries as unknown[]).length, MAX_GET_ENTRIES);
+    const tail = await getJson(`${server.url}/ct/v1/get-entries?start=690&end=5000`);
+    assert.equal((tail.json.entries as unknown[]).length, 10);
+  });
+
+  it('get-roots returns the roots the caller supplies', async () => {
+    const { status, json } = await getJson(`${server.url}/ct/v1/get-roots`);
+    assert.equal(status, 200);
+    assert.deepEqual(json.certificates, [toBase64(ROOT_CERT)]);
+  });
+
+  it('serves tiles and entry bundles from the store', async () => {
+    const full = await request(`${server.url}/tile/0/001`);
+    assert.equal(full.status, 200);
+    assert.equal(full.headers['content-type'], 'application/octet-stream');
+    assert.match(String(full.headers['cache-control']), /immutable/);
+    assert.equal(toHex(full.body), toHex(log.tile(0, 1, 256)!));
+    const partial = await request(`${server.url}/tile/0/002.p/188`);
+    assert.equal(partial.status, 200);
+    assert.equal(partial.body.length, 188 * 32);
+    const level1 = await request(`${server.url}/tile/1/000.p/2`);
+    assert.equal(level1.body.length, 64);
+    const bundle = await request(`${server.url}/tile/entries/000`);
+    assert.equal(bundle.status, 200);
+    assert.equal(
+      toHex(bundle.body.subarray(2, 2 + entries[0]!.leaf.length)),
+      toHex(entries[0]!.leaf),
+    );
+    for (const path of [
+      'tile/0/002',
+      'tile/0/002.p/189',
+      'tile/0/003.p/1',
+      'tile/1/000',
+      'tile/0/1',
+      'tile/x/000',
+      'tile/entries/002',
+    ]) {
+      const { status, json } = await getJson(`${server.url}/${path}`);
+      assert.equal(status, 404, path);
+      assert.equal(json.error_code, 'not_found');
+    }
+  });
+
+  it('answers bad parameters with JSON 400/404 and changes nothing', async () => {
+    const before = snapshot();
+    const hash = encodeURIComponent(toBase64(tree.leafHashAt(5)));
+    const cases: Array<[string, number]> = [
+      ['/ct/v1/get-sth-consistency', 400],
+      ['/ct/v1/get-sth-consistency?first=1', 400],
+      ['/ct/v1/get-sth-consistency?first=abc&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=-1&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=1.5&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=01&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=0x1&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=1e2&second=500', 400],
+      ['/ct/v1/get-sth-consistency?first=%20&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=0&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=6&second=5', 400],
+      ['/ct/v1/get-sth-consistency?first=1&second=701', 400],
+      ['/ct/v1/get-sth-consistency?first=1&second=99999999999999999999', 400],
+      ['/ct/v1/get-sth-consistency?first=1&first=2&second=5', 400],
+      ['/ct/v1/get-proof-by-hash?tree_size=5', 400],
+      [`/ct/v1/get-proof-by-hash?hash=${hash}`, 400],
+      [`/ct/v1/get-proof-by-hash?hash=${hash}&tree_size=0`, 400],
+      [`/ct/v1/get-proof-by-hash?hash=${hash}&tree_size=701`, 400],
+      [`/ct/v1/get-proof-by-hash?hash=${hash}&tree_size=x`, 400],
+      ['/ct/v1/get-proof-by-hash?hash=AAAA&tree_size=5', 400],
+      ['/ct/v1/get-proof-by-hash?hash=%%%&tree_size=5', 400],
+      [
+        `/ct/v1/get-proof-by-hash?hash=${encodeURIComponent(toBase64(new Uint8Array(33)))}&tree_size=5`,
+        400,
+      ],
+      [
+        `/ct/v1/get-proof-by-hash?hash=${encodeURIComponent(toBase64(new Uint8Array(32)))}&tree_size=700`,
+        404,
+      ],
+      [`/ct/v1/get-proof-by-hash?hash=${hash}&tree_size=5`, 404],
+      ['/ct/v1/get-entries', 400],
+      ['/ct/v1/get-entries?start=5', 400],
+      ['/ct/v1/get-entries?start=5&end=4', 400],
+      ['/ct/v1/get-entries?start=-5&end=4', 400],
+      ['/ct/v1/get-entries?start=700&end=701', 400],
+      ['/ct/v1/get-entries?start=a&end=b', 400],
+      ['/ct/v1/nothing', 404],
+      ['/', 404],
+      ['/__proto__', 404],
+      ['/ct/v1/get-sth/', 404],
+    ];
+    for (const [path, expected] of cases) {
+      const { status, json } = await getJson(`${server.url}${path}`);
+      assert.equal(status, expected, path);
+      assert.equal(typeof json.error_code, 'string', path);
+      assert.equal(typeof json.error_message, 'string', path);
+    }
+    assert.equal(snapshot(), before);
+  });
+
+  it('checks methods, bodies, target length and header size', async () => {
+    const post = await request(`${server.url}/ct/v1/get-sth`, { method: 'POST', body: '{}' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
+    const head = await request(`${server.url}/ct/v1/get-sth`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    assert.ok(Number(head.headers['content-length']) > 0);
+    const withBody = await request(`${server.url}/ct/v1/get-sth`, {
+      headers: { 'content-length': '3' },
+      body: 'abc',
+    });
+    assert.equal(withBody.status, 413);
+    const long = await request(
+      `${server.url}/ct/v1/get-entries?start=1&end=2&pad=${'a'.repeat(3000)}`,
+    );
+    assert.equal(long.status, 414);
+    const huge = await request(`${server.url}/ct/v1/get-sth`, {
+      headers: { 'x-pad': 'a'.repeat(MAX_HEADER_BYTES) },
+    });
+    assert.equal(huge.status, 431);
+    assert.equal((await request(`${server.url}/ct/v1/get-sth`)).status, 200);
+  });
+
+  it('never fails on arbitrary query strings (property)', async () => {
+    const before = snapshot();
+    const endpoints = [
+      'get-sth',
+      'get-sth-consistency',
+      'get-proof-by-hash',
+      'get-entries',
+      'get-roots',
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...endpoints),
+        fc.string({ maxLength: 80 }),
+        async (endpoint, query) => {
+          const response = await request(`${server.url}/ct/v1/${endpoint}?${encodeURI(query)}`);
+          assert.ok(
+            [200, 400, 404].includes(response.status),
+            `${endpoint}?${query}: ${response.status}`,
+          );
+          JSON.parse(response.body.toString());
+        },
+      ),
+      { numRuns: 150, seed: 42 },
+    );
+    assert.equal(snapshot(), before);
+  });
+
+  it('counts requests by endpoint and outcome', async () => {
+    await request(`${server.url}/ct/v1/get-roots`);
+    await request(`${server.url}/ct/v1/get-entries?start=x&end=1`);
+    const metric = await registry.getSingleMetric('hypermesh_ct_http_requests_total')!.get();
+    const count = (endpoint: string, outcome: string): number =>
+      metric.values.find((v) => v.labels.endpoint === endpoint && v.labels.outcome === outcome)
+        ?.value ?? 0;
+    assert.ok(count('get-roots', 'ok') >= 2);
+    assert.ok(count('get-entries', 'bad_request') >= 1);
+    assert.ok(count('tile', 'not_found') >= 1);
+    assert.ok(count('unknown', 'not_found') >= 1);
+    assert.ok(count('get-sth', 'method_not_allowed') >= 1);
+  });
+});
+
+describe('CT HTTP face before anything is signed', () => {
+  it('answers 503 for get-sth and /checkpoint, and for get-sth without a log key', async () => {
+    const log = openCtLog(new Database(':memory:'), { origin: ORIGIN });
+    const registry = new Registry();
+    const server = await startCtHttpServer({
+      log,
+      host: '127.0.0.1',
+      port: 0,
+      roots: () => [],
+      registry,
+    });
+    try {
+      for (const path of ['/ct/v1/get-sth', '/checkpoint']) {
+        const { status, json } = await getJson(`${server.url}${path}`);
+        assert.equal(status, 503, path);
+        assert.equal(json.error_code, 'unavailable');
+      }
+      const validators = makeValidators([1]);
+      const { checkpointBody } = log.appendBatch([x509Entry(0, 0, 1)], 1);
+      log.addCheckpointSignatures(1, cosign(checkpointBody, validators), verifierSet(validators));
+      assert.equal((await request(`${server.url}/checkpoint`)).status, 200);
+      assert.equal((await getJson(`${server.url}/ct/v1/get-sth`)).status, 503);
+      assert.equal((await getJson(`${server.url}/ct/v1/get-entries?start=0&end=0`)).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+});
