@@ -1,0 +1,439 @@
+import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
+import { bytesEqual } from '../../crypto/bytes.js';
+import { defaultFalcon, type FalconBackend, type FalconKeyPair } from '../../crypto/falcon.js';
+import {
+  decodeKeyFile,
+  encodeKeyFile,
+  KeyFileError,
+  type ScryptParameters,
+} from '../../crypto/keyfile.js';
+import { generateP256KeyPair, type P256KeyPair } from '../../crypto/p256.js';
+import { encodeFalconKeyExtension, FALCON_PUBLIC_KEY_EXTENSION_OID } from '../../crypto/x509.js';
+import {
+  buildTrustBundle,
+  endorsementMessage,
+  intermediateName,
+  isClusterName,
+  isValidatorName,
+  rootName,
+  type TrustBundle,
+} from './bundle.js';
+import {
+  assembleCertificate,
+  authorityKeyIdentifier,
+  basicConstraints,
+  buildTbs,
+  createDeterministicSigner,
+  extendedKeyUsage,
+  keyIdentifier,
+  keyUsage,
+  permittedUriHost,
+  readTbs,
+  splitCertificate,
+  subjectKeyIdentifier,
+} from './certificate.js';
+import { createCsr, parseCsr } from './csr.js';
+import { CaError, CaErrorCode, caError } from './errors.js';
+import { EKU, KeyUsageBit } from './profiles.js';
+import { falconPossessionMessage, proveFalconPossession } from './request.js';
+
+/**
+ * The trust hierarchy. The genesis ceremony creates the cluster root — an ECDSA P-256
+ * certificate and a FALCON-1024 root key — and one intermediate per validator, issued from the
+ * validator's own CSR (its intermediate key never leaves the validator). Each intermediate:
+ *
+ *   subject  CN=<validator>, OU=validator, O=<cluster>
+ *   basicConstraints CA, pathLength 0 (critical) · keyUsage keyCertSign, cRLSign (critical)
+ *   extendedKeyUsage serverAuth, clientAuth · SKI/AKI
+ *   nameConstraints: permitted URI host <cluster> (non-critical, see docs/ca.md)
+ *   the validator's FALCON-1024 key (STOQ's FALCON key extension)
+ *
+ * The root private keys leave the ceremony only as passphrase-encrypted key files; running nodes
+ * never need them. A validator added later gets its intermediate through `addValidator`, run
+ * offline by the root key holders.
+ */
+
+export const DEFAULT_ROOT_VALIDITY_DAYS = 3650;
+export const DEFAULT_INTERMEDIATE_VALIDITY_DAYS = 1095;
+/** Passphrases shorter than this are refused for root keys. */
+export const MIN_ROOT_PASSPHRASE_LENGTH = 12;
+const DAY_MS = 86_400_000;
+
+/** What a validator hands to the ceremony (or to `addValidator`). */
+export interface ValidatorCaRequest {
+  readonly name: string;
+  /** PKCS#10 for the validator's ECDSA P-256 intermediate key (DER or PEM). */
+  readonly csr: Uint8Array | string;
+  readonly falconPublicKey: Uint8Array;
+  /** `proveFalconPossession(csr subjectPublicKeyInfo, falcon secret key)`. */
+  readonly falconProof: Uint8Array;
+}
+
+export interface ValidatorCaKeys {
+  readonly ecdsa: P256KeyPair;
+  readonly falcon: FalconKeyPair;
+}
+
+/** The validator's side: a fresh P-256 issuing key, its CSR, and the FALCON proof. */
+export async function createValidatorCaRequest(options: {
+  readonly name: string;
+  /** The validator's FALCON key pair; a fresh one when omitted. */
+  readonly falconKeys?: FalconKeyPair;
+  readonly falcon?: FalconBackend;
+}): Promise<{ readonly request: ValidatorCaRequest; readonly keys: ValidatorCaKeys }> {
+  if (!isValidatorName(options.name)) {
+    throw caError(CaErrorCode.INVALID_CEREMONY_INPUT, 'invalid validator name', {
+      name: String(options.name),
+    });
+  }
+  const falcon = options.falcon ?? defaultFalcon();
+  const ecdsa = generateP256KeyPair();
+  const falconKeys = options.falconKeys ?? (await falcon.generateKeyPair());
+  const csr = createCsr({ privateKey: ecdsa.privateKey, commonName: options.name });
+  const spki = new Uint8Array(
+    createPublicKey(ecdsa.privateKey).export({ format: 'der', type: 'spki' }),
+  );
+  const falconProof = await proveFalconPossession(spki, falconKeys.secretKey, falcon);
+  return {
+    request: { name: options.name, csr, falconPublicKey: falconKeys.publicKey, falconProof },
+    keys: { ecdsa, falcon: falconKeys },
+  };
+}
+
+/** The root signing keys, held only during the ceremony and governed procedures. */
+export interface RootSigningKeys {
+  readonly certificate: Uint8Array;
+  readonly ecdsa: P256KeyPair;
+  readonly falcon: FalconKeyPair;
+}
+
+function ceremonyInput(
+  message: string,
+  detail: Record<string, unknown> = {},
+  cause?: unknown,
+): never {
+  throw caError(CaErrorCode.INVALID_CEREMONY_INPUT, message, detail, cause);
+}
+
+function wholeSeconds(date: Date, what: string): Date {
+  if (!(date instanceof Date) || Number.isNaN(date.getTime()))
+    ceremonyInput(`${what} is not a date`);
+  return new Date(Math.floor(date.getTime() / 1000) * 1000);
+}
+
+function randomSerial(): Uint8Array {
+  const serial = new Uint8Array(randomBytes(16));
+  serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
+  return serial;
+}
+
+function spkiOf(keys: P256KeyPair): Uint8Array {
+  return new Uint8Array(keys.publicKey.export({ format: 'der', type: 'spki' }));
+}
+
+/** The self-signed ECDSA P-256 root: CA with path length 1, keyCertSign + cRLSign, SKI. */
+export function createRootCertificate(options: {
+  readonly cluster: string;
+  readonly keys: P256KeyPair;
+  readonly notBefore: Date;
+  readonly validityDays?: number;
+}): Uint8Array {
+  if (!isClusterName(options.cluster))
+    ceremonyInput('cluster is not a SPIFFE trust domain', { cluster: options.cluster });
+  const notBefore = wholeSeconds(options.notBefore, 'notBefore');
+  const days = options.validityDays ?? DEFAULT_ROOT_VALIDITY_DAYS;
+  if (!Number.isInteger(days) || days < 1) ceremonyInput('validityDays must be a positive integer');
+  const spki = spkiOf(options.keys);
+  const name = rootName(options.cluster);
+  const tbs = buildTbs({
+    serial: randomSerial(),
+    issuerName: name,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + days * DAY_MS),
+    subjectName: name,
+    subjectPublicKeyInfo: spki,
+    extensions: [
+      basicConstraints(true, 1),
+      keyUsage([KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign]),
+      subjectKeyIdentifier(keyIdentifier(spki)),
+    ],
+  });
+  return assembleCertificate(tbs, createDeterministicSigner(options.keys.privateKey).sign(tbs));
+}
+
+export interface IssuedIntermediate {
+  readonly name: string;
+  readonly certificate: Uint8Array;
+  /** Root FALCON signature over `endorsementMessage(cluster, name, certificate)`. */
+  readonly endorsement: Uint8Array;
+}
+
+/**
+ * Issues one validator intermediate from its CSR (which must be a P-256 key whose commonName,
+ * if any, is the validator name) after checking the FALCON proof of possession, and endorses
+ * it with the root FALCON key. Used by the ceremony and by `addValidator`.
+ */
+export async function issueValidatorIntermediate(options: {
+  readonly cluster: string;
+  readonly root: RootSigningKeys;
+  readonly request: ValidatorCaRequest;
+  readonly notBefore: Date;
+  readonly validityDays?: number;
+  readonly falcon?: FalconBackend;
+}): Promise<IssuedIntermediate> {
+  const { cluster, root, request } = options;
+  const falcon = options.falcon ?? defaultFalcon();
+  if (!isValidatorName(request.name))
+    ceremonyInput('invalid validator name', { name: String(request.name) });
+  let csr: ReturnType<typeof parseCsr>;
+  try {
+    csr = parseCsr(request.csr);
+  } catch (error) {
+    if (error instanceof CaError)
+      ceremonyInput(`validator ${request.name}: ${error.message}`, { code: error.code }, error);
+    throw error;
+  }
+  if (csr.keyType !== 'p256')
+    ceremonyInput(`validator ${request.name}: an intermediate key must be ECDSA P-256`);
+  if (csr.commonName !== null && csr.commonName !== request.name) {
+    ceremonyInput(`validator ${request.name}: the CSR names ${csr.commonName}`);
+  }
+  if (
+    !falcon.verify(
+      request.falconProof,
+      falconPossessionMessage(csr.subjectPublicKeyInfo),
+      request.falconPublicKey,
+    )
+  ) {
+    ceremonyInput(`validator ${request.name}: the FALCON proof of possession does not verify`);
+  }
+  const rootParts = readTbs(splitCertificate(root.certificate).tbs);
+  const rootCert = new X509Certificate(root.certificate);
+  const notBefore = wholeSeconds(options.notBefore, 'notBefore');
+  const days = options.validityDays ?? DEFAULT_INTERMEDIATE_VALIDITY_DAYS;
+  if (!Number.isInteger(days) || days < 1) ceremonyInput('validityDays must be a positive integer');
+  const notAfter = new Date(notBefore.getTime() + days * DAY_MS);
+  if (notBefore < new Date(rootCert.validFrom) || notAfter > new Date(rootCert.validTo)) {
+    ceremonyInput(
+      `validator ${request.name}: the intermediate's validity must lie within the root's`,
+    );
+  }
+  const spki = csr.subjectPublicKeyInfo;
+  const tbs = buildTbs({
+    serial: randomSerial(),
+    issuerName: rootParts.subjectName,
+    notBefore,
+    notAfter,
+    subjectName: intermediateName(cluster, request.name),
+    subjectPublicKeyInfo: spki,
+    extensions: [
+      basicConstraints(true, 0),
+      keyUsage([KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign]),
+      extendedKeyUsage([EKU.serverAuth, EKU.clientAuth]),
+      subjectKeyIdentifier(keyIdentifier(spki)),
+      authorityKeyIdentifier(keyIdentifier(spkiOf(root.ecdsa))),
+      permittedUriHost(cluster),
+      {
+        oid: FALCON_PUBLIC_KEY_EXTENSION_OID,
+        critical: false,
+        value: encodeFalconKeyExtension(request.falconPublicKey),
+      },
+    ],
+  });
+  const certificate = assembleCertificate(
+    tbs,
+    createDeterministicSigner(root.ecdsa.privateKey).sign(tbs),
+  );
+  const endorsement = await falcon.sign(
+    endorsementMessage(cluster, request.name, certificate),
+    root.falcon.secretKey,
+  );
+  return { name: request.name, certificate, endorsement };
+}
+
+export interface GenesisCeremonyOptions {
+  readonly cluster: string;
+  readonly chainId: string;
+  /** The ceremony time: notBefore of the root and of every intermediate. */
+  readonly time: Date;
+  /** Encrypts both root key files (scrypt + AES-256-GCM, src/crypto/keyfile.ts). */
+  readonly passphrase: string;
+  readonly validators: readonly ValidatorCaRequest[];
+  readonly rootValidityDays?: number;
+  readonly intermediateValidityDays?: number;
+  readonly scrypt?: ScryptParameters;
+  readonly falcon?: FalconBackend;
+}
+
+export interface GenesisCeremonyResult {
+  readonly bundle: TrustBundle;
+  /** Encrypted key-file texts; the only form in which the root private keys leave the ceremony. */
+  readonly rootKeyFiles: { readonly ecdsa: string; readonly falcon: string };
+}
+
+/**
+ * The genesis ceremony: root keys and certificate, one intermediate per validator, the trust
+ * bundle, and the root keys as encrypted key files. Nothing unencrypted is returned.
+ */
+export async function runGenesisCeremony(
+  options: GenesisCeremonyOptions,
+): Promise<GenesisCeremonyResult> {
+  const falcon = options.falcon ?? defaultFalcon();
+  if (
+    typeof options.passphrase !== 'string' ||
+    options.passphrase.length < MIN_ROOT_PASSPHRASE_LENGTH
+  ) {
+    ceremonyInput(
+      `the root key passphrase must have at least ${MIN_ROOT_PASSPHRASE_LENGTH} characters`,
+    );
+  }
+  if (options.validators.length === 0) ceremonyInput('the ceremony needs at least one validator');
+  const names = options.validators.map((validator) => validator.name);
+  if (new Set(names).size !== names.length) ceremonyInput('validator names must be unique');
+  const root: RootSigningKeys = await (async () => {
+    const ecdsa = generateP256KeyPair();
+    const certificate = createRootCertificate({
+      cluster: options.cluster,
+      keys: ecdsa,
+      notBefore: options.time,
+      ...(options.rootValidityDays === undefined ? {} : { validityDays: options.rootValidityDays }),
+    });
+    return { certificate, ecdsa, falcon: await falcon.generateKeyPair() };
+  })();
+  const sorted = [...options.validators].sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  const intermediates: IssuedIntermediate[] = [];
+  for (const request of sorted) {
+    intermediates.push(
+      await issueValidatorIntermediate({
+        cluster: options.cluster,
+        root,
+        request,
+        notBefore: options.time,
+        falcon,
+        ...(options.intermediateValidityDays === undefined
+          ? {}
+          : { validityDays: options.intermediateValidityDays }),
+      }),
+    );
+  }
+  const bundle = buildTrustBundle(
+    {
+      cluster: options.cluster,
+      chainId: options.chainId,
+      rootCertificate: root.certificate,
+      rootFalconPublicKey: root.falcon.publicKey,
+      validators: intermediates,
+    },
+    falcon,
+  );
+  const encryption = {
+    passphrase: options.passphrase,
+    ...(options.scrypt === undefined ? {} : { scrypt: options.scrypt }),
+  };
+  return {
+    bundle,
+    rootKeyFiles: {
+      ecdsa: await encodeKeyFile({ kind: 'p256', keys: root.ecdsa }, encryption),
+      falcon: await encodeKeyFile({ kind: 'falcon-1024-r3', keys: root.falcon }, encryption),
+    },
+  };
+}
+
+/**
+ * Decrypts the root key files for a governed procedure and checks they belong to `bundle`'s
+ * root. Throws `ROOT_KEY_MISMATCH` (wrong passphrase, wrong files, other cluster's keys).
+ */
+export async function loadRootSigningKeys(options: {
+  readonly bundle: TrustBundle;
+  readonly ecdsaKeyFile: string;
+  readonly falconKeyFile: string;
+  readonly passphrase: string;
+}): Promise<RootSigningKeys> {
+  let ecdsa: P256KeyPair;
+  let falconKeys: FalconKeyPair;
+  try {
+    ecdsa = (
+      await decodeKeyFile(options.ecdsaKeyFile, { kind: 'p256', passphrase: options.passphrase })
+    ).keys;
+    falconKeys = (
+      await decodeKeyFile(options.falconKeyFile, {
+        kind: 'falcon-1024-r3',
+        passphrase: options.passphrase,
+      })
+    ).keys;
+  } catch (error) {
+    if (error instanceof KeyFileError) {
+      throw caError(
+        CaErrorCode.ROOT_KEY_MISMATCH,
+        `root key files do not open: ${error.message}`,
+        { keyFile: error.code },
+        error,
+      );
+    }
+    throw error;
+  }
+  const rootKey = options.bundle.root.parsed.publicKey;
+  if (!ecdsa.publicKey.equals(rootKey)) {
+    throw caError(
+      CaErrorCode.ROOT_KEY_MISMATCH,
+      "the ECDSA key file is not this bundle's root key",
+    );
+  }
+  if (!bytesEqual(falconKeys.publicKey, options.bundle.root.falconPublicKey)) {
+    throw caError(
+      CaErrorCode.ROOT_KEY_MISMATCH,
+      "the FALCON key file is not this bundle's root FALCON key",
+    );
+  }
+  return { certificate: options.bundle.root.certificate, ecdsa, falcon: falconKeys };
+}
+
+/**
+ * The governed procedure for a new validator (docs/ca.md): once governance has approved the
+ * validator, the root key holders load the root keys offline, issue its intermediate from its
+ * CSR, and publish the new bundle. Refuses a name already in the bundle.
+ */
+export async function addValidator(options: {
+  readonly bundle: TrustBundle;
+  readonly root: RootSigningKeys;
+  readonly request: ValidatorCaRequest;
+  readonly time: Date;
+  readonly validityDays?: number;
+  readonly falcon?: FalconBackend;
+}): Promise<{ readonly bundle: TrustBundle; readonly intermediate: IssuedIntermediate }> {
+  const { bundle } = options;
+  if (bundle.validators.some((validator) => validator.name === options.request.name)) {
+    ceremonyInput(`validator ${options.request.name} already has an intermediate`);
+  }
+  const intermediate = await issueValidatorIntermediate({
+    cluster: bundle.cluster,
+    root: options.root,
+    request: options.request,
+    notBefore: options.time,
+    ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
+    ...(options.falcon === undefined ? {} : { falcon: options.falcon }),
+  });
+  const validators = [
+    ...bundle.validators.map(({ name, certificate, endorsement }) => ({
+      name,
+      certificate,
+      endorsement,
+    })),
+    intermediate,
+  ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return {
+    bundle: buildTrustBundle(
+      {
+        cluster: bundle.cluster,
+        chainId: bundle.chainId,
+        rootCertificate: bundle.root.certificate,
+        rootFalconPublicKey: bundle.root.falconPublicKey,
+        validators,
+      },
+      options.falcon,
+    ),
+    intermediate,
+  };
+}

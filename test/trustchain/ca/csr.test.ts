@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { derToPem } from '../../../src/crypto/x509.js';
+import { createCsr, MAX_CSR_BYTES, parseCsr } from '../../../src/trustchain/ca/csr.js';
+import { CaError, CaErrorCode } from '../../../src/trustchain/ca/errors.js';
+import { generateKey, isCaError, runOpenssl, SKIP_WITHOUT_OPENSSL } from './fixtures.js';
+
+describe('CSR parsing', () => {
+  for (const kind of ['p256', 'ed25519', 'rsa'] as const) {
+    it(`accepts a ${kind} CSR built with node:crypto, DER and PEM`, () => {
+      const der = createCsr({
+        privateKey: generateKey(kind),
+        commonName: 'a.example.com',
+        dnsNames: ['a.example.com'],
+        ipAddresses: ['192.0.2.1'],
+        uris: ['spiffe://c/x'],
+      });
+      const parsed = parseCsr(der);
+      assert.equal(parsed.keyType, kind);
+      assert.equal(parsed.commonName, 'a.example.com');
+      assert.deepEqual(parsed.requestedNames, {
+        dnsNames: ['a.example.com'],
+        ipAddresses: ['192.0.2.1'],
+        uris: ['spiffe://c/x'],
+        otherNames: 0,
+      });
+      assert.equal(parsed.rsaBits, kind === 'rsa' ? 2048 : null);
+      assert.deepEqual(parseCsr(derToPem(der, 'CERTIFICATE REQUEST')).der, der);
+    });
+  }
+
+  it('refuses a CSR whose signed content was altered', () => {
+    const der = createCsr({ privateKey: generateKey('p256'), commonName: 'aaaa.example.com' });
+    const text = Buffer.from(der).toString('latin1').replace('aaaa', 'bbbb');
+    assert.throws(
+      () => parseCsr(new Uint8Array(Buffer.from(text, 'latin1'))),
+      isCaError(CaErrorCode.CSR_BAD_SIGNATURE),
+    );
+  });
+
+  it('refuses a CSR signed by another key (the subject key swapped)', () => {
+    const a = createCsr({ privateKey: generateKey('ed25519') });
+    const b = createCsr({ privateKey: generateKey('ed25519') });
+    // Same length structures: graft b's signature onto a.
+    const forged = new Uint8Array(a);
+    forged.set(b.subarray(b.length - 64), a.length - 64);
+    assert.throws(() => parseCsr(forged), isCaError(CaErrorCode.CSR_BAD_SIGNATURE));
+  });
+
+  it('refuses RSA-1024 as a weak key', () => {
+    assert.throws(
+      () => parseCsr(createCsr({ privateKey: generateKey('rsa', 1024) })),
+      isCaError(CaErrorCode.CSR_WEAK_KEY),
+    );
+  });
+
+  it('refuses a P-384 key as unsupported', () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    assert.throws(
+      () => parseCsr(createCsr({ privateKey })),
+      (error: unknown) =>
+        isCaError(CaErrorCode.CSR_UNSUPPORTED_KEY)(error) &&
+        (error as { detail: { curve: string } }).detail.curve === 'P-384',
+    );
+  });
+
+  it('refuses malformed DER precisely and never crashes', () => {
+    const der = createCsr({ privateKey: generateKey('p256') });
+    const cases: Uint8Array[] = [
+      new Uint8Array(0),
+      der.subarray(0, der.length - 1),
+      new Uint8Array([...der, 0]),
+      Uint8Array.of(0x30, 0x80, 0, 0),
+      Uint8Array.of(0x30, 0x81, 0x01, 0x00),
+      new Uint8Array(100).fill(0xff),
+    ];
+    for (const input of cases)
+      assert.throws(() => parseCsr(input), isCaError(CaErrorCode.CSR_MALFORMED));
+    for (let i = 0; i < 200; i++) {
+      const mutated = new Uint8Array(der);
+      const at = (i * 7919) % der.length;
+      mutated[at] = (mutated[at] as number) ^ (1 << (i % 8));
+      assert.throws(
+        () => parseCsr(mutated),
+        (error: unknown) => error instanceof CaError,
+      );
+    }
+  });
+
+  it('refuses oversized input before parsing', () => {
+    assert.throws(
+      () => parseCsr(new Uint8Array(MAX_CSR_BYTES + 1)),
+      isCaError(CaErrorCode.CSR_TOO_LARGE),
+    );
+    assert.throws(() => parseCsr('x'.repeat(30_000)), isCaError(CaErrorCode.CSR_TOO_LARGE));
+  });
+
+  it('refuses PEM with two blocks or the wrong label', () => {
+    const pem = derToPem(createCsr({ privateKey: generateKey('p256') }), 'CERTIFICATE REQUEST');
+    assert.throws(() => parseCsr(pem + pem), isCaError(CaErrorCode.CSR_MALFORMED));
+    assert.throws(
+      () => parseCsr(pem.replaceAll('CERTIFICATE REQUEST', 'CERTIFICATE')),
+      isCaError(CaErrorCode.CSR_MALFORMED),
+    );
+  });
+});
+
+describe('CSR verification agrees with openssl req -verify', { skip: SKIP_WITHOUT_OPENSSL }, () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hypermesh-ca-csr-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function opensslCsr(name: string, keyArgs: string[], extra: string[] = []): Uint8Array {
+    const key = join(dir, `${name}.key`);
+    const csr = join(dir, `${name}.der`);
+    const result = runOpenssl([
+      'req',
+      '-new',
+      '-newkey',
+      ...keyArgs,
+      '-nodes',
+      '-keyout',
+      key,
+      '-subj',
+      '/CN=svc.example.com',
+      '-addext',
+      'subjectAltName=DNS:svc.example.com',
+      '-outform',
+      'DER',
+      '-out',
+      csr,
+      ...extra,
+    ]);
+    assert.equal(result.status, 0, result.output);
+    return new Uint8Array(readFileSync(csr));
+  }
+
+  function opensslVerifies(der: Uint8Array): boolean {
+    const path = join(dir, `check-${Math.random().toString(16).slice(2)}.der`);
+    writeFileSync(path, der);
+    const result = runOpenssl(['req', '-in', path, '-inform', 'DER', '-verify', '-noout']);
+    // OpenSSL 3.0 exits 0 either way; the verdict is in the message.
+    return result.status === 0 && /verify OK/.test(result.output) && !/failure/.test(result.output);
+  }
+
+  const keys: Record<string, string[]> = {
+    p256: ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+    ed25519: ['ed25519'],
+    rsa: ['rsa:2048'],
+  };
+
+  for (const [kind, args] of Object.entries(keys)) {
+    it(`${kind}: openssl's CSR parses here, and a tampered copy fails in both`, () => {
+      const der = opensslCsr(kind, args);
+      assert.equal(opensslVerifies(der), true);
+      const parsed = parseCsr(der);
+      assert.equal(parsed.keyType, kind);
+      assert.deepEqual(parsed.requestedNames?.dnsNames, ['svc.example.com']);
+      const tampered = new Uint8Array(
+        Buffer.from(
+          Buffer.from(der).toString('latin1').replace('svc.example', 'svd.example'),
+          'latin1',
+        ),
+      );
+      assert.equal(opensslVerifies(tampered), false);
+      assert.throws(() => parseCsr(tampered), isCaError(CaErrorCode.CSR_BAD_SIGNATURE));
+    });
+  }
+
+  it('our CSRs pass openssl req -verify', () => {
+    for (const kind of ['p256', 'ed25519', 'rsa'] as const) {
+      assert.equal(
+        opensslVerifies(createCsr({ privateKey: generateKey(kind), dnsNames: ['x.example.com'] })),
+        true,
+        kind,
+      );
+    }
+  });
+
+  it('a SHA-1 signed CSR is refused as weak; openssl still verifies it', () => {
+    const der = opensslCsr('sha1', keys.rsa as string[], ['-sha1']);
+    assert.equal(opensslVerifies(der), true);
+    assert.throws(() => parseCsr(der), isCaError(CaErrorCode.CSR_WEAK_SIGNATURE_ALGORITHM));
+  });
+
+  it('RSA-1024 from openssl is refused as weak', () => {
+    const der = opensslCsr('rsa1024', ['rsa:1024']);
+    assert.throws(() => parseCsr(der), isCaError(CaErrorCode.CSR_WEAK_KEY));
+  });
+
+  it('an RSASSA-PSS signed CSR is refused as unsupported', () => {
+    const der = opensslCsr('pss', keys.rsa as string[], ['-sigopt', 'rsa_padding_mode:pss']);
+    assert.throws(() => parseCsr(der), isCaError(CaErrorCode.CSR_UNSUPPORTED_SIGNATURE_ALGORITHM));
+  });
+});
