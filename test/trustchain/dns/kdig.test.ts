@@ -159,116 +159,107 @@ const MISSING = 'kdig is not installed (Debian package knot-dnsutils; .ci/run in
 // In CI the tools are installed by .ci/run, so a missing one is a failure, not a skip.
 const skip = !kdigPresent && process.env.CI !== 'true' ? MISSING : false;
 
-describe(
-  'interop with kdig and dig over loopback UDP and TCP',
-  { skip },
-  () => {
-    let server: LoopbackServer;
-    before(async () => {
-      server = await startLoopback(
-        new ZoneSet([
-          MemoryZone.build('hypermesh.', records(ZONE_INPUT)),
-          MemoryZone.build('other.test.', records(OTHER_INPUT)),
-          MemoryZone.build('i.test.', records(INTEROP)),
-          MemoryZone.build('big.test.', records(big)),
-        ]),
-      );
-    });
-    after(async () => {
-      await server.close();
-    });
+describe('interop with kdig and dig over loopback UDP and TCP', { skip }, () => {
+  let server: LoopbackServer;
+  before(async () => {
+    server = await startLoopback(
+      new ZoneSet([
+        MemoryZone.build('hypermesh.', records(ZONE_INPUT)),
+        MemoryZone.build('other.test.', records(OTHER_INPUT)),
+        MemoryZone.build('i.test.', records(INTEROP)),
+        MemoryZone.build('big.test.', records(big)),
+      ]),
+    );
+  });
+  after(async () => {
+    await server.close();
+  });
 
-    async function kdig(...args: string[]): Promise<string> {
+  async function kdig(...args: string[]): Promise<string> {
+    const result = await withDeadline(
+      run('kdig', [`@127.0.0.1`, '-p', String(server.port), '+retry=0', '+timeout=5', ...args]),
+      30_000,
+      `kdig ${args.join(' ')}`,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout;
+  }
+
+  async function kdigJson(
+    ...args: string[]
+  ): Promise<Record<string, unknown> & { answerRRs?: Array<Record<string, unknown>> }> {
+    return JSON.parse(await kdig('+json', ...args)) as Record<string, unknown>;
+  }
+
+  it("answers kdig, and kdig's query decodes here", async () => {
+    const before = server.queries.length;
+    const json = await kdigJson('+bufsize=4096', '+dnssec', 'www.hypermesh.', 'A');
+    assert.equal(json.RCODE, 0);
+    assert.equal(json.AA, 1);
+    assert.equal(json.QNAME, 'www.hypermesh.');
+    assert.deepEqual(
+      json.answerRRs?.map((rr) => [rr.NAME, rr.TTL, rr.rdataA]),
+      [['www.hypermesh.', 300, '192.0.2.1']],
+    );
+    const sent = decodeMessage(server.queries[before]!);
+    assert.deepEqual(sent.questions, [{ name: 'www.hypermesh.', type: 1, class: 1 }]);
+    assert.equal(sent.edns?.udpPayloadSize, 4096);
+    assert.equal(sent.edns?.dnssecOk, true);
+  });
+
+  it('kdig decodes every record type as this codec meant it', async () => {
+    for (const [type, text] of Object.entries(KDIG_TEXT)) {
+      const out = await kdig('+noall', '+answer', type === 'DS' ? 'd.i.test.' : 'h.i.test.', type);
+      const fields = out.trim().split('\t');
+      assert.equal(fields.slice(4).join('\t').trim(), text, `${type}: ${out}`);
+    }
+  });
+
+  it('negative answers, referrals and refusals read as such', async () => {
+    const nx = await kdigJson('nope.hypermesh.', 'A');
+    assert.equal(nx.RCODE, 3);
+    assert.equal((nx.authorityRRs as Array<Record<string, unknown>>)[0]!.TYPEname, 'SOA');
+    const referral = await kdigJson('www.sub.hypermesh.', 'A');
+    assert.equal(referral.AA, 0);
+    assert.equal((referral.authorityRRs as unknown[]).length, 2);
+    assert.equal((await kdigJson('example.org.', 'A')).RCODE, 5);
+    assert.match(await kdig('+edns=1', 'www.hypermesh.', 'A'), /status: BADVERS/);
+  });
+
+  it('truncation: TC over UDP, the full answer when kdig retries over TCP', async () => {
+    const udp = await kdigJson('+ignore', 'many.big.test.', 'A');
+    assert.equal(udp.TC, 1);
+    assert.ok((udp.msgLength as number) <= 1232);
+    const retried = await kdigJson('many.big.test.', 'A');
+    assert.equal(retried.TC, 0);
+    assert.equal(retried.answerRRs?.length, 200);
+    const tcp = await kdigJson('+tcp', 'hypermesh.', 'ANY');
+    assert.deepEqual(
+      tcp.answerRRs?.map((rr) => rr.TYPEname),
+      ['NS', 'NS', 'SOA', 'MX'],
+    );
+  });
+
+  it(
+    'dig agrees',
+    { skip: digPresent ? false : 'dig is not installed (Debian package bind9-dnsutils)' },
+    async () => {
       const result = await withDeadline(
-        run('kdig', [`@127.0.0.1`, '-p', String(server.port), '+retry=0', '+timeout=5', ...args]),
+        run('dig', [
+          '@127.0.0.1',
+          '-p',
+          String(server.port),
+          '+short',
+          '+tries=1',
+          '+time=5',
+          'alias.hypermesh.',
+          'AAAA',
+        ]),
         30_000,
-        `kdig ${args.join(' ')}`,
+        'dig alias.hypermesh AAAA',
       );
       assert.equal(result.code, 0, result.stderr);
-      return result.stdout;
-    }
-
-    async function kdigJson(
-      ...args: string[]
-    ): Promise<Record<string, unknown> & { answerRRs?: Array<Record<string, unknown>> }> {
-      return JSON.parse(await kdig('+json', ...args)) as Record<string, unknown>;
-    }
-
-    it("answers kdig, and kdig's query decodes here", async () => {
-      const before = server.queries.length;
-      const json = await kdigJson('+bufsize=4096', '+dnssec', 'www.hypermesh.', 'A');
-      assert.equal(json.RCODE, 0);
-      assert.equal(json.AA, 1);
-      assert.equal(json.QNAME, 'www.hypermesh.');
-      assert.deepEqual(
-        json.answerRRs?.map((rr) => [rr.NAME, rr.TTL, rr.rdataA]),
-        [['www.hypermesh.', 300, '192.0.2.1']],
-      );
-      const sent = decodeMessage(server.queries[before]!);
-      assert.deepEqual(sent.questions, [{ name: 'www.hypermesh.', type: 1, class: 1 }]);
-      assert.equal(sent.edns?.udpPayloadSize, 4096);
-      assert.equal(sent.edns?.dnssecOk, true);
-    });
-
-    it('kdig decodes every record type as this codec meant it', async () => {
-      for (const [type, text] of Object.entries(KDIG_TEXT)) {
-        const out = await kdig(
-          '+noall',
-          '+answer',
-          type === 'DS' ? 'd.i.test.' : 'h.i.test.',
-          type,
-        );
-        const fields = out.trim().split('\t');
-        assert.equal(fields.slice(4).join('\t').trim(), text, `${type}: ${out}`);
-      }
-    });
-
-    it('negative answers, referrals and refusals read as such', async () => {
-      const nx = await kdigJson('nope.hypermesh.', 'A');
-      assert.equal(nx.RCODE, 3);
-      assert.equal((nx.authorityRRs as Array<Record<string, unknown>>)[0]!.TYPEname, 'SOA');
-      const referral = await kdigJson('www.sub.hypermesh.', 'A');
-      assert.equal(referral.AA, 0);
-      assert.equal((referral.authorityRRs as unknown[]).length, 2);
-      assert.equal((await kdigJson('example.org.', 'A')).RCODE, 5);
-      assert.match(await kdig('+edns=1', 'www.hypermesh.', 'A'), /status: BADVERS/);
-    });
-
-    it('truncation: TC over UDP, the full answer when kdig retries over TCP', async () => {
-      const udp = await kdigJson('+ignore', 'many.big.test.', 'A');
-      assert.equal(udp.TC, 1);
-      assert.ok((udp.msgLength as number) <= 1232);
-      const retried = await kdigJson('many.big.test.', 'A');
-      assert.equal(retried.TC, 0);
-      assert.equal(retried.answerRRs?.length, 200);
-      const tcp = await kdigJson('+tcp', 'hypermesh.', 'ANY');
-      assert.deepEqual(
-        tcp.answerRRs?.map((rr) => rr.TYPEname),
-        ['NS', 'NS', 'SOA', 'MX'],
-      );
-    });
-
-    it(
-      'dig agrees',
-      { skip: digPresent ? false : 'dig is not installed (Debian package bind9-dnsutils)' },
-      async () => {
-        const result = await withDeadline(
-          run('dig', [
-            '@127.0.0.1',
-            '-p',
-            String(server.port),
-            '+short',
-            '+tries=1',
-            '+time=5',
-            'alias.hypermesh.',
-            'AAAA',
-          ]),
-          30_000,
-          'dig alias.hypermesh AAAA',
-        );
-        assert.equal(result.code, 0, result.stderr);
-        assert.deepEqual(result.stdout.trim().split('\n'), ['www.hypermesh.', '2001:db8::1']);
-      },
-    );
-  },
-);
+      assert.deepEqual(result.stdout.trim().split('\n'), ['www.hypermesh.', '2001:db8::1']);
+    },
+  );
+});
