@@ -181,8 +181,10 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
     raw = new Uint8Array(node.raw);
     publicKey = node.publicKey;
     serialNumber = node.serialNumber.toLowerCase().replace(/^(?:00)+(?=.)/, '');
-    subject = node.subject.replace(/\n/g, ', ');
-    issuer = node.issuer.replace(/\n/g, ', ');
+    // An empty name (allowed for a subject whose identity is in a critical subjectAltName,
+    // RFC 5280 §4.1.2.6) reads as undefined rather than "".
+    subject = (node.subject ?? '').replace(/\n/g, ', ');
+    issuer = (node.issuer ?? '').replace(/\n/g, ', ');
   } catch (error) {
     throw malformed(`not a DER X.509 certificate: ${(error as Error).message}`, error);
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, webcrypto } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeCanonical } from '../../src/codec/cbor.js';
@@ -257,6 +257,29 @@ describe('parsing', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('reads a certificate with an empty subject (identity in a critical subjectAltName)', async () => {
+    // Loaded after src/crypto/x509.ts, which evaluates reflect-metadata first.
+    const PeculiarX509 = await import('@peculiar/x509');
+    const keys = await webcrypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+    const certificate = await PeculiarX509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: [],
+      notBefore: new Date(Date.now() - DAY_MS),
+      notAfter: new Date(Date.now() + DAY_MS),
+      keys,
+      signingAlgorithm: { name: 'Ed25519' },
+      extensions: [
+        new PeculiarX509.SubjectAlternativeNameExtension(
+          [{ type: 'dns', value: 'a.example' }],
+          true,
+        ),
+      ],
+    });
+    const parsed = parseCertificate(new Uint8Array(certificate.rawData));
+    assert.equal(parsed.subject, '');
+    assert.equal(parsed.issuer, '');
   });
 
   it('fingerprints are SHA-256 of the DER', () => {
