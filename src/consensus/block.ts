@@ -2,7 +2,7 @@ import { bytesEqual } from '../crypto/bytes.js';
 import { bftTime, checkQuorumCertificate } from './commit.js';
 import { ConsensusError, ConsensusErrorCode } from './errors.js';
 import { checkDuplicateVoteEvidence, evidenceKey } from './evidence.js';
-import type { HeightContext } from './height-context.js';
+import { EVIDENCE_MAX_AGE, validatorsAt, type HeightContext } from './height-context.js';
 import { BLOCK_HASH_BYTES, commitHash, evidenceRoot, transactionsRoot } from './messages.js';
 import type { Block, DuplicateVoteEvidence, QuorumCertificate, ValidatorAddress } from './types.js';
 import type { SignatureVerifier, VerificationContext } from './verify.js';
@@ -98,11 +98,12 @@ export interface BlockCheckOptions {
 }
 
 /**
- * Consensus-level validity of a block for `context`: chain, height, parent, validator set,
- * proposer, BFT time, the last commit (a valid quorum certificate of the parent by the parent's
- * validators), the roots over the body, and the evidence. Returns the first broken rule, or
- * undefined. Application rules (transactions, state root, consensus proof) are checked by the
- * application.
+ * Consensus-level validity of a block for `context`: chain, height, parent, validator set (the
+ * header names the set of its height), proposer, BFT time, the last commit (a valid quorum
+ * certificate of the parent by the parent's validators), the roots over the body, and the
+ * evidence (each against the set of its own height, at most `EVIDENCE_MAX_AGE` heights back).
+ * Returns the first broken rule, or undefined. Application rules (transactions, state root,
+ * consensus proof) are checked by the application.
  */
 export function checkBlock(
   options: BlockCheckOptions,
@@ -176,14 +177,26 @@ export function checkBlock(
   if (!bytesEqual(header.evidenceRoot, evidenceRoot(block.evidence))) {
     return invalid('evidence root does not match the evidence');
   }
-  const evidenceContext: VerificationContext = {
-    chainId: options.chainId,
-    validators,
-    verifier: options.verifier,
-    requirePq: false,
-  };
   const seen = new Set<string>();
   for (const [position, item] of block.evidence.entries()) {
+    // Each equivocation is checked against the validators of its own height.
+    const offenceHeight: unknown = item?.voteA?.height;
+    const offenceSet =
+      Number.isSafeInteger(offenceHeight) && (offenceHeight as number) < context.height
+        ? validatorsAt(context, offenceHeight as number)
+        : validators;
+    if (offenceSet === undefined) {
+      return invalid(`evidence ${position} is older than ${EVIDENCE_MAX_AGE} heights`, {
+        position,
+        height: offenceHeight,
+      });
+    }
+    const evidenceContext: VerificationContext = {
+      chainId: options.chainId,
+      validators: offenceSet,
+      verifier: options.verifier,
+      requirePq: false,
+    };
     const evidenceError = checkDuplicateVoteEvidence(evidenceContext, item, context.height);
     if (evidenceError !== undefined) {
       return invalid(`evidence ${position}: ${evidenceError.message}`, { position });

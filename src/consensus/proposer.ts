@@ -1,4 +1,10 @@
-import type { Validator, ValidatorSet } from './validator-set.js';
+import {
+  applyValidatorUpdates,
+  type Validator,
+  type ValidatorSet,
+  type ValidatorSetChange,
+  type ValidatorSetUpdate,
+} from './validator-set.js';
 
 /**
  * Weighted round-robin proposer selection: Tendermint's proposer-priority algorithm
@@ -30,9 +36,49 @@ export function genesisProposerSchedule(validators: ValidatorSet): ProposerSched
   );
 }
 
-/** Schedule of the next height (CometBFT increments the validator set once per block). */
-export function nextHeightProposerSchedule(schedule: ProposerSchedule): ProposerSchedule {
-  return elect(schedule.validators, schedule.priorities, 1);
+/**
+ * Schedule of the height after `schedule`'s. Without updates CometBFT increments the validator
+ * set once per block: the same set, one more election. With updates (a block's
+ * `validatorUpdates`, taking effect here — see height-context.ts for which block's) the set is
+ * changed first, with CometBFT's priorities for the changed set (`updatedPriorities`), then the
+ * election runs on it (`updateState`: `UpdateWithChangeSet` then `IncrementProposerPriority(1)`).
+ * Throws `ConsensusError(INVALID_VALIDATOR_SET)` for updates `applyValidatorUpdates` refuses.
+ */
+export function nextHeightProposerSchedule(
+  schedule: ProposerSchedule,
+  updates: readonly ValidatorSetUpdate[] = [],
+): ProposerSchedule {
+  if (Array.isArray(updates) && updates.length === 0) {
+    return elect(schedule.validators, schedule.priorities, 1);
+  }
+  const change = applyValidatorUpdates(schedule.validators, updates);
+  return elect(change.validators, updatedPriorities(schedule, change), 1);
+}
+
+/**
+ * Proposer priorities of a changed validator set, aligned with `change.validators`, before its
+ * next election (CometBFT `updateWithChangeSet`): a validator that stays keeps its priority
+ * (whatever its new power); a new one starts at −(P + ⌊P/8⌋), about −1.125 × P where P is the
+ * total power after the updates and before the removals — behind everyone, so leaving and
+ * re-joining cannot reset a low priority (`computeNewPriorities`). Then the priorities are
+ * rescaled into a window of 2 × the new total power and centred on their average
+ * (`RescalePriorities`, `shiftByAvgProposerPriority`).
+ */
+export function updatedPriorities(
+  schedule: ProposerSchedule,
+  change: ValidatorSetChange,
+): bigint[] {
+  const before = BigInt(change.totalBeforeRemovals);
+  const newcomer = -(before + (before >> 3n));
+  const priorities = change.validators.validators.map((validator) => {
+    const index = schedule.validators.indexOf.get(validator.address);
+    return index === undefined ? newcomer : (schedule.priorities[index] as bigint);
+  });
+  const rescaled = rescale(
+    priorities,
+    PRIORITY_WINDOW_FACTOR * BigInt(change.validators.totalPower),
+  );
+  return centre(rescaled);
 }
 
 const roundProposers = new WeakMap<ProposerSchedule, Map<number, number>>();
@@ -72,12 +118,7 @@ function elect(
   }
   const powers = validators.validators.map((validator) => BigInt(validator.power));
   const total = BigInt(validators.totalPower);
-  const next = rescale(priorities, PRIORITY_WINDOW_FACTOR * total);
-  const average = floorDiv(
-    next.reduce((sum, priority) => sum + priority, 0n),
-    BigInt(next.length),
-  );
-  for (let i = 0; i < next.length; i++) next[i] = (next[i] as bigint) - average;
+  const next = centre(rescale(priorities, PRIORITY_WINDOW_FACTOR * total));
   let proposerIndex = 0;
   for (let election = 0; election < times; election++) {
     for (let i = 0; i < next.length; i++) next[i] = (next[i] as bigint) + (powers[i] as bigint);
@@ -116,6 +157,16 @@ function rescale(priorities: readonly bigint[], window: bigint): bigint[] {
     for (let i = 0; i < copy.length; i++) copy[i] = (copy[i] as bigint) / ratio;
   }
   return copy;
+}
+
+/** CometBFT `shiftByAvgProposerPriority`: subtract the (floored) average, in place. */
+function centre(priorities: bigint[]): bigint[] {
+  const average = floorDiv(
+    priorities.reduce((sum, priority) => sum + priority, 0n),
+    BigInt(priorities.length),
+  );
+  for (let i = 0; i < priorities.length; i++) priorities[i] = (priorities[i] as bigint) - average;
+  return priorities;
 }
 
 /** Floor division for a positive divisor (Go's big.Int.Div, Euclidean). */

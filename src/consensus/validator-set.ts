@@ -170,3 +170,231 @@ export function exceedsOneThird(power: number, total: number): boolean {
 export function maxFaultyPower(total: number): number {
   return Math.ceil(total / 3) - 1;
 }
+
+/**
+ * Most validators in one set. A commit carries one precommit per signer and the wire format
+ * holds at most `MAX_PRECOMMITS` (10,000, wire.ts) of them, so a larger set could not be
+ * committed. Genesis sets are bounded by the genesis schema; updates by this.
+ */
+export const MAX_VALIDATORS = 10_000;
+
+/** Most updates one block may return (every validator removed and as many added). */
+export const MAX_VALIDATOR_UPDATES = 2 * MAX_VALIDATORS;
+
+/**
+ * A change of one validator, returned by a block's execution (the application's
+ * `ValidatorUpdate`, app.ts): power 0 removes the validator; a positive power adds it or sets
+ * its power. A new validator must bring its FALCON-1024 key and its PoSpace storage root; an
+ * existing one keeps its own (an update may repeat them, not change them).
+ */
+export interface ValidatorSetUpdate {
+  readonly publicKey: Uint8Array;
+  readonly power: number;
+  readonly pqPublicKey?: Uint8Array;
+  readonly storageRoot?: Uint8Array;
+}
+
+/** Why a block's validator updates were refused: `detail.reason` of the error. */
+export enum ValidatorUpdateRejection {
+  /** Not a list, or an entry with a key, power or field of the wrong type or size. */
+  MALFORMED = 'malformed-update',
+  TOO_MANY_UPDATES = 'too-many-updates',
+  /** Two updates of one block name one key (their order would decide the outcome). */
+  DUPLICATE_KEY = 'duplicate-key',
+  /** A new validator without its FALCON-1024 public key. */
+  MISSING_PQ_KEY = 'missing-pq-key',
+  /** A new validator without its PoSpace storage root. */
+  MISSING_STORAGE_ROOT = 'missing-storage-root',
+  /** An update of an existing validator with another FALCON key or storage root. */
+  FIXED_FIELD_CHANGED = 'fixed-field-changed',
+  /** Power 0 for a key that is not a validator. */
+  REMOVES_UNKNOWN = 'removes-unknown-validator',
+  /** The total power (or one update's power) would exceed `MAX_TOTAL_VOTING_POWER`. */
+  TOTAL_POWER_TOO_HIGH = 'total-power-too-high',
+  /** Every validator would be removed. */
+  EMPTY_SET = 'empty-set',
+  /** More than `MAX_VALIDATORS` validators would remain. */
+  TOO_MANY_VALIDATORS = 'too-many-validators',
+}
+
+/** A validator set after updates, with what the proposer priorities of the change need. */
+export interface ValidatorSetChange {
+  readonly validators: ValidatorSet;
+  /**
+   * The total power after the updates and before the removals (CometBFT `verifyUpdates`):
+   * a new validator's priority starts at −1.125 times this (proposer.ts).
+   */
+  readonly totalBeforeRemovals: number;
+}
+
+function refused(
+  reason: ValidatorUpdateRejection,
+  message: string,
+  detail: Record<string, unknown> = {},
+): ConsensusError {
+  return new ConsensusError(ConsensusErrorCode.INVALID_VALIDATOR_SET, message, {
+    reason,
+    ...detail,
+  });
+}
+
+function isBytesOf(value: unknown, length: number): value is Uint8Array {
+  return value instanceof Uint8Array && value.length === length;
+}
+
+function sameOptionalBytes(given: Uint8Array | undefined, held: Uint8Array | undefined): boolean {
+  if (given === undefined) return true;
+  if (held === undefined || given.length !== held.length) return false;
+  for (let i = 0; i < given.length; i++) if (given[i] !== held[i]) return false;
+  return true;
+}
+
+/**
+ * Applies one block's validator updates to `set` with CometBFT's rules
+ * (`ValidatorSet.UpdateWithChangeSet`): every update is checked first and the whole list is
+ * refused — a `ConsensusError(INVALID_VALIDATOR_SET)` whose `detail.reason` is a
+ * `ValidatorUpdateRejection` and `detail.position` the offending entry — if any entry is
+ * malformed, repeats a key, removes a non-validator, adds a validator without its FALCON key or
+ * storage root, changes an existing validator's FALCON key or storage root, or if the result
+ * would be empty, hold more than `MAX_VALIDATORS` validators or more than
+ * `MAX_TOTAL_VOTING_POWER`. Pure and deterministic; `set` is not changed.
+ */
+export function applyValidatorUpdates(
+  set: ValidatorSet,
+  updates: readonly ValidatorSetUpdate[],
+): ValidatorSetChange {
+  if (!Array.isArray(updates)) {
+    throw refused(ValidatorUpdateRejection.MALFORMED, 'validator updates are not a list');
+  }
+  if (updates.length > MAX_VALIDATOR_UPDATES) {
+    throw refused(
+      ValidatorUpdateRejection.TOO_MANY_UPDATES,
+      `${updates.length} validator updates; at most ${MAX_VALIDATOR_UPDATES} per block`,
+      { count: updates.length },
+    );
+  }
+  const changed = new Map<ValidatorAddress, ValidatorInit | null>();
+  let total = BigInt(set.totalPower);
+  let removed = 0n;
+  for (const [position, update] of updates.entries()) {
+    const malformed = (message: string) =>
+      refused(ValidatorUpdateRejection.MALFORMED, `validator update ${position}: ${message}`, {
+        position,
+      });
+    if (typeof update !== 'object' || update === null) throw malformed('not a record');
+    const { publicKey, power, pqPublicKey, storageRoot } = update;
+    if (!isBytesOf(publicKey, ED25519_PUBLIC_KEY_BYTES)) {
+      throw malformed('Ed25519 public key must be 32 bytes');
+    }
+    if (!Number.isSafeInteger(power) || power < 0) {
+      throw malformed('voting power must be a non-negative integer');
+    }
+    if (pqPublicKey !== undefined && !isBytesOf(pqPublicKey, FALCON1024_PUBLIC_KEY_BYTES)) {
+      throw malformed(`FALCON-1024 public key must be ${FALCON1024_PUBLIC_KEY_BYTES} bytes`);
+    }
+    if (storageRoot !== undefined && !isBytesOf(storageRoot, STORAGE_ROOT_BYTES)) {
+      throw malformed(`storage root must be ${STORAGE_ROOT_BYTES} bytes`);
+    }
+    if (power > MAX_TOTAL_VOTING_POWER) {
+      throw refused(
+        ValidatorUpdateRejection.TOTAL_POWER_TOO_HIGH,
+        `validator update ${position}: power ${power} exceeds ${MAX_TOTAL_VOTING_POWER}`,
+        { position, power },
+      );
+    }
+    const address = validatorAddress(publicKey);
+    if (changed.has(address)) {
+      throw refused(
+        ValidatorUpdateRejection.DUPLICATE_KEY,
+        `validator update ${position} repeats the key of an earlier update`,
+        { position, address },
+      );
+    }
+    const existing = findValidator(set, address);
+    if (existing === undefined) {
+      if (power === 0) {
+        throw refused(
+          ValidatorUpdateRejection.REMOVES_UNKNOWN,
+          `validator update ${position} removes ${address}, which is not a validator`,
+          { position, address },
+        );
+      }
+      if (pqPublicKey === undefined) {
+        throw refused(
+          ValidatorUpdateRejection.MISSING_PQ_KEY,
+          `validator update ${position} adds ${address} without its FALCON-1024 public key`,
+          { position, address },
+        );
+      }
+      if (storageRoot === undefined) {
+        throw refused(
+          ValidatorUpdateRejection.MISSING_STORAGE_ROOT,
+          `validator update ${position} adds ${address} without its storage root`,
+          { position, address },
+        );
+      }
+      changed.set(address, { publicKey, power, pqPublicKey, storageRoot });
+      total += BigInt(power);
+      continue;
+    }
+    if (
+      !sameOptionalBytes(pqPublicKey, existing.pqPublicKey) ||
+      !sameOptionalBytes(storageRoot, existing.storageRoot)
+    ) {
+      throw refused(
+        ValidatorUpdateRejection.FIXED_FIELD_CHANGED,
+        `validator update ${position} changes the FALCON key or storage root of ${address}`,
+        { position, address },
+      );
+    }
+    if (power === 0) {
+      changed.set(address, null);
+      removed += BigInt(existing.power);
+    } else {
+      changed.set(address, { ...existing, power });
+      total += BigInt(power - existing.power);
+    }
+  }
+  // The total after updates and before removals; removals then lower it (CometBFT checks the
+  // running total with updates sorted by their change, whose maximum is this final value).
+  if (total - removed > BigInt(MAX_TOTAL_VOTING_POWER)) {
+    throw refused(
+      ValidatorUpdateRejection.TOTAL_POWER_TOO_HIGH,
+      `the validator updates would raise the total voting power above ${MAX_TOTAL_VOTING_POWER}`,
+      { total: (total - removed).toString() },
+    );
+  }
+  const entries: ValidatorInit[] = [];
+  for (const validator of set.validators) {
+    const update = changed.get(validator.address);
+    if (update === undefined) entries.push(validator);
+    else if (update !== null) entries.push(update);
+  }
+  for (const [address, update] of changed) {
+    if (update !== null && !set.indexOf.has(address)) entries.push(update);
+  }
+  if (entries.length === 0) {
+    throw refused(
+      ValidatorUpdateRejection.EMPTY_SET,
+      'the validator updates remove every validator',
+    );
+  }
+  if (entries.length > MAX_VALIDATORS) {
+    throw refused(
+      ValidatorUpdateRejection.TOO_MANY_VALIDATORS,
+      `the validator updates leave ${entries.length} validators; at most ${MAX_VALIDATORS}`,
+      { count: entries.length },
+    );
+  }
+  return {
+    validators: createValidatorSet(
+      entries.map(({ publicKey, power, pqPublicKey, storageRoot }) => ({
+        publicKey,
+        power,
+        ...(pqPublicKey === undefined ? {} : { pqPublicKey }),
+        ...(storageRoot === undefined ? {} : { storageRoot }),
+      })),
+    ),
+    totalBeforeRemovals: Number(total),
+  };
+}

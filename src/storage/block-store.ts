@@ -36,6 +36,16 @@ export interface BlockReader {
   range(fromHeight: number, toHeight: number, limit?: number): CommittedBlock[];
   evidence(hash: Uint8Array): StoredEvidence | null;
   evidenceAt(height: number): StoredEvidence[];
+  /** The encoded validator updates block `height` returned, or null when it returned none. */
+  validatorUpdatesAt(height: number): Uint8Array | null;
+  /** Every stored validator update of blocks `from..to` (inclusive, ascending). */
+  validatorUpdatesRange(fromHeight: number, toHeight: number): StoredValidatorUpdates[];
+}
+
+/** The encoded validator updates of one block (only blocks that returned any have them). */
+export interface StoredValidatorUpdates {
+  readonly height: number;
+  readonly bytes: Uint8Array;
 }
 
 /** Default and ceiling for one range read, so a sync request cannot pull the whole chain. */
@@ -76,7 +86,10 @@ function toEvidence(row: EvidenceRow): StoredEvidence {
   return { hash: fromSqlite(row.hash), height: row.height, bytes: fromSqlite(row.bytes) };
 }
 
-/** The block, commit and evidence tables (schema version 1) behind prepared statements. */
+/**
+ * The block, commit and evidence tables (schema version 1) and the validator updates (version
+ * 3) behind prepared statements.
+ */
 export class BlockTables implements BlockReader {
   private readonly selectLatest: Statement<[], number | null>;
   private readonly selectEarliest: Statement<[], number | null>;
@@ -92,6 +105,12 @@ export class BlockTables implements BlockReader {
   private readonly insertBlock: Statement<[number, Uint8Array, Uint8Array, number, Uint8Array]>;
   private readonly insertCommit: Statement<[number, Uint8Array]>;
   private readonly insertEvidence: Statement<[Uint8Array, number, Uint8Array]>;
+  private readonly selectUpdates: Statement<[number], Buffer>;
+  private readonly selectUpdatesRange: Statement<
+    [number, number],
+    { height: number; bytes: Buffer }
+  >;
+  private readonly insertUpdates: Statement<[number, Uint8Array]>;
 
   constructor(db: Database) {
     this.selectLatest = db.prepare<[], number | null>('SELECT max(height) FROM block').pluck();
@@ -124,6 +143,13 @@ export class BlockTables implements BlockReader {
     );
     this.insertCommit = db.prepare('INSERT INTO block_commit (height, bytes) VALUES (?, ?)');
     this.insertEvidence = db.prepare('INSERT INTO evidence (hash, height, bytes) VALUES (?, ?, ?)');
+    this.selectUpdates = db
+      .prepare<[number], Buffer>('SELECT bytes FROM validator_update WHERE height = ?')
+      .pluck();
+    this.selectUpdatesRange = db.prepare(
+      'SELECT height, bytes FROM validator_update WHERE height BETWEEN ? AND ? ORDER BY height',
+    );
+    this.insertUpdates = db.prepare('INSERT INTO validator_update (height, bytes) VALUES (?, ?)');
   }
 
   latestHeight(): number | null {
@@ -169,11 +195,27 @@ export class BlockTables implements BlockReader {
     return this.selectEvidenceAt.all(height).map(toEvidence);
   }
 
+  validatorUpdatesAt(height: number): Uint8Array | null {
+    return fromSqliteOrNull(this.selectUpdates.get(height));
+  }
+
+  validatorUpdatesRange(fromHeight: number, toHeight: number): StoredValidatorUpdates[] {
+    return this.selectUpdatesRange
+      .all(fromHeight, toHeight)
+      .map((row) => ({ height: row.height, bytes: fromSqlite(row.bytes) }));
+  }
+
   /**
-   * Writes one block with its commit and evidence after checking that it extends the chain.
-   * Must run inside the caller's transaction (saveBlock), which also writes the state.
+   * Writes one block with its commit, evidence and validator updates after checking that it
+   * extends the chain. Must run inside the caller's transaction (saveBlock), which also writes
+   * the state.
    */
-  append(block: BlockInput, commit: Uint8Array, evidence: readonly EvidenceInput[]): void {
+  append(
+    block: BlockInput,
+    commit: Uint8Array,
+    evidence: readonly EvidenceInput[],
+    validatorUpdates?: Uint8Array,
+  ): void {
     const latest = this.latestHeight();
     if (latest !== null) {
       if (block.height !== latest + 1) {
@@ -213,5 +255,6 @@ export class BlockTables implements BlockReader {
       }
       this.insertEvidence.run(item.hash, block.height, item.bytes);
     }
+    if (validatorUpdates !== undefined) this.insertUpdates.run(block.height, validatorUpdates);
   }
 }

@@ -3,7 +3,13 @@ export { openStore } from './store.js';
 export type { NodeStore, SavedBlock, StoreFileSizes, StoreOptions } from './store.js';
 export { openStoreFromSnapshot } from './snapshot.js';
 export type { RestoreOptions } from './snapshot.js';
-export type { BlockReader, CommittedBlock, StoredBlock, StoredEvidence } from './block-store.js';
+export type {
+  BlockReader,
+  CommittedBlock,
+  StoredBlock,
+  StoredEvidence,
+  StoredValidatorUpdates,
+} from './block-store.js';
 export { DEFAULT_RANGE_LIMIT, MAX_RANGE_LIMIT } from './block-store.js';
 export type { StateQueryResult, StateReader } from './state-store.js';
 export type { IntegrityReport } from './integrity.js';

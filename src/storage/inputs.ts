@@ -41,6 +41,11 @@ const saveBlockSchema = z.strictObject({
   stateChanges: z.array(stateChangeSchema),
   /** The state root the caller computed; saveBlock recomputes it and refuses a mismatch. */
   stateRoot: hash,
+  /**
+   * The validator updates the block's execution returned, encoded by consensus (opaque here);
+   * absent when it returned none.
+   */
+  validatorUpdates: bytes({ min: 1 }).optional(),
 });
 
 const stateChangesSchema = z.array(stateChangeSchema);
@@ -167,14 +172,21 @@ export function checkSaveBlockInput(input: unknown): SaveBlockInput | undefined 
   const evidence = checkArray(fields.evidence, checkEvidence);
   const stateChanges = checkStateChanges(fields.stateChanges);
   const stateRoot = fields.stateRoot;
+  // An optional field: zod keeps it (even as undefined) when `in` finds it, own or inherited.
+  const hasUpdates = 'validatorUpdates' in fields;
+  const validatorUpdates = hasUpdates ? fields.validatorUpdates : undefined;
   const valid =
     block !== undefined &&
     isBytes(commit, 1, Infinity) &&
     evidence !== undefined &&
     stateChanges !== undefined &&
     isBytes(stateRoot, HASH_BYTES, HASH_BYTES) &&
+    (validatorUpdates === undefined || isBytes(validatorUpdates, 1, Infinity)) &&
     hasOnlyKeys(fields, SAVE_BLOCK_KEYS);
-  return valid ? { block, commit, evidence, stateChanges, stateRoot } : undefined;
+  if (!valid) return undefined;
+  return hasUpdates
+    ? { block, commit, evidence, stateChanges, stateRoot, validatorUpdates }
+    : { block, commit, evidence, stateChanges, stateRoot };
 }
 
 export function parseSaveBlockInput(input: unknown): SaveBlockInput {

@@ -73,6 +73,21 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    name: 'validator-set updates per block',
+    up: (db) => {
+      db.exec(`
+        -- The validator updates a block's execution returned, encoded by consensus
+        -- (opaque here), one row per block that returned any. Blocks stored before this
+        -- version returned none: the validator set was fixed at genesis.
+        CREATE TABLE validator_update (
+          height INTEGER PRIMARY KEY REFERENCES block (height),
+          bytes BLOB NOT NULL CHECK (length(bytes) >= 1)
+        ) STRICT;
+      `);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -48,8 +48,8 @@ export interface NodeStore {
   readonly blocks: BlockReader;
   readonly state: StateReader;
   /**
-   * Writes a committed block, its quorum certificate, the evidence it includes and its state
-   * changes in one transaction, and returns once that transaction is fsynced: afterwards the
+   * Writes a committed block, its quorum certificate, the evidence it includes, its state
+   * changes and its validator updates (when any) in one transaction, and returns once that transaction is fsynced: afterwards the
    * whole block survives a crash or power loss; if it throws, nothing of it was written.
    * The state root computed from the changes must equal `stateRoot`.
    */
@@ -130,6 +130,12 @@ class SqliteNodeStore implements NodeStore {
         this.guard('evidence', () => tables.evidence(parseHash(hash))),
       evidenceAt: (h: number) =>
         this.guard('evidence at height', () => tables.evidenceAt(height(h))),
+      validatorUpdatesAt: (h: number) =>
+        this.guard('validator updates', () => tables.validatorUpdatesAt(height(h))),
+      validatorUpdatesRange: (from: number, to: number) =>
+        this.guard('validator updates range', () =>
+          tables.validatorUpdatesRange(parseUint(from, 'fromHeight'), parseUint(to, 'toHeight')),
+        ),
     };
   }
 
@@ -157,9 +163,10 @@ class SqliteNodeStore implements NodeStore {
           path: this.path,
         });
       }
-      const { block, commit, evidence, stateChanges, stateRoot } = parseSaveBlockInput(input);
+      const { block, commit, evidence, stateChanges, stateRoot, validatorUpdates } =
+        parseSaveBlockInput(input);
       const write = this.db.transaction((): StateWrite => {
-        this.blockTables.append(block, commit, evidence);
+        this.blockTables.append(block, commit, evidence, validatorUpdates);
         // Plan on the latest version as SQLite has it under the write lock, not on a copy.
         this.stateTables.forgetLatest();
         const planned = this.stateTables.plan(stateChanges);

@@ -13,10 +13,12 @@ import {
   forkScenario,
   lockScenario,
   randomScenario,
+  validatorChangeScenario,
 } from './sim/scenario.js';
 import { runSeedsInWorkers } from './sim/seeds.js';
 import { runSimulation, type SimulationResult } from './sim/simulator.js';
 import { GENESIS_TIME, makeBlock, makeGenesis, makeValidators, makeVote } from './sim/fixtures.js';
+import { createValidatorSet } from '../../src/consensus/validator-set.js';
 
 /**
  * Deterministic simulation (TESTING.md): thousands of random seeds, each a cluster of 4 or 7
@@ -28,15 +30,21 @@ import { GENESIS_TIME, makeBlock, makeGenesis, makeValidators, makeVote } from '
  *   SIM_FIRST_SEED=5000                                                          another range
  *   SIM_SEED=123 node --import tsx --test test/consensus/simulation.test.ts     replay one seed
  *   SIM_WORKERS=1                                                                one thread
+ *   SIM_CHANGE_SEEDS=1000                        seeds of the validator-set-change scenario
+ *   SIM_SCENARIO=validator-changes SIM_SEED=7    replay one of those
  */
 const DEFAULT_SEEDS = 1500;
+const DEFAULT_CHANGE_SEEDS = 200;
 const seedCount = Number(process.env.SIM_SEEDS ?? DEFAULT_SEEDS);
+const changeSeedCount = Number(process.env.SIM_CHANGE_SEEDS ?? DEFAULT_CHANGE_SEEDS);
+const changeScenario = process.env.SIM_SCENARIO === 'validator-changes';
 const firstSeed = Number(process.env.SIM_FIRST_SEED ?? 1);
 const replaySeed = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
 const workers = Number(process.env.SIM_WORKERS ?? Math.min(2, availableParallelism()));
 
-function replayCommand(seed: number): string {
-  return `SIM_SEED=${seed} node --import tsx --test test/consensus/simulation.test.ts`;
+function replayCommand(seed: number, changes = changeScenario): string {
+  const scenario = changes ? 'SIM_SCENARIO=validator-changes ' : '';
+  return `${scenario}SIM_SEED=${seed} node --import tsx --test test/consensus/simulation.test.ts`;
 }
 
 function describeResult(result: SimulationResult): string {
@@ -51,11 +59,12 @@ function describeResult(result: SimulationResult): string {
 describe('deterministic simulation of Tendermint', () => {
   if (replaySeed !== undefined) {
     it(`replays seed ${replaySeed}`, async () => {
-      const options = randomScenario(replaySeed);
+      const options = (changeScenario ? validatorChangeScenario : randomScenario)(replaySeed);
       console.log(
         `seed ${replaySeed}: ${options.powers.length} validators, powers ${options.powers.join(',')}, ` +
           `faulty ${JSON.stringify([...options.byzantine])}, partitions ${JSON.stringify(options.partitions)}, ` +
-          `crashes ${JSON.stringify(options.crashes)}`,
+          `crashes ${JSON.stringify(options.crashes)}, ` +
+          `validator changes ${JSON.stringify(options.validatorChanges ?? [])}`,
       );
       const result = await runSimulation({ ...options, recordTrace: true });
       const again = await runSimulation(options);
@@ -96,6 +105,89 @@ describe('deterministic simulation of Tendermint', () => {
       }
     },
   );
+
+  it(
+    `keeps every invariant while the validator set changes, over ${changeSeedCount} seeds (from ${firstSeed})`,
+    { timeout: 30 * 60_000 },
+    async () => {
+      const seeds = Array.from({ length: changeSeedCount }, (_, i) => firstSeed + i);
+      const summaries = await runSeedsInWorkers(seeds, workers, 'validator-changes');
+      assert.equal(summaries.length, changeSeedCount);
+      const failures = summaries.filter((summary) => summary.violations.length > 0);
+      if (failures.length > 0) {
+        const report = failures
+          .slice(0, 10)
+          .map(
+            (failure) =>
+              `seed ${failure.seed}: ${failure.violations.map((v) => `[${v.kind}] ${v.message}`).join('; ')}\n  replay: ${replayCommand(failure.seed, true)}`,
+          )
+          .join('\n');
+        assert.fail(
+          `${failures.length} of ${changeSeedCount} seeds broke an invariant:\n${report}`,
+        );
+      }
+      // The scenarios do change the set: every run went past its last planned change + 2.
+      for (const summary of summaries) {
+        const options = validatorChangeScenario(summary.seed);
+        const last = Math.max(...(options.validatorChanges ?? []).map((change) => change.height));
+        const correct = summary.heights.filter((_, node) => !options.byzantine.has(node));
+        assert.ok(
+          Math.min(...correct) >= last + 2,
+          `seed ${summary.seed}: ${summary.heights.join(',')}`,
+        );
+      }
+    },
+  );
+
+  it('a validator joins, one leaves and one is re-weighted while a node crashes and one double-votes', async () => {
+    // Node 4 starts outside the set; block 2 adds it, block 4 removes node 1, block 6 gives
+    // node 2 power 3. Node 0 double-votes throughout; node 3 crashes across the first change.
+    const options = {
+      ...baseOptions(31, [1, 1, 1, 1, 0]),
+      byzantine: new Map([[0, 'double-voter' as const]]),
+      validatorChanges: [
+        { height: 2, node: 4, power: 1 },
+        { height: 4, node: 1, power: 0 },
+        { height: 6, node: 2, power: 3 },
+      ],
+      minFinalHeight: 10,
+      crashes: [{ node: 3, atMs: 60, restartAtMs: 700 }],
+      network: { minDelayMs: 2, meanJitterMs: 10, dropRate: 0.05, duplicateRate: 0.02 },
+    };
+    const result = await runSimulation({ ...options, recordTrace: true });
+    assert.deepEqual(result.violations, [], describeResult(result));
+    assert.ok(result.stats.evidenceFound > 0, 'the double voter was caught');
+    assert.ok(
+      result.trace.some((line) => /boot 3 h=[2-9]/.test(line)),
+      'node 3 restarted mid-chain',
+    );
+    const store = result.stores[2]!;
+    assert.ok(store.length >= 10);
+    const signers = (height: number) =>
+      store[height - 1]!.commit.precommits.map((vote) => vote.validator);
+    const setHash = (height: number) => store[height - 1]!.block.header.validatorsHash;
+    const joiner = result.addresses[4]!;
+    const leaver = result.addresses[1]!;
+    for (let height = 1; height <= 3; height++) assert.ok(!signers(height).includes(joiner));
+    assert.ok(
+      Array.from({ length: store.length - 3 }, (_, i) => i + 4).some((h) =>
+        signers(h).includes(joiner),
+      ),
+      'the joiner signs commits from height 4',
+    );
+    assert.ok(
+      [1, 2, 3, 4, 5].some((h) => signers(h).includes(leaver)),
+      'the leaver signed while it was a validator',
+    );
+    for (let height = 6; height <= store.length; height++) {
+      assert.ok(!signers(height).includes(leaver), `height ${height}`);
+    }
+    assert.deepEqual(setHash(3), setHash(1));
+    assert.notDeepEqual(setHash(4), setHash(3));
+    assert.deepEqual(setHash(5), setHash(4));
+    assert.notDeepEqual(setHash(6), setHash(5));
+    assert.notDeepEqual(setHash(8), setHash(7));
+  });
 
   it('replays a seed bit for bit, and another seed differs', async () => {
     for (const seed of [3, 17, 29]) {
@@ -332,6 +424,42 @@ describe('invariant checker', () => {
     const tampered = { ...block, header: { ...block.header, appStateRoot: new Uint8Array(32) } };
     stores.checkStoresFully(new Map([[0, [{ block: tampered }]]]), 4);
     assert.equal(stores.violations.at(-1)?.kind, 'committed-block-changed');
+  });
+
+  it('with a changing set, checks each height against its own set and the nodes’ schedules', () => {
+    // The model: validator 3 left the set before height 1's commit is checked.
+    const reduced = createValidatorSet(
+      validators.slice(0, 3).map((v) => ({ publicKey: v.publicKey, power: v.power })),
+    );
+    const checker = new InvariantChecker(
+      chainId,
+      () => reduced,
+      () => true,
+    );
+    const block = makeBlock(genesis, validators[0]!.address, 1);
+    checker.onCommit(0, block, commitFor(block, [0, 1, 3]), 1);
+    assert.deepEqual(
+      checker.violations.map((v) => v.kind),
+      ['validator-set', 'invalid-quorum-certificate'],
+    );
+    assert.match(checker.violations[1]!.message, /non-validator/);
+
+    const schedules = new InvariantChecker(chainId, set, () => true);
+    schedules.onContext(0, genesis, 1);
+    schedules.onContext(1, genesis, 2);
+    assert.equal(schedules.violations.length, 0);
+    const shifted = {
+      ...genesis,
+      schedule: { ...genesis.schedule, priorities: genesis.schedule.priorities.map((p) => p + 1n) },
+    };
+    schedules.onContext(2, shifted, 3);
+    assert.equal(schedules.violations[0]?.kind, 'validator-set');
+    schedules.onContext(
+      3,
+      { ...genesis, schedule: { ...genesis.schedule, validators: reduced } },
+      4,
+    );
+    assert.match(schedules.violations[1]!.message, /another validator set/);
   });
 
   it('ignores what faulty nodes commit or sign', () => {

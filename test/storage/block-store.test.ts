@@ -91,6 +91,39 @@ describe('block store', () => {
     assert.equal(report.stateKeys, 4);
   });
 
+  it('keeps the validator updates a block returned, with the block or not at all', () => {
+    const updates = text('encoded validator updates of block 2');
+    store.saveBlock(nextBlock(store));
+    store.saveBlock({ ...nextBlock(store), validatorUpdates: updates });
+    store.saveBlock({ ...nextBlock(store), validatorUpdates: undefined });
+    assert.equal(store.blocks.validatorUpdatesAt(1), null);
+    assert.deepEqual(store.blocks.validatorUpdatesAt(2), updates);
+    assert.equal(store.blocks.validatorUpdatesAt(3), null);
+    assert.deepEqual(store.blocks.validatorUpdatesRange(1, 3), [{ height: 2, bytes: updates }]);
+    assert.deepEqual(store.blocks.validatorUpdatesRange(3, 9), []);
+
+    // A block refused for its state root leaves no updates behind.
+    const before = tableCounts(path);
+    const input = { ...nextBlock(store), validatorUpdates: text('lost with the block') };
+    assert.throws(
+      () => store.saveBlock({ ...input, stateRoot: sha256(text('wrong')) }),
+      storageError(StorageErrorCode.STATE_ROOT_MISMATCH),
+    );
+    assert.throws(
+      () => store.saveBlock({ ...input, validatorUpdates: new Uint8Array(0) }),
+      (error: unknown) =>
+        isHyperMeshError(error, SchemaErrorCode.INVALID) &&
+        /validatorUpdates/.test((error as Error).message),
+    );
+    assert.deepEqual(tableCounts(path), before);
+    assert.equal(store.blocks.validatorUpdatesAt(4), null);
+    assert.throws(
+      () => store.blocks.validatorUpdatesAt(-1),
+      (error: unknown) => isHyperMeshError(error, SchemaErrorCode.INVALID),
+    );
+    assert.equal(store.verifyIntegrity().blocks, 3);
+  });
+
   it('range reads return blocks with their commits, ascending and bounded', () => {
     for (let i = 0; i < 12; i++)
       store.saveBlock(nextBlock(store, { stateChanges: changes(`r${i}`, 2, 'v') }));

@@ -253,6 +253,8 @@ const saveBlockInput = objectOf({
   evidence: arrayOf(evidence),
   stateChanges,
   stateRoot: field(hash),
+  // Optional: present, present but undefined, or (rarely, `drop`) absent.
+  validatorUpdates: fc.oneof(field(nonEmpty), fc.constant(undefined)),
 });
 
 describe('storage input checks', () => {

@@ -94,6 +94,52 @@ describe('store schema migrations', () => {
     store.close();
   });
 
+  it('upgrades a version-2 file with blocks: they returned no validator updates', () => {
+    const path = dir.file('upgrade-v2.db');
+    const db = openDatabase(path);
+    migrate(db, STORE_MIGRATIONS.slice(0, 2), path);
+    db.close();
+    // Two blocks as a version-2 store held them (no validator_update table yet).
+    const v2 = openDatabase(path);
+    for (const height of [1, 2]) {
+      v2.prepare(
+        'INSERT INTO block (height, hash, parent_hash, time_ms, bytes) VALUES (?, ?, ?, 5, ?)',
+      ).run(
+        height,
+        new Uint8Array(32).fill(height),
+        new Uint8Array(32).fill(height - 1),
+        new Uint8Array([height]),
+      );
+      v2.prepare('INSERT INTO block_commit (height, bytes) VALUES (?, ?)').run(
+        height,
+        new Uint8Array([9]),
+      );
+      v2.prepare(
+        'INSERT INTO state_root (height, root, root_id, key_count) VALUES (?, zeroblob(32), NULL, 0)',
+      ).run(height);
+    }
+    v2.close();
+    assert.deepEqual(
+      versions(path).map((row) => row.version),
+      [1, 2],
+    );
+
+    const store = openStore(path);
+    assert.equal(store.schemaVersion, 3);
+    assert.deepEqual(versions(path).at(-1), {
+      version: 3,
+      name: 'validator-set updates per block',
+    });
+    assert.equal(store.blocks.validatorUpdatesAt(1), null);
+    assert.deepEqual(store.blocks.validatorUpdatesRange(1, 2), []);
+    store.saveBlock({ ...nextBlock(store), validatorUpdates: new Uint8Array([1, 2, 3]) });
+    assert.deepEqual(store.blocks.validatorUpdatesRange(1, 3), [
+      { height: 3, bytes: new Uint8Array([1, 2, 3]) },
+    ]);
+    assert.equal(store.verifyIntegrity().latestHeight, 3);
+    store.close();
+  });
+
   it('refuses a file with a newer schema version and leaves it untouched', () => {
     const path = dir.file('newer.db');
     openStore(path).close();

@@ -5,7 +5,7 @@ import type { Application, BlockExecutionInput, BlockExecutionResult } from '../
 import { checkBlock } from '../block.js';
 import { checkQuorumCertificate } from '../commit.js';
 import { ConsensusError, ConsensusErrorCode } from '../errors.js';
-import type { HeightContext } from '../height-context.js';
+import { checkValidatorUpdates, type HeightContext } from '../height-context.js';
 import { blockHash } from '../messages.js';
 import type { Block, DuplicateVoteEvidence, QuorumCertificate } from '../types.js';
 import type { SignatureVerifier } from '../verify.js';
@@ -38,6 +38,8 @@ export enum BlockRefusal {
   EVIDENCE_ALREADY_INCLUDED = 'EVIDENCE_ALREADY_INCLUDED',
   EXECUTION_FAILED = 'EXECUTION_FAILED',
   STATE_ROOT_MISMATCH = 'STATE_ROOT_MISMATCH',
+  /** The execution returned validator updates that cannot be applied (validator-set.ts). */
+  INVALID_VALIDATOR_UPDATES = 'INVALID_VALIDATOR_UPDATES',
 }
 
 export type ExecutionOutcome =
@@ -97,7 +99,11 @@ export function blockSizeError(
   return undefined;
 }
 
-/** Size, proofs, evidence and execution of `block` for `context` (see the module comment). */
+/**
+ * Size, proofs, evidence and execution of `block` for `context` (see the module comment), and
+ * the validator updates the execution returned: they must apply to the set of height + 1
+ * (`checkValidatorUpdates`), or the block is invalid — every correct node refuses it alike.
+ */
 export function checkAndExecute(
   deps: BlockCheckDeps,
   context: HeightContext,
@@ -150,6 +156,19 @@ export function checkAndExecute(
           header: toHex(block.header.appStateRoot),
           executed: toHex(result.stateRoot),
         },
+      ),
+    };
+  }
+  const updatesError = checkValidatorUpdates(context, result.validatorUpdates);
+  if (updatesError !== undefined) {
+    return {
+      ok: false,
+      refusal: BlockRefusal.INVALID_VALIDATOR_UPDATES,
+      error: new ConsensusError(
+        ConsensusErrorCode.INVALID_BLOCK,
+        `block ${block.header.height} returns validator updates that cannot be applied: ${updatesError.message}`,
+        { height: block.header.height, ...updatesError.detail },
+        { cause: updatesError },
       ),
     };
   }

@@ -1,8 +1,13 @@
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
 import type { NodeStore } from '../../storage/index.js';
 import { genesisHash, genesisHeightContext, type GenesisDocument } from '../genesis.js';
-import type { HeightContext } from '../height-context.js';
-import { nextHeightProposerSchedule } from '../proposer.js';
+import {
+  nextHeightSchedules,
+  type HeightContext,
+  type HeightSchedules,
+} from '../height-context.js';
+import type { ValidatorSetUpdate } from '../validator-set.js';
+import { decodeValidatorUpdates } from '../validator-updates.js';
 import { decodeBlock, decodeQuorumCertificate } from '../wire.js';
 import { DriverError, DriverErrorCode } from './errors.js';
 
@@ -25,12 +30,14 @@ function inconsistent(message: string, detail: Record<string, unknown> = {}, cau
 }
 
 /**
- * Rebuilds the height context from the genesis document and the store. The validator set is
- * fixed at genesis, so only the proposer priorities move: one election per stored height
- * (`nextHeightProposerSchedule`, a few bigint additions per validator). The parent is the latest
- * stored block with its commit, which the next proposer puts in its block as `lastCommit`.
+ * Rebuilds the height context from the genesis document and the store: the genesis context,
+ * then one step per stored height (`nextHeightSchedules`: one election, and the validator
+ * updates the store kept for that block, which take effect two heights later). The parent is
+ * the latest stored block with its commit, which the next proposer puts in its block as
+ * `lastCommit`. The replayed set of the latest height must be the one its header names.
  * Throws `GENESIS_MISMATCH` when the store's chain starts from another genesis or chain, and
- * `STORE_INCONSISTENT` when the latest block or its commit cannot be read back.
+ * `STORE_INCONSISTENT` when the latest block, its commit or the stored updates cannot be read
+ * back or do not reproduce the stored chain's validator sets.
  */
 export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosition {
   const base = genesisHeightContext(genesis);
@@ -55,10 +62,10 @@ export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosi
     throw inconsistent(`stored block ${latest} or its commit is missing`, { height: latest });
   }
   let commit;
-  let chainId;
+  let header;
   try {
     commit = decodeQuorumCertificate(commitBytes);
-    chainId = decodeBlock(stored.bytes).header.chainId;
+    header = decodeBlock(stored.bytes).header;
   } catch (error) {
     throw inconsistent(
       `stored block ${latest} or its commit cannot be decoded`,
@@ -66,11 +73,11 @@ export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosi
       error,
     );
   }
-  if (chainId !== genesis.chainId) {
+  if (header.chainId !== genesis.chainId) {
     throw new DriverError(
       DriverErrorCode.GENESIS_MISMATCH,
-      `the store holds blocks of chain ${JSON.stringify(chainId)}, not ${JSON.stringify(genesis.chainId)}`,
-      { chainId },
+      `the store holds blocks of chain ${JSON.stringify(header.chainId)}, not ${JSON.stringify(genesis.chainId)}`,
+      { chainId: header.chainId },
     );
   }
   if (commit.height !== latest || !bytesEqual(commit.blockHash, stored.hash)) {
@@ -78,22 +85,61 @@ export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosi
       height: latest,
     });
   }
-  let schedule = base.schedule;
-  for (let height = 1; height <= latest; height++) schedule = nextHeightProposerSchedule(schedule);
+  const updates = storedUpdates(store, latest);
+  let schedules: HeightSchedules = base;
+  let parentValidators = base.schedule.validators;
+  for (let height = 1; height <= latest; height++) {
+    parentValidators = schedules.schedule.validators;
+    try {
+      schedules = nextHeightSchedules(schedules, updates.get(height) ?? []);
+    } catch (error) {
+      throw inconsistent(
+        `the stored validator updates of block ${height} cannot be applied`,
+        { height },
+        error,
+      );
+    }
+  }
+  if (!bytesEqual(header.validatorsHash, parentValidators.hash)) {
+    throw inconsistent(
+      `the stored validator updates do not give the validator set block ${latest} names`,
+      {
+        height: latest,
+        header: toHex(header.validatorsHash),
+        replayed: toHex(parentValidators.hash),
+      },
+    );
+  }
   return {
     committedHeight: latest,
     lastBlockTime: stored.timeMs,
     context: {
-      height: latest + 1,
-      schedule,
+      ...schedules,
       parent: {
         kind: 'block',
         height: latest,
         hash: stored.hash,
         time: stored.timeMs,
         commit,
-        validators: base.schedule.validators,
+        validators: parentValidators,
       },
     },
   };
+}
+
+/** The stored validator updates of blocks 1..latest, decoded, by height. */
+function storedUpdates(store: NodeStore, latest: number): Map<number, ValidatorSetUpdate[]> {
+  const updates = new Map<number, ValidatorSetUpdate[]>();
+  for (const row of store.blocks.validatorUpdatesRange(1, latest)) {
+    try {
+      updates.set(row.height, decodeValidatorUpdates(row.bytes));
+    } catch (error) {
+      throw inconsistent(
+        `the stored validator updates of block ${row.height} cannot be decoded`,
+        { height: row.height },
+        error,
+      );
+    }
+  }
+  return updates;
 }

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { toHex } from '../../crypto/bytes.js';
 import type { BlockExecutionResult } from '../app.js';
 import type { ConsensusAction, ConsensusEvent, StepResult } from '../events.js';
-import { nextHeightContext, type HeightContext } from '../height-context.js';
+import { checkValidatorUpdates, nextHeightContext, type HeightContext } from '../height-context.js';
+import { encodeValidatorUpdates } from '../validator-updates.js';
 import { blockHash } from '../messages.js';
 import { proposerAt } from '../proposer.js';
 import type { ConsensusConfig, TendermintState } from '../state.js';
@@ -531,6 +532,19 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       return;
     }
     const { block, result } = proposal;
+    const updatesError = checkValidatorUpdates(
+      (this.state as TendermintState).context,
+      result.validatorUpdates,
+    );
+    if (updatesError !== undefined) {
+      // Every correct validator would refuse the block: propose nothing, the timeout moves on.
+      this.logger('error', 'the application returned validator updates that cannot be applied', {
+        height: template.height,
+        round: action.round,
+        error: updatesError.message,
+      });
+      return;
+    }
     this.logger('debug', 'proposal built', {
       height: action.height,
       round: action.round,
@@ -688,6 +702,23 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   ): boolean {
     const context = this.context as HeightContext;
     const { header } = block;
+    const updates = result.validatorUpdates;
+    let next: HeightContext;
+    try {
+      // Before storing: refused updates would leave a stored block this node cannot follow.
+      // (The block checks refused such a block already; a decision needs more than 2/3.)
+      next = nextHeightContext(context, block, commit, updates);
+    } catch (error) {
+      this.halt(
+        new DriverError(
+          DriverErrorCode.COMMIT_FAILED,
+          `the validator updates of block ${header.height} cannot be applied: ${(error as Error).message}`,
+          { height: header.height },
+          { cause: error },
+        ),
+      );
+      return false;
+    }
     try {
       this.options.store.saveBlock({
         block: {
@@ -701,6 +732,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
         evidence: block.evidence.map(storedEvidence),
         stateChanges: [...result.changes],
         stateRoot: result.stateRoot,
+        ...(updates.length === 0 ? {} : { validatorUpdates: encodeValidatorUpdates(updates) }),
       });
     } catch (error) {
       this.halt(
@@ -717,7 +749,16 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.committedHeight = header.height;
     this.lastCommitTime = this.now();
     this.lastBlockTime = header.time;
-    this.context = nextHeightContext(context, block, commit);
+    this.context = next;
+    if (updates.length > 0) {
+      this.logger('info', 'validator set changes', {
+        height: header.height,
+        effectiveHeight: header.height + 2,
+        updates: updates.length,
+        validators: next.nextSchedule?.validators.validators.length,
+        totalPower: next.nextSchedule?.validators.totalPower,
+      });
+    }
     this.results.clear();
     this.timers.clearWhere((name) => name.startsWith('timeout/'));
     this.evidence.committed(block.evidence);

@@ -1,5 +1,6 @@
 import type { NodeStore } from '../../storage/index.js';
 import { evidenceKey } from '../evidence.js';
+import { EVIDENCE_MAX_AGE } from '../height-context.js';
 import type { DuplicateVoteEvidence } from '../types.js';
 import { includedEvidence } from './block-checks.js';
 
@@ -24,12 +25,19 @@ export class EvidencePool {
     return true;
   }
 
-  /** Evidence for a block at `height`: offences of earlier heights that no stored block holds. */
+  /**
+   * Evidence for a block at `height`: offences of earlier heights, at most `EVIDENCE_MAX_AGE`
+   * back, that no stored block holds. Older offences can no longer be included and are dropped.
+   */
   forBlock(height: number): DuplicateVoteEvidence[] {
     const chosen: DuplicateVoteEvidence[] = [];
     for (const [key, evidence] of this.pending) {
       if (chosen.length >= this.maxPerBlock) break;
       if (evidence.voteA.height >= height) continue;
+      if (evidence.voteA.height < height - EVIDENCE_MAX_AGE) {
+        this.pending.delete(key);
+        continue;
+      }
       if (includedEvidence(this.store, [evidence]) !== undefined) {
         this.pending.delete(key);
         continue;

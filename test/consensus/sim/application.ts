@@ -2,8 +2,11 @@ import { bytesEqual, concatBytes } from '../../../src/crypto/bytes.js';
 import { sha256 } from '../../../src/crypto/hash.js';
 import type { BlockContent, BlockTemplate } from '../../../src/consensus/block.js';
 import { evidenceKey } from '../../../src/consensus/evidence.js';
+import { EVIDENCE_MAX_AGE } from '../../../src/consensus/height-context.js';
 import type { Block, DuplicateVoteEvidence } from '../../../src/consensus/types.js';
+import type { ValidatorSetUpdate } from '../../../src/consensus/validator-set.js';
 import type { Prng } from './prng.js';
+import type { ValidatorPlan } from './validator-plan.js';
 
 /** A transaction whose first byte is this is invalid to the application. */
 export const INVALID_TRANSACTION_MARK = 0xff;
@@ -13,13 +16,22 @@ const GENESIS_STATE_ROOT = sha256(new TextEncoder().encode('hypermesh-sim/genesi
 /**
  * A deterministic toy application: its state root is a hash chain over the executed blocks'
  * transactions, so correct nodes that executed the same blocks agree on it. It rejects blocks
- * with a marked transaction, a wrong state root, or evidence it has already committed, and it
- * includes the evidence its node found in the blocks that node proposes.
+ * with a marked transaction, a wrong state root, evidence it has already committed, or (with a
+ * plan) other validator-update transactions than planned, and it includes the evidence its
+ * node found and the planned update transactions in the blocks that node proposes.
  */
 export class SimApplication {
   stateRoot: Uint8Array = GENESIS_STATE_ROOT;
   private readonly committedEvidence = new Set<string>();
   private pendingEvidence: DuplicateVoteEvidence[] = [];
+
+  /** `plan`: the run's validator-set changes (validator-plan.ts), if it has any. */
+  constructor(private readonly plan?: ValidatorPlan) {}
+
+  /** The validator updates executing `block` returns (none without a plan). */
+  updatesOf(block: Block): ValidatorSetUpdate[] {
+    return this.plan === undefined ? [] : this.plan.updatesOf(block);
+  }
 
   addEvidence(evidence: DuplicateVoteEvidence): void {
     const key = evidenceKey(evidence);
@@ -38,10 +50,15 @@ export class SimApplication {
       transactions.push(transaction);
     }
     if (invalid) transactions.push(Uint8Array.of(INVALID_TRANSACTION_MARK, template.height));
+    if (this.plan !== undefined) transactions.push(...this.plan.transactionsAt(template.height));
     return {
       transactions,
       evidence: this.pendingEvidence
-        .filter((item) => item.voteA.height < template.height)
+        .filter(
+          (item) =>
+            item.voteA.height < template.height &&
+            item.voteA.height >= template.height - EVIDENCE_MAX_AGE,
+        )
         .slice(0, 4),
       appStateRoot: this.stateRoot,
       consensusProof: new Uint8Array(0),
@@ -54,6 +71,7 @@ export class SimApplication {
       return false;
     }
     if (!bytesEqual(block.header.appStateRoot, this.stateRoot)) return false;
+    if (this.plan !== undefined && !this.plan.isPlanned(block)) return false;
     return block.evidence.every((item) => !this.committedEvidence.has(evidenceKey(item)));
   }
 

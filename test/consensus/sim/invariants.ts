@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { ed25519PublicKeyFromRaw, ed25519Verify } from '../../../src/crypto/ed25519.js';
 import { encodeCanonical } from '../../../src/codec/cbor.js';
 import { blockHash, VOTE_DOMAIN } from '../../../src/consensus/messages.js';
+import type { HeightContext } from '../../../src/consensus/height-context.js';
 import type { Block, QuorumCertificate, Vote } from '../../../src/consensus/types.js';
 import type { ValidatorSet } from '../../../src/consensus/validator-set.js';
 
@@ -12,6 +13,7 @@ export type ViolationKind =
   | 'double-commit'
   | 'invalid-quorum-certificate'
   | 'honest-equivocation'
+  | 'validator-set'
   | 'liveness';
 
 export interface Violation {
@@ -36,18 +38,26 @@ export class InvariantChecker {
   /** Per correct validator, what it signed at each height/round/step. */
   private readonly signed = new Map<string, string>();
 
+  /** Per height, the schedule (set hash and proposer priorities) the first correct node had. */
+  private readonly schedules = new Map<number, string>();
+
   /** Sign bytes by vote object (every node holds the same vote objects; they are not mutated). */
   private readonly signBytesCache = new WeakMap<Vote, Uint8Array>();
-  private readonly keys: ReadonlyMap<string, KeyObject>;
+  private readonly keys = new WeakMap<ValidatorSet, ReadonlyMap<string, KeyObject>>();
+  private readonly setAt: (height: number) => ValidatorSet;
 
   /**
    * `verify` defaults to Ed25519 from the crypto layer; the simulator passes its memoised one
    * (the same answers), so a signature the nodes already checked over the same bytes is not
    * verified twice. The bytes are built here, so an engine bug in them still shows.
    */
+  /**
+   * `validators`: the set of every height — one fixed set, or the model of a run whose set
+   * changes (validator-plan.ts), written from the rule rather than by the engine's code.
+   */
   constructor(
     private readonly chainId: string,
-    private readonly validators: ValidatorSet,
+    validators: ValidatorSet | ((height: number) => ValidatorSet),
     private readonly honest: (node: number) => boolean,
     private readonly verify: (
       signature: Uint8Array,
@@ -55,12 +65,21 @@ export class InvariantChecker {
       key: KeyObject,
     ) => boolean = ed25519Verify,
   ) {
-    this.keys = new Map(
-      validators.validators.map((validator, index) => [
-        validator.address,
-        validators.verificationKeys[index] ?? ed25519PublicKeyFromRaw(validator.publicKey),
-      ]),
-    );
+    this.setAt = typeof validators === 'function' ? validators : () => validators;
+  }
+
+  private keysOf(set: ValidatorSet): ReadonlyMap<string, KeyObject> {
+    let keys = this.keys.get(set);
+    if (keys === undefined) {
+      keys = new Map(
+        set.validators.map((validator, index) => [
+          validator.address,
+          set.verificationKeys[index] ?? ed25519PublicKeyFromRaw(validator.publicKey),
+        ]),
+      );
+      this.keys.set(set, keys);
+    }
+    return keys;
   }
 
   private violate(kind: ViolationKind, message: string, timeMs: number): void {
@@ -84,6 +103,14 @@ export class InvariantChecker {
     const blocks = this.committedBlocks.get(node) ?? [];
     this.committedBlocks.set(node, blocks);
     blocks.push(block);
+    const expectedSet = this.setAt(height);
+    if (!bytesEqual(block.header.validatorsHash, expectedSet.hash)) {
+      this.violate(
+        'validator-set',
+        `node ${node} height ${height}: the header names another validator set than the height's`,
+        timeMs,
+      );
+    }
     const quorumProblem = this.quorumCertificateProblem(block, commit, fromHex(hash));
     if (quorumProblem !== undefined) {
       this.violate(
@@ -156,6 +183,37 @@ export class InvariantChecker {
     }
   }
 
+  /**
+   * A correct node's context of a height (after a commit or a restart): its validator set is
+   * the model's, and its proposer priorities are those every other correct node had there.
+   */
+  onContext(node: number, context: HeightContext, timeMs: number): void {
+    if (!this.honest(node)) return;
+    const { height, schedule } = context;
+    if (!bytesEqual(schedule.validators.hash, this.setAt(height).hash)) {
+      this.violate(
+        'validator-set',
+        `node ${node} decides height ${height} with another validator set than the height's`,
+        timeMs,
+      );
+    }
+    const next = context.nextSchedule;
+    const fingerprint = [
+      toHex(schedule.validators.hash),
+      schedule.priorities.join(','),
+      next === undefined ? '-' : `${toHex(next.validators.hash)}/${next.priorities.join(',')}`,
+    ].join('|');
+    const first = this.schedules.get(height);
+    if (first === undefined) this.schedules.set(height, fingerprint);
+    else if (first !== fingerprint) {
+      this.violate(
+        'validator-set',
+        `node ${node} has other proposer priorities or next validators at height ${height} than another correct node`,
+        timeMs,
+      );
+    }
+  }
+
   onLivenessFailure(message: string, timeMs: number): void {
     this.violate('liveness', message, timeMs);
   }
@@ -168,6 +226,8 @@ export class InvariantChecker {
   ): string | undefined {
     if (!bytesEqual(hash, commit.blockHash)) return 'commit is for another block';
     if (commit.height !== block.header.height) return 'commit is for another height';
+    // The set of the block's height: a removed validator's precommit is a non-validator's.
+    const set = this.setAt(commit.height);
     const seen = new Set<string>();
     let power = 0;
     for (const vote of commit.precommits) {
@@ -183,8 +243,8 @@ export class InvariantChecker {
       }
       if (seen.has(vote.validator)) return 'a validator is counted twice';
       seen.add(vote.validator);
-      const validator = this.validators.validators.find((v) => v.address === vote.validator);
-      const key = this.keys.get(vote.validator);
+      const validator = set.validators.find((v) => v.address === vote.validator);
+      const key = this.keysOf(set).get(vote.validator);
       if (validator === undefined || key === undefined)
         return 'a precommit is from a non-validator';
       if (!this.verify(vote.signature, this.signBytes(vote), key)) {
@@ -192,8 +252,8 @@ export class InvariantChecker {
       }
       power += validator.power;
     }
-    if (!(3 * power > 2 * this.validators.totalPower)) {
-      return `precommits hold ${power} of ${this.validators.totalPower}, not more than 2/3`;
+    if (!(3 * power > 2 * set.totalPower)) {
+      return `precommits hold ${power} of ${set.totalPower}, not more than 2/3`;
     }
     return undefined;
   }

@@ -3,6 +3,7 @@ import { buildBlock } from '../../../src/consensus/block.js';
 import { checkSigning, type SignedRecord } from '../../../src/consensus/double-sign-guard.js';
 import type { ConsensusAction, ConsensusEvent } from '../../../src/consensus/events.js';
 import {
+  checkValidatorUpdates,
   genesisContext,
   nextHeightContext,
   type HeightContext,
@@ -20,6 +21,7 @@ import {
 import { SimApplication } from './application.js';
 import type { ByzantineBehaviour } from './options.js';
 import type { Prng } from './prng.js';
+import type { ValidatorPlan } from './validator-plan.js';
 
 export type ConsensusMessage =
   | { readonly kind: 'proposal'; readonly proposal: Proposal }
@@ -61,6 +63,8 @@ export interface World {
   readonly genesis: { readonly hash: Uint8Array; readonly time: number };
   readonly gossipIntervalMs: number;
   readonly validatorCount: number;
+  /** The run's validator-set changes, if any (carried by the application's blocks). */
+  readonly validatorPlan: ValidatorPlan | undefined;
   now(): number;
   localTime(node: number): number;
   /** Global duration of `localMs` on this node's clock. */
@@ -72,6 +76,8 @@ export interface World {
   scheduleCatchUp(node: SimNode): void;
   pqSign(message: Uint8Array, secretKey: Uint8Array): Promise<Uint8Array>;
   onCommit(node: SimNode, stored: StoredBlock): void;
+  /** A node has the context of a new height (after a commit, or rebuilt at boot). */
+  onContext(node: SimNode, context: HeightContext): void;
   onSigned(node: SimNode, vote: Vote): void;
   onRejected(
     node: SimNode,
@@ -111,7 +117,7 @@ export class SimNode {
   wal: ConsensusWalRecord | null = null;
   signerRecord: SignedRecord<Vote | Proposal> | null = null;
   // Volatile.
-  app = new SimApplication();
+  app: SimApplication;
   context: HeightContext | null = null;
   private buffered: { from: number; message: ConsensusMessage }[] = [];
   private readonly local: { event: ConsensusEvent; from: number }[] = [];
@@ -131,7 +137,9 @@ export class SimNode {
     readonly prng: Prng,
     readonly behaviour: ByzantineBehaviour | undefined,
     readonly adversary: Adversary | undefined,
-  ) {}
+  ) {
+    this.app = new SimApplication(world.validatorPlan);
+  }
 
   get alive(): boolean {
     return this.state !== null;
@@ -143,13 +151,19 @@ export class SimNode {
 
   /** Boot, or reboot after a crash: replay the store into the application, then the WAL. */
   async boot(genesisValidators: HeightContext['schedule']['validators']): Promise<void> {
-    this.app = new SimApplication();
+    this.app = new SimApplication(this.world.validatorPlan);
     let context = genesisContext(genesisValidators, this.world.genesis);
     for (const stored of this.store) {
       this.app.execute(stored.block);
-      context = nextHeightContext(context, stored.block, stored.commit);
+      context = nextHeightContext(
+        context,
+        stored.block,
+        stored.commit,
+        this.app.updatesOf(stored.block),
+      );
     }
     this.context = context;
+    this.world.onContext(this, context);
     this.buffered = [];
     this.lastGossipHeight = 0;
     this.peerHeights.clear();
@@ -269,7 +283,9 @@ export class SimNode {
           type: 'value-validated',
           height: action.height,
           blockHash: action.blockHash,
-          valid: this.app.validate(action.block),
+          valid:
+            this.app.validate(action.block) &&
+            checkValidatorUpdates(this.context!, this.app.updatesOf(action.block)) === undefined,
         });
         return;
       case 'sign-vote':
@@ -369,8 +385,14 @@ export class SimNode {
     this.store.push(stored);
     this.world.onCommit(this, stored);
     this.app.execute(stored.block);
-    const context = nextHeightContext(this.context!, stored.block, stored.commit);
+    const context = nextHeightContext(
+      this.context!,
+      stored.block,
+      stored.commit,
+      this.app.updatesOf(stored.block),
+    );
     this.context = context;
+    this.world.onContext(this, context);
     // Behind its peers (it decided from a catch-up): say so, and they send the next commit.
     if (
       this.behaviour !== 'silent' &&
@@ -441,6 +463,17 @@ export class SimNode {
     if (state.height !== this.lastGossipHeight) {
       this.lastGossipHeight = state.height;
       return;
+    }
+    if (
+      this.behaviour !== 'silent' &&
+      !state.context.schedule.validators.indexOf.has(this.keys.address)
+    ) {
+      // Not a validator of this height (not yet added, or removed): it sends no votes that
+      // would show it is behind, so it says its height, and peers ahead send it commits.
+      for (let to = 0; to < this.world.validatorCount; to++) {
+        if (to !== this.index)
+          this.world.send(this.index, to, { kind: 'status', height: state.height });
+      }
     }
     for (const own of state.ownProposals.values()) {
       if (own.signed !== null) this.broadcast({ kind: 'proposal', proposal: own.signed });

@@ -1,5 +1,6 @@
 import type { VoteType } from '../../../src/consensus/types.js';
 import type { TimeoutConfig } from '../../../src/consensus/timeouts.js';
+import type { PlannedValidatorChange } from './validator-plan.js';
 
 /** What a faulty validator does (TESTING.md, "Deterministic simulation"). */
 export type ByzantineBehaviour =
@@ -68,8 +69,15 @@ export interface ClockSkew {
 
 export interface SimulationOptions {
   readonly seed: number;
-  /** Voting power of each validator. */
+  /**
+   * Genesis voting power of each node; 0 (only with `validatorChanges`) starts a node outside
+   * the set, following the chain until an update adds it.
+   */
   readonly powers: readonly number[];
+  /** Validator-set changes the blocks carry (validator-plan.ts); none by default. */
+  readonly validatorChanges?: readonly PlannedValidatorChange[];
+  /** Correct nodes must also reach at least this height (so that planned changes happen). */
+  readonly minFinalHeight?: number;
   /** Faulty validators by index. */
   readonly byzantine: ReadonlyMap<number, ByzantineBehaviour>;
   readonly network: NetworkOptions;

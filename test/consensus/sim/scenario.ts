@@ -7,6 +7,7 @@ import type {
   SimulationOptions,
 } from './options.js';
 import { Prng } from './prng.js';
+import type { PlannedValidatorChange } from './validator-plan.js';
 
 /** Timeouts scaled to the simulated network (tens of milliseconds per message). */
 export const SIM_TIMEOUTS: TimeoutConfig = {
@@ -176,5 +177,114 @@ export function lockScenario(seed: number): SimulationOptions {
       slowVotes: { types: ['precommit'], probability: 0.5, meanExtraMs: 250, untilMs: 3_000 },
     },
     progressHeights: 3,
+  };
+}
+
+/** Each node's power in every stretch of heights the plan makes (genesis first). */
+function plannedPowerStretches(
+  powers: readonly number[],
+  changes: readonly PlannedValidatorChange[],
+): number[][] {
+  const stretches = [[...powers]];
+  const current = [...powers];
+  for (const height of [...new Set(changes.map((change) => change.height))].sort((a, b) => a - b)) {
+    for (const change of changes) if (change.height === height) current[change.node] = change.power;
+    stretches.push([...current]);
+  }
+  return stretches;
+}
+
+/**
+ * A random scenario whose validator set changes: 5 or 7 nodes, one or two of them outside the
+ * genesis set, and two to five planned changes at heights 1 to 8 (a node joins, leaves, or
+ * gets another power; the updates of block h decide from h + 2), while the network is lossy,
+ * partitions heal, nodes crash and restart, clocks are skewed and up to two nodes are faulty —
+ * below a third of the power of every set the plan makes (a faulty node may join later).
+ */
+export function validatorChangeScenario(seed: number): SimulationOptions {
+  const prng = new Prng(seed ^ 0x7a11da7e);
+  const count = prng.chance(0.6) ? 5 : 7;
+  const powers = Array.from({ length: count }, () => prng.int(1, 6));
+  const order = prng.shuffle(powers.map((_, i) => i));
+  for (const node of order.slice(0, prng.int(1, 2))) powers[node] = 0;
+
+  const changes: PlannedValidatorChange[] = [];
+  const current = [...powers];
+  const heights = Array.from({ length: prng.int(2, 5) }, () => prng.int(1, 8)).sort(
+    (a, b) => a - b,
+  );
+  for (const height of heights) {
+    const touched = new Set(changes.filter((c) => c.height === height).map((c) => c.node));
+    const free = current.map((_, i) => i).filter((i) => !touched.has(i));
+    const outside = free.filter((i) => current[i] === 0);
+    const inside = free.filter((i) => (current[i] as number) > 0);
+    const members = current.filter((power) => power > 0).length;
+    const kind = prng.pick(['join', 'leave', 'power'] as const);
+    let change: PlannedValidatorChange | undefined;
+    if (kind === 'join' && outside.length > 0) {
+      change = { height, node: prng.pick(outside), power: prng.int(1, 6) };
+    } else if (kind === 'leave' && inside.length > 0 && members > 2) {
+      change = { height, node: prng.pick(inside), power: 0 };
+    } else if (inside.length > 0) {
+      change = { height, node: prng.pick(inside), power: prng.int(1, 8) };
+    }
+    if (change === undefined) continue;
+    changes.push(change);
+    current[change.node] = change.power;
+  }
+  const stretches = plannedPowerStretches(powers, changes);
+
+  // Faulty nodes: below a third of every stretch's total power.
+  const byzantine = new Map<number, ByzantineBehaviour>();
+  const faultyWanted = prng.int(0, 2);
+  for (const node of prng.shuffle(powers.map((_, i) => i))) {
+    if (byzantine.size >= faultyWanted) break;
+    const fits = stretches.every((stretch) => {
+      const total = stretch.reduce((sum, power) => sum + power, 0);
+      const faulty = [...byzantine.keys(), node].reduce(
+        (sum, index) => sum + (stretch[index] as number),
+        0,
+      );
+      return 3 * faulty < total;
+    });
+    if (fits) byzantine.set(node, prng.pick(FAULTY_BEHAVIOURS));
+  }
+
+  const honest = powers.map((_, i) => i).filter((i) => !byzantine.has(i));
+  const partitions: Partition[] = [];
+  if (prng.chance(0.3)) {
+    const fromMs = prng.int(0, 600);
+    const shuffled = prng.shuffle(powers.map((_, i) => i));
+    const cut = prng.int(1, count - 1);
+    partitions.push({
+      groups: [shuffled.slice(0, cut), shuffled.slice(cut)],
+      fromMs,
+      untilMs: fromMs + prng.int(50, 800),
+    });
+  }
+  const crashes: Crash[] = [];
+  const crashCount = prng.chance(0.5) ? prng.int(1, 2) : 0;
+  for (let i = 0; i < crashCount; i++) {
+    const atMs = prng.int(0, 900);
+    crashes.push({ node: prng.pick(honest), atMs, restartAtMs: atMs + prng.int(20, 800) });
+  }
+  const lossy = prng.chance(0.6);
+  return {
+    ...baseOptions(seed, powers),
+    byzantine,
+    validatorChanges: changes,
+    minFinalHeight: Math.max(0, ...changes.map((change) => change.height)) + 4,
+    network: {
+      minDelayMs: prng.int(1, 10),
+      meanJitterMs: prng.int(2, 30),
+      dropRate: lossy ? prng.float() * 0.1 : 0,
+      duplicateRate: lossy ? prng.float() * 0.05 : 0,
+    },
+    partitions,
+    crashes,
+    clocks: powers.map(() => ({
+      offsetMs: prng.int(-500, 500),
+      rate: 1 + (prng.float() - 0.5) * 0.04,
+    })),
   };
 }

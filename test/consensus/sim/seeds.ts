@@ -2,12 +2,14 @@ import { Worker } from 'node:worker_threads';
 import type { SeedSummary } from './worker.js';
 
 /**
- * Runs random-scenario seeds on `workers` worker threads (seeds dealt round-robin) and returns
+ * Runs seeds of a scenario generator (`randomScenario` or `validatorChangeScenario`) on
+ * `workers` worker threads (seeds dealt round-robin) and returns
  * one summary per seed, in seed order. Each worker loads the TypeScript sources through tsx.
  */
 export async function runSeedsInWorkers(
   seeds: readonly number[],
   workers: number,
+  scenario: 'random' | 'validator-changes' = 'random',
 ): Promise<SeedSummary[]> {
   const url = new URL('./worker.ts', import.meta.url).href;
   const code =
@@ -21,7 +23,7 @@ export async function runSeedsInWorkers(
       (share) =>
         new Promise<SeedSummary[]>((resolve, reject) => {
           const summaries: SeedSummary[] = [];
-          const worker = new Worker(code, { eval: true, workerData: { seeds: share } });
+          const worker = new Worker(code, { eval: true, workerData: { seeds: share, scenario } });
           worker.on('message', (summary: SeedSummary) => summaries.push(summary));
           worker.on('error', reject);
           worker.on('exit', (exitCode) => {

@@ -26,6 +26,8 @@ import {
 } from './node.js';
 import type { SimulationOptions } from './options.js';
 import { Prng } from './prng.js';
+import { ValidatorPlan } from './validator-plan.js';
+import type { HeightContext } from '../../../src/consensus/height-context.js';
 
 type SimEvent =
   | { kind: 'boot'; node: number }
@@ -61,7 +63,10 @@ export interface SimulationResult {
   readonly stats: SimulationStats;
   /** Every node's block store at the end. */
   readonly stores: readonly (readonly StoredBlock[])[];
+  /** The genesis validator set. */
   readonly validators: ValidatorSet;
+  /** Each node's validator address, by node index. */
+  readonly addresses: readonly string[];
 }
 
 const GENESIS_TIME = 1_700_000_000_000;
@@ -147,6 +152,7 @@ export class Simulation implements World {
   readonly genesis: { hash: Uint8Array; time: number };
   readonly gossipIntervalMs: number;
   readonly validatorCount: number;
+  validatorPlan: ValidatorPlan | undefined;
   private readonly queue = new EventQueue<SimEvent>();
   private time = 0;
   private readonly prng: Prng;
@@ -195,16 +201,27 @@ export class Simulation implements World {
       keys.push({ ...key, ...(pq === undefined ? {} : { pq }) });
     }
     this.validators = createValidatorSet(
-      keys.map((key, i) => ({
-        publicKey: key.publicKey,
-        power: options.powers[i] as number,
-        ...(key.pq === undefined ? {} : { pqPublicKey: key.pq.publicKey }),
-      })),
+      keys.flatMap((key, i) =>
+        options.powers[i] === 0
+          ? []
+          : [
+              {
+                publicKey: key.publicKey,
+                power: options.powers[i] as number,
+                ...(key.pq === undefined ? {} : { pqPublicKey: key.pq.publicKey }),
+              },
+            ],
+      ),
     );
+    const plan =
+      options.validatorChanges === undefined
+        ? undefined
+        : new ValidatorPlan(options.validatorChanges, keys, options.powers);
+    this.validatorPlan = plan;
     const verifier = memoisingVerifier(this.falcon);
     this.checker = new InvariantChecker(
       this.chainId,
-      this.validators,
+      plan === undefined ? this.validators : (height) => plan.setAt(height),
       (node) => !options.byzantine.has(node),
       verifier.ed25519,
     );
@@ -340,6 +357,10 @@ export class Simulation implements World {
     this.checker.onCommit(node.index, stored.block, stored.commit, this.time);
   }
 
+  onContext(node: SimNode, context: HeightContext): void {
+    this.checker.onContext(node.index, context, this.time);
+  }
+
   onSigned(node: SimNode, vote: Vote): void {
     this.checker.onSigned(node.index, node.keys.address, vote, this.time);
   }
@@ -409,7 +430,7 @@ export class Simulation implements World {
       this.time = next.time;
       if (target === undefined && this.time >= stableFrom) {
         const reached = Math.max(0, ...this.honestNodes().map((node) => node.height));
-        target = reached + this.options.progressHeights;
+        target = Math.max(reached + this.options.progressHeights, this.options.minFinalHeight ?? 0);
       }
       this.stats.events++;
       await this.handle(next.item);
@@ -447,6 +468,7 @@ export class Simulation implements World {
       stats: this.stats,
       stores: this.nodes.map((node) => node.store),
       validators: this.validators,
+      addresses: this.nodes.map((node) => node.keys.address),
     };
   }
 

@@ -1,9 +1,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { randomScenario } from './scenario.js';
+import { randomScenario, validatorChangeScenario } from './scenario.js';
 import { runSimulation } from './simulator.js';
 
 /**
- * Runs a range of random-scenario seeds in a worker thread and reports one summary per seed.
+ * Runs a range of seeds of one scenario generator (random by default, or validator changes) in
+ * a worker thread and reports one summary per seed.
  * Loaded through `runSeedsInWorkers` (seeds.ts).
  */
 export interface SeedSummary {
@@ -14,9 +15,13 @@ export interface SeedSummary {
   readonly heights: readonly number[];
 }
 
-const { seeds } = workerData as { seeds: readonly number[] };
+const { seeds, scenario } = workerData as {
+  seeds: readonly number[];
+  scenario?: 'random' | 'validator-changes';
+};
+const build = scenario === 'validator-changes' ? validatorChangeScenario : randomScenario;
 for (const seed of seeds) {
-  const result = await runSimulation(randomScenario(seed));
+  const result = await runSimulation(build(seed));
   const summary: SeedSummary = {
     seed,
     violations: result.violations,
