@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<BenchSuite>> = {
   'consensus-proof': async () => (await import('./suites/consensus-proof.js')).default,
   stoq: async () => (await import('./suites/stoq.js')).default,
   consensus: async () => (await import('./suites/consensus.js')).default,
+  caesar: async () => (await import('./suites/caesar.js')).default,
 };
 
 const { values, positionals } = parseArgs({

@@ -8,7 +8,7 @@ import {
   type GenesisConsensusParams,
   type GenesisDocument,
 } from '../../src/consensus/genesis.js';
-import { initCluster, type ClusterLayout } from '../../src/node/cluster-init.js';
+import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
 import {
   COMMIT_LOG_MESSAGE,
@@ -38,7 +38,8 @@ export interface CommitEvent {
 }
 
 export interface BenchCluster {
-  readonly layout: ClusterLayout;
+  /** What the genesis ceremony wrote, including the Caesar treasury key (`layout.ledger`). */
+  readonly layout: ClusterInitResult;
   readonly genesis: GenesisDocument;
   readonly names: readonly string[];
   readonly processes: readonly ValidatorProcess[];

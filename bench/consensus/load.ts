@@ -61,6 +61,12 @@ export interface Submitted {
   committedAt: number | null;
 }
 
+interface CommitWaiter {
+  readonly pending: Set<string>;
+  readonly heights: Map<string, number>;
+  readonly resolve: () => void;
+}
+
 interface ObservedBlock {
   readonly height: number;
   readonly round: number;
@@ -88,6 +94,7 @@ export class CommitTracker {
   private lastProcessed = 0;
   private byHash = new Map<string, Submitted>();
   private blocks: ObservedBlock[] = [];
+  private readonly waiters = new Set<CommitWaiter>();
   readonly fetchErrors: string[] = [];
 
   constructor(private readonly cluster: BenchCluster) {
@@ -103,6 +110,37 @@ export class CommitTracker {
 
   observedBlocks(): readonly ObservedBlock[] {
     return this.blocks;
+  }
+
+  /**
+   * Resolves with the height each of `hashes` (hex txHashes) was committed at, once the
+   * observer's blocks hold all of them, independently of `track`; rejects after `timeoutMs`
+   * naming how many are missing. Blocks matched before the call are not looked at.
+   */
+  waitForCommits(hashes: Iterable<string>, timeoutMs: number): Promise<Map<string, number>> {
+    const pending = new Set(hashes);
+    const heights = new Map<string, number>();
+    if (pending.size === 0) return Promise.resolve(heights);
+    return new Promise((resolve, reject) => {
+      const waiter: CommitWaiter = {
+        pending,
+        heights,
+        resolve: () => {
+          clearTimeout(deadline);
+          this.waiters.delete(waiter);
+          resolve(heights);
+        },
+      };
+      const deadline = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(
+          new Error(
+            `${pending.size} of ${pending.size + heights.size} transactions not committed within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.waiters.add(waiter);
+    });
   }
 
   /** Waits until every block the observer logged so far has been fetched and matched. */
@@ -126,11 +164,16 @@ export class CommitTracker {
       const block = decodeBlock(synced.block);
       let stepTxs = 0;
       for (const tx of block.transactions) {
-        const submitted = this.byHash.get(toHex(decodeTransaction(tx).txHash));
+        const hash = toHex(decodeTransaction(tx).txHash);
+        for (const waiter of this.waiters) {
+          if (waiter.pending.delete(hash)) waiter.heights.set(hash, height);
+        }
+        const submitted = this.byHash.get(hash);
         if (submitted === undefined) continue;
         stepTxs += 1;
         submitted.committedAt ??= time;
       }
+      for (const waiter of [...this.waiters]) if (waiter.pending.size === 0) waiter.resolve();
       this.blocks.push({ height, round, time, stepTxs });
     } catch (error) {
       this.fetchErrors.push(`block ${height}: ${(error as Error).message}`);

@@ -18,6 +18,8 @@ export interface BuildJob {
     readonly seed: Uint8Array;
     readonly firstSequence: number;
   }[];
+  /** What a builder other than build-worker.ts needs (prepareLoad's `params`). */
+  readonly params?: unknown;
 }
 
 export interface BuiltBatch {
@@ -35,9 +37,11 @@ export interface PreparedLoad {
   readonly meanBytes: number;
 }
 
-function runBuild(job: BuildJob): Promise<BuiltBatch> {
+const KV_BUILDER = new URL('./build-worker.ts', import.meta.url);
+
+function runBuild(job: BuildJob, builder: URL): Promise<BuiltBatch> {
   return new Promise((resolve, reject) => {
-    const worker = startTsWorker(new URL('./build-worker.ts', import.meta.url), job);
+    const worker = startTsWorker(builder, job);
     worker.once('message', (batch: BuiltBatch) => resolve(batch));
     worker.once('error', reject);
     worker.once('exit', (code) => {
@@ -52,13 +56,25 @@ export async function prepareLoad(options: {
   readonly senders: number;
   readonly count: number;
   readonly tag: string;
+  /** The senders' Ed25519 seeds, `senders` of them (default: fresh random keys). */
+  readonly seeds?: readonly Uint8Array[];
+  /**
+   * The worker module that signs the transactions (default: build-worker.ts, kv sets). It gets
+   * a `BuildJob` as its workerData and posts a `BuiltBatch`.
+   */
+  readonly builder?: URL;
+  /** Handed to the builder as `BuildJob.params` (structured-cloned). */
+  readonly params?: unknown;
 }): Promise<PreparedLoad> {
-  const { senders, count } = options;
+  const { senders, count, seeds } = options;
+  if (seeds !== undefined && seeds.length !== senders) {
+    throw new RangeError(`${seeds.length} seeds given for ${senders} senders`);
+  }
   const perSender = Math.ceil(count / senders);
   const keys = Array.from({ length: senders }, (_, index) => ({
     index,
     label: `${options.tag}-${index}`,
-    seed: new Uint8Array(randomBytes(32)),
+    seed: seeds?.[index] ?? new Uint8Array(randomBytes(32)),
     firstSequence: 0,
   }));
   const workers = Math.max(1, Math.min(availableParallelism(), senders));
@@ -67,12 +83,16 @@ export async function prepareLoad(options: {
   );
   const batches = await Promise.all(
     shares.map((share) =>
-      runBuild({
-        chainId: options.chainId,
-        stampDifficulty: options.stampDifficulty,
-        perSender,
-        senders: share,
-      }),
+      runBuild(
+        {
+          chainId: options.chainId,
+          stampDifficulty: options.stampDifficulty,
+          perSender,
+          senders: share,
+          ...(options.params === undefined ? {} : { params: options.params }),
+        },
+        options.builder ?? KV_BUILDER,
+      ),
     ),
   );
   const bySender: { txs: Uint8Array[]; hashes: Uint8Array[] }[] = new Array(senders);
