@@ -115,8 +115,13 @@ export class CaesarReader {
 
   constructor(
     private readonly input: Uint8Array,
-    private readonly context: string,
+    private context: string,
   ) {}
+
+  /** Names what is read from here on in error messages (e.g. the body's op once it is known). */
+  setContext(context: string): void {
+    this.context = context;
+  }
 
   malformed(message: string, field?: string): never {
     const where = field === undefined ? this.context : `${this.context}.${field}`;

@@ -43,7 +43,7 @@ export function caesarParamsQuery(height?: number): QueryRequest {
  * caller must also trust `response.stateRoot`, e.g. by finding it in a committed block header.
  * Throws `CaesarStateError PROOF_INVALID`, or `StateProofError` if the proof does not decode.
  */
-function verified(key: Uint8Array, response: QueryResponse): Uint8Array | null {
+export function verifiedValue(key: Uint8Array, response: QueryResponse): Uint8Array | null {
   if (response.proof === undefined) {
     throw new CaesarStateError(CaesarStateErrorCode.PROOF_INVALID, 'the answer carries no proof');
   }
@@ -59,16 +59,16 @@ function verified(key: Uint8Array, response: QueryResponse): Uint8Array | null {
 
 /** The proven balance of `address` in base units (an absent account, proven absent, is 0). */
 export function verifyCaesarBalance(address: Uint8Array, response: QueryResponse): bigint {
-  return decodeStoredAmount(verified(balanceKey(address), response));
+  return decodeStoredAmount(verifiedValue(balanceKey(address), response));
 }
 
 /** The proven fee pool in base units. */
 export function verifyCaesarFeePool(response: QueryResponse): bigint {
-  return decodeStoredAmount(verified(FEE_POOL_KEY, response));
+  return decodeStoredAmount(verifiedValue(FEE_POOL_KEY, response));
 }
 
 /** The proven token parameters; null if the chain has no Caesar genesis (proven absent). */
 export function verifyCaesarParams(response: QueryResponse): TokenParams | null {
-  const value = verified(PARAMS_KEY, response);
+  const value = verifiedValue(PARAMS_KEY, response);
   return value === null ? null : decodeTokenParams(value);
 }

@@ -26,6 +26,26 @@ export enum CaesarErrorCode {
   INSUFFICIENT_FUNDS = 'CAESAR_INSUFFICIENT_FUNDS',
   /** Query data that does not have the form the query needs. */
   INVALID_QUERY = 'CAESAR_INVALID_QUERY',
+  /** A staking transaction on a chain whose Caesar genesis has no `staking` section. */
+  STAKING_DISABLED = 'CAESAR_STAKING_DISABLED',
+  /** `create-validator` for a consensus key that already has a validator. */
+  VALIDATOR_EXISTS = 'CAESAR_VALIDATOR_EXISTS',
+  /** A delegation, unbond or unjail naming a validator that does not exist. */
+  UNKNOWN_VALIDATOR = 'CAESAR_UNKNOWN_VALIDATOR',
+  /** A commission rate above 10,000 basis points (100%). */
+  INVALID_COMMISSION = 'CAESAR_INVALID_COMMISSION',
+  /** An unbond of more than the delegation is worth. */
+  INSUFFICIENT_BOND = 'CAESAR_INSUFFICIENT_BOND',
+  /** A delegator already has `MAX_UNBONDING_ENTRIES` unbondings waiting. */
+  TOO_MANY_UNBONDING = 'CAESAR_TOO_MANY_UNBONDING',
+  /** A delegation too small to buy one share of the validator, or one that would overflow. */
+  INVALID_DELEGATION = 'CAESAR_INVALID_DELEGATION',
+  /** `unjail` for a validator that is not jailed. */
+  NOT_JAILED = 'CAESAR_NOT_JAILED',
+  /** `unjail` before the validator's jail time is over. */
+  JAIL_NOT_OVER = 'CAESAR_JAIL_NOT_OVER',
+  /** `create-validator` when `MAX_VALIDATOR_CANDIDATES` validators exist. */
+  TOO_MANY_VALIDATORS = 'CAESAR_TOO_MANY_VALIDATORS',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -39,6 +59,16 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.SELF_TRANSFER]: 7,
   [CaesarErrorCode.INSUFFICIENT_FUNDS]: 8,
   [CaesarErrorCode.INVALID_QUERY]: 9,
+  [CaesarErrorCode.STAKING_DISABLED]: 10,
+  [CaesarErrorCode.VALIDATOR_EXISTS]: 11,
+  [CaesarErrorCode.UNKNOWN_VALIDATOR]: 12,
+  [CaesarErrorCode.INVALID_COMMISSION]: 13,
+  [CaesarErrorCode.INSUFFICIENT_BOND]: 14,
+  [CaesarErrorCode.TOO_MANY_UNBONDING]: 15,
+  [CaesarErrorCode.INVALID_DELEGATION]: 16,
+  [CaesarErrorCode.NOT_JAILED]: 17,
+  [CaesarErrorCode.JAIL_NOT_OVER]: 18,
+  [CaesarErrorCode.TOO_MANY_VALIDATORS]: 19,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {
@@ -55,6 +85,8 @@ export enum CaesarGenesisErrorCode {
   DUPLICATE_ALLOCATION = 'CAESAR_GENESIS_DUPLICATE_ALLOCATION',
   /** The allocations do not add up to the total supply. */
   SUPPLY_MISMATCH = 'CAESAR_GENESIS_SUPPLY_MISMATCH',
+  /** The staking section's validators do not match the consensus genesis validators. */
+  VALIDATOR_MISMATCH = 'CAESAR_GENESIS_VALIDATOR_MISMATCH',
 }
 
 export class CaesarGenesisError extends HyperMeshError<CaesarGenesisErrorCode> {}

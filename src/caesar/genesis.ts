@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SchemaError, bytes, parseInput } from '../codec/schema.js';
+import { SchemaError, bytes, hexString, parseInput } from '../codec/schema.js';
 import type { InitialStateEntry } from '../consensus/application/index.js';
 import type { GenesisAppState } from '../consensus/genesis.js';
 import { ADDRESS_BYTES, formatAddress, parseAddress } from './address.js';
@@ -8,6 +8,30 @@ import { CaesarGenesisError, CaesarGenesisErrorCode } from './errors.js';
 import { decimalsSchema, encodeTokenParams, tokenNameSchema, tokenSymbolSchema } from './params.js';
 import type { TokenParams } from './params.js';
 import { CAESAR_MODULE_NAME, PARAMS_KEY, balanceKey, caesarStateKey } from './state.js';
+import { fromHex, toHex } from '../crypto/bytes.js';
+import { FALCON1024_PUBLIC_KEY_BYTES } from '../crypto/falcon.js';
+import { MAX_TOTAL_VOTING_POWER, STORAGE_ROOT_BYTES } from '../consensus/validator-set.js';
+import { ED25519_PUBLIC_KEY_BYTES, ed25519Address } from './address.js';
+import {
+  BASIS_POINTS,
+  DEFAULT_STAKING_PARAMS,
+  encodeStakingParams,
+  stakingParamsSchema,
+} from './staking-params.js';
+import type { StakingParams } from './staking-params.js';
+import {
+  ACTIVE_SET_KEY,
+  BONDED_KEY,
+  JailReason,
+  STAKING_PARAMS_KEY,
+  VALIDATORS_KEY,
+  compareAddresses,
+  consensusAddress,
+  delegationKey,
+  encodeValidatorList,
+  encodeValidatorRecord,
+  validatorKey,
+} from './staking-state.js';
 
 /**
  * The Caesar part of a chain's genesis: the token's parameters and who holds the supply at
@@ -29,9 +53,31 @@ export interface GenesisAllocation {
   readonly amount: bigint;
 }
 
+/**
+ * A validator of the consensus genesis as staking knows it: the keys and storage root consensus
+ * holds for it (so a later update can remove and re-add it) and the self-bond its operator (the
+ * account of its Ed25519 key) has at height 1. Its power is selfBond / powerUnit.
+ */
+export interface GenesisStakingValidator {
+  readonly publicKey: Uint8Array;
+  readonly pqPublicKey: Uint8Array;
+  readonly storageRoot: Uint8Array;
+  /** Base units bonded by the operator, at least `minValidatorStake` and `powerUnit`. */
+  readonly selfBond: bigint;
+  /** Basis points, 0 to 10,000. */
+  readonly commission: number;
+}
+
+export interface StakingGenesis {
+  readonly params: StakingParams;
+  readonly validators: readonly GenesisStakingValidator[];
+}
+
 export interface CaesarGenesis {
   readonly token: TokenParams;
   readonly allocations: readonly GenesisAllocation[];
+  /** Staking; absent: no staking transactions, rewards or validator updates. */
+  readonly staking?: StakingGenesis;
 }
 
 /**
@@ -46,10 +92,25 @@ export type CaesarGenesisJson = {
     readonly supply: string;
   };
   readonly allocations: readonly { readonly address: string; readonly amount: string }[];
+  readonly staking?: StakingGenesisJson;
+};
+
+/** The staking section of the JSON form: amounts as decimal strings, bytes as hex. */
+export type StakingGenesisJson = {
+  readonly params?: { readonly [name: string]: number | string };
+  readonly validators: readonly {
+    readonly publicKey: string;
+    readonly pqPublicKey: string;
+    readonly storageRoot: string;
+    readonly selfBond: string;
+    readonly commission: number;
+  }[];
 };
 
 /** More allocations than this belong in a snapshot, not a genesis file. */
 export const MAX_GENESIS_ALLOCATIONS = 100_000;
+/** The consensus genesis holds at most this many validators (consensus/genesis.ts). */
+const MAX_VALIDATORS_IN_GENESIS = 10_000;
 
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
 
@@ -87,6 +148,43 @@ const hexAddress = z
 
 const allocations = <T extends z.ZodType>(item: T) => z.array(item).max(MAX_GENESIS_ALLOCATIONS);
 
+const hexBytes = (length: number) => hexString(length).transform((text) => fromHex(text));
+const commission = z.int().min(0).max(BASIS_POINTS);
+
+/** Every parameter optional (the defaults fill in); amounts as decimal strings. */
+const jsonParamsSchema = z
+  .strictObject({
+    epochBlocks: z.int(),
+    maxValidators: z.int(),
+    minValidatorStake: decimalAmount,
+    powerUnit: decimalAmount,
+    unbondingBlocks: z.int(),
+    blockReward: decimalAmount,
+    proposerBonusBps: z.int(),
+    slashFractionBps: z.int(),
+    signedWindow: z.int(),
+    maxMissed: z.int(),
+    jailBlocks: z.int(),
+  })
+  .partial()
+  .transform((given) => ({ ...DEFAULT_STAKING_PARAMS, ...given }))
+  .pipe(stakingParamsSchema);
+
+const jsonStakingSchema = z.strictObject({
+  params: jsonParamsSchema.optional().transform((params) => params ?? DEFAULT_STAKING_PARAMS),
+  validators: z
+    .array(
+      z.strictObject({
+        publicKey: hexBytes(ED25519_PUBLIC_KEY_BYTES),
+        pqPublicKey: hexBytes(FALCON1024_PUBLIC_KEY_BYTES),
+        storageRoot: hexBytes(STORAGE_ROOT_BYTES),
+        selfBond: decimalAmount,
+        commission,
+      }),
+    )
+    .max(MAX_VALIDATORS_IN_GENESIS),
+});
+
 const jsonSchema = z.strictObject({
   token: z.strictObject({
     name: tokenNameSchema,
@@ -95,6 +193,7 @@ const jsonSchema = z.strictObject({
     supply: decimalAmount,
   }),
   allocations: allocations(z.strictObject({ address: hexAddress, amount: decimalAmount })),
+  staking: jsonStakingSchema.optional(),
 });
 
 const amount = z.bigint().min(0n).max(MAX_AMOUNT);
@@ -109,6 +208,22 @@ const typedSchema = z.strictObject({
   allocations: allocations(
     z.strictObject({ address: bytes({ length: ADDRESS_BYTES }), amount: amount }),
   ),
+  staking: z
+    .strictObject({
+      params: stakingParamsSchema,
+      validators: z
+        .array(
+          z.strictObject({
+            publicKey: bytes({ length: ED25519_PUBLIC_KEY_BYTES }),
+            pqPublicKey: bytes({ length: FALCON1024_PUBLIC_KEY_BYTES }),
+            storageRoot: bytes({ length: STORAGE_ROOT_BYTES }),
+            selfBond: amount,
+            commission,
+          }),
+        )
+        .max(MAX_VALIDATORS_IN_GENESIS),
+    })
+    .optional(),
 });
 
 /** Bytewise order (shorter first on a common prefix), as the state store orders keys. */
@@ -137,10 +252,11 @@ function invalid(error: unknown): never {
  * the allocations sum to the supply exactly. Returns the allocations sorted by address.
  */
 function checkAllocations(genesis: CaesarGenesis): GenesisAllocation[] {
+  const bonded = (genesis.staking?.validators ?? []).reduce((sum, v) => sum + v.selfBond, 0n);
   const sorted = genesis.allocations
     .map((allocation, index) => ({ ...allocation, index }))
     .sort((a, b) => compareBytes(a.address, b.address));
-  let total = 0n;
+  let total = bonded;
   for (const [i, allocation] of sorted.entries()) {
     if (allocation.amount === 0n) {
       throw new CaesarGenesisError(
@@ -163,13 +279,116 @@ function checkAllocations(genesis: CaesarGenesis): GenesisAllocation[] {
   const { supply } = genesis.token;
   if (total !== supply) {
     const gap = total < supply ? `${supply - total} short of` : `${total - supply} over`;
+    const what = bonded === 0n ? 'the allocations sum' : 'the allocations and self-bonds sum';
     throw new CaesarGenesisError(
       CaesarGenesisErrorCode.SUPPLY_MISMATCH,
-      `caesarGenesis: the allocations sum to ${total} base units, ${gap} the total supply of ${supply}`,
+      `caesarGenesis: ${what} to ${total} base units, ${gap} the total supply of ${supply}`,
       { allocated: total.toString(), supply: supply.toString() },
     );
   }
   return sorted.map(({ address, amount }) => ({ address, amount }));
+}
+
+function stakingInvalid(message: string, detail: Record<string, unknown> = {}): never {
+  throw new CaesarGenesisError(
+    CaesarGenesisErrorCode.INVALID,
+    `caesarGenesis.staking.${message}`,
+    detail,
+  );
+}
+
+/**
+ * Checks the staking section beyond its schema — each key once; every self-bond at least
+ * `minValidatorStake` and `powerUnit` (so every genesis validator is in the first set, with a
+ * power of at least 1); no more validators than `maxValidators`; total power within
+ * `MAX_TOTAL_VOTING_POWER` — and adds it, validators sorted by consensus address.
+ */
+function withStaking(parsed: CaesarGenesis, result: CaesarGenesis): CaesarGenesis {
+  const staking = parsed.staking;
+  if (staking === undefined) return result;
+  const { params } = staking;
+  if (staking.validators.length > params.maxValidators) {
+    stakingInvalid(
+      `validators: ${staking.validators.length} validators, above maxValidators ${params.maxValidators}`,
+    );
+  }
+  const seen = new Map<string, number>();
+  let totalPower = 0n;
+  for (const [i, validator] of staking.validators.entries()) {
+    const id = toHex(validator.publicKey);
+    const earlier = seen.get(id);
+    if (earlier !== undefined) {
+      stakingInvalid(`validators[${i}].publicKey: the same key as validators[${earlier}]`);
+    }
+    seen.set(id, i);
+    if (validator.selfBond < params.minValidatorStake || validator.selfBond < params.powerUnit) {
+      stakingInvalid(
+        `validators[${i}].selfBond: ${validator.selfBond} is below minValidatorStake ${params.minValidatorStake} or powerUnit ${params.powerUnit}`,
+      );
+    }
+    totalPower += validator.selfBond / params.powerUnit;
+  }
+  if (totalPower > BigInt(MAX_TOTAL_VOTING_POWER)) {
+    stakingInvalid(
+      `validators: a total power of ${totalPower} (self-bonds / powerUnit) is above ${MAX_TOTAL_VOTING_POWER}; raise powerUnit`,
+    );
+  }
+  const validators = staking.validators
+    .map((validator) => ({ ...validator }))
+    .sort((a, b) => compareAddresses(consensusAddress(a.publicKey), consensusAddress(b.publicKey)));
+  return { ...result, staking: { params: { ...params }, validators } };
+}
+
+/**
+ * Checks that a Caesar genesis's staking validators are exactly the consensus genesis
+ * validators: the same Ed25519 keys, FALCON keys and storage roots, and each consensus power
+ * equal to selfBond / powerUnit. Staking hands consensus updates computed from its own view of
+ * the set; if that view differed from the real genesis set, its first updates could name a
+ * validator consensus does not have and halt the chain. A Caesar genesis without staking
+ * passes (the validator set then stays the consensus genesis set). Throws
+ * `CaesarGenesisError VALIDATOR_MISMATCH`.
+ */
+export function checkStakingMatchesValidators(
+  genesis: CaesarGenesis,
+  validators: readonly {
+    readonly publicKey: Uint8Array;
+    readonly pqPublicKey?: Uint8Array;
+    readonly storageRoot?: Uint8Array;
+    readonly power: number;
+  }[],
+): void {
+  const staking = genesis.staking;
+  if (staking === undefined) return;
+  const mismatch = (message: string): never => {
+    throw new CaesarGenesisError(
+      CaesarGenesisErrorCode.VALIDATOR_MISMATCH,
+      `caesarGenesis.staking.validators: ${message}`,
+    );
+  };
+  const byKey = new Map(staking.validators.map((v) => [toHex(v.publicKey), v]));
+  if (byKey.size !== validators.length) {
+    mismatch(
+      `${byKey.size} staking validator(s), but the consensus genesis has ${validators.length}`,
+    );
+  }
+  for (const validator of validators) {
+    const id = toHex(validator.publicKey);
+    const staked = byKey.get(id) ?? mismatch(`consensus validator ${id} has no self-bond`);
+    const sameBytes = (a: Uint8Array | undefined, b: Uint8Array) =>
+      a !== undefined && compareBytes(a, b) === 0;
+    if (!sameBytes(validator.pqPublicKey, staked.pqPublicKey)) {
+      mismatch(`validator ${id} has another FALCON-1024 key than the consensus genesis`);
+    }
+    if (!sameBytes(validator.storageRoot, staked.storageRoot)) {
+      mismatch(`validator ${id} has another storage root than the consensus genesis`);
+    }
+    const power = staked.selfBond / staking.params.powerUnit;
+    if (power !== BigInt(validator.power)) {
+      mismatch(
+        `validator ${id}: self-bond ${staked.selfBond} / powerUnit ${staking.params.powerUnit} = power ${power}, but the consensus genesis gives it ${validator.power}`,
+      );
+    }
+  }
 }
 
 /**
@@ -184,7 +403,9 @@ export function parseCaesarGenesis(input: unknown): CaesarGenesis {
   } catch (error) {
     invalid(error);
   }
-  return { token: parsed.token, allocations: checkAllocations(parsed) };
+  // Staking first: a repeated validator is reported as such, not as a supply mismatch.
+  const staked = withStaking(parsed, { token: parsed.token, allocations: [] });
+  return { ...staked, allocations: checkAllocations(parsed) };
 }
 
 /**
@@ -198,34 +419,100 @@ export function checkCaesarGenesis(genesis: CaesarGenesis): CaesarGenesis {
   } catch (error) {
     invalid(error);
   }
-  return { token: { ...parsed.token }, allocations: checkAllocations(parsed) };
+  const staked = withStaking(parsed, { token: { ...parsed.token }, allocations: [] });
+  return { ...staked, allocations: checkAllocations(parsed) };
 }
 
 /** The JSON form of a genesis (for writing a genesis file); the inverse of `parseCaesarGenesis`. */
 export function caesarGenesisToJson(genesis: CaesarGenesis): CaesarGenesisJson {
   const checked = checkCaesarGenesis(genesis);
   const { name, symbol, decimals, supply } = checked.token;
-  return {
+  const json: CaesarGenesisJson = {
     token: { name, symbol, decimals, supply: supply.toString() },
     allocations: checked.allocations.map(({ address, amount }) => ({
       address: formatAddress(address),
       amount: amount.toString(),
     })),
   };
+  if (checked.staking === undefined) return json;
+  const params: Record<string, number | string> = {};
+  for (const [name, value] of Object.entries(checked.staking.params)) {
+    params[name] = typeof value === 'bigint' ? value.toString() : (value as number);
+  }
+  return {
+    ...json,
+    staking: {
+      params,
+      validators: checked.staking.validators.map((v) => ({
+        publicKey: toHex(v.publicKey),
+        pqPublicKey: toHex(v.pqPublicKey),
+        storageRoot: toHex(v.storageRoot),
+        selfBond: v.selfBond.toString(),
+        commission: v.commission,
+      })),
+    },
+  };
+}
+
+/** The staking entries of the initial state (see docs/caesar.md, "Genesis validators"). */
+function stakingInitialState(staking: StakingGenesis): InitialStateEntry[] {
+  const { params } = staking;
+  const entries: InitialStateEntry[] = [
+    { key: STAKING_PARAMS_KEY, value: encodeStakingParams(params) },
+  ];
+  const addresses: Uint8Array[] = [];
+  let bonded = 0n;
+  for (const validator of staking.validators) {
+    const address = consensusAddress(validator.publicKey);
+    addresses.push(address);
+    bonded += validator.selfBond;
+    entries.push(
+      {
+        key: validatorKey(address),
+        value: encodeValidatorRecord({
+          publicKey: validator.publicKey,
+          pqPublicKey: validator.pqPublicKey,
+          storageRoot: validator.storageRoot,
+          commissionBps: validator.commission,
+          tokens: validator.selfBond,
+          shares: validator.selfBond,
+          power: Number(validator.selfBond / params.powerUnit),
+          jailed: JailReason.NONE,
+          jailedUntil: 0,
+        }),
+      },
+      {
+        key: delegationKey(address, ed25519Address(validator.publicKey)),
+        value: encodeStoredAmount(validator.selfBond),
+      },
+    );
+  }
+  if (addresses.length > 0) {
+    entries.push(
+      { key: VALIDATORS_KEY, value: encodeValidatorList(addresses) },
+      { key: ACTIVE_SET_KEY, value: encodeValidatorList(addresses) },
+      { key: BONDED_KEY, value: encodeStoredAmount(bonded) },
+    );
+  }
+  return entries;
 }
 
 /**
- * The router's `initialState` for a Caesar genesis: `caesar/params` and one `caesar/bal/…` entry
- * per allocation, in key order. Checks the genesis first (`checkCaesarGenesis`).
+ * The router's `initialState` for a Caesar genesis: `caesar/params`, one `caesar/bal/…` entry
+ * per allocation and, with a staking section, the staking parameters, each genesis validator's
+ * record and self-bond delegation, the validator lists and the bonded total; in key order.
+ * Checks the genesis first (`checkCaesarGenesis`).
  */
 export function caesarInitialState(genesis: CaesarGenesis): InitialStateEntry[] {
   const checked = checkCaesarGenesis(genesis);
+  const staking = checked.staking === undefined ? [] : stakingInitialState(checked.staking);
   return [
     { key: caesarStateKey(PARAMS_KEY), value: encodeTokenParams(checked.token) },
     ...checked.allocations.map(({ address, amount }) => ({
       key: caesarStateKey(balanceKey(address)),
       value: encodeStoredAmount(amount),
     })),
+    ...staking.map(({ key, value }) => ({ key: caesarStateKey(key), value })),
   ].sort((a, b) => compareBytes(a.key, b.key));
 }
 

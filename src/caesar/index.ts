@@ -42,13 +42,34 @@ export {
 export {
   MAX_GENESIS_ALLOCATIONS,
   caesarGenesisFromApp,
+  checkStakingMatchesValidators,
   caesarGenesisToJson,
   caesarInitialState,
   checkCaesarGenesis,
   parseCaesarGenesis,
 } from './genesis.js';
-export type { CaesarGenesis, CaesarGenesisJson, GenesisAllocation } from './genesis.js';
-export { BALANCE_QUERY, FEE_POOL_QUERY, PARAMS_QUERY, createCaesarModule } from './module.js';
+export type {
+  CaesarGenesis,
+  CaesarGenesisJson,
+  GenesisAllocation,
+  GenesisStakingValidator,
+  StakingGenesis,
+  StakingGenesisJson,
+} from './genesis.js';
+export {
+  BALANCE_QUERY,
+  BONDED_QUERY,
+  DELEGATION_QUERY,
+  FEE_POOL_QUERY,
+  PARAMS_QUERY,
+  STAKING_PARAMS_QUERY,
+  UNBONDING_QUERY,
+  UNBONDING_TOTAL_QUERY,
+  VALIDATOR_QUERY,
+  VALIDATOR_SET_QUERY,
+  VALIDATORS_QUERY,
+  createCaesarModule,
+} from './module.js';
 export {
   MAX_DECIMALS,
   MAX_TOKEN_NAME_LENGTH,
@@ -66,6 +87,67 @@ export {
   balanceKey,
   caesarStateKey,
 } from './state.js';
-export { MAX_MEMO_BYTES, TRANSFER_OP, decodeCaesarBody, encodeTransfer } from './transfer.js';
+export { MAX_MEMO_BYTES, TRANSFER_OP, encodeTransfer } from './transfer.js';
+export { CAESAR_OPS, decodeCaesarBody } from './body.js';
+export type { CaesarTx } from './body.js';
 export { formatTokenAmount, parseBaseUnits, parseTokenAmount, smallestUnit } from './units.js';
-export type { CaesarTx, Transfer, TransferInput } from './transfer.js';
+export type { Transfer, TransferInput } from './transfer.js';
+export {
+  BASIS_POINTS,
+  DEFAULT_STAKING_PARAMS,
+  MAX_BLOCK_PARAM,
+  MAX_SIGNED_WINDOW,
+  decodeStakingParams,
+  encodeStakingParams,
+} from './staking-params.js';
+export type { StakingParams } from './staking-params.js';
+export {
+  CREATE_VALIDATOR_OP,
+  DELEGATE_OP,
+  UNBOND_OP,
+  UNJAIL_OP,
+  encodeStakingTx,
+} from './staking-tx.js';
+export type { CreateValidator, Delegate, StakingTx, Unbond, Unjail } from './staking-tx.js';
+export {
+  ACTIVE_SET_KEY,
+  BONDED_KEY,
+  JailReason,
+  MAX_UNBONDING_ENTRIES,
+  MAX_VALIDATOR_CANDIDATES,
+  STAKING_PARAMS_KEY,
+  UNBONDING_TOTAL_KEY,
+  VALIDATORS_KEY,
+  consensusAddress,
+  decodeUnbondingEntries,
+  decodeValidatorList,
+  decodeValidatorRecord,
+  delegationKey,
+  formatConsensusAddress,
+  missedKey,
+  parseConsensusAddress,
+  sharesValue,
+  unbondingKey,
+  unbondingQueueKey,
+  validatorKey,
+} from './staking-state.js';
+export type { UnbondingEntry, ValidatorRecord } from './staking-state.js';
+export { MAX_SLASH_LOOKBACK, caesarEndBlock, selectValidatorSet } from './end-block.js';
+export {
+  caesarBondedQuery,
+  caesarDelegationQuery,
+  caesarStakingParamsQuery,
+  caesarUnbondingQuery,
+  caesarUnbondingTotalQuery,
+  caesarValidatorQuery,
+  caesarValidatorSetQuery,
+  caesarValidatorsQuery,
+  verifyCaesarBonded,
+  verifyCaesarDelegation,
+  verifyCaesarStakingParams,
+  verifyCaesarUnbonding,
+  verifyCaesarUnbondingTotal,
+  verifyCaesarValidator,
+  verifyCaesarValidatorSet,
+  verifyCaesarValidators,
+} from './staking-client.js';

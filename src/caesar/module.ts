@@ -1,10 +1,13 @@
 import type {
   CheckContext,
+  EndBlockContext,
   ExecutionContext,
   Module,
   ModuleQueryAnswer,
   ModuleStateReader,
 } from '../consensus/application/module.js';
+import type { ValidatorUpdate } from '../consensus/app.js';
+import { VALIDATOR_ADDRESS_BYTES } from '../consensus/validator-set.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { ADDRESS_BYTES, ed25519Address } from './address.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
@@ -16,13 +19,34 @@ import {
   readAmount,
   writeAmount,
 } from './state.js';
-import { decodeCaesarBody } from './transfer.js';
-import type { CaesarTx, Transfer } from './transfer.js';
+import { decodeCaesarBody } from './body.js';
+import type { CaesarTx } from './body.js';
+import { caesarEndBlock } from './end-block.js';
+import { applyStakingTx, checkStakingTx } from './staking.js';
+import {
+  ACTIVE_SET_KEY,
+  BONDED_KEY,
+  STAKING_PARAMS_KEY,
+  UNBONDING_TOTAL_KEY,
+  VALIDATORS_KEY,
+  delegationKey,
+  unbondingKey,
+  validatorKey,
+} from './staking-state.js';
+import type { Transfer } from './transfer.js';
 
 /** Query paths of the module (`caesar/<path>`). */
 export const BALANCE_QUERY = 'balance';
 export const FEE_POOL_QUERY = 'fees';
 export const PARAMS_QUERY = 'params';
+export const VALIDATOR_QUERY = 'validator';
+export const VALIDATORS_QUERY = 'validators';
+export const VALIDATOR_SET_QUERY = 'validator-set';
+export const DELEGATION_QUERY = 'delegation';
+export const UNBONDING_QUERY = 'unbonding';
+export const STAKING_PARAMS_QUERY = 'staking-params';
+export const BONDED_QUERY = 'bonded';
+export const UNBONDING_TOTAL_QUERY = 'unbonding-total';
 
 interface Debit {
   readonly from: Uint8Array;
@@ -60,14 +84,18 @@ function authorize(state: ModuleStateReader, tx: Transfer, sender: Uint8Array): 
   return { from, remaining: balance - cost };
 }
 
-function queryAddress(path: string, data: Uint8Array): Uint8Array {
-  if (data.length !== ADDRESS_BYTES) {
+function queryBytes(path: string, data: Uint8Array, length: number, what: string): Uint8Array {
+  if (data.length !== length) {
     throw new CaesarError(
       CaesarErrorCode.INVALID_QUERY,
-      `caesar/${path} takes a ${ADDRESS_BYTES}-byte address, got ${data.length} bytes`,
+      `caesar/${path} takes ${what}, got ${data.length} bytes`,
     );
   }
   return data;
+}
+
+function queryAddress(path: string, data: Uint8Array): Uint8Array {
+  return queryBytes(path, data, ADDRESS_BYTES, `a ${ADDRESS_BYTES}-byte address`);
 }
 
 function noData(path: string, data: Uint8Array): void {
@@ -78,6 +106,14 @@ function noData(path: string, data: Uint8Array): void {
     );
   }
 }
+
+const SINGLE_KEY_QUERIES: Readonly<Record<string, Uint8Array>> = {
+  [VALIDATORS_QUERY]: VALIDATORS_KEY,
+  [VALIDATOR_SET_QUERY]: ACTIVE_SET_KEY,
+  [STAKING_PARAMS_QUERY]: STAKING_PARAMS_KEY,
+  [BONDED_QUERY]: BONDED_KEY,
+  [UNBONDING_TOTAL_QUERY]: UNBONDING_TOTAL_KEY,
+};
 
 /**
  * The Caesar ledger module: accounts and transfers (docs/caesar.md). A transfer debits the
@@ -91,10 +127,15 @@ export function createCaesarModule(): Module<CaesarTx> {
     name: CAESAR_MODULE_NAME,
     decodeBody: decodeCaesarBody,
     check(ctx: CheckContext, tx: CaesarTx, sender: Uint8Array): void {
-      authorize(ctx.state, tx, sender);
+      if (tx.op === 'transfer') authorize(ctx.state, tx, sender);
+      else checkStakingTx(ctx.state, tx, sender, ctx.height);
     },
     apply(ctx: ExecutionContext, tx: CaesarTx, sender: Uint8Array): void {
       const { state } = ctx;
+      if (tx.op !== 'transfer') {
+        applyStakingTx(state, tx, sender, ctx.height);
+        return;
+      }
       const { from, remaining } = authorize(state, tx, sender);
       writeAmount(state, balanceKey(from), remaining);
       // Read after the debit: the recipient is never the sender (authorize), but reading the
@@ -113,9 +154,41 @@ export function createCaesarModule(): Module<CaesarTx> {
         case PARAMS_QUERY:
           noData(path, data);
           return { key: PARAMS_KEY };
+        case VALIDATOR_QUERY:
+          return {
+            key: validatorKey(
+              queryBytes(path, data, VALIDATOR_ADDRESS_BYTES, 'a 20-byte validator address'),
+            ),
+          };
+        case DELEGATION_QUERY: {
+          const both = queryBytes(
+            path,
+            data,
+            VALIDATOR_ADDRESS_BYTES + ADDRESS_BYTES,
+            'a 20-byte validator address followed by a 32-byte delegator address',
+          );
+          return {
+            key: delegationKey(
+              both.subarray(0, VALIDATOR_ADDRESS_BYTES),
+              both.subarray(VALIDATOR_ADDRESS_BYTES),
+            ),
+          };
+        }
+        case UNBONDING_QUERY:
+          return { key: unbondingKey(queryAddress(path, data)) };
+        case VALIDATORS_QUERY:
+        case VALIDATOR_SET_QUERY:
+        case STAKING_PARAMS_QUERY:
+        case BONDED_QUERY:
+        case UNBONDING_TOTAL_QUERY:
+          noData(path, data);
+          return { key: SINGLE_KEY_QUERIES[path]! };
         default:
           return undefined;
       }
+    },
+    endBlock(ctx: EndBlockContext): readonly ValidatorUpdate[] {
+      return caesarEndBlock(ctx);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { ADDRESS_BYTES } from './address.js';
 import { isAmount } from './amount.js';
-import { CaesarReader, amountItem, bytesItem, mapItem, textItem } from './cbor.js';
+import { amountItem, bytesItem, mapItem, textItem } from './cbor.js';
+import type { CaesarReader } from './cbor.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
 
 /**
@@ -29,9 +30,6 @@ export interface Transfer {
   readonly memo?: Uint8Array;
 }
 
-/** Every Caesar transaction body; transfers are the only kind so far. */
-export type CaesarTx = Transfer;
-
 export interface TransferInput {
   readonly to: Uint8Array;
   readonly amount: bigint;
@@ -40,7 +38,7 @@ export interface TransferInput {
 }
 
 /** Field names in canonical order. */
-const TRANSFER_FIELDS = ['op', 'to', 'fee', 'memo', 'amount'] as const;
+export const TRANSFER_FIELDS = ['op', 'to', 'fee', 'memo', 'amount'] as const;
 
 function zeroAmount(): never {
   throw new CaesarError(
@@ -118,32 +116,12 @@ export function encodeTransfer(input: TransferInput): Uint8Array {
 }
 
 /**
- * Parses a Caesar transaction body (stateless rules). Accepts only the canonical encoding.
- * Throws `CaesarError`: `MALFORMED_BODY`, `UNKNOWN_FIELD`, `INVALID_AMOUNT`,
- * `AMOUNT_TOO_LARGE`, `ZERO_AMOUNT` or `MEMO_TOO_LONG`.
+ * Reads the fields after `op` of a transfer body (`reader` positioned after the op's value,
+ * `count` the map's length). Throws `CaesarError`.
  */
-export function decodeCaesarBody(body: Uint8Array): CaesarTx {
-  try {
-    return decodeTransfer(body);
-  } catch (error) {
-    if (error instanceof CaesarError) throw error;
-    throw new CaesarError(
-      CaesarErrorCode.MALFORMED_BODY,
-      `caesar body: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-}
-
-function decodeTransfer(body: Uint8Array): Transfer {
-  const reader: CaesarReader = new CaesarReader(body, 'transfer');
-  const count = reader.readMapLength();
-  if (count === 0) reader.malformed('empty map; a body has an "op" field');
-  // "op" sorts before every other field, so it is the first key of any canonical body.
-  const first = reader.readKey(TRANSFER_FIELDS, undefined);
-  if (first !== 'op') reader.malformed('missing field "op"');
-  const op = reader.readAsciiText('op', 32);
-  if (op !== TRANSFER_OP) reader.malformed(`unknown op ${JSON.stringify(op)}; known: "transfer"`);
-  let previous: string = first;
+export function readTransfer(reader: CaesarReader, count: number): Transfer {
+  const op = TRANSFER_OP;
+  let previous: string = 'op';
   let to: Uint8Array | undefined;
   let fee: bigint | undefined;
   let memo: Uint8Array | undefined;

@@ -31,6 +31,30 @@ export interface TxAcceptance {
 
 export type TxCheckResult = TxAcceptance | TxRejection;
 
+/** One validator of the set that committed the previous block, and whether it signed. */
+export interface CommitVoteInfo {
+  readonly validator: ValidatorAddress;
+  /** Its voting power in that set. */
+  readonly power: number;
+  /** Its precommit for the block is in the commit this block carries (`Block.lastCommit`). */
+  readonly signed: boolean;
+}
+
+/**
+ * Who signed the previous block's commit (CometBFT's `LastCommitInfo`): for block h, every
+ * validator of set(h − 1) — the set that decided block h − 1 — in address order, each with its
+ * power in that set and whether its precommit for block h − 1 is among the precommits of the
+ * quorum certificate block h carries as `lastCommit`. It must be derived from the block itself
+ * (its `lastCommit` and the set of height h − 1), never from precommits a node happened to
+ * receive later, so that every node executing block h sees the same list. Absent at height 1
+ * (no previous block) and wherever the driver does not supply it.
+ */
+export interface LastCommitInfo {
+  /** The height of the committed block: this block's height − 1. */
+  readonly height: number;
+  readonly votes: readonly CommitVoteInfo[];
+}
+
 /** The block being executed, as the application sees it. */
 export interface BlockExecutionInput {
   readonly chainId: string;
@@ -40,6 +64,8 @@ export interface BlockExecutionInput {
   readonly proposer: ValidatorAddress;
   readonly transactions: readonly Uint8Array[];
   readonly evidence: readonly DuplicateVoteEvidence[];
+  /** Who signed the previous block's commit; optional (see `LastCommitInfo`). */
+  readonly lastCommit?: LastCommitInfo;
 }
 
 /** Outcome of one transaction in an executed block (deterministic; part of the state). */
@@ -64,7 +90,10 @@ export interface BlockExecutionResult {
   /** Writes to persist atomically with the block (NodeStore.saveBlock). */
   readonly changes: readonly StateChange[];
   readonly txResults: readonly TxResult[];
-  /** Validator-set changes taking effect at height + 2 (empty for a fixed set). */
+  /**
+   * Validator-set changes taking effect at height + 2: what the modules' `endBlock` hooks
+   * returned, in module order (empty when no module changes the set).
+   */
   readonly validatorUpdates: readonly ValidatorUpdate[];
 }
 

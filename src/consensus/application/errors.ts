@@ -45,6 +45,8 @@ export enum ApplicationErrorCode {
   INVALID_STATE_WRITE = 'APP_INVALID_STATE_WRITE',
   /** A module's state view was used outside the call it was given to. */
   STATE_VIEW_CLOSED = 'APP_STATE_VIEW_CLOSED',
+  /** A module's `endBlock` returned validator updates of the wrong form, or two naming one key. */
+  INVALID_VALIDATOR_UPDATES = 'APP_INVALID_VALIDATOR_UPDATES',
   /** checkTx hit an error that is not about the transaction (e.g. the store failed). */
   INTERNAL = 'APP_INTERNAL',
 }

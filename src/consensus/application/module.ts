@@ -9,6 +9,9 @@
  * unordered collections whose order could differ.
  */
 
+import type { LastCommitInfo, ValidatorUpdate } from '../app.js';
+import type { DuplicateVoteEvidence, ValidatorAddress } from '../types.js';
+
 /** Read access to one module's keys. */
 export interface ModuleStateReader {
   get(key: Uint8Array): Uint8Array | null;
@@ -27,6 +30,11 @@ export interface ModuleState extends ModuleStateReader {
 /** What `check` may look at: the state the transaction would run on, read-only. */
 export interface CheckContext {
   readonly chainId: string;
+  /**
+   * The height the transaction would execute at: at admission (`checkTx`) the latest committed
+   * height + 1; in a block, the block's height.
+   */
+  readonly height: number;
   readonly txHash: Uint8Array;
   readonly state: ModuleStateReader;
 }
@@ -38,6 +46,24 @@ export interface ExecutionContext {
   /** BFT time of the block, ms since the Unix epoch. */
   readonly time: number;
   readonly txHash: Uint8Array;
+  readonly state: ModuleState;
+}
+
+/**
+ * What `endBlock` runs with: the block, after all its transactions, and the module's writable
+ * state on top of them. Everything in it is the same on every node executing the block.
+ */
+export interface EndBlockContext {
+  readonly chainId: string;
+  readonly height: number;
+  /** BFT time of the block, ms since the Unix epoch. */
+  readonly time: number;
+  /** The block's proposer (validator address, consensus/types.ts). */
+  readonly proposer: ValidatorAddress;
+  /** Equivocation evidence included in the block (already verified by consensus). */
+  readonly evidence: readonly DuplicateVoteEvidence[];
+  /** Who signed the previous block's commit; undefined when the driver does not supply it. */
+  readonly lastCommit: LastCommitInfo | undefined;
   readonly state: ModuleState;
 }
 
@@ -76,4 +102,13 @@ export interface Module<Tx = unknown> {
    * module does not have.
    */
   query(path: string, data: Uint8Array, view: ModuleStateReader): ModuleQueryAnswer | undefined;
+  /**
+   * Optional: runs once per block, after the block's transactions, in both `prepareProposal`
+   * and `executeBlock` (so identically on the proposer and every validator), in the order the
+   * modules were given to the router. Writes go through `ctx.state`; returns the validator-set
+   * changes the module wants (the router concatenates every module's into
+   * `BlockExecutionResult.validatorUpdates`). There is no refusal here: any exception, a
+   * `ModuleError` included, is a module fault that fails the block.
+   */
+  endBlock?(ctx: EndBlockContext): readonly ValidatorUpdate[];
 }

@@ -46,6 +46,11 @@ export class CommittedState {
     this.values = new BoundedMap(capacity);
   }
 
+  /** The state root (hex) as of the last `sync()`. */
+  currentRoot(): string | undefined {
+    return this.root;
+  }
+
   sync(): void {
     const root = Buffer.from(this.state.root()).toString('hex');
     if (root !== this.root) {

@@ -15,7 +15,9 @@ import type {
   QueryRequest,
   QueryResponse,
   TxCheckResult,
+  LastCommitInfo,
   TxResult,
+  ValidatorUpdate,
 } from '../app.js';
 import { ConsensusError, ConsensusErrorCode } from '../errors.js';
 import { MAX_STAMP_DIFFICULTY } from '../proof/params.js';
@@ -160,10 +162,10 @@ function checkOptions(options: ApplicationOptions): void {
   }
 }
 
-interface BlockContext {
-  readonly height: number;
-  readonly time: number;
-}
+type BlockContext = Omit<BlockExecutionInput, 'transactions'>;
+
+/** A key no module can own (modules' keys start with `<name>/`); read for its height only. */
+const HEIGHT_PROBE_KEY = new TextEncoder().encode(`${ACCOUNT_PREFIX}/`);
 
 /** A view of the committed state at one height (or the latest). */
 function committedReader(state: StateReader, height?: number): ModuleStateReader {
@@ -185,6 +187,9 @@ class Router implements Application {
   private readonly recent: RecentTxResults;
   private readonly committedState: CommittedState;
   private readonly admitted: BoundedMap<string, Admitted>;
+  /** The latest committed height as last learned (null: none stored; undefined: not known). */
+  private knownHeight: number | null | undefined;
+  private knownHeightRoot: string | undefined;
 
   constructor(options: ApplicationOptions) {
     checkOptions(options);
@@ -244,6 +249,20 @@ class Router implements Application {
     return { envelope, ...entry };
   }
 
+  /**
+   * The latest committed height, for `CheckContext.height` at admission. `committed()` tells
+   * it after every block; otherwise (a fresh router, or the state moved without a `committed`
+   * call) it is read from the store once per state root.
+   */
+  private committedHeight(): number {
+    const root = this.committedState.currentRoot();
+    if (this.knownHeight === undefined || this.knownHeightRoot !== root) {
+      this.knownHeight = this.state.getWithProof(HEIGHT_PROBE_KEY).height;
+      this.knownHeightRoot = root;
+    }
+    return this.knownHeight ?? 0;
+  }
+
   checkTx(tx: Uint8Array): TxCheckResult {
     try {
       this.committedState.sync();
@@ -271,7 +290,12 @@ class Router implements Application {
         const view = new ModuleView(this.committedState, prefix, module.name, false);
         try {
           module.check(
-            { chainId: this.chainId, txHash: envelope.txHash, state: view },
+            {
+              chainId: this.chainId,
+              height: this.committedHeight() + 1,
+              txHash: envelope.txHash,
+              state: view,
+            },
             body,
             envelope.sender,
           );
@@ -328,7 +352,11 @@ class Router implements Application {
     const writer = new ModuleView(scope, prefix, module.name, true);
     try {
       const body = module.decodeBody(envelope.body);
-      module.check({ chainId: this.chainId, txHash, state: reader }, body, sender);
+      module.check(
+        { chainId: this.chainId, height: block.height, txHash, state: reader },
+        body,
+        sender,
+      );
       module.apply(
         { chainId: this.chainId, height: block.height, time: block.time, txHash, state: writer },
         body,
@@ -355,13 +383,59 @@ class Router implements Application {
     return overlay;
   }
 
-  private finish(overlay: BlockOverlay, txResults: TxResult[]): BlockExecutionResult {
+  /**
+   * Runs every module's `endBlock` on the block's state after its transactions, in module
+   * order, and collects their validator updates. Whatever a hook throws propagates: a fault,
+   * never a refusal (the proposer cannot propose the block, a validator refuses it).
+   */
+  private endBlock(overlay: BlockOverlay, block: BlockContext): ValidatorUpdate[] {
+    const updates: ValidatorUpdate[] = [];
+    const keys = new Set<string>();
+    for (const { module, prefix } of this.modules.values()) {
+      if (module.endBlock === undefined) continue;
+      const view = new ModuleView(overlay, prefix, module.name, true);
+      let returned: readonly ValidatorUpdate[];
+      try {
+        returned = module.endBlock({
+          chainId: this.chainId,
+          height: block.height,
+          time: block.time,
+          proposer: block.proposer,
+          evidence: block.evidence,
+          lastCommit: block.lastCommit,
+          state: view,
+        });
+      } finally {
+        view.close();
+      }
+      for (const update of checkedUpdates(module.name, returned)) {
+        const id = toHex(update.publicKey);
+        if (keys.has(id)) {
+          throw new ApplicationError(
+            ApplicationErrorCode.INVALID_VALIDATOR_UPDATES,
+            `module ${module.name} returned a validator update for key ${id}, which another update of this block already names`,
+            { module: module.name, publicKey: id },
+          );
+        }
+        keys.add(id);
+        updates.push(update);
+      }
+    }
+    return updates;
+  }
+
+  private finish(
+    overlay: BlockOverlay,
+    txResults: TxResult[],
+    block: BlockContext,
+  ): BlockExecutionResult {
+    const validatorUpdates = this.endBlock(overlay, block);
     const changes = overlay.changes();
     return {
       stateRoot: this.state.computeRoot(changes),
       changes,
       txResults,
-      validatorUpdates: [],
+      validatorUpdates,
     };
   }
 
@@ -396,7 +470,7 @@ class Router implements Application {
         // Inadmissible here (or a module fault): leave it out, the overlay is unchanged.
       }
     }
-    return { transactions, result: this.finish(overlay, txResults) };
+    return { transactions, result: this.finish(overlay, txResults, block) };
   }
 
   executeBlock(block: BlockExecutionInput): BlockExecutionResult {
@@ -416,7 +490,7 @@ class Router implements Application {
         );
       }
     });
-    return this.finish(overlay, txResults);
+    return this.finish(overlay, txResults, block);
   }
 
   private checkBlock(block: Omit<BlockExecutionInput, 'transactions'>): void {
@@ -434,9 +508,12 @@ class Router implements Application {
         { height: block.height, time: block.time },
       );
     }
+    if (block.lastCommit !== undefined) checkLastCommit(block.lastCommit, block.height);
   }
 
   committed(height: number, result: BlockExecutionResult): void {
+    this.knownHeight = height;
+    this.knownHeightRoot = Buffer.from(result.stateRoot).toString('hex');
     this.recent.record(height, result.txResults);
     for (const { txHash } of result.txResults) this.cache.forget(txHash);
   }
@@ -502,6 +579,69 @@ class Router implements Application {
       stateRoot: this.state.root(found.height),
     };
   }
+}
+
+/**
+ * The form of `lastCommit` (the driver's input, app.ts `LastCommitInfo`): the previous height,
+ * validators in strictly increasing address order, safe-integer powers, boolean `signed`.
+ */
+function checkLastCommit(lastCommit: LastCommitInfo, height: number): void {
+  const bad = (message: string): never => {
+    throw new ConsensusError(ConsensusErrorCode.INVALID_BLOCK, `lastCommit: ${message}`, {
+      height,
+    });
+  };
+  if (typeof lastCommit !== 'object' || lastCommit === null) bad('not a record');
+  if (lastCommit.height !== height - 1) {
+    bad(`names height ${String(lastCommit.height)}, not the previous height ${height - 1}`);
+  }
+  if (!Array.isArray(lastCommit.votes)) bad('votes is not a list');
+  let previous = '';
+  for (const [i, vote] of lastCommit.votes.entries()) {
+    if (typeof vote !== 'object' || vote === null) bad(`votes[${i}] is not a record`);
+    const { validator, power, signed } = vote;
+    if (typeof validator !== 'string' || validator <= previous) {
+      bad(`votes[${i}].validator must be an address after the previous one`);
+    }
+    if (!isUint(power) || typeof signed !== 'boolean') {
+      bad(`votes[${i}] needs a non-negative integer power and a boolean signed`);
+    }
+    previous = validator;
+  }
+}
+
+/** A module's `endBlock` result, checked for form and copied (its bytes are not shared). */
+function checkedUpdates(module: string, returned: unknown): ValidatorUpdate[] {
+  const bad = (message: string): never => {
+    throw new ApplicationError(
+      ApplicationErrorCode.INVALID_VALIDATOR_UPDATES,
+      `module ${module} endBlock: ${message}`,
+      { module },
+    );
+  };
+  if (!Array.isArray(returned)) return bad('did not return a list of validator updates');
+  return returned.map((update: unknown, i): ValidatorUpdate => {
+    if (typeof update !== 'object' || update === null) return bad(`update ${i} is not a record`);
+    const { publicKey, power, pqPublicKey, storageRoot } = update as Partial<ValidatorUpdate>;
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
+      return bad(`update ${i}: publicKey must be a 32-byte Ed25519 key`);
+    }
+    if (!isUint(power)) return bad(`update ${i}: power must be a non-negative integer`);
+    for (const [name, value] of [
+      ['pqPublicKey', pqPublicKey],
+      ['storageRoot', storageRoot],
+    ] as const) {
+      if (value !== undefined && !(value instanceof Uint8Array)) {
+        bad(`update ${i}: ${name} must be bytes when present`);
+      }
+    }
+    return {
+      publicKey: publicKey.slice(),
+      power,
+      ...(pqPublicKey === undefined ? {} : { pqPublicKey: pqPublicKey.slice() }),
+      ...(storageRoot === undefined ? {} : { storageRoot: storageRoot.slice() }),
+    };
+  });
 }
 
 /** A transaction refusal from whatever `checkTx` caught; never throws. */

@@ -1,0 +1,61 @@
+import { CaesarReader } from './cbor.js';
+import { CaesarError, CaesarErrorCode } from './errors.js';
+import {
+  CREATE_VALIDATOR_OP,
+  DELEGATE_OP,
+  STAKING_FIELDS,
+  UNBOND_OP,
+  UNJAIL_OP,
+  readStakingTx,
+} from './staking-tx.js';
+import type { StakingTx } from './staking-tx.js';
+import { TRANSFER_FIELDS, TRANSFER_OP, readTransfer } from './transfer.js';
+import type { Transfer } from './transfer.js';
+
+/** Every Caesar transaction body: a transfer or a staking transaction, told apart by `op`. */
+export type CaesarTx = Transfer | StakingTx;
+
+export const CAESAR_OPS = [TRANSFER_OP, CREATE_VALIDATOR_OP, DELEGATE_OP, UNBOND_OP, UNJAIL_OP];
+
+/** Every field name of any body, for reading the first key before the op is known. */
+const ANY_FIELD: readonly string[] = [
+  ...new Set<string>([...TRANSFER_FIELDS, ...Object.values(STAKING_FIELDS).flat()]),
+];
+
+/**
+ * Parses a Caesar transaction body (stateless rules). Accepts only the canonical encoding.
+ * `op` sorts before every other field name, so it is the first key of any canonical body and
+ * decides which fields may follow. Throws `CaesarError`: `MALFORMED_BODY`, `UNKNOWN_FIELD`,
+ * `INVALID_AMOUNT`, `AMOUNT_TOO_LARGE`, `ZERO_AMOUNT`, `MEMO_TOO_LONG` or `INVALID_COMMISSION`.
+ */
+export function decodeCaesarBody(body: Uint8Array): CaesarTx {
+  try {
+    const reader = new CaesarReader(body, 'caesar body');
+    const count = reader.readMapLength();
+    if (count === 0) reader.malformed('empty map; a body has an "op" field');
+    const first = reader.readKey(ANY_FIELD, undefined);
+    if (first !== 'op') reader.malformed('missing field "op"');
+    const op = reader.readAsciiText('op', 32);
+    switch (op) {
+      case TRANSFER_OP:
+        reader.setContext(op);
+        return readTransfer(reader, count);
+      case CREATE_VALIDATOR_OP:
+      case DELEGATE_OP:
+      case UNBOND_OP:
+      case UNJAIL_OP:
+        reader.setContext(op);
+        return readStakingTx(reader, op, count);
+      default:
+        return reader.malformed(
+          `unknown op ${JSON.stringify(op)}; known: ${CAESAR_OPS.map((o) => `"${o}"`).join(', ')}`,
+        );
+    }
+  } catch (error) {
+    if (error instanceof CaesarError) throw error;
+    throw new CaesarError(
+      CaesarErrorCode.MALFORMED_BODY,
+      `caesar body: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}

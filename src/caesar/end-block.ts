@@ -1,0 +1,413 @@
+import type { ValidatorUpdate } from '../consensus/app.js';
+import type { EndBlockContext, ModuleState } from '../consensus/application/module.js';
+import { MAX_TOTAL_VOTING_POWER } from '../consensus/validator-set.js';
+import { ed25519Address } from './address.js';
+import { MAX_AMOUNT } from './amount.js';
+import { decodeTokenParams, encodeTokenParams } from './params.js';
+import { BASIS_POINTS, decodeStakingParams } from './staking-params.js';
+import type { StakingParams } from './staking-params.js';
+import {
+  ACTIVE_SET_KEY,
+  BONDED_KEY,
+  JailReason,
+  STAKING_PARAMS_KEY,
+  UNBONDING_TOTAL_KEY,
+  compareAddresses,
+  encodeValidatorList,
+  formatConsensusAddress,
+  missedKey,
+  parseConsensusAddress,
+  readQueue,
+  readUnbondingEntries,
+  readValidator,
+  readValidatorList,
+  writeQueue,
+  writeUnbondingEntries,
+  writeValidator,
+} from './staking-state.js';
+import type { ValidatorRecord } from './staking-state.js';
+import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from './state.js';
+
+/**
+ * Caesar's end of block (docs/caesar.md, "Epochs", "Rewards", "Slashing"), in this order:
+ *
+ * 1. slashing: each equivocation in the block burns `slashFraction` of its validator's stake
+ *    and of the unbondings from it begun after the offence, and jails it;
+ * 2. downtime: `lastCommit` updates each validator's missed-commit window; more than
+ *    `maxMissed` misses jails it (no slash);
+ * 3. rewards: `blockReward` is minted and, with the fee pool, paid to the validators that
+ *    signed the previous block's commit (by power), the proposer taking its bonus first;
+ * 4. unbondings that complete at this height return to their delegators' balances;
+ * 5. validator updates: validators jailed in this block leave the set now (effective at
+ *    height + 2); at an epoch height the whole set is recomputed from stake.
+ *
+ * Without a staking section in the genesis (no `stk/params`) it does nothing.
+ */
+
+/** Creation heights of unbonding entries a slash looks back over (the evidence age is 100). */
+export const MAX_SLASH_LOOKBACK = 1_000;
+
+const bps = (amount: bigint, rate: number): bigint =>
+  (amount * BigInt(rate)) / BigInt(BASIS_POINTS);
+
+const hexKey = (address: Uint8Array): string => formatConsensusAddress(address);
+
+/** Validator records read and changed during one end of block, written back once. */
+class Records {
+  private readonly records = new Map<string, ValidatorRecord | undefined>();
+  private readonly dirty = new Set<string>();
+
+  constructor(private readonly state: ModuleState) {}
+
+  get(address: Uint8Array): ValidatorRecord | undefined {
+    const id = hexKey(address);
+    if (!this.records.has(id)) this.records.set(id, readValidator(this.state, address));
+    return this.records.get(id);
+  }
+
+  set(address: Uint8Array, record: ValidatorRecord): void {
+    const id = hexKey(address);
+    this.records.set(id, record);
+    this.dirty.add(id);
+  }
+
+  flush(): void {
+    for (const id of this.dirty) writeValidator(this.state, this.records.get(id)!);
+  }
+}
+
+interface Ledger {
+  readonly state: ModuleState;
+  readonly params: StakingParams;
+  readonly records: Records;
+  readonly height: number;
+  bonded: bigint;
+  unbonding: bigint;
+  minted: bigint;
+  burnt: bigint;
+  /** Validators jailed in this block. */
+  readonly jailed: Uint8Array[];
+}
+
+function credit(state: ModuleState, account: Uint8Array, amount: bigint): void {
+  if (amount === 0n) return;
+  const key = balanceKey(account);
+  writeAmount(state, key, readAmount(state, key) + amount);
+}
+
+function jail(ledger: Ledger, address: Uint8Array, record: ValidatorRecord, why: JailReason) {
+  ledger.records.set(address, {
+    ...record,
+    jailed: why,
+    jailedUntil: ledger.height + ledger.params.jailBlocks,
+  });
+  ledger.state.delete(missedKey(address));
+  if (!ledger.jailed.some((other) => compareAddresses(other, address) === 0)) {
+    ledger.jailed.push(address);
+  }
+}
+
+/**
+ * Burns `slashFraction` of the offender's bonded stake (its delegators lose it in proportion to
+ * their shares, since a share is a fraction of the tokens) and of each of its unbonding entries
+ * created after the offence height, which are still waiting (they complete at creation +
+ * unbondingBlocks > this height); jails it. Evidence against a validator already jailed for
+ * equivocation is not slashed again, and one block slashes a validator at most once.
+ */
+function slash(ledger: Ledger, ctx: EndBlockContext): void {
+  const { state, params, height } = ledger;
+  const seen = new Set<string>();
+  for (const evidence of ctx.evidence) {
+    const offender = evidence.voteA.validator;
+    if (seen.has(offender)) continue;
+    seen.add(offender);
+    const address = parseConsensusAddress(offender);
+    if (address === undefined) continue;
+    const record = ledger.records.get(address);
+    if (record === undefined || record.jailed === JailReason.EQUIVOCATION) continue;
+    const offence = evidence.voteA.height;
+    const cut = bps(record.tokens, params.slashFractionBps);
+    // Entries created at c in (offence, height] complete at c + unbondingBlocks.
+    const firstCreation = Math.max(offence + 1, height - MAX_SLASH_LOOKBACK + 1);
+    let unbondingCut = 0n;
+    for (let created = firstCreation; created <= height; created++) {
+      const completion = created + params.unbondingBlocks;
+      for (const delegator of readQueue(state, completion)) {
+        let changed = false;
+        const entries = readUnbondingEntries(state, delegator).map((entry) => {
+          if (
+            entry.completionHeight !== completion ||
+            entry.creationHeight !== created ||
+            compareAddresses(entry.validator, address) !== 0
+          ) {
+            return entry;
+          }
+          const entryCut = bps(entry.amount, params.slashFractionBps);
+          unbondingCut += entryCut;
+          changed = changed || entryCut > 0n;
+          return { ...entry, amount: entry.amount - entryCut };
+        });
+        if (changed) writeUnbondingEntries(state, delegator, entries);
+      }
+    }
+    ledger.bonded -= cut;
+    ledger.unbonding -= unbondingCut;
+    ledger.burnt += cut + unbondingCut;
+    jail(ledger, address, { ...record, tokens: record.tokens - cut }, JailReason.EQUIVOCATION);
+  }
+}
+
+function popcount(bytes: Uint8Array): number {
+  let count = 0;
+  for (let byte of bytes) {
+    for (; byte !== 0; byte &= byte - 1) count++;
+  }
+  return count;
+}
+
+/**
+ * The missed-commit window: bit (h − 1) mod signedWindow of a validator's bitmap says whether
+ * it missed the commit of block h − 1. Only bits that change are written, so a validator that
+ * always signs costs no write. A validator not jailed that misses more than `maxMissed` of the
+ * window is jailed for downtime; its bitmap starts empty again when it joins the set or is
+ * unjailed.
+ */
+function trackDowntime(ledger: Ledger, ctx: EndBlockContext): void {
+  const { lastCommit } = ctx;
+  if (lastCommit === undefined) return;
+  const { state, params } = ledger;
+  const index = lastCommit.height % params.signedWindow;
+  const byte = index >> 3;
+  const bit = 1 << (index & 7);
+  for (const vote of lastCommit.votes) {
+    const address = parseConsensusAddress(vote.validator);
+    if (address === undefined) continue;
+    const record = ledger.records.get(address);
+    if (record === undefined || record.jailed !== JailReason.NONE) continue;
+    const key = missedKey(address);
+    const stored = state.get(key);
+    const missedBefore = stored !== null && byte < stored.length && (stored[byte]! & bit) !== 0;
+    if (vote.signed) {
+      if (!missedBefore) continue;
+      const bitmap = stored!.slice();
+      bitmap[byte]! &= ~bit;
+      if (bitmap.every((b) => b === 0)) state.delete(key);
+      else state.set(key, bitmap);
+      continue;
+    }
+    if (missedBefore) continue;
+    const bitmap = new Uint8Array(Math.ceil(params.signedWindow / 8));
+    if (stored !== null) bitmap.set(stored.subarray(0, bitmap.length));
+    bitmap[byte]! |= bit;
+    if (popcount(bitmap) > params.maxMissed) jail(ledger, address, record, JailReason.DOWNTIME);
+    else state.set(key, bitmap);
+  }
+}
+
+/**
+ * Mints `blockReward` (capped so the supply stays below 2^128) and pays it with the whole fee
+ * pool. With signers in `lastCommit`: the proposer's bonus (`proposerBonusBps`, floor) first,
+ * the rest split among the signers by power (floor each), and the remainder of the split to the
+ * proposer, or to the signer with the smallest address when the proposer gets nothing. Without
+ * signers, the proposer takes it all. Only validators with a record that are not jailed take
+ * part; if none does, nothing is minted and the fee pool waits for the next block. So the
+ * amounts paid sum to exactly the minted amount plus the fee pool.
+ *
+ * A validator's reward: `commission` (floor) to its operator's balance, the rest added to its
+ * bonded tokens, which raises the worth of every share (delegators, self-bond included, earn in
+ * proportion, compounding). A validator without shares pays all of it to its operator.
+ */
+function distributeRewards(ledger: Ledger, ctx: EndBlockContext): void {
+  const { state, params, records } = ledger;
+  const eligible = (address: Uint8Array | undefined): ValidatorRecord | undefined => {
+    if (address === undefined) return undefined;
+    const record = records.get(address);
+    return record !== undefined && record.jailed === JailReason.NONE ? record : undefined;
+  };
+  const proposer = parseConsensusAddress(ctx.proposer);
+  const proposerEligible = eligible(proposer) !== undefined;
+  const signers: { address: Uint8Array; power: bigint }[] = [];
+  for (const vote of ctx.lastCommit?.votes ?? []) {
+    if (!vote.signed || vote.power <= 0) continue;
+    const address = parseConsensusAddress(vote.validator);
+    if (eligible(address) !== undefined)
+      signers.push({ address: address!, power: BigInt(vote.power) });
+  }
+  if (signers.length === 0 && !proposerEligible) return;
+  const token = decodeTokenParams(state.get(PARAMS_KEY)!);
+  const supply = token.supply + ledger.minted - ledger.burnt;
+  const mint = params.blockReward < MAX_AMOUNT - supply ? params.blockReward : MAX_AMOUNT - supply;
+  const pot = mint + readAmount(state, FEE_POOL_KEY);
+  ledger.minted += mint;
+  state.delete(FEE_POOL_KEY);
+  if (pot === 0n) return;
+
+  const payouts = new Map<string, { address: Uint8Array; amount: bigint }>();
+  const add = (address: Uint8Array, amount: bigint) => {
+    const id = hexKey(address);
+    const entry = payouts.get(id);
+    payouts.set(id, { address, amount: (entry?.amount ?? 0n) + amount });
+  };
+  if (signers.length === 0) {
+    add(proposer!, pot);
+  } else {
+    const bonus = proposerEligible ? bps(pot, params.proposerBonusBps) : 0n;
+    const rest = pot - bonus;
+    const totalPower = signers.reduce((sum, signer) => sum + signer.power, 0n);
+    let paid = 0n;
+    for (const signer of signers) {
+      const share = (rest * signer.power) / totalPower;
+      paid += share;
+      add(signer.address, share);
+    }
+    add(proposerEligible ? proposer! : signers[0]!.address, bonus + (rest - paid));
+  }
+  const ordered = [...payouts.values()].sort((a, b) => compareAddresses(a.address, b.address));
+  for (const { address, amount } of ordered) {
+    if (amount === 0n) continue;
+    const record = records.get(address)!;
+    const operator = ed25519Address(record.publicKey);
+    if (record.shares === 0n) {
+      credit(state, operator, amount);
+      continue;
+    }
+    const commission = bps(amount, record.commissionBps);
+    credit(state, operator, commission);
+    records.set(address, { ...record, tokens: record.tokens + amount - commission });
+    ledger.bonded += amount - commission;
+  }
+}
+
+/** Pays out every unbonding entry that completes at this height. */
+function matureUnbondings(ledger: Ledger): void {
+  const { state, height } = ledger;
+  const due = readQueue(state, height);
+  for (const delegator of due) {
+    const entries = readUnbondingEntries(state, delegator);
+    let paid = 0n;
+    const waiting = entries.filter((entry) => {
+      if (entry.completionHeight > height) return true;
+      paid += entry.amount;
+      return false;
+    });
+    writeUnbondingEntries(state, delegator, waiting);
+    credit(state, delegator, paid);
+    ledger.unbonding -= paid;
+  }
+  if (due.length > 0) writeQueue(state, height, []);
+}
+
+/**
+ * The set this module wants from the next epoch: validators not jailed with at least
+ * `minValidatorStake` bonded and a power of at least 1, by stake (descending, ties by address
+ * ascending), the first `maxValidators`; a validator whose power would lift the total above
+ * `MAX_TOTAL_VOTING_POWER` is passed over. Powers by address (hex).
+ */
+export function selectValidatorSet(
+  params: StakingParams,
+  records: readonly { address: Uint8Array; record: ValidatorRecord }[],
+): Map<string, number> {
+  const candidates = records
+    .filter(
+      ({ record }) =>
+        record.jailed === JailReason.NONE &&
+        record.tokens >= params.minValidatorStake &&
+        record.tokens / params.powerUnit >= 1n,
+    )
+    .sort((a, b) =>
+      a.record.tokens !== b.record.tokens
+        ? a.record.tokens > b.record.tokens
+          ? -1
+          : 1
+        : compareAddresses(a.address, b.address),
+    );
+  const chosen = new Map<string, number>();
+  let total = 0n;
+  for (const { address, record } of candidates) {
+    if (chosen.size >= params.maxValidators) break;
+    const power = record.tokens / params.powerUnit;
+    if (total + power > BigInt(MAX_TOTAL_VOTING_POWER)) continue;
+    total += power;
+    chosen.set(hexKey(address), Number(power));
+  }
+  return chosen;
+}
+
+/**
+ * The validator updates of this block: at an epoch height, the difference between the set
+ * consensus has from this module (`stk/set`, the records' `power`) and `selectValidatorSet`;
+ * otherwise only the removal of validators jailed in this block. A change that would leave this
+ * module's set empty is not made (consensus refuses an empty set): the set stays as it is.
+ * New members carry their FALCON key and storage root, as consensus requires of an addition.
+ */
+function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
+  const { state, params, height, records } = ledger;
+  const active = readValidatorList(state, ACTIVE_SET_KEY);
+  const target = new Map<string, number>();
+  const touched: Uint8Array[] = [];
+  if (height % params.epochBlocks === 0) {
+    const all = readValidatorList(state).map((address) => ({
+      address,
+      record: records.get(address)!,
+    }));
+    for (const [id, power] of selectValidatorSet(params, all)) target.set(id, power);
+    touched.push(...all.map(({ address }) => address));
+  } else {
+    for (const address of active) target.set(hexKey(address), records.get(address)!.power);
+    for (const address of ledger.jailed) target.delete(hexKey(address));
+    touched.push(...active);
+  }
+  if (target.size === 0) return [];
+  const updates: ValidatorUpdate[] = [];
+  const next: Uint8Array[] = [];
+  for (const address of touched.sort(compareAddresses)) {
+    const record = records.get(address)!;
+    const power = target.get(hexKey(address)) ?? 0;
+    if (power > 0) next.push(address);
+    if (power === record.power) continue;
+    const joining = record.power === 0;
+    updates.push({
+      publicKey: record.publicKey,
+      power,
+      ...(joining ? { pqPublicKey: record.pqPublicKey, storageRoot: record.storageRoot } : {}),
+    });
+    records.set(address, { ...record, power });
+    if (joining) state.delete(missedKey(address));
+  }
+  if (updates.length > 0) state.set(ACTIVE_SET_KEY, encodeValidatorList(next));
+  return updates;
+}
+
+/** Caesar's `endBlock` hook (see the file comment). */
+export function caesarEndBlock(ctx: EndBlockContext): ValidatorUpdate[] {
+  const { state } = ctx;
+  const stored = state.get(STAKING_PARAMS_KEY);
+  if (stored === null) return [];
+  const ledger: Ledger = {
+    state,
+    params: decodeStakingParams(stored),
+    records: new Records(state),
+    height: ctx.height,
+    bonded: readAmount(state, BONDED_KEY),
+    unbonding: readAmount(state, UNBONDING_TOTAL_KEY),
+    minted: 0n,
+    burnt: 0n,
+    jailed: [],
+  };
+  slash(ledger, ctx);
+  trackDowntime(ledger, ctx);
+  distributeRewards(ledger, ctx);
+  matureUnbondings(ledger);
+  const updates = validatorUpdates(ledger);
+  ledger.records.flush();
+  writeAmount(state, BONDED_KEY, ledger.bonded);
+  writeAmount(state, UNBONDING_TOTAL_KEY, ledger.unbonding);
+  if (ledger.minted !== ledger.burnt) {
+    const token = decodeTokenParams(state.get(PARAMS_KEY)!);
+    state.set(
+      PARAMS_KEY,
+      encodeTokenParams({ ...token, supply: token.supply + ledger.minted - ledger.burnt }),
+    );
+  }
+  return updates;
+}

@@ -1,0 +1,151 @@
+import { z } from 'zod';
+import { MAX_VALIDATORS } from '../consensus/validator-set.js';
+import { MAX_AMOUNT } from './amount.js';
+import { CaesarReader, amountItem, mapItem, uintItem } from './cbor.js';
+import { CaesarError, CaesarStateError, CaesarStateErrorCode } from './errors.js';
+
+/**
+ * The staking parameters (docs/caesar.md, "Staking parameters"), fixed in the genesis file and
+ * stored at `caesar/stk/params`. Amounts are base units; rates are basis points (1/10,000).
+ */
+export interface StakingParams {
+  /** The validator set is recomputed at the end of every block whose height is a multiple. */
+  readonly epochBlocks: number;
+  /** Most validators the set holds. */
+  readonly maxValidators: number;
+  /** Least bonded stake (base units) that qualifies a validator for the set. */
+  readonly minValidatorStake: bigint;
+  /** Voting power = floor(bonded stake / powerUnit). */
+  readonly powerUnit: bigint;
+  /** Blocks an unbonding waits before the tokens return to the delegator's balance. */
+  readonly unbondingBlocks: number;
+  /** Base units minted at the end of every block in which rewards are paid. */
+  readonly blockReward: bigint;
+  /** Share of each block's rewards the proposer takes first, in basis points. */
+  readonly proposerBonusBps: number;
+  /** Share of bonded stake burnt for an equivocation, in basis points. */
+  readonly slashFractionBps: number;
+  /** Blocks over which missed commits are counted. */
+  readonly signedWindow: number;
+  /** A validator missing more than this many of the last `signedWindow` commits is jailed. */
+  readonly maxMissed: number;
+  /** Blocks a jailed validator waits before `unjail` is accepted. */
+  readonly jailBlocks: number;
+}
+
+export const BASIS_POINTS = 10_000;
+/** Height-like parameters stay far below 2^53 so that `height + parameter` stays exact. */
+export const MAX_BLOCK_PARAM = 100_000_000;
+export const MAX_SIGNED_WINDOW = 100_000;
+
+export const DEFAULT_STAKING_PARAMS: StakingParams = Object.freeze({
+  epochBlocks: 100,
+  maxValidators: 100,
+  minValidatorStake: 1_000_000n,
+  powerUnit: 1_000_000n,
+  unbondingBlocks: 1_000,
+  blockReward: 1_000_000n,
+  proposerBonusBps: 500,
+  slashFractionBps: 500,
+  signedWindow: 100,
+  maxMissed: 50,
+  jailBlocks: 100,
+});
+
+const blocks = (min: number) => z.int().min(min).max(MAX_BLOCK_PARAM);
+const positiveAmount = z.bigint().min(1n).max(MAX_AMOUNT);
+
+/** The typed schema (bigints); the genesis file's JSON form wraps amounts as decimal strings. */
+export const stakingParamsSchema = z
+  .strictObject({
+    epochBlocks: blocks(1),
+    maxValidators: z.int().min(1).max(MAX_VALIDATORS),
+    minValidatorStake: positiveAmount,
+    powerUnit: positiveAmount,
+    unbondingBlocks: blocks(1),
+    blockReward: z.bigint().min(0n).max(MAX_AMOUNT),
+    proposerBonusBps: z.int().min(0).max(BASIS_POINTS),
+    // Below 100%: a slash always leaves a validator with stake some of its shares, so its
+    // tokens and shares are zero together (staking-state.ts).
+    slashFractionBps: z
+      .int()
+      .min(0)
+      .max(BASIS_POINTS - 1),
+    signedWindow: z.int().min(1).max(MAX_SIGNED_WINDOW),
+    maxMissed: z
+      .int()
+      .min(0)
+      .max(MAX_SIGNED_WINDOW - 1),
+    jailBlocks: blocks(0),
+  })
+  .refine((params) => params.maxMissed < params.signedWindow, {
+    message: 'maxMissed must be below signedWindow',
+    path: ['maxMissed'],
+  });
+
+const PARAM_NAMES = [
+  'epochBlocks',
+  'maxValidators',
+  'minValidatorStake',
+  'powerUnit',
+  'unbondingBlocks',
+  'blockReward',
+  'proposerBonusBps',
+  'slashFractionBps',
+  'signedWindow',
+  'maxMissed',
+  'jailBlocks',
+] as const satisfies readonly (keyof StakingParams)[];
+
+/** Fields in canonical CBOR order: shorter keys first, then bytewise (as `mapItem` writes). */
+const FIELDS: readonly (keyof StakingParams)[] = [...PARAM_NAMES].sort((a, b) =>
+  a.length !== b.length ? a.length - b.length : a < b ? -1 : 1,
+);
+
+const AMOUNT_FIELDS: ReadonlySet<string> = new Set([
+  'powerUnit',
+  'blockReward',
+  'minValidatorStake',
+]);
+
+/** The stored form (canonical CBOR map; amounts as in cbor.ts). Assumes checked params. */
+export function encodeStakingParams(params: StakingParams): Uint8Array {
+  const fields: Record<string, Uint8Array> = {};
+  for (const name of FIELDS) {
+    const value = params[name];
+    fields[name] = typeof value === 'bigint' ? amountItem(value) : uintItem(value);
+  }
+  return mapItem(fields);
+}
+
+/** Decodes `caesar/stk/params`. Throws `CaesarStateError CORRUPT_VALUE`. */
+export function decodeStakingParams(value: Uint8Array): StakingParams {
+  try {
+    const reader: CaesarReader = new CaesarReader(value, 'stakingParams');
+    if (reader.readMapLength() !== FIELDS.length) {
+      reader.malformed(`expected the ${FIELDS.length} fields ${FIELDS.join(', ')}`);
+    }
+    const read: Record<string, number | bigint> = {};
+    let previous: string | undefined;
+    for (const expected of FIELDS) {
+      const key = reader.readKey(FIELDS, previous);
+      if (key !== expected) reader.malformed(`missing field ${JSON.stringify(expected)}`);
+      previous = key;
+      read[key] = AMOUNT_FIELDS.has(key)
+        ? reader.readAmount(key)
+        : reader.readSmallUint(key, MAX_BLOCK_PARAM);
+    }
+    reader.end();
+    const checked = stakingParamsSchema.safeParse(read);
+    if (!checked.success) reader.malformed(checked.error.issues[0]?.message ?? 'out of range');
+    return checked.data;
+  } catch (error) {
+    if (!(error instanceof CaesarError)) throw error;
+    throw new CaesarStateError(
+      CaesarStateErrorCode.CORRUPT_VALUE,
+      `not Caesar staking parameters: ${error.message}`,
+      {},
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,315 @@
+import { decodeCanonical, encodeCanonical } from '../codec/cbor.js';
+import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
+import { STORAGE_ROOT_BYTES, VALIDATOR_ADDRESS_BYTES } from '../consensus/validator-set.js';
+import { concatBytes, fromHex, toHex } from '../crypto/bytes.js';
+import { FALCON1024_PUBLIC_KEY_BYTES } from '../crypto/falcon.js';
+import { sha256 } from '../crypto/hash.js';
+import { ADDRESS_BYTES, ED25519_PUBLIC_KEY_BYTES } from './address.js';
+import { MAX_AMOUNT_BYTES, bigintToBytes, bytesToBigint } from './amount.js';
+import { CaesarStateError, CaesarStateErrorCode } from './errors.js';
+import { readAmount, writeAmount } from './state.js';
+
+/**
+ * Caesar's staking state, under `caesar/` (docs/caesar.md, "Staking state"). The module state
+ * has no range scans, so every collection is reachable from a known key:
+ *
+ *   stk/params                 staking parameters (staking-params.ts); absent: staking is off
+ *   stk/bonded                 total bonded stake (sum of every validator's tokens)
+ *   stk/unbonding              total stake waiting in unbonding entries
+ *   stk/set                    CBOR array of the addresses this module last handed to
+ *                              consensus with a power above zero (its view of the set), sorted
+ *   vals                       CBOR array of every validator's 20-byte address, sorted
+ *   val/<validator 20>         the validator record (below)
+ *   del/<validator 20><delegator 32>   the delegator's shares of that validator
+ *   ubd/<delegator 32>         CBOR array of the delegator's unbonding entries
+ *   unq/<height u64 BE>        CBOR array of the delegators whose entries complete at height
+ *   miss/<validator 20>        bitmap of missed commits over the signed window; absent: none
+ *
+ * `<validator 20>` is the consensus address: the first 20 bytes of SHA-256 of the validator's
+ * Ed25519 key (consensus/validator-set.ts), whose hex form is what blocks, commits and
+ * evidence name. Amounts and shares are stored like balances (amount.ts), zero as no key.
+ */
+
+const encoder = new TextEncoder();
+export const STAKING_PARAMS_KEY = encoder.encode('stk/params');
+export const BONDED_KEY = encoder.encode('stk/bonded');
+export const UNBONDING_TOTAL_KEY = encoder.encode('stk/unbonding');
+export const VALIDATORS_KEY = encoder.encode('vals');
+export const ACTIVE_SET_KEY = encoder.encode('stk/set');
+const VALIDATOR_PREFIX = encoder.encode('val/');
+const DELEGATION_PREFIX = encoder.encode('del/');
+const UNBONDING_PREFIX = encoder.encode('ubd/');
+const QUEUE_PREFIX = encoder.encode('unq/');
+const MISSED_PREFIX = encoder.encode('miss/');
+
+/** Most unbonding entries one delegator may have waiting (Cosmos keeps 7). */
+export const MAX_UNBONDING_ENTRIES = 32;
+/** Most validators that can exist (in the set or not); `vals` is one value. */
+export const MAX_VALIDATOR_CANDIDATES = 10_000;
+
+/** Why a validator is jailed. */
+export enum JailReason {
+  NONE = 0,
+  /** Missed more than `maxMissed` of the last `signedWindow` commits. */
+  DOWNTIME = 1,
+  /** Signed two different votes at one height, round and type (evidence in a block). */
+  EQUIVOCATION = 2,
+}
+
+export interface ValidatorRecord {
+  /** Raw Ed25519 consensus key; also the operator's account key (address = SHA-256 of it). */
+  readonly publicKey: Uint8Array;
+  readonly pqPublicKey: Uint8Array;
+  readonly storageRoot: Uint8Array;
+  /** Share of the validator's rewards paid to its operator first, in basis points. */
+  readonly commissionBps: number;
+  /** Bonded stake, base units: every delegation's worth, self-bond included. */
+  readonly tokens: bigint;
+  /** Shares issued to its delegators; a delegation is worth shares × tokens / this. */
+  readonly shares: bigint;
+  /** The power this module last handed to consensus for it; 0 = not in that set. */
+  readonly power: number;
+  readonly jailed: JailReason;
+  /** First height at which `unjail` is accepted (meaningful while jailed). */
+  readonly jailedUntil: number;
+}
+
+export interface UnbondingEntry {
+  readonly validator: Uint8Array;
+  readonly amount: bigint;
+  /** Height of the block that executed the unbond. */
+  readonly creationHeight: number;
+  /** Height at whose end the amount returns to the balance. */
+  readonly completionHeight: number;
+}
+
+function corrupt(what: string, why: string): never {
+  throw new CaesarStateError(CaesarStateErrorCode.CORRUPT_VALUE, `${what}: ${why}`);
+}
+
+/** The 20-byte consensus address of an Ed25519 key. */
+export function consensusAddress(publicKey: Uint8Array): Uint8Array {
+  return sha256(publicKey).subarray(0, VALIDATOR_ADDRESS_BYTES);
+}
+
+/** The bytes of a consensus address as blocks name it (40 lowercase hex digits), or undefined. */
+export function parseConsensusAddress(address: string): Uint8Array | undefined {
+  if (!/^[0-9a-f]{40}$/.test(address)) return undefined;
+  return fromHex(address);
+}
+
+export const formatConsensusAddress = (address: Uint8Array): string => toHex(address);
+
+export function validatorKey(validator: Uint8Array): Uint8Array {
+  return concatBytes(VALIDATOR_PREFIX, validator);
+}
+
+export function delegationKey(validator: Uint8Array, delegator: Uint8Array): Uint8Array {
+  return concatBytes(DELEGATION_PREFIX, validator, delegator);
+}
+
+export function unbondingKey(delegator: Uint8Array): Uint8Array {
+  return concatBytes(UNBONDING_PREFIX, delegator);
+}
+
+export function unbondingQueueKey(height: number): Uint8Array {
+  const key = new Uint8Array(QUEUE_PREFIX.length + 8);
+  key.set(QUEUE_PREFIX, 0);
+  const view = new DataView(key.buffer);
+  view.setUint32(QUEUE_PREFIX.length, Math.floor(height / 2 ** 32));
+  view.setUint32(QUEUE_PREFIX.length + 4, height >>> 0);
+  return key;
+}
+
+export function missedKey(validator: Uint8Array): Uint8Array {
+  return concatBytes(MISSED_PREFIX, validator);
+}
+
+const amountBytes = (value: bigint): Uint8Array => bigintToBytes(value);
+
+function readStoredBigint(value: unknown, what: string): bigint {
+  if (!(value instanceof Uint8Array) || value.length > MAX_AMOUNT_BYTES || value[0] === 0) {
+    corrupt(what, 'an amount is at most 16 big-endian bytes without a leading zero');
+  }
+  return bytesToBigint(value);
+}
+
+function isBytes(value: unknown, length: number): value is Uint8Array {
+  return value instanceof Uint8Array && value.length === length;
+}
+
+function isHeight(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function decode(value: Uint8Array, what: string): unknown {
+  try {
+    return decodeCanonical(value);
+  } catch (error) {
+    return corrupt(what, error instanceof Error ? error.message : String(error));
+  }
+}
+
+export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
+  return encodeCanonical({
+    key: record.publicKey,
+    pq: record.pqPublicKey,
+    root: record.storageRoot,
+    commission: record.commissionBps,
+    tokens: amountBytes(record.tokens),
+    shares: amountBytes(record.shares),
+    power: record.power,
+    jailed: record.jailed,
+    until: record.jailedUntil,
+  });
+}
+
+export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
+  const what = 'validator record';
+  const map = decode(value, what) as Record<string, unknown> | null;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) corrupt(what, 'not a map');
+  const { key, pq, root, commission, tokens, shares, power, jailed, until } = map;
+  if (Object.keys(map).length !== 9) corrupt(what, 'expected 9 fields');
+  if (!isBytes(key, ED25519_PUBLIC_KEY_BYTES)) corrupt(what, 'bad key');
+  if (!isBytes(pq, FALCON1024_PUBLIC_KEY_BYTES)) corrupt(what, 'bad FALCON key');
+  if (!isBytes(root, STORAGE_ROOT_BYTES)) corrupt(what, 'bad storage root');
+  if (!isHeight(commission) || commission > 10_000) corrupt(what, 'bad commission');
+  if (!isHeight(power) || !isHeight(until)) corrupt(what, 'bad power or jail height');
+  if (jailed !== 0 && jailed !== 1 && jailed !== 2) corrupt(what, 'bad jail reason');
+  return {
+    publicKey: key,
+    pqPublicKey: pq,
+    storageRoot: root,
+    commissionBps: commission,
+    tokens: readStoredBigint(tokens, what),
+    shares: readStoredBigint(shares, what),
+    power,
+    jailed: jailed as JailReason,
+    jailedUntil: until,
+  };
+}
+
+export function readValidator(
+  state: ModuleStateReader,
+  validator: Uint8Array,
+): ValidatorRecord | undefined {
+  const value = state.get(validatorKey(validator));
+  return value === null ? undefined : decodeValidatorRecord(value);
+}
+
+export function writeValidator(state: ModuleState, record: ValidatorRecord): void {
+  state.set(validatorKey(consensusAddress(record.publicKey)), encodeValidatorRecord(record));
+}
+
+/** Every validator's address, sorted (bytewise, which is also hex order). */
+export function readValidatorList(
+  state: ModuleStateReader,
+  key: Uint8Array = VALIDATORS_KEY,
+): Uint8Array[] {
+  const value = state.get(key);
+  if (value === null) return [];
+  return decodeValidatorList(value);
+}
+
+export function decodeValidatorList(value: Uint8Array): Uint8Array[] {
+  const list = decode(value, 'validator list');
+  if (!Array.isArray(list) || !list.every((item) => isBytes(item, VALIDATOR_ADDRESS_BYTES))) {
+    corrupt('validator list', 'expected an array of 20-byte addresses');
+  }
+  return list as Uint8Array[];
+}
+
+export function encodeValidatorList(list: readonly Uint8Array[]): Uint8Array {
+  return encodeCanonical(list);
+}
+
+export function encodeUnbondingEntries(entries: readonly UnbondingEntry[]): Uint8Array {
+  return encodeCanonical(
+    entries.map((entry) => [
+      entry.validator,
+      amountBytes(entry.amount),
+      entry.creationHeight,
+      entry.completionHeight,
+    ]),
+  );
+}
+
+export function decodeUnbondingEntries(value: Uint8Array): UnbondingEntry[] {
+  const what = 'unbonding entries';
+  const list = decode(value, what);
+  if (!Array.isArray(list)) corrupt(what, 'not an array');
+  return list.map((item: unknown): UnbondingEntry => {
+    if (!Array.isArray(item) || item.length !== 4) corrupt(what, 'an entry is not 4 fields');
+    const [validator, amount, creation, completion] = item as unknown[];
+    if (!isBytes(validator, VALIDATOR_ADDRESS_BYTES)) corrupt(what, 'bad validator address');
+    if (!isHeight(creation) || !isHeight(completion)) corrupt(what, 'bad heights');
+    return {
+      validator,
+      amount: readStoredBigint(amount, what),
+      creationHeight: creation,
+      completionHeight: completion,
+    };
+  });
+}
+
+export function readUnbondingEntries(
+  state: ModuleStateReader,
+  delegator: Uint8Array,
+): UnbondingEntry[] {
+  const value = state.get(unbondingKey(delegator));
+  return value === null ? [] : decodeUnbondingEntries(value);
+}
+
+export function writeUnbondingEntries(
+  state: ModuleState,
+  delegator: Uint8Array,
+  entries: readonly UnbondingEntry[],
+): void {
+  if (entries.length === 0) state.delete(unbondingKey(delegator));
+  else state.set(unbondingKey(delegator), encodeUnbondingEntries(entries));
+}
+
+export function readQueue(state: ModuleStateReader, height: number): Uint8Array[] {
+  const value = state.get(unbondingQueueKey(height));
+  if (value === null) return [];
+  const list = decode(value, 'unbonding queue');
+  if (!Array.isArray(list) || !list.every((item) => isBytes(item, ADDRESS_BYTES))) {
+    corrupt('unbonding queue', 'expected an array of 32-byte addresses');
+  }
+  return list as Uint8Array[];
+}
+
+export function writeQueue(state: ModuleState, height: number, list: readonly Uint8Array[]): void {
+  if (list.length === 0) state.delete(unbondingQueueKey(height));
+  else state.set(unbondingQueueKey(height), encodeCanonical(list));
+}
+
+export function readShares(
+  state: ModuleStateReader,
+  validator: Uint8Array,
+  delegator: Uint8Array,
+): bigint {
+  return readAmount(state, delegationKey(validator, delegator));
+}
+
+export function writeShares(
+  state: ModuleState,
+  validator: Uint8Array,
+  delegator: Uint8Array,
+  shares: bigint,
+): void {
+  writeAmount(state, delegationKey(validator, delegator), shares);
+}
+
+/** Bytewise comparison of equal-length byte strings (addresses). */
+export function compareAddresses(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return a[i]! - b[i]!;
+  }
+  return a.length - b.length;
+}
+
+/** What a delegation of `shares` is worth in base units (floor). */
+export function sharesValue(record: ValidatorRecord, shares: bigint): bigint {
+  return record.shares === 0n ? 0n : (shares * record.tokens) / record.shares;
+}

@@ -1,0 +1,334 @@
+import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
+import { toHex } from '../crypto/bytes.js';
+import { ed25519Address } from './address.js';
+import { AMOUNT_LIMIT } from './amount.js';
+import { CaesarError, CaesarErrorCode } from './errors.js';
+import { decodeStakingParams } from './staking-params.js';
+import type { StakingParams } from './staking-params.js';
+import {
+  BONDED_KEY,
+  JailReason,
+  MAX_UNBONDING_ENTRIES,
+  MAX_VALIDATOR_CANDIDATES,
+  STAKING_PARAMS_KEY,
+  UNBONDING_TOTAL_KEY,
+  VALIDATORS_KEY,
+  compareAddresses,
+  consensusAddress,
+  encodeValidatorList,
+  formatConsensusAddress,
+  missedKey,
+  readQueue,
+  readShares,
+  readUnbondingEntries,
+  readValidator,
+  readValidatorList,
+  sharesValue,
+  writeQueue,
+  writeShares,
+  writeUnbondingEntries,
+  writeValidator,
+} from './staking-state.js';
+import type { ValidatorRecord } from './staking-state.js';
+import { CREATE_VALIDATOR_OP, DELEGATE_OP, UNBOND_OP, UNJAIL_OP } from './staking-tx.js';
+import type { CreateValidator, Delegate, StakingTx, Unbond, Unjail } from './staking-tx.js';
+import { FEE_POOL_KEY, balanceKey, readAmount, writeAmount } from './state.js';
+
+/**
+ * The stateful rules of the staking transactions (docs/caesar.md, "Staking transactions").
+ * Each `plan…` function checks everything against the state and returns what to write, so
+ * `check` (read-only, at admission) and `apply` run exactly the same rules; `apply` then writes
+ * the plan. A refusal throws `CaesarError` before anything is written.
+ */
+
+/** The staking parameters, or `STAKING_DISABLED` when the genesis has no staking section. */
+export function requireStakingParams(state: ModuleStateReader): StakingParams {
+  const value = state.get(STAKING_PARAMS_KEY);
+  if (value === null) {
+    throw new CaesarError(
+      CaesarErrorCode.STAKING_DISABLED,
+      'staking: this chain has no staking (its Caesar genesis has no staking section)',
+    );
+  }
+  return decodeStakingParams(value);
+}
+
+function requireFunds(state: ModuleStateReader, op: string, account: Uint8Array, cost: bigint) {
+  const balance = readAmount(state, balanceKey(account));
+  if (balance < cost) {
+    throw new CaesarError(
+      CaesarErrorCode.INSUFFICIENT_FUNDS,
+      `${op}: balance ${balance} is below the ${cost} base units it needs`,
+      { address: toHex(account), balance: balance.toString(), needed: cost.toString() },
+    );
+  }
+  return balance;
+}
+
+function requireValidator(
+  state: ModuleStateReader,
+  op: string,
+  validator: Uint8Array,
+): ValidatorRecord {
+  const record = readValidator(state, validator);
+  if (record === undefined) {
+    throw new CaesarError(
+      CaesarErrorCode.UNKNOWN_VALIDATOR,
+      `${op}: no validator ${formatConsensusAddress(validator)}`,
+      { validator: formatConsensusAddress(validator) },
+    );
+  }
+  return record;
+}
+
+/** Debits `cost` (already checked) and adds `fee` to the fee pool. */
+function pay(state: ModuleState, account: Uint8Array, balance: bigint, cost: bigint, fee: bigint) {
+  writeAmount(state, balanceKey(account), balance - cost);
+  if (fee > 0n) writeAmount(state, FEE_POOL_KEY, readAmount(state, FEE_POOL_KEY) + fee);
+}
+
+function addTotal(state: ModuleState, key: Uint8Array, delta: bigint): void {
+  writeAmount(state, key, readAmount(state, key) + delta);
+}
+
+interface CreatePlan {
+  readonly operator: Uint8Array;
+  readonly balance: bigint;
+  readonly validators: Uint8Array[];
+}
+
+function planCreate(state: ModuleStateReader, tx: CreateValidator, sender: Uint8Array): CreatePlan {
+  requireStakingParams(state);
+  const validator = consensusAddress(sender);
+  if (readValidator(state, validator) !== undefined) {
+    throw new CaesarError(
+      CaesarErrorCode.VALIDATOR_EXISTS,
+      `create-validator: key ${toHex(sender)} already has validator ${formatConsensusAddress(validator)}`,
+      { validator: formatConsensusAddress(validator) },
+    );
+  }
+  const validators = readValidatorList(state);
+  if (validators.length >= MAX_VALIDATOR_CANDIDATES) {
+    throw new CaesarError(
+      CaesarErrorCode.TOO_MANY_VALIDATORS,
+      `create-validator: ${validators.length} validators exist, the most there can be`,
+    );
+  }
+  const operator = ed25519Address(sender);
+  const balance = requireFunds(state, tx.op, operator, tx.bond + tx.fee);
+  return { operator, balance, validators };
+}
+
+interface DelegatePlan {
+  readonly delegator: Uint8Array;
+  readonly balance: bigint;
+  readonly record: ValidatorRecord;
+  readonly shares: bigint;
+}
+
+function planDelegate(state: ModuleStateReader, tx: Delegate, sender: Uint8Array): DelegatePlan {
+  requireStakingParams(state);
+  const record = requireValidator(state, tx.op, tx.validator);
+  const delegator = ed25519Address(sender);
+  const balance = requireFunds(state, tx.op, delegator, tx.amount + tx.fee);
+  // Shares at the validator's current rate (Cosmos `AddTokensFromDel`); the first delegation of
+  // an empty validator buys one share per base unit.
+  const shares = record.shares === 0n ? tx.amount : (tx.amount * record.shares) / record.tokens;
+  if (shares === 0n) {
+    throw new CaesarError(
+      CaesarErrorCode.INVALID_DELEGATION,
+      `delegate: ${tx.amount} base units buy no share of validator ${formatConsensusAddress(tx.validator)} (one share is worth ${record.tokens / record.shares} or more)`,
+    );
+  }
+  if (record.shares + shares >= AMOUNT_LIMIT) {
+    throw new CaesarError(
+      CaesarErrorCode.INVALID_DELEGATION,
+      'delegate: the validator would have 2^128 shares or more',
+    );
+  }
+  return { delegator, balance, record, shares };
+}
+
+interface UnbondPlan {
+  readonly delegator: Uint8Array;
+  readonly balance: bigint;
+  readonly record: ValidatorRecord;
+  readonly delegated: bigint;
+  readonly sharesOut: bigint;
+  readonly tokensOut: bigint;
+  readonly entries: ReturnType<typeof readUnbondingEntries>;
+  readonly unbondingBlocks: number;
+}
+
+function planUnbond(state: ModuleStateReader, tx: Unbond, sender: Uint8Array): UnbondPlan {
+  const params = requireStakingParams(state);
+  const record = requireValidator(state, tx.op, tx.validator);
+  const delegator = ed25519Address(sender);
+  const delegated = readShares(state, tx.validator, delegator);
+  const worth = sharesValue(record, delegated);
+  if (tx.amount > worth) {
+    throw new CaesarError(
+      CaesarErrorCode.INSUFFICIENT_BOND,
+      `unbond: the delegation to ${formatConsensusAddress(tx.validator)} is worth ${worth}, below ${tx.amount}`,
+      { worth: worth.toString(), amount: tx.amount.toString() },
+    );
+  }
+  const entries = readUnbondingEntries(state, delegator);
+  if (entries.length >= MAX_UNBONDING_ENTRIES) {
+    throw new CaesarError(
+      CaesarErrorCode.TOO_MANY_UNBONDING,
+      `unbond: ${entries.length} unbondings are already waiting, the most a delegator may have`,
+    );
+  }
+  const balance = requireFunds(state, tx.op, delegator, tx.fee);
+  let sharesOut: bigint;
+  let tokensOut = tx.amount;
+  if (tx.amount === worth) {
+    // All of it. The last delegator also takes the rounding remainder the others left behind.
+    sharesOut = delegated;
+    if (delegated === record.shares) tokensOut = record.tokens;
+  } else {
+    // Shares rounded up: the rounding favours those who stay (Cosmos `SharesFromTokens`).
+    sharesOut = (tx.amount * record.shares + record.tokens - 1n) / record.tokens;
+  }
+  return {
+    delegator,
+    balance,
+    record,
+    delegated,
+    sharesOut,
+    tokensOut,
+    entries,
+    unbondingBlocks: params.unbondingBlocks,
+  };
+}
+
+function planUnjail(
+  state: ModuleStateReader,
+  tx: Unjail,
+  sender: Uint8Array,
+  height: number,
+): { record: ValidatorRecord; operator: Uint8Array; balance: bigint } {
+  requireStakingParams(state);
+  const record = requireValidator(state, tx.op, consensusAddress(sender));
+  if (record.jailed === JailReason.NONE) {
+    throw new CaesarError(CaesarErrorCode.NOT_JAILED, 'unjail: the validator is not jailed');
+  }
+  if (height < record.jailedUntil) {
+    throw new CaesarError(
+      CaesarErrorCode.JAIL_NOT_OVER,
+      `unjail: the validator is jailed until height ${record.jailedUntil}; this is height ${height}`,
+      { until: record.jailedUntil, height },
+    );
+  }
+  const operator = ed25519Address(sender);
+  return { record, operator, balance: requireFunds(state, tx.op, operator, tx.fee) };
+}
+
+/** `check` for a staking transaction: its rules against the state, nothing written. */
+export function checkStakingTx(
+  state: ModuleStateReader,
+  tx: StakingTx,
+  sender: Uint8Array,
+  height: number,
+): void {
+  switch (tx.op) {
+    case CREATE_VALIDATOR_OP:
+      planCreate(state, tx, sender);
+      return;
+    case DELEGATE_OP:
+      planDelegate(state, tx, sender);
+      return;
+    case UNBOND_OP:
+      planUnbond(state, tx, sender);
+      return;
+    case UNJAIL_OP:
+      planUnjail(state, tx, sender, height);
+      return;
+  }
+}
+
+/** `apply` for a staking transaction: the same rules, then the writes. */
+export function applyStakingTx(
+  state: ModuleState,
+  tx: StakingTx,
+  sender: Uint8Array,
+  height: number,
+): void {
+  switch (tx.op) {
+    case CREATE_VALIDATOR_OP: {
+      const { operator, balance, validators } = planCreate(state, tx, sender);
+      pay(state, operator, balance, tx.bond + tx.fee, tx.fee);
+      const validator = consensusAddress(sender);
+      writeValidator(state, {
+        publicKey: sender,
+        pqPublicKey: tx.pqKey,
+        storageRoot: tx.storageRoot,
+        commissionBps: tx.commission,
+        tokens: tx.bond,
+        shares: tx.bond,
+        power: 0,
+        jailed: JailReason.NONE,
+        jailedUntil: 0,
+      });
+      writeShares(state, validator, operator, tx.bond);
+      const list = [...validators, validator].sort(compareAddresses);
+      state.set(VALIDATORS_KEY, encodeValidatorList(list));
+      addTotal(state, BONDED_KEY, tx.bond);
+      return;
+    }
+    case DELEGATE_OP: {
+      const { delegator, balance, record, shares } = planDelegate(state, tx, sender);
+      pay(state, delegator, balance, tx.amount + tx.fee, tx.fee);
+      writeValidator(state, {
+        ...record,
+        tokens: record.tokens + tx.amount,
+        shares: record.shares + shares,
+      });
+      writeShares(
+        state,
+        tx.validator,
+        delegator,
+        readShares(state, tx.validator, delegator) + shares,
+      );
+      addTotal(state, BONDED_KEY, tx.amount);
+      return;
+    }
+    case UNBOND_OP: {
+      const plan = planUnbond(state, tx, sender);
+      const { delegator, record, sharesOut, tokensOut } = plan;
+      pay(state, delegator, plan.balance, tx.fee, tx.fee);
+      writeValidator(state, {
+        ...record,
+        tokens: record.tokens - tokensOut,
+        shares: record.shares - sharesOut,
+      });
+      writeShares(state, tx.validator, delegator, plan.delegated - sharesOut);
+      const completion = height + plan.unbondingBlocks;
+      writeUnbondingEntries(state, delegator, [
+        ...plan.entries,
+        {
+          validator: tx.validator,
+          amount: tokensOut,
+          creationHeight: height,
+          completionHeight: completion,
+        },
+      ]);
+      const queue = readQueue(state, completion);
+      if (!queue.some((entry) => compareAddresses(entry, delegator) === 0)) {
+        writeQueue(state, completion, [...queue, delegator].sort(compareAddresses));
+      }
+      addTotal(state, BONDED_KEY, -tokensOut);
+      addTotal(state, UNBONDING_TOTAL_KEY, tokensOut);
+      return;
+    }
+    case UNJAIL_OP: {
+      const { record, operator, balance } = planUnjail(state, tx, sender, height);
+      pay(state, operator, balance, tx.fee, tx.fee);
+      writeValidator(state, { ...record, jailed: JailReason.NONE, jailedUntil: 0 });
+      // A fresh window: misses before the jail do not count again.
+      state.delete(missedKey(consensusAddress(sender)));
+      return;
+    }
+  }
+}

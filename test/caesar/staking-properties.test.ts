@@ -1,0 +1,462 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import {
+  JailReason,
+  decodeStoredAmount,
+  delegationKey,
+  caesarStateKey,
+} from '../../src/caesar/index.js';
+import type { StakingParams, ValidatorRecord } from '../../src/caesar/index.js';
+import {
+  applyValidatorUpdates,
+  createValidatorSet,
+  MAX_TOTAL_VOTING_POWER,
+} from '../../src/consensus/validator-set.js';
+import type { ValidatorSet } from '../../src/consensus/validator-set.js';
+import { toHex } from '../../src/crypto/bytes.js';
+import { makeSender } from '../consensus/application/fixture.js';
+import type { Sender, TestNode } from '../consensus/application/fixture.js';
+import { addressOf, transfer } from './caesar-fixture.js';
+import {
+  TEST_PARAMS,
+  balanceOf,
+  blockInput,
+  bondedOf,
+  equivocation,
+  feePoolOf,
+  makeValidator,
+  openStakingNode,
+  recordOf,
+  stakingGenesis,
+  stakingTx,
+  supplyOf,
+  unbondingOf,
+  unbondingTotalOf,
+} from './staking-fixture.js';
+import type { BlockExtras, TestValidator } from './staking-fixture.js';
+
+/**
+ * Random blocks of transfers, delegations, unbondings, a validator's creation, unjails,
+ * equivocation evidence and commits with and without `lastCommit`, executed by two independent
+ * routers (one proposing, one re-executing). After every block: the same state root and
+ * validator updates on both; balances + bonded + unbonding + fee pool = supply; the supply moved
+ * by exactly the reward minted minus what the slashes burnt (predicted here from the state
+ * before the block); the bonded and unbonding totals match the records; the validator updates
+ * are what a reference selection predicts, and consensus accepts every one of them.
+ */
+
+const PARAMS: StakingParams = {
+  ...TEST_PARAMS,
+  epochBlocks: 3,
+  maxValidators: 3,
+  unbondingBlocks: 3,
+  blockReward: 37n,
+  signedWindow: 4,
+  maxMissed: 1,
+  jailBlocks: 2,
+};
+
+const validators = Array.from({ length: 4 }, () => makeValidator());
+const delegatorKeys = Array.from({ length: 3 }, () => makeSender());
+
+type Op =
+  | { kind: 'transfer'; from: number; to: number; amount: bigint; fee: bigint }
+  | { kind: 'delegate'; from: number; validator: number; amount: bigint; fee: bigint }
+  | { kind: 'unbond'; from: number; validator: number; amount: bigint }
+  | { kind: 'create' }
+  | { kind: 'unjail'; validator: number };
+
+const amount = fc.oneof(fc.bigInt({ min: 1n, max: 300n }), fc.bigInt({ min: 1n, max: 5_000n }));
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    kind: fc.constant('transfer' as const),
+    from: fc.nat(2),
+    to: fc.nat(3),
+    amount,
+    fee: fc.bigInt({ min: 0n, max: 20n }),
+  }),
+  fc.record({
+    kind: fc.constant('delegate' as const),
+    from: fc.nat(2),
+    validator: fc.nat(3),
+    amount,
+    fee: fc.bigInt({ min: 0n, max: 5n }),
+  }),
+  fc.record({
+    kind: fc.constant('unbond' as const),
+    from: fc.nat(2),
+    validator: fc.nat(3),
+    amount,
+  }),
+  fc.record({ kind: fc.constant('create' as const) }),
+  fc.record({ kind: fc.constant('unjail' as const), validator: fc.nat(3) }),
+);
+const blockArb = fc.record({
+  ops: fc.array(opArb, { maxLength: 5 }),
+  proposer: fc.option(fc.nat(3)),
+  withCommit: fc.boolean(),
+  missing: fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+  evidence: fc.option(fc.record({ validator: fc.nat(3), age: fc.nat(2) }), { freq: 4 }),
+});
+const scenarioArb = fc.record({
+  selfBonds: fc.array(fc.bigInt({ min: 1_000n, max: 6_000n }), { minLength: 3, maxLength: 3 }),
+  blocks: fc.array(blockArb, { minLength: 4, maxLength: 12 }),
+});
+
+const BPS = 10_000n;
+const slashCut = (value: bigint) => (value * BigInt(PARAMS.slashFractionBps)) / BPS;
+
+/** The reference selection (docs/caesar.md, "Epochs"), written independently of end-block.ts. */
+function expectedPowers(records: Map<string, ValidatorRecord>): Map<string, number> {
+  const ranked = [...records.entries()]
+    .filter(([, r]) => r.jailed === JailReason.NONE && r.tokens >= PARAMS.minValidatorStake)
+    .filter(([, r]) => r.tokens >= PARAMS.powerUnit)
+    .sort(([a, ra], [b, rb]) =>
+      ra.tokens === rb.tokens ? (a < b ? -1 : 1) : ra.tokens > rb.tokens ? -1 : 1,
+    );
+  const chosen = new Map<string, number>();
+  let total = 0;
+  for (const [id, record] of ranked) {
+    if (chosen.size === PARAMS.maxValidators) break;
+    const power = Number(record.tokens / PARAMS.powerUnit);
+    if (total + power > MAX_TOTAL_VOTING_POWER) continue;
+    total += power;
+    chosen.set(id, power);
+  }
+  return chosen;
+}
+
+function snapshot(node: TestNode): Map<string, ValidatorRecord> {
+  const map = new Map<string, ValidatorRecord>();
+  for (const v of validators) {
+    const record = recordOf(node, v);
+    if (record !== undefined) map.set(v.id, record);
+  }
+  return map;
+}
+
+describe('caesar staking properties over random sequences', () => {
+  it('conserves supply, agrees on two nodes, and hands consensus the modelled updates', async () => {
+    // What the runs exercised, so that a generator that stopped reaching a path fails the test.
+    const seen = {
+      applied: new Set<string>(),
+      burns: 0,
+      downtimeJails: 0,
+      joins: 0,
+      removals: 0,
+      maturities: 0,
+    };
+    await fc.assert(
+      fc.asyncProperty(scenarioArb, async ({ selfBonds, blocks }) => {
+        const delegators: Sender[] = delegatorKeys.map((key) => ({ ...key, sequence: 0 }));
+        const candidate = validators[3]!;
+        const operators: Sender[] = validators.map((v) => ({ ...v.sender, sequence: 0 }));
+        const genesis = stakingGenesis({
+          params: PARAMS,
+          validators: selfBonds.map((selfBond, i) => ({
+            validator: validators[i]!,
+            selfBond,
+            commission: 1_500 * i,
+          })),
+          balances: [
+            ...delegators.map((d) => ({ address: addressOf(d), amount: 20_000n })),
+            { address: candidate.account, amount: 8_000n },
+          ],
+        });
+        const proposer = await openStakingNode(genesis);
+        const follower = await openStakingNode(genesis);
+        try {
+          let consensusSet: ValidatorSet = createValidatorSet(
+            selfBonds.map((bond, i) => ({
+              publicKey: validators[i]!.sender.publicKey,
+              power: Number(bond / PARAMS.powerUnit),
+              pqPublicKey: validators[i]!.pqKey,
+              storageRoot: validators[i]!.storageRoot,
+            })),
+          );
+          const accounts = [...delegators.map(addressOf), ...validators.map((v) => v.account)];
+          let supply = genesis.token.supply;
+          const genesisRecords = new Map<string, ValidatorRecord>(
+            selfBonds.map((bond, i) => [
+              validators[i]!.id,
+              {
+                publicKey: validators[i]!.sender.publicKey,
+                pqPublicKey: validators[i]!.pqKey,
+                storageRoot: validators[i]!.storageRoot,
+                commissionBps: 1_500 * i,
+                tokens: bond,
+                shares: bond,
+                power: Number(bond / PARAMS.powerUnit),
+                jailed: JailReason.NONE,
+                jailedUntil: 0,
+              },
+            ]),
+          );
+          for (const [index, block] of blocks.entries()) {
+            const height = index + 1;
+            const before = height === 1 ? genesisRecords : snapshot(proposer);
+            const slashed =
+              block.evidence === null ? undefined : validators[block.evidence.validator]!;
+            const transactions = block.ops.flatMap((op): Uint8Array[] => {
+              // Leave the slashed validator's stake and jail alone in the block that slashes it,
+              // so the burn is predictable from the state before the block.
+              const target =
+                op.kind === 'create'
+                  ? candidate
+                  : op.kind === 'transfer'
+                    ? undefined
+                    : validators[op.validator];
+              if (slashed !== undefined && target === slashed) return [];
+              switch (op.kind) {
+                case 'transfer':
+                  return [
+                    transfer(delegators[op.from]!, {
+                      to: accounts[op.to === op.from ? (op.to + 1) % 3 : op.to]!,
+                      amount: op.amount,
+                      fee: op.fee,
+                    }),
+                  ];
+                case 'delegate':
+                  return [
+                    stakingTx(delegators[op.from]!, {
+                      op: 'delegate',
+                      fee: op.fee,
+                      amount: op.amount,
+                      validator: validators[op.validator]!.address,
+                    }),
+                  ];
+                case 'unbond':
+                  return [
+                    stakingTx(delegators[op.from]!, {
+                      op: 'unbond',
+                      fee: 0n,
+                      amount: op.amount,
+                      validator: validators[op.validator]!.address,
+                    }),
+                  ];
+                case 'create':
+                  return [
+                    stakingTx(operators[3]!, {
+                      op: 'create-validator',
+                      fee: 1n,
+                      bond: 2_500n,
+                      pqKey: candidate.pqKey,
+                      commission: 700,
+                      storageRoot: candidate.storageRoot,
+                    }),
+                  ];
+                case 'unjail':
+                  return [stakingTx(operators[op.validator]!, { op: 'unjail', fee: 0n })];
+              }
+            });
+            const members = consensusSet.validators;
+            const extras: BlockExtras = {
+              ...(block.proposer === null ? {} : { proposer: validators[block.proposer]! }),
+              ...(block.withCommit && height > 1
+                ? {
+                    lastCommit: {
+                      signed: validators
+                        .filter(
+                          (v, i) => !block.missing[i] && members.some((m) => m.address === v.id),
+                        )
+                        .map((v) => ({
+                          validator: v,
+                          power: consensusSet.validators.find((m) => m.address === v.id)!.power,
+                        })),
+                      missed: validators
+                        .filter(
+                          (v, i) => block.missing[i] && members.some((m) => m.address === v.id),
+                        )
+                        .map((v) => ({
+                          validator: v,
+                          power: consensusSet.validators.find((m) => m.address === v.id)!.power,
+                        })),
+                    },
+                  }
+                : {}),
+              ...(slashed === undefined
+                ? {}
+                : {
+                    evidence: [
+                      equivocation(slashed, Math.max(1, height - 1 - block.evidence!.age)),
+                    ],
+                  }),
+            };
+            const input = blockInput(height, [], extras);
+            // Predicted burn: the slashed validator's stake and its unbondings begun after the offence.
+            let burn = 0n;
+            const offender = slashed === undefined ? undefined : before.get(slashed.id);
+            if (
+              slashed !== undefined &&
+              offender !== undefined &&
+              offender.jailed !== JailReason.EQUIVOCATION
+            ) {
+              const offence = input.evidence[0]!.voteA.height;
+              burn += slashCut(offender.tokens);
+              for (const d of accounts) {
+                for (const entry of height === 1 ? [] : unbondingOf(proposer, d)) {
+                  if (toHex(entry.validator) === slashed.id && entry.creationHeight > offence) {
+                    burn += slashCut(entry.amount);
+                  }
+                }
+              }
+            }
+
+            if (
+              height > 1 &&
+              accounts.some((a) =>
+                unbondingOf(proposer, a).some((e) => e.completionHeight === height),
+              )
+            ) {
+              seen.maturities++;
+            }
+            const prepared = proposer.app.prepareProposal(input, transactions, 1 << 22);
+            const executed = follower.app.executeBlock({
+              ...input,
+              transactions: prepared.transactions,
+            });
+            assert.deepEqual(
+              executed.stateRoot,
+              prepared.result.stateRoot,
+              `same root at ${height}`,
+            );
+            assert.deepEqual(executed.validatorUpdates, prepared.result.validatorUpdates);
+            assert.equal(
+              prepared.transactions.length,
+              transactions.length,
+              'every transaction is admissible',
+            );
+            proposer.commit(prepared.result);
+            follower.commit(executed);
+            for (const [i, result] of prepared.result.txResults.entries()) {
+              if (result.code === 0) {
+                const op = block.ops.filter((o) => {
+                  const target =
+                    o.kind === 'create'
+                      ? candidate
+                      : o.kind === 'transfer'
+                        ? undefined
+                        : validators[o.validator];
+                  return slashed === undefined || target !== slashed;
+                })[i]!;
+                seen.applied.add(op.kind);
+              }
+            }
+            if (burn > 0n) seen.burns++;
+            for (const u of prepared.result.validatorUpdates) {
+              if (u.pqPublicKey !== undefined) seen.joins++;
+              if (u.power === 0) seen.removals++;
+            }
+
+            const after = snapshot(proposer);
+            // Minted iff a staking validator that is not jailed proposed or signed.
+            const eligible = (v: TestValidator | undefined) =>
+              v !== undefined && after.get(v.id)?.jailed === JailReason.NONE;
+            const paid =
+              eligible(block.proposer === null ? undefined : validators[block.proposer]) ||
+              (extras.lastCommit?.signed ?? []).some(
+                ({ validator, power }) => power > 0 && eligible(validator),
+              );
+            const minted = paid ? PARAMS.blockReward : 0n;
+            supply += minted - burn;
+            assert.equal(supplyOf(proposer), supply, `supply at ${height}: +${minted} -${burn}`);
+
+            // Conservation, and the totals agree with the records.
+            let tokens = 0n;
+            for (const record of after.values()) {
+              tokens += record.tokens;
+              assert.equal(
+                record.tokens === 0n,
+                record.shares === 0n,
+                'tokens and shares are zero together',
+              );
+            }
+            let waiting = 0n;
+            let balances = 0n;
+            for (const [id, record] of after) {
+              if (
+                record.jailed === JailReason.DOWNTIME &&
+                before.get(id)?.jailed === JailReason.NONE
+              ) {
+                seen.downtimeJails++;
+              }
+            }
+            for (const address of accounts) {
+              balances += balanceOf(proposer, address);
+              for (const entry of unbondingOf(proposer, address)) {
+                assert.ok(entry.completionHeight > height, 'no overdue unbonding');
+                waiting += entry.amount;
+              }
+            }
+            assert.equal(bondedOf(proposer), tokens);
+            assert.equal(unbondingTotalOf(proposer), waiting);
+            assert.equal(
+              balances + tokens + waiting + feePoolOf(proposer),
+              supply,
+              `conservation at ${height}`,
+            );
+            // A delegation's shares never exceed its validator's.
+            for (const [id, record] of after) {
+              for (const d of delegators) {
+                const v = validators.find((x) => x.id === id)!;
+                const shares = decodeStoredAmount(
+                  proposer.store.state.get(caesarStateKey(delegationKey(v.address, addressOf(d)))),
+                );
+                assert.ok(shares <= record.shares);
+              }
+            }
+
+            // The updates: the reference selection at an epoch, the jailed leaving otherwise.
+            const announcedBefore = new Map([...before].map(([id, r]) => [id, r.power]));
+            let expected = new Map<string, number>();
+            if (height % PARAMS.epochBlocks === 0) {
+              expected = expectedPowers(after);
+            } else {
+              for (const [id, power] of announcedBefore) {
+                const record = after.get(id)!;
+                const jailedHere =
+                  record.jailed !== JailReason.NONE &&
+                  record.jailedUntil === height + PARAMS.jailBlocks;
+                if (power > 0 && !jailedHere) expected.set(id, power);
+              }
+            }
+            if (expected.size === 0) {
+              expected = new Map([...announcedBefore].filter(([, p]) => p > 0));
+            }
+            const predicted = [...after.keys()]
+              .filter((id) => (expected.get(id) ?? 0) !== (announcedBefore.get(id) ?? 0))
+              .map((id) => [id, expected.get(id) ?? 0]);
+            const actual = prepared.result.validatorUpdates.map((u) => [
+              validators.find((v) => toHex(v.sender.publicKey) === toHex(u.publicKey))!.id,
+              u.power,
+            ]);
+            const order = (a: (string | number)[], b: (string | number)[]) =>
+              a[0]! < b[0]! ? -1 : 1;
+            assert.deepEqual(actual.sort(order), predicted.sort(order), `updates at ${height}`);
+            for (const [id, power] of after) assert.equal(power.power, expected.get(id) ?? 0);
+            // Consensus accepts them (no refusal: keys, FALCON keys, roots, never an empty set).
+            consensusSet = applyValidatorUpdates(
+              consensusSet,
+              prepared.result.validatorUpdates,
+            ).validators;
+          }
+        } finally {
+          await proposer.close();
+          await follower.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+    assert.deepEqual([...seen.applied].sort(), [
+      'create',
+      'delegate',
+      'transfer',
+      'unbond',
+      'unjail',
+    ]);
+    for (const [what, count] of Object.entries(seen)) {
+      if (typeof count === 'number') assert.ok(count > 0, `no run exercised ${what}`);
+    }
+  });
+});
