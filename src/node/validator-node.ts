@@ -18,6 +18,7 @@ import {
   CAESAR_MODULE_NAME,
   caesarGenesisFromApp,
   caesarInitialState,
+  checkStakingMatchesValidators,
   createCaesarModule,
 } from '../caesar/index.js';
 import type { Application } from '../consensus/app.js';
@@ -171,6 +172,8 @@ export function genesisApplication(genesis: GenesisDocument): GenesisApplication
   }
   const caesar = caesarGenesisFromApp(genesis.app);
   if (caesar === undefined) return { modules: [createKvModule()], initialState: [] };
+  // With a staking section, its validators must be exactly the consensus genesis set.
+  checkStakingMatchesValidators(caesar, genesis.validators);
   return {
     modules: [createKvModule(), createCaesarModule()],
     initialState: caesarInitialState(caesar),

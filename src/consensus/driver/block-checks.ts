@@ -1,7 +1,12 @@
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
 import { sha256 } from '../../crypto/hash.js';
 import type { EvidenceInput, NodeStore } from '../../storage/index.js';
-import type { Application, BlockExecutionInput, BlockExecutionResult } from '../app.js';
+import type {
+  Application,
+  BlockExecutionInput,
+  BlockExecutionResult,
+  LastCommitInfo,
+} from '../app.js';
 import { checkBlock } from '../block.js';
 import { checkQuorumCertificate } from '../commit.js';
 import { ConsensusError, ConsensusErrorCode } from '../errors.js';
@@ -46,7 +51,8 @@ export type ExecutionOutcome =
   | { readonly ok: true; readonly result: BlockExecutionResult }
   | { readonly ok: false; readonly refusal: BlockRefusal; readonly error: Error };
 
-export function executionInput(block: Block): BlockExecutionInput {
+export function executionInput(block: Block, context: HeightContext): BlockExecutionInput {
+  const lastCommit = lastCommitInfo(block.lastCommit, context);
   return {
     chainId: block.header.chainId,
     height: block.header.height,
@@ -54,6 +60,36 @@ export function executionInput(block: Block): BlockExecutionInput {
     proposer: block.header.proposer,
     transactions: block.transactions,
     evidence: block.evidence,
+    ...(lastCommit === undefined ? {} : { lastCommit }),
+  };
+}
+
+/**
+ * Who signed the previous block's commit, as the application sees it (`LastCommitInfo`): every
+ * validator of the set that decided the parent (`context.parent.validators`), in address order,
+ * with `signed` true when its precommit for the parent is in `lastCommit` — the quorum
+ * certificate the block itself carries, so every node executing the block derives the same
+ * list. Undefined at height 1 (the parent is genesis) or without a commit.
+ */
+export function lastCommitInfo(
+  lastCommit: QuorumCertificate | null,
+  context: HeightContext,
+): LastCommitInfo | undefined {
+  const { parent } = context;
+  if (parent.kind !== 'block' || lastCommit === null) return undefined;
+  const signers = new Set<string>();
+  for (const vote of lastCommit.precommits) {
+    if (vote.blockHash !== null && bytesEqual(vote.blockHash, lastCommit.blockHash)) {
+      signers.add(vote.validator);
+    }
+  }
+  return {
+    height: lastCommit.height,
+    votes: parent.validators.validators.map((validator) => ({
+      validator: validator.address,
+      power: validator.power,
+      signed: signers.has(validator.address),
+    })),
   };
 }
 
@@ -136,7 +172,7 @@ export function checkAndExecute(
   }
   let result: BlockExecutionResult;
   try {
-    result = deps.app.executeBlock(executionInput(block));
+    result = deps.app.executeBlock(executionInput(block, context));
   } catch (error) {
     return {
       ok: false,

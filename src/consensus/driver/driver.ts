@@ -26,6 +26,7 @@ import {
 } from '../wire.js';
 import {
   checkAndExecute,
+  lastCommitInfo,
   storedEvidence,
   verifySyncedBlock,
   type BlockCheckDeps,
@@ -521,6 +522,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
         },
         template,
         this.evidence.forBlock(template.height),
+        lastCommitInfo(template.lastCommit, this.requireState().context),
       );
     } catch (error) {
       // No answer: the round's propose timeout moves everyone on.

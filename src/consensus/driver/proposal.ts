@@ -1,4 +1,4 @@
-import type { Application, BlockExecutionResult } from '../app.js';
+import type { Application, BlockExecutionResult, LastCommitInfo } from '../app.js';
 import { buildBlock, type BlockTemplate } from '../block.js';
 import type { Block, DuplicateVoteEvidence } from '../types.js';
 import type { BlockProofs, MempoolPort } from './ports.js';
@@ -22,6 +22,7 @@ export function buildProposal(
   sources: ProposalSources,
   template: BlockTemplate,
   evidence: readonly DuplicateVoteEvidence[],
+  lastCommit?: LastCommitInfo,
 ): { readonly block: Block; readonly result: BlockExecutionResult } {
   const prepared = sources.app.prepareProposal(
     {
@@ -30,6 +31,7 @@ export function buildProposal(
       time: template.time,
       proposer: template.proposer,
       evidence,
+      ...(lastCommit === undefined ? {} : { lastCommit }),
     },
     sources.mempool.candidates(),
     sources.maxBlockBytes,
