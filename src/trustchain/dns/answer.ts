@@ -12,13 +12,15 @@ import {
 } from './constants.js';
 import { MAX_NAME_BYTES } from './names.js';
 import { decodeRdata } from './records.js';
-import type { RRsetWire, Zone, ZoneNode, ZoneSource } from './zone.js';
+import type { RRsetWire, Zone, ZoneNode, ZoneSignatures, ZoneSource } from './zone.js';
 
 /**
  * The authoritative answer engine (RFC 1034 §4.3.2, RFC 2308, RFC 4592, RFC 6891, RFC 8482):
  * query bytes in, response bytes out, no I/O. It reads the header and question, walks the
  * other sections only to find a well-formed OPT, and writes the response by copying the zone's
  * pre-encoded RRsets into one reused buffer, owner names compressed against the question.
+ * A signed zone answers a query with DO (RFC 3225) with each RRset's RRSIG next to it and
+ * NSEC proofs in the authority section (RFC 4035 §3.1); other queries take the unsigned path.
  * See docs/dns.md for the behaviour chosen where the RFCs leave a choice.
  */
 
@@ -80,6 +82,8 @@ let addedCount = 0;
 const EMPTY_WIRE = new Uint8Array(0);
 const EMPTY_OFFSETS: readonly number[] = [];
 let infoOut: AnswerInfo | undefined;
+/** The signed zone whose RRSIGs go with the RRsets written now (undefined: write none). */
+let dnssec: ZoneSignatures | undefined;
 
 function u16(bytes: Uint8Array, at: number): number {
   return (bytes[at]! << 8) | bytes[at + 1]!;
@@ -123,6 +127,7 @@ function parseQuery(msg: Uint8Array): void {
   q.questionOk = false;
   q.error = '';
   q.hasEdns = false;
+  q.dnssecOk = false;
   const qd = u16(msg, 4);
   if (qd !== 1) {
     q.error = `QDCOUNT ${qd}, expected 1`;
@@ -308,6 +313,9 @@ function addRRset(
   const ownerBytes = ownerSize(key, wire, offsets);
   let size = 0;
   for (const tail of set.tails) size += ownerBytes + tail.length;
+  // RFC 4035 §3.1.1: an RRset and its RRSIG go in together or not at all.
+  const rrsig = dnssec === undefined ? undefined : dnssec.rrsig(set);
+  if (rrsig !== undefined) size += ownerBytes + rrsig.length;
   if (pos + size > limit) return false;
   for (const tail of set.tails) {
     writeOwner(wire);
@@ -315,6 +323,12 @@ function addRRset(
     pos += tail.length;
   }
   counts[section]! += set.tails.length;
+  if (rrsig !== undefined) {
+    writeOwner(wire);
+    out.set(rrsig, pos);
+    pos += rrsig.length;
+    counts[section]! += 1;
+  }
   added[addedCount++] = set;
   return true;
 }
@@ -383,35 +397,105 @@ function inChain(key: string): boolean {
 }
 
 /**
- * Answers for `key` in `zone`, following CNAMEs through the zones held. The first name is the
- * question (owner written as a pointer to it); later names are CNAME targets.
+ * Denial and delegation proofs (NSEC, DS) for the authority section, each with its signed zone
+ * (the first `proofCount`); written once the answer section is complete. Only with DO.
  */
+const proofs: RRsetWire[] = [];
+const proofZones: ZoneSignatures[] = [];
+let proofCount = 0;
+/** RRsets whose additional-section data follows the authority section (the first `extraCount`). */
+const extras: RRsetWire[] = [];
+let extraCount = 0;
+let extrasRequired = false;
+let extrasZone: ZoneSignatures | undefined;
+
+function addProof(set: RRsetWire | undefined, zone: ZoneSignatures): void {
+  if (set === undefined) return;
+  for (let i = 0; i < proofCount; i++) if (proofs[i] === set) return;
+  proofs[proofCount] = set;
+  proofZones[proofCount++] = zone;
+}
+
+/**
+ * RFC 4035 §3.1.3.1: the NSEC at the name shows the type (and CNAME) absent; an empty
+ * non-terminal has none, and the NSEC covering it shows that it exists without data.
+ */
+function addNoDataProof(node: ZoneNode, zone: ZoneSignatures): void {
+  addProof(node.rrsets.get(RR_TYPES.NSEC) ?? zone.covering(node.key), zone);
+}
+
+function addExtra(set: RRsetWire, zone: ZoneSignatures | undefined): void {
+  extras[extraCount++] = set;
+  extrasZone = zone;
+}
+
 function resolve(zones: ZoneSource, zone: Zone, qtype: number, transport: Transport): void {
+  proofCount = 0;
+  extraCount = 0;
+  extrasRequired = false;
+  extrasZone = undefined;
+  follow(zones, zone, qtype, transport);
+  if (!truncated) {
+    for (let i = 0; i < proofCount; i++) {
+      const set = proofs[i]!;
+      if (wasAdded(set)) continue;
+      dnssec = proofZones[i];
+      if (!addRequired(set, AUTHORITY)) break;
+    }
+    dnssec = extrasZone;
+    for (let i = 0; i < extraCount; i++) addAdditional(extras[i]!, extrasRequired);
+  }
+  dnssec = undefined;
+}
+
+/**
+ * Answers for `key` in `zone`, following CNAMEs through the zones held. The first name is the
+ * question (owner written as a pointer to it); later names are CNAME targets. With DO, each
+ * step in a signed zone writes RRSIGs and queues its proofs (RFC 4035 §3.1.3).
+ */
+function follow(zones: ZoneSource, zone: Zone, qtype: number, transport: Transport): void {
   let key = qkey;
   let current = zone;
   chainLength = 0;
   for (let hop = 0; ; hop++) {
+    const signed = query.dnssecOk ? current.dnssec : undefined;
+    dnssec = signed;
     const ds = qtype === RR_TYPES.DS;
     lookup(current, key, ds);
     if (walk.cut !== undefined) {
       if (hop === 0) {
         // A referral: not authoritative, NS in authority, glue in additional.
         out[2] = out[2]! & ~0x04;
-        const ns = walk.cut.rrsets.get(RR_TYPES.NS)!;
-        if (addRequired(ns, AUTHORITY)) addAdditional(ns, true);
+        const cut = walk.cut;
+        const ns = cut.rrsets.get(RR_TYPES.NS)!;
+        if (!addRequired(ns, AUTHORITY)) return;
+        // RFC 4035 §3.1.4: the signed DS RRset, or the NSEC showing the delegation has none.
+        if (signed !== undefined) {
+          addProof(cut.rrsets.get(RR_TYPES.DS) ?? cut.rrsets.get(RR_TYPES.NSEC), signed);
+        }
+        addExtra(ns, signed);
+        extrasRequired = true;
       }
       return;
     }
     let node = walk.node;
     let synthesized = false;
     if (node === undefined) {
-      node = walk.encloser?.wildcard;
+      const encloser = walk.encloser;
+      node = encloser?.wildcard;
       synthesized = true;
       if (node === undefined) {
         setRcode(Rcode.NXDOMAIN);
-        addRequired(current.negativeSoa, AUTHORITY);
+        if (!addRequired(current.negativeSoa, AUTHORITY)) return;
+        if (signed !== undefined) {
+          // RFC 4035 §3.1.3.2: the name does not exist, nor the wildcard at its closest encloser.
+          addProof(signed.covering(key), signed);
+          if (encloser !== undefined) addProof(signed.covering(`\x01*${encloser.key}`), signed);
+        }
         return;
       }
+      // RFC 4035 §3.1.3.3: a wildcard answer comes with the proof that the name does not exist.
+      if (signed !== undefined) addProof(signed.covering(key), signed);
     }
     // Records are written under the name asked for: the question (a pointer to it), or the
     // CNAME target; a synthesized record takes that name too (RFC 4592 §3.3.1).
@@ -427,23 +511,30 @@ function resolve(zones: ZoneSource, zone: Zone, qtype: number, transport: Transp
     rename = synthesized;
     if (qtype === TYPE_ANY) {
       if (node.ordered.length === 0) {
-        addRequired(current.negativeSoa, AUTHORITY);
+        if (addRequired(current.negativeSoa, AUTHORITY) && signed !== undefined)
+          addNoDataProof(node, signed);
         return;
       }
       // RFC 8482 §4.1: over UDP one RRset (the lowest type); over TCP all of them.
       const count = transport === 'udp' ? 1 : node.ordered.length;
       for (let i = 0; i < count; i++) if (!addAnswer(node.ordered[i]!)) return;
-      for (let i = 0; i < count; i++) addAdditional(node.ordered[i]!, false);
+      for (let i = 0; i < count; i++) addExtra(node.ordered[i]!, signed);
       return;
     }
     const set = node.rrsets.get(qtype);
     if (set !== undefined) {
-      if (addAnswer(set)) addAdditional(set, false);
+      if (addAnswer(set)) addExtra(set, signed);
+      return;
+    }
+    if (qtype === RR_TYPES.RRSIG && current.dnssec !== undefined && node.ordered.length > 0) {
+      addSignatures(node, current.dnssec);
       return;
     }
     const cname = node.rrsets.get(RR_TYPES.CNAME);
     if (cname === undefined) {
-      addRequired(current.negativeSoa, AUTHORITY);
+      // NODATA; for a wildcard, the NSEC at the wildcard shows the type absent (RFC 4035 §3.1.3.4).
+      if (addRequired(current.negativeSoa, AUTHORITY) && signed !== undefined)
+        addNoDataProof(node, signed);
       return;
     }
     if (!addAnswer(cname)) return;
@@ -455,6 +546,39 @@ function resolve(zones: ZoneSource, zone: Zone, qtype: number, transport: Transp
     key = target;
     current = next;
   }
+}
+
+/** Signatures written for a QTYPE RRSIG answer (one array, reused). */
+const signatures: Uint8Array[] = [];
+
+/**
+ * QTYPE RRSIG at a name of a signed zone: the RRSIGs of all its RRsets, with or without DO
+ * (they were asked for by type). All of them or, when they do not fit, TC.
+ */
+function addSignatures(node: ZoneNode, zone: ZoneSignatures): void {
+  const first = node.ordered[0]!;
+  const key = rename ? ownerKeyNow : first.ownerKey;
+  const wire = rename ? ownerWireNow : first.ownerWire;
+  const offsets = rename ? ownerOffsetsNow : first.ownerOffsets;
+  const ownerBytes = ownerSize(key, wire, offsets);
+  let count = 0;
+  let size = 0;
+  for (const set of node.ordered) {
+    const rrsig = zone.rrsig(set);
+    if (rrsig === undefined) continue;
+    signatures[count++] = rrsig;
+    size += ownerBytes + rrsig.length;
+  }
+  if (pos + size > limit) {
+    truncated = true;
+    return;
+  }
+  for (let i = 0; i < count; i++) {
+    writeOwner(wire);
+    out.set(signatures[i]!, pos);
+    pos += signatures[i]!.length;
+  }
+  counts[ANSWER]! += count;
 }
 
 let ownerKeyNow = '';

@@ -1,6 +1,7 @@
 /**
  * The DNS core of TrustChain (layer 5): names, the typed record model and its JSON input form,
- * the RFC 1035/6891 wire codec, zones with their rules, and the authoritative answer engine.
+ * the RFC 1035/6891 wire codec, zones with their rules, the authoritative answer engine, and
+ * DNSSEC online signing (ECDSA P-256, NSEC).
  * No sockets: the servers call `answer` per packet. See docs/dns.md.
  */
 export { DnsError, DnsErrorCode } from './errors.js';
@@ -81,6 +82,47 @@ export { HEADER_BYTES, decodeMessage, encodeMessage } from './wire.js';
 export type { DnsMessage, Edns, EdnsOption, MessageInput, Question } from './wire.js';
 export { MAX_MESSAGE_BYTES, WireReader, WireWriter } from './buffer.js';
 export { MemoryZone, ZoneSet } from './zone.js';
-export type { RRsetWire, Zone, ZoneNode, ZoneSource } from './zone.js';
+export type {
+  RRsetWire,
+  Zone,
+  ZoneBuildOptions,
+  ZoneNode,
+  ZoneSignatures,
+  ZoneSource,
+} from './zone.js';
 export { CLASSIC_UDP_PAYLOAD, DEFAULT_MAX_UDP_PAYLOAD, answer } from './answer.js';
 export type { AnswerInfo, AnswerOptions, Transport } from './answer.js';
+export {
+  ALGORITHM_ECDSAP256SHA256,
+  CSK_FLAGS,
+  DIGEST_SHA256,
+  DIGEST_SHA384,
+  DNSKEY_FLAG_SEP,
+  DNSKEY_FLAG_ZONE,
+  DNSKEY_PROTOCOL,
+  DnssecError,
+  DnssecErrorCode,
+  bindTrustAnchor,
+  dnskeyRdata,
+  dsFromDnskey,
+  dsRecord,
+  dsText,
+  formatDnskey,
+  formatDs,
+  generateSigningKey,
+  keyTag,
+  p256Dnskey,
+  signingKeyFromP256,
+} from './dnssec-keys.js';
+export type { DnssecSigningKey } from './dnssec-keys.js';
+export {
+  rrsigLabels,
+  rrsigPrefix,
+  signRRsetWire,
+  signRecords,
+  signedData,
+  verifyRrsig,
+} from './dnssec-sign.js';
+export type { RrsigFields } from './dnssec-sign.js';
+export { DEFAULT_SIGNING_POLICY, ZoneDnssec, ZoneSigner, canonicalSortKey } from './dnssec-zone.js';
+export type { CachedSignature, SigningPolicy, ZoneSignerOptions } from './dnssec-zone.js';

@@ -12,6 +12,7 @@ import {
 } from './names.js';
 import { MAX_TTL, compareBytes, rdataBytes, recordTypeCode } from './records.js';
 import type { ResourceRecord } from './records.js';
+import type { ZoneSigner } from './dnssec-zone.js';
 
 /**
  * Zones as the answer engine reads them. `ZoneSource` and `Zone` are the seam: the in-memory
@@ -60,6 +61,31 @@ export interface Zone {
   readonly hasDelegations: boolean;
   /** The node at `key` (a name with data or an empty non-terminal), if it exists. */
   node(key: string): ZoneNode | undefined;
+  /** Present when the zone is signed: RRSIGs and NSEC proofs for queries with DO (RFC 4035 §3). */
+  readonly dnssec?: ZoneSignatures;
+}
+
+/** What the answer engine asks of a signed zone (`ZoneSigner.attach` makes one). */
+export interface ZoneSignatures {
+  /**
+   * The RRSIG of `set` as TYPE, CLASS, TTL, RDLENGTH and RDATA (the owner is written by the
+   * engine), or undefined when the RRset is not signed (glue, a delegation's NS).
+   */
+  rrsig(set: RRsetWire): Uint8Array | undefined;
+  /**
+   * The NSEC RRset whose owner is `key` or the closest before it in canonical order (RFC 4034
+   * §6.1): for a name that does not exist, the NSEC that covers it (RFC 4035 §3.1.3.2).
+   */
+  covering(key: string): RRsetWire | undefined;
+}
+
+export interface ZoneBuildOptions {
+  /**
+   * Signs the zone (docs/dns.md, DNSSEC): the signer adds the DNSKEY and NSEC records and
+   * answers carry RRSIGs when the query sets DO. Pass the same signer to every build of the
+   * zone so unchanged RRsets keep their signatures.
+   */
+  readonly signer?: ZoneSigner;
 }
 
 export interface ZoneSource {
@@ -133,6 +159,7 @@ export class MemoryZone implements Zone {
   readonly hasDelegations: boolean;
   /** Every record, owners and RDATA names as given; RRsets in canonical order. */
   readonly records: readonly ResourceRecord[];
+  readonly dnssec: ZoneSignatures | undefined;
   private readonly nodes: Map<string, MutableNode>;
 
   private constructor(
@@ -141,6 +168,7 @@ export class MemoryZone implements Zone {
     soa: RRsetWire,
     negativeSoa: RRsetWire,
     records: ResourceRecord[],
+    signer: ZoneSigner | undefined,
   ) {
     this.apexKey = apexKey;
     this.apex = keyToName(apexKey);
@@ -149,6 +177,7 @@ export class MemoryZone implements Zone {
     this.negativeSoa = negativeSoa;
     this.records = records;
     this.hasDelegations = [...nodes.values()].some((node) => node.delegation);
+    this.dnssec = signer?.attach(apexKey, nodes.values(), negativeSoa);
   }
 
   node(key: string): ZoneNode | undefined {
@@ -159,10 +188,18 @@ export class MemoryZone implements Zone {
    * Checks `records` against the zone rules and compiles them. Throws `DnsError`: RECORD_INVALID
    * (bad data, class other than IN, TTL above 2^31-1), ZONE_OUT_OF_ZONE, ZONE_NO_SOA,
    * ZONE_MULTIPLE_SOA, ZONE_SOA_NOT_AT_APEX, ZONE_NO_APEX_NS, ZONE_CNAME_CONFLICT,
-   * ZONE_TTL_MISMATCH, ZONE_DUPLICATE_RECORD, ZONE_OCCLUDED_DATA, ZONE_DS_NOT_AT_DELEGATION.
+   * ZONE_TTL_MISMATCH, ZONE_DUPLICATE_RECORD, ZONE_OCCLUDED_DATA, ZONE_DS_NOT_AT_DELEGATION;
+   * with a signer, `DnssecError` APEX_MISMATCH and GENERATED_TYPE (RRSIG or NSEC given).
    */
-  static build(apex: string, records: readonly ResourceRecord[]): MemoryZone {
+  static build(
+    apex: string,
+    given: readonly ResourceRecord[],
+    options: ZoneBuildOptions = {},
+  ): MemoryZone {
     const apexKey = nameKey(apex);
+    const signer = options.signer;
+    signer?.checkApex(apexKey);
+    const records = signer === undefined ? given : signer.zoneRecords(given);
     const apexText = keyToName(apexKey);
     const byOwner = new Map<string, Map<number, Entry[]>>();
     for (const rr of records) {
@@ -376,7 +413,7 @@ export class MemoryZone implements Zone {
       ttl: negativeTtl,
       tails: [tailOf(RR_TYPES.SOA, negativeTtl, soa.tails[0]!.subarray(10))],
     };
-    return new MemoryZone(apexKey, nodes, soa, negativeSoa, all);
+    return new MemoryZone(apexKey, nodes, soa, negativeSoa, all, signer);
   }
 }
 
