@@ -1,13 +1,13 @@
-import type { BenchCluster } from '../consensus/cluster.js';
+import type { StepResult, Submit } from '../consensus/load.js';
 import {
-  describeStep,
-  runStep,
-  sustains,
-  type CommitTracker,
-  type StepResult,
-  type Submit,
-} from '../consensus/load.js';
-import { prepareLoad, type PreparedLoad } from '../consensus/transactions.js';
+  KvSteps,
+  drainMempools,
+  measureStep,
+  sendersFor,
+  stepCount,
+  type StepDeps,
+} from '../consensus/steps.js';
+import { prepareLoad } from '../consensus/transactions.js';
 import { freshSeeds, walletFromSeed, type Funder } from './funding.js';
 import type { LedgerBook, PlannedTransfer } from './ledger-book.js';
 import { fundingFor, recipientOf, type TransferParams } from './transfer-plan.js';
@@ -20,12 +20,6 @@ import { fundingFor, recipientOf, type TransferParams } from './transfer-plan.js
  * behind — for Caesar that matters because a transaction refused at admission (MEMPOOL_BUSY
  * under overload) leaves a sequence gap that strands its sender's later transactions.
  */
-export interface StepTiming {
-  readonly warmupSeconds: number;
-  readonly windowSeconds: number;
-  readonly drainSeconds: number;
-}
-
 export interface Workload {
   readonly name: 'kv' | 'caesar';
   run(rate: number, label: string): Promise<StepResult>;
@@ -33,98 +27,12 @@ export interface Workload {
   readonly meanBytes: number;
 }
 
-/** Up to 1,024 transactions in flight, as in the consensus benchmark. */
-const MAX_IN_FLIGHT = 1_024;
 const BUILDER = new URL('./transfer-worker.ts', import.meta.url);
 
-/** As the consensus benchmark: at most ~8 s of a sender's transactions pending (lead 64). */
-export function sendersFor(rate: number): number {
-  return Math.min(4_096, Math.max(64, Math.ceil(rate / 8)));
-}
-
-/** Waits until no node has pending transactions (or `ms` passes); returns the largest left. */
-export async function drainMempools(cluster: BenchCluster, ms: number): Promise<number> {
-  const deadline = Date.now() + ms;
-  let largest = Number.POSITIVE_INFINITY;
-  while (Date.now() < deadline) {
-    const sizes = await Promise.all(
-      cluster.names.map(async (node) => {
-        // A node too busy to answer counts as not drained yet (the loop is bounded by `ms`).
-        const status = await cluster
-          .client(0, node)
-          .status({ deadlineMs: 5_000 })
-          .catch(() => null);
-        if (status === null) return Number.POSITIVE_INFINITY;
-        return typeof status.mempoolSize === 'number' ? status.mempoolSize : 0;
-      }),
-    );
-    largest = Math.max(...sizes);
-    if (largest === 0) return 0;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  return largest;
-}
-
-interface StepDeps {
-  readonly cluster: BenchCluster;
-  readonly tracker: CommitTracker;
-  readonly submit: Submit;
-  readonly timing: StepTiming;
-  readonly stampDifficulty: number;
-  readonly progress: (message: string) => void;
-}
-
-async function measure(
-  deps: StepDeps,
-  load: PreparedLoad,
-  rate: number,
-  submit: Submit,
-): Promise<StepResult> {
-  const left = await drainMempools(deps.cluster, 30_000);
-  if (left > 0) {
-    deps.progress(
-      Number.isFinite(left)
-        ? `  mempools still hold ${left} transactions`
-        : '  a node did not answer its status while draining',
-    );
-  }
-  const result = await runStep(deps.cluster, deps.tracker, load, submit, {
-    rate,
-    ...deps.timing,
-    maxInFlight: MAX_IN_FLIGHT,
-  });
-  deps.progress(`  ${sustains(result) ? 'sustained' : 'NOT sustained'}: ${describeStep(result)}`);
-  return result;
-}
-
-function stepCount(rate: number, timing: StepTiming): number {
-  return Math.ceil(rate * (timing.warmupSeconds + timing.windowSeconds));
-}
-
-export class KvWorkload implements Workload {
+export class KvWorkload extends KvSteps implements Workload {
   readonly name = 'kv';
-  meanBytes = 0;
-  private step = 0;
-  constructor(private readonly deps: StepDeps) {}
-
-  async run(rate: number, label: string): Promise<StepResult> {
-    const { cluster, timing, progress } = this.deps;
-    const count = stepCount(rate, timing);
-    const senders = sendersFor(rate);
-    const built = performance.now();
-    const load = await prepareLoad({
-      chainId: cluster.genesis.chainId,
-      stampDifficulty: this.deps.stampDifficulty,
-      senders,
-      count,
-      tag: `kv${this.step++}`,
-    });
-    this.meanBytes = load.meanBytes;
-    progress(
-      `${label}: kv ${rate.toFixed(0)} tx/s — built ${count} txs from ${senders} senders in ` +
-        `${((performance.now() - built) / 1000).toFixed(1)} s`,
-    );
-    return measure(this.deps, load, rate, this.deps.submit);
+  constructor(deps: StepDeps) {
+    super(deps, { tag: 'kv', prefix: 'kv ' });
   }
 }
 
@@ -184,7 +92,7 @@ export class CaesarWorkload implements Workload {
       else this.admissionRefusals.set(code, (this.admissionRefusals.get(code) ?? 0) + 1);
       return code;
     };
-    const result = await measure(this.deps, load, rate, submit);
+    const result = await measureStep(this.deps, load, rate, submit);
     this.book.submitted(admitted);
     await drainMempools(cluster, 30_000);
     const outcome = await this.book.resolve(

@@ -34,25 +34,17 @@ import path from 'node:path';
 import { caesarGenesisFromApp } from '../../src/caesar/genesis.js';
 import type { BenchContext } from '../report.js';
 import { ensureBuilt, startBenchCluster, type BenchCluster } from '../consensus/cluster.js';
-import {
-  CommitTracker,
-  batchedSubmit,
-  percentile,
-  sustains,
-  type StepResult,
-} from '../consensus/load.js';
+import { CommitTracker, percentile, sustains, type StepResult } from '../consensus/load.js';
+import { BATCHING, batched, drainMempools, fixed, startSuite } from '../consensus/steps.js';
 import { Funder } from '../caesar/funding.js';
 import { LedgerBook } from '../caesar/ledger-book.js';
-import { CaesarWorkload, KvWorkload, drainMempools, type Workload } from '../caesar/steps.js';
+import { CaesarWorkload, KvWorkload, type Workload } from '../caesar/steps.js';
 import { checkLedger, type LedgerCheck } from '../caesar/verify.js';
 
 const VALIDATORS = 4;
 const STAMP_DIFFICULTY = 4;
 const CONNECTIONS = 4;
 const TARGET_TRANSFERS_PER_S = 1_500;
-const SUBMIT_BATCH = 256;
-const SUBMIT_FLUSH_MS = 5;
-const BATCHING = `batched submission: up to ${SUBMIT_BATCH} txs per submitTxs call, sent ${SUBMIT_FLUSH_MS} ms after the first is queued if not full`;
 const TRANSFER = { amount: 1_000n, fee: 10n };
 const DISTRIBUTORS = 64;
 /** Each distributor's funds: 1,000,000 CSR at 6 decimals, far beyond a run's transfers. */
@@ -102,10 +94,6 @@ const QUICK: Settings = {
   freshClusterForLatency: false,
 };
 
-function fixed(value: number, digits = 0): string {
-  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
-}
-
 /** A running cluster with both workloads and the ledger bookkeeping of its transfers. */
 interface Bench {
   readonly cluster: BenchCluster;
@@ -153,7 +141,7 @@ async function openBench(
     const deps = {
       cluster,
       tracker,
-      submit: batchedSubmit(cluster, { maxBatch: SUBMIT_BATCH, flushMs: SUBMIT_FLUSH_MS }),
+      submit: batched(cluster),
       timing: settings,
       stampDifficulty: STAMP_DIFFICULTY,
       progress,
@@ -301,16 +289,8 @@ function searchNote(search: Search, settings: Settings): string {
 
 export default async function caesarBench(harness: BenchContext): Promise<void> {
   const settings = harness.quick ? QUICK : FULL;
-  const started = performance.now();
-  const progress = (message: string): void =>
-    harness.progress(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${message}`);
+  const progress = startSuite(harness);
   const { emit } = harness;
-  emit({
-    metric: 'machine_loadavg_1m_at_start',
-    value: loadavg()[0] ?? 0,
-    unit: 'load',
-    note: 'other processes share this machine; read the numbers with it',
-  });
   await ensureBuilt(progress);
   const dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-caesar-bench-'));
   const ledgers: LedgerOutcome[] = [];

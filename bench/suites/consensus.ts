@@ -35,15 +35,20 @@ import { ensureBuilt, startBenchCluster, type BenchCluster } from '../consensus/
 import { measureEd25519 } from '../consensus/ed25519-baseline.js';
 import {
   CommitTracker,
-  batchedSubmit,
-  describeStep,
   percentile,
-  runStep,
   sustains,
   unarySubmit,
   type StepResult,
   type Submit,
 } from '../consensus/load.js';
+import {
+  BATCHING,
+  KvSteps,
+  batched,
+  drainMempools,
+  fixed,
+  startSuite,
+} from '../consensus/steps.js';
 import { prepareLoad } from '../consensus/transactions.js';
 
 const STAMP_DIFFICULTY = 4;
@@ -98,93 +103,23 @@ const QUICK: Settings = {
   searchBudgetSeconds: 180,
 };
 
-const MAX_IN_FLIGHT = 1_024;
-/** Transactions per `submitTxs` call at most, for the search and the latency steps. */
-const SUBMIT_BATCH = 256;
-/** A batch is sent this long after its first transaction was queued, if not full before. */
-const SUBMIT_FLUSH_MS = 5;
-const BATCHING = `batched submission: up to ${SUBMIT_BATCH} txs per submitTxs call, sent ${SUBMIT_FLUSH_MS} ms after the first is queued if not full`;
-
-function batched(cluster: BenchCluster): Submit {
-  return batchedSubmit(cluster, { maxBatch: SUBMIT_BATCH, flushMs: SUBMIT_FLUSH_MS });
-}
-
-function sendersFor(rate: number): number {
-  // At most ~8 s of one sender's transactions pending: below the router's sequence lead (64).
-  return Math.min(4_096, Math.max(64, Math.ceil(rate / 8)));
-}
-
-function fixed(value: number, digits = 0): string {
-  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
-}
-
-/** Waits until no node has pending transactions (or `ms` passes); returns the largest left. */
-async function drainMempools(cluster: BenchCluster, ms: number): Promise<number> {
-  const deadline = Date.now() + ms;
-  let largest = Number.POSITIVE_INFINITY;
-  while (Date.now() < deadline) {
-    const sizes = await Promise.all(
-      cluster.names.map(async (node) => {
-        // A node too busy to answer counts as not drained yet (the loop is bounded by `ms`).
-        const status = await cluster
-          .client(0, node)
-          .status({ deadlineMs: 5_000 })
-          .catch(() => null);
-        if (status === null) return Number.POSITIVE_INFINITY;
-        return typeof status.mempoolSize === 'number' ? status.mempoolSize : 0;
-      }),
-    );
-    largest = Math.max(...sizes);
-    if (largest === 0) return 0;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  return largest;
-}
-
-class Stepper {
-  private step = 0;
-  constructor(
-    private readonly cluster: BenchCluster,
-    private readonly tracker: CommitTracker,
-    private readonly submit: Submit,
-    private readonly settings: Settings,
-    private readonly progress: (message: string) => void,
-  ) {}
-
-  async run(rate: number, label: string): Promise<StepResult> {
-    const { warmupSeconds, windowSeconds, drainSeconds } = this.settings;
-    const count = Math.ceil(rate * (warmupSeconds + windowSeconds));
-    const senders = sendersFor(rate);
-    const built = performance.now();
-    const load = await prepareLoad({
-      chainId: this.cluster.genesis.chainId,
-      stampDifficulty: STAMP_DIFFICULTY,
-      senders,
-      count,
-      tag: `s${this.step++}`,
-    });
-    this.progress(
-      `${label}: ${rate.toFixed(0)} tx/s — built ${count} txs from ${senders} senders in ` +
-        `${((performance.now() - built) / 1000).toFixed(1)} s`,
-    );
-    const left = await drainMempools(this.cluster, 30_000);
-    if (left > 0) {
-      this.progress(
-        Number.isFinite(left)
-          ? `  mempools still hold ${left} transactions`
-          : '  a node did not answer its status while draining',
-      );
-    }
-    const result = await runStep(this.cluster, this.tracker, load, this.submit, {
-      rate,
-      warmupSeconds,
-      windowSeconds,
-      drainSeconds,
-      maxInFlight: MAX_IN_FLIGHT,
-    });
-    this.progress(`  ${sustains(result) ? 'sustained' : 'NOT sustained'}: ${describeStep(result)}`);
-    return result;
-  }
+/** The search and latency steps: fresh `kv` transactions each step, tagged `s0`, `s1`, …. */
+function kvSteps(
+  cluster: BenchCluster,
+  tracker: CommitTracker,
+  settings: Settings,
+  progress: (message: string) => void,
+): KvSteps {
+  const { warmupSeconds, windowSeconds, drainSeconds } = settings;
+  const deps = {
+    cluster,
+    tracker,
+    submit: batched(cluster),
+    timing: { warmupSeconds, windowSeconds, drainSeconds },
+    stampDifficulty: STAMP_DIFFICULTY,
+    progress,
+  };
+  return new KvSteps(deps, { tag: 's', prefix: '' });
 }
 
 /**
@@ -312,7 +247,7 @@ async function measureCluster(
       }
     }
 
-    const stepper = new Stepper(cluster, tracker, batched(cluster), settings, progress);
+    const stepper = kvSteps(cluster, tracker, settings, progress);
     const searchEnds = Date.now() + settings.searchBudgetSeconds * 1000;
     const steps: string[] = [];
     let best: StepResult | undefined;
@@ -382,7 +317,7 @@ async function measureCluster(
       });
       cluster = fresh;
       tracker = new CommitTracker(fresh);
-      const latencyStepper = new Stepper(fresh, tracker, batched(fresh), settings, progress);
+      const latencyStepper = kvSteps(fresh, tracker, settings, progress);
       for (const fraction of [0.1, 0.5, 0.9]) {
         const result = await latencyStepper.run(
           Math.max(1, Math.round(maxOffered * fraction)),
@@ -433,17 +368,9 @@ async function measureCluster(
 
 export default async function consensus(harness: BenchContext): Promise<void> {
   const settings = harness.quick ? QUICK : FULL;
-  const started = performance.now();
-  const progress = (message: string): void =>
-    harness.progress(`[${((performance.now() - started) / 1000).toFixed(1)} s] ${message}`);
+  const progress = startSuite(harness);
   const context: BenchContext = { ...harness, progress };
   const { emit } = context;
-  emit({
-    metric: 'machine_loadavg_1m_at_start',
-    value: loadavg()[0] ?? 0,
-    unit: 'load',
-    note: 'other processes share this machine; read the numbers with it',
-  });
   await ensureBuilt(progress);
   progress('Ed25519 verification baseline');
   const ed = await measureEd25519(settings.ed25519Seconds, SIGNED_MESSAGE_BYTES);

@@ -207,50 +207,20 @@ export class MerkleTree {
   /** MTH of the first `size` leaves (default: all of them). */
   root(size: number = this.size): Uint8Array {
     requireSizes(size, size, this.size);
-    return size === 0 ? emptyRoot() : this.rangeRoot(0, size).slice();
+    return size === 0 ? emptyRoot() : subtreeRangeRoot(this.reader, 0, size).slice();
   }
 
   /** PATH(index, D[size]) of RFC 9162 §2.1.3.1, leaf-side sibling first. */
   inclusionProof(index: number, size: number = this.size): Uint8Array[] {
     requireSizes(size, size, this.size);
     this.requireIndex(index, size);
-    const path: Uint8Array[] = [];
-    let start = 0;
-    let end = size;
-    while (end - start > 1) {
-      const k = largestPowerOfTwoBelow(end - start);
-      if (index < start + k) {
-        path.push(this.rangeRoot(start + k, end));
-        end = start + k;
-      } else {
-        path.push(this.rangeRoot(start, start + k));
-        start += k;
-      }
-    }
-    return path.reverse().map((hash) => hash.slice());
+    return inclusionPathFromSubtrees(this.reader, index, size).map((hash) => hash.slice());
   }
 
   /** PROOF(oldSize, D[newSize]) of RFC 9162 §2.1.4.1; empty when oldSize is 0 or newSize. */
   consistencyProof(oldSize: number, newSize: number = this.size): Uint8Array[] {
     requireSizes(oldSize, newSize, this.size);
-    if (oldSize === 0 || oldSize === newSize) return [];
-    const proof: Uint8Array[] = [];
-    let start = 0;
-    let end = newSize;
-    let complete = true;
-    while (end !== oldSize) {
-      const k = largestPowerOfTwoBelow(end - start);
-      if (oldSize <= start + k) {
-        proof.push(this.rangeRoot(start + k, end));
-        end = start + k;
-      } else {
-        proof.push(this.rangeRoot(start, start + k));
-        start += k;
-        complete = false;
-      }
-    }
-    if (!complete) proof.push(this.rangeRoot(start, end));
-    return proof.reverse().map((hash) => hash.slice());
+    return consistencyPathFromSubtrees(this.reader, oldSize, newSize).map((hash) => hash.slice());
   }
 
   private levelAt(level: number): HashLevel {
@@ -262,36 +232,17 @@ export class MerkleTree {
     return row;
   }
 
-  /**
-   * MTH of leaves [start, end), where start is a multiple of the largest power of two not
-   * above end - start (true of every subtree in the RFC's recursion). The range splits into
-   * complete stored subtrees of decreasing size, folded right to left as the recursion does.
-   */
-  private rangeRoot(start: number, end: number): Uint8Array {
-    const parts: Uint8Array[] = [];
-    let offset = start;
-    while (offset < end) {
-      const width = largestPowerOfTwoAtMost(end - offset);
-      parts.push(this.completeSubtree(offset, width));
-      offset += width;
-    }
-    let hash = parts[parts.length - 1] as Uint8Array;
-    for (let i = parts.length - 2; i >= 0; i--) hash = hashChildren(parts[i] as Uint8Array, hash);
-    return hash;
-  }
-
-  private completeSubtree(start: number, width: number): Uint8Array {
-    let level = 0;
-    while (2 ** level < width) level++;
+  /** Stored subtree `index` of `level` (a view); the recursion only asks for stored ones. */
+  private readonly reader: SubtreeReader = (level, index) => {
     const row = this.levels[level];
-    const slot = start / width;
-    if (row === undefined || !Number.isInteger(slot) || slot >= row.length) {
+    if (row === undefined || !Number.isInteger(index) || index >= row.length) {
+      const width = 2 ** level;
       throw new Error(
-        `MerkleTree invariant broken: no stored subtree [${start}, ${start + width})`,
+        `MerkleTree invariant broken: no stored subtree [${index * width}, ${(index + 1) * width})`,
       );
     }
-    return row.at(slot);
-  }
+    return row.at(index);
+  };
 
   private requireIndex(index: number, size: number): void {
     requireCount(index, 'index', MerkleErrorCode.INDEX_OUT_OF_RANGE);
@@ -401,6 +352,82 @@ export function verifyConsistency(
   }
   // 7.
   return bytesEqual(fr, oldRoot) && bytesEqual(sr, newRoot) && sn === 0;
+}
+
+/**
+ * RFC 9162 §2.1 roots and proofs from stored complete-subtree hashes — those `MerkleTree` keeps
+ * in memory and a transparency log keeps in its tiles — so any root or proof at any earlier size
+ * reads O(log n) of them. `read(level, index)` is the root of leaves
+ * [index·2^level, (index+1)·2^level), a complete subtree of every tree of size ≥ (index+1)·2^level.
+ */
+export type SubtreeReader = (level: number, index: number) => Uint8Array;
+
+/**
+ * MTH of leaves [start, end), where start is a multiple of the largest power of two not above
+ * end - start (true of every subtree RFC 9162's recursion visits). The range splits into
+ * complete stored subtrees of decreasing size, folded right to left as the recursion does.
+ */
+export function subtreeRangeRoot(read: SubtreeReader, start: number, end: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let offset = start;
+  while (offset < end) {
+    let level = 0;
+    while (2 ** (level + 1) <= end - offset) level++;
+    const width = 2 ** level;
+    parts.push(read(level, offset / width));
+    offset += width;
+  }
+  let hash = parts[parts.length - 1] as Uint8Array;
+  for (let i = parts.length - 2; i >= 0; i--) hash = nodeHash(parts[i] as Uint8Array, hash);
+  return hash;
+}
+
+/** PATH(index, D[size]) of RFC 9162 §2.1.3.1 from stored subtrees, leaf-side sibling first. Needs index < size. */
+export function inclusionPathFromSubtrees(
+  read: SubtreeReader,
+  index: number,
+  size: number,
+): Uint8Array[] {
+  const path: Uint8Array[] = [];
+  let start = 0;
+  let end = size;
+  while (end - start > 1) {
+    const k = largestPowerOfTwoBelow(end - start);
+    if (index < start + k) {
+      path.push(subtreeRangeRoot(read, start + k, end));
+      end = start + k;
+    } else {
+      path.push(subtreeRangeRoot(read, start, start + k));
+      start += k;
+    }
+  }
+  return path.reverse();
+}
+
+/** PROOF(first, D[second]) of RFC 9162 §2.1.4.1 from stored subtrees; empty when first is 0 or second. */
+export function consistencyPathFromSubtrees(
+  read: SubtreeReader,
+  first: number,
+  second: number,
+): Uint8Array[] {
+  if (first === 0 || first === second) return [];
+  const proof: Uint8Array[] = [];
+  let start = 0;
+  let end = second;
+  let complete = true;
+  while (end !== first) {
+    const k = largestPowerOfTwoBelow(end - start);
+    if (first <= start + k) {
+      proof.push(subtreeRangeRoot(read, start + k, end));
+      end = start + k;
+    } else {
+      proof.push(subtreeRangeRoot(read, start, start + k));
+      start += k;
+      complete = false;
+    }
+  }
+  if (!complete) proof.push(subtreeRangeRoot(read, start, end));
+  return proof.reverse();
 }
 
 /** Right shift by one for any safe integer (`>>` would truncate to 32 bits). */

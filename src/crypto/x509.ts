@@ -9,6 +9,18 @@ import type * as PeculiarX509 from '@peculiar/x509';
 import { HyperMeshError } from '../codec/error.js';
 import { decodeCanonical, encodeCanonical } from '../codec/cbor.js';
 import { bytesEqual, fromBase64, toBase64, toHex } from './bytes.js';
+import {
+  DerError,
+  TAG as DER_TAG,
+  children,
+  contentOf,
+  expect,
+  octetString,
+  readBoolean,
+  readOid,
+  readWhole,
+  type Tlv,
+} from './der.js';
 import { sha256 } from './hash.js';
 import {
   FALCON1024_PUBLIC_KEY_BYTES,
@@ -229,67 +241,10 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   }
 }
 
-// A strict DER reader (ITU-T X.690 §10) for the parts of a certificate Node does not expose.
-
-class DerError extends Error {}
-
-interface Tlv {
-  readonly tag: number;
-  readonly start: number;
-  readonly contentStart: number;
-  readonly end: number;
-}
-
-function readTlv(bytes: Uint8Array, offset: number, limit: number): Tlv {
-  if (offset + 2 > limit) throw new DerError('truncated element');
-  const tag = bytes[offset] as number;
-  if ((tag & 0x1f) === 0x1f) throw new DerError('high tag numbers are not used in certificates');
-  const first = bytes[offset + 1] as number;
-  let length = first;
-  let contentStart = offset + 2;
-  if (first & 0x80) {
-    const count = first & 0x7f;
-    if (count === 0 || count > 3) throw new DerError('unsupported length encoding');
-    if (contentStart + count > limit) throw new DerError('truncated length');
-    length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + (bytes[contentStart + i] as number);
-    if (length < 0x80 || bytes[contentStart] === 0) throw new DerError('length is not minimal');
-    contentStart += count;
-  }
-  const end = contentStart + length;
-  if (end > limit) throw new DerError('element overruns its container');
-  return { tag, start: offset, contentStart, end };
-}
-
-/** The elements inside a constructed element, which must exactly fill it. */
-function readChildren(bytes: Uint8Array, parent: Tlv): Tlv[] {
-  const children: Tlv[] = [];
-  for (let offset = parent.contentStart; offset < parent.end;) {
-    const child = readTlv(bytes, offset, parent.end);
-    children.push(child);
-    offset = child.end;
-  }
-  return children;
-}
-
-function expectTag(tlv: Tlv | undefined, tag: number, what: string): Tlv {
-  if (tlv === undefined || tlv.tag !== tag) throw new DerError(`expected ${what}`);
-  return tlv;
-}
-
-function content(bytes: Uint8Array, tlv: Tlv): Uint8Array {
-  return bytes.subarray(tlv.contentStart, tlv.end);
-}
+// The strict DER reader (der.ts) reads the parts of a certificate Node does not expose.
 
 const TAG = {
-  boolean: 0x01,
-  integer: 0x02,
-  bitString: 0x03,
-  octetString: 0x04,
-  oid: 0x06,
-  utcTime: 0x17,
-  generalizedTime: 0x18,
-  sequence: 0x30,
+  ...DER_TAG,
   version: 0xa0,
   extensions: 0xa3,
   dnsName: 0x82,
@@ -306,35 +261,34 @@ interface CertificateFields {
 
 /** RFC 5280 §4.1: Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }. */
 function readCertificateFields(der: Uint8Array): CertificateFields {
-  const certificate = readTlv(der, 0, der.length);
-  if (certificate.end !== der.length) throw new DerError('trailing bytes');
-  const [tbs] = readChildren(der, expectTag(certificate, TAG.sequence, 'Certificate'));
-  const fields = readChildren(der, expectTag(tbs, TAG.sequence, 'TBSCertificate'));
+  const certificate = readWhole(der);
+  const [tbs] = children(der, expect(certificate, TAG.sequence, 'Certificate'));
+  const fields = children(der, expect(tbs, TAG.sequence, 'TBSCertificate'));
   let index = fields[0]?.tag === TAG.version ? 1 : 0;
-  expectTag(fields[index++], TAG.integer, 'serialNumber');
-  expectTag(fields[index++], TAG.sequence, 'signature');
-  expectTag(fields[index++], TAG.sequence, 'issuer');
-  const validity = readChildren(der, expectTag(fields[index++], TAG.sequence, 'validity'));
-  expectTag(fields[index++], TAG.sequence, 'subject');
-  const spki = expectTag(fields[index++], TAG.sequence, 'subjectPublicKeyInfo');
+  expect(fields[index++], TAG.integer, 'serialNumber');
+  expect(fields[index++], TAG.sequence, 'signature');
+  expect(fields[index++], TAG.sequence, 'issuer');
+  const validity = children(der, expect(fields[index++], TAG.sequence, 'validity'));
+  expect(fields[index++], TAG.sequence, 'subject');
+  const spki = expect(fields[index++], TAG.sequence, 'subjectPublicKeyInfo');
   if (validity.length !== 2) throw new DerError('validity must hold two times');
   const extensions: CertificateExtension[] = [];
   for (const field of fields.slice(index)) {
     if (field.tag !== TAG.extensions) continue; // issuerUniqueID / subjectUniqueID
-    const [list, ...rest] = readChildren(der, field);
+    const [list, ...rest] = children(der, field);
     if (rest.length > 0) throw new DerError('extensions field holds more than one element');
-    for (const extension of readChildren(der, expectTag(list, TAG.sequence, 'Extensions'))) {
-      const parts = readChildren(der, expectTag(extension, TAG.sequence, 'Extension'));
-      const oid = readObjectIdentifier(der, expectTag(parts[0], TAG.oid, 'extnID'));
+    for (const extension of children(der, expect(list, TAG.sequence, 'Extensions'))) {
+      const parts = children(der, expect(extension, TAG.sequence, 'Extension'));
+      const oid = readOid(der, expect(parts[0], TAG.oid, 'extnID'));
       let critical = false;
       let next = 1;
       if (parts[1]?.tag === TAG.boolean) {
         critical = readBoolean(der, parts[1]);
         next = 2;
       }
-      const value = expectTag(parts[next], TAG.octetString, 'extnValue');
+      const value = expect(parts[next], TAG.octetString, 'extnValue');
       if (parts.length !== next + 1) throw new DerError('extension has extra elements');
-      extensions.push({ oid, critical, value: content(der, value).slice() });
+      extensions.push({ oid, critical, value: contentOf(der, value).slice() });
     }
   }
   return {
@@ -345,37 +299,9 @@ function readCertificateFields(der: Uint8Array): CertificateFields {
   };
 }
 
-function readBoolean(bytes: Uint8Array, tlv: Tlv): boolean {
-  const value = content(bytes, tlv);
-  // X.690 §11.1: DER encodes TRUE as 0xFF.
-  if (value.length !== 1 || (value[0] !== 0x00 && value[0] !== 0xff))
-    throw new DerError('bad BOOLEAN');
-  return value[0] === 0xff;
-}
-
-function readObjectIdentifier(bytes: Uint8Array, tlv: Tlv): string {
-  const value = content(bytes, tlv);
-  if (value.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
-  const arcs: bigint[] = [];
-  let arc = 0n;
-  for (const [i, byte] of value.entries()) {
-    if (arc === 0n && byte === 0x80) throw new DerError('OBJECT IDENTIFIER arc is not minimal');
-    arc = (arc << 7n) | BigInt(byte & 0x7f);
-    if (!(byte & 0x80)) {
-      arcs.push(arc);
-      arc = 0n;
-    } else if (i === value.length - 1) {
-      throw new DerError('truncated OBJECT IDENTIFIER');
-    }
-  }
-  const first = arcs[0] as bigint;
-  const head = first < 80n ? [first / 40n, first % 40n] : [2n, first - 80n];
-  return [...head, ...arcs.slice(1)].join('.');
-}
-
 /** RFC 5280 §4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY >= 50 means 19YY), GeneralizedTime YYYYMMDDHHMMSSZ. */
 function readTime(bytes: Uint8Array, tlv: Tlv): Date {
-  const text = Buffer.from(content(bytes, tlv)).toString('latin1');
+  const text = Buffer.from(contentOf(bytes, tlv)).toString('latin1');
   let match: RegExpExecArray | null;
   let year: number;
   if (
@@ -407,13 +333,13 @@ function readTime(bytes: Uint8Array, tlv: Tlv): Date {
 
 /** RFC 5280 §4.2.1.9 BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL } */
 function readBasicConstraints(value: Uint8Array): { ca: boolean; pathLength?: number } {
-  const parts = readChildren(value, expectTag(readWhole(value), TAG.sequence, 'BasicConstraints'));
+  const parts = children(value, expect(readWhole(value), TAG.sequence, 'BasicConstraints'));
   let index = 0;
   let ca = false;
   if (parts[index]?.tag === TAG.boolean) ca = readBoolean(value, parts[index++] as Tlv);
   let pathLength: number | undefined;
   if (parts[index]?.tag === TAG.integer) {
-    const digits = content(value, parts[index++] as Tlv);
+    const digits = contentOf(value, parts[index++] as Tlv);
     if (digits.length === 0 || digits.length > 2 || (digits[0] as number) & 0x80) {
       throw new DerError('pathLenConstraint out of range');
     }
@@ -425,7 +351,7 @@ function readBasicConstraints(value: Uint8Array): { ca: boolean; pathLength?: nu
 
 /** RFC 5280 §4.2.1.3: a BIT STRING whose bit i (from the most significant) maps to flag 1 << i. */
 function readKeyUsage(value: Uint8Array): number {
-  const bits = content(value, expectTag(readWhole(value), TAG.bitString, 'KeyUsage'));
+  const bits = contentOf(value, expect(readWhole(value), TAG.bitString, 'KeyUsage'));
   const unused = bits[0];
   if (unused === undefined || unused > 7 || bits.length > 3) throw new DerError('bad KeyUsage');
   let flags = 0;
@@ -436,10 +362,8 @@ function readKeyUsage(value: Uint8Array): number {
 }
 
 function readObjectIdentifiers(value: Uint8Array): string[] {
-  const list = readChildren(value, expectTag(readWhole(value), TAG.sequence, 'SEQUENCE OF OID'));
-  return list.map((oid) =>
-    readObjectIdentifier(value, expectTag(oid, TAG.oid, 'OBJECT IDENTIFIER')),
-  );
+  const list = children(value, expect(readWhole(value), TAG.sequence, 'SEQUENCE OF OID'));
+  return list.map((oid) => readOid(value, oid));
 }
 
 /** RFC 5280 §4.2.1.6 GeneralNames: URIs, DNS names and IP addresses; other name forms are skipped. */
@@ -449,11 +373,8 @@ function readGeneralNames(value: Uint8Array): {
   ipAddresses: string[];
 } {
   const names = { uris: [] as string[], dnsNames: [] as string[], ipAddresses: [] as string[] };
-  for (const name of readChildren(
-    value,
-    expectTag(readWhole(value), TAG.sequence, 'GeneralNames'),
-  )) {
-    const bytes = content(value, name);
+  for (const name of children(value, expect(readWhole(value), TAG.sequence, 'GeneralNames'))) {
+    const bytes = contentOf(value, name);
     if (name.tag === TAG.uri || name.tag === TAG.dnsName) {
       // IA5String: 7-bit ASCII; control characters are never valid in a name.
       if (bytes.some((byte) => byte < 0x21 || byte > 0x7e))
@@ -478,12 +399,6 @@ function formatIpAddress(bytes: Uint8Array): string {
     return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
   }
   throw new DerError('iPAddress must be 4 or 16 bytes');
-}
-
-function readWhole(bytes: Uint8Array): Tlv {
-  const tlv = readTlv(bytes, 0, bytes.length);
-  if (tlv.end !== bytes.length) throw new DerError('trailing bytes in extension value');
-  return tlv;
 }
 
 function malformed(
@@ -599,7 +514,7 @@ export function certificateEd25519Key(certificate: Uint8Array | ParsedCertificat
  * The algorithm tag lets FIPS 206 keys be told apart later (ARCHITECTURE.md "Post-quantum").
  */
 export function encodeFalconKeyExtension(falconPublicKey: Uint8Array): Uint8Array {
-  return derOctetString(encodeCanonical({ alg: FALCON_ALGORITHM_ID, pk: falconPublicKey }));
+  return octetString(encodeCanonical({ alg: FALCON_ALGORITHM_ID, pk: falconPublicKey }));
 }
 
 /** The FALCON-1024 public key certified in the HyperMesh extension. */
@@ -648,27 +563,11 @@ function isFalconPublicKey(value: unknown): value is Uint8Array {
   );
 }
 
-function derLength(length: number): Uint8Array {
-  if (length < 0x80) return Uint8Array.of(length);
-  const bytes: number[] = [];
-  for (let rest = length; rest > 0; rest >>>= 8) bytes.unshift(rest & 0xff);
-  return Uint8Array.from([0x80 | bytes.length, ...bytes]);
-}
-
-function derOctetString(content: Uint8Array): Uint8Array {
-  const length = derLength(content.length);
-  const out = new Uint8Array(1 + length.length + content.length);
-  out[0] = 0x04;
-  out.set(length, 1);
-  out.set(content, 1 + length.length);
-  return out;
-}
-
 /** Content of a DER OCTET STRING that spans all of `bytes`, or `null`. */
 function readDerOctetString(bytes: Uint8Array): Uint8Array | null {
   try {
     const tlv = readWhole(bytes);
-    return tlv.tag === TAG.octetString ? content(bytes, tlv) : null;
+    return tlv.tag === TAG.octetString ? contentOf(bytes, tlv) : null;
   } catch (error) {
     if (error instanceof DerError) return null;
     throw error;

@@ -1,50 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { toHex } from '../../src/crypto/bytes.js';
 import { MerkleTree, verifyConsistency, verifyInclusion } from '../../src/crypto/merkle.js';
+import { buildGoHelper, goModSource, goPrerequisites, type GoBuild } from '../helpers/go-build.js';
 
 /**
  * Cross-checks our RFC 9162 tree against an implementation nobody here wrote: Go's
  * golang.org/x/mod/sumdb/tlog (the Go checksum database's log, compatible with CT), built
  * offline in GOPATH mode from Debian's packages. See test/helpers/go-tlog/main.go.
  */
-const DEBIAN_PACKAGES = 'golang-go golang-golang-x-mod-dev';
-const GOPATH = '/usr/share/gocode';
-const TLOG_SOURCE = join(GOPATH, 'src/golang.org/x/mod/sumdb/tlog/tlog.go');
 const HELPER_SOURCE = fileURLToPath(new URL('../helpers/go-tlog/main.go', import.meta.url));
-
-/** Offline GOPATH-mode build: no modules, no proxy, no user config, a private build cache. */
-function goEnvironment(workDir: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: workDir,
-    GO111MODULE: 'off',
-    GOPATH,
-    GOFLAGS: '',
-    GOPROXY: 'off',
-    GOENV: 'off',
-    GOTOOLCHAIN: 'local',
-    GOTELEMETRY: 'off',
-    CGO_ENABLED: '0',
-    GOCACHE: join(workDir, 'gocache'),
-  };
-}
-
-function missingPrerequisite(): string | undefined {
-  const go = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (go.error !== undefined || go.status !== 0) {
-    return `the Go toolchain ('go') is not installed; install the Debian packages ${DEBIAN_PACKAGES}`;
-  }
-  if (!existsSync(TLOG_SOURCE)) {
-    return `${TLOG_SOURCE} is missing; install the Debian packages ${DEBIAN_PACKAGES}`;
-  }
-  return undefined;
-}
 
 interface TlogResult {
   ok: boolean;
@@ -92,8 +59,7 @@ function flipHexBit(hex: string, bit: number): string {
   return bytes.toString('hex');
 }
 
-const missing = missingPrerequisite();
-const skip = missing !== undefined && process.env.CI !== 'true' ? missing : false;
+const { missing, skip } = goPrerequisites([goModSource('sumdb/tlog/tlog.go')]);
 
 const LEAF_COUNT = 100_000;
 const SMALL_SIZES = 70;
@@ -204,31 +170,19 @@ function buildCases() {
 }
 
 describe('Merkle tree agrees with Go golang.org/x/mod/sumdb/tlog', { skip }, () => {
-  let workDir = '';
+  let go: GoBuild;
   let output: TlogOutput;
   let cases: ReturnType<typeof buildCases>;
 
-  before(() => {
+  before(async () => {
     if (missing !== undefined) assert.fail(`CI must run the Go tlog cross-check: ${missing}`);
-    workDir = mkdtempSync(join(tmpdir(), 'hypermesh-go-tlog-'));
-    const binary = join(workDir, 'go-tlog');
-    try {
-      execFileSync('go', ['build', '-o', binary, HELPER_SOURCE], {
-        cwd: workDir,
-        env: goEnvironment(workDir),
-        stdio: 'pipe',
-        timeout: 600_000,
-      });
-    } catch (error) {
-      const stderr = (error as { stderr?: Buffer }).stderr?.toString() ?? '';
-      assert.fail(`building ${HELPER_SOURCE} failed: ${(error as Error).message}\n${stderr}`);
-    }
+    go = await buildGoHelper(HELPER_SOURCE, 'go-tlog');
     cases = buildCases();
     const { leaves, roots, inclusion, consistency } = cases;
     const payload = JSON.stringify({ leaves, roots, inclusion, consistency });
-    const run = spawnSync(binary, [], {
+    const run = spawnSync(go.binary, [], {
       input: payload,
-      env: goEnvironment(workDir),
+      env: go.env,
       maxBuffer: 256 * 1024 * 1024,
       timeout: 600_000,
     });
@@ -237,7 +191,7 @@ describe('Merkle tree agrees with Go golang.org/x/mod/sumdb/tlog', { skip }, () 
   });
 
   after(() => {
-    if (workDir !== '') rmSync(workDir, { recursive: true, force: true });
+    go?.remove();
   });
 
   it('computes the same leaf hashes as tlog.RecordHash', () => {

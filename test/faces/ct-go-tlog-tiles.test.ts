@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Database } from 'better-sqlite3';
 import { Registry } from 'prom-client';
@@ -21,6 +17,7 @@ import {
   signCheckpointFalcon,
   type CtLog,
 } from '../../src/trustchain/ct/index.js';
+import { buildGoHelper, goModSource, goPrerequisites, type GoBuild } from '../helpers/go-build.js';
 import { withDeadline } from '../helpers/wait.js';
 import {
   ORIGIN,
@@ -38,42 +35,12 @@ import {
  * the checkpoint, tiles and entry bundles from our face on 127.0.0.1 and verifies signatures,
  * the tree hash, inclusion and consistency (its own proofs and those of the RFC 6962 API).
  */
-const DEBIAN_PACKAGES = 'golang-go golang-golang-x-mod-dev';
-const GOPATH = '/usr/share/gocode';
-const NOTE_SOURCE = join(GOPATH, 'src/golang.org/x/mod/sumdb/note/note.go');
-const TLOG_SOURCE = join(GOPATH, 'src/golang.org/x/mod/sumdb/tlog/tile.go');
 const HELPER_SOURCE = fileURLToPath(new URL('../helpers/go-tlog-tiles/main.go', import.meta.url));
 
-function goEnvironment(workDir: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: workDir,
-    GO111MODULE: 'off',
-    GOPATH,
-    GOFLAGS: '',
-    GOPROXY: 'off',
-    GOENV: 'off',
-    GOTOOLCHAIN: 'local',
-    GOTELEMETRY: 'off',
-    CGO_ENABLED: '0',
-    GOCACHE: join(workDir, 'gocache'),
-  };
-}
-
-function missingPrerequisite(): string | undefined {
-  const go = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (go.error !== undefined || go.status !== 0) {
-    return `the Go toolchain ('go') is not installed; install the Debian packages ${DEBIAN_PACKAGES}`;
-  }
-  for (const source of [NOTE_SOURCE, TLOG_SOURCE]) {
-    if (!existsSync(source))
-      return `${source} is missing; install the Debian packages ${DEBIAN_PACKAGES}`;
-  }
-  return undefined;
-}
-
-const missing = missingPrerequisite();
-const skip = missing !== undefined && process.env.CI !== 'true' ? missing : false;
+const { missing, skip } = goPrerequisites([
+  goModSource('sumdb/note/note.go'),
+  goModSource('sumdb/tlog/tile.go'),
+]);
 
 interface CheckResult {
   index?: number;
@@ -101,8 +68,7 @@ interface GoOutput {
 
 /** Runs the Go client without blocking the event loop (our HTTP server lives in this process). */
 function runGo(
-  binary: string,
-  env: NodeJS.ProcessEnv,
+  { binary, env }: GoBuild,
   input: unknown,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -121,8 +87,7 @@ function runGo(
 const BATCHES = [1, 254, 1, 1, 743, 64_536, 464];
 
 describe('CT log tiles agree with Go golang.org/x/mod/sumdb/tlog over HTTP', { skip }, () => {
-  let workDir = '';
-  let binary = '';
+  let go: GoBuild;
   let server: CtHttpServer;
   let log: CtLog;
   let db: Database;
@@ -134,18 +99,7 @@ describe('CT log tiles agree with Go golang.org/x/mod/sumdb/tlog over HTTP', { s
 
   before(async () => {
     if (missing !== undefined) assert.fail(`CI must run the Go tlog-tiles check: ${missing}`);
-    workDir = mkdtempSync(join(tmpdir(), 'hypermesh-go-tlog-tiles-'));
-    binary = join(workDir, 'go-tlog-tiles');
-    try {
-      await promisify(execFile)('go', ['build', '-o', binary, HELPER_SOURCE], {
-        cwd: workDir,
-        env: goEnvironment(workDir),
-        timeout: 600_000,
-      });
-    } catch (error) {
-      const stderr = (error as { stderr?: string }).stderr ?? '';
-      assert.fail(`building ${HELPER_SOURCE} failed: ${(error as Error).message}\n${stderr}`);
-    }
+    go = await buildGoHelper(HELPER_SOURCE, 'go-tlog-tiles');
 
     const temp = tempDatabase();
     cleanup = temp.cleanup;
@@ -229,15 +183,11 @@ describe('CT log tiles agree with Go golang.org/x/mod/sumdb/tlog over HTTP', { s
   after(async () => {
     await server?.close();
     cleanup();
-    if (workDir !== '') rmSync(workDir, { recursive: true, force: true });
+    go?.remove();
   });
 
   it('verifies the checkpoint, tiles, inclusion, consistency and get-sth independently', async () => {
-    const run = await withDeadline(
-      runGo(binary, goEnvironment(workDir), input),
-      300_000,
-      'go-tlog-tiles',
-    );
+    const run = await withDeadline(runGo(go, input), 300_000, 'go-tlog-tiles');
     assert.equal(run.code, 0, `go-tlog-tiles failed: ${run.stderr}`);
     const out = JSON.parse(run.stdout) as GoOutput;
     assert.equal(out.size, 66_000);
@@ -287,7 +237,7 @@ describe('CT log tiles agree with Go golang.org/x/mod/sumdb/tlog over HTTP', { s
     // Corrupt leaf hash 300 in the store; Go's TileHashReader must notice while authenticating tiles.
     db.prepare('UPDATE ct_node SET hash = zeroblob(32) WHERE level = 0 AND idx = 300').run();
     const run = await withDeadline(
-      runGo(binary, goEnvironment(workDir), { ...input, oldCheckpoints: [], badCheckpoints: [] }),
+      runGo(go, { ...input, oldCheckpoints: [], badCheckpoints: [] }),
       300_000,
       'go-tlog-tiles',
     );

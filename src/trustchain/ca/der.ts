@@ -2,27 +2,28 @@
  * A small strict DER codec (ITU-T X.690 §10) for the structures the CA reads and writes:
  * PKCS#10 requests, TBSCertificates and the HyperMesh extensions. Writing by hand, rather than
  * through a general ASN.1 library, is what makes a TBSCertificate a pure, byte-exact function
- * of its inputs. The reader accepts only definite, minimal lengths and low tag numbers, and
- * every constructed element must be exactly filled by its children.
+ * of its inputs. The TLV reader and writer, OIDs and BOOLEANs come from src/crypto/der.ts (which
+ * the certificate reader shares); the CA's other element types are here.
  */
 
-export class DerError extends Error {}
+import { concatBytes } from '../../crypto/bytes.js';
+import { DerError, TAG, contentOf, expect, tlv, type Tlv } from '../../crypto/der.js';
 
-export const TAG = {
-  boolean: 0x01,
-  integer: 0x02,
-  bitString: 0x03,
-  octetString: 0x04,
-  null: 0x05,
-  oid: 0x06,
-  utf8String: 0x0c,
-  printableString: 0x13,
-  ia5String: 0x16,
-  utcTime: 0x17,
-  generalizedTime: 0x18,
-  sequence: 0x30,
-  set: 0x31,
-} as const;
+export {
+  DerError,
+  TAG,
+  children,
+  contentOf,
+  encodingOf,
+  expect,
+  octetString,
+  readBoolean,
+  readOid,
+  readTlv,
+  readWhole,
+  tlv,
+  type Tlv,
+} from '../../crypto/der.js';
 
 /** Context-specific tag number `n`, constructed (EXPLICIT or IMPLICIT of a constructed type). */
 export function contextConstructed(n: number): number {
@@ -37,47 +38,18 @@ export function contextPrimitive(n: number): number {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-function lengthBytes(length: number): number[] {
-  if (length < 0x80) return [length];
-  const bytes: number[] = [];
-  for (let rest = length; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest & 0xff);
-  return [0x80 | bytes.length, ...bytes];
-}
-
-/** One TLV with the given tag around `content`. */
-export function tlv(tag: number, content: Uint8Array): Uint8Array {
-  const length = lengthBytes(content.length);
-  const out = new Uint8Array(1 + length.length + content.length);
-  out[0] = tag;
-  out.set(length, 1);
-  out.set(content, 1 + length.length);
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 export function sequence(...children: readonly Uint8Array[]): Uint8Array {
-  return tlv(TAG.sequence, concat(children));
+  return tlv(TAG.sequence, concatBytes(...children));
 }
 
 /** SET OF: X.690 §11.6 orders the encoded elements as octet strings. */
 export function setOf(...children: readonly Uint8Array[]): Uint8Array {
   const sorted = [...children].sort(compareBytes);
-  return tlv(TAG.set, concat(sorted));
+  return tlv(TAG.set, concatBytes(...sorted));
 }
 
 export function constructed(tag: number, ...children: readonly Uint8Array[]): Uint8Array {
-  return tlv(tag, concat(children));
+  return tlv(tag, concatBytes(...children));
 }
 
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -109,7 +81,7 @@ export function integerFromMagnitude(magnitude: Uint8Array): Uint8Array {
   const trimmed = magnitude.subarray(start);
   if (trimmed.length === 0) return tlv(TAG.integer, Uint8Array.of(0));
   return (trimmed[0] as number) & 0x80
-    ? tlv(TAG.integer, concat([Uint8Array.of(0), trimmed]))
+    ? tlv(TAG.integer, concatBytes(Uint8Array.of(0), trimmed))
     : tlv(TAG.integer, trimmed);
 }
 
@@ -138,12 +110,8 @@ function encodeOid(dotted: string): Uint8Array {
   return tlv(TAG.oid, Uint8Array.from(out));
 }
 
-export function octetString(content: Uint8Array): Uint8Array {
-  return tlv(TAG.octetString, content);
-}
-
 export function bitString(content: Uint8Array, unusedBits = 0): Uint8Array {
-  return tlv(TAG.bitString, concat([Uint8Array.of(unusedBits), content]));
+  return tlv(TAG.bitString, concatBytes(Uint8Array.of(unusedBits), content));
 }
 
 export function booleanTrue(): Uint8Array {
@@ -192,90 +160,6 @@ export function time(date: Date): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-export interface Tlv {
-  readonly tag: number;
-  readonly start: number;
-  readonly contentStart: number;
-  readonly end: number;
-}
-
-export function readTlv(bytes: Uint8Array, offset: number, limit: number): Tlv {
-  if (offset + 2 > limit) throw new DerError('truncated element');
-  const tag = bytes[offset] as number;
-  if ((tag & 0x1f) === 0x1f) throw new DerError('high tag numbers are not used here');
-  const first = bytes[offset + 1] as number;
-  let length = first;
-  let contentStart = offset + 2;
-  if (first === 0x80) throw new DerError('indefinite length is not DER');
-  if (first & 0x80) {
-    const count = first & 0x7f;
-    if (count > 4) throw new DerError('length too large');
-    if (contentStart + count > limit) throw new DerError('truncated length');
-    length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + (bytes[contentStart + i] as number);
-    if (length < 0x80 || bytes[contentStart] === 0) throw new DerError('length is not minimal');
-    contentStart += count;
-  }
-  const end = contentStart + length;
-  if (end > limit) throw new DerError('element overruns its container');
-  return { tag, start: offset, contentStart, end };
-}
-
-/** The single element spanning all of `bytes`. */
-export function readWhole(bytes: Uint8Array): Tlv {
-  const element = readTlv(bytes, 0, bytes.length);
-  if (element.end !== bytes.length) throw new DerError('trailing bytes');
-  return element;
-}
-
-/** Children of a constructed element; they must exactly fill it. */
-export function children(bytes: Uint8Array, parent: Tlv): Tlv[] {
-  if (!(parent.tag & 0x20)) throw new DerError('primitive element has no children');
-  const out: Tlv[] = [];
-  for (let offset = parent.contentStart; offset < parent.end;) {
-    const child = readTlv(bytes, offset, parent.end);
-    out.push(child);
-    offset = child.end;
-  }
-  return out;
-}
-
-export function expect(element: Tlv | undefined, tag: number, what: string): Tlv {
-  if (element === undefined || element.tag !== tag) throw new DerError(`expected ${what}`);
-  return element;
-}
-
-export function contentOf(bytes: Uint8Array, element: Tlv): Uint8Array {
-  return bytes.subarray(element.contentStart, element.end);
-}
-
-export function encodingOf(bytes: Uint8Array, element: Tlv): Uint8Array {
-  return bytes.subarray(element.start, element.end);
-}
-
-export function readOid(bytes: Uint8Array, element: Tlv): string {
-  const value = contentOf(bytes, expect(element, TAG.oid, 'OBJECT IDENTIFIER'));
-  if (value.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
-  const arcs: bigint[] = [];
-  let arc = 0n;
-  let fresh = true;
-  for (const [i, byte] of value.entries()) {
-    if (fresh && byte === 0x80) throw new DerError('OBJECT IDENTIFIER arc is not minimal');
-    arc = (arc << 7n) | BigInt(byte & 0x7f);
-    fresh = false;
-    if (!(byte & 0x80)) {
-      arcs.push(arc);
-      arc = 0n;
-      fresh = true;
-    } else if (i === value.length - 1) {
-      throw new DerError('truncated OBJECT IDENTIFIER');
-    }
-  }
-  const head = arcs[0] as bigint;
-  const first = head < 40n ? 0n : head < 80n ? 1n : 2n;
-  return [first, head - first * 40n, ...arcs.slice(1)].join('.');
-}
-
 /** A non-negative INTEGER in minimal encoding, as a bigint. */
 export function readUnsigned(bytes: Uint8Array, element: Tlv): bigint {
   const value = contentOf(bytes, expect(element, TAG.integer, 'INTEGER'));
@@ -294,13 +178,6 @@ export function readSmallUnsigned(bytes: Uint8Array, element: Tlv): number {
   const n = readUnsigned(bytes, element);
   if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new DerError('INTEGER too large');
   return Number(n);
-}
-
-export function readBoolean(bytes: Uint8Array, element: Tlv): boolean {
-  const value = contentOf(bytes, expect(element, TAG.boolean, 'BOOLEAN'));
-  if (value.length !== 1 || (value[0] !== 0 && value[0] !== 0xff))
-    throw new DerError('bad BOOLEAN');
-  return value[0] === 0xff;
 }
 
 /** BIT STRING content with zero unused bits (keys and signatures). */
