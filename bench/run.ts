@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<BenchSuite>> = {
   stoq: async () => (await import('./suites/stoq.js')).default,
   consensus: async () => (await import('./suites/consensus.js')).default,
   caesar: async () => (await import('./suites/caesar.js')).default,
+  dns: async () => (await import('./suites/dns.js')).default,
 };
 
 const { values, positionals } = parseArgs({

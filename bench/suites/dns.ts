@@ -1,0 +1,172 @@
+/**
+ * `npm run bench -- dns [--quick]`: the HyperMesh authoritative DNS server against Knot DNS
+ * (issue 5 §3), both serving the same zone (bench/dns/zone.ts) on one core (taskset core 0,
+ * Knot with one UDP and one TCP worker), loaded by dnsperf on the other core with the same
+ * query mix and the same command. Knot is the baseline, measured in the same run.
+ *
+ * - Queries per second over UDP, then over TCP (8 connections, pipelined), per server.
+ * - Server CPU per answered query (µs), from /proc over the same interval.
+ * - The same UDP load on a node:dgram responder that does no DNS work (bench/dns/floor.ts):
+ *   on a quiet machine the runtime's own ceiling, so the gap to Knot splits into runtime and
+ *   server.
+ *
+ * The target is ≥ 0.5× Knot's UDP rate on one core. On a loaded machine every server shares
+ * core 0 with whatever else runs there and the numbers swing from run to run; the load average
+ * at the start is in each note, and only a quiet run is worth comparing.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { BenchContext } from '../report.js';
+import {
+  freePort,
+  hasTool,
+  runDnsperf,
+  startFloor,
+  startHyperMesh,
+  startKnot,
+  type DnsperfResult,
+  type RunningServer,
+} from '../dns/tools.js';
+import { BENCH_ZONE, benchZone, queryFile, zoneFile } from '../dns/zone.js';
+
+const HOST = '127.0.0.1';
+const HOSTS = 1_000;
+const QUERY_LINES = 100_000;
+
+interface Measured {
+  udp: DnsperfResult;
+  tcp: DnsperfResult;
+}
+
+async function measure(
+  context: BenchContext,
+  name: string,
+  server: RunningServer,
+  port: number,
+  dir: string,
+  seconds: { warm: number; run: number },
+): Promise<Measured> {
+  const queries = queryFile(HOSTS, QUERY_LINES);
+  const base = { dir, host: HOST, port, queries, serverPid: server.pid };
+  // Warm-up: the JIT (HyperMesh) and caches (both) settle before anything is measured.
+  await runDnsperf({ ...base, seconds: seconds.warm });
+  context.progress(`${name}: UDP ${seconds.run} s`);
+  const udp = await runDnsperf({ ...base, seconds: seconds.run });
+  context.progress(
+    `${name}: UDP ${Math.round(udp.qps)} q/s, ${udp.cpuMicrosPerQuery.toFixed(2)} µs/q`,
+  );
+  context.progress(`${name}: TCP ${seconds.run} s`);
+  const tcp = await runDnsperf({ ...base, seconds: seconds.run, tcp: true });
+  context.progress(
+    `${name}: TCP ${Math.round(tcp.qps)} q/s, ${tcp.cpuMicrosPerQuery.toFixed(2)} µs/q`,
+  );
+  return { udp, tcp };
+}
+
+export default async function dns(context: BenchContext): Promise<void> {
+  const missing: string[] = [];
+  for (const [tool, args] of [
+    ['knotd', ['--version']],
+    ['dnsperf', ['-h']],
+    ['dig', ['-v']],
+    ['taskset', ['--version']],
+  ] as const) {
+    if (!(await hasTool(tool, [...args]))) missing.push(tool);
+  }
+  if (missing.length > 0) {
+    throw new Error(
+      `the dns benchmark needs ${missing.join(', ')} (Debian: knot, dnsperf, bind9-dnsutils, util-linux)`,
+    );
+  }
+  const knotVersion = (await promisify(execFile)('knotd', ['--version'])).stdout
+    .trim()
+    .replace(/^knotd \(Knot DNS\), version /, '');
+  const seconds = context.quick ? { warm: 2, run: 5 } : { warm: 5, run: 20 };
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+  const dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-dns-bench-'));
+  try {
+    context.progress(`Knot ${knotVersion} on core 0 (load average ${load})`);
+    const knotPort = await freePort(HOST);
+    const knot = await startKnot({
+      dir,
+      host: HOST,
+      port: knotPort,
+      zone: BENCH_ZONE,
+      zoneText: zoneFile(benchZone(HOSTS)),
+    });
+    let baseline: Measured;
+    try {
+      baseline = await measure(context, 'knot', knot, knotPort, dir, seconds);
+    } finally {
+      await knot.stop();
+    }
+
+    context.progress('HyperMesh on core 0');
+    const hypermesh = await startHyperMesh({ host: HOST, hosts: HOSTS });
+    let ours: Measured;
+    try {
+      ours = await measure(context, 'hypermesh', hypermesh, hypermesh.port, dir, seconds);
+    } finally {
+      await hypermesh.stop();
+    }
+
+    context.progress('node:dgram floor responder on core 0');
+    const floor = await startFloor({ host: HOST });
+    let floorUdp: DnsperfResult;
+    try {
+      const queries = queryFile(HOSTS, QUERY_LINES);
+      const base = { dir, host: HOST, port: floor.port, queries, serverPid: floor.pid };
+      await runDnsperf({ ...base, seconds: seconds.warm });
+      floorUdp = await runDnsperf({ ...base, seconds: seconds.run });
+      context.progress(
+        `floor: UDP ${Math.round(floorUdp.qps)} q/s, ${floorUdp.cpuMicrosPerQuery.toFixed(2)} µs/q`,
+      );
+    } finally {
+      await floor.stop();
+    }
+
+    const knotName = `knot ${knotVersion} (1 UDP + 1 TCP worker)`;
+    const setup =
+      `zone of ${HOSTS} hosts, ${QUERY_LINES} query lines (A/AAAA, NXDOMAIN, TXT, MX), ` +
+      `servers on core 0, dnsperf -c 8 -q 500 on core 1, ${seconds.run} s per run; ` +
+      `load average at start ${load}`;
+    const lost = (r: DnsperfResult): string => `${r.lost} of ${r.sent} lost`;
+    for (const transport of ['udp', 'tcp'] as const) {
+      const ourRun = ours[transport];
+      const knotRun = baseline[transport];
+      context.emit({
+        metric: `dns_${transport}_qps`,
+        value: ourRun.qps,
+        unit: 'queries/s',
+        baseline: { name: knotName, value: knotRun.qps },
+        note:
+          (transport === 'udp' ? 'target ≥ 0.5× Knot on one core; ' : '') +
+          `HyperMesh ${lost(ourRun)}, Knot ${lost(knotRun)}, average latency ` +
+          `${ourRun.avgLatencyMs.toFixed(3)} vs ${knotRun.avgLatencyMs.toFixed(3)} ms; ${setup}`,
+      });
+      context.emit({
+        metric: `dns_${transport}_cpu_per_query`,
+        value: ourRun.cpuMicrosPerQuery,
+        unit: 'µs/query',
+        baseline: { name: knotName, value: knotRun.cpuMicrosPerQuery },
+        note: 'server process user+system CPU over the run / queries completed (lower is better)',
+      });
+    }
+    context.emit({
+      metric: 'dns_udp_qps_node_floor',
+      value: floorUdp.qps,
+      unit: 'queries/s',
+      baseline: { name: knotName, value: baseline.udp.qps },
+      note:
+        'a node:dgram responder doing no DNS work (bench/dns/floor.ts); on a quiet machine it ' +
+        `bounds any Node.js UDP server; ${floorUdp.cpuMicrosPerQuery.toFixed(2)} µs/query CPU; ${setup}`,
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

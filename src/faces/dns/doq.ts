@@ -1,0 +1,253 @@
+import {
+  createHmac,
+  createPrivateKey,
+  randomBytes,
+  timingSafeEqual,
+  X509Certificate,
+} from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type * as Quic from '@matrixai/quic';
+import type { QUICConnection, QUICServer, QUICStream, events as QuicEvents } from '@matrixai/quic';
+import type * as QuicConfig from '@matrixai/quic/config.js';
+import type Logger from '@matrixai/logger';
+import { answer } from '../../trustchain/dns/index.js';
+import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
+import { DnsServerError, DnsServerErrorCode } from './errors.js';
+import { DropReason, Transport, type DnsMetrics } from './metrics.js';
+import type { BoundAddress, DnsServerLimits, DoqOptions, ListenAddress } from './options.js';
+
+/**
+ * DNS over dedicated QUIC connections (RFC 9250) on `@matrixai/quic` (quiche): ALPN `doq`, one
+ * query per client-initiated bidirectional stream, each message with a 2-byte length prefix,
+ * the answer on the same stream followed by FIN. Answers are built as for TCP (no truncation).
+ * Violations of §4.2 close the connection with DOQ_PROTOCOL_ERROR (§4.3.3).
+ */
+export interface DoqServer {
+  readonly address: BoundAddress;
+  close(): Promise<void>;
+}
+
+/** RFC 9250 §4.3 error codes. */
+export const DoqErrorCode = {
+  NO_ERROR: 0x0,
+  INTERNAL_ERROR: 0x1,
+  PROTOCOL_ERROR: 0x2,
+  REQUEST_CANCELLED: 0x3,
+  EXCESSIVE_LOAD: 0x4,
+} as const;
+
+/** The largest stream a query can take: the length prefix and a 65,535-byte message. */
+const MAX_QUERY_STREAM = 2 + 65_535;
+
+type QuicModule = typeof Quic;
+
+type QuicConfigModule = typeof QuicConfig;
+
+async function loadQuic(): Promise<{
+  quic: QuicModule;
+  quicConfig: QuicConfigModule;
+  logger: Logger;
+}> {
+  try {
+    const quic = await import('@matrixai/quic');
+    const quicConfig = await import('@matrixai/quic/config.js');
+    const { default: Logger, LogLevel } = await import('@matrixai/logger');
+    // The library logs every connection at INFO; the face reports through metrics instead.
+    return { quic, quicConfig, logger: new Logger('doq', LogLevel.SILENT) };
+  } catch (error) {
+    throw new DnsServerError(
+      DnsServerErrorCode.DOQ_UNAVAILABLE,
+      `DNS-over-QUIC needs @matrixai/quic and its native module: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
+}
+
+/** Refuses a certificate or key that cannot serve TLS, before any client connects. */
+function checkCertificate(options: DoqOptions, quicConfig: QuicConfigModule, config: object): void {
+  try {
+    const certificate = new X509Certificate(options.cert);
+    if (!certificate.checkPrivateKey(createPrivateKey(options.key))) {
+      throw new Error('the private key does not belong to the certificate');
+    }
+    // The library builds its TLS context per connection; building one now surfaces its errors.
+    const { buildQuicheConfig, serverDefault } = quicConfig;
+    buildQuicheConfig({ ...serverDefault, ...config });
+  } catch (error) {
+    throw new DnsServerError(
+      DnsServerErrorCode.DOQ_CONFIG_INVALID,
+      `DoQ certificate or key refused: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
+}
+
+export async function startDoqServer(options: {
+  readonly listen: ListenAddress;
+  readonly tls: DoqOptions;
+  readonly zones: ZoneSource;
+  readonly limits: DnsServerLimits;
+  readonly metrics: DnsMetrics;
+}): Promise<DoqServer> {
+  const { limits, metrics, zones } = options;
+  const { quic, quicConfig, logger } = await loadQuic();
+  const config = {
+    key: options.tls.key,
+    cert: options.tls.cert,
+    applicationProtos: ['doq'],
+    verifyPeer: false,
+    maxIdleTimeout: limits.doqIdleTimeoutMs,
+    initialMaxStreamsBidi: limits.doqMaxStreams,
+    // RFC 9250 uses only client-initiated bidirectional streams.
+    initialMaxStreamsUni: 0,
+    initialMaxStreamDataUni: 0,
+    initialMaxStreamDataBidiRemote: MAX_QUERY_STREAM,
+    initialMaxStreamDataBidiLocal: MAX_QUERY_STREAM,
+    initialMaxData: Math.min(limits.doqMaxStreams * MAX_QUERY_STREAM, 1 << 20),
+    maxStreamWindow: MAX_QUERY_STREAM,
+    maxConnectionWindow: 1 << 20,
+  };
+  checkCertificate(options.tls, quicConfig, config);
+
+  // Retry tokens and connection IDs are authenticated with a key that lives as long as the server.
+  const tokenKey = randomBytes(32);
+  const hmac = (data: ArrayBuffer): Buffer =>
+    createHmac('sha256', tokenKey).update(Buffer.from(data)).digest();
+  const arrayBuffer = (bytes: Uint8Array): ArrayBuffer => {
+    const copy = new ArrayBuffer(bytes.length);
+    new Uint8Array(copy).set(bytes);
+    return copy;
+  };
+  const server: QUICServer = new quic.QUICServer({
+    crypto: {
+      key: arrayBuffer(tokenKey),
+      ops: {
+        sign: async (_key, data) => arrayBuffer(hmac(data)),
+        verify: async (_key, data, signature) => {
+          const expected = hmac(data);
+          const given = Buffer.from(signature);
+          return given.length === expected.length && timingSafeEqual(given, expected);
+        },
+      },
+    },
+    config,
+    minIdleTimeout: Math.min(limits.doqIdleTimeoutMs, 10_000),
+    logger,
+  });
+
+  const info: AnswerInfo = { rcode: 0, qtype: 0, truncated: false };
+  const answerOptions = { transport: 'tcp', info } as const;
+  const events = quic.events;
+  const connections = new Set<QUICConnection>();
+
+  const protocolError = (connection: QUICConnection): void => {
+    metrics.drop(Transport.doq, DropReason.badFrame);
+    void connection
+      .stop({ isApp: true, errorCode: DoqErrorCode.PROTOCOL_ERROR, force: true })
+      .catch(() => {});
+  };
+
+  /** Reads one query (up to FIN), answers it on the same stream, then sends FIN. */
+  const serveStream = async (connection: QUICConnection, stream: QUICStream): Promise<void> => {
+    const deadline = setTimeout(
+      () => stream.cancel(DoqErrorCode.REQUEST_CANCELLED),
+      limits.doqIdleTimeoutMs,
+    ).unref();
+    try {
+      if (stream.type !== 'bidi') return protocolError(connection);
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      let declared = -1;
+      const reader = stream.readable.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        total += value.length;
+        if (declared < 0 && total >= 2) {
+          const head = chunks.length === 1 ? value : Buffer.concat(chunks);
+          declared = (head[0]! << 8) | head[1]!;
+        }
+        // More than the prefix announced, or more than any message: §4.3.3 protocol error.
+        if (total > MAX_QUERY_STREAM || (declared >= 0 && total > 2 + declared)) {
+          return protocolError(connection);
+        }
+      }
+      // FIN before the whole message (§4.3.3), or an empty message.
+      if (declared <= 0 || total !== 2 + declared) return protocolError(connection);
+      const framed = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const message = framed.subarray(2);
+      // §4.2.1: the Message ID MUST be 0.
+      if (message.length >= 2 && (message[0] !== 0 || message[1] !== 0)) {
+        return protocolError(connection);
+      }
+      const started = performance.now();
+      const response = answer(message, zones, answerOptions);
+      if (response === null) return protocolError(connection);
+      const seconds = (performance.now() - started) / 1000;
+      metrics.answered(Transport.doq, info, seconds);
+      const out = Buffer.allocUnsafe(response.length + 2);
+      out.writeUInt16BE(response.length, 0);
+      out.set(response, 2);
+      const writer = stream.writable.getWriter();
+      await writer.write(out);
+      await writer.close();
+    } catch {
+      // The peer reset the stream or the connection closed: nothing to answer.
+    } finally {
+      clearTimeout(deadline);
+    }
+  };
+
+  server.addEventListener(events.EventQUICServerConnection.name, (event: Event) => {
+    const connection = (event as QuicEvents.EventQUICServerConnection).detail;
+    if (connections.size >= limits.doqMaxConnections) {
+      metrics.connectionRefused(Transport.doq);
+      void connection
+        .stop({ isApp: true, errorCode: DoqErrorCode.EXCESSIVE_LOAD, force: true })
+        .catch(() => {});
+      return;
+    }
+    connections.add(connection);
+    metrics.connectionOpened(Transport.doq);
+    connection.addEventListener(
+      events.EventQUICConnectionStopped.name,
+      () => {
+        connections.delete(connection);
+        metrics.connectionClosed(Transport.doq);
+      },
+      { once: true },
+    );
+    connection.addEventListener(events.EventQUICConnectionStream.name, (streamEvent: Event) => {
+      const stream = (streamEvent as QuicEvents.EventQUICConnectionStream).detail;
+      void serveStream(connection, stream);
+    });
+  });
+
+  try {
+    await server.start({ host: options.listen.host, port: options.listen.port, ipv6Only: false });
+  } catch (error) {
+    throw new DnsServerError(
+      DnsServerErrorCode.LISTEN_FAILED,
+      `DoQ ${options.listen.host} port ${options.listen.port}: ${(error as Error).message}`,
+      { transport: 'doq', ...options.listen },
+      { cause: error },
+    );
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    address: {
+      host: server.host,
+      port: server.port,
+      family: isIPv6(server.host) ? 'IPv6' : 'IPv4',
+    },
+    close() {
+      closed ??= server
+        .stop({ isApp: true, errorCode: DoqErrorCode.NO_ERROR, force: true })
+        .catch(() => {});
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseInput } from '../../codec/schema.js';
+
+/** An IP address and port to listen on; port 0 picks a free port. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** An address a server is bound to. */
+export interface BoundAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly family: 'IPv4' | 'IPv6';
+}
+
+/** Bounds on what one client can make a server hold or do. */
+export interface DnsServerLimits {
+  /**
+   * Largest UDP response to a query with EDNS (RFC 6891 §6.2.5); the client's own size caps it
+   * further. Default 1232 (DNS Flag Day 2020: no IP fragmentation).
+   */
+  readonly maxUdpPayload: number;
+  /** Open TCP connections; a connection over the limit is closed at once. */
+  readonly tcpMaxConnections: number;
+  /**
+   * A TCP connection that completes no query for this long is closed (RFC 7766 §6.2.3). Partial
+   * frames do not count as activity, so a client trickling bytes is closed too.
+   */
+  readonly tcpIdleTimeoutMs: number;
+  /**
+   * Answers one TCP connection may have waiting to be written to the kernel; past it the server
+   * stops reading from that connection until they are written (a peer that never reads).
+   */
+  readonly tcpMaxPendingQueries: number;
+  /** Open DoQ connections; one over the limit is closed with DOQ_EXCESSIVE_LOAD. */
+  readonly doqMaxConnections: number;
+  /** QUIC idle timeout of DoQ connections (RFC 9250 §5.5, RFC 9000 §10.1). */
+  readonly doqIdleTimeoutMs: number;
+  /** Concurrent query streams per DoQ connection (the QUIC bidirectional stream limit). */
+  readonly doqMaxStreams: number;
+  /** On close, how long connections may take to finish before they are cut. */
+  readonly closeGraceMs: number;
+}
+
+export const DEFAULT_LIMITS: DnsServerLimits = {
+  maxUdpPayload: 1232,
+  tcpMaxConnections: 512,
+  tcpIdleTimeoutMs: 10_000,
+  tcpMaxPendingQueries: 64,
+  doqMaxConnections: 256,
+  doqIdleTimeoutMs: 30_000,
+  doqMaxStreams: 64,
+  closeGraceMs: 2_000,
+};
+
+const ipAddress = z.string().refine((host) => isIP(host) !== 0, {
+  error: 'expected an IPv4 or IPv6 address',
+});
+const port = z.int().min(0).max(65_535);
+const addressSchema = z.strictObject({ host: ipAddress, port });
+const addressList = z.array(addressSchema).max(64);
+const positive = (max: number) => z.int().min(1).max(max);
+
+const limitsSchema = z.strictObject({
+  maxUdpPayload: z.int().min(512).max(65_535).optional(),
+  tcpMaxConnections: positive(1_000_000).optional(),
+  tcpIdleTimeoutMs: positive(3_600_000).optional(),
+  tcpMaxPendingQueries: positive(65_536).optional(),
+  doqMaxConnections: positive(1_000_000).optional(),
+  doqIdleTimeoutMs: positive(3_600_000).optional(),
+  doqMaxStreams: positive(65_536).optional(),
+  closeGraceMs: z.int().min(0).max(600_000).optional(),
+});
+
+const pem = (label: string) =>
+  z
+    .string()
+    .max(1 << 20)
+    .refine((text) => text.includes(`-----BEGIN ${label}`), {
+      error: `expected PEM text with a "-----BEGIN ${label}" block`,
+    });
+
+const listenSchema = z.strictObject({
+  udp: addressList.optional(),
+  tcp: addressList.optional(),
+  doq: z
+    .strictObject({
+      addresses: addressList.min(1),
+      cert: pem('CERTIFICATE'),
+      key: pem(''),
+    })
+    .optional(),
+  limits: limitsSchema.optional(),
+});
+
+export interface DoqOptions {
+  readonly addresses: readonly ListenAddress[];
+  /** The certificate chain (leaf first) in PEM; later issued by the cluster CA. */
+  readonly cert: string;
+  /** The certificate's private key in PEM. */
+  readonly key: string;
+}
+
+export interface ListenOptions {
+  readonly udp: readonly ListenAddress[];
+  readonly tcp: readonly ListenAddress[];
+  readonly doq: DoqOptions | undefined;
+  readonly limits: DnsServerLimits;
+}
+
+/** Checks the listening part of the options (addresses, certificate text, limits). */
+export function parseListenOptions(input: unknown): ListenOptions {
+  const parsed = parseInput(listenSchema, input, 'dns');
+  const limits: DnsServerLimits = { ...DEFAULT_LIMITS };
+  for (const [key, value] of Object.entries(parsed.limits ?? {})) {
+    if (value !== undefined) Object.assign(limits, { [key]: value });
+  }
+  return {
+    udp: parsed.udp ?? [],
+    tcp: parsed.tcp ?? [],
+    doq: parsed.doq,
+    limits,
+  };
+}

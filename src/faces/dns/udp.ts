@@ -1,0 +1,85 @@
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { answer } from '../../trustchain/dns/index.js';
+import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
+import { DnsServerError, DnsServerErrorCode } from './errors.js';
+import { DropReason, Transport, type DnsMetrics } from './metrics.js';
+import type { BoundAddress, ListenAddress } from './options.js';
+
+/**
+ * DNS over UDP (RFC 1035 §4.2.1): one socket per address, one `answer` call per datagram. The
+ * work per datagram is bounded by the answer engine (it reads the header, the question and at
+ * most one OPT); responses are capped at the client's EDNS size and `maxUdpPayload`.
+ */
+export interface UdpServer {
+  readonly address: BoundAddress;
+  close(): Promise<void>;
+}
+
+export async function startUdpServer(options: {
+  readonly listen: ListenAddress;
+  readonly zones: ZoneSource;
+  readonly maxUdpPayload: number;
+  readonly metrics: DnsMetrics;
+}): Promise<UdpServer> {
+  const { zones, metrics } = options;
+  const ipv6 = isIPv6(options.listen.host);
+  const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
+  const info: AnswerInfo = { rcode: 0, qtype: 0, truncated: false };
+  const answerOptions = { transport: 'udp', maxUdpPayload: options.maxUdpPayload, info } as const;
+  // Send failures (e.g. an unreachable peer) arrive here; the socket stays usable.
+  const onError = (): void => metrics.drop(Transport.udp, DropReason.sendFailed);
+
+  socket.on('message', (message, peer) => {
+    const started = performance.now();
+    const response = answer(message, zones, answerOptions);
+    if (response === null) {
+      metrics.drop(Transport.udp, DropReason.notQuery);
+      return;
+    }
+    // Port 0 cannot be sent to (a forged source); dgram would throw.
+    if (peer.port === 0) {
+      metrics.drop(Transport.udp, DropReason.sendFailed);
+      return;
+    }
+    try {
+      socket.send(response, peer.port, peer.address);
+    } catch {
+      metrics.drop(Transport.udp, DropReason.sendFailed);
+      return;
+    }
+    metrics.answered(Transport.udp, info, (performance.now() - started) / 1000);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: Error): void => {
+      socket.close();
+      reject(
+        new DnsServerError(
+          DnsServerErrorCode.LISTEN_FAILED,
+          `UDP ${options.listen.host} port ${options.listen.port}: ${error.message}`,
+          { transport: 'udp', ...options.listen },
+          { cause: error },
+        ),
+      );
+    };
+    socket.once('error', failed);
+    socket.bind(
+      { address: options.listen.host, port: options.listen.port, exclusive: true },
+      () => {
+        socket.off('error', failed);
+        socket.on('error', onError);
+        resolve();
+      },
+    );
+  });
+  const bound = socket.address();
+  let closed: Promise<void> | undefined;
+  return {
+    address: { host: bound.address, port: bound.port, family: ipv6 ? 'IPv6' : 'IPv4' },
+    close() {
+      closed ??= new Promise<void>((resolve) => socket.close(() => resolve()));
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomFillSync } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { QUICClient, events as quicEvents } from '@matrixai/quic';
+import Logger, { LogLevel } from '@matrixai/logger';
+import { Registry } from 'prom-client';
+import {
+  DnsServerError,
+  DnsServerErrorCode,
+  DoqErrorCode,
+  startDnsServers,
+} from '../../src/faces/dns/index.js';
+import type { DnsServers } from '../../src/faces/dns/index.js';
+import { decodeMessage } from '../../src/trustchain/dns/index.js';
+import { createTestCertificate } from '../helpers/certs.js';
+import { withDeadline } from '../helpers/wait.js';
+import {
+  UdpClient,
+  frame,
+  ipv6Loopback,
+  query,
+  run,
+  sample,
+  testZones,
+  toolPresent,
+} from './dns-fixture.js';
+
+/**
+ * DNS over QUIC (RFC 9250): kdig +quic (Knot's client, nobody here wrote it) against the
+ * server, and a QUIC client of our own for what kdig cannot send (a non-zero message ID, a
+ * stream cut short).
+ */
+
+const kdigPresent = await toolPresent('kdig', ['--version']);
+const hasIpv6 = await ipv6Loopback();
+const skipKdig =
+  !kdigPresent && process.env.CI !== 'true'
+    ? 'kdig is not installed (Debian knot-dnsutils)'
+    : false;
+
+const A = 1;
+const silent = new Logger('doq-test', LogLevel.SILENT);
+
+/** Opens a DoQ connection with our own client; resolves the error code the server closes it with. */
+async function doqClient(port: number) {
+  const client = await QUICClient.createQUICClient({
+    host: '127.0.0.1',
+    port,
+    crypto: {
+      ops: { randomBytes: async (data: ArrayBuffer) => void randomFillSync(new Uint8Array(data)) },
+    },
+    config: { verifyPeer: false, applicationProtos: ['doq'] },
+    logger: silent,
+  });
+  const closedWith = new Promise<number | undefined>((resolve) => {
+    client.connection.addEventListener(
+      quicEvents.EventQUICConnectionError.name,
+      (event: Event) => {
+        const error = (event as quicEvents.EventQUICConnectionError).detail as {
+          data?: { errorCode?: number };
+        };
+        resolve(error.data?.errorCode);
+      },
+      { once: true },
+    );
+  });
+  return { client, closedWith };
+}
+
+/** Sends `bytes` on a new stream and closes its write side; returns everything read back. */
+async function exchange(client: QUICClient, bytes: Uint8Array): Promise<Buffer> {
+  const stream = client.connection.newStream();
+  const writer = stream.writable.getWriter();
+  await writer.write(bytes);
+  await writer.close();
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream.readable) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+describe('DNS over QUIC', () => {
+  let servers: DnsServers;
+  let registry: Registry;
+  let port: number;
+
+  before(async () => {
+    registry = new Registry();
+    const certificate = createTestCertificate('dns.srv.test');
+    servers = await startDnsServers({
+      zones: testZones(),
+      registry,
+      doq: {
+        addresses: [{ host: '127.0.0.1', port: 0 }, ...(hasIpv6 ? [{ host: '::1', port: 0 }] : [])],
+        cert: certificate.certificatePem,
+        key: certificate.privateKeyPem,
+      },
+      limits: { doqMaxConnections: 4 },
+    });
+    port = servers.doq[0]!.port;
+  });
+  after(async () => {
+    await servers.close();
+  });
+
+  async function kdig(host: string, serverPort: number, ...args: string[]) {
+    const result = await withDeadline(
+      run('kdig', [
+        '+quic',
+        `@${host}`,
+        '-p',
+        String(serverPort),
+        '+retry=0',
+        '+timeout=5',
+        '+json',
+        ...args,
+      ]),
+      30_000,
+      `kdig +quic ${args.join(' ')}`,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout) as Record<string, unknown> & {
+      answerRRs?: Array<Record<string, unknown>>;
+      authorityRRs?: Array<Record<string, unknown>>;
+    };
+  }
+
+  it(
+    'answers kdig +quic: positive, NXDOMAIN, NODATA, and a 200-record answer',
+    { skip: skipKdig },
+    async () => {
+      const positive = await kdig('127.0.0.1', port, 'www.srv.test.', 'A');
+      assert.equal(positive.ID, 0);
+      assert.equal(positive.AA, 1);
+      assert.deepEqual(
+        positive.answerRRs?.map((rr) => rr.rdataA),
+        ['192.0.2.1'],
+      );
+      const nx = await kdig('127.0.0.1', port, 'nope.srv.test.', 'A');
+      assert.equal(nx.RCODE, 3);
+      assert.deepEqual(
+        nx.authorityRRs?.map((rr) => rr.TYPEname),
+        ['SOA'],
+      );
+      const nodata = await kdig('127.0.0.1', port, 'ns.srv.test.', 'AAAA');
+      assert.equal(nodata.RCODE, 0);
+      assert.equal(nodata.answerRRs, undefined);
+      const many = await kdig('127.0.0.1', port, 'many.srv.test.', 'A');
+      assert.equal(many.TC, 0);
+      assert.equal(many.answerRRs?.length, 200);
+      const text = await registry.metrics();
+      assert.ok(
+        sample(text, 'hypermesh_dns_queries_total{transport="doq",type="A",rcode="NOERROR"}') >= 2,
+      );
+    },
+  );
+
+  it(
+    'answers kdig +quic over IPv6',
+    { skip: skipKdig || (hasIpv6 ? false : 'no IPv6 loopback') },
+    async () => {
+      const json = await kdig('::1', servers.doq[1]!.port, 'www.srv.test.', 'AAAA');
+      assert.deepEqual(
+        json.answerRRs?.map((rr) => rr.rdataAAAA),
+        ['2001:db8::1'],
+      );
+    },
+  );
+
+  it('answers several streams on one connection', async () => {
+    const { client } = await doqClient(port);
+    try {
+      const answers = await Promise.all(
+        ['www.srv.test.', 'nope.srv.test.', 'many.srv.test.'].map((name) =>
+          exchange(client, frame(query(name, A, 0))),
+        ),
+      );
+      const messages = answers.map((bytes) => {
+        assert.equal(bytes.readUInt16BE(0), bytes.length - 2);
+        return decodeMessage(bytes.subarray(2));
+      });
+      assert.deepEqual(
+        messages.map((m) => [m.id, m.rcode, m.answers.length]),
+        [
+          [0, 0, 1],
+          [0, 3, 0],
+          [0, 0, 200],
+        ],
+      );
+      const text = await registry.metrics();
+      assert.ok(sample(text, 'hypermesh_dns_connections_open{transport="doq"}') >= 1);
+    } finally {
+      await client.destroy({ force: true });
+    }
+  });
+
+  it('closes the connection with DOQ_PROTOCOL_ERROR for a non-zero message ID (RFC 9250 §4.2.1)', async () => {
+    const { client, closedWith } = await doqClient(port);
+    const stream = client.connection.newStream();
+    const writer = stream.writable.getWriter();
+    await writer.write(frame(query('www.srv.test.', A, 0x1234)));
+    await writer.close().catch(() => {});
+    assert.equal(
+      await withDeadline(closedWith, 10_000, 'connection close'),
+      DoqErrorCode.PROTOCOL_ERROR,
+    );
+    await client.destroy({ force: true }).catch(() => {});
+  });
+
+  it('closes the connection with DOQ_PROTOCOL_ERROR for a message cut short by FIN', async () => {
+    const { client, closedWith } = await doqClient(port);
+    const stream = client.connection.newStream();
+    const writer = stream.writable.getWriter();
+    const full = frame(query('www.srv.test.', A, 0));
+    await writer.write(full.subarray(0, full.length - 3));
+    await writer.close().catch(() => {});
+    assert.equal(
+      await withDeadline(closedWith, 10_000, 'connection close'),
+      DoqErrorCode.PROTOCOL_ERROR,
+    );
+    await client.destroy({ force: true }).catch(() => {});
+    const text = await registry.metrics();
+    assert.ok(sample(text, 'hypermesh_dns_dropped_total{transport="doq",reason="bad_frame"}') >= 2);
+  });
+
+  it('survives junk datagrams on the DoQ port', { skip: skipKdig }, async () => {
+    const junk = await UdpClient.open('127.0.0.1', port);
+    for (let i = 0; i < 200; i++) junk.send(randomBytes(1 + ((i * 7) % 1300)));
+    // A QUIC long-header Initial with garbage after it.
+    junk.send(Buffer.concat([Buffer.from([0xc0, 0, 0, 0, 1, 8]), randomBytes(1200)]));
+    junk.close();
+    const json = await kdig('127.0.0.1', port, 'www.srv.test.', 'A');
+    assert.equal(json.RCODE, 0);
+  });
+
+  it('refuses a certificate whose key does not match', async () => {
+    const certificate = createTestCertificate('a');
+    await assert.rejects(
+      startDnsServers({
+        zones: testZones(),
+        doq: {
+          addresses: [{ host: '127.0.0.1', port: 0 }],
+          cert: certificate.certificatePem,
+          key: createTestCertificate('b').privateKeyPem,
+        },
+      }),
+      (error: unknown) =>
+        error instanceof DnsServerError && error.code === DnsServerErrorCode.DOQ_CONFIG_INVALID,
+    );
+  });
+});
+
+describe('DoQ connection limit', () => {
+  it('closes connections over the limit with DOQ_EXCESSIVE_LOAD', async () => {
+    const registry = new Registry();
+    const certificate = createTestCertificate('dns.srv.test');
+    const servers = await startDnsServers({
+      zones: testZones(),
+      registry,
+      doq: {
+        addresses: [{ host: '127.0.0.1', port: 0 }],
+        cert: certificate.certificatePem,
+        key: certificate.privateKeyPem,
+      },
+      limits: { doqMaxConnections: 1 },
+    });
+    const port = servers.doq[0]!.port;
+    const first = await doqClient(port);
+    try {
+      // An answer proves the first connection is counted.
+      await exchange(first.client, frame(query('www.srv.test.', A, 0)));
+      const second = await doqClient(port);
+      assert.equal(
+        await withDeadline(second.closedWith, 10_000, 'second connection closed'),
+        DoqErrorCode.EXCESSIVE_LOAD,
+      );
+      await second.client.destroy({ force: true }).catch(() => {});
+      const text = await registry.metrics();
+      assert.equal(sample(text, 'hypermesh_dns_connections_refused_total{transport="doq"}'), 1);
+      assert.equal(sample(text, 'hypermesh_dns_connections_open{transport="doq"}'), 1);
+    } finally {
+      await first.client.destroy({ force: true });
+      await servers.close();
+    }
+  });
+});
