@@ -7,6 +7,7 @@ import { kvCommands } from './commands/kv.js';
 import { nodeCommands } from './commands/node.js';
 import { statusCommand } from './commands/status.js';
 import { devCaCommands } from './commands/dev-ca.js';
+import { stakeCommands } from './commands/stake.js';
 import { stoqCommands } from './commands/stoq.js';
 import { walletCommands } from './commands/wallet.js';
 
@@ -26,6 +27,7 @@ export const commands: readonly Command[] = [
   ...blockCommands,
   ...kvCommands,
   ...walletCommands,
+  ...stakeCommands,
   demoCommand,
   ...devCaCommands,
   ...stoqCommands,

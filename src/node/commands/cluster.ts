@@ -7,13 +7,20 @@ import {
   initCluster,
   MAX_VALIDATORS,
   type LedgerInitOptions,
+  type StakingInitOptions,
 } from '../cluster-init.js';
-import { formatTokenAmount, MAX_DECIMALS } from '../../caesar/index.js';
+import {
+  BASIS_POINTS,
+  DEFAULT_STAKING_PARAMS,
+  formatTokenAmount,
+  MAX_DECIMALS,
+} from '../../caesar/index.js';
 import {
   DEFAULT_CHAIN_ID,
   DEFAULT_LISTEN_HOST,
   DEFAULT_METRICS_PORT,
   DEFAULT_STOQ_PORT,
+  DEFAULT_VALIDATOR_POWER,
 } from '../config.js';
 
 /** Parses a whole number in [min, max] given as a command-line option. */
@@ -57,6 +64,48 @@ const LEDGER_FLAGS = [
   'validator-allocation',
 ] as const;
 
+/** `--staking`, its `--staking-param NAME=VALUE` entries and `--validator-commission`. */
+function stakingOptions(
+  enabled: boolean,
+  entries: readonly string[],
+  commission: string | undefined,
+): StakingInitOptions | null {
+  if (!enabled) {
+    if (entries.length > 0 || commission !== undefined) {
+      const flag = entries.length > 0 ? '--staking-param' : '--validator-commission';
+      throw new CliError(`${flag} configures staking; add --staking to write a staking section`);
+    }
+    return null;
+  }
+  const params: Record<string, string> = {};
+  for (const entry of entries) {
+    const match = /^([A-Za-z]+)=(.*)$/.exec(entry);
+    if (match === null) {
+      throw new CliError(
+        `--staking-param ${JSON.stringify(entry)} must be NAME=VALUE, e.g. epochBlocks=10`,
+      );
+    }
+    const [, name, value] = match as unknown as [string, string, string];
+    if (params[name] !== undefined) {
+      throw new CliError(`--staking-param ${name} is given twice`);
+    }
+    params[name] = value;
+  }
+  return {
+    params,
+    ...(commission === undefined
+      ? {}
+      : {
+          commission: integerOption(
+            commission,
+            'validator-commission',
+            { min: 0, max: BASIS_POINTS },
+            0,
+          ),
+        }),
+  };
+}
+
 const init: Command = {
   name: 'cluster init',
   summary: 'genesis ceremony: keys, certificates, storage plots, genesis.json, node configs',
@@ -65,7 +114,8 @@ usage: hypermesh cluster init --validators N --out DIR [--chain-id ID] [--host A
                               [--base-port P] [--metrics-base-port P] [--force]
                               [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
                               [--token-supply TOKENS] [--validator-allocation TOKENS]
-                              [--no-caesar]
+                              [--no-caesar] [--staking [--staking-param NAME=VALUE ...]
+                              [--validator-commission BPS]]
 
 Creates a cluster of N validators in DIR: a cluster CA (ca/), per node an Ed25519 key (its
 STOQ identity and validator key) with a FALCON-1024 key pair, a certificate
@@ -98,6 +148,17 @@ ledger options (amounts in whole tokens):
   --validator-allocation TOKENS to each validator's operator account (default
                                 ${formatTokenAmount(DEFAULT_LEDGER.validatorAllocation, 0)}; 0 = none); the treasury gets the rest
   --no-caesar                   write no ledger: the chain then runs without Caesar
+
+staking options (docs/caesar.md, "Staking"):
+  --staking                     add the staking section: the validator set then follows stake.
+                                Each validator self-bonds its consensus power (${DEFAULT_VALIDATOR_POWER}) × powerUnit,
+                                out of the supply (the treasury gets less)
+  --staking-param NAME=VALUE    a staking parameter (repeatable; amounts in base units), e.g.
+                                epochBlocks=10; the others keep their defaults:
+                                ${Object.entries(DEFAULT_STAKING_PARAMS)
+                                  .map(([name, value]) => `${name}=${String(value)}`)
+                                  .join('\n                                ')}
+  --validator-commission BPS    commission of the genesis validators, 0-${BASIS_POINTS} (default 0)
 `,
   async run(args, io) {
     const values = parseCommandArgs(args, {
@@ -114,10 +175,23 @@ ledger options (amounts in whole tokens):
       'token-supply': { type: 'string' },
       'validator-allocation': { type: 'string' },
       'no-caesar': { type: 'boolean' },
+      staking: { type: 'boolean' },
+      'staking-param': { type: 'string', multiple: true },
+      'validator-commission': { type: 'string' },
     });
     const given = LEDGER_FLAGS.filter((flag) => values[flag] !== undefined);
     if (values['no-caesar'] && given.length > 0) {
       throw new CliError(`--no-caesar writes no ledger; it cannot be combined with --${given[0]}`);
+    }
+    const staking = stakingOptions(
+      values.staking ?? false,
+      values['staking-param'] ?? [],
+      values['validator-commission'],
+    );
+    if (values['no-caesar'] && staking !== null) {
+      throw new CliError(
+        '--staking needs the Caesar ledger; it cannot be combined with --no-caesar',
+      );
     }
     const decimals = values['token-decimals'];
     const supply = wholeTokensOption(values['token-supply'], 'token-supply');
@@ -161,6 +235,7 @@ ledger options (amounts in whole tokens):
       ),
       force: values.force ?? false,
       ledger: values['no-caesar'] ? null : ledger,
+      staking,
       progress: (line) => io.out(`${line}\n`),
     });
     io.out(`created ${layout.dir}\n`);
@@ -169,6 +244,9 @@ ledger options (amounts in whole tokens):
       io.out(
         `treasury wallet: ${layout.ledger.treasuryKeyFile} (address ${layout.ledger.treasuryAddress})\n`,
       );
+    }
+    if (layout.ledger?.staking) {
+      io.out(`staking on: hypermesh stake validators --cluster ${layout.dir}\n`);
     }
     return 0;
   },

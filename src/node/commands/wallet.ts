@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../commands.js';
+import type { CliIo } from '../io.js';
+import type { SubmitOutcome } from '../tx-submit.js';
 import { parseCommandArgs, passphraseFromEnv, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
 import { readGenesisFile } from '../cluster-layout.js';
@@ -33,14 +35,14 @@ import {
  * signed with the wallet key and stamped for the chain, like `tx kv-set`.
  */
 
-function pickNode(target: ClusterTarget, wanted: string | undefined) {
+export function pickNode(target: ClusterTarget, wanted: string | undefined) {
   return wanted === undefined
     ? (target.nodes[0] as ClusterTarget['nodes'][number])
     : findNode(target, wanted);
 }
 
 /** `1.5 CSR (1500000 base units)`. */
-function describeAmount(baseUnits: bigint, token: TokenParams): string {
+export function describeAmount(baseUnits: bigint, token: TokenParams): string {
   return `${formatTokenAmount(baseUnits, token.decimals)} ${token.symbol} (${baseUnits} base units)`;
 }
 
@@ -62,6 +64,35 @@ export function amountOption(
     }
     throw error;
   }
+}
+
+/**
+ * Prints what became of a submitted transaction (`what`: "transfer", "delegation", …) and
+ * returns the exit code: a refusal at admission is a CliError (exit 1) with the node's code;
+ * committed: 0 if applied, 1 with the result code and log otherwise; not waiting: 0 once
+ * admitted; waited in vain: 1.
+ */
+export function reportSubmission(
+  outcome: SubmitOutcome,
+  what: string,
+  node: string,
+  io: CliIo,
+  wait: boolean,
+  timeoutMs: number,
+): number {
+  if (!outcome.admitted) {
+    throw new CliError(`${node} refused the ${what}: ${outcome.code}: ${outcome.message}`, 1);
+  }
+  io.out(`tx ${outcome.txHash} (sequence ${outcome.sequence}) admitted by ${node}\n`);
+  const { status } = outcome;
+  if (status.status === 'committed') {
+    const result = status.code === 0 ? 'applied' : `refused: ${status.log}`;
+    io.out(`committed at height ${status.height}, code ${status.code} (${result})\n`);
+    return status.code === 0 ? 0 : 1;
+  }
+  if (!wait) return 0;
+  io.out(`not committed within ${timeoutMs} ms (status: ${status.status})\n`);
+  return 1;
 }
 
 const createCommand: Command = {
@@ -313,22 +344,7 @@ options:
         wait: values.wait ?? false,
         timeoutMs,
       }).catch(stoqFailure(node.name));
-      if (!outcome.admitted) {
-        throw new CliError(
-          `${node.name} refused the transfer: ${outcome.code}: ${outcome.message}`,
-          1,
-        );
-      }
-      io.out(`tx ${outcome.txHash} (sequence ${outcome.sequence}) admitted by ${node.name}\n`);
-      const { status } = outcome;
-      if (status.status === 'committed') {
-        const result = status.code === 0 ? 'applied' : `refused: ${status.log}`;
-        io.out(`committed at height ${status.height}, code ${status.code} (${result})\n`);
-        return status.code === 0 ? 0 : 1;
-      }
-      if (!values.wait) return 0;
-      io.out(`not committed within ${timeoutMs} ms (status: ${status.status})\n`);
-      return 1;
+      return reportSubmission(outcome, 'transfer', node.name, io, values.wait ?? false, timeoutMs);
     } finally {
       await session.close();
     }

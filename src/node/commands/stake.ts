@@ -1,0 +1,467 @@
+import type { Command } from '../commands.js';
+import type { CliIo } from '../io.js';
+import { parseCommandArgs, passphraseFromEnv, requireOption } from '../args.js';
+import { CliError } from '../cli-error.js';
+import { readGenesisFile } from '../cluster-layout.js';
+import {
+  DEFAULT_CLUSTER_FILE,
+  loadClusterTarget,
+  openOperatorSession,
+  type ClusterTarget,
+} from '../operator.js';
+import { integerOption } from './cluster.js';
+import { amountOption, describeAmount, pickNode, reportSubmission } from './wallet.js';
+import {
+  BASIS_POINTS,
+  CREATE_VALIDATOR_OP,
+  DELEGATE_OP,
+  JailReason,
+  UNBOND_OP,
+  UNJAIL_OP,
+  consensusAddress,
+  formatAddress,
+  formatTokenAmount,
+} from '../../caesar/index.js';
+import type { StakingTx, TokenParams } from '../../caesar/index.js';
+import type { GenesisDocument } from '../../consensus/genesis.js';
+import type { KeyObject } from 'node:crypto';
+import { stoqFailure, type SubmitOutcome } from '../tx-submit.js';
+import {
+  StakeCliError,
+  StakeErrorCode,
+  describeJail,
+  parseValidatorArgument,
+  readProvenDelegation,
+  readProvenValidators,
+  sendStakingTx,
+  stakingOf,
+} from '../stake-ledger.js';
+import { readValidatorIdentity } from '../stake-validator.js';
+import { readWalletKey } from '../wallet.js';
+
+/**
+ * `hypermesh stake validators|create-validator|delegate|unbond|unjail`: Caesar staking from the
+ * command line (docs/cli.md, "Stake"; docs/caesar.md, "Staking"). Reads are proven like `wallet
+ * balance`; transactions are signed, stamped and submitted like `wallet send`.
+ */
+
+const CLUSTER_HELP = `  --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
+  --node NAME|ADDR      node to ask (default: the first)`;
+
+const TX_HELP = `  --fee Y               fee in tokens, paid to the fee pool (default 0)
+  --base-units          amounts are whole base units instead of tokens
+  --passphrase-env VAR  the key file's passphrase is in environment variable VAR
+${CLUSTER_HELP}
+  --wait                wait for the commit and print the result code
+  --timeout-ms MS       how long --wait waits (default 30000)`;
+
+const TX_OPTIONS = {
+  fee: { type: 'string' },
+  'base-units': { type: 'boolean' },
+  'passphrase-env': { type: 'string' },
+  cluster: { type: 'string' },
+  node: { type: 'string' },
+  wait: { type: 'boolean' },
+  'timeout-ms': { type: 'string' },
+} as const;
+
+interface TxValues {
+  readonly fee?: string | undefined;
+  readonly 'base-units'?: boolean | undefined;
+  readonly cluster?: string | undefined;
+  readonly node?: string | undefined;
+  readonly wait?: boolean | undefined;
+  readonly 'timeout-ms'?: string | undefined;
+}
+
+/** The chain a staking command talks to: its nodes, genesis, token and the node to use. */
+interface StakeContext {
+  readonly target: ClusterTarget;
+  readonly node: ClusterTarget['nodes'][number];
+  readonly genesis: GenesisDocument;
+  readonly token: TokenParams;
+}
+
+async function stakeContext(values: {
+  readonly cluster?: string | undefined;
+  readonly node?: string | undefined;
+}): Promise<StakeContext> {
+  const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+  const node = pickNode(target, values.node);
+  const genesis = await readGenesisFile(target.genesisFile);
+  const { token } = stakingOf(genesis, target.genesisFile);
+  return { target, node, genesis, token };
+}
+
+function timeoutOf(values: TxValues): number {
+  return integerOption(values['timeout-ms'], 'timeout-ms', { min: 100, max: 3_600_000 }, 30_000);
+}
+
+/** A positive amount option in tokens (or base units with --base-units). */
+function positiveAmount(text: string, name: string, token: TokenParams, values: TxValues): bigint {
+  const amount = amountOption(text, name, token, values['base-units'] ?? false);
+  if (amount === 0n) {
+    throw new StakeCliError(StakeErrorCode.ZERO_AMOUNT, `--${name} must be above zero`);
+  }
+  return amount;
+}
+
+function feeOf(values: TxValues, token: TokenParams): bigint {
+  return values.fee === undefined
+    ? 0n
+    : amountOption(values.fee, 'fee', token, values['base-units'] ?? false);
+}
+
+/**
+ * Parses `--commission`: basis points (`500`), or a percentage with up to two decimals
+ * (`5%`, `2.5%`), from 0 to 100%.
+ */
+export function parseCommission(text: string): number {
+  const percent = /^(\d{1,3})(?:\.(\d{1,2}))?%$/.exec(text);
+  const bps = percent
+    ? Number(percent[1]) * 100 + Number((percent[2] ?? '').padEnd(2, '0'))
+    : /^\d{1,5}$/.test(text)
+      ? Number(text)
+      : Number.NaN;
+  if (!Number.isInteger(bps) || bps > BASIS_POINTS) {
+    throw new CliError(
+      `--commission "${text}" must be basis points from 0 to ${BASIS_POINTS} (500 = 5%) or a percentage such as 5% or 2.5% [CAESAR_INVALID_COMMISSION]`,
+    );
+  }
+  return bps;
+}
+
+/** Submits `tx` signed by `privateKey` through the context's node and reports the outcome. */
+async function submit(
+  context: StakeContext,
+  privateKey: KeyObject,
+  tx: StakingTx,
+  what: string,
+  values: TxValues,
+  io: CliIo,
+  after?: (outcome: SubmitOutcome) => Promise<void>,
+): Promise<number> {
+  const timeoutMs = timeoutOf(values);
+  const wait = values.wait ?? false;
+  const session = await openOperatorSession(context.target);
+  try {
+    const outcome = await sendStakingTx({
+      client: session.client(context.node.name),
+      genesis: context.genesis,
+      privateKey,
+      tx,
+      wait,
+      timeoutMs,
+    }).catch(stoqFailure(context.node.name));
+    const code = reportSubmission(outcome, what, context.node.name, io, wait, timeoutMs);
+    if (code === 0 && after !== undefined) await after(outcome);
+    return code;
+  } finally {
+    await session.close();
+  }
+}
+
+const validatorsCommand: Command = {
+  name: 'stake validators',
+  summary: 'list the validators with their stake, power, set membership, jail and commission',
+  help: `
+usage: hypermesh stake validators [--cluster FILE|DIR] [--node NAME|ADDR] [--height H] [--json]
+
+Reads the staking parameters, every validator's record and the set staking last handed to
+consensus, each with its state proof checked against the state root the node names (all at one
+height). Prints each validator's consensus address, node name (when it is one of the cluster's),
+stake (bonded tokens, delegations included), voting power, whether it is in the set, whether it
+is jailed, and its commission. Exits 0 when every proof verifies, 1 otherwise.
+
+options:
+${CLUSTER_HELP}
+  --height H            read the state as of height H (default: latest committed)
+  --json                machine-readable output
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      cluster: { type: 'string' },
+      node: { type: 'string' },
+      height: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    const height =
+      values.height === undefined
+        ? undefined
+        : integerOption(values.height, 'height', { min: 1, max: Number.MAX_SAFE_INTEGER }, 1);
+    const context = await stakeContext(values);
+    const { token, node, target } = context;
+    const session = await openOperatorSession(target);
+    let read;
+    try {
+      read = await readProvenValidators(session.client(node.name), height).catch(
+        stoqFailure(node.name),
+      );
+    } finally {
+      await session.close();
+    }
+    const names = new Map(target.nodes.map((entry) => [entry.id, entry.name]));
+    const tokens = (units: bigint) => formatTokenAmount(units, token.decimals);
+    if (values.json) {
+      const params = Object.fromEntries(
+        Object.entries(read.params).map(([name, value]) => [
+          name,
+          typeof value === 'bigint' ? value.toString() : value,
+        ]),
+      );
+      io.out(
+        `${JSON.stringify(
+          {
+            node: node.name,
+            height: read.height,
+            stateRoot: read.stateRoot,
+            symbol: token.symbol,
+            decimals: token.decimals,
+            params,
+            validators: read.validators.map((view) => ({
+              address: view.address,
+              name: names.get(view.address) ?? null,
+              operator: view.operator,
+              tokens: view.record.tokens.toString(),
+              stake: tokens(view.record.tokens),
+              shares: view.record.shares.toString(),
+              power: view.record.power,
+              inSet: view.inSet,
+              jailed: JailReason[view.record.jailed].toLowerCase(),
+              jailedUntil: view.record.jailedUntil,
+              commissionBps: view.record.commissionBps,
+            })),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    const inSet = read.validators.filter((view) => view.inSet).length;
+    io.out(
+      `${read.validators.length} validator(s), ${inSet} in the set; height ${read.height ?? '-'}, proofs verified against state root ${read.stateRoot} (${node.name})\n`,
+    );
+    io.out(
+      `  power = stake / ${tokens(read.params.powerUnit)} ${token.symbol}; minimum stake ${tokens(read.params.minValidatorStake)} ${token.symbol}; set recomputed every ${read.params.epochBlocks} blocks\n`,
+    );
+    for (const view of read.validators) {
+      const { record } = view;
+      const name = names.get(view.address);
+      io.out(`${view.address}${name === undefined ? '' : ` (${name})`}\n`);
+      io.out(
+        `  stake ${describeAmount(record.tokens, token)}, power ${record.power}, ` +
+          `${view.inSet ? 'in the set' : 'not in the set'}, jailed: ${describeJail(record)}, ` +
+          `commission ${(record.commissionBps / 100).toFixed(2)}%\n`,
+      );
+      io.out(`  operator account ${view.operator}\n`);
+    }
+    return 0;
+  },
+};
+
+const createValidatorCommand: Command = {
+  name: 'stake create-validator',
+  summary: 'register a validator: its keys, storage root, commission and self-bond',
+  help: `
+usage: hypermesh stake create-validator --self-bond X --commission R
+                                        (--node-dir DIR | --key FILE [--falcon-key FILE]
+                                         (--storage-root HEX | --plot FILE))
+                                        [--fee Y] [--base-units] [--passphrase-env VAR]
+                                        [--cluster FILE|DIR] [--node NAME|ADDR] [--wait]
+
+Registers a new validator (a create-validator transaction). Its Ed25519 key signs the
+transaction and becomes its consensus key; the key's account (the operator) pays the self-bond
+and fee and receives the commission. The FALCON-1024 public key and the storage plot's root are
+what consensus needs to add it. The validator starts outside the set and joins at the next epoch
+if its stake qualifies. A key that is already a validator is refused (CAESAR_VALIDATOR_EXISTS).
+
+options:
+  --node-dir DIR        a node directory as "cluster init" writes it (config.json naming the
+                        node identity key and the storage plot): takes all three from there
+  --key FILE            the validator's Ed25519 key (a node identity, or an Ed25519 key file)
+  --falcon-key FILE     its FALCON-1024 key (a node identity or a FALCON key file; default --key)
+  --storage-root HEX    the storage plot's root, 64 hex digits
+  --plot FILE           or the storage plot file (checked against the chain and the key)
+  --self-bond X         tokens the operator bonds, above zero
+  --commission R        basis points of the rewards to the operator, 0-${BASIS_POINTS} (500 = 5%),
+                        or a percentage such as 5% or 2.5%
+${TX_HELP}
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      ...TX_OPTIONS,
+      'node-dir': { type: 'string' },
+      key: { type: 'string' },
+      'falcon-key': { type: 'string' },
+      'storage-root': { type: 'string' },
+      plot: { type: 'string' },
+      'self-bond': { type: 'string' },
+      commission: { type: 'string' },
+    });
+    const bondText = requireOption(values['self-bond'], 'self-bond');
+    const commission = parseCommission(requireOption(values.commission, 'commission'));
+    const context = await stakeContext(values);
+    const { token } = context;
+    const bond = positiveAmount(bondText, 'self-bond', token, values);
+    const fee = feeOf(values, token);
+    const passphrase = passphraseFromEnv(values['passphrase-env']);
+    const identity = await readValidatorIdentity(
+      {
+        ...(values['node-dir'] === undefined ? {} : { nodeDir: values['node-dir'] }),
+        ...(values.key === undefined ? {} : { keyFile: values.key }),
+        ...(values['falcon-key'] === undefined ? {} : { falconKeyFile: values['falcon-key'] }),
+        ...(values['storage-root'] === undefined ? {} : { storageRoot: values['storage-root'] }),
+        ...(values.plot === undefined ? {} : { plotFile: values.plot }),
+        ...(passphrase === undefined ? {} : { passphrase }),
+      },
+      context.genesis,
+    );
+    const address = Buffer.from(consensusAddress(identity.publicKey)).toString('hex');
+    io.out(
+      `create validator ${address} with a self-bond of ${describeAmount(bond, token)}, ` +
+        `commission ${(commission / 100).toFixed(2)}%, fee ${describeAmount(fee, token)}\n` +
+        `  storage root ${Buffer.from(identity.storageRoot).toString('hex')}\n`,
+    );
+    return submit(
+      context,
+      identity.privateKey,
+      {
+        op: CREATE_VALIDATOR_OP,
+        fee,
+        bond,
+        pqKey: identity.pqPublicKey,
+        commission,
+        storageRoot: identity.storageRoot,
+      },
+      'validator',
+      values,
+      io,
+    );
+  },
+};
+
+function bondCommand(op: typeof DELEGATE_OP | typeof UNBOND_OP): Command {
+  const delegate = op === DELEGATE_OP;
+  const verb = delegate ? 'delegate' : 'unbond';
+  return {
+    name: `stake ${verb}`,
+    summary: delegate
+      ? "bond tokens to a validator from a wallet's balance"
+      : 'unbond tokens from a delegation; they return after the unbonding period',
+    help: `
+usage: hypermesh stake ${verb} --validator ADDR --amount X --key FILE [--fee Y] [--base-units]
+       ${' '.repeat(`hypermesh stake ${verb} `.length)}[--passphrase-env VAR] [--cluster FILE|DIR] [--node NAME|ADDR] [--wait]
+
+${
+  delegate
+    ? `Bonds X tokens of --key's balance to the validator (a delegate transaction; also how an
+operator adds to its self-bond). The account receives shares of the validator's stake; rewards
+and slashes reach it through them.`
+    : `Unbonds X tokens' worth of --key's delegation to the validator (an unbond transaction). The
+tokens leave the validator at once and return to the balance at the end of block h +
+unbondingBlocks (they can still be slashed while they wait); with --wait the entry is shown.
+More than the delegation is worth is refused (CAESAR_INSUFFICIENT_BOND).`
+}
+
+options:
+  --validator ADDR      the validator's consensus address (40 hex digits, as "stake validators"
+                        lists it), or a node name of the cluster (node-2)
+  --amount X            tokens, above zero
+  --key FILE            the ${delegate ? 'delegator' : "delegation's"} key file (a wallet key or a node identity)
+${TX_HELP}
+`,
+    async run(args, io) {
+      const values = parseCommandArgs(args, {
+        ...TX_OPTIONS,
+        validator: { type: 'string' },
+        amount: { type: 'string' },
+        key: { type: 'string' },
+      });
+      const validatorText = requireOption(values.validator, 'validator');
+      const amountText = requireOption(values.amount, 'amount');
+      const keyFile = requireOption(values.key, 'key');
+      const context = await stakeContext(values);
+      const { token } = context;
+      const validator = parseValidatorArgument(validatorText, context.target.nodes);
+      const amount = positiveAmount(amountText, 'amount', token, values);
+      const fee = feeOf(values, token);
+      const passphrase = passphraseFromEnv(values['passphrase-env']);
+      const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+      const hex = Buffer.from(validator).toString('hex');
+      io.out(
+        `${verb} ${describeAmount(amount, token)} ${delegate ? 'to' : 'from'} validator ${hex}, fee ${describeAmount(fee, token)}\n` +
+          `  account ${formatAddress(wallet.address)}\n`,
+      );
+      const showEntry = async (outcome: SubmitOutcome): Promise<void> => {
+        if (delegate || !outcome.admitted || outcome.status.status !== 'committed') return;
+        const committed = outcome.status.height;
+        const session = await openOperatorSession(context.target);
+        try {
+          const read = await readProvenDelegation(
+            session.client(context.node.name),
+            validator,
+            wallet.address,
+          );
+          const entry = read.unbonding.find(
+            (item) =>
+              item.creationHeight === committed &&
+              Buffer.from(item.validator).toString('hex') === hex,
+          );
+          if (entry !== undefined) {
+            io.out(
+              `unbonding ${describeAmount(entry.amount, token)}: returns to the balance at the end of block ${entry.completionHeight} (proof verified at height ${read.height ?? '-'})\n`,
+            );
+          }
+        } finally {
+          await session.close();
+        }
+      };
+      return submit(
+        context,
+        wallet.privateKey,
+        { op, fee, amount, validator },
+        delegate ? 'delegation' : 'unbonding',
+        values,
+        io,
+        showEntry,
+      );
+    },
+  };
+}
+
+const unjailCommand: Command = {
+  name: 'stake unjail',
+  summary: 'bring a jailed validator back once its jail time is over',
+  help: `
+usage: hypermesh stake unjail --key NODEKEY [--fee Y] [--base-units] [--passphrase-env VAR]
+                              [--cluster FILE|DIR] [--node NAME|ADDR] [--wait]
+
+Sends an unjail transaction signed with the validator's key (its node identity key file). It is
+accepted from the release height on (CAESAR_JAIL_NOT_OVER before; CAESAR_NOT_JAILED when the
+validator is not jailed); the validator rejoins the set at the next epoch if it qualifies.
+
+options:
+  --key NODEKEY         the validator's key file (node-K/node-K.key)
+${TX_HELP}
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, { ...TX_OPTIONS, key: { type: 'string' } });
+    const keyFile = requireOption(values.key, 'key');
+    const context = await stakeContext(values);
+    const fee = feeOf(values, context.token);
+    const passphrase = passphraseFromEnv(values['passphrase-env']);
+    const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+    const address = Buffer.from(consensusAddress(wallet.publicKey)).toString('hex');
+    io.out(`unjail validator ${address}, fee ${describeAmount(fee, context.token)}\n`);
+    return submit(context, wallet.privateKey, { op: UNJAIL_OP, fee }, 'unjail', values, io);
+  },
+};
+
+export const stakeCommands: readonly Command[] = [
+  validatorsCommand,
+  createValidatorCommand,
+  bondCommand(DELEGATE_OP),
+  bondCommand(UNBOND_OP),
+  unjailCommand,
+];

@@ -1,0 +1,285 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  CAESAR_MODULE_NAME,
+  JailReason,
+  caesarDelegationQuery,
+  caesarGenesisFromApp,
+  caesarStakingParamsQuery,
+  caesarUnbondingQuery,
+  caesarValidatorQuery,
+  caesarValidatorSetQuery,
+  caesarValidatorsQuery,
+  ed25519Address,
+  encodeStakingTx,
+  formatConsensusAddress,
+  verifyCaesarDelegation,
+  verifyCaesarStakingParams,
+  verifyCaesarUnbonding,
+  verifyCaesarValidator,
+  verifyCaesarValidatorSet,
+  verifyCaesarValidators,
+} from '../caesar/index.js';
+import type {
+  StakingParams,
+  StakingTx,
+  TokenParams,
+  UnbondingEntry,
+  ValidatorRecord,
+} from '../caesar/index.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
+import type { GenesisDocument } from '../consensus/genesis.js';
+import type { NodeRpcClient } from '../consensus/net/index.js';
+import { toHex } from '../crypto/bytes.js';
+import { CliError } from './cli-error.js';
+import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
+import { ledgerToken } from './wallet-ledger.js';
+
+/**
+ * The ledger side of `hypermesh stake`: the staking a chain's genesis defines, proven reads of
+ * the validators, delegations and unbondings (docs/caesar.md, "Queries"), and staking
+ * transactions through a node's API with `submitTransaction` (as `wallet send` does).
+ */
+
+/** Typed codes of the `stake` commands' own refusals (shown in brackets after the message). */
+export enum StakeErrorCode {
+  /** The chain's genesis has no Caesar staking section. */
+  STAKING_OFF = 'STAKE_STAKING_OFF',
+  /** `--validator` is neither a 40-hex-digit consensus address nor a node of the cluster. */
+  BAD_VALIDATOR = 'STAKE_BAD_VALIDATOR',
+  /** An amount of zero. */
+  ZERO_AMOUNT = 'STAKE_ZERO_AMOUNT',
+  /** The validator's keys or storage plot cannot be used for `create-validator`. */
+  BAD_VALIDATOR_IDENTITY = 'STAKE_BAD_VALIDATOR_IDENTITY',
+  /** A node's answer does not verify against the state root it names. */
+  PROOF_INVALID = 'STAKE_PROOF_INVALID',
+}
+
+/** A CliError carrying a `StakeErrorCode`; the message ends with the code in brackets. */
+export class StakeCliError extends CliError {
+  constructor(
+    readonly code: StakeErrorCode,
+    message: string,
+    exitCode = 2,
+  ) {
+    super(`${message} [${code}]`, exitCode);
+    this.name = 'StakeCliError';
+  }
+}
+
+/** The chain's token and staking parameters, from its genesis file. */
+export function stakingOf(
+  genesis: GenesisDocument,
+  genesisFile: string,
+): { readonly token: TokenParams; readonly params: StakingParams } {
+  const token = ledgerToken(genesis, genesisFile);
+  const staking = caesarGenesisFromApp(genesis.app)?.staking;
+  if (staking === undefined) {
+    throw new StakeCliError(
+      StakeErrorCode.STAKING_OFF,
+      `chain "${genesis.chainId}" has no staking: the app.${CAESAR_MODULE_NAME} section of ${genesisFile} has no staking section (hypermesh cluster init --staking writes one)`,
+      1,
+    );
+  }
+  return { token, params: staking.params };
+}
+
+const CONSENSUS_ADDRESS = /^[0-9a-f]{40}$/;
+
+/**
+ * Parses `--validator`: a 20-byte consensus address (40 hex digits, either case, optional
+ * `0x`), or the name of one of `nodes` (`node-2`), whose `id` is its consensus address.
+ */
+export function parseValidatorArgument(
+  text: string,
+  nodes: readonly { readonly name: string; readonly id: string }[],
+): Uint8Array {
+  const named = nodes.find((node) => node.name === text);
+  if (named !== undefined) return Uint8Array.from(Buffer.from(named.id, 'hex'));
+  const digits = (/^0x/i.test(text) ? text.slice(2) : text).toLowerCase();
+  if (CONSENSUS_ADDRESS.test(digits)) return Uint8Array.from(Buffer.from(digits, 'hex'));
+  const why = /^[0-9a-f]*$/.test(digits)
+    ? `it has ${digits.length} hex digits, a validator address has 40 (an account address has 64: a validator is named by its consensus address, hypermesh stake validators lists them)`
+    : 'it is not hex';
+  throw new StakeCliError(
+    StakeErrorCode.BAD_VALIDATOR,
+    `--validator "${text}" is neither a node of the cluster (${nodes.map((node) => node.name).join(', ')}) nor a validator address: ${why}`,
+  );
+}
+
+/** Checks a node's answer; a proof that does not verify is the node's fault (exit code 1). */
+function verified<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    throw new StakeCliError(
+      StakeErrorCode.PROOF_INVALID,
+      `the node's answer does not verify: ${(error as Error).message}`,
+      1,
+    );
+  }
+}
+
+/** A proven reader pinned to one height, so every answer comes from the same state. */
+class ProvenReader {
+  height: number | undefined;
+  stateRoot = '';
+  constructor(
+    private readonly client: NodeRpcClient,
+    height?: number,
+  ) {
+    this.height = height;
+  }
+
+  async read<T>(
+    build: (height?: number) => QueryRequest,
+    check: (response: QueryResponse) => T,
+  ): Promise<T> {
+    const response = await this.client.query(build(this.height));
+    const value = verified(() => check(response));
+    if (this.height === undefined && response.height !== null) this.height = response.height;
+    this.stateRoot = toHex(response.stateRoot);
+    return value;
+  }
+}
+
+export interface ValidatorView {
+  /** 20-byte consensus address, 40 hex digits. */
+  readonly address: string;
+  /** The operator's account (SHA-256 of the key), 64 hex digits. */
+  readonly operator: string;
+  readonly record: ValidatorRecord;
+  /** In the set staking last handed to consensus. */
+  readonly inSet: boolean;
+}
+
+export interface ProvenValidators {
+  readonly height: number | null;
+  readonly stateRoot: string;
+  readonly params: StakingParams;
+  readonly validators: readonly ValidatorView[];
+}
+
+/**
+ * Every validator with its record, and which are in the set — each read with its proof checked,
+ * all at the height of the first answer. Sorted by stake (descending), then address.
+ */
+export async function readProvenValidators(
+  client: NodeRpcClient,
+  height?: number,
+): Promise<ProvenValidators> {
+  const reader = new ProvenReader(client, height);
+  const params = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
+  if (params === null) {
+    throw new StakeCliError(
+      StakeErrorCode.STAKING_OFF,
+      'the node proves that its chain has no staking parameters',
+      1,
+    );
+  }
+  const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
+  const set = new Set(
+    (await reader.read(caesarValidatorSetQuery, verifyCaesarValidatorSet)).map(toHex),
+  );
+  const validators: ValidatorView[] = [];
+  for (const address of addresses) {
+    const record = await reader.read(
+      (at) => caesarValidatorQuery(address, at),
+      (response) => verifyCaesarValidator(address, response),
+    );
+    if (record === null) {
+      throw new StakeCliError(
+        StakeErrorCode.PROOF_INVALID,
+        `the node lists validator ${toHex(address)} but proves it has no record`,
+        1,
+      );
+    }
+    const hex = formatConsensusAddress(address);
+    validators.push({
+      address: hex,
+      operator: toHex(ed25519Address(record.publicKey)),
+      record,
+      inSet: set.has(hex),
+    });
+  }
+  validators.sort((a, b) =>
+    a.record.tokens === b.record.tokens
+      ? a.address.localeCompare(b.address)
+      : a.record.tokens > b.record.tokens
+        ? -1
+        : 1,
+  );
+  return { height: reader.height ?? null, stateRoot: reader.stateRoot, params, validators };
+}
+
+export interface ProvenDelegation {
+  readonly height: number | null;
+  readonly stateRoot: string;
+  /** The validator's record; null when there is no such validator (proven absent). */
+  readonly validator: ValidatorRecord | null;
+  readonly shares: bigint;
+  readonly unbonding: readonly UnbondingEntry[];
+}
+
+/** A delegator's shares with a validator and its unbonding entries, proven at one height. */
+export async function readProvenDelegation(
+  client: NodeRpcClient,
+  validator: Uint8Array,
+  delegator: Uint8Array,
+  height?: number,
+): Promise<ProvenDelegation> {
+  const reader = new ProvenReader(client, height);
+  const record = await reader.read(
+    (at) => caesarValidatorQuery(validator, at),
+    (response) => verifyCaesarValidator(validator, response),
+  );
+  const shares = await reader.read(
+    (at) => caesarDelegationQuery(validator, delegator, at),
+    (response) => verifyCaesarDelegation(validator, delegator, response),
+  );
+  const unbonding = await reader.read(
+    (at) => caesarUnbondingQuery(delegator, at),
+    (response) => verifyCaesarUnbonding(delegator, response),
+  );
+  return {
+    height: reader.height ?? null,
+    stateRoot: reader.stateRoot,
+    validator: record,
+    shares,
+    unbonding,
+  };
+}
+
+/** `no`, or why the validator is jailed and from which height it may unjail. */
+export function describeJail(record: ValidatorRecord): string {
+  switch (record.jailed) {
+    case JailReason.NONE:
+      return 'no';
+    case JailReason.DOWNTIME:
+      return `downtime, unjail from height ${record.jailedUntil}`;
+    case JailReason.EQUIVOCATION:
+      return `equivocation, unjail from height ${record.jailedUntil}`;
+  }
+}
+
+export interface StakingTxRequest {
+  readonly client: NodeRpcClient;
+  readonly genesis: GenesisDocument;
+  readonly privateKey: KeyObject;
+  readonly tx: StakingTx;
+  readonly wait: boolean;
+  readonly timeoutMs: number;
+}
+
+/** Signs and submits a staking transaction (and waits for its commit when asked). */
+export function sendStakingTx(request: StakingTxRequest): Promise<SubmitOutcome> {
+  const { client, genesis, privateKey, tx, wait, timeoutMs } = request;
+  return submitTransaction({
+    client,
+    genesis,
+    privateKey,
+    module: CAESAR_MODULE_NAME,
+    body: encodeStakingTx(tx),
+    wait,
+    timeoutMs,
+  });
+}

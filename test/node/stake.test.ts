@@ -1,0 +1,677 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  CaesarGenesisError,
+  CaesarGenesisErrorCode,
+  DEFAULT_STAKING_PARAMS,
+  caesarGenesisFromApp,
+  checkStakingMatchesValidators,
+  consensusAddress,
+  ed25519Address,
+  formatAddress,
+} from '../../src/caesar/index.js';
+import { SEQUENCE_QUERY, decodeSequence } from '../../src/consensus/application/index.js';
+import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
+import { main } from '../../src/node/cli.js';
+import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
+import { createLogger } from '../../src/node/log.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
+import {
+  genesisApplication,
+  startValidatorNode,
+  type ValidatorNode,
+} from '../../src/node/validator-node.js';
+import { readWalletKey } from '../../src/node/wallet.js';
+import { waitForCondition } from '../helpers/wait.js';
+
+/**
+ * Caesar staking from `cluster init --staking` to `hypermesh stake`: the staking section the
+ * ceremony writes (it matches the consensus validators, and bad flags are refused before
+ * anything is written), and the stake commands against one in-process validator (it holds all
+ * the voting power, so it commits alone).
+ */
+let root: string;
+const nodes: ValidatorNode[] = [];
+
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'hypermesh-stake-'));
+});
+after(async () => {
+  for (const running of nodes) await running.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(args, {
+    out: (text) => void (out += text),
+    err: (text) => void (err += text),
+  });
+  return { code, out, err };
+}
+
+async function readGenesis(dir: string): Promise<GenesisDocument> {
+  return parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+}
+
+const freePorts = ['--base-port', '0', '--metrics-base-port', '0'];
+
+describe('cluster init --staking', () => {
+  it('writes a staking section whose self-bonds are power × powerUnit and match consensus', async () => {
+    const out = path.join(root, 'staked');
+    const result = await run([
+      'cluster',
+      'init',
+      '--validators',
+      '2',
+      '--out',
+      out,
+      ...freePorts,
+      '--token-supply',
+      '1000',
+      '--validator-allocation',
+      '10',
+      '--staking',
+      '--staking-param',
+      'epochBlocks=5',
+      '--staking-param',
+      'powerUnit=2000000',
+      '--validator-commission',
+      '250',
+    ]);
+    assert.equal(result.code, 0, result.err);
+    assert.match(
+      result.out,
+      /staking +self-bond 20 CSR per validator \(power 10 × powerUnit 2000000 base units\), commission 250 bps, set recomputed every 5 blocks, unbonding 1000 blocks/,
+    );
+    assert.match(result.out, /caesar +1000 CSR \(6 decimals\): 940 to the treasury/);
+    assert.match(result.out, /staking on: hypermesh stake validators --cluster /);
+
+    const genesis = await readGenesis(out);
+    const caesar = caesarGenesisFromApp(genesis.app);
+    assert.ok(caesar?.staking !== undefined);
+    const { params, validators } = caesar.staking;
+    assert.deepEqual(params, { ...DEFAULT_STAKING_PARAMS, epochBlocks: 5, powerUnit: 2_000_000n });
+    assert.equal(validators.length, 2);
+    for (const validator of genesis.validators) {
+      const staked = validators.find(
+        (v) => formatAddress(v.publicKey) === formatAddress(validator.publicKey),
+      );
+      assert.ok(staked !== undefined, `${validator.name} has a self-bond`);
+      assert.equal(staked.selfBond, BigInt(validator.power) * params.powerUnit);
+      assert.equal(staked.commission, 250);
+    }
+    // Allocations plus self-bonds are exactly the supply.
+    const allocated = caesar.allocations.reduce((sum, a) => sum + a.amount, 0n);
+    const bonded = validators.reduce((sum, v) => sum + v.selfBond, 0n);
+    assert.equal(allocated + bonded, caesar.token.supply);
+    assert.equal(caesar.token.supply, 1_000_000_000n);
+    checkStakingMatchesValidators(caesar, genesis.validators);
+    assert.deepEqual(
+      genesisApplication(genesis).modules.map((module) => module.name),
+      ['kv', 'caesar'],
+    );
+
+    // The node's check is the one that guards against a hand-edited genesis.
+    const edited: GenesisDocument = {
+      ...genesis,
+      validators: genesis.validators.map((v, i) => (i === 0 ? { ...v, power: v.power + 1 } : v)),
+    };
+    assert.throws(
+      () => genesisApplication(edited),
+      (error: unknown) =>
+        error instanceof CaesarGenesisError &&
+        error.code === CaesarGenesisErrorCode.VALIDATOR_MISMATCH &&
+        /self-bond 20000000 \/ powerUnit 2000000 = power 10, but the consensus genesis gives it 11/.test(
+          error.message,
+        ),
+    );
+  });
+
+  it('writes no staking section without --staking', async () => {
+    const layout = await initCluster({
+      out: path.join(root, 'unstaked'),
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+    });
+    assert.equal(layout.ledger?.staking, null);
+    const caesar = caesarGenesisFromApp((await readGenesis(layout.dir)).app);
+    assert.equal(caesar?.staking, undefined);
+  });
+
+  it('refuses bad staking flags precisely, before writing anything', async () => {
+    const out = path.join(root, 'refused');
+    const cases: [string[], RegExp][] = [
+      [
+        ['--staking', '--staking-param', 'epochs=5'],
+        /--staking-param "epochs" is not a staking parameter \(known: epochBlocks, /,
+      ],
+      [
+        ['--staking', '--staking-param', 'epochBlocks'],
+        /--staking-param "epochBlocks" must be NAME=VALUE/,
+      ],
+      [
+        ['--staking', '--staking-param', 'epochBlocks=-1'],
+        /--staking-param epochBlocks="-1": expected a whole number below 2\^128/,
+      ],
+      [
+        ['--staking', '--staking-param', 'powerUnit=1.5'],
+        /--staking-param powerUnit="1\.5": expected a whole number of base units/,
+      ],
+      [['--staking', '--staking-param', 'epochBlocks=0'], /--staking-param epochBlocks: /],
+      [
+        ['--staking', '--staking-param', 'maxMissed=100'],
+        /--staking-param maxMissed: maxMissed must be below signedWindow/,
+      ],
+      [
+        ['--staking', '--staking-param', 'epochBlocks=5', '--staking-param', 'epochBlocks=6'],
+        /--staking-param epochBlocks is given twice/,
+      ],
+      [
+        ['--staking', '--staking-param', 'minValidatorStake=20000000'],
+        /power 10 × powerUnit 1000000 = 10000000 base units is below minValidatorStake 20000000/,
+      ],
+      [
+        ['--staking', '--staking-param', 'maxValidators=1'],
+        /2 validator\(s\) is above the staking parameter maxValidators 1/,
+      ],
+      [
+        ['--staking', '--token-supply', '20', '--validator-allocation', '0'],
+        /a self-bond of 10 CSR × 2 validator\(s\) = 20 CSR leave nothing for the treasury/,
+      ],
+      [
+        ['--staking', '--validator-commission', '10001'],
+        /--validator-commission must be an integer from 0 to 10000/,
+      ],
+      [['--validator-commission', '5'], /add --staking to write a staking section/],
+      [['--staking', '--no-caesar'], /--staking needs the Caesar ledger/],
+    ];
+    for (const [flags, pattern] of cases) {
+      const result = await run([
+        'cluster',
+        'init',
+        '--validators',
+        '2',
+        '--out',
+        out,
+        ...freePorts,
+        ...flags,
+      ]);
+      assert.equal(result.code, 2, `${flags.join(' ')}: ${result.err}`);
+      assert.match(result.err, pattern);
+    }
+    await assert.rejects(stat(out), { code: 'ENOENT' });
+  });
+});
+
+describe('hypermesh stake against a running validator', () => {
+  let layout: ClusterInitResult;
+
+  interface ValidatorJson {
+    address: string;
+    name: string | null;
+    tokens: string;
+    power: number;
+    inSet: boolean;
+    jailed: string;
+    commissionBps: number;
+  }
+
+  async function validators(): Promise<ValidatorJson[]> {
+    const result = await run(['stake', 'validators', '--cluster', layout.dir, '--json']);
+    assert.equal(result.code, 0, result.err);
+    return (JSON.parse(result.out) as { validators: ValidatorJson[] }).validators;
+  }
+
+  async function balanceOf(address: string): Promise<bigint> {
+    const result = await run(['wallet', 'balance', address, '--cluster', layout.dir, '--json']);
+    assert.equal(result.code, 0, result.err);
+    return BigInt((JSON.parse(result.out) as { balance: string }).balance);
+  }
+
+  async function sequenceOf(publicKey: Uint8Array): Promise<number> {
+    const session = await openOperatorSession(await loadClusterTarget(layout.dir));
+    try {
+      const answer = await session
+        .client('node-1')
+        .query({ path: SEQUENCE_QUERY, data: publicKey });
+      return decodeSequence(answer.value);
+    } finally {
+      await session.close();
+    }
+  }
+
+  /** A one-validator staking chain in `dir` with its node running; `params` as the flags. */
+  async function startStakingChain(
+    dir: string,
+    params: Record<string, string>,
+  ): Promise<{ running: ValidatorNode; treasuryKeyFile: string }> {
+    layout = await initCluster({
+      out: path.join(root, dir),
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+      ledger: { supply: 1000n, validatorAllocation: 10n, decimals: 6, symbol: 'TST' },
+      staking: { params },
+    });
+    assert.ok(layout.ledger !== null);
+    const config = await loadValidatorNodeConfig(layout.nodes[0]?.configFile as string, {});
+    const running = await startValidatorNode(
+      config,
+      createLogger({ node: config.name }, () => undefined, 'error'),
+    );
+    nodes.push(running);
+    return { running, treasuryKeyFile: layout.ledger.treasuryKeyFile };
+  }
+
+  /** Sends `amount` tokens from the treasury to an account and waits for the commit. */
+  async function fund(treasuryKeyFile: string, to: string, amount: string): Promise<void> {
+    const sent = await run([
+      'wallet',
+      'send',
+      '--to',
+      to,
+      '--amount',
+      amount,
+      '--key',
+      treasuryKeyFile,
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(sent.code, 0, sent.err + sent.out);
+  }
+
+  it('lists the set, delegates, unbonds, creates a validator and refuses bad input', async () => {
+    // No issuance: stake then changes only by the transactions below.
+    const { running, treasuryKeyFile } = await startStakingChain('live', { blockReward: '0' });
+    await waitForCondition(
+      running.driver,
+      'commit',
+      () => running.driver.status().committedHeight >= 1,
+      'the first block',
+      15_000,
+    );
+    const node1 = layout.nodes[0]?.id as string;
+
+    const listed = await run(['stake', 'validators', '--cluster', layout.dir]);
+    assert.equal(listed.code, 0, listed.err);
+    assert.match(
+      listed.out,
+      /^1 validator\(s\), 1 in the set; height \d+, proofs verified against state root [0-9a-f]{64} \(node-1\)\n/,
+    );
+    assert.match(
+      listed.out,
+      /power = stake \/ 1 TST; minimum stake 1 TST; set recomputed every 100 blocks/,
+    );
+    assert.match(
+      listed.out,
+      new RegExp(
+        `${node1} \\(node-1\\)\\n  stake 10 TST \\(10000000 base units\\), power 10, in the set, jailed: no, commission 0\\.00%`,
+      ),
+    );
+    assert.deepEqual(
+      (await validators()).map(
+        ({ address, name, tokens, power, inSet, jailed, commissionBps }) => ({
+          address,
+          name,
+          tokens,
+          power,
+          inSet,
+          jailed,
+          commissionBps,
+        }),
+      ),
+      [
+        {
+          address: node1,
+          name: 'node-1',
+          tokens: '10000000',
+          power: 10,
+          inSet: true,
+          jailed: 'none',
+          commissionBps: 0,
+        },
+      ],
+    );
+
+    // Alice gets 5 TST from the treasury, then delegates 2 of them to node-1 (by name).
+    const alice = path.join(root, 'alice.key');
+    assert.equal((await run(['wallet', 'create', '--out', alice])).code, 0);
+    const aliceWallet = await readWalletKey(alice);
+    const aliceAddress = formatAddress(aliceWallet.address);
+    await fund(treasuryKeyFile, aliceAddress, '5');
+
+    const delegated = await run([
+      'stake',
+      'delegate',
+      '--validator',
+      'node-1',
+      '--amount',
+      '2',
+      '--key',
+      alice,
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(delegated.code, 0, delegated.err + delegated.out);
+    assert.match(
+      delegated.out,
+      new RegExp(`delegate 2 TST \\(2000000 base units\\) to validator ${node1}, fee 0 TST`),
+    );
+    assert.match(delegated.out, /committed at height \d+, code 0 \(applied\)/);
+    assert.equal(await balanceOf(aliceAddress), 3_000_000n);
+    assert.equal((await validators())[0]?.tokens, '12000000');
+
+    // Unbond 0.5 by the validator's address: an entry completing after unbondingBlocks.
+    const unbonded = await run([
+      'stake',
+      'unbond',
+      '--validator',
+      node1.toUpperCase(),
+      '--amount',
+      '0.5',
+      '--key',
+      alice,
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(unbonded.code, 0, unbonded.err + unbonded.out);
+    const committedAt = Number(/committed at height (\d+), code 0/.exec(unbonded.out)?.[1]);
+    assert.match(
+      unbonded.out,
+      new RegExp(
+        `unbonding 0\\.5 TST \\(500000 base units\\): returns to the balance at the end of block ${committedAt + DEFAULT_STAKING_PARAMS.unbondingBlocks} \\(proof verified at height \\d+\\)`,
+      ),
+    );
+    assert.equal((await validators())[0]?.tokens, '11500000');
+    assert.equal(await balanceOf(aliceAddress), 3_000_000n, 'the unbonded tokens wait');
+
+    // Bad input: refused with a typed code, and nothing reaches the node.
+    const sequence = await sequenceOf(aliceWallet.publicKey);
+    const bad: [string[], number, RegExp][] = [
+      [
+        ['delegate', '--validator', 'node-9', '--amount', '1'],
+        2,
+        /--validator "node-9" is neither a node of the cluster \(node-1\) nor a validator address: it is not hex \[STAKE_BAD_VALIDATOR\]/,
+      ],
+      [
+        ['delegate', '--validator', aliceAddress, '--amount', '1'],
+        2,
+        /it has 64 hex digits, a validator address has 40 .*\[STAKE_BAD_VALIDATOR\]/,
+      ],
+      [
+        ['delegate', '--validator', 'node-1', '--amount', '0'],
+        2,
+        /--amount must be above zero \[STAKE_ZERO_AMOUNT\]/,
+      ],
+      [
+        ['delegate', '--validator', 'node-1', '--amount=-1'],
+        2,
+        /--amount: amount "-1" is negative \[CAESAR_AMOUNT_NEGATIVE\]/,
+      ],
+      [
+        ['unbond', '--validator', 'node-1', '--amount', '1.0000001'],
+        2,
+        /\[CAESAR_AMOUNT_TOO_PRECISE\]/,
+      ],
+      [
+        ['delegate', '--validator', 'node-1', '--amount', '1', '--fee', 'free'],
+        2,
+        /--fee: amount "free" is not a number of tokens/,
+      ],
+      [['delegate', '--amount', '1'], 2, /--validator is required/],
+      // Refused at admission by the ledger's rules: nothing was submitted to consensus.
+      [
+        ['delegate', '--validator', '00'.repeat(20), '--amount', '1'],
+        1,
+        /node-1 refused the delegation: CAESAR_UNKNOWN_VALIDATOR/,
+      ],
+      [
+        ['delegate', '--validator', 'node-1', '--amount', '4'],
+        1,
+        /node-1 refused the delegation: CAESAR_INSUFFICIENT_FUNDS/,
+      ],
+      [
+        ['unbond', '--validator', 'node-1', '--amount', '2'],
+        1,
+        /node-1 refused the unbonding: CAESAR_INSUFFICIENT_BOND/,
+      ],
+    ];
+    for (const [flags, exit, pattern] of bad) {
+      const result = await run([
+        'stake',
+        ...flags,
+        '--key',
+        alice,
+        '--cluster',
+        layout.dir,
+        '--wait',
+      ]);
+      assert.equal(result.code, exit, `${flags.join(' ')}: ${result.err}`);
+      assert.match(result.err, pattern);
+    }
+    assert.equal(await sequenceOf(aliceWallet.publicKey), sequence, 'nothing was submitted');
+    assert.equal(await balanceOf(aliceAddress), 3_000_000n);
+    assert.equal((await validators())[0]?.tokens, '11500000');
+
+    const nodeKey = path.join(layout.nodes[0]?.dir as string, 'node-1.key');
+    const notJailed = await run(['stake', 'unjail', '--key', nodeKey, '--cluster', layout.dir]);
+    assert.equal(notJailed.code, 1);
+    assert.match(notJailed.err, /node-1 refused the unjail: CAESAR_NOT_JAILED/);
+    const exists = await run([
+      'stake',
+      'create-validator',
+      '--node-dir',
+      layout.nodes[0]?.dir as string,
+      '--self-bond',
+      '1',
+      '--commission',
+      '0',
+      '--cluster',
+      layout.dir,
+    ]);
+    assert.equal(exists.code, 1);
+    assert.match(exists.err, /node-1 refused the validator: CAESAR_VALIDATOR_EXISTS/);
+
+    // A new validator from another ceremony's node directory (keys and plot), funded first.
+    const other = await initCluster({
+      out: path.join(root, 'other'),
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+    });
+    const newDir = other.nodes[0]?.dir as string;
+    const newKey = await readWalletKey(path.join(newDir, 'node-1.key'));
+    const newAddress = formatAddress(Buffer.from(consensusAddress(newKey.publicKey)));
+    assert.equal(newAddress.length, 40);
+    await fund(treasuryKeyFile, formatAddress(ed25519Address(newKey.publicKey)), '3');
+
+    const badCreate: [string[], RegExp][] = [
+      [
+        ['--node-dir', newDir, '--self-bond', '1', '--commission', '10001'],
+        /--commission "10001" must be basis points from 0 to 10000 .*\[CAESAR_INVALID_COMMISSION\]/,
+      ],
+      [
+        ['--node-dir', newDir, '--key', alice, '--self-bond', '1', '--commission', '0'],
+        /--node-dir takes the keys and plot from the node; drop --key/,
+      ],
+      [
+        [
+          '--key',
+          alice,
+          '--storage-root',
+          'ab'.repeat(32),
+          '--self-bond',
+          '1',
+          '--commission',
+          '0',
+        ],
+        /holds a "ed25519" key; --falcon-key needs a FALCON-1024 key .*\[STAKE_BAD_VALIDATOR_IDENTITY\]/,
+      ],
+      [
+        [
+          '--key',
+          path.join(newDir, 'node-1.key'),
+          '--storage-root',
+          'xyz',
+          '--self-bond',
+          '1',
+          '--commission',
+          '0',
+        ],
+        /--storage-root "xyz" is not a storage root: expected 64 hex digits .*\[STAKE_BAD_VALIDATOR_IDENTITY\]/,
+      ],
+      [
+        // node-1's plot belongs to another key.
+        [
+          '--key',
+          path.join(newDir, 'node-1.key'),
+          '--plot',
+          path.join(layout.nodes[0]?.dir as string, 'storage.plot'),
+          '--self-bond',
+          '1',
+          '--commission',
+          '0',
+        ],
+        /is plotted for key [0-9a-f]{64}, not the validator's key .*\[STAKE_BAD_VALIDATOR_IDENTITY\]/,
+      ],
+      [
+        ['--key', path.join(newDir, 'node-1.key'), '--self-bond', '1', '--commission', '0'],
+        /give the storage root with --storage-root HEX or --plot FILE/,
+      ],
+    ];
+    for (const [flags, pattern] of badCreate) {
+      const result = await run(['stake', 'create-validator', ...flags, '--cluster', layout.dir]);
+      assert.equal(result.code, 2, `${flags.join(' ')}: ${result.err}`);
+      assert.match(result.err, pattern);
+    }
+    assert.equal(await sequenceOf(newKey.publicKey), 0, 'nothing was submitted');
+
+    const created = await run([
+      'stake',
+      'create-validator',
+      '--node-dir',
+      newDir,
+      '--self-bond',
+      '2',
+      '--commission',
+      '5%',
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(created.code, 0, created.err + created.out);
+    assert.match(
+      created.out,
+      new RegExp(
+        `create validator ${newAddress} with a self-bond of 2 TST \\(2000000 base units\\), commission 5\\.00%`,
+      ),
+    );
+    assert.match(created.out, /committed at height \d+, code 0 \(applied\)/);
+    const after = await validators();
+    assert.equal(after.length, 2);
+    const joined = after.find((view) => view.address === newAddress);
+    assert.deepEqual(
+      joined && {
+        tokens: joined.tokens,
+        power: joined.power,
+        inSet: joined.inSet,
+        commissionBps: joined.commissionBps,
+      },
+      // Out of the set (power 0) until the next epoch.
+      { tokens: '2000000', power: 0, inSet: false, commissionBps: 500 },
+    );
+    assert.equal(await balanceOf(formatAddress(ed25519Address(newKey.publicKey))), 1_000_000n);
+  });
+
+  it('hands a created validator to consensus at the next epoch', async () => {
+    const first = nodes.shift();
+    await first?.stop();
+    const { running, treasuryKeyFile } = await startStakingChain('epoch', {
+      epochBlocks: '4',
+      blockReward: '0',
+    });
+    assert.deepEqual(
+      {
+        count: running.driver.status().validators.count,
+        power: running.driver.status().validators.totalPower,
+      },
+      { count: 1, power: 10 },
+    );
+    const joiner = await initCluster({
+      out: path.join(root, 'joiner'),
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+      ledger: null,
+    });
+    const joinerDir = joiner.nodes[0]?.dir as string;
+    const joinerKey = await readWalletKey(path.join(joinerDir, 'node-1.key'));
+    await fund(treasuryKeyFile, formatAddress(ed25519Address(joinerKey.publicKey)), '3');
+    const created = await run([
+      'stake',
+      'create-validator',
+      '--node-dir',
+      joinerDir,
+      '--self-bond',
+      '2',
+      '--commission',
+      '250',
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(created.code, 0, created.err + created.out);
+    const createdAt = Number(/committed at height (\d+), code 0/.exec(created.out)?.[1]);
+
+    // Staking's update (at the first epoch end from createdAt on) takes effect two heights later.
+    await waitForCondition(
+      running.driver,
+      'commit',
+      () => running.driver.status().validators.count === 2,
+      () => `consensus to have 2 validators (it has ${running.driver.status().validators.count})`,
+      30_000,
+    );
+    assert.equal(running.driver.status().validators.totalPower, 12);
+    const joinedAt = running.driver.status().committedHeight;
+    assert.ok(joinedAt > createdAt);
+    const joinerAddress = formatAddress(Buffer.from(consensusAddress(joinerKey.publicKey)));
+    const view = (await validators()).find((entry) => entry.address === joinerAddress);
+    assert.deepEqual(view && { power: view.power, inSet: view.inSet, tokens: view.tokens }, {
+      power: 2,
+      inSet: true,
+      tokens: '2000000',
+    });
+    // node-1 holds 10 of 12: more than two thirds, so it keeps committing alone.
+    await waitForCondition(
+      running.driver,
+      'commit',
+      () => running.driver.status().committedHeight >= joinedAt + 2,
+      'two more blocks with the larger set',
+      30_000,
+    );
+  });
+
+  it('refuses a chain without staking, and explains every command', async () => {
+    const result = await run(['stake', 'validators', '--cluster', path.join(root, 'unstaked')]);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.err,
+      /chain "hypermesh-dev" has no staking: .* \(hypermesh cluster init --staking writes one\) \[STAKE_STAKING_OFF\]/,
+    );
+    for (const command of ['validators', 'create-validator', 'delegate', 'unbond', 'unjail']) {
+      const help = await run(['stake', command, '--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.out, new RegExp(`^usage: hypermesh stake ${command}`));
+    }
+  });
+});
