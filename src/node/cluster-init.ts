@@ -5,11 +5,21 @@ import {
   MAX_DECIMALS,
   TOKEN_NAME_PATTERN,
   TOKEN_SYMBOL_PATTERN,
+  DEFAULT_STAKING_PARAMS,
   caesarGenesisToJson,
+  checkStakingMatchesValidators,
   ed25519Address,
   formatAddress,
+  formatTokenAmount,
 } from '../caesar/index.js';
-import type { GenesisAllocation, TokenParams } from '../caesar/index.js';
+import type {
+  CaesarGenesis,
+  GenesisAllocation,
+  StakingGenesis,
+  StakingParams,
+  TokenParams,
+} from '../caesar/index.js';
+import { stakingParamsSchema } from '../caesar/staking-params.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import {
@@ -52,7 +62,9 @@ import { createWalletKey } from './wallet.js';
  *
  * Unless told otherwise, the genesis also holds a Caesar ledger section (`app.caesar`): the
  * token, an allocation to each validator's operator account (the address of its node key) and
- * the rest of the supply to a treasury wallet whose key is written beside the operator's.
+ * the rest of the supply to a treasury wallet whose key is written beside the operator's. With
+ * staking (`--staking`) it also holds the staking section: each validator self-bonds its consensus
+ * power × `powerUnit`, out of the supply.
  *
  *   DIR/genesis.json
  *   DIR/ca/root.pem, root.key (0600), cluster.txt
@@ -99,7 +111,7 @@ export interface LedgerPlan {
   readonly token: TokenParams;
   /** Base units per validator account (0: none). */
   readonly validatorAmount: bigint;
-  /** Base units for the treasury: the rest of the supply, at least one token. */
+  /** Base units for the treasury: the rest of the supply, above zero. */
   readonly treasuryAmount: bigint;
 }
 
@@ -108,7 +120,11 @@ export interface LedgerPlan {
  * to the supply by construction (the treasury takes the rest), so the only way they cannot is
  * validators receiving all of it or more. Throws a CliError naming the flag.
  */
-export function planLedger(options: LedgerInitOptions, validators: number): LedgerPlan {
+export function planLedger(
+  options: LedgerInitOptions,
+  validators: number,
+  selfBond = 0n,
+): LedgerPlan {
   const name = options.name ?? DEFAULT_LEDGER.name;
   const symbol = options.symbol ?? DEFAULT_LEDGER.symbol;
   const decimals = options.decimals ?? DEFAULT_LEDGER.decimals;
@@ -150,11 +166,99 @@ export function planLedger(options: LedgerInitOptions, validators: number): Ledg
       `--validator-allocation ${each} ${symbol} × ${validators} validator(s) = ${toValidators} ${symbol} leaves nothing for the treasury out of --token-supply ${supply} ${symbol}; the allocations must sum to the supply`,
     );
   }
+  // With staking, each validator's self-bond comes out of the supply too (base units).
+  const bonded = selfBond * BigInt(validators);
+  const treasuryAmount = (supply - toValidators) * scale - bonded;
+  if (treasuryAmount <= 0n) {
+    throw new CliError(
+      `--validator-allocation ${each} ${symbol} and a self-bond of ${formatTokenAmount(selfBond, decimals)} ${symbol} × ${validators} validator(s) = ${formatTokenAmount(toValidators * scale + bonded, decimals)} ${symbol} leave nothing for the treasury out of --token-supply ${supply} ${symbol}; the allocations and self-bonds must sum to the supply`,
+    );
+  }
   return {
     token: { name, symbol, decimals, supply: supplyUnits },
     validatorAmount: each * scale,
-    treasuryAmount: (supply - toValidators) * scale,
+    treasuryAmount,
   };
+}
+
+/**
+ * The Caesar staking section `cluster init --staking` writes (docs/caesar.md, "Genesis
+ * validators"): every genesis validator self-bonds its consensus power × `powerUnit`, so the
+ * module's view of the set is the consensus genesis set.
+ */
+export interface StakingInitOptions {
+  /** Staking parameters by name (`epochBlocks`, `powerUnit`, …) as given on the command line. */
+  readonly params?: Readonly<Record<string, string>>;
+  /** Commission of every genesis validator, basis points (default 0). */
+  readonly commission?: number;
+}
+
+/** The staking plan: the parameters and what each genesis validator bonds. */
+export interface StakingPlan {
+  readonly params: StakingParams;
+  /** Base units: the validators' consensus power × powerUnit. */
+  readonly selfBond: bigint;
+  readonly commission: number;
+}
+
+const STAKING_PARAM_NAMES = Object.keys(DEFAULT_STAKING_PARAMS) as (keyof StakingParams)[];
+
+/**
+ * Parses `--staking-param NAME=VALUE` entries (amounts in base units, the rest integers) over
+ * the defaults and checks them with the module's own schema, then works out the self-bond of a
+ * validator of consensus power `power`. Throws a CliError naming the parameter.
+ */
+export function planStaking(
+  options: StakingInitOptions,
+  power: number,
+  validators: number,
+): StakingPlan {
+  const given: Record<string, number | bigint> = {};
+  for (const [name, text] of Object.entries(options.params ?? {})) {
+    if (!(STAKING_PARAM_NAMES as string[]).includes(name)) {
+      throw new CliError(
+        `--staking-param ${JSON.stringify(name)} is not a staking parameter (known: ${STAKING_PARAM_NAMES.join(', ')})`,
+      );
+    }
+    const isAmount = typeof DEFAULT_STAKING_PARAMS[name as keyof StakingParams] === 'bigint';
+    // 2^128 has 39 digits; the schema bounds every value.
+    if (!/^(0|[1-9][0-9]{0,38})$/.test(text)) {
+      throw new CliError(
+        `--staking-param ${name}=${JSON.stringify(text)}: expected a whole number${isAmount ? ' of base units' : ''} below 2^128 (digits only, no sign, fraction, exponent or leading zeros)`,
+      );
+    }
+    given[name] = isAmount ? BigInt(text) : Number(text);
+  }
+  const checked = stakingParamsSchema.safeParse({ ...DEFAULT_STAKING_PARAMS, ...given });
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const name = String(issue?.path[0] ?? 'params');
+    throw new CliError(`--staking-param ${name}: ${issue?.message ?? 'out of range'}`);
+  }
+  const params = checked.data;
+  const commission = options.commission ?? 0;
+  if (!Number.isInteger(commission) || commission < 0 || commission > 10_000) {
+    throw new CliError(
+      `--validator-commission must be basis points from 0 to 10000, got ${String(commission)}`,
+    );
+  }
+  if (validators > params.maxValidators) {
+    throw new CliError(
+      `${validators} validator(s) is above the staking parameter maxValidators ${params.maxValidators}`,
+    );
+  }
+  const selfBond = BigInt(power) * params.powerUnit;
+  if (selfBond >= AMOUNT_LIMIT) {
+    throw new CliError(
+      `a self-bond of power ${power} × powerUnit ${params.powerUnit} base units is above the largest amount 2^128 - 1`,
+    );
+  }
+  if (selfBond < params.minValidatorStake) {
+    throw new CliError(
+      `a self-bond of power ${power} × powerUnit ${params.powerUnit} = ${selfBond} base units is below minValidatorStake ${params.minValidatorStake}: the genesis validators would not qualify for the set`,
+    );
+  }
+  return { params, selfBond, commission };
 }
 
 export interface ClusterInitOptions {
@@ -178,6 +282,8 @@ export interface ClusterInitOptions {
   readonly now?: () => Date;
   /** The Caesar ledger in the genesis (defaults: `DEFAULT_LEDGER`); null writes none. */
   readonly ledger?: LedgerInitOptions | null;
+  /** A Caesar staking section (needs the ledger); absent or null: no staking. */
+  readonly staking?: StakingInitOptions | null;
 }
 
 export interface ClusterNodeLayout {
@@ -210,6 +316,8 @@ export interface ClusterInitResult extends ClusterLayout {
     readonly treasuryAmount: bigint;
     /** Base units credited to each validator's operator account. */
     readonly validatorAmount: bigint;
+    /** The staking section, when written. */
+    readonly staking: StakingPlan | null;
   } | null;
 }
 
@@ -300,8 +408,18 @@ function formatSeconds(ms: number): string {
 
 export async function initCluster(options: ClusterInitOptions): Promise<ClusterInitResult> {
   checkOptions(options);
+  const power = options.power ?? DEFAULT_VALIDATOR_POWER;
+  const wantsStaking = options.staking !== undefined && options.staking !== null;
+  if (wantsStaking && options.ledger === null) {
+    throw new CliError('--staking needs the Caesar ledger; it cannot be combined with --no-caesar');
+  }
+  const stakingPlan = wantsStaking
+    ? planStaking(options.staking ?? {}, power, options.validators)
+    : null;
   const ledgerPlan =
-    options.ledger === null ? null : planLedger(options.ledger ?? {}, options.validators);
+    options.ledger === null
+      ? null
+      : planLedger(options.ledger ?? {}, options.validators, stakingPlan?.selfBond ?? 0n);
   const dir = path.resolve(options.out);
   const target = await checkTarget(dir, options.force ?? false);
   const chainId = options.chainId ?? DEFAULT_CHAIN_ID;
@@ -309,7 +427,6 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
   const count = options.validators;
   const proof = options.proofParams ?? DEV_PROOF_PARAMS;
   const consensus = options.consensus ?? DEFAULT_CLUSTER_CONSENSUS;
-  const power = options.power ?? DEFAULT_VALIDATOR_POWER;
   const progress = options.progress ?? (() => undefined);
   const now = options.now ?? (() => new Date());
   const falcon = options.falcon ?? defaultFalcon();
@@ -378,6 +495,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
             address: { host, port: stoqPorts[peerIndex] as number },
           }))
           .filter((peer) => peer.name !== name),
+        dns: null,
         logLevel: 'info',
       };
       await writeJson(path.join(nodeDir, CLUSTER_FILES.nodeConfig), config);
@@ -426,14 +544,40 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
           });
         }
       }
-      app = { caesar: caesarGenesisToJson({ token: ledgerPlan.token, allocations }) };
+      const staking: StakingGenesis | undefined =
+        stakingPlan === null
+          ? undefined
+          : {
+              params: stakingPlan.params,
+              validators: validators.map((validator) => ({
+                publicKey: validator.publicKey,
+                pqPublicKey: validator.pqPublicKey,
+                storageRoot: validator.storageRoot,
+                selfBond: stakingPlan.selfBond,
+                commission: stakingPlan.commission,
+              })),
+            };
+      const caesarGenesis: CaesarGenesis = {
+        token: ledgerPlan.token,
+        allocations,
+        ...(staking === undefined ? {} : { staking }),
+      };
+      // What every node checks at start (genesisApplication): refuse here, not there.
+      checkStakingMatchesValidators(caesarGenesis, validators);
+      app = { caesar: caesarGenesisToJson(caesarGenesis) };
       const { symbol, decimals, supply } = ledgerPlan.token;
-      const scale = 10n ** BigInt(decimals);
       progress(
-        `  caesar    ${supply / scale} ${symbol} (${decimals} decimals): ${ledgerPlan.treasuryAmount / scale} to the treasury ` +
+        `  caesar    ${formatTokenAmount(supply, decimals)} ${symbol} (${decimals} decimals): ${formatTokenAmount(ledgerPlan.treasuryAmount, decimals)} to the treasury ` +
           `${CLUSTER_FILES.operatorDir}/${CLUSTER_FILES.treasuryKey} (${treasuryAddress}), ` +
-          `${ledgerPlan.validatorAmount / scale} to each validator's account`,
+          `${formatTokenAmount(ledgerPlan.validatorAmount, decimals)} to each validator's account`,
       );
+      if (stakingPlan !== null) {
+        const { params, selfBond, commission } = stakingPlan;
+        progress(
+          `  staking   self-bond ${formatTokenAmount(selfBond, decimals)} ${symbol} per validator (power ${power} × powerUnit ${params.powerUnit} base units), ` +
+            `commission ${commission} bps, set recomputed every ${params.epochBlocks} blocks, unbonding ${params.unbondingBlocks} blocks`,
+        );
+      }
     }
 
     const genesis: GenesisDocument = {
@@ -475,6 +619,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
             treasuryAddress,
             treasuryAmount: ledgerPlan.treasuryAmount,
             validatorAmount: ledgerPlan.validatorAmount,
+            staking: stakingPlan,
           },
   };
 }
