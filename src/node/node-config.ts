@@ -68,6 +68,20 @@ export const validatorNodeConfigSchema = z.strictObject({
   metrics: listenAddress
     .nullable()
     .default({ host: DEFAULT_LISTEN_HOST, port: DEFAULT_METRICS_PORT }),
+  /**
+   * Authoritative DNS for the zones the genesis `app.dns` section puts in consensus state
+   * (docs/dns.md): UDP and TCP listen addresses. Absent or null: no DNS servers.
+   */
+  dns: z
+    .strictObject({
+      udp: z.array(listenAddress).max(8).default([]),
+      tcp: z.array(listenAddress).max(8).default([]),
+    })
+    .refine((dns) => dns.udp.length + dns.tcp.length > 0, {
+      error: 'give at least one UDP or TCP address (or leave "dns" out)',
+    })
+    .nullable()
+    .default(null),
   /** The other validators: name (as in genesis and their certificates) and STOQ address. */
   peers: z
     .array(z.strictObject({ name: nodeName, address: peerAddress }))

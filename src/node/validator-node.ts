@@ -21,7 +21,7 @@ import {
   checkStakingMatchesValidators,
   createCaesarModule,
 } from '../caesar/index.js';
-import type { Application } from '../consensus/app.js';
+import type { Application, BlockExecutionResult } from '../consensus/app.js';
 import { ConsensusDriver, type CommitInfo } from '../consensus/driver/index.js';
 import { genesisHash, type GenesisDocument, type GenesisValidator } from '../consensus/genesis.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolAddResult } from '../consensus/mempool.js';
@@ -36,6 +36,16 @@ import {
 import { createBlockProofs, loadStoragePlot } from '../consensus/pos/index.js';
 import { validatorAddress } from '../consensus/validator-set.js';
 import { KV_MODULE_NAME, createKvModule } from '../kv/index.js';
+import {
+  ConsensusZones,
+  DNS_ZONES_MODULE_NAME,
+  createDnsZonesModule,
+  dnsZonesGenesisFromApp,
+  dnsZonesInitialState,
+  dnsZonesStateReader,
+} from '../trustchain/dns-zones/index.js';
+import { startDnsServers, type DnsServers } from '../faces/dns/index.js';
+import { ZoneSet } from '../trustchain/dns/index.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
 import { StoqError, StoqErrorCode, type SocketAddress } from '../stoq/index.js';
 import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
@@ -63,6 +73,8 @@ export interface ValidatorNode {
   readonly uri: string;
   readonly stoq: SocketAddress;
   readonly metricsUrl: string | null;
+  /** Bound DNS server addresses (config `dns`), or null when the node serves no DNS. */
+  readonly dns: { readonly udp: SocketAddress[]; readonly tcp: SocketAddress[] } | null;
   readonly driver: ConsensusDriver;
   /** Resolves if consensus halts (the store or WAL failed); the node should then exit. */
   readonly halted: Promise<Error>;
@@ -158,7 +170,7 @@ export interface GenesisApplication {
  * cannot be silently ignored. Throws `CaesarGenesisError` or `CliError`.
  */
 export function genesisApplication(genesis: GenesisDocument): GenesisApplication {
-  const known = [KV_MODULE_NAME, CAESAR_MODULE_NAME];
+  const known = [KV_MODULE_NAME, CAESAR_MODULE_NAME, DNS_ZONES_MODULE_NAME];
   for (const name of Object.keys(genesis.app ?? {})) {
     if (name === KV_MODULE_NAME) {
       throw new CliError(`genesis app section "${name}": the kv module takes no genesis data`, 2);
@@ -170,13 +182,97 @@ export function genesisApplication(genesis: GenesisDocument): GenesisApplication
       );
     }
   }
+  const modules: Module[] = [createKvModule()];
+  const initialState: InitialStateEntry[] = [];
   const caesar = caesarGenesisFromApp(genesis.app);
-  if (caesar === undefined) return { modules: [createKvModule()], initialState: [] };
-  // With a staking section, its validators must be exactly the consensus genesis set.
-  checkStakingMatchesValidators(caesar, genesis.validators);
+  if (caesar !== undefined) {
+    // With a staking section, its validators must be exactly the consensus genesis set.
+    checkStakingMatchesValidators(caesar, genesis.validators);
+    modules.push(createCaesarModule());
+    initialState.push(...caesarInitialState(caesar));
+  }
+  const dns = dnsZonesGenesisFromApp(genesis.app);
+  if (dns !== undefined) {
+    modules.push(createDnsZonesModule());
+    initialState.push(...dnsZonesInitialState(dns));
+  }
+  return { modules, initialState };
+}
+
+/** `app` with `hook` run after each `committed`; a failing hook is the hook's problem. */
+function withCommitHook(
+  app: Application,
+  hook: (height: number, result: BlockExecutionResult) => void,
+): Application {
   return {
-    modules: [createKvModule(), createCaesarModule()],
-    initialState: caesarInitialState(caesar),
+    checkTx: (tx) => app.checkTx(tx),
+    prepareProposal: (block, candidates, maxBytes, maxTxs) =>
+      app.prepareProposal(block, candidates, maxBytes, maxTxs),
+    executeBlock: (block) => app.executeBlock(block),
+    committed: (height, result) => {
+      app.committed(height, result);
+      hook(height, result);
+    },
+    query: (request) => app.query(request),
+  };
+}
+
+/** The consensus zones a node serves, kept current after each commit. */
+interface NodeDnsZones {
+  readonly source: ZoneSet;
+  apexes(): string[];
+  applyBlock(height: number, changes: BlockExecutionResult['changes']): void;
+}
+
+/**
+ * Loads the `dns` module's zones from the committed state into one `ZoneSet` the servers read
+ * on every query, and applies each committed block's changes to it. If a block cannot be
+ * applied (it does not follow the zones held), the zones are loaded again from the state, which
+ * the block has already been written to; a zone that fails to compile keeps being served as it
+ * was, and the failure is logged. Throws `CliError` (exit 2) when `dns` is configured but the
+ * genesis has no `app.dns` section.
+ */
+function loadDnsZones(
+  config: ValidatorNodeConfig,
+  application: GenesisApplication,
+  store: NodeStore,
+  logger: Logger,
+): NodeDnsZones {
+  if (!application.modules.some((module) => module.name === DNS_ZONES_MODULE_NAME)) {
+    throw new CliError(
+      `the configuration serves DNS ("dns"), but the genesis ${config.genesisFile} has no app.dns section: no zones are in consensus state`,
+      2,
+    );
+  }
+  const source = new ZoneSet();
+  const load = (): ConsensusZones =>
+    ConsensusZones.load(dnsZonesStateReader(store.state), {
+      height: store.blocks.latestHeight(),
+      into: source,
+    });
+  let zones = load();
+  return {
+    source,
+    apexes: () => zones.apexes(),
+    applyBlock: (height, changes) => {
+      try {
+        const refresh = zones.applyBlock(height, changes);
+        for (const [apex, error] of zones.failures) {
+          logger.warn('DNS zone not recompiled; serving its previous version', {
+            apex,
+            height,
+            error: describe(error),
+          });
+        }
+        void refresh;
+      } catch (error) {
+        logger.warn('DNS zones out of step with the state; loading them again', {
+          height,
+          error: describe(error),
+        });
+        zones = load();
+      }
+    },
   };
 }
 
@@ -250,13 +346,19 @@ export async function startValidatorNode(
     );
     closers.push(() => store.close());
 
-    const app: Application = createApplication({
+    const router: Application = createApplication({
       chainId: genesis.chainId,
       state: store.state,
       modules: application.modules,
       initialState: application.initialState,
       stampDifficulty: genesis.proof.work.stampDifficulty,
     });
+    // The zones the DNS servers answer from follow the committed state block by block.
+    const dnsZones = config.dns === null ? null : loadDnsZones(config, application, store, logger);
+    const app: Application =
+      dnsZones === null
+        ? router
+        : withCommitHook(router, (height, result) => dnsZones.applyBlock(height, result.changes));
     // Back-pressure: clients are refused (MEMPOOL_BUSY) once a few blocks' worth is pending,
     // so overload shows up as refusals instead of ever larger blocks and failed rounds.
     const mempool = new Mempool(app, {
@@ -401,9 +503,25 @@ export async function startValidatorNode(
       closers.push(() => server.close());
     }
 
+    let dnsServers: DnsServers | null = null;
+    if (config.dns !== null && dnsZones !== null) {
+      const { udp, tcp } = config.dns;
+      dnsServers = await step('cannot start the DNS servers', () =>
+        startDnsServers({ zones: dnsZones.source, udp, tcp, registry: parts.registry }),
+      );
+      const servers = dnsServers;
+      closers.push(() => servers.close());
+      logger.info('DNS serving', {
+        zones: dnsZones.apexes(),
+        udp: servers.udp.map(formatHostPort),
+        tcp: servers.tcp.map(formatHostPort),
+      });
+    }
+
     let stopped = false;
     return {
       config,
+      dns: dnsServers === null ? null : { udp: [...dnsServers.udp], tcp: [...dnsServers.tcp] },
       genesis,
       id,
       uri: parts.uri,

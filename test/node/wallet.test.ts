@@ -254,7 +254,7 @@ describe('the modules a node installs from its genesis', () => {
       () => genesisApplication({ ...genesis, app: { ...genesis.app, bank: {} } }),
       (error: unknown) =>
         error instanceof CliError &&
-        /genesis app section "bank" names no module this node runs \(kv, caesar\)/.test(
+        /genesis app section "bank" names no module this node runs \(kv, caesar, dns\)/.test(
           error.message,
         ),
     );
