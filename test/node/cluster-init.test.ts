@@ -9,11 +9,11 @@ import { certificateFalconKey, certificateIdentity, pemToDerList } from '../../s
 import { DEV_PROOF_PARAMS, parseGenesisJson } from '../../src/consensus/genesis.js';
 import { loadStoragePlot } from '../../src/consensus/pos/index.js';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
-import { main } from '../../src/node/cli.js';
 import { CliError } from '../../src/node/cli-error.js';
 import { initCluster } from '../../src/node/cluster-init.js';
 import { readClusterLayout } from '../../src/node/cluster-layout.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { runCli } from '../helpers/cli.js';
 
 let root: string;
 before(async () => {
@@ -23,15 +23,7 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(args, {
-    out: (text) => void (out += text),
-    err: (text) => void (err += text),
-  });
-  return { code, out, err };
-}
+const run = runCli;
 
 async function mode(file: string): Promise<number> {
   return (await stat(file)).mode & 0o777;

@@ -15,7 +15,6 @@ import {
 } from '../../src/caesar/index.js';
 import { SEQUENCE_QUERY, decodeSequence } from '../../src/consensus/application/index.js';
 import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
-import { main } from '../../src/node/cli.js';
 import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
@@ -26,6 +25,7 @@ import {
   type ValidatorNode,
 } from '../../src/node/validator-node.js';
 import { readWalletKey } from '../../src/node/wallet.js';
+import { runCli } from '../helpers/cli.js';
 import { waitForCondition } from '../helpers/wait.js';
 
 /**
@@ -45,15 +45,7 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(args, {
-    out: (text) => void (out += text),
-    err: (text) => void (err += text),
-  });
-  return { code, out, err };
-}
+const run = runCli;
 
 async function readGenesis(dir: string): Promise<GenesisDocument> {
   return parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));

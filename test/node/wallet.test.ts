@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { runCli } from '../helpers/cli.js';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,6 @@ import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { readKeyFile } from '../../src/crypto/keyfile.js';
 import type { CommitInfo } from '../../src/consensus/driver/index.js';
 import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
-import { main } from '../../src/node/cli.js';
 import { CliError } from '../../src/node/cli-error.js';
 import { initCluster, planLedger, type ClusterInitResult } from '../../src/node/cluster-init.js';
 import { createLogger } from '../../src/node/log.js';
@@ -43,27 +43,7 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function run(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
-  Object.assign(process.env, env);
-  try {
-    const code = await main(args, {
-      out: (text) => void (out += text),
-      err: (text) => void (err += text),
-    });
-    return { code, out, err };
-  } finally {
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-  }
-}
+const run = runCli;
 
 async function readGenesis(dir: string): Promise<GenesisDocument> {
   return parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
