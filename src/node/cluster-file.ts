@@ -30,6 +30,11 @@ export const clusterFileSchema = z.strictObject({
         id: z.string().regex(/^[0-9a-f]{40}$/),
         stoq: address,
         metrics: z.string().nullable(),
+        /** Authoritative DNS of the node (UDP and TCP), absent or null when it serves none. */
+        dns: z
+          .strictObject({ udp: z.array(address).max(8), tcp: z.array(address).max(8) })
+          .nullable()
+          .optional(),
         configFile: z.string().min(1),
         pid: z.int().positive().nullable(),
       }),

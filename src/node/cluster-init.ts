@@ -1,4 +1,5 @@
 import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import {
   AMOUNT_LIMIT,
@@ -32,10 +33,14 @@ import {
 import { buildStoragePlotFor, saveStoragePlot } from '../consensus/pos/index.js';
 import type { ConsensusProofParams } from '../consensus/proof/params.js';
 import { validatorAddress } from '../consensus/validator-set.js';
+import { toHex } from '../crypto/bytes.js';
+import type { DnsZonesGenesisJson } from '../trustchain/dns-zones/index.js';
 import { CliError } from './cli-error.js';
 import {
   DEFAULT_CHAIN_ID,
   DEFAULT_CLUSTER_CONSENSUS,
+  DEFAULT_DNS_PORT,
+  DEFAULT_DNS_ZONE,
   DEFAULT_LISTEN_HOST,
   DEFAULT_METRICS_PORT,
   DEFAULT_STOQ_PORT,
@@ -50,7 +55,7 @@ import {
 } from './dev-ca.js';
 import { findFreePorts } from './free-ports.js';
 import { NODE_NAME_PATTERN, type ValidatorNodeConfig } from './node-config.js';
-import { createWalletKey } from './wallet.js';
+import { createWalletKey, readWalletKey } from './wallet.js';
 
 /**
  * The genesis ceremony (`hypermesh cluster init`): a cluster CA, per validator an identity
@@ -271,6 +276,13 @@ export interface ClusterInitOptions {
   readonly basePort?: number;
   /** Metrics port of node-1; node-K gets metricsBasePort + K - 1. 0 asks the OS. */
   readonly metricsBasePort?: number;
+  /**
+   * DNS port (UDP and TCP) of node-1; node-K gets dnsBasePort + K - 1. 0 asks the OS. Default:
+   * `DEFAULT_DNS_PORT`, or 0 when `basePort` is 0.
+   */
+  readonly dnsBasePort?: number;
+  /** Put the cluster zone in the genesis and serve it from every node (default true). */
+  readonly dns?: boolean;
   /** Replace an existing cluster directory (one holding a genesis.json). */
   readonly force?: boolean;
   readonly proofParams?: ConsensusProofParams;
@@ -295,6 +307,8 @@ export interface ClusterNodeLayout {
   readonly configFile: string;
   readonly stoq: { readonly host: string; readonly port: number };
   readonly metrics: { readonly host: string; readonly port: number };
+  /** The node's DNS port (UDP and TCP), or null when the cluster has no DNS. */
+  readonly dns: { readonly host: string; readonly port: number } | null;
 }
 
 export interface ClusterLayout {
@@ -341,6 +355,7 @@ function checkOptions(options: ClusterInitOptions): void {
   for (const [flag, base] of [
     ['--base-port', options.basePort],
     ['--metrics-base-port', options.metricsBasePort],
+    ['--dns-base-port', options.dnsBasePort],
   ] as const) {
     if (base === undefined || base === 0) continue;
     if (!Number.isInteger(base) || base < 1 || base + validators - 1 > 65_535) {
@@ -359,9 +374,55 @@ function checkOptions(options: ClusterInitOptions): void {
       );
     }
   }
+  const dnsBase = dnsBasePortOf(options);
+  if (options.dns !== false && dnsBase !== 0) {
+    for (const [flag, base] of [
+      ['STOQ', stoqBase],
+      ['metrics', metricsBase],
+    ] as const) {
+      if (base !== 0 && Math.max(base, dnsBase) < Math.min(base, dnsBase) + validators) {
+        throw new CliError(
+          `DNS ports ${dnsBase}..${dnsBase + validators - 1} overlap ${flag} ports ${base}..${base + validators - 1}`,
+        );
+      }
+    }
+  }
   if (options.host !== undefined && options.host.trim() === '') {
     throw new CliError('--host must not be empty');
   }
+  if (options.dns !== false && options.host !== undefined && isIP(options.host) === 0) {
+    throw new CliError(
+      `--host ${options.host} is not an IP address; the DNS servers listen on IP literals (or pass --no-dns)`,
+    );
+  }
+}
+
+function dnsBasePortOf(options: ClusterInitOptions): number {
+  return options.dnsBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_DNS_PORT);
+}
+
+/** The cluster zone: the operator administers it; anyone may register names in it. */
+function clusterZone(operatorPublicKey: Uint8Array): DnsZonesGenesisJson {
+  const zone = DEFAULT_DNS_ZONE;
+  return {
+    zones: [
+      {
+        apex: zone,
+        admins: [toHex(operatorPublicKey)],
+        policy: 'open',
+        soa: {
+          ttl: 3600,
+          mname: `ns1.${zone}`,
+          rname: `hostmaster.${zone}`,
+          refresh: 3600,
+          retry: 600,
+          expire: 86_400,
+          minimum: 60,
+        },
+        nameservers: { ttl: 3600, hosts: [`ns1.${zone}`] },
+      },
+    ],
+  };
 }
 
 /** Refuses a non-empty `dir` unless `force` and it holds a previous cluster (genesis.json). */
@@ -440,6 +501,11 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
     stoqPorts,
   );
 
+  const dnsPorts =
+    options.dns === false
+      ? null
+      : await allocatePorts(host, dnsBasePortOf(options), count, [...stoqPorts, ...metricsPorts]);
+
   await mkdir(path.dirname(dir), { recursive: true });
   const staging = await mkdtemp(`${dir}.tmp-`);
   const nodes: ClusterNodeLayout[] = [];
@@ -480,6 +546,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
       });
       const stoq = { host, port: stoqPorts[index] as number };
       const metrics = { host, port: metricsPorts[index] as number };
+      const dnsAddress = dnsPorts === null ? null : { host, port: dnsPorts[index] as number };
       const config: ValidatorNodeConfig = {
         name,
         dataDir: CLUSTER_FILES.dataDir,
@@ -495,7 +562,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
             address: { host, port: stoqPorts[peerIndex] as number },
           }))
           .filter((peer) => peer.name !== name),
-        dns: null,
+        dns: dnsAddress === null ? null : { udp: [dnsAddress], tcp: [dnsAddress] },
         logLevel: 'info',
       };
       await writeJson(path.join(nodeDir, CLUSTER_FILES.nodeConfig), config);
@@ -508,10 +575,11 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
         configFile: path.join(dir, name, CLUSTER_FILES.nodeConfig),
         stoq,
         metrics,
+        dns: dnsAddress,
       });
       progress(
         `  ${name.padEnd(8)}  ${id}  keys, certificate, storage plot (${proof.space.blockCount} blocks)  ` +
-          `stoq ${host}:${stoq.port}  metrics ${host}:${metrics.port}  ${formatSeconds(performance.now() - started)}`,
+          `stoq ${host}:${stoq.port}  metrics ${host}:${metrics.port}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}  ${formatSeconds(performance.now() - started)}`,
       );
     }
 
@@ -578,6 +646,16 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
             `commission ${commission} bps, set recomputed every ${params.epochBlocks} blocks, unbonding ${params.unbondingBlocks} blocks`,
         );
       }
+    }
+
+    if (dnsPorts !== null) {
+      const operator = await readWalletKey(
+        path.join(staging, CLUSTER_FILES.operatorDir, `${CLUSTER_FILES.operatorName}.key`),
+      );
+      app = { ...app, dns: clusterZone(operator.publicKey) };
+      progress(
+        `  dns       zone ${DEFAULT_DNS_ZONE} in consensus state (administered by the operator key, names open to all), served by every node`,
+      );
     }
 
     const genesis: GenesisDocument = {

@@ -10,6 +10,10 @@ import { CliError } from './cli-error.js';
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
 export const DEFAULT_STOQ_PORT = 9292;
 export const DEFAULT_METRICS_PORT = 9464;
+/** Authoritative DNS (UDP and TCP) of node-1 in a `cluster init` cluster (53 in production). */
+export const DEFAULT_DNS_PORT = 8853;
+/** The cluster zone `cluster init` puts in consensus state. */
+export const DEFAULT_DNS_ZONE = 'hypermesh.';
 /** Chain id (and certificate cluster name) `hypermesh cluster init` uses when given none. */
 export const DEFAULT_CHAIN_ID = 'hypermesh-dev';
 /** Where `hypermesh dev` keeps its cluster, relative to the working directory. */

@@ -90,6 +90,24 @@ interface ReadyLine {
   readonly id: string;
   readonly stoq: { host: string; port: number };
   readonly metrics: string | null;
+  readonly dns?: {
+    udp: { host: string; port: number }[];
+    tcp: { host: string; port: number }[];
+  } | null;
+}
+
+type HostPort = { host: string; port: number };
+
+/** The `dns` of a ready line: null, or UDP and TCP lists of addresses. */
+function readyDns(value: unknown): { udp: HostPort[]; tcp: HostPort[] } | null | undefined {
+  if (value === undefined || value === null) return null;
+  const isAddress = (a: unknown): a is HostPort =>
+    typeof (a as HostPort)?.host === 'string' && typeof (a as HostPort)?.port === 'number';
+  const { udp, tcp } = value as { udp?: unknown; tcp?: unknown };
+  if (!Array.isArray(udp) || !Array.isArray(tcp)) return undefined;
+  if (!udp.every(isAddress) || !tcp.every(isAddress)) return undefined;
+  const strip = (list: HostPort[]): HostPort[] => list.map(({ host, port }) => ({ host, port }));
+  return { udp: strip(udp), tcp: strip(tcp) };
 }
 
 function isReadyLine(value: Record<string, unknown>): value is Record<string, unknown> & ReadyLine {
@@ -99,8 +117,13 @@ function isReadyLine(value: Record<string, unknown>): value is Record<string, un
     typeof value.id === 'string' &&
     typeof stoq?.host === 'string' &&
     typeof stoq.port === 'number' &&
-    (value.metrics === null || typeof value.metrics === 'string')
+    (value.metrics === null || typeof value.metrics === 'string') &&
+    readyDns(value.dns) !== undefined
   );
+}
+
+function hostPort(address: HostPort): string {
+  return `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
 }
 
 /** The last lines a node wrote (errors above all), to say why it stopped. */
@@ -232,6 +255,7 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
           id: ready.id,
           stoq: ready.stoq,
           metrics: ready.metrics,
+          dns: readyDns(ready.dns) ?? null,
           configFile: path.relative(layout.dir, node.configFile),
           pid: node.child.pid ?? null,
         };
@@ -245,12 +269,13 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
       `HyperMesh dev cluster "${layout.chainId}": ${nodes.length} validator(s) committing blocks, height ${Math.max(...nodes.map((node) => node.committedHeight()))} (${seconds} s)`,
     );
     for (const line of table([
-      ['node', 'validator address', 'stoq (quic)', 'metrics', 'pid'],
+      ['node', 'validator address', 'stoq (quic)', 'metrics', 'dns (udp+tcp)', 'pid'],
       ...cluster.nodes.map((node) => [
         node.name,
         node.id,
-        `${node.stoq.host.includes(':') ? `[${node.stoq.host}]` : node.stoq.host}:${node.stoq.port}`,
+        hostPort(node.stoq),
         node.metrics ?? '-',
+        node.dns?.udp[0] === undefined ? '-' : hostPort(node.dns.udp[0]),
         String(node.pid ?? '-'),
       ]),
     ])) {

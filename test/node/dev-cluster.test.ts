@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -7,11 +7,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { StringDecoder } from 'node:string_decoder';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/node/cli.js';
 import { readClusterFile, type ClusterFile } from '../../src/node/cluster-file.js';
 import { hypermeshBin } from '../../src/node/process.js';
 import { withDeadline } from '../helpers/wait.js';
+
+const execFileAsync = promisify(execFile);
 
 /**
  * `hypermesh dev` end to end, from the built bin (dist/): four validator processes on loopback
@@ -215,8 +218,31 @@ describe('hypermesh dev --nodes 4', () => {
     const text = output.join('\n');
     assert.match(
       text,
-      /node-1 +[0-9a-f]{40} +127\.0\.0\.1:\d+ +http:\/\/127\.0\.0\.1:\d+\/metrics/,
+      /node-1 +[0-9a-f]{40} +127\.0\.0\.1:\d+ +http:\/\/127\.0\.0\.1:\d+\/metrics +127\.0\.0\.1:\d+/,
     );
+    // Every node serves the cluster zone from consensus state over UDP and TCP (dig is BIND's).
+    for (const node of cluster.nodes) {
+      const udp = node.dns?.udp[0];
+      assert.ok(udp !== undefined && node.dns?.tcp[0]?.port === udp.port, `${node.name} DNS`);
+      for (const transport of ['+notcp', '+tcp']) {
+        const { stdout } = await execFileAsync('dig', [
+          `@${udp.host}`,
+          '-p',
+          String(udp.port),
+          'hypermesh.',
+          'SOA',
+          '+short',
+          '+tries=1',
+          '+time=5',
+          transport,
+        ]);
+        assert.match(
+          stdout,
+          /^ns1\.hypermesh\. hostmaster\.hypermesh\. \d+ /,
+          `${node.name} ${transport}`,
+        );
+      }
+    }
 
     for (const node of cluster.nodes) followCommits(path.join(dir, node.name, 'node.log'));
     const remaining = DEADLINE_MS - (Date.now() - started);

@@ -106,7 +106,7 @@ describe('cluster init --staking', () => {
     checkStakingMatchesValidators(caesar, genesis.validators);
     assert.deepEqual(
       genesisApplication(genesis).modules.map((module) => module.name),
-      ['kv', 'caesar'],
+      ['kv', 'caesar', 'dns'],
     );
 
     // The node's check is the one that guards against a hand-edited genesis.

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import {
+  dnsZonesGenesisFromApp,
+  dnsZonesInitialState,
+} from '../../src/trustchain/dns-zones/index.js';
 import { runCli } from '../helpers/cli.js';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
@@ -90,7 +94,7 @@ describe('cluster init: the Caesar genesis section', () => {
     const treasuryAddress = ed25519Address(ed25519RawPublicKey(treasury.keys.publicKey));
 
     const genesis = await readGenesis(out);
-    assert.deepEqual(Object.keys(genesis.app ?? {}), ['caesar']);
+    assert.deepEqual(Object.keys(genesis.app ?? {}), ['caesar', 'dns']);
     const caesar = caesarGenesisFromApp(genesis.app);
     assert.ok(caesar !== undefined);
     assert.deepEqual(caesar.token, {
@@ -145,6 +149,7 @@ describe('cluster init: the Caesar genesis section', () => {
       '--metrics-base-port',
       '0',
       '--no-caesar',
+      '--no-dns',
     ]);
     assert.equal(result.code, 0, result.err);
     const genesis = await readGenesis(none);
@@ -226,10 +231,13 @@ describe('the modules a node installs from its genesis', () => {
     const application = genesisApplication(genesis);
     assert.deepEqual(
       application.modules.map((module) => module.name),
-      ['kv', 'caesar'],
+      ['kv', 'caesar', 'dns'],
     );
-    // caesar/params and one balance per allocation (the treasury and two validators).
-    assert.equal(application.initialState.length, 4);
+    // caesar/params and one balance per allocation (the treasury and two validators), and the
+    // cluster zone's entries.
+    const dns = dnsZonesGenesisFromApp(genesis.app);
+    assert.ok(dns !== undefined);
+    assert.equal(application.initialState.length, 4 + dnsZonesInitialState(dns).length);
     assert.throws(
       () => genesisApplication({ ...genesis, app: { ...genesis.app, bank: {} } }),
       (error: unknown) =>

@@ -19,6 +19,8 @@ import {
   DEFAULT_CHAIN_ID,
   DEFAULT_LISTEN_HOST,
   DEFAULT_METRICS_PORT,
+  DEFAULT_DNS_PORT,
+  DEFAULT_DNS_ZONE,
   DEFAULT_STOQ_PORT,
   DEFAULT_VALIDATOR_POWER,
 } from '../config.js';
@@ -111,8 +113,8 @@ const init: Command = {
   summary: 'genesis ceremony: keys, certificates, storage plots, genesis.json, node configs',
   help: `
 usage: hypermesh cluster init --validators N --out DIR [--chain-id ID] [--host ADDR]
-                              [--base-port P] [--metrics-base-port P] [--force]
-                              [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
+                              [--base-port P] [--metrics-base-port P] [--dns-base-port P]
+                              [--no-dns] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
                               [--token-supply TOKENS] [--validator-allocation TOKENS]
                               [--no-caesar] [--staking [--staking-param NAME=VALUE ...]
                               [--validator-commission BPS]]
@@ -123,6 +125,10 @@ spiffe://<chain-id>/validator/node-K carrying the FALCON key, a PoSpace storage 
 node-K/config.json; an operator client identity (operator/); and genesis.json with every
 validator's power, keys and storage root. Everything is written to a temporary directory and
 renamed into place, so a failure leaves nothing behind. See docs/node.md.
+
+The genesis puts the cluster zone ${DEFAULT_DNS_ZONE} in consensus state (app.dns, docs/dns.md;
+administered by the operator key, names open to everyone), and every node serves it over UDP
+and TCP on its DNS port.
 
 The genesis also defines the Caesar ledger (app.caesar, docs/caesar.md): the token, an
 allocation to each validator's operator account (the address of its node key, spendable with
@@ -137,6 +143,9 @@ options:
   --base-port P          STOQ port of node-1, node-K gets P+K-1 (default ${DEFAULT_STOQ_PORT};
                          0 picks free ports now)
   --metrics-base-port P  metrics port of node-1, likewise (default ${DEFAULT_METRICS_PORT}; 0 = free)
+  --dns-base-port P      DNS port (UDP and TCP) of node-1, likewise (default ${DEFAULT_DNS_PORT};
+                         0 = free; defaults to 0 when --base-port is 0)
+  --no-dns               no cluster zone in the genesis and no DNS servers on the nodes
   --force                replace DIR if it holds a previous cluster (a genesis.json)
 
 ledger options (amounts in whole tokens):
@@ -168,6 +177,8 @@ staking options (docs/caesar.md, "Staking"):
       host: { type: 'string' },
       'base-port': { type: 'string' },
       'metrics-base-port': { type: 'string' },
+      'dns-base-port': { type: 'string' },
+      'no-dns': { type: 'boolean' },
       force: { type: 'boolean' },
       'token-name': { type: 'string' },
       'token-symbol': { type: 'string' },
@@ -233,6 +244,17 @@ staking options (docs/caesar.md, "Staking"):
         { min: 0, max: 65_535 },
         DEFAULT_METRICS_PORT,
       ),
+      ...(values['dns-base-port'] === undefined
+        ? {}
+        : {
+            dnsBasePort: integerOption(
+              values['dns-base-port'],
+              'dns-base-port',
+              { min: 0, max: 65_535 },
+              DEFAULT_DNS_PORT,
+            ),
+          }),
+      dns: !(values['no-dns'] ?? false),
       force: values.force ?? false,
       ledger: values['no-caesar'] ? null : ledger,
       staking,
