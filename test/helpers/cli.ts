@@ -31,3 +31,19 @@ export async function runCli(
     }
   }
 }
+
+/** `cluster init` for `validators` nodes into `out`, on ports the OS picks (what tests use). */
+export function clusterInitArgs(out: string, validators: number): string[] {
+  return [
+    'cluster',
+    'init',
+    '--validators',
+    String(validators),
+    '--out',
+    out,
+    '--base-port',
+    '0',
+    '--metrics-base-port',
+    '0',
+  ];
+}

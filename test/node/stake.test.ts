@@ -25,7 +25,7 @@ import {
   type ValidatorNode,
 } from '../../src/node/validator-node.js';
 import { readWalletKey } from '../../src/node/wallet.js';
-import { runCli } from '../helpers/cli.js';
+import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { waitForCondition } from '../helpers/wait.js';
 
 /**
@@ -51,19 +51,11 @@ async function readGenesis(dir: string): Promise<GenesisDocument> {
   return parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
 }
 
-const freePorts = ['--base-port', '0', '--metrics-base-port', '0'];
-
 describe('cluster init --staking', () => {
   it('writes a staking section whose self-bonds are power × powerUnit and match consensus', async () => {
     const out = path.join(root, 'staked');
     const result = await run([
-      'cluster',
-      'init',
-      '--validators',
-      '2',
-      '--out',
-      out,
-      ...freePorts,
+      ...clusterInitArgs(out, 2),
       '--token-supply',
       '1000',
       '--validator-allocation',
@@ -185,16 +177,7 @@ describe('cluster init --staking', () => {
       [['--staking', '--no-caesar'], /--staking needs the Caesar ledger/],
     ];
     for (const [flags, pattern] of cases) {
-      const result = await run([
-        'cluster',
-        'init',
-        '--validators',
-        '2',
-        '--out',
-        out,
-        ...freePorts,
-        ...flags,
-      ]);
+      const result = await run([...clusterInitArgs(out, 2), ...flags]);
       assert.equal(result.code, 2, `${flags.join(' ')}: ${result.err}`);
       assert.match(result.err, pattern);
     }

@@ -3,7 +3,7 @@ import {
   dnsZonesGenesisFromApp,
   dnsZonesInitialState,
 } from '../../src/trustchain/dns-zones/index.js';
-import { runCli } from '../helpers/cli.js';
+import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -61,16 +61,7 @@ describe('cluster init: the Caesar genesis section', () => {
   it('allocates to a treasury wallet and to each validator, summing to the supply', async () => {
     const out = path.join(root, 'ledger');
     const result = await run([
-      'cluster',
-      'init',
-      '--validators',
-      '2',
-      '--out',
-      out,
-      '--base-port',
-      '0',
-      '--metrics-base-port',
-      '0',
+      ...clusterInitArgs(out, 2),
       '--token-name',
       'Test Coin',
       '--token-symbol',
@@ -137,20 +128,7 @@ describe('cluster init: the Caesar genesis section', () => {
     assert.equal(layout.ledger.treasuryAmount, 999_000_000_000_000n);
 
     const none = path.join(root, 'no-caesar');
-    const result = await run([
-      'cluster',
-      'init',
-      '--validators',
-      '1',
-      '--out',
-      none,
-      '--base-port',
-      '0',
-      '--metrics-base-port',
-      '0',
-      '--no-caesar',
-      '--no-dns',
-    ]);
+    const result = await run([...clusterInitArgs(none, 1), '--no-caesar', '--no-dns']);
     assert.equal(result.code, 0, result.err);
     const genesis = await readGenesis(none);
     assert.equal(genesis.app, undefined);
@@ -196,19 +174,7 @@ describe('cluster init: the Caesar genesis section', () => {
       ],
     ];
     for (const [flags, pattern] of cases) {
-      const result = await run([
-        'cluster',
-        'init',
-        '--validators',
-        '2',
-        '--out',
-        out,
-        '--base-port',
-        '0',
-        '--metrics-base-port',
-        '0',
-        ...flags,
-      ]);
+      const result = await run([...clusterInitArgs(out, 2), ...flags]);
       assert.equal(result.code, 2, `${flags.join(' ')}: ${result.err}`);
       assert.match(result.err, pattern);
     }
