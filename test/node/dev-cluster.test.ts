@@ -194,7 +194,8 @@ describe('hypermesh dev --nodes 4', () => {
     const summary = new Promise<void>((resolve, reject) => {
       lines.on('line', (line) => {
         output.push(line);
-        if (/validator\(s\) committing blocks, height \d+/.test(line)) resolve();
+        // The summary's last line: the headline and the node table come before it.
+        if (line.startsWith('Ctrl-C (or SIGTERM) stops the cluster.')) resolve();
       });
       void exited.then((code) =>
         reject(new Error(`dev exited with ${code} before committing:\n${output.join('\n')}`)),
