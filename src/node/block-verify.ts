@@ -1,12 +1,20 @@
 import { toHex } from '../crypto/bytes.js';
 import { defaultFalcon } from '../crypto/falcon.js';
 import { stampOf } from '../consensus/application/index.js';
+import { ConsensusError } from '../consensus/errors.js';
 import { genesisHash, genesisHeightContext, type GenesisDocument } from '../consensus/genesis.js';
-import type { HeightContext } from '../consensus/height-context.js';
+import {
+  nextHeightSchedules,
+  type HeightContext,
+  type HeightSchedules,
+} from '../consensus/height-context.js';
 import { blockHash } from '../consensus/messages.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { verifyCommittedBlock, type BlockProofVerdict } from '../consensus/pos/index.js';
-import { nextHeightProposerSchedule } from '../consensus/proposer.js';
+import { checkSetHandover } from '../consensus/set-handover.js';
+import { decodeValidatorUpdates } from '../consensus/validator-updates.js';
+import type { ValidatorSet, ValidatorSetUpdate } from '../consensus/validator-set.js';
+import { pqSignatureVerifier } from '../consensus/verify.js';
 import type { Block, QuorumCertificate } from '../consensus/types.js';
 import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
 import { CliError } from './cli-error.js';
@@ -24,7 +32,11 @@ export interface BlockVerifyReport {
   readonly blockHash: string;
   readonly proposer: string;
   readonly transactions: number;
+  /** Whether the validator set of the height could be trusted (see `contextFor`). */
+  readonly validatorSet: ValidatorSetTrust;
   readonly verdict: BlockProofVerdict;
+  /** Both the set and the verdict hold. */
+  readonly ok: boolean;
 }
 
 interface FetchedBlock {
@@ -51,31 +63,106 @@ async function fetchBlock(client: NodeRpcClient, height: number): Promise<Fetche
   return { block, commit };
 }
 
+/** How the verifier came to trust the validator set of the block's height. */
+export type ValidatorSetTrust =
+  | { readonly ok: true; readonly changes: readonly number[] }
+  | {
+      readonly ok: false;
+      readonly height: number;
+      readonly reason: string;
+      readonly message: string;
+    };
+
+interface DerivedContext {
+  readonly context: HeightContext;
+  readonly trust: ValidatorSetTrust;
+}
+
+function decodeUpdatesOf(height: number, bytes: Uint8Array): ValidatorSetUpdate[] {
+  try {
+    return decodeValidatorUpdates(bytes);
+  } catch (error) {
+    throw new CliError(
+      `the node sent validator updates of block ${height} that do not decode: ${(error as Error).message}`,
+      1,
+    );
+  }
+}
+
 /**
- * The height context of `height` as every node derives it (driver/chain.ts): the genesis
- * validator set with the proposer schedule advanced once per earlier height, and the parent
- * block — hashed here, not taken on the node's word — with its commit.
+ * The height context of `height` as every node derives it (driver/chain.ts, height-context.ts):
+ * from the genesis set, the schedule advanced once per earlier height, with the validator
+ * updates each block returned taking effect two heights later. The updates come from the node
+ * (the verifier has no application state), so each set they produce is accepted only after the
+ * light-client check of `checkSetHandover` on the first block it decides; the parent block is
+ * hashed here, not taken on the node's word.
  */
-function contextFor(
+async function contextFor(
+  client: NodeRpcClient,
   genesis: GenesisDocument,
-  height: number,
+  target: FetchedBlock,
   parent: FetchedBlock | null,
-): HeightContext {
+): Promise<DerivedContext> {
   const base = genesisHeightContext(genesis);
-  if (height === 1 || parent === null) return base;
-  let schedule = base.schedule;
-  for (let h = 1; h < height; h++) schedule = nextHeightProposerSchedule(schedule);
+  const height = target.block.header.height;
+  if (height === 1 || parent === null) return { context: base, trust: { ok: true, changes: [] } };
+  // Updates of block u decide height u + 2, so blocks 1 .. height − 2 matter.
+  const stored =
+    height > 2 ? await client.validatorUpdates(1, height - 2, { deadlineMs: 60_000 }) : [];
+  const updatesAt = new Map(stored.map((entry) => [entry.height, entry.bytes]));
+  const handover = (trusted: ValidatorSet, next: ValidatorSet, at: FetchedBlock) =>
+    checkSetHandover({
+      chainId: genesis.chainId,
+      requirePq: genesis.consensus.requirePq,
+      verifier: pqSignatureVerifier(defaultFalcon()),
+      trusted,
+      next,
+      block: at.block,
+      commit: at.commit,
+    });
+  const changes: number[] = [];
+  let schedules: HeightSchedules = base;
+  let previousSet = base.schedule.validators;
+  for (let h = 1; h < height; h++) {
+    const bytes = updatesAt.get(h);
+    let next: HeightSchedules;
+    try {
+      next = nextHeightSchedules(schedules, bytes === undefined ? [] : decodeUpdatesOf(h, bytes));
+    } catch (error) {
+      if (!(error instanceof ConsensusError)) throw error;
+      const message = `the validator updates the node reported for block ${h} cannot apply: ${error.message}`;
+      return { context: base, trust: { ok: false, height: h, reason: 'updates-refused', message } };
+    }
+    const set = next.schedule.validators;
+    if (set !== schedules.schedule.validators) {
+      const at =
+        h + 1 === height ? target : h + 1 === height - 1 ? parent : await fetchBlock(client, h + 1);
+      const refusal = handover(schedules.schedule.validators, set, at);
+      if (refusal !== undefined) {
+        const reason = String(refusal.detail.reason);
+        return {
+          context: base,
+          trust: { ok: false, height: h + 1, reason, message: refusal.message },
+        };
+      }
+      changes.push(h + 1);
+    }
+    previousSet = schedules.schedule.validators;
+    schedules = next;
+  }
   return {
-    height,
-    schedule,
-    parent: {
-      kind: 'block',
-      height: height - 1,
-      hash: blockHash(parent.block.header),
-      time: parent.block.header.time,
-      commit: parent.commit,
-      validators: base.schedule.validators,
+    context: {
+      ...schedules,
+      parent: {
+        kind: 'block',
+        height: height - 1,
+        hash: blockHash(parent.block.header),
+        time: parent.block.header.time,
+        commit: parent.commit,
+        validators: previousSet,
+      },
     },
+    trust: { ok: true, changes },
   };
 }
 
@@ -86,12 +173,13 @@ export async function verifyBlockFromNode(
 ): Promise<BlockVerifyReport> {
   const target = await fetchBlock(client, height);
   const parent = height > 1 ? await fetchBlock(client, height - 1) : null;
+  const { context, trust } = await contextFor(client, genesis, target, parent);
   const verdict = verifyCommittedBlock({
     genesis,
     genesisHash: genesisHash(genesis),
     block: target.block,
     commit: target.commit,
-    context: contextFor(genesis, height, parent),
+    context,
     stampOf,
     falcon: defaultFalcon(),
   });
@@ -101,7 +189,9 @@ export async function verifyBlockFromNode(
     blockHash: toHex(blockHash(target.block.header)),
     proposer: target.block.header.proposer,
     transactions: target.block.transactions.length,
+    validatorSet: trust,
     verdict,
+    ok: trust.ok && verdict.ok,
   };
 }
 
@@ -129,6 +219,19 @@ export function formatBlockVerify(report: BlockVerifyReport, node: string): stri
         )
       : row('rules', 'INVALID', '', verdict.block.message),
   ];
+  const trust = report.validatorSet;
+  lines.push(
+    trust.ok
+      ? row(
+          'set',
+          'ok',
+          '',
+          trust.changes.length === 0
+            ? 'validator set of the height: the genesis set'
+            : `validator set of the height: genesis + ${trust.changes.length} change(s), at height(s) ${trust.changes.join(', ')}, each vouched for by > 1/3 of the previous set`,
+        )
+      : row('set', 'INVALID', trust.reason, trust.message),
+  );
   for (const part of verdict.parts) {
     if (part.ok) {
       const note =
@@ -142,7 +245,7 @@ export function formatBlockVerify(report: BlockVerifyReport, node: string): stri
       lines.push(row(part.part, 'INVALID', part.reason, part.message));
     }
   }
-  lines.push(verdict.ok ? 'valid' : 'INVALID');
+  lines.push(report.ok ? 'valid' : 'INVALID');
   return lines;
 }
 

@@ -575,6 +575,8 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
       if (stored === null || commit === null) return null;
       return { height, block: stored.bytes, commit };
     },
+    validatorUpdates: (fromHeight, toHeight) =>
+      store.blocks.validatorUpdatesRange(fromHeight, toHeight),
   };
 }
 

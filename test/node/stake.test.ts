@@ -15,6 +15,12 @@ import {
 } from '../../src/caesar/index.js';
 import { SEQUENCE_QUERY, decodeSequence } from '../../src/consensus/application/index.js';
 import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
+import type { NodeRpcClient } from '../../src/consensus/net/index.js';
+import {
+  decodeValidatorUpdates,
+  encodeValidatorUpdates,
+} from '../../src/consensus/validator-updates.js';
+import { verifyBlockFromNode } from '../../src/node/block-verify.js';
 import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
@@ -634,6 +640,41 @@ describe('hypermesh stake against a running validator', () => {
       'two more blocks with the larger set',
       30_000,
     );
+
+    // `block verify` derives the changed set from the node's validator updates and accepts it
+    // only because the trusted (genesis) set vouched for the first block it decided.
+    const verified = await run(['block', 'verify', String(joinedAt + 1), '--cluster', layout.dir]);
+    assert.equal(verified.code, 0, verified.err + verified.out);
+    assert.match(verified.out, /set +ok +validator set of the height: genesis \+ 1 change\(s\)/);
+    // A node that hides the updates or invents others is caught: the set the verifier derives
+    // is not the one the block names.
+    const genesis = parseGenesisJson(await readFile(layout.genesisFile, 'utf8'));
+    const session = await openOperatorSession(await loadClusterTarget(layout.dir));
+    try {
+      const honest = session.client('node-1');
+      const hiding: NodeRpcClient = { ...honest, validatorUpdates: async () => [] };
+      const hidden = await verifyBlockFromNode(hiding, genesis, joinedAt + 1);
+      assert.equal(hidden.ok, false);
+      const stake = hidden.verdict.parts.find((part) => part.part === 'stake');
+      assert.equal(stake && !stake.ok && stake.reason, 'validator-set-mismatch');
+      const inventing: NodeRpcClient = {
+        ...honest,
+        validatorUpdates: async (from, to, options) =>
+          (await honest.validatorUpdates(from, to, options)).map((entry) => ({
+            height: entry.height,
+            bytes: encodeValidatorUpdates(
+              decodeValidatorUpdates(entry.bytes).map((update) => ({ ...update, power: 3 })),
+            ),
+          })),
+      };
+      const invented = await verifyBlockFromNode(inventing, genesis, joinedAt + 1);
+      assert.equal(invented.ok, false);
+      assert.ok(!invented.validatorSet.ok);
+      assert.equal(invented.validatorSet.reason, 'header-names-another-set');
+      assert.equal((await verifyBlockFromNode(honest, genesis, joinedAt + 1)).ok, true);
+    } finally {
+      await session.close();
+    }
   });
 
   it('refuses a chain without staking, and explains every command', async () => {

@@ -17,6 +17,7 @@ import {
   type SessionSource,
   type StoqEndpoint,
 } from '../../stoq/index.js';
+import type { StoredValidatorUpdates } from '../../storage/index.js';
 import type { QueryRequest, QueryResponse } from '../app.js';
 import type { SyncedBlock } from '../driver/ports.js';
 import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_TX_BYTES } from '../wire.js';
@@ -33,6 +34,13 @@ export const NODE_API_SERVICE_NAME = 'hypermesh.node.api.v1';
 export const MAX_QUERY_DATA_BYTES = 64 * 1024;
 /** Bytes of a query's value or proof in a response. */
 export const MAX_QUERY_RESULT_BYTES = 1024 * 1024;
+/** Most heights one `validatorUpdates` request may span. */
+export const MAX_VALIDATOR_UPDATE_SPAN = 100_000;
+/**
+ * Bytes of encoded updates one `validatorUpdates` response carries: the server stops at the
+ * first block that would exceed it and says where to continue (`nextHeight`).
+ */
+export const MAX_VALIDATOR_UPDATE_RESPONSE_BYTES = 2 * 1024 * 1024;
 /** Entries in a node status record, and items in one of its lists. */
 export const MAX_STATUS_ENTRIES = 256;
 /** Most transactions in one `submitTxs` call. */
@@ -175,6 +183,30 @@ export const nodeApiService = defineService({
       response: statusRecord,
       allow: anyone,
     }),
+    validatorUpdates: unary({
+      request: z
+        .strictObject({ fromHeight: height, toHeight: height })
+        .refine(
+          (range) =>
+            range.toHeight >= range.fromHeight &&
+            range.toHeight - range.fromHeight < MAX_VALIDATOR_UPDATE_SPAN,
+          {
+            message: `toHeight must be fromHeight .. fromHeight + ${MAX_VALIDATOR_UPDATE_SPAN - 1}`,
+          },
+        ),
+      response: z.strictObject({
+        updates: z
+          .array(
+            z.strictObject({
+              height,
+              updates: bytes({ min: 1, max: MAX_VALIDATOR_UPDATE_RESPONSE_BYTES }),
+            }),
+          )
+          .max(MAX_VALIDATOR_UPDATE_SPAN),
+        nextHeight: height.nullable(),
+      }),
+      allow: anyone,
+    }),
     getBlock: unary({
       request: z.strictObject({ height }),
       response: z.strictObject({
@@ -215,6 +247,15 @@ export interface NodeRpcHandlers {
   status(ctx: CallContext): Awaitable<NodeStatusRecord>;
   /** The committed block at `height`, or null when the node has none (→ NOT_FOUND). */
   getBlock(height: number, ctx: CallContext): Awaitable<SyncedBlock | null>;
+  /**
+   * The encoded validator updates (consensus/validator-updates.ts) that committed blocks
+   * `fromHeight..toHeight` returned, ascending, only blocks that returned any.
+   */
+  validatorUpdates(
+    fromHeight: number,
+    toHeight: number,
+    ctx: CallContext,
+  ): Awaitable<readonly StoredValidatorUpdates[]>;
 }
 
 export interface RegisterNodeRpcOptions {
@@ -288,7 +329,32 @@ export function registerNodeRpc(
         }
         return { height: found.height, block: found.block, commit: found.commit };
       }),
+    validatorUpdates: (request, ctx) =>
+      run(async () => {
+        const stored = await handlers.validatorUpdates(request.fromHeight, request.toHeight, ctx);
+        return pageOfUpdates(stored);
+      }),
   });
+}
+
+/**
+ * The response for the stored updates of a range: as many blocks as fit in
+ * `MAX_VALIDATOR_UPDATE_RESPONSE_BYTES` (at least one), and the height to continue from.
+ */
+function pageOfUpdates(stored: readonly StoredValidatorUpdates[]): {
+  updates: { height: number; updates: Uint8Array }[];
+  nextHeight: number | null;
+} {
+  const updates: { height: number; updates: Uint8Array }[] = [];
+  let total = 0;
+  for (const entry of stored) {
+    total += entry.bytes.length;
+    if (updates.length > 0 && total > MAX_VALIDATOR_UPDATE_RESPONSE_BYTES) {
+      return { updates, nextHeight: entry.height };
+    }
+    updates.push({ height: entry.height, updates: entry.bytes });
+  }
+  return { updates, nextHeight: null };
 }
 
 function submitResult(result: TxSubmitResult): TxSubmitResult {
@@ -397,6 +463,16 @@ export interface NodeRpcClient {
   status(options?: CallOptions): Promise<NodeStatusRecord>;
   /** Rejects with NOT_FOUND (`detail.reason` `no-block`) when the node has no such block. */
   getBlock(height: number, options?: CallOptions): Promise<SyncedBlock>;
+  /**
+   * Every validator update blocks `fromHeight..toHeight` returned (ascending; blocks without
+   * updates are absent), fetched page by page. As the node states them: a verifier checks them
+   * against the chain (block-verify's set-change check), not on the node's word.
+   */
+  validatorUpdates(
+    fromHeight: number,
+    toHeight: number,
+    options?: CallOptions,
+  ): Promise<StoredValidatorUpdates[]>;
 }
 
 /** Where the client's calls go: a peer name on an endpoint (pooled, redialled), or a session. */
@@ -447,5 +523,45 @@ export function createNodeRpcClient(
     status: (callOptions) => rpc.call('status', {}, callOptions),
     getBlock: (blockHeight, callOptions) =>
       rpc.call('getBlock', { height: blockHeight }, callOptions),
+    validatorUpdates: async (fromHeight, toHeight, callOptions) => {
+      if (toHeight < fromHeight) {
+        throw new StoqError(
+          StoqErrorCode.INVALID_ARGUMENT,
+          `toHeight ${toHeight} is below fromHeight ${fromHeight}`,
+        );
+      }
+      const all: StoredValidatorUpdates[] = [];
+      let from = fromHeight;
+      for (;;) {
+        // Windows of at most MAX_VALIDATOR_UPDATE_SPAN heights, each paged by size.
+        const to = Math.min(toHeight, from + MAX_VALIDATOR_UPDATE_SPAN - 1);
+        const page = await rpc.call(
+          'validatorUpdates',
+          { fromHeight: from, toHeight: to },
+          callOptions,
+        );
+        const end = page.nextHeight === null ? to : page.nextHeight - 1;
+        const broken =
+          (page.nextHeight !== null &&
+            (page.nextHeight <= from || page.nextHeight > to || page.updates.length === 0)) ||
+          page.updates.some(
+            (entry, i) =>
+              entry.height < from ||
+              entry.height > end ||
+              (i > 0 && entry.height <= (page.updates[i - 1]?.height ?? 0)),
+          );
+        if (broken) {
+          // A response that does not fit its request is a broken server, as a schema mismatch is.
+          throw new StoqError(
+            StoqErrorCode.INTERNAL,
+            `response does not match its request: updates outside ${from}..${end}, out of order, or a bad continuation`,
+            { reason: 'schema' },
+          );
+        }
+        for (const entry of page.updates) all.push({ height: entry.height, bytes: entry.updates });
+        if (end === toHeight) return all;
+        from = end + 1;
+      }
+    },
   };
 }

@@ -82,7 +82,7 @@ options:
       );
       if (values.json) io.out(`${JSON.stringify(blockVerifyJson(report, node.name), null, 2)}\n`);
       else io.out(`${formatBlockVerify(report, node.name).join('\n')}\n`);
-      return report.verdict.ok ? 0 : 1;
+      return report.ok ? 0 : 1;
     } finally {
       await session.close();
     }

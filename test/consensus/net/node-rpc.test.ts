@@ -12,6 +12,7 @@ import {
   MAX_QUERY_DATA_BYTES,
   MAX_SUBMIT_BATCH,
   MAX_SUBMIT_BATCH_BYTES,
+  MAX_VALIDATOR_UPDATE_SPAN,
   NODE_API_SERVICE_NAME,
   SubmitBatchRefusal,
   createNodeRpcClient,
@@ -46,6 +47,12 @@ let mempoolClient: NodeRpcClient;
 const sha256 = (data: Uint8Array): Uint8Array =>
   new Uint8Array(createHash('sha256').update(data).digest());
 const root = new Uint8Array(32).fill(0xab);
+
+/** Validator updates of heights 3, 5 and 8, one MiB each: a response carries two of them. */
+const storedUpdates = [3, 5, 8].map((height) => ({
+  height,
+  bytes: new Uint8Array(1024 * 1024).fill(height),
+}));
 
 /** The mock's admission verdict for transactions starting with 1 or 2 (others: refused). */
 function verdict(tx: Uint8Array): TxSubmitResult & Record<string, unknown> {
@@ -118,6 +125,10 @@ const handlers: NodeRpcHandlers = {
     calls.push('getBlock');
     return height === 1 ? { height: 1, block: Uint8Array.of(1), commit: Uint8Array.of(2) } : null;
   },
+  validatorUpdates: (fromHeight, toHeight) => {
+    calls.push(`validatorUpdates ${fromHeight}..${toHeight}`);
+    return storedUpdates.filter((entry) => entry.height >= fromHeight && entry.height <= toHeight);
+  },
 };
 
 before(async () => {
@@ -156,6 +167,7 @@ const lax = defineService({
     query: laxMethod(),
     status: laxMethod(),
     getBlock: laxMethod(),
+    validatorUpdates: laxMethod(),
   },
 });
 
@@ -220,6 +232,47 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
     });
   });
 
+  it('pages validator updates by size, and refuses ranges outside the schema', async () => {
+    calls.length = 0;
+    const all = await client.validatorUpdates(1, 10);
+    assert.deepEqual(
+      all.map((entry) => [entry.height, entry.bytes.length, entry.bytes[0]]),
+      [
+        [3, 1024 * 1024, 3],
+        [5, 1024 * 1024, 5],
+        [8, 1024 * 1024, 8],
+      ],
+    );
+    // Two MiB per response: heights 3 and 5, then the rest from 8.
+    assert.deepEqual(calls, ['validatorUpdates 1..10', 'validatorUpdates 8..10']);
+    assert.deepEqual(await client.validatorUpdates(6, 7), []);
+    assert.deepEqual(
+      (await client.validatorUpdates(5, 5)).map((entry) => entry.height),
+      [5],
+    );
+    await assert.rejects(
+      client.validatorUpdates(5, 4),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+    // A longer range goes out in windows of MAX_VALIDATOR_UPDATE_SPAN heights.
+    calls.length = 0;
+    const long = await client.validatorUpdates(1, MAX_VALIDATOR_UPDATE_SPAN + 1);
+    assert.deepEqual(
+      long.map((entry) => entry.height),
+      [3, 5, 8],
+    );
+    assert.deepEqual(calls, [
+      `validatorUpdates 1..${MAX_VALIDATOR_UPDATE_SPAN}`,
+      `validatorUpdates 8..${MAX_VALIDATOR_UPDATE_SPAN + 1}`,
+    ]);
+    calls.length = 0;
+    assert.deepEqual(await client.validatorUpdates(9, 2 * MAX_VALIDATOR_UPDATE_SPAN + 8), []);
+    assert.deepEqual(calls, [
+      `validatorUpdates 9..${MAX_VALIDATOR_UPDATE_SPAN + 8}`,
+      `validatorUpdates ${MAX_VALIDATOR_UPDATE_SPAN + 9}..${2 * MAX_VALIDATOR_UPDATE_SPAN + 8}`,
+    ]);
+  });
+
   it('turns handler failures into typed wire errors', async () => {
     await assert.rejects(client.submitTx(Uint8Array.of(3)), (error: unknown) => {
       isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED)(error);
@@ -281,6 +334,9 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
       ['status', { verbose: true }],
       ['getBlock', { height: 1.5 }],
       ['getBlock', {}],
+      ['validatorUpdates', { fromHeight: 4, toHeight: 3 }],
+      ['validatorUpdates', { fromHeight: 0, toHeight: 3 }],
+      ['validatorUpdates', { fromHeight: 1, toHeight: 1 + MAX_VALIDATOR_UPDATE_SPAN }],
     ];
     try {
       for (const [method, request] of refused) {
