@@ -68,12 +68,37 @@ export interface BlockExecutionInput {
   readonly lastCommit?: LastCommitInfo;
 }
 
+/**
+ * A fact about what an applied transaction did, for its receipt: `caesar/transfer` with its
+ * amount, `caesar/fee`, ... Events are not replicated state (no proof, not in any root): every
+ * node derives the same ones by executing the block, and keeps them for receipts and account
+ * history (src/node/tx-index.ts); modules emit them through `ExecutionContext.emit`. A refused transaction (code ≠ 0) has none.
+ */
+export interface TxEvent {
+  /** `<module>/<name>`: the router prefixes the emitting module's name. */
+  readonly type: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  /** The accounts the event concerns (raw addresses), for account history. */
+  readonly accounts: readonly Uint8Array[];
+}
+
+/** Limits on what one transaction may emit; exceeding them is a module bug (a fault). */
+export const EVENT_LIMITS = {
+  eventsPerTx: 32,
+  attributesPerEvent: 16,
+  accountsPerEvent: 8,
+  valueChars: 512,
+  accountBytes: 64,
+} as const;
+
 /** Outcome of one transaction in an executed block (deterministic; part of the state). */
 export interface TxResult {
   readonly txHash: Uint8Array;
   /** 0 = applied; any other value = refused by the module, state untouched except fees/seq. */
   readonly code: number;
   readonly log: string;
+  /** What the applied transaction did (`TxEvent`); absent when none. */
+  readonly events?: readonly TxEvent[];
 }
 
 /** A validator's new voting power (0 removes it), returned by a block's execution. */

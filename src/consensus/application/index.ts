@@ -6,6 +6,7 @@
 export * from './envelope.js';
 export * from './errors.js';
 export type * from './module.js';
+export { EVENT_LIMITS } from '../app.js';
 export {
   DEFAULT_MAX_SEQUENCE_LEAD,
   INITIAL_HEIGHT,

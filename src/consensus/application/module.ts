@@ -10,6 +10,7 @@
  */
 
 import type { LastCommitInfo, ValidatorUpdate } from '../app.js';
+export type { TxEvent } from '../app.js';
 import type { DuplicateVoteEvidence, ValidatorAddress } from '../types.js';
 
 /** Read access to one module's keys. */
@@ -47,6 +48,15 @@ export interface ExecutionContext {
   readonly time: number;
   readonly txHash: Uint8Array;
   readonly state: ModuleState;
+  /**
+   * Records an event of this transaction (`name`: lowercase letters, digits and dashes; kept
+   * only if the transaction applies). Absent where nothing collects events (module unit tests).
+   */
+  readonly emit?: (
+    name: string,
+    attributes: Readonly<Record<string, string>>,
+    accounts?: readonly Uint8Array[],
+  ) => void;
 }
 
 /**

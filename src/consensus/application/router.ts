@@ -16,9 +16,11 @@ import type {
   QueryResponse,
   TxCheckResult,
   LastCommitInfo,
+  TxEvent,
   TxResult,
   ValidatorUpdate,
 } from '../app.js';
+import { EVENT_LIMITS } from '../app.js';
 import { ConsensusError, ConsensusErrorCode } from '../errors.js';
 import { MAX_STAMP_DIFFICULTY } from '../proof/params.js';
 import { decodeSequence, encodeSequence, sequenceKey, ACCOUNT_PREFIX } from './accounts.js';
@@ -334,10 +336,12 @@ class Router implements Application {
       );
     }
     const scope = overlay.beginTx();
-    const { code, log } = this.runModule(module, prefix, scope, envelope, block);
+    const { code, log, events } = this.runModule(module, prefix, scope, envelope, block);
     if (code === 0) scope.merge();
     overlay.put(seqKey, encodeSequence(next + 1));
-    return { txHash: envelope.txHash, code, log };
+    return events.length === 0
+      ? { txHash: envelope.txHash, code, log }
+      : { txHash: envelope.txHash, code, log, events };
   }
 
   private runModule(
@@ -346,10 +350,11 @@ class Router implements Application {
     scope: StateAccess,
     envelope: Envelope,
     block: BlockContext,
-  ): { code: number; log: string } {
+  ): { code: number; log: string; events: readonly TxEvent[] } {
     const { txHash, sender } = envelope;
     const reader = new ModuleView(scope, prefix, module.name, false);
     const writer = new ModuleView(scope, prefix, module.name, true);
+    const events: TxEvent[] = [];
     try {
       const body = module.decodeBody(envelope.body);
       module.check(
@@ -358,14 +363,22 @@ class Router implements Application {
         sender,
       );
       module.apply(
-        { chainId: this.chainId, height: block.height, time: block.time, txHash, state: writer },
+        {
+          chainId: this.chainId,
+          height: block.height,
+          time: block.time,
+          txHash,
+          state: writer,
+          emit: (name, attributes, accounts = []) =>
+            events.push(checkedEvent(module.name, events.length, name, attributes, accounts)),
+        },
         body,
         sender,
       );
-      return { code: 0, log: '' };
+      return { code: 0, log: '', events };
     } catch (error) {
       if (error instanceof ModuleError) {
-        return { code: error.resultCode, log: `${error.code}: ${error.message}` };
+        return { code: error.resultCode, log: `${error.code}: ${error.message}`, events: [] };
       }
       throw error;
     } finally {
@@ -664,4 +677,56 @@ function rejection(error: unknown): TxCheckResult {
  */
 export function createApplication(options: ApplicationOptions): Application {
   return new Router(options);
+}
+
+const EVENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const ATTRIBUTE_KEY = /^[a-z][a-zA-Z0-9_]{0,31}$/;
+
+/**
+ * An event a module emitted, checked against `EVENT_LIMITS`: a module that breaks them has a
+ * bug, which is a fault like any other exception it throws (not a refused transaction).
+ */
+function checkedEvent(
+  moduleName: string,
+  emitted: number,
+  name: string,
+  attributes: Readonly<Record<string, string>>,
+  accounts: readonly Uint8Array[],
+): TxEvent {
+  const fault = (what: string): Error =>
+    new Error(`module ${moduleName} emitted an invalid event ${JSON.stringify(name)}: ${what}`);
+  if (emitted >= EVENT_LIMITS.eventsPerTx) {
+    throw fault(`more than ${EVENT_LIMITS.eventsPerTx} events in one transaction`);
+  }
+  if (!EVENT_NAME.test(name)) throw fault('the name is not lowercase letters, digits and dashes');
+  const entries = Object.entries(attributes);
+  if (entries.length > EVENT_LIMITS.attributesPerEvent) {
+    throw fault(`more than ${EVENT_LIMITS.attributesPerEvent} attributes`);
+  }
+  for (const [key, value] of entries) {
+    if (!ATTRIBUTE_KEY.test(key)) throw fault(`attribute key ${JSON.stringify(key)}`);
+    if (typeof value !== 'string' || value.length > EVENT_LIMITS.valueChars) {
+      throw fault(
+        `attribute ${key} is not a string of at most ${EVENT_LIMITS.valueChars} characters`,
+      );
+    }
+  }
+  if (
+    accounts.length > EVENT_LIMITS.accountsPerEvent ||
+    accounts.some(
+      (account) =>
+        !(account instanceof Uint8Array) ||
+        account.length === 0 ||
+        account.length > EVENT_LIMITS.accountBytes,
+    )
+  ) {
+    throw fault(
+      `accounts must be at most ${EVENT_LIMITS.accountsPerEvent} byte strings of 1..${EVENT_LIMITS.accountBytes} bytes`,
+    );
+  }
+  return {
+    type: `${moduleName}/${name}`,
+    attributes: Object.fromEntries(entries),
+    accounts: accounts.map((account) => Uint8Array.from(account)),
+  };
 }
