@@ -25,6 +25,7 @@ import type { Application, BlockExecutionResult } from '../consensus/app.js';
 import { ConsensusDriver, type CommitInfo } from '../consensus/driver/index.js';
 import { genesisHash, type GenesisDocument, type GenesisValidator } from '../consensus/genesis.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolAddResult } from '../consensus/mempool.js';
+import { accountHistoryPage, storedReceipt } from './tx-receipts.js';
 import { createTxIntake, type TxIntake } from './tx-intake.js';
 import {
   createStoqConsensusNetwork,
@@ -563,10 +564,16 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
     txStatus: (txHash) => {
       if (mempool.has(txHash)) return { status: 'pending' };
       const answer = app.query({ path: TX_RESULT_QUERY, data: txHash });
-      if (answer.value === null) return { status: 'unknown' };
+      if (answer.value === null) {
+        // Older than the in-memory results (or from before a restart): the stored receipt.
+        const stored = storedReceipt(store, txHash);
+        return stored === null ? { status: 'unknown' } : { status: 'committed', ...stored };
+      }
       const result = decodeRecordedTxResult(answer.value);
       return { status: 'committed', ...result };
     },
+    receipt: (txHash) => storedReceipt(store, txHash),
+    accountHistory: (account, before, limit) => accountHistoryPage(store, account, before, limit),
     query: (request) => app.query(request),
     status: () => statusRecord(deps.running(), config, id, store),
     getBlock: (height) => {

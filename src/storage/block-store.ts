@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { StorageError, StorageErrorCode } from './errors.js';
-import type { BlockInput, EvidenceInput } from './inputs.js';
+import type { BlockInput, EvidenceInput, ReceiptInput } from './inputs.js';
 import { fromSqlite, fromSqliteOrNull } from './sqlite-bytes.js';
 
 /** A block as stored: its indexed header fields and its encoded bytes. */
@@ -40,7 +40,33 @@ export interface BlockReader {
   validatorUpdatesAt(height: number): Uint8Array | null;
   /** Every stored validator update of blocks `from..to` (inclusive, ascending). */
   validatorUpdatesRange(fromHeight: number, toHeight: number): StoredValidatorUpdates[];
+  /** The receipt of a committed transaction, or null (unknown, or stored before receipts). */
+  receipt(txHash: Uint8Array): StoredReceipt | null;
+  /**
+   * The transactions whose receipts name `account`, newest first, strictly before `before`
+   * (a position; default: from the newest), at most `limit` (≤ `MAX_HISTORY_PAGE`).
+   */
+  accountHistory(account: Uint8Array, before: TxPosition | null, limit: number): AccountTx[];
 }
+
+/** Where a transaction is in the chain. */
+export interface TxPosition {
+  readonly height: number;
+  /** Position in its block. */
+  readonly index: number;
+}
+
+export interface StoredReceipt extends TxPosition {
+  readonly txHash: Uint8Array;
+  readonly bytes: Uint8Array;
+}
+
+export interface AccountTx extends TxPosition {
+  readonly txHash: Uint8Array;
+}
+
+/** Most entries one `accountHistory` call returns. */
+export const MAX_HISTORY_PAGE = 1000;
 
 /** The encoded validator updates of one block (only blocks that returned any have them). */
 export interface StoredValidatorUpdates {
@@ -87,8 +113,8 @@ function toEvidence(row: EvidenceRow): StoredEvidence {
 }
 
 /**
- * The block, commit and evidence tables (schema version 1) and the validator updates (version
- * 3) behind prepared statements.
+ * The block, commit and evidence tables (schema version 1), the validator updates (version 3)
+ * and the receipts with the account-history index (version 4) behind prepared statements.
  */
 export class BlockTables implements BlockReader {
   private readonly selectLatest: Statement<[], number | null>;
@@ -111,6 +137,16 @@ export class BlockTables implements BlockReader {
     { height: number; bytes: Buffer }
   >;
   private readonly insertUpdates: Statement<[number, Uint8Array]>;
+  private readonly insertReceipt: Statement<[Uint8Array, number, number, Uint8Array]>;
+  private readonly insertAccountTx: Statement<[Uint8Array, number, number, Uint8Array]>;
+  private readonly selectReceipt: Statement<
+    [Uint8Array],
+    { tx_hash: Buffer; height: number; idx: number; bytes: Buffer }
+  >;
+  private readonly selectHistory: Statement<
+    [Uint8Array, number, number, number, number],
+    { height: number; idx: number; tx_hash: Buffer }
+  >;
 
   constructor(db: Database) {
     this.selectLatest = db.prepare<[], number | null>('SELECT max(height) FROM block').pluck();
@@ -150,6 +186,42 @@ export class BlockTables implements BlockReader {
       'SELECT height, bytes FROM validator_update WHERE height BETWEEN ? AND ? ORDER BY height',
     );
     this.insertUpdates = db.prepare('INSERT INTO validator_update (height, bytes) VALUES (?, ?)');
+    this.insertReceipt = db.prepare(
+      'INSERT OR IGNORE INTO tx_receipt (tx_hash, height, idx, bytes) VALUES (?, ?, ?, ?)',
+    );
+    this.insertAccountTx = db.prepare(
+      'INSERT OR IGNORE INTO account_tx (account, height, idx, tx_hash) VALUES (?, ?, ?, ?)',
+    );
+    this.selectReceipt = db.prepare(
+      'SELECT tx_hash, height, idx, bytes FROM tx_receipt WHERE tx_hash = ?',
+    );
+    // (height, idx) < (before height, before idx), newest first.
+    this.selectHistory = db.prepare(
+      `SELECT height, idx, tx_hash FROM account_tx
+       WHERE account = ? AND (height < ? OR (height = ? AND idx < ?))
+       ORDER BY height DESC, idx DESC LIMIT ?`,
+    );
+  }
+
+  receipt(txHash: Uint8Array): StoredReceipt | null {
+    const row = this.selectReceipt.get(txHash);
+    return row === undefined
+      ? null
+      : {
+          txHash: fromSqlite(row.tx_hash),
+          height: row.height,
+          index: row.idx,
+          bytes: fromSqlite(row.bytes),
+        };
+  }
+
+  accountHistory(account: Uint8Array, before: TxPosition | null, limit: number): AccountTx[] {
+    const bounded = Math.min(Math.max(limit, 0), MAX_HISTORY_PAGE);
+    const height = before?.height ?? Number.MAX_SAFE_INTEGER;
+    const index = before?.index ?? 0;
+    return this.selectHistory
+      .all(account, height, height, index, bounded)
+      .map((row) => ({ height: row.height, index: row.idx, txHash: fromSqlite(row.tx_hash) }));
   }
 
   latestHeight(): number | null {
@@ -215,6 +287,7 @@ export class BlockTables implements BlockReader {
     commit: Uint8Array,
     evidence: readonly EvidenceInput[],
     validatorUpdates?: Uint8Array,
+    receipts: readonly ReceiptInput[] = [],
   ): void {
     const latest = this.latestHeight();
     if (latest !== null) {
@@ -256,5 +329,11 @@ export class BlockTables implements BlockReader {
       this.insertEvidence.run(item.hash, block.height, item.bytes);
     }
     if (validatorUpdates !== undefined) this.insertUpdates.run(block.height, validatorUpdates);
+    for (const receipt of receipts) {
+      this.insertReceipt.run(receipt.txHash, block.height, receipt.index, receipt.bytes);
+      for (const account of receipt.accounts) {
+        this.insertAccountTx.run(account, block.height, receipt.index, receipt.txHash);
+      }
+    }
   }
 }

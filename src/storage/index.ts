@@ -4,17 +4,31 @@ export type { NodeStore, SavedBlock, StoreFileSizes, StoreOptions } from './stor
 export { openStoreFromSnapshot } from './snapshot.js';
 export type { RestoreOptions } from './snapshot.js';
 export type {
+  AccountTx,
   BlockReader,
   CommittedBlock,
   StoredBlock,
   StoredEvidence,
+  StoredReceipt,
   StoredValidatorUpdates,
+  TxPosition,
 } from './block-store.js';
-export { DEFAULT_RANGE_LIMIT, MAX_RANGE_LIMIT } from './block-store.js';
+export { DEFAULT_RANGE_LIMIT, MAX_HISTORY_PAGE, MAX_RANGE_LIMIT } from './block-store.js';
 export type { StateQueryResult, StateReader } from './state-store.js';
 export type { IntegrityReport } from './integrity.js';
-export type { BlockInput, EvidenceInput, SaveBlockInput, StateChange } from './inputs.js';
-export { MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES } from './inputs.js';
+export type {
+  BlockInput,
+  EvidenceInput,
+  ReceiptInput,
+  SaveBlockInput,
+  StateChange,
+} from './inputs.js';
+export {
+  MAX_ACCOUNT_BYTES,
+  MAX_RECEIPT_ACCOUNTS,
+  MAX_STATE_KEY_BYTES,
+  MAX_STATE_VALUE_BYTES,
+} from './inputs.js';
 export { StorageError, StorageErrorCode } from './errors.js';
 export { STORE_SCHEMA_VERSION } from './store-migrations.js';
 export {

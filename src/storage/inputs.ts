@@ -33,6 +33,21 @@ const evidenceSchema = z.strictObject({
   bytes: bytes({ min: 1 }),
 });
 
+/** Most accounts one receipt is indexed under. */
+export const MAX_RECEIPT_ACCOUNTS = 256;
+/** Longest account key in the account-history index. */
+export const MAX_ACCOUNT_BYTES = 64;
+
+const receiptSchema = z.strictObject({
+  txHash: hash,
+  /** Position of the transaction in its block. */
+  index: uint,
+  /** The receipt as consensus encoded it (opaque here). */
+  bytes: bytes({ min: 1 }),
+  /** The accounts whose history lists the transaction. */
+  accounts: z.array(bytes({ min: 1, max: MAX_ACCOUNT_BYTES })).max(MAX_RECEIPT_ACCOUNTS),
+});
+
 const saveBlockSchema = z.strictObject({
   block: blockSchema,
   /** The quorum certificate that committed this block. */
@@ -46,6 +61,8 @@ const saveBlockSchema = z.strictObject({
    * absent when it returned none.
    */
   validatorUpdates: bytes({ min: 1 }).optional(),
+  /** One receipt per transaction of the block, for receipts and account history. */
+  receipts: z.array(receiptSchema).optional(),
 });
 
 const stateChangesSchema = z.array(stateChangeSchema);
@@ -55,6 +72,7 @@ const heightSchema = uint.optional();
 export type BlockInput = z.infer<typeof blockSchema>;
 export type StateChange = z.infer<typeof stateChangeSchema>;
 export type EvidenceInput = z.infer<typeof evidenceSchema>;
+export type ReceiptInput = z.infer<typeof receiptSchema>;
 export type SaveBlockInput = z.infer<typeof saveBlockSchema>;
 
 /**
@@ -161,6 +179,29 @@ function checkEvidence(input: unknown): EvidenceInput | undefined {
   return valid ? { hash, bytes } : undefined;
 }
 
+const RECEIPT_KEYS: ReadonlySet<string> = new Set(Object.keys(receiptSchema.shape));
+
+function checkAccount(input: unknown): Uint8Array | undefined {
+  return isBytes(input, 1, MAX_ACCOUNT_BYTES) ? input : undefined;
+}
+
+function checkReceipt(input: unknown): ReceiptInput | undefined {
+  if (!isFields(input)) return undefined;
+  const { txHash, index, bytes, accounts } = input;
+  if (
+    !isBytes(txHash, HASH_BYTES, HASH_BYTES) ||
+    !isUint(index) ||
+    !isBytes(bytes, 1, Infinity) ||
+    !Array.isArray(accounts) ||
+    accounts.length > MAX_RECEIPT_ACCOUNTS
+  ) {
+    return undefined;
+  }
+  const checked = checkArray(accounts, checkAccount);
+  if (checked === undefined || !hasOnlyKeys(input, RECEIPT_KEYS)) return undefined;
+  return { txHash, index, bytes, accounts: checked };
+}
+
 const SAVE_BLOCK_KEYS: ReadonlySet<string> = new Set(Object.keys(saveBlockSchema.shape));
 
 export function checkSaveBlockInput(input: unknown): SaveBlockInput | undefined {
@@ -175,6 +216,11 @@ export function checkSaveBlockInput(input: unknown): SaveBlockInput | undefined 
   // An optional field: zod keeps it (even as undefined) when `in` finds it, own or inherited.
   const hasUpdates = 'validatorUpdates' in fields;
   const validatorUpdates = hasUpdates ? fields.validatorUpdates : undefined;
+  const hasReceipts = 'receipts' in fields;
+  const receipts =
+    !hasReceipts || fields.receipts === undefined
+      ? undefined
+      : checkArray(fields.receipts, checkReceipt);
   const valid =
     block !== undefined &&
     isBytes(commit, 1, Infinity) &&
@@ -182,11 +228,18 @@ export function checkSaveBlockInput(input: unknown): SaveBlockInput | undefined 
     stateChanges !== undefined &&
     isBytes(stateRoot, HASH_BYTES, HASH_BYTES) &&
     (validatorUpdates === undefined || isBytes(validatorUpdates, 1, Infinity)) &&
+    (!hasReceipts || fields.receipts === undefined || receipts !== undefined) &&
     hasOnlyKeys(fields, SAVE_BLOCK_KEYS);
   if (!valid) return undefined;
-  return hasUpdates
-    ? { block, commit, evidence, stateChanges, stateRoot, validatorUpdates }
-    : { block, commit, evidence, stateChanges, stateRoot };
+  return {
+    block,
+    commit,
+    evidence,
+    stateChanges,
+    stateRoot,
+    ...(hasUpdates ? { validatorUpdates } : {}),
+    ...(hasReceipts ? { receipts } : {}),
+  };
 }
 
 export function parseSaveBlockInput(input: unknown): SaveBlockInput {
@@ -214,4 +267,10 @@ export function parseUint(input: unknown, name: string): number {
 
 export function parseHash(input: unknown): Uint8Array {
   return checkHash(input) ?? parseInput(hash, input, 'hash');
+}
+
+export function parseAccount(input: unknown): Uint8Array {
+  return (
+    checkAccount(input) ?? parseInput(bytes({ min: 1, max: MAX_ACCOUNT_BYTES }), input, 'account')
+  );
 }

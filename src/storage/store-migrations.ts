@@ -88,6 +88,33 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    name: 'transaction receipts and account history',
+    up: (db) => {
+      db.exec(`
+        -- One receipt per committed transaction (encoded by consensus, opaque here). A
+        -- transaction hash names its first inclusion: a later copy (a replay a block may
+        -- carry, refused by its sequence) does not replace it. Blocks stored before this
+        -- version have no receipts.
+        CREATE TABLE tx_receipt (
+          tx_hash BLOB PRIMARY KEY CHECK (length(tx_hash) = 32),
+          height INTEGER NOT NULL REFERENCES block (height),
+          idx INTEGER NOT NULL CHECK (idx >= 0),
+          bytes BLOB NOT NULL CHECK (length(bytes) >= 1)
+        ) STRICT, WITHOUT ROWID;
+
+        -- The transactions whose receipts name an account, newest first by (height, idx).
+        CREATE TABLE account_tx (
+          account BLOB NOT NULL CHECK (length(account) BETWEEN 1 AND 64),
+          height INTEGER NOT NULL REFERENCES block (height),
+          idx INTEGER NOT NULL CHECK (idx >= 0),
+          tx_hash BLOB NOT NULL CHECK (length(tx_hash) = 32),
+          PRIMARY KEY (account, height, idx)
+        ) STRICT, WITHOUT ROWID;
+      `);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -1,13 +1,20 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import { BlockTables } from './block-store.js';
-import type { BlockReader, CommittedBlock, StoredBlock, StoredEvidence } from './block-store.js';
+import type {
+  BlockReader,
+  CommittedBlock,
+  StoredBlock,
+  StoredEvidence,
+  TxPosition,
+} from './block-store.js';
 import { openDatabase, removeStoreFiles } from './database.js';
 import type { DatabaseOptions } from './database.js';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
 import { checkIntegrity } from './integrity.js';
 import type { IntegrityReport } from './integrity.js';
 import {
+  parseAccount,
   parseHash,
   parseHeight,
   parseSaveBlockInput,
@@ -49,7 +56,7 @@ export interface NodeStore {
   readonly state: StateReader;
   /**
    * Writes a committed block, its quorum certificate, the evidence it includes, its state
-   * changes and its validator updates (when any) in one transaction, and returns once that transaction is fsynced: afterwards the
+   * changes, its validator updates (when any) and its transactions' receipts (when given) in one transaction, and returns once that transaction is fsynced: afterwards the
    * whole block survives a crash or power loss; if it throws, nothing of it was written.
    * The state root computed from the changes must equal `stateRoot`.
    */
@@ -136,6 +143,21 @@ class SqliteNodeStore implements NodeStore {
         this.guard('validator updates range', () =>
           tables.validatorUpdatesRange(parseUint(from, 'fromHeight'), parseUint(to, 'toHeight')),
         ),
+      receipt: (txHash: Uint8Array) =>
+        this.guard('receipt', () => tables.receipt(parseHash(txHash))),
+      accountHistory: (account: Uint8Array, before: TxPosition | null, limit: number) =>
+        this.guard('account history', () =>
+          tables.accountHistory(
+            parseAccount(account),
+            before === null
+              ? null
+              : {
+                  height: parseUint(before.height, 'height'),
+                  index: parseUint(before.index, 'index'),
+                },
+            parseUint(limit, 'limit'),
+          ),
+        ),
     };
   }
 
@@ -163,10 +185,10 @@ class SqliteNodeStore implements NodeStore {
           path: this.path,
         });
       }
-      const { block, commit, evidence, stateChanges, stateRoot, validatorUpdates } =
+      const { block, commit, evidence, stateChanges, stateRoot, validatorUpdates, receipts } =
         parseSaveBlockInput(input);
       const write = this.db.transaction((): StateWrite => {
-        this.blockTables.append(block, commit, evidence, validatorUpdates);
+        this.blockTables.append(block, commit, evidence, validatorUpdates, receipts);
         // Plan on the latest version as SQLite has it under the write lock, not on a copy.
         this.stateTables.forgetLatest();
         const planned = this.stateTables.plan(stateChanges);

@@ -1,3 +1,4 @@
+import { fromHex } from '../../src/crypto/bytes.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -65,6 +66,9 @@ async function waitForHeight(target: ValidatorNode, height: number): Promise<voi
 }
 
 describe('a validator node', () => {
+  /** The kv set the first running node committed; its receipt outlives a restart. */
+  let setTxHash: Uint8Array = new Uint8Array(32);
+
   it('refuses a malformed configuration with exit code 2, naming the file and field', async () => {
     const bad = path.join(root, 'bad.json');
     await writeFile(bad, JSON.stringify({ name: 'node-1', dataDir: 'd', stoq: { port: -1 } }));
@@ -174,6 +178,17 @@ describe('a validator node', () => {
       });
       assert.equal(set.sequence, 0);
       assert.equal(set.status.status, 'committed');
+      // The node stored its receipt with the block (kv emits no events).
+      setTxHash = fromHex(set.txHash);
+      const receipt = await client.receipt(setTxHash);
+      assert.deepEqual(
+        { code: receipt.code, events: receipt.events, height: receipt.height },
+        {
+          code: 0,
+          events: [],
+          height: set.status.status === 'committed' ? set.status.height : -1,
+        },
+      );
       const read = await readKv(client, 'greeting');
       assert.equal(new TextDecoder().decode(read.value ?? new Uint8Array()), 'hello');
       const absent = await readKv(client, 'nothing-here');
@@ -206,6 +221,9 @@ describe('a validator node', () => {
     const session = await openOperatorSession(target);
     try {
       const client = session.client('node-1');
+      // After a restart the in-memory results are gone; the stored receipt still answers.
+      assert.equal((await client.txStatus(setTxHash)).status, 'committed');
+      assert.equal((await client.receipt(setTxHash)).code, 0);
       const privateKey = await operatorKey(target.operator.keyFile);
       const account = await client.query({
         path: SEQUENCE_QUERY,

@@ -124,6 +124,72 @@ describe('block store', () => {
     assert.equal(store.verifyIntegrity().blocks, 3);
   });
 
+  it('keeps receipts and the account history with the block, newest first, paged', () => {
+    const alice = text('alice');
+    const bob = text('bob');
+    const hashOf = (tag: string) => sha256(text(tag));
+    const receipt = (tag: string, index: number, accounts: Uint8Array[]) => ({
+      txHash: hashOf(tag),
+      index,
+      bytes: text(`receipt ${tag}`),
+      accounts,
+    });
+    store.saveBlock({
+      ...nextBlock(store),
+      receipts: [receipt('t1', 0, [alice, bob]), receipt('t2', 1, [alice, alice])],
+    });
+    store.saveBlock({ ...nextBlock(store), receipts: [] });
+    store.saveBlock({
+      ...nextBlock(store),
+      // A replayed transaction (same hash) keeps its first receipt; a refused one names nobody.
+      receipts: [receipt('t1', 0, [alice]), receipt('t3', 1, [bob]), receipt('t4', 2, [])],
+    });
+    assert.deepEqual(store.blocks.receipt(hashOf('t1')), {
+      txHash: hashOf('t1'),
+      height: 1,
+      index: 0,
+      bytes: text('receipt t1'),
+    });
+    assert.equal(store.blocks.receipt(hashOf('t4'))?.height, 3);
+    assert.equal(store.blocks.receipt(hashOf('unknown')), null);
+    const positions = (
+      account: Uint8Array,
+      before: { height: number; index: number } | null,
+      limit: number,
+    ) =>
+      store.blocks.accountHistory(account, before, limit).map((tx) => `${tx.height}.${tx.index}`);
+    assert.deepEqual(positions(alice, null, 10), ['3.0', '1.1', '1.0']);
+    assert.deepEqual(positions(alice, null, 2), ['3.0', '1.1']);
+    assert.deepEqual(positions(alice, { height: 1, index: 1 }, 10), ['1.0']);
+    assert.deepEqual(positions(bob, { height: 3, index: 1 }, 10), ['1.0']);
+    assert.deepEqual(positions(text('carol'), null, 10), []);
+    assert.deepEqual(
+      store.blocks.accountHistory(alice, null, 1)[0]?.txHash,
+      hashOf('t1'),
+      'the history names the transaction hash',
+    );
+
+    // A refused block leaves no receipts; malformed receipts are schema errors.
+    const before = tableCounts(path);
+    const input = { ...nextBlock(store), receipts: [receipt('t5', 0, [alice])] };
+    assert.throws(
+      () => store.saveBlock({ ...input, stateRoot: sha256(text('wrong')) }),
+      storageError(StorageErrorCode.STATE_ROOT_MISMATCH),
+    );
+    assert.throws(
+      () => store.saveBlock({ ...input, receipts: [receipt('t5', 0, [new Uint8Array(65)])] }),
+      (error: unknown) =>
+        isHyperMeshError(error, SchemaErrorCode.INVALID) &&
+        /receipts\.0\.accounts\.0|receipts\[0\]\.accounts\[0\]/.test((error as Error).message),
+    );
+    assert.deepEqual(tableCounts(path), before);
+    assert.equal(store.blocks.receipt(hashOf('t5')), null);
+    assert.throws(
+      () => store.blocks.accountHistory(new Uint8Array(0), null, 1),
+      (error: unknown) => isHyperMeshError(error, SchemaErrorCode.INVALID),
+    );
+  });
+
   it('range reads return blocks with their commits, ascending and bounded', () => {
     for (let i = 0; i < 12; i++)
       store.saveBlock(nextBlock(store, { stateChanges: changes(`r${i}`, 2, 'v') }));

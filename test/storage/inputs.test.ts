@@ -255,6 +255,25 @@ const saveBlockInput = objectOf({
   stateRoot: field(hash),
   // Optional: present, present but undefined, or (rarely, `drop`) absent.
   validatorUpdates: fc.oneof(field(nonEmpty), fc.constant(undefined)),
+  // Often absent, so enough whole inputs stay valid (the receipts' own shapes vary a lot).
+  receipts: fc.oneof(
+    { weight: 1, arbitrary: fc.constant(undefined) },
+    arrayOf(
+      objectOf({
+        txHash: field(hash),
+        index: field(integer),
+        bytes: field(nonEmpty),
+        // Accounts of 1..64 bytes, sometimes around the bounds.
+        accounts: arrayOf(
+          fc.oneof(
+            { weight: 30, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }) },
+            { weight: 1, arbitrary: fc.uint8Array({ minLength: 63, maxLength: 66 }) },
+            { weight: 1, arbitrary: byteString },
+          ),
+        ),
+      }),
+    ),
+  ),
 });
 
 describe('storage input checks', () => {

@@ -125,18 +125,35 @@ describe('store schema migrations', () => {
     );
 
     const store = openStore(path);
-    assert.equal(store.schemaVersion, 3);
-    assert.deepEqual(versions(path).at(-1), {
-      version: 3,
-      name: 'validator-set updates per block',
-    });
+    assert.equal(store.schemaVersion, 4);
+    assert.deepEqual(versions(path).slice(2), [
+      { version: 3, name: 'validator-set updates per block' },
+      { version: 4, name: 'transaction receipts and account history' },
+    ]);
     assert.equal(store.blocks.validatorUpdatesAt(1), null);
     assert.deepEqual(store.blocks.validatorUpdatesRange(1, 2), []);
     store.saveBlock({ ...nextBlock(store), validatorUpdates: new Uint8Array([1, 2, 3]) });
     assert.deepEqual(store.blocks.validatorUpdatesRange(1, 3), [
       { height: 3, bytes: new Uint8Array([1, 2, 3]) },
     ]);
-    assert.equal(store.verifyIntegrity().latestHeight, 3);
+    // Blocks stored before version 4 have no receipts; later ones do.
+    const txHash = new Uint8Array(32).fill(7);
+    assert.equal(store.blocks.receipt(txHash), null);
+    const account = new Uint8Array([1, 2]);
+    store.saveBlock({
+      ...nextBlock(store),
+      receipts: [{ txHash, index: 0, bytes: new Uint8Array([5]), accounts: [account] }],
+    });
+    assert.deepEqual(store.blocks.receipt(txHash), {
+      txHash,
+      height: 4,
+      index: 0,
+      bytes: new Uint8Array([5]),
+    });
+    assert.deepEqual(store.blocks.accountHistory(account, null, 10), [
+      { height: 4, index: 0, txHash },
+    ]);
+    assert.equal(store.verifyIntegrity().latestHeight, 4);
     store.close();
   });
 

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
-import { parseInput, uint } from '../../codec/schema.js';
+import { bytes, parseInput, uint } from '../../codec/schema.js';
 import { toHex } from '../../crypto/bytes.js';
-import type { TxResult } from '../app.js';
+import { EVENT_LIMITS, type TxEvent, type TxResult } from '../app.js';
 import { BoundedMap } from '../../codec/bounded-map.js';
 
 /** Where and how a committed transaction was executed. */
@@ -71,4 +71,84 @@ const recordedTxResultSchema = z.strictObject({
 /** Decodes a `tx/result` answer (client side). Throws `CborError` or `SchemaError`. */
 export function decodeRecordedTxResult(bytes: Uint8Array): RecordedTxResult {
   return parseInput(recordedTxResultSchema, decodeCanonical(bytes), 'txResult');
+}
+
+/**
+ * A committed transaction's receipt: where it ran, its result code and log, and the events it
+ * emitted (`TxEvent`, empty when refused). Nodes store it with the block (NodeStore receipts)
+ * and serve it by transaction hash; like the results it is derived by executing the block and
+ * has no proof.
+ */
+export interface TxReceipt extends RecordedTxResult {
+  readonly txHash: Uint8Array;
+  readonly events: readonly TxEvent[];
+}
+
+/** Canonical CBOR `{height, index, code, log, events}`; the hash is the storage key. */
+export function encodeTxReceipt(receipt: TxReceipt): Uint8Array {
+  return encodeCanonical({
+    height: receipt.height,
+    index: receipt.index,
+    code: receipt.code,
+    log: receipt.log,
+    events: receipt.events.map((event) => ({
+      type: event.type,
+      attributes: event.attributes,
+      accounts: event.accounts,
+    })),
+  });
+}
+
+const receiptSchema = z.strictObject({
+  height: uint,
+  index: uint,
+  code: uint,
+  log: z.string(),
+  events: z
+    .array(
+      z.strictObject({
+        type: z.string().min(1).max(128),
+        attributes: z.record(z.string().max(64), z.string().max(EVENT_LIMITS.valueChars)),
+        accounts: z
+          .array(bytes({ min: 1, max: EVENT_LIMITS.accountBytes }))
+          .max(EVENT_LIMITS.accountsPerEvent),
+      }),
+    )
+    .max(EVENT_LIMITS.eventsPerTx),
+});
+
+/** Decodes a stored receipt of `txHash`. Throws `CborError` or `SchemaError`. */
+export function decodeTxReceipt(txHash: Uint8Array, bytes: Uint8Array): TxReceipt {
+  const fields = parseInput(receiptSchema, decodeCanonical(bytes), 'receipt');
+  return { txHash, ...fields };
+}
+
+/**
+ * The receipts of a block's results (`txResults[i]` is transaction i) as the store keeps them:
+ * each indexed under the accounts its events name (each account once).
+ */
+export function blockReceipts(
+  height: number,
+  results: readonly TxResult[],
+): { txHash: Uint8Array; index: number; bytes: Uint8Array; accounts: Uint8Array[] }[] {
+  return results.map((result, index) => {
+    const events = result.events ?? [];
+    const accounts = new Map<string, Uint8Array>();
+    for (const event of events) {
+      for (const account of event.accounts) accounts.set(toHex(account), account);
+    }
+    return {
+      txHash: result.txHash,
+      index,
+      bytes: encodeTxReceipt({
+        txHash: result.txHash,
+        height,
+        index,
+        code: result.code,
+        log: result.log,
+        events,
+      }),
+      accounts: [...accounts.values()],
+    };
+  });
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../../crypto/bytes.js';
 import type { BlockExecutionResult } from '../app.js';
+import { blockReceipts } from '../application/tx-results.js';
 import type { ConsensusAction, ConsensusEvent, StepResult } from '../events.js';
 import { checkValidatorUpdates, nextHeightContext, type HeightContext } from '../height-context.js';
 import { encodeValidatorUpdates } from '../validator-updates.js';
@@ -735,6 +736,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
         stateChanges: [...result.changes],
         stateRoot: result.stateRoot,
         ...(updates.length === 0 ? {} : { validatorUpdates: encodeValidatorUpdates(updates) }),
+        receipts: blockReceipts(header.height, result.txResults),
       });
     } catch (error) {
       this.halt(

@@ -18,7 +18,7 @@ import {
   type StoqEndpoint,
 } from '../../stoq/index.js';
 import type { StoredValidatorUpdates } from '../../storage/index.js';
-import type { QueryRequest, QueryResponse } from '../app.js';
+import { EVENT_LIMITS, type QueryRequest, type QueryResponse } from '../app.js';
 import type { SyncedBlock } from '../driver/ports.js';
 import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_TX_BYTES } from '../wire.js';
 
@@ -41,6 +41,8 @@ export const MAX_VALIDATOR_UPDATE_SPAN = 100_000;
  * first block that would exceed it and says where to continue (`nextHeight`).
  */
 export const MAX_VALIDATOR_UPDATE_RESPONSE_BYTES = 2 * 1024 * 1024;
+/** Most receipts one `accountHistory` page returns. */
+export const MAX_HISTORY_PAGE_SIZE = 100;
 /** Entries in a node status record, and items in one of its lists. */
 export const MAX_STATUS_ENTRIES = 256;
 /** Most transactions in one `submitTxs` call. */
@@ -121,6 +123,32 @@ const queryPath = z
   .max(256)
   .regex(/^[a-z][a-z0-9_-]{0,62}\/[\x21-\x7e]{1,192}$/, 'expected <module>/<query>');
 
+const txEvent = z.strictObject({
+  type: z.string().min(1).max(128),
+  attributes: z
+    .record(z.string().min(1).max(64), z.string().max(EVENT_LIMITS.valueChars))
+    .refine((record) => Object.keys(record).length <= EVENT_LIMITS.attributesPerEvent, {
+      message: `at most ${EVENT_LIMITS.attributesPerEvent} attributes`,
+    }),
+  accounts: z
+    .array(bytes({ min: 1, max: EVENT_LIMITS.accountBytes }))
+    .max(EVENT_LIMITS.accountsPerEvent),
+});
+
+const txReceipt = z.strictObject({
+  txHash,
+  height,
+  index: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  code: z.int().min(0).max(0xffff_ffff),
+  log: text,
+  events: z.array(txEvent).max(EVENT_LIMITS.eventsPerTx),
+});
+
+const txPosition = z.strictObject({
+  height,
+  index: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
 const queryResponse = z.strictObject({
   height: height.nullable(),
   value: bytes({ max: MAX_QUERY_RESULT_BYTES }).nullable(),
@@ -183,6 +211,23 @@ export const nodeApiService = defineService({
       response: statusRecord,
       allow: anyone,
     }),
+    receipt: unary({
+      request: z.strictObject({ txHash }),
+      response: txReceipt,
+      allow: anyone,
+    }),
+    accountHistory: unary({
+      request: z.strictObject({
+        account: bytes({ min: 1, max: EVENT_LIMITS.accountBytes }),
+        before: txPosition.optional(),
+        limit: z.int().min(1).max(MAX_HISTORY_PAGE_SIZE),
+      }),
+      response: z.strictObject({
+        receipts: z.array(txReceipt).max(MAX_HISTORY_PAGE_SIZE),
+        next: txPosition.nullable(),
+      }),
+      allow: anyone,
+    }),
     validatorUpdates: unary({
       request: z
         .strictObject({ fromHeight: height, toHeight: height })
@@ -221,6 +266,13 @@ export const nodeApiService = defineService({
 
 export type NodeApiService = typeof nodeApiService;
 
+/** A committed transaction's receipt as the node API carries it. */
+export type TxReceiptView = z.output<typeof txReceipt>;
+/** A page of an account's history, newest first; `next` continues it (null: no more). */
+export interface AccountHistoryPage {
+  readonly receipts: readonly TxReceiptView[];
+  readonly next: { readonly height: number; readonly index: number } | null;
+}
 /** The outcome of `submitTx`: admitted to the mempool, or refused with a stable code. */
 export type TxSubmitResult = z.output<typeof submitResponse>;
 export type TxStatus = z.output<typeof txStatusResponse>;
@@ -247,6 +299,18 @@ export interface NodeRpcHandlers {
   status(ctx: CallContext): Awaitable<NodeStatusRecord>;
   /** The committed block at `height`, or null when the node has none (→ NOT_FOUND). */
   getBlock(height: number, ctx: CallContext): Awaitable<SyncedBlock | null>;
+  /** The receipt of a committed transaction, or null (→ NOT_FOUND). */
+  receipt(txHash: Uint8Array, ctx: CallContext): Awaitable<TxReceiptView | null>;
+  /**
+   * The receipts of transactions whose events name `account`, newest first, strictly before
+   * `before` (default: from the newest), at most `limit`.
+   */
+  accountHistory(
+    account: Uint8Array,
+    before: { readonly height: number; readonly index: number } | undefined,
+    limit: number,
+    ctx: CallContext,
+  ): Awaitable<AccountHistoryPage>;
   /**
    * The encoded validator updates (consensus/validator-updates.ts) that committed blocks
    * `fromHeight..toHeight` returned, ascending, only blocks that returned any.
@@ -329,6 +393,26 @@ export function registerNodeRpc(
         }
         return { height: found.height, block: found.block, commit: found.commit };
       }),
+    receipt: (request, ctx) =>
+      run(async () => {
+        const found = await handlers.receipt(request.txHash, ctx);
+        if (found === null) {
+          throw new StoqError(StoqErrorCode.NOT_FOUND, 'no receipt for this transaction', {
+            reason: 'no-receipt',
+          });
+        }
+        return receiptView(found);
+      }),
+    accountHistory: (request, ctx) =>
+      run(async () => {
+        const page = await handlers.accountHistory(
+          request.account,
+          request.before,
+          request.limit,
+          ctx,
+        );
+        return { receipts: page.receipts.map(receiptView), next: page.next };
+      }),
     validatorUpdates: (request, ctx) =>
       run(async () => {
         const stored = await handlers.validatorUpdates(request.fromHeight, request.toHeight, ctx);
@@ -355,6 +439,23 @@ function pageOfUpdates(stored: readonly StoredValidatorUpdates[]): {
     updates.push({ height: entry.height, updates: entry.bytes });
   }
   return { updates, nextHeight: null };
+}
+
+/** Only the fields of the response schema (a stored receipt may carry more). */
+function receiptView(receipt: TxReceiptView): TxReceiptView {
+  const { txHash: hash, height: at, index, code: result, log, events } = receipt;
+  return {
+    txHash: hash,
+    height: at,
+    index,
+    code: result,
+    log,
+    events: events.map((event) => ({
+      type: event.type,
+      attributes: { ...event.attributes },
+      accounts: [...event.accounts],
+    })),
+  };
 }
 
 function submitResult(result: TxSubmitResult): TxSubmitResult {
@@ -463,6 +564,17 @@ export interface NodeRpcClient {
   status(options?: CallOptions): Promise<NodeStatusRecord>;
   /** Rejects with NOT_FOUND (`detail.reason` `no-block`) when the node has no such block. */
   getBlock(height: number, options?: CallOptions): Promise<SyncedBlock>;
+  /** Rejects with NOT_FOUND (`detail.reason` `no-receipt`) for an unknown transaction. */
+  receipt(txHash: Uint8Array, options?: CallOptions): Promise<TxReceiptView>;
+  /** One page of an account's history (see `NodeRpcHandlers.accountHistory`). */
+  accountHistory(
+    request: {
+      readonly account: Uint8Array;
+      readonly before?: { readonly height: number; readonly index: number };
+      readonly limit: number;
+    },
+    options?: CallOptions,
+  ): Promise<AccountHistoryPage>;
   /**
    * Every validator update blocks `fromHeight..toHeight` returned (ascending; blocks without
    * updates are absent), fetched page by page. As the node states them: a verifier checks them
@@ -523,6 +635,17 @@ export function createNodeRpcClient(
     status: (callOptions) => rpc.call('status', {}, callOptions),
     getBlock: (blockHeight, callOptions) =>
       rpc.call('getBlock', { height: blockHeight }, callOptions),
+    receipt: (hash, callOptions) => rpc.call('receipt', { txHash: hash }, callOptions),
+    accountHistory: (request, callOptions) =>
+      rpc.call(
+        'accountHistory',
+        {
+          account: request.account,
+          limit: request.limit,
+          ...(request.before === undefined ? {} : { before: request.before }),
+        },
+        callOptions,
+      ),
     validatorUpdates: async (fromHeight, toHeight, callOptions) => {
       if (toHeight < fromHeight) {
         throw new StoqError(

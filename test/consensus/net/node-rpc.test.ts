@@ -12,6 +12,7 @@ import {
   MAX_QUERY_DATA_BYTES,
   MAX_SUBMIT_BATCH,
   MAX_SUBMIT_BATCH_BYTES,
+  MAX_HISTORY_PAGE_SIZE,
   MAX_VALIDATOR_UPDATE_SPAN,
   NODE_API_SERVICE_NAME,
   SubmitBatchRefusal,
@@ -47,6 +48,21 @@ let mempoolClient: NodeRpcClient;
 const sha256 = (data: Uint8Array): Uint8Array =>
   new Uint8Array(createHash('sha256').update(data).digest());
 const root = new Uint8Array(32).fill(0xab);
+
+const sampleReceipt = {
+  txHash: new Uint8Array(32).fill(7),
+  height: 4,
+  index: 1,
+  code: 0,
+  log: '',
+  events: [
+    {
+      type: 'caesar/transfer',
+      attributes: { amount: '5' },
+      accounts: [new Uint8Array(32).fill(1)],
+    },
+  ],
+};
 
 /** Validator updates of heights 3, 5 and 8, one MiB each: a response carries two of them. */
 const storedUpdates = [3, 5, 8].map((height) => ({
@@ -125,6 +141,17 @@ const handlers: NodeRpcHandlers = {
     calls.push('getBlock');
     return height === 1 ? { height: 1, block: Uint8Array.of(1), commit: Uint8Array.of(2) } : null;
   },
+  receipt: (txHash) => {
+    calls.push('receipt');
+    return txHash[0] === 7 ? { ...sampleReceipt, txHash, extra: 'stays on the server' } : null;
+  },
+  accountHistory: (account, before, limit) => {
+    calls.push(`accountHistory ${account.length} ${before?.height ?? '-'} ${limit}`);
+    return {
+      receipts: [sampleReceipt],
+      next: before === undefined ? { height: 4, index: 0 } : null,
+    };
+  },
   validatorUpdates: (fromHeight, toHeight) => {
     calls.push(`validatorUpdates ${fromHeight}..${toHeight}`);
     return storedUpdates.filter((entry) => entry.height >= fromHeight && entry.height <= toHeight);
@@ -168,6 +195,8 @@ const lax = defineService({
     status: laxMethod(),
     getBlock: laxMethod(),
     validatorUpdates: laxMethod(),
+    receipt: laxMethod(),
+    accountHistory: laxMethod(),
   },
 });
 
@@ -230,6 +259,38 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
       assert.equal((error as StoqError).detail.reason, 'no-block');
       return true;
     });
+  });
+
+  it('serves receipts and account history, schema-checked both ways', async () => {
+    const receipt = await client.receipt(new Uint8Array(32).fill(7));
+    assert.deepEqual(receipt, sampleReceipt, 'only the schema fields travel');
+    await assert.rejects(client.receipt(new Uint8Array(32)), (error: unknown) => {
+      isStoqError(StoqErrorCode.NOT_FOUND)(error);
+      assert.equal((error as StoqError).detail.reason, 'no-receipt');
+      return true;
+    });
+    calls.length = 0;
+    const account = new Uint8Array(32).fill(1);
+    assert.deepEqual(await client.accountHistory({ account, limit: 10 }), {
+      receipts: [sampleReceipt],
+      next: { height: 4, index: 0 },
+    });
+    assert.deepEqual(
+      await client.accountHistory({ account, limit: 1, before: { height: 4, index: 0 } }),
+      { receipts: [sampleReceipt], next: null },
+    );
+    assert.deepEqual(calls, ['accountHistory 32 - 10', 'accountHistory 32 4 1']);
+    for (const request of [
+      { account, limit: 0 },
+      { account, limit: MAX_HISTORY_PAGE_SIZE + 1 },
+      { account: new Uint8Array(0), limit: 1 },
+      { account: new Uint8Array(65), limit: 1 },
+    ]) {
+      await assert.rejects(
+        client.accountHistory(request),
+        isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+      );
+    }
   });
 
   it('pages validator updates by size, and refuses ranges outside the schema', async () => {
