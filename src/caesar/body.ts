@@ -6,20 +6,35 @@ import {
   STAKING_FIELDS,
   UNBOND_OP,
   UNJAIL_OP,
+  encodeStakingTx,
   readStakingTx,
 } from './staking-tx.js';
 import type { StakingTx } from './staking-tx.js';
-import { TRANSFER_FIELDS, TRANSFER_OP, readTransfer } from './transfer.js';
+import { GOV_FIELDS, SUBMIT_PROPOSAL_OP, VOTE_OP, encodeGovTx, readGovTx } from './gov-tx.js';
+import type { GovTx } from './gov-tx.js';
+import { TRANSFER_FIELDS, TRANSFER_OP, encodeTransfer, readTransfer } from './transfer.js';
 import type { Transfer } from './transfer.js';
 
-/** Every Caesar transaction body: a transfer or a staking transaction, told apart by `op`. */
-export type CaesarTx = Transfer | StakingTx;
+/** Every Caesar transaction body: a transfer, a staking or a governance transaction, by `op`. */
+export type CaesarTx = Transfer | StakingTx | GovTx;
 
-export const CAESAR_OPS = [TRANSFER_OP, CREATE_VALIDATOR_OP, DELEGATE_OP, UNBOND_OP, UNJAIL_OP];
+export const CAESAR_OPS = [
+  TRANSFER_OP,
+  CREATE_VALIDATOR_OP,
+  DELEGATE_OP,
+  UNBOND_OP,
+  UNJAIL_OP,
+  SUBMIT_PROPOSAL_OP,
+  VOTE_OP,
+];
 
 /** Every field name of any body, for reading the first key before the op is known. */
 const ANY_FIELD: readonly string[] = [
-  ...new Set<string>([...TRANSFER_FIELDS, ...Object.values(STAKING_FIELDS).flat()]),
+  ...new Set<string>([
+    ...TRANSFER_FIELDS,
+    ...Object.values(STAKING_FIELDS).flat(),
+    ...Object.values(GOV_FIELDS).flat(),
+  ]),
 ];
 
 /**
@@ -46,6 +61,10 @@ export function decodeCaesarBody(body: Uint8Array): CaesarTx {
       case UNJAIL_OP:
         reader.setContext(op);
         return readStakingTx(reader, op, count);
+      case SUBMIT_PROPOSAL_OP:
+      case VOTE_OP:
+        reader.setContext(op);
+        return readGovTx(reader, op, count);
       default:
         return reader.malformed(
           `unknown op ${JSON.stringify(op)}; known: ${CAESAR_OPS.map((o) => `"${o}"`).join(', ')}`,
@@ -57,5 +76,18 @@ export function decodeCaesarBody(body: Uint8Array): CaesarTx {
       CaesarErrorCode.MALFORMED_BODY,
       `caesar body: ${error instanceof Error ? error.message : String(error)}`,
     );
+  }
+}
+
+/** The body of any Caesar transaction (the inverse of `decodeCaesarBody`). Throws `CaesarError`. */
+export function encodeCaesarBody(tx: CaesarTx): Uint8Array {
+  switch (tx.op) {
+    case TRANSFER_OP:
+      return encodeTransfer(tx);
+    case SUBMIT_PROPOSAL_OP:
+    case VOTE_OP:
+      return encodeGovTx(tx);
+    default:
+      return encodeStakingTx(tx);
   }
 }

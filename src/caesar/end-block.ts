@@ -3,6 +3,7 @@ import type { EndBlockContext, ModuleState } from '../consensus/application/modu
 import { MAX_TOTAL_VOTING_POWER } from '../consensus/validator-set.js';
 import { ed25519Address } from './address.js';
 import { MAX_AMOUNT } from './amount.js';
+import { governanceEndBlock } from './gov-end-block.js';
 import { decodeTokenParams, encodeTokenParams } from './params.js';
 import { BASIS_POINTS, decodeStakingParams } from './staking-params.js';
 import type { StakingParams } from './staking-params.js';
@@ -39,7 +40,9 @@ import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from '.
  *    signed the previous block's commit (by power), the proposer taking its bonus first;
  * 4. unbondings that complete at this height return to their delegators' balances;
  * 5. validator updates: validators jailed in this block leave the set now (effective at
- *    height + 2); at an epoch height the whole set is recomputed from stake.
+ *    height + 2); at an epoch height the whole set is recomputed from stake;
+ * 6. governance (gov-end-block.ts): proposals whose voting ends here are tallied, passed ones
+ *    whose timelock ends here are applied, for the blocks after this one.
  *
  * Without a staking section in the genesis (no `stk/params`) it does nothing.
  */
@@ -409,5 +412,6 @@ export function caesarEndBlock(ctx: EndBlockContext): ValidatorUpdate[] {
       encodeTokenParams({ ...token, supply: token.supply + ledger.minted - ledger.burnt }),
     );
   }
+  governanceEndBlock(state, ctx.height);
   return updates;
 }

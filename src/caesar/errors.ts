@@ -46,6 +46,22 @@ export enum CaesarErrorCode {
   JAIL_NOT_OVER = 'CAESAR_JAIL_NOT_OVER',
   /** `create-validator` when `MAX_VALIDATOR_CANDIDATES` validators exist. */
   TOO_MANY_VALIDATORS = 'CAESAR_TOO_MANY_VALIDATORS',
+  /** A proposal naming a parameter that governance cannot change. */
+  GOV_UNKNOWN_PARAM = 'CAESAR_GOV_UNKNOWN_PARAM',
+  /** A proposal whose values are out of bounds, or would make the parameters invalid together. */
+  GOV_INVALID_PARAM = 'CAESAR_GOV_INVALID_PARAM',
+  /** A proposal's deposit below `minDeposit`. */
+  GOV_DEPOSIT_TOO_SMALL = 'CAESAR_GOV_DEPOSIT_TOO_SMALL',
+  /** A vote on a proposal that does not exist. */
+  GOV_UNKNOWN_PROPOSAL = 'CAESAR_GOV_UNKNOWN_PROPOSAL',
+  /** A vote on a proposal whose voting period is over. */
+  GOV_VOTING_CLOSED = 'CAESAR_GOV_VOTING_CLOSED',
+  /** A vote by an account without bonded stake. */
+  GOV_NO_STAKE = 'CAESAR_GOV_NO_STAKE',
+  /** A proposal when `MAX_ACTIVE_PROPOSALS` are in voting or waiting for their timelock. */
+  GOV_TOO_MANY_PROPOSALS = 'CAESAR_GOV_TOO_MANY_PROPOSALS',
+  /** A new voter on a proposal that already has `MAX_PROPOSAL_VOTERS` voters. */
+  GOV_TOO_MANY_VOTERS = 'CAESAR_GOV_TOO_MANY_VOTERS',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -69,6 +85,14 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.NOT_JAILED]: 17,
   [CaesarErrorCode.JAIL_NOT_OVER]: 18,
   [CaesarErrorCode.TOO_MANY_VALIDATORS]: 19,
+  [CaesarErrorCode.GOV_UNKNOWN_PARAM]: 20,
+  [CaesarErrorCode.GOV_INVALID_PARAM]: 21,
+  [CaesarErrorCode.GOV_DEPOSIT_TOO_SMALL]: 22,
+  [CaesarErrorCode.GOV_UNKNOWN_PROPOSAL]: 23,
+  [CaesarErrorCode.GOV_VOTING_CLOSED]: 24,
+  [CaesarErrorCode.GOV_NO_STAKE]: 25,
+  [CaesarErrorCode.GOV_TOO_MANY_PROPOSALS]: 26,
+  [CaesarErrorCode.GOV_TOO_MANY_VOTERS]: 27,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

@@ -20,6 +20,13 @@ import {
 } from './staking-params.js';
 import type { StakingParams } from './staking-params.js';
 import {
+  DEFAULT_GOV_PARAMS,
+  GOV_PARAMS_KEY,
+  encodeGovParams,
+  govParamsSchema,
+} from './gov-params.js';
+import type { GovParams } from './gov-params.js';
+import {
   ACTIVE_SET_KEY,
   BONDED_KEY,
   JailReason,
@@ -78,6 +85,11 @@ export interface CaesarGenesis {
   readonly allocations: readonly GenesisAllocation[];
   /** Staking; absent: no staking transactions, rewards or validator updates. */
   readonly staking?: StakingGenesis;
+  /**
+   * Governance parameters (needs staking); absent: the defaults, stored nowhere, so a genesis
+   * without them has the initial state it had before governance existed.
+   */
+  readonly governance?: GovParams;
 }
 
 /**
@@ -93,6 +105,7 @@ export type CaesarGenesisJson = {
   };
   readonly allocations: readonly { readonly address: string; readonly amount: string }[];
   readonly staking?: StakingGenesisJson;
+  readonly governance?: { readonly [name: string]: number | string };
 };
 
 /** The staking section of the JSON form: amounts as decimal strings, bytes as hex. */
@@ -170,6 +183,19 @@ const jsonParamsSchema = z
   .transform((given) => ({ ...DEFAULT_STAKING_PARAMS, ...given }))
   .pipe(stakingParamsSchema);
 
+/** Every governance parameter optional (the defaults fill in); `minDeposit` a decimal string. */
+const jsonGovSchema = z
+  .strictObject({
+    minDeposit: decimalAmount,
+    votingPeriod: z.int(),
+    quorumBps: z.int(),
+    thresholdBps: z.int(),
+    timelock: z.int(),
+  })
+  .partial()
+  .transform((given) => ({ ...DEFAULT_GOV_PARAMS, ...given }))
+  .pipe(govParamsSchema);
+
 const jsonStakingSchema = z.strictObject({
   params: jsonParamsSchema.optional().transform((params) => params ?? DEFAULT_STAKING_PARAMS),
   validators: z
@@ -194,6 +220,7 @@ const jsonSchema = z.strictObject({
   }),
   allocations: allocations(z.strictObject({ address: hexAddress, amount: decimalAmount })),
   staking: jsonStakingSchema.optional(),
+  governance: jsonGovSchema.optional(),
 });
 
 const amount = z.bigint().min(0n).max(MAX_AMOUNT);
@@ -224,6 +251,7 @@ const typedSchema = z.strictObject({
         .max(MAX_VALIDATORS_IN_GENESIS),
     })
     .optional(),
+  governance: govParamsSchema.optional(),
 });
 
 /** Bytewise order (shorter first on a common prefix), as the state store orders keys. */
@@ -339,6 +367,18 @@ function withStaking(parsed: CaesarGenesis, result: CaesarGenesis): CaesarGenesi
   return { ...result, staking: { params: { ...params }, validators } };
 }
 
+/** Adds the governance parameters; they need staking, which weighs the votes. */
+function withGovernance(parsed: CaesarGenesis, result: CaesarGenesis): CaesarGenesis {
+  if (parsed.governance === undefined) return result;
+  if (parsed.staking === undefined) {
+    throw new CaesarGenesisError(
+      CaesarGenesisErrorCode.INVALID,
+      'caesarGenesis.governance: governance weighs votes by bonded stake and needs the staking section',
+    );
+  }
+  return { ...result, governance: { ...parsed.governance } };
+}
+
 /**
  * Checks that a Caesar genesis's staking validators are exactly the consensus genesis
  * validators: the same Ed25519 keys, FALCON keys and storage roots, and each consensus power
@@ -405,7 +445,7 @@ export function parseCaesarGenesis(input: unknown): CaesarGenesis {
   }
   // Staking first: a repeated validator is reported as such, not as a supply mismatch.
   const staked = withStaking(parsed, { token: parsed.token, allocations: [] });
-  return { ...staked, allocations: checkAllocations(parsed) };
+  return { ...withGovernance(parsed, staked), allocations: checkAllocations(parsed) };
 }
 
 /**
@@ -420,7 +460,15 @@ export function checkCaesarGenesis(genesis: CaesarGenesis): CaesarGenesis {
     invalid(error);
   }
   const staked = withStaking(parsed, { token: { ...parsed.token }, allocations: [] });
-  return { ...staked, allocations: checkAllocations(parsed) };
+  return { ...withGovernance(parsed, staked), allocations: checkAllocations(parsed) };
+}
+
+function paramsToJson(params: StakingParams | GovParams): Record<string, number | string> {
+  const json: Record<string, number | string> = {};
+  for (const [name, value] of Object.entries(params)) {
+    json[name] = typeof value === 'bigint' ? value.toString() : (value as number);
+  }
+  return json;
 }
 
 /** The JSON form of a genesis (for writing a genesis file); the inverse of `parseCaesarGenesis`. */
@@ -435,12 +483,10 @@ export function caesarGenesisToJson(genesis: CaesarGenesis): CaesarGenesisJson {
     })),
   };
   if (checked.staking === undefined) return json;
-  const params: Record<string, number | string> = {};
-  for (const [name, value] of Object.entries(checked.staking.params)) {
-    params[name] = typeof value === 'bigint' ? value.toString() : (value as number);
-  }
+  const params = paramsToJson(checked.staking.params);
   return {
     ...json,
+    ...(checked.governance === undefined ? {} : { governance: paramsToJson(checked.governance) }),
     staking: {
       params,
       validators: checked.staking.validators.map((v) => ({
@@ -500,12 +546,17 @@ function stakingInitialState(staking: StakingGenesis): InitialStateEntry[] {
 /**
  * The router's `initialState` for a Caesar genesis: `caesar/params`, one `caesar/bal/…` entry
  * per allocation and, with a staking section, the staking parameters, each genesis validator's
- * record and self-bond delegation, the validator lists and the bonded total; in key order.
+ * record and self-bond delegation, the validator lists and the bonded total, and the governance
+ * parameters when the genesis gives them; in key order.
  * Checks the genesis first (`checkCaesarGenesis`).
  */
 export function caesarInitialState(genesis: CaesarGenesis): InitialStateEntry[] {
   const checked = checkCaesarGenesis(genesis);
-  const staking = checked.staking === undefined ? [] : stakingInitialState(checked.staking);
+  const staking: InitialStateEntry[] =
+    checked.staking === undefined ? [] : stakingInitialState(checked.staking);
+  if (checked.governance !== undefined) {
+    staking.push({ key: GOV_PARAMS_KEY, value: encodeGovParams(checked.governance) });
+  }
   return [
     { key: caesarStateKey(PARAMS_KEY), value: encodeTokenParams(checked.token) },
     ...checked.allocations.map(({ address, amount }) => ({

@@ -88,7 +88,7 @@ export {
   caesarStateKey,
 } from './state.js';
 export { MAX_MEMO_BYTES, TRANSFER_OP, encodeTransfer } from './transfer.js';
-export { CAESAR_OPS, decodeCaesarBody } from './body.js';
+export { CAESAR_OPS, decodeCaesarBody, encodeCaesarBody } from './body.js';
 export type { CaesarTx } from './body.js';
 export { formatTokenAmount, parseBaseUnits, parseTokenAmount, smallestUnit } from './units.js';
 export type { Transfer, TransferInput } from './transfer.js';
@@ -151,3 +151,72 @@ export {
   verifyCaesarValidatorSet,
   verifyCaesarValidators,
 } from './staking-client.js';
+export {
+  DEFAULT_GOV_PARAMS,
+  GOV_PARAMS_KEY,
+  GOV_PARAM_NAMES,
+  decodeGovParams,
+  encodeGovParams,
+  readGovParams,
+} from './gov-params.js';
+export type { GovParams } from './gov-params.js';
+export {
+  AMOUNT_PARAMS,
+  GOVERNABLE_PARAMS,
+  GOVERNABLE_STAKING_PARAMS,
+  MAX_PARAM_CHANGES,
+  NOT_GOVERNABLE,
+  applyParamChanges,
+  isGovernableParam,
+} from './gov-changes.js';
+export type { GovernableParam, ParamChange } from './gov-changes.js';
+export {
+  MAX_TITLE_LENGTH,
+  SUBMIT_PROPOSAL_OP,
+  VOTE_OP,
+  VoteOption,
+  encodeGovTx,
+  normalizeChanges,
+  parseVoteOption,
+  voteOptionName,
+} from './gov-tx.js';
+export type { GovTx, SubmitProposal, Vote } from './gov-tx.js';
+export {
+  GOV_ACTIVE_KEY,
+  GOV_COUNT_KEY,
+  GOV_DEPOSITS_KEY,
+  MAX_ACTIVE_PROPOSALS,
+  MAX_PROPOSAL_VOTERS,
+  ProposalStatus,
+  decodeProposal,
+  decodeVotes,
+  proposalIdBytes,
+  proposalKey,
+  votesKey,
+} from './gov-state.js';
+export type { ProposalRecord, Tally, VoteRecord } from './gov-state.js';
+export { countVotes, tallyOutcome } from './gov.js';
+export type { TallyOutcome } from './gov.js';
+export { governanceEndBlock } from './gov-end-block.js';
+export {
+  GOV_ACTIVE_QUERY,
+  GOV_COUNT_QUERY,
+  GOV_DEPOSITS_QUERY,
+  GOV_PARAMS_QUERY,
+  GOV_PROPOSAL_QUERY,
+  GOV_VOTES_QUERY,
+} from './gov-query.js';
+export {
+  caesarGovActiveQuery,
+  caesarGovCountQuery,
+  caesarGovDepositsQuery,
+  caesarGovParamsQuery,
+  caesarProposalQuery,
+  caesarVotesQuery,
+  verifyCaesarGovActive,
+  verifyCaesarGovCount,
+  verifyCaesarGovDeposits,
+  verifyCaesarGovParams,
+  verifyCaesarProposal,
+  verifyCaesarVotes,
+} from './gov-client.js';

@@ -22,6 +22,9 @@ import {
 import { decodeCaesarBody } from './body.js';
 import type { CaesarTx } from './body.js';
 import { caesarEndBlock } from './end-block.js';
+import { applyGovTx, checkGovTx } from './gov.js';
+import { govQueryKey } from './gov-query.js';
+import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
 import { applyStakingTx, checkStakingTx } from './staking.js';
 import {
   ACTIVE_SET_KEY,
@@ -128,10 +131,16 @@ export function createCaesarModule(): Module<CaesarTx> {
     decodeBody: decodeCaesarBody,
     check(ctx: CheckContext, tx: CaesarTx, sender: Uint8Array): void {
       if (tx.op === 'transfer') authorize(ctx.state, tx, sender);
-      else checkStakingTx(ctx.state, tx, sender, ctx.height);
+      else if (tx.op === SUBMIT_PROPOSAL_OP || tx.op === VOTE_OP) {
+        checkGovTx(ctx.state, tx, sender, ctx.height);
+      } else checkStakingTx(ctx.state, tx, sender, ctx.height);
     },
     apply(ctx: ExecutionContext, tx: CaesarTx, sender: Uint8Array): void {
       const { state } = ctx;
+      if (tx.op === SUBMIT_PROPOSAL_OP || tx.op === VOTE_OP) {
+        applyGovTx(state, tx, sender, ctx.height);
+        return;
+      }
       if (tx.op !== 'transfer') {
         applyStakingTx(state, tx, sender, ctx.height);
         return;
@@ -184,7 +193,7 @@ export function createCaesarModule(): Module<CaesarTx> {
           noData(path, data);
           return { key: SINGLE_KEY_QUERIES[path]! };
         default:
-          return undefined;
+          return govQueryKey(path, data);
       }
     },
     endBlock(ctx: EndBlockContext): readonly ValidatorUpdate[] {

@@ -8,6 +8,7 @@ import { nodeCommands } from './commands/node.js';
 import { statusCommand } from './commands/status.js';
 import { devCaCommands } from './commands/dev-ca.js';
 import { stakeCommands } from './commands/stake.js';
+import { govCommands } from './commands/gov.js';
 import { stoqCommands } from './commands/stoq.js';
 import { walletCommands } from './commands/wallet.js';
 
@@ -28,6 +29,7 @@ export const commands: readonly Command[] = [
   ...kvCommands,
   ...walletCommands,
   ...stakeCommands,
+  ...govCommands,
   demoCommand,
   ...devCaCommands,
   ...stoqCommands,

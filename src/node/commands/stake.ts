@@ -40,22 +40,22 @@ import { readValidatorIdentity } from '../stake-validator.js';
 import { readWalletKey } from '../wallet.js';
 
 /**
- * `hypermesh stake validators|create-validator|delegate|unbond|unjail`: Caesar staking from the
+ * `hypermesh stake validators|create-validator|bond|delegate|unbond|unjail`: Caesar staking from the
  * command line (docs/cli.md, "Stake"; docs/caesar.md, "Staking"). Reads are proven like `wallet
  * balance`; transactions are signed, stamped and submitted like `wallet send`.
  */
 
-const CLUSTER_HELP = `  --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
+export const CLUSTER_HELP = `  --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR      node to ask (default: the first)`;
 
-const TX_HELP = `  --fee Y               fee in tokens, paid to the fee pool (default 0)
+export const TX_HELP = `  --fee Y               fee in tokens, paid to the fee pool (default 0)
   --base-units          amounts are whole base units instead of tokens
   --passphrase-env VAR  the key file's passphrase is in environment variable VAR
 ${CLUSTER_HELP}
   --wait                wait for the commit and print the result code
   --timeout-ms MS       how long --wait waits (default 30000)`;
 
-const TX_OPTIONS = {
+export const TX_OPTIONS = {
   fee: { type: 'string' },
   'base-units': { type: 'boolean' },
   'passphrase-env': { type: 'string' },
@@ -65,7 +65,7 @@ const TX_OPTIONS = {
   'timeout-ms': { type: 'string' },
 } as const;
 
-interface TxValues {
+export interface TxValues {
   readonly fee?: string | undefined;
   readonly 'base-units'?: boolean | undefined;
   readonly cluster?: string | undefined;
@@ -75,14 +75,14 @@ interface TxValues {
 }
 
 /** The chain a staking command talks to: its nodes, genesis, token and the node to use. */
-interface StakeContext {
+export interface StakeContext {
   readonly target: ClusterTarget;
   readonly node: ClusterTarget['nodes'][number];
   readonly genesis: GenesisDocument;
   readonly token: TokenParams;
 }
 
-async function stakeContext(values: {
+export async function stakeContext(values: {
   readonly cluster?: string | undefined;
   readonly node?: string | undefined;
 }): Promise<StakeContext> {
@@ -93,12 +93,17 @@ async function stakeContext(values: {
   return { target, node, genesis, token };
 }
 
-function timeoutOf(values: TxValues): number {
+export function timeoutOf(values: TxValues): number {
   return integerOption(values['timeout-ms'], 'timeout-ms', { min: 100, max: 3_600_000 }, 30_000);
 }
 
 /** A positive amount option in tokens (or base units with --base-units). */
-function positiveAmount(text: string, name: string, token: TokenParams, values: TxValues): bigint {
+export function positiveAmount(
+  text: string,
+  name: string,
+  token: TokenParams,
+  values: TxValues,
+): bigint {
   const amount = amountOption(text, name, token, values['base-units'] ?? false);
   if (amount === 0n) {
     throw new StakeCliError(StakeErrorCode.ZERO_AMOUNT, `--${name} must be above zero`);
@@ -106,7 +111,7 @@ function positiveAmount(text: string, name: string, token: TokenParams, values: 
   return amount;
 }
 
-function feeOf(values: TxValues, token: TokenParams): bigint {
+export function feeOf(values: TxValues, token: TokenParams): bigint {
   return values.fee === undefined
     ? 0n
     : amountOption(values.fee, 'fee', token, values['base-units'] ?? false);
@@ -458,9 +463,59 @@ ${TX_HELP}
   },
 };
 
+const selfBondCommand: Command = {
+  name: 'stake bond',
+  summary: "add to your own validator's self-bond from its operator account",
+  help: `
+usage: hypermesh stake bond --amount X --key NODEKEY [--fee Y] [--base-units] [--passphrase-env VAR]
+                            [--cluster FILE|DIR] [--node NAME|ADDR] [--wait]
+
+Bonds X more tokens to the validator whose consensus key is NODEKEY, paid from that key's own
+account (its operator account): a delegate transaction from the operator to its own validator,
+i.e. "stake delegate --validator <its address> --key NODEKEY". The new shares are self-bond like
+those of create-validator or the genesis; they raise the validator's stake, and its power from
+the next epoch. A key that is no validator is refused (CAESAR_UNKNOWN_VALIDATOR); to bond to
+another validator use "stake delegate", to register a validator "stake create-validator".
+
+options:
+  --amount X            tokens, above zero
+  --key NODEKEY         the validator's key file (node-K/node-K.key)
+${TX_HELP}
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      ...TX_OPTIONS,
+      amount: { type: 'string' },
+      key: { type: 'string' },
+    });
+    const amountText = requireOption(values.amount, 'amount');
+    const keyFile = requireOption(values.key, 'key');
+    const context = await stakeContext(values);
+    const { token } = context;
+    const amount = positiveAmount(amountText, 'amount', token, values);
+    const fee = feeOf(values, token);
+    const passphrase = passphraseFromEnv(values['passphrase-env']);
+    const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+    const validator = consensusAddress(wallet.publicKey);
+    io.out(
+      `bond ${describeAmount(amount, token)} to own validator ${Buffer.from(validator).toString('hex')}, fee ${describeAmount(fee, token)}\n` +
+        `  operator account ${formatAddress(wallet.address)}\n`,
+    );
+    return submit(
+      context,
+      wallet.privateKey,
+      { op: DELEGATE_OP, fee, amount, validator },
+      'self-bond',
+      values,
+      io,
+    );
+  },
+};
+
 export const stakeCommands: readonly Command[] = [
   validatorsCommand,
   createValidatorCommand,
+  selfBondCommand,
   bondCommand(DELEGATE_OP),
   bondCommand(UNBOND_OP),
   unjailCommand,

@@ -1,0 +1,257 @@
+import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
+import { toHex } from '../crypto/bytes.js';
+import { ed25519Address } from './address.js';
+import { CaesarError, CaesarErrorCode } from './errors.js';
+import { applyParamChanges } from './gov-changes.js';
+import { readGovParams } from './gov-params.js';
+import type { GovParams } from './gov-params.js';
+import {
+  GOV_DEPOSITS_KEY,
+  MAX_ACTIVE_PROPOSALS,
+  MAX_PROPOSAL_VOTERS,
+  ProposalStatus,
+  readActiveProposals,
+  readProposal,
+  readProposalCount,
+  readVotes,
+  writeActiveProposals,
+  writeProposal,
+  writeProposalCount,
+  writeVotes,
+} from './gov-state.js';
+import type { ProposalRecord, Tally, VoteRecord } from './gov-state.js';
+import { SUBMIT_PROPOSAL_OP, VOTE_OP, VoteOption } from './gov-tx.js';
+import type { GovTx, SubmitProposal, Vote } from './gov-tx.js';
+import { BASIS_POINTS, decodeStakingParams } from './staking-params.js';
+import type { StakingParams } from './staking-params.js';
+import {
+  STAKING_PARAMS_KEY,
+  compareAddresses,
+  readShares,
+  readValidator,
+  readValidatorList,
+  sharesValue,
+} from './staking-state.js';
+import type { ValidatorRecord } from './staking-state.js';
+import { FEE_POOL_KEY, balanceKey, readAmount, writeAmount } from './state.js';
+
+/**
+ * The rules of the governance transactions (docs/caesar.md, "Governance"). As for staking, each
+ * `plan…` function checks everything against the state and returns what to write, so `check`
+ * and `apply` run the same rules and a refusal writes nothing.
+ */
+
+/** The parameters in force; governance needs staking (voting weight is bonded stake). */
+export function requireGovernance(
+  state: ModuleStateReader,
+  op: string,
+): { readonly staking: StakingParams; readonly gov: GovParams } {
+  const stored = state.get(STAKING_PARAMS_KEY);
+  if (stored === null) {
+    throw new CaesarError(
+      CaesarErrorCode.STAKING_DISABLED,
+      `${op}: governance weighs votes by bonded stake, and this chain has no staking`,
+    );
+  }
+  return { staking: decodeStakingParams(stored), gov: readGovParams(state) };
+}
+
+/**
+ * Bonded stake by account, over one state: an account's stake is what its delegations are
+ * worth (floor of shares × tokens / shares, per validator), self-bonds included. Validator
+ * records are read once per view.
+ */
+export class StakeView {
+  private validators: { address: Uint8Array; record: ValidatorRecord }[] | undefined;
+
+  constructor(private readonly state: ModuleStateReader) {}
+
+  private all(): { address: Uint8Array; record: ValidatorRecord }[] {
+    this.validators ??= readValidatorList(this.state).map((address) => ({
+      address,
+      record: readValidator(this.state, address)!,
+    }));
+    return this.validators;
+  }
+
+  stakeOf(account: Uint8Array): bigint {
+    let stake = 0n;
+    for (const { address, record } of this.all()) {
+      const shares = readShares(this.state, address, account);
+      if (shares > 0n) stake += sharesValue(record, shares);
+    }
+    return stake;
+  }
+}
+
+/** Sums the votes by option, each weighted by `stakeOf(voter)`. */
+export function countVotes(
+  votes: readonly VoteRecord[],
+  stakeOf: (voter: Uint8Array) => bigint,
+): Omit<Tally, 'bonded'> {
+  let yes = 0n;
+  let no = 0n;
+  let abstain = 0n;
+  for (const { voter, option } of votes) {
+    const weight = stakeOf(voter);
+    if (option === VoteOption.YES) yes += weight;
+    else if (option === VoteOption.NO) no += weight;
+    else abstain += weight;
+  }
+  return { yes, no, abstain };
+}
+
+export type TallyOutcome = 'passed' | 'rejected' | 'no-quorum';
+
+/**
+ * The outcome of a tally: quorum when (yes + no + abstain) × 10,000 ≥ quorumBps × bonded;
+ * then passed when yes × 10,000 > thresholdBps × (yes + no), else rejected. With no yes or no
+ * vote at all a proposal that reached quorum is rejected.
+ */
+export function tallyOutcome(tally: Tally, params: GovParams): TallyOutcome {
+  const scale = BigInt(BASIS_POINTS);
+  const voted = tally.yes + tally.no + tally.abstain;
+  if (voted * scale < BigInt(params.quorumBps) * tally.bonded) return 'no-quorum';
+  const decided = tally.yes + tally.no;
+  if (decided === 0n) return 'rejected';
+  return tally.yes * scale > BigInt(params.thresholdBps) * decided ? 'passed' : 'rejected';
+}
+
+function requireFunds(state: ModuleStateReader, op: string, account: Uint8Array, cost: bigint) {
+  const balance = readAmount(state, balanceKey(account));
+  if (balance < cost) {
+    throw new CaesarError(
+      CaesarErrorCode.INSUFFICIENT_FUNDS,
+      `${op}: balance ${balance} is below the ${cost} base units it needs`,
+      { address: toHex(account), balance: balance.toString(), needed: cost.toString() },
+    );
+  }
+  return balance;
+}
+
+interface SubmitPlan {
+  readonly proposer: Uint8Array;
+  readonly balance: bigint;
+  readonly gov: GovParams;
+  readonly active: number[];
+}
+
+function planSubmit(state: ModuleStateReader, tx: SubmitProposal, sender: Uint8Array): SubmitPlan {
+  const { staking, gov } = requireGovernance(state, tx.op);
+  applyParamChanges(staking, gov, tx.changes);
+  if (tx.deposit < gov.minDeposit) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_DEPOSIT_TOO_SMALL,
+      `${tx.op}: a deposit of ${tx.deposit} is below minDeposit ${gov.minDeposit}`,
+      { deposit: tx.deposit.toString(), minDeposit: gov.minDeposit.toString() },
+    );
+  }
+  const active = readActiveProposals(state);
+  if (active.length >= MAX_ACTIVE_PROPOSALS) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_TOO_MANY_PROPOSALS,
+      `${tx.op}: ${active.length} proposals are in voting or waiting for their timelock, the most there can be`,
+    );
+  }
+  const proposer = ed25519Address(sender);
+  const balance = requireFunds(state, tx.op, proposer, tx.deposit + tx.fee);
+  return { proposer, balance, gov, active };
+}
+
+interface VotePlan {
+  readonly voter: Uint8Array;
+  readonly balance: bigint;
+  readonly votes: VoteRecord[];
+}
+
+function planVote(state: ModuleStateReader, tx: Vote, sender: Uint8Array, height: number) {
+  requireGovernance(state, tx.op);
+  const proposal = readProposal(state, tx.proposal);
+  if (proposal === undefined) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_UNKNOWN_PROPOSAL,
+      `${tx.op}: there is no proposal ${tx.proposal}`,
+      { proposal: tx.proposal },
+    );
+  }
+  if (proposal.status !== ProposalStatus.VOTING || height > proposal.votingEnd) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_VOTING_CLOSED,
+      `${tx.op}: voting on proposal ${tx.proposal} ended with block ${proposal.votingEnd}`,
+      { proposal: tx.proposal, votingEnd: proposal.votingEnd },
+    );
+  }
+  const voter = ed25519Address(sender);
+  if (new StakeView(state).stakeOf(voter) === 0n) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_NO_STAKE,
+      `${tx.op}: account ${toHex(voter)} has no bonded stake; votes are weighed by bonded stake`,
+      { voter: toHex(voter) },
+    );
+  }
+  const votes = readVotes(state, tx.proposal);
+  const known = votes.some((vote) => compareAddresses(vote.voter, voter) === 0);
+  if (!known && votes.length >= MAX_PROPOSAL_VOTERS) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_TOO_MANY_VOTERS,
+      `${tx.op}: proposal ${tx.proposal} has ${votes.length} voters, the most one proposal records`,
+    );
+  }
+  const balance = requireFunds(state, tx.op, voter, tx.fee);
+  return { voter, balance, votes } satisfies VotePlan;
+}
+
+function pay(state: ModuleState, account: Uint8Array, balance: bigint, cost: bigint, fee: bigint) {
+  writeAmount(state, balanceKey(account), balance - cost);
+  if (fee > 0n) writeAmount(state, FEE_POOL_KEY, readAmount(state, FEE_POOL_KEY) + fee);
+}
+
+/** `check` for a governance transaction: its rules against the state, nothing written. */
+export function checkGovTx(
+  state: ModuleStateReader,
+  tx: GovTx,
+  sender: Uint8Array,
+  height: number,
+): void {
+  if (tx.op === SUBMIT_PROPOSAL_OP) planSubmit(state, tx, sender);
+  else planVote(state, tx, sender, height);
+}
+
+/** `apply` for a governance transaction: the same rules, then the writes. */
+export function applyGovTx(
+  state: ModuleState,
+  tx: GovTx,
+  sender: Uint8Array,
+  height: number,
+): void {
+  if (tx.op === VOTE_OP) {
+    const { voter, balance, votes } = planVote(state, tx, sender, height);
+    pay(state, voter, balance, tx.fee, tx.fee);
+    const others = votes.filter((vote) => compareAddresses(vote.voter, voter) !== 0);
+    writeVotes(
+      state,
+      tx.proposal,
+      [...others, { voter, option: tx.option }].sort((a, b) => compareAddresses(a.voter, b.voter)),
+    );
+    return;
+  }
+  const { proposer, balance, gov, active } = planSubmit(state, tx, sender);
+  pay(state, proposer, balance, tx.deposit + tx.fee, tx.fee);
+  writeAmount(state, GOV_DEPOSITS_KEY, readAmount(state, GOV_DEPOSITS_KEY) + tx.deposit);
+  const id = readProposalCount(state) + 1;
+  const votingEnd = height + gov.votingPeriod;
+  const record: ProposalRecord = {
+    id,
+    proposer,
+    title: tx.title,
+    changes: tx.changes,
+    deposit: tx.deposit,
+    submitHeight: height,
+    votingEnd,
+    executeHeight: votingEnd + gov.timelock,
+    status: ProposalStatus.VOTING,
+  };
+  writeProposal(state, record);
+  writeProposalCount(state, id);
+  writeActiveProposals(state, [...active, id]);
+}

@@ -1,0 +1,232 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  CAESAR_MODULE_NAME,
+  ProposalStatus,
+  caesarBondedQuery,
+  caesarDelegationQuery,
+  caesarGovCountQuery,
+  caesarGovParamsQuery,
+  caesarProposalQuery,
+  caesarStakingParamsQuery,
+  caesarValidatorQuery,
+  caesarValidatorsQuery,
+  caesarVotesQuery,
+  countVotes,
+  encodeGovTx,
+  sharesValue,
+  tallyOutcome,
+  verifyCaesarBonded,
+  verifyCaesarDelegation,
+  verifyCaesarGovCount,
+  verifyCaesarGovParams,
+  verifyCaesarProposal,
+  verifyCaesarStakingParams,
+  verifyCaesarValidator,
+  verifyCaesarValidators,
+  verifyCaesarVotes,
+} from '../caesar/index.js';
+import type {
+  GovParams,
+  GovTx,
+  ProposalRecord,
+  Tally,
+  TallyOutcome,
+  ValidatorRecord,
+  VoteRecord,
+} from '../caesar/index.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
+import type { GenesisDocument } from '../consensus/genesis.js';
+import type { NodeRpcClient } from '../consensus/net/index.js';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
+import { StakeCliError, StakeErrorCode } from './stake-ledger.js';
+import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
+
+/**
+ * The ledger side of `hypermesh gov`: proven reads of the governance parameters, proposals,
+ * votes and the tally so far (docs/caesar.md, "Governance"), and governance transactions
+ * through a node's API with `submitTransaction` (as `wallet send` does).
+ */
+
+/** A proven reader pinned to one height, so every answer comes from the same state. */
+class PinnedReader {
+  height: number | undefined;
+  stateRoot = '';
+  constructor(
+    private readonly client: NodeRpcClient,
+    height?: number,
+  ) {
+    this.height = height;
+  }
+
+  async read<T>(
+    build: (height?: number) => QueryRequest,
+    check: (response: QueryResponse) => T,
+  ): Promise<T> {
+    const response = await this.client.query(build(this.height));
+    let value: T;
+    try {
+      value = check(response);
+    } catch (error) {
+      throw new StakeCliError(
+        StakeErrorCode.PROOF_INVALID,
+        `the node's answer does not verify: ${(error as Error).message}`,
+        1,
+      );
+    }
+    if (this.height === undefined && response.height !== null) this.height = response.height;
+    this.stateRoot = toHex(response.stateRoot);
+    return value;
+  }
+}
+
+export interface ProposalView {
+  readonly record: ProposalRecord;
+  readonly votes: readonly VoteRecord[];
+  /** For a proposal still in voting: the votes weighed by the stake at the height read. */
+  readonly tallySoFar?: Tally;
+  /** What the tally so far would decide if voting ended at the height read. */
+  readonly outcomeSoFar?: TallyOutcome;
+}
+
+export interface ProvenProposals {
+  readonly height: number | null;
+  readonly stateRoot: string;
+  readonly params: GovParams;
+  /** Proposals submitted so far (ids 1 to it). */
+  readonly count: number;
+  /** Newest first. */
+  readonly proposals: readonly ProposalView[];
+}
+
+/**
+ * The governance parameters and the newest `limit` proposals with their votes, each answer's
+ * proof checked, all at one height; for proposals in voting also the tally so far, from proven
+ * validator records and delegations (the same weighing the end of block applies).
+ */
+export async function readProvenProposals(
+  client: NodeRpcClient,
+  options: { readonly height?: number; readonly limit?: number } = {},
+): Promise<ProvenProposals> {
+  const reader = new PinnedReader(client, options.height);
+  const staking = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
+  if (staking === null) {
+    throw new StakeCliError(
+      StakeErrorCode.STAKING_OFF,
+      'the node proves that its chain has no staking, so no governance',
+      1,
+    );
+  }
+  const params = await reader.read(caesarGovParamsQuery, verifyCaesarGovParams);
+  const count = await reader.read(caesarGovCountQuery, verifyCaesarGovCount);
+  const lowest = Math.max(1, count - (options.limit ?? count) + 1);
+  let stake: ((voter: Uint8Array) => Promise<bigint>) | undefined;
+  const proposals: ProposalView[] = [];
+  for (let id = count; id >= lowest; id--) {
+    const record = await reader.read(
+      (at) => caesarProposalQuery(id, at),
+      (response) => verifyCaesarProposal(id, response),
+    );
+    if (record === null) {
+      throw new StakeCliError(
+        StakeErrorCode.PROOF_INVALID,
+        `the node counts ${count} proposals but proves proposal ${id} absent`,
+        1,
+      );
+    }
+    const votes = await reader.read(
+      (at) => caesarVotesQuery(id, at),
+      (response) => verifyCaesarVotes(id, response),
+    );
+    if (record.status !== ProposalStatus.VOTING) {
+      proposals.push({ record, votes });
+      continue;
+    }
+    stake ??= await provenStake(reader);
+    const weights = new Map<string, bigint>();
+    for (const vote of votes) weights.set(toHex(vote.voter), await stake(vote.voter));
+    const counted = countVotes(votes, (voter) => weights.get(toHex(voter)) ?? 0n);
+    const bonded = await reader.read(caesarBondedQuery, verifyCaesarBonded);
+    const tallySoFar = { ...counted, bonded };
+    proposals.push({
+      record,
+      votes,
+      tallySoFar,
+      outcomeSoFar: tallyOutcome(tallySoFar, params),
+    });
+  }
+  return { height: reader.height ?? null, stateRoot: reader.stateRoot, params, count, proposals };
+}
+
+/** An account's bonded stake from proven answers: Σ over validators of its delegation's worth. */
+async function provenStake(reader: PinnedReader): Promise<(voter: Uint8Array) => Promise<bigint>> {
+  const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
+  const records: { address: Uint8Array; record: ValidatorRecord }[] = [];
+  for (const address of addresses) {
+    const record = await reader.read(
+      (at) => caesarValidatorQuery(address, at),
+      (response) => verifyCaesarValidator(address, response),
+    );
+    if (record !== null) records.push({ address, record });
+  }
+  return async (voter) => {
+    let total = 0n;
+    for (const { address, record } of records) {
+      const shares = await reader.read(
+        (at) => caesarDelegationQuery(address, voter, at),
+        (response) => verifyCaesarDelegation(address, voter, response),
+      );
+      total += sharesValue(record, shares);
+    }
+    return total;
+  };
+}
+
+/**
+ * The proposal `proposer` submitted at `height` (the newest of them), proven at that height;
+ * undefined when there is none.
+ */
+export async function findSubmittedProposal(
+  client: NodeRpcClient,
+  proposer: Uint8Array,
+  height: number,
+): Promise<ProposalRecord | undefined> {
+  const reader = new PinnedReader(client, height);
+  const count = await reader.read(caesarGovCountQuery, verifyCaesarGovCount);
+  for (let id = count; id >= 1; id--) {
+    const record = await reader.read(
+      (at) => caesarProposalQuery(id, at),
+      (response) => verifyCaesarProposal(id, response),
+    );
+    if (record === null || record.submitHeight < height) return undefined;
+    if (bytesEqual(record.proposer, proposer)) return record;
+  }
+  return undefined;
+}
+
+/** The status as a word: voting, passed, rejected, rejected-no-quorum, applied, failed. */
+export function statusName(status: ProposalStatus): string {
+  return ProposalStatus[status].toLowerCase().replaceAll('_', '-');
+}
+
+export interface GovTxRequest {
+  readonly client: NodeRpcClient;
+  readonly genesis: GenesisDocument;
+  readonly privateKey: KeyObject;
+  readonly tx: GovTx;
+  readonly wait: boolean;
+  readonly timeoutMs: number;
+}
+
+/** Signs and submits a governance transaction (and waits for its commit when asked). */
+export function sendGovTx(request: GovTxRequest): Promise<SubmitOutcome> {
+  const { client, genesis, privateKey, tx, wait, timeoutMs } = request;
+  return submitTransaction({
+    client,
+    genesis,
+    privateKey,
+    module: CAESAR_MODULE_NAME,
+    body: encodeGovTx(tx),
+    wait,
+    timeoutMs,
+  });
+}
