@@ -1,0 +1,29 @@
+/**
+ * The ACME face (layer 6): an RFC 8555 server over HTTPS with http-01 and dns-01 validation,
+ * state in SQLite, and issuance through the `AcmeIssuer` interface. See docs/acme.md.
+ */
+export { startAcmeServer, DEFAULT_MAX_BODY_BYTES } from './server.js';
+export type { AcmeServer, AcmeServerOptions } from './server.js';
+export { AcmeStore, ACME_SCHEMA_VERSION } from './store.js';
+export { AcmeError, AcmeErrorCode } from './errors.js';
+export { AcmeIssuerError, AcmeIssuerErrorCode } from './issuer.js';
+export type {
+  AcmeIssuer,
+  AcmeIssueRequest,
+  AcmeIssuedCertificate,
+  AcmeRevokeRequest,
+} from './issuer.js';
+export { LocalIssuer, createLocalCa } from './local-issuer.js';
+export type {
+  LocalCa,
+  LocalCaOptions,
+  LocalIssuerOptions,
+  LocalRevocation,
+} from './local-issuer.js';
+export { DnsServerTxtResolver } from './dns-resolver.js';
+export type { DnsServerResolverOptions, TxtResolver } from './dns-resolver.js';
+export { ProblemType, PROBLEM_PREFIX, PROBLEM_STATUS, AcmeProblem } from './problems.js';
+export type { AcmeIdentifier, ProblemDocument } from './problems.js';
+export { SUPPORTED_ALGORITHMS, jwkThumbprint } from './jws.js';
+export { keyAuthorization, dns01TxtValue } from './validation.js';
+export type { IdentifierPolicy } from './identifiers.js';

@@ -1,0 +1,54 @@
+import { HyperMeshError } from '../../codec/error.js';
+import type { AcmeIdentifier } from './problems.js';
+
+/**
+ * What the ACME server needs from a certificate authority. The server has already checked the
+ * account, the authorizations (domain control) and the CSR's names and key; the issuer decides
+ * the rest (its own policy, lifetime, serial) and signs. Two implementations: the in-process
+ * `LocalIssuer` over the CA core (local-issuer.ts, for tests and single-node development) and,
+ * later, the consensus `ca` module.
+ */
+export interface AcmeIssueRequest {
+  /**
+   * The ACME order. An issuer may see the same order twice (the server retries orders that were
+   * processing when it stopped) and should then return the same certificate or a new one; the
+   * server keeps the first it stores.
+   */
+  readonly orderId: string;
+  readonly accountId: string;
+  /** The PKCS#10 CSR from `finalize`, DER. */
+  readonly csrDer: Uint8Array;
+  /** The order's identifiers; the CSR names exactly these. */
+  readonly identifiers: readonly AcmeIdentifier[];
+}
+
+export interface AcmeIssuedCertificate {
+  /** The leaf certificate, one PEM block. */
+  readonly certificatePem: string;
+  /** The intermediates above it, leaf side first, PEM (the root is not included). */
+  readonly chainPem: string;
+}
+
+export interface AcmeRevokeRequest {
+  /** The certificate's serial number, lowercase hex without a leading zero byte (as `parseCertificate`). */
+  readonly serialHex: string;
+  readonly certDer: Uint8Array;
+  /** RFC 5280 §5.3.1 CRLReason code. */
+  readonly reason: number;
+}
+
+export interface AcmeIssuer {
+  issue(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate>;
+  revoke(request: AcmeRevokeRequest): Promise<void>;
+}
+
+export enum AcmeIssuerErrorCode {
+  /** The issuer refuses the CSR (key or signature policy); the order becomes `badCSR`. */
+  BAD_CSR = 'ACME_ISSUER_BAD_CSR',
+  /** The issuer's policy refuses a name; the order becomes `rejectedIdentifier`. */
+  REJECTED_IDENTIFIER = 'ACME_ISSUER_REJECTED_IDENTIFIER',
+  /** The issuer cannot issue now (no quorum, no key); the order becomes `serverInternal`. */
+  UNAVAILABLE = 'ACME_ISSUER_UNAVAILABLE',
+}
+
+export class AcmeIssuerError extends HyperMeshError<AcmeIssuerErrorCode> {}

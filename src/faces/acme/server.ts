@@ -1,0 +1,320 @@
+import { EventEmitter } from 'node:events';
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isIPv6 } from 'node:net';
+import { Counter, type Registry } from 'prom-client';
+import { AcmeError, AcmeErrorCode } from './errors.js';
+import type { IdentifierPolicy } from './identifiers.js';
+import type { AcmeIssuer } from './issuer.js';
+import { NonceStore } from './nonces.js';
+import { AcmeProblem, ProblemType, malformed, problem } from './problems.js';
+import { AcmeUrls, routeOf, type Route } from './routes.js';
+import { AcmeService, type Reply } from './service.js';
+import type { AcmeStore } from './store.js';
+import type { TxtResolver } from './dns-resolver.js';
+
+/**
+ * The ACME server's HTTPS face (RFC 8555 over node:https): routing, methods, body limits, and
+ * the headers every response carries — `Replay-Nonce` (§6.5) and `Link: <directory>;rel="index"`
+ * (§7.1). The protocol itself is in service.ts. See docs/acme.md.
+ */
+
+export interface AcmeServerOptions {
+  /** Address to listen on; port 0 picks a free port. */
+  readonly host: string;
+  readonly port: number;
+  /** PEM private key and certificate chain (leaf first) of the server's HTTPS certificate. */
+  readonly tls: { readonly key: string; readonly cert: string };
+  /**
+   * The URL clients reach the server at, without a trailing slash (e.g. `https://acme.example`).
+   * Every JWS `url` must start with it. Default `https://<host>:<bound port>`.
+   */
+  readonly baseUrl?: string;
+  readonly store: AcmeStore;
+  readonly issuer: AcmeIssuer;
+  /** Which identifiers may be ordered; anything syntactically valid when absent. */
+  readonly identifiers?: IdentifierPolicy;
+  /** http-01 port (default 80, RFC 8555 §8.3). */
+  readonly http01Port?: number;
+  /** tls-alpn-01 port (default 443, RFC 8737 §3). */
+  readonly tlsAlpn01Port?: number;
+  /**
+   * TEST ONLY — connect every http-01 and tls-alpn-01 validation to this IP address instead of
+   * resolving the identifier (Host header and SNI still name it). Never set it in a deployment:
+   * validation would then prove nothing about who controls a name. Default: unset.
+   */
+  readonly testOnlyConnectAddress?: string;
+  /** dns-01 lookups; without one, dns-01 (and so wildcard names) is not offered. */
+  readonly txtResolver?: TxtResolver;
+  /** Per validation attempt (default 10 s). */
+  readonly validationTimeoutMs?: number;
+  readonly termsOfService?: string;
+  readonly website?: string;
+  readonly caaIdentities?: readonly string[];
+  /** Largest request body (default 64 KiB); larger gets 413. */
+  readonly maxBodyBytes?: number;
+  /** Live nonces kept (default 10 000) and how long one stays usable (default 1 hour). */
+  readonly maxNonces?: number;
+  readonly nonceLifetimeMs?: number;
+  /** Default 7 days, 7 days and 30 days. */
+  readonly orderLifetimeMs?: number;
+  readonly pendingAuthorizationLifetimeMs?: number;
+  readonly validAuthorizationLifetimeMs?: number;
+  readonly now?: () => number;
+  /** `hypermesh_acme_requests_total` is registered here when given. */
+  readonly registry?: Registry;
+  /**
+   * Unexpected failures no client can be told about: in background validation or issuance, and
+   * internal errors behind a `serverInternal` reply (default: ignored). For logging.
+   */
+  readonly onInternalError?: (error: unknown) => void;
+}
+
+export interface AcmeServer {
+  /** The base URL (see `AcmeServerOptions.baseUrl`). */
+  readonly url: string;
+  readonly directoryUrl: string;
+  readonly port: number;
+  /** Emits `change` after every background state change (validation, issuance). */
+  readonly events: EventEmitter;
+  /** Live nonces, for tests of the bound. */
+  readonly nonceCount: () => number;
+  /** Stops listening, drops connections, waits for background work. Does not close the store. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+const MAX_HEADER_BYTES = 16 * 1024;
+const DAY_MS = 86_400_000;
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  const chosen = value ?? fallback;
+  if (!Number.isSafeInteger(chosen) || chosen < 1) {
+    throw new AcmeError(AcmeErrorCode.INVALID_OPTIONS, `${name} must be a positive integer`, {
+      [name]: chosen,
+    });
+  }
+  return chosen;
+}
+
+const JOSE_TYPE = 'application/jose+json';
+
+export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeServer> {
+  const now = options.now ?? Date.now;
+  const maxBodyBytes = positive(options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
+  const http01Port = positive(options.http01Port, 80, 'http01Port');
+  if (options.baseUrl !== undefined && !/^https:\/\/[^/?#]+$/.test(options.baseUrl)) {
+    throw new AcmeError(
+      AcmeErrorCode.INVALID_OPTIONS,
+      'baseUrl must be https://host[:port] without a path or trailing slash',
+      { baseUrl: options.baseUrl },
+    );
+  }
+  const nonces = new NonceStore(
+    positive(options.maxNonces, 10_000, 'maxNonces'),
+    positive(options.nonceLifetimeMs, 3_600_000, 'nonceLifetimeMs'),
+    now,
+  );
+  const events = new EventEmitter();
+  const requests =
+    options.registry === undefined
+      ? undefined
+      : new Counter({
+          name: 'hypermesh_acme_requests_total',
+          help: 'ACME requests by endpoint and outcome (ok or the problem type)',
+          labelNames: ['endpoint', 'outcome'],
+          registers: [options.registry],
+        });
+
+  const server = https.createServer({
+    key: options.tls.key,
+    cert: options.tls.cert,
+    maxHeaderSize: MAX_HEADER_BYTES,
+    minVersion: 'TLSv1.2',
+  });
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const hostInUrl = isIPv6(options.host) ? `[${options.host}]` : options.host;
+  const base = options.baseUrl ?? `https://${hostInUrl}:${port}`;
+  const urls = new AcmeUrls(base);
+  const service = new AcmeService({
+    store: options.store,
+    issuer: options.issuer,
+    urls,
+    nonces,
+    validation: {
+      http01Port,
+      timeoutMs: positive(options.validationTimeoutMs, 10_000, 'validationTimeoutMs'),
+      tlsAlpn01Port: positive(options.tlsAlpn01Port, 443, 'tlsAlpn01Port'),
+      ...(options.testOnlyConnectAddress === undefined
+        ? {}
+        : { testOnlyConnectAddress: options.testOnlyConnectAddress }),
+      ...(options.txtResolver === undefined ? {} : { txtResolver: options.txtResolver }),
+    },
+    identifiers: options.identifiers ?? {},
+    ...(options.termsOfService === undefined ? {} : { termsOfService: options.termsOfService }),
+    ...(options.website === undefined ? {} : { website: options.website }),
+    ...(options.caaIdentities === undefined ? {} : { caaIdentities: options.caaIdentities }),
+    orderLifetimeMs: positive(options.orderLifetimeMs, 7 * DAY_MS, 'orderLifetimeMs'),
+    pendingAuthorizationLifetimeMs: positive(
+      options.pendingAuthorizationLifetimeMs,
+      7 * DAY_MS,
+      'pendingAuthorizationLifetimeMs',
+    ),
+    validAuthorizationLifetimeMs: positive(
+      options.validAuthorizationLifetimeMs,
+      30 * DAY_MS,
+      'validAuthorizationLifetimeMs',
+    ),
+    now,
+    events,
+    onBackgroundError: options.onInternalError ?? (() => {}),
+  });
+
+  const send = (
+    response: ServerResponse,
+    reply: Reply,
+    extraHeaders: Record<string, string>,
+  ): void => {
+    const headers: Record<string, string> = {
+      'Replay-Nonce': nonces.issue(),
+      Link: `<${urls.directory}>;rel="index"`,
+      'Cache-Control': 'no-store',
+      ...extraHeaders,
+      ...reply.headers,
+    };
+    if (reply.headers?.Link !== undefined) {
+      headers.Link = `<${urls.directory}>;rel="index", ${reply.headers.Link}`;
+    }
+    let body = '';
+    if (reply.json !== undefined) {
+      body = JSON.stringify(reply.json);
+      headers['Content-Type'] = reply.contentType ?? 'application/json';
+    } else if (reply.text !== undefined) {
+      body = reply.text;
+      if (reply.contentType !== undefined) headers['Content-Type'] = reply.contentType;
+    }
+    // RFC 9110 §8.6: no Content-Length on a 204.
+    if (reply.status !== 204) headers['Content-Length'] = String(Buffer.byteLength(body));
+    response.writeHead(reply.status, headers);
+    response.end(response.req.method === 'HEAD' ? undefined : body);
+  };
+
+  const problemReply = (error: AcmeProblem): Reply => ({
+    status: error.status,
+    json: error.asDocument(),
+    contentType: 'application/problem+json',
+    ...(error.options.headers === undefined ? {} : { headers: error.options.headers }),
+  });
+
+  const readBody = (request: IncomingMessage): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const declared = request.headers['content-length'];
+      if (declared !== undefined && Number(declared) > maxBodyBytes) {
+        reject(tooLarge(maxBodyBytes));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      request.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxBodyBytes) {
+          request.removeAllListeners('data');
+          request.pause();
+          reject(tooLarge(maxBodyBytes));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      request.on('error', reject);
+    });
+
+  const handle = async (
+    request: IncomingMessage,
+    response: ServerResponse,
+  ): Promise<Route['kind'] | 'unknown'> => {
+    const target = request.url ?? '';
+    const route = routeOf(target);
+    if (route === undefined)
+      throw malformed(`no resource at ${target.slice(0, 200)}`, { status: 404 });
+    const method = request.method ?? '';
+    if (route.kind === 'directory' || route.kind === 'newNonce') {
+      if (method !== 'GET' && method !== 'HEAD') {
+        throw malformed(`${method} is not allowed here`, {
+          status: 405,
+          headers: { Allow: 'GET, HEAD' },
+        });
+      }
+      if (route.kind === 'directory') send(response, service.directory(), {});
+      // §7.2: 200 for HEAD, 204 for GET.
+      else send(response, { status: method === 'HEAD' ? 200 : 204 }, {});
+      return route.kind;
+    }
+    if (method !== 'POST') {
+      throw malformed(`${method} is not allowed here; use POST or POST-as-GET (RFC 8555 §6.3)`, {
+        status: 405,
+        headers: { Allow: 'POST' },
+      });
+    }
+    const contentType = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (contentType !== JOSE_TYPE) {
+      throw malformed(`the Content-Type must be ${JOSE_TYPE}`, { status: 415 });
+    }
+    const body = await readBody(request);
+    send(response, await service.post(route, body, `${base}${target}`), {});
+    return route.kind;
+  };
+
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    void handle(request, response).then(
+      (endpoint) => requests?.inc({ endpoint, outcome: 'ok' }),
+      (error: unknown) => {
+        const refusal =
+          error instanceof AcmeProblem
+            ? error
+            : problem(ProblemType.serverInternal, 'internal server error');
+        if (!(error instanceof AcmeProblem)) options.onInternalError?.(error);
+        const endpoint = routeOf(request.url ?? '')?.kind ?? 'unknown';
+        requests?.inc({ endpoint, outcome: refusal.code });
+        if (response.headersSent) {
+          response.destroy();
+          return;
+        }
+        // An unread oversized body: answer, then close rather than drain it.
+        const close: Record<string, string> = refusal.status === 413 ? { Connection: 'close' } : {};
+        send(response, problemReply(refusal), close);
+      },
+    );
+  });
+  server.on('clientError', (_error, socket) => socket.destroy());
+
+  service.resume();
+  return {
+    url: base,
+    directoryUrl: urls.directory,
+    port,
+    events,
+    nonceCount: () => nonces.size,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await service.idle();
+    },
+  };
+}
+
+function tooLarge(max: number): AcmeProblem {
+  return malformed(`the request body is larger than ${max} bytes`, { status: 413 });
+}

@@ -1,0 +1,722 @@
+import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import {
+  fingerprint as certificateFingerprint,
+  parseCertificate,
+  pemToDer,
+  pemToDerList,
+  X509Error,
+  type ParsedCertificate,
+} from '../../crypto/x509.js';
+import { CaError } from '../../trustchain/ca/errors.js';
+import { MAX_CSR_BYTES, parseCsr, type ParsedCsr } from '../../trustchain/ca/csr.js';
+import { checkOrderIdentifiers, type ChallengeType, type IdentifierPolicy } from './identifiers.js';
+import { AcmeIssuerError, type AcmeIssuer } from './issuer.js';
+import {
+  decodeBase64Url,
+  jsonPayload,
+  jwkThumbprint,
+  keyObjectJwk,
+  parseJwk,
+  parseJws,
+  parsePayload,
+  verifyJwsSignature,
+  type ParsedJws,
+} from './jws.js';
+import type { NonceStore } from './nonces.js';
+import { authenticate, type Authenticated, type KeyMode } from './authenticate.js';
+import { checkCsrIdentifiers, issuanceProblem } from './finalize-checks.js';
+import {
+  ALLOWED_REVOCATION_REASONS,
+  accountUpdatePayload,
+  authorizationUpdatePayload,
+  challengeResponsePayload,
+  checkContacts,
+  finalizePayload,
+  keyChangeInnerPayload,
+  newAccountPayload,
+  newOrderPayload,
+  revokePayload,
+} from './payloads.js';
+import {
+  ProblemType,
+  malformed,
+  problem,
+  type AcmeIdentifier,
+  type ProblemDocument,
+} from './problems.js';
+import { accountObject, authorizationObject, challengeObject, orderObject } from './resources.js';
+import type { AcmeUrls, Route } from './routes.js';
+import type {
+  AccountRecord,
+  AcmeStore,
+  AuthorizationRecord,
+  ChallengeRecord,
+  OrderRecord,
+} from './store.js';
+import { keyAuthorization, validateChallenge, type ValidationOptions } from './validation.js';
+
+/**
+ * The ACME state machine (RFC 8555 §7): request authentication (§6.2–§6.5), accounts (§7.3),
+ * orders and their authorizations (§7.4, §7.5), challenge validation (§8), finalization and
+ * certificate download (§7.4.2), revocation (§7.6). Requests arrive as (route, body, URL) from
+ * the HTTP face (server.ts); everything here is independent of sockets except the validations
+ * and the issuer it calls. Validation and issuance run in the background; each state change
+ * they make emits `change` on `events`.
+ */
+
+export interface AcmeServiceOptions {
+  readonly store: AcmeStore;
+  readonly issuer: AcmeIssuer;
+  readonly urls: AcmeUrls;
+  readonly nonces: NonceStore;
+  readonly validation: ValidationOptions;
+  readonly identifiers: IdentifierPolicy;
+  readonly termsOfService?: string;
+  readonly website?: string;
+  readonly caaIdentities?: readonly string[];
+  readonly orderLifetimeMs: number;
+  readonly pendingAuthorizationLifetimeMs: number;
+  readonly validAuthorizationLifetimeMs: number;
+  readonly now: () => number;
+  readonly events: EventEmitter;
+  /** Background failures the server cannot report to a client (never thrown). */
+  readonly onBackgroundError: (error: unknown) => void;
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly json?: unknown;
+  readonly text?: string;
+  readonly contentType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Most order URLs one account's `orders` list returns. */
+export const MAX_LISTED_ORDERS = 1_000;
+/** Seconds a client is asked to wait before polling a processing object again. */
+const RETRY_AFTER_SECONDS = '1';
+
+const FAILED_AUTHZ: ReadonlySet<string> = new Set(['invalid', 'deactivated', 'expired', 'revoked']);
+
+function newId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+const json = (status: number, body: unknown, headers?: Record<string, string>): Reply => ({
+  status,
+  json: body,
+  ...(headers === undefined ? {} : { headers }),
+});
+
+export class AcmeService {
+  private readonly tasks = new Set<Promise<void>>();
+  private readonly validating = new Set<string>();
+  private readonly issuing = new Set<string>();
+
+  constructor(private readonly options: AcmeServiceOptions) {}
+
+  private get store(): AcmeStore {
+    return this.options.store;
+  }
+  private get urls(): AcmeUrls {
+    return this.options.urls;
+  }
+  private now(): number {
+    return this.options.now();
+  }
+
+  directory(): Reply {
+    const { urls, termsOfService, website, caaIdentities } = this.options;
+    return json(200, {
+      newNonce: urls.newNonce,
+      newAccount: urls.newAccount,
+      newOrder: urls.newOrder,
+      revokeCert: urls.revokeCert,
+      keyChange: urls.keyChange,
+      meta: {
+        ...(termsOfService === undefined ? {} : { termsOfService }),
+        ...(website === undefined ? {} : { website }),
+        ...(caaIdentities === undefined ? {} : { caaIdentities }),
+        externalAccountRequired: false,
+      },
+    });
+  }
+
+  /** Restarts validations and issuances that were running when the server last stopped. */
+  resume(): void {
+    for (const id of this.store.challengeIdsInStatus('processing')) this.startValidation(id);
+    for (const id of this.store.orderIdsInStatus('processing')) this.startIssuance(id);
+  }
+
+  /** Resolves once no validation or issuance is running. */
+  async idle(): Promise<void> {
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+  }
+
+  async post(route: Route, body: string, url: string): Promise<Reply> {
+    switch (route.kind) {
+      case 'newAccount':
+        return this.newAccount(body, url);
+      case 'account':
+        return this.account(route.id, body, url);
+      case 'accountOrders':
+        return this.accountOrders(route.id, body, url);
+      case 'keyChange':
+        return this.keyChange(body, url);
+      case 'newOrder':
+        return this.newOrder(body, url);
+      case 'order':
+        return this.order(route.id, body, url);
+      case 'authorization':
+        return this.authorization(route.id, body, url);
+      case 'challenge':
+        return this.challenge(route.id, body, url);
+      case 'finalize':
+        return this.finalize(route.id, body, url);
+      case 'certificate':
+        return this.certificate(route.id, body, url);
+      case 'revokeCert':
+        return this.revokeCert(body, url);
+      default:
+        throw malformed('this resource does not accept POST', { status: 405 });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Authentication (RFC 8555 §6.2–§6.5)
+
+  private authenticate(body: string, url: string, mode: KeyMode): Authenticated {
+    return authenticate(this.options, body, url, mode);
+  }
+
+  private accountOf(auth: Authenticated): AccountRecord {
+    return auth.account as AccountRecord;
+  }
+
+  private isPostAsGet(jws: ParsedJws): boolean {
+    return jws.payload.length === 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Accounts (§7.3)
+
+  private newAccount(body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'jwk');
+    const payload = parsePayload(newAccountPayload, jsonPayload(auth.jws), 'newAccount payload');
+    const existing = this.store.accountByThumbprint(auth.key.thumbprint);
+    if (existing !== undefined) {
+      if (existing.status !== 'valid') {
+        throw problem(ProblemType.unauthorized, `account is ${existing.status}`);
+      }
+      return json(200, accountObject(existing, this.urls), {
+        Location: this.urls.account(existing.id),
+      });
+    }
+    if (payload.onlyReturnExisting === true) {
+      throw problem(ProblemType.accountDoesNotExist, 'no account exists with this key');
+    }
+    if (this.options.termsOfService !== undefined && payload.termsOfServiceAgreed !== true) {
+      throw malformed(`the terms of service (${this.options.termsOfService}) must be agreed to`);
+    }
+    const contact = payload.contact ?? [];
+    checkContacts(contact);
+    const account: AccountRecord = {
+      id: newId(),
+      jwk: auth.key.jwk,
+      thumbprint: auth.key.thumbprint,
+      status: 'valid',
+      contact,
+      termsOfServiceAgreed: payload.termsOfServiceAgreed === true,
+      createdMs: this.now(),
+    };
+    this.store.insertAccount(account);
+    return json(201, accountObject(account, this.urls), {
+      Location: this.urls.account(account.id),
+    });
+  }
+
+  private ownAccount(auth: Authenticated, id: string): AccountRecord {
+    const account = this.accountOf(auth);
+    if (account.id !== id) throw problem(ProblemType.unauthorized, 'this is not your account');
+    return account;
+  }
+
+  private account(id: string, body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    const account = this.ownAccount(auth, id);
+    if (this.isPostAsGet(auth.jws)) return json(200, accountObject(account, this.urls));
+    const payload = parsePayload(accountUpdatePayload, jsonPayload(auth.jws), 'account update');
+    if (payload.contact !== undefined) checkContacts(payload.contact);
+    this.store.transaction(() => {
+      this.store.updateAccount(id, {
+        ...(payload.contact === undefined ? {} : { contact: payload.contact }),
+        ...(payload.status === undefined ? {} : { status: payload.status }),
+      });
+    });
+    return json(200, accountObject(this.store.accountById(id) as AccountRecord, this.urls));
+  }
+
+  private accountOrders(id: string, body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    this.ownAccount(auth, id);
+    if (!this.isPostAsGet(auth.jws)) throw malformed('the orders list only answers POST-as-GET');
+    const ids = this.store.orderIdsOfAccount(id, MAX_LISTED_ORDERS);
+    return json(200, { orders: ids.map((orderId) => this.urls.order(orderId)) });
+  }
+
+  /** §7.3.5: the outer JWS is signed by the old key, the inner one by the new key. */
+  private keyChange(body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    const account = this.accountOf(auth);
+    const inner = parseJws(auth.jws.payload.toString('utf8'));
+    if (inner.header.jwk === undefined)
+      throw malformed('the inner JWS must carry the new key (jwk)');
+    if (inner.header.nonce !== undefined) throw malformed('the inner JWS must not have a nonce');
+    if (inner.header.url !== url) throw malformed('the inner JWS url differs from the outer one');
+    const newKey = parseJwk(inner.header.jwk);
+    verifyJwsSignature(inner, newKey);
+    const payload = parsePayload(keyChangeInnerPayload, jsonPayload(inner), 'keyChange payload');
+    if (payload.account !== this.urls.account(account.id)) {
+      throw malformed('the inner payload names another account');
+    }
+    const oldKey = parseJwk(payload.oldKey);
+    if (oldKey.thumbprint !== account.thumbprint) {
+      throw malformed("oldKey is not the account's current key");
+    }
+    const holder = this.store.accountByThumbprint(newKey.thumbprint);
+    if (holder !== undefined) {
+      throw malformed('the new key is already in use by an account', {
+        status: 409,
+        headers: { Location: this.urls.account(holder.id) },
+      });
+    }
+    this.store.transaction(() =>
+      this.store.changeAccountKey(account.id, newKey.jwk, newKey.thumbprint),
+    );
+    return json(200, accountObject(this.store.accountById(account.id) as AccountRecord, this.urls));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Orders and authorizations (§7.4, §7.5)
+
+  private newOrder(body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    const account = this.accountOf(auth);
+    const payload = parsePayload(newOrderPayload, jsonPayload(auth.jws), 'newOrder payload');
+    if (payload.notBefore !== undefined || payload.notAfter !== undefined) {
+      throw malformed('notBefore and notAfter are not supported; the CA decides the validity');
+    }
+    const unsupported = payload.identifiers.find((i) => i.type !== 'dns' && i.type !== 'ip');
+    if (unsupported !== undefined) {
+      throw problem(
+        ProblemType.unsupportedIdentifier,
+        `identifier type ${JSON.stringify(unsupported.type)} is not supported (dns, ip)`,
+      );
+    }
+    const identifiers = payload.identifiers as AcmeIdentifier[];
+    const targets = checkOrderIdentifiers(identifiers, this.options.identifiers);
+    const now = this.now();
+    const orderId = newId();
+    const authzExpires = now + this.options.pendingAuthorizationLifetimeMs;
+    const offered = (types: readonly ChallengeType[]): ChallengeType[] =>
+      types.filter(
+        (type) => type !== 'dns-01' || this.options.validation.txtResolver !== undefined,
+      );
+    const authorizations = targets.map((target, position) => {
+      const types = offered(target.challenges);
+      if (types.length === 0) {
+        throw problem(
+          ProblemType.rejectedIdentifier,
+          `no challenge type this server offers can validate ${target.identifier.value}${target.wildcard ? ' (wildcard: dns-01 only)' : ''}`,
+          { identifier: target.identifier },
+        );
+      }
+      const authorization: AuthorizationRecord = {
+        id: newId(),
+        accountId: account.id,
+        orderId,
+        position,
+        identifier: target.identifier,
+        wildcard: target.wildcard,
+        status: 'pending',
+        expiresMs: authzExpires,
+      };
+      const challenges: ChallengeRecord[] = types.map((type) => ({
+        id: newId(),
+        authorizationId: authorization.id,
+        type,
+        token: randomBytes(32).toString('base64url'),
+        status: 'pending',
+        validatedMs: null,
+        error: null,
+      }));
+      return { authorization, challenges };
+    });
+    const order = {
+      id: orderId,
+      accountId: account.id,
+      status: 'pending' as const,
+      expiresMs: Math.min(now + this.options.orderLifetimeMs, authzExpires),
+      identifiers,
+      createdMs: now,
+    };
+    this.store.insertOrder({ order, authorizations });
+    const stored = this.store.orderById(orderId) as OrderRecord;
+    return json(
+      201,
+      orderObject(
+        stored,
+        authorizations.map((a) => a.authorization.id),
+        this.urls,
+      ),
+      { Location: this.urls.order(orderId) },
+    );
+  }
+
+  private ownOrder(auth: Authenticated, id: string): OrderRecord {
+    const order = this.store.orderById(id);
+    if (order === undefined) throw malformed('no such order', { status: 404 });
+    if (order.accountId !== this.accountOf(auth).id) {
+      throw problem(ProblemType.unauthorized, 'this order belongs to another account');
+    }
+    return this.refreshOrder(order);
+  }
+
+  private orderReply(
+    order: OrderRecord,
+    status = 200,
+    headers: Record<string, string> = {},
+  ): Reply {
+    const ids = this.store.authorizationsOfOrder(order.id).map((a) => a.id);
+    const retry: Record<string, string> =
+      order.status === 'processing' ? { 'Retry-After': RETRY_AFTER_SECONDS } : {};
+    return json(status, orderObject(order, ids, this.urls), { ...retry, ...headers });
+  }
+
+  private order(id: string, body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    if (!this.isPostAsGet(auth.jws)) throw malformed('an order only answers POST-as-GET');
+    return this.orderReply(this.ownOrder(auth, id));
+  }
+
+  /** Expires a pending or valid authorization whose time has passed (§7.1.6). */
+  private refreshAuthorization(authorization: AuthorizationRecord): AuthorizationRecord {
+    if (
+      (authorization.status === 'pending' || authorization.status === 'valid') &&
+      this.now() >= authorization.expiresMs
+    ) {
+      this.store.setAuthorizationStatus(authorization.id, 'expired');
+      return { ...authorization, status: 'expired' };
+    }
+    return authorization;
+  }
+
+  /** §7.1.6: pending → ready when every authorization is valid; invalid on any failure or expiry. */
+  private refreshOrder(order: OrderRecord): OrderRecord {
+    if (order.status !== 'pending' && order.status !== 'ready') return order;
+    const authorizations = this.store
+      .authorizationsOfOrder(order.id)
+      .map((a) => this.refreshAuthorization(a));
+    let next: OrderRecord['status'] = order.status;
+    let error: ProblemDocument | null = null;
+    const failed = authorizations.find((a) => FAILED_AUTHZ.has(a.status));
+    if (this.now() >= order.expiresMs) {
+      next = 'invalid';
+      error = malformed('the order expired').asDocument();
+    } else if (failed !== undefined) {
+      next = 'invalid';
+      error = problem(
+        ProblemType.unauthorized,
+        `the authorization for ${failed.identifier.value} is ${failed.status}`,
+        { identifier: failed.identifier },
+      ).asDocument();
+    } else if (order.status === 'pending' && authorizations.every((a) => a.status === 'valid')) {
+      next = 'ready';
+    }
+    if (next === order.status) return order;
+    this.store.updateOrder(order.id, { status: next, ...(error === null ? {} : { error }) });
+    return this.store.orderById(order.id) as OrderRecord;
+  }
+
+  private ownAuthorization(auth: Authenticated, id: string): AuthorizationRecord {
+    const authorization = this.store.authorizationById(id);
+    if (authorization === undefined) throw malformed('no such authorization', { status: 404 });
+    if (authorization.accountId !== this.accountOf(auth).id) {
+      throw problem(ProblemType.unauthorized, 'this authorization belongs to another account');
+    }
+    return this.refreshAuthorization(authorization);
+  }
+
+  private authorizationReply(authorization: AuthorizationRecord): Reply {
+    const challenges = this.store.challengesOfAuthorization(authorization.id);
+    const processing = challenges.some((challenge) => challenge.status === 'processing');
+    return json(
+      200,
+      authorizationObject(authorization, challenges, this.urls),
+      processing ? { 'Retry-After': RETRY_AFTER_SECONDS } : {},
+    );
+  }
+
+  private authorization(id: string, body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    const authorization = this.ownAuthorization(auth, id);
+    if (this.isPostAsGet(auth.jws)) return this.authorizationReply(authorization);
+    parsePayload(authorizationUpdatePayload, jsonPayload(auth.jws), 'authorization update');
+    // §7.5.2: a pending or valid authorization may be deactivated by its account.
+    if (authorization.status !== 'pending' && authorization.status !== 'valid') {
+      throw malformed(`an authorization that is ${authorization.status} cannot be deactivated`);
+    }
+    this.store.setAuthorizationStatus(id, 'deactivated');
+    return this.authorizationReply(this.store.authorizationById(id) as AuthorizationRecord);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Challenges (§7.5.1, §8)
+
+  private challenge(id: string, body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    const challenge = this.store.challengeById(id);
+    if (challenge === undefined) throw malformed('no such challenge', { status: 404 });
+    const authorization = this.ownAuthorization(auth, challenge.authorizationId);
+    const up = { Link: `<${this.urls.authorization(authorization.id)}>;rel="up"` };
+    if (this.isPostAsGet(auth.jws)) return json(200, challengeObject(challenge, this.urls), up);
+    parsePayload(challengeResponsePayload, jsonPayload(auth.jws), 'challenge response');
+    if (authorization.status !== 'pending') {
+      throw malformed(`the authorization is ${authorization.status}, not pending`);
+    }
+    if (challenge.status === 'pending') {
+      this.store.updateChallenge(id, { status: 'processing' });
+      this.startValidation(id);
+    }
+    const current = this.store.challengeById(id) as ChallengeRecord;
+    // Clients poll the authorization after this; lego waits Retry-After (else 5 s) between polls.
+    const retry: Record<string, string> =
+      current.status === 'processing' ? { 'Retry-After': RETRY_AFTER_SECONDS } : {};
+    return json(200, challengeObject(current, this.urls), { ...up, ...retry });
+  }
+
+  private track(task: Promise<void>): void {
+    const tracked = task.catch((error: unknown) => this.options.onBackgroundError(error));
+    this.tasks.add(tracked);
+    void tracked.finally(() => {
+      this.tasks.delete(tracked);
+      this.options.events.emit('change');
+    });
+  }
+
+  private startValidation(challengeId: string): void {
+    if (this.validating.has(challengeId)) return;
+    this.validating.add(challengeId);
+    this.track(
+      this.validate(challengeId).finally(() => {
+        this.validating.delete(challengeId);
+      }),
+    );
+  }
+
+  private async validate(challengeId: string): Promise<void> {
+    const challenge = this.store.challengeById(challengeId);
+    if (challenge === undefined || challenge.status !== 'processing') return;
+    const authorization = this.store.authorizationById(challenge.authorizationId);
+    if (authorization === undefined) return;
+    const account = this.store.accountById(authorization.accountId);
+    if (account === undefined) return;
+    const outcome = await validateChallenge(
+      challenge.type,
+      authorization.identifier,
+      challenge.token,
+      keyAuthorization(challenge.token, account.thumbprint),
+      this.options.validation,
+    );
+    const now = this.now();
+    this.store.transaction(() => {
+      const current = this.store.challengeById(challengeId);
+      if (current === undefined || current.status !== 'processing') return;
+      const authz = this.store.authorizationById(challenge.authorizationId);
+      if (outcome === null) {
+        this.store.updateChallenge(challengeId, { status: 'valid', validatedMs: now });
+        if (authz?.status === 'pending') {
+          this.store.setAuthorizationStatus(
+            authz.id,
+            'valid',
+            now + this.options.validAuthorizationLifetimeMs,
+          );
+        }
+      } else {
+        this.store.updateChallenge(challengeId, { status: 'invalid', error: outcome.asDocument() });
+        if (authz?.status === 'pending') this.store.setAuthorizationStatus(authz.id, 'invalid');
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Finalization and certificates (§7.4, §7.4.2)
+
+  private finalize(id: string, body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    const order = this.ownOrder(auth, id);
+    const payload = parsePayload(finalizePayload, jsonPayload(auth.jws), 'finalize payload');
+    if (order.status !== 'ready') {
+      throw problem(ProblemType.orderNotReady, `the order is ${order.status}, not ready`);
+    }
+    const csrDer = decodeBase64Url(payload.csr, 'csr');
+    if (csrDer.length > MAX_CSR_BYTES) {
+      throw problem(ProblemType.badCSR, `the CSR is larger than ${MAX_CSR_BYTES} bytes`);
+    }
+    let csr: ParsedCsr;
+    try {
+      csr = parseCsr(new Uint8Array(csrDer));
+    } catch (error) {
+      if (error instanceof CaError) throw problem(ProblemType.badCSR, error.message);
+      throw error;
+    }
+    checkCsrIdentifiers(csr, order.identifiers);
+    this.store.updateOrder(order.id, { status: 'processing', csr: csr.der });
+    this.startIssuance(order.id);
+    return this.orderReply(this.store.orderById(order.id) as OrderRecord);
+  }
+
+  private startIssuance(orderId: string): void {
+    if (this.issuing.has(orderId)) return;
+    this.issuing.add(orderId);
+    this.track(
+      this.issue(orderId).finally(() => {
+        this.issuing.delete(orderId);
+      }),
+    );
+  }
+
+  private async issue(orderId: string): Promise<void> {
+    const order = this.store.orderById(orderId);
+    if (order === undefined || order.status !== 'processing' || order.csr === null) return;
+    let stored: { leaf: Uint8Array; parsed: ParsedCertificate; chainPem: string };
+    try {
+      const issued = await this.options.issuer.issue({
+        orderId,
+        accountId: order.accountId,
+        csrDer: order.csr,
+        identifiers: order.identifiers,
+      });
+      const leaf = pemToDer(issued.certificatePem);
+      const chain = issued.chainPem.trim() === '' ? [] : pemToDerList(issued.chainPem);
+      stored = {
+        leaf,
+        parsed: parseCertificate(leaf),
+        chainPem: `${issued.certificatePem.trim()}\n${chain.length === 0 ? '' : `${issued.chainPem.trim()}\n`}`,
+      };
+    } catch (error) {
+      this.store.updateOrder(orderId, {
+        status: 'invalid',
+        error: issuanceProblem(error).asDocument(),
+      });
+      if (!(error instanceof AcmeIssuerError)) this.options.onBackgroundError(error);
+      return;
+    }
+    this.store.transaction(() => {
+      const current = this.store.orderById(orderId);
+      if (current === undefined || current.status !== 'processing') return;
+      const certificateId = newId();
+      this.store.insertCertificate({
+        id: certificateId,
+        accountId: order.accountId,
+        orderId,
+        serialHex: stored.parsed.serialNumber,
+        fingerprint: certificateFingerprint(stored.leaf),
+        leafDer: stored.leaf,
+        chainPem: stored.chainPem,
+        revokedMs: null,
+        revocationReason: null,
+      });
+      this.store.updateOrder(orderId, { status: 'valid', certificateId });
+    });
+  }
+
+  private certificate(id: string, body: string, url: string): Reply {
+    const auth = this.authenticate(body, url, 'kid');
+    if (!this.isPostAsGet(auth.jws)) throw malformed('a certificate only answers POST-as-GET');
+    const record = this.store.certificateById(id);
+    if (record === undefined) throw malformed('no such certificate', { status: 404 });
+    if (record.accountId !== this.accountOf(auth).id) {
+      throw problem(ProblemType.unauthorized, 'this certificate belongs to another account');
+    }
+    return {
+      status: 200,
+      text: record.chainPem,
+      contentType: 'application/pem-certificate-chain',
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Revocation (§7.6)
+
+  private async revokeCert(body: string, url: string): Promise<Reply> {
+    const auth = this.authenticate(body, url, 'either');
+    const payload = parsePayload(revokePayload, jsonPayload(auth.jws), 'revokeCert payload');
+    const der = new Uint8Array(decodeBase64Url(payload.certificate, 'certificate'));
+    let parsed: ParsedCertificate;
+    try {
+      parsed = parseCertificate(der);
+    } catch (error) {
+      if (error instanceof X509Error)
+        throw malformed(`the certificate does not parse: ${error.message}`);
+      throw error;
+    }
+    const record = this.store.certificateByFingerprint(certificateFingerprint(der));
+    if (record === undefined) {
+      throw malformed('this server did not issue that certificate', { status: 404 });
+    }
+    if (auth.account === undefined) {
+      // Signed with a jwk: it must be the certificate's own key.
+      const certJwk = keyObjectJwk(parsed.publicKey);
+      if (certJwk === null || jwkThumbprint(certJwk) !== auth.key.thumbprint) {
+        throw problem(ProblemType.unauthorized, "the JWS key is not the certificate's key");
+      }
+    } else if (
+      record.accountId !== auth.account.id &&
+      !this.holdsAuthorizations(auth.account, parsed)
+    ) {
+      throw problem(
+        ProblemType.unauthorized,
+        'the account neither ordered this certificate nor holds authorizations for all its names',
+      );
+    }
+    if (record.revokedMs !== null) {
+      throw problem(ProblemType.alreadyRevoked, 'the certificate is already revoked');
+    }
+    const reason = payload.reason ?? 0;
+    if (!ALLOWED_REVOCATION_REASONS.has(reason)) {
+      throw problem(
+        ProblemType.badRevocationReason,
+        `revocation reason ${reason} is not allowed (allowed: ${[...ALLOWED_REVOCATION_REASONS].join(', ')})`,
+      );
+    }
+    try {
+      await this.options.issuer.revoke({ serialHex: record.serialHex, certDer: der, reason });
+    } catch (error) {
+      if (error instanceof AcmeIssuerError) {
+        throw problem(ProblemType.serverInternal, `the CA could not revoke: ${error.message}`);
+      }
+      throw error;
+    }
+    this.store.markRevoked(record.id, this.now(), reason);
+    return { status: 200, text: '', contentType: 'text/plain' };
+  }
+
+  private holdsAuthorizations(account: AccountRecord, certificate: ParsedCertificate): boolean {
+    const identifiers: AcmeIdentifier[] = [
+      ...certificate.dnsNames.map((value) => ({
+        type: 'dns' as const,
+        value: value.replace(/^\*\./, ''),
+      })),
+      ...certificate.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+    ];
+    const now = this.now();
+    return (
+      identifiers.length > 0 &&
+      identifiers.every(
+        (identifier) => this.store.validAuthorizationsFor(account.id, identifier, now).length > 0,
+      )
+    );
+  }
+}

@@ -1,0 +1,300 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+import { bytesEqual } from '../../crypto/bytes.js';
+import { X509Error, parseCertificate, type ParsedCertificate } from '../../crypto/x509.js';
+import { ipAddressBytes } from '../../trustchain/ca/names.js';
+import { AcmeError } from './errors.js';
+import type { TxtResolver } from './dns-resolver.js';
+import type { ChallengeType } from './identifiers.js';
+import { encodeBase64Url } from './jws.js';
+import type { AcmeProblem } from './problems.js';
+import { ProblemType, problem, type AcmeIdentifier } from './problems.js';
+
+/**
+ * Challenge validation (RFC 8555 §8): the key authorization `token || '.' || thumbprint`
+ * (§8.1), http-01 (§8.3), dns-01 (§8.4) and tls-alpn-01 (RFC 8737; for IP addresses RFC 8738
+ * §6). A validation resolves to `null` when the
+ * challenge is met and to the problem to record otherwise; it never throws for anything the
+ * remote side does.
+ */
+
+export interface ValidationOptions {
+  /** Port http-01 connects to (RFC 8555 §8.3: 80; configurable so tests run unprivileged). */
+  readonly http01Port: number;
+  /** Port tls-alpn-01 connects to (RFC 8737 §3: 443). */
+  readonly tlsAlpn01Port: number;
+  /**
+   * TEST ONLY: connect every http-01 and tls-alpn-01 validation to this IP address instead of
+   * the address the identifier resolves to (the Host header and SNI still name the identifier).
+   * Unset by default; with it set, validation proves nothing about who controls a name.
+   */
+  readonly testOnlyConnectAddress?: string;
+  /** Per validation attempt. */
+  readonly timeoutMs: number;
+  /** dns-01 TXT lookups; dns-01 is not offered without one. */
+  readonly txtResolver?: TxtResolver;
+}
+
+/** Largest http-01 response body read; a key authorization is about 87 characters. */
+export const MAX_HTTP01_BODY_BYTES = 8_192;
+
+export function keyAuthorization(token: string, thumbprint: string): string {
+  return `${token}.${thumbprint}`;
+}
+
+/** The dns-01 TXT value: base64url(SHA-256(key authorization)). */
+export function dns01TxtValue(keyAuth: string): string {
+  return encodeBase64Url(createHash('sha256').update(keyAuth, 'utf8').digest());
+}
+
+export async function validateChallenge(
+  type: ChallengeType,
+  identifier: AcmeIdentifier,
+  token: string,
+  keyAuth: string,
+  options: ValidationOptions,
+): Promise<AcmeProblem | null> {
+  if (type === 'http-01') return validateHttp01(identifier, token, keyAuth, options);
+  if (type === 'tls-alpn-01') return validateTlsAlpn01(identifier, keyAuth, options);
+  return validateDns01(identifier, keyAuth, options);
+}
+
+function hostHeader(identifier: AcmeIdentifier, port: number): string {
+  const host = net.isIPv6(identifier.value) ? `[${identifier.value}]` : identifier.value;
+  return port === 80 ? host : `${host}:${port}`;
+}
+
+export function validateHttp01(
+  identifier: AcmeIdentifier,
+  token: string,
+  keyAuth: string,
+  options: ValidationOptions,
+): Promise<AcmeProblem | null> {
+  const port = options.http01Port;
+  const path = `/.well-known/acme-challenge/${token}`;
+  const where = `http://${hostHeader(identifier, port)}${path}`;
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (outcome: AcmeProblem | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      request.destroy();
+      resolve(outcome);
+    };
+    const request = http.request({
+      host: options.testOnlyConnectAddress ?? identifier.value,
+      port,
+      path,
+      method: 'GET',
+      headers: { Host: hostHeader(identifier, port), Accept: '*/*', Connection: 'close' },
+      agent: false,
+    });
+    const timer = setTimeout(
+      () =>
+        finish(
+          problem(ProblemType.connection, `${where}: no response within ${options.timeoutMs} ms`),
+        ),
+      options.timeoutMs,
+    );
+    request.on('error', (error) =>
+      finish(problem(ProblemType.connection, `${where}: ${error.message}`, { identifier })),
+    );
+    request.on('response', (response) => {
+      if (response.statusCode !== 200) {
+        finish(
+          problem(ProblemType.unauthorized, `${where} answered HTTP ${response.statusCode}`, {
+            identifier,
+          }),
+        );
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_HTTP01_BODY_BYTES) {
+          finish(
+            problem(
+              ProblemType.incorrectResponse,
+              `${where}: body longer than ${MAX_HTTP01_BODY_BYTES} bytes`,
+              {
+                identifier,
+              },
+            ),
+          );
+          return;
+        }
+        chunks.push(chunk);
+      });
+      response.on('error', (error) =>
+        finish(problem(ProblemType.connection, `${where}: ${error.message}`, { identifier })),
+      );
+      response.on('end', () => {
+        // RFC 8555 §8.3: trailing whitespace is ignored.
+        const body = Buffer.concat(chunks).toString('utf8').replace(/\s+$/, '');
+        finish(
+          body === keyAuth
+            ? null
+            : problem(
+                ProblemType.incorrectResponse,
+                `${where}: the body is not the key authorization`,
+                { identifier },
+              ),
+        );
+      });
+    });
+    request.end();
+  });
+}
+
+export async function validateDns01(
+  identifier: AcmeIdentifier,
+  keyAuth: string,
+  options: ValidationOptions,
+): Promise<AcmeProblem | null> {
+  const name = `_acme-challenge.${identifier.value}`;
+  if (options.txtResolver === undefined) {
+    return problem(ProblemType.dns, 'this server has no DNS resolver for dns-01', { identifier });
+  }
+  let values: string[];
+  try {
+    values = await options.txtResolver.lookupTxt(name);
+  } catch (error) {
+    const message =
+      error instanceof AcmeError || error instanceof Error ? error.message : String(error);
+    return problem(ProblemType.dns, `TXT lookup of ${name} failed: ${message}`, { identifier });
+  }
+  if (values.length === 0) {
+    return problem(ProblemType.incorrectResponse, `no TXT record at ${name}`, { identifier });
+  }
+  const expected = dns01TxtValue(keyAuth);
+  return values.includes(expected)
+    ? null
+    : problem(
+        ProblemType.incorrectResponse,
+        `no TXT record at ${name} holds the expected digest (found ${values.length})`,
+        { identifier },
+      );
+}
+
+/** RFC 8737 §6.2: the ALPN protocol of the validation handshake. */
+export const ACME_TLS_ALPN_PROTOCOL = 'acme-tls/1';
+/** RFC 8737 §6.1: id-pe-acmeIdentifier. */
+export const ACME_IDENTIFIER_OID = '1.3.6.1.5.5.7.1.31';
+
+/** RFC 8738 §6: the SNI for an address is its reverse-mapping name (in-addr.arpa, ip6.arpa). */
+export function reverseName(address: string): string {
+  const bytes = ipAddressBytes(address);
+  if (bytes.length === 4) return `${[...bytes].reverse().join('.')}.in-addr.arpa`;
+  const nibbles: string[] = [];
+  for (const byte of bytes) nibbles.push((byte >> 4).toString(16), (byte & 0xf).toString(16));
+  return `${nibbles.reverse().join('.')}.ip6.arpa`;
+}
+
+/**
+ * RFC 8737 §3: the certificate the server presents for `acme-tls/1` must name exactly the
+ * identifier in its subjectAltName and carry the critical acmeIdentifier extension holding the
+ * DER OCTET STRING of SHA-256(key authorization).
+ */
+export function checkTlsAlpnCertificate(
+  certificate: ParsedCertificate,
+  identifier: AcmeIdentifier,
+  keyAuth: string,
+): string | null {
+  const { dnsNames, ipAddresses, uris } = certificate;
+  const namesOnlyIdentifier =
+    uris.length === 0 &&
+    (identifier.type === 'dns'
+      ? ipAddresses.length === 0 && dnsNames.length === 1 && dnsNames[0] === identifier.value
+      : dnsNames.length === 0 &&
+        ipAddresses.length === 1 &&
+        bytesEqual(ipAddressBytes(ipAddresses[0] as string), ipAddressBytes(identifier.value)));
+  if (!namesOnlyIdentifier) return 'the certificate must name exactly the identifier';
+  const extension = certificate.extensions.find((e) => e.oid === ACME_IDENTIFIER_OID);
+  if (extension === undefined) return 'the certificate has no acmeIdentifier extension';
+  if (!extension.critical) return 'the acmeIdentifier extension is not critical';
+  const digest = createHash('sha256').update(keyAuth, 'utf8').digest();
+  const expected = Buffer.concat([Buffer.from([0x04, 0x20]), digest]);
+  if (!bytesEqual(extension.value, expected)) {
+    return 'the acmeIdentifier extension does not hold SHA-256 of the key authorization';
+  }
+  return null;
+}
+
+export function validateTlsAlpn01(
+  identifier: AcmeIdentifier,
+  keyAuth: string,
+  options: ValidationOptions,
+): Promise<AcmeProblem | null> {
+  const port = options.tlsAlpn01Port;
+  const servername = identifier.type === 'ip' ? reverseName(identifier.value) : identifier.value;
+  const where = `tls-alpn-01 ${servername} port ${port}`;
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (outcome: AcmeProblem | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const socket = tls.connect({
+      host: options.testOnlyConnectAddress ?? identifier.value,
+      port,
+      servername,
+      ALPNProtocols: [ACME_TLS_ALPN_PROTOCOL],
+      // The validation certificate is self-signed by design (RFC 8737 §3).
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    });
+    const timer = setTimeout(
+      () =>
+        finish(
+          problem(ProblemType.connection, `${where}: no handshake within ${options.timeoutMs} ms`, {
+            identifier,
+          }),
+        ),
+      options.timeoutMs,
+    );
+    socket.on('error', (error) =>
+      finish(problem(ProblemType.tls, `${where}: ${error.message}`, { identifier })),
+    );
+    socket.on('secureConnect', () => {
+      if (socket.alpnProtocol !== ACME_TLS_ALPN_PROTOCOL) {
+        finish(
+          problem(
+            ProblemType.tls,
+            `${where}: the server did not negotiate ${ACME_TLS_ALPN_PROTOCOL}`,
+            {
+              identifier,
+            },
+          ),
+        );
+        return;
+      }
+      const peer = socket.getPeerX509Certificate();
+      let reason: string | null;
+      try {
+        reason =
+          peer === undefined
+            ? 'no certificate'
+            : checkTlsAlpnCertificate(
+                parseCertificate(new Uint8Array(peer.raw)),
+                identifier,
+                keyAuth,
+              );
+      } catch (error) {
+        if (!(error instanceof X509Error)) throw error;
+        reason = `the certificate does not parse: ${error.message}`;
+      }
+      finish(
+        reason === null
+          ? null
+          : problem(ProblemType.incorrectResponse, `${where}: ${reason}`, { identifier }),
+      );
+    });
+  });
+}
