@@ -5,12 +5,21 @@
  * say how much of the gap to Knot is the runtime and how much is the server.
  *
  *   node --import tsx bench/dns/floor.ts --host 127.0.0.1   (prints `ready <port>`)
+ *
+ * `--cpu-on-stdin` as in bench/dns/server.ts.
  */
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { parseArgs } from 'node:util';
+import { reportCpuOnStdin } from './cpu.js';
 
-const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' } } });
+const { values } = parseArgs({
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    'cpu-on-stdin': { type: 'boolean', default: false },
+  },
+});
+if (values['cpu-on-stdin']) reportCpuOnStdin();
 const host = values.host!;
 const socket = dgram.createSocket(isIPv6(host) ? 'udp6' : 'udp4');
 socket.on('message', (query, peer) => {

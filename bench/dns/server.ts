@@ -4,11 +4,15 @@
  *
  *   node --import tsx bench/dns/server.ts --host 127.0.0.1 --port 8853 --hosts 1000
  *
- * Prints `ready <port>` on stdout once listening; exits on SIGTERM or SIGINT.
+ * Prints `ready <port>` on stdout once listening; exits on SIGTERM or SIGINT. `--udp-cache N`
+ * sets `limits.udpResponseCacheEntries` (0: no response cache). With `--cpu-on-stdin`, each
+ * line read on stdin is answered with `cpu <µs>`: this process's user + system CPU time so far
+ * (`process.cpuUsage()`).
  */
 import { parseArgs } from 'node:util';
 import { startDnsServers } from '../../src/faces/dns/index.js';
 import { MemoryZone, ZoneSet, parseRecord } from '../../src/trustchain/dns/index.js';
+import { reportCpuOnStdin } from './cpu.js';
 import { BENCH_ZONE, benchZone } from './zone.js';
 
 const { values } = parseArgs({
@@ -16,12 +20,23 @@ const { values } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '0' },
     hosts: { type: 'string', default: '1000' },
+    'udp-cache': { type: 'string' },
+    'cpu-on-stdin': { type: 'boolean', default: false },
   },
 });
 const records = benchZone(Number(values.hosts)).map((input, i) => parseRecord(input, `zone[${i}]`));
 const zones = new ZoneSet([MemoryZone.build(BENCH_ZONE, records)]);
 const address = { host: values.host!, port: Number(values.port) };
-const servers = await startDnsServers({ zones, udp: [address], tcp: [address] });
+const cacheEntries = values['udp-cache'];
+const servers = await startDnsServers({
+  zones,
+  udp: [address],
+  tcp: [address],
+  ...(cacheEntries === undefined
+    ? {}
+    : { limits: { udpResponseCacheEntries: Number(cacheEntries) } }),
+});
+if (values['cpu-on-stdin']) reportCpuOnStdin();
 process.stdout.write(`ready ${servers.udp[0]!.port}\n`);
 const stop = (): void => {
   void servers.close().then(() => process.exit(0));

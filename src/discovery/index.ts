@@ -84,4 +84,21 @@ export {
 export { decodeInstance, decodeOwnerList, decodeServiceIndex, encodeInstance } from './records.js';
 export { discoveryStateKey, instanceKey, ownerKey, serviceKey } from './state.js';
 export { serviceChanges } from './watch.js';
+export { CatalogView, catalogKeyOf } from './catalog-view.js';
+export type { CatalogKeyChange, CatalogUpdate } from './catalog-view.js';
+export {
+  DISCOVERY_DNS_TTL,
+  catalogRecords,
+  instanceHostName,
+  instanceRecords,
+  srvName,
+} from './dns-records.js';
+export { discoveryGenesisFromApp, discoveryGenesisToJson } from './genesis.js';
+export type { DiscoveryGenesis, DiscoveryGenesisJson } from './genesis.js';
+export {
+  DIRECTORY_BUCKETS,
+  directoryBucketOf,
+  directoryKey,
+  readServiceDirectory,
+} from './state.js';
 export type { ServiceChange, ServiceSnapshot } from './watch.js';

@@ -155,3 +155,36 @@ export function decodeOwnerList(value: Uint8Array): OwnedInstance[] {
 
 /** Names an owner key in messages and details. */
 export const ownerHex = (owner: Uint8Array): string => toHex(owner);
+
+/**
+ * Most service names in one directory bucket. Names spread over 256 buckets by hash, so a
+ * bucket this full means about a million services; a register that would exceed it is refused
+ * (`SERVICE_FULL`), which keeps every stored value bounded.
+ */
+export const MAX_DIRECTORY_BUCKET_ENTRIES = 4_096;
+
+export function encodeDirectoryBucket(services: readonly string[]): Uint8Array {
+  return encodeCanonical([...services]);
+}
+
+/** Decodes a directory bucket: service names, strictly sorted. */
+export function decodeDirectoryBucket(value: Uint8Array): string[] {
+  try {
+    const reader = new CanonicalReader(value);
+    const count = reader.readArrayLength('directory', MAX_DIRECTORY_BUCKET_ENTRIES);
+    const services: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const at = `directory[${i}]`;
+      const service = checkServiceName(reader.readText(at, 64), at);
+      const previous = services[i - 1];
+      if (previous !== undefined && !(previous < service)) {
+        throw new RangeError(`${at}: service names out of order or repeated`);
+      }
+      services.push(service);
+    }
+    reader.end('directory');
+    return services;
+  } catch (error) {
+    return corrupt('directory bucket', error);
+  }
+}

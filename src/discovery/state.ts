@@ -1,13 +1,22 @@
 import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
 import { bytesEqual, concatBytes } from '../crypto/bytes.js';
-import { DiscoveryStateError, DiscoveryStateErrorCode } from './errors.js';
+import { sha256 } from '../crypto/hash.js';
+import {
+  DiscoveryError,
+  DiscoveryErrorCode,
+  DiscoveryStateError,
+  DiscoveryStateErrorCode,
+} from './errors.js';
 import { DISCOVERY_MODULE_NAME, isLive } from './model.js';
 import type { OwnedInstance, ServiceIndexEntry, ServiceInstance } from './model.js';
 import {
+  MAX_DIRECTORY_BUCKET_ENTRIES,
   compareOwned,
+  decodeDirectoryBucket,
   decodeInstance,
   decodeOwnerList,
   decodeServiceIndex,
+  encodeDirectoryBucket,
   encodeInstance,
   encodeOwnerList,
   encodeServiceIndex,
@@ -20,6 +29,8 @@ import {
  *   discovery/inst/<service>/<instance>   the instance (records.ts)
  *   discovery/svc/<service>               the service index: every instance id, status, expiry
  *   discovery/owner/<32-byte key>         the instances a sender key owns
+ *   discovery/dir/<byte>                  the services (with a stored index) whose name's
+ *                                         SHA-256 starts with that byte, sorted
  *
  * Invariant (checked by the property tests): an instance record exists exactly when its id is
  * in its service's index and in its owner's list, and the index entry carries the record's
@@ -30,6 +41,9 @@ const encoder = new TextEncoder();
 const INSTANCE_PREFIX = 'inst/';
 const SERVICE_PREFIX = 'svc/';
 const OWNER_PREFIX = encoder.encode('owner/');
+const DIRECTORY_PREFIX = encoder.encode('dir/');
+/** The service directory is split by the first byte of SHA-256(name), so no value is large. */
+export const DIRECTORY_BUCKETS = 256;
 const MODULE_PREFIX = encoder.encode(`${DISCOVERY_MODULE_NAME}/`);
 
 /** Module-relative key of an instance record (service and instance are checked labels). */
@@ -44,6 +58,28 @@ export function serviceKey(service: string): Uint8Array {
 export function ownerKey(owner: Uint8Array): Uint8Array {
   if (owner.length !== 32) throw new RangeError(`an owner key is 32 bytes, got ${owner.length}`);
   return concatBytes(OWNER_PREFIX, owner);
+}
+
+/** Module-relative key of the directory bucket holding `service`, or bucket `bucket`. */
+export function directoryKey(bucket: number): Uint8Array {
+  if (!Number.isInteger(bucket) || bucket < 0 || bucket >= DIRECTORY_BUCKETS) {
+    throw new RangeError(`a directory bucket is 0..255, got ${bucket}`);
+  }
+  return concatBytes(DIRECTORY_PREFIX, Uint8Array.of(bucket));
+}
+
+export function directoryBucketOf(service: string): number {
+  return sha256(encoder.encode(service))[0]!;
+}
+
+/** Every service with a stored index: 256 reads (names sorted within each bucket). */
+export function readServiceDirectory(state: ModuleStateReader): string[] {
+  const services: string[] = [];
+  for (let bucket = 0; bucket < DIRECTORY_BUCKETS; bucket++) {
+    const value = state.get(directoryKey(bucket));
+    if (value !== null) services.push(...decodeDirectoryBucket(value));
+  }
+  return services;
 }
 
 /** The full state key (`discovery/` + key) of a module-relative key: what a proof proves. */
@@ -93,6 +129,8 @@ export class Catalog {
   private readonly owners = new Map<string, { owner: Uint8Array; list: OwnedInstance[] }>();
   private readonly dirtyIndexes = new Set<string>();
   private readonly dirtyOwners = new Set<string>();
+  /** Services whose index was stored when this transaction first read it. */
+  private readonly stored = new Set<string>();
 
   constructor(
     /** The transaction's state: records are read and written through it directly. */
@@ -109,6 +147,7 @@ export class Catalog {
     if (entries === undefined) {
       const value = this.state.get(serviceKey(service));
       entries = value === null ? [] : decodeServiceIndex(value);
+      if (value !== null) this.stored.add(service);
       this.indexes.set(service, entries);
     }
     return entries;
@@ -196,13 +235,18 @@ export class Catalog {
     }
   }
 
-  /** Writes the changed indexes and owner lists. */
+  /**
+   * Writes the changed indexes and owner lists, and the directory when a service's index appears
+   * or is deleted.
+   */
   flush(): void {
     for (const service of this.dirtyIndexes) {
       const entries = this.index(service);
       const key = serviceKey(service);
       if (entries.length === 0) this.state.delete(key);
       else this.state.set(key, encodeServiceIndex(entries));
+      const wasStored = this.stored.has(service);
+      if (wasStored !== entries.length > 0) this.listService(service, !wasStored);
     }
     for (const id of this.dirtyOwners) {
       const { owner, list } = this.owners.get(id)!;
@@ -212,5 +256,32 @@ export class Catalog {
     }
     this.dirtyIndexes.clear();
     this.dirtyOwners.clear();
+  }
+
+  /** Adds `service` to its directory bucket, or removes it. */
+  private listService(service: string, add: boolean): void {
+    const key = directoryKey(directoryBucketOf(service));
+    const value = this.state.get(key);
+    const services = value === null ? [] : decodeDirectoryBucket(value);
+    const at = services.findIndex((name) => name >= service);
+    const present = at !== -1 && services[at] === service;
+    if (add) {
+      if (present) invariant(`${service} is already in the service directory`);
+      if (services.length >= MAX_DIRECTORY_BUCKET_ENTRIES) {
+        throw new DiscoveryError(
+          DiscoveryErrorCode.SERVICE_FULL,
+          `register ${service}: its directory bucket holds ${MAX_DIRECTORY_BUCKET_ENTRIES} services, the limit`,
+          { service, limit: MAX_DIRECTORY_BUCKET_ENTRIES },
+        );
+      }
+      services.splice(at === -1 ? services.length : at, 0, service);
+      this.stored.add(service);
+    } else {
+      if (!present) invariant(`${service} is not in the service directory`);
+      services.splice(at, 1);
+      this.stored.delete(service);
+    }
+    if (services.length === 0) this.state.delete(key);
+    else this.state.set(key, encodeDirectoryBucket(services));
   }
 }

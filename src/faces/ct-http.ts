@@ -35,6 +35,11 @@ export interface CtHttpOptions {
   /** Requests are counted here (never the global registry). */
   readonly registry: Registry;
   readonly metricsPrefix?: string;
+  /**
+   * The CRL `GET /crl` serves (DER, `application/pkix-crl`): the node's intermediate's, from the
+   * TrustChain CA (docs/ca.md). Absent: 404; returning null: 503.
+   */
+  readonly crl?: () => Uint8Array | null;
 }
 
 export interface CtHttpServer {
@@ -210,6 +215,13 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
     return { body: data, contentType: 'application/octet-stream', cacheControl: IMMUTABLE };
   };
 
+  const getCrl = (): Reply => {
+    if (options.crl === undefined) throw new HttpFailure('not_found', 'this server serves no CRL');
+    const der = options.crl();
+    if (der === null) throw new HttpFailure('unavailable', 'no CRL is available');
+    return { body: der, contentType: 'application/pkix-crl', cacheControl: 'no-cache' };
+  };
+
   const routes = new Map<string, (query: URLSearchParams) => Reply>([
     ['/ct/v1/get-sth', getSth],
     ['/ct/v1/get-sth-consistency', getConsistency],
@@ -217,6 +229,7 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
     ['/ct/v1/get-entries', getEntries],
     ['/ct/v1/get-roots', getRoots],
     ['/checkpoint', getCheckpoint],
+    ['/crl', getCrl],
   ]);
   const endpointOf = (path: string): string => {
     if (routes.has(path)) return path.replace('/ct/v1/', '').replace('/', '');

@@ -18,6 +18,8 @@ export const clusterFileSchema = z.strictObject({
   createdAt: z.string().min(1),
   genesisFile: z.string().min(1),
   trustRootsFile: z.string().min(1),
+  /** The TrustChain CA trust bundle (docs/ca.md), when the cluster runs the CA. */
+  trustBundleFile: z.string().min(1).optional(),
   operator: z.strictObject({
     keyFile: z.string().min(1),
     certificateFile: z.string().min(1),
@@ -30,11 +32,17 @@ export const clusterFileSchema = z.strictObject({
         id: z.string().regex(/^[0-9a-f]{40}$/),
         stoq: address,
         metrics: z.string().nullable(),
-        /** Authoritative DNS of the node (UDP and TCP), absent or null when it serves none. */
+        /** Authoritative DNS of the node (UDP, TCP, DoQ), absent or null when it serves none. */
         dns: z
-          .strictObject({ udp: z.array(address).max(8), tcp: z.array(address).max(8) })
+          .strictObject({
+            udp: z.array(address).max(8),
+            tcp: z.array(address).max(8),
+            doq: z.array(address).max(8).optional(),
+          })
           .nullable()
           .optional(),
+        /** The node's CT log (HTTP base URL), absent or null when it serves none. */
+        ct: z.string().nullable().optional(),
         configFile: z.string().min(1),
         pid: z.int().positive().nullable(),
       }),
@@ -84,6 +92,9 @@ export async function readClusterFile(file: string): Promise<ClusterFile> {
     ...cluster,
     genesisFile: resolve(cluster.genesisFile),
     trustRootsFile: resolve(cluster.trustRootsFile),
+    ...(cluster.trustBundleFile === undefined
+      ? {}
+      : { trustBundleFile: resolve(cluster.trustBundleFile) }),
     operator: {
       keyFile: resolve(cluster.operator.keyFile),
       certificateFile: resolve(cluster.operator.certificateFile),

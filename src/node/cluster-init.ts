@@ -22,7 +22,7 @@ import type {
 } from '../caesar/index.js';
 import { stakingParamsSchema } from '../caesar/staking-params.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
-import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import { defaultFalcon, type FalconBackend, type FalconKeyPair } from '../crypto/falcon.js';
 import {
   DEV_PROOF_PARAMS,
   genesisToJson,
@@ -35,12 +35,15 @@ import type { ConsensusProofParams } from '../consensus/proof/params.js';
 import { validatorAddress } from '../consensus/validator-set.js';
 import { toHex } from '../crypto/bytes.js';
 import type { DnsZonesGenesisJson } from '../trustchain/dns-zones/index.js';
+import { discoveryGenesisToJson } from '../discovery/index.js';
 import { CliError } from './cli-error.js';
 import {
   DEFAULT_CHAIN_ID,
   DEFAULT_CLUSTER_CONSENSUS,
+  DEFAULT_CT_HTTP_PORT,
   DEFAULT_DNS_PORT,
   DEFAULT_DNS_ZONE,
+  DEFAULT_DOQ_PORT,
   DEFAULT_LISTEN_HOST,
   DEFAULT_METRICS_PORT,
   DEFAULT_STOQ_PORT,
@@ -53,7 +56,14 @@ import {
   issueDevIdentity,
   loadDevCa,
 } from './dev-ca.js';
+import {
+  generateZoneKey,
+  genesisDnskeyJson,
+  writeZoneKeyFile,
+  zoneKeyFileName,
+} from './dns-keys.js';
 import { findFreePorts } from './free-ports.js';
+import { CA_FILES, nodeCaConfig, runClusterCaCeremony } from './ca-genesis.js';
 import { NODE_NAME_PATTERN, type ValidatorNodeConfig } from './node-config.js';
 import { createWalletKey, readWalletKey } from './wallet.js';
 
@@ -281,8 +291,30 @@ export interface ClusterInitOptions {
    * `DEFAULT_DNS_PORT`, or 0 when `basePort` is 0.
    */
   readonly dnsBasePort?: number;
-  /** Put the cluster zone in the genesis and serve it from every node (default true). */
+  /**
+   * DNS-over-QUIC port of node-1; node-K gets doqBasePort + K - 1. 0 asks the OS. Default:
+   * `DEFAULT_DOQ_PORT`, or 0 when `basePort` is 0.
+   */
+  readonly doqBasePort?: number;
+  /**
+   * Put the cluster zone in the genesis (signed: its DNSKEY in the genesis, the signing key in
+   * every node's directory) and serve it from every node over UDP, TCP and DoQ (default true).
+   */
   readonly dns?: boolean;
+  /**
+   * Install the service catalog (`app.discovery`, docs/discovery.md), published in the cluster
+   * zone when there is one (default true).
+   */
+  readonly discovery?: boolean;
+  /**
+   * Run the TrustChain CA genesis ceremony (`app.ca`, docs/ca.md) and serve each node's CT log
+   * over HTTP (default true).
+   */
+  readonly ca?: boolean;
+  /** Environment variable holding the CA root key passphrase; absent: one is generated. */
+  readonly caPassphraseEnv?: string;
+  /** CT HTTP port of node-1; node-K gets ctBasePort + K - 1. 0 asks the OS (default with basePort 0). */
+  readonly ctBasePort?: number;
   /** Replace an existing cluster directory (one holding a genesis.json). */
   readonly force?: boolean;
   readonly proofParams?: ConsensusProofParams;
@@ -309,6 +341,8 @@ export interface ClusterNodeLayout {
   readonly metrics: { readonly host: string; readonly port: number };
   /** The node's DNS port (UDP and TCP), or null when the cluster has no DNS. */
   readonly dns: { readonly host: string; readonly port: number } | null;
+  /** The node's DNS-over-QUIC address, or null when it serves none. */
+  readonly doq: { readonly host: string; readonly port: number } | null;
 }
 
 export interface ClusterLayout {
@@ -356,6 +390,7 @@ function checkOptions(options: ClusterInitOptions): void {
     ['--base-port', options.basePort],
     ['--metrics-base-port', options.metricsBasePort],
     ['--dns-base-port', options.dnsBasePort],
+    ['--doq-base-port', options.doqBasePort],
   ] as const) {
     if (base === undefined || base === 0) continue;
     if (!Number.isInteger(base) || base < 1 || base + validators - 1 > 65_535) {
@@ -387,6 +422,21 @@ function checkOptions(options: ClusterInitOptions): void {
       }
     }
   }
+  const doqBase = doqBasePortOf(options);
+  if (options.dns !== false && doqBase !== 0) {
+    // DoQ is UDP, like STOQ over QUIC and DNS; metrics are TCP only but listed ports stay distinct.
+    for (const [flag, base] of [
+      ['STOQ', stoqBase],
+      ['metrics', metricsBase],
+      ['DNS', dnsBase],
+    ] as const) {
+      if (base !== 0 && Math.max(base, doqBase) < Math.min(base, doqBase) + validators) {
+        throw new CliError(
+          `DoQ ports ${doqBase}..${doqBase + validators - 1} overlap ${flag} ports ${base}..${base + validators - 1}`,
+        );
+      }
+    }
+  }
   if (options.host !== undefined && options.host.trim() === '') {
     throw new CliError('--host must not be empty');
   }
@@ -401,8 +451,18 @@ function dnsBasePortOf(options: ClusterInitOptions): number {
   return options.dnsBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_DNS_PORT);
 }
 
-/** The cluster zone: the operator administers it; anyone may register names in it. */
-function clusterZone(operatorPublicKey: Uint8Array): DnsZonesGenesisJson {
+function doqBasePortOf(options: ClusterInitOptions): number {
+  return options.doqBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_DOQ_PORT);
+}
+
+/**
+ * The cluster zone: the operator administers it; anyone may register names in it; signed with
+ * the key whose DNSKEY it publishes.
+ */
+function clusterZone(
+  operatorPublicKey: Uint8Array,
+  dnskey: DnsZonesGenesisJson['zones'][number]['dnskey'],
+): DnsZonesGenesisJson {
   const zone = DEFAULT_DNS_ZONE;
   return {
     zones: [
@@ -420,6 +480,7 @@ function clusterZone(operatorPublicKey: Uint8Array): DnsZonesGenesisJson {
           minimum: 60,
         },
         nameservers: { ttl: 3600, hosts: [`ns1.${zone}`] },
+        ...(dnskey === undefined ? {} : { dnskey }),
       },
     ],
   };
@@ -505,6 +566,26 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
     options.dns === false
       ? null
       : await allocatePorts(host, dnsBasePortOf(options), count, [...stoqPorts, ...metricsPorts]);
+  const doqPorts =
+    dnsPorts === null
+      ? null
+      : await allocatePorts(host, doqBasePortOf(options), count, [
+          ...stoqPorts,
+          ...metricsPorts,
+          ...dnsPorts,
+        ]);
+  // The cluster zone's signing key: its DNSKEY goes in the genesis, the key to every node.
+  const zoneKey = dnsPorts === null ? null : generateZoneKey();
+  const ctPorts =
+    options.ca === false
+      ? null
+      : await allocatePorts(
+          host,
+          options.ctBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_CT_HTTP_PORT),
+          count,
+          [...stoqPorts, ...metricsPorts, ...(dnsPorts ?? []), ...(doqPorts ?? [])],
+        );
+  const caValidators: { name: string; nodeDir: string; falconKeys: FalconKeyPair }[] = [];
 
   await mkdir(path.dirname(dir), { recursive: true });
   const staging = await mkdtemp(`${dir}.tmp-`);
@@ -523,6 +604,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
       const started = performance.now();
       const nodeDir = path.join(staging, name);
       const keys = await generateNodeIdentity(falcon);
+      caValidators.push({ name, nodeDir, falconKeys: keys.falcon });
       await issueDevIdentity({
         ca,
         cluster: chainId,
@@ -547,6 +629,9 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
       const stoq = { host, port: stoqPorts[index] as number };
       const metrics = { host, port: metricsPorts[index] as number };
       const dnsAddress = dnsPorts === null ? null : { host, port: dnsPorts[index] as number };
+      const doqAddress = doqPorts === null ? null : { host, port: doqPorts[index] as number };
+      const zoneKeyFile = zoneKeyFileName(DEFAULT_DNS_ZONE);
+      if (zoneKey !== null) await writeZoneKeyFile(path.join(nodeDir, zoneKeyFile), zoneKey);
       const config: ValidatorNodeConfig = {
         name,
         dataDir: CLUSTER_FILES.dataDir,
@@ -562,7 +647,18 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
             address: { host, port: stoqPorts[peerIndex] as number },
           }))
           .filter((peer) => peer.name !== name),
-        dns: dnsAddress === null ? null : { udp: [dnsAddress], tcp: [dnsAddress] },
+        dns:
+          dnsAddress === null
+            ? null
+            : {
+                udp: [dnsAddress],
+                tcp: [dnsAddress],
+                doq: doqAddress === null ? [] : [doqAddress],
+                dnssecKeys:
+                  zoneKey === null ? [] : [{ zone: DEFAULT_DNS_ZONE, keyFile: zoneKeyFile }],
+              },
+        ca: ctPorts === null ? null : nodeCaConfig(),
+        ct: ctPorts === null ? null : { http: { host, port: ctPorts[index] as number } },
         logLevel: 'info',
       };
       await writeJson(path.join(nodeDir, CLUSTER_FILES.nodeConfig), config);
@@ -576,10 +672,11 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
         stoq,
         metrics,
         dns: dnsAddress,
+        doq: doqAddress,
       });
       progress(
         `  ${name.padEnd(8)}  ${id}  keys, certificate, storage plot (${proof.space.blockCount} blocks)  ` +
-          `stoq ${host}:${stoq.port}  metrics ${host}:${metrics.port}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}  ${formatSeconds(performance.now() - started)}`,
+          `stoq ${host}:${stoq.port}  metrics ${host}:${metrics.port}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}${doqAddress === null ? '' : `  doq ${host}:${doqAddress.port}`}  ${formatSeconds(performance.now() - started)}`,
       );
     }
 
@@ -652,9 +749,55 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
       const operator = await readWalletKey(
         path.join(staging, CLUSTER_FILES.operatorDir, `${CLUSTER_FILES.operatorName}.key`),
       );
-      app = { ...app, dns: clusterZone(operator.publicKey) };
+      app = {
+        ...app,
+        dns: clusterZone(
+          operator.publicKey,
+          zoneKey === null ? undefined : genesisDnskeyJson(zoneKey.dnskey),
+        ),
+      };
       progress(
-        `  dns       zone ${DEFAULT_DNS_ZONE} in consensus state (administered by the operator key, names open to all), served by every node`,
+        `  dns       zone ${DEFAULT_DNS_ZONE} in consensus state (administered by the operator key, names open to all), served by every node` +
+          (zoneKey === null
+            ? ''
+            : `; DNSSEC key tag ${zoneKey.keyTag} (DNSKEY in the genesis, key in node-K/${zoneKeyFileName(DEFAULT_DNS_ZONE)})`),
+      );
+    }
+
+    if (options.discovery !== false) {
+      const dnsZone = dnsPorts === null ? null : DEFAULT_DNS_ZONE;
+      app = { ...app, discovery: discoveryGenesisToJson({ dnsZone }) };
+      progress(
+        `  discovery service catalog in consensus state${dnsZone === null ? '' : `, SRV records in ${dnsZone}`}; every node registers its own services`,
+      );
+    }
+
+    if (ctPorts !== null) {
+      const operatorKey = await readWalletKey(
+        path.join(staging, CLUSTER_FILES.operatorDir, `${CLUSTER_FILES.operatorName}.key`),
+      );
+      const ca = await runClusterCaCeremony({
+        dir: staging,
+        chainId,
+        time: now(),
+        validators: caValidators,
+        operatorDir: path.join(staging, CLUSTER_FILES.operatorDir),
+        operatorPublicKey: operatorKey.publicKey,
+        dnsZone: dnsPorts === null ? null : DEFAULT_DNS_ZONE,
+        host,
+        ...(options.caPassphraseEnv === undefined
+          ? {}
+          : { passphraseEnv: options.caPassphraseEnv }),
+        falcon,
+      });
+      app = { ...app, ca: ca.section };
+      progress(
+        `  ca        TrustChain CA: ${CA_FILES.dir}/${CA_FILES.bundle}, intermediates in node-K/${CA_FILES.intermediateKey}, ` +
+          `root keys encrypted in ${CLUSTER_FILES.operatorDir}/${CA_FILES.rootEcdsaKey} and ${CA_FILES.rootFalconKey}` +
+          (ca.passphraseFile === null
+            ? ` (passphrase from $${options.caPassphraseEnv})`
+            : ` (generated passphrase in ${CLUSTER_FILES.operatorDir}/${CA_FILES.passphrase}, mode 0600)`) +
+          `; CT logs on HTTP ports ${ctPorts.join(', ')}`,
       );
     }
 

@@ -50,6 +50,7 @@ export async function readClusterLayout(dir: string): Promise<ClusterLayout> {
       stoq: { host: config.stoq.host, port: config.stoq.port },
       metrics: { host: config.metrics.host, port: config.metrics.port },
       dns: config.dns?.udp[0] ?? null,
+      doq: config.dns?.doq[0] ?? null,
     });
   }
   const operatorDir = path.join(root, CLUSTER_FILES.operatorDir);

@@ -12,6 +12,13 @@ export const DEFAULT_STOQ_PORT = 9292;
 export const DEFAULT_METRICS_PORT = 9464;
 /** Authoritative DNS (UDP and TCP) of node-1 in a `cluster init` cluster (53 in production). */
 export const DEFAULT_DNS_PORT = 8853;
+/**
+ * DNS-over-QUIC (RFC 9250) of node-1 in a `cluster init` cluster (853 in production); above the
+ * DNS, STOQ and metrics ranges of up to 100 nodes, since DoQ, DNS and STOQ over QUIC all use UDP.
+ */
+export const DEFAULT_DOQ_PORT = 9853;
+/** The CT log's HTTP read API (docs/ct.md) of node-1 in a `cluster init` cluster. */
+export const DEFAULT_CT_HTTP_PORT = 6962;
 /** The cluster zone `cluster init` puts in consensus state. */
 export const DEFAULT_DNS_ZONE = 'hypermesh.';
 /** Chain id (and certificate cluster name) `hypermesh cluster init` uses when given none. */

@@ -93,21 +93,24 @@ interface ReadyLine {
   readonly dns?: {
     udp: { host: string; port: number }[];
     tcp: { host: string; port: number }[];
+    doq?: { host: string; port: number }[];
   } | null;
 }
 
 type HostPort = { host: string; port: number };
 
-/** The `dns` of a ready line: null, or UDP and TCP lists of addresses. */
-function readyDns(value: unknown): { udp: HostPort[]; tcp: HostPort[] } | null | undefined {
+/** The `dns` of a ready line: null, or UDP, TCP (and DoQ) lists of addresses. */
+function readyDns(
+  value: unknown,
+): { udp: HostPort[]; tcp: HostPort[]; doq: HostPort[] } | null | undefined {
   if (value === undefined || value === null) return null;
   const isAddress = (a: unknown): a is HostPort =>
     typeof (a as HostPort)?.host === 'string' && typeof (a as HostPort)?.port === 'number';
-  const { udp, tcp } = value as { udp?: unknown; tcp?: unknown };
-  if (!Array.isArray(udp) || !Array.isArray(tcp)) return undefined;
-  if (!udp.every(isAddress) || !tcp.every(isAddress)) return undefined;
+  const { udp, tcp, doq = [] } = value as { udp?: unknown; tcp?: unknown; doq?: unknown };
+  if (!Array.isArray(udp) || !Array.isArray(tcp) || !Array.isArray(doq)) return undefined;
+  if (!udp.every(isAddress) || !tcp.every(isAddress) || !doq.every(isAddress)) return undefined;
   const strip = (list: HostPort[]): HostPort[] => list.map(({ host, port }) => ({ host, port }));
-  return { udp: strip(udp), tcp: strip(tcp) };
+  return { udp: strip(udp), tcp: strip(tcp), doq: strip(doq) };
 }
 
 function isReadyLine(value: Record<string, unknown>): value is Record<string, unknown> & ReadyLine {
@@ -238,6 +241,9 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
       createdAt: new Date().toISOString(),
       genesisFile: path.relative(layout.dir, layout.genesisFile),
       trustRootsFile: path.relative(layout.dir, layout.trustRootsFile),
+      ...(typeof readies[0]?.trustBundle === 'string'
+        ? { trustBundleFile: path.relative(layout.dir, readies[0].trustBundle) }
+        : {}),
       operator: {
         keyFile: path.relative(layout.dir, layout.operator.keyFile),
         certificateFile: path.relative(layout.dir, layout.operator.certificateFile),
@@ -256,6 +262,7 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
           stoq: ready.stoq,
           metrics: ready.metrics,
           dns: readyDns(ready.dns) ?? null,
+          ct: typeof ready.ct === 'string' ? ready.ct : null,
           configFile: path.relative(layout.dir, node.configFile),
           pid: node.child.pid ?? null,
         };
@@ -269,17 +276,24 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
       `HyperMesh dev cluster "${layout.chainId}": ${nodes.length} validator(s) committing blocks, height ${Math.max(...nodes.map((node) => node.committedHeight()))} (${seconds} s)`,
     );
     for (const line of table([
-      ['node', 'validator address', 'stoq (quic)', 'metrics', 'dns (udp+tcp)', 'pid'],
+      ['node', 'validator address', 'stoq (quic)', 'metrics', 'dns (udp+tcp)', 'doq', 'pid'],
       ...cluster.nodes.map((node) => [
         node.name,
         node.id,
         hostPort(node.stoq),
         node.metrics ?? '-',
         node.dns?.udp[0] === undefined ? '-' : hostPort(node.dns.udp[0]),
+        node.dns?.doq?.[0] === undefined ? '-' : hostPort(node.dns.doq[0]),
         String(node.pid ?? '-'),
       ]),
     ])) {
       options.out(line);
+    }
+    if (cluster.trustBundleFile !== undefined) {
+      options.out(`trust bundle  ${path.join(layout.dir, cluster.trustBundleFile)}`);
+      options.out(
+        `ct logs       ${cluster.nodes.map((node) => `${node.name} ${node.ct ?? '-'}`).join(', ')}`,
+      );
     }
     options.out(`cluster file  ${clusterFile}`);
     options.out(`status        hypermesh status --cluster ${clusterFile}`);

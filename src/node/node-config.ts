@@ -70,18 +70,34 @@ export const validatorNodeConfigSchema = z.strictObject({
     .default({ host: DEFAULT_LISTEN_HOST, port: DEFAULT_METRICS_PORT }),
   /**
    * Authoritative DNS for the zones the genesis `app.dns` section puts in consensus state
-   * (docs/dns.md): UDP and TCP listen addresses. Absent or null: no DNS servers.
+   * (docs/dns.md): UDP, TCP and DNS-over-QUIC listen addresses, and the signing key file of each
+   * zone the genesis publishes a DNSKEY for. Absent or null: no DNS servers.
    */
   dns: z
     .strictObject({
       udp: z.array(listenAddress).max(8).default([]),
       tcp: z.array(listenAddress).max(8).default([]),
+      /** DoQ (RFC 9250) with the node's certificate and key, ALPN `doq`. */
+      doq: z.array(listenAddress).max(8).default([]),
+      /** Zone-signing keys (P-256 key files) of the signed zones; checked against the genesis. */
+      dnssecKeys: z
+        .array(z.strictObject({ zone: z.string().min(1).max(1024), keyFile: file }))
+        .max(64)
+        .default([]),
     })
-    .refine((dns) => dns.udp.length + dns.tcp.length > 0, {
-      error: 'give at least one UDP or TCP address (or leave "dns" out)',
+    .refine((dns) => dns.udp.length + dns.tcp.length + dns.doq.length > 0, {
+      error: 'give at least one UDP, TCP or DoQ address (or leave "dns" out)',
     })
     .nullable()
     .default(null),
+  /**
+   * The TrustChain CA (genesis `app.ca`, docs/ca.md): this validator's intermediate key (it signs
+   * the certificates it publishes) and the trust bundle file (checked against the genesis).
+   * Absent or null: the node validates publications but never publishes.
+   */
+  ca: z.strictObject({ intermediateKeyFile: file, trustBundleFile: file }).nullable().default(null),
+  /** The CT log's HTTP read API (docs/ct.md); absent or null: not served. */
+  ct: z.strictObject({ http: listenAddress }).nullable().default(null),
   /** The other validators: name (as in genesis and their certificates) and STOQ address. */
   peers: z
     .array(z.strictObject({ name: nodeName, address: peerAddress }))
@@ -184,6 +200,11 @@ export function parseValidatorNodeConfig(
     config.trust.revokedSerialsFile = resolve(config.trust.revokedSerialsFile);
   }
   config.storagePlotFile = resolve(config.storagePlotFile);
+  if (config.ca !== null) {
+    config.ca.intermediateKeyFile = resolve(config.ca.intermediateKeyFile);
+    config.ca.trustBundleFile = resolve(config.ca.trustBundleFile);
+  }
+  config.dns?.dnssecKeys.forEach((entry) => (entry.keyFile = resolve(entry.keyFile)));
   return config;
 }
 

@@ -46,7 +46,22 @@ import {
   dnsZonesStateReader,
 } from '../trustchain/dns-zones/index.js';
 import { startDnsServers, type DnsServers } from '../faces/dns/index.js';
-import { ZoneSet } from '../trustchain/dns/index.js';
+import {
+  CA_MODULE_NAME,
+  caGenesisFromApp,
+  createCaModule,
+  type CaModuleConfig,
+} from '../trustchain/ca-module/index.js';
+import { startCaNode, type CaNode } from './ca-node.js';
+import {
+  DISCOVERY_MODULE_NAME,
+  createDiscoveryModule,
+  discoveryGenesisFromApp,
+} from '../discovery/index.js';
+import type { ResourceRecord } from '../trustchain/dns/index.js';
+import { createDiscoveryNode, type DiscoveryNode } from './discovery-node.js';
+import { ZoneSet, type ZoneBuildOptions } from '../trustchain/dns/index.js';
+import { doqIdentity, loadZoneSigners, signingBuildOptions } from './dns-keys.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
 import { StoqError, StoqErrorCode, type SocketAddress } from '../stoq/index.js';
 import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
@@ -74,8 +89,16 @@ export interface ValidatorNode {
   readonly uri: string;
   readonly stoq: SocketAddress;
   readonly metricsUrl: string | null;
+  /** The CT log's HTTP base URL (config `ct.http`), or null. */
+  readonly ct: string | null;
+  /** The TrustChain CA trust bundle file (config `ca.trustBundleFile`), or null. */
+  readonly trustBundleFile: string | null;
   /** Bound DNS server addresses (config `dns`), or null when the node serves no DNS. */
-  readonly dns: { readonly udp: SocketAddress[]; readonly tcp: SocketAddress[] } | null;
+  readonly dns: {
+    readonly udp: SocketAddress[];
+    readonly tcp: SocketAddress[];
+    readonly doq: SocketAddress[];
+  } | null;
   readonly driver: ConsensusDriver;
   /** Resolves if consensus halts (the store or WAL failed); the node should then exit. */
   readonly halted: Promise<Error>;
@@ -86,6 +109,12 @@ export const STORE_FILE = 'store.sqlite';
 export const SIGNER_STATE_FILE = 'signer-state.json';
 /** Blocks' worth of pending transactions (genesis maxBlockTxs each) above which clients wait. */
 export const CLIENT_BACKLOG_BLOCKS = 3;
+
+/** The host and port of an `http://host:port/...` URL (IPv6 hosts without brackets). */
+function socketAddressOf(url: string): SocketAddress {
+  const parsed = new URL(url);
+  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port) };
+}
 
 /** `host:port`, with IPv6 hosts in brackets. */
 export function formatHostPort(address: { host: string; port: number }): string {
@@ -158,6 +187,8 @@ async function step<T>(what: string, work: () => T | Promise<T>, exitCode = 1): 
 export interface GenesisApplication {
   readonly modules: readonly Module[];
   readonly initialState: readonly InitialStateEntry[];
+  /** The `ca` module's configuration (genesis `app.ca`), when it is installed. */
+  readonly ca?: CaModuleConfig;
 }
 
 /**
@@ -171,7 +202,8 @@ export interface GenesisApplication {
  * cannot be silently ignored. Throws `CaesarGenesisError` or `CliError`.
  */
 export function genesisApplication(genesis: GenesisDocument): GenesisApplication {
-  const known = [KV_MODULE_NAME, CAESAR_MODULE_NAME, DNS_ZONES_MODULE_NAME];
+  const known = [KV_MODULE_NAME, CAESAR_MODULE_NAME, DNS_ZONES_MODULE_NAME, DISCOVERY_MODULE_NAME];
+  known.push(CA_MODULE_NAME);
   for (const name of Object.keys(genesis.app ?? {})) {
     if (name === KV_MODULE_NAME) {
       throw new CliError(`genesis app section "${name}": the kv module takes no genesis data`, 2);
@@ -197,7 +229,11 @@ export function genesisApplication(genesis: GenesisDocument): GenesisApplication
     modules.push(createDnsZonesModule());
     initialState.push(...dnsZonesInitialState(dns));
   }
-  return { modules, initialState };
+  // The service catalog (docs/discovery.md) starts empty: the section only installs it.
+  if (discoveryGenesisFromApp(genesis.app) !== undefined) modules.push(createDiscoveryModule());
+  const ca = caGenesisFromApp(genesis.app, genesis);
+  if (ca !== undefined) modules.push(createCaModule(ca));
+  return { modules, initialState, ...(ca === undefined ? {} : { ca }) };
 }
 
 /** `app` with `hook` run after each `committed`; a failing hook is the hook's problem. */
@@ -223,6 +259,8 @@ interface NodeDnsZones {
   readonly source: ZoneSet;
   apexes(): string[];
   applyBlock(height: number, changes: BlockExecutionResult['changes']): void;
+  /** Recompile the zone at `apex` with the next block, or at once (its overlay changed). */
+  touch(apex: string, now?: boolean): void;
 }
 
 /**
@@ -238,6 +276,8 @@ function loadDnsZones(
   application: GenesisApplication,
   store: NodeStore,
   logger: Logger,
+  overlay?: (apex: string) => readonly ResourceRecord[],
+  buildOptions?: (apex: string) => ZoneBuildOptions,
 ): NodeDnsZones {
   if (!application.modules.some((module) => module.name === DNS_ZONES_MODULE_NAME)) {
     throw new CliError(
@@ -250,11 +290,16 @@ function loadDnsZones(
     ConsensusZones.load(dnsZonesStateReader(store.state), {
       height: store.blocks.latestHeight(),
       into: source,
+      ...(overlay === undefined ? {} : { overlay }),
+      ...(buildOptions === undefined ? {} : { buildOptions }),
     });
   let zones = load();
   return {
     source,
     apexes: () => zones.apexes(),
+    touch: (apex, now = false) => {
+      if (zones.touch(apex) && now) zones.compile();
+    },
     applyBlock: (height, changes) => {
       try {
         const refresh = zones.applyBlock(height, changes);
@@ -355,11 +400,36 @@ export async function startValidatorNode(
       stampDifficulty: genesis.proof.work.stampDifficulty,
     });
     // The zones the DNS servers answer from follow the committed state block by block.
-    const dnsZones = config.dns === null ? null : loadDnsZones(config, application, store, logger);
+    // Service discovery (discovery-node.ts) follows each block before the DNS zones, whose
+    // overlay holds the catalog's records; it is created once STOQ is set up (below).
+    const discoveryGenesis = discoveryGenesisFromApp(genesis.app);
+    let discovery: DiscoveryNode | null = null;
+    // Signed zones: the keys the configuration names, each checked against the genesis DNSKEY.
+    const signers = await loadZoneSigners(config, genesis);
+    const dnsZones =
+      config.dns === null
+        ? null
+        : loadDnsZones(
+            config,
+            application,
+            store,
+            logger,
+            (apex) => (discovery === null ? [] : discovery.dnsRecords(apex)),
+            signingBuildOptions(signers),
+          );
+    const followed: Application =
+      discoveryGenesis === undefined
+        ? router
+        : withCommitHook(router, (height, result) => {
+            const zone = discovery?.dnsZone ?? null;
+            if (discovery?.applyBlock(height, result.changes) === true && zone !== null) {
+              dnsZones?.touch(zone);
+            }
+          });
     const app: Application =
       dnsZones === null
-        ? router
-        : withCommitHook(router, (height, result) => dnsZones.applyBlock(height, result.changes));
+        ? followed
+        : withCommitHook(followed, (height, result) => dnsZones.applyBlock(height, result.changes));
     // Back-pressure: clients are refused (MEMPOOL_BUSY) once a few blocks' worth is pending,
     // so overload shows up as refusals instead of ever larger blocks and failed rounds.
     const mempool = new Mempool(app, {
@@ -408,10 +478,61 @@ export async function startValidatorNode(
       }
       return driver;
     };
-    registerNodeRpc(
-      parts.endpoint,
-      nodeRpcHandlers({ running, app, mempool, intake, gossip: txGossip, store, config, id }),
-    );
+    const handlerDeps: HandlerDeps = {
+      running,
+      app,
+      mempool,
+      intake,
+      gossip: txGossip,
+      store,
+      config,
+      id,
+    };
+    registerNodeRpc(parts.endpoint, nodeRpcHandlers(handlerDeps));
+    if (discoveryGenesis !== undefined) {
+      discovery = createDiscoveryNode({
+        genesis: discoveryGenesis,
+        chainId: genesis.chainId,
+        stampDifficulty: genesis.proof.work.stampDifficulty,
+        state: store.state,
+        height: store.blocks.latestHeight(),
+        query: (request) => app.query(request),
+        privateKey: identity.keys.ed25519.privateKey,
+        submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+        pending: (txHash) => mempool.has(txHash),
+        rpc: parts.endpoint,
+        dial: (address, signal) => parts.endpoint.connect(address, { signal }),
+        registry: parts.registry,
+        logger,
+      });
+      const started = discovery;
+      closers.push(() => started.stop());
+      if (started.dnsZone !== null) dnsZones?.touch(started.dnsZone, true);
+    }
+
+    // The TrustChain CA: publication of due batches and the CT log (ca-node.ts).
+    const caConfig = application.ca;
+    const caNode: CaNode | null =
+      caConfig === undefined
+        ? null
+        : await step('cannot start the certificate authority', () =>
+            startCaNode({
+              config,
+              genesis,
+              ca: caConfig,
+              state: store.state,
+              query: (request) => app.query(request),
+              identity: {
+                ed25519: identity.keys.ed25519.privateKey,
+                falconPublicKey: identity.keys.falcon.publicKey,
+                falconSecretKey: identity.keys.falcon.secretKey,
+              },
+              submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+              registry: parts.registry,
+              logger,
+            }),
+          );
+    if (caNode !== null) closers.push(() => caNode.close());
 
     const stoq = await step(`cannot listen on ${formatHostPort(config.stoq)}`, () =>
       parts.endpoint.listen({ host: config.stoq.host, port: config.stoq.port }),
@@ -493,6 +614,10 @@ export async function startValidatorNode(
     network.start();
     await step('cannot start consensus', () => consensus.start());
     driver = consensus;
+    if (caNode !== null) {
+      consensus.on('commit', (info: CommitInfo) => caNode.committed(info.height));
+      caNode.committed(consensus.status().committedHeight);
+    }
 
     let metricsServer: MetricsServer | null = null;
     if (config.metrics !== null) {
@@ -507,8 +632,21 @@ export async function startValidatorNode(
     let dnsServers: DnsServers | null = null;
     if (config.dns !== null && dnsZones !== null) {
       const { udp, tcp } = config.dns;
+      const doq =
+        config.dns.doq.length === 0
+          ? undefined
+          : {
+              addresses: config.dns.doq,
+              ...(await doqIdentity(config, identity.keys.ed25519.privateKey)),
+            };
       dnsServers = await step('cannot start the DNS servers', () =>
-        startDnsServers({ zones: dnsZones.source, udp, tcp, registry: parts.registry }),
+        startDnsServers({
+          zones: dnsZones.source,
+          udp,
+          tcp,
+          ...(doq === undefined ? {} : { doq }),
+          registry: parts.registry,
+        }),
       );
       const servers = dnsServers;
       closers.push(() => servers.close());
@@ -516,18 +654,33 @@ export async function startValidatorNode(
         zones: dnsZones.apexes(),
         udp: servers.udp.map(formatHostPort),
         tcp: servers.tcp.map(formatHostPort),
+        doq: servers.doq.map(formatHostPort),
+        signed: [...signers.keys()],
       });
     }
+    discovery?.start({
+      name: config.name,
+      uri: parts.uri,
+      version: packageVersion(),
+      stoq,
+      metrics: metricsServer === null ? null : socketAddressOf(metricsServer.url),
+      dns: dnsServers === null ? null : { udp: dnsServers.udp, tcp: dnsServers.tcp },
+    });
 
     let stopped = false;
     return {
       config,
-      dns: dnsServers === null ? null : { udp: [...dnsServers.udp], tcp: [...dnsServers.tcp] },
+      dns:
+        dnsServers === null
+          ? null
+          : { udp: [...dnsServers.udp], tcp: [...dnsServers.tcp], doq: [...dnsServers.doq] },
       genesis,
       id,
       uri: parts.uri,
       stoq,
       metricsUrl: metricsServer?.url ?? null,
+      ct: caNode?.ctUrl ?? null,
+      trustBundleFile: config.ca?.trustBundleFile ?? null,
       driver: consensus,
       halted,
       stop: async () => {

@@ -29,6 +29,9 @@ import {
   verifyDiscoveryInstance,
   verifyDiscoveryOwner,
   verifyDiscoveryService,
+  directoryBucketOf,
+  directoryKey,
+  readServiceDirectory,
 } from '../../src/discovery/index.js';
 import type { HealthStatus } from '../../src/discovery/index.js';
 import { decodeStateProof, encodeStateProof } from '../../src/storage/index.js';
@@ -100,10 +103,13 @@ describe('discovery module in the application', () => {
     const result = node.executeAndCommit([registerTx(alice)]);
     assert.deepEqual(codes(result), [0]);
     assert.deepEqual(changedKeys(result).slice(1), [
+      decoder.decode(discoveryStateKey(directoryKey(directoryBucketOf('trustchain-ca')))),
       'discovery/inst/trustchain-ca/node-1',
       decoder.decode(discoveryStateKey(ownerKey(alice.publicKey)).subarray(0, 40)),
       'discovery/svc/trustchain-ca',
     ]);
+    // The directory lists the service, so a node can find every service without a key scan.
+    assert.deepEqual(readServiceDirectory({ get: raw }), ['trustchain-ca']);
     const instance = instanceAt('trustchain-ca', 'node-1');
     assert.deepEqual(instance, {
       ...registration(),

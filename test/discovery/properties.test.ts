@@ -20,6 +20,7 @@ import {
   verifyDiscoveryService,
 } from '../../src/discovery/index.js';
 import type { HealthStatus } from '../../src/discovery/index.js';
+import { CatalogView, readServiceDirectory } from '../../src/discovery/index.js';
 import { blockAt, makeSender } from '../consensus/application/fixture.js';
 import type { Sender, TestNode } from '../consensus/application/fixture.js';
 import { discoveryTx, openDiscoveryNode, registerTx } from './discovery-fixture.js';
@@ -173,6 +174,11 @@ function checkCatalog(node: TestNode, model: Map<string, Modelled>, height: numb
       assert.equal(record.ttl, m.ttl);
     }
   }
+  assert.deepEqual(
+    readServiceDirectory({ get }),
+    SERVICES.filter((service) => get(serviceKey(service)) !== null).sort(),
+    'the directory lists exactly the services with a stored index',
+  );
   keys.forEach((key, i) => {
     const stored = get(ownerKey(key.publicKey));
     const list = stored === null ? [] : decodeOwnerList(stored);
@@ -193,6 +199,11 @@ describe('discovery catalog properties over random sequences', () => {
         try {
           const senders: Sender[] = keys.map((key) => ({ ...key, sequence: 0 }));
           const model = new Map<string, Modelled>();
+          const reader = {
+            get: (key: Uint8Array) => validator.store.state.get(discoveryStateKey(key)),
+          };
+          // The node's in-memory catalog, followed block by block from the changes alone.
+          const view = CatalogView.load(reader, null);
           const run = (transactions: readonly Uint8Array[], expected: number[][]) => {
             const height = proposer.nextHeight();
             const { transactions: chosen, result: proposed } = proposer.app.prepareProposal(
@@ -213,6 +224,12 @@ describe('discovery catalog properties over random sequences', () => {
             proposer.commit(proposed);
             validator.commit(executed);
             checkCatalog(validator, model, height);
+            view.applyBlock(height, executed.changes);
+            const fresh = CatalogView.load(reader, height);
+            assert.deepEqual(view.services(), fresh.services());
+            for (const service of fresh.services()) {
+              assert.deepEqual(view.live(service), fresh.live(service), `followed ${service}`);
+            }
           };
           for (const { steps, idle } of blocks) {
             for (let i = 0; i < idle; i++) run([], []);

@@ -104,7 +104,7 @@ describe('cluster init --staking', () => {
     checkStakingMatchesValidators(caesar, genesis.validators);
     assert.deepEqual(
       genesisApplication(genesis).modules.map((module) => module.name),
-      ['kv', 'caesar', 'dns'],
+      ['kv', 'caesar', 'dns', 'discovery', 'ca'],
     );
 
     // The node's check is the one that guards against a hand-edited genesis.

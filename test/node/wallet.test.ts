@@ -85,7 +85,7 @@ describe('cluster init: the Caesar genesis section', () => {
     const treasuryAddress = ed25519Address(ed25519RawPublicKey(treasury.keys.publicKey));
 
     const genesis = await readGenesis(out);
-    assert.deepEqual(Object.keys(genesis.app ?? {}), ['caesar', 'dns']);
+    assert.deepEqual(Object.keys(genesis.app ?? {}), ['caesar', 'dns', 'discovery', 'ca']);
     const caesar = caesarGenesisFromApp(genesis.app);
     assert.ok(caesar !== undefined);
     assert.deepEqual(caesar.token, {
@@ -128,7 +128,13 @@ describe('cluster init: the Caesar genesis section', () => {
     assert.equal(layout.ledger.treasuryAmount, 999_000_000_000_000n);
 
     const none = path.join(root, 'no-caesar');
-    const result = await run([...clusterInitArgs(none, 1), '--no-caesar', '--no-dns']);
+    const result = await run([
+      ...clusterInitArgs(none, 1),
+      '--no-caesar',
+      '--no-dns',
+      '--no-discovery',
+      '--no-ca',
+    ]);
     assert.equal(result.code, 0, result.err);
     const genesis = await readGenesis(none);
     assert.equal(genesis.app, undefined);
@@ -197,7 +203,7 @@ describe('the modules a node installs from its genesis', () => {
     const application = genesisApplication(genesis);
     assert.deepEqual(
       application.modules.map((module) => module.name),
-      ['kv', 'caesar', 'dns'],
+      ['kv', 'caesar', 'dns', 'discovery', 'ca'],
     );
     // caesar/params and one balance per allocation (the treasury and two validators), and the
     // cluster zone's entries.
@@ -208,7 +214,7 @@ describe('the modules a node installs from its genesis', () => {
       () => genesisApplication({ ...genesis, app: { ...genesis.app, bank: {} } }),
       (error: unknown) =>
         error instanceof CliError &&
-        /genesis app section "bank" names no module this node runs \(kv, caesar, dns\)/.test(
+        /genesis app section "bank" names no module this node runs \(kv, caesar, dns, discovery, ca\)/.test(
           error.message,
         ),
     );

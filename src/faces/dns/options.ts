@@ -22,6 +22,11 @@ export interface DnsServerLimits {
    * further. Default 1232 (DNS Flag Day 2020: no IP fragmentation).
    */
   readonly maxUdpPayload: number;
+  /**
+   * UDP responses kept per socket for questions asked again (docs/dns.md, "UDP response
+   * cache"); 0 turns the cache off. Each is at most 1232 bytes.
+   */
+  readonly udpResponseCacheEntries: number;
   /** Open TCP connections; a connection over the limit is closed at once. */
   readonly tcpMaxConnections: number;
   /**
@@ -46,6 +51,7 @@ export interface DnsServerLimits {
 
 export const DEFAULT_LIMITS: DnsServerLimits = {
   maxUdpPayload: 1232,
+  udpResponseCacheEntries: 16_384,
   tcpMaxConnections: 512,
   tcpIdleTimeoutMs: 10_000,
   tcpMaxPendingQueries: 64,
@@ -65,6 +71,7 @@ const positive = (max: number) => z.int().min(1).max(max);
 
 const limitsSchema = z.strictObject({
   maxUdpPayload: z.int().min(512).max(65_535).optional(),
+  udpResponseCacheEntries: z.int().min(0).max(1_000_000).optional(),
   tcpMaxConnections: positive(1_000_000).optional(),
   tcpIdleTimeoutMs: positive(3_600_000).optional(),
   tcpMaxPendingQueries: positive(65_536).optional(),

@@ -57,7 +57,13 @@ export async function startDnsServers(options: DnsServersOptions): Promise<DnsSe
     await Promise.all([...udp, ...tcp, ...doq].map((server) => server.close()));
   };
   const udpAt = (address: ListenAddress) =>
-    startUdpServer({ listen: address, zones, maxUdpPayload: limits.maxUdpPayload, metrics });
+    startUdpServer({
+      listen: address,
+      zones,
+      maxUdpPayload: limits.maxUdpPayload,
+      responseCacheEntries: limits.udpResponseCacheEntries,
+      metrics,
+    });
   const tcpAt = (address: ListenAddress) =>
     startTcpServer({ listen: address, zones, limits, metrics });
 

@@ -1,15 +1,17 @@
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
-import { answer } from '../../trustchain/dns/index.js';
-import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
+import type { ZoneSource } from '../../trustchain/dns/index.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
 import type { BoundAddress, ListenAddress } from './options.js';
+import { UdpResponseCache } from './response-cache.js';
 
 /**
- * DNS over UDP (RFC 1035 §4.2.1): one socket per address, one `answer` call per datagram. The
- * work per datagram is bounded by the answer engine (it reads the header, the question and at
- * most one OPT); responses are capped at the client's EDNS size and `maxUdpPayload`.
+ * DNS over UDP (RFC 1035 §4.2.1): one socket per address, one answer per datagram, from the
+ * response cache (response-cache.ts) or the answer engine. The work per datagram is bounded by
+ * the engine (it reads the header, the question and at most one OPT); responses are capped at
+ * the client's EDNS size and `maxUdpPayload`.
  */
 export interface UdpServer {
   readonly address: BoundAddress;
@@ -20,19 +22,25 @@ export async function startUdpServer(options: {
   readonly listen: ListenAddress;
   readonly zones: ZoneSource;
   readonly maxUdpPayload: number;
+  /** Responses the cache keeps; 0 sends every query to the engine. */
+  readonly responseCacheEntries: number;
   readonly metrics: DnsMetrics;
 }): Promise<UdpServer> {
   const { zones, metrics } = options;
   const ipv6 = isIPv6(options.listen.host);
-  const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
-  const info: AnswerInfo = { rcode: 0, qtype: 0, truncated: false };
-  const answerOptions = { transport: 'udp', maxUdpPayload: options.maxUdpPayload, info } as const;
+  const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', lookup: literalLookup });
+  const cache = new UdpResponseCache({
+    zones,
+    maxUdpPayload: options.maxUdpPayload,
+    entries: options.responseCacheEntries,
+  });
+  const info = cache.info;
   // Send failures (e.g. an unreachable peer) arrive here; the socket stays usable.
   const onError = (): void => metrics.drop(Transport.udp, DropReason.sendFailed);
 
   socket.on('message', (message, peer) => {
     const started = performance.now();
-    const response = answer(message, zones, answerOptions);
+    const response = cache.answer(message, started);
     if (response === null) {
       metrics.drop(Transport.udp, DropReason.notQuery);
       return;
@@ -82,4 +90,28 @@ export async function startUdpServer(options: {
       return closed;
     },
   };
+}
+
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string,
+  family: number,
+) => void;
+
+/**
+ * dgram resolves the destination of every `send`, and `dns.lookup` answers even an IP literal
+ * on the next tick (a queued callback per datagram). Replies go to the source address of a
+ * datagram, always a literal, so it is handed back at once; anything else goes to `dns.lookup`.
+ */
+function literalLookup(
+  host: string,
+  options: number | LookupOneOptions,
+  callback: LookupCallback,
+): void {
+  const family = isIP(host);
+  if (family !== 0) {
+    callback(null, host, family);
+    return;
+  }
+  dnsLookup(host, typeof options === 'number' ? { family: options } : options, callback);
 }

@@ -21,6 +21,7 @@ import {
   DEFAULT_METRICS_PORT,
   DEFAULT_DNS_PORT,
   DEFAULT_DNS_ZONE,
+  DEFAULT_DOQ_PORT,
   DEFAULT_STOQ_PORT,
   DEFAULT_VALIDATOR_POWER,
 } from '../config.js';
@@ -114,7 +115,7 @@ const init: Command = {
   help: `
 usage: hypermesh cluster init --validators N --out DIR [--chain-id ID] [--host ADDR]
                               [--base-port P] [--metrics-base-port P] [--dns-base-port P]
-                              [--no-dns] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
+                              [--doq-base-port P] [--no-dns] [--no-discovery] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
                               [--token-supply TOKENS] [--validator-allocation TOKENS]
                               [--no-caesar] [--staking [--staking-param NAME=VALUE ...]
                               [--validator-commission BPS]]
@@ -128,7 +129,9 @@ renamed into place, so a failure leaves nothing behind. See docs/node.md.
 
 The genesis puts the cluster zone ${DEFAULT_DNS_ZONE} in consensus state (app.dns, docs/dns.md;
 administered by the operator key, names open to everyone), and every node serves it over UDP
-and TCP on its DNS port.
+and TCP on its DNS port and over DNS-over-QUIC on its DoQ port (certificate: the node's). The
+zone is DNSSEC-signed: its DNSKEY is in the genesis entry (hypermesh dns ds prints the DS) and
+its P-256 signing key is written to every node-K/${'dnssec-hypermesh.key'} (mode 0600).
 
 The genesis also defines the Caesar ledger (app.caesar, docs/caesar.md): the token, an
 allocation to each validator's operator account (the address of its node key, spendable with
@@ -145,7 +148,16 @@ options:
   --metrics-base-port P  metrics port of node-1, likewise (default ${DEFAULT_METRICS_PORT}; 0 = free)
   --dns-base-port P      DNS port (UDP and TCP) of node-1, likewise (default ${DEFAULT_DNS_PORT};
                          0 = free; defaults to 0 when --base-port is 0)
+  --doq-base-port P      DNS-over-QUIC port of node-1, likewise (default ${DEFAULT_DOQ_PORT};
+                         0 = free; defaults to 0 when --base-port is 0)
   --no-dns               no cluster zone in the genesis and no DNS servers on the nodes
+  --no-discovery         no service catalog (app.discovery, docs/discovery.md) in the genesis
+  --no-ca                no TrustChain CA (app.ca, docs/ca.md) and no CT logs
+  --ca-passphrase-env V  take the CA root key passphrase from environment variable V (at least
+                         12 characters); without it one is generated and written to
+                         operator/ca-root-passphrase.txt (mode 0600)
+  --ct-base-port P       CT log HTTP port of node-1, likewise (default 6962; 0 = free; defaults
+                         to 0 when --base-port is 0)
   --force                replace DIR if it holds a previous cluster (a genesis.json)
 
 ledger options (amounts in whole tokens):
@@ -178,7 +190,12 @@ staking options (docs/caesar.md, "Staking"):
       'base-port': { type: 'string' },
       'metrics-base-port': { type: 'string' },
       'dns-base-port': { type: 'string' },
+      'doq-base-port': { type: 'string' },
       'no-dns': { type: 'boolean' },
+      'no-discovery': { type: 'boolean' },
+      'no-ca': { type: 'boolean' },
+      'ca-passphrase-env': { type: 'string' },
+      'ct-base-port': { type: 'string' },
       force: { type: 'boolean' },
       'token-name': { type: 'string' },
       'token-symbol': { type: 'string' },
@@ -254,7 +271,32 @@ staking options (docs/caesar.md, "Staking"):
               DEFAULT_DNS_PORT,
             ),
           }),
+      ...(values['doq-base-port'] === undefined
+        ? {}
+        : {
+            doqBasePort: integerOption(
+              values['doq-base-port'],
+              'doq-base-port',
+              { min: 0, max: 65_535 },
+              DEFAULT_DOQ_PORT,
+            ),
+          }),
       dns: !(values['no-dns'] ?? false),
+      discovery: !(values['no-discovery'] ?? false),
+      ca: !(values['no-ca'] ?? false),
+      ...(values['ca-passphrase-env'] === undefined
+        ? {}
+        : { caPassphraseEnv: values['ca-passphrase-env'] }),
+      ...(values['ct-base-port'] === undefined
+        ? {}
+        : {
+            ctBasePort: integerOption(
+              values['ct-base-port'],
+              'ct-base-port',
+              { min: 0, max: 65_535 },
+              0,
+            ),
+          }),
       force: values.force ?? false,
       ledger: values['no-caesar'] ? null : ledger,
       staking,

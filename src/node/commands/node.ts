@@ -17,7 +17,7 @@ Runs one validator: opens its store (DATA/store.sqlite), consensus WAL and signe
 its storage plot, listens for STOQ peers and clients, takes part in consensus with the peers in
 its configuration, serves the node API (tx submission, queries, status, blocks) and Prometheus
 metrics. When it is listening it prints one JSON line on stdout:
-{"event":"ready","node","id","chainId","uri","stoq":{host,port},"metrics":URL|null,"dns":{udp,tcp}|null,"height"}.
+{"event":"ready","node","id","chainId","uri","stoq":{host,port},"metrics":URL|null,"dns":{udp,tcp,doq}|null,"height"}.
 Logs are JSON lines on stderr; every committed block is logged as "${'block committed'}".
 SIGINT or SIGTERM stops it cleanly (exit 0). A malformed configuration exits 2 with a message
 naming the file and field; a consensus halt (store or WAL failure) exits 1.
@@ -51,6 +51,8 @@ options:
         stoq: node.stoq,
         metrics: node.metricsUrl,
         dns: node.dns,
+        ct: node.ct,
+        trustBundle: node.trustBundleFile,
         height: status.committedHeight,
       };
       io.out(`${JSON.stringify(ready)}\n`);

@@ -87,6 +87,7 @@ export {
   type ValidatorCaRequest,
   type RootSigningKeys,
 } from './hierarchy.js';
+export { buildCrl, type CrlInput, type RevokedCertificate } from './crl.js';
 export {
   verifyIssuedCertificate,
   type VerifyFailure,

@@ -8,13 +8,27 @@ import {
   DnsZonesStateError,
   DnsZonesStateErrorCode,
 } from './errors.js';
-import { DNS_ZONES_MODULE_NAME, MAX_NAMES_PER_OWNER, MAX_ZONES } from './model.js';
+import {
+  DNS_ZONES_MODULE_NAME,
+  INDEX_BUCKETS,
+  MAX_NAMES_PER_OWNER,
+  MAX_NAMES_PER_ZONE,
+  MAX_ZONES,
+} from './model.js';
 import type { DnsName, ZoneInfo } from './model.js';
-import { NAME_QUERY, OWNER_QUERY, ZONES_QUERY, ZONE_QUERY } from './module.js';
+import { INDEX_QUERY, NAME_QUERY, OWNER_QUERY, ZONES_QUERY, ZONE_QUERY } from './module.js';
 import { anyName, nameFromWire } from './names.js';
 import type { CheckedName } from './names.js';
 import { recordOf } from './rules.js';
-import { ZONES_KEY, dnsZonesStateKey, nameEntryKey, ownerKey, zoneKey } from './state.js';
+import {
+  ZONES_KEY,
+  bucketOf,
+  dnsZonesStateKey,
+  indexKey,
+  nameEntryKey,
+  ownerKey,
+  zoneKey,
+} from './state.js';
 
 const encoder = new TextEncoder();
 
@@ -57,6 +71,28 @@ export function dnsOwnerQuery(owner: Uint8Array, height?: number): QueryRequest 
     );
   }
   return request(OWNER_QUERY, owner, height);
+}
+
+function checkBucket(bucket: number): number {
+  if (!Number.isInteger(bucket) || bucket < 0 || bucket >= INDEX_BUCKETS) {
+    throw new DnsZonesError(
+      DnsZonesErrorCode.INVALID_QUERY,
+      `dns/index: bucket ${bucket} is not in 0..${INDEX_BUCKETS - 1}`,
+    );
+  }
+  return bucket;
+}
+
+/**
+ * The `dns/index` query: bucket `bucket` of a zone's name index (the names whose SHA-256 of the
+ * wire form starts with that byte). The 256 buckets together list every name of the zone.
+ */
+export function dnsIndexQuery(apex: string, bucket: number, height?: number): QueryRequest {
+  const text = encoder.encode(queryName(apex).text);
+  const data = new Uint8Array(1 + text.length);
+  data[0] = checkBucket(bucket);
+  data.set(text, 1);
+  return request(INDEX_QUERY, data, height);
 }
 
 /**
@@ -145,4 +181,23 @@ export function verifyDnsOwner(owner: Uint8Array, response: QueryResponse): stri
     : decodeList(value, MAX_NAMES_PER_OWNER, 1, 255, 'owner list').map(
         (wire) => nameFromWire(wire).text,
       );
+}
+
+/**
+ * The proven names in bucket `bucket` of the zone at `apex`, in wire order. Throws
+ * `DnsZonesStateError` for a bad proof, or `CORRUPT_VALUE` for a name in the wrong bucket.
+ */
+export function verifyDnsIndex(apex: string, bucket: number, response: QueryResponse): string[] {
+  const checked = queryName(apex);
+  const value = verified(indexKey(checked.wire, checkBucket(bucket)), response);
+  if (value === null) return [];
+  return decodeList(value, MAX_NAMES_PER_ZONE, 1, 255, 'index bucket').map((wire) => {
+    if (bucketOf(wire) !== bucket) {
+      throw new DnsZonesStateError(
+        DnsZonesStateErrorCode.CORRUPT_VALUE,
+        `index bucket ${bucket} of ${checked.text} lists a name of bucket ${bucketOf(wire)}`,
+      );
+    }
+    return nameFromWire(wire).text;
+  });
 }

@@ -5,6 +5,8 @@ import type { InitialStateEntry } from '../../consensus/application/index.js';
 import type { GenesisAppState } from '../../consensus/genesis.js';
 import { fromHex, toHex } from '../../crypto/bytes.js';
 import { DnsError, canonicalName, compareBytes, isSubdomainKey } from '../dns/index.js';
+import type { DnskeyData } from '../dns/index.js';
+import { parseGenesisDnskey } from './genesis-dnskey.js';
 import { encodeList, encodeZone } from './codec.js';
 import { DnsZonesError, DnsZonesGenesisError, DnsZonesGenesisErrorCode } from './errors.js';
 import { DNS_ZONES_MODULE_NAME, MAX_ZONES, serialAt } from './model.js';
@@ -32,6 +34,12 @@ import { ZONES_KEY, dnsZonesStateKey, zoneKey } from './state.js';
  */
 export interface DnsZonesGenesis {
   readonly zones: readonly ZoneParams[];
+  /**
+   * The zone-signing keys (DNSKEY) of the zones that are signed, by canonical apex: optional per
+   * zone (`zones[i].dnskey` in the file), outside the consensus state, so a section without them
+   * hashes and initialises exactly as before (docs/dns.md, "DNSSEC in the node").
+   */
+  readonly dnskeys?: ReadonlyMap<string, DnskeyData>;
 }
 
 /** The JSON form (a type, so it is assignable to the genesis document's JSON data). */
@@ -50,6 +58,13 @@ export type DnsZonesGenesisJson = {
       readonly minimum: number;
     };
     readonly nameservers: { readonly ttl: number; readonly hosts: readonly string[] };
+    readonly dnskey?: {
+      readonly flags: number;
+      readonly protocol: number;
+      readonly algorithm: number;
+      /** Padded base64 of the 64-byte P-256 point x || y (RFC 6605 §4). */
+      readonly publicKey: string;
+    };
   }[];
 };
 
@@ -74,6 +89,14 @@ const jsonSchema = z.strictObject({
           minimum: z.int(),
         }),
         nameservers: z.strictObject({ ttl: z.int(), hosts: z.array(name) }),
+        dnskey: z
+          .strictObject({
+            flags: z.int(),
+            protocol: z.int(),
+            algorithm: z.int(),
+            publicKey: z.string().max(1024),
+          })
+          .optional(),
       }),
     )
     .min(1)
@@ -136,8 +159,15 @@ export function parseDnsZonesGenesis(input: unknown): DnsZonesGenesis {
     if (error instanceof SchemaError) invalid(error.message, { issues: error.issues }, error);
     throw error;
   }
-  const zones = parsed.zones.map((zone, i) => {
+  const dnskeys = new Map<string, DnskeyData>();
+  const zones = parsed.zones.map(({ dnskey, ...zone }, i) => {
     const at = `dnsGenesis.zones[${i}]`;
+    if (dnskey !== undefined) {
+      dnskeys.set(
+        canonicalText(zone.apex, `${at}.apex`),
+        parseGenesisDnskey(dnskey, `${at}.dnskey`),
+      );
+    }
     return {
       ...zone,
       apex: canonicalText(zone.apex, `${at}.apex`),
@@ -155,7 +185,8 @@ export function parseDnsZonesGenesis(input: unknown): DnsZonesGenesis {
       },
     };
   });
-  return { zones: checkZones(zones) };
+  const checked = checkZones(zones);
+  return dnskeys.size === 0 ? { zones: checked } : { zones: checked, dnskeys };
 }
 
 /** Checks a genesis built in code the way `parseDnsZonesGenesis` checks a file. */
@@ -172,13 +203,26 @@ export function checkDnsZonesGenesis(genesis: DnsZonesGenesis): DnsZonesGenesis 
 /** The JSON form of a genesis section; the inverse of `parseDnsZonesGenesis`. */
 export function dnsZonesGenesisToJson(genesis: DnsZonesGenesis): DnsZonesGenesisJson {
   return {
-    zones: checkDnsZonesGenesis(genesis).zones.map((zone) => ({
-      apex: zone.apex,
-      admins: zone.admins.map(toHex),
-      policy: zone.policy,
-      soa: { ...zone.soa },
-      nameservers: { ttl: zone.nameservers.ttl, hosts: [...zone.nameservers.hosts] },
-    })),
+    zones: checkDnsZonesGenesis(genesis).zones.map((zone) => {
+      const dnskey = genesis.dnskeys?.get(zone.apex);
+      return {
+        apex: zone.apex,
+        admins: zone.admins.map(toHex),
+        policy: zone.policy,
+        soa: { ...zone.soa },
+        nameservers: { ttl: zone.nameservers.ttl, hosts: [...zone.nameservers.hosts] },
+        ...(dnskey === undefined
+          ? {}
+          : {
+              dnskey: {
+                flags: dnskey.flags,
+                protocol: dnskey.protocol,
+                algorithm: dnskey.algorithm,
+                publicKey: Buffer.from(dnskey.publicKey).toString('base64'),
+              },
+            }),
+      };
+    }),
   };
 }
 

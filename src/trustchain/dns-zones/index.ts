@@ -15,10 +15,12 @@ export {
   dnsZoneUpdate,
 } from './body.js';
 export {
+  dnsIndexQuery,
   dnsNameQuery,
   dnsOwnerQuery,
   dnsZoneQuery,
   dnsZonesQuery,
+  verifyDnsIndex,
   verifyDnsName,
   verifyDnsOwner,
   verifyDnsZone,
@@ -42,6 +44,7 @@ export {
   parseDnsZonesGenesis,
 } from './genesis.js';
 export type { DnsZonesGenesis, DnsZonesGenesisJson } from './genesis.js';
+export { parseGenesisDnskey } from './genesis-dnskey.js';
 export {
   DNS_OPS,
   DNS_ZONES_MODULE_NAME,
@@ -78,6 +81,7 @@ export type {
   ZoneUpdateTx,
 } from './model.js';
 export {
+  INDEX_QUERY,
   NAME_QUERY,
   OWNER_QUERY,
   ZONES_QUERY,

@@ -33,7 +33,15 @@ import type {
 import { anyName, checkName, isWildcard, keysBetween, nameFromKey, nameFromWire } from './names.js';
 import type { CheckedName } from './names.js';
 import { checkRecordType } from './rules.js';
-import { Registry, ZONES_KEY, invariant, nameEntryKey, ownerKey, zoneKey } from './state.js';
+import {
+  Registry,
+  ZONES_KEY,
+  indexKey,
+  invariant,
+  nameEntryKey,
+  ownerKey,
+  zoneKey,
+} from './state.js';
 import type { FoundZone } from './state.js';
 import { decodeDnsZonesBody } from './body.js';
 
@@ -42,6 +50,8 @@ export const NAME_QUERY = 'name';
 export const ZONE_QUERY = 'zone';
 export const ZONES_QUERY = 'zones';
 export const OWNER_QUERY = 'owner';
+/** `dns/index`: one bucket of a zone's name index; data = the bucket byte, then the apex text. */
+export const INDEX_QUERY = 'index';
 
 const C = DnsZonesErrorCode;
 
@@ -524,6 +534,9 @@ export function dnsZonesQueryKey(path: string, data: Uint8Array): Uint8Array | u
     case OWNER_QUERY:
       if (data.length !== 32) invalidQuery(path, `data is a 32-byte key, got ${data.length} bytes`);
       return ownerKey(data);
+    case INDEX_QUERY:
+      if (data.length < 2) invalidQuery(path, 'expected a bucket byte followed by an apex');
+      return indexKey(queryName(path, data.subarray(1)).wire, data[0]!);
     default:
       return undefined;
   }

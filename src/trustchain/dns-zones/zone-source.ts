@@ -1,7 +1,8 @@
 import { INITIAL_HEIGHT } from '../../consensus/application/index.js';
 import type { ModuleStateReader } from '../../consensus/application/module.js';
 import type { StateChange } from '../../storage/index.js';
-import { MemoryZone, ZoneSet, isSubdomainKey } from '../dns/index.js';
+import { MemoryZone, ZoneSet, isSubdomainKey, nameKey } from '../dns/index.js';
+import { keyLabelOffsets } from '../dns/names.js';
 import type { ResourceRecord, Zone, ZoneBuildOptions, ZoneSource } from '../dns/index.js';
 import { decodeNameEntry, decodeZone } from './codec.js';
 import { DnsZonesStateError, DnsZonesStateErrorCode } from './errors.js';
@@ -90,6 +91,13 @@ export interface ConsensusZonesOptions {
    * `ZoneSigner` each time, so unchanged RRsets keep their signatures). Default: unsigned.
    */
   readonly buildOptions?: (apex: string) => ZoneBuildOptions;
+  /**
+   * Records a second source publishes in the zone at `apex` (the service catalog's SRV and
+   * address records, docs/discovery.md "DNS"), compiled together with the zone's own. A name of
+   * the zone's own at or below one of these records' owners is left out, so the two sources
+   * never conflict. Call `touch(apex)` when the source's records change.
+   */
+  readonly overlay?: (apex: string) => readonly ResourceRecord[];
 }
 
 function corrupt(message: string, cause?: unknown): never {
@@ -140,6 +148,21 @@ export function zoneRecords(
   return records;
 }
 
+/** The names of `names` neither at nor below an owner of `records`. */
+function outside(
+  names: ReadonlyMap<string, NameEntry>,
+  records: readonly ResourceRecord[],
+): Map<string, NameEntry> {
+  const owners = new Set(records.map((record) => nameKey(record.name)));
+  const kept = new Map<string, NameEntry>();
+  for (const [key, entry] of names) {
+    if (!keyLabelOffsets(key).some((offset) => owners.has(key.slice(offset)))) {
+      kept.set(key, entry);
+    }
+  }
+  return kept;
+}
+
 export class ConsensusZones implements ZoneSource {
   private readonly held = new Map<string, HeldZone>();
   private readonly failing = new Map<string, Error>();
@@ -152,6 +175,7 @@ export class ConsensusZones implements ZoneSource {
     readonly zoneSet: ZoneSet,
     height: number | null,
     private readonly buildOptions: ((apex: string) => ZoneBuildOptions) | undefined,
+    private readonly overlay: ((apex: string) => readonly ResourceRecord[]) | undefined,
   ) {
     this.current = height;
   }
@@ -166,6 +190,7 @@ export class ConsensusZones implements ZoneSource {
       options.into ?? new ZoneSet(),
       options.height,
       options.buildOptions,
+      options.overlay,
     );
     for (const apexWire of readZoneList(reader)) {
       const apex = nameFromWire(apexWire);
@@ -208,6 +233,11 @@ export class ConsensusZones implements ZoneSource {
 
   findZone(key: string, parentSide?: boolean): Zone | undefined {
     return this.zoneSet.findZone(key, parentSide);
+  }
+
+  /** The `ZoneSet`'s: every zone swapped in or removed changes it. */
+  get generation(): number {
+    return this.zoneSet.generation;
   }
 
   /**
@@ -278,6 +308,17 @@ export class ConsensusZones implements ZoneSource {
     return this.compile();
   }
 
+  /**
+   * Marks the zone at `apex` for compilation by the next `compile()` or `applyBlock` (its
+   * `overlay` records changed). False when no such zone is held.
+   */
+  touch(apex: string): boolean {
+    const key = nameKey(apex);
+    if (!this.held.has(key)) return false;
+    this.dirty.add(key);
+    return true;
+  }
+
   /** Apexes changed since they were last compiled. */
   pending(): string[] {
     return [...this.dirty].map((key) => nameFromKey(key).text);
@@ -305,7 +346,15 @@ export class ConsensusZones implements ZoneSource {
     const zone = this.held.get(key)!;
     const apex = zone.apex.text;
     try {
-      const records = zoneRecords(apex, zone.info, zone.names);
+      const extra = this.overlay?.(apex) ?? [];
+      const records = [
+        ...zoneRecords(
+          apex,
+          zone.info,
+          extra.length === 0 ? zone.names : outside(zone.names, extra),
+        ),
+        ...extra,
+      ];
       this.zoneSet.set(MemoryZone.build(apex, records, this.buildOptions?.(apex)));
       this.failing.delete(apex);
       return true;

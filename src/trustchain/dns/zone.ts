@@ -94,6 +94,12 @@ export interface ZoneSource {
    * zone whose apex is `key` itself is skipped (DS lives in the parent, RFC 4035 §3.1.4.1).
    */
   findZone(key: string, parentSide?: boolean): Zone | undefined;
+  /**
+   * A number that changes whenever an answer from this source may change (a zone added,
+   * replaced or removed). The UDP server caches responses only for a source that has it, and
+   * drops its cache when it changes.
+   */
+  readonly generation?: number;
 }
 
 /** Types that may sit next to a CNAME (RFC 4035 §2.5). */
@@ -420,6 +426,7 @@ export class MemoryZone implements Zone {
 /** The zones one server is authoritative for. */
 export class ZoneSet implements ZoneSource {
   private readonly zones = new Map<string, Zone>();
+  private changes = 0;
 
   constructor(zones: Iterable<Zone> = []) {
     for (const zone of zones) {
@@ -435,10 +442,18 @@ export class ZoneSet implements ZoneSource {
   /** Adds `zone`, or replaces the zone with the same apex (one atomic swap for the answer path). */
   set(zone: Zone): void {
     this.zones.set(zone.apexKey, zone);
+    this.changes++;
   }
 
   delete(apex: string): boolean {
-    return this.zones.delete(nameKey(apex));
+    const deleted = this.zones.delete(nameKey(apex));
+    if (deleted) this.changes++;
+    return deleted;
+  }
+
+  /** Counts `set` and successful `delete` calls (see `ZoneSource.generation`). */
+  get generation(): number {
+    return this.changes;
   }
 
   get(apex: string): Zone | undefined {

@@ -1,0 +1,420 @@
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import type { Database } from 'better-sqlite3';
+import { toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import { readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
+import { generateP256KeyPair } from '../crypto/p256.js';
+import {
+  SEQUENCE_QUERY,
+  buildTransaction,
+  decodeSequence,
+} from '../consensus/application/index.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
+import type { GenesisDocument } from '../consensus/genesis.js';
+import { openDatabase } from '../storage/database.js';
+import { parseTrustBundle } from '../trustchain/ca/bundle.js';
+import { createDeterministicSigner } from '../trustchain/ca/certificate.js';
+import { buildCrl } from '../trustchain/ca/crl.js';
+import {
+  CA_MODULE_NAME,
+  CaStateReader,
+  buildPublication,
+  caStateKey,
+  eligibleIssuers,
+  encodeCaBody,
+  type CaIssuer,
+  type CaModuleConfig,
+} from '../trustchain/ca-module/index.js';
+import {
+  addCosignatures,
+  encodeCertificateChain,
+  encodeMerkleTreeLeaf,
+  openCtLog,
+  signCheckpointEd25519,
+  signTreeHeadRfc6962,
+  type CheckpointVerifierSet,
+  type CtLog,
+} from '../trustchain/ct/index.js';
+import { startCtHttpServer, type CtHttpServer } from '../faces/ct-http.js';
+import { CliError } from './cli-error.js';
+import type { Logger } from './log.js';
+import type { ValidatorNodeConfig } from './node-config.js';
+
+/**
+ * The TrustChain CA in a running node (docs/ca.md, "In the node"; docs/ct.md, "In the node"):
+ *
+ * - **Publication.** After each commit the node looks at the pending batches; for every batch
+ *   whose rotation has reached this validator (`eligibleIssuers`), it signs the certificates
+ *   with its intermediate key and FALCON key and submits a `ca/publish` transaction from its
+ *   node key to its own mempool (gossiped like any transaction).
+ * - **Transparency log.** Every certificate a committed block publishes is appended to the
+ *   node's RFC 6962 log (`<dataDir>/ct.sqlite`), one batch per block with the block time; each
+ *   new tree head is signed by the node (an Ed25519 cosignature line and an RFC 6962 tree-head
+ *   signature with the node's log key `<dataDir>/ct-log.key`, created on first start).
+ * - **HTTP.** With `ct.http` configured, the log's read API (src/faces/ct-http.ts).
+ */
+export interface CaNode {
+  /** Called after each commit (and once at start): publishes what is due, extends the log. */
+  committed(height: number): void;
+  /** The CT HTTP base URL, or null when not served. */
+  readonly ctUrl: string | null;
+  readonly log: CtLog;
+  /** This validator's intermediate's current CRL (DER), or null when it has no intermediate. */
+  crl(): Uint8Array | null;
+  /** Resolves when the publications started so far have been submitted (for tests). */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface CaNodeOptions {
+  readonly config: ValidatorNodeConfig;
+  readonly genesis: GenesisDocument;
+  readonly ca: CaModuleConfig;
+  /** Full-key reads of the latest committed state. */
+  readonly state: { get(key: Uint8Array): Uint8Array | null };
+  readonly query: (request: QueryRequest) => QueryResponse;
+  readonly identity: {
+    readonly ed25519: KeyObject;
+    readonly falconPublicKey: Uint8Array;
+    readonly falconSecretKey: Uint8Array;
+  };
+  /** Admits a transaction from this node (mempool + gossip). */
+  readonly submit: (tx: Uint8Array) => Promise<{ ok: boolean; code?: string; message?: string }>;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly falcon?: FalconBackend;
+}
+
+export const CT_LOG_FILE = 'ct.sqlite';
+export const CT_LOG_KEY_FILE = 'ct-log.key';
+/** A CRL is re-signed when a revocation arrives, or once it is this old. */
+export const CRL_REFRESH_MS = 3_600_000;
+/** nextUpdate = thisUpdate + this. */
+export const CRL_VALIDITY_MS = 86_400_000;
+
+/** The log's identity: one origin per chain, the same on every node. */
+export function ctOrigin(chainId: string): string {
+  return `${chainId}/ct/log`;
+}
+
+async function loadOrCreateLogKey(file: string): Promise<KeyObject> {
+  const exists = await stat(file).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    },
+  );
+  if (exists) {
+    try {
+      return (await readKeyFile(file, { kind: 'p256' })).keys.privateKey;
+    } catch (error) {
+      throw new CliError(`cannot read the CT log key ${file}: ${(error as Error).message}`, 2);
+    }
+  }
+  const keys = generateP256KeyPair();
+  await writeKeyFile(file, { kind: 'p256', keys });
+  return keys.privateKey;
+}
+
+/** The configured trust bundle file must be the genesis bundle (exit 2 otherwise). */
+async function checkTrustBundleFile(
+  file: string,
+  ca: CaModuleConfig,
+  falcon: FalconBackend,
+): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new CliError(
+      `cannot read the trust bundle ${file} (ca.trustBundleFile): ${(error as Error).message}`,
+      2,
+    );
+  }
+  let same = false;
+  try {
+    const bundle = parseTrustBundle(text, falcon);
+    same =
+      toHex(bundle.root.certificate) === toHex(ca.bundle.root.certificate) &&
+      bundle.validators.length === ca.bundle.validators.length &&
+      bundle.validators.every(
+        (v, i) =>
+          toHex(v.certificate) === toHex(ca.bundle.validators[i]?.certificate ?? new Uint8Array()),
+      );
+  } catch (error) {
+    throw new CliError(`the trust bundle ${file} does not parse: ${(error as Error).message}`, 2);
+  }
+  if (!same)
+    throw new CliError(`the trust bundle ${file} is not the genesis app.ca trust bundle`, 2);
+}
+
+/** This validator's issuer entry and signing keys, when it has an intermediate and its key file. */
+async function loadIssuer(
+  options: CaNodeOptions,
+): Promise<{ issuer: CaIssuer; signer: ReturnType<typeof createDeterministicSigner> } | null> {
+  const { config, ca, identity } = options;
+  const issuer = ca.issuers.find((candidate) => candidate.name === config.name);
+  if (issuer === undefined || config.ca === null) return null;
+  let privateKey: KeyObject;
+  try {
+    privateKey = (await readKeyFile(config.ca.intermediateKeyFile, { kind: 'p256' })).keys
+      .privateKey;
+  } catch (error) {
+    throw new CliError(
+      `cannot read the CA intermediate key ${config.ca.intermediateKeyFile}: ${(error as Error).message}`,
+      2,
+    );
+  }
+  const signer = createDeterministicSigner(privateKey);
+  if (!signer.publicKey.equals(issuer.issuer.publicKey)) {
+    throw new CliError(
+      `${config.ca.intermediateKeyFile} is not the key of ${config.name}'s intermediate in the genesis trust bundle`,
+      2,
+    );
+  }
+  if (toHex(identity.falconPublicKey) !== toHex(issuer.issuer.falconPublicKey)) {
+    throw new CliError(
+      `${config.name}'s intermediate carries another FALCON key than the node identity's`,
+      2,
+    );
+  }
+  return { issuer, signer };
+}
+
+export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
+  const { config, genesis, ca, logger } = options;
+  const falcon = options.falcon ?? defaultFalcon();
+  if (config.ca !== null) await checkTrustBundleFile(config.ca.trustBundleFile, ca, falcon);
+  const self = await loadIssuer(options);
+  const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
+
+  const origin = ctOrigin(genesis.chainId);
+  const logKey = await loadOrCreateLogKey(path.join(config.dataDir, CT_LOG_KEY_FILE));
+  const db: Database = openDatabase(path.join(config.dataDir, CT_LOG_FILE));
+  const log = openCtLog(db, { origin });
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS node_ct_progress (id INTEGER PRIMARY KEY CHECK (id = 1), height INTEGER NOT NULL)',
+  );
+  const readProgress = db.prepare('SELECT height FROM node_ct_progress WHERE id = 1').pluck();
+  const writeProgress = db.prepare(
+    'INSERT INTO node_ct_progress (id, height) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET height = excluded.height',
+  );
+  const cosignerName = `${origin}/${config.name}`;
+  const verifierSet: CheckpointVerifierSet = {
+    origin,
+    cosigners: [
+      { name: cosignerName, publicKey: ed25519RawPublicKey(options.identity.ed25519), weight: 1 },
+    ],
+    rfc6962Keys: [{ name: origin, publicKey: logKeyPublic(logKey) }],
+  };
+  const chainOf = new Map(
+    ca.bundle.validators.map((v) => [v.name, [v.certificate, ca.bundle.root.certificate]]),
+  );
+
+  const signLatest = (): void => {
+    const head = log.latestTreeHead();
+    if (head === undefined || log.latestSignedCheckpoint()?.treeHead.treeSize === head.treeSize) {
+      return;
+    }
+    const body = log.checkpointBody(head.treeSize);
+    const note = addCosignatures(body, [
+      signCheckpointEd25519(body, cosignerName, options.identity.ed25519),
+      signTreeHeadRfc6962(head, origin, logKey),
+    ]);
+    log.addCheckpointSignatures(head.treeSize, note, verifierSet);
+  };
+
+  const appendUpTo = (height: number): void => {
+    let last = (readProgress.get() as number | undefined) ?? 0;
+    while (last < height) {
+      const next = last + 1;
+      const published = reader.published(next);
+      db.transaction(() => {
+        if (published !== null && published.serials.length > 0) {
+          const entries = published.serials.map((serial) => {
+            const record = reader.certificate(serial);
+            if (record === null)
+              throw new RangeError(`block ${next} publishes a missing certificate`);
+            return {
+              leaf: encodeMerkleTreeLeaf({
+                timestamp: published.time,
+                entry: { type: 'x509', certificate: record.der },
+              }),
+              extraData: encodeCertificateChain(chainOf.get(record.issuer) ?? []),
+            };
+          });
+          log.appendBatch(entries, published.time);
+        }
+        writeProgress.run(next);
+      })();
+      if (published !== null) signLatest();
+      last = next;
+    }
+  };
+
+  // Publication: one chain of work, so two commits never sign the same batch twice at once.
+  let work: Promise<void> = Promise.resolve();
+  const submitted = new Map<number, { atHeight: number; tx: Uint8Array }>();
+  let localNext = 0;
+  const sender = ed25519RawPublicKey(options.identity.ed25519);
+
+  const nextSequence = (): number => {
+    const committed = decodeSequence(options.query({ path: SEQUENCE_QUERY, data: sender }).value);
+    localNext = Math.max(localNext, committed);
+    return localNext;
+  };
+
+  const publishDue = async (
+    height: number,
+    issuer: CaIssuer,
+    signer: ReturnType<typeof createDeterministicSigner>,
+  ): Promise<void> => {
+    const pending = reader.pending();
+    for (const key of [...submitted.keys()]) if (!pending.includes(key)) submitted.delete(key);
+    for (const batchHeight of pending) {
+      const batch = reader.batch(batchHeight);
+      if (batch === null || batch.first === null) continue;
+      if (!eligibleIssuers(ca, batchHeight, batch.first, height + 1).includes(issuer)) continue;
+      const earlier = submitted.get(batchHeight);
+      if (earlier !== undefined) {
+        if (height < earlier.atHeight + 2 * ca.publishWindowBlocks) {
+          continue;
+        }
+        // Not committed in two windows: the transaction was lost or stuck behind a gap.
+        localNext = 0;
+      }
+      const { tx } = await buildPublication(ca, reader, batchHeight, issuer, {
+        signer,
+        falconSecretKey: options.identity.falconSecretKey,
+        falcon,
+      });
+      const built = buildTransaction({
+        chainId: genesis.chainId,
+        privateKey: options.identity.ed25519,
+        sequence: nextSequence(),
+        module: CA_MODULE_NAME,
+        body: encodeCaBody(tx),
+        stampDifficulty: genesis.proof.work.stampDifficulty,
+      });
+      const result = await options.submit(built.bytes);
+      if (result.ok) {
+        localNext += 1;
+        submitted.set(batchHeight, { atHeight: height, tx: built.bytes });
+        logger.info('ca publication submitted', {
+          component: 'ca',
+          batchHeight,
+          certificates: tx.signatures.length,
+          txHash: toHex(built.txHash),
+        });
+      } else {
+        localNext = 0;
+        logger.warn('ca publication refused by the mempool', {
+          component: 'ca',
+          batchHeight,
+          code: result.code,
+          error: result.message,
+        });
+      }
+    }
+  };
+
+  let closed = false;
+  const committed = (height: number): void => {
+    if (closed) return;
+    try {
+      appendUpTo(height);
+    } catch (error) {
+      logger.error('ct log append failed', {
+        component: 'ct',
+        height,
+        error: (error as Error).message,
+      });
+    }
+    if (self === null) return;
+    work = work
+      .then(() => publishDue(height, self.issuer, self.signer))
+      .catch((error: unknown) => {
+        logger.error('ca publication failed', {
+          component: 'ca',
+          height,
+          error: (error as Error).message,
+        });
+      });
+  };
+
+  let crlCache: { count: number; built: number; der: Uint8Array } | null = null;
+  const crl = (): Uint8Array | null => {
+    if (self === null) return null;
+    const serials = reader.revokedBy(self.issuer.name);
+    const now = Date.now();
+    if (
+      crlCache !== null &&
+      crlCache.count === serials.length &&
+      now - crlCache.built < CRL_REFRESH_MS
+    ) {
+      return crlCache.der;
+    }
+    const seconds = (ms: number): Date => new Date(Math.floor(ms / 1000) * 1000);
+    const thisUpdate = seconds(now);
+    const der = buildCrl({
+      issuer: self.issuer.issuer,
+      signer: self.signer,
+      thisUpdate,
+      nextUpdate: new Date(thisUpdate.getTime() + CRL_VALIDITY_MS),
+      // Monotonic across restarts of this node: the signing time in seconds.
+      crlNumber: thisUpdate.getTime() / 1000,
+      revoked: serials.map((serial) => {
+        const revocation = reader.revocation(serial);
+        if (revocation === null) throw new RangeError('a listed revocation is missing');
+        return { serial, revocationDate: seconds(revocation.time), reason: revocation.reason };
+      }),
+    });
+    crlCache = { count: serials.length, built: now, der };
+    return der;
+  };
+
+  let server: CtHttpServer | null = null;
+  if (config.ct !== null) {
+    const where = config.ct.http;
+    try {
+      server = await startCtHttpServer({
+        log,
+        host: where.host,
+        port: where.port,
+        roots: () => [ca.bundle.root.certificate],
+        rfc6962Key: { name: origin, publicKey: logKeyPublic(logKey) },
+        registry: options.registry,
+        crl,
+      });
+    } catch (error) {
+      db.close();
+      throw new CliError(
+        `cannot serve the CT log on ${where.host}:${where.port}: ${(error as Error).message}`,
+        1,
+      );
+    }
+  }
+  signLatest();
+  return {
+    committed,
+    ctUrl: server?.url ?? null,
+    log,
+    crl,
+    idle: () => work,
+    close: async () => {
+      closed = true;
+      await work;
+      await server?.close();
+      db.close();
+    },
+  };
+}
+
+function logKeyPublic(privateKey: KeyObject): KeyObject {
+  return createPublicKey(privateKey);
+}

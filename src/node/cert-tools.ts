@@ -1,0 +1,267 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { fromBase64, toHex } from '../crypto/bytes.js';
+import { leafHash, verifyInclusion } from '../crypto/merkle.js';
+import { parseCertificate } from '../crypto/x509.js';
+import type { GenesisDocument } from '../consensus/genesis.js';
+import type { NodeRpcClient } from '../consensus/net/index.js';
+import { parseTrustBundle, type TrustBundle } from '../trustchain/ca/bundle.js';
+import { CaError } from '../trustchain/ca/errors.js';
+import { readTbs, splitCertificate } from '../trustchain/ca/certificate.js';
+import {
+  BATCH_INCLUSION_OID,
+  ISSUANCE_REFERENCE_OID,
+  decodeBatchInclusion,
+  decodeIssuanceReference,
+} from '../trustchain/ca/extensions.js';
+import type { CertificateRequestInput } from '../trustchain/ca/request.js';
+import {
+  CA_MODULE_NAME,
+  CaStateReader,
+  caQuery,
+  caRenewBody,
+  caRequestBody,
+  caRevokeBody,
+  findPublishedCertificate,
+  verifiedCaValue,
+  type IssuanceStatus,
+} from '../trustchain/ca-module/index.js';
+import { publishedKey } from '../trustchain/ca-module/state.js';
+import { encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
+import { CliError } from './cli-error.js';
+import { submitTransaction } from './tx-submit.js';
+
+/**
+ * What `hypermesh cert` and `hypermesh ct` do (docs/cli.md): submit `ca` transactions through
+ * a node and wait for their publication, describe and verify certificates offline, and check a
+ * certificate's inclusion in a node's CT log.
+ */
+
+/** The trust bundle in a genesis `app.ca` section. */
+export function genesisTrustBundle(genesis: GenesisDocument): TrustBundle {
+  const section = genesis.app?.[CA_MODULE_NAME];
+  const bundle =
+    section !== null && typeof section === 'object' && !Array.isArray(section)
+      ? (section as { trustBundle?: unknown }).trustBundle
+      : undefined;
+  if (bundle === undefined) {
+    throw new CliError(
+      'the genesis has no app.ca section: this cluster runs no certificate authority',
+    );
+  }
+  try {
+    return parseTrustBundle(JSON.stringify(bundle));
+  } catch (error) {
+    throw new CliError(`the genesis trust bundle does not parse: ${(error as Error).message}`);
+  }
+}
+
+export type SubjectKeyType = 'p256' | 'ed25519' | 'rsa';
+
+export function generateSubjectKey(type: SubjectKeyType): KeyObject {
+  if (type === 'p256') return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  if (type === 'ed25519') return generateKeyPairSync('ed25519').privateKey;
+  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+}
+
+/** How often the outcome is asked while waiting: the node API has no subscription. */
+const POLL_MS = 200;
+
+async function submitCa(options: {
+  client: NodeRpcClient;
+  genesis: GenesisDocument;
+  privateKey: KeyObject;
+  body: Uint8Array;
+  timeoutMs: number;
+}): Promise<{ txHash: string; height: number }> {
+  const outcome = await submitTransaction({ ...options, module: CA_MODULE_NAME, wait: true });
+  if (!outcome.admitted) {
+    throw new CliError(`the node refused the transaction: ${outcome.code}: ${outcome.message}`, 1);
+  }
+  if (outcome.status.status !== 'committed') {
+    throw new CliError(`tx ${outcome.txHash} not committed within ${options.timeoutMs} ms`, 1);
+  }
+  if (outcome.status.code !== 0) {
+    throw new CliError(
+      `tx ${outcome.txHash} refused at height ${outcome.status.height}: ${outcome.status.log}`,
+      1,
+    );
+  }
+  return { txHash: outcome.txHash, height: outcome.status.height };
+}
+
+export type PublishedCertificate = Extract<IssuanceStatus, { status: 'published' }> & {
+  readonly txHash: string;
+};
+
+/** Waits until the issuance `txHash` is published (state proofs checked on every answer). */
+export async function waitForPublication(
+  client: NodeRpcClient,
+  txHash: string,
+  timeoutMs: number,
+): Promise<PublishedCertificate> {
+  const deadline = Date.now() + timeoutMs;
+  const hash = Uint8Array.from(Buffer.from(txHash, 'hex'));
+  for (;;) {
+    const status = await findPublishedCertificate((request) => client.query(request), hash);
+    if (status.status === 'published') return { ...status, txHash };
+    if (Date.now() >= deadline) {
+      throw new CliError(
+        `certificate of tx ${txHash} not published within ${timeoutMs} ms (status: ${status.status})`,
+        1,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+export async function requestCertificate(options: {
+  client: NodeRpcClient;
+  genesis: GenesisDocument;
+  privateKey: KeyObject;
+  request: CertificateRequestInput;
+  timeoutMs: number;
+}): Promise<PublishedCertificate> {
+  let body: Uint8Array;
+  try {
+    body = caRequestBody(options.request);
+  } catch (error) {
+    if (error instanceof CaError)
+      throw new CliError(`invalid request: ${error.message} [${error.code}]`);
+    throw error;
+  }
+  const deadline = Date.now() + options.timeoutMs;
+  const { txHash } = await submitCa({ ...options, body });
+  return waitForPublication(options.client, txHash, Math.max(0, deadline - Date.now()));
+}
+
+export async function renewCertificate(options: {
+  client: NodeRpcClient;
+  genesis: GenesisDocument;
+  privateKey: KeyObject;
+  serial: Uint8Array;
+  lifetimeSeconds?: number;
+  timeoutMs: number;
+}): Promise<PublishedCertificate> {
+  const deadline = Date.now() + options.timeoutMs;
+  const { txHash } = await submitCa({
+    ...options,
+    body: caRenewBody(options.serial, options.lifetimeSeconds),
+  });
+  return waitForPublication(options.client, txHash, Math.max(0, deadline - Date.now()));
+}
+
+export async function revokeCertificate(options: {
+  client: NodeRpcClient;
+  genesis: GenesisDocument;
+  privateKey: KeyObject;
+  serial: Uint8Array;
+  reason: number;
+  proof?: Uint8Array;
+  timeoutMs: number;
+}): Promise<{ txHash: string; height: number }> {
+  return submitCa({
+    ...options,
+    body: caRevokeBody(options.serial, options.reason, options.proof),
+  });
+}
+
+/** The serial number of a certificate (16 bytes for TrustChain leaves). */
+export function certificateSerialOf(der: Uint8Array): Uint8Array {
+  return Uint8Array.from(Buffer.from(parseCertificate(der).serialNumber, 'hex'));
+}
+
+/** Human-readable fields of a certificate, TrustChain extensions included. */
+export function describeCertificate(der: Uint8Array): Record<string, unknown> {
+  const parsed = parseCertificate(der);
+  const fields = readTbs(splitCertificate(der).tbs);
+  const extension = (oid: string) => fields.extensions.find((e) => e.oid === oid)?.value;
+  const reference = extension(ISSUANCE_REFERENCE_OID);
+  const inclusion = extension(BATCH_INCLUSION_OID);
+  const decodedReference = reference === undefined ? null : decodeIssuanceReference(reference);
+  const decodedInclusion = inclusion === undefined ? null : decodeBatchInclusion(inclusion);
+  return {
+    serial: parsed.serialNumber,
+    subject: parsed.subject,
+    issuer: parsed.issuer,
+    notBefore: parsed.notBefore.toISOString(),
+    notAfter: parsed.notAfter.toISOString(),
+    dnsNames: parsed.dnsNames,
+    ipAddresses: parsed.ipAddresses,
+    uris: parsed.uris,
+    issuance:
+      decodedReference === null
+        ? null
+        : {
+            chainId: decodedReference.chainId,
+            height: decodedReference.height,
+            txHash: toHex(decodedReference.txHash),
+          },
+    batch:
+      decodedInclusion === null
+        ? null
+        : {
+            leafIndex: decodedInclusion.leafIndex,
+            treeSize: decodedInclusion.treeSize,
+            rootHash: toHex(decodedInclusion.rootHash),
+            signature: decodedInclusion.signature.algorithm,
+          },
+  };
+}
+
+/** The CT log timestamp of a published certificate: the time of the block that published it. */
+export async function ctTimestamp(client: NodeRpcClient, publishedAt: number): Promise<number> {
+  const request = caQuery('published', u64(publishedAt));
+  const value = verifiedCaValue(publishedKey(publishedAt), await client.query(request));
+  const record =
+    value === null ? null : new CaStateReader({ get: () => value }).published(publishedAt);
+  if (record === null) throw new CliError(`block ${publishedAt} published no certificates`, 1);
+  return record.time;
+}
+
+function u64(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n));
+  return out;
+}
+
+export interface CtInclusion {
+  readonly url: string;
+  readonly treeSize: number;
+  readonly leafIndex: number;
+  readonly rootHash: string;
+}
+
+async function getJson(url: string): Promise<unknown> {
+  const response = await fetch(url);
+  const body = (await response.json()) as unknown;
+  if (!response.ok)
+    throw new CliError(`${url}: HTTP ${response.status} ${JSON.stringify(body)}`, 1);
+  return body;
+}
+
+/**
+ * Checks that `certificate` (an x509 entry with `timestamp`) is in the log at `url`: the latest
+ * signed tree head, the audit path `get-proof-by-hash` gives, verified against its root
+ * (RFC 9162 §2.1.3.2). Throws CliError when it is absent or the proof does not verify.
+ */
+export async function checkCtInclusion(
+  url: string,
+  certificate: Uint8Array,
+  timestamp: number,
+): Promise<CtInclusion> {
+  const leaf = leafHash(encodeMerkleTreeLeaf({ timestamp, entry: { type: 'x509', certificate } }));
+  const sth = (await getJson(`${url}/ct/v1/get-sth`)) as {
+    tree_size: number;
+    sha256_root_hash: string;
+  };
+  const proof = (await getJson(
+    `${url}/ct/v1/get-proof-by-hash?hash=${encodeURIComponent(Buffer.from(leaf).toString('base64'))}&tree_size=${sth.tree_size}`,
+  )) as { leaf_index: number; audit_path: string[] };
+  const root = fromBase64(sth.sha256_root_hash);
+  if (
+    !verifyInclusion(leaf, proof.leaf_index, sth.tree_size, proof.audit_path.map(fromBase64), root)
+  ) {
+    throw new CliError(`${url}: the inclusion proof does not verify against the tree head`, 1);
+  }
+  return { url, treeSize: sth.tree_size, leafIndex: proof.leaf_index, rootHash: toHex(root) };
+}

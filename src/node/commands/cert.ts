@@ -1,0 +1,477 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import type { Command } from '../commands.js';
+import type { NodeRpcClient } from '../../consensus/net/index.js';
+import { CliError } from '../cli-error.js';
+import { readGenesisFile } from '../cluster-layout.js';
+import {
+  DEFAULT_CLUSTER_FILE,
+  findNode,
+  loadClusterTarget,
+  openOperatorSession,
+} from '../operator.js';
+import { parseWithPositionals } from './block.js';
+import { integerOption } from './cluster.js';
+import { derToPem, pemToDerList } from '../../crypto/x509.js';
+import { createCsr } from '../../trustchain/ca/csr.js';
+import { PROFILE_NAMES, type ProfileName } from '../../trustchain/ca/profiles.js';
+import { parseTrustBundle } from '../../trustchain/ca/bundle.js';
+import { CaError } from '../../trustchain/ca/errors.js';
+import { verifyIssuedCertificate } from '../../trustchain/ca/verify.js';
+import { REVOCATION_REASONS, signRevocation } from '../../trustchain/ca-module/index.js';
+import { stoqFailure } from '../tx-submit.js';
+
+/**
+ * `hypermesh cert request|renew|revoke|show|verify` and `hypermesh ct sth|proof`: the TrustChain
+ * CA from the command line (docs/cli.md, docs/ca.md).
+ */
+
+const clusterOptions = {
+  cluster: { type: 'string' },
+  node: { type: 'string' },
+  'timeout-ms': { type: 'string' },
+} as const;
+
+async function readCertificate(file: string): Promise<Uint8Array> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  const list = pemToDerList(text);
+  if (list.length === 0) throw new CliError(`${file} holds no PEM certificate`);
+  return list[0] as Uint8Array;
+}
+
+async function withCluster<T>(
+  values: { cluster?: string; node?: string },
+  work: (context: {
+    client: NodeRpcClient;
+    genesis: Awaited<ReturnType<typeof readGenesisFile>>;
+    operatorKey: KeyObject;
+    nodeName: string;
+  }) => Promise<T>,
+): Promise<T> {
+  const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+  const node =
+    values.node === undefined
+      ? (target.nodes[0] as (typeof target.nodes)[number])
+      : findNode(target, values.node);
+  const genesis = await readGenesisFile(target.genesisFile);
+  const { operatorKey } = await import('../kv-tools.js');
+  const privateKey = await operatorKey(target.operator.keyFile);
+  const session = await openOperatorSession(target);
+  try {
+    return await work({
+      client: session.client(node.name),
+      genesis,
+      operatorKey: privateKey,
+      nodeName: node.name,
+    }).catch(stoqFailure(node.name));
+  } finally {
+    await session.close();
+  }
+}
+
+function timeoutOf(value: string | undefined): number {
+  return integerOption(value, 'timeout-ms', { min: 100, max: 3_600_000 }, 60_000);
+}
+
+function reasonOf(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const byName = Object.entries(REVOCATION_REASONS).find(([, name]) => name === value);
+  if (byName !== undefined) return Number(byName[0]);
+  if (/^\d+$/.test(value) && REVOCATION_REASONS[Number(value)] !== undefined) return Number(value);
+  throw new CliError(
+    `--reason ${value}: one of ${Object.entries(REVOCATION_REASONS)
+      .map(([code, name]) => `${name} (${code})`)
+      .join(', ')}`,
+  );
+}
+
+async function writeOutputs(
+  out: string,
+  published: { certificate: Uint8Array; issuer: string },
+  genesis: Awaited<ReturnType<typeof readGenesisFile>>,
+): Promise<{ cert: string; chain: string }> {
+  const { genesisTrustBundle } = await import('../cert-tools.js');
+  const { certificateChainPem } = await import('../../trustchain/ca-module/index.js');
+  const bundle = genesisTrustBundle(genesis);
+  const cert = `${out}.pem`;
+  const chain = `${out}.chain.pem`;
+  await writeFile(cert, derToPem(published.certificate), { mode: 0o644 });
+  await writeFile(chain, certificateChainPem(bundle, published.certificate, published.issuer), {
+    mode: 0o644,
+  });
+  return { cert, chain };
+}
+
+function report(
+  io: { out(text: string): void },
+  published: {
+    serial: Uint8Array;
+    txHash: string;
+    height: number;
+    publishedAt: number;
+    issuer: string;
+  },
+  files: { cert: string; chain: string },
+): void {
+  io.out(
+    `certificate ${Buffer.from(published.serial).toString('hex')} (tx ${published.txHash}, committed at height ${published.height}, ` +
+      `published at height ${published.publishedAt} by ${published.issuer})\n`,
+  );
+  io.out(`  wrote ${files.cert} and ${files.chain}\n`);
+}
+
+const request: Command = {
+  name: 'cert request',
+  summary: 'request a certificate from the TrustChain CA and wait for its publication',
+  help: `
+usage: hypermesh cert request --out PREFIX [--profile service|client|node] [--dns NAME ...]
+                              [--ip ADDR ...] [--uri URI ...] [--key-type p256|ed25519|rsa]
+                              [--csr FILE] [--lifetime SECONDS] [--cluster FILE|DIR]
+                              [--node NAME|ADDR] [--timeout-ms MS]
+
+Generates a private key and a PKCS#10 request (or takes --csr FILE, PEM or DER), submits a
+"ca" request transaction signed with the operator key, waits until it is committed and until a
+validator has published the certificate (docs/ca.md, "Publication"), and writes
+PREFIX.pem (the certificate), PREFIX.chain.pem (certificate + intermediate) and, when it
+generated the key, PREFIX.key (PKCS#8 PEM, mode 0600). Names must be allowed for the operator
+account (genesis app.ca grants).
+
+options:
+  --profile P         service (default), client or node
+  --dns, --ip, --uri  names (repeatable)
+  --key-type T        key to generate: p256 (default), ed25519 or rsa (2048 bits)
+  --csr FILE          use this CSR instead of generating a key
+  --lifetime SECONDS  requested lifetime (default: the profile's maximum)
+  --cluster FILE|DIR  cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
+  --node NAME|ADDR    node to submit to (default: the first)
+  --timeout-ms MS     how long to wait for commit and publication (default 60000)
+`,
+  async run(args, io) {
+    const { values } = parseWithPositionals(
+      args,
+      {
+        ...clusterOptions,
+        out: { type: 'string' },
+        profile: { type: 'string' },
+        dns: { type: 'string', multiple: true },
+        ip: { type: 'string', multiple: true },
+        uri: { type: 'string', multiple: true },
+        'key-type': { type: 'string' },
+        csr: { type: 'string' },
+        lifetime: { type: 'string' },
+      },
+      [],
+    );
+    if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
+    const profile = (values.profile ?? 'service') as ProfileName;
+    if (!PROFILE_NAMES.includes(profile)) {
+      throw new CliError(`--profile must be one of ${PROFILE_NAMES.join(', ')}`);
+    }
+    const keyType = values['key-type'] ?? 'p256';
+    if (!['p256', 'ed25519', 'rsa'].includes(keyType)) {
+      throw new CliError('--key-type must be p256, ed25519 or rsa');
+    }
+    const tools = await import('../cert-tools.js');
+    let csr: Uint8Array | string;
+    let key: KeyObject | null = null;
+    if (values.csr !== undefined) {
+      const bytes = await readFile(values.csr).catch((error: Error) => {
+        throw new CliError(`cannot read ${values.csr}: ${error.message}`);
+      });
+      csr = bytes.toString('latin1').includes('-----BEGIN')
+        ? bytes.toString('utf8')
+        : new Uint8Array(bytes);
+    } else {
+      key = tools.generateSubjectKey(keyType as 'p256' | 'ed25519' | 'rsa');
+      csr = createCsr({ privateKey: key });
+    }
+    const out = values.out;
+    const lifetime =
+      values.lifetime === undefined
+        ? undefined
+        : integerOption(values.lifetime, 'lifetime', { min: 1, max: 398 * 86_400 }, 1);
+    return withCluster(values, async ({ client, genesis, operatorKey }) => {
+      const published = await tools.requestCertificate({
+        client,
+        genesis,
+        privateKey: operatorKey,
+        request: {
+          profile,
+          csr,
+          dnsNames: values.dns ?? [],
+          ipAddresses: values.ip ?? [],
+          uris: values.uri ?? [],
+          ...(lifetime === undefined ? {} : { lifetimeSeconds: lifetime }),
+        },
+        timeoutMs: timeoutOf(values['timeout-ms']),
+      });
+      if (key !== null) {
+        await writeFile(`${out}.key`, key.export({ format: 'pem', type: 'pkcs8' }) as string, {
+          mode: 0o600,
+        });
+      }
+      report(io, published, await writeOutputs(out, published, genesis));
+      return 0;
+    });
+  },
+};
+
+const renew: Command = {
+  name: 'cert renew',
+  summary: 'renew a certificate: a new one for the same key and names',
+  help: `
+usage: hypermesh cert renew CERT --out PREFIX [--lifetime SECONDS] [--cluster FILE|DIR]
+                            [--node NAME|ADDR] [--timeout-ms MS]
+
+Submits a "ca" renew transaction for the certificate in CERT (PEM) from the operator key
+(the account that requested it), waits for the new certificate's publication and writes
+PREFIX.pem and PREFIX.chain.pem. The key stays the same.
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(
+      args,
+      { ...clusterOptions, out: { type: 'string' }, lifetime: { type: 'string' } },
+      ['cert'],
+    );
+    if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
+    const out = values.out;
+    const tools = await import('../cert-tools.js');
+    const serial = tools.certificateSerialOf(await readCertificate(positionals[0] as string));
+    const lifetime =
+      values.lifetime === undefined
+        ? undefined
+        : integerOption(values.lifetime, 'lifetime', { min: 1, max: 398 * 86_400 }, 1);
+    return withCluster(values, async ({ client, genesis, operatorKey }) => {
+      const published = await tools.renewCertificate({
+        client,
+        genesis,
+        privateKey: operatorKey,
+        serial,
+        ...(lifetime === undefined ? {} : { lifetimeSeconds: lifetime }),
+        timeoutMs: timeoutOf(values['timeout-ms']),
+      });
+      report(io, published, await writeOutputs(out, published, genesis));
+      return 0;
+    });
+  },
+};
+
+const revoke: Command = {
+  name: 'cert revoke',
+  summary: 'revoke a certificate',
+  help: `
+usage: hypermesh cert revoke CERT [--reason NAME|CODE] [--key FILE] [--cluster FILE|DIR]
+                             [--node NAME|ADDR] [--timeout-ms MS]
+
+Submits a "ca" revoke transaction for the certificate in CERT (PEM) from the operator key and
+waits for the commit. Without --key the operator must be the account that requested it; with
+--key FILE (the certificate's private key, PEM) the revocation carries a signature by that
+key, so any account may submit it. Reasons (RFC 5280): unspecified (0, default),
+keyCompromise (1), affiliationChanged (3), superseded (4), cessationOfOperation (5),
+privilegeWithdrawn (9).
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(
+      args,
+      { ...clusterOptions, reason: { type: 'string' }, key: { type: 'string' } },
+      ['cert'],
+    );
+    const tools = await import('../cert-tools.js');
+    const certificate = await readCertificate(positionals[0] as string);
+    const serial = tools.certificateSerialOf(certificate);
+    const reason = reasonOf(values.reason);
+    let subjectKey: KeyObject | null = null;
+    if (values.key !== undefined) {
+      const text = await readFile(values.key, 'utf8').catch((error: Error) => {
+        throw new CliError(`cannot read ${values.key}: ${error.message}`);
+      });
+      subjectKey = createPrivateKey(text);
+      const { parseCertificate } = await import('../../crypto/x509.js');
+      if (!createPublicKey(subjectKey).equals(parseCertificate(certificate).publicKey)) {
+        throw new CliError(`${values.key} is not the key of ${positionals[0]}`);
+      }
+    }
+    return withCluster(values, async ({ client, genesis, operatorKey }) => {
+      const outcome = await tools.revokeCertificate({
+        client,
+        genesis,
+        privateKey: operatorKey,
+        serial,
+        reason,
+        ...(subjectKey === null
+          ? {}
+          : { proof: signRevocation(subjectKey, genesis.chainId, serial, reason) }),
+        timeoutMs: timeoutOf(values['timeout-ms']),
+      });
+      io.out(
+        `certificate ${Buffer.from(serial).toString('hex')} revoked (${REVOCATION_REASONS[reason]}) at height ${outcome.height} (tx ${outcome.txHash})\n`,
+      );
+      return 0;
+    });
+  },
+};
+
+const show: Command = {
+  name: 'cert show',
+  summary: 'print the fields of a certificate, TrustChain extensions included',
+  help: `
+usage: hypermesh cert show CERT [--json]
+
+Prints the serial, subject, issuer, validity, names, the issuance reference (chain, height,
+transaction) and the batch inclusion (leaf index, tree size, root) of the first certificate
+in CERT (PEM).
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(args, { json: { type: 'boolean' } }, [
+      'cert',
+    ]);
+    const { describeCertificate } = await import('../cert-tools.js');
+    const fields = describeCertificate(await readCertificate(positionals[0] as string));
+    if (values.json) {
+      io.out(`${JSON.stringify(fields, null, 2)}\n`);
+    } else {
+      for (const [name, value] of Object.entries(fields)) {
+        io.out(`${name.padEnd(12)} ${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
+      }
+    }
+    return 0;
+  },
+};
+
+const verify: Command = {
+  name: 'cert verify',
+  summary:
+    'verify a certificate offline: chain, name constraints, batch inclusion and FALCON signature',
+  help: `
+usage: hypermesh cert verify CERT --bundle FILE [--purpose serverAuth|clientAuth|any] [--at ISO-TIME]
+
+Runs the offline verifier (docs/ca.md, "Offline verification") on the first certificate in
+CERT (PEM) against the trust bundle FILE (ca/trust-bundle.json): the X.509 chain to
+the root, the cluster name constraint, the issuance reference, the Merkle inclusion of the
+certificate in its block's batch and the FALCON-1024 batch signature by the issuing
+validator's key, which the root FALCON key endorsed. Exit code 0 when valid, 1 otherwise.
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(
+      args,
+      { bundle: { type: 'string' }, purpose: { type: 'string' }, at: { type: 'string' } },
+      ['cert'],
+    );
+    if (values.bundle === undefined) throw new CliError('--bundle FILE is required (see --help)');
+    const purpose = (values.purpose ?? 'any') as 'serverAuth' | 'clientAuth' | 'any';
+    if (!['serverAuth', 'clientAuth', 'any'].includes(purpose)) {
+      throw new CliError('--purpose must be serverAuth, clientAuth or any');
+    }
+    const now = values.at === undefined ? new Date() : new Date(values.at);
+    if (Number.isNaN(now.getTime())) throw new CliError(`--at ${values.at} is not a time`);
+    const bundleText = await readFile(values.bundle, 'utf8').catch((error: Error) => {
+      throw new CliError(`cannot read ${values.bundle}: ${error.message}`);
+    });
+    let bundle;
+    try {
+      bundle = parseTrustBundle(bundleText);
+    } catch (error) {
+      throw new CliError(`${values.bundle}: ${(error as Error).message}`);
+    }
+    const certificate = await readCertificate(positionals[0] as string);
+    try {
+      const verified = verifyIssuedCertificate(certificate, bundle, { now, purpose });
+      io.out(
+        `valid: issued by ${verified.validator} at height ${verified.reference.height} of ${verified.reference.chainId}, ` +
+          `leaf ${verified.inclusion.leafIndex} of ${verified.inclusion.treeSize} in its batch, FALCON batch signature verified\n`,
+      );
+      return 0;
+    } catch (error) {
+      if (error instanceof CaError) {
+        io.out(`invalid: ${error.message} (${String(error.detail.reason ?? error.code)})\n`);
+        return 1;
+      }
+      throw error;
+    }
+  },
+};
+
+const ctSth: Command = {
+  name: 'ct sth',
+  summary: "print a node's CT log signed tree head",
+  help: `
+usage: hypermesh ct sth --url URL
+
+Fetches URL/ct/v1/get-sth (a node's CT log, the "ct" address of its ready line or
+cluster.json) and prints it.
+`,
+  async run(args, io) {
+    const { values } = parseWithPositionals(args, { url: { type: 'string' } }, []);
+    if (values.url === undefined) throw new CliError('--url URL is required (see --help)');
+    const response = await fetch(`${values.url.replace(/\/$/, '')}/ct/v1/get-sth`).catch(
+      (error: Error) => {
+        throw new CliError(`${values.url}: ${error.message}`, 1);
+      },
+    );
+    io.out(`${JSON.stringify(await response.json(), null, 2)}\n`);
+    return response.ok ? 0 : 1;
+  },
+};
+
+const ctProof: Command = {
+  name: 'ct proof',
+  summary: "check a certificate's inclusion in a node's CT log",
+  help: `
+usage: hypermesh ct proof CERT --url URL [--cluster FILE|DIR] [--node NAME|ADDR]
+
+Finds when the certificate in CERT was published (a proven "ca" query to a node), rebuilds its
+log entry, asks the log at URL for its audit path against the latest signed tree head and
+verifies it (RFC 9162 §2.1.3.2). Exit code 0 when the proof verifies.
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(
+      args,
+      { ...clusterOptions, url: { type: 'string' } },
+      ['cert'],
+    );
+    if (values.url === undefined) throw new CliError('--url URL is required (see --help)');
+    const url = values.url.replace(/\/$/, '');
+    const tools = await import('../cert-tools.js');
+    const certificate = await readCertificate(positionals[0] as string);
+    const serial = tools.certificateSerialOf(certificate);
+    return withCluster(values, async ({ client }) => {
+      const { CaStateReader, caQuery, verifiedCaValue } =
+        await import('../../trustchain/ca-module/index.js');
+      const { certificateKey } = await import('../../trustchain/ca-module/state.js');
+      const value = verifiedCaValue(
+        certificateKey(serial),
+        await client.query(caQuery('certificate', serial)),
+      );
+      const record =
+        value === null ? null : new CaStateReader({ get: () => value }).certificate(serial);
+      if (record === null) throw new CliError('the cluster has published no such certificate', 1);
+      if (Buffer.compare(Buffer.from(record.der), Buffer.from(certificate)) !== 0) {
+        throw new CliError(
+          `${positionals[0]} differs from the certificate the cluster published with its serial`,
+          1,
+        );
+      }
+      const timestamp = await tools.ctTimestamp(client, record.publishedAt);
+      const inclusion = await tools.checkCtInclusion(url, record.der, timestamp);
+      io.out(
+        `included: leaf ${inclusion.leafIndex} of tree size ${inclusion.treeSize}, root ${inclusion.rootHash} (${url})\n`,
+      );
+      return 0;
+    });
+  },
+};
+
+export const certCommands: readonly Command[] = [
+  request,
+  renew,
+  revoke,
+  show,
+  verify,
+  ctSth,
+  ctProof,
+];

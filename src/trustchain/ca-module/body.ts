@@ -1,0 +1,171 @@
+import { z } from 'zod';
+import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
+import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
+import { MAX_LIFETIME_SECONDS } from '../ca/request.js';
+import { CaModuleError, CaModuleErrorCode } from './errors.js';
+import { MAX_BATCH_CERTIFICATES } from './state.js';
+
+/**
+ * Transaction bodies of the `ca` module, deterministic CBOR maps (docs/ca.md):
+ *
+ *   request { op: "request", req: bytes }                       req = encodeCertificateRequest
+ *   renew   { op: "renew", serial: bytes(16), lifetime?: uint }
+ *   revoke  { op: "revoke", serial: bytes(16), reason: uint, proof?: bytes }
+ *   publish { op: "publish", height: uint, issuer: text, batch: bytes, sigs: [bytes] }
+ */
+
+export interface CaRequestTx {
+  readonly op: 'request';
+  readonly request: Uint8Array;
+}
+
+export interface CaRenewTx {
+  readonly op: 'renew';
+  readonly serial: Uint8Array;
+  readonly lifetimeSeconds: number | null;
+}
+
+export interface CaRevokeTx {
+  readonly op: 'revoke';
+  readonly serial: Uint8Array;
+  readonly reason: number;
+  /** Signature by the certificate's subject key over `revocationMessage` (optional). */
+  readonly proof: Uint8Array | null;
+}
+
+export interface CaPublishTx {
+  readonly op: 'publish';
+  /** The block whose issuances this publishes. */
+  readonly height: number;
+  /** The validator whose intermediate signed the certificates. */
+  readonly issuer: string;
+  /** `encodeBatchSignature` bytes. */
+  readonly batch: Uint8Array;
+  /** The ECDSA signature value of each certificate, in batch order. */
+  readonly signatures: readonly Uint8Array[];
+}
+
+export type CaTx = CaRequestTx | CaRenewTx | CaRevokeTx | CaPublishTx;
+
+/**
+ * RFC 5280 §5.3.1 reasons a subscriber may give: unspecified (0), keyCompromise (1),
+ * affiliationChanged (3), superseded (4), cessationOfOperation (5), privilegeWithdrawn (9).
+ * cACompromise, certificateHold, removeFromCRL and aACompromise are not for leaves' holders.
+ */
+export const REVOCATION_REASONS: Readonly<Record<number, string>> = Object.freeze({
+  0: 'unspecified',
+  1: 'keyCompromise',
+  3: 'affiliationChanged',
+  4: 'superseded',
+  5: 'cessationOfOperation',
+  9: 'privilegeWithdrawn',
+});
+
+const serial = bytes({ length: 16 });
+const schema = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('request'), req: bytes({ min: 1, max: 32 * 1024 }) }),
+  z.strictObject({
+    op: z.literal('renew'),
+    serial,
+    lifetime: z.int().min(1).max(MAX_LIFETIME_SECONDS).optional(),
+  }),
+  z.strictObject({
+    op: z.literal('revoke'),
+    serial,
+    reason: z.int().min(0).max(10),
+    proof: bytes({ min: 1, max: 1024 }).optional(),
+  }),
+  z.strictObject({
+    op: z.literal('publish'),
+    height: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+    issuer: z.string().min(1).max(64),
+    batch: bytes({ min: 1, max: 4096 }),
+    sigs: z
+      .array(bytes({ min: 8, max: 72 }))
+      .min(1)
+      .max(MAX_BATCH_CERTIFICATES),
+  }),
+]);
+
+function malformed(message: string, detail: Record<string, unknown> = {}): never {
+  throw new CaModuleError(CaModuleErrorCode.MALFORMED_BODY, `ca body: ${message}`, detail);
+}
+
+/** Parses a `ca` body (canonical CBOR only). Throws `CaModuleError MALFORMED_BODY`. */
+export function decodeCaBody(body: Uint8Array): CaTx {
+  let decoded: unknown;
+  try {
+    decoded = decodeCanonical(body);
+  } catch (error) {
+    return malformed((error as Error).message);
+  }
+  let tx: z.infer<typeof schema>;
+  try {
+    tx = parseInput(schema, decoded, 'ca body');
+  } catch (error) {
+    if (error instanceof SchemaError) malformed(error.message, { issues: error.issues });
+    throw error;
+  }
+  switch (tx.op) {
+    case 'request':
+      return { op: 'request', request: new Uint8Array(tx.req) };
+    case 'renew':
+      return {
+        op: 'renew',
+        serial: new Uint8Array(tx.serial),
+        lifetimeSeconds: tx.lifetime ?? null,
+      };
+    case 'revoke':
+      return {
+        op: 'revoke',
+        serial: new Uint8Array(tx.serial),
+        reason: tx.reason,
+        proof: tx.proof === undefined ? null : new Uint8Array(tx.proof),
+      };
+    case 'publish':
+      return {
+        op: 'publish',
+        height: tx.height,
+        issuer: tx.issuer,
+        batch: new Uint8Array(tx.batch),
+        signatures: tx.sigs.map((sig) => new Uint8Array(sig)),
+      };
+  }
+}
+
+export function encodeCaBody(tx: CaTx): Uint8Array {
+  switch (tx.op) {
+    case 'request':
+      return encodeCanonical({ op: 'request', req: tx.request });
+    case 'renew':
+      return encodeCanonical({
+        op: 'renew',
+        serial: tx.serial,
+        ...(tx.lifetimeSeconds === null ? {} : { lifetime: tx.lifetimeSeconds }),
+      });
+    case 'revoke':
+      return encodeCanonical({
+        op: 'revoke',
+        serial: tx.serial,
+        reason: tx.reason,
+        ...(tx.proof === null ? {} : { proof: tx.proof }),
+      });
+    case 'publish':
+      return encodeCanonical({
+        op: 'publish',
+        height: tx.height,
+        issuer: tx.issuer,
+        batch: tx.batch,
+        sigs: tx.signatures,
+      });
+  }
+}
+
+/** What a subject-key holder signs to revoke a certificate (deterministic CBOR). */
+export function revocationMessage(
+  chainId: string,
+  serialNumber: Uint8Array,
+  reason: number,
+): Uint8Array {
+  return encodeCanonical(['hypermesh/trustchain-ca/revocation', 1, chainId, serialNumber, reason]);
+}

@@ -1,0 +1,168 @@
+import { sign as signWithKey, type KeyObject } from 'node:crypto';
+import type { QueryRequest, QueryResponse } from '../../consensus/app.js';
+import { buildTransaction, type BuiltTransaction } from '../../consensus/application/envelope.js';
+import { derToPem } from '../../crypto/x509.js';
+import type { FalconBackend } from '../../crypto/falcon.js';
+import { decodeStateProof, verifyStateProof } from '../../storage/index.js';
+import type { TrustBundle } from '../ca/bundle.js';
+import {
+  encodeCertificateRequest,
+  parseCertificateRequest,
+  type CertificateRequestInput,
+} from '../ca/request.js';
+import { encodeCaBody, revocationMessage } from './body.js';
+import { CaStateError } from './errors.js';
+import { CA_QUERIES } from './module.js';
+import {
+  CA_MODULE_NAME,
+  caStateKey,
+  certificateKey,
+  decodeCertificateRecord,
+  decodeIssuance,
+  decodeRevocation,
+  requestKey,
+  revocationKey,
+  type RevocationRecord,
+} from './state.js';
+
+/**
+ * The client side of the `ca` module, for the CLI and other faces (e.g. an ACME server): build
+ * the transaction bodies, sign them, and read a request's outcome with every answer's state
+ * proof checked.
+ */
+
+/** A `request` body. Parses the request first (stateless checks); throws `CaError`. */
+export function caRequestBody(input: CertificateRequestInput, falcon?: FalconBackend): Uint8Array {
+  const request = parseCertificateRequest(input, falcon === undefined ? {} : { falcon });
+  return encodeCaBody({ op: 'request', request: encodeCertificateRequest(request) });
+}
+
+export function caRenewBody(serial: Uint8Array, lifetimeSeconds?: number): Uint8Array {
+  return encodeCaBody({ op: 'renew', serial, lifetimeSeconds: lifetimeSeconds ?? null });
+}
+
+/** A `revoke` body; `proof` from `signRevocation` when the sender is not the requesting account. */
+export function caRevokeBody(serial: Uint8Array, reason: number, proof?: Uint8Array): Uint8Array {
+  return encodeCaBody({ op: 'revoke', serial, reason, proof: proof ?? null });
+}
+
+/** The subject key holder's signature for `caRevokeBody` (Ed25519, ECDSA P-256/SHA-256 DER, RSA PKCS#1 v1.5/SHA-256). */
+export function signRevocation(
+  subjectPrivateKey: KeyObject,
+  chainId: string,
+  serial: Uint8Array,
+  reason: number,
+): Uint8Array {
+  const message = revocationMessage(chainId, serial, reason);
+  const type = subjectPrivateKey.asymmetricKeyType;
+  if (type === 'ed25519') return new Uint8Array(signWithKey(null, message, subjectPrivateKey));
+  if (type === 'ec') {
+    return new Uint8Array(
+      signWithKey('sha256', message, { key: subjectPrivateKey, dsaEncoding: 'der' }),
+    );
+  }
+  return new Uint8Array(signWithKey('sha256', message, subjectPrivateKey));
+}
+
+/** A signed, stamped `ca` `request` transaction (the caller supplies the sender's next sequence). */
+export function buildCaRequestTransaction(options: {
+  readonly chainId: string;
+  readonly privateKey: KeyObject;
+  readonly sequence: number;
+  readonly stampDifficulty: number;
+  readonly request: CertificateRequestInput;
+  readonly falcon?: FalconBackend;
+}): BuiltTransaction {
+  return buildTransaction({
+    chainId: options.chainId,
+    privateKey: options.privateKey,
+    sequence: options.sequence,
+    module: CA_MODULE_NAME,
+    body: caRequestBody(options.request, options.falcon),
+    stampDifficulty: options.stampDifficulty,
+  });
+}
+
+/** The query `ca/<path>` with `data`. */
+export function caQuery(
+  path: keyof typeof CA_QUERIES,
+  data: Uint8Array,
+  height?: number,
+): QueryRequest {
+  const request = { path: `${CA_MODULE_NAME}/${CA_QUERIES[path]}`, data };
+  return height === undefined ? request : { ...request, height };
+}
+
+/** The value of a `ca` query answer after checking its proof for `key` (module-relative). */
+export function verifiedCaValue(key: Uint8Array, response: QueryResponse): Uint8Array | null {
+  if (response.proof === undefined) {
+    throw new CaStateError('CA_CORRUPT_STATE', 'the ca query answer carries no proof');
+  }
+  const proof = decodeStateProof(response.proof);
+  if (!verifyStateProof(response.stateRoot, caStateKey(key), response.value, proof)) {
+    throw new CaStateError(
+      'CA_CORRUPT_STATE',
+      "the ca query answer's proof does not verify against its state root",
+    );
+  }
+  return response.value;
+}
+
+export type IssuanceStatus =
+  | { readonly status: 'unknown' }
+  | { readonly status: 'pending'; readonly serial: Uint8Array; readonly height: number }
+  | {
+      readonly status: 'published';
+      readonly serial: Uint8Array;
+      readonly height: number;
+      readonly certificate: Uint8Array;
+      readonly issuer: string;
+      readonly publishedAt: number;
+      readonly revocation: RevocationRecord | null;
+    };
+
+type Query = (request: QueryRequest) => QueryResponse | Promise<QueryResponse>;
+
+/**
+ * The outcome of the issuance transaction `txHash` (a `request` or `renew`): unknown (not
+ * committed, or refused), pending (committed, waiting for publication) or published, with the
+ * certificate and its revocation if any. Every answer's state proof is checked against the
+ * state root it names (the caller trusts that root, e.g. from a node it trusts).
+ */
+export async function findPublishedCertificate(
+  query: Query,
+  txHash: Uint8Array,
+): Promise<IssuanceStatus> {
+  const requestAnswer = await query(caQuery('request', txHash));
+  const record = verifiedCaValue(requestKey(txHash), requestAnswer);
+  if (record === null) return { status: 'unknown' };
+  const issuance = decodeIssuance(record);
+  const certificateAnswer = await query(caQuery('certificate', issuance.serial));
+  const stored = verifiedCaValue(certificateKey(issuance.serial), certificateAnswer);
+  if (stored === null)
+    return { status: 'pending', serial: issuance.serial, height: issuance.height };
+  const certificate = decodeCertificateRecord(stored);
+  const revocationAnswer = await query(caQuery('revocation', issuance.serial));
+  const revoked = verifiedCaValue(revocationKey(issuance.serial), revocationAnswer);
+  return {
+    status: 'published',
+    serial: issuance.serial,
+    height: issuance.height,
+    certificate: certificate.der,
+    issuer: certificate.issuer,
+    publishedAt: certificate.publishedAt,
+    revocation: revoked === null ? null : decodeRevocation(revoked),
+  };
+}
+
+/** The PEM chain a TLS server sends: the certificate, then its issuer's intermediate. */
+export function certificateChainPem(
+  bundle: TrustBundle,
+  certificate: Uint8Array,
+  issuer: string,
+): string {
+  const intermediate = bundle.validators.find((validator) => validator.name === issuer);
+  if (intermediate === undefined)
+    throw new RangeError(`no intermediate "${issuer}" in the trust bundle`);
+  return derToPem(certificate) + derToPem(intermediate.certificate);
+}

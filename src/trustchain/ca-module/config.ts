@@ -1,0 +1,264 @@
+import { z } from 'zod';
+import { SchemaError, hexString, parseInput } from '../../codec/schema.js';
+import type { GenesisAppValue } from '../../consensus/genesis.js';
+import { validatorAddress } from '../../consensus/validator-set.js';
+import { toHex } from '../../crypto/bytes.js';
+import type { FalconBackend } from '../../crypto/falcon.js';
+import { CaError } from '../ca/errors.js';
+import { parseTrustBundle, type TrustBundle } from '../ca/bundle.js';
+import { parseIssuer, type Issuer } from '../ca/issue.js';
+import { checkDnsName, checkIpAddress } from '../ca/names.js';
+import { PROFILE_NAMES, type ProfileName } from '../ca/profiles.js';
+import type { RateLimit } from '../ca/rate-limit.js';
+import type { IssuancePolicy, Requester } from '../ca/request.js';
+import { CaGenesisError } from './errors.js';
+import { CA_MODULE_NAME } from './state.js';
+
+/**
+ * The `ca` module's configuration, decided by the genesis alone: the `app.ca` section (trust
+ * bundle, grants, rate limit, publication window) and the genesis validators (whose Ed25519
+ * keys sign `publish` transactions).
+ *
+ * ```json
+ * "app": { "ca": {
+ *   "trustBundle": { "format": "hypermesh-trust-bundle", ... },
+ *   "grants": [{ "account": "<64 hex>", "profiles": ["service"], "dnsZones": ["hypermesh.test"],
+ *                "wildcards": true, "ipRanges": ["127.0.0.0/8"], "uriPrefixes": ["spiffe://c/"] }],
+ *   "rateLimit": { "max": 100, "windowSeconds": 3600 },
+ *   "publishWindowBlocks": 3 } }
+ * ```
+ */
+
+export const DEFAULT_RATE_LIMIT: RateLimit = Object.freeze({ max: 100, windowSeconds: 3600 });
+export const DEFAULT_PUBLISH_WINDOW_BLOCKS = 3;
+export const MAX_GRANTS = 1000;
+
+/** A validator that can issue: its intermediate (from the bundle) and its accounts. */
+export interface CaIssuer {
+  readonly name: string;
+  /** Its genesis Ed25519 key: the only sender whose `publish` names this issuer. */
+  readonly account: Uint8Array;
+  /** Its consensus address (validator-set.ts), matched against a block's proposer. */
+  readonly address: string;
+  readonly issuer: Issuer;
+}
+
+/** What one account may request beyond the defaults (docs/ca.md, "Who may request what"). */
+export interface CaGrant {
+  readonly profiles: readonly ProfileName[];
+  readonly dnsZones: readonly string[];
+  readonly wildcards: boolean;
+  readonly ipRanges: readonly string[];
+  readonly uriPrefixes: readonly string[];
+}
+
+export interface CaModuleConfig {
+  readonly chainId: string;
+  readonly bundle: TrustBundle;
+  /** Validators with an intermediate, sorted by name (the bundle's order): the rotation order. */
+  readonly issuers: readonly CaIssuer[];
+  /** Grants by account (lowercase hex of the 32-byte key). */
+  readonly grants: ReadonlyMap<string, CaGrant>;
+  readonly rateLimit: RateLimit;
+  readonly publishWindowBlocks: number;
+  readonly policy: IssuancePolicy;
+  /** Latest notBefore and earliest notAfter of the intermediates: every leaf must fit inside. */
+  readonly issuableFrom: number;
+  readonly issuableUntil: number;
+}
+
+const grantSchema = z.strictObject({
+  account: hexString(32),
+  profiles: z
+    .array(z.enum(PROFILE_NAMES as [ProfileName, ...ProfileName[]]))
+    .max(3)
+    .default([]),
+  dnsZones: z.array(z.string().min(1).max(253)).max(100).default([]),
+  wildcards: z.boolean().default(false),
+  ipRanges: z.array(z.string().min(1).max(64)).max(100).default([]),
+  uriPrefixes: z.array(z.string().min(1).max(2048)).max(100).default([]),
+});
+
+const sectionSchema = z.strictObject({
+  trustBundle: z.record(z.string(), z.unknown()),
+  grants: z.array(grantSchema).max(MAX_GRANTS).default([]),
+  rateLimit: z
+    .strictObject({
+      max: z.int().min(0).max(1_000_000),
+      windowSeconds: z
+        .int()
+        .min(1)
+        .max(366 * 86_400),
+    })
+    .default(DEFAULT_RATE_LIMIT),
+  publishWindowBlocks: z.int().min(1).max(1000).default(DEFAULT_PUBLISH_WINDOW_BLOCKS),
+});
+
+export type CaGenesisJson = z.input<typeof sectionSchema>;
+
+function invalid(message: string, cause?: unknown): never {
+  throw new CaGenesisError(
+    'CA_INVALID_GENESIS',
+    `genesis app.${CA_MODULE_NAME}: ${message}`,
+    {},
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function checkRange(range: string): void {
+  const slash = range.indexOf('/');
+  const address = slash === -1 ? range : range.slice(0, slash);
+  checkIpAddress(address);
+  if (slash !== -1) {
+    const bits = range.slice(slash + 1);
+    const max = address.includes(':') ? 128 : 32;
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(bits) || Number(bits) > max) {
+      throw new Error(`prefix length of ${range}`);
+    }
+  }
+}
+
+/**
+ * Reads the `app.ca` section, if there is one. Throws `CaGenesisError` for a malformed section,
+ * a bundle that does not verify or is for another chain, or an intermediate named after no
+ * genesis validator.
+ */
+export function caGenesisFromApp(
+  app: { readonly [module: string]: GenesisAppValue } | undefined,
+  genesis: {
+    readonly chainId: string;
+    readonly validators: readonly { readonly name: string; readonly publicKey: Uint8Array }[];
+  },
+  falcon?: FalconBackend,
+): CaModuleConfig | undefined {
+  const section = app?.[CA_MODULE_NAME];
+  if (section === undefined) return undefined;
+  let parsed: z.infer<typeof sectionSchema>;
+  try {
+    parsed = parseInput(sectionSchema, section, `app.${CA_MODULE_NAME}`);
+  } catch (error) {
+    if (error instanceof SchemaError) invalid(error.message, error);
+    throw error;
+  }
+  let bundle: TrustBundle;
+  try {
+    bundle = parseTrustBundle(JSON.stringify(parsed.trustBundle), falcon);
+  } catch (error) {
+    if (error instanceof CaError) invalid(`trustBundle: ${error.message}`, error);
+    throw error;
+  }
+  if (bundle.chainId !== genesis.chainId) {
+    invalid(`the trust bundle is for chain "${bundle.chainId}", not "${genesis.chainId}"`);
+  }
+  const byName = new Map(genesis.validators.map((v) => [v.name, v.publicKey]));
+  const issuers = bundle.validators.map((validator): CaIssuer => {
+    const account = byName.get(validator.name);
+    if (account === undefined) {
+      invalid(
+        `the trust bundle has an intermediate for "${validator.name}", which is no genesis validator`,
+      );
+    }
+    return {
+      name: validator.name,
+      account,
+      address: validatorAddress(account),
+      issuer: parseIssuer(validator.certificate),
+    };
+  });
+  const grants = new Map<string, CaGrant>();
+  for (const grant of parsed.grants) {
+    if (grants.has(grant.account)) invalid(`account ${grant.account} has two grants`);
+    try {
+      grant.dnsZones.forEach(checkDnsName);
+      grant.ipRanges.forEach(checkRange);
+    } catch (error) {
+      invalid(`grant for ${grant.account}: ${(error as Error).message}`, error);
+    }
+    grants.set(grant.account, {
+      profiles: grant.profiles,
+      dnsZones: grant.dnsZones,
+      wildcards: grant.wildcards,
+      ipRanges: grant.ipRanges,
+      uriPrefixes: grant.uriPrefixes,
+    });
+  }
+  return {
+    chainId: genesis.chainId,
+    bundle,
+    issuers,
+    grants,
+    rateLimit: parsed.rateLimit,
+    publishWindowBlocks: parsed.publishWindowBlocks,
+    policy: { cluster: bundle.cluster },
+    issuableFrom: Math.max(...issuers.map((i) => i.issuer.notBefore.getTime())),
+    issuableUntil: Math.min(...issuers.map((i) => i.issuer.notAfter.getTime())),
+  };
+}
+
+/**
+ * What `account` may request (docs/ca.md, "Who may request what"):
+ *
+ * - every account: `service` and `client` certificates for SPIFFE IDs under
+ *   `spiffe://<cluster>/account/<account hex>/`;
+ * - a genesis validator named N: also `node` certificates for `spiffe://<cluster>/validator/N`
+ *   and `spiffe://<cluster>/node/N`;
+ * - an account with a genesis grant: the grant's profiles, DNS zones (wildcards if granted), IP
+ *   ranges and URI prefixes in addition.
+ *
+ * DNS names and IP addresses come only from grants: names outside them are refused
+ * (`name_not_allowed`), external names included, since consensus has no DNS resolver for
+ * domain validation or CAA.
+ */
+export function requesterFor(config: CaModuleConfig, account: Uint8Array): Requester {
+  const hex = toHex(account);
+  const cluster = config.bundle.cluster;
+  const profiles = new Set<ProfileName>(['service', 'client']);
+  const uriPrefixes = [`spiffe://${cluster}/account/${hex}/`];
+  const validator = config.issuers.find((issuer) => toHex(issuer.account) === hex);
+  if (validator !== undefined) {
+    profiles.add('node');
+    uriPrefixes.push(
+      `spiffe://${cluster}/validator/${validator.name}`,
+      `spiffe://${cluster}/node/${validator.name}`,
+    );
+  }
+  const grant = config.grants.get(hex);
+  grant?.profiles.forEach((profile) => profiles.add(profile));
+  return {
+    account: hex,
+    profiles: PROFILE_NAMES.filter((profile) => profiles.has(profile)),
+    dnsZones: grant?.dnsZones ?? [],
+    wildcards: grant?.wildcards ?? false,
+    ipRanges: grant?.ipRanges ?? [],
+    uriPrefixes: [...uriPrefixes, ...(grant?.uriPrefixes ?? [])],
+  };
+}
+
+/**
+ * The issuers allowed to publish the batch of block `batchHeight` in a block at `height`
+ * (docs/ca.md, "Publication"): the rotation starts at `first` (the proposer of the batch's
+ * block) and admits one more issuer every `publishWindowBlocks` blocks, so an issuer that does
+ * not publish is replaced by the next one in name order, and so on around the set.
+ */
+export function eligibleIssuers(
+  config: CaModuleConfig,
+  batchHeight: number,
+  first: number,
+  height: number,
+): CaIssuer[] {
+  const n = config.issuers.length;
+  if (height <= batchHeight) return [];
+  const turns = Math.min(
+    n - 1,
+    Math.floor((height - batchHeight - 1) / config.publishWindowBlocks),
+  );
+  const out: CaIssuer[] = [];
+  for (let k = 0; k <= turns; k++) out.push(config.issuers[(first + k) % n] as CaIssuer);
+  return out;
+}
+
+/** The rotation's start for a block: its proposer if it has an intermediate, else height mod n. */
+export function firstIssuerIndex(config: CaModuleConfig, height: number, proposer: string): number {
+  const index = config.issuers.findIndex((issuer) => issuer.address === proposer);
+  return index !== -1 ? index : height % config.issuers.length;
+}

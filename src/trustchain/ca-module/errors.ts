@@ -1,0 +1,75 @@
+import { HyperMeshError } from '../../codec/error.js';
+import { ModuleError } from '../../consensus/application/errors.js';
+
+/** Why the `ca` module refuses a transaction or a query (docs/ca.md, "The ca module"). */
+export enum CaModuleErrorCode {
+  /** The body is not a canonical CBOR `request`, `renew`, `revoke` or `publish` of the right shape. */
+  MALFORMED_BODY = 'CA_MALFORMED_BODY',
+  /** The request fails a stateless check (CSR, names, FALCON proof); `detail.reason` is the core's code. */
+  INVALID_REQUEST = 'CA_REQUEST_INVALID',
+  /** The policy refuses the request for this account; `detail.refusals` lists every refusal. */
+  POLICY_REFUSED = 'CA_POLICY_REFUSED',
+  /** The certificate would outlive (or predate) an intermediate that may have to sign it. */
+  OUTSIDE_ISSUER_VALIDITY = 'CA_OUTSIDE_ISSUER_VALIDITY',
+  /** The account's issuance window is used up; `detail.retryAfterSeconds`. */
+  RATE_LIMITED = 'CA_RATE_LIMITED',
+  /** The block already holds `MAX_BATCH_CERTIFICATES` issuance transactions. */
+  BLOCK_FULL = 'CA_BLOCK_FULL',
+  /** `MAX_PENDING_BATCHES` blocks' certificates are waiting for publication. */
+  BACKLOG = 'CA_BACKLOG',
+  /** No certificate (or request) with this serial number. */
+  UNKNOWN_SERIAL = 'CA_UNKNOWN_SERIAL',
+  /** The certificate is not published yet (renew/revoke need a published one). */
+  NOT_PUBLISHED = 'CA_NOT_PUBLISHED',
+  /** The certificate is revoked. */
+  REVOKED = 'CA_REVOKED',
+  /** Neither the requesting account nor a holder of the subject key asks for this. */
+  NOT_AUTHORIZED = 'CA_NOT_AUTHORIZED',
+  /** A revocation reason outside the accepted RFC 5280 codes. */
+  BAD_REASON = 'CA_BAD_REASON',
+  /** `publish` for a block whose certificates are not waiting (unknown or already published). */
+  NOT_PENDING = 'CA_NOT_PENDING',
+  /** `publish` from an account that is not an issuer whose turn has come for that block. */
+  NOT_ISSUER = 'CA_NOT_ISSUER',
+  /** Query data of the wrong form (never in a block). */
+  INVALID_QUERY = 'CA_INVALID_QUERY',
+}
+
+/** The `TxResult.code` recorded for each refusal (0 is "applied"). */
+export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Object.freeze({
+  [CaModuleErrorCode.MALFORMED_BODY]: 1,
+  [CaModuleErrorCode.INVALID_REQUEST]: 2,
+  [CaModuleErrorCode.POLICY_REFUSED]: 3,
+  [CaModuleErrorCode.OUTSIDE_ISSUER_VALIDITY]: 4,
+  [CaModuleErrorCode.RATE_LIMITED]: 5,
+  [CaModuleErrorCode.BLOCK_FULL]: 6,
+  [CaModuleErrorCode.BACKLOG]: 7,
+  [CaModuleErrorCode.UNKNOWN_SERIAL]: 8,
+  [CaModuleErrorCode.NOT_PUBLISHED]: 9,
+  [CaModuleErrorCode.REVOKED]: 10,
+  [CaModuleErrorCode.NOT_AUTHORIZED]: 11,
+  [CaModuleErrorCode.BAD_REASON]: 12,
+  [CaModuleErrorCode.NOT_PENDING]: 13,
+  [CaModuleErrorCode.NOT_ISSUER]: 14,
+  [CaModuleErrorCode.INVALID_QUERY]: 15,
+});
+
+export class CaModuleError extends ModuleError<CaModuleErrorCode> {
+  constructor(code: CaModuleErrorCode, message: string, detail: Record<string, unknown> = {}) {
+    super(code, CA_RESULT_CODES[code], message, detail);
+  }
+}
+
+/**
+ * A publication whose batch signature or certificates are not the ones the committed requests
+ * determine. Deliberately not a `ModuleError`: the router treats it as a module fault, so a
+ * proposer leaves the transaction out, the mempool refuses it (`APP_INTERNAL`), and a block
+ * that includes it is invalid.
+ */
+export class CaPublicationError extends HyperMeshError<'CA_PUBLICATION_INVALID'> {}
+
+/** Stored module state that does not decode: the store is damaged (never a client's doing). */
+export class CaStateError extends HyperMeshError<'CA_CORRUPT_STATE'> {}
+
+/** Genesis `app.ca` section or module configuration errors. */
+export class CaGenesisError extends HyperMeshError<'CA_INVALID_GENESIS'> {}

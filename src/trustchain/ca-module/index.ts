@@ -1,0 +1,68 @@
+/**
+ * The `ca` consensus module (docs/ca.md, "The ca module"): certificate requests, renewals and
+ * revocations as transactions, publication of each block's certificates by a validator's
+ * intermediate in a later block, and the client functions other faces use.
+ */
+export {
+  CaModuleError,
+  CaModuleErrorCode,
+  CA_RESULT_CODES,
+  CaPublicationError,
+  CaStateError,
+  CaGenesisError,
+} from './errors.js';
+export {
+  REVOCATION_REASONS,
+  decodeCaBody,
+  encodeCaBody,
+  revocationMessage,
+  type CaTx,
+  type CaRequestTx,
+  type CaRenewTx,
+  type CaRevokeTx,
+  type CaPublishTx,
+} from './body.js';
+export {
+  DEFAULT_PUBLISH_WINDOW_BLOCKS,
+  DEFAULT_RATE_LIMIT,
+  caGenesisFromApp,
+  eligibleIssuers,
+  firstIssuerIndex,
+  requesterFor,
+  type CaGenesisJson,
+  type CaGrant,
+  type CaIssuer,
+  type CaModuleConfig,
+} from './config.js';
+export { CA_QUERIES, createCaModule } from './module.js';
+export {
+  assembleBatchCertificates,
+  buildPublication,
+  prepareBatch,
+  verifyPublication,
+  type IssuerKeys,
+} from './publication.js';
+export {
+  CA_MODULE_NAME,
+  CaStateReader,
+  MAX_BATCH_CERTIFICATES,
+  MAX_PENDING_BATCHES,
+  caStateKey,
+  type BatchRecord,
+  type CertificateRecord,
+  type IssuanceRecord,
+  type PublishedRecord,
+  type RevocationRecord,
+} from './state.js';
+export {
+  buildCaRequestTransaction,
+  caQuery,
+  caRenewBody,
+  caRequestBody,
+  caRevokeBody,
+  certificateChainPem,
+  findPublishedCertificate,
+  signRevocation,
+  verifiedCaValue,
+  type IssuanceStatus,
+} from './client.js';

@@ -1,0 +1,457 @@
+import { createPublicKey, verify as verifySignature } from 'node:crypto';
+import type {
+  CheckContext,
+  EndBlockContext,
+  ExecutionContext,
+  Module,
+  ModuleQueryAnswer,
+  ModuleState,
+} from '../../consensus/application/module.js';
+import type { ValidatorUpdate } from '../../consensus/app.js';
+import { bytesEqual, toHex } from '../../crypto/bytes.js';
+import { defaultFalcon, type FalconBackend } from '../../crypto/falcon.js';
+import { CaError } from '../ca/errors.js';
+import { certificateSerial, validityOf } from '../ca/issue.js';
+import type { ParsedCsr } from '../ca/csr.js';
+import { rateLimitStep } from '../ca/rate-limit.js';
+import {
+  checkRequest,
+  decodeCertificateRequest,
+  encodeCertificateRequest,
+  type CertificateRequest,
+} from '../ca/request.js';
+import {
+  REVOCATION_REASONS,
+  decodeCaBody,
+  revocationMessage,
+  type CaPublishTx,
+  type CaRenewTx,
+  type CaRevokeTx,
+  type CaTx,
+} from './body.js';
+import {
+  eligibleIssuers,
+  firstIssuerIndex,
+  requesterFor,
+  type CaIssuer,
+  type CaModuleConfig,
+} from './config.js';
+import { CaModuleError, CaModuleErrorCode } from './errors.js';
+import { verifyPublication } from './publication.js';
+import {
+  CA_MODULE_NAME,
+  CaStateReader,
+  MAX_BATCH_CERTIFICATES,
+  MAX_PENDING_BATCHES,
+  PENDING_KEY,
+  batchKey,
+  certificateKey,
+  encodeBatch,
+  encodeCertificateRecord,
+  encodeIssuance,
+  encodePending,
+  encodePublished,
+  encodeRateWindow,
+  encodeRevocation,
+  publishedKey,
+  rateKey,
+  requestKey,
+  revocationKey,
+  revokedListKey,
+  encodeSerialList,
+  serialKey,
+  type IssuanceRecord,
+} from './state.js';
+
+/** Query paths of the module (`ca/<path>`) and the data each takes. */
+export const CA_QUERIES = {
+  /** 32-byte txHash → the issuance record (`ca/req/<txHash>`). */
+  request: 'request',
+  /** 16-byte serial → the issuance txHash. */
+  serial: 'serial',
+  /** 16-byte serial → the published certificate record. */
+  certificate: 'certificate',
+  /** 16-byte serial → the revocation record. */
+  revocation: 'revocation',
+  /** empty → the pending heights. */
+  pending: 'pending',
+  /** 8-byte big-endian height → that block's pending batch. */
+  batch: 'batch',
+  /** 8-byte big-endian height → the serials published by that block. */
+  published: 'published',
+  /** UTF-8 validator name → the serials of its intermediate's revoked certificates. */
+  revoked: 'revoked',
+} as const;
+
+const C = CaModuleErrorCode;
+
+function refuse(
+  code: CaModuleErrorCode,
+  message: string,
+  detail: Record<string, unknown> = {},
+): never {
+  throw new CaModuleError(code, message, detail);
+}
+
+/** An issuance (request or renewal) that passed every check but those needing the block time. */
+interface CheckedIssuance {
+  readonly request: CertificateRequest;
+  readonly lifetimeSeconds: number;
+  readonly renews: Uint8Array | null;
+}
+
+function parseRequest(bytes: Uint8Array, falcon: FalconBackend): CertificateRequest {
+  try {
+    return decodeCertificateRequest(bytes, { falcon });
+  } catch (error) {
+    if (error instanceof CaError) {
+      refuse(C.INVALID_REQUEST, error.message, { reason: error.code, ...error.detail });
+    }
+    throw error;
+  }
+}
+
+function subjectKeySigned(csr: ParsedCsr, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    const key = createPublicKey({
+      key: Buffer.from(csr.subjectPublicKeyInfo),
+      format: 'der',
+      type: 'spki',
+    });
+    if (csr.keyType === 'ed25519') return verifySignature(null, message, key, signature);
+    if (csr.keyType === 'p256') {
+      return verifySignature('sha256', message, { key, dsaEncoding: 'der' }, signature);
+    }
+    return verifySignature('sha256', message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The `ca` module (docs/ca.md, "The ca module"): certificate requests, renewals and revocations
+ * as transactions, and the publication of each block's certificates by a validator's
+ * intermediate in a later block, checked by every validator.
+ */
+export function createCaModule(
+  config: CaModuleConfig,
+  options: { readonly falcon?: FalconBackend } = {},
+): Module<CaTx> {
+  const falcon = options.falcon ?? defaultFalcon();
+  // check() and apply() of one transaction run back to back on the same state with the same
+  // decoded body; the verified certificates are kept for apply() by that object.
+  const verified = new WeakMap<CaPublishTx, Uint8Array[]>();
+  const checkedIssuances = new WeakMap<CaTx, CheckedIssuance>();
+
+  function checkCapacity(state: CaStateReader, height: number): void {
+    const batch = state.batch(height);
+    if (batch !== null && batch.items.length >= MAX_BATCH_CERTIFICATES) {
+      refuse(C.BLOCK_FULL, `block ${height} already holds ${MAX_BATCH_CERTIFICATES} issuances`);
+    }
+    if (batch === null && state.pending().length >= MAX_PENDING_BATCHES) {
+      refuse(C.BACKLOG, `${MAX_PENDING_BATCHES} blocks' certificates are waiting for publication`);
+    }
+  }
+
+  function checkPolicy(request: CertificateRequest, sender: Uint8Array): number {
+    const decision = checkRequest(request, config.policy, requesterFor(config, sender));
+    if (!decision.ok) {
+      refuse(
+        C.POLICY_REFUSED,
+        `refused: ${decision.refusals.map((refusal) => refusal.code).join(', ')}`,
+        { refusals: decision.refusals },
+      );
+    }
+    return decision.lifetimeSeconds;
+  }
+
+  /** The issuance a published, unrevoked serial came from; refuses otherwise. */
+  function publishedIssuance(state: CaStateReader, serial: Uint8Array): IssuanceRecord {
+    const txHash = state.issuanceTx(serial);
+    const record = txHash === null ? null : state.issuance(txHash);
+    if (record === null) refuse(C.UNKNOWN_SERIAL, `no certificate with serial ${toHex(serial)}`);
+    if (state.certificate(serial) === null) {
+      refuse(C.NOT_PUBLISHED, `certificate ${toHex(serial)} is not published yet`);
+    }
+    if (state.revocation(serial) !== null)
+      refuse(C.REVOKED, `certificate ${toHex(serial)} is revoked`);
+    return record;
+  }
+
+  function checkIssuance(
+    state: CaStateReader,
+    height: number,
+    tx: Extract<CaTx, { op: 'request' }> | CaRenewTx,
+    sender: Uint8Array,
+  ): CheckedIssuance {
+    let request: CertificateRequest;
+    let renews: Uint8Array | null = null;
+    if (tx.op === 'request') {
+      request = parseRequest(tx.request, falcon);
+    } else {
+      const record = publishedIssuance(state, tx.serial);
+      if (!bytesEqual(record.account, sender)) {
+        refuse(C.NOT_AUTHORIZED, 'only the requesting account may renew a certificate');
+      }
+      request = { ...parseRequest(record.request, falcon), lifetimeSeconds: tx.lifetimeSeconds };
+      renews = tx.serial;
+    }
+    const lifetimeSeconds = checkPolicy(request, sender);
+    checkCapacity(state, height);
+    return { request, lifetimeSeconds, renews };
+  }
+
+  function checkRevoke(
+    chainId: string,
+    state: CaStateReader,
+    tx: CaRevokeTx,
+    sender: Uint8Array,
+  ): void {
+    const record = publishedIssuance(state, tx.serial);
+    if (REVOCATION_REASONS[tx.reason] === undefined) {
+      refuse(C.BAD_REASON, `revocation reason ${tx.reason} is not accepted`, { reason: tx.reason });
+    }
+    if (bytesEqual(record.account, sender)) return;
+    const request = parseRequest(record.request, falcon);
+    if (
+      tx.proof === null ||
+      !subjectKeySigned(request.csr, revocationMessage(chainId, tx.serial, tx.reason), tx.proof)
+    ) {
+      refuse(
+        C.NOT_AUTHORIZED,
+        "a revocation needs the requesting account or a signature by the certificate's key",
+      );
+    }
+  }
+
+  function checkPublish(
+    state: CaStateReader,
+    height: number,
+    tx: CaPublishTx,
+    sender: Uint8Array,
+  ): { issuer: CaIssuer; certificates: Uint8Array[] } {
+    const batch = state.pending().includes(tx.height) ? state.batch(tx.height) : null;
+    if (batch === null || batch.first === null) {
+      refuse(C.NOT_PENDING, `no certificates of block ${tx.height} are waiting for publication`);
+    }
+    const issuer = config.issuers.find((candidate) => candidate.name === tx.issuer);
+    if (issuer === undefined || !bytesEqual(issuer.account, sender)) {
+      refuse(C.NOT_ISSUER, `the sender is not the account of issuer "${tx.issuer}"`);
+    }
+    const turn = eligibleIssuers(config, tx.height, batch.first, height);
+    if (!turn.includes(issuer)) {
+      refuse(
+        C.NOT_ISSUER,
+        `issuer ${issuer.name} may not publish block ${tx.height} at height ${height}`,
+        { eligible: turn.map((candidate) => candidate.name) },
+      );
+    }
+    return { issuer, certificates: verifyPublication(config, state, tx, issuer, falcon) };
+  }
+
+  function check(ctx: CheckContext, tx: CaTx, sender: Uint8Array): void {
+    const state = new CaStateReader(ctx.state);
+    switch (tx.op) {
+      case 'request':
+      case 'renew':
+        checkedIssuances.set(tx, checkIssuance(state, ctx.height, tx, sender));
+        return;
+      case 'revoke':
+        checkRevoke(ctx.chainId, state, tx, sender);
+        return;
+      case 'publish':
+        verified.set(tx, checkPublish(state, ctx.height, tx, sender).certificates);
+    }
+  }
+
+  function applyIssuance(
+    ctx: ExecutionContext,
+    state: CaStateReader,
+    checked: CheckedIssuance,
+    sender: Uint8Array,
+  ): void {
+    const { notBefore, notAfter } = validityOf({
+      blockTime: ctx.time,
+      lifetimeSeconds: checked.lifetimeSeconds,
+    });
+    if (notBefore.getTime() < config.issuableFrom || notAfter.getTime() > config.issuableUntil) {
+      refuse(
+        C.OUTSIDE_ISSUER_VALIDITY,
+        "the certificate would not lie within every intermediate's validity",
+        {
+          notBefore: notBefore.toISOString(),
+          notAfter: notAfter.toISOString(),
+          issuableUntil: new Date(config.issuableUntil).toISOString(),
+        },
+      );
+    }
+    const decision = rateLimitStep(state.rateWindow(sender), ctx.time, config.rateLimit);
+    if (!decision.allowed) {
+      refuse(
+        C.RATE_LIMITED,
+        `issuance rate limit reached; retry in ${decision.retryAfterSeconds} s`,
+        {
+          retryAfterSeconds: decision.retryAfterSeconds,
+        },
+      );
+    }
+    const serial = certificateSerial(ctx.chainId, ctx.height, ctx.txHash);
+    const record: IssuanceRecord = {
+      account: sender.slice(),
+      request: encodeCertificateRequest(checked.request),
+      height: ctx.height,
+      lifetimeSeconds: checked.lifetimeSeconds,
+      serial,
+      renews: checked.renews,
+    };
+    const batch = state.batch(ctx.height);
+    ctx.state.set(rateKey(sender), encodeRateWindow(decision.window));
+    ctx.state.set(requestKey(ctx.txHash), encodeIssuance(record));
+    ctx.state.set(serialKey(serial), ctx.txHash.slice());
+    ctx.state.set(
+      batchKey(ctx.height),
+      encodeBatch({
+        time: ctx.time,
+        first: null,
+        items: [...(batch?.items ?? []), ctx.txHash.slice()],
+      }),
+    );
+  }
+
+  function applyPublish(
+    ctx: ExecutionContext,
+    state: CaStateReader,
+    tx: CaPublishTx,
+    sender: Uint8Array,
+  ): void {
+    const certificates =
+      verified.get(tx) ?? checkPublish(state, ctx.height, tx, sender).certificates;
+    const batch = state.batch(tx.height);
+    if (batch === null) throw new RangeError(`batch ${tx.height} vanished between check and apply`);
+    const serials = batch.items.map((txHash, index) => {
+      const record = state.issuance(txHash);
+      if (record === null) throw new RangeError(`batch ${tx.height} names a missing issuance`);
+      ctx.state.set(
+        certificateKey(record.serial),
+        encodeCertificateRecord({
+          der: certificates[index] as Uint8Array,
+          txHash,
+          issuer: tx.issuer,
+          publishedAt: ctx.height,
+        }),
+      );
+      return record.serial;
+    });
+    const earlier = state.published(ctx.height);
+    ctx.state.set(
+      publishedKey(ctx.height),
+      encodePublished({ time: ctx.time, serials: [...(earlier?.serials ?? []), ...serials] }),
+    );
+    ctx.state.delete(batchKey(tx.height));
+    writePending(
+      ctx.state,
+      state.pending().filter((height) => height !== tx.height),
+    );
+  }
+
+  /** Adds the serial to its intermediate's revoked list (what that validator's CRL lists). */
+  function revokeFromIssuerList(
+    writer: ModuleState,
+    state: CaStateReader,
+    serial: Uint8Array,
+  ): void {
+    const certificate = state.certificate(serial);
+    if (certificate === null)
+      throw new RangeError('revoke of an unpublished certificate passed check');
+    writer.set(
+      revokedListKey(certificate.issuer),
+      encodeSerialList([...state.revokedBy(certificate.issuer), serial.slice()]),
+    );
+  }
+
+  function writePending(state: ModuleState, heights: readonly number[]): void {
+    if (heights.length === 0) state.delete(PENDING_KEY);
+    else state.set(PENDING_KEY, encodePending(heights));
+  }
+
+  return {
+    name: CA_MODULE_NAME,
+    decodeBody: decodeCaBody,
+    check,
+    apply(ctx: ExecutionContext, tx: CaTx, sender: Uint8Array): void {
+      const state = new CaStateReader(ctx.state);
+      switch (tx.op) {
+        case 'request':
+        case 'renew':
+          applyIssuance(
+            ctx,
+            state,
+            checkedIssuances.get(tx) ?? checkIssuance(state, ctx.height, tx, sender),
+            sender,
+          );
+          return;
+        case 'revoke':
+          checkRevoke(ctx.chainId, state, tx, sender);
+          ctx.state.set(
+            revocationKey(tx.serial),
+            encodeRevocation({ reason: tx.reason, height: ctx.height, time: ctx.time }),
+          );
+          revokeFromIssuerList(ctx.state, state, tx.serial);
+          return;
+        case 'publish':
+          applyPublish(ctx, state, tx, sender);
+      }
+    },
+    endBlock(ctx: EndBlockContext): readonly ValidatorUpdate[] {
+      const state = new CaStateReader(ctx.state);
+      const batch = state.batch(ctx.height);
+      if (batch !== null && batch.first === null) {
+        ctx.state.set(
+          batchKey(ctx.height),
+          encodeBatch({ ...batch, first: firstIssuerIndex(config, ctx.height, ctx.proposer) }),
+        );
+        writePending(ctx.state, [...state.pending(), ctx.height]);
+      }
+      return [];
+    },
+    query(path: string, data: Uint8Array): ModuleQueryAnswer | undefined {
+      const sized = (length: number): Uint8Array => {
+        if (data.length !== length) {
+          refuse(C.INVALID_QUERY, `ca/${path} takes ${length} bytes of data, got ${data.length}`);
+        }
+        return data;
+      };
+      const height = (): number => {
+        const value = new DataView(sized(8).buffer, data.byteOffset, 8).getBigUint64(0);
+        if (value < 1n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
+          refuse(C.INVALID_QUERY, `ca/${path}: height out of range`);
+        }
+        return Number(value);
+      };
+      switch (path) {
+        case CA_QUERIES.request:
+          return { key: requestKey(sized(32)) };
+        case CA_QUERIES.serial:
+          return { key: serialKey(sized(16)) };
+        case CA_QUERIES.certificate:
+          return { key: certificateKey(sized(16)) };
+        case CA_QUERIES.revocation:
+          return { key: revocationKey(sized(16)) };
+        case CA_QUERIES.pending:
+          sized(0);
+          return { key: PENDING_KEY };
+        case CA_QUERIES.batch:
+          return { key: batchKey(height()) };
+        case CA_QUERIES.published:
+          return { key: publishedKey(height()) };
+        case CA_QUERIES.revoked:
+          if (data.length < 1 || data.length > 64) {
+            refuse(C.INVALID_QUERY, 'ca/revoked takes a validator name of 1 to 64 bytes');
+          }
+          return { key: revokedListKey(new TextDecoder().decode(data)) };
+        default:
+          return undefined;
+      }
+    },
+  };
+}

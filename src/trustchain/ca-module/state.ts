@@ -1,0 +1,280 @@
+import { z } from 'zod';
+import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
+import { bytes, parseInput } from '../../codec/schema.js';
+import type { ModuleStateReader } from '../../consensus/application/module.js';
+import { concatBytes } from '../../crypto/bytes.js';
+import { CaStateError } from './errors.js';
+
+/**
+ * The module's state, under the router's `ca/` prefix (docs/ca.md, "The ca module"):
+ *
+ *   ca/req/<32-byte txHash>    an issuance (request or renewal): account, request, height, lifetime, serial
+ *   ca/sn/<16-byte serial>     the txHash of the issuance with that serial
+ *   ca/batch/<u64 height>      the issuances of that block, in block order, until published
+ *   ca/pending                 heights whose batches wait for publication, ascending
+ *   ca/cert/<serial>           a published certificate (DER), its issuance txHash, issuer, height
+ *   ca/pub/<u64 height>        the serials published by the block at that height, and its time
+ *   ca/rev/<serial>            a revocation: reason, height, time
+ *   ca/revoked/<issuer name>   the serials of that intermediate's revoked certificates (for its CRL)
+ *   ca/rate/<32-byte account>  the account's fixed issuance window (rate-limit.ts)
+ *
+ * Values are deterministic CBOR maps with short keys.
+ */
+
+export const CA_MODULE_NAME = 'ca';
+
+/** Issuance transactions per block: one publication carries all their signatures in 32 KiB. */
+export const MAX_BATCH_CERTIFICATES = 256;
+/** Blocks whose certificates may wait for publication at once. */
+export const MAX_PENDING_BATCHES = 64;
+
+const encoder = new TextEncoder();
+const REQ = encoder.encode('req/');
+const SN = encoder.encode('sn/');
+const BATCH = encoder.encode('batch/');
+const CERT = encoder.encode('cert/');
+const PUB = encoder.encode('pub/');
+const REV = encoder.encode('rev/');
+const RATE = encoder.encode('rate/');
+const REVOKED = encoder.encode('revoked/');
+export const PENDING_KEY = encoder.encode('pending');
+const MODULE_PREFIX = encoder.encode(`${CA_MODULE_NAME}/`);
+
+export function u64(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n));
+  return out;
+}
+
+export const requestKey = (txHash: Uint8Array): Uint8Array => concatBytes(REQ, txHash);
+export const serialKey = (serial: Uint8Array): Uint8Array => concatBytes(SN, serial);
+export const batchKey = (height: number): Uint8Array => concatBytes(BATCH, u64(height));
+export const certificateKey = (serial: Uint8Array): Uint8Array => concatBytes(CERT, serial);
+export const publishedKey = (height: number): Uint8Array => concatBytes(PUB, u64(height));
+export const revocationKey = (serial: Uint8Array): Uint8Array => concatBytes(REV, serial);
+export const rateKey = (account: Uint8Array): Uint8Array => concatBytes(RATE, account);
+export const revokedListKey = (issuer: string): Uint8Array =>
+  concatBytes(REVOKED, encoder.encode(issuer));
+
+/** The full state key (with the router's `ca/` prefix) of a module-relative key. */
+export function caStateKey(key: Uint8Array): Uint8Array {
+  return concatBytes(MODULE_PREFIX, key);
+}
+
+export interface IssuanceRecord {
+  /** The requesting account (envelope sender). */
+  readonly account: Uint8Array;
+  /** `encodeCertificateRequest` bytes. */
+  readonly request: Uint8Array;
+  /** Height of the block that committed the issuance. */
+  readonly height: number;
+  readonly lifetimeSeconds: number;
+  readonly serial: Uint8Array;
+  /** For a renewal: the serial of the certificate renewed. */
+  readonly renews: Uint8Array | null;
+}
+
+export interface BatchRecord {
+  /** Time of the block that committed the issuances (ms): every certificate's notBefore. */
+  readonly time: number;
+  /** Index (in issuer order) of the first issuer whose turn it is; set by endBlock. */
+  readonly first: number | null;
+  readonly items: readonly Uint8Array[];
+}
+
+export interface CertificateRecord {
+  readonly der: Uint8Array;
+  readonly txHash: Uint8Array;
+  /** Name of the validator whose intermediate signed it. */
+  readonly issuer: string;
+  /** Height of the block that published it. */
+  readonly publishedAt: number;
+}
+
+export interface PublishedRecord {
+  readonly time: number;
+  readonly serials: readonly Uint8Array[];
+}
+
+export interface RevocationRecord {
+  readonly reason: number;
+  readonly height: number;
+  readonly time: number;
+}
+
+const uint = z.int().min(0);
+const hash = bytes({ length: 32 });
+const serial = bytes({ length: 16 });
+
+const schemas = {
+  issuance: z.strictObject({
+    acct: hash,
+    req: bytes({ min: 1 }),
+    h: uint,
+    life: uint,
+    sn: serial,
+    renews: serial.optional(),
+  }),
+  batch: z.strictObject({ t: uint, first: uint.optional(), items: z.array(hash) }),
+  certificate: z.strictObject({ der: bytes({ min: 1 }), tx: hash, by: z.string(), at: uint }),
+  published: z.strictObject({ t: uint, sns: z.array(serial) }),
+  revocation: z.strictObject({ reason: uint, h: uint, t: uint }),
+  rate: z.strictObject({ start: uint, count: uint }),
+  pending: z.array(uint),
+  serials: z.array(serial),
+};
+
+function decodeWith<T>(schema: z.ZodType<T>, value: Uint8Array, what: string): T {
+  try {
+    return parseInput(schema, decodeCanonical(value), what);
+  } catch (error) {
+    throw new CaStateError(
+      'CA_CORRUPT_STATE',
+      `stored ${what} does not decode: ${(error as Error).message}`,
+      { what },
+      { cause: error },
+    );
+  }
+}
+
+export function encodeIssuance(record: IssuanceRecord): Uint8Array {
+  return encodeCanonical({
+    acct: record.account,
+    req: record.request,
+    h: record.height,
+    life: record.lifetimeSeconds,
+    sn: record.serial,
+    ...(record.renews === null ? {} : { renews: record.renews }),
+  });
+}
+
+export function decodeIssuance(value: Uint8Array): IssuanceRecord {
+  const r = decodeWith(schemas.issuance, value, 'issuance');
+  return {
+    account: r.acct,
+    request: r.req,
+    height: r.h,
+    lifetimeSeconds: r.life,
+    serial: r.sn,
+    renews: r.renews ?? null,
+  };
+}
+
+export function encodeBatch(record: BatchRecord): Uint8Array {
+  return encodeCanonical({
+    t: record.time,
+    ...(record.first === null ? {} : { first: record.first }),
+    items: record.items,
+  });
+}
+
+export function decodeBatch(value: Uint8Array): BatchRecord {
+  const r = decodeWith(schemas.batch, value, 'batch');
+  return { time: r.t, first: r.first ?? null, items: r.items };
+}
+
+export function encodeCertificateRecord(record: CertificateRecord): Uint8Array {
+  return encodeCanonical({
+    der: record.der,
+    tx: record.txHash,
+    by: record.issuer,
+    at: record.publishedAt,
+  });
+}
+
+export function decodeCertificateRecord(value: Uint8Array): CertificateRecord {
+  const r = decodeWith(schemas.certificate, value, 'certificate');
+  return { der: r.der, txHash: r.tx, issuer: r.by, publishedAt: r.at };
+}
+
+export function encodePublished(record: PublishedRecord): Uint8Array {
+  return encodeCanonical({ t: record.time, sns: record.serials });
+}
+
+export function decodePublished(value: Uint8Array): PublishedRecord {
+  const r = decodeWith(schemas.published, value, 'publication');
+  return { time: r.t, serials: r.sns };
+}
+
+export function encodeRevocation(record: RevocationRecord): Uint8Array {
+  return encodeCanonical({ reason: record.reason, h: record.height, t: record.time });
+}
+
+export function decodeRevocation(value: Uint8Array): RevocationRecord {
+  const r = decodeWith(schemas.revocation, value, 'revocation');
+  return { reason: r.reason, height: r.h, time: r.t };
+}
+
+export function encodeRateWindow(window: { start: number; count: number }): Uint8Array {
+  return encodeCanonical({ start: window.start, count: window.count });
+}
+
+export function decodeRateWindow(value: Uint8Array): { start: number; count: number } {
+  return decodeWith(schemas.rate, value, 'rate window');
+}
+
+export function encodePending(heights: readonly number[]): Uint8Array {
+  return encodeCanonical(heights);
+}
+
+export function decodePending(value: Uint8Array): number[] {
+  return decodeWith(schemas.pending, value, 'pending list');
+}
+
+export function encodeSerialList(serials: readonly Uint8Array[]): Uint8Array {
+  return encodeCanonical(serials);
+}
+
+export function decodeSerialList(value: Uint8Array): Uint8Array[] {
+  return decodeWith(schemas.serials, value, 'serial list');
+}
+
+/** Typed reads over a module-relative state reader (the module's view, or a node's committed state). */
+export class CaStateReader {
+  constructor(private readonly state: ModuleStateReader) {}
+
+  issuance(txHash: Uint8Array): IssuanceRecord | null {
+    const value = this.state.get(requestKey(txHash));
+    return value === null ? null : decodeIssuance(value);
+  }
+
+  issuanceTx(serialNumber: Uint8Array): Uint8Array | null {
+    return this.state.get(serialKey(serialNumber));
+  }
+
+  batch(height: number): BatchRecord | null {
+    const value = this.state.get(batchKey(height));
+    return value === null ? null : decodeBatch(value);
+  }
+
+  pending(): number[] {
+    const value = this.state.get(PENDING_KEY);
+    return value === null ? [] : decodePending(value);
+  }
+
+  certificate(serialNumber: Uint8Array): CertificateRecord | null {
+    const value = this.state.get(certificateKey(serialNumber));
+    return value === null ? null : decodeCertificateRecord(value);
+  }
+
+  published(height: number): PublishedRecord | null {
+    const value = this.state.get(publishedKey(height));
+    return value === null ? null : decodePublished(value);
+  }
+
+  revocation(serialNumber: Uint8Array): RevocationRecord | null {
+    const value = this.state.get(revocationKey(serialNumber));
+    return value === null ? null : decodeRevocation(value);
+  }
+
+  /** The serials of `issuer`'s revoked certificates, in revocation order. */
+  revokedBy(issuer: string): Uint8Array[] {
+    const value = this.state.get(revokedListKey(issuer));
+    return value === null ? [] : decodeSerialList(value);
+  }
+
+  rateWindow(account: Uint8Array): { start: number; count: number } | null {
+    const value = this.state.get(rateKey(account));
+    return value === null ? null : decodeRateWindow(value);
+  }
+}

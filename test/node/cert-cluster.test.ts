@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { parseGenesisJson } from '../../src/consensus/genesis.js';
+import { derToPem, pemToDerList } from '../../src/crypto/x509.js';
+import { CA_FILES } from '../../src/node/ca-genesis.js';
+import { checkCtInclusion, ctTimestamp } from '../../src/node/cert-tools.js';
+import { createLogger } from '../../src/node/log.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
+import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import { findPublishedCertificate, CA_MODULE_NAME } from '../../src/trustchain/ca-module/index.js';
+import { runCli, clusterInitArgs } from '../helpers/cli.js';
+import { waitForCondition, withDeadline } from '../helpers/wait.js';
+
+const run = promisify(execFile);
+const opensslPresent = await run('openssl', ['version']).then(
+  () => true,
+  () => false,
+);
+const skip = !opensslPresent && process.env.CI !== 'true' ? 'openssl is not installed' : false;
+
+/**
+ * The TrustChain CA end to end on a two-validator cluster in this process: `cluster init` runs
+ * the CA ceremony, `cert request` gets a certificate that OpenSSL and `cert verify` accept, the
+ * certificate is in every node's CT log with a valid inclusion proof, `cert revoke` revokes it and the issuing validator's CRL lists it.
+ */
+describe('TrustChain CA on a running cluster', { skip }, () => {
+  let root: string;
+  let dir: string;
+  const nodes: ValidatorNode[] = [];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-cert-'));
+    dir = path.join(root, 'cluster');
+    const init = await runCli([...clusterInitArgs(dir, 2), '--no-caesar']);
+    assert.equal(init.code, 0, init.err);
+    assert.match(init.out, /TrustChain CA/);
+    for (const name of ['node-1', 'node-2']) {
+      const config = await loadValidatorNodeConfig(path.join(dir, name, 'config.json'), {});
+      nodes.push(
+        await startValidatorNode(
+          config,
+          createLogger({ node: name }, () => undefined, 'error'),
+        ),
+      );
+    }
+    await Promise.all(
+      nodes.map((node) =>
+        waitForCondition(
+          node.driver,
+          'commit',
+          () => node.driver.status().committedHeight >= 1,
+          `${node.config.name} commits block 1`,
+          60_000,
+        ),
+      ),
+    );
+  });
+
+  after(async () => {
+    for (const node of nodes) await node.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('cluster init: intermediates in node dirs, encrypted root keys, app.ca in the genesis', async () => {
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    assert.ok(genesis.app?.[CA_MODULE_NAME] !== undefined);
+    for (const file of [
+      path.join(dir, 'node-1', CA_FILES.intermediateKey),
+      path.join(dir, 'operator', CA_FILES.rootEcdsaKey),
+      path.join(dir, 'operator', CA_FILES.rootFalconKey),
+      path.join(dir, 'operator', CA_FILES.passphrase),
+    ]) {
+      assert.equal((await stat(file)).mode & 0o777, 0o600, file);
+    }
+    const rootKey = await readFile(path.join(dir, 'operator', CA_FILES.rootEcdsaKey), 'utf8');
+    assert.match(rootKey, /"encryption"|scrypt/i, 'the root key file is encrypted');
+    for (const node of nodes) {
+      assert.ok(node.ct !== null && node.ct.startsWith('http://127.0.0.1:'));
+      assert.equal(node.trustBundleFile, path.join(dir, CA_FILES.dir, CA_FILES.bundle));
+    }
+  });
+
+  it('cert request → a certificate OpenSSL and cert verify accept, in every CT log', async () => {
+    const prefix = path.join(root, 'www');
+    const requested = await withDeadline(
+      runCli([
+        'cert',
+        'request',
+        '--cluster',
+        dir,
+        '--dns',
+        'www.hypermesh',
+        '--ip',
+        '127.0.0.1',
+        '--out',
+        prefix,
+      ]),
+      90_000,
+      'cert request',
+    );
+    assert.equal(requested.code, 0, requested.err + requested.out);
+    assert.match(requested.out, /published at height \d+ by node-\d/);
+    assert.equal((await stat(`${prefix}.key`)).mode & 0o777, 0o600);
+
+    const caDir = path.join(dir, CA_FILES.dir);
+    const openssl = await run('openssl', [
+      'verify',
+      '-CAfile',
+      path.join(caDir, CA_FILES.root),
+      '-untrusted',
+      path.join(caDir, CA_FILES.intermediates),
+      '-purpose',
+      'sslserver',
+      `${prefix}.pem`,
+    ]);
+    assert.match(openssl.stdout, /: OK/);
+    const chainCheck = await run('openssl', [
+      'verify',
+      '-CAfile',
+      path.join(caDir, CA_FILES.root),
+      '-untrusted',
+      `${prefix}.chain.pem`,
+      `${prefix}.pem`,
+    ]);
+    assert.match(chainCheck.stdout, /: OK/);
+
+    const bundle = path.join(caDir, CA_FILES.bundle);
+    const verified = await runCli([
+      'cert',
+      'verify',
+      `${prefix}.pem`,
+      '--bundle',
+      bundle,
+      '--purpose',
+      'serverAuth',
+    ]);
+    assert.equal(verified.code, 0, verified.out + verified.err);
+    assert.match(verified.out, /^valid: issued by node-\d/);
+    const shown = await runCli(['cert', 'show', `${prefix}.pem`, '--json']);
+    assert.deepEqual(JSON.parse(shown.out).dnsNames, ['www.hypermesh']);
+
+    const certificate = pemToDerList(await readFile(`${prefix}.pem`, 'utf8'))[0]!;
+    const target = await loadClusterTarget(dir);
+    const session = await openOperatorSession(target);
+    try {
+      const client = session.client('node-1');
+      const serial = Uint8Array.from(Buffer.from(JSON.parse(shown.out).serial, 'hex'));
+      const status = await findPublishedCertificate(
+        (request) => client.query(request),
+        Uint8Array.from(Buffer.from(JSON.parse(shown.out).issuance.txHash, 'hex')),
+      );
+      assert.equal(status.status, 'published');
+      assert.ok(status.status === 'published');
+      assert.deepEqual(status.serial, serial);
+      const timestamp = await ctTimestamp(client, status.publishedAt);
+      for (const node of nodes) {
+        await waitForCondition(
+          node.driver,
+          'commit',
+          () => node.driver.status().committedHeight >= status.publishedAt,
+          `${node.config.name} commits the publication`,
+          30_000,
+        );
+        const inclusion = await checkCtInclusion(node.ct as string, certificate, timestamp);
+        assert.ok(inclusion.treeSize >= 1);
+      }
+      const proof = await runCli([
+        'ct',
+        'proof',
+        `${prefix}.pem`,
+        '--url',
+        nodes[1]!.ct as string,
+        '--cluster',
+        dir,
+      ]);
+      assert.equal(proof.code, 0, proof.out + proof.err);
+      assert.match(proof.out, /^included: leaf \d+ of tree size \d+/);
+
+      const revoked = await runCli([
+        'cert',
+        'revoke',
+        `${prefix}.pem`,
+        '--reason',
+        'superseded',
+        '--cluster',
+        dir,
+      ]);
+      assert.equal(revoked.code, 0, revoked.out + revoked.err);
+      const after = await findPublishedCertificate(
+        (request) => client.query(request),
+        Uint8Array.from(Buffer.from(JSON.parse(shown.out).issuance.txHash, 'hex')),
+      );
+      assert.ok(after.status === 'published' && after.revocation?.reason === 4);
+
+      // The issuing validator's CRL lists it; OpenSSL then refuses the certificate.
+      const issuing = nodes.find((node) => node.config.name === status.issuer)!;
+      const revokedAt = Number(/at height (\d+)/.exec(revoked.out)?.[1]);
+      await waitForCondition(
+        issuing.driver,
+        'commit',
+        () => issuing.driver.status().committedHeight >= revokedAt,
+        `${status.issuer} commits the revocation`,
+        30_000,
+      );
+      const crl = new Uint8Array(await (await fetch(`${issuing.ct}/crl`)).arrayBuffer());
+      const crlFile = path.join(root, 'issuer.crl.pem');
+      await writeFile(crlFile, derToPem(crl, 'X509 CRL'));
+      const refused = await run('openssl', [
+        'verify',
+        '-crl_check',
+        '-CRLfile',
+        crlFile,
+        '-CAfile',
+        path.join(caDir, CA_FILES.root),
+        '-untrusted',
+        path.join(caDir, CA_FILES.intermediates),
+        `${prefix}.pem`,
+      ]).then(
+        () => 'accepted',
+        (error: { stdout?: string; stderr?: string }) =>
+          `${error.stdout ?? ''}${error.stderr ?? ''}`,
+      );
+      assert.match(refused, /certificate revoked/);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('cert request refuses a name the operator holds no grant for', async () => {
+    const refused = await runCli([
+      'cert',
+      'request',
+      '--cluster',
+      dir,
+      '--dns',
+      'www.example.org',
+      '--out',
+      path.join(root, 'nope'),
+    ]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err + refused.out, /CA_POLICY_REFUSED/);
+  });
+});

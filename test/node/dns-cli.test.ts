@@ -1,0 +1,379 @@
+import assert from 'node:assert/strict';
+import { readFile, stat, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseGenesisJson } from '../../src/consensus/genesis.js';
+import { toHex } from '../../src/crypto/bytes.js';
+import { CliError } from '../../src/node/cli-error.js';
+import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
+import { generateZoneKey, loadZoneSigners, writeZoneKeyFile } from '../../src/node/dns-keys.js';
+import { createLogger } from '../../src/node/log.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import { readWalletKey } from '../../src/node/wallet.js';
+import { dsText } from '../../src/trustchain/dns/index.js';
+import { dnsZonesGenesisFromApp } from '../../src/trustchain/dns-zones/index.js';
+import { run, toolPresent } from '../faces/dns-fixture.js';
+import { runCli } from '../helpers/cli.js';
+import { waitForCondition, withDeadline } from '../helpers/wait.js';
+
+/**
+ * The DNS parts of a running node end to end, with clients nobody here wrote: a cluster from
+ * `cluster init` (signed cluster zone, DoQ port), one node in this process, the `hypermesh dns`
+ * commands changing and reading the zone through consensus, `delv` validating answers with the
+ * trust anchor `hypermesh dns ds` derives from the genesis, `kdig +dnssec` showing the RRSIGs,
+ * and `kdig +quic` verifying the node's certificate against the cluster CA.
+ */
+const CI = process.env.CI === 'true';
+const tools = {
+  dig: await toolPresent('dig', ['-v']),
+  delv: await toolPresent('delv', ['-v']),
+  kdig: await toolPresent('kdig', ['--version']),
+};
+const missing = Object.entries(tools)
+  .filter(([, present]) => !present)
+  .map(([name]) => name);
+const skip =
+  missing.length > 0 && !CI
+    ? `${missing.join(', ')} not installed (Debian bind9-dnsutils, knot-dnsutils)`
+    : false;
+
+let root: string;
+let layout: ClusterInitResult;
+let node: ValidatorNode | null = null;
+
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'hypermesh-dns-cli-'));
+  layout = await initCluster({
+    out: path.join(root, 'cluster'),
+    validators: 1,
+    basePort: 0,
+    metricsBasePort: 0,
+  });
+});
+after(async () => {
+  await node?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+async function dns(...args: string[]) {
+  return runCli(['dns', ...args, ...(args[0] === 'ds' ? [] : ['--cluster', layout.dir])]);
+}
+
+describe('cluster init: a signed cluster zone and a DoQ port', () => {
+  it('puts the DNSKEY in the genesis and the key file (0600) in every node directory', async () => {
+    const genesis = parseGenesisJson(await readFile(layout.genesisFile, 'utf8'));
+    const section = dnsZonesGenesisFromApp(genesis.app);
+    const dnskey = section?.dnskeys?.get('hypermesh.');
+    assert.ok(dnskey !== undefined, 'app.dns.zones[0].dnskey');
+    assert.equal(dnskey.algorithm, 13);
+    assert.equal(dnskey.flags, 257);
+    const nodeLayout = layout.nodes[0]!;
+    const keyFile = path.join(nodeLayout.dir, 'dnssec-hypermesh.key');
+    assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
+    assert.ok(nodeLayout.doq !== null && nodeLayout.doq.port > 0);
+    assert.notEqual(nodeLayout.doq.port, nodeLayout.dns?.port);
+    const config = await loadValidatorNodeConfig(nodeLayout.configFile, {});
+    assert.deepEqual(config.dns?.dnssecKeys, [{ zone: 'hypermesh.', keyFile }]);
+    assert.deepEqual(config.dns?.doq, [nodeLayout.doq]);
+
+    // `dns ds` derives the DS from the genesis alone.
+    const ds = await dns('ds', '--genesis', layout.genesisFile);
+    assert.equal(ds.code, 0, ds.err);
+    assert.ok(ds.out.includes(`${dsText('hypermesh.', dnskey)}\n`), ds.out);
+    assert.match(ds.out, /trust-anchors \{\n {2}"hypermesh\." static-key 257 3 13 "/);
+    const anchor = await dns('ds', 'hypermesh', '--cluster', layout.dir, '--trust-anchor');
+    assert.equal(anchor.code, 0, anchor.err);
+    assert.match(anchor.out, /^trust-anchors \{\n.*\n\};\n$/);
+    const unsigned = await dns('ds', 'example.', '--genesis', layout.genesisFile);
+    assert.equal(unsigned.code, 1);
+    assert.match(unsigned.err, /zone example\. is not signed/);
+  });
+
+  it('a node refuses a zone key that is not the genesis one, or no key for a signed zone', async () => {
+    const config = await loadValidatorNodeConfig(layout.nodes[0]!.configFile, {});
+    const genesis = parseGenesisJson(await readFile(layout.genesisFile, 'utf8'));
+    assert.equal((await loadZoneSigners(config, genesis)).size, 1);
+
+    const other = path.join(root, 'other.key');
+    await writeZoneKeyFile(other, generateZoneKey());
+    const wrong = {
+      ...config,
+      dns: { ...config.dns!, dnssecKeys: [{ zone: 'hypermesh.', keyFile: other }] },
+    };
+    await assert.rejects(loadZoneSigners(wrong, genesis), (error: unknown) => {
+      assert.ok(error instanceof CliError && error.exitCode === 2);
+      assert.match(
+        error.message,
+        /holds DNSKEY key tag \d+, but the genesis publishes key tag \d+ for hypermesh\.: this is not the zone's key/,
+      );
+      return true;
+    });
+    // Refused by the node itself at start, before it serves anything.
+    await assert.rejects(
+      startValidatorNode(
+        { ...wrong, dataDir: path.join(root, 'refused-data') },
+        createLogger({ node: 'node-1' }, () => undefined, 'error'),
+      ),
+      /this is not the zone's key/,
+    );
+    const none = { ...config, dns: { ...config.dns!, dnssecKeys: [] } };
+    await assert.rejects(
+      loadZoneSigners(none, genesis),
+      /publishes a DNSKEY for hypermesh\., but dns\.dnssecKeys has no key file/,
+    );
+    const unknown = {
+      ...config,
+      dns: {
+        ...config.dns!,
+        dnssecKeys: [...config.dns!.dnssecKeys, { zone: 'example.', keyFile: other }],
+      },
+    };
+    await assert.rejects(loadZoneSigners(unknown, genesis), /publishes no DNSKEY for example\./);
+  });
+});
+
+describe('a node serving the signed zone, changed with hypermesh dns', { skip }, () => {
+  let udpPort = 0;
+  let doqPort = 0;
+  let anchorFile = '';
+
+  before(async () => {
+    const config = await loadValidatorNodeConfig(layout.nodes[0]!.configFile, {});
+    node = await startValidatorNode(
+      config,
+      createLogger({ node: 'node-1' }, () => undefined, 'error'),
+    );
+    const running = node;
+    assert.ok(running.dns !== null);
+    udpPort = running.dns.udp[0]!.port;
+    doqPort = running.dns.doq[0]!.port;
+    assert.equal(doqPort, layout.nodes[0]!.doq?.port);
+    await waitForCondition(
+      running.driver,
+      'commit',
+      () => running.driver.status().committedHeight >= 1,
+      'block 1',
+      30_000,
+    );
+    anchorFile = path.join(root, 'anchor.conf');
+    const anchor = await dns('ds', '--cluster', layout.dir, '--trust-anchor');
+    assert.equal(anchor.code, 0, anchor.err);
+    await writeFile(anchorFile, anchor.out);
+  });
+
+  async function delv(name: string, type: string) {
+    const result = await withDeadline(
+      run('delv', [
+        '@127.0.0.1',
+        '-p',
+        String(udpPort),
+        '-a',
+        anchorFile,
+        '+root=hypermesh',
+        name,
+        type,
+      ]),
+      30_000,
+      `delv ${name} ${type}`,
+    );
+    return {
+      validated: /^; (negative response, )?fully validated$/m.test(result.stdout),
+      out: `${result.stdout}${result.stderr}`,
+    };
+  }
+
+  async function kdig(...args: string[]) {
+    const result = await withDeadline(
+      run('kdig', ['@127.0.0.1', '+retry=0', '+timeout=5', ...args]),
+      30_000,
+      `kdig ${args.join(' ')}`,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout;
+  }
+
+  it('sets a record through consensus (registering the name first) and delv validates it', async () => {
+    const set = await dns('set', 'www.hypermesh', 'A', '192.0.2.7', '192.0.2.8', '--wait');
+    assert.equal(set.code, 0, `${set.out}${set.err}`);
+    assert.match(set.out, /^registering www\.hypermesh\. \(name-register/m);
+    assert.match(
+      set.out,
+      /committed at height \d+, code 0 \(applied\)[\s\S]*setting 2 A record\(s\)[\s\S]*committed at height \d+, code 0 \(applied\)/,
+    );
+
+    // Committed: the node's zone follows the block (checked after each commit until it does).
+    const running = node!;
+    await waitForCondition(
+      running.driver,
+      'commit',
+      async () => (await delv('www.hypermesh.', 'A')).out.includes('192.0.2.8'),
+      'the record in the served zone',
+      30_000,
+    );
+    const positive = await delv('www.hypermesh.', 'A');
+    assert.ok(positive.validated, positive.out);
+    assert.match(positive.out, /^www\.hypermesh\.\s+300\s+IN\s+A\s+192\.0\.2\.7$/m);
+    const nxdomain = await delv('nope.hypermesh.', 'A');
+    assert.ok(nxdomain.validated, nxdomain.out);
+    assert.match(nxdomain.out, /NXDOMAIN/);
+    const soa = await delv('hypermesh.', 'SOA');
+    assert.ok(soa.validated, soa.out);
+
+    // kdig +dnssec shows the signatures and the denial.
+    const signed = await kdig('-p', String(udpPort), '+dnssec', 'www.hypermesh.', 'A');
+    assert.match(signed, /www\.hypermesh\.\s+300\s+IN\s+RRSIG\s+A 13 2 300 /);
+    const denial = await kdig('-p', String(udpPort), '+dnssec', 'nope.hypermesh.', 'A');
+    assert.match(denial, /IN\s+NSEC\s+/);
+    assert.match(denial, /IN\s+RRSIG\s+NSEC 13 /);
+  });
+
+  it('answers over DoQ, the node certificate verified against the cluster CA', async () => {
+    const ca = `+tls-ca=${layout.trustRootsFile}`;
+    const answer = await kdig(
+      ca,
+      '+tls-hostname=node-1',
+      '+quic',
+      '-p',
+      String(doqPort),
+      '+short',
+      'www.hypermesh.',
+      'A',
+    );
+    assert.deepEqual(answer.trim().split('\n').sort(), ['192.0.2.7', '192.0.2.8']);
+    // Another name than the certificate's fails verification.
+    const wrong = await run('kdig', [
+      '@127.0.0.1',
+      '+retry=0',
+      '+timeout=5',
+      ca,
+      '+tls-hostname=node-2',
+      '+quic',
+      '-p',
+      String(doqPort),
+      'www.hypermesh.',
+      'A',
+    ]);
+    assert.notEqual(wrong.code, 0);
+  });
+
+  it('reads names and the zone with proofs checked', async () => {
+    const operator = await readWalletKey(layout.operator.keyFile);
+    const get = await dns('get', 'www.hypermesh', 'A');
+    assert.equal(get.code, 0, get.err);
+    assert.match(
+      get.out,
+      /^www\.hypermesh\. 300 IN A 192\.0\.2\.7\nwww\.hypermesh\. 300 IN A 192\.0\.2\.8\n/,
+    );
+    assert.ok(
+      get.out.includes(`; owner ${toHex(operator.publicKey)}, registered at height`),
+      get.out,
+    );
+    assert.match(
+      get.out,
+      /; height \d+, proof verified against state root [0-9a-f]{64} \(node-1\)/,
+    );
+
+    const json = await dns('get', 'www.hypermesh', '--json');
+    const parsed = JSON.parse(json.out) as { owner: string; records: unknown[] };
+    assert.equal(parsed.owner, toHex(operator.publicKey));
+    assert.deepEqual(parsed.records, [
+      { name: 'www.hypermesh.', type: 'A', ttl: 300, data: { address: '192.0.2.7' } },
+      { name: 'www.hypermesh.', type: 'A', ttl: 300, data: { address: '192.0.2.8' } },
+    ]);
+
+    const apex = await dns('get', 'hypermesh.');
+    assert.match(
+      apex.out,
+      /^hypermesh\. 3600 IN SOA ns1\.hypermesh\. hostmaster\.hypermesh\. \d+ 3600 600 86400 60\nhypermesh\. 3600 IN NS ns1\.hypermesh\.\n/,
+    );
+    const absent = await dns('get', 'nope.hypermesh');
+    assert.equal(absent.code, 0);
+    assert.match(absent.out, /; nope\.hypermesh\. is not registered \(proven absent\)/);
+
+    const zone = await dns('zone');
+    assert.equal(zone.code, 0, zone.err);
+    assert.match(
+      zone.out,
+      /^; zone hypermesh\. \(cluster, policy open\), serial \d+, 1 registered name\(s\)/,
+    );
+    assert.match(zone.out, /; DNSSEC: signed online, key tag \d+/);
+    assert.match(
+      zone.out,
+      /\nhypermesh\. 3600 IN SOA [^\n]+\nhypermesh\. 3600 IN NS ns1\.hypermesh\.\n; www\.hypermesh\. owner [0-9a-f]{64}, [^\n]+\nwww\.hypermesh\. 300 IN A 192\.0\.2\.7\n/,
+    );
+    const zoneJson = JSON.parse((await dns('zone', 'hypermesh', '--json')).out) as {
+      names: Array<{ name: string }>;
+      serial: number;
+    };
+    assert.deepEqual(
+      zoneJson.names.map((entry) => entry.name),
+      ['www.hypermesh.'],
+    );
+  });
+
+  it('refuses precisely, with the module codes', async () => {
+    const badValue = await dns('set', 'www.hypermesh', 'A', '2001:db8::1');
+    assert.equal(badValue.code, 2);
+    assert.match(
+      badValue.err,
+      /got an IPv6 address \(that goes in AAAA\) \[DNS_ZONES_INVALID_RECORD\]/,
+    );
+    const badArity = await dns('set', 'mail.hypermesh', 'MX', 'mail.hypermesh.');
+    assert.equal(badArity.code, 2);
+    assert.match(badArity.err, /MX takes "PREFERENCE EXCHANGE" per VALUE/);
+    const managed = await dns('set', 'hypermesh', 'NS', 'ns2.hypermesh.');
+    assert.equal(managed.code, 1);
+    assert.match(managed.err, /refused the records-set: DNS_ZONES_MANAGED_TYPE: /);
+    const outside = await dns('set', 'www.example', 'A', '192.0.2.1');
+    assert.equal(outside.code, 1);
+    assert.match(
+      outside.err,
+      /www\.example\. is in no zone \(zones: hypermesh\.\) \[DNS_ZONES_NOT_IN_ZONE\]/,
+    );
+    const treasury = layout.ledger!.treasuryKeyFile;
+    const notOwner = await dns('set', 'www.hypermesh', 'A', '192.0.2.9', '--key', treasury);
+    assert.equal(notOwner.code, 1);
+    assert.match(
+      notOwner.err,
+      /www\.hypermesh\. is owned by [0-9a-f]{64}, not by the signing key [0-9a-f]{64} .*\[DNS_ZONES_NOT_OWNER\]/,
+    );
+    // Refused by the node at admission: a CNAME beside other data.
+    const conflict = await dns('set', 'www.hypermesh', 'CNAME', 'other.hypermesh.');
+    assert.equal(conflict.code, 1);
+    assert.match(conflict.err, /node-1 refused the records-set: DNS_ZONES_CNAME_CONFLICT: /);
+    const noRrset = await dns('delete', 'www.hypermesh', 'TXT');
+    assert.equal(noRrset.code, 1);
+    assert.match(noRrset.err, /DNS_ZONES_NO_SUCH_RRSET/);
+    const help = await runCli(['dns', 'set', '--help']);
+    assert.match(help.out, /usage: hypermesh dns set NAME TYPE VALUE\.\.\./);
+  });
+
+  it('deletes an RRset and releases a name', async () => {
+    const txt = await dns('set', 'www.hypermesh', 'TXT', 'hello world', '--ttl', '120', '--wait');
+    assert.equal(txt.code, 0, txt.err);
+    assert.doesNotMatch(txt.out, /registering/);
+    const got = await dns('get', 'www.hypermesh', 'TXT');
+    assert.match(got.out, /^www\.hypermesh\. 120 IN TXT "hello world"\n/);
+    const deleted = await dns('delete', 'www.hypermesh', 'A', '--wait');
+    assert.equal(deleted.code, 0, deleted.err);
+    assert.match(
+      (await dns('get', 'www.hypermesh', 'A')).out,
+      /; no A records at www\.hypermesh\./,
+    );
+    const released = await dns('delete', 'www.hypermesh', '--wait');
+    assert.equal(released.code, 0, released.err);
+    assert.match((await dns('get', 'www.hypermesh')).out, /is not registered \(proven absent\)/);
+    const running = node!;
+    await waitForCondition(
+      running.driver,
+      'commit',
+      async () => /NXDOMAIN/.test((await delv('www.hypermesh.', 'TXT')).out),
+      'the released name gone from the served zone',
+      30_000,
+    );
+    const gone = await delv('www.hypermesh.', 'TXT');
+    assert.ok(gone.validated, gone.out);
+  });
+});

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import type { BlockExecutionInput, BlockExecutionResult } from '../../../src/consensus/app.js';
+import { validatorAddress } from '../../../src/consensus/validator-set.js';
+import { toHex } from '../../../src/crypto/bytes.js';
+import { encodeTrustBundle } from '../../../src/trustchain/ca/bundle.js';
+import { createDeterministicSigner } from '../../../src/trustchain/ca/certificate.js';
+import {
+  CaStateReader,
+  buildPublication,
+  caGenesisFromApp,
+  createCaModule,
+  encodeCaBody,
+  type CaModuleConfig,
+  type CaPublishTx,
+  type CaGenesisJson,
+} from '../../../src/trustchain/ca-module/index.js';
+import {
+  openNode,
+  tx,
+  makeSender,
+  type Sender,
+  type TestNode,
+} from '../../consensus/application/fixture.js';
+import { BLOCK_TIME, CHAIN_ID, createTestCa, type TestCa } from '../ca/fixtures.js';
+
+/**
+ * A `ca` module over fresh stores for tests: the test CA (validators val-a and val-b), their
+ * genesis accounts, an operator account with a grant, and helpers that execute blocks at chosen
+ * times with a chosen proposer.
+ */
+export interface CaFixture {
+  readonly ca: TestCa;
+  readonly config: CaModuleConfig;
+  readonly validators: Readonly<Record<'val-a' | 'val-b', Sender>>;
+  readonly operator: Sender;
+  openCaNode(): Promise<CaNode>;
+}
+
+export interface CaNode {
+  readonly node: TestNode;
+  /** Executes and commits a block of `transactions` proposed by `proposer`. */
+  block(transactions: readonly Uint8Array[], proposer?: 'val-a' | 'val-b'): BlockExecutionResult;
+  input(transactions: readonly Uint8Array[], proposer?: 'val-a' | 'val-b'): BlockExecutionInput;
+  state(): CaStateReader;
+  close(): Promise<void>;
+}
+
+export const GRANTED_ZONE = 'example.com';
+
+export async function createCaFixture(overrides: Partial<CaGenesisJson> = {}): Promise<CaFixture> {
+  const ca = await createTestCa(['val-a', 'val-b']);
+  const validators = { 'val-a': makeSender(), 'val-b': makeSender() };
+  const operator = makeSender();
+  const section: CaGenesisJson = {
+    trustBundle: JSON.parse(encodeTrustBundle(ca.bundle)) as Record<string, unknown>,
+    grants: [
+      {
+        account: toHex(operator.publicKey),
+        profiles: ['service', 'client'],
+        dnsZones: [GRANTED_ZONE],
+        wildcards: true,
+        ipRanges: ['127.0.0.0/8'],
+      },
+    ],
+    ...overrides,
+  };
+  const config = caGenesisFromApp(
+    JSON.parse(JSON.stringify({ ca: section })) as never,
+    {
+      chainId: CHAIN_ID,
+      validators: Object.entries(validators).map(([name, sender]) => ({
+        name,
+        publicKey: sender.publicKey,
+      })),
+    },
+    ca.falcon,
+  );
+  assert.ok(config !== undefined);
+  const openCaNode = async (): Promise<CaNode> => {
+    const node = await openNode({ modules: [createCaModule(config, { falcon: ca.falcon })] });
+    const input = (transactions: readonly Uint8Array[], proposer: 'val-a' | 'val-b' = 'val-a') => {
+      const height = node.nextHeight();
+      return {
+        chainId: CHAIN_ID,
+        height,
+        time: BLOCK_TIME + height * 1000,
+        proposer: validatorAddress(validators[proposer].publicKey),
+        transactions,
+        evidence: [],
+      };
+    };
+    let view: CaStateReader | null = null;
+    return {
+      node,
+      input,
+      block: (transactions, proposer) => {
+        const result = node.app.executeBlock(input(transactions, proposer));
+        node.commit(result);
+        return result;
+      },
+      state: () =>
+        (view ??= new CaStateReader({
+          get: (key) =>
+            node.store.state.get(new Uint8Array([...new TextEncoder().encode('ca/'), ...key])),
+        })),
+      close: () => node.close(),
+    };
+  };
+  return { ca, config, validators, operator, openCaNode };
+}
+
+/** A `ca` transaction from `sender`, taking its next sequence. */
+export function caTx(sender: Sender, body: Uint8Array): Uint8Array {
+  return tx(sender, body, { module: 'ca' });
+}
+
+/** A `ca` transaction at the sender's next sequence without using it (for checkTx or a block not committed). */
+export function caTry(sender: Sender, body: Uint8Array): Uint8Array {
+  return tx(sender, body, { module: 'ca', sequence: sender.sequence });
+}
+
+/** The publication `issuer` builds for block `height` from `node`'s committed state. */
+export async function publication(
+  fixture: CaFixture,
+  node: CaNode,
+  height: number,
+  issuerName: 'val-a' | 'val-b',
+): Promise<{ tx: CaPublishTx; certificates: readonly Uint8Array[] }> {
+  const issuer = fixture.config.issuers.find((candidate) => candidate.name === issuerName);
+  assert.ok(issuer !== undefined);
+  const { keys } = fixture.ca.validators[issuerName]!;
+  return buildPublication(fixture.config, node.state(), height, issuer, {
+    signer: createDeterministicSigner(keys.ecdsa.privateKey),
+    falconSecretKey: keys.falcon.secretKey,
+    falcon: fixture.ca.falcon,
+  });
+}
+
+export function publishTx(
+  fixture: CaFixture,
+  issuerName: 'val-a' | 'val-b',
+  body: CaPublishTx,
+  options: { readonly commit?: boolean } = {},
+): Uint8Array {
+  const sender = fixture.validators[issuerName];
+  return (options.commit === false ? caTry : caTx)(sender, encodeCaBody(body));
+}
