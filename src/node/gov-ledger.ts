@@ -34,11 +34,10 @@ import type {
   ValidatorRecord,
   VoteRecord,
 } from '../caesar/index.js';
-import type { QueryRequest, QueryResponse } from '../consensus/app.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
-import { StakeCliError, StakeErrorCode } from './stake-ledger.js';
+import { ProvenReader, StakeCliError, StakeErrorCode } from './stake-ledger.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 
 /**
@@ -46,38 +45,6 @@ import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
  * votes and the tally so far (docs/caesar.md, "Governance"), and governance transactions
  * through a node's API with `submitTransaction` (as `wallet send` does).
  */
-
-/** A proven reader pinned to one height, so every answer comes from the same state. */
-class PinnedReader {
-  height: number | undefined;
-  stateRoot = '';
-  constructor(
-    private readonly client: NodeRpcClient,
-    height?: number,
-  ) {
-    this.height = height;
-  }
-
-  async read<T>(
-    build: (height?: number) => QueryRequest,
-    check: (response: QueryResponse) => T,
-  ): Promise<T> {
-    const response = await this.client.query(build(this.height));
-    let value: T;
-    try {
-      value = check(response);
-    } catch (error) {
-      throw new StakeCliError(
-        StakeErrorCode.PROOF_INVALID,
-        `the node's answer does not verify: ${(error as Error).message}`,
-        1,
-      );
-    }
-    if (this.height === undefined && response.height !== null) this.height = response.height;
-    this.stateRoot = toHex(response.stateRoot);
-    return value;
-  }
-}
 
 export interface ProposalView {
   readonly record: ProposalRecord;
@@ -107,7 +74,7 @@ export async function readProvenProposals(
   client: NodeRpcClient,
   options: { readonly height?: number; readonly limit?: number } = {},
 ): Promise<ProvenProposals> {
-  const reader = new PinnedReader(client, options.height);
+  const reader = new ProvenReader(client, options.height);
   const staking = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
   if (staking === null) {
     throw new StakeCliError(
@@ -158,7 +125,7 @@ export async function readProvenProposals(
 }
 
 /** An account's bonded stake from proven answers: Σ over validators of its delegation's worth. */
-async function provenStake(reader: PinnedReader): Promise<(voter: Uint8Array) => Promise<bigint>> {
+async function provenStake(reader: ProvenReader): Promise<(voter: Uint8Array) => Promise<bigint>> {
   const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
   const records: { address: Uint8Array; record: ValidatorRecord }[] = [];
   for (const address of addresses) {
@@ -190,7 +157,7 @@ export async function findSubmittedProposal(
   proposer: Uint8Array,
   height: number,
 ): Promise<ProposalRecord | undefined> {
-  const reader = new PinnedReader(client, height);
+  const reader = new ProvenReader(client, height);
   const count = await reader.read(caesarGovCountQuery, verifyCaesarGovCount);
   for (let id = count; id >= 1; id--) {
     const record = await reader.read(

@@ -120,7 +120,7 @@ function verified<T>(check: () => T): T {
 }
 
 /** A proven reader pinned to one height, so every answer comes from the same state. */
-class ProvenReader {
+export class ProvenReader {
   height: number | undefined;
   stateRoot = '';
   constructor(

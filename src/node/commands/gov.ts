@@ -13,11 +13,11 @@ import {
   feeOf,
   positiveAmount,
   stakeContext,
-  timeoutOf,
+  submitLedgerTx,
   type StakeContext,
   type TxValues,
 } from './stake.js';
-import { describeAmount, reportSubmission } from './wallet.js';
+import { describeAmount } from './wallet.js';
 import {
   AMOUNT_PARAMS,
   GOVERNABLE_PARAMS,
@@ -104,7 +104,7 @@ export function parseParamChanges(entries: readonly string[]): ParamChange[] {
   });
 }
 
-async function submitGov(
+function submitGov(
   context: StakeContext,
   privateKey: KeyObject,
   tx: GovTx,
@@ -113,24 +113,7 @@ async function submitGov(
   io: CliIo,
   after?: (outcome: SubmitOutcome) => Promise<void>,
 ): Promise<number> {
-  const timeoutMs = timeoutOf(values);
-  const wait = values.wait ?? false;
-  const session = await openOperatorSession(context.target);
-  try {
-    const outcome = await sendGovTx({
-      client: session.client(context.node.name),
-      genesis: context.genesis,
-      privateKey,
-      tx,
-      wait,
-      timeoutMs,
-    }).catch(stoqFailure(context.node.name));
-    const code = reportSubmission(outcome, what, context.node.name, io, wait, timeoutMs);
-    if (code === 0 && after !== undefined) await after(outcome);
-    return code;
-  } finally {
-    await session.close();
-  }
+  return submitLedgerTx(context, privateKey, tx, sendGovTx, what, values, io, after);
 }
 
 const describeChanges = (changes: readonly ParamChange[]): string =>

@@ -1,3 +1,4 @@
+import type { NodeRpcClient } from '../../consensus/net/index.js';
 import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
 import { parseCommandArgs, passphraseFromEnv, requireOption } from '../args.js';
@@ -137,10 +138,22 @@ export function parseCommission(text: string): number {
 }
 
 /** Submits `tx` signed by `privateKey` through the context's node and reports the outcome. */
-async function submit(
+/**
+ * Signs, submits and reports one ledger transaction (`send` builds and sends it: staking here,
+ * governance in gov.ts), running `after` once it was admitted or applied.
+ */
+export async function submitLedgerTx<Tx>(
   context: StakeContext,
   privateKey: KeyObject,
-  tx: StakingTx,
+  tx: Tx,
+  send: (request: {
+    client: NodeRpcClient;
+    genesis: GenesisDocument;
+    privateKey: KeyObject;
+    tx: Tx;
+    wait: boolean;
+    timeoutMs: number;
+  }) => Promise<SubmitOutcome>,
   what: string,
   values: TxValues,
   io: CliIo,
@@ -150,7 +163,7 @@ async function submit(
   const wait = values.wait ?? false;
   const session = await openOperatorSession(context.target);
   try {
-    const outcome = await sendStakingTx({
+    const outcome = await send({
       client: session.client(context.node.name),
       genesis: context.genesis,
       privateKey,
@@ -164,6 +177,18 @@ async function submit(
   } finally {
     await session.close();
   }
+}
+
+function submit(
+  context: StakeContext,
+  privateKey: KeyObject,
+  tx: StakingTx,
+  what: string,
+  values: TxValues,
+  io: CliIo,
+  after?: (outcome: SubmitOutcome) => Promise<void>,
+): Promise<number> {
+  return submitLedgerTx(context, privateKey, tx, sendStakingTx, what, values, io, after);
 }
 
 const validatorsCommand: Command = {
