@@ -115,6 +115,11 @@ export async function startBenchCluster(options: {
       work: { stampDifficulty: options.stampDifficulty },
     },
     ...(options.consensus === undefined ? {} : { consensus: options.consensus }),
+    // Consensus and the ledger only: no DNS servers, no service registrations or health checks,
+    // no CA publications running beside the measured load (comparable with earlier runs).
+    dns: false,
+    discovery: false,
+    ca: false,
   });
   const genesis = await readGenesisFile(layout.genesisFile);
   const listeners: Array<(event: CommitEvent) => void> = [];
