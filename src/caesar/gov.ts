@@ -34,6 +34,8 @@ import {
 } from './staking-state.js';
 import type { ValidatorRecord } from './staking-state.js';
 import { FEE_POOL_KEY, balanceKey, readAmount, writeAmount } from './state.js';
+import { feeEvents, submitProposalEvent, voteEvent } from './events.js';
+import type { CaesarEvent } from './events.js';
 
 /**
  * The rules of the governance transactions (docs/caesar.md, "Governance"). As for staking, each
@@ -217,13 +219,16 @@ export function checkGovTx(
   else planVote(state, tx, sender, height);
 }
 
-/** `apply` for a governance transaction: the same rules, then the writes. */
+/**
+ * `apply` for a governance transaction: the same rules, then the writes. Returns the events of
+ * its receipt (docs/caesar.md, "Events").
+ */
 export function applyGovTx(
   state: ModuleState,
   tx: GovTx,
   sender: Uint8Array,
   height: number,
-): void {
+): CaesarEvent[] {
   if (tx.op === VOTE_OP) {
     const { voter, balance, votes } = planVote(state, tx, sender, height);
     pay(state, voter, balance, tx.fee, tx.fee);
@@ -233,7 +238,7 @@ export function applyGovTx(
       tx.proposal,
       [...others, { voter, option: tx.option }].sort((a, b) => compareAddresses(a.voter, b.voter)),
     );
-    return;
+    return [voteEvent(tx.proposal, voter, tx.option), ...feeEvents(voter, tx.fee)];
   }
   const { proposer, balance, gov, active } = planSubmit(state, tx, sender);
   pay(state, proposer, balance, tx.deposit + tx.fee, tx.fee);
@@ -254,4 +259,8 @@ export function applyGovTx(
   writeProposal(state, record);
   writeProposalCount(state, id);
   writeActiveProposals(state, [...active, id]);
+  return [
+    submitProposalEvent(id, proposer, tx.title, tx.deposit, votingEnd, record.executeHeight),
+    ...feeEvents(proposer, tx.fee),
+  ];
 }

@@ -40,6 +40,19 @@ export {
   CaesarStateErrorCode,
 } from './errors.js';
 export {
+  CAESAR_EVENT_NAMES,
+  createValidatorEvent,
+  delegateEvent,
+  emitCaesarEvents,
+  feeEvents,
+  submitProposalEvent,
+  transferEvent,
+  unbondEvent,
+  unjailEvent,
+  voteEvent,
+} from './events.js';
+export type { CaesarEmit, CaesarEvent, CaesarEventName } from './events.js';
+export {
   MAX_GENESIS_ALLOCATIONS,
   caesarGenesisFromApp,
   checkStakingMatchesValidators,

@@ -22,6 +22,7 @@ import {
 import { decodeCaesarBody } from './body.js';
 import type { CaesarTx } from './body.js';
 import { caesarEndBlock } from './end-block.js';
+import { emitCaesarEvents, feeEvents, transferEvent } from './events.js';
 import { applyGovTx, checkGovTx } from './gov.js';
 import { govQueryKey } from './gov-query.js';
 import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
@@ -138,11 +139,11 @@ export function createCaesarModule(): Module<CaesarTx> {
     apply(ctx: ExecutionContext, tx: CaesarTx, sender: Uint8Array): void {
       const { state } = ctx;
       if (tx.op === SUBMIT_PROPOSAL_OP || tx.op === VOTE_OP) {
-        applyGovTx(state, tx, sender, ctx.height);
+        emitCaesarEvents(ctx.emit, applyGovTx(state, tx, sender, ctx.height));
         return;
       }
       if (tx.op !== 'transfer') {
-        applyStakingTx(state, tx, sender, ctx.height);
+        emitCaesarEvents(ctx.emit, applyStakingTx(state, tx, sender, ctx.height));
         return;
       }
       const { from, remaining } = authorize(state, tx, sender);
@@ -152,6 +153,10 @@ export function createCaesarModule(): Module<CaesarTx> {
       const to = balanceKey(tx.to);
       writeAmount(state, to, readAmount(state, to) + tx.amount);
       if (tx.fee > 0n) writeAmount(state, FEE_POOL_KEY, readAmount(state, FEE_POOL_KEY) + tx.fee);
+      emitCaesarEvents(ctx.emit, [
+        transferEvent(from, tx.to, tx.amount),
+        ...feeEvents(from, tx.fee),
+      ]);
     },
     query(path: string, data: Uint8Array): ModuleQueryAnswer | undefined {
       switch (path) {

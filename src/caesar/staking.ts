@@ -33,6 +33,14 @@ import type { ValidatorRecord } from './staking-state.js';
 import { CREATE_VALIDATOR_OP, DELEGATE_OP, UNBOND_OP, UNJAIL_OP } from './staking-tx.js';
 import type { CreateValidator, Delegate, StakingTx, Unbond, Unjail } from './staking-tx.js';
 import { FEE_POOL_KEY, balanceKey, readAmount, writeAmount } from './state.js';
+import {
+  createValidatorEvent,
+  delegateEvent,
+  feeEvents,
+  unbondEvent,
+  unjailEvent,
+} from './events.js';
+import type { CaesarEvent } from './events.js';
 
 /**
  * The stateful rules of the staking transactions (docs/caesar.md, "Staking transactions").
@@ -248,13 +256,16 @@ export function checkStakingTx(
   }
 }
 
-/** `apply` for a staking transaction: the same rules, then the writes. */
+/**
+ * `apply` for a staking transaction: the same rules, then the writes. Returns the events of its
+ * receipt (docs/caesar.md, "Events").
+ */
 export function applyStakingTx(
   state: ModuleState,
   tx: StakingTx,
   sender: Uint8Array,
   height: number,
-): void {
+): CaesarEvent[] {
   switch (tx.op) {
     case CREATE_VALIDATOR_OP: {
       const { operator, balance, validators } = planCreate(state, tx, sender);
@@ -275,7 +286,10 @@ export function applyStakingTx(
       const list = [...validators, validator].sort(compareAddresses);
       state.set(VALIDATORS_KEY, encodeValidatorList(list));
       addTotal(state, BONDED_KEY, tx.bond);
-      return;
+      return [
+        createValidatorEvent(validator, operator, tx.bond, tx.commission),
+        ...feeEvents(operator, tx.fee),
+      ];
     }
     case DELEGATE_OP: {
       const { delegator, balance, record, shares } = planDelegate(state, tx, sender);
@@ -292,7 +306,10 @@ export function applyStakingTx(
         readShares(state, tx.validator, delegator) + shares,
       );
       addTotal(state, BONDED_KEY, tx.amount);
-      return;
+      return [
+        delegateEvent(delegator, tx.validator, record.publicKey, tx.amount, shares),
+        ...feeEvents(delegator, tx.fee),
+      ];
     }
     case UNBOND_OP: {
       const plan = planUnbond(state, tx, sender);
@@ -320,7 +337,10 @@ export function applyStakingTx(
       }
       addTotal(state, BONDED_KEY, -tokensOut);
       addTotal(state, UNBONDING_TOTAL_KEY, tokensOut);
-      return;
+      return [
+        unbondEvent(delegator, tx.validator, record.publicKey, tokensOut, sharesOut, completion),
+        ...feeEvents(delegator, tx.fee),
+      ];
     }
     case UNJAIL_OP: {
       const { record, operator, balance } = planUnjail(state, tx, sender, height);
@@ -328,7 +348,7 @@ export function applyStakingTx(
       writeValidator(state, { ...record, jailed: JailReason.NONE, jailedUntil: 0 });
       // A fresh window: misses before the jail do not count again.
       state.delete(missedKey(consensusAddress(sender)));
-      return;
+      return [unjailEvent(consensusAddress(sender), operator), ...feeEvents(operator, tx.fee)];
     }
   }
 }

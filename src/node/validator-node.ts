@@ -71,6 +71,7 @@ import type { NodeConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { ValidatorNodeConfig } from './node-config.js';
 import { createNodeMetrics } from './node-metrics.js';
+import { startCaesarService } from './caesar-service.js';
 import { COMMIT_LOG_MESSAGE } from './node-process.js';
 import { buildStoqParts, type StoqParts } from './stoq-node.js';
 import { createTxGossip, type TxGossip } from './tx-gossip.js';
@@ -489,6 +490,16 @@ export async function startValidatorNode(
       id,
     };
     registerNodeRpc(parts.endpoint, nodeRpcHandlers(handlerDeps));
+    // The ledger's RPC face and metrics (caesar-service.ts); null without a Caesar genesis.
+    const caesarService = startCaesarService({
+      genesis,
+      rpc: parts.endpoint,
+      registry: parts.registry,
+      store,
+      query: (request) => app.query(request),
+      submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+      logger,
+    });
     if (discoveryGenesis !== undefined) {
       discovery = createDiscoveryNode({
         genesis: discoveryGenesis,
@@ -617,6 +628,9 @@ export async function startValidatorNode(
     if (caNode !== null) {
       consensus.on('commit', (info: CommitInfo) => caNode.committed(info.height));
       caNode.committed(consensus.status().committedHeight);
+    }
+    if (caesarService !== null) {
+      consensus.on('commit', (info: CommitInfo) => caesarService.committed(info.height));
     }
 
     let metricsServer: MetricsServer | null = null;

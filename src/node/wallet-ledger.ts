@@ -4,12 +4,14 @@ import {
   caesarBalanceQuery,
   caesarGenesisFromApp,
   encodeTransfer,
+  formatTokenAmount,
   verifyCaesarBalance,
 } from '../caesar/index.js';
 import type { TokenParams } from '../caesar/index.js';
 import { toHex } from '../crypto/bytes.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
-import type { NodeRpcClient } from '../consensus/net/index.js';
+import type { AccountHistoryPage, NodeRpcClient, TxReceiptView } from '../consensus/net/index.js';
+import { StoqError, StoqErrorCode } from '../stoq/index.js';
 import { HyperMeshError } from '../codec/error.js';
 import { CliError } from './cli-error.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
@@ -93,4 +95,120 @@ export function sendTransfer(request: TransferRequest): Promise<SubmitOutcome> {
     wait,
     timeoutMs,
   });
+}
+
+/** Where a page of history starts: strictly before this transaction (`HEIGHT.INDEX`). */
+export interface HistoryPosition {
+  readonly height: number;
+  readonly index: number;
+}
+
+const POSITION = /^([1-9][0-9]{0,15})\.(0|[1-9][0-9]{0,8})$/;
+
+/** Parses `--before HEIGHT.INDEX` (e.g. `57.0`); a CliError (exit 2) for anything else. */
+export function parseHistoryPosition(text: string): HistoryPosition {
+  const match = POSITION.exec(text);
+  const height = match === null ? NaN : Number(match[1]);
+  if (match === null || !Number.isSafeInteger(height)) {
+    throw new CliError(
+      `--before "${text}" is not a position HEIGHT.INDEX such as 57.0 (the "next page" line prints it)`,
+    );
+  }
+  return { height, index: Number(match[2]) };
+}
+
+export const formatHistoryPosition = (position: HistoryPosition): string =>
+  `${position.height}.${position.index}`;
+
+const DIGITS = /^(0|[1-9][0-9]*)$/;
+
+/** An amount attribute in tokens (`1.5 CSR`), or the text as it is if it is not base units. */
+function tokens(value: string | undefined, token: TokenParams): string {
+  if (value === undefined || !DIGITS.test(value) || value.length > 40) return `${value ?? '?'}`;
+  return `${formatTokenAmount(BigInt(value), token.decimals)} ${token.symbol}`;
+}
+
+function percent(bps: string | undefined): string {
+  if (bps === undefined || !DIGITS.test(bps) || bps.length > 6) return `${bps ?? '?'} bps`;
+  return `${(Number(bps) / 100).toFixed(2)}%`;
+}
+
+/**
+ * One readable line for a receipt event, from the point of view of `account` (its hex form):
+ * `sent 1.5 CSR to …`, `received …`, `fee 0.01 CSR`, … Events of other modules, or of kinds
+ * this version does not know, are shown as `type key=value …`.
+ */
+export function describeEvent(
+  event: TxReceiptView['events'][number],
+  account: string,
+  token: TokenParams,
+): string {
+  const a = event.attributes;
+  const me = (field: string): boolean => a[field] === account;
+  switch (event.type) {
+    case `${CAESAR_MODULE_NAME}/transfer`:
+      if (me('from')) return `sent ${tokens(a['amount'], token)} to ${a['to']}`;
+      if (me('to')) return `received ${tokens(a['amount'], token)} from ${a['from']}`;
+      return `transfer of ${tokens(a['amount'], token)} from ${a['from']} to ${a['to']}`;
+    case `${CAESAR_MODULE_NAME}/fee`:
+      return me('payer')
+        ? `fee ${tokens(a['amount'], token)}`
+        : `fee ${tokens(a['amount'], token)} paid by ${a['payer']}`;
+    case `${CAESAR_MODULE_NAME}/create-validator`:
+      return `created validator ${a['validator']} with a self-bond of ${tokens(a['bond'], token)}, commission ${percent(a['commissionBps'])}`;
+    case `${CAESAR_MODULE_NAME}/delegate`:
+      return me('delegator')
+        ? `delegated ${tokens(a['amount'], token)} to validator ${a['validator']}`
+        : `${a['delegator']} delegated ${tokens(a['amount'], token)} to validator ${a['validator']}`;
+    case `${CAESAR_MODULE_NAME}/unbond`: {
+      const who = me('delegator') ? 'unbonded' : `${a['delegator']} unbonded`;
+      return `${who} ${tokens(a['amount'], token)} from validator ${a['validator']}, paid out at the end of block ${a['completionHeight']}`;
+    }
+    case `${CAESAR_MODULE_NAME}/unjail`:
+      return `unjailed validator ${a['validator']}`;
+    case `${CAESAR_MODULE_NAME}/submit-proposal`:
+      return `proposed #${a['proposal']} "${a['title']}" with a deposit of ${tokens(a['deposit'], token)} (voting ends with block ${a['votingEnd']})`;
+    case `${CAESAR_MODULE_NAME}/vote`:
+      return `voted ${a['option']} on proposal #${a['proposal']}`;
+    default:
+      return [event.type, ...Object.entries(a).map(([key, value]) => `${key}=${value}`)].join(' ');
+  }
+}
+
+/** How a receipt's result reads: `applied`, or `refused (code N): log`. */
+export function describeResult(receipt: Pick<TxReceiptView, 'code' | 'log'>): string {
+  return receipt.code === 0 ? 'applied' : `refused (code ${receipt.code}): ${receipt.log}`;
+}
+
+/**
+ * One page of `address`'s history from the node's receipts (newest first) and where the next
+ * page starts. Receipts have no proof: they are the node's word (docs/caesar.md, "Events").
+ */
+export function readHistory(
+  client: NodeRpcClient,
+  address: Uint8Array,
+  before: HistoryPosition | undefined,
+  limit: number,
+): Promise<AccountHistoryPage> {
+  return client.accountHistory({
+    account: address,
+    limit,
+    ...(before === undefined ? {} : { before }),
+  });
+}
+
+/**
+ * The receipt of a committed transaction, or null when the node keeps none for it (a block
+ * stored before receipts existed).
+ */
+export async function readReceipt(
+  client: NodeRpcClient,
+  txHash: Uint8Array,
+): Promise<TxReceiptView | null> {
+  try {
+    return await client.receipt(txHash);
+  } catch (error) {
+    if (error instanceof StoqError && error.code === StoqErrorCode.NOT_FOUND) return null;
+    throw error;
+  }
 }

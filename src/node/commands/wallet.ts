@@ -22,6 +22,8 @@ import {
   parseTokenAmount,
 } from '../../caesar/index.js';
 import type { TokenParams } from '../../caesar/index.js';
+import { fromHex, toHex } from '../../crypto/bytes.js';
+import { MAX_HISTORY_PAGE_SIZE } from '../../consensus/net/index.js';
 import {
   DEFAULT_WALLET_KEY_FILE,
   createWalletKey,
@@ -190,23 +192,7 @@ options:
       throw new CliError(`${(error as Error).message} (see --help)`);
     }
     const { values, positionals } = parsed;
-    if (positionals.length > 1) {
-      throw new CliError(`expected at most one ADDRESS, got ${positionals.length} (see --help)`);
-    }
-    const given = positionals[0];
-    if (given !== undefined && values.key !== undefined) {
-      throw new CliError('give an ADDRESS or --key, not both');
-    }
-    let address: Uint8Array;
-    if (given !== undefined) {
-      address = parseAddressArgument(given, 'ADDRESS');
-    } else if (values.key !== undefined) {
-      const passphrase = passphraseFromEnv(values['passphrase-env']);
-      address = (await readWalletKey(values.key, passphrase === undefined ? {} : { passphrase }))
-        .address;
-    } else {
-      throw new CliError('give the ADDRESS to read, or --key FILE (see --help)');
-    }
+    const address = await addressArgument(positionals, values.key, values['passphrase-env']);
     const height =
       values.height === undefined
         ? undefined
@@ -267,7 +253,8 @@ from the cluster's genesis; at most that many decimal places) from --key's accou
 signed with the key, with its next sequence number and the chain's hashcash stamp, and submits
 it to a node. A transfer the node refuses at admission (e.g. CAESAR_INSUFFICIENT_FUNDS) is
 reported with its code and exits 1. With --wait, waits until it is committed and prints the
-height and result code (0 = applied; otherwise the Caesar code, and nothing moved).
+height and result code (0 = applied; otherwise the Caesar code, and nothing moved), then the
+events of its receipt (what it moved: the transfer, the fee).
 
 options:
   --to ADDRESS          recipient: 64 hex digits (it need not have an account yet)
@@ -279,7 +266,7 @@ options:
   --passphrase-env VAR  the key file's passphrase is in environment variable VAR
   --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR      node to submit to (default: the first)
-  --wait                wait for the commit and print the result code
+  --wait                wait for the commit and print the result code and events
   --timeout-ms MS       how long --wait waits (default 30000)
 `,
   async run(args, io) {
@@ -317,7 +304,8 @@ options:
     const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
     const node = pickNode(target, values.node);
     const genesis = await readGenesisFile(target.genesisFile);
-    const { ledgerToken, sendTransfer } = await import('../wallet-ledger.js');
+    const { describeEvent, ledgerToken, readReceipt, sendTransfer } =
+      await import('../wallet-ledger.js');
     const { stoqFailure } = await import('../tx-submit.js');
     const token = ledgerToken(genesis, target.genesisFile);
     const baseUnits = values['base-units'] ?? false;
@@ -344,16 +332,185 @@ options:
         wait: values.wait ?? false,
         timeoutMs,
       }).catch(stoqFailure(node.name));
-      return reportSubmission(outcome, 'transfer', node.name, io, values.wait ?? false, timeoutMs);
+      const code = reportSubmission(
+        outcome,
+        'transfer',
+        node.name,
+        io,
+        values.wait ?? false,
+        timeoutMs,
+      );
+      if (outcome.admitted && outcome.status.status === 'committed') {
+        const client = session.client(node.name);
+        const receipt = await readReceipt(client, fromHex(outcome.txHash)).catch(
+          stoqFailure(node.name),
+        );
+        const self = formatAddress(wallet.address);
+        for (const event of receipt?.events ?? []) {
+          io.out(`  ${describeEvent(event, self, token)}\n`);
+        }
+      }
+      return code;
     } finally {
       await session.close();
     }
   },
 };
 
+const DEFAULT_HISTORY_LIMIT = 20;
+
+const historyCommand: Command = {
+  name: 'wallet history',
+  summary: "an account's transactions, newest first, from the node's receipts",
+  help: `
+usage: hypermesh wallet history [ADDRESS] [--key FILE] [--limit N] [--before HEIGHT.INDEX]
+                                [--cluster FILE|DIR] [--node NAME|ADDR] [--json]
+
+Lists the committed transactions whose receipts name ADDRESS (or --key's account): transfers
+sent and received, fees, delegations to and by it, unbondings, unjails, proposals and votes,
+newest first, each with its height, position in the block, hash, result and one line per event
+(e.g. "sent 1.5 CSR to …", "fee 0.01 CSR"). Receipts are kept by each node as it executes the
+blocks and carry no proof: this is the answering node's account of them. A refused transaction
+moves nothing and names no account, so it is in no history (its sender sees it with --wait).
+
+options:
+  --key FILE            list the history of this key file's account instead of ADDRESS
+  --passphrase-env VAR  the key file's passphrase is in environment variable VAR
+  --limit N             transactions per page, 1 to ${MAX_HISTORY_PAGE_SIZE} (default ${DEFAULT_HISTORY_LIMIT})
+  --before HEIGHT.INDEX start below this transaction (the "next page" line gives it)
+  --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
+  --node NAME|ADDR      node to ask (default: the first)
+  --json                machine-readable output
+`,
+  async run(args, io) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: [...args],
+        options: {
+          key: { type: 'string' },
+          'passphrase-env': { type: 'string' },
+          limit: { type: 'string' },
+          before: { type: 'string' },
+          cluster: { type: 'string' },
+          node: { type: 'string' },
+          json: { type: 'boolean' },
+        },
+        allowPositionals: true,
+        strict: true,
+      });
+    } catch (error) {
+      throw new CliError(`${(error as Error).message} (see --help)`);
+    }
+    const { values, positionals } = parsed;
+    const address = await addressArgument(positionals, values.key, values['passphrase-env']);
+    const limit = integerOption(
+      values.limit,
+      'limit',
+      { min: 1, max: MAX_HISTORY_PAGE_SIZE },
+      DEFAULT_HISTORY_LIMIT,
+    );
+    const {
+      describeEvent,
+      describeResult,
+      formatHistoryPosition,
+      ledgerToken,
+      parseHistoryPosition,
+      readHistory,
+    } = await import('../wallet-ledger.js');
+    const before = values.before === undefined ? undefined : parseHistoryPosition(values.before);
+    const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+    const node = pickNode(target, values.node);
+    const genesis = await readGenesisFile(target.genesisFile);
+    const { stoqFailure } = await import('../tx-submit.js');
+    const token = ledgerToken(genesis, target.genesisFile);
+    const session = await openOperatorSession(target);
+    try {
+      const page = await readHistory(session.client(node.name), address, before, limit).catch(
+        stoqFailure(node.name),
+      );
+      const hex = formatAddress(address);
+      const next = page.next === null ? null : formatHistoryPosition(page.next);
+      const entries = page.receipts.map((receipt) => ({
+        height: receipt.height,
+        index: receipt.index,
+        txHash: toHex(receipt.txHash),
+        code: receipt.code,
+        log: receipt.log,
+        result: describeResult(receipt),
+        events: receipt.events.map((event) => ({
+          type: event.type,
+          attributes: event.attributes,
+          accounts: event.accounts.map(toHex),
+          text: describeEvent(event, hex, token),
+        })),
+      }));
+      if (values.json) {
+        io.out(
+          `${JSON.stringify(
+            {
+              node: node.name,
+              address: hex,
+              symbol: token.symbol,
+              decimals: token.decimals,
+              transactions: entries,
+              next,
+            },
+            null,
+            2,
+          )}\n`,
+        );
+        return 0;
+      }
+      const where = before === undefined ? '' : ` before ${formatHistoryPosition(before)}`;
+      io.out(
+        `${hex}: ${entries.length} transaction(s)${where}, newest first (receipts from ${node.name})\n`,
+      );
+      for (const entry of entries) {
+        io.out(`height ${entry.height}.${entry.index}  tx ${entry.txHash}  ${entry.result}\n`);
+        for (const event of entry.events) io.out(`  ${event.text}\n`);
+      }
+      if (next !== null) {
+        const cluster = values.cluster === undefined ? '' : ` --cluster ${values.cluster}`;
+        const asked = values.node === undefined ? '' : ` --node ${values.node}`;
+        io.out(
+          `next page: hypermesh wallet history ${hex} --limit ${limit} --before ${next}${cluster}${asked}\n`,
+        );
+      } else {
+        io.out('no more transactions\n');
+      }
+      return 0;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+/** ADDRESS, or --key's account; exactly one of them. */
+async function addressArgument(
+  positionals: readonly string[],
+  keyFile: string | undefined,
+  passphraseEnv: string | undefined,
+): Promise<Uint8Array> {
+  if (positionals.length > 1) {
+    throw new CliError(`expected at most one ADDRESS, got ${positionals.length} (see --help)`);
+  }
+  const given = positionals[0];
+  if (given !== undefined && keyFile !== undefined) {
+    throw new CliError('give an ADDRESS or --key, not both');
+  }
+  if (given !== undefined) return parseAddressArgument(given, 'ADDRESS');
+  if (keyFile !== undefined) {
+    const passphrase = passphraseFromEnv(passphraseEnv);
+    return (await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase })).address;
+  }
+  throw new CliError('give the ADDRESS to read, or --key FILE (see --help)');
+}
+
 export const walletCommands: readonly Command[] = [
   createCommand,
   addressCommand,
   balanceCommand,
   sendCommand,
+  historyCommand,
 ];

@@ -1,0 +1,1093 @@
+import { z } from 'zod';
+import {
+  CAESAR_MODULE_NAME,
+  CaesarStateError,
+  CaesarStateErrorCode,
+  JailReason,
+  ProposalStatus,
+  VoteOption,
+  caesarBalanceQuery,
+  caesarDelegationQuery,
+  caesarFeePoolQuery,
+  caesarGovCountQuery,
+  caesarGovActiveQuery,
+  caesarGovParamsQuery,
+  caesarParamsQuery,
+  caesarProposalQuery,
+  caesarStakingParamsQuery,
+  caesarUnbondingQuery,
+  caesarValidatorQuery,
+  caesarValidatorSetQuery,
+  caesarValidatorsQuery,
+  caesarVotesQuery,
+  ed25519Address,
+  formatAddress,
+  formatConsensusAddress,
+  sharesValue,
+  verifyCaesarBalance,
+  verifyCaesarDelegation,
+  verifyCaesarFeePool,
+  verifyCaesarGovActive,
+  verifyCaesarGovCount,
+  verifyCaesarGovParams,
+  verifyCaesarParams,
+  verifyCaesarProposal,
+  verifyCaesarStakingParams,
+  verifyCaesarUnbonding,
+  verifyCaesarValidator,
+  verifyCaesarValidatorSet,
+  verifyCaesarValidators,
+  verifyCaesarVotes,
+} from '../caesar/index.js';
+import type {
+  GovParams,
+  ProposalRecord,
+  StakingParams,
+  TokenParams,
+  UnbondingEntry,
+  ValidatorRecord,
+  VoteRecord,
+} from '../caesar/index.js';
+import { bytes } from '../codec/schema.js';
+import { EVENT_LIMITS, type QueryRequest, type QueryResponse } from '../consensus/app.js';
+import {
+  SEQUENCE_QUERY,
+  TransactionError,
+  decodeSequence,
+  decodeTransaction,
+  sequenceKey,
+} from '../consensus/application/index.js';
+import {
+  MAX_HISTORY_PAGE_SIZE,
+  wireError,
+  type AccountHistoryPage,
+  type ServiceRegistry,
+  type TxReceiptView,
+  type TxSubmitResult,
+} from '../consensus/net/index.js';
+import { MAX_TX_BYTES } from '../consensus/wire.js';
+import { bytesEqual } from '../crypto/bytes.js';
+import { decodeStateProof, verifyStateProof } from '../storage/index.js';
+import {
+  StoqError,
+  StoqErrorCode,
+  createClient,
+  defineService,
+  unary,
+  type CallOptions,
+  type RpcClient,
+  type SessionSource,
+  type StoqEndpoint,
+} from '../stoq/index.js';
+
+/**
+ * The ledger's RPC face (`hypermesh.caesar.v1`, docs/caesar.md "RPC service"), served by every
+ * node of a chain whose genesis has Caesar, next to the node API.
+ *
+ * State methods (balance, account, validators, rewards, params, proposals, votes) read every
+ * key at one height and send each answer's value with its Merkle proof (`proofs`) next to a
+ * decoded `view`. `createCaesarRpcClient` checks every proof against the answer's state root,
+ * decodes the proven values itself, and refuses an answer whose `view` differs from them
+ * (`CaesarStateError PROOF_INVALID`); the caller must still trust the state root (e.g. from a
+ * committed header, `hypermesh block verify`). Receipts and history are the node's own account
+ * of the blocks it executed (no proof). `submitTx` hands a Caesar transaction to the node's
+ * admission, as the node API does.
+ */
+export const CAESAR_SERVICE_NAME = 'hypermesh.caesar.v1';
+
+/** Validators one `validators` page holds at most. */
+export const MAX_VALIDATORS_PAGE = 256;
+/** Proposals one `proposals` page holds at most. */
+export const MAX_PROPOSALS_PAGE = 32;
+/** Delegations an `account` answer lists at most (the validators it has shares of). */
+export const MAX_ACCOUNT_DELEGATIONS = 1_000;
+const MAX_PROVEN_BYTES = 256 * 1024;
+const MAX_VALIDATOR_LIST = 10_000;
+
+/** Reading is open to every authenticated role; so is submitting (transactions are signed). */
+const anyone = ['validator', 'node', 'client'] as const;
+
+const height = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
+const count = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+const amount = z.string().regex(/^(0|[1-9][0-9]{0,38})$/, 'base units as decimal digits');
+const accountHex = z.string().regex(/^[0-9a-f]{64}$/);
+const validatorHex = z.string().regex(/^[0-9a-f]{40}$/);
+const address = bytes({ length: 32 });
+const validatorAddress = bytes({ length: 20 });
+const proven = z.strictObject({
+  value: bytes({ max: MAX_PROVEN_BYTES }).nullable(),
+  proof: bytes({ max: MAX_PROVEN_BYTES }),
+});
+const read = { height, stateRoot: bytes({ length: 32 }) };
+const paramRecord = z
+  .record(z.string().min(1).max(32), z.union([amount, count]))
+  .refine((record) => Object.keys(record).length <= 32, { message: 'at most 32 parameters' });
+
+const jailNames = ['none', 'downtime', 'equivocation'] as const;
+const statusNames = [
+  'voting',
+  'passed',
+  'rejected',
+  'rejected-no-quorum',
+  'applied',
+  'failed',
+] as const;
+const optionNames = ['yes', 'no', 'abstain'] as const;
+
+const delegationView = z.strictObject({ validator: validatorHex, shares: amount, worth: amount });
+const unbondingView = z.strictObject({
+  validator: validatorHex,
+  amount,
+  creationHeight: count,
+  completionHeight: count,
+});
+const accountView = z.strictObject({
+  address: accountHex,
+  balance: amount,
+  sequence: count.nullable(),
+  staking: z
+    .strictObject({
+      delegations: z.array(delegationView).max(MAX_ACCOUNT_DELEGATIONS),
+      unbondings: z.array(unbondingView).max(64),
+      bonded: amount,
+      unbonding: amount,
+    })
+    .nullable(),
+});
+const validatorView = z.strictObject({
+  address: validatorHex,
+  operator: accountHex,
+  tokens: amount,
+  shares: amount,
+  power: count,
+  inSet: z.boolean(),
+  jailed: z.enum(jailNames),
+  jailedUntil: count,
+  commissionBps: count,
+});
+const tallyView = z.strictObject({ yes: amount, no: amount, abstain: amount, bonded: amount });
+const proposalView = z.strictObject({
+  id: count,
+  title: z.string().max(140),
+  status: z.enum(statusNames),
+  proposer: accountHex,
+  deposit: amount,
+  changes: z.array(z.strictObject({ name: z.string().max(32), value: amount })).max(16),
+  submitHeight: count,
+  votingEnd: count,
+  executeHeight: count,
+  tally: tallyView.nullable(),
+});
+const txHash = bytes({ length: 32 });
+const receipt = z.strictObject({
+  txHash,
+  height,
+  index: count,
+  code: z.int().min(0).max(0xffff_ffff),
+  log: z.string().max(4096),
+  events: z
+    .array(
+      z.strictObject({
+        type: z.string().min(1).max(128),
+        attributes: z
+          .record(z.string().min(1).max(64), z.string().max(EVENT_LIMITS.valueChars))
+          .refine((record) => Object.keys(record).length <= EVENT_LIMITS.attributesPerEvent),
+        accounts: z
+          .array(bytes({ min: 1, max: EVENT_LIMITS.accountBytes }))
+          .max(EVENT_LIMITS.accountsPerEvent),
+      }),
+    )
+    .max(EVENT_LIMITS.eventsPerTx),
+});
+const position = z.strictObject({ height, index: count });
+
+export const caesarService = defineService({
+  name: CAESAR_SERVICE_NAME,
+  methods: {
+    balance: unary({
+      request: z.strictObject({ address, height: height.optional() }),
+      response: z.strictObject({
+        ...read,
+        view: z.strictObject({ address: accountHex, balance: amount }),
+        proofs: z.strictObject({ balance: proven }),
+      }),
+      allow: anyone,
+    }),
+    account: unary({
+      request: z.strictObject({
+        address,
+        /** The account's Ed25519 key: the router keeps sequences by key, not by address. */
+        publicKey: bytes({ length: 32 }).optional(),
+        height: height.optional(),
+      }),
+      response: z.strictObject({
+        ...read,
+        view: accountView,
+        proofs: z.strictObject({
+          balance: proven,
+          sequence: proven.nullable(),
+          stakingParams: proven,
+          unbonding: proven.nullable(),
+          delegations: z
+            .array(
+              z.strictObject({ validator: validatorAddress, record: proven, delegation: proven }),
+            )
+            .max(MAX_ACCOUNT_DELEGATIONS),
+        }),
+      }),
+      allow: anyone,
+    }),
+    validators: unary({
+      request: z.strictObject({
+        from: count.optional(),
+        limit: z.int().min(1).max(MAX_VALIDATORS_PAGE).optional(),
+        height: height.optional(),
+      }),
+      response: z.strictObject({
+        ...read,
+        view: z.strictObject({
+          total: count,
+          validators: z.array(validatorView).max(MAX_VALIDATORS_PAGE),
+          next: count.nullable(),
+        }),
+        proofs: z.strictObject({
+          list: proven,
+          set: proven,
+          records: z.array(proven).max(MAX_VALIDATORS_PAGE),
+        }),
+      }),
+      allow: anyone,
+    }),
+    rewards: unary({
+      request: z.strictObject({
+        validator: validatorAddress.optional(),
+        height: height.optional(),
+      }),
+      response: z.strictObject({
+        ...read,
+        view: z.strictObject({
+          blockReward: amount.nullable(),
+          proposerBonusBps: count.nullable(),
+          feePool: amount,
+          validator: z
+            .strictObject({
+              address: validatorHex,
+              operator: accountHex,
+              commissionBps: count,
+              tokens: amount,
+              shares: amount,
+            })
+            .nullable(),
+        }),
+        proofs: z.strictObject({
+          stakingParams: proven,
+          feePool: proven,
+          validator: proven.nullable(),
+        }),
+      }),
+      allow: anyone,
+    }),
+    params: unary({
+      request: z.strictObject({ height: height.optional() }),
+      response: z.strictObject({
+        ...read,
+        view: z.strictObject({
+          token: z.strictObject({
+            name: z.string().max(64),
+            symbol: z.string().max(12),
+            decimals: count,
+            supply: amount,
+          }),
+          staking: paramRecord.nullable(),
+          governance: paramRecord.nullable(),
+        }),
+        proofs: z.strictObject({ token: proven, staking: proven, governance: proven }),
+      }),
+      allow: anyone,
+    }),
+    proposals: unary({
+      request: z.strictObject({
+        before: z.int().min(2).max(Number.MAX_SAFE_INTEGER).optional(),
+        limit: z.int().min(1).max(MAX_PROPOSALS_PAGE).optional(),
+        height: height.optional(),
+      }),
+      response: z.strictObject({
+        ...read,
+        view: z.strictObject({
+          count,
+          active: z.array(count).max(64),
+          proposals: z.array(proposalView).max(MAX_PROPOSALS_PAGE),
+          next: count.nullable(),
+        }),
+        proofs: z.strictObject({
+          count: proven,
+          active: proven,
+          proposals: z.array(proven).max(MAX_PROPOSALS_PAGE),
+        }),
+      }),
+      allow: anyone,
+    }),
+    votes: unary({
+      request: z.strictObject({ proposal: height, height: height.optional() }),
+      response: z.strictObject({
+        ...read,
+        view: z.strictObject({
+          proposal: proposalView.nullable(),
+          votes: z
+            .array(z.strictObject({ voter: accountHex, option: z.enum(optionNames) }))
+            .max(2_000),
+        }),
+        proofs: z.strictObject({ proposal: proven, votes: proven }),
+      }),
+      allow: anyone,
+    }),
+    submitTx: unary({
+      request: z.strictObject({ tx: bytes({ min: 1, max: MAX_TX_BYTES }) }),
+      response: z.discriminatedUnion('ok', [
+        z.strictObject({ ok: z.literal(true), txHash }),
+        z.strictObject({
+          ok: z.literal(false),
+          txHash: txHash.optional(),
+          code: z.string().min(1).max(128),
+          message: z.string().max(4096),
+        }),
+      ]),
+      allow: anyone,
+    }),
+    receipt: unary({
+      request: z.strictObject({ txHash }),
+      response: receipt,
+      allow: anyone,
+    }),
+    history: unary({
+      request: z.strictObject({
+        account: address,
+        before: position.optional(),
+        limit: z.int().min(1).max(MAX_HISTORY_PAGE_SIZE),
+      }),
+      response: z.strictObject({
+        receipts: z.array(receipt).max(MAX_HISTORY_PAGE_SIZE),
+        next: position.nullable(),
+      }),
+      allow: anyone,
+    }),
+  },
+});
+
+export type CaesarRpcService = typeof caesarService;
+export type ProvenRead = z.output<typeof proven>;
+export type AccountView = z.output<typeof accountView>;
+export type ValidatorView = z.output<typeof validatorView>;
+export type ProposalView = z.output<typeof proposalView>;
+
+type Awaitable<T> = T | Promise<T>;
+
+/** What the face reads and where it submits: the node's application, admission and receipts. */
+export interface CaesarRpcSource {
+  /** The application's query (the router answers with proofs). */
+  query(request: QueryRequest): QueryResponse;
+  /** Client admission, as the node API's `submitTx`. */
+  submit(tx: Uint8Array): Awaitable<TxSubmitResult>;
+  receipt(txHash: Uint8Array): TxReceiptView | null;
+  history(
+    account: Uint8Array,
+    before: { readonly height: number; readonly index: number } | undefined,
+    limit: number,
+  ): AccountHistoryPage;
+}
+
+// ---- Decoding proven answers into views: shared by the server and the verifying client. ----
+
+/** A proven value as the readers take it, at the answer's height and root. */
+interface Answer {
+  readonly height: number;
+  readonly stateRoot: Uint8Array;
+}
+const asResponse = (at: Answer, value: ProvenRead): QueryResponse => ({
+  height: at.height,
+  stateRoot: at.stateRoot,
+  value: value.value,
+  proof: value.proof,
+});
+
+const jailName = (reason: JailReason): (typeof jailNames)[number] =>
+  reason === JailReason.DOWNTIME
+    ? 'downtime'
+    : reason === JailReason.EQUIVOCATION
+      ? 'equivocation'
+      : 'none';
+
+const STATUS_NAMES: Readonly<Record<ProposalStatus, (typeof statusNames)[number]>> = {
+  [ProposalStatus.VOTING]: 'voting',
+  [ProposalStatus.PASSED]: 'passed',
+  [ProposalStatus.REJECTED]: 'rejected',
+  [ProposalStatus.REJECTED_NO_QUORUM]: 'rejected-no-quorum',
+  [ProposalStatus.APPLIED]: 'applied',
+  [ProposalStatus.FAILED]: 'failed',
+};
+const OPTION_NAMES: Readonly<Record<VoteOption, (typeof optionNames)[number]>> = {
+  [VoteOption.YES]: 'yes',
+  [VoteOption.NO]: 'no',
+  [VoteOption.ABSTAIN]: 'abstain',
+};
+
+function paramsView(params: StakingParams | GovParams): Record<string, string | number> {
+  return Object.fromEntries(
+    Object.entries(params).map(([name, value]) => [
+      name,
+      typeof value === 'bigint' ? value.toString() : (value as number),
+    ]),
+  );
+}
+
+function validatorViewOf(
+  validator: Uint8Array,
+  record: ValidatorRecord,
+  inSet: boolean,
+): ValidatorView {
+  return {
+    address: formatConsensusAddress(validator),
+    operator: formatAddress(ed25519Address(record.publicKey)),
+    tokens: record.tokens.toString(),
+    shares: record.shares.toString(),
+    power: record.power,
+    inSet,
+    jailed: jailName(record.jailed),
+    jailedUntil: record.jailedUntil,
+    commissionBps: record.commissionBps,
+  };
+}
+
+function proposalViewOf(record: ProposalRecord): ProposalView {
+  return {
+    id: record.id,
+    title: record.title,
+    status: STATUS_NAMES[record.status],
+    proposer: formatAddress(record.proposer),
+    deposit: record.deposit.toString(),
+    changes: record.changes.map((change) => ({
+      name: change.name,
+      value: change.value.toString(),
+    })),
+    submitHeight: record.submitHeight,
+    votingEnd: record.votingEnd,
+    executeHeight: record.executeHeight,
+    tally:
+      record.tally === undefined
+        ? null
+        : {
+            yes: record.tally.yes.toString(),
+            no: record.tally.no.toString(),
+            abstain: record.tally.abstain.toString(),
+            bonded: record.tally.bonded.toString(),
+          },
+  };
+}
+
+function proofInvalid(what: string): never {
+  throw new CaesarStateError(CaesarStateErrorCode.PROOF_INVALID, what);
+}
+
+/** The proven router sequence of `publicKey` (not a Caesar key, so checked here). */
+function verifySequence(at: Answer, publicKey: Uint8Array, value: ProvenRead): number {
+  const key = sequenceKey(publicKey);
+  if (!verifyStateProof(at.stateRoot, key, value.value, decodeStateProof(value.proof))) {
+    proofInvalid("the sequence's proof does not verify against the state root");
+  }
+  return decodeSequence(value.value);
+}
+
+interface AccountProofs {
+  readonly balance: ProvenRead;
+  readonly sequence: ProvenRead | null;
+  readonly stakingParams: ProvenRead;
+  readonly unbonding: ProvenRead | null;
+  readonly delegations: readonly {
+    readonly validator: Uint8Array;
+    readonly record: ProvenRead;
+    readonly delegation: ProvenRead;
+  }[];
+}
+
+function accountViewOf(
+  at: Answer,
+  account: Uint8Array,
+  publicKey: Uint8Array | undefined,
+  proofs: AccountProofs,
+): AccountView {
+  const balance = verifyCaesarBalance(account, asResponse(at, proofs.balance));
+  if ((publicKey === undefined) !== (proofs.sequence === null)) {
+    proofInvalid('the answer has a sequence exactly when a public key was given');
+  }
+  const sequence =
+    publicKey === undefined || proofs.sequence === null
+      ? null
+      : verifySequence(at, publicKey, proofs.sequence);
+  const staking = verifyCaesarStakingParams(asResponse(at, proofs.stakingParams));
+  if ((staking === null) !== (proofs.unbonding === null)) {
+    proofInvalid('the answer has unbonding entries exactly when the chain has staking');
+  }
+  if (staking === null || proofs.unbonding === null) {
+    return {
+      address: formatAddress(account),
+      balance: balance.toString(),
+      sequence,
+      staking: null,
+    };
+  }
+  const entries: UnbondingEntry[] = verifyCaesarUnbonding(
+    account,
+    asResponse(at, proofs.unbonding),
+  );
+  let bonded = 0n;
+  const delegations = proofs.delegations.map(({ validator, record, delegation }) => {
+    const found = verifyCaesarValidator(validator, asResponse(at, record));
+    const shares = verifyCaesarDelegation(validator, account, asResponse(at, delegation));
+    if (found === null || shares === 0n) {
+      proofInvalid(
+        `the answer lists a delegation to ${formatConsensusAddress(validator)} that does not exist`,
+      );
+    }
+    const worth = sharesValue(found, shares);
+    bonded += worth;
+    return {
+      validator: formatConsensusAddress(validator),
+      shares: shares.toString(),
+      worth: worth.toString(),
+    };
+  });
+  return {
+    address: formatAddress(account),
+    balance: balance.toString(),
+    sequence,
+    staking: {
+      delegations,
+      unbondings: entries.map((entry) => ({
+        validator: formatConsensusAddress(entry.validator),
+        amount: entry.amount.toString(),
+        creationHeight: entry.creationHeight,
+        completionHeight: entry.completionHeight,
+      })),
+      bonded: bonded.toString(),
+      unbonding: entries.reduce((sum, entry) => sum + entry.amount, 0n).toString(),
+    },
+  };
+}
+
+function validatorsViewOf(
+  at: Answer,
+  from: number,
+  limit: number,
+  proofs: { list: ProvenRead; set: ProvenRead; records: readonly ProvenRead[] },
+): { total: number; validators: ValidatorView[]; next: number | null } {
+  const list = verifyCaesarValidators(asResponse(at, proofs.list));
+  const set = verifyCaesarValidatorSet(asResponse(at, proofs.set));
+  const page = list.slice(from, from + limit);
+  if (proofs.records.length !== page.length) {
+    proofInvalid(`the answer has ${proofs.records.length} records for ${page.length} validators`);
+  }
+  const validators = page.map((validator, i) => {
+    const record = verifyCaesarValidator(validator, asResponse(at, proofs.records[i]!));
+    if (record === null) {
+      proofInvalid(`validator ${formatConsensusAddress(validator)} is listed but has no record`);
+    }
+    return validatorViewOf(
+      validator,
+      record,
+      set.some((member) => bytesEqual(member, validator)),
+    );
+  });
+  return { total: list.length, validators, next: from + limit < list.length ? from + limit : null };
+}
+
+function proposalIds(count: number, before: number | undefined, limit: number): number[] {
+  const top = Math.min(count, before === undefined ? count : before - 1);
+  const ids: number[] = [];
+  for (let id = top; id >= 1 && ids.length < limit; id--) ids.push(id);
+  return ids;
+}
+
+function proposalsViewOf(
+  at: Answer,
+  before: number | undefined,
+  limit: number,
+  proofs: { count: ProvenRead; active: ProvenRead; proposals: readonly ProvenRead[] },
+) {
+  const total = verifyCaesarGovCount(asResponse(at, proofs.count));
+  const active = verifyCaesarGovActive(asResponse(at, proofs.active));
+  const ids = proposalIds(total, before, limit);
+  if (proofs.proposals.length !== ids.length) {
+    proofInvalid(`the answer has ${proofs.proposals.length} proposals for ids ${ids.join(', ')}`);
+  }
+  const proposals = ids.map((id, i) => {
+    const record = verifyCaesarProposal(id, asResponse(at, proofs.proposals[i]!));
+    if (record === null) proofInvalid(`proposal ${id} is counted but absent`);
+    return proposalViewOf(record);
+  });
+  const last = ids.at(-1);
+  return {
+    count: total,
+    active,
+    proposals,
+    next: last !== undefined && last > 1 ? last : null,
+  };
+}
+
+function votesViewOf(at: Answer, id: number, proofs: { proposal: ProvenRead; votes: ProvenRead }) {
+  const record = verifyCaesarProposal(id, asResponse(at, proofs.proposal));
+  const votes: VoteRecord[] = verifyCaesarVotes(id, asResponse(at, proofs.votes));
+  return {
+    proposal: record === null ? null : proposalViewOf(record),
+    votes: votes.map((vote) => ({
+      voter: formatAddress(vote.voter),
+      option: OPTION_NAMES[vote.option],
+    })),
+  };
+}
+
+function rewardsViewOf(
+  at: Answer,
+  validator: Uint8Array | undefined,
+  proofs: { stakingParams: ProvenRead; feePool: ProvenRead; validator: ProvenRead | null },
+) {
+  const staking = verifyCaesarStakingParams(asResponse(at, proofs.stakingParams));
+  const feePool = verifyCaesarFeePool(asResponse(at, proofs.feePool));
+  if ((validator === undefined) !== (proofs.validator === null)) {
+    proofInvalid('the answer has a validator record exactly when one was asked for');
+  }
+  const record =
+    validator === undefined || proofs.validator === null
+      ? null
+      : verifyCaesarValidator(validator, asResponse(at, proofs.validator));
+  return {
+    blockReward: staking === null ? null : staking.blockReward.toString(),
+    proposerBonusBps: staking === null ? null : staking.proposerBonusBps,
+    feePool: feePool.toString(),
+    validator:
+      validator === undefined || record === null
+        ? null
+        : {
+            address: formatConsensusAddress(validator),
+            operator: formatAddress(ed25519Address(record.publicKey)),
+            commissionBps: record.commissionBps,
+            tokens: record.tokens.toString(),
+            shares: record.shares.toString(),
+          },
+  };
+}
+
+function paramsViewOf(
+  at: Answer,
+  proofs: { token: ProvenRead; staking: ProvenRead; governance: ProvenRead },
+) {
+  const token: TokenParams | null = verifyCaesarParams(asResponse(at, proofs.token));
+  if (token === null) proofInvalid('the chain has no Caesar token parameters');
+  const staking = verifyCaesarStakingParams(asResponse(at, proofs.staking));
+  // Governance needs staking; its parameters are the defaults until a genesis or proposal sets them.
+  const governance = verifyCaesarGovParams(asResponse(at, proofs.governance));
+  return {
+    token: {
+      name: token.name,
+      symbol: token.symbol,
+      decimals: token.decimals,
+      supply: token.supply.toString(),
+    },
+    staking: staking === null ? null : paramsView(staking),
+    governance: staking === null ? null : paramsView(governance),
+  };
+}
+
+// ---- The server. ----
+
+/** Reads at one height: the first answer fixes it, the others ask for it. */
+class Reader {
+  private at: Answer | undefined;
+
+  constructor(
+    private readonly source: CaesarRpcSource,
+    private readonly height: number | undefined,
+  ) {}
+
+  read(request: QueryRequest): ProvenRead {
+    const at = this.at?.height ?? this.height;
+    const answer = this.source.query(at === undefined ? request : { ...request, height: at });
+    if (answer.height === null) {
+      throw new StoqError(StoqErrorCode.UNAVAILABLE, 'no block is committed yet', {
+        reason: 'no-block',
+      });
+    }
+    this.at ??= { height: answer.height, stateRoot: answer.stateRoot };
+    if (answer.proof === undefined) {
+      throw new StoqError(StoqErrorCode.INTERNAL, `the answer to ${request.path} has no proof`);
+    }
+    return { value: answer.value, proof: answer.proof };
+  }
+
+  answer(): Answer {
+    if (this.at === undefined) throw new StoqError(StoqErrorCode.INTERNAL, 'nothing was read');
+    return this.at;
+  }
+}
+
+function accountProofs(
+  reader: Reader,
+  account: Uint8Array,
+  publicKey: Uint8Array | undefined,
+): AccountProofs {
+  const balance = reader.read(caesarBalanceQuery(account));
+  const sequence =
+    publicKey === undefined ? null : reader.read({ path: SEQUENCE_QUERY, data: publicKey });
+  const stakingParams = reader.read(caesarStakingParamsQuery());
+  const at = reader.answer();
+  if (verifyCaesarStakingParams(asResponse(at, stakingParams)) === null) {
+    return { balance, sequence, stakingParams, unbonding: null, delegations: [] };
+  }
+  const unbonding = reader.read(caesarUnbondingQuery(account));
+  const list = verifyCaesarValidators(asResponse(at, reader.read(caesarValidatorsQuery())));
+  const delegations: AccountProofs['delegations'][number][] = [];
+  for (const validator of list) {
+    const delegation = reader.read(caesarDelegationQuery(validator, account));
+    if (delegation.value === null) continue;
+    if (delegations.length >= MAX_ACCOUNT_DELEGATIONS) {
+      throw new StoqError(
+        StoqErrorCode.RESOURCE_EXHAUSTED,
+        `the account has delegations to more than ${MAX_ACCOUNT_DELEGATIONS} validators`,
+        { reason: 'too-many-delegations', limit: MAX_ACCOUNT_DELEGATIONS },
+      );
+    }
+    delegations.push({
+      validator,
+      record: reader.read(caesarValidatorQuery(validator)),
+      delegation,
+    });
+  }
+  return { balance, sequence, stakingParams, unbonding, delegations };
+}
+
+const DEFAULT_VALIDATORS_PAGE = 100;
+const DEFAULT_PROPOSALS_PAGE = 20;
+
+/** Registers `hypermesh.caesar.v1` on `server`, answering from `source`. */
+export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSource): void {
+  const run = async <T>(work: () => Awaitable<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw wireError(error);
+    }
+  };
+  server.register(caesarService, {
+    balance: (request) =>
+      run(() => {
+        const reader = new Reader(source, request.height);
+        const proofs = { balance: reader.read(caesarBalanceQuery(request.address)) };
+        const at = reader.answer();
+        const balance = verifyCaesarBalance(request.address, asResponse(at, proofs.balance));
+        return {
+          ...at,
+          view: { address: formatAddress(request.address), balance: balance.toString() },
+          proofs,
+        };
+      }),
+    account: (request) =>
+      run(() => {
+        if (
+          request.publicKey !== undefined &&
+          !bytesEqual(ed25519Address(request.publicKey), request.address)
+        ) {
+          throw new StoqError(
+            StoqErrorCode.INVALID_ARGUMENT,
+            'publicKey is not the key of this address (the address is SHA-256 of the key)',
+            { reason: 'key-mismatch' },
+          );
+        }
+        const reader = new Reader(source, request.height);
+        const proofs = accountProofs(reader, request.address, request.publicKey);
+        const at = reader.answer();
+        return {
+          ...at,
+          view: accountViewOf(at, request.address, request.publicKey, proofs),
+          proofs: { ...proofs, delegations: [...proofs.delegations] },
+        };
+      }),
+    validators: (request) =>
+      run(() => {
+        const from = request.from ?? 0;
+        const limit = request.limit ?? DEFAULT_VALIDATORS_PAGE;
+        const reader = new Reader(source, request.height);
+        const list = reader.read(caesarValidatorsQuery());
+        const set = reader.read(caesarValidatorSetQuery());
+        const at = reader.answer();
+        const addresses = verifyCaesarValidators(asResponse(at, list));
+        if (addresses.length > MAX_VALIDATOR_LIST) {
+          throw new StoqError(StoqErrorCode.INTERNAL, 'more validators than the module allows');
+        }
+        const records = addresses
+          .slice(from, from + limit)
+          .map((validator) => reader.read(caesarValidatorQuery(validator)));
+        const proofs = { list, set, records };
+        return { ...at, view: validatorsViewOf(at, from, limit, proofs), proofs };
+      }),
+    rewards: (request) =>
+      run(() => {
+        const reader = new Reader(source, request.height);
+        const proofs = {
+          stakingParams: reader.read(caesarStakingParamsQuery()),
+          feePool: reader.read(caesarFeePoolQuery()),
+          validator:
+            request.validator === undefined
+              ? null
+              : reader.read(caesarValidatorQuery(request.validator)),
+        };
+        const at = reader.answer();
+        return { ...at, view: rewardsViewOf(at, request.validator, proofs), proofs };
+      }),
+    params: (request) =>
+      run(() => {
+        const reader = new Reader(source, request.height);
+        const proofs = {
+          token: reader.read(caesarParamsQuery()),
+          staking: reader.read(caesarStakingParamsQuery()),
+          governance: reader.read(caesarGovParamsQuery()),
+        };
+        const at = reader.answer();
+        return { ...at, view: paramsViewOf(at, proofs), proofs };
+      }),
+    proposals: (request) =>
+      run(() => {
+        const limit = request.limit ?? DEFAULT_PROPOSALS_PAGE;
+        const reader = new Reader(source, request.height);
+        const countRead = reader.read(caesarGovCountQuery());
+        const active = reader.read(caesarGovActiveQuery());
+        const at = reader.answer();
+        const total = verifyCaesarGovCount(asResponse(at, countRead));
+        const proposals = proposalIds(total, request.before, limit).map((id) =>
+          reader.read(caesarProposalQuery(id)),
+        );
+        const proofs = { count: countRead, active, proposals };
+        return { ...at, view: proposalsViewOf(at, request.before, limit, proofs), proofs };
+      }),
+    votes: (request) =>
+      run(() => {
+        const reader = new Reader(source, request.height);
+        const proofs = {
+          proposal: reader.read(caesarProposalQuery(request.proposal)),
+          votes: reader.read(caesarVotesQuery(request.proposal)),
+        };
+        const at = reader.answer();
+        return { ...at, view: votesViewOf(at, request.proposal, proofs), proofs };
+      }),
+    submitTx: (request) =>
+      run(async () => {
+        let module: string;
+        try {
+          module = decodeTransaction(request.tx).module;
+        } catch (error) {
+          if (!(error instanceof TransactionError)) throw error;
+          return { ok: false as const, code: error.code, message: error.message };
+        }
+        if (module !== CAESAR_MODULE_NAME) {
+          throw new StoqError(
+            StoqErrorCode.INVALID_ARGUMENT,
+            `this service takes ${CAESAR_MODULE_NAME} transactions, not ${module} (use the node API)`,
+            { reason: 'not-caesar', module },
+          );
+        }
+        const result = await source.submit(request.tx);
+        return result.ok
+          ? { ok: true as const, txHash: result.txHash }
+          : {
+              ok: false as const,
+              code: result.code,
+              message: result.message,
+              ...(result.txHash === undefined ? {} : { txHash: result.txHash }),
+            };
+      }),
+    receipt: (request) =>
+      run(() => {
+        const found = source.receipt(request.txHash);
+        if (found === null) {
+          throw new StoqError(StoqErrorCode.NOT_FOUND, 'no receipt for this transaction', {
+            reason: 'no-receipt',
+          });
+        }
+        return receiptView(found);
+      }),
+    history: (request) =>
+      run(() => {
+        const page = source.history(request.account, request.before, request.limit);
+        return { receipts: page.receipts.map(receiptView), next: page.next };
+      }),
+  });
+}
+
+function receiptView(found: TxReceiptView): TxReceiptView {
+  return {
+    txHash: found.txHash,
+    height: found.height,
+    index: found.index,
+    code: found.code,
+    log: found.log,
+    events: found.events.map((event) => ({
+      type: event.type,
+      attributes: { ...event.attributes },
+      accounts: [...event.accounts],
+    })),
+  };
+}
+
+// ---- The client. ----
+
+/** Every proven answer: the height and state root all its values were read at. */
+export interface Proven<T> {
+  readonly height: number;
+  readonly stateRoot: Uint8Array;
+  readonly view: T;
+}
+
+export interface CaesarRpcClient {
+  /** The balance of `address` in base units, its proof checked. */
+  balance(address: Uint8Array, height?: number, options?: CallOptions): Promise<Proven<bigint>>;
+  /**
+   * Balance, delegations (with their worth) and unbonding entries, every value proven; with
+   * `publicKey` (whose SHA-256 is the address) also the router's next sequence for that key.
+   * That the node left no delegation out is not proven (it would take one proof per validator).
+   */
+  account(
+    address: Uint8Array,
+    request?: { publicKey?: Uint8Array; height?: number },
+    options?: CallOptions,
+  ): Promise<Proven<AccountView>>;
+  /** A page of the validators (the whole list is proven, so none can be left out). */
+  validators(
+    request?: { from?: number; limit?: number; height?: number },
+    options?: CallOptions,
+  ): Promise<Proven<{ total: number; validators: ValidatorView[]; next: number | null }>>;
+  rewards(
+    request?: { validator?: Uint8Array; height?: number },
+    options?: CallOptions,
+  ): Promise<Proven<ReturnType<typeof rewardsViewOf>>>;
+  params(height?: number, options?: CallOptions): Promise<Proven<ReturnType<typeof paramsViewOf>>>;
+  /** Proposals newest first, `before` an id (the previous page's `next`). */
+  proposals(
+    request?: { before?: number; limit?: number; height?: number },
+    options?: CallOptions,
+  ): Promise<Proven<ReturnType<typeof proposalsViewOf>>>;
+  votes(
+    proposal: number,
+    height?: number,
+    options?: CallOptions,
+  ): Promise<Proven<ReturnType<typeof votesViewOf>>>;
+  submitTx(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
+  /** Rejects with NOT_FOUND (`detail.reason` `no-receipt`) for an unknown transaction. */
+  receipt(txHash: Uint8Array, options?: CallOptions): Promise<TxReceiptView>;
+  history(
+    request: {
+      account: Uint8Array;
+      before?: { height: number; index: number };
+      limit: number;
+    },
+    options?: CallOptions,
+  ): Promise<AccountHistoryPage>;
+}
+
+export type CaesarRpcTarget =
+  { readonly endpoint: StoqEndpoint; readonly peer: string } | { readonly session: SessionSource };
+
+/** Keys sorted, so two views compare equal whatever order their fields arrived in. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonical(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The view computed from the verified proofs, which must be the one the node stated. */
+function checked<T>(answer: Answer & { view: unknown }, proven: T): Proven<T> {
+  if (canonical(answer.view) !== canonical(proven)) {
+    proofInvalid("the node's view differs from what its proofs show");
+  }
+  return { height: answer.height, stateRoot: answer.stateRoot, view: proven };
+}
+
+export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient {
+  const rpc: RpcClient<CaesarRpcService> =
+    'endpoint' in target
+      ? target.endpoint.client(caesarService, target.peer)
+      : createClient(caesarService, target.session);
+  const h = (value: number | undefined) => (value === undefined ? {} : { height: value });
+  return {
+    balance: async (account, at, options) => {
+      const answer = await rpc.call('balance', { address: account, ...h(at) }, options);
+      const balance = verifyCaesarBalance(account, asResponse(answer, answer.proofs.balance));
+      checked(answer, { address: formatAddress(account), balance: balance.toString() });
+      return { height: answer.height, stateRoot: answer.stateRoot, view: balance };
+    },
+    account: async (account, request = {}, options) => {
+      const answer = await rpc.call(
+        'account',
+        {
+          address: account,
+          ...(request.publicKey === undefined ? {} : { publicKey: request.publicKey }),
+          ...h(request.height),
+        },
+        options,
+      );
+      return checked(answer, accountViewOf(answer, account, request.publicKey, answer.proofs));
+    },
+    validators: async (request = {}, options) => {
+      const from = request.from ?? 0;
+      const limit = request.limit ?? DEFAULT_VALIDATORS_PAGE;
+      const answer = await rpc.call('validators', { from, limit, ...h(request.height) }, options);
+      return checked(answer, validatorsViewOf(answer, from, limit, answer.proofs));
+    },
+    rewards: async (request = {}, options) => {
+      const answer = await rpc.call(
+        'rewards',
+        {
+          ...(request.validator === undefined ? {} : { validator: request.validator }),
+          ...h(request.height),
+        },
+        options,
+      );
+      return checked(answer, rewardsViewOf(answer, request.validator, answer.proofs));
+    },
+    params: async (at, options) => {
+      const answer = await rpc.call('params', h(at), options);
+      return checked(answer, paramsViewOf(answer, answer.proofs));
+    },
+    proposals: async (request = {}, options) => {
+      const limit = request.limit ?? DEFAULT_PROPOSALS_PAGE;
+      const answer = await rpc.call(
+        'proposals',
+        {
+          limit,
+          ...(request.before === undefined ? {} : { before: request.before }),
+          ...h(request.height),
+        },
+        options,
+      );
+      return checked(answer, proposalsViewOf(answer, request.before, limit, answer.proofs));
+    },
+    votes: async (proposal, at, options) => {
+      const answer = await rpc.call('votes', { proposal, ...h(at) }, options);
+      return checked(answer, votesViewOf(answer, proposal, answer.proofs));
+    },
+    submitTx: (tx, options) => rpc.call('submitTx', { tx }, options),
+    receipt: (hash, options) => rpc.call('receipt', { txHash: hash }, options),
+    history: (request, options) =>
+      rpc.call(
+        'history',
+        {
+          account: request.account,
+          limit: request.limit,
+          ...(request.before === undefined ? {} : { before: request.before }),
+        },
+        options,
+      ),
+  };
+}

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CaesarStateError, CaesarStateErrorCode } from '../../src/caesar/index.js';
+import type { ServiceRegistry } from '../../src/consensus/net/index.js';
+import {
+  createCaesarRpcClient,
+  registerCaesarRpc,
+  type CaesarRpcClient,
+  type CaesarRpcSource,
+} from '../../src/faces/caesar-rpc.js';
+import type { ServiceDefinition, ServiceHandlers } from '../../src/stoq/index.js';
+import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
+import { makeSender, type TestNode } from '../consensus/application/fixture.js';
+import { Cluster } from '../consensus/net/net-fixture.js';
+import { addressOf, transfer } from '../caesar/caesar-fixture.js';
+import {
+  makeValidator,
+  openStakingNode,
+  runBlock,
+  stakingGenesis,
+  stakingTx,
+} from '../caesar/staking-fixture.js';
+
+/**
+ * The client of `hypermesh.caesar.v1` checks what it is told (over the in-memory STOQ
+ * transport): a node that states another balance than its proof shows, or sends the proof of
+ * another account, is refused with `CaesarStateError PROOF_INVALID`; pages of validators follow
+ * the proven list. The honest server reads a real Caesar application over a store.
+ */
+let cluster: Cluster;
+let app: TestNode;
+let honest: CaesarRpcClient;
+let liar: CaesarRpcClient;
+let forger: CaesarRpcClient;
+
+const alice = makeSender();
+const bob = makeSender();
+const validators = [makeValidator(), makeValidator(), makeValidator()];
+
+/** `registry` with the handler of `method` replaced by `wrap(original)`. */
+function tampering(
+  registry: ServiceRegistry,
+  method: string,
+  wrap: (original: (request: unknown, ctx: unknown) => Promise<unknown>) => unknown,
+): ServiceRegistry {
+  return {
+    register<S extends ServiceDefinition>(service: S, handlers: ServiceHandlers<S>): void {
+      const table = handlers as unknown as Record<
+        string,
+        (request: unknown, ctx: unknown) => Promise<unknown>
+      >;
+      registry.register(service, {
+        ...handlers,
+        [method]: wrap(table[method]!),
+      } as ServiceHandlers<S>);
+    },
+  };
+}
+
+before(async () => {
+  app = await openStakingNode(
+    stakingGenesis({
+      validators: validators.map((validator) => ({ validator, selfBond: 10_000n })),
+      balances: [{ address: addressOf(alice), amount: 5_000n }],
+    }),
+  );
+  runBlock(app);
+  runBlock(app, [
+    transfer(alice, { to: addressOf(bob), amount: 700n }),
+    stakingTx(alice, {
+      op: 'delegate',
+      fee: 0n,
+      amount: 1_000n,
+      validator: validators[1]!.address,
+    }),
+  ]);
+  const source: CaesarRpcSource = {
+    query: (request) => app.app.query(request),
+    submit: () => ({ ok: false, code: 'TEST_CLOSED', message: 'no admission here' }),
+    receipt: () => null,
+    history: () => ({ receipts: [], next: null }),
+  };
+  cluster = await Cluster.create('memory', ['n1', 'n2', 'n3', { name: 'carol', role: 'client' }]);
+  const [n1, n2, n3] = [
+    await cluster.endpoint('n1'),
+    await cluster.endpoint('n2'),
+    await cluster.endpoint('n3'),
+  ];
+  registerCaesarRpc(n1.endpoint, source);
+  // n2 states a balance its proof does not show.
+  registerCaesarRpc(
+    tampering(n2.endpoint, 'balance', (original) => async (request: unknown, ctx: unknown) => {
+      const answer = (await original(request, ctx)) as { view: { balance: string } };
+      return { ...answer, view: { ...answer.view, balance: '999999' } };
+    }),
+    source,
+  );
+  // n3 answers with Alice's proven balance whatever is asked.
+  registerCaesarRpc(
+    tampering(n3.endpoint, 'balance', (original) => async (request: unknown, ctx: unknown) => {
+      const asked = request as { address: Uint8Array };
+      const answer = (await original({ ...asked, address: addressOf(alice) }, ctx)) as {
+        view: { address: string };
+      };
+      return {
+        ...answer,
+        view: { ...answer.view, address: Buffer.from(asked.address).toString('hex') },
+      };
+    }),
+    source,
+  );
+  const caller = await cluster.endpoint('carol', undefined, {
+    n1: [n1.address],
+    n2: [n2.address],
+    n3: [n3.address],
+  });
+  honest = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
+  liar = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n2' });
+  forger = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n3' });
+});
+
+after(async () => {
+  await cluster.close();
+  await app.close();
+});
+
+const proofInvalid = (error: unknown): boolean =>
+  error instanceof CaesarStateError && error.code === CaesarStateErrorCode.PROOF_INVALID;
+
+describe('hypermesh.caesar.v1 client checks', () => {
+  it('accepts honest answers and refuses a stated value or a proof that does not fit', async () => {
+    const balance = await honest.balance(addressOf(bob));
+    assert.equal(balance.view, 700n);
+    assert.equal(balance.height, 2);
+    await assert.rejects(liar.balance(addressOf(bob)), proofInvalid);
+    await assert.rejects(forger.balance(addressOf(bob)), proofInvalid);
+    // Asked for Alice, the forger's answer happens to be right.
+    assert.equal((await forger.balance(addressOf(alice))).view, 5_000n - 700n - 1_000n);
+  });
+
+  it('pages validators over the proven list and names the next page', async () => {
+    const first = await honest.validators({ limit: 2 });
+    assert.equal(first.view.total, 3);
+    assert.equal(first.view.validators.length, 2);
+    assert.equal(first.view.next, 2);
+    const second = await honest.validators({ from: 2, limit: 2 });
+    assert.equal(second.view.validators.length, 1);
+    assert.equal(second.view.next, null);
+    const all = [...first.view.validators, ...second.view.validators].map((v) => v.address);
+    assert.deepEqual(all, [...all].sort());
+    assert.deepEqual(new Set(all), new Set(validators.map((validator) => validator.id)));
+    const boosted = [...first.view.validators, ...second.view.validators].find(
+      (v) => v.address === validators[1]!.id,
+    );
+    assert.equal(boosted?.tokens, '11000');
+  });
+
+  it('reads an account at an earlier height and refuses requests outside the schema', async () => {
+    const now = await honest.account(addressOf(alice));
+    assert.equal(now.view.staking?.delegations[0]?.worth, '1000');
+    const earlier = await honest.account(addressOf(alice), { height: 1 });
+    assert.equal(earlier.view.balance, '5000');
+    assert.deepEqual(earlier.view.staking?.delegations, []);
+    await assert.rejects(
+      honest.balance(new Uint8Array(31)),
+      (error: unknown) =>
+        error instanceof StoqError && error.code === StoqErrorCode.INVALID_ARGUMENT,
+    );
+    const refused = await honest.submitTx(transfer(alice, { to: addressOf(bob), amount: 1n }));
+    assert.deepEqual(refused, { ok: false, code: 'TEST_CLOSED', message: 'no admission here' });
+  });
+});
