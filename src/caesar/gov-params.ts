@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import type { ModuleStateReader } from '../consensus/application/module.js';
 import { MAX_AMOUNT } from './amount.js';
-import { CaesarReader, amountItem, mapItem, uintItem } from './cbor.js';
-import { CaesarError, CaesarStateError, CaesarStateErrorCode } from './errors.js';
+import { paramMapCodec } from './param-map.js';
 import { BASIS_POINTS, MAX_BLOCK_PARAM } from './staking-params.js';
 
 /**
@@ -55,52 +54,26 @@ export const GOV_PARAM_NAMES = [
   'timelock',
 ] as const satisfies readonly (keyof GovParams)[];
 
-const FIELDS: readonly (keyof GovParams)[] = [...GOV_PARAM_NAMES].sort((a, b) =>
-  a.length !== b.length ? a.length - b.length : a < b ? -1 : 1,
-);
-
 const encoder = new TextEncoder();
 export const GOV_PARAMS_KEY = encoder.encode('gov/params');
 
+const codec = paramMapCodec<GovParams>({
+  names: GOV_PARAM_NAMES,
+  amounts: new Set(['minDeposit']),
+  maxUint: MAX_BLOCK_PARAM,
+  schema: govParamsSchema,
+  context: 'govParams',
+  what: 'governance parameters',
+});
+
 /** The stored form (canonical CBOR map). Assumes checked params. */
 export function encodeGovParams(params: GovParams): Uint8Array {
-  const fields: Record<string, Uint8Array> = {};
-  for (const name of FIELDS) {
-    const value = params[name];
-    fields[name] = typeof value === 'bigint' ? amountItem(value) : uintItem(value);
-  }
-  return mapItem(fields);
+  return codec.encode(params);
 }
 
 /** Decodes `caesar/gov/params`. Throws `CaesarStateError CORRUPT_VALUE`. */
 export function decodeGovParams(value: Uint8Array): GovParams {
-  try {
-    const reader: CaesarReader = new CaesarReader(value, 'govParams');
-    if (reader.readMapLength() !== FIELDS.length) {
-      reader.malformed(`expected the ${FIELDS.length} fields ${FIELDS.join(', ')}`);
-    }
-    const read: Record<string, number | bigint> = {};
-    let previous: string | undefined;
-    for (const expected of FIELDS) {
-      const key = reader.readKey(FIELDS, previous);
-      if (key !== expected) reader.malformed(`missing field ${JSON.stringify(expected)}`);
-      previous = key;
-      read[key] =
-        key === 'minDeposit' ? reader.readAmount(key) : reader.readSmallUint(key, MAX_BLOCK_PARAM);
-    }
-    reader.end();
-    const checked = govParamsSchema.safeParse(read);
-    if (!checked.success) reader.malformed(checked.error.issues[0]?.message ?? 'out of range');
-    return checked.data;
-  } catch (error) {
-    if (!(error instanceof CaesarError)) throw error;
-    throw new CaesarStateError(
-      CaesarStateErrorCode.CORRUPT_VALUE,
-      `not Caesar governance parameters: ${error.message}`,
-      {},
-      { cause: error },
-    );
-  }
+  return codec.decode(value);
 }
 
 /** The governance parameters in force: the stored ones, or the defaults when none are stored. */

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { MAX_VALIDATORS } from '../consensus/validator-set.js';
 import { MAX_AMOUNT } from './amount.js';
-import { CaesarReader, amountItem, mapItem, uintItem } from './cbor.js';
-import { CaesarError, CaesarStateError, CaesarStateErrorCode } from './errors.js';
+import { paramMapCodec } from './param-map.js';
 
 /**
  * The staking parameters (docs/caesar.md, "Staking parameters"), fixed in the genesis file and
@@ -97,55 +96,21 @@ const PARAM_NAMES = [
   'jailBlocks',
 ] as const satisfies readonly (keyof StakingParams)[];
 
-/** Fields in canonical CBOR order: shorter keys first, then bytewise (as `mapItem` writes). */
-const FIELDS: readonly (keyof StakingParams)[] = [...PARAM_NAMES].sort((a, b) =>
-  a.length !== b.length ? a.length - b.length : a < b ? -1 : 1,
-);
-
-const AMOUNT_FIELDS: ReadonlySet<string> = new Set([
-  'powerUnit',
-  'blockReward',
-  'minValidatorStake',
-]);
+const codec = paramMapCodec<StakingParams>({
+  names: PARAM_NAMES,
+  amounts: new Set(['powerUnit', 'blockReward', 'minValidatorStake']),
+  maxUint: MAX_BLOCK_PARAM,
+  schema: stakingParamsSchema,
+  context: 'stakingParams',
+  what: 'staking parameters',
+});
 
 /** The stored form (canonical CBOR map; amounts as in cbor.ts). Assumes checked params. */
 export function encodeStakingParams(params: StakingParams): Uint8Array {
-  const fields: Record<string, Uint8Array> = {};
-  for (const name of FIELDS) {
-    const value = params[name];
-    fields[name] = typeof value === 'bigint' ? amountItem(value) : uintItem(value);
-  }
-  return mapItem(fields);
+  return codec.encode(params);
 }
 
 /** Decodes `caesar/stk/params`. Throws `CaesarStateError CORRUPT_VALUE`. */
 export function decodeStakingParams(value: Uint8Array): StakingParams {
-  try {
-    const reader: CaesarReader = new CaesarReader(value, 'stakingParams');
-    if (reader.readMapLength() !== FIELDS.length) {
-      reader.malformed(`expected the ${FIELDS.length} fields ${FIELDS.join(', ')}`);
-    }
-    const read: Record<string, number | bigint> = {};
-    let previous: string | undefined;
-    for (const expected of FIELDS) {
-      const key = reader.readKey(FIELDS, previous);
-      if (key !== expected) reader.malformed(`missing field ${JSON.stringify(expected)}`);
-      previous = key;
-      read[key] = AMOUNT_FIELDS.has(key)
-        ? reader.readAmount(key)
-        : reader.readSmallUint(key, MAX_BLOCK_PARAM);
-    }
-    reader.end();
-    const checked = stakingParamsSchema.safeParse(read);
-    if (!checked.success) reader.malformed(checked.error.issues[0]?.message ?? 'out of range');
-    return checked.data;
-  } catch (error) {
-    if (!(error instanceof CaesarError)) throw error;
-    throw new CaesarStateError(
-      CaesarStateErrorCode.CORRUPT_VALUE,
-      `not Caesar staking parameters: ${error.message}`,
-      {},
-      { cause: error },
-    );
-  }
+  return codec.decode(value);
 }
