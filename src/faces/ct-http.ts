@@ -15,6 +15,7 @@ import {
   type Rfc6962LogKey,
 } from '../trustchain/ct/index.js';
 import { BadParameter, hashParam, integerParam } from './ct/params.js';
+import { isOcspRequest, serveOcsp, type OcspResponder } from './ocsp-http.js';
 
 /**
  * The transparency log's HTTP read face: the RFC 6962 §4 read API (`/ct/v1/get-sth`,
@@ -40,6 +41,12 @@ export interface CtHttpOptions {
    * TrustChain CA (docs/ca.md). Absent: 404; returning null: 503.
    */
   readonly crl?: () => Uint8Array | null;
+  /**
+   * The OCSP responder of the node's intermediate (src/faces/ocsp-http.ts): `POST /`,
+   * `POST /ocsp`, `GET /ocsp/<base64>`. Absent: those are ordinary (refused) requests; null: every
+   * OCSP request is answered `unauthorized` (a node without an intermediate).
+   */
+  readonly ocsp?: OcspResponder | null;
 }
 
 export interface CtHttpServer {
@@ -283,6 +290,24 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
   const server: Server = createServer(
     { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000, headersTimeout: 10_000 },
     (request, response) => {
+      const target = request.url ?? '';
+      const queryAt = target.indexOf('?');
+      const path = queryAt < 0 ? target : target.slice(0, queryAt);
+      if (
+        options.ocsp !== undefined &&
+        target.length <= MAX_REQUEST_TARGET &&
+        isOcspRequest(request.method, path)
+      ) {
+        serveOcsp(request, response, path, options.ocsp).then(
+          (outcome) => requests.inc({ endpoint: 'ocsp', outcome }),
+          () => {
+            requests.inc({ endpoint: 'ocsp', outcome: 'error' });
+            if (!response.headersSent) response.writeHead(500);
+            response.end();
+          },
+        );
+        return;
+      }
       try {
         handle(request, response);
       } catch {

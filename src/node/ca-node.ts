@@ -40,6 +40,8 @@ import {
   type CtLog,
 } from '../trustchain/ct/index.js';
 import { startCtHttpServer, type CtHttpServer } from '../faces/ct-http.js';
+import { createOcspResponder, type OcspResponder } from '../faces/ocsp-http.js';
+import type { OcspCertStatus } from '../trustchain/ca/index.js';
 import { CliError } from './cli-error.js';
 import type { Logger } from './log.js';
 import type { ValidatorNodeConfig } from './node-config.js';
@@ -65,6 +67,8 @@ export interface CaNode {
   readonly log: CtLog;
   /** This validator's intermediate's current CRL (DER), or null when it has no intermediate. */
   crl(): Uint8Array | null;
+  /** Answers one DER OCSP request for this validator's intermediate (null without one). */
+  readonly ocsp: OcspResponder | null;
   /** Resolves when the publications started so far have been submitted (for tests). */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -378,6 +382,28 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     return der;
   };
 
+  // OCSP: this node answers for its own intermediate's certificates, from committed state.
+  const ocspStatus = (serial: Uint8Array): OcspCertStatus => {
+    if (self === null || serial.length !== 16) return { status: 'unknown' };
+    const record = reader.certificate(serial);
+    if (record === null || record.issuer !== self.issuer.name) return { status: 'unknown' };
+    const revocation = reader.revocation(serial);
+    if (revocation === null) return { status: 'good' };
+    return {
+      status: 'revoked',
+      time: new Date(Math.floor(revocation.time / 1000) * 1000),
+      reason: revocation.reason,
+    };
+  };
+  const ocsp: OcspResponder | null =
+    self === null
+      ? null
+      : createOcspResponder({
+          issuer: self.issuer.issuer,
+          signer: self.signer,
+          status: ocspStatus,
+        });
+
   let server: CtHttpServer | null = null;
   if (config.ct !== null) {
     const where = config.ct.http;
@@ -390,6 +416,7 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
         rfc6962Key: { name: origin, publicKey: logKeyPublic(logKey) },
         registry: options.registry,
         crl,
+        ocsp,
       });
     } catch (error) {
       db.close();
@@ -405,6 +432,7 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     ctUrl: server?.url ?? null,
     log,
     crl,
+    ocsp,
     idle: () => work,
     close: async () => {
       closed = true;

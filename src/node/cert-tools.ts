@@ -265,3 +265,45 @@ export async function checkCtInclusion(
   }
   return { url, treeSize: sth.tree_size, leafIndex: proof.leaf_index, rootHash: toHex(root) };
 }
+
+/**
+ * `cert verify --cluster`: asks node `nodeName` (default the first) of the cluster to `validate`
+ * the certificate (hypermesh.trustchain.ca.v1) and describes the answer in one line.
+ */
+export async function validateOnCluster(
+  cluster: string,
+  nodeName: string | undefined,
+  certificate: Uint8Array,
+  purpose: 'serverAuth' | 'clientAuth' | 'any',
+): Promise<{ valid: boolean; line: string }> {
+  const { caService } = await import('../faces/ca-rpc.js');
+  const { findNode, loadClusterTarget, openOperatorParts } = await import('./operator.js');
+  const { stoqFailure } = await import('./tx-submit.js');
+  const target = await loadClusterTarget(cluster);
+  const node =
+    nodeName === undefined
+      ? (target.nodes[0] as (typeof target.nodes)[number])
+      : findNode(target, nodeName);
+  const operator = await openOperatorParts(target);
+  try {
+    const answer = await operator.parts.endpoint
+      .client(caService, node.name)
+      .call('validate', { certificate, purpose })
+      .catch(stoqFailure(node.name));
+    if (!answer.valid) {
+      return {
+        valid: false,
+        line: `${node.name}: invalid: ${answer.message ?? ''} (${answer.reason ?? 'unknown'})`,
+      };
+    }
+    const log = answer.transparency;
+    return {
+      valid: true,
+      line:
+        `${node.name}: valid: not revoked, published at height ${answer.consensus?.publishedAt ?? '?'}` +
+        (log === null ? '' : `, leaf ${log.leafIndex} of ${log.treeSize} in its CT log`),
+    };
+  } finally {
+    await operator.close();
+  }
+}

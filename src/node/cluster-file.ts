@@ -43,6 +43,8 @@ export const clusterFileSchema = z.strictObject({
           .optional(),
         /** The node's CT log (HTTP base URL), absent or null when it serves none. */
         ct: z.string().nullable().optional(),
+        /** The node's ACME directory URL (docs/acme.md), absent or null when it serves none. */
+        acme: z.string().nullable().optional(),
         configFile: z.string().min(1),
         pid: z.int().positive().nullable(),
       }),

@@ -64,6 +64,14 @@ import {
 } from './dns-keys.js';
 import { findFreePorts } from './free-ports.js';
 import { CA_FILES, nodeCaConfig, runClusterCaCeremony } from './ca-genesis.js';
+import {
+  ACME_FILES,
+  acmeBasePortOf,
+  checkAcmePorts,
+  withAcmeGrants,
+  writeNodeAcmeFiles,
+  type NodeAcmeFiles,
+} from './acme-cluster.js';
 import { NODE_NAME_PATTERN, type ValidatorNodeConfig } from './node-config.js';
 import { createWalletKey, readWalletKey } from './wallet.js';
 
@@ -315,6 +323,13 @@ export interface ClusterInitOptions {
   readonly caPassphraseEnv?: string;
   /** CT HTTP port of node-1; node-K gets ctBasePort + K - 1. 0 asks the OS (default with basePort 0). */
   readonly ctBasePort?: number;
+  /**
+   * Run an ACME server on every node (docs/acme.md; needs the CA): each node gets an ACME
+   * account key with its own genesis grant and an HTTPS certificate (default true).
+   */
+  readonly acme?: boolean;
+  /** ACME HTTPS port of node-1; node-K gets acmeBasePort + K - 1. 0 asks the OS (default with basePort 0). */
+  readonly acmeBasePort?: number;
   /** Replace an existing cluster directory (one holding a genesis.json). */
   readonly force?: boolean;
   readonly proofParams?: ConsensusProofParams;
@@ -586,6 +601,27 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
           [...stoqPorts, ...metricsPorts, ...(dnsPorts ?? []), ...(doqPorts ?? [])],
         );
   const caValidators: { name: string; nodeDir: string; falconKeys: FalconKeyPair }[] = [];
+  // ACME (acme-cluster.ts): one HTTPS port, account key and certificate per node.
+  const acmeBase = acmeBasePortOf(options);
+  if (ctPorts !== null && options.acme !== false) {
+    checkAcmePorts(acmeBase, count, [
+      ['STOQ', options.basePort ?? DEFAULT_STOQ_PORT],
+      ['metrics', options.metricsBasePort ?? DEFAULT_METRICS_PORT],
+      ['DNS', dnsPorts === null ? 0 : dnsBasePortOf(options)],
+      ['CT', options.ctBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_CT_HTTP_PORT)],
+    ]);
+  }
+  const acmePorts =
+    ctPorts === null || options.acme === false
+      ? null
+      : await allocatePorts(host, acmeBase, count, [
+          ...stoqPorts,
+          ...metricsPorts,
+          ...(dnsPorts ?? []),
+          ...(doqPorts ?? []),
+          ...ctPorts,
+        ]);
+  const acmeAccounts: Uint8Array[] = [];
 
   await mkdir(path.dirname(dir), { recursive: true });
   const staging = await mkdtemp(`${dir}.tmp-`);
@@ -615,6 +651,21 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
         keys,
         now: now(),
       });
+      const acmeFiles: NodeAcmeFiles | null =
+        acmePorts === null
+          ? null
+          : await writeNodeAcmeFiles({
+              ca,
+              chainId,
+              name,
+              nodeDir,
+              keys,
+              host,
+              port: acmePorts[index] as number,
+              validityDays,
+              now: now(),
+            });
+      if (acmeFiles !== null) acmeAccounts.push(acmeFiles.accountPublicKey);
       const publicKey = ed25519RawPublicKey(keys.ed25519.publicKey);
       const plot = buildStoragePlotFor(proof.space, publicKey);
       await saveStoragePlot(path.join(nodeDir, CLUSTER_FILES.storagePlot), plot);
@@ -659,6 +710,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
               },
         ca: ctPorts === null ? null : nodeCaConfig(),
         ct: ctPorts === null ? null : { http: { host, port: ctPorts[index] as number } },
+        acme: acmeFiles === null ? null : acmeFiles.config,
         logLevel: 'info',
       };
       await writeJson(path.join(nodeDir, CLUSTER_FILES.nodeConfig), config);
@@ -790,7 +842,18 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
           : { passphraseEnv: options.caPassphraseEnv }),
         falcon,
       });
-      app = { ...app, ca: ca.section };
+      app = {
+        ...app,
+        ca:
+          acmeAccounts.length === 0
+            ? ca.section
+            : withAcmeGrants(
+                ca.section,
+                acmeAccounts,
+                dnsPorts === null ? null : DEFAULT_DNS_ZONE,
+                host,
+              ),
+      };
       progress(
         `  ca        TrustChain CA: ${CA_FILES.dir}/${CA_FILES.bundle}, intermediates in node-K/${CA_FILES.intermediateKey}, ` +
           `root keys encrypted in ${CLUSTER_FILES.operatorDir}/${CA_FILES.rootEcdsaKey} and ${CA_FILES.rootFalconKey}` +
@@ -799,6 +862,12 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
             : ` (generated passphrase in ${CLUSTER_FILES.operatorDir}/${CA_FILES.passphrase}, mode 0600)`) +
           `; CT logs on HTTP ports ${ctPorts.join(', ')}`,
       );
+      if (acmePorts !== null) {
+        progress(
+          `  acme      ACME servers on HTTPS ports ${acmePorts.join(', ')}: account keys node-K/${ACME_FILES.accountKey} (granted service certificates` +
+            `${dnsPorts === null ? '' : ` in ${DEFAULT_DNS_ZONE}`} in the genesis), certificates node-K/${ACME_FILES.certificate} from ${CLUSTER_FILES.caDir}/${DEV_CA_FILES.certificate}`,
+        );
+      }
     }
 
     const genesis: GenesisDocument = {

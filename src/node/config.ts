@@ -8,6 +8,11 @@ import { CliError } from './cli-error.js';
  * (ARCHITECTURE.md "Ports"); every other part of the code takes them from here.
  */
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
+/**
+ * The loopback addresses: where a node reaches its own services that listen on a wildcard
+ * address (`0.0.0.0`, `::`), and what help texts show.
+ */
+export const LOOPBACK_HOSTS = Object.freeze({ v4: DEFAULT_LISTEN_HOST, v6: '::1' });
 export const DEFAULT_STOQ_PORT = 9292;
 export const DEFAULT_METRICS_PORT = 9464;
 /** Authoritative DNS (UDP and TCP) of node-1 in a `cluster init` cluster (53 in production). */
@@ -19,6 +24,8 @@ export const DEFAULT_DNS_PORT = 8853;
 export const DEFAULT_DOQ_PORT = 9853;
 /** The CT log's HTTP read API (docs/ct.md) of node-1 in a `cluster init` cluster. */
 export const DEFAULT_CT_HTTP_PORT = 6962;
+/** The ACME server's HTTPS port (docs/acme.md) of node-1 in a `cluster init` cluster (443 in production). */
+export const DEFAULT_ACME_HTTPS_PORT = 9443;
 /** The cluster zone `cluster init` puts in consensus state. */
 export const DEFAULT_DNS_ZONE = 'hypermesh.';
 /** Chain id (and certificate cluster name) `hypermesh cluster init` uses when given none. */

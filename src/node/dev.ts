@@ -263,6 +263,7 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
           metrics: ready.metrics,
           dns: readyDns(ready.dns) ?? null,
           ct: typeof ready.ct === 'string' ? ready.ct : null,
+          acme: typeof ready.acme === 'string' ? ready.acme : null,
           configFile: path.relative(layout.dir, node.configFile),
           pid: node.child.pid ?? null,
         };
@@ -293,6 +294,14 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
       options.out(`trust bundle  ${path.join(layout.dir, cluster.trustBundleFile)}`);
       options.out(
         `ct logs       ${cluster.nodes.map((node) => `${node.name} ${node.ct ?? '-'}`).join(', ')}`,
+      );
+    }
+    if (cluster.nodes.some((node) => typeof node.acme === 'string')) {
+      options.out(
+        `acme          ${cluster.nodes.map((node) => `${node.name} ${node.acme ?? '-'}`).join(', ')}`,
+      );
+      options.out(
+        `              clients trust ${path.join(layout.dir, cluster.trustRootsFile)} (the HTTPS certificates' CA)`,
       );
     }
     options.out(`cluster file  ${clusterFile}`);

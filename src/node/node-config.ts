@@ -29,7 +29,10 @@ const peerAddress = z.strictObject({
 });
 
 export const validatorNodeConfigSchema = z.strictObject({
-  /** Node name: the certificate's spiffe://<chainId>/validator/<name> and the genesis name. */
+  /**
+   * Node name: the certificate's spiffe://<chainId>/<role>/<name>, and the genesis name of a
+   * genesis validator (a node added later, `cluster add-node`, has a name the genesis lacks).
+   */
   name: nodeName,
   /** Store (store.sqlite), consensus WAL and signer state live here; created if missing. */
   dataDir: file,
@@ -49,7 +52,10 @@ export const validatorNodeConfigSchema = z.strictObject({
     /** Revoked certificate serial numbers, hex, one per line. */
     revokedSerialsFile: file.optional(),
   }),
-  /** The node's PoSpace storage plot (built by `cluster init`), whose root is in the genesis. */
+  /**
+   * The node's PoSpace storage plot (built by `cluster init` or `cluster add-node`): a genesis
+   * validator's root is in the genesis, an added node's is what `stake create-validator` registers.
+   */
   storagePlotFile: file,
   stoq: z
     .strictObject({
@@ -98,7 +104,30 @@ export const validatorNodeConfigSchema = z.strictObject({
   ca: z.strictObject({ intermediateKeyFile: file, trustBundleFile: file }).nullable().default(null),
   /** The CT log's HTTP read API (docs/ct.md); absent or null: not served. */
   ct: z.strictObject({ http: listenAddress }).nullable().default(null),
-  /** The other validators: name (as in genesis and their certificates) and STOQ address. */
+  /**
+   * The ACME server (docs/acme.md, "In the node"): HTTPS listen address, the ACME account key
+   * (Ed25519; its genesis `app.ca` grant decides the names), the HTTPS certificate for the node
+   * identity key (default `identity.certificateFile`), and optional base URL and validation
+   * ports. Absent or null: no ACME server.
+   */
+  acme: z
+    .strictObject({
+      https: listenAddress,
+      accountKeyFile: file,
+      certificateFile: file.optional(),
+      baseUrl: z
+        .string()
+        .regex(/^https:\/\/[^/?#]+$/, 'https://host[:port] without a path')
+        .optional(),
+      http01Port: z.int().min(1).max(65_535).optional(),
+      tlsAlpn01Port: z.int().min(1).max(65_535).optional(),
+    })
+    .nullable()
+    .optional(),
+  /**
+   * The nodes this one dials and syncs from: name (as in their certificates) and STOQ address.
+   * Other peer-role certificates of the cluster are admitted too (docs/stoq-auth.md).
+   */
   peers: z
     .array(z.strictObject({ name: nodeName, address: peerAddress }))
     .default([])
@@ -205,6 +234,12 @@ export function parseValidatorNodeConfig(
     config.ca.trustBundleFile = resolve(config.ca.trustBundleFile);
   }
   config.dns?.dnssecKeys.forEach((entry) => (entry.keyFile = resolve(entry.keyFile)));
+  if (config.acme !== undefined && config.acme !== null) {
+    config.acme.accountKeyFile = resolve(config.acme.accountKeyFile);
+    if (config.acme.certificateFile !== undefined) {
+      config.acme.certificateFile = resolve(config.acme.certificateFile);
+    }
+  }
   return config;
 }
 

@@ -7,7 +7,9 @@ import { CLUSTER_FILES } from './cluster-init.js';
 import { readClusterLayout } from './cluster-layout.js';
 import { DEFAULT_DEV_DIR, DEFAULT_LISTEN_HOST, type NodeConfig } from './config.js';
 import { createLogger } from './log.js';
-import { buildStoqParts } from './stoq-node.js';
+import { DiscoveryResolver, RemoteCatalog } from './discovery-resolver.js';
+import { buildStoqParts, type StoqParts } from './stoq-node.js';
+import type { StoqEndpoint } from '../stoq/index.js';
 
 /**
  * What the operator tools (`status`, `block verify`, `tx`, `query`) need to reach a cluster:
@@ -94,8 +96,20 @@ export interface OperatorSession {
   close(): Promise<void>;
 }
 
-/** A STOQ client endpoint with the operator's identity, able to call every node's API. */
-export async function openOperatorSession(target: ClusterTarget): Promise<OperatorSession> {
+/** The operator's STOQ endpoint and the resolver it dials the cluster's nodes through. */
+export interface OperatorParts {
+  readonly parts: StoqParts;
+  readonly resolver: DiscoveryResolver;
+  close(): Promise<void>;
+}
+
+/**
+ * A STOQ client endpoint with the operator's identity. The target's node addresses are the
+ * bootstrap: a node name resolves to where the catalog's `hypermesh-node` registration says it
+ * is (asked of the bootstrap nodes, proven, followed with `watch`), and to the target's
+ * address while discovery has no answer (discovery-resolver.ts).
+ */
+export async function openOperatorParts(target: ClusterTarget): Promise<OperatorParts> {
   const config: NodeConfig = {
     cluster: target.chainId,
     name: CLUSTER_FILES.operatorName,
@@ -110,14 +124,41 @@ export async function openOperatorSession(target: ClusterTarget): Promise<Operat
     peers: Object.fromEntries(target.nodes.map((node) => [node.name, [node.stoq]])),
     metrics: null,
   };
+  let endpoint: StoqEndpoint | null = null;
+  const resolver = new DiscoveryResolver({
+    bootstrap: config.peers,
+    catalog: new RemoteCatalog({
+      bootstrap: target.nodes.map((node) => node.stoq),
+      connect: (address, signal) => {
+        if (endpoint === null) {
+          return Promise.reject(new CliError('the operator endpoint is not set up', 1));
+        }
+        return endpoint.connect(address, { signal });
+      },
+    }),
+  });
   const logger = createLogger({ node: CLUSTER_FILES.operatorName }, undefined, 'error');
-  const parts = await buildStoqParts(config, logger).catch((error: unknown) => {
+  const parts = await buildStoqParts(config, logger, resolver).catch((error: unknown) => {
     throw error instanceof CliError
       ? error
       : new CliError(`cannot load the operator identity: ${(error as Error).message}`, 1);
   });
+  endpoint = parts.endpoint;
   return {
-    client: (node) => createNodeRpcClient({ endpoint: parts.endpoint, peer: node }),
-    close: () => parts.close(),
+    parts,
+    resolver,
+    close: async () => {
+      await resolver.close();
+      await parts.close();
+    },
+  };
+}
+
+/** A STOQ client endpoint with the operator's identity, able to call every node's API. */
+export async function openOperatorSession(target: ClusterTarget): Promise<OperatorSession> {
+  const opened = await openOperatorParts(target);
+  return {
+    client: (node) => createNodeRpcClient({ endpoint: opened.parts.endpoint, peer: node }),
+    close: () => opened.close(),
   };
 }

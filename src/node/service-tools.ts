@@ -16,11 +16,8 @@ import {
 import { createDiscoveryRpcClient, type DiscoveryRpcClient } from '../faces/discovery-rpc.js';
 import { CliError } from './cli-error.js';
 import { CLUSTER_FILES } from './cluster-init.js';
-import { DEFAULT_LISTEN_HOST, type NodeConfig } from './config.js';
-import { createLogger } from './log.js';
 import { loadValidatorNodeConfig } from './node-config.js';
-import type { ClusterTarget } from './operator.js';
-import { buildStoqParts } from './stoq-node.js';
+import { openOperatorParts, type ClusterTarget } from './operator.js';
 
 /**
  * What `hypermesh service …` (commands/service.ts) needs besides the shared operator tools: a
@@ -35,32 +32,17 @@ export interface ServiceSession {
   close(): Promise<void>;
 }
 
-/** A STOQ client endpoint with the operator's identity (as `openOperatorSession`). */
+/**
+ * A STOQ client endpoint with the operator's identity (as `openOperatorSession`: nodes are
+ * found through discovery, the target's addresses are the bootstrap).
+ */
 export async function openServiceSession(target: ClusterTarget): Promise<ServiceSession> {
-  const config: NodeConfig = {
-    cluster: target.chainId,
-    name: CLUSTER_FILES.operatorName,
-    transport: 'quic',
-    listen: { host: DEFAULT_LISTEN_HOST, port: 0 },
-    auth: { mode: 'delegated', delegationTtlSeconds: 3600 },
-    identity: {
-      keyFile: target.operator.keyFile,
-      certificateFile: target.operator.certificateFile,
-    },
-    trust: { rootsFile: target.trustRootsFile },
-    peers: Object.fromEntries(target.nodes.map((node) => [node.name, [node.stoq]])),
-    metrics: null,
-  };
-  const logger = createLogger({ node: CLUSTER_FILES.operatorName }, undefined, 'error');
-  const parts = await buildStoqParts(config, logger).catch((error: unknown) => {
-    throw error instanceof CliError
-      ? error
-      : new CliError(`cannot load the operator identity: ${(error as Error).message}`, 1);
-  });
+  const opened = await openOperatorParts(target);
+  const endpoint = opened.parts.endpoint;
   return {
-    api: (node) => createNodeRpcClient({ endpoint: parts.endpoint, peer: node }),
-    discovery: (node) => createDiscoveryRpcClient({ endpoint: parts.endpoint, peer: node }),
-    close: () => parts.close(),
+    api: (node) => createNodeRpcClient({ endpoint, peer: node }),
+    discovery: (node) => createDiscoveryRpcClient({ endpoint, peer: node }),
+    close: () => opened.close(),
   };
 }
 

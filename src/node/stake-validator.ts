@@ -5,6 +5,7 @@ import { decodeCanonical } from '../codec/cbor.js';
 import { HyperMeshError } from '../codec/error.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import { loadStoragePlot } from '../consensus/pos/index.js';
+import type { StoragePlot } from '../consensus/proof/storage-plot.js';
 import { STORAGE_ROOT_BYTES } from '../consensus/validator-set.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { FALCON1024_PUBLIC_KEY_BYTES } from '../crypto/falcon.js';
@@ -70,15 +71,17 @@ async function readFalconPublicKey(file: string, passphrase?: string): Promise<U
 }
 
 /**
- * The root of a storage plot file, after checking it: built under the chain's space
- * parameters, its blocks hashing to the root it records (loadStoragePlot), and plotted for
- * `publicKey` (a plot is bound to its validator's key).
+ * A storage plot file, after checking it: built under the chain's space parameters, its blocks
+ * hashing to the root it records (loadStoragePlot), and plotted for `publicKey` (a plot is bound
+ * to its validator's key). What `create-validator` registers is its root, and what a node
+ * added to a cluster (`hypermesh cluster add-node`) proves storage with is the plot itself, so
+ * both read it here. Throws `StakeCliError` (BAD_VALIDATOR_IDENTITY) naming the problem.
  */
-async function plotRoot(
+export async function loadValidatorPlot(
   file: string,
   genesis: GenesisDocument,
   publicKey: Uint8Array,
-): Promise<Uint8Array> {
+): Promise<StoragePlot> {
   let recorded: unknown;
   try {
     recorded = (decodeCanonical(await readFile(file)) as { root?: unknown } | null)?.root;
@@ -100,7 +103,7 @@ async function plotRoot(
       `storage plot ${file} is plotted for key ${toHex(plot.publicKey)}, not the validator's key ${toHex(publicKey)}`,
     );
   }
-  return plot.root;
+  return plot;
 }
 
 /** Reads the validator's keys and storage root from a node directory or the separate files. */
@@ -149,7 +152,7 @@ export async function readValidatorIdentity(
   }
   let storageRoot: Uint8Array;
   if (plotFile !== undefined) {
-    storageRoot = await plotRoot(plotFile, genesis, wallet.publicKey);
+    storageRoot = (await loadValidatorPlot(plotFile, genesis, wallet.publicKey)).root;
   } else {
     const text = (sources.storageRoot as string).toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(text)) {

@@ -10,6 +10,7 @@ import {
   createQuicTransport,
   createStoqMetrics,
   createTlsTransport,
+  type Resolver,
   type RevocationCheck,
   type SocketAddress,
   type Transport,
@@ -77,7 +78,12 @@ export interface StoqParts {
   close(): Promise<void>;
 }
 
-export async function buildStoqParts(config: NodeConfig, logger: Logger): Promise<StoqParts> {
+/** `resolver` replaces the fixed table of `config.peers` (e.g. discovery-resolver.ts). */
+export async function buildStoqParts(
+  config: NodeConfig,
+  logger: Logger,
+  resolver?: Resolver,
+): Promise<StoqParts> {
   const passphrase =
     config.identity.passphraseEnv === undefined
       ? undefined
@@ -122,7 +128,7 @@ export async function buildStoqParts(config: NodeConfig, logger: Logger): Promis
   const endpoint = new StoqEndpoint({
     transport,
     authenticator,
-    resolver: new StaticResolver(config.peers),
+    resolver: resolver ?? new StaticResolver(config.peers),
     metrics,
     logger: {
       warn: (msg, fields) => logger.warn(msg, fields),

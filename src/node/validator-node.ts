@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { toHex, bytesEqual } from '../crypto/bytes.js';
+import { toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon } from '../crypto/falcon.js';
 import { readKeyFile } from '../crypto/keyfile.js';
@@ -22,8 +22,12 @@ import {
   createCaesarModule,
 } from '../caesar/index.js';
 import type { Application, BlockExecutionResult } from '../consensus/app.js';
-import { ConsensusDriver, type CommitInfo } from '../consensus/driver/index.js';
-import { genesisHash, type GenesisDocument, type GenesisValidator } from '../consensus/genesis.js';
+import {
+  ConsensusDriver,
+  testEquivocationFromEnv,
+  type CommitInfo,
+} from '../consensus/driver/index.js';
+import { genesisHash, type GenesisDocument } from '../consensus/genesis.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolAddResult } from '../consensus/mempool.js';
 import { accountHistoryPage, storedReceipt } from './tx-receipts.js';
 import { createTxIntake, type TxIntake } from './tx-intake.js';
@@ -34,7 +38,7 @@ import {
   type NodeStatusRecord,
   type StoqConsensusNetwork,
 } from '../consensus/net/index.js';
-import { createBlockProofs, loadStoragePlot } from '../consensus/pos/index.js';
+import { createBlockProofs } from '../consensus/pos/index.js';
 import { validatorAddress } from '../consensus/validator-set.js';
 import { KV_MODULE_NAME, createKvModule } from '../kv/index.js';
 import {
@@ -53,6 +57,8 @@ import {
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
 import { startCaNode, type CaNode } from './ca-node.js';
+import { createCaService } from './ca-service.js';
+import { startAcmeNode, type AcmeNode } from './acme-node.js';
 import {
   DISCOVERY_MODULE_NAME,
   createDiscoveryModule,
@@ -60,6 +66,7 @@ import {
 } from '../discovery/index.js';
 import type { ResourceRecord } from '../trustchain/dns/index.js';
 import { createDiscoveryNode, type DiscoveryNode } from './discovery-node.js';
+import { DiscoveryResolver, viewCatalogSource } from './discovery-resolver.js';
 import { ZoneSet, type ZoneBuildOptions } from '../trustchain/dns/index.js';
 import { doqIdentity, loadZoneSigners, signingBuildOptions } from './dns-keys.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
@@ -72,6 +79,12 @@ import type { Logger } from './log.js';
 import type { ValidatorNodeConfig } from './node-config.js';
 import { createNodeMetrics } from './node-metrics.js';
 import { startCaesarService } from './caesar-service.js';
+import {
+  checkNodeMembership,
+  onlineVotingPower,
+  unlistedPeerPolicy,
+  watchRegisteredStorageRoot,
+} from './node-membership.js';
 import { COMMIT_LOG_MESSAGE } from './node-process.js';
 import { buildStoqParts, type StoqParts } from './stoq-node.js';
 import { createTxGossip, type TxGossip } from './tx-gossip.js';
@@ -94,6 +107,8 @@ export interface ValidatorNode {
   readonly ct: string | null;
   /** The TrustChain CA trust bundle file (config `ca.trustBundleFile`), or null. */
   readonly trustBundleFile: string | null;
+  /** The ACME directory URL (config `acme`, docs/acme.md), or null. */
+  readonly acme: string | null;
   /** Bound DNS server addresses (config `dns`), or null when the node serves no DNS. */
   readonly dns: {
     readonly udp: SocketAddress[];
@@ -328,14 +343,12 @@ export async function startValidatorNode(
   logger: Logger,
 ): Promise<ValidatorNode> {
   const genesis = await readGenesisFile(config.genesisFile);
-  const entry: GenesisValidator | undefined = genesis.validators.find(
-    (validator) => validator.name === config.name,
+  // Test builds only: a validator that equivocates (src/consensus/driver/test-equivocation.ts).
+  const testEquivocation = await step(
+    'test equivocation',
+    () => testEquivocationFromEnv(process.env),
+    2,
   );
-  if (entry === undefined) {
-    throw new CliError(
-      `node "${config.name}" is not a validator in ${config.genesisFile} (validators: ${genesis.validators.map((v) => v.name).join(', ')})`,
-    );
-  }
   const passphrase = passphraseOf(config);
   const identity = await step(
     `cannot read key file ${config.identity.keyFile}`,
@@ -347,21 +360,12 @@ export async function startValidatorNode(
     2,
   );
   const publicKey = ed25519RawPublicKey(identity.keys.ed25519.publicKey);
-  if (!bytesEqual(publicKey, entry.publicKey)) {
-    throw new CliError(
-      `key file ${config.identity.keyFile} holds Ed25519 key ${toHex(publicKey)}, but genesis registers ${toHex(entry.publicKey)} for ${config.name}`,
-    );
-  }
-  if (!bytesEqual(identity.keys.falcon.publicKey, entry.pqPublicKey)) {
-    throw new CliError(
-      `key file ${config.identity.keyFile} holds another FALCON-1024 key than genesis registers for ${config.name}`,
-    );
-  }
-  const plot = await step(
-    'cannot load the storage plot',
-    () => loadStoragePlot(config.storagePlotFile, genesis.proof.space, entry.storageRoot),
-    2,
-  );
+  // A genesis validator, or a node added later that follows the chain until the validator set
+  // holds its key (node-membership.ts).
+  const { genesisEntry, plot } = await checkNodeMembership(config, genesis, {
+    publicKey,
+    pqPublicKey: identity.keys.falcon.publicKey,
+  });
   const application = await step(
     `invalid genesis ${config.genesisFile}`,
     () => genesisApplication(genesis),
@@ -369,8 +373,15 @@ export async function startValidatorNode(
   );
   const id = validatorAddress(publicKey);
   const hash = genesisHash(genesis);
-  const powerByName = new Map(genesis.validators.map((v) => [v.name, v.power]));
-  const totalPower = genesis.validators.reduce((sum, v) => sum + v.power, 0);
+  if (genesisEntry === null) {
+    logger.info(
+      'not a genesis validator: following the chain until the validator set holds this key',
+      {
+        validator: id,
+        storageRoot: toHex(plot.root),
+      },
+    );
+  }
 
   const closers: Array<() => unknown> = [];
   const closeAll = async (): Promise<void> => {
@@ -465,6 +476,14 @@ export async function startValidatorNode(
           logger.error(message, { component: 'consensus.net', ...fields }),
       },
       registry: parts.registry,
+      // Nodes added after this one's configuration was written (docs/stoq-auth.md).
+      unlisted: unlistedPeerPolicy(() => driver),
+      // Peers are dialled where the committed catalog says they are; the configured addresses
+      // are the fallback (discovery-resolver.ts, docs/discovery.md "Resolving peers").
+      resolver: new DiscoveryResolver({
+        bootstrap: Object.fromEntries(config.peers.map((peer) => [peer.name, [peer.address]])),
+        catalog: viewCatalogSource(() => discovery?.catalog() ?? null),
+      }),
     });
     closers.push(() => network.close());
     const txGossip = createTxGossip(network);
@@ -544,6 +563,21 @@ export async function startValidatorNode(
             }),
           );
     if (caNode !== null) closers.push(() => caNode.close());
+    // The CA's RPC face (hypermesh.trustchain.ca.v1), metrics and STOQ revocation check (ca-service.ts).
+    const caService =
+      caNode === null || caConfig === undefined
+        ? null
+        : createCaService({
+            ca: caConfig,
+            store,
+            state: store.state,
+            query: (request) => app.query(request),
+            submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+            log: caNode.log,
+            rpc: parts.endpoint,
+            registry: parts.registry,
+            logger,
+          });
 
     const stoq = await step(`cannot listen on ${formatHostPort(config.stoq)}`, () =>
       parts.endpoint.listen({ host: config.stoq.host, port: config.stoq.port }),
@@ -573,6 +607,7 @@ export async function startValidatorNode(
       mempool: intake,
       network,
       proofs,
+      ...(testEquivocation === null ? {} : { testEquivocation }),
       log: (level, message, fields) => {
         // The node logs each commit itself, with more fields (see the 'commit' listener).
         if (message === COMMIT_LOG_MESSAGE) return;
@@ -588,12 +623,7 @@ export async function startValidatorNode(
         return { height: status.height, round: status.round };
       },
       connectedPeers: () => network.peers(),
-      votingPower: () => ({
-        online: network
-          .peers()
-          .reduce((sum, peer) => sum + (powerByName.get(peer) ?? 0), entry.power),
-        total: totalPower,
-      }),
+      votingPower: () => onlineVotingPower(consensus, network, publicKey),
       mempoolSize: () => mempool.size(),
       intake: () => intake.stats(),
       walBytes: () => fileBytes(walPath),
@@ -625,9 +655,13 @@ export async function startValidatorNode(
     network.start();
     await step('cannot start consensus', () => consensus.start());
     driver = consensus;
+    watchRegisteredStorageRoot(consensus, publicKey, plot, logger);
     if (caNode !== null) {
       consensus.on('commit', (info: CommitInfo) => caNode.committed(info.height));
       caNode.committed(consensus.status().committedHeight);
+      if (caService !== null) {
+        consensus.on('commit', (info: CommitInfo) => caService.committed(info.height));
+      }
     }
     if (caesarService !== null) {
       consensus.on('commit', (info: CommitInfo) => caesarService.committed(info.height));
@@ -681,6 +715,29 @@ export async function startValidatorNode(
       dns: dnsServers === null ? null : { udp: dnsServers.udp, tcp: dnsServers.tcp },
     });
 
+    // The ACME server, issuing through the ca module from the node's ACME account (acme-node.ts).
+    const acmeNode: AcmeNode | null =
+      (config.acme ?? null) === null
+        ? null
+        : await step('cannot start the ACME server', () =>
+            startAcmeNode({
+              config,
+              genesis,
+              ca: application.ca,
+              identityKey: identity.keys.ed25519.privateKey,
+              query: (request) => app.query(request),
+              submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+              pending: (txHash) => mempool.has(txHash),
+              dnsServer: dnsServers?.udp[0] ?? dnsServers?.tcp[0] ?? null,
+              registry: parts.registry,
+              logger,
+            }),
+          );
+    if (acmeNode !== null) {
+      closers.push(() => acmeNode.close());
+      consensus.on('commit', () => acmeNode.committed());
+    }
+
     let stopped = false;
     return {
       config,
@@ -695,6 +752,7 @@ export async function startValidatorNode(
       metricsUrl: metricsServer?.url ?? null,
       ct: caNode?.ctUrl ?? null,
       trustBundleFile: config.ca?.trustBundleFile ?? null,
+      acme: acmeNode?.directoryUrl ?? null,
       driver: consensus,
       halted,
       stop: async () => {

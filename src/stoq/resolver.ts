@@ -3,9 +3,10 @@ import { StoqError, StoqErrorCode } from './errors.js';
 import type { SocketAddress } from './transport.js';
 
 /**
- * Turns a peer or service name into the addresses to dial. Callers never hold addresses:
- * today the table comes from configuration (`StaticResolver`); service discovery implements
- * the same interface later.
+ * Turns a peer or service name into the addresses to dial. Callers never hold addresses: the
+ * table comes from configuration (`StaticResolver`), or from the service catalog with the
+ * configuration as its bootstrap (`DiscoveryResolver`, src/node/discovery-resolver.ts, above STOQ).
+ * The pool asks at every dial, so a resolver whose answers change is followed on the next one.
  */
 export interface Resolver {
   /**

@@ -11,7 +11,15 @@ import { CA_FILES } from '../../src/node/ca-genesis.js';
 import { checkCtInclusion, ctTimestamp } from '../../src/node/cert-tools.js';
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
-import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
+import { caService, verifyCaGet } from '../../src/faces/ca-rpc.js';
+import { leafHash, verifyInclusion } from '../../src/crypto/merkle.js';
+import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
+import { encodeMerkleTreeLeaf } from '../../src/trustchain/ct/index.js';
+import {
+  loadClusterTarget,
+  openOperatorParts,
+  openOperatorSession,
+} from '../../src/node/operator.js';
 import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
 import { findPublishedCertificate, CA_MODULE_NAME } from '../../src/trustchain/ca-module/index.js';
 import { runCli, clusterInitArgs } from '../helpers/cli.js';
@@ -182,6 +190,88 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
       assert.equal(proof.code, 0, proof.out + proof.err);
       assert.match(proof.out, /^included: leaf \d+ of tree size \d+/);
 
+      // OCSP at the issuing validator's node: good; another node answers unauthorized.
+      const issuingNode = nodes.find((node) => node.config.name === status.issuer)!;
+      const otherNode = nodes.find((node) => node.config.name !== status.issuer)!;
+      const bundleFile = path.join(caDir, CA_FILES.bundle);
+      const parsedBundle = parseTrustBundle(await readFile(bundleFile, 'utf8'));
+      const issuerPem = path.join(root, 'issuer.pem');
+      await writeFile(
+        issuerPem,
+        derToPem(parsedBundle.validators.find((v) => v.name === status.issuer)!.certificate),
+      );
+      const ocsp = (url: string) =>
+        run('openssl', [
+          'ocsp',
+          '-issuer',
+          issuerPem,
+          '-cert',
+          `${prefix}.pem`,
+          '-url',
+          url,
+          '-CAfile',
+          path.join(caDir, CA_FILES.root),
+          '-resp_text',
+        ]).then(
+          ({ stdout, stderr }) => stdout + stderr,
+          (error: { stdout?: string; stderr?: string }) =>
+            `${error.stdout ?? ''}${error.stderr ?? ''}`,
+        );
+      const good = await ocsp(issuingNode.ct as string);
+      assert.match(good, /Response verify OK/);
+      assert.match(good, /www\.pem: good/);
+      assert.match(await ocsp(otherNode.ct as string), /unauthorized/i);
+
+      // hypermesh.trustchain.ca.v1: validate, get, and the log's read API.
+      const operator = await openOperatorParts(target);
+      try {
+        const rpc = operator.parts.endpoint.client(caService, 'node-1');
+        const validated = await rpc.call('validate', { certificate, purpose: 'serverAuth' });
+        assert.equal(validated.valid, true, `${validated.reason}: ${validated.message}`);
+        assert.equal(validated.issuer, status.issuer);
+        assert.ok(validated.transparency !== null);
+        const got = await rpc.call('get', { serial });
+        const proven = await verifyCaGet(got.answers, { serial });
+        assert.ok(proven.status === 'published');
+        assert.deepEqual(proven.certificate, certificate);
+        const sth = await rpc.call('sth', {});
+        const hash = leafHash(
+          encodeMerkleTreeLeaf({ timestamp, entry: { type: 'x509', certificate } }),
+        );
+        const inclusion = await rpc.call('inclusionProof', {
+          leafHash: hash,
+          treeSize: sth.treeSize,
+        });
+        assert.ok(
+          verifyInclusion(
+            hash,
+            inclusion.leafIndex,
+            sth.treeSize,
+            inclusion.auditPath,
+            sth.rootHash,
+          ),
+        );
+        const consistency = await rpc.call('consistencyProof', {
+          first: 1,
+          second: sth.treeSize,
+        });
+        assert.ok(Array.isArray(consistency.proof));
+        if (sth.treeSize === 1) assert.deepEqual(consistency.proof, []);
+      } finally {
+        await operator.close();
+      }
+      const onCluster = await runCli([
+        'cert',
+        'verify',
+        `${prefix}.pem`,
+        '--cluster',
+        dir,
+        '--purpose',
+        'serverAuth',
+      ]);
+      assert.equal(onCluster.code, 0, onCluster.out + onCluster.err);
+      assert.match(onCluster.out, /^node-1: valid: not revoked/m);
+
       const revoked = await runCli([
         'cert',
         'revoke',
@@ -227,6 +317,43 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
           `${error.stdout ?? ''}${error.stderr ?? ''}`,
       );
       assert.match(refused, /certificate revoked/);
+
+      // OCSP says revoked (reason, time) right after the revocation's block.
+      const revokedOcsp = await ocsp(issuing.ct as string);
+      assert.match(revokedOcsp, /Response verify OK/);
+      assert.match(revokedOcsp, /www\.pem: revoked/);
+      assert.match(revokedOcsp, /Reason: superseded/);
+
+      const refusedOnCluster = await runCli([
+        'cert',
+        'verify',
+        `${prefix}.pem`,
+        '--bundle',
+        bundleFile,
+        '--cluster',
+        dir,
+        '--node',
+        status.issuer,
+      ]);
+      assert.equal(refusedOnCluster.code, 1, refusedOnCluster.out + refusedOnCluster.err);
+      assert.match(refusedOnCluster.out, /^valid: issued by/m);
+      assert.match(
+        refusedOnCluster.out,
+        /invalid: revoked at height \d+ \(superseded\) \(revoked\)/,
+      );
+
+      // The CA metrics moved on the issuing node.
+      assert.ok(issuing.metricsUrl !== null);
+      const scraped = await (await fetch(`${issuing.metricsUrl}`)).text();
+      const value = (pattern: RegExp): number => Number(pattern.exec(scraped)?.[1] ?? 'NaN');
+      assert.ok(value(/hypermesh_ca_issuance_total\{outcome="accepted"\} (\d+)/) >= 1, scraped);
+      assert.ok(value(/hypermesh_ca_issuance_total\{outcome="published"\} (\d+)/) >= 1);
+      assert.ok(value(/hypermesh_ca_issuance_latency_seconds_count (\d+)/) >= 1);
+      assert.ok(value(/hypermesh_ct_log_size (\d+)/) >= 1);
+      assert.equal(value(/hypermesh_ca_revocations_total\{reason="superseded"\} (\d+)/), 1);
+      const first = await (await fetch(`${nodes[0]!.metricsUrl}`)).text();
+      assert.match(first, /hypermesh_ct_proof_requests_total\{kind="inclusion"\} [1-9]/);
+      assert.match(first, /hypermesh_ct_proof_requests_total\{kind="sth"\} [1-9]/);
     } finally {
       await session.close();
     }

@@ -91,9 +91,15 @@ export class BlockSync {
     await this.run?.catch(() => undefined);
   }
 
-  /** Connected peers that stored more than we did and are not backing off, most advanced first. */
+  /**
+   * Connected peers that stored more than we did, can serve blocks and are not backing off, most
+   * advanced first.
+   */
   private peersAhead(): PeerProgress[] {
-    const connected = new Set(this.host.network.peers());
+    const network = this.host.network;
+    const connected = new Set(
+      network.peers().filter((peer) => network.canFetchFrom?.(peer) ?? true),
+    );
     const committed = this.host.committedHeight();
     const now = this.host.now();
     return [...this.progress.values()]

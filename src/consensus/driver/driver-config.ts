@@ -57,6 +57,13 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
       throw invalid(`${name} must be a positive integer`, { name, value });
     }
   }
+  if (options.testEquivocation !== undefined) {
+    if (options.testEquivocation !== 'prevote' || options.self === null) {
+      throw invalid('testEquivocation must be "prevote" and needs the validator keys (self)', {
+        testEquivocation: options.testEquivocation,
+      });
+    }
+  }
   let selfAddress: ValidatorAddress | null = null;
   if (options.self !== null) {
     try {

@@ -6,6 +6,7 @@ import type { SigningStep } from '../double-sign-guard.js';
 import type { DuplicateVoteEvidence, RoundStep } from '../types.js';
 import type { SignerCounters, ValidatorKeys } from './guarded-signer.js';
 import type { BlockProofs, ConsensusNetwork, MempoolPort } from './ports.js';
+import type { TestEquivocation } from './test-equivocation.js';
 import type { WalLogStats } from './wal-log.js';
 
 /** The consensus driver's options, events and status (driver.ts). */
@@ -46,6 +47,12 @@ export interface ConsensusDriverOptions {
   readonly syncBatchSize?: number;
   /** Evidence items put in one proposal (default 16). */
   readonly maxEvidencePerBlock?: number;
+  /**
+   * TEST BUILDS ONLY (test-equivocation.ts): beside each prevote it signs, the validator
+   * broadcasts a conflicting one. Only a node started with `HYPERMESH_TEST_EQUIVOCATE=prevote`
+   * and `HYPERMESH_TEST_BUILD=1` sets it; needs `self`.
+   */
+  readonly testEquivocation?: TestEquivocation;
 }
 
 export interface CommitInfo {

@@ -15,8 +15,10 @@ import type {
   ProposalRequest,
   QuorumCertificate,
   TimeoutStep,
+  Vote,
   VoteRequest,
 } from '../types.js';
+import type { ValidatorSet } from '../validator-set.js';
 import type { SigningStep } from '../double-sign-guard.js';
 import { restoreTendermint } from '../wal.js';
 import {
@@ -51,6 +53,7 @@ import { heldMessages, rebroadcastMessages } from './gossip.js';
 import { GuardedSigner } from './guarded-signer.js';
 import type { GossipMessage, SyncedBlock } from './ports.js';
 import { buildProposal } from './proposal.js';
+import { conflictingPrevote } from './test-equivocation.js';
 import { Timers } from './timers.js';
 import { openConsensusLog, type ConsensusLog } from './wal-log.js';
 
@@ -320,6 +323,19 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       signer: this.signer === null ? null : { ...this.signer.counters },
       wal: { ...(this.wal?.stats ?? { appended: 0, unchanged: 0, internal: 0, bytes: 0 }) },
     };
+  }
+
+  /**
+   * The validator sets of the next height to decide (`current`) and of the one after it
+   * (`next`, already fixed: docs/consensus.md "Validator-set changes").
+   */
+  validatorSets(): { readonly current: ValidatorSet; readonly next: ValidatorSet } {
+    const context = this.context;
+    if (context === null) {
+      throw new DriverError(DriverErrorCode.WRONG_LIFECYCLE, 'the driver has not been started');
+    }
+    const current = context.schedule.validators;
+    return { current, next: context.nextSchedule?.validators ?? current };
   }
 
   /** A committed block and its commit from the store, or null when not stored. */
@@ -611,6 +627,9 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       }
       const vote = outcome.value;
       this.emitSigned(vote.height, vote.round, vote.type, outcome.kind === 'reused');
+      if (this.options.testEquivocation === 'prevote' && vote.type === 'prevote' && this.running) {
+        this.equivocate(vote);
+      }
       if (vote.height < (this.context as HeightContext).height) {
         // Signed after this node stored the height (others' precommits decided it first): the
         // vote still helps a peer that has not decided yet, and the signer has recorded it.
@@ -619,6 +638,18 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       }
       this.enqueue({ type: 'vote-signed', vote });
     });
+  }
+
+  /** TEST BUILDS ONLY (test-equivocation.ts): a conflicting prevote, broadcast, never counted. */
+  private equivocate(vote: Vote): void {
+    const keys = this.options.self;
+    if (keys === null) return;
+    const conflicting = conflictingPrevote(this.chainId, vote, keys.privateKey);
+    this.logger('warn', 'TEST BUILD: broadcasting a conflicting prevote', {
+      height: vote.height,
+      round: vote.round,
+    });
+    this.options.network.broadcast({ kind: 'vote', vote: conflicting });
   }
 
   private requestProposal(request: ProposalRequest, hash: Uint8Array): void {

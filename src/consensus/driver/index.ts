@@ -12,5 +12,6 @@ export * from './errors.js';
 export * from './guarded-signer.js';
 export * from './ports.js';
 export * from './signer-state.js';
+export * from './test-equivocation.js';
 export * from './verifier.js';
 export * from './wal-log.js';

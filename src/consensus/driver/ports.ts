@@ -55,6 +55,11 @@ export interface ConsensusNetwork {
     to: number,
     signal?: AbortSignal,
   ): AsyncIterable<SyncedBlock>;
+  /**
+   * Whether `fetchBlocks` can reach `peer` (a peer that dialled this node but that this node
+   * cannot dial, such as an unlisted one, cannot serve sync). Absent: every connected peer can.
+   */
+  canFetchFrom?(peer: string): boolean;
 }
 
 export interface MempoolPort {

@@ -52,35 +52,39 @@ const FINAL_REFUSALS: ReadonlySet<string> = new Set([
  * stale too (it may be waiting for a welcome that a dead connection will never carry). A peer
  * without a stream dials at once (its backoff is cut short). Calls are spaced by the reconnect
  * backoff; the loop ends as soon as a stream from the peer is accepted, or on a final refusal.
+ *
+ * Resolves with `open` when the peer answers that it does not list this node (a node added to a
+ * running cluster, docs/stoq-auth.md "Consensus peers"): it will never dial, so this node must
+ * open the stream itself; with `done` otherwise.
  */
 export async function greet(
   peer: string,
   host: GreetingHost,
   policy: GreetingPolicy,
-): Promise<void> {
+): Promise<'done' | 'open'> {
   const { closing, logger } = host;
   let staleStream: number | undefined;
   let failures = 0;
   for (let round = 0; ; round++) {
     if (round > 0) {
       const delayMs = backoffDelay(round, policy.backoff, policy.random);
-      if (await host.streamFrom(peer, delayMs)) return;
+      if (await host.streamFrom(peer, delayMs)) return 'done';
     }
-    if (closing.aborted || host.hasAccepted(peer)) return;
+    if (closing.aborted || host.hasAccepted(peer)) return 'done';
     const request: HelloRequest = staleStream === undefined ? {} : { staleStream };
     staleStream = undefined;
     let answer: HelloAnswer;
     try {
       // A peer that starts along with this node dials it meanwhile; then there is nothing to say.
       await host.connect(peer, closing);
-      if (host.hasAccepted(peer)) return;
+      if (host.hasAccepted(peer)) return 'done';
       answer = await host.hello(peer, request, closing);
     } catch (error) {
-      if (closing.aborted) return;
+      if (closing.aborted) return 'done';
       const failure = toStoqError(error);
       if (FINAL_REFUSALS.has(failure.code)) {
         logger.warn('consensus peer refused hello', describeFailure(peer, failure));
-        return;
+        return 'done';
       }
       if ((failures & (failures + 1)) === 0) {
         logger.warn('cannot say hello to consensus peer', {
@@ -91,12 +95,13 @@ export async function greet(
       failures++;
       continue;
     }
-    if (host.hasAccepted(peer)) return;
+    if (host.hasAccepted(peer)) return 'done';
+    if (answer.open === true) return 'open';
     if (answer.stream?.up === true) {
       staleStream = answer.stream.id;
       continue;
     }
-    if (await host.streamFrom(peer, policy.streamWaitMs)) return;
+    if (await host.streamFrom(peer, policy.streamWaitMs)) return 'done';
     if (answer.stream) staleStream = answer.stream.id;
   }
 }

@@ -7,11 +7,13 @@ export { stderrNetworkLogger, type ConsensusNetworkLogger } from './log.js';
 export { createConsensusNetworkMetrics, type ConsensusNetworkMetrics } from './metrics.js';
 export {
   DEFAULT_CONSENSUS_NETWORK_LIMITS,
+  DEFAULT_MAX_UNLISTED_PEERS,
   createStoqConsensusNetwork,
   type BlockSource,
   type ConsensusNetworkLimits,
   type StoqConsensusNetwork,
   type StoqConsensusNetworkOptions,
+  type UnlistedPeerPolicy,
 } from './network.js';
 export {
   CONSENSUS_MAX_MESSAGE_BYTES,

@@ -2,7 +2,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 
 /**
  * Metrics of the consensus network, on a registry the caller passes in (prefix
- * `hypermesh_consensus_net_`). Peer labels are bounded by the configured peer table.
+ * `hypermesh_consensus_net_`). Peer labels are bounded by the configured peer table and the
+ * limit on unlisted peers (`UnlistedPeerPolicy.maxPeers`).
  */
 export interface ConsensusNetworkMetrics {
   /** Gossip messages by direction (`in`, `out`) and kind (`proposal`, `vote`, `txs`, `status`). */
@@ -22,9 +23,15 @@ export interface ConsensusNetworkMetrics {
   /**
    * Hellos answered (a peer whose stream this node opens says it is up), by what they caused:
    * `connected`, `opening`, `woken` (the backoff was cut short), `dropped_stale` (a stream to the
-   * peer's previous process was dropped), `too_soon` (ignored: the previous one acted just now).
+   * peer's previous process was dropped), `too_soon` (ignored: the previous one acted just now),
+   * `unlisted` (the caller is not in the peer table: it was told to open the stream itself).
    */
   readonly hellos: Counter<'outcome'>;
+  /**
+   * Proposals and votes from an unlisted peer whose key is not a validator of the height being
+   * decided or the next, dropped unread (docs/stoq-auth.md "Consensus peers"), by kind.
+   */
+  readonly unlistedRefused: Counter<'kind'>;
   /** Blocks served to syncing peers. */
   readonly blocksServed: Counter;
   /** Blocks received from peers by `fetchBlocks`. */
@@ -68,6 +75,12 @@ export function createConsensusNetworkMetrics(registry: Registry): ConsensusNetw
       name: `${prefix}hellos_total`,
       help: 'Hellos from (re)started consensus peers answered, by outcome',
       labelNames: ['outcome'],
+      registers,
+    }),
+    unlistedRefused: new Counter({
+      name: `${prefix}unlisted_refused_total`,
+      help: 'Proposals and votes from unlisted peers that are not validators, dropped',
+      labelNames: ['kind'],
       registers,
     }),
     blocksServed: new Counter({

@@ -5,11 +5,13 @@ import {
   StaticResolver,
   StoqError,
   StoqErrorCode,
+  backoffDelay,
   createClient,
   type BackoffPolicy,
   type CallContext,
   type MessageChannel,
   type PeerIdentity,
+  type Resolver,
   type RpcClient,
   type RpcClientOptions,
   type StoqEndpoint,
@@ -19,7 +21,7 @@ import { decodeGossip, encodeGossip } from '../wire.js';
 import { ConsensusNetworkError, ConsensusNetworkErrorCode } from './errors.js';
 import { stderrNetworkLogger, type ConsensusNetworkLogger } from './log.js';
 import { delay } from './delay.js';
-import { greet, type GreetingHost } from './greeting.js';
+import { greet, type GreetingHost, type GreetingPolicy } from './greeting.js';
 import { createConsensusNetworkMetrics, type ConsensusNetworkMetrics } from './metrics.js';
 import { GossipOpener, type OpenerHost } from './opener.js';
 import {
@@ -58,6 +60,27 @@ export interface ConsensusNetworkLimits {
   readonly maxMalformedPerStream: number;
 }
 
+/**
+ * Peers this node does not list (docs/stoq-auth.md, "Consensus peers"). A node added to a running
+ * cluster (`hypermesh cluster add-node`) lists the existing nodes, but they do not list it and
+ * cannot dial it. With a policy, any authenticated `validator` or `node` certificate of the
+ * cluster (STOQ authentication checked the chain to the cluster's trust roots and the cluster
+ * name) may sync blocks from this node and open a gossip stream to it — whichever id sorts
+ * first — so that it can follow the chain; but its proposals and votes are delivered only while
+ * its key is a validator of the height being decided or of the next one (`isValidator`), and at
+ * most `maxPeers` unlisted peers hold a stream at once. Its statuses and transactions are
+ * delivered like a listed peer's (a client may submit transactions through the node API anyway).
+ * Without a policy only listed peers are served.
+ */
+export interface UnlistedPeerPolicy {
+  /** Whether a raw Ed25519 key is a validator of the height being decided or of the next. */
+  isValidator(publicKey: Uint8Array): boolean;
+  /** Unlisted peers with a gossip stream at once (default 16); more are refused. */
+  readonly maxPeers?: number;
+}
+
+export const DEFAULT_MAX_UNLISTED_PEERS = 16;
+
 export const DEFAULT_CONSENSUS_NETWORK_LIMITS: ConsensusNetworkLimits = Object.freeze({
   maxQueuedMessages: 4096,
   maxQueuedBytes: 16 * 1024 * 1024,
@@ -69,8 +92,13 @@ export interface StoqConsensusNetworkOptions {
   readonly endpoint: StoqEndpoint;
   /** This node's id: the name in its certificate URI. */
   readonly self: string;
-  /** The consensus peers, from configuration. Only these may gossip or sync with this node. */
+  /**
+   * The consensus peers, from configuration. Only these may gossip or sync with this node,
+   * unless `unlisted` admits others.
+   */
   readonly peers: readonly ConsensusPeerConfig[];
+  /** Admits peers that are not in `peers` (see `UnlistedPeerPolicy`); default: none. */
+  readonly unlisted?: UnlistedPeerPolicy;
   readonly blockSource: BlockSource;
   readonly logger?: ConsensusNetworkLogger;
   /** Registry for the network's metrics; by default a private one. */
@@ -87,6 +115,11 @@ export interface StoqConsensusNetworkOptions {
   readonly helloIntervalMs?: number;
   /** Jitter source for the backoff; [0, 1). */
   readonly random?: () => number;
+  /**
+   * Where the peers' addresses come from at each dial (e.g. service discovery); by default a
+   * fixed table of `peers`' addresses. It answers for the names in `peers`.
+   */
+  readonly resolver?: Resolver;
 }
 
 export interface StoqConsensusNetwork extends ConsensusNetwork {
@@ -96,6 +129,10 @@ export interface StoqConsensusNetwork extends ConsensusNetwork {
   start(): void;
   /** Closes every stream and stops reconnecting; the service stays registered, refusing calls. */
   close(): Promise<void>;
+  /** The authenticated Ed25519 transport key of a connected peer (its validator key). */
+  peerKey(peer: string): Uint8Array | undefined;
+  /** Whether `fetchBlocks` can reach `peer`: only listed peers have an address to dial. */
+  canFetchFrom(peer: string): boolean;
 }
 
 /**
@@ -130,6 +167,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   private readonly clientOptions: RpcClientOptions;
   private readonly connectTimeoutMs: number;
   private readonly helloIntervalMs: number;
+  private readonly unlisted: UnlistedPeerPolicy | null;
+  private readonly maxUnlisted: number;
+  /** The authenticated transport key of each peer's current stream. */
+  private readonly keys = new Map<string, Uint8Array>();
   /** The current stream per peer (up, or opened and waiting for the welcome). */
   private readonly links = new Map<string, PeerLink>();
   private readonly peerClients = new Map<string, RpcClient<ConsensusPeerService>>();
@@ -166,14 +207,23 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         { helloIntervalMs: this.helloIntervalMs },
       );
     }
-    this.service = defineConsensusPeerService((peer) => this.isConfiguredPeer(peer));
+    this.unlisted = options.unlisted ?? null;
+    this.maxUnlisted = options.unlisted?.maxPeers ?? DEFAULT_MAX_UNLISTED_PEERS;
+    if (!(Number.isSafeInteger(this.maxUnlisted) && this.maxUnlisted >= 0)) {
+      throw new ConsensusNetworkError(
+        ConsensusNetworkErrorCode.INVALID_OPTIONS,
+        `unlisted.maxPeers must be a non-negative integer, got ${String(this.maxUnlisted)}`,
+        { maxPeers: this.maxUnlisted },
+      );
+    }
+    this.service = defineConsensusPeerService((peer) => this.mayBePeer(peer));
     const resolverTable = Object.fromEntries(
       [...this.table.values()].map((peer) => [peer.id, [peer.address]]),
     );
     // The pool checks the dialled peer's authenticated certificate name; the pool itself checks
     // the backoff policy.
     this.pool = new ConnectionPool({
-      resolver: new StaticResolver(resolverTable),
+      resolver: options.resolver ?? new StaticResolver(resolverTable),
       connect: (address, _name, signal) => this.endpoint.connect(address, { signal }),
       verifyPeer: (name, peer) => peer.name === name && PEER_ROLES.has(peer.role),
       backoff: this.backoff,
@@ -228,7 +278,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
           random: this.random,
           streamWaitMs: this.connectTimeoutMs,
         };
-        this.loops.push(greet(peer.id, this, policy));
+        this.loops.push(this.greetOrOpen(peer.id, policy));
       }
     }
   }
@@ -271,6 +321,14 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     return { [Symbol.asyncIterator]: () => this.fetchPages(peer, from, to, signal) };
   }
 
+  peerKey(peer: string): Uint8Array | undefined {
+    return this.links.get(peer)?.isUp === true ? this.keys.get(peer) : undefined;
+  }
+
+  canFetchFrom(peer: string): boolean {
+    return this.table.has(peer);
+  }
+
   async close(): Promise<void> {
     if (this.closing.aborted) return;
     this.closer.abort(new StoqError(StoqErrorCode.UNAVAILABLE, 'consensus network closed'));
@@ -290,6 +348,14 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   deliver(peer: string, message: GossipMessage): void {
     const handler = this.messageHandler;
     if (!handler) return;
+    if (
+      (message.kind === 'proposal' || message.kind === 'vote') &&
+      !this.table.has(peer) &&
+      !this.unlistedValidator(peer)
+    ) {
+      this.metrics.unlistedRefused.inc({ kind: message.kind });
+      return;
+    }
     try {
       handler(peer, message);
     } catch (error) {
@@ -305,7 +371,11 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     if (this.links.get(link.peer) !== link) return;
     this.metrics.connects.inc({ peer: link.peer });
     this.updateConnectedGauge();
-    this.logger.info('consensus peer connected', { peer: link.peer, side: link.side });
+    this.logger.info('consensus peer connected', {
+      peer: link.peer,
+      side: link.side,
+      ...(this.table.has(link.peer) ? {} : { unlisted: true }),
+    });
     const handler = this.connectedHandler;
     if (!handler) return;
     try {
@@ -321,9 +391,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   // OpenerHost
 
   /** Makes `link` the peer's current stream, closing the one it replaces. */
-  install(link: PeerLink): void {
+  install(link: PeerLink, key: Uint8Array): void {
     const previous = this.links.get(link.peer);
     this.links.set(link.peer, link);
+    this.keys.set(link.peer, key);
     if (previous && previous !== link) previous.abort();
   }
 
@@ -331,6 +402,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   remove(link: PeerLink): void {
     if (this.links.get(link.peer) !== link) return;
     this.links.delete(link.peer);
+    this.keys.delete(link.peer);
     this.updateConnectedGauge();
   }
 
@@ -364,8 +436,65 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
 
   // Internals
 
-  private isConfiguredPeer(peer: PeerIdentity): boolean {
-    return this.table.has(peer.name) && PEER_ROLES.has(peer.role);
+  /**
+   * The service's allow check: a listed peer with a peer role, or — when unlisted peers are
+   * admitted — any peer-role certificate of the cluster (authentication checked the rest).
+   */
+  private mayBePeer(peer: PeerIdentity): boolean {
+    return PEER_ROLES.has(peer.role) && (this.table.has(peer.name) || this.unlisted !== null);
+  }
+
+  /** An unlisted peer's current key is a validator of the height being decided or the next. */
+  private unlistedValidator(peer: string): boolean {
+    const key = this.keys.get(peer);
+    if (key === undefined || this.unlisted === null) return false;
+    try {
+      return this.unlisted.isValidator(key);
+    } catch (error) {
+      this.logger.error('validator check of an unlisted peer failed', {
+        peer,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return false;
+    }
+  }
+
+  private unlistedStreams(): number {
+    let count = 0;
+    for (const peer of this.links.keys()) if (!this.table.has(peer)) count++;
+    return count;
+  }
+
+  /**
+   * The accepting side of a pair: greet the peer until its stream arrives; if it answers that it
+   * does not list this node (it cannot dial us), open the stream ourselves until it refuses it
+   * (it then lists us and dials), and greet again.
+   */
+  private async greetOrOpen(peer: string, policy: GreetingPolicy): Promise<void> {
+    for (let round = 0; !this.closing.aborted; round++) {
+      if (round > 0) {
+        // The peer refused the stream it told us to open: back off before asking again.
+        const wait = delay(backoffDelay(round, this.backoff, this.random), this.closing);
+        await wait.done;
+      }
+      if ((await greet(peer, this, policy)) !== 'open' || this.closing.aborted) return;
+      this.logger.info('consensus peer does not list this node: opening the stream to it', {
+        peer,
+      });
+      const opener = new GossipOpener({
+        peer,
+        host: this,
+        pool: this.pool,
+        service: this.service,
+        clientOptions: this.clientOptions,
+        backoff: this.backoff,
+        random: this.random,
+        helloIntervalMs: this.helloIntervalMs,
+        closing: this.closing,
+        endOnRefusal: true,
+      });
+      await opener.run();
+    }
   }
 
   private encode(message: GossipMessage): { kind: GossipKind; bytes: Uint8Array } | null {
@@ -406,7 +535,21 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         reason: 'not-running',
       });
     }
-    if (!dialsFirst(peer, this.self)) {
+    const listed = this.table.has(peer);
+    if (peer === this.self) {
+      throw new StoqError(StoqErrorCode.PERMISSION_DENIED, `${peer} is this node's own name`, {
+        reason: 'own-name',
+      });
+    }
+    if (!listed && !this.links.has(peer) && this.unlistedStreams() >= this.maxUnlisted) {
+      throw new StoqError(
+        StoqErrorCode.RESOURCE_EXHAUSTED,
+        `${this.self} serves at most ${this.maxUnlisted} unlisted consensus peers`,
+        { reason: 'too-many-unlisted-peers' },
+      );
+    }
+    // An unlisted peer opens the stream whichever id sorts first: this node cannot dial it.
+    if (listed && !dialsFirst(peer, this.self)) {
       throw new StoqError(
         StoqErrorCode.PERMISSION_DENIED,
         `${this.self} opens the gossip stream to ${peer}, not the other way round`,
@@ -420,7 +563,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     const replaced = this.links.get(peer);
     channel.send({ welcome: true });
     const link = new PeerLink(peer, 'acceptor', channel, this);
-    this.install(link);
+    this.install(link, ctx.peer.transportKey);
     if (replaced) {
       // A new stream while the old one still looks open: the peer restarted or lost the
       // connection it had. A pooled connection to it (hello, block sync) is then most likely
@@ -446,6 +589,11 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the consensus network is not running', {
         reason: 'not-running',
       });
+    }
+    if (!this.table.has(peer)) {
+      // Admitted by the allow check but not listed: this node cannot dial it.
+      this.metrics.hellos.inc({ outcome: 'unlisted' });
+      return { stream: null, open: true };
     }
     const opener = this.openers.get(peer);
     if (!opener) {

@@ -14,8 +14,8 @@ import { PeerLink, toStoqError, type PeerLinkHost } from './peer-link.js';
 
 /** What the opener needs from the network it belongs to. */
 export interface OpenerHost extends PeerLinkHost {
-  /** Makes `link` the peer's current stream. */
-  install(link: PeerLink): void;
+  /** Makes `link` the peer's current stream; `key` is the peer's authenticated transport key. */
+  install(link: PeerLink, key: Uint8Array): void;
   /** Forgets `link` if it is still the peer's current stream. */
   remove(link: PeerLink): void;
 }
@@ -32,6 +32,12 @@ export interface GossipOpenerOptions {
   readonly helloIntervalMs: number;
   /** Aborts when the network closes. */
   readonly closing: AbortSignal;
+  /**
+   * Stop (instead of retrying) when the peer refuses the stream with PERMISSION_DENIED: set for
+   * a peer that sorts first but does not list this node (docs/stoq-auth.md "Consensus peers"),
+   * whose refusal means it now lists this node and dials it itself.
+   */
+  readonly endOnRefusal?: boolean;
 }
 
 /** What a hello led to, for `hypermesh_consensus_net_hellos_total{outcome}`. */
@@ -84,7 +90,7 @@ export class GossipOpener {
     this.peer = options.peer;
   }
 
-  /** Runs until the network closes. */
+  /** Runs until the network closes (or the peer refuses the stream, with `endOnRefusal`). */
   async run(): Promise<void> {
     const { closing, backoff, random } = this.options;
     let failures = 0;
@@ -94,15 +100,19 @@ export class GossipOpener {
       closing.addEventListener('abort', forward, { once: true });
       this.attempt = attempt;
       let wasUp = false;
+      let refused = false;
       try {
         wasUp = await this.open(attempt);
       } catch (error) {
-        if (!attempt.abort.signal.aborted) this.logFailure(toStoqError(error), failures);
+        const failure = toStoqError(error);
+        if (!attempt.abort.signal.aborted) this.logFailure(failure, failures);
+        refused =
+          this.options.endOnRefusal === true && failure.code === StoqErrorCode.PERMISSION_DENIED;
       } finally {
         closing.removeEventListener('abort', forward);
         this.attempt = null;
       }
-      if (closing.aborted) break;
+      if (closing.aborted || refused) break;
       if (attempt.stale) {
         // Redial now, on a new connection: once the dead one is closed the pool lets go of it.
         await attempt.stale.connection.closed;
@@ -169,7 +179,7 @@ export class GossipOpener {
     const channel = await client.openMessageStream('gossip', { signal });
     const link = new PeerLink(this.peer, 'opener', channel, host);
     stream.link = link;
-    host.install(link);
+    host.install(link, session.peer.transportKey);
     if (signal.aborted) link.abort();
     const end = await link.run();
     host.remove(link);

@@ -17,10 +17,14 @@ import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_GOSSIP_WIRE_BYTES } fr
  *   timeout ends their dead connection. The answer says which gossip stream to the caller the
  *   opener has (its local number, and whether the welcome arrived); a caller that never accepted
  *   that stream calls again with `staleStream` set to it, and the opener drops that stream and
- *   its connection and redials (see network.ts, `greet`, and opener.ts, `answerHello`).
+ *   its connection and redials (see network.ts, `greet`, and opener.ts, `answerHello`). A node
+ *   that does not list the caller (it joined the cluster later, docs/stoq-auth.md "Consensus
+ *   peers") answers `open: true`: it cannot dial the caller, so the caller opens the stream.
  *
- * `allow` is the network's check that the authenticated caller is a configured peer; the
- * definition is otherwise the same for client and server, so the wire names never differ.
+ * `allow` is the network's check that the authenticated caller may be a consensus peer (a
+ * configured one, or any `validator`/`node` certificate of the cluster when unlisted peers are
+ * admitted); the definition is otherwise the same for client and server, so the wire names
+ * never differ.
  */
 export const CONSENSUS_SERVICE_NAME = 'hypermesh.consensus.v1';
 
@@ -60,6 +64,11 @@ const helloAnswer = z.strictObject({
       up: z.boolean(),
     }),
   ]),
+  /**
+   * The answering node does not list the caller, so it never dials it: the caller opens the
+   * gossip stream itself (`stream` is then null).
+   */
+  open: z.literal(true).optional(),
 });
 export type HelloAnswer = z.output<typeof helloAnswer>;
 

@@ -6,7 +6,7 @@ import type { AcmeIdentifier } from './problems.js';
  * account, the authorizations (domain control) and the CSR's names and key; the issuer decides
  * the rest (its own policy, lifetime, serial) and signs. Two implementations: the in-process
  * `LocalIssuer` over the CA core (local-issuer.ts, for tests and single-node development) and,
- * later, the consensus `ca` module.
+ * in the node, the consensus `ca` module (src/node/acme-issuer.ts).
  */
 export interface AcmeIssueRequest {
   /**

@@ -348,51 +348,74 @@ const verify: Command = {
   summary:
     'verify a certificate offline: chain, name constraints, batch inclusion and FALCON signature',
   help: `
-usage: hypermesh cert verify CERT --bundle FILE [--purpose serverAuth|clientAuth|any] [--at ISO-TIME]
+usage: hypermesh cert verify CERT [--bundle FILE] [--cluster FILE|DIR [--node NAME]]
+                              [--purpose serverAuth|clientAuth|any] [--at ISO-TIME]
 
 Runs the offline verifier (docs/ca.md, "Offline verification") on the first certificate in
 CERT (PEM) against the trust bundle FILE (ca/trust-bundle.json): the X.509 chain to
 the root, the cluster name constraint, the issuance reference, the Merkle inclusion of the
 certificate in its block's batch and the FALCON-1024 batch signature by the issuing
-validator's key, which the root FALCON key endorsed. Exit code 0 when valid, 1 otherwise.
+validator's key, which the root FALCON key endorsed.
+
+With --cluster, also asks a node (--node, default the first) through the
+hypermesh.trustchain.ca.v1 "validate" RPC (docs/ca.md, "RPC"): the same chain check at the
+node's time, the committed revocation state, and inclusion in that node's CT log (--at does not
+apply there). At least one of --bundle and --cluster is needed. Exit code 0 when every check
+asked for says valid, 1 otherwise.
 `,
   async run(args, io) {
     const { values, positionals } = parseWithPositionals(
       args,
-      { bundle: { type: 'string' }, purpose: { type: 'string' }, at: { type: 'string' } },
+      {
+        bundle: { type: 'string' },
+        purpose: { type: 'string' },
+        at: { type: 'string' },
+        cluster: { type: 'string' },
+        node: { type: 'string' },
+      },
       ['cert'],
     );
-    if (values.bundle === undefined) throw new CliError('--bundle FILE is required (see --help)');
+    if (values.bundle === undefined && values.cluster === undefined) {
+      throw new CliError('--bundle FILE or --cluster FILE|DIR is required (see --help)');
+    }
     const purpose = (values.purpose ?? 'any') as 'serverAuth' | 'clientAuth' | 'any';
     if (!['serverAuth', 'clientAuth', 'any'].includes(purpose)) {
       throw new CliError('--purpose must be serverAuth, clientAuth or any');
     }
     const now = values.at === undefined ? new Date() : new Date(values.at);
     if (Number.isNaN(now.getTime())) throw new CliError(`--at ${values.at} is not a time`);
-    const bundleText = await readFile(values.bundle, 'utf8').catch((error: Error) => {
-      throw new CliError(`cannot read ${values.bundle}: ${error.message}`);
-    });
-    let bundle;
-    try {
-      bundle = parseTrustBundle(bundleText);
-    } catch (error) {
-      throw new CliError(`${values.bundle}: ${(error as Error).message}`);
-    }
     const certificate = await readCertificate(positionals[0] as string);
-    try {
-      const verified = verifyIssuedCertificate(certificate, bundle, { now, purpose });
-      io.out(
-        `valid: issued by ${verified.validator} at height ${verified.reference.height} of ${verified.reference.chainId}, ` +
-          `leaf ${verified.inclusion.leafIndex} of ${verified.inclusion.treeSize} in its batch, FALCON batch signature verified\n`,
-      );
-      return 0;
-    } catch (error) {
-      if (error instanceof CaError) {
-        io.out(`invalid: ${error.message} (${String(error.detail.reason ?? error.code)})\n`);
-        return 1;
+    if (values.bundle !== undefined) {
+      const bundleText = await readFile(values.bundle, 'utf8').catch((error: Error) => {
+        throw new CliError(`cannot read ${values.bundle}: ${error.message}`);
+      });
+      let bundle;
+      try {
+        bundle = parseTrustBundle(bundleText);
+      } catch (error) {
+        throw new CliError(`${values.bundle}: ${(error as Error).message}`);
       }
-      throw error;
+      try {
+        const verified = verifyIssuedCertificate(certificate, bundle, { now, purpose });
+        io.out(
+          `valid: issued by ${verified.validator} at height ${verified.reference.height} of ${verified.reference.chainId}, ` +
+            `leaf ${verified.inclusion.leafIndex} of ${verified.inclusion.treeSize} in its batch, FALCON batch signature verified\n`,
+        );
+      } catch (error) {
+        if (error instanceof CaError) {
+          io.out(`invalid: ${error.message} (${String(error.detail.reason ?? error.code)})\n`);
+          return 1;
+        }
+        throw error;
+      }
     }
+    if (values.cluster !== undefined) {
+      const { validateOnCluster } = await import('../cert-tools.js');
+      const answer = await validateOnCluster(values.cluster, values.node, certificate, purpose);
+      io.out(`${answer.line}\n`);
+      return answer.valid ? 0 : 1;
+    }
+    return 0;
   },
 };
 

@@ -1,6 +1,7 @@
 import type { Command } from '../commands.js';
 import { parseCommandArgs, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
+import { addNodeCommand } from './cluster-add-node.js';
 import {
   CLUSTER_FILES,
   DEFAULT_LEDGER,
@@ -115,7 +116,7 @@ const init: Command = {
   help: `
 usage: hypermesh cluster init --validators N --out DIR [--chain-id ID] [--host ADDR]
                               [--base-port P] [--metrics-base-port P] [--dns-base-port P]
-                              [--doq-base-port P] [--no-dns] [--no-discovery] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
+                              [--doq-base-port P] [--no-dns] [--no-discovery] [--acme-base-port P] [--no-acme] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
                               [--token-supply TOKENS] [--validator-allocation TOKENS]
                               [--no-caesar] [--staking [--staking-param NAME=VALUE ...]
                               [--validator-commission BPS]]
@@ -158,6 +159,9 @@ options:
                          operator/ca-root-passphrase.txt (mode 0600)
   --ct-base-port P       CT log HTTP port of node-1, likewise (default 6962; 0 = free; defaults
                          to 0 when --base-port is 0)
+  --acme-base-port P     ACME server HTTPS port of node-1, likewise (default 9443; 0 = free;
+                         defaults to 0 when --base-port is 0); docs/acme.md
+  --no-acme              no ACME servers (no ACME account keys, grants or HTTPS certificates)
   --force                replace DIR if it holds a previous cluster (a genesis.json)
 
 ledger options (amounts in whole tokens):
@@ -196,6 +200,8 @@ staking options (docs/caesar.md, "Staking"):
       'no-ca': { type: 'boolean' },
       'ca-passphrase-env': { type: 'string' },
       'ct-base-port': { type: 'string' },
+      'acme-base-port': { type: 'string' },
+      'no-acme': { type: 'boolean' },
       force: { type: 'boolean' },
       'token-name': { type: 'string' },
       'token-symbol': { type: 'string' },
@@ -297,6 +303,17 @@ staking options (docs/caesar.md, "Staking"):
               0,
             ),
           }),
+      acme: !(values['no-acme'] ?? false),
+      ...(values['acme-base-port'] === undefined
+        ? {}
+        : {
+            acmeBasePort: integerOption(
+              values['acme-base-port'],
+              'acme-base-port',
+              { min: 0, max: 65_535 },
+              0,
+            ),
+          }),
       force: values.force ?? false,
       ledger: values['no-caesar'] ? null : ledger,
       staking,
@@ -316,4 +333,4 @@ staking options (docs/caesar.md, "Staking"):
   },
 };
 
-export const clusterCommands: readonly Command[] = [init];
+export const clusterCommands: readonly Command[] = [init, addNodeCommand];

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from '../commands.js';
 import { parseCommandArgs } from '../args.js';
 import { CliError } from '../cli-error.js';
+import { LOOPBACK_HOSTS } from '../config.js';
 import { DEMO_DEFAULT_HOST, runDemo } from '../demo.js';
 
 export const demoCommand: Command = {
@@ -21,7 +22,7 @@ options:
   --dir DIR          working directory (default .hypermesh/demo)
   --transport T      quic (default) or tls (TLS 1.3 over TCP)
   --mode M           delegated (default) or strict FALCON-1024 authentication
-  --host ADDR        address to listen on (default ${DEMO_DEFAULT_HOST}; ::1 for IPv6)
+  --host ADDR        address to listen on (default ${DEMO_DEFAULT_HOST}; ${LOOPBACK_HOSTS.v6} for IPv6)
   --once             stop after the first round
 `,
   async run(args, io) {

@@ -3,6 +3,7 @@ import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
 import { passphraseFromEnv } from '../args.js';
 import { CliError } from '../cli-error.js';
+import { LOOPBACK_HOSTS } from '../config.js';
 import { readGenesisFile } from '../cluster-layout.js';
 import {
   DEFAULT_CLUSTER_FILE,
@@ -372,7 +373,7 @@ RFC 4509), the DNSKEY, and a BIND trust-anchors clause for delv or a validating 
 all from the DNSKEY in the genesis file's app.dns zone entry, so nothing is asked of a node.
 Validate an answer with:
   hypermesh dns ds --trust-anchor > anchor.conf
-  delv @127.0.0.1 -p PORT -a anchor.conf +root=hypermesh www.hypermesh A
+  delv @${LOOPBACK_HOSTS.v4} -p PORT -a anchor.conf +root=hypermesh www.hypermesh A
 
 options:
   --genesis FILE        the genesis file (default: the cluster's)

@@ -53,6 +53,7 @@ options:
         dns: node.dns,
         ct: node.ct,
         trustBundle: node.trustBundleFile,
+        acme: node.acme,
         height: status.committedHeight,
       };
       io.out(`${JSON.stringify(ready)}\n`);

@@ -20,6 +20,9 @@ import { AuthFailureReason, authFailure, reasonForX509Error } from './reasons.js
  */
 
 export type RevocationStatus = 'good' | 'revoked' | 'unknown';
+/** A check's answer: a status, or `revoked` with the revocation reason (logged in `detail`). */
+export type RevocationAnswer =
+  RevocationStatus | { readonly status: 'revoked'; readonly reason: string };
 
 export interface RevocationQuery {
   /** The certificate in question: the leaf (depth 0) or an intermediate CA. */
@@ -38,7 +41,7 @@ export interface RevocationQuery {
  */
 export type RevocationCheck = (
   query: RevocationQuery,
-) => RevocationStatus | Promise<RevocationStatus>;
+) => RevocationAnswer | Promise<RevocationAnswer>;
 
 export interface TrustPolicy {
   readonly roots: readonly ParsedCertificate[];
@@ -144,7 +147,7 @@ async function checkRevocation(
   // The last certificate on the path is the trust anchor: trusted by configuration, not revocable here.
   for (let depth = 0; depth < path.length - 1; depth++) {
     const certificate = path[depth] as ParsedCertificate;
-    let status: RevocationStatus;
+    let status: RevocationAnswer;
     try {
       status = await revocation({
         certificate,
@@ -157,6 +160,18 @@ async function checkRevocation(
         'the revocation check failed',
         { depth },
         { cause: error },
+      );
+    }
+    if (typeof status === 'object' && status.status === 'revoked') {
+      throw authFailure(
+        AuthFailureReason.REVOKED,
+        `a certificate on the peer chain is revoked (${status.reason})`,
+        {
+          depth,
+          serialNumber: certificate.serialNumber,
+          subject: certificate.subject,
+          revocationReason: status.reason,
+        },
       );
     }
     if (status === 'revoked') {

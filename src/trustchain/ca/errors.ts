@@ -45,6 +45,8 @@ export enum CaErrorCode {
   ROOT_KEY_MISMATCH = 'CA_ROOT_KEY_MISMATCH',
   /** Offline verification failed; `detail.reason` is a `VerifyFailure`. */
   VERIFY_FAILED = 'CA_VERIFY_FAILED',
+  /** An OCSP request is not a strict-DER RFC 6960 OCSPRequest within the limits. */
+  OCSP_MALFORMED = 'CA_OCSP_MALFORMED',
 }
 
 export class CaError extends HyperMeshError<CaErrorCode> {}

@@ -93,3 +93,21 @@ export {
   type VerifyFailure,
   type VerifiedIssuedCertificate,
 } from './verify.js';
+export {
+  OCSP_NONCE_OID,
+  MAX_OCSP_REQUESTS,
+  MAX_OCSP_REQUEST_BYTES,
+  OcspResponseStatus,
+  parseOcspRequest,
+  issuerHashes,
+  certIdMatchesIssuer,
+  buildOcspResponse,
+  ocspErrorResponse,
+  serialMagnitude,
+  type OcspCertId,
+  type OcspCertStatus,
+  type OcspHashAlgorithm,
+  type OcspRequest,
+  type OcspResponseInput,
+  type OcspSingleResponse,
+} from './ocsp.js';

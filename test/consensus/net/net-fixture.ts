@@ -8,6 +8,7 @@ import {
   type ConsensusNetworkLimits,
   type ConsensusNetworkLogger,
   type StoqConsensusNetwork,
+  type UnlistedPeerPolicy,
 } from '../../../src/consensus/net/index.js';
 import { createAuthenticator } from '../../../src/stoq/auth/authenticator.js';
 import { StoqEndpoint } from '../../../src/stoq/endpoint.js';
@@ -85,6 +86,8 @@ function observed(network: StoqConsensusNetwork): StoqConsensusNetwork {
     onPeerConnected: (handler) => network.onPeerConnected(announced(handler)),
     peers: () => network.peers(),
     fetchBlocks: (peer, from, to, signal) => network.fetchBlocks(peer, from, to, signal),
+    peerKey: (peer) => network.peerKey(peer),
+    canFetchFrom: (peer) => network.canFetchFrom(peer),
   };
 }
 
@@ -174,6 +177,7 @@ export class Cluster {
     options: {
       blocks?: readonly SyncedBlock[] | BlockSource;
       limits?: Partial<ConsensusNetworkLimits>;
+      unlisted?: UnlistedPeerPolicy;
     } = {},
   ): TestNode {
     const logger = new RecordingLogger();
@@ -196,6 +200,7 @@ export class Cluster {
         registry: running.registry,
         reconnect: { initialMs: 10, maxMs: 100 },
         ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.unlisted ? { unlisted: options.unlisted } : {}),
       }),
     );
     network.onMessage((peer, message) => received.push({ peer, message }));

@@ -1,0 +1,186 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  CaError,
+  CaErrorCode,
+  MAX_OCSP_REQUEST_BYTES,
+  OcspResponseStatus,
+  buildOcspResponse,
+  certIdMatchesIssuer,
+  ocspErrorResponse,
+  parseOcspRequest,
+  type CertificateSigner,
+  type Issuer,
+  type OcspCertStatus,
+} from '../trustchain/ca/index.js';
+
+/**
+ * The OCSP responder (RFC 6960, HTTP transport per Appendix A / RFC 5019) of one validator's
+ * intermediate, served on the node's CT HTTP listener (src/faces/ct-http.ts, docs/ca.md "OCSP"):
+ *
+ * - `POST /` or `POST /ocsp` with `content-type: application/ocsp-request` and the DER request;
+ * - `GET /ocsp/<url-encoded base64 request>`.
+ *
+ * The intermediate itself signs (the CA is its own responder, §2.6): the node holds only its own
+ * intermediate's key, so it answers for the certificates that intermediate issued and answers
+ * `unauthorized` when a request names another issuer (ask that validator's node). Statuses come
+ * from the committed `ca` state through `status`.
+ */
+export interface OcspResponderOptions {
+  readonly issuer: Issuer;
+  readonly signer: CertificateSigner;
+  /** The status of a certificate of `issuer` by its serial (unsigned magnitude), from committed state. */
+  readonly status: (serial: Uint8Array) => OcspCertStatus;
+  /** Clock (ms); default Date.now. */
+  readonly now?: () => number;
+  /** nextUpdate − thisUpdate; default `OCSP_VALIDITY_MS`. */
+  readonly validityMs?: number;
+}
+
+/** What one OCSP request came to (counted by the caller). */
+export type OcspOutcome =
+  'good' | 'revoked' | 'unknown' | 'mixed' | 'malformed' | 'unauthorized' | 'error';
+
+export type OcspResponder = (request: Uint8Array) => {
+  readonly response: Uint8Array;
+  readonly outcome: OcspOutcome;
+};
+
+/** Responses say "good until" this long after they are produced. */
+export const OCSP_VALIDITY_MS = 3_600_000;
+export const OCSP_REQUEST_TYPE = 'application/ocsp-request';
+export const OCSP_RESPONSE_TYPE = 'application/ocsp-response';
+
+export function createOcspResponder(options: OcspResponderOptions): OcspResponder {
+  const now = options.now ?? Date.now;
+  const validity = options.validityMs ?? OCSP_VALIDITY_MS;
+  return (der) => {
+    let parsed;
+    try {
+      parsed = parseOcspRequest(der);
+    } catch (error) {
+      if (error instanceof CaError && error.code === CaErrorCode.OCSP_MALFORMED) {
+        return {
+          response: ocspErrorResponse(OcspResponseStatus.malformedRequest),
+          outcome: 'malformed',
+        };
+      }
+      throw error;
+    }
+    if (!parsed.certIds.every((certId) => certIdMatchesIssuer(certId, options.issuer))) {
+      return {
+        response: ocspErrorResponse(OcspResponseStatus.unauthorized),
+        outcome: 'unauthorized',
+      };
+    }
+    const thisUpdate = new Date(Math.floor(now() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + validity);
+    const responses = parsed.certIds.map((certId) => ({
+      certId,
+      status: options.status(certId.serial),
+      thisUpdate,
+      nextUpdate,
+    }));
+    const kinds = new Set(responses.map((single) => single.status.status));
+    const outcome: OcspOutcome =
+      kinds.size === 1 ? (responses[0]?.status.status ?? 'unknown') : 'mixed';
+    return {
+      response: buildOcspResponse({
+        issuer: options.issuer,
+        signer: options.signer,
+        producedAt: thisUpdate,
+        responses,
+        nonce: parsed.nonce,
+      }),
+      outcome,
+    };
+  };
+}
+
+/** Whether `method` + `path` is an OCSP request for this listener. */
+export function isOcspRequest(method: string | undefined, path: string): boolean {
+  if (method === 'POST') return path === '/' || path === '/ocsp';
+  return (method === 'GET' || method === 'HEAD') && path.startsWith('/ocsp/');
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(request: IncomingMessage, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers['content-length'] ?? '0');
+  if (declared > limit) throw new BodyTooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function decodeGetPath(path: string): Uint8Array | null {
+  let text: string;
+  try {
+    text = decodeURIComponent(path.slice('/ocsp/'.length));
+  } catch {
+    return null;
+  }
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.length % 4 !== 0) return null;
+  return new Uint8Array(Buffer.from(text, 'base64'));
+}
+
+/**
+ * Answers one HTTP OCSP request (`isOcspRequest` is true) and returns its outcome. OCSP-level
+ * failures are 200 with an OCSP error status (RFC 5019 §5); HTTP-level ones (a body over
+ * `MAX_OCSP_REQUEST_BYTES`, a wrong content type) are 413 / 415.
+ */
+export async function serveOcsp(
+  request: IncomingMessage,
+  response: ServerResponse,
+  path: string,
+  responder: OcspResponder | null,
+): Promise<OcspOutcome | 'too_large' | 'unsupported_media_type' | 'unavailable'> {
+  const send = (status: number, body: Uint8Array, type: string, close = false): void => {
+    const headers: Record<string, string | number> = {
+      'content-type': type,
+      'content-length': body.length,
+      'cache-control': 'no-cache',
+    };
+    if (close) headers.connection = 'close';
+    response.writeHead(status, headers);
+    response.end(request.method === 'HEAD' ? undefined : body);
+  };
+  let der: Uint8Array | null;
+  if (request.method === 'POST') {
+    const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== OCSP_REQUEST_TYPE) {
+      send(415, new TextEncoder().encode(`expected ${OCSP_REQUEST_TYPE}\n`), 'text/plain', true);
+      return 'unsupported_media_type';
+    }
+    try {
+      der = await readBody(request, MAX_OCSP_REQUEST_BYTES);
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      send(413, new TextEncoder().encode('request too large\n'), 'text/plain', true);
+      return 'too_large';
+    }
+  } else {
+    der = decodeGetPath(path);
+  }
+  if (responder === null) {
+    send(200, ocspErrorResponse(OcspResponseStatus.unauthorized), OCSP_RESPONSE_TYPE);
+    return 'unavailable';
+  }
+  if (der === null) {
+    send(200, ocspErrorResponse(OcspResponseStatus.malformedRequest), OCSP_RESPONSE_TYPE);
+    return 'malformed';
+  }
+  let answer: ReturnType<OcspResponder>;
+  try {
+    answer = responder(der);
+  } catch {
+    send(200, ocspErrorResponse(OcspResponseStatus.internalError), OCSP_RESPONSE_TYPE);
+    return 'error';
+  }
+  send(200, answer.response, OCSP_RESPONSE_TYPE);
+  return answer.outcome;
+}

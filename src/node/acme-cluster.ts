@@ -1,0 +1,132 @@
+import { isIP } from 'node:net';
+import path from 'node:path';
+import type { GenesisAppValue } from '../consensus/genesis.js';
+import { toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import type { NodeIdentityKeys } from '../crypto/keyfile.js';
+import { derToPem, issueNodeCertificate, type CertificateAuthority } from '../crypto/x509.js';
+import { writeFile } from 'node:fs/promises';
+import { CliError } from './cli-error.js';
+import { DEFAULT_ACME_HTTPS_PORT } from './config.js';
+import { createWalletKey } from './wallet.js';
+
+/**
+ * The ACME part of `hypermesh cluster init` (docs/acme.md, "In the node"). Every node gets its
+ * own ACME account key, `node-K/acme-account.key` (Ed25519, 0600), with a genesis `app.ca`
+ * grant of its own: profile `service`, the cluster zone (wildcards included) and the listen
+ * address. The operator key stays off the nodes, and the node identity key (a validator key
+ * with the `node` profile and its own sequence of publications) does not sign ACME requests.
+ * The HTTPS certificate, `node-K/acme-https.pem`, is issued by the development CA (`ca/root.pem`,
+ * the root clients must trust) for the node identity key, naming the listen address, since the
+ * STOQ certificate names only the node's SPIFFE ID.
+ */
+export const ACME_FILES = {
+  accountKey: 'acme-account.key',
+  certificate: 'acme-https.pem',
+} as const;
+
+/** Default ACME base port: `DEFAULT_ACME_HTTPS_PORT`, or 0 when the STOQ base port is 0. */
+export function acmeBasePortOf(options: { acmeBasePort?: number; basePort?: number }): number {
+  return options.acmeBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_ACME_HTTPS_PORT);
+}
+
+/** Refuses an ACME port range that does not fit or overlaps another TCP range of the cluster. */
+export function checkAcmePorts(
+  acmeBase: number,
+  count: number,
+  others: readonly (readonly [string, number])[],
+): void {
+  if (acmeBase === 0) return;
+  if (!Number.isInteger(acmeBase) || acmeBase < 1 || acmeBase + count - 1 > 65_535) {
+    throw new CliError(
+      `--acme-base-port ${acmeBase} leaves no room for ${count} ports (the last must be ≤ 65535)`,
+    );
+  }
+  for (const [what, base] of others) {
+    if (base !== 0 && Math.max(base, acmeBase) < Math.min(base, acmeBase) + count) {
+      throw new CliError(
+        `ACME ports ${acmeBase}..${acmeBase + count - 1} overlap ${what} ports ${base}..${base + count - 1}; choose another --acme-base-port`,
+      );
+    }
+  }
+}
+
+export interface NodeAcmeFiles {
+  /** The node's ACME account (raw Ed25519 public key). */
+  readonly accountPublicKey: Uint8Array;
+  /** The node configuration's `acme` section (paths relative to node-K/). */
+  readonly config: {
+    readonly https: { readonly host: string; readonly port: number };
+    readonly accountKeyFile: string;
+    readonly certificateFile: string;
+  };
+}
+
+/** Writes `acme-account.key` and `acme-https.pem` into `nodeDir`. */
+export async function writeNodeAcmeFiles(options: {
+  readonly ca: CertificateAuthority;
+  readonly chainId: string;
+  readonly name: string;
+  readonly nodeDir: string;
+  readonly keys: NodeIdentityKeys;
+  readonly host: string;
+  readonly port: number;
+  readonly validityDays: number;
+  readonly now: Date;
+}): Promise<NodeAcmeFiles> {
+  const account = await createWalletKey(path.join(options.nodeDir, ACME_FILES.accountKey));
+  const host = options.host.toLowerCase();
+  const issued = await issueNodeCertificate({
+    issuer: options.ca,
+    subjectEd25519PublicKey: ed25519RawPublicKey(options.keys.ed25519.publicKey),
+    falconPublicKey: options.keys.falcon.publicKey,
+    cluster: options.chainId,
+    role: 'validator',
+    name: options.name,
+    notBefore: new Date(options.now.getTime() - 5 * 60_000),
+    notAfter: new Date(options.now.getTime() + options.validityDays * 86_400_000),
+    ...(isIP(host) === 0 ? { dnsNames: [host] } : { ipAddresses: [host] }),
+  });
+  await writeFile(
+    path.join(options.nodeDir, ACME_FILES.certificate),
+    issued.chain.map((der) => derToPem(der)).join(''),
+    { flag: 'wx', mode: 0o644 },
+  );
+  return {
+    accountPublicKey: account.publicKey,
+    config: {
+      https: { host: options.host, port: options.port },
+      accountKeyFile: ACME_FILES.accountKey,
+      certificateFile: ACME_FILES.certificate,
+    },
+  };
+}
+
+/**
+ * The genesis `app.ca` section with one grant per node ACME account added: profile `service`,
+ * the cluster zone (`dnsZone`, without its trailing dot; wildcards allowed) and `host` when it
+ * is an IP address.
+ */
+export function withAcmeGrants(
+  section: GenesisAppValue,
+  accounts: readonly Uint8Array[],
+  dnsZone: string | null,
+  host: string,
+): GenesisAppValue {
+  const current = section as { readonly grants?: readonly GenesisAppValue[] };
+  const zone = dnsZone?.replace(/\.$/, '') ?? null;
+  const family = isIP(host);
+  const ipRanges = family === 4 ? [`${host}/32`] : family === 6 ? [`${host}/128`] : [];
+  const grants: GenesisAppValue[] = accounts.map((account) => ({
+    account: toHex(account),
+    profiles: ['service'],
+    dnsZones: zone === null ? [] : [zone],
+    wildcards: zone !== null,
+    ipRanges,
+    uriPrefixes: [],
+  }));
+  return {
+    ...(section as { readonly [key: string]: GenesisAppValue }),
+    grants: [...(current.grants ?? []), ...grants],
+  };
+}

@@ -1,0 +1,341 @@
+import type { KeyObject } from 'node:crypto';
+import { toHex } from '../crypto/bytes.js';
+import { derToPem } from '../crypto/x509.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import {
+  SEQUENCE_QUERY,
+  TX_RESULT_QUERY,
+  buildTransaction,
+  decodeRecordedTxResult,
+  decodeSequence,
+} from '../consensus/application/index.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
+import {
+  AcmeIssuerError,
+  AcmeIssuerErrorCode,
+  type AcmeIssueRequest,
+  type AcmeIssuedCertificate,
+  type AcmeIssuer,
+  type AcmeRevokeRequest,
+} from '../faces/acme/index.js';
+import type { TrustBundle } from '../trustchain/ca/bundle.js';
+import {
+  CA_MODULE_NAME,
+  buildCaRequestTransaction,
+  caRevokeBody,
+  certificateChainPem,
+  findPublishedCertificate,
+} from '../trustchain/ca-module/index.js';
+import { certificateSerialOf } from './cert-tools.js';
+
+/**
+ * The consensus-backed ACME issuer (docs/acme.md, "In the node"): each finalized order becomes a
+ * `ca/request` transaction signed by the node's ACME account key — an account whose genesis
+ * `app.ca` grant covers the names the server hands out — admitted to the node's own mempool.
+ * The issuer then follows the node's commits (`committed(height)`, called from the node's
+ * `commit` event; no polling timer): once the request is committed it waits for the batch to be
+ * published and returns the leaf with its issuer's intermediate. A refusal at admission or at
+ * execution becomes an `AcmeIssuerError` the server turns into an ACME problem.
+ */
+
+/** What a submission to the node's mempool answers (MempoolAddResult). */
+export type AcmeSubmitResult =
+  { readonly ok: true } | { readonly ok: false; readonly code: string; readonly message: string };
+
+export interface ConsensusAcmeIssuerOptions {
+  readonly chainId: string;
+  readonly stampDifficulty: number;
+  /** The ACME account key (Ed25519): the sender of every `ca` transaction of this issuer. */
+  readonly accountKey: KeyObject;
+  readonly bundle: TrustBundle;
+  /** Reads of the node's latest committed state (the node's `app.query`). */
+  readonly query: (request: QueryRequest) => QueryResponse;
+  /** Admits a transaction from this node (mempool + gossip). */
+  readonly submit: (tx: Uint8Array) => Promise<AcmeSubmitResult>;
+  /** Whether a transaction is still waiting in the node's mempool. */
+  readonly pending: (txHash: Uint8Array) => boolean;
+  /** Longest wait for commit and publication (default 120 s); then `UNAVAILABLE`. */
+  readonly timeoutMs?: number;
+}
+
+export const DEFAULT_ACME_ISSUE_TIMEOUT_MS = 120_000;
+
+/** Refusal codes of the CA core that concern the order's names. */
+const NAME_REFUSALS = ['name_not_allowed', 'wildcard_not_allowed', 'name_kind_not_allowed'];
+/** Refusal codes that concern the CSR's key. */
+const KEY_REFUSALS = ['key_type_not_allowed', 'key_too_weak'];
+
+/** The ACME issuer error for a `ca` refusal `code` (a `CaErrorCode` string) with `message`. */
+export function acmeErrorForCaRefusal(code: string, message: string): AcmeIssuerError {
+  const detail = { caCode: code };
+  if (code === 'CA_POLICY_REFUSED') {
+    if (NAME_REFUSALS.some((refusal) => message.includes(refusal))) {
+      return new AcmeIssuerError(
+        AcmeIssuerErrorCode.REJECTED_IDENTIFIER,
+        `the CA refuses a name: ${message}`,
+        detail,
+      );
+    }
+    if (KEY_REFUSALS.some((refusal) => message.includes(refusal))) {
+      return new AcmeIssuerError(
+        AcmeIssuerErrorCode.BAD_CSR,
+        `the CA refuses the key: ${message}`,
+        detail,
+      );
+    }
+  }
+  if (code === 'CA_REQUEST_INVALID') {
+    return new AcmeIssuerError(
+      AcmeIssuerErrorCode.BAD_CSR,
+      `the CA refuses the request: ${message}`,
+      detail,
+    );
+  }
+  return new AcmeIssuerError(
+    AcmeIssuerErrorCode.UNAVAILABLE,
+    `the CA cannot issue now: ${code}: ${message}`,
+    detail,
+  );
+}
+
+interface Waiter {
+  readonly txHash: Uint8Array;
+  /** Issuance: wait for the publication after the commit; revocation: the commit only. */
+  readonly kind: 'issue' | 'revoke';
+  committed: boolean;
+  resolve(value: AcmeIssuedCertificate | null): void;
+  reject(error: AcmeIssuerError): void;
+}
+
+/** The code name of a committed transaction's log (`CA_…: message`). */
+function logCode(log: string): { code: string; message: string } {
+  const colon = log.indexOf(': ');
+  return colon === -1
+    ? { code: log, message: '' }
+    : { code: log.slice(0, colon), message: log.slice(colon + 2) };
+}
+
+export class ConsensusAcmeIssuer implements AcmeIssuer {
+  private readonly options: ConsensusAcmeIssuerOptions;
+  private readonly sender: Uint8Array;
+  private readonly waiters = new Set<Waiter>();
+  /** Orders seen since start: a repeated `issue` of one order waits for the same transaction. */
+  private readonly orders = new Map<string, Promise<AcmeIssuedCertificate>>();
+  /** Submissions one at a time, so sequence numbers follow each other. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private localNext = 0;
+  private closed = false;
+
+  constructor(options: ConsensusAcmeIssuerOptions) {
+    this.options = options;
+    this.sender = ed25519RawPublicKey(options.accountKey);
+  }
+
+  /** The account (hex of the Ed25519 key) the requests come from. */
+  get account(): string {
+    return toHex(this.sender);
+  }
+
+  issue(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate> {
+    const known = this.orders.get(request.orderId);
+    if (known !== undefined) return known;
+    const result = this.issueOnce(request);
+    this.orders.set(request.orderId, result);
+    // A failed order may be retried by the server after a restart; forget failures.
+    result.catch(() => this.orders.delete(request.orderId));
+    return result;
+  }
+
+  private async issueOnce(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate> {
+    const dnsNames = request.identifiers.filter((i) => i.type === 'dns').map((i) => i.value);
+    const ipAddresses = request.identifiers.filter((i) => i.type === 'ip').map((i) => i.value);
+    const txHash = await this.submitInOrder((sequence) => {
+      try {
+        return buildCaRequestTransaction({
+          chainId: this.options.chainId,
+          privateKey: this.options.accountKey,
+          sequence,
+          stampDifficulty: this.options.stampDifficulty,
+          request: { profile: 'service', csr: request.csrDer, dnsNames, ipAddresses },
+        });
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        throw new AcmeIssuerError(
+          AcmeIssuerErrorCode.BAD_CSR,
+          `the CA refuses the request: ${(error as Error).message}`,
+          { caCode: typeof code === 'string' ? code : 'CA_REQUEST_INVALID' },
+        );
+      }
+    });
+    const issued = await this.wait(txHash, 'issue');
+    if (issued === null) throw new RangeError('an issuance resolved without a certificate');
+    return issued;
+  }
+
+  async revoke(request: AcmeRevokeRequest): Promise<void> {
+    const serial = certificateSerialOf(request.certDer);
+    const txHash = await this.submitInOrder((sequence) =>
+      buildTransaction({
+        chainId: this.options.chainId,
+        privateKey: this.options.accountKey,
+        sequence,
+        module: CA_MODULE_NAME,
+        body: caRevokeBody(serial, request.reason),
+        stampDifficulty: this.options.stampDifficulty,
+      }),
+    );
+    await this.wait(txHash, 'revoke');
+  }
+
+  /**
+   * Called after each commit of the node (and once at start): settles the issuances and
+   * revocations whose transaction was committed, refused, published or lost.
+   */
+  committed(): void {
+    for (const waiter of [...this.waiters]) {
+      try {
+        this.check(waiter);
+      } catch (error) {
+        this.settle(waiter, () =>
+          waiter.reject(
+            new AcmeIssuerError(
+              AcmeIssuerErrorCode.UNAVAILABLE,
+              `reading the CA state failed: ${(error as Error).message}`,
+            ),
+          ),
+        );
+      }
+    }
+  }
+
+  /** Fails every wait (the node is stopping). */
+  close(): void {
+    this.closed = true;
+    for (const waiter of [...this.waiters]) {
+      this.settle(waiter, () =>
+        waiter.reject(new AcmeIssuerError(AcmeIssuerErrorCode.UNAVAILABLE, 'the node is stopping')),
+      );
+    }
+  }
+
+  private check(waiter: Waiter): void {
+    if (!waiter.committed) {
+      const answer = this.options.query({ path: TX_RESULT_QUERY, data: waiter.txHash });
+      if (answer.value === null) {
+        if (this.options.pending(waiter.txHash)) return;
+        // Neither pending nor committed: dropped from the mempool (e.g. a sequence gap).
+        this.localNext = 0;
+        this.settle(waiter, () =>
+          waiter.reject(
+            new AcmeIssuerError(
+              AcmeIssuerErrorCode.UNAVAILABLE,
+              `the ca transaction ${toHex(waiter.txHash)} left the mempool without being committed`,
+            ),
+          ),
+        );
+        return;
+      }
+      const result = decodeRecordedTxResult(answer.value);
+      if (result.code !== 0) {
+        const { code, message } = logCode(result.log);
+        this.settle(waiter, () => waiter.reject(acmeErrorForCaRefusal(code, message)));
+        return;
+      }
+      waiter.committed = true;
+      if (waiter.kind === 'revoke') {
+        this.settle(waiter, () => waiter.resolve(null));
+        return;
+      }
+    }
+    void findPublishedCertificate(this.options.query, waiter.txHash).then(
+      (status) => {
+        if (status.status !== 'published' || !this.waiters.has(waiter)) return;
+        const chain = certificateChainPem(this.options.bundle, status.certificate, status.issuer);
+        const leaf = derToPem(status.certificate);
+        this.settle(waiter, () =>
+          waiter.resolve({ certificatePem: leaf, chainPem: chain.slice(leaf.length) }),
+        );
+      },
+      (error: unknown) =>
+        this.settle(waiter, () =>
+          waiter.reject(
+            new AcmeIssuerError(
+              AcmeIssuerErrorCode.UNAVAILABLE,
+              `reading the published certificate failed: ${(error as Error).message}`,
+            ),
+          ),
+        ),
+    );
+  }
+
+  private settle(waiter: Waiter, action: () => void): void {
+    if (!this.waiters.delete(waiter)) return;
+    action();
+  }
+
+  /** Waits for `txHash` to be committed (and, for an issuance, published), with a deadline. */
+  private wait(txHash: Uint8Array, kind: Waiter['kind']): Promise<AcmeIssuedCertificate | null> {
+    const timeoutMs = this.options.timeoutMs ?? DEFAULT_ACME_ISSUE_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const deadline = setTimeout(() => {
+        this.settle(waiter, () =>
+          reject(
+            new AcmeIssuerError(
+              AcmeIssuerErrorCode.UNAVAILABLE,
+              `the ca transaction ${toHex(txHash)} was not ${kind === 'issue' ? 'published' : 'committed'} within ${timeoutMs} ms`,
+            ),
+          ),
+        );
+      }, timeoutMs);
+      deadline.unref();
+      const waiter: Waiter = {
+        txHash,
+        kind,
+        committed: false,
+        resolve: (value) => {
+          clearTimeout(deadline);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(deadline);
+          reject(error);
+        },
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  /**
+   * Builds (with the next sequence number) and submits one transaction, one at a time; a
+   * sequence refusal is retried once with the committed sequence.
+   */
+  private submitInOrder(
+    build: (sequence: number) => { bytes: Uint8Array; txHash: Uint8Array },
+  ): Promise<Uint8Array> {
+    const run = async (): Promise<Uint8Array> => {
+      if (this.closed) {
+        throw new AcmeIssuerError(AcmeIssuerErrorCode.UNAVAILABLE, 'the node is stopping');
+      }
+      for (let attempt = 0; ; attempt += 1) {
+        const built = build(this.nextSequence());
+        const result = await this.options.submit(built.bytes);
+        if (result.ok) {
+          this.localNext += 1;
+          return built.txHash;
+        }
+        this.localNext = 0;
+        if (result.code.startsWith('TX_SEQUENCE') && attempt === 0) continue;
+        throw acmeErrorForCaRefusal(result.code, result.message);
+      }
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private nextSequence(): number {
+    const answer = this.options.query({ path: SEQUENCE_QUERY, data: this.sender });
+    this.localNext = Math.max(this.localNext, decodeSequence(answer.value));
+    return this.localNext;
+  }
+}

@@ -1,0 +1,167 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import { toHex } from '../crypto/bytes.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
+import type { GenesisDocument } from '../consensus/genesis.js';
+import {
+  AcmeStore,
+  DnsServerTxtResolver,
+  startAcmeServer,
+  type AcmeServer,
+} from '../faces/acme/index.js';
+import type { CaModuleConfig } from '../trustchain/ca-module/index.js';
+import type { SocketAddress } from '../stoq/index.js';
+import { ConsensusAcmeIssuer, type AcmeSubmitResult } from './acme-issuer.js';
+import { CliError } from './cli-error.js';
+import { LOOPBACK_HOSTS } from './config.js';
+import type { Logger } from './log.js';
+import type { ValidatorNodeConfig } from './node-config.js';
+import { readWalletKey } from './wallet.js';
+
+/**
+ * The ACME server in a running node (config `acme`, docs/acme.md "In the node"): RFC 8555 over
+ * HTTPS with the configured certificate (the node's identity key), dns-01 answered from the
+ * node's own DNS server, state in `<dataDir>/acme.sqlite`, and issuance through the consensus
+ * `ca` module from the node's ACME account (`ConsensusAcmeIssuer`). The server offers exactly
+ * the names the account's genesis grant covers.
+ */
+export interface AcmeNode {
+  /** `https://host:port/directory`. */
+  readonly directoryUrl: string;
+  readonly server: AcmeServer;
+  readonly issuer: ConsensusAcmeIssuer;
+  /** Called after each commit of the node. */
+  committed(): void;
+  close(): Promise<void>;
+}
+
+export interface AcmeNodeOptions {
+  readonly config: ValidatorNodeConfig;
+  readonly genesis: GenesisDocument;
+  /** The `ca` module's configuration; undefined when the genesis has no `app.ca`. */
+  readonly ca: CaModuleConfig | undefined;
+  /** The node identity's Ed25519 key: the key of the HTTPS certificate. */
+  readonly identityKey: KeyObject;
+  readonly query: (request: QueryRequest) => QueryResponse;
+  readonly submit: (tx: Uint8Array) => Promise<AcmeSubmitResult>;
+  readonly pending: (txHash: Uint8Array) => boolean;
+  /** The node's bound DNS server (UDP/TCP), for dns-01; null: dns-01 is not offered. */
+  readonly dnsServer: SocketAddress | null;
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+export const ACME_STORE_FILE = 'acme.sqlite';
+
+/** A wildcard listen address is queried on loopback. */
+function reachable(address: SocketAddress): SocketAddress {
+  if (address.host === '0.0.0.0') return { host: LOOPBACK_HOSTS.v4, port: address.port };
+  if (address.host === '::') return { host: LOOPBACK_HOSTS.v6, port: address.port };
+  return address;
+}
+
+export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode> {
+  const { config, genesis, ca, logger } = options;
+  const acme = config.acme ?? null;
+  if (acme === null) throw new RangeError('startAcmeNode needs an acme configuration');
+  if (ca === undefined) {
+    throw new CliError(
+      `the configuration serves ACME ("acme"), but the genesis ${config.genesisFile} has no app.ca section: there is no CA to issue from`,
+      2,
+    );
+  }
+  let account: Awaited<ReturnType<typeof readWalletKey>>;
+  try {
+    account = await readWalletKey(acme.accountKeyFile);
+  } catch (error) {
+    throw new CliError(
+      `cannot read the ACME account key ${acme.accountKeyFile} (acme.accountKeyFile): ${(error as Error).message}`,
+      2,
+    );
+  }
+  const grant = ca.grants.get(toHex(account.publicKey));
+  if (grant === undefined) {
+    throw new CliError(
+      `the ACME account key ${acme.accountKeyFile} (account ${toHex(account.publicKey)}) has no grant in the genesis app.ca section: it could not request any name`,
+      2,
+    );
+  }
+  const certificateFile = acme.certificateFile ?? config.identity.certificateFile;
+  let cert: string;
+  try {
+    cert = await readFile(certificateFile, 'utf8');
+  } catch (error) {
+    throw new CliError(
+      `cannot read the ACME HTTPS certificate ${certificateFile}: ${(error as Error).message}`,
+      2,
+    );
+  }
+  const key = options.identityKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+
+  const issuer = new ConsensusAcmeIssuer({
+    chainId: genesis.chainId,
+    stampDifficulty: genesis.proof.work.stampDifficulty,
+    accountKey: account.privateKey,
+    bundle: ca.bundle,
+    query: options.query,
+    submit: options.submit,
+    pending: options.pending,
+  });
+  const store = AcmeStore.open(path.join(config.dataDir, ACME_STORE_FILE));
+  let server: AcmeServer;
+  try {
+    const dns = options.dnsServer === null ? null : reachable(options.dnsServer);
+    server = await startAcmeServer({
+      host: acme.https.host,
+      port: acme.https.port,
+      tls: { key, cert },
+      ...(acme.baseUrl === undefined ? {} : { baseUrl: acme.baseUrl }),
+      store,
+      issuer,
+      identifiers: {
+        dnsZones: grant.dnsZones,
+        ipRanges: grant.ipRanges,
+        wildcards: grant.wildcards,
+      },
+      ...(acme.http01Port === undefined ? {} : { http01Port: acme.http01Port }),
+      ...(acme.tlsAlpn01Port === undefined ? {} : { tlsAlpn01Port: acme.tlsAlpn01Port }),
+      ...(dns === null
+        ? {}
+        : { txtResolver: new DnsServerTxtResolver({ host: dns.host, port: dns.port }) }),
+      registry: options.registry,
+      onInternalError: (error) =>
+        logger.warn('acme internal error', {
+          component: 'acme',
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    });
+  } catch (error) {
+    issuer.close();
+    store.close();
+    throw new CliError(
+      `cannot serve ACME on ${acme.https.host}:${acme.https.port}: ${(error as Error).message}`,
+      1,
+    );
+  }
+  logger.info('ACME serving', {
+    component: 'acme',
+    directory: server.directoryUrl,
+    account: issuer.account,
+    dnsZones: grant.dnsZones,
+    ipRanges: grant.ipRanges,
+    dns01: options.dnsServer !== null,
+  });
+  return {
+    directoryUrl: server.directoryUrl,
+    server,
+    issuer,
+    committed: () => issuer.committed(),
+    close: async () => {
+      issuer.close();
+      await server.close();
+      store.close();
+    },
+  };
+}

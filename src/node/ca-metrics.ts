@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * The TrustChain CA's metrics (docs/ca.md, "Metrics"), on the registry the node serves at
+ * /metrics. ca-service.ts updates them after each committed block from the block's `ca`
+ * transactions, their stored receipts and the committed `ca` state; the CT log size is read at
+ * scrape time.
+ */
+export type CaIssuanceOutcome = 'accepted' | 'refused' | 'published';
+export type CtProofKind = 'sth' | 'inclusion' | 'consistency';
+
+export interface CaMetrics {
+  /** Request/renew transactions committed (accepted or refused) and certificates published. */
+  issuance(outcome: CaIssuanceOutcome, count?: number): void;
+  /** Request commit → publication commit, in block time. */
+  latency(seconds: number): void;
+  proofRequest(kind: CtProofKind): void;
+  /** A committed revocation with its RFC 5280 reason name. */
+  revocation(reason: string): void;
+}
+
+export function createCaMetrics(registry: Registry, logSize: () => number): CaMetrics {
+  const registers = [registry];
+  const issuance = new Counter({
+    name: 'hypermesh_ca_issuance_total',
+    help: 'Certificate issuances: request/renew transactions committed (accepted, refused) and certificates published',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const latency = new Histogram({
+    name: 'hypermesh_ca_issuance_latency_seconds',
+    help: 'From the block committing a certificate request to the block publishing it, in block time',
+    buckets: [0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300],
+    registers,
+  });
+  new Gauge({
+    name: 'hypermesh_ct_log_size',
+    help: "Entries in the node's certificate transparency log",
+    registers,
+    collect() {
+      this.set(logSize());
+    },
+  });
+  const proofs = new Counter({
+    name: 'hypermesh_ct_proof_requests_total',
+    help: 'Transparency log reads over STOQ RPC (sth, inclusion, consistency)',
+    labelNames: ['kind'],
+    registers,
+  });
+  const revocations = new Counter({
+    name: 'hypermesh_ca_revocations_total',
+    help: 'Committed certificate revocations by RFC 5280 reason',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const outcome of ['accepted', 'refused', 'published']) issuance.inc({ outcome }, 0);
+  for (const kind of ['sth', 'inclusion', 'consistency']) proofs.inc({ kind }, 0);
+  return {
+    issuance: (outcome, count = 1) => issuance.inc({ outcome }, count),
+    latency: (seconds) => latency.observe(seconds),
+    proofRequest: (kind) => proofs.inc({ kind }),
+    revocation: (reason) => revocations.inc({ reason }),
+  };
+}

@@ -1,0 +1,335 @@
+import type { Registry } from 'prom-client';
+import { toHex } from '../crypto/bytes.js';
+import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import { leafHash } from '../crypto/merkle.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
+import { decodeTransaction } from '../consensus/application/index.js';
+import type { MempoolAddResult } from '../consensus/mempool.js';
+import type { ServiceRegistry } from '../consensus/net/index.js';
+import { decodeBlock } from '../consensus/wire.js';
+import {
+  registerCaRpc,
+  type CaProvenAnswer,
+  type CaRpcSource,
+  type CaValidateResponse,
+} from '../faces/ca-rpc.js';
+import { StoqError, StoqErrorCode } from '../stoq/errors.js';
+import type { RevocationAnswer, RevocationQuery } from '../stoq/auth/index.js';
+import type { NodeStore } from '../storage/index.js';
+import { CaError, CaErrorCode } from '../trustchain/ca/errors.js';
+import { readTbs, splitCertificate } from '../trustchain/ca/certificate.js';
+import { verifyIssuedCertificate } from '../trustchain/ca/verify.js';
+import {
+  CA_MODULE_NAME,
+  CaStateReader,
+  REVOCATION_REASONS,
+  caQuery,
+  caStateKey,
+  decodeCaBody,
+  type CaModuleConfig,
+} from '../trustchain/ca-module/index.js';
+import { CtError, encodeMerkleTreeLeaf, type CtLog } from '../trustchain/ct/index.js';
+import { createCaMetrics, type CaMetrics } from './ca-metrics.js';
+import type { Logger } from './log.js';
+import { storedReceipt } from './tx-receipts.js';
+
+/**
+ * The TrustChain CA's services in a running node (docs/ca.md "RPC", "Metrics", "Revocation in
+ * STOQ"): the `hypermesh.trustchain.ca.v1` RPC face (src/faces/ca-rpc.ts) with `validate` and the
+ * log reads implemented here, the CA metrics updated after each commit, and a STOQ revocation
+ * check answered from the committed `ca` state.
+ */
+export interface CaServiceOptions {
+  readonly ca: CaModuleConfig;
+  readonly store: NodeStore;
+  /** Full-key reads of the latest committed state. */
+  readonly state: { get(key: Uint8Array): Uint8Array | null };
+  readonly query: (request: QueryRequest) => QueryResponse;
+  readonly submit: (tx: Uint8Array) => Promise<MempoolAddResult>;
+  /** The node's CT log (ca-node.ts). */
+  readonly log: CtLog;
+  /** Where the RPC face is served; null: metrics and revocation only. */
+  readonly rpc: ServiceRegistry | null;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly falcon?: FalconBackend;
+  readonly now?: () => number;
+}
+
+export interface CaService {
+  /** Updates the metrics from committed block `height`. Never throws (failures are logged). */
+  committed(height: number): void;
+  /**
+   * STOQ's revocation check for TrustChain-issued certificates: a certificate whose issuer is one
+   * of the trust bundle's intermediates (same DER) is `revoked` (with its reason) once its
+   * revocation is committed, `good` otherwise; any other certificate is `good` here (another
+   * check — the dev CA's revoked-serials file — covers it).
+   */
+  revocation(query: RevocationQuery): RevocationAnswer;
+  validate(
+    certificate: Uint8Array,
+    purpose?: 'serverAuth' | 'clientAuth' | 'any',
+  ): CaValidateResponse;
+  readonly metrics: CaMetrics;
+}
+
+function invalid(
+  reason: string,
+  message: string,
+  extra: Partial<CaValidateResponse> = {},
+): CaValidateResponse {
+  return {
+    valid: false,
+    reason,
+    message,
+    serial: null,
+    issuer: null,
+    revocation: null,
+    transparency: null,
+    consensus: null,
+    ...extra,
+  };
+}
+
+export function createCaService(options: CaServiceOptions): CaService {
+  const { ca, log, store, logger } = options;
+  const falcon = options.falcon ?? defaultFalcon();
+  const now = options.now ?? Date.now;
+  const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
+  const metrics = createCaMetrics(options.registry, () => log.size);
+  const intermediates = new Set(ca.bundle.validators.map((v) => toHex(v.certificate)));
+
+  const proven = (
+    name: CaProvenAnswer['query'],
+    data: Uint8Array,
+    height?: number,
+  ): CaProvenAnswer => {
+    const response = options.query(caQuery(name, data, height));
+    if (response.proof === undefined) {
+      throw new StoqError(StoqErrorCode.INTERNAL, 'the ca query answered without a proof');
+    }
+    return {
+      query: name,
+      data,
+      height: response.height,
+      value: response.value,
+      proof: response.proof,
+      stateRoot: response.stateRoot,
+    };
+  };
+
+  const validate = (
+    certificate: Uint8Array,
+    purpose: 'serverAuth' | 'clientAuth' | 'any' = 'any',
+  ): CaValidateResponse => {
+    let verified;
+    try {
+      verified = verifyIssuedCertificate(certificate, ca.bundle, {
+        now: new Date(now()),
+        purpose,
+        falcon,
+      });
+    } catch (error) {
+      if (error instanceof CaError && error.code === CaErrorCode.VERIFY_FAILED) {
+        return invalid(String(error.detail.reason), error.message);
+      }
+      throw error;
+    }
+    const serial = readTbs(splitCertificate(certificate).tbs).serial;
+    const base = { serial, issuer: verified.validator };
+    // The consensus reference, as proven answers at one height.
+    const certificateAnswer = proven('certificate', serial);
+    const revocationAnswer = proven('revocation', serial, certificateAnswer.height ?? undefined);
+    const record =
+      certificateAnswer.value === null
+        ? null
+        : new CaStateReader({ get: () => certificateAnswer.value }).certificate(serial);
+    const consensus = {
+      chainId: verified.reference.chainId,
+      height: verified.reference.height,
+      txHash: verified.reference.txHash,
+      publishedAt: record?.publishedAt ?? null,
+      answers: [certificateAnswer, revocationAnswer],
+    };
+    if (record === null || toHex(record.der) !== toHex(certificate)) {
+      return invalid('not_published', 'the committed state does not hold this certificate', {
+        ...base,
+        consensus,
+      });
+    }
+    const revocationRecord =
+      revocationAnswer.value === null
+        ? null
+        : new CaStateReader({ get: () => revocationAnswer.value }).revocation(serial);
+    const revocation =
+      revocationRecord === null
+        ? { status: 'good' as const, reason: null, time: null, height: null }
+        : {
+            status: 'revoked' as const,
+            reason: revocationRecord.reason,
+            time: revocationRecord.time,
+            height: revocationRecord.height,
+          };
+    // Transparency: the entry ca-node.ts appended for this certificate.
+    const published = reader.published(record.publishedAt);
+    let transparency: CaValidateResponse['transparency'] = null;
+    const head = log.latestTreeHead();
+    if (published !== null && head !== undefined) {
+      const hash = leafHash(
+        encodeMerkleTreeLeaf({
+          timestamp: published.time,
+          entry: { type: 'x509', certificate },
+        }),
+      );
+      try {
+        const leafIndex = log.findLeafIndex(hash, head.treeSize);
+        const signed = log.latestSignedCheckpoint();
+        transparency = {
+          treeSize: head.treeSize,
+          leafIndex,
+          auditPath: log.inclusionProof(leafIndex, head.treeSize),
+          rootHash: head.rootHash,
+          checkpoint: signed?.treeHead.treeSize === head.treeSize ? signed.note : null,
+        };
+      } catch (error) {
+        if (!(error instanceof CtError)) throw error;
+      }
+    }
+    const extra = { ...base, revocation, transparency, consensus };
+    if (revocationRecord !== null) {
+      const name = REVOCATION_REASONS[revocationRecord.reason] ?? String(revocationRecord.reason);
+      return invalid('revoked', `revoked at height ${revocationRecord.height} (${name})`, extra);
+    }
+    if (transparency === null) {
+      return invalid('not_in_log', "the certificate is not in this node's CT log yet", extra);
+    }
+    return { valid: true, reason: null, message: null, ...extra };
+  };
+
+  const ctFailure = (error: unknown): never => {
+    if (error instanceof CtError) {
+      throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, error.message, { code: error.code });
+    }
+    throw error;
+  };
+
+  const source: CaRpcSource = {
+    submit: options.submit,
+    query: options.query,
+    validate: (request) => validate(request.certificate, request.purpose),
+    sth: () => {
+      const head = log.latestTreeHead();
+      if (head === undefined) {
+        throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the CT log is empty', {
+          reason: 'empty_log',
+        });
+      }
+      const signed = log.latestSignedCheckpoint();
+      return {
+        treeSize: head.treeSize,
+        timestamp: head.timestamp,
+        rootHash: head.rootHash,
+        checkpoint: signed?.treeHead.treeSize === head.treeSize ? signed.note : null,
+      };
+    },
+    inclusionProof: (hash, treeSize) => {
+      const size = treeSize ?? log.size;
+      if (size < 1 || size > log.size) {
+        throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, `treeSize must be in 1..${log.size}`);
+      }
+      try {
+        const leafIndex = log.findLeafIndex(hash, size);
+        return { leafIndex, treeSize: size, auditPath: log.inclusionProof(leafIndex, size) };
+      } catch (error) {
+        if (error instanceof CtError && /leaf/i.test(error.code)) {
+          throw new StoqError(StoqErrorCode.NOT_FOUND, error.message);
+        }
+        return ctFailure(error);
+      }
+    },
+    consistencyProof: (first, second) => {
+      if (first > second || second > log.size) {
+        throw new StoqError(
+          StoqErrorCode.INVALID_ARGUMENT,
+          `need 1 <= first <= second <= ${log.size}`,
+        );
+      }
+      try {
+        return log.consistencyProof(first, second);
+      } catch (error) {
+        return ctFailure(error);
+      }
+    },
+  };
+  if (options.rpc !== null) {
+    registerCaRpc(options.rpc, source, (kind) => metrics.proofRequest(kind));
+  }
+
+  const blockTimes = new Map<number, number>();
+  const blockTime = (height: number): number | null => {
+    const cached = blockTimes.get(height);
+    if (cached !== undefined) return cached;
+    const stored = store.blocks.byHeight(height);
+    if (stored === null) return null;
+    const time = decodeBlock(stored.bytes).header.time;
+    blockTimes.set(height, time);
+    if (blockTimes.size > 1024) blockTimes.delete(blockTimes.keys().next().value as number);
+    return time;
+  };
+
+  const committed = (height: number): void => {
+    try {
+      const stored = store.blocks.byHeight(height);
+      if (stored !== null) {
+        const block = decodeBlock(stored.bytes);
+        blockTimes.set(height, block.header.time);
+        for (const bytes of block.transactions) {
+          const envelope = decodeTransaction(bytes);
+          if (envelope.module !== CA_MODULE_NAME) continue;
+          const applied = storedReceipt(store, envelope.txHash)?.code === 0;
+          let body;
+          try {
+            body = decodeCaBody(envelope.body);
+          } catch {
+            continue;
+          }
+          if (body.op === 'request' || body.op === 'renew') {
+            metrics.issuance(applied ? 'accepted' : 'refused');
+          } else if (body.op === 'revoke' && applied) {
+            metrics.revocation(REVOCATION_REASONS[body.reason] ?? String(body.reason));
+          }
+        }
+      }
+      const published = reader.published(height);
+      if (published !== null) {
+        metrics.issuance('published', published.serials.length);
+        for (const serial of published.serials) {
+          const txHash = reader.issuanceTx(serial);
+          const issuance = txHash === null ? null : reader.issuance(txHash);
+          const requested = issuance === null ? null : blockTime(issuance.height);
+          if (requested !== null) metrics.latency(Math.max(0, published.time - requested) / 1000);
+        }
+      }
+    } catch (error) {
+      logger.error('ca metrics update failed', {
+        component: 'ca',
+        height,
+        error: (error as Error).message,
+      });
+    }
+  };
+
+  const revocation = (query: RevocationQuery): RevocationAnswer => {
+    if (!intermediates.has(toHex(query.issuer.der))) return 'good';
+    const serial = readTbs(splitCertificate(query.certificate.der).tbs).serial;
+    if (serial.length !== 16) return 'good';
+    const revoked = reader.revocation(serial);
+    if (revoked === null) return 'good';
+    return {
+      status: 'revoked',
+      reason: REVOCATION_REASONS[revoked.reason] ?? String(revoked.reason),
+    };
+  };
+
+  return { committed, revocation, validate, metrics };
+}

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { GossipMessage } from '../../../src/consensus/driver/ports.js';
+import { defineConsensusPeerService } from '../../../src/consensus/net/index.js';
+import { bytesEqual } from '../../../src/crypto/bytes.js';
+import { StoqErrorCode } from '../../../src/stoq/errors.js';
+import { createClient } from '../../../src/stoq/rpc/client.js';
+import { isStoqError } from '../../helpers/stoq-error.js';
+import {
+  Cluster,
+  metricValue,
+  status,
+  syncedBlocks,
+  until,
+  type RunningEndpoint,
+  type TestNode,
+} from './net-fixture.js';
+
+/**
+ * Peers a node does not list (docs/stoq-auth.md "Consensus
+ * peers"): a node added to a running cluster lists the existing nodes, which do not list it. With
+ * an `UnlistedPeerPolicy` they accept its stream (it opens it, whichever id sorts first: they
+ * cannot dial it), serve it blocks, deliver its statuses and transactions, and deliver its
+ * proposals and votes only while the policy says its key is a validator. Clients stay refused.
+ */
+
+let cluster: Cluster;
+
+before(async () => {
+  cluster = await Cluster.create('memory', [
+    'a',
+    'b',
+    { name: 'joiner', role: 'node' },
+    { name: 'second', role: 'node' },
+    { name: 'spy', role: 'client' },
+  ]);
+});
+
+after(async () => {
+  await cluster.close();
+});
+
+const peerService = defineConsensusPeerService(['validator', 'node', 'client']);
+
+function vote(height: number): GossipMessage {
+  return {
+    kind: 'vote',
+    vote: {
+      type: 'prevote',
+      height,
+      round: 0,
+      blockHash: null,
+      timestamp: 1,
+      validator: '11'.repeat(20),
+      signature: new Uint8Array(64),
+    },
+  };
+}
+
+describe('unlisted consensus peers (memory transport)', { timeout: 20_000 }, () => {
+  it('admits a node-role peer that a and b do not list: it opens the streams, follows, and counts only as a validator', async () => {
+    const validators = new Set<string>();
+    const joinerKey = cluster.identity('joiner').transportKey.publicKey;
+    const policy = {
+      isValidator: (key: Uint8Array) => validators.has(Buffer.from(key).toString('hex')),
+    };
+    const endpoints = await Promise.all(['a', 'b'].map((name) => cluster.endpoint(name)));
+    const [a, b] = endpoints.map((running) =>
+      cluster.network(
+        running,
+        endpoints.filter((other) => other !== running),
+        { unlisted: policy, blocks: syncedBlocks(5) },
+      ),
+    ) as [TestNode, TestNode];
+    await until(() => a.network.peers().length === 1, 'a and b to connect');
+    // The joiner sorts after a and b, so by the pair rule it would wait for them to dial it;
+    // their hello answers tell it to open the streams itself.
+    const joiner = cluster.network(await cluster.endpoint('joiner'), [a, b]);
+    await until(
+      () =>
+        a.network.peers().includes('joiner') &&
+        b.network.peers().includes('joiner') &&
+        joiner.network.peers().length === 2,
+      'a and b to accept the joiner',
+    );
+    assert.deepEqual(joiner.network.peers(), ['a', 'b']);
+    assert.ok(bytesEqual(a.network.peerKey('joiner') as Uint8Array, joinerKey));
+    assert.equal(a.network.canFetchFrom('joiner'), false);
+    assert.equal(joiner.network.canFetchFrom('a'), true);
+    assert.equal(
+      await metricValue(a.registry, 'hypermesh_consensus_net_hellos_total', {
+        outcome: 'unlisted',
+      }),
+      1,
+    );
+
+    // It follows: statuses both ways, and blocks from a peer that does not list it.
+    a.network.broadcast(status(4));
+    joiner.network.broadcast(status(2));
+    await until(
+      () =>
+        joiner.received.some((entry) => entry.peer === 'a') &&
+        a.received.some((entry) => entry.peer === 'joiner'),
+      'statuses between a and the joiner',
+    );
+    const fetched: number[] = [];
+    for await (const block of joiner.network.fetchBlocks('b', 1, 5)) fetched.push(block.height);
+    assert.deepEqual(fetched, [1, 2, 3, 4, 5]);
+
+    // Its votes are dropped while it is not a validator, delivered once it is.
+    joiner.network.send('a', vote(3));
+    joiner.network.send('a', { kind: 'txs', txs: [Uint8Array.of(9)] });
+    await until(
+      () => a.received.some((entry) => entry.message.kind === 'txs'),
+      'the joiner’s transactions to reach a',
+    );
+    assert.ok(!a.received.some((entry) => entry.message.kind === 'vote'));
+    assert.equal(
+      await metricValue(a.registry, 'hypermesh_consensus_net_unlisted_refused_total', {
+        kind: 'vote',
+      }),
+      1,
+    );
+    validators.add(Buffer.from(joinerKey).toString('hex'));
+    joiner.network.send('a', vote(4));
+    await until(
+      () => a.received.some((entry) => entry.peer === 'joiner' && entry.message.kind === 'vote'),
+      'the validator joiner’s vote to reach a',
+    );
+    // A listed peer's votes never depend on the policy.
+    validators.clear();
+    b.network.send('a', vote(5));
+    await until(
+      () => a.received.some((entry) => entry.peer === 'b' && entry.message.kind === 'vote'),
+      'b’s vote to reach a',
+    );
+  });
+
+  it('refuses more unlisted peers than maxPeers, and clients whatever the policy', async () => {
+    const policy = { isValidator: () => true, maxPeers: 1 };
+    const a = cluster.network(await cluster.endpoint('a'), [], { unlisted: policy });
+    const first = cluster.network(await cluster.endpoint('joiner'), [a]);
+    await until(() => a.network.peers().includes('joiner'), 'a to accept the first');
+    const second = cluster.network(await cluster.endpoint('second'), [a]);
+    await until(
+      () =>
+        second.logger.lines.some(
+          (line) =>
+            line.message === 'cannot open gossip stream' &&
+            line.fields.code === StoqErrorCode.RESOURCE_EXHAUSTED,
+        ),
+      'a to refuse the second unlisted peer',
+    );
+    assert.deepEqual(a.network.peers(), ['joiner']);
+    assert.deepEqual(first.network.peers(), ['a']);
+
+    const spy: RunningEndpoint = await cluster.endpoint('spy');
+    const session = await spy.endpoint.connect(a.address);
+    try {
+      const channel = await createClient(peerService, session).openMessageStream('gossip');
+      await assert.rejects(async () => {
+        for await (const _ of channel) void _;
+      }, isStoqError(StoqErrorCode.PERMISSION_DENIED));
+      await assert.rejects(async () => {
+        for await (const _ of createClient(peerService, session).stream('blocks', {
+          from: 1,
+          to: 2,
+        }))
+          void _;
+      }, isStoqError(StoqErrorCode.PERMISSION_DENIED));
+      await assert.rejects(
+        createClient(peerService, session).call('hello', {}),
+        isStoqError(StoqErrorCode.PERMISSION_DENIED),
+      );
+    } finally {
+      session.connection.close();
+    }
+  });
+
+  it('without a policy, an unlisted node-role peer gets nothing', async () => {
+    const a = cluster.network(await cluster.endpoint('a'), [], { blocks: syncedBlocks(2) });
+    const joiner = cluster.network(await cluster.endpoint('joiner'), [a]);
+    await until(
+      () => joiner.logger.lines.some((line) => line.message === 'consensus peer refused hello'),
+      'a to refuse the joiner’s hello',
+    );
+    await assert.rejects(async () => {
+      for await (const _ of joiner.network.fetchBlocks('a', 1, 2)) void _;
+    }, isStoqError(StoqErrorCode.PERMISSION_DENIED));
+    assert.deepEqual(a.network.peers(), []);
+  });
+});

@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { Registry } from 'prom-client';
+import { toHex } from '../../src/crypto/bytes.js';
+import { derToPem } from '../../src/crypto/x509.js';
+import { startCtHttpServer, type CtHttpServer } from '../../src/faces/ct-http.js';
+import { createOcspResponder, OCSP_RESPONSE_TYPE } from '../../src/faces/ocsp-http.js';
+import { createDeterministicSigner } from '../../src/trustchain/ca/certificate.js';
+import { issueBlock, parseCertificateRequest, createCsr } from '../../src/trustchain/ca/index.js';
+import { readTbs, splitCertificate } from '../../src/trustchain/ca/certificate.js';
+import {
+  OcspResponseStatus,
+  parseOcspRequest,
+  type OcspCertStatus,
+} from '../../src/trustchain/ca/ocsp.js';
+import { openCtLog } from '../../src/trustchain/ct/index.js';
+import {
+  CHAIN_ID,
+  CLUSTER,
+  SKIP_WITHOUT_OPENSSL,
+  createTestCa,
+  generateKey,
+  serviceRequest,
+  txHash,
+  type TestCa,
+} from '../trustchain/ca/fixtures.js';
+
+/**
+ * The OCSP responder on the CT HTTP listener: OpenSSL's `ocsp` client asks over POST and GET,
+ * verifies the intermediate's signature and the echoed nonce, and reads good / revoked (with
+ * reason and time) / unknown; another intermediate's certificate gets `unauthorized`.
+ */
+describe('OCSP responder (RFC 6960)', () => {
+  let ca: TestCa;
+  let dir: string;
+  let db: Database.Database;
+  let server: CtHttpServer;
+  let registry: Registry;
+  let certificates: readonly Uint8Array[];
+  let otherCertificate: Uint8Array;
+  const statuses = new Map<string, OcspCertStatus>();
+  const files = {
+    root: '',
+    issuer: '',
+    other: '',
+    good: '',
+    revoked: '',
+    unknown: '',
+    foreign: '',
+  };
+  const serialOf = (der: Uint8Array): Uint8Array => readTbs(splitCertificate(der).tbs).serial;
+
+  before(async () => {
+    ca = await createTestCa(['val-a', 'val-b']);
+    dir = mkdtempSync(join(tmpdir(), 'hypermesh-ocsp-'));
+    const blockTime = Math.floor(Date.now() / 1000) * 1000;
+    const issue = async (name: string, count: number): Promise<readonly Uint8Array[]> => {
+      const { keys, issuer } = ca.validators[name]!;
+      const block = await issueBlock(
+        {
+          chainId: CHAIN_ID,
+          height: 5,
+          blockTime,
+          issuer,
+          items: Array.from({ length: count }, (_, i) => ({
+            txHash: txHash(),
+            request:
+              i === 0
+                ? serviceRequest([`www${i}.example.com`])
+                : parseCertificateRequest({
+                    profile: 'client',
+                    csr: createCsr({ privateKey: generateKey('ed25519') }),
+                    uris: [`spiffe://${CLUSTER}/ns/a/app${i}`],
+                  }),
+            lifetimeSeconds: 3600,
+          })),
+        },
+        {
+          signer: createDeterministicSigner(keys.ecdsa.privateKey),
+          falconSecretKey: keys.falcon.secretKey,
+          falcon: ca.falcon,
+        },
+      );
+      return block.certificates;
+    };
+    certificates = await issue('val-a', 3);
+    otherCertificate = (await issue('val-b', 1))[0]!;
+    statuses.set(toHex(serialOf(certificates[0]!)), { status: 'good' });
+    statuses.set(toHex(serialOf(certificates[1]!)), {
+      status: 'revoked',
+      time: new Date('2026-03-01T12:00:00Z'),
+      reason: 1,
+    });
+    const write = (name: string, der: Uint8Array): string => {
+      const file = join(dir, name);
+      writeFileSync(file, derToPem(der));
+      return file;
+    };
+    files.root = write('root.pem', ca.bundle.root.certificate);
+    files.issuer = write('val-a.pem', ca.validators['val-a']!.issuer.certificate);
+    files.other = write('val-b.pem', ca.validators['val-b']!.issuer.certificate);
+    files.good = write('good.pem', certificates[0]!);
+    files.revoked = write('revoked.pem', certificates[1]!);
+    files.unknown = write('unknown.pem', certificates[2]!);
+    files.foreign = write('foreign.pem', otherCertificate);
+
+    db = new Database(':memory:');
+    registry = new Registry();
+    const { keys, issuer } = ca.validators['val-a']!;
+    server = await startCtHttpServer({
+      log: openCtLog(db, { origin: 'test/ct/log' }),
+      host: '127.0.0.1',
+      port: 0,
+      roots: () => [ca.bundle.root.certificate],
+      registry,
+      ocsp: createOcspResponder({
+        issuer,
+        signer: createDeterministicSigner(keys.ecdsa.privateKey),
+        status: (serial) => statuses.get(toHex(serial)) ?? { status: 'unknown' },
+      }),
+    });
+  });
+
+  after(async () => {
+    await server?.close();
+    db?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // The server runs in this process: OpenSSL must run asynchronously.
+  const openssl = (args: readonly string[]): Promise<{ status: number; output: string }> =>
+    promisify(execFile)('openssl', args).then(
+      ({ stdout, stderr }) => ({ status: 0, output: `${stdout}${stderr}` }),
+      (error: { code?: number; stdout?: string; stderr?: string }) => ({
+        status: error.code ?? 1,
+        output: `${error.stdout ?? ''}${error.stderr ?? ''}`,
+      }),
+    );
+  const ocsp = (cert: string, issuer = files.issuer, extra: string[] = []) =>
+    openssl([
+      'ocsp',
+      '-issuer',
+      issuer,
+      '-cert',
+      cert,
+      '-url',
+      server.url,
+      '-CAfile',
+      files.root,
+      '-resp_text',
+      ...extra,
+    ]);
+
+  it(
+    'answers good, revoked (reason, time) and unknown, signed and with the nonce echoed',
+    { skip: SKIP_WITHOUT_OPENSSL },
+    async () => {
+      const good = await ocsp(files.good);
+      assert.equal(good.status, 0, good.output);
+      assert.match(good.output, /Response verify OK/);
+      assert.match(good.output, /good\.pem: good/);
+      assert.match(good.output, /OCSP Nonce:/);
+      assert.match(good.output, /Next Update:/);
+      assert.doesNotMatch(good.output, /WARNING/);
+
+      const revoked = await ocsp(files.revoked);
+      assert.match(revoked.output, /Response verify OK/);
+      assert.match(revoked.output, /revoked\.pem: revoked/);
+      assert.match(revoked.output, /Reason: keyCompromise/);
+      assert.match(revoked.output, /Revocation Time: Mar {2}1 12:00:00 2026 GMT/);
+
+      const unknown = await ocsp(files.unknown);
+      assert.match(unknown.output, /Response verify OK/);
+      assert.match(unknown.output, /unknown\.pem: unknown/);
+
+      // SHA-256 CertIDs, without a nonce, at /ocsp.
+      const sha256 = await openssl([
+        'ocsp',
+        '-sha256',
+        '-issuer',
+        files.issuer,
+        '-cert',
+        files.good,
+        '-no_nonce',
+        '-url',
+        `${server.url}/ocsp`,
+        '-CAfile',
+        files.root,
+      ]);
+      assert.match(sha256.output, /Response verify OK/);
+      assert.match(sha256.output, /good\.pem: good/);
+    },
+  );
+
+  it(
+    "refuses another intermediate's certificate as unauthorized",
+    { skip: SKIP_WITHOUT_OPENSSL },
+    async () => {
+      const refused = await ocsp(files.foreign, files.other);
+      assert.match(refused.output, /unauthorized/i);
+    },
+  );
+
+  it('answers the GET form and malformed requests over HTTP', async () => {
+    const request = await opensslRequest();
+    if (request !== null) {
+      parseOcspRequest(request);
+      const answer = await fetch(
+        `${server.url}/ocsp/${encodeURIComponent(Buffer.from(request).toString('base64'))}`,
+      );
+      assert.equal(answer.status, 200);
+      assert.equal(answer.headers.get('content-type'), OCSP_RESPONSE_TYPE);
+    }
+    const bad = await fetch(`${server.url}/ocsp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/ocsp-request' },
+      body: Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x00),
+    });
+    const body = new Uint8Array(await bad.arrayBuffer());
+    assert.deepEqual([...body], [0x30, 0x03, 0x0a, 0x01, OcspResponseStatus.malformedRequest]);
+    const wrongType = await fetch(`${server.url}/`, { method: 'POST', body: 'x' });
+    assert.equal(wrongType.status, 415);
+    const tooLarge = await fetch(`${server.url}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/ocsp-request' },
+      body: new Uint8Array(10_000),
+    });
+    assert.equal(tooLarge.status, 413);
+    const metrics = await registry.getSingleMetricAsString('hypermesh_ct_http_requests_total');
+    assert.match(metrics, /endpoint="ocsp",outcome="malformed"/);
+    // The CT routes are unchanged.
+    assert.equal((await fetch(`${server.url}/ct/v1/get-roots`)).status, 200);
+  });
+
+  async function opensslRequest(): Promise<Uint8Array | null> {
+    if (SKIP_WITHOUT_OPENSSL !== false) return null;
+    const out = join(dir, 'req.der');
+    const made = await openssl([
+      'ocsp',
+      '-issuer',
+      files.issuer,
+      '-cert',
+      files.good,
+      '-reqout',
+      out,
+    ]);
+    assert.equal(made.status, 0, made.output);
+    return new Uint8Array(readFileSync(out));
+  }
+});

@@ -1,0 +1,374 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import * as acme from 'acme-client';
+import { parseGenesisJson } from '../../src/consensus/genesis.js';
+import { toHex } from '../../src/crypto/bytes.js';
+import { parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
+import { ACME_FILES } from '../../src/node/acme-cluster.js';
+import { acmeErrorForCaRefusal } from '../../src/node/acme-issuer.js';
+import { CA_FILES } from '../../src/node/ca-genesis.js';
+import { checkCtInclusion, ctTimestamp } from '../../src/node/cert-tools.js';
+import { createLogger } from '../../src/node/log.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
+import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import { createWalletKey, readWalletKey } from '../../src/node/wallet.js';
+import { startAcmeNode } from '../../src/node/acme-node.js';
+import { CliError } from '../../src/node/cli-error.js';
+import { genesisApplication } from '../../src/node/validator-node.js';
+import { generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
+import { Registry } from 'prom-client';
+import { AcmeIssuerErrorCode } from '../../src/faces/acme/index.js';
+import { findPublishedCertificate } from '../../src/trustchain/ca-module/index.js';
+import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { waitForCondition, withDeadline } from '../helpers/wait.js';
+
+const run = promisify(execFile);
+const opensslPresent = spawnSync('openssl', ['version']).status === 0;
+const legoPresent = spawnSync('lego', ['--version']).status === 0;
+const inCi = process.env.CI === 'true';
+if (inCi && (!legoPresent || !opensslPresent)) {
+  throw new Error('lego and openssl are required in CI (.ci/run installs them)');
+}
+const skip = opensslPresent ? false : 'openssl is not installed';
+const skipLego = legoPresent ? skip : 'lego is not installed (Debian package lego)';
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The ACME server in the node, issuing through the consensus `ca` module: a two-validator
+ * cluster from `cluster init` (each node with an ACME port, account key, genesis grant and HTTPS
+ * certificate) running in this process. `acme-client` orders a name in the cluster zone and
+ * answers dns-01 with a `dns` transaction (`hypermesh dns set`, waiting for the commit); the
+ * certificate passes `openssl verify` against the TrustChain root and `hypermesh cert verify`,
+ * and is in the node's CT log. Debian's `lego` does the same through its `exec` DNS provider,
+ * trusting the cluster's development root for the HTTPS connection.
+ */
+describe('ACME in the node (consensus ca module)', { skip }, () => {
+  let root: string;
+  let dir: string;
+  const nodes: ValidatorNode[] = [];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-acme-'));
+    dir = path.join(root, 'cluster');
+    const init = await runCli([...clusterInitArgs(dir, 2), '--no-caesar']);
+    assert.equal(init.code, 0, init.err);
+    assert.match(init.out, /acme {6}ACME servers on HTTPS ports/);
+    for (const name of ['node-1', 'node-2']) {
+      const config = await loadValidatorNodeConfig(path.join(dir, name, 'config.json'), {});
+      nodes.push(
+        await startValidatorNode(
+          config,
+          createLogger({ node: name }, () => undefined, 'error'),
+        ),
+      );
+    }
+    await Promise.all(
+      nodes.map((node) =>
+        waitForCondition(
+          node.driver,
+          'commit',
+          () => node.driver.status().committedHeight >= 1,
+          `${node.config.name} commits block 1`,
+          60_000,
+        ),
+      ),
+    );
+  });
+
+  after(async () => {
+    for (const node of nodes) await node.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const rootPem = (): Promise<string> => readFile(path.join(dir, 'ca', 'root.pem'), 'utf8');
+
+  /** `hypermesh dns set NAME TXT VALUE` on node-1, waiting for the commit. */
+  async function setTxt(name: string, value: string): Promise<void> {
+    const set = await runCli([
+      'dns',
+      'set',
+      '--cluster',
+      dir,
+      '--node',
+      'node-1',
+      '--wait',
+      '--',
+      name,
+      'TXT',
+      value,
+    ]);
+    assert.equal(set.code, 0, set.err + set.out);
+  }
+
+  /** openssl verify against the TrustChain root and intermediates; `cert verify` with the bundle. */
+  async function checkChain(chainPem: string, label: string): Promise<void> {
+    const leafFile = path.join(root, `${label}.pem`);
+    await writeFile(
+      leafFile,
+      chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/)?.[0] ?? '',
+    );
+    const caDir = path.join(dir, CA_FILES.dir);
+    const openssl = await run('openssl', [
+      'verify',
+      '-CAfile',
+      path.join(caDir, CA_FILES.root),
+      '-untrusted',
+      path.join(caDir, CA_FILES.intermediates),
+      '-purpose',
+      'sslserver',
+      leafFile,
+    ]);
+    assert.match(openssl.stdout, /: OK/);
+    const verified = await runCli([
+      'cert',
+      'verify',
+      leafFile,
+      '--bundle',
+      path.join(caDir, CA_FILES.bundle),
+      '--purpose',
+      'serverAuth',
+    ]);
+    assert.equal(verified.code, 0, verified.out + verified.err);
+    assert.match(verified.out, /^valid: issued by node-\d/);
+  }
+
+  it('cluster init: ACME config, account grants in the genesis, an HTTPS certificate for the host', async () => {
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    const grants = (genesis.app?.ca as { grants: { account: string; profiles: string[] }[] })
+      .grants;
+    for (const [index, node] of nodes.entries()) {
+      const acmeConfig = node.config.acme;
+      assert.ok(acmeConfig !== undefined && acmeConfig !== null);
+      assert.ok(acmeConfig.https.port > 0);
+      assert.equal(node.acme, `https://127.0.0.1:${acmeConfig.https.port}/directory`);
+      const account = await readWalletKey(
+        path.join(dir, `node-${index + 1}`, ACME_FILES.accountKey),
+      );
+      const grant = grants.find((candidate) => candidate.account === toHex(account.publicKey));
+      assert.deepEqual(grant?.profiles, ['service']);
+      const https = await readFile(path.join(dir, `node-${index + 1}`, ACME_FILES.certificate));
+      assert.deepEqual(parseCertificate(pemToDerList(https.toString())[0]!).ipAddresses, [
+        '127.0.0.1',
+      ]);
+    }
+  });
+
+  it('acme-client: dns-01 through a dns transaction, a certificate OpenSSL and cert verify accept, in the CT log, revoked through the module', async () => {
+    const node = nodes[0]!;
+    const name = 'www.hypermesh';
+    acme.axios.defaults.httpsAgent = new https.Agent({ ca: await rootPem() });
+    const client = new acme.Client({
+      directoryUrl: node.acme as string,
+      accountKey: await acme.crypto.createPrivateEcdsaKey(),
+      backoffAttempts: 60,
+      backoffMin: 250,
+      backoffMax: 1000,
+    });
+    const [, csr] = await acme.crypto.createCsr(
+      { altNames: [name] },
+      await acme.crypto.createPrivateEcdsaKey(),
+    );
+    const chainPem = await withDeadline(
+      client.auto({
+        csr,
+        termsOfServiceAgreed: true,
+        challengePriority: ['dns-01'],
+        // The name is in the cluster zone, which the system resolver does not know.
+        skipChallengeVerification: true,
+        challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+          assert.equal(challenge.type, 'dns-01');
+          await setTxt(`_acme-challenge.${authz.identifier.value}`, keyAuthorization);
+        },
+        challengeRemoveFn: async () => undefined,
+      }),
+      120_000,
+      'acme-client issues a certificate',
+    );
+    const leaf = pemToDerList(chainPem)[0]!;
+    assert.deepEqual(parseCertificate(leaf).dnsNames, [name]);
+    assert.equal(pemToDerList(chainPem).length, 2, 'leaf and its intermediate');
+    await checkChain(chainPem, 'acme-client');
+
+    // In the CT log of the node that served ACME.
+    const shown = await runCli(['cert', 'show', path.join(root, 'acme-client.pem'), '--json']);
+    const txHash = Uint8Array.from(Buffer.from(JSON.parse(shown.out).issuance.txHash, 'hex'));
+    const session = await openOperatorSession(await loadClusterTarget(dir));
+    try {
+      const rpc = session.client('node-1');
+      const status = await findPublishedCertificate((request) => rpc.query(request), txHash);
+      assert.ok(status.status === 'published');
+      const timestamp = await ctTimestamp(rpc, status.publishedAt);
+      const inclusion = await checkCtInclusion(node.ct as string, leaf, timestamp);
+      assert.ok(inclusion.treeSize >= 1);
+
+      // ACME revocation becomes a ca/revoke transaction from the node's ACME account.
+      await withDeadline(client.revokeCertificate(chainPem, { reason: 4 }), 60_000, 'revoke');
+      const revoked = await findPublishedCertificate((request) => rpc.query(request), txHash);
+      assert.ok(revoked.status === 'published');
+      assert.equal(revoked.revocation?.reason, 4);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('names outside the grant are rejectedIdentifier', async () => {
+    const client = new acme.Client({
+      directoryUrl: nodes[1]!.acme as string,
+      accountKey: await acme.crypto.createPrivateEcdsaKey(),
+    });
+    acme.axios.defaults.httpsAgent = new https.Agent({ ca: await rootPem() });
+    await client.createAccount({ termsOfServiceAgreed: true });
+    await assert.rejects(
+      client.createOrder({ identifiers: [{ type: 'dns', value: 'www.example.com' }] }),
+      /www\.example\.com is not in a zone this server issues for/,
+    );
+  });
+
+  it('a node refuses an ACME account without a genesis grant (exit code 2)', async () => {
+    const node = nodes[0]!;
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    const stranger = path.join(root, 'stranger.key');
+    await createWalletKey(stranger);
+    const acmeConfig = node.config.acme;
+    assert.ok(acmeConfig !== undefined && acmeConfig !== null);
+    await assert.rejects(
+      startAcmeNode({
+        config: { ...node.config, acme: { ...acmeConfig, accountKeyFile: stranger } },
+        genesis,
+        ca: genesisApplication(genesis).ca,
+        identityKey: generateEd25519KeyPair().privateKey,
+        query: () => {
+          throw new Error('no query expected');
+        },
+        submit: () => Promise.reject(new Error('no submission expected')),
+        pending: () => false,
+        dnsServer: null,
+        registry: new Registry(),
+        logger: createLogger({ node: 'test' }, () => undefined, 'error'),
+      }),
+      (error: unknown) =>
+        error instanceof CliError && error.exitCode === 2 && /has no grant/.test(error.message),
+    );
+  });
+
+  it('cluster init: --no-acme writes no ACME config or grants; overlapping ports are refused', async () => {
+    const other = path.join(root, 'no-acme');
+    const init = await runCli([...clusterInitArgs(other, 1), '--no-caesar', '--no-acme']);
+    assert.equal(init.code, 0, init.err);
+    const config = JSON.parse(await readFile(path.join(other, 'node-1', 'config.json'), 'utf8'));
+    assert.equal(config.acme, null);
+    const genesis = parseGenesisJson(await readFile(path.join(other, 'genesis.json'), 'utf8'));
+    assert.equal((genesis.app?.ca as { grants: unknown[] }).grants.length, 1, 'the operator only');
+
+    const overlap = await runCli([
+      'cluster',
+      'init',
+      '--validators',
+      '2',
+      '--out',
+      path.join(root, 'overlap'),
+      '--acme-base-port',
+      '9465',
+    ]);
+    assert.equal(overlap.code, 2);
+    assert.match(overlap.err, /ACME ports 9465\.\.9466 overlap metrics ports 9464\.\.9465/);
+  });
+
+  it('maps ca refusals to ACME issuer errors', () => {
+    const cases: [string, string, AcmeIssuerErrorCode][] = [
+      ['CA_POLICY_REFUSED', 'refused: name_not_allowed', AcmeIssuerErrorCode.REJECTED_IDENTIFIER],
+      ['CA_POLICY_REFUSED', 'refused: key_too_weak', AcmeIssuerErrorCode.BAD_CSR],
+      ['CA_REQUEST_INVALID', 'bad CSR signature', AcmeIssuerErrorCode.BAD_CSR],
+      ['CA_RATE_LIMITED', 'window used up', AcmeIssuerErrorCode.UNAVAILABLE],
+      ['MEMPOOL_BUSY', 'retry later', AcmeIssuerErrorCode.UNAVAILABLE],
+    ];
+    for (const [code, message, expected] of cases) {
+      assert.equal(acmeErrorForCaRefusal(code, message).code, expected, code);
+    }
+  });
+
+  it(
+    'lego: dns-01 through its exec provider, trusting the cluster root for HTTPS',
+    { skip: skipLego },
+    async () => {
+      const node = nodes[0]!;
+      const name = 'lego.hypermesh';
+      const work = path.join(root, 'lego');
+      await mkdir(work);
+      // lego runs EXEC_PATH present|cleanup FQDN VALUE; present sets the TXT record and waits.
+      const hook = path.join(work, 'hook.mjs');
+      await writeFile(
+        hook,
+        [
+          `import { main } from ${JSON.stringify(path.join(repoRoot, 'src', 'node', 'cli.ts'))};`,
+          'const [action, fqdn, value] = process.argv.slice(2);',
+          "if (action !== 'present') process.exit(0);",
+          `const code = await main(['dns', 'set', '--cluster', ${JSON.stringify(dir)}, '--node', 'node-1', '--wait', '--', fqdn.replace(/\\.$/, ''), 'TXT', value]);`,
+          'process.exit(code);',
+          '',
+        ].join('\n'),
+      );
+      const script = path.join(work, 'hook.sh');
+      await writeFile(script, `#!/bin/sh\nexec node --import tsx ${JSON.stringify(hook)} "$@"\n`);
+      await chmod(script, 0o755);
+      const dnsPort = node.dns?.udp[0]?.port;
+      assert.ok(dnsPort !== undefined);
+      const child = spawn(
+        'lego',
+        [
+          '--server',
+          node.acme as string,
+          '--accept-tos',
+          '--email',
+          'ops@example.test',
+          '--domains',
+          name,
+          '--dns',
+          'exec',
+          '--dns.disable-cp',
+          '--dns.resolvers',
+          `127.0.0.1:${dnsPort}`,
+          '--path',
+          path.join(work, 'state'),
+          'run',
+        ],
+        {
+          cwd: repoRoot,
+          env: {
+            ...process.env,
+            LEGO_CA_CERTIFICATES: path.join(dir, 'ca', 'root.pem'),
+            LEGO_DISABLE_CNAME_SUPPORT: 'true',
+            EXEC_PATH: script,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      try {
+        const [code] = (await withDeadline(once(child, 'exit'), 150_000, 'lego run')) as [
+          number | null,
+        ];
+        assert.equal(code, 0, output);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      const chainPem = await readFile(
+        path.join(work, 'state', 'certificates', `${name}.crt`),
+        'utf8',
+      );
+      assert.deepEqual(parseCertificate(pemToDerList(chainPem)[0]!).dnsNames, [name]);
+      await checkChain(chainPem, 'lego');
+    },
+  );
+});

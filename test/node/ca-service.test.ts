@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { Registry } from 'prom-client';
+import { toHex } from '../../src/crypto/bytes.js';
+import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
+import { leafHash, verifyInclusion } from '../../src/crypto/merkle.js';
+import { createCaService, type CaService } from '../../src/node/ca-service.js';
+import { createLogger } from '../../src/node/log.js';
+import { createAuthenticator } from '../../src/stoq/auth/authenticator.js';
+import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
+import type { StoqError } from '../../src/stoq/errors.js';
+import { createMemoryNetwork } from '../../src/stoq/memory.js';
+import { createStoqMetrics } from '../../src/stoq/metrics.js';
+import type { Transport } from '../../src/stoq/transport.js';
+import { createCsr, proveFalconPossession } from '../../src/trustchain/ca/index.js';
+import type { FalconKeyPair } from '../../src/crypto/falcon.js';
+import {
+  caRequestBody,
+  caRevokeBody,
+  findPublishedCertificate,
+} from '../../src/trustchain/ca-module/index.js';
+import { encodeMerkleTreeLeaf, openCtLog, type CtLog } from '../../src/trustchain/ct/index.js';
+import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
+import { assertRejected } from '../stoq/auth-fixture.js';
+import { BLOCK_TIME, CLUSTER } from '../trustchain/ca/fixtures.js';
+
+const CERT_TIME = BLOCK_TIME + 600_000;
+import {
+  caTx,
+  createCaFixture,
+  publication,
+  publishTx,
+  type CaFixture,
+  type CaNode,
+} from '../trustchain/ca-module/fixture.js';
+
+/**
+ * The node's CA service over a real `ca` module state: `validate` (chain, revocation, CT
+ * inclusion, consensus answers) and STOQ's revocation check — a client holding a
+ * TrustChain-issued client certificate authenticates, and once its revocation is committed the
+ * next connection is refused as `revoked` with the CRL reason.
+ */
+describe('CA service: validate and revocation in STOQ', () => {
+  let fixture: CaFixture;
+  let node: CaNode;
+  let db: Database.Database;
+  let log: CtLog;
+  let service: CaService;
+  let pki: TestPki;
+  let server: TestIdentity;
+  let certificate: Uint8Array;
+  let serial: Uint8Array;
+  let falcon: FalconKeyPair;
+  const clientKey = generateKeyPairSync('ed25519').privateKey;
+  const network = createMemoryNetwork();
+  const transports: Transport[] = [];
+
+  before(async () => {
+    fixture = await createCaFixture();
+    // The operator may also request client certificates for spiffe://<cluster>/client/….
+    const account = toHex(fixture.operator.publicKey);
+    const grant = fixture.config.grants.get(account)!;
+    (fixture.config.grants as Map<string, typeof grant>).set(account, {
+      ...grant,
+      uriPrefixes: [`spiffe://${CLUSTER}/client/`],
+    });
+    node = await fixture.openCaNode();
+    db = new Database(':memory:');
+    log = openCtLog(db, { origin: 'test/ct/log' });
+    service = createCaService({
+      ca: fixture.config,
+      store: node.node.store,
+      state: { get: (key) => node.node.store.state.get(key) },
+      query: (request) => node.node.app.query(request),
+      submit: () => Promise.reject(new Error('no mempool in this test')),
+      log,
+      rpc: null,
+      registry: new Registry(),
+      logger: createLogger({ node: 'test' }, () => undefined, 'error'),
+      falcon: fixture.ca.falcon,
+      now: () => CERT_TIME,
+    });
+
+    // A client certificate for spiffe://<cluster>/client/alice with the STOQ FALCON key.
+    falcon = await fixture.ca.falcon.generateKeyPair();
+    const spki = new Uint8Array(createPublicKey(clientKey).export({ format: 'der', type: 'spki' }));
+    const request = caTx(
+      fixture.operator,
+      caRequestBody(
+        {
+          profile: 'client',
+          csr: createCsr({ privateKey: clientKey }),
+          uris: [`spiffe://${CLUSTER}/client/alice`],
+          falcon: {
+            publicKey: falcon.publicKey,
+            proof: await proveFalconPossession(spki, falcon.secretKey, fixture.ca.falcon),
+          },
+        },
+        fixture.ca.falcon,
+      ),
+    );
+    const requested = node.block([request]);
+    assert.equal(requested.txResults[0]?.code, 0, requested.txResults[0]?.log);
+    const height = node.node.nextHeight() - 1;
+    const published = await publication(fixture, node, height, 'val-a');
+    const publishResult = node.block([publishTx(fixture, 'val-a', published.tx)]);
+    assert.equal(publishResult.txResults[0]?.code, 0, publishResult.txResults[0]?.log);
+    certificate = published.certificates[0]!;
+    serial = node.state().published(node.node.nextHeight() - 1)!.serials[0]!;
+    // What ca-node.ts appends to the log for this publication.
+    const time = node.state().published(node.node.nextHeight() - 1)!.time;
+    log.appendBatch(
+      [
+        {
+          leaf: encodeMerkleTreeLeaf({ timestamp: time, entry: { type: 'x509', certificate } }),
+          extraData: new Uint8Array(),
+        },
+      ],
+      time,
+    );
+
+    pki = await createTestPki({ cluster: CLUSTER });
+    server = await pki.issue({ name: 'server' });
+  });
+
+  after(async () => {
+    await Promise.all(transports.map((transport) => transport.close()));
+    await node?.close();
+    db?.close();
+  });
+
+  const connect = async () => {
+    const listening = network.transport({ publicKey: server.transportKey.publicKey });
+    const dialing = network.transport({ publicKey: ed25519RawPublicKey(clientKey) });
+    transports.push(listening, dialing);
+    const listener = await listening.listen({ host: 'ca', port: 0 });
+    const [inbound, outbound] = await Promise.all([
+      listener.accept(),
+      dialing.dial(listener.address),
+    ]);
+    assert.ok(inbound);
+    const serverAuth = createAuthenticator({
+      local: { chain: server.chain, falcon: server.falcon, falconBackend: pki.falconBackend },
+      // The server accepts TrustChain-issued clients and asks the CA service about revocation.
+      trust: {
+        roots: [fixture.ca.bundle.root.certificate],
+        revocation: (query) => service.revocation(query),
+        cluster: CLUSTER,
+        // The fixture's blocks are at BLOCK_TIME: the certificate is valid then.
+        now: () => new Date(CERT_TIME),
+      },
+      mode: 'strict',
+      metrics: createStoqMetrics(new Registry()),
+    });
+    const intermediate = fixture.config.issuers.find((i) => i.name === 'val-a')!.issuer.certificate;
+    const clientAuth = createAuthenticator({
+      local: { chain: [certificate, intermediate], falcon, falconBackend: pki.falconBackend },
+      trust: { roots: pki.roots, revocation: () => 'good' },
+      mode: 'strict',
+      metrics: createStoqMetrics(new Registry()),
+    });
+    return Promise.allSettled([
+      serverAuth.authenticate(inbound),
+      clientAuth.authenticate(outbound),
+    ]);
+  };
+
+  it('validate: chain, CT inclusion and the proven consensus answers', async () => {
+    const answer = service.validate(certificate, 'clientAuth');
+    assert.equal(answer.valid, true, `${answer.reason}: ${answer.message}`);
+    assert.equal(answer.issuer, 'val-a');
+    assert.deepEqual(answer.serial, serial);
+    assert.equal(answer.revocation?.status, 'good');
+    const transparency = answer.transparency!;
+    const hash = leafHash(
+      encodeMerkleTreeLeaf({
+        timestamp: node.state().published(answer.consensus!.publishedAt!)!.time,
+        entry: { type: 'x509', certificate },
+      }),
+    );
+    assert.ok(
+      verifyInclusion(
+        hash,
+        transparency.leafIndex,
+        transparency.treeSize,
+        transparency.auditPath,
+        transparency.rootHash,
+      ),
+    );
+    // The answers are proven: replaying them gives the published certificate.
+    const byRoot = answer.consensus!.answers;
+    const status = await findPublishedCertificate((request) => {
+      const name = request.path.slice('ca/'.length);
+      const found = byRoot.find((a) => a.query === name)!;
+      if (name === 'request') return node.node.app.query(request);
+      return { ...found };
+    }, answer.consensus!.txHash);
+    assert.equal(status.status, 'published');
+    assert.equal(service.validate(certificate, 'serverAuth').reason, 'wrong_key_usage');
+  });
+
+  it('STOQ accepts the client, then refuses it as revoked once the revocation commits', async () => {
+    const [accepted, dialed] = await connect();
+    assert.equal(accepted.status, 'fulfilled', String((accepted as PromiseRejectedResult).reason));
+    assert.equal(dialed.status, 'fulfilled');
+    assert.equal(
+      (accepted as PromiseFulfilledResult<{ peer: { uri: string } }>).value.peer.uri,
+      `spiffe://${CLUSTER}/client/alice`,
+    );
+
+    const revoked = node.block([caTx(fixture.operator, caRevokeBody(serial, 1))]);
+    assert.equal(revoked.txResults[0]?.code, 0, revoked.txResults[0]?.log);
+
+    const [refused, refusedClient] = await connect();
+    assertRejected(refused, AuthFailureReason.REVOKED, 'local');
+    assertRejected(refusedClient, AuthFailureReason.REVOKED, 'peer');
+    const error = (refused as PromiseRejectedResult).reason as StoqError;
+    assert.equal(error.detail.revocationReason, 'keyCompromise');
+    assert.match(error.message, /keyCompromise/);
+
+    const after = service.validate(certificate, 'clientAuth');
+    assert.equal(after.valid, false);
+    assert.equal(after.reason, 'revoked');
+    assert.equal(after.revocation?.reason, 1);
+  });
+});

@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { after, describe, it } from 'node:test';
+import { createStoqConsensusNetwork } from '../../src/consensus/net/index.js';
+import type { ServiceInstance } from '../../src/discovery/index.js';
+import { registerDiscoveryRpc } from '../../src/faces/discovery-rpc.js';
+import {
+  DiscoveryResolver,
+  RemoteCatalog,
+  catalogNameOf,
+  viewCatalogSource,
+  type CatalogReader,
+} from '../../src/node/discovery-resolver.js';
+import { StoqErrorCode } from '../../src/stoq/errors.js';
+import type { SocketAddress } from '../../src/stoq/transport.js';
+import { makeSender } from '../consensus/application/fixture.js';
+import { Cluster, formatAddress } from '../consensus/net/net-fixture.js';
+import { openDiscoveryNode, registerTx } from '../discovery/discovery-fixture.js';
+import { isStoqError } from '../helpers/stoq-error.js';
+import { waitForCondition, withDeadline } from '../helpers/wait.js';
+
+/**
+ * The discovery-backed STOQ resolver (src/node/discovery-resolver.ts): precedence of the catalog
+ * over configuration, a consensus peer whose registered address changed dialled at the new
+ * address, and the remote catalog (proven resolve, then followed with watch) operator tools use.
+ */
+
+function nodeRecord(name: string, addresses: readonly SocketAddress[]): ServiceInstance {
+  const port = addresses[0]!.port;
+  return {
+    service: 'hypermesh-node',
+    instance: name,
+    addresses: addresses.map((address) => address.host),
+    ports: [{ protocol: 'stoq', port }],
+    identity: `spiffe://consensus-net/validator/${name}`,
+    metadata: {},
+    check: { kind: 'stoq-ping', port, interval: 10_000, timeout: 2_000, rise: 2, fall: 3 },
+    ttl: 60,
+    status: 'passing',
+    owner: new Uint8Array(32),
+    registeredAt: 1,
+    updatedAt: 1,
+    expiresAt: 61,
+  };
+}
+
+/** A committed catalog the test edits by hand. */
+class FakeCatalog implements CatalogReader {
+  records: ServiceInstance[] = [];
+  live(service: string): readonly ServiceInstance[] {
+    return this.records.filter((record) => record.service === service);
+  }
+}
+
+const stale: SocketAddress = { host: '192.0.2.1', port: 4 };
+
+describe('DiscoveryResolver', () => {
+  it('names: node names and service/instance', () => {
+    assert.deepEqual(catalogNameOf('node-2'), { service: 'hypermesh-node', instance: 'node-2' });
+    assert.deepEqual(catalogNameOf('trustchain-ca/ca-1'), {
+      service: 'trustchain-ca',
+      instance: 'ca-1',
+    });
+    assert.equal(catalogNameOf('Node_2'), null);
+  });
+
+  it('uses the catalog first, configuration after it, and configuration alone until the catalog answers', async () => {
+    const catalog = new FakeCatalog();
+    let view: CatalogReader | null = null;
+    const resolver = new DiscoveryResolver({
+      bootstrap: { 'node-2': [stale] },
+      catalog: viewCatalogSource(() => view),
+    });
+    assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+    view = catalog;
+    assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+    const moved = [
+      { host: '2001:db8::2', port: 9301 },
+      { host: '192.0.2.2', port: 9301 },
+    ];
+    catalog.records = [nodeRecord('node-2', moved)];
+    assert.deepEqual(await resolver.resolve('node-2'), [...moved, stale]);
+    // Known to the catalog only (a node added later).
+    catalog.records.push(nodeRecord('node-9', [{ host: '192.0.2.9', port: 9309 }]));
+    assert.deepEqual(await resolver.resolve('node-9'), [{ host: '192.0.2.9', port: 9309 }]);
+    // The configured address is not repeated when the catalog gives it too.
+    catalog.records = [nodeRecord('node-2', [stale])];
+    assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+    await assert.rejects(resolver.resolve('node-7'), isStoqError(StoqErrorCode.NOT_FOUND));
+  });
+});
+
+describe('consensus peers through the catalog', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const step of cleanup.reverse()) await step();
+  });
+
+  it('dials a peer where the catalog says it is, and at its new address after it moved', async () => {
+    const cluster = await Cluster.create('quic', ['a', 'b']);
+    cleanup.push(() => cluster.close());
+    const catalog = new FakeCatalog();
+    const ups = new EventEmitter();
+    let aUps = 0;
+
+    const a = await cluster.endpoint('a');
+    // `a` dials `b` (the lower name opens the stream). Its configuration has a stale address
+    // for `b`; only the catalog knows where `b` is.
+    const network = createStoqConsensusNetwork({
+      endpoint: a.endpoint,
+      self: 'a',
+      peers: [{ id: 'b', address: formatAddress(stale) }],
+      blockSource: () => [],
+      reconnect: { initialMs: 10, maxMs: 100 },
+      connectTimeoutMs: 2_000,
+      resolver: new DiscoveryResolver({
+        bootstrap: { b: [stale] },
+        catalog: viewCatalogSource(() => catalog),
+      }),
+    });
+    network.onPeerConnected((peer) => {
+      if (peer === 'b') aUps += 1;
+      ups.emit('up');
+    });
+    network.start();
+    cleanup.push(() => network.close());
+
+    /** `b` at a fresh address, unable to dial `a` (nothing listens where it thinks `a` is). */
+    const startB = async (): Promise<{ address: SocketAddress; stop(): Promise<void> }> => {
+      const b = await cluster.endpoint('b');
+      const bNetwork = createStoqConsensusNetwork({
+        endpoint: b.endpoint,
+        self: 'b',
+        peers: [{ id: 'a', address: formatAddress(stale) }],
+        blockSource: () => [],
+        reconnect: { initialMs: 10, maxMs: 100 },
+      });
+      bNetwork.start();
+      return {
+        address: b.address,
+        stop: async () => {
+          await bNetwork.close();
+          await b.stop();
+        },
+      };
+    };
+
+    const first = await startB();
+    catalog.records = [nodeRecord('b', [first.address])];
+    await waitForCondition(ups, 'up', () => aUps >= 1, 'a connects to b', 15_000);
+    assert.deepEqual(network.peers(), ['b']);
+
+    // `b` restarts at another port and registers it; `a` redials it there.
+    await first.stop();
+    const second = await startB();
+    cleanup.push(() => second.stop());
+    assert.notEqual(second.address.port, first.address.port);
+    catalog.records = [nodeRecord('b', [second.address])];
+    await waitForCondition(
+      ups,
+      'up',
+      () => aUps >= 2,
+      'a reconnects to b at its new address',
+      15_000,
+    );
+    assert.deepEqual(network.peers(), ['b']);
+  });
+});
+
+describe('RemoteCatalog', () => {
+  it('resolves with proofs through a bootstrap node and follows changes with watch', async () => {
+    const cluster = await Cluster.create('memory', ['n1', { name: 'operator', role: 'client' }]);
+    const node = await openDiscoveryNode();
+    const commits = new EventEmitter();
+    const served = await cluster.endpoint('n1');
+    registerDiscoveryRpc(served.endpoint, {
+      query: (request) => node.app.query(request),
+      onCommit: (listener) => {
+        commits.on('commit', listener);
+        return () => commits.off('commit', listener);
+      },
+      services: () => ({ height: null, services: [] }),
+    });
+    const operator = await cluster.endpoint('operator');
+    const catalog = new RemoteCatalog({
+      bootstrap: [{ host: 'nowhere.test', port: 1 }, served.address],
+      connect: (address, signal) => operator.endpoint.connect(address, { signal }),
+    });
+    const resolver = new DiscoveryResolver({ bootstrap: { 'node-2': [stale] }, catalog });
+    try {
+      const owner = makeSender();
+      const commit = (tx: Uint8Array): void => {
+        const height = node.nextHeight();
+        const result = node.executeAndCommit([tx]);
+        assert.equal(result.txResults[0]?.code, 0, JSON.stringify(result.txResults));
+        commits.emit('commit', height);
+      };
+      const register = (host: string, port: number): Uint8Array =>
+        registerTx(owner, {
+          service: 'hypermesh-node',
+          instance: 'node-2',
+          addresses: [host],
+          ports: [{ protocol: 'stoq', port }],
+          identity: 'spiffe://consensus-net/validator/node-2',
+          check: { kind: 'stoq-ping', port, interval: 10_000, timeout: 2_000, rise: 2, fall: 3 },
+        });
+
+      const nextUpdate = (): Promise<void> =>
+        withDeadline(
+          new Promise<void>((resolve) => catalog.events.once('update', () => resolve())),
+          5_000,
+          'the watch stream brings the new registration',
+        );
+
+      // Nothing registered yet: the catalog's (proven, empty) answer leaves the configuration.
+      assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+      let updated = nextUpdate();
+      commit(register('2001:db8::2', 9301));
+      await updated;
+      assert.deepEqual(await resolver.resolve('node-2'), [
+        { host: '2001:db8::2', port: 9301 },
+        stale,
+      ]);
+      updated = nextUpdate();
+      commit(register('2001:db8::3', 9302));
+      await updated;
+      assert.deepEqual(await resolver.resolve('node-2'), [
+        { host: '2001:db8::3', port: 9302 },
+        stale,
+      ]);
+    } finally {
+      await resolver.close();
+      await cluster.close();
+      await node.close();
+    }
+  });
+});

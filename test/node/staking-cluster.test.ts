@@ -1,0 +1,343 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { consensusAddress, ed25519Address, formatAddress } from '../../src/caesar/index.js';
+import { decodeQuorumCertificate } from '../../src/consensus/wire.js';
+import { readClusterLayout } from '../../src/node/cluster-layout.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { spawnValidator, type ValidatorProcess } from '../../src/node/node-process.js';
+import {
+  loadClusterTarget,
+  openOperatorSession,
+  type ClusterTarget,
+  type OperatorSession,
+} from '../../src/node/operator.js';
+import { readWalletKey } from '../../src/node/wallet.js';
+import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { waitForCondition } from '../helpers/wait.js';
+
+/**
+ * Issue 6 §4, multi-process (needs `npm run build`: the nodes are `hypermesh node start` child
+ * processes from the built bin). Four genesis validators of a staking chain (`epochBlocks=5`, no
+ * block reward, so stakes change only by bonding and slashing):
+ *
+ * 1. `cluster add-node` writes node-5; started, it syncs and follows although no node lists it.
+ * 2. Funded and registered with `stake create-validator` (power 40 of 80), it joins the set at
+ *    the next epoch and its precommits appear in commits (node API getBlock, `block verify`).
+ * 3. With node-4 stopped, 30 of the genesis power is left: every commit now needs node-5's 40.
+ * 4. node-4 restarted as a test-build equivocator (HYPERMESH_TEST_EQUIVOCATE=prevote with
+ *    HYPERMESH_TEST_BUILD=1): the others turn its two prevotes into evidence, a block includes
+ *    it, Caesar burns 5% of its stake and jails it (proven `stake validators --json`), the set
+ *    drops it two heights later, and the cluster keeps committing without it.
+ *
+ * Every wait is re-checked on a node's log line (commit, membership) or exit, with a deadline.
+ */
+const SUITE_MS = 300_000;
+const START_MS = 60_000;
+const STEP_MS = 90_000;
+const SELF_BOND = 40;
+const GENESIS_STAKE = 10_000_000n;
+const SLASH_BPS = 500n;
+
+/** Every log line of every node announces itself here; waits re-check on it. */
+const activity = new EventEmitter();
+activity.setMaxListeners(0);
+const LINE = 'line';
+
+let dir: string;
+let clusterDir: string;
+const nodes = new Map<string, ValidatorProcess>();
+const logs = new Map<string, Record<string, unknown>[]>();
+let session: OperatorSession | undefined;
+let target: ClusterTarget;
+
+function start(name: string, configFile: string, env: NodeJS.ProcessEnv = process.env) {
+  const node = spawnValidator(name, configFile, {
+    logFile: path.join(dir, `${name}.log`),
+    env,
+  });
+  const lines: Record<string, unknown>[] = [];
+  logs.set(name, lines);
+  node.onLog((entry) => {
+    lines.push(entry);
+    activity.emit(LINE);
+  });
+  void node.exited.then(() => activity.emit(LINE));
+  nodes.set(name, node);
+  return node;
+}
+
+function running(name: string): boolean {
+  const node = nodes.get(name);
+  return node !== undefined && node.child.exitCode === null && node.child.signalCode === null;
+}
+
+/** Resolves once `check` holds, re-checking on every log line; fails with `what` after `ms`. */
+function until(check: () => boolean | Promise<boolean>, what: () => string, ms = STEP_MS) {
+  return waitForCondition(activity, LINE, check, what, ms);
+}
+
+function logged(name: string, message: string): Record<string, unknown>[] {
+  return (logs.get(name) ?? []).filter((entry) => entry.msg === message);
+}
+
+function height(name: string): number {
+  return nodes.get(name)?.committedHeight() ?? 0;
+}
+
+/** The validator addresses whose precommits are in the commit of `h` (from node-1's API). */
+async function commitSigners(h: number): Promise<Set<string>> {
+  const block = await (session as OperatorSession).client('node-1').getBlock(h);
+  return new Set(decodeQuorumCertificate(block.commit).precommits.map((vote) => vote.validator));
+}
+
+async function stakeValidators(): Promise<{
+  height: number;
+  validators: { address: string; tokens: string; power: number; inSet: boolean; jailed: string }[];
+}> {
+  const result = await runCli(['stake', 'validators', '--json', '--cluster', clusterDir]);
+  assert.equal(result.code, 0, result.err);
+  return JSON.parse(result.out) as Awaited<ReturnType<typeof stakeValidators>>;
+}
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-staking-cluster-'));
+  clusterDir = path.join(dir, 'cluster');
+  const init = await runCli([
+    ...clusterInitArgs(clusterDir, 4),
+    '--chain-id',
+    'staking-it',
+    '--no-dns',
+    '--no-discovery',
+    '--no-ca',
+    '--staking',
+    '--staking-param',
+    'epochBlocks=5',
+    '--staking-param',
+    'blockReward=0',
+    '--staking-param',
+    'maxMissed=99',
+  ]);
+  assert.equal(init.code, 0, init.err);
+  const layout = await readClusterLayout(clusterDir);
+  for (const node of layout.nodes) start(node.name, node.configFile);
+  await Promise.all([...nodes.values()].map((node) => node.ready));
+  target = await loadClusterTarget(clusterDir);
+});
+
+after(async () => {
+  await session?.close().catch(() => undefined);
+  await Promise.all(
+    [...nodes.values()].map(async (node) => {
+      if (node.child.exitCode === null && node.child.signalCode === null) {
+        node.child.kill('SIGKILL');
+      }
+      await node.exited;
+    }),
+  );
+  if (process.env.HM_IT_KEEP === undefined) await rm(dir, { recursive: true, force: true });
+  else process.stderr.write(`kept ${dir}\n`);
+});
+
+describe(
+  'a staking cluster gains a validator and loses an equivocating one',
+  { timeout: SUITE_MS },
+  () => {
+    let node5Address = '';
+    let node4Address = '';
+
+    it('adds node-5 with cluster add-node; it syncs and follows without being listed', async () => {
+      await until(
+        () => ['node-1', 'node-2', 'node-3', 'node-4'].every((name) => height(name) >= 2),
+        () =>
+          `the genesis validators to commit height 2 (${[...nodes.keys()].map((n) => `${n}@${height(n)}`).join(' ')})`,
+        START_MS,
+      );
+      const added = await runCli([
+        'cluster',
+        'add-node',
+        '--cluster',
+        clusterDir,
+        '--name',
+        'node-5',
+      ]);
+      assert.equal(added.code, 0, added.err);
+      assert.match(added.out, /node-5 +[0-9a-f]{40} +keys, certificate \(role node\)/);
+      assert.match(added.out, /peers +node-1, node-2, node-3, node-4/);
+      const configFile = path.join(clusterDir, 'node-5', 'config.json');
+      const config = await loadValidatorNodeConfig(configFile, {});
+      const key = await readWalletKey(config.identity.keyFile);
+      node5Address = formatAddress(Buffer.from(consensusAddress(key.publicKey)));
+      const genesisKey = await readWalletKey(path.join(clusterDir, 'node-4', 'node-4.key'));
+      node4Address = formatAddress(Buffer.from(consensusAddress(genesisKey.publicKey)));
+      // The operator tools know the genesis nodes; node-5 is added to this test's view by hand.
+      target = {
+        ...target,
+        nodes: [
+          ...target.nodes,
+          {
+            name: 'node-5',
+            id: node5Address,
+            stoq: { host: config.stoq.host, port: config.stoq.port },
+            metrics: null,
+          },
+        ],
+      };
+      session = await openOperatorSession(target);
+
+      const node5 = start('node-5', configFile);
+      await node5.ready;
+      const goal = height('node-1') + 2;
+      await until(
+        () => height('node-5') >= goal,
+        () => `node-5 to follow to height ${goal} (at ${height('node-5')})`,
+      );
+      assert.equal(
+        logged(
+          'node-5',
+          'not a genesis validator: following the chain until the validator set holds this key',
+        ).length,
+        1,
+      );
+      const status = await session.client('node-5').status();
+      assert.ok((status.committedHeight as number) >= goal);
+      assert.deepEqual([...(status.peersConnected as string[])].sort(), [
+        'node-1',
+        'node-2',
+        'node-3',
+        'node-4',
+      ]);
+    });
+
+    it('funds and registers node-5; it joins the set at the next epoch and signs commits', async () => {
+      const key = await readWalletKey(path.join(clusterDir, 'node-5', 'node-5.key'));
+      const funded = await runCli([
+        'wallet',
+        'send',
+        '--to',
+        formatAddress(ed25519Address(key.publicKey)),
+        '--amount',
+        String(SELF_BOND + 10),
+        '--key',
+        path.join(clusterDir, 'operator', 'treasury.key'),
+        '--cluster',
+        clusterDir,
+        '--wait',
+      ]);
+      assert.equal(funded.code, 0, funded.err);
+      const created = await runCli([
+        'stake',
+        'create-validator',
+        '--node-dir',
+        path.join(clusterDir, 'node-5'),
+        '--self-bond',
+        String(SELF_BOND),
+        '--commission',
+        '0',
+        '--cluster',
+        clusterDir,
+        '--wait',
+      ]);
+      assert.equal(created.code, 0, created.err);
+      const registeredAt = Number(/committed at height (\d+), code 0/.exec(created.out)?.[1]);
+      assert.ok(registeredAt > 0, created.out);
+      // Selected at the end of the first epoch block at or after it, in the set two heights later.
+      const epoch = Math.ceil(registeredAt / 5) * 5;
+      const joinsAt = epoch + 2;
+
+      await until(
+        () => logged('node-5', 'this node is in the validator set').length > 0,
+        () =>
+          `node-5 to see itself in the validator set (at ${height('node-5')}, joins at ${joinsAt})`,
+      );
+      let signedAt = 0;
+      await until(
+        async () => {
+          const top = height('node-1');
+          for (let h = Math.max(joinsAt, signedAt + 1); h <= top; h++) {
+            if ((await commitSigners(h)).has(node5Address)) {
+              signedAt = h;
+              return true;
+            }
+          }
+          return false;
+        },
+        () =>
+          `a commit with node-5's precommit from height ${joinsAt} (node-1 at ${height('node-1')})`,
+      );
+      assert.ok(signedAt >= joinsAt);
+      const read = await stakeValidators();
+      const view = read.validators.find((validator) => validator.address === node5Address);
+      assert.equal(view?.inSet, true);
+      assert.equal(view?.power, SELF_BOND);
+      assert.equal(view?.tokens, String(BigInt(SELF_BOND) * 1_000_000n));
+      // The light-client rule of block verify accepts the set change (> 1/3 of the old set signed).
+      const verified = await runCli(['block', 'verify', String(signedAt), '--cluster', clusterDir]);
+      assert.equal(verified.code, 0, verified.out + verified.err);
+      assert.match(verified.out, /^valid$/m);
+    });
+
+    it('keeps committing with node-4 stopped: every commit needs node-5 (70 of 80)', async () => {
+      const stopped = await (nodes.get('node-4') as ValidatorProcess).stop();
+      assert.equal(stopped.code, 0);
+      const from = height('node-1') + 1;
+      await until(
+        () => height('node-1') >= from + 3 && height('node-5') >= from + 3,
+        () => `three commits without node-4 (node-1 at ${height('node-1')}, from ${from})`,
+      );
+      for (let h = from + 1; h <= from + 3; h++) {
+        const signers = await commitSigners(h);
+        assert.ok(signers.has(node5Address), `height ${h}: node-5 signed`);
+        assert.ok(!signers.has(node4Address), `height ${h}: node-4 is down`);
+      }
+    });
+
+    it('slashes, jails and removes node-4 when it equivocates; the rest keep committing', async () => {
+      const node4 = start('node-4', path.join(clusterDir, 'node-4', 'config.json'), {
+        ...process.env,
+        HYPERMESH_TEST_BUILD: '1',
+        HYPERMESH_TEST_EQUIVOCATE: 'prevote',
+      });
+      await node4.ready;
+      let evidenceAt = 0;
+      await until(
+        () => {
+          const entry = logged('node-1', 'block committed').find(
+            (line) => typeof line.evidence === 'number' && line.evidence > 0,
+          );
+          evidenceAt = typeof entry?.height === 'number' ? entry.height : 0;
+          return evidenceAt > 0;
+        },
+        () =>
+          `a block with node-4's equivocation (node-1 at ${height('node-1')}, node-4 at ${height('node-4')})`,
+      );
+      assert.ok(logged('node-4', 'TEST BUILD: broadcasting a conflicting prevote').length > 0);
+      assert.ok(logged('node-1', 'equivocation evidence').length > 0);
+
+      const read = await stakeValidators();
+      assert.ok(read.height >= evidenceAt);
+      const view = read.validators.find((validator) => validator.address === node4Address);
+      assert.equal(view?.tokens, String(GENESIS_STAKE - (GENESIS_STAKE * SLASH_BPS) / 10_000n));
+      assert.equal(view?.jailed, 'equivocation');
+      assert.equal(view?.inSet, false);
+      const others = read.validators.filter((validator) => validator.address !== node4Address);
+      assert.ok(others.every((validator) => validator.jailed === 'none' && validator.inSet));
+
+      // Removed at evidenceAt + 2: from then on commits carry none of its precommits.
+      const goal = evidenceAt + 5;
+      await until(
+        () => height('node-1') >= goal,
+        () => `commits after node-4's removal (node-1 at ${height('node-1')}, goal ${goal})`,
+      );
+      for (let h = evidenceAt + 2; h <= goal; h++) {
+        const signers = await commitSigners(h);
+        assert.ok(!signers.has(node4Address), `height ${h}: node-4 is no validator`);
+        assert.ok(signers.has(node5Address), `height ${h}: node-5 signed`);
+      }
+      assert.ok(running('node-1') && running('node-5'));
+    });
+  },
+);
