@@ -12,6 +12,7 @@ const suites: Record<string, () => Promise<BenchSuite>> = {
   consensus: async () => (await import('./suites/consensus.js')).default,
   caesar: async () => (await import('./suites/caesar.js')).default,
   dns: async () => (await import('./suites/dns.js')).default,
+  discovery: async () => (await import('./suites/discovery.js')).default,
 };
 
 const { values, positionals } = parseArgs({

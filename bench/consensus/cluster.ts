@@ -102,6 +102,11 @@ export async function startBenchCluster(options: {
   readonly startTimeoutMs?: number;
   /** Consensus parameters of the genesis (default: what `cluster init` writes). */
   readonly consensus?: GenesisConsensusParams;
+  /**
+   * Install the service catalog (`app.discovery`): the nodes serve `hypermesh.discovery.v1`,
+   * register their own services and run their health checks (default: off, see below).
+   */
+  readonly discovery?: boolean;
 }): Promise<BenchCluster> {
   const { progress } = options;
   const layout = await initCluster({
@@ -116,9 +121,10 @@ export async function startBenchCluster(options: {
     },
     ...(options.consensus === undefined ? {} : { consensus: options.consensus }),
     // Consensus and the ledger only: no DNS servers, no service registrations or health checks,
-    // no CA publications running beside the measured load (comparable with earlier runs).
+    // no CA publications running beside the measured load (comparable with earlier runs),
+    // unless the benchmark measures the catalog itself (`discovery`).
     dns: false,
-    discovery: false,
+    discovery: options.discovery ?? false,
     ca: false,
   });
   const genesis = await readGenesisFile(layout.genesisFile);

@@ -117,8 +117,11 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export function startHyperMesh(options: {
   host: string;
   hosts: number;
+  /** Serve the zone DNSSEC-signed (bench/dns/server.ts `--sign`). */
+  sign?: boolean;
 }): Promise<RunningServer & { port: number }> {
   const args = ['--host', options.host, '--port', '0', '--hosts', String(options.hosts)];
+  if (options.sign) args.push('--sign');
   return startNodeServer(SERVER_SCRIPT, args, options.host, 'hypermesh.');
 }
 
@@ -151,13 +154,18 @@ async function startNodeServer(
   return { pid: child.pid, port, stop: () => stopChild(child) };
 }
 
-/** Starts knotd (one UDP and one TCP worker, pinned to SERVER_CPU) serving `zoneText`. */
+/**
+ * Starts knotd (one UDP and one TCP worker, pinned to SERVER_CPU) serving `zoneText`. With
+ * `sign`, Knot signs the zone itself (`dnssec-signing: on`, its default policy: one ECDSA P-256
+ * key generated into the KASP database under `dir`, NSEC), the same algorithm as HyperMesh's.
+ */
 export async function startKnot(options: {
   dir: string;
   host: string;
   port: number;
   zone: string;
   zoneText: string;
+  sign?: boolean;
 }): Promise<RunningServer> {
   const { dir, host, port, zone } = options;
   const zonePath = path.join(dir, 'bench.zone');
@@ -175,6 +183,7 @@ export async function startKnot(options: {
     `  - domain: ${zone}`,
     `    file: ${zonePath}`,
     `    storage: ${dir}`,
+    ...(options.sign ? ['    dnssec-signing: on'] : []),
     'log:',
     '  - target: stderr',
     '    any: warning',
@@ -219,12 +228,15 @@ export async function runDnsperf(options: {
   seconds: number;
   serverPid: number;
   tcp?: boolean;
+  /** Set the DO bit (dnsperf `-D`, which implies EDNS). */
+  dnssec?: boolean;
 }): Promise<DnsperfResult> {
   const queryPath = path.join(options.dir, 'queries.txt');
   await writeFile(queryPath, options.queries);
   const args = ['-c', LOAD_CPU, 'dnsperf', '-s', options.host, '-p', String(options.port)];
   args.push('-d', queryPath, '-l', String(options.seconds), '-c', '8', '-q', '500');
   if (options.tcp) args.push('-m', 'tcp');
+  if (options.dnssec) args.push('-D');
   const cpuBefore = await processCpuSeconds(options.serverPid);
   const { stdout } = await run('taskset', args, {
     timeout: (options.seconds + 30) * 1000,

@@ -10,6 +10,12 @@
  *   on a quiet machine the runtime's own ceiling, so the gap to Knot splits into runtime and
  *   server.
  *
+ * - DNSSEC: the same UDP load with the DO bit set (dnsperf `-D`) on the zone served unsigned
+ *   and served signed (online signing, ECDSA P-256, NSEC), for HyperMesh and for Knot (which
+ *   signs the zone itself with its default policy, the same algorithm). Signatures are cached,
+ *   so a signed answer should cost little more than an unsigned one: the signed/unsigned ratio
+ *   of CPU per query is the figure to read.
+ *
  * The target is ≥ 0.5× Knot's UDP rate on one core. On a loaded machine every server shares
  * core 0 with whatever else runs there and the numbers swing from run to run; the load average
  * at the start is in each note, and only a quiet run is worth comparing.
@@ -64,6 +70,88 @@ async function measure(
     `${name}: TCP ${Math.round(tcp.qps)} q/s, ${tcp.cpuMicrosPerQuery.toFixed(2)} µs/q`,
   );
   return { udp, tcp };
+}
+
+/** UDP with the DO bit set only (the DNSSEC comparison), after a warm-up. */
+async function measureDo(
+  context: BenchContext,
+  name: string,
+  server: RunningServer,
+  port: number,
+  dir: string,
+  seconds: { warm: number; run: number },
+): Promise<DnsperfResult> {
+  const queries = queryFile(HOSTS, QUERY_LINES);
+  const base = { dir, host: HOST, port, queries, serverPid: server.pid, dnssec: true };
+  // The warm-up also makes every signature the mix needs (signed once, then cached).
+  await runDnsperf({ ...base, seconds: seconds.warm });
+  const result = await runDnsperf({ ...base, seconds: seconds.run });
+  context.progress(
+    `${name}: UDP+DO ${Math.round(result.qps)} q/s, ${result.cpuMicrosPerQuery.toFixed(2)} µs/q`,
+  );
+  return result;
+}
+
+interface SignedPair {
+  unsigned: DnsperfResult;
+  signed: DnsperfResult;
+}
+
+/** Each server unsigned then signed, UDP with DO, in the same run. */
+async function measureDnssec(
+  context: BenchContext,
+  dir: string,
+  seconds: { warm: number; run: number },
+): Promise<{ hypermesh: SignedPair; knot: SignedPair }> {
+  const zoneText = zoneFile(benchZone(HOSTS));
+  const knotRuns: Partial<SignedPair> = {};
+  for (const sign of [false, true]) {
+    const label = `knot ${sign ? 'signed' : 'unsigned'}`;
+    const knotDir = await mkdtemp(path.join(dir, sign ? 'knot-signed-' : 'knot-unsigned-'));
+    const port = await freePort(HOST);
+    const knot = await startKnot({
+      dir: knotDir,
+      host: HOST,
+      port,
+      zone: BENCH_ZONE,
+      zoneText,
+      sign,
+    });
+    try {
+      knotRuns[sign ? 'signed' : 'unsigned'] = await measureDo(
+        context,
+        label,
+        knot,
+        port,
+        dir,
+        seconds,
+      );
+    } finally {
+      await knot.stop();
+    }
+  }
+  const ourRuns: Partial<SignedPair> = {};
+  for (const sign of [false, true]) {
+    const label = `hypermesh ${sign ? 'signed' : 'unsigned'}`;
+    const server = await startHyperMesh({ host: HOST, hosts: HOSTS, sign });
+    try {
+      ourRuns[sign ? 'signed' : 'unsigned'] = await measureDo(
+        context,
+        label,
+        server,
+        server.port,
+        dir,
+        seconds,
+      );
+    } finally {
+      await server.stop();
+    }
+  }
+  const complete = (pair: Partial<SignedPair>): SignedPair => {
+    if (pair.signed === undefined || pair.unsigned === undefined) throw new Error('unreachable');
+    return { signed: pair.signed, unsigned: pair.unsigned };
+  };
+  return { hypermesh: complete(ourRuns), knot: complete(knotRuns) };
 }
 
 export default async function dns(context: BenchContext): Promise<void> {
@@ -130,6 +218,10 @@ export default async function dns(context: BenchContext): Promise<void> {
       await floor.stop();
     }
 
+    context.progress('DNSSEC: UDP with DO, unsigned and signed zone, Knot then HyperMesh');
+    const dnssecSeconds = context.quick ? { warm: 1, run: 3 } : seconds;
+    const dnssec = await measureDnssec(context, dir, dnssecSeconds);
+
     const knotName = `knot ${knotVersion} (1 UDP + 1 TCP worker)`;
     const setup =
       `zone of ${HOSTS} hosts, ${QUERY_LINES} query lines (A/AAAA, NXDOMAIN, TXT, MX), ` +
@@ -165,6 +257,40 @@ export default async function dns(context: BenchContext): Promise<void> {
       note:
         'a node:dgram responder doing no DNS work (bench/dns/floor.ts); on a quiet machine it ' +
         `bounds any Node.js UDP server; ${floorUdp.cpuMicrosPerQuery.toFixed(2)} µs/query CPU; ${setup}`,
+    });
+    const doSetup =
+      `same zone and query mix with the DO bit set (dnsperf -D), UDP, ${dnssecSeconds.run} s per ` +
+      'run after a warm-up that makes every signature the mix needs; signed: ECDSA P-256 ' +
+      '(algorithm 13), NSEC; Knot signs with its default policy (dnssec-signing: on)';
+    const ourDo = dnssec.hypermesh;
+    const knotDo = dnssec.knot;
+    context.emit({
+      metric: 'dns_dnssec_udp_cpu_per_query',
+      value: ourDo.signed.cpuMicrosPerQuery,
+      unit: 'µs/query',
+      baseline: { name: 'hypermesh, same zone unsigned', value: ourDo.unsigned.cpuMicrosPerQuery },
+      note:
+        'ratio = signed/unsigned cost per answer (signatures cached: target close to 1); ' +
+        `Knot signed/unsigned ${(knotDo.signed.cpuMicrosPerQuery / knotDo.unsigned.cpuMicrosPerQuery).toFixed(2)} ` +
+        `(${knotDo.signed.cpuMicrosPerQuery.toFixed(2)} vs ${knotDo.unsigned.cpuMicrosPerQuery.toFixed(2)} µs); ${doSetup}`,
+    });
+    context.emit({
+      metric: 'dns_dnssec_udp_qps',
+      value: ourDo.signed.qps,
+      unit: 'queries/s',
+      baseline: { name: 'hypermesh, same zone unsigned', value: ourDo.unsigned.qps },
+      note:
+        `signed ${lost(ourDo.signed)}, unsigned ${lost(ourDo.unsigned)}; Knot signed ` +
+        `${Math.round(knotDo.signed.qps)} q/s, unsigned ${Math.round(knotDo.unsigned.qps)} q/s; ${doSetup}`,
+    });
+    context.emit({
+      metric: 'dns_dnssec_udp_qps_vs_knot',
+      value: ourDo.signed.qps,
+      unit: 'queries/s',
+      baseline: { name: `${knotName}, signed`, value: knotDo.signed.qps },
+      note:
+        `both signed, DO set; CPU ${ourDo.signed.cpuMicrosPerQuery.toFixed(2)} vs ` +
+        `${knotDo.signed.cpuMicrosPerQuery.toFixed(2)} µs/query; ${doSetup}`,
     });
   } finally {
     await rm(dir, { recursive: true, force: true });
