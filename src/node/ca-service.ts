@@ -14,11 +14,12 @@ import {
   type CaValidateResponse,
 } from '../faces/ca-rpc.js';
 import { StoqError, StoqErrorCode } from '../stoq/errors.js';
-import type { RevocationAnswer, RevocationQuery } from '../stoq/auth/index.js';
+import type { IdentityCheck, RevocationAnswer, RevocationQuery } from '../stoq/auth/index.js';
 import type { NodeStore } from '../storage/index.js';
 import { CaError, CaErrorCode } from '../trustchain/ca/errors.js';
 import { readTbs, splitCertificate } from '../trustchain/ca/certificate.js';
 import { verifyIssuedCertificate } from '../trustchain/ca/verify.js';
+import { PROFILES } from '../trustchain/ca/profiles.js';
 import {
   CA_MODULE_NAME,
   CaStateReader,
@@ -73,6 +74,56 @@ export interface CaService {
   readonly metrics: CaMetrics;
 }
 
+/**
+ * What the node's STOQ endpoint needs to accept TrustChain-issued certificates (docs/ca.md
+ * "Revocation in STOQ"). It reads only the genesis trust bundle and the committed state, so a
+ * node builds it before its STOQ endpoint, before the CA service exists.
+ */
+export interface CaStoqTrust {
+  /** The TrustChain root (DER); peers send the intermediate in their chain. */
+  readonly roots: readonly Uint8Array[];
+  /** `revoked` (with the RFC 5280 reason name) once a committed block holds the revocation. */
+  readonly revocation: (query: RevocationQuery) => RevocationAnswer;
+  /**
+   * Least privilege for TrustChain leaves: any profile may be a `client`; the `validator` and
+   * `node` roles need a node-profile certificate (EKU serverAuth + clientAuth), which the CA
+   * issues only under a grant for the `node` profile and only with a `{node,validator}` URI.
+   */
+  readonly identityCheck: IdentityCheck;
+}
+
+export function createCaStoqTrust(options: {
+  readonly ca: CaModuleConfig;
+  /** Full-key reads of the latest committed state. */
+  readonly state: { get(key: Uint8Array): Uint8Array | null };
+}): CaStoqTrust {
+  const { ca } = options;
+  const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
+  const intermediates = new Set(ca.bundle.validators.map((v) => toHex(v.certificate)));
+  const nodeUsage = [...PROFILES.node.extendedKeyUsage].sort().join(',');
+
+  const revocation = (query: RevocationQuery): RevocationAnswer => {
+    if (!intermediates.has(toHex(query.issuer.der))) return 'good';
+    const serial = readTbs(splitCertificate(query.certificate.der).tbs).serial;
+    if (serial.length !== 16) return 'good';
+    const revoked = reader.revocation(serial);
+    if (revoked === null) return 'good';
+    return {
+      status: 'revoked',
+      reason: REVOCATION_REASONS[revoked.reason] ?? String(revoked.reason),
+    };
+  };
+
+  const identityCheck: IdentityCheck = ({ identity, leaf, issuer }) => {
+    if (identity.role === 'client' || !intermediates.has(toHex(issuer.der))) return null;
+    const usage = [...(leaf.extendedKeyUsage ?? [])].sort().join(',');
+    if (usage === nodeUsage) return null;
+    return `a TrustChain certificate claims the ${identity.role} role without the node profile`;
+  };
+
+  return { roots: [ca.bundle.root.certificate], revocation, identityCheck };
+}
+
 function invalid(
   reason: string,
   message: string,
@@ -97,7 +148,6 @@ export function createCaService(options: CaServiceOptions): CaService {
   const now = options.now ?? Date.now;
   const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
   const metrics = createCaMetrics(options.registry, () => log.size);
-  const intermediates = new Set(ca.bundle.validators.map((v) => toHex(v.certificate)));
 
   const proven = (
     name: CaProvenAnswer['query'],
@@ -319,17 +369,7 @@ export function createCaService(options: CaServiceOptions): CaService {
     }
   };
 
-  const revocation = (query: RevocationQuery): RevocationAnswer => {
-    if (!intermediates.has(toHex(query.issuer.der))) return 'good';
-    const serial = readTbs(splitCertificate(query.certificate.der).tbs).serial;
-    if (serial.length !== 16) return 'good';
-    const revoked = reader.revocation(serial);
-    if (revoked === null) return 'good';
-    return {
-      status: 'revoked',
-      reason: REVOCATION_REASONS[revoked.reason] ?? String(revoked.reason),
-    };
-  };
+  const { revocation } = createCaStoqTrust({ ca, state: options.state });
 
   return { committed, revocation, validate, metrics };
 }

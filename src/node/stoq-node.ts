@@ -15,6 +15,7 @@ import {
   type SocketAddress,
   type Transport,
 } from '../stoq/index.js';
+import type { IdentityCheck } from '../stoq/auth/index.js';
 import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
 import { CliError } from './cli-error.js';
 import type { NodeConfig } from './config.js';
@@ -46,8 +47,9 @@ async function readPem(file: string, what: string): Promise<Uint8Array[]> {
 }
 
 /**
- * Revocation from a file of revoked serial numbers (hex, one per line, `#` comments). The
- * TrustChain CA issue replaces this with CRL/OCSP state from consensus.
+ * Revocation from a file of revoked serial numbers (hex, one per line, `#` comments), for the
+ * development CA's certificates; TrustChain-issued ones are checked against consensus state by
+ * the check a node adds with `ExtraTrust` (ca-service.ts `createCaStoqTrust`).
  */
 async function revocationFromFile(file: string | undefined): Promise<RevocationCheck> {
   if (file === undefined) return () => 'good';
@@ -78,11 +80,40 @@ export interface StoqParts {
   close(): Promise<void>;
 }
 
-/** `resolver` replaces the fixed table of `config.peers` (e.g. discovery-resolver.ts). */
+/**
+ * Trust beyond the configured roots file: another CA's roots (the TrustChain root of the genesis
+ * `app.ca` bundle), its revocation check and which identities it may vouch for.
+ */
+export interface ExtraTrust {
+  readonly roots: readonly Uint8Array[];
+  readonly revocation: RevocationCheck;
+  readonly identityCheck?: IdentityCheck;
+}
+
+/**
+ * Revoked if either check says so (the first with the reason it gave); `unknown` or a failure
+ * of either fails closed as before.
+ */
+export function combineRevocationChecks(
+  first: RevocationCheck,
+  second: RevocationCheck,
+): RevocationCheck {
+  return async (query) => {
+    const answer = await first(query);
+    return answer === 'good' ? second(query) : answer;
+  };
+}
+
+/**
+ * `resolver` replaces the fixed table of `config.peers` (e.g. discovery-resolver.ts); `extra`
+ * adds trust roots, a revocation check combined with the revoked-serials file, and an identity
+ * check.
+ */
 export async function buildStoqParts(
   config: NodeConfig,
   logger: Logger,
   resolver?: Resolver,
+  extra?: ExtraTrust,
 ): Promise<StoqParts> {
   const passphrase =
     config.identity.passphraseEnv === undefined
@@ -96,8 +127,13 @@ export async function buildStoqParts(
     ...(passphrase ? { passphrase } : {}),
   });
   const chain = await readPem(config.identity.certificateFile, 'certificate chain');
-  const roots = await readPem(config.trust.rootsFile, 'trust roots');
-  const revocation = await revocationFromFile(config.trust.revokedSerialsFile);
+  const roots = [
+    ...(await readPem(config.trust.rootsFile, 'trust roots')),
+    ...(extra?.roots ?? []),
+  ];
+  const fromFile = await revocationFromFile(config.trust.revokedSerialsFile);
+  const revocation =
+    extra === undefined ? fromFile : combineRevocationChecks(fromFile, extra.revocation);
   const leaf = certificateIdentity(chain[0] as Uint8Array);
   if (leaf.cluster !== config.cluster || leaf.name !== config.name) {
     throw new CliError(
@@ -121,7 +157,12 @@ export async function buildStoqParts(
       falconBackend: defaultFalcon(),
       delegationLifetimeMs: config.auth.delegationTtlSeconds * 1000,
     },
-    trust: { roots, revocation, cluster: config.cluster },
+    trust: {
+      roots,
+      revocation,
+      cluster: config.cluster,
+      ...(extra?.identityCheck === undefined ? {} : { identityCheck: extra.identityCheck }),
+    },
     mode: config.auth.mode,
     metrics,
   });

@@ -57,7 +57,7 @@ import {
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
 import { startCaNode, type CaNode } from './ca-node.js';
-import { createCaService } from './ca-service.js';
+import { createCaService, createCaStoqTrust } from './ca-service.js';
 import { startAcmeNode, type AcmeNode } from './acme-node.js';
 import {
   DISCOVERY_MODULE_NAME,
@@ -454,8 +454,14 @@ export async function startValidatorNode(
     const intake = createTxIntake(mempool);
     closers.push(() => intake.close());
 
+    // With a TrustChain CA, STOQ also trusts its root, refuses its revoked certificates (read
+    // from committed state, so no CA service is needed yet) and limits its leaves' roles.
+    const caTrust =
+      application.ca === undefined
+        ? undefined
+        : createCaStoqTrust({ ca: application.ca, state: store.state });
     const parts: StoqParts = await step('cannot set up STOQ', () =>
-      buildStoqParts(stoqConfigOf(config, genesis.chainId), logger),
+      buildStoqParts(stoqConfigOf(config, genesis.chainId), logger, undefined, caTrust),
     );
     closers.push(() => parts.close());
 

@@ -42,7 +42,7 @@ import {
   type AuthResult,
   type Delegation,
 } from './messages.js';
-import type { RevocationCheck, TrustPolicy } from './peer.js';
+import type { IdentityCheck, RevocationCheck, TrustPolicy } from './peer.js';
 import { AuthFailureReason, authFailure, failureOrigin, failureReason } from './reasons.js';
 
 /**
@@ -79,6 +79,8 @@ export interface TrustOptions {
   /** DER trust roots (the cluster root CA). */
   readonly roots: readonly Uint8Array[];
   readonly revocation: RevocationCheck;
+  /** Which identities the roots' CAs may vouch for (peer.ts `IdentityCheck`); default any. */
+  readonly identityCheck?: IdentityCheck;
   /** The cluster peers must belong to; default the local certificate's cluster. */
   readonly cluster?: string;
   /** Clock for validity and delegation expiry; default the system clock. */
@@ -177,6 +179,9 @@ class StoqAuthenticator implements Authenticator {
       roots,
       cluster: options.trust.cluster ?? certificateIdentity(this.local.leaf).cluster,
       revocation: options.trust.revocation,
+      ...(options.trust.identityCheck === undefined
+        ? {}
+        : { identityCheck: options.trust.identityCheck }),
     };
     this.now = options.trust.now ?? (() => new Date());
     this.metrics = options.metrics;

@@ -6,6 +6,7 @@ import {
   certificateIdentity,
   parseCertificate,
   verifyChain,
+  type CertificateIdentity,
   type CertificatePurpose,
   type ParsedCertificate,
 } from '../../crypto/x509.js';
@@ -43,11 +44,29 @@ export type RevocationCheck = (
   query: RevocationQuery,
 ) => RevocationAnswer | Promise<RevocationAnswer>;
 
+/**
+ * What an identity check sees: the peer's identity as its leaf names it, the leaf, and the
+ * leaf's issuer on the verified path.
+ */
+export interface IdentityQuery {
+  readonly identity: CertificateIdentity;
+  readonly leaf: ParsedCertificate;
+  readonly issuer: ParsedCertificate;
+}
+
+/**
+ * An optional policy on which identities a CA may vouch for (e.g. a CA whose client-profile
+ * certificates must not claim the `validator` or `node` role). Answers null to accept, or why
+ * the certificate may not be used for this identity; refused as `wrong_key_usage`.
+ */
+export type IdentityCheck = (query: IdentityQuery) => string | null;
+
 export interface TrustPolicy {
   readonly roots: readonly ParsedCertificate[];
   /** The only cluster whose certificates are accepted. */
   readonly cluster: string;
   readonly revocation: RevocationCheck;
+  readonly identityCheck?: IdentityCheck;
 }
 
 export interface CertifiedPeer {
@@ -111,6 +130,11 @@ export async function verifyPeerCertificate(options: VerifyPeerOptions): Promise
     );
   }
   const falconPublicKey = withX509Reasons(() => certificateFalconKey(leaf));
+  const refusal =
+    trust.identityCheck?.({ identity, leaf, issuer: verified.path[1] ?? leaf }) ?? null;
+  if (refusal !== null) {
+    throw authFailure(AuthFailureReason.WRONG_KEY_USAGE, refusal, { uri: identity.uri });
+  }
   await checkRevocation(verified.path, trust.revocation);
   return {
     leaf,
