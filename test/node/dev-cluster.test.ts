@@ -214,6 +214,7 @@ describe('hypermesh dev --nodes 4', () => {
       assert.match(node.id, /^[0-9a-f]{40}$/);
       assert.ok(node.stoq.port > 0);
       assert.match(node.metrics ?? '', /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      assert.match(node.acme ?? '', /^https:\/\/127\.0\.0\.1:\d+\/directory$/);
       assert.ok(node.pid !== null && alive(node.pid), `${node.name} is running`);
     }
     const text = output.join('\n');
