@@ -31,7 +31,11 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const VOTING_PERIOD = 12;
+/**
+ * Long enough for the votes and the bad-input checks below to run while voting is open, also
+ * on a loaded machine (blocks keep coming while the CLI runs slowly).
+ */
+const VOTING_PERIOD = 40;
 const TIMELOCK = 3;
 
 interface ProposalJson {
