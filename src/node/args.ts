@@ -1,7 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CliError } from './cli-error.js';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+/** The option table of a command (`parseArgs` options). */
+export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** `parseArgs` with errors a person can act on, raised as CliError (exit code 2). */
 export function parseCommandArgs<O extends Options>(
@@ -12,6 +13,20 @@ export function parseCommandArgs<O extends Options>(
 >['values'] {
   try {
     return parseArgs({ args: [...args], options, allowPositionals: false, strict: true }).values;
+  } catch (error) {
+    throw new CliError(`${(error as Error).message} (see --help)`);
+  }
+}
+
+/** `parseCommandArgs` for commands that also take positional arguments. */
+export function parseCommandLine<O extends Options>(
+  args: readonly string[],
+  options: O,
+): ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>
+> {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new CliError(`${(error as Error).message} (see --help)`);
   }

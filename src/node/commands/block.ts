@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine, type Options } from '../args.js';
 import type { Command } from '../commands.js';
 import { CliError } from '../cli-error.js';
 import { readGenesisFile } from '../cluster-layout.js';
@@ -11,15 +11,12 @@ import {
 import { StoqError } from '../../stoq/index.js';
 
 /** Parses options plus exactly `count` positional arguments, with errors a person can act on. */
-export function parseWithPositionals<
-  O extends NonNullable<Parameters<typeof parseArgs>[0]>['options'],
->(args: readonly string[], options: O, names: readonly string[]) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new CliError(`${(error as Error).message} (see --help)`);
-  }
+export function parseWithPositionals<O extends Options>(
+  args: readonly string[],
+  options: O,
+  names: readonly string[],
+) {
+  const parsed = parseCommandLine(args, options);
   if (parsed.positionals.length !== names.length) {
     throw new CliError(
       `expected ${names.map((name) => name.toUpperCase()).join(' ')}, got ${parsed.positionals.length} argument(s) (see --help)`,

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
-import { passphraseFromEnv } from '../args.js';
+import { parseCommandLine, passphraseFromEnv, type Options } from '../args.js';
 import { CliError } from '../cli-error.js';
 import { LOOPBACK_HOSTS } from '../config.js';
 import { readGenesisFile } from '../cluster-layout.js';
@@ -22,14 +21,10 @@ import { pickNode, reportSubmission } from './wallet.js';
  * Merkle proof; `ds` derives the DS record and trust anchor from the genesis file alone.
  */
 
-type OptionSpec = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+type OptionSpec = Options;
 
 function parse<O extends OptionSpec>(args: readonly string[], options: O) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new CliError(`${(error as Error).message} (see --help)`);
-  }
+  return parseCommandLine(args, options);
 }
 
 const clusterOptions = {

@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import type { KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
-import { parseCommandArgs, passphraseFromEnv, requireOption } from '../args.js';
+import { parseCommandArgs, parseCommandLine, passphraseFromEnv, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
 import { openOperatorSession } from '../operator.js';
 import { integerOption } from './cluster.js';
@@ -220,17 +219,7 @@ options:
 ${TX_HELP}
 `,
   async run(args, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        options: { ...TX_OPTIONS, key: { type: 'string' } },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (error) {
-      throw new CliError(`${(error as Error).message} (see --help)`);
-    }
+    const parsed = parseCommandLine(args, { ...TX_OPTIONS, key: { type: 'string' } });
     const { values, positionals } = parsed;
     if (positionals.length !== 2) {
       throw govError(

@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
 import type { SubmitOutcome } from '../tx-submit.js';
-import { parseCommandArgs, passphraseFromEnv, requireOption } from '../args.js';
+import { parseCommandArgs, parseCommandLine, passphraseFromEnv, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
 import { readGenesisFile } from '../cluster-layout.js';
 import {
@@ -173,24 +172,14 @@ options:
   --json                machine-readable output
 `,
   async run(args, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        options: {
-          key: { type: 'string' },
-          'passphrase-env': { type: 'string' },
-          cluster: { type: 'string' },
-          node: { type: 'string' },
-          height: { type: 'string' },
-          json: { type: 'boolean' },
-        },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (error) {
-      throw new CliError(`${(error as Error).message} (see --help)`);
-    }
+    const parsed = parseCommandLine(args, {
+      key: { type: 'string' },
+      'passphrase-env': { type: 'string' },
+      cluster: { type: 'string' },
+      node: { type: 'string' },
+      height: { type: 'string' },
+      json: { type: 'boolean' },
+    });
     const { values, positionals } = parsed;
     const address = await addressArgument(positionals, values.key, values['passphrase-env']);
     const height =
@@ -383,25 +372,15 @@ options:
   --json                machine-readable output
 `,
   async run(args, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        options: {
-          key: { type: 'string' },
-          'passphrase-env': { type: 'string' },
-          limit: { type: 'string' },
-          before: { type: 'string' },
-          cluster: { type: 'string' },
-          node: { type: 'string' },
-          json: { type: 'boolean' },
-        },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (error) {
-      throw new CliError(`${(error as Error).message} (see --help)`);
-    }
+    const parsed = parseCommandLine(args, {
+      key: { type: 'string' },
+      'passphrase-env': { type: 'string' },
+      limit: { type: 'string' },
+      before: { type: 'string' },
+      cluster: { type: 'string' },
+      node: { type: 'string' },
+      json: { type: 'boolean' },
+    });
     const { values, positionals } = parsed;
     const address = await addressArgument(positionals, values.key, values['passphrase-env']);
     const limit = integerOption(
