@@ -1,3 +1,7 @@
+import {
+  migratePrefixedTables,
+  type PrefixedMigration,
+} from '../../storage/prefixed-migrations.js';
 import type { Database } from 'better-sqlite3';
 import { openDatabase } from '../../storage/database.js';
 import { AcmeError, AcmeErrorCode } from './errors.js';
@@ -74,7 +78,7 @@ export interface CertificateRecord {
   readonly revocationReason: number | null;
 }
 
-const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+const MIGRATIONS: readonly PrefixedMigration[] = [
   {
     version: 1,
     name: 'accounts, orders, authorizations, challenges, certificates',
@@ -149,37 +153,12 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
 export const ACME_SCHEMA_VERSION = MIGRATIONS.length;
 
 function migrateAcmeSchema(db: Database): void {
-  db.exec(`CREATE TABLE IF NOT EXISTS acme_schema_version (
-    version INTEGER PRIMARY KEY CHECK (version >= 1),
-    name TEXT NOT NULL,
-    applied_at_ms INTEGER NOT NULL
-  ) STRICT`);
-  const check = (): number => {
-    const rows = db
-      .prepare('SELECT version, name FROM acme_schema_version ORDER BY version')
-      .all() as Array<{ version: number; name: string }>;
-    rows.forEach((row, i) => {
-      const known = MIGRATIONS[i];
-      if (known === undefined || row.version !== i + 1 || row.name !== known.name) {
-        throw new AcmeError(
-          AcmeErrorCode.STORE_SCHEMA_MISMATCH,
-          `acme schema history differs at version ${i + 1} ("${row.name}"); this code knows ${MIGRATIONS.length} versions`,
-          { version: row.version, name: row.name },
-        );
-      }
-    });
-    return rows.length;
-  };
-  const record = db.prepare(
-    'INSERT INTO acme_schema_version (version, name, applied_at_ms) VALUES (?, ?, ?)',
+  migratePrefixedTables(
+    db,
+    'acme',
+    MIGRATIONS,
+    (message, detail) => new AcmeError(AcmeErrorCode.STORE_SCHEMA_MISMATCH, message, detail),
   );
-  for (const migration of MIGRATIONS.slice(check())) {
-    db.transaction(() => {
-      if (check() >= migration.version) return;
-      db.exec(migration.sql);
-      record.run(migration.version, migration.name, Date.now());
-    }).immediate();
-  }
 }
 
 interface AccountRow {

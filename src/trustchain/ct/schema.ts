@@ -1,3 +1,7 @@
+import {
+  migratePrefixedTables,
+  type PrefixedMigration,
+} from '../../storage/prefixed-migrations.js';
 import type { Database } from 'better-sqlite3';
 import { CtError, CtErrorCode } from './errors.js';
 
@@ -6,13 +10,7 @@ import { CtError, CtErrorCode } from './errors.js';
  * prefix and their own version table (`ct_schema_version`), so the store's `schema_version`
  * history and this one never interleave. Applied steps are never edited; a change is a new one.
  */
-interface CtMigration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
-
-const MIGRATIONS: readonly CtMigration[] = [
+const MIGRATIONS: readonly PrefixedMigration[] = [
   {
     version: 1,
     name: 'entries, subtree hashes, tree heads and checkpoint signatures',
@@ -63,38 +61,10 @@ export const CT_SCHEMA_VERSION = MIGRATIONS.length;
 
 /** Brings the ct_ tables to the newest version, each step in its own immediate transaction. */
 export function migrateCtSchema(db: Database): void {
-  db.exec(`CREATE TABLE IF NOT EXISTS ct_schema_version (
-    version INTEGER PRIMARY KEY CHECK (version >= 1),
-    name TEXT NOT NULL,
-    applied_at_ms INTEGER NOT NULL
-  ) STRICT`);
-  const versions = (): Array<{ version: number; name: string }> =>
-    db.prepare('SELECT version, name FROM ct_schema_version ORDER BY version').all() as Array<{
-      version: number;
-      name: string;
-    }>;
-  const check = (): number => {
-    const rows = versions();
-    rows.forEach((row, i) => {
-      const known = MIGRATIONS[i];
-      if (known === undefined || row.version !== i + 1 || row.name !== known.name) {
-        throw new CtError(
-          CtErrorCode.CORRUPT_STORE,
-          `ct schema history differs at version ${i + 1} ("${row.name}"); this code knows ${MIGRATIONS.length} versions`,
-          { version: row.version, name: row.name },
-        );
-      }
-    });
-    return rows.length;
-  };
-  const record = db.prepare(
-    'INSERT INTO ct_schema_version (version, name, applied_at_ms) VALUES (?, ?, ?)',
+  migratePrefixedTables(
+    db,
+    'ct',
+    MIGRATIONS,
+    (message, detail) => new CtError(CtErrorCode.CORRUPT_STORE, message, detail),
   );
-  for (const migration of MIGRATIONS.slice(check())) {
-    db.transaction(() => {
-      if (check() >= migration.version) return;
-      db.exec(migration.sql);
-      record.run(migration.version, migration.name, Date.now());
-    }).immediate();
-  }
 }
