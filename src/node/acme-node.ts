@@ -11,9 +11,11 @@ import {
   startAcmeServer,
   type AcmeServer,
 } from '../faces/acme/index.js';
+import type { ZoneSource } from '../trustchain/dns/index.js';
 import type { CaModuleConfig } from '../trustchain/ca-module/index.js';
 import type { SocketAddress } from '../stoq/index.js';
 import { ConsensusAcmeIssuer, type AcmeSubmitResult } from './acme-issuer.js';
+import { acmeCaaOptions, type CommittedZonesReader } from './acme-caa.js';
 import { CliError } from './cli-error.js';
 import { LOOPBACK_HOSTS } from './config.js';
 import type { Logger } from './log.js';
@@ -30,6 +32,8 @@ import { readWalletKey } from './wallet.js';
 export interface AcmeNode {
   /** `https://host:port/directory`. */
   readonly directoryUrl: string;
+  /** The bound HTTPS address (the configured host, the bound port). */
+  readonly address: SocketAddress;
   readonly server: AcmeServer;
   readonly issuer: ConsensusAcmeIssuer;
   /** Called after each commit of the node. */
@@ -49,6 +53,10 @@ export interface AcmeNodeOptions {
   readonly pending: (txHash: Uint8Array) => boolean;
   /** The node's bound DNS server (UDP/TCP), for dns-01; null: dns-01 is not offered. */
   readonly dnsServer: SocketAddress | null;
+  /** The zones the node's DNS servers answer from (CAA lookups); null when it serves no DNS. */
+  readonly dnsZones: ZoneSource | null;
+  /** The committed state, for CAA lookups when the node serves no DNS itself. */
+  readonly committed: CommittedZonesReader;
   readonly registry: Registry;
   readonly logger: Logger;
 }
@@ -110,6 +118,12 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     pending: options.pending,
   });
   const store = AcmeStore.open(path.join(config.dataDir, ACME_STORE_FILE));
+  const caa = acmeCaaOptions({
+    genesis,
+    configured: acme.caaIdentities,
+    dnsZones: options.dnsZones,
+    committed: options.committed,
+  });
   let server: AcmeServer;
   try {
     const dns = options.dnsServer === null ? null : reachable(options.dnsServer);
@@ -127,6 +141,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
       },
       ...(acme.http01Port === undefined ? {} : { http01Port: acme.http01Port }),
       ...(acme.tlsAlpn01Port === undefined ? {} : { tlsAlpn01Port: acme.tlsAlpn01Port }),
+      ...caa,
       ...(dns === null
         ? {}
         : { txtResolver: new DnsServerTxtResolver({ host: dns.host, port: dns.port }) }),
@@ -152,9 +167,12 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     dnsZones: grant.dnsZones,
     ipRanges: grant.ipRanges,
     dns01: options.dnsServer !== null,
+    caaIdentities: caa.caaIdentities ?? [],
+    caa: caa.caaResolver !== undefined,
   });
   return {
     directoryUrl: server.directoryUrl,
+    address: { host: acme.https.host, port: server.port },
     server,
     issuer,
     committed: () => issuer.committed(),

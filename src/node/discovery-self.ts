@@ -10,6 +10,11 @@ import type { SocketAddress } from '../stoq/index.js';
  *                      (port `stoq`; check `stoq-ping`: the node's own certificate answers)
  *   hypermesh-dns      the authoritative DNS servers (ports `udp`, `tcp`; check `tcp`)
  *   hypermesh-metrics  the Prometheus endpoint (port `http`; check `http` GET /metrics)
+ *   hypermesh-acme     the ACME server (port `https`; check `tcp`: its certificate chains to
+ *                      the cluster's development CA, which the HTTP check's client does not trust)
+ *   hypermesh-ct       the CT log's HTTP read API (port `http`; check `http` GET /ct/v1/get-roots)
+ *   hypermesh-ocsp     the OCSP responder on the same HTTP server, when the node has an
+ *                      intermediate to answer for (port `http`; check `tcp`: OCSP needs a request)
  *
  * A service whose address is a wildcard (0.0.0.0, ::) is not registered: the catalog holds
  * addresses clients can reach, and the node cannot know which one that is.
@@ -19,6 +24,9 @@ export const SELF_SERVICES = {
   node: 'hypermesh-node',
   dns: 'hypermesh-dns',
   metrics: 'hypermesh-metrics',
+  acme: 'hypermesh-acme',
+  ct: 'hypermesh-ct',
+  ocsp: 'hypermesh-ocsp',
 } as const;
 
 /** TTL of the node's own instances, in blocks: renewed every 20 blocks. */
@@ -37,6 +45,10 @@ export interface SelfFacts {
     readonly udp: readonly SocketAddress[];
     readonly tcp: readonly SocketAddress[];
   } | null;
+  /** The ACME server's HTTPS address; absent or null: not served. */
+  readonly acme?: SocketAddress | null;
+  /** The CT log's HTTP address, and whether OCSP is answered there; absent or null: not served. */
+  readonly ct?: (SocketAddress & { readonly ocsp: boolean }) | null;
 }
 
 function reachable(host: string): boolean {
@@ -84,6 +96,35 @@ export function selfRegistrations(facts: SelfFacts): InstanceRegistration[] {
       ports: [{ protocol: 'http', port: facts.metrics.port }],
       check: { kind: 'http', port: facts.metrics.port, path: '/metrics', ...TIMING },
     });
+  }
+  const acme = facts.acme ?? null;
+  if (acme !== null && reachable(acme.host)) {
+    registrations.push({
+      ...base,
+      service: SELF_SERVICES.acme,
+      addresses: [acme.host],
+      ports: [{ protocol: 'https', port: acme.port }],
+      check: { kind: 'tcp', port: acme.port, ...TIMING },
+    });
+  }
+  const ct = facts.ct ?? null;
+  if (ct !== null && reachable(ct.host)) {
+    registrations.push({
+      ...base,
+      service: SELF_SERVICES.ct,
+      addresses: [ct.host],
+      ports: [{ protocol: 'http', port: ct.port }],
+      check: { kind: 'http', port: ct.port, path: '/ct/v1/get-roots', ...TIMING },
+    });
+    if (ct.ocsp) {
+      registrations.push({
+        ...base,
+        service: SELF_SERVICES.ocsp,
+        addresses: [ct.host],
+        ports: [{ protocol: 'http', port: ct.port }],
+        check: { kind: 'tcp', port: ct.port, ...TIMING },
+      });
+    }
   }
   return registrations;
 }

@@ -121,6 +121,20 @@ export const validatorNodeConfigSchema = z.strictObject({
         .optional(),
       http01Port: z.int().min(1).max(65_535).optional(),
       tlsAlpn01Port: z.int().min(1).max(65_535).optional(),
+      /** CAA issuer domain names (docs/acme.md "CAA"); default: the genesis `app.dns` zone apexes. */
+      caaIdentities: z
+        .array(
+          z
+            .string()
+            .max(253)
+            .regex(
+              /^[A-Za-z0-9](?:-*[A-Za-z0-9])*(?:\.[A-Za-z0-9](?:-*[A-Za-z0-9])*)*$/,
+              'an issuer domain name (letters, digits, hyphens, dots; no trailing dot)',
+            ),
+        )
+        .min(1)
+        .max(16)
+        .optional(),
     })
     .nullable()
     .optional(),

@@ -712,15 +712,6 @@ export async function startValidatorNode(
         signed: [...signers.keys()],
       });
     }
-    discovery?.start({
-      name: config.name,
-      uri: parts.uri,
-      version: packageVersion(),
-      stoq,
-      metrics: metricsServer === null ? null : socketAddressOf(metricsServer.url),
-      dns: dnsServers === null ? null : { udp: dnsServers.udp, tcp: dnsServers.tcp },
-    });
-
     // The ACME server, issuing through the ca module from the node's ACME account (acme-node.ts).
     const acmeNode: AcmeNode | null =
       (config.acme ?? null) === null
@@ -735,6 +726,8 @@ export async function startValidatorNode(
               submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
               pending: (txHash) => mempool.has(txHash),
               dnsServer: dnsServers?.udp[0] ?? dnsServers?.tcp[0] ?? null,
+              dnsZones: dnsZones?.source ?? null,
+              committed: { state: store.state, latestHeight: () => store.blocks.latestHeight() },
               registry: parts.registry,
               logger,
             }),
@@ -743,6 +736,21 @@ export async function startValidatorNode(
       closers.push(() => acmeNode.close());
       consensus.on('commit', () => acmeNode.committed());
     }
+
+    // Self-registration in the catalog once every service this node runs is bound.
+    discovery?.start({
+      name: config.name,
+      uri: parts.uri,
+      version: packageVersion(),
+      stoq,
+      metrics: metricsServer === null ? null : socketAddressOf(metricsServer.url),
+      dns: dnsServers === null ? null : { udp: dnsServers.udp, tcp: dnsServers.tcp },
+      acme: acmeNode?.address ?? null,
+      ct:
+        caNode === null || caNode.ctUrl === null
+          ? null
+          : { ...socketAddressOf(caNode.ctUrl), ocsp: caNode.ocsp !== null },
+    });
 
     let stopped = false;
     return {

@@ -233,6 +233,72 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     );
   });
 
+  it('CAA in the cluster zone: a parent naming another CA refuses a child with the caa problem', async () => {
+    const node = nodes[0]!;
+    acme.axios.defaults.httpsAgent = new https.Agent({ ca: await rootPem() });
+    const client = new acme.Client({
+      directoryUrl: node.acme as string,
+      accountKey: await acme.crypto.createPrivateEcdsaKey(),
+      backoffAttempts: 60,
+      backoffMin: 250,
+      backoffMax: 1000,
+    });
+    // The default issuer domain name is the cluster zone's apex.
+    const directory = await fetchJson();
+    assert.deepEqual((directory.meta as { caaIdentities?: string[] }).caaIdentities, ['hypermesh']);
+    const set = await runCli([
+      'dns',
+      'set',
+      '--cluster',
+      dir,
+      '--node',
+      'node-1',
+      '--wait',
+      '--',
+      'blocked.hypermesh',
+      'CAA',
+      '0 issue "other-ca.example"',
+    ]);
+    assert.equal(set.code, 0, set.err + set.out);
+    const [, csr] = await acme.crypto.createCsr(
+      { altNames: ['www.blocked.hypermesh'] },
+      await acme.crypto.createPrivateEcdsaKey(),
+    );
+    await assert.rejects(
+      withDeadline(
+        client.auto({
+          csr,
+          termsOfServiceAgreed: true,
+          challengePriority: ['dns-01'],
+          skipChallengeVerification: true,
+          challengeCreateFn: async (authz, _challenge, keyAuthorization) => {
+            await setTxt(`_acme-challenge.${authz.identifier.value}`, keyAuthorization);
+          },
+          challengeRemoveFn: async () => undefined,
+        }),
+        120_000,
+        'acme-client is refused',
+      ),
+      /CAA records at blocked\.hypermesh forbid issuance for www\.blocked\.hypermesh/,
+    );
+
+    async function fetchJson(): Promise<Record<string, unknown>> {
+      return new Promise((resolve, reject) => {
+        https
+          .get(node.acme as string, { agent: acme.axios.defaults.httpsAgent }, (response) => {
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.on('end', () =>
+              resolve(
+                JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+              ),
+            );
+          })
+          .on('error', reject);
+      });
+    }
+  });
+
   it('a node refuses an ACME account without a genesis grant (exit code 2)', async () => {
     const node = nodes[0]!;
     const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
@@ -252,6 +318,8 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
         submit: () => Promise.reject(new Error('no submission expected')),
         pending: () => false,
         dnsServer: null,
+        dnsZones: null,
+        committed: { state: { get: () => null }, latestHeight: () => null },
         registry: new Registry(),
         logger: createLogger({ node: 'test' }, () => undefined, 'error'),
       }),

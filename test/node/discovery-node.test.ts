@@ -96,7 +96,35 @@ describe('service discovery in a running node', { skip }, () => {
       'the node to register hypermesh-node/node-1',
       60_000,
     );
-    // Its checks of them (stoq-ping to itself, tcp to its DNS, GET /metrics) pass.
+    // So are its ACME server (https), its CT log's HTTP API and the OCSP responder on it (http),
+    // with the ports they are bound to.
+    const portOf = (url: string | null): number => Number(new URL(url ?? 'http://x:0').port);
+    const expected: Record<string, { protocol: string; port: number }[]> = {
+      [SELF_SERVICES.acme]: [{ protocol: 'https', port: portOf(running.acme) }],
+      [SELF_SERVICES.ct]: [{ protocol: 'http', port: portOf(running.ct) }],
+      [SELF_SERVICES.ocsp]: [{ protocol: 'http', port: portOf(running.ct) }],
+    };
+    assert.ok(running.acme !== null && running.ct !== null, 'cluster init serves ACME and CT');
+    await waitForCondition(
+      commits,
+      'commit',
+      async () => {
+        for (const service of Object.keys(expected)) {
+          const found = (await client.resolve(service)).instances;
+          if (!found.some((instance) => instance.instance === 'node-1')) return false;
+        }
+        return true;
+      },
+      'the node to register hypermesh-acme, hypermesh-ct and hypermesh-ocsp',
+      60_000,
+    );
+    for (const [service, ports] of Object.entries(expected)) {
+      const found = (await client.resolve(service)).instances[0];
+      assert.deepEqual(found?.ports, ports, service);
+      assert.deepEqual(found?.addresses, ['127.0.0.1'], service);
+    }
+    // Its checks of them (stoq-ping to itself, tcp to its DNS and ACME ports, GET /metrics,
+    // GET /ct/v1/get-roots, tcp to the OCSP port) pass.
     const scrape = async () => (await fetch(running.metricsUrl!)).text();
     const counted = (text: string, result: string) =>
       Number(
@@ -108,7 +136,7 @@ describe('service discovery in a running node', { skip }, () => {
     await waitForCondition(
       commits,
       'commit',
-      async () => counted(await scrape(), 'ok') >= 3,
+      async () => counted(await scrape(), 'ok') >= 6,
       'the first checks of the node services',
       30_000,
     );
@@ -206,6 +234,14 @@ describe('service discovery in a running node', { skip }, () => {
       (await dig(`_${SELF_SERVICES.node}._stoq.hypermesh.`, 'SRV', '+short')).trim(),
       new RegExp(`^0 0 ${running.stoq.port} node-1\\._${SELF_SERVICES.node}\\.hypermesh\\.$`),
     );
+    assert.equal(
+      (await dig(`_${SELF_SERVICES.acme}._https.hypermesh.`, 'SRV', '+short')).trim(),
+      `0 0 ${portOf(running.acme)} node-1._${SELF_SERVICES.acme}.hypermesh.`,
+    );
+    assert.equal(
+      (await dig(`_${SELF_SERVICES.ct}._http.hypermesh.`, 'SRV', '+short')).trim(),
+      `0 0 ${portOf(running.ct)} node-1._${SELF_SERVICES.ct}.hypermesh.`,
+    );
 
     // The server goes away: the check fails, the node commits a renewal saying critical, and
     // the instance leaves DNS and healthy resolution.
@@ -235,8 +271,8 @@ describe('service discovery in a running node', { skip }, () => {
     // Metrics: one flap, the catalog's counts.
     const metrics = await scrape();
     assert.match(metrics, /^hypermesh_discovery_health_flaps_total [1-9]/m);
-    assert.match(metrics, /^hypermesh_discovery_instances\{state="registered"\} 4$/m);
-    assert.match(metrics, /^hypermesh_discovery_instances\{state="healthy"\} 3$/m);
+    assert.match(metrics, /^hypermesh_discovery_instances\{state="registered"\} 7$/m);
+    assert.match(metrics, /^hypermesh_discovery_instances\{state="healthy"\} 6$/m);
 
     // The CLI reads the same, and the stream ends cleanly when the client leaves.
     const listed = await runCli(['service', 'list', '--cluster', layout.dir, '--json']);
@@ -244,7 +280,15 @@ describe('service discovery in a running node', { skip }, () => {
     const services = (JSON.parse(listed.out) as { services: { service: string }[] }).services;
     assert.deepEqual(
       services.map((entry) => entry.service),
-      [SELF_SERVICES.dns, SELF_SERVICES.metrics, SELF_SERVICES.node, 'web'].sort(),
+      [
+        SELF_SERVICES.acme,
+        SELF_SERVICES.ct,
+        SELF_SERVICES.dns,
+        SELF_SERVICES.metrics,
+        SELF_SERVICES.node,
+        SELF_SERVICES.ocsp,
+        'web',
+      ].sort(),
     );
     watching.abort();
     await withDeadline(streamed, 10_000, 'the watch loop to end');

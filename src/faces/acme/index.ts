@@ -22,6 +22,8 @@ export type {
 } from './local-issuer.js';
 export { DnsServerTxtResolver } from './dns-resolver.js';
 export type { DnsServerResolverOptions, TxtResolver } from './dns-resolver.js';
+export { ZoneSourceCaaResolver } from './caa-resolver.js';
+export type { CaaResolver } from './caa-resolver.js';
 export { ProblemType, PROBLEM_PREFIX, PROBLEM_STATUS, AcmeProblem } from './problems.js';
 export type { AcmeIdentifier, ProblemDocument } from './problems.js';
 export { SUPPORTED_ALGORITHMS, jwkThumbprint } from './jws.js';

@@ -12,6 +12,8 @@ export enum ProblemType {
   badPublicKey = 'badPublicKey',
   badRevocationReason = 'badRevocationReason',
   badSignatureAlgorithm = 'badSignatureAlgorithm',
+  /** RFC 8555 §6.7: CAA records forbid the CA from issuing for at least one identifier. */
+  caa = 'caa',
   connection = 'connection',
   dns = 'dns',
   incorrectResponse = 'incorrectResponse',
@@ -37,6 +39,7 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemType, number>> = {
   badPublicKey: 400,
   badRevocationReason: 400,
   badSignatureAlgorithm: 400,
+  caa: 403,
   connection: 400,
   dns: 400,
   incorrectResponse: 403,

@@ -13,6 +13,7 @@ import { AcmeUrls, routeOf, type Route } from './routes.js';
 import { AcmeService, type Reply } from './service.js';
 import type { AcmeStore } from './store.js';
 import type { TxtResolver } from './dns-resolver.js';
+import type { CaaResolver } from './caa-resolver.js';
 
 /**
  * The ACME server's HTTPS face (RFC 8555 over node:https): routing, methods, body limits, and
@@ -51,7 +52,17 @@ export interface AcmeServerOptions {
   readonly validationTimeoutMs?: number;
   readonly termsOfService?: string;
   readonly website?: string;
+  /**
+   * The issuer domain names CAA `issue`/`issuewild` values name this CA by (RFC 8555 §7.1.1
+   * directory `meta.caaIdentities`, RFC 8659 §4.2); required with `caaResolver`.
+   */
   readonly caaIdentities?: readonly string[];
+  /**
+   * CAA lookups (RFC 8659): with one, a name whose Relevant CAA RRset does not authorize one of
+   * `caaIdentities` (with this account and validation method, RFC 8657) is refused with the
+   * `caa` problem, when its challenge validates and again at finalize. Without one, no CAA check.
+   */
+  readonly caaResolver?: CaaResolver;
   /** Largest request body (default 64 KiB); larger gets 413. */
   readonly maxBodyBytes?: number;
   /** Live nonces kept (default 10 000) and how long one stays usable (default 1 hour). */
@@ -100,6 +111,34 @@ function positive(value: number | undefined, fallback: number, name: string): nu
 
 const JOSE_TYPE = 'application/jose+json';
 
+const ISSUER_DOMAIN = /^[a-z0-9](?:-*[a-z0-9])*(?:\.[a-z0-9](?:-*[a-z0-9])*)*$/;
+
+/** `caaIdentities` lowercased, each an issuer domain name (RFC 8659 §4.2); required with a resolver. */
+function checkCaaIdentities(
+  identities: readonly string[] | undefined,
+  resolver: CaaResolver | undefined,
+): readonly string[] | undefined {
+  if (identities === undefined) {
+    if (resolver === undefined) return undefined;
+    throw new AcmeError(
+      AcmeErrorCode.INVALID_OPTIONS,
+      'caaResolver needs caaIdentities: the issuer domain names CAA records name this CA by',
+    );
+  }
+  const lower = identities.map((identity) => identity.toLowerCase());
+  const bad = lower.find((identity) => identity.length > 253 || !ISSUER_DOMAIN.test(identity));
+  if (bad !== undefined || (resolver !== undefined && lower.length === 0)) {
+    throw new AcmeError(
+      AcmeErrorCode.INVALID_OPTIONS,
+      bad === undefined
+        ? 'caaIdentities is empty'
+        : `caaIdentities: ${JSON.stringify(bad)} is not an issuer domain name (RFC 8659 §4.2)`,
+      { caaIdentities: identities },
+    );
+  }
+  return lower;
+}
+
 export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeServer> {
   const now = options.now ?? Date.now;
   const maxBodyBytes = positive(options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
@@ -111,6 +150,7 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
       { baseUrl: options.baseUrl },
     );
   }
+  const caaIdentities = checkCaaIdentities(options.caaIdentities, options.caaResolver);
   const nonces = new NonceStore(
     positive(options.maxNonces, 10_000, 'maxNonces'),
     positive(options.nonceLifetimeMs, 3_600_000, 'nonceLifetimeMs'),
@@ -163,7 +203,10 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
     identifiers: options.identifiers ?? {},
     ...(options.termsOfService === undefined ? {} : { termsOfService: options.termsOfService }),
     ...(options.website === undefined ? {} : { website: options.website }),
-    ...(options.caaIdentities === undefined ? {} : { caaIdentities: options.caaIdentities }),
+    ...(caaIdentities === undefined ? {} : { caaIdentities }),
+    ...(options.caaResolver === undefined || caaIdentities === undefined
+      ? {}
+      : { caa: { resolver: options.caaResolver, identities: caaIdentities } }),
     orderLifetimeMs: positive(options.orderLifetimeMs, 7 * DAY_MS, 'orderLifetimeMs'),
     pendingAuthorizationLifetimeMs: positive(
       options.pendingAuthorizationLifetimeMs,

@@ -25,6 +25,7 @@ import {
 } from './jws.js';
 import type { NonceStore } from './nonces.js';
 import { authenticate, type Authenticated, type KeyMode } from './authenticate.js';
+import { caaOrderProblem, checkCaa, type CaaPolicy } from './caa-check.js';
 import { checkCsrIdentifiers, issuanceProblem } from './finalize-checks.js';
 import {
   ALLOWED_REVOCATION_REASONS,
@@ -43,6 +44,7 @@ import {
   malformed,
   problem,
   type AcmeIdentifier,
+  type AcmeProblem,
   type ProblemDocument,
 } from './problems.js';
 import { accountObject, authorizationObject, challengeObject, orderObject } from './resources.js';
@@ -75,6 +77,12 @@ export interface AcmeServiceOptions {
   readonly termsOfService?: string;
   readonly website?: string;
   readonly caaIdentities?: readonly string[];
+  /**
+   * CAA checking (RFC 8659), with `caaIdentities` as the issuer domain names: when a challenge
+   * has validated (before its authorization becomes valid) and again at finalize. Absent: no
+   * CAA check.
+   */
+  readonly caa?: CaaPolicy;
   readonly orderLifetimeMs: number;
   readonly pendingAuthorizationLifetimeMs: number;
   readonly validAuthorizationLifetimeMs: number;
@@ -522,13 +530,18 @@ export class AcmeService {
     if (authorization === undefined) return;
     const account = this.store.accountById(authorization.accountId);
     if (account === undefined) return;
-    const outcome = await validateChallenge(
+    let outcome = await validateChallenge(
       challenge.type,
       authorization.identifier,
       challenge.token,
       keyAuthorization(challenge.token, account.thumbprint),
       this.options.validation,
     );
+    // RFC 8659 §3: the CA checks CAA before it issues; doing it here too (as Boulder does)
+    // means an authorization the records forbid never becomes valid.
+    if (outcome === null) {
+      outcome = await this.caaRefusal(authorization, account.id, challenge.type);
+    }
     const now = this.now();
     this.store.transaction(() => {
       const current = this.store.challengeById(challengeId);
@@ -553,7 +566,7 @@ export class AcmeService {
   // -------------------------------------------------------------------------------------------
   // Finalization and certificates (§7.4, §7.4.2)
 
-  private finalize(id: string, body: string, url: string): Reply {
+  private async finalize(id: string, body: string, url: string): Promise<Reply> {
     const auth = this.authenticate(body, url, 'kid');
     const order = this.ownOrder(auth, id);
     const payload = parsePayload(finalizePayload, jsonPayload(auth.jws), 'finalize payload');
@@ -572,9 +585,52 @@ export class AcmeService {
       throw error;
     }
     checkCsrIdentifiers(csr, order.identifiers);
+    await this.checkOrderCaa(order);
+    // The CAA lookups yielded: another finalize of this order may have gone ahead meanwhile.
+    const current = this.store.orderById(order.id);
+    if (current?.status !== 'ready') {
+      throw problem(
+        ProblemType.orderNotReady,
+        `the order is ${current?.status ?? 'gone'}, not ready`,
+      );
+    }
     this.store.updateOrder(order.id, { status: 'processing', csr: csr.der });
     this.startIssuance(order.id);
     return this.orderReply(this.store.orderById(order.id) as OrderRecord);
+  }
+
+  /** The CAA problem for `authorization`, validated by `method`, or null when CAA allows it. */
+  private async caaRefusal(
+    authorization: AuthorizationRecord,
+    accountId: string,
+    method: ChallengeType | undefined,
+  ): Promise<AcmeProblem | null> {
+    const policy = this.options.caa;
+    if (policy === undefined) return null;
+    return checkCaa(policy, {
+      identifier: authorization.identifier,
+      wildcard: authorization.wildcard,
+      accountUri: this.urls.account(accountId),
+      validationMethod: method,
+    });
+  }
+
+  /**
+   * Finalize re-checks CAA for every authorization of the order (the records may have changed
+   * since validation), with the method of the challenge that validated it. A refusal leaves
+   * the order `ready` and nothing is sent to the issuer.
+   */
+  private async checkOrderCaa(order: OrderRecord): Promise<void> {
+    if (this.options.caa === undefined) return;
+    const refusals: AcmeProblem[] = [];
+    for (const authorization of this.store.authorizationsOfOrder(order.id)) {
+      const method = this.store
+        .challengesOfAuthorization(authorization.id)
+        .find((challenge) => challenge.status === 'valid')?.type;
+      const refusal = await this.caaRefusal(authorization, order.accountId, method);
+      if (refusal !== null) refusals.push(refusal);
+    }
+    if (refusals.length > 0) throw caaOrderProblem(refusals);
   }
 
   private startIssuance(orderId: string): void {

@@ -52,14 +52,26 @@ export function relevantCaaRecordSet(
   name: string,
   lookup: (domain: string) => readonly CaaRecord[],
 ): { readonly domain: string; readonly records: readonly CaaRecord[] } | null {
-  let labels = (name.startsWith('*.') ? name.slice(2) : name).split('.');
-  while (labels.length > 0 && labels[0] !== '') {
-    const domain = labels.join('.');
+  for (const domain of caaSearchDomains(name)) {
     const records = lookup(domain);
     if (records.length > 0) return { domain, records };
-    labels = labels.slice(1);
   }
   return null;
+}
+
+/**
+ * The domains whose CAA RRsets RFC 8659 §3 consults for `name`, closest first: the name itself
+ * (without a leading `*.`), then each ancestor, stopping before the root. A trailing dot is
+ * ignored. For callers whose lookups are asynchronous (a DNS query per domain).
+ */
+export function caaSearchDomains(name: string): string[] {
+  const base = (name.startsWith('*.') ? name.slice(2) : name).replace(/\.$/, '');
+  const labels = base.split('.');
+  const domains: string[] = [];
+  for (let i = 0; i < labels.length && labels[i] !== ''; i++) {
+    domains.push(labels.slice(i).join('.'));
+  }
+  return domains;
 }
 
 interface IssueValue {

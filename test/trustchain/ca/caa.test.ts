@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   caaAllows,
+  caaSearchDomains,
   parseIssueValue,
   relevantCaaRecordSet,
   type CaaRecord,
@@ -152,5 +153,17 @@ describe('CAA (RFC 8659)', () => {
     assert.equal(relevantCaaRecordSet('x.other.example.com', lookup)?.domain, 'other.example.com');
     assert.equal(relevantCaaRecordSet('*.other.example.com', lookup)?.domain, 'other.example.com');
     assert.equal(relevantCaaRecordSet('a.example.org', lookup), null);
+  });
+
+  it('§3: the search goes from the name (without *.) to its top label, never the root', () => {
+    assert.deepEqual(caaSearchDomains('a.sub.example.com'), [
+      'a.sub.example.com',
+      'sub.example.com',
+      'example.com',
+      'com',
+    ]);
+    assert.deepEqual(caaSearchDomains('*.example.com.'), ['example.com', 'com']);
+    assert.deepEqual(caaSearchDomains('hypermesh'), ['hypermesh']);
+    assert.deepEqual(caaSearchDomains(''), []);
   });
 });
