@@ -12,11 +12,16 @@ import {
 import type { StakingTx } from './staking-tx.js';
 import { GOV_FIELDS, SUBMIT_PROPOSAL_OP, VOTE_OP, encodeGovTx, readGovTx } from './gov-tx.js';
 import type { GovTx } from './gov-tx.js';
+import { HYBRID_FIELDS, HYBRID_OP, encodeHybridTx, readHybridTx } from './hybrid.js';
+import type { HybridTx } from './hybrid.js';
 import { TRANSFER_FIELDS, TRANSFER_OP, encodeTransfer, readTransfer } from './transfer.js';
 import type { Transfer } from './transfer.js';
 
-/** Every Caesar transaction body: a transfer, a staking or a governance transaction, by `op`. */
-export type CaesarTx = Transfer | StakingTx | GovTx;
+/**
+ * Every Caesar transaction body: a transfer, a staking or a governance transaction, or a
+ * hybrid account's transfer (hybrid.ts), by `op`.
+ */
+export type CaesarTx = Transfer | StakingTx | GovTx | HybridTx;
 
 export const CAESAR_OPS = [
   TRANSFER_OP,
@@ -26,6 +31,7 @@ export const CAESAR_OPS = [
   UNJAIL_OP,
   SUBMIT_PROPOSAL_OP,
   VOTE_OP,
+  HYBRID_OP,
 ];
 
 /** Every field name of any body, for reading the first key before the op is known. */
@@ -34,6 +40,7 @@ const ANY_FIELD: readonly string[] = [
     ...TRANSFER_FIELDS,
     ...Object.values(STAKING_FIELDS).flat(),
     ...Object.values(GOV_FIELDS).flat(),
+    ...HYBRID_FIELDS,
   ]),
 ];
 
@@ -41,7 +48,10 @@ const ANY_FIELD: readonly string[] = [
  * Parses a Caesar transaction body (stateless rules). Accepts only the canonical encoding.
  * `op` sorts before every other field name, so it is the first key of any canonical body and
  * decides which fields may follow. Throws `CaesarError`: `MALFORMED_BODY`, `UNKNOWN_FIELD`,
- * `INVALID_AMOUNT`, `AMOUNT_TOO_LARGE`, `ZERO_AMOUNT`, `MEMO_TOO_LONG` or `INVALID_COMMISSION`.
+ * `INVALID_AMOUNT`, `AMOUNT_TOO_LARGE`, `ZERO_AMOUNT`, `MEMO_TOO_LONG` or `INVALID_COMMISSION`,
+ * and for a hybrid body also `HYBRID_SIGNATURE_MISSING`, `HYBRID_INVALID_KEY`,
+ * `HYBRID_BAD_SIGNATURE` (impossible length) or `HYBRID_UNSUPPORTED_OP`. A hybrid body wraps
+ * exactly one transfer: another hybrid body inside is refused.
  */
 export function decodeCaesarBody(body: Uint8Array): CaesarTx {
   try {
@@ -65,6 +75,9 @@ export function decodeCaesarBody(body: Uint8Array): CaesarTx {
       case VOTE_OP:
         reader.setContext(op);
         return readGovTx(reader, op, count);
+      case HYBRID_OP:
+        reader.setContext(op);
+        return readHybridTx(reader, count, decodeCaesarBody);
       default:
         return reader.malformed(
           `unknown op ${JSON.stringify(op)}; known: ${CAESAR_OPS.map((o) => `"${o}"`).join(', ')}`,
@@ -87,6 +100,8 @@ export function encodeCaesarBody(tx: CaesarTx): Uint8Array {
     case SUBMIT_PROPOSAL_OP:
     case VOTE_OP:
       return encodeGovTx(tx);
+    case HYBRID_OP:
+      return encodeHybridTx(tx);
     default:
       return encodeStakingTx(tx);
   }

@@ -62,6 +62,16 @@ export enum CaesarErrorCode {
   GOV_TOO_MANY_PROPOSALS = 'CAESAR_GOV_TOO_MANY_PROPOSALS',
   /** A new voter on a proposal that already has `MAX_PROPOSAL_VOTERS` voters. */
   GOV_TOO_MANY_VOTERS = 'CAESAR_GOV_TOO_MANY_VOTERS',
+  /** A hybrid-account transaction without its FALCON signature (only the Ed25519 one). */
+  HYBRID_SIGNATURE_MISSING = 'CAESAR_HYBRID_SIGNATURE_MISSING',
+  /** A hybrid-account transaction whose FALCON signature does not verify. */
+  HYBRID_BAD_SIGNATURE = 'CAESAR_HYBRID_BAD_SIGNATURE',
+  /** A hybrid-account transaction whose `pqKey` is not a FALCON-1024 public key. */
+  HYBRID_INVALID_KEY = 'CAESAR_HYBRID_INVALID_KEY',
+  /** A hybrid-account transaction wrapping anything but a transfer. */
+  HYBRID_UNSUPPORTED_OP = 'CAESAR_HYBRID_UNSUPPORTED_OP',
+  /** A hybrid-account transaction whose `seq` is not its envelope's sequence number. */
+  HYBRID_SEQUENCE_MISMATCH = 'CAESAR_HYBRID_SEQUENCE_MISMATCH',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -93,6 +103,11 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.GOV_NO_STAKE]: 25,
   [CaesarErrorCode.GOV_TOO_MANY_PROPOSALS]: 26,
   [CaesarErrorCode.GOV_TOO_MANY_VOTERS]: 27,
+  [CaesarErrorCode.HYBRID_SIGNATURE_MISSING]: 28,
+  [CaesarErrorCode.HYBRID_BAD_SIGNATURE]: 29,
+  [CaesarErrorCode.HYBRID_INVALID_KEY]: 30,
+  [CaesarErrorCode.HYBRID_UNSUPPORTED_OP]: 31,
+  [CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH]: 32,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

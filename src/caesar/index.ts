@@ -6,12 +6,23 @@
 export {
   ADDRESS_BYTES,
   ED25519_PUBLIC_KEY_BYTES,
+  HYBRID_ADDRESS_TAG,
   accountAddress,
   ed25519Address,
   formatAddress,
+  hybridAddress,
   parseAddress,
 } from './address.js';
-export type { AccountKey, AccountKeyKind, Ed25519AccountKey } from './address.js';
+export type { AccountKey, AccountKeyKind, Ed25519AccountKey, HybridAccountKey } from './address.js';
+export {
+  HYBRID_FIELDS,
+  HYBRID_OP,
+  checkHybridTx,
+  encodeHybridTx,
+  hybridSigningMessage,
+  signHybridTransfer,
+} from './hybrid.js';
+export type { HybridCheckContext, HybridSignInput, HybridTx } from './hybrid.js';
 export {
   AMOUNT_LIMIT,
   MAX_AMOUNT,
@@ -81,8 +92,10 @@ export {
   VALIDATOR_QUERY,
   VALIDATOR_SET_QUERY,
   VALIDATORS_QUERY,
+  DEFAULT_VERIFIED_HYBRID_ENTRIES,
   createCaesarModule,
 } from './module.js';
+export type { CaesarModuleOptions } from './module.js';
 export {
   MAX_DECIMALS,
   MAX_TOKEN_NAME_LENGTH,

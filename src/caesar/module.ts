@@ -8,8 +8,11 @@ import type {
 } from '../consensus/application/module.js';
 import type { ValidatorUpdate } from '../consensus/app.js';
 import { VALIDATOR_ADDRESS_BYTES } from '../consensus/validator-set.js';
+import { BoundedMap } from '../codec/bounded-map.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
-import { ADDRESS_BYTES, ed25519Address } from './address.js';
+import { defaultFalcon } from '../crypto/falcon.js';
+import type { FalconBackend } from '../crypto/falcon.js';
+import { ADDRESS_BYTES, ed25519Address, hybridAddress } from './address.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
 import {
   CAESAR_MODULE_NAME,
@@ -25,6 +28,8 @@ import { caesarEndBlock } from './end-block.js';
 import { emitCaesarEvents, feeEvents, transferEvent } from './events.js';
 import { applyGovTx, checkGovTx } from './gov.js';
 import { govQueryKey } from './gov-query.js';
+import { HYBRID_OP, checkHybridTx } from './hybrid.js';
+import type { HybridTx } from './hybrid.js';
 import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
 import { applyStakingTx, checkStakingTx } from './staking.js';
 import {
@@ -59,11 +64,10 @@ interface Debit {
 }
 
 /**
- * The stateful rules of a transfer, shared by `check` and `apply`: the recipient is another
- * address, and the sender's balance covers amount + fee.
+ * The stateful rules of a transfer from `from` (the sender's account address), shared by
+ * `check` and `apply`: the recipient is another address, and the balance covers amount + fee.
  */
-function authorize(state: ModuleStateReader, tx: Transfer, sender: Uint8Array): Debit {
-  const from = ed25519Address(sender);
+function authorize(state: ModuleStateReader, tx: Transfer, from: Uint8Array): Debit {
   if (bytesEqual(from, tx.to)) {
     throw new CaesarError(
       CaesarErrorCode.SELF_TRANSFER,
@@ -86,6 +90,19 @@ function authorize(state: ModuleStateReader, tx: Transfer, sender: Uint8Array): 
     );
   }
   return { from, remaining: balance - cost };
+}
+
+/** Debits `account` by amount + fee, credits the recipient, pools the fee. */
+function applyTransfer(ctx: ExecutionContext, tx: Transfer, account: Uint8Array): void {
+  const { state } = ctx;
+  const { from, remaining } = authorize(state, tx, account);
+  writeAmount(state, balanceKey(from), remaining);
+  // Read after the debit: the recipient is never the sender (authorize), but reading the
+  // written state keeps this correct even if that rule changes.
+  const to = balanceKey(tx.to);
+  writeAmount(state, to, readAmount(state, to) + tx.amount);
+  if (tx.fee > 0n) writeAmount(state, FEE_POOL_KEY, readAmount(state, FEE_POOL_KEY) + tx.fee);
+  emitCaesarEvents(ctx.emit, [transferEvent(from, tx.to, tx.amount), ...feeEvents(from, tx.fee)]);
 }
 
 function queryBytes(path: string, data: Uint8Array, length: number, what: string): Uint8Array {
@@ -119,19 +136,48 @@ const SINGLE_KEY_QUERIES: Readonly<Record<string, Uint8Array>> = {
   [UNBONDING_TOTAL_QUERY]: UNBONDING_TOTAL_KEY,
 };
 
+export interface CaesarModuleOptions {
+  /** Verifies hybrid accounts' FALCON signatures; `defaultFalcon()` on first use if omitted. */
+  readonly falcon?: FalconBackend;
+  /** Transactions whose FALCON signature was verified, remembered (default 20,000). */
+  readonly verifiedHybridEntries?: number;
+}
+
+export const DEFAULT_VERIFIED_HYBRID_ENTRIES = 20_000;
+
 /**
  * The Caesar ledger module: accounts and transfers (docs/caesar.md). A transfer debits the
  * sender by amount + fee, credits the recipient (creating its account) and adds the fee to the
  * fee pool, in one transaction whose writes the router keeps only if it is applied: a refused
  * transfer moves nothing and charges no fee (the sender's sequence number is still used).
  * Queries answer with one key each, which the router returns with a state proof.
+ *
+ * A hybrid account's transfer (hybrid.ts) has its FALCON signature checked in `check` and again
+ * in `apply`, so both admission and execution enforce it. The outcome depends only on the
+ * chain id, sender, sequence and body, all of which the transaction hash covers, so a verified
+ * hash is remembered and not verified again (the mempool re-checks after every block, and a
+ * block runs `check` and `apply`); a transaction with any byte of its FALCON key or signature
+ * changed has another hash.
  */
-export function createCaesarModule(): Module<CaesarTx> {
+export function createCaesarModule(options: CaesarModuleOptions = {}): Module<CaesarTx> {
+  let falcon = options.falcon;
+  const verified = new BoundedMap<string, true>(
+    options.verifiedHybridEntries ?? DEFAULT_VERIFIED_HYBRID_ENTRIES,
+  );
+  const hybridFrom = (ctx: CheckContext, tx: HybridTx, sender: Uint8Array): Uint8Array => {
+    const id = toHex(ctx.txHash);
+    if (verified.get(id) === true) return hybridAddress(sender, tx.pqKey);
+    falcon ??= defaultFalcon();
+    const from = checkHybridTx(ctx, tx, sender, falcon);
+    verified.set(id, true);
+    return from;
+  };
   return {
     name: CAESAR_MODULE_NAME,
     decodeBody: decodeCaesarBody,
     check(ctx: CheckContext, tx: CaesarTx, sender: Uint8Array): void {
-      if (tx.op === 'transfer') authorize(ctx.state, tx, sender);
+      if (tx.op === 'transfer') authorize(ctx.state, tx, ed25519Address(sender));
+      else if (tx.op === HYBRID_OP) authorize(ctx.state, tx.transfer, hybridFrom(ctx, tx, sender));
       else if (tx.op === SUBMIT_PROPOSAL_OP || tx.op === VOTE_OP) {
         checkGovTx(ctx.state, tx, sender, ctx.height);
       } else checkStakingTx(ctx.state, tx, sender, ctx.height);
@@ -142,21 +188,13 @@ export function createCaesarModule(): Module<CaesarTx> {
         emitCaesarEvents(ctx.emit, applyGovTx(state, tx, sender, ctx.height));
         return;
       }
-      if (tx.op !== 'transfer') {
+      if (tx.op !== 'transfer' && tx.op !== HYBRID_OP) {
         emitCaesarEvents(ctx.emit, applyStakingTx(state, tx, sender, ctx.height));
         return;
       }
-      const { from, remaining } = authorize(state, tx, sender);
-      writeAmount(state, balanceKey(from), remaining);
-      // Read after the debit: the recipient is never the sender (authorize), but reading the
-      // written state keeps this correct even if that rule changes.
-      const to = balanceKey(tx.to);
-      writeAmount(state, to, readAmount(state, to) + tx.amount);
-      if (tx.fee > 0n) writeAmount(state, FEE_POOL_KEY, readAmount(state, FEE_POOL_KEY) + tx.fee);
-      emitCaesarEvents(ctx.emit, [
-        transferEvent(from, tx.to, tx.amount),
-        ...feeEvents(from, tx.fee),
-      ]);
+      const transfer = tx.op === HYBRID_OP ? tx.transfer : tx;
+      const account = tx.op === HYBRID_OP ? hybridFrom(ctx, tx, sender) : ed25519Address(sender);
+      applyTransfer(ctx, transfer, account);
     },
     query(path: string, data: Uint8Array): ModuleQueryAnswer | undefined {
       switch (path) {

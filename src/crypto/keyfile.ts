@@ -33,8 +33,15 @@ import { p256KeyPairFromRaw, p256RawPrivateKey, p256RawPublicKey } from './p256.
 export const KEY_FILE_FORMAT = 'hypermesh-key';
 export const KEY_FILE_VERSION = 1;
 
-export type KeyKind = 'ed25519' | 'p256' | 'falcon-1024-r3' | 'node-identity';
-export const KEY_KINDS: readonly KeyKind[] = ['ed25519', 'p256', 'falcon-1024-r3', 'node-identity'];
+export type KeyKind =
+  'ed25519' | 'p256' | 'falcon-1024-r3' | 'node-identity' | 'ed25519-falcon-1024-r3';
+export const KEY_KINDS: readonly KeyKind[] = [
+  'ed25519',
+  'p256',
+  'falcon-1024-r3',
+  'node-identity',
+  'ed25519-falcon-1024-r3',
+];
 
 /** A node's long-term identity: its Ed25519 transport key and its FALCON-1024 key. */
 export interface NodeIdentityKeys {
@@ -46,7 +53,9 @@ export type KeyFileContent =
   | { readonly kind: 'ed25519'; readonly keys: Ed25519KeyPair }
   | { readonly kind: 'p256'; readonly keys: P256KeyPair }
   | { readonly kind: 'falcon-1024-r3'; readonly keys: FalconKeyPair }
-  | { readonly kind: 'node-identity'; readonly keys: NodeIdentityKeys };
+  | { readonly kind: 'node-identity'; readonly keys: NodeIdentityKeys }
+  /** A hybrid signing key (e.g. a post-quantum Caesar account): the same pair, another use. */
+  | { readonly kind: 'ed25519-falcon-1024-r3'; readonly keys: NodeIdentityKeys };
 
 export type KeyFileContentOf<K extends KeyKind> = Extract<KeyFileContent, { kind: K }>;
 
@@ -127,6 +136,12 @@ const MATERIAL_FIELDS: Record<KeyKind, Readonly<Record<string, number>>> = {
     falconSecretKey: FALCON1024_SECRET_KEY_BYTES,
     falconPublicKey: FALCON1024_PUBLIC_KEY_BYTES,
   },
+  'ed25519-falcon-1024-r3': {
+    ed25519Seed: 32,
+    ed25519PublicKey: 32,
+    falconSecretKey: FALCON1024_SECRET_KEY_BYTES,
+    falconPublicKey: FALCON1024_PUBLIC_KEY_BYTES,
+  },
 };
 
 const encryptionSchema = z.strictObject({
@@ -179,6 +194,7 @@ function materialOf(content: KeyFileContent): Record<string, Uint8Array> {
     case 'falcon-1024-r3':
       return { secretKey: content.keys.secretKey, publicKey: content.keys.publicKey };
     case 'node-identity':
+    case 'ed25519-falcon-1024-r3':
       return {
         ed25519Seed: ed25519Seed(content.keys.ed25519.privateKey),
         ed25519PublicKey: ed25519RawPublicKey(content.keys.ed25519.publicKey),
@@ -508,6 +524,7 @@ function contentOf(kind: KeyKind, material: Record<string, string>): KeyFileCont
     case 'falcon-1024-r3':
       return { kind, keys: falcon('secretKey', 'publicKey') };
     case 'node-identity':
+    case 'ed25519-falcon-1024-r3':
       return {
         kind,
         keys: {

@@ -39,7 +39,8 @@ export interface SubmitOptions {
   readonly genesis: GenesisDocument;
   readonly privateKey: KeyObject;
   readonly module: string;
-  readonly body: Uint8Array;
+  /** The body, or how to make it for the sender's next sequence (a hybrid account signs it). */
+  readonly body: Uint8Array | ((sequence: number) => Promise<Uint8Array>);
   readonly wait: boolean;
   readonly timeoutMs: number;
 }
@@ -52,12 +53,13 @@ export async function submitTransaction(options: SubmitOptions): Promise<SubmitO
   const sender = ed25519RawPublicKey(privateKey);
   const answer = await client.query({ path: SEQUENCE_QUERY, data: sender });
   const sequence = decodeSequence(answer.value);
+  const body = typeof options.body === 'function' ? await options.body(sequence) : options.body;
   const tx = buildTransaction({
     chainId: genesis.chainId,
     privateKey,
     sequence,
     module: options.module,
-    body: options.body,
+    body,
     stampDifficulty: genesis.proof.work.stampDifficulty,
   });
   const txHash = toHex(tx.txHash);

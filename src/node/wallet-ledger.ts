@@ -5,10 +5,14 @@ import {
   caesarGenesisFromApp,
   encodeTransfer,
   formatTokenAmount,
+  signHybridTransfer,
   verifyCaesarBalance,
 } from '../caesar/index.js';
 import type { TokenParams } from '../caesar/index.js';
 import { toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import { defaultFalcon } from '../crypto/falcon.js';
+import type { FalconKeyPair } from '../crypto/falcon.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { AccountHistoryPage, NodeRpcClient, TxReceiptView } from '../consensus/net/index.js';
 import { StoqError, StoqErrorCode } from '../stoq/index.js';
@@ -73,6 +77,8 @@ export interface TransferRequest {
   readonly client: NodeRpcClient;
   readonly genesis: GenesisDocument;
   readonly privateKey: KeyObject;
+  /** A hybrid wallet's FALCON key: the transfer is sent from the hybrid account, signed by both. */
+  readonly falcon?: FalconKeyPair;
   readonly to: Uint8Array;
   /** Base units, at least 1. */
   readonly amount: bigint;
@@ -83,15 +89,30 @@ export interface TransferRequest {
   readonly timeoutMs: number;
 }
 
-/** Signs and submits a Caesar transfer (and waits for its commit when asked). */
+/**
+ * Signs and submits a Caesar transfer (and waits for its commit when asked). With `falcon`, the
+ * transfer is wrapped in a hybrid body FALCON-signed for the sender's next sequence.
+ */
 export function sendTransfer(request: TransferRequest): Promise<SubmitOutcome> {
-  const { client, genesis, privateKey, to, amount, fee, memo, wait, timeoutMs } = request;
+  const { client, genesis, privateKey, falcon, to, amount, fee, memo, wait, timeoutMs } = request;
+  const transfer = encodeTransfer({ to, amount, fee, ...(memo === undefined ? {} : { memo }) });
   return submitTransaction({
     client,
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,
-    body: encodeTransfer({ to, amount, fee, ...(memo === undefined ? {} : { memo }) }),
+    body:
+      falcon === undefined
+        ? transfer
+        : (sequence) =>
+            signHybridTransfer({
+              chainId: genesis.chainId,
+              sender: ed25519RawPublicKey(privateKey),
+              sequence,
+              transfer,
+              falcon,
+              backend: defaultFalcon(),
+            }),
     wait,
     timeoutMs,
   });

@@ -1,8 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { ed25519Address } from '../caesar/index.js';
+import { ed25519Address, hybridAddress } from '../caesar/index.js';
 import { ed25519RawPublicKey, generateEd25519KeyPair } from '../crypto/ed25519.js';
+import { defaultFalcon } from '../crypto/falcon.js';
+import type { FalconKeyPair } from '../crypto/falcon.js';
 import { KeyFileError, KeyFileErrorCode, readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
 import { CliError } from './cli-error.js';
 
@@ -12,17 +14,26 @@ import { CliError } from './cli-error.js';
  * the raw public key (docs/caesar.md, "Accounts"). A node identity key file (a validator's
  * `node-K.key`, the operator's `operator.key`) is a wallet too: its Ed25519 key is the account
  * `cluster init` funds for each validator.
+ *
+ * A hybrid wallet (`wallet create --falcon`) holds an Ed25519 and a FALCON-1024 key in one key
+ * file of kind `ed25519-falcon-1024-r3`; its account is the hybrid address of both keys, and
+ * it spends only with both signatures (src/caesar/hybrid.ts).
  */
 export const DEFAULT_WALLET_KEY_FILE = path.join('.hypermesh', 'wallet.key');
 
 export interface WalletKey {
   readonly file: string;
-  /** `ed25519` for a wallet key file, `node-identity` for a node's or the operator's. */
-  readonly kind: 'ed25519' | 'node-identity';
+  /**
+   * `ed25519` for a wallet key file, `node-identity` for a node's or the operator's, `hybrid`
+   * for a hybrid wallet key file.
+   */
+  readonly kind: 'ed25519' | 'node-identity' | 'hybrid';
   readonly privateKey: KeyObject;
   /** Raw 32-byte Ed25519 public key: the transaction sender. */
   readonly publicKey: Uint8Array;
-  /** The Caesar account address, SHA-256 of `publicKey`. */
+  /** A hybrid wallet's FALCON-1024 key pair (only for kind `hybrid`). */
+  readonly falcon?: FalconKeyPair;
+  /** The Caesar account address: SHA-256 of `publicKey`, or the hybrid address of both keys. */
   readonly address: Uint8Array;
 }
 
@@ -31,8 +42,19 @@ function walletOf(
   kind: WalletKey['kind'],
   privateKey: KeyObject,
   publicKeyObject: KeyObject,
+  falcon?: FalconKeyPair,
 ): WalletKey {
   const publicKey = ed25519RawPublicKey(publicKeyObject);
+  if (falcon !== undefined) {
+    return {
+      file,
+      kind,
+      privateKey,
+      publicKey,
+      falcon,
+      address: hybridAddress(publicKey, falcon.publicKey),
+    };
+  }
   return { file, kind, privateKey, publicKey, address: ed25519Address(publicKey) };
 }
 
@@ -44,19 +66,23 @@ function keyFileProblem(file: string, error: unknown, action: string): never {
 }
 
 /**
- * Writes a new wallet key (a fresh Ed25519 key, kind `ed25519`, 0600) to `file`, creating its
+ * Writes a new wallet key (a fresh Ed25519 key, kind `ed25519`; with `hybrid`, a fresh Ed25519
+ * and FALCON-1024 pair, kind `ed25519-falcon-1024-r3`; mode 0600) to `file`, creating its
  * directory (0700) if needed. Never replaces an existing file.
  */
 export async function createWalletKey(
   file: string,
-  options: { readonly passphrase?: string } = {},
+  options: { readonly passphrase?: string; readonly hybrid?: boolean } = {},
 ): Promise<WalletKey> {
   const keys = generateEd25519KeyPair();
+  const falcon = options.hybrid === true ? await defaultFalcon().generateKeyPair() : undefined;
   await mkdir(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
   try {
     await writeKeyFile(
       file,
-      { kind: 'ed25519', keys },
+      falcon === undefined
+        ? { kind: 'ed25519', keys }
+        : { kind: 'ed25519-falcon-1024-r3', keys: { ed25519: keys, falcon } },
       options.passphrase === undefined ? {} : { passphrase: options.passphrase },
     );
   } catch (error) {
@@ -65,13 +91,20 @@ export async function createWalletKey(
     }
     keyFileProblem(file, error, 'write the wallet key');
   }
-  return walletOf(file, 'ed25519', keys.privateKey, keys.publicKey);
+  return falcon === undefined
+    ? walletOf(file, 'ed25519', keys.privateKey, keys.publicKey)
+    : walletOf(file, 'hybrid', keys.privateKey, keys.publicKey, falcon);
 }
 
-/** Reads a wallet key file: an `ed25519` key, or a node identity (its Ed25519 key). */
+/**
+ * Reads a wallet key file: an `ed25519` key, or a node identity (its Ed25519 key), or, with
+ * `allowHybrid`, a hybrid wallet key. Callers that sign with the Ed25519 key alone (staking,
+ * governance) leave `allowHybrid` out, so a hybrid key is refused rather than acting for the
+ * Ed25519-only account of its Ed25519 half.
+ */
 export async function readWalletKey(
   file: string,
-  options: { readonly passphrase?: string } = {},
+  options: { readonly passphrase?: string; readonly allowHybrid?: boolean } = {},
 ): Promise<WalletKey> {
   let content;
   try {
@@ -91,6 +124,20 @@ export async function readWalletKey(
         content.kind,
         content.keys.ed25519.privateKey,
         content.keys.ed25519.publicKey,
+      );
+    case 'ed25519-falcon-1024-r3':
+      if (options.allowHybrid !== true) {
+        throw new CliError(
+          `${file} is a hybrid (Ed25519 + FALCON-1024) wallet key; this command signs with Ed25519 alone and cannot act for a hybrid account (hybrid accounts only send transfers: wallet send)`,
+          1,
+        );
+      }
+      return walletOf(
+        file,
+        'hybrid',
+        content.keys.ed25519.privateKey,
+        content.keys.ed25519.publicKey,
+        content.keys.falcon,
       );
     default:
       throw new CliError(
@@ -112,7 +159,7 @@ export function parseAddressArgument(text: string, what: string): Uint8Array {
   const bad = [...digits].findIndex((char) => !HEX.test(char));
   if (bad >= 0) {
     throw new CliError(
-      `${what} "${text}" is not an address: character ${JSON.stringify(digits[bad])} at position ${bad + 1} is not a hex digit (an address is 64 hex digits, SHA-256 of the account's Ed25519 key)`,
+      `${what} "${text}" is not an address: character ${JSON.stringify(digits[bad])} at position ${bad + 1} is not a hex digit (an address is 64 hex digits, the hash of the account's key)`,
     );
   }
   if (digits.length !== 64) {

@@ -14,6 +14,7 @@ import {
   caesarGenesisFromApp,
   ed25519Address,
   formatAddress,
+  hybridAddress,
 } from '../../src/caesar/index.js';
 import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { readKeyFile } from '../../src/crypto/keyfile.js';
@@ -483,5 +484,73 @@ describe('hypermesh wallet against a running validator', () => {
       assert.ok(info.height > 0);
     }
     assert.equal(await balanceOf(treasury), 990_000_000n - 1_510_000n + 500_000n);
+  });
+
+  it('creates a hybrid (Ed25519 + FALCON-1024) wallet, funds it and sends from it', async () => {
+    const ledger = layout.ledger;
+    assert.ok(ledger !== null);
+    const treasury = ledger.treasuryAddress;
+    const file = path.join(root, 'keys', 'pq.key');
+    const created = await run(['wallet', 'create', '--falcon', '--out', file]);
+    assert.equal(created.code, 0, created.err);
+    assert.match(created.out, /^hybrid wallet key written to /);
+    const address = /address ([0-9a-f]{64})/.exec(created.out)?.[1];
+    assert.ok(address);
+    assert.equal(await mode(file), 0o600);
+    const stored = await readKeyFile(file, { kind: 'ed25519-falcon-1024-r3' });
+    const edKey = ed25519RawPublicKey(stored.keys.ed25519.publicKey);
+    assert.equal(formatAddress(hybridAddress(edKey, stored.keys.falcon.publicKey)), address);
+    assert.notEqual(formatAddress(ed25519Address(edKey)), address);
+    assert.equal((await run(['wallet', 'address', '--key', file])).out, `${address}\n`);
+    // Commands that sign with Ed25519 alone (staking, governance) refuse a hybrid key.
+    await assert.rejects(readWalletKey(file), /hybrid \(Ed25519 \+ FALCON-1024\) wallet key/);
+
+    const funded = await run([
+      'wallet',
+      'send',
+      '--to',
+      address,
+      '--amount',
+      '2',
+      '--key',
+      ledger.treasuryKeyFile,
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(funded.code, 0, funded.err + funded.out);
+    assert.equal(await balanceOf(address), 2_000_000n);
+
+    const before = await balanceOf(treasury);
+    const sent = await run([
+      'wallet',
+      'send',
+      '--to',
+      treasury,
+      '--amount',
+      '0.5',
+      '--fee',
+      '0.01',
+      '--key',
+      file,
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(sent.code, 0, sent.err + sent.out);
+    assert.match(sent.out, new RegExp(`from ${address}\n`));
+    assert.match(sent.out, /tx [0-9a-f]{64} \(sequence 0\) admitted by node-1/);
+    assert.match(sent.out, /committed at height \d+, code 0 \(applied\)/);
+    assert.match(sent.out, /sent 0\.5 TST to /);
+    assert.equal(await balanceOf(address), 2_000_000n - 510_000n);
+    assert.equal(await balanceOf(treasury), before + 500_000n);
+    // The Ed25519 half alone has no money: its own account was never funded.
+    assert.equal(await balanceOf(formatAddress(ed25519Address(edKey))), 0n);
+
+    const history = await run(['wallet', 'history', '--key', file, '--cluster', layout.dir]);
+    assert.equal(history.code, 0, history.err);
+    assert.match(history.out, new RegExp(`^${address}: 2 transaction\\(s\\)`));
+    assert.match(history.out, /sent 0\.5 TST to /);
+    assert.match(history.out, /received 2 TST from /);
   });
 });

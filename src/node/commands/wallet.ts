@@ -98,26 +98,34 @@ export function reportSubmission(
 
 const createCommand: Command = {
   name: 'wallet create',
-  summary: 'create a wallet key (Ed25519) and print its Caesar account address',
+  summary: 'create a wallet key (Ed25519, or Ed25519 + FALCON-1024) and print its address',
   help: `
-usage: hypermesh wallet create [--out FILE] [--passphrase-env VAR]
+usage: hypermesh wallet create [--out FILE] [--falcon] [--passphrase-env VAR]
 
 Generates an Ed25519 key and writes it to FILE as a key file (mode 0600; never replaces an
 existing file), then prints the account address: SHA-256 of the public key, 64 hex digits.
+With --falcon, generates an Ed25519 and a FALCON-1024 key into one key file: a hybrid
+(post-quantum) account, whose address is the tagged hash of both keys and whose transfers
+carry both signatures (docs/caesar.md, "Hybrid accounts").
 
 options:
   --out FILE            where to write the key (default ${DEFAULT_WALLET_KEY_FILE})
+  --falcon              a hybrid Ed25519 + FALCON-1024 account
   --passphrase-env VAR  encrypt the key with the passphrase in environment variable VAR
 `,
   async run(args, io) {
     const values = parseCommandArgs(args, {
       out: { type: 'string' },
+      falcon: { type: 'boolean' },
       'passphrase-env': { type: 'string' },
     });
     const passphrase = passphraseFromEnv(values['passphrase-env']);
     const file = values.out ?? DEFAULT_WALLET_KEY_FILE;
-    const wallet = await createWalletKey(file, passphrase === undefined ? {} : { passphrase });
-    io.out(`wallet key written to ${file}\n`);
+    const wallet = await createWalletKey(file, {
+      ...(passphrase === undefined ? {} : { passphrase }),
+      hybrid: values.falcon ?? false,
+    });
+    io.out(`${wallet.kind === 'hybrid' ? 'hybrid ' : ''}wallet key written to ${file}\n`);
     io.out(`address ${formatAddress(wallet.address)}\n`);
     return 0;
   },
@@ -130,7 +138,8 @@ const addressCommand: Command = {
 usage: hypermesh wallet address [--key FILE] [--passphrase-env VAR]
 
 Prints the account address of a key file: a wallet key (wallet create, or a cluster's
-operator/treasury.key) or a node identity (node-K/node-K.key: the validator's operator account).
+operator/treasury.key), a hybrid wallet key (wallet create --falcon: the hybrid address) or a
+node identity (node-K/node-K.key: the validator's operator account).
 
 options:
   --key FILE            key file (default ${DEFAULT_WALLET_KEY_FILE})
@@ -142,10 +151,10 @@ options:
       'passphrase-env': { type: 'string' },
     });
     const passphrase = passphraseFromEnv(values['passphrase-env']);
-    const wallet = await readWalletKey(
-      values.key ?? DEFAULT_WALLET_KEY_FILE,
-      passphrase === undefined ? {} : { passphrase },
-    );
+    const wallet = await readWalletKey(values.key ?? DEFAULT_WALLET_KEY_FILE, {
+      ...(passphrase === undefined ? {} : { passphrase }),
+      allowHybrid: true,
+    });
     io.out(`${formatAddress(wallet.address)}\n`);
     return 0;
   },
@@ -243,7 +252,9 @@ signed with the key, with its next sequence number and the chain's hashcash stam
 it to a node. A transfer the node refuses at admission (e.g. CAESAR_INSUFFICIENT_FUNDS) is
 reported with its code and exits 1. With --wait, waits until it is committed and prints the
 height and result code (0 = applied; otherwise the Caesar code, and nothing moved), then the
-events of its receipt (what it moved: the transfer, the fee).
+events of its receipt (what it moved: the transfer, the fee). From a hybrid wallet key
+(wallet create --falcon), the transfer is signed with both its Ed25519 and FALCON-1024 keys
+and spends from the hybrid account.
 
 options:
   --to ADDRESS          recipient: 64 hex digits (it need not have an account yet)
@@ -251,7 +262,7 @@ options:
   --fee Y               fee in tokens, paid to the fee pool (default 0)
   --base-units          --amount and --fee are whole base units instead of tokens
   --memo TEXT           up to ${MAX_MEMO_BYTES} bytes of UTF-8, recorded in the block
-  --key FILE            the sender's key file (a wallet key or a node identity)
+  --key FILE            the sender's key file (a wallet key, hybrid or not, or a node identity)
   --passphrase-env VAR  the key file's passphrase is in environment variable VAR
   --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR      node to submit to (default: the first)
@@ -302,7 +313,10 @@ options:
     if (amount === 0n) throw new CliError('--amount must be above zero');
     const fee = values.fee === undefined ? 0n : amountOption(values.fee, 'fee', token, baseUnits);
     const passphrase = passphraseFromEnv(values['passphrase-env']);
-    const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+    const wallet = await readWalletKey(keyFile, {
+      ...(passphrase === undefined ? {} : { passphrase }),
+      allowHybrid: true,
+    });
 
     const session = await openOperatorSession(target);
     try {
@@ -314,6 +328,7 @@ options:
         client: session.client(node.name),
         genesis,
         privateKey: wallet.privateKey,
+        ...(wallet.falcon === undefined ? {} : { falcon: wallet.falcon }),
         to,
         amount,
         fee,
@@ -481,7 +496,12 @@ async function addressArgument(
   if (given !== undefined) return parseAddressArgument(given, 'ADDRESS');
   if (keyFile !== undefined) {
     const passphrase = passphraseFromEnv(passphraseEnv);
-    return (await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase })).address;
+    return (
+      await readWalletKey(keyFile, {
+        ...(passphrase === undefined ? {} : { passphrase }),
+        allowHybrid: true,
+      })
+    ).address;
   }
   throw new CliError('give the ADDRESS to read, or --key FILE (see --help)');
 }
