@@ -8,6 +8,7 @@ import { toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { CliError } from './cli-error.js';
+import { recordAddedNode } from './cluster-added-nodes.js';
 import { CLUSTER_FILES } from './cluster-init.js';
 import { readGenesisFile } from './cluster-layout.js';
 import { DEV_CA_FILES, generateNodeIdentity, issueDevIdentity, loadDevCa } from './dev-ca.js';
@@ -31,7 +32,9 @@ import {
  *
  * The existing nodes need no change: they admit a peer-role certificate of their cluster that
  * they do not list (docs/stoq-auth.md, "Consensus peers"). The directory is written into a
- * temporary sibling first and renamed into place, so a failure leaves nothing behind.
+ * temporary sibling first and renamed into place, then the node is appended to
+ * `DIR/added-nodes.json` (cluster-added-nodes.ts), where the operator tools find it; a failure
+ * of either step leaves nothing behind.
  */
 
 export interface AddNodeOptions {
@@ -250,6 +253,17 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
     );
     await mkdir(path.dirname(target), { recursive: true });
     await rename(staging, target);
+    try {
+      await recordAddedNode(dir, {
+        name,
+        publicKey: toHex(publicKey),
+        addedAt: now().toISOString(),
+      });
+    } catch (error) {
+      // Not recorded, not added: the directory goes too, so a retry starts clean.
+      await rm(target, { recursive: true, force: true });
+      throw error;
+    }
     const id = validatorAddress(publicKey);
     progress(
       `  ${name.padEnd(8)}  ${id}  keys, certificate (role node), storage plot (${genesis.proof.space.blockCount} blocks, root ${toHex(plot.root)})  stoq ${host}:${stoq.port}${metrics === null ? '' : `  metrics ${host}:${metrics.port}`}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}`,

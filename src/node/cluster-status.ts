@@ -1,16 +1,24 @@
 import { StoqError } from '../stoq/index.js';
 import type { NodeStatusRecord } from '../consensus/net/index.js';
-import type { GenesisDocument } from '../consensus/genesis.js';
+import { genesisValidatorSet, type GenesisDocument } from '../consensus/genesis.js';
+import { applyValidatorUpdates, type ValidatorSet } from '../consensus/validator-set.js';
+import { decodeValidatorUpdates } from '../consensus/validator-updates.js';
+import type { StoredValidatorUpdates } from '../storage/index.js';
 import type { ClusterTarget, OperatorSession } from './operator.js';
 
 /**
  * `hypermesh status`: every node's own status record (node API `status`), gathered over STOQ,
- * and the cluster picture they add up to.
+ * and the cluster picture they add up to. Which nodes validate comes from the chain's current
+ * validator set (the genesis set with the validator updates of the committed blocks, as the
+ * most advanced node that answered reports them), or from the genesis when no node can say.
  */
 export interface NodeView {
   readonly name: string;
   readonly id: string;
   readonly stoq: string;
+  /** In the current validator set (`validator`, with its voting power) or not (`follower`). */
+  readonly role: 'validator' | 'follower';
+  readonly power: number;
   readonly reachable: boolean;
   /** Why the node could not be asked (a STOQ code and message), when unreachable. */
   readonly error: string | null;
@@ -19,8 +27,29 @@ export interface NodeView {
   readonly status: NodeStatusRecord | null;
 }
 
+/** Where the validator set came from: the chain as a node reported it, or the genesis. */
+export type ValidatorSetSource =
+  | {
+      readonly from: 'chain';
+      readonly node: string;
+      /** The height the set decides: the node's committed height + 1. */
+      readonly height: number;
+    }
+  | {
+      readonly from: 'genesis';
+      /** Why the chain's set is not shown (no node answered, or its updates were refused). */
+      readonly reason: string;
+    };
+
 export interface ClusterStatus {
   readonly chainId: string;
+  readonly validatorSet: ValidatorSetSource;
+  /** The current validators: a node's name when the cluster file knows the key, else its id. */
+  readonly validators: readonly {
+    readonly name: string;
+    readonly id: string;
+    readonly power: number;
+  }[];
   /** Highest committed height any reachable node reports (null if none is reachable). */
   readonly height: number | null;
   /** Latest local commit time any reachable node reports (ms since the epoch). */
@@ -53,14 +82,73 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * The validator set of height `committedHeight + 1`: the genesis set with the updates of blocks
+ * 1 .. committedHeight − 1 applied in order (the updates block u returns decide height u + 2,
+ * docs/consensus.md). Throws the ConsensusError of updates that do not decode or apply.
+ */
+export function validatorSetAfter(
+  genesis: GenesisDocument,
+  stored: readonly StoredValidatorUpdates[],
+  committedHeight: number,
+): ValidatorSet {
+  let set = genesisValidatorSet(genesis);
+  for (const entry of [...stored].sort((a, b) => a.height - b.height)) {
+    if (entry.height > committedHeight - 1) break;
+    set = applyValidatorUpdates(set, decodeValidatorUpdates(entry.bytes)).validators;
+  }
+  return set;
+}
+
+async function currentValidatorSet(
+  genesis: GenesisDocument,
+  session: OperatorSession,
+  answered: readonly NodeView[],
+  timeoutMs: number,
+): Promise<{ set: ValidatorSet; source: ValidatorSetSource }> {
+  let best: { node: string; height: number } | null = null;
+  for (const node of answered) {
+    const height = numberField(node.status, 'committedHeight');
+    if (height !== null && (best === null || height > best.height)) {
+      best = { node: node.name, height };
+    }
+  }
+  if (best === null) {
+    return {
+      set: genesisValidatorSet(genesis),
+      source: { from: 'genesis', reason: 'no node reported a committed height' },
+    };
+  }
+  try {
+    const stored =
+      best.height >= 2
+        ? await session
+            .client(best.node)
+            .validatorUpdates(1, best.height - 1, { deadlineMs: timeoutMs })
+        : [];
+    return {
+      set: validatorSetAfter(genesis, stored, best.height),
+      source: { from: 'chain', node: best.node, height: best.height + 1 },
+    };
+  } catch (error) {
+    return {
+      set: genesisValidatorSet(genesis),
+      source: {
+        from: 'genesis',
+        reason: `the validator updates from ${best.node}: ${describe(error)}`,
+      },
+    };
+  }
+}
+
 export async function collectClusterStatus(
   target: ClusterTarget,
   genesis: GenesisDocument,
   session: OperatorSession,
   timeoutMs: number,
 ): Promise<ClusterStatus> {
-  const nodes = await Promise.all(
-    target.nodes.map(async (node): Promise<NodeView> => {
+  const polled = await Promise.all(
+    target.nodes.map(async (node): Promise<Omit<NodeView, 'role' | 'power'>> => {
       const stoq = `${node.stoq.host.includes(':') ? `[${node.stoq.host}]` : node.stoq.host}:${node.stoq.port}`;
       const started = performance.now();
       try {
@@ -87,6 +175,34 @@ export async function collectClusterStatus(
       }
     }),
   );
+  const { set, source } = await currentValidatorSet(
+    genesis,
+    session,
+    polled
+      .filter((node) => node.reachable)
+      .map((node) => ({ ...node, role: 'follower', power: 0 })),
+    timeoutMs,
+  );
+  const powerOf = new Map(set.validators.map((validator) => [validator.address, validator.power]));
+  const nodes = polled.map((node): NodeView => {
+    const power = powerOf.get(node.id) ?? 0;
+    return { ...node, role: power > 0 ? 'validator' : 'follower', power };
+  });
+  const nameOf = new Map<string, string>(
+    genesis.validators.map((validator) => [
+      Buffer.from(validator.publicKey).toString('hex'),
+      validator.name,
+    ]),
+  );
+  const names = new Map(target.nodes.map((node) => [node.id, node.name]));
+  const validators = set.validators.map((validator) => ({
+    name:
+      names.get(validator.address) ??
+      nameOf.get(Buffer.from(validator.publicKey).toString('hex')) ??
+      validator.address,
+    id: validator.address,
+    power: validator.power,
+  }));
   const answered = nodes.filter((node) => node.reachable);
   const heights = answered
     .map((node) => numberField(node.status, 'committedHeight'))
@@ -99,17 +215,17 @@ export async function collectClusterStatus(
     online.add(node.name);
     for (const peer of listField(node.status, 'peersConnected')) online.add(peer);
   }
-  const power = new Map(genesis.validators.map((validator) => [validator.name, validator.power]));
-  const validatorsOnline = genesis.validators
-    .map((validator) => validator.name)
-    .filter((name) => online.has(name));
+  const onlineValidators = validators.filter((validator) => online.has(validator.name));
+  const validatorsOnline = onlineValidators.map((validator) => validator.name);
   return {
     chainId: target.chainId,
+    validatorSet: source,
+    validators,
     height: heights.length === 0 ? null : Math.max(...heights),
     lastCommitTime: commitTimes.length === 0 ? null : Math.max(...commitTimes),
     validatorsOnline,
-    onlinePower: validatorsOnline.reduce((sum, name) => sum + (power.get(name) ?? 0), 0),
-    totalPower: genesis.validators.reduce((sum, validator) => sum + validator.power, 0),
+    onlinePower: onlineValidators.reduce((sum, validator) => sum + validator.power, 0),
+    totalPower: set.totalPower,
     reachable: answered.length,
     nodes,
   };
@@ -137,19 +253,35 @@ function table(rows: readonly string[][]): string[] {
 /** The human-readable report. */
 export function formatClusterStatus(status: ClusterStatus, now: number = Date.now()): string[] {
   const total = status.nodes.length;
+  const source = status.validatorSet;
   const lines = [
     `chain ${status.chainId}: height ${status.height ?? '-'}, last commit ${ago(status.lastCommitTime, now)}`,
-    `validators online: ${status.validatorsOnline.length}/${total} (voting power ${status.onlinePower}/${status.totalPower})` +
+    `validators online: ${status.validatorsOnline.length}/${status.validators.length} (voting power ${status.onlinePower}/${status.totalPower})` +
       (status.validatorsOnline.length > 0 ? ` — ${status.validatorsOnline.join(', ')}` : ''),
+    source.from === 'chain'
+      ? `validator set: of height ${source.height}, from ${source.node}'s validator updates`
+      : `validator set: the genesis set (${source.reason})`,
     `nodes answering: ${status.reachable}/${total}`,
     '',
   ];
   const rows = [
-    ['node', 'stoq', 'height', 'round', 'step', 'peers', 'mempool', 'last commit', 'view'],
+    ['node', 'role', 'stoq', 'height', 'round', 'step', 'peers', 'mempool', 'last commit', 'view'],
   ];
   for (const node of status.nodes) {
+    const role = node.role === 'validator' ? `validator (${node.power})` : 'follower';
     if (!node.reachable || node.status === null) {
-      rows.push([node.name, node.stoq, '-', '-', '-', '-', '-', '-', `unreachable: ${node.error}`]);
+      rows.push([
+        node.name,
+        role,
+        node.stoq,
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+        `unreachable: ${node.error}`,
+      ]);
       continue;
     }
     const s = node.status;
@@ -177,6 +309,7 @@ export function formatClusterStatus(status: ClusterStatus, now: number = Date.no
       .join(' ');
     rows.push([
       node.name,
+      role,
       node.stoq,
       String(s.committedHeight ?? '-'),
       String(s.round ?? '-'),

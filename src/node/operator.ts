@@ -33,7 +33,8 @@ export const DEFAULT_CLUSTER_FILE = path.join(DEFAULT_DEV_DIR, CLUSTER_FILES.clu
 
 /**
  * Reads `--cluster`: a cluster.json written by `hypermesh dev`, or a directory written by
- * `cluster init` (its cluster.json if there is one, else its genesis and node configurations).
+ * `cluster init` (its cluster.json if there is one, else its genesis and node configurations,
+ * with the nodes `cluster add-node` recorded in its added-nodes.json).
  */
 export async function loadClusterTarget(
   location: string = DEFAULT_CLUSTER_FILE,
@@ -50,11 +51,15 @@ export async function loadClusterTarget(
       genesisFile: layout.genesisFile,
       trustRootsFile: layout.trustRootsFile,
       operator: layout.operator,
-      nodes: layout.nodes.map((node) => ({
+      // The genesis validators, then the nodes `cluster add-node` recorded.
+      nodes: [...layout.nodes, ...layout.addedNodes].map((node) => ({
         name: node.name,
         id: node.id,
         stoq: node.stoq,
-        metrics: `http://${node.metrics.host.includes(':') ? `[${node.metrics.host}]` : node.metrics.host}:${node.metrics.port}/metrics`,
+        metrics:
+          node.metrics === null
+            ? null
+            : `http://${node.metrics.host.includes(':') ? `[${node.metrics.host}]` : node.metrics.host}:${node.metrics.port}/metrics`,
       })),
     };
   }

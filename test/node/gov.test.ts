@@ -143,6 +143,11 @@ describe('hypermesh gov against a two-validator staking chain', () => {
       new RegExp(`bond 5 TST \\(5000000 base units\\) to own validator ${layout.nodes[1]?.id}`),
     );
     assert.match(bonded.out, /committed at height \d+, code 0 \(applied\)/);
+    // The receipt's events, as wallet send --wait prints them.
+    assert.match(
+      bonded.out,
+      new RegExp(`^  delegated 5 TST to validator ${layout.nodes[1]?.id}$`, 'm'),
+    );
     const validators = await runCli(['stake', 'validators', ...cluster, '--json']);
     const stakes = (
       JSON.parse(validators.out) as { validators: { address: string; tokens: string }[] }
@@ -189,12 +194,19 @@ describe('hypermesh gov against a two-validator staking chain', () => {
         `proposal #1: voting ends with block ${votingEnd}; if it passes it applies at the end of block ${executeHeight}`,
       ),
     );
+    assert.match(
+      proposed.out,
+      new RegExp(
+        `^  proposed #1 "quicker epochs" with a deposit of 5 TST \\(voting ends with block ${votingEnd}\\)$`,
+        'm',
+      ),
+    );
 
-    // node-1 votes no, then changes its mind; node-2 abstains.
-    for (const [i, option] of [
-      [0, 'no'],
-      [1, 'abstain'],
-      [0, 'yes'],
+    // node-1 votes no, then changes its mind (with --json); node-2 abstains.
+    for (const [i, option, json] of [
+      [0, 'no', false],
+      [1, 'abstain', false],
+      [0, 'yes', true],
     ] as const) {
       const voted = await runCli([
         'gov',
@@ -205,9 +217,30 @@ describe('hypermesh gov against a two-validator staking chain', () => {
         nodeKey(i),
         ...cluster,
         '--wait',
+        ...(json ? ['--json'] : []),
       ]);
       assert.equal(voted.code, 0, voted.err + voted.out);
-      assert.match(voted.out, new RegExp(`vote ${option} on proposal #1`));
+      if (!json) {
+        assert.match(voted.out, new RegExp(`vote ${option} on proposal #1`));
+        assert.match(voted.out, new RegExp(`^  voted ${option} on proposal #1$`, 'm'));
+        continue;
+      }
+      const document = JSON.parse(voted.out) as {
+        kind: string;
+        status: string;
+        code: number;
+        height: number;
+        txHash: string;
+        events: { type: string; attributes: Record<string, string>; text: string }[];
+      };
+      assert.equal(document.kind, 'vote');
+      assert.equal(document.status, 'committed');
+      assert.equal(document.code, 0);
+      assert.ok(document.height > submittedAt);
+      assert.match(document.txHash, /^[0-9a-f]{64}$/);
+      const vote = document.events.find((event) => event.type.endsWith('/vote'));
+      assert.equal(vote?.text, 'voted yes on proposal #1');
+      assert.equal(vote?.attributes.proposal, '1');
     }
     const voting = await list();
     const open = voting.proposals[0]!;

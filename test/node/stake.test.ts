@@ -348,6 +348,8 @@ describe('hypermesh stake against a running validator', () => {
       new RegExp(`delegate 2 TST \\(2000000 base units\\) to validator ${node1}, fee 0 TST`),
     );
     assert.match(delegated.out, /committed at height \d+, code 0 \(applied\)/);
+    // The receipt's events, as wallet send --wait prints them.
+    assert.match(delegated.out, new RegExp(`^  delegated 2 TST to validator ${node1}$`, 'm'));
     assert.equal(await balanceOf(aliceAddress), 3_000_000n);
     assert.equal((await validators())[0]?.tokens, '12000000');
 
@@ -371,6 +373,13 @@ describe('hypermesh stake against a running validator', () => {
       unbonded.out,
       new RegExp(
         `unbonding 0\\.5 TST \\(500000 base units\\): returns to the balance at the end of block ${committedAt + DEFAULT_STAKING_PARAMS.unbondingBlocks} \\(proof verified at height \\d+\\)`,
+      ),
+    );
+    assert.match(
+      unbonded.out,
+      new RegExp(
+        `^  unbonded 0\\.5 TST from validator ${node1}, paid out at the end of block ${committedAt + DEFAULT_STAKING_PARAMS.unbondingBlocks}$`,
+        'm',
       ),
     );
     assert.equal((await validators())[0]?.tokens, '11500000');
@@ -558,6 +567,13 @@ describe('hypermesh stake against a running validator', () => {
       ),
     );
     assert.match(created.out, /committed at height \d+, code 0 \(applied\)/);
+    assert.match(
+      created.out,
+      new RegExp(
+        `^  created validator ${newAddress} with a self-bond of 2 TST, commission 5\\.00%$`,
+        'm',
+      ),
+    );
     const after = await validators();
     assert.equal(after.length, 2);
     const joined = after.find((view) => view.address === newAddress);

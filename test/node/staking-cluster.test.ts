@@ -12,7 +12,6 @@ import { spawnValidator, type ValidatorProcess } from '../../src/node/node-proce
 import {
   loadClusterTarget,
   openOperatorSession,
-  type ClusterTarget,
   type OperatorSession,
 } from '../../src/node/operator.js';
 import { readWalletKey } from '../../src/node/wallet.js';
@@ -24,9 +23,11 @@ import { waitForCondition } from '../helpers/wait.js';
  * processes from the built bin). Four genesis validators of a staking chain (`epochBlocks=5`, no
  * block reward, so stakes change only by bonding and slashing):
  *
- * 1. `cluster add-node` writes node-5; started, it syncs and follows although no node lists it.
+ * 1. `cluster add-node` writes node-5; started, it syncs and follows although no node lists it;
+ *    the operator tools find it in the directory and `status --json` shows it as a follower.
  * 2. Funded and registered with `stake create-validator` (power 40 of 80), it joins the set at
- *    the next epoch and its precommits appear in commits (node API getBlock, `block verify`).
+ *    the next epoch and its precommits appear in commits (node API getBlock, `block verify`);
+ *    `status --json` now shows it as a validator.
  * 3. With node-4 stopped, 30 of the genesis power is left: every commit now needs node-5's 40.
  * 4. node-4 restarted as a test-build equivocator (HYPERMESH_TEST_EQUIVOCATE=prevote with
  *    HYPERMESH_TEST_BUILD=1): the others turn its two prevotes into evidence, a block includes
@@ -52,7 +53,6 @@ let clusterDir: string;
 const nodes = new Map<string, ValidatorProcess>();
 const logs = new Map<string, Record<string, unknown>[]>();
 let session: OperatorSession | undefined;
-let target: ClusterTarget;
 
 function start(name: string, configFile: string, env: NodeJS.ProcessEnv = process.env) {
   const node = spawnValidator(name, configFile, {
@@ -103,6 +103,18 @@ async function stakeValidators(): Promise<{
   return JSON.parse(result.out) as Awaited<ReturnType<typeof stakeValidators>>;
 }
 
+/** `hypermesh status --json` of the cluster directory. */
+async function clusterStatus(): Promise<{
+  validatorSet: { from: string };
+  validators: { name: string; id: string; power: number }[];
+  totalPower: number;
+  nodes: { name: string; id: string; role: string; power: number; reachable: boolean }[];
+}> {
+  const result = await runCli(['status', '--json', '--cluster', clusterDir]);
+  assert.equal(result.code, 0, result.err);
+  return JSON.parse(result.out) as Awaited<ReturnType<typeof clusterStatus>>;
+}
+
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-staking-cluster-'));
   clusterDir = path.join(dir, 'cluster');
@@ -125,7 +137,8 @@ before(async () => {
   const layout = await readClusterLayout(clusterDir);
   for (const node of layout.nodes) start(node.name, node.configFile);
   await Promise.all([...nodes.values()].map((node) => node.ready));
-  target = await loadClusterTarget(clusterDir);
+  const genesisOnly = await loadClusterTarget(clusterDir);
+  assert.equal(genesisOnly.nodes.length, 4);
 });
 
 after(async () => {
@@ -173,19 +186,16 @@ describe(
       node5Address = formatAddress(Buffer.from(consensusAddress(key.publicKey)));
       const genesisKey = await readWalletKey(path.join(clusterDir, 'node-4', 'node-4.key'));
       node4Address = formatAddress(Buffer.from(consensusAddress(genesisKey.publicKey)));
-      // The operator tools know the genesis nodes; node-5 is added to this test's view by hand.
-      target = {
-        ...target,
-        nodes: [
-          ...target.nodes,
-          {
-            name: 'node-5',
-            id: node5Address,
-            stoq: { host: config.stoq.host, port: config.stoq.port },
-            metrics: null,
-          },
+      // add-node recorded node-5 in the directory: the operator tools reach it too.
+      const target = await loadClusterTarget(clusterDir);
+      assert.deepEqual(
+        target.nodes.map((node) => [node.name, node.id]),
+        [
+          ...['node-1', 'node-2', 'node-3', 'node-4'].map((name, i) => [name, target.nodes[i]?.id]),
+          ['node-5', node5Address],
         ],
-      };
+      );
+      assert.deepEqual(target.nodes[4]?.stoq, { host: config.stoq.host, port: config.stoq.port });
       session = await openOperatorSession(target);
 
       const node5 = start('node-5', configFile);
@@ -210,6 +220,21 @@ describe(
         'node-3',
         'node-4',
       ]);
+      // hypermesh status lists node-5, answering, as a follower outside the chain's set.
+      const report = await clusterStatus();
+      assert.equal(report.validatorSet.from, 'chain');
+      assert.deepEqual(
+        report.nodes.map((node) => [node.name, node.role, node.reachable]),
+        [
+          ['node-1', 'validator', true],
+          ['node-2', 'validator', true],
+          ['node-3', 'validator', true],
+          ['node-4', 'validator', true],
+          ['node-5', 'follower', true],
+        ],
+      );
+      assert.equal(report.nodes[4]?.id, node5Address);
+      assert.equal(report.validators.length, 4);
     });
 
     it('funds and registers node-5; it joins the set at the next epoch and signs commits', async () => {
@@ -274,6 +299,12 @@ describe(
       assert.equal(view?.inSet, true);
       assert.equal(view?.power, SELF_BOND);
       assert.equal(view?.tokens, String(BigInt(SELF_BOND) * 1_000_000n));
+      // hypermesh status now counts node-5 among the validators, with its power.
+      const report = await clusterStatus();
+      const node5 = report.nodes.find((node) => node.name === 'node-5');
+      assert.deepEqual(node5 && [node5.role, node5.power], ['validator', SELF_BOND]);
+      assert.ok(report.validators.some((validator) => validator.name === 'node-5'));
+      assert.equal(report.totalPower, 40 + SELF_BOND);
       // The light-client rule of block verify accepts the set change (> 1/3 of the old set signed).
       const verified = await runCli(['block', 'verify', String(signedAt), '--cluster', clusterDir]);
       assert.equal(verified.code, 0, verified.out + verified.err);

@@ -22,8 +22,9 @@ usage: hypermesh cluster add-node --cluster DIR --name NAME [--host ADDR] [--por
 Adds a node to the cluster in DIR (written by "cluster init"), without touching the genesis or
 the running nodes: in DIR/NAME it writes an Ed25519 + FALCON-1024 identity, a certificate
 spiffe://<chain-id>/node/NAME signed by the cluster CA (DIR/ca/root.key), a PoSpace storage plot
-for its key, and config.json with every existing node (DIR/*/config.json) as a peer. The
-existing nodes accept its connections without a configuration change (docs/stoq-auth.md,
+for its key, and config.json with every existing node (DIR/*/config.json) as a peer, and
+records the node in DIR/added-nodes.json, where "status" and the other tools that read DIR find
+it. The existing nodes accept its connections without a configuration change (docs/stoq-auth.md,
 "Consensus peers"). Start it with "hypermesh node start --config DIR/NAME/config.json": it syncs
 and follows the chain. To make it a validator, fund its account (the address of its key,
 "hypermesh wallet address --key DIR/NAME/NAME.key") and register it:

@@ -9,6 +9,7 @@ import {
   CLUSTER_HELP,
   TX_HELP,
   TX_OPTIONS,
+  describeTx,
   feeOf,
   positiveAmount,
   stakeContext,
@@ -167,7 +168,9 @@ ${TX_HELP}
     const fee = feeOf(values, token);
     const passphrase = passphraseFromEnv(values['passphrase-env']);
     const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
-    io.out(
+    describeTx(
+      values,
+      io,
       `propose ${describeChanges(changes)} with a deposit of ${describeAmount(deposit, token)}, fee ${describeAmount(fee, token)}\n` +
         `  proposer ${formatAddress(wallet.address)}\n`,
     );
@@ -244,7 +247,9 @@ ${TX_HELP}
     const passphrase = passphraseFromEnv(values['passphrase-env']);
     const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
     const proposal = Number(idText);
-    io.out(
+    describeTx(
+      values,
+      io,
       `vote ${voteOptionName(option)} on proposal #${proposal}, fee ${describeAmount(fee, context.token)}\n` +
         `  voter ${formatAddress(wallet.address)}\n`,
     );

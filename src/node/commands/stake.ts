@@ -1,4 +1,6 @@
-import type { NodeRpcClient } from '../../consensus/net/index.js';
+import type { NodeRpcClient, TxReceiptView } from '../../consensus/net/index.js';
+import { fromHex, toHex } from '../../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../../crypto/ed25519.js';
 import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
 import { parseCommandArgs, passphraseFromEnv, requireOption } from '../args.js';
@@ -20,6 +22,7 @@ import {
   UNBOND_OP,
   UNJAIL_OP,
   consensusAddress,
+  ed25519Address,
   formatAddress,
   formatTokenAmount,
 } from '../../caesar/index.js';
@@ -39,6 +42,7 @@ import {
 } from '../stake-ledger.js';
 import { readValidatorIdentity } from '../stake-validator.js';
 import { readWalletKey } from '../wallet.js';
+import { describeEvent, readReceipt } from '../wallet-ledger.js';
 
 /**
  * `hypermesh stake validators|create-validator|bond|delegate|unbond|unjail`: Caesar staking from the
@@ -53,8 +57,10 @@ export const TX_HELP = `  --fee Y               fee in tokens, paid to the fee p
   --base-units          amounts are whole base units instead of tokens
   --passphrase-env VAR  the key file's passphrase is in environment variable VAR
 ${CLUSTER_HELP}
-  --wait                wait for the commit and print the result code
-  --timeout-ms MS       how long --wait waits (default 30000)`;
+  --wait                wait for the commit and print the result code and the receipt's events
+  --timeout-ms MS       how long --wait waits (default 30000)
+  --json                machine-readable output: one JSON document with the outcome and, once
+                        committed, the receipt's events`;
 
 export const TX_OPTIONS = {
   fee: { type: 'string' },
@@ -64,6 +70,7 @@ export const TX_OPTIONS = {
   node: { type: 'string' },
   wait: { type: 'boolean' },
   'timeout-ms': { type: 'string' },
+  json: { type: 'boolean' },
 } as const;
 
 export interface TxValues {
@@ -73,6 +80,12 @@ export interface TxValues {
   readonly node?: string | undefined;
   readonly wait?: boolean | undefined;
   readonly 'timeout-ms'?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+/** Prints a transaction command's description line(s); with --json only the document is printed. */
+export function describeTx(values: TxValues, io: CliIo, text: string): void {
+  if (!values.json) io.out(text);
 }
 
 /** The chain a staking command talks to: its nodes, genesis, token and the node to use. */
@@ -137,10 +150,12 @@ export function parseCommission(text: string): number {
   return bps;
 }
 
-/** Submits `tx` signed by `privateKey` through the context's node and reports the outcome. */
 /**
  * Signs, submits and reports one ledger transaction (`send` builds and sends it: staking here,
- * governance in gov.ts), running `after` once it was admitted or applied.
+ * governance in gov.ts), running `after` once it was admitted or applied. Once committed, the
+ * receipt's events are printed as `wallet send --wait` prints them (`describeEvent`, from the
+ * signer's account's side); with --json, one document (`ledgerTxJson`) replaces the text and
+ * `after` is not run (the events carry what it would show).
  */
 export async function submitLedgerTx<Tx>(
   context: StakeContext,
@@ -171,12 +186,72 @@ export async function submitLedgerTx<Tx>(
       wait,
       timeoutMs,
     }).catch(stoqFailure(context.node.name));
+    const account = formatAddress(ed25519Address(ed25519RawPublicKey(privateKey)));
+    const committed = outcome.admitted && outcome.status.status === 'committed';
+    const receipt = committed
+      ? await readReceipt(session.client(context.node.name), fromHex(outcome.txHash)).catch(
+          stoqFailure(context.node.name),
+        )
+      : null;
+    if (values.json) {
+      if (!outcome.admitted) {
+        throw new CliError(
+          `${context.node.name} refused the ${what}: ${outcome.code}: ${outcome.message}`,
+          1,
+        );
+      }
+      const document = ledgerTxJson(
+        outcome,
+        what,
+        context.node.name,
+        receipt,
+        account,
+        context.token,
+      );
+      io.out(`${JSON.stringify(document, null, 2)}\n`);
+      if (outcome.status.status !== 'committed') return wait ? 1 : 0;
+      return outcome.status.code === 0 ? 0 : 1;
+    }
     const code = reportSubmission(outcome, what, context.node.name, io, wait, timeoutMs);
+    for (const event of receipt?.events ?? []) {
+      io.out(`  ${describeEvent(event, account, context.token)}\n`);
+    }
     if (code === 0 && after !== undefined) await after(outcome);
     return code;
   } finally {
     await session.close();
   }
+}
+
+/**
+ * The --json document of a submitted ledger transaction: its hash, sequence, status and, once
+ * committed, height, result and events (each with the line `wallet send --wait` prints for it).
+ */
+export function ledgerTxJson(
+  outcome: Extract<SubmitOutcome, { admitted: true }>,
+  what: string,
+  node: string,
+  receipt: TxReceiptView | null,
+  account: string,
+  token: TokenParams,
+): Record<string, unknown> {
+  const { status } = outcome;
+  return {
+    kind: what,
+    node,
+    txHash: outcome.txHash,
+    sequence: outcome.sequence,
+    status: status.status,
+    ...(status.status === 'committed'
+      ? { height: status.height, code: status.code, log: status.log }
+      : {}),
+    events: (receipt?.events ?? []).map((event) => ({
+      type: event.type,
+      attributes: event.attributes,
+      accounts: event.accounts.map(toHex),
+      text: describeEvent(event, account, token),
+    })),
+  };
 }
 
 function submit(
@@ -348,7 +423,9 @@ ${TX_HELP}
       context.genesis,
     );
     const address = Buffer.from(consensusAddress(identity.publicKey)).toString('hex');
-    io.out(
+    describeTx(
+      values,
+      io,
       `create validator ${address} with a self-bond of ${describeAmount(bond, token)}, ` +
         `commission ${(commission / 100).toFixed(2)}%, fee ${describeAmount(fee, token)}\n` +
         `  storage root ${Buffer.from(identity.storageRoot).toString('hex')}\n`,
@@ -419,7 +496,9 @@ ${TX_HELP}
       const passphrase = passphraseFromEnv(values['passphrase-env']);
       const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
       const hex = Buffer.from(validator).toString('hex');
-      io.out(
+      describeTx(
+        values,
+        io,
         `${verb} ${describeAmount(amount, token)} ${delegate ? 'to' : 'from'} validator ${hex}, fee ${describeAmount(fee, token)}\n` +
           `  account ${formatAddress(wallet.address)}\n`,
       );
@@ -483,7 +562,11 @@ ${TX_HELP}
     const passphrase = passphraseFromEnv(values['passphrase-env']);
     const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
     const address = Buffer.from(consensusAddress(wallet.publicKey)).toString('hex');
-    io.out(`unjail validator ${address}, fee ${describeAmount(fee, context.token)}\n`);
+    describeTx(
+      values,
+      io,
+      `unjail validator ${address}, fee ${describeAmount(fee, context.token)}\n`,
+    );
     return submit(context, wallet.privateKey, { op: UNJAIL_OP, fee }, 'unjail', values, io);
   },
 };
@@ -522,7 +605,9 @@ ${TX_HELP}
     const passphrase = passphraseFromEnv(values['passphrase-env']);
     const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
     const validator = consensusAddress(wallet.publicKey);
-    io.out(
+    describeTx(
+      values,
+      io,
       `bond ${describeAmount(amount, token)} to own validator ${Buffer.from(validator).toString('hex')}, fee ${describeAmount(fee, token)}\n` +
         `  operator account ${formatAddress(wallet.address)}\n`,
     );
