@@ -62,3 +62,18 @@ export function createCaMetrics(registry: Registry, logSize: () => number): CaMe
     revocation: (reason) => revocations.inc({ reason }),
   };
 }
+
+/**
+ * `hypermesh_ct_split_view_total`: times this node found its local log's root different from
+ * the consensus tree head (`ca/ct/head`) at the same point of the chain (docs/ct.md,
+ * "Quorum-signed tree head"). Registered by ca-node.ts; counts each distinct mismatch once.
+ */
+export function createCtSplitViewCounter(registry: Registry): { inc(): void } {
+  const counter = new Counter({
+    name: 'hypermesh_ct_split_view_total',
+    help: "Times the node's CT log root differed from the quorum-signed consensus tree head",
+    registers: [registry],
+  });
+  counter.inc(0);
+  return { inc: () => counter.inc() };
+}

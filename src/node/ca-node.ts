@@ -24,8 +24,11 @@ import {
   CaStateReader,
   buildPublication,
   caStateKey,
+  ctLogOrigin,
   eligibleIssuers,
   encodeCaBody,
+  treeHeadRoot,
+  type ConsensusTreeHead,
   type CaIssuer,
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
@@ -42,6 +45,7 @@ import {
 import { startCtHttpServer, type CtHttpServer } from '../faces/ct-http.js';
 import { createOcspResponder, type OcspResponder } from '../faces/ocsp-http.js';
 import type { OcspCertStatus } from '../trustchain/ca/index.js';
+import { createCtSplitViewCounter } from './ca-metrics.js';
 import { CliError } from './cli-error.js';
 import type { Logger } from './log.js';
 import type { ValidatorNodeConfig } from './node-config.js';
@@ -56,7 +60,9 @@ import type { ValidatorNodeConfig } from './node-config.js';
  * - **Transparency log.** Every certificate a committed block publishes is appended to the
  *   node's RFC 6962 log (`<dataDir>/ct.sqlite`), one batch per block with the block time; each
  *   new tree head is signed by the node (an Ed25519 cosignature line and an RFC 6962 tree-head
- *   signature with the node's log key `<dataDir>/ct-log.key`, created on first start).
+ *   signature with the node's log key `<dataDir>/ct-log.key`, created on first start). After
+ *   appending, the log must equal the consensus tree head `ca/ct/head` (docs/ct.md,
+ *   "Quorum-signed tree head"); a difference is logged and counted, never fatal.
  * - **HTTP.** With `ct.http` configured, the log's read API (src/faces/ct-http.ts).
  */
 export interface CaNode {
@@ -102,7 +108,7 @@ export const CRL_VALIDITY_MS = 86_400_000;
 
 /** The log's identity: one origin per chain, the same on every node. */
 export function ctOrigin(chainId: string): string {
-  return `${chainId}/ct/log`;
+  return ctLogOrigin(chainId);
 }
 
 async function loadOrCreateLogKey(file: string): Promise<KeyObject> {
@@ -261,6 +267,30 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     }
   };
 
+  // The consensus tree head signs what every honest node's log holds; a difference is a bug
+  // or a damaged file here, or a faulty quorum: reported, never fatal.
+  const splitView = createCtSplitViewCounter(options.registry);
+  let reported: string | null = null;
+  const checkAgainstConsensus = (height: number): void => {
+    const head = reader.treeHead();
+    // A head appended after `height` is compared once the log has caught up with it.
+    if (head.height > height) return;
+    const mismatch = localLogMismatch(log, head);
+    if (mismatch === null) {
+      reported = null;
+      return;
+    }
+    const key = JSON.stringify(mismatch);
+    if (key === reported) return;
+    reported = key;
+    splitView.inc();
+    logger.error('ct log differs from the quorum-signed consensus tree head', {
+      component: 'ct',
+      height,
+      ...mismatch,
+    });
+  };
+
   // Publication: one chain of work, so two commits never sign the same batch twice at once.
   let work: Promise<void> = Promise.resolve();
   const submitted = new Map<number, { atHeight: number; tx: Uint8Array }>();
@@ -334,6 +364,15 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
       appendUpTo(height);
     } catch (error) {
       logger.error('ct log append failed', {
+        component: 'ct',
+        height,
+        error: (error as Error).message,
+      });
+    }
+    try {
+      checkAgainstConsensus(height);
+    } catch (error) {
+      logger.error('ct consensus tree head check failed', {
         component: 'ct',
         height,
         error: (error as Error).message,
@@ -440,6 +479,28 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
       await server?.close();
       db.close();
     },
+  };
+}
+
+/**
+ * How the local log differs from the consensus tree head, or null when its root at the head's
+ * size is the head's root and it holds nothing more (every block up to the head was appended).
+ */
+export function localLogMismatch(
+  log: Pick<CtLog, 'size' | 'rootAt'>,
+  head: ConsensusTreeHead,
+): { localSize: number; consensusSize: number; localRoot: string; consensusRoot: string } | null {
+  const consensusRoot = treeHeadRoot(head);
+  const size = head.range.size;
+  const localRoot = log.size >= size ? log.rootAt(size) : null;
+  if (log.size === size && localRoot !== null && toHex(localRoot) === toHex(consensusRoot)) {
+    return null;
+  }
+  return {
+    localSize: log.size,
+    consensusSize: size,
+    localRoot: localRoot === null ? '' : toHex(localRoot),
+    consensusRoot: toHex(consensusRoot),
   };
 }
 

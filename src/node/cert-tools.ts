@@ -1,6 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { fromBase64, toHex } from '../crypto/bytes.js';
-import { leafHash, verifyInclusion } from '../crypto/merkle.js';
+import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import { leafHash, verifyConsistency, verifyInclusion } from '../crypto/merkle.js';
 import { parseCertificate } from '../crypto/x509.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
@@ -21,10 +22,16 @@ import {
   caRenewBody,
   caRequestBody,
   caRevokeBody,
+  QuorumCheckpointError,
+  compareServedCheckpoint,
   findPublishedCertificate,
   verifiedCaValue,
+  verifyQuorumCheckpoint,
   type IssuanceStatus,
+  type QuorumCheckpoint,
+  type VerifiedQuorumCheckpoint,
 } from '../trustchain/ca-module/index.js';
+import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
 import { publishedKey } from '../trustchain/ca-module/state.js';
 import { encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
 import { CliError } from './cli-error.js';
@@ -306,4 +313,162 @@ export async function validateOnCluster(
   } finally {
     await operator.close();
   }
+}
+
+/**
+ * `ct sth --cluster`: the log's consensus tree head at the node's latest committed height —
+ * the proven `ca/tree-head` answer, that block's header and commit — verified against the
+ * genesis before it is returned (a node that lies is refused here, not later).
+ */
+export async function fetchQuorumCheckpoint(
+  client: NodeRpcClient,
+  genesis: GenesisDocument,
+  falcon: FalconBackend = defaultFalcon(),
+): Promise<{ checkpoint: QuorumCheckpoint; verified: VerifiedQuorumCheckpoint }> {
+  const answer = await client.query(caQuery('treeHead', new Uint8Array(0)));
+  if (answer.height === null || answer.height < 1 || answer.proof === undefined) {
+    throw new CliError('the node has committed no block yet (or sent no state proof)', 1);
+  }
+  const synced = await client.getBlock(answer.height, { deadlineMs: 15_000 });
+  let checkpoint: QuorumCheckpoint;
+  try {
+    checkpoint = {
+      header: decodeBlock(synced.block).header,
+      commit: decodeQuorumCertificate(synced.commit),
+      value: answer.value,
+      proof: answer.proof,
+    };
+  } catch (error) {
+    throw new CliError(
+      `the node sent block ${answer.height} in a form that does not decode: ${(error as Error).message}`,
+      1,
+    );
+  }
+  try {
+    return { checkpoint, verified: verifyQuorumCheckpoint(checkpoint, genesis, falcon) };
+  } catch (error) {
+    if (error instanceof QuorumCheckpointError) {
+      throw new CliError(
+        `the node's tree head does not verify: ${error.message} [${error.code}]`,
+        1,
+      );
+    }
+    throw error;
+  }
+}
+
+/** The lines `ct sth` / `ct verify` print for a verified quorum checkpoint. */
+export function describeQuorumCheckpoint(verified: VerifiedQuorumCheckpoint): string[] {
+  return [
+    `quorum-signed tree head of ${verified.origin}`,
+    `  tree size   ${verified.size}`,
+    `  root        ${Buffer.from(verified.root).toString('base64')} (hex ${toHex(verified.root)})`,
+    `  timestamp   ${verified.timestamp} (block ${verified.appendedAt}, the last that appended)`,
+    `  signed by   block ${verified.height} (${toHex(verified.blockHash)}), commit of ` +
+      `${verified.signers.join(', ')}; ${verified.falconSignatures} FALCON-1024 signatures`,
+  ];
+}
+
+export interface ServedLogCheck {
+  /** `same`/`consistent`: the node agrees; the others make `ct verify` exit 1. */
+  readonly outcome: 'same' | 'consistent' | 'split-view' | 'inconsistent' | 'behind';
+  readonly lines: readonly string[];
+}
+
+async function getText(url: string): Promise<string> {
+  const response = await fetch(url).catch((error: Error) => {
+    throw new CliError(`${url}: ${error.message}`, 1);
+  });
+  const text = await response.text();
+  if (!response.ok) throw new CliError(`${url}: HTTP ${response.status} ${text}`, 1);
+  return text;
+}
+
+/**
+ * Compares the node's signed checkpoint at `url` (its `/checkpoint`, which the node signs with
+ * its validator identity key) with a verified quorum checkpoint. Same size and another root is
+ * split-view evidence: both signed heads are printed. A larger served log must be consistent
+ * with the quorum's head (RFC 9162 §2.1.4.2, the node's own `get-sth-consistency` proof).
+ */
+export async function checkServedLog(
+  url: string,
+  verified: VerifiedQuorumCheckpoint,
+  genesis: GenesisDocument,
+): Promise<ServedLogCheck> {
+  const base = url.replace(/\/$/, '');
+  const note = await getText(`${base}/checkpoint`);
+  let comparison;
+  try {
+    comparison = compareServedCheckpoint(verified, note, genesis);
+  } catch (error) {
+    if (error instanceof QuorumCheckpointError) {
+      throw new CliError(`${base}/checkpoint: ${error.message} [${error.code}]`, 1);
+    }
+    throw error;
+  }
+  const by = comparison.signers.join(', ');
+  if (comparison.kind === 'same') {
+    return {
+      outcome: 'same',
+      lines: [`${base}: same root at tree size ${comparison.size} (checkpoint signed by ${by})`],
+    };
+  }
+  if (comparison.kind === 'split-view') {
+    const sth = await getText(`${base}/ct/v1/get-sth`).catch((error: Error) => error.message);
+    return {
+      outcome: 'split-view',
+      lines: [
+        `split view: two different signed tree heads for tree size ${comparison.size} of ${verified.origin}`,
+        `  quorum (commit of block ${verified.height}): root ${comparison.quorumRoot}`,
+        `  ${base} (signed by ${by}): root ${comparison.servedRoot}`,
+        ...describeQuorumCheckpoint(verified).map((line) => `  ${line}`),
+        `  served checkpoint (${base}/checkpoint):`,
+        ...note
+          .trimEnd()
+          .split('\n')
+          .map((line) => `    ${line}`),
+        `  served get-sth: ${sth.trim()}`,
+      ],
+    };
+  }
+  const { servedSize, servedRoot } = comparison;
+  if (servedSize < comparison.size) {
+    return {
+      outcome: 'behind',
+      lines: [
+        `not compared: ${base}'s latest signed tree head has size ${servedSize}, below the checkpoint's ${comparison.size}`,
+      ],
+    };
+  }
+  // From the empty tree there is nothing to prove (RFC 9162 §2.1.4: first > 0).
+  const answer = (
+    comparison.size === 0
+      ? { consistency: [] }
+      : await getJson(
+          `${base}/ct/v1/get-sth-consistency?first=${comparison.size}&second=${servedSize}`,
+        )
+  ) as { consistency?: unknown };
+  const proof = Array.isArray(answer.consistency)
+    ? answer.consistency.map((item) => fromBase64(String(item)))
+    : [];
+  if (verifyConsistency(comparison.size, servedSize, verified.root, servedRoot, proof)) {
+    return {
+      outcome: 'consistent',
+      lines: [
+        `${base}: tree size ${servedSize} (signed by ${by}) is consistent with the checkpoint's ${comparison.size}`,
+      ],
+    };
+  }
+  return {
+    outcome: 'inconsistent',
+    lines: [
+      `inconsistent: ${base}'s signed tree head (size ${servedSize}, root ${Buffer.from(servedRoot).toString('base64')}, signed by ${by}) does not extend the quorum's tree head of size ${comparison.size}`,
+      ...describeQuorumCheckpoint(verified).map((line) => `  ${line}`),
+      `  served checkpoint (${base}/checkpoint):`,
+      ...note
+        .trimEnd()
+        .split('\n')
+        .map((line) => `    ${line}`),
+    ],
+  };
 }

@@ -190,6 +190,24 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
       assert.equal(proof.code, 0, proof.out + proof.err);
       assert.match(proof.out, /^included: leaf \d+ of tree size \d+/);
 
+      // The quorum-signed tree head: fetched and verified, then checked offline and against
+      // both nodes' signed checkpoints (the same root at the same size).
+      const checkpointFile = path.join(root, 'ct-checkpoint.json');
+      const sth = await runCli(['ct', 'sth', '--cluster', dir, '--out', checkpointFile]);
+      assert.equal(sth.code, 0, sth.out + sth.err);
+      assert.match(sth.out, /quorum-signed tree head of .*\/ct\/log\n {2}tree size {3}1\n/);
+      const ctVerified = await runCli([
+        'ct',
+        'verify',
+        checkpointFile,
+        '--cluster',
+        dir,
+        ...nodes.flatMap((node) => ['--url', node.ct as string]),
+      ]);
+      assert.equal(ctVerified.code, 0, ctVerified.out + ctVerified.err);
+      assert.match(ctVerified.out, /^valid: quorum-signed tree head/);
+      assert.equal(ctVerified.out.match(/same root at tree size 1 /g)?.length, 2, ctVerified.out);
+
       // OCSP at the issuing validator's node: good; another node answers unauthorized.
       const issuingNode = nodes.find((node) => node.config.name === status.issuer)!;
       const otherNode = nodes.find((node) => node.config.name !== status.issuer)!;

@@ -22,7 +22,7 @@ import { REVOCATION_REASONS, signRevocation } from '../../trustchain/ca-module/i
 import { stoqFailure } from '../tx-submit.js';
 
 /**
- * `hypermesh cert request|renew|revoke|show|verify` and `hypermesh ct sth|proof`: the TrustChain
+ * `hypermesh cert request|renew|revoke|show|verify` and `hypermesh ct sth|verify|proof`: the TrustChain
  * CA from the command line (docs/cli.md, docs/ca.md).
  */
 
@@ -419,25 +419,116 @@ asked for says valid, 1 otherwise.
   },
 };
 
+async function genesisFor(values: { genesis?: string; cluster?: string }) {
+  if (values.genesis !== undefined) return readGenesisFile(values.genesis);
+  const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+  return readGenesisFile(target.genesisFile);
+}
+
 const ctSth: Command = {
   name: 'ct sth',
-  summary: "print a node's CT log signed tree head",
+  summary: "print the CT log's quorum-signed tree head, or a node's RFC 6962 signed tree head",
   help: `
-usage: hypermesh ct sth --url URL
+usage: hypermesh ct sth [--cluster FILE|DIR] [--node NAME|ADDR] [--out FILE]
+       hypermesh ct sth --url URL
 
-Fetches URL/ct/v1/get-sth (a node's CT log, the "ct" address of its ready line or
-cluster.json) and prints it.
+Without --url: asks a node (--node, default the first) for the log's consensus tree head at its
+latest committed height — the proven "ca/tree-head" state, that block's header and its commit
+(the validators' Ed25519 and FALCON-1024 precommits) — verifies it against the cluster's
+genesis (docs/ct.md, "Quorum-signed tree head"), prints it and, with --out, writes the
+checkpoint as JSON for "hypermesh ct verify".
+
+With --url: fetches URL/ct/v1/get-sth (one node's RFC 6962 tree head, signed with that node's
+log key; the "ct" address of its ready line or cluster.json) and prints it.
 `,
   async run(args, io) {
-    const { values } = parseWithPositionals(args, { url: { type: 'string' } }, []);
-    if (values.url === undefined) throw new CliError('--url URL is required (see --help)');
-    const response = await fetch(`${values.url.replace(/\/$/, '')}/ct/v1/get-sth`).catch(
-      (error: Error) => {
-        throw new CliError(`${values.url}: ${error.message}`, 1);
-      },
+    const { values } = parseWithPositionals(
+      args,
+      { ...clusterOptions, url: { type: 'string' }, out: { type: 'string' } },
+      [],
     );
-    io.out(`${JSON.stringify(await response.json(), null, 2)}\n`);
-    return response.ok ? 0 : 1;
+    if (values.url !== undefined) {
+      const response = await fetch(`${values.url.replace(/\/$/, '')}/ct/v1/get-sth`).catch(
+        (error: Error) => {
+          throw new CliError(`${values.url}: ${error.message}`, 1);
+        },
+      );
+      io.out(`${JSON.stringify(await response.json(), null, 2)}\n`);
+      return response.ok ? 0 : 1;
+    }
+    const tools = await import('../cert-tools.js');
+    const { quorumCheckpointToJson } = await import('../../trustchain/ca-module/index.js');
+    return withCluster(values, async ({ client, genesis }) => {
+      const { checkpoint, verified } = await tools.fetchQuorumCheckpoint(client, genesis);
+      for (const line of tools.describeQuorumCheckpoint(verified)) io.out(`${line}\n`);
+      if (values.out !== undefined) {
+        await writeFile(values.out, quorumCheckpointToJson(checkpoint), { mode: 0o644 });
+        io.out(`  wrote ${values.out}\n`);
+      }
+      return 0;
+    });
+  },
+};
+
+const ctVerify: Command = {
+  name: 'ct verify',
+  summary: "verify a quorum-signed CT checkpoint offline; compare a node's log with it",
+  help: `
+usage: hypermesh ct verify CHECKPOINT [--genesis FILE | --cluster FILE|DIR] [--url URL ...]
+
+Verifies CHECKPOINT (written by "hypermesh ct sth --out") with the genesis document alone:
+the commit certifies the block header (more than 2/3 of the genesis validators' power,
+Ed25519 and, with requirePq, FALCON-1024), the state proof opens "ca/ct/head" under the
+header's state root, and the tree size, root and times it states are the proven ones. The
+genesis is --genesis FILE, or the one of --cluster (default ${DEFAULT_CLUSTER_FILE}).
+
+With --url (repeatable, a node's CT address): fetches that node's signed checkpoint
+(URL/checkpoint, signed with the node's validator key) and compares. The same size with another
+root is a split view: both signed heads are printed. A larger served log must come with a
+consistency proof from the quorum's head.
+
+Exit code 0 when the checkpoint verifies and every node agrees; 1 otherwise (invalid
+checkpoint, split view, inconsistent or not comparable because a node is behind).
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(
+      args,
+      {
+        genesis: { type: 'string' },
+        cluster: { type: 'string' },
+        url: { type: 'string', multiple: true },
+      },
+      ['checkpoint'],
+    );
+    const file = positionals[0] as string;
+    const text = await readFile(file, 'utf8').catch((error: Error) => {
+      throw new CliError(`cannot read ${file}: ${error.message}`);
+    });
+    const genesis = await genesisFor(values);
+    const { QuorumCheckpointError, parseQuorumCheckpoint, verifyQuorumCheckpoint } =
+      await import('../../trustchain/ca-module/index.js');
+    const { defaultFalcon } = await import('../../crypto/falcon.js');
+    const tools = await import('../cert-tools.js');
+    let verified;
+    try {
+      const { checkpoint, claims } = parseQuorumCheckpoint(text);
+      verified = verifyQuorumCheckpoint(checkpoint, genesis, defaultFalcon(), claims);
+    } catch (error) {
+      if (error instanceof QuorumCheckpointError) {
+        io.out(`invalid: ${file}: ${error.message} [${error.code}]\n`);
+        return 1;
+      }
+      throw error;
+    }
+    io.out('valid: ');
+    for (const line of tools.describeQuorumCheckpoint(verified)) io.out(`${line}\n`);
+    let agreed = true;
+    for (const url of values.url ?? []) {
+      const check = await tools.checkServedLog(url, verified, genesis);
+      for (const line of check.lines) io.out(`${line}\n`);
+      if (check.outcome !== 'same' && check.outcome !== 'consistent') agreed = false;
+    }
+    return agreed ? 0 : 1;
   },
 };
 
@@ -496,5 +587,6 @@ export const certCommands: readonly Command[] = [
   show,
   verify,
   ctSth,
+  ctVerify,
   ctProof,
 ];

@@ -66,3 +66,28 @@ export {
   verifiedCaValue,
   type IssuanceStatus,
 } from './client.js';
+export {
+  EMPTY_TREE_HEAD,
+  TREE_HEAD_KEY,
+  appendCertificates,
+  certificateLogLeaf,
+  decodeTreeHead,
+  encodeTreeHead,
+  treeHeadRoot,
+  type ConsensusTreeHead,
+} from './tree-head.js';
+export {
+  QUORUM_CHECKPOINT_FORMAT,
+  QuorumCheckpointError,
+  QuorumCheckpointErrorCode,
+  compareServedCheckpoint,
+  ctLogOrigin,
+  parseQuorumCheckpoint,
+  quorumCheckpointToJson,
+  validatorCosigners,
+  verifyQuorumCheckpoint,
+  type QuorumCheckpoint,
+  type QuorumCheckpointJson,
+  type ServedComparison,
+  type VerifiedQuorumCheckpoint,
+} from './quorum-checkpoint.js';

@@ -38,6 +38,7 @@ import {
 } from './config.js';
 import { CaModuleError, CaModuleErrorCode } from './errors.js';
 import { verifyPublication } from './publication.js';
+import { TREE_HEAD_KEY, appendCertificates, encodeTreeHead } from './tree-head.js';
 import {
   CA_MODULE_NAME,
   CaStateReader,
@@ -81,6 +82,8 @@ export const CA_QUERIES = {
   published: 'published',
   /** UTF-8 validator name → the serials of its intermediate's revoked certificates. */
   revoked: 'revoked',
+  /** empty → the transparency log's tree head (tree-head.ts; absent: the empty log). */
+  treeHead: 'tree-head',
 } as const;
 
 const C = CaModuleErrorCode;
@@ -343,6 +346,11 @@ export function createCaModule(
       return record.serial;
     });
     const earlier = state.published(ctx.height);
+    // The log leaves, in the order ca-node.ts appends them: `pub/<height>`'s serials.
+    ctx.state.set(
+      TREE_HEAD_KEY,
+      encodeTreeHead(appendCertificates(state.treeHead(), certificates, ctx.height, ctx.time)),
+    );
     ctx.state.set(
       publishedKey(ctx.height),
       encodePublished({ time: ctx.time, serials: [...(earlier?.serials ?? []), ...serials] }),
@@ -444,6 +452,9 @@ export function createCaModule(
           return { key: batchKey(height()) };
         case CA_QUERIES.published:
           return { key: publishedKey(height()) };
+        case CA_QUERIES.treeHead:
+          sized(0);
+          return { key: TREE_HEAD_KEY };
         case CA_QUERIES.revoked:
           if (data.length < 1 || data.length > 64) {
             refuse(C.INVALID_QUERY, 'ca/revoked takes a validator name of 1 to 64 bytes');

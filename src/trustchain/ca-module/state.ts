@@ -4,6 +4,7 @@ import { bytes, parseInput } from '../../codec/schema.js';
 import type { ModuleStateReader } from '../../consensus/application/module.js';
 import { concatBytes } from '../../crypto/bytes.js';
 import { CaStateError } from './errors.js';
+import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-head.js';
 
 /**
  * The module's state, under the router's `ca/` prefix (docs/ca.md, "The ca module"):
@@ -17,6 +18,7 @@ import { CaStateError } from './errors.js';
  *   ca/rev/<serial>            a revocation: reason, height, time
  *   ca/revoked/<issuer name>   the serials of that intermediate's revoked certificates (for its CRL)
  *   ca/rate/<32-byte account>  the account's fixed issuance window (rate-limit.ts)
+ *   ca/ct/head                 the transparency log's size and compact range (tree-head.ts)
  *
  * Values are deterministic CBOR maps with short keys.
  */
@@ -271,6 +273,11 @@ export class CaStateReader {
   revokedBy(issuer: string): Uint8Array[] {
     const value = this.state.get(revokedListKey(issuer));
     return value === null ? [] : decodeSerialList(value);
+  }
+
+  /** The transparency log's consensus tree head (the empty log before any publication). */
+  treeHead(): ConsensusTreeHead {
+    return decodeTreeHead(this.state.get(TREE_HEAD_KEY));
   }
 
   rateWindow(account: Uint8Array): { start: number; count: number } | null {

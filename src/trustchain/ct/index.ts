@@ -14,6 +14,13 @@ export {
   encodePrecertChainEntry,
 } from './leaf.js';
 export type { SignedEntry, TimestampedEntry } from './leaf.js';
+export {
+  EMPTY_COMPACT_RANGE,
+  appendToCompactRange,
+  checkCompactRange,
+  compactRangeRoot,
+} from './compact-range.js';
+export type { CompactRange } from './compact-range.js';
 export { CtLog, MAX_BATCH_ENTRIES, MAX_ENTRIES_PER_READ, openCtLog } from './log-store.js';
 export type {
   AppendResult,
