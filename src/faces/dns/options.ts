@@ -27,6 +27,12 @@ export interface DnsServerLimits {
    * cache"); 0 turns the cache off. Each is at most 1232 bytes.
    */
   readonly udpResponseCacheEntries: number;
+  /**
+   * Receive and send UDP in batches with recvmmsg/sendmmsg through the native addon
+   * (docs/dns.md, "Batched UDP"); where it is not built (not Linux), node:dgram serves UDP
+   * whatever this says. Default true.
+   */
+  readonly udpBatch: boolean;
   /** Open TCP connections; a connection over the limit is closed at once. */
   readonly tcpMaxConnections: number;
   /**
@@ -52,6 +58,7 @@ export interface DnsServerLimits {
 export const DEFAULT_LIMITS: DnsServerLimits = {
   maxUdpPayload: 1232,
   udpResponseCacheEntries: 16_384,
+  udpBatch: true,
   tcpMaxConnections: 512,
   tcpIdleTimeoutMs: 10_000,
   tcpMaxPendingQueries: 64,
@@ -72,6 +79,7 @@ const positive = (max: number) => z.int().min(1).max(max);
 const limitsSchema = z.strictObject({
   maxUdpPayload: z.int().min(512).max(65_535).optional(),
   udpResponseCacheEntries: z.int().min(0).max(1_000_000).optional(),
+  udpBatch: z.boolean().optional(),
   tcpMaxConnections: positive(1_000_000).optional(),
   tcpIdleTimeoutMs: positive(3_600_000).optional(),
   tcpMaxPendingQueries: positive(65_536).optional(),

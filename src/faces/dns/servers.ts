@@ -62,6 +62,7 @@ export async function startDnsServers(options: DnsServersOptions): Promise<DnsSe
       zones,
       maxUdpPayload: limits.maxUdpPayload,
       responseCacheEntries: limits.udpResponseCacheEntries,
+      batch: limits.udpBatch,
       metrics,
     });
   const tcpAt = (address: ListenAddress) =>

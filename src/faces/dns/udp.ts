@@ -6,10 +6,12 @@ import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
 import type { BoundAddress, ListenAddress } from './options.js';
 import { UdpResponseCache } from './response-cache.js';
+import { startBatchedUdpServer, udpBatchCanServe } from './udp-batch.js';
 
 /**
  * DNS over UDP (RFC 1035 §4.2.1): one socket per address, one answer per datagram, from the
- * response cache (response-cache.ts) or the answer engine. The work per datagram is bounded by
+ * response cache (response-cache.ts) or the answer engine. Datagrams are received and sent in
+ * batches by the native addon where it is built (udp-batch.ts), else one at a time by node:dgram. The work per datagram is bounded by
  * the engine (it reads the header, the question and at most one OPT); responses are capped at
  * the client's EDNS size and `maxUdpPayload`.
  */
@@ -24,16 +26,21 @@ export async function startUdpServer(options: {
   readonly maxUdpPayload: number;
   /** Responses the cache keeps; 0 sends every query to the engine. */
   readonly responseCacheEntries: number;
+  /** Batched receive and send where the native addon is built (udp-batch.ts). */
+  readonly batch: boolean;
   readonly metrics: DnsMetrics;
 }): Promise<UdpServer> {
   const { zones, metrics } = options;
-  const ipv6 = isIPv6(options.listen.host);
-  const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', lookup: literalLookup });
   const cache = new UdpResponseCache({
     zones,
     maxUdpPayload: options.maxUdpPayload,
     entries: options.responseCacheEntries,
   });
+  if (options.batch && udpBatchCanServe(options.listen)) {
+    return startBatchedUdpServer({ listen: options.listen, cache, metrics });
+  }
+  const ipv6 = isIPv6(options.listen.host);
+  const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', lookup: literalLookup });
   const info = cache.info;
   // Send failures (e.g. an unreachable peer) arrive here; the socket stays usable.
   const onError = (): void => metrics.drop(Transport.udp, DropReason.sendFailed);
