@@ -7,8 +7,8 @@
  * - Queries per second over UDP, then over TCP (8 connections, pipelined), per server.
  * - Server CPU per answered query (µs), from /proc over the same interval.
  * - The same UDP load on a node:dgram responder that does no DNS work (bench/dns/floor.ts):
- *   on a quiet machine the runtime's own ceiling, so the gap to Knot splits into runtime and
- *   server.
+ *   the ceiling of the one-datagram-per-call node:dgram path, which HyperMesh's batched UDP
+ *   (recvmmsg/sendmmsg, docs/dns.md "Batched UDP") is measured against.
  *
  * - DNSSEC: the same UDP load with the DO bit set (dnsperf `-D`) on the zone served unsigned
  *   and served signed (online signing, ECDSA P-256, NSEC), for HyperMesh and for Knot (which
@@ -255,8 +255,8 @@ export default async function dns(context: BenchContext): Promise<void> {
       unit: 'queries/s',
       baseline: { name: knotName, value: baseline.udp.qps },
       note:
-        'a node:dgram responder doing no DNS work (bench/dns/floor.ts); on a quiet machine it ' +
-        `bounds any Node.js UDP server; ${floorUdp.cpuMicrosPerQuery.toFixed(2)} µs/query CPU; ${setup}`,
+        'a node:dgram responder doing no DNS work (bench/dns/floor.ts): the ceiling of one ' +
+        `datagram per call, which batched UDP is not bound by; ${floorUdp.cpuMicrosPerQuery.toFixed(2)} µs/query CPU; ${setup}`,
     });
     const doSetup =
       `same zone and query mix with the DO bit set (dnsperf -D), UDP, ${dnssecSeconds.run} s per ` +
