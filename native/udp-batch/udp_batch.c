@@ -103,6 +103,24 @@ static udp_socket *socket_of(napi_env env, napi_value value) {
   return box->socket;
 }
 
+/*
+ * The arguments of a call whose first argument is an open socket: exactly `count` of them into
+ * argv; NULL (with an exception pending) otherwise.
+ */
+static udp_socket *socket_call(napi_env env, napi_callback_info info, size_t count,
+                               napi_value *argv) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_last(env);
+    return NULL;
+  }
+  if (argc != count) {
+    napi_throw_type_error(env, "ERR_UDP_BATCH", "wrong number of arguments");
+    return NULL;
+  }
+  return socket_of(env, argv[0]);
+}
+
 static void on_closed(uv_handle_t *handle) { free(handle->data); }
 
 /*
@@ -240,10 +258,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
 
 /* address(socket) -> port number the socket is bound to */
 static napi_value udp_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_socket *s = argc == 1 ? socket_of(env, argv[0]) : NULL;
+  udp_socket *s = socket_call(env, info, 1, argv);
   if (s == NULL) return NULL;
   struct sockaddr_storage address;
   socklen_t length = sizeof address;
@@ -259,10 +275,8 @@ static napi_value udp_port(napi_env env, napi_callback_info info) {
 
 /* start(socket, callback): calls callback() whenever the socket is readable */
 static napi_value udp_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_socket *s = argc == 2 ? socket_of(env, argv[0]) : NULL;
+  udp_socket *s = socket_call(env, info, 2, argv);
   if (s == NULL) return NULL;
   napi_valuetype type;
   CHECK(napi_typeof(env, argv[1], &type));
@@ -314,10 +328,8 @@ static int get_uint32_array(napi_env env, napi_value value, uint32_t **data, siz
  * one from port 0 (which cannot be answered) LENGTH_BAD_SOURCE. 0 when nothing is waiting.
  */
 static napi_value udp_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_socket *s = argc == 4 ? socket_of(env, argv[0]) : NULL;
+  udp_socket *s = socket_call(env, info, 4, argv);
   if (s == NULL) return NULL;
   uint8_t *buffer;
   size_t buffer_length;
@@ -375,10 +387,8 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
  * the rest were refused by the kernel (a full send buffer, an unreachable peer).
  */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_socket *s = argc == 4 ? socket_of(env, argv[0]) : NULL;
+  udp_socket *s = socket_call(env, info, 4, argv);
   if (s == NULL) return NULL;
   uint8_t *buffer;
   size_t buffer_length;

@@ -71,6 +71,8 @@ export function frame(message: Uint8Array): Buffer {
 export class UdpClient {
   readonly socket: dgram.Socket;
   readonly received: DnsMessage[] = [];
+  /** The same datagrams as bytes. */
+  readonly raw: Buffer[] = [];
 
   private constructor(
     socket: dgram.Socket,
@@ -78,7 +80,10 @@ export class UdpClient {
     readonly port: number,
   ) {
     this.socket = socket;
-    socket.on('message', (message) => this.received.push(decodeMessage(message)));
+    socket.on('message', (message) => {
+      this.raw.push(message);
+      this.received.push(decodeMessage(message));
+    });
   }
 
   static async open(host: string, port: number): Promise<UdpClient> {
@@ -121,6 +126,14 @@ export class UdpClient {
     const count = this.received.length;
     this.send(bytes);
     return (await this.receivedCount(count + 1, what))[count]!;
+  }
+
+  /** Sends `bytes` and returns the next datagram received, as bytes. */
+  async askRaw(bytes: Uint8Array, what: string): Promise<Buffer> {
+    const count = this.received.length;
+    this.send(bytes);
+    await this.receivedCount(count + 1, what);
+    return this.raw[count]!;
   }
 
   close(): void {

@@ -7,8 +7,7 @@ import { Registry } from 'prom-client';
 import { startDnsServers } from '../../src/faces/dns/index.js';
 import type { DnsServers } from '../../src/faces/dns/index.js';
 import { udpBatchSupport } from '../../src/faces/dns/udp-batch.js';
-import { waitForCondition } from '../helpers/wait.js';
-import { query, sample, testZones } from './dns-fixture.js';
+import { UdpClient, query, sample, testZones } from './dns-fixture.js';
 
 /**
  * Batched UDP (src/faces/dns/udp-batch.ts, native/udp-batch/): the addon is there on Linux,
@@ -23,41 +22,6 @@ const skip = !onLinux ? `batched UDP is Linux only (${support.reason})` : false;
 const A = 1;
 const AAAA = 28;
 const MX = 15;
-
-/** A raw UDP client: every datagram it receives, as bytes. */
-class RawClient {
-  readonly received: Buffer[] = [];
-  private constructor(readonly socket: dgram.Socket) {
-    socket.on('message', (message) => this.received.push(message));
-  }
-  static async open(): Promise<RawClient> {
-    const socket = dgram.createSocket('udp4');
-    socket.bind(0, '127.0.0.1');
-    await once(socket, 'listening');
-    return new RawClient(socket);
-  }
-  send(bytes: Uint8Array, port: number): void {
-    this.socket.send(bytes, port, '127.0.0.1');
-  }
-  async count(count: number, what: string): Promise<Buffer[]> {
-    await waitForCondition(
-      this.socket,
-      'message',
-      () => this.received.length >= count,
-      () => `${what}: ${this.received.length} of ${count} datagrams`,
-      10_000,
-    );
-    return this.received;
-  }
-  async ask(bytes: Uint8Array, port: number, what: string): Promise<Buffer> {
-    const before = this.received.length;
-    this.send(bytes, port);
-    return (await this.count(before + 1, what))[before]!;
-  }
-  close(): void {
-    this.socket.close();
-  }
-}
 
 describe('batched UDP', { skip }, () => {
   let batched: DnsServers;
@@ -88,7 +52,8 @@ describe('batched UDP', { skip }, () => {
   });
 
   it('answers exactly the bytes node:dgram answers', async () => {
-    const client = await RawClient.open();
+    const toBatch = await UdpClient.open('127.0.0.1', batched.udp[0]!.port);
+    const toDgram = await UdpClient.open('127.0.0.1', plain.udp[0]!.port);
     const twoQuestions = Buffer.from(query('www.srv.test.', A, 7));
     twoQuestions.writeUInt16BE(2, 4);
     const oversized = Buffer.concat([query('www.srv.test.', A, 8, false), randomBytes(60_000)]);
@@ -107,12 +72,13 @@ describe('batched UDP', { skip }, () => {
       ['asked again (from the cache)', query('www.srv.test.', A, 10)],
     ];
     for (const [what, bytes] of cases) {
-      const fromBatch = await client.ask(bytes, batched.udp[0]!.port, `${what} (batched)`);
-      const fromDgram = await client.ask(bytes, plain.udp[0]!.port, `${what} (dgram)`);
+      const fromBatch = await toBatch.askRaw(bytes, `${what} (batched)`);
+      const fromDgram = await toDgram.askRaw(bytes, `${what} (dgram)`);
       assert.deepEqual(fromBatch, fromDgram, what);
       assert.equal(fromBatch.readUInt16BE(0), Buffer.from(bytes).readUInt16BE(0), what);
     }
-    client.close();
+    toBatch.close();
+    toDgram.close();
   });
 
   it('answers bursts larger than a batch, every query with its own ID, and counts them', async () => {
@@ -122,29 +88,30 @@ describe('batched UDP', { skip }, () => {
     );
     // Rounds of 2 × 48 queries in flight (more than one 64-datagram batch), each round
     // awaited, so the burst never overflows a socket buffer (UDP would drop the excess).
-    const clients = await Promise.all([RawClient.open(), RawClient.open()]);
+    const port = batched.udp[0]!.port;
+    const clients = await Promise.all([
+      UdpClient.open('127.0.0.1', port),
+      UdpClient.open('127.0.0.1', port),
+    ]);
     const perRound = 48;
     const rounds = 3;
     for (let round = 0; round < rounds; round++) {
       clients.forEach((client, c) => {
         for (let i = 0; i < perRound; i++) {
-          client.send(
-            query('www.srv.test.', A, c * 1000 + round * perRound + i),
-            batched.udp[0]!.port,
-          );
+          client.send(query('www.srv.test.', A, c * 1000 + round * perRound + i));
         }
       });
       for (const [c, client] of clients.entries()) {
-        await client.count((round + 1) * perRound, `client ${c}, round ${round}`);
+        await client.receivedCount((round + 1) * perRound, `client ${c}, round ${round}`);
       }
     }
     for (const [c, client] of clients.entries()) {
-      const ids = client.received.map((answer) => answer.readUInt16BE(0)).sort((x, y) => x - y);
+      const ids = client.received.map((answer) => answer.id).sort((x, y) => x - y);
       assert.deepEqual(
         ids,
         Array.from({ length: rounds * perRound }, (_, i) => c * 1000 + i),
       );
-      for (const answer of client.received) assert.equal(answer[3]! & 0x0f, 0, 'NOERROR');
+      for (const answer of client.received) assert.equal(answer.rcode, 0);
       client.close();
     }
     const afterCount = sample(
@@ -155,13 +122,13 @@ describe('batched UDP', { skip }, () => {
   });
 
   it('drops non-queries and keeps answering', async () => {
-    const client = await RawClient.open();
+    const client = await UdpClient.open('127.0.0.1', batched.udp[0]!.port);
     const response = Buffer.from(query('www.srv.test.', A, 11));
     response[2] = response[2]! | 0x80; // QR: a response, never answered
-    client.send(Buffer.from([1, 2, 3]), batched.udp[0]!.port);
-    client.send(response, batched.udp[0]!.port);
-    const answer = await client.ask(query('www.srv.test.', A, 12), batched.udp[0]!.port, 'after');
-    assert.equal(answer.readUInt16BE(0), 12);
+    client.send(Buffer.from([1, 2, 3]));
+    client.send(response);
+    const answer = await client.ask(query('www.srv.test.', A, 12), 'after');
+    assert.equal(answer.id, 12);
     assert.equal(client.received.length, 1);
     client.close();
   });
