@@ -39,12 +39,17 @@ export interface BlockVerifyReport {
   readonly ok: boolean;
 }
 
-interface FetchedBlock {
+/** A committed block and its commit, decoded, as a node sent them. */
+export interface FetchedBlock {
   readonly block: Block;
   readonly commit: QuorumCertificate;
 }
 
-async function fetchBlock(client: NodeRpcClient, height: number): Promise<FetchedBlock> {
+/** Block `height` and its commit from the node (CliError when they do not decode or fit). */
+export async function fetchCommittedBlock(
+  client: Pick<NodeRpcClient, 'getBlock'>,
+  height: number,
+): Promise<FetchedBlock> {
   const fetched = await client.getBlock(height, { deadlineMs: 15_000 });
   let block: Block;
   let commit: QuorumCertificate;
@@ -89,13 +94,82 @@ function decodeUpdatesOf(height: number, bytes: Uint8Array): ValidatorSetUpdate[
   }
 }
 
+/** The schedules every node derives for a height, and the set that decided the height before. */
+export interface ReplayedSchedules {
+  readonly schedules: HeightSchedules;
+  /** The validator set of `height − 1` (the genesis set for height 1). */
+  readonly previousSet: ValidatorSet;
+  readonly trust: ValidatorSetTrust;
+}
+
 /**
- * The height context of `height` as every node derives it (driver/chain.ts, height-context.ts):
- * from the genesis set, the schedule advanced once per earlier height, with the validator
- * updates each block returned taking effect two heights later. The updates come from the node
- * (the verifier has no application state), so each set they produce is accepted only after the
- * light-client check of `checkSetHandover` on the first block it decides; the parent block is
- * hashed here, not taken on the node's word.
+ * The height schedules (validator set and proposer order) of `height` as every node derives
+ * them (driver/chain.ts, height-context.ts): from the genesis set, the schedule advanced once per
+ * earlier height, with the validator updates each block returned taking effect two heights
+ * later. The updates come from the node (the verifier has no application state), so each set
+ * they produce is accepted only after the light-client check of `checkSetHandover` on the first
+ * block it decides; `blockAt` supplies those blocks (fetched from the node, hashed here, not
+ * taken on its word). Cost: `validatorUpdates` of heights 1 .. height − 2 (one call per
+ * `MAX_VALIDATOR_UPDATE_SPAN` heights), one schedule step per height, and one block and commit
+ * check per change of the set. When `trust.ok` is false, `schedules` is the genesis context.
+ */
+export async function replayValidatorSchedules(
+  client: Pick<NodeRpcClient, 'validatorUpdates'>,
+  genesis: GenesisDocument,
+  height: number,
+  blockAt: (height: number) => Promise<FetchedBlock>,
+): Promise<ReplayedSchedules> {
+  const base = genesisHeightContext(genesis);
+  const genesisSet = base.schedule.validators;
+  // Updates of block u decide height u + 2, so blocks 1 .. height − 2 matter.
+  const stored =
+    height > 2 ? await client.validatorUpdates(1, height - 2, { deadlineMs: 60_000 }) : [];
+  const updatesAt = new Map(stored.map((entry) => [entry.height, entry.bytes]));
+  const refused = (trust: ValidatorSetTrust): ReplayedSchedules => ({
+    schedules: base,
+    previousSet: genesisSet,
+    trust,
+  });
+  const changes: number[] = [];
+  let schedules: HeightSchedules = base;
+  let previousSet = genesisSet;
+  for (let h = 1; h < height; h++) {
+    const bytes = updatesAt.get(h);
+    let next: HeightSchedules;
+    try {
+      next = nextHeightSchedules(schedules, bytes === undefined ? [] : decodeUpdatesOf(h, bytes));
+    } catch (error) {
+      if (!(error instanceof ConsensusError)) throw error;
+      const message = `the validator updates the node reported for block ${h} cannot apply: ${error.message}`;
+      return refused({ ok: false, height: h, reason: 'updates-refused', message });
+    }
+    const set = next.schedule.validators;
+    if (set !== schedules.schedule.validators) {
+      const at = await blockAt(h + 1);
+      const refusal = checkSetHandover({
+        chainId: genesis.chainId,
+        requirePq: genesis.consensus.requirePq,
+        verifier: pqSignatureVerifier(defaultFalcon()),
+        trusted: schedules.schedule.validators,
+        next: set,
+        block: at.block,
+        commit: at.commit,
+      });
+      if (refusal !== undefined) {
+        const reason = String(refusal.detail.reason);
+        return refused({ ok: false, height: h + 1, reason, message: refusal.message });
+      }
+      changes.push(h + 1);
+    }
+    previousSet = schedules.schedule.validators;
+    schedules = next;
+  }
+  return { schedules, previousSet, trust: { ok: true, changes } };
+}
+
+/**
+ * The height context of the target block's height (see `replayValidatorSchedules`), with the
+ * parent block as the last committed one.
  */
 async function contextFor(
   client: NodeRpcClient,
@@ -106,50 +180,19 @@ async function contextFor(
   const base = genesisHeightContext(genesis);
   const height = target.block.header.height;
   if (height === 1 || parent === null) return { context: base, trust: { ok: true, changes: [] } };
-  // Updates of block u decide height u + 2, so blocks 1 .. height − 2 matter.
-  const stored =
-    height > 2 ? await client.validatorUpdates(1, height - 2, { deadlineMs: 60_000 }) : [];
-  const updatesAt = new Map(stored.map((entry) => [entry.height, entry.bytes]));
-  const handover = (trusted: ValidatorSet, next: ValidatorSet, at: FetchedBlock) =>
-    checkSetHandover({
-      chainId: genesis.chainId,
-      requirePq: genesis.consensus.requirePq,
-      verifier: pqSignatureVerifier(defaultFalcon()),
-      trusted,
-      next,
-      block: at.block,
-      commit: at.commit,
-    });
-  const changes: number[] = [];
-  let schedules: HeightSchedules = base;
-  let previousSet = base.schedule.validators;
-  for (let h = 1; h < height; h++) {
-    const bytes = updatesAt.get(h);
-    let next: HeightSchedules;
-    try {
-      next = nextHeightSchedules(schedules, bytes === undefined ? [] : decodeUpdatesOf(h, bytes));
-    } catch (error) {
-      if (!(error instanceof ConsensusError)) throw error;
-      const message = `the validator updates the node reported for block ${h} cannot apply: ${error.message}`;
-      return { context: base, trust: { ok: false, height: h, reason: 'updates-refused', message } };
-    }
-    const set = next.schedule.validators;
-    if (set !== schedules.schedule.validators) {
-      const at =
-        h + 1 === height ? target : h + 1 === height - 1 ? parent : await fetchBlock(client, h + 1);
-      const refusal = handover(schedules.schedule.validators, set, at);
-      if (refusal !== undefined) {
-        const reason = String(refusal.detail.reason);
-        return {
-          context: base,
-          trust: { ok: false, height: h + 1, reason, message: refusal.message },
-        };
-      }
-      changes.push(h + 1);
-    }
-    previousSet = schedules.schedule.validators;
-    schedules = next;
-  }
+  const blockAt = (h: number): Promise<FetchedBlock> =>
+    h === height
+      ? Promise.resolve(target)
+      : h === height - 1
+        ? Promise.resolve(parent)
+        : fetchCommittedBlock(client, h);
+  const { schedules, previousSet, trust } = await replayValidatorSchedules(
+    client,
+    genesis,
+    height,
+    blockAt,
+  );
+  if (!trust.ok) return { context: base, trust };
   return {
     context: {
       ...schedules,
@@ -162,7 +205,7 @@ async function contextFor(
         validators: previousSet,
       },
     },
-    trust: { ok: true, changes },
+    trust,
   };
 }
 
@@ -171,8 +214,8 @@ export async function verifyBlockFromNode(
   genesis: GenesisDocument,
   height: number,
 ): Promise<BlockVerifyReport> {
-  const target = await fetchBlock(client, height);
-  const parent = height > 1 ? await fetchBlock(client, height - 1) : null;
+  const target = await fetchCommittedBlock(client, height);
+  const parent = height > 1 ? await fetchCommittedBlock(client, height - 1) : null;
   const { context, trust } = await contextFor(client, genesis, target, parent);
   const verdict = verifyCommittedBlock({
     genesis,

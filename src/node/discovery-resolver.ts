@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import type { GenesisDocument } from '../consensus/genesis.js';
+import { createNodeRpcClient } from '../consensus/net/index.js';
 import type { HealthStatus, ServiceInstance } from '../discovery/index.js';
 import { createDiscoveryRpcClient, type DiscoveryRpcClient } from '../faces/discovery-rpc.js';
 import {
@@ -11,6 +13,7 @@ import {
   type SocketAddress,
 } from '../stoq/index.js';
 import { SELF_SERVICES } from './discovery-self.js';
+import { CommittedRootError, CommittedRoots, type VerifiedRootCache } from './verified-root.js';
 
 /**
  * The STOQ `Resolver` backed by service discovery (docs/discovery.md, "Resolving peers"):
@@ -34,7 +37,8 @@ import { SELF_SERVICES } from './discovery-self.js';
  *
  * Two catalog sources: inside a node, the node's committed `CatalogView` (followed block by
  * block, read at every dial); outside one (operator tools), `RemoteCatalog`, which asks a
- * bootstrap node's `hypermesh.discovery.v1` for proven answers and follows them with `watch`.
+ * bootstrap node's `hypermesh.discovery.v1` for proven answers, checks their state root against
+ * the committed header, and follows them with `watch`.
  */
 
 /** The catalog records a source knows for one instance: null while it has no answer yet. */
@@ -129,6 +133,11 @@ export function viewCatalogSource(view: () => CatalogReader | null): CatalogSour
 }
 
 export interface RemoteCatalogOptions {
+  /**
+   * The chain's genesis: each answer's state root must be the one its height's header carries
+   * under a commit by the validator quorum (verified-root.ts), asked of the same node.
+   */
+  readonly genesis: GenesisDocument;
   /** Addresses of nodes that serve `hypermesh.discovery.v1` (from configuration). */
   readonly bootstrap: readonly SocketAddress[];
   /** Dials and authenticates an address (the caller's STOQ endpoint). */
@@ -144,6 +153,12 @@ export interface RemoteCatalogOptions {
 /** Roles whose nodes serve the discovery API. */
 const SERVING_ROLES: ReadonlySet<string> = new Set(['validator', 'node']);
 
+interface Connected {
+  readonly rpc: DiscoveryRpcClient;
+  readonly session: Session;
+  readonly roots: CommittedRoots;
+}
+
 interface Followed {
   records: readonly ServiceInstance[] | null;
   /** Height of the state `records` were proven at. */
@@ -154,21 +169,28 @@ interface Followed {
 /**
  * The catalog as a bootstrap node proves it: for each service asked about, one proven
  * `resolve` (every proof checked against the answer's state root, as `createDiscoveryRpcClient`
- * does), then a `watch` stream whose every message is followed by a fresh proven `resolve`, so
- * the answers keep up with registrations that change. The session to the bootstrap node is its
- * own (not the pool's), so resolving a name never waits on a dial of that same name. When no
- * bootstrap node answers, the source has no answer, and lookups within `retryAfterMs` do not try
- * again; when the stream breaks, the next lookup starts over. The caller trusts the bootstrap node for the state root, as with every proven
- * answer (it is an authenticated node of the cluster).
+ * does, and that root against block H's header and its commit by the validator quorum, fetched
+ * from the same node: `CommittedRoots`, once per height), then a `watch` stream whose every
+ * message is followed by a fresh proven `resolve`, so the answers keep up with registrations
+ * that change. The session to the bootstrap node is its own (not the pool's), so resolving a
+ * name never waits on a dial of that same name. When no bootstrap node answers, or its answer
+ * does not verify (a refused root is emitted as `refused`), the source has no answer, and lookups within
+ * `retryAfterMs` do not try again; when the stream breaks, the next lookup starts over.
  */
 export class RemoteCatalog implements CatalogSource {
   private readonly options: RemoteCatalogOptions;
   private readonly closer = new AbortController();
   private readonly followed = new Map<string, Followed>();
-  private client: Promise<{ rpc: DiscoveryRpcClient; session: Session }> | null = null;
+  private client: Promise<Connected> | null = null;
+  /** Roots verified so far, whichever bootstrap node was asked. */
+  private readonly verifiedRoots: VerifiedRootCache = new Map();
   /** When the last attempt to get an answer failed (performance.now), or null. */
   private failedAt: number | null = null;
-  /** Emits `update` (service) after each answer the source takes in, `lost` (service) when it drops one. */
+  /**
+   * Emits `update` (service) after each answer the source takes in, `lost` (service) when it
+   * drops one, `refused` (service, `CommittedRootError`) when an answer's state root is not the
+   * committed one.
+   */
   readonly events = new EventEmitter();
 
   constructor(options: RemoteCatalogOptions) {
@@ -206,41 +228,44 @@ export class RemoteCatalog implements CatalogSource {
 
   /** First proven answer, then the watch loop in the background. Never rejects. */
   private async follow(service: string, entry: Followed): Promise<void> {
-    let rpc: DiscoveryRpcClient;
+    let connected: Connected;
     try {
-      ({ rpc } = await this.connected());
-      await this.refresh(rpc, service, entry);
-    } catch {
+      connected = await this.connected();
+      await this.refresh(connected, service, entry);
+    } catch (error) {
       this.failedAt = performance.now();
       this.forget(service, entry);
+      if (error instanceof CommittedRootError) this.events.emit('refused', service, error);
       return;
     }
     this.failedAt = null;
-    void this.watch(rpc, service, entry);
+    void this.watch(connected, service, entry);
   }
 
-  private async refresh(rpc: DiscoveryRpcClient, service: string, entry: Followed): Promise<void> {
-    const answer = await rpc.resolve(service, ALL_STATUSES, {
+  private async refresh(connected: Connected, service: string, entry: Followed): Promise<void> {
+    const answer = await connected.rpc.resolve(service, ALL_STATUSES, {
       deadlineMs: this.deadlineMs,
       signal: this.closer.signal,
     });
+    await connected.roots.check(answer.height, answer.stateRoot);
     entry.records = answer.instances;
     entry.height = answer.height;
     this.events.emit('update', service);
   }
 
-  private async watch(rpc: DiscoveryRpcClient, service: string, entry: Followed): Promise<void> {
+  private async watch(connected: Connected, service: string, entry: Followed): Promise<void> {
     try {
       let first = true;
-      for await (const message of rpc.watch(service, { signal: this.closer.signal })) {
+      for await (const message of connected.rpc.watch(service, { signal: this.closer.signal })) {
         // The first message is the live set the stream starts from: nothing new when it is
         // the height `resolve` already proved.
         const known = first && message.height === entry.height;
         first = false;
-        if (!known) await this.refresh(rpc, service, entry);
+        if (!known) await this.refresh(connected, service, entry);
       }
-    } catch {
+    } catch (error) {
       // The stream or a resolve failed: below, the service is asked for afresh next time.
+      if (error instanceof CommittedRootError) this.events.emit('refused', service, error);
     }
     this.forget(service, entry);
   }
@@ -252,7 +277,7 @@ export class RemoteCatalog implements CatalogSource {
   }
 
   /** The session to a bootstrap node: dialled once, again after it failed or closed. */
-  private connected(): Promise<{ rpc: DiscoveryRpcClient; session: Session }> {
+  private connected(): Promise<Connected> {
     if (this.client !== null) return this.client;
     const client = this.dial();
     this.client = client;
@@ -264,7 +289,7 @@ export class RemoteCatalog implements CatalogSource {
   }
 
   /** Dials up to `fanOut` bootstrap nodes at once; the first authenticated node wins. */
-  private async dial(): Promise<{ rpc: DiscoveryRpcClient; session: Session }> {
+  private async dial(): Promise<Connected> {
     const abort = new AbortController();
     const onClose = (): void => abort.abort();
     this.closer.signal.addEventListener('abort', onClose, { once: true });
@@ -287,7 +312,10 @@ export class RemoteCatalog implements CatalogSource {
       );
       // Dials still in flight give up; one that connects anyway closes its session (above).
       abort.abort();
-      return { rpc: createDiscoveryRpcClient({ session }), session };
+      const roots = new CommittedRoots(createNodeRpcClient({ session }), this.options.genesis, {
+        cache: this.verifiedRoots,
+      });
+      return { rpc: createDiscoveryRpcClient({ session }), session, roots };
     } finally {
       clearTimeout(timer);
       this.closer.signal.removeEventListener('abort', onClose);

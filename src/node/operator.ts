@@ -4,11 +4,13 @@ import { createNodeRpcClient, type NodeRpcClient } from '../consensus/net/index.
 import { CliError } from './cli-error.js';
 import { readClusterFile } from './cluster-file.js';
 import { CLUSTER_FILES } from './cluster-init.js';
-import { readClusterLayout } from './cluster-layout.js';
+import { readClusterLayout, readGenesisFile } from './cluster-layout.js';
 import { DEFAULT_DEV_DIR, DEFAULT_LISTEN_HOST, type NodeConfig } from './config.js';
 import { createLogger } from './log.js';
 import { DiscoveryResolver, RemoteCatalog } from './discovery-resolver.js';
 import { buildStoqParts, type StoqParts } from './stoq-node.js';
+import { withCommittedRoots, type VerifiedRootCache } from './verified-root.js';
+import type { GenesisDocument } from '../consensus/genesis.js';
 import type { StoqEndpoint } from '../stoq/index.js';
 
 /**
@@ -105,6 +107,8 @@ export interface OperatorSession {
 export interface OperatorParts {
   readonly parts: StoqParts;
   readonly resolver: DiscoveryResolver;
+  /** The target's genesis: what answers' state roots are checked against (verified-root.ts). */
+  readonly genesis: GenesisDocument;
   close(): Promise<void>;
 }
 
@@ -130,9 +134,11 @@ export async function openOperatorParts(target: ClusterTarget): Promise<Operator
     metrics: null,
   };
   let endpoint: StoqEndpoint | null = null;
+  const genesis = await readGenesisFile(target.genesisFile);
   const resolver = new DiscoveryResolver({
     bootstrap: config.peers,
     catalog: new RemoteCatalog({
+      genesis,
       bootstrap: target.nodes.map((node) => node.stoq),
       connect: (address, signal) => {
         if (endpoint === null) {
@@ -152,6 +158,7 @@ export async function openOperatorParts(target: ClusterTarget): Promise<Operator
   return {
     parts,
     resolver,
+    genesis,
     close: async () => {
       await resolver.close();
       await parts.close();
@@ -159,11 +166,21 @@ export async function openOperatorParts(target: ClusterTarget): Promise<Operator
   };
 }
 
-/** A STOQ client endpoint with the operator's identity, able to call every node's API. */
+/**
+ * A STOQ client endpoint with the operator's identity, able to call every node's API. Its
+ * clients carry the check of state roots against committed headers (verified-root.ts) that the
+ * proven readers require, sharing one cache of verified roots.
+ */
 export async function openOperatorSession(target: ClusterTarget): Promise<OperatorSession> {
   const opened = await openOperatorParts(target);
+  const cache: VerifiedRootCache = new Map();
   return {
-    client: (node) => createNodeRpcClient({ endpoint: opened.parts.endpoint, peer: node }),
+    client: (node) =>
+      withCommittedRoots(
+        createNodeRpcClient({ endpoint: opened.parts.endpoint, peer: node }),
+        opened.genesis,
+        { cache },
+      ),
     close: () => opened.close(),
   };
 }

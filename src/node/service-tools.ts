@@ -18,6 +18,12 @@ import { CliError } from './cli-error.js';
 import { CLUSTER_FILES } from './cluster-init.js';
 import { loadValidatorNodeConfig } from './node-config.js';
 import { openOperatorParts, type ClusterTarget } from './operator.js';
+import {
+  committedRootsOf,
+  withCommittedRoots,
+  type CommittedRoots,
+  type VerifiedRootCache,
+} from './verified-root.js';
 
 /**
  * What `hypermesh service …` (commands/service.ts) needs besides the shared operator tools: a
@@ -34,15 +40,44 @@ export interface ServiceSession {
 
 /**
  * A STOQ client endpoint with the operator's identity (as `openOperatorSession`: nodes are
- * found through discovery, the target's addresses are the bootstrap).
+ * found through discovery, the target's addresses are the bootstrap). Its discovery clients'
+ * `resolve` also checks the answer's state root against block H's header and its quorum
+ * certificate, fetched from the same node (verified-root.ts); the node API clients carry that
+ * check for the proven readers. Verified roots are shared across the session's nodes.
  */
 export async function openServiceSession(target: ClusterTarget): Promise<ServiceSession> {
   const opened = await openOperatorParts(target);
   const endpoint = opened.parts.endpoint;
+  const cache: VerifiedRootCache = new Map();
+  const api = (node: string) =>
+    withCommittedRoots(createNodeRpcClient({ endpoint, peer: node }), opened.genesis, { cache });
   return {
-    api: (node) => createNodeRpcClient({ endpoint, peer: node }),
-    discovery: (node) => createDiscoveryRpcClient({ endpoint, peer: node }),
+    api,
+    discovery: (node) =>
+      committedDiscoveryClient(
+        createDiscoveryRpcClient({ endpoint, peer: node }),
+        committedRootsOf(api(node)),
+      ),
     close: () => opened.close(),
+  };
+}
+
+/**
+ * `client` whose `resolve` refuses an answer unless its state root is the committed one
+ * (`CommittedRootError`). `list` is not proven (the catalog has no proven list of services) and
+ * is passed through.
+ */
+export function committedDiscoveryClient(
+  client: DiscoveryRpcClient,
+  roots: CommittedRoots,
+): DiscoveryRpcClient {
+  return {
+    ...client,
+    resolve: async (service, statuses, options) => {
+      const answer = await client.resolve(service, statuses, options);
+      await roots.check(answer.height, answer.stateRoot);
+      return answer;
+    },
   };
 }
 

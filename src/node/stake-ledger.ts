@@ -32,6 +32,7 @@ import type { NodeRpcClient } from '../consensus/net/index.js';
 import { toHex } from '../crypto/bytes.js';
 import { CliError } from './cli-error.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
+import { committedRootsOf, type CommittedRoots } from './verified-root.js';
 import { ledgerToken } from './wallet-ledger.js';
 
 /**
@@ -119,15 +120,22 @@ function verified<T>(check: () => T): T {
   }
 }
 
-/** A proven reader pinned to one height, so every answer comes from the same state. */
+/**
+ * A proven reader pinned to one height, so every answer comes from the same state. Each answer's
+ * proof is checked against the root it names, and that root against block H's committed header
+ * and its quorum certificate (verified-root.ts; once per height). The client must carry that
+ * check (`withCommittedRoots`, as the operator session's clients do); a plain client is refused.
+ */
 export class ProvenReader {
   height: number | undefined;
   stateRoot = '';
+  private readonly roots: CommittedRoots;
   constructor(
     private readonly client: NodeRpcClient,
     height?: number,
   ) {
     this.height = height;
+    this.roots = committedRootsOf(client);
   }
 
   async read<T>(
@@ -135,7 +143,15 @@ export class ProvenReader {
     check: (response: QueryResponse) => T,
   ): Promise<T> {
     const response = await this.client.query(build(this.height));
+    if (this.height !== undefined && response.height !== this.height) {
+      throw new StakeCliError(
+        StakeErrorCode.PROOF_INVALID,
+        `asked for the state at height ${this.height}, the node answered at height ${response.height ?? '-'}`,
+        1,
+      );
+    }
     const value = verified(() => check(response));
+    await this.roots.check(response.height, response.stateRoot);
     if (this.height === undefined && response.height !== null) this.height = response.height;
     this.stateRoot = toHex(response.stateRoot);
     return value;

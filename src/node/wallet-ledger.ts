@@ -18,6 +18,7 @@ import type { AccountHistoryPage, NodeRpcClient, TxReceiptView } from '../consen
 import { StoqError, StoqErrorCode } from '../stoq/index.js';
 import { HyperMeshError } from '../codec/error.js';
 import { CliError } from './cli-error.js';
+import { committedRootsOf } from './verified-root.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 
 /**
@@ -55,21 +56,29 @@ export interface ProvenBalance {
 
 /**
  * Reads an address's balance and checks the Merkle proof in the answer against the state root
- * it names (`verifyCaesarBalance`). Like `query kv`, the root is the answering node's; `hypermesh
- * block verify HEIGHT` checks the block that commits to it.
+ * it names (`verifyCaesarBalance`), and that root against block H's committed header and its
+ * quorum certificate (verified-root.ts; the client must carry that check, `withCommittedRoots`).
  */
 export async function readProvenBalance(
   client: NodeRpcClient,
   address: Uint8Array,
   height?: number,
 ): Promise<ProvenBalance> {
+  const roots = committedRootsOf(client);
   const response = await client.query(caesarBalanceQuery(address, height));
+  if (height !== undefined && response.height !== height) {
+    throw new CliError(
+      `asked for the state at height ${height}, the node answered at height ${response.height ?? '-'}`,
+      1,
+    );
+  }
   let balance: bigint;
   try {
     balance = verifyCaesarBalance(address, response);
   } catch (error) {
     throw new CliError(`the node's answer does not verify: ${(error as Error).message}`, 1);
   }
+  await roots.check(response.height, response.stateRoot);
   return { height: response.height, stateRoot: toHex(response.stateRoot), balance };
 }
 

@@ -15,6 +15,11 @@ import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { loadClusterTarget } from '../../src/node/operator.js';
 import { openServiceSession, type ServiceSession } from '../../src/node/service-tools.js';
+import {
+  CommittedRootError,
+  CommittedRootErrorCode,
+  committedRootsOf,
+} from '../../src/node/verified-root.js';
 import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
 import { readFile } from 'node:fs/promises';
 import { parseGenesisJson } from '../../src/consensus/genesis.js';
@@ -302,6 +307,33 @@ describe('service discovery in a running node', { skip }, () => {
       [['w1', 'critical']],
     );
     assert.equal((await cli('resolve', 'web')).code, 1, 'no healthy instance: exit code 1');
+    // The CLI took that answer only after block H's header and commit by the validator quorum
+    // vouched for its state root (verified-root.ts); the same check refuses any other root.
+    const answered = JSON.parse(critical.out) as { height: number; stateRoot: string };
+    const roots = committedRootsOf(session.api('node-1'));
+    await roots.check(answered.height, Buffer.from(answered.stateRoot, 'hex'));
+    const other = Buffer.from(answered.stateRoot, 'hex');
+    other[0] = other[0]! ^ 1;
+    await assert.rejects(
+      roots.check(answered.height, other),
+      (error: unknown) =>
+        error instanceof CommittedRootError &&
+        error.code === CommittedRootErrorCode.ROOT_MISMATCH &&
+        error.message.startsWith(
+          `state root at height ${answered.height} is not committed by the validator quorum: `,
+        ),
+    );
+    // A wallet read goes through the same check (ProvenReader / readProvenBalance).
+    const balance = await runCli([
+      'wallet',
+      'balance',
+      '00'.repeat(32),
+      '--cluster',
+      layout.dir,
+      '--json',
+    ]);
+    assert.equal(balance.code, 0, balance.err);
+    assert.equal((JSON.parse(balance.out) as { balance: string }).balance, '0');
     // Signed with node-1's key while node-1 renews with it: the CLI waits its turn.
     const removed = await cli('deregister', 'web', 'w1');
     assert.equal(removed.code, 0, removed.out + removed.err);

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { createStoqConsensusNetwork } from '../../src/consensus/net/index.js';
+import {
+  createStoqConsensusNetwork,
+  registerNodeRpc,
+  type ServiceRegistry,
+} from '../../src/consensus/net/index.js';
 import type { ServiceInstance } from '../../src/discovery/index.js';
 import { registerDiscoveryRpc } from '../../src/faces/discovery-rpc.js';
 import {
@@ -11,12 +15,14 @@ import {
   viewCatalogSource,
   type CatalogReader,
 } from '../../src/node/discovery-resolver.js';
-import { StoqErrorCode } from '../../src/stoq/errors.js';
+import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import type { SocketAddress } from '../../src/stoq/transport.js';
 import { makeSender } from '../consensus/application/fixture.js';
 import { Cluster, formatAddress } from '../consensus/net/net-fixture.js';
 import { openDiscoveryNode, registerTx } from '../discovery/discovery-fixture.js';
 import { isStoqError } from '../helpers/stoq-error.js';
+import { CommittedRootError, CommittedRootErrorCode } from '../../src/node/verified-root.js';
+import { CommittedBlocks } from './committed-roots-fixture.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 /**
@@ -167,12 +173,35 @@ describe('consensus peers through the catalog', () => {
   });
 });
 
+/**
+ * The node API of a bootstrap node as far as root checks use it: committed blocks (headers over
+ * the discovery node's state roots, committed by `blocks`' validators) and validator updates.
+ */
+function serveBlocks(server: ServiceRegistry, blocks: CommittedBlocks): void {
+  const refuse = (): never => {
+    throw new StoqError(StoqErrorCode.UNAVAILABLE, 'this test node serves committed blocks only');
+  };
+  registerNodeRpc(server, {
+    submitTx: refuse,
+    submitTxs: refuse,
+    txStatus: refuse,
+    query: refuse,
+    status: refuse,
+    receipt: refuse,
+    accountHistory: refuse,
+    getBlock: (height) => blocks.getBlock(height).catch(() => null),
+    validatorUpdates: (from, to) => blocks.validatorUpdates(from, to),
+  });
+}
+
 describe('RemoteCatalog', () => {
   it('resolves with proofs through a bootstrap node and follows changes with watch', async () => {
     const cluster = await Cluster.create('memory', ['n1', { name: 'operator', role: 'client' }]);
     const node = await openDiscoveryNode();
+    const blocks = await CommittedBlocks.create(2);
     const commits = new EventEmitter();
     const served = await cluster.endpoint('n1');
+    serveBlocks(served.endpoint, blocks);
     registerDiscoveryRpc(served.endpoint, {
       query: (request) => node.app.query(request),
       onCommit: (listener) => {
@@ -183,18 +212,25 @@ describe('RemoteCatalog', () => {
     });
     const operator = await cluster.endpoint('operator');
     const catalog = new RemoteCatalog({
+      genesis: blocks.chain.genesis,
       bootstrap: [{ host: 'nowhere.test', port: 1 }, served.address],
       connect: (address, signal) => operator.endpoint.connect(address, { signal }),
     });
     const resolver = new DiscoveryResolver({ bootstrap: { 'node-2': [stale] }, catalog });
     try {
       const owner = makeSender();
-      const commit = (tx: Uint8Array): void => {
+      /** Executes `txs` as the next block, which the validators commit, then announces it. */
+      const commitBlock = async (txs: Uint8Array[]): Promise<void> => {
         const height = node.nextHeight();
-        const result = node.executeAndCommit([tx]);
-        assert.equal(result.txResults[0]?.code, 0, JSON.stringify(result.txResults));
+        const result = node.executeAndCommit(txs);
+        assert.ok(
+          result.txResults.every((r) => r.code === 0),
+          JSON.stringify(result.txResults),
+        );
+        await blocks.commit(height, result.stateRoot);
         commits.emit('commit', height);
       };
+      const commit = (tx: Uint8Array): Promise<void> => commitBlock([tx]);
       const register = (host: string, port: number): Uint8Array =>
         registerTx(owner, {
           service: 'hypermesh-node',
@@ -213,21 +249,87 @@ describe('RemoteCatalog', () => {
         );
 
       // Nothing registered yet: the catalog's (proven, empty) answer leaves the configuration.
-      assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+      await commitBlock([]);
       let updated = nextUpdate();
-      commit(register('2001:db8::2', 9301));
+      assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+      await updated;
+      updated = nextUpdate();
+      await commit(register('2001:db8::2', 9301));
       await updated;
       assert.deepEqual(await resolver.resolve('node-2'), [
         { host: '2001:db8::2', port: 9301 },
         stale,
       ]);
       updated = nextUpdate();
-      commit(register('2001:db8::3', 9302));
+      await commit(register('2001:db8::3', 9302));
       await updated;
       assert.deepEqual(await resolver.resolve('node-2'), [
         { host: '2001:db8::3', port: 9302 },
         stale,
       ]);
+    } finally {
+      await resolver.close();
+      await cluster.close();
+      await node.close();
+    }
+  });
+  it('refuses an answer whose state root the validators did not commit, keeping the configuration', async () => {
+    const cluster = await Cluster.create('memory', ['n1', { name: 'operator', role: 'client' }]);
+    const node = await openDiscoveryNode();
+    const blocks = await CommittedBlocks.create(2);
+    const served = await cluster.endpoint('n1');
+    serveBlocks(served.endpoint, blocks);
+    registerDiscoveryRpc(served.endpoint, {
+      query: (request) => node.app.query(request),
+      onCommit: () => () => undefined,
+      services: () => ({ height: null, services: [] }),
+    });
+    const operator = await cluster.endpoint('operator');
+    const catalog = new RemoteCatalog({
+      genesis: blocks.chain.genesis,
+      bootstrap: [served.address],
+      connect: (address, signal) => operator.endpoint.connect(address, { signal }),
+    });
+    const resolver = new DiscoveryResolver({ bootstrap: { 'node-2': [stale] }, catalog });
+    try {
+      // The node's state registers node-2 elsewhere, but only one of the two validators
+      // (10 of 20 power) signed the block carrying that state's root.
+      const height = node.nextHeight();
+      const result = node.executeAndCommit([
+        registerTx(makeSender(), {
+          service: 'hypermesh-node',
+          instance: 'node-2',
+          addresses: ['2001:db8::66'],
+          ports: [{ protocol: 'stoq', port: 9366 }],
+          identity: 'spiffe://consensus-net/validator/node-2',
+          check: {
+            kind: 'stoq-ping',
+            port: 9366,
+            interval: 10_000,
+            timeout: 2_000,
+            rise: 2,
+            fall: 3,
+          },
+        }),
+      ]);
+      await blocks.commit(height, result.stateRoot, {
+        signers: blocks.chain.validators.slice(0, 1),
+      });
+      const refusal = withDeadline(
+        new Promise<unknown>((resolve) =>
+          catalog.events.once('refused', (_service: string, error: unknown) => resolve(error)),
+        ),
+        5_000,
+        'the catalog refuses the answer',
+      );
+      assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+      const error = await refusal;
+      assert.ok(error instanceof CommittedRootError);
+      assert.equal(error.code, CommittedRootErrorCode.INVALID_COMMIT);
+      assert.match(
+        error.message,
+        new RegExp(`^state root at height ${height} is not committed by the validator quorum: `),
+      );
     } finally {
       await resolver.close();
       await cluster.close();

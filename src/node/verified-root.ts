@@ -1,0 +1,230 @@
+import { checkQuorumCertificate } from '../consensus/commit.js';
+import { genesisValidatorSet, type GenesisDocument } from '../consensus/genesis.js';
+import { blockHash } from '../consensus/messages.js';
+import type { NodeRpcClient } from '../consensus/net/index.js';
+import type { ValidatorSet } from '../consensus/validator-set.js';
+import { pqSignatureVerifier } from '../consensus/verify.js';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
+import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import {
+  fetchCommittedBlock,
+  replayValidatorSchedules,
+  type FetchedBlock,
+} from './block-verify.js';
+import { CliError } from './cli-error.js';
+
+/**
+ * A state root a node names is trusted only once the validator quorum is seen to commit it
+ * (docs/discovery.md, "Proven answers"; docs/application.md, "Queries"). Blocks are executed
+ * immediately (docs/consensus-proof.md): the state a query answers at height H is the state
+ * after block H, and its root is `appStateRoot` of block H's own header. So for an answer
+ * (H, R) the check fetches block H and its commit from the node and requires
+ *
+ *   1. the header to be of the genesis chain and of height H,
+ *   2. `header.appStateRoot` = R,
+ *   3. the validator set of height H: the genesis set when the header names it (no extra
+ *      request), otherwise the set `hypermesh block verify` derives — the node's validator
+ *      updates replayed from genesis, each change accepted by the light-client rule
+ *      (`replayValidatorSchedules`, consensus/set-handover.ts) — and the header must name it,
+ *   4. the commit to be a quorum certificate of the header by that set: precommits of more than
+ *      2/3 of its power, Ed25519 and (when the genesis requires it) FALCON-1024, checked by the
+ *      engine's own `checkQuorumCertificate`.
+ *
+ * Verified roots are cached by height, so every read of one command at one height pays once.
+ */
+
+/** Typed codes of the refusals (shown in brackets after the message). */
+export enum CommittedRootErrorCode {
+  /** The answer names no height: nothing was committed when it was read. */
+  NO_HEIGHT = 'ROOT_NO_HEIGHT',
+  /** The node did not send the block of the height (or sent one that does not decode). */
+  BLOCK_UNAVAILABLE = 'ROOT_BLOCK_UNAVAILABLE',
+  /** The header is of another chain than the genesis names. */
+  WRONG_CHAIN = 'ROOT_WRONG_CHAIN',
+  /** The committed header carries another state root than the answer. */
+  ROOT_MISMATCH = 'ROOT_MISMATCH',
+  /** The validator set of the height cannot be trusted (a refused handover or updates). */
+  VALIDATOR_SET_UNVERIFIED = 'ROOT_VALIDATOR_SET_UNVERIFIED',
+  /** The commit is not a quorum certificate of the header; `reason` is the engine's. */
+  INVALID_COMMIT = 'ROOT_INVALID_COMMIT',
+}
+
+/** A refused state root; the message names the height and the reason, then the code. */
+export class CommittedRootError extends CliError {
+  constructor(
+    readonly code: CommittedRootErrorCode,
+    readonly height: number | null,
+    reason: string,
+    readonly detail: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(
+      `state root at height ${height ?? '-'} is not committed by the validator quorum: ${reason} [${code}]`,
+      1,
+    );
+    this.name = 'CommittedRootError';
+  }
+}
+
+/** What the check needs of a node: its committed blocks and the validator updates. */
+export type CommittedBlockSource = Pick<NodeRpcClient, 'getBlock' | 'validatorUpdates'>;
+
+/** Verified roots by height: shared by every node a command asks (they are the chain's). */
+export type VerifiedRootCache = Map<number, Promise<Uint8Array>>;
+
+export interface CommittedRootsOptions {
+  readonly falcon?: FalconBackend;
+  /** A cache to share with other checkers of the same chain (default: its own). */
+  readonly cache?: VerifiedRootCache;
+}
+
+export class CommittedRoots {
+  private readonly genesisSet: ValidatorSet;
+  private readonly falcon: FalconBackend;
+  private readonly cache: VerifiedRootCache;
+
+  constructor(
+    private readonly node: CommittedBlockSource,
+    private readonly genesis: GenesisDocument,
+    options: CommittedRootsOptions = {},
+  ) {
+    this.genesisSet = genesisValidatorSet(genesis);
+    this.falcon = options.falcon ?? defaultFalcon();
+    this.cache = options.cache ?? new Map();
+  }
+
+  /** Resolves when `stateRoot` is block `height`'s committed state root; else `CommittedRootError`. */
+  async check(height: number | null, stateRoot: Uint8Array): Promise<void> {
+    if (height === null) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.NO_HEIGHT,
+        null,
+        'the answer names no committed height, so no header can vouch for it',
+      );
+    }
+    let committed = this.cache.get(height);
+    if (committed === undefined) {
+      committed = this.committedRoot(height);
+      this.cache.set(height, committed);
+      // A refusal is not remembered: the next read asks again (perhaps another node).
+      committed.catch(() => {
+        if (this.cache.get(height) === committed) this.cache.delete(height);
+      });
+    }
+    const root = await committed;
+    if (!bytesEqual(root, stateRoot)) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.ROOT_MISMATCH,
+        height,
+        `the answer's root ${toHex(stateRoot)} is not ${toHex(root)}, the root block ${height}'s committed header carries`,
+        { stateRoot: toHex(stateRoot), committed: toHex(root) },
+      );
+    }
+  }
+
+  /** Block `height`'s state root, after its header and commit verified. */
+  private async committedRoot(height: number): Promise<Uint8Array> {
+    const target = await this.fetch(height);
+    const { header } = target.block;
+    if (header.chainId !== this.genesis.chainId) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.WRONG_CHAIN,
+        height,
+        `block ${height} is of chain ${JSON.stringify(header.chainId)}, not ${JSON.stringify(this.genesis.chainId)}`,
+      );
+    }
+    const validators = await this.validatorSetOf(target);
+    const refusal = checkQuorumCertificate(
+      {
+        chainId: this.genesis.chainId,
+        validators,
+        verifier: pqSignatureVerifier(this.falcon),
+        requirePq: this.genesis.consensus.requirePq,
+      },
+      target.commit,
+      { height, blockHash: blockHash(header) },
+    );
+    if (refusal !== undefined) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.INVALID_COMMIT,
+        height,
+        `the commit of block ${height}: ${refusal.message}`,
+        { ...refusal.detail },
+      );
+    }
+    return header.appStateRoot;
+  }
+
+  /** The set that decides the block's height (see the module comment, step 3). */
+  private async validatorSetOf(target: FetchedBlock): Promise<ValidatorSet> {
+    const { height, validatorsHash } = target.block.header;
+    if (bytesEqual(validatorsHash, this.genesisSet.hash)) return this.genesisSet;
+    const replayed = await replayValidatorSchedules(this.node, this.genesis, height, (at) =>
+      at === height ? Promise.resolve(target) : this.fetch(at),
+    ).catch((error: unknown) => {
+      if (error instanceof CommittedRootError) throw error;
+      throw new CommittedRootError(
+        CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED,
+        height,
+        `the validator updates of blocks 1..${height - 2}: ${(error as Error).message}`,
+      );
+    });
+    if (!replayed.trust.ok) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED,
+        height,
+        `the validator set of height ${height} cannot be trusted (${replayed.trust.reason} at height ${replayed.trust.height}): ${replayed.trust.message}`,
+      );
+    }
+    const set = replayed.schedules.schedule.validators;
+    if (!bytesEqual(validatorsHash, set.hash)) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED,
+        height,
+        `block ${height} names validator set ${toHex(validatorsHash)}, the chain's updates give ${toHex(set.hash)}`,
+      );
+    }
+    return set;
+  }
+
+  private async fetch(height: number): Promise<FetchedBlock> {
+    try {
+      return await fetchCommittedBlock(this.node, height);
+    } catch (error) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.BLOCK_UNAVAILABLE,
+        height,
+        `block ${height} and its commit: ${(error as Error).message}`,
+      );
+    }
+  }
+}
+
+/** Where a client that checks roots keeps its checker (see `withCommittedRoots`). */
+const COMMITTED_ROOTS: unique symbol = Symbol('hypermesh.committedRoots');
+
+/** A node API client that carries the checker of the roots its answers name. */
+export type CommittedStateClient = NodeRpcClient & { readonly [COMMITTED_ROOTS]: CommittedRoots };
+
+/** `client` with a checker of its answers' roots (asking the same node for blocks). */
+export function withCommittedRoots(
+  client: NodeRpcClient,
+  genesis: GenesisDocument,
+  options: CommittedRootsOptions = {},
+): CommittedStateClient {
+  return { ...client, [COMMITTED_ROOTS]: new CommittedRoots(client, genesis, options) };
+}
+
+/**
+ * The checker a client carries. Proven readers refuse a client without one: an answer whose
+ * root nobody checked is the node's word, not a proof.
+ */
+export function committedRootsOf(client: NodeRpcClient): CommittedRoots {
+  const roots = (client as Partial<CommittedStateClient>)[COMMITTED_ROOTS];
+  if (roots === undefined) {
+    throw new CliError(
+      'a proven read needs a client that checks state roots against committed headers (withCommittedRoots)',
+      2,
+    );
+  }
+  return roots;
+}
