@@ -33,6 +33,9 @@ export const CA_FILES = {
   root: 'trustchain-root.pem',
   intermediates: 'trustchain-intermediates.pem',
   intermediateKey: 'ca-intermediate.key',
+  /** A node added later: its public intermediate request and, once issued, the intermediate. */
+  intermediateRequest: 'ca-intermediate-request.json',
+  intermediateCertificate: 'ca-intermediate.pem',
   rootEcdsaKey: 'ca-root-ecdsa.key',
   rootFalconKey: 'ca-root-falcon.key',
   passphrase: 'ca-root-passphrase.txt',

@@ -24,6 +24,7 @@ import {
   CaStateReader,
   buildPublication,
   caStateKey,
+  createIssuerView,
   ctLogOrigin,
   eligibleIssuers,
   encodeCaBody,
@@ -44,7 +45,11 @@ import {
 } from '../trustchain/ct/index.js';
 import { startCtHttpServer, type CtHttpServer } from '../faces/ct-http.js';
 import { createOcspResponder, type OcspResponder } from '../faces/ocsp-http.js';
-import type { OcspCertStatus } from '../trustchain/ca/index.js';
+import {
+  OcspResponseStatus,
+  ocspErrorResponse,
+  type OcspCertStatus,
+} from '../trustchain/ca/index.js';
 import { createCtSplitViewCounter } from './ca-metrics.js';
 import { CliError } from './cli-error.js';
 import type { Logger } from './log.js';
@@ -163,45 +168,79 @@ async function checkTrustBundleFile(
     throw new CliError(`the trust bundle ${file} is not the genesis app.ca trust bundle`, 2);
 }
 
-/** This validator's issuer entry and signing keys, when it has an intermediate and its key file. */
-async function loadIssuer(
-  options: CaNodeOptions,
-): Promise<{ issuer: CaIssuer; signer: ReturnType<typeof createDeterministicSigner> } | null> {
-  const { config, ca, identity } = options;
-  const issuer = ca.issuers.find((candidate) => candidate.name === config.name);
-  if (issuer === undefined || config.ca === null) return null;
-  let privateKey: KeyObject;
+type IssuerSigner = ReturnType<typeof createDeterministicSigner>;
+
+/** This node's intermediate and its signing key. */
+interface Publisher {
+  readonly issuer: CaIssuer;
+  readonly signer: IssuerSigner;
+}
+
+/** The configured intermediate key (`ca.intermediateKeyFile`), or null without a `ca` section. */
+async function loadIntermediateSigner(config: ValidatorNodeConfig): Promise<IssuerSigner | null> {
+  if (config.ca === null) return null;
   try {
-    privateKey = (await readKeyFile(config.ca.intermediateKeyFile, { kind: 'p256' })).keys
-      .privateKey;
+    const { keys } = await readKeyFile(config.ca.intermediateKeyFile, { kind: 'p256' });
+    return createDeterministicSigner(keys.privateKey);
   } catch (error) {
     throw new CliError(
       `cannot read the CA intermediate key ${config.ca.intermediateKeyFile}: ${(error as Error).message}`,
       2,
     );
   }
-  const signer = createDeterministicSigner(privateKey);
+}
+
+/** Why `signer` and the node's FALCON key cannot sign for `issuer`, or null when they can. */
+function issuerMismatch(
+  options: CaNodeOptions,
+  issuer: CaIssuer,
+  signer: IssuerSigner,
+): string | null {
+  const { config, identity } = options;
   if (!signer.publicKey.equals(issuer.issuer.publicKey)) {
-    throw new CliError(
-      `${config.ca.intermediateKeyFile} is not the key of ${config.name}'s intermediate in the genesis trust bundle`,
-      2,
-    );
+    return `${config.ca?.intermediateKeyFile ?? 'the intermediate key'} is not the key of ${config.name}'s intermediate`;
   }
   if (toHex(identity.falconPublicKey) !== toHex(issuer.issuer.falconPublicKey)) {
-    throw new CliError(
-      `${config.name}'s intermediate carries another FALCON key than the node identity's`,
-      2,
-    );
+    return `${config.name}'s intermediate carries another FALCON key than the node identity's`;
   }
-  return { issuer, signer };
+  return null;
 }
 
 export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
   const { config, genesis, ca, logger } = options;
   const falcon = options.falcon ?? defaultFalcon();
   if (config.ca !== null) await checkTrustBundleFile(config.ca.trustBundleFile, ca, falcon);
-  const self = await loadIssuer(options);
-  const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
+  const signer = await loadIntermediateSigner(config);
+  const moduleState = { get: (key: Uint8Array) => options.state.get(caStateKey(key)) };
+  const reader = new CaStateReader(moduleState);
+  // Genesis intermediates and those added through consensus (docs/ca.md, "Adding a validator's
+  // intermediate"): the node publishes once its own is among them.
+  const view = createIssuerView(ca, falcon);
+  let self: Publisher | null = null;
+  /** Takes up this node's intermediate once it is in effect; null while it does not publish. */
+  const adoptIssuer = (atStart: boolean): Publisher | null => {
+    if (self !== null) return self;
+    if (signer === null) return null;
+    const issuer = view.issuers(moduleState).find((candidate) => candidate.name === config.name);
+    if (issuer === undefined) return null;
+    const mismatch = issuerMismatch(options, issuer, signer);
+    if (mismatch !== null) {
+      // A genesis misconfiguration stops the node; a later addition cannot stop a running one.
+      if (atStart && ca.issuers.includes(issuer)) throw new CliError(mismatch, 2);
+      logger.error('ca intermediate in effect but unusable', { component: 'ca', error: mismatch });
+      return null;
+    }
+    self = { issuer, signer };
+    if (!ca.issuers.includes(issuer)) {
+      logger.info('ca intermediate in effect: publishing', {
+        component: 'ca',
+        issuer: issuer.name,
+      });
+    }
+    return self;
+  };
+  adoptIssuer(true);
+  let unusable = false;
 
   const origin = ctOrigin(genesis.chainId);
   const logKey = await loadOrCreateLogKey(path.join(config.dataDir, CT_LOG_KEY_FILE));
@@ -222,9 +261,10 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     ],
     rfc6962Keys: [{ name: origin, publicKey: logKeyPublic(logKey) }],
   };
-  const chainOf = new Map(
-    ca.bundle.validators.map((v) => [v.name, [v.certificate, ca.bundle.root.certificate]]),
-  );
+  const chainOf = (issuer: string): Uint8Array[] => {
+    const found = view.issuers(moduleState).find((candidate) => candidate.name === issuer);
+    return found === undefined ? [] : [found.issuer.certificate, ca.bundle.root.certificate];
+  };
 
   const signLatest = (): void => {
     const head = log.latestTreeHead();
@@ -255,7 +295,7 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
                 timestamp: published.time,
                 entry: { type: 'x509', certificate: record.der },
               }),
-              extraData: encodeCertificateChain(chainOf.get(record.issuer) ?? []),
+              extraData: encodeCertificateChain(chainOf(record.issuer)),
             };
           });
           log.appendBatch(entries, published.time);
@@ -313,7 +353,10 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     for (const batchHeight of pending) {
       const batch = reader.batch(batchHeight);
       if (batch === null || batch.first === null) continue;
-      if (!eligibleIssuers(ca, batchHeight, batch.first, height + 1).includes(issuer)) continue;
+      const issuers = view.issuers(moduleState);
+      if (!eligibleIssuers(ca, batchHeight, batch.first, height + 1, issuers).includes(issuer)) {
+        continue;
+      }
       const earlier = submitted.get(batchHeight);
       if (earlier !== undefined) {
         if (height < earlier.atHeight + 2 * ca.publishWindowBlocks) {
@@ -378,9 +421,22 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
         error: (error as Error).message,
       });
     }
-    if (self === null) return;
+    if (unusable) return;
+    let publisher: Publisher | null;
+    try {
+      publisher = adoptIssuer(false);
+    } catch (error) {
+      unusable = true;
+      logger.error('ca intermediate check failed', {
+        component: 'ca',
+        error: (error as Error).message,
+      });
+      return;
+    }
+    if (publisher === null) return;
+    const { issuer, signer: own } = publisher;
     work = work
-      .then(() => publishDue(height, self.issuer, self.signer))
+      .then(() => publishDue(height, issuer, own))
       .catch((error: unknown) => {
         logger.error('ca publication failed', {
           component: 'ca',
@@ -434,14 +490,26 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
       reason: revocation.reason,
     };
   };
+  let ownResponder: OcspResponder | null = null;
+  const ownOcsp = (): OcspResponder | null => {
+    if (self === null) return null;
+    ownResponder ??= createOcspResponder({
+      issuer: self.issuer.issuer,
+      signer: self.signer,
+      status: ocspStatus,
+    });
+    return ownResponder;
+  };
+  // A node with a `ca` section answers as soon as its intermediate is in effect; until then, and
+  // on a node without one, every request is `unauthorized`.
   const ocsp: OcspResponder | null =
-    self === null
+    signer === null
       ? null
-      : createOcspResponder({
-          issuer: self.issuer.issuer,
-          signer: self.signer,
-          status: ocspStatus,
-        });
+      : (der) =>
+          ownOcsp()?.(der) ?? {
+            response: ocspErrorResponse(OcspResponseStatus.unauthorized),
+            outcome: 'unauthorized',
+          };
 
   let server: CtHttpServer | null = null;
   if (config.ct !== null) {

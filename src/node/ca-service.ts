@@ -26,6 +26,7 @@ import {
   REVOCATION_REASONS,
   caQuery,
   caStateKey,
+  createIssuerView,
   decodeCaBody,
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
@@ -98,12 +99,18 @@ export function createCaStoqTrust(options: {
   readonly state: { get(key: Uint8Array): Uint8Array | null };
 }): CaStoqTrust {
   const { ca } = options;
-  const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
-  const intermediates = new Set(ca.bundle.validators.map((v) => toHex(v.certificate)));
+  const moduleState = { get: (key: Uint8Array) => options.state.get(caStateKey(key)) };
+  const reader = new CaStateReader(moduleState);
+  // The genesis intermediates and those added through consensus since (intermediates.ts).
+  const view = createIssuerView(ca);
+  const isIntermediate = (der: Uint8Array): boolean => {
+    const hex = toHex(der);
+    return view.issuers(moduleState).some((issuer) => toHex(issuer.issuer.certificate) === hex);
+  };
   const nodeUsage = [...PROFILES.node.extendedKeyUsage].sort().join(',');
 
   const revocation = (query: RevocationQuery): RevocationAnswer => {
-    if (!intermediates.has(toHex(query.issuer.der))) return 'good';
+    if (!isIntermediate(query.issuer.der)) return 'good';
     const serial = readTbs(splitCertificate(query.certificate.der).tbs).serial;
     if (serial.length !== 16) return 'good';
     const revoked = reader.revocation(serial);
@@ -115,7 +122,7 @@ export function createCaStoqTrust(options: {
   };
 
   const identityCheck: IdentityCheck = ({ identity, leaf, issuer }) => {
-    if (identity.role === 'client' || !intermediates.has(toHex(issuer.der))) return null;
+    if (identity.role === 'client' || !isIntermediate(issuer.der)) return null;
     const usage = [...(leaf.extendedKeyUsage ?? [])].sort().join(',');
     if (usage === nodeUsage) return null;
     return `a TrustChain certificate claims the ${identity.role} role without the node profile`;
@@ -146,7 +153,9 @@ export function createCaService(options: CaServiceOptions): CaService {
   const { ca, log, store, logger } = options;
   const falcon = options.falcon ?? defaultFalcon();
   const now = options.now ?? Date.now;
-  const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
+  const moduleState = { get: (key: Uint8Array) => options.state.get(caStateKey(key)) };
+  const reader = new CaStateReader(moduleState);
+  const view = createIssuerView(ca, falcon);
   const metrics = createCaMetrics(options.registry, () => log.size);
 
   const proven = (
@@ -174,7 +183,7 @@ export function createCaService(options: CaServiceOptions): CaService {
   ): CaValidateResponse => {
     let verified;
     try {
-      verified = verifyIssuedCertificate(certificate, ca.bundle, {
+      verified = verifyIssuedCertificate(certificate, view.bundle(moduleState), {
         now: new Date(now()),
         purpose,
         falcon,

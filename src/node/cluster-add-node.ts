@@ -7,6 +7,8 @@ import { validatorAddress } from '../consensus/validator-set.js';
 import { toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import { nodeCaConfig } from './ca-genesis.js';
+import { writeIntermediateRequest } from './ca-intermediate.js';
 import { CliError } from './cli-error.js';
 import { recordAddedNode } from './cluster-added-nodes.js';
 import { CLUSTER_FILES } from './cluster-init.js';
@@ -25,8 +27,9 @@ import {
  * "Adding a node"). In a new directory `DIR/<name>/` it writes what `cluster init` writes for a
  * genesis validator — an identity (Ed25519 + FALCON-1024), a certificate from the cluster CA
  * (`DIR/ca/`) with role `node` (`spiffe://<chain>/node/<name>`: it is not a validator yet), a
- * PoSpace storage plot for its key under the genesis space parameters, and `config.json` with
- * every existing node as a peer — but the genesis is not touched. The node starts outside the
+ * PoSpace storage plot for its key under the genesis space parameters, with a TrustChain CA its
+ * intermediate key and request (ca-intermediate.ts), and `config.json` with every existing node
+ * as a peer — but the genesis is not touched. The node starts outside the
  * validator set, follows the chain, and validates once `hypermesh stake create-validator
  * --node-dir DIR/<name>` has registered its keys and plot root and an epoch has selected it.
  *
@@ -194,6 +197,18 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
     const publicKey = ed25519RawPublicKey(keys.ed25519.publicKey);
     const plot = buildStoragePlotFor(genesis.proof.space, publicKey);
     await saveStoragePlot(path.join(staging, CLUSTER_FILES.storagePlot), plot);
+    // With a TrustChain CA: the node's intermediate key and its public request, for the
+    // governed procedure (docs/ca.md, "Adding a validator's intermediate").
+    const withCa = genesis.app?.ca !== undefined;
+    if (withCa) {
+      await writeIntermediateRequest({
+        nodeDir: staging,
+        name,
+        account: publicKey,
+        falconKeys: keys.falcon,
+        falcon,
+      });
+    }
     // The zone-signing keys are the cluster's (the same file in every node directory).
     const dnssecKeys: { zone: string; keyFile: string }[] = [];
     if (wantsDns) {
@@ -240,9 +255,9 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
               doq: doqPort === null ? [] : [{ host, port: doqPort }],
               dnssecKeys,
             },
-      // Not a TrustChain CA issuer (the genesis trust bundle names the genesis validators'
-      // intermediates): it checks publications and never publishes.
-      ca: null,
+      // Publishes once its intermediate is in effect in committed state (ca-node.ts); until
+      // then it checks publications like any node.
+      ca: withCa ? nodeCaConfig() : null,
       ct: null,
       logLevel: 'info',
     };
@@ -266,7 +281,7 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
     }
     const id = validatorAddress(publicKey);
     progress(
-      `  ${name.padEnd(8)}  ${id}  keys, certificate (role node), storage plot (${genesis.proof.space.blockCount} blocks, root ${toHex(plot.root)})  stoq ${host}:${stoq.port}${metrics === null ? '' : `  metrics ${host}:${metrics.port}`}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}`,
+      `  ${name.padEnd(8)}  ${id}  keys, certificate (role node)${withCa ? ', CA intermediate key and request' : ''}, storage plot (${genesis.proof.space.blockCount} blocks, root ${toHex(plot.root)})  stoq ${host}:${stoq.port}${metrics === null ? '' : `  metrics ${host}:${metrics.port}`}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}`,
     );
     progress(`  peers     ${peers.map((peer) => peer.name).join(', ')}`);
     return {

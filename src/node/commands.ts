@@ -14,6 +14,7 @@ import { stoqCommands } from './commands/stoq.js';
 import { serviceCommands } from './commands/service.js';
 import { walletCommands } from './commands/wallet.js';
 import { certCommands } from './commands/cert.js';
+import { caCommands } from './commands/ca.js';
 
 /** A `hypermesh` subcommand. `name` may have several words ("dev-ca init"). */
 export interface Command {
@@ -38,5 +39,6 @@ export const commands: readonly Command[] = [
   ...devCaCommands,
   ...stoqCommands,
   ...certCommands,
+  ...caCommands,
   ...serviceCommands,
 ];

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { consensusAddress, ed25519Address, formatAddress } from '../../src/caesar/index.js';
 import { decodeQuorumCertificate } from '../../src/consensus/wire.js';
-import { readClusterLayout } from '../../src/node/cluster-layout.js';
+import { requestCertificate } from '../../src/node/cert-tools.js';
+import { readClusterLayout, readGenesisFile } from '../../src/node/cluster-layout.js';
+import { operatorKey } from '../../src/node/kv-tools.js';
+import { createCsr } from '../../src/trustchain/ca/csr.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { spawnValidator, type ValidatorProcess } from '../../src/node/node-process.js';
 import {
@@ -33,6 +37,9 @@ import { waitForCondition } from '../helpers/wait.js';
  *    HYPERMESH_TEST_BUILD=1): the others turn its two prevotes into evidence, a block includes
  *    it, Caesar burns 5% of its stake and jails it (proven `stake validators --json`), the set
  *    drops it two heights later, and the cluster keeps committing without it.
+ * 5. node-5 gets a TrustChain intermediate through the governed procedure (`ca intermediate
+ *    issue`, approvals by 3 of the 4 genesis holders), `ca intermediate list` shows it active,
+ *    node-5 takes it up without a restart and publishes a certificate in its turn.
  *
  * Every wait is re-checked on a node's log line (commit, membership) or exit, with a deadline.
  */
@@ -124,7 +131,6 @@ before(async () => {
     'staking-it',
     '--no-dns',
     '--no-discovery',
-    '--no-ca',
     '--staking',
     '--staking-param',
     'epochBlocks=5',
@@ -369,6 +375,88 @@ describe(
         assert.ok(signers.has(node5Address), `height ${h}: node-5 signed`);
       }
       assert.ok(running('node-1') && running('node-5'));
+    });
+
+    it('gives node-5 an intermediate through the governed procedure; it publishes in its turn', async () => {
+      const issued = await runCli([
+        'ca',
+        'intermediate',
+        'issue',
+        '--cluster',
+        clusterDir,
+        '--node',
+        'node-5',
+        '--json',
+      ]);
+      assert.equal(issued.code, 0, issued.err);
+      const { hash } = JSON.parse(issued.out) as { hash: string };
+      assert.match(hash, /^[0-9a-f]{64}$/);
+      // 4 genesis holders: more than 2/3 is 3 approvals.
+      for (const [holder, active] of [
+        ['node-1', null],
+        ['node-2', null],
+        ['node-3', 'node-5'],
+      ] as const) {
+        const approved = await runCli([
+          'ca',
+          'intermediate',
+          'approve',
+          '--cluster',
+          clusterDir,
+          '--node',
+          holder,
+          '--hash',
+          hash,
+          '--json',
+        ]);
+        assert.equal(approved.code, 0, approved.err);
+        assert.equal((JSON.parse(approved.out) as { active: string | null }).active, active);
+      }
+      const listed = await runCli([
+        'ca',
+        'intermediate',
+        'list',
+        '--cluster',
+        clusterDir,
+        '--json',
+      ]);
+      assert.equal(listed.code, 0, listed.err);
+      const listing = JSON.parse(listed.out) as {
+        holders: number;
+        entries: { name: string; status: string; approvals: string[] }[];
+      };
+      assert.equal(listing.holders, 5);
+      const node5 = listing.entries.find((entry) => entry.name === 'node-5');
+      assert.equal(node5?.status, 'active');
+      assert.deepEqual(node5?.approvals, ['node-1', 'node-2', 'node-3']);
+      await until(
+        () => logged('node-5', 'ca intermediate in effect: publishing').length > 0,
+        () => `node-5 to take up its intermediate (at ${height('node-5')})`,
+      );
+      // node-5 proposes most blocks (40 of 70): a request in a block it proposes is its to
+      // publish first. A few requests suffice.
+      // (`cert request` writes a chain from the genesis bundle, which lacks node-5's
+      // intermediate: the request goes through the same client function without it.)
+      const target = await loadClusterTarget(clusterDir);
+      const genesis = await readGenesisFile(target.genesisFile);
+      const operator = await operatorKey(target.operator.keyFile);
+      const issuers: string[] = [];
+      for (let attempt = 0; attempt < 6 && !issuers.includes('node-5'); attempt++) {
+        const published = await requestCertificate({
+          client: (session as OperatorSession).client('node-1'),
+          genesis,
+          privateKey: operator,
+          request: {
+            profile: 'service',
+            csr: createCsr({ privateKey: generateKeyPairSync('ed25519').privateKey }),
+            ipAddresses: ['127.0.0.1'],
+          },
+          timeoutMs: STEP_MS,
+        });
+        issuers.push(published.issuer);
+      }
+      assert.ok(issuers.includes('node-5'), `issuers: ${issuers.join(', ')}`);
+      assert.ok(logged('node-5', 'ca publication submitted').length > 0);
     });
   },
 );

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
+import { FALCON1024_MAX_SIGNATURE_BYTES } from '../../crypto/falcon.js';
 import { MAX_LIFETIME_SECONDS } from '../ca/request.js';
 import { CaModuleError, CaModuleErrorCode } from './errors.js';
 import { MAX_BATCH_CERTIFICATES } from './state.js';
@@ -12,6 +13,8 @@ import { MAX_BATCH_CERTIFICATES } from './state.js';
  *   renew   { op: "renew", serial: bytes(16), lifetime?: uint }
  *   revoke  { op: "revoke", serial: bytes(16), reason: uint, proof?: bytes }
  *   publish { op: "publish", height: uint, issuer: text, batch: bytes, sigs: [bytes] }
+ *   add-intermediate     { op: "add-intermediate", name: text, key: bytes(32), cert: bytes, endo: bytes }
+ *   approve-intermediate { op: "approve-intermediate", hash: bytes(32) }
  */
 
 export interface CaRequestTx {
@@ -45,7 +48,32 @@ export interface CaPublishTx {
   readonly signatures: readonly Uint8Array[];
 }
 
-export type CaTx = CaRequestTx | CaRenewTx | CaRevokeTx | CaPublishTx;
+/** Proposes an intermediate issued after genesis (docs/ca.md, "Adding a validator's intermediate"). */
+export interface CaAddIntermediateTx {
+  readonly op: 'add-intermediate';
+  /** The validator's name: the intermediate's commonName. */
+  readonly name: string;
+  /** The validator's node (Ed25519) key: the account that will publish with it. */
+  readonly account: Uint8Array;
+  /** The intermediate (DER), issued by the cluster root. */
+  readonly certificate: Uint8Array;
+  /** The root FALCON key's endorsement of it (bundle.ts `endorsementMessage`). */
+  readonly endorsement: Uint8Array;
+}
+
+/** An intermediate holder's approval of a proposal, by SHA-256 of the intermediate's DER. */
+export interface CaApproveIntermediateTx {
+  readonly op: 'approve-intermediate';
+  readonly hash: Uint8Array;
+}
+
+export type CaTx =
+  | CaRequestTx
+  | CaRenewTx
+  | CaRevokeTx
+  | CaPublishTx
+  | CaAddIntermediateTx
+  | CaApproveIntermediateTx;
 
 /**
  * RFC 5280 §5.3.1 reasons a subscriber may give: unspecified (0), keyCompromise (1),
@@ -85,6 +113,14 @@ const schema = z.discriminatedUnion('op', [
       .min(1)
       .max(MAX_BATCH_CERTIFICATES),
   }),
+  z.strictObject({
+    op: z.literal('add-intermediate'),
+    name: z.string().min(1).max(64),
+    key: bytes({ length: 32 }),
+    cert: bytes({ min: 1, max: 8 * 1024 }),
+    endo: bytes({ min: 1, max: FALCON1024_MAX_SIGNATURE_BYTES }),
+  }),
+  z.strictObject({ op: z.literal('approve-intermediate'), hash: bytes({ length: 32 }) }),
 ]);
 
 function malformed(message: string, detail: Record<string, unknown> = {}): never {
@@ -130,6 +166,16 @@ export function decodeCaBody(body: Uint8Array): CaTx {
         batch: new Uint8Array(tx.batch),
         signatures: tx.sigs.map((sig) => new Uint8Array(sig)),
       };
+    case 'add-intermediate':
+      return {
+        op: 'add-intermediate',
+        name: tx.name,
+        account: new Uint8Array(tx.key),
+        certificate: new Uint8Array(tx.cert),
+        endorsement: new Uint8Array(tx.endo),
+      };
+    case 'approve-intermediate':
+      return { op: 'approve-intermediate', hash: new Uint8Array(tx.hash) };
   }
 }
 
@@ -158,6 +204,16 @@ export function encodeCaBody(tx: CaTx): Uint8Array {
         batch: tx.batch,
         sigs: tx.signatures,
       });
+    case 'add-intermediate':
+      return encodeCanonical({
+        op: 'add-intermediate',
+        name: tx.name,
+        key: tx.account,
+        cert: tx.certificate,
+        endo: tx.endorsement,
+      });
+    case 'approve-intermediate':
+      return encodeCanonical({ op: 'approve-intermediate', hash: tx.hash });
   }
 }
 

@@ -12,6 +12,7 @@ import { PROFILE_NAMES, type ProfileName } from '../ca/profiles.js';
 import type { RateLimit } from '../ca/rate-limit.js';
 import type { IssuancePolicy, Requester } from '../ca/request.js';
 import { CaGenesisError } from './errors.js';
+import { DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS } from './intermediates.js';
 import { CA_MODULE_NAME } from './state.js';
 
 /**
@@ -25,7 +26,7 @@ import { CA_MODULE_NAME } from './state.js';
  *   "grants": [{ "account": "<64 hex>", "profiles": ["service"], "dnsZones": ["hypermesh.test"],
  *                "wildcards": true, "ipRanges": ["127.0.0.0/8"], "uriPrefixes": ["spiffe://c/"] }],
  *   "rateLimit": { "max": 100, "windowSeconds": 3600 },
- *   "publishWindowBlocks": 3 } }
+ *   "publishWindowBlocks": 3, "intermediateProposalBlocks": 1000 } }
  * ```
  */
 
@@ -55,12 +56,17 @@ export interface CaGrant {
 export interface CaModuleConfig {
   readonly chainId: string;
   readonly bundle: TrustBundle;
-  /** Validators with an intermediate, sorted by name (the bundle's order): the rotation order. */
+  /**
+   * Genesis validators with an intermediate, sorted by name (the bundle's order). Intermediates
+   * added later follow them in the rotation order (intermediates.ts `createIssuerView`).
+   */
   readonly issuers: readonly CaIssuer[];
   /** Grants by account (lowercase hex of the 32-byte key). */
   readonly grants: ReadonlyMap<string, CaGrant>;
   readonly rateLimit: RateLimit;
   readonly publishWindowBlocks: number;
+  /** Blocks after an `add-intermediate` during which approvals are accepted. */
+  readonly intermediateProposalBlocks: number;
   readonly policy: IssuancePolicy;
   /** Latest notBefore and earliest notAfter of the intermediates: every leaf must fit inside. */
   readonly issuableFrom: number;
@@ -92,6 +98,11 @@ const sectionSchema = z.strictObject({
     })
     .default(DEFAULT_RATE_LIMIT),
   publishWindowBlocks: z.int().min(1).max(1000).default(DEFAULT_PUBLISH_WINDOW_BLOCKS),
+  intermediateProposalBlocks: z
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS),
 });
 
 export type CaGenesisJson = z.input<typeof sectionSchema>;
@@ -189,6 +200,7 @@ export function caGenesisFromApp(
     grants,
     rateLimit: parsed.rateLimit,
     publishWindowBlocks: parsed.publishWindowBlocks,
+    intermediateProposalBlocks: parsed.intermediateProposalBlocks,
     policy: { cluster: bundle.cluster },
     issuableFrom: Math.max(...issuers.map((i) => i.issuer.notBefore.getTime())),
     issuableUntil: Math.min(...issuers.map((i) => i.issuer.notAfter.getTime())),
@@ -200,8 +212,8 @@ export function caGenesisFromApp(
  *
  * - every account: `service` and `client` certificates for SPIFFE IDs under
  *   `spiffe://<cluster>/account/<account hex>/`;
- * - a genesis validator named N: also `node` certificates for `spiffe://<cluster>/validator/N`
- *   and `spiffe://<cluster>/node/N`;
+ * - an intermediate holder named N (a genesis validator, or one whose intermediate was added):
+ *   also `node` certificates for `spiffe://<cluster>/validator/N` and `spiffe://<cluster>/node/N`;
  * - an account with a genesis grant: the grant's profiles, DNS zones (wildcards if granted), IP
  *   ranges and URI prefixes in addition.
  *
@@ -209,12 +221,16 @@ export function caGenesisFromApp(
  * (`name_not_allowed`), external names included, since consensus has no DNS resolver for
  * domain validation or CAA.
  */
-export function requesterFor(config: CaModuleConfig, account: Uint8Array): Requester {
+export function requesterFor(
+  config: CaModuleConfig,
+  account: Uint8Array,
+  issuers: readonly CaIssuer[] = config.issuers,
+): Requester {
   const hex = toHex(account);
   const cluster = config.bundle.cluster;
   const profiles = new Set<ProfileName>(['service', 'client']);
   const uriPrefixes = [`spiffe://${cluster}/account/${hex}/`];
-  const validator = config.issuers.find((issuer) => toHex(issuer.account) === hex);
+  const validator = issuers.find((issuer) => toHex(issuer.account) === hex);
   if (validator !== undefined) {
     profiles.add('node');
     uriPrefixes.push(
@@ -245,20 +261,26 @@ export function eligibleIssuers(
   batchHeight: number,
   first: number,
   height: number,
+  issuers: readonly CaIssuer[] = config.issuers,
 ): CaIssuer[] {
-  const n = config.issuers.length;
+  const n = issuers.length;
   if (height <= batchHeight) return [];
   const turns = Math.min(
     n - 1,
     Math.floor((height - batchHeight - 1) / config.publishWindowBlocks),
   );
   const out: CaIssuer[] = [];
-  for (let k = 0; k <= turns; k++) out.push(config.issuers[(first + k) % n] as CaIssuer);
+  for (let k = 0; k <= turns; k++) out.push(issuers[(first + k) % n] as CaIssuer);
   return out;
 }
 
 /** The rotation's start for a block: its proposer if it has an intermediate, else height mod n. */
-export function firstIssuerIndex(config: CaModuleConfig, height: number, proposer: string): number {
-  const index = config.issuers.findIndex((issuer) => issuer.address === proposer);
-  return index !== -1 ? index : height % config.issuers.length;
+export function firstIssuerIndex(
+  config: CaModuleConfig,
+  height: number,
+  proposer: string,
+  issuers: readonly CaIssuer[] = config.issuers,
+): number {
+  const index = issuers.findIndex((issuer) => issuer.address === proposer);
+  return index !== -1 ? index : height % issuers.length;
 }

@@ -3,7 +3,7 @@ import { ModuleError } from '../../consensus/application/errors.js';
 
 /** Why the `ca` module refuses a transaction or a query (docs/ca.md, "The ca module"). */
 export enum CaModuleErrorCode {
-  /** The body is not a canonical CBOR `request`, `renew`, `revoke` or `publish` of the right shape. */
+  /** The body is not a canonical CBOR `ca` body (body.ts) of the right shape. */
   MALFORMED_BODY = 'CA_MALFORMED_BODY',
   /** The request fails a stateless check (CSR, names, FALCON proof); `detail.reason` is the core's code. */
   INVALID_REQUEST = 'CA_REQUEST_INVALID',
@@ -33,6 +33,22 @@ export enum CaModuleErrorCode {
   NOT_ISSUER = 'CA_NOT_ISSUER',
   /** Query data of the wrong form (never in a block). */
   INVALID_QUERY = 'CA_INVALID_QUERY',
+  /** `add-intermediate`: not an intermediate of this cluster's root with the intermediate profile and root FALCON endorsement; `detail.reason` is the core's code. */
+  INTERMEDIATE_INVALID = 'CA_INTERMEDIATE_INVALID',
+  /** `add-intermediate`/`approve-intermediate`: the name or the node key already has an intermediate. */
+  INTERMEDIATE_EXISTS = 'CA_INTERMEDIATE_EXISTS',
+  /** `add-intermediate`: the same certificate, or another for the same name, is already proposed. */
+  DUPLICATE_PROPOSAL = 'CA_DUPLICATE_PROPOSAL',
+  /** `add-intermediate`: `MAX_INTERMEDIATE_PROPOSALS` proposals are open. */
+  TOO_MANY_PROPOSALS = 'CA_TOO_MANY_PROPOSALS',
+  /** `approve-intermediate`: no proposal with this certificate hash. */
+  UNKNOWN_PROPOSAL = 'CA_UNKNOWN_PROPOSAL',
+  /** `approve-intermediate`: the proposal's approval window has passed. */
+  PROPOSAL_EXPIRED = 'CA_PROPOSAL_EXPIRED',
+  /** `approve-intermediate`: the sender holds no intermediate. */
+  NOT_APPROVER = 'CA_NOT_APPROVER',
+  /** `approve-intermediate`: the sender has approved this proposal already. */
+  DUPLICATE_APPROVAL = 'CA_DUPLICATE_APPROVAL',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -52,6 +68,14 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.NOT_PENDING]: 13,
   [CaModuleErrorCode.NOT_ISSUER]: 14,
   [CaModuleErrorCode.INVALID_QUERY]: 15,
+  [CaModuleErrorCode.INTERMEDIATE_INVALID]: 16,
+  [CaModuleErrorCode.INTERMEDIATE_EXISTS]: 17,
+  [CaModuleErrorCode.DUPLICATE_PROPOSAL]: 18,
+  [CaModuleErrorCode.TOO_MANY_PROPOSALS]: 19,
+  [CaModuleErrorCode.UNKNOWN_PROPOSAL]: 20,
+  [CaModuleErrorCode.PROPOSAL_EXPIRED]: 21,
+  [CaModuleErrorCode.NOT_APPROVER]: 22,
+  [CaModuleErrorCode.DUPLICATE_APPROVAL]: 23,
 });
 
 export class CaModuleError extends ModuleError<CaModuleErrorCode> {

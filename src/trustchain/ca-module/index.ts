@@ -21,6 +21,8 @@ export {
   type CaRenewTx,
   type CaRevokeTx,
   type CaPublishTx,
+  type CaAddIntermediateTx,
+  type CaApproveIntermediateTx,
 } from './body.js';
 export {
   DEFAULT_PUBLISH_WINDOW_BLOCKS,
@@ -35,6 +37,19 @@ export {
   type CaModuleConfig,
 } from './config.js';
 export { CA_QUERIES, createCaModule } from './module.js';
+export {
+  DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS,
+  MAX_INTERMEDIATE_PROPOSALS,
+  IntermediateStateReader,
+  approvalQuorumReached,
+  createIssuerView,
+  decodeAddedIntermediate,
+  decodeProposal,
+  holderOf,
+  type AddedIntermediateRecord,
+  type IntermediateProposal,
+  type IssuerView,
+} from './intermediates.js';
 export {
   assembleBatchCertificates,
   buildPublication,
@@ -91,3 +106,10 @@ export {
   type ServedComparison,
   type VerifiedQuorumCheckpoint,
 } from './quorum-checkpoint.js';
+export {
+  caAddIntermediateBody,
+  caApproveIntermediateBody,
+  intermediateHash,
+  readIntermediates,
+  type IntermediateListing,
+} from './intermediate-client.js';

@@ -6,13 +6,16 @@ import type {
   Module,
   ModuleQueryAnswer,
   ModuleState,
+  ModuleStateReader,
 } from '../../consensus/application/module.js';
 import type { ValidatorUpdate } from '../../consensus/app.js';
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
+import { sha256 } from '../../crypto/hash.js';
 import { defaultFalcon, type FalconBackend } from '../../crypto/falcon.js';
 import { CaError } from '../ca/errors.js';
-import { certificateSerial, validityOf } from '../ca/issue.js';
+import { certificateSerial, parseIssuer as parseIssuerOf, validityOf } from '../ca/issue.js';
 import type { ParsedCsr } from '../ca/csr.js';
+import { checkValidatorIntermediate } from '../ca/hierarchy.js';
 import { rateLimitStep } from '../ca/rate-limit.js';
 import {
   checkRequest,
@@ -24,6 +27,8 @@ import {
   REVOCATION_REASONS,
   decodeCaBody,
   revocationMessage,
+  type CaAddIntermediateTx,
+  type CaApproveIntermediateTx,
   type CaPublishTx,
   type CaRenewTx,
   type CaRevokeTx,
@@ -37,6 +42,22 @@ import {
   type CaModuleConfig,
 } from './config.js';
 import { CaModuleError, CaModuleErrorCode } from './errors.js';
+import {
+  ADDED_INTERMEDIATES_KEY,
+  MAX_INTERMEDIATE_PROPOSALS,
+  PROPOSALS_KEY,
+  IntermediateStateReader,
+  addedIntermediateKey,
+  approvalQuorumReached,
+  createIssuerView,
+  encodeAddedIntermediate,
+  encodeHashList,
+  encodeNameList,
+  encodeProposal,
+  holderOf,
+  proposalKey,
+  type IntermediateProposal,
+} from './intermediates.js';
 import { verifyPublication } from './publication.js';
 import { TREE_HEAD_KEY, appendCertificates, encodeTreeHead } from './tree-head.js';
 import {
@@ -84,6 +105,14 @@ export const CA_QUERIES = {
   revoked: 'revoked',
   /** empty → the transparency log's tree head (tree-head.ts; absent: the empty log). */
   treeHead: 'tree-head',
+  /** empty → the open intermediate proposals' hashes (intermediates.ts). */
+  intermediateProposals: 'intermediate-proposals',
+  /** 32-byte SHA-256 of an intermediate's DER → its proposal. */
+  intermediateProposal: 'intermediate-proposal',
+  /** empty → the names of the intermediates added after genesis, in activation order. */
+  addedIntermediates: 'intermediates',
+  /** UTF-8 validator name → its added intermediate. */
+  addedIntermediate: 'intermediate',
 } as const;
 
 const C = CaModuleErrorCode;
@@ -144,6 +173,7 @@ export function createCaModule(
   // check() and apply() of one transaction run back to back on the same state with the same
   // decoded body; the verified certificates are kept for apply() by that object.
   const verified = new WeakMap<CaPublishTx, Uint8Array[]>();
+  const view = createIssuerView(config, falcon);
   const checkedIssuances = new WeakMap<CaTx, CheckedIssuance>();
 
   function checkCapacity(state: CaStateReader, height: number): void {
@@ -156,8 +186,16 @@ export function createCaModule(
     }
   }
 
-  function checkPolicy(request: CertificateRequest, sender: Uint8Array): number {
-    const decision = checkRequest(request, config.policy, requesterFor(config, sender));
+  function checkPolicy(
+    state: ModuleStateReader,
+    request: CertificateRequest,
+    sender: Uint8Array,
+  ): number {
+    const decision = checkRequest(
+      request,
+      config.policy,
+      requesterFor(config, sender, view.issuers(state)),
+    );
     if (!decision.ok) {
       refuse(
         C.POLICY_REFUSED,
@@ -182,6 +220,7 @@ export function createCaModule(
   }
 
   function checkIssuance(
+    raw: ModuleStateReader,
     state: CaStateReader,
     height: number,
     tx: Extract<CaTx, { op: 'request' }> | CaRenewTx,
@@ -199,7 +238,7 @@ export function createCaModule(
       request = { ...parseRequest(record.request, falcon), lifetimeSeconds: tx.lifetimeSeconds };
       renews = tx.serial;
     }
-    const lifetimeSeconds = checkPolicy(request, sender);
+    const lifetimeSeconds = checkPolicy(raw, request, sender);
     checkCapacity(state, height);
     return { request, lifetimeSeconds, renews };
   }
@@ -228,20 +267,22 @@ export function createCaModule(
   }
 
   function checkPublish(
+    raw: ModuleStateReader,
     state: CaStateReader,
     height: number,
     tx: CaPublishTx,
     sender: Uint8Array,
   ): { issuer: CaIssuer; certificates: Uint8Array[] } {
+    const issuers = view.issuers(raw);
     const batch = state.pending().includes(tx.height) ? state.batch(tx.height) : null;
     if (batch === null || batch.first === null) {
       refuse(C.NOT_PENDING, `no certificates of block ${tx.height} are waiting for publication`);
     }
-    const issuer = config.issuers.find((candidate) => candidate.name === tx.issuer);
+    const issuer = issuers.find((candidate) => candidate.name === tx.issuer);
     if (issuer === undefined || !bytesEqual(issuer.account, sender)) {
       refuse(C.NOT_ISSUER, `the sender is not the account of issuer "${tx.issuer}"`);
     }
-    const turn = eligibleIssuers(config, tx.height, batch.first, height);
+    const turn = eligibleIssuers(config, tx.height, batch.first, height, issuers);
     if (!turn.includes(issuer)) {
       refuse(
         C.NOT_ISSUER,
@@ -257,13 +298,19 @@ export function createCaModule(
     switch (tx.op) {
       case 'request':
       case 'renew':
-        checkedIssuances.set(tx, checkIssuance(state, ctx.height, tx, sender));
+        checkedIssuances.set(tx, checkIssuance(ctx.state, state, ctx.height, tx, sender));
         return;
       case 'revoke':
         checkRevoke(ctx.chainId, state, tx, sender);
         return;
       case 'publish':
-        verified.set(tx, checkPublish(state, ctx.height, tx, sender).certificates);
+        verified.set(tx, checkPublish(ctx.state, state, ctx.height, tx, sender).certificates);
+        return;
+      case 'add-intermediate':
+        checkAddIntermediate(ctx.state, ctx.height, tx);
+        return;
+      case 'approve-intermediate':
+        checkApproval(ctx.state, ctx.height, tx, sender);
     }
   }
 
@@ -277,14 +324,15 @@ export function createCaModule(
       blockTime: ctx.time,
       lifetimeSeconds: checked.lifetimeSeconds,
     });
-    if (notBefore.getTime() < config.issuableFrom || notAfter.getTime() > config.issuableUntil) {
+    const window = view.issuableWindow(ctx.state);
+    if (notBefore.getTime() < window.from || notAfter.getTime() > window.until) {
       refuse(
         C.OUTSIDE_ISSUER_VALIDITY,
         "the certificate would not lie within every intermediate's validity",
         {
           notBefore: notBefore.toISOString(),
           notAfter: notAfter.toISOString(),
-          issuableUntil: new Date(config.issuableUntil).toISOString(),
+          issuableUntil: new Date(window.until).toISOString(),
         },
       );
     }
@@ -328,7 +376,7 @@ export function createCaModule(
     sender: Uint8Array,
   ): void {
     const certificates =
-      verified.get(tx) ?? checkPublish(state, ctx.height, tx, sender).certificates;
+      verified.get(tx) ?? checkPublish(ctx.state, state, ctx.height, tx, sender).certificates;
     const batch = state.batch(tx.height);
     if (batch === null) throw new RangeError(`batch ${tx.height} vanished between check and apply`);
     const serials = batch.items.map((txHash, index) => {
@@ -377,6 +425,179 @@ export function createCaModule(
     );
   }
 
+  /**
+   * `add-intermediate` (docs/ca.md, "Adding a validator's intermediate"): the name and the node
+   * key have no intermediate and no open proposal, there is room for one more proposal, and the
+   * certificate is an intermediate of this cluster's root with the profile and the root FALCON
+   * endorsement the ceremony gives (`checkValidatorIntermediate`).
+   */
+  function checkAddIntermediate(
+    state: ModuleStateReader,
+    height: number,
+    tx: CaAddIntermediateTx,
+  ): void {
+    const issuers = view.issuers(state);
+    if (issuers.some((issuer) => issuer.name === tx.name)) {
+      refuse(C.INTERMEDIATE_EXISTS, `validator ${tx.name} already has an intermediate`);
+    }
+    const holder = holderOf(issuers, tx.account);
+    if (holder !== undefined) {
+      refuse(
+        C.INTERMEDIATE_EXISTS,
+        `node key ${toHex(tx.account)} holds ${holder.name}'s intermediate`,
+      );
+    }
+    const hash = sha256(tx.certificate);
+    const open = openProposals(state, height);
+    for (const { hash: other, proposal } of open) {
+      if (
+        bytesEqual(other, hash) ||
+        proposal.name === tx.name ||
+        bytesEqual(proposal.account, tx.account)
+      ) {
+        refuse(
+          C.DUPLICATE_PROPOSAL,
+          `an intermediate for ${proposal.name} is already proposed (${toHex(other)})`,
+          { hash: toHex(other) },
+        );
+      }
+    }
+    if (open.length >= MAX_INTERMEDIATE_PROPOSALS) {
+      refuse(C.TOO_MANY_PROPOSALS, `${MAX_INTERMEDIATE_PROPOSALS} intermediate proposals are open`);
+    }
+    try {
+      checkValidatorIntermediate(
+        view.bundle(state),
+        { name: tx.name, certificate: tx.certificate, endorsement: tx.endorsement },
+        falcon,
+      );
+    } catch (error) {
+      if (error instanceof CaError) {
+        refuse(C.INTERMEDIATE_INVALID, error.message, { reason: error.code, ...error.detail });
+      }
+      throw error;
+    }
+  }
+
+  /** Proposals still accepting approvals at `height`, in proposal order. */
+  function openProposals(
+    state: ModuleStateReader,
+    height: number,
+  ): { hash: Uint8Array; proposal: IntermediateProposal }[] {
+    const reader = new IntermediateStateReader(state);
+    return reader.proposalHashes().flatMap((hash) => {
+      const proposal = reader.proposal(hash);
+      return proposal !== null && proposal.expiresAt >= height ? [{ hash, proposal }] : [];
+    });
+  }
+
+  function applyAddIntermediate(ctx: ExecutionContext, tx: CaAddIntermediateTx): void {
+    checkAddIntermediate(ctx.state, ctx.height, tx);
+    const issuer = parseIssuerOf(tx.certificate);
+    // An intermediate not valid yet would move every issuer's window; an expired one is useless.
+    if (issuer.notBefore.getTime() > ctx.time || issuer.notAfter.getTime() <= ctx.time) {
+      refuse(
+        C.INTERMEDIATE_INVALID,
+        `the intermediate of ${tx.name} is not valid at this block's time`,
+        {
+          reason: 'outside_validity',
+          notBefore: issuer.notBefore.toISOString(),
+          notAfter: issuer.notAfter.toISOString(),
+        },
+      );
+    }
+    const reader = new IntermediateStateReader(ctx.state);
+    const open = openProposals(ctx.state, ctx.height);
+    // Expired proposals are dropped here, so they never count against the limit for long.
+    for (const hash of reader.proposalHashes()) {
+      if (!open.some((entry) => bytesEqual(entry.hash, hash))) ctx.state.delete(proposalKey(hash));
+    }
+    const hash = sha256(tx.certificate);
+    ctx.state.set(
+      proposalKey(hash),
+      encodeProposal({
+        name: tx.name,
+        account: tx.account.slice(),
+        certificate: tx.certificate.slice(),
+        endorsement: tx.endorsement.slice(),
+        height: ctx.height,
+        expiresAt: ctx.height + config.intermediateProposalBlocks,
+        approvals: [],
+      }),
+    );
+    ctx.state.set(PROPOSALS_KEY, encodeHashList([...open.map((entry) => entry.hash), hash]));
+  }
+
+  /**
+   * `approve-intermediate`: an open proposal, approved by a current intermediate holder (its
+   * genesis or added node key) that has not approved it yet, for a name and key that still have
+   * no intermediate.
+   */
+  function checkApproval(
+    state: ModuleStateReader,
+    height: number,
+    tx: CaApproveIntermediateTx,
+    sender: Uint8Array,
+  ): { proposal: IntermediateProposal; approver: CaIssuer; holders: number } {
+    const proposal = new IntermediateStateReader(state).proposal(tx.hash);
+    if (proposal === null) {
+      refuse(C.UNKNOWN_PROPOSAL, `no intermediate proposal ${toHex(tx.hash)}`);
+    }
+    if (height > proposal.expiresAt) {
+      refuse(
+        C.PROPOSAL_EXPIRED,
+        `the proposal of ${proposal.name}'s intermediate expired at height ${proposal.expiresAt}`,
+        { expiresAt: proposal.expiresAt },
+      );
+    }
+    const issuers = view.issuers(state);
+    const approver = holderOf(issuers, sender);
+    if (approver === undefined) {
+      refuse(C.NOT_APPROVER, 'only an intermediate holder (its node key) may approve');
+    }
+    if (proposal.approvals.includes(approver.name)) {
+      refuse(C.DUPLICATE_APPROVAL, `${approver.name} has approved this proposal already`);
+    }
+    if (
+      issuers.some((issuer) => issuer.name === proposal.name) ||
+      holderOf(issuers, proposal.account) !== undefined
+    ) {
+      refuse(C.INTERMEDIATE_EXISTS, `${proposal.name} (or its node key) has an intermediate now`);
+    }
+    return { proposal, approver, holders: issuers.length };
+  }
+
+  function applyApproval(
+    ctx: ExecutionContext,
+    tx: CaApproveIntermediateTx,
+    sender: Uint8Array,
+  ): void {
+    const { proposal, approver, holders } = checkApproval(ctx.state, ctx.height, tx, sender);
+    const approvals = [...proposal.approvals, approver.name];
+    if (!approvalQuorumReached(approvals.length, holders)) {
+      ctx.state.set(proposalKey(tx.hash), encodeProposal({ ...proposal, approvals }));
+      return;
+    }
+    const reader = new IntermediateStateReader(ctx.state);
+    ctx.state.set(
+      addedIntermediateKey(proposal.name),
+      encodeAddedIntermediate({
+        name: proposal.name,
+        account: proposal.account,
+        certificate: proposal.certificate,
+        endorsement: proposal.endorsement,
+        proposedAt: proposal.height,
+        activatedAt: ctx.height,
+        approvals,
+      }),
+    );
+    ctx.state.set(ADDED_INTERMEDIATES_KEY, encodeNameList([...reader.addedNames(), proposal.name]));
+    ctx.state.delete(proposalKey(tx.hash));
+    const rest = reader.proposalHashes().filter((hash) => !bytesEqual(hash, tx.hash));
+    if (rest.length === 0) ctx.state.delete(PROPOSALS_KEY);
+    else ctx.state.set(PROPOSALS_KEY, encodeHashList(rest));
+  }
+
   function writePending(state: ModuleState, heights: readonly number[]): void {
     if (heights.length === 0) state.delete(PENDING_KEY);
     else state.set(PENDING_KEY, encodePending(heights));
@@ -394,7 +615,7 @@ export function createCaModule(
           applyIssuance(
             ctx,
             state,
-            checkedIssuances.get(tx) ?? checkIssuance(state, ctx.height, tx, sender),
+            checkedIssuances.get(tx) ?? checkIssuance(ctx.state, state, ctx.height, tx, sender),
             sender,
           );
           return;
@@ -408,6 +629,12 @@ export function createCaModule(
           return;
         case 'publish':
           applyPublish(ctx, state, tx, sender);
+          return;
+        case 'add-intermediate':
+          applyAddIntermediate(ctx, tx);
+          return;
+        case 'approve-intermediate':
+          applyApproval(ctx, tx, sender);
       }
     },
     endBlock(ctx: EndBlockContext): readonly ValidatorUpdate[] {
@@ -416,7 +643,10 @@ export function createCaModule(
       if (batch !== null && batch.first === null) {
         ctx.state.set(
           batchKey(ctx.height),
-          encodeBatch({ ...batch, first: firstIssuerIndex(config, ctx.height, ctx.proposer) }),
+          encodeBatch({
+            ...batch,
+            first: firstIssuerIndex(config, ctx.height, ctx.proposer, view.issuers(ctx.state)),
+          }),
         );
         writePending(ctx.state, [...state.pending(), ctx.height]);
       }
@@ -460,6 +690,19 @@ export function createCaModule(
             refuse(C.INVALID_QUERY, 'ca/revoked takes a validator name of 1 to 64 bytes');
           }
           return { key: revokedListKey(new TextDecoder().decode(data)) };
+        case CA_QUERIES.intermediateProposals:
+          sized(0);
+          return { key: PROPOSALS_KEY };
+        case CA_QUERIES.intermediateProposal:
+          return { key: proposalKey(sized(32)) };
+        case CA_QUERIES.addedIntermediates:
+          sized(0);
+          return { key: ADDED_INTERMEDIATES_KEY };
+        case CA_QUERIES.addedIntermediate:
+          if (data.length < 1 || data.length > 64) {
+            refuse(C.INVALID_QUERY, 'ca/intermediate takes a validator name of 1 to 64 bytes');
+          }
+          return { key: addedIntermediateKey(new TextDecoder().decode(data)) };
         default:
           return undefined;
       }

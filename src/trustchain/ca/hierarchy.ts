@@ -161,6 +161,47 @@ export function createRootCertificate(options: {
   return assembleCertificate(tbs, createDeterministicSigner(options.keys.privateKey).sign(tbs));
 }
 
+/**
+ * The TBSCertificate of a validator intermediate (the profile in the comment at the top of this
+ * file): issued by the root, for `name` in `cluster`, carrying the validator's FALCON key. Used
+ * to issue one, and to check that a certificate has exactly this profile
+ * (`checkValidatorIntermediate`).
+ */
+export function intermediateTbs(input: {
+  readonly cluster: string;
+  readonly name: string;
+  readonly rootCertificate: Uint8Array;
+  readonly serial: Uint8Array;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly subjectPublicKeyInfo: Uint8Array;
+  readonly falconPublicKey: Uint8Array;
+}): Uint8Array {
+  const rootParts = readTbs(splitCertificate(input.rootCertificate).tbs);
+  const spki = input.subjectPublicKeyInfo;
+  return buildTbs({
+    serial: input.serial,
+    issuerName: rootParts.subjectName,
+    notBefore: input.notBefore,
+    notAfter: input.notAfter,
+    subjectName: intermediateName(input.cluster, input.name),
+    subjectPublicKeyInfo: spki,
+    extensions: [
+      basicConstraints(true, 0),
+      keyUsage([KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign]),
+      extendedKeyUsage([EKU.serverAuth, EKU.clientAuth]),
+      subjectKeyIdentifier(keyIdentifier(spki)),
+      authorityKeyIdentifier(keyIdentifier(rootParts.subjectPublicKeyInfo)),
+      permittedUriHost(input.cluster),
+      {
+        oid: FALCON_PUBLIC_KEY_EXTENSION_OID,
+        critical: false,
+        value: encodeFalconKeyExtension(input.falconPublicKey),
+      },
+    ],
+  });
+}
+
 export interface IssuedIntermediate {
   readonly name: string;
   readonly certificate: Uint8Array;
@@ -207,7 +248,6 @@ export async function issueValidatorIntermediate(options: {
   ) {
     ceremonyInput(`validator ${request.name}: the FALCON proof of possession does not verify`);
   }
-  const rootParts = readTbs(splitCertificate(root.certificate).tbs);
   const rootCert = new X509Certificate(root.certificate);
   const notBefore = wholeSeconds(options.notBefore, 'notBefore');
   const days = options.validityDays ?? DEFAULT_INTERMEDIATE_VALIDITY_DAYS;
@@ -218,27 +258,15 @@ export async function issueValidatorIntermediate(options: {
       `validator ${request.name}: the intermediate's validity must lie within the root's`,
     );
   }
-  const spki = csr.subjectPublicKeyInfo;
-  const tbs = buildTbs({
+  const tbs = intermediateTbs({
+    cluster,
+    name: request.name,
+    rootCertificate: root.certificate,
     serial: randomSerial(),
-    issuerName: rootParts.subjectName,
     notBefore,
     notAfter,
-    subjectName: intermediateName(cluster, request.name),
-    subjectPublicKeyInfo: spki,
-    extensions: [
-      basicConstraints(true, 0),
-      keyUsage([KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign]),
-      extendedKeyUsage([EKU.serverAuth, EKU.clientAuth]),
-      subjectKeyIdentifier(keyIdentifier(spki)),
-      authorityKeyIdentifier(keyIdentifier(spkiOf(root.ecdsa))),
-      permittedUriHost(cluster),
-      {
-        oid: FALCON_PUBLIC_KEY_EXTENSION_OID,
-        critical: false,
-        value: encodeFalconKeyExtension(request.falconPublicKey),
-      },
-    ],
+    subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
+    falconPublicKey: request.falconPublicKey,
   });
   const certificate = assembleCertificate(
     tbs,
@@ -436,4 +464,74 @@ export async function addValidator(options: {
     ),
     intermediate,
   };
+}
+
+/** An intermediate issued after genesis, as the governed procedure hands it to consensus. */
+export interface AddedIntermediate {
+  readonly name: string;
+  /** DER. */
+  readonly certificate: Uint8Array;
+  /** Root FALCON signature over `endorsementMessage(cluster, name, certificate)`. */
+  readonly endorsement: Uint8Array;
+}
+
+/**
+ * Checks an intermediate issued after genesis against `bundle` (the genesis bundle plus the
+ * intermediates added so far) and returns the bundle with it: everything `buildTrustBundle`
+ * checks (issued and signed by the bundle's root, CA with path length 0 and keyCertSign, the
+ * validator's subject name, validity inside the root's, a FALCON-1024 key, the root FALCON
+ * endorsement), an ECDSA P-256 key, and byte for byte the intermediate profile
+ * (`intermediateTbs`: key usage, extended key usage, key identifiers, name constraint). Throws
+ * `INVALID_BUNDLE` (`INVALID_CEREMONY_INPUT` for a name already in the bundle).
+ */
+export function checkValidatorIntermediate(
+  bundle: TrustBundle,
+  added: AddedIntermediate,
+  falcon: FalconBackend = defaultFalcon(),
+): TrustBundle {
+  if (bundle.validators.some((validator) => validator.name === added.name)) {
+    ceremonyInput(`validator ${added.name} already has an intermediate`, { name: added.name });
+  }
+  const validators = [
+    ...bundle.validators.map(({ name, certificate, endorsement }) => ({
+      name,
+      certificate,
+      endorsement,
+    })),
+    { name: added.name, certificate: added.certificate, endorsement: added.endorsement },
+  ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const extended = buildTrustBundle(
+    {
+      cluster: bundle.cluster,
+      chainId: bundle.chainId,
+      rootCertificate: bundle.root.certificate,
+      rootFalconPublicKey: bundle.root.falconPublicKey,
+      validators,
+    },
+    falcon,
+  );
+  const entry = extended.validators.find((validator) => validator.name === added.name);
+  if (entry === undefined) throw new RangeError('the added intermediate vanished from the bundle');
+  const profileError = (message: string): never => {
+    throw caError(CaErrorCode.INVALID_BUNDLE, `intermediate ${added.name}: ${message}`, {
+      name: added.name,
+    });
+  };
+  if (entry.parsed.publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    profileError('the key is not ECDSA P-256');
+  }
+  const { tbs } = splitCertificate(entry.certificate);
+  const fields = readTbs(tbs);
+  const expected = intermediateTbs({
+    cluster: bundle.cluster,
+    name: added.name,
+    rootCertificate: bundle.root.certificate,
+    serial: fields.serial,
+    notBefore: entry.parsed.notBefore,
+    notAfter: entry.parsed.notAfter,
+    subjectPublicKeyInfo: fields.subjectPublicKeyInfo,
+    falconPublicKey: entry.falconPublicKey,
+  });
+  if (!bytesEqual(expected, tbs)) profileError('it does not have the intermediate profile');
+  return extended;
 }

@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import type { GenesisDocument } from '../../src/consensus/genesis.js';
+import { validatorAddress } from '../../src/consensus/validator-set.js';
+import { toHex } from '../../src/crypto/bytes.js';
+import { writeKeyFile } from '../../src/crypto/keyfile.js';
+import { issueNodeIntermediate, readIntermediateRequest } from '../../src/node/ca-intermediate.js';
+import { startCaNode } from '../../src/node/ca-node.js';
+import { genesisTrustBundle } from '../../src/node/cert-tools.js';
+import { CliError } from '../../src/node/cli-error.js';
+import { readGenesisFile } from '../../src/node/cluster-layout.js';
+import { createLogger } from '../../src/node/log.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { encodeTrustBundle } from '../../src/trustchain/ca/bundle.js';
+import {
+  checkValidatorIntermediate,
+  createValidatorCaRequest,
+  issueValidatorIntermediate,
+  loadRootSigningKeys,
+} from '../../src/trustchain/ca/hierarchy.js';
+import { encodeCertificateRequest } from '../../src/trustchain/ca/request.js';
+import {
+  caAddIntermediateBody,
+  caApproveIntermediateBody,
+  decodeCaBody,
+  encodeCaBody,
+  intermediateHash,
+} from '../../src/trustchain/ca-module/index.js';
+import { decodeTransaction } from '../../src/consensus/application/index.js';
+import { makeSender } from '../consensus/application/fixture.js';
+import { CEREMONY_TIME, PASSPHRASE, nodeRequest } from '../trustchain/ca/fixtures.js';
+import { caTx, createCaFixture } from '../trustchain/ca-module/fixture.js';
+import { clusterInitArgs, runCli } from '../helpers/cli.js';
+
+/**
+ * The node side of the governed addition of an intermediate (docs/ca.md, "Adding a validator's
+ * intermediate"): a node whose intermediate takes effect in committed state starts publishing
+ * with it (src/node/ca-node.ts), and the operator's files — `cluster add-node` writes the
+ * node's intermediate key and request, `ca intermediate issue`'s offline step turns them into
+ * an intermediate the module accepts.
+ */
+
+describe('ca-node: an intermediate added through consensus', () => {
+  let root: string;
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-added-'));
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('a node publishes once its intermediate is in effect, not before', async () => {
+    const fixture = await createCaFixture();
+    const chain = await fixture.openCaNode();
+    const { ca, validators, operator } = fixture;
+    const { request, keys } = await createValidatorCaRequest({ name: 'val-c', falcon: ca.falcon });
+    const root0 = await loadRootSigningKeys({
+      bundle: ca.bundle,
+      ecdsaKeyFile: ca.rootKeyFiles.ecdsa,
+      falconKeyFile: ca.rootKeyFiles.falcon,
+      passphrase: PASSPHRASE,
+    });
+    const issued = await issueValidatorIntermediate({
+      cluster: ca.bundle.cluster,
+      root: root0,
+      request,
+      notBefore: CEREMONY_TIME,
+      falcon: ca.falcon,
+    });
+    const valC = makeSender();
+    const dataDir = path.join(root, 'val-c');
+    await mkdir(dataDir, { recursive: true });
+    const keyFile = path.join(dataDir, 'ca-intermediate.key');
+    await writeKeyFile(keyFile, { kind: 'p256', keys: keys.ecdsa });
+    const bundleFile = path.join(root, 'trust-bundle.json');
+    await writeFile(bundleFile, encodeTrustBundle(ca.bundle));
+    const submitted: Uint8Array[] = [];
+    const lines: string[] = [];
+    const node = await startCaNode({
+      config: {
+        name: 'val-c',
+        dataDir,
+        ca: { intermediateKeyFile: keyFile, trustBundleFile: bundleFile },
+        ct: null,
+      } as never,
+      genesis: {
+        chainId: fixture.config.chainId,
+        proof: { work: { stampDifficulty: 4 } },
+      } as unknown as GenesisDocument,
+      ca: fixture.config,
+      state: { get: (key) => chain.node.store.state.get(key) },
+      query: (q) => chain.node.app.query(q),
+      identity: {
+        ed25519: valC.privateKey,
+        falconPublicKey: keys.falcon.publicKey,
+        falconSecretKey: keys.falcon.secretKey,
+      },
+      submit: (tx) => {
+        submitted.push(tx);
+        return Promise.resolve({ ok: true });
+      },
+      registry: new Registry(),
+      logger: createLogger({ node: 'val-c' }, (line) => void lines.push(line), 'info'),
+      falcon: ca.falcon,
+    });
+    try {
+      // Not an issuer yet: no CRL, OCSP answers unauthorized, nothing is published.
+      assert.equal(node.crl(), null);
+      assert.ok(node.ocsp !== null);
+      assert.equal(node.ocsp(new Uint8Array([0x30, 0x00])).outcome, 'unauthorized');
+      const hash = intermediateHash(issued.certificate);
+      chain.block([
+        caTx(
+          operator,
+          caAddIntermediateBody({
+            name: 'val-c',
+            account: valC.publicKey,
+            certificate: issued.certificate,
+            endorsement: issued.endorsement,
+          }),
+        ),
+      ]);
+      chain.block([caTx(validators['val-a'], caApproveIntermediateBody(hash))]);
+      node.committed(chain.node.nextHeight() - 1);
+      await node.idle();
+      assert.equal(node.crl(), null, 'one approval of two holders is not enough');
+      chain.block([caTx(validators['val-b'], caApproveIntermediateBody(hash))]);
+      // A node-profile request by val-c, in a block val-c proposes: its turn comes first.
+      const requestTx = caTx(
+        valC,
+        encodeCaBody({
+          op: 'request',
+          request: encodeCertificateRequest(await nodeRequest(ca, 'val-c')),
+        }),
+      );
+      const input = chain.input([requestTx]);
+      const result = chain.node.app.executeBlock({
+        ...input,
+        proposer: validatorAddress(valC.publicKey),
+      });
+      chain.node.commit(result);
+      assert.equal(result.txResults[0]?.code, 0, result.txResults[0]?.log);
+      node.committed(input.height);
+      await node.idle();
+      assert.ok(node.crl() !== null, 'val-c signs its CRL once its intermediate is in effect');
+      assert.ok(lines.some((line) => line.includes('ca intermediate in effect: publishing')));
+      assert.equal(submitted.length, 1);
+      const envelope = decodeTransaction(submitted[0]!);
+      const body = decodeCaBody(envelope.body);
+      assert.equal(body.op, 'publish');
+      assert.ok(body.op === 'publish' && body.issuer === 'val-c' && body.height === input.height);
+      // Every validator accepts it: committed, the certificate is val-c's.
+      const published = chain.node.app.executeBlock(chain.input([submitted[0]!]));
+      chain.node.commit(published);
+      assert.equal(published.txResults[0]?.code, 0, published.txResults[0]?.log);
+    } finally {
+      await node.close();
+      await chain.close();
+    }
+  });
+});
+
+describe('cluster add-node and ca intermediate issue (files)', () => {
+  let root: string;
+  let clusterDir: string;
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-issue-'));
+    clusterDir = path.join(root, 'cluster');
+    const init = await runCli([
+      ...clusterInitArgs(clusterDir, 1),
+      '--base-port',
+      '47000',
+      '--no-discovery',
+      '--no-dns',
+      '--staking',
+    ]);
+    assert.equal(init.code, 0, init.err);
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("add-node writes the node's intermediate key (0600), its request and the ca section", async () => {
+    const added = await runCli([
+      'cluster',
+      'add-node',
+      '--cluster',
+      clusterDir,
+      '--name',
+      'node-9',
+    ]);
+    assert.equal(added.code, 0, added.err);
+    assert.match(added.out, /CA intermediate key and request/);
+    const nodeDir = path.join(clusterDir, 'node-9');
+    assert.equal((await stat(path.join(nodeDir, 'ca-intermediate.key'))).mode & 0o777, 0o600);
+    const config = await loadValidatorNodeConfig(path.join(nodeDir, 'config.json'), {});
+    assert.equal(config.ca?.intermediateKeyFile, path.join(nodeDir, 'ca-intermediate.key'));
+    assert.equal(config.ca?.trustBundleFile, path.join(clusterDir, 'ca', 'trust-bundle.json'));
+    const { request, account } = await readIntermediateRequest(
+      path.join(nodeDir, 'ca-intermediate-request.json'),
+    );
+    assert.equal(request.name, 'node-9');
+    assert.equal(account.length, 32);
+  });
+
+  it('issues an intermediate the module accepts; a wrong passphrase is refused', async () => {
+    const genesis = await readGenesisFile(path.join(clusterDir, 'genesis.json'));
+    const bundle = genesisTrustBundle(genesis);
+    const passphrase = (
+      await readFile(path.join(clusterDir, 'operator', 'ca-root-passphrase.txt'), 'utf8')
+    ).trim();
+    await assert.rejects(
+      issueNodeIntermediate({
+        clusterDir,
+        node: 'node-9',
+        bundle,
+        passphrase: 'not the passphrase at all',
+        now: new Date(),
+      }),
+      (error: unknown) => error instanceof CliError && /CA_ROOT_KEY_MISMATCH/.test(error.message),
+    );
+    const issued = await issueNodeIntermediate({
+      clusterDir,
+      node: 'node-9',
+      bundle,
+      passphrase,
+      now: new Date(),
+    });
+    assert.equal(toHex(issued.hash), toHex(intermediateHash(issued.certificate)));
+    const extended = checkValidatorIntermediate(bundle, {
+      name: 'node-9',
+      certificate: issued.certificate,
+      endorsement: issued.endorsement,
+    });
+    const entry = extended.validators.find((v) => v.name === 'node-9');
+    const nodeKeys = await loadValidatorNodeConfig(
+      path.join(clusterDir, 'node-9', 'config.json'),
+      {},
+    );
+    assert.ok(entry !== undefined && nodeKeys.name === 'node-9');
+    assert.match(await readFile(issued.certificateFile, 'utf8'), /BEGIN CERTIFICATE/);
+  });
+
+  it('the commands refuse bad arguments before touching anything', async () => {
+    const noNode = await runCli(['ca', 'intermediate', 'issue', '--cluster', clusterDir]);
+    assert.equal(noNode.code, 2);
+    assert.match(noNode.err, /--node NAME is required/);
+    const both = await runCli([
+      'ca',
+      'intermediate',
+      'approve',
+      '--cluster',
+      clusterDir,
+      '--node',
+      'node-1',
+    ]);
+    assert.notEqual(both.code, 0);
+    assert.match(both.err, /exactly one of --hash HEX and --for NAME/);
+    const help = await runCli(['ca', 'intermediate', 'list', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.out, /pending/);
+  });
+});
