@@ -5,7 +5,7 @@ import type { Command } from '../commands.js';
 import type { GenesisDocument } from '../../consensus/genesis.js';
 import type { NodeRpcClient } from '../../consensus/net/index.js';
 import { fromHex, toHex } from '../../crypto/bytes.js';
-import { buildTrustBundle, encodeTrustBundle } from '../../trustchain/ca/bundle.js';
+import { encodeTrustBundle } from '../../trustchain/ca/bundle.js';
 import {
   CA_MODULE_NAME,
   approvalQuorumReached,
@@ -13,6 +13,7 @@ import {
   caApproveIntermediateBody,
   intermediateHash,
   readIntermediates,
+  trustBundleInEffect,
   type IntermediateListing,
 } from '../../trustchain/ca-module/index.js';
 import { CliError } from '../cli-error.js';
@@ -375,24 +376,7 @@ options:
     const bundle = genesisTrustBundle(genesis);
     const summary = describe(genesis, listing);
     if (values['write-bundle'] !== undefined) {
-      const current = buildTrustBundle({
-        cluster: bundle.cluster,
-        chainId: bundle.chainId,
-        rootCertificate: bundle.root.certificate,
-        rootFalconPublicKey: bundle.root.falconPublicKey,
-        validators: [
-          ...bundle.validators.map(({ name, certificate, endorsement }) => ({
-            name,
-            certificate,
-            endorsement,
-          })),
-          ...listing.added.map(({ name, certificate, endorsement }) => ({
-            name,
-            certificate,
-            endorsement,
-          })),
-        ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-      });
+      const current = trustBundleInEffect(bundle, listing.added);
       await writeFile(values['write-bundle'], encodeTrustBundle(current), { mode: 0o644 });
     }
     if (values.json === true) {

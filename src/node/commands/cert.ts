@@ -94,10 +94,20 @@ async function writeOutputs(
   out: string,
   published: { certificate: Uint8Array; issuer: string },
   genesis: Awaited<ReturnType<typeof readGenesisFile>>,
+  client: NodeRpcClient,
 ): Promise<{ cert: string; chain: string }> {
   const { genesisTrustBundle } = await import('../cert-tools.js');
-  const { certificateChainPem } = await import('../../trustchain/ca-module/index.js');
-  const bundle = genesisTrustBundle(genesis);
+  const { certificateChainPem, readIntermediates, trustBundleInEffect } =
+    await import('../../trustchain/ca-module/index.js');
+  const genesisBundle = genesisTrustBundle(genesis);
+  // An issuer added after genesis (docs/ca.md, "Adding a validator's intermediate") is in the
+  // bundle in effect, read with proofs from the node.
+  const bundle = genesisBundle.validators.some((v) => v.name === published.issuer)
+    ? genesisBundle
+    : trustBundleInEffect(
+        genesisBundle,
+        (await readIntermediates((request) => client.query(request))).added,
+      );
   const cert = `${out}.pem`;
   const chain = `${out}.chain.pem`;
   await writeFile(cert, derToPem(published.certificate), { mode: 0o644 });
@@ -215,7 +225,7 @@ options:
           mode: 0o600,
         });
       }
-      report(io, published, await writeOutputs(out, published, genesis));
+      report(io, published, await writeOutputs(out, published, genesis, client));
       return 0;
     });
   },
@@ -255,7 +265,7 @@ PREFIX.pem and PREFIX.chain.pem. The key stays the same.
         ...(lifetime === undefined ? {} : { lifetimeSeconds: lifetime }),
         timeoutMs: timeoutOf(values['timeout-ms']),
       });
-      report(io, published, await writeOutputs(out, published, genesis));
+      report(io, published, await writeOutputs(out, published, genesis, client));
       return 0;
     });
   },

@@ -111,5 +111,6 @@ export {
   caApproveIntermediateBody,
   intermediateHash,
   readIntermediates,
+  trustBundleInEffect,
   type IntermediateListing,
 } from './intermediate-client.js';

@@ -1,6 +1,7 @@
 import type { QueryRequest, QueryResponse } from '../../consensus/app.js';
 import { decodeCanonical } from '../../codec/cbor.js';
 import { sha256 } from '../../crypto/hash.js';
+import { buildTrustBundle, type TrustBundle } from '../ca/bundle.js';
 import { encodeCaBody } from './body.js';
 import { caQuery, verifiedCaValue } from './client.js';
 import { CaStateError } from './errors.js';
@@ -100,4 +101,24 @@ export async function readIntermediates(query: Query): Promise<IntermediateListi
     added.push(decodeAddedIntermediate(value));
   }
   return { height, proposals, added };
+}
+
+/**
+ * The trust bundle in effect: the genesis bundle with the intermediates added since (whose
+ * endorsements `readIntermediates` has checked), in name order.
+ */
+export function trustBundleInEffect(
+  genesis: TrustBundle,
+  added: IntermediateListing['added'],
+): TrustBundle {
+  if (added.length === 0) return genesis;
+  return buildTrustBundle({
+    cluster: genesis.cluster,
+    chainId: genesis.chainId,
+    rootCertificate: genesis.root.certificate,
+    rootFalconPublicKey: genesis.root.falconPublicKey,
+    validators: [...genesis.validators, ...added]
+      .map(({ name, certificate, endorsement }) => ({ name, certificate, endorsement }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+  });
 }
