@@ -38,6 +38,7 @@ import {
 } from '../trustchain/dns-zones/index.js';
 import type { DnsName, ZoneInfo } from '../trustchain/dns-zones/index.js';
 import { CliError } from './cli-error.js';
+import { committedRootsOf } from './verified-root.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 import type { WalletKey } from './wallet.js';
 
@@ -346,18 +347,20 @@ async function provenQuery<T>(
   request: QueryRequest,
   verify: (response: QueryResponse) => T,
 ): Promise<{ value: T; at: ProvenAt }> {
+  const roots = committedRootsOf(client);
   const response = await client.query(request);
+  let value: T;
   try {
-    return {
-      value: verify(response),
-      at: { height: response.height, stateRoot: toHex(response.stateRoot) },
-    };
+    value = verify(response);
   } catch (error) {
     if (error instanceof HyperMeshError) {
       throw new CliError(`the node's answer does not verify: ${error.message} [${error.code}]`, 1);
     }
     throw error;
   }
+  // The root the proofs check against must be one the validator quorum committed.
+  await roots.check(response.height, response.stateRoot);
+  return { value, at: { height: response.height, stateRoot: toHex(response.stateRoot) } };
 }
 
 function sameState(first: ProvenAt, other: ProvenAt): void {

@@ -5,6 +5,7 @@ import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient, TxStatus } from '../consensus/net/index.js';
 import { KV_MODULE_NAME, kvGetQuery, kvSet, verifyKvGet } from '../kv/index.js';
 import { CliError } from './cli-error.js';
+import { committedRootsOf } from './verified-root.js';
 import { submitTransaction } from './tx-submit.js';
 
 /**
@@ -61,12 +62,16 @@ export interface KvReadOutcome {
   readonly value: Uint8Array | null;
 }
 
-/** Reads `key` and checks the answer's Merkle proof against the state root it names. */
+/**
+ * Reads `key` and checks the answer's Merkle proof against the state root it names, and that root
+ * against the block's committed header (verified-root.ts).
+ */
 export async function readKv(
   client: NodeRpcClient,
   key: string,
   height?: number,
 ): Promise<KvReadOutcome> {
+  const roots = committedRootsOf(client);
   const request = kvGetQuery(key, height);
   const response = await client.query(request);
   let entry;
@@ -75,6 +80,8 @@ export async function readKv(
   } catch (error) {
     throw new CliError(`the node's answer does not verify: ${(error as Error).message}`, 1);
   }
+  // The root the proof checks against must be one the validator quorum committed.
+  await roots.check(response.height, response.stateRoot);
   return {
     height: response.height,
     stateRoot: toHex(response.stateRoot),
