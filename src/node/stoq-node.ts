@@ -77,6 +77,8 @@ export interface StoqParts {
   readonly transport: Transport;
   readonly registry: Registry;
   readonly uri: string;
+  /** The revocation check handshakes use (the revoked-serials file, plus `extra`'s). */
+  readonly revocation: RevocationCheck;
   close(): Promise<void>;
 }
 
@@ -192,6 +194,7 @@ export async function buildStoqParts(
     transport,
     registry,
     uri: leaf.uri,
+    revocation,
     close: async () => {
       await endpoint.close();
       await transport.close();

@@ -669,6 +669,20 @@ export async function startValidatorNode(
         consensus.on('commit', (info: CommitInfo) => caService.committed(info.height));
       }
     }
+    if (caTrust !== undefined) {
+      // Sessions already open when a revocation commits are closed at that commit, not only
+      // refused at their next handshake (docs/stoq-auth.md, "Revocation of open sessions").
+      consensus.on('commit', (info: CommitInfo) => {
+        void parts.endpoint.recheckRevocation(parts.revocation).then((closed) => {
+          for (const session of closed) {
+            logger.info('closed a STOQ session whose peer certificate was revoked', {
+              peer: session.peer.uri,
+              height: info.height,
+            });
+          }
+        });
+      });
+    }
     if (caesarService !== null) {
       consensus.on('commit', (info: CommitInfo) => caesarService.committed(info.height));
     }

@@ -1,5 +1,7 @@
 import { Registry } from 'prom-client';
 import { StoqError, StoqErrorCode } from './errors.js';
+import { checkRevocation, type RevocationCheck } from './auth/peer.js';
+import { AuthFailureReason } from './auth/reasons.js';
 import type { Authenticator, Session } from './identity.js';
 import { createStoqMetrics, type StoqMetrics } from './metrics.js';
 import { positiveIntegerOption } from './options.js';
@@ -54,6 +56,8 @@ export class StoqEndpoint {
   private readonly maxInbound: number;
   private readonly listeners = new Set<TransportListener>();
   private readonly connections = new Set<TransportConnection>();
+  /** Authenticated sessions by connection (for `recheckRevocation`). */
+  private readonly sessions = new Map<TransportConnection, Session>();
   private inbound = 0;
   private isClosed = false;
 
@@ -124,6 +128,31 @@ export class StoqEndpoint {
     return session;
   }
 
+  /**
+   * Runs `revocation` again over the certificate path of every authenticated session and closes
+   * each session a certificate of which is now `revoked` (docs/stoq-auth.md, "Revocation of open
+   * sessions"). A check that cannot answer (`unknown`, an error) leaves the session open: it
+   * passed when it was made, and only a definite revocation ends it. Returns the sessions closed.
+   */
+  async recheckRevocation(revocation: RevocationCheck): Promise<Session[]> {
+    const closed: Session[] = [];
+    for (const session of [...this.sessions.values()]) {
+      if (session.path === undefined) continue;
+      try {
+        await checkRevocation(session.path, revocation);
+      } catch (error) {
+        if (
+          error instanceof StoqError &&
+          (error.detail as { reason?: unknown } | undefined)?.reason === AuthFailureReason.REVOKED
+        ) {
+          session.connection.close(`peer certificate revoked: ${error.message}`);
+          closed.push(session);
+        }
+      }
+    }
+    return closed;
+  }
+
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
@@ -174,6 +203,7 @@ export class StoqEndpoint {
     try {
       const session = signal ? await raceAbort(authenticating, signal) : await authenticating;
       if (this.isClosed) throw endpointClosed();
+      if (this.connections.has(connection)) this.sessions.set(connection, session);
       return session;
     } catch (error) {
       // The authenticator closes on failure; closing again also covers abort and shutdown.
@@ -191,6 +221,7 @@ export class StoqEndpoint {
     if (connection.direction === 'inbound') this.inbound++;
     void connection.closed.then(() => {
       this.connections.delete(connection);
+      this.sessions.delete(connection);
       this.metrics.connections.dec(labels);
       if (connection.direction === 'inbound') this.inbound--;
     });

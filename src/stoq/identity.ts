@@ -1,3 +1,4 @@
+import type { ParsedCertificate } from '../crypto/x509.js';
 import type { TransportConnection } from './transport.js';
 
 /**
@@ -29,6 +30,11 @@ export interface PeerIdentity {
 export interface Session {
   readonly connection: TransportConnection;
   readonly peer: PeerIdentity;
+  /**
+   * The peer's verified certificate path, leaf first (absent for sessions made without
+   * certificates, e.g. in-memory tests): what `StoqEndpoint.recheckRevocation` checks again.
+   */
+  readonly path?: readonly ParsedCertificate[];
 }
 
 export interface Authenticator {

@@ -110,7 +110,7 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
   };
 
   /** A fresh client endpoint (so a fresh connection and handshake) with that identity. */
-  const statusWith = async (identity: { name: string; keyFile: string; chainFile: string }) => {
+  const endpointAs = (identity: { name: string; keyFile: string; chainFile: string }) => {
     const config: NodeConfig = {
       cluster: target.chainId,
       name: identity.name,
@@ -122,10 +122,15 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
       peers: Object.fromEntries(target.nodes.map((entry) => [entry.name, [entry.stoq]])),
       metrics: null,
     };
-    const parts = await buildStoqParts(
+    return buildStoqParts(
       config,
       createLogger({ node: identity.name }, () => undefined, 'error'),
     );
+  };
+
+  /** node-1's status read over a fresh endpoint with that identity. */
+  const statusWith = async (identity: { name: string; keyFile: string; chainFile: string }) => {
+    const parts = await endpointAs(identity);
     try {
       return await withDeadline(
         createNodeRpcClient({ endpoint: parts.endpoint, peer: 'node-1' }).status(),
@@ -150,11 +155,20 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
     await assert.rejects(statusWith(mallory), refusedAs('wrong_key_usage'));
   });
 
-  it('a client-profile certificate reads status, and is refused once its revocation commits', async () => {
+  it('a client-profile certificate reads status; its revocation closes its open session and refuses new ones', async () => {
     const alice = await issueClient('alice', `spiffe://${target.chainId}/client/alice`);
     const status = await statusWith(alice);
     assert.equal(status['node'], 'node-1');
     assert.ok(Number(status['committedHeight']) >= 1);
+    // A session alice holds open across the revocation.
+    const open = await endpointAs(alice);
+    await withDeadline(
+      createNodeRpcClient({ endpoint: open.endpoint, peer: 'node-1' }).status(),
+      30_000,
+      'status on the session kept open',
+    );
+    const session = open.endpoint.pool.current('node-1');
+    assert.ok(session !== undefined, 'the pool holds the session to node-1');
 
     const revoked = await withDeadline(
       runCli([
@@ -179,6 +193,9 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
       `node-1 commits the revocation at height ${height}`,
       30_000,
     );
+    // node-1 closes the open session at the commit (src/stoq/endpoint.ts recheckRevocation).
+    await withDeadline(session.connection.closed, 30_000, 'node-1 closes the revoked session');
+    await open.close();
     await assert.rejects(statusWith(alice), refusedAs('revoked'));
     // The development CA's operator certificate is unaffected by the combined check.
     const after = await operator.client('node-1').status();

@@ -10,7 +10,7 @@ import {
   parseTrustRoots,
 } from '../../crypto/x509.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
-import type { Authenticator, PeerIdentity, Session } from '../identity.js';
+import type { Authenticator, Session } from '../identity.js';
 import type { StoqMetrics } from '../metrics.js';
 import type { TransportConnection, TransportStream } from '../transport.js';
 import { CertificateCache } from './certificate-cache.js';
@@ -42,7 +42,7 @@ import {
   type AuthResult,
   type Delegation,
 } from './messages.js';
-import type { IdentityCheck, RevocationCheck, TrustPolicy } from './peer.js';
+import type { CertifiedPeer, IdentityCheck, RevocationCheck, TrustPolicy } from './peer.js';
 import { AuthFailureReason, authFailure, failureOrigin, failureReason } from './reasons.js';
 
 /**
@@ -233,13 +233,13 @@ class StoqAuthenticator implements Authenticator {
     // After a timeout the exchange still settles (closing the connection fails its reads).
     exchange.catch(() => undefined);
     try {
-      const peer = await Promise.race([exchange, timedOut]);
+      const { identity: peer, path } = await Promise.race([exchange, timedOut]);
       this.metrics?.handshakes.inc({ transport: connection.kind, outcome: 'ok' });
       this.metrics?.handshakeSeconds.observe(
         { transport: connection.kind },
         (performance.now() - started) / 1000,
       );
-      return { connection, peer };
+      return { connection, peer, path };
     } catch (error) {
       clearTimeout(timer);
       const failure = asAuthFailure(error);
@@ -260,7 +260,7 @@ class StoqAuthenticator implements Authenticator {
   }
 
   /** The dialer: ClientHello, check ServerHello, ClientProof, read Result. */
-  private async dial(connection: TransportConnection, attempt: Attempt): Promise<PeerIdentity> {
+  private async dial(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
     const stream = await connection.openStream();
     attempt.stream = stream;
     const reader = new FrameReader(stream, this.maxMessageBytes);
@@ -291,11 +291,11 @@ class StoqAuthenticator implements Authenticator {
     const result = expect(await receive(reader), 'result');
     if (!result.ok) throw peerRejected(result);
     finishQuietly(stream);
-    return server.identity;
+    return server;
   }
 
   /** The listener: check ClientHello, ServerHello, check ClientProof, send Result. */
-  private async listen(connection: TransportConnection, attempt: Attempt): Promise<PeerIdentity> {
+  private async listen(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
     const stream = await connection.acceptStream();
     if (stream === null) {
       throw authFailure(
@@ -333,7 +333,7 @@ class StoqAuthenticator implements Authenticator {
     });
     await send(stream, successResult());
     finishQuietly(stream);
-    return client.identity;
+    return client;
   }
 
   private checkContext(connection: TransportConnection): PeerCheckContext {

@@ -72,6 +72,8 @@ export interface TrustPolicy {
 export interface CertifiedPeer {
   readonly identity: PeerIdentity;
   readonly leaf: ParsedCertificate;
+  /** The verified path, leaf first, ending at the trust anchor (for later revocation rechecks). */
+  readonly path: readonly ParsedCertificate[];
 }
 
 export interface VerifyPeerOptions {
@@ -138,6 +140,7 @@ export async function verifyPeerCertificate(options: VerifyPeerOptions): Promise
   await checkRevocation(verified.path, trust.revocation);
   return {
     leaf,
+    path: verified.path,
     identity: {
       ...identity,
       certificateFingerprint: leaf.fingerprint,
@@ -164,7 +167,12 @@ function withX509Reasons<T>(check: () => T): T {
   }
 }
 
-async function checkRevocation(
+/**
+ * Runs `revocation` on every certificate of a verified `path` below its trust anchor, leaf
+ * first; throws an `UNAUTHENTICATED` StoqError (`revoked` or `revocation_unknown`) at the first
+ * that is not `good`.
+ */
+export async function checkRevocation(
   path: readonly ParsedCertificate[],
   revocation: RevocationCheck,
 ): Promise<void> {
