@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<BenchSuite>> = {
   caesar: async () => (await import('./suites/caesar.js')).default,
   dns: async () => (await import('./suites/dns.js')).default,
   discovery: async () => (await import('./suites/discovery.js')).default,
+  trustchain: async () => (await import('./suites/trustchain.js')).default,
 };
 
 const { values, positionals } = parseArgs({

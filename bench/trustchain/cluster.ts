@@ -1,0 +1,185 @@
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { NodeRpcClient } from '../../src/consensus/net/index.js';
+import { DEV_PROOF_PARAMS } from '../../src/consensus/genesis.js';
+import { caService, type CaRpcService } from '../../src/faces/ca-rpc.js';
+import { initCluster } from '../../src/node/cluster-init.js';
+import { readGenesisFile } from '../../src/node/cluster-layout.js';
+import { DEV_CA_FILES } from '../../src/node/dev-ca.js';
+import { COMMIT_LOG_MESSAGE, spawnValidator } from '../../src/node/node-process.js';
+import { createNodeRpcClient } from '../../src/consensus/net/index.js';
+import {
+  loadClusterTarget,
+  openOperatorParts,
+  type OperatorParts,
+} from '../../src/node/operator.js';
+import type { RpcClient } from '../../src/stoq/index.js';
+import type { BenchCluster, CommitEvent } from '../consensus/cluster.js';
+
+/**
+ * A local cluster for the trustchain benchmark: `cluster init` with the TrustChain CA and an
+ * ACME server on every node (no DNS servers, no service catalog), one `hypermesh node start`
+ * child process per validator (the built bin), and `connections` operator client endpoints.
+ * Like bench/consensus/cluster.ts, but with the CA on; the one change to what `cluster init`
+ * wrote is `acme.http01Port` in each node's configuration (a documented option), so http-01
+ * validations reach the benchmark's challenge server on an unprivileged port.
+ */
+export interface TrustchainCluster extends BenchCluster {
+  /** `hypermesh.trustchain.ca.v1` of `node` over connection `connection`. */
+  ca(connection: number, node: string): RpcClient<CaRpcService>;
+  /** Each node's ACME directory URL, in node order. */
+  readonly acmeDirectories: readonly string[];
+  /** The development root that signed the nodes' HTTPS certificates (PEM). */
+  readonly httpsRootPem: string;
+  /** The SPIFFE trust domain of the CA (`spiffe://<cluster>/...`). */
+  readonly caCluster: string;
+  /** CPU seconds (user + system) the node processes have used so far (Linux /proc). */
+  nodeCpuSeconds(): Promise<number>;
+}
+
+const CLOCK_TICKS =
+  Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime + stime of process `pid` in seconds (proc(5): fields 14 and 15 of /proc/PID/stat). */
+async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime is field 14, stime field 15.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+interface NodeConfigJson {
+  acme?: { https: { host: string; port: number }; http01Port?: number } | null;
+}
+
+export async function startTrustchainCluster(options: {
+  readonly dir: string;
+  readonly validators: number;
+  readonly stampDifficulty: number;
+  readonly connections: number;
+  readonly http01Port: number;
+  readonly progress: (message: string) => void;
+}): Promise<TrustchainCluster> {
+  const { progress } = options;
+  const layout = await initCluster({
+    out: options.dir,
+    validators: options.validators,
+    chainId: 'bench-trustchain',
+    basePort: 0,
+    metricsBasePort: 0,
+    proofParams: { ...DEV_PROOF_PARAMS, work: { stampDifficulty: options.stampDifficulty } },
+    dns: false,
+    discovery: false,
+    ca: true,
+    acme: true,
+  });
+  const genesis = await readGenesisFile(layout.genesisFile);
+  const acmeDirectories: string[] = [];
+  for (const node of layout.nodes) {
+    const config = JSON.parse(await readFile(node.configFile, 'utf8')) as NodeConfigJson;
+    if (config.acme === undefined || config.acme === null) {
+      throw new Error(`${node.name}: cluster init wrote no acme section`);
+    }
+    config.acme.http01Port = options.http01Port;
+    await writeFile(node.configFile, `${JSON.stringify(config, null, 2)}\n`);
+    acmeDirectories.push(`https://${config.acme.https.host}:${config.acme.https.port}/directory`);
+  }
+  const httpsRootPem = await readFile(
+    path.join(layout.dir, 'ca', DEV_CA_FILES.certificate),
+    'utf8',
+  );
+
+  const listeners: Array<(event: CommitEvent) => void> = [];
+  const nodeWarnings = new Map<string, number>();
+  const processes = layout.nodes.map((node) => {
+    const child = spawnValidator(node.name, node.configFile, {
+      logFile: path.join(node.dir, 'node.log'),
+    });
+    child.onOutput((line) => progress(`[${node.name}] ${line}`));
+    child.onLog((entry) => {
+      if (entry.level === 'warn' || entry.level === 'error') {
+        const key = `${String(entry.level)}: ${String(entry.msg)}`;
+        nodeWarnings.set(key, (nodeWarnings.get(key) ?? 0) + 1);
+      }
+      if (
+        entry.msg !== COMMIT_LOG_MESSAGE ||
+        typeof entry.height !== 'number' ||
+        typeof entry.txs !== 'number' ||
+        typeof entry.round !== 'number' ||
+        typeof entry.time !== 'string'
+      ) {
+        return;
+      }
+      const event: CommitEvent = {
+        node: node.name,
+        height: entry.height,
+        round: entry.round,
+        txs: entry.txs,
+        time: Date.parse(entry.time),
+      };
+      for (const listener of listeners) listener(event);
+    });
+    return child;
+  });
+  const sessions: OperatorParts[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.all(sessions.map((session) => session.close().catch(() => undefined)));
+    await Promise.all(processes.map((child) => child.stop(5_000)));
+  };
+  try {
+    await Promise.all(processes.map((child) => child.ready));
+    await Promise.all(processes.map((child) => child.waitForHeight(2, 60_000)));
+    const target = await loadClusterTarget(layout.dir);
+    for (let i = 0; i < options.connections; i++) sessions.push(await openOperatorParts(target));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const session = (connection: number): OperatorParts => {
+    const found = sessions[connection % sessions.length];
+    if (found === undefined) throw new Error('no client connection');
+    return found;
+  };
+  const clients = new Map<string, NodeRpcClient>();
+  const caClients = new Map<string, RpcClient<CaRpcService>>();
+  return {
+    layout,
+    genesis,
+    names: layout.nodes.map((node) => node.name),
+    processes,
+    connections: sessions.length,
+    client: (connection, node) => {
+      const key = `${connection % sessions.length}/${node}`;
+      let client = clients.get(key);
+      if (client === undefined) {
+        client = createNodeRpcClient({ endpoint: session(connection).parts.endpoint, peer: node });
+        clients.set(key, client);
+      }
+      return client;
+    },
+    ca: (connection, node) => {
+      const key = `${connection % sessions.length}/${node}`;
+      let client = caClients.get(key);
+      if (client === undefined) {
+        client = session(connection).parts.endpoint.client(caService, node);
+        caClients.set(key, client);
+      }
+      return client;
+    },
+    onCommit: (listener) => listeners.push(listener),
+    nodeWarnings,
+    acmeDirectories,
+    httpsRootPem,
+    caCluster: genesis.chainId,
+    nodeCpuSeconds: async () => {
+      const seconds = await Promise.all(
+        processes.map((child) =>
+          child.child.pid === undefined ? 0 : processCpuSeconds(child.child.pid),
+        ),
+      );
+      return seconds.reduce((sum, value) => sum + value, 0);
+    },
+    close,
+  };
+}
