@@ -128,38 +128,7 @@ export async function startBenchCluster(options: {
     ca: false,
   });
   const genesis = await readGenesisFile(layout.genesisFile);
-  const listeners: Array<(event: CommitEvent) => void> = [];
-  const nodeWarnings = new Map<string, number>();
-  const processes = layout.nodes.map((node) => {
-    const child = spawnValidator(node.name, node.configFile, {
-      logFile: path.join(node.dir, 'node.log'),
-    });
-    child.onOutput((line) => progress(`[${node.name}] ${line}`));
-    child.onLog((entry) => {
-      if (entry.level === 'warn' || entry.level === 'error') {
-        const key = `${String(entry.level)}: ${String(entry.msg)}`;
-        nodeWarnings.set(key, (nodeWarnings.get(key) ?? 0) + 1);
-      }
-      if (
-        entry.msg !== COMMIT_LOG_MESSAGE ||
-        typeof entry.height !== 'number' ||
-        typeof entry.txs !== 'number' ||
-        typeof entry.round !== 'number' ||
-        typeof entry.time !== 'string'
-      ) {
-        return;
-      }
-      const event: CommitEvent = {
-        node: node.name,
-        height: entry.height,
-        round: entry.round,
-        txs: entry.txs,
-        time: Date.parse(entry.time),
-      };
-      for (const listener of listeners) listener(event);
-    });
-    return child;
-  });
+  const { processes, listeners, nodeWarnings } = spawnWatchedValidators(layout.nodes, progress);
   const sessions: OperatorSession[] = [];
   const clients = new Map<string, NodeRpcClient>();
   const close = async (): Promise<void> => {
@@ -197,4 +166,52 @@ export async function startBenchCluster(options: {
     nodeWarnings,
     close,
   };
+}
+
+/**
+ * Starts one `hypermesh node start` child per node, echoing its output through `progress`,
+ * counting its warnings and errors by message, and turning its commit log lines into
+ * `CommitEvent`s for the returned listeners.
+ */
+export function spawnWatchedValidators(
+  nodes: readonly { readonly name: string; readonly dir: string; readonly configFile: string }[],
+  progress: (message: string) => void,
+): {
+  processes: ValidatorProcess[];
+  listeners: Array<(event: CommitEvent) => void>;
+  nodeWarnings: Map<string, number>;
+} {
+  const listeners: Array<(event: CommitEvent) => void> = [];
+  const nodeWarnings = new Map<string, number>();
+  const processes = nodes.map((node) => {
+    const child = spawnValidator(node.name, node.configFile, {
+      logFile: path.join(node.dir, 'node.log'),
+    });
+    child.onOutput((line) => progress(`[${node.name}] ${line}`));
+    child.onLog((entry) => {
+      if (entry.level === 'warn' || entry.level === 'error') {
+        const key = `${String(entry.level)}: ${String(entry.msg)}`;
+        nodeWarnings.set(key, (nodeWarnings.get(key) ?? 0) + 1);
+      }
+      if (
+        entry.msg !== COMMIT_LOG_MESSAGE ||
+        typeof entry.height !== 'number' ||
+        typeof entry.txs !== 'number' ||
+        typeof entry.round !== 'number' ||
+        typeof entry.time !== 'string'
+      ) {
+        return;
+      }
+      const event: CommitEvent = {
+        node: node.name,
+        height: entry.height,
+        round: entry.round,
+        txs: entry.txs,
+        time: Date.parse(entry.time),
+      };
+      for (const listener of listeners) listener(event);
+    });
+    return child;
+  });
+  return { processes, listeners, nodeWarnings };
 }

@@ -7,7 +7,6 @@ import { caService, type CaRpcService } from '../../src/faces/ca-rpc.js';
 import { initCluster } from '../../src/node/cluster-init.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
 import { DEV_CA_FILES } from '../../src/node/dev-ca.js';
-import { COMMIT_LOG_MESSAGE, spawnValidator } from '../../src/node/node-process.js';
 import { createNodeRpcClient } from '../../src/consensus/net/index.js';
 import {
   loadClusterTarget,
@@ -15,7 +14,7 @@ import {
   type OperatorParts,
 } from '../../src/node/operator.js';
 import type { RpcClient } from '../../src/stoq/index.js';
-import type { BenchCluster, CommitEvent } from '../consensus/cluster.js';
+import { spawnWatchedValidators, type BenchCluster } from '../consensus/cluster.js';
 
 /**
  * A local cluster for the trustchain benchmark: `cluster init` with the TrustChain CA and an
@@ -90,38 +89,7 @@ export async function startTrustchainCluster(options: {
     'utf8',
   );
 
-  const listeners: Array<(event: CommitEvent) => void> = [];
-  const nodeWarnings = new Map<string, number>();
-  const processes = layout.nodes.map((node) => {
-    const child = spawnValidator(node.name, node.configFile, {
-      logFile: path.join(node.dir, 'node.log'),
-    });
-    child.onOutput((line) => progress(`[${node.name}] ${line}`));
-    child.onLog((entry) => {
-      if (entry.level === 'warn' || entry.level === 'error') {
-        const key = `${String(entry.level)}: ${String(entry.msg)}`;
-        nodeWarnings.set(key, (nodeWarnings.get(key) ?? 0) + 1);
-      }
-      if (
-        entry.msg !== COMMIT_LOG_MESSAGE ||
-        typeof entry.height !== 'number' ||
-        typeof entry.txs !== 'number' ||
-        typeof entry.round !== 'number' ||
-        typeof entry.time !== 'string'
-      ) {
-        return;
-      }
-      const event: CommitEvent = {
-        node: node.name,
-        height: entry.height,
-        round: entry.round,
-        txs: entry.txs,
-        time: Date.parse(entry.time),
-      };
-      for (const listener of listeners) listener(event);
-    });
-    return child;
-  });
+  const { processes, listeners, nodeWarnings } = spawnWatchedValidators(layout.nodes, progress);
   const sessions: OperatorParts[] = [];
   const close = async (): Promise<void> => {
     await Promise.all(sessions.map((session) => session.close().catch(() => undefined)));
