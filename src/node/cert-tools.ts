@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { fromBase64, toHex } from '../crypto/bytes.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../crypto/merkle.js';
@@ -14,7 +14,9 @@ import {
   decodeBatchInclusion,
   decodeIssuanceReference,
 } from '../trustchain/ca/extensions.js';
-import type { CertificateRequestInput } from '../trustchain/ca/request.js';
+import type { NodeIdentityKeys } from '../crypto/keyfile.js';
+import { createCsr } from '../trustchain/ca/csr.js';
+import { proveFalconPossession, type CertificateRequestInput } from '../trustchain/ca/request.js';
 import {
   CA_MODULE_NAME,
   CaStateReader,
@@ -68,6 +70,27 @@ export function generateSubjectKey(type: SubjectKeyType): KeyObject {
   if (type === 'p256') return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   if (type === 'ed25519') return generateKeyPairSync('ed25519').privateKey;
   return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+}
+
+/**
+ * The key parts of a request whose certificate is a STOQ identity (`cert request
+ * --stoq-identity`, docs/ca.md "Revocation in STOQ"): a CSR for the identity's Ed25519 key and
+ * its FALCON-1024 public key with the proof of possession over that CSR's key.
+ */
+export async function stoqIdentityRequestParts(
+  keys: NodeIdentityKeys,
+  falcon: FalconBackend = defaultFalcon(),
+): Promise<Required<Pick<CertificateRequestInput, 'csr' | 'falcon'>>> {
+  const spki = new Uint8Array(
+    createPublicKey(keys.ed25519.privateKey).export({ format: 'der', type: 'spki' }),
+  );
+  return {
+    csr: createCsr({ privateKey: keys.ed25519.privateKey }),
+    falcon: {
+      publicKey: keys.falcon.publicKey,
+      proof: await proveFalconPossession(spki, keys.falcon.secretKey, falcon),
+    },
+  };
 }
 
 /** How often the outcome is asked while waiting: the node API has no subscription. */

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPublicKey } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,7 +7,11 @@ import { createNodeRpcClient } from '../../src/consensus/net/index.js';
 import { defaultFalcon } from '../../src/crypto/falcon.js';
 import { writeKeyFile } from '../../src/crypto/keyfile.js';
 import { derToPem } from '../../src/crypto/x509.js';
-import { genesisTrustBundle, requestCertificate } from '../../src/node/cert-tools.js';
+import {
+  genesisTrustBundle,
+  requestCertificate,
+  stoqIdentityRequestParts,
+} from '../../src/node/cert-tools.js';
 import { DEFAULT_LISTEN_HOST, type NodeConfig } from '../../src/node/config.js';
 import { generateNodeIdentity } from '../../src/node/dev-ca.js';
 import { operatorKey } from '../../src/node/kv-tools.js';
@@ -25,7 +28,6 @@ import { buildStoqParts, combineRevocationChecks } from '../../src/node/stoq-nod
 import type { RevocationAnswer, RevocationQuery } from '../../src/stoq/auth/index.js';
 import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
 import { StoqError } from '../../src/stoq/errors.js';
-import { createCsr, proveFalconPossession } from '../../src/trustchain/ca/index.js';
 import { certificateChainPem } from '../../src/trustchain/ca-module/index.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
@@ -73,14 +75,11 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
 
   /**
    * Requests a client-profile certificate for `uri` through the library `hypermesh cert request`
-   * runs (the CLI has no flag for a FALCON key, which a STOQ identity needs), and writes the key
-   * file and chain a STOQ endpoint reads.
+   * runs (the CSR and FALCON proof `--stoq-identity` builds), and writes the key file and chain a
+   * STOQ endpoint reads.
    */
   const issueClient = async (name: string, uri: string) => {
     const keys = await generateNodeIdentity(falcon);
-    const spki = new Uint8Array(
-      createPublicKey(keys.ed25519.privateKey).export({ format: 'der', type: 'spki' }),
-    );
     const genesis = await readGenesisFile(target.genesisFile);
     const published = await requestCertificate({
       client: operator.client('node-1'),
@@ -88,12 +87,8 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
       privateKey: await operatorKey(target.operator.keyFile),
       request: {
         profile: 'client',
-        csr: createCsr({ privateKey: keys.ed25519.privateKey }),
         uris: [uri],
-        falcon: {
-          publicKey: keys.falcon.publicKey,
-          proof: await proveFalconPossession(spki, keys.falcon.secretKey, falcon),
-        },
+        ...(await stoqIdentityRequestParts(keys, falcon)),
       },
       timeoutMs: 60_000,
     });
@@ -149,6 +144,41 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
       assert.equal(error.detail.reason, reason, error.message);
       return true;
     };
+
+  it('`cert request --stoq-identity` writes a node-identity key and chain that read status as a client', async () => {
+    const uri = `spiffe://${target.chainId}/client/carol`;
+    const prefix = path.join(root, 'carol');
+    const request = (extra: string[]) =>
+      withDeadline(
+        runCli(['cert', 'request', '--stoq-identity', '--uri', uri, '--cluster', dir, ...extra]),
+        60_000,
+        'cert request --stoq-identity',
+      );
+    for (const [extra, message] of [
+      [['--key-type', 'p256'], /needs an Ed25519 key/],
+      [['--csr', path.join(root, 'any.csr')], /does not take --csr/],
+    ] as const) {
+      const refused = await request(['--out', prefix, ...extra]);
+      assert.notEqual(refused.code, 0, refused.out);
+      assert.match(refused.err, message);
+    }
+    const refused = await runCli(['cert', 'request', '--out', prefix, '--identity-key', 'x']);
+    assert.match(refused.err, /--identity-key FILE needs --stoq-identity/);
+
+    const issued = await request(['--out', prefix]);
+    assert.equal(issued.code, 0, issued.err + issued.out);
+    const carol = { name: 'carol', keyFile: `${prefix}.key`, chainFile: `${prefix}.chain.pem` };
+    assert.equal((await stat(carol.keyFile)).mode & 0o777, 0o600);
+    const status = await statusWith(carol);
+    assert.equal(status['node'], 'node-1');
+
+    // A second certificate for the same keys, taken from the key file just written.
+    const again = await request(['--out', `${prefix}-2`, '--identity-key', carol.keyFile]);
+    assert.equal(again.code, 0, again.err + again.out);
+    await assert.rejects(stat(`${prefix}-2.key`), { code: 'ENOENT' });
+    const renewed = await statusWith({ ...carol, chainFile: `${prefix}-2.chain.pem` });
+    assert.equal(renewed['node'], 'node-1');
+  });
 
   it('a client-profile certificate naming the validator role is refused', async () => {
     const mallory = await issueClient('mallory', `spiffe://${target.chainId}/validator/mallory`);

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { NodeRpcClient } from '../../consensus/net/index.js';
@@ -13,7 +13,9 @@ import {
 import { parseWithPositionals } from './block.js';
 import { integerOption } from './cluster.js';
 import { derToPem, pemToDerList } from '../../crypto/x509.js';
+import type { NodeIdentityKeys } from '../../crypto/keyfile.js';
 import { createCsr } from '../../trustchain/ca/csr.js';
+import type { stoqIdentityRequestParts } from '../cert-tools.js';
 import { PROFILE_NAMES, type ProfileName } from '../../trustchain/ca/profiles.js';
 import { parseTrustBundle } from '../../trustchain/ca/bundle.js';
 import { CaError } from '../../trustchain/ca/errors.js';
@@ -135,13 +137,79 @@ function report(
   io.out(`  wrote ${files.cert} and ${files.chain}\n`);
 }
 
+/** `--stoq-identity` refuses what cannot give a STOQ identity, before anything is generated. */
+function checkStoqIdentityOptions(values: {
+  csr?: string;
+  'key-type'?: string;
+  uri?: string[];
+}): void {
+  if (values.csr !== undefined) {
+    throw new CliError(
+      "--stoq-identity builds the CSR from the identity's Ed25519 key; it does not take --csr " +
+        '(use --identity-key FILE to certify an existing node-identity key)',
+    );
+  }
+  const keyType = values['key-type'];
+  if (keyType !== undefined && keyType !== 'ed25519') {
+    throw new CliError(
+      `--stoq-identity needs an Ed25519 key (STOQ signs with Ed25519 and FALCON-1024), not --key-type ${keyType}`,
+    );
+  }
+  if ((values.uri ?? []).length !== 1) {
+    throw new CliError(
+      '--stoq-identity needs exactly one --uri spiffe://<cluster>/<role>/<name>: a STOQ identity is that URI',
+    );
+  }
+}
+
+interface StoqIdentity {
+  readonly keys: NodeIdentityKeys;
+  readonly parts: Awaited<ReturnType<typeof stoqIdentityRequestParts>>;
+  /** True when generated here, so PREFIX.key is to be written. */
+  readonly generated: boolean;
+}
+
+async function keyFileFailure(error: unknown): Promise<never> {
+  const { KeyFileError } = await import('../../crypto/keyfile.js');
+  if (error instanceof KeyFileError) throw new CliError(error.message);
+  throw error;
+}
+
+/**
+ * The identity's keys, read from `file` or generated (refusing an existing `keyOut` first, so a
+ * key whose certificate is issued is never lost to a write that fails afterwards), with the
+ * CSR and FALCON proof of the request.
+ */
+async function stoqIdentityKeys(file: string | undefined, keyOut: string): Promise<StoqIdentity> {
+  const { readKeyFile } = await import('../../crypto/keyfile.js');
+  let keys: NodeIdentityKeys;
+  if (file !== undefined) {
+    keys = (await readKeyFile(file, { kind: 'node-identity' }).catch(keyFileFailure)).keys;
+  } else {
+    const exists = await access(keyOut).then(
+      () => true,
+      () => false,
+    );
+    if (exists) {
+      throw new CliError(
+        `${keyOut} exists; remove it, or pass --identity-key ${keyOut} to certify the keys it holds`,
+      );
+    }
+    const { generateNodeIdentity } = await import('../dev-ca.js');
+    keys = await generateNodeIdentity();
+  }
+  const { stoqIdentityRequestParts } = await import('../cert-tools.js');
+  return { keys, parts: await stoqIdentityRequestParts(keys), generated: file === undefined };
+}
+
 const request: Command = {
   name: 'cert request',
   summary: 'request a certificate from the TrustChain CA and wait for its publication',
   help: `
 usage: hypermesh cert request --out PREFIX [--profile service|client|node] [--dns NAME ...]
                               [--ip ADDR ...] [--uri URI ...] [--key-type p256|ed25519|rsa]
-                              [--csr FILE] [--lifetime SECONDS] [--cluster FILE|DIR]
+                              [--csr FILE] [--stoq-identity [--identity-key FILE]]
+                              [--lifetime SECONDS] [--cluster FILE|DIR]
                               [--node NAME|ADDR] [--timeout-ms MS]
 
 Generates a private key and a PKCS#10 request (or takes --csr FILE, PEM or DER), submits a
@@ -151,11 +219,23 @@ PREFIX.pem (the certificate), PREFIX.chain.pem (certificate + intermediate) and,
 generated the key, PREFIX.key (PKCS#8 PEM, mode 0600). Names must be allowed for the operator
 account (genesis app.ca grants).
 
+With --stoq-identity the certificate is a STOQ identity (docs/ca.md, "Revocation in STOQ"):
+the key is an Ed25519 + FALCON-1024 pair, the CSR is for the Ed25519 key and the request
+carries the FALCON key with its proof of possession, so the leaf holds both. PREFIX.key is
+then a node-identity key file (docs/crypto.md key files, mode 0600) that a STOQ endpoint reads
+with PREFIX.chain.pem: identity.keyFile and identity.certificateFile of its config. The
+profile defaults to client, and --uri spiffe://<cluster>/<role>/<name> is required, e.g.
+spiffe://<cluster>/client/alice (the validator and node roles need the node profile).
+With --identity-key FILE the pair comes from that existing (unencrypted) node-identity key
+file and no PREFIX.key is written. --csr and --key-type p256|rsa do not combine with it.
+
 options:
-  --profile P         service (default), client or node
+  --profile P         service (default; client with --stoq-identity), client or node
   --dns, --ip, --uri  names (repeatable)
   --key-type T        key to generate: p256 (default), ed25519 or rsa (2048 bits)
   --csr FILE          use this CSR instead of generating a key
+  --stoq-identity     a STOQ identity: Ed25519 + FALCON-1024 key, node-identity PREFIX.key
+  --identity-key FILE with --stoq-identity: certify this node-identity key file's keys
   --lifetime SECONDS  requested lifetime (default: the profile's maximum)
   --cluster FILE|DIR  cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR    node to submit to (default: the first)
@@ -173,12 +253,19 @@ options:
         uri: { type: 'string', multiple: true },
         'key-type': { type: 'string' },
         csr: { type: 'string' },
+        'stoq-identity': { type: 'boolean' },
+        'identity-key': { type: 'string' },
         lifetime: { type: 'string' },
       },
       [],
     );
     if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
-    const profile = (values.profile ?? 'service') as ProfileName;
+    const stoqIdentity = values['stoq-identity'] === true;
+    if (stoqIdentity) checkStoqIdentityOptions(values);
+    else if (values['identity-key'] !== undefined) {
+      throw new CliError('--identity-key FILE needs --stoq-identity');
+    }
+    const profile = (values.profile ?? (stoqIdentity ? 'client' : 'service')) as ProfileName;
     if (!PROFILE_NAMES.includes(profile)) {
       throw new CliError(`--profile must be one of ${PROFILE_NAMES.join(', ')}`);
     }
@@ -189,7 +276,11 @@ options:
     const tools = await import('../cert-tools.js');
     let csr: Uint8Array | string;
     let key: KeyObject | null = null;
-    if (values.csr !== undefined) {
+    let identity: StoqIdentity | null = null;
+    if (stoqIdentity) {
+      identity = await stoqIdentityKeys(values['identity-key'], `${values.out}.key`);
+      csr = identity.parts.csr;
+    } else if (values.csr !== undefined) {
       const bytes = await readFile(values.csr).catch((error: Error) => {
         throw new CliError(`cannot read ${values.csr}: ${error.message}`);
       });
@@ -217,9 +308,16 @@ options:
           ipAddresses: values.ip ?? [],
           uris: values.uri ?? [],
           ...(lifetime === undefined ? {} : { lifetimeSeconds: lifetime }),
+          ...(identity === null ? {} : { falcon: identity.parts.falcon }),
         },
         timeoutMs: timeoutOf(values['timeout-ms']),
       });
+      if (identity?.generated === true) {
+        const { writeKeyFile } = await import('../../crypto/keyfile.js');
+        await writeKeyFile(`${out}.key`, { kind: 'node-identity', keys: identity.keys }).catch(
+          keyFileFailure,
+        );
+      }
       if (key !== null) {
         await writeFile(`${out}.key`, key.export({ format: 'pem', type: 'pkcs8' }) as string, {
           mode: 0o600,
