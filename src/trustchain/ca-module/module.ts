@@ -19,7 +19,7 @@ import { checkValidatorIntermediate } from '../ca/hierarchy.js';
 import { rateLimitStep } from '../ca/rate-limit.js';
 import {
   checkRequest,
-  decodeCertificateRequest,
+  decodeCertificateRequestCached,
   encodeCertificateRequest,
   type CertificateRequest,
 } from '../ca/request.js';
@@ -134,7 +134,7 @@ interface CheckedIssuance {
 
 function parseRequest(bytes: Uint8Array, falcon: FalconBackend): CertificateRequest {
   try {
-    return decodeCertificateRequest(bytes, { falcon });
+    return decodeCertificateRequestCached(bytes, { falcon });
   } catch (error) {
     if (error instanceof CaError) {
       refuse(C.INVALID_REQUEST, error.message, { reason: error.code, ...error.detail });

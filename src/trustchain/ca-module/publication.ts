@@ -14,7 +14,7 @@ import {
   signBlockCertificates,
   type PreparedBlock,
 } from '../ca/issue.js';
-import { decodeCertificateRequest } from '../ca/request.js';
+import { decodeCertificateRequestCached } from '../ca/request.js';
 import type { CaPublishTx } from './body.js';
 import type { CaIssuer, CaModuleConfig } from './config.js';
 import { CaPublicationError } from './errors.js';
@@ -45,7 +45,10 @@ export function prepareBatch(
     return {
       txHash,
       // Admitted at execution with the same checks: decoding again cannot fail on honest state.
-      request: decodeCertificateRequest(record.request, falcon === undefined ? {} : { falcon }),
+      request: decodeCertificateRequestCached(
+        record.request,
+        falcon === undefined ? {} : { falcon },
+      ),
       lifetimeSeconds: record.lifetimeSeconds,
     };
   });

@@ -12,6 +12,7 @@ export {
   parseCertificateRequest,
   encodeCertificateRequest,
   decodeCertificateRequest,
+  decodeCertificateRequestCached,
   checkRequest,
   falconPossessionMessage,
   proveFalconPossession,

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
+import { BoundedMap } from '../../codec/bounded-map.js';
+import { toHex } from '../../crypto/bytes.js';
+import { sha256 } from '../../crypto/hash.js';
 import {
   FALCON1024_MAX_SIGNATURE_BYTES,
   FALCON1024_PUBLIC_KEY_BYTES,
@@ -271,6 +274,43 @@ export function decodeCertificateRequest(
     },
     options,
   );
+}
+
+/** Decoded requests kept by `decodeCertificateRequestCached`, per FALCON backend. */
+export const DECODED_REQUEST_CACHE_ENTRIES = 4096;
+
+const decodedRequests = new WeakMap<object, BoundedMap<string, CertificateRequest>>();
+const DEFAULT_BACKEND_KEY = {};
+
+/**
+ * `decodeCertificateRequest`, remembered by the SHA-256 of the bytes: a request is decoded at
+ * admission, at execution and for its publication (by the issuer and by every validator that
+ * checks it), and the outcome depends only on the bytes and the FALCON backend, so each node
+ * parses and checks a CSR once. Refusals are not kept (they throw again).
+ * The result is frozen: callers copy it to change it.
+ */
+export function decodeCertificateRequestCached(
+  encoded: Uint8Array,
+  options: ParseRequestOptions = {},
+): CertificateRequest {
+  const backendKey = options.falcon ?? DEFAULT_BACKEND_KEY;
+  let cache = decodedRequests.get(backendKey);
+  if (cache === undefined) {
+    cache = new BoundedMap(DECODED_REQUEST_CACHE_ENTRIES);
+    decodedRequests.set(backendKey, cache);
+  }
+  const key = toHex(sha256(encoded));
+  const known = cache.get(key);
+  if (known !== undefined) return known;
+  const decoded = decodeCertificateRequest(encoded, options);
+  const frozen = Object.freeze({
+    ...decoded,
+    dnsNames: Object.freeze([...decoded.dnsNames]),
+    ipAddresses: Object.freeze([...decoded.ipAddresses]),
+    uris: Object.freeze([...decoded.uris]),
+  });
+  cache.set(key, frozen);
+  return frozen;
 }
 
 // ---------------------------------------------------------------------------------------------

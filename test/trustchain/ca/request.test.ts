@@ -12,6 +12,7 @@ import { rateLimitStep } from '../../../src/trustchain/ca/rate-limit.js';
 import {
   checkRequest,
   decodeCertificateRequest,
+  decodeCertificateRequestCached,
   encodeCertificateRequest,
   parseCertificateRequest,
   type Refusal,
@@ -128,6 +129,29 @@ describe('requests', () => {
       assert.deepEqual(encodeCertificateRequest(decoded), encoded);
       assert.deepEqual(decoded.dnsNames, request.dnsNames);
       assert.equal(decoded.lifetimeSeconds, request.lifetimeSeconds);
+    }
+  });
+
+  it('the cached decoder gives the same answer as the decoder, once per bytes and backend, frozen', async () => {
+    const request = await nodeRequest(ca);
+    const encoded = encodeCertificateRequest(request);
+    const first = decodeCertificateRequestCached(encoded, { falcon: ca.falcon });
+    assert.deepEqual(first, decodeCertificateRequest(encoded, { falcon: ca.falcon }));
+    assert.equal(decodeCertificateRequestCached(encoded.slice(), { falcon: ca.falcon }), first);
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.dnsNames));
+    // Another backend is another cache: a backend that refuses every proof refuses it there.
+    const refusing = { ...ca.falcon, verify: () => false };
+    assert.throws(
+      () => decodeCertificateRequestCached(encoded, { falcon: refusing }),
+      isCaError(CaErrorCode.INVALID_FALCON_PROOF),
+    );
+    // Refusals are not kept: the same bytes are refused again.
+    const broken = Uint8Array.of(0xa0);
+    for (let i = 0; i < 2; i++) {
+      assert.throws(
+        () => decodeCertificateRequestCached(broken),
+        isCaError(CaErrorCode.INVALID_REQUEST, 'encoding'),
+      );
     }
   });
 
