@@ -216,7 +216,10 @@ export async function collectClusterStatus(
     for (const peer of listField(node.status, 'peersConnected')) online.add(peer);
   }
   const onlineValidators = validators.filter((validator) => online.has(validator.name));
-  const validatorsOnline = onlineValidators.map((validator) => validator.name);
+  // By name (node-2 before node-10), not by the set's address order.
+  const validatorsOnline = onlineValidators
+    .map((validator) => validator.name)
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   return {
     chainId: target.chainId,
     validatorSet: source,
