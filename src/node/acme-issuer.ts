@@ -56,6 +56,18 @@ export interface ConsensusAcmeIssuerOptions {
   readonly pending: (txHash: Uint8Array) => boolean;
   /** Longest wait for commit and publication (default 120 s); then `UNAVAILABLE`. */
   readonly timeoutMs?: number;
+  /**
+   * Where the transaction each order was sent as is kept across restarts (the ACME store's
+   * `acme_issuance` table): a resumed order waits for it instead of sending a new request.
+   */
+  readonly issuances?: IssuanceRecords;
+}
+
+/** The order → transaction records `ConsensusAcmeIssuer` keeps (`AcmeStore` implements them). */
+export interface IssuanceRecords {
+  issuanceOf(orderId: string): Uint8Array | null;
+  recordIssuance(orderId: string, txHash: Uint8Array): void;
+  forgetIssuance(orderId: string): void;
 }
 
 export const DEFAULT_ACME_ISSUE_TIMEOUT_MS = 120_000;
@@ -142,11 +154,28 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
     const result = this.issueOnce(request);
     this.orders.set(request.orderId, result);
     // A failed order may be retried by the server after a restart; forget failures.
-    result.catch(() => this.orders.delete(request.orderId));
+    result.catch(() => {
+      this.orders.delete(request.orderId);
+      // Stopping is not a failure of the order: its transaction stays recorded for the restart.
+      if (!this.closed) this.options.issuances?.forgetIssuance(request.orderId);
+    });
     return result;
   }
 
   private async issueOnce(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate> {
+    // Sent before a restart: wait for that transaction if the chain or the mempool still knows
+    // it; one that was only in the mempool when the node stopped is gone (the mempool is not
+    // kept), and the order is sent again.
+    const sent = this.options.issuances?.issuanceOf(request.orderId) ?? null;
+    if (
+      sent !== null &&
+      (this.options.query({ path: TX_RESULT_QUERY, data: sent }).value !== null ||
+        this.options.pending(sent))
+    ) {
+      const issued = await this.wait(sent, 'issue');
+      if (issued === null) throw new RangeError('an issuance resolved without a certificate');
+      return issued;
+    }
     const dnsNames = request.identifiers.filter((i) => i.type === 'dns').map((i) => i.value);
     const ipAddresses = request.identifiers.filter((i) => i.type === 'ip').map((i) => i.value);
     const txHash = await this.submitInOrder((sequence) => {
@@ -167,6 +196,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
         );
       }
     });
+    this.options.issuances?.recordIssuance(request.orderId, txHash);
     const issued = await this.wait(txHash, 'issue');
     if (issued === null) throw new RangeError('an issuance resolved without a certificate');
     return issued;

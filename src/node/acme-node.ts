@@ -108,6 +108,13 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
   }
   const key = options.identityKey.export({ format: 'pem', type: 'pkcs8' }).toString();
 
+  const caa = acmeCaaOptions({
+    genesis,
+    configured: acme.caaIdentities,
+    dnsZones: options.dnsZones,
+    committed: options.committed,
+  });
+  const store = AcmeStore.open(path.join(config.dataDir, ACME_STORE_FILE));
   const issuer = new ConsensusAcmeIssuer({
     chainId: genesis.chainId,
     stampDifficulty: genesis.proof.work.stampDifficulty,
@@ -116,13 +123,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     query: options.query,
     submit: options.submit,
     pending: options.pending,
-  });
-  const store = AcmeStore.open(path.join(config.dataDir, ACME_STORE_FILE));
-  const caa = acmeCaaOptions({
-    genesis,
-    configured: acme.caaIdentities,
-    dnsZones: options.dnsZones,
-    committed: options.committed,
+    issuances: store,
   });
   let server: AcmeServer;
   try {

@@ -148,6 +148,16 @@ const MIGRATIONS: readonly PrefixedMigration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'the consensus transaction each finalized order was sent as',
+    sql: `
+      CREATE TABLE acme_issuance (
+        order_id TEXT PRIMARY KEY,
+        tx_hash BLOB NOT NULL CHECK (length(tx_hash) = 32)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const ACME_SCHEMA_VERSION = MIGRATIONS.length;
@@ -290,6 +300,32 @@ export class AcmeStore {
       db.close();
       throw error;
     }
+  }
+
+  /**
+   * The transaction an order's finalization was sent as (the issuer's request), so that after a
+   * restart a resumed order waits for that transaction instead of sending another; null if none.
+   */
+  issuanceOf(orderId: string): Uint8Array | null {
+    const row = this.db
+      .prepare('SELECT tx_hash FROM acme_issuance WHERE order_id = ?')
+      .get(orderId) as { tx_hash: Buffer } | undefined;
+    return row === undefined ? null : new Uint8Array(row.tx_hash);
+  }
+
+  /** Records (or replaces) the transaction an order's finalization was sent as. */
+  recordIssuance(orderId: string, txHash: Uint8Array): void {
+    this.db
+      .prepare(
+        'INSERT INTO acme_issuance (order_id, tx_hash) VALUES (?, ?) ' +
+          'ON CONFLICT (order_id) DO UPDATE SET tx_hash = excluded.tx_hash',
+      )
+      .run(orderId, Buffer.from(txHash));
+  }
+
+  /** Forgets an order's transaction (it failed: a retry sends a new one). */
+  forgetIssuance(orderId: string): void {
+    this.db.prepare('DELETE FROM acme_issuance WHERE order_id = ?').run(orderId);
   }
 
   /** Uses the acme_ tables of an already open connection (e.g. the node store's file). */

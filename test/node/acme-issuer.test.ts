@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SEQUENCE_QUERY, TX_RESULT_QUERY } from '../../src/consensus/application/index.js';
+import type { QueryRequest, QueryResponse } from '../../src/consensus/app.js';
+import { bytesEqual } from '../../src/crypto/bytes.js';
+import { AcmeIssuerError, AcmeIssuerErrorCode, AcmeStore } from '../../src/faces/acme/index.js';
+import { ConsensusAcmeIssuer, type AcmeSubmitResult } from '../../src/node/acme-issuer.js';
+import type { TrustBundle } from '../../src/trustchain/ca/bundle.js';
+import { createCsr } from '../../src/trustchain/ca/csr.js';
+
+/**
+ * The ACME issuer across restarts (docs/acme.md, "Restarts"): the transaction an order was sent
+ * as is kept in the ACME store, so a resumed order waits for it instead of sending another; one
+ * that was lost with the mempool is sent again; stopping keeps the record.
+ */
+
+const answer = (value: Uint8Array | null): QueryResponse =>
+  ({ value, height: 1, stateRoot: new Uint8Array(32), proof: null }) as unknown as QueryResponse;
+
+describe('ACME issuer records', () => {
+  let dir: string;
+  let store: AcmeStore;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'hm-acme-issuer-'));
+    store = AcmeStore.open(path.join(dir, 'acme.sqlite'));
+  });
+  after(async () => {
+    store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const order = (orderId: string) => {
+    const privateKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    return {
+      orderId,
+      accountId: 'account-1',
+      csrDer: createCsr({ privateKey, dnsNames: ['www.hypermesh'] }),
+      identifiers: [{ type: 'dns' as const, value: 'www.hypermesh' }],
+    };
+  };
+
+  /** An issuer over fake node reads: `known` is the mempool; nothing is ever committed. */
+  const issuerWith = (known: Uint8Array[], submitted: Uint8Array[]) =>
+    new ConsensusAcmeIssuer({
+      chainId: 'test-chain',
+      stampDifficulty: 0,
+      accountKey: generateKeyPairSync('ed25519').privateKey,
+      bundle: {} as TrustBundle,
+      query: (request: QueryRequest) => {
+        assert.ok(request.path === TX_RESULT_QUERY || request.path === SEQUENCE_QUERY);
+        return answer(null);
+      },
+      pending: (txHash) => known.some((hash) => bytesEqual(hash, txHash)),
+      submit: (tx): Promise<AcmeSubmitResult> => {
+        submitted.push(tx);
+        return Promise.resolve({
+          ok: false,
+          code: 'CA_POLICY_REFUSED',
+          message: 'refused: name_not_allowed',
+        });
+      },
+      issuances: store,
+    });
+
+  it('keeps, replaces and forgets an order’s transaction, across reopening', () => {
+    const first = new Uint8Array(32).fill(1);
+    const second = new Uint8Array(32).fill(2);
+    assert.equal(store.issuanceOf('order-a'), null);
+    store.recordIssuance('order-a', first);
+    store.recordIssuance('order-a', second);
+    const reopened = AcmeStore.open(path.join(dir, 'acme.sqlite'));
+    assert.deepEqual(reopened.issuanceOf('order-a'), second);
+    reopened.forgetIssuance('order-a');
+    assert.equal(reopened.issuanceOf('order-a'), null);
+    reopened.close();
+  });
+
+  it('a resumed order waits for the transaction it was sent as, and stopping keeps the record', async () => {
+    const sent = new Uint8Array(32).fill(7);
+    store.recordIssuance('order-b', sent);
+    const submitted: Uint8Array[] = [];
+    const issuer = issuerWith([sent], submitted);
+    const waiting = issuer.issue(order('order-b'));
+    issuer.committed(); // still in the mempool: keeps waiting
+    issuer.close();
+    await assert.rejects(waiting, (error: unknown) => {
+      assert.ok(error instanceof AcmeIssuerError);
+      assert.equal(error.code, AcmeIssuerErrorCode.UNAVAILABLE);
+      return true;
+    });
+    assert.equal(submitted.length, 0, 'no new request was sent');
+    assert.deepEqual(store.issuanceOf('order-b'), sent);
+  });
+
+  it('an order whose transaction was lost with the mempool is sent again; a refusal forgets it', async () => {
+    store.recordIssuance('order-c', new Uint8Array(32).fill(9));
+    const submitted: Uint8Array[] = [];
+    const issuer = issuerWith([], submitted);
+    await assert.rejects(issuer.issue(order('order-c')), (error: unknown) => {
+      assert.ok(error instanceof AcmeIssuerError);
+      assert.equal(error.code, AcmeIssuerErrorCode.REJECTED_IDENTIFIER);
+      return true;
+    });
+    assert.equal(submitted.length, 1, 'the order was sent again');
+    assert.equal(store.issuanceOf('order-c'), null);
+    issuer.close();
+  });
+});
