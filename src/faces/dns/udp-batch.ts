@@ -108,6 +108,9 @@ export function startBatchedUdpServer(options: {
   let output: Buffer = Buffer.alloc(batchMax * 1232);
   const plan = new Uint32Array(batchMax * 3);
   const info = cache.info;
+  // Each planned answer's QTYPE, rcode and TC, counted once the batch has gone.
+  const answeredInfo = new Uint16Array(batchMax * 3);
+  const scratch = { qtype: 0, rcode: 0, truncated: false };
 
   const answerBatch = (): number => {
     const count = addon.recv(socket, input, UDP_BATCH_SLOT, lengths);
@@ -157,8 +160,6 @@ export function startBatchedUdpServer(options: {
     for (let j = sent; j < planned; j++) metrics.drop(Transport.udp, DropReason.sendFailed);
     return count;
   };
-  const answeredInfo = new Uint16Array(batchMax * 3);
-  const scratch = { qtype: 0, rcode: 0, truncated: false };
 
   addon.start(socket, () => {
     for (let batch = 0; batch < BATCHES_PER_EVENT; batch++) {

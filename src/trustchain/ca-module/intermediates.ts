@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
-import { bytes, parseInput } from '../../codec/schema.js';
+import { encodeCanonical } from '../../codec/cbor.js';
+import { bytes } from '../../codec/schema.js';
 import type { ModuleStateReader } from '../../consensus/application/module.js';
 import { validatorAddress } from '../../consensus/validator-set.js';
 import { concatBytes, toHex } from '../../crypto/bytes.js';
@@ -8,7 +8,7 @@ import type { FalconBackend } from '../../crypto/falcon.js';
 import { buildTrustBundle, type TrustBundle } from '../ca/bundle.js';
 import { parseIssuer } from '../ca/issue.js';
 import type { CaIssuer, CaModuleConfig } from './config.js';
-import { CaStateError } from './errors.js';
+import { decodeWith } from './state.js';
 
 /**
  * Intermediates added after genesis (docs/ca.md, "Adding a validator's intermediate"), under
@@ -90,19 +90,6 @@ const schemas = {
   hashes: z.array(bytes({ length: 32 })),
   names: z.array(z.string()),
 };
-
-function decodeWith<T>(schema: z.ZodType<T>, value: Uint8Array, what: string): T {
-  try {
-    return parseInput(schema, decodeCanonical(value), what);
-  } catch (error) {
-    throw new CaStateError(
-      'CA_CORRUPT_STATE',
-      `stored ${what} does not decode: ${(error as Error).message}`,
-      { what },
-      { cause: error },
-    );
-  }
-}
 
 export function encodeProposal(record: IntermediateProposal): Uint8Array {
   return encodeCanonical({

@@ -126,7 +126,8 @@ const schemas = {
   serials: z.array(serial),
 };
 
-function decodeWith<T>(schema: z.ZodType<T>, value: Uint8Array, what: string): T {
+/** Decodes a stored canonical-CBOR value with `schema`; `CA_CORRUPT_STATE` if it does not fit. */
+export function decodeWith<T>(schema: z.ZodType<T>, value: Uint8Array, what: string): T {
   try {
     return parseInput(schema, decodeCanonical(value), what);
   } catch (error) {
