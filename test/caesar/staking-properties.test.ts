@@ -104,6 +104,22 @@ const scenarioArb = fc.record({
   blocks: fc.array(blockArb, { minLength: 4, maxLength: 12 }),
 });
 
+const quietBlock = {
+  ops: [] as Op[],
+  proposer: null,
+  withCommit: true,
+  missing: [false, false, false, false],
+  evidence: null,
+};
+const maturingScenario: typeof scenarioArb extends fc.Arbitrary<infer T> ? T : never = {
+  selfBonds: [3_000n, 3_000n, 3_000n],
+  blocks: [
+    { ...quietBlock, ops: [{ kind: 'delegate', from: 0, validator: 0, amount: 500n, fee: 0n }] },
+    { ...quietBlock, ops: [{ kind: 'unbond', from: 0, validator: 0, amount: 200n }] },
+    ...Array.from({ length: PARAMS.unbondingBlocks + 2 }, () => quietBlock),
+  ],
+};
+
 const BPS = 10_000n;
 const slashCut = (value: bigint) => (value * BigInt(PARAMS.slashFractionBps)) / BPS;
 
@@ -446,7 +462,9 @@ describe('caesar staking properties over random sequences', () => {
           await follower.close();
         }
       }),
-      { numRuns: 40 },
+      // The example runs first whatever the seed: a delegation, its unbonding and enough empty
+      // blocks for it to mature, so the coverage check below does not depend on the seed.
+      { numRuns: 40, examples: [[maturingScenario]] },
     );
     assert.deepEqual([...seen.applied].sort(), [
       'create',
