@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { NodeRpcClient } from '../../src/consensus/net/index.js';
 import { DEV_PROOF_PARAMS } from '../../src/consensus/genesis.js';
 import { caService, type CaRpcService } from '../../src/faces/ca-rpc.js';
 import { initCluster } from '../../src/node/cluster-init.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
-import { DEV_CA_FILES } from '../../src/node/dev-ca.js';
 import { createNodeRpcClient } from '../../src/consensus/net/index.js';
 import {
   loadClusterTarget,
@@ -84,10 +82,8 @@ export async function startTrustchainCluster(options: {
     await writeFile(node.configFile, `${JSON.stringify(config, null, 2)}\n`);
     acmeDirectories.push(`https://${config.acme.https.host}:${config.acme.https.port}/directory`);
   }
-  const httpsRootPem = await readFile(
-    path.join(layout.dir, 'ca', DEV_CA_FILES.certificate),
-    'utf8',
-  );
+  // The ACME HTTPS certificates come from each node's TrustChain intermediate.
+  const httpsRootPem = await readFile(layout.trustRootsFile, 'utf8');
 
   const { processes, listeners, nodeWarnings } = spawnWatchedValidators(layout.nodes, progress);
   const sessions: OperatorParts[] = [];

@@ -2,10 +2,10 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { GenesisAppValue } from '../consensus/genesis.js';
 import { toHex } from '../crypto/bytes.js';
-import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import type { NodeIdentityKeys } from '../crypto/keyfile.js';
-import { derToPem, issueNodeCertificate, type CertificateAuthority } from '../crypto/x509.js';
+import { derToPem } from '../crypto/x509.js';
 import { writeFile } from 'node:fs/promises';
+import { issueGenesisCertificate, type GenesisIssuer } from './ca-genesis.js';
 import { CliError } from './cli-error.js';
 import { DEFAULT_ACME_HTTPS_PORT } from './config.js';
 import { createWalletKey } from './wallet.js';
@@ -16,9 +16,11 @@ import { createWalletKey } from './wallet.js';
  * grant of its own: profile `service`, the cluster zone (wildcards included) and the listen
  * address. The operator key stays off the nodes, and the node identity key (a validator key
  * with the `node` profile and its own sequence of publications) does not sign ACME requests.
- * The HTTPS certificate, `node-K/acme-https.pem`, is issued by the development CA (`ca/root.pem`,
- * the root clients must trust) for the node identity key, naming the listen address, since the
- * STOQ certificate names only the node's SPIFFE ID.
+ * The HTTPS certificate, `node-K/acme-https.pem` (leaf, then the intermediate), is issued at
+ * genesis by the node's own TrustChain intermediate (`ca/trustchain-root.pem` is the root clients
+ * must trust) for the node identity key, naming the listen address as a DNS name or IP address.
+ * Like the STOQ certificate issued beside it, it is a bootstrap certificate: not issued through
+ * consensus and not in the CT log.
  */
 export const ACME_FILES = {
   accountKey: 'acme-account.key',
@@ -64,7 +66,8 @@ export interface NodeAcmeFiles {
 
 /** Writes `acme-account.key` and `acme-https.pem` into `nodeDir`. */
 export async function writeNodeAcmeFiles(options: {
-  readonly ca: CertificateAuthority;
+  /** The node's intermediate (`ClusterCaResult.issuers`). */
+  readonly ca: GenesisIssuer;
   readonly chainId: string;
   readonly name: string;
   readonly nodeDir: string;
@@ -76,20 +79,19 @@ export async function writeNodeAcmeFiles(options: {
 }): Promise<NodeAcmeFiles> {
   const account = await createWalletKey(path.join(options.nodeDir, ACME_FILES.accountKey));
   const host = options.host.toLowerCase();
-  const issued = await issueNodeCertificate({
+  const chain = issueGenesisCertificate({
     issuer: options.ca,
-    subjectEd25519PublicKey: ed25519RawPublicKey(options.keys.ed25519.publicKey),
-    falconPublicKey: options.keys.falcon.publicKey,
-    cluster: options.chainId,
+    chainId: options.chainId,
     role: 'validator',
     name: options.name,
-    notBefore: new Date(options.now.getTime() - 5 * 60_000),
-    notAfter: new Date(options.now.getTime() + options.validityDays * 86_400_000),
+    keys: options.keys,
+    validityDays: options.validityDays,
+    now: options.now,
     ...(isIP(host) === 0 ? { dnsNames: [host] } : { ipAddresses: [host] }),
   });
   await writeFile(
     path.join(options.nodeDir, ACME_FILES.certificate),
-    issued.chain.map((der) => derToPem(der)).join(''),
+    chain.map((der) => derToPem(der)).join(''),
     { flag: 'wx', mode: 0o644 },
   );
   return {

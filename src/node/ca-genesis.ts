@@ -1,12 +1,38 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { GenesisAppValue } from '../consensus/genesis.js';
 import { toHex } from '../crypto/bytes.js';
 import type { FalconBackend, FalconKeyPair } from '../crypto/falcon.js';
-import { writeKeyFile } from '../crypto/keyfile.js';
+import { writeKeyFile, type NodeIdentityKeys } from '../crypto/keyfile.js';
+import {
+  FALCON_PUBLIC_KEY_EXTENSION_OID,
+  derToPem,
+  encodeFalconKeyExtension,
+  identityUri,
+  parseCertificate,
+  type CertificateRole,
+} from '../crypto/x509.js';
 import { encodeTrustBundle, trustBundlePem } from '../trustchain/ca/bundle.js';
+import {
+  OIDS,
+  assembleCertificate,
+  authorityKeyIdentifier,
+  basicConstraints,
+  buildTbs,
+  createRandomizedSigner,
+  encodeName,
+  extendedKeyUsage,
+  keyIdentifier,
+  keyUsage,
+  readTbs,
+  splitCertificate,
+  subjectAltName,
+  subjectKeyIdentifier,
+} from '../trustchain/ca/certificate.js';
+import { TAG, contentOf, expect, readWhole } from '../trustchain/ca/der.js';
+import { KeyUsageBit, PROFILES } from '../trustchain/ca/profiles.js';
 import {
   MIN_ROOT_PASSPHRASE_LENGTH,
   createValidatorCaRequest,
@@ -19,7 +45,11 @@ import { CliError } from './cli-error.js';
  * The TrustChain CA part of `hypermesh cluster init` (docs/ca.md, "Genesis"): each validator
  * makes its intermediate request with a fresh P-256 key (written to its own directory, never
  * leaving it) and its node FALCON key; the ceremony issues the intermediates, and the root keys
- * leave it only encrypted, into the operator directory.
+ * leave it only encrypted, into the operator directory. The ceremony hands back each validator's
+ * intermediate with its key, from which `cluster init` issues the cluster's bootstrap
+ * certificates (`issueGenesisCertificate`): every validator's STOQ identity, the
+ * operator's client certificate and the nodes' ACME HTTPS certificates. Those are issued at
+ * genesis, outside consensus, so they are not in the CT log.
  *
  *   DIR/ca/trust-bundle.json, trustchain-root.pem, trustchain-intermediates.pem
  *   DIR/operator/ca-root-ecdsa.key, ca-root-falcon.key (0600, passphrase-encrypted)
@@ -27,7 +57,7 @@ import { CliError } from './cli-error.js';
  *   DIR/node-K/ca-intermediate.key (0600)
  */
 export const CA_FILES = {
-  /** Beside the development CA's files (root.pem, root.key: STOQ identities). */
+  /** The cluster's CA directory (with `--no-ca`, the development CA's root.pem and root.key). */
   dir: 'ca',
   bundle: 'trust-bundle.json',
   root: 'trustchain-root.pem',
@@ -77,6 +107,11 @@ export interface ClusterCaResult {
   readonly bundleFile: string;
   /** The generated passphrase's file, or null when it came from the environment. */
   readonly passphraseFile: string | null;
+  /**
+   * Each validator's intermediate with its key, by validator name, for the certificates
+   * `cluster init` issues at genesis (`issueGenesisCertificate`).
+   */
+  readonly issuers: ReadonlyMap<string, GenesisIssuer>;
 }
 
 function passphraseOf(options: ClusterCaOptions): { passphrase: string; generated: boolean } {
@@ -95,6 +130,7 @@ function passphraseOf(options: ClusterCaOptions): { passphrase: string; generate
 export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<ClusterCaResult> {
   const { passphrase, generated } = passphraseOf(options);
   const requests = [];
+  const intermediateKeys = new Map<string, KeyObject>();
   for (const validator of options.validators) {
     const { request, keys } = await createValidatorCaRequest({
       name: validator.name,
@@ -105,6 +141,7 @@ export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<C
       kind: 'p256',
       keys: keys.ecdsa,
     });
+    intermediateKeys.set(validator.name, keys.ecdsa.privateKey);
     requests.push(request);
   }
   let ceremony: Awaited<ReturnType<typeof runGenesisCeremony>>;
@@ -160,7 +197,8 @@ export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<C
     grants: [
       {
         account: toHex(options.operatorPublicKey),
-        profiles: ['service', 'client'],
+        // node: `cluster add-node` requests a joining node's STOQ certificate with it.
+        profiles: ['node', 'service', 'client'],
         dnsZones: zone === null ? [] : [zone],
         wildcards: true,
         ipRanges,
@@ -168,5 +206,144 @@ export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<C
       },
     ],
   };
-  return { section, bundleFile, passphraseFile };
+  const issuers = new Map<string, GenesisIssuer>();
+  for (const intermediate of ceremony.bundle.validators) {
+    const privateKey = intermediateKeys.get(intermediate.name);
+    if (privateKey === undefined) {
+      throw new RangeError(`the ceremony issued an intermediate for unknown ${intermediate.name}`);
+    }
+    issuers.set(intermediate.name, { certificate: intermediate.certificate, privateKey });
+  }
+  return { section, bundleFile, passphraseFile, issuers };
+}
+
+/** A validator's intermediate and its key, as the ceremony hands them to `cluster init`. */
+export interface GenesisIssuer {
+  readonly certificate: Uint8Array;
+  /** ECDSA P-256. */
+  readonly privateKey: KeyObject;
+}
+
+const CLOCK_SKEW_MS = 5 * 60_000;
+const DNS_NAME_PATTERN =
+  /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * A certificate issued at genesis from a validator intermediate, outside consensus (so not in
+ * the CT log), with TrustChain's certificate encoding (src/trustchain/ca/certificate.ts): subject
+ * CN=<name>, OU=<node|client>, O=<cluster> (never the intermediate's own name); SAN the DNS names,
+ * IP addresses and `spiffe://<cluster>/<role>/<name>`; key usage digitalSignature; extended key
+ * usage serverAuth and clientAuth — the node profile's, which STOQ requires of a validator
+ * certificate from a TrustChain intermediate; key identifiers as TrustChain computes them; the
+ * FALCON key extension; a random 128-bit serial. Valid from five minutes before `now` for
+ * `validityDays`, within the intermediate's validity. Returns the chain: leaf, intermediate.
+ */
+export function issueGenesisCertificate(options: {
+  readonly issuer: GenesisIssuer;
+  readonly chainId: string;
+  readonly role: CertificateRole;
+  readonly name: string;
+  readonly keys: NodeIdentityKeys;
+  readonly validityDays: number;
+  readonly now: Date;
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+}): readonly Uint8Array[] {
+  const { issuer, chainId, role, name } = options;
+  for (const dnsName of options.dnsNames ?? []) {
+    if (!DNS_NAME_PATTERN.test(dnsName)) {
+      throw new CliError(
+        `${JSON.stringify(dnsName)} is not a lowercase host name for a certificate`,
+      );
+    }
+  }
+  for (const ip of options.ipAddresses ?? []) {
+    if (isIP(ip) === 0) throw new CliError(`${JSON.stringify(ip)} is not an IP address`);
+  }
+  const issuerParts = readTbs(splitCertificate(issuer.certificate).tbs);
+  const issuerParsed = parseCertificate(issuer.certificate);
+  const ski = issuerParts.extensions.find(
+    (extension) => extension.oid === OIDS.subjectKeyIdentifier,
+  );
+  if (ski === undefined) throw new RangeError('the intermediate has no subjectKeyIdentifier');
+  const issuerKeyId = contentOf(
+    ski.value,
+    expect(readWhole(ski.value), TAG.octetString, 'KeyIdentifier'),
+  );
+  const spki = new Uint8Array(
+    options.keys.ed25519.publicKey.export({ format: 'der', type: 'spki' }),
+  );
+  const wantedStart = new Date(Math.floor((options.now.getTime() - CLOCK_SKEW_MS) / 1000) * 1000);
+  const wantedEnd = new Date(
+    wantedStart.getTime() + CLOCK_SKEW_MS + options.validityDays * 86_400_000,
+  );
+  const notBefore = wantedStart < issuerParsed.notBefore ? issuerParsed.notBefore : wantedStart;
+  const notAfter = wantedEnd > issuerParsed.notAfter ? issuerParsed.notAfter : wantedEnd;
+  if (notAfter <= notBefore) {
+    throw new CliError(`cannot issue ${name}'s certificate: the intermediate has expired`);
+  }
+  const serial = randomBytes(16);
+  serial[0] = ((serial[0] as number) & 0x7f) | 0x01;
+  const tbs = buildTbs({
+    serial,
+    issuerName: issuerParts.subjectName,
+    notBefore,
+    notAfter,
+    subjectName: encodeName([
+      ['CN', name],
+      ['OU', role === 'client' ? 'client' : 'node'],
+      ['O', chainId],
+    ]),
+    subjectPublicKeyInfo: spki,
+    extensions: [
+      basicConstraints(false),
+      keyUsage([KeyUsageBit.digitalSignature]),
+      extendedKeyUsage(PROFILES.node.extendedKeyUsage),
+      subjectAltName(
+        {
+          dnsNames: options.dnsNames ?? [],
+          ipAddresses: options.ipAddresses ?? [],
+          uris: [identityUri(chainId, role, name)],
+        },
+        false,
+      ),
+      subjectKeyIdentifier(keyIdentifier(spki)),
+      authorityKeyIdentifier(issuerKeyId),
+      {
+        oid: FALCON_PUBLIC_KEY_EXTENSION_OID,
+        critical: false,
+        value: encodeFalconKeyExtension(options.keys.falcon.publicKey),
+      },
+    ],
+  });
+  const leaf = assembleCertificate(tbs, createRandomizedSigner(issuer.privateKey).sign(tbs));
+  return [leaf, issuer.certificate];
+}
+
+/**
+ * Issues an identity's genesis certificate (`issueGenesisCertificate`) — role `validator` for a
+ * node's STOQ identity, `client` for the operator — and writes `<name>.key` (0600) and
+ * `<name>.pem` (leaf, then the intermediate) into `outDir`.
+ */
+export async function writeGenesisIdentity(options: {
+  readonly issuer: GenesisIssuer;
+  readonly chainId: string;
+  readonly name: string;
+  readonly role: CertificateRole;
+  readonly outDir: string;
+  readonly keys: NodeIdentityKeys;
+  readonly validityDays: number;
+  readonly now: Date;
+  readonly ipAddresses?: readonly string[];
+}): Promise<{ readonly keyFile: string; readonly certificateFile: string }> {
+  const keyFile = path.join(options.outDir, `${options.name}.key`);
+  const certificateFile = path.join(options.outDir, `${options.name}.pem`);
+  await mkdir(options.outDir, { recursive: true, mode: 0o700 });
+  const chain = issueGenesisCertificate(options);
+  await writeKeyFile(keyFile, { kind: 'node-identity', keys: options.keys });
+  await writeFile(certificateFile, chain.map((der) => derToPem(der)).join(''), {
+    flag: 'wx',
+    mode: 0o644,
+  });
+  return { keyFile, certificateFile };
 }

@@ -7,7 +7,13 @@ import { validatorAddress } from '../consensus/validator-set.js';
 import { toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
-import { nodeCaConfig } from './ca-genesis.js';
+import {
+  ADD_NODE_TIMEOUT_MS,
+  nodeCertificateLifetime,
+  openNodeCertificateWriter,
+  type NodeCertificateWriter,
+} from './add-node-certificate.js';
+import { CA_FILES, nodeCaConfig } from './ca-genesis.js';
 import { writeIntermediateRequest } from './ca-intermediate.js';
 import { CliError } from './cli-error.js';
 import { recordAddedNode } from './cluster-added-nodes.js';
@@ -25,11 +31,14 @@ import {
 /**
  * `hypermesh cluster add-node`: a node for a cluster that is already running (docs/node.md,
  * "Adding a node"). In a new directory `DIR/<name>/` it writes what `cluster init` writes for a
- * genesis validator — an identity (Ed25519 + FALCON-1024), a certificate from the cluster CA
- * (`DIR/ca/`) with role `node` (`spiffe://<chain>/node/<name>`: it is not a validator yet), a
- * PoSpace storage plot for its key under the genesis space parameters, with a TrustChain CA its
- * intermediate key and request (ca-intermediate.ts), and `config.json` with every existing node
- * as a peer — but the genesis is not touched. The node starts outside the
+ * genesis validator — an identity (Ed25519 + FALCON-1024), a certificate with role `node`
+ * (`spiffe://<chain>/node/<name>`: it is not a validator yet), a PoSpace storage plot for its key
+ * under the genesis space parameters, with a TrustChain CA its intermediate key and request
+ * (ca-intermediate.ts), and `config.json` with every existing node as a peer — but the genesis
+ * is not touched. With a TrustChain CA (genesis `app.ca`) the running cluster issues the
+ * certificate through consensus, requested with the operator key (add-node-certificate.ts) as
+ * the last step before the directory is renamed into place, so a local failure issues nothing;
+ * without one (`cluster init --no-ca`) the development CA in `DIR/ca/` signs it here. The node starts outside the
  * validator set, follows the chain, and validates once `hypermesh stake create-validator
  * --node-dir DIR/<name>` has registered its keys and plot root and an epoch has selected it.
  *
@@ -54,8 +63,15 @@ export interface AddNodeOptions {
   readonly dnsPort?: number | null;
   /** DNS-over-QUIC port; 0 (the default) picks a free port now; null serves none. */
   readonly doqPort?: number | null;
-  /** Certificate validity in days (default 365). */
+  /**
+   * Certificate validity in days (default: 365 from the development CA; with a TrustChain CA
+   * the node profile's maximum, 30, which it may not exceed).
+   */
   readonly validityDays?: number;
+  /** With a TrustChain CA: the node to request the certificate through (default: the first to answer). */
+  readonly via?: string;
+  /** With a TrustChain CA: how long to wait for the commit and publication (ms, default 60000). */
+  readonly timeoutMs?: number;
   readonly falcon?: FalconBackend;
   readonly now?: () => Date;
   readonly progress?: (line: string) => void;
@@ -153,17 +169,16 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
   ) {
     throw new CliError(`the cluster in ${dir} already has a node "${name}" (or a ${target})`);
   }
-  const caDir = path.join(dir, CLUSTER_FILES.caDir);
-  const { ca, cluster } = await loadDevCa(caDir).catch((error: unknown) => {
+  // With a TrustChain CA the cluster issues the certificate (add-node-certificate.ts); without
+  // one the development CA signs it here.
+  const withCa = genesis.app?.ca !== undefined;
+  const lifetimeSeconds = withCa ? nodeCertificateLifetime(options.validityDays) : 0;
+  if (!withCa && (options.via !== undefined || options.timeoutMs !== undefined)) {
     throw new CliError(
-      `cannot load the cluster CA in ${caDir} (${(error as Error).message}); add-node signs the node's certificate with it`,
-    );
-  });
-  if (cluster !== genesis.chainId) {
-    throw new CliError(
-      `the CA in ${caDir} is for cluster "${cluster}", but the genesis is of chain "${genesis.chainId}"`,
+      '--node and --timeout-ms apply to a cluster with a TrustChain CA (genesis app.ca); this one signs with its development CA',
     );
   }
+  const devCa = withCa ? null : await loadClusterDevCa(dir, genesis);
   const template = (nodes.find((node) => node.config.name === genesis.validators[0]?.name) ??
     nodes[0]) as ExistingNode;
   const host = options.host ?? template.config.stoq.host;
@@ -179,27 +194,108 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
   ])) as [number, number | null, number | null, number | null];
   const falcon = options.falcon ?? defaultFalcon();
   const now = options.now ?? (() => new Date());
+  // Fails here, before anything is written, when no node of the cluster answers.
+  const certificates: NodeCertificateWriter | null = withCa
+    ? await openNodeCertificateWriter({
+        clusterDir: dir,
+        genesis,
+        ...(options.via === undefined ? {} : { via: options.via }),
+        lifetimeSeconds,
+        timeoutMs: options.timeoutMs ?? ADD_NODE_TIMEOUT_MS,
+        falcon,
+        now,
+        progress,
+      })
+    : null;
+  try {
+    return await writeNode({
+      dir,
+      name,
+      genesis,
+      nodes,
+      template,
+      host,
+      ports: { stoqPort, metricsPort, dnsPort, doqPort },
+      wantsDns,
+      devCa,
+      certificates,
+      validityDays: options.validityDays ?? 365,
+      falcon,
+      now,
+      progress,
+    });
+  } finally {
+    await certificates?.close();
+  }
+}
 
+/** The development CA in `DIR/ca/` (a cluster without a TrustChain CA). */
+async function loadClusterDevCa(
+  dir: string,
+  genesis: GenesisDocument,
+): Promise<Awaited<ReturnType<typeof loadDevCa>>> {
+  const caDir = path.join(dir, CLUSTER_FILES.caDir);
+  const loaded = await loadDevCa(caDir).catch((error: unknown) => {
+    throw new CliError(
+      `cannot load the cluster CA in ${caDir} (${(error as Error).message}); add-node signs the node's certificate with it`,
+    );
+  });
+  if (loaded.cluster !== genesis.chainId) {
+    throw new CliError(
+      `the CA in ${caDir} is for cluster "${loaded.cluster}", but the genesis is of chain "${genesis.chainId}"`,
+    );
+  }
+  return loaded;
+}
+
+/** Writes the node's directory into a staging sibling, renames it into place and records it. */
+async function writeNode(options: {
+  readonly dir: string;
+  readonly name: string;
+  readonly genesis: GenesisDocument;
+  readonly nodes: readonly ExistingNode[];
+  readonly template: ExistingNode;
+  readonly host: string;
+  readonly ports: {
+    readonly stoqPort: number;
+    readonly metricsPort: number | null;
+    readonly dnsPort: number | null;
+    readonly doqPort: number | null;
+  };
+  readonly wantsDns: boolean;
+  readonly devCa: Awaited<ReturnType<typeof loadDevCa>> | null;
+  readonly certificates: NodeCertificateWriter | null;
+  readonly validityDays: number;
+  readonly falcon: FalconBackend;
+  readonly now: () => Date;
+  readonly progress: (line: string) => void;
+}): Promise<AddedNode> {
+  const { dir, name, genesis, nodes, template, host, wantsDns, falcon, now, progress } = options;
+  const { stoqPort, metricsPort, dnsPort, doqPort } = options.ports;
+  const dnsTemplate = template.config.dns;
+  const target = path.join(dir, name);
+  const withCa = options.certificates !== null;
   const staging = await mkdtemp(path.join(dir, `.${name}.tmp-`));
   try {
     progress(`cluster "${genesis.chainId}" in ${dir}: adding node ${name}`);
     const keys = await generateNodeIdentity(falcon);
-    await issueDevIdentity({
-      ca,
-      cluster,
-      name,
-      role: 'node',
-      outDir: staging,
-      validityDays: options.validityDays ?? 365,
-      keys,
-      now: now(),
-    });
+    if (options.devCa !== null) {
+      await issueDevIdentity({
+        ca: options.devCa.ca,
+        cluster: options.devCa.cluster,
+        name,
+        role: 'node',
+        outDir: staging,
+        validityDays: options.validityDays,
+        keys,
+        now: now(),
+      });
+    }
     const publicKey = ed25519RawPublicKey(keys.ed25519.publicKey);
     const plot = buildStoragePlotFor(genesis.proof.space, publicKey);
     await saveStoragePlot(path.join(staging, CLUSTER_FILES.storagePlot), plot);
     // With a TrustChain CA: the node's intermediate key and its public request, for the
     // governed procedure (docs/ca.md, "Adding a validator's intermediate").
-    const withCa = genesis.app?.ca !== undefined;
     if (withCa) {
       await writeIntermediateRequest({
         nodeDir: staging,
@@ -211,7 +307,7 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
     }
     // The zone-signing keys are the cluster's (the same file in every node directory).
     const dnssecKeys: { zone: string; keyFile: string }[] = [];
-    if (wantsDns) {
+    if (wantsDns && dnsTemplate !== null) {
       for (const entry of dnsTemplate.dnssecKeys) {
         const keyFile = path.basename(entry.keyFile);
         await copyFile(entry.keyFile, path.join(staging, keyFile));
@@ -237,7 +333,11 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
       dataDir: CLUSTER_FILES.dataDir,
       genesisFile: path.join('..', CLUSTER_FILES.genesis),
       identity: { keyFile: `${name}.key`, certificateFile: `${name}.pem` },
-      trust: { rootsFile: path.join('..', CLUSTER_FILES.caDir, DEV_CA_FILES.certificate) },
+      trust: {
+        rootsFile: withCa
+          ? path.join('..', CA_FILES.dir, CA_FILES.root)
+          : path.join('..', CLUSTER_FILES.caDir, DEV_CA_FILES.certificate),
+      },
       storagePlotFile: CLUSTER_FILES.storagePlot,
       stoq: {
         ...stoq,
@@ -266,6 +366,11 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
       `${JSON.stringify(config, null, 2)}\n`,
       { flag: 'wx', mode: 0o644 },
     );
+    // The consensus request is the last step: nothing is issued when a step above fails.
+    const issued =
+      options.certificates === null
+        ? null
+        : await options.certificates.issue({ outDir: staging, name, keys });
     await mkdir(path.dirname(target), { recursive: true });
     await rename(staging, target);
     try {
@@ -281,7 +386,7 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
     }
     const id = validatorAddress(publicKey);
     progress(
-      `  ${name.padEnd(8)}  ${id}  keys, certificate (role node)${withCa ? ', CA intermediate key and request' : ''}, storage plot (${genesis.proof.space.blockCount} blocks, root ${toHex(plot.root)})  stoq ${host}:${stoq.port}${metrics === null ? '' : `  metrics ${host}:${metrics.port}`}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}`,
+      `  ${name.padEnd(8)}  ${id}  keys, certificate (role node)${issued === null ? '' : ` from the TrustChain CA (serial ${issued.serial})`}${withCa ? ', CA intermediate key and request' : ''}, storage plot (${genesis.proof.space.blockCount} blocks, root ${toHex(plot.root)})  stoq ${host}:${stoq.port}${metrics === null ? '' : `  metrics ${host}:${metrics.port}`}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}`,
     );
     progress(`  peers     ${peers.map((peer) => peer.name).join(', ')}`);
     return {

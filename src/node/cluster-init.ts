@@ -23,6 +23,8 @@ import type {
 import { stakingParamsSchema } from '../caesar/staking-params.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon, type FalconBackend, type FalconKeyPair } from '../crypto/falcon.js';
+import type { NodeIdentityKeys } from '../crypto/keyfile.js';
+import type { CertificateAuthority } from '../crypto/x509.js';
 import {
   DEV_PROOF_PARAMS,
   genesisToJson,
@@ -63,7 +65,14 @@ import {
   zoneKeyFileName,
 } from './dns-keys.js';
 import { findFreePorts } from './free-ports.js';
-import { CA_FILES, nodeCaConfig, runClusterCaCeremony } from './ca-genesis.js';
+import {
+  CA_FILES,
+  nodeCaConfig,
+  runClusterCaCeremony,
+  writeGenesisIdentity,
+  type ClusterCaResult,
+  type GenesisIssuer,
+} from './ca-genesis.js';
 import {
   ACME_FILES,
   acmeBasePortOf,
@@ -83,6 +92,11 @@ import { createWalletKey, readWalletKey } from './wallet.js';
  * into a temporary sibling directory first and renamed into place at the end, so a failure
  * leaves nothing half-written.
  *
+ * The cluster CA is the TrustChain CA (ca-genesis.ts): its ceremony runs first, and each
+ * validator's intermediate issues that validator's STOQ certificate (and ACME HTTPS
+ * certificate); node-1's issues the operator's. With `--no-ca` it is the development CA
+ * (dev-ca.ts: ca/root.pem, root.key, cluster.txt) instead.
+ *
  * Unless told otherwise, the genesis also holds a Caesar ledger section (`app.caesar`): the
  * token, an allocation to each validator's operator account (the address of its node key) and
  * the rest of the supply to a treasury wallet whose key is written beside the operator's. With
@@ -90,7 +104,8 @@ import { createWalletKey, readWalletKey } from './wallet.js';
  * power × `powerUnit`, out of the supply.
  *
  *   DIR/genesis.json
- *   DIR/ca/root.pem, root.key (0600), cluster.txt
+ *   DIR/ca/trust-bundle.json, trustchain-root.pem, trustchain-intermediates.pem
+ *          (--no-ca: root.pem, root.key (0600), cluster.txt)
  *   DIR/operator/operator.key (0600), operator.pem, treasury.key (0600)
  *   DIR/node-K/config.json, node-K.key (0600), node-K.pem, storage.plot   (data/ at first start)
  */
@@ -622,6 +637,8 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
           ...ctPorts,
         ]);
   const acmeAccounts: Uint8Array[] = [];
+  // What nodes and clients trust: the TrustChain root, or the development CA's (--no-ca).
+  const trustRootsName = ctPorts === null ? DEV_CA_FILES.certificate : CA_FILES.root;
 
   await mkdir(path.dirname(dir), { recursive: true });
   const staging = await mkdtemp(`${dir}.tmp-`);
@@ -630,32 +647,98 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
   try {
     const caDir = path.join(staging, CLUSTER_FILES.caDir);
     progress(`cluster "${chainId}": ${count} validator(s) on ${host}, writing ${dir}`);
-    await initDevCa({ dir: caDir, cluster: chainId, validityDays: Math.max(validityDays, 3650) });
-    const { ca } = await loadDevCa(caDir);
-    progress(`  ca        root certificate ${CLUSTER_FILES.caDir}/${DEV_CA_FILES.certificate}`);
-
     const names = Array.from({ length: count }, (_, i) => nodeName(i));
+
+    // The TrustChain CA's ceremony runs first: it needs every validator's FALCON key (the node
+    // identities are generated for it) and the operator's account, and its intermediates issue
+    // the certificates below. With --no-ca, the development CA issues them.
+    let issuing:
+      | { readonly devCa: CertificateAuthority }
+      | { readonly ca: ClusterCaResult; readonly operatorKeys: NodeIdentityKeys };
+    const identities = new Map<string, NodeIdentityKeys>();
+    if (ctPorts === null) {
+      await initDevCa({ dir: caDir, cluster: chainId, validityDays: Math.max(validityDays, 3650) });
+      issuing = { devCa: (await loadDevCa(caDir)).ca };
+      progress(
+        `  ca        development CA, root certificate ${CLUSTER_FILES.caDir}/${DEV_CA_FILES.certificate}`,
+      );
+    } else {
+      for (const name of names) {
+        const nodeDir = path.join(staging, name);
+        await mkdir(nodeDir, { recursive: true, mode: 0o700 });
+        const keys = await generateNodeIdentity(falcon);
+        identities.set(name, keys);
+        caValidators.push({ name, nodeDir, falconKeys: keys.falcon });
+      }
+      const operatorKeys = await generateNodeIdentity(falcon);
+      const operatorDir = path.join(staging, CLUSTER_FILES.operatorDir);
+      await mkdir(operatorDir, { recursive: true, mode: 0o700 });
+      const clusterCa = await runClusterCaCeremony({
+        dir: staging,
+        chainId,
+        time: now(),
+        validators: caValidators,
+        operatorDir,
+        operatorPublicKey: ed25519RawPublicKey(operatorKeys.ed25519.publicKey),
+        dnsZone: dnsPorts === null ? null : DEFAULT_DNS_ZONE,
+        host,
+        ...(options.caPassphraseEnv === undefined
+          ? {}
+          : { passphraseEnv: options.caPassphraseEnv }),
+        falcon,
+      });
+      progress(
+        `  ca        TrustChain CA: root ${CA_FILES.dir}/${CA_FILES.root}, bundle ${CA_FILES.dir}/${CA_FILES.bundle}, intermediates in node-K/${CA_FILES.intermediateKey}, ` +
+          `root keys encrypted in ${CLUSTER_FILES.operatorDir}/${CA_FILES.rootEcdsaKey} and ${CA_FILES.rootFalconKey}` +
+          (clusterCa.passphraseFile === null
+            ? ` (passphrase from $${options.caPassphraseEnv})`
+            : ` (generated passphrase in ${CLUSTER_FILES.operatorDir}/${CA_FILES.passphrase}, mode 0600)`) +
+          `; CT logs on HTTP ports ${ctPorts.join(', ')}`,
+      );
+      issuing = { ca: clusterCa, operatorKeys };
+    }
+    /** What issues `name`'s certificates: its own TrustChain intermediate. */
+    const intermediateOf = (name: string): GenesisIssuer => {
+      const issuer = 'ca' in issuing ? issuing.ca.issuers.get(name) : undefined;
+      if (issuer === undefined) throw new RangeError(`no intermediate for ${name}`);
+      return issuer;
+    };
+
     const validators: GenesisValidator[] = [];
     for (const [index, name] of names.entries()) {
       const started = performance.now();
       const nodeDir = path.join(staging, name);
-      const keys = await generateNodeIdentity(falcon);
-      caValidators.push({ name, nodeDir, falconKeys: keys.falcon });
-      await issueDevIdentity({
-        ca,
-        cluster: chainId,
-        name,
-        role: 'validator',
-        outDir: nodeDir,
-        validityDays,
-        keys,
-        now: now(),
-      });
+      const keys = identities.get(name) ?? (await generateNodeIdentity(falcon));
+      if ('devCa' in issuing) {
+        await issueDevIdentity({
+          ca: issuing.devCa,
+          cluster: chainId,
+          name,
+          role: 'validator',
+          outDir: nodeDir,
+          validityDays,
+          keys,
+          now: now(),
+        });
+      } else {
+        // DoQ and TLS clients check the address they dial: name it when it is an IP address.
+        await writeGenesisIdentity({
+          issuer: intermediateOf(name),
+          chainId,
+          name,
+          role: 'validator',
+          outDir: nodeDir,
+          keys,
+          validityDays,
+          now: now(),
+          ...(isIP(host) === 0 ? {} : { ipAddresses: [host] }),
+        });
+      }
       const acmeFiles: NodeAcmeFiles | null =
         acmePorts === null
           ? null
           : await writeNodeAcmeFiles({
-              ca,
+              ca: intermediateOf(name),
               chainId,
               name,
               nodeDir,
@@ -688,7 +771,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
         dataDir: CLUSTER_FILES.dataDir,
         genesisFile: path.join('..', CLUSTER_FILES.genesis),
         identity: { keyFile: `${name}.key`, certificateFile: `${name}.pem` },
-        trust: { rootsFile: path.join('..', CLUSTER_FILES.caDir, DEV_CA_FILES.certificate) },
+        trust: { rootsFile: path.join('..', CLUSTER_FILES.caDir, trustRootsName) },
         storagePlotFile: CLUSTER_FILES.storagePlot,
         stoq: { ...stoq, transport: 'quic', authMode: 'delegated' },
         metrics,
@@ -726,23 +809,41 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
         dns: dnsAddress,
         doq: doqAddress,
       });
+      const certificate = 'devCa' in issuing ? 'certificate' : 'certificate from its intermediate';
       progress(
-        `  ${name.padEnd(8)}  ${id}  keys, certificate, storage plot (${proof.space.blockCount} blocks)  ` +
+        `  ${name.padEnd(8)}  ${id}  keys, ${certificate}, storage plot (${proof.space.blockCount} blocks)  ` +
           `stoq ${host}:${stoq.port}  metrics ${host}:${metrics.port}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}${doqAddress === null ? '' : `  doq ${host}:${doqAddress.port}`}  ${formatSeconds(performance.now() - started)}`,
       );
     }
 
-    await issueDevIdentity({
-      ca,
-      cluster: chainId,
-      name: CLUSTER_FILES.operatorName,
-      role: 'client',
-      outDir: path.join(staging, CLUSTER_FILES.operatorDir),
-      validityDays,
-      falcon,
-      now: now(),
-    });
-    progress(`  operator  client identity ${CLUSTER_FILES.operatorDir}/`);
+    if ('devCa' in issuing) {
+      await issueDevIdentity({
+        ca: issuing.devCa,
+        cluster: chainId,
+        name: CLUSTER_FILES.operatorName,
+        role: 'client',
+        outDir: path.join(staging, CLUSTER_FILES.operatorDir),
+        validityDays,
+        falcon,
+        now: now(),
+      });
+      progress(`  operator  client identity ${CLUSTER_FILES.operatorDir}/`);
+    } else {
+      const first = names[0] as string;
+      await writeGenesisIdentity({
+        issuer: intermediateOf(first),
+        chainId,
+        name: CLUSTER_FILES.operatorName,
+        role: 'client',
+        outDir: path.join(staging, CLUSTER_FILES.operatorDir),
+        keys: issuing.operatorKeys,
+        validityDays,
+        now: now(),
+      });
+      progress(
+        `  operator  client identity ${CLUSTER_FILES.operatorDir}/, certificate from ${first}'s intermediate`,
+      );
+    }
 
     let app: GenesisDocument['app'];
     if (ledgerPlan !== null) {
@@ -824,48 +925,23 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
       );
     }
 
-    if (ctPorts !== null) {
-      const operatorKey = await readWalletKey(
-        path.join(staging, CLUSTER_FILES.operatorDir, `${CLUSTER_FILES.operatorName}.key`),
-      );
-      const ca = await runClusterCaCeremony({
-        dir: staging,
-        chainId,
-        time: now(),
-        validators: caValidators,
-        operatorDir: path.join(staging, CLUSTER_FILES.operatorDir),
-        operatorPublicKey: operatorKey.publicKey,
-        dnsZone: dnsPorts === null ? null : DEFAULT_DNS_ZONE,
-        host,
-        ...(options.caPassphraseEnv === undefined
-          ? {}
-          : { passphraseEnv: options.caPassphraseEnv }),
-        falcon,
-      });
+    if ('ca' in issuing) {
       app = {
         ...app,
         ca:
           acmeAccounts.length === 0
-            ? ca.section
+            ? issuing.ca.section
             : withAcmeGrants(
-                ca.section,
+                issuing.ca.section,
                 acmeAccounts,
                 dnsPorts === null ? null : DEFAULT_DNS_ZONE,
                 host,
               ),
       };
-      progress(
-        `  ca        TrustChain CA: ${CA_FILES.dir}/${CA_FILES.bundle}, intermediates in node-K/${CA_FILES.intermediateKey}, ` +
-          `root keys encrypted in ${CLUSTER_FILES.operatorDir}/${CA_FILES.rootEcdsaKey} and ${CA_FILES.rootFalconKey}` +
-          (ca.passphraseFile === null
-            ? ` (passphrase from $${options.caPassphraseEnv})`
-            : ` (generated passphrase in ${CLUSTER_FILES.operatorDir}/${CA_FILES.passphrase}, mode 0600)`) +
-          `; CT logs on HTTP ports ${ctPorts.join(', ')}`,
-      );
       if (acmePorts !== null) {
         progress(
           `  acme      ACME servers on HTTPS ports ${acmePorts.join(', ')}: account keys node-K/${ACME_FILES.accountKey} (granted service certificates` +
-            `${dnsPorts === null ? '' : ` in ${DEFAULT_DNS_ZONE}`} in the genesis), certificates node-K/${ACME_FILES.certificate} from ${CLUSTER_FILES.caDir}/${DEV_CA_FILES.certificate}`,
+            `${dnsPorts === null ? '' : ` in ${DEFAULT_DNS_ZONE}`} in the genesis), certificates node-K/${ACME_FILES.certificate} from each node's intermediate (root ${CLUSTER_FILES.caDir}/${CA_FILES.root})`,
         );
       }
     }
@@ -894,7 +970,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
     dir,
     chainId,
     genesisFile: path.join(dir, CLUSTER_FILES.genesis),
-    trustRootsFile: path.join(dir, CLUSTER_FILES.caDir, DEV_CA_FILES.certificate),
+    trustRootsFile: path.join(dir, CLUSTER_FILES.caDir, trustRootsName),
     operator: {
       keyFile: path.join(operatorDir, `${CLUSTER_FILES.operatorName}.key`),
       certificateFile: path.join(operatorDir, `${CLUSTER_FILES.operatorName}.pem`),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseGenesisJson, type GenesisDocument } from '../consensus/genesis.js';
 import { validatorAddress } from '../consensus/validator-set.js';
 import { CliError } from './cli-error.js';
+import { CA_FILES } from './ca-genesis.js';
 import { ADDED_NODES_FILE, readAddedNodes } from './cluster-added-nodes.js';
 import { CLUSTER_FILES, type ClusterLayout, type ClusterNodeLayout } from './cluster-init.js';
 import { DEV_CA_FILES } from './dev-ca.js';
@@ -105,7 +106,12 @@ export async function readClusterLayout(dir: string): Promise<ClusterDirectoryLa
     dir: root,
     chainId: genesis.chainId,
     genesisFile,
-    trustRootsFile: path.join(root, CLUSTER_FILES.caDir, DEV_CA_FILES.certificate),
+    // A TrustChain CA cluster trusts its root; a --no-ca cluster, its development CA's.
+    trustRootsFile: path.join(
+      root,
+      CLUSTER_FILES.caDir,
+      genesis.app?.ca === undefined ? DEV_CA_FILES.certificate : CA_FILES.root,
+    ),
     operator: {
       keyFile: path.join(operatorDir, `${CLUSTER_FILES.operatorName}.key`),
       certificateFile: path.join(operatorDir, `${CLUSTER_FILES.operatorName}.pem`),

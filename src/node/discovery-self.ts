@@ -11,7 +11,7 @@ import type { SocketAddress } from '../stoq/index.js';
  *   hypermesh-dns      the authoritative DNS servers (ports `udp`, `tcp`; check `tcp`)
  *   hypermesh-metrics  the Prometheus endpoint (port `http`; check `http` GET /metrics)
  *   hypermesh-acme     the ACME server (port `https`; check `tcp`: its certificate chains to
- *                      the cluster's development CA, which the HTTP check's client does not trust)
+ *                      the cluster's TrustChain root, which the HTTP check's client does not trust)
  *   hypermesh-ct       the CT log's HTTP read API (port `http`; check `http` GET /ct/v1/get-roots)
  *   hypermesh-ocsp     the OCSP responder on the same HTTP server, when the node has an
  *                      intermediate to answer for (port `http`; check `tcp`: OCSP needs a request)

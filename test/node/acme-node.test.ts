@@ -89,7 +89,9 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  const rootPem = (): Promise<string> => readFile(path.join(dir, 'ca', 'root.pem'), 'utf8');
+  // The HTTPS certificates come from each node's TrustChain intermediate (served with it).
+  const rootPem = (): Promise<string> =>
+    readFile(path.join(dir, 'ca', 'trustchain-root.pem'), 'utf8');
 
   /** `hypermesh dns set NAME TXT VALUE` on node-1, waiting for the commit. */
   async function setTxt(name: string, value: string): Promise<void> {
@@ -155,10 +157,30 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
       );
       const grant = grants.find((candidate) => candidate.account === toHex(account.publicKey));
       assert.deepEqual(grant?.profiles, ['service']);
-      const https = await readFile(path.join(dir, `node-${index + 1}`, ACME_FILES.certificate));
-      assert.deepEqual(parseCertificate(pemToDerList(https.toString())[0]!).ipAddresses, [
+      const httpsFile = path.join(dir, `node-${index + 1}`, ACME_FILES.certificate);
+      const https = await readFile(httpsFile);
+      const chain = pemToDerList(https.toString());
+      assert.deepEqual(parseCertificate(chain[0]!).ipAddresses, ['127.0.0.1']);
+      // Issued at genesis by the node's own intermediate, which the chain carries.
+      assert.equal(chain.length, 2);
+      assert.equal(
+        parseCertificate(chain[1]!).subject,
+        `CN=node-${index + 1}, OU=validator, O=hypermesh-dev`,
+      );
+      const caDir = path.join(dir, CA_FILES.dir);
+      const openssl = await run('openssl', [
+        'verify',
+        '-CAfile',
+        path.join(caDir, CA_FILES.root),
+        '-untrusted',
+        path.join(caDir, CA_FILES.intermediates),
+        '-purpose',
+        'sslserver',
+        '-verify_ip',
         '127.0.0.1',
+        httpsFile,
       ]);
+      assert.match(openssl.stdout, /: OK/, openssl.stderr);
     }
   });
 
@@ -413,7 +435,7 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
           cwd: repoRoot,
           env: {
             ...process.env,
-            LEGO_CA_CERTIFICATES: path.join(dir, 'ca', 'root.pem'),
+            LEGO_CA_CERTIFICATES: path.join(dir, 'ca', 'trustchain-root.pem'),
             LEGO_DISABLE_CNAME_SUPPORT: 'true',
             EXEC_PATH: script,
           },

@@ -227,7 +227,7 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
     await withDeadline(session.connection.closed, 30_000, 'node-1 closes the revoked session');
     await open.close();
     await assert.rejects(statusWith(alice), refusedAs('revoked'));
-    // The development CA's operator certificate is unaffected by the combined check.
+    // The operator's genesis certificate (from node-1's intermediate) is unaffected.
     const after = await operator.client('node-1').status();
     assert.ok(Number(after['committedHeight']) >= height);
   });

@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { readKeyFile } from '../../src/crypto/keyfile.js';
-import { certificateFalconKey, certificateIdentity, pemToDerList } from '../../src/crypto/x509.js';
+import {
+  certificateFalconKey,
+  certificateIdentity,
+  derToPem,
+  parseCertificate,
+  pemToDerList,
+  verifyChain,
+} from '../../src/crypto/x509.js';
 import { DEV_PROOF_PARAMS, parseGenesisJson } from '../../src/consensus/genesis.js';
 import { loadStoragePlot } from '../../src/consensus/pos/index.js';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
@@ -13,6 +21,7 @@ import { CliError } from '../../src/node/cli-error.js';
 import { initCluster } from '../../src/node/cluster-init.js';
 import { readClusterLayout } from '../../src/node/cluster-layout.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
 import { runCli } from '../helpers/cli.js';
 
 let root: string;
@@ -24,6 +33,18 @@ after(async () => {
 });
 
 const run = runCli;
+
+const openssl = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
+if (!openssl && process.env.CI === 'true') {
+  throw new Error('openssl is required in CI (.ci/run installs it) but was not found on PATH');
+}
+const skipOpenssl = openssl ? false : 'openssl not found on PATH: install it to run this check';
+
+/** `openssl verify` with its exit status and what it printed. */
+function opensslVerify(args: readonly string[]): { status: number | null; output: string } {
+  const result = spawnSync('openssl', ['verify', ...args], { encoding: 'utf8' });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
 
 async function mode(file: string): Promise<number> {
   return (await stat(file)).mode & 0o777;
@@ -50,7 +71,7 @@ describe('hypermesh cluster init', () => {
     for (const name of ['node-1', 'node-2', 'node-3', 'node-4']) {
       assert.match(
         result.out,
-        new RegExp(`${name} +[0-9a-f]{40} +keys, certificate, storage plot`),
+        new RegExp(`${name} +[0-9a-f]{40} +keys, certificate from its intermediate, storage plot`),
       );
     }
     assert.deepEqual((await readdir(out)).sort(), [
@@ -70,6 +91,14 @@ describe('hypermesh cluster init', () => {
 
     const genesis = parseGenesisJson(await readFile(path.join(out, 'genesis.json'), 'utf8'));
     assert.equal(genesis.chainId, 'testnet-1');
+    const bundle = parseTrustBundle(
+      await readFile(path.join(out, 'ca', 'trust-bundle.json'), 'utf8'),
+    );
+    const intermediateOf = (name: string): Uint8Array => {
+      const found = bundle.validators.find((validator) => validator.name === name);
+      assert.ok(found !== undefined, `an intermediate for ${name}`);
+      return found.certificate;
+    };
     assert.deepEqual(genesis.proof, DEV_PROOF_PARAMS);
     assert.equal(genesis.consensus.requirePq, true);
     assert.equal(genesis.validators.length, 4);
@@ -87,6 +116,9 @@ describe('hypermesh cluster init', () => {
       const leaf = chain[0] as Uint8Array;
       assert.equal(certificateIdentity(leaf).uri, `spiffe://testnet-1/validator/${validator.name}`);
       assert.deepEqual(certificateFalconKey(leaf), validator.pqPublicKey);
+      // Leaf, then the validator's own TrustChain intermediate (not the root).
+      assert.equal(chain.length, 2);
+      assert.deepEqual(chain[1], intermediateOf(validator.name));
 
       const plot = await loadStoragePlot(
         path.join(dir, 'storage.plot'),
@@ -111,8 +143,14 @@ describe('hypermesh cluster init', () => {
           .filter((entry) => !entry.startsWith(`${validator.name}@`)),
       );
       assert.equal(config.genesisFile, path.join(out, 'genesis.json'));
+      assert.equal(config.trust.rootsFile, path.join(out, 'ca', 'trustchain-root.pem'));
     }
-    assert.equal(await mode(path.join(out, 'ca', 'root.key')), 0o600);
+    // No development CA: the TrustChain root is the cluster's only root.
+    assert.deepEqual((await readdir(path.join(out, 'ca'))).sort(), [
+      'trust-bundle.json',
+      'trustchain-intermediates.pem',
+      'trustchain-root.pem',
+    ]);
     assert.equal(await mode(path.join(out, 'operator', 'operator.key')), 0o600);
     const operatorChain = pemToDerList(
       await readFile(path.join(out, 'operator', 'operator.pem'), 'utf8'),
@@ -121,12 +159,163 @@ describe('hypermesh cluster init', () => {
       certificateIdentity(operatorChain[0] as Uint8Array).uri,
       'spiffe://testnet-1/client/operator',
     );
+    assert.deepEqual(operatorChain.slice(1), [intermediateOf('node-1')]);
 
     const layout = await readClusterLayout(out);
+    assert.equal(layout.trustRootsFile, path.join(out, 'ca', 'trustchain-root.pem'));
     assert.deepEqual(
       layout.nodes.map((node) => node.id),
       genesis.validators.map((validator) => validatorAddress(validator.publicKey)),
     );
+  });
+
+  it(
+    'issues every certificate from a TrustChain intermediate that openssl verifies against the root',
+    { skip: skipOpenssl },
+    async () => {
+      const out = path.join(root, 'trustchain');
+      const layout = await initCluster({
+        out,
+        validators: 2,
+        basePort: 0,
+        metricsBasePort: 0,
+        chainId: 'verify-1',
+      });
+      const rootFile = path.join(out, 'ca', 'trustchain-root.pem');
+      assert.equal(layout.trustRootsFile, rootFile);
+      for (const file of ['root.pem', 'root.key', 'cluster.txt']) {
+        await assert.rejects(stat(path.join(out, 'ca', file)), { code: 'ENOENT' });
+      }
+      const bundle = parseTrustBundle(
+        await readFile(path.join(out, 'ca', 'trust-bundle.json'), 'utf8'),
+      );
+      const intermediateFile = (name: string): string => path.join(root, `trustchain-${name}.pem`);
+      for (const validator of bundle.validators) {
+        await writeFile(intermediateFile(validator.name), derToPem(validator.certificate));
+      }
+      const verify = (file: string, intermediate: string, ...extra: string[]) =>
+        opensslVerify([
+          ...extra,
+          '-CAfile',
+          rootFile,
+          '-untrusted',
+          intermediateFile(intermediate),
+          file,
+        ]);
+      for (const [file, issuer] of [
+        [path.join(out, 'node-1', 'node-1.pem'), 'node-1'],
+        [path.join(out, 'node-2', 'node-2.pem'), 'node-2'],
+        [path.join(out, 'operator', 'operator.pem'), 'node-1'],
+        [path.join(out, 'node-1', 'acme-https.pem'), 'node-1'],
+        [path.join(out, 'node-2', 'acme-https.pem'), 'node-2'],
+      ] as const) {
+        const result = verify(file, issuer);
+        assert.equal(result.status, 0, `${file}: ${result.output}`);
+        assert.match(result.output, /: OK$/m);
+        const leaf = parseCertificate(pemToDerList(await readFile(file, 'utf8'))[0] as Uint8Array);
+        const intermediate = bundle.validators.find((validator) => validator.name === issuer);
+        assert.equal(leaf.issuer, intermediate?.parsed.subject, `${file} is issued by ${issuer}`);
+      }
+      // Another validator's intermediate did not issue node-1's certificate.
+      const wrong = verify(path.join(out, 'node-1', 'node-1.pem'), 'node-2');
+      assert.notEqual(wrong.status, 0, wrong.output);
+      // The listen address is in node-1's STOQ (and DoQ) certificate, for TLS clients to check.
+      const address = verify(
+        path.join(out, 'node-1', 'node-1.pem'),
+        'node-1',
+        '-purpose',
+        'sslserver',
+        '-verify_ip',
+        '127.0.0.1',
+      );
+      assert.equal(address.status, 0, address.output);
+      const otherAddress = verify(
+        path.join(out, 'node-1', 'node-1.pem'),
+        'node-1',
+        '-verify_ip',
+        '127.0.0.2',
+      );
+      assert.notEqual(otherAddress.status, 0, otherAddress.output);
+    },
+  );
+
+  it('keeps the genesis certificates within the intermediate, and STOQ path validation accepts them', async () => {
+    const out = path.join(root, 'long-validity');
+    await initCluster({
+      out,
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+      dns: false,
+      acme: false,
+      validityDays: 5000,
+    });
+    const [rootDer] = pemToDerList(
+      await readFile(path.join(out, 'ca', 'trustchain-root.pem'), 'utf8'),
+    );
+    for (const file of [
+      path.join(out, 'node-1', 'node-1.pem'),
+      path.join(out, 'operator', 'operator.pem'),
+    ]) {
+      const chain = pemToDerList(await readFile(file, 'utf8'));
+      const leaf = parseCertificate(chain[0] as Uint8Array);
+      const intermediate = parseCertificate(chain[1] as Uint8Array);
+      assert.equal(leaf.notAfter.getTime(), intermediate.notAfter.getTime(), file);
+      assert.ok(leaf.notBefore.getTime() >= intermediate.notBefore.getTime(), file);
+      // node-1's certificate names the listen address; the operator's names none.
+      assert.deepEqual(leaf.ipAddresses, file.endsWith('node-1.pem') ? ['127.0.0.1'] : [], file);
+      const verified = verifyChain({
+        chain,
+        roots: [rootDer as Uint8Array],
+        now: new Date(),
+        purpose: file.endsWith('node-1.pem') ? 'serverAuth' : 'clientAuth',
+      });
+      assert.equal(verified.path.length, 3);
+    }
+  });
+
+  it('with --no-ca, the development CA issues the certificates, as before', async () => {
+    const out = path.join(root, 'no-ca');
+    const result = await run([
+      'cluster',
+      'init',
+      '--validators',
+      '1',
+      '--out',
+      out,
+      '--base-port',
+      '0',
+      '--metrics-base-port',
+      '0',
+      '--no-ca',
+    ]);
+    assert.equal(result.code, 0, result.err);
+    assert.match(result.out, /development CA, root certificate ca\/root\.pem/);
+    assert.match(result.out, /node-1 +[0-9a-f]{40} +keys, certificate, storage plot/);
+    assert.deepEqual((await readdir(path.join(out, 'ca'))).sort(), [
+      'cluster.txt',
+      'root.key',
+      'root.pem',
+    ]);
+    assert.equal(await mode(path.join(out, 'ca', 'root.key')), 0o600);
+    const config = await loadValidatorNodeConfig(path.join(out, 'node-1', 'config.json'), {});
+    assert.equal(config.trust.rootsFile, path.join(out, 'ca', 'root.pem'));
+    const layout = await readClusterLayout(out);
+    assert.equal(layout.trustRootsFile, path.join(out, 'ca', 'root.pem'));
+    const rootDer = pemToDerList(await readFile(path.join(out, 'ca', 'root.pem'), 'utf8'))[0];
+    for (const file of [
+      path.join(out, 'node-1', 'node-1.pem'),
+      path.join(out, 'operator', 'operator.pem'),
+    ]) {
+      const chain = pemToDerList(await readFile(file, 'utf8'));
+      assert.equal(chain.length, 1, `${file}: the development CA issues from its root`);
+      const leaf = parseCertificate(chain[0] as Uint8Array);
+      assert.equal(leaf.issuer, parseCertificate(rootDer as Uint8Array).subject);
+      if (openssl) {
+        const verified = opensslVerify(['-CAfile', path.join(out, 'ca', 'root.pem'), file]);
+        assert.equal(verified.status, 0, verified.output);
+      }
+    }
   });
 
   it('validates --validators precisely', async () => {

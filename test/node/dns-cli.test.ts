@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseGenesisJson } from '../../src/consensus/genesis.js';
 import { toHex } from '../../src/crypto/bytes.js';
+import { createRootCa, derToPem } from '../../src/crypto/x509.js';
 import { CliError } from '../../src/node/cli-error.js';
 import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
 import { generateZoneKey, loadZoneSigners, writeZoneKeyFile } from '../../src/node/dns-keys.js';
@@ -23,7 +24,8 @@ import { waitForCondition, withDeadline } from '../helpers/wait.js';
  * `cluster init` (signed cluster zone, DoQ port), one node in this process, the `hypermesh dns`
  * commands changing and reading the zone through consensus, `delv` validating answers with the
  * trust anchor `hypermesh dns ds` derives from the genesis, `kdig +dnssec` showing the RRSIGs,
- * and `kdig +quic` verifying the node's certificate against the cluster CA.
+ * and `kdig +quic` verifying the node's certificate (from its TrustChain intermediate) against
+ * the cluster's TrustChain root and the node's IP address.
  */
 const CI = process.env.CI === 'true';
 const tools = {
@@ -229,33 +231,36 @@ describe('a node serving the signed zone, changed with hypermesh dns', { skip },
     assert.match(denial, /IN\s+RRSIG\s+NSEC 13 /);
   });
 
-  it('answers over DoQ, the node certificate verified against the cluster CA', async () => {
+  it('answers over DoQ, the node certificate verified against the TrustChain root', async () => {
+    // The certificate comes from node-1's TrustChain intermediate and names the listen address.
+    assert.equal(layout.trustRootsFile, path.join(layout.dir, 'ca', 'trustchain-root.pem'));
     const ca = `+tls-ca=${layout.trustRootsFile}`;
-    const answer = await kdig(
-      ca,
-      '+tls-hostname=node-1',
-      '+quic',
-      '-p',
-      String(doqPort),
-      '+short',
-      'www.hypermesh.',
-      'A',
-    );
+    // kdig checks the server address (@127.0.0.1) against the certificate's IP address.
+    const answer = await kdig(ca, '+quic', '-p', String(doqPort), '+short', 'www.hypermesh.', 'A');
     assert.deepEqual(answer.trim().split('\n').sort(), ['192.0.2.7', '192.0.2.8']);
+    const refused = (...args: string[]) =>
+      run('kdig', [
+        '@127.0.0.1',
+        '+retry=0',
+        '+timeout=5',
+        ...args,
+        '+quic',
+        '-p',
+        String(doqPort),
+        'www.hypermesh.',
+        'A',
+      ]);
     // Another name than the certificate's fails verification.
-    const wrong = await run('kdig', [
-      '@127.0.0.1',
-      '+retry=0',
-      '+timeout=5',
-      ca,
-      '+tls-hostname=node-2',
-      '+quic',
-      '-p',
-      String(doqPort),
-      'www.hypermesh.',
-      'A',
-    ]);
-    assert.notEqual(wrong.code, 0);
+    const wrongName = await refused(ca, '+tls-hostname=node-2.example');
+    assert.notEqual(wrongName.code, 0, wrongName.stdout);
+    // So does another root.
+    const otherRoot = path.join(root, 'other-root.pem');
+    await writeFile(
+      otherRoot,
+      derToPem((await createRootCa({ cluster: layout.chainId })).certificate),
+    );
+    const wrongRoot = await refused(`+tls-ca=${otherRoot}`);
+    assert.notEqual(wrongRoot.code, 0, wrongRoot.stdout);
   });
 
   it('reads names and the zone with proofs checked', async () => {

@@ -24,8 +24,10 @@ import { clusterInitArgs, runCli } from '../helpers/cli.js';
  * `hypermesh cluster add-node` (src/node/cluster-add-node.ts) in one process: what it writes for
  * a node of a running cluster (a `node`-role certificate from the cluster CA, a plot for its key,
  * the cluster's zone key, every existing node as a peer), what it refuses without writing
- * anything, and how `node start` checks a node that is not in the genesis. The node joining a
- * live cluster is test/node/staking-cluster.test.ts.
+ * anything, and how `node start` checks a node that is not in the genesis. With a TrustChain CA
+ * the running cluster issues the certificate, so add-node fails, writing nothing, while no node
+ * answers. The node joining a live cluster (its certificate issued through consensus) is
+ * test/node/staking-cluster.test.ts.
  */
 let root: string;
 let clusterDir: string;
@@ -119,6 +121,10 @@ describe('hypermesh cluster add-node', () => {
       [['--name', 'Node_4'], /--name "Node_4" must be a node name/],
       [['--name', 'node-4', '--no-dns', '--dns-port', '53'], /--no-dns cannot be combined/],
       [['--name', 'node-4', '--port', '70000'], /--port must be a port from 0 to 65535/],
+      [
+        ['--name', 'node-4', '--node', 'node-1'],
+        /--node and --timeout-ms apply to a cluster with a TrustChain CA/,
+      ],
       [[], /--name is required/],
     ];
     for (const [flags, pattern] of cases) {
@@ -130,6 +136,50 @@ describe('hypermesh cluster add-node', () => {
     assert.equal(missing.code, 2);
     assert.match(missing.err, /--cluster is required/);
     assert.deepEqual((await readdir(clusterDir)).sort(), before);
+  });
+
+  it('with a TrustChain CA, needs the cluster running: no node answers, nothing is written', async () => {
+    const caCluster = path.join(root, 'ca-cluster');
+    const init = await runCli([
+      ...clusterInitArgs(caCluster, 1),
+      '--no-discovery',
+      '--no-dns',
+      '--staking',
+    ]);
+    assert.equal(init.code, 0, init.err);
+    const before = (await readdir(caCluster)).sort();
+    const tooLong = await runCli([
+      'cluster',
+      'add-node',
+      '--cluster',
+      caCluster,
+      '--name',
+      'node-2',
+      '--validity-days',
+      '31',
+    ]);
+    assert.equal(tooLong.code, 2, tooLong.out + tooLong.err);
+    assert.match(
+      tooLong.err,
+      /--validity-days 31: a node certificate from the cluster's TrustChain CA lives 1 to 30 days \(the node profile's maximum, 2592000 seconds\)/,
+    );
+    const result = await runCli([
+      'cluster',
+      'add-node',
+      '--cluster',
+      caCluster,
+      '--name',
+      'node-2',
+      '--timeout-ms',
+      '500',
+    ]);
+    assert.equal(result.code, 1, result.out + result.err);
+    assert.match(
+      result.err,
+      /no node of the cluster in .*ca-cluster answered within 500 ms \(node-1 at 127\.0\.0\.1:\d+: [^)]+\): with a TrustChain CA \(genesis app\.ca\) add-node has the running cluster issue the node's certificate through consensus, so the cluster must be running/,
+    );
+    assert.doesNotMatch(result.out, /requesting a node certificate/);
+    assert.deepEqual((await readdir(caCluster)).sort(), before, 'nothing is written');
   });
 
   it('node start refuses a genesis validator’s key under another name, and a foreign plot', async () => {

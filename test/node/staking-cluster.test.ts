@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { consensusAddress, ed25519Address, formatAddress } from '../../src/caesar/index.js';
 import { decodeQuorumCertificate } from '../../src/consensus/wire.js';
+import { certificateIdentity, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
+import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
+import { verifyIssuedCertificate } from '../../src/trustchain/ca/verify.js';
 import { readClusterLayout } from '../../src/node/cluster-layout.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { spawnValidator, type ValidatorProcess } from '../../src/node/node-process.js';
@@ -24,8 +27,12 @@ import { waitForCondition } from '../helpers/wait.js';
  * processes from the built bin). Four genesis validators of a staking chain (`epochBlocks=5`, no
  * block reward, so stakes change only by bonding and slashing):
  *
- * 1. `cluster add-node` writes node-5; started, it syncs and follows although no node lists it;
- *    the operator tools find it in the directory and `status --json` shows it as a follower.
+ * 1. `cluster add-node` writes node-5, its STOQ certificate issued by the running cluster through
+ *    consensus (a `node`-profile `ca` request signed with the operator key, published by a
+ *    validator's intermediate: openssl and the offline verifier accept it against the TrustChain
+ *    root, and a node's `validate` RPC knows it); started, it syncs and follows although no node
+ *    lists it; the operator tools find it in the directory and `status --json` shows it as a
+ *    follower.
  * 2. Funded and registered with `stake create-validator` (power 40 of 80), it joins the set at
  *    the next epoch and its precommits appear in commits (node API getBlock, `block verify`);
  *    `status --json` now shows it as a validator.
@@ -107,6 +114,57 @@ async function stakeValidators(): Promise<{
   return JSON.parse(result.out) as Awaited<ReturnType<typeof stakeValidators>>;
 }
 
+/**
+ * node-5's certificate came from the TrustChain CA through consensus: leaf + the issuing
+ * validator's intermediate (one of ca/trust-bundle.json), chaining to ca/trustchain-root.pem
+ * (openssl and the offline verifier, whose issuance reference names the commit height), and
+ * known to the cluster (`cert verify --cluster`: published, not revoked).
+ */
+async function checkNode5Certificate(
+  config: Awaited<ReturnType<typeof loadValidatorNodeConfig>>,
+  issued: { committedAt: number; serial: string; issuer: string },
+): Promise<void> {
+  const caDir = path.join(clusterDir, 'ca');
+  assert.equal(config.trust.rootsFile, path.join(caDir, 'trustchain-root.pem'));
+  const chain = pemToDerList(await readFile(config.identity.certificateFile, 'utf8'));
+  assert.equal(chain.length, 2);
+  const [leaf, intermediate] = chain as [Uint8Array, Uint8Array];
+  assert.equal(parseCertificate(leaf).serialNumber, issued.serial);
+  assert.equal(certificateIdentity(leaf).uri, 'spiffe://staking-it/node/node-5');
+  const bundle = parseTrustBundle(await readFile(path.join(caDir, 'trust-bundle.json'), 'utf8'));
+  const validator = bundle.validators.find((entry) => entry.name === issued.issuer);
+  assert.ok(validator !== undefined, `${issued.issuer} is in the trust bundle`);
+  assert.deepEqual(intermediate, validator.certificate);
+  assert.equal(parseCertificate(leaf).issuer, validator.parsed.subject);
+  const verified = verifyIssuedCertificate(leaf, bundle);
+  assert.equal(verified.validator, issued.issuer);
+  assert.equal(verified.reference.height, issued.committedAt);
+  const opensslVerify = spawnSync(
+    'openssl',
+    [
+      'verify',
+      '-CAfile',
+      path.join(caDir, 'trustchain-root.pem'),
+      '-untrusted',
+      config.identity.certificateFile,
+      config.identity.certificateFile,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(opensslVerify.status, 0, `${opensslVerify.stdout}${opensslVerify.stderr}`);
+  const known = await runCli([
+    'cert',
+    'verify',
+    config.identity.certificateFile,
+    '--bundle',
+    path.join(caDir, 'trust-bundle.json'),
+    '--cluster',
+    clusterDir,
+  ]);
+  assert.equal(known.code, 0, known.out + known.err);
+  assert.match(known.out, /: valid: not revoked, published at height \d+/);
+}
+
 /** `hypermesh status --json` of the cluster directory. */
 async function clusterStatus(): Promise<{
   validatorSet: { from: string };
@@ -181,10 +239,22 @@ describe(
         'node-5',
       ]);
       assert.equal(added.code, 0, added.err);
-      assert.match(added.out, /node-5 +[0-9a-f]{40} +keys, certificate \(role node\)/);
+      assert.match(
+        added.out,
+        /requesting a node certificate for spiffe:\/\/staking-it\/node\/node-5 from the TrustChain CA through node-\d \(lifetime 30 days\)/,
+      );
+      const committedAt = Number(/committed at height (\d+)/.exec(added.out)?.[1]);
+      const serial = /certificate serial ([0-9a-f]+)/.exec(added.out)?.[1];
+      const issuer = /published at height \d+ by (node-[1-4])/.exec(added.out)?.[1];
+      assert.ok(committedAt > 0 && serial !== undefined && issuer !== undefined, added.out);
+      assert.match(
+        added.out,
+        /node-5 +[0-9a-f]{40} +keys, certificate \(role node\) from the TrustChain CA \(serial [0-9a-f]+\)/,
+      );
       assert.match(added.out, /peers +node-1, node-2, node-3, node-4/);
       const configFile = path.join(clusterDir, 'node-5', 'config.json');
       const config = await loadValidatorNodeConfig(configFile, {});
+      await checkNode5Certificate(config, { committedAt, serial, issuer });
       const key = await readWalletKey(config.identity.keyFile);
       node5Address = formatAddress(Buffer.from(consensusAddress(key.publicKey)));
       const genesisKey = await readWalletKey(path.join(clusterDir, 'node-4', 'node-4.key'));

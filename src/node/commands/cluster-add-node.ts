@@ -11,22 +11,46 @@ function portOption(value: string | undefined, name: string): number | undefined
   return Number(value);
 }
 
+function integerFlag(
+  value: string | undefined,
+  name: string,
+  range: { min: number; max: number },
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < range.min || Number(value) > range.max) {
+    throw new CliError(
+      `--${name} must be an integer from ${range.min} to ${range.max}, got "${value}"`,
+    );
+  }
+  return Number(value);
+}
+
 export const addNodeCommand: Command = {
   name: 'cluster add-node',
   summary: 'a node for a running cluster: keys, certificate, storage plot, config with its peers',
   help: `
 usage: hypermesh cluster add-node --cluster DIR --name NAME [--host ADDR] [--port P]
                                   [--metrics-port P | --no-metrics] [--dns-port P]
-                                  [--doq-port P] [--no-dns]
+                                  [--doq-port P] [--no-dns] [--validity-days N]
+                                  [--node NAME|ADDR] [--timeout-ms MS]
 
 Adds a node to the cluster in DIR (written by "cluster init"), without touching the genesis or
 the running nodes: in DIR/NAME it writes an Ed25519 + FALCON-1024 identity, a certificate
-spiffe://<chain-id>/node/NAME signed by the cluster CA (DIR/ca/root.key), a PoSpace storage plot
-for its key, and config.json with every existing node (DIR/*/config.json) as a peer, and
-records the node in DIR/added-nodes.json, where "status" and the other tools that read DIR find
-it. The existing nodes accept its connections without a configuration change (docs/stoq-auth.md,
-"Consensus peers"). Start it with "hypermesh node start --config DIR/NAME/config.json": it syncs
-and follows the chain. To make it a validator, fund its account (the address of its key,
+spiffe://<chain-id>/node/NAME, a PoSpace storage plot for its key, and config.json with every
+existing node (DIR/*/config.json) as a peer, and records the node in DIR/added-nodes.json,
+where "status" and the other tools that read DIR find it.
+
+With a TrustChain CA (the default of "cluster init") the running cluster issues the
+certificate: as its last step add-node submits a "ca" request for a node-profile certificate,
+signed with the operator key (DIR/operator/), waits until it is committed and published
+(docs/ca.md) and writes NAME.pem (certificate + intermediate); the node trusts
+DIR/ca/trustchain-root.pem. The cluster must be running: when no node answers, add-node fails
+and writes nothing. Without one ("cluster init --no-ca") the development CA (DIR/ca/root.key)
+signs the certificate here.
+
+The existing nodes accept its connections without a configuration change (docs/stoq-auth.md,
+"Consensus peers"). Start it with "hypermesh node start --config DIR/NAME/config.json": it
+syncs and follows the chain. To make it a validator, fund its account (the address of its key,
 "hypermesh wallet address --key DIR/NAME/NAME.key") and register it:
 "hypermesh stake create-validator --node-dir DIR/NAME --self-bond X --commission R --cluster DIR";
 it joins the set at the next epoch. See docs/node.md, "Adding a node".
@@ -42,6 +66,12 @@ options:
                      cluster's nodes serve DNS
   --doq-port P       DNS-over-QUIC port (default 0: a free port, chosen now)
   --no-dns           serve no DNS
+  --validity-days N  certificate lifetime in days (default: 30, the most the TrustChain CA's
+                     node profile allows; 365 from a development CA)
+  --node NAME|ADDR   with a TrustChain CA: the node to request the certificate through
+                     (default: the first that answers)
+  --timeout-ms MS    with a TrustChain CA: how long to wait for the commit and publication
+                     (default 60000)
 `,
   async run(args, io) {
     const values = parseCommandArgs(args, {
@@ -54,6 +84,9 @@ options:
       'dns-port': { type: 'string' },
       'doq-port': { type: 'string' },
       'no-dns': { type: 'boolean' },
+      'validity-days': { type: 'string' },
+      node: { type: 'string' },
+      'timeout-ms': { type: 'string' },
     });
     if (values['no-metrics'] && values['metrics-port'] !== undefined) {
       throw new CliError('--no-metrics cannot be combined with --metrics-port');
@@ -65,6 +98,14 @@ options:
     const metricsPort = portOption(values['metrics-port'], 'metrics-port');
     const dnsPort = portOption(values['dns-port'], 'dns-port');
     const doqPort = portOption(values['doq-port'], 'doq-port');
+    const validityDays = integerFlag(values['validity-days'], 'validity-days', {
+      min: 1,
+      max: 3650,
+    });
+    const timeoutMs = integerFlag(values['timeout-ms'], 'timeout-ms', {
+      min: 100,
+      max: 3_600_000,
+    });
     const added = await addClusterNode({
       clusterDir: requireOption(values.cluster, 'cluster'),
       name: requireOption(values.name, 'name'),
@@ -81,6 +122,9 @@ options:
             ...(dnsPort === undefined ? {} : { dnsPort }),
             ...(doqPort === undefined ? {} : { doqPort }),
           }),
+      ...(validityDays === undefined ? {} : { validityDays }),
+      ...(values.node === undefined ? {} : { via: values.node }),
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
       progress: (line) => io.out(`${line}\n`),
     });
     io.out(`created ${added.dir}\n`);

@@ -153,7 +153,8 @@ options:
                          0 = free; defaults to 0 when --base-port is 0)
   --no-dns               no cluster zone in the genesis and no DNS servers on the nodes
   --no-discovery         no service catalog (app.discovery, docs/discovery.md) in the genesis
-  --no-ca                no TrustChain CA (app.ca, docs/ca.md) and no CT logs
+  --no-ca                no TrustChain CA (app.ca, docs/ca.md) and no CT logs; the development
+                         CA (ca/root.pem) then issues the node and operator certificates
   --ca-passphrase-env V  take the CA root key passphrase from environment variable V (at least
                          12 characters); without it one is generated and written to
                          operator/ca-root-passphrase.txt (mode 0600)
