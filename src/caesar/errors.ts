@@ -68,10 +68,18 @@ export enum CaesarErrorCode {
   HYBRID_BAD_SIGNATURE = 'CAESAR_HYBRID_BAD_SIGNATURE',
   /** A hybrid-account transaction whose `pqKey` is not a FALCON-1024 public key. */
   HYBRID_INVALID_KEY = 'CAESAR_HYBRID_INVALID_KEY',
-  /** A hybrid-account transaction wrapping anything but a transfer. */
+  /**
+   * A hybrid-account transaction wrapping an op a hybrid account cannot send (another hybrid
+   * body: it sends transfers, delegations, unbonds, proposals and votes).
+   */
   HYBRID_UNSUPPORTED_OP = 'CAESAR_HYBRID_UNSUPPORTED_OP',
   /** A hybrid-account transaction whose `seq` is not its envelope's sequence number. */
   HYBRID_SEQUENCE_MISMATCH = 'CAESAR_HYBRID_SEQUENCE_MISMATCH',
+  /**
+   * A hybrid-account transaction wrapping `create-validator` or `unjail`, which act for a
+   * validator's Ed25519 consensus key and are sent from that key alone.
+   */
+  HYBRID_VALIDATOR_OP = 'CAESAR_HYBRID_VALIDATOR_OP',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -108,6 +116,7 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.HYBRID_INVALID_KEY]: 30,
   [CaesarErrorCode.HYBRID_UNSUPPORTED_OP]: 31,
   [CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH]: 32,
+  [CaesarErrorCode.HYBRID_VALIDATOR_OP]: 33,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

@@ -1,6 +1,5 @@
 import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
 import { toHex } from '../crypto/bytes.js';
-import { ed25519Address } from './address.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
 import { applyParamChanges } from './gov-changes.js';
 import { readGovParams } from './gov-params.js';
@@ -40,7 +39,9 @@ import type { CaesarEvent } from './events.js';
 /**
  * The rules of the governance transactions (docs/caesar.md, "Governance"). As for staking, each
  * `plan…` function checks everything against the state and returns what to write, so `check`
- * and `apply` run the same rules and a refusal writes nothing.
+ * and `apply` run the same rules and a refusal writes nothing. `account` is the proposer or
+ * voter: `ed25519Address(sender)` for a plain transaction, the hybrid address for one wrapped in
+ * a hybrid body (hybrid.ts); the deposit, the fee and the voting weight are its.
  */
 
 /** The parameters in force; governance needs staking (voting weight is bonded stake). */
@@ -138,7 +139,11 @@ interface SubmitPlan {
   readonly active: number[];
 }
 
-function planSubmit(state: ModuleStateReader, tx: SubmitProposal, sender: Uint8Array): SubmitPlan {
+function planSubmit(
+  state: ModuleStateReader,
+  tx: SubmitProposal,
+  proposer: Uint8Array,
+): SubmitPlan {
   const { staking, gov } = requireGovernance(state, tx.op);
   applyParamChanges(staking, gov, tx.changes);
   if (tx.deposit < gov.minDeposit) {
@@ -155,7 +160,6 @@ function planSubmit(state: ModuleStateReader, tx: SubmitProposal, sender: Uint8A
       `${tx.op}: ${active.length} proposals are in voting or waiting for their timelock, the most there can be`,
     );
   }
-  const proposer = ed25519Address(sender);
   const balance = requireFunds(state, tx.op, proposer, tx.deposit + tx.fee);
   return { proposer, balance, gov, active };
 }
@@ -166,7 +170,7 @@ interface VotePlan {
   readonly votes: VoteRecord[];
 }
 
-function planVote(state: ModuleStateReader, tx: Vote, sender: Uint8Array, height: number) {
+function planVote(state: ModuleStateReader, tx: Vote, voter: Uint8Array, height: number) {
   requireGovernance(state, tx.op);
   const proposal = readProposal(state, tx.proposal);
   if (proposal === undefined) {
@@ -183,7 +187,6 @@ function planVote(state: ModuleStateReader, tx: Vote, sender: Uint8Array, height
       { proposal: tx.proposal, votingEnd: proposal.votingEnd },
     );
   }
-  const voter = ed25519Address(sender);
   if (new StakeView(state).stakeOf(voter) === 0n) {
     throw new CaesarError(
       CaesarErrorCode.GOV_NO_STAKE,
@@ -208,29 +211,32 @@ function pay(state: ModuleState, account: Uint8Array, balance: bigint, cost: big
   if (fee > 0n) writeAmount(state, FEE_POOL_KEY, readAmount(state, FEE_POOL_KEY) + fee);
 }
 
-/** `check` for a governance transaction: its rules against the state, nothing written. */
+/**
+ * `check` for a governance transaction acting for `account`: its rules against the state,
+ * nothing written.
+ */
 export function checkGovTx(
   state: ModuleStateReader,
   tx: GovTx,
-  sender: Uint8Array,
+  account: Uint8Array,
   height: number,
 ): void {
-  if (tx.op === SUBMIT_PROPOSAL_OP) planSubmit(state, tx, sender);
-  else planVote(state, tx, sender, height);
+  if (tx.op === SUBMIT_PROPOSAL_OP) planSubmit(state, tx, account);
+  else planVote(state, tx, account, height);
 }
 
 /**
- * `apply` for a governance transaction: the same rules, then the writes. Returns the events of
- * its receipt (docs/caesar.md, "Events").
+ * `apply` for a governance transaction acting for `account`: the same rules, then the writes.
+ * Returns the events of its receipt (docs/caesar.md, "Events").
  */
 export function applyGovTx(
   state: ModuleState,
   tx: GovTx,
-  sender: Uint8Array,
+  account: Uint8Array,
   height: number,
 ): CaesarEvent[] {
   if (tx.op === VOTE_OP) {
-    const { voter, balance, votes } = planVote(state, tx, sender, height);
+    const { voter, balance, votes } = planVote(state, tx, account, height);
     pay(state, voter, balance, tx.fee, tx.fee);
     const others = votes.filter((vote) => compareAddresses(vote.voter, voter) !== 0);
     writeVotes(
@@ -240,7 +246,7 @@ export function applyGovTx(
     );
     return [voteEvent(tx.proposal, voter, tx.option), ...feeEvents(voter, tx.fee)];
   }
-  const { proposer, balance, gov, active } = planSubmit(state, tx, sender);
+  const { proposer, balance, gov, active } = planSubmit(state, tx, account);
   pay(state, proposer, balance, tx.deposit + tx.fee, tx.fee);
   writeAmount(state, GOV_DEPOSITS_KEY, readAmount(state, GOV_DEPOSITS_KEY) + tx.deposit);
   const id = readProposalCount(state) + 1;

@@ -14,6 +14,10 @@ import { ED25519_PUBLIC_KEY_BYTES, hybridAddress } from './address.js';
 import { bytesItem, mapItem, textItem, uintItem } from './cbor.js';
 import type { CaesarReader } from './cbor.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
+import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
+import type { SubmitProposal, Vote } from './gov-tx.js';
+import { CREATE_VALIDATOR_OP, DELEGATE_OP, UNBOND_OP, UNJAIL_OP } from './staking-tx.js';
+import type { Delegate, Unbond } from './staking-tx.js';
 import { CAESAR_MODULE_NAME } from './state.js';
 import { TRANSFER_OP } from './transfer.js';
 import type { Transfer } from './transfer.js';
@@ -26,9 +30,10 @@ import type { Transfer } from './transfer.js';
  *
  *   { op: "hybrid", tx: bstr, seq: uint, pqKey: bstr(1793), pqSig: bstr(42..1462) }
  *
- * `tx` is the canonical body of a transfer (only transfers, for now), `seq` the envelope's
- * sequence number, `pqKey` the FALCON-1024 public key and `pqSig` a detached FALCON-1024
- * (Round 3) signature over
+ * `tx` is the canonical body of the wrapped transaction (`HYBRID_INNER_OPS`: a transfer, a
+ * delegation, an unbond, a proposal or a vote, executed with the hybrid address as the account
+ * that pays, delegates, proposes or votes), `seq` the envelope's sequence number, `pqKey` the
+ * FALCON-1024 public key and `pqSig` a detached FALCON-1024 (Round 3) signature over
  *
  *   prefix("hypermesh/caesar/hybrid-signature") ||
  *     CBOR [version, chainId, sender, seq, "caesar", { op, tx, seq, pqKey }]
@@ -36,14 +41,18 @@ import type { Transfer } from './transfer.js';
  * that is, the envelope's own `unsigned` encoding of this transaction with `pqSig` left out of
  * the body, under its own tag (`prefix` as in the envelope: BIP-340's doubled tag hash). The
  * Ed25519 signature covers the whole envelope, FALCON signature included, so both signatures
- * cover the chain id, sender, sequence, FALCON key and transfer, and both must verify: the
- * account's address is `hybridAddress(sender, pqKey)`, never `SHA-256(sender)`, so no
- * Ed25519-only transaction can spend from it.
+ * cover the chain id, sender, sequence, FALCON key and wrapped body, and both must verify:
+ * the account's address is `hybridAddress(sender, pqKey)`, never `SHA-256(sender)`, so no
+ * Ed25519-only transaction can spend, delegate, unbond or vote for it.
+ *
+ * `create-validator` and `unjail` stay Ed25519-only: the envelope's sender is the validator's
+ * consensus key and its operator account is that key's address, so wrapped they are refused
+ * (`HYBRID_VALIDATOR_OP`).
  *
  * A module does not see the envelope's sequence, so the body repeats it, and `checkHybridTx`
  * proves it is the envelope's by recomputing the transaction hash (which covers the sequence)
  * from the body and comparing it with the router's `txHash`. Without that binding, whoever
- * broke the Ed25519 key could replay an old FALCON-signed transfer under a new sequence.
+ * broke the Ed25519 key could replay an old FALCON-signed body under a new sequence.
  */
 export const HYBRID_OP = 'hybrid';
 /** Field names in canonical order. */
@@ -53,11 +62,33 @@ const HYBRID_SIGNATURE_PREFIX = tagPrefix('hypermesh/caesar/hybrid-signature');
 /** The envelope's transaction hash prefix (src/consensus/application/envelope.ts). */
 const TX_HASH_PREFIX = tagPrefix('hypermesh/tx');
 
+/** The transactions a hybrid account may send, by `op`. */
+export const HYBRID_INNER_OPS: readonly string[] = [
+  TRANSFER_OP,
+  DELEGATE_OP,
+  UNBOND_OP,
+  SUBMIT_PROPOSAL_OP,
+  VOTE_OP,
+];
+
+/** A transaction a hybrid body may wrap. */
+export type HybridInnerTx = Transfer | Delegate | Unbond | SubmitProposal | Vote;
+
+/**
+ * The most bytes `tx` may have: room for the largest body of any op (a `create-validator`,
+ * about 1.9 KB with its FALCON key, so that one is refused by name, `HYBRID_VALIDATOR_OP`);
+ * the largest body a hybrid account may send, a proposal, is below 700 bytes.
+ */
+export const HYBRID_MAX_INNER_BYTES = 2048;
+
+/** The staking transactions that act for a validator's consensus key: never wrapped. */
+const VALIDATOR_KEY_OPS: readonly string[] = [CREATE_VALIDATOR_OP, UNJAIL_OP];
+
 export interface HybridTx {
   readonly op: typeof HYBRID_OP;
-  /** The wrapped transfer, decoded. */
-  readonly transfer: Transfer;
-  /** The wrapped transfer's canonical body. */
+  /** The wrapped transaction, decoded. */
+  readonly inner: HybridInnerTx;
+  /** The wrapped transaction's canonical body. */
   readonly tx: Uint8Array;
   readonly seq: number;
   /** FALCON-1024 public key, 1,793 bytes. */
@@ -106,28 +137,36 @@ export function encodeHybridTx(tx: Pick<HybridTx, 'tx' | 'seq' | 'pqKey' | 'pqSi
   return mapItem({ ...unsignedBody(tx.tx, tx.seq, tx.pqKey), pqSig: bytesItem(tx.pqSig) });
 }
 
-export interface HybridSignInput {
+export interface HybridTxSignInput {
   readonly chainId: string;
   /** The account's raw Ed25519 public key: the envelope's sender. */
   readonly sender: Uint8Array;
   /** The envelope's sequence number. */
   readonly sequence: number;
-  /** The canonical body of the transfer to wrap (`encodeTransfer`). */
-  readonly transfer: Uint8Array;
+  /**
+   * The canonical body of the transaction to wrap (`encodeTransfer`, `encodeStakingTx` of a
+   * delegate or unbond, `encodeGovTx`); the chain refuses other ops.
+   */
+  readonly body: Uint8Array;
   readonly falcon: FalconKeyPair;
   readonly backend: FalconBackend;
 }
 
+export interface HybridSignInput extends Omit<HybridTxSignInput, 'body'> {
+  /** The canonical body of the transfer to wrap (`encodeTransfer`). */
+  readonly transfer: Uint8Array;
+}
+
 /**
- * The body of a hybrid account's transfer, FALCON-signed; the caller puts it in an envelope
+ * The body of a hybrid account's transaction, FALCON-signed; the caller puts it in an envelope
  * with the same chain id, sender and sequence, signed with the Ed25519 key.
  */
-export async function signHybridTransfer(input: HybridSignInput): Promise<Uint8Array> {
-  const { chainId, sender, sequence, transfer, falcon, backend } = input;
+export async function signHybridTx(input: HybridTxSignInput): Promise<Uint8Array> {
+  const { chainId, sender, sequence, body, falcon, backend } = input;
   if (sender.length !== ED25519_PUBLIC_KEY_BYTES) {
     throw new RangeError(`an Ed25519 public key is ${ED25519_PUBLIC_KEY_BYTES} bytes`);
   }
-  const unsigned = { tx: transfer, seq: sequence, pqKey: falcon.publicKey };
+  const unsigned = { tx: body, seq: sequence, pqKey: falcon.publicKey };
   const pqSig = await backend.sign(
     hybridSigningMessage(chainId, sender, unsigned),
     falcon.secretKey,
@@ -135,12 +174,19 @@ export async function signHybridTransfer(input: HybridSignInput): Promise<Uint8A
   return encodeHybridTx({ ...unsigned, pqSig });
 }
 
+/** `signHybridTx` for a transfer (the body of `wallet send` from a hybrid wallet). */
+export function signHybridTransfer(input: HybridSignInput): Promise<Uint8Array> {
+  const { transfer, ...rest } = input;
+  return signHybridTx({ ...rest, body: transfer });
+}
+
 /**
- * Reads the fields after `op` of a hybrid body; `decodeInner` decodes the wrapped body (a
- * transfer, or the call throws). Throws `CaesarError`: `HYBRID_SIGNATURE_MISSING` without
+ * Reads the fields after `op` of a hybrid body; `decodeInner` decodes the wrapped body (any
+ * Caesar body, or the call throws). Throws `CaesarError`: `HYBRID_SIGNATURE_MISSING` without
  * `pqSig`, `HYBRID_INVALID_KEY` for a key that is not a FALCON-1024 public key,
- * `HYBRID_BAD_SIGNATURE` for a signature of impossible length, `HYBRID_UNSUPPORTED_OP` for a
- * wrapped body other than a transfer, the transfer's own codes for a bad transfer.
+ * `HYBRID_BAD_SIGNATURE` for a signature of impossible length, `HYBRID_VALIDATOR_OP` for a
+ * wrapped `create-validator` or `unjail`, `HYBRID_UNSUPPORTED_OP` for any other op not in
+ * `HYBRID_INNER_OPS`, the wrapped body's own codes for a bad one.
  */
 export function readHybridTx(
   reader: CaesarReader,
@@ -157,7 +203,7 @@ export function readHybridTx(
     previous = key;
     switch (key) {
       case 'tx':
-        tx = reader.readBytes('tx', 1, 1024);
+        tx = reader.readBytes('tx', 1, HYBRID_MAX_INNER_BYTES);
         break;
       case 'seq':
         seq = reader.readSmallUint('seq', Number.MAX_SAFE_INTEGER);
@@ -201,14 +247,21 @@ export function readHybridTx(
     );
   }
   const inner = decodeInner(tx);
-  if (inner.op !== TRANSFER_OP) {
+  if (VALIDATOR_KEY_OPS.includes(inner.op)) {
     throw new CaesarError(
-      CaesarErrorCode.HYBRID_UNSUPPORTED_OP,
-      `hybrid: a hybrid account sends transfers only, not "${inner.op}"`,
+      CaesarErrorCode.HYBRID_VALIDATOR_OP,
+      `hybrid: "${inner.op}" acts for a validator's Ed25519 consensus key; send it from that key, not wrapped in a hybrid body`,
       { op: inner.op },
     );
   }
-  return { op: HYBRID_OP, transfer: inner as Transfer, tx, seq, pqKey, pqSig };
+  if (!HYBRID_INNER_OPS.includes(inner.op)) {
+    throw new CaesarError(
+      CaesarErrorCode.HYBRID_UNSUPPORTED_OP,
+      `hybrid: a hybrid body wraps ${HYBRID_INNER_OPS.map((op) => `"${op}"`).join(', ')}, not "${inner.op}"`,
+      { op: inner.op },
+    );
+  }
+  return { op: HYBRID_OP, inner: inner as HybridInnerTx, tx, seq, pqKey, pqSig };
 }
 
 export interface HybridCheckContext {

@@ -19,10 +19,18 @@ export {
   HYBRID_OP,
   checkHybridTx,
   encodeHybridTx,
+  HYBRID_INNER_OPS,
   hybridSigningMessage,
   signHybridTransfer,
+  signHybridTx,
 } from './hybrid.js';
-export type { HybridCheckContext, HybridSignInput, HybridTx } from './hybrid.js';
+export type {
+  HybridCheckContext,
+  HybridInnerTx,
+  HybridSignInput,
+  HybridTx,
+  HybridTxSignInput,
+} from './hybrid.js';
 export {
   AMOUNT_LIMIT,
   MAX_AMOUNT,

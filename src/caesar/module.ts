@@ -29,7 +29,7 @@ import { emitCaesarEvents, feeEvents, transferEvent } from './events.js';
 import { applyGovTx, checkGovTx } from './gov.js';
 import { govQueryKey } from './gov-query.js';
 import { HYBRID_OP, checkHybridTx } from './hybrid.js';
-import type { HybridTx } from './hybrid.js';
+import type { HybridInnerTx, HybridTx } from './hybrid.js';
 import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
 import { applyStakingTx, checkStakingTx } from './staking.js';
 import {
@@ -42,6 +42,7 @@ import {
   unbondingKey,
   validatorKey,
 } from './staking-state.js';
+import { TRANSFER_OP } from './transfer.js';
 import type { Transfer } from './transfer.js';
 
 /** Query paths of the module (`caesar/<path>`). */
@@ -152,12 +153,15 @@ export const DEFAULT_VERIFIED_HYBRID_ENTRIES = 20_000;
  * transfer moves nothing and charges no fee (the sender's sequence number is still used).
  * Queries answer with one key each, which the router returns with a state proof.
  *
- * A hybrid account's transfer (hybrid.ts) has its FALCON signature checked in `check` and again
- * in `apply`, so both admission and execution enforce it. The outcome depends only on the
- * chain id, sender, sequence and body, all of which the transaction hash covers, so a verified
- * hash is remembered and not verified again (the mempool re-checks after every block, and a
- * block runs `check` and `apply`); a transaction with any byte of its FALCON key or signature
- * changed has another hash.
+ * A hybrid account's transaction (hybrid.ts: a transfer, delegate, unbond, proposal or vote) has
+ * its FALCON signature checked in `check` and again in `apply`, so both admission and execution
+ * enforce it, and then runs the wrapped transaction's own rules with the hybrid address as its
+ * account (the staking and governance rules take the account as a parameter; only the
+ * validator-key ops, refused inside a hybrid body, use the sender itself). The outcome of the
+ * FALCON check depends only on the chain id, sender, sequence and body, all of which the
+ * transaction hash covers, so a verified hash is remembered and not verified again (the
+ * mempool re-checks after every block, and a block runs `check` and `apply`); a transaction
+ * with any byte of its FALCON key or signature changed has another hash.
  */
 export function createCaesarModule(options: CaesarModuleOptions = {}): Module<CaesarTx> {
   let falcon = options.falcon;
@@ -172,29 +176,34 @@ export function createCaesarModule(options: CaesarModuleOptions = {}): Module<Ca
     verified.set(id, true);
     return from;
   };
+  /** The transaction to run and the account it acts for (a hybrid body's only once verified). */
+  const unwrap = (
+    ctx: CheckContext,
+    tx: CaesarTx,
+    sender: Uint8Array,
+  ): { inner: Exclude<CaesarTx, HybridTx>; account: Uint8Array } =>
+    tx.op === HYBRID_OP
+      ? { inner: tx.inner satisfies HybridInnerTx, account: hybridFrom(ctx, tx, sender) }
+      : { inner: tx, account: ed25519Address(sender) };
   return {
     name: CAESAR_MODULE_NAME,
     decodeBody: decodeCaesarBody,
     check(ctx: CheckContext, tx: CaesarTx, sender: Uint8Array): void {
-      if (tx.op === 'transfer') authorize(ctx.state, tx, ed25519Address(sender));
-      else if (tx.op === HYBRID_OP) authorize(ctx.state, tx.transfer, hybridFrom(ctx, tx, sender));
-      else if (tx.op === SUBMIT_PROPOSAL_OP || tx.op === VOTE_OP) {
-        checkGovTx(ctx.state, tx, sender, ctx.height);
-      } else checkStakingTx(ctx.state, tx, sender, ctx.height);
+      const { inner, account } = unwrap(ctx, tx, sender);
+      if (inner.op === TRANSFER_OP) authorize(ctx.state, inner, account);
+      else if (inner.op === SUBMIT_PROPOSAL_OP || inner.op === VOTE_OP) {
+        checkGovTx(ctx.state, inner, account, ctx.height);
+      } else checkStakingTx(ctx.state, inner, sender, account, ctx.height);
     },
     apply(ctx: ExecutionContext, tx: CaesarTx, sender: Uint8Array): void {
       const { state } = ctx;
-      if (tx.op === SUBMIT_PROPOSAL_OP || tx.op === VOTE_OP) {
-        emitCaesarEvents(ctx.emit, applyGovTx(state, tx, sender, ctx.height));
-        return;
+      const { inner, account } = unwrap(ctx, tx, sender);
+      if (inner.op === TRANSFER_OP) applyTransfer(ctx, inner, account);
+      else if (inner.op === SUBMIT_PROPOSAL_OP || inner.op === VOTE_OP) {
+        emitCaesarEvents(ctx.emit, applyGovTx(state, inner, account, ctx.height));
+      } else {
+        emitCaesarEvents(ctx.emit, applyStakingTx(state, inner, sender, account, ctx.height));
       }
-      if (tx.op !== 'transfer' && tx.op !== HYBRID_OP) {
-        emitCaesarEvents(ctx.emit, applyStakingTx(state, tx, sender, ctx.height));
-        return;
-      }
-      const transfer = tx.op === HYBRID_OP ? tx.transfer : tx;
-      const account = tx.op === HYBRID_OP ? hybridFrom(ctx, tx, sender) : ed25519Address(sender);
-      applyTransfer(ctx, transfer, account);
     },
     query(path: string, data: Uint8Array): ModuleQueryAnswer | undefined {
       switch (path) {

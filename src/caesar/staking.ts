@@ -1,5 +1,5 @@
 import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
-import { toHex } from '../crypto/bytes.js';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { ed25519Address } from './address.js';
 import { AMOUNT_LIMIT } from './amount.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
@@ -47,6 +47,11 @@ import type { CaesarEvent } from './events.js';
  * Each `plan…` function checks everything against the state and returns what to write, so
  * `check` (read-only, at admission) and `apply` run exactly the same rules; `apply` then writes
  * the plan. A refusal throws `CaesarError` before anything is written.
+ *
+ * `account` is the address the transaction acts for: `ed25519Address(sender)` for a plain
+ * transaction, the hybrid address for one wrapped in a hybrid body (hybrid.ts). Delegations and
+ * unbonds belong to it; `create-validator` and `unjail` act for the sender's consensus key and
+ * its own address only.
  */
 
 /** The staking parameters, or `STAKING_DISABLED` when the genesis has no staking section. */
@@ -99,6 +104,17 @@ function addTotal(state: ModuleState, key: Uint8Array, delta: bigint): void {
   writeAmount(state, key, readAmount(state, key) + delta);
 }
 
+/** `create-validator` and `unjail` only for the sender's own Ed25519 account (never hybrid). */
+function requireOwnKey(op: string, sender: Uint8Array, account: Uint8Array): void {
+  if (!bytesEqual(account, ed25519Address(sender))) {
+    throw new CaesarError(
+      CaesarErrorCode.HYBRID_VALIDATOR_OP,
+      `${op}: acts for the validator's Ed25519 consensus key and its own account only, not for ${toHex(account)}`,
+      { op, account: toHex(account) },
+    );
+  }
+}
+
 interface CreatePlan {
   readonly operator: Uint8Array;
   readonly balance: bigint;
@@ -134,10 +150,9 @@ interface DelegatePlan {
   readonly shares: bigint;
 }
 
-function planDelegate(state: ModuleStateReader, tx: Delegate, sender: Uint8Array): DelegatePlan {
+function planDelegate(state: ModuleStateReader, tx: Delegate, delegator: Uint8Array): DelegatePlan {
   requireStakingParams(state);
   const record = requireValidator(state, tx.op, tx.validator);
-  const delegator = ed25519Address(sender);
   const balance = requireFunds(state, tx.op, delegator, tx.amount + tx.fee);
   // Shares at the validator's current rate (Cosmos `AddTokensFromDel`); the first delegation of
   // an empty validator buys one share per base unit.
@@ -168,10 +183,9 @@ interface UnbondPlan {
   readonly unbondingBlocks: number;
 }
 
-function planUnbond(state: ModuleStateReader, tx: Unbond, sender: Uint8Array): UnbondPlan {
+function planUnbond(state: ModuleStateReader, tx: Unbond, delegator: Uint8Array): UnbondPlan {
   const params = requireStakingParams(state);
   const record = requireValidator(state, tx.op, tx.validator);
-  const delegator = ed25519Address(sender);
   const delegated = readShares(state, tx.validator, delegator);
   const worth = sharesValue(record, delegated);
   if (tx.amount > worth) {
@@ -233,41 +247,49 @@ function planUnjail(
   return { record, operator, balance: requireFunds(state, tx.op, operator, tx.fee) };
 }
 
-/** `check` for a staking transaction: its rules against the state, nothing written. */
+/**
+ * `check` for a staking transaction from `sender` acting for `account`: its rules against the
+ * state, nothing written.
+ */
 export function checkStakingTx(
   state: ModuleStateReader,
   tx: StakingTx,
   sender: Uint8Array,
+  account: Uint8Array,
   height: number,
 ): void {
   switch (tx.op) {
     case CREATE_VALIDATOR_OP:
+      requireOwnKey(tx.op, sender, account);
       planCreate(state, tx, sender);
       return;
     case DELEGATE_OP:
-      planDelegate(state, tx, sender);
+      planDelegate(state, tx, account);
       return;
     case UNBOND_OP:
-      planUnbond(state, tx, sender);
+      planUnbond(state, tx, account);
       return;
     case UNJAIL_OP:
+      requireOwnKey(tx.op, sender, account);
       planUnjail(state, tx, sender, height);
       return;
   }
 }
 
 /**
- * `apply` for a staking transaction: the same rules, then the writes. Returns the events of its
- * receipt (docs/caesar.md, "Events").
+ * `apply` for a staking transaction from `sender` acting for `account`: the same rules, then the
+ * writes. Returns the events of its receipt (docs/caesar.md, "Events").
  */
 export function applyStakingTx(
   state: ModuleState,
   tx: StakingTx,
   sender: Uint8Array,
+  account: Uint8Array,
   height: number,
 ): CaesarEvent[] {
   switch (tx.op) {
     case CREATE_VALIDATOR_OP: {
+      requireOwnKey(tx.op, sender, account);
       const { operator, balance, validators } = planCreate(state, tx, sender);
       pay(state, operator, balance, tx.bond + tx.fee, tx.fee);
       const validator = consensusAddress(sender);
@@ -292,7 +314,7 @@ export function applyStakingTx(
       ];
     }
     case DELEGATE_OP: {
-      const { delegator, balance, record, shares } = planDelegate(state, tx, sender);
+      const { delegator, balance, record, shares } = planDelegate(state, tx, account);
       pay(state, delegator, balance, tx.amount + tx.fee, tx.fee);
       writeValidator(state, {
         ...record,
@@ -312,7 +334,7 @@ export function applyStakingTx(
       ];
     }
     case UNBOND_OP: {
-      const plan = planUnbond(state, tx, sender);
+      const plan = planUnbond(state, tx, account);
       const { delegator, record, sharesOut, tokensOut } = plan;
       pay(state, delegator, plan.balance, tx.fee, tx.fee);
       writeValidator(state, {
@@ -343,6 +365,7 @@ export function applyStakingTx(
       ];
     }
     case UNJAIL_OP: {
+      requireOwnKey(tx.op, sender, account);
       const { record, operator, balance } = planUnjail(state, tx, sender, height);
       pay(state, operator, balance, tx.fee, tx.fee);
       writeValidator(state, { ...record, jailed: JailReason.NONE, jailedUntil: 0 });

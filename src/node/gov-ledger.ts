@@ -37,8 +37,10 @@ import type {
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
+import type { FalconKeyPair } from '../crypto/falcon.js';
 import { ProvenReader, StakeCliError, StakeErrorCode } from './stake-ledger.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
+import { ledgerBody } from './wallet-ledger.js';
 
 /**
  * The ledger side of `hypermesh gov`: proven reads of the governance parameters, proposals,
@@ -179,6 +181,8 @@ export interface GovTxRequest {
   readonly client: NodeRpcClient;
   readonly genesis: GenesisDocument;
   readonly privateKey: KeyObject;
+  /** A hybrid wallet's FALCON key: the proposal or vote is the hybrid account's. */
+  readonly falcon?: FalconKeyPair | undefined;
   readonly tx: GovTx;
   readonly wait: boolean;
   readonly timeoutMs: number;
@@ -186,13 +190,13 @@ export interface GovTxRequest {
 
 /** Signs and submits a governance transaction (and waits for its commit when asked). */
 export function sendGovTx(request: GovTxRequest): Promise<SubmitOutcome> {
-  const { client, genesis, privateKey, tx, wait, timeoutMs } = request;
+  const { client, genesis, privateKey, falcon, tx, wait, timeoutMs } = request;
   return submitTransaction({
     client,
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,
-    body: encodeGovTx(tx),
+    body: ledgerBody(genesis, privateKey, encodeGovTx(tx), falcon),
     wait,
     timeoutMs,
   });

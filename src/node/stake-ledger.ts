@@ -1,7 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import {
   CAESAR_MODULE_NAME,
+  CaesarError,
+  CaesarErrorCode,
   JailReason,
+  UNJAIL_OP,
+  CREATE_VALIDATOR_OP,
   caesarDelegationQuery,
   caesarGenesisFromApp,
   caesarStakingParamsQuery,
@@ -30,10 +34,11 @@ import type { QueryRequest, QueryResponse } from '../consensus/app.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { toHex } from '../crypto/bytes.js';
+import type { FalconKeyPair } from '../crypto/falcon.js';
 import { CliError } from './cli-error.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 import { committedRootsOf, type CommittedRoots } from './verified-root.js';
-import { ledgerToken } from './wallet-ledger.js';
+import { ledgerBody, ledgerToken } from './wallet-ledger.js';
 
 /**
  * The ledger side of `hypermesh stake`: the staking a chain's genesis defines, proven reads of
@@ -281,20 +286,33 @@ export interface StakingTxRequest {
   readonly client: NodeRpcClient;
   readonly genesis: GenesisDocument;
   readonly privateKey: KeyObject;
+  /**
+   * A hybrid wallet's FALCON key: the delegate or unbond acts for the hybrid account, signed by
+   * both keys. `create-validator` and `unjail` act for a validator's consensus key and are
+   * refused with it (`CaesarError HYBRID_VALIDATOR_OP`, before anything is sent).
+   */
+  readonly falcon?: FalconKeyPair | undefined;
   readonly tx: StakingTx;
   readonly wait: boolean;
   readonly timeoutMs: number;
 }
 
 /** Signs and submits a staking transaction (and waits for its commit when asked). */
-export function sendStakingTx(request: StakingTxRequest): Promise<SubmitOutcome> {
-  const { client, genesis, privateKey, tx, wait, timeoutMs } = request;
+export async function sendStakingTx(request: StakingTxRequest): Promise<SubmitOutcome> {
+  const { client, genesis, privateKey, falcon, tx, wait, timeoutMs } = request;
+  if (falcon !== undefined && (tx.op === CREATE_VALIDATOR_OP || tx.op === UNJAIL_OP)) {
+    throw new CaesarError(
+      CaesarErrorCode.HYBRID_VALIDATOR_OP,
+      `${tx.op} acts for a validator's Ed25519 consensus key; a hybrid account cannot send it`,
+      { op: tx.op },
+    );
+  }
   return submitTransaction({
     client,
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,
-    body: encodeStakingTx(tx),
+    body: ledgerBody(genesis, privateKey, encodeStakingTx(tx), falcon),
     wait,
     timeoutMs,
   });

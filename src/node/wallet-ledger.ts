@@ -5,7 +5,7 @@ import {
   caesarGenesisFromApp,
   encodeTransfer,
   formatTokenAmount,
-  signHybridTransfer,
+  signHybridTx,
   verifyCaesarBalance,
 } from '../caesar/index.js';
 import type { TokenParams } from '../caesar/index.js';
@@ -99,6 +99,29 @@ export interface TransferRequest {
 }
 
 /**
+ * The body to submit for a Caesar transaction `body` from `privateKey`: the body itself, or with
+ * a hybrid wallet's `falcon` key, how to wrap it in a hybrid body FALCON-signed for the sender's
+ * next sequence (src/caesar/hybrid.ts), so that it acts for the hybrid account.
+ */
+export function ledgerBody(
+  genesis: GenesisDocument,
+  privateKey: KeyObject,
+  body: Uint8Array,
+  falcon: FalconKeyPair | undefined,
+): Uint8Array | ((sequence: number) => Promise<Uint8Array>) {
+  if (falcon === undefined) return body;
+  return (sequence) =>
+    signHybridTx({
+      chainId: genesis.chainId,
+      sender: ed25519RawPublicKey(privateKey),
+      sequence,
+      body,
+      falcon,
+      backend: defaultFalcon(),
+    });
+}
+
+/**
  * Signs and submits a Caesar transfer (and waits for its commit when asked). With `falcon`, the
  * transfer is wrapped in a hybrid body FALCON-signed for the sender's next sequence.
  */
@@ -110,18 +133,7 @@ export function sendTransfer(request: TransferRequest): Promise<SubmitOutcome> {
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,
-    body:
-      falcon === undefined
-        ? transfer
-        : (sequence) =>
-            signHybridTransfer({
-              chainId: genesis.chainId,
-              sender: ed25519RawPublicKey(privateKey),
-              sequence,
-              transfer,
-              falcon,
-              backend: defaultFalcon(),
-            }),
+    body: ledgerBody(genesis, privateKey, transfer, falcon),
     wait,
     timeoutMs,
   });

@@ -98,9 +98,11 @@ export async function createWalletKey(
 
 /**
  * Reads a wallet key file: an `ed25519` key, or a node identity (its Ed25519 key), or, with
- * `allowHybrid`, a hybrid wallet key. Callers that sign with the Ed25519 key alone (staking,
- * governance) leave `allowHybrid` out, so a hybrid key is refused rather than acting for the
- * Ed25519-only account of its Ed25519 half.
+ * `allowHybrid`, a hybrid wallet key. Callers that sign with the Ed25519 key alone (a
+ * validator's own transactions, service and DNS records, ACME accounts) leave `allowHybrid` out,
+ * so a hybrid key is refused rather than acting for the Ed25519-only account of its Ed25519
+ * half; those that can wrap their transaction for the hybrid account (`wallet send`, `stake
+ * delegate|unbond`, `gov propose|vote`) allow it.
  */
 export async function readWalletKey(
   file: string,
@@ -128,7 +130,7 @@ export async function readWalletKey(
     case 'ed25519-falcon-1024-r3':
       if (options.allowHybrid !== true) {
         throw new CliError(
-          `${file} is a hybrid (Ed25519 + FALCON-1024) wallet key; this command signs with Ed25519 alone and cannot act for a hybrid account (hybrid accounts only send transfers: wallet send)`,
+          `${file} is a hybrid (Ed25519 + FALCON-1024) wallet key; this command signs with Ed25519 alone and cannot act for a hybrid account (a hybrid account sends transfers, delegations, unbonds, proposals and votes: wallet send, stake delegate|unbond, gov propose|vote)`,
           1,
         );
       }

@@ -8,20 +8,27 @@ import {
   CaesarErrorCode,
   HYBRID_ADDRESS_TAG,
   HYBRID_OP,
+  ProposalStatus,
+  VoteOption,
   accountAddress,
   caesarBalanceQuery,
+  caesarDelegationQuery,
   createCaesarModule,
   caesarInitialState,
   decodeCaesarBody,
   ed25519Address,
   encodeCaesarBody,
+  encodeGovTx,
   encodeHybridTx,
+  encodeStakingTx,
   encodeTransfer,
   formatAddress,
   hybridAddress,
   hybridSigningMessage,
   signHybridTransfer,
+  signHybridTx,
   verifyCaesarBalance,
+  verifyCaesarDelegation,
 } from '../../src/caesar/index.js';
 import type { CaesarGenesis, HybridTx, TransferInput } from '../../src/caesar/index.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
@@ -36,6 +43,17 @@ import {
 import { CHAIN_ID, makeSender, openNode, tx } from '../consensus/application/fixture.js';
 import type { Sender, TestNode } from '../consensus/application/fixture.js';
 import { TOKEN, addressOf, transfer } from './caesar-fixture.js';
+import { TEST_GOV, depositsOf, proposalOf, votesOf } from './gov-fixture.js';
+import {
+  balanceOf as stateBalanceOf,
+  bondedOf,
+  makeValidator,
+  runBlock,
+  stakingGenesis,
+  stakingTx,
+  unbondingOf,
+  unbondingTotalOf,
+} from './staking-fixture.js';
 
 const codes = (result: BlockExecutionResult) => result.txResults.map((r) => r.code);
 const refusal = (result: TxCheckResult): string => (result.ok ? 'ok' : result.code);
@@ -144,7 +162,7 @@ describe('hybrid transfers in the application', () => {
     const envelope = decodeTransaction(bytes);
     const body = fields(envelope.body);
     assert.deepEqual(encodeCaesarBody(body), envelope.body);
-    assert.deepEqual(body.transfer, { op: 'transfer', to: addressOf(bob), fee: 0n, amount: 5n });
+    assert.deepEqual(body.inner, { op: 'transfer', to: addressOf(bob), fee: 0n, amount: 5n });
     assert.equal(body.seq, 3);
     // A FALCON-1024 signature and key fit far below the 32 KiB body limit.
     assert.ok(envelope.size < 4 * 1024, `${envelope.size} bytes`);
@@ -283,7 +301,7 @@ describe('hybrid transfers in the application', () => {
     alice.sender.sequence++;
   });
 
-  it('refuses a hybrid body that wraps anything but a transfer, or is malformed', () => {
+  it('refuses a hybrid body that wraps a validator-key op or another hybrid body, or is malformed', () => {
     const decoded = (body: Uint8Array) => () => decodeCaesarBody(body);
     const refusedWith = (code: CaesarErrorCode) => (error: unknown) =>
       error instanceof CaesarError && error.code === code;
@@ -293,6 +311,15 @@ describe('hybrid transfers in the application', () => {
       pqKey: bytesItem(mallory.publicKey),
       pqSig: bytesItem(concatBytes(Uint8Array.of(0x3a), new Uint8Array(600))),
     };
+    const createValidator = encodeCaesarBody({
+      op: 'create-validator',
+      fee: 0n,
+      bond: 1n,
+      pqKey: mallory.publicKey,
+      commission: 0,
+      storageRoot: new Uint8Array(32),
+    });
+    const unjail = encodeCaesarBody({ op: 'unjail', fee: 0n });
     const delegate = encodeCaesarBody({
       op: 'delegate',
       fee: 0n,
@@ -301,9 +328,24 @@ describe('hybrid transfers in the application', () => {
     });
     const inner = bytesItem(encodeTransfer({ to: addressOf(bob), amount: 1n }));
     assert.throws(
-      decoded(mapItem({ ...base, tx: bytesItem(delegate) })),
+      decoded(mapItem({ ...base, tx: bytesItem(unjail) })),
+      refusedWith(CaesarErrorCode.HYBRID_VALIDATOR_OP),
+    );
+    assert.throws(
+      decoded(mapItem({ ...base, tx: bytesItem(createValidator) })),
+      refusedWith(CaesarErrorCode.HYBRID_VALIDATOR_OP),
+    );
+    // A hybrid body small enough to wrap (the shortest FALCON signature) is still refused.
+    const shortSig = bytesItem(concatBytes(Uint8Array.of(0x3a), new Uint8Array(41)));
+    assert.throws(
+      decoded(
+        mapItem({ ...base, tx: bytesItem(mapItem({ ...base, pqSig: shortSig, tx: inner })) }),
+      ),
       refusedWith(CaesarErrorCode.HYBRID_UNSUPPORTED_OP),
     );
+    const wrapped = decodeCaesarBody(mapItem({ ...base, tx: bytesItem(delegate) }));
+    assert.equal(wrapped.op, HYBRID_OP);
+    assert.equal((wrapped as HybridTx).inner.op, 'delegate');
     assert.throws(
       decoded(mapItem({ ...base, tx: inner, pqSig: bytesItem(new Uint8Array(10)) })),
       refusedWith(CaesarErrorCode.HYBRID_BAD_SIGNATURE),
@@ -317,5 +359,251 @@ describe('hybrid transfers in the application', () => {
       decoded(mapItem({ ...base, tx: bytesItem(mapItem({ ...base, tx: inner })) })),
       refusedWith(CaesarErrorCode.MALFORMED_BODY),
     );
+  });
+});
+
+describe('hybrid accounts in staking and governance', () => {
+  let falcon: FalconBackend;
+  let carol: HybridAccount;
+  let node: TestNode;
+  const v = [makeValidator(), makeValidator()] as const;
+
+  before(async () => {
+    falcon = createFalcon();
+    const sender = makeSender();
+    const keys = await falcon.generateKeyPair();
+    carol = { sender, falcon: keys, address: hybridAddress(sender.publicKey, keys.publicKey) };
+    const genesis: CaesarGenesis = {
+      ...stakingGenesis({
+        validators: v.map((validator) => ({ validator, selfBond: 1_000n })),
+        balances: [
+          { address: carol.address, amount: 5_000n },
+          ...v.map((validator) => ({ address: validator.account, amount: 100n })),
+        ],
+      }),
+      governance: TEST_GOV,
+    };
+    node = await openNode({
+      modules: [createCaesarModule({ falcon })],
+      initialState: caesarInitialState(genesis),
+    });
+    runBlock(node); // height 1 writes the genesis state
+  });
+  after(async () => {
+    await node?.close();
+  });
+
+  const balance = (address: Uint8Array) => stateBalanceOf(node, address);
+  const delegated = (delegator: Uint8Array) =>
+    verifyCaesarDelegation(
+      v[0].address,
+      delegator,
+      node.app.query(caesarDelegationQuery(v[0].address, delegator)),
+    );
+
+  /** `body` wrapped for `account` at `sequence` (its next unless given), `edit` applied. */
+  async function wrapped(
+    body: Uint8Array,
+    options: {
+      readonly account?: HybridAccount;
+      readonly sequence?: number;
+      readonly signedFor?: number;
+      readonly edit?: (body: Uint8Array) => Uint8Array;
+    } = {},
+  ): Promise<Uint8Array> {
+    const account = options.account ?? carol;
+    const sequence = options.sequence ?? account.sender.sequence++;
+    const signed = await signHybridTx({
+      chainId: CHAIN_ID,
+      sender: account.sender.publicKey,
+      sequence: options.signedFor ?? sequence,
+      body,
+      falcon: account.falcon,
+      backend: falcon,
+    });
+    return tx(account.sender, (options.edit ?? ((b) => b))(signed), {
+      module: 'caesar',
+      sequence,
+    });
+  }
+
+  /** Only the router's sequence keys changed (a refused transaction writes nothing else). */
+  function onlySequences(result: BlockExecutionResult, what: string): void {
+    const keys = result.changes.map(({ key }) => new TextDecoder().decode(key.subarray(0, 5)));
+    assert.ok(
+      keys.every((key) => key === 'acct/'),
+      `${what}: only sequences may change, got ${keys.join(', ')}`,
+    );
+  }
+
+  it('delegates, proposes with its deposit, votes with its stake and unbonds to the hybrid address', async () => {
+    // Block 2: Carol delegates 2,000 to v0 (fee 10).
+    const delegate = await wrapped(
+      encodeStakingTx({ op: 'delegate', fee: 10n, amount: 2_000n, validator: v[0].address }),
+    );
+    assert.equal(refusal(node.app.checkTx(delegate)), 'ok');
+    let result = runBlock(node, [delegate]);
+    assert.deepEqual(codes(result), [0]);
+    assert.equal(balance(carol.address), 5_000n - 2_010n);
+    assert.equal(delegated(carol.address), 2_000n);
+    assert.equal(delegated(ed25519Address(carol.sender.publicKey)), 0n);
+    assert.equal(bondedOf(node), 4_000n);
+    const event = (result.txResults[0]?.events ?? []).find((e) => e.type === 'caesar/delegate');
+    assert.equal(event?.attributes['delegator'], formatAddress(carol.address));
+
+    // The same Ed25519 key alone acts for another account, which has nothing bonded.
+    const plain = stakingTx(carol.sender, {
+      op: 'unbond',
+      fee: 0n,
+      amount: 1n,
+      validator: v[0].address,
+    });
+    assert.equal(refusal(node.app.checkTx(plain)), CaesarErrorCode.INSUFFICIENT_BOND);
+    onlySequences(runBlock(node, [plain]), 'Ed25519-only unbond'); // block 3
+
+    // Block 4: a proposal from the hybrid account: its deposit (100) and fee (5) are Carol's.
+    const propose = await wrapped(
+      encodeGovTx({
+        op: 'gov/submit-proposal',
+        fee: 5n,
+        title: 'a higher deposit',
+        changes: [{ name: 'minDeposit', value: 200n }],
+        deposit: 100n,
+      }),
+    );
+    assert.equal(refusal(node.app.checkTx(propose)), 'ok');
+    result = runBlock(node, [propose]);
+    assert.deepEqual(codes(result), [0]);
+    assert.equal(balance(carol.address), 2_990n - 105n);
+    assert.equal(depositsOf(node), 100n);
+    const proposal = proposalOf(node, 1);
+    assert.ok(proposal);
+    assert.deepEqual(proposal.proposer, carol.address);
+    assert.equal(proposal.votingEnd, 4 + TEST_GOV.votingPeriod);
+
+    // Block 5: Carol votes yes, weighted by her bonded stake.
+    const vote = await wrapped(
+      encodeGovTx({ op: 'gov/vote', fee: 1n, proposal: 1, option: VoteOption.YES }),
+    );
+    assert.equal(refusal(node.app.checkTx(vote)), 'ok');
+    assert.deepEqual(codes(runBlock(node, [vote])), [0]);
+    assert.deepEqual(votesOf(node, 1), [{ voter: carol.address, option: VoteOption.YES }]);
+    assert.equal(balance(carol.address), 2_885n - 1n);
+
+    // Block 6: Carol unbonds 500; the tally at the end of block 7 weighs what is still bonded.
+    const unbond = await wrapped(
+      encodeStakingTx({ op: 'unbond', fee: 0n, amount: 500n, validator: v[0].address }),
+    );
+    assert.equal(refusal(node.app.checkTx(unbond)), 'ok');
+    assert.deepEqual(codes(runBlock(node, [unbond])), [0]);
+    assert.equal(delegated(carol.address), 1_500n);
+    const [entry] = unbondingOf(node, carol.address);
+    assert.ok(entry);
+    assert.equal(entry.amount, 500n);
+    assert.deepEqual(unbondingOf(node, ed25519Address(carol.sender.publicKey)), []);
+    assert.equal(unbondingTotalOf(node), 500n);
+
+    runBlock(node); // block 7: voting ends; quorum reached, the deposit returns to Carol
+    const tallied = proposalOf(node, 1);
+    assert.equal(tallied?.status, ProposalStatus.PASSED);
+    assert.deepEqual(tallied?.tally, { yes: 1_500n, no: 0n, abstain: 0n, bonded: 3_500n });
+    assert.equal(depositsOf(node), 0n);
+    assert.equal(balance(carol.address), 2_884n + 100n);
+
+    // The unbonding completes at the end of its block, to the hybrid address.
+    while (node.nextHeight() < entry.completionHeight) runBlock(node);
+    assert.equal(balance(carol.address), 2_984n);
+    runBlock(node);
+    assert.deepEqual(unbondingOf(node, carol.address), []);
+    assert.equal(unbondingTotalOf(node), 0n);
+    assert.equal(balance(carol.address), 2_984n + 500n);
+    assert.equal(balance(ed25519Address(carol.sender.publicKey)), 0n);
+  });
+
+  it('refuses wrapped validator-key ops and misbound or bad FALCON signatures, writing nothing', async () => {
+    const delegateBody = encodeStakingTx({
+      op: 'delegate',
+      fee: 0n,
+      amount: 10n,
+      validator: v[0].address,
+    });
+    const flipSig = (body: Uint8Array): Uint8Array => {
+      const decoded = decodeCaesarBody(body) as HybridTx;
+      const pqSig = decoded.pqSig.slice();
+      pqSig[pqSig.length - 1] = (pqSig[pqSig.length - 1] ?? 0) ^ 0x01;
+      return encodeHybridTx({ ...decoded, pqSig });
+    };
+    /** The FALCON signature of the body for the next sequence, under this sequence's `seq`. */
+    const sigOfNext = async (sequence: number): Promise<Uint8Array> => {
+      const next = decodeCaesarBody(await wrappedBody(delegateBody, sequence + 1)) as HybridTx;
+      const own = decodeCaesarBody(await wrappedBody(delegateBody, sequence)) as HybridTx;
+      return tx(carol.sender, encodeHybridTx({ ...own, pqSig: next.pqSig }), {
+        module: 'caesar',
+        sequence,
+      });
+    };
+    const wrappedBody = (body: Uint8Array, sequence: number) =>
+      signHybridTx({
+        chainId: CHAIN_ID,
+        sender: carol.sender.publicKey,
+        sequence,
+        body,
+        falcon: carol.falcon,
+        backend: falcon,
+      });
+    const cases: [string, (sequence: number) => Promise<Uint8Array>, CaesarErrorCode][] = [
+      [
+        'a wrapped create-validator',
+        (sequence) =>
+          wrapped(
+            encodeStakingTx({
+              op: 'create-validator',
+              fee: 0n,
+              bond: 1_000n,
+              pqKey: carol.falcon.publicKey,
+              commission: 0,
+              storageRoot: new Uint8Array(32),
+            }),
+            { sequence },
+          ),
+        CaesarErrorCode.HYBRID_VALIDATOR_OP,
+      ],
+      [
+        'a wrapped unjail',
+        (sequence) => wrapped(encodeStakingTx({ op: 'unjail', fee: 0n }), { sequence }),
+        CaesarErrorCode.HYBRID_VALIDATOR_OP,
+      ],
+      [
+        'a delegate with a flipped FALCON signature bit',
+        (sequence) => wrapped(delegateBody, { sequence, edit: flipSig }),
+        CaesarErrorCode.HYBRID_BAD_SIGNATURE,
+      ],
+      [
+        'a delegate signed for the next sequence',
+        (sequence) => wrapped(delegateBody, { sequence, signedFor: sequence + 1 }),
+        CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH,
+      ],
+      [
+        "a delegate carrying the next sequence's FALCON signature",
+        sigOfNext,
+        CaesarErrorCode.HYBRID_BAD_SIGNATURE,
+      ],
+    ];
+    for (const [what, make, code] of cases) {
+      const before = { balance: balance(carol.address), bonded: bondedOf(node) };
+      const bytes = await make(carol.sender.sequence++);
+      assert.equal(refusal(node.app.checkTx(bytes)), code, `${what}: admission`);
+      const result = runBlock(node, [bytes]);
+      assert.deepEqual(codes(result), [CAESAR_RESULT_CODES[code]], `${what}: execution`);
+      onlySequences(result, what);
+      assert.deepEqual(
+        { balance: balance(carol.address), bonded: bondedOf(node) },
+        before,
+        `${what}: nothing moved`,
+      );
+    }
+    // And the same delegation, properly signed, is applied.
+    const good = await wrapped(delegateBody);
+    assert.deepEqual(codes(runBlock(node, [good])), [0]);
   });
 });

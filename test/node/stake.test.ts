@@ -12,6 +12,7 @@ import {
   consensusAddress,
   ed25519Address,
   formatAddress,
+  hybridAddress,
 } from '../../src/caesar/index.js';
 import { SEQUENCE_QUERY, decodeSequence } from '../../src/consensus/application/index.js';
 import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
@@ -690,6 +691,112 @@ describe('hypermesh stake against a running validator', () => {
       assert.equal((await verifyBlockFromNode(honest, genesis, joinedAt + 1)).ok, true);
     } finally {
       await session.close();
+    }
+  });
+
+  it('a hybrid wallet delegates, unbonds, proposes and votes from its hybrid account', async () => {
+    while (nodes.length > 0) await nodes.shift()?.stop();
+    const { running, treasuryKeyFile } = await startStakingChain('hybrid', { blockReward: '0' });
+    await waitForCondition(
+      running.driver,
+      'commit',
+      () => running.driver.status().committedHeight >= 1,
+      'the first block',
+      15_000,
+    );
+    const node1 = layout.nodes[0]?.id as string;
+    const file = path.join(root, 'hybrid.key');
+    assert.equal((await run(['wallet', 'create', '--falcon', '--out', file])).code, 0);
+    const wallet = await readWalletKey(file, { allowHybrid: true });
+    assert.ok(wallet.falcon !== undefined);
+    const address = formatAddress(wallet.address);
+    assert.equal(address, formatAddress(hybridAddress(wallet.publicKey, wallet.falcon.publicKey)));
+    const ed25519Only = formatAddress(ed25519Address(wallet.publicKey));
+    await fund(treasuryKeyFile, address, '50');
+    const common = ['--key', file, '--cluster', layout.dir, '--wait'];
+
+    const delegated = await run([
+      'stake',
+      'delegate',
+      '--validator',
+      'node-1',
+      '--amount',
+      '20',
+      ...common,
+    ]);
+    assert.equal(delegated.code, 0, delegated.err + delegated.out);
+    assert.match(delegated.out, new RegExp(`  account ${address}\\n`));
+    assert.match(delegated.out, new RegExp(`delegated 20 TST to validator ${node1}`));
+    const unbonded = await run([
+      'stake',
+      'unbond',
+      '--validator',
+      'node-1',
+      '--amount',
+      '5',
+      ...common,
+    ]);
+    assert.equal(unbonded.code, 0, unbonded.err + unbonded.out);
+    assert.match(unbonded.out, new RegExp(`unbonded 5 TST from validator ${node1}`));
+    // The proven unbonding entry is read for the hybrid address.
+    assert.match(unbonded.out, /unbonding 5 TST \(5000000 base units\): returns to the balance/);
+
+    const proposed = await run([
+      'gov',
+      'propose',
+      '--param',
+      'minDeposit=20000000',
+      '--deposit',
+      '10',
+      '--title',
+      'from a hybrid account',
+      ...common,
+    ]);
+    assert.equal(proposed.code, 0, proposed.err + proposed.out);
+    assert.match(proposed.out, new RegExp(`  proposer ${address}\\n`));
+    assert.match(proposed.out, /proposal #1: voting ends with block \d+/);
+    const voted = await run(['gov', 'vote', '1', 'yes', ...common]);
+    assert.equal(voted.code, 0, voted.err + voted.out);
+    assert.match(voted.out, /voted yes on proposal #1/);
+
+    const listed = await run(['gov', 'list', '--cluster', layout.dir, '--json']);
+    assert.equal(listed.code, 0, listed.err);
+    const [proposal] = (
+      JSON.parse(listed.out) as {
+        proposals: {
+          proposer: string;
+          deposit: string;
+          votes: { voter: string; option: string }[];
+          tallySoFar: { yes: string } | null;
+        }[];
+      }
+    ).proposals;
+    assert.deepEqual(
+      proposal && {
+        proposer: proposal.proposer,
+        deposit: proposal.deposit,
+        votes: proposal.votes,
+        yes: proposal.tallySoFar?.yes,
+      },
+      {
+        proposer: address,
+        deposit: '10000000',
+        votes: [{ voter: address, option: 'yes' }],
+        yes: '15000000',
+      },
+    );
+    // 50 funded, 20 delegated, 10 deposited; the Ed25519 half's own account has nothing.
+    assert.equal(await balanceOf(address), 20_000_000n);
+    assert.equal(await balanceOf(ed25519Only), 0n);
+
+    // Commands that act for a validator's own key refuse a hybrid key.
+    for (const args of [
+      ['stake', 'bond', '--amount', '1'],
+      ['stake', 'unjail'],
+    ]) {
+      const refused = await run([...args, '--key', file, '--cluster', layout.dir]);
+      assert.equal(refused.code, 1, refused.out);
+      assert.match(refused.err, /is a hybrid \(Ed25519 \+ FALCON-1024\) wallet key/);
     }
   });
 

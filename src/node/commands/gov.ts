@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
 import { parseCommandArgs, parseCommandLine, passphraseFromEnv, requireOption } from '../args.js';
@@ -14,6 +13,7 @@ import {
   positiveAmount,
   stakeContext,
   submitLedgerTx,
+  type LedgerSigner,
   type StakeContext,
   type TxValues,
 } from './stake.js';
@@ -106,15 +106,26 @@ export function parseParamChanges(entries: readonly string[]): ParamChange[] {
 
 function submitGov(
   context: StakeContext,
-  privateKey: KeyObject,
+  signer: LedgerSigner,
   tx: GovTx,
   what: string,
   values: TxValues,
   io: CliIo,
   after?: (outcome: SubmitOutcome) => Promise<void>,
 ): Promise<number> {
-  return submitLedgerTx(context, privateKey, tx, sendGovTx, what, values, io, after);
+  return submitLedgerTx(context, signer, tx, sendGovTx, what, values, io, after);
 }
+
+/** The proposer's or voter's key: a wallet key, hybrid or not, or a node identity. */
+function readGovKey(file: string, passphrase: string | undefined) {
+  return readWalletKey(file, {
+    ...(passphrase === undefined ? {} : { passphrase }),
+    allowHybrid: true,
+  });
+}
+
+const HYBRID_HELP = `From a hybrid wallet key (wallet create --falcon) the transaction is signed with both its
+Ed25519 and FALCON-1024 keys and acts for the hybrid account.`;
 
 const describeChanges = (changes: readonly ParamChange[]): string =>
   changes.map(({ name, value }) => `${name}=${value}`).join(', ');
@@ -134,6 +145,7 @@ invalid (CAESAR_GOV_INVALID_PARAM). Stakers vote on it for votingPeriod blocks; 
 votes (quorum) and yes / (yes + no) is above the threshold, it applies timelock blocks after the
 vote ends. The deposit returns when the vote reaches quorum and is burnt when it does not. With
 --wait the proposal's number and heights are shown.
+${HYBRID_HELP}
 
 Governable: ${GOVERNABLE_PARAMS.join(', ')}.
 
@@ -142,7 +154,7 @@ options:
                         in base units, the rest integers (basis points, blocks); repeatable
   --deposit X           tokens locked with the proposal
   --title TEXT          1 to ${MAX_TITLE_LENGTH} printable ASCII characters
-  --key FILE            the proposer's key file (a wallet key or a node identity)
+  --key FILE            the proposer's key file (a wallet key, hybrid or not, or a node identity)
 ${TX_HELP}
 `,
   async run(args, io) {
@@ -167,7 +179,7 @@ ${TX_HELP}
     const deposit = positiveAmount(depositText, 'deposit', token, values);
     const fee = feeOf(values, token);
     const passphrase = passphraseFromEnv(values['passphrase-env']);
-    const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+    const wallet = await readGovKey(keyFile, passphrase);
     describeTx(
       values,
       io,
@@ -195,7 +207,7 @@ ${TX_HELP}
     };
     return submitGov(
       context,
-      wallet.privateKey,
+      wallet,
       { op: SUBMIT_PROPOSAL_OP, fee, title, changes, deposit },
       'proposal',
       values,
@@ -216,9 +228,10 @@ Votes on proposal ID (a gov/vote transaction). The vote weighs what --key's acco
 when voting ends (its self-bond if it is a validator's key, plus its delegations); an account
 with no bonded stake is refused (CAESAR_GOV_NO_STAKE). Voting again replaces the earlier vote,
 until the last block of the voting period (CAESAR_GOV_VOTING_CLOSED after it).
+${HYBRID_HELP}
 
 options:
-  --key FILE            the voter's key file (a wallet key or a node identity)
+  --key FILE            the voter's key file (a wallet key, hybrid or not, or a node identity)
 ${TX_HELP}
 `,
   async run(args, io) {
@@ -245,7 +258,7 @@ ${TX_HELP}
     const context = await stakeContext(values);
     const fee = feeOf(values, context.token);
     const passphrase = passphraseFromEnv(values['passphrase-env']);
-    const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+    const wallet = await readGovKey(keyFile, passphrase);
     const proposal = Number(idText);
     describeTx(
       values,
@@ -253,14 +266,7 @@ ${TX_HELP}
       `vote ${voteOptionName(option)} on proposal #${proposal}, fee ${describeAmount(fee, context.token)}\n` +
         `  voter ${formatAddress(wallet.address)}\n`,
     );
-    return submitGov(
-      context,
-      wallet.privateKey,
-      { op: VOTE_OP, fee, proposal, option },
-      'vote',
-      values,
-      io,
-    );
+    return submitGov(context, wallet, { op: VOTE_OP, fee, proposal, option }, 'vote', values, io);
   },
 };
 

@@ -25,10 +25,12 @@ import {
   ed25519Address,
   formatAddress,
   formatTokenAmount,
+  hybridAddress,
 } from '../../caesar/index.js';
 import type { StakingTx, TokenParams } from '../../caesar/index.js';
 import type { GenesisDocument } from '../../consensus/genesis.js';
 import type { KeyObject } from 'node:crypto';
+import type { FalconKeyPair } from '../../crypto/falcon.js';
 import { stoqFailure, type SubmitOutcome } from '../tx-submit.js';
 import {
   StakeCliError,
@@ -151,20 +153,39 @@ export function parseCommission(text: string): number {
 }
 
 /**
+ * Who signs a ledger transaction: an Ed25519 key (its account is SHA-256 of the key) and, for a
+ * hybrid wallet (`wallet create --falcon`), its FALCON-1024 key (the hybrid account).
+ */
+export interface LedgerSigner {
+  readonly privateKey: KeyObject;
+  readonly falcon?: FalconKeyPair | undefined;
+}
+
+/** The account a signer's transactions act for. */
+export function signerAccount(signer: LedgerSigner): Uint8Array {
+  const publicKey = ed25519RawPublicKey(signer.privateKey);
+  return signer.falcon === undefined
+    ? ed25519Address(publicKey)
+    : hybridAddress(publicKey, signer.falcon.publicKey);
+}
+
+/**
  * Signs, submits and reports one ledger transaction (`send` builds and sends it: staking here,
  * governance in gov.ts), running `after` once it was admitted or applied. Once committed, the
  * receipt's events are printed as `wallet send --wait` prints them (`describeEvent`, from the
  * signer's account's side); with --json, one document (`ledgerTxJson`) replaces the text and
- * `after` is not run (the events carry what it would show).
+ * `after` is not run (the events carry what it would show). A hybrid signer's transaction is
+ * wrapped and FALCON-signed by `send` and acts for the hybrid account.
  */
 export async function submitLedgerTx<Tx>(
   context: StakeContext,
-  privateKey: KeyObject,
+  signer: LedgerSigner,
   tx: Tx,
   send: (request: {
     client: NodeRpcClient;
     genesis: GenesisDocument;
     privateKey: KeyObject;
+    falcon?: FalconKeyPair | undefined;
     tx: Tx;
     wait: boolean;
     timeoutMs: number;
@@ -181,12 +202,13 @@ export async function submitLedgerTx<Tx>(
     const outcome = await send({
       client: session.client(context.node.name),
       genesis: context.genesis,
-      privateKey,
+      privateKey: signer.privateKey,
+      falcon: signer.falcon,
       tx,
       wait,
       timeoutMs,
     }).catch(stoqFailure(context.node.name));
-    const account = formatAddress(ed25519Address(ed25519RawPublicKey(privateKey)));
+    const account = formatAddress(signerAccount(signer));
     const committed = outcome.admitted && outcome.status.status === 'committed';
     const receipt = committed
       ? await readReceipt(session.client(context.node.name), fromHex(outcome.txHash)).catch(
@@ -256,14 +278,14 @@ export function ledgerTxJson(
 
 function submit(
   context: StakeContext,
-  privateKey: KeyObject,
+  signer: LedgerSigner,
   tx: StakingTx,
   what: string,
   values: TxValues,
   io: CliIo,
   after?: (outcome: SubmitOutcome) => Promise<void>,
 ): Promise<number> {
-  return submitLedgerTx(context, privateKey, tx, sendStakingTx, what, values, io, after);
+  return submitLedgerTx(context, signer, tx, sendStakingTx, what, values, io, after);
 }
 
 const validatorsCommand: Command = {
@@ -432,7 +454,7 @@ ${TX_HELP}
     );
     return submit(
       context,
-      identity.privateKey,
+      { privateKey: identity.privateKey },
       {
         op: CREATE_VALIDATOR_OP,
         fee,
@@ -470,12 +492,14 @@ tokens leave the validator at once and return to the balance at the end of block
 unbondingBlocks (they can still be slashed while they wait); with --wait the entry is shown.
 More than the delegation is worth is refused (CAESAR_INSUFFICIENT_BOND).`
 }
+From a hybrid wallet key (wallet create --falcon) the transaction is signed with both its
+Ed25519 and FALCON-1024 keys and acts for the hybrid account.
 
 options:
   --validator ADDR      the validator's consensus address (40 hex digits, as "stake validators"
                         lists it), or a node name of the cluster (node-2)
   --amount X            tokens, above zero
-  --key FILE            the ${delegate ? 'delegator' : "delegation's"} key file (a wallet key or a node identity)
+  --key FILE            the ${delegate ? 'delegator' : "delegation's"} key file (a wallet key, hybrid or not, or a node identity)
 ${TX_HELP}
 `,
     async run(args, io) {
@@ -494,7 +518,10 @@ ${TX_HELP}
       const amount = positiveAmount(amountText, 'amount', token, values);
       const fee = feeOf(values, token);
       const passphrase = passphraseFromEnv(values['passphrase-env']);
-      const wallet = await readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+      const wallet = await readWalletKey(keyFile, {
+        ...(passphrase === undefined ? {} : { passphrase }),
+        allowHybrid: true,
+      });
       const hex = Buffer.from(validator).toString('hex');
       describeTx(
         values,
@@ -528,7 +555,7 @@ ${TX_HELP}
       };
       return submit(
         context,
-        wallet.privateKey,
+        wallet,
         { op, fee, amount, validator },
         delegate ? 'delegation' : 'unbonding',
         values,
@@ -567,7 +594,7 @@ ${TX_HELP}
       io,
       `unjail validator ${address}, fee ${describeAmount(fee, context.token)}\n`,
     );
-    return submit(context, wallet.privateKey, { op: UNJAIL_OP, fee }, 'unjail', values, io);
+    return submit(context, wallet, { op: UNJAIL_OP, fee }, 'unjail', values, io);
   },
 };
 
@@ -613,7 +640,7 @@ ${TX_HELP}
     );
     return submit(
       context,
-      wallet.privateKey,
+      wallet,
       { op: DELEGATE_OP, fee, amount, validator },
       'self-bond',
       values,
