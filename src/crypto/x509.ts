@@ -758,7 +758,8 @@ export interface IssuedCertificate {
   readonly chain: readonly Uint8Array[];
 }
 
-const DNS_NAME_PATTERN =
+/** A lowercase host name as certificates here carry it (labels of 1–63, at most 253 in all). */
+export const DNS_NAME_PATTERN =
   /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**

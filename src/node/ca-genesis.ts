@@ -7,6 +7,7 @@ import { toHex } from '../crypto/bytes.js';
 import type { FalconBackend, FalconKeyPair } from '../crypto/falcon.js';
 import { writeKeyFile, type NodeIdentityKeys } from '../crypto/keyfile.js';
 import {
+  DNS_NAME_PATTERN,
   FALCON_PUBLIC_KEY_EXTENSION_OID,
   derToPem,
   encodeFalconKeyExtension,
@@ -225,8 +226,6 @@ export interface GenesisIssuer {
 }
 
 const CLOCK_SKEW_MS = 5 * 60_000;
-const DNS_NAME_PATTERN =
-  /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
  * A certificate issued at genesis from a validator intermediate, outside consensus (so not in
