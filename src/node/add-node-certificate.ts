@@ -1,7 +1,9 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { writeKeyFile, type NodeIdentityKeys } from '../crypto/keyfile.js';
 import { parseCertificate } from '../crypto/x509.js';
@@ -9,11 +11,14 @@ import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import type { TrustBundle } from '../trustchain/ca/bundle.js';
 import { CaError } from '../trustchain/ca/errors.js';
+import { ipInRange } from '../trustchain/ca/names.js';
 import { PROFILES } from '../trustchain/ca/profiles.js';
 import { verifyIssuedCertificate } from '../trustchain/ca/verify.js';
 import {
+  caGenesisFromApp,
   certificateChainPem,
   readIntermediates,
+  requesterFor,
   trustBundleInEffect,
 } from '../trustchain/ca-module/index.js';
 import { genesisTrustBundle, requestCertificate, stoqIdentityRequestParts } from './cert-tools.js';
@@ -61,6 +66,16 @@ export function nodeCertificateLifetime(validityDays: number | undefined): numbe
   return validityDays * DAY_SECONDS;
 }
 
+/** `[host]` when it is an IP address within the operator's genesis grant, else `[]`. */
+function grantedIp(genesis: GenesisDocument, operator: KeyObject, host: string): string[] {
+  if (isIP(host) === 0) return [];
+  const config = caGenesisFromApp(genesis.app, genesis);
+  if (config === undefined) return [];
+  const account = ed25519RawPublicKey(createPublicKey(operator));
+  const { ipRanges } = requesterFor(config, account);
+  return ipRanges.some((range) => ipInRange(host, range)) ? [host] : [];
+}
+
 export interface NodeCertificateWriter {
   /** The node the request goes through: the first of the cluster to answer (or `--node`). */
   readonly via: string;
@@ -72,6 +87,12 @@ export interface NodeCertificateWriter {
     readonly outDir: string;
     readonly name: string;
     readonly keys: NodeIdentityKeys;
+    /**
+     * The node's listen address: named as an IP SAN (so DoQ and HTTPS clients can check the
+     * certificate against the address they dial) when it is an IP address the operator's
+     * genesis grant covers; otherwise the certificate names only the node's URI.
+     */
+    readonly host: string;
   }): Promise<{ serial: string; issuer: string; height: number; publishedAt: number }>;
   close(): Promise<void>;
 }
@@ -186,8 +207,9 @@ export async function openNodeCertificateWriter(
   const { client } = via;
   return {
     via: via.name,
-    async issue({ outDir, name, keys }) {
+    async issue({ outDir, name, keys, host }) {
       const uri = `spiffe://${genesisBundle.cluster}/node/${name}`;
+      const ipAddresses = grantedIp(options.genesis, privateKey, host);
       const parts = await stoqIdentityRequestParts(keys, falcon);
       options.progress(
         `  requesting a node certificate for ${uri} from the TrustChain CA through ${via.name} ` +
@@ -201,7 +223,7 @@ export async function openNodeCertificateWriter(
           profile: 'node',
           csr: parts.csr,
           dnsNames: [],
-          ipAddresses: [],
+          ipAddresses,
           uris: [uri],
           lifetimeSeconds: options.lifetimeSeconds,
           falcon: parts.falcon,

@@ -370,7 +370,7 @@ async function writeNode(options: {
     const issued =
       options.certificates === null
         ? null
-        : await options.certificates.issue({ outDir: staging, name, keys });
+        : await options.certificates.issue({ outDir: staging, name, keys, host });
     await mkdir(path.dirname(target), { recursive: true });
     await rename(staging, target);
     try {

@@ -15,6 +15,7 @@ import { CliError } from '../../src/node/cli-error.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
 import { encodeTrustBundle } from '../../src/trustchain/ca/bundle.js';
 import {
   checkValidatorIntermediate,
@@ -169,6 +170,7 @@ describe('ca-node: an intermediate added through consensus', () => {
 describe('cluster add-node and ca intermediate issue (files)', () => {
   let root: string;
   let clusterDir: string;
+  let running: ValidatorNode | undefined;
 
   before(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-issue-'));
@@ -182,9 +184,19 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
       '--staking',
     ]);
     assert.equal(init.code, 0, init.err);
+    // add-node has the running cluster issue the node's STOQ certificate through consensus.
+    const config = await loadValidatorNodeConfig(
+      path.join(clusterDir, 'node-1', 'config.json'),
+      {},
+    );
+    running = await startValidatorNode(
+      config,
+      createLogger({ node: config.name }, () => undefined, 'error'),
+    );
   });
 
   after(async () => {
+    await running?.stop();
     await rm(root, { recursive: true, force: true });
   });
 

@@ -147,6 +147,9 @@ async function checkNode5Certificate(
       path.join(caDir, 'trustchain-root.pem'),
       '-untrusted',
       config.identity.certificateFile,
+      // The listen address (within the operator's grant) is an IP SAN, for DoQ clients.
+      '-verify_ip',
+      config.stoq.host,
       config.identity.certificateFile,
     ],
     { encoding: 'utf8' },
