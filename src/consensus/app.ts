@@ -152,9 +152,10 @@ export interface Application {
   checkTx(tx: Uint8Array): TxCheckResult;
   /**
    * Proposer: execute `candidates` in order on top of the latest committed state, skipping any
-   * that fail `checkTx`-level rules or are out of sequence, and stopping at `maxBytes` of
-   * transactions or `maxTxs` transactions (no count limit when omitted). Evidence is included
-   * as given.
+   * that fail `checkTx`-level rules, are out of sequence or that a module defers (a deferrable
+   * `ModuleError`: no room in this block; they stay in the mempool), and stopping at `maxBytes`
+   * of transactions or `maxTxs` transactions (no count limit when omitted). Evidence is
+   * included as given.
    */
   prepareProposal(
     block: Omit<BlockExecutionInput, 'transactions'>,

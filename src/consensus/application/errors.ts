@@ -53,28 +53,42 @@ export enum ApplicationErrorCode {
 
 export class ApplicationError extends HyperMeshError<ApplicationErrorCode> {}
 
+/** `ModuleError` options: the `cause`, and whether the refusal is deferrable. */
+export interface ModuleErrorOptions extends ErrorOptions {
+  readonly deferrable?: boolean;
+}
+
 /**
  * A module's refusal of a transaction. `code` is the module's stable string code (e.g.
  * `KV_NOT_OWNER`); `resultCode` is the non-zero number recorded in the block's `TxResult`
  * when the refusal happens during execution. Thrown from `decodeBody`, `check` or `apply`;
  * the router turns it into a `TxRejection` (admission) or a refused `TxResult` (execution).
+ *
+ * `deferrable` marks a "not now": a capacity the block (or the work still pending) has used up,
+ * which says nothing about the transaction itself — e.g. the `ca` module's `CA_BLOCK_FULL`. A
+ * module throws it only after every check about the transaction has passed. The proposer then
+ * leaves the transaction out (its sequence unused) and it waits in the mempool for a later
+ * block; `checkTx` admits it; in a block some proposer made, it is a refusal like any other.
  */
 export class ModuleError<Code extends string = string> extends HyperMeshError<Code> {
   readonly resultCode: number;
+  readonly deferrable: boolean;
 
   constructor(
     code: Code,
     resultCode: number,
     message: string,
     detail: Record<string, unknown> = {},
-    options?: ErrorOptions,
+    options: ModuleErrorOptions = {},
   ) {
-    super(code, message, detail, options);
+    const { deferrable = false, ...errorOptions } = options;
+    super(code, message, detail, errorOptions);
     if (!Number.isSafeInteger(resultCode) || resultCode < 1 || resultCode > 0xffff_ffff) {
       throw new RangeError(
         `a module result code must be an integer in [1, 2^32), got ${resultCode}`,
       );
     }
     this.resultCode = resultCode;
+    this.deferrable = deferrable === true;
   }
 }

@@ -97,7 +97,8 @@ export interface Module<Tx = unknown> {
   /**
    * Stateful validity against `ctx.state` (read-only), e.g. "the sender owns this key". The
    * mempool refuses a transaction that fails here; in a block it is recorded as refused.
-   * Throws `ModuleError`.
+   * Throws `ModuleError`; a capacity limit of the block (not of the transaction) throws it with
+   * `deferrable: true`, so the proposer leaves the transaction for a later block (errors.ts).
    */
   check(ctx: CheckContext, tx: Tx, sender: Uint8Array): void;
   /**

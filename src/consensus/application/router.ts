@@ -301,6 +301,11 @@ class Router implements Application {
             body,
             envelope.sender,
           );
+        } catch (error) {
+          // A deferrable refusal is about capacity, not this transaction: it is admitted and
+          // waits in the mempool (the proposer leaves it out until a block has room), and the
+          // mempool's re-check after a block keeps it rather than evicting it.
+          if (!(error instanceof ModuleError && error.deferrable)) throw error;
         } finally {
           view.close();
         }
@@ -318,10 +323,17 @@ class Router implements Application {
 
   /**
    * Executes one transaction on `overlay`. Throws `TransactionError` if it is not admissible
-   * there (nothing written); a module's refusal is a result with a non-zero code. Any other
-   * exception is a fault of the module or the store, and nothing of the transaction is kept.
+   * there (nothing written); a module's refusal is a result with a non-zero code. When
+   * `proposing`, a deferrable `ModuleError` is thrown instead (nothing written, the sequence
+   * unused): the proposer leaves the transaction for a later block. Any other exception is a
+   * fault of the module or the store, and nothing of the transaction is kept.
    */
-  private execute(overlay: BlockOverlay, tx: Uint8Array, block: BlockContext): TxResult {
+  private execute(
+    overlay: BlockOverlay,
+    tx: Uint8Array,
+    block: BlockContext,
+    proposing: boolean,
+  ): TxResult {
     const { envelope, module, prefix } = this.admit(tx);
     const seqKey = sequenceKey(envelope.sender);
     const next = decodeSequence(overlay.get(seqKey));
@@ -336,7 +348,7 @@ class Router implements Application {
       );
     }
     const scope = overlay.beginTx();
-    const { code, log, events } = this.runModule(module, prefix, scope, envelope, block);
+    const { code, log, events } = this.runModule(module, prefix, scope, envelope, block, proposing);
     if (code === 0) scope.merge();
     overlay.put(seqKey, encodeSequence(next + 1));
     return events.length === 0
@@ -350,6 +362,7 @@ class Router implements Application {
     scope: StateAccess,
     envelope: Envelope,
     block: BlockContext,
+    proposing: boolean,
   ): { code: number; log: string; events: readonly TxEvent[] } {
     const { txHash, sender } = envelope;
     const reader = new ModuleView(scope, prefix, module.name, false);
@@ -378,6 +391,9 @@ class Router implements Application {
       return { code: 0, log: '', events };
     } catch (error) {
       if (error instanceof ModuleError) {
+        // Proposing, "not now" (this block's capacity) leaves the transaction out rather than
+        // spending its sequence on a refusal; in a block every validator records the refusal.
+        if (proposing && error.deferrable) throw error;
         return { code: error.resultCode, log: `${error.code}: ${error.message}`, events: [] };
       }
       throw error;
@@ -473,14 +489,15 @@ class Router implements Application {
       if (maxBytes - used < MIN_TRANSACTION_BYTES || transactions.length >= maxTxs) break;
       if (!(tx instanceof Uint8Array) || used + tx.length > maxBytes) continue;
       try {
-        const result = this.execute(overlay, tx, block);
+        const result = this.execute(overlay, tx, block, true);
         transactions.push(tx);
         txResults.push(result);
         used += tx.length;
       } catch (error) {
         // A store failure is this node's problem, not the candidate's: stop proposing.
         if (error instanceof StorageError) throw error;
-        // Inadmissible here (or a module fault): leave it out, the overlay is unchanged.
+        // Inadmissible here, deferred by its module (no room in this block) or a module fault:
+        // leave it out, the overlay is unchanged; it stays in the mempool.
       }
     }
     return { transactions, result: this.finish(overlay, txResults, block) };
@@ -492,7 +509,7 @@ class Router implements Application {
     const txResults: TxResult[] = [];
     block.transactions.forEach((tx, index) => {
       try {
-        txResults.push(this.execute(overlay, tx, block));
+        txResults.push(this.execute(overlay, tx, block, false));
       } catch (error) {
         if (!(error instanceof TransactionError)) throw error;
         throw new ConsensusError(

@@ -78,9 +78,21 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.DUPLICATE_APPROVAL]: 23,
 });
 
+/**
+ * The capacity refusals: they depend on what else is in the block or waiting for publication,
+ * not on the transaction, so they are deferrable — a proposer leaves the transaction in the
+ * mempool for a later block instead of recording the refusal (consensus/application/errors.ts).
+ */
+export const CA_DEFERRABLE_CODES: ReadonlySet<CaModuleErrorCode> = new Set([
+  CaModuleErrorCode.BLOCK_FULL,
+  CaModuleErrorCode.BACKLOG,
+]);
+
 export class CaModuleError extends ModuleError<CaModuleErrorCode> {
   constructor(code: CaModuleErrorCode, message: string, detail: Record<string, unknown> = {}) {
-    super(code, CA_RESULT_CODES[code], message, detail);
+    super(code, CA_RESULT_CODES[code], message, detail, {
+      deferrable: CA_DEFERRABLE_CODES.has(code),
+    });
   }
 }
 

@@ -176,6 +176,11 @@ export function createCaModule(
   const view = createIssuerView(config, falcon);
   const checkedIssuances = new WeakMap<CaTx, CheckedIssuance>();
 
+  /**
+   * The block's and the publication backlog's room. Both refusals are deferrable
+   * (`CA_DEFERRABLE_CODES`): a proposer leaves the request for a later block, and `checkTx`
+   * admits it. So this runs after every check of the request itself.
+   */
   function checkCapacity(state: CaStateReader, height: number): void {
     const batch = state.batch(height);
     if (batch !== null && batch.items.length >= MAX_BATCH_CERTIFICATES) {

@@ -8,6 +8,8 @@ import { verifyIssuedCertificate } from '../../../src/trustchain/ca/verify.js';
 import {
   CaModuleErrorCode,
   CaPublicationError,
+  MAX_BATCH_CERTIFICATES,
+  MAX_PENDING_BATCHES,
   caRenewBody,
   caRequestBody,
   caRevokeBody,
@@ -298,6 +300,58 @@ describe('ca module', () => {
         [0, 0],
       );
       refusedWith(CaModuleErrorCode.RATE_LIMITED)(result.txResults[2]!);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('capacity: a proposal holds MAX_BATCH_CERTIFICATES requests, the rest wait for the next block', async () => {
+    const roomy = await createCaFixture({ rateLimit: { max: 10_000, windowSeconds: 3600 } });
+    const fresh = await roomy.openCaNode();
+    try {
+      const { operator } = roomy;
+      const key = generateKey('p256');
+      const extra = 2;
+      const requests = Array.from({ length: MAX_BATCH_CERTIFICATES + extra }, (_, i) =>
+        caTx(operator, serviceBody([`cap${i}.${GRANTED_ZONE}`], key)),
+      );
+      const app = fresh.node.app;
+      // A block some proposer made with one too many: the last is refused at execution.
+      const overfull = app.executeBlock(fresh.input(requests.slice(0, MAX_BATCH_CERTIFICATES + 1)));
+      refusedWith(CaModuleErrorCode.BLOCK_FULL)(overfull.txResults[MAX_BATCH_CERTIFICATES]!);
+
+      const proposal = app.prepareProposal(fresh.input([]), requests, 1 << 24);
+      assert.deepEqual(proposal.transactions, requests.slice(0, MAX_BATCH_CERTIFICATES));
+      assert.ok(proposal.result.txResults.every((result) => result.code === 0));
+      const height = fresh.node.commit(proposal.result);
+      assert.equal(fresh.state().batch(height)!.items.length, MAX_BATCH_CERTIFICATES);
+      // The left-out requests used no sequence: they are the next block's.
+      const next = app.prepareProposal(fresh.input([]), requests, 1 << 24);
+      assert.deepEqual(next.transactions, requests.slice(MAX_BATCH_CERTIFICATES));
+      assert.ok(next.result.txResults.every((result) => result.code === 0));
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('capacity: with MAX_PENDING_BATCHES blocks unpublished, a request is admitted and waits', async () => {
+    const roomy = await createCaFixture({ rateLimit: { max: 10_000, windowSeconds: 3600 } });
+    const fresh = await roomy.openCaNode();
+    try {
+      const { operator } = roomy;
+      const key = generateKey('p256');
+      const request = (i: number) => caTx(operator, serviceBody([`b${i}.${GRANTED_ZONE}`], key));
+      for (let i = 0; i < MAX_PENDING_BATCHES; i++) {
+        assert.equal(resultOf(fresh.block([request(i)])).code, 0);
+      }
+      assert.equal(fresh.state().pending().length, MAX_PENDING_BATCHES);
+      const waiting = request(MAX_PENDING_BATCHES);
+      const app = fresh.node.app;
+      assert.ok(app.checkTx(waiting).ok, "admitted: the backlog is not the request's fault");
+      const proposal = app.prepareProposal(fresh.input([]), [waiting], 1 << 20);
+      assert.deepEqual(proposal.transactions, [], 'left out until an issuer publishes');
+      // A block some proposer made with it: refused at execution, as before.
+      refusedWith(CaModuleErrorCode.BACKLOG)(resultOf(app.executeBlock(fresh.input([waiting]))));
     } finally {
       await fresh.close();
     }
