@@ -40,6 +40,7 @@ import {
   runGenesisCeremony,
 } from '../trustchain/ca/hierarchy.js';
 import { CaError } from '../trustchain/ca/errors.js';
+import type { RateLimit } from '../trustchain/ca/rate-limit.js';
 import { CliError } from './cli-error.js';
 
 /**
@@ -98,6 +99,8 @@ export interface ClusterCaOptions {
   readonly host: string;
   /** Environment variable holding the root key passphrase; absent: one is generated. */
   readonly passphraseEnv?: string;
+  /** The CA's per-account issuance limit (`app.ca.rateLimit`); absent: the CA's default. */
+  readonly rateLimit?: RateLimit;
   readonly env?: NodeJS.ProcessEnv;
   readonly falcon?: FalconBackend;
 }
@@ -206,6 +209,11 @@ export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<C
         uriPrefixes: [`spiffe://${options.chainId}/`],
       },
     ],
+    ...(options.rateLimit === undefined
+      ? {}
+      : {
+          rateLimit: { max: options.rateLimit.max, windowSeconds: options.rateLimit.windowSeconds },
+        }),
   };
   const issuers = new Map<string, GenesisIssuer>();
   for (const intermediate of ceremony.bundle.validators) {

@@ -36,8 +36,10 @@ import { buildStoragePlotFor, saveStoragePlot } from '../consensus/pos/index.js'
 import type { ConsensusProofParams } from '../consensus/proof/params.js';
 import { validatorAddress } from '../consensus/validator-set.js';
 import { toHex } from '../crypto/bytes.js';
+import type { RateLimit } from '../trustchain/ca/rate-limit.js';
 import type { DnsZonesGenesisJson } from '../trustchain/dns-zones/index.js';
 import { discoveryGenesisToJson } from '../discovery/index.js';
+import { checkCaRateLimit } from './ca-rate-limit.js';
 import { CliError } from './cli-error.js';
 import {
   DEFAULT_CHAIN_ID,
@@ -336,6 +338,11 @@ export interface ClusterInitOptions {
   readonly ca?: boolean;
   /** Environment variable holding the CA root key passphrase; absent: one is generated. */
   readonly caPassphraseEnv?: string;
+  /**
+   * The CA's per-account issuance limit, written to `app.ca.rateLimit` (`--ca-rate-limit`;
+   * bounds in ca-rate-limit.ts). Absent: the genesis has none and the CA's default applies.
+   */
+  readonly caRateLimit?: RateLimit;
   /** CT HTTP port of node-1; node-K gets ctBasePort + K - 1. 0 asks the OS (default with basePort 0). */
   readonly ctBasePort?: number;
   /**
@@ -469,6 +476,14 @@ function checkOptions(options: ClusterInitOptions): void {
   }
   if (options.host !== undefined && options.host.trim() === '') {
     throw new CliError('--host must not be empty');
+  }
+  if (options.caRateLimit !== undefined) {
+    if (options.ca === false) {
+      throw new CliError(
+        "--ca-rate-limit sets the TrustChain CA's issuance limit; it cannot be combined with --no-ca",
+      );
+    }
+    checkCaRateLimit(options.caRateLimit);
   }
   if (options.dns !== false && options.host !== undefined && isIP(options.host) === 0) {
     throw new CliError(
@@ -685,6 +700,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
         ...(options.caPassphraseEnv === undefined
           ? {}
           : { passphraseEnv: options.caPassphraseEnv }),
+        ...(options.caRateLimit === undefined ? {} : { rateLimit: options.caRateLimit }),
         falcon,
       });
       progress(

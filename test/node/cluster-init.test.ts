@@ -14,15 +14,21 @@ import {
   pemToDerList,
   verifyChain,
 } from '../../src/crypto/x509.js';
-import { DEV_PROOF_PARAMS, parseGenesisJson } from '../../src/consensus/genesis.js';
+import {
+  DEV_PROOF_PARAMS,
+  parseGenesisJson,
+  type GenesisAppValue,
+} from '../../src/consensus/genesis.js';
 import { loadStoragePlot } from '../../src/consensus/pos/index.js';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
 import { CliError } from '../../src/node/cli-error.js';
+import { CA_RATE_LIMIT_BOUNDS } from '../../src/node/ca-rate-limit.js';
 import { initCluster } from '../../src/node/cluster-init.js';
 import { readClusterLayout } from '../../src/node/cluster-layout.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
-import { runCli } from '../helpers/cli.js';
+import { CaGenesisError, caGenesisFromApp } from '../../src/trustchain/ca-module/index.js';
+import { clusterInitArgs, runCli } from '../helpers/cli.js';
 
 let root: string;
 before(async () => {
@@ -425,6 +431,54 @@ describe('hypermesh cluster init', () => {
     await assert.rejects(
       initCluster({ out, validators: 0 }),
       (error: unknown) => error instanceof CliError && /from 1 to 100, got 0/.test(error.message),
+    );
+  });
+
+  it('--ca-rate-limit COUNT/SECONDS writes app.ca.rateLimit; bad values and --no-ca are refused', async () => {
+    const out = path.join(root, 'rate-limit');
+    const result = await run([...clusterInitArgs(out, 1), '--ca-rate-limit', '1000/3600']);
+    assert.equal(result.code, 0, result.err);
+    const genesis = parseGenesisJson(await readFile(path.join(out, 'genesis.json'), 'utf8'));
+    const section = genesis.app?.ca as Record<string, GenesisAppValue>;
+    assert.deepEqual(section.rateLimit, { max: 1000, windowSeconds: 3600 });
+    assert.deepEqual(caGenesisFromApp(genesis.app, genesis)?.rateLimit, {
+      max: 1000,
+      windowSeconds: 3600,
+    });
+    // The flag's upper bounds are the app.ca schema's (config.ts): accepted there, one more is not.
+    const { count, seconds } = CA_RATE_LIMIT_BOUNDS;
+    const load = (max: number, windowSeconds: number) =>
+      caGenesisFromApp({ ca: { ...section, rateLimit: { max, windowSeconds } } }, genesis);
+    assert.deepEqual(load(count.max, seconds.max)?.rateLimit, {
+      max: count.max,
+      windowSeconds: seconds.max,
+    });
+    assert.throws(() => load(count.max + 1, 3600), CaGenesisError);
+    assert.throws(() => load(1, seconds.max + 1), CaGenesisError);
+
+    const refused = path.join(root, 'rate-limit-refused');
+    for (const [flag, message] of [
+      [['--ca-rate-limit', '0/3600'], /--ca-rate-limit "0\/3600": COUNT .* from 1 to 1000000/],
+      [['--ca-rate-limit', '10'], /--ca-rate-limit must be COUNT\/SECONDS .*got "10"/],
+      [['--ca-rate-limit', '10/x'], /--ca-rate-limit "10\/x": SECONDS .* got "x"/],
+      [['--ca-rate-limit=-1/60'], /--ca-rate-limit "-1\/60": COUNT .* got "-1"/],
+      [['--ca-rate-limit', '-1/60'], /--ca-rate-limit/],
+      [['--ca-rate-limit', '1000001/3600'], /COUNT .* from 1 to 1000000, got "1000001"/],
+      [['--ca-rate-limit', '10/31622401'], /SECONDS .* from 1 to 31622400, got "31622401"/],
+      [['--ca-rate-limit', '10/3600', '--no-ca'], /cannot be combined with --no-ca/],
+    ] as const) {
+      const bad = await run([...clusterInitArgs(refused, 1), ...flag]);
+      assert.equal(bad.code, 2, `${flag.join(' ')}: ${bad.err}`);
+      assert.match(bad.err, message);
+      await assert.rejects(stat(refused), { code: 'ENOENT' });
+    }
+    assert.deepEqual(
+      (await readdir(root)).filter((entry) => entry.startsWith('rate-limit-refused')),
+      [],
+    );
+    await assert.rejects(
+      initCluster({ out: refused, validators: 1, caRateLimit: { max: 10, windowSeconds: 0 } }),
+      (error: unknown) => error instanceof CliError && /SECONDS/.test(error.message),
     );
   });
 });

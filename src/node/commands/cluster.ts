@@ -1,5 +1,6 @@
 import type { Command } from '../commands.js';
 import { parseCommandArgs, requireOption } from '../args.js';
+import { CA_RATE_LIMIT_BOUNDS, parseCaRateLimit } from '../ca-rate-limit.js';
 import { CliError } from '../cli-error.js';
 import { addNodeCommand } from './cluster-add-node.js';
 import {
@@ -16,6 +17,7 @@ import {
   formatTokenAmount,
   MAX_DECIMALS,
 } from '../../caesar/index.js';
+import { DEFAULT_RATE_LIMIT } from '../../trustchain/ca-module/config.js';
 import {
   DEFAULT_CHAIN_ID,
   DEFAULT_LISTEN_HOST,
@@ -116,7 +118,7 @@ const init: Command = {
   help: `
 usage: hypermesh cluster init --validators N --out DIR [--chain-id ID] [--host ADDR]
                               [--base-port P] [--metrics-base-port P] [--dns-base-port P]
-                              [--doq-base-port P] [--no-dns] [--no-discovery] [--acme-base-port P] [--no-acme] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
+                              [--doq-base-port P] [--no-dns] [--no-discovery] [--acme-base-port P] [--no-acme] [--ca-rate-limit COUNT/SECONDS] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
                               [--token-supply TOKENS] [--validator-allocation TOKENS]
                               [--no-caesar] [--staking [--staking-param NAME=VALUE ...]
                               [--validator-commission BPS]]
@@ -158,6 +160,12 @@ options:
   --ca-passphrase-env V  take the CA root key passphrase from environment variable V (at least
                          12 characters); without it one is generated and written to
                          operator/ca-root-passphrase.txt (mode 0600)
+  --ca-rate-limit COUNT/SECONDS
+                         the CA's issuance limit in the genesis (app.ca.rateLimit): at most
+                         COUNT certificates per account per window of SECONDS, e.g. 1000/3600
+                         (default ${DEFAULT_RATE_LIMIT.max}/${DEFAULT_RATE_LIMIT.windowSeconds}; COUNT ${CA_RATE_LIMIT_BOUNDS.count.min}-${CA_RATE_LIMIT_BOUNDS.count.max}, SECONDS ${CA_RATE_LIMIT_BOUNDS.seconds.min}-${CA_RATE_LIMIT_BOUNDS.seconds.max}).
+                         Each node's ACME server issues from one account, so this is also
+                         each node's ACME limit. Not with --no-ca
   --ct-base-port P       CT log HTTP port of node-1, likewise (default 6962; 0 = free; defaults
                          to 0 when --base-port is 0)
   --acme-base-port P     ACME server HTTPS port of node-1, likewise (default 9443; 0 = free;
@@ -200,6 +208,7 @@ staking options (docs/caesar.md, "Staking"):
       'no-discovery': { type: 'boolean' },
       'no-ca': { type: 'boolean' },
       'ca-passphrase-env': { type: 'string' },
+      'ca-rate-limit': { type: 'string' },
       'ct-base-port': { type: 'string' },
       'acme-base-port': { type: 'string' },
       'no-acme': { type: 'boolean' },
@@ -294,6 +303,9 @@ staking options (docs/caesar.md, "Staking"):
       ...(values['ca-passphrase-env'] === undefined
         ? {}
         : { caPassphraseEnv: values['ca-passphrase-env'] }),
+      ...(values['ca-rate-limit'] === undefined
+        ? {}
+        : { caRateLimit: parseCaRateLimit(values['ca-rate-limit']) }),
       ...(values['ct-base-port'] === undefined
         ? {}
         : {

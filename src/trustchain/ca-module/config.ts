@@ -30,6 +30,11 @@ import { CA_MODULE_NAME } from './state.js';
  * ```
  */
 
+/** The largest `rateLimit` the genesis section accepts (issuances per window, window length). */
+export const RATE_LIMIT_BOUNDS = Object.freeze({
+  maxIssuances: 1_000_000,
+  maxWindowSeconds: 366 * 86_400,
+});
 export const DEFAULT_RATE_LIMIT: RateLimit = Object.freeze({ max: 100, windowSeconds: 3600 });
 export const DEFAULT_PUBLISH_WINDOW_BLOCKS = 3;
 export const MAX_GRANTS = 1000;
@@ -90,11 +95,8 @@ const sectionSchema = z.strictObject({
   grants: z.array(grantSchema).max(MAX_GRANTS).default([]),
   rateLimit: z
     .strictObject({
-      max: z.int().min(0).max(1_000_000),
-      windowSeconds: z
-        .int()
-        .min(1)
-        .max(366 * 86_400),
+      max: z.int().min(0).max(RATE_LIMIT_BOUNDS.maxIssuances),
+      windowSeconds: z.int().min(1).max(RATE_LIMIT_BOUNDS.maxWindowSeconds),
     })
     .default(DEFAULT_RATE_LIMIT),
   publishWindowBlocks: z.int().min(1).max(1000).default(DEFAULT_PUBLISH_WINDOW_BLOCKS),
