@@ -3,13 +3,15 @@ import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
 import { FALCON1024_MAX_SIGNATURE_BYTES } from '../../crypto/falcon.js';
 import { MAX_LIFETIME_SECONDS } from '../ca/request.js';
+import { MAX_DCV_ATTESTATIONS, MAX_DCV_ATTESTATION_BYTES } from './dcv.js';
 import { CaModuleError, CaModuleErrorCode } from './errors.js';
 import { MAX_BATCH_CERTIFICATES } from './state.js';
 
 /**
  * Transaction bodies of the `ca` module, deterministic CBOR maps (docs/ca.md):
  *
- *   request { op: "request", req: bytes }                       req = encodeCertificateRequest
+ *   request { op: "request", req: bytes, dcv?: [bytes] }        req = encodeCertificateRequest,
+ *                                                               dcv = DCV attestations (dcv.ts)
  *   renew   { op: "renew", serial: bytes(16), lifetime?: uint }
  *   revoke  { op: "revoke", serial: bytes(16), reason: uint, proof?: bytes }
  *   publish { op: "publish", height: uint, issuer: text, batch: bytes, sigs: [bytes] }
@@ -20,6 +22,12 @@ import { MAX_BATCH_CERTIFICATES } from './state.js';
 export interface CaRequestTx {
   readonly op: 'request';
   readonly request: Uint8Array;
+  /**
+   * Encoded DCV attestations (dcv.ts `signDcvAttestation`), at most `MAX_DCV_ATTESTATIONS`.
+   * Absent or empty: the body has no `dcv` key (the encoding of a request without them).
+   * Decoded individually by the module, so a malformed one is `CA_DCV_INVALID`.
+   */
+  readonly dcv?: readonly Uint8Array[];
 }
 
 export interface CaRenewTx {
@@ -91,7 +99,16 @@ export const REVOCATION_REASONS: Readonly<Record<number, string>> = Object.freez
 
 const serial = bytes({ length: 16 });
 const schema = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('request'), req: bytes({ min: 1, max: 32 * 1024 }) }),
+  z.strictObject({
+    op: z.literal('request'),
+    req: bytes({ min: 1, max: 32 * 1024 }),
+    // An empty list is written as no key, so it is refused here: one value, one encoding.
+    dcv: z
+      .array(bytes({ min: 1, max: MAX_DCV_ATTESTATION_BYTES }))
+      .min(1)
+      .max(MAX_DCV_ATTESTATIONS)
+      .optional(),
+  }),
   z.strictObject({
     op: z.literal('renew'),
     serial,
@@ -144,7 +161,13 @@ export function decodeCaBody(body: Uint8Array): CaTx {
   }
   switch (tx.op) {
     case 'request':
-      return { op: 'request', request: new Uint8Array(tx.req) };
+      return tx.dcv === undefined
+        ? { op: 'request', request: new Uint8Array(tx.req) }
+        : {
+            op: 'request',
+            request: new Uint8Array(tx.req),
+            dcv: tx.dcv.map((attestation) => new Uint8Array(attestation)),
+          };
     case 'renew':
       return {
         op: 'renew',
@@ -182,7 +205,11 @@ export function decodeCaBody(body: Uint8Array): CaTx {
 export function encodeCaBody(tx: CaTx): Uint8Array {
   switch (tx.op) {
     case 'request':
-      return encodeCanonical({ op: 'request', req: tx.request });
+      return encodeCanonical({
+        op: 'request',
+        req: tx.request,
+        ...(tx.dcv === undefined || tx.dcv.length === 0 ? {} : { dcv: tx.dcv }),
+      });
     case 'renew':
       return encodeCanonical({
         op: 'renew',

@@ -11,7 +11,8 @@ import {
   type CertificateRequestInput,
 } from '../ca/request.js';
 import { encodeCaBody, revocationMessage } from './body.js';
-import { CaStateError } from './errors.js';
+import { MAX_DCV_ATTESTATIONS } from './dcv.js';
+import { CaModuleError, CaModuleErrorCode, CaStateError } from './errors.js';
 import { CA_QUERIES } from './module.js';
 import {
   CA_MODULE_NAME,
@@ -31,10 +32,29 @@ import {
  * proof checked.
  */
 
-/** A `request` body. Parses the request first (stateless checks); throws `CaError`. */
-export function caRequestBody(input: CertificateRequestInput, falcon?: FalconBackend): Uint8Array {
+/**
+ * A `request` body. Parses the request first (stateless checks); throws `CaError`. `dcv`: the
+ * encoded DCV attestations (dcv.ts) for its DNS names and IP addresses, at most
+ * `MAX_DCV_ATTESTATIONS` (more throw `CaModuleError CA_DCV_INVALID`); none leaves the body as
+ * it was without MPIC.
+ */
+export function caRequestBody(
+  input: CertificateRequestInput,
+  falcon?: FalconBackend,
+  dcv?: readonly Uint8Array[],
+): Uint8Array {
   const request = parseCertificateRequest(input, falcon === undefined ? {} : { falcon });
-  return encodeCaBody({ op: 'request', request: encodeCertificateRequest(request) });
+  if (dcv !== undefined && dcv.length > MAX_DCV_ATTESTATIONS) {
+    throw new CaModuleError(
+      CaModuleErrorCode.DCV_INVALID,
+      `${dcv.length} DCV attestations, more than ${MAX_DCV_ATTESTATIONS}`,
+    );
+  }
+  return encodeCaBody({
+    op: 'request',
+    request: encodeCertificateRequest(request),
+    ...(dcv === undefined || dcv.length === 0 ? {} : { dcv }),
+  });
 }
 
 export function caRenewBody(serial: Uint8Array, lifetimeSeconds?: number): Uint8Array {
@@ -72,13 +92,15 @@ export function buildCaRequestTransaction(options: {
   readonly stampDifficulty: number;
   readonly request: CertificateRequestInput;
   readonly falcon?: FalconBackend;
+  /** Encoded DCV attestations (dcv.ts) for the request's DNS names and IP addresses. */
+  readonly dcv?: readonly Uint8Array[];
 }): BuiltTransaction {
   return buildTransaction({
     chainId: options.chainId,
     privateKey: options.privateKey,
     sequence: options.sequence,
     module: CA_MODULE_NAME,
-    body: caRequestBody(options.request, options.falcon),
+    body: caRequestBody(options.request, options.falcon, options.dcv),
     stampDifficulty: options.stampDifficulty,
   });
 }

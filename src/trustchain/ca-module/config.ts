@@ -11,6 +11,7 @@ import { checkDnsName, checkIpAddress } from '../ca/names.js';
 import { PROFILE_NAMES, type ProfileName } from '../ca/profiles.js';
 import type { RateLimit } from '../ca/rate-limit.js';
 import type { IssuancePolicy, Requester } from '../ca/request.js';
+import { DEFAULT_DCV_MAX_AGE_BLOCKS, MAX_DCV_MAX_AGE_BLOCKS } from './dcv.js';
 import { CaGenesisError } from './errors.js';
 import { DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS } from './intermediates.js';
 import { CA_MODULE_NAME } from './state.js';
@@ -24,9 +25,10 @@ import { CA_MODULE_NAME } from './state.js';
  * "app": { "ca": {
  *   "trustBundle": { "format": "hypermesh-trust-bundle", ... },
  *   "grants": [{ "account": "<64 hex>", "profiles": ["service"], "dnsZones": ["hypermesh.test"],
- *                "wildcards": true, "ipRanges": ["127.0.0.0/8"], "uriPrefixes": ["spiffe://c/"] }],
+ *                "wildcards": true, "ipRanges": ["127.0.0.0/8"], "uriPrefixes": ["spiffe://c/"],
+ *                "requireDcv": false }],
  *   "rateLimit": { "max": 100, "windowSeconds": 3600 },
- *   "publishWindowBlocks": 3, "intermediateProposalBlocks": 1000 } }
+ *   "publishWindowBlocks": 3, "intermediateProposalBlocks": 1000, "dcvMaxAgeBlocks": 100 } }
  * ```
  */
 
@@ -56,6 +58,16 @@ export interface CaGrant {
   readonly wildcards: boolean;
   readonly ipRanges: readonly string[];
   readonly uriPrefixes: readonly string[];
+  /**
+   * The account's DNS names and IP addresses need a quorum of DCV attestations in the request
+   * (docs/ca.md, "Multi-perspective validation (MPIC)"): an ACME server's account.
+   */
+  readonly requireDcv: boolean;
+}
+
+/** `Requester` (ca/request.ts) plus whether its DNS names and IP addresses need DCV attestations. */
+export interface CaRequester extends Requester {
+  readonly requireDcv: boolean;
 }
 
 export interface CaModuleConfig {
@@ -72,6 +84,8 @@ export interface CaModuleConfig {
   readonly publishWindowBlocks: number;
   /** Blocks after an `add-intermediate` during which approvals are accepted. */
   readonly intermediateProposalBlocks: number;
+  /** How many blocks old a DCV attestation may be (dcv.ts, `DEFAULT_DCV_MAX_AGE_BLOCKS`). */
+  readonly dcvMaxAgeBlocks: number;
   readonly policy: IssuancePolicy;
   /** Latest notBefore and earliest notAfter of the intermediates: every leaf must fit inside. */
   readonly issuableFrom: number;
@@ -88,6 +102,7 @@ const grantSchema = z.strictObject({
   wildcards: z.boolean().default(false),
   ipRanges: z.array(z.string().min(1).max(64)).max(100).default([]),
   uriPrefixes: z.array(z.string().min(1).max(2048)).max(100).default([]),
+  requireDcv: z.boolean().default(false),
 });
 
 const sectionSchema = z.strictObject({
@@ -105,6 +120,7 @@ const sectionSchema = z.strictObject({
     .min(1)
     .max(1_000_000)
     .default(DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS),
+  dcvMaxAgeBlocks: z.int().min(1).max(MAX_DCV_MAX_AGE_BLOCKS).default(DEFAULT_DCV_MAX_AGE_BLOCKS),
 });
 
 export type CaGenesisJson = z.input<typeof sectionSchema>;
@@ -193,6 +209,7 @@ export function caGenesisFromApp(
       wildcards: grant.wildcards,
       ipRanges: grant.ipRanges,
       uriPrefixes: grant.uriPrefixes,
+      requireDcv: grant.requireDcv,
     });
   }
   return {
@@ -203,6 +220,7 @@ export function caGenesisFromApp(
     rateLimit: parsed.rateLimit,
     publishWindowBlocks: parsed.publishWindowBlocks,
     intermediateProposalBlocks: parsed.intermediateProposalBlocks,
+    dcvMaxAgeBlocks: parsed.dcvMaxAgeBlocks,
     policy: { cluster: bundle.cluster },
     issuableFrom: Math.max(...issuers.map((i) => i.issuer.notBefore.getTime())),
     issuableUntil: Math.min(...issuers.map((i) => i.issuer.notAfter.getTime())),
@@ -217,7 +235,8 @@ export function caGenesisFromApp(
  * - an intermediate holder named N (a genesis validator, or one whose intermediate was added):
  *   also `node` certificates for `spiffe://<cluster>/validator/N` and `spiffe://<cluster>/node/N`;
  * - an account with a genesis grant: the grant's profiles, DNS zones (wildcards if granted), IP
- *   ranges and URI prefixes in addition.
+ *   ranges and URI prefixes in addition, and whether its DNS names and IP addresses need DCV
+ *   attestations (`requireDcv`).
  *
  * DNS names and IP addresses come only from grants: names outside them are refused
  * (`name_not_allowed`), external names included, since consensus has no DNS resolver for
@@ -227,7 +246,7 @@ export function requesterFor(
   config: CaModuleConfig,
   account: Uint8Array,
   issuers: readonly CaIssuer[] = config.issuers,
-): Requester {
+): CaRequester {
   const hex = toHex(account);
   const cluster = config.bundle.cluster;
   const profiles = new Set<ProfileName>(['service', 'client']);
@@ -249,6 +268,7 @@ export function requesterFor(
     wildcards: grant?.wildcards ?? false,
     ipRanges: grant?.ipRanges ?? [],
     uriPrefixes: [...uriPrefixes, ...(grant?.uriPrefixes ?? [])],
+    requireDcv: grant?.requireDcv ?? false,
   };
 }
 

@@ -49,6 +49,10 @@ export enum CaModuleErrorCode {
   NOT_APPROVER = 'CA_NOT_APPROVER',
   /** `approve-intermediate`: the sender has approved this proposal already. */
   DUPLICATE_APPROVAL = 'CA_DUPLICATE_APPROVAL',
+  /** A DNS name or IP address of a `requireDcv` account lacks a quorum of DCV attestations (dcv.ts); `detail` {name, corroborated, needed, holders}. */
+  DCV_QUORUM = 'CA_DCV_QUORUM',
+  /** A DCV attestation (dcv.ts) that does not decode: malformed, not canonical or oversized. */
+  DCV_INVALID = 'CA_DCV_INVALID',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -76,6 +80,8 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.PROPOSAL_EXPIRED]: 21,
   [CaModuleErrorCode.NOT_APPROVER]: 22,
   [CaModuleErrorCode.DUPLICATE_APPROVAL]: 23,
+  [CaModuleErrorCode.DCV_QUORUM]: 24,
+  [CaModuleErrorCode.DCV_INVALID]: 25,
 });
 
 /**

@@ -33,10 +33,26 @@ export {
   requesterFor,
   type CaGenesisJson,
   type CaGrant,
+  type CaRequester,
   type CaIssuer,
   type CaModuleConfig,
 } from './config.js';
 export { CA_QUERIES, createCaModule } from './module.js';
+export {
+  DCV_METHODS,
+  DEFAULT_DCV_MAX_AGE_BLOCKS,
+  MAX_DCV_ATTESTATIONS,
+  MAX_DCV_ATTESTATION_BYTES,
+  MAX_DCV_MAX_AGE_BLOCKS,
+  dcvIdentifier,
+  dcvRequiredCount,
+  decodeDcvAttestation,
+  signDcvAttestation,
+  verifyDcvAttestation,
+  type DcvAttestation,
+  type DcvAttestationBody,
+  type DcvMethod,
+} from './dcv.js';
 export {
   DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS,
   MAX_INTERMEDIATE_PROPOSALS,

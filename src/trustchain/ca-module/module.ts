@@ -40,7 +40,15 @@ import {
   requesterFor,
   type CaIssuer,
   type CaModuleConfig,
+  type CaRequester,
 } from './config.js';
+import {
+  dcvIdentifier,
+  dcvRequiredCount,
+  decodeDcvAttestation,
+  verifyDcvAttestation,
+  type DcvAttestation,
+} from './dcv.js';
 import { CaModuleError, CaModuleErrorCode } from './errors.js';
 import {
   ADDED_INTERMEDIATES_KEY,
@@ -117,6 +125,9 @@ export const CA_QUERIES = {
 
 const C = CaModuleErrorCode;
 
+/** DCV signature verification results kept (by SHA-256 of the attestation), oldest dropped first. */
+const DCV_VERIFICATION_CACHE_ENTRIES = 4096;
+
 function refuse(
   code: CaModuleErrorCode,
   message: string,
@@ -175,6 +186,9 @@ export function createCaModule(
   const verified = new WeakMap<CaPublishTx, Uint8Array[]>();
   const view = createIssuerView(config, falcon);
   const checkedIssuances = new WeakMap<CaTx, CheckedIssuance>();
+  // A request is checked at admission and again in its block (decoded afresh each time), so
+  // attestation signatures are verified once: verification is a pure function of the bytes.
+  const dcvVerifications = new Map<string, boolean>();
 
   /**
    * The block's and the publication backlog's room. Both refusals are deferrable
@@ -191,16 +205,8 @@ export function createCaModule(
     }
   }
 
-  function checkPolicy(
-    state: ModuleStateReader,
-    request: CertificateRequest,
-    sender: Uint8Array,
-  ): number {
-    const decision = checkRequest(
-      request,
-      config.policy,
-      requesterFor(config, sender, view.issuers(state)),
-    );
+  function checkPolicy(request: CertificateRequest, requester: CaRequester): number {
+    const decision = checkRequest(request, config.policy, requester);
     if (!decision.ok) {
       refuse(
         C.POLICY_REFUSED,
@@ -224,9 +230,90 @@ export function createCaModule(
     return record;
   }
 
+  function dcvSignatureValid(attestation: DcvAttestation): boolean {
+    const key = toHex(sha256(attestation.bytes));
+    const known = dcvVerifications.get(key);
+    if (known !== undefined) return known;
+    const valid = verifyDcvAttestation(attestation);
+    if (dcvVerifications.size >= DCV_VERIFICATION_CACHE_ENTRIES) {
+      const oldest = dcvVerifications.keys().next();
+      if (oldest.done !== true) dcvVerifications.delete(oldest.value);
+    }
+    dcvVerifications.set(key, valid);
+    return valid;
+  }
+
+  /**
+   * Multi-perspective validation (docs/ca.md, "Multi-perspective validation (MPIC)"). Every
+   * attached attestation must decode (`CA_DCV_INVALID`), whoever sends them. For a sender whose
+   * grant has `requireDcv`, each DNS name (a wildcard `*.x` as `dns:x`) and IP address of the
+   * request needs ok attestations for this chain and sender, from `dcvRequiredCount(holders)`
+   * distinct current intermediate holders, signed at a height in
+   * [height - dcvMaxAgeBlocks, height]; anything else is not counted (`CA_DCV_QUORUM`).
+   */
+  function checkDcv(
+    chainId: string,
+    height: number,
+    issuers: readonly CaIssuer[],
+    request: CertificateRequest,
+    dcv: readonly Uint8Array[],
+    sender: Uint8Array,
+    requester: CaRequester,
+  ): void {
+    const attestations = dcv.map((bytes, index) => {
+      try {
+        return decodeDcvAttestation(bytes);
+      } catch (error) {
+        if (error instanceof CaModuleError) {
+          refuse(C.DCV_INVALID, `dcv[${index}]: ${error.message}`, { index, ...error.detail });
+        }
+        throw error;
+      }
+    });
+    if (!requester.requireDcv) return;
+    const names = [
+      ...request.dnsNames.map((name) => ({ name, identifier: dcvIdentifier('dns', name) })),
+      ...request.ipAddresses.map((name) => ({ name, identifier: dcvIdentifier('ip', name) })),
+    ];
+    if (names.length === 0) return;
+    const corroborating = new Map<string, Set<string>>(
+      names.map(({ identifier }) => [identifier, new Set<string>()]),
+    );
+    const oldest = height - config.dcvMaxAgeBlocks;
+    for (const attestation of attestations) {
+      const { body } = attestation;
+      const validators = corroborating.get(body.identifier);
+      if (
+        validators === undefined ||
+        !body.ok ||
+        body.chainId !== chainId ||
+        !bytesEqual(body.account, sender) ||
+        body.height < oldest ||
+        body.height > height
+      ) {
+        continue;
+      }
+      const validator = toHex(body.validator);
+      if (validators.has(validator) || holderOf(issuers, body.validator) === undefined) continue;
+      if (dcvSignatureValid(attestation)) validators.add(validator);
+    }
+    const needed = dcvRequiredCount(issuers.length);
+    for (const { name, identifier } of names) {
+      const corroborated = (corroborating.get(identifier) as Set<string>).size;
+      if (corroborated < needed) {
+        refuse(
+          C.DCV_QUORUM,
+          `multi-perspective validation of ${name}: ${corroborated} of ${issuers.length} validators corroborated, ${needed} needed`,
+          { name, corroborated, needed, holders: issuers.length },
+        );
+      }
+    }
+  }
+
   function checkIssuance(
     raw: ModuleStateReader,
     state: CaStateReader,
+    chainId: string,
     height: number,
     tx: Extract<CaTx, { op: 'request' }> | CaRenewTx,
     sender: Uint8Array,
@@ -243,7 +330,13 @@ export function createCaModule(
       request = { ...parseRequest(record.request, falcon), lifetimeSeconds: tx.lifetimeSeconds };
       renews = tx.serial;
     }
-    const lifetimeSeconds = checkPolicy(raw, request, sender);
+    const issuers = view.issuers(raw);
+    const requester = requesterFor(config, sender, issuers);
+    const lifetimeSeconds = checkPolicy(request, requester);
+    // A renewal re-issues names whose original request carried the quorum (docs/ca.md, MPIC).
+    if (tx.op === 'request') {
+      checkDcv(chainId, height, issuers, request, tx.dcv ?? [], sender, requester);
+    }
     checkCapacity(state, height);
     return { request, lifetimeSeconds, renews };
   }
@@ -303,7 +396,10 @@ export function createCaModule(
     switch (tx.op) {
       case 'request':
       case 'renew':
-        checkedIssuances.set(tx, checkIssuance(ctx.state, state, ctx.height, tx, sender));
+        checkedIssuances.set(
+          tx,
+          checkIssuance(ctx.state, state, ctx.chainId, ctx.height, tx, sender),
+        );
         return;
       case 'revoke':
         checkRevoke(ctx.chainId, state, tx, sender);
@@ -620,7 +716,8 @@ export function createCaModule(
           applyIssuance(
             ctx,
             state,
-            checkedIssuances.get(tx) ?? checkIssuance(ctx.state, state, ctx.height, tx, sender),
+            checkedIssuances.get(tx) ??
+              checkIssuance(ctx.state, state, ctx.chainId, ctx.height, tx, sender),
             sender,
           );
           return;

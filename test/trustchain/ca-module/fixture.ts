@@ -25,7 +25,7 @@ import { BLOCK_TIME, CHAIN_ID, createTestCa, type TestCa } from '../ca/fixtures.
 
 /**
  * A `ca` module over fresh stores for tests: the test CA (validators val-a and val-b), their
- * genesis accounts, an operator account with a grant, and helpers that execute blocks at chosen
+ * genesis accounts, an operator account with a grant (and one whose grant has `requireDcv`), and helpers that execute blocks at chosen
  * times with a chosen proposer.
  */
 export interface CaFixture {
@@ -33,6 +33,8 @@ export interface CaFixture {
   readonly config: CaModuleConfig;
   readonly validators: Readonly<Record<'val-a' | 'val-b', Sender>>;
   readonly operator: Sender;
+  /** An account with the operator's grant plus `requireDcv` (an ACME server's account). */
+  readonly dcvOperator: Sender;
   openCaNode(): Promise<CaNode>;
 }
 
@@ -51,6 +53,7 @@ export async function createCaFixture(overrides: Partial<CaGenesisJson> = {}): P
   const ca = await createTestCa(['val-a', 'val-b']);
   const validators = { 'val-a': makeSender(), 'val-b': makeSender() };
   const operator = makeSender();
+  const dcvOperator = makeSender();
   const section: CaGenesisJson = {
     trustBundle: JSON.parse(encodeTrustBundle(ca.bundle)) as Record<string, unknown>,
     grants: [
@@ -60,6 +63,14 @@ export async function createCaFixture(overrides: Partial<CaGenesisJson> = {}): P
         dnsZones: [GRANTED_ZONE],
         wildcards: true,
         ipRanges: ['127.0.0.0/8'],
+      },
+      {
+        account: toHex(dcvOperator.publicKey),
+        profiles: ['service', 'client'],
+        dnsZones: [GRANTED_ZONE],
+        wildcards: true,
+        ipRanges: ['127.0.0.0/8'],
+        requireDcv: true,
       },
     ],
     ...overrides,
@@ -106,7 +117,7 @@ export async function createCaFixture(overrides: Partial<CaGenesisJson> = {}): P
       close: () => node.close(),
     };
   };
-  return { ca, config, validators, operator, openCaNode };
+  return { ca, config, validators, operator, dcvOperator, openCaNode };
 }
 
 /** A `ca` transaction from `sender`, taking its next sequence. */

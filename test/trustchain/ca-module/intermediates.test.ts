@@ -20,7 +20,7 @@ import {
   splitCertificate,
   subjectKeyIdentifier,
 } from '../../../src/trustchain/ca/certificate.js';
-import { parseCsr } from '../../../src/trustchain/ca/csr.js';
+import { createCsr, parseCsr } from '../../../src/trustchain/ca/csr.js';
 import { KeyUsageBit } from '../../../src/trustchain/ca/profiles.js';
 import { encodeCertificateRequest } from '../../../src/trustchain/ca/request.js';
 import {
@@ -36,11 +36,14 @@ import {
   buildPublication,
   caAddIntermediateBody,
   caApproveIntermediateBody,
+  caRequestBody,
   createIssuerView,
+  dcvRequiredCount,
   encodeCaBody,
   findPublishedCertificate,
   intermediateHash,
   readIntermediates,
+  signDcvAttestation,
 } from '../../../src/trustchain/ca-module/index.js';
 import { makeSender, type Sender } from '../../consensus/application/fixture.js';
 import {
@@ -49,10 +52,18 @@ import {
   CHAIN_ID,
   PASSPHRASE,
   createTestCa,
+  generateKey,
   nodeRequest,
   type TestCa,
 } from '../ca/fixtures.js';
-import { caTx, createCaFixture, type CaFixture, type CaNode } from './fixture.js';
+import {
+  GRANTED_ZONE,
+  caTry,
+  caTx,
+  createCaFixture,
+  type CaFixture,
+  type CaNode,
+} from './fixture.js';
 
 /**
  * The governed addition of an intermediate (docs/ca.md, "Adding a validator's intermediate"):
@@ -341,6 +352,50 @@ describe('ca module: adding an intermediate', () => {
       falcon: fixture.ca.falcon,
     });
     assert.equal(verified.validator, 'val-c');
+  });
+
+  it('multi-perspective validation counts the added holder: three holders, q = 3', () => {
+    const { dcvOperator, validators } = fixture;
+    const name = `mpic.${GRANTED_ZONE}`;
+    const height = node.node.store.blocks.latestHeight() as number;
+    const attest = (validator: Sender) =>
+      signDcvAttestation(
+        {
+          chainId: CHAIN_ID,
+          account: dcvOperator.publicKey,
+          identifier: `dns:${name}`,
+          method: 'dns-01',
+          keyAuthorizationHash: new Uint8Array(32),
+          height,
+          ok: true,
+          validator: validator.publicKey,
+        },
+        validator.privateKey,
+      );
+    const body = (holders: readonly Sender[]) =>
+      caRequestBody(
+        {
+          profile: 'service',
+          csr: createCsr({ privateKey: generateKey('p256') }),
+          dnsNames: [name],
+        },
+        undefined,
+        holders.map(attest),
+      );
+    assert.equal(dcvRequiredCount(3), 3);
+    // The genesis holders alone: 2 of 3, at admission and in a block (not committed).
+    const genesisOnly = caTry(dcvOperator, body([validators['val-a'], validators['val-b']]));
+    const admission = node.node.app.checkTx(genesisOnly);
+    assert.equal(!admission.ok && admission.code, CaModuleErrorCode.DCV_QUORUM);
+    assert.match(
+      !admission.ok ? admission.message : '',
+      /2 of 3 validators corroborated, 3 needed/,
+    );
+    refused(node.node.app.executeBlock(node.input([genesisOnly])), CaModuleErrorCode.DCV_QUORUM);
+    // With val-c's node key (the added holder's account): accepted.
+    const all = caTry(dcvOperator, body([validators['val-a'], validators['val-b'], valC.sender]));
+    assert.equal(node.node.app.checkTx(all).ok, true);
+    applied(node.node.app.executeBlock(node.input([all])));
   });
 
   it('with three holders, two approvals are not enough; a proposal expires after the documented window', async () => {

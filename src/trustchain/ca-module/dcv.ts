@@ -1,0 +1,250 @@
+import type { KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
+import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
+import { tagPrefix } from '../../consensus/proof/hashing.js';
+import { bytesEqual, concatBytes } from '../../crypto/bytes.js';
+import {
+  ED25519_PUBLIC_KEY_BYTES,
+  ED25519_SIGNATURE_BYTES,
+  ed25519RawPublicKey,
+  ed25519Sign,
+  ed25519Verify,
+} from '../../crypto/ed25519.js';
+import { CaModuleError, CaModuleErrorCode } from './errors.js';
+
+/**
+ * Multi-perspective domain control validation (docs/ca.md, "Multi-perspective validation
+ * (MPIC)"): each intermediate holder checks an ACME challenge from its own vantage point and
+ * signs a DCV attestation of the outcome; a `request` of an account whose grant has
+ * `requireDcv` carries them, and the `ca` module counts them against `dcvRequiredCount`.
+ *
+ * Wire form, deterministic CBOR (RFC 8949 §4.2.1):
+ *
+ *   attestation { body: body, sig: bytes(64) }
+ *   body { v: 1, chain: text, account: bytes(32), id: text, method: text, kah: bytes(32),
+ *          height: uint, ok: bool, validator: bytes(32) }
+ *
+ * `sig` is the validator's Ed25519 signature over
+ * `tagPrefix("hypermesh/ca/dcv-attestation") || CBOR(body)`.
+ */
+
+export type DcvMethod = 'http-01' | 'dns-01' | 'tls-alpn-01';
+
+export const DCV_METHODS: readonly DcvMethod[] = Object.freeze([
+  'http-01',
+  'dns-01',
+  'tls-alpn-01',
+]);
+
+export interface DcvAttestationBody {
+  readonly chainId: string;
+  /** The account that will send the request: node K's ACME account Ed25519 public key (32 bytes). */
+  readonly account: Uint8Array;
+  /** `dcvIdentifier(type, value)`: "dns:<lowercase name>" or "ip:<canonical address>". */
+  readonly identifier: string;
+  readonly method: DcvMethod;
+  /** SHA-256 of the ACME key authorization (token || '.' || account thumbprint), 32 bytes. */
+  readonly keyAuthorizationHash: Uint8Array;
+  /** The attesting node's latest committed height when it validated. */
+  readonly height: number;
+  readonly ok: boolean;
+  /** The attesting validator's node Ed25519 public key (32 bytes) = its CA issuer account. */
+  readonly validator: Uint8Array;
+}
+
+export interface DcvAttestation {
+  readonly body: DcvAttestationBody;
+  readonly signature: Uint8Array;
+  /** The attestation's encoding (what a request body's `dcv` list carries). */
+  readonly bytes: Uint8Array;
+}
+
+/** Attestations one `request` body may carry. */
+export const MAX_DCV_ATTESTATIONS = 256;
+/** Largest encoded attestation accepted (a maximal one is about 500 bytes). */
+export const MAX_DCV_ATTESTATION_BYTES = 1024;
+/** How many blocks old an attestation may be when its request is checked (genesis `dcvMaxAgeBlocks`). */
+export const DEFAULT_DCV_MAX_AGE_BLOCKS = 100;
+/** The largest `dcvMaxAgeBlocks` the genesis section accepts. */
+export const MAX_DCV_MAX_AGE_BLOCKS = 100_000;
+
+const DCV_VERSION = 1;
+const MAX_CHAIN_ID_LENGTH = 64;
+/** "dns:" + a 253-character name. */
+const MAX_IDENTIFIER_LENGTH = 4 + 253;
+const SIGNATURE_PREFIX = tagPrefix('hypermesh/ca/dcv-attestation');
+
+const bodySchema = z.strictObject({
+  v: z.literal(DCV_VERSION),
+  chain: z.string().min(1).max(MAX_CHAIN_ID_LENGTH),
+  account: bytes({ length: ED25519_PUBLIC_KEY_BYTES }),
+  id: z.string().min(4).max(MAX_IDENTIFIER_LENGTH),
+  method: z.enum(DCV_METHODS as [DcvMethod, ...DcvMethod[]]),
+  kah: bytes({ length: 32 }),
+  height: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  ok: z.boolean(),
+  validator: bytes({ length: ED25519_PUBLIC_KEY_BYTES }),
+});
+
+const attestationSchema = z.strictObject({
+  body: bodySchema,
+  sig: bytes({ length: ED25519_SIGNATURE_BYTES }),
+});
+
+function invalid(message: string, detail: Record<string, unknown> = {}): never {
+  throw new CaModuleError(CaModuleErrorCode.DCV_INVALID, `dcv attestation: ${message}`, detail);
+}
+
+/**
+ * The identifier an attestation names: `dns:<name>` with the name lowercased and a wildcard's
+ * `*.` removed (ACME validates `*.x` through an authorization for `x`), or `ip:<address>` in
+ * canonical text (IPv4 dotted decimal without leading zeros, IPv6 per RFC 5952). Throws
+ * `CaModuleError CA_DCV_INVALID` for an empty name or a string that is no IP address.
+ */
+export function dcvIdentifier(type: 'dns' | 'ip', value: string): string {
+  if (type === 'dns') {
+    const name = value.toLowerCase();
+    const base = name.startsWith('*.') ? name.slice(2) : name;
+    if (base.length === 0 || base.length > 253) invalid(`DNS name of ${base.length} characters`);
+    return `dns:${base}`;
+  }
+  const version = isIP(value);
+  if (version === 4) return `ip:${value.split('.').map(Number).join('.')}`;
+  if (version === 6 && !value.includes('%')) {
+    return `ip:${new URL(`http://[${value}]/`).hostname.slice(1, -1)}`;
+  }
+  return invalid(`${JSON.stringify(value.slice(0, 64))} is no IP address`);
+}
+
+/** True when `identifier` is already in the form `dcvIdentifier` gives. */
+function isCanonicalIdentifier(identifier: string): boolean {
+  const colon = identifier.indexOf(':');
+  const type = identifier.slice(0, colon);
+  if (type !== 'dns' && type !== 'ip') return false;
+  const value = identifier.slice(colon + 1);
+  if (type === 'dns' && value.startsWith('*.')) return false;
+  try {
+    return dcvIdentifier(type, value) === identifier;
+  } catch {
+    return false;
+  }
+}
+
+function bodyMap(body: DcvAttestationBody): Record<string, unknown> {
+  return {
+    v: DCV_VERSION,
+    chain: body.chainId,
+    account: body.account,
+    id: body.identifier,
+    method: body.method,
+    kah: body.keyAuthorizationHash,
+    height: body.height,
+    ok: body.ok,
+    validator: body.validator,
+  };
+}
+
+function checkedBody(input: unknown): DcvAttestationBody {
+  let body: z.infer<typeof bodySchema>;
+  try {
+    body = parseInput(bodySchema, input, 'dcv attestation body');
+  } catch (error) {
+    if (error instanceof SchemaError) invalid(error.message, { issues: error.issues });
+    throw error;
+  }
+  if (!isCanonicalIdentifier(body.id)) {
+    invalid(`identifier ${JSON.stringify(body.id.slice(0, 64))} is not in canonical form`);
+  }
+  return {
+    chainId: body.chain,
+    account: new Uint8Array(body.account),
+    identifier: body.id,
+    method: body.method,
+    keyAuthorizationHash: new Uint8Array(body.kah),
+    height: body.height,
+    ok: body.ok,
+    validator: new Uint8Array(body.validator),
+  };
+}
+
+function signedMessage(body: DcvAttestationBody): Uint8Array {
+  return concatBytes(SIGNATURE_PREFIX, encodeCanonical(bodyMap(body)));
+}
+
+/**
+ * Signs `body` with the validator's node Ed25519 key and returns the attestation's encoding.
+ * Throws `CaModuleError CA_DCV_INVALID` for a body the decoder would refuse or a key that is
+ * not `body.validator`'s.
+ */
+export function signDcvAttestation(body: DcvAttestationBody, privateKey: KeyObject): Uint8Array {
+  const checked = checkedBody(bodyMap(body));
+  if (!bytesEqual(ed25519RawPublicKey(privateKey), checked.validator)) {
+    invalid('the signing key is not the attestation\u2019s validator key');
+  }
+  const encoded = encodeCanonical({
+    body: bodyMap(checked),
+    sig: ed25519Sign(signedMessage(checked), privateKey),
+  });
+  if (encoded.length > MAX_DCV_ATTESTATION_BYTES) {
+    invalid(`${encoded.length} bytes, more than ${MAX_DCV_ATTESTATION_BYTES}`);
+  }
+  return encoded;
+}
+
+/**
+ * Decodes an attestation: at most `MAX_DCV_ATTESTATION_BYTES`, canonical CBOR, the schema
+ * above, a canonical identifier. Throws `CaModuleError CA_DCV_INVALID` otherwise. Does not
+ * verify the signature (`verifyDcvAttestation`).
+ */
+export function decodeDcvAttestation(bytes: Uint8Array): DcvAttestation {
+  if (!(bytes instanceof Uint8Array)) invalid('not a byte string');
+  if (bytes.length > MAX_DCV_ATTESTATION_BYTES) {
+    invalid(`${bytes.length} bytes, more than ${MAX_DCV_ATTESTATION_BYTES}`);
+  }
+  let decoded: unknown;
+  try {
+    decoded = decodeCanonical(bytes);
+  } catch (error) {
+    return invalid((error as Error).message);
+  }
+  let outer: z.infer<typeof attestationSchema>;
+  try {
+    outer = parseInput(attestationSchema, decoded, 'dcv attestation');
+  } catch (error) {
+    if (error instanceof SchemaError) invalid(error.message, { issues: error.issues });
+    throw error;
+  }
+  return {
+    body: checkedBody(outer.body),
+    signature: new Uint8Array(outer.sig),
+    bytes: bytes.slice(),
+  };
+}
+
+/** True when `att.signature` is `att.body.validator`'s signature over the body. */
+export function verifyDcvAttestation(att: DcvAttestation): boolean {
+  let message: Uint8Array;
+  try {
+    message = signedMessage(att.body);
+  } catch {
+    return false;
+  }
+  return ed25519Verify(att.signature, message, att.body.validator);
+}
+
+/**
+ * Corroborating perspectives needed among `holders` intermediate holders: more than 2/3
+ * (`floor(2n/3) + 1`, the BFT bound) and at most the CA/Browser Forum Baseline Requirements
+ * §3.2.2.9 allowance of non-corroborating remote perspectives (1 for 2–5, 2 for 6 or more).
+ * 1→1, 2→2, 3→3, 4→3, 5→4, 6→5, 7→5, 8→6, 9→7, 10→8. Throws `RangeError` for fewer than 1.
+ */
+export function dcvRequiredCount(holders: number): number {
+  if (!Number.isSafeInteger(holders) || holders < 1) {
+    throw new RangeError(`dcvRequiredCount: holders must be a positive integer, got ${holders}`);
+  }
+  if (holders === 1) return 1;
+  const allowedNonCorroborating = holders <= 5 ? 1 : 2;
+  return Math.max(Math.floor((2 * holders) / 3) + 1, holders - allowedNonCorroborating);
+}

@@ -1,0 +1,447 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { decodeCanonical, encodeCanonical } from '../../../src/codec/cbor.js';
+import { sha256 } from '../../../src/crypto/hash.js';
+import { createCsr } from '../../../src/trustchain/ca/csr.js';
+import {
+  CaModuleError,
+  CaModuleErrorCode,
+  DEFAULT_DCV_MAX_AGE_BLOCKS,
+  MAX_DCV_ATTESTATIONS,
+  caRenewBody,
+  caRequestBody,
+  dcvIdentifier,
+  dcvRequiredCount,
+  decodeCaBody,
+  decodeDcvAttestation,
+  encodeCaBody,
+  requesterFor,
+  signDcvAttestation,
+  verifyDcvAttestation,
+  type DcvAttestationBody,
+  type DcvMethod,
+} from '../../../src/trustchain/ca-module/index.js';
+import { makeSender, type Sender } from '../../consensus/application/fixture.js';
+import { CHAIN_ID, CLUSTER, generateKey } from '../ca/fixtures.js';
+import {
+  GRANTED_ZONE,
+  caTry,
+  caTx,
+  createCaFixture,
+  publication,
+  publishTx,
+  type CaFixture,
+  type CaNode,
+} from './fixture.js';
+
+const C = CaModuleErrorCode;
+
+function attestationBody(
+  validator: Sender,
+  account: Uint8Array,
+  identifier: string,
+  height: number,
+  overrides: Partial<DcvAttestationBody> = {},
+): DcvAttestationBody {
+  return {
+    chainId: CHAIN_ID,
+    account,
+    identifier,
+    method: 'http-01',
+    keyAuthorizationHash: sha256(new TextEncoder().encode(`token.${identifier}`)),
+    height,
+    ok: true,
+    validator: validator.publicKey,
+    ...overrides,
+  };
+}
+
+function attest(
+  validator: Sender,
+  account: Uint8Array,
+  identifier: string,
+  height: number,
+  overrides: Partial<DcvAttestationBody> = {},
+): Uint8Array {
+  return signDcvAttestation(
+    attestationBody(validator, account, identifier, height, overrides),
+    validator.privateKey,
+  );
+}
+
+function throwsCode(fn: () => unknown, code: CaModuleErrorCode): void {
+  assert.throws(fn, (error: unknown) => error instanceof CaModuleError && error.code === code);
+}
+
+describe('dcv attestations', () => {
+  it('dcvRequiredCount follows the spec table (BFT > 2/3 and the BR §3.2.2.9 allowance)', () => {
+    const table = [1, 2, 3, 3, 4, 5, 5, 6, 7, 8];
+    assert.deepEqual(
+      table.map((_, i) => dcvRequiredCount(i + 1)),
+      table,
+    );
+    for (let n = 1; n <= 100; n++) {
+      const q = dcvRequiredCount(n);
+      assert.ok(3 * q > 2 * n, `more than 2/3 at n=${n}`);
+      assert.ok(n - q <= (n <= 5 ? 1 : 2), `within the BR allowance at n=${n}`);
+      assert.ok(q <= n);
+    }
+    assert.throws(() => dcvRequiredCount(0), RangeError);
+    assert.throws(() => dcvRequiredCount(1.5), RangeError);
+  });
+
+  it('dcvIdentifier: lowercase DNS names without a wildcard label, canonical IP addresses', () => {
+    assert.equal(dcvIdentifier('dns', 'WWW.Example.COM'), 'dns:www.example.com');
+    assert.equal(dcvIdentifier('dns', '*.example.com'), 'dns:example.com');
+    assert.equal(dcvIdentifier('ip', '127.0.0.1'), 'ip:127.0.0.1');
+    assert.equal(dcvIdentifier('ip', '2001:DB8:0:0:0:0:0:1'), 'ip:2001:db8::1');
+    throwsCode(() => dcvIdentifier('ip', 'example.com'), C.DCV_INVALID);
+    throwsCode(() => dcvIdentifier('dns', ''), C.DCV_INVALID);
+  });
+
+  it('sign → decode → verify; the signing key must be the validator', () => {
+    const validator = makeSender();
+    const account = makeSender().publicKey;
+    const body = attestationBody(validator, account, 'dns:a.example.com', 7, { method: 'dns-01' });
+    const bytes = signDcvAttestation(body, validator.privateKey);
+    const decoded = decodeDcvAttestation(bytes);
+    assert.deepEqual(decoded.body, body);
+    assert.deepEqual(decoded.bytes, bytes);
+    assert.equal(verifyDcvAttestation(decoded), true);
+    throwsCode(() => signDcvAttestation(body, makeSender().privateKey), C.DCV_INVALID);
+    // Another validator's signature over the same body does not verify for this validator.
+    const other = makeSender();
+    const foreign = decodeDcvAttestation(
+      signDcvAttestation({ ...body, validator: other.publicKey }, other.privateKey),
+    );
+    assert.equal(
+      verifyDcvAttestation({ ...foreign, body: { ...foreign.body, validator: body.validator } }),
+      false,
+    );
+  });
+
+  it('decode refuses malformed, non-canonical, oversized and non-canonical-identifier input', () => {
+    const validator = makeSender();
+    const account = makeSender().publicKey;
+    const bytes = attest(validator, account, 'dns:a.example.com', 1);
+    const outer = decodeCanonical(bytes) as { body: Record<string, unknown>; sig: Uint8Array };
+    const variants: Uint8Array[] = [
+      new Uint8Array(),
+      Uint8Array.of(1, 2, 3),
+      new Uint8Array([...bytes, 0]),
+      new Uint8Array(2048),
+      encodeCanonical({ ...outer, extra: 1 }),
+      encodeCanonical({ body: { ...outer.body, v: 2 }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, id: 'dns:A.example.com' }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, id: 'dns:*.example.com' }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, id: 'ip:127.000.0.1' }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, id: 'uri:x' }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, method: 'dns-02' }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, account: new Uint8Array(31) }, sig: outer.sig }),
+      encodeCanonical({ body: outer.body, sig: outer.sig.subarray(1) }),
+    ];
+    for (const variant of variants) throwsCode(() => decodeDcvAttestation(variant), C.DCV_INVALID);
+  });
+
+  it('property: encode → decode round-trips; any single-byte change fails decoding or verification', () => {
+    const validator = makeSender();
+    const methods: DcvMethod[] = ['http-01', 'dns-01', 'tls-alpn-01'];
+    const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/);
+    const identifier = fc.oneof(
+      fc
+        .array(label, { minLength: 1, maxLength: 4 })
+        .map((labels) => `dns:${labels.join('.')}.test`),
+      fc.ipV4().map((ip) => dcvIdentifier('ip', ip)),
+      fc.ipV6().map((ip) => dcvIdentifier('ip', ip)),
+    );
+    fc.assert(
+      fc.property(
+        fc.record({
+          chainId: fc.string({ minLength: 1, maxLength: 64 }).filter((s) => s.length <= 64),
+          account: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          identifier,
+          method: fc.constantFrom(...methods),
+          keyAuthorizationHash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          height: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+          ok: fc.boolean(),
+        }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (fields, position, delta) => {
+          const body: DcvAttestationBody = { ...fields, validator: validator.publicKey };
+          const bytes = signDcvAttestation(body, validator.privateKey);
+          const decoded = decodeDcvAttestation(bytes);
+          assert.deepEqual(decoded.body, body);
+          assert.equal(verifyDcvAttestation(decoded), true);
+          const changed = bytes.slice();
+          const at = position % changed.length;
+          changed[at] = ((changed[at] as number) + delta) & 0xff;
+          let refused = false;
+          try {
+            refused = !verifyDcvAttestation(decodeDcvAttestation(changed));
+          } catch (error) {
+            refused = error instanceof CaModuleError && error.code === C.DCV_INVALID;
+          }
+          assert.ok(refused, `byte ${at} changed by ${delta} still verifies`);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('request body with dcv', () => {
+  const input = () => ({
+    profile: 'service' as const,
+    csr: createCsr({ privateKey: generateKey('p256') }),
+    dnsNames: [`a.${GRANTED_ZONE}`],
+  });
+
+  it('a request without attestations encodes as before (no dcv key)', () => {
+    const request = input();
+    const body = caRequestBody(request);
+    assert.deepEqual(caRequestBody(request, undefined, []), body);
+    const decoded = decodeCaBody(body);
+    assert.equal(decoded.op, 'request');
+    const req = decoded.op === 'request' ? decoded.request : new Uint8Array();
+    assert.deepEqual(body, encodeCanonical({ op: 'request', req }));
+    assert.equal(decoded.op === 'request' && decoded.dcv, undefined);
+    assert.deepEqual(encodeCaBody({ op: 'request', request: req, dcv: [] }), body);
+  });
+
+  it('dcv round-trips; an empty list on the wire or too many are refused', () => {
+    const request = input();
+    const validator = makeSender();
+    const attestations = [attest(validator, validator.publicKey, `dns:a.${GRANTED_ZONE}`, 1)];
+    const body = caRequestBody(request, undefined, attestations);
+    const decoded = decodeCaBody(body);
+    assert.deepEqual(decoded.op === 'request' && decoded.dcv, attestations);
+    assert.deepEqual(encodeCaBody(decoded), body);
+    const req = decoded.op === 'request' ? decoded.request : new Uint8Array();
+    throwsCode(
+      () => decodeCaBody(encodeCanonical({ op: 'request', req, dcv: [] })),
+      C.MALFORMED_BODY,
+    );
+    const many = new Array<Uint8Array>(MAX_DCV_ATTESTATIONS + 1).fill(attestations[0]!);
+    throwsCode(
+      () => decodeCaBody(encodeCanonical({ op: 'request', req, dcv: many })),
+      C.MALFORMED_BODY,
+    );
+    throwsCode(() => caRequestBody(request, undefined, many), C.DCV_INVALID);
+    throwsCode(
+      () => decodeCaBody(encodeCanonical({ op: 'request', req, dcv: [new Uint8Array(2048)] })),
+      C.MALFORMED_BODY,
+    );
+  });
+});
+
+describe('ca module: multi-perspective validation', () => {
+  const MAX_AGE = 3;
+  let fixture: CaFixture;
+  let node: CaNode;
+  let holders: Sender[];
+  let q: number;
+
+  before(async () => {
+    fixture = await createCaFixture({ dcvMaxAgeBlocks: MAX_AGE });
+    node = await fixture.openCaNode();
+    holders = [fixture.validators['val-a'], fixture.validators['val-b']];
+    q = dcvRequiredCount(holders.length);
+    // A few blocks, so "too old" has room below the window.
+    for (let i = 0; i < MAX_AGE + 2; i++) node.block([]);
+  });
+
+  after(async () => {
+    await node?.close();
+  });
+
+  const committed = (): number => node.node.store.blocks.latestHeight() as number;
+
+  function request(sender: Sender, names: readonly string[], dcv: readonly Uint8Array[]) {
+    return caRequestBody(
+      {
+        profile: 'service',
+        csr: createCsr({ privateKey: generateKey('p256') }),
+        dnsNames: names.filter((name) => !/^[0-9.]+$/.test(name)),
+        ipAddresses: names.filter((name) => /^[0-9.]+$/.test(name)),
+      },
+      undefined,
+      dcv,
+    );
+  }
+
+  function quorum(identifier: string, count = q, account = fixture.dcvOperator.publicKey) {
+    return holders.slice(0, count).map((h) => attest(h, account, identifier, committed()));
+  }
+
+  /** Refused with `code` at admission and in a block; the block writes no issuance. */
+  function refusedEverywhere(body: Uint8Array, code: CaModuleErrorCode, sender?: Sender): string {
+    const from = sender ?? fixture.dcvOperator;
+    const admission = node.node.app.checkTx(caTry(from, body));
+    assert.equal(!admission.ok && admission.code, code, JSON.stringify(admission));
+    const result = node.block([caTx(from, body)]);
+    const txResult = result.txResults[0]!;
+    assert.ok(txResult.log.startsWith(`${code}:`), txResult.log);
+    assert.equal(node.state().issuance(txResult.txHash), null);
+    assert.equal(node.state().batch(committed()), null);
+    return txResult.log;
+  }
+
+  function issued(body: Uint8Array, sender: Sender = fixture.dcvOperator): Uint8Array {
+    const admission = node.node.app.checkTx(caTry(sender, body));
+    assert.equal(admission.ok, true, JSON.stringify(admission));
+    const result = node.block([caTx(sender, body)]);
+    const txResult = result.txResults[0]!;
+    assert.equal(txResult.code, 0, txResult.log);
+    assert.notEqual(node.state().issuance(txResult.txHash), null);
+    return txResult.txHash;
+  }
+
+  it('the genesis grant carries requireDcv; the section its window', () => {
+    assert.equal(fixture.config.dcvMaxAgeBlocks, MAX_AGE);
+    assert.equal(requesterFor(fixture.config, fixture.dcvOperator.publicKey).requireDcv, true);
+    assert.equal(requesterFor(fixture.config, fixture.operator.publicKey).requireDcv, false);
+  });
+
+  it('q valid attestations per name → issued (DNS name, wildcard, IP address)', () => {
+    const name = `www.${GRANTED_ZONE}`;
+    issued(request(fixture.dcvOperator, [name], quorum(`dns:${name}`)));
+    issued(
+      request(
+        fixture.dcvOperator,
+        [`*.${GRANTED_ZONE}`, '127.0.0.5'],
+        [...quorum(`dns:${GRANTED_ZONE}`), ...quorum('ip:127.0.0.5')],
+      ),
+    );
+    // Attestations at the edges of the window count.
+    const edge = committed() + 1;
+    issued(
+      request(
+        fixture.dcvOperator,
+        [name],
+        [
+          attest(holders[0]!, fixture.dcvOperator.publicKey, `dns:${name}`, edge - MAX_AGE),
+          attest(holders[1]!, fixture.dcvOperator.publicKey, `dns:${name}`, edge),
+        ],
+      ),
+    );
+  });
+
+  it('q − 1 → CA_DCV_QUORUM at admission and execution, nothing written', () => {
+    const name = `few.${GRANTED_ZONE}`;
+    const log = refusedEverywhere(
+      request(fixture.dcvOperator, [name], quorum(`dns:${name}`, q - 1)),
+      C.DCV_QUORUM,
+    );
+    assert.match(
+      log,
+      new RegExp(
+        `multi-perspective validation of ${name}: ${q - 1} of ${holders.length} validators corroborated, ${q} needed`,
+      ),
+    );
+    // Every name needs its own quorum.
+    const other = `other.${GRANTED_ZONE}`;
+    refusedEverywhere(
+      request(fixture.dcvOperator, [name, other], quorum(`dns:${name}`)),
+      C.DCV_QUORUM,
+    );
+    refusedEverywhere(request(fixture.dcvOperator, [name], []), C.DCV_QUORUM);
+  });
+
+  it('attestations that must not count: forged, non-holder, duplicate, not ok, wrong account/chain/name, too old, future', () => {
+    const name = `bad.${GRANTED_ZONE}`;
+    const id = `dns:${name}`;
+    const account = fixture.dcvOperator.publicKey;
+    const [first, second] = holders as [Sender, Sender];
+    // Built at the current height: each refusal below commits a block.
+    const good = () => attest(first, account, id, committed());
+    const forged = () => {
+      const outer = decodeCanonical(attest(second, account, id, committed())) as {
+        body: unknown;
+        sig: Uint8Array;
+      };
+      const sig = outer.sig.slice();
+      sig[0] = (sig[0] as number) ^ 1;
+      return encodeCanonical({ body: outer.body, sig });
+    };
+    const stranger = makeSender();
+    const bad: Record<string, () => Uint8Array> = {
+      forged,
+      'non-holder': () => attest(stranger, account, id, committed()),
+      duplicate: () => attest(first, account, id, committed() - 1),
+      'not ok': () => attest(second, account, id, committed(), { ok: false }),
+      'another account': () => attest(second, makeSender().publicKey, id, committed()),
+      'another chain': () => attest(second, account, id, committed(), { chainId: 'other-chain' }),
+      'another name': () => attest(second, account, `dns:else.${GRANTED_ZONE}`, committed()),
+      'too old': () => attest(second, account, id, committed() + 1 - MAX_AGE - 1),
+      future: () => attest(second, account, id, committed() + 2),
+    };
+    for (const [label, make] of Object.entries(bad)) {
+      const log = refusedEverywhere(
+        request(fixture.dcvOperator, [name], [good(), make()]),
+        C.DCV_QUORUM,
+      );
+      assert.match(log, new RegExp(`: 1 of ${holders.length} validators`), label);
+    }
+    // The same attestations next to a valid one of the other holder: issued.
+    issued(
+      request(
+        fixture.dcvOperator,
+        [name],
+        [
+          ...Object.values(bad).map((make) => make()),
+          good(),
+          attest(second, account, id, committed()),
+        ],
+      ),
+    );
+  });
+
+  it('malformed attestation bytes → CA_DCV_INVALID', () => {
+    const name = `junk.${GRANTED_ZONE}`;
+    const valid = quorum(`dns:${name}`);
+    const log = refusedEverywhere(
+      request(fixture.dcvOperator, [name], [...valid, Uint8Array.of(0xa0, 1)]),
+      C.DCV_INVALID,
+    );
+    assert.match(log, /dcv\[2\]/);
+    refusedEverywhere(
+      request(fixture.dcvOperator, [name], [new Uint8Array([...valid[0]!, 0]), ...valid]),
+      C.DCV_INVALID,
+    );
+  });
+
+  it('a grant without requireDcv is unaffected; its attestations must still decode', () => {
+    const { operator } = fixture;
+    const name = `plain.${GRANTED_ZONE}`;
+    issued(request(operator, [name], []), operator);
+    issued(request(operator, [name], quorum(`dns:${name}`, 1, operator.publicKey)), operator);
+    refusedEverywhere(request(operator, [name], [Uint8Array.of(1)]), C.DCV_INVALID, operator);
+  });
+
+  it('a requireDcv account needs none for SPIFFE IDs only, nor to renew a certificate', async () => {
+    const { dcvOperator } = fixture;
+    const own = `spiffe://${CLUSTER}/account/${Buffer.from(dcvOperator.publicKey).toString('hex')}/svc`;
+    issued(
+      caRequestBody({
+        profile: 'client',
+        csr: createCsr({ privateKey: generateKey('ed25519') }),
+        uris: [own],
+      }),
+    );
+    const name = `renew.${GRANTED_ZONE}`;
+    const txHash = issued(request(dcvOperator, [name], quorum(`dns:${name}`)));
+    const h = committed();
+    const { tx } = await publication(fixture, node, h, 'val-a');
+    const published = node.block([publishTx(fixture, 'val-a', tx)]);
+    assert.equal(published.txResults[0]!.code, 0, published.txResults[0]!.log);
+    const serial = node.state().issuance(txHash)!.serial;
+    issued(caRenewBody(serial));
+  });
+
+  it('DEFAULT_DCV_MAX_AGE_BLOCKS is the section default', async () => {
+    const plain = await createCaFixture();
+    assert.equal(plain.config.dcvMaxAgeBlocks, DEFAULT_DCV_MAX_AGE_BLOCKS);
+  });
+});
