@@ -14,7 +14,13 @@ import {
   type IssuanceStatus,
 } from '../trustchain/ca-module/index.js';
 import { serialKey } from '../trustchain/ca-module/state.js';
-import { StoqError, StoqErrorCode, defineService, unary } from '../stoq/index.js';
+import {
+  StoqError,
+  StoqErrorCode,
+  defineService,
+  unary,
+  type PeerIdentity,
+} from '../stoq/index.js';
 
 /**
  * The TrustChain CA's RPC face (`hypermesh.trustchain.ca.v1`, docs/ca.md "RPC"), served by
@@ -29,12 +35,17 @@ import { StoqError, StoqErrorCode, defineService, unary } from '../stoq/index.js
  *   CT log and the consensus reference (the node's view; the proofs let a client re-check it).
  * - `sth`, `inclusionProof`, `consistencyProof`: the node's transparency log (docs/ct.md).
  *
+ * - `corroborate`: multi-perspective validation (docs/acme.md, "Multi-perspective validation"):
+ *   the node checks an ACME challenge from its own vantage point and answers a DCV attestation
+ *   signed with its node key (ok or not). Only validators and nodes of the cluster may ask.
+ *
  * Reading is open to every authenticated role; submitting is open to nodes and clients (a
  * validator submits its own transactions locally).
  */
 export const CA_SERVICE_NAME = 'hypermesh.trustchain.ca.v1';
 
 const readers = ['validator', 'node', 'client'] as const;
+const cluster = ['validator', 'node'] as const;
 const submitters = ['node', 'client'] as const;
 const hash = bytes({ length: 32 });
 const serial = bytes({ length: 16 });
@@ -92,6 +103,32 @@ const consensusView = z.strictObject({
 
 export const CA_VALIDATE_PURPOSES = ['serverAuth', 'clientAuth', 'any'] as const;
 
+/** Largest encoded DCV attestation a `corroborate` answer carries (dcv.ts). */
+const MAX_ATTESTATION_BYTES = 1024;
+const corroborateRequest = z.strictObject({
+  /** The ACME account that will send the request (its Ed25519 public key). */
+  account: bytes({ length: 32 }),
+  identifier: z.strictObject({
+    type: z.enum(['dns', 'ip']),
+    value: z.string().min(1).max(253),
+  }),
+  method: z.enum(['http-01', 'dns-01', 'tls-alpn-01']),
+  /** The challenge token (RFC 8555 §8.1: base64url, at least 128 bits). */
+  token: z
+    .string()
+    .min(22)
+    .max(128)
+    .regex(/^[A-Za-z0-9_-]+$/, 'a base64url token'),
+  /** `token || '.' || thumbprint`. */
+  keyAuthorization: z.string().min(24).max(256),
+  /**
+   * The asker's committed height: a node behind it first waits (within its validation timeout)
+   * to commit it, so dns-01 sees the records the asker saw.
+   */
+  height: uint.optional(),
+});
+export type CaCorroborateRequest = z.infer<typeof corroborateRequest>;
+
 export const caService = defineService({
   name: CA_SERVICE_NAME,
   methods: {
@@ -124,6 +161,11 @@ export const caService = defineService({
         consensus: consensusView.nullable(),
       }),
       allow: readers,
+    }),
+    corroborate: unary({
+      request: corroborateRequest,
+      response: z.strictObject({ attestation: bytes({ min: 1, max: MAX_ATTESTATION_BYTES }) }),
+      allow: cluster,
     }),
     sth: unary({
       request: z.strictObject({}),
@@ -175,6 +217,14 @@ export interface CaRpcSource {
     treeSize: number | undefined,
   ): { leafIndex: number; treeSize: number; auditPath: Uint8Array[] };
   consistencyProof(first: number, second: number): Uint8Array[];
+  /**
+   * Checks an ACME challenge and answers the signed DCV attestation; throws a StoqError
+   * (UNAVAILABLE when this node does not validate, INVALID_ARGUMENT, RESOURCE_EXHAUSTED).
+   */
+  corroborate(
+    request: CaCorroborateRequest,
+    caller: Pick<PeerIdentity, 'role' | 'name' | 'uri'>,
+  ): Promise<Uint8Array>;
 }
 
 type SubmitOp = 'request' | 'renew' | 'revoke';
@@ -315,6 +365,9 @@ export function registerCaRpc(
     revoke: (request) => submitOp(source, 'revoke', request.tx),
     get: (request) => ({ answers: caGetAnswers((q) => source.query(q), request) }),
     validate: (request) => source.validate(request),
+    corroborate: async (request, ctx) => ({
+      attestation: await source.corroborate(request, ctx.peer),
+    }),
     sth: () => {
       counted('sth');
       return source.sth();

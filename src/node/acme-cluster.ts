@@ -106,8 +106,8 @@ export async function writeNodeAcmeFiles(options: {
 
 /**
  * The genesis `app.ca` section with one grant per node ACME account added: profile `service`,
- * the cluster zone (`dnsZone`, without its trailing dot; wildcards allowed) and `host` when it
- * is an IP address.
+ * the cluster zone (`dnsZone`, without its trailing dot; wildcards allowed), `host` when it
+ * is an IP address, and `requireDcv` (issuance needs multi-perspective attestations).
  */
 export function withAcmeGrants(
   section: GenesisAppValue,
@@ -126,6 +126,9 @@ export function withAcmeGrants(
     wildcards: zone !== null,
     ipRanges,
     uriPrefixes: [],
+    // Multi-perspective validation: no DNS name or IP address without a quorum of validator
+    // attestations (docs/acme.md, "Multi-perspective validation").
+    requireDcv: true,
   }));
   return {
     ...(section as { readonly [key: string]: GenesisAppValue }),

@@ -96,6 +96,15 @@ export function acmeErrorForCaRefusal(code: string, message: string): AcmeIssuer
       );
     }
   }
+  // Multi-perspective validation (docs/acme.md): too few validators corroborated a name, or an
+  // attestation did not decode.
+  if (code === 'CA_DCV_QUORUM' || code === 'CA_DCV_INVALID') {
+    return new AcmeIssuerError(
+      AcmeIssuerErrorCode.UNAUTHORIZED,
+      `the CA refuses without proof of control: ${message}`,
+      detail,
+    );
+  }
   if (code === 'CA_REQUEST_INVALID') {
     return new AcmeIssuerError(
       AcmeIssuerErrorCode.BAD_CSR,
@@ -186,9 +195,11 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
           sequence,
           stampDifficulty: this.options.stampDifficulty,
           request: { profile: 'service', csr: request.csrDer, dnsNames, ipAddresses },
+          ...(request.dcv === undefined || request.dcv.length === 0 ? {} : { dcv: request.dcv }),
         });
       } catch (error) {
         const code = (error as { code?: unknown }).code;
+        if (code === 'CA_DCV_INVALID') throw acmeErrorForCaRefusal(code, (error as Error).message);
         throw new AcmeIssuerError(
           AcmeIssuerErrorCode.BAD_CSR,
           `the CA refuses the request: ${(error as Error).message}`,

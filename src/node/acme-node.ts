@@ -12,8 +12,21 @@ import {
   type AcmeServer,
 } from '../faces/acme/index.js';
 import type { ZoneSource } from '../trustchain/dns/index.js';
-import type { CaModuleConfig } from '../trustchain/ca-module/index.js';
-import type { SocketAddress } from '../stoq/index.js';
+import {
+  caStateKey,
+  createIssuerView,
+  type CaModuleConfig,
+} from '../trustchain/ca-module/index.js';
+import { bytesEqual } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import { caService } from '../faces/ca-rpc.js';
+import type { ValidationOptions } from '../faces/acme/index.js';
+import {
+  createCorroborationCollector,
+  createCorroborator,
+  type Corroborator,
+} from './acme-mpic.js';
+import type { SocketAddress, StoqEndpoint } from '../stoq/index.js';
 import { ConsensusAcmeIssuer, type AcmeSubmitResult } from './acme-issuer.js';
 import { acmeCaaOptions, type CommittedZonesReader } from './acme-caa.js';
 import { CliError } from './cli-error.js';
@@ -36,6 +49,11 @@ export interface AcmeNode {
   readonly address: SocketAddress;
   readonly server: AcmeServer;
   readonly issuer: ConsensusAcmeIssuer;
+  /**
+   * This node's perspective for multi-perspective validation (acme-mpic.ts): what answers the
+   * CA RPC's `corroborate` (ca-service.ts `setCorroborator`).
+   */
+  readonly corroborator: Corroborator;
   /** Called after each commit of the node. */
   committed(): void;
   close(): Promise<void>;
@@ -57,9 +75,17 @@ export interface AcmeNodeOptions {
   readonly dnsZones: ZoneSource | null;
   /** The committed state, for CAA lookups when the node serves no DNS itself. */
   readonly committed: CommittedZonesReader;
+  /**
+   * The node's STOQ endpoint: the other intermediate holders are asked to corroborate through
+   * the CA RPC's `corroborate`. Absent: only this node's own perspective answers.
+   */
+  readonly endpoint?: Pick<StoqEndpoint, 'client'>;
   readonly registry: Registry;
   readonly logger: Logger;
 }
+
+/** Per validation attempt (the ACME server's default too). */
+const VALIDATION_TIMEOUT_MS = 10_000;
 
 export const ACME_STORE_FILE = 'acme.sqlite';
 
@@ -125,9 +151,67 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     pending: options.pending,
     issuances: store,
   });
+  // Multi-perspective validation (docs/acme.md): this node's perspective and the collector
+  // that asks every current intermediate holder.
+  const dns = options.dnsServer === null ? null : reachable(options.dnsServer);
+  const validation: ValidationOptions = {
+    http01Port: acme.http01Port ?? 80,
+    tlsAlpn01Port: acme.tlsAlpn01Port ?? 443,
+    timeoutMs: VALIDATION_TIMEOUT_MS,
+    ...(dns === null
+      ? {}
+      : { txtResolver: new DnsServerTxtResolver({ host: dns.host, port: dns.port }) }),
+  };
+  const self = ed25519RawPublicKey(options.identityKey);
+  const view = createIssuerView(ca);
+  const moduleState = { get: (key: Uint8Array) => options.committed.state.get(caStateKey(key)) };
+  const holders = (): ReturnType<typeof view.issuers> => view.issuers(moduleState);
+  const latestHeight = (): number => options.committed.latestHeight() ?? 0;
+  // Corroborations waiting for this node to commit the asker's height (settled by committed()).
+  const heightWaiters = new Set<{ height: number; settle: (reached: boolean) => void }>();
+  const awaitHeight = (height: number, timeoutMs: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const waiter = {
+        height,
+        settle: (reached: boolean) => {
+          clearTimeout(deadline);
+          heightWaiters.delete(waiter);
+          resolve(reached);
+        },
+      };
+      const deadline = setTimeout(() => waiter.settle(false), timeoutMs);
+      deadline.unref();
+      heightWaiters.add(waiter);
+      if (latestHeight() >= height) waiter.settle(true);
+    });
+  const corroborator = createCorroborator({
+    chainId: genesis.chainId,
+    identityKey: options.identityKey,
+    validation,
+    latestHeight,
+    isHolder: () => holders().some((holder) => bytesEqual(holder.account, self)),
+    awaitHeight,
+  });
+  const selfCaller = { role: 'validator' as const, name: config.name, uri: 'local' };
+  const corroborate = createCorroborationCollector({
+    chainId: genesis.chainId,
+    account: account.publicKey,
+    holders,
+    self,
+    latestHeight,
+    local: (request) => corroborator(request, selfCaller),
+    remote: async (peer, request, deadlineMs) => {
+      if (options.endpoint === undefined) throw new Error(`no STOQ endpoint to ask ${peer}`);
+      const answer = await options.endpoint
+        .client(caService, peer)
+        .call('corroborate', request, { deadlineMs });
+      return answer.attestation;
+    },
+    onFailure: (holder, reason) =>
+      logger.info('acme corroboration missing', { component: 'acme', holder, reason }),
+  });
   let server: AcmeServer;
   try {
-    const dns = options.dnsServer === null ? null : reachable(options.dnsServer);
     server = await startAcmeServer({
       host: acme.https.host,
       port: acme.https.port,
@@ -143,9 +227,8 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
       ...(acme.http01Port === undefined ? {} : { http01Port: acme.http01Port }),
       ...(acme.tlsAlpn01Port === undefined ? {} : { tlsAlpn01Port: acme.tlsAlpn01Port }),
       ...caa,
-      ...(dns === null
-        ? {}
-        : { txtResolver: new DnsServerTxtResolver({ host: dns.host, port: dns.port }) }),
+      ...(validation.txtResolver === undefined ? {} : { txtResolver: validation.txtResolver }),
+      corroborate,
       registry: options.registry,
       onInternalError: (error) =>
         logger.warn('acme internal error', {
@@ -176,8 +259,14 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     address: { host: acme.https.host, port: server.port },
     server,
     issuer,
-    committed: () => issuer.committed(),
+    corroborator,
+    committed: () => {
+      issuer.committed();
+      const height = latestHeight();
+      for (const waiter of [...heightWaiters]) if (height >= waiter.height) waiter.settle(true);
+    },
     close: async () => {
+      for (const waiter of [...heightWaiters]) waiter.settle(false);
       issuer.close();
       await server.close();
       store.close();

@@ -32,6 +32,8 @@ import {
 } from '../trustchain/ca-module/index.js';
 import { CtError, encodeMerkleTreeLeaf, type CtLog } from '../trustchain/ct/index.js';
 import { createCaMetrics, type CaMetrics } from './ca-metrics.js';
+import { createCorroborateCounter, type Corroborator } from './acme-mpic.js';
+import { decodeDcvAttestation } from '../trustchain/ca-module/dcv.js';
 import type { Logger } from './log.js';
 import { storedReceipt } from './tx-receipts.js';
 
@@ -73,6 +75,11 @@ export interface CaService {
     purpose?: 'serverAuth' | 'clientAuth' | 'any',
   ): CaValidateResponse;
   readonly metrics: CaMetrics;
+  /**
+   * Who answers the RPC's `corroborate` (acme-mpic.ts; set once the node's ACME validation is
+   * configured); without one the node refuses with UNAVAILABLE.
+   */
+  setCorroborator(corroborator: Corroborator | null): void;
 }
 
 /**
@@ -272,8 +279,27 @@ export function createCaService(options: CaServiceOptions): CaService {
     throw error;
   };
 
+  let corroborator: Corroborator | null = null;
+  const corroborated = createCorroborateCounter(options.registry);
+
   const source: CaRpcSource = {
     submit: options.submit,
+    corroborate: async (request, caller) => {
+      try {
+        if (corroborator === null) {
+          throw new StoqError(
+            StoqErrorCode.UNAVAILABLE,
+            'this node does not validate ACME challenges (no acme configuration)',
+          );
+        }
+        const attestation = await corroborator(request, caller);
+        corroborated(decodeDcvAttestation(attestation).body.ok ? 'ok' : 'failed');
+        return attestation;
+      } catch (error) {
+        corroborated('refused');
+        throw error;
+      }
+    },
     query: options.query,
     validate: (request) => validate(request.certificate, request.purpose),
     sth: () => {
@@ -380,5 +406,13 @@ export function createCaService(options: CaServiceOptions): CaService {
 
   const { revocation } = createCaStoqTrust({ ca, state: options.state });
 
-  return { committed, revocation, validate, metrics };
+  return {
+    committed,
+    revocation,
+    validate,
+    metrics,
+    setCorroborator: (next) => {
+      corroborator = next;
+    },
+  };
 }

@@ -742,6 +742,7 @@ export async function startValidatorNode(
               dnsServer: dnsServers?.udp[0] ?? dnsServers?.tcp[0] ?? null,
               dnsZones: dnsZones?.source ?? null,
               committed: { state: store.state, latestHeight: () => store.blocks.latestHeight() },
+              endpoint: parts.endpoint,
               registry: parts.registry,
               logger,
             }),
@@ -749,6 +750,8 @@ export async function startValidatorNode(
     if (acmeNode !== null) {
       closers.push(() => acmeNode.close());
       consensus.on('commit', () => acmeNode.committed());
+      // Multi-perspective validation: this node answers `corroborate` (acme-mpic.ts).
+      caService?.setCorroborator(acmeNode.corroborator);
     }
 
     // Self-registration in the catalog once every service this node runs is bound.

@@ -27,7 +27,25 @@ import { genesisApplication } from '../../src/node/validator-node.js';
 import { generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
 import { Registry } from 'prom-client';
 import { AcmeIssuerErrorCode } from '../../src/faces/acme/index.js';
-import { findPublishedCertificate } from '../../src/trustchain/ca-module/index.js';
+import {
+  CA_MODULE_NAME,
+  decodeCaBody,
+  findPublishedCertificate,
+} from '../../src/trustchain/ca-module/index.js';
+import {
+  dcvRequiredCount,
+  decodeDcvAttestation,
+  verifyDcvAttestation,
+} from '../../src/trustchain/ca-module/dcv.js';
+import { decodeTransaction } from '../../src/consensus/application/index.js';
+import { jwkThumbprint, keyAuthorization } from '../../src/faces/acme/index.js';
+import {
+  Http01Responder,
+  RawAcmeClient,
+  freePort,
+  generateAccountKey,
+  publicJwk,
+} from '../faces/acme/fixtures.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
@@ -54,6 +72,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 describe('ACME in the node (consensus ca module)', { skip }, () => {
   let root: string;
   let dir: string;
+  let responder: Http01Responder;
   const nodes: ValidatorNode[] = [];
 
   before(async () => {
@@ -62,8 +81,15 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     const init = await runCli([...clusterInitArgs(dir, 2), '--no-caesar']);
     assert.equal(init.code, 0, init.err);
     assert.match(init.out, /acme {6}ACME servers on HTTPS ports/);
+    // http-01 reaches the responder from node-1's perspective and a closed port from node-2's
+    // (multi-perspective validation with one failing perspective).
+    responder = await Http01Responder.start();
+    const closedPort = await freePort();
     for (const name of ['node-1', 'node-2']) {
-      const config = await loadValidatorNodeConfig(path.join(dir, name, 'config.json'), {});
+      const loaded = await loadValidatorNodeConfig(path.join(dir, name, 'config.json'), {});
+      assert.ok(loaded.acme !== undefined && loaded.acme !== null);
+      const http01Port = name === 'node-1' ? responder.port : closedPort;
+      const config = { ...loaded, acme: { ...loaded.acme, http01Port } };
       nodes.push(
         await startValidatorNode(
           config,
@@ -86,6 +112,7 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
 
   after(async () => {
     for (const node of nodes) await node.stop();
+    await responder?.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -109,6 +136,47 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
       value,
     ]);
     assert.equal(set.code, 0, set.err + set.out);
+  }
+
+  /**
+   * Multi-perspective validation: the committed `ca request` `txHash` carries ok attestations
+   * for `identifier` from at least `dcvRequiredCount(validators)` distinct validators, each a
+   * node of the cluster, signed by it, for the ACME account of `node`.
+   */
+  async function checkAttestations(
+    node: ValidatorNode,
+    txHash: Uint8Array,
+    identifier: string,
+  ): Promise<void> {
+    const hex = toHex(txHash);
+    let dcv: readonly Uint8Array[] | undefined;
+    for (let height = node.driver.status().committedHeight; height >= 1; height -= 1) {
+      const committed = node.driver.committedBlock(height);
+      for (const bytes of committed?.block.transactions ?? []) {
+        const envelope = decodeTransaction(bytes);
+        if (toHex(envelope.txHash) !== hex) continue;
+        assert.equal(envelope.module, CA_MODULE_NAME);
+        const body = decodeCaBody(envelope.body);
+        assert.ok(body.op === 'request');
+        dcv = body.dcv ?? [];
+      }
+      if (dcv !== undefined) break;
+    }
+    assert.ok(dcv !== undefined, 'the request transaction is in a committed block');
+    const account = await readWalletKey(path.join(dir, node.config.name, ACME_FILES.accountKey));
+    const validators = new Set<string>();
+    for (const bytes of dcv) {
+      const attestation = decodeDcvAttestation(bytes);
+      assert.equal(verifyDcvAttestation(attestation), true);
+      assert.equal(attestation.body.ok, true);
+      assert.equal(attestation.body.identifier, identifier);
+      assert.equal(toHex(attestation.body.account), toHex(account.publicKey));
+      validators.add(toHex(attestation.body.validator));
+    }
+    assert.ok(
+      validators.size >= dcvRequiredCount(nodes.length),
+      `${validators.size} distinct validators attested, ${dcvRequiredCount(nodes.length)} needed`,
+    );
   }
 
   /** openssl verify against the TrustChain root and intermediates; `cert verify` with the bundle. */
@@ -145,8 +213,11 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
 
   it('cluster init: ACME config, account grants in the genesis, an HTTPS certificate for the host', async () => {
     const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
-    const grants = (genesis.app?.ca as { grants: { account: string; profiles: string[] }[] })
-      .grants;
+    const grants = (
+      genesis.app?.ca as {
+        grants: { account: string; profiles: string[]; requireDcv?: boolean }[];
+      }
+    ).grants;
     for (const [index, node] of nodes.entries()) {
       const acmeConfig = node.config.acme;
       assert.ok(acmeConfig !== undefined && acmeConfig !== null);
@@ -157,6 +228,8 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
       );
       const grant = grants.find((candidate) => candidate.account === toHex(account.publicKey));
       assert.deepEqual(grant?.profiles, ['service']);
+      // Multi-perspective validation is required for the node ACME accounts.
+      assert.equal(grant?.requireDcv, true);
       const httpsFile = path.join(dir, `node-${index + 1}`, ACME_FILES.certificate);
       const https = await readFile(httpsFile);
       const chain = pemToDerList(https.toString());
@@ -223,6 +296,7 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     // In the CT log of the node that served ACME.
     const shown = await runCli(['cert', 'show', path.join(root, 'acme-client.pem'), '--json']);
     const txHash = Uint8Array.from(Buffer.from(JSON.parse(shown.out).issuance.txHash, 'hex'));
+    await checkAttestations(node, txHash, `dns:${name}`);
     const session = await openOperatorSession(await loadClusterTarget(dir));
     try {
       const rpc = session.client('node-1');
@@ -240,6 +314,52 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     } finally {
       await session.close();
     }
+  });
+
+  it('multi-perspective validation: a challenge node-2 cannot see is invalid (1 of 2 corroborated)', async () => {
+    const node = nodes[0]!;
+    const client = new RawAcmeClient(
+      node.acme as string,
+      await rootPem(),
+      generateAccountKey('ES256'),
+      'ES256',
+    );
+    await client.init();
+    assert.equal((await client.newAccount()).status, 201);
+    const created = await client.post(client.directory.newOrder as string, {
+      identifiers: [{ type: 'ip', value: '127.0.0.1' }],
+    });
+    assert.equal(created.status, 201, created.text);
+    const orderUrl = created.headers.location as string;
+    const authz = await client.post((created.json?.authorizations as string[])[0]!, '');
+    const challenge = (authz.json?.challenges as Array<Record<string, string>>).find(
+      (c) => c.type === 'http-01',
+    )!;
+    const token = challenge.token!;
+    responder.tokens.set(token, keyAuthorization(token, jwkThumbprint(publicJwk(client.key))));
+    assert.equal((await client.post(challenge.url!, {})).status, 200);
+    // The validations and the corroboration run in the background; checked after each commit.
+    let settled = await client.post(challenge.url!, '');
+    await waitForCondition(
+      node.driver,
+      'commit',
+      async () => {
+        settled = await client.post(challenge.url!, '');
+        return settled.json?.status !== 'processing' && settled.json?.status !== 'pending';
+      },
+      'the challenge is settled',
+      60_000,
+    );
+    assert.equal(settled.json?.status, 'invalid', settled.text);
+    const error = settled.json?.error as Record<string, unknown>;
+    assert.equal(error.type, 'urn:ietf:params:acme:error:incorrectResponse');
+    assert.equal(
+      error.detail,
+      'multi-perspective validation: 1 of 2 validators corroborated, 2 needed',
+    );
+    // node-1's own perspective saw the token (the responder was asked), node-2's did not.
+    assert.ok(responder.hosts.length >= 1);
+    assert.equal((await client.post(orderUrl, '')).json?.status, 'invalid');
   });
 
   it('names outside the grant are rejectedIdentifier', async () => {
@@ -378,6 +498,8 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
       ['CA_POLICY_REFUSED', 'refused: name_not_allowed', AcmeIssuerErrorCode.REJECTED_IDENTIFIER],
       ['CA_POLICY_REFUSED', 'refused: key_too_weak', AcmeIssuerErrorCode.BAD_CSR],
       ['CA_REQUEST_INVALID', 'bad CSR signature', AcmeIssuerErrorCode.BAD_CSR],
+      ['CA_DCV_QUORUM', 'multi-perspective validation', AcmeIssuerErrorCode.UNAUTHORIZED],
+      ['CA_DCV_INVALID', 'dcv attestation: bad', AcmeIssuerErrorCode.UNAUTHORIZED],
       ['CA_RATE_LIMITED', 'window used up', AcmeIssuerErrorCode.UNAVAILABLE],
       ['MEMPOOL_BUSY', 'retry later', AcmeIssuerErrorCode.UNAVAILABLE],
     ];

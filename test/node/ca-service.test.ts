@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Registry } from 'prom-client';
@@ -22,6 +22,22 @@ import {
   findPublishedCertificate,
 } from '../../src/trustchain/ca-module/index.js';
 import { encodeMerkleTreeLeaf, openCtLog, type CtLog } from '../../src/trustchain/ct/index.js';
+import { sha256 } from '../../src/crypto/hash.js';
+import { caService as caRpcService } from '../../src/faces/ca-rpc.js';
+import { createCorroborator } from '../../src/node/acme-mpic.js';
+import { StoqErrorCode } from '../../src/stoq/errors.js';
+import { RpcClient } from '../../src/stoq/rpc/client.js';
+import { RpcServer } from '../../src/stoq/rpc/server.js';
+import type { Role } from '../../src/stoq/identity.js';
+import { decodeDcvAttestation, verifyDcvAttestation } from '../../src/trustchain/ca-module/dcv.js';
+import { Http01Responder } from '../faces/acme/fixtures.js';
+import {
+  MemoryLogger,
+  TableAuthenticator,
+  counterValue,
+  identity,
+  isStoqError,
+} from '../stoq/rpc-fixture.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
 import { assertRejected } from '../stoq/auth-fixture.js';
 import { BLOCK_TIME, CLUSTER } from '../trustchain/ca/fixtures.js';
@@ -224,5 +240,152 @@ describe('CA service: validate and revocation in STOQ', () => {
     assert.equal(after.valid, false);
     assert.equal(after.reason, 'revoked');
     assert.equal(after.revocation?.reason, 1);
+  });
+
+  it('corroborate: validators and nodes only, schema-checked, signed attestations of its own validation', async () => {
+    const validatorKey = generateKeyPairSync('ed25519').privateKey;
+    const responder = await Http01Responder.start();
+    const rpcNetwork = createMemoryNetwork();
+    const auth = new TableAuthenticator();
+    const serverKey = new Uint8Array(randomBytes(32));
+    auth.add(identity('validator', 'server', serverKey));
+    const serverTransport = rpcNetwork.transport({ publicKey: serverKey });
+    const rpcRegistry = new Registry();
+    const rpcMetrics = createStoqMetrics(rpcRegistry);
+    const rpcLogger = new MemoryLogger();
+    const rpc = new RpcServer({ metrics: rpcMetrics, logger: rpcLogger });
+    const registry = new Registry();
+    const served = createCaService({
+      ca: fixture.config,
+      store: node.node.store,
+      state: { get: (key) => node.node.store.state.get(key) },
+      query: (request) => node.node.app.query(request),
+      submit: () => Promise.reject(new Error('no mempool in this test')),
+      log,
+      rpc,
+      registry,
+      logger: createLogger({ node: 'test' }, () => undefined, 'error'),
+      falcon: fixture.ca.falcon,
+      now: () => CERT_TIME,
+    });
+    let holder = true;
+    served.setCorroborator(
+      createCorroborator({
+        chainId: 'mpic-test-chain',
+        identityKey: validatorKey,
+        validation: { http01Port: responder.port, tlsAlpn01Port: 1, timeoutMs: 5_000 },
+        latestHeight: () => 7,
+        isHolder: () => holder,
+      }),
+    );
+    const listener = await serverTransport.listen({ host: 'ca-rpc', port: 0 });
+    const callers: Transport[] = [serverTransport];
+    const caller = async (role: Role): Promise<RpcClient<typeof caRpcService>> => {
+      const key = new Uint8Array(randomBytes(32));
+      auth.add(identity(role, `caller-${role}`, key));
+      const transport = rpcNetwork.transport({ publicKey: key });
+      callers.push(transport);
+      const [outbound, inbound] = await Promise.all([
+        transport.dial(listener.address),
+        listener.accept(),
+      ]);
+      assert.ok(inbound);
+      const [clientSession, serverSession] = await Promise.all([
+        auth.authenticate(outbound),
+        auth.authenticate(inbound),
+      ]);
+      void rpc.serve(serverSession);
+      return new RpcClient(caRpcService, clientSession, { metrics: rpcMetrics, logger: rpcLogger });
+    };
+    try {
+      const account = ed25519RawPublicKey(generateKeyPairSync('ed25519').privateKey);
+      const token = Buffer.from(randomBytes(32)).toString('base64url');
+      const keyAuthorization = `${token}.${Buffer.from(randomBytes(32)).toString('base64url')}`;
+      responder.tokens.set(token, keyAuthorization);
+      const request = {
+        account,
+        identifier: { type: 'ip' as const, value: '127.0.0.1' },
+        method: 'http-01' as const,
+        token,
+        keyAuthorization,
+      };
+
+      // Least privilege: a client may not ask.
+      const client = await caller('client');
+      await assert.rejects(
+        client.call('corroborate', request),
+        isStoqError(StoqErrorCode.PERMISSION_DENIED),
+      );
+
+      // Schema-checked input and typed refusals.
+      const peer = await caller('node');
+      await assert.rejects(
+        peer.call('corroborate', { ...request, token: 'short' }),
+        isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+      );
+      await assert.rejects(
+        peer.call('corroborate', { ...request, keyAuthorization: `x${keyAuthorization}` }),
+        isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+      );
+      await assert.rejects(
+        peer.call('corroborate', { ...request, identifier: { type: 'ip', value: 'not-an-ip' } }),
+        isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+      );
+
+      // The challenge is met: a signed ok attestation with the right fields.
+      const validator = await caller('validator');
+      const { attestation } = await validator.call('corroborate', request);
+      const decoded = decodeDcvAttestation(attestation);
+      assert.equal(verifyDcvAttestation(decoded), true);
+      assert.deepEqual(decoded.body, {
+        chainId: 'mpic-test-chain',
+        account,
+        identifier: 'ip:127.0.0.1',
+        method: 'http-01',
+        keyAuthorizationHash: sha256(new TextEncoder().encode(keyAuthorization)),
+        height: 7,
+        ok: true,
+        validator: ed25519RawPublicKey(validatorKey),
+      });
+      assert.deepEqual(responder.hosts.slice(-1), [`127.0.0.1:${responder.port}`]);
+
+      // Not met (the responder does not know the token): still signed, ok = false.
+      const unknown = Buffer.from(randomBytes(32)).toString('base64url');
+      const failed = decodeDcvAttestation(
+        (
+          await peer.call('corroborate', {
+            ...request,
+            token: unknown,
+            keyAuthorization: `${unknown}.thumbprint-of-the-account-key`,
+          })
+        ).attestation,
+      );
+      assert.equal(verifyDcvAttestation(failed), true);
+      assert.equal(failed.body.ok, false);
+
+      // A node without an intermediate, or without ACME validation, does not attest.
+      holder = false;
+      await assert.rejects(
+        peer.call('corroborate', request),
+        isStoqError(StoqErrorCode.UNAVAILABLE),
+      );
+      served.setCorroborator(null);
+      await assert.rejects(
+        peer.call('corroborate', request),
+        isStoqError(StoqErrorCode.UNAVAILABLE),
+      );
+
+      const count = (result: string) =>
+        counterValue(registry, 'hypermesh_ca_corroborate_total', { result });
+      assert.equal(await count('ok'), 1);
+      assert.equal(await count('failed'), 1);
+      // keyAuthorization, identifier, not a holder, no corroborator (the schema and the role
+      // refuse before the handler runs).
+      assert.equal(await count('refused'), 4);
+    } finally {
+      await rpc.close();
+      await Promise.all(callers.map((transport) => transport.close()));
+      await responder.close();
+    }
   });
 });

@@ -41,6 +41,9 @@ export function issuanceProblem(error: unknown): AcmeProblem {
     if (error.code === AcmeIssuerErrorCode.REJECTED_IDENTIFIER) {
       return problem(ProblemType.rejectedIdentifier, error.message);
     }
+    if (error.code === AcmeIssuerErrorCode.UNAUTHORIZED) {
+      return problem(ProblemType.unauthorized, error.message);
+    }
     return problem(ProblemType.serverInternal, `the CA could not issue: ${error.message}`);
   }
   return problem(ProblemType.serverInternal, 'the CA could not issue the certificate');

@@ -29,3 +29,7 @@ export type { AcmeIdentifier, ProblemDocument } from './problems.js';
 export { SUPPORTED_ALGORITHMS, jwkThumbprint } from './jws.js';
 export { keyAuthorization, dns01TxtValue } from './validation.js';
 export type { IdentifierPolicy } from './identifiers.js';
+export type { AcmeCorroborate, AcmeCorroboration, AcmeMpicOutcome } from './mpic.js';
+export { validateChallenge } from './validation.js';
+export type { ValidationOptions } from './validation.js';
+export type { ChallengeType } from './identifiers.js';

@@ -20,6 +20,12 @@ export interface AcmeIssueRequest {
   readonly csrDer: Uint8Array;
   /** The order's identifiers; the CSR names exactly these. */
   readonly identifiers: readonly AcmeIdentifier[];
+  /**
+   * The multi-perspective validation attestations of the order's authorizations (encoded,
+   * docs/acme.md "Multi-perspective validation"); empty when the server runs without
+   * corroboration (or absent). The consensus issuer puts them in its `ca request`.
+   */
+  readonly dcv?: readonly Uint8Array[];
 }
 
 export interface AcmeIssuedCertificate {
@@ -47,6 +53,11 @@ export enum AcmeIssuerErrorCode {
   BAD_CSR = 'ACME_ISSUER_BAD_CSR',
   /** The issuer's policy refuses a name; the order becomes `rejectedIdentifier`. */
   REJECTED_IDENTIFIER = 'ACME_ISSUER_REJECTED_IDENTIFIER',
+  /**
+   * The CA refuses for lack of proof of control (e.g. too few multi-perspective attestations);
+   * the order becomes `unauthorized`.
+   */
+  UNAUTHORIZED = 'ACME_ISSUER_UNAUTHORIZED',
   /** The issuer cannot issue now (no quorum, no key); the order becomes `serverInternal`. */
   UNAVAILABLE = 'ACME_ISSUER_UNAVAILABLE',
 }

@@ -14,6 +14,7 @@ import { AcmeService, type Reply } from './service.js';
 import type { AcmeStore } from './store.js';
 import type { TxtResolver } from './dns-resolver.js';
 import type { CaaResolver } from './caa-resolver.js';
+import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
 
 /**
  * The ACME server's HTTPS face (RFC 8555 over node:https): routing, methods, body limits, and
@@ -63,6 +64,12 @@ export interface AcmeServerOptions {
    * `caa` problem, when its challenge validates and again at finalize. Without one, no CAA check.
    */
   readonly caaResolver?: CaaResolver;
+  /**
+   * Multi-perspective validation (docs/acme.md): asks the CA's validators to corroborate each
+   * challenge that validated here; a challenge needs `dcvRequiredCount(holders)` of them.
+   * Absent: local validation only (e.g. with the in-process `LocalIssuer`).
+   */
+  readonly corroborate?: AcmeCorroborate;
   /** Largest request body (default 64 KiB); larger gets 413. */
   readonly maxBodyBytes?: number;
   /** Live nonces kept (default 10 000) and how long one stays usable (default 1 hour). */
@@ -167,6 +174,16 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
           registers: [options.registry],
         });
 
+  const mpic =
+    options.registry === undefined || options.corroborate === undefined
+      ? undefined
+      : new Counter({
+          name: 'hypermesh_acme_mpic_total',
+          help: 'Multi-perspective validations of ACME challenges by outcome (corroborated, refused)',
+          labelNames: ['outcome'],
+          registers: [options.registry],
+        });
+
   const server = https.createServer({
     key: options.tls.key,
     cert: options.tls.cert,
@@ -207,6 +224,12 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
     ...(options.caaResolver === undefined || caaIdentities === undefined
       ? {}
       : { caa: { resolver: options.caaResolver, identities: caaIdentities } }),
+    ...(options.corroborate === undefined
+      ? {}
+      : {
+          corroborate: options.corroborate,
+          onCorroboration: (outcome: AcmeMpicOutcome) => mpic?.inc({ outcome }),
+        }),
     orderLifetimeMs: positive(options.orderLifetimeMs, 7 * DAY_MS, 'orderLifetimeMs'),
     pendingAuthorizationLifetimeMs: positive(
       options.pendingAuthorizationLifetimeMs,

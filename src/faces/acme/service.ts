@@ -44,7 +44,7 @@ import {
   malformed,
   problem,
   type AcmeIdentifier,
-  type AcmeProblem,
+  AcmeProblem,
   type ProblemDocument,
 } from './problems.js';
 import { accountObject, authorizationObject, challengeObject, orderObject } from './resources.js';
@@ -57,6 +57,9 @@ import type {
   OrderRecord,
 } from './store.js';
 import { keyAuthorization, validateChallenge, type ValidationOptions } from './validation.js';
+import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
+import { toHex } from '../../crypto/bytes.js';
+import { dcvRequiredCount } from '../../trustchain/ca-module/dcv.js';
 
 /**
  * The ACME state machine (RFC 8555 §7): request authentication (§6.2–§6.5), accounts (§7.3),
@@ -83,6 +86,13 @@ export interface AcmeServiceOptions {
    * CAA check.
    */
   readonly caa?: CaaPolicy;
+  /**
+   * Multi-perspective validation (mpic.ts): after a challenge validates here, at least
+   * `dcvRequiredCount(holders)` validators must corroborate it. Absent: local validation only.
+   */
+  readonly corroborate?: AcmeCorroborate;
+  /** Counts each corroboration's outcome (metrics). */
+  readonly onCorroboration?: (outcome: AcmeMpicOutcome) => void;
   readonly orderLifetimeMs: number;
   readonly pendingAuthorizationLifetimeMs: number;
   readonly validAuthorizationLifetimeMs: number;
@@ -530,11 +540,12 @@ export class AcmeService {
     if (authorization === undefined) return;
     const account = this.store.accountById(authorization.accountId);
     if (account === undefined) return;
+    const keyAuth = keyAuthorization(challenge.token, account.thumbprint);
     let outcome = await validateChallenge(
       challenge.type,
       authorization.identifier,
       challenge.token,
-      keyAuthorization(challenge.token, account.thumbprint),
+      keyAuth,
       this.options.validation,
     );
     // RFC 8659 §3: the CA checks CAA before it issues; doing it here too (as Boulder does)
@@ -542,12 +553,24 @@ export class AcmeService {
     if (outcome === null) {
       outcome = await this.caaRefusal(authorization, account.id, challenge.type);
     }
+    let attestations: ReadonlyArray<{ validator: Uint8Array; bytes: Uint8Array }> = [];
+    if (outcome === null && this.options.corroborate !== undefined) {
+      const corroborated = await this.corroborate(
+        this.options.corroborate,
+        authorization,
+        challenge,
+        keyAuth,
+      );
+      if (corroborated instanceof AcmeProblem) outcome = corroborated;
+      else attestations = corroborated;
+    }
     const now = this.now();
     this.store.transaction(() => {
       const current = this.store.challengeById(challengeId);
       if (current === undefined || current.status !== 'processing') return;
       const authz = this.store.authorizationById(challenge.authorizationId);
       if (outcome === null) {
+        this.store.recordAttestations(challenge.authorizationId, attestations);
         this.store.updateChallenge(challengeId, { status: 'valid', validatedMs: now });
         if (authz?.status === 'pending') {
           this.store.setAuthorizationStatus(
@@ -561,6 +584,53 @@ export class AcmeService {
         if (authz?.status === 'pending') this.store.setAuthorizationStatus(authz.id, 'invalid');
       }
     });
+  }
+
+  /**
+   * Multi-perspective validation: the attestations (one per validator) when enough validators
+   * corroborate the challenge, else the problem the challenge records.
+   */
+  private async corroborate(
+    corroborate: AcmeCorroborate,
+    authorization: AuthorizationRecord,
+    challenge: ChallengeRecord,
+    keyAuth: string,
+  ): Promise<Array<{ validator: Uint8Array; bytes: Uint8Array }> | AcmeProblem> {
+    let answer;
+    try {
+      answer = await corroborate(
+        authorization.identifier,
+        challenge.type,
+        challenge.token,
+        keyAuth,
+      );
+    } catch (error) {
+      this.options.onBackgroundError(error);
+      this.options.onCorroboration?.('refused');
+      return problem(
+        ProblemType.incorrectResponse,
+        `multi-perspective validation failed: ${(error as Error).message}`,
+        { identifier: authorization.identifier },
+      );
+    }
+    const distinct = new Map<string, { validator: Uint8Array; bytes: Uint8Array }>();
+    for (const attestation of answer.attestations) {
+      distinct.set(toHex(attestation.validator), {
+        validator: attestation.validator,
+        bytes: attestation.bytes,
+      });
+    }
+    const needed = dcvRequiredCount(answer.holders);
+    if (distinct.size < needed) {
+      this.options.onCorroboration?.('refused');
+      return problem(
+        ProblemType.incorrectResponse,
+        `multi-perspective validation: ${distinct.size} of ${answer.holders} validators corroborated, ${needed} needed`,
+        { identifier: authorization.identifier },
+      );
+    }
+    this.options.onCorroboration?.('corroborated');
+    return [...distinct.values()];
   }
 
   // -------------------------------------------------------------------------------------------
@@ -653,6 +723,9 @@ export class AcmeService {
         accountId: order.accountId,
         csrDer: order.csr,
         identifiers: order.identifiers,
+        dcv: this.store
+          .authorizationsOfOrder(orderId)
+          .flatMap((authorization) => this.store.attestationsOfAuthorization(authorization.id)),
       });
       const leaf = pemToDer(issued.certificatePem);
       const chain = issued.chainPem.trim() === '' ? [] : pemToDerList(issued.chainPem);

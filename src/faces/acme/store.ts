@@ -158,6 +158,18 @@ const MIGRATIONS: readonly PrefixedMigration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    name: 'multi-perspective validation attestations of each authorization',
+    sql: `
+      CREATE TABLE acme_dcv (
+        authz_id TEXT NOT NULL REFERENCES acme_authz (id),
+        validator BLOB NOT NULL CHECK (length(validator) = 32),
+        attestation BLOB NOT NULL,
+        PRIMARY KEY (authz_id, validator)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const ACME_SCHEMA_VERSION = MIGRATIONS.length;
@@ -326,6 +338,33 @@ export class AcmeStore {
   /** Forgets an order's transaction (it failed: a retry sends a new one). */
   forgetIssuance(orderId: string): void {
     this.db.prepare('DELETE FROM acme_issuance WHERE order_id = ?').run(orderId);
+  }
+
+  /**
+   * Records the multi-perspective validation attestations of an authorization (docs/acme.md,
+   * "Multi-perspective validation"), one per validator; a validator's later one replaces it.
+   */
+  recordAttestations(
+    authorizationId: string,
+    attestations: ReadonlyArray<{ readonly validator: Uint8Array; readonly bytes: Uint8Array }>,
+  ): void {
+    const insert = this.db.prepare(
+      'INSERT INTO acme_dcv (authz_id, validator, attestation) VALUES (?, ?, ?) ' +
+        'ON CONFLICT (authz_id, validator) DO UPDATE SET attestation = excluded.attestation',
+    );
+    for (const { validator, bytes } of attestations) {
+      insert.run(authorizationId, Buffer.from(validator), Buffer.from(bytes));
+    }
+  }
+
+  /** The attestations recorded for an authorization, by validator key. */
+  attestationsOfAuthorization(authorizationId: string): Uint8Array[] {
+    return (
+      this.db
+        .prepare('SELECT attestation FROM acme_dcv WHERE authz_id = ? ORDER BY validator')
+        .pluck()
+        .all(authorizationId) as Buffer[]
+    ).map((row) => new Uint8Array(row));
   }
 
   /** Uses the acme_ tables of an already open connection (e.g. the node store's file). */

@@ -1,0 +1,31 @@
+import type { ChallengeType } from './identifiers.js';
+import type { AcmeIdentifier } from './problems.js';
+
+/**
+ * Multi-perspective issuance corroboration (docs/acme.md, "Multi-perspective validation"): after
+ * a challenge validates locally, the server asks the CA's validators to check it again from
+ * their own vantage points. What the node supplies (src/node/acme-mpic.ts); the server only
+ * counts and stores what comes back.
+ */
+export interface AcmeCorroboration {
+  /** How many validators (the CA's current intermediate holders) were asked. */
+  readonly holders: number;
+  /**
+   * The attestations that say the challenge is met, each with the key of the validator that
+   * signed it (32 bytes); the server counts distinct validators.
+   */
+  readonly attestations: ReadonlyArray<{
+    readonly validator: Uint8Array;
+    readonly bytes: Uint8Array;
+  }>;
+}
+
+/** Asks every validator to check one challenge; never rejects for what a validator answers. */
+export type AcmeCorroborate = (
+  identifier: AcmeIdentifier,
+  method: ChallengeType,
+  token: string,
+  keyAuthorization: string,
+) => Promise<AcmeCorroboration>;
+
+export type AcmeMpicOutcome = 'corroborated' | 'refused';

@@ -1,0 +1,253 @@
+import type { KeyObject } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
+import { sha256 } from '../crypto/hash.js';
+import type { CaCorroborateRequest } from '../faces/ca-rpc.js';
+import {
+  validateChallenge,
+  type AcmeCorroborate,
+  type AcmeCorroboration,
+  type ValidationOptions,
+} from '../faces/acme/index.js';
+import { StoqError, StoqErrorCode, type PeerIdentity } from '../stoq/index.js';
+import {
+  decodeDcvAttestation,
+  dcvIdentifier,
+  signDcvAttestation,
+  verifyDcvAttestation,
+} from '../trustchain/ca-module/dcv.js';
+import type { CaIssuer } from '../trustchain/ca-module/index.js';
+
+/**
+ * Multi-perspective validation in the node (docs/acme.md, "Multi-perspective validation"):
+ *
+ * - the corroborator answers the CA RPC's `corroborate`: it runs the ACME challenge validation
+ *   with this node's own ACME validation options (ports, DNS resolver) and signs a DCV
+ *   attestation (src/trustchain/ca-module/dcv.ts) with the node's Ed25519 identity key;
+ * - the collector is what the node's ACME server calls after a challenge validated locally: it
+ *   asks every current intermediate holder (itself locally, the others over STOQ) in parallel
+ *   with a deadline and returns the attestations that verify and say ok.
+ */
+
+/** Corroborations one caller may have running at once on a node. */
+export const MAX_CORROBORATIONS_PER_PEER = 4;
+/** How long the collector waits for all holders (a validation attempt takes at most 10 s). */
+export const DEFAULT_CORROBORATION_DEADLINE_MS = 15_000;
+
+export type CorroborateResult = 'ok' | 'failed' | 'refused';
+
+export interface CorroboratorOptions {
+  readonly chainId: string;
+  /** The node identity's Ed25519 key: the attestation's validator key and signer. */
+  readonly identityKey: KeyObject;
+  /** This node's ACME validation options (acme-node.ts builds them from the `acme` config). */
+  readonly validation: ValidationOptions;
+  /** The node's latest committed height (the attestation's `height`). */
+  readonly latestHeight: () => number;
+  /** Whether this node currently holds an intermediate (only holders attest). */
+  readonly isHolder: () => boolean;
+  /**
+   * Resolves once the node has committed `height` (true) or after `timeoutMs` (false); absent:
+   * the request's height is not waited for.
+   */
+  readonly awaitHeight?: (height: number, timeoutMs: number) => Promise<boolean>;
+  readonly maxPerPeer?: number;
+}
+
+/** A corroboration request: the RPC's, checked by its schema (or built by the node itself). */
+export type Corroborator = (
+  request: CaCorroborateRequest,
+  caller: Pick<PeerIdentity, 'role' | 'name' | 'uri'>,
+) => Promise<Uint8Array>;
+
+export function createCorroborator(options: CorroboratorOptions): Corroborator {
+  const validator = ed25519RawPublicKey(options.identityKey);
+  const maxPerPeer = options.maxPerPeer ?? MAX_CORROBORATIONS_PER_PEER;
+  const running = new Map<string, number>();
+  const refuse = (code: StoqErrorCode, message: string): never => {
+    throw new StoqError(code, message);
+  };
+  return async (request, caller) => {
+    if (caller.role === 'client') {
+      refuse(StoqErrorCode.PERMISSION_DENIED, 'only validators and nodes may ask to corroborate');
+    }
+    if (!options.isHolder()) {
+      refuse(StoqErrorCode.UNAVAILABLE, 'this node holds no intermediate: it does not attest');
+    }
+    if (!request.keyAuthorization.startsWith(`${request.token}.`)) {
+      refuse(StoqErrorCode.INVALID_ARGUMENT, 'the key authorization does not start with the token');
+    }
+    let identifier: string;
+    try {
+      identifier = dcvIdentifier(request.identifier.type, request.identifier.value);
+    } catch (error) {
+      return refuse(StoqErrorCode.INVALID_ARGUMENT, (error as Error).message);
+    }
+    if (request.method === 'dns-01' && options.validation.txtResolver === undefined) {
+      refuse(StoqErrorCode.UNAVAILABLE, 'this node has no DNS resolver for dns-01');
+    }
+    const count = running.get(caller.uri) ?? 0;
+    if (count >= maxPerPeer) {
+      refuse(
+        StoqErrorCode.RESOURCE_EXHAUSTED,
+        `${maxPerPeer} corroborations of ${caller.name} are running already`,
+      );
+    }
+    running.set(caller.uri, count + 1);
+    let outcome;
+    try {
+      if (
+        request.height !== undefined &&
+        options.awaitHeight !== undefined &&
+        request.height > options.latestHeight()
+      ) {
+        await options.awaitHeight(request.height, options.validation.timeoutMs);
+      }
+      outcome = await validateChallenge(
+        request.method,
+        request.identifier,
+        request.token,
+        request.keyAuthorization,
+        options.validation,
+      );
+    } finally {
+      const left = (running.get(caller.uri) ?? 1) - 1;
+      if (left === 0) running.delete(caller.uri);
+      else running.set(caller.uri, left);
+    }
+    const ok = outcome === null;
+    return signDcvAttestation(
+      {
+        chainId: options.chainId,
+        account: request.account,
+        identifier,
+        method: request.method,
+        keyAuthorizationHash: sha256(new TextEncoder().encode(request.keyAuthorization)),
+        height: options.latestHeight(),
+        ok,
+        validator,
+      },
+      options.identityKey,
+    );
+  };
+}
+
+/** The `hypermesh_ca_corroborate_total{result}` counter of the RPC. */
+export function createCorroborateCounter(registry: Registry): (result: CorroborateResult) => void {
+  const counter = new Counter({
+    name: 'hypermesh_ca_corroborate_total',
+    help: 'CA RPC corroborate calls by result (ok, failed: the challenge is not met, refused)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  return (result) => counter.inc({ result });
+}
+
+export interface CollectorOptions {
+  readonly chainId: string;
+  /** The ACME account (Ed25519 public key) the node's requests come from. */
+  readonly account: Uint8Array;
+  /** The current intermediate holders (genesis and added). */
+  readonly holders: () => readonly CaIssuer[];
+  /** This node's identity key (a holder with this account is asked locally). */
+  readonly self: Uint8Array;
+  /** This node's committed height (sent along: a peer behind it waits for it). */
+  readonly latestHeight: () => number;
+  /** This node's own corroborator. */
+  readonly local: (request: CaCorroborateRequest) => Promise<Uint8Array>;
+  /** Asks holder `peer` (its node name) over STOQ. */
+  readonly remote: (
+    peer: string,
+    request: CaCorroborateRequest,
+    deadlineMs: number,
+  ) => Promise<Uint8Array>;
+  readonly deadlineMs?: number;
+  /** A holder that did not answer with a usable attestation (logged by the node). */
+  readonly onFailure?: (holder: string, reason: string) => void;
+}
+
+/** Why an attestation from `holder` does not count, or null when it does. */
+function attestationProblem(
+  bytes: Uint8Array,
+  holder: CaIssuer,
+  expected: {
+    chainId: string;
+    account: Uint8Array;
+    identifier: string;
+    method: string;
+    kah: Uint8Array;
+  },
+): string | null {
+  const attestation = decodeDcvAttestation(bytes);
+  const body = attestation.body;
+  if (!verifyDcvAttestation(attestation)) return 'the signature does not verify';
+  if (!bytesEqual(body.validator, holder.account)) return 'signed by another validator';
+  if (body.chainId !== expected.chainId) return `for chain ${body.chainId}`;
+  if (!bytesEqual(body.account, expected.account)) return 'for another account';
+  if (body.identifier !== expected.identifier) return `for ${body.identifier}`;
+  if (body.method !== expected.method) return `for method ${body.method}`;
+  if (!bytesEqual(body.keyAuthorizationHash, expected.kah)) return 'for another key authorization';
+  if (!body.ok) return 'the challenge is not met from its perspective';
+  return null;
+}
+
+export function createCorroborationCollector(options: CollectorOptions): AcmeCorroborate {
+  const deadlineMs = options.deadlineMs ?? DEFAULT_CORROBORATION_DEADLINE_MS;
+  return async (identifier, method, token, keyAuthorization): Promise<AcmeCorroboration> => {
+    const holders = options.holders();
+    const request: CaCorroborateRequest = {
+      account: options.account,
+      identifier: { type: identifier.type, value: identifier.value },
+      method,
+      token,
+      keyAuthorization,
+      height: options.latestHeight(),
+    };
+    const expected = {
+      chainId: options.chainId,
+      account: options.account,
+      identifier: dcvIdentifier(identifier.type, identifier.value),
+      method,
+      kah: sha256(new TextEncoder().encode(keyAuthorization)),
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), deadlineMs);
+      timer.unref();
+    });
+    const ask = async (
+      holder: CaIssuer,
+    ): Promise<{ validator: Uint8Array; bytes: Uint8Array } | null> => {
+      try {
+        const asked = bytesEqual(holder.account, options.self)
+          ? options.local(request)
+          : options.remote(holder.name, request, deadlineMs);
+        const bytes = await Promise.race([asked, expired]);
+        if (bytes === 'expired') {
+          options.onFailure?.(holder.name, `no answer within ${deadlineMs} ms`);
+          return null;
+        }
+        const problem = attestationProblem(bytes, holder, expected);
+        if (problem !== null) {
+          options.onFailure?.(holder.name, problem);
+          return null;
+        }
+        return { validator: holder.account, bytes };
+      } catch (error) {
+        options.onFailure?.(holder.name, (error as Error).message);
+        return null;
+      }
+    };
+    try {
+      const answers = await Promise.all(holders.map(ask));
+      const distinct = new Map<string, { validator: Uint8Array; bytes: Uint8Array }>();
+      for (const answer of answers) {
+        if (answer !== null) distinct.set(toHex(answer.validator), answer);
+      }
+      return { holders: holders.length, attestations: [...distinct.values()] };
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
