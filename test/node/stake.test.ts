@@ -252,6 +252,17 @@ describe('hypermesh stake against a running validator', () => {
     return { running, treasuryKeyFile: layout.ledger.treasuryKeyFile };
   }
 
+  /** Resolves once the chain has committed its first block. */
+  function firstBlock(running: ValidatorNode): Promise<void> {
+    return waitForCondition(
+      running.driver,
+      'commit',
+      () => running.driver.status().committedHeight >= 1,
+      'the first block',
+      15_000,
+    );
+  }
+
   /** Sends `amount` tokens from the treasury to an account and waits for the commit. */
   async function fund(treasuryKeyFile: string, to: string, amount: string): Promise<void> {
     const sent = await run([
@@ -273,13 +284,7 @@ describe('hypermesh stake against a running validator', () => {
   it('lists the set, delegates, unbonds, creates a validator and refuses bad input', async () => {
     // No issuance: stake then changes only by the transactions below.
     const { running, treasuryKeyFile } = await startStakingChain('live', { blockReward: '0' });
-    await waitForCondition(
-      running.driver,
-      'commit',
-      () => running.driver.status().committedHeight >= 1,
-      'the first block',
-      15_000,
-    );
+    await firstBlock(running);
     const node1 = layout.nodes[0]?.id as string;
 
     const listed = await run(['stake', 'validators', '--cluster', layout.dir]);
@@ -697,13 +702,7 @@ describe('hypermesh stake against a running validator', () => {
   it('a hybrid wallet delegates, unbonds, proposes and votes from its hybrid account', async () => {
     while (nodes.length > 0) await nodes.shift()?.stop();
     const { running, treasuryKeyFile } = await startStakingChain('hybrid', { blockReward: '0' });
-    await waitForCondition(
-      running.driver,
-      'commit',
-      () => running.driver.status().committedHeight >= 1,
-      'the first block',
-      15_000,
-    );
+    await firstBlock(running);
     const node1 = layout.nodes[0]?.id as string;
     const file = path.join(root, 'hybrid.key');
     assert.equal((await run(['wallet', 'create', '--falcon', '--out', file])).code, 0);
