@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { consensusAddress, ed25519Address, formatAddress } from '../../src/caesar/index.js';
-import { decodeQuorumCertificate } from '../../src/consensus/wire.js';
+import { decodeBlock, decodeQuorumCertificate } from '../../src/consensus/wire.js';
 import { certificateIdentity, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
 import { verifyIssuedCertificate } from '../../src/trustchain/ca/verify.js';
@@ -50,6 +50,7 @@ import { waitForCondition } from '../helpers/wait.js';
 const SUITE_MS = 300_000;
 const START_MS = 60_000;
 const STEP_MS = 90_000;
+const PUBLISH_WINDOW_BLOCKS = 40;
 const SELF_BOND = 40;
 const GENESIS_STAKE = 10_000_000n;
 const SLASH_BPS = 500n;
@@ -198,6 +199,15 @@ before(async () => {
     'maxMissed=99',
   ]);
   assert.equal(init.code, 0, init.err);
+  // The issuer rotation's first issuer for a block (its proposer) publishes alone for
+  // `publishWindowBlocks`; a long window makes "who publishes" depend on the rotation only, not
+  // on how quickly a loaded machine lets the proposer sign (the last step checks node-5's turn).
+  const genesisFile = path.join(clusterDir, 'genesis.json');
+  const genesis = JSON.parse(await readFile(genesisFile, 'utf8')) as {
+    app: { ca: Record<string, unknown> };
+  };
+  genesis.app.ca['publishWindowBlocks'] = PUBLISH_WINDOW_BLOCKS;
+  await writeFile(genesisFile, `${JSON.stringify(genesis, null, 2)}\n`);
   const layout = await readClusterLayout(clusterDir);
   for (const node of layout.nodes) start(node.name, node.configFile);
   await Promise.all([...nodes.values()].map((node) => node.ready));
@@ -503,15 +513,20 @@ describe(
         () => logged('node-5', 'ca intermediate in effect: publishing').length > 0,
         () => `node-5 to take up its intermediate (at ${height('node-5')})`,
       );
-      // node-5 proposes most blocks (40 of 70): a request in a block it proposes is its to
-      // publish first. A few requests suffice.
-      // (`cert request` writes a chain from the genesis bundle, which lacks node-5's
-      // intermediate: the request goes through the same client function without it.)
+      // node-5 proposes most blocks (40 of 70): a request committed in a block it proposes is
+      // its to publish (alone, for the window set in `before`). Each request's block is looked
+      // up, so every publication is checked against the rotation, until one falls to node-5.
       // `cert request` writes the chain from the bundle in effect, so a certificate node-5
       // publishes chains to its added intermediate, and openssl accepts it against the root.
-      const issuers: string[] = [];
+      const names = new Map<string, string>();
+      for (const name of ['node-1', 'node-2', 'node-3']) {
+        const key = await readWalletKey(path.join(clusterDir, name, `${name}.key`));
+        names.set(formatAddress(Buffer.from(consensusAddress(key.publicKey))), name);
+      }
+      names.set(node5Address, 'node-5');
+      const turns: string[] = [];
       let chainOf5 = '';
-      for (let attempt = 0; attempt < 6 && !issuers.includes('node-5'); attempt++) {
+      for (let attempt = 0; attempt < 12 && chainOf5 === ''; attempt++) {
         const out = path.join(clusterDir, `svc-${attempt}`);
         const result = await runCli([
           'cert',
@@ -526,12 +541,23 @@ describe(
           String(STEP_MS),
         ]);
         assert.equal(result.code, 0, result.err);
-        const issuer = /published at height \d+ by (\S+?)\)/.exec(result.out)?.[1];
-        assert.ok(issuer !== undefined, result.out);
-        issuers.push(issuer);
-        if (issuer === 'node-5') chainOf5 = `${out}.chain.pem`;
+        const found = /committed at height (\d+), published at height \d+ by (\S+?)\)/.exec(
+          result.out,
+        );
+        assert.ok(found !== null, result.out);
+        const { header } = decodeBlock(
+          (await (session as OperatorSession).client('node-1').getBlock(Number(found[1]))).block,
+        );
+        const proposer = names.get(header.proposer) ?? header.proposer;
+        turns.push(`height ${found[1]}: proposed by ${proposer}, published by ${found[2]}`);
+        assert.equal(found[2], proposer, turns.join('; '));
+        if (proposer === 'node-5') chainOf5 = `${out}.chain.pem`;
       }
-      assert.ok(issuers.includes('node-5'), `issuers: ${issuers.join(', ')}`);
+      assert.notEqual(
+        chainOf5,
+        '',
+        `no request fell in a block node-5 proposed: ${turns.join('; ')}`,
+      );
       assert.ok(logged('node-5', 'ca publication submitted').length > 0);
       const verified = spawnSync(
         'openssl',
