@@ -18,6 +18,7 @@ import {
 import {
   loadClusterTarget,
   openOperatorSession,
+  type ClusterTarget,
   type OperatorSession,
 } from '../../src/node/operator.js';
 
@@ -108,7 +109,6 @@ export async function startBenchCluster(options: {
    */
   readonly discovery?: boolean;
 }): Promise<BenchCluster> {
-  const { progress } = options;
   const layout = await initCluster({
     out: options.dir,
     validators: options.validators,
@@ -127,10 +127,38 @@ export async function startBenchCluster(options: {
     discovery: options.discovery ?? false,
     ca: false,
   });
+  const started = await spawnBenchCluster(layout, { ...options, open: openOperatorSession });
+  const { sessions } = started;
+  return {
+    ...started,
+    client: perConnection(sessions.length, (connection, node) =>
+      (sessions[connection] as OperatorSession).client(node),
+    ),
+  };
+}
+
+/** What `spawnBenchCluster` started: a `BenchCluster` but for its clients, and the sessions. */
+export type SpawnedBenchCluster<S> = Omit<BenchCluster, 'client'> & { readonly sessions: S[] };
+
+/**
+ * Starts the layout's nodes (`spawnWatchedValidators`), waits until each has committed height 2,
+ * and opens `connections` operator sessions with `open`; stops what it started if that fails.
+ */
+export async function spawnBenchCluster<S extends { close(): Promise<void> }>(
+  layout: ClusterInitResult,
+  options: {
+    readonly connections: number;
+    readonly progress: (message: string) => void;
+    readonly startTimeoutMs?: number;
+    readonly open: (target: ClusterTarget) => Promise<S>;
+  },
+): Promise<SpawnedBenchCluster<S>> {
   const genesis = await readGenesisFile(layout.genesisFile);
-  const { processes, listeners, nodeWarnings } = spawnWatchedValidators(layout.nodes, progress);
-  const sessions: OperatorSession[] = [];
-  const clients = new Map<string, NodeRpcClient>();
+  const { processes, listeners, nodeWarnings } = spawnWatchedValidators(
+    layout.nodes,
+    options.progress,
+  );
+  const sessions: S[] = [];
   const close = async (): Promise<void> => {
     await Promise.all(sessions.map((session) => session.close().catch(() => undefined)));
     await Promise.all(processes.map((child) => child.stop(5_000)));
@@ -140,7 +168,7 @@ export async function startBenchCluster(options: {
     const timeout = options.startTimeoutMs ?? 60_000;
     await Promise.all(processes.map((child) => child.waitForHeight(2, timeout)));
     const target = await loadClusterTarget(layout.dir);
-    for (let i = 0; i < options.connections; i++) sessions.push(await openOperatorSession(target));
+    for (let i = 0; i < options.connections; i++) sessions.push(await options.open(target));
   } catch (error) {
     await close();
     throw error;
@@ -151,20 +179,28 @@ export async function startBenchCluster(options: {
     names: layout.nodes.map((node) => node.name),
     processes,
     connections: sessions.length,
-    client: (connection, node) => {
-      const key = `${connection % sessions.length}/${node}`;
-      let client = clients.get(key);
-      if (client === undefined) {
-        const session = sessions[connection % sessions.length];
-        if (session === undefined) throw new Error('no client connection');
-        client = session.client(node);
-        clients.set(key, client);
-      }
-      return client;
-    },
+    sessions,
     onCommit: (listener) => listeners.push(listener),
     nodeWarnings,
     close,
+  };
+}
+
+/** `make(connection mod connections, node)`, made once per connection and node. */
+export function perConnection<T>(
+  connections: number,
+  make: (connection: number, node: string) => T,
+): (connection: number, node: string) => T {
+  const made = new Map<string, T>();
+  return (connection, node) => {
+    const index = connection % connections;
+    const key = `${index}/${node}`;
+    let value = made.get(key);
+    if (value === undefined) {
+      value = make(index, node);
+      made.set(key, value);
+    }
+    return value;
   };
 }
 

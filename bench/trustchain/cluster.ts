@@ -1,18 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import type { NodeRpcClient } from '../../src/consensus/net/index.js';
 import { DEV_PROOF_PARAMS } from '../../src/consensus/genesis.js';
 import { caService, type CaRpcService } from '../../src/faces/ca-rpc.js';
 import { initCluster } from '../../src/node/cluster-init.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
 import { createNodeRpcClient } from '../../src/consensus/net/index.js';
-import {
-  loadClusterTarget,
-  openOperatorParts,
-  type OperatorParts,
-} from '../../src/node/operator.js';
+import { openOperatorParts, type OperatorParts } from '../../src/node/operator.js';
 import type { RpcClient } from '../../src/stoq/index.js';
-import { spawnWatchedValidators, type BenchCluster } from '../consensus/cluster.js';
+import { perConnection, spawnBenchCluster, type BenchCluster } from '../consensus/cluster.js';
 
 /**
  * A local cluster for the trustchain benchmark: `cluster init` with the TrustChain CA and an
@@ -58,7 +53,6 @@ export async function startTrustchainCluster(options: {
   readonly http01Port: number;
   readonly progress: (message: string) => void;
 }): Promise<TrustchainCluster> {
-  const { progress } = options;
   const layout = await initCluster({
     out: options.dir,
     validators: options.validators,
@@ -85,54 +79,19 @@ export async function startTrustchainCluster(options: {
   // The ACME HTTPS certificates come from each node's TrustChain intermediate.
   const httpsRootPem = await readFile(layout.trustRootsFile, 'utf8');
 
-  const { processes, listeners, nodeWarnings } = spawnWatchedValidators(layout.nodes, progress);
-  const sessions: OperatorParts[] = [];
-  const close = async (): Promise<void> => {
-    await Promise.all(sessions.map((session) => session.close().catch(() => undefined)));
-    await Promise.all(processes.map((child) => child.stop(5_000)));
-  };
-  try {
-    await Promise.all(processes.map((child) => child.ready));
-    await Promise.all(processes.map((child) => child.waitForHeight(2, 60_000)));
-    const target = await loadClusterTarget(layout.dir);
-    for (let i = 0; i < options.connections; i++) sessions.push(await openOperatorParts(target));
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  const session = (connection: number): OperatorParts => {
-    const found = sessions[connection % sessions.length];
-    if (found === undefined) throw new Error('no client connection');
-    return found;
-  };
-  const clients = new Map<string, NodeRpcClient>();
-  const caClients = new Map<string, RpcClient<CaRpcService>>();
+  const started = await spawnBenchCluster(layout, { ...options, open: openOperatorParts });
+  const { sessions, processes } = started;
   return {
-    layout,
-    genesis,
-    names: layout.nodes.map((node) => node.name),
-    processes,
-    connections: sessions.length,
-    client: (connection, node) => {
-      const key = `${connection % sessions.length}/${node}`;
-      let client = clients.get(key);
-      if (client === undefined) {
-        client = createNodeRpcClient({ endpoint: session(connection).parts.endpoint, peer: node });
-        clients.set(key, client);
-      }
-      return client;
-    },
-    ca: (connection, node) => {
-      const key = `${connection % sessions.length}/${node}`;
-      let client = caClients.get(key);
-      if (client === undefined) {
-        client = session(connection).parts.endpoint.client(caService, node);
-        caClients.set(key, client);
-      }
-      return client;
-    },
-    onCommit: (listener) => listeners.push(listener),
-    nodeWarnings,
+    ...started,
+    client: perConnection(sessions.length, (connection, node) =>
+      createNodeRpcClient({
+        endpoint: (sessions[connection] as OperatorParts).parts.endpoint,
+        peer: node,
+      }),
+    ),
+    ca: perConnection(sessions.length, (connection, node) =>
+      (sessions[connection] as OperatorParts).parts.endpoint.client(caService, node),
+    ),
     acmeDirectories,
     httpsRootPem,
     caCluster: genesis.chainId,
@@ -144,6 +103,5 @@ export async function startTrustchainCluster(options: {
       );
       return seconds.reduce((sum, value) => sum + value, 0);
     },
-    close,
   };
 }
