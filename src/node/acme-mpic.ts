@@ -5,11 +5,14 @@ import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { sha256 } from '../crypto/hash.js';
 import type { CaCorroborateRequest } from '../faces/ca-rpc.js';
 import {
+  AcmeProblem,
   validateChallenge,
   type AcmeCorroborate,
   type AcmeCorroboration,
+  type AcmeIdentifier,
   type ValidationOptions,
 } from '../faces/acme/index.js';
+import { checkOrderIdentifiers } from '../faces/acme/identifiers.js';
 import { StoqError, StoqErrorCode, type PeerIdentity } from '../stoq/index.js';
 import {
   decodeDcvAttestation,
@@ -17,14 +20,16 @@ import {
   signDcvAttestation,
   verifyDcvAttestation,
 } from '../trustchain/ca-module/dcv.js';
-import type { CaIssuer } from '../trustchain/ca-module/index.js';
+import { requesterFor, type CaIssuer, type CaModuleConfig } from '../trustchain/ca-module/index.js';
 
 /**
  * Multi-perspective validation in the node (docs/acme.md, "Multi-perspective validation"):
  *
- * - the corroborator answers the CA RPC's `corroborate`: it runs the ACME challenge validation
- *   with this node's own ACME validation options (ports, DNS resolver) and signs a DCV
- *   attestation (src/trustchain/ca-module/dcv.ts) with the node's Ed25519 identity key;
+ * - the corroborator answers the CA RPC's `corroborate`: for an identifier the asking ACME
+ *   account's grant could be issued for (`grantCorroborationAuthorizer`), it runs the ACME
+ *   challenge validation with this node's own ACME validation options (ports, DNS resolver) and
+ *   signs a DCV attestation (src/trustchain/ca-module/dcv.ts) with the node's Ed25519 identity
+ *   key;
  * - the collector is what the node's ACME server calls after a challenge validated locally: it
  *   asks every current intermediate holder (itself locally, the others over STOQ) in parallel
  *   with a deadline and returns the attestations that verify and say ok.
@@ -37,12 +42,56 @@ export const DEFAULT_CORROBORATION_DEADLINE_MS = 15_000;
 
 export type CorroborateResult = 'ok' | 'failed' | 'refused';
 
+/**
+ * Why `account` may not have `identifier` validated by this node, or null when it may. Checked
+ * before any network request, so a peer cannot point the node's HTTP requests and DNS lookups
+ * at names no certificate could be issued for.
+ */
+export type CorroborationAuthorizer = (
+  account: Uint8Array,
+  identifier: AcmeIdentifier,
+) => string | null;
+
+/**
+ * The `ca` module's grants as a `CorroborationAuthorizer` (least privilege, docs/acme.md
+ * "Multi-perspective validation"): `account` must have a grant with `requireDcv` — an ACME
+ * server's account, the only kind whose requests carry DCV attestations — and `identifier` must
+ * be a DNS name or IP address that grant allows. The grant is read with the module's
+ * `requesterFor` and the identifier checked with `checkOrderIdentifiers`, the check the
+ * account's own ACME server applies to orders (the CA core's name rules and zone and range
+ * matching of src/trustchain/ca/names.ts, as `checkRequest` applies them). Grants are decided by
+ * the genesis alone (config.ts `caGenesisFromApp`; no transaction changes them), so the module
+ * configuration is the committed truth at every height.
+ */
+export function grantCorroborationAuthorizer(ca: CaModuleConfig): CorroborationAuthorizer {
+  return (account, identifier) => {
+    if (!ca.grants.has(toHex(account))) return 'the account has no grant in the genesis app.ca';
+    const requester = requesterFor(ca, account);
+    if (!requester.requireDcv) {
+      return 'its grant does not have requireDcv (it is no ACME server\u2019s account)';
+    }
+    try {
+      checkOrderIdentifiers([identifier], {
+        dnsZones: requester.dnsZones,
+        ipRanges: requester.ipRanges,
+        wildcards: requester.wildcards,
+      });
+    } catch (error) {
+      if (error instanceof AcmeProblem) return `its grant does not allow it (${error.message})`;
+      throw error;
+    }
+    return null;
+  };
+}
+
 export interface CorroboratorOptions {
   readonly chainId: string;
   /** The node identity's Ed25519 key: the attestation's validator key and signer. */
   readonly identityKey: KeyObject;
   /** This node's ACME validation options (acme-node.ts builds them from the `acme` config). */
   readonly validation: ValidationOptions;
+  /** Which accounts may have which identifiers validated (`grantCorroborationAuthorizer`). */
+  readonly authorize: CorroborationAuthorizer;
   /** The node's latest committed height (the attestation's `height`). */
   readonly latestHeight: () => number;
   /** Whether this node currently holds an intermediate (only holders attest). */
@@ -83,6 +132,13 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
       identifier = dcvIdentifier(request.identifier.type, request.identifier.value);
     } catch (error) {
       return refuse(StoqErrorCode.INVALID_ARGUMENT, (error as Error).message);
+    }
+    const refusal = options.authorize(request.account, request.identifier);
+    if (refusal !== null) {
+      refuse(
+        StoqErrorCode.PERMISSION_DENIED,
+        `account ${toHex(request.account)} may not have ${request.identifier.type} identifier ${JSON.stringify(request.identifier.value)} validated: ${refusal}`,
+      );
     }
     if (request.method === 'dns-01' && options.validation.txtResolver === undefined) {
       refuse(StoqErrorCode.UNAVAILABLE, 'this node has no DNS resolver for dns-01');

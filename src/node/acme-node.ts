@@ -24,6 +24,7 @@ import type { ValidationOptions } from '../faces/acme/index.js';
 import {
   createCorroborationCollector,
   createCorroborator,
+  grantCorroborationAuthorizer,
   type Corroborator,
 } from './acme-mpic.js';
 import type { SocketAddress, StoqEndpoint } from '../stoq/index.js';
@@ -122,6 +123,14 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
       2,
     );
   }
+  if (!grant.requireDcv) {
+    // The holders corroborate only for requireDcv grants (acme-mpic.ts): every challenge of
+    // this server would fail multi-perspective validation.
+    throw new CliError(
+      `the ACME account key ${acme.accountKeyFile} (account ${toHex(account.publicKey)}) has a genesis app.ca grant without "requireDcv": true, so the intermediate holders would not corroborate its challenges`,
+      2,
+    );
+  }
   const certificateFile = acme.certificateFile ?? config.identity.certificateFile;
   let cert: string;
   try {
@@ -188,6 +197,8 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     chainId: genesis.chainId,
     identityKey: options.identityKey,
     validation,
+    // Only identifiers an ACME account's grant allows (genesis grants: they never change).
+    authorize: grantCorroborationAuthorizer(ca),
     latestHeight,
     isHolder: () => holders().some((holder) => bytesEqual(holder.account, self)),
     awaitHeight,

@@ -470,6 +470,38 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     );
   });
 
+  it('a node refuses an ACME account whose grant lacks requireDcv (exit code 2)', async () => {
+    // The holders corroborate only for requireDcv grants (acme-mpic.ts), so every challenge of
+    // such a server would fail multi-perspective validation.
+    const node = nodes[0]!;
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    const ca = genesisApplication(genesis).ca;
+    assert.ok(ca !== undefined);
+    const grants = new Map(
+      [...ca.grants].map(([account, g]) => [account, { ...g, requireDcv: false }]),
+    );
+    await assert.rejects(
+      startAcmeNode({
+        config: node.config,
+        genesis,
+        ca: { ...ca, grants },
+        identityKey: generateEd25519KeyPair().privateKey,
+        query: () => {
+          throw new Error('no query expected');
+        },
+        submit: () => Promise.reject(new Error('no submission expected')),
+        pending: () => false,
+        dnsServer: null,
+        dnsZones: null,
+        committed: { state: { get: () => null }, latestHeight: () => null },
+        registry: new Registry(),
+        logger: createLogger({ node: 'test' }, () => undefined, 'error'),
+      }),
+      (error: unknown) =>
+        error instanceof CliError && error.exitCode === 2 && /requireDcv/.test(error.message),
+    );
+  });
+
   it('cluster init: --no-acme writes no ACME config or grants; overlapping ports are refused', async () => {
     const other = path.join(root, 'no-acme');
     const init = await runCli([...clusterInitArgs(other, 1), '--no-caesar', '--no-acme']);

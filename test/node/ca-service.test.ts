@@ -24,7 +24,7 @@ import {
 import { encodeMerkleTreeLeaf, openCtLog, type CtLog } from '../../src/trustchain/ct/index.js';
 import { sha256 } from '../../src/crypto/hash.js';
 import { caService as caRpcService } from '../../src/faces/ca-rpc.js';
-import { createCorroborator } from '../../src/node/acme-mpic.js';
+import { createCorroborator, grantCorroborationAuthorizer } from '../../src/node/acme-mpic.js';
 import { StoqErrorCode } from '../../src/stoq/errors.js';
 import { RpcClient } from '../../src/stoq/rpc/client.js';
 import { RpcServer } from '../../src/stoq/rpc/server.js';
@@ -274,6 +274,7 @@ describe('CA service: validate and revocation in STOQ', () => {
         chainId: 'mpic-test-chain',
         identityKey: validatorKey,
         validation: { http01Port: responder.port, tlsAlpn01Port: 1, timeoutMs: 5_000 },
+        authorize: grantCorroborationAuthorizer(fixture.config),
         latestHeight: () => 7,
         isHolder: () => holder,
       }),
@@ -298,7 +299,8 @@ describe('CA service: validate and revocation in STOQ', () => {
       return new RpcClient(caRpcService, clientSession, { metrics: rpcMetrics, logger: rpcLogger });
     };
     try {
-      const account = ed25519RawPublicKey(generateKeyPairSync('ed25519').privateKey);
+      // The requireDcv grant (an ACME server's account) allows 127.0.0.0/8.
+      const account = fixture.dcvOperator.publicKey;
       const token = Buffer.from(randomBytes(32)).toString('base64url');
       const keyAuthorization = `${token}.${Buffer.from(randomBytes(32)).toString('base64url')}`;
       responder.tokens.set(token, keyAuthorization);
@@ -330,6 +332,11 @@ describe('CA service: validate and revocation in STOQ', () => {
       await assert.rejects(
         peer.call('corroborate', { ...request, identifier: { type: 'ip', value: 'not-an-ip' } }),
         isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+      );
+      // Least privilege: only identifiers a requireDcv grant allows (test/node/acme-mpic.test.ts).
+      await assert.rejects(
+        peer.call('corroborate', { ...request, account: fixture.operator.publicKey }),
+        isStoqError(StoqErrorCode.PERMISSION_DENIED),
       );
 
       // The challenge is met: a signed ok attestation with the right fields.
@@ -379,9 +386,9 @@ describe('CA service: validate and revocation in STOQ', () => {
         counterValue(registry, 'hypermesh_ca_corroborate_total', { result });
       assert.equal(await count('ok'), 1);
       assert.equal(await count('failed'), 1);
-      // keyAuthorization, identifier, not a holder, no corroborator (the schema and the role
-      // refuse before the handler runs).
-      assert.equal(await count('refused'), 4);
+      // keyAuthorization, identifier, account, not a holder, no corroborator (the schema and
+      // the role refuse before the handler runs).
+      assert.equal(await count('refused'), 5);
     } finally {
       await rpc.close();
       await Promise.all(callers.map((transport) => transport.close()));

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { toHex } from '../../src/crypto/bytes.js';
+import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
+import { sha256 } from '../../src/crypto/hash.js';
+import { dns01TxtValue, type TxtResolver } from '../../src/faces/acme/index.js';
+import type { CaCorroborateRequest } from '../../src/faces/ca-rpc.js';
+import {
+  createCorroborator,
+  grantCorroborationAuthorizer,
+  type Corroborator,
+} from '../../src/node/acme-mpic.js';
+import { StoqErrorCode } from '../../src/stoq/errors.js';
+import { decodeDcvAttestation, verifyDcvAttestation } from '../../src/trustchain/ca-module/dcv.js';
+import { Http01Responder } from '../faces/acme/fixtures.js';
+import { isStoqError } from '../stoq/rpc-fixture.js';
+import { GRANTED_ZONE, createCaFixture, type CaFixture } from '../trustchain/ca-module/fixture.js';
+
+/**
+ * The corroborator's least privilege (docs/acme.md, "Multi-perspective validation"): it
+ * validates only for an account whose genesis grant has `requireDcv`, and only identifiers that
+ * grant allows; every refusal comes before any HTTP request or DNS lookup.
+ */
+describe('acme-mpic: the corroborator validates only what a requireDcv grant allows', () => {
+  let fixture: CaFixture;
+  let responder: Http01Responder;
+  let corroborator: Corroborator;
+  const validatorKey = generateKeyPairSync('ed25519').privateKey;
+  const caller = { role: 'validator' as const, name: 'node-2', uri: 'spiffe://test/node/node-2' };
+  /** dns-01 records by name; every lookup is recorded. */
+  const txt = new Map<string, string>();
+  const lookups: string[] = [];
+  const txtResolver: TxtResolver = {
+    lookupTxt: (name) => {
+      lookups.push(name);
+      const value = txt.get(name);
+      return Promise.resolve(value === undefined ? [] : [value]);
+    },
+  };
+
+  before(async () => {
+    fixture = await createCaFixture();
+    responder = await Http01Responder.start();
+    corroborator = createCorroborator({
+      chainId: fixture.config.chainId,
+      identityKey: validatorKey,
+      validation: {
+        http01Port: responder.port,
+        tlsAlpn01Port: 1,
+        timeoutMs: 5_000,
+        txtResolver,
+        // Should a refusal ever let an identifier through, its check still stays on loopback.
+        testOnlyConnectAddress: '127.0.0.1',
+      },
+      authorize: grantCorroborationAuthorizer(fixture.config),
+      latestHeight: () => 3,
+      isHolder: () => true,
+    });
+  });
+
+  after(async () => {
+    await responder?.close();
+  });
+
+  /** An http-01 request for `identifier` whose token the responder serves. */
+  const http01 = (
+    account: Uint8Array,
+    identifier: CaCorroborateRequest['identifier'],
+  ): CaCorroborateRequest => {
+    const token = Buffer.from(randomBytes(32)).toString('base64url');
+    const keyAuthorization = `${token}.${Buffer.from(randomBytes(32)).toString('base64url')}`;
+    responder.tokens.set(token, keyAuthorization);
+    return { account, identifier, method: 'http-01', token, keyAuthorization };
+  };
+
+  /** Refused with PERMISSION_DENIED naming the account and identifier, with no network request. */
+  const assertRefused = async (request: CaCorroborateRequest, reason: RegExp): Promise<void> => {
+    const hosts = responder.hosts.length;
+    const looked = lookups.length;
+    await assert.rejects(corroborator(request, caller), (error: unknown) => {
+      assert.ok(isStoqError(StoqErrorCode.PERMISSION_DENIED)(error), String(error));
+      const message = (error as Error).message;
+      assert.ok(message.includes(`account ${toHex(request.account)}`), message);
+      assert.ok(
+        message.includes(
+          `${request.identifier.type} identifier ${JSON.stringify(request.identifier.value)}`,
+        ),
+        message,
+      );
+      assert.match(message, reason);
+      return true;
+    });
+    assert.equal(responder.hosts.length, hosts, 'no http-01 request was made');
+    assert.equal(lookups.length, looked, 'no dns-01 lookup was made');
+  };
+
+  it('an account without a grant is refused', async () => {
+    const unknown = ed25519RawPublicKey(generateKeyPairSync('ed25519').privateKey);
+    await assertRefused(http01(unknown, { type: 'ip', value: '127.0.0.1' }), /has no grant/);
+  });
+
+  it('a grant without requireDcv (the operator’s) is refused, even for its own names', async () => {
+    const operator = fixture.operator.publicKey;
+    assert.equal(fixture.config.grants.get(toHex(operator))?.requireDcv, false);
+    await assertRefused(http01(operator, { type: 'ip', value: '127.0.0.1' }), /requireDcv/);
+    await assertRefused(
+      http01(operator, { type: 'dns', value: `www.${GRANTED_ZONE}` }),
+      /requireDcv/,
+    );
+  });
+
+  it('identifiers outside the requireDcv grant are refused', async () => {
+    const account = fixture.dcvOperator.publicKey;
+    // The grant: DNS zone example.com (wildcards), IP range 127.0.0.0/8.
+    for (const identifier of [
+      { type: 'ip' as const, value: '10.0.0.1' },
+      { type: 'ip' as const, value: '::1' },
+      { type: 'dns' as const, value: 'hypermesh.test' },
+      { type: 'dns' as const, value: `bad${GRANTED_ZONE}` },
+      { type: 'dns' as const, value: `${GRANTED_ZONE}.evil.test` },
+      // Not in the CA's name syntax (upper case): no grant allows it.
+      { type: 'dns' as const, value: `WWW.${GRANTED_ZONE}` },
+    ]) {
+      await assertRefused(http01(account, identifier), /grant does not allow it/);
+    }
+    const token = Buffer.from(randomBytes(32)).toString('base64url');
+    await assertRefused(
+      {
+        account,
+        identifier: { type: 'dns', value: 'attacker.test' },
+        method: 'dns-01',
+        token,
+        keyAuthorization: `${token}.thumbprint`,
+      },
+      /not in a zone/,
+    );
+  });
+
+  it('allowed identifiers validate and are attested as before', async () => {
+    const account = fixture.dcvOperator.publicKey;
+    const request = http01(account, { type: 'ip', value: '127.0.0.1' });
+    const hosts = responder.hosts.length;
+    const attestation = decodeDcvAttestation(await corroborator(request, caller));
+    assert.equal(verifyDcvAttestation(attestation), true);
+    assert.deepEqual(attestation.body, {
+      chainId: fixture.config.chainId,
+      account,
+      identifier: 'ip:127.0.0.1',
+      method: 'http-01',
+      keyAuthorizationHash: sha256(new TextEncoder().encode(request.keyAuthorization)),
+      height: 3,
+      ok: true,
+      validator: ed25519RawPublicKey(validatorKey),
+    });
+    assert.deepEqual(responder.hosts.slice(hosts), [`127.0.0.1:${responder.port}`]);
+
+    // A name below the granted zone over dns-01 (the TXT record from the fake resolver); a
+    // wildcard's authorization is for its base name, which the grant covers too.
+    const name = `www.${GRANTED_ZONE}`;
+    const token = Buffer.from(randomBytes(32)).toString('base64url');
+    const keyAuthorization = `${token}.${Buffer.from(randomBytes(32)).toString('base64url')}`;
+    txt.set(`_acme-challenge.${name}`, dns01TxtValue(keyAuthorization));
+    const dns = decodeDcvAttestation(
+      await corroborator(
+        {
+          account,
+          identifier: { type: 'dns', value: name },
+          method: 'dns-01',
+          token,
+          keyAuthorization,
+        },
+        caller,
+      ),
+    );
+    assert.equal(dns.body.identifier, `dns:${name}`);
+    assert.equal(dns.body.ok, true);
+    assert.deepEqual(lookups.slice(-1), [`_acme-challenge.${name}`]);
+
+    // Not met (no TXT record for the zone apex): still attested, ok = false.
+    const missing = decodeDcvAttestation(
+      await corroborator(
+        {
+          account,
+          identifier: { type: 'dns', value: GRANTED_ZONE },
+          method: 'dns-01',
+          token,
+          keyAuthorization,
+        },
+        caller,
+      ),
+    );
+    assert.equal(missing.body.ok, false);
+  });
+
+  it('the authorizer reads the grant: zone, wildcard base, range', () => {
+    const authorize = grantCorroborationAuthorizer(fixture.config);
+    const account = fixture.dcvOperator.publicKey;
+    assert.equal(authorize(account, { type: 'dns', value: GRANTED_ZONE }), null);
+    assert.equal(authorize(account, { type: 'dns', value: `a.b.${GRANTED_ZONE}` }), null);
+    assert.equal(authorize(account, { type: 'dns', value: `*.${GRANTED_ZONE}` }), null);
+    assert.equal(authorize(account, { type: 'ip', value: '127.1.2.3' }), null);
+    assert.match(authorize(account, { type: 'ip', value: '128.0.0.1' }) ?? '', /address range/);
+  });
+});
