@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { GenesisAppValue } from '../consensus/genesis.js';
-import { toHex } from '../crypto/bytes.js';
+import { toBase64, toHex } from '../crypto/bytes.js';
 import type { FalconBackend, FalconKeyPair } from '../crypto/falcon.js';
 import { writeKeyFile, type NodeIdentityKeys } from '../crypto/keyfile.js';
 import {
@@ -50,8 +50,11 @@ import { CliError } from './cli-error.js';
  * leave it only encrypted, into the operator directory. The ceremony hands back each validator's
  * intermediate with its key, from which `cluster init` issues the cluster's bootstrap
  * certificates (`issueGenesisCertificate`): every validator's STOQ identity, the
- * operator's client certificate and the nodes' ACME HTTPS certificates. Those are issued at
- * genesis, outside consensus, so they are not in the CT log.
+ * operator's client certificate and the nodes' ACME HTTPS certificates. Those are issued before
+ * consensus runs, outside it; the result records each one in issuance order, and
+ * `withGenesisCertificates` lists them in the genesis `app.ca.genesisCertificates`, so the
+ * block at height 1 publishes them (CT log, revocation: src/trustchain/ca-module/genesis.ts),
+ * revocable by the operator's account.
  *
  *   DIR/ca/trust-bundle.json, trustchain-root.pem, trustchain-intermediates.pem
  *   DIR/operator/ca-root-ecdsa.key, ca-root-falcon.key (0600, passphrase-encrypted)
@@ -116,6 +119,12 @@ export interface ClusterCaResult {
    * `cluster init` issues at genesis (`issueGenesisCertificate`).
    */
   readonly issuers: ReadonlyMap<string, GenesisIssuer>;
+  /**
+   * `section` (this result's `section`, possibly with more grants) with `genesisCertificates`:
+   * every certificate issued so far from `issuers`, in issuance order, each revocable by the
+   * operator's account.
+   */
+  withGenesisCertificates(section: GenesisAppValue): GenesisAppValue;
 }
 
 function passphraseOf(options: ClusterCaOptions): { passphrase: string; generated: boolean } {
@@ -216,14 +225,34 @@ export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<C
         }),
   };
   const issuers = new Map<string, GenesisIssuer>();
+  const issued: { issuer: string; certificate: Uint8Array }[] = [];
   for (const intermediate of ceremony.bundle.validators) {
     const privateKey = intermediateKeys.get(intermediate.name);
     if (privateKey === undefined) {
       throw new RangeError(`the ceremony issued an intermediate for unknown ${intermediate.name}`);
     }
-    issuers.set(intermediate.name, { certificate: intermediate.certificate, privateKey });
+    const name = intermediate.name;
+    issuers.set(name, {
+      certificate: intermediate.certificate,
+      privateKey,
+      issued: (certificate) => issued.push({ issuer: name, certificate }),
+    });
   }
-  return { section, bundleFile, passphraseFile, issuers };
+  const operatorAccount = toHex(options.operatorPublicKey);
+  return {
+    section,
+    bundleFile,
+    passphraseFile,
+    issuers,
+    withGenesisCertificates: (withGrants) => ({
+      ...(withGrants as { readonly [key: string]: GenesisAppValue }),
+      genesisCertificates: issued.map((entry) => ({
+        issuer: entry.issuer,
+        account: operatorAccount,
+        certificate: toBase64(entry.certificate),
+      })),
+    }),
+  };
 }
 
 /** A validator's intermediate and its key, as the ceremony hands them to `cluster init`. */
@@ -231,13 +260,15 @@ export interface GenesisIssuer {
   readonly certificate: Uint8Array;
   /** ECDSA P-256. */
   readonly privateKey: KeyObject;
+  /** Told of every certificate `issueGenesisCertificate` issues (the genesis list). */
+  readonly issued?: (certificate: Uint8Array) => void;
 }
 
 const CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
- * A certificate issued at genesis from a validator intermediate, outside consensus (so not in
- * the CT log), with TrustChain's certificate encoding (src/trustchain/ca/certificate.ts): subject
+ * A certificate issued at genesis from a validator intermediate, outside consensus (reported
+ * to `issuer.issued`, for the genesis `app.ca.genesisCertificates`), with TrustChain's certificate encoding (src/trustchain/ca/certificate.ts): subject
  * CN=<name>, OU=<node|client>, O=<cluster> (never the intermediate's own name); SAN the DNS names,
  * IP addresses and `spiffe://<cluster>/<role>/<name>`; key usage digitalSignature; extended key
  * usage serverAuth and clientAuth — the node profile's, which STOQ requires of a validator
@@ -324,6 +355,7 @@ export function issueGenesisCertificate(options: {
     ],
   });
   const leaf = assembleCertificate(tbs, createRandomizedSigner(issuer.privateKey).sign(tbs));
+  issuer.issued?.(leaf);
   return [leaf, issuer.certificate];
 }
 

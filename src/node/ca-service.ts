@@ -28,6 +28,8 @@ import {
   caStateKey,
   createIssuerView,
   decodeCaBody,
+  isGenesisCertificateRecord,
+  lacksIssuanceExtensions,
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
 import { CtError, encodeMerkleTreeLeaf, type CtLog } from '../trustchain/ct/index.js';
@@ -184,11 +186,43 @@ export function createCaService(options: CaServiceOptions): CaService {
     };
   };
 
+  /**
+   * A genesis bootstrap certificate (src/trustchain/ca-module/genesis.ts) has no issuance
+   * extensions, so the offline verifier stops at the missing issuance reference, after the
+   * chain, validity, purpose and name-constraint checks passed. When committed state holds it
+   * as a genesis certificate, its reference is height 1 and the record's stand-in txHash
+   * (SHA-256 of the DER, no transaction's); null otherwise.
+   */
+  const genesisReference = (
+    certificate: Uint8Array,
+  ): {
+    validator: string;
+    reference: { chainId: string; height: number; txHash: Uint8Array };
+  } | null => {
+    if (!lacksIssuanceExtensions(certificate)) return null;
+    const serial = readTbs(splitCertificate(certificate).tbs).serial;
+    if (serial.length !== 16 || reader.genesisCertificate(serial) === null) return null;
+    const record = reader.certificate(serial);
+    if (record === null || !isGenesisCertificateRecord(record)) return null;
+    if (toHex(record.der) !== toHex(certificate)) return null;
+    return {
+      validator: record.issuer,
+      reference: { chainId: ca.chainId, height: record.publishedAt, txHash: record.txHash },
+    };
+  };
+
   const validate = (
     certificate: Uint8Array,
     purpose: 'serverAuth' | 'clientAuth' | 'any' = 'any',
   ): CaValidateResponse => {
-    let verified;
+    let verified: {
+      readonly validator: string;
+      readonly reference: {
+        readonly chainId: string;
+        readonly height: number;
+        readonly txHash: Uint8Array;
+      };
+    };
     try {
       verified = verifyIssuedCertificate(certificate, view.bundle(moduleState), {
         now: new Date(now()),
@@ -197,9 +231,15 @@ export function createCaService(options: CaServiceOptions): CaService {
       });
     } catch (error) {
       if (error instanceof CaError && error.code === CaErrorCode.VERIFY_FAILED) {
-        return invalid(String(error.detail.reason), error.message);
+        const genesis =
+          error.detail.reason === 'missing_issuance_reference'
+            ? genesisReference(certificate)
+            : null;
+        if (genesis === null) return invalid(String(error.detail.reason), error.message);
+        verified = genesis;
+      } else {
+        throw error;
       }
-      throw error;
     }
     const serial = readTbs(splitCertificate(certificate).tbs).serial;
     const base = { serial, issuer: verified.validator };

@@ -20,6 +20,7 @@ import { proveFalconPossession, type CertificateRequestInput } from '../trustcha
 import {
   CA_MODULE_NAME,
   CaStateReader,
+  GENESIS_CERTIFICATE_HEIGHT,
   caQuery,
   caRenewBody,
   caRequestBody,
@@ -327,10 +328,14 @@ export async function validateOnCluster(
       };
     }
     const log = answer.transparency;
+    const publishedAt = answer.consensus?.publishedAt ?? null;
+    // Height 1 publishes only the genesis bootstrap certificates (no block before it issues).
+    const genesis =
+      publishedAt === GENESIS_CERTIFICATE_HEIGHT ? ' (genesis bootstrap certificate)' : '';
     return {
       valid: true,
       line:
-        `${node.name}: valid: not revoked, published at height ${answer.consensus?.publishedAt ?? '?'}` +
+        `${node.name}: valid: not revoked, published at height ${publishedAt ?? '?'}${genesis}` +
         (log === null ? '' : `, leaf ${log.leafIndex} of ${log.treeSize} in its CT log`),
     };
   } finally {

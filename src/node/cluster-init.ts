@@ -944,7 +944,8 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
     if ('ca' in issuing) {
       app = {
         ...app,
-        ca:
+        // With every bootstrap certificate issued above (docs/ca.md, "Genesis").
+        ca: issuing.ca.withGenesisCertificates(
           acmeAccounts.length === 0
             ? issuing.ca.section
             : withAcmeGrants(
@@ -953,6 +954,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
                 dnsPorts === null ? null : DEFAULT_DNS_ZONE,
                 host,
               ),
+        ),
       };
       if (acmePorts !== null) {
         progress(

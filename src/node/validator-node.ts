@@ -53,6 +53,7 @@ import { startDnsServers, type DnsServers } from '../faces/dns/index.js';
 import {
   CA_MODULE_NAME,
   caGenesisFromApp,
+  caInitialState,
   createCaModule,
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
@@ -248,7 +249,11 @@ export function genesisApplication(genesis: GenesisDocument): GenesisApplication
   // The service catalog (docs/discovery.md) starts empty: the section only installs it.
   if (discoveryGenesisFromApp(genesis.app) !== undefined) modules.push(createDiscoveryModule());
   const ca = caGenesisFromApp(genesis.app, genesis);
-  if (ca !== undefined) modules.push(createCaModule(ca));
+  if (ca !== undefined) {
+    modules.push(createCaModule(ca));
+    // The genesis bootstrap certificates, published at height 1 (docs/ca.md, "Genesis").
+    initialState.push(...caInitialState(ca, genesis.genesisTime));
+  }
   return { modules, initialState, ...(ca === undefined ? {} : { ca }) };
 }
 

@@ -41,6 +41,8 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
   let root: string;
   let dir: string;
   const nodes: ValidatorNode[] = [];
+  /** How many bootstrap certificates `cluster init` listed in the genesis. */
+  let genesisCertificateCount = 0;
 
   before(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'hypermesh-cert-'));
@@ -48,6 +50,9 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     const init = await runCli([...clusterInitArgs(dir, 2), '--no-caesar']);
     assert.equal(init.code, 0, init.err);
     assert.match(init.out, /TrustChain CA/);
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    const section = genesis.app?.[CA_MODULE_NAME] as { genesisCertificates?: unknown[] };
+    genesisCertificateCount = section.genesisCertificates?.length ?? 0;
     for (const name of ['node-1', 'node-2']) {
       const config = await loadValidatorNodeConfig(path.join(dir, name, 'config.json'), {});
       nodes.push(
@@ -195,7 +200,12 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
       const checkpointFile = path.join(root, 'ct-checkpoint.json');
       const sth = await runCli(['ct', 'sth', '--cluster', dir, '--out', checkpointFile]);
       assert.equal(sth.code, 0, sth.out + sth.err);
-      assert.match(sth.out, /quorum-signed tree head of .*\/ct\/log\n {2}tree size {3}1\n/);
+      // The genesis bootstrap certificates (height 1), then this one.
+      const size = genesisCertificateCount + 1;
+      assert.match(
+        sth.out,
+        new RegExp(`quorum-signed tree head of .*/ct/log\n {2}tree size {3}${size}\n`),
+      );
       const ctVerified = await runCli([
         'ct',
         'verify',
@@ -206,7 +216,11 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
       ]);
       assert.equal(ctVerified.code, 0, ctVerified.out + ctVerified.err);
       assert.match(ctVerified.out, /^valid: quorum-signed tree head/);
-      assert.equal(ctVerified.out.match(/same root at tree size 1 /g)?.length, 2, ctVerified.out);
+      assert.equal(
+        ctVerified.out.match(new RegExp(`same root at tree size ${size} `, 'g'))?.length,
+        2,
+        ctVerified.out,
+      );
 
       // OCSP at the issuing validator's node: good; another node answers unauthorized.
       const issuingNode = nodes.find((node) => node.config.name === status.issuer)!;
@@ -375,6 +389,115 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     } finally {
       await session.close();
     }
+  });
+
+  it('genesis bootstrap certificates: in the CT log at height 1, verifiable, revocable by the operator', async () => {
+    // node-K.pem and acme-https.pem of each node, then operator.pem.
+    assert.equal(genesisCertificateCount, 5);
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    const file = (name: string): string => path.join(dir, name);
+    const der = async (name: string): Promise<Uint8Array> =>
+      pemToDerList(await readFile(file(name), 'utf8'))[0]!;
+    const stoqIdentity = await der('node-2/node-2.pem');
+    for (const node of nodes) {
+      const inclusion = await checkCtInclusion(
+        node.ct as string,
+        stoqIdentity,
+        genesis.genesisTime,
+      );
+      assert.equal(inclusion.leafIndex, 2);
+      assert.ok(inclusion.treeSize >= genesisCertificateCount);
+      // The local log agrees with the consensus tree head: no split view was counted.
+      const scraped = await (await fetch(`${node.metricsUrl}`)).text();
+      assert.match(scraped, /^hypermesh_ct_split_view_total 0$/m);
+    }
+    const proof = await runCli([
+      'ct',
+      'proof',
+      file('node-2/node-2.pem'),
+      '--url',
+      nodes[0]!.ct as string,
+      '--cluster',
+      dir,
+    ]);
+    assert.equal(proof.code, 0, proof.out + proof.err);
+    assert.match(proof.out, /^included: leaf 2 of tree size \d+/);
+
+    const onCluster = await runCli(['cert', 'verify', file('node-1/node-1.pem'), '--cluster', dir]);
+    assert.equal(onCluster.code, 0, onCluster.out + onCluster.err);
+    assert.match(
+      onCluster.out,
+      /^node-1: valid: not revoked, published at height 1 \(genesis bootstrap certificate\), leaf 0 of \d+/m,
+    );
+    const offline = await runCli([
+      'cert',
+      'verify',
+      file('node-1/node-1.pem'),
+      '--bundle',
+      file(path.join(CA_FILES.dir, CA_FILES.bundle)),
+    ]);
+    assert.equal(offline.code, 1, offline.out + offline.err);
+    assert.match(offline.out, /^genesis bootstrap certificate: chain verified; no batch proof/);
+
+    // The operator revokes node-2's ACME HTTPS certificate (nothing here connects to it).
+    const acme = 'node-2/acme-https.pem';
+    const revoked = await runCli([
+      'cert',
+      'revoke',
+      file(acme),
+      '--reason',
+      'cessationOfOperation',
+      '--cluster',
+      dir,
+    ]);
+    assert.equal(revoked.code, 0, revoked.out + revoked.err);
+    const revokedAt = Number(/at height (\d+)/.exec(revoked.out)?.[1]);
+    const issuing = nodes[1]!;
+    await waitForCondition(
+      issuing.driver,
+      'commit',
+      () => issuing.driver.status().committedHeight >= revokedAt,
+      'node-2 commits the revocation',
+      30_000,
+    );
+    const serial = (await runCli(['cert', 'show', file(acme), '--json'])).out;
+    const serialHex = String(JSON.parse(serial).serial).toUpperCase();
+    const crlFile = path.join(root, 'node-2.crl.pem');
+    const crl = new Uint8Array(await (await fetch(`${issuing.ct}/crl`)).arrayBuffer());
+    await writeFile(crlFile, derToPem(crl, 'X509 CRL'));
+    const crlText = (await run('openssl', ['crl', '-in', crlFile, '-noout', '-text'])).stdout;
+    assert.match(crlText, new RegExp(`Serial Number: 0*${serialHex}`));
+    const issuerPem = path.join(root, 'node-2-intermediate.pem');
+    await writeFile(issuerPem, derToPem(pemToDerList(await readFile(file(acme), 'utf8'))[1]!));
+    const ocsp = await run('openssl', [
+      'ocsp',
+      '-issuer',
+      issuerPem,
+      '-cert',
+      file(acme),
+      '-url',
+      issuing.ct as string,
+      '-CAfile',
+      file(path.join(CA_FILES.dir, CA_FILES.root)),
+    ]).then(
+      ({ stdout, stderr }) => stdout + stderr,
+      (error: { stdout?: string; stderr?: string }) => `${error.stdout ?? ''}${error.stderr ?? ''}`,
+    );
+    assert.match(ocsp, /acme-https\.pem: revoked/);
+    const refused = await runCli([
+      'cert',
+      'verify',
+      file(acme),
+      '--cluster',
+      dir,
+      '--node',
+      'node-2',
+    ]);
+    assert.equal(refused.code, 1, refused.out + refused.err);
+    assert.match(
+      refused.out,
+      /invalid: revoked at height \d+ \(cessationOfOperation\) \(revoked\)/,
+    );
   });
 
   it('cert request refuses a name the operator holds no grant for', async () => {

@@ -13,6 +13,12 @@ import type { RateLimit } from '../ca/rate-limit.js';
 import type { IssuancePolicy, Requester } from '../ca/request.js';
 import { DEFAULT_DCV_MAX_AGE_BLOCKS, MAX_DCV_MAX_AGE_BLOCKS } from './dcv.js';
 import { CaGenesisError } from './errors.js';
+import {
+  MAX_GENESIS_CERTIFICATES,
+  MAX_GENESIS_CERTIFICATE_BYTES,
+  checkGenesisCertificates,
+  type GenesisCertificate,
+} from './genesis.js';
 import { DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS } from './intermediates.js';
 import { CA_MODULE_NAME } from './state.js';
 
@@ -28,8 +34,13 @@ import { CA_MODULE_NAME } from './state.js';
  *                "wildcards": true, "ipRanges": ["127.0.0.0/8"], "uriPrefixes": ["spiffe://c/"],
  *                "requireDcv": false }],
  *   "rateLimit": { "max": 100, "windowSeconds": 3600 },
- *   "publishWindowBlocks": 3, "intermediateProposalBlocks": 1000, "dcvMaxAgeBlocks": 100 } }
+ *   "publishWindowBlocks": 3, "intermediateProposalBlocks": 1000, "dcvMaxAgeBlocks": 100,
+ *   "genesisCertificates": [{ "issuer": "node-1", "account": "<64 hex>",
+ *                             "certificate": "<base64 DER>" }] } }
  * ```
+ *
+ * `genesisCertificates` (optional) lists the bootstrap certificates `cluster init` issued from
+ * the genesis intermediates, in issuance order (genesis.ts).
  */
 
 /** The largest `rateLimit` the genesis section accepts (issuances per window, window length). */
@@ -90,6 +101,8 @@ export interface CaModuleConfig {
   /** Latest notBefore and earliest notAfter of the intermediates: every leaf must fit inside. */
   readonly issuableFrom: number;
   readonly issuableUntil: number;
+  /** The genesis bootstrap certificates, in genesis order (genesis.ts); empty when none. */
+  readonly genesisCertificates: readonly GenesisCertificate[];
 }
 
 const grantSchema = z.strictObject({
@@ -121,6 +134,19 @@ const sectionSchema = z.strictObject({
     .max(1_000_000)
     .default(DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS),
   dcvMaxAgeBlocks: z.int().min(1).max(MAX_DCV_MAX_AGE_BLOCKS).default(DEFAULT_DCV_MAX_AGE_BLOCKS),
+  genesisCertificates: z
+    .array(
+      z.strictObject({
+        issuer: z.string().min(1).max(64),
+        account: hexString(32),
+        certificate: z
+          .string()
+          .min(1)
+          .max(Math.ceil(MAX_GENESIS_CERTIFICATE_BYTES / 3) * 4),
+      }),
+    )
+    .max(MAX_GENESIS_CERTIFICATES)
+    .default([]),
 });
 
 export type CaGenesisJson = z.input<typeof sectionSchema>;
@@ -212,6 +238,12 @@ export function caGenesisFromApp(
       requireDcv: grant.requireDcv,
     });
   }
+  const genesisCertificates = checkGenesisCertificates(
+    parsed.genesisCertificates,
+    issuers,
+    bundle.cluster,
+    invalid,
+  );
   return {
     chainId: genesis.chainId,
     bundle,
@@ -224,6 +256,7 @@ export function caGenesisFromApp(
     policy: { cluster: bundle.cluster },
     issuableFrom: Math.max(...issuers.map((i) => i.issuer.notBefore.getTime())),
     issuableUntil: Math.min(...issuers.map((i) => i.issuer.notAfter.getTime())),
+    genesisCertificates,
   };
 }
 

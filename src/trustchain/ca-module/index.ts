@@ -39,6 +39,16 @@ export {
 } from './config.js';
 export { CA_QUERIES, createCaModule } from './module.js';
 export {
+  GENESIS_CERTIFICATE_HEIGHT,
+  MAX_GENESIS_CERTIFICATES,
+  MAX_GENESIS_CERTIFICATE_BYTES,
+  caInitialState,
+  genesisCertificateTxHash,
+  isGenesisCertificateRecord,
+  lacksIssuanceExtensions,
+  type GenesisCertificate,
+} from './genesis.js';
+export {
   DCV_METHODS,
   DEFAULT_DCV_MAX_AGE_BLOCKS,
   MAX_DCV_ATTESTATIONS,
@@ -81,6 +91,7 @@ export {
   caStateKey,
   type BatchRecord,
   type CertificateRecord,
+  type GenesisCertificateRecord,
   type IssuanceRecord,
   type PublishedRecord,
   type RevocationRecord,

@@ -14,7 +14,7 @@ import { sha256 } from '../../crypto/hash.js';
 import { defaultFalcon, type FalconBackend } from '../../crypto/falcon.js';
 import { CaError } from '../ca/errors.js';
 import { certificateSerial, parseIssuer as parseIssuerOf, validityOf } from '../ca/issue.js';
-import type { ParsedCsr } from '../ca/csr.js';
+import { readTbs, splitCertificate } from '../ca/certificate.js';
 import { checkValidatorIntermediate } from '../ca/hierarchy.js';
 import { rateLimitStep } from '../ca/rate-limit.js';
 import {
@@ -89,6 +89,7 @@ import {
   revocationKey,
   revokedListKey,
   encodeSerialList,
+  genesisCertificateKey,
   serialKey,
   type IssuanceRecord,
 } from './state.js';
@@ -113,6 +114,8 @@ export const CA_QUERIES = {
   revoked: 'revoked',
   /** empty → the transparency log's tree head (tree-head.ts; absent: the empty log). */
   treeHead: 'tree-head',
+  /** 16-byte serial → a genesis bootstrap certificate's owner record (genesis.ts). */
+  genesisCertificate: 'genesis-certificate',
   /** empty → the open intermediate proposals' hashes (intermediates.ts). */
   intermediateProposals: 'intermediate-proposals',
   /** 32-byte SHA-256 of an intermediate's DER → its proposal. */
@@ -154,15 +157,12 @@ function parseRequest(bytes: Uint8Array, falcon: FalconBackend): CertificateRequ
   }
 }
 
-function subjectKeySigned(csr: ParsedCsr, message: Uint8Array, signature: Uint8Array): boolean {
+/** Whether `signature` over `message` verifies with `spki` (a DER SubjectPublicKeyInfo). */
+function subjectKeySigned(spki: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   try {
-    const key = createPublicKey({
-      key: Buffer.from(csr.subjectPublicKeyInfo),
-      format: 'der',
-      type: 'spki',
-    });
-    if (csr.keyType === 'ed25519') return verifySignature(null, message, key, signature);
-    if (csr.keyType === 'p256') {
+    const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType === 'ed25519') return verifySignature(null, message, key, signature);
+    if (key.asymmetricKeyType === 'ec') {
       return verifySignature('sha256', message, { key, dsaEncoding: 'der' }, signature);
     }
     return verifySignature('sha256', message, key, signature);
@@ -221,13 +221,50 @@ export function createCaModule(
   function publishedIssuance(state: CaStateReader, serial: Uint8Array): IssuanceRecord {
     const txHash = state.issuanceTx(serial);
     const record = txHash === null ? null : state.issuance(txHash);
-    if (record === null) refuse(C.UNKNOWN_SERIAL, `no certificate with serial ${toHex(serial)}`);
+    if (record === null) {
+      if (state.genesisCertificate(serial) !== null) {
+        refuse(
+          C.UNKNOWN_SERIAL,
+          `certificate ${toHex(serial)} is a genesis bootstrap certificate: it has no request to renew`,
+        );
+      }
+      refuse(C.UNKNOWN_SERIAL, `no certificate with serial ${toHex(serial)}`);
+    }
     if (state.certificate(serial) === null) {
       refuse(C.NOT_PUBLISHED, `certificate ${toHex(serial)} is not published yet`);
     }
     if (state.revocation(serial) !== null)
       refuse(C.REVOKED, `certificate ${toHex(serial)} is revoked`);
     return record;
+  }
+
+  /**
+   * Who may revoke a published, unrevoked serial (docs/ca.md, "Transactions"): the account that
+   * requested it — for a genesis bootstrap certificate, the account its genesis entry names
+   * (`ca/gen/<serial>`) — or anyone with a signature by the certificate's subject key. Refuses
+   * an unknown, unpublished or revoked serial.
+   */
+  function revocationAuthority(
+    state: CaStateReader,
+    serial: Uint8Array,
+  ): { account: Uint8Array; subjectKey: () => Uint8Array } {
+    const genesis = state.genesisCertificate(serial);
+    if (genesis === null) {
+      const record = publishedIssuance(state, serial);
+      return {
+        account: record.account,
+        subjectKey: () => parseRequest(record.request, falcon).csr.subjectPublicKeyInfo,
+      };
+    }
+    const certificate = state.certificate(serial);
+    if (certificate === null) throw new RangeError('a genesis certificate has no record');
+    if (state.revocation(serial) !== null) {
+      refuse(C.REVOKED, `certificate ${toHex(serial)} is revoked`);
+    }
+    return {
+      account: genesis.account,
+      subjectKey: () => readTbs(splitCertificate(certificate.der).tbs).subjectPublicKeyInfo,
+    };
   }
 
   function dcvSignatureValid(attestation: DcvAttestation): boolean {
@@ -347,15 +384,18 @@ export function createCaModule(
     tx: CaRevokeTx,
     sender: Uint8Array,
   ): void {
-    const record = publishedIssuance(state, tx.serial);
+    const authority = revocationAuthority(state, tx.serial);
     if (REVOCATION_REASONS[tx.reason] === undefined) {
       refuse(C.BAD_REASON, `revocation reason ${tx.reason} is not accepted`, { reason: tx.reason });
     }
-    if (bytesEqual(record.account, sender)) return;
-    const request = parseRequest(record.request, falcon);
+    if (bytesEqual(authority.account, sender)) return;
     if (
       tx.proof === null ||
-      !subjectKeySigned(request.csr, revocationMessage(chainId, tx.serial, tx.reason), tx.proof)
+      !subjectKeySigned(
+        authority.subjectKey(),
+        revocationMessage(chainId, tx.serial, tx.reason),
+        tx.proof,
+      )
     ) {
       refuse(
         C.NOT_AUTHORIZED,
@@ -777,6 +817,8 @@ export function createCaModule(
           return { key: certificateKey(sized(16)) };
         case CA_QUERIES.revocation:
           return { key: revocationKey(sized(16)) };
+        case CA_QUERIES.genesisCertificate:
+          return { key: genesisCertificateKey(sized(16)) };
         case CA_QUERIES.pending:
           sized(0);
           return { key: PENDING_KEY };

@@ -18,6 +18,7 @@ import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-he
  *   ca/rev/<serial>            a revocation: reason, height, time
  *   ca/revoked/<issuer name>   the serials of that intermediate's revoked certificates (for its CRL)
  *   ca/rate/<32-byte account>  the account's fixed issuance window (rate-limit.ts)
+ *   ca/gen/<serial>            a genesis bootstrap certificate's owner account (genesis.ts)
  *   ca/ct/head                 the transparency log's size and compact range (tree-head.ts)
  *
  * Values are deterministic CBOR maps with short keys.
@@ -39,6 +40,7 @@ const PUB = encoder.encode('pub/');
 const REV = encoder.encode('rev/');
 const RATE = encoder.encode('rate/');
 const REVOKED = encoder.encode('revoked/');
+const GENESIS = encoder.encode('gen/');
 export const PENDING_KEY = encoder.encode('pending');
 const MODULE_PREFIX = encoder.encode(`${CA_MODULE_NAME}/`);
 
@@ -57,6 +59,8 @@ export const revocationKey = (serial: Uint8Array): Uint8Array => concatBytes(REV
 export const rateKey = (account: Uint8Array): Uint8Array => concatBytes(RATE, account);
 export const revokedListKey = (issuer: string): Uint8Array =>
   concatBytes(REVOKED, encoder.encode(issuer));
+export const genesisCertificateKey = (serial: Uint8Array): Uint8Array =>
+  concatBytes(GENESIS, serial);
 
 /** The full state key (with the router's `ca/` prefix) of a module-relative key. */
 export function caStateKey(key: Uint8Array): Uint8Array {
@@ -98,6 +102,14 @@ export interface PublishedRecord {
   readonly serials: readonly Uint8Array[];
 }
 
+/**
+ * A certificate `cluster init` issued at genesis (genesis.ts): it has no issuance transaction;
+ * `account` may revoke it as the requesting account may revoke an issued certificate.
+ */
+export interface GenesisCertificateRecord {
+  readonly account: Uint8Array;
+}
+
 export interface RevocationRecord {
   readonly reason: number;
   readonly height: number;
@@ -122,6 +134,7 @@ const schemas = {
   published: z.strictObject({ t: uint, sns: z.array(serial) }),
   revocation: z.strictObject({ reason: uint, h: uint, t: uint }),
   rate: z.strictObject({ start: uint, count: uint }),
+  genesis: z.strictObject({ acct: hash }),
   pending: z.array(uint),
   serials: z.array(serial),
 };
@@ -208,6 +221,14 @@ export function decodeRevocation(value: Uint8Array): RevocationRecord {
   return { reason: r.reason, height: r.h, time: r.t };
 }
 
+export function encodeGenesisCertificateRecord(record: GenesisCertificateRecord): Uint8Array {
+  return encodeCanonical({ acct: record.account });
+}
+
+export function decodeGenesisCertificateRecord(value: Uint8Array): GenesisCertificateRecord {
+  return { account: decodeWith(schemas.genesis, value, 'genesis certificate').acct };
+}
+
 export function encodeRateWindow(window: { start: number; count: number }): Uint8Array {
   return encodeCanonical({ start: window.start, count: window.count });
 }
@@ -268,6 +289,12 @@ export class CaStateReader {
   revocation(serialNumber: Uint8Array): RevocationRecord | null {
     const value = this.state.get(revocationKey(serialNumber));
     return value === null ? null : decodeRevocation(value);
+  }
+
+  /** The owner of a genesis bootstrap certificate (genesis.ts); null for any other serial. */
+  genesisCertificate(serialNumber: Uint8Array): GenesisCertificateRecord | null {
+    const value = this.state.get(genesisCertificateKey(serialNumber));
+    return value === null ? null : decodeGenesisCertificateRecord(value);
   }
 
   /** The serials of `issuer`'s revoked certificates, in revocation order. */

@@ -8,6 +8,7 @@ import {
   CaStateReader,
   buildPublication,
   caGenesisFromApp,
+  caInitialState,
   createCaModule,
   encodeCaBody,
   type CaModuleConfig,
@@ -35,8 +36,12 @@ export interface CaFixture {
   readonly operator: Sender;
   /** An account with the operator's grant plus `requireDcv` (an ACME server's account). */
   readonly dcvOperator: Sender;
+  /** A node at height 0; the genesis certificates' records are written at height 1 (`GENESIS_TIME`). */
   openCaNode(): Promise<CaNode>;
 }
+
+/** The genesis time the fixture's nodes write the genesis certificates' records with. */
+export const GENESIS_TIME = BLOCK_TIME;
 
 export interface CaNode {
   readonly node: TestNode;
@@ -49,8 +54,12 @@ export interface CaNode {
 
 export const GRANTED_ZONE = 'example.com';
 
-export async function createCaFixture(overrides: Partial<CaGenesisJson> = {}): Promise<CaFixture> {
-  const ca = await createTestCa(['val-a', 'val-b']);
+/** `testCa`: reuse a test CA (same intermediates) instead of creating one. */
+export async function createCaFixture(
+  overrides: Partial<CaGenesisJson> = {},
+  testCa?: TestCa,
+): Promise<CaFixture> {
+  const ca = testCa ?? (await createTestCa(['val-a', 'val-b']));
   const validators = { 'val-a': makeSender(), 'val-b': makeSender() };
   const operator = makeSender();
   const dcvOperator = makeSender();
@@ -88,7 +97,10 @@ export async function createCaFixture(overrides: Partial<CaGenesisJson> = {}): P
   );
   assert.ok(config !== undefined);
   const openCaNode = async (): Promise<CaNode> => {
-    const node = await openNode({ modules: [createCaModule(config, { falcon: ca.falcon })] });
+    const node = await openNode({
+      modules: [createCaModule(config, { falcon: ca.falcon })],
+      initialState: caInitialState(config, GENESIS_TIME),
+    });
     const input = (transactions: readonly Uint8Array[], proposer: 'val-a' | 'val-b' = 'val-a') => {
       const height = node.nextHeight();
       return {
