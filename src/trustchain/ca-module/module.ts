@@ -67,6 +67,7 @@ import {
   type IntermediateProposal,
 } from './intermediates.js';
 import { verifyPublication } from './publication.js';
+import { BoundedMap } from '../../codec/bounded-map.js';
 import { TREE_HEAD_KEY, appendCertificates, encodeTreeHead } from './tree-head.js';
 import {
   CA_MODULE_NAME,
@@ -176,6 +177,9 @@ function subjectKeySigned(spki: Uint8Array, message: Uint8Array, signature: Uint
  * as transactions, and the publication of each block's certificates by a validator's
  * intermediate in a later block, checked by every validator.
  */
+/** Publications whose full check is remembered (one per block with certificates). */
+const PUBLICATION_CACHE_ENTRIES = 256;
+
 export function createCaModule(
   config: CaModuleConfig,
   options: { readonly falcon?: FalconBackend } = {},
@@ -184,6 +188,12 @@ export function createCaModule(
   // check() and apply() of one transaction run back to back on the same state with the same
   // decoded body; the verified certificates are kept for apply() by that object.
   const verified = new WeakMap<CaPublishTx, Uint8Array[]>();
+  // A publication is checked at admission and again in its block (decoded afresh each time).
+  // Its full check (every TBS rebuilt, every P-256 and the FALCON batch signature verified) is
+  // a pure function of the transaction, the issuer's intermediate and the batch of a committed
+  // block, none of which change: it runs once per transaction hash and issuer. Who may publish
+  // when (the rotation) depends on the height and is checked every time.
+  const publications = new BoundedMap<string, Uint8Array[]>(PUBLICATION_CACHE_ENTRIES);
   const view = createIssuerView(config, falcon);
   const checkedIssuances = new WeakMap<CaTx, CheckedIssuance>();
   // A request is checked at admission and again in its block (decoded afresh each time), so
@@ -408,6 +418,7 @@ export function createCaModule(
     raw: ModuleStateReader,
     state: CaStateReader,
     height: number,
+    txHash: Uint8Array,
     tx: CaPublishTx,
     sender: Uint8Array,
   ): { issuer: CaIssuer; certificates: Uint8Array[] } {
@@ -428,7 +439,13 @@ export function createCaModule(
         { eligible: turn.map((candidate) => candidate.name) },
       );
     }
-    return { issuer, certificates: verifyPublication(config, state, tx, issuer, falcon) };
+    const key = `${toHex(txHash)}/${issuer.name}`;
+    let certificates = publications.get(key);
+    if (certificates === undefined) {
+      certificates = verifyPublication(config, state, tx, issuer, falcon);
+      publications.set(key, certificates);
+    }
+    return { issuer, certificates };
   }
 
   function check(ctx: CheckContext, tx: CaTx, sender: Uint8Array): void {
@@ -445,7 +462,10 @@ export function createCaModule(
         checkRevoke(ctx.chainId, state, tx, sender);
         return;
       case 'publish':
-        verified.set(tx, checkPublish(ctx.state, state, ctx.height, tx, sender).certificates);
+        verified.set(
+          tx,
+          checkPublish(ctx.state, state, ctx.height, ctx.txHash, tx, sender).certificates,
+        );
         return;
       case 'add-intermediate':
         checkAddIntermediate(ctx.state, ctx.height, tx);
@@ -517,7 +537,8 @@ export function createCaModule(
     sender: Uint8Array,
   ): void {
     const certificates =
-      verified.get(tx) ?? checkPublish(ctx.state, state, ctx.height, tx, sender).certificates;
+      verified.get(tx) ??
+      checkPublish(ctx.state, state, ctx.height, ctx.txHash, tx, sender).certificates;
     const batch = state.batch(tx.height);
     if (batch === null) throw new RangeError(`batch ${tx.height} vanished between check and apply`);
     const serials = batch.items.map((txHash, index) => {
