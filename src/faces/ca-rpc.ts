@@ -126,6 +126,14 @@ const corroborateRequest = z.strictObject({
    * to commit it, so dns-01 sees the records the asker saw.
    */
   height: uint.optional(),
+  /**
+   * For the CAA check each perspective runs with the challenge (docs/acme.md): the
+   * authorization is for `*.<identifier>` (CAA `issuewild`; default false), and the ACME
+   * account URL RFC 8657 `accounturi` parameters are matched against (absent: a record with
+   * `accounturi` does not match).
+   */
+  wildcard: z.boolean().optional(),
+  accountUri: z.string().min(1).max(2048).optional(),
 });
 export type CaCorroborateRequest = z.infer<typeof corroborateRequest>;
 

@@ -57,7 +57,7 @@ export function acmeCaaOptions(options: {
 }
 
 /** The zones of the latest committed state, compiled again only when the height has changed. */
-function committedZones(committed: CommittedZonesReader): () => ZoneSource {
+export function committedZones(committed: CommittedZonesReader): () => ZoneSource {
   let cached: { readonly height: number | null; readonly zones: ConsensusZones } | null = null;
   return () => {
     const height = committed.latestHeight();

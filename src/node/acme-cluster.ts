@@ -107,13 +107,15 @@ export async function writeNodeAcmeFiles(options: {
 /**
  * The genesis `app.ca` section with one grant per node ACME account added: profile `service`,
  * the cluster zone (`dnsZone`, without its trailing dot; wildcards allowed), `host` when it
- * is an IP address, and `requireDcv` (issuance needs multi-perspective attestations).
+ * is an IP address, and `requireDcv` (issuance needs multi-perspective attestations); with
+ * `externalDns` (`--acme-external-dns`) also DNS names outside the zone.
  */
 export function withAcmeGrants(
   section: GenesisAppValue,
   accounts: readonly Uint8Array[],
   dnsZone: string | null,
   host: string,
+  externalDns = false,
 ): GenesisAppValue {
   const current = section as { readonly grants?: readonly GenesisAppValue[] };
   const zone = dnsZone?.replace(/\.$/, '') ?? null;
@@ -129,6 +131,7 @@ export function withAcmeGrants(
     // Multi-perspective validation: no DNS name or IP address without a quorum of validator
     // attestations (docs/acme.md, "Multi-perspective validation").
     requireDcv: true,
+    ...(externalDns ? { externalDns: true } : {}),
   }));
   return {
     ...(section as { readonly [key: string]: GenesisAppValue }),

@@ -6,7 +6,9 @@ import { sha256 } from '../crypto/hash.js';
 import type { CaCorroborateRequest } from '../faces/ca-rpc.js';
 import {
   AcmeProblem,
+  checkCaa,
   validateChallenge,
+  type CaaPolicy,
   type AcmeCorroborate,
   type AcmeCorroboration,
   type AcmeIdentifier,
@@ -27,9 +29,11 @@ import { requesterFor, type CaIssuer, type CaModuleConfig } from '../trustchain/
  *
  * - the corroborator answers the CA RPC's `corroborate`: for an identifier the asking ACME
  *   account's grant could be issued for (`grantCorroborationAuthorizer`), it runs the ACME
- *   challenge validation with this node's own ACME validation options (ports, DNS resolver) and
- *   signs a DCV attestation (src/trustchain/ca-module/dcv.ts) with the node's Ed25519 identity
- *   key;
+ *   challenge validation with this node's own ACME validation options (ports, DNS resolvers)
+ *   and, for a DNS name, the ACME server's CAA check (caa-check.ts) with this node's CAA
+ *   identities and resolvers, and signs a DCV attestation (src/trustchain/ca-module/dcv.ts)
+ *   with the node's Ed25519 identity key: `ok` is "the challenge is met and CAA permits
+ *   issuance";
  * - the collector is what the node's ACME server calls after a challenge validated locally: it
  *   asks every current intermediate holder (itself locally, the others over STOQ) in parallel
  *   with a deadline and returns the attestations that verify and say ok.
@@ -75,6 +79,7 @@ export function grantCorroborationAuthorizer(ca: CaModuleConfig): CorroborationA
         dnsZones: requester.dnsZones,
         ipRanges: requester.ipRanges,
         wildcards: requester.wildcards,
+        externalDns: requester.externalDns,
       });
     } catch (error) {
       if (error instanceof AcmeProblem) return `its grant does not allow it (${error.message})`;
@@ -90,6 +95,12 @@ export interface CorroboratorOptions {
   readonly identityKey: KeyObject;
   /** This node's ACME validation options (acme-node.ts builds them from the `acme` config). */
   readonly validation: ValidationOptions;
+  /**
+   * The node ACME server's CAA policy (resolvers and CAA identities): a DNS identifier whose
+   * challenge is met is checked with it too, with the request's `wildcard`, `accountUri` and
+   * method. Absent: no CAA check (as the server without one).
+   */
+  readonly caa?: CaaPolicy;
   /** Which accounts may have which identifiers validated (`grantCorroborationAuthorizer`). */
   readonly authorize: CorroborationAuthorizer;
   /** The node's latest committed height (the attestation's `height`). */
@@ -167,6 +178,16 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
         request.keyAuthorization,
         options.validation,
       );
+      // The same CAA check as the ACME server's (RFC 8659 §3, RFC 8657): `ok` also means CAA
+      // permits issuance from this perspective.
+      if (outcome === null && options.caa !== undefined) {
+        outcome = await checkCaa(options.caa, {
+          identifier: request.identifier,
+          wildcard: request.wildcard ?? false,
+          accountUri: request.accountUri ?? '',
+          validationMethod: request.method,
+        });
+      }
     } finally {
       const left = (running.get(caller.uri) ?? 1) - 1;
       if (left === 0) running.delete(caller.uri);
@@ -244,13 +265,19 @@ function attestationProblem(
   if (body.identifier !== expected.identifier) return `for ${body.identifier}`;
   if (body.method !== expected.method) return `for method ${body.method}`;
   if (!bytesEqual(body.keyAuthorizationHash, expected.kah)) return 'for another key authorization';
-  if (!body.ok) return 'the challenge is not met from its perspective';
+  if (!body.ok) return 'the challenge is not met (or CAA forbids issuance) from its perspective';
   return null;
 }
 
 export function createCorroborationCollector(options: CollectorOptions): AcmeCorroborate {
   const deadlineMs = options.deadlineMs ?? DEFAULT_CORROBORATION_DEADLINE_MS;
-  return async (identifier, method, token, keyAuthorization): Promise<AcmeCorroboration> => {
+  return async (
+    identifier,
+    method,
+    token,
+    keyAuthorization,
+    context,
+  ): Promise<AcmeCorroboration> => {
     const holders = options.holders();
     const request: CaCorroborateRequest = {
       account: options.account,
@@ -259,6 +286,9 @@ export function createCorroborationCollector(options: CollectorOptions): AcmeCor
       token,
       keyAuthorization,
       height: options.latestHeight(),
+      ...(context === undefined
+        ? {}
+        : { wildcard: context.wildcard, accountUri: context.accountUri }),
     };
     const expected = {
       chainId: options.chainId,

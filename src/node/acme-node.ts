@@ -30,6 +30,8 @@ import {
 import type { SocketAddress, StoqEndpoint } from '../stoq/index.js';
 import { ConsensusAcmeIssuer, type AcmeSubmitResult } from './acme-issuer.js';
 import { acmeCaaOptions, type CommittedZonesReader } from './acme-caa.js';
+import { acmeExternal, corroboratorCaaPolicy } from './acme-external.js';
+import { dnsZonesGenesisFromApp } from '../trustchain/dns-zones/index.js';
 import { CliError } from './cli-error.js';
 import { LOOPBACK_HOSTS } from './config.js';
 import type { Logger } from './log.js';
@@ -149,6 +151,17 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     dnsZones: options.dnsZones,
     committed: options.committed,
   });
+  // External domain names (acme-external.ts): when a grant has externalDns, names outside the
+  // cluster's zones are resolved through acme.resolver, CAA included.
+  const external = acmeExternal({
+    ca,
+    resolver: acme.resolver,
+    caa,
+    dnsZones: options.dnsZones,
+    committed: options.committed,
+    hasZones: dnsZonesGenesisFromApp(genesis.app) !== undefined,
+  });
+  const caaResolver = external?.caaResolver ?? caa.caaResolver;
   const store = AcmeStore.open(path.join(config.dataDir, ACME_STORE_FILE));
   const issuer = new ConsensusAcmeIssuer({
     chainId: genesis.chainId,
@@ -170,6 +183,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     ...(dns === null
       ? {}
       : { txtResolver: new DnsServerTxtResolver({ host: dns.host, port: dns.port }) }),
+    ...(external === null ? {} : { external: external.names }),
   };
   const self = ed25519RawPublicKey(options.identityKey);
   const view = createIssuerView(ca);
@@ -193,10 +207,13 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
       heightWaiters.add(waiter);
       if (latestHeight() >= height) waiter.settle(true);
     });
+  const corroboratorCaa = corroboratorCaaPolicy(caa.caaIdentities, caaResolver);
   const corroborator = createCorroborator({
     chainId: genesis.chainId,
     identityKey: options.identityKey,
     validation,
+    // The ACME server's CAA check, from this perspective too: ok = challenge met and CAA permits.
+    ...(corroboratorCaa === undefined ? {} : { caa: corroboratorCaa }),
     // Only identifiers an ACME account's grant allows (genesis grants: they never change).
     authorize: grantCorroborationAuthorizer(ca),
     latestHeight,
@@ -234,11 +251,14 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
         dnsZones: grant.dnsZones,
         ipRanges: grant.ipRanges,
         wildcards: grant.wildcards,
+        externalDns: grant.externalDns,
       },
       ...(acme.http01Port === undefined ? {} : { http01Port: acme.http01Port }),
       ...(acme.tlsAlpn01Port === undefined ? {} : { tlsAlpn01Port: acme.tlsAlpn01Port }),
       ...caa,
+      ...(caaResolver === undefined ? {} : { caaResolver }),
       ...(validation.txtResolver === undefined ? {} : { txtResolver: validation.txtResolver }),
+      ...(external === null ? {} : { external: external.names }),
       corroborate,
       registry: options.registry,
       onInternalError: (error) =>
@@ -248,6 +268,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
         }),
     });
   } catch (error) {
+    external?.close();
     issuer.close();
     store.close();
     throw new CliError(
@@ -263,7 +284,9 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     ipRanges: grant.ipRanges,
     dns01: options.dnsServer !== null,
     caaIdentities: caa.caaIdentities ?? [],
-    caa: caa.caaResolver !== undefined,
+    caa: caaResolver !== undefined,
+    externalDns: grant.externalDns,
+    ...(external === null ? {} : { resolver: acme.resolver ?? 'system' }),
   });
   return {
     directoryUrl: server.directoryUrl,
@@ -278,6 +301,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     },
     close: async () => {
       for (const waiter of [...heightWaiters]) waiter.settle(false);
+      external?.close();
       issuer.close();
       await server.close();
       store.close();

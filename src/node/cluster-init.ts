@@ -352,6 +352,12 @@ export interface ClusterInitOptions {
   readonly acme?: boolean;
   /** ACME HTTPS port of node-1; node-K gets acmeBasePort + K - 1. 0 asks the OS (default with basePort 0). */
   readonly acmeBasePort?: number;
+  /**
+   * `externalDns` on the ACME account grants (docs/acme.md, "External names"): the ACME servers
+   * also issue for DNS names outside the cluster zone (default false). Needs the CA, ACME and
+   * the cluster's DNS (its zone is the default CAA identity).
+   */
+  readonly acmeExternalDns?: boolean;
   /** Replace an existing cluster directory (one holding a genesis.json). */
   readonly force?: boolean;
   readonly proofParams?: ConsensusProofParams;
@@ -484,6 +490,21 @@ function checkOptions(options: ClusterInitOptions): void {
       );
     }
     checkCaRateLimit(options.caRateLimit);
+  }
+  if (options.acmeExternalDns === true) {
+    const without =
+      options.ca === false
+        ? '--no-ca'
+        : options.acme === false
+          ? '--no-acme'
+          : options.dns === false
+            ? '--no-dns (the cluster zone is the CAA identity external names are checked against)'
+            : null;
+    if (without !== null) {
+      throw new CliError(
+        `--acme-external-dns lets the ACME servers issue for external names; it cannot be combined with ${without}`,
+      );
+    }
   }
   if (options.dns !== false && options.host !== undefined && isIP(options.host) === 0) {
     throw new CliError(
@@ -953,6 +974,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
                 acmeAccounts,
                 dnsPorts === null ? null : DEFAULT_DNS_ZONE,
                 host,
+                options.acmeExternalDns === true,
               ),
         ),
       };

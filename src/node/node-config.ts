@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { isResolverAddress } from '../faces/acme/external-resolver.js';
 import { CliError } from './cli-error.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_METRICS_PORT, DEFAULT_STOQ_PORT } from './config.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
@@ -134,6 +135,15 @@ export const validatorNodeConfigSchema = z.strictObject({
         )
         .min(1)
         .max(16)
+        .optional(),
+      /**
+       * Recursive DNS resolver for names outside the cluster's zones (docs/acme.md "External
+       * names"): "ipv4:port" or "[ipv6]:port"; default: the system's resolvers.
+       */
+      resolver: z
+        .string()
+        .max(64)
+        .refine(isResolverAddress, { error: '"ipv4:port" or "[ipv6]:port" of a DNS resolver' })
         .optional(),
     })
     .nullable()

@@ -4,7 +4,12 @@ import { after, before, describe, it } from 'node:test';
 import { toHex } from '../../src/crypto/bytes.js';
 import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { sha256 } from '../../src/crypto/hash.js';
-import { dns01TxtValue, type TxtResolver } from '../../src/faces/acme/index.js';
+import {
+  RecursiveResolver,
+  SplitCaaResolver,
+  dns01TxtValue,
+  type TxtResolver,
+} from '../../src/faces/acme/index.js';
 import type { CaCorroborateRequest } from '../../src/faces/ca-rpc.js';
 import {
   createCorroborator,
@@ -13,7 +18,15 @@ import {
 } from '../../src/node/acme-mpic.js';
 import { StoqErrorCode } from '../../src/stoq/errors.js';
 import { decodeDcvAttestation, verifyDcvAttestation } from '../../src/trustchain/ca-module/dcv.js';
+import {
+  EXTERNAL_ZONE,
+  a,
+  caa,
+  startExternalDns,
+  type ExternalDns,
+} from '../faces/acme/external-dns.js';
 import { Http01Responder } from '../faces/acme/fixtures.js';
+import { makeSender } from '../consensus/application/fixture.js';
 import { isStoqError } from '../stoq/rpc-fixture.js';
 import { GRANTED_ZONE, createCaFixture, type CaFixture } from '../trustchain/ca-module/fixture.js';
 
@@ -201,5 +214,123 @@ describe('acme-mpic: the corroborator validates only what a requireDcv grant all
     assert.equal(authorize(account, { type: 'dns', value: `*.${GRANTED_ZONE}` }), null);
     assert.equal(authorize(account, { type: 'ip', value: '127.1.2.3' }), null);
     assert.match(authorize(account, { type: 'ip', value: '128.0.0.1' }) ?? '', /address range/);
+  });
+});
+
+/**
+ * External names in the corroborator (docs/acme.md, "External names"): an account whose grant
+ * has `externalDns` may have names outside its zones validated, through the node's recursive
+ * resolver, and each perspective runs the ACME server's CAA check too — `ok` is "challenge met
+ * and CAA permits issuance".
+ */
+describe('acme-mpic: external names and CAA in every perspective', () => {
+  let fixture: CaFixture;
+  let world: ExternalDns;
+  let resolver: RecursiveResolver;
+  let responder: Http01Responder;
+  let corroborator: Corroborator;
+  const validatorKey = generateKeyPairSync('ed25519').privateKey;
+  const caller = { role: 'validator' as const, name: 'node-2', uri: 'spiffe://test/node/node-2' };
+  const externalAccount = makeSender();
+  const zoneAccount = makeSender();
+  const ACCOUNT_URI = 'https://acme.test/acme/acct/7';
+
+  before(async () => {
+    const grant = (account: Uint8Array, externalDns: boolean) => ({
+      account: toHex(account),
+      profiles: ['service' as const],
+      dnsZones: [GRANTED_ZONE],
+      wildcards: true,
+      requireDcv: true,
+      externalDns,
+    });
+    fixture = await createCaFixture({
+      grants: [grant(externalAccount.publicKey, true), grant(zoneAccount.publicKey, false)],
+    });
+    world = await startExternalDns([
+      a(`shop.${EXTERNAL_ZONE}`),
+      a(`forbidden.${EXTERNAL_ZONE}`),
+      caa(`forbidden.${EXTERNAL_ZONE}`, 'other-ca.example'),
+      a(`pinned.${EXTERNAL_ZONE}`),
+      caa(`pinned.${EXTERNAL_ZONE}`, `hypermesh; accounturi=${ACCOUNT_URI}`),
+      caa(`pinned.${EXTERNAL_ZONE}`, 'other-ca.example', 'issuewild'),
+    ]);
+    resolver = new RecursiveResolver({ servers: [world.resolver], timeoutMs: 1_000, tries: 1 });
+    responder = await Http01Responder.start();
+    const external = { isExternal: (name: string) => !name.endsWith(GRANTED_ZONE), resolver };
+    corroborator = createCorroborator({
+      chainId: fixture.config.chainId,
+      identityKey: validatorKey,
+      validation: { http01Port: responder.port, tlsAlpn01Port: 1, timeoutMs: 5_000, external },
+      caa: { resolver: new SplitCaaResolver(external, undefined), identities: ['hypermesh'] },
+      authorize: grantCorroborationAuthorizer(fixture.config),
+      latestHeight: () => 3,
+      isHolder: () => true,
+    });
+  });
+
+  after(async () => {
+    resolver?.cancel();
+    await responder?.close();
+    await world?.close();
+  });
+
+  const http01 = (
+    account: Uint8Array,
+    value: string,
+    extra: Partial<CaCorroborateRequest> = {},
+  ): CaCorroborateRequest => {
+    const token = Buffer.from(randomBytes(32)).toString('base64url');
+    const keyAuthorization = `${token}.${Buffer.from(randomBytes(32)).toString('base64url')}`;
+    responder.tokens.set(token, keyAuthorization);
+    return {
+      account,
+      identifier: { type: 'dns', value },
+      method: 'http-01',
+      token,
+      keyAuthorization,
+      accountUri: ACCOUNT_URI,
+      ...extra,
+    };
+  };
+  const attestOk = async (request: CaCorroborateRequest): Promise<boolean> => {
+    const attestation = decodeDcvAttestation(await corroborator(request, caller));
+    assert.equal(verifyDcvAttestation(attestation), true);
+    return attestation.body.ok;
+  };
+
+  it('the authorizer accepts external names only for an externalDns grant', () => {
+    const authorize = grantCorroborationAuthorizer(fixture.config);
+    const shop = { type: 'dns' as const, value: `shop.${EXTERNAL_ZONE}` };
+    assert.equal(authorize(externalAccount.publicKey, shop), null);
+    assert.match(authorize(zoneAccount.publicKey, shop) ?? '', /not in a zone/);
+  });
+
+  it('an external name over http-01 (A record from the resolver), CAA silent → ok', async () => {
+    const hosts = responder.hosts.length;
+    assert.equal(await attestOk(http01(externalAccount.publicKey, `shop.${EXTERNAL_ZONE}`)), true);
+    assert.deepEqual(responder.hosts.slice(hosts), [`shop.${EXTERNAL_ZONE}:${responder.port}`]);
+  });
+
+  it('the challenge is met but CAA forbids this CA → attested with ok = false', async () => {
+    const hosts = responder.hosts.length;
+    assert.equal(
+      await attestOk(http01(externalAccount.publicKey, `forbidden.${EXTERNAL_ZONE}`)),
+      false,
+    );
+    assert.equal(responder.hosts.length, hosts + 1, 'the challenge itself was checked');
+  });
+
+  it('accounturi and issuewild come from the request', async () => {
+    const name = `pinned.${EXTERNAL_ZONE}`;
+    assert.equal(await attestOk(http01(externalAccount.publicKey, name)), true);
+    const elsewhere = { accountUri: 'https://acme.test/acme/acct/8' };
+    assert.equal(await attestOk(http01(externalAccount.publicKey, name, elsewhere)), false);
+    const { accountUri: _omitted, ...anonymous } = http01(externalAccount.publicKey, name);
+    assert.equal(await attestOk(anonymous), false);
+    assert.equal(
+      await attestOk(http01(externalAccount.publicKey, name, { wildcard: true })),
+      false,
+    );
   });
 });

@@ -31,6 +31,11 @@ export interface IdentifierPolicy {
   readonly ipRanges?: readonly string[];
   /** Whether wildcard names may be ordered (default true). */
   readonly wildcards?: boolean;
+  /**
+   * DNS names outside `dnsZones` may be ordered too (external domain names; the account's
+   * grant has `externalDns`, docs/acme.md "External names"). Default false.
+   */
+  readonly externalDns?: boolean;
 }
 
 /** One authorization an order needs: the identifier (the base name for a wildcard). */
@@ -62,7 +67,11 @@ function checkOne(identifier: AcmeIdentifier, policy: IdentifierPolicy): AcmePro
       return refusal(identifier, `wildcard names are not issued here`);
     }
     const base = wildcardBase(identifier.value);
-    if (policy.dnsZones !== undefined && !policy.dnsZones.some((z) => isWithinZone(base, z))) {
+    if (
+      policy.dnsZones !== undefined &&
+      policy.externalDns !== true &&
+      !policy.dnsZones.some((z) => isWithinZone(base, z))
+    ) {
       return refusal(identifier, `${identifier.value} is not in a zone this server issues for`);
     }
   } else if (

@@ -23,13 +23,27 @@ export type {
 export { DnsServerTxtResolver } from './dns-resolver.js';
 export type { DnsServerResolverOptions, TxtResolver } from './dns-resolver.js';
 export { ZoneSourceCaaResolver } from './caa-resolver.js';
+export { RecursiveResolver, SplitCaaResolver, parseResolverAddress } from './external-resolver.js';
+export type {
+  AddressResolver,
+  ExternalNames,
+  ExternalResolver,
+  RecursiveResolverOptions,
+} from './external-resolver.js';
+export { checkCaa } from './caa-check.js';
+export type { CaaCheckRequest, CaaPolicy } from './caa-check.js';
 export type { CaaResolver } from './caa-resolver.js';
 export { ProblemType, PROBLEM_PREFIX, PROBLEM_STATUS, AcmeProblem } from './problems.js';
 export type { AcmeIdentifier, ProblemDocument } from './problems.js';
 export { SUPPORTED_ALGORITHMS, jwkThumbprint } from './jws.js';
 export { keyAuthorization, dns01TxtValue } from './validation.js';
 export type { IdentifierPolicy } from './identifiers.js';
-export type { AcmeCorroborate, AcmeCorroboration, AcmeMpicOutcome } from './mpic.js';
+export type {
+  AcmeCorroborate,
+  AcmeCorroboration,
+  AcmeCorroborationContext,
+  AcmeMpicOutcome,
+} from './mpic.js';
 export { validateChallenge } from './validation.js';
 export type { ValidationOptions } from './validation.js';
 export type { ChallengeType } from './identifiers.js';

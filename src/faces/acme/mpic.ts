@@ -20,12 +20,21 @@ export interface AcmeCorroboration {
   }>;
 }
 
+/** What the validators need beyond the challenge for their CAA check (RFC 8659, RFC 8657). */
+export interface AcmeCorroborationContext {
+  /** The authorization is for the wildcard `*.<identifier>` (CAA `issuewild`). */
+  readonly wildcard: boolean;
+  /** The ACME account URL (RFC 8657 §3 `accounturi`). */
+  readonly accountUri: string;
+}
+
 /** Asks every validator to check one challenge; never rejects for what a validator answers. */
 export type AcmeCorroborate = (
   identifier: AcmeIdentifier,
   method: ChallengeType,
   token: string,
   keyAuthorization: string,
+  context?: AcmeCorroborationContext,
 ) => Promise<AcmeCorroboration>;
 
 export type AcmeMpicOutcome = 'corroborated' | 'refused';

@@ -13,6 +13,7 @@ import { AcmeUrls, routeOf, type Route } from './routes.js';
 import { AcmeService, type Reply } from './service.js';
 import type { AcmeStore } from './store.js';
 import type { TxtResolver } from './dns-resolver.js';
+import type { ExternalNames } from './external-resolver.js';
 import type { CaaResolver } from './caa-resolver.js';
 import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
 
@@ -49,6 +50,12 @@ export interface AcmeServerOptions {
   readonly testOnlyConnectAddress?: string;
   /** dns-01 lookups; without one, dns-01 (and so wildcard names) is not offered. */
   readonly txtResolver?: TxtResolver;
+  /**
+   * External domain names (docs/acme.md, "External names"): names `isExternal` calls external
+   * are connected to and looked up (A/AAAA, TXT) through its resolver. Give CAA lookups for
+   * them with `caaResolver` (`SplitCaaResolver`).
+   */
+  readonly external?: ExternalNames;
   /** Per validation attempt (default 10 s). */
   readonly validationTimeoutMs?: number;
   readonly termsOfService?: string;
@@ -216,6 +223,7 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
         ? {}
         : { testOnlyConnectAddress: options.testOnlyConnectAddress }),
       ...(options.txtResolver === undefined ? {} : { txtResolver: options.txtResolver }),
+      ...(options.external === undefined ? {} : { external: options.external }),
     },
     identifiers: options.identifiers ?? {},
     ...(options.termsOfService === undefined ? {} : { termsOfService: options.termsOfService }),

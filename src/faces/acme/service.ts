@@ -10,7 +10,12 @@ import {
 } from '../../crypto/x509.js';
 import { CaError } from '../../trustchain/ca/errors.js';
 import { MAX_CSR_BYTES, parseCsr, type ParsedCsr } from '../../trustchain/ca/csr.js';
-import { checkOrderIdentifiers, type ChallengeType, type IdentifierPolicy } from './identifiers.js';
+import {
+  checkOrderIdentifiers,
+  type AuthorizationTarget,
+  type ChallengeType,
+  type IdentifierPolicy,
+} from './identifiers.js';
 import { AcmeIssuerError, type AcmeIssuer } from './issuer.js';
 import {
   decodeBase64Url,
@@ -337,12 +342,19 @@ export class AcmeService {
     const now = this.now();
     const orderId = newId();
     const authzExpires = now + this.options.pendingAuthorizationLifetimeMs;
-    const offered = (types: readonly ChallengeType[]): ChallengeType[] =>
-      types.filter(
-        (type) => type !== 'dns-01' || this.options.validation.txtResolver !== undefined,
+    const { validation } = this.options;
+    // dns-01 needs a TXT resolver: the cluster's for its names, the external one for others.
+    const offered = (target: AuthorizationTarget): ChallengeType[] =>
+      target.challenges.filter(
+        (type) =>
+          type !== 'dns-01' ||
+          (target.identifier.type === 'dns' &&
+          validation.external?.isExternal(target.identifier.value) === true
+            ? true
+            : validation.txtResolver !== undefined),
       );
     const authorizations = targets.map((target, position) => {
-      const types = offered(target.challenges);
+      const types = offered(target);
       if (types.length === 0) {
         throw problem(
           ProblemType.rejectedIdentifier,
@@ -603,6 +615,10 @@ export class AcmeService {
         challenge.type,
         challenge.token,
         keyAuth,
+        {
+          wildcard: authorization.wildcard,
+          accountUri: this.urls.account(authorization.accountId),
+        },
       );
     } catch (error) {
       this.options.onBackgroundError(error);

@@ -7,10 +7,10 @@ import { X509Error, parseCertificate, type ParsedCertificate } from '../../crypt
 import { ipAddressBytes } from '../../trustchain/ca/names.js';
 import { AcmeError } from './errors.js';
 import type { TxtResolver } from './dns-resolver.js';
+import type { ExternalNames } from './external-resolver.js';
 import type { ChallengeType } from './identifiers.js';
 import { encodeBase64Url } from './jws.js';
-import type { AcmeProblem } from './problems.js';
-import { ProblemType, problem, type AcmeIdentifier } from './problems.js';
+import { AcmeProblem, ProblemType, problem, type AcmeIdentifier } from './problems.js';
 
 /**
  * Challenge validation (RFC 8555 §8): the key authorization `token || '.' || thumbprint`
@@ -33,8 +33,15 @@ export interface ValidationOptions {
   readonly testOnlyConnectAddress?: string;
   /** Per validation attempt. */
   readonly timeoutMs: number;
-  /** dns-01 TXT lookups; dns-01 is not offered without one. */
+  /** dns-01 TXT lookups; dns-01 is not offered without one (except for external names). */
   readonly txtResolver?: TxtResolver;
+  /**
+   * External domain names (external-resolver.ts): a DNS identifier `isExternal` calls external
+   * is connected to (http-01, tls-alpn-01) at the first address its resolver returns, and its
+   * dns-01 TXT record is looked up there. Other names keep the cluster's path (the OS resolver
+   * for connecting, `txtResolver` for TXT). Absent: every name takes that path.
+   */
+  readonly external?: ExternalNames;
 }
 
 /** Largest http-01 response body read; a key authorization is about 87 characters. */
@@ -61,17 +68,54 @@ export async function validateChallenge(
   return validateDns01(identifier, keyAuth, options);
 }
 
+function isExternal(identifier: AcmeIdentifier, options: ValidationOptions): boolean {
+  return identifier.type === 'dns' && options.external?.isExternal(identifier.value) === true;
+}
+
+/**
+ * The host a validation connects to: `testOnlyConnectAddress` when set, an external name's
+ * first address from the external resolver (a `dns` problem when the lookup fails or finds
+ * none), else the identifier itself (an address, or a name for the OS resolver).
+ */
+async function connectHost(
+  identifier: AcmeIdentifier,
+  options: ValidationOptions,
+): Promise<string | AcmeProblem> {
+  if (options.testOnlyConnectAddress !== undefined) return options.testOnlyConnectAddress;
+  if (!isExternal(identifier, options) || options.external === undefined) return identifier.value;
+  let addresses: string[];
+  try {
+    addresses = await options.external.resolver.lookupAddresses(identifier.value);
+  } catch (error) {
+    if (!(error instanceof AcmeError)) throw error;
+    return problem(
+      ProblemType.dns,
+      `A/AAAA lookup of ${identifier.value} failed: ${error.message}`,
+      {
+        identifier,
+      },
+    );
+  }
+  const address = addresses[0];
+  if (address === undefined) {
+    return problem(ProblemType.dns, `${identifier.value} has no A or AAAA record`, { identifier });
+  }
+  return address;
+}
+
 function hostHeader(identifier: AcmeIdentifier, port: number): string {
   const host = net.isIPv6(identifier.value) ? `[${identifier.value}]` : identifier.value;
   return port === 80 ? host : `${host}:${port}`;
 }
 
-export function validateHttp01(
+export async function validateHttp01(
   identifier: AcmeIdentifier,
   token: string,
   keyAuth: string,
   options: ValidationOptions,
 ): Promise<AcmeProblem | null> {
+  const host = await connectHost(identifier, options);
+  if (host instanceof AcmeProblem) return host;
   const port = options.http01Port;
   const path = `/.well-known/acme-challenge/${token}`;
   const where = `http://${hostHeader(identifier, port)}${path}`;
@@ -85,7 +129,7 @@ export function validateHttp01(
       resolve(outcome);
     };
     const request = http.request({
-      host: options.testOnlyConnectAddress ?? identifier.value,
+      host,
       port,
       path,
       method: 'GET',
@@ -156,12 +200,15 @@ export async function validateDns01(
   options: ValidationOptions,
 ): Promise<AcmeProblem | null> {
   const name = `_acme-challenge.${identifier.value}`;
-  if (options.txtResolver === undefined) {
+  const resolver = isExternal(identifier, options)
+    ? options.external?.resolver
+    : options.txtResolver;
+  if (resolver === undefined) {
     return problem(ProblemType.dns, 'this server has no DNS resolver for dns-01', { identifier });
   }
   let values: string[];
   try {
-    values = await options.txtResolver.lookupTxt(name);
+    values = await resolver.lookupTxt(name);
   } catch (error) {
     const message =
       error instanceof AcmeError || error instanceof Error ? error.message : String(error);
@@ -224,11 +271,13 @@ export function checkTlsAlpnCertificate(
   return null;
 }
 
-export function validateTlsAlpn01(
+export async function validateTlsAlpn01(
   identifier: AcmeIdentifier,
   keyAuth: string,
   options: ValidationOptions,
 ): Promise<AcmeProblem | null> {
+  const host = await connectHost(identifier, options);
+  if (host instanceof AcmeProblem) return host;
   const port = options.tlsAlpn01Port;
   const servername = identifier.type === 'ip' ? reverseName(identifier.value) : identifier.value;
   const where = `tls-alpn-01 ${servername} port ${port}`;
@@ -242,7 +291,7 @@ export function validateTlsAlpn01(
       resolve(outcome);
     };
     const socket = tls.connect({
-      host: options.testOnlyConnectAddress ?? identifier.value,
+      host,
       port,
       servername,
       ALPNProtocols: [ACME_TLS_ALPN_PROTOCOL],

@@ -118,7 +118,7 @@ const init: Command = {
   help: `
 usage: hypermesh cluster init --validators N --out DIR [--chain-id ID] [--host ADDR]
                               [--base-port P] [--metrics-base-port P] [--dns-base-port P]
-                              [--doq-base-port P] [--no-dns] [--no-discovery] [--acme-base-port P] [--no-acme] [--ca-rate-limit COUNT/SECONDS] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
+                              [--doq-base-port P] [--no-dns] [--no-discovery] [--acme-base-port P] [--no-acme] [--acme-external-dns] [--ca-rate-limit COUNT/SECONDS] [--force] [--token-name NAME] [--token-symbol SYM] [--token-decimals D]
                               [--token-supply TOKENS] [--validator-allocation TOKENS]
                               [--no-caesar] [--staking [--staking-param NAME=VALUE ...]
                               [--validator-commission BPS]]
@@ -171,6 +171,9 @@ options:
   --acme-base-port P     ACME server HTTPS port of node-1, likewise (default 9443; 0 = free;
                          defaults to 0 when --base-port is 0); docs/acme.md
   --no-acme              no ACME servers (no ACME account keys, grants or HTTPS certificates)
+  --acme-external-dns    the ACME servers also issue for DNS names outside the cluster zone
+                         (grants with externalDns; names resolved through acme.resolver, CAA
+                         checked by every validator); not with --no-acme, --no-ca or --no-dns
   --force                replace DIR if it holds a previous cluster (a genesis.json)
 
 ledger options (amounts in whole tokens):
@@ -212,6 +215,7 @@ staking options (docs/caesar.md, "Staking"):
       'ct-base-port': { type: 'string' },
       'acme-base-port': { type: 'string' },
       'no-acme': { type: 'boolean' },
+      'acme-external-dns': { type: 'boolean' },
       force: { type: 'boolean' },
       'token-name': { type: 'string' },
       'token-symbol': { type: 'string' },
@@ -317,6 +321,7 @@ staking options (docs/caesar.md, "Staking"):
             ),
           }),
       acme: !(values['no-acme'] ?? false),
+      acmeExternalDns: values['acme-external-dns'] ?? false,
       ...(values['acme-base-port'] === undefined
         ? {}
         : {

@@ -32,7 +32,7 @@ import { CA_MODULE_NAME } from './state.js';
  *   "trustBundle": { "format": "hypermesh-trust-bundle", ... },
  *   "grants": [{ "account": "<64 hex>", "profiles": ["service"], "dnsZones": ["hypermesh.test"],
  *                "wildcards": true, "ipRanges": ["127.0.0.0/8"], "uriPrefixes": ["spiffe://c/"],
- *                "requireDcv": false }],
+ *                "requireDcv": false, "externalDns": false }],
  *   "rateLimit": { "max": 100, "windowSeconds": 3600 },
  *   "publishWindowBlocks": 3, "intermediateProposalBlocks": 1000, "dcvMaxAgeBlocks": 100,
  *   "genesisCertificates": [{ "issuer": "node-1", "account": "<64 hex>",
@@ -74,6 +74,11 @@ export interface CaGrant {
    * (docs/ca.md, "Multi-perspective validation (MPIC)"): an ACME server's account.
    */
   readonly requireDcv: boolean;
+  /**
+   * DNS names outside `dnsZones` may be requested too (external domain names, each proven by
+   * the DCV quorum `requireDcv` demands); only together with `requireDcv`.
+   */
+  readonly externalDns: boolean;
 }
 
 /** `Requester` (ca/request.ts) plus whether its DNS names and IP addresses need DCV attestations. */
@@ -105,18 +110,25 @@ export interface CaModuleConfig {
   readonly genesisCertificates: readonly GenesisCertificate[];
 }
 
-const grantSchema = z.strictObject({
-  account: hexString(32),
-  profiles: z
-    .array(z.enum(PROFILE_NAMES as [ProfileName, ...ProfileName[]]))
-    .max(3)
-    .default([]),
-  dnsZones: z.array(z.string().min(1).max(253)).max(100).default([]),
-  wildcards: z.boolean().default(false),
-  ipRanges: z.array(z.string().min(1).max(64)).max(100).default([]),
-  uriPrefixes: z.array(z.string().min(1).max(2048)).max(100).default([]),
-  requireDcv: z.boolean().default(false),
-});
+const grantSchema = z
+  .strictObject({
+    account: hexString(32),
+    profiles: z
+      .array(z.enum(PROFILE_NAMES as [ProfileName, ...ProfileName[]]))
+      .max(3)
+      .default([]),
+    dnsZones: z.array(z.string().min(1).max(253)).max(100).default([]),
+    wildcards: z.boolean().default(false),
+    ipRanges: z.array(z.string().min(1).max(64)).max(100).default([]),
+    uriPrefixes: z.array(z.string().min(1).max(2048)).max(100).default([]),
+    requireDcv: z.boolean().default(false),
+    externalDns: z.boolean().default(false),
+  })
+  .refine((grant) => !grant.externalDns || grant.requireDcv, {
+    path: ['externalDns'],
+    error:
+      '"externalDns": true needs "requireDcv": true (external names are issued only with a quorum of DCV attestations)',
+  });
 
 const sectionSchema = z.strictObject({
   trustBundle: z.record(z.string(), z.unknown()),
@@ -236,6 +248,7 @@ export function caGenesisFromApp(
       ipRanges: grant.ipRanges,
       uriPrefixes: grant.uriPrefixes,
       requireDcv: grant.requireDcv,
+      externalDns: grant.externalDns,
     });
   }
   const genesisCertificates = checkGenesisCertificates(
@@ -272,8 +285,9 @@ export function caGenesisFromApp(
  *   attestations (`requireDcv`).
  *
  * DNS names and IP addresses come only from grants: names outside them are refused
- * (`name_not_allowed`), external names included, since consensus has no DNS resolver for
- * domain validation or CAA.
+ * (`name_not_allowed`), since consensus has no DNS resolver for domain validation or CAA. The
+ * exception is a grant with `externalDns` (always with `requireDcv`): any DNS name, each proven
+ * by a quorum of DCV attestations whose holders also checked CAA (dcv.ts).
  */
 export function requesterFor(
   config: CaModuleConfig,
@@ -302,6 +316,7 @@ export function requesterFor(
     ipRanges: grant?.ipRanges ?? [],
     uriPrefixes: [...uriPrefixes, ...(grant?.uriPrefixes ?? [])],
     requireDcv: grant?.requireDcv ?? false,
+    externalDns: grant?.externalDns ?? false,
   };
 }
 

@@ -19,6 +19,9 @@ import { CaModuleError, CaModuleErrorCode } from './errors.js';
  * (MPIC)"): each intermediate holder checks an ACME challenge from its own vantage point and
  * signs a DCV attestation of the outcome; a `request` of an account whose grant has
  * `requireDcv` carries them, and the `ca` module counts them against `dcvRequiredCount`.
+ * `ok` means the challenge is met from that perspective AND, for a DNS name, the holder's own
+ * CAA check (RFC 8659/8657, the ACME server's src/faces/acme/caa-check.ts) permits issuance —
+ * so a quorum for an external name (a grant with `externalDns`) is also a quorum of CAA checks.
  *
  * Wire form, deterministic CBOR (RFC 8949 §4.2.1):
  *
@@ -49,6 +52,7 @@ export interface DcvAttestationBody {
   readonly keyAuthorizationHash: Uint8Array;
   /** The attesting node's latest committed height when it validated. */
   readonly height: number;
+  /** The challenge is met and (for a DNS name) CAA permits issuance, from this validator. */
   readonly ok: boolean;
   /** The attesting validator's node Ed25519 public key (32 bytes) = its CA issuer account. */
   readonly validator: Uint8Array;

@@ -338,6 +338,12 @@ export interface Requester {
   readonly dnsZones: readonly string[];
   /** Whether the account may request wildcard names (in zones it holds). */
   readonly wildcards: boolean;
+  /**
+   * Whether the account may also request DNS names outside `dnsZones` (external domain names;
+   * wildcards still only with `wildcards`). Absent: false. Only for accounts whose names need
+   * proof of control (a `requireDcv` grant, docs/ca.md "Names and grants").
+   */
+  readonly externalDns?: boolean;
   /** IP addresses or CIDR ranges (`10.0.0.0/8`, `2001:db8::/32`). */
   readonly ipRanges: readonly string[];
   /** SPIFFE ID prefixes: an exact ID, or a prefix ending in `/` covering everything below. */
@@ -427,7 +433,10 @@ export function checkRequest(
   for (const name of dnsNames) {
     if (isWildcard(name) && !(profile.wildcards && requester.wildcards)) {
       refusals.push({ code: 'wildcard_not_allowed', name });
-    } else if (!requester.dnsZones.some((zone) => isWithinZone(wildcardBase(name), zone))) {
+    } else if (
+      requester.externalDns !== true &&
+      !requester.dnsZones.some((zone) => isWithinZone(wildcardBase(name), zone))
+    ) {
       refusals.push({ code: 'name_not_allowed', kind: 'dns', name });
     }
   }
