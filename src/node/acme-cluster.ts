@@ -20,7 +20,8 @@ import { createWalletKey } from './wallet.js';
  * genesis by the node's own TrustChain intermediate (`ca/trustchain-root.pem` is the root clients
  * must trust) for the node identity key, naming the listen address as a DNS name or IP address.
  * Like the STOQ certificate issued beside it, it is a bootstrap certificate: not issued through
- * consensus and not in the CT log.
+ * consensus, but listed in the genesis (`app.ca.genesisCertificates`), so it is published at
+ * height 1, in the CT log and revocable.
  */
 export const ACME_FILES = {
   accountKey: 'acme-account.key',
