@@ -13,9 +13,8 @@ import { toHex } from '../../src/crypto/bytes.js';
 import { parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { ACME_FILES } from '../../src/node/acme-cluster.js';
 import { CA_FILES } from '../../src/node/ca-genesis.js';
-import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { readWalletKey } from '../../src/node/wallet.js';
 import { CA_MODULE_NAME, decodeCaBody } from '../../src/trustchain/ca-module/index.js';
 import {
@@ -32,7 +31,8 @@ import {
 } from '../faces/acme/external-dns.js';
 import { Http01Responder } from '../faces/acme/fixtures.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
-import { waitForCondition, withDeadline } from '../helpers/wait.js';
+import { startClusterNodes } from '../helpers/nodes.js';
+import { withDeadline } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const skip = spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed';
@@ -69,26 +69,14 @@ describe('ACME in the node: external names (--acme-external-dns)', { skip }, () 
       const json = JSON.parse(await readFile(file, 'utf8')) as { acme: Record<string, unknown> };
       json.acme = { ...json.acme, http01Port: responder.port, resolver: world.resolver };
       await writeFile(file, JSON.stringify(json));
-      const config = await loadValidatorNodeConfig(file, {});
-      assert.equal(config.acme?.resolver, world.resolver);
-      nodes.push(
-        await startValidatorNode(
-          config,
-          createLogger({ node: name }, () => undefined, 'error'),
-        ),
-      );
     }
-    await Promise.all(
-      nodes.map((node) =>
-        waitForCondition(
-          node.driver,
-          'commit',
-          () => node.driver.status().committedHeight >= 1,
-          `${node.config.name} commits block 1`,
-          60_000,
-        ),
-      ),
-    );
+    const { resolver } = world;
+    await startClusterNodes(nodes, dir, ['node-1', 'node-2'], {
+      configure: (_name, config) => {
+        assert.equal(config.acme?.resolver, resolver);
+        return config;
+      },
+    });
   });
 
   after(async () => {

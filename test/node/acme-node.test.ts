@@ -17,9 +17,8 @@ import { acmeErrorForCaRefusal } from '../../src/node/acme-issuer.js';
 import { CA_FILES } from '../../src/node/ca-genesis.js';
 import { checkCtInclusion, ctTimestamp } from '../../src/node/cert-tools.js';
 import { createLogger } from '../../src/node/log.js';
-import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { createWalletKey, readWalletKey } from '../../src/node/wallet.js';
 import { startAcmeNode } from '../../src/node/acme-node.js';
 import { CliError } from '../../src/node/cli-error.js';
@@ -47,6 +46,7 @@ import {
   publicJwk,
 } from '../faces/acme/fixtures.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { startClusterNodes } from '../helpers/nodes.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -85,29 +85,14 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     // (multi-perspective validation with one failing perspective).
     responder = await Http01Responder.start();
     const closedPort = await freePort();
-    for (const name of ['node-1', 'node-2']) {
-      const loaded = await loadValidatorNodeConfig(path.join(dir, name, 'config.json'), {});
-      assert.ok(loaded.acme !== undefined && loaded.acme !== null);
-      const http01Port = name === 'node-1' ? responder.port : closedPort;
-      const config = { ...loaded, acme: { ...loaded.acme, http01Port } };
-      nodes.push(
-        await startValidatorNode(
-          config,
-          createLogger({ node: name }, () => undefined, 'error'),
-        ),
-      );
-    }
-    await Promise.all(
-      nodes.map((node) =>
-        waitForCondition(
-          node.driver,
-          'commit',
-          () => node.driver.status().committedHeight >= 1,
-          `${node.config.name} commits block 1`,
-          60_000,
-        ),
-      ),
-    );
+    const port = responder.port;
+    await startClusterNodes(nodes, dir, ['node-1', 'node-2'], {
+      configure: (name, loaded) => {
+        assert.ok(loaded.acme !== undefined && loaded.acme !== null);
+        const http01Port = name === 'node-1' ? port : closedPort;
+        return { ...loaded, acme: { ...loaded.acme, http01Port } };
+      },
+    });
   });
 
   after(async () => {

@@ -9,8 +9,6 @@ import { parseGenesisJson } from '../../src/consensus/genesis.js';
 import { derToPem, pemToDerList } from '../../src/crypto/x509.js';
 import { CA_FILES } from '../../src/node/ca-genesis.js';
 import { checkCtInclusion, ctTimestamp } from '../../src/node/cert-tools.js';
-import { createLogger } from '../../src/node/log.js';
-import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { caService, verifyCaGet } from '../../src/faces/ca-rpc.js';
 import { leafHash, verifyInclusion } from '../../src/crypto/merkle.js';
 import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
@@ -20,9 +18,10 @@ import {
   openOperatorParts,
   openOperatorSession,
 } from '../../src/node/operator.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { findPublishedCertificate, CA_MODULE_NAME } from '../../src/trustchain/ca-module/index.js';
 import { runCli, clusterInitArgs } from '../helpers/cli.js';
+import { startClusterNodes } from '../helpers/nodes.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -53,26 +52,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
     const section = genesis.app?.[CA_MODULE_NAME] as { genesisCertificates?: unknown[] };
     genesisCertificateCount = section.genesisCertificates?.length ?? 0;
-    for (const name of ['node-1', 'node-2']) {
-      const config = await loadValidatorNodeConfig(path.join(dir, name, 'config.json'), {});
-      nodes.push(
-        await startValidatorNode(
-          config,
-          createLogger({ node: name }, () => undefined, 'error'),
-        ),
-      );
-    }
-    await Promise.all(
-      nodes.map((node) =>
-        waitForCondition(
-          node.driver,
-          'commit',
-          () => node.driver.status().committedHeight >= 1,
-          `${node.config.name} commits block 1`,
-          60_000,
-        ),
-      ),
-    );
+    await startClusterNodes(nodes, dir, ['node-1', 'node-2']);
   });
 
   after(async () => {
