@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as acme from 'acme-client';
-import { parseGenesisJson } from '../../src/consensus/genesis.js';
+import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import { parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { ACME_FILES } from '../../src/node/acme-cluster.js';
@@ -426,18 +426,18 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     }
   });
 
-  it('a node refuses an ACME account without a genesis grant (exit code 2)', async () => {
-    const node = nodes[0]!;
-    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
-    const stranger = path.join(root, 'stranger.key');
-    await createWalletKey(stranger);
-    const acmeConfig = node.config.acme;
-    assert.ok(acmeConfig !== undefined && acmeConfig !== null);
+  /** startAcmeNode with this configuration refuses to start: exit code 2, `message`. */
+  async function refusedAtStart(
+    config: ValidatorNode['config'],
+    genesis: GenesisDocument,
+    ca: ReturnType<typeof genesisApplication>['ca'],
+    message: RegExp,
+  ): Promise<void> {
     await assert.rejects(
       startAcmeNode({
-        config: { ...node.config, acme: { ...acmeConfig, accountKeyFile: stranger } },
+        config,
         genesis,
-        ca: genesisApplication(genesis).ca,
+        ca,
         identityKey: generateEd25519KeyPair().privateKey,
         query: () => {
           throw new Error('no query expected');
@@ -451,7 +451,22 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
         logger: createLogger({ node: 'test' }, () => undefined, 'error'),
       }),
       (error: unknown) =>
-        error instanceof CliError && error.exitCode === 2 && /has no grant/.test(error.message),
+        error instanceof CliError && error.exitCode === 2 && message.test(error.message),
+    );
+  }
+
+  it('a node refuses an ACME account without a genesis grant (exit code 2)', async () => {
+    const node = nodes[0]!;
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    const stranger = path.join(root, 'stranger.key');
+    await createWalletKey(stranger);
+    const acmeConfig = node.config.acme;
+    assert.ok(acmeConfig !== undefined && acmeConfig !== null);
+    await refusedAtStart(
+      { ...node.config, acme: { ...acmeConfig, accountKeyFile: stranger } },
+      genesis,
+      genesisApplication(genesis).ca,
+      /has no grant/,
     );
   });
 
@@ -465,26 +480,7 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     const grants = new Map(
       [...ca.grants].map(([account, g]) => [account, { ...g, requireDcv: false }]),
     );
-    await assert.rejects(
-      startAcmeNode({
-        config: node.config,
-        genesis,
-        ca: { ...ca, grants },
-        identityKey: generateEd25519KeyPair().privateKey,
-        query: () => {
-          throw new Error('no query expected');
-        },
-        submit: () => Promise.reject(new Error('no submission expected')),
-        pending: () => false,
-        dnsServer: null,
-        dnsZones: null,
-        committed: { state: { get: () => null }, latestHeight: () => null },
-        registry: new Registry(),
-        logger: createLogger({ node: 'test' }, () => undefined, 'error'),
-      }),
-      (error: unknown) =>
-        error instanceof CliError && error.exitCode === 2 && /requireDcv/.test(error.message),
-    );
+    await refusedAtStart(node.config, genesis, { ...ca, grants }, /requireDcv/);
   });
 
   it('cluster init: --no-acme writes no ACME config or grants; overlapping ports are refused', async () => {
