@@ -62,7 +62,9 @@ describe('transaction intake', () => {
 
   it('refuses clients and drops peer batches beyond the queue bound', async () => {
     const mempool = new Mempool(new FakeApp());
-    const intake = createTxIntake(mempool, { maxQueued: 3 });
+    // A clock that stands still: every queued transaction fits in one slice, however slow
+    // the machine (the slice boundary is the test above's subject).
+    const intake = createTxIntake(mempool, { maxQueued: 3, now: () => 0 });
     const first = intake.submit([tx('a'), tx('b')]);
     const refused = await intake.submit([tx('c'), tx('d')]);
     for (const result of refused) {

@@ -206,11 +206,15 @@ describe('the modules a node installs from its genesis', () => {
       application.modules.map((module) => module.name),
       ['kv', 'caesar', 'dns', 'discovery', 'ca'],
     );
-    // caesar/params and one balance per allocation (the treasury and two validators), and the
-    // cluster zone's entries.
+    // caesar/params and one balance per allocation (the treasury and two validators), the
+    // cluster zone's entries, and the CA's genesis bootstrap certificates (for each its record
+    // and its owner, then the height-1 publication and the CT tree head).
     const dns = dnsZonesGenesisFromApp(genesis.app);
     assert.ok(dns !== undefined);
-    assert.equal(application.initialState.length, 4 + dnsZonesInitialState(dns).length);
+    assert.ok(application.ca !== undefined);
+    // Two validators' STOQ and ACME certificates and the operator's.
+    assert.equal(application.ca.genesisCertificates.length, 5);
+    assert.equal(application.initialState.length, 4 + dnsZonesInitialState(dns).length + 2 * 5 + 2);
     assert.throws(
       () => genesisApplication({ ...genesis, app: { ...genesis.app, bank: {} } }),
       (error: unknown) =>
