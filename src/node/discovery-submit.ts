@@ -11,10 +11,13 @@ import type { MempoolAddResult } from '../consensus/mempool.js';
 import { DISCOVERY_MODULE_NAME } from '../discovery/index.js';
 
 /**
- * The node's own discovery transactions (renewals, status changes, self-registration), signed
+ * The node's own transactions of one module — discovery's (renewals, status changes,
+ * self-registration), or the `ca` renewal of its identity certificate (cert-renewal.ts) — signed
  * with its identity key and handed to its own mempool. One is in flight at a time: the next is
  * built after a commit once the previous one left the mempool, with the sequence number the
- * committed state gives, so the node never races itself for a sequence. Requests are keyed
+ * committed state gives, so a sender never races itself for a sequence. Other users of the same
+ * key (the node's other sender, its CA publications) may take that sequence first: the refusal
+ * is transient and the body is tried again after the next commit. Requests are keyed
  * (`service/instance`): a newer one replaces a queued older one for the same instance.
  */
 
@@ -35,6 +38,8 @@ export interface NodeTxSenderOptions {
   readonly chainId: string;
   readonly stampDifficulty: number;
   readonly privateKey: KeyObject;
+  /** The module the bodies are for; default `discovery`. */
+  readonly module?: string;
   /** The committed application's query (for the sender's next sequence). */
   readonly query: (request: QueryRequest) => QueryResponse;
   /** Admission into the node's mempool and gossip to its peers. */
@@ -55,7 +60,7 @@ export class NodeTxSender {
     this.sender = ed25519RawPublicKey(options.privateKey);
   }
 
-  /** Queues a discovery body under `key`, replacing a queued one with the same key. */
+  /** Queues a body under `key`, replacing a queued one with the same key. */
   enqueue(key: string, body: Uint8Array): void {
     this.queue.delete(key);
     this.queue.set(key, body);
@@ -82,7 +87,7 @@ export class NodeTxSender {
         chainId: this.options.chainId,
         privateKey: this.options.privateKey,
         sequence: decodeSequence(answer.value),
-        module: DISCOVERY_MODULE_NAME,
+        module: this.options.module ?? DISCOVERY_MODULE_NAME,
         body,
         stampDifficulty: this.options.stampDifficulty,
       });

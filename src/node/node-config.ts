@@ -46,6 +46,11 @@ export const validatorNodeConfigSchema = z.strictObject({
     certificateFile: file,
     /** Environment variable holding the key file's passphrase, if it is encrypted. */
     passphraseEnv: z.string().min(1).optional(),
+    /**
+     * When the node renews its consensus-issued certificate (cert-renewal.ts): the fraction of
+     * its validity that has passed, 0 ≤ renewAt < 1; default 2/3. 0 renews at once.
+     */
+    renewAt: z.number().min(0).lt(1).optional(),
   }),
   trust: z.strictObject({
     /** PEM trust roots (the cluster CA). */

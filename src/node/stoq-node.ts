@@ -79,6 +79,13 @@ export interface StoqParts {
   readonly uri: string;
   /** The revocation check handshakes use (the revoked-serials file, plus `extra`'s). */
   readonly revocation: RevocationCheck;
+  /**
+   * Presents a renewed certificate chain (DER, leaf first; same key and identity) on new
+   * handshakes; open sessions stay up (cert-renewal.ts). Throws `StoqError` INVALID_ARGUMENT for
+   * a chain of another key or identity. With the TLS transport the TLS layer keeps the
+   * configured certificate: it only proves the key, the STOQ exchange carries the chain.
+   */
+  replaceLocalChain(chain: readonly Uint8Array[]): void;
   close(): Promise<void>;
 }
 
@@ -195,6 +202,7 @@ export async function buildStoqParts(
     registry,
     uri: leaf.uri,
     revocation,
+    replaceLocalChain: (next) => authenticator.replaceLocalChain(next),
     close: async () => {
       await endpoint.close();
       await transport.close();

@@ -58,6 +58,7 @@ import {
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
 import { startCaNode, type CaNode } from './ca-node.js';
+import { startCertRenewal } from './cert-renewal.js';
 import { createCaService, createCaStoqTrust } from './ca-service.js';
 import { startAcmeNode, type AcmeNode } from './acme-node.js';
 import {
@@ -690,6 +691,31 @@ export async function startValidatorNode(
     }
     if (caesarService !== null) {
       consensus.on('commit', (info: CommitInfo) => caesarService.committed(info.height));
+    }
+    // The node renews its consensus-issued identity certificate (cert-renewal.ts).
+    if (caConfig !== undefined) {
+      const renewal = await step('cannot follow the identity certificate', () =>
+        startCertRenewal({
+          certificateFile: config.identity.certificateFile,
+          ...(config.identity.renewAt === undefined ? {} : { renewAt: config.identity.renewAt }),
+          ca: caConfig,
+          chainId: genesis.chainId,
+          stampDifficulty: genesis.proof.work.stampDifficulty,
+          privateKey: identity.keys.ed25519.privateKey,
+          state: store.state,
+          query: (request) => app.query(request),
+          submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+          pending: (txHash) => mempool.has(txHash),
+          replaceChain: (chain) => parts.replaceLocalChain(chain),
+          registry: parts.registry,
+          logger,
+        }),
+      );
+      if (renewal !== null) {
+        closers.push(() => renewal.close());
+        consensus.on('commit', (info: CommitInfo) => renewal.committed(info.height));
+        renewal.committed(consensus.status().committedHeight);
+      }
     }
 
     let metricsServer: MetricsServer | null = null;

@@ -37,6 +37,7 @@ export {
   type AuthMode,
   type AuthenticatorOptions,
   type LocalIdentityOptions,
+  type RenewableAuthenticator,
   type RevocationCheck,
   type RevocationQuery,
   type RevocationStatus,

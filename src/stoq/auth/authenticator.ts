@@ -142,7 +142,19 @@ export function localCredentials(local: LocalIdentityOptions): LocalCredentials 
   }
 }
 
-export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
+/** An authenticator whose local certificate chain can be replaced while it runs. */
+export interface RenewableAuthenticator extends Authenticator {
+  /**
+   * Presents `chain` (DER, leaf first) on handshakes that start from now on; exchanges already
+   * running and sessions already open keep the chain they began with. The new leaf must pass
+   * the checks the configured one passed and name the same identity (cluster, role and name)
+   * and the same Ed25519 and FALCON keys: a renewed certificate, not another identity. Throws
+   * `StoqError` INVALID_ARGUMENT otherwise, and the old chain stays in use.
+   */
+  replaceLocalChain(chain: readonly Uint8Array[]): void;
+}
+
+export function createAuthenticator(options: AuthenticatorOptions): RenewableAuthenticator {
   return new StoqAuthenticator(options);
 }
 
@@ -151,8 +163,9 @@ interface Attempt {
   stream: TransportStream | null;
 }
 
-class StoqAuthenticator implements Authenticator {
-  private readonly local: LocalCredentials;
+class StoqAuthenticator implements RenewableAuthenticator {
+  /** Replaced by `replaceLocalChain`; each exchange reads it once, when it starts. */
+  private local: LocalCredentials;
   private readonly trust: TrustPolicy;
   private readonly now: () => Date;
   private readonly mode: AuthMode;
@@ -210,6 +223,29 @@ class StoqAuthenticator implements Authenticator {
         : null;
   }
 
+  replaceLocalChain(chain: readonly Uint8Array[]): void {
+    const next = localCredentials({
+      chain,
+      falcon: this.local.falcon,
+      falconBackend: this.local.backend,
+    });
+    const current = certificateIdentity(this.local.leaf);
+    const renewed = certificateIdentity(next.leaf);
+    if (!bytesEqual(next.transportKey, this.local.transportKey)) {
+      throw invalidOption('the new local certificate certifies a different Ed25519 key');
+    }
+    if (
+      renewed.cluster !== current.cluster ||
+      renewed.role !== current.role ||
+      renewed.name !== current.name
+    ) {
+      throw invalidOption(
+        `the new local certificate names ${renewed.uri}, not ${current.uri}: only a renewal of the same identity may replace it`,
+      );
+    }
+    this.local = next;
+  }
+
   async authenticate(connection: TransportConnection): Promise<Session> {
     const started = performance.now();
     const attempt: Attempt = { stream: null };
@@ -261,6 +297,7 @@ class StoqAuthenticator implements Authenticator {
 
   /** The dialer: ClientHello, check ServerHello, ClientProof, read Result. */
   private async dial(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
+    const local = this.local;
     const stream = await connection.openStream();
     attempt.stream = stream;
     const reader = new FrameReader(stream, this.maxMessageBytes);
@@ -268,14 +305,14 @@ class StoqAuthenticator implements Authenticator {
     const delegation = await this.currentDelegation();
     await send(
       stream,
-      buildClientHello({ mode: this.mode, nonce: clientNonce, local: this.local, ...delegation }),
+      buildClientHello({ mode: this.mode, nonce: clientNonce, local, ...delegation }),
     );
 
     const serverHello = expect(await receive(reader), 'server_hello');
     const server = await checkServerHello(serverHello, {
       ...this.checkContext(connection),
       clientNonce,
-      local: this.local,
+      local,
     });
     await send(
       stream,
@@ -284,7 +321,7 @@ class StoqAuthenticator implements Authenticator {
         clientNonce,
         serverHello,
         server,
-        local: this.local,
+        local,
       }),
     );
 
@@ -296,6 +333,7 @@ class StoqAuthenticator implements Authenticator {
 
   /** The listener: check ClientHello, ServerHello, check ClientProof, send Result. */
   private async listen(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
+    const local = this.local;
     const stream = await connection.acceptStream();
     if (stream === null) {
       throw authFailure(
@@ -317,7 +355,7 @@ class StoqAuthenticator implements Authenticator {
         nonce: serverNonce,
         clientHello,
         client,
-        local: this.local,
+        local,
         ...delegation,
       }),
     );
@@ -328,8 +366,8 @@ class StoqAuthenticator implements Authenticator {
       clientNonce: clientHello.nonce,
       serverNonce,
       client,
-      local: this.local,
-      backend: this.local.backend,
+      local,
+      backend: local.backend,
     });
     await send(stream, successResult());
     finishQuietly(stream);

@@ -145,6 +145,12 @@ interface CheckedIssuance {
   readonly request: CertificateRequest;
   readonly lifetimeSeconds: number;
   readonly renews: Uint8Array | null;
+  /**
+   * The account the issuance is on behalf of: the sender of a request; for a renewal, the
+   * original request's account (also when the certified key sent it). Its grant, rate window
+   * and record are the ones used.
+   */
+  readonly account: Uint8Array;
 }
 
 function parseRequest(bytes: Uint8Array, falcon: FalconBackend): CertificateRequest {
@@ -155,6 +161,18 @@ function parseRequest(bytes: Uint8Array, falcon: FalconBackend): CertificateRequ
       refuse(C.INVALID_REQUEST, error.message, { reason: error.code, ...error.detail });
     }
     throw error;
+  }
+}
+
+/** Whether `spki` (a DER SubjectPublicKeyInfo) is the Ed25519 public key `raw` (32 bytes). */
+function isEd25519Spki(spki: Uint8Array, raw: Uint8Array): boolean {
+  try {
+    const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType !== 'ed25519') return false;
+    const { x } = key.export({ format: 'jwk' });
+    return typeof x === 'string' && bytesEqual(Buffer.from(x, 'base64url'), raw);
+  } catch {
+    return false;
   }
 }
 
@@ -367,25 +385,37 @@ export function createCaModule(
   ): CheckedIssuance {
     let request: CertificateRequest;
     let renews: Uint8Array | null = null;
+    let account = sender;
     if (tx.op === 'request') {
       request = parseRequest(tx.request, falcon);
     } else {
       const record = publishedIssuance(state, tx.serial);
-      if (!bytesEqual(record.account, sender)) {
-        refuse(C.NOT_AUTHORIZED, 'only the requesting account may renew a certificate');
+      const original = parseRequest(record.request, falcon);
+      // The requesting account, or the key the certificate certifies (proof of possession: the
+      // sender signed this transaction with it). Either way the renewal is the original
+      // account's: its grant, rate window and record, and the original CSR's names.
+      if (
+        !bytesEqual(record.account, sender) &&
+        !isEd25519Spki(original.csr.subjectPublicKeyInfo, sender)
+      ) {
+        refuse(
+          C.NOT_AUTHORIZED,
+          "a renewal needs the requesting account or the certificate's own Ed25519 key",
+        );
       }
-      request = { ...parseRequest(record.request, falcon), lifetimeSeconds: tx.lifetimeSeconds };
+      request = { ...original, lifetimeSeconds: tx.lifetimeSeconds };
       renews = tx.serial;
+      account = record.account;
     }
     const issuers = view.issuers(raw);
-    const requester = requesterFor(config, sender, issuers);
+    const requester = requesterFor(config, account, issuers);
     const lifetimeSeconds = checkPolicy(request, requester);
     // A renewal re-issues names whose original request carried the quorum (docs/ca.md, MPIC).
     if (tx.op === 'request') {
       checkDcv(chainId, height, issuers, request, tx.dcv ?? [], sender, requester);
     }
     checkCapacity(state, height);
-    return { request, lifetimeSeconds, renews };
+    return { request, lifetimeSeconds, renews, account };
   }
 
   function checkRevoke(
@@ -479,7 +509,6 @@ export function createCaModule(
     ctx: ExecutionContext,
     state: CaStateReader,
     checked: CheckedIssuance,
-    sender: Uint8Array,
   ): void {
     const { notBefore, notAfter } = validityOf({
       blockTime: ctx.time,
@@ -497,7 +526,7 @@ export function createCaModule(
         },
       );
     }
-    const decision = rateLimitStep(state.rateWindow(sender), ctx.time, config.rateLimit);
+    const decision = rateLimitStep(state.rateWindow(checked.account), ctx.time, config.rateLimit);
     if (!decision.allowed) {
       refuse(
         C.RATE_LIMITED,
@@ -509,7 +538,7 @@ export function createCaModule(
     }
     const serial = certificateSerial(ctx.chainId, ctx.height, ctx.txHash);
     const record: IssuanceRecord = {
-      account: sender.slice(),
+      account: checked.account.slice(),
       request: encodeCertificateRequest(checked.request),
       height: ctx.height,
       lifetimeSeconds: checked.lifetimeSeconds,
@@ -517,7 +546,7 @@ export function createCaModule(
       renews: checked.renews,
     };
     const batch = state.batch(ctx.height);
-    ctx.state.set(rateKey(sender), encodeRateWindow(decision.window));
+    ctx.state.set(rateKey(checked.account), encodeRateWindow(decision.window));
     ctx.state.set(requestKey(ctx.txHash), encodeIssuance(record));
     ctx.state.set(serialKey(serial), ctx.txHash.slice());
     ctx.state.set(
@@ -779,7 +808,6 @@ export function createCaModule(
             state,
             checkedIssuances.get(tx) ??
               checkIssuance(ctx.state, state, ctx.chainId, ctx.height, tx, sender),
-            sender,
           );
           return;
         case 'revoke':

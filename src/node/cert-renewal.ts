@@ -1,0 +1,418 @@
+import type { KeyObject } from 'node:crypto';
+import { chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
+import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
+import { derToPem, parseCertificate, pemToDerList } from '../crypto/x509.js';
+import type { ParsedCertificate } from '../crypto/x509.js';
+import { HyperMeshError } from '../codec/error.js';
+import { TX_RESULT_QUERY, decodeRecordedTxResult } from '../consensus/application/index.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
+import type { MempoolAddResult } from '../consensus/mempool.js';
+import {
+  CA_MODULE_NAME,
+  CaStateReader,
+  caRenewBody,
+  caStateKey,
+  createIssuerView,
+  lacksIssuanceExtensions,
+  type CaModuleConfig,
+} from '../trustchain/ca-module/index.js';
+import { NodeTxSender } from './discovery-submit.js';
+import type { Logger } from './log.js';
+
+/**
+ * The node renews its own consensus-issued identity certificate (docs/node.md, "Certificate
+ * renewal"). A certificate `cluster add-node` had the cluster issue (it carries a TrustChain
+ * issuance reference) is renewed once `renewAt` of its validity has passed: a `ca` `renew` for
+ * its serial, signed with the node's identity key — the key the certificate certifies, which the
+ * `ca` module accepts in place of the requesting account (docs/ca.md, "Transactions") — goes into
+ * the node's own mempool. Once the renewal is committed and published, the new chain (leaf and
+ * its intermediate) replaces `identity.certificateFile` atomically and the STOQ endpoint presents
+ * it on new handshakes. Failures are logged, counted and retried after a backoff in blocks; they
+ * never stop the node.
+ *
+ * All work happens on commits (`committed`): while nothing is due it is a clock comparison, with
+ * no state read. Genesis bootstrap certificates have no request to renew: the node only warns
+ * when one expires within `GENESIS_WARNING_SECONDS`.
+ */
+
+/** Default `identity.renewAt`: renew once two thirds of the validity have passed. */
+export const DEFAULT_RENEW_AT = 2 / 3;
+
+/** A genesis certificate expiring within this (s) is warned about. */
+export const GENESIS_WARNING_SECONDS = 30 * 86_400;
+
+/** How often (ms) the genesis-certificate warning is repeated while the node runs. */
+const GENESIS_WARNING_INTERVAL_MS = 86_400_000;
+
+/**
+ * A certificate this node renewed is renewed again no sooner than this (ms) after its
+ * notBefore, whatever `renewAt` says: `renewAt: 0` renews once, not on every block.
+ */
+export const MIN_RENEWED_AGE_MS = 10 * 60_000;
+
+/** Blocks to wait, after the node's state first lacks the certificate, before looking again. */
+const NOT_KNOWN_RECHECK_BLOCKS = 10;
+
+/** A committed renewal not published within this many blocks counts as failed. */
+export const PUBLISH_WAIT_BLOCKS = 200;
+
+/** Backoff after a failed attempt: `BASE × 2^(failures − 1)` blocks, at most `MAX`. */
+const BACKOFF_BASE_BLOCKS = 8;
+const BACKOFF_MAX_BLOCKS = 1024;
+
+/** The sender queue key of the renewal body. */
+const RENEW_KEY = 'identity-certificate';
+
+export const RENEWED_LOG_MESSAGE = 'identity certificate renewed';
+
+export type RenewalResult = 'renewed' | 'refused' | 'failed';
+
+export interface CertRenewalOptions {
+  /** `identity.certificateFile`: the PEM chain, leaf first, the node runs with. */
+  readonly certificateFile: string;
+  /** `identity.renewAt` (0 ≤ renewAt < 1); default `DEFAULT_RENEW_AT`. */
+  readonly renewAt?: number;
+  readonly ca: CaModuleConfig;
+  readonly chainId: string;
+  readonly stampDifficulty: number;
+  /** The node's identity key (Ed25519): signs the renewal. */
+  readonly privateKey: KeyObject;
+  /** The committed state (full keys, with the router's module prefix). */
+  readonly state: { get(key: Uint8Array): Uint8Array | null };
+  readonly query: (request: QueryRequest) => QueryResponse;
+  readonly submit: (tx: Uint8Array) => Promise<MempoolAddResult>;
+  readonly pending: (txHash: Uint8Array) => boolean;
+  /** Presents the new chain (DER, leaf first) on new STOQ handshakes; throws if refused. */
+  readonly replaceChain: (chain: readonly Uint8Array[]) => void;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly falcon?: FalconBackend;
+  readonly now?: () => Date;
+}
+
+export interface CertRenewal {
+  /** After each commit (and once at start): renews when due, follows a renewal in flight. */
+  committed(height: number): void;
+  /** Resolves when the work started so far has finished (for tests). */
+  idle(): Promise<void>;
+  /** Stops following commits; resolves once a step in progress has finished. */
+  close(): Promise<void>;
+}
+
+type Phase =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'queued'; readonly since: number }
+  | { readonly kind: 'submitted'; readonly txHash: Uint8Array; readonly since: number }
+  | { readonly kind: 'issued'; readonly serial: Uint8Array; readonly since: number }
+  | { readonly kind: 'off' };
+
+function describe(error: unknown): string {
+  if (error instanceof HyperMeshError) return `${error.message} [${error.code}]`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Writes `text` to `file` through a temporary file and a rename, keeping `file`'s mode. */
+async function replaceFileAtomically(file: string, text: string): Promise<void> {
+  const mode = (await stat(file)).mode & 0o777;
+  const temporary = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`,
+  );
+  try {
+    await writeFile(temporary, text, { flag: 'wx', mode });
+    await chmod(temporary, mode);
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+async function readChain(file: string): Promise<Uint8Array[]> {
+  const chain = pemToDerList(await readFile(file, 'utf8'));
+  if (chain.length === 0) throw new Error(`${file} holds no PEM certificate`);
+  return chain;
+}
+
+/** When `leaf` is due for renewal (ms since the epoch). */
+export function renewalDue(leaf: ParsedCertificate, renewAt: number): number {
+  const from = leaf.notBefore.getTime();
+  return from + renewAt * (leaf.notAfter.getTime() - from);
+}
+
+/**
+ * Reads `certificateFile` and starts following its certificate. Returns null (after logging
+ * why) when it is not one the node can renew: a genesis bootstrap certificate (warned about when
+ * it expires within 30 days) or one not issued by the cluster's TrustChain CA.
+ */
+export async function startCertRenewal(options: CertRenewalOptions): Promise<CertRenewal | null> {
+  const { logger } = options;
+  const renewAt = options.renewAt ?? DEFAULT_RENEW_AT;
+  if (!(renewAt >= 0 && renewAt < 1)) {
+    throw new RangeError(`identity.renewAt must be at least 0 and below 1, got ${renewAt}`);
+  }
+  const now = options.now ?? (() => new Date());
+  const file = options.certificateFile;
+  const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
+  const view = createIssuerView(options.ca, options.falcon ?? defaultFalcon());
+
+  let chain = await readChain(file);
+  let leaf = parseCertificate(chain[0] as Uint8Array);
+  const serialOf = (parsed: ParsedCertificate): Uint8Array =>
+    Uint8Array.from(Buffer.from(parsed.serialNumber, 'hex'));
+
+  const expiry = new Gauge({
+    name: 'hypermesh_identity_certificate_expiry_timestamp_seconds',
+    help: "notAfter of the node's identity certificate (Unix seconds)",
+    registers: [options.registry],
+  });
+  const renewals = new Counter({
+    name: 'hypermesh_identity_certificate_renewals_total',
+    help: "Attempts to renew the node's identity certificate, by result (renewed, refused, failed)",
+    labelNames: ['result'] as const,
+    registers: [options.registry],
+  });
+  for (const result of ['renewed', 'refused', 'failed'] satisfies RenewalResult[]) {
+    renewals.inc({ result }, 0);
+  }
+  expiry.set(leaf.notAfter.getTime() / 1000);
+
+  if (lacksIssuanceExtensions(leaf.der)) {
+    const serial = serialOf(leaf);
+    if (!options.ca.genesisCertificates.some((entry) => bytesEqual(entry.serial, serial))) {
+      logger.info('identity certificate not issued through consensus: not renewed automatically', {
+        serial: leaf.serialNumber,
+        notAfter: leaf.notAfter.toISOString(),
+      });
+      return null;
+    }
+    let lastWarned = Number.NEGATIVE_INFINITY;
+    const warnGenesis = (): void => {
+      const at = now().getTime();
+      const left = leaf.notAfter.getTime() - at;
+      if (left > GENESIS_WARNING_SECONDS * 1000) return;
+      if (at - lastWarned < GENESIS_WARNING_INTERVAL_MS) return;
+      lastWarned = at;
+      logger.warn(
+        'identity certificate is a genesis bootstrap certificate expiring soon: it cannot be renewed through consensus; replace it (cluster add-node issues a renewable one) before it expires',
+        {
+          serial: leaf.serialNumber,
+          notAfter: leaf.notAfter.toISOString(),
+          daysLeft: Math.max(0, Math.floor(left / 86_400_000)),
+        },
+      );
+    };
+    warnGenesis();
+    return {
+      committed: () => warnGenesis(),
+      idle: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+  }
+
+  let phase: Phase = { kind: 'idle' };
+  /** No new attempt before this height (backoff, or waiting for the state to know the serial). */
+  let notBefore = 0;
+  let failures = 0;
+  /** The serial this process renewed last (MIN_RENEWED_AGE_MS applies to it). */
+  let renewedHere: string | null = null;
+  let closed = false;
+  let running: Promise<void> = Promise.resolve();
+  let busy = false;
+  let latest = 0;
+
+  const sender = new NodeTxSender({
+    chainId: options.chainId,
+    stampDifficulty: options.stampDifficulty,
+    privateKey: options.privateKey,
+    module: CA_MODULE_NAME,
+    query: options.query,
+    submit: options.submit,
+    pending: options.pending,
+    onSubmit: (_key, result, txHash) => {
+      if (phase.kind !== 'queued') return;
+      if (result.ok) {
+        phase = { kind: 'submitted', txHash: Buffer.from(txHash, 'hex'), since: latest };
+        logger.info('identity certificate renewal submitted', {
+          serial: leaf.serialNumber,
+          tx: txHash,
+        });
+      } else if (!sender.queued(RENEW_KEY)) {
+        fail('refused', `${result.code}: ${result.message}`);
+      }
+    },
+  });
+
+  const fail = (result: Exclude<RenewalResult, 'renewed'>, reason: string): void => {
+    failures += 1;
+    const backoff = Math.min(BACKOFF_MAX_BLOCKS, BACKOFF_BASE_BLOCKS * 2 ** (failures - 1));
+    notBefore = latest + backoff;
+    phase = { kind: 'idle' };
+    renewals.inc({ result });
+    logger.warn('identity certificate renewal failed', {
+      serial: leaf.serialNumber,
+      result,
+      reason,
+      retryInBlocks: backoff,
+    });
+  };
+
+  const due = (): boolean => {
+    const at = now().getTime();
+    if (at < renewalDue(leaf, renewAt)) return false;
+    return renewedHere !== leaf.serialNumber || at >= leaf.notBefore.getTime() + MIN_RENEWED_AGE_MS;
+  };
+
+  /**
+   * Starts an attempt if the certificate is due and the committed state can take it; whether
+   * a renewal was queued.
+   */
+  const begin = (height: number): boolean => {
+    if (height < notBefore || !due()) return false;
+    const serial = serialOf(leaf);
+    const txHash = reader.issuanceTx(serial);
+    const record = txHash === null ? null : reader.issuance(txHash);
+    if (record === null || reader.certificate(serial) === null) {
+      // The node follows the chain and has not reached the certificate's publication yet.
+      logger.debug('identity certificate due for renewal, not yet in the committed state', {
+        serial: leaf.serialNumber,
+        height,
+      });
+      notBefore = height + NOT_KNOWN_RECHECK_BLOCKS;
+      return false;
+    }
+    if (reader.revocation(serial) !== null) {
+      logger.warn('identity certificate is revoked: not renewed', { serial: leaf.serialNumber });
+      phase = { kind: 'off' };
+      return false;
+    }
+    sender.enqueue(RENEW_KEY, caRenewBody(serial, record.lifetimeSeconds));
+    phase = { kind: 'queued', since: height };
+    return true;
+  };
+
+  /** Writes the published renewal to the file and hands it to STOQ. */
+  const install = async (der: Uint8Array, issuer: string, height: number): Promise<void> => {
+    const fresh = parseCertificate(der);
+    if (
+      !bytesEqual(fresh.subjectPublicKeyInfo, leaf.subjectPublicKeyInfo) ||
+      fresh.uris.join('\n') !== leaf.uris.join('\n')
+    ) {
+      throw new Error(
+        `the published renewal ${fresh.serialNumber} does not certify this node's key and names`,
+      );
+    }
+    const intermediate = view
+      .issuers({ get: (key) => options.state.get(caStateKey(key)) })
+      .find((candidate) => candidate.name === issuer);
+    if (intermediate === undefined) {
+      throw new Error(`the renewal's issuer ${issuer} is not an intermediate in effect`);
+    }
+    const next = [der, intermediate.issuer.certificate];
+    await replaceFileAtomically(file, next.map((entry) => derToPem(entry)).join(''));
+    const old = leaf;
+    chain = next;
+    leaf = fresh;
+    renewedHere = fresh.serialNumber;
+    failures = 0;
+    phase = { kind: 'idle' };
+    expiry.set(fresh.notAfter.getTime() / 1000);
+    renewals.inc({ result: 'renewed' });
+    try {
+      options.replaceChain(chain);
+    } catch (error) {
+      logger.error('renewed identity certificate written but not taken by STOQ', {
+        serial: fresh.serialNumber,
+        error: describe(error),
+      });
+    }
+    logger.info(RENEWED_LOG_MESSAGE, {
+      oldSerial: old.serialNumber,
+      newSerial: fresh.serialNumber,
+      notAfter: fresh.notAfter.toISOString(),
+      issuer,
+      height,
+      file,
+    });
+  };
+
+  const step = async (height: number): Promise<void> => {
+    switch (phase.kind) {
+      case 'off':
+        return;
+      case 'idle':
+        if (begin(height)) await sender.pump();
+        return;
+      case 'queued':
+        await sender.pump();
+        return;
+      case 'submitted': {
+        const record = reader.issuance(phase.txHash);
+        if (record !== null) {
+          phase = { kind: 'issued', serial: record.serial, since: height };
+          await step(height);
+          return;
+        }
+        if (options.pending(phase.txHash)) return;
+        const answer = options.query({ path: TX_RESULT_QUERY, data: phase.txHash });
+        if (answer.value !== null) {
+          const result = decodeRecordedTxResult(answer.value);
+          fail('refused', `refused at height ${result.height}: ${result.log}`);
+        } else {
+          fail('failed', 'the renewal left the mempool without being committed');
+        }
+        return;
+      }
+      case 'issued': {
+        const published = reader.certificate(phase.serial);
+        if (published === null) {
+          if (height - phase.since > PUBLISH_WAIT_BLOCKS) {
+            fail(
+              'failed',
+              `renewal ${toHex(phase.serial)} not published within ${PUBLISH_WAIT_BLOCKS} blocks`,
+            );
+          }
+          return;
+        }
+        await install(published.der, published.issuer, height);
+      }
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    busy = true;
+    try {
+      let done = -1;
+      while (!closed && done !== latest) {
+        done = latest;
+        try {
+          await step(done);
+        } catch (error) {
+          fail('failed', describe(error));
+        }
+      }
+    } finally {
+      busy = false;
+    }
+  };
+
+  const renewal: CertRenewal = {
+    committed(height) {
+      if (closed) return;
+      latest = Math.max(latest, height);
+      // A commit while a step runs is taken by that run's loop.
+      if (!busy) running = run();
+    },
+    idle: async () => {
+      while (busy) await running;
+    },
+    close: async () => {
+      closed = true;
+      while (busy) await running;
+    },
+  };
+  return renewal;
+}

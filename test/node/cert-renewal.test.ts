@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { toBase64, toHex } from '../../src/crypto/bytes.js';
+import { derToPem, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
+import type { MempoolAddResult } from '../../src/consensus/mempool.js';
+import { issueGenesisCertificate } from '../../src/node/ca-genesis.js';
+import {
+  DEFAULT_RENEW_AT,
+  RENEWED_LOG_MESSAGE,
+  startCertRenewal,
+  type CertRenewalOptions,
+} from '../../src/node/cert-renewal.js';
+import { generateNodeIdentity } from '../../src/node/dev-ca.js';
+import { createLogger } from '../../src/node/log.js';
+import { createCsr } from '../../src/trustchain/ca/csr.js';
+import { caRequestBody, decodeCaBody } from '../../src/trustchain/ca-module/index.js';
+import { decodeTransaction } from '../../src/consensus/application/index.js';
+import { makeSender } from '../consensus/application/fixture.js';
+import { BLOCK_TIME, CHAIN_ID, CLUSTER } from '../trustchain/ca/fixtures.js';
+import {
+  GRANTED_ZONE,
+  caTx,
+  createCaFixture,
+  publication,
+  publishTx,
+  type CaFixture,
+  type CaNode,
+} from '../trustchain/ca-module/fixture.js';
+
+/**
+ * The node's renewal of its own certificate (src/node/cert-renewal.ts) against a `ca` module
+ * driven block by block: when it is due, a refused attempt and its backoff, the commit and the
+ * publication followed to the file and the STOQ chain; genesis certificates only warned about.
+ */
+
+const HOUR = 3_600_000;
+
+describe('identity certificate renewal (cert-renewal.ts)', () => {
+  let fixture: CaFixture;
+  let node: CaNode;
+  let dir: string;
+
+  before(async () => {
+    fixture = await createCaFixture({ rateLimit: { max: 10, windowSeconds: 3600 } });
+    node = await fixture.openCaNode();
+    dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-cert-renewal-unit-'));
+  });
+
+  after(async () => {
+    await node?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Commits the block and val-a's publication of it. */
+  async function commitAndPublish(transactions: Uint8Array[]) {
+    const committed = node.block(transactions);
+    const height = node.node.store.blocks.latestHeight() as number;
+    const { tx } = await publication(fixture, node, height, 'val-a');
+    node.block([publishTx(fixture, 'val-a', tx)]);
+    return committed;
+  }
+
+  const latest = (): number => node.node.store.blocks.latestHeight() as number;
+
+  it('renews when due, retries a refused attempt after its backoff, installs the published renewal', async () => {
+    const key = makeSender();
+    const issued = await commitAndPublish([
+      caTx(
+        fixture.operator,
+        caRequestBody({
+          profile: 'service',
+          csr: createCsr({ privateKey: key.privateKey }),
+          dnsNames: [`self.${GRANTED_ZONE}`],
+          lifetimeSeconds: 3600,
+        }),
+      ),
+    ]);
+    const serial = node.state().issuance(issued.txResults[0]!.txHash)!.serial;
+    const der = node.state().certificate(serial)!.der;
+    const intermediate = fixture.ca.validators['val-a']!.issuer.certificate;
+    const file = path.join(dir, 'self.pem');
+    await writeFile(file, derToPem(der) + derToPem(intermediate));
+    await chmod(file, 0o640);
+    const leaf = parseCertificate(der);
+
+    let clock = new Date(leaf.notBefore.getTime() + HOUR / 4);
+    let refuse = true;
+    const pending = new Map<string, Uint8Array>();
+    const chains: Uint8Array[][] = [];
+    const lines: Record<string, unknown>[] = [];
+    const registry = new Registry();
+    const options: CertRenewalOptions = {
+      certificateFile: file,
+      renewAt: 0.5,
+      ca: fixture.config,
+      chainId: CHAIN_ID,
+      stampDifficulty: 4,
+      privateKey: key.privateKey,
+      state: node.node.store.state,
+      query: (request) => node.node.app.query(request),
+      submit: (tx): Promise<MempoolAddResult> => {
+        if (refuse) {
+          refuse = false;
+          return Promise.resolve({ ok: false, code: 'CA_RATE_LIMITED', message: 'not now' });
+        }
+        const checked = node.node.app.checkTx(tx);
+        if (!checked.ok) return Promise.resolve(checked);
+        pending.set(toHex(checked.txHash), tx);
+        return Promise.resolve({ ok: true, txHash: checked.txHash, duplicate: false });
+      },
+      pending: (txHash) => pending.has(toHex(txHash)),
+      replaceChain: (chain) => void chains.push([...chain]),
+      registry,
+      logger: createLogger(
+        {},
+        (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+        'debug',
+      ),
+      falcon: fixture.ca.falcon,
+      now: () => clock,
+    };
+    const renewal = await startCertRenewal(options);
+    assert.ok(renewal !== null);
+    const step = async (height = latest()) => {
+      renewal.committed(height);
+      await renewal.idle();
+    };
+    try {
+      const metric = await registry
+        .getSingleMetric('hypermesh_identity_certificate_expiry_timestamp_seconds')!
+        .get();
+      assert.equal(metric.values[0]?.value, leaf.notAfter.getTime() / 1000);
+
+      // A quarter of the validity: not due, nothing is submitted.
+      await step();
+      assert.equal(pending.size, 0);
+      assert.equal(lines.length, 0);
+
+      // Past half: due. The first submission is refused: counted, logged, backed off 8 blocks.
+      clock = new Date(leaf.notBefore.getTime() + (HOUR * 3) / 5);
+      const refusedAt = latest();
+      await step();
+      const failed = lines.find((line) => line.msg === 'identity certificate renewal failed');
+      assert.ok(failed !== undefined, JSON.stringify(lines));
+      assert.equal(failed.result, 'refused');
+      assert.equal(failed.retryInBlocks, 8);
+      await step(refusedAt + 7);
+      assert.equal(pending.size, 0, 'still backing off');
+      await step(refusedAt + 8);
+      assert.equal(pending.size, 1);
+      const [tx] = [...pending.values()];
+      const body = decodeCaBody(decodeTransaction(tx!).body);
+      assert.ok(body.op === 'renew');
+      assert.deepEqual(body.serial, serial);
+      assert.equal(body.lifetimeSeconds, 3600, 'the original lifetime');
+
+      // Committed (by the node's own key), then published: the file and STOQ get the new chain.
+      const committed = node.block([tx!]);
+      pending.clear();
+      assert.equal(committed.txResults[0]!.code, 0, committed.txResults[0]!.log);
+      await step();
+      assert.equal(chains.length, 0, 'not published yet');
+      const { tx: publish } = await publication(fixture, node, latest(), 'val-a');
+      node.block([publishTx(fixture, 'val-a', publish)]);
+      await step();
+      const renewed = lines.find((line) => line.msg === RENEWED_LOG_MESSAGE);
+      assert.ok(renewed !== undefined, JSON.stringify(lines));
+      assert.equal(renewed.oldSerial, leaf.serialNumber);
+      const written = pemToDerList(await readFile(file, 'utf8'));
+      assert.equal(written.length, 2);
+      const fresh = parseCertificate(written[0]!);
+      assert.equal(fresh.serialNumber, renewed.newSerial);
+      assert.notEqual(fresh.serialNumber, leaf.serialNumber);
+      assert.deepEqual(written[1], intermediate);
+      assert.ok(fresh.publicKey.equals(leaf.publicKey));
+      assert.equal((await stat(file)).mode & 0o777, 0o640);
+      assert.equal(chains.length, 1);
+      assert.deepEqual(chains[0], written);
+      const counter = await registry
+        .getSingleMetric('hypermesh_identity_certificate_renewals_total')!
+        .get();
+      const count = (result: string) =>
+        counter.values.find((value) => value.labels.result === result)?.value;
+      assert.equal(count('renewed'), 1);
+      assert.equal(count('refused'), 1);
+
+      // The new certificate is what is followed now: a minute into it, nothing is due.
+      clock = new Date(fresh.notBefore.getTime() + 60_000);
+      await step(latest() + 1);
+      assert.equal(pending.size, 0);
+    } finally {
+      await renewal.close();
+    }
+  });
+
+  it('a genesis bootstrap certificate is never renewed; the node warns within 30 days of its end', async () => {
+    const identity = await generateNodeIdentity(fixture.ca.falcon);
+    const validator = fixture.ca.validators['val-a']!;
+    const der = issueGenesisCertificate({
+      issuer: {
+        certificate: validator.issuer.certificate,
+        privateKey: validator.keys.ecdsa.privateKey,
+      },
+      chainId: CLUSTER,
+      role: 'validator',
+      name: 'val-a',
+      keys: identity,
+      validityDays: 60,
+      now: new Date(BLOCK_TIME),
+    })[0]!;
+    const withGenesis = await createCaFixture(
+      {
+        genesisCertificates: [
+          {
+            issuer: 'val-a',
+            account: toHex(fixture.operator.publicKey),
+            certificate: toBase64(der),
+          },
+        ],
+      },
+      fixture.ca,
+    );
+    const file = path.join(dir, 'genesis.pem');
+    await writeFile(file, derToPem(der) + derToPem(validator.issuer.certificate));
+    const leaf = parseCertificate(der);
+    const start = async (now: Date) => {
+      const lines: Record<string, unknown>[] = [];
+      const submitted: Uint8Array[] = [];
+      const renewal = await startCertRenewal({
+        certificateFile: file,
+        renewAt: 0,
+        ca: withGenesis.config,
+        chainId: CHAIN_ID,
+        stampDifficulty: 4,
+        privateKey: identity.ed25519.privateKey,
+        state: node.node.store.state,
+        query: (request) => node.node.app.query(request),
+        submit: (tx) => {
+          submitted.push(tx);
+          return Promise.resolve({ ok: false, code: 'UNEXPECTED', message: 'no submission' });
+        },
+        pending: () => false,
+        replaceChain: () => assert.fail('no chain is replaced'),
+        registry: new Registry(),
+        logger: createLogger(
+          {},
+          (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+        ),
+        falcon: fixture.ca.falcon,
+        now: () => now,
+      });
+      assert.ok(renewal !== null);
+      renewal.committed(latest());
+      await renewal.idle();
+      await renewal.close();
+      assert.deepEqual(submitted, []);
+      return lines;
+    };
+    // 40 days left: quiet.
+    assert.deepEqual(await start(new Date(leaf.notAfter.getTime() - 40 * 86_400_000)), []);
+    // 10 days left: a warning naming the certificate.
+    const lines = await start(new Date(leaf.notAfter.getTime() - 10 * 86_400_000));
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!.level, 'warn');
+    assert.match(String(lines[0]!.msg), /genesis bootstrap certificate expiring soon/);
+    assert.equal(lines[0]!.serial, leaf.serialNumber);
+    assert.equal(lines[0]!.daysLeft, 10);
+    assert.equal(DEFAULT_RENEW_AT, 2 / 3);
+  });
+});
