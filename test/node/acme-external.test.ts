@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import * as acme from 'acme-client';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
 import { parseGenesisJson } from '../../src/consensus/genesis.js';
@@ -32,9 +31,9 @@ import {
 import { Http01Responder } from '../faces/acme/fixtures.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { startClusterNodes } from '../helpers/nodes.js';
+import { assertOpensslVerifies, writeLeafPem } from '../helpers/openssl.js';
 import { withDeadline } from '../helpers/wait.js';
 
-const run = promisify(execFile);
 const skip = spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed';
 
 /**
@@ -171,22 +170,8 @@ describe('ACME in the node: external names (--acme-external-dns)', { skip }, () 
     assert.ok(validators.size >= dcvRequiredCount(nodes.length), `${validators.size} attested`);
 
     const leafFile = path.join(root, 'shop.pem');
-    await writeFile(
-      leafFile,
-      chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/)?.[0] ?? '',
-    );
-    const caDir = path.join(dir, CA_FILES.dir);
-    const openssl = await run('openssl', [
-      'verify',
-      '-CAfile',
-      path.join(caDir, CA_FILES.root),
-      '-untrusted',
-      path.join(caDir, CA_FILES.intermediates),
-      '-purpose',
-      'sslserver',
-      leafFile,
-    ]);
-    assert.match(openssl.stdout, /: OK/);
+    await writeLeafPem(chainPem, leafFile);
+    await assertOpensslVerifies(dir, leafFile);
   });
 
   it('a name whose CAA names another CA fails with the caa problem', async () => {

@@ -47,6 +47,7 @@ import {
 } from '../faces/acme/fixtures.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { startClusterNodes } from '../helpers/nodes.js';
+import { assertOpensslVerifies, writeLeafPem } from '../helpers/openssl.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -167,28 +168,14 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
   /** openssl verify against the TrustChain root and intermediates; `cert verify` with the bundle. */
   async function checkChain(chainPem: string, label: string): Promise<void> {
     const leafFile = path.join(root, `${label}.pem`);
-    await writeFile(
-      leafFile,
-      chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/)?.[0] ?? '',
-    );
-    const caDir = path.join(dir, CA_FILES.dir);
-    const openssl = await run('openssl', [
-      'verify',
-      '-CAfile',
-      path.join(caDir, CA_FILES.root),
-      '-untrusted',
-      path.join(caDir, CA_FILES.intermediates),
-      '-purpose',
-      'sslserver',
-      leafFile,
-    ]);
-    assert.match(openssl.stdout, /: OK/);
+    await writeLeafPem(chainPem, leafFile);
+    await assertOpensslVerifies(dir, leafFile);
     const verified = await runCli([
       'cert',
       'verify',
       leafFile,
       '--bundle',
-      path.join(caDir, CA_FILES.bundle),
+      path.join(dir, CA_FILES.dir, CA_FILES.bundle),
       '--purpose',
       'serverAuth',
     ]);
