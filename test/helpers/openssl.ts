@@ -16,9 +16,14 @@ export async function writeLeafPem(chainPem: string, file: string): Promise<void
 
 /**
  * `openssl verify` of the leaf in `leafFile` as a TLS server certificate against a `cluster init`
- * directory's TrustChain root, with its genesis intermediates as untrusted intermediates.
+ * directory's TrustChain root, with its genesis intermediates as untrusted intermediates; with
+ * `verifyIp`, the leaf must also name that IP address.
  */
-export async function assertOpensslVerifies(clusterDir: string, leafFile: string): Promise<void> {
+export async function assertOpensslVerifies(
+  clusterDir: string,
+  leafFile: string,
+  verifyIp?: string,
+): Promise<void> {
   const caDir = path.join(clusterDir, CA_FILES.dir);
   const openssl = await run('openssl', [
     'verify',
@@ -28,7 +33,8 @@ export async function assertOpensslVerifies(clusterDir: string, leafFile: string
     path.join(caDir, CA_FILES.intermediates),
     '-purpose',
     'sslserver',
+    ...(verifyIp === undefined ? [] : ['-verify_ip', verifyIp]),
     leafFile,
   ]);
-  assert.match(openssl.stdout, /: OK/);
+  assert.match(openssl.stdout, /: OK/, openssl.stderr);
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import * as acme from 'acme-client';
 import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
 import { toHex } from '../../src/crypto/bytes.js';
@@ -50,7 +49,6 @@ import { startClusterNodes } from '../helpers/nodes.js';
 import { assertOpensslVerifies, writeLeafPem } from '../helpers/openssl.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
-const run = promisify(execFile);
 const opensslPresent = spawnSync('openssl', ['version']).status === 0;
 const legoPresent = spawnSync('lego', ['--version']).status === 0;
 const inCi = process.env.CI === 'true';
@@ -212,20 +210,7 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
         parseCertificate(chain[1]!).subject,
         `CN=node-${index + 1}, OU=validator, O=hypermesh-dev`,
       );
-      const caDir = path.join(dir, CA_FILES.dir);
-      const openssl = await run('openssl', [
-        'verify',
-        '-CAfile',
-        path.join(caDir, CA_FILES.root),
-        '-untrusted',
-        path.join(caDir, CA_FILES.intermediates),
-        '-purpose',
-        'sslserver',
-        '-verify_ip',
-        '127.0.0.1',
-        httpsFile,
-      ]);
-      assert.match(openssl.stdout, /: OK/, openssl.stderr);
+      await assertOpensslVerifies(dir, httpsFile, '127.0.0.1');
     }
   });
 

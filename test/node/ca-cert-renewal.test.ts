@@ -12,6 +12,7 @@ import { startValidatorNode, type ValidatorNode } from '../../src/node/validator
 import { lacksIssuanceExtensions } from '../../src/trustchain/ca-module/index.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { withDeadline } from '../helpers/wait.js';
+import { startClusterNodes } from '../helpers/nodes.js';
 
 /**
  * A node renews its own consensus-issued STOQ certificate (src/node/cert-renewal.ts): a node
@@ -35,16 +36,7 @@ describe('identity certificate renewal', () => {
       '--staking',
     ]);
     assert.equal(init.code, 0, init.err);
-    const config = await loadValidatorNodeConfig(
-      path.join(clusterDir, 'node-1', 'config.json'),
-      {},
-    );
-    running.push(
-      await startValidatorNode(
-        config,
-        createLogger({ node: config.name }, () => undefined, 'error'),
-      ),
-    );
+    await startClusterNodes(running, clusterDir, ['node-1']);
   });
 
   after(async () => {

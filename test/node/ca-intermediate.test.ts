@@ -15,7 +15,7 @@ import { CliError } from '../../src/node/cli-error.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { encodeTrustBundle } from '../../src/trustchain/ca/bundle.js';
 import {
   checkValidatorIntermediate,
@@ -36,6 +36,7 @@ import { makeSender } from '../consensus/application/fixture.js';
 import { CEREMONY_TIME, PASSPHRASE, nodeRequest } from '../trustchain/ca/fixtures.js';
 import { caTx, createCaFixture } from '../trustchain/ca-module/fixture.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { startClusterNodes } from '../helpers/nodes.js';
 
 /**
  * The node side of the governed addition of an intermediate (docs/ca.md, "Adding a validator's
@@ -170,7 +171,7 @@ describe('ca-node: an intermediate added through consensus', () => {
 describe('cluster add-node and ca intermediate issue (files)', () => {
   let root: string;
   let clusterDir: string;
-  let running: ValidatorNode | undefined;
+  const running: ValidatorNode[] = [];
 
   before(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-issue-'));
@@ -185,18 +186,11 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
     ]);
     assert.equal(init.code, 0, init.err);
     // add-node has the running cluster issue the node's STOQ certificate through consensus.
-    const config = await loadValidatorNodeConfig(
-      path.join(clusterDir, 'node-1', 'config.json'),
-      {},
-    );
-    running = await startValidatorNode(
-      config,
-      createLogger({ node: config.name }, () => undefined, 'error'),
-    );
+    await startClusterNodes(running, clusterDir, ['node-1']);
   });
 
   after(async () => {
-    await running?.stop();
+    for (const node of running) await node.stop();
     await rm(root, { recursive: true, force: true });
   });
 

@@ -51,6 +51,7 @@ import {
   type CaFixture,
   type CaNode,
 } from '../trustchain/ca-module/fixture.js';
+import { connectTransports } from '../helpers/transport.js';
 
 /**
  * The node's CA service over a real `ca` module state: `validate` (chain, revocation, CT
@@ -151,12 +152,7 @@ describe('CA service: validate and revocation in STOQ', () => {
     const listening = network.transport({ publicKey: server.transportKey.publicKey });
     const dialing = network.transport({ publicKey: ed25519RawPublicKey(clientKey) });
     transports.push(listening, dialing);
-    const listener = await listening.listen({ host: 'ca', port: 0 });
-    const [inbound, outbound] = await Promise.all([
-      listener.accept(),
-      dialing.dial(listener.address),
-    ]);
-    assert.ok(inbound);
+    const { inbound, outbound } = await connectTransports(listening, dialing, 'ca');
     const serverAuth = createAuthenticator({
       local: { chain: server.chain, falcon: server.falcon, falconBackend: pki.falconBackend },
       // The server accepts TrustChain-issued clients and asks the CA service about revocation.

@@ -14,6 +14,7 @@ import { createStoqMetrics } from '../../src/stoq/metrics.js';
 import type { Transport, TransportConnection } from '../../src/stoq/transport.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
 import { assertRejected } from './auth-fixture.js';
+import { connectTransports } from '../helpers/transport.js';
 
 /**
  * Failures that are nobody's malice: a FALCON library that fails, a delegation that cannot be
@@ -42,13 +43,7 @@ async function connect(): Promise<{ inbound: TransportConnection; outbound: Tran
   const listening = network.transport({ publicKey: server.transportKey.publicKey });
   const dialing = network.transport({ publicKey: client.transportKey.publicKey });
   transports.push(listening, dialing);
-  const listener = await listening.listen({ host: 'failures', port: 0 });
-  const [inbound, outbound] = await Promise.all([
-    listener.accept(),
-    dialing.dial(listener.address),
-  ]);
-  assert.ok(inbound);
-  return { inbound, outbound };
+  return connectTransports(listening, dialing, 'failures');
 }
 
 function authenticator(identity: TestIdentity, overrides: Partial<AuthenticatorOptions> = {}) {

@@ -43,6 +43,7 @@ import {
   type TestTransportKey,
 } from '../helpers/pki.js';
 import { assertRejected } from './auth-fixture.js';
+import { connectTransports } from '../helpers/transport.js';
 
 /**
  * The authentication matrix (issue §4), run over every transport: each broken peer is refused
@@ -209,13 +210,7 @@ for (const harness of harnesses) {
         dialing = harness.transport(dialer.transportKey, dialer.chainPem);
       }
       transports.push(dialing);
-      const listener = await listening.listen({ host: harness.host, port: 0 });
-      const [inbound, outbound] = await Promise.all([
-        listener.accept(),
-        dialing.dial(listener.address),
-      ]);
-      assert.ok(inbound, 'listener accepted the connection');
-      return { inbound, outbound };
+      return connectTransports(listening, dialing, harness.host);
     }
 
     interface Case {

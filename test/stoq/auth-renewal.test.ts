@@ -5,6 +5,7 @@ import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import { createMemoryNetwork } from '../../src/stoq/memory.js';
 import type { Transport, TransportConnection } from '../../src/stoq/transport.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
+import { connectTransports } from '../helpers/transport.js';
 
 /**
  * Replacing the local certificate chain (a renewed certificate, docs/stoq-auth.md): handshakes
@@ -40,13 +41,7 @@ async function connect(): Promise<{ inbound: TransportConnection; outbound: Tran
   const listening = network.transport({ publicKey: server.transportKey.publicKey });
   const dialing = network.transport({ publicKey: client.transportKey.publicKey });
   transports.push(listening, dialing);
-  const listener = await listening.listen({ host: 'renewal', port: 0 });
-  const [inbound, outbound] = await Promise.all([
-    listener.accept(),
-    dialing.dial(listener.address),
-  ]);
-  assert.ok(inbound);
-  return { inbound, outbound };
+  return connectTransports(listening, dialing, 'renewal');
 }
 
 const authenticator = (identity: TestIdentity) =>
