@@ -168,3 +168,17 @@ export function publishTx(
   const sender = fixture.validators[issuerName];
   return (options.commit === false ? caTry : caTx)(sender, encodeCaBody(body));
 }
+
+/** The result of a block's transaction `index`. */
+export function resultOf(
+  result: { readonly txResults: readonly { code: number; log: string }[] },
+  index = 0,
+): { code: number; log: string } {
+  return result.txResults[index] as { code: number; log: string };
+}
+
+/** A transaction result refused by the `ca` module with `code`. */
+export function assertRefused(result: { code: number; log: string }, code: string): void {
+  assert.notEqual(result.code, 0, `expected ${code}`);
+  assert.ok(result.log.startsWith(`${code}:`), result.log);
+}

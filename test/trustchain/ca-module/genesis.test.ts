@@ -44,16 +44,12 @@ import {
   publishTx,
   type CaFixture,
   type CaNode,
+  assertRefused,
 } from './fixture.js';
 
 /** Genesis bootstrap certificates (src/trustchain/ca-module/genesis.ts). */
 
 type Entry = NonNullable<CaGenesisJson['genesisCertificates']>[number];
-
-function refusedWith(result: { code: number; log: string }, code: CaModuleErrorCode): void {
-  assert.notEqual(result.code, 0);
-  assert.ok(result.log.startsWith(`${code}:`), result.log);
-}
 
 describe('ca module: genesis bootstrap certificates', () => {
   let base: CaFixture;
@@ -271,7 +267,7 @@ describe('ca module: genesis bootstrap certificates', () => {
     it('revocation: the entry account or the subject key; nobody else; no renewal', () => {
       const [nodeA, nodeB, client] = fixture.config.genesisCertificates;
       const stranger = makeSender();
-      refusedWith(
+      assertRefused(
         node.block([caTx(stranger, caRevokeBody(nodeA!.serial, 1))]).txResults[0]!,
         CaModuleErrorCode.NOT_AUTHORIZED,
       );
@@ -282,11 +278,11 @@ describe('ca module: genesis bootstrap certificates', () => {
         nodeA!.serial,
         1,
       );
-      refusedWith(
+      assertRefused(
         node.block([caTx(stranger, caRevokeBody(nodeA!.serial, 1, wrongKey))]).txResults[0]!,
         CaModuleErrorCode.NOT_AUTHORIZED,
       );
-      refusedWith(
+      assertRefused(
         node.block([caTx(owner, caRenewBody(client!.serial))]).txResults[0]!,
         CaModuleErrorCode.UNKNOWN_SERIAL,
       );
@@ -319,7 +315,7 @@ describe('ca module: genesis bootstrap certificates', () => {
       // What each intermediate's CRL lists.
       assert.deepEqual(node.state().revokedBy('val-a'), [client!.serial]);
       assert.deepEqual(node.state().revokedBy('val-b'), [nodeB!.serial]);
-      refusedWith(
+      assertRefused(
         node.block([caTx(owner, caRevokeBody(client!.serial, 0))]).txResults[0]!,
         CaModuleErrorCode.REVOKED,
       );

@@ -63,6 +63,8 @@ import {
   createCaFixture,
   type CaFixture,
   type CaNode,
+  assertRefused,
+  resultOf,
 } from './fixture.js';
 
 /**
@@ -157,14 +159,8 @@ function addBody(
   });
 }
 
-function resultOf(result: BlockExecutionResult, index = 0): { code: number; log: string } {
-  return result.txResults[index] as { code: number; log: string };
-}
-
 function refused(result: BlockExecutionResult, code: CaModuleErrorCode, index = 0): void {
-  const r = resultOf(result, index);
-  assert.notEqual(r.code, 0, `expected ${code}`);
-  assert.ok(r.log.startsWith(`${code}:`), r.log);
+  assertRefused(resultOf(result, index), code);
 }
 
 function applied(result: BlockExecutionResult, index = 0): void {

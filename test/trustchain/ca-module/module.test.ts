@@ -29,6 +29,8 @@ import {
   publishTx,
   type CaFixture,
   type CaNode,
+  assertRefused,
+  resultOf,
 } from './fixture.js';
 
 const NOW = new Date(BLOCK_TIME + 3_600_000);
@@ -41,15 +43,8 @@ function serviceBody(names: readonly string[], key = generateKey('p256')): Uint8
   });
 }
 
-function resultOf(result: { txResults: readonly { code: number; log: string }[] }, index = 0) {
-  return result.txResults[index] as { code: number; log: string };
-}
-
 function refusedWith(code: CaModuleErrorCode) {
-  return (result: { code: number; log: string }): void => {
-    assert.notEqual(result.code, 0);
-    assert.ok(result.log.startsWith(`${code}:`), result.log);
-  };
+  return (result: { code: number; log: string }): void => assertRefused(result, code);
 }
 
 describe('ca module', () => {

@@ -17,16 +17,9 @@ import {
   publishTx,
   type CaFixture,
   type CaNode,
+  assertRefused,
+  resultOf,
 } from './fixture.js';
-
-function resultOf(result: { txResults: readonly { code: number; log: string }[] }) {
-  return result.txResults[0] as { code: number; log: string };
-}
-
-function assertRefused(result: { code: number; log: string }, code: CaModuleErrorCode): void {
-  assert.notEqual(result.code, 0);
-  assert.ok(result.log.startsWith(`${code}:`), result.log);
-}
 
 /** Commits `transactions`, then val-a's publication of that block; returns the first result. */
 async function commitAndPublish(fixture: CaFixture, node: CaNode, transactions: Uint8Array[]) {
