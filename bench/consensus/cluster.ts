@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeRpcClient } from '../../src/consensus/net/index.js';
@@ -50,6 +50,8 @@ export interface BenchCluster {
   onCommit(listener: (event: CommitEvent) => void): void;
   /** Warnings and errors the nodes logged, with a count per message. */
   readonly nodeWarnings: Map<string, number>;
+  /** CPU seconds (user + system) the node processes have used so far (Linux /proc). */
+  nodeCpuSeconds(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -137,6 +139,17 @@ export async function startBenchCluster(options: {
   };
 }
 
+const CLOCK_TICKS =
+  Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime + stime of process `pid` in seconds (proc(5): fields 14 and 15 of /proc/PID/stat). */
+async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime is field 14, stime field 15.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
 /** What `spawnBenchCluster` started: a `BenchCluster` but for its clients, and the sessions. */
 export type SpawnedBenchCluster<S> = Omit<BenchCluster, 'client'> & { readonly sessions: S[] };
 
@@ -182,6 +195,14 @@ export async function spawnBenchCluster<S extends { close(): Promise<void> }>(
     sessions,
     onCommit: (listener) => listeners.push(listener),
     nodeWarnings,
+    nodeCpuSeconds: async () => {
+      const seconds = await Promise.all(
+        processes.map((child) =>
+          child.child.pid === undefined ? 0 : processCpuSeconds(child.child.pid),
+        ),
+      );
+      return seconds.reduce((sum, value) => sum + value, 0);
+    },
     close,
   };
 }

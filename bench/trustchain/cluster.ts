@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { DEV_PROOF_PARAMS } from '../../src/consensus/genesis.js';
 import { caService, type CaRpcService } from '../../src/faces/ca-rpc.js';
@@ -26,19 +25,6 @@ export interface TrustchainCluster extends BenchCluster {
   readonly httpsRootPem: string;
   /** The SPIFFE trust domain of the CA (`spiffe://<cluster>/...`). */
   readonly caCluster: string;
-  /** CPU seconds (user + system) the node processes have used so far (Linux /proc). */
-  nodeCpuSeconds(): Promise<number>;
-}
-
-const CLOCK_TICKS =
-  Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** utime + stime of process `pid` in seconds (proc(5): fields 14 and 15 of /proc/PID/stat). */
-async function processCpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state): utime is field 14, stime field 15.
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 interface NodeConfigJson {
@@ -80,7 +66,7 @@ export async function startTrustchainCluster(options: {
   const httpsRootPem = await readFile(layout.trustRootsFile, 'utf8');
 
   const started = await spawnBenchCluster(layout, { ...options, open: openOperatorParts });
-  const { sessions, processes } = started;
+  const { sessions } = started;
   return {
     ...started,
     client: perConnection(sessions.length, (connection, node) =>
@@ -95,13 +81,5 @@ export async function startTrustchainCluster(options: {
     acmeDirectories,
     httpsRootPem,
     caCluster: genesis.chainId,
-    nodeCpuSeconds: async () => {
-      const seconds = await Promise.all(
-        processes.map((child) =>
-          child.child.pid === undefined ? 0 : processCpuSeconds(child.child.pid),
-        ),
-      );
-      return seconds.reduce((sum, value) => sum + value, 0);
-    },
   };
 }
