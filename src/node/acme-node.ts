@@ -34,6 +34,7 @@ import { acmeExternal, corroboratorCaaPolicy } from './acme-external.js';
 import { dnsZonesGenesisFromApp } from '../trustchain/dns-zones/index.js';
 import { CliError } from './cli-error.js';
 import { LOOPBACK_HOSTS } from './config.js';
+import type { IdentityCertificateServer } from './identity-servers.js';
 import type { Logger } from './log.js';
 import type { ValidatorNodeConfig } from './node-config.js';
 import { readWalletKey } from './wallet.js';
@@ -57,6 +58,12 @@ export interface AcmeNode {
    * CA RPC's `corroborate` (ca-service.ts `setCorroborator`).
    */
   readonly corroborator: Corroborator;
+  /**
+   * The HTTPS face as a follower of identity certificate renewals (identity-servers.ts) when it
+   * serves `identity.certificateFile`; null with another `acme.certificateFile`, which the node
+   * never rewrites.
+   */
+  readonly identityServer: IdentityCertificateServer | null;
   /** Called after each commit of the node. */
   committed(): void;
   close(): Promise<void>;
@@ -294,6 +301,10 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     server,
     issuer,
     corroborator,
+    identityServer:
+      certificateFile === config.identity.certificateFile
+        ? { startedWith: cert, replaceCertificate: (tls) => server.replaceCertificate(tls) }
+        : null,
     committed: () => {
       issuer.committed();
       const height = latestHeight();

@@ -16,6 +16,7 @@ import {
   caRenewBody,
   caStateKey,
   createIssuerView,
+  genesisRenewalRequest,
   lacksIssuanceExtensions,
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
@@ -23,29 +24,26 @@ import { NodeTxSender } from './discovery-submit.js';
 import type { Logger } from './log.js';
 
 /**
- * The node renews its own consensus-issued identity certificate (docs/node.md, "Certificate
- * renewal"). A certificate `cluster add-node` had the cluster issue (it carries a TrustChain
- * issuance reference) is renewed once `renewAt` of its validity has passed: a `ca` `renew` for
- * its serial, signed with the node's identity key — the key the certificate certifies, which the
- * `ca` module accepts in place of the requesting account (docs/ca.md, "Transactions") — goes into
- * the node's own mempool. Once the renewal is committed and published, the new chain (leaf and
+ * The node renews its own identity certificate (docs/node.md, "Certificate renewal"): one the
+ * cluster issued through consensus (`cluster add-node`'s, or an earlier renewal: it carries a
+ * TrustChain issuance reference) or a genesis bootstrap certificate (`cluster init`'s, listed in
+ * the genesis). Once `renewAt` of its validity has passed, a `ca` `renew` for its serial, signed
+ * with the node's identity key — the key the certificate certifies, which the `ca` module
+ * accepts in place of the requesting account (docs/ca.md, "Transactions") — goes into the
+ * node's own mempool. A genesis certificate has no committed request to re-issue, so its renew
+ * carries one built from the certificate: a CSR signed by the identity key and the FALCON key
+ * with a proof of possession (genesis-renewal.ts); the renewed certificate is an ordinary
+ * issued one. Once the renewal is committed and published, the new chain (leaf and
  * its intermediate) replaces `identity.certificateFile` atomically and the STOQ endpoint presents
  * it on new handshakes. Failures are logged, counted and retried after a backoff in blocks; they
  * never stop the node.
  *
  * All work happens on commits (`committed`): while nothing is due it is a clock comparison, with
- * no state read. Genesis bootstrap certificates have no request to renew: the node only warns
- * when one expires within `GENESIS_WARNING_SECONDS`.
+ * no state read.
  */
 
 /** Default `identity.renewAt`: renew once two thirds of the validity have passed. */
 export const DEFAULT_RENEW_AT = 2 / 3;
-
-/** A genesis certificate expiring within this (s) is warned about. */
-export const GENESIS_WARNING_SECONDS = 30 * 86_400;
-
-/** How often (ms) the genesis-certificate warning is repeated while the node runs. */
-const GENESIS_WARNING_INTERVAL_MS = 86_400_000;
 
 /**
  * A certificate this node renewed is renewed again no sooner than this (ms) after its
@@ -55,6 +53,9 @@ export const MIN_RENEWED_AGE_MS = 10 * 60_000;
 
 /** Blocks to wait, after the node's state first lacks the certificate, before looking again. */
 const NOT_KNOWN_RECHECK_BLOCKS = 10;
+
+/** The same for a genesis certificate: the state holds it once height 1 is committed. */
+const GENESIS_RECHECK_BLOCKS = 1;
 
 /** A committed renewal not published within this many blocks counts as failed. */
 export const PUBLISH_WAIT_BLOCKS = 200;
@@ -80,6 +81,11 @@ export interface CertRenewalOptions {
   readonly stampDifficulty: number;
   /** The node's identity key (Ed25519): signs the renewal. */
   readonly privateKey: KeyObject;
+  /**
+   * The node's FALCON-1024 secret key: proves possession of the certificate's FALCON key in the
+   * request a genesis certificate's renewal carries. Without it such a renewal fails (logged).
+   */
+  readonly falconSecretKey?: Uint8Array;
   /** The committed state (full keys, with the router's module prefix). */
   readonly state: { get(key: Uint8Array): Uint8Array | null };
   readonly query: (request: QueryRequest) => QueryResponse;
@@ -87,6 +93,11 @@ export interface CertRenewalOptions {
   readonly pending: (txHash: Uint8Array) => boolean;
   /** Presents the new chain (DER, leaf first) on new STOQ handshakes; throws if refused. */
   readonly replaceChain: (chain: readonly Uint8Array[]) => void;
+  /**
+   * Called with the new chain (DER, leaf first) once it is written and handed to STOQ: the other
+   * servers presenting it follow (identity-servers.ts). What it throws is logged, nothing more.
+   */
+  readonly onRenewed?: (chain: readonly Uint8Array[]) => void;
   readonly registry: Registry;
   readonly logger: Logger;
   readonly falcon?: FalconBackend;
@@ -145,8 +156,8 @@ export function renewalDue(leaf: ParsedCertificate, renewAt: number): number {
 
 /**
  * Reads `certificateFile` and starts following its certificate. Returns null (after logging
- * why) when it is not one the node can renew: a genesis bootstrap certificate (warned about when
- * it expires within 30 days) or one not issued by the cluster's TrustChain CA.
+ * why) when it is not one the node can renew: neither issued through consensus nor a genesis
+ * bootstrap certificate of this cluster.
  */
 export async function startCertRenewal(options: CertRenewalOptions): Promise<CertRenewal | null> {
   const { logger } = options;
@@ -157,7 +168,8 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
   const now = options.now ?? (() => new Date());
   const file = options.certificateFile;
   const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
-  const view = createIssuerView(options.ca, options.falcon ?? defaultFalcon());
+  const falcon = options.falcon ?? defaultFalcon();
+  const view = createIssuerView(options.ca, falcon);
 
   let chain = await readChain(file);
   let leaf = parseCertificate(chain[0] as Uint8Array);
@@ -189,28 +201,6 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       });
       return null;
     }
-    let lastWarned = Number.NEGATIVE_INFINITY;
-    const warnGenesis = (): void => {
-      const at = now().getTime();
-      const left = leaf.notAfter.getTime() - at;
-      if (left > GENESIS_WARNING_SECONDS * 1000) return;
-      if (at - lastWarned < GENESIS_WARNING_INTERVAL_MS) return;
-      lastWarned = at;
-      logger.warn(
-        'identity certificate is a genesis bootstrap certificate expiring soon: it cannot be renewed through consensus; replace it (cluster add-node issues a renewable one) before it expires',
-        {
-          serial: leaf.serialNumber,
-          notAfter: leaf.notAfter.toISOString(),
-          daysLeft: Math.max(0, Math.floor(left / 86_400_000)),
-        },
-      );
-    };
-    warnGenesis();
-    return {
-      committed: () => warnGenesis(),
-      idle: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
   }
 
   let phase: Phase = { kind: 'idle' };
@@ -270,18 +260,22 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
    * Starts an attempt if the certificate is due and the committed state can take it; whether
    * a renewal was queued.
    */
-  const begin = (height: number): boolean => {
+  const begin = async (height: number): Promise<boolean> => {
     if (height < notBefore || !due()) return false;
     const serial = serialOf(leaf);
-    const txHash = reader.issuanceTx(serial);
+    // A genesis certificate is in the state from height 1 on; an issued one once published.
+    const genesis = reader.genesisCertificate(serial) !== null;
+    const txHash = genesis ? null : reader.issuanceTx(serial);
     const record = txHash === null ? null : reader.issuance(txHash);
-    if (record === null || reader.certificate(serial) === null) {
+    if ((!genesis && record === null) || reader.certificate(serial) === null) {
       // The node follows the chain and has not reached the certificate's publication yet.
       logger.debug('identity certificate due for renewal, not yet in the committed state', {
         serial: leaf.serialNumber,
         height,
       });
-      notBefore = height + NOT_KNOWN_RECHECK_BLOCKS;
+      notBefore =
+        height +
+        (lacksIssuanceExtensions(leaf.der) ? GENESIS_RECHECK_BLOCKS : NOT_KNOWN_RECHECK_BLOCKS);
       return false;
     }
     if (reader.revocation(serial) !== null) {
@@ -289,7 +283,26 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       phase = { kind: 'off' };
       return false;
     }
-    sender.enqueue(RENEW_KEY, caRenewBody(serial, record.lifetimeSeconds));
+    // A genesis certificate's renewal gets the profile's longest lifetime (the policy's).
+    const body =
+      record === null
+        ? caRenewBody(
+            serial,
+            undefined,
+            await genesisRenewalRequest(
+              leaf.der,
+              {
+                privateKey: options.privateKey,
+                ...(options.falconSecretKey === undefined
+                  ? {}
+                  : { falconSecretKey: options.falconSecretKey }),
+              },
+              falcon,
+            ),
+            falcon,
+          )
+        : caRenewBody(serial, record.lifetimeSeconds);
+    sender.enqueue(RENEW_KEY, body);
     phase = { kind: 'queued', since: height };
     return true;
   };
@@ -337,6 +350,14 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       height,
       file,
     });
+    try {
+      options.onRenewed?.(chain);
+    } catch (error) {
+      logger.error('renewed identity certificate not handed to the other servers', {
+        serial: fresh.serialNumber,
+        error: describe(error),
+      });
+    }
   };
 
   const step = async (height: number): Promise<void> => {
@@ -344,7 +365,7 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       case 'off':
         return;
       case 'idle':
-        if (begin(height)) await sender.pump();
+        if (await begin(height)) await sender.pump();
         return;
       case 'queued':
         await sender.pump();

@@ -171,13 +171,20 @@ export async function renewCertificate(options: {
   privateKey: KeyObject;
   serial: Uint8Array;
   lifetimeSeconds?: number;
+  /** Only for a genesis bootstrap certificate: the request it is re-issued from (`genesisRenewalRequest`). */
+  request?: CertificateRequestInput;
   timeoutMs: number;
 }): Promise<PublishedCertificate> {
+  let body: Uint8Array;
+  try {
+    body = caRenewBody(options.serial, options.lifetimeSeconds, options.request);
+  } catch (error) {
+    if (error instanceof CaError)
+      throw new CliError(`invalid renewal request: ${error.message} [${error.code}]`);
+    throw error;
+  }
   const deadline = Date.now() + options.timeoutMs;
-  const { txHash } = await submitCa({
-    ...options,
-    body: caRenewBody(options.serial, options.lifetimeSeconds),
-  });
+  const { txHash } = await submitCa({ ...options, body });
   return waitForPublication(options.client, txHash, Math.max(0, deadline - Date.now()));
 }
 

@@ -59,6 +59,7 @@ import {
 } from '../trustchain/ca-module/index.js';
 import { startCaNode, type CaNode } from './ca-node.js';
 import { startCertRenewal } from './cert-renewal.js';
+import { identityServers } from './identity-servers.js';
 import { createCaService, createCaStoqTrust } from './ca-service.js';
 import { startAcmeNode, type AcmeNode } from './acme-node.js';
 import {
@@ -692,7 +693,13 @@ export async function startValidatorNode(
     if (caesarService !== null) {
       consensus.on('commit', (info: CommitInfo) => caesarService.committed(info.height));
     }
-    // The node renews its consensus-issued identity certificate (cert-renewal.ts).
+    // DoQ and ACME HTTPS follow renewals of the identity certificate (identity-servers.ts).
+    const renewalFollowers = identityServers({
+      privateKey: identity.keys.ed25519.privateKey,
+      registry: parts.registry,
+      logger,
+    });
+    // The node renews its identity certificate, issued or genesis (cert-renewal.ts).
     if (caConfig !== undefined) {
       const renewal = await step('cannot follow the identity certificate', () =>
         startCertRenewal({
@@ -702,11 +709,13 @@ export async function startValidatorNode(
           chainId: genesis.chainId,
           stampDifficulty: genesis.proof.work.stampDifficulty,
           privateKey: identity.keys.ed25519.privateKey,
+          falconSecretKey: identity.keys.falcon.secretKey,
           state: store.state,
           query: (request) => app.query(request),
           submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
           pending: (txHash) => mempool.has(txHash),
           replaceChain: (chain) => parts.replaceLocalChain(chain),
+          onRenewed: (chain) => renewalFollowers.renewed(chain),
           registry: parts.registry,
           logger,
         }),
@@ -749,6 +758,12 @@ export async function startValidatorNode(
       );
       const servers = dnsServers;
       closers.push(() => servers.close());
+      if (doq !== undefined) {
+        renewalFollowers.follow('doq', {
+          startedWith: doq.cert,
+          replaceCertificate: (tls) => servers.replaceDoqCertificate(tls),
+        });
+      }
       logger.info('DNS serving', {
         zones: dnsZones.apexes(),
         udp: servers.udp.map(formatHostPort),
@@ -780,6 +795,9 @@ export async function startValidatorNode(
           );
     if (acmeNode !== null) {
       closers.push(() => acmeNode.close());
+      if (acmeNode.identityServer !== null) {
+        renewalFollowers.follow('acme', acmeNode.identityServer);
+      }
       consensus.on('commit', () => acmeNode.committed());
       // Multi-perspective validation: this node answers `corroborate` (acme-mpic.ts).
       caService?.setCorroborator(acmeNode.corroborator);

@@ -17,7 +17,11 @@ import {
 import { generateNodeIdentity } from '../../src/node/dev-ca.js';
 import { createLogger } from '../../src/node/log.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
-import { caRequestBody, decodeCaBody } from '../../src/trustchain/ca-module/index.js';
+import {
+  caRequestBody,
+  decodeCaBody,
+  lacksIssuanceExtensions,
+} from '../../src/trustchain/ca-module/index.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
 import { makeSender } from '../consensus/application/fixture.js';
 import { BLOCK_TIME, CHAIN_ID, CLUSTER } from '../trustchain/ca/fixtures.js';
@@ -34,7 +38,7 @@ import {
 /**
  * The node's renewal of its own certificate (src/node/cert-renewal.ts) against a `ca` module
  * driven block by block: when it is due, a refused attempt and its backoff, the commit and the
- * publication followed to the file and the STOQ chain; genesis certificates only warned about.
+ * publication followed to the file and the STOQ chain; a genesis certificate renewed the same way.
  */
 
 const HOUR = 3_600_000;
@@ -197,20 +201,19 @@ describe('identity certificate renewal (cert-renewal.ts)', () => {
     }
   });
 
-  it('a genesis bootstrap certificate is never renewed; the node warns within 30 days of its end', async () => {
+  it('a genesis bootstrap certificate is renewed like an issued one: the renew carries its request', async () => {
     const identity = await generateNodeIdentity(fixture.ca.falcon);
     const validator = fixture.ca.validators['val-a']!;
+    const intermediate = validator.issuer.certificate;
     const der = issueGenesisCertificate({
-      issuer: {
-        certificate: validator.issuer.certificate,
-        privateKey: validator.keys.ecdsa.privateKey,
-      },
+      issuer: { certificate: intermediate, privateKey: validator.keys.ecdsa.privateKey },
       chainId: CLUSTER,
       role: 'validator',
       name: 'val-a',
       keys: identity,
       validityDays: 60,
       now: new Date(BLOCK_TIME),
+      ipAddresses: ['127.0.0.1'],
     })[0]!;
     const withGenesis = await createCaFixture(
       {
@@ -224,12 +227,16 @@ describe('identity certificate renewal (cert-renewal.ts)', () => {
       },
       fixture.ca,
     );
-    const file = path.join(dir, 'genesis.pem');
-    await writeFile(file, derToPem(der) + derToPem(validator.issuer.certificate));
+    const genesisNode = await withGenesis.openCaNode();
     const leaf = parseCertificate(der);
-    const start = async (now: Date) => {
+    const serial = Uint8Array.from(Buffer.from(leaf.serialNumber, 'hex'));
+    const clock = new Date(leaf.notBefore.getTime() + HOUR);
+    const height = (): number => genesisNode.node.store.blocks.latestHeight() ?? 0;
+    const start = async (file: string, falconSecretKey?: Uint8Array) => {
+      await writeFile(file, derToPem(der) + derToPem(intermediate));
       const lines: Record<string, unknown>[] = [];
-      const submitted: Uint8Array[] = [];
+      const pending = new Map<string, Uint8Array>();
+      const chains: Uint8Array[][] = [];
       const renewal = await startCertRenewal({
         certificateFile: file,
         renewAt: 0,
@@ -237,38 +244,91 @@ describe('identity certificate renewal (cert-renewal.ts)', () => {
         chainId: CHAIN_ID,
         stampDifficulty: 4,
         privateKey: identity.ed25519.privateKey,
-        state: node.node.store.state,
-        query: (request) => node.node.app.query(request),
-        submit: (tx) => {
-          submitted.push(tx);
-          return Promise.resolve({ ok: false, code: 'UNEXPECTED', message: 'no submission' });
+        ...(falconSecretKey === undefined ? {} : { falconSecretKey }),
+        state: genesisNode.node.store.state,
+        query: (request) => genesisNode.node.app.query(request),
+        submit: (tx): Promise<MempoolAddResult> => {
+          const checked = genesisNode.node.app.checkTx(tx);
+          if (!checked.ok) return Promise.resolve(checked);
+          pending.set(toHex(checked.txHash), tx);
+          return Promise.resolve({ ok: true, txHash: checked.txHash, duplicate: false });
         },
-        pending: () => false,
-        replaceChain: () => assert.fail('no chain is replaced'),
+        pending: (txHash) => pending.has(toHex(txHash)),
+        replaceChain: (chain) => void chains.push([...chain]),
         registry: new Registry(),
         logger: createLogger(
           {},
           (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+          'debug',
         ),
         falcon: fixture.ca.falcon,
-        now: () => now,
+        now: () => clock,
       });
-      assert.ok(renewal !== null);
-      renewal.committed(latest());
-      await renewal.idle();
-      await renewal.close();
-      assert.deepEqual(submitted, []);
-      return lines;
+      assert.ok(renewal !== null, 'a genesis certificate is followed');
+      const step = async (at = height()) => {
+        renewal.committed(at);
+        await renewal.idle();
+      };
+      return { renewal, step, lines, pending, chains };
     };
-    // 40 days left: quiet.
-    assert.deepEqual(await start(new Date(leaf.notAfter.getTime() - 40 * 86_400_000)), []);
-    // 10 days left: a warning naming the certificate.
-    const lines = await start(new Date(leaf.notAfter.getTime() - 10 * 86_400_000));
-    assert.equal(lines.length, 1);
-    assert.equal(lines[0]!.level, 'warn');
-    assert.match(String(lines[0]!.msg), /genesis bootstrap certificate expiring soon/);
-    assert.equal(lines[0]!.serial, leaf.serialNumber);
-    assert.equal(lines[0]!.daysLeft, 10);
-    assert.equal(DEFAULT_RENEW_AT, 2 / 3);
+    try {
+      // Due at once (renewAt 0), but the state holds genesis certificates from height 1 on.
+      const file = path.join(dir, 'genesis.pem');
+      const run = await start(file, identity.falcon.secretKey);
+      await run.step(0);
+      assert.equal(run.pending.size, 0);
+      assert.ok(
+        run.lines.some(
+          (line) =>
+            line.msg === 'identity certificate due for renewal, not yet in the committed state',
+        ),
+      );
+      genesisNode.block([]);
+      await run.step();
+      assert.equal(run.pending.size, 1, JSON.stringify(run.lines));
+      const [tx] = [...run.pending.values()];
+      const body = decodeCaBody(decodeTransaction(tx!).body);
+      assert.ok(body.op === 'renew');
+      assert.deepEqual(body.serial, serial);
+      assert.equal(body.lifetimeSeconds, null, "the profile's longest lifetime");
+      assert.ok(body.request !== undefined, 'the renew carries the request');
+
+      // Committed (signed by the node's key), published: the file and STOQ get the new chain.
+      const committed = genesisNode.block([tx!]);
+      run.pending.clear();
+      assert.equal(committed.txResults[0]!.code, 0, committed.txResults[0]!.log);
+      await run.step();
+      const { tx: publish } = await publication(withGenesis, genesisNode, height(), 'val-a');
+      genesisNode.block([publishTx(withGenesis, 'val-a', publish)]);
+      await run.step();
+      const renewed = run.lines.find((line) => line.msg === RENEWED_LOG_MESSAGE);
+      assert.ok(renewed !== undefined, JSON.stringify(run.lines));
+      assert.equal(renewed.oldSerial, leaf.serialNumber);
+      const written = pemToDerList(await readFile(file, 'utf8'));
+      const fresh = parseCertificate(written[0]!);
+      assert.equal(fresh.serialNumber, renewed.newSerial);
+      assert.notEqual(fresh.serialNumber, leaf.serialNumber);
+      assert.equal(lacksIssuanceExtensions(fresh.der), false, 'an issued certificate now');
+      assert.ok(fresh.publicKey.equals(leaf.publicKey));
+      assert.deepEqual(fresh.uris, leaf.uris);
+      assert.deepEqual(fresh.ipAddresses, leaf.ipAddresses);
+      assert.deepEqual(written[1], intermediate);
+      assert.deepEqual(run.chains, [written]);
+      await run.renewal.close();
+
+      // Without the FALCON secret key the request cannot be built: a logged, counted failure.
+      const keyless = await start(path.join(dir, 'genesis-keyless.pem'));
+      await keyless.step();
+      await keyless.renewal.close();
+      const failed = keyless.lines.find(
+        (line) => line.msg === 'identity certificate renewal failed',
+      );
+      assert.ok(failed !== undefined, JSON.stringify(keyless.lines));
+      assert.match(String(failed.reason), /FALCON/);
+      assert.equal(keyless.pending.size, 0);
+      assert.equal(DEFAULT_RENEW_AT, 2 / 3);
+    } finally {
+      await genesisNode.close();
+    }
   });
 });

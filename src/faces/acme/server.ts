@@ -1,5 +1,7 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import https from 'node:https';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv6 } from 'node:net';
@@ -105,6 +107,13 @@ export interface AcmeServer {
   readonly events: EventEmitter;
   /** Live nonces, for tests of the bound. */
   readonly nonceCount: () => number;
+  /**
+   * Serves `tls` (same form as `AcmeServerOptions.tls`) on new TLS handshakes from now on
+   * (`tls.Server#setSecureContext`); open connections keep the certificate they were set up
+   * with. Refuses (INVALID_OPTIONS) a certificate that does not parse, a key that is not its
+   * key, or anything else the TLS stack rejects, and then keeps serving the current one.
+   */
+  replaceCertificate(tls: AcmeServerOptions['tls']): void;
   /** Stops listening, drops connections, waits for background work. Does not close the store. */
   close(): Promise<void>;
 }
@@ -124,6 +133,29 @@ function positive(value: number | undefined, fallback: number, name: string): nu
 }
 
 const JOSE_TYPE = 'application/jose+json';
+
+/** The TLS part of the server's options: also what `setSecureContext` is given again in full. */
+function secureContextOptions(tls: AcmeServerOptions['tls']): SecureContextOptions {
+  return { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' };
+}
+
+/** Throws INVALID_OPTIONS unless `tls` can serve: its leaf certifies its key, OpenSSL takes both. */
+function checkServingCertificate(tls: AcmeServerOptions['tls']): void {
+  try {
+    const leaf = new X509Certificate(tls.cert);
+    if (!leaf.checkPrivateKey(createPrivateKey(tls.key))) {
+      throw new Error('the private key does not belong to the certificate');
+    }
+    createSecureContext(secureContextOptions(tls));
+  } catch (error) {
+    throw new AcmeError(
+      AcmeErrorCode.INVALID_OPTIONS,
+      `HTTPS certificate or key refused: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
+}
 
 const ISSUER_DOMAIN = /^[a-z0-9](?:-*[a-z0-9])*(?:\.[a-z0-9](?:-*[a-z0-9])*)*$/;
 
@@ -192,10 +224,8 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
         });
 
   const server = https.createServer({
-    key: options.tls.key,
-    cert: options.tls.cert,
+    ...secureContextOptions(options.tls),
     maxHeaderSize: MAX_HEADER_BYTES,
-    minVersion: 'TLSv1.2',
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
@@ -379,6 +409,11 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
     port,
     events,
     nonceCount: () => nonces.size,
+    replaceCertificate(tls) {
+      checkServingCertificate(tls);
+      // setSecureContext resets every TLS option it is not given, so it gets them all again.
+      server.setSecureContext(secureContextOptions(tls));
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

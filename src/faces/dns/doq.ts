@@ -24,8 +24,18 @@ import type { BoundAddress, DnsServerLimits, DoqOptions, ListenAddress } from '.
  */
 export interface DoqServer {
   readonly address: BoundAddress;
+  /**
+   * Serves `tls` on the handshakes of new connections from now on (the library builds its TLS
+   * context per connection, from the server's config: `QUICServer.updateConfig`); open
+   * connections keep the certificate they were set up with. Refuses what the TLS stack would not
+   * take (DOQ_CONFIG_INVALID), and then keeps serving the current certificate.
+   */
+  replaceCertificate(tls: DoqCertificate): void;
   close(): Promise<void>;
 }
+
+/** A DoQ server's TLS identity: the chain (leaf first) and its private key, in PEM. */
+export type DoqCertificate = Pick<DoqOptions, 'cert' | 'key'>;
 
 /** RFC 9250 §4.3 error codes. */
 export const DoqErrorCode = {
@@ -65,7 +75,11 @@ async function loadQuic(): Promise<{
 }
 
 /** Refuses a certificate or key that cannot serve TLS, before any client connects. */
-function checkCertificate(options: DoqOptions, quicConfig: QuicConfigModule, config: object): void {
+function checkCertificate(
+  options: DoqCertificate,
+  quicConfig: QuicConfigModule,
+  config: object,
+): void {
   try {
     const certificate = new X509Certificate(options.cert);
     if (!certificate.checkPrivateKey(createPrivateKey(options.key))) {
@@ -242,6 +256,11 @@ export async function startDoqServer(options: {
       host: server.host,
       port: server.port,
       family: isIPv6(server.host) ? 'IPv6' : 'IPv4',
+    },
+    replaceCertificate(tls) {
+      const identity = { key: tls.key, cert: tls.cert };
+      checkCertificate(identity, quicConfig, { ...config, ...identity });
+      server.updateConfig(identity);
     },
     close() {
       closed ??= server

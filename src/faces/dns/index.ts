@@ -8,4 +8,5 @@ export { DEFAULT_LIMITS } from './options.js';
 export type { BoundAddress, DnsServerLimits, DoqOptions, ListenAddress } from './options.js';
 export { DnsServerError, DnsServerErrorCode } from './errors.js';
 export { DoqErrorCode } from './doq.js';
+export type { DoqCertificate } from './doq.js';
 export { LATENCY_BUCKETS } from './metrics.js';

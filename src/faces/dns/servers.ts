@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { ZoneSource } from '../../trustchain/dns/index.js';
-import { startDoqServer } from './doq.js';
+import { startDoqServer, type DoqCertificate, type DoqServer } from './doq.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DnsMetrics } from './metrics.js';
 import { parseListenOptions } from './options.js';
@@ -23,6 +23,11 @@ export interface DnsServers {
   readonly udp: readonly BoundAddress[];
   readonly tcp: readonly BoundAddress[];
   readonly doq: readonly BoundAddress[];
+  /**
+   * Every DoQ server presents `tls` on new connections from now on (open ones keep theirs);
+   * throws DOQ_CONFIG_INVALID, changing nothing, when the TLS stack refuses it.
+   */
+  replaceDoqCertificate(tls: DoqCertificate): void;
   /** Stops every server: UDP at once, TCP and DoQ after their connections close. */
   close(): Promise<void>;
 }
@@ -52,7 +57,7 @@ export async function startDnsServers(options: DnsServersOptions): Promise<DnsSe
   const metrics = new DnsMetrics();
   const udp: Running[] = [];
   const tcp: Running[] = [];
-  const doq: Running[] = [];
+  const doq: DoqServer[] = [];
   const closeAll = async (): Promise<void> => {
     await Promise.all([...udp, ...tcp, ...doq].map((server) => server.close()));
   };
@@ -96,6 +101,10 @@ export async function startDnsServers(options: DnsServersOptions): Promise<DnsSe
     udp: udp.map((s) => s.address),
     tcp: tcp.map((s) => s.address),
     doq: doq.map((s) => s.address),
+    replaceDoqCertificate(tls) {
+      // Every server checks the same certificate alike: the first refusal comes before any swap.
+      for (const server of doq) server.replaceCertificate(tls);
+    },
     close() {
       closed ??= closeAll();
       return closed;

@@ -17,6 +17,7 @@ import type { NodeIdentityKeys } from '../../crypto/keyfile.js';
 import { createCsr } from '../../trustchain/ca/csr.js';
 import type { stoqIdentityRequestParts } from '../cert-tools.js';
 import { PROFILE_NAMES, type ProfileName } from '../../trustchain/ca/profiles.js';
+import type { CertificateRequestInput } from '../../trustchain/ca/request.js';
 import { parseTrustBundle } from '../../trustchain/ca/bundle.js';
 import { CaError } from '../../trustchain/ca/errors.js';
 import { verifyIssuedCertificate } from '../../trustchain/ca/verify.js';
@@ -337,27 +338,44 @@ const renew: Command = {
   name: 'cert renew',
   summary: 'renew a certificate: a new one for the same key and names',
   help: `
-usage: hypermesh cert renew CERT --out PREFIX [--lifetime SECONDS] [--cluster FILE|DIR]
-                            [--node NAME|ADDR] [--timeout-ms MS]
+usage: hypermesh cert renew CERT --out PREFIX [--lifetime SECONDS] [--identity-key FILE]
+                            [--cluster FILE|DIR] [--node NAME|ADDR] [--timeout-ms MS]
 
 Submits a "ca" renew transaction for the certificate in CERT (PEM) from the operator key
 (the account that requested it), waits for the new certificate's publication and writes
 PREFIX.pem and PREFIX.chain.pem. The key stays the same.
+
+A genesis bootstrap certificate (cluster init's: no committed request to re-issue) needs
+--identity-key FILE, the node-identity key file of the certificate's keys (e.g.
+node-K/node-K.key): the renew carries a request built from the certificate and signed with
+them (docs/ca.md, "Renewing a genesis certificate"). Without --lifetime such a renewal gets
+its profile's longest lifetime.
 `,
   async run(args, io) {
     const { values, positionals } = parseWithPositionals(
       args,
-      { ...clusterOptions, out: { type: 'string' }, lifetime: { type: 'string' } },
+      {
+        ...clusterOptions,
+        out: { type: 'string' },
+        lifetime: { type: 'string' },
+        'identity-key': { type: 'string' },
+      },
       ['cert'],
     );
     if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
     const out = values.out;
     const tools = await import('../cert-tools.js');
-    const serial = tools.certificateSerialOf(await readCertificate(positionals[0] as string));
+    const certificate = await readCertificate(positionals[0] as string);
+    const serial = tools.certificateSerialOf(certificate);
     const lifetime =
       values.lifetime === undefined
         ? undefined
         : integerOption(values.lifetime, 'lifetime', { min: 1, max: 398 * 86_400 }, 1);
+    const request = await genesisRenewalRequestOf(
+      certificate,
+      positionals[0] as string,
+      values['identity-key'],
+    );
     return withCluster(values, async ({ client, genesis, operatorKey }) => {
       const published = await tools.renewCertificate({
         client,
@@ -365,6 +383,7 @@ PREFIX.pem and PREFIX.chain.pem. The key stays the same.
         privateKey: operatorKey,
         serial,
         ...(lifetime === undefined ? {} : { lifetimeSeconds: lifetime }),
+        ...(request === undefined ? {} : { request }),
         timeoutMs: timeoutOf(values['timeout-ms']),
       });
       report(io, published, await writeOutputs(out, published, genesis, client));
@@ -372,6 +391,47 @@ PREFIX.pem and PREFIX.chain.pem. The key stays the same.
     });
   },
 };
+
+/**
+ * For a genesis bootstrap certificate (no TrustChain issuance extension), the request its
+ * renewal carries, built with the keys in `identityKeyFile`; undefined for an issued one.
+ */
+async function genesisRenewalRequestOf(
+  certificate: Uint8Array,
+  file: string,
+  identityKeyFile: string | undefined,
+): Promise<CertificateRequestInput | undefined> {
+  if (!lacksIssuanceExtensions(certificate)) {
+    if (identityKeyFile !== undefined) {
+      throw new CliError(
+        `--identity-key is only for a genesis bootstrap certificate; ${file} was issued through consensus and renews from its committed request`,
+      );
+    }
+    return undefined;
+  }
+  if (identityKeyFile === undefined) {
+    throw new CliError(
+      `${file} is a genesis bootstrap certificate: its renewal carries a request signed with its keys; pass --identity-key FILE (its node-identity key file)`,
+    );
+  }
+  const { readKeyFile } = await import('../../crypto/keyfile.js');
+  const { keys } = await readKeyFile(identityKeyFile, { kind: 'node-identity' }).catch(
+    keyFileFailure,
+  );
+  const { CaModuleError, genesisRenewalRequest } =
+    await import('../../trustchain/ca-module/index.js');
+  try {
+    return await genesisRenewalRequest(certificate, {
+      privateKey: keys.ed25519.privateKey,
+      falconSecretKey: keys.falcon.secretKey,
+    });
+  } catch (error) {
+    if (error instanceof CaModuleError) {
+      throw new CliError(`${identityKeyFile} cannot renew ${file}: ${error.message}`);
+    }
+    throw error;
+  }
+}
 
 const revoke: Command = {
   name: 'cert revoke',

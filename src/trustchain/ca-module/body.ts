@@ -12,7 +12,8 @@ import { MAX_BATCH_CERTIFICATES } from './state.js';
  *
  *   request { op: "request", req: bytes, dcv?: [bytes] }        req = encodeCertificateRequest,
  *                                                               dcv = DCV attestations (dcv.ts)
- *   renew   { op: "renew", serial: bytes(16), lifetime?: uint }
+ *   renew   { op: "renew", serial: bytes(16), lifetime?: uint, req?: bytes }
+ *                                                               req only for a genesis certificate
  *   revoke  { op: "revoke", serial: bytes(16), reason: uint, proof?: bytes }
  *   publish { op: "publish", height: uint, issuer: text, batch: bytes, sigs: [bytes] }
  *   add-intermediate     { op: "add-intermediate", name: text, key: bytes(32), cert: bytes, endo: bytes }
@@ -34,6 +35,12 @@ export interface CaRenewTx {
   readonly op: 'renew';
   readonly serial: Uint8Array;
   readonly lifetimeSeconds: number | null;
+  /**
+   * Only to renew a genesis bootstrap certificate, which has no committed request to re-issue:
+   * an `encodeCertificateRequest` for the certificate's key, profile and names
+   * (genesis-renewal.ts). Absent: the body has no `req` key (the encoding of every other renew).
+   */
+  readonly request?: Uint8Array;
 }
 
 export interface CaRevokeTx {
@@ -113,6 +120,7 @@ const schema = z.discriminatedUnion('op', [
     op: z.literal('renew'),
     serial,
     lifetime: z.int().min(1).max(MAX_LIFETIME_SECONDS).optional(),
+    req: bytes({ min: 1, max: 32 * 1024 }).optional(),
   }),
   z.strictObject({
     op: z.literal('revoke'),
@@ -173,6 +181,7 @@ export function decodeCaBody(body: Uint8Array): CaTx {
         op: 'renew',
         serial: new Uint8Array(tx.serial),
         lifetimeSeconds: tx.lifetime ?? null,
+        ...(tx.req === undefined ? {} : { request: new Uint8Array(tx.req) }),
       };
     case 'revoke':
       return {
@@ -215,6 +224,7 @@ export function encodeCaBody(tx: CaTx): Uint8Array {
         op: 'renew',
         serial: tx.serial,
         ...(tx.lifetimeSeconds === null ? {} : { lifetime: tx.lifetimeSeconds }),
+        ...(tx.request === undefined ? {} : { req: tx.request }),
       });
     case 'revoke':
       return encodeCanonical({

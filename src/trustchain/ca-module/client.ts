@@ -57,8 +57,29 @@ export function caRequestBody(
   });
 }
 
-export function caRenewBody(serial: Uint8Array, lifetimeSeconds?: number): Uint8Array {
-  return encodeCaBody({ op: 'renew', serial, lifetimeSeconds: lifetimeSeconds ?? null });
+/**
+ * A `renew` body. `request` only for a genesis bootstrap certificate, which has no committed
+ * request to re-issue: `genesisRenewalRequest` builds it from the certificate and its keys. It
+ * is parsed first (stateless checks); throws `CaError`.
+ */
+export function caRenewBody(
+  serial: Uint8Array,
+  lifetimeSeconds?: number,
+  request?: CertificateRequestInput,
+  falcon?: FalconBackend,
+): Uint8Array {
+  return encodeCaBody({
+    op: 'renew',
+    serial,
+    lifetimeSeconds: lifetimeSeconds ?? null,
+    ...(request === undefined
+      ? {}
+      : {
+          request: encodeCertificateRequest(
+            parseCertificateRequest(request, falcon === undefined ? {} : { falcon }),
+          ),
+        }),
+  });
 }
 
 /** A `revoke` body; `proof` from `signRevocation` when the sender is not the requesting account. */

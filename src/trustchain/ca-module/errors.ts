@@ -53,6 +53,13 @@ export enum CaModuleErrorCode {
   DCV_QUORUM = 'CA_DCV_QUORUM',
   /** A DCV attestation (dcv.ts) that does not decode: malformed, not canonical or oversized. */
   DCV_INVALID = 'CA_DCV_INVALID',
+  /**
+   * A `renew`'s request (`req`) does not fit the certificate: a genesis bootstrap certificate's
+   * renewal has none, or its lifetime, key, profile, names or FALCON key are not the
+   * certificate's (genesis-renewal.ts); or a consensus-issued certificate's renewal, which
+   * re-issues its committed request, carries one. `detail.field` says which.
+   */
+  RENEWAL_MISMATCH = 'CA_RENEWAL_MISMATCH',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -82,6 +89,7 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.DUPLICATE_APPROVAL]: 23,
   [CaModuleErrorCode.DCV_QUORUM]: 24,
   [CaModuleErrorCode.DCV_INVALID]: 25,
+  [CaModuleErrorCode.RENEWAL_MISMATCH]: 26,
 });
 
 /**

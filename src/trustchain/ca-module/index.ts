@@ -97,6 +97,13 @@ export {
   type RevocationRecord,
 } from './state.js';
 export {
+  genesisCertificateProfile,
+  genesisRenewalMismatch,
+  genesisRenewalRequest,
+  genesisRenewalRequester,
+  type GenesisRenewalField,
+} from './genesis-renewal.js';
+export {
   buildCaRequestTransaction,
   caQuery,
   caRenewBody,

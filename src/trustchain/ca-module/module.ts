@@ -16,6 +16,7 @@ import { CaError } from '../ca/errors.js';
 import { certificateSerial, parseIssuer as parseIssuerOf, validityOf } from '../ca/issue.js';
 import { readTbs, splitCertificate } from '../ca/certificate.js';
 import { checkValidatorIntermediate } from '../ca/hierarchy.js';
+import { parseCertificate } from '../../crypto/x509.js';
 import { rateLimitStep } from '../ca/rate-limit.js';
 import {
   checkRequest,
@@ -66,6 +67,7 @@ import {
   proposalKey,
   type IntermediateProposal,
 } from './intermediates.js';
+import { genesisRenewalMismatch, genesisRenewalRequester } from './genesis-renewal.js';
 import { verifyPublication } from './publication.js';
 import { BoundedMap } from '../../codec/bounded-map.js';
 import { TREE_HEAD_KEY, appendCertificates, encodeTreeHead } from './tree-head.js';
@@ -249,15 +251,7 @@ export function createCaModule(
   function publishedIssuance(state: CaStateReader, serial: Uint8Array): IssuanceRecord {
     const txHash = state.issuanceTx(serial);
     const record = txHash === null ? null : state.issuance(txHash);
-    if (record === null) {
-      if (state.genesisCertificate(serial) !== null) {
-        refuse(
-          C.UNKNOWN_SERIAL,
-          `certificate ${toHex(serial)} is a genesis bootstrap certificate: it has no request to renew`,
-        );
-      }
-      refuse(C.UNKNOWN_SERIAL, `no certificate with serial ${toHex(serial)}`);
-    }
+    if (record === null) refuse(C.UNKNOWN_SERIAL, `no certificate with serial ${toHex(serial)}`);
     if (state.certificate(serial) === null) {
       refuse(C.NOT_PUBLISHED, `certificate ${toHex(serial)} is not published yet`);
     }
@@ -375,6 +369,51 @@ export function createCaModule(
     }
   }
 
+  /**
+   * A genesis bootstrap certificate's renewal (docs/ca.md, "Renewing a genesis certificate"):
+   * published and not revoked; sent by the genesis entry's account or the certificate's own
+   * Ed25519 key; its `req` re-issues exactly the certificate (genesis-renewal.ts). The issuance
+   * is on the genesis entry's account, with a requester allowed exactly the certificate's names.
+   */
+  function genesisRenewal(
+    state: CaStateReader,
+    tx: CaRenewTx,
+    sender: Uint8Array,
+    genesisAccount: Uint8Array,
+  ): { request: CertificateRequest; requester: CaRequester } {
+    const record = state.certificate(tx.serial);
+    if (record === null) {
+      refuse(C.NOT_PUBLISHED, `certificate ${toHex(tx.serial)} is not published`);
+    }
+    if (state.revocation(tx.serial) !== null) {
+      refuse(C.REVOKED, `certificate ${toHex(tx.serial)} is revoked`);
+    }
+    const certificate = parseCertificate(record.der);
+    if (
+      !bytesEqual(genesisAccount, sender) &&
+      !isEd25519Spki(certificate.subjectPublicKeyInfo, sender)
+    ) {
+      refuse(
+        C.NOT_AUTHORIZED,
+        "a renewal needs the genesis entry's account or the certificate's own Ed25519 key",
+      );
+    }
+    if (tx.request === undefined) {
+      refuse(
+        C.RENEWAL_MISMATCH,
+        'a genesis bootstrap certificate has no committed request: its renewal carries one (req)',
+        { field: 'request' },
+      );
+    }
+    const carried = parseRequest(tx.request, falcon);
+    const mismatch = genesisRenewalMismatch(carried, certificate);
+    if (mismatch !== null) {
+      refuse(C.RENEWAL_MISMATCH, mismatch.message, { field: mismatch.field });
+    }
+    const request = { ...carried, lifetimeSeconds: tx.lifetimeSeconds };
+    return { request, requester: genesisRenewalRequester(genesisAccount, request) };
+  }
+
   function checkIssuance(
     raw: ModuleStateReader,
     state: CaStateReader,
@@ -383,11 +422,19 @@ export function createCaModule(
     tx: Extract<CaTx, { op: 'request' }> | CaRenewTx,
     sender: Uint8Array,
   ): CheckedIssuance {
+    const issuers = view.issuers(raw);
     let request: CertificateRequest;
+    let requester: CaRequester;
     let renews: Uint8Array | null = null;
     let account = sender;
+    const genesis = tx.op === 'renew' ? state.genesisCertificate(tx.serial) : null;
     if (tx.op === 'request') {
       request = parseRequest(tx.request, falcon);
+      requester = requesterFor(config, account, issuers);
+    } else if (genesis !== null) {
+      ({ request, requester } = genesisRenewal(state, tx, sender, genesis.account));
+      renews = tx.serial;
+      account = genesis.account;
     } else {
       const record = publishedIssuance(state, tx.serial);
       const original = parseRequest(record.request, falcon);
@@ -403,12 +450,18 @@ export function createCaModule(
           "a renewal needs the requesting account or the certificate's own Ed25519 key",
         );
       }
+      if (tx.request !== undefined) {
+        refuse(
+          C.RENEWAL_MISMATCH,
+          'a renewal of a consensus-issued certificate re-issues its committed request: it carries none',
+          { field: 'request' },
+        );
+      }
       request = { ...original, lifetimeSeconds: tx.lifetimeSeconds };
       renews = tx.serial;
       account = record.account;
+      requester = requesterFor(config, account, issuers);
     }
-    const issuers = view.issuers(raw);
-    const requester = requesterFor(config, account, issuers);
     const lifetimeSeconds = checkPolicy(request, requester);
     // A renewal re-issues names whose original request carried the quorum (docs/ca.md, MPIC).
     if (tx.op === 'request') {

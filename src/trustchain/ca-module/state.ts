@@ -68,15 +68,18 @@ export function caStateKey(key: Uint8Array): Uint8Array {
 }
 
 export interface IssuanceRecord {
-  /** The requesting account (envelope sender). */
+  /**
+   * The requesting account (envelope sender); for a renewal, the renewed certificate's (for a
+   * genesis bootstrap certificate, its genesis entry's `account`), whoever sent it.
+   */
   readonly account: Uint8Array;
-  /** `encodeCertificateRequest` bytes. */
+  /** `encodeCertificateRequest` bytes (a genesis certificate's renewal: the one it carried). */
   readonly request: Uint8Array;
   /** Height of the block that committed the issuance. */
   readonly height: number;
   readonly lifetimeSeconds: number;
   readonly serial: Uint8Array;
-  /** For a renewal: the serial of the certificate renewed. */
+  /** For a renewal: the serial of the certificate renewed (issued or genesis). */
   readonly renews: Uint8Array | null;
 }
 

@@ -264,7 +264,7 @@ describe('ca module: genesis bootstrap certificates', () => {
       assert.deepEqual(node.state().published(1), published);
     });
 
-    it('revocation: the entry account or the subject key; nobody else; no renewal', () => {
+    it('revocation: the entry account or the subject key; nobody else; no renewal without a request', () => {
       const [nodeA, nodeB, client] = fixture.config.genesisCertificates;
       const stranger = makeSender();
       assertRefused(
@@ -282,9 +282,11 @@ describe('ca module: genesis bootstrap certificates', () => {
         node.block([caTx(stranger, caRevokeBody(nodeA!.serial, 1, wrongKey))]).txResults[0]!,
         CaModuleErrorCode.NOT_AUTHORIZED,
       );
+      // A genesis certificate has no committed request: a renew must carry one
+      // (genesis-renewal.test.ts).
       assertRefused(
         node.block([caTx(owner, caRenewBody(client!.serial))]).txResults[0]!,
-        CaModuleErrorCode.UNKNOWN_SERIAL,
+        CaModuleErrorCode.RENEWAL_MISMATCH,
       );
       assert.equal(node.state().revocation(nodeA!.serial), null);
 

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { toHex } from '../../src/crypto/bytes.js';
+import { derToPem, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
+import type { MempoolAddResult } from '../../src/consensus/mempool.js';
+import { RENEWED_LOG_MESSAGE, startCertRenewal } from '../../src/node/cert-renewal.js';
+import { createLogger } from '../../src/node/log.js';
+import { createCsr } from '../../src/trustchain/ca/csr.js';
+import { caRequestBody } from '../../src/trustchain/ca-module/index.js';
+import { makeSender } from '../consensus/application/fixture.js';
+import { CHAIN_ID } from '../trustchain/ca/fixtures.js';
+import {
+  GRANTED_ZONE,
+  caTx,
+  createCaFixture,
+  publication,
+  publishTx,
+  type CaFixture,
+  type CaNode,
+} from '../trustchain/ca-module/fixture.js';
+
+/**
+ * cert-renewal.ts's `onRenewed` hook (how DoQ and ACME HTTPS follow a renewal): called once the
+ * new chain is written and handed to STOQ, with that chain; a hook that throws is logged at
+ * `error` and the renewal still counts as done.
+ */
+
+describe('identity certificate renewal: the onRenewed hook', () => {
+  let fixture: CaFixture;
+  let node: CaNode;
+  let dir: string;
+
+  before(async () => {
+    fixture = await createCaFixture({ rateLimit: { max: 10, windowSeconds: 3600 } });
+    node = await fixture.openCaNode();
+    dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-cert-renewal-hook-'));
+  });
+
+  after(async () => {
+    await node?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const latest = (): number => node.node.store.blocks.latestHeight() as number;
+
+  /** Commits the block and val-a's publication of it. */
+  async function commitAndPublish(transactions: Uint8Array[]) {
+    const committed = node.block(transactions);
+    const { tx } = await publication(fixture, node, latest(), 'val-a');
+    node.block([publishTx(fixture, 'val-a', tx)]);
+    return committed;
+  }
+
+  it('gets the written chain after STOQ; what it throws is logged, the renewal stands', async () => {
+    const key = makeSender();
+    const issued = await commitAndPublish([
+      caTx(
+        fixture.operator,
+        caRequestBody({
+          profile: 'service',
+          csr: createCsr({ privateKey: key.privateKey }),
+          dnsNames: [`hook.${GRANTED_ZONE}`],
+          lifetimeSeconds: 3600,
+        }),
+      ),
+    ]);
+    const serial = node.state().issuance(issued.txResults[0]!.txHash)!.serial;
+    const der = node.state().certificate(serial)!.der;
+    const intermediate = fixture.ca.validators['val-a']!.issuer.certificate;
+    const file = path.join(dir, 'hook.pem');
+    await writeFile(file, derToPem(der) + derToPem(intermediate));
+    const leaf = parseCertificate(der);
+
+    const pending = new Map<string, Uint8Array>();
+    const order: string[] = [];
+    const hooked: (readonly Uint8Array[])[] = [];
+    const lines: Record<string, unknown>[] = [];
+    const registry = new Registry();
+    const renewal = await startCertRenewal({
+      certificateFile: file,
+      renewAt: 0,
+      ca: fixture.config,
+      chainId: CHAIN_ID,
+      stampDifficulty: 4,
+      privateKey: key.privateKey,
+      state: node.node.store.state,
+      query: (request) => node.node.app.query(request),
+      submit: (tx): Promise<MempoolAddResult> => {
+        const checked = node.node.app.checkTx(tx);
+        if (!checked.ok) return Promise.resolve(checked);
+        pending.set(toHex(checked.txHash), tx);
+        return Promise.resolve({ ok: true, txHash: checked.txHash, duplicate: false });
+      },
+      pending: (txHash) => pending.has(toHex(txHash)),
+      replaceChain: () => void order.push('stoq'),
+      onRenewed: (chain) => {
+        order.push('hook');
+        hooked.push([...chain]);
+        throw new Error('a follower broke');
+      },
+      registry,
+      logger: createLogger(
+        {},
+        (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+        'debug',
+      ),
+      falcon: fixture.ca.falcon,
+      now: () => new Date(leaf.notBefore.getTime() + 60_000),
+    });
+    assert.ok(renewal !== null);
+    const step = async () => {
+      renewal.committed(latest());
+      await renewal.idle();
+    };
+    try {
+      await step();
+      assert.equal(pending.size, 1, JSON.stringify(lines));
+      const committed = node.block([...pending.values()]);
+      pending.clear();
+      assert.equal(committed.txResults[0]!.code, 0, committed.txResults[0]!.log);
+      await step();
+      assert.deepEqual(hooked, [], 'not published yet: nothing handed on');
+      const { tx: publish } = await publication(fixture, node, latest(), 'val-a');
+      node.block([publishTx(fixture, 'val-a', publish)]);
+      await step();
+
+      assert.deepEqual(order, ['stoq', 'hook']);
+      const written = pemToDerList(await readFile(file, 'utf8'));
+      assert.deepEqual(hooked, [written]);
+      const renewed = lines.find((line) => line.msg === RENEWED_LOG_MESSAGE);
+      assert.ok(renewed !== undefined, JSON.stringify(lines));
+      assert.equal(renewed.newSerial, parseCertificate(written[0]!).serialNumber);
+      const broke = lines.find((line) => line.level === 'error');
+      assert.ok(broke !== undefined, JSON.stringify(lines));
+      assert.equal(broke.serial, renewed.newSerial);
+      assert.match(String(broke.error), /a follower broke/);
+      assert.ok(!lines.some((line) => line.msg === 'identity certificate renewal failed'));
+      const counter = await registry
+        .getSingleMetric('hypermesh_identity_certificate_renewals_total')!
+        .get();
+      const count = (result: string) =>
+        counter.values.find((value) => value.labels.result === result)?.value;
+      assert.equal(count('renewed'), 1);
+      assert.equal(count('failed'), 0);
+    } finally {
+      await renewal.close();
+    }
+  });
+});
