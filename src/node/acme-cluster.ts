@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { GenesisAppValue } from '../consensus/genesis.js';
 import { toHex } from '../crypto/bytes.js';
+import { isWithinZone } from '../trustchain/ca/names.js';
 import type { NodeIdentityKeys } from '../crypto/keyfile.js';
 import { derToPem } from '../crypto/x509.js';
 import { writeFile } from 'node:fs/promises';
@@ -138,4 +139,35 @@ export function withAcmeGrants(
     ...(section as { readonly [key: string]: GenesisAppValue }),
     grants: [...(current.grants ?? []), ...grants],
   };
+}
+
+/**
+ * The genesis `app.ca` section with the nodes' ACME listen host (a DNS name; an IP address is in
+ * the grant's `ipRanges` already) added to the `dnsZones` of `account`'s grant, unless a zone of
+ * that grant covers it. `account` is the one `app.ca.genesisCertificates` names for every
+ * bootstrap certificate (the operator's): once an `acme-https.pem` has been renewed from its
+ * genesis entry, its next renewals re-issue the request under that account's grant (docs/ca.md,
+ * "Renewing a genesis certificate"), which must then allow its DNS name. Only that one name (and
+ * the names below it, as any zone) is added, to that one grant.
+ */
+export function withAcmeHostGranted(
+  section: GenesisAppValue,
+  account: Uint8Array,
+  host: string,
+): GenesisAppValue {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (isIP(name) !== 0) return section;
+  const current = section as { readonly grants?: readonly GenesisAppValue[] };
+  const hex = toHex(account);
+  const grants = (current.grants ?? []).map((grant) => {
+    const entry = grant as { readonly account?: string; readonly dnsZones?: readonly string[] };
+    if (entry.account !== hex) return grant;
+    const zones = entry.dnsZones ?? [];
+    if (zones.some((zone) => isWithinZone(name, zone))) return grant;
+    return {
+      ...(grant as { readonly [key: string]: GenesisAppValue }),
+      dnsZones: [...zones, name],
+    };
+  });
+  return { ...(section as { readonly [key: string]: GenesisAppValue }), grants };
 }

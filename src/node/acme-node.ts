@@ -18,6 +18,7 @@ import {
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
 import { bytesEqual } from '../crypto/bytes.js';
+import { derToPem } from '../crypto/x509.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { caService } from '../faces/ca-rpc.js';
 import type { ValidationOptions } from '../faces/acme/index.js';
@@ -61,9 +62,20 @@ export interface AcmeNode {
   /**
    * The HTTPS face as a follower of identity certificate renewals (identity-servers.ts) when it
    * serves `identity.certificateFile`; null with another `acme.certificateFile`, which the node
-   * never rewrites.
+   * the identity certificate's renewals never touch.
    */
   readonly identityServer: IdentityCertificateServer | null;
+  /**
+   * With its own `acme.certificateFile` (`cluster init`'s `acme-https.pem`): that file, which the
+   * node renews itself when it certifies the identity key (validator-node.ts, cert-renewal.ts
+   * `acme-https`), and `replaceChain`, which presents a renewed chain (DER, leaf first) with the
+   * identity key on new HTTPS handshakes (throws, keeping the current one, if TLS refuses it).
+   * Null when the face serves `identity.certificateFile`.
+   */
+  readonly ownCertificate: {
+    readonly certificateFile: string;
+    replaceChain(chain: readonly Uint8Array[]): void;
+  } | null;
   /** Called after each commit of the node. */
   committed(): void;
   close(): Promise<void>;
@@ -141,6 +153,8 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     );
   }
   const certificateFile = acme.certificateFile ?? config.identity.certificateFile;
+  const servesIdentity =
+    path.resolve(certificateFile) === path.resolve(config.identity.certificateFile);
   let cert: string;
   try {
     cert = await readFile(certificateFile, 'utf8');
@@ -301,10 +315,19 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     server,
     issuer,
     corroborator,
-    identityServer:
-      certificateFile === config.identity.certificateFile
-        ? { startedWith: cert, replaceCertificate: (tls) => server.replaceCertificate(tls) }
-        : null,
+    identityServer: servesIdentity
+      ? { startedWith: cert, replaceCertificate: (tls) => server.replaceCertificate(tls) }
+      : null,
+    ownCertificate: servesIdentity
+      ? null
+      : {
+          certificateFile,
+          replaceChain: (chain) =>
+            server.replaceCertificate({
+              cert: chain.map((der) => derToPem(der)).join(''),
+              key,
+            }),
+        },
     committed: () => {
       issuer.committed();
       const height = latestHeight();

@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -38,6 +38,11 @@ import type { Logger } from './log.js';
  * it on new handshakes. Failures are logged, counted and retried after a backoff in blocks; they
  * never stop the node.
  *
+ * A second instance (`certificate: 'acme-https'`) renews the ACME HTTPS face's own certificate
+ * file when it certifies the identity key (`cluster init`'s `acme-https.pem`) and hands the new
+ * chain to that face only. The instances share one `RenewalSender`, so two renewals due at the
+ * same block are submitted one after the other.
+ *
  * All work happens on commits (`committed`): while nothing is due it is a clock comparison, with
  * no state read.
  */
@@ -64,15 +69,101 @@ export const PUBLISH_WAIT_BLOCKS = 200;
 const BACKOFF_BASE_BLOCKS = 8;
 const BACKOFF_MAX_BLOCKS = 1024;
 
-/** The sender queue key of the renewal body. */
-const RENEW_KEY = 'identity-certificate';
+/**
+ * Which certificate an instance renews: the identity certificate (`identity.certificateFile`,
+ * presented by STOQ) or the ACME HTTPS face's own (`acme.certificateFile`, acme-node.ts). The
+ * `certificate` label of the renewal metrics, the start of the log messages, and the sender
+ * queue key of the renewal body.
+ */
+export type RenewedCertificate = 'identity' | 'acme-https';
 
-export const RENEWED_LOG_MESSAGE = 'identity certificate renewed';
+/** `<certificate> certificate renewed`: logged once the new chain is installed. */
+export function renewedLogMessage(certificate: RenewedCertificate): string {
+  return `${certificate} certificate renewed`;
+}
+
+export const RENEWED_LOG_MESSAGE = renewedLogMessage('identity');
 
 export type RenewalResult = 'renewed' | 'refused' | 'failed';
 
+const EXPIRY_METRIC = 'hypermesh_identity_certificate_expiry_timestamp_seconds';
+const RENEWALS_METRIC = 'hypermesh_identity_certificate_renewals_total';
+
+/**
+ * The renewal metrics of `registry`, registered by the first instance and shared by the others
+ * (each writes its own `certificate` label).
+ */
+function renewalMetrics(registry: Registry): {
+  expiry: Gauge<'certificate'>;
+  renewals: Counter<'certificate' | 'result'>;
+} {
+  const expiry =
+    (registry.getSingleMetric(EXPIRY_METRIC) as Gauge<'certificate'> | undefined) ??
+    new Gauge({
+      name: EXPIRY_METRIC,
+      help: 'notAfter of a certificate the node renews (Unix seconds), by certificate (identity, acme-https)',
+      labelNames: ['certificate'] as const,
+      registers: [registry],
+    });
+  const renewals =
+    (registry.getSingleMetric(RENEWALS_METRIC) as Counter<'certificate' | 'result'> | undefined) ??
+    new Counter({
+      name: RENEWALS_METRIC,
+      help: 'Attempts to renew a certificate of the node, by certificate (identity, acme-https) and result (renewed, refused, failed)',
+      labelNames: ['certificate', 'result'] as const,
+      registers: [registry],
+    });
+  return { expiry, renewals };
+}
+
+/**
+ * The one sender of the node's `ca` renewals (all signed by its identity key): the instances
+ * sharing it queue their bodies under distinct keys, and the sender submits one at a time
+ * with the committed sequence, so renewals due at the same block never race for a sequence
+ * number; each instance is told of its own submissions only.
+ */
+export class RenewalSender {
+  readonly sender: NodeTxSender;
+  private readonly listeners = new Map<
+    string,
+    (result: MempoolAddResult, txHash: string) => void
+  >();
+
+  constructor(options: {
+    readonly chainId: string;
+    readonly stampDifficulty: number;
+    /** The node's identity key (Ed25519). */
+    readonly privateKey: KeyObject;
+    readonly query: (request: QueryRequest) => QueryResponse;
+    readonly submit: (tx: Uint8Array) => Promise<MempoolAddResult>;
+    readonly pending: (txHash: Uint8Array) => boolean;
+  }) {
+    this.sender = new NodeTxSender({
+      chainId: options.chainId,
+      stampDifficulty: options.stampDifficulty,
+      privateKey: options.privateKey,
+      query: options.query,
+      submit: options.submit,
+      pending: options.pending,
+      module: CA_MODULE_NAME,
+      onSubmit: (key, result, txHash) => this.listeners.get(key)?.(result, txHash),
+    });
+  }
+
+  /** Tells `listener` of the submissions of bodies queued under `key`. */
+  listen(key: string, listener: (result: MempoolAddResult, txHash: string) => void): void {
+    if (this.listeners.has(key)) throw new RangeError(`renewals under ${key} are sent already`);
+    this.listeners.set(key, listener);
+  }
+}
+
 export interface CertRenewalOptions {
-  /** `identity.certificateFile`: the PEM chain, leaf first, the node runs with. */
+  /** Which certificate this is (metric label, log messages); default `identity`. */
+  readonly certificate?: RenewedCertificate;
+  /**
+   * The PEM chain, leaf first, the node runs with: `identity.certificateFile`, or
+   * `acme.certificateFile` for `acme-https`. Its leaf must certify `privateKey`.
+   */
   readonly certificateFile: string;
   /** `identity.renewAt` (0 ≤ renewAt < 1); default `DEFAULT_RENEW_AT`. */
   readonly renewAt?: number;
@@ -91,7 +182,15 @@ export interface CertRenewalOptions {
   readonly query: (request: QueryRequest) => QueryResponse;
   readonly submit: (tx: Uint8Array) => Promise<MempoolAddResult>;
   readonly pending: (txHash: Uint8Array) => boolean;
-  /** Presents the new chain (DER, leaf first) on new STOQ handshakes; throws if refused. */
+  /**
+   * The sender shared with the node's other renewals (same `privateKey`); absent: the instance
+   * sends through its own.
+   */
+  readonly sender?: RenewalSender;
+  /**
+   * Presents the new chain (DER, leaf first) on new handshakes of the server using it (STOQ for
+   * the identity certificate, the ACME HTTPS face for `acme-https`); throws if refused.
+   */
   readonly replaceChain: (chain: readonly Uint8Array[]) => void;
   /**
    * Called with the new chain (DER, leaf first) once it is written and handed to STOQ: the other
@@ -166,6 +265,9 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     throw new RangeError(`identity.renewAt must be at least 0 and below 1, got ${renewAt}`);
   }
   const now = options.now ?? (() => new Date());
+  const certificate = options.certificate ?? 'identity';
+  const what = `${certificate} certificate`;
+  const renewKey = `${certificate}-certificate`;
   const file = options.certificateFile;
   const reader = new CaStateReader({ get: (key) => options.state.get(caStateKey(key)) });
   const falcon = options.falcon ?? defaultFalcon();
@@ -176,26 +278,30 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
   const serialOf = (parsed: ParsedCertificate): Uint8Array =>
     Uint8Array.from(Buffer.from(parsed.serialNumber, 'hex'));
 
-  const expiry = new Gauge({
-    name: 'hypermesh_identity_certificate_expiry_timestamp_seconds',
-    help: "notAfter of the node's identity certificate (Unix seconds)",
-    registers: [options.registry],
-  });
-  const renewals = new Counter({
-    name: 'hypermesh_identity_certificate_renewals_total',
-    help: "Attempts to renew the node's identity certificate, by result (renewed, refused, failed)",
-    labelNames: ['result'] as const,
-    registers: [options.registry],
-  });
+  const metrics = renewalMetrics(options.registry);
+  const expiry = metrics.expiry.labels({ certificate });
+  const renewals = {
+    inc: ({ result }: { result: RenewalResult }, by = 1): void =>
+      metrics.renewals.inc({ certificate, result }, by),
+  };
   for (const result of ['renewed', 'refused', 'failed'] satisfies RenewalResult[]) {
     renewals.inc({ result }, 0);
   }
   expiry.set(leaf.notAfter.getTime() / 1000);
 
+  if (!new X509Certificate(leaf.der).checkPrivateKey(options.privateKey)) {
+    logger.info(`${what} does not certify the node's identity key: not renewed automatically`, {
+      certificate,
+      serial: leaf.serialNumber,
+      file,
+    });
+    return null;
+  }
   if (lacksIssuanceExtensions(leaf.der)) {
     const serial = serialOf(leaf);
     if (!options.ca.genesisCertificates.some((entry) => bytesEqual(entry.serial, serial))) {
-      logger.info('identity certificate not issued through consensus: not renewed automatically', {
+      logger.info(`${what} not issued through consensus: not renewed automatically`, {
+        certificate,
         serial: leaf.serialNumber,
         notAfter: leaf.notAfter.toISOString(),
       });
@@ -214,26 +320,29 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
   let busy = false;
   let latest = 0;
 
-  const sender = new NodeTxSender({
-    chainId: options.chainId,
-    stampDifficulty: options.stampDifficulty,
-    privateKey: options.privateKey,
-    module: CA_MODULE_NAME,
-    query: options.query,
-    submit: options.submit,
-    pending: options.pending,
-    onSubmit: (_key, result, txHash) => {
-      if (phase.kind !== 'queued') return;
-      if (result.ok) {
-        phase = { kind: 'submitted', txHash: Buffer.from(txHash, 'hex'), since: latest };
-        logger.info('identity certificate renewal submitted', {
-          serial: leaf.serialNumber,
-          tx: txHash,
-        });
-      } else if (!sender.queued(RENEW_KEY)) {
-        fail('refused', `${result.code}: ${result.message}`);
-      }
-    },
+  const shared =
+    options.sender ??
+    new RenewalSender({
+      chainId: options.chainId,
+      stampDifficulty: options.stampDifficulty,
+      privateKey: options.privateKey,
+      query: options.query,
+      submit: options.submit,
+      pending: options.pending,
+    });
+  const sender = shared.sender;
+  shared.listen(renewKey, (result, txHash) => {
+    if (phase.kind !== 'queued') return;
+    if (result.ok) {
+      phase = { kind: 'submitted', txHash: Buffer.from(txHash, 'hex'), since: latest };
+      logger.info(`${what} renewal submitted`, {
+        certificate,
+        serial: leaf.serialNumber,
+        tx: txHash,
+      });
+    } else if (!sender.queued(renewKey)) {
+      fail('refused', `${result.code}: ${result.message}`);
+    }
   });
 
   const fail = (result: Exclude<RenewalResult, 'renewed'>, reason: string): void => {
@@ -242,7 +351,8 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     notBefore = latest + backoff;
     phase = { kind: 'idle' };
     renewals.inc({ result });
-    logger.warn('identity certificate renewal failed', {
+    logger.warn(`${what} renewal failed`, {
+      certificate,
       serial: leaf.serialNumber,
       result,
       reason,
@@ -269,7 +379,8 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     const record = txHash === null ? null : reader.issuance(txHash);
     if ((!genesis && record === null) || reader.certificate(serial) === null) {
       // The node follows the chain and has not reached the certificate's publication yet.
-      logger.debug('identity certificate due for renewal, not yet in the committed state', {
+      logger.debug(`${what} due for renewal, not yet in the committed state`, {
+        certificate,
         serial: leaf.serialNumber,
         height,
       });
@@ -279,7 +390,7 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       return false;
     }
     if (reader.revocation(serial) !== null) {
-      logger.warn('identity certificate is revoked: not renewed', { serial: leaf.serialNumber });
+      logger.warn(`${what} is revoked: not renewed`, { certificate, serial: leaf.serialNumber });
       phase = { kind: 'off' };
       return false;
     }
@@ -302,12 +413,12 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
             falcon,
           )
         : caRenewBody(serial, record.lifetimeSeconds);
-    sender.enqueue(RENEW_KEY, body);
+    sender.enqueue(renewKey, body);
     phase = { kind: 'queued', since: height };
     return true;
   };
 
-  /** Writes the published renewal to the file and hands it to STOQ. */
+  /** Writes the published renewal to the file and hands it to its server (`replaceChain`). */
   const install = async (der: Uint8Array, issuer: string, height: number): Promise<void> => {
     const fresh = parseCertificate(der);
     if (
@@ -337,12 +448,14 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     try {
       options.replaceChain(chain);
     } catch (error) {
-      logger.error('renewed identity certificate written but not taken by STOQ', {
+      logger.error(`renewed ${what} written but not taken by its server`, {
+        certificate,
         serial: fresh.serialNumber,
         error: describe(error),
       });
     }
-    logger.info(RENEWED_LOG_MESSAGE, {
+    logger.info(renewedLogMessage(certificate), {
+      certificate,
       oldSerial: old.serialNumber,
       newSerial: fresh.serialNumber,
       notAfter: fresh.notAfter.toISOString(),
@@ -353,7 +466,8 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     try {
       options.onRenewed?.(chain);
     } catch (error) {
-      logger.error('renewed identity certificate not handed to the other servers', {
+      logger.error(`renewed ${what} not handed to the other servers`, {
+        certificate,
         serial: fresh.serialNumber,
         error: describe(error),
       });

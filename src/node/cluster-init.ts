@@ -80,6 +80,7 @@ import {
   acmeBasePortOf,
   checkAcmePorts,
   withAcmeGrants,
+  withAcmeHostGranted,
   writeNodeAcmeFiles,
   type NodeAcmeFiles,
 } from './acme-cluster.js';
@@ -970,7 +971,12 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
           acmeAccounts.length === 0
             ? issuing.ca.section
             : withAcmeGrants(
-                issuing.ca.section,
+                // Later renewals of acme-https.pem name its host under the operator's grant.
+                withAcmeHostGranted(
+                  issuing.ca.section,
+                  ed25519RawPublicKey(issuing.operatorKeys.ed25519.publicKey),
+                  host,
+                ),
                 acmeAccounts,
                 dnsPorts === null ? null : DEFAULT_DNS_ZONE,
                 host,

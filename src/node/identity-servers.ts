@@ -12,6 +12,8 @@ import type { Logger } from './log.js';
  * new chain is checked once against the identity key and the clock, then handed to every
  * server, which checks it again with its own TLS stack before switching new handshakes to it.
  * A server that refuses keeps serving the chain it has; open connections keep theirs either way.
+ * An ACME HTTPS face with its own `acme.certificateFile` is not followed here: the node renews
+ * that file separately and hands its chain to that face only (cert-renewal.ts `acme-https`).
  */
 
 export const SWITCHED_LOG_MESSAGE = 'renewed identity certificate served';

@@ -21,7 +21,7 @@ import {
   checkStakingMatchesValidators,
   createCaesarModule,
 } from '../caesar/index.js';
-import type { Application, BlockExecutionResult } from '../consensus/app.js';
+import type { Application, BlockExecutionResult, QueryRequest } from '../consensus/app.js';
 import {
   ConsensusDriver,
   testEquivocationFromEnv,
@@ -58,7 +58,7 @@ import {
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
 import { startCaNode, type CaNode } from './ca-node.js';
-import { startCertRenewal } from './cert-renewal.js';
+import { RenewalSender, startCertRenewal, type CertRenewalOptions } from './cert-renewal.js';
 import { identityServers } from './identity-servers.js';
 import { createCaService, createCaStoqTrust } from './ca-service.js';
 import { startAcmeNode, type AcmeNode } from './acme-node.js';
@@ -699,23 +699,33 @@ export async function startValidatorNode(
       registry: parts.registry,
       logger,
     });
-    // The node renews its identity certificate, issued or genesis (cert-renewal.ts).
-    if (caConfig !== undefined) {
-      const renewal = await step('cannot follow the identity certificate', () =>
+    // The node renews its identity certificate, issued or genesis (cert-renewal.ts), and the
+    // ACME HTTPS face's own certificate (below); one sender for both: same key, one sequence.
+    const renewalIo = {
+      chainId: genesis.chainId,
+      stampDifficulty: genesis.proof.work.stampDifficulty,
+      privateKey: identity.keys.ed25519.privateKey,
+      query: (request: QueryRequest) => app.query(request),
+      submit: async (tx: Uint8Array) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+      pending: (txHash: Uint8Array) => mempool.has(txHash),
+    };
+    const renewalSender = caConfig === undefined ? null : new RenewalSender(renewalIo);
+    /** Follows one certificate file with the node's common renewal options. */
+    const followRenewal = async (
+      failure: string,
+      own: Pick<CertRenewalOptions, 'certificateFile' | 'replaceChain'> &
+        Partial<Pick<CertRenewalOptions, 'certificate' | 'onRenewed'>>,
+    ): Promise<void> => {
+      if (caConfig === undefined || renewalSender === null) return;
+      const renewal = await step(failure, () =>
         startCertRenewal({
-          certificateFile: config.identity.certificateFile,
+          ...renewalIo,
+          ...own,
           ...(config.identity.renewAt === undefined ? {} : { renewAt: config.identity.renewAt }),
           ca: caConfig,
-          chainId: genesis.chainId,
-          stampDifficulty: genesis.proof.work.stampDifficulty,
-          privateKey: identity.keys.ed25519.privateKey,
           falconSecretKey: identity.keys.falcon.secretKey,
           state: store.state,
-          query: (request) => app.query(request),
-          submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
-          pending: (txHash) => mempool.has(txHash),
-          replaceChain: (chain) => parts.replaceLocalChain(chain),
-          onRenewed: (chain) => renewalFollowers.renewed(chain),
+          sender: renewalSender,
           registry: parts.registry,
           logger,
         }),
@@ -725,7 +735,12 @@ export async function startValidatorNode(
         consensus.on('commit', (info: CommitInfo) => renewal.committed(info.height));
         renewal.committed(consensus.status().committedHeight);
       }
-    }
+    };
+    await followRenewal('cannot follow the identity certificate', {
+      certificateFile: config.identity.certificateFile,
+      replaceChain: (chain) => parts.replaceLocalChain(chain),
+      onRenewed: (chain) => renewalFollowers.renewed(chain),
+    });
 
     let metricsServer: MetricsServer | null = null;
     if (config.metrics !== null) {
@@ -797,6 +812,16 @@ export async function startValidatorNode(
       closers.push(() => acmeNode.close());
       if (acmeNode.identityServer !== null) {
         renewalFollowers.follow('acme', acmeNode.identityServer);
+      }
+      // Its own certificate (cluster init's acme-https.pem): renewed like the identity's, the
+      // new chain going to the HTTPS face only, never to STOQ (cert-renewal.ts `acme-https`).
+      const own = acmeNode.ownCertificate;
+      if (own !== null) {
+        await followRenewal('cannot follow the ACME HTTPS certificate', {
+          certificate: 'acme-https',
+          certificateFile: own.certificateFile,
+          replaceChain: (chain) => own.replaceChain(chain),
+        });
       }
       consensus.on('commit', () => acmeNode.committed());
       // Multi-perspective validation: this node answers `corroborate` (acme-mpic.ts).
