@@ -2,24 +2,16 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { parseGenesisJson } from '../../src/consensus/genesis.js';
 import { bytesEqual, toHex } from '../../src/crypto/bytes.js';
 import { readKeyFile } from '../../src/crypto/keyfile.js';
-import { parseCertificate, pemToDerList, type ParsedCertificate } from '../../src/crypto/x509.js';
 import { ACME_FILES } from '../../src/node/acme-cluster.js';
 import { CA_FILES } from '../../src/node/ca-genesis.js';
 import { RENEWED_LOG_MESSAGE, renewedLogMessage } from '../../src/node/cert-renewal.js';
 import { CLUSTER_FILES } from '../../src/node/cluster-init.js';
-import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
-import { loadClusterTarget, openOperatorParts } from '../../src/node/operator.js';
-import {
-  genesisApplication,
-  startValidatorNode,
-  type ValidatorNode,
-} from '../../src/node/validator-node.js';
+import { genesisApplication, type ValidatorNode } from '../../src/node/validator-node.js';
 import { checkRequest, parseCertificateRequest } from '../../src/trustchain/ca/request.js';
 import {
   genesisRenewalRequest,
@@ -27,7 +19,14 @@ import {
   requesterFor,
 } from '../../src/trustchain/ca-module/index.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
-import { withDeadline } from '../helpers/wait.js';
+import {
+  assertRenewedChain,
+  httpsLeafSerial,
+  leafOf,
+  renewingConfig,
+  startWatchedNode,
+  stoqLeafFingerprint,
+} from '../helpers/renewal.js';
 
 /**
  * The node renews the ACME HTTPS face's own certificate (`cluster init`'s acme-https.pem) as it
@@ -36,29 +35,6 @@ import { withDeadline } from '../helpers/wait.js';
  * And the account `app.ca.genesisCertificates` names for acme-https.pem may have its later
  * renewals (the ordinary path: the committed request under that account's grant).
  */
-
-async function leafOf(file: string): Promise<ParsedCertificate> {
-  return parseCertificate(pemToDerList(await readFile(file, 'utf8'))[0]!);
-}
-
-/** The serial of the leaf a fresh TLS connection to `url` is served, checked against `ca`. */
-function httpsSerial(url: string, ca: string): Promise<string> {
-  const parsed = new URL(url);
-  return withDeadline(
-    new Promise<string>((resolve, reject) => {
-      // The default server identity check: the leaf names the listen address.
-      const socket = tls.connect({ host: parsed.hostname, port: Number(parsed.port), ca });
-      socket.once('error', reject);
-      socket.once('secureConnect', () => {
-        const raw = socket.getPeerCertificate().raw;
-        socket.end();
-        resolve(parseCertificate(raw).serialNumber);
-      });
-    }),
-    15_000,
-    'a TLS handshake with the ACME server',
-  );
-}
 
 /**
  * Whether the committed request of acme-https.pem's first renewal (the request built from the
@@ -116,11 +92,7 @@ describe('ACME HTTPS certificate renewal', () => {
   });
 
   it('the node renews acme-https.pem and serves it over HTTPS; STOQ keeps the identity chain', async () => {
-    const loaded = await loadValidatorNodeConfig(
-      path.join(clusterDir, 'node-1', 'config.json'),
-      {},
-    );
-    const config = { ...loaded, identity: { ...loaded.identity, renewAt: 0 } };
+    const config = await renewingConfig(clusterDir, 'node-1');
     const acmeFile = config.acme?.certificateFile;
     assert.ok(acmeFile !== undefined, 'cluster init gives the ACME face its own certificate');
     assert.equal(path.basename(acmeFile), ACME_FILES.certificate);
@@ -129,68 +101,39 @@ describe('ACME HTTPS certificate renewal', () => {
     assert.equal(lacksIssuanceExtensions(original.der), true, 'a genesis bootstrap certificate');
     const mode = (await stat(acmeFile)).mode & 0o777;
 
-    const waiting = new Map<string, (fields: Record<string, unknown>) => void>();
-    const renewedAs = (message: string) =>
-      new Promise<Record<string, unknown>>((resolve) => waiting.set(message, resolve));
-    const acmeRenewed = renewedAs(renewedLogMessage('acme-https'));
-    const identityRenewed = renewedAs(RENEWED_LOG_MESSAGE);
-    const lines: string[] = [];
-    const logger = createLogger(
-      { node: config.name },
-      (line) => {
-        lines.push(line);
-        const fields = JSON.parse(line) as Record<string, unknown>;
-        waiting.get(String(fields.msg))?.(fields);
-      },
-      'info',
-    );
-    const node = await startValidatorNode(config, logger);
-    running.push(node);
-    const [acmeFields, identityFields] = await withDeadline(
-      Promise.all([acmeRenewed, identityRenewed]),
+    const watched = await startWatchedNode(config, running);
+    const node = watched.node;
+    const [acmeFields, identityFields] = await watched.within(
+      Promise.all([
+        watched.logged(renewedLogMessage('acme-https')),
+        watched.logged(RENEWED_LOG_MESSAGE),
+      ]),
       60_000,
       'the node renews both certificates',
-    ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}\n${lines.join('')}`);
-    });
-    assert.ok(!lines.some((line) => line.includes('renewal failed')), lines.join(''));
-    assert.ok(!lines.some((line) => line.includes('"level":"error"')), lines.join(''));
+    );
+    watched.assertNotLogged('renewal failed', '"level":"error"');
     assert.equal(acmeFields.certificate, 'acme-https');
     assert.equal(acmeFields.oldSerial, original.serialNumber);
     assert.equal(acmeFields.file, acmeFile);
 
     // The file: an issued leaf for the same key and names, and its intermediate; mode kept.
-    const chain = pemToDerList(await readFile(acmeFile, 'utf8'));
-    assert.equal(chain.length, 2);
-    const leaf = parseCertificate(chain[0]!);
-    assert.equal(leaf.serialNumber, acmeFields.newSerial);
-    assert.notEqual(leaf.serialNumber, original.serialNumber);
-    assert.equal(lacksIssuanceExtensions(leaf.der), false, 'issued through consensus');
-    assert.ok(leaf.publicKey.equals(original.publicKey));
-    assert.deepEqual(leaf.ipAddresses, original.ipAddresses);
-    assert.deepEqual(leaf.dnsNames, original.dnsNames);
-    assert.deepEqual(leaf.uris, original.uris);
-    assert.equal((await stat(acmeFile)).mode & 0o777, mode);
-    const verified = await runCli(['cert', 'verify', acmeFile, '--cluster', clusterDir]);
-    assert.equal(verified.code, 0, verified.out + verified.err);
+    const leaf = await assertRenewedChain(acmeFile, original, {
+      newSerial: acmeFields.newSerial,
+      mode,
+      clusterDir,
+    });
 
     // A fresh HTTPS connection, trusting the cluster root, is served the renewed leaf.
     assert.ok(node.acme !== null);
     const root = await readFile(path.join(clusterDir, CA_FILES.dir, CA_FILES.root), 'utf8');
-    assert.equal(await httpsSerial(node.acme, root), leaf.serialNumber);
+    assert.equal(await httpsLeafSerial(node.acme, root), leaf.serialNumber);
 
     // STOQ presents the renewed identity certificate, not the ACME one.
     const identityLeaf = await leafOf(config.identity.certificateFile);
     assert.equal(identityLeaf.serialNumber, identityFields.newSerial);
-    const operator = await openOperatorParts(await loadClusterTarget(clusterDir));
-    try {
-      const session = await operator.parts.endpoint.connect(node.stoq);
-      assert.equal(session.peer.certificateFingerprint, identityLeaf.fingerprint);
-      assert.notEqual(session.peer.certificateFingerprint, leaf.fingerprint);
-      session.connection.close('done');
-    } finally {
-      await operator.close();
-    }
+    const fingerprint = await stoqLeafFingerprint(clusterDir, node.stoq);
+    assert.equal(fingerprint, identityLeaf.fingerprint);
+    assert.notEqual(fingerprint, leaf.fingerprint);
 
     // One metric per name, a series per certificate.
     assert.ok(node.metricsUrl !== null);

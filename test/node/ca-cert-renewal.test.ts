@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { RENEWED_LOG_MESSAGE } from '../../src/node/cert-renewal.js';
-import { createLogger } from '../../src/node/log.js';
-import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
-import { loadClusterTarget, openOperatorParts } from '../../src/node/operator.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { lacksIssuanceExtensions } from '../../src/trustchain/ca-module/index.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
-import { withDeadline } from '../helpers/wait.js';
 import { startClusterNodes } from '../helpers/nodes.js';
+import {
+  assertRenewedChain,
+  leafOf,
+  renewingConfig,
+  startWatchedNode,
+  stoqLeafFingerprint,
+} from '../helpers/renewal.js';
 
 /**
  * A node renews its own consensus-issued STOQ certificate (src/node/cert-renewal.ts): a node
@@ -54,62 +56,30 @@ describe('identity certificate renewal', () => {
       'node-9',
     ]);
     assert.equal(added.code, 0, added.err);
-    const loaded = await loadValidatorNodeConfig(
-      path.join(clusterDir, 'node-9', 'config.json'),
-      {},
-    );
-    const config = { ...loaded, identity: { ...loaded.identity, renewAt: 0 } };
+    const config = await renewingConfig(clusterDir, 'node-9');
     const file = config.identity.certificateFile;
-    const [originalDer] = pemToDerList(await readFile(file, 'utf8'));
-    const original = parseCertificate(originalDer!);
+    const original = await leafOf(file);
     assert.equal(lacksIssuanceExtensions(original.der), false, 'issued through consensus');
     const mode = (await stat(file)).mode & 0o777;
 
-    let renewedLine: (fields: Record<string, unknown>) => void = () => undefined;
-    const renewed = new Promise<Record<string, unknown>>((resolve) => {
-      renewedLine = resolve;
-    });
-    const lines: string[] = [];
-    const logger = createLogger(
-      { node: config.name },
-      (line) => {
-        lines.push(line);
-        const fields = JSON.parse(line) as Record<string, unknown>;
-        if (fields.msg === RENEWED_LOG_MESSAGE) renewedLine(fields);
-      },
-      'info',
-    );
-    const node = await startValidatorNode(config, logger);
-    running.push(node);
-    const fields = await withDeadline(renewed, 20_000, 'the node renews its certificate').catch(
-      (error: unknown) => {
-        throw new Error(`${(error as Error).message}\n${lines.join('')}`);
-      },
+    const watched = await startWatchedNode(config, running);
+    const fields = await watched.within(
+      watched.logged(RENEWED_LOG_MESSAGE),
+      20_000,
+      'the node renews its certificate',
     );
     assert.equal(fields.oldSerial, original.serialNumber);
-    assert.notEqual(fields.newSerial, original.serialNumber);
-    assert.ok(!lines.some((line) => line.includes('renewal failed')), lines.join(''));
+    watched.assertNotLogged('renewal failed');
 
     // The file: the new leaf (same key and identity) and its intermediate, mode kept.
-    const chain = pemToDerList(await readFile(file, 'utf8'));
-    assert.equal(chain.length, 2);
-    const leaf = parseCertificate(chain[0]!);
-    assert.equal(leaf.serialNumber, fields.newSerial);
+    const leaf = await assertRenewedChain(file, original, {
+      newSerial: fields.newSerial,
+      mode,
+      clusterDir,
+    });
     assert.equal(leaf.notAfter.toISOString(), fields.notAfter);
-    assert.ok(leaf.publicKey.equals(original.publicKey));
-    assert.deepEqual(leaf.uris, original.uris);
-    assert.equal((await stat(file)).mode & 0o777, mode);
-    const verified = await runCli(['cert', 'verify', file, '--cluster', clusterDir]);
-    assert.equal(verified.code, 0, verified.out + verified.err);
 
     // A fresh STOQ connection to the node sees the new leaf.
-    const operator = await openOperatorParts(await loadClusterTarget(clusterDir));
-    try {
-      const session = await operator.parts.endpoint.connect(node.stoq);
-      assert.equal(session.peer.certificateFingerprint, leaf.fingerprint);
-      session.connection.close('done');
-    } finally {
-      await operator.close();
-    }
+    assert.equal(await stoqLeafFingerprint(clusterDir, watched.node.stoq), leaf.fingerprint);
   });
 });

@@ -4,15 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { toHex } from '../../src/crypto/bytes.js';
 import { derToPem, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
-import type { MempoolAddResult } from '../../src/consensus/mempool.js';
 import { RENEWED_LOG_MESSAGE, startCertRenewal } from '../../src/node/cert-renewal.js';
-import { createLogger } from '../../src/node/log.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
 import { caRequestBody } from '../../src/trustchain/ca-module/index.js';
 import { makeSender } from '../consensus/application/fixture.js';
-import { CHAIN_ID } from '../trustchain/ca/fixtures.js';
 import {
   GRANTED_ZONE,
   caTx,
@@ -22,6 +18,7 @@ import {
   type CaFixture,
   type CaNode,
 } from '../trustchain/ca-module/fixture.js';
+import { caNodeRenewalIo, capturingLogger } from './cert-renewal-fixture.js';
 
 /**
  * cert-renewal.ts's `onRenewed` hook (how DoQ and ACME HTTPS follow a renewal): called once the
@@ -75,27 +72,17 @@ describe('identity certificate renewal: the onRenewed hook', () => {
     await writeFile(file, derToPem(der) + derToPem(intermediate));
     const leaf = parseCertificate(der);
 
-    const pending = new Map<string, Uint8Array>();
+    const { pending, io } = caNodeRenewalIo(node);
     const order: string[] = [];
     const hooked: (readonly Uint8Array[])[] = [];
-    const lines: Record<string, unknown>[] = [];
+    const { lines, logger } = capturingLogger();
     const registry = new Registry();
     const renewal = await startCertRenewal({
+      ...io,
       certificateFile: file,
       renewAt: 0,
       ca: fixture.config,
-      chainId: CHAIN_ID,
-      stampDifficulty: 4,
       privateKey: key.privateKey,
-      state: node.node.store.state,
-      query: (request) => node.node.app.query(request),
-      submit: (tx): Promise<MempoolAddResult> => {
-        const checked = node.node.app.checkTx(tx);
-        if (!checked.ok) return Promise.resolve(checked);
-        pending.set(toHex(checked.txHash), tx);
-        return Promise.resolve({ ok: true, txHash: checked.txHash, duplicate: false });
-      },
-      pending: (txHash) => pending.has(toHex(txHash)),
       replaceChain: () => void order.push('stoq'),
       onRenewed: (chain) => {
         order.push('hook');
@@ -103,11 +90,7 @@ describe('identity certificate renewal: the onRenewed hook', () => {
         throw new Error('a follower broke');
       },
       registry,
-      logger: createLogger(
-        {},
-        (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
-        'debug',
-      ),
+      logger,
       falcon: fixture.ca.falcon,
       now: () => new Date(leaf.notBefore.getTime() + 60_000),
     });

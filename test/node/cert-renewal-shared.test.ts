@@ -6,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { toBase64, toHex } from '../../src/crypto/bytes.js';
 import { derToPem, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
-import type { MempoolAddResult } from '../../src/consensus/mempool.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
 import { issueGenesisCertificate } from '../../src/node/ca-genesis.js';
 import {
@@ -17,15 +16,15 @@ import {
   type RenewedCertificate,
 } from '../../src/node/cert-renewal.js';
 import { generateNodeIdentity } from '../../src/node/dev-ca.js';
-import { createLogger } from '../../src/node/log.js';
 import { decodeCaBody } from '../../src/trustchain/ca-module/index.js';
-import { BLOCK_TIME, CHAIN_ID, CLUSTER } from '../trustchain/ca/fixtures.js';
+import { BLOCK_TIME, CLUSTER } from '../trustchain/ca/fixtures.js';
 import {
   createCaFixture,
   publication,
   publishTx,
   type CaFixture,
 } from '../trustchain/ca-module/fixture.js';
+import { caNodeRenewalIo, capturingLogger } from './cert-renewal-fixture.js';
 
 /**
  * Two renewals of one node (cert-renewal.ts): the identity certificate and the ACME HTTPS one,
@@ -83,35 +82,19 @@ describe('identity and acme-https renewals side by side', () => {
     const node = await withGenesis.openCaNode();
     const height = (): number => node.node.store.blocks.latestHeight() ?? 0;
     const clock = new Date(parseCertificate(certificates.identity).notBefore.getTime() + 60_000);
-    const pending = new Map<string, Uint8Array>();
-    const submit = (tx: Uint8Array): Promise<MempoolAddResult> => {
-      const checked = node.node.app.checkTx(tx);
-      if (!checked.ok) return Promise.resolve(checked);
-      pending.set(toHex(checked.txHash), tx);
-      return Promise.resolve({ ok: true, txHash: checked.txHash, duplicate: false });
-    };
+    const { pending, io } = caNodeRenewalIo(node);
     const common = {
+      ...io,
       renewAt: 0,
       ca: withGenesis.config,
-      chainId: CHAIN_ID,
-      stampDifficulty: 4,
       privateKey: identity.ed25519.privateKey,
       falconSecretKey: identity.falcon.secretKey,
-      state: node.node.store.state,
-      query: node.node.app.query.bind(node.node.app),
-      submit,
-      pending: (txHash: Uint8Array) => pending.has(toHex(txHash)),
       falcon: fixture.ca.falcon,
       now: () => clock,
     } satisfies Partial<CertRenewalOptions>;
     const sender = new RenewalSender(common);
     const registry = new Registry();
-    const lines: Record<string, unknown>[] = [];
-    const logger = createLogger(
-      {},
-      (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
-      'info',
-    );
+    const { lines, logger } = capturingLogger('info');
     const chains: Record<RenewedCertificate, Uint8Array[][]> = { identity: [], 'acme-https': [] };
     const start = async (certificate: RenewedCertificate, der: Uint8Array) => {
       const file = path.join(dir, `${certificate}.pem`);

@@ -6,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { toBase64, toHex } from '../../src/crypto/bytes.js';
 import { derToPem, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
-import type { MempoolAddResult } from '../../src/consensus/mempool.js';
 import { issueGenesisCertificate } from '../../src/node/ca-genesis.js';
 import {
   DEFAULT_RENEW_AT,
@@ -15,7 +14,6 @@ import {
   type CertRenewalOptions,
 } from '../../src/node/cert-renewal.js';
 import { generateNodeIdentity } from '../../src/node/dev-ca.js';
-import { createLogger } from '../../src/node/log.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
 import {
   caRequestBody,
@@ -24,7 +22,8 @@ import {
 } from '../../src/trustchain/ca-module/index.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
 import { makeSender } from '../consensus/application/fixture.js';
-import { BLOCK_TIME, CHAIN_ID, CLUSTER } from '../trustchain/ca/fixtures.js';
+import { BLOCK_TIME, CLUSTER } from '../trustchain/ca/fixtures.js';
+import { caNodeRenewalIo, capturingLogger } from './cert-renewal-fixture.js';
 import {
   GRANTED_ZONE,
   caTx,
@@ -92,38 +91,21 @@ describe('identity certificate renewal (cert-renewal.ts)', () => {
     const leaf = parseCertificate(der);
 
     let clock = new Date(leaf.notBefore.getTime() + HOUR / 4);
-    let refuse = true;
-    const pending = new Map<string, Uint8Array>();
+    const { pending, io } = caNodeRenewalIo(node, {
+      refuseFirst: { ok: false, code: 'CA_RATE_LIMITED', message: 'not now' },
+    });
     const chains: Uint8Array[][] = [];
-    const lines: Record<string, unknown>[] = [];
+    const { lines, logger } = capturingLogger();
     const registry = new Registry();
     const options: CertRenewalOptions = {
+      ...io,
       certificateFile: file,
       renewAt: 0.5,
       ca: fixture.config,
-      chainId: CHAIN_ID,
-      stampDifficulty: 4,
       privateKey: key.privateKey,
-      state: node.node.store.state,
-      query: (request) => node.node.app.query(request),
-      submit: (tx): Promise<MempoolAddResult> => {
-        if (refuse) {
-          refuse = false;
-          return Promise.resolve({ ok: false, code: 'CA_RATE_LIMITED', message: 'not now' });
-        }
-        const checked = node.node.app.checkTx(tx);
-        if (!checked.ok) return Promise.resolve(checked);
-        pending.set(toHex(checked.txHash), tx);
-        return Promise.resolve({ ok: true, txHash: checked.txHash, duplicate: false });
-      },
-      pending: (txHash) => pending.has(toHex(txHash)),
       replaceChain: (chain) => void chains.push([...chain]),
       registry,
-      logger: createLogger(
-        {},
-        (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
-        'debug',
-      ),
+      logger,
       falcon: fixture.ca.falcon,
       now: () => clock,
     };
@@ -234,33 +216,19 @@ describe('identity certificate renewal (cert-renewal.ts)', () => {
     const height = (): number => genesisNode.node.store.blocks.latestHeight() ?? 0;
     const start = async (file: string, falconSecretKey?: Uint8Array) => {
       await writeFile(file, derToPem(der) + derToPem(intermediate));
-      const lines: Record<string, unknown>[] = [];
-      const pending = new Map<string, Uint8Array>();
+      const { lines, logger } = capturingLogger();
+      const { pending, io } = caNodeRenewalIo(genesisNode);
       const chains: Uint8Array[][] = [];
       const renewal = await startCertRenewal({
+        ...io,
         certificateFile: file,
         renewAt: 0,
         ca: withGenesis.config,
-        chainId: CHAIN_ID,
-        stampDifficulty: 4,
         privateKey: identity.ed25519.privateKey,
         ...(falconSecretKey === undefined ? {} : { falconSecretKey }),
-        state: genesisNode.node.store.state,
-        query: (request) => genesisNode.node.app.query(request),
-        submit: (tx): Promise<MempoolAddResult> => {
-          const checked = genesisNode.node.app.checkTx(tx);
-          if (!checked.ok) return Promise.resolve(checked);
-          pending.set(toHex(checked.txHash), tx);
-          return Promise.resolve({ ok: true, txHash: checked.txHash, duplicate: false });
-        },
-        pending: (txHash) => pending.has(toHex(txHash)),
         replaceChain: (chain) => void chains.push([...chain]),
         registry: new Registry(),
-        logger: createLogger(
-          {},
-          (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
-          'debug',
-        ),
+        logger,
         falcon: fixture.ca.falcon,
         now: () => clock,
       });

@@ -5,13 +5,16 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { derToPem, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { RENEWED_LOG_MESSAGE } from '../../src/node/cert-renewal.js';
-import { createLogger } from '../../src/node/log.js';
-import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
-import { loadClusterTarget, openOperatorParts } from '../../src/node/operator.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { lacksIssuanceExtensions } from '../../src/trustchain/ca-module/index.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
-import { withDeadline } from '../helpers/wait.js';
+import {
+  assertRenewedChain,
+  leafOf,
+  renewingConfig,
+  startWatchedNode,
+  stoqLeafFingerprint,
+} from '../helpers/renewal.js';
 
 /**
  * A validator renews its genesis bootstrap certificate through consensus (cert-renewal.ts,
@@ -38,55 +41,27 @@ describe('genesis identity certificate renewal', () => {
   });
 
   it('a validator renews its genesis certificate and presents the issued one', async () => {
-    const loaded = await loadValidatorNodeConfig(
-      path.join(clusterDir, 'node-1', 'config.json'),
-      {},
-    );
-    const config = { ...loaded, identity: { ...loaded.identity, renewAt: 0 } };
+    const config = await renewingConfig(clusterDir, 'node-1');
     const file = config.identity.certificateFile;
-    const [originalDer] = pemToDerList(await readFile(file, 'utf8'));
-    const original = parseCertificate(originalDer!);
+    const original = await leafOf(file);
     assert.equal(lacksIssuanceExtensions(original.der), true, 'a genesis bootstrap certificate');
     const mode = (await stat(file)).mode & 0o777;
 
-    let renewedLine: (fields: Record<string, unknown>) => void = () => undefined;
-    const renewed = new Promise<Record<string, unknown>>((resolve) => {
-      renewedLine = resolve;
-    });
-    const lines: string[] = [];
-    const logger = createLogger(
-      { node: config.name },
-      (line) => {
-        lines.push(line);
-        const fields = JSON.parse(line) as Record<string, unknown>;
-        if (fields.msg === RENEWED_LOG_MESSAGE) renewedLine(fields);
-      },
-      'info',
-    );
-    const node = await startValidatorNode(config, logger);
-    running.push(node);
-    const fields = await withDeadline(renewed, 30_000, 'the node renews its certificate').catch(
-      (error: unknown) => {
-        throw new Error(`${(error as Error).message}\n${lines.join('')}`);
-      },
+    const watched = await startWatchedNode(config, running);
+    const fields = await watched.within(
+      watched.logged(RENEWED_LOG_MESSAGE),
+      30_000,
+      'the node renews its certificate',
     );
     assert.equal(fields.oldSerial, original.serialNumber);
-    assert.notEqual(fields.newSerial, original.serialNumber);
-    assert.ok(!lines.some((line) => line.includes('renewal failed')), lines.join(''));
+    watched.assertNotLogged('renewal failed');
 
     // The file: an issued leaf for the same key and names, and its intermediate; mode kept.
-    const chain = pemToDerList(await readFile(file, 'utf8'));
-    assert.equal(chain.length, 2);
-    const leaf = parseCertificate(chain[0]!);
-    assert.equal(leaf.serialNumber, fields.newSerial);
-    assert.equal(lacksIssuanceExtensions(leaf.der), false, 'issued through consensus');
-    assert.ok(leaf.publicKey.equals(original.publicKey));
-    assert.deepEqual(leaf.uris, original.uris);
-    assert.deepEqual(leaf.ipAddresses, original.ipAddresses);
-    assert.deepEqual(leaf.dnsNames, original.dnsNames);
-    assert.equal((await stat(file)).mode & 0o777, mode);
-    const verified = await runCli(['cert', 'verify', file, '--cluster', clusterDir]);
-    assert.equal(verified.code, 0, verified.out + verified.err);
+    const leaf = await assertRenewedChain(file, original, {
+      newSerial: fields.newSerial,
+      mode,
+      clusterDir,
+    });
 
     // `cert renew` renews a genesis certificate too, given its keys (the operator sends it).
     const originalPem = path.join(root, 'genesis-original.pem');
@@ -132,13 +107,6 @@ describe('genesis identity certificate renewal', () => {
     assert.equal(cliVerified.code, 0, cliVerified.out + cliVerified.err);
 
     // A fresh STOQ connection to the node sees the new leaf.
-    const operator = await openOperatorParts(await loadClusterTarget(clusterDir));
-    try {
-      const session = await operator.parts.endpoint.connect(node.stoq);
-      assert.equal(session.peer.certificateFingerprint, leaf.fingerprint);
-      session.connection.close('done');
-    } finally {
-      await operator.close();
-    }
+    assert.equal(await stoqLeafFingerprint(clusterDir, watched.node.stoq), leaf.fingerprint);
   });
 });

@@ -3,18 +3,17 @@ import { randomFillSync } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { QUICClient } from '@matrixai/quic';
 import Logger, { LogLevel } from '@matrixai/logger';
 import { parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { RENEWED_LOG_MESSAGE } from '../../src/node/cert-renewal.js';
 import { SWITCHED_LOG_MESSAGE } from '../../src/node/identity-servers.js';
-import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { startClusterNodes } from '../helpers/nodes.js';
+import { httpsLeafSerial, renewingConfig, startWatchedNode } from '../helpers/renewal.js';
 import { withDeadline } from '../helpers/wait.js';
 
 /**
@@ -67,30 +66,6 @@ describe('DoQ and ACME HTTPS follow an identity certificate renewal', () => {
     }
   }
 
-  /** The serial of the leaf a fresh TLS connection to the ACME directory URL is served. */
-  function httpsSerial(directoryUrl: string, ca: string): Promise<string> {
-    const url = new URL(directoryUrl);
-    return withDeadline(
-      new Promise<string>((resolve, reject) => {
-        const socket = tls.connect({
-          host: url.hostname,
-          port: Number(url.port),
-          ca,
-          // Node certificates name the node by URI, not by address: the chain is what is checked.
-          checkServerIdentity: () => undefined,
-        });
-        socket.once('error', reject);
-        socket.once('secureConnect', () => {
-          const raw = socket.getPeerCertificate().raw;
-          socket.end();
-          resolve(parseCertificate(raw).serialNumber);
-        });
-      }),
-      15_000,
-      'a TLS handshake with the ACME server',
-    );
-  }
-
   it('a renewal switches both servers; new connections see the new leaf', async () => {
     const added = await runCli([
       'cluster',
@@ -106,14 +81,10 @@ describe('DoQ and ACME HTTPS follow an identity certificate renewal', () => {
       {},
     );
     assert.ok(validator.acme !== null && validator.acme !== undefined, 'node-1 serves ACME');
-    const loaded = await loadValidatorNodeConfig(
-      path.join(clusterDir, 'node-9', 'config.json'),
-      {},
-    );
-    assert.ok(loaded.dns !== null && loaded.dns.doq.length > 0, 'node-9 serves DoQ');
+    const renewing = await renewingConfig(clusterDir, 'node-9');
+    assert.ok(renewing.dns !== null && renewing.dns.doq.length > 0, 'node-9 serves DoQ');
     const config = {
-      ...loaded,
-      identity: { ...loaded.identity, renewAt: 0 },
+      ...renewing,
       // ACME with the node's identity certificate (no acme.certificateFile), under node-1's
       // ACME account: what decides its names does not matter here.
       acme: {
@@ -124,45 +95,27 @@ describe('DoQ and ACME HTTPS follow an identity certificate renewal', () => {
     const file = config.identity.certificateFile;
     const original = parseCertificate(pemToDerList(await readFile(file, 'utf8'))[0]!);
 
-    const lines: string[] = [];
-    let renewedSerial = (_serial: string): void => undefined;
-    const renewed = new Promise<string>((resolve) => (renewedSerial = resolve));
-    const switched = new Map<string, (serial: string) => void>();
-    const switchedTo = (server: string) =>
-      new Promise<string>((resolve) => switched.set(server, resolve));
-    const doqSwitched = switchedTo('doq');
-    const acmeSwitched = switchedTo('acme');
-    const logger = createLogger(
-      { node: config.name },
-      (line) => {
-        lines.push(line);
-        const fields = JSON.parse(line) as Record<string, unknown>;
-        if (fields.msg === RENEWED_LOG_MESSAGE) renewedSerial(String(fields.newSerial));
-        if (fields.msg === SWITCHED_LOG_MESSAGE) {
-          switched.get(String(fields.server))?.(String(fields.serial));
-        }
-      },
-      'info',
-    );
-    const node = await startValidatorNode(config, logger);
-    running.push(node);
+    const watched = await startWatchedNode(config, running);
+    const node = watched.node;
     const doqPort = node.dns!.doq[0]!.port;
     assert.ok(node.acme !== null);
     const roots = await readFile(config.trust.rootsFile, 'utf8');
 
-    const [newSerial, doqSerialLogged, acmeSerialLogged] = await withDeadline(
-      Promise.all([renewed, doqSwitched, acmeSwitched]),
+    const switchedOn = (server: string) =>
+      watched.logged(SWITCHED_LOG_MESSAGE, (fields) => fields.server === server);
+    const [renewed, doqSwitched, acmeSwitched] = await watched.within(
+      Promise.all([watched.logged(RENEWED_LOG_MESSAGE), switchedOn('doq'), switchedOn('acme')]),
       30_000,
       'the node renews its certificate and switches DoQ and ACME to it',
-    ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}\n${lines.join('')}`);
-    });
+    );
+    const newSerial = String(renewed.newSerial);
     assert.notEqual(newSerial, original.serialNumber);
-    assert.equal(doqSerialLogged, newSerial);
-    assert.equal(acmeSerialLogged, newSerial);
-    assert.ok(!lines.some((line) => line.includes('"level":"error"')), lines.join(''));
+    assert.equal(doqSwitched.serial, newSerial);
+    assert.equal(acmeSwitched.serial, newSerial);
+    watched.assertNotLogged('"level":"error"');
 
     assert.equal(await doqSerial(doqPort), newSerial);
-    assert.equal(await httpsSerial(node.acme, roots), newSerial);
+    // Node certificates name the node by URI, not by address: the chain is what is checked.
+    assert.equal(await httpsLeafSerial(node.acme, roots, false), newSerial);
   });
 });
