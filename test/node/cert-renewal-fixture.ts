@@ -1,9 +1,21 @@
+import { writeFile } from 'node:fs/promises';
 import type { QueryRequest } from '../../src/consensus/app.js';
 import type { MempoolAddResult } from '../../src/consensus/mempool.js';
 import { toHex } from '../../src/crypto/bytes.js';
+import { derToPem, parseCertificate } from '../../src/crypto/x509.js';
 import { createLogger, type Logger } from '../../src/node/log.js';
+import { createCsr } from '../../src/trustchain/ca/csr.js';
+import { caRequestBody } from '../../src/trustchain/ca-module/index.js';
+import { makeSender } from '../consensus/application/fixture.js';
 import { CHAIN_ID } from '../trustchain/ca/fixtures.js';
-import type { CaNode } from '../trustchain/ca-module/fixture.js';
+import {
+  GRANTED_ZONE,
+  caTx,
+  publication,
+  publishTx,
+  type CaFixture,
+  type CaNode,
+} from '../trustchain/ca-module/fixture.js';
 
 /**
  * What the cert-renewal unit tests give `startCertRenewal` / `RenewalSender` besides the
@@ -55,4 +67,38 @@ export function capturingLogger(level: 'debug' | 'info' = 'debug'): {
     level,
   );
   return { lines, logger };
+}
+
+/**
+ * A certificate the operator had `node` issue for a fresh key (profile `service`, DNS name
+ * `<label>.<GRANTED_ZONE>`, one hour), committed and published by val-a, written with val-a's
+ * intermediate as the PEM chain `file`: what a node renewing a consensus-issued certificate
+ * starts from.
+ */
+export async function issuedChainFile(
+  fixture: CaFixture,
+  node: CaNode,
+  file: string,
+  label: string,
+) {
+  const key = makeSender();
+  const issued = node.block([
+    caTx(
+      fixture.operator,
+      caRequestBody({
+        profile: 'service',
+        csr: createCsr({ privateKey: key.privateKey }),
+        dnsNames: [`${label}.${GRANTED_ZONE}`],
+        lifetimeSeconds: 3600,
+      }),
+    ),
+  ]);
+  const height = node.node.store.blocks.latestHeight() as number;
+  const { tx } = await publication(fixture, node, height, 'val-a');
+  node.block([publishTx(fixture, 'val-a', tx)]);
+  const serial = node.state().issuance(issued.txResults[0]!.txHash)!.serial;
+  const der = node.state().certificate(serial)!.der;
+  const intermediate = fixture.ca.validators['val-a']!.issuer.certificate;
+  await writeFile(file, derToPem(der) + derToPem(intermediate));
+  return { key, serial, intermediate, leaf: parseCertificate(der) };
 }

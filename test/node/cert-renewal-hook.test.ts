@@ -1,24 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { derToPem, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
+import { parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { RENEWED_LOG_MESSAGE, startCertRenewal } from '../../src/node/cert-renewal.js';
-import { createCsr } from '../../src/trustchain/ca/csr.js';
-import { caRequestBody } from '../../src/trustchain/ca-module/index.js';
-import { makeSender } from '../consensus/application/fixture.js';
 import {
-  GRANTED_ZONE,
-  caTx,
   createCaFixture,
   publication,
   publishTx,
   type CaFixture,
   type CaNode,
 } from '../trustchain/ca-module/fixture.js';
-import { caNodeRenewalIo, capturingLogger } from './cert-renewal-fixture.js';
+import { caNodeRenewalIo, capturingLogger, issuedChainFile } from './cert-renewal-fixture.js';
 
 /**
  * cert-renewal.ts's `onRenewed` hook (how DoQ and ACME HTTPS follow a renewal): called once the
@@ -44,33 +39,9 @@ describe('identity certificate renewal: the onRenewed hook', () => {
 
   const latest = (): number => node.node.store.blocks.latestHeight() as number;
 
-  /** Commits the block and val-a's publication of it. */
-  async function commitAndPublish(transactions: Uint8Array[]) {
-    const committed = node.block(transactions);
-    const { tx } = await publication(fixture, node, latest(), 'val-a');
-    node.block([publishTx(fixture, 'val-a', tx)]);
-    return committed;
-  }
-
   it('gets the written chain after STOQ; what it throws is logged, the renewal stands', async () => {
-    const key = makeSender();
-    const issued = await commitAndPublish([
-      caTx(
-        fixture.operator,
-        caRequestBody({
-          profile: 'service',
-          csr: createCsr({ privateKey: key.privateKey }),
-          dnsNames: [`hook.${GRANTED_ZONE}`],
-          lifetimeSeconds: 3600,
-        }),
-      ),
-    ]);
-    const serial = node.state().issuance(issued.txResults[0]!.txHash)!.serial;
-    const der = node.state().certificate(serial)!.der;
-    const intermediate = fixture.ca.validators['val-a']!.issuer.certificate;
     const file = path.join(dir, 'hook.pem');
-    await writeFile(file, derToPem(der) + derToPem(intermediate));
-    const leaf = parseCertificate(der);
+    const { key, leaf } = await issuedChainFile(fixture, node, file, 'hook');
 
     const { pending, io } = caNodeRenewalIo(node);
     const order: string[] = [];

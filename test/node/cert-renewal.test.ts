@@ -14,19 +14,11 @@ import {
   type CertRenewalOptions,
 } from '../../src/node/cert-renewal.js';
 import { generateNodeIdentity } from '../../src/node/dev-ca.js';
-import { createCsr } from '../../src/trustchain/ca/csr.js';
-import {
-  caRequestBody,
-  decodeCaBody,
-  lacksIssuanceExtensions,
-} from '../../src/trustchain/ca-module/index.js';
+import { decodeCaBody, lacksIssuanceExtensions } from '../../src/trustchain/ca-module/index.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
-import { makeSender } from '../consensus/application/fixture.js';
 import { BLOCK_TIME, CLUSTER } from '../trustchain/ca/fixtures.js';
-import { caNodeRenewalIo, capturingLogger } from './cert-renewal-fixture.js';
+import { caNodeRenewalIo, capturingLogger, issuedChainFile } from './cert-renewal-fixture.js';
 import {
-  GRANTED_ZONE,
-  caTx,
   createCaFixture,
   publication,
   publishTx,
@@ -58,37 +50,12 @@ describe('identity certificate renewal (cert-renewal.ts)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** Commits the block and val-a's publication of it. */
-  async function commitAndPublish(transactions: Uint8Array[]) {
-    const committed = node.block(transactions);
-    const height = node.node.store.blocks.latestHeight() as number;
-    const { tx } = await publication(fixture, node, height, 'val-a');
-    node.block([publishTx(fixture, 'val-a', tx)]);
-    return committed;
-  }
-
   const latest = (): number => node.node.store.blocks.latestHeight() as number;
 
   it('renews when due, retries a refused attempt after its backoff, installs the published renewal', async () => {
-    const key = makeSender();
-    const issued = await commitAndPublish([
-      caTx(
-        fixture.operator,
-        caRequestBody({
-          profile: 'service',
-          csr: createCsr({ privateKey: key.privateKey }),
-          dnsNames: [`self.${GRANTED_ZONE}`],
-          lifetimeSeconds: 3600,
-        }),
-      ),
-    ]);
-    const serial = node.state().issuance(issued.txResults[0]!.txHash)!.serial;
-    const der = node.state().certificate(serial)!.der;
-    const intermediate = fixture.ca.validators['val-a']!.issuer.certificate;
     const file = path.join(dir, 'self.pem');
-    await writeFile(file, derToPem(der) + derToPem(intermediate));
+    const { key, serial, intermediate, leaf } = await issuedChainFile(fixture, node, file, 'self');
     await chmod(file, 0o640);
-    const leaf = parseCertificate(der);
 
     let clock = new Date(leaf.notBefore.getTime() + HOUR / 4);
     const { pending, io } = caNodeRenewalIo(node, {
