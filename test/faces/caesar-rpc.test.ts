@@ -76,11 +76,19 @@ async function operatorEndpoint(layout: ClusterInitResult): Promise<StoqParts> {
 }
 
 /** One sample of the node's metrics text, by the full series name with labels. */
+/** The values of `series` in one scrape of `url` (so they describe the same moment). */
+async function metrics(url: string, ...series: string[]): Promise<number[]> {
+  const lines = (await (await fetch(url)).text()).split('\n');
+  return series.map((name) => {
+    const line = lines.find((entry) => entry.startsWith(`${name} `));
+    assert.ok(line !== undefined, `${name} in ${url}`);
+    return Number(line.slice(name.length + 1));
+  });
+}
+
 async function metric(url: string, series: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  const line = text.split('\n').find((entry) => entry.startsWith(`${series} `));
-  assert.ok(line !== undefined, `${series} in ${url}`);
-  return Number(line.slice(series.length + 1));
+  const [value] = await metrics(url, series);
+  return value!;
 }
 
 describe(CAESAR_SERVICE_NAME, () => {
@@ -213,9 +221,13 @@ describe(CAESAR_SERVICE_NAME, () => {
     const gaugeHeight = await metric(metricsUrl, 'hypermesh_caesar_height');
     assert.ok(gaugeHeight >= committedAt);
     const provenSupply = (await caesar.params(gaugeHeight)).view.token.supply;
-    // The gauge may have moved on by a block; compare with the state it names at scrape time.
-    const supplyNow = await metric(metricsUrl, 'hypermesh_caesar_supply');
-    const heightNow = await metric(metricsUrl, 'hypermesh_caesar_height');
+    // The gauge may have moved on by a block; compare with the state it names at scrape time
+    // (both read from one scrape: a block committed between two scrapes mints a reward).
+    const [supplyNow, heightNow] = await metrics(
+      metricsUrl,
+      'hypermesh_caesar_supply',
+      'hypermesh_caesar_height',
+    );
     assert.equal(supplyNow, Number((await caesar.params(heightNow)).view.token.supply));
     assert.ok(BigInt(provenSupply) > 1000n * 10n ** 6n, 'block rewards were minted');
     const ratio = await metric(metricsUrl, 'hypermesh_caesar_bonded_ratio');
