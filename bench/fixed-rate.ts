@@ -6,6 +6,7 @@
  * same run: the same cluster's CPU over as long a time idle, before the load.
  *
  *   node --import tsx bench/fixed-rate.ts [--workload kv|ca] [--rate N] [--seconds 20] [--profile DIR]
+ *     [--commit-delay MS]
  *
  * - `kv` (default rate 200/s): the consensus benchmark's cluster and load (bench/consensus/):
  *   signed, stamped `kv` set transactions, submitted through its batching client.
@@ -28,6 +29,7 @@ import type { Submit } from './consensus/load.js';
 import { batched, sendersFor } from './consensus/steps.js';
 import { prepareLoad } from './consensus/transactions.js';
 import { formatResult } from './report.js';
+import { DEFAULT_CLUSTER_CONSENSUS } from '../src/node/config.js';
 import { startTrustchainCluster } from './trustchain/cluster.js';
 import { caIssueSubmit, prepareIssuance } from './trustchain/issuance.js';
 
@@ -37,6 +39,7 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     seconds: { type: 'string', default: '20' },
     profile: { type: 'string' },
+    'commit-delay': { type: 'string' },
   },
 });
 const WORKLOAD = values.workload;
@@ -52,6 +55,17 @@ if (!(Number.isInteger(RATE) && RATE >= 1 && RATE <= 5_000)) {
 }
 if (!(Number.isInteger(SECONDS) && SECONDS >= 1 && SECONDS <= 600)) {
   process.stderr.write(`--seconds must be an integer in 1..600, got ${values.seconds}\n`);
+  process.exit(2);
+}
+const COMMIT_DELAY_MS =
+  values['commit-delay'] === undefined ? undefined : Number(values['commit-delay']);
+if (
+  COMMIT_DELAY_MS !== undefined &&
+  !(Number.isInteger(COMMIT_DELAY_MS) && COMMIT_DELAY_MS >= 0 && COMMIT_DELAY_MS <= 10_000)
+) {
+  process.stderr.write(
+    `--commit-delay must be an integer in 0..10000 (ms), got ${values['commit-delay']}\n`,
+  );
   process.exit(2);
 }
 const progress = (message: string): void => void process.stderr.write(`[fixed-rate] ${message}\n`);
@@ -92,6 +106,9 @@ if (WORKLOAD === 'kv') {
     stampDifficulty: 4,
     connections: 4,
     progress: echoWarnings,
+    ...(COMMIT_DELAY_MS === undefined
+      ? {}
+      : { consensus: { ...DEFAULT_CLUSTER_CONSENSUS, commitDelayMs: COMMIT_DELAY_MS } }),
   });
   cluster = kv;
   prepare = async () => ({
