@@ -115,6 +115,25 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 5,
+    name: 'pending evidence pool',
+    up: (db) => {
+      db.exec(`
+        -- Equivocation evidence this node found and no stored block includes yet (the
+        -- consensus evidence pool, kept across restarts). One row per offence: key names it
+        -- (32 bytes, derived by consensus), height is the offence's height, bytes the evidence
+        -- as consensus encodes it (opaque here). No reference to block: the offence's own
+        -- height may not be stored yet. The pool bounds the row count.
+        CREATE TABLE pending_evidence (
+          key BLOB PRIMARY KEY CHECK (length(key) = 32),
+          height INTEGER NOT NULL CHECK (height >= 0),
+          bytes BLOB NOT NULL CHECK (length(bytes) >= 1)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX pending_evidence_by_height ON pending_evidence (height, key);
+      `);
+    },
+  },
 ];
 
 /** The schema version this code writes. */

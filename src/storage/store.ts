@@ -24,6 +24,12 @@ import {
 } from './inputs.js';
 import type { SaveBlockInput, StateChange } from './inputs.js';
 import { checkedSchemaVersion, migrate } from './migrate.js';
+import {
+  PendingEvidenceTable,
+  parsePendingEvidence,
+  parsePendingEvidenceKeys,
+} from './pending-evidence.js';
+import type { PendingEvidence, PendingEvidenceStore } from './pending-evidence.js';
 import { hashesEqual } from './state-proof.js';
 import { StateTables } from './state-store.js';
 import type { StateQueryResult, StateReader, StateWrite } from './state-store.js';
@@ -47,13 +53,18 @@ export interface StoreFileSizes {
   readonly wal: number;
 }
 
-/** One node's durable store: blocks, commits, evidence and the application state. */
+/**
+ * One node's durable store: blocks, commits, evidence, the application state and the evidence
+ * pool's pending offences.
+ */
 export interface NodeStore {
   readonly path: string;
   readonly readonly: boolean;
   readonly schemaVersion: number;
   readonly blocks: BlockReader;
   readonly state: StateReader;
+  /** Evidence the consensus evidence pool holds until a block includes it (survives restarts). */
+  readonly pendingEvidence: PendingEvidenceStore;
   /**
    * Writes a committed block, its quorum certificate, the evidence it includes, its state
    * changes, its validator updates (when any) and its transactions' receipts (when given) in one transaction, and returns once that transaction is fsynced: afterwards the
@@ -80,8 +91,10 @@ function fileSize(path: string): number {
 class SqliteNodeStore implements NodeStore {
   readonly blocks: BlockReader;
   readonly state: StateReader;
+  readonly pendingEvidence: PendingEvidenceStore;
   private readonly blockTables: BlockTables;
   private readonly stateTables: StateTables;
+  private readonly pendingTable: PendingEvidenceTable;
   private closed = false;
 
   constructor(
@@ -96,8 +109,10 @@ class SqliteNodeStore implements NodeStore {
       writer: !readonly,
       nodeCacheSize: stateNodeCacheSize,
     });
+    this.pendingTable = new PendingEvidenceTable(db);
     this.blocks = this.guardedBlocks();
     this.state = this.guardedState();
+    this.pendingEvidence = this.guardedPendingEvidence();
   }
 
   /** Runs one store operation: refused after close, SQLite failures turned into typed errors. */
@@ -175,6 +190,31 @@ class SqliteNodeStore implements NodeStore {
         ),
       computeRoot: (changes: readonly StateChange[]) =>
         this.guard('state computeRoot', () => tables.computeRoot(parseStateChanges(changes))),
+    };
+  }
+
+  /** Inputs are checked before anything is written; a read-only store refuses writes. */
+  private guardedPendingEvidence(): PendingEvidenceStore {
+    const table = this.pendingTable;
+    const writable = (operation: string): void => {
+      if (this.readonly) {
+        throw new StorageError(StorageErrorCode.READ_ONLY, `${operation} on a read-only store`, {
+          path: this.path,
+        });
+      }
+    };
+    return {
+      put: (entry: PendingEvidence) =>
+        this.guard('put pending evidence', () => {
+          writable('put pending evidence');
+          table.put(parsePendingEvidence(entry));
+        }),
+      delete: (keys: readonly Uint8Array[]) =>
+        this.guard('delete pending evidence', () => {
+          writable('delete pending evidence');
+          return table.delete(parsePendingEvidenceKeys(keys));
+        }),
+      list: () => this.guard('list pending evidence', () => table.list()),
     };
   }
 

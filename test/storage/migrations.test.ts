@@ -125,8 +125,8 @@ describe('store schema migrations', () => {
     );
 
     const store = openStore(path);
-    assert.equal(store.schemaVersion, 4);
-    assert.deepEqual(versions(path).slice(2), [
+    assert.equal(store.schemaVersion, STORE_SCHEMA_VERSION);
+    assert.deepEqual(versions(path).slice(2, 4), [
       { version: 3, name: 'validator-set updates per block' },
       { version: 4, name: 'transaction receipts and account history' },
     ]);
@@ -155,6 +155,41 @@ describe('store schema migrations', () => {
     ]);
     assert.equal(store.verifyIntegrity().latestHeight, 4);
     store.close();
+  });
+
+  it('upgrades a version-4 file with blocks: an empty evidence pool, usable at once', () => {
+    const path = dir.file('upgrade-v4.db');
+    const db = openDatabase(path);
+    migrate(db, STORE_MIGRATIONS.slice(0, 4), path);
+    // A block as a version-4 store held it (no pending_evidence table yet).
+    db.prepare(
+      'INSERT INTO block (height, hash, parent_hash, time_ms, bytes) VALUES (1, ?, ?, 5, ?)',
+    ).run(new Uint8Array(32).fill(1), new Uint8Array(32), new Uint8Array([1]));
+    db.prepare('INSERT INTO block_commit (height, bytes) VALUES (1, ?)').run(new Uint8Array([9]));
+    db.prepare(
+      'INSERT INTO state_root (height, root, root_id, key_count) VALUES (1, zeroblob(32), NULL, 0)',
+    ).run();
+    db.close();
+    assert.deepEqual(
+      versions(path).map((row) => row.version),
+      [1, 2, 3, 4],
+    );
+
+    const store = openStore(path);
+    assert.equal(store.schemaVersion, 5);
+    assert.deepEqual(versions(path).slice(4), [{ version: 5, name: 'pending evidence pool' }]);
+    assert.deepEqual(store.pendingEvidence.list(), []);
+    const pending = { key: new Uint8Array(32).fill(3), height: 1, bytes: new Uint8Array([4]) };
+    store.pendingEvidence.put(pending);
+    store.saveBlock(nextBlock(store));
+    assert.equal(store.verifyIntegrity().latestHeight, 2);
+    store.close();
+    const reopened = openStore(path);
+    assert.deepEqual(
+      reopened.pendingEvidence.list().map((row) => [hex(row.key), row.height, hex(row.bytes)]),
+      [[hex(pending.key), 1, '04']],
+    );
+    reopened.close();
   });
 
   it('refuses a file with a newer schema version and leaves it untouched', () => {

@@ -144,7 +144,11 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.now = options.now ?? Date.now;
     this.logger = options.log ?? (() => undefined);
     this.future = new FutureMessages(config.maxBufferedPerPeer);
-    this.evidence = new EvidencePool(options.store, config.maxEvidencePerBlock);
+    this.evidence = new EvidencePool({
+      store: options.store,
+      maxPerBlock: config.maxEvidencePerBlock,
+      log: this.logger,
+    });
     this.checks = {
       chainId: this.chainId,
       verifier: config.verifier,
@@ -175,8 +179,9 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   // --- Lifecycle ----------------------------------------------------------------------------
 
   /**
-   * Reads the chain position from the store, loads the signer's record, replays the WAL (the
-   * height in progress is restored, locks and own votes included) and starts deciding.
+   * Reads the chain position and the pending evidence from the store, loads the signer's
+   * record, replays the WAL (the height in progress is restored, locks and own votes included)
+   * and starts deciding.
    */
   async start(): Promise<void> {
     if (this.started) {
@@ -187,6 +192,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.context = position.context;
     this.committedHeight = position.committedHeight;
     this.lastBlockTime = position.lastBlockTime;
+    this.evidence.load(position.context, this.checks);
     if (this.options.self !== null && this.selfAddress !== null) {
       this.signer = await GuardedSigner.open({
         chainId: this.chainId,
