@@ -5,6 +5,7 @@ import {
   ZoneSourceCaaResolver,
   type CaaResolver,
 } from '../faces/acme/index.js';
+import { clusterCaaIdentities } from '../trustchain/ca-module/index.js';
 import type { ZoneSource } from '../trustchain/dns/index.js';
 import {
   ConsensusZones,
@@ -34,10 +35,12 @@ export interface AcmeCaaOptions {
   readonly caaResolver?: CaaResolver;
 }
 
-/** The genesis `app.dns` zone apexes without their trailing dot (`hypermesh`). */
+/**
+ * The genesis `app.dns` zone apexes without their trailing dot (`hypermesh`): the identities
+ * the `ca` module's own CAA check uses too (trustchain/ca-module/cluster-dns.ts).
+ */
 export function defaultCaaIdentities(genesis: GenesisDocument): string[] {
-  const dns = dnsZonesGenesisFromApp(genesis.app);
-  return (dns?.zones ?? []).map((zone) => zone.apex.replace(/\.$/, ''));
+  return clusterCaaIdentities(genesis.app) ?? [];
 }
 
 /** The `caaIdentities` and `caaResolver` options of the node's ACME server. */

@@ -28,6 +28,16 @@ export interface ModuleState extends ModuleStateReader {
   delete(key: Uint8Array): void;
 }
 
+/**
+ * Read-only access to the state of the modules a module declares in `reads`, over the same state
+ * its own view reads: the committed state at admission, the transaction's scope in a block (so
+ * the writes of the block's earlier transactions are visible). `foreign(name)` is `name`'s view
+ * (key `k` means state key `<name>/k`); it has no write method, and it stops working when the
+ * call it was given to returns. Naming a module not declared in `reads` throws
+ * `ApplicationError INVALID_CONFIG`: a programming error of the module, never a refusal.
+ */
+export type ForeignStateReaders = (module: string) => ModuleStateReader;
+
 /** What `check` may look at: the state the transaction would run on, read-only. */
 export interface CheckContext {
   readonly chainId: string;
@@ -38,6 +48,11 @@ export interface CheckContext {
   readonly height: number;
   readonly txHash: Uint8Array;
   readonly state: ModuleStateReader;
+  /**
+   * The declared modules' state (`Module.reads`). The router always supplies it; absent where
+   * a test builds the context by hand.
+   */
+  readonly foreign?: ForeignStateReaders;
 }
 
 /** What `apply` runs with: the block being executed and the module's writable state. */
@@ -48,6 +63,8 @@ export interface ExecutionContext {
   readonly time: number;
   readonly txHash: Uint8Array;
   readonly state: ModuleState;
+  /** As `CheckContext.foreign`: the declared modules' state, read-only, on the same state. */
+  readonly foreign?: ForeignStateReaders;
   /**
    * Records an event of this transaction (`name`: lowercase letters, digits and dashes; kept
    * only if the transaction applies). Absent where nothing collects events (module unit tests).
@@ -89,6 +106,12 @@ export interface ModuleQueryAnswer {
 export interface Module<Tx = unknown> {
   /** Matches `MODULE_NAME_PATTERN`; the `module` field of its transactions. */
   readonly name: string;
+  /**
+   * Optional: the other modules whose state `check` and `apply` read through `ctx.foreign`.
+   * The router refuses at construction (`ApplicationError INVALID_CONFIG`) a name that is not
+   * one of its modules, the module's own name, or a name listed twice.
+   */
+  readonly reads?: readonly string[];
   /**
    * Stateless validity: parses the transaction body (at most 32 KiB) into the module's typed
    * transaction, enforcing every size and form rule. Throws `ModuleError` for a bad body.

@@ -39,7 +39,7 @@ import {
   TransactionError,
   TransactionErrorCode,
 } from './errors.js';
-import type { Module, ModuleStateReader } from './module.js';
+import type { ForeignStateReaders, Module, ModuleStateReader } from './module.js';
 import {
   BlockOverlay,
   CommittedState,
@@ -84,10 +84,8 @@ export interface ApplicationOptions {
 export const DEFAULT_ADMITTED_CACHE_ENTRIES = 50_000;
 
 /** A transaction whose stateless checks passed: decoded, and its module found. */
-interface Admitted {
+interface Admitted extends ModuleEntry {
   readonly envelope: Envelope;
-  readonly module: Module;
-  readonly prefix: Uint8Array;
 }
 
 export const DEFAULT_MAX_SEQUENCE_LEAD = 64;
@@ -149,6 +147,30 @@ function checkOptions(options: ApplicationOptions): void {
     if (names.has(name)) invalidConfig(`two modules are named ${name}`, { module: name });
     names.add(name);
   }
+  for (const { name, reads } of modules) {
+    if (reads === undefined) continue;
+    if (!Array.isArray(reads)) {
+      invalidConfig(`module ${name}: reads must be a list of module names`, { module: name });
+    }
+    const seen = new Set<string>();
+    for (const read of reads as readonly unknown[]) {
+      const wrong =
+        typeof read !== 'string' || !names.has(read)
+          ? 'no module of this application'
+          : read === name
+            ? 'itself'
+            : seen.has(read)
+              ? 'listed twice'
+              : null;
+      if (wrong !== null) {
+        invalidConfig(`module ${name} reads ${JSON.stringify(read)}, which is ${wrong}`, {
+          module: name,
+          reads: String(read),
+        });
+      }
+      seen.add(read as string);
+    }
+  }
   const keys = new Set<string>();
   for (const [i, entry] of (options.initialState ?? []).entries()) {
     const { key, value } = entry;
@@ -166,6 +188,48 @@ function checkOptions(options: ApplicationOptions): void {
 
 type BlockContext = Omit<BlockExecutionInput, 'transactions'>;
 
+/** An installed module: its state prefix and the prefixes of the modules it declares it reads. */
+interface ModuleEntry {
+  readonly module: Module;
+  readonly prefix: Uint8Array;
+  readonly reads: ReadonlyMap<string, Uint8Array>;
+}
+
+/**
+ * `ctx.foreign` for one call of `entry`'s module over `access` (module.ts
+ * `ForeignStateReaders`): read-only views of the declared modules, closed by `close()` when
+ * the call returns. The reader handed out has only `get`, and its view refuses writes too.
+ */
+function foreignReaders(
+  entry: ModuleEntry,
+  access: StateAccess | ModuleStateReader,
+): { foreign: ForeignStateReaders; close(): void } {
+  const views = new Map<string, ModuleView>();
+  const readers = new Map<string, ModuleStateReader>();
+  return {
+    foreign: (name) => {
+      const known = readers.get(name);
+      if (known !== undefined) return known;
+      const prefix = typeof name === 'string' ? entry.reads.get(name) : undefined;
+      if (prefix === undefined) {
+        throw new ApplicationError(
+          ApplicationErrorCode.INVALID_CONFIG,
+          `module ${entry.module.name} read module ${String(name)}'s state, which it does not declare in reads`,
+          { module: entry.module.name, reads: String(name) },
+        );
+      }
+      const view = new ModuleView(access, prefix, name, false);
+      const reader: ModuleStateReader = Object.freeze({ get: (key: Uint8Array) => view.get(key) });
+      views.set(name, view);
+      readers.set(name, reader);
+      return reader;
+    },
+    close: () => {
+      for (const view of views.values()) view.close();
+    },
+  };
+}
+
 /** A key no module can own (modules' keys start with `<name>/`); read for its height only. */
 const HEIGHT_PROBE_KEY = new TextEncoder().encode(`${ACCOUNT_PREFIX}/`);
 
@@ -182,7 +246,7 @@ class Router implements Application {
   private readonly chainId: string;
   private readonly state: StateReader;
   private readonly stampDifficulty: number;
-  private readonly modules: ReadonlyMap<string, { module: Module; prefix: Uint8Array }>;
+  private readonly modules: ReadonlyMap<string, ModuleEntry>;
   private readonly initialState: readonly InitialStateEntry[];
   private readonly maxSequenceLead: number;
   private readonly cache: VerificationCache;
@@ -199,7 +263,14 @@ class Router implements Application {
     this.state = options.state;
     this.stampDifficulty = options.stampDifficulty;
     this.modules = new Map(
-      options.modules.map((module) => [module.name, { module, prefix: modulePrefix(module.name) }]),
+      options.modules.map((module) => [
+        module.name,
+        {
+          module,
+          prefix: modulePrefix(module.name),
+          reads: new Map((module.reads ?? []).map((name) => [name, modulePrefix(name)])),
+        },
+      ]),
     );
     this.initialState = (options.initialState ?? []).map(({ key, value }) => ({
       key: key.slice(),
@@ -268,7 +339,8 @@ class Router implements Application {
   checkTx(tx: Uint8Array): TxCheckResult {
     try {
       this.committedState.sync();
-      const { envelope, module, prefix } = this.admit(tx);
+      const admitted = this.admit(tx);
+      const { envelope, module, prefix } = admitted;
       const next = decodeSequence(this.committedState.get(sequenceKey(envelope.sender)));
       if (envelope.sequence < next) {
         throw new TransactionError(
@@ -290,6 +362,7 @@ class Router implements Application {
       // The mempool re-checks its transactions after every commit.
       if (envelope.sequence === next) {
         const view = new ModuleView(this.committedState, prefix, module.name, false);
+        const foreign = foreignReaders(admitted, this.committedState);
         try {
           module.check(
             {
@@ -297,6 +370,7 @@ class Router implements Application {
               height: this.committedHeight() + 1,
               txHash: envelope.txHash,
               state: view,
+              foreign: foreign.foreign,
             },
             body,
             envelope.sender,
@@ -308,6 +382,7 @@ class Router implements Application {
           if (!(error instanceof ModuleError && error.deferrable)) throw error;
         } finally {
           view.close();
+          foreign.close();
         }
       }
       return {
@@ -334,7 +409,8 @@ class Router implements Application {
     block: BlockContext,
     proposing: boolean,
   ): TxResult {
-    const { envelope, module, prefix } = this.admit(tx);
+    const admitted = this.admit(tx);
+    const { envelope } = admitted;
     const seqKey = sequenceKey(envelope.sender);
     const next = decodeSequence(overlay.get(seqKey));
     if (envelope.sequence !== next) {
@@ -348,7 +424,7 @@ class Router implements Application {
       );
     }
     const scope = overlay.beginTx();
-    const { code, log, events } = this.runModule(module, prefix, scope, envelope, block, proposing);
+    const { code, log, events } = this.runModule(admitted, scope, block, proposing);
     if (code === 0) scope.merge();
     overlay.put(seqKey, encodeSequence(next + 1));
     return events.length === 0
@@ -357,21 +433,22 @@ class Router implements Application {
   }
 
   private runModule(
-    module: Module,
-    prefix: Uint8Array,
+    admitted: Admitted,
     scope: StateAccess,
-    envelope: Envelope,
     block: BlockContext,
     proposing: boolean,
   ): { code: number; log: string; events: readonly TxEvent[] } {
+    const { envelope, module, prefix } = admitted;
     const { txHash, sender } = envelope;
     const reader = new ModuleView(scope, prefix, module.name, false);
     const writer = new ModuleView(scope, prefix, module.name, true);
+    // The same scope as the module's own views: the block's earlier transactions are visible.
+    const { foreign, close } = foreignReaders(admitted, scope);
     const events: TxEvent[] = [];
     try {
       const body = module.decodeBody(envelope.body);
       module.check(
-        { chainId: this.chainId, height: block.height, txHash, state: reader },
+        { chainId: this.chainId, height: block.height, txHash, state: reader, foreign },
         body,
         sender,
       );
@@ -382,6 +459,7 @@ class Router implements Application {
           time: block.time,
           txHash,
           state: writer,
+          foreign,
           emit: (name, attributes, accounts = []) =>
             events.push(checkedEvent(module.name, events.length, name, attributes, accounts)),
         },
@@ -400,6 +478,7 @@ class Router implements Application {
     } finally {
       reader.close();
       writer.close();
+      close();
     }
   }
 

@@ -11,6 +11,7 @@ import { checkDnsName, checkIpAddress } from '../ca/names.js';
 import { PROFILE_NAMES, type ProfileName } from '../ca/profiles.js';
 import type { RateLimit } from '../ca/rate-limit.js';
 import type { IssuancePolicy, Requester } from '../ca/request.js';
+import { clusterCaaIdentities, type CaClusterDns } from './cluster-dns.js';
 import { DEFAULT_DCV_MAX_AGE_BLOCKS, MAX_DCV_MAX_AGE_BLOCKS } from './dcv.js';
 import { CaGenesisError } from './errors.js';
 import {
@@ -108,6 +109,12 @@ export interface CaModuleConfig {
   readonly issuableUntil: number;
   /** The genesis bootstrap certificates, in genesis order (genesis.ts); empty when none. */
   readonly genesisCertificates: readonly GenesisCertificate[];
+  /**
+   * The chain's `dns` module, when its genesis has an `app.dns` section (the node then runs
+   * the module, src/node/validator-node.ts): the `ca` module reads it (`reads: ['dns']`) for
+   * name ownership and CAA (cluster-dns.ts). Null: no `dns` module, neither is consulted.
+   */
+  readonly clusterDns: CaClusterDns | null;
 }
 
 const grantSchema = z
@@ -251,6 +258,7 @@ export function caGenesisFromApp(
       externalDns: grant.externalDns,
     });
   }
+  const caaIdentities = clusterCaaIdentities(app);
   const genesisCertificates = checkGenesisCertificates(
     parsed.genesisCertificates,
     issuers,
@@ -270,6 +278,7 @@ export function caGenesisFromApp(
     issuableFrom: Math.max(...issuers.map((i) => i.issuer.notBefore.getTime())),
     issuableUntil: Math.min(...issuers.map((i) => i.issuer.notAfter.getTime())),
     genesisCertificates,
+    clusterDns: caaIdentities === undefined ? null : { caaIdentities },
   };
 }
 
@@ -284,10 +293,12 @@ export function caGenesisFromApp(
  *   ranges and URI prefixes in addition, and whether its DNS names and IP addresses need DCV
  *   attestations (`requireDcv`).
  *
- * DNS names and IP addresses come only from grants: names outside them are refused
- * (`name_not_allowed`), since consensus has no DNS resolver for domain validation or CAA. The
- * exception is a grant with `externalDns` (always with `requireDcv`): any DNS name, each proven
- * by a quorum of DCV attestations whose holders also checked CAA (dcv.ts).
+ * DNS names and IP addresses come from grants; names outside them are refused
+ * (`name_not_allowed`), since consensus has no DNS resolver for domain validation. Two
+ * exceptions: a grant with `externalDns` (always with `requireDcv`) allows any DNS name, each
+ * proven by a quorum of DCV attestations whose holders also checked CAA (dcv.ts); and on a
+ * chain with the `dns` module, a name the account owns there is allowed too (the module checks
+ * that against the state, module.ts `checkPolicy`; not part of this requester).
  */
 export function requesterFor(
   config: CaModuleConfig,

@@ -60,6 +60,12 @@ export enum CaModuleErrorCode {
    * re-issues its committed request, carries one. `detail.field` says which.
    */
   RENEWAL_MISMATCH = 'CA_RENEWAL_MISMATCH',
+  /**
+   * A DNS name in one of the `dns` module's zones whose CAA records (RFC 8659) do not authorise
+   * the cluster CA (cluster-dns.ts); `detail` {name, domain (where the Relevant RRset is),
+   * reason, tag?}.
+   */
+  CAA_REFUSED = 'CA_CAA_REFUSED',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -90,6 +96,7 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.DCV_QUORUM]: 24,
   [CaModuleErrorCode.DCV_INVALID]: 25,
   [CaModuleErrorCode.RENEWAL_MISMATCH]: 26,
+  [CaModuleErrorCode.CAA_REFUSED]: 27,
 });
 
 /**

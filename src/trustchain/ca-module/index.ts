@@ -39,6 +39,13 @@ export {
 } from './config.js';
 export { CA_QUERIES, createCaModule } from './module.js';
 export {
+  CLUSTER_DNS_MODULE,
+  ClusterDnsReader,
+  clusterCaaIdentities,
+  type CaClusterDns,
+  type CaaRefusal,
+} from './cluster-dns.js';
+export {
   GENESIS_CERTIFICATE_HEIGHT,
   MAX_GENESIS_CERTIFICATES,
   MAX_GENESIS_CERTIFICATE_BYTES,

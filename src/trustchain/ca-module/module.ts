@@ -43,6 +43,7 @@ import {
   type CaModuleConfig,
   type CaRequester,
 } from './config.js';
+import { CLUSTER_DNS_MODULE, ClusterDnsReader } from './cluster-dns.js';
 import {
   dcvIdentifier,
   dcvRequiredCount,
@@ -235,16 +236,73 @@ export function createCaModule(
     }
   }
 
-  function checkPolicy(request: CertificateRequest, requester: CaRequester): number {
+  /**
+   * The policy (`checkRequest`) for `requester`, where a DNS name in `owned` (names the account
+   * owns in the `dns` module) is allowed although no grant covers it: its `name_not_allowed`
+   * is dropped. Returns the certificate's lifetime.
+   */
+  function checkPolicy(
+    request: CertificateRequest,
+    requester: CaRequester,
+    owned: ReadonlySet<string>,
+  ): number {
     const decision = checkRequest(request, config.policy, requester);
-    if (!decision.ok) {
-      refuse(
-        C.POLICY_REFUSED,
-        `refused: ${decision.refusals.map((refusal) => refusal.code).join(', ')}`,
-        { refusals: decision.refusals },
+    if (decision.ok) return decision.lifetimeSeconds;
+    const refusals = decision.refusals.filter(
+      (refusal) =>
+        !(refusal.code === 'name_not_allowed' && refusal.kind === 'dns' && owned.has(refusal.name)),
+    );
+    if (refusals.length > 0) {
+      refuse(C.POLICY_REFUSED, `refused: ${refusals.map((refusal) => refusal.code).join(', ')}`, {
+        refusals,
+      });
+    }
+    // Only owned names lay outside the grants: with DNS names unrestricted (and nothing else
+    // changed), the policy gives the lifetime.
+    const lifted = checkRequest(request, config.policy, { ...requester, externalDns: true });
+    if (!lifted.ok) throw new RangeError('the policy refused only owned names, then refused more');
+    return lifted.lifetimeSeconds;
+  }
+
+  /**
+   * The `dns` module's state as this call sees it (`ctx.foreign`, the same state as
+   * `ctx.state`), or null on a chain without the module. A fresh reader per call: nothing read
+   * from it outlives the check it was read for.
+   */
+  function clusterDnsOf(ctx: CheckContext | ExecutionContext): ClusterDnsReader | null {
+    if (config.clusterDns === null) return null;
+    if (ctx.foreign === undefined) {
+      throw new RangeError(
+        `the ca module reads the ${CLUSTER_DNS_MODULE} module: its context needs foreign`,
       );
     }
-    return decision.lifetimeSeconds;
+    return new ClusterDnsReader(ctx.foreign(CLUSTER_DNS_MODULE));
+  }
+
+  /**
+   * CAA in consensus (docs/ca.md, "CAA in consensus"): every DNS name of the request that lies
+   * in a zone of the `dns` module needs CAA records that authorise the cluster CA (its genesis
+   * identities, `CaClusterDns.caaIdentities`), whoever asks and whatever grant allows the name.
+   */
+  function checkCaa(dns: ClusterDnsReader, request: CertificateRequest): void {
+    const identities = config.clusterDns?.caaIdentities ?? [];
+    for (const name of request.dnsNames) {
+      const refusal = dns.caaRefusal(name, identities);
+      if (refusal === null) continue;
+      const why =
+        refusal.reason === 'unknown_critical_property'
+          ? `an unknown critical property ${JSON.stringify(refusal.tag)}`
+          : refusal.reason === 'cname_chain'
+            ? 'a CNAME chain too long to follow'
+            : `no ${name.startsWith('*.') ? 'issuewild/issue' : 'issue'} property authorising ${identities.join(', ') || 'the cluster CA'}`;
+      refuse(
+        C.CAA_REFUSED,
+        `CAA records at ${refusal.domain} forbid issuance for ${name}: ${why}`,
+        {
+          ...refusal,
+        },
+      );
+    }
   }
 
   /** The issuance a published, unrevoked serial came from; refuses otherwise. */
@@ -318,6 +376,7 @@ export function createCaModule(
     dcv: readonly Uint8Array[],
     sender: Uint8Array,
     requester: CaRequester,
+    owned: ReadonlySet<string>,
   ): void {
     const attestations = dcv.map((bytes, index) => {
       try {
@@ -330,8 +389,11 @@ export function createCaModule(
       }
     });
     if (!requester.requireDcv) return;
+    // A name the sender owns in the `dns` module needs no DCV: the state proves control.
     const names = [
-      ...request.dnsNames.map((name) => ({ name, identifier: dcvIdentifier('dns', name) })),
+      ...request.dnsNames
+        .filter((name) => !owned.has(name))
+        .map((name) => ({ name, identifier: dcvIdentifier('dns', name) })),
       ...request.ipAddresses.map((name) => ({ name, identifier: dcvIdentifier('ip', name) })),
     ];
     if (names.length === 0) return;
@@ -417,6 +479,7 @@ export function createCaModule(
   function checkIssuance(
     raw: ModuleStateReader,
     state: CaStateReader,
+    dns: ClusterDnsReader | null,
     chainId: string,
     height: number,
     tx: Extract<CaTx, { op: 'request' }> | CaRenewTx,
@@ -462,11 +525,16 @@ export function createCaModule(
       account = record.account;
       requester = requesterFor(config, account, issuers);
     }
-    const lifetimeSeconds = checkPolicy(request, requester);
+    // Names the account owns in the `dns` module, exactly (docs/ca.md, "Who may request what").
+    const owned = new Set(
+      dns === null ? [] : request.dnsNames.filter((name) => dns.owns(name, account)),
+    );
+    const lifetimeSeconds = checkPolicy(request, requester, owned);
     // A renewal re-issues names whose original request carried the quorum (docs/ca.md, MPIC).
     if (tx.op === 'request') {
-      checkDcv(chainId, height, issuers, request, tx.dcv ?? [], sender, requester);
+      checkDcv(chainId, height, issuers, request, tx.dcv ?? [], sender, requester, owned);
     }
+    if (dns !== null) checkCaa(dns, request);
     checkCapacity(state, height);
     return { request, lifetimeSeconds, renews, account };
   }
@@ -538,7 +606,7 @@ export function createCaModule(
       case 'renew':
         checkedIssuances.set(
           tx,
-          checkIssuance(ctx.state, state, ctx.chainId, ctx.height, tx, sender),
+          checkIssuance(ctx.state, state, clusterDnsOf(ctx), ctx.chainId, ctx.height, tx, sender),
         );
         return;
       case 'revoke':
@@ -849,6 +917,7 @@ export function createCaModule(
 
   return {
     name: CA_MODULE_NAME,
+    ...(config.clusterDns === null ? {} : { reads: [CLUSTER_DNS_MODULE] }),
     decodeBody: decodeCaBody,
     check,
     apply(ctx: ExecutionContext, tx: CaTx, sender: Uint8Array): void {
@@ -860,7 +929,15 @@ export function createCaModule(
             ctx,
             state,
             checkedIssuances.get(tx) ??
-              checkIssuance(ctx.state, state, ctx.chainId, ctx.height, tx, sender),
+              checkIssuance(
+                ctx.state,
+                state,
+                clusterDnsOf(ctx),
+                ctx.chainId,
+                ctx.height,
+                tx,
+                sender,
+              ),
           );
           return;
         case 'revoke':

@@ -170,3 +170,21 @@ export function caaAllows(
     ? { allowed: true, reason: 'authorized' }
     : { allowed: false, reason: 'not_authorized' };
 }
+
+/**
+ * A CAA record from its decoded RDATA (RFC 8659 §4.1.1): the value is octets, read as latin1
+ * so each one is kept; the issue-value grammar then refuses anything outside printable ASCII.
+ */
+export function caaRecordFromRdata(data: {
+  readonly flags: number;
+  readonly tag: string;
+  readonly value: Uint8Array;
+}): CaaRecord {
+  return {
+    flags: data.flags,
+    tag: data.tag,
+    value: Buffer.from(data.value.buffer, data.value.byteOffset, data.value.byteLength).toString(
+      'latin1',
+    ),
+  };
+}

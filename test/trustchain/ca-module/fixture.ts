@@ -22,6 +22,12 @@ import {
   type Sender,
   type TestNode,
 } from '../../consensus/application/fixture.js';
+import {
+  createDnsZonesModule,
+  dnsZonesGenesisToJson,
+  dnsZonesInitialState,
+  type DnsZonesGenesis,
+} from '../../../src/trustchain/dns-zones/index.js';
 import { BLOCK_TIME, CHAIN_ID, createTestCa, type TestCa } from '../ca/fixtures.js';
 
 /**
@@ -54,11 +60,17 @@ export interface CaNode {
 
 export const GRANTED_ZONE = 'example.com';
 
-/** `testCa`: reuse a test CA (same intermediates) instead of creating one. */
+/**
+ * `testCa`: reuse a test CA (same intermediates) instead of creating one. `options.dns`: the
+ * genesis also has an `app.dns` section, and the nodes run the `dns` module before the `ca`
+ * module (as src/node/validator-node.ts does).
+ */
 export async function createCaFixture(
   overrides: Partial<CaGenesisJson> = {},
   testCa?: TestCa,
+  options: { readonly dns?: DnsZonesGenesis } = {},
 ): Promise<CaFixture> {
+  const { dns } = options;
   const ca = testCa ?? (await createTestCa(['val-a', 'val-b']));
   const validators = { 'val-a': makeSender(), 'val-b': makeSender() };
   const operator = makeSender();
@@ -85,7 +97,12 @@ export async function createCaFixture(
     ...overrides,
   };
   const config = caGenesisFromApp(
-    JSON.parse(JSON.stringify({ ca: section })) as never,
+    JSON.parse(
+      JSON.stringify({
+        ca: section,
+        ...(dns === undefined ? {} : { dns: dnsZonesGenesisToJson(dns) }),
+      }),
+    ) as never,
     {
       chainId: CHAIN_ID,
       validators: Object.entries(validators).map(([name, sender]) => ({
@@ -97,10 +114,15 @@ export async function createCaFixture(
   );
   assert.ok(config !== undefined);
   const openCaNode = async (): Promise<CaNode> => {
-    const node = await openNode({
-      modules: [createCaModule(config, { falcon: ca.falcon })],
-      initialState: caInitialState(config, GENESIS_TIME),
-    });
+    const caModule = createCaModule(config, { falcon: ca.falcon });
+    const node = await openNode(
+      dns === undefined
+        ? { modules: [caModule], initialState: caInitialState(config, GENESIS_TIME) }
+        : {
+            modules: [createDnsZonesModule(), caModule],
+            initialState: [...dnsZonesInitialState(dns), ...caInitialState(config, GENESIS_TIME)],
+          },
+    );
     const input = (transactions: readonly Uint8Array[], proposer: 'val-a' | 'val-b' = 'val-a') => {
       const height = node.nextHeight();
       return {
