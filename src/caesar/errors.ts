@@ -80,6 +80,11 @@ export enum CaesarErrorCode {
    * validator's Ed25519 consensus key and are sent from that key alone.
    */
   HYBRID_VALIDATOR_OP = 'CAESAR_HYBRID_VALIDATOR_OP',
+  /**
+   * `create-validator` on a chain with the `ca` module by a consensus key that holds no
+   * TrustChain intermediate in effect (genesis, or added through the governed procedure).
+   */
+  VALIDATOR_NO_INTERMEDIATE = 'CAESAR_VALIDATOR_NO_INTERMEDIATE',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -117,6 +122,7 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.HYBRID_UNSUPPORTED_OP]: 31,
   [CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH]: 32,
   [CaesarErrorCode.HYBRID_VALIDATOR_OP]: 33,
+  [CaesarErrorCode.VALIDATOR_NO_INTERMEDIATE]: 34,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

@@ -104,6 +104,8 @@ export {
   createCaesarModule,
 } from './module.js';
 export type { CaesarModuleOptions } from './module.js';
+export { holdsIntermediate, requireIntermediate } from './validator-intermediate.js';
+export type { ValidatorIntermediates } from './validator-intermediate.js';
 export {
   MAX_DECIMALS,
   MAX_TOKEN_NAME_LENGTH,

@@ -12,6 +12,7 @@ import { BoundedMap } from '../codec/bounded-map.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { defaultFalcon } from '../crypto/falcon.js';
 import type { FalconBackend } from '../crypto/falcon.js';
+import { CA_MODULE_NAME } from '../trustchain/ca-module/state.js';
 import { ADDRESS_BYTES, ed25519Address, hybridAddress } from './address.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
 import {
@@ -32,6 +33,7 @@ import { HYBRID_OP, checkHybridTx } from './hybrid.js';
 import type { HybridInnerTx, HybridTx } from './hybrid.js';
 import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
 import { applyStakingTx, checkStakingTx } from './staking.js';
+import type { ValidatorKeyRule } from './staking.js';
 import {
   ACTIVE_SET_KEY,
   BONDED_KEY,
@@ -44,6 +46,8 @@ import {
 } from './staking-state.js';
 import { TRANSFER_OP } from './transfer.js';
 import type { Transfer } from './transfer.js';
+import { requireIntermediate } from './validator-intermediate.js';
+import type { ValidatorIntermediates } from './validator-intermediate.js';
 
 /** Query paths of the module (`caesar/<path>`). */
 export const BALANCE_QUERY = 'balance';
@@ -142,6 +146,13 @@ export interface CaesarModuleOptions {
   readonly falcon?: FalconBackend;
   /** Transactions whose FALCON signature was verified, remembered (default 20,000). */
   readonly verifiedHybridEntries?: number;
+  /**
+   * Given on a chain with the `ca` module (node wiring, from its genesis): `create-validator`
+   * then needs a TrustChain intermediate in effect for the consensus key
+   * (validator-intermediate.ts), and the module declares `reads: ['ca']` to look the added ones
+   * up. Absent: any key may register, as on a chain without the ca module.
+   */
+  readonly validatorIntermediates?: ValidatorIntermediates;
 }
 
 export const DEFAULT_VERIFIED_HYBRID_ENTRIES = 20_000;
@@ -162,6 +173,10 @@ export const DEFAULT_VERIFIED_HYBRID_ENTRIES = 20_000;
  * transaction hash covers, so a verified hash is remembered and not verified again (the
  * mempool re-checks after every block, and a block runs `check` and `apply`); a transaction
  * with any byte of its FALCON key or signature changed has another hash.
+ *
+ * With `validatorIntermediates` (a chain with the `ca` module), `create-validator` also needs the
+ * consensus key to hold a TrustChain intermediate in effect, checked in `check` and again in
+ * `apply` against the ca state the transaction runs on.
  */
 export function createCaesarModule(options: CaesarModuleOptions = {}): Module<CaesarTx> {
   let falcon = options.falcon;
@@ -185,15 +200,28 @@ export function createCaesarModule(options: CaesarModuleOptions = {}): Module<Ca
     tx.op === HYBRID_OP
       ? { inner: tx.inner satisfies HybridInnerTx, account: hybridFrom(ctx, tx, sender) }
       : { inner: tx, account: ed25519Address(sender) };
+  const intermediates = options.validatorIntermediates;
+  /** The intermediate rule over the ca state `ctx` runs on (read when a key is checked). */
+  const keyRule = (ctx: CheckContext | ExecutionContext): ValidatorKeyRule | undefined => {
+    if (intermediates === undefined) return undefined;
+    return (key) => {
+      if (ctx.foreign === undefined) {
+        // The router always supplies it; only a hand-built context can lack it.
+        throw new TypeError('caesar: create-validator needs ctx.foreign to read the ca state');
+      }
+      requireIntermediate(intermediates, ctx.foreign(CA_MODULE_NAME), key);
+    };
+  };
   return {
     name: CAESAR_MODULE_NAME,
+    ...(intermediates === undefined ? {} : { reads: [CA_MODULE_NAME] }),
     decodeBody: decodeCaesarBody,
     check(ctx: CheckContext, tx: CaesarTx, sender: Uint8Array): void {
       const { inner, account } = unwrap(ctx, tx, sender);
       if (inner.op === TRANSFER_OP) authorize(ctx.state, inner, account);
       else if (inner.op === SUBMIT_PROPOSAL_OP || inner.op === VOTE_OP) {
         checkGovTx(ctx.state, inner, account, ctx.height);
-      } else checkStakingTx(ctx.state, inner, sender, account, ctx.height);
+      } else checkStakingTx(ctx.state, inner, sender, account, ctx.height, keyRule(ctx));
     },
     apply(ctx: ExecutionContext, tx: CaesarTx, sender: Uint8Array): void {
       const { state } = ctx;
@@ -202,7 +230,10 @@ export function createCaesarModule(options: CaesarModuleOptions = {}): Module<Ca
       else if (inner.op === SUBMIT_PROPOSAL_OP || inner.op === VOTE_OP) {
         emitCaesarEvents(ctx.emit, applyGovTx(state, inner, account, ctx.height));
       } else {
-        emitCaesarEvents(ctx.emit, applyStakingTx(state, inner, sender, account, ctx.height));
+        emitCaesarEvents(
+          ctx.emit,
+          applyStakingTx(state, inner, sender, account, ctx.height, keyRule(ctx)),
+        );
       }
     },
     query(path: string, data: Uint8Array): ModuleQueryAnswer | undefined {

@@ -121,7 +121,19 @@ interface CreatePlan {
   readonly validators: Uint8Array[];
 }
 
-function planCreate(state: ModuleStateReader, tx: CreateValidator, sender: Uint8Array): CreatePlan {
+/**
+ * What a new validator's consensus key must satisfy beyond the staking rules: on a chain with the
+ * `ca` module, holding a TrustChain intermediate in effect (validator-intermediate.ts, wired in
+ * module.ts). Throws `CaesarError`; absent, any key may register.
+ */
+export type ValidatorKeyRule = (consensusKey: Uint8Array) => void;
+
+function planCreate(
+  state: ModuleStateReader,
+  tx: CreateValidator,
+  sender: Uint8Array,
+  keyRule: ValidatorKeyRule | undefined,
+): CreatePlan {
   requireStakingParams(state);
   const validator = consensusAddress(sender);
   if (readValidator(state, validator) !== undefined) {
@@ -131,6 +143,7 @@ function planCreate(state: ModuleStateReader, tx: CreateValidator, sender: Uint8
       { validator: formatConsensusAddress(validator) },
     );
   }
+  keyRule?.(sender);
   const validators = readValidatorList(state);
   if (validators.length >= MAX_VALIDATOR_CANDIDATES) {
     throw new CaesarError(
@@ -249,7 +262,7 @@ function planUnjail(
 
 /**
  * `check` for a staking transaction from `sender` acting for `account`: its rules against the
- * state, nothing written.
+ * state, nothing written. `keyRule`: what a `create-validator`'s key must also satisfy.
  */
 export function checkStakingTx(
   state: ModuleStateReader,
@@ -257,11 +270,12 @@ export function checkStakingTx(
   sender: Uint8Array,
   account: Uint8Array,
   height: number,
+  keyRule?: ValidatorKeyRule,
 ): void {
   switch (tx.op) {
     case CREATE_VALIDATOR_OP:
       requireOwnKey(tx.op, sender, account);
-      planCreate(state, tx, sender);
+      planCreate(state, tx, sender, keyRule);
       return;
     case DELEGATE_OP:
       planDelegate(state, tx, account);
@@ -277,8 +291,8 @@ export function checkStakingTx(
 }
 
 /**
- * `apply` for a staking transaction from `sender` acting for `account`: the same rules, then the
- * writes. Returns the events of its receipt (docs/caesar.md, "Events").
+ * `apply` for a staking transaction from `sender` acting for `account`: the same rules (the same
+ * `keyRule`), then the writes. Returns the events of its receipt (docs/caesar.md, "Events").
  */
 export function applyStakingTx(
   state: ModuleState,
@@ -286,11 +300,12 @@ export function applyStakingTx(
   sender: Uint8Array,
   account: Uint8Array,
   height: number,
+  keyRule?: ValidatorKeyRule,
 ): CaesarEvent[] {
   switch (tx.op) {
     case CREATE_VALIDATOR_OP: {
       requireOwnKey(tx.op, sender, account);
-      const { operator, balance, validators } = planCreate(state, tx, sender);
+      const { operator, balance, validators } = planCreate(state, tx, sender, keyRule);
       pay(state, operator, balance, tx.bond + tx.fee, tx.fee);
       const validator = consensusAddress(sender);
       writeValidator(state, {

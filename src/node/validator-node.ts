@@ -236,11 +236,18 @@ export function genesisApplication(genesis: GenesisDocument): GenesisApplication
   }
   const modules: Module[] = [createKvModule()];
   const initialState: InitialStateEntry[] = [];
+  const ca = caGenesisFromApp(genesis.app, genesis);
   const caesar = caesarGenesisFromApp(genesis.app);
   if (caesar !== undefined) {
     // With a staking section, its validators must be exactly the consensus genesis set.
     checkStakingMatchesValidators(caesar, genesis.validators);
-    modules.push(createCaesarModule());
+    // With the ca module, a new validator needs a TrustChain intermediate (docs/caesar.md).
+    const holders = ca?.issuers.map((issuer) => issuer.account);
+    modules.push(
+      createCaesarModule(
+        holders === undefined ? {} : { validatorIntermediates: { genesisHolders: holders } },
+      ),
+    );
     initialState.push(...caesarInitialState(caesar));
   }
   const dns = dnsZonesGenesisFromApp(genesis.app);
@@ -250,7 +257,6 @@ export function genesisApplication(genesis: GenesisDocument): GenesisApplication
   }
   // The service catalog (docs/discovery.md) starts empty: the section only installs it.
   if (discoveryGenesisFromApp(genesis.app) !== undefined) modules.push(createDiscoveryModule());
-  const ca = caGenesisFromApp(genesis.app, genesis);
   if (ca !== undefined) {
     modules.push(createCaModule(ca));
     // The genesis bootstrap certificates, published at height 1 (docs/ca.md, "Genesis").

@@ -46,8 +46,8 @@ export interface TestValidator {
   readonly account: Uint8Array;
 }
 
-export function makeValidator(): TestValidator {
-  const sender = makeSender();
+/** `sender`: a key that exists already (e.g. a genesis intermediate holder's). */
+export function makeValidator(sender: Sender = makeSender()): TestValidator {
   const address = consensusAddress(sender.publicKey);
   return {
     sender,

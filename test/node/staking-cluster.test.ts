@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { consensusAddress, ed25519Address, formatAddress } from '../../src/caesar/index.js';
+import { SEQUENCE_QUERY, decodeSequence } from '../../src/consensus/application/index.js';
 import { decodeBlock, decodeQuorumCertificate } from '../../src/consensus/wire.js';
 import { certificateIdentity, parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
@@ -33,17 +34,20 @@ import { waitForCondition } from '../helpers/wait.js';
  *    root, and a node's `validate` RPC knows it); started, it syncs and follows although no node
  *    lists it; the operator tools find it in the directory and `status --json` shows it as a
  *    follower.
- * 2. Funded and registered with `stake create-validator` (power 40 of 80), it joins the set at
- *    the next epoch and its precommits appear in commits (node API getBlock, `block verify`);
+ * 2. Funded, its `stake create-validator` is refused (`CAESAR_VALIDATOR_NO_INTERMEDIATE`, its
+ *    sequence unchanged): a new validator needs a TrustChain intermediate first. It gets one
+ *    through the governed procedure (`ca intermediate issue`, approvals by 3 of the 4 genesis
+ *    holders), `ca intermediate list` shows it active, node-5 takes it up without a restart.
+ * 3. Registered with `stake create-validator` (power 40 of 80), it joins the set at the next
+ *    epoch and its precommits appear in commits (node API getBlock, `block verify`);
  *    `status --json` now shows it as a validator.
- * 3. With node-4 stopped, 30 of the genesis power is left: every commit now needs node-5's 40.
- * 4. node-4 restarted as a test-build equivocator (HYPERMESH_TEST_EQUIVOCATE=prevote with
+ * 4. With node-4 stopped, 30 of the genesis power is left: every commit now needs node-5's 40.
+ * 5. node-4 restarted as a test-build equivocator (HYPERMESH_TEST_EQUIVOCATE=prevote with
  *    HYPERMESH_TEST_BUILD=1): the others turn its two prevotes into evidence, a block includes
  *    it, Caesar burns 5% of its stake and jails it (proven `stake validators --json`), the set
  *    drops it two heights later, and the cluster keeps committing without it.
- * 5. node-5 gets a TrustChain intermediate through the governed procedure (`ca intermediate
- *    issue`, approvals by 3 of the 4 genesis holders), `ca intermediate list` shows it active,
- *    node-5 takes it up without a restart and publishes a certificate in its turn.
+ * 6. node-5, now proposing most blocks, publishes a certificate with its added intermediate in
+ *    its turn.
  *
  * Every wait is re-checked on a node's log line (commit, membership) or exit, with a deadline.
  */
@@ -113,6 +117,31 @@ async function stakeValidators(): Promise<{
   const result = await runCli(['stake', 'validators', '--json', '--cluster', clusterDir]);
   assert.equal(result.code, 0, result.err);
   return JSON.parse(result.out) as Awaited<ReturnType<typeof stakeValidators>>;
+}
+
+/** `stake create-validator` for node-5 (self-bond SELF_BOND, no commission), `--wait`. */
+function createValidator(): ReturnType<typeof runCli> {
+  return runCli([
+    'stake',
+    'create-validator',
+    '--node-dir',
+    path.join(clusterDir, 'node-5'),
+    '--self-bond',
+    String(SELF_BOND),
+    '--commission',
+    '0',
+    '--cluster',
+    clusterDir,
+    '--wait',
+  ]);
+}
+
+/** The next sequence number node-1's committed state expects from `publicKey`. */
+async function sequenceOf(publicKey: Uint8Array): Promise<number> {
+  const answer = await (session as OperatorSession)
+    .client('node-1')
+    .query({ path: SEQUENCE_QUERY, data: publicKey });
+  return decodeSequence(answer.value);
 }
 
 /**
@@ -323,7 +352,7 @@ describe(
       assert.equal(report.validators.length, 4);
     });
 
-    it('funds and registers node-5; it joins the set at the next epoch and signs commits', async () => {
+    it('refuses to register node-5 before it holds an intermediate, which it then gets through the governed procedure', async () => {
       const key = await readWalletKey(path.join(clusterDir, 'node-5', 'node-5.key'));
       const funded = await runCli([
         'wallet',
@@ -339,19 +368,75 @@ describe(
         '--wait',
       ]);
       assert.equal(funded.code, 0, funded.err);
-      const created = await runCli([
-        'stake',
-        'create-validator',
-        '--node-dir',
-        path.join(clusterDir, 'node-5'),
-        '--self-bond',
-        String(SELF_BOND),
-        '--commission',
-        '0',
+      // No intermediate yet: refused at admission with its code, nothing submitted.
+      const sequence = await sequenceOf(key.publicKey);
+      const refused = await createValidator();
+      assert.equal(refused.code, 1, refused.out + refused.err);
+      assert.match(
+        refused.err,
+        /node-\d refused the validator: CAESAR_VALIDATOR_NO_INTERMEDIATE: create-validator: key [0-9a-f]{64} holds no TrustChain intermediate in effect/,
+      );
+      const issued = await runCli([
+        'ca',
+        'intermediate',
+        'issue',
         '--cluster',
         clusterDir,
-        '--wait',
+        '--node',
+        'node-5',
+        '--json',
       ]);
+      assert.equal(issued.code, 0, issued.err);
+      const { hash } = JSON.parse(issued.out) as { hash: string };
+      assert.match(hash, /^[0-9a-f]{64}$/);
+      // 4 genesis holders: more than 2/3 is 3 approvals.
+      for (const [holder, active] of [
+        ['node-1', null],
+        ['node-2', null],
+        ['node-3', 'node-5'],
+      ] as const) {
+        const approved = await runCli([
+          'ca',
+          'intermediate',
+          'approve',
+          '--cluster',
+          clusterDir,
+          '--node',
+          holder,
+          '--hash',
+          hash,
+          '--json',
+        ]);
+        assert.equal(approved.code, 0, approved.err);
+        assert.equal((JSON.parse(approved.out) as { active: string | null }).active, active);
+      }
+      const listed = await runCli([
+        'ca',
+        'intermediate',
+        'list',
+        '--cluster',
+        clusterDir,
+        '--json',
+      ]);
+      assert.equal(listed.code, 0, listed.err);
+      const listing = JSON.parse(listed.out) as {
+        holders: number;
+        entries: { name: string; status: string; approvals: string[] }[];
+      };
+      assert.equal(listing.holders, 5);
+      const node5 = listing.entries.find((entry) => entry.name === 'node-5');
+      assert.equal(node5?.status, 'active');
+      assert.deepEqual(node5?.approvals, ['node-1', 'node-2', 'node-3']);
+      await until(
+        () => logged('node-5', 'ca intermediate in effect: publishing').length > 0,
+        () => `node-5 to take up its intermediate (at ${height('node-5')})`,
+      );
+      // The refused registration never reached a block: the sequence is where it was.
+      assert.equal(await sequenceOf(key.publicKey), sequence);
+    });
+
+    it('registers node-5; it joins the set at the next epoch and signs commits', async () => {
+      const created = await createValidator();
       assert.equal(created.code, 0, created.err);
       const registeredAt = Number(/committed at height (\d+), code 0/.exec(created.out)?.[1]);
       assert.ok(registeredAt > 0, created.out);
@@ -457,62 +542,7 @@ describe(
       assert.ok(running('node-1') && running('node-5'));
     });
 
-    it('gives node-5 an intermediate through the governed procedure; it publishes in its turn', async () => {
-      const issued = await runCli([
-        'ca',
-        'intermediate',
-        'issue',
-        '--cluster',
-        clusterDir,
-        '--node',
-        'node-5',
-        '--json',
-      ]);
-      assert.equal(issued.code, 0, issued.err);
-      const { hash } = JSON.parse(issued.out) as { hash: string };
-      assert.match(hash, /^[0-9a-f]{64}$/);
-      // 4 genesis holders: more than 2/3 is 3 approvals.
-      for (const [holder, active] of [
-        ['node-1', null],
-        ['node-2', null],
-        ['node-3', 'node-5'],
-      ] as const) {
-        const approved = await runCli([
-          'ca',
-          'intermediate',
-          'approve',
-          '--cluster',
-          clusterDir,
-          '--node',
-          holder,
-          '--hash',
-          hash,
-          '--json',
-        ]);
-        assert.equal(approved.code, 0, approved.err);
-        assert.equal((JSON.parse(approved.out) as { active: string | null }).active, active);
-      }
-      const listed = await runCli([
-        'ca',
-        'intermediate',
-        'list',
-        '--cluster',
-        clusterDir,
-        '--json',
-      ]);
-      assert.equal(listed.code, 0, listed.err);
-      const listing = JSON.parse(listed.out) as {
-        holders: number;
-        entries: { name: string; status: string; approvals: string[] }[];
-      };
-      assert.equal(listing.holders, 5);
-      const node5 = listing.entries.find((entry) => entry.name === 'node-5');
-      assert.equal(node5?.status, 'active');
-      assert.deepEqual(node5?.approvals, ['node-1', 'node-2', 'node-3']);
-      await until(
-        () => logged('node-5', 'ca intermediate in effect: publishing').length > 0,
-        () => `node-5 to take up its intermediate (at ${height('node-5')})`,
-      );
+    it('node-5 publishes with its added intermediate in its turn', async () => {
       // node-5 proposes most blocks (40 of 70): a request committed in a block it proposes is
       // its to publish (alone, for the window set in `before`). Each request's block is looked
       // up, so every publication is checked against the rotation, until one falls to node-5.
