@@ -5,6 +5,7 @@ import {
   caaAllows,
   caaRecordFromRdata,
   relevantCaaRecordSet,
+  type CaaContext,
   type CaaDecision,
   type CaaRecord,
 } from '../ca/caa.js';
@@ -146,10 +147,15 @@ export class ClusterDnsReader {
    * name is in none of the module's zones (its names are not the cluster's to rule on). The
    * Relevant RRset is searched from the name up to its zone's apex, no further. The module has
    * no ACME account or validation method, so a property restricted by RFC 8657 `accounturi`
-   * or `validationmethods` authorises no issuance through it. A CNAME chain longer than
+   * or `validationmethods` authorises no issuance through it, unless `parametersChecked` (the
+   * name has a quorum of DCV attestations, whose holders checked those parameters). A CNAME chain longer than
    * `MAX_CNAME_DEPTH` (or a loop) refuses: the records cannot be known.
    */
-  caaRefusal(name: string, identities: readonly string[]): CaaRefusal | null {
+  caaRefusal(
+    name: string,
+    identities: readonly string[],
+    context: Pick<CaaContext, 'parametersChecked'> = {},
+  ): CaaRefusal | null {
     const base = keyOf(wildcardBase(name));
     const apex = base === undefined ? undefined : this.zoneOf(base);
     if (apex === undefined) return null;
@@ -164,7 +170,7 @@ export class ClusterDnsReader {
       return { name, domain: wildcardBase(name), reason: 'cname_chain' };
     }
     if (relevant === null) return null;
-    const decision = caaAllows(identities, relevant.records, name);
+    const decision = caaAllows(identities, relevant.records, name, context);
     if (decision.allowed) return null;
     return {
       name,

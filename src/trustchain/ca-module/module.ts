@@ -284,10 +284,19 @@ export function createCaModule(
    * in a zone of the `dns` module needs CAA records that authorise the cluster CA (its genesis
    * identities, `CaClusterDns.caaIdentities`), whoever asks and whatever grant allows the name.
    */
-  function checkCaa(dns: ClusterDnsReader, request: CertificateRequest): void {
+  function checkCaa(
+    dns: ClusterDnsReader,
+    request: CertificateRequest,
+    corroborated: ReadonlySet<string>,
+  ): void {
     const identities = config.clusterDns?.caaIdentities ?? [];
     for (const name of request.dnsNames) {
-      const refusal = dns.caaRefusal(name, identities);
+      // A name with a quorum of DCV attestations: each holder's `ok` covers its own CAA check
+      // with the ACME account and the validation method it saw (RFC 8657), which the module
+      // does not know; the issuer names are still checked here.
+      const refusal = dns.caaRefusal(name, identities, {
+        parametersChecked: corroborated.has(name),
+      });
       if (refusal === null) continue;
       const why =
         refusal.reason === 'unknown_critical_property'
@@ -377,7 +386,7 @@ export function createCaModule(
     sender: Uint8Array,
     requester: CaRequester,
     owned: ReadonlySet<string>,
-  ): void {
+  ): ReadonlySet<string> {
     const attestations = dcv.map((bytes, index) => {
       try {
         return decodeDcvAttestation(bytes);
@@ -388,7 +397,7 @@ export function createCaModule(
         throw error;
       }
     });
-    if (!requester.requireDcv) return;
+    if (!requester.requireDcv) return new Set();
     // A name the sender owns in the `dns` module needs no DCV: the state proves control.
     const names = [
       ...request.dnsNames
@@ -396,7 +405,7 @@ export function createCaModule(
         .map((name) => ({ name, identifier: dcvIdentifier('dns', name) })),
       ...request.ipAddresses.map((name) => ({ name, identifier: dcvIdentifier('ip', name) })),
     ];
-    if (names.length === 0) return;
+    if (names.length === 0) return new Set();
     const corroborating = new Map<string, Set<string>>(
       names.map(({ identifier }) => [identifier, new Set<string>()]),
     );
@@ -429,6 +438,7 @@ export function createCaModule(
         );
       }
     }
+    return new Set(request.dnsNames.filter((name) => !owned.has(name)));
   }
 
   /**
@@ -531,10 +541,11 @@ export function createCaModule(
     );
     const lifetimeSeconds = checkPolicy(request, requester, owned);
     // A renewal re-issues names whose original request carried the quorum (docs/ca.md, MPIC).
-    if (tx.op === 'request') {
-      checkDcv(chainId, height, issuers, request, tx.dcv ?? [], sender, requester, owned);
-    }
-    if (dns !== null) checkCaa(dns, request);
+    const corroborated =
+      tx.op === 'request'
+        ? checkDcv(chainId, height, issuers, request, tx.dcv ?? [], sender, requester, owned)
+        : new Set<string>();
+    if (dns !== null) checkCaa(dns, request, corroborated);
     checkCapacity(state, height);
     return { request, lifetimeSeconds, renews, account };
   }

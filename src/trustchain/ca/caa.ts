@@ -17,6 +17,13 @@ export interface CaaContext {
   readonly accountUri?: string;
   /** The validation method used, e.g. `dns-01` (RFC 8657 §4). */
   readonly validationMethod?: string;
+  /**
+   * The RFC 8657 parameters were already checked by whoever validated control of the name
+   * (the `ca` module, for a name with a quorum of DCV attestations: each holder checked CAA with
+   * the account and method it saw); a property naming this issuer then authorises whatever its
+   * `accounturi` and `validationmethods` say.
+   */
+  readonly parametersChecked?: boolean;
 }
 
 export type CaaDecision =
@@ -124,6 +131,7 @@ function authorizes(
   context: CaaContext,
 ): boolean {
   if (value.issuer === null || !issuerDomains.includes(value.issuer)) return false;
+  if (context.parametersChecked === true) return true;
   const accountUri = value.parameters.get('accounturi');
   if (accountUri !== undefined && accountUri !== context.accountUri) return false;
   const methods = value.parameters.get('validationmethods');

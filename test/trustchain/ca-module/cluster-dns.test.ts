@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TxCheckResult } from '../../../src/consensus/app.js';
 import { toHex } from '../../../src/crypto/bytes.js';
+import { sha256 } from '../../../src/crypto/hash.js';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
 import { verifyIssuedCertificate } from '../../../src/trustchain/ca/verify.js';
 import {
@@ -10,6 +11,7 @@ import {
   caRequestBody,
   createCaModule,
   findPublishedCertificate,
+  signDcvAttestation,
 } from '../../../src/trustchain/ca-module/index.js';
 import {
   dnsNameRegister,
@@ -20,7 +22,7 @@ import {
 } from '../../../src/trustchain/dns-zones/index.js';
 import { makeSender, type Sender } from '../../consensus/application/fixture.js';
 import { clusterGenesis, dnsTx } from '../dns-zones/dns-zones-fixture.js';
-import { BLOCK_TIME, generateKey } from '../ca/fixtures.js';
+import { BLOCK_TIME, CHAIN_ID, generateKey } from '../ca/fixtures.js';
 import {
   assertRefused,
   caTry,
@@ -83,6 +85,8 @@ describe('ca module with the dns module: ownership and CAA', () => {
   const dcvAccount = makeSender();
   /** A grant for that other zone, without `requireDcv`. */
   const netOperator = makeSender();
+  /** A grant with `requireDcv` for the cluster zone (a node's ACME account). */
+  const acmeAccount = makeSender();
 
   /** Executes and commits a block; asserts every transaction's code. */
   const block = (transactions: readonly Uint8Array[], codes: readonly number[]) => {
@@ -118,6 +122,12 @@ describe('ca module with the dns module: ownership and CAA', () => {
             profiles: ['service'],
             dnsZones: ['example.net'],
             wildcards: true,
+          },
+          {
+            account: toHex(acmeAccount.publicKey),
+            profiles: ['service'],
+            dnsZones: ['hypermesh'],
+            requireDcv: true,
           },
         ],
       },
@@ -337,6 +347,62 @@ describe('ca module with the dns module: ownership and CAA', () => {
       [0],
     );
     admitted(check(zoneOperator, ['w.hypermesh']));
+  });
+
+  it('RFC 8657 parameters: refused without DCV, trusted to a quorum of attestations', () => {
+    block([dnsTx(owner, dnsNameRegister('p.hypermesh.'))], [0]);
+    block(
+      [
+        dnsTx(
+          owner,
+          caa('p.hypermesh.', [
+            [0, 'issue', 'hypermesh; accounturi=https://acme.example/acct/1'],
+            [0, 'issue', 'other-ca.example'],
+          ]),
+        ),
+      ],
+      [0],
+    );
+    const height = node.node.store.blocks.latestHeight() as number;
+    const attested = (names: readonly string[], attestations: readonly Uint8Array[]) =>
+      node.node.app.checkTx(
+        caTry(
+          acmeAccount,
+          caRequestBody(
+            {
+              profile: 'service',
+              csr: createCsr({ privateKey: generateKey('p256') }),
+              dnsNames: names,
+            },
+            undefined,
+            attestations,
+          ),
+        ),
+      );
+    const quorum = (name: string) =>
+      Object.values(fixture.validators).map((validator) =>
+        signDcvAttestation(
+          {
+            chainId: CHAIN_ID,
+            account: acmeAccount.publicKey,
+            identifier: `dns:${name}`,
+            method: 'http-01',
+            keyAuthorizationHash: sha256(new TextEncoder().encode(`token.${name}`)),
+            height,
+            ok: true,
+            validator: validator.publicKey,
+          },
+          validator.privateKey,
+        ),
+      );
+    // The module knows no ACME account: without attestations the parameter authorises nothing.
+    refusedAtAdmission(check(zoneOperator, ['p.hypermesh']), C.CAA_REFUSED, /at p\.hypermesh/);
+    // Each holder's `ok` covered CAA with the account and method it saw.
+    admitted(attested(['p.hypermesh'], quorum('p.hypermesh')));
+    // The issuer name itself is still the module's to check.
+    block([dnsTx(owner, caa('p.hypermesh.', [[0, 'issue', 'other-ca.example']]))], [0]);
+    const later = attested(['p.hypermesh'], quorum('p.hypermesh'));
+    refusedAtAdmission(later, C.CAA_REFUSED, /at p\.hypermesh/);
   });
 });
 
