@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { CA_FILES } from '../ca-genesis.js';
 import type { Command } from '../commands.js';
 import { parseCommandArgs, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
@@ -50,8 +53,11 @@ signs the certificate here.
 
 The existing nodes accept its connections without a configuration change (docs/stoq-auth.md,
 "Consensus peers"). Start it with "hypermesh node start --config DIR/NAME/config.json": it
-syncs and follows the chain. To make it a validator, fund its account (the address of its key,
-"hypermesh wallet address --key DIR/NAME/NAME.key") and register it:
+syncs and follows the chain. To make it a validator: on a chain with the CA, get its TrustChain
+intermediate first ("hypermesh ca intermediate issue --cluster DIR --node NAME", then
+"hypermesh ca intermediate approve --cluster DIR --node HOLDER --for NAME" by more than 2/3 of
+the holders; create-validator is refused until it is in effect); fund its account (the address
+of its key, "hypermesh wallet address --key DIR/NAME/NAME.key") and register it:
 "hypermesh stake create-validator --node-dir DIR/NAME --self-bond X --commission R --cluster DIR";
 it joins the set at the next epoch. See docs/node.md, "Adding a node".
 
@@ -129,6 +135,11 @@ options:
     });
     io.out(`created ${added.dir}\n`);
     io.out(`start it with: hypermesh node start --config ${added.configFile}\n`);
+    if (existsSync(path.join(added.dir, CA_FILES.intermediateRequest))) {
+      io.out(
+        `its TrustChain intermediate (needed before create-validator): hypermesh ca intermediate issue --cluster ${values.cluster} --node ${added.name}, then hypermesh ca intermediate approve --cluster ${values.cluster} --node HOLDER --for ${added.name} by more than 2/3 of the holders\n`,
+      );
+    }
     io.out(
       `make it a validator: hypermesh stake create-validator --node-dir ${added.dir} --self-bond X --commission R --cluster ${values.cluster}\n`,
     );
