@@ -99,6 +99,13 @@ export interface TxResult {
   readonly log: string;
   /** What the applied transaction did (`TxEvent`); absent when none. */
   readonly events?: readonly TxEvent[];
+  /**
+   * The envelope's sender (raw Ed25519 key), whose sequence the transaction used, applied or
+   * refused. Nodes index the receipt under the sender's account as well as under the accounts
+   * its events name (`blockReceipts`); no hash covers it. The router always sets it; absent
+   * where a result is built by hand.
+   */
+  readonly sender?: Uint8Array;
 }
 
 /** A validator's new voting power (0 removes it), returned by a block's execution. */

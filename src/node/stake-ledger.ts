@@ -16,6 +16,7 @@ import {
   ed25519Address,
   encodeStakingTx,
   formatConsensusAddress,
+  sharesValue,
   verifyCaesarDelegation,
   verifyCaesarStakingParams,
   verifyCaesarUnbonding,
@@ -267,6 +268,103 @@ export async function readProvenDelegation(
     validator: record,
     shares,
     unbonding,
+  };
+}
+
+export interface DelegationView {
+  /** The validator's consensus address, 40 hex digits. */
+  readonly validator: string;
+  readonly record: ValidatorRecord;
+  readonly shares: bigint;
+  /** What the shares are worth now: shares × the validator's tokens / its shares. */
+  readonly tokens: bigint;
+}
+
+export interface ProvenDelegations {
+  readonly height: number | null;
+  readonly stateRoot: string;
+  /** The delegator's delegations (shares above zero), by worth (descending), then address. */
+  readonly delegations: readonly DelegationView[];
+  /** Its unbonding entries, by completion height, then validator. */
+  readonly unbonding: readonly UnbondingEntry[];
+  /** How many validator records were read (each with the delegation at it). */
+  readonly validatorsRead: number;
+}
+
+/** Proven reads in flight at once while reading every validator's delegation. */
+const DELEGATION_READS_IN_FLIGHT = 16;
+
+/**
+ * Every delegation of `delegator` and its unbonding entries, each read with its proof checked,
+ * all at the height of the first answer. The state keeps delegations by validator, with no
+ * index by delegator, so this reads the delegation at every validator the node proves to exist
+ * (at most `MAX_VALIDATOR_CANDIDATES`), with its record for the worth and the jail.
+ */
+export async function readProvenDelegations(
+  client: NodeRpcClient,
+  delegator: Uint8Array,
+  height?: number,
+): Promise<ProvenDelegations> {
+  const reader = new ProvenReader(client, height);
+  const params = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
+  if (params === null) {
+    throw new StakeCliError(
+      StakeErrorCode.STAKING_OFF,
+      'the node proves that its chain has no staking parameters',
+      1,
+    );
+  }
+  const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
+  const readOne = async (address: Uint8Array): Promise<DelegationView | null> => {
+    const record = await reader.read(
+      (at) => caesarValidatorQuery(address, at),
+      (response) => verifyCaesarValidator(address, response),
+    );
+    if (record === null) {
+      throw new StakeCliError(
+        StakeErrorCode.PROOF_INVALID,
+        `the node lists validator ${toHex(address)} but proves it has no record`,
+        1,
+      );
+    }
+    const shares = await reader.read(
+      (at) => caesarDelegationQuery(address, delegator, at),
+      (response) => verifyCaesarDelegation(address, delegator, response),
+    );
+    if (shares === 0n) return null;
+    return {
+      validator: formatConsensusAddress(address),
+      record,
+      shares,
+      tokens: sharesValue(record, shares),
+    };
+  };
+  const delegations: DelegationView[] = [];
+  for (let start = 0; start < addresses.length; start += DELEGATION_READS_IN_FLIGHT) {
+    const batch = addresses.slice(start, start + DELEGATION_READS_IN_FLIGHT);
+    for (const view of await Promise.all(batch.map(readOne))) {
+      if (view !== null) delegations.push(view);
+    }
+  }
+  delegations.sort((a, b) =>
+    a.tokens === b.tokens ? a.validator.localeCompare(b.validator) : a.tokens > b.tokens ? -1 : 1,
+  );
+  const unbonding = [
+    ...(await reader.read(
+      (at) => caesarUnbondingQuery(delegator, at),
+      (response) => verifyCaesarUnbonding(delegator, response),
+    )),
+  ].sort((a, b) =>
+    a.completionHeight === b.completionHeight
+      ? toHex(a.validator).localeCompare(toHex(b.validator))
+      : a.completionHeight - b.completionHeight,
+  );
+  return {
+    height: reader.height ?? null,
+    stateRoot: reader.stateRoot,
+    delegations,
+    unbonding,
+    validatorsRead: addresses.length,
   };
 }
 

@@ -217,9 +217,25 @@ export function describeEvent(
   }
 }
 
-/** How a receipt's result reads: `applied`, or `refused (code N): log`. */
+/**
+ * The name of a refused transaction's result code, from its log (`CODE_NAME: message`, as the
+ * router writes a module's refusal), or null when applied or the log names none.
+ */
+export function resultCodeName(receipt: Pick<TxReceiptView, 'code' | 'log'>): string | null {
+  if (receipt.code === 0) return null;
+  return /^([A-Z][A-Z0-9_]*): /.exec(receipt.log)?.[1] ?? null;
+}
+
+/**
+ * How a receipt's result reads: `applied`, or `refused CODE_NAME (code N): message` (the log
+ * after its code name; `refused (code N): log` when the log names no code).
+ */
 export function describeResult(receipt: Pick<TxReceiptView, 'code' | 'log'>): string {
-  return receipt.code === 0 ? 'applied' : `refused (code ${receipt.code}): ${receipt.log}`;
+  if (receipt.code === 0) return 'applied';
+  const name = resultCodeName(receipt);
+  return name === null
+    ? `refused (code ${receipt.code}): ${receipt.log}`
+    : `refused ${name} (code ${receipt.code}): ${receipt.log.slice(name.length + 2)}`;
 }
 
 /**

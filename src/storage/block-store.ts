@@ -43,8 +43,9 @@ export interface BlockReader {
   /** The receipt of a committed transaction, or null (unknown, or stored before receipts). */
   receipt(txHash: Uint8Array): StoredReceipt | null;
   /**
-   * The transactions whose receipts name `account`, newest first, strictly before `before`
-   * (a position; default: from the newest), at most `limit` (≤ `MAX_HISTORY_PAGE`).
+   * The transactions indexed under `account` (the receipt's `accounts`: those its events name
+   * and its sender's, as consensus derives them), newest first, strictly before `before` (a
+   * position; default: from the newest), at most `limit` (≤ `MAX_HISTORY_PAGE`).
    */
   accountHistory(account: Uint8Array, before: TxPosition | null, limit: number): AccountTx[];
 }

@@ -345,5 +345,42 @@ describe(CAESAR_SERVICE_NAME, () => {
     assert.deepEqual(votes.view.votes, [{ voter: formatAddress(treasury.address), option: 'yes' }]);
     assert.equal(votes.view.proposal?.id, 1);
     assert.equal((await caesar.votes(7)).view.proposal, null);
+
+    // A transfer refused in its block (admitted behind the sender's next transaction, which
+    // alone is checked against the ledger at admission) is in the sender's history with its
+    // code; the applied one before it is there once.
+    const paid = build(encodeTransfer({ to: bob, amount: 1_000n }), 5);
+    const tooMuch = build(encodeTransfer({ to: bob, amount: 10n ** 15n }), 6);
+    for (const tx of [paid, tooMuch]) {
+      const admitted = await caesar.submitTx(tx.bytes);
+      assert.equal(admitted.ok, true, JSON.stringify(admitted));
+    }
+    await waitForCondition(
+      running.driver,
+      'commit',
+      async () =>
+        (await caesar.history({ account: treasury.address, limit: 1 })).receipts.some(
+          (entry) => toHex(entry.txHash) === toHex(tooMuch.txHash),
+        ),
+      'the refused transfer in the history',
+      20_000,
+    );
+    const latest = await caesar.history({ account: treasury.address, limit: 100 });
+    const [refusedEntry, paidEntry] = latest.receipts;
+    assert.equal(toHex(refusedEntry!.txHash), toHex(tooMuch.txHash));
+    assert.notEqual(refusedEntry!.code, 0);
+    assert.match(refusedEntry!.log, /^CAESAR_INSUFFICIENT_FUNDS: /);
+    assert.deepEqual(refusedEntry!.events, []);
+    assert.equal(toHex(paidEntry!.txHash), toHex(paid.txHash));
+    assert.equal(paidEntry!.code, 0);
+    const listed = latest.receipts.map((entry) => toHex(entry.txHash));
+    assert.equal(new Set(listed).size, listed.length, 'no transaction twice');
+    assert.equal((await caesar.receipt(tooMuch.txHash)).code, refusedEntry!.code);
+    // The recipient it would have paid does not see it.
+    assert.ok(
+      !(await caesar.history({ account: bob, limit: 100 })).receipts.some(
+        (entry) => toHex(entry.txHash) === toHex(tooMuch.txHash),
+      ),
+    );
   });
 });

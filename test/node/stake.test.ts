@@ -9,6 +9,7 @@ import {
   DEFAULT_STAKING_PARAMS,
   caesarGenesisFromApp,
   checkStakingMatchesValidators,
+  caesarDelegationQuery,
   consensusAddress,
   ed25519Address,
   formatAddress,
@@ -21,6 +22,7 @@ import {
   decodeValidatorUpdates,
   encodeValidatorUpdates,
 } from '../../src/consensus/validator-updates.js';
+import { fromHex } from '../../src/crypto/bytes.js';
 import { verifyBlockFromNode } from '../../src/node/block-verify.js';
 import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
 import { createLogger } from '../../src/node/log.js';
@@ -31,6 +33,11 @@ import {
   startValidatorNode,
   type ValidatorNode,
 } from '../../src/node/validator-node.js';
+import {
+  StakeCliError,
+  StakeErrorCode,
+  readProvenDelegations,
+} from '../../src/node/stake-ledger.js';
 import { readWalletKey } from '../../src/node/wallet.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { waitForCondition } from '../helpers/wait.js';
@@ -605,6 +612,190 @@ describe('hypermesh stake against a running validator', () => {
       { tokens: '2000000', power: 0, inSet: false, commissionBps: 500 },
     );
     assert.equal(await balanceOf(formatAddress(ed25519Address(newKey.publicKey))), 1_000_000n);
+
+    // Alice also delegates 1 TST to the new validator: two delegations, one unbonding entry.
+    const second = await run([
+      'stake',
+      'delegate',
+      '--validator',
+      newAddress,
+      '--amount',
+      '1',
+      '--key',
+      alice,
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(second.code, 0, second.err + second.out);
+    const completion = committedAt + DEFAULT_STAKING_PARAMS.unbondingBlocks;
+
+    const listedJson = await run([
+      'stake',
+      'delegations',
+      '--key',
+      alice,
+      '--cluster',
+      layout.dir,
+      '--json',
+    ]);
+    assert.equal(listedJson.code, 0, listedJson.err);
+    const document = JSON.parse(listedJson.out) as Record<string, unknown>;
+    assert.match(String(document['stateRoot']), /^[0-9a-f]{64}$/);
+    assert.ok(Number(document['height']) > committedAt);
+    assert.deepEqual(
+      {
+        account: document['account'],
+        validatorsRead: document['validatorsRead'],
+        delegated: document['delegated'],
+        unbondingTotal: document['unbondingTotal'],
+        delegations: document['delegations'],
+        unbonding: document['unbonding'],
+      },
+      {
+        account: aliceAddress,
+        validatorsRead: 2,
+        delegated: '2500000',
+        unbondingTotal: '500000',
+        // By worth: 2 delegated minus 0.5 unbonded at node-1 (no rewards, one share per base
+        // unit), then 1 at the new validator.
+        delegations: [
+          {
+            validator: node1,
+            name: 'node-1',
+            shares: '1500000',
+            tokens: '1500000',
+            worth: '1.5',
+            jailed: 'none',
+            jailedUntil: 0,
+          },
+          {
+            validator: newAddress,
+            name: null,
+            shares: '1000000',
+            tokens: '1000000',
+            worth: '1',
+            jailed: 'none',
+            jailedUntil: 0,
+          },
+        ],
+        unbonding: [
+          {
+            validator: node1,
+            name: 'node-1',
+            amount: '500000',
+            worth: '0.5',
+            creationHeight: committedAt,
+            completionHeight: completion,
+          },
+        ],
+      },
+    );
+    const listedText = await run([
+      'stake',
+      'delegations',
+      '--address',
+      aliceAddress.toUpperCase(),
+      '--cluster',
+      layout.dir,
+    ]);
+    assert.equal(listedText.code, 0, listedText.err);
+    assert.match(
+      listedText.out,
+      new RegExp(
+        `^${aliceAddress}: 2 delegation\\(s\\) worth 2\\.5 TST \\(2500000 base units\\), 1 unbonding entry\\(ies\\) of 0\\.5 TST \\(500000 base units\\)\\n` +
+          `  height \\d+, 2 validator\\(s\\) read, proofs verified against state root [0-9a-f]{64} \\(node-1\\)\\n` +
+          `delegation to ${node1} \\(node-1\\): 1500000 shares worth 1\\.5 TST \\(1500000 base units\\), jailed: no\\n` +
+          `delegation to ${newAddress}: 1000000 shares worth 1 TST \\(1000000 base units\\), jailed: no\\n` +
+          `unbonding 0\\.5 TST \\(500000 base units\\) from ${node1} \\(node-1\\): unbonded at height ${committedAt}, returns to the balance at the end of block ${completion}\\n$`,
+      ),
+    );
+
+    // The proofs are checked: a node that changes the delegation's value is caught (exit 1).
+    const session = await openOperatorSession(await loadClusterTarget(layout.dir));
+    try {
+      const honest = session.client('node-1');
+      const delegationPath = caesarDelegationQuery(fromHex(node1), aliceWallet.address).path;
+      const lying: NodeRpcClient = {
+        ...honest,
+        query: async (request) => {
+          const answer = await honest.query(request);
+          if (request.path !== delegationPath || answer.value === null) return answer;
+          const value = Uint8Array.from(answer.value);
+          value[value.length - 1] = (value.at(-1) ?? 0) ^ 1;
+          return { ...answer, value };
+        },
+      };
+      await assert.rejects(
+        readProvenDelegations(lying, aliceWallet.address),
+        (error: unknown) =>
+          error instanceof StakeCliError &&
+          error.code === StakeErrorCode.PROOF_INVALID &&
+          error.exitCode === 1,
+      );
+      const proven = await readProvenDelegations(honest, aliceWallet.address);
+      assert.deepEqual(
+        proven.delegations.map((view) => [view.validator, view.shares, view.tokens]),
+        [
+          [node1, 1_500_000n, 1_500_000n],
+          [newAddress, 1_000_000n, 1_000_000n],
+        ],
+      );
+    } finally {
+      await session.close();
+    }
+
+    // An account with no staking at all, at a given height.
+    const nobody = 'ab'.repeat(32);
+    const none = await run([
+      'stake',
+      'delegations',
+      '--address',
+      nobody,
+      '--height',
+      String(committedAt),
+      '--cluster',
+      layout.dir,
+    ]);
+    assert.equal(none.code, 0, none.err);
+    assert.match(
+      none.out,
+      new RegExp(
+        `^${nobody}: 0 delegation\\(s\\) worth 0 TST \\(0 base units\\), 0 unbonding entry\\(ies\\) of 0 TST \\(0 base units\\)\\n` +
+          `  height ${committedAt}, 1 validator\\(s\\) read, .*\\nno delegations\\nno unbonding entries\\n$`,
+      ),
+    );
+    const noneJson = JSON.parse(
+      (await run(['stake', 'delegations', '--address', nobody, '--cluster', layout.dir, '--json']))
+        .out,
+    ) as { delegations: unknown[]; unbonding: unknown[]; delegated: string };
+    assert.deepEqual([noneJson.delegations, noneJson.unbonding, noneJson.delegated], [[], [], '0']);
+
+    const badDelegations: [string[], RegExp][] = [
+      [[], /give the account with --address ADDR or --key FILE/],
+      [['--address', nobody, '--key', alice], /give --address or --key, not both/],
+      [['--address', 'xyz'], /--address "xyz" is not an address: character "x" at position 1/],
+      [['--address', node1], /it has 40 hex digits, an address has 64/],
+      [['--address', nobody, '--height', '0'], /--height/],
+      [['--address', nobody, '--height', 'latest'], /--height/],
+      [['--address', nobody, '--validator', node1], /--validator/],
+    ];
+    for (const [flags, pattern] of badDelegations) {
+      const result = await run(['stake', 'delegations', ...flags, '--cluster', layout.dir]);
+      assert.equal(result.code, 2, `${flags.join(' ')}: ${result.err}`);
+      assert.match(result.err, pattern);
+    }
+    // A key file that cannot be read fails as in every command that reads one (exit 1).
+    const missing = await run([
+      'stake',
+      'delegations',
+      '--key',
+      path.join(root, 'missing.key'),
+      '--cluster',
+      layout.dir,
+    ]);
+    assert.equal(missing.code, 1, missing.err);
+    assert.match(missing.err, /no key file at .*missing\.key \[KEYFILE_NOT_FOUND\]/);
   });
 
   it('hands a created validator to consensus at the next epoch', async () => {
@@ -818,7 +1009,14 @@ describe('hypermesh stake against a running validator', () => {
       result.err,
       /chain "hypermesh-dev" has no staking: .* \(hypermesh cluster init --staking writes one\) \[STAKE_STAKING_OFF\]/,
     );
-    for (const command of ['validators', 'create-validator', 'delegate', 'unbond', 'unjail']) {
+    for (const command of [
+      'validators',
+      'delegations',
+      'create-validator',
+      'delegate',
+      'unbond',
+      'unjail',
+    ]) {
       const help = await run(['stake', command, '--help']);
       assert.equal(help.code, 0);
       assert.match(help.out, new RegExp(`^usage: hypermesh stake ${command}`));

@@ -13,6 +13,16 @@ import {
   formatHistoryPosition,
 } from '../../src/node/wallet-ledger.js';
 import { CliError } from '../../src/node/cli-error.js';
+import { encodeTransfer, formatAddress } from '../../src/caesar/index.js';
+import {
+  SEQUENCE_QUERY,
+  buildTransaction,
+  decodeSequence,
+} from '../../src/consensus/application/index.js';
+import { fromHex, toHex } from '../../src/crypto/bytes.js';
+import { readGenesisFile } from '../../src/node/cluster-layout.js';
+import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
+import { readWalletKey } from '../../src/node/wallet.js';
 import { runCli as run } from '../helpers/cli.js';
 import { waitForCondition } from '../helpers/wait.js';
 
@@ -40,6 +50,8 @@ interface HistoryJson {
     index: number;
     txHash: string;
     code: number;
+    codeName: string | null;
+    log: string;
     result: string;
     events: {
       type: string;
@@ -50,9 +62,9 @@ interface HistoryJson {
   }[];
 }
 
-describe('wallet history', () => {
-  let layout: ClusterInitResult;
+let layout: ClusterInitResult;
 
+describe('wallet history', () => {
   it('lists receipts newest first with one line per event, in pages', async () => {
     layout = await initCluster({
       out: path.join(root, 'live'),
@@ -218,6 +230,148 @@ describe('wallet history', () => {
     const neither = await run(['wallet', 'history', '--cluster', layout.dir]);
     assert.equal(neither.code, 2);
     assert.match(neither.err, /give the ADDRESS to read, or --key FILE/);
+  });
+});
+
+describe('wallet history: refused transactions', () => {
+  it('lists a transfer refused in its block under its sender, with its code; pages still work', async () => {
+    const running = node;
+    const chain = layout;
+    assert.ok(running !== undefined && chain !== undefined, 'the chain of the test above');
+    const ledger = chain.ledger;
+    assert.ok(ledger !== null);
+    const bobKey = await readWalletKey(path.join(root, 'bob.key'));
+    const bobAddress = formatAddress(bobKey.address);
+    const treasury = ledger.treasuryAddress;
+    const genesis = await readGenesisFile(chain.genesisFile);
+    const session = await openOperatorSession(await loadClusterTarget(chain.dir));
+    try {
+      const client = session.client('node-1');
+      const sequence = decodeSequence(
+        (await client.query({ path: SEQUENCE_QUERY, data: bobKey.publicKey })).value,
+      );
+      const build = (amount: bigint, offset: number) =>
+        buildTransaction({
+          chainId: genesis.chainId,
+          privateKey: bobKey.privateKey,
+          sequence: sequence + offset,
+          module: 'caesar',
+          body: encodeTransfer({ to: fromHex(treasury), amount }),
+          stampDifficulty: genesis.proof.work.stampDifficulty,
+        });
+      // Bob holds 3.25 TST. Admission checks the ledger's rules for the sender's next
+      // transaction only, so the second transfer (100 TST) is admitted behind the first and
+      // refused in its block, where it uses its sequence number.
+      const applied = build(1_000_000n, 0);
+      const refused = build(100_000_000n, 1);
+      for (const tx of [applied, refused]) {
+        const admitted = await client.submitTx(tx.bytes);
+        assert.equal(admitted.ok, true, JSON.stringify(admitted));
+      }
+      await waitForCondition(
+        running.driver,
+        'commit',
+        async () =>
+          (await client.txStatus(refused.txHash)).status === 'committed' &&
+          (await client.txStatus(applied.txHash)).status === 'committed',
+        'both transfers committed',
+        20_000,
+      );
+      assert.equal(
+        decodeSequence(
+          (await client.query({ path: SEQUENCE_QUERY, data: bobKey.publicKey })).value,
+        ),
+        sequence + 2,
+        'the refused transfer used its sequence',
+      );
+
+      // The node API: the refused transfer with its code and log, the applied one once.
+      const page = await client.accountHistory({ account: bobKey.address, limit: 100 });
+      const hashes = page.receipts.map((receipt) => toHex(receipt.txHash));
+      const [newest, previous] = page.receipts;
+      assert.equal(toHex(newest!.txHash), toHex(refused.txHash));
+      assert.notEqual(newest!.code, 0);
+      assert.match(newest!.log, /^CAESAR_INSUFFICIENT_FUNDS: /);
+      assert.deepEqual(newest!.events, []);
+      assert.equal(toHex(previous!.txHash), toHex(applied.txHash));
+      assert.equal(previous!.code, 0);
+      assert.equal(hashes.filter((hash) => hash === toHex(applied.txHash)).length, 1);
+      assert.equal(new Set(hashes).size, hashes.length, 'no transaction twice');
+      assert.equal(hashes.length, 5);
+      // The refused transfer names no account: it is not in the treasury's history.
+      const treasuryPage = await client.accountHistory({ account: fromHex(treasury), limit: 100 });
+      const treasuryHashes = treasuryPage.receipts.map((receipt) => toHex(receipt.txHash));
+      assert.ok(treasuryHashes.includes(toHex(applied.txHash)));
+      assert.ok(!treasuryHashes.includes(toHex(refused.txHash)));
+
+      // wallet history --json and text.
+      const listed = await run(['wallet', 'history', bobAddress, '--cluster', chain.dir, '--json']);
+      assert.equal(listed.code, 0, listed.err);
+      const json = JSON.parse(listed.out) as HistoryJson;
+      assert.deepEqual(
+        json.transactions.map((tx) => tx.txHash),
+        hashes,
+      );
+      const entry = json.transactions[0]!;
+      assert.equal(entry.code, newest!.code);
+      assert.equal(entry.codeName, 'CAESAR_INSUFFICIENT_FUNDS');
+      assert.equal(entry.log, newest!.log);
+      assert.equal(
+        entry.result,
+        `refused CAESAR_INSUFFICIENT_FUNDS (code ${newest!.code}): ${newest!.log.slice('CAESAR_INSUFFICIENT_FUNDS: '.length)}`,
+      );
+      assert.deepEqual(entry.events, []);
+      assert.equal(json.transactions[1]?.codeName, null);
+      assert.deepEqual(
+        json.transactions[1]?.events.map((event) => event.text),
+        [`sent 1 TST to ${treasury}`],
+      );
+
+      const text = await run([
+        'wallet',
+        'history',
+        '--key',
+        path.join(root, 'bob.key'),
+        '--limit',
+        '2',
+        '--cluster',
+        chain.dir,
+      ]);
+      assert.equal(text.code, 0, text.err);
+      assert.match(
+        text.out,
+        new RegExp(
+          `^${bobAddress}: 2 transaction\\(s\\), newest first \\(receipts from node-1\\)\\n` +
+            `height ${entry.height}\\.${entry.index}  tx ${entry.txHash}  refused CAESAR_INSUFFICIENT_FUNDS \\(code ${entry.code}\\): [^\\n]+\\n` +
+            `height \\d+\\.\\d+  tx ${toHex(applied.txHash)}  applied\\n  sent 1 TST to ${treasury}\\n` +
+            `next page: `,
+        ),
+      );
+
+      // Pages of two walk the same five entries.
+      const walked: string[] = [];
+      let before: string | null = null;
+      do {
+        const result = await run([
+          'wallet',
+          'history',
+          bobAddress,
+          '--limit',
+          '2',
+          ...(before === null ? [] : ['--before', before]),
+          '--cluster',
+          chain.dir,
+          '--json',
+        ]);
+        assert.equal(result.code, 0, result.err);
+        const next = JSON.parse(result.out) as HistoryJson;
+        walked.push(...next.transactions.map((tx) => tx.txHash));
+        before = next.next;
+      } while (before !== null);
+      assert.deepEqual(walked, hashes);
+    } finally {
+      await session.close();
+    }
   });
 });
 

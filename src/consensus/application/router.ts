@@ -427,9 +427,10 @@ class Router implements Application {
     const { code, log, events } = this.runModule(admitted, scope, block, proposing);
     if (code === 0) scope.merge();
     overlay.put(seqKey, encodeSequence(next + 1));
+    const { txHash, sender } = envelope;
     return events.length === 0
-      ? { txHash: envelope.txHash, code, log }
-      : { txHash: envelope.txHash, code, log, events };
+      ? { txHash, code, log, sender }
+      : { txHash, code, log, events, sender };
   }
 
   private runModule(

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { bytes, parseInput, uint } from '../../codec/schema.js';
 import { toHex } from '../../crypto/bytes.js';
+import { sha256 } from '../../crypto/hash.js';
 import { EVENT_LIMITS, type TxEvent, type TxResult } from '../app.js';
 import { BoundedMap } from '../../codec/bounded-map.js';
 
@@ -124,8 +125,22 @@ export function decodeTxReceipt(txHash: Uint8Array, bytes: Uint8Array): TxReceip
 }
 
 /**
+ * The account of a transaction's sender under which its receipt is indexed: SHA-256 of the
+ * envelope's raw Ed25519 key, the address of that key's account (docs/caesar.md, "Accounts").
+ * Every transaction spends one of that key's sequence numbers, applied or refused, so its owner
+ * finds the refused ones in its history too. (A hybrid account's address hashes its FALCON key
+ * as well, which only its module's body carries: its transactions are listed under the Ed25519
+ * address of its key, and, through their events, under the hybrid address when applied.)
+ */
+export function senderAccount(sender: Uint8Array): Uint8Array {
+  return sha256(sender);
+}
+
+/**
  * The receipts of a block's results (`txResults[i]` is transaction i) as the store keeps them:
- * each indexed under the accounts its events name (each account once).
+ * each indexed under the accounts its events name and its sender's account (`senderAccount`),
+ * each account once. A refused transaction emits no events, so its sender's account is where
+ * it is found.
  */
 export function blockReceipts(
   height: number,
@@ -136,6 +151,10 @@ export function blockReceipts(
     const accounts = new Map<string, Uint8Array>();
     for (const event of events) {
       for (const account of event.accounts) accounts.set(toHex(account), account);
+    }
+    if (result.sender !== undefined) {
+      const account = senderAccount(result.sender);
+      accounts.set(toHex(account), account);
     }
     return {
       txHash: result.txHash,

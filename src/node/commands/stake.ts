@@ -38,16 +38,17 @@ import {
   describeJail,
   parseValidatorArgument,
   readProvenDelegation,
+  readProvenDelegations,
   readProvenValidators,
   sendStakingTx,
   stakingOf,
 } from '../stake-ledger.js';
 import { readValidatorIdentity } from '../stake-validator.js';
-import { readWalletKey } from '../wallet.js';
+import { parseAddressArgument, readWalletKey } from '../wallet.js';
 import { describeEvent, readReceipt } from '../wallet-ledger.js';
 
 /**
- * `hypermesh stake validators|create-validator|bond|delegate|unbond|unjail`: Caesar staking from the
+ * `hypermesh stake validators|delegations|create-validator|bond|delegate|unbond|unjail`: Caesar staking from the
  * command line (docs/cli.md, "Stake"; docs/caesar.md, "Staking"). Reads are proven like `wallet
  * balance`; transactions are signed, stamped and submitted like `wallet send`.
  */
@@ -387,6 +388,148 @@ ${CLUSTER_HELP}
   },
 };
 
+const delegationsCommand: Command = {
+  name: 'stake delegations',
+  summary: "list an account's delegations and unbonding entries, proven",
+  help: `
+usage: hypermesh stake delegations (--address ADDR | --key FILE) [--passphrase-env VAR]
+                                   [--cluster FILE|DIR] [--node NAME|ADDR] [--height H] [--json]
+
+Lists every delegation of the account — the validator, the shares, the tokens they are worth
+now (shares × the validator's stake / its shares) and whether the validator is jailed — and
+every unbonding entry waiting to return to its balance (the validator, the amount, the height
+of the unbond and the block at whose end it is paid). Each is read with its state proof checked
+against the state root the node names, and that root against the block's commit, all at one
+height. The ledger keeps delegations by validator, so the command reads the account's
+delegation at every validator (the staking parameters, the validator list, then each
+validator's record and delegation: two proven reads per validator). A delegation at a validator
+includes what its rewards added; a slash lowers it. Exits 0 when every proof verifies, 1
+otherwise.
+
+options:
+  --address ADDR        the account's address (64 hex digits, as "wallet address" prints it)
+  --key FILE            or the account of this key file (a wallet key, hybrid or not, or a
+                        node identity: a validator's operator account holds its self-bond)
+  --passphrase-env VAR  the key file's passphrase is in environment variable VAR
+${CLUSTER_HELP}
+  --height H            read the state as of height H (default: latest committed)
+  --json                machine-readable output
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      address: { type: 'string' },
+      key: { type: 'string' },
+      'passphrase-env': { type: 'string' },
+      cluster: { type: 'string' },
+      node: { type: 'string' },
+      height: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    if (values.address !== undefined && values.key !== undefined) {
+      throw new CliError('give --address or --key, not both');
+    }
+    if (values.address === undefined && values.key === undefined) {
+      throw new CliError('give the account with --address ADDR or --key FILE (see --help)');
+    }
+    const height =
+      values.height === undefined
+        ? undefined
+        : integerOption(values.height, 'height', { min: 1, max: Number.MAX_SAFE_INTEGER }, 1);
+    let account: Uint8Array;
+    if (values.address !== undefined) {
+      account = parseAddressArgument(values.address, '--address');
+    } else {
+      const passphrase = passphraseFromEnv(values['passphrase-env']);
+      const wallet = await readWalletKey(values.key as string, {
+        ...(passphrase === undefined ? {} : { passphrase }),
+        allowHybrid: true,
+      });
+      account = wallet.address;
+    }
+    const context = await stakeContext(values);
+    const { token, node, target } = context;
+    const session = await openOperatorSession(target);
+    let read;
+    try {
+      read = await readProvenDelegations(session.client(node.name), account, height).catch(
+        stoqFailure(node.name),
+      );
+    } finally {
+      await session.close();
+    }
+    const names = new Map(target.nodes.map((entry) => [entry.id, entry.name]));
+    const tokens = (units: bigint) => formatTokenAmount(units, token.decimals);
+    const hex = formatAddress(account);
+    const delegated = read.delegations.reduce((sum, view) => sum + view.tokens, 0n);
+    const unbonding = read.unbonding.reduce((sum, entry) => sum + entry.amount, 0n);
+    if (values.json) {
+      io.out(
+        `${JSON.stringify(
+          {
+            node: node.name,
+            account: hex,
+            height: read.height,
+            stateRoot: read.stateRoot,
+            symbol: token.symbol,
+            decimals: token.decimals,
+            validatorsRead: read.validatorsRead,
+            delegated: delegated.toString(),
+            unbondingTotal: unbonding.toString(),
+            delegations: read.delegations.map((view) => ({
+              validator: view.validator,
+              name: names.get(view.validator) ?? null,
+              shares: view.shares.toString(),
+              tokens: view.tokens.toString(),
+              worth: tokens(view.tokens),
+              jailed: JailReason[view.record.jailed].toLowerCase(),
+              jailedUntil: view.record.jailedUntil,
+            })),
+            unbonding: read.unbonding.map((entry) => {
+              const validator = toHex(entry.validator);
+              return {
+                validator,
+                name: names.get(validator) ?? null,
+                amount: entry.amount.toString(),
+                worth: tokens(entry.amount),
+                creationHeight: entry.creationHeight,
+                completionHeight: entry.completionHeight,
+              };
+            }),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    const named = (validator: string): string => {
+      const name = names.get(validator);
+      return name === undefined ? validator : `${validator} (${name})`;
+    };
+    io.out(
+      `${hex}: ${read.delegations.length} delegation(s) worth ${describeAmount(delegated, token)}, ` +
+        `${read.unbonding.length} unbonding entry(ies) of ${describeAmount(unbonding, token)}\n`,
+    );
+    io.out(
+      `  height ${read.height ?? '-'}, ${read.validatorsRead} validator(s) read, proofs verified against state root ${read.stateRoot} (${node.name})\n`,
+    );
+    if (read.delegations.length === 0) io.out('no delegations\n');
+    for (const view of read.delegations) {
+      io.out(
+        `delegation to ${named(view.validator)}: ${view.shares} shares worth ${describeAmount(view.tokens, token)}, jailed: ${describeJail(view.record)}\n`,
+      );
+    }
+    if (read.unbonding.length === 0) io.out('no unbonding entries\n');
+    for (const entry of read.unbonding) {
+      io.out(
+        `unbonding ${describeAmount(entry.amount, token)} from ${named(toHex(entry.validator))}: ` +
+          `unbonded at height ${entry.creationHeight}, returns to the balance at the end of block ${entry.completionHeight}\n`,
+      );
+    }
+    return 0;
+  },
+};
+
 const createValidatorCommand: Command = {
   name: 'stake create-validator',
   summary: 'register a validator: its keys, storage root, commission and self-bond',
@@ -651,6 +794,7 @@ ${TX_HELP}
 
 export const stakeCommands: readonly Command[] = [
   validatorsCommand,
+  delegationsCommand,
   createValidatorCommand,
   selfBondCommand,
   bondCommand(DELEGATE_OP),

@@ -373,9 +373,12 @@ usage: hypermesh wallet history [ADDRESS] [--key FILE] [--limit N] [--before HEI
 Lists the committed transactions whose receipts name ADDRESS (or --key's account): transfers
 sent and received, fees, delegations to and by it, unbondings, unjails, proposals and votes,
 newest first, each with its height, position in the block, hash, result and one line per event
-(e.g. "sent 1.5 CSR to …", "fee 0.01 CSR"). Receipts are kept by each node as it executes the
-blocks and carry no proof: this is the answering node's account of them. A refused transaction
-moves nothing and names no account, so it is in no history (its sender sees it with --wait).
+(e.g. "sent 1.5 CSR to …", "fee 0.01 CSR"). Every transaction a key signed is also listed under
+that key's address (SHA-256 of the key), applied or refused: a transaction refused in its block
+(it used a sequence number and moved nothing) reads "refused CODE_NAME (code N): message" and
+has no events. A hybrid account's own history lists what its events name; its refused
+transactions are under the address of its Ed25519 key. Receipts are kept by each node as it
+executes the blocks and carry no proof: this is the answering node's account of them.
 
 options:
   --key FILE            list the history of this key file's account instead of ADDRESS
@@ -411,6 +414,7 @@ options:
       ledgerToken,
       parseHistoryPosition,
       readHistory,
+      resultCodeName,
     } = await import('../wallet-ledger.js');
     const before = values.before === undefined ? undefined : parseHistoryPosition(values.before);
     const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
@@ -430,6 +434,7 @@ options:
         index: receipt.index,
         txHash: toHex(receipt.txHash),
         code: receipt.code,
+        codeName: resultCodeName(receipt),
         log: receipt.log,
         result: describeResult(receipt),
         events: receipt.events.map((event) => ({
