@@ -147,6 +147,11 @@ export interface DriverStatus {
   readonly syncing: boolean;
   readonly pendingEvidence: number;
   readonly bufferedMessages: number;
+  /**
+   * Precommits added to a decided height's commit during the commit delay, since start: they
+   * go into this node's next proposal as `lastCommit` (late-precommits.ts).
+   */
+  readonly latePrecommits: number;
   readonly rejected: Readonly<Record<string, number>>;
   readonly signer: Readonly<SignerCounters> | null;
   readonly wal: Readonly<WalLogStats>;

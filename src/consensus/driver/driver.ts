@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { toHex } from '../../crypto/bytes.js';
+import { bytesEqual, toHex } from '../../crypto/bytes.js';
 import type { BlockExecutionResult } from '../app.js';
 import { blockReceipts } from '../application/tx-results.js';
 import type { ConsensusAction, ConsensusEvent, StepResult } from '../events.js';
@@ -19,6 +19,7 @@ import type {
   VoteRequest,
 } from '../types.js';
 import type { ValidatorSet } from '../validator-set.js';
+import type { MessageRejection } from '../verify.js';
 import type { SigningStep } from '../double-sign-guard.js';
 import { restoreTendermint } from '../wal.js';
 import {
@@ -51,6 +52,7 @@ import { EvidencePool } from './evidence-pool.js';
 import { FutureMessages } from './future-messages.js';
 import { heldMessages, rebroadcastMessages } from './gossip.js';
 import { GuardedSigner } from './guarded-signer.js';
+import { CommitGathering } from './late-precommits.js';
 import type { GossipMessage, SyncedBlock } from './ports.js';
 import { buildProposal } from './proposal.js';
 import { conflictingPrevote } from './test-equivocation.js';
@@ -95,7 +97,9 @@ function timeoutTimer(height: number, round: number, stepName: TimeoutStep): str
  * - Signatures go through the double-sign guard with the last-signed record persisted first;
  *   FALCON-1024 signing runs off the loop and comes back as an event.
  * - A decided block is stored (with its commit, evidence and state changes, fsynced) before
- *   anything else happens; after `commitDelayMs` the next height starts.
+ *   anything else happens; after `commitDelayMs` the next height starts. Precommits for the
+ *   decided block that arrive meanwhile are verified and added to the commit this node puts in
+ *   its next proposal as `lastCommit` (late-precommits.ts); the stored commit stays the decision.
  * - A node that is behind fetches committed blocks from a peer ahead and verifies each one
  *   (consensus rules, quorum certificate, proofs, re-execution) before storing it.
  */
@@ -132,6 +136,10 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   private readonly sync: BlockSync;
   private gossipTimer: NodeJS.Timeout | null = null;
   private lastGossipHeight = 0;
+  /** The commit of the height just decided, while the commit delay lasts (validators only). */
+  private gathering: CommitGathering | null = null;
+  /** Late precommits added to a commit since start (`status().latePrecommits`). */
+  private latePrecommits = 0;
 
   constructor(private readonly options: ConsensusDriverOptions) {
     super();
@@ -325,6 +333,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       syncing: this.sync.syncing,
       pendingEvidence: this.evidence.size,
       bufferedMessages: this.future.size,
+      latePrecommits: this.latePrecommits,
       rejected: Object.fromEntries(this.rejections),
       signer: this.signer === null ? null : { ...this.signer.counters },
       wal: { ...(this.wal?.stats ?? { appended: 0, unchanged: 0, internal: 0, bytes: 0 }) },
@@ -378,7 +387,10 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
         const stepped: { actions: readonly ConsensusAction[]; peer: string | null }[] = [];
         for (const { event, peer } of batch) {
           const state = this.state as TendermintState;
-          if (!this.engineAccepts(state, event)) continue;
+          if (!this.engineAccepts(state, event)) {
+            this.gatherDropped(event, peer);
+            continue;
+          }
           try {
             const result = step(state, event);
             this.state = result.state;
@@ -639,7 +651,10 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       if (vote.height < (this.context as HeightContext).height) {
         // Signed after this node stored the height (others' precommits decided it first): the
         // vote still helps a peer that has not decided yet, and the signer has recorded it.
-        if (this.running) this.options.network.broadcast({ kind: 'vote', vote });
+        if (this.running) {
+          this.gatherLate(vote, null);
+          this.options.network.broadcast({ kind: 'vote', vote });
+        }
         return;
       }
       this.enqueue({ type: 'vote-signed', vote });
@@ -724,6 +739,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       result = outcome.result;
     }
     if (!this.persistBlock(block, commit.blockHash, commit, result, 'consensus')) return;
+    this.startGathering(commit);
     this.timers.set(START_HEIGHT_TIMER, this.options.genesis.consensus.commitDelayMs, () =>
       this.startNextHeight(),
     );
@@ -791,6 +807,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.lastCommitTime = this.now();
     this.lastBlockTime = header.time;
     this.context = next;
+    this.gathering = null;
     if (updates.length > 0) {
       this.logger('info', 'validator set changes', {
         height: header.height,
@@ -865,10 +882,103 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     if (state.height >= context.height) return;
     this.timers.clear(START_HEIGHT_TIMER);
     this.heightStartedAt = this.now();
-    this.queue.push({ event: { type: 'start-height', context }, peer: null });
-    for (const { peer, event } of this.future.take(context.height))
+    const started = this.withGatheredCommit(context);
+    this.context = started;
+    this.queue.push({ event: { type: 'start-height', context: started }, peer: null });
+    for (const { peer, event } of this.future.take(started.height))
       this.queue.push({ event, peer });
     this.drain();
+  }
+
+  // --- Late precommits (commit delay) ---------------------------------------------------------
+
+  /**
+   * Opens the gathering of late precommits for the height just stored — on a validator only,
+   * since only a validator proposes. Precommits the engine stepped after its decision (later
+   * events of the same batch) are offered first.
+   */
+  private startGathering(commit: QuorumCertificate): void {
+    const context = this.context as HeightContext;
+    if (!this.running || this.signer === null || context.parent.kind !== 'block') return;
+    this.gathering = new CommitGathering(
+      {
+        chainId: this.chainId,
+        validators: context.parent.validators,
+        verifier: this.checks.verifier,
+        requirePq: this.checks.requirePq,
+      },
+      commit,
+    );
+    const held = (this.state as TendermintState).precommits.get(commit.round);
+    if (held === undefined) return;
+    for (const votes of held.votes.values()) {
+      for (const vote of votes) this.gatherLate(vote, null);
+    }
+  }
+
+  /**
+   * Offers a vote of the stored height to the gathering. 'added'; a `MessageRejection` when it
+   * is a precommit for the decided block that fails the engine's checks (a forgery); null when
+   * nothing gathers or it is not a new precommit for the decided block and round.
+   */
+  private gatherLate(vote: Vote, peer: string | null): 'added' | MessageRejection | null {
+    const gathering = this.gathering;
+    if (gathering === null || typeof vote !== 'object' || vote === null) return null;
+    if (vote.height !== gathering.height) return null;
+    const result = gathering.offer(vote);
+    if (!result.added) {
+      if (result.reason === 'duplicate' || result.reason === 'not-for-commit') return null;
+      this.logger('debug', 'late precommit refused', {
+        height: gathering.height,
+        validator: vote.validator,
+        peer,
+        reason: result.reason,
+      });
+      return result.reason;
+    }
+    this.latePrecommits++;
+    this.logger('debug', 'late precommit added to the commit', {
+      height: gathering.height,
+      round: result.commit.round,
+      validator: vote.validator,
+      peer,
+      precommits: result.commit.precommits.length,
+    });
+    return 'added';
+  }
+
+  /** A vote the engine no longer takes because it waits out the commit delay. */
+  private gatherDropped(event: ConsensusEvent, peer: string | null): void {
+    if (event.type === 'vote-received' || event.type === 'vote-signed') {
+      const outcome = this.gatherLate(event.vote, peer);
+      if (outcome !== null && outcome !== 'added') this.reject(outcome, peer, event.vote.height);
+    }
+  }
+
+  /**
+   * The context the next height starts with: the parent's commit with the precommits gathered
+   * during the commit delay, if any were. The gathering ends here; a precommit arriving later
+   * is stale. The stored commit stays the decision's (block sync serves that one).
+   */
+  private withGatheredCommit(context: HeightContext): HeightContext {
+    const gathering = this.gathering;
+    this.gathering = null;
+    const { parent } = context;
+    if (
+      gathering === null ||
+      gathering.added === 0 ||
+      parent.kind !== 'block' ||
+      parent.height !== gathering.height ||
+      !bytesEqual(parent.hash, gathering.commit.blockHash)
+    ) {
+      return context;
+    }
+    this.logger('debug', 'late precommits join the last commit', {
+      height: parent.height,
+      added: gathering.added,
+      precommits: gathering.commit.precommits.length,
+    });
+    return { ...context, parent: { ...parent, commit: gathering.commit } };
   }
 
   // --- Gossip -------------------------------------------------------------------------------
@@ -927,7 +1037,10 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     const state = this.state as TendermintState;
     const context = this.context as HeightContext;
     if (h < context.height) {
-      this.reject(DriverRejection.STALE_HEIGHT, peer, h);
+      // A precommit for the block just stored joins the next lastCommit (late-precommits.ts).
+      const gathered = event.type === 'vote-received' ? this.gatherLate(event.vote, peer) : null;
+      if (gathered === null) this.reject(DriverRejection.STALE_HEIGHT, peer, h);
+      else if (gathered !== 'added') this.reject(gathered, peer, h);
       this.sendStatusTo(peer);
       return;
     }

@@ -10,6 +10,7 @@ export * from './block-sync.js';
 export * from './gossip.js';
 export * from './errors.js';
 export * from './guarded-signer.js';
+export * from './late-precommits.js';
 export * from './ports.js';
 export * from './signer-state.js';
 export * from './test-equivocation.js';
