@@ -19,6 +19,11 @@ export interface NodeMetricSources {
   intake(): { queued: number; busy: number; droppedFromPeers: number };
   walBytes(): number;
   storeBytes(): { database: number; wal: number };
+  /**
+   * The driver's evidence pool (equivocations waiting for a block, kept in the store) and the
+   * precommits it added to a commit during the commit delay since start (`status()`).
+   */
+  driver(): { pendingEvidence: number; latePrecommits: number };
 }
 
 export interface NodeMetrics {
@@ -93,6 +98,22 @@ export function createNodeMetrics(registry: Registry, sources: NodeMetricSources
       const stats = sources.intake();
       this.set({ origin: 'client' }, stats.busy);
       this.set({ origin: 'peer' }, stats.droppedFromPeers);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_evidence_pending',
+    help: 'Equivocation offences this node found that no block has included yet (kept across restarts)',
+    registers,
+    collect() {
+      this.set(sources.driver().pendingEvidence);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_late_precommits',
+    help: 'Precommits that arrived during the commit delay and were added to the commit this node proposes with, since start',
+    registers,
+    collect() {
+      this.set(sources.driver().latePrecommits);
     },
   });
   new Gauge({

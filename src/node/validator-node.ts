@@ -647,6 +647,10 @@ export async function startValidatorNode(
       intake: () => intake.stats(),
       walBytes: () => fileBytes(walPath),
       storeBytes: () => store.fileSizes(),
+      driver: () => {
+        const { pendingEvidence, latePrecommits } = consensus.status();
+        return { pendingEvidence, latePrecommits };
+      },
     });
     consensus.on('commit', (info: CommitInfo) => {
       const evidence = store.blocks.evidenceAt(info.height).length;

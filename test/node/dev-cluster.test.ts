@@ -294,6 +294,8 @@ describe('hypermesh dev --nodes 4', () => {
     assert.match(metrics, /^hypermesh_consensus_online_voting_power 40$/m);
     assert.match(metrics, /^hypermesh_store_bytes\{file="database"\} [1-9]\d*$/m);
     assert.match(metrics, /^hypermesh_consensus_wal_bytes \d+$/m);
+    assert.match(metrics, /^hypermesh_consensus_evidence_pending 0$/m);
+    assert.match(metrics, /^hypermesh_consensus_late_precommits \d+$/m);
     // Not necessarily empty: each node registers its own services (discovery) after its first commit.
     assert.match(metrics, /^hypermesh_mempool_size \d+$/m);
     // Likewise not necessarily 0: publications and registrations pass through the intake queue.
