@@ -3,6 +3,7 @@ import { CaesarError, CaesarErrorCode } from './errors.js';
 import {
   CREATE_VALIDATOR_OP,
   DELEGATE_OP,
+  EDIT_VALIDATOR_OP,
   STAKING_FIELDS,
   UNBOND_OP,
   UNJAIL_OP,
@@ -29,6 +30,7 @@ export const CAESAR_OPS = [
   DELEGATE_OP,
   UNBOND_OP,
   UNJAIL_OP,
+  EDIT_VALIDATOR_OP,
   SUBMIT_PROPOSAL_OP,
   VOTE_OP,
   HYBRID_OP,
@@ -69,6 +71,7 @@ export function decodeCaesarBody(body: Uint8Array): CaesarTx {
       case DELEGATE_OP:
       case UNBOND_OP:
       case UNJAIL_OP:
+      case EDIT_VALIDATOR_OP:
         reader.setContext(op);
         return readStakingTx(reader, op, count);
       case SUBMIT_PROPOSAL_OP:

@@ -30,9 +30,12 @@ export enum CaesarErrorCode {
   STAKING_DISABLED = 'CAESAR_STAKING_DISABLED',
   /** `create-validator` for a consensus key that already has a validator. */
   VALIDATOR_EXISTS = 'CAESAR_VALIDATOR_EXISTS',
-  /** A delegation, unbond or unjail naming a validator that does not exist. */
+  /**
+   * A delegation, unbond, unjail or edit-validator naming a validator that does not exist (for
+   * unjail and edit-validator: the sender's key has no validator).
+   */
   UNKNOWN_VALIDATOR = 'CAESAR_UNKNOWN_VALIDATOR',
-  /** A commission rate above 10,000 basis points (100%). */
+  /** A commission rate above 10,000 basis points (100%), in create- or edit-validator. */
   INVALID_COMMISSION = 'CAESAR_INVALID_COMMISSION',
   /** An unbond of more than the delegation is worth. */
   INSUFFICIENT_BOND = 'CAESAR_INSUFFICIENT_BOND',
@@ -76,8 +79,8 @@ export enum CaesarErrorCode {
   /** A hybrid-account transaction whose `seq` is not its envelope's sequence number. */
   HYBRID_SEQUENCE_MISMATCH = 'CAESAR_HYBRID_SEQUENCE_MISMATCH',
   /**
-   * A hybrid-account transaction wrapping `create-validator` or `unjail`, which act for a
-   * validator's Ed25519 consensus key and are sent from that key alone.
+   * A hybrid-account transaction wrapping `create-validator`, `unjail` or `edit-validator`,
+   * which act for a validator's Ed25519 consensus key and are sent from that key alone.
    */
   HYBRID_VALIDATOR_OP = 'CAESAR_HYBRID_VALIDATOR_OP',
   /**
@@ -85,6 +88,10 @@ export enum CaesarErrorCode {
    * TrustChain intermediate in effect (genesis, or added through the governed procedure).
    */
   VALIDATOR_NO_INTERMEDIATE = 'CAESAR_VALIDATOR_NO_INTERMEDIATE',
+  /** `edit-validator` less than `epochBlocks` blocks after the validator's last change. */
+  COMMISSION_CHANGE_TOO_SOON = 'CAESAR_COMMISSION_CHANGE_TOO_SOON',
+  /** `edit-validator` moving the commission by more than `maxCommissionChangeBps`. */
+  COMMISSION_CHANGE_TOO_LARGE = 'CAESAR_COMMISSION_CHANGE_TOO_LARGE',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -123,6 +130,8 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH]: 32,
   [CaesarErrorCode.HYBRID_VALIDATOR_OP]: 33,
   [CaesarErrorCode.VALIDATOR_NO_INTERMEDIATE]: 34,
+  [CaesarErrorCode.COMMISSION_CHANGE_TOO_SOON]: 35,
+  [CaesarErrorCode.COMMISSION_CHANGE_TOO_LARGE]: 36,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

@@ -27,6 +27,7 @@ export const CAESAR_EVENT_NAMES = [
   'delegate',
   'unbond',
   'unjail',
+  'edit-validator',
   'submit-proposal',
   'vote',
 ] as const;
@@ -139,6 +140,25 @@ export function unjailEvent(validator: Uint8Array, operator: Uint8Array): Caesar
   return event(
     'unjail',
     { validator: formatConsensusAddress(validator), operator: formatAddress(operator) },
+    [operator],
+  );
+}
+
+/** `edit-validator`: the commission before and after, basis points. */
+export function editValidatorEvent(
+  validator: Uint8Array,
+  operator: Uint8Array,
+  oldCommissionBps: number,
+  newCommissionBps: number,
+): CaesarEvent {
+  return event(
+    'edit-validator',
+    {
+      validator: formatConsensusAddress(validator),
+      operator: formatAddress(operator),
+      oldCommissionBps: String(oldCommissionBps),
+      newCommissionBps: String(newCommissionBps),
+    },
     [operator],
   );
 }

@@ -178,6 +178,7 @@ const jsonParamsSchema = z
     signedWindow: z.int(),
     maxMissed: z.int(),
     jailBlocks: z.int(),
+    maxCommissionChangeBps: z.int(),
   })
   .partial()
   .transform((given) => ({ ...DEFAULT_STAKING_PARAMS, ...given }))

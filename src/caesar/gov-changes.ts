@@ -25,6 +25,7 @@ export const GOVERNABLE_STAKING_PARAMS = [
   'signedWindow',
   'maxMissed',
   'jailBlocks',
+  'maxCommissionChangeBps',
 ] as const satisfies readonly (keyof StakingParams)[];
 
 export type GovernableParam =

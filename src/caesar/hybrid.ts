@@ -16,7 +16,13 @@ import type { CaesarReader } from './cbor.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
 import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
 import type { SubmitProposal, Vote } from './gov-tx.js';
-import { CREATE_VALIDATOR_OP, DELEGATE_OP, UNBOND_OP, UNJAIL_OP } from './staking-tx.js';
+import {
+  CREATE_VALIDATOR_OP,
+  DELEGATE_OP,
+  EDIT_VALIDATOR_OP,
+  UNBOND_OP,
+  UNJAIL_OP,
+} from './staking-tx.js';
 import type { Delegate, Unbond } from './staking-tx.js';
 import { CAESAR_MODULE_NAME } from './state.js';
 import { TRANSFER_OP } from './transfer.js';
@@ -45,8 +51,8 @@ import type { Transfer } from './transfer.js';
  * the account's address is `hybridAddress(sender, pqKey)`, never `SHA-256(sender)`, so no
  * Ed25519-only transaction can spend, delegate, unbond or vote for it.
  *
- * `create-validator` and `unjail` stay Ed25519-only: the envelope's sender is the validator's
- * consensus key and its operator account is that key's address, so wrapped they are refused
+ * `create-validator`, `unjail` and `edit-validator` stay Ed25519-only: the envelope's sender is
+ * the validator's consensus key and its operator account is that key's address, so wrapped they are refused
  * (`HYBRID_VALIDATOR_OP`).
  *
  * A module does not see the envelope's sequence, so the body repeats it, and `checkHybridTx`
@@ -82,7 +88,7 @@ export type HybridInnerTx = Transfer | Delegate | Unbond | SubmitProposal | Vote
 export const HYBRID_MAX_INNER_BYTES = 2048;
 
 /** The staking transactions that act for a validator's consensus key: never wrapped. */
-const VALIDATOR_KEY_OPS: readonly string[] = [CREATE_VALIDATOR_OP, UNJAIL_OP];
+const VALIDATOR_KEY_OPS: readonly string[] = [CREATE_VALIDATOR_OP, UNJAIL_OP, EDIT_VALIDATOR_OP];
 
 export interface HybridTx {
   readonly op: typeof HYBRID_OP;
@@ -185,7 +191,7 @@ export function signHybridTransfer(input: HybridSignInput): Promise<Uint8Array> 
  * Caesar body, or the call throws). Throws `CaesarError`: `HYBRID_SIGNATURE_MISSING` without
  * `pqSig`, `HYBRID_INVALID_KEY` for a key that is not a FALCON-1024 public key,
  * `HYBRID_BAD_SIGNATURE` for a signature of impossible length, `HYBRID_VALIDATOR_OP` for a
- * wrapped `create-validator` or `unjail`, `HYBRID_UNSUPPORTED_OP` for any other op not in
+ * wrapped `create-validator`, `unjail` or `edit-validator`, `HYBRID_UNSUPPORTED_OP` for any other op not in
  * `HYBRID_INNER_OPS`, the wrapped body's own codes for a bad one.
  */
 export function readHybridTx(

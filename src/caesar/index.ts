@@ -62,6 +62,7 @@ export {
   CAESAR_EVENT_NAMES,
   createValidatorEvent,
   delegateEvent,
+  editValidatorEvent,
   emitCaesarEvents,
   feeEvents,
   submitProposalEvent,
@@ -140,11 +141,19 @@ export type { StakingParams } from './staking-params.js';
 export {
   CREATE_VALIDATOR_OP,
   DELEGATE_OP,
+  EDIT_VALIDATOR_OP,
   UNBOND_OP,
   UNJAIL_OP,
   encodeStakingTx,
 } from './staking-tx.js';
-export type { CreateValidator, Delegate, StakingTx, Unbond, Unjail } from './staking-tx.js';
+export type {
+  CreateValidator,
+  Delegate,
+  EditValidator,
+  StakingTx,
+  Unbond,
+  Unjail,
+} from './staking-tx.js';
 export {
   ACTIVE_SET_KEY,
   BONDED_KEY,

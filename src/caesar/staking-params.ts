@@ -30,6 +30,11 @@ export interface StakingParams {
   readonly maxMissed: number;
   /** Blocks a jailed validator waits before `unjail` is accepted. */
   readonly jailBlocks: number;
+  /**
+   * Most basis points one `edit-validator` may move a validator's commission, up or down (at
+   * most one change per `epochBlocks` blocks). 0 freezes every commission.
+   */
+  readonly maxCommissionChangeBps: number;
 }
 
 export const BASIS_POINTS = 10_000;
@@ -49,6 +54,7 @@ export const DEFAULT_STAKING_PARAMS: StakingParams = Object.freeze({
   signedWindow: 100,
   maxMissed: 50,
   jailBlocks: 100,
+  maxCommissionChangeBps: 100,
 });
 
 const blocks = (min: number) => z.int().min(min).max(MAX_BLOCK_PARAM);
@@ -76,6 +82,7 @@ export const stakingParamsSchema = z
       .min(0)
       .max(MAX_SIGNED_WINDOW - 1),
     jailBlocks: blocks(0),
+    maxCommissionChangeBps: z.int().min(0).max(BASIS_POINTS),
   })
   .refine((params) => params.maxMissed < params.signedWindow, {
     message: 'maxMissed must be below signedWindow',
@@ -94,6 +101,7 @@ const PARAM_NAMES = [
   'signedWindow',
   'maxMissed',
   'jailBlocks',
+  'maxCommissionChangeBps',
 ] as const satisfies readonly (keyof StakingParams)[];
 
 const codec = paramMapCodec<StakingParams>({
@@ -103,6 +111,9 @@ const codec = paramMapCodec<StakingParams>({
   schema: stakingParamsSchema,
   context: 'stakingParams',
   what: 'staking parameters',
+  // Added after chains existed: stored only when it differs from the default, so the stored
+  // parameters of a chain (and a genesis) from before it keep their bytes and their meaning.
+  omittedAtDefault: { maxCommissionChangeBps: DEFAULT_STAKING_PARAMS.maxCommissionChangeBps },
 });
 
 /** The stored form (canonical CBOR map; amounts as in cbor.ts). Assumes checked params. */

@@ -19,7 +19,8 @@ import { readAmount, writeAmount } from './state.js';
  *   stk/set                    CBOR array of the addresses this module last handed to
  *                              consensus with a power above zero (its view of the set), sorted
  *   vals                       CBOR array of every validator's 20-byte address, sorted
- *   val/<validator 20>         the validator record (below)
+ *   val/<validator 20>         the validator record (below; `changed`, the height of its last
+ *                              commission change, only once one happened)
  *   del/<validator 20><delegator 32>   the delegator's shares of that validator
  *   ubd/<delegator 32>         CBOR array of the delegator's unbonding entries
  *   unq/<height u64 BE>        CBOR array of the delegators whose entries complete at height
@@ -72,6 +73,11 @@ export interface ValidatorRecord {
   readonly jailed: JailReason;
   /** First height at which `unjail` is accepted (meaningful while jailed). */
   readonly jailedUntil: number;
+  /**
+   * Height of the block that last applied an `edit-validator`; absent when the commission never
+   * changed (genesis and `create-validator` records, and every record from before the op).
+   */
+  readonly commissionChangedAt?: number;
 }
 
 export interface UnbondingEntry {
@@ -150,6 +156,11 @@ function decode(value: Uint8Array, what: string): unknown {
   }
 }
 
+/**
+ * The record as a canonical CBOR map of 9 fields, or 10 with `changed` (the last commission
+ * change's height), which is written only once a change happened: records from before
+ * `edit-validator` keep their bytes.
+ */
 export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
   return encodeCanonical({
     key: record.publicKey,
@@ -161,6 +172,7 @@ export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
     power: record.power,
     jailed: record.jailed,
     until: record.jailedUntil,
+    ...(record.commissionChangedAt === undefined ? {} : { changed: record.commissionChangedAt }),
   });
 }
 
@@ -168,8 +180,12 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
   const what = 'validator record';
   const map = decode(value, what) as Record<string, unknown> | null;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) corrupt(what, 'not a map');
-  const { key, pq, root, commission, tokens, shares, power, jailed, until } = map;
-  if (Object.keys(map).length !== 9) corrupt(what, 'expected 9 fields');
+  const { key, pq, root, commission, tokens, shares, power, jailed, until, changed } = map;
+  const hasChanged = Object.hasOwn(map, 'changed');
+  if (Object.keys(map).length !== (hasChanged ? 10 : 9)) {
+    corrupt(what, 'expected 9 fields, or 10 with "changed"');
+  }
+  if (hasChanged && !isHeight(changed)) corrupt(what, 'bad commission change height');
   if (!isBytes(key, ED25519_PUBLIC_KEY_BYTES)) corrupt(what, 'bad key');
   if (!isBytes(pq, FALCON1024_PUBLIC_KEY_BYTES)) corrupt(what, 'bad FALCON key');
   if (!isBytes(root, STORAGE_ROOT_BYTES)) corrupt(what, 'bad storage root');
@@ -186,6 +202,7 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
     power,
     jailed: jailed as JailReason,
     jailedUntil: until,
+    ...(hasChanged ? { commissionChangedAt: changed as number } : {}),
   };
 }
 

@@ -16,16 +16,18 @@ import { BASIS_POINTS } from './staking-params.js';
  *   { op: "delegate", fee, amount: amount, validator: bstr(20) }
  *   { op: "unbond",   fee, amount: amount, validator: bstr(20) }
  *   { op: "unjail",   fee }
+ *   { op: "edit-validator", fee, commission: uint }
  *
  * The validator's Ed25519 consensus key is the envelope's sender: the transaction's signature
  * proves that its creator holds the key, and the operator account (which pays the self-bond,
- * receives the commission and may unjail) is that key's address. `validator` is the 20-byte
+ * receives the commission, may unjail and may change the commission) is that key's address. `validator` is the 20-byte
  * consensus address (SHA-256 of the key, truncated, as blocks and commits name validators).
  */
 export const CREATE_VALIDATOR_OP = 'create-validator';
 export const DELEGATE_OP = 'delegate';
 export const UNBOND_OP = 'unbond';
 export const UNJAIL_OP = 'unjail';
+export const EDIT_VALIDATOR_OP = 'edit-validator';
 
 export interface CreateValidator {
   readonly op: typeof CREATE_VALIDATOR_OP;
@@ -60,13 +62,22 @@ export interface Unjail {
   readonly fee: bigint;
 }
 
-export type StakingTx = CreateValidator | Delegate | Unbond | Unjail;
+/** A validator changes its commission (the sender is its consensus key, as for `unjail`). */
+export interface EditValidator {
+  readonly op: typeof EDIT_VALIDATOR_OP;
+  readonly fee: bigint;
+  /** The new commission, basis points (0 to 10,000). */
+  readonly commission: number;
+}
+
+export type StakingTx = CreateValidator | Delegate | Unbond | Unjail | EditValidator;
 
 export const STAKING_FIELDS = {
   [CREATE_VALIDATOR_OP]: ['op', 'fee', 'bond', 'pqKey', 'commission', 'storageRoot'],
   [DELEGATE_OP]: ['op', 'fee', 'amount', 'validator'],
   [UNBOND_OP]: ['op', 'fee', 'amount', 'validator'],
   [UNJAIL_OP]: ['op', 'fee'],
+  [EDIT_VALIDATOR_OP]: ['op', 'fee', 'commission'],
 } as const;
 
 function amountOf(op: string, field: string, value: unknown, positive: boolean): bigint {
@@ -147,6 +158,12 @@ export function encodeStakingTx(tx: StakingTx): Uint8Array {
       });
     case UNJAIL_OP:
       return mapItem({ op: textItem(op), fee: amountItem(fee) });
+    case EDIT_VALIDATOR_OP:
+      return mapItem({
+        op: textItem(op),
+        fee: amountItem(fee),
+        commission: uintItem(commissionOf(op, tx.commission)),
+      });
     default:
       throw new CaesarError(
         CaesarErrorCode.MALFORMED_BODY,
@@ -218,5 +235,7 @@ export function readStakingTx(reader: CaesarReader, op: StakingTx['op'], count: 
     }
     case UNJAIL_OP:
       return { op, fee };
+    case EDIT_VALIDATOR_OP:
+      return { op, fee, commission: commissionOf(op, read['commission']) };
   }
 }

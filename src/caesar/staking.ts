@@ -30,12 +30,26 @@ import {
   writeValidator,
 } from './staking-state.js';
 import type { ValidatorRecord } from './staking-state.js';
-import { CREATE_VALIDATOR_OP, DELEGATE_OP, UNBOND_OP, UNJAIL_OP } from './staking-tx.js';
-import type { CreateValidator, Delegate, StakingTx, Unbond, Unjail } from './staking-tx.js';
+import {
+  CREATE_VALIDATOR_OP,
+  DELEGATE_OP,
+  EDIT_VALIDATOR_OP,
+  UNBOND_OP,
+  UNJAIL_OP,
+} from './staking-tx.js';
+import type {
+  CreateValidator,
+  Delegate,
+  EditValidator,
+  StakingTx,
+  Unbond,
+  Unjail,
+} from './staking-tx.js';
 import { FEE_POOL_KEY, balanceKey, readAmount, writeAmount } from './state.js';
 import {
   createValidatorEvent,
   delegateEvent,
+  editValidatorEvent,
   feeEvents,
   unbondEvent,
   unjailEvent,
@@ -50,8 +64,8 @@ import type { CaesarEvent } from './events.js';
  *
  * `account` is the address the transaction acts for: `ed25519Address(sender)` for a plain
  * transaction, the hybrid address for one wrapped in a hybrid body (hybrid.ts). Delegations and
- * unbonds belong to it; `create-validator` and `unjail` act for the sender's consensus key and
- * its own address only.
+ * unbonds belong to it; `create-validator`, `unjail` and `edit-validator` act for the sender's
+ * consensus key and its own address only.
  */
 
 /** The staking parameters, or `STAKING_DISABLED` when the genesis has no staking section. */
@@ -104,7 +118,7 @@ function addTotal(state: ModuleState, key: Uint8Array, delta: bigint): void {
   writeAmount(state, key, readAmount(state, key) + delta);
 }
 
-/** `create-validator` and `unjail` only for the sender's own Ed25519 account (never hybrid). */
+/** Validator-key ops only for the sender's own Ed25519 account (never hybrid). */
 function requireOwnKey(op: string, sender: Uint8Array, account: Uint8Array): void {
   if (!bytesEqual(account, ed25519Address(sender))) {
     throw new CaesarError(
@@ -261,6 +275,41 @@ function planUnjail(
 }
 
 /**
+ * `edit-validator` (docs/caesar.md, "Staking transactions"): the sender's key has a validator;
+ * its last change, if any, was at least `epochBlocks` blocks ago (at most one per epoch's worth
+ * of blocks, counted from the change, so a governed `epochBlocks` needs no migration); the new
+ * commission is within `maxCommissionChangeBps` of the current one; the operator pays the fee.
+ * The commission is already bounded to 10,000 by the decoder (`INVALID_COMMISSION`).
+ */
+function planEdit(
+  state: ModuleStateReader,
+  tx: EditValidator,
+  sender: Uint8Array,
+  height: number,
+): { record: ValidatorRecord; operator: Uint8Array; balance: bigint } {
+  const params = requireStakingParams(state);
+  const record = requireValidator(state, tx.op, consensusAddress(sender));
+  const last = record.commissionChangedAt;
+  if (last !== undefined && height < last + params.epochBlocks) {
+    throw new CaesarError(
+      CaesarErrorCode.COMMISSION_CHANGE_TOO_SOON,
+      `edit-validator: the commission changed at height ${last}; the next change is accepted from height ${last + params.epochBlocks} (one per ${params.epochBlocks} blocks), this is height ${height}`,
+      { changedAt: last, next: last + params.epochBlocks, height },
+    );
+  }
+  const step = Math.abs(tx.commission - record.commissionBps);
+  if (step > params.maxCommissionChangeBps) {
+    throw new CaesarError(
+      CaesarErrorCode.COMMISSION_CHANGE_TOO_LARGE,
+      `edit-validator: from ${record.commissionBps} to ${tx.commission} basis points is a change of ${step}; the most is ${params.maxCommissionChangeBps} (maxCommissionChangeBps)`,
+      { from: record.commissionBps, to: tx.commission, max: params.maxCommissionChangeBps },
+    );
+  }
+  const operator = ed25519Address(sender);
+  return { record, operator, balance: requireFunds(state, tx.op, operator, tx.fee) };
+}
+
+/**
  * `check` for a staking transaction from `sender` acting for `account`: its rules against the
  * state, nothing written. `keyRule`: what a `create-validator`'s key must also satisfy.
  */
@@ -286,6 +335,10 @@ export function checkStakingTx(
     case UNJAIL_OP:
       requireOwnKey(tx.op, sender, account);
       planUnjail(state, tx, sender, height);
+      return;
+    case EDIT_VALIDATOR_OP:
+      requireOwnKey(tx.op, sender, account);
+      planEdit(state, tx, sender, height);
       return;
   }
 }
@@ -387,6 +440,21 @@ export function applyStakingTx(
       // A fresh window: misses before the jail do not count again.
       state.delete(missedKey(consensusAddress(sender)));
       return [unjailEvent(consensusAddress(sender), operator), ...feeEvents(operator, tx.fee)];
+    }
+    case EDIT_VALIDATOR_OP: {
+      requireOwnKey(tx.op, sender, account);
+      const { record, operator, balance } = planEdit(state, tx, sender, height);
+      pay(state, operator, balance, tx.fee, tx.fee);
+      // The rewards paid at this block's end (end-block.ts reads the record) use it already.
+      writeValidator(state, {
+        ...record,
+        commissionBps: tx.commission,
+        commissionChangedAt: height,
+      });
+      return [
+        editValidatorEvent(consensusAddress(sender), operator, record.commissionBps, tx.commission),
+        ...feeEvents(operator, tx.fee),
+      ];
     }
   }
 }

@@ -6,6 +6,7 @@ import {
   JailReason,
   UNJAIL_OP,
   CREATE_VALIDATOR_OP,
+  EDIT_VALIDATOR_OP,
   caesarDelegationQuery,
   caesarGenesisFromApp,
   caesarStakingParamsQuery,
@@ -386,8 +387,8 @@ export interface StakingTxRequest {
   readonly privateKey: KeyObject;
   /**
    * A hybrid wallet's FALCON key: the delegate or unbond acts for the hybrid account, signed by
-   * both keys. `create-validator` and `unjail` act for a validator's consensus key and are
-   * refused with it (`CaesarError HYBRID_VALIDATOR_OP`, before anything is sent).
+   * both keys. `create-validator`, `unjail` and `edit-validator` act for a validator's consensus
+   * key and are refused with it (`CaesarError HYBRID_VALIDATOR_OP`, before anything is sent).
    */
   readonly falcon?: FalconKeyPair | undefined;
   readonly tx: StakingTx;
@@ -398,7 +399,10 @@ export interface StakingTxRequest {
 /** Signs and submits a staking transaction (and waits for its commit when asked). */
 export async function sendStakingTx(request: StakingTxRequest): Promise<SubmitOutcome> {
   const { client, genesis, privateKey, falcon, tx, wait, timeoutMs } = request;
-  if (falcon !== undefined && (tx.op === CREATE_VALIDATOR_OP || tx.op === UNJAIL_OP)) {
+  if (
+    falcon !== undefined &&
+    (tx.op === CREATE_VALIDATOR_OP || tx.op === UNJAIL_OP || tx.op === EDIT_VALIDATOR_OP)
+  ) {
     throw new CaesarError(
       CaesarErrorCode.HYBRID_VALIDATOR_OP,
       `${tx.op} acts for a validator's Ed25519 consensus key; a hybrid account cannot send it`,

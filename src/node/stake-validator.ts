@@ -13,7 +13,7 @@ import { KeyFileError, readKeyFile } from '../crypto/keyfile.js';
 import { CliError } from './cli-error.js';
 import { loadValidatorNodeConfig } from './node-config.js';
 import { StakeCliError, StakeErrorCode } from './stake-ledger.js';
-import { readWalletKey } from './wallet.js';
+import { readWalletKey, type WalletKey } from './wallet.js';
 
 /**
  * What `hypermesh stake create-validator` registers (docs/caesar.md, "Staking transactions"):
@@ -106,6 +106,47 @@ export async function loadValidatorPlot(
   return plot;
 }
 
+/**
+ * The identity key file and its passphrase a node directory's config.json names (the passphrase
+ * from `identity.passphraseEnv` unless `passphrase` is given). Throws `CliError`.
+ */
+async function nodeDirKey(
+  nodeDir: string,
+  passphrase: string | undefined,
+): Promise<{ keyFile: string; plotFile: string; passphrase: string | undefined }> {
+  const config = await loadValidatorNodeConfig(path.join(nodeDir, 'config.json'), {});
+  const variable = config.identity.passphraseEnv;
+  if (variable !== undefined && passphrase === undefined) {
+    passphrase = process.env[variable];
+    if (passphrase === undefined || passphrase === '') {
+      throw new CliError(`environment variable ${variable} (identity.passphraseEnv) is not set`);
+    }
+  }
+  return { keyFile: config.identity.keyFile, plotFile: config.storagePlotFile, passphrase };
+}
+
+/**
+ * The validator's Ed25519 key alone (what `unjail` and `edit-validator` are signed with): from a
+ * node directory's config.json or a key file, exactly one of them. Throws `CliError`.
+ */
+export async function readValidatorKey(sources: {
+  readonly nodeDir?: string | undefined;
+  readonly keyFile?: string | undefined;
+  readonly passphrase?: string | undefined;
+}): Promise<WalletKey> {
+  let { keyFile, passphrase } = sources;
+  if (sources.nodeDir !== undefined) {
+    if (keyFile !== undefined) {
+      throw new CliError('--node-dir takes the key from the node; drop --key');
+    }
+    ({ keyFile, passphrase } = await nodeDirKey(sources.nodeDir, passphrase));
+  }
+  if (keyFile === undefined) {
+    throw new CliError('give --node-dir DIR, or --key with the validator key (see --help)');
+  }
+  return readWalletKey(keyFile, passphrase === undefined ? {} : { passphrase });
+}
+
 /** Reads the validator's keys and storage root from a node directory or the separate files. */
 export async function readValidatorIdentity(
   sources: ValidatorIdentitySources,
@@ -125,17 +166,8 @@ export async function readValidatorIdentity(
     if (given !== undefined) {
       throw new CliError(`--node-dir takes the keys and plot from the node; drop ${given[0]}`);
     }
-    const config = await loadValidatorNodeConfig(path.join(sources.nodeDir, 'config.json'), {});
-    keyFile = config.identity.keyFile;
+    ({ keyFile, plotFile, passphrase } = await nodeDirKey(sources.nodeDir, passphrase));
     falconKeyFile = keyFile;
-    plotFile = config.storagePlotFile;
-    const variable = config.identity.passphraseEnv;
-    if (variable !== undefined && passphrase === undefined) {
-      passphrase = process.env[variable];
-      if (passphrase === undefined || passphrase === '') {
-        throw new CliError(`environment variable ${variable} (identity.passphraseEnv) is not set`);
-      }
-    }
   }
   if (keyFile === undefined) {
     throw new CliError('give --node-dir DIR, or --key with the validator key (see --help)');

@@ -336,6 +336,44 @@ describe('caesar governance: the proposal lifecycle', () => {
   });
 });
 
+describe('caesar governance: the commission step', () => {
+  it('maxCommissionChangeBps is governable: a passed proposal widens the step edit-validator allows', async () => {
+    const chain = await openChain();
+    const { node, v, alice, outsider } = chain;
+    try {
+      const edit = (commission: number) =>
+        stakingTx(v[2].sender, { op: 'edit-validator', fee: 0n, commission });
+      // Block 3: a valid proposal (applies at the end of block 8) and one out of bounds.
+      const submitted = runBlock(node, [
+        propose(alice, [{ name: 'maxCommissionChangeBps', value: 500n }]),
+        propose(outsider, [{ name: 'maxCommissionChangeBps', value: 10_001n }]),
+      ]);
+      assert.deepEqual(
+        submitted.txResults.map((r) => r.code),
+        [0, code(CaesarErrorCode.GOV_INVALID_PARAM)],
+      );
+      runBlock(node, [vote(v[0].sender, 1, VoteOption.YES), vote(v[1].sender, 1, VoteOption.YES)]);
+      runBlock(node);
+      runBlock(node);
+      // Block 7: still the default step of 100.
+      const early = runBlock(node, [edit(500)]);
+      assert.equal(
+        early.txResults[0]!.code,
+        code(CaesarErrorCode.COMMISSION_CHANGE_TOO_LARGE),
+        early.txResults[0]!.log,
+      );
+      runBlock(node); // block 8: applied at its end
+      assert.equal(proposalOf(node, 1)!.status, ProposalStatus.APPLIED);
+      assert.equal(stakingParamsOf(node).maxCommissionChangeBps, 500);
+      const late = runBlock(node, [edit(500)]); // block 9
+      assert.equal(late.txResults[0]!.code, 0, late.txResults[0]!.log);
+      assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+});
+
 describe('caesar governance: refusals', () => {
   it('refuses each bad governance transaction with its typed code, writing nothing but the sequence', async () => {
     const chain = await openChain({ votingPeriod: 100 });

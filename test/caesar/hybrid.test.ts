@@ -335,6 +335,15 @@ describe('hybrid transfers in the application', () => {
       decoded(mapItem({ ...base, tx: bytesItem(createValidator) })),
       refusedWith(CaesarErrorCode.HYBRID_VALIDATOR_OP),
     );
+    assert.throws(
+      decoded(
+        mapItem({
+          ...base,
+          tx: bytesItem(encodeCaesarBody({ op: 'edit-validator', fee: 0n, commission: 100 })),
+        }),
+      ),
+      refusedWith(CaesarErrorCode.HYBRID_VALIDATOR_OP),
+    );
     // A hybrid body small enough to wrap (the shortest FALCON signature) is still refused.
     const shortSig = bytesItem(concatBytes(Uint8Array.of(0x3a), new Uint8Array(41)));
     assert.throws(
@@ -571,6 +580,14 @@ describe('hybrid accounts in staking and governance', () => {
       [
         'a wrapped unjail',
         (sequence) => wrapped(encodeStakingTx({ op: 'unjail', fee: 0n }), { sequence }),
+        CaesarErrorCode.HYBRID_VALIDATOR_OP,
+      ],
+      [
+        'a wrapped edit-validator',
+        (sequence) =>
+          wrapped(encodeStakingTx({ op: 'edit-validator', fee: 0n, commission: 0 }), {
+            sequence,
+          }),
         CaesarErrorCode.HYBRID_VALIDATOR_OP,
       ],
       [

@@ -38,12 +38,14 @@ import type { BlockExtras, TestValidator } from './staking-fixture.js';
 
 /**
  * Random blocks of transfers, delegations, unbondings, a validator's creation, unjails,
- * equivocation evidence and commits with and without `lastCommit`, executed by two independent
+ * commission changes, equivocation evidence and commits with and without `lastCommit`, executed by two independent
  * routers (one proposing, one re-executing). After every block: the same state root and
  * validator updates on both; balances + bonded + unbonding + fee pool = supply; the supply moved
  * by exactly the reward minted minus what the slashes burnt (predicted here from the state
  * before the block); the bonded and unbonding totals match the records; the validator updates
- * are what a reference selection predicts, and consensus accepts every one of them.
+ * are what a reference selection predicts, and consensus accepts every one of them; a
+ * commission moves at most `maxCommissionChangeBps` per block and, when it moves, records the
+ * block's height (so at most once per `epochBlocks`).
  */
 
 const PARAMS: StakingParams = {
@@ -65,7 +67,8 @@ type Op =
   | { kind: 'delegate'; from: number; validator: number; amount: bigint; fee: bigint }
   | { kind: 'unbond'; from: number; validator: number; amount: bigint }
   | { kind: 'create' }
-  | { kind: 'unjail'; validator: number };
+  | { kind: 'unjail'; validator: number }
+  | { kind: 'edit'; validator: number; step: number };
 
 const amount = fc.oneof(fc.bigInt({ min: 1n, max: 300n }), fc.bigInt({ min: 1n, max: 5_000n }));
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -91,6 +94,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   }),
   fc.record({ kind: fc.constant('create' as const) }),
   fc.record({ kind: fc.constant('unjail' as const), validator: fc.nat(3) }),
+  fc.record({
+    kind: fc.constant('edit' as const),
+    validator: fc.nat(3),
+    step: fc.integer({ min: -150, max: 150 }),
+  }),
 );
 const blockArb = fc.record({
   ops: fc.array(opArb, { maxLength: 5 }),
@@ -264,6 +272,17 @@ describe('caesar staking properties over random sequences', () => {
                   ];
                 case 'unjail':
                   return [stakingTx(operators[op.validator]!, { op: 'unjail', fee: 0n })];
+                case 'edit': {
+                  const current = before.get(validators[op.validator]!.id)?.commissionBps ?? 0;
+                  const commission = Math.min(10_000, Math.max(0, current + op.step));
+                  return [
+                    stakingTx(operators[op.validator]!, {
+                      op: 'edit-validator',
+                      fee: op.step < 0 ? 0n : 1n,
+                      commission,
+                    }),
+                  ];
+                }
               }
             });
             const members = consensusSet.validators;
@@ -412,6 +431,23 @@ describe('caesar staking properties over random sequences', () => {
               supply,
               `conservation at ${height}`,
             );
+            // A commission moves by at most the bound, and only with its change height.
+            for (const [id, record] of after) {
+              const previous = before.get(id);
+              if (previous === undefined) continue;
+              if (record.commissionBps === previous.commissionBps) continue;
+              assert.ok(
+                Math.abs(record.commissionBps - previous.commissionBps) <=
+                  PARAMS.maxCommissionChangeBps,
+                `commission step at ${height}`,
+              );
+              assert.equal(record.commissionChangedAt, height);
+              assert.ok(
+                previous.commissionChangedAt === undefined ||
+                  height - previous.commissionChangedAt >= PARAMS.epochBlocks,
+                `one change per ${PARAMS.epochBlocks} blocks`,
+              );
+            }
             // A delegation's shares never exceed its validator's.
             for (const [id, record] of after) {
               for (const d of delegators) {
@@ -469,6 +505,7 @@ describe('caesar staking properties over random sequences', () => {
     assert.deepEqual([...seen.applied].sort(), [
       'create',
       'delegate',
+      'edit',
       'transfer',
       'unbond',
       'unjail',

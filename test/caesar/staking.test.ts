@@ -24,6 +24,9 @@ import {
   caesarValidatorSetQuery,
   caesarValidatorsQuery,
   decodeCaesarBody,
+  decodeStakingParams,
+  decodeValidatorRecord,
+  encodeStakingParams,
   encodeStakingTx,
   verifyCaesarBonded,
   verifyCaesarDelegation,
@@ -34,6 +37,9 @@ import {
   verifyCaesarValidatorSet,
   verifyCaesarValidators,
 } from '../../src/caesar/index.js';
+import type { ValidatorRecord } from '../../src/caesar/index.js';
+import { encodeValidatorRecord } from '../../src/caesar/staking-state.js';
+import { decodeCanonical, encodeCanonical } from '../../src/codec/cbor.js';
 import type { ValidatorUpdate } from '../../src/consensus/app.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import { makeSender } from '../consensus/application/fixture.js';
@@ -783,5 +789,298 @@ describe('caesar staking: genesis', () => {
     }
     // Without a staking section there is nothing to match.
     checkStakingMatchesValidators({ token: genesis.token, allocations: [] }, consensus);
+  });
+});
+
+describe('caesar staking: commission changes (edit-validator)', () => {
+  const editTx = (validator: TestValidator, commission: number, fee = 0n) =>
+    stakingTx(validator.sender, { op: 'edit-validator', fee, commission });
+
+  it('changes the commission within maxCommissionChangeBps, once per epochBlocks; refusals write nothing', async () => {
+    const v1 = makeValidator();
+    const v2 = makeValidator();
+    const outsider = makeSender();
+    const node = await openStakingNode(
+      stakingGenesis({
+        // epochBlocks 4 (TEST_PARAMS); a step bound that is not the default.
+        params: { maxCommissionChangeBps: 150 },
+        validators: [
+          { validator: v1, selfBond: 10_000n, commission: 500 },
+          { validator: v2, selfBond: 10_000n },
+        ],
+        balances: [
+          { address: v1.account, amount: 1_000n },
+          { address: addressOf(outsider), amount: 1_000n },
+        ],
+      }),
+    );
+    try {
+      runBlock(node); // height 1 writes the genesis state
+      assert.equal(recordOf(node, v1)!.commissionChangedAt, undefined, 'genesis: no change yet');
+
+      // Height 2: 5% -> 6.5%, the largest step up.
+      const accepted = runBlock(node, [editTx(v1, 650, 3n)]);
+      const result = accepted.txResults[0]!;
+      assert.equal(result.code, 0, result.log);
+      assert.deepEqual(result.events, [
+        {
+          type: 'caesar/edit-validator',
+          attributes: {
+            validator: v1.id,
+            operator: toHex(v1.account),
+            oldCommissionBps: '500',
+            newCommissionBps: '650',
+          },
+          accounts: [v1.account],
+        },
+        {
+          type: 'caesar/fee',
+          attributes: { payer: toHex(v1.account), amount: '3' },
+          accounts: [v1.account],
+        },
+      ]);
+      const record = recordOf(node, v1)!;
+      assert.equal(record.commissionBps, 650);
+      assert.equal(record.commissionChangedAt, 2);
+      assert.equal(record.tokens, 10_000n, 'the stake does not move');
+      assert.equal(balanceOf(node, v1.account), 997n);
+      assert.equal(feePoolOf(node), 3n);
+
+      const refusedAt = (
+        name: string,
+        transaction: Uint8Array,
+        expected: CaesarErrorCode,
+        admission = true,
+      ) => {
+        if (admission) {
+          const checked = node.app.checkTx(transaction);
+          assert.equal(checked.ok, false, name);
+          if (!checked.ok) assert.equal(checked.code, expected, `${name}: ${checked.message}`);
+        }
+        const block = runBlock(node, [transaction]);
+        const txResult = block.txResults[0]!;
+        assert.equal(txResult.code, code(expected), `${name}: ${txResult.log}`);
+        assert.match(txResult.log, new RegExp(`^${expected}: `), name);
+        assert.equal(txResult.events, undefined, `${name}: no events`);
+        onlySequences(node, block);
+      };
+      // Heights 3..5 are within epochBlocks (4) of the change at 2: refused, even a step down.
+      refusedAt(
+        'a second change at height 3',
+        editTx(v1, 600),
+        CaesarErrorCode.COMMISSION_CHANGE_TOO_SOON,
+      );
+      refusedAt('a step of 151', editTx(v2, 151), CaesarErrorCode.COMMISSION_CHANGE_TOO_LARGE);
+      refusedAt(
+        'a second change at height 5',
+        editTx(v1, 650),
+        CaesarErrorCode.COMMISSION_CHANGE_TOO_SOON,
+      );
+      assert.deepEqual(recordOf(node, v1), record, 'refusals leave the record as it was');
+      assert.equal(node.nextHeight(), 6);
+      // Height 6 = 2 + epochBlocks: accepted again, a step down of the full bound.
+      const again = runBlock(node, [editTx(v1, 500)]);
+      assert.equal(again.txResults[0]!.code, 0, again.txResults[0]!.log);
+      assert.equal(recordOf(node, v1)!.commissionBps, 500);
+      assert.equal(recordOf(node, v1)!.commissionChangedAt, 6);
+
+      const cases: [string, Uint8Array, CaesarErrorCode][] = [
+        [
+          'a key that is no validator',
+          stakingTx(outsider, { op: 'edit-validator', fee: 0n, commission: 0 }),
+          CaesarErrorCode.UNKNOWN_VALIDATOR,
+        ],
+        ['a fee above the balance', editTx(v2, 100, 1n), CaesarErrorCode.INSUFFICIENT_FUNDS],
+        [
+          'a commission above 100%',
+          rawCaesarTx(
+            v2.sender,
+            mapItem({
+              op: textItem('edit-validator'),
+              fee: amountItem(0n),
+              commission: uintItem(10_001),
+            }),
+          ),
+          CaesarErrorCode.INVALID_COMMISSION,
+        ],
+        [
+          'an unknown field',
+          rawCaesarTx(
+            v2.sender,
+            mapItem({
+              op: textItem('edit-validator'),
+              fee: amountItem(0n),
+              commission: uintItem(100),
+              validator: bytesItem(v2.address),
+            }),
+          ),
+          CaesarErrorCode.UNKNOWN_FIELD,
+        ],
+        [
+          'a missing commission',
+          rawCaesarTx(v2.sender, mapItem({ op: textItem('edit-validator'), fee: amountItem(0n) })),
+          CaesarErrorCode.MALFORMED_BODY,
+        ],
+        [
+          'a missing fee',
+          rawCaesarTx(
+            v2.sender,
+            mapItem({ op: textItem('edit-validator'), commission: uintItem(100) }),
+          ),
+          CaesarErrorCode.MALFORMED_BODY,
+        ],
+        [
+          'a commission not in its shortest form (not canonical)',
+          rawCaesarTx(
+            v2.sender,
+            mapItem({
+              op: textItem('edit-validator'),
+              fee: amountItem(0n),
+              commission: Uint8Array.of(0x19, 0x00, 0x64),
+            }),
+          ),
+          CaesarErrorCode.MALFORMED_BODY,
+        ],
+      ];
+      for (const [name, transaction, expected] of cases) refusedAt(name, transaction, expected);
+      assert.equal(recordOf(node, v2)!.commissionBps, 0);
+      assert.equal(recordOf(node, v2)!.commissionChangedAt, undefined);
+      assert.equal(balanceOf(node, addressOf(outsider)), 1_000n);
+
+      // v2 may still make its first change, at any height.
+      const first = runBlock(node, [editTx(v2, 150)]);
+      assert.equal(first.txResults[0]!.code, 0, first.txResults[0]!.log);
+      assert.equal(recordOf(node, v2)!.commissionBps, 150);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('the rewards paid from the block that applies the change on use the new commission', async () => {
+    const v1 = makeValidator();
+    const node = await openStakingNode(
+      stakingGenesis({
+        params: { blockReward: 1_000n },
+        validators: [{ validator: v1, selfBond: 10_000n, commission: 1_000 }],
+        balances: [],
+      }),
+    );
+    try {
+      // v1 proposes alone without a commit: it takes each block's 1,000.
+      runBlock(node, [], { proposer: v1 });
+      assert.equal(balanceOf(node, v1.account), 100n, '10% of 1,000');
+      assert.equal(recordOf(node, v1)!.tokens, 10_900n);
+      const changed = runBlock(node, [editTx(v1, 1_100)], { proposer: v1 });
+      assert.equal(changed.txResults[0]!.code, 0, changed.txResults[0]!.log);
+      assert.equal(balanceOf(node, v1.account), 210n, '+ 11% of 1,000 in the same block');
+      assert.equal(recordOf(node, v1)!.tokens, 11_790n);
+      runBlock(node, [], { proposer: v1 });
+      assert.equal(balanceOf(node, v1.account), 320n);
+      assert.equal(recordOf(node, v1)!.tokens, 12_680n);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a record or parameter set from before edit-validator keeps its bytes and decodes', () => {
+    const v = makeValidator();
+    const old: ValidatorRecord = {
+      publicKey: v.sender.publicKey,
+      pqPublicKey: v.pqKey,
+      storageRoot: v.storageRoot,
+      commissionBps: 300,
+      tokens: 5n,
+      shares: 5n,
+      power: 0,
+      jailed: JailReason.NONE,
+      jailedUntil: 0,
+    };
+    const oldBytes = encodeValidatorRecord(old);
+    assert.equal(oldBytes[0], 0xa9, 'nine fields, as before the op');
+    assert.deepEqual(decodeValidatorRecord(oldBytes), old);
+    const changed = { ...old, commissionChangedAt: 12 };
+    const changedBytes = encodeValidatorRecord(changed);
+    assert.equal(changedBytes[0], 0xaa, 'ten fields with the change height');
+    assert.deepEqual(decodeValidatorRecord(changedBytes), changed);
+    const corrupt = (value: Uint8Array) =>
+      assert.throws(
+        () => decodeValidatorRecord(value),
+        (error: unknown) => error instanceof CaesarStateError,
+      );
+    corrupt(encodeCanonical({ ...(decodeCanonical(oldBytes) as object), changed: -1 }));
+    corrupt(encodeCanonical({ ...(decodeCanonical(oldBytes) as object), other: 1 }));
+
+    // Parameters: maxCommissionChangeBps is stored only when it is not the default (100).
+    const { maxCommissionChangeBps: _omitted, ...before } = TEST_PARAMS;
+    const oldParams = mapItem(
+      Object.fromEntries(
+        Object.entries(before).map(([name, value]) => [
+          name,
+          typeof value === 'bigint' ? amountItem(value) : uintItem(value),
+        ]),
+      ),
+    );
+    assert.deepEqual(encodeStakingParams(TEST_PARAMS), oldParams);
+    assert.deepEqual(decodeStakingParams(oldParams), {
+      ...TEST_PARAMS,
+      maxCommissionChangeBps: 100,
+    });
+    const other = { ...TEST_PARAMS, maxCommissionChangeBps: 0 };
+    assert.deepEqual(decodeStakingParams(encodeStakingParams(other)), other);
+    const atDefault = mapItem({
+      ...Object.fromEntries(
+        Object.entries(before).map(([name, value]) => [
+          name,
+          typeof value === 'bigint' ? amountItem(value) : uintItem(value),
+        ]),
+      ),
+      maxCommissionChangeBps: uintItem(100),
+    });
+    assert.throws(
+      () => decodeStakingParams(atDefault),
+      (error: unknown) => error instanceof CaesarStateError,
+      'the default written out is not canonical',
+    );
+  });
+
+  it('edit-validator bodies round-trip; the encoder refuses a commission above 100%', () => {
+    const body = { op: 'edit-validator', fee: 7n, commission: 10_000 } as const;
+    assert.deepEqual(decodeCaesarBody(encodeStakingTx(body)), body);
+    assert.throws(
+      () => encodeStakingTx({ ...body, commission: 10_001 }),
+      (error: unknown) =>
+        error instanceof CaesarError && error.code === CaesarErrorCode.INVALID_COMMISSION,
+    );
+    assert.throws(
+      () => encodeStakingTx({ ...body, commission: 1.5 }),
+      (error: unknown) =>
+        error instanceof CaesarError && error.code === CaesarErrorCode.INVALID_COMMISSION,
+    );
+  });
+
+  it('genesis JSON takes maxCommissionChangeBps (default 100, bounds 0 to 10,000)', () => {
+    const v = makeValidator();
+    const json = caesarGenesisToJson(
+      stakingGenesis({ validators: [{ validator: v, selfBond: 10_000n }], balances: [] }),
+    );
+    const staking = json.staking!;
+    assert.equal(staking.params?.['maxCommissionChangeBps'], 100);
+    const parsed = parseCaesarGenesis({
+      ...json,
+      staking: { ...staking, params: { ...staking.params, maxCommissionChangeBps: 10_000 } },
+    });
+    assert.equal(parsed.staking?.params.maxCommissionChangeBps, 10_000);
+    for (const bad of [-1, 10_001, 1.5]) {
+      assert.throws(
+        () =>
+          parseCaesarGenesis({
+            ...json,
+            staking: { ...staking, params: { ...staking.params, maxCommissionChangeBps: bad } },
+          }),
+        (error: unknown) =>
+          error instanceof CaesarGenesisError && error.code === CaesarGenesisErrorCode.INVALID,
+        String(bad),
+      );
+    }
   });
 });

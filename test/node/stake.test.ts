@@ -496,6 +496,65 @@ describe('hypermesh stake against a running validator', () => {
     assert.equal(exists.code, 1);
     assert.match(exists.err, /node-1 refused the validator: CAESAR_VALIDATOR_EXISTS/);
 
+    // node-1's commission: a step above maxCommissionChangeBps (100) is refused at admission
+    // (nothing is submitted), then the largest step up is applied.
+    const node1Dir = layout.nodes[0]?.dir as string;
+    const nodeSequence = await sequenceOf((await readWalletKey(nodeKey)).publicKey);
+    const tooLarge = await run([
+      'stake',
+      'edit-validator',
+      '--key',
+      nodeKey,
+      '--commission',
+      '1.01%',
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(tooLarge.code, 1, tooLarge.err + tooLarge.out);
+    assert.match(
+      tooLarge.err,
+      /node-1 refused the commission change: CAESAR_COMMISSION_CHANGE_TOO_LARGE: edit-validator: from 0 to 101 basis points is a change of 101; the most is 100/,
+    );
+    const badEdit: [string[], RegExp][] = [
+      [['--node-dir', node1Dir, '--key', nodeKey, '--commission', '1'], /drop --key/],
+      [['--key', nodeKey, '--commission', '100.5%'], /\[CAESAR_INVALID_COMMISSION\]/],
+      [['--key', nodeKey], /--commission is required/],
+      [['--commission', '1'], /give --node-dir DIR, or --key with the validator key/],
+    ];
+    for (const [flags, pattern] of badEdit) {
+      const result = await run(['stake', 'edit-validator', ...flags, '--cluster', layout.dir]);
+      assert.equal(result.code, 2, `${flags.join(' ')}: ${result.err}`);
+      assert.match(result.err, pattern);
+    }
+    assert.equal(await sequenceOf((await readWalletKey(nodeKey)).publicKey), nodeSequence);
+    assert.equal((await validators())[0]?.commissionBps, 0);
+    const edited = await run([
+      'stake',
+      'edit-validator',
+      '--node-dir',
+      node1Dir,
+      '--commission',
+      '1%',
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+    assert.equal(edited.code, 0, edited.err + edited.out);
+    assert.match(
+      edited.out,
+      new RegExp(`^set the commission of validator ${node1} to 1\\.00%, fee 0 TST`, 'm'),
+    );
+    assert.match(edited.out, /committed at height \d+, code 0 \(applied\)/);
+    assert.match(
+      edited.out,
+      new RegExp(
+        `^  caesar/edit-validator operator=[0-9a-f]{64} validator=${node1} newCommissionBps=100 oldCommissionBps=0$`,
+        'm',
+      ),
+    );
+    assert.equal((await validators())[0]?.commissionBps, 100);
+
     // A new validator from another ceremony's node directory (keys and plot), funded first.
     const other = await initCluster({
       out: path.join(root, 'other'),
@@ -1013,6 +1072,7 @@ describe('hypermesh stake against a running validator', () => {
       'validators',
       'delegations',
       'create-validator',
+      'edit-validator',
       'delegate',
       'unbond',
       'unjail',

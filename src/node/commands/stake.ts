@@ -18,6 +18,7 @@ import {
   BASIS_POINTS,
   CREATE_VALIDATOR_OP,
   DELEGATE_OP,
+  EDIT_VALIDATOR_OP,
   JailReason,
   UNBOND_OP,
   UNJAIL_OP,
@@ -43,13 +44,13 @@ import {
   sendStakingTx,
   stakingOf,
 } from '../stake-ledger.js';
-import { readValidatorIdentity } from '../stake-validator.js';
+import { readValidatorIdentity, readValidatorKey } from '../stake-validator.js';
 import { parseAddressArgument, readWalletKey } from '../wallet.js';
 import { describeEvent, readReceipt } from '../wallet-ledger.js';
 
 /**
- * `hypermesh stake validators|delegations|create-validator|bond|delegate|unbond|unjail`: Caesar staking from the
- * command line (docs/cli.md, "Stake"; docs/caesar.md, "Staking"). Reads are proven like `wallet
+ * `hypermesh stake validators|delegations|create-validator|edit-validator|bond|delegate|unbond|unjail`:
+ * Caesar staking from the command line (docs/cli.md, "Stake"; docs/caesar.md, "Staking"). Reads are proven like `wallet
  * balance`; transactions are signed, stamped and submitted like `wallet send`.
  */
 
@@ -741,6 +742,62 @@ ${TX_HELP}
   },
 };
 
+const editValidatorCommand: Command = {
+  name: 'stake edit-validator',
+  summary: "change your validator's commission (a bounded step, once per epoch)",
+  help: `
+usage: hypermesh stake edit-validator --commission R (--node-dir DIR | --key NODEKEY)
+                                      [--fee Y] [--base-units] [--passphrase-env VAR]
+                                      [--cluster FILE|DIR] [--node NAME|ADDR] [--wait]
+
+Changes the commission of the validator whose consensus key signs the transaction (an
+edit-validator transaction; the operator account pays the fee). The new commission applies to
+the rewards paid from the block that applies it on. Refused, with nothing written: a key that
+is no validator (CAESAR_UNKNOWN_VALIDATOR), a change of more than maxCommissionChangeBps basis
+points up or down (CAESAR_COMMISSION_CHANGE_TOO_LARGE), a change less than epochBlocks blocks
+after the validator's last one (CAESAR_COMMISSION_CHANGE_TOO_SOON). "stake validators" shows the
+current commission and the parameters.
+
+options:
+  --node-dir DIR        a node directory as "cluster init" writes it: takes the key from there
+  --key NODEKEY         or the validator's key file (node-K/node-K.key)
+  --commission R        the new commission: basis points 0-${BASIS_POINTS} (500 = 5%), or a
+                        percentage such as 5% or 2.5%
+${TX_HELP}
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      ...TX_OPTIONS,
+      'node-dir': { type: 'string' },
+      key: { type: 'string' },
+      commission: { type: 'string' },
+    });
+    const commission = parseCommission(requireOption(values.commission, 'commission'));
+    const context = await stakeContext(values);
+    const fee = feeOf(values, context.token);
+    const passphrase = passphraseFromEnv(values['passphrase-env']);
+    const key = await readValidatorKey({
+      nodeDir: values['node-dir'],
+      keyFile: values.key,
+      passphrase,
+    });
+    const address = Buffer.from(consensusAddress(key.publicKey)).toString('hex');
+    describeTx(
+      values,
+      io,
+      `set the commission of validator ${address} to ${(commission / 100).toFixed(2)}%, fee ${describeAmount(fee, context.token)}\n`,
+    );
+    return submit(
+      context,
+      key,
+      { op: EDIT_VALIDATOR_OP, fee, commission },
+      'commission change',
+      values,
+      io,
+    );
+  },
+};
+
 const selfBondCommand: Command = {
   name: 'stake bond',
   summary: "add to your own validator's self-bond from its operator account",
@@ -796,6 +853,7 @@ export const stakeCommands: readonly Command[] = [
   validatorsCommand,
   delegationsCommand,
   createValidatorCommand,
+  editValidatorCommand,
   selfBondCommand,
   bondCommand(DELEGATE_OP),
   bondCommand(UNBOND_OP),
