@@ -208,6 +208,8 @@ export function describeEvent(
     }
     case `${CAESAR_MODULE_NAME}/unjail`:
       return `unjailed validator ${a['validator']}`;
+    case `${CAESAR_MODULE_NAME}/edit-validator`:
+      return `changed the commission of validator ${a['validator']} from ${percent(a['oldCommissionBps'])} to ${percent(a['newCommissionBps'])}`;
     case `${CAESAR_MODULE_NAME}/submit-proposal`:
       return `proposed #${a['proposal']} "${a['title']}" with a deposit of ${tokens(a['deposit'], token)} (voting ends with block ${a['votingEnd']})`;
     case `${CAESAR_MODULE_NAME}/vote`:

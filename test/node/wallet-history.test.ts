@@ -427,6 +427,15 @@ describe('wallet history: positions and event lines', () => {
     );
     assert.equal(line('caesar/unjail', { validator: v }), `unjailed validator ${v}`);
     assert.equal(
+      line('caesar/edit-validator', {
+        validator: v,
+        operator: me,
+        oldCommissionBps: '250',
+        newCommissionBps: '300',
+      }),
+      `changed the commission of validator ${v} from 2.50% to 3.00%`,
+    );
+    assert.equal(
       line('caesar/submit-proposal', {
         proposal: '3',
         title: 'faster',
