@@ -183,14 +183,12 @@ export interface ProvenValidators {
 }
 
 /**
- * Every validator with its record, and which are in the set — each read with its proof checked,
- * all at the height of the first answer. Sorted by stake (descending), then address.
+ * The staking parameters and the addresses of every validator record, each proven (the first
+ * reads of the commands that walk the validators). A chain without staking is `STAKING_OFF`.
  */
-export async function readProvenValidators(
-  client: NodeRpcClient,
-  height?: number,
-): Promise<ProvenValidators> {
-  const reader = new ProvenReader(client, height);
+async function readProvenStaking(
+  reader: ProvenReader,
+): Promise<{ params: StakingParams; addresses: readonly Uint8Array[] }> {
   const params = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
   if (params === null) {
     throw new StakeCliError(
@@ -200,22 +198,41 @@ export async function readProvenValidators(
     );
   }
   const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
+  return { params, addresses };
+}
+
+/** The record of a validator the node listed, proven; a listed address without one is a lie. */
+async function readListedValidator(reader: ProvenReader, address: Uint8Array) {
+  const record = await reader.read(
+    (at) => caesarValidatorQuery(address, at),
+    (response) => verifyCaesarValidator(address, response),
+  );
+  if (record === null) {
+    throw new StakeCliError(
+      StakeErrorCode.PROOF_INVALID,
+      `the node lists validator ${toHex(address)} but proves it has no record`,
+      1,
+    );
+  }
+  return record;
+}
+
+/**
+ * Every validator with its record, and which are in the set — each read with its proof checked,
+ * all at the height of the first answer. Sorted by stake (descending), then address.
+ */
+export async function readProvenValidators(
+  client: NodeRpcClient,
+  height?: number,
+): Promise<ProvenValidators> {
+  const reader = new ProvenReader(client, height);
+  const { params, addresses } = await readProvenStaking(reader);
   const set = new Set(
     (await reader.read(caesarValidatorSetQuery, verifyCaesarValidatorSet)).map(toHex),
   );
   const validators: ValidatorView[] = [];
   for (const address of addresses) {
-    const record = await reader.read(
-      (at) => caesarValidatorQuery(address, at),
-      (response) => verifyCaesarValidator(address, response),
-    );
-    if (record === null) {
-      throw new StakeCliError(
-        StakeErrorCode.PROOF_INVALID,
-        `the node lists validator ${toHex(address)} but proves it has no record`,
-        1,
-      );
-    }
+    const record = await readListedValidator(reader, address);
     const hex = formatConsensusAddress(address);
     validators.push({
       address: hex,
@@ -307,27 +324,9 @@ export async function readProvenDelegations(
   height?: number,
 ): Promise<ProvenDelegations> {
   const reader = new ProvenReader(client, height);
-  const params = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
-  if (params === null) {
-    throw new StakeCliError(
-      StakeErrorCode.STAKING_OFF,
-      'the node proves that its chain has no staking parameters',
-      1,
-    );
-  }
-  const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
+  const { addresses } = await readProvenStaking(reader);
   const readOne = async (address: Uint8Array): Promise<DelegationView | null> => {
-    const record = await reader.read(
-      (at) => caesarValidatorQuery(address, at),
-      (response) => verifyCaesarValidator(address, response),
-    );
-    if (record === null) {
-      throw new StakeCliError(
-        StakeErrorCode.PROOF_INVALID,
-        `the node lists validator ${toHex(address)} but proves it has no record`,
-        1,
-      );
-    }
+    const record = await readListedValidator(reader, address);
     const shares = await reader.read(
       (at) => caesarDelegationQuery(address, delegator, at),
       (response) => verifyCaesarDelegation(address, delegator, response),

@@ -548,10 +548,7 @@ describe('hypermesh stake against a running validator', () => {
     assert.match(edited.out, /committed at height \d+, code 0 \(applied\)/);
     assert.match(
       edited.out,
-      new RegExp(
-        `^  caesar/edit-validator operator=[0-9a-f]{64} validator=${node1} newCommissionBps=100 oldCommissionBps=0$`,
-        'm',
-      ),
+      new RegExp(`^  changed the commission of validator ${node1} from 0\\.00% to 1\\.00%$`, 'm'),
     );
     assert.equal((await validators())[0]?.commissionBps, 100);
 
