@@ -36,6 +36,14 @@ export type { CaaResolver } from './caa-resolver.js';
 export { ProblemType, PROBLEM_PREFIX, PROBLEM_STATUS, AcmeProblem } from './problems.js';
 export type { AcmeIdentifier, ProblemDocument } from './problems.js';
 export { SUPPORTED_ALGORITHMS, jwkThumbprint } from './jws.js';
+export {
+  RENEWAL_WINDOW_END,
+  RENEWAL_WINDOW_START,
+  certIdOf,
+  parseCertId,
+  suggestedWindow,
+} from './renewal-info.js';
+export type { CertId, RenewalWindow } from './renewal-info.js';
 export { keyAuthorization, dns01TxtValue } from './validation.js';
 export type { IdentifierPolicy } from './identifiers.js';
 export type {

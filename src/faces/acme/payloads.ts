@@ -4,7 +4,7 @@ import { checkDnsName } from '../../trustchain/ca/names.js';
 import { ProblemType, problem } from './problems.js';
 
 /**
- * Schemas of the JWS payloads (RFC 8555 §7.3–§7.6). Objects are strict: a member this server
+ * Schemas of the JWS payloads (RFC 8555 §7.3–§7.6, and `replaces` of RFC 9773 §5). Objects are strict: a member this server
  * does not know is `malformed`, never silently ignored — except `externalAccountBinding`,
  * which is accepted and ignored because this server does not require one (§7.3.4).
  */
@@ -33,6 +33,8 @@ export const newOrderPayload = z.strictObject({
     .max(1_000),
   notBefore: z.string().max(64).optional(),
   notAfter: z.string().max(64).optional(),
+  /** RFC 9773 §5: the certID of the certificate this order replaces (parsed in service.ts). */
+  replaces: z.string().max(1_024).optional(),
 });
 
 export const authorizationUpdatePayload = z.strictObject({ status: z.literal('deactivated') });

@@ -6,6 +6,8 @@ import { HyperMeshError } from '../../codec/error.js';
  */
 export enum ProblemType {
   accountDoesNotExist = 'accountDoesNotExist',
+  /** RFC 9773 §5: a newOrder `replaces` a certificate another live order already replaces. */
+  alreadyReplaced = 'alreadyReplaced',
   alreadyRevoked = 'alreadyRevoked',
   badCSR = 'badCSR',
   badNonce = 'badNonce',
@@ -33,6 +35,7 @@ export const PROBLEM_PREFIX = 'urn:ietf:params:acme:error:';
 /** The HTTP status each type is sent with (as Boulder and Pebble do where RFC 8555 is silent). */
 export const PROBLEM_STATUS: Readonly<Record<ProblemType, number>> = {
   accountDoesNotExist: 400,
+  alreadyReplaced: 409,
   alreadyRevoked: 400,
   badCSR: 400,
   badNonce: 400,

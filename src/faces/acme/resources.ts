@@ -28,6 +28,8 @@ export function orderObject(
     finalize: urls.finalize(order.id),
     ...(order.certificateId === null ? {} : { certificate: urls.certificate(order.certificateId) }),
     ...(order.error === null ? {} : { error: order.error }),
+    // RFC 9773 §5: an accepted `replaces` is reflected in every view of the order.
+    ...(order.replaces === null ? {} : { replaces: order.replaces }),
   };
 }
 

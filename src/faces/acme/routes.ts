@@ -17,7 +17,9 @@ export type Route =
   | { readonly kind: 'finalize'; readonly id: string }
   | { readonly kind: 'authorization'; readonly id: string }
   | { readonly kind: 'challenge'; readonly id: string }
-  | { readonly kind: 'certificate'; readonly id: string };
+  | { readonly kind: 'certificate'; readonly id: string }
+  /** RFC 9773 §4.2; `certId` is the raw path segment, parsed by renewal-info.ts. */
+  | { readonly kind: 'renewalInfo'; readonly certId: string };
 
 export type RouteKind = Route['kind'];
 
@@ -30,6 +32,9 @@ const FIXED: ReadonlyMap<string, RouteKind> = new Map<string, RouteKind>([
   ['/acme/revoke-cert', 'revokeCert'],
   ['/acme/key-change', 'keyChange'],
 ]);
+
+// Any segment (even empty or not base64url), so that a bad certID is a 400 `malformed`, not a 404.
+const RENEWAL_INFO = /^\/acme\/renewal-info\/([^/?#]*)$/;
 
 const WITH_ID =
   /^\/acme\/(acct|order|authz|chall|cert)\/([A-Za-z0-9_-]{1,64})(\/orders|\/finalize)?$/;
@@ -54,6 +59,10 @@ export class AcmeUrls {
   }
   get keyChange(): string {
     return `${this.base}/acme/key-change`;
+  }
+  /** RFC 9773 §4: the directory's `renewalInfo`; a certificate's resource is `<this>/<certID>`. */
+  get renewalInfo(): string {
+    return `${this.base}/acme/renewal-info`;
   }
   account(id: string): string {
     return `${this.base}/acme/acct/${id}`;
@@ -90,6 +99,8 @@ export class AcmeUrls {
 export function routeOf(target: string): Route | undefined {
   const fixed = FIXED.get(target);
   if (fixed !== undefined) return { kind: fixed } as Route;
+  const renewal = RENEWAL_INFO.exec(target);
+  if (renewal !== null) return { kind: 'renewalInfo', certId: renewal[1] ?? '' };
   const match = WITH_ID.exec(target);
   if (match === null) return undefined;
   const [, segment, id = '', suffix] = match;

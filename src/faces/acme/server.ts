@@ -22,7 +22,8 @@ import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
 /**
  * The ACME server's HTTPS face (RFC 8555 over node:https): routing, methods, body limits, and
  * the headers every response carries — `Replay-Nonce` (§6.5) and `Link: <directory>;rel="index"`
- * (§7.1). The protocol itself is in service.ts. See docs/acme.md.
+ * (§7.1). GET serves the directory, nonces and renewal information (RFC 9773); everything else
+ * is POST. The protocol itself is in service.ts. See docs/acme.md.
  */
 
 export interface AcmeServerOptions {
@@ -362,6 +363,17 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
       if (route.kind === 'directory') send(response, service.directory(), {});
       // §7.2: 200 for HEAD, 204 for GET.
       else send(response, { status: method === 'HEAD' ? 200 : 204 }, {});
+      return route.kind;
+    }
+    if (route.kind === 'renewalInfo') {
+      // RFC 9773 §4.2: an unauthenticated GET, so any party (a monitor, a load balancer) may ask.
+      if (method !== 'GET' && method !== 'HEAD') {
+        throw malformed(`${method} is not allowed here; renewal information is a GET`, {
+          status: 405,
+          headers: { Allow: 'GET, HEAD' },
+        });
+      }
+      send(response, service.renewalInfo(route.certId), {});
       return route.kind;
     }
     if (method !== 'POST') {

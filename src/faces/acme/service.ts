@@ -12,6 +12,7 @@ import { CaError } from '../../trustchain/ca/errors.js';
 import { MAX_CSR_BYTES, parseCsr, type ParsedCsr } from '../../trustchain/ca/csr.js';
 import {
   checkOrderIdentifiers,
+  identifierKeys,
   type AuthorizationTarget,
   type ChallengeType,
   type IdentifierPolicy,
@@ -53,26 +54,35 @@ import {
   type ProblemDocument,
 } from './problems.js';
 import { accountObject, authorizationObject, challengeObject, orderObject } from './resources.js';
+import {
+  authorityKeyIdentifier,
+  parseCertId,
+  renewalInfoObject,
+  retryAfterSeconds,
+  suggestedWindow,
+  type CertId,
+} from './renewal-info.js';
 import type { AcmeUrls, Route } from './routes.js';
 import type {
   AccountRecord,
   AcmeStore,
   AuthorizationRecord,
+  CertificateRecord,
   ChallengeRecord,
   OrderRecord,
 } from './store.js';
 import { keyAuthorization, validateChallenge, type ValidationOptions } from './validation.js';
 import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
-import { toHex } from '../../crypto/bytes.js';
+import { bytesEqual, toHex } from '../../crypto/bytes.js';
 import { dcvRequiredCount } from '../../trustchain/ca-module/dcv.js';
 
 /**
  * The ACME state machine (RFC 8555 §7): request authentication (§6.2–§6.5), accounts (§7.3),
  * orders and their authorizations (§7.4, §7.5), challenge validation (§8), finalization and
- * certificate download (§7.4.2), revocation (§7.6). Requests arrive as (route, body, URL) from
- * the HTTP face (server.ts); everything here is independent of sockets except the validations
- * and the issuer it calls. Validation and issuance run in the background; each state change
- * they make emits `change` on `events`.
+ * certificate download (§7.4.2), revocation (§7.6), and renewal information with `replaces`
+ * (RFC 9773). Requests arrive as (route, body, URL) from the HTTP face (server.ts); everything
+ * here is independent of sockets except the validations and the issuer it calls. Validation
+ * and issuance run in the background; each state change they make emits `change` on `events`.
  */
 
 export interface AcmeServiceOptions {
@@ -157,6 +167,7 @@ export class AcmeService {
       newOrder: urls.newOrder,
       revokeCert: urls.revokeCert,
       keyChange: urls.keyChange,
+      renewalInfo: urls.renewalInfo,
       meta: {
         ...(termsOfService === undefined ? {} : { termsOfService }),
         ...(website === undefined ? {} : { website }),
@@ -164,6 +175,41 @@ export class AcmeService {
         externalAccountRequired: false,
       },
     });
+  }
+
+  /**
+   * RFC 9773 §4.2: the suggested renewal window of a certificate this server issued, for an
+   * unauthenticated GET. A malformed certID is `malformed` (400); one that names no certificate
+   * of this server (unknown serial, or a keyIdentifier other than its issuer's) is 404.
+   */
+  renewalInfo(certIdText: string): Reply {
+    const { record, parsed } = this.issuedCertificate(parseCertId(certIdText), 404);
+    const window = suggestedWindow(parsed, record.revokedMs !== null, this.now());
+    return json(200, renewalInfoObject(window), {
+      'Retry-After': String(retryAfterSeconds(window)),
+    });
+  }
+
+  /**
+   * The certificate a certID names among those this server issued (its own store, which is
+   * also what certificate downloads are served from), else `malformed` with `status`.
+   */
+  private issuedCertificate(
+    certId: CertId,
+    status: number,
+  ): { record: CertificateRecord; parsed: ParsedCertificate } {
+    const record = this.store.certificateBySerial(certId.serialHex);
+    if (record === undefined) {
+      throw malformed('this server issued no certificate with that serial', { status });
+    }
+    const parsed = parseCertificate(record.leafDer);
+    const keyId = authorityKeyIdentifier(parsed);
+    if (keyId === null || !bytesEqual(keyId, certId.keyIdentifier)) {
+      throw malformed("the certID's keyIdentifier is not that of the certificate's issuer", {
+        status,
+      });
+    }
+    return { record, parsed };
   }
 
   /** Restarts validations and issuances that were running when the server last stopped. */
@@ -339,6 +385,10 @@ export class AcmeService {
     }
     const identifiers = payload.identifiers as AcmeIdentifier[];
     const targets = checkOrderIdentifiers(identifiers, this.options.identifiers);
+    const replaces =
+      payload.replaces === undefined
+        ? undefined
+        : this.checkReplaces(payload.replaces, account, identifiers);
     const now = this.now();
     const orderId = newId();
     const authzExpires = now + this.options.pendingAuthorizationLifetimeMs;
@@ -390,6 +440,7 @@ export class AcmeService {
       expiresMs: Math.min(now + this.options.orderLifetimeMs, authzExpires),
       identifiers,
       createdMs: now,
+      ...(replaces === undefined ? {} : { replaces }),
     };
     this.store.insertOrder({ order, authorizations });
     const stored = this.store.orderById(orderId) as OrderRecord;
@@ -402,6 +453,46 @@ export class AcmeService {
       ),
       { Location: this.urls.order(orderId) },
     );
+  }
+
+  /**
+   * RFC 9773 §5: `replaces` must name a certificate this server issued to the same account,
+   * sharing at least one identifier with the new order (`malformed` / `unauthorized`), that no
+   * other order which is not `invalid` replaces already (409 `alreadyReplaced`).
+   */
+  private checkReplaces(
+    certIdText: string,
+    account: AccountRecord,
+    identifiers: readonly AcmeIdentifier[],
+  ): string {
+    const { record, parsed } = this.issuedCertificate(parseCertId(certIdText), 400);
+    if (record.accountId !== account.id) {
+      throw problem(
+        ProblemType.unauthorized,
+        'the certificate named by replaces was issued to another account',
+      );
+    }
+    const named = new Set(
+      identifierKeys([
+        ...parsed.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...parsed.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ]),
+    );
+    if (!identifierKeys(identifiers).some((key) => named.has(key))) {
+      throw malformed('the order shares no identifier with the certificate it replaces');
+    }
+    // An expired pending order no longer counts: refreshOrder makes it invalid first.
+    const replacing = this.store
+      .liveOrdersReplacing(certIdText)
+      .map((other) => this.refreshOrder(other))
+      .find((other) => other.status !== 'invalid');
+    if (replacing !== undefined) {
+      throw problem(
+        ProblemType.alreadyReplaced,
+        `order ${this.urls.order(replacing.id)} already replaces this certificate`,
+      );
+    }
+    return certIdText;
   }
 
   private ownOrder(auth: Authenticated, id: string): OrderRecord {

@@ -41,6 +41,8 @@ export interface OrderRecord {
   readonly csr: Uint8Array | null;
   readonly certificateId: string | null;
   readonly createdMs: number;
+  /** RFC 9773 §5: the certID of the certificate this order replaces, as the client sent it. */
+  readonly replaces: string | null;
 }
 
 export interface AuthorizationRecord {
@@ -170,6 +172,16 @@ const MIGRATIONS: readonly PrefixedMigration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 4,
+    name: 'the certificate an order replaces (RFC 9773 replaces)',
+    // At most one order that is not invalid replaces a certificate (alreadyReplaced otherwise).
+    sql: `
+      ALTER TABLE acme_order ADD COLUMN replaces TEXT;
+      CREATE UNIQUE INDEX acme_order_by_replaces ON acme_order (replaces)
+        WHERE replaces IS NOT NULL AND status != 'invalid';
+    `,
+  },
 ];
 
 export const ACME_SCHEMA_VERSION = MIGRATIONS.length;
@@ -202,6 +214,7 @@ interface OrderRow {
   csr: Buffer | null;
   certificate_id: string | null;
   created_ms: number;
+  replaces: string | null;
 }
 interface AuthzRow {
   id: string;
@@ -254,6 +267,7 @@ const order = (row: OrderRow): OrderRecord => ({
   csr: row.csr === null ? null : new Uint8Array(row.csr),
   certificateId: row.certificate_id,
   createdMs: row.created_ms,
+  replaces: row.replaces,
 });
 const authz = (row: AuthzRow): AuthorizationRecord => ({
   id: row.id,
@@ -287,7 +301,9 @@ const certificate = (row: CertificateRow): CertificateRecord => ({
 });
 
 export interface NewOrder {
-  readonly order: Omit<OrderRecord, 'error' | 'csr' | 'certificateId'>;
+  readonly order: Omit<OrderRecord, 'error' | 'csr' | 'certificateId' | 'replaces'> & {
+    readonly replaces?: string;
+  };
   readonly authorizations: ReadonlyArray<{
     readonly authorization: AuthorizationRecord;
     readonly challenges: readonly ChallengeRecord[];
@@ -431,9 +447,17 @@ export class AcmeStore {
     this.transaction(() => {
       this.db
         .prepare(
-          'INSERT INTO acme_order (id, account_id, status, expires_ms, identifiers, created_ms) VALUES (?, ?, ?, ?, ?, ?)',
+          'INSERT INTO acme_order (id, account_id, status, expires_ms, identifiers, created_ms, replaces) VALUES (?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(o.id, o.accountId, o.status, o.expiresMs, JSON.stringify(o.identifiers), o.createdMs);
+        .run(
+          o.id,
+          o.accountId,
+          o.status,
+          o.expiresMs,
+          JSON.stringify(o.identifiers),
+          o.createdMs,
+          o.replaces ?? null,
+        );
       const insertAuthz = this.db.prepare(
         'INSERT INTO acme_authz (id, account_id, order_id, position, identifier_type, identifier_value, wildcard, status, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
@@ -470,6 +494,15 @@ export class AcmeStore {
       )
       .pluck()
       .all(accountId, limit) as string[];
+  }
+
+  /** Orders that are not `invalid` and replace the certificate `certId` names (RFC 9773 §5). */
+  liveOrdersReplacing(certId: string): OrderRecord[] {
+    return (
+      this.db
+        .prepare("SELECT * FROM acme_order WHERE replaces = ? AND status != 'invalid'")
+        .all(certId) as OrderRow[]
+    ).map(order);
   }
 
   orderIdsInStatus(status: OrderStatus): string[] {
@@ -596,6 +629,14 @@ export class AcmeStore {
   certificateById(id: string): CertificateRecord | undefined {
     const row = this.db.prepare('SELECT * FROM acme_certificate WHERE id = ?').get(id) as
       CertificateRow | undefined;
+    return row === undefined ? undefined : certificate(row);
+  }
+
+  /** By serial: lowercase hex without a leading zero byte (as `ParsedCertificate.serialNumber`). */
+  certificateBySerial(serialHex: string): CertificateRecord | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM acme_certificate WHERE serial_hex = ?')
+      .get(serialHex) as CertificateRow | undefined;
     return row === undefined ? undefined : certificate(row);
   }
 
