@@ -272,20 +272,23 @@ describe(CAESAR_SERVICE_NAME, () => {
     assert.equal(broke.ok, false);
     assert.equal(!broke.ok && broke.code, 'CAESAR_INSUFFICIENT_FUNDS');
 
-    const submitAndWait = async (body: Uint8Array, sequence: number) => {
-      const tx = build(body, sequence);
-      const admitted = await caesar.submitTx(tx.bytes);
-      assert.equal(admitted.ok, true, JSON.stringify(admitted));
-      await waitForCondition(
+    /** Waits, commit by commit, until `txHash` is the newest entry of the treasury's history. */
+    const inHistory = (txHash: Uint8Array, what: string) =>
+      waitForCondition(
         running.driver,
         'commit',
         async () =>
           (await caesar.history({ account: treasury.address, limit: 1 })).receipts.some(
-            (entry) => toHex(entry.txHash) === toHex(tx.txHash),
+            (entry) => toHex(entry.txHash) === toHex(txHash),
           ),
-        'the submitted transaction in the history',
+        what,
         20_000,
       );
+    const submitAndWait = async (body: Uint8Array, sequence: number) => {
+      const tx = build(body, sequence);
+      const admitted = await caesar.submitTx(tx.bytes);
+      assert.equal(admitted.ok, true, JSON.stringify(admitted));
+      await inHistory(tx.txHash, 'the submitted transaction in the history');
       const found = await caesar.receipt(tx.txHash);
       assert.equal(found.code, 0, found.log);
       return found;
@@ -355,16 +358,7 @@ describe(CAESAR_SERVICE_NAME, () => {
       const admitted = await caesar.submitTx(tx.bytes);
       assert.equal(admitted.ok, true, JSON.stringify(admitted));
     }
-    await waitForCondition(
-      running.driver,
-      'commit',
-      async () =>
-        (await caesar.history({ account: treasury.address, limit: 1 })).receipts.some(
-          (entry) => toHex(entry.txHash) === toHex(tooMuch.txHash),
-        ),
-      'the refused transfer in the history',
-      20_000,
-    );
+    await inHistory(tooMuch.txHash, 'the refused transfer in the history');
     const latest = await caesar.history({ account: treasury.address, limit: 100 });
     const [refusedEntry, paidEntry] = latest.receipts;
     assert.equal(toHex(refusedEntry!.txHash), toHex(tooMuch.txHash));
