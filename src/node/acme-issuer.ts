@@ -21,6 +21,7 @@ import {
 import type { TrustBundle } from '../trustchain/ca/bundle.js';
 import {
   CA_MODULE_NAME,
+  CA_QUERIES,
   buildCaRequestTransaction,
   caRevokeBody,
   certificateChainPem,
@@ -226,6 +227,21 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
       }),
     );
     await this.wait(txHash, 'revoke');
+  }
+
+  /**
+   * Whether the chain records the certificate with this serial as revoked (`ca/rev/<serial>`
+   * in the node's committed state), whoever revoked it: this server, `hypermesh cert revoke`,
+   * or the holder of the certificate's key.
+   */
+  isRevoked(serialHex: string): boolean {
+    const serial = Buffer.from(serialHex, 'hex');
+    if (serial.length !== 16 || serial.toString('hex') !== serialHex) return false;
+    const answer = this.options.query({
+      path: `${CA_MODULE_NAME}/${CA_QUERIES.revocation}`,
+      data: Uint8Array.from(serial),
+    });
+    return answer.value !== null;
   }
 
   /**

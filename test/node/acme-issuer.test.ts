@@ -10,6 +10,7 @@ import { bytesEqual } from '../../src/crypto/bytes.js';
 import { AcmeIssuerError, AcmeIssuerErrorCode, AcmeStore } from '../../src/faces/acme/index.js';
 import { ConsensusAcmeIssuer, type AcmeSubmitResult } from '../../src/node/acme-issuer.js';
 import type { TrustBundle } from '../../src/trustchain/ca/bundle.js';
+import { CA_MODULE_NAME, CA_QUERIES } from '../../src/trustchain/ca-module/index.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
 
 /**
@@ -107,6 +108,37 @@ describe('ACME issuer records', () => {
     });
     assert.equal(submitted.length, 1, 'the order was sent again');
     assert.equal(store.issuanceOf('order-c'), null);
+    issuer.close();
+  });
+});
+
+describe('ACME issuer: revocations on the chain', () => {
+  it('reads ca/rev/<serial> from committed state, whoever revoked the certificate', () => {
+    const revokedSerial = 'a1'.repeat(16);
+    const asked: QueryRequest[] = [];
+    const issuer = new ConsensusAcmeIssuer({
+      chainId: 'test-chain',
+      stampDifficulty: 0,
+      accountKey: generateKeyPairSync('ed25519').privateKey,
+      bundle: {} as TrustBundle,
+      query: (request: QueryRequest) => {
+        asked.push(request);
+        const hit =
+          request.path === `${CA_MODULE_NAME}/${CA_QUERIES.revocation}` &&
+          Buffer.from(request.data).toString('hex') === revokedSerial;
+        return answer(hit ? new Uint8Array([1]) : null);
+      },
+      pending: () => false,
+      submit: () => Promise.reject(new Error('nothing is submitted here')),
+    });
+    assert.equal(issuer.isRevoked(revokedSerial), true);
+    assert.equal(issuer.isRevoked('b2'.repeat(16)), false);
+    assert.equal(asked.length, 2);
+    // Not a 16-byte serial of this CA (or not canonical hex): no lookup, not revoked.
+    for (const serial of ['a1'.repeat(15), 'a1'.repeat(17), 'zz'.repeat(16), 'A1'.repeat(16)]) {
+      assert.equal(issuer.isRevoked(serial), false, serial);
+    }
+    assert.equal(asked.length, 2);
     issuer.close();
   });
 });

@@ -46,6 +46,12 @@ export interface AcmeRevokeRequest {
 export interface AcmeIssuer {
   issue(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate>;
   revoke(request: AcmeRevokeRequest): Promise<void>;
+  /**
+   * Optional: whether the CA records the certificate with this serial (lowercase hex, as
+   * `AcmeRevokeRequest.serialHex`) as revoked, by any route — not only this server's
+   * `revokeCert`. Renewal information (RFC 9773) asks it, beside the server's own record.
+   */
+  isRevoked?(serialHex: string): boolean;
 }
 
 export enum AcmeIssuerErrorCode {

@@ -184,7 +184,9 @@ export class AcmeService {
    */
   renewalInfo(certIdText: string): Reply {
     const { record, parsed } = this.issuedCertificate(parseCertId(certIdText), 404);
-    const window = suggestedWindow(parsed, record.revokedMs !== null, this.now());
+    const revoked =
+      record.revokedMs !== null || this.options.issuer.isRevoked?.(record.serialHex) === true;
+    const window = suggestedWindow(parsed, revoked, this.now());
     return json(200, renewalInfoObject(window), {
       'Retry-After': String(retryAfterSeconds(window)),
     });

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { parseCertificate, type ParsedCertificate } from '../../../src/crypto/x509.js';
+import type { AcmeIssuer } from '../../../src/faces/acme/issuer.js';
 import { jwkThumbprint } from '../../../src/faces/acme/jws.js';
 import { AcmeProblem } from '../../../src/faces/acme/problems.js';
 import {
@@ -145,12 +146,21 @@ describe('ACME renewal information over HTTPS', () => {
   let registry: Registry;
   let owner: RawAcmeClient;
   let stranger: RawAcmeClient;
+  /** Serials the issuer reports as revoked although the server never revoked them. */
+  const revokedElsewhere = new Set<string>();
 
   before(async () => {
     pki = await createTestPki();
     responder = await Http01Responder.start();
     registry = new Registry();
-    running = await startTestAcme(pki, { http01Port: responder.port, registry });
+    // The CA's own revocation record, beside the server's (a revocation by another route).
+    const ca = pki.ca.issuer;
+    const issuer: AcmeIssuer = {
+      issue: (request) => ca.issue(request),
+      revoke: (request) => ca.revoke(request),
+      isRevoked: (serialHex) => revokedElsewhere.has(serialHex),
+    };
+    running = await startTestAcme(pki, { http01Port: responder.port, registry, issuer });
     owner = await registered();
     stranger = await registered();
   });
@@ -304,6 +314,20 @@ describe('ACME renewal information over HTTPS', () => {
     assert.ok(start < end, 'start before end (RFC 9773 §4.2)');
     assert.ok(end < answered, `the window has closed: ${reply.text}`);
     assert.ok(end > asked - 3_600_000, 'closed just now, not at some arbitrary past time');
+    assert.equal(reply.headers['retry-after'], String(MIN_RETRY_AFTER_SECONDS));
+  });
+
+  it('suggests immediate renewal of a certificate the CA revoked by another route', async () => {
+    const leaf = await issueCertificate(owner);
+    const url = renewalInfoUrl(certIdOfLeaf(leaf));
+    const before = await httpsRequest(url, pki.rootPem);
+    const open = before.json?.suggestedWindow as { start: string; end: string };
+    assert.ok(Date.parse(open.end) > Date.now(), `a window in the future: ${before.text}`);
+    revokedElsewhere.add(leaf.serialNumber);
+    const reply = await httpsRequest(url, pki.rootPem);
+    assert.equal(reply.status, 200, reply.text);
+    const closed = reply.json?.suggestedWindow as { start: string; end: string };
+    assert.ok(Date.parse(closed.end) < Date.now(), `the window has closed: ${reply.text}`);
     assert.equal(reply.headers['retry-after'], String(MIN_RETRY_AFTER_SECONDS));
   });
 
