@@ -136,7 +136,9 @@ export class EvidencePool {
       });
     };
     const valid: { row: PendingEvidence; entry: Entry }[] = [];
-    for (const row of this.store.pendingEvidence.list()) {
+    const rows = this.store.pendingEvidence.list();
+    const included = rows.length === 0 ? new Set<string>() : this.recentlyIncludedOffences();
+    for (const row of rows) {
       let evidence: DuplicateVoteEvidence;
       try {
         evidence = decodeEvidence(row.bytes);
@@ -149,7 +151,7 @@ export class EvidencePool {
         drop(row, PendingEvidenceDrop.ROW_MISMATCH);
         continue;
       }
-      const rejection = this.rejection(context, verification, entry);
+      const rejection = this.rejection(context, verification, entry, included);
       if (rejection !== undefined) {
         drop(row, rejection.reason, rejection.error);
         continue;
@@ -170,10 +172,34 @@ export class EvidencePool {
     return { loaded: this.pending.size, dropped };
   }
 
+  /**
+   * The offence keys of the evidence in the stored blocks that can still matter: the latest
+   * `EVIDENCE_MAX_AGE` + 1. A block may include an offence under another pair of votes than the
+   * one this node found (another validator's evidence), so a pending row is matched by offence
+   * as well as by its bytes. Read once per `load`; stored evidence was checked when its block
+   * was, and anything that does not decode is skipped.
+   */
+  private recentlyIncludedOffences(): Set<string> {
+    const offences = new Set<string>();
+    const latest = this.store.blocks.latestHeight();
+    if (latest === null) return offences;
+    for (let height = Math.max(1, latest - EVIDENCE_MAX_AGE); height <= latest; height++) {
+      for (const stored of this.store.blocks.evidenceAt(height)) {
+        try {
+          offences.add(evidenceKey(decodeEvidence(stored.bytes)));
+        } catch {
+          continue;
+        }
+      }
+    }
+    return offences;
+  }
+
   private rejection(
     context: HeightContext,
     verification: EvidenceVerification,
     entry: Entry,
+    included: ReadonlySet<string>,
   ): { reason: PendingEvidenceDrop; error?: string } | undefined {
     // The next block this node can propose is at `context.height`.
     if (entry.height < context.height - EVIDENCE_MAX_AGE) {
@@ -199,7 +225,10 @@ export class EvidencePool {
       context.height + 1,
     );
     if (error !== undefined) return { reason: PendingEvidenceDrop.INVALID, error: error.message };
-    if (includedEvidence(this.store, [entry.evidence]) !== undefined) {
+    if (
+      included.has(evidenceKey(entry.evidence)) ||
+      includedEvidence(this.store, [entry.evidence]) !== undefined
+    ) {
       return { reason: PendingEvidenceDrop.ALREADY_INCLUDED };
     }
     return undefined;

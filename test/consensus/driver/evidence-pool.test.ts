@@ -166,7 +166,18 @@ describe('EvidencePool: persistence', () => {
     try {
       const valid = offence(validator(0), 60);
       const included = offence(validator(2), 61);
-      store.saveBlock(nextBlock(store, { evidence: [storedEvidence(included)] }));
+      // Another validator's evidence of one offence: the same validator, height, round and
+      // vote type as `otherPair` below, with another pair of votes.
+      const includedByOther = offence(validator(1), 62);
+      const otherPair = duplicateVoteEvidence(
+        makeVote(validator(1), 'prevote', 62, 0, sha256(Uint8Array.of(62, 0, 9))),
+        makeVote(validator(1), 'prevote', 62, 0, null),
+      );
+      store.saveBlock(
+        nextBlock(store, {
+          evidence: [storedEvidence(included), storedEvidence(includedByOther)],
+        }),
+      );
       const forged: DuplicateVoteEvidence = {
         ...offence(validator(1), 60),
         voteB: {
@@ -195,6 +206,7 @@ describe('EvidencePool: persistence', () => {
         future: row(offence(validator(3), 130)),
         outsider: row(offence(outsider, 60)),
         included: row(included),
+        otherPair: row(otherPair),
       };
       for (const value of Object.values(rows)) store.pendingEvidence.put(value);
       const logs: LogLine[] = [];
@@ -212,6 +224,7 @@ describe('EvidencePool: persistence', () => {
         [hex(rows.future.key)]: PendingEvidenceDrop.INVALID,
         [hex(rows.outsider.key)]: PendingEvidenceDrop.INVALID,
         [hex(rows.included.key)]: PendingEvidenceDrop.ALREADY_INCLUDED,
+        [hex(rows.otherPair.key)]: PendingEvidenceDrop.ALREADY_INCLUDED,
       });
       const warnings = logs.filter((line) => line.level === 'warn');
       assert.equal(warnings.length, result.dropped.length);
@@ -229,7 +242,7 @@ describe('EvidencePool: persistence', () => {
         [hex(rows.valid.bytes)],
       );
       assert.equal(store.blocks.latestHeight(), 1);
-      assert.equal(store.blocks.evidenceAt(1).length, 1);
+      assert.equal(store.blocks.evidenceAt(1).length, 2);
       assert.deepEqual(encoded(evidencePool.forBlock(120)), encoded([valid]));
       assert.deepEqual(pool(store).load(contextAt(120), verification), {
         loaded: 1,
