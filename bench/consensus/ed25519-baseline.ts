@@ -4,7 +4,7 @@ import { startTsWorker } from './ts-worker.js';
 
 /**
  * The verification ceiling of issue 3 §5: Ed25519 verifications per second this machine does
- * with node:crypto and pre-imported KeyObjects, on every core at once (one worker thread per
+ * with the nodes' own verifier (`ed25519Verify`, libsodium, raw keys), on every core at once (one worker thread per
  * core, all prepared first and then started together), and on one thread for comparison; the
  * best of a few runs of each.
  */

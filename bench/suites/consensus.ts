@@ -17,8 +17,8 @@
  * - Commit latency p50/p99 at 10 %, 50 % and 90 % of that maximum (batched submission), on a
  *   fresh cluster of the same size (hand-over to the batching client → commit on node-1, from its
  *   own log timestamp; bench/consensus/load.ts).
- * - Baseline in the same run: Ed25519 verifications/s of this machine (node:crypto, KeyObjects
- *   imported once, one worker thread per core running together) divided by the number of
+ * - Baseline in the same run: Ed25519 verifications/s of this machine (the nodes' verifier,
+ *   libsodium with raw keys, one worker thread per core running together) divided by the number of
  *   validators — the ceiling when every validator checks every transaction on one machine.
  *
  * HYPERMESH_BENCH_KEEP=1 keeps each cluster's directory (genesis, node logs) for inspection.
@@ -379,7 +379,7 @@ export default async function consensus(harness: BenchContext): Promise<void> {
     value: ed.allCores,
     unit: 'ops/s',
     baseline: { name: 'one thread', value: ed.oneThread },
-    note: `${ed.threads} worker threads verifying at the same time (node:crypto, KeyObjects imported once, ${SIGNED_MESSAGE_BYTES}-byte messages)`,
+    note: `${ed.threads} worker threads verifying at the same time (libsodium as the nodes verify, raw keys, ${SIGNED_MESSAGE_BYTES}-byte messages)`,
   });
   for (const validators of settings.validators) {
     await measureCluster(context, settings, validators, ed.allCores / validators, ed.allCores);

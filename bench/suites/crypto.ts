@@ -1,15 +1,17 @@
 /**
  * `npm run bench -- crypto`: the crypto core beside same-run baselines.
  * - FALCON-1024 sign/verify per backend; baseline: the cross-check backend (@noble/post-quantum).
- * - Ed25519 sign/verify (node:crypto); baseline: @noble/curves (pure JS).
+ * - Ed25519 sign (node:crypto) and verify (libsodium); baseline: @noble/curves (pure JS), and
+ *   for verify also node:crypto with the key imported once (OpenSSL, the verifier before).
  * - Hybrid (Ed25519 + FALCON-1024) sign/verify; baseline: Ed25519 alone (the cost of PQ).
  * - Merkle tree appends/s and inclusion proofs/s; baseline: hashing the same leaves (SHA-256).
  * - Deterministic CBOR encode; baseline: JSON.stringify of the same value.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, verify as verifySignature } from 'node:crypto';
 import { ed25519 as nobleEd25519 } from '@noble/curves/ed25519.js';
 import { encodeCanonical } from '../../src/codec/cbor.js';
 import {
+  ed25519PublicKeyFromRaw,
   ed25519RawPublicKey,
   ed25519Sign,
   ed25519Verify,
@@ -81,6 +83,11 @@ export default async function crypto(context: BenchContext): Promise<void> {
   const edSign = await opsPerSecond(() => ed25519Sign(message, ed.privateKey), seconds);
   const nobleSign = await opsPerSecond(() => nobleEd25519.sign(message, nobleSecret), seconds);
   const edVerify = await opsPerSecond(() => ed25519Verify(edSig, message, raw), seconds);
+  const opensslKey = ed25519PublicKeyFromRaw(raw);
+  const opensslVerify = await opsPerSecond(
+    () => verifySignature(null, message, opensslKey, edSig),
+    seconds,
+  );
   const nobleVerify = await opsPerSecond(
     () => nobleEd25519.verify(nobleSig, message, noblePublic),
     seconds,
@@ -96,6 +103,12 @@ export default async function crypto(context: BenchContext): Promise<void> {
     value: edVerify,
     unit: 'ops/s',
     baseline: { name: '@noble/curves', value: nobleVerify },
+  });
+  context.emit({
+    metric: 'ed25519_verify_per_s_vs_openssl',
+    value: edVerify,
+    unit: 'ops/s',
+    baseline: { name: 'node:crypto (OpenSSL), key imported once', value: opensslVerify },
   });
 
   context.progress('hybrid Ed25519 + FALCON-1024');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, verify as opensslVerify } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { ed25519 as nobleEd25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
 import { isHyperMeshError } from '../../src/codec/error.js';
 import { concatBytes, fromHex, toHex } from '../../src/crypto/bytes.js';
@@ -92,6 +93,49 @@ describe('Ed25519', () => {
       }),
       { numRuns: 50 },
     );
+  });
+
+  it('agrees with OpenSSL on honest signatures and on tampering (property)', () => {
+    const keys = generateEd25519KeyPair();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), (message, position) => {
+        const signature = ed25519Sign(message, keys.privateKey);
+        const bad = signature.slice();
+        const index = position % bad.length;
+        bad[index] = (bad[index] ?? 0) ^ (1 << (position % 8));
+        for (const sig of [signature, bad]) {
+          assert.equal(
+            ed25519Verify(sig, message, keys.publicKey),
+            opensslVerify(null, message, keys.publicKey, sig),
+          );
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("applies libsodium's stricter rules: small-order keys and non-canonical S fail", () => {
+    const message = Uint8Array.of(7, 7, 7);
+    // With the identity point as the public key, [S]B = R + [k]A holds for R = [r]B, S = r,
+    // whatever the message: OpenSSL accepts such a signature; libsodium refuses small-order keys.
+    const r = 123456789n;
+    const little = (value: bigint): Uint8Array =>
+      Uint8Array.from({ length: 32 }, (_, i) => Number((value >> BigInt(8 * i)) & 0xffn));
+    const signature = concatBytes(nobleEd25519.Point.BASE.multiply(r).toBytes(), little(r));
+    const identity = concatBytes(Uint8Array.of(1), new Uint8Array(31));
+    assert.equal(opensslVerify(null, message, ed25519PublicKeyFromRaw(identity), signature), true);
+    assert.equal(ed25519Verify(signature, message, identity), false);
+    assert.equal(ed25519Verify(signature, message, ed25519PublicKeyFromRaw(identity)), false);
+    // S + L instead of S: the same point equation, refused by both.
+    const keys = generateEd25519KeyPair();
+    const honest = ed25519Sign(message, keys.privateKey);
+    let s = 0n;
+    for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(honest[32 + i] ?? 0);
+    const order = nobleEd25519.Point.Fn.ORDER;
+    const malleated = concatBytes(honest.subarray(0, 32), little(s + order));
+    assert.equal(ed25519Verify(honest, message, keys.publicKey), true);
+    assert.equal(ed25519Verify(malleated, message, keys.publicKey), false);
+    assert.equal(opensslVerify(null, message, keys.publicKey, malleated), false);
   });
 
   it('returns false for garbage, never throws', () => {

@@ -1,5 +1,4 @@
 import type { KeyObject } from 'node:crypto';
-import { verify as verifySignature } from 'node:crypto';
 import { CanonicalReader } from '../../codec/canonical-reader.js';
 import { CborError, CborErrorCode, encodeCanonical } from '../../codec/cbor.js';
 import { SchemaError } from '../../codec/schema.js';
@@ -7,9 +6,9 @@ import { bytesEqual, concatBytes, toHex } from '../../crypto/bytes.js';
 import {
   ED25519_PUBLIC_KEY_BYTES,
   ED25519_SIGNATURE_BYTES,
-  ed25519PublicKeyFromRaw,
   ed25519RawPublicKey,
   ed25519Sign,
+  ed25519Verify,
 } from '../../crypto/ed25519.js';
 import { mintStamp, verifyStamp } from '../proof/hashcash.js';
 import { sha256, tagPrefix } from '../proof/hashing.js';
@@ -71,7 +70,7 @@ export interface TransactionStampRef {
 export interface VerifyOptions {
   readonly chainId: string;
   readonly stampDifficulty: number;
-  /** Remembers imported keys and verified signatures across calls. */
+  /** Remembers verified signatures across calls. */
   readonly cache?: VerificationCache;
 }
 
@@ -369,13 +368,7 @@ export function verifyTransaction(envelope: Envelope, options: VerifyOptions): v
     );
   }
   if (cache?.wasVerified(envelope.txHash, envelope.signature) === true) return;
-  const key = cache?.publicKey(envelope.sender) ?? ed25519PublicKeyFromRaw(envelope.sender);
-  let valid: boolean;
-  try {
-    valid = verifySignature(null, signingMessage(unsigned), key, envelope.signature);
-  } catch {
-    valid = false;
-  }
+  const valid = ed25519Verify(envelope.signature, signingMessage(unsigned), envelope.sender);
   if (!valid) {
     throw new TransactionError(
       TransactionErrorCode.BAD_SIGNATURE,

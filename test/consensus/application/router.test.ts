@@ -263,7 +263,7 @@ describe('application router', () => {
     // b keeps nothing in memory: every read goes to the store, every signature is verified.
     const b = await open({
       stateCacheEntries: 0,
-      verificationCache: { maxKeys: 0, maxVerified: 0 },
+      verificationCache: { maxVerified: 0 },
     });
     const c = await open();
     const senders = Array.from({ length: 4 }, makeSender);
