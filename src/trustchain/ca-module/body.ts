@@ -104,11 +104,13 @@ export const REVOCATION_REASONS: Readonly<Record<number, string>> = Object.freez
   9: 'privilegeWithdrawn',
 });
 
+/** Largest `req` of a request or renewal body. */
+const MAX_REQUEST_BYTES = 32 * 1024;
 const serial = bytes({ length: 16 });
 const schema = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('request'),
-    req: bytes({ min: 1, max: 32 * 1024 }),
+    req: bytes({ min: 1, max: MAX_REQUEST_BYTES }),
     // An empty list is written as no key, so it is refused here: one value, one encoding.
     dcv: z
       .array(bytes({ min: 1, max: MAX_DCV_ATTESTATION_BYTES }))
@@ -152,8 +154,47 @@ function malformed(message: string, detail: Record<string, unknown> = {}): never
   throw new CaModuleError(CaModuleErrorCode.MALFORMED_BODY, `ca body: ${message}`, detail);
 }
 
+/** `{ "op": "request", "req": ` in canonical CBOR: a map of two, "op" < "req" (RFC 8949 §4.2.1). */
+const PLAIN_REQUEST_PREFIX = Uint8Array.from([
+  0xa2, 0x62, 0x6f, 0x70, 0x67, 0x72, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x63, 0x72, 0x65, 0x71,
+]);
+
+/**
+ * The `req` of a canonical `{ op: "request", req }` body (no `dcv`), or null for any other
+ * bytes. A shortest-form byte-string head (RFC 8949 §4.2.1) of 1 to 32 KiB bytes that end the
+ * body is exactly what the general decoder accepts for this shape; every other body goes there.
+ * Every node decodes each request body at admission and again in its block.
+ */
+function plainRequest(body: Uint8Array): Uint8Array | null {
+  const prefix = PLAIN_REQUEST_PREFIX.length;
+  if (body.length < prefix + 2) return null;
+  for (let i = 0; i < prefix; i++) if (body[i] !== PLAIN_REQUEST_PREFIX[i]) return null;
+  const head = body[prefix] as number;
+  let length: number;
+  let start: number;
+  if (head >= 0x41 && head <= 0x57) {
+    length = head - 0x40;
+    start = prefix + 1;
+  } else if (head === 0x58) {
+    length = body[prefix + 1] as number;
+    start = prefix + 2;
+    if (length < 24) return null;
+  } else if (head === 0x59) {
+    if (body.length < prefix + 3) return null;
+    length = ((body[prefix + 1] as number) << 8) | (body[prefix + 2] as number);
+    start = prefix + 3;
+    if (length < 0x100) return null;
+  } else {
+    return null;
+  }
+  if (length > MAX_REQUEST_BYTES || start + length !== body.length) return null;
+  return body.slice(start);
+}
+
 /** Parses a `ca` body (canonical CBOR only). Throws `CaModuleError MALFORMED_BODY`. */
 export function decodeCaBody(body: Uint8Array): CaTx {
+  const request = plainRequest(body);
+  if (request !== null) return { op: 'request', request };
   let decoded: unknown;
   try {
     decoded = decodeCanonical(body);

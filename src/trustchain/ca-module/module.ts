@@ -74,18 +74,15 @@ import { BoundedMap } from '../../codec/bounded-map.js';
 import { TREE_HEAD_KEY, appendCertificates, encodeTreeHead } from './tree-head.js';
 import {
   CA_MODULE_NAME,
+  CaRecordCache,
   CaStateReader,
   MAX_BATCH_CERTIFICATES,
   MAX_PENDING_BATCHES,
   PENDING_KEY,
   batchKey,
   certificateKey,
-  encodeBatch,
   encodeCertificateRecord,
-  encodeIssuance,
-  encodePending,
   encodePublished,
-  encodeRateWindow,
   encodeRevocation,
   publishedKey,
   rateKey,
@@ -216,6 +213,9 @@ export function createCaModule(
   // when (the rotation) depends on the height and is checked every time.
   const publications = new BoundedMap<string, Uint8Array[]>(PUBLICATION_CACHE_ENTRIES);
   const view = createIssuerView(config, falcon);
+  // Decoded batches, issuance records, rate windows and the pending list (state.ts), each
+  // returned only for the bytes it came from.
+  const records = new CaRecordCache();
   const checkedIssuances = new WeakMap<CaTx, CheckedIssuance>();
   // A request is checked at admission and again in its block (decoded afresh each time), so
   // attestation signatures are verified once: verification is a pure function of the bytes.
@@ -611,7 +611,7 @@ export function createCaModule(
   }
 
   function check(ctx: CheckContext, tx: CaTx, sender: Uint8Array): void {
-    const state = new CaStateReader(ctx.state);
+    const state = new CaStateReader(ctx.state, records);
     switch (tx.op) {
       case 'request':
       case 'renew':
@@ -678,12 +678,15 @@ export function createCaModule(
       renews: checked.renews,
     };
     const batch = state.batch(ctx.height);
-    ctx.state.set(rateKey(checked.account), encodeRateWindow(decision.window));
-    ctx.state.set(requestKey(ctx.txHash), encodeIssuance(record));
+    ctx.state.set(
+      rateKey(checked.account),
+      records.encodeRateWindow(toHex(checked.account), decision.window),
+    );
+    ctx.state.set(requestKey(ctx.txHash), records.encodeIssuance(toHex(ctx.txHash), record));
     ctx.state.set(serialKey(serial), ctx.txHash.slice());
     ctx.state.set(
       batchKey(ctx.height),
-      encodeBatch({
+      records.encodeBatch(ctx.height, {
         time: ctx.time,
         first: null,
         items: [...(batch?.items ?? []), ctx.txHash.slice()],
@@ -923,7 +926,7 @@ export function createCaModule(
 
   function writePending(state: ModuleState, heights: readonly number[]): void {
     if (heights.length === 0) state.delete(PENDING_KEY);
-    else state.set(PENDING_KEY, encodePending(heights));
+    else state.set(PENDING_KEY, records.encodePending(heights));
   }
 
   return {
@@ -932,7 +935,7 @@ export function createCaModule(
     decodeBody: decodeCaBody,
     check,
     apply(ctx: ExecutionContext, tx: CaTx, sender: Uint8Array): void {
-      const state = new CaStateReader(ctx.state);
+      const state = new CaStateReader(ctx.state, records);
       switch (tx.op) {
         case 'request':
         case 'renew':
@@ -970,12 +973,12 @@ export function createCaModule(
       }
     },
     endBlock(ctx: EndBlockContext): readonly ValidatorUpdate[] {
-      const state = new CaStateReader(ctx.state);
+      const state = new CaStateReader(ctx.state, records);
       const batch = state.batch(ctx.height);
       if (batch !== null && batch.first === null) {
         ctx.state.set(
           batchKey(ctx.height),
-          encodeBatch({
+          records.encodeBatch(ctx.height, {
             ...batch,
             first: firstIssuerIndex(config, ctx.height, ctx.proposer, view.issuers(ctx.state)),
           }),

@@ -7,10 +7,9 @@ import {
 } from '../ca/certificate.js';
 import { CaError } from '../ca/errors.js';
 import {
-  certificateTbs,
   checkBlockCertificates,
-  inclusionOf,
   prepareBlock,
+  preparedCertificateTbs,
   signBlockCertificates,
   type PreparedBlock,
 } from '../ca/issue.js';
@@ -68,9 +67,9 @@ export function assembleBatchCertificates(
   signatures: readonly Uint8Array[],
 ): Uint8Array[] {
   const batchSignature = decodeBatchSignature(batch);
-  return prepared.inputs.map((inputs, index) =>
+  return prepared.inputs.map((_, index) =>
     assembleCertificate(
-      certificateTbs(inputs, inclusionOf(prepared, batchSignature, index)),
+      preparedCertificateTbs(prepared, batchSignature, index),
       signatures[index] ?? new Uint8Array(0),
     ),
   );

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { bytes, parseInput } from '../../codec/schema.js';
 import type { ModuleStateReader } from '../../consensus/application/module.js';
-import { concatBytes } from '../../crypto/bytes.js';
+import { BoundedMap } from '../../codec/bounded-map.js';
+import { bytesEqual, concatBytes, toHex } from '../../crypto/bytes.js';
 import { CaStateError } from './errors.js';
 import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-head.js';
 
@@ -179,17 +180,66 @@ export function decodeIssuance(value: Uint8Array): IssuanceRecord {
   };
 }
 
+/** The CBOR head (RFC 8949 §3) of major type `major` with argument `n`, in shortest form. */
+function cborHead(major: number, n: number): Uint8Array {
+  const type = major << 5;
+  if (n < 24) return Uint8Array.of(type | n);
+  if (n < 0x100) return Uint8Array.of(type | 24, n);
+  if (n < 0x10000) return Uint8Array.of(type | 25, n >> 8, n & 0xff);
+  if (n < 0x100000000) {
+    const out = new Uint8Array(5);
+    out[0] = type | 26;
+    new DataView(out.buffer).setUint32(1, n);
+    return out;
+  }
+  const out = new Uint8Array(9);
+  out[0] = type | 27;
+  new DataView(out.buffer).setBigUint64(1, BigInt(n));
+  return out;
+}
+
+const isUint = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+const T_KEY = Uint8Array.of(0x61, 0x74);
+const FIRST_KEY = Uint8Array.of(0x65, ...encoder.encode('first'));
+const ITEMS_KEY = Uint8Array.of(0x65, ...encoder.encode('items'));
+
+/**
+ * `encodeCanonical({ t, first?, items })`, written directly: RFC 8949 §4.2.1 orders the keys by
+ * their encodings ("t" < "first" < "items"). A block's batch is re-encoded for each of its
+ * issuances, so this is O(items) byte copies instead of a generic encoder's walk.
+ */
 export function encodeBatch(record: BatchRecord): Uint8Array {
-  return encodeCanonical({
-    t: record.time,
-    ...(record.first === null ? {} : { first: record.first }),
-    items: record.items,
-  });
+  if (!isUint(record.time) || (record.first !== null && !isUint(record.first))) {
+    // Outside what the schema stores: the generic encoder decides (and refuses what it must).
+    return encodeCanonical({
+      t: record.time,
+      ...(record.first === null ? {} : { first: record.first }),
+      items: record.items,
+    });
+  }
+  const parts: Uint8Array[] = [
+    cborHead(5, record.first === null ? 2 : 3),
+    T_KEY,
+    cborHead(0, record.time),
+  ];
+  if (record.first !== null) parts.push(FIRST_KEY, cborHead(0, record.first));
+  parts.push(ITEMS_KEY, cborHead(4, record.items.length));
+  for (const item of record.items) parts.push(cborHead(2, item.length), item);
+  return concatBytes(...parts);
 }
 
 export function decodeBatch(value: Uint8Array): BatchRecord {
   const r = decodeWith(schemas.batch, value, 'batch');
   return { time: r.t, first: r.first ?? null, items: r.items };
+}
+
+/** Whether `decodeBatch(encodeBatch(record))` gives `record` back (what the schema admits). */
+function storableBatch(record: BatchRecord): boolean {
+  return (
+    isUint(record.time) &&
+    (record.first === null || isUint(record.first)) &&
+    record.items.every((item) => item instanceof Uint8Array && item.length === 32)
+  );
 }
 
 export function encodeCertificateRecord(record: CertificateRecord): Uint8Array {
@@ -232,7 +282,13 @@ export function decodeGenesisCertificateRecord(value: Uint8Array): GenesisCertif
   return { account: decodeWith(schemas.genesis, value, 'genesis certificate').acct };
 }
 
-export function encodeRateWindow(window: { start: number; count: number }): Uint8Array {
+/** An account's fixed issuance window (rate-limit.ts). */
+export interface RateWindow {
+  readonly start: number;
+  readonly count: number;
+}
+
+export function encodeRateWindow(window: RateWindow): Uint8Array {
   return encodeCanonical({ start: window.start, count: window.count });
 }
 
@@ -256,13 +312,161 @@ export function decodeSerialList(value: Uint8Array): Uint8Array[] {
   return decodeWith(schemas.serials, value, 'serial list');
 }
 
+/** Batches (a few blocks' worth) and issuance records remembered by `CaRecordCache`. */
+export const RECORD_CACHE_BATCHES = 16;
+export const RECORD_CACHE_ISSUANCES = 4096;
+/** Accounts whose rate window `CaRecordCache` remembers. */
+export const RECORD_CACHE_RATE_WINDOWS = 4096;
+
+interface Remembered<T> {
+  readonly bytes: Uint8Array;
+  readonly record: T;
+}
+
+/** The record remembered under `key` if it came from exactly `value`; else decodes and keeps it. */
+function recall<K, T>(
+  entries: BoundedMap<K, Remembered<T>>,
+  key: K,
+  value: Uint8Array,
+  decode: (value: Uint8Array) => T,
+): T {
+  const known = entries.get(key);
+  if (known !== undefined && bytesEqual(known.bytes, value)) return known.record;
+  const record = decode(value);
+  entries.set(key, { bytes: new Uint8Array(value), record });
+  return record;
+}
+
+/**
+ * Decoded records of one `ca` module, each kept with the exact bytes it was decoded from (or
+ * encoded to) and returned only for equal bytes, so a read gives what decoding would. A block's
+ * batch is read and rewritten by each of its issuances and every issuance record is read again
+ * for the publication: without this, decoding them costs O(N²) per block. The pending list and
+ * an account's rate window are read back after each write as well. The records are frozen and
+ * shared: callers copy them to change them.
+ */
+export class CaRecordCache {
+  private readonly batches = new BoundedMap<number, Remembered<BatchRecord>>(RECORD_CACHE_BATCHES);
+  private readonly issuances = new BoundedMap<string, Remembered<IssuanceRecord>>(
+    RECORD_CACHE_ISSUANCES,
+  );
+  private readonly rateWindows = new BoundedMap<string, Remembered<RateWindow>>(
+    RECORD_CACHE_RATE_WINDOWS,
+  );
+  private readonly pendingList = new BoundedMap<'pending', Remembered<readonly number[]>>(1);
+
+  batch(height: number, value: Uint8Array): BatchRecord {
+    return recall(this.batches, height, value, (bytes) => freezeBatch(decodeBatch(bytes)));
+  }
+
+  /** `encodeBatch(record)`, remembered as the batch of `height` when it decodes back to `record`. */
+  encodeBatch(height: number, record: BatchRecord): Uint8Array {
+    const bytes = encodeBatch(record);
+    if (storableBatch(record)) {
+      // Copies, as a decode would give: the caller keeps its arrays.
+      const kept = { ...record, items: record.items.map((item) => new Uint8Array(item)) };
+      this.batches.set(height, { bytes: new Uint8Array(bytes), record: freezeBatch(kept) });
+    } else {
+      this.batches.delete(height);
+    }
+    return bytes;
+  }
+
+  issuance(key: string, value: Uint8Array): IssuanceRecord {
+    return recall(this.issuances, key, value, (bytes) => Object.freeze(decodeIssuance(bytes)));
+  }
+
+  /** `encodeIssuance(record)`, remembered under `key` when it decodes back to `record`. */
+  encodeIssuance(key: string, record: IssuanceRecord): Uint8Array {
+    const bytes = encodeIssuance(record);
+    if (storableIssuance(record)) {
+      const kept = Object.freeze({
+        account: new Uint8Array(record.account),
+        request: new Uint8Array(record.request),
+        height: record.height,
+        lifetimeSeconds: record.lifetimeSeconds,
+        serial: new Uint8Array(record.serial),
+        renews: record.renews === null ? null : new Uint8Array(record.renews),
+      });
+      this.issuances.set(key, { bytes: new Uint8Array(bytes), record: kept });
+    } else {
+      this.issuances.delete(key);
+    }
+    return bytes;
+  }
+
+  rateWindow(key: string, value: Uint8Array): RateWindow {
+    return recall(this.rateWindows, key, value, (bytes) => Object.freeze(decodeRateWindow(bytes)));
+  }
+
+  /** `encodeRateWindow(window)`, remembered for the account `key` when it decodes back to it. */
+  encodeRateWindow(key: string, window: RateWindow): Uint8Array {
+    const bytes = encodeRateWindow(window);
+    if (isUint(window.start) && isUint(window.count)) {
+      this.rateWindows.set(key, {
+        bytes: new Uint8Array(bytes),
+        record: Object.freeze({ start: window.start, count: window.count }),
+      });
+    } else {
+      this.rateWindows.delete(key);
+    }
+    return bytes;
+  }
+
+  pending(value: Uint8Array): readonly number[] {
+    return recall(this.pendingList, 'pending', value, (bytes) =>
+      Object.freeze(decodePending(bytes)),
+    );
+  }
+
+  /** `encodePending(heights)`, remembered when it decodes back to `heights`. */
+  encodePending(heights: readonly number[]): Uint8Array {
+    const bytes = encodePending(heights);
+    if (heights.every(isUint)) {
+      this.pendingList.set('pending', {
+        bytes: new Uint8Array(bytes),
+        record: Object.freeze([...heights]),
+      });
+    } else {
+      this.pendingList.delete('pending');
+    }
+    return bytes;
+  }
+}
+
+/** Whether `decodeIssuance(encodeIssuance(record))` gives `record` back (the schema's bounds). */
+function storableIssuance(record: IssuanceRecord): boolean {
+  const sized = (value: unknown, length: number): boolean =>
+    value instanceof Uint8Array && value.length === length;
+  return (
+    sized(record.account, 32) &&
+    record.request instanceof Uint8Array &&
+    record.request.length >= 1 &&
+    isUint(record.height) &&
+    isUint(record.lifetimeSeconds) &&
+    sized(record.serial, 16) &&
+    (record.renews === null || sized(record.renews, 16))
+  );
+}
+
+function freezeBatch(record: BatchRecord): BatchRecord {
+  return Object.freeze({ ...record, items: Object.freeze([...record.items]) });
+}
+
 /** Typed reads over a module-relative state reader (the module's view, or a node's committed state). */
 export class CaStateReader {
-  constructor(private readonly state: ModuleStateReader) {}
+  /** `cache`: the module's decoded records (module.ts); absent, every read decodes. */
+  constructor(
+    private readonly state: ModuleStateReader,
+    private readonly cache?: CaRecordCache,
+  ) {}
 
   issuance(txHash: Uint8Array): IssuanceRecord | null {
     const value = this.state.get(requestKey(txHash));
-    return value === null ? null : decodeIssuance(value);
+    if (value === null) return null;
+    return this.cache === undefined
+      ? decodeIssuance(value)
+      : this.cache.issuance(toHex(txHash), value);
   }
 
   issuanceTx(serialNumber: Uint8Array): Uint8Array | null {
@@ -271,12 +475,14 @@ export class CaStateReader {
 
   batch(height: number): BatchRecord | null {
     const value = this.state.get(batchKey(height));
-    return value === null ? null : decodeBatch(value);
+    if (value === null) return null;
+    return this.cache === undefined ? decodeBatch(value) : this.cache.batch(height, value);
   }
 
-  pending(): number[] {
+  pending(): readonly number[] {
     const value = this.state.get(PENDING_KEY);
-    return value === null ? [] : decodePending(value);
+    if (value === null) return [];
+    return this.cache === undefined ? decodePending(value) : this.cache.pending(value);
   }
 
   certificate(serialNumber: Uint8Array): CertificateRecord | null {
@@ -311,8 +517,11 @@ export class CaStateReader {
     return decodeTreeHead(this.state.get(TREE_HEAD_KEY));
   }
 
-  rateWindow(account: Uint8Array): { start: number; count: number } | null {
+  rateWindow(account: Uint8Array): RateWindow | null {
     const value = this.state.get(rateKey(account));
-    return value === null ? null : decodeRateWindow(value);
+    if (value === null) return null;
+    return this.cache === undefined
+      ? decodeRateWindow(value)
+      : this.cache.rateWindow(toHex(account), value);
   }
 }

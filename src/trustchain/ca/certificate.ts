@@ -280,6 +280,25 @@ export function withoutExtension(tbs: Uint8Array, extensionOid: string): Uint8Ar
   );
 }
 
+/**
+ * The TBSCertificate with `extension` appended as its last extension and every enclosing length
+ * re-encoded; all other bytes are kept as they are. For a TBS that `buildTbs` wrote with
+ * extensions `e`, this is byte for byte `buildTbs` with `[...e, extension]`, without encoding
+ * the names, keys and other extensions again (issue.ts builds each issued certificate's TBS
+ * from its Merkle leaf this way).
+ */
+export function withExtensionAppended(tbs: Uint8Array, extension: Extension): Uint8Array {
+  const fields = children(tbs, expect(readWhole(tbs), TAG.sequence, 'TBSCertificate'));
+  if (fields.length !== 8) throw new DerError('expected a v3 TBSCertificate with extensions');
+  const [list, ...more] = children(tbs, expect(fields[7], contextConstructed(3), 'extensions'));
+  if (more.length > 0) throw new DerError('extensions [3] holds more than one element');
+  const extensions = contentOf(tbs, expect(list, TAG.sequence, 'Extensions'));
+  return sequence(
+    ...fields.slice(0, 7).map((field) => encodingOf(tbs, field)),
+    constructed(contextConstructed(3), sequence(extensions, encodeExtension(extension))),
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Signing
 

@@ -35,6 +35,7 @@ import {
   subjectAltName,
   subjectKeyIdentifier,
   verifyEcdsaSha256,
+  withExtensionAppended,
   type CertificateSigner,
   type Extension,
 } from './certificate.js';
@@ -247,6 +248,10 @@ function leafExtensions(inputs: IssuanceInputs): Extension[] {
   return extensions;
 }
 
+function batchInclusionExtension(inclusion: BatchInclusion): Extension {
+  return { oid: BATCH_INCLUSION_OID, critical: false, value: encodeBatchInclusion(inclusion) };
+}
+
 function buildLeafOrCertificateTbs(
   inputs: IssuanceInputs,
   inclusion: BatchInclusion | null,
@@ -263,13 +268,7 @@ function buildLeafOrCertificateTbs(
     });
   }
   const extensions = leafExtensions(inputs);
-  if (inclusion !== null) {
-    extensions.push({
-      oid: BATCH_INCLUSION_OID,
-      critical: false,
-      value: encodeBatchInclusion(inclusion),
-    });
-  }
+  if (inclusion !== null) extensions.push(batchInclusionExtension(inclusion));
   return buildTbs({
     serial: certificateSerial(inputs.chainId, inputs.blockHeight, inputs.txHash),
     issuerName: issuer.subjectName,
@@ -384,6 +383,24 @@ export function inclusionOf(
   };
 }
 
+/**
+ * The issued TBSCertificate of leaf `index` of a prepared block: `certificateTbs` of its inputs,
+ * built from the leaf the block already holds (the leaf TBS is the issued TBS without the
+ * batch-inclusion extension, which comes last) instead of encoding every field again.
+ */
+export function preparedCertificateTbs(
+  prepared: PreparedBlock,
+  batchSignature: BatchSignature,
+  index: number,
+): Uint8Array {
+  const leaf = prepared.leaves[index];
+  if (leaf === undefined) throw new RangeError(`the block has no leaf ${index}`);
+  return withExtensionAppended(
+    leaf,
+    batchInclusionExtension(inclusionOf(prepared, batchSignature, index)),
+  );
+}
+
 /** Signs every certificate of a prepared block (the proposer, after the batch signature). */
 export function signBlockCertificates(
   prepared: PreparedBlock,
@@ -397,8 +414,8 @@ export function signBlockCertificates(
       "the signer's key is not the issuer certificate's key",
     );
   }
-  return prepared.inputs.map((inputs, index) => {
-    const tbs = certificateTbs(inputs, inclusionOf(prepared, batchSignature, index));
+  return prepared.inputs.map((_, index) => {
+    const tbs = preparedCertificateTbs(prepared, batchSignature, index);
     return assembleCertificate(tbs, signer.sign(tbs));
   });
 }
@@ -445,13 +462,26 @@ export function checkIssuedCertificate(
   certificate: Uint8Array,
   expected: ExpectedCertificate,
 ): void {
+  checkCertificateAgainst(
+    certificate,
+    () => certificateTbs(expected.inputs, expected.inclusion),
+    expected.inputs.issuer.publicKey,
+  );
+}
+
+/** `checkIssuedCertificate` with the expected TBS computed by `expectedTbs`. */
+function checkCertificateAgainst(
+  certificate: Uint8Array,
+  expectedTbs: () => Uint8Array,
+  issuerKey: KeyObject,
+): void {
   let parts: ReturnType<typeof splitCertificate>;
   try {
     parts = splitCertificate(certificate);
   } catch (error) {
     return mismatch('malformed', `certificate does not decode: ${(error as Error).message}`);
   }
-  const tbs = certificateTbs(expected.inputs, expected.inclusion);
+  const tbs = expectedTbs();
   if (!bytesEqual(parts.tbs, tbs))
     mismatch('tbs', 'TBSCertificate differs from the one the inputs determine');
   if (!bytesEqual(parts.signatureAlgorithm, ECDSA_WITH_SHA256)) {
@@ -459,7 +489,7 @@ export function checkIssuedCertificate(
   }
   if (!isLowS(parts.signature))
     mismatch('signature', 'signature is not a low-S DER ECDSA signature');
-  if (!verifyEcdsaSha256(parts.tbs, parts.signature, expected.inputs.issuer.publicKey)) {
+  if (!verifyEcdsaSha256(parts.tbs, parts.signature, issuerKey)) {
     mismatch('signature', "signature does not verify with the issuer's key");
   }
 }
@@ -493,10 +523,11 @@ export function checkBlockCertificates(
   }
   prepared.inputs.forEach((inputs, index) => {
     try {
-      checkIssuedCertificate(certificates[index] as Uint8Array, {
-        inputs,
-        inclusion: inclusionOf(prepared, batchSignature, index),
-      });
+      checkCertificateAgainst(
+        certificates[index] as Uint8Array,
+        () => preparedCertificateTbs(prepared, batchSignature, index),
+        inputs.issuer.publicKey,
+      );
     } catch (error) {
       if (error instanceof CaError && error.code === CaErrorCode.CERTIFICATE_MISMATCH) {
         mismatch(String(error.detail.part), `certificate ${index}: ${error.message}`, { index });

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { bytesEqual } from '../../../src/crypto/bytes.js';
+import { FALCON_ALGORITHM_ID } from '../../../src/crypto/falcon.js';
 import { leafHash, verifyInclusion } from '../../../src/crypto/merkle.js';
 import {
   certificateEd25519Key,
@@ -14,13 +17,17 @@ import {
   encodeBatchSignature,
   signBatch,
   verifyBatchSignature,
+  type BatchSignature,
 } from '../../../src/trustchain/ca/batch.js';
 import {
   assembleCertificate,
+  buildTbs,
   createDeterministicSigner,
   createRandomizedSigner,
   splitCertificate,
+  withExtensionAppended,
   withoutExtension,
+  type Extension,
 } from '../../../src/trustchain/ca/certificate.js';
 import { CaErrorCode } from '../../../src/trustchain/ca/errors.js';
 import { BATCH_INCLUSION_OID } from '../../../src/trustchain/ca/extensions.js';
@@ -34,6 +41,7 @@ import {
   leafTbs,
   parseIssuer,
   prepareBlock,
+  preparedCertificateTbs,
   signBlockCertificates,
   type BlockIssuance,
 } from '../../../src/trustchain/ca/issue.js';
@@ -310,6 +318,99 @@ describe('deterministic issuance', () => {
           createRandomizedSigner(ca.validators['val-a']!.keys.ecdsa.privateKey),
         ),
       isCaError(CaErrorCode.BATCH_SIGNATURE_INVALID),
+    );
+  });
+});
+
+describe('issued TBS from the leaf (the fast path validators and issuers use)', () => {
+  const extension = fc.record({
+    oid: fc
+      .array(fc.integer({ min: 0, max: 2 ** 31 - 1 }), { minLength: 1, maxLength: 8 })
+      .map((arcs) => `1.3.${arcs.join('.')}`),
+    critical: fc.boolean(),
+    // Sizes across the DER length forms (short, 0x81, 0x82) of every enclosing element.
+    value: fc
+      .oneof(
+        fc.integer({ min: 0, max: 140 }),
+        fc.integer({ min: 240, max: 300 }),
+        fc.integer({ min: 65_400, max: 65_600 }),
+      )
+      .map((length) => new Uint8Array(randomBytes(length))),
+  });
+
+  it('withExtensionAppended equals buildTbs with the extension last, byte for byte', () => {
+    fc.assert(
+      fc.property(
+        fc.array(extension, { maxLength: 6 }),
+        extension,
+        fc.uint8Array({ minLength: 1, maxLength: 20 }),
+        // Up to the year 8000: GeneralizedTime ends at 9999.
+        fc.integer({ min: 0, max: 190_000_000_000 }),
+        (extensions: Extension[], last: Extension, serial, start) => {
+          const input = {
+            serial,
+            issuerName: Uint8Array.of(0x30, 0x00),
+            notBefore: new Date(start * 1000),
+            notAfter: new Date((start + 86_400) * 1000),
+            subjectName: Uint8Array.of(0x30, 0x00),
+            subjectPublicKeyInfo: Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x07),
+            extensions,
+          };
+          const expected = buildTbs({ ...input, extensions: [...extensions, last] });
+          assert.deepEqual(withExtensionAppended(buildTbs(input), last), expected);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('preparedCertificateTbs equals certificateTbs of the inputs for blocks of every size', async () => {
+    const ca = await createTestCa(['val-a']);
+    const issuer = ca.validators['val-a']?.issuer;
+    assert.ok(issuer);
+    const pool = [
+      serviceRequest(['a.example.com', 'b.example.com'], 'p256', { ipAddresses: ['192.0.2.1'] }),
+      serviceRequest(['*.example.com'], 'ed25519'),
+      serviceRequest(['c.example.com'], 'rsa'),
+      await nodeRequest(ca, 'node-3'),
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            request: fc.integer({ min: 0, max: pool.length - 1 }),
+            lifetimeSeconds: fc.integer({ min: 1, max: 90 * 86_400 }),
+          }),
+          { minLength: 1, maxLength: 40 },
+        ),
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        fc.integer({ min: 0, max: 2000 }),
+        (items, height, signatureLength) => {
+          const prepared = prepareBlock({
+            chainId: CHAIN_ID,
+            height,
+            blockTime: BLOCK_TIME,
+            issuer,
+            items: items.map((item) => ({
+              txHash: txHash(),
+              request: pool[item.request]!,
+              lifetimeSeconds: item.lifetimeSeconds,
+            })),
+          });
+          const batchSignature: BatchSignature = {
+            ...prepared.statement,
+            algorithm: FALCON_ALGORITHM_ID,
+            signature: new Uint8Array(randomBytes(signatureLength)),
+          };
+          prepared.inputs.forEach((inputs, index) => {
+            assert.deepEqual(
+              preparedCertificateTbs(prepared, batchSignature, index),
+              certificateTbs(inputs, inclusionOf(prepared, batchSignature, index)),
+            );
+          });
+        },
+      ),
+      { numRuns: 25 },
     );
   });
 });
