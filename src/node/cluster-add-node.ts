@@ -339,6 +339,7 @@ async function writeNode(options: {
           : path.join('..', CLUSTER_FILES.caDir, DEV_CA_FILES.certificate),
       },
       storagePlotFile: CLUSTER_FILES.storagePlot,
+      consensus: { ...template.config.consensus },
       stoq: {
         ...stoq,
         transport: template.config.stoq.transport,

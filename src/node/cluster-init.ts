@@ -84,7 +84,11 @@ import {
   writeNodeAcmeFiles,
   type NodeAcmeFiles,
 } from './acme-cluster.js';
-import { NODE_NAME_PATTERN, type ValidatorNodeConfig } from './node-config.js';
+import {
+  DEFAULT_IDLE_BLOCK_INTERVAL_MS,
+  NODE_NAME_PATTERN,
+  type ValidatorNodeConfig,
+} from './node-config.js';
 import { createWalletKey, readWalletKey } from './wallet.js';
 
 /**
@@ -811,6 +815,7 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
         identity: { keyFile: `${name}.key`, certificateFile: `${name}.pem` },
         trust: { rootsFile: path.join('..', CLUSTER_FILES.caDir, trustRootsName) },
         storagePlotFile: CLUSTER_FILES.storagePlot,
+        consensus: { idleBlockIntervalMs: DEFAULT_IDLE_BLOCK_INTERVAL_MS },
         stoq: { ...stoq, transport: 'quic', authMode: 'delegated' },
         metrics,
         peers: names

@@ -7,6 +7,12 @@ import { DEFAULT_LISTEN_HOST, DEFAULT_METRICS_PORT, DEFAULT_STOQ_PORT } from './
 import { LOG_LEVELS, type LogLevel } from './log.js';
 
 /**
+ * How long an idle chain waits between empty blocks (the consensus driver's
+ * `idleBlockIntervalMs`): 1 s, against the 200 ms commit delay that paces blocks with work.
+ */
+export const DEFAULT_IDLE_BLOCK_INTERVAL_MS = 1000;
+
+/**
  * The configuration of a consensus node (`hypermesh node start --config FILE`), written per node
  * by `hypermesh cluster init` and documented field by field in docs/node.md. Every address and
  * port the node uses comes from here (or from the HYPERMESH_* environment overrides below);
@@ -63,6 +69,16 @@ export const validatorNodeConfigSchema = z.strictObject({
    * validator's root is in the genesis, an added node's is what `stake create-validator` registers.
    */
   storagePlotFile: file,
+  /**
+   * Node-local consensus timing. `idleBlockIntervalMs`: after an empty block, while nothing is
+   * pending, the next height starts this long after the decision (a transaction or a peer's
+   * message of the next height ends the wait); 0 makes empty blocks at the commit delay's pace.
+   */
+  consensus: z
+    .strictObject({
+      idleBlockIntervalMs: z.int().min(0).max(60_000).default(DEFAULT_IDLE_BLOCK_INTERVAL_MS),
+    })
+    .default({ idleBlockIntervalMs: DEFAULT_IDLE_BLOCK_INTERVAL_MS }),
   stoq: z
     .strictObject({
       host: z.string().min(1).max(253).default(DEFAULT_LISTEN_HOST),
@@ -186,6 +202,7 @@ export const NODE_ENV_OVERRIDES = {
   HYPERMESH_METRICS_PORT: 'metrics.port ("off" disables metrics)',
   HYPERMESH_DATA_DIR: 'dataDir',
   HYPERMESH_LOG_LEVEL: 'logLevel',
+  HYPERMESH_IDLE_BLOCK_INTERVAL_MS: 'consensus.idleBlockIntervalMs (ms, 0-60000)',
 } as const;
 
 function envPort(variable: string, value: string): number {
@@ -217,6 +234,16 @@ function applyEnv(config: ValidatorNodeConfig, env: NodeJS.ProcessEnv): void {
           ? (config.metrics?.port ?? DEFAULT_METRICS_PORT)
           : envPort('HYPERMESH_METRICS_PORT', metricsPort),
     };
+  }
+  const idle = value('HYPERMESH_IDLE_BLOCK_INTERVAL_MS');
+  if (idle !== undefined) {
+    const ms = Number(idle);
+    if (!/^\d+$/.test(idle) || ms > 60_000) {
+      throw new CliError(
+        `environment variable HYPERMESH_IDLE_BLOCK_INTERVAL_MS="${idle}" is not a whole number of ms from 0 to 60000`,
+      );
+    }
+    config.consensus = { ...config.consensus, idleBlockIntervalMs: ms };
   }
   const dataDir = value('HYPERMESH_DATA_DIR');
   if (dataDir !== undefined) config.dataDir = dataDir;

@@ -138,6 +138,7 @@ export function createTxIntake(mempool: Mempool, options: TxIntakeOptions = {}):
     candidates: () => mempool.candidates(),
     update: (height, committed) => mempool.update(height, committed),
     size: () => mempool.size(),
+    onAdmitted: (listener) => mempool.onAdmitted(() => listener()),
     stats: () => ({ queued, busy: busyCount, droppedFromPeers: dropped, slices }),
     close() {
       closed = true;

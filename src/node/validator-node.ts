@@ -626,6 +626,7 @@ export async function startValidatorNode(
       mempool: intake,
       network,
       proofs,
+      idleBlockIntervalMs: config.consensus.idleBlockIntervalMs,
       ...(testEquivocation === null ? {} : { testEquivocation }),
       log: (level, message, fields) => {
         // The node logs each commit itself, with more fields (see the 'commit' listener).

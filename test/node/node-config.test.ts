@@ -5,7 +5,11 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CliError } from '../../src/node/cli-error.js';
 import { DEFAULT_METRICS_PORT, DEFAULT_STOQ_PORT } from '../../src/node/config.js';
-import { loadValidatorNodeConfig, parseValidatorNodeConfig } from '../../src/node/node-config.js';
+import {
+  DEFAULT_IDLE_BLOCK_INTERVAL_MS,
+  loadValidatorNodeConfig,
+  parseValidatorNodeConfig,
+} from '../../src/node/node-config.js';
 
 const minimal = {
   name: 'node-1',
@@ -49,6 +53,7 @@ describe('node start configuration', () => {
     assert.equal(config.identity.keyFile, '/c/node-1/node-1.key');
     assert.equal(config.trust.rootsFile, '/c/ca/root.pem');
     assert.equal(config.storagePlotFile, '/c/node-1/storage.plot');
+    assert.deepEqual(config.consensus, { idleBlockIntervalMs: DEFAULT_IDLE_BLOCK_INTERVAL_MS });
   });
 
   it('names the offending field for every kind of mistake', () => {
@@ -56,6 +61,9 @@ describe('node start configuration', () => {
     rejectsWith({ ...minimal, stoq: { port: '9292' } }, /stoq\.port: .*number/);
     rejectsWith({ ...minimal, name: 'Node One' }, /name: lowercase letters/);
     rejectsWith({ ...minimal, logLevel: 'loud' }, /logLevel: /);
+    rejectsWith({ ...minimal, consensus: { idleBlockIntervalMs: 60_001 } }, /consensus\.idle/);
+    rejectsWith({ ...minimal, consensus: { idleBlockIntervalMs: 1.5 } }, /consensus\.idle/);
+    rejectsWith({ ...minimal, consensus: { pace: 1 } }, /consensus: .*pace/);
     rejectsWith({ ...minimal, surprise: true }, /\(root\): .*surprise/);
     rejectsWith({ ...minimal, identity: { keyFile: 'k' } }, /identity\.certificateFile: /);
     rejectsWith(
@@ -84,7 +92,9 @@ describe('node start configuration', () => {
       HYPERMESH_METRICS_PORT: '7001',
       HYPERMESH_DATA_DIR: '/var/lib/hm',
       HYPERMESH_LOG_LEVEL: 'debug',
+      HYPERMESH_IDLE_BLOCK_INTERVAL_MS: '0',
     });
+    assert.equal(config.consensus.idleBlockIntervalMs, 0);
     assert.equal(config.stoq.host, '::1');
     assert.equal(config.stoq.port, 7000);
     assert.deepEqual(config.metrics, { host: '0.0.0.0', port: 7001 });
@@ -99,6 +109,12 @@ describe('node start configuration', () => {
       () => parse(minimal, { HYPERMESH_LOG_LEVEL: 'chatty' }),
       /HYPERMESH_LOG_LEVEL="chatty" is not one of debug, info, warn, error/,
     );
+    for (const bad of ['-1', '2.5', '60001', 'soon']) {
+      assert.throws(
+        () => parse(minimal, { HYPERMESH_IDLE_BLOCK_INTERVAL_MS: bad }),
+        new RegExp(`HYPERMESH_IDLE_BLOCK_INTERVAL_MS="${bad}" is not a whole number of ms`),
+      );
+    }
   });
 
   it('reports a missing file and malformed JSON with the file name', async () => {

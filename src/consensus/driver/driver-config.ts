@@ -16,6 +16,8 @@ import { memoizingVerifier } from './verifier.js';
 export const DEFAULT_MAX_BUFFERED_PER_PEER = 256;
 export const DEFAULT_SYNC_BATCH = 64;
 export const DEFAULT_MAX_EVIDENCE = 16;
+/** Upper bound on `idleBlockIntervalMs`: BFT time must keep moving on an idle chain. */
+export const MAX_IDLE_BLOCK_INTERVAL_MS = 60_000;
 
 /** The driver's options checked and resolved, with the engine's configuration. */
 export interface DriverConfig {
@@ -26,6 +28,8 @@ export interface DriverConfig {
   readonly syncBatchSize: number;
   readonly maxBufferedPerPeer: number;
   readonly maxEvidencePerBlock: number;
+  /** 0: idle pacing off. */
+  readonly idleBlockIntervalMs: number;
 }
 
 function invalid(message: string, detail: Record<string, unknown>, cause?: unknown): DriverError {
@@ -57,6 +61,17 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
       throw invalid(`${name} must be a positive integer`, { name, value });
     }
   }
+  const idleBlockIntervalMs = options.idleBlockIntervalMs ?? 0;
+  if (
+    !Number.isSafeInteger(idleBlockIntervalMs) ||
+    idleBlockIntervalMs < 0 ||
+    idleBlockIntervalMs > MAX_IDLE_BLOCK_INTERVAL_MS
+  ) {
+    throw invalid(
+      `idleBlockIntervalMs must be an integer from 0 to ${MAX_IDLE_BLOCK_INTERVAL_MS}`,
+      { name: 'idleBlockIntervalMs', value: idleBlockIntervalMs },
+    );
+  }
   if (options.testEquivocation !== undefined) {
     if (options.testEquivocation !== 'prevote' || options.self === null) {
       throw invalid('testEquivocation must be "prevote" and needs the validator keys (self)', {
@@ -86,6 +101,7 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
   );
   return {
     ...resolved,
+    idleBlockIntervalMs,
     selfAddress,
     verifier,
     engine: {

@@ -48,6 +48,15 @@ export interface ConsensusDriverOptions {
   /** Evidence items put in one proposal (default 16). */
   readonly maxEvidencePerBlock?: number;
   /**
+   * Idle pacing (CometBFT's `create_empty_blocks_interval`). After a decided block without
+   * transactions, while this node's mempool and evidence pool are empty, the next height starts
+   * this long after the decision instead of the genesis `commitDelayMs`; a transaction admitted
+   * to the mempool, or a peer's proposal or vote of the next height, ends the wait (the height
+   * then starts `commitDelayMs` after the decision, or at once if that has passed). Timing only:
+   * no block rule depends on it. 0 (default): off. Integer ms, at most 60,000.
+   */
+  readonly idleBlockIntervalMs?: number;
+  /**
    * TEST BUILDS ONLY (test-equivocation.ts): beside each prevote it signs, the validator
    * broadcasts a conflicting one. Only a node started with `HYPERMESH_TEST_EQUIVOCATE=prevote`
    * and `HYPERMESH_TEST_BUILD=1` sets it; needs `self`.
@@ -99,6 +108,12 @@ export interface DriverEvents {
   round: [RoundInfo];
   evidence: [DuplicateVoteEvidence];
   rejected: [RejectionInfo];
+  /**
+   * Idle pacing: `waiting` when the next height starts waiting out `idleBlockIntervalMs` after
+   * an empty block (the stored height given), `woken` when a transaction or a peer's message of
+   * the next height ends that wait early.
+   */
+  idle: [{ readonly height: number; readonly phase: 'waiting' | 'woken' }];
   /** The driver stopped deciding: a decided block could not be stored, or the WAL failed. */
   halted: [Error];
 }
@@ -152,6 +167,10 @@ export interface DriverStatus {
    * go into this node's next proposal as `lastCommit` (late-precommits.ts).
    */
   readonly latePrecommits: number;
+  /** The next height waits out the idle interval (`idleBlockIntervalMs`) right now. */
+  readonly idle: boolean;
+  /** Heights started after an idle wait since start, and how many of those waits ended early. */
+  readonly idleWaits: { readonly started: number; readonly woken: number };
   readonly rejected: Readonly<Record<string, number>>;
   readonly signer: Readonly<SignerCounters> | null;
   readonly wal: Readonly<WalLogStats>;

@@ -111,6 +111,11 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   private readonly logger: DriverLogger;
   private readonly selfAddress: string | null;
   private readonly gossipIntervalMs: number;
+  private readonly idleBlockIntervalMs: number;
+  /** While the next height waits out the idle interval: when the decision was stored. */
+  private idleSince: number | null = null;
+  private readonly idleWaits = { started: 0, woken: 0 };
+  private unsubscribeAdmitted: (() => void) | null = null;
   private readonly timers = new Timers();
   private readonly future: FutureMessages;
   private readonly queue: QueuedEvent[] = [];
@@ -149,6 +154,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.config = config.engine;
     this.selfAddress = config.selfAddress;
     this.gossipIntervalMs = config.gossipIntervalMs;
+    this.idleBlockIntervalMs = config.idleBlockIntervalMs;
     this.now = options.now ?? Date.now;
     this.logger = options.log ?? (() => undefined);
     this.future = new FutureMessages(config.maxBufferedPerPeer);
@@ -241,6 +247,9 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.options.network.onMessage((peer, message) => this.receive(peer, message));
     this.options.network.onPeerConnected((peer) => this.peerConnected(peer));
     this.gossipTimer = setInterval(() => this.gossipTick(), this.gossipIntervalMs);
+    if (this.idleBlockIntervalMs > 0 && this.options.mempool.onAdmitted !== undefined) {
+      this.unsubscribeAdmitted = this.options.mempool.onAdmitted(() => this.endIdleWait());
+    }
     this.draining = true;
     try {
       this.afterSteps([{ actions: result.actions, peer: null }]);
@@ -263,6 +272,9 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.timers.clearAll();
     if (this.gossipTimer !== null) clearInterval(this.gossipTimer);
     this.gossipTimer = null;
+    this.unsubscribeAdmitted?.();
+    this.unsubscribeAdmitted = null;
+    this.idleSince = null;
     const syncStopped = this.sync.stop();
     this.signer?.close();
     if (!wasRunning && this.walClose === null) return;
@@ -334,6 +346,8 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       pendingEvidence: this.evidence.size,
       bufferedMessages: this.future.size,
       latePrecommits: this.latePrecommits,
+      idle: this.idleSince !== null,
+      idleWaits: { ...this.idleWaits },
       rejected: Object.fromEntries(this.rejections),
       signer: this.signer === null ? null : { ...this.signer.counters },
       wal: { ...(this.wal?.stats ?? { appended: 0, unchanged: 0, internal: 0, bytes: 0 }) },
@@ -740,9 +754,49 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     }
     if (!this.persistBlock(block, commit.blockHash, commit, result, 'consensus')) return;
     this.startGathering(commit);
-    this.timers.set(START_HEIGHT_TIMER, this.options.genesis.consensus.commitDelayMs, () =>
-      this.startNextHeight(),
-    );
+    const { commitDelayMs } = this.options.genesis.consensus;
+    if (
+      this.idleBlockIntervalMs > commitDelayMs &&
+      block.transactions.length === 0 &&
+      this.idle()
+    ) {
+      this.idleSince = this.now();
+      this.idleWaits.started += 1;
+      this.timers.set(START_HEIGHT_TIMER, this.idleBlockIntervalMs, () => this.startNextHeight());
+      this.notify('idle', { height, phase: 'waiting' });
+      return;
+    }
+    this.timers.set(START_HEIGHT_TIMER, commitDelayMs, () => this.startNextHeight());
+  }
+
+  /**
+   * Nothing waits: no pending transaction, no pending evidence, and no peer's message of a later
+   * height arrived already (peers that moved on must not wait for this node's idle interval).
+   */
+  private idle(): boolean {
+    try {
+      return (
+        this.options.mempool.size() === 0 && this.evidence.size === 0 && this.future.size === 0
+      );
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Ends an idle wait (a transaction was admitted, or a peer sent a message of the next
+   * height): the height starts `commitDelayMs` after the decision, or now if that has passed.
+   */
+  private endIdleWait(): void {
+    if (this.idleSince === null || !this.running) return;
+    const since = this.idleSince;
+    this.idleSince = null;
+    this.idleWaits.woken += 1;
+    const remaining = since + this.options.genesis.consensus.commitDelayMs - this.now();
+    const height = this.committedHeight;
+    this.logger('debug', 'idle wait ended', { height, remainingMs: remaining });
+    this.timers.set(START_HEIGHT_TIMER, Math.max(0, remaining), () => this.startNextHeight());
+    this.notify('idle', { height, phase: 'woken' });
   }
 
   /**
@@ -881,6 +935,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     const context = this.context as HeightContext;
     if (state.height >= context.height) return;
     this.timers.clear(START_HEIGHT_TIMER);
+    this.idleSince = null;
     this.heightStartedAt = this.now();
     const started = this.withGatheredCommit(context);
     this.context = started;
@@ -1052,6 +1107,8 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       this.reject(DriverRejection.FUTURE_HEIGHT, peer, h);
       return;
     }
+    // A peer already works on a later height: do not sit out the idle interval.
+    this.endIdleWait();
     if (!this.future.add({ peer, height: h, event })) {
       this.reject(DriverRejection.BUFFER_FULL, peer, h);
     }

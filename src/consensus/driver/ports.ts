@@ -70,6 +70,11 @@ export interface MempoolPort {
   /** Admits transactions gossiped by a peer (results are not reported back). */
   addFromPeer(peer: string, txs: readonly Uint8Array[]): void;
   size(): number;
+  /**
+   * Calls `listener` after each newly admitted transaction; returns the unsubscribe function.
+   * Optional: without it idle pacing ends only on a peer's message of the next height.
+   */
+  onAdmitted?(listener: () => void): () => void;
 }
 
 /** The four-part consensus proof as the driver uses it (src/consensus/pos). */

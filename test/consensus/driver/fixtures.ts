@@ -119,6 +119,7 @@ const DRIVER_EVENTS = [
   'round',
   'evidence',
   'rejected',
+  'idle',
   'halted',
 ] as const satisfies readonly (keyof DriverEvents)[];
 
