@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import sodium from 'sodium-native';
 import { HyperMeshError } from '../codec/error.js';
 import { bytesEqual, concatBytes } from './bytes.js';
@@ -11,11 +11,13 @@ import { keyEncodings } from './key-encoding.js';
  * forms are SPKI and PKCS#8 with the id-Ed25519 OID 1.3.101.112 (RFC 8410), as TLS and X.509
  * tools expect.
  *
- * Verification runs on libsodium (sodium-native) instead: its 64-bit field arithmetic verifies
- * in ~50 µs here against ~120 µs for OpenSSL 3.0's through node:crypto, and it needs the raw key
- * only, not an imported KeyObject. Its rules are RFC 8032's with libsodium's stricter checks:
- * `S` must be below the group order, and the public key and `R` must be canonical encodings of
- * points not of small order. Every node applies the same rules, so validity stays one answer.
+ * Verification tries libsodium (sodium-native) first: its 64-bit field arithmetic verifies in
+ * ~50 µs here against ~120 µs for OpenSSL 3.0's through node:crypto, and it needs the raw key
+ * only, not an imported KeyObject. libsodium is stricter than OpenSSL (it also refuses public
+ * keys and `R` of small order and non-canonical keys) and accepts nothing OpenSSL refuses, so
+ * what it accepts is valid and what it refuses is decided by OpenSSL: the set of valid
+ * signatures is exactly OpenSSL's, as before, and nodes with and without this change agree.
+ * Only refused signatures pay for both checks.
  */
 export const ED25519_PUBLIC_KEY_BYTES = 32;
 export const ED25519_SEED_BYTES = 32;
@@ -129,8 +131,8 @@ function rawVerificationKey(publicKey: KeyObject | Uint8Array): Uint8Array | und
 }
 
 /**
- * RFC 8032 §5.1.7 verification (libsodium's rules, above). `publicKey` is a KeyObject or the
- * raw 32 bytes. Returns false for a wrong-length signature or key, a key of another type, or any
+ * RFC 8032 §5.1.7 verification with OpenSSL's rules (libsodium first, above). `publicKey` is a
+ * KeyObject or the raw 32 bytes. Returns false for a wrong-length signature or key, a key of another type, or any
  * other malformed input.
  */
 export function ed25519Verify(
@@ -143,7 +145,11 @@ export function ed25519Verify(
   if (!(message instanceof Uint8Array)) return false;
   try {
     const key = rawVerificationKey(publicKey);
-    return key !== undefined && sodium.crypto_sign_verify_detached(signature, message, key);
+    if (key === undefined) return false;
+    if (sodium.crypto_sign_verify_detached(signature, message, key)) return true;
+    const keyObject =
+      publicKey instanceof Uint8Array ? ed25519PublicKeyFromRaw(publicKey) : publicKey;
+    return verify(null, message, keyObject, signature);
   } catch {
     return false;
   }

@@ -312,9 +312,14 @@ export function decodeSerialList(value: Uint8Array): Uint8Array[] {
   return decodeWith(schemas.serials, value, 'serial list');
 }
 
-/** Batches (a few blocks' worth) and issuance records remembered by `CaRecordCache`. */
+/**
+ * Batches (a few blocks' worth) and issuance records remembered by `CaRecordCache`. An
+ * issuance is read again for its publication in the next block, so two blocks' worth (2 × 256)
+ * is what is needed; 1,024 records hold each request twice (bytes and record), at most ~64 MiB
+ * with the largest requests.
+ */
 export const RECORD_CACHE_BATCHES = 16;
-export const RECORD_CACHE_ISSUANCES = 4096;
+export const RECORD_CACHE_ISSUANCES = 1024;
 /** Accounts whose rate window `CaRecordCache` remembers. */
 export const RECORD_CACHE_RATE_WINDOWS = 4096;
 
