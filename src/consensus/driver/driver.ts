@@ -291,6 +291,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.running = false;
     this.queue.length = 0;
     this.timers.clearAll();
+    this.idleSince = null;
     this.signer?.close();
     void this.sync.stop();
     this.logger('error', 'consensus halted', { error: error.message });
@@ -930,12 +931,12 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
 
   /** Lines 52-54 of the paper: the engine moves to the stored chain's next height. */
   private startNextHeight(): void {
+    this.idleSince = null;
     if (!this.running || this.sync.syncing) return;
     const state = this.state as TendermintState;
     const context = this.context as HeightContext;
     if (state.height >= context.height) return;
     this.timers.clear(START_HEIGHT_TIMER);
-    this.idleSince = null;
     this.heightStartedAt = this.now();
     const started = this.withGatheredCommit(context);
     this.context = started;
