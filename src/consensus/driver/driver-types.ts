@@ -50,9 +50,10 @@ export interface ConsensusDriverOptions {
   /**
    * Idle pacing (CometBFT's `create_empty_blocks_interval`). After a decided block without
    * transactions, while this node's mempool and evidence pool are empty, the next height starts
-   * this long after the decision instead of the genesis `commitDelayMs`; a transaction admitted
-   * to the mempool, or a peer's proposal or vote of the next height, ends the wait (the height
-   * then starts `commitDelayMs` after the decision, or at once if that has passed). Timing only:
+   * this long after the decision instead of the genesis `commitDelayMs`. A transaction admitted
+   * to the mempool ends the wait: the height starts `commitDelayMs` later (the window that lets
+   * a burst share one block). A peer's proposal or vote of a later height ends it too: the height
+   * starts `commitDelayMs` after the decision, or at once if that has passed. Timing only:
    * no block rule depends on it. 0 (default): off. Integer ms, at most 60,000.
    */
   readonly idleBlockIntervalMs?: number;

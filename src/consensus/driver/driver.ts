@@ -248,7 +248,9 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.options.network.onPeerConnected((peer) => this.peerConnected(peer));
     this.gossipTimer = setInterval(() => this.gossipTick(), this.gossipIntervalMs);
     if (this.idleBlockIntervalMs > 0 && this.options.mempool.onAdmitted !== undefined) {
-      this.unsubscribeAdmitted = this.options.mempool.onAdmitted(() => this.endIdleWait());
+      this.unsubscribeAdmitted = this.options.mempool.onAdmitted(() =>
+        this.endIdleWait('transaction'),
+      );
     }
     this.draining = true;
     try {
@@ -785,15 +787,22 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   }
 
   /**
-   * Ends an idle wait (a transaction was admitted, or a peer sent a message of the next
-   * height): the height starts `commitDelayMs` after the decision, or now if that has passed.
+   * Ends an idle wait. A peer sent a message of a later height: the height starts
+   * `commitDelayMs` after the decision, or now if that has passed. A transaction was admitted:
+   * it starts `commitDelayMs` from now — the window a busy chain gives every transaction to be
+   * joined by others in its block — or when the idle interval ends, if that is sooner.
    */
-  private endIdleWait(): void {
+  private endIdleWait(reason: 'transaction' | 'peer'): void {
     if (this.idleSince === null || !this.running) return;
     const since = this.idleSince;
     this.idleSince = null;
     this.idleWaits.woken += 1;
-    const remaining = since + this.options.genesis.consensus.commitDelayMs - this.now();
+    const { commitDelayMs } = this.options.genesis.consensus;
+    const now = this.now();
+    const remaining =
+      reason === 'peer'
+        ? since + commitDelayMs - now
+        : Math.min(commitDelayMs, since + this.idleBlockIntervalMs - now);
     const height = this.committedHeight;
     this.logger('debug', 'idle wait ended', { height, remainingMs: remaining });
     this.timers.set(START_HEIGHT_TIMER, Math.max(0, remaining), () => this.startNextHeight());
@@ -1109,7 +1118,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       return;
     }
     // A peer already works on a later height: do not sit out the idle interval.
-    this.endIdleWait();
+    this.endIdleWait('peer');
     if (!this.future.add({ peer, height: h, event })) {
       this.reject(DriverRejection.BUFFER_FULL, peer, h);
     }
