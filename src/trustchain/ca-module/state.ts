@@ -3,6 +3,7 @@ import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { bytes, parseInput } from '../../codec/schema.js';
 import type { ModuleStateReader } from '../../consensus/application/module.js';
 import { BoundedMap } from '../../codec/bounded-map.js';
+import { encodeFlatCanonical } from '../../codec/flat-canonical.js';
 import { bytesEqual, concatBytes, toHex } from '../../crypto/bytes.js';
 import { CaStateError } from './errors.js';
 import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-head.js';
@@ -180,52 +181,19 @@ export function decodeIssuance(value: Uint8Array): IssuanceRecord {
   };
 }
 
-/** The CBOR head (RFC 8949 §3) of major type `major` with argument `n`, in shortest form. */
-function cborHead(major: number, n: number): Uint8Array {
-  const type = major << 5;
-  if (n < 24) return Uint8Array.of(type | n);
-  if (n < 0x100) return Uint8Array.of(type | 24, n);
-  if (n < 0x10000) return Uint8Array.of(type | 25, n >> 8, n & 0xff);
-  if (n < 0x100000000) {
-    const out = new Uint8Array(5);
-    out[0] = type | 26;
-    new DataView(out.buffer).setUint32(1, n);
-    return out;
-  }
-  const out = new Uint8Array(9);
-  out[0] = type | 27;
-  new DataView(out.buffer).setBigUint64(1, BigInt(n));
-  return out;
-}
-
 const isUint = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
-const T_KEY = Uint8Array.of(0x61, 0x74);
-const FIRST_KEY = Uint8Array.of(0x65, ...encoder.encode('first'));
-const ITEMS_KEY = Uint8Array.of(0x65, ...encoder.encode('items'));
 
 /**
- * `encodeCanonical({ t, first?, items })`, written directly: RFC 8949 §4.2.1 orders the keys by
- * their encodings ("t" < "first" < "items"). A block's batch is re-encoded for each of its
- * issuances, so this is O(items) byte copies instead of a generic encoder's walk.
+ * `encodeCanonical({ t, first?, items })` through the flat writer (src/codec/flat-canonical.ts,
+ * byte-identical, and the general encoder for anything outside its subset): a block's batch is
+ * re-encoded for each of its issuances, so this is O(items) byte copies, not a generic walk.
  */
 export function encodeBatch(record: BatchRecord): Uint8Array {
-  if (!isUint(record.time) || (record.first !== null && !isUint(record.first))) {
-    // Outside what the schema stores: the generic encoder decides (and refuses what it must).
-    return encodeCanonical({
-      t: record.time,
-      ...(record.first === null ? {} : { first: record.first }),
-      items: record.items,
-    });
-  }
-  const parts: Uint8Array[] = [
-    cborHead(5, record.first === null ? 2 : 3),
-    T_KEY,
-    cborHead(0, record.time),
-  ];
-  if (record.first !== null) parts.push(FIRST_KEY, cborHead(0, record.first));
-  parts.push(ITEMS_KEY, cborHead(4, record.items.length));
-  for (const item of record.items) parts.push(cborHead(2, item.length), item);
-  return concatBytes(...parts);
+  return encodeFlatCanonical({
+    t: record.time,
+    ...(record.first === null ? {} : { first: record.first }),
+    items: record.items,
+  });
 }
 
 export function decodeBatch(value: Uint8Array): BatchRecord {
