@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { isResolverAddress } from '../faces/acme/external-resolver.js';
+import { MAX_IDLE_BLOCK_INTERVAL_MS } from '../consensus/driver/driver-config.js';
 import { CliError } from './cli-error.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_METRICS_PORT, DEFAULT_STOQ_PORT } from './config.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
@@ -76,7 +77,11 @@ export const validatorNodeConfigSchema = z.strictObject({
    */
   consensus: z
     .strictObject({
-      idleBlockIntervalMs: z.int().min(0).max(60_000).default(DEFAULT_IDLE_BLOCK_INTERVAL_MS),
+      idleBlockIntervalMs: z
+        .int()
+        .min(0)
+        .max(MAX_IDLE_BLOCK_INTERVAL_MS)
+        .default(DEFAULT_IDLE_BLOCK_INTERVAL_MS),
     })
     .default({ idleBlockIntervalMs: DEFAULT_IDLE_BLOCK_INTERVAL_MS }),
   stoq: z
@@ -205,12 +210,17 @@ export const NODE_ENV_OVERRIDES = {
   HYPERMESH_IDLE_BLOCK_INTERVAL_MS: 'consensus.idleBlockIntervalMs (ms, 0-60000)',
 } as const;
 
-function envPort(variable: string, value: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65_535) {
-    throw new CliError(`environment variable ${variable}="${value}" is not a port (0-65535)`);
+/** A whole number from 0 to `max` in an environment variable; `what` names it in the error. */
+function envWholeNumber(variable: string, value: string, max: number, what: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number > max) {
+    throw new CliError(`environment variable ${variable}="${value}" is not ${what}`);
   }
-  return port;
+  return number;
+}
+
+function envPort(variable: string, value: string): number {
+  return envWholeNumber(variable, value, 65_535, 'a port (0-65535)');
 }
 
 function applyEnv(config: ValidatorNodeConfig, env: NodeJS.ProcessEnv): void {
@@ -237,13 +247,13 @@ function applyEnv(config: ValidatorNodeConfig, env: NodeJS.ProcessEnv): void {
   }
   const idle = value('HYPERMESH_IDLE_BLOCK_INTERVAL_MS');
   if (idle !== undefined) {
-    const ms = Number(idle);
-    if (!/^\d+$/.test(idle) || ms > 60_000) {
-      throw new CliError(
-        `environment variable HYPERMESH_IDLE_BLOCK_INTERVAL_MS="${idle}" is not a whole number of ms from 0 to 60000`,
-      );
-    }
-    config.consensus = { ...config.consensus, idleBlockIntervalMs: ms };
+    const idleBlockIntervalMs = envWholeNumber(
+      'HYPERMESH_IDLE_BLOCK_INTERVAL_MS',
+      idle,
+      MAX_IDLE_BLOCK_INTERVAL_MS,
+      `a whole number of ms from 0 to ${MAX_IDLE_BLOCK_INTERVAL_MS}`,
+    );
+    config.consensus = { ...config.consensus, idleBlockIntervalMs };
   }
   const dataDir = value('HYPERMESH_DATA_DIR');
   if (dataDir !== undefined) config.dataDir = dataDir;
