@@ -27,6 +27,14 @@ export interface TxAcceptance {
    * transactions in sequence order and offers them to the proposer in that order.
    */
   readonly sequence: number;
+  /**
+   * Optional: the sender's next sequence in the state the check ran against. With it the
+   * mempool tells ready transactions (a run of sequences from this one) from those waiting for
+   * an earlier sequence that is not pending, offers only the ready ones to proposers and
+   * limits the waiting ones (`MempoolOptions.maxWaitingTxs`). Without it every pending
+   * transaction counts as ready.
+   */
+  readonly nextSequence?: number;
 }
 
 export type TxCheckResult = TxAcceptance | TxRejection;

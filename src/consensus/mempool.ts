@@ -20,6 +20,12 @@ import { MAX_TX_BYTES } from './wire.js';
  *   the others.
  * - After a block, `update` drops the committed transactions and re-checks the rest against
  *   the new state in one pass.
+ * - Ready and waiting: when `checkTx` tells the sender's next sequence (`nextSequence`), a
+ *   sender's transactions from that sequence on without a gap are ready; the rest wait for an
+ *   earlier sequence that is not pending (never submitted, or refused). Only ready transactions
+ *   are offered to the proposer and count towards the client back-pressure limit
+ *   (`maxLocalTxs`), and at most `maxWaitingTxs` wait at once, so transactions that cannot run
+ *   never crowd out those that can.
  *
  * Input from clients and peers never throws: it is admitted or refused with a stable code.
  */
@@ -42,6 +48,11 @@ export enum MempoolRejectionCode {
   SENDER_LIMIT = 'MEMPOOL_SENDER_LIMIT',
   /** The sender has another pending transaction with this sequence number. */
   SEQUENCE_TAKEN = 'MEMPOOL_SEQUENCE_TAKEN',
+  /**
+   * The transaction would wait for an earlier sequence of its sender that is not pending, and
+   * `maxWaitingTxs` transactions already wait.
+   */
+  WAITING_FULL = 'MEMPOOL_WAITING_FULL',
   /** `checkTx` threw or answered something that is not a check result. */
   CHECK_FAILED = 'MEMPOOL_CHECK_FAILED',
 }
@@ -61,11 +72,16 @@ export interface MempoolOptions {
   /** Most pending transactions (default 20,000). */
   readonly maxTxs?: number;
   /**
-   * Pending transactions above which a client's (`origin` 'local') transaction is refused with
-   * `MEMPOOL_BUSY` (default: `maxTxs`). Below `maxTxs`, so that transactions other nodes
-   * already admitted still get in while this node turns new work away.
+   * Ready transactions (see the class comment) above which a client's (`origin` 'local')
+   * transaction is refused with `MEMPOOL_BUSY` (default: `maxTxs`). Below `maxTxs`, so that
+   * transactions other nodes already admitted still get in while this node turns new work away.
    */
   readonly maxLocalTxs?: number;
+  /**
+   * Most transactions waiting for an earlier sequence of their sender (default 1,000); more
+   * are refused with `MEMPOOL_WAITING_FULL`. They count towards `maxTxs` too.
+   */
+  readonly maxWaitingTxs?: number;
   /** Most pending bytes (default 64 MiB). */
   readonly maxBytes?: number;
   /** Largest transaction (default 64 KiB, the wire limit). */
@@ -90,12 +106,15 @@ export const DEFAULT_MEMPOOL_OPTIONS: Required<Omit<MempoolOptions, 'maxLocalTxs
     maxPerSender: 1_000,
     seenCacheSize: 100_000,
     ttlBlocks: 30,
+    maxWaitingTxs: 1_000,
   },
 );
 
 export interface MempoolStats {
   /** Pending now. */
   readonly size: number;
+  /** Of those, waiting for an earlier sequence of their sender (not offered to proposers). */
+  readonly waiting: number;
   readonly bytes: number;
   /** Transactions admitted since start. */
   readonly admitted: number;
@@ -128,6 +147,17 @@ interface PendingTx {
   readonly since: number;
 }
 
+/** One sender's pending transactions, sorted by sequence. */
+interface SenderQueue {
+  readonly txs: PendingTx[];
+  /** The sender's next sequence as the last check saw it; null when the application does not tell. */
+  next: number | null;
+  /** The first `ready` transactions run in order from `next`; the rest wait. */
+  ready: number;
+  /** `txs.length - ready` when last counted (its share of the pool's waiting total). */
+  waiting: number;
+}
+
 type SeenOutcome =
   | { readonly kind: 'committed' }
   | {
@@ -150,8 +180,27 @@ function isAcceptance(result: TxCheckResult): boolean {
     result.txHash.length === 32 &&
     typeof result.sender === 'string' &&
     Number.isSafeInteger(result.sequence) &&
-    result.sequence >= 0
+    result.sequence >= 0 &&
+    (result.nextSequence === undefined ||
+      (Number.isSafeInteger(result.nextSequence) && result.nextSequence >= 0))
   );
+}
+
+/**
+ * How many of `queue`'s first transactions run in order: a run of consecutive sequences from
+ * the sender's next one (or from the first pending one, when that is lower: committed but not
+ * yet removed by `update`). All of them when the next sequence is unknown.
+ */
+function readyPrefix(queue: SenderQueue): number {
+  const { txs, next } = queue;
+  if (next === null || txs.length === 0) return txs.length;
+  let expected = Math.min(next, txs[0]!.sequence);
+  let ready = 0;
+  while (ready < txs.length && txs[ready]!.sequence === expected) {
+    ready++;
+    expected++;
+  }
+  return ready;
 }
 
 function isRejection(result: TxCheckResult): boolean {
@@ -177,7 +226,9 @@ export class Mempool implements MempoolPort {
   private readonly byBytes = new Map<string, PendingTx>();
   private readonly byTxHash = new Map<string, PendingTx>();
   /** Each sender's pending transactions by sequence; Map order is the order queues started. */
-  private readonly senders = new Map<string, PendingTx[]>();
+  private readonly senders = new Map<string, SenderQueue>();
+  /** Pending transactions that are not ready (the sum over senders). */
+  private waitingCount = 0;
   /** Recently committed or rejected byte hashes (least recently used evicted first). */
   private readonly seen: BoundedMap<string, SeenOutcome>;
   private readonly listeners = new Set<AdmittedListener>();
@@ -248,10 +299,11 @@ export class Mempool implements MempoolPort {
         `mempool holds ${this.byBytes.size} transactions, its limit`,
       );
     }
-    if (origin === 'local' && this.byBytes.size >= this.options.maxLocalTxs) {
+    const ready = this.byBytes.size - this.waitingCount;
+    if (origin === 'local' && ready >= this.options.maxLocalTxs) {
       return this.reject(
         MempoolRejectionCode.BUSY,
-        `node is behind: ${this.byBytes.size} transactions are pending (clients are refused from ${this.options.maxLocalTxs}); retry later`,
+        `node is behind: ${ready} transactions are ready for a block (clients are refused from ${this.options.maxLocalTxs}); retry later`,
       );
     }
     if (this.pendingBytes + tx.length > this.options.maxBytes) {
@@ -278,23 +330,27 @@ export class Mempool implements MempoolPort {
     const same = this.byTxHash.get(hashKey);
     if (same !== undefined) return this.duplicate(same);
 
-    const queue = this.senders.get(result.sender) ?? [];
-    if (queue.length >= this.options.maxPerSender) {
+    const queue: SenderQueue = this.senders.get(result.sender) ?? {
+      txs: [],
+      next: null,
+      ready: 0,
+      waiting: 0,
+    };
+    if (queue.txs.length >= this.options.maxPerSender) {
       return this.reject(
         MempoolRejectionCode.SENDER_LIMIT,
-        `sender has ${queue.length} pending transactions, the limit`,
+        `sender has ${queue.txs.length} pending transactions, the limit`,
         result.txHash,
       );
     }
-    const at = lowerBound(queue, result.sequence);
-    if (queue[at]?.sequence === result.sequence) {
+    const at = lowerBound(queue.txs, result.sequence);
+    if (queue.txs[at]?.sequence === result.sequence) {
       return this.reject(
         MempoolRejectionCode.SEQUENCE_TAKEN,
         `sender already has a pending transaction with sequence ${result.sequence}`,
         result.txHash,
       );
     }
-
     const entry: PendingTx = {
       tx: copy,
       byteKey,
@@ -304,8 +360,22 @@ export class Mempool implements MempoolPort {
       sequence: result.sequence,
       since: this.height,
     };
-    queue.splice(at, 0, entry);
-    if (queue.length === 1) this.senders.set(entry.sender, queue);
+    const previousNext = queue.next;
+    queue.txs.splice(at, 0, entry);
+    queue.next = result.nextSequence ?? null;
+    this.recount(queue);
+    if (at >= queue.ready && this.waitingCount > this.options.maxWaitingTxs) {
+      const missing = Math.min(queue.next!, queue.txs[0]!.sequence) + queue.ready;
+      queue.txs.splice(at, 1);
+      queue.next = previousNext;
+      this.recount(queue);
+      return this.reject(
+        MempoolRejectionCode.WAITING_FULL,
+        `sequence ${result.sequence} would wait for the sender's sequence ${missing}, which is not pending, and ${this.waitingCount} transactions already wait (the limit); submit sequence ${missing} first`,
+        result.txHash,
+      );
+    }
+    if (queue.txs.length === 1) this.senders.set(entry.sender, queue);
     this.byBytes.set(byteKey, entry);
     this.byTxHash.set(hashKey, entry);
     this.pendingBytes += copy.length;
@@ -333,7 +403,10 @@ export class Mempool implements MempoolPort {
    * started), each sender's in sequence order.
    */
   *candidates(): Iterable<Uint8Array> {
-    let active = [...this.senders.values()].map((queue) => [...queue]);
+    let active: PendingTx[][] = [];
+    for (const queue of this.senders.values()) {
+      if (queue.ready > 0) active.push(queue.txs.slice(0, queue.ready));
+    }
     for (let depth = 0; active.length > 0; depth++) {
       const next: PendingTx[][] = [];
       for (const queue of active) {
@@ -361,8 +434,10 @@ export class Mempool implements MempoolPort {
       if (entry !== undefined) included.add(entry);
     }
     for (const [sender, queue] of this.senders) {
+      const { txs } = queue;
       let kept = 0;
-      for (const entry of queue) {
+      let next: number | null = null;
+      for (const entry of txs) {
         if (included.has(entry)) {
           this.drop(entry);
           this.committed++;
@@ -376,7 +451,8 @@ export class Mempool implements MempoolPort {
         }
         const result = this.check(entry.tx);
         if (result.ok) {
-          queue[kept++] = entry;
+          txs[kept++] = entry;
+          next = result.nextSequence ?? null;
           continue;
         }
         this.drop(entry);
@@ -390,13 +466,20 @@ export class Mempool implements MempoolPort {
           });
         }
       }
-      queue.length = kept;
+      txs.length = kept;
+      queue.next = next;
+      this.recount(queue);
       if (kept === 0) this.senders.delete(sender);
     }
   }
 
   size(): number {
     return this.byBytes.size;
+  }
+
+  /** Pending transactions that are ready: what `candidates` offers. */
+  readySize(): number {
+    return this.byBytes.size - this.waitingCount;
   }
 
   /** Bytes of the pending transactions. */
@@ -412,6 +495,7 @@ export class Mempool implements MempoolPort {
   stats(): MempoolStats {
     return {
       size: this.byBytes.size,
+      waiting: this.waitingCount,
       bytes: this.pendingBytes,
       admitted: this.admitted,
       duplicates: this.duplicates,
@@ -438,7 +522,7 @@ export class Mempool implements MempoolPort {
   private check(
     tx: Uint8Array,
   ):
-    | { ok: true; txHash: Uint8Array; sender: string; sequence: number }
+    | { ok: true; txHash: Uint8Array; sender: string; sequence: number; nextSequence?: number }
     | { ok: false; code: string; message: string } {
     let result: TxCheckResult;
     try {
@@ -459,6 +543,14 @@ export class Mempool implements MempoolPort {
       code: MempoolRejectionCode.CHECK_FAILED,
       message: 'checkTx answered something that is not a check result',
     };
+  }
+
+  /** Recomputes `queue.ready` and the waiting total after `queue` changed. */
+  private recount(queue: SenderQueue): void {
+    queue.ready = readyPrefix(queue);
+    const waiting = queue.txs.length - queue.ready;
+    this.waitingCount += waiting - queue.waiting;
+    queue.waiting = waiting;
   }
 
   /** Removes `entry` from the indexes (its sender queue is compacted by the caller). */

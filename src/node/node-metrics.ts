@@ -15,6 +15,8 @@ export interface NodeMetricSources {
   /** Voting power of this node plus its connected peers, and of the whole validator set. */
   votingPower(): { online: number; total: number };
   mempoolSize(): number;
+  /** Of those, transactions waiting for an earlier sequence of their sender (src/consensus/mempool.ts). */
+  mempoolWaiting(): number;
   /** The intake queue in front of the mempool (src/node/tx-intake.ts). */
   intake(): { queued: number; busy: number; droppedFromPeers: number };
   walBytes(): number;
@@ -79,6 +81,14 @@ export function createNodeMetrics(registry: Registry, sources: NodeMetricSources
     registers,
     collect() {
       this.set(sources.mempoolSize());
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_mempool_waiting',
+    help: 'Mempool transactions waiting for an earlier sequence of their sender that is not pending (not offered to proposers)',
+    registers,
+    collect() {
+      this.set(sources.mempoolWaiting());
     },
   });
   new Gauge({

@@ -645,6 +645,7 @@ export async function startValidatorNode(
       connectedPeers: () => network.peers(),
       votingPower: () => onlineVotingPower(consensus, network, publicKey),
       mempoolSize: () => mempool.size(),
+      mempoolWaiting: () => mempool.size() - mempool.readySize(),
       intake: () => intake.stats(),
       walBytes: () => fileBytes(walPath),
       storeBytes: () => store.fileSizes(),

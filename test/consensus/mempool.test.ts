@@ -45,6 +45,9 @@ class FakeApp implements Pick<Application, 'checkTx'> {
   readonly next = new Map<string, number>();
   calls = 0;
 
+  /** `tellsNext`: acceptances carry the sender's next sequence, as the real application's do. */
+  constructor(private readonly tellsNext = false) {}
+
   checkTx(bytes: Uint8Array): TxCheckResult {
     this.calls++;
     const parsed = parse(bytes);
@@ -59,6 +62,7 @@ class FakeApp implements Pick<Application, 'checkTx'> {
       txHash: sha256(text.encode(`${sender}|${seq}|${nonce}`)),
       sender,
       sequence: seq,
+      ...(this.tellsNext ? { nextSequence: this.next.get(sender) ?? 0 } : {}),
     };
   }
 
@@ -71,8 +75,8 @@ class FakeApp implements Pick<Application, 'checkTx'> {
   }
 }
 
-function setup(options: MempoolOptions = {}) {
-  const app = new FakeApp();
+function setup(options: MempoolOptions = {}, tellsNext = false) {
+  const app = new FakeApp(tellsNext);
   return { app, pool: new Mempool(app, options) };
 }
 
@@ -174,7 +178,7 @@ describe('mempool admission', () => {
     const { pool, app } = setup({ maxTxs: 3, maxLocalTxs: 1 });
     assert.ok(pool.add(tx('a', 0)).ok);
     const callsBefore = app.calls;
-    assertRejected(pool.add(tx('b', 0)), MempoolRejectionCode.BUSY, /1 transactions are pending/);
+    assertRejected(pool.add(tx('b', 0)), MempoolRejectionCode.BUSY, /1 transactions are ready/);
     assert.equal(app.calls, callsBefore, 'a busy pool refuses clients before checkTx');
     pool.addFromPeer('node-2', [tx('b', 0), tx('c', 0)]);
     assert.equal(pool.size(), 3);
@@ -207,6 +211,78 @@ describe('mempool admission', () => {
     }
     assert.equal(DEFAULT_MEMPOOL_OPTIONS.maxTxs, 20_000);
     assert.equal(DEFAULT_MEMPOOL_OPTIONS.maxTxBytes, 64 * 1024);
+  });
+});
+
+describe('mempool ready and waiting transactions', () => {
+  const labels = (pool: Mempool) => [...pool.candidates()].map(label);
+
+  it('offers only ready transactions; a waiting one becomes ready when its gap is filled', () => {
+    const { pool } = setup({}, true);
+    for (const seq of [0, 2, 3]) assert.ok(pool.add(tx('a', seq)).ok);
+    assert.ok(pool.add(tx('b', 1)).ok);
+    assert.deepEqual(labels(pool), ['a0']);
+    assert.equal(pool.size(), 4);
+    assert.equal(pool.readySize(), 1);
+    assert.equal(pool.stats().waiting, 3);
+    assert.ok(pool.add(tx('a', 1)).ok);
+    assert.deepEqual(labels(pool), ['a0', 'a1', 'a2', 'a3']);
+    assert.equal(pool.stats().waiting, 1, 'b1 still waits for b0');
+  });
+
+  it('a block that moves the sender on makes its waiting transactions ready', () => {
+    const { pool, app } = setup({}, true);
+    assert.ok(pool.add(tx('a', 2)).ok);
+    assert.equal(pool.readySize(), 0);
+    // a0 and a1 were committed through another node's mempool.
+    app.commit([tx('a', 0), tx('a', 1)]);
+    pool.update(1, []);
+    assert.deepEqual(labels(pool), ['a2']);
+    assert.equal(pool.stats().waiting, 0);
+  });
+
+  it('waiting transactions do not count towards MEMPOOL_BUSY', () => {
+    const { pool } = setup({ maxLocalTxs: 2 }, true);
+    for (const seq of [1, 2, 3]) assert.ok(pool.add(tx('b', seq)).ok, `b${seq} waits`);
+    assert.ok(pool.add(tx('a', 0)).ok);
+    assert.ok(pool.add(tx('a', 1)).ok);
+    assertRejected(pool.add(tx('a', 2)), MempoolRejectionCode.BUSY, /2 transactions are ready/);
+  });
+
+  it('refuses a transaction that would wait beyond maxWaitingTxs, writing nothing', () => {
+    const { pool } = setup({ maxWaitingTxs: 2 }, true);
+    assert.ok(pool.add(tx('a', 1)).ok);
+    assert.ok(pool.add(tx('a', 2)).ok);
+    const before = pool.stats();
+    assertRejected(
+      pool.add(tx('a', 4)),
+      MempoolRejectionCode.WAITING_FULL,
+      /sequence 4 would wait for the sender's sequence 0, .*2 transactions already wait.*submit sequence 0 first/,
+    );
+    assertRejected(pool.add(tx('c', 5)), MempoolRejectionCode.WAITING_FULL);
+    assert.equal(pool.size(), before.size);
+    assert.equal(pool.stats().waiting, 2);
+    assert.equal(pool.stats().admitted, before.admitted);
+    // Ready transactions still get in, and filling the gap frees the waiting room.
+    assert.ok(pool.add(tx('b', 0)).ok);
+    assert.ok(pool.add(tx('a', 0)).ok);
+    assert.equal(pool.stats().waiting, 0);
+    assert.ok(pool.add(tx('a', 4)).ok, 'a4 may wait now');
+    assert.ok(pool.add(tx('a', 3)).ok);
+    assert.deepEqual(labels(pool), ['a0', 'b0', 'a1', 'a2', 'a3', 'a4']);
+  });
+
+  it('refuses a checkTx answer whose nextSequence is not a whole number', () => {
+    const pool = new Mempool({
+      checkTx: () => ({
+        ok: true,
+        txHash: new Uint8Array(32),
+        sender: 'a',
+        sequence: 0,
+        nextSequence: -1,
+      }),
+    });
+    assertRejected(pool.add(tx('a', 0)), MempoolRejectionCode.CHECK_FAILED);
   });
 });
 
@@ -438,6 +514,67 @@ describe('mempool accounting (property)', () => {
         }
       }),
       { numRuns: 150 },
+    );
+  });
+
+  it('with the next sequence known, exactly the gap-free runs are offered and waiting stays bounded', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+        const options = {
+          maxTxs: 8,
+          maxLocalTxs: 5,
+          maxWaitingTxs: 3,
+          maxPerSender: 4,
+          ttlBlocks: 1_000,
+        };
+        const { app, pool } = setup(options, true);
+        // The model: every admitted transaction, by sender and sequence.
+        const pending = new Map<string, Set<number>>();
+        let height = 0;
+        for (const step of ops) {
+          if (step.op === 'add') {
+            const sender = `s${step.sender}`;
+            const bytes = tx(sender, step.seq, { valid: step.valid, pad: step.pad });
+            const waitingBefore = pool.stats().waiting;
+            const readyBefore = pool.readySize();
+            const result = step.peer ? pool.add(bytes, 'peer') : pool.add(bytes);
+            if (result.ok && !result.duplicate) {
+              pending.set(sender, (pending.get(sender) ?? new Set()).add(step.seq));
+            }
+            if (!result.ok && result.code === MempoolRejectionCode.BUSY) {
+              assert.ok(!step.peer && readyBefore >= options.maxLocalTxs);
+            }
+            if (!result.ok && result.code === MempoolRejectionCode.WAITING_FULL) {
+              assert.equal(waitingBefore, options.maxWaitingTxs);
+            }
+          } else {
+            const block = [...pool.candidates()].slice(0, step.take);
+            app.commit(block);
+            pool.update(++height, block);
+            for (const item of block) {
+              const { sender, seq } = parse(item)!;
+              pending.get(sender)!.delete(seq);
+            }
+          }
+          // Expected ready runs: each sender's consecutive sequences from its next one.
+          const expected = new Set<string>();
+          let size = 0;
+          for (const [sender, seqs] of pending) {
+            const next = app.next.get(sender) ?? 0;
+            for (const seq of seqs) if (seq < next) seqs.delete(seq); // re-check evicted these
+            size += seqs.size;
+            for (let seq = next; seqs.has(seq); seq++) expected.add(`${sender}${seq}`);
+          }
+          const offered = [...pool.candidates()].map(label);
+          assert.deepEqual(new Set(offered), expected);
+          assert.equal(offered.length, expected.size);
+          assert.equal(pool.size(), size);
+          assert.equal(pool.readySize(), expected.size);
+          assert.equal(pool.stats().waiting, size - expected.size);
+          assert.ok(pool.stats().waiting <= options.maxWaitingTxs);
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -390,6 +390,7 @@ class Router implements Application {
         txHash: envelope.txHash,
         sender: txSender(envelope),
         sequence: envelope.sequence,
+        nextSequence: next,
       };
     } catch (error) {
       return rejection(error);

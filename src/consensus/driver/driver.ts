@@ -248,9 +248,16 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.options.network.onPeerConnected((peer) => this.peerConnected(peer));
     this.gossipTimer = setInterval(() => this.gossipTick(), this.gossipIntervalMs);
     if (this.idleBlockIntervalMs > 0 && this.options.mempool.onAdmitted !== undefined) {
-      this.unsubscribeAdmitted = this.options.mempool.onAdmitted(() =>
-        this.endIdleWait('transaction'),
-      );
+      // A transaction that waits for an earlier sequence gives a block nothing to include.
+      this.unsubscribeAdmitted = this.options.mempool.onAdmitted(() => {
+        let ready = 1;
+        try {
+          ready = this.readyTransactions();
+        } catch {
+          // A failing mempool port: wake anyway, as before ready counts existed.
+        }
+        if (ready > 0) this.endIdleWait('transaction');
+      });
     }
     this.draining = true;
     try {
@@ -778,12 +785,16 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
    */
   private idle(): boolean {
     try {
-      return (
-        this.options.mempool.size() === 0 && this.evidence.size === 0 && this.future.size === 0
-      );
+      return this.readyTransactions() === 0 && this.evidence.size === 0 && this.future.size === 0;
     } catch {
       return false;
     }
+  }
+
+  /** Pending transactions a proposal could include (may throw: the mempool is a port). */
+  private readyTransactions(): number {
+    const { mempool } = this.options;
+    return mempool.readySize === undefined ? mempool.size() : mempool.readySize();
   }
 
   /**

@@ -71,6 +71,11 @@ export interface MempoolPort {
   addFromPeer(peer: string, txs: readonly Uint8Array[]): void;
   size(): number;
   /**
+   * Optional: how many of them `candidates` offers (the mempool's ready transactions). Idle
+   * pacing treats a mempool with none ready as empty; without it, `size()` is used.
+   */
+  readySize?(): number;
+  /**
    * Calls `listener` after each newly admitted transaction; returns the unsubscribe function.
    * Optional: without it idle pacing ends only on a peer's message of the next height.
    */
