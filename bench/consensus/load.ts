@@ -18,7 +18,11 @@ import type { PreparedLoad } from './transactions.js';
  * unary call, or a queue that sends batches: `unarySubmit`, `batchedSubmit`) as soon as it is
  * due, unless `maxInFlight` transactions are outstanding — then the client is the bottleneck and
  * the lag is reported. Sender s's transactions always go to node `s mod n` over connection
- * `s mod connections`.
+ * `s mod connections`. A transaction refused with `MEMPOOL_BUSY` (the node's back-pressure:
+ * "retry later") is sent again after `RETRY_DELAY_MS`, up to `MAX_RETRIES` times, as a client
+ * should; it stays in flight meanwhile and its latency counts from the first attempt. Without
+ * the retry, the refused sequence would leave every later transaction of its sender waiting
+ * for it, so one busy moment would end the sender's part of the step.
  *
  * Commits: the observer node's (node-1's) "block committed" log lines give each block's commit
  * time on the node's own clock; the block is then fetched (`getBlock`) and its transactions
@@ -54,7 +58,14 @@ export interface StepResult {
   readonly refusals: ReadonlyMap<string, number>;
   /** How far behind its schedule the client sent, 99th percentile (ms). */
   readonly lagP99Ms: number;
+  /** Submissions sent again after a `MEMPOOL_BUSY` refusal. */
+  readonly retries: number;
 }
+
+/** Refusals a client answers by sending the transaction again a little later. */
+const RETRIED_CODES: ReadonlySet<string> = new Set(['MEMPOOL_BUSY']);
+const RETRY_DELAY_MS = 200;
+const MAX_RETRIES = 25;
 
 export interface Submitted {
   readonly at: number;
@@ -312,7 +323,21 @@ export async function runStep(
   const nodes = cluster.names;
   let inFlight = 0;
   let next = 0;
+  let retries = 0;
   const calls: Promise<void>[] = [];
+  // One transaction until it is admitted, finally refused, or out of retries.
+  const send = async (tx: Uint8Array, node: string, sender: number): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      const code = await submit(tx, node, sender);
+      if (code === null) return;
+      if (!RETRIED_CODES.has(code) || attempt === MAX_RETRIES) {
+        refusals.set(code, (refusals.get(code) ?? 0) + 1);
+        return;
+      }
+      retries += 1;
+      await pause(RETRY_DELAY_MS);
+    }
+  };
   const start = performance.now();
   const wallStart = Date.now();
   const windowStart = wallStart + warmupSeconds * 1000;
@@ -328,12 +353,9 @@ export async function runStep(
       lags.push(Math.max(0, (performance.now() - start) / 1000 - i / rate) * 1000);
       inFlight += 1;
       calls.push(
-        submit(load.txs[i] as Uint8Array, nodes[sender % nodes.length] as string, sender).then(
-          (code) => {
-            inFlight -= 1;
-            if (code !== null) refusals.set(code, (refusals.get(code) ?? 0) + 1);
-          },
-        ),
+        send(load.txs[i] as Uint8Array, nodes[sender % nodes.length] as string, sender).then(() => {
+          inFlight -= 1;
+        }),
       );
     }
     // Transaction `next` is due at next / rate seconds.
@@ -377,6 +399,7 @@ export async function runStep(
     uncommitted: inWindow.length - latencies.length,
     refusals,
     lagP99Ms: percentile(lags, 99),
+    retries,
   };
 }
 
@@ -394,6 +417,7 @@ export function describeStep(result: StepResult): string {
     `highest round ${result.maxRound}), ` +
     `p50 ${percentile(result.latencies, 50).toFixed(0)} ms, p99 ${percentile(result.latencies, 99).toFixed(0)} ms, ` +
     `uncommitted ${result.uncommitted}, client lag p99 ${result.lagP99Ms.toFixed(0)} ms` +
+    (result.retries === 0 ? '' : `, ${result.retries} resent after MEMPOOL_BUSY`) +
     (refusals === '' ? '' : `, refused: ${refusals}`)
   );
 }
