@@ -298,6 +298,7 @@ describe('hypermesh dev --nodes 4', () => {
     assert.match(metrics, /^hypermesh_consensus_late_precommits \d+$/m);
     // Not necessarily empty: each node registers its own services (discovery) after its first commit.
     assert.match(metrics, /^hypermesh_mempool_size \d+$/m);
+    assert.match(metrics, /^hypermesh_mempool_waiting \d+$/m);
     // Likewise not necessarily 0: publications and registrations pass through the intake queue.
     assert.match(metrics, /^hypermesh_tx_intake_queued \d+$/m);
     assert.match(metrics, /^hypermesh_tx_intake_refused\{origin="client"\} 0$/m);

@@ -40,6 +40,22 @@ class NotifyingMempool extends TestMempool implements MempoolPort {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+
+  /** Pending transactions that wait for an earlier sequence: counted, never offered. */
+  private waiting = 0;
+
+  addWaiting(): void {
+    this.waiting += 1;
+    for (const listener of this.listeners) listener();
+  }
+
+  override size(): number {
+    return super.size() + this.waiting;
+  }
+
+  readySize(): number {
+    return super.size();
+  }
 }
 
 describe('consensus driver: idle pacing', () => {
@@ -88,6 +104,20 @@ describe('consensus driver: idle pacing', () => {
         // The next height has not started: the engine is still at the stored height.
         assert.equal(status.committedHeight, height, node.id);
       }
+    });
+
+    it('a transaction that waits for an earlier sequence does not wake it', () => {
+      const node = cluster.node(0);
+      const before = node.driver.status();
+      assert.ok(before.idle, 'idle before');
+      (node.mempool as NotifyingMempool).addWaiting();
+      // The admission listener runs synchronously: a wake would show at once.
+      const after = node.driver.status();
+      assert.ok(after.idle, 'still idle');
+      assert.equal(after.idleWaits.woken, before.idleWaits.woken);
+      // It stays pending for the rest of this cluster's tests: the next test's "idle again"
+      // holds only because idleness counts ready transactions.
+      assert.equal(after.mempoolSize, 1);
     });
 
     it('a transaction on one node wakes it; its messages wake the others', async () => {
