@@ -253,6 +253,12 @@ class Router implements Application {
   private readonly recent: RecentTxResults;
   private readonly committedState: CommittedState;
   private readonly admitted: BoundedMap<string, Admitted>;
+  /**
+   * The transactions of each block result this router produced, so that `committed` can drop
+   * them from `admitted`: a committed transaction is never checked or executed again (the
+   * mempool remembers its bytes as committed), so the cache holds what is pending.
+   */
+  private readonly executed = new WeakMap<BlockExecutionResult, readonly Uint8Array[]>();
   /** The latest committed height as last learned (null: none stored; undefined: not known). */
   private knownHeight: number | null | undefined;
   private knownHeightRoot: string | undefined;
@@ -538,15 +544,18 @@ class Router implements Application {
     overlay: BlockOverlay,
     txResults: TxResult[],
     block: BlockContext,
+    transactions: readonly Uint8Array[],
   ): BlockExecutionResult {
     const validatorUpdates = this.endBlock(overlay, block);
     const changes = overlay.changes();
-    return {
+    const result: BlockExecutionResult = {
       stateRoot: this.state.computeRoot(changes),
       changes,
       txResults,
       validatorUpdates,
     };
+    this.executed.set(result, transactions);
+    return result;
   }
 
   prepareProposal(
@@ -581,7 +590,7 @@ class Router implements Application {
         // leave it out, the overlay is unchanged; it stays in the mempool.
       }
     }
-    return { transactions, result: this.finish(overlay, txResults, block) };
+    return { transactions, result: this.finish(overlay, txResults, block, transactions) };
   }
 
   executeBlock(block: BlockExecutionInput): BlockExecutionResult {
@@ -601,7 +610,7 @@ class Router implements Application {
         );
       }
     });
-    return this.finish(overlay, txResults, block);
+    return this.finish(overlay, txResults, block, block.transactions);
   }
 
   private checkBlock(block: Omit<BlockExecutionInput, 'transactions'>): void {
@@ -622,11 +631,19 @@ class Router implements Application {
     if (block.lastCommit !== undefined) checkLastCommit(block.lastCommit, block.height);
   }
 
+  /** Transactions whose stateless checks are remembered (diagnostics and tests). */
+  admittedCacheSize(): number {
+    return this.admitted.size;
+  }
+
   committed(height: number, result: BlockExecutionResult): void {
     this.knownHeight = height;
     this.knownHeightRoot = Buffer.from(result.stateRoot).toString('hex');
     this.recent.record(height, result.txResults);
     for (const { txHash } of result.txResults) this.cache.forget(txHash);
+    for (const tx of this.executed.get(result) ?? []) {
+      if (tx instanceof Uint8Array) this.admitted.delete(keyId(tx));
+    }
   }
 
   query(request: QueryRequest): QueryResponse {

@@ -120,6 +120,27 @@ describe('application router', () => {
     );
   });
 
+  it('forgets the checks of committed transactions, proposed or executed', async () => {
+    const node = await open();
+    const cached = (): number =>
+      (node.app as unknown as { admittedCacheSize(): number }).admittedCacheSize();
+    const alice = makeSender();
+    const bob = makeSender();
+    const first = tx(alice, kvSet('a', '1'));
+    const pending = tx(alice, kvSet('b', '2'), { sequence: 1 });
+    const other = tx(bob, kvSet('c', '3'));
+    for (const bytes of [first, pending, other]) assert.ok(node.app.checkTx(bytes).ok);
+    assert.equal(cached(), 3);
+    node.executeAndCommit([first]);
+    assert.equal(cached(), 2, 'the executed block forgot its transaction');
+    assert.ok(node.app.checkTx(pending).ok, 'the pending one still passes');
+    const proposal = node.app.prepareProposal(blockAt(node.nextHeight(), []), [other], 1 << 20);
+    assert.equal(proposal.transactions.length, 1);
+    node.commit(proposal.result);
+    assert.equal(cached(), 1, "the proposer's block forgot its transaction");
+    rejected(node.app.checkTx(first), TransactionErrorCode.SEQUENCE_USED);
+  });
+
   it('checkTx refuses with stable codes and never throws', async () => {
     const node = await open({ maxSequenceLead: 3 });
     const { app } = node;
