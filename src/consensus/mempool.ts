@@ -24,8 +24,9 @@ import { MAX_TX_BYTES } from './wire.js';
  *   sender's transactions from that sequence on without a gap are ready; the rest wait for an
  *   earlier sequence that is not pending (never submitted, or refused). Only ready transactions
  *   are offered to the proposer and count towards the client back-pressure limit
- *   (`maxLocalTxs`), and at most `maxWaitingTxs` wait at once, so transactions that cannot run
- *   never crowd out those that can.
+ *   (`maxLocalTxs`), and one that would wait is refused once `maxWaitingTxs` wait (a block can
+ *   leave more waiting for a while, when a sender's first pending one expires or is evicted),
+ *   so transactions that cannot run never crowd out those that can.
  *
  * Input from clients and peers never throws: it is admitted or refused with a stable code.
  */
@@ -78,8 +79,9 @@ export interface MempoolOptions {
    */
   readonly maxLocalTxs?: number;
   /**
-   * Most transactions waiting for an earlier sequence of their sender (default 1,000); more
-   * are refused with `MEMPOOL_WAITING_FULL`. They count towards `maxTxs` too.
+   * Transactions waiting for an earlier sequence of their sender (default 1,000) from which
+   * one more that would wait is refused with `MEMPOOL_WAITING_FULL`. They count towards
+   * `maxTxs` too.
    */
   readonly maxWaitingTxs?: number;
   /** Most pending bytes (default 64 MiB). */

@@ -38,6 +38,8 @@ export interface TxIntakeStats {
 }
 
 export interface TxIntake extends MempoolPort {
+  /** The mempool's ready transactions (idle pacing counts these; src/consensus/mempool.ts). */
+  readySize(): number;
   /** Admits a client's transactions; one result per transaction, in order. */
   submit(txs: readonly Uint8Array[]): Promise<MempoolAddResult[]>;
   stats(): TxIntakeStats;
@@ -138,6 +140,7 @@ export function createTxIntake(mempool: Mempool, options: TxIntakeOptions = {}):
     candidates: () => mempool.candidates(),
     update: (height, committed) => mempool.update(height, committed),
     size: () => mempool.size(),
+    readySize: () => mempool.readySize(),
     onAdmitted: (listener) => mempool.onAdmitted(() => listener()),
     stats: () => ({ queued, busy: busyCount, droppedFromPeers: dropped, slices }),
     close() {

@@ -272,6 +272,35 @@ describe('mempool ready and waiting transactions', () => {
     assert.deepEqual(labels(pool), ['a0', 'b0', 'a1', 'a2', 'a3', 'a4']);
   });
 
+  it('counts a sequence committed but not yet removed by update as part of the ready run', () => {
+    const { pool, app } = setup({}, true);
+    assert.ok(pool.add(tx('a', 0)).ok);
+    // Block 1 committed a0; the driver has not called update yet when a1 arrives.
+    app.commit([tx('a', 0)]);
+    assert.ok(pool.add(tx('a', 1)).ok);
+    assert.deepEqual(labels(pool), ['a0', 'a1']);
+    assert.equal(pool.stats().waiting, 0);
+    pool.update(1, [tx('a', 0)]);
+    assert.deepEqual(labels(pool), ['a1']);
+  });
+
+  it('a block can leave more than maxWaitingTxs waiting; new waiting ones are refused until it drops', () => {
+    const { pool } = setup({ maxWaitingTxs: 2, ttlBlocks: 2 }, true);
+    assert.ok(pool.add(tx('a', 0)).ok);
+    pool.update(1, []);
+    for (const seq of [1, 2, 3]) assert.ok(pool.add(tx('a', seq)).ok, `a${seq} is ready`);
+    // a0 expires (pending for ttlBlocks): a1..a3 now wait for it.
+    pool.update(2, []);
+    assert.equal(pool.stats().expired, 1);
+    assert.equal(pool.stats().waiting, 3);
+    assert.deepEqual(labels(pool), []);
+    assertRejected(pool.add(tx('b', 1)), MempoolRejectionCode.WAITING_FULL);
+    // Resubmitting a0 makes the whole run ready again.
+    assert.ok(pool.add(tx('a', 0)).ok);
+    assert.deepEqual(labels(pool), ['a0', 'a1', 'a2', 'a3']);
+    assert.equal(pool.stats().waiting, 0);
+  });
+
   it('refuses a checkTx answer whose nextSequence is not a whole number', () => {
     const pool = new Mempool({
       checkTx: () => ({

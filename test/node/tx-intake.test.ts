@@ -34,6 +34,7 @@ describe('transaction intake', () => {
       ['ok', 'TX_BAD', 'ok-dup', 'ok'],
     );
     assert.equal(intake.size(), 2);
+    assert.equal(intake.readySize(), 2, "the mempool's ready count passes through");
     assert.equal(intake.stats().queued, 0);
     intake.close();
   });
