@@ -5,7 +5,7 @@ import {
   MAX_SUBMIT_BATCH_BYTES,
   type TxSubmitResult,
 } from '../../src/consensus/net/index.js';
-import { StoqError } from '../../src/stoq/index.js';
+import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import { decodeBlock } from '../../src/consensus/wire.js';
 import type { BenchCluster, CommitEvent } from './cluster.js';
 import type { PreparedLoad } from './transactions.js';
@@ -19,7 +19,8 @@ import type { PreparedLoad } from './transactions.js';
  * due, unless `maxInFlight` transactions are outstanding — then the client is the bottleneck and
  * the lag is reported. Sender s's transactions always go to node `s mod n` over connection
  * `s mod connections`. A transaction refused with `MEMPOOL_BUSY` (the node's back-pressure:
- * "retry later") is sent again after `RETRY_DELAY_MS`, up to `MAX_RETRIES` times, as a client
+ * "retry later"), or whose call the node refused with `RESOURCE_EXHAUSTED` (too many calls in
+ * flight from this client), is sent again after `RETRY_DELAY_MS`, up to `MAX_RETRIES` times, as a client
  * should; it stays in flight meanwhile and its latency counts from the first attempt. Without
  * the retry, the refused sequence would leave every later transaction of its sender waiting
  * for it, so one busy moment would end the sender's part of the step.
@@ -58,12 +59,18 @@ export interface StepResult {
   readonly refusals: ReadonlyMap<string, number>;
   /** How far behind its schedule the client sent, 99th percentile (ms). */
   readonly lagP99Ms: number;
-  /** Submissions sent again after a `MEMPOOL_BUSY` refusal. */
+  /** Submissions sent again after a `MEMPOOL_BUSY` or `RESOURCE_EXHAUSTED` refusal. */
   readonly retries: number;
 }
 
-/** Refusals a client answers by sending the transaction again a little later. */
-const RETRIED_CODES: ReadonlySet<string> = new Set(['MEMPOOL_BUSY']);
+/**
+ * Refusals a client answers by sending the transaction again a little later: the node's
+ * back-pressure, and a STOQ server's per-peer limit on calls in flight.
+ */
+const RETRIED_CODES: ReadonlySet<string> = new Set([
+  'MEMPOOL_BUSY',
+  `call failed: ${StoqErrorCode.RESOURCE_EXHAUSTED}`,
+]);
 const RETRY_DELAY_MS = 200;
 const MAX_RETRIES = 25;
 
@@ -417,7 +424,9 @@ export function describeStep(result: StepResult): string {
     `highest round ${result.maxRound}), ` +
     `p50 ${percentile(result.latencies, 50).toFixed(0)} ms, p99 ${percentile(result.latencies, 99).toFixed(0)} ms, ` +
     `uncommitted ${result.uncommitted}, client lag p99 ${result.lagP99Ms.toFixed(0)} ms` +
-    (result.retries === 0 ? '' : `, ${result.retries} resent after MEMPOOL_BUSY`) +
+    (result.retries === 0
+      ? ''
+      : `, ${result.retries} resent after MEMPOOL_BUSY or RESOURCE_EXHAUSTED`) +
     (refusals === '' ? '' : `, refused: ${refusals}`)
   );
 }
