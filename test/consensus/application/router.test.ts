@@ -16,6 +16,7 @@ import {
   sequenceKey,
 } from '../../../src/consensus/application/index.js';
 import { ConsensusError, ConsensusErrorCode } from '../../../src/consensus/errors.js';
+import { Mempool } from '../../../src/consensus/mempool.js';
 import { stampWork } from '../../../src/consensus/proof/hashcash.js';
 import { encodeCanonical } from '../../../src/codec/cbor.js';
 import {
@@ -118,6 +119,33 @@ describe('application router', () => {
       (error: unknown) =>
         error instanceof ConsensusError && /BAD_SIGNATURE|signature/.test(error.message),
     );
+  });
+
+  it("gives the sender's next sequence, so the mempool holds a later one back until the gap fills", async () => {
+    const node = await open();
+    const pool = new Mempool(node.app);
+    const alice = makeSender();
+    const second = tx(alice, kvSet('b', '2'), { sequence: 1 });
+    const first = tx(alice, kvSet('a', '1'));
+    const check = node.app.checkTx(second);
+    assert.ok(check.ok);
+    assert.equal(check.nextSequence, 0);
+    assert.ok(pool.add(second).ok);
+    assert.equal(pool.stats().waiting, 1);
+    assert.deepEqual([...pool.candidates()], [], 'nothing to propose while sequence 0 is missing');
+    assert.ok(pool.add(first).ok);
+    assert.equal(pool.readySize(), 2);
+    const proposal = node.app.prepareProposal(
+      blockAt(node.nextHeight(), []),
+      pool.candidates(),
+      1 << 20,
+    );
+    assert.deepEqual(proposal.transactions, [first, second]);
+    pool.update(node.commit(proposal.result), proposal.transactions);
+    assert.equal(pool.size(), 0);
+    const later = tx(alice, kvSet('c', '3'), { sequence: 3 });
+    const answer = node.app.checkTx(later);
+    assert.ok(answer.ok && answer.nextSequence === 2, 'the committed block moved the sender on');
   });
 
   it('forgets the checks of committed transactions, proposed or executed', async () => {
