@@ -311,6 +311,22 @@ function recall<K, T>(
 }
 
 /**
+ * Remembers `record` (a frozen copy the caller made of what it encoded) with a copy of `bytes`
+ * under `key`, or forgets `key` when `record` is null (the encoded value would not decode back to
+ * it). Returns `bytes`.
+ */
+function remember<K, T>(
+  entries: BoundedMap<K, Remembered<T>>,
+  key: K,
+  bytes: Uint8Array,
+  record: T | null,
+): Uint8Array {
+  if (record === null) entries.delete(key);
+  else entries.set(key, { bytes: new Uint8Array(bytes), record });
+  return bytes;
+}
+
+/**
  * Decoded records of one `ca` module, each kept with the exact bytes it was decoded from (or
  * encoded to) and returned only for equal bytes, so a read gives what decoding would. A block's
  * batch is read and rewritten by each of its issuances and every issuance record is read again
@@ -335,14 +351,11 @@ export class CaRecordCache {
   /** `encodeBatch(record)`, remembered as the batch of `height` when it decodes back to `record`. */
   encodeBatch(height: number, record: BatchRecord): Uint8Array {
     const bytes = encodeBatch(record);
-    if (storableBatch(record)) {
-      // Copies, as a decode would give: the caller keeps its arrays.
-      const kept = { ...record, items: record.items.map((item) => new Uint8Array(item)) };
-      this.batches.set(height, { bytes: new Uint8Array(bytes), record: freezeBatch(kept) });
-    } else {
-      this.batches.delete(height);
-    }
-    return bytes;
+    // Copies, as a decode would give: the caller keeps its arrays.
+    const kept = storableBatch(record)
+      ? freezeBatch({ ...record, items: record.items.map((item) => new Uint8Array(item)) })
+      : null;
+    return remember(this.batches, height, bytes, kept);
   }
 
   issuance(key: string, value: Uint8Array): IssuanceRecord {
@@ -352,20 +365,17 @@ export class CaRecordCache {
   /** `encodeIssuance(record)`, remembered under `key` when it decodes back to `record`. */
   encodeIssuance(key: string, record: IssuanceRecord): Uint8Array {
     const bytes = encodeIssuance(record);
-    if (storableIssuance(record)) {
-      const kept = Object.freeze({
-        account: new Uint8Array(record.account),
-        request: new Uint8Array(record.request),
-        height: record.height,
-        lifetimeSeconds: record.lifetimeSeconds,
-        serial: new Uint8Array(record.serial),
-        renews: record.renews === null ? null : new Uint8Array(record.renews),
-      });
-      this.issuances.set(key, { bytes: new Uint8Array(bytes), record: kept });
-    } else {
-      this.issuances.delete(key);
-    }
-    return bytes;
+    const kept = storableIssuance(record)
+      ? Object.freeze({
+          account: new Uint8Array(record.account),
+          request: new Uint8Array(record.request),
+          height: record.height,
+          lifetimeSeconds: record.lifetimeSeconds,
+          serial: new Uint8Array(record.serial),
+          renews: record.renews === null ? null : new Uint8Array(record.renews),
+        })
+      : null;
+    return remember(this.issuances, key, bytes, kept);
   }
 
   rateWindow(key: string, value: Uint8Array): RateWindow {
@@ -375,15 +385,11 @@ export class CaRecordCache {
   /** `encodeRateWindow(window)`, remembered for the account `key` when it decodes back to it. */
   encodeRateWindow(key: string, window: RateWindow): Uint8Array {
     const bytes = encodeRateWindow(window);
-    if (isUint(window.start) && isUint(window.count)) {
-      this.rateWindows.set(key, {
-        bytes: new Uint8Array(bytes),
-        record: Object.freeze({ start: window.start, count: window.count }),
-      });
-    } else {
-      this.rateWindows.delete(key);
-    }
-    return bytes;
+    const kept =
+      isUint(window.start) && isUint(window.count)
+        ? Object.freeze({ start: window.start, count: window.count })
+        : null;
+    return remember(this.rateWindows, key, bytes, kept);
   }
 
   pending(value: Uint8Array): readonly number[] {
@@ -395,15 +401,8 @@ export class CaRecordCache {
   /** `encodePending(heights)`, remembered when it decodes back to `heights`. */
   encodePending(heights: readonly number[]): Uint8Array {
     const bytes = encodePending(heights);
-    if (heights.every(isUint)) {
-      this.pendingList.set('pending', {
-        bytes: new Uint8Array(bytes),
-        record: Object.freeze([...heights]),
-      });
-    } else {
-      this.pendingList.delete('pending');
-    }
-    return bytes;
+    const kept = heights.every(isUint) ? Object.freeze([...heights]) : null;
+    return remember(this.pendingList, 'pending', bytes, kept);
   }
 }
 
