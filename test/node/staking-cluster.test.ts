@@ -517,7 +517,14 @@ describe(
           `a block with node-4's equivocation (node-1 at ${height('node-1')}, node-4 at ${height('node-4')})`,
       );
       assert.ok(logged('node-4', 'TEST BUILD: broadcasting a conflicting prevote').length > 0);
-      assert.ok(logged('node-1', 'equivocation evidence').length > 0);
+      // Evidence reaches a block only through the proposal of a node that saw both prevotes
+      // itself; which node that is depends on arrival order (node-1 may have passed the height).
+      assert.ok(
+        ['node-1', 'node-2', 'node-3', 'node-5'].some(
+          (name) => logged(name, 'equivocation evidence').length > 0,
+        ),
+        'a validator other than node-4 detected the equivocation',
+      );
 
       const read = await stakeValidators();
       assert.ok(read.height >= evidenceAt);
