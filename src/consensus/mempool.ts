@@ -24,9 +24,12 @@ import { MAX_TX_BYTES } from './wire.js';
  *   sender's transactions from that sequence on without a gap are ready; the rest wait for an
  *   earlier sequence that is not pending (never submitted, or refused). Only ready transactions
  *   are offered to the proposer and count towards the client back-pressure limit
- *   (`maxLocalTxs`), and one that would wait is refused once `maxWaitingTxs` wait (a block can
- *   leave more waiting for a while, when a sender's first pending one expires or is evicted),
- *   so transactions that cannot run never crowd out those that can.
+ *   (`maxLocalTxs`). Once `maxWaitingTxs` wait, one more that would wait displaces the
+ *   highest-sequence waiting transaction of the sender with the most waiting, if that sender
+ *   has more than the newcomer's would, and is refused otherwise (a block can leave more
+ *   waiting for a while, when a sender's first pending one expires or is evicted). So
+ *   transactions that cannot run never crowd out those that can, and a few senders cannot
+ *   hold the whole waiting room.
  *
  * Input from clients and peers never throws: it is admitted or refused with a stable code.
  */
@@ -50,8 +53,9 @@ export enum MempoolRejectionCode {
   /** The sender has another pending transaction with this sequence number. */
   SEQUENCE_TAKEN = 'MEMPOOL_SEQUENCE_TAKEN',
   /**
-   * The transaction would wait for an earlier sequence of its sender that is not pending, and
-   * `maxWaitingTxs` transactions already wait.
+   * The transaction would wait for an earlier sequence of its sender that is not pending,
+   * `maxWaitingTxs` transactions already wait, and no other sender has more waiting than this
+   * one would.
    */
   WAITING_FULL = 'MEMPOOL_WAITING_FULL',
   /** `checkTx` threw or answered something that is not a check result. */
@@ -79,9 +83,10 @@ export interface MempoolOptions {
    */
   readonly maxLocalTxs?: number;
   /**
-   * Transactions waiting for an earlier sequence of their sender (default 1,000) from which
-   * one more that would wait is refused with `MEMPOOL_WAITING_FULL`. They count towards
-   * `maxTxs` too.
+   * Transactions waiting for an earlier sequence of their sender (default 1,000). From there,
+   * one more that would wait displaces a waiting transaction of the sender with the most
+   * waiting, if that sender has more than the newcomer's would; otherwise it is refused with
+   * `MEMPOOL_WAITING_FULL`. They count towards `maxTxs` too.
    */
   readonly maxWaitingTxs?: number;
   /** Most pending bytes (default 64 MiB). */
@@ -130,6 +135,11 @@ export interface MempoolStats {
   readonly evicted: number;
   /** Pending transactions dropped because they stayed `ttlBlocks` blocks without running. */
   readonly expired: number;
+  /**
+   * Waiting transactions dropped, with the waiting room full, to admit a waiting one of a
+   * sender that had fewer waiting (the highest sequence of the sender with the most).
+   */
+  readonly displaced: number;
   /** Exceptions thrown by `onAdmitted` listeners (caught, so admission is not disturbed). */
   readonly listenerErrors: number;
 }
@@ -242,6 +252,7 @@ export class Mempool implements MempoolPort {
   private committed = 0;
   private evicted = 0;
   private expired = 0;
+  private displaced = 0;
   private listenerErrors = 0;
   private readonly rejected = new Map<string, number>();
 
@@ -367,15 +378,19 @@ export class Mempool implements MempoolPort {
     queue.next = result.nextSequence ?? null;
     this.recount(queue);
     if (at >= queue.ready && this.waitingCount > this.options.maxWaitingTxs) {
-      const missing = Math.min(queue.next!, queue.txs[0]!.sequence) + queue.ready;
-      queue.txs.splice(at, 1);
-      queue.next = previousNext;
-      this.recount(queue);
-      return this.reject(
-        MempoolRejectionCode.WAITING_FULL,
-        `sequence ${result.sequence} would wait for the sender's sequence ${missing}, which is not pending, and ${this.waitingCount} transactions already wait (the limit); submit sequence ${missing} first`,
-        result.txHash,
-      );
+      const holder = this.largestWaitingHolder(queue);
+      if (holder === null) {
+        const missing = Math.min(queue.next!, queue.txs[0]!.sequence) + queue.ready;
+        queue.txs.splice(at, 1);
+        queue.next = previousNext;
+        this.recount(queue);
+        return this.reject(
+          MempoolRejectionCode.WAITING_FULL,
+          `sequence ${result.sequence} would wait for the sender's sequence ${missing}, which is not pending, and ${this.waitingCount} transactions already wait (the limit), no sender with more waiting than this one; submit sequence ${missing} first`,
+          result.txHash,
+        );
+      }
+      this.displaceLastWaiting(holder);
     }
     if (queue.txs.length === 1) this.senders.set(entry.sender, queue);
     this.byBytes.set(byteKey, entry);
@@ -505,6 +520,7 @@ export class Mempool implements MempoolPort {
       committed: this.committed,
       evicted: this.evicted,
       expired: this.expired,
+      displaced: this.displaced,
       listenerErrors: this.listenerErrors,
     };
   }
@@ -545,6 +561,32 @@ export class Mempool implements MempoolPort {
       code: MempoolRejectionCode.CHECK_FAILED,
       message: 'checkTx answered something that is not a check result',
     };
+  }
+
+  /**
+   * The sender queue other than `queue` with the most waiting transactions, if it has more
+   * than `queue` has now (with the newcomer counted); the first such queue on a tie. Scans the
+   * senders: runs only when the waiting room is full.
+   */
+  private largestWaitingHolder(queue: SenderQueue): SenderQueue | null {
+    let largest: SenderQueue | null = null;
+    for (const candidate of this.senders.values()) {
+      if (candidate === queue || candidate.waiting <= queue.waiting) continue;
+      if (largest === null || candidate.waiting > largest.waiting) largest = candidate;
+    }
+    return largest;
+  }
+
+  /**
+   * Drops the highest-sequence transaction of `queue`, which waits (`queue.waiting > 0`), to
+   * make room for a sender with fewer waiting. Not remembered: sent again, it is a new attempt.
+   */
+  private displaceLastWaiting(queue: SenderQueue): void {
+    const entry = queue.txs.pop()!;
+    this.drop(entry);
+    this.displaced++;
+    this.recount(queue);
+    if (queue.txs.length === 0) this.senders.delete(entry.sender);
   }
 
   /** Recomputes `queue.ready` and the waiting total after `queue` changed. */

@@ -257,12 +257,12 @@ describe('mempool ready and waiting transactions', () => {
     assertRejected(
       pool.add(tx('a', 4)),
       MempoolRejectionCode.WAITING_FULL,
-      /sequence 4 would wait for the sender's sequence 0, .*2 transactions already wait.*submit sequence 0 first/,
+      /sequence 4 would wait for the sender's sequence 0, .*2 transactions already wait.*no sender with more waiting than this one.*submit sequence 0 first/,
     );
-    assertRejected(pool.add(tx('c', 5)), MempoolRejectionCode.WAITING_FULL);
     assert.equal(pool.size(), before.size);
     assert.equal(pool.stats().waiting, 2);
     assert.equal(pool.stats().admitted, before.admitted);
+    assert.equal(pool.stats().displaced, 0);
     // Ready transactions still get in, and filling the gap frees the waiting room.
     assert.ok(pool.add(tx('b', 0)).ok);
     assert.ok(pool.add(tx('a', 0)).ok);
@@ -270,6 +270,49 @@ describe('mempool ready and waiting transactions', () => {
     assert.ok(pool.add(tx('a', 4)).ok, 'a4 may wait now');
     assert.ok(pool.add(tx('a', 3)).ok);
     assert.deepEqual(labels(pool), ['a0', 'b0', 'a1', 'a2', 'a3', 'a4']);
+  });
+
+  it("a full waiting room admits a sender with fewer waiting by displacing the largest holder's last one", () => {
+    const { pool } = setup({ maxWaitingTxs: 5 }, true);
+    for (const seq of [5, 6]) assert.ok(pool.add(tx('b', seq)).ok, `b${seq} waits`);
+    for (const seq of [1, 2, 3]) assert.ok(pool.add(tx('a', seq)).ok, `a${seq} waits`);
+    assert.equal(pool.stats().waiting, 5);
+    // c has none waiting; a holds the most (3, b 2): a's highest sequence makes room.
+    assert.ok(pool.add(tx('c', 1)).ok);
+    let stats = pool.stats();
+    assert.equal(stats.waiting, 5);
+    assert.equal(stats.displaced, 1);
+    assert.equal(stats.size, 5);
+    assert.ok(!pool.has(sha256(text.encode('a|3|0'))), 'a3 displaced');
+    assert.ok(pool.has(sha256(text.encode('b|6|0'))), 'b6 kept');
+    // a3 was not remembered: sent again it is a new attempt, refused now (a would hold 3
+    // against b's 2).
+    assertRejected(pool.add(tx('a', 3)), MempoolRejectionCode.WAITING_FULL);
+    // a and b hold two each; on a tie the queue that started first goes: b's.
+    assert.ok(pool.add(tx('d', 7)).ok);
+    stats = pool.stats();
+    assert.equal(stats.displaced, 2);
+    assert.ok(!pool.has(sha256(text.encode('b|6|0'))), 'b6 displaced');
+    assert.ok(pool.add(tx('e', 4)).ok, 'a still holds 2: a2 goes');
+    assert.ok(!pool.has(sha256(text.encode('a|2|0'))), 'a2 displaced');
+    // Now every sender holds one: a newcomer of f would hold one too, so nobody has more.
+    assertRejected(
+      pool.add(tx('f', 1)),
+      MempoolRejectionCode.WAITING_FULL,
+      /no sender with more waiting/,
+    );
+    // The survivors become ready when their gaps fill, in order.
+    for (const sender of ['a', 'c']) assert.ok(pool.add(tx(sender, 0)).ok);
+    assert.deepEqual(labels(pool), ['a0', 'c0', 'a1', 'c1']);
+    assert.equal(pool.stats().waiting, 3);
+  });
+
+  it('ready transactions never displace: only a transaction that would wait does', () => {
+    const { pool } = setup({ maxWaitingTxs: 2 }, true);
+    for (const seq of [1, 2]) assert.ok(pool.add(tx('a', seq)).ok);
+    assert.ok(pool.add(tx('b', 0)).ok);
+    assert.equal(pool.stats().displaced, 0);
+    assert.equal(pool.stats().waiting, 2);
   });
 
   it('counts a sequence committed but not yet removed by update as part of the ready run', () => {
@@ -284,7 +327,7 @@ describe('mempool ready and waiting transactions', () => {
     assert.deepEqual(labels(pool), ['a1']);
   });
 
-  it('a block can leave more than maxWaitingTxs waiting; new waiting ones are refused until it drops', () => {
+  it('a block can leave more than maxWaitingTxs waiting; a new waiting one only displaces then', () => {
     const { pool } = setup({ maxWaitingTxs: 2, ttlBlocks: 2 }, true);
     assert.ok(pool.add(tx('a', 0)).ok);
     pool.update(1, []);
@@ -294,11 +337,16 @@ describe('mempool ready and waiting transactions', () => {
     assert.equal(pool.stats().expired, 1);
     assert.equal(pool.stats().waiting, 3);
     assert.deepEqual(labels(pool), []);
-    assertRejected(pool.add(tx('b', 1)), MempoolRejectionCode.WAITING_FULL);
-    // Resubmitting a0 makes the whole run ready again.
+    assertRejected(pool.add(tx('a', 4)), MempoolRejectionCode.WAITING_FULL);
+    // b1 displaces a3: the count stays above the limit, it does not grow.
+    assert.ok(pool.add(tx('b', 1)).ok);
+    assert.equal(pool.stats().waiting, 3);
+    assert.equal(pool.stats().displaced, 1);
+    assert.ok(pool.add(tx('a', 3)).ok === false, "a would hold 3 against b's 1 once more: refused");
+    // Resubmitting a0 makes a's run ready again (a3 was displaced).
     assert.ok(pool.add(tx('a', 0)).ok);
-    assert.deepEqual(labels(pool), ['a0', 'a1', 'a2', 'a3']);
-    assert.equal(pool.stats().waiting, 0);
+    assert.deepEqual(labels(pool), ['a0', 'a1', 'a2']);
+    assert.equal(pool.stats().waiting, 1);
   });
 
   it('refuses a checkTx answer whose nextSequence is not a whole number', () => {
@@ -552,29 +600,61 @@ describe('mempool accounting (property)', () => {
         const options = {
           maxTxs: 8,
           maxLocalTxs: 5,
-          maxWaitingTxs: 3,
+          maxWaitingTxs: 2,
           maxPerSender: 4,
           ttlBlocks: 1_000,
         };
         const { app, pool } = setup(options, true);
         // The model: every admitted transaction, by sender and sequence.
         const pending = new Map<string, Set<number>>();
+        /** A sender's waiting count: its pending sequences outside the run from its next one. */
+        const waitingIn = (seqs: ReadonlySet<number>, who: string): number => {
+          let ready = 0;
+          for (let seq = app.next.get(who) ?? 0; seqs.has(seq); seq++) ready++;
+          return [...seqs].filter((seq) => seq >= (app.next.get(who) ?? 0)).length - ready;
+        };
         let height = 0;
         for (const step of ops) {
           if (step.op === 'add') {
             const sender = `s${step.sender}`;
             const bytes = tx(sender, step.seq, { valid: step.valid, pad: step.pad });
             const waitingBefore = pool.stats().waiting;
+            const displacedBefore = pool.stats().displaced;
             const readyBefore = pool.readySize();
             const result = step.peer ? pool.add(bytes, 'peer') : pool.add(bytes);
+            // The model's waiting counts, with the newcomer counted for its sender.
+            const withNewcomer = new Set(pending.get(sender) ?? []).add(step.seq);
+            const waitingOf = (who: string): number =>
+              waitingIn(who === sender ? withNewcomer : (pending.get(who) ?? new Set()), who);
+            const largestOther = Math.max(
+              0,
+              ...[...pending.keys()].filter((who) => who !== sender).map(waitingOf),
+            );
             if (result.ok && !result.duplicate) {
-              pending.set(sender, (pending.get(sender) ?? new Set()).add(step.seq));
+              pending.set(sender, withNewcomer);
             }
             if (!result.ok && result.code === MempoolRejectionCode.BUSY) {
               assert.ok(!step.peer && readyBefore >= options.maxLocalTxs);
             }
             if (!result.ok && result.code === MempoolRejectionCode.WAITING_FULL) {
-              assert.equal(waitingBefore, options.maxWaitingTxs);
+              assert.ok(waitingBefore >= options.maxWaitingTxs);
+              assert.ok(largestOther <= waitingOf(sender), 'refused while a larger holder existed');
+            }
+            if (pool.stats().displaced > displacedBefore) {
+              // Exactly one sender other than the newcomer's, holding the most waiting (more
+              // than the newcomer's would), lost its highest sequence.
+              assert.ok(result.ok && !result.duplicate);
+              assert.equal(pool.stats().displaced, displacedBefore + 1);
+              assert.ok(largestOther > waitingOf(sender));
+              const losers = [...pending.entries()].filter(([who, seqs]) => {
+                if (who === sender || seqs.size === 0) return false;
+                const top = Math.max(...seqs);
+                return !pool.has(sha256(text.encode(`${who}|${top}|0`)));
+              });
+              assert.equal(losers.length, 1);
+              const [loser, seqs] = losers[0]!;
+              assert.equal(waitingOf(loser), largestOther);
+              seqs.delete(Math.max(...seqs));
             }
           } else {
             const block = [...pool.candidates()].slice(0, step.take);
@@ -603,7 +683,7 @@ describe('mempool accounting (property)', () => {
           assert.ok(pool.stats().waiting <= options.maxWaitingTxs);
         }
       }),
-      { numRuns: 200 },
+      { numRuns: 600 },
     );
   });
 });
