@@ -16,6 +16,7 @@ import {
 } from '../trustchain/ct/index.js';
 import { BadParameter, hashParam, integerParam } from './ct/params.js';
 import { isOcspRequest, serveOcsp, type OcspResponder } from './ocsp-http.js';
+import { listenKeepingErrors } from './listen.js';
 
 /**
  * The transparency log's HTTP read face: the RFC 6962 §4 read API (`/ct/v1/get-sth`,
@@ -326,13 +327,7 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
     if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
     else socket.destroy();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenKeepingErrors(server, options.port, options.host);
   const bound = server.address() as AddressInfo;
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
   return {

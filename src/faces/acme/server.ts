@@ -18,6 +18,7 @@ import type { TxtResolver } from './dns-resolver.js';
 import type { ExternalNames } from './external-resolver.js';
 import type { CaaResolver } from './caa-resolver.js';
 import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
+import { listenKeepingErrors } from '../listen.js';
 
 /**
  * The ACME server's HTTPS face (RFC 8555 over node:https): routing, methods, body limits, and
@@ -230,13 +231,7 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenKeepingErrors(server, options.port, options.host);
   const port = (server.address() as AddressInfo).port;
   const hostInUrl = isIPv6(options.host) ? `[${options.host}]` : options.host;
   const base = options.baseUrl ?? `https://${hostInUrl}:${port}`;
