@@ -10,11 +10,20 @@ import {
   type CaaRecord,
 } from '../ca/caa.js';
 import { isWildcard, wildcardBase } from '../ca/names.js';
-import { RR_TYPES, isSubdomainKey, keyToName, keyToWire, nameKey } from '../dns/index.js';
+import {
+  RR_TYPES,
+  emptyLookup,
+  isSubdomainKey,
+  keyToName,
+  keyToWire,
+  lookupName,
+  nameKey,
+} from '../dns/index.js';
 import { dnsZonesGenesisFromApp } from '../dns-zones/genesis.js';
-import { DNS_ZONES_MODULE_NAME } from '../dns-zones/model.js';
+import { DNS_ZONES_MODULE_NAME, type StoredRRset } from '../dns-zones/model.js';
 import { nameFromWire } from '../dns-zones/names.js';
 import { recordOf } from '../dns-zones/rules.js';
+import { StateZoneTree, type StateZoneNode } from '../dns-zones/state-zone.js';
 import { readNameEntry, readZoneList } from '../dns-zones/state.js';
 
 /**
@@ -65,7 +74,8 @@ export interface CaaRefusal {
   readonly tag?: string;
 }
 
-class CnameChainError extends Error {}
+/** A CNAME chain from a climbed name is longer than `MAX_CNAME_DEPTH`, or loops. */
+export class CaaCnameChainError extends Error {}
 
 function keyOf(name: string): string | undefined {
   try {
@@ -78,6 +88,7 @@ function keyOf(name: string): string | undefined {
 /** One check's reader of the `dns` module's state (module-relative keys, read-only). */
 export class ClusterDnsReader {
   private apexKeys: string[] | undefined;
+  private readonly trees = new Map<string, StateZoneTree>();
 
   constructor(private readonly dns: ModuleStateReader) {}
 
@@ -105,21 +116,47 @@ export class ClusterDnsReader {
     return owner !== null && bytesEqual(owner, account);
   }
 
+  /** The zone tree of the zone at `apex` (one per apex for this reader). */
+  private tree(apex: string): StateZoneTree {
+    let tree = this.trees.get(apex);
+    if (tree === undefined) {
+      tree = new StateZoneTree(this.dns, apex);
+      this.trees.set(apex, tree);
+    }
+    return tree;
+  }
+
   /**
-   * RFC 8659 §3 for a name in one of the module's zones: the CAA RRset at `key`, following
-   * CNAMEs through the module's zones (a target outside them has no records here, as in the
-   * ACME face's in-process resolver); empty for a name with no entry. Records at a wildcard
-   * owner are not synthesised for names without an entry (docs/ca.md).
+   * The RRsets a DNS query for `key` is answered from, as the answer engine decides it
+   * (`lookupName`, RFC 1034 §4.3.2, RFC 4592): the name's own, or for a name that does not
+   * exist (no records, no name below it) those of the wildcard at its closest encloser;
+   * none below a zone cut (a referral), for an empty non-terminal, or outside the zones.
+   */
+  private rrsetsAt(key: string): readonly StoredRRset[] {
+    const apex = this.zoneOf(key);
+    if (apex === undefined) return [];
+    const tree = this.tree(apex);
+    // No wildcard with records above: nothing is synthesised, so the name's own records are
+    // the answer (below a cut the zone rules allow only A/AAAA glue, never CAA or CNAME).
+    if (!tree.wildcardDataAbove(key)) return tree.entry(key)?.rrsets ?? [];
+    const found = lookupName(tree, key, false, emptyLookup<StateZoneNode>());
+    if (found.cut !== undefined) return [];
+    return (found.node ?? found.wildcard)?.entry?.rrsets ?? [];
+  }
+
+  /**
+   * RFC 8659 §3 for a name in one of the module's zones: the CAA RRset a query for `key` gets
+   * (`rrsetsAt`: records synthesised from a wildcard included), following CNAMEs through the
+   * module's zones (a target outside them has no records here, as in the ACME face's
+   * in-process resolver); empty when there is none.
    */
   private caaAt(start: string): CaaRecord[] {
     let key = start;
     const seen = new Set<string>();
     for (let depth = 0; depth <= MAX_CNAME_DEPTH; depth++) {
-      if (this.zoneOf(key) === undefined) return [];
-      const entry = readNameEntry(this.dns, keyToWire(key));
-      if (entry === null) return [];
+      const rrsets = this.rrsetsAt(key);
       const owner = keyToName(key);
-      const caa = entry.rrsets.find((set) => set.type === RR_TYPES.CAA);
+      const caa = rrsets.find((set) => set.type === RR_TYPES.CAA);
       if (caa !== undefined) {
         return caa.rdata.map((rdata) => {
           const record = recordOf(owner, caa.type, caa.ttl, rdata);
@@ -127,7 +164,7 @@ export class ClusterDnsReader {
           return caaRecordFromRdata(record.data);
         });
       }
-      const cname = entry.rrsets.find((set) => set.type === RR_TYPES.CNAME);
+      const cname = rrsets.find((set) => set.type === RR_TYPES.CNAME);
       const rdata = cname?.rdata[0];
       if (cname === undefined || rdata === undefined) return [];
       const record = recordOf(owner, cname.type, cname.ttl, rdata);
@@ -138,7 +175,25 @@ export class ClusterDnsReader {
       if (seen.has(next)) break;
       key = next;
     }
-    throw new CnameChainError(`more than ${MAX_CNAME_DEPTH} CNAMEs from ${keyToName(start)}`);
+    throw new CaaCnameChainError(`more than ${MAX_CNAME_DEPTH} CNAMEs from ${keyToName(start)}`);
+  }
+
+  /**
+   * The Relevant RRset of `name` (a request's DNS name, `*.x` for a wildcard) in the module's
+   * zones (RFC 8659 §3, `relevantCaaRecordSet`): searched from the name up to its zone's apex,
+   * no further; null when there is none or the name is in none of the zones. `domain` is the
+   * name climbed to whose query returned the records (the name itself for records synthesised
+   * from a wildcard, as a DNS answer names them). Throws `CaaCnameChainError` for a CNAME
+   * chain longer than `MAX_CNAME_DEPTH` or a loop.
+   */
+  relevantCaa(name: string): ReturnType<typeof relevantCaaRecordSet> {
+    const base = keyOf(wildcardBase(name));
+    const apex = base === undefined ? undefined : this.zoneOf(base);
+    if (apex === undefined) return null;
+    return relevantCaaRecordSet(name, (domain) => {
+      const key = keyOf(domain);
+      return key === undefined || !isSubdomainKey(key, apex) ? [] : this.caaAt(key);
+    });
   }
 
   /**
@@ -156,17 +211,11 @@ export class ClusterDnsReader {
     identities: readonly string[],
     context: Pick<CaaContext, 'parametersChecked'> = {},
   ): CaaRefusal | null {
-    const base = keyOf(wildcardBase(name));
-    const apex = base === undefined ? undefined : this.zoneOf(base);
-    if (apex === undefined) return null;
     let relevant: ReturnType<typeof relevantCaaRecordSet>;
     try {
-      relevant = relevantCaaRecordSet(name, (domain) => {
-        const key = keyOf(domain);
-        return key === undefined || !isSubdomainKey(key, apex) ? [] : this.caaAt(key);
-      });
+      relevant = this.relevantCaa(name);
     } catch (error) {
-      if (!(error instanceof CnameChainError)) throw error;
+      if (!(error instanceof CaaCnameChainError)) throw error;
       return { name, domain: wildcardBase(name), reason: 'cname_chain' };
     }
     if (relevant === null) return null;

@@ -99,6 +99,7 @@ export {
   ownerKey,
   zoneKey,
 } from './state.js';
+export { StateZoneNode, StateZoneTree } from './state-zone.js';
 export { ConsensusZones, dnsZonesStateReader, zoneRecords } from './zone-source.js';
 export type {
   ApplyOptions,

@@ -146,6 +146,12 @@ export function readOwnerList(state: ModuleStateReader, owner: Uint8Array): Uint
   return value === null ? [] : decodeList(value, MAX_NAMES_PER_OWNER, 1, 255, 'owner list');
 }
 
+/** Names strictly below the name `wire` that hold data other than A/AAAA (`dns/below`). */
+export function readBelowCount(state: ModuleStateReader, wire: Uint8Array): number {
+  const value = state.get(belowKey(wire));
+  return value === null ? 0 : decodeCount(value);
+}
+
 /** A zone found for a name, with its apex's forms. */
 export interface FoundZone {
   readonly apex: CheckedName;
@@ -238,8 +244,7 @@ export class Registry {
 
   /** Names strictly below `key`'s name that hold data other than A/AAAA. */
   below(name: CheckedName): number {
-    const value = this.state.get(belowKey(name.wire));
-    return value === null ? 0 : decodeCount(value);
+    return readBelowCount(this.state, name.wire);
   }
 
   adjustBelow(name: CheckedName, delta: 1 | -1): void {

@@ -10,6 +10,7 @@ import {
   TYPE_IXFR,
   TYPE_OPT,
 } from './constants.js';
+import { emptyLookup, lookupName, type NameLookup } from './lookup.js';
 import { MAX_NAME_BYTES } from './names.js';
 import { decodeRdata } from './records.js';
 import type { RRsetWire, Zone, ZoneNode, ZoneSignatures, ZoneSource } from './zone.js';
@@ -360,32 +361,8 @@ function addAdditional(set: RRsetWire, required: boolean): void {
   }
 }
 
-interface Walk {
-  node: ZoneNode | undefined;
-  /** The closest encloser (RFC 4592 §3.3.1) when the name does not exist. */
-  encloser: ZoneNode | undefined;
-  cut: ZoneNode | undefined;
-}
-
-const walk: Walk = { node: undefined, encloser: undefined, cut: undefined };
-
-/** Looks `key` up in `zone`: the node, else its closest encloser, and the highest cut above. */
-function lookup(zone: Zone, key: string, ds: boolean): void {
-  walk.node = undefined;
-  walk.encloser = undefined;
-  walk.cut = undefined;
-  const apexLength = zone.apexKey.length;
-  for (let at = 0; key.length - at >= apexLength; at += key.charCodeAt(at) + 1) {
-    const node = zone.node(at === 0 ? key : key.slice(at));
-    if (node === undefined) continue;
-    if (walk.encloser === undefined) {
-      walk.encloser = node;
-      if (at === 0) walk.node = node;
-      if (!zone.hasDelegations) return;
-    }
-    if (node.delegation && key.length - at > apexLength && !(at === 0 && ds)) walk.cut = node;
-  }
-}
+/** Where the name being answered lands in its zone (reused for every step). */
+const walk: NameLookup<ZoneNode> = emptyLookup();
 
 /** Names already answered in this CNAME chain (the first `chainLength`). */
 const chain: string[] = [];
@@ -461,7 +438,7 @@ function follow(zones: ZoneSource, zone: Zone, qtype: number, transport: Transpo
     const signed = query.dnssecOk ? current.dnssec : undefined;
     dnssec = signed;
     const ds = qtype === RR_TYPES.DS;
-    lookup(current, key, ds);
+    lookupName(current, key, ds, walk);
     if (walk.cut !== undefined) {
       if (hop === 0) {
         // A referral: not authoritative, NS in authority, glue in additional.
@@ -482,7 +459,7 @@ function follow(zones: ZoneSource, zone: Zone, qtype: number, transport: Transpo
     let synthesized = false;
     if (node === undefined) {
       const encloser = walk.encloser;
-      node = encloser?.wildcard;
+      node = walk.wildcard;
       synthesized = true;
       if (node === undefined) {
         setRcode(Rcode.NXDOMAIN);

@@ -91,6 +91,8 @@ export type {
   ZoneSource,
 } from './zone.js';
 export { CLASSIC_UDP_PAYLOAD, DEFAULT_MAX_UDP_PAYLOAD, answer } from './answer.js';
+export { emptyLookup, lookupName } from './lookup.js';
+export type { NameLookup, ZoneTree, ZoneTreeNode } from './lookup.js';
 export type { AnswerInfo, AnswerOptions, Transport } from './answer.js';
 export {
   ALGORITHM_ECDSAP256SHA256,
