@@ -7,6 +7,7 @@ import {
   answer,
   decodeMessage,
   encodeMessage,
+  nameKey,
   namesEqual,
   type DnsMessage,
   type ZoneSource,
@@ -63,12 +64,20 @@ export class ZoneSourceCaaResolver implements CaaResolver {
         });
       }
       let owner = current;
+      // The engine stops chasing at a loop; a real resolver answers SERVFAIL there, which
+      // RFC 8659 §3 makes a lookup failure, so a loop refuses rather than reading as no records.
+      const chain = new Set([nameKey(current)]);
       for (let hop = 0; hop <= MAX_CNAME_DEPTH; hop++) {
         const cname = response.answers.find(
           (rr) => rr.type === 'CNAME' && namesEqual(rr.name, owner),
         );
         if (cname === undefined || cname.type !== 'CNAME') break;
         owner = cname.data.target;
+        const key = nameKey(owner);
+        if (chain.has(key) || seen.has(key)) {
+          throw failed('cname_loop', `the CNAMEs from ${domain} loop at ${owner}`);
+        }
+        chain.add(key);
       }
       const records: CaaRecord[] = [];
       for (const rr of response.answers) {
@@ -83,7 +92,7 @@ export class ZoneSourceCaaResolver implements CaaResolver {
         }
       }
       if (records.length > 0 || namesEqual(owner, current)) return records;
-      const key = owner.toLowerCase();
+      const key = nameKey(owner);
       if (seen.has(key)) break;
       seen.add(key);
       current = owner;

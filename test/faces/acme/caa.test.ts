@@ -307,6 +307,32 @@ describe('ZoneSourceCaaResolver', () => {
     assert.deepEqual(await resolver.lookupCaa('example.org'), [], 'not a cluster zone');
   });
 
+  it('fails the lookup of a name whose CNAMEs loop (a resolver would answer SERVFAIL)', async () => {
+    const cname = (name: string, target: string): RecordInput => ({
+      name: `${name}.`,
+      type: 'CNAME',
+      ttl: 60,
+      data: { target: `${target}.` },
+    });
+    const zones = zoneWith([
+      cname('x.caa.test', 'y.caa.test'),
+      cname('y.caa.test', 'x.caa.test'),
+      cname('self.caa.test', 'self.caa.test'),
+      cname('into.caa.test', 'x.caa.test'),
+    ]);
+    const resolver = new ZoneSourceCaaResolver(() => zones);
+    for (const name of ['x.caa.test', 'y.caa.test', 'self.caa.test', 'into.caa.test']) {
+      await assert.rejects(
+        resolver.lookupCaa(name),
+        (error: unknown) =>
+          error instanceof AcmeError &&
+          error.code === AcmeErrorCode.DNS_LOOKUP_FAILED &&
+          error.detail?.reason === 'cname_loop',
+        name,
+      );
+    }
+  });
+
   it('turns a failing zone source into DNS_LOOKUP_FAILED', async () => {
     const resolver = new ZoneSourceCaaResolver(() => {
       throw new AcmeError(AcmeErrorCode.DNS_LOOKUP_FAILED, 'no zones');
