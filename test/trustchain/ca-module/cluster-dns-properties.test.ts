@@ -170,7 +170,8 @@ describe('ca module CAA = the answer engine for the same zone contents', () => {
                 face = 'cname_chain';
               }
               assert.deepEqual(module, face, `relevant CAA RRset of ${name}`);
-              if (face !== null && !names.includes(`${face.domain}.`)) synthesised++;
+              if (face !== null && face !== 'cname_chain' && !names.includes(`${face.domain}.`))
+                synthesised++;
             }
           } finally {
             await node.close();
