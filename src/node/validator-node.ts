@@ -82,8 +82,10 @@ import type { Logger } from './log.js';
 import type { ValidatorNodeConfig } from './node-config.js';
 import { createNodeMetrics } from './node-metrics.js';
 import { startCaesarService } from './caesar-service.js';
+import { followDiscoveredValidators } from './discovered-validators.js';
 import {
   checkNodeMembership,
+  isCurrentOrNextValidator,
   onlineVotingPower,
   unlistedPeerPolicy,
   watchRegisteredStorageRoot,
@@ -681,6 +683,21 @@ export async function startValidatorNode(
     await step('cannot start consensus', () => consensus.start());
     driver = consensus;
     watchRegisteredStorageRoot(consensus, publicKey, plot, logger);
+    if (discovery !== null) {
+      // Validators that joined after this configuration was written: dialled where the catalog
+      // says they are (discovered-validators.ts, docs/consensus.md "Validator-set changes").
+      const catalog = discovery.catalog;
+      const discovered = followDiscoveredValidators({
+        self: config.name,
+        configured: config.peers.map((peer) => peer.name),
+        catalog: () => catalog(),
+        isValidator: (key) => isCurrentOrNextValidator(consensus, key),
+        network,
+        logger,
+      });
+      consensus.on('commit', () => discovered.update());
+      discovered.update();
+    }
     if (caNode !== null) {
       consensus.on('commit', (info: CommitInfo) => caNode.committed(info.height));
       caNode.committed(consensus.status().committedHeight);

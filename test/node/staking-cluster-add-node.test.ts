@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ed25519Address, formatAddress } from '../../src/caesar/index.js';
+import { decodeQuorumCertificate } from '../../src/consensus/wire.js';
+import { validatorAddress } from '../../src/consensus/validator-set.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
 import {
   certificateEd25519Key,
@@ -16,9 +20,16 @@ import { bytesEqual, toHex } from '../../src/crypto/bytes.js';
 import { CliError } from '../../src/node/cli-error.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { checkNodeMembership } from '../../src/node/node-membership.js';
+import { spawnValidator, type ValidatorProcess } from '../../src/node/node-process.js';
+import {
+  loadClusterTarget,
+  openOperatorSession,
+  type OperatorSession,
+} from '../../src/node/operator.js';
 import { loadValidatorPlot } from '../../src/node/stake-validator.js';
 import { readWalletKey } from '../../src/node/wallet.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { waitForCondition } from '../helpers/wait.js';
 
 /**
  * `hypermesh cluster add-node` (src/node/cluster-add-node.ts) in one process: what it writes for
@@ -28,6 +39,12 @@ import { clusterInitArgs, runCli } from '../helpers/cli.js';
  * the running cluster issues the certificate, so add-node fails, writing nothing, while no node
  * answers. The node joining a live cluster (its certificate issued through consensus) is
  * test/node/staking-cluster.test.ts.
+ *
+ * The last part runs the cluster (multi-process: needs `npm run build`): node-3, its
+ * configuration cut down to list node-1 only, becomes a validator, and node-2 — which lists
+ * neither it nor is listed by it — dials it, having found it in the service catalog
+ * (src/node/discovered-validators.ts): with three validators of power 10, every commit needs
+ * node-3's and node-2's votes.
  */
 let root: string;
 let clusterDir: string;
@@ -38,8 +55,11 @@ before(async () => {
   const init = await runCli([
     ...clusterInitArgs(clusterDir, 2),
     '--no-ca',
-    '--no-discovery',
     '--staking',
+    '--staking-param',
+    'epochBlocks=2',
+    '--staking-param',
+    'blockReward=0',
   ]);
   assert.equal(init.code, 0, init.err);
 });
@@ -227,5 +247,173 @@ describe('hypermesh cluster add-node', () => {
         error.exitCode === 2 &&
         /cannot load the storage plot: .*plotted for key/.test(error.message),
     );
+  });
+});
+
+/** Every log line of every node announces itself here; waits re-check on it. */
+const activity = new EventEmitter();
+activity.setMaxListeners(0);
+const nodes = new Map<string, ValidatorProcess>();
+const logs = new Map<string, Record<string, unknown>[]>();
+const STEP_MS = 60_000;
+
+function until(check: () => boolean | Promise<boolean>, what: () => string, ms = STEP_MS) {
+  return waitForCondition(activity, 'line', check, what, ms);
+}
+
+function logged(name: string, message: string): Record<string, unknown>[] {
+  return (logs.get(name) ?? []).filter((entry) => entry.msg === message);
+}
+
+function height(name: string): number {
+  return nodes.get(name)?.committedHeight() ?? 0;
+}
+
+function createValidator(nodeDir: string): ReturnType<typeof runCli> {
+  return runCli([
+    'stake',
+    'create-validator',
+    '--node-dir',
+    nodeDir,
+    '--self-bond',
+    '10',
+    '--commission',
+    '0',
+    '--cluster',
+    clusterDir,
+    '--wait',
+  ]);
+}
+
+describe('a joined validator that lists one node (issue 3)', { timeout: 150_000 }, () => {
+  let session: OperatorSession | undefined;
+
+  after(async () => {
+    await session?.close().catch(() => undefined);
+    await Promise.all(
+      [...nodes.values()].map(async (node) => {
+        if (node.child.exitCode === null && node.child.signalCode === null) {
+          node.child.kill('SIGKILL');
+        }
+        await node.exited;
+      }),
+    );
+  });
+
+  it('is dialled by the validators it does not list, and commits with them', async () => {
+    // Fast empty blocks; node-3 (written by the first test) lists node-1 only.
+    for (const name of ['node-1', 'node-2', 'node-3']) {
+      const file = path.join(clusterDir, name, 'config.json');
+      const config = JSON.parse(await readFile(file, 'utf8')) as {
+        consensus: { idleBlockIntervalMs: number };
+        peers: { name: string }[];
+      };
+      config.consensus.idleBlockIntervalMs = 200;
+      if (name === 'node-3') config.peers = config.peers.filter((peer) => peer.name === 'node-1');
+      await writeFile(file, `${JSON.stringify(config, null, 2)}\n`);
+    }
+    for (const name of ['node-1', 'node-2', 'node-3']) {
+      const node = spawnValidator(name, path.join(clusterDir, name, 'config.json'), {
+        logFile: path.join(root, `${name}.log`),
+      });
+      const lines: Record<string, unknown>[] = [];
+      logs.set(name, lines);
+      node.onLog((entry) => {
+        lines.push(entry);
+        activity.emit('line');
+      });
+      void node.exited.then(() => activity.emit('line'));
+      nodes.set(name, node);
+    }
+    await Promise.all([...nodes.values()].map((node) => node.ready));
+    await until(
+      () => ['node-1', 'node-2', 'node-3'].every((name) => height(name) >= 2),
+      () =>
+        `the nodes to commit height 2 (${[...nodes.keys()].map((n) => `${n}@${height(n)}`).join(' ')})`,
+    );
+    session = await openOperatorSession(await loadClusterTarget(clusterDir));
+    const nodeDir = path.join(clusterDir, 'node-3');
+    const key = await readWalletKey(path.join(nodeDir, 'node-3.key'));
+    const funded = await runCli([
+      'wallet',
+      'send',
+      '--to',
+      formatAddress(ed25519Address(key.publicKey)),
+      '--amount',
+      '20',
+      '--key',
+      path.join(clusterDir, 'operator', 'treasury.key'),
+      '--cluster',
+      clusterDir,
+      '--wait',
+    ]);
+    assert.equal(funded.code, 0, funded.err);
+    // node-3 signs its own catalog registrations with the same key: a transaction of its may
+    // hold the sequence the CLI read, and then it tries again after the next commit.
+    let created = await createValidator(nodeDir);
+    for (let attempt = 1; attempt < 10 && /MEMPOOL_SEQUENCE_TAKEN/.test(created.err); attempt++) {
+      const next = height('node-1') + 1;
+      await until(
+        () => height('node-1') >= next,
+        () => `node-1 to commit ${next}`,
+      );
+      created = await createValidator(nodeDir);
+    }
+    assert.equal(created.code, 0, created.out + created.err);
+    await until(
+      () => logged('node-3', 'this node is in the validator set').length > 0,
+      () => `node-3 to join the validator set (at ${height('node-3')})`,
+    );
+    const joinsAt = height('node-3');
+    // node-2 found it in the catalog once its key was a validator's, and dialled it.
+    await until(
+      () =>
+        logged('node-2', 'dialling a validator found in the catalog').some(
+          (line) => line.peer === 'node-3',
+        ),
+      () => `node-2 to dial node-3 (node-2 at ${height('node-2')})`,
+    );
+    const client = (session as OperatorSession).client.bind(session);
+    await until(
+      async () => {
+        const [two, three] = await Promise.all([
+          client('node-2').status(),
+          client('node-3').status(),
+        ]);
+        return (
+          (two.peersConnected as string[]).includes('node-3') &&
+          [...(three.peersConnected as string[])].sort().join() === 'node-1,node-2'
+        );
+      },
+      () => `node-2 and node-3 to be connected (node-3 at ${height('node-3')})`,
+    );
+    // From the first commit node-3 signed on, every commit needs its and node-2's precommits
+    // (30 of 30 power): three in a row.
+    const node3 = validatorAddress(key.publicKey);
+    const node2 = validatorAddress(
+      (await readWalletKey(path.join(clusterDir, 'node-2', 'node-2.key'))).publicKey,
+    );
+    const signers = async (h: number): Promise<string[]> => {
+      const block = await client('node-2').getBlock(h);
+      return decodeQuorumCertificate(block.commit).precommits.map((vote) => vote.validator);
+    };
+    let first = joinsAt;
+    await until(
+      async () => {
+        for (; first <= height('node-2'); first++) {
+          if ((await signers(first)).includes(node3)) return true;
+        }
+        return false;
+      },
+      () => `a commit with node-3's precommit from ${joinsAt} (node-2 at ${height('node-2')})`,
+    );
+    await until(
+      () => height('node-3') >= first + 3 && height('node-2') >= first + 3,
+      () => `node-3 to commit after ${first} (at ${height('node-3')})`,
+    );
+    for (let h = first + 1; h <= first + 3; h++) {
+      const signed = await signers(h);
+      assert.ok(signed.includes(node3) && signed.includes(node2), `height ${h}: ${signed.join()}`);
+    }
   });
 });

@@ -11,6 +11,7 @@ export {
   createStoqConsensusNetwork,
   type BlockSource,
   type ConsensusNetworkLimits,
+  type DiscoveredPeersChange,
   type StoqConsensusNetwork,
   type StoqConsensusNetworkOptions,
   type UnlistedPeerPolicy,
@@ -26,10 +27,13 @@ export {
 } from './peer-service.js';
 export {
   dialsFirst,
+  parseDiscoveredPeers,
   parsePeerAddress,
   parsePeerTable,
   type ConsensusPeer,
   type ConsensusPeerConfig,
+  type DiscoveredPeer,
+  type DiscoveredPeerConfig,
 } from './peers.js';
 export { GossipSendQueue, type QueuedGossip, type SendQueueLimits } from './send-queue.js';
 export * from './node-rpc.js';

@@ -16,6 +16,7 @@ import {
   type RpcClientOptions,
   type StoqEndpoint,
 } from '../../stoq/index.js';
+import { bytesEqual } from '../../crypto/bytes.js';
 import type { ConsensusNetwork, GossipMessage, SyncedBlock } from '../driver/ports.js';
 import { decodeGossip, encodeGossip } from '../wire.js';
 import { ConsensusNetworkError, ConsensusNetworkErrorCode } from './errors.js';
@@ -35,9 +36,12 @@ import {
 import { PeerLink } from './peer-link.js';
 import {
   dialsFirst,
+  parseDiscoveredPeers,
   parsePeerTable,
   type ConsensusPeer,
   type ConsensusPeerConfig,
+  type DiscoveredPeer,
+  type DiscoveredPeerConfig,
 } from './peers.js';
 import type { GossipKind, SendQueueLimits } from './send-queue.js';
 
@@ -71,6 +75,12 @@ export interface ConsensusNetworkLimits {
  * most `maxPeers` unlisted peers hold a stream at once. Its statuses and transactions are
  * delivered like a listed peer's (a client may submit transactions through the node API anyway).
  * Without a policy only listed peers are served.
+ *
+ * Discovered peers (`setDiscoveredPeers`, e.g. validators that joined after this node's
+ * configuration was written) are unlisted peers this node also dials: the same rule decides
+ * which of a pair opens the stream as for listed peers, but their proposals and votes pass the
+ * same validator check as any unlisted peer's. Each one holds one of the `maxPeers` slots whether
+ * connected or not, so followers are refused first.
  */
 export interface UnlistedPeerPolicy {
   /** Whether a raw Ed25519 key is a validator of the height being decided or of the next. */
@@ -131,8 +141,34 @@ export interface StoqConsensusNetwork extends ConsensusNetwork {
   close(): Promise<void>;
   /** The authenticated Ed25519 transport key of a connected peer (its validator key). */
   peerKey(peer: string): Uint8Array | undefined;
-  /** Whether `fetchBlocks` can reach `peer`: only listed peers have an address to dial. */
+  /**
+   * Whether `fetchBlocks` can reach `peer`: listed and discovered peers have an address to dial,
+   * other unlisted ones do not.
+   */
   canFetchFrom(peer: string): boolean;
+  /**
+   * Replaces the discovered peers: peers that are not configured but that this node dials as if
+   * they were — whichever of the pair sorts first opens the gossip stream, with the reconnect
+   * backoff, and a dialled peer must authenticate as `id` (and with `publicKey` when given) —
+   * while their proposals and votes count only when the unlisted policy says their key is a
+   * validator. A peer that leaves the set is no longer dialled and its stream is closed (it may
+   * come back as an ordinary unlisted peer); a peer whose address changes is dialled at the new
+   * address from the next dial on. Needs the `unlisted` policy; at most its `maxPeers`. Throws
+   * `ConsensusNetworkError` (INVALID_PEER: a bad id, address or key, this node, a configured peer
+   * or a repeated id; TOO_MANY_PEERS; INVALID_OPTIONS: no policy, or closed) and then changes
+   * nothing. Before `start` the set is only recorded.
+   */
+  setDiscoveredPeers(peers: readonly DiscoveredPeerConfig[]): DiscoveredPeersChange;
+  /** The discovered peers' ids, sorted. */
+  discoveredPeers(): readonly string[];
+  /** How many discovered peers `setDiscoveredPeers` takes (the unlisted policy's `maxPeers`). */
+  readonly maxDiscoveredPeers: number;
+}
+
+/** What one `setDiscoveredPeers` changed, ids sorted. */
+export interface DiscoveredPeersChange {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
 }
 
 /**
@@ -176,11 +212,15 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   private readonly peerClients = new Map<string, RpcClient<ConsensusPeerService>>();
   /** The peers this node opens the stream to, by id (from `start`). */
   private readonly openers = new Map<string, GossipOpener>();
+  /** Peers dialled although not configured (`setDiscoveredPeers`). */
+  private discovered: ReadonlyMap<string, DiscoveredPeer> = new Map();
+  /** Per discovered peer, what ends its dial loop when it leaves the set. */
+  private readonly discoveredLoops = new Map<string, AbortController>();
   /** Peers whose stream this network (this process) has accepted at least once. */
   private readonly acceptedFrom = new Set<string>();
   /** Per peer, the greeting's waits for its stream to arrive (`streamFrom`). */
   private readonly arrivals = new Map<string, Set<() => void>>();
-  private readonly loops: Promise<void>[] = [];
+  private readonly loops = new Set<Promise<void>>();
   private readonly closer = new AbortController();
   private messageHandler: ((peer: string, message: GossipMessage) => void) | null = null;
   private connectedHandler: ((peer: string) => void) | null = null;
@@ -220,12 +260,21 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     const resolverTable = Object.fromEntries(
       [...this.table.values()].map((peer) => [peer.id, [peer.address]]),
     );
-    // The pool checks the dialled peer's authenticated certificate name; the pool itself checks
-    // the backoff policy.
+    const resolver = options.resolver ?? new StaticResolver(resolverTable);
+    // The pool checks the dialled peer's authenticated certificate name (and a discovered peer's
+    // key); the pool itself checks the backoff policy.
     this.pool = new ConnectionPool({
-      resolver: options.resolver ?? new StaticResolver(resolverTable),
+      resolver: {
+        resolve: (name) => {
+          const found = this.discovered.get(name);
+          return found === undefined ? resolver.resolve(name) : Promise.resolve([found.address]);
+        },
+      },
       connect: (address, _name, signal) => this.endpoint.connect(address, { signal }),
-      verifyPeer: (name, peer) => peer.name === name && PEER_ROLES.has(peer.role),
+      verifyPeer: (name, peer) =>
+        peer.name === name &&
+        PEER_ROLES.has(peer.role) &&
+        (!this.discovered.has(name) || this.isDiscovered(name, peer.transportKey)),
       backoff: this.backoff,
       connectTimeoutMs: this.connectTimeoutMs,
       random: this.random,
@@ -248,6 +297,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     return this.closer.signal;
   }
 
+  get maxDiscoveredPeers(): number {
+    return this.maxUnlisted;
+  }
+
   start(): void {
     if (this.closing.aborted) {
       throw new ConsensusNetworkError(
@@ -257,30 +310,41 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
     if (this.started) return;
     this.started = true;
-    for (const peer of this.table.values()) {
-      if (dialsFirst(this.self, peer.id)) {
-        const opener = new GossipOpener({
-          peer: peer.id,
-          host: this,
-          pool: this.pool,
-          service: this.service,
-          clientOptions: this.clientOptions,
-          backoff: this.backoff,
-          random: this.random,
-          helloIntervalMs: this.helloIntervalMs,
-          closing: this.closing,
-        });
-        this.openers.set(peer.id, opener);
-        this.loops.push(opener.run());
-      } else {
-        const policy = {
-          backoff: this.backoff,
-          random: this.random,
-          streamWaitMs: this.connectTimeoutMs,
-        };
-        this.loops.push(this.greetOrOpen(peer.id, policy));
-      }
+    for (const peer of this.table.keys()) this.runPeer(peer, this.closing);
+    for (const peer of this.discovered.keys()) this.startDiscovered(peer);
+  }
+
+  setDiscoveredPeers(peers: readonly DiscoveredPeerConfig[]): DiscoveredPeersChange {
+    if (this.closing.aborted) {
+      throw new ConsensusNetworkError(
+        ConsensusNetworkErrorCode.INVALID_OPTIONS,
+        'the consensus network was closed; make a new one',
+      );
     }
+    if (this.unlisted === null) {
+      throw new ConsensusNetworkError(
+        ConsensusNetworkErrorCode.INVALID_OPTIONS,
+        'discovered peers need an unlisted policy: their votes count only as a validator’s',
+      );
+    }
+    const next = parseDiscoveredPeers(this.self, this.table, peers, this.maxUnlisted);
+    const previous = this.discovered;
+    const removed: string[] = [];
+    const added: string[] = [];
+    for (const [id, peer] of previous) {
+      const now = next.get(id);
+      // Another key under the same name is another peer: its stream and dial loop start over.
+      if (now === undefined || !sameKey(now.publicKey, peer.publicKey)) removed.push(id);
+    }
+    for (const id of next.keys()) if (!previous.has(id) || removed.includes(id)) added.push(id);
+    this.discovered = next;
+    for (const id of removed) this.stopDiscovered(id);
+    if (this.started) for (const id of added) this.startDiscovered(id);
+    return { added: added.sort(), removed: removed.sort() };
+  }
+
+  discoveredPeers(): readonly string[] {
+    return [...this.discovered.keys()].sort();
   }
 
   broadcast(message: GossipMessage): void {
@@ -326,14 +390,14 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   }
 
   canFetchFrom(peer: string): boolean {
-    return this.table.has(peer);
+    return this.table.has(peer) || this.discovered.has(peer);
   }
 
   async close(): Promise<void> {
     if (this.closing.aborted) return;
     this.closer.abort(new StoqError(StoqErrorCode.UNAVAILABLE, 'consensus network closed'));
     for (const link of this.links.values()) link.abort();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled([...this.loops]);
     this.links.clear();
     this.metrics.connectedPeers.set(0);
     await this.pool.close();
@@ -374,7 +438,9 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     this.logger.info('consensus peer connected', {
       peer: link.peer,
       side: link.side,
-      ...(this.table.has(link.peer) ? {} : { unlisted: true }),
+      ...(this.table.has(link.peer)
+        ? {}
+        : { unlisted: true, ...(this.discovered.has(link.peer) ? { discovered: true } : {}) }),
     });
     const handler = this.connectedHandler;
     if (!handler) return;
@@ -412,14 +478,14 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     return this.acceptedFrom.has(peer);
   }
 
-  async streamFrom(peer: string, ms: number): Promise<boolean> {
+  async streamFrom(peer: string, ms: number, signal = this.closing): Promise<boolean> {
     if (this.acceptedFrom.has(peer)) return true;
     let waiters = this.arrivals.get(peer);
     if (!waiters) {
       waiters = new Set();
       this.arrivals.set(peer, waiters);
     }
-    const wait = delay(ms, this.closing);
+    const wait = delay(ms, signal);
     waiters.add(wait.wake);
     await wait.done;
     waiters.delete(wait.wake);
@@ -435,6 +501,73 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   }
 
   // Internals
+
+  /**
+   * Starts the loop that keeps `peer`'s stream up until `signal` aborts: this node opens it when
+   * its id sorts first, and otherwise greets the peer (which opens it).
+   */
+  private runPeer(peer: string, signal: AbortSignal): void {
+    let loop: Promise<void>;
+    if (dialsFirst(this.self, peer)) {
+      const opener = new GossipOpener({
+        peer,
+        host: this,
+        pool: this.pool,
+        service: this.service,
+        clientOptions: this.clientOptions,
+        backoff: this.backoff,
+        random: this.random,
+        helloIntervalMs: this.helloIntervalMs,
+        closing: signal,
+      });
+      this.openers.set(peer, opener);
+      loop = opener.run();
+    } else {
+      const policy = {
+        backoff: this.backoff,
+        random: this.random,
+        streamWaitMs: this.connectTimeoutMs,
+      };
+      loop = this.greetOrOpen(peer, policy, signal);
+    }
+    this.loops.add(loop);
+    void loop.finally(() => this.loops.delete(loop));
+  }
+
+  private startDiscovered(peer: string): void {
+    const stop = new AbortController();
+    this.discoveredLoops.set(peer, stop);
+    this.runPeer(peer, AbortSignal.any([this.closing, stop.signal]));
+  }
+
+  /** Ends a discovered peer's dial loop and closes its stream, whichever side opened it. */
+  private stopDiscovered(peer: string): void {
+    const stop = this.discoveredLoops.get(peer);
+    if (stop === undefined) return;
+    this.discoveredLoops.delete(peer);
+    this.openers.delete(peer);
+    stop.abort(new StoqError(StoqErrorCode.CANCELLED, `${peer} is no longer a discovered peer`));
+    this.links.get(peer)?.abort();
+  }
+
+  /** `peer` is a discovered peer, and `key` the one it must authenticate with (if one is set). */
+  private isDiscovered(peer: string, key: Uint8Array): boolean {
+    const found = this.discovered.get(peer);
+    return found !== undefined && (found.publicKey === null || bytesEqual(found.publicKey, key));
+  }
+
+  /** The greeting's view of this network, its waits ended by `signal`. */
+  private greetingHost(signal: AbortSignal): GreetingHost {
+    if (signal === this.closing) return this;
+    return {
+      logger: this.logger,
+      closing: signal,
+      hasAccepted: (peer) => this.hasAccepted(peer),
+      streamFrom: (peer, ms) => this.streamFrom(peer, ms, signal),
+      connect: (peer, connectSignal) => this.connect(peer, connectSignal),
+      hello: (peer, request, helloSignal) => this.hello(peer, request, helloSignal),
+    };
+  }
 
   /**
    * The service's allow check: a listed peer with a peer role, or — when unlisted peers are
@@ -459,9 +592,12 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
   }
 
+  /** Streams of unlisted peers that are not discovered ones. */
   private unlistedStreams(): number {
     let count = 0;
-    for (const peer of this.links.keys()) if (!this.table.has(peer)) count++;
+    for (const peer of this.links.keys()) {
+      if (!this.table.has(peer) && !this.discovered.has(peer)) count++;
+    }
     return count;
   }
 
@@ -470,14 +606,19 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
    * does not list this node (it cannot dial us), open the stream ourselves until it refuses it
    * (it then lists us and dials), and greet again.
    */
-  private async greetOrOpen(peer: string, policy: GreetingPolicy): Promise<void> {
-    for (let round = 0; !this.closing.aborted; round++) {
+  private async greetOrOpen(
+    peer: string,
+    policy: GreetingPolicy,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const host = this.greetingHost(signal);
+    for (let round = 0; !signal.aborted; round++) {
       if (round > 0) {
         // The peer refused the stream it told us to open: back off before asking again.
-        const wait = delay(backoffDelay(round, this.backoff, this.random), this.closing);
+        const wait = delay(backoffDelay(round, this.backoff, this.random), signal);
         await wait.done;
       }
-      if ((await greet(peer, this, policy)) !== 'open' || this.closing.aborted) return;
+      if ((await greet(peer, host, policy)) !== 'open' || signal.aborted) return;
       this.logger.info('consensus peer does not list this node: opening the stream to it', {
         peer,
       });
@@ -490,7 +631,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         backoff: this.backoff,
         random: this.random,
         helloIntervalMs: this.helloIntervalMs,
-        closing: this.closing,
+        closing: signal,
         endOnRefusal: true,
       });
       await opener.run();
@@ -536,12 +677,28 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       });
     }
     const listed = this.table.has(peer);
+    // A discovered peer is one this node dials: the pair rule decides who opens, as for listed ones.
+    const known = listed || this.isDiscovered(peer, ctx.peer.transportKey);
     if (peer === this.self) {
       throw new StoqError(StoqErrorCode.PERMISSION_DENIED, `${peer} is this node's own name`, {
         reason: 'own-name',
       });
     }
-    if (!listed && !this.links.has(peer) && this.unlistedStreams() >= this.maxUnlisted) {
+    // A certificate with a discovered peer's name but another key than the catalog's owner is
+    // not that peer; taken as unlisted it would replace the real peer's stream.
+    if (!listed && !known && this.discovered.has(peer)) {
+      throw new StoqError(
+        StoqErrorCode.PERMISSION_DENIED,
+        `${peer} authenticated with another key than the one the catalog registers for it`,
+        { reason: 'discovered-key-mismatch' },
+      );
+    }
+    // Each discovered peer holds a slot, connected or not.
+    if (
+      !known &&
+      !this.links.has(peer) &&
+      this.unlistedStreams() + this.discovered.size >= this.maxUnlisted
+    ) {
       throw new StoqError(
         StoqErrorCode.RESOURCE_EXHAUSTED,
         `${this.self} serves at most ${this.maxUnlisted} unlisted consensus peers`,
@@ -549,7 +706,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       );
     }
     // An unlisted peer opens the stream whichever id sorts first: this node cannot dial it.
-    if (listed && !dialsFirst(peer, this.self)) {
+    if (known && !dialsFirst(peer, this.self)) {
       throw new StoqError(
         StoqErrorCode.PERMISSION_DENIED,
         `${this.self} opens the gossip stream to ${peer}, not the other way round`,
@@ -590,7 +747,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         reason: 'not-running',
       });
     }
-    if (!this.table.has(peer)) {
+    if (!this.table.has(peer) && !this.isDiscovered(peer, ctx.peer.transportKey)) {
       // Admitted by the allow check but not listed: this node cannot dial it.
       this.metrics.hellos.inc({ outcome: 'unlisted' });
       return { stream: null, open: true };
@@ -641,10 +798,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     to: number,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<SyncedBlock, void, undefined> {
-    if (!this.table.has(peer)) {
+    if (!this.canFetchFrom(peer)) {
       throw new ConsensusNetworkError(
         ConsensusNetworkErrorCode.UNKNOWN_PEER,
-        `${JSON.stringify(peer)} is not a configured consensus peer`,
+        `${JSON.stringify(peer)} is not a configured or discovered consensus peer`,
         { peer },
       );
     }
@@ -695,6 +852,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
     return client;
   }
+}
+
+function sameKey(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  return a === null || b === null ? a === b : bytesEqual(a, b);
 }
 
 function resolveLimits(overrides: Partial<ConsensusNetworkLimits> = {}): ConsensusNetworkLimits {

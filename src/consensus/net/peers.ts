@@ -17,6 +17,20 @@ export interface ConsensusPeer {
   readonly address: SocketAddress;
 }
 
+/**
+ * A peer found at runtime rather than in configuration (the node takes the validators that
+ * registered themselves in the service catalog): dialled like a listed peer, authenticated like
+ * an unlisted one (`setDiscoveredPeers`).
+ */
+export interface DiscoveredPeerConfig extends ConsensusPeerConfig {
+  /** The raw Ed25519 key the peer must authenticate with, when known (its validator key). */
+  readonly publicKey?: Uint8Array;
+}
+
+export interface DiscoveredPeer extends ConsensusPeer {
+  readonly publicKey: Uint8Array | null;
+}
+
 /** Certificate names, as src/crypto/x509.ts accepts them (SPIFFE path segment, ≤ 64). */
 const PEER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -28,14 +42,17 @@ export function dialsFirst(self: string, peer: string): boolean {
   return self < peer;
 }
 
-export function parsePeerAddress(text: string): SocketAddress {
+export function parsePeerAddress(
+  text: string,
+  code: ConsensusNetworkErrorCode = ConsensusNetworkErrorCode.INVALID_OPTIONS,
+): SocketAddress {
   const bracketed = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(text);
   const plain = /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
   const match = bracketed ?? plain;
   const port = match ? Number(match[2]) : NaN;
   if (!match || !(port >= 1 && port <= 65_535) || (match[1] as string).length > 253) {
     throw new ConsensusNetworkError(
-      ConsensusNetworkErrorCode.INVALID_OPTIONS,
+      code,
       `peer address ${JSON.stringify(text)} is not host:port or [v6]:port with a port in 1..65535`,
       { address: text },
     );
@@ -71,10 +88,81 @@ export function parsePeerTable(
   return table;
 }
 
-function checkId(id: unknown, what: string): void {
+/**
+ * Checks a set of discovered peers against this node's id and its configured table: each id a
+ * certificate name that is neither this node, nor a listed peer, nor repeated; each address
+ * `host:port`; each key, when given, 32 bytes; at most `max` of them. Throws
+ * `ConsensusNetworkError` INVALID_PEER or TOO_MANY_PEERS.
+ */
+export function parseDiscoveredPeers(
+  self: string,
+  listed: ReadonlyMap<string, ConsensusPeer>,
+  peers: readonly DiscoveredPeerConfig[],
+  max: number,
+): ReadonlyMap<string, DiscoveredPeer> {
+  const code = ConsensusNetworkErrorCode.INVALID_PEER;
+  if (!Array.isArray(peers)) {
+    throw new ConsensusNetworkError(code, 'discovered peers must be an array', {});
+  }
+  if (peers.length > max) {
+    throw new ConsensusNetworkError(
+      ConsensusNetworkErrorCode.TOO_MANY_PEERS,
+      `${peers.length} discovered peers, at most ${max} (the unlisted policy's maxPeers)`,
+      { count: peers.length, max },
+    );
+  }
+  const found = new Map<string, DiscoveredPeer>();
+  for (const [index, peer] of peers.entries()) {
+    const what = `discovered peer ${index}`;
+    if (peer === null || typeof peer !== 'object') {
+      throw new ConsensusNetworkError(code, `${what} is not an object`, { index });
+    }
+    checkId(peer.id, `${what}: id`, code);
+    const why =
+      peer.id === self
+        ? 'is this node'
+        : listed.has(peer.id)
+          ? 'is a configured peer'
+          : found.has(peer.id)
+            ? 'is given twice'
+            : null;
+    if (why !== null) {
+      throw new ConsensusNetworkError(code, `${what} (${peer.id}) ${why}`, { peer: peer.id });
+    }
+    if (typeof peer.address !== 'string') {
+      throw new ConsensusNetworkError(code, `${what} (${peer.id}): address must be a string`, {
+        peer: peer.id,
+      });
+    }
+    const address = parsePeerAddress(peer.address, code);
+    const key = peer.publicKey;
+    if (key !== undefined && !(key instanceof Uint8Array && key.length === 32)) {
+      throw new ConsensusNetworkError(
+        code,
+        `${what} (${peer.id}): publicKey must be a 32-byte Ed25519 key`,
+        { peer: peer.id },
+      );
+    }
+    found.set(
+      peer.id,
+      Object.freeze({
+        id: peer.id,
+        address,
+        publicKey: key === undefined ? null : Uint8Array.from(key),
+      }),
+    );
+  }
+  return found;
+}
+
+function checkId(
+  id: unknown,
+  what: string,
+  code: ConsensusNetworkErrorCode = ConsensusNetworkErrorCode.INVALID_OPTIONS,
+): void {
   if (typeof id !== 'string' || !PEER_ID.test(id) || id === '.' || id === '..') {
     throw new ConsensusNetworkError(
-      ConsensusNetworkErrorCode.INVALID_OPTIONS,
+      code,
       `${what} must be a certificate name (1-64 of A-Z a-z 0-9 . _ -)`,
       { id: typeof id === 'string' ? id : typeof id },
     );

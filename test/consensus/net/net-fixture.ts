@@ -88,6 +88,9 @@ function observed(network: StoqConsensusNetwork): StoqConsensusNetwork {
     fetchBlocks: (peer, from, to, signal) => network.fetchBlocks(peer, from, to, signal),
     peerKey: (peer) => network.peerKey(peer),
     canFetchFrom: (peer) => network.canFetchFrom(peer),
+    setDiscoveredPeers: (peers) => network.setDiscoveredPeers(peers),
+    discoveredPeers: () => network.discoveredPeers(),
+    maxDiscoveredPeers: network.maxDiscoveredPeers,
   };
 }
 
