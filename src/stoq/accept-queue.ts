@@ -7,23 +7,35 @@ import type { Waiter } from './waiter.js';
  */
 export class AcceptQueue<T> {
   private isClosed = false;
-  private readonly backlog: T[] = [];
+  /** A set keeps arrival order and makes `remove` cheap; arrivals are distinct objects. */
+  private readonly backlog = new Set<T>();
   private readonly accepters: Waiter<T | null>[] = [];
 
   /** Arrivals waiting for an `accept()`. */
   get backlogLength(): number {
-    return this.backlog.length;
+    return this.backlog.size;
   }
 
   offer(item: T): void {
     const accepter = this.accepters.shift();
     if (accepter) accepter.resolve(item);
-    else this.backlog.push(item);
+    else this.backlog.add(item);
+  }
+
+  /**
+   * Takes `item` out of the backlog if it is still there, e.g. a stream the peer reset before
+   * anyone accepted it; returns whether it was.
+   */
+  remove(item: T): boolean {
+    return this.backlog.delete(item);
   }
 
   accept(): Promise<T | null> {
-    const item = this.backlog.shift();
-    if (item !== undefined) return Promise.resolve(item);
+    const next = this.backlog.values().next();
+    if (next.done !== true) {
+      this.backlog.delete(next.value);
+      return Promise.resolve(next.value);
+    }
     if (this.isClosed) return Promise.resolve(null);
     return new Promise((resolve, reject) => this.accepters.push({ resolve, reject }));
   }
@@ -35,6 +47,8 @@ export class AcceptQueue<T> {
   close(): T[] {
     this.isClosed = true;
     for (const accepter of this.accepters.splice(0)) accepter.resolve(null);
-    return this.backlog.splice(0);
+    const unaccepted = [...this.backlog];
+    this.backlog.clear();
+    return unaccepted;
   }
 }

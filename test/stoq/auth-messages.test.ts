@@ -212,6 +212,30 @@ describe('auth framing', () => {
     );
   });
 
+  it('assembles a maximal frame sent one byte per chunk with linear copying', async () => {
+    const body = new Uint8Array(randomBytes(64 * 1024));
+    const wire = encodeFrame(body);
+    const bytes = Array.from(wire, (byte) => Uint8Array.of(byte));
+    // Every copy the reader makes goes through Uint8Array#set: count the bytes it moves.
+    const originalSet = Uint8Array.prototype.set;
+    let copied = 0;
+    Uint8Array.prototype.set = function (this: Uint8Array, source: ArrayLike<number>, offset) {
+      copied += source.length;
+      return originalSet.call(this, source, offset);
+    } as typeof originalSet;
+    let received: Uint8Array;
+    try {
+      const reader = new FrameReader(chunkStream(bytes), body.length);
+      received = await reader.next();
+      assert.ok(reader.copiedBytes <= wire.length, `reader reports ${reader.copiedBytes} copied`);
+    } finally {
+      Uint8Array.prototype.set = originalSet;
+    }
+    assert.deepEqual(received, body);
+    // A reader that re-joins its buffer per chunk copies ~n²/2 = 2 GiB here.
+    assert.ok(copied <= 2 * wire.length, `${copied} bytes copied for a ${wire.length}-byte frame`);
+  });
+
   it('rejects oversize and empty frames before reading their body', async () => {
     let reads = 0;
     const stream = chunkStream([Uint8Array.of(0x00, 0x01, 0x00, 0x01)]);

@@ -158,6 +158,27 @@ export function createAuthenticator(options: AuthenticatorOptions): RenewableAut
   return new StoqAuthenticator(options);
 }
 
+/**
+ * What a connection offers to hold an unauthenticated peer to the one stream the exchange runs
+ * on (the TLS multiplexer has it; QUIC caps streams with its own transport parameters). A
+ * listener holds every connection it authenticates, so a peer cannot open streams and fill
+ * their windows before it has proved who it is.
+ */
+export interface AuthenticationGate {
+  /** From now on, refuse every stream the peer opens after its first. */
+  holdUntilAuthenticated(): void;
+  /** The peer authenticated: let it open streams again. */
+  authenticated(): void;
+}
+
+function authenticationGate(connection: TransportConnection): AuthenticationGate | null {
+  const candidate = connection as Partial<AuthenticationGate>;
+  return typeof candidate.holdUntilAuthenticated === 'function' &&
+    typeof candidate.authenticated === 'function'
+    ? (candidate as AuthenticationGate)
+    : null;
+}
+
 /** The stream an exchange runs on, once it exists (for the failure path). */
 interface Attempt {
   stream: TransportStream | null;
@@ -334,6 +355,8 @@ class StoqAuthenticator implements RenewableAuthenticator {
   /** The listener: check ClientHello, ServerHello, check ClientProof, send Result. */
   private async listen(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
     const local = this.local;
+    const gate = authenticationGate(connection);
+    gate?.holdUntilAuthenticated();
     const stream = await connection.acceptStream();
     if (stream === null) {
       throw authFailure(
@@ -369,6 +392,8 @@ class StoqAuthenticator implements RenewableAuthenticator {
       local,
       backend: local.backend,
     });
+    // Before the Result: the dialer opens its next streams only once it has read it.
+    gate?.authenticated();
     await send(stream, successResult());
     finishQuietly(stream);
     return client;

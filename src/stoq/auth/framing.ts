@@ -15,18 +15,31 @@ export function encodeFrame(body: Uint8Array): Uint8Array {
   return frame;
 }
 
-/** Reads whole frames from a stream, rejecting any frame longer than `maxBodyBytes` up front. */
+/**
+ * Reads whole frames from a stream, rejecting any frame longer than `maxBodyBytes` up front.
+ * Received chunks are kept as they arrive and joined once a frame is complete, so a frame
+ * delivered in many tiny pieces costs time linear in its size (never a re-copy per piece).
+ */
 export class FrameReader {
-  private buffer = new Uint8Array(0);
+  /** Received bytes not yet returned, in arrival order; the first may be partly consumed. */
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  /** Bytes copied while joining chunks (what linear-time tests measure). */
+  private copied = 0;
 
   constructor(
     private readonly stream: TransportStream,
     private readonly maxBodyBytes: number,
   ) {}
 
+  /** Bytes copied so far to assemble frames; at most one copy of each byte received. */
+  get copiedBytes(): number {
+    return this.copied;
+  }
+
   /** The next frame body. Fails with `protocol_error` on oversize frames or an early end. */
   async next(): Promise<Uint8Array> {
-    const header = await this.fill(FRAME_LENGTH_BYTES);
+    const header = await this.take(FRAME_LENGTH_BYTES);
     const length = new DataView(header.buffer, header.byteOffset, FRAME_LENGTH_BYTES).getUint32(0);
     if (length === 0 || length > this.maxBodyBytes) {
       throw authFailure(
@@ -38,15 +51,12 @@ export class FrameReader {
         },
       );
     }
-    this.buffer = this.buffer.subarray(FRAME_LENGTH_BYTES);
-    const body = (await this.fill(length)).slice(0, length);
-    this.buffer = this.buffer.subarray(length);
-    return body;
+    return this.take(length);
   }
 
-  /** Buffers at least `count` bytes and returns the buffer. */
-  private async fill(count: number): Promise<Uint8Array> {
-    while (this.buffer.length < count) {
+  /** Waits for `count` bytes and removes exactly those from the front, as one fresh array. */
+  private async take(count: number): Promise<Uint8Array> {
+    while (this.buffered < count) {
       let chunk: Uint8Array | null;
       try {
         chunk = await this.stream.read();
@@ -63,15 +73,26 @@ export class FrameReader {
           AuthFailureReason.PROTOCOL_ERROR,
           'the peer ended the authentication stream early',
           {
-            buffered: this.buffer.length,
+            buffered: this.buffered,
           },
         );
       }
-      const joined = new Uint8Array(this.buffer.length + chunk.length);
-      joined.set(this.buffer);
-      joined.set(chunk, this.buffer.length);
-      this.buffer = joined;
+      if (chunk.length === 0) continue;
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
     }
-    return this.buffer;
+    const out = new Uint8Array(count);
+    let filled = 0;
+    while (filled < count) {
+      const chunk = this.chunks[0] as Uint8Array;
+      const used = Math.min(chunk.length, count - filled);
+      out.set(chunk.subarray(0, used), filled);
+      filled += used;
+      if (used === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(used);
+    }
+    this.buffered -= count;
+    this.copied += count;
+    return out;
   }
 }

@@ -18,7 +18,10 @@ export enum FrameType {
   FIN = 2,
   /** The sender abandons the stream in both directions; empty payload. */
   RESET = 3,
-  /** The receiver consumed bytes: payload is a u32 credit increment for the stream. */
+  /**
+   * The receiver consumed bytes: payload is a u32 credit increment for the stream, or for the
+   * whole connection on stream 0.
+   */
   WINDOW_UPDATE = 4,
   /** The sender closes the connection: payload is a u32 close code and a UTF-8 reason. */
   GOAWAY = 5,
@@ -114,8 +117,8 @@ function checkLength(type: number, streamId: number, length: number): void {
       if (streamId === 0) throw malformed('DATA frame on stream 0', { type });
       return;
     case FrameType.WINDOW_UPDATE:
+      // On stream 0 it credits the connection-level window (as QUIC's MAX_DATA, RFC 9000 §4.1).
       if (length !== 4) throw malformed('WINDOW_UPDATE payload must be 4 bytes', { length });
-      if (streamId === 0) throw malformed('WINDOW_UPDATE frame on stream 0', { type });
       return;
     case FrameType.GOAWAY:
       if (length < 4 || length > 4 + MAX_GOAWAY_REASON) {

@@ -18,6 +18,13 @@ export interface StreamOwner {
   afterCongestion(waiter: Waiter<void>): void;
   /** The stream is finished in both directions and may be forgotten. */
   release(stream: MuxStream): void;
+  /**
+   * Spends up to `wanted` bytes of the connection's send window now. Returns 0 when the window
+   * is used up; the connection then calls `resumeWrites` once the peer grants more.
+   */
+  takeSendCredit(stream: MuxStream, wanted: number): number;
+  /** Received bytes left this stream's buffer (read, or dropped with the stream). */
+  freeReceiveCredit(length: number): void;
   /** The peer broke flow control or stream state; the connection must close. */
   protocolError(error: StoqError): void;
 }
@@ -26,6 +33,8 @@ export interface StreamOwner {
  * One multiplexed stream. Flow control is per stream and per direction (RFC 9113 §5.2): the
  * sender spends credit on DATA and stops at zero; the receiver returns credit as the application
  * reads, so a writer whose peer does not read stalls after one window, and other streams go on.
+ * DATA also spends the connection's window (`StreamOwner.takeSendCredit`), which bounds what a
+ * peer can make us buffer across all its streams together.
  */
 export class MuxStream extends StreamQueues implements TransportStream {
   readonly id: string;
@@ -66,11 +75,26 @@ export class MuxStream extends StreamQueues implements TransportStream {
 
   /** Fails every pending and future operation; used for resets and connection loss. */
   fail(error: StoqError): void {
-    if (this.failQueues(error)) this.owner.release(this);
+    let unread = 0;
+    for (const chunk of this.chunks) unread += chunk.length;
+    if (this.failQueues(error)) {
+      // Dropped bytes no longer occupy the connection's window.
+      if (unread > 0) this.owner.freeReceiveCredit(unread);
+      this.owner.release(this);
+    }
+  }
+
+  /** The connection's send window opened again: moves queued writes on. */
+  resumeWrites(): void {
+    this.pumpWrites();
   }
 
   onData(data: Uint8Array): void {
-    if (this.failure) return; // we reset it; bytes already in flight are dropped
+    if (this.failure) {
+      // We reset it; bytes already in flight are dropped and their connection credit returned.
+      this.owner.freeReceiveCredit(data.length);
+      return;
+    }
     if (this.finReceived) {
       this.owner.protocolError(
         new StoqError(StoqErrorCode.MALFORMED_FRAME, `DATA after FIN on stream ${this.id}`),
@@ -129,6 +153,7 @@ export class MuxStream extends StreamQueues implements TransportStream {
    * unreturned credit never exceeds the window, so a blocked writer always gets some back.
    */
   protected consumed(length: number): void {
+    this.owner.freeReceiveCredit(length);
     this.unreturnedCredit += length;
     if (this.unreturnedCredit >= this.window / 4 && !this.finReceived) {
       this.receiveAllowance += this.unreturnedCredit;
@@ -155,11 +180,14 @@ export class MuxStream extends StreamQueues implements TransportStream {
         continue;
       }
       if (this.sendCredit === 0) return;
-      const end = Math.min(
-        writer.data.length,
-        writer.offset + this.sendCredit,
-        writer.offset + MAX_DATA_PAYLOAD,
+      const wanted = Math.min(
+        writer.data.length - writer.offset,
+        this.sendCredit,
+        MAX_DATA_PAYLOAD,
       );
+      const granted = this.owner.takeSendCredit(this, wanted);
+      if (granted === 0) return;
+      const end = writer.offset + granted;
       const piece = writer.data.subarray(writer.offset, end);
       // encodeFrame copies the piece, so the caller may reuse its buffer once write resolves.
       this.owner.send(encodeFrame({ type: FrameType.DATA, streamId: this.streamId, data: piece }));

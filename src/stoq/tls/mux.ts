@@ -31,6 +31,38 @@ export interface MuxOptions {
   readonly maxInboundStreams: number;
   /** How long to wait for the peer to close after our GOAWAY before dropping the socket. */
   readonly closeGraceMs: number;
+  /**
+   * Receive window of the whole connection: bytes the peer may have sent on all its streams
+   * together that the application has not read yet. Default `defaultConnectionWindow`.
+   */
+  readonly connectionWindow?: number;
+  /**
+   * Control frames (all but DATA) queued while the socket is congested above which the peer
+   * counts as not reading and the connection is closed. Default `DEFAULT_MAX_QUEUED_CONTROL_BYTES`.
+   */
+  readonly maxQueuedControlBytes?: number;
+}
+
+/**
+ * Connection-level credit each side starts with before any WINDOW_UPDATE on stream 0 (a protocol
+ * constant, like QUIC's initial_max_data, RFC 9000 §4.1 and §18.2).
+ */
+export const INITIAL_CONNECTION_WINDOW = 1024 * 1024;
+/** Default connection window in stream windows: a few streams can run at full speed at once. */
+const CONNECTION_WINDOW_STREAMS = 4;
+/**
+ * Our DATA is held to the peer's windows, but control frames answer what the peer sends (a RESET
+ * per refused OPEN, WINDOW_UPDATEs). This much of them queued behind a congested socket means the
+ * peer makes us talk while it does not read: the floods of CVE-2019-9512/9514, for which HTTP/2
+ * servers also close the connection.
+ */
+export const DEFAULT_MAX_QUEUED_CONTROL_BYTES = 1024 * 1024;
+/** Largest connection send credit a peer may grant; beyond it the peer is broken. */
+const MAX_CONNECTION_CREDIT = 2 ** 40;
+
+/** The default receive window of a connection whose streams each have `streamWindow`. */
+export function defaultConnectionWindow(streamWindow: number): number {
+  return Math.max(INITIAL_CONNECTION_WINDOW, CONNECTION_WINDOW_STREAMS * streamWindow);
 }
 
 /** Outgoing bytes buffered above which writes wait for the socket to drain. */
@@ -44,6 +76,11 @@ let nextConnectionId = 1;
  * coalesced: frames queue in memory and go to the socket in one write per event-loop tick.
  * Anything malformed from the peer ends this connection with a GOAWAY and a typed error; it
  * never throws out of a socket callback.
+ *
+ * What a peer can make us hold is bounded before it has authenticated: received bytes by the
+ * connection window, streams by `maxInboundStreams` (reset streams leave the accept backlog at
+ * once) or, once the authenticator holds the connection, by one; and our outgoing queue by
+ * `maxQueuedControlBytes`.
  */
 export class MuxConnection implements TransportConnection, StreamOwner {
   readonly id: string;
@@ -61,10 +98,27 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   private inboundOpen = 0;
   private nextLocalId: number;
   private highestRemoteId = 0;
+  /** Streams the peer has opened on this connection, refused ones not counted. */
+  private inboundOpened = 0;
+  /** Set by `holdUntilAuthenticated`: only the peer's first stream is let in. */
+  private held = false;
   private readonly inbound = new AcceptQueue<MuxStream>();
+
+  private readonly connectionWindow: number;
+  /** Bytes the peer may still send on the connection before it needs more credit from us. */
+  private receiveAllowance = INITIAL_CONNECTION_WINDOW;
+  /** Received bytes that left stream buffers since the last connection WINDOW_UPDATE we sent. */
+  private unreturnedCredit = 0;
+  /** Bytes we may still send on the connection. */
+  private sendCredit = INITIAL_CONNECTION_WINDOW;
+  /** Streams with DATA waiting for connection credit, in the order they ran out. */
+  private readonly creditWaiters = new Set<MuxStream>();
+  private readonly maxQueuedControlBytes: number;
 
   private outgoing: Buffer[] = [];
   private outgoingBytes = 0;
+  /** Bytes of `outgoing` that are not DATA. */
+  private outgoingControlBytes = 0;
   private flushScheduled = false;
   private readonly congestionWaiters: Waiter<void>[] = [];
 
@@ -79,6 +133,9 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     this.remoteAddress = options.remoteAddress;
     this.peerKey = options.peerKey;
     this.nextLocalId = options.direction === 'outbound' ? 1 : 2;
+    this.connectionWindow =
+      options.connectionWindow ?? defaultConnectionWindow(options.streamWindow);
+    this.maxQueuedControlBytes = options.maxQueuedControlBytes ?? DEFAULT_MAX_QUEUED_CONTROL_BYTES;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay(true);
     // TCP keep-alive notices a peer that vanished without closing (QUIC has its own PINGs).
@@ -106,6 +163,42 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     socket.on('close', () => {
       this.shutDown(new StoqError(StoqErrorCode.CONNECTION_CLOSED, `connection ${this.id} lost`));
     });
+    const extra = this.connectionWindow - INITIAL_CONNECTION_WINDOW;
+    if (extra > 0) {
+      this.receiveAllowance += extra;
+      this.send(encodeFrame({ type: FrameType.WINDOW_UPDATE, streamId: 0, credit: extra }));
+    }
+  }
+
+  /**
+   * The authentication exchange starts (auth/authenticator.ts `AuthenticationGate`): until
+   * `authenticated`, the peer may open only the one stream the exchange runs on; further OPENs
+   * are refused with RESET, and streams beyond the first that are already open are reset now.
+   * Only a listener holds its connections: the dialer opens nothing before the listener's final
+   * Result, which the listener sends after it called `authenticated`.
+   */
+  holdUntilAuthenticated(): void {
+    if (this.closeReason || this.held) return;
+    this.held = true;
+    const inbound = [...this.streams.values()]
+      .filter((stream) => !this.isLocalId(stream.streamId))
+      .sort((a, b) => a.streamId - b.streamId);
+    for (const stream of inbound.slice(1)) stream.reset();
+  }
+
+  /** Authentication succeeded: the peer may open streams up to `maxInboundStreams` again. */
+  authenticated(): void {
+    this.held = false;
+  }
+
+  /** Received bytes the application has not read yet, on all streams together. */
+  get unreadBytes(): number {
+    return this.connectionWindow - this.receiveAllowance - this.unreturnedCredit;
+  }
+
+  /** Streams the peer opened that wait for `acceptStream`. */
+  get acceptBacklog(): number {
+    return this.inbound.backlogLength;
   }
 
   openStream(): Promise<TransportStream> {
@@ -143,6 +236,20 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     if (this.socket.destroyed || this.socket.writableEnded) return;
     this.outgoing.push(frame);
     this.outgoingBytes += frame.length;
+    if (frame[0] !== FrameType.DATA) {
+      this.outgoingControlBytes += frame.length;
+      if (this.outgoingControlBytes > this.maxQueuedControlBytes && !this.closeReason) {
+        const queued = this.outgoingControlBytes;
+        this.abandon(
+          new StoqError(
+            StoqErrorCode.RESOURCE_EXHAUSTED,
+            `connection ${this.id} closed: the peer does not read (${queued} bytes of control frames queued for it)`,
+            { queued, limit: this.maxQueuedControlBytes },
+          ),
+        );
+        return;
+      }
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // After the current microtasks: a burst of awaited small writes becomes one socket write.
@@ -157,9 +264,34 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   }
 
   release(stream: MuxStream): void {
+    this.creditWaiters.delete(stream);
     if (this.streams.get(stream.streamId) !== stream) return;
     this.streams.delete(stream.streamId);
-    if (!this.isLocalId(stream.streamId)) this.inboundOpen -= 1;
+    if (!this.isLocalId(stream.streamId)) {
+      this.inboundOpen -= 1;
+      // A stream reset before anyone accepted it must not linger in the backlog.
+      this.inbound.remove(stream);
+    }
+  }
+
+  takeSendCredit(stream: MuxStream, wanted: number): number {
+    const granted = Math.min(wanted, this.sendCredit);
+    if (granted === 0) this.creditWaiters.add(stream);
+    this.sendCredit -= granted;
+    return granted;
+  }
+
+  /** Returns credit in batches of a quarter window, as streams do (see `MuxStream.consumed`). */
+  freeReceiveCredit(length: number): void {
+    if (this.closeReason) return;
+    this.unreturnedCredit += length;
+    if (this.unreturnedCredit >= this.connectionWindow / 4) {
+      this.receiveAllowance += this.unreturnedCredit;
+      this.send(
+        encodeFrame({ type: FrameType.WINDOW_UPDATE, streamId: 0, credit: this.unreturnedCredit }),
+      );
+      this.unreturnedCredit = 0;
+    }
   }
 
   protocolError(error: StoqError): void {
@@ -175,18 +307,27 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     );
   }
 
-  private flush(): void {
+  /**
+   * Writes what is queued to the socket, unless the socket already holds more than
+   * `CONGESTION_BYTES` (then `onDrain` writes it): frames wait here, where they are counted,
+   * rather than pile up unseen in the socket. `force` writes anyway, for the last frames before
+   * closing.
+   */
+  private flush(force = false): void {
     this.flushScheduled = false;
     if (this.outgoingBytes === 0 || this.socket.destroyed || this.socket.writableEnded) return;
+    if (!force && this.socket.writableLength > CONGESTION_BYTES) return;
     const chunks = this.outgoing;
     const bytes =
       chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.outgoingBytes);
     this.outgoing = [];
     this.outgoingBytes = 0;
+    this.outgoingControlBytes = 0;
     this.socket.write(bytes);
   }
 
   private onDrain(): void {
+    this.flush();
     for (const waiter of this.congestionWaiters.splice(0)) waiter.resolve();
   }
 
@@ -210,6 +351,11 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   }
 
   private onFrame(frame: Frame): void {
+    if (frame.type === FrameType.DATA && !this.chargeReceive(frame.data.length)) return;
+    if (frame.type === FrameType.WINDOW_UPDATE && frame.streamId === 0) {
+      this.onConnectionCredit(frame.credit);
+      return;
+    }
     if (frame.type === FrameType.GOAWAY) {
       const reason = frame.reason === '' ? 'no reason given' : frame.reason;
       this.shutDown(
@@ -237,6 +383,8 @@ export class MuxConnection implements TransportConnection, StreamOwner {
             `frame type ${frame.type} for stream ${frame.streamId}, which was never opened`,
           ),
         );
+      } else if (frame.type === FrameType.DATA) {
+        this.freeReceiveCredit(frame.data.length);
       }
       return;
     }
@@ -256,6 +404,39 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     }
   }
 
+  /** Counts received DATA against the connection window; false if the peer overran it. */
+  private chargeReceive(length: number): boolean {
+    if (length > this.receiveAllowance) {
+      this.goAway(
+        GoAwayCode.FLOW_CONTROL_ERROR,
+        'connection window overrun',
+        new StoqError(
+          StoqErrorCode.CONNECTION_CLOSED,
+          `connection ${this.id} closed: the peer overran the connection window`,
+          { length, allowance: this.receiveAllowance, window: this.connectionWindow },
+        ),
+      );
+      return false;
+    }
+    this.receiveAllowance -= length;
+    return true;
+  }
+
+  private onConnectionCredit(credit: number): void {
+    if (this.sendCredit + credit > MAX_CONNECTION_CREDIT) {
+      this.protocolError(
+        new StoqError(StoqErrorCode.MALFORMED_FRAME, 'connection window overflow', { credit }),
+      );
+      return;
+    }
+    this.sendCredit += credit;
+    for (const stream of this.creditWaiters) {
+      if (this.sendCredit === 0) return;
+      this.creditWaiters.delete(stream);
+      stream.resumeWrites();
+    }
+  }
+
   private onOpen(streamId: number): void {
     if (this.isLocalId(streamId) || streamId <= this.highestRemoteId) {
       this.protocolError(
@@ -271,7 +452,11 @@ export class MuxConnection implements TransportConnection, StreamOwner {
       return;
     }
     this.highestRemoteId = streamId;
-    if (this.inboundOpen >= this.options.maxInboundStreams) {
+    // The accept backlog holds only open streams (`release` drops reset ones), so this also caps it.
+    if (
+      this.inboundOpen >= this.options.maxInboundStreams ||
+      (this.held && this.inboundOpened > 0)
+    ) {
       // Refused like an HTTP/2 stream over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2).
       this.send(encodeFrame({ type: FrameType.RESET, streamId }));
       return;
@@ -279,6 +464,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     const stream = new MuxStream(streamId, this, this.options.streamWindow);
     this.streams.set(streamId, stream);
     this.inboundOpen += 1;
+    this.inboundOpened += 1;
     stream.announceWindow();
     this.inbound.offer(stream);
   }
@@ -297,7 +483,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   private goAway(code: GoAwayCode, reason: string, error: StoqError): void {
     if (this.closeReason) return;
     this.send(encodeFrame({ type: FrameType.GOAWAY, streamId: 0, code, reason }));
-    this.flush();
+    this.flush(true);
     this.shutDown(error);
     this.socket.end();
     // The peer answers a GOAWAY by ending its side; one that does not is dropped.
@@ -306,13 +492,23 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     this.socket.once('close', () => clearTimeout(timer));
   }
 
+  /** Gives up on a peer that cannot be told (it does not read): drops what is queued for it. */
+  private abandon(error: StoqError): void {
+    this.outgoing = [];
+    this.outgoingBytes = 0;
+    this.outgoingControlBytes = 0;
+    this.shutDown(error);
+    this.socket.destroy();
+  }
+
   private shutDown(error: StoqError): void {
     if (this.closeReason) return;
     this.closeReason = error;
+    this.creditWaiters.clear();
     for (const stream of [...this.streams.values()]) stream.fail(error);
     this.streams.clear();
     for (const stream of this.inbound.close()) stream.fail(error);
     for (const waiter of this.congestionWaiters.splice(0)) waiter.reject(error);
-    if (!this.socket.writableEnded) this.flush();
+    if (!this.socket.writableEnded) this.flush(true);
   }
 }
