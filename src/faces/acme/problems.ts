@@ -22,6 +22,8 @@ export enum ProblemType {
   invalidContact = 'invalidContact',
   malformed = 'malformed',
   orderNotReady = 'orderNotReady',
+  /** RFC 8555 §6.6: a limit of the server is reached; the reply carries Retry-After when waiting helps. */
+  rateLimited = 'rateLimited',
   rejectedIdentifier = 'rejectedIdentifier',
   serverInternal = 'serverInternal',
   tls = 'tls',
@@ -49,6 +51,7 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemType, number>> = {
   invalidContact: 400,
   malformed: 400,
   orderNotReady: 403,
+  rateLimited: 429,
   rejectedIdentifier: 400,
   serverInternal: 500,
   tls: 400,

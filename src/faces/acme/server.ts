@@ -5,14 +5,22 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv6 } from 'node:net';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { AcmeError, AcmeErrorCode } from './errors.js';
 import type { IdentifierPolicy } from './identifiers.js';
 import type { AcmeIssuer } from './issuer.js';
 import { NonceStore } from './nonces.js';
 import { AcmeProblem, ProblemType, malformed, problem } from './problems.js';
 import { AcmeUrls, routeOf, type Route } from './routes.js';
-import { AcmeService, type Reply } from './service.js';
+import {
+  AcmeService,
+  DEFAULT_MAX_NEW_ACCOUNTS_PER_ADDRESS,
+  DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT,
+  DEFAULT_MAX_VALIDATIONS,
+  DEFAULT_MAX_VALIDATIONS_PER_ACCOUNT,
+  DEFAULT_NEW_ACCOUNT_WINDOW_MS,
+  type Reply,
+} from './service.js';
 import type { AcmeStore } from './store.js';
 import type { TxtResolver } from './dns-resolver.js';
 import type { ExternalNames } from './external-resolver.js';
@@ -62,6 +70,21 @@ export interface AcmeServerOptions {
   readonly external?: ExternalNames;
   /** Per validation attempt (default 10 s). */
   readonly validationTimeoutMs?: number;
+  /**
+   * Validations running at once over all accounts (default 32) and per account (default 8);
+   * challenges over a cap stay `processing` and wait their turn, first in first out.
+   */
+  readonly maxValidations?: number;
+  readonly maxValidationsPerAccount?: number;
+  /** Pending authorizations one account may hold (default 300); more is `rateLimited` (429). */
+  readonly maxPendingAuthorizationsPerAccount?: number;
+  /**
+   * New accounts one client address (IPv4 address, IPv6 /64) may create per
+   * `newAccountWindowMs` (default 10 per 3 hours); more is `rateLimited` (429). The address is
+   * the TCP peer's: behind a reverse proxy every client shares the proxy's, so raise it there.
+   */
+  readonly maxNewAccountsPerAddress?: number;
+  readonly newAccountWindowMs?: number;
   readonly termsOfService?: string;
   readonly website?: string;
   /**
@@ -116,7 +139,11 @@ export interface AcmeServer {
    * key, or anything else the TLS stack rejects, and then keeps serving the current one.
    */
   replaceCertificate(tls: AcmeServerOptions['tls']): void;
-  /** Stops listening, drops connections, waits for background work. Does not close the store. */
+  /**
+   * Stops listening, drops connections, waits for running validations and issuances. Queued
+   * validations are not started; they stay `processing` and resume on the next start. Does not
+   * close the store.
+   */
   close(): Promise<void>;
 }
 
@@ -199,6 +226,29 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
     );
   }
   const caaIdentities = checkCaaIdentities(options.caaIdentities, options.caaResolver);
+  const limits = {
+    maxValidations: positive(options.maxValidations, DEFAULT_MAX_VALIDATIONS, 'maxValidations'),
+    maxValidationsPerAccount: positive(
+      options.maxValidationsPerAccount,
+      DEFAULT_MAX_VALIDATIONS_PER_ACCOUNT,
+      'maxValidationsPerAccount',
+    ),
+    maxPendingAuthorizationsPerAccount: positive(
+      options.maxPendingAuthorizationsPerAccount,
+      DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT,
+      'maxPendingAuthorizationsPerAccount',
+    ),
+    maxNewAccountsPerAddress: positive(
+      options.maxNewAccountsPerAddress,
+      DEFAULT_MAX_NEW_ACCOUNTS_PER_ADDRESS,
+      'maxNewAccountsPerAddress',
+    ),
+    newAccountWindowMs: positive(
+      options.newAccountWindowMs,
+      DEFAULT_NEW_ACCOUNT_WINDOW_MS,
+      'newAccountWindowMs',
+    ),
+  };
   const nonces = new NonceStore(
     positive(options.maxNonces, 10_000, 'maxNonces'),
     positive(options.nonceLifetimeMs, 3_600_000, 'nonceLifetimeMs'),
@@ -264,6 +314,7 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
           corroborate: options.corroborate,
           onCorroboration: (outcome: AcmeMpicOutcome) => mpic?.inc({ outcome }),
         }),
+    ...limits,
     orderLifetimeMs: positive(options.orderLifetimeMs, 7 * DAY_MS, 'orderLifetimeMs'),
     pendingAuthorizationLifetimeMs: positive(
       options.pendingAuthorizationLifetimeMs,
@@ -279,6 +330,19 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
     events,
     onBackgroundError: options.onInternalError ?? (() => {}),
   });
+  if (options.registry !== undefined) {
+    new Gauge({
+      name: 'hypermesh_acme_validations',
+      help: 'ACME challenge validations by state: in_flight (running) or queued (waiting for a slot)',
+      labelNames: ['state'],
+      registers: [options.registry],
+      collect() {
+        const load = service.validationLoad();
+        this.set({ state: 'in_flight' }, load.inFlight);
+        this.set({ state: 'queued' }, load.queued);
+      },
+    });
+  }
 
   const send = (
     response: ServerResponse,
@@ -382,7 +446,11 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
       throw malformed(`the Content-Type must be ${JOSE_TYPE}`, { status: 415 });
     }
     const body = await readBody(request);
-    send(response, await service.post(route, body, `${base}${target}`), {});
+    send(
+      response,
+      await service.post(route, body, `${base}${target}`, request.socket.remoteAddress),
+      {},
+    );
     return route.kind;
   };
 
@@ -422,6 +490,7 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
       server.setSecureContext(secureContextOptions(tls));
     },
     async close() {
+      service.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

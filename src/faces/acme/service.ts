@@ -72,6 +72,8 @@ import type {
   OrderRecord,
 } from './store.js';
 import { keyAuthorization, validateChallenge, type ValidationOptions } from './validation.js';
+import { ValidationQueue } from './validation-queue.js';
+import { NewAccountLimit } from './account-limit.js';
 import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
 import { dcvRequiredCount } from '../../trustchain/ca-module/dcv.js';
@@ -111,6 +113,28 @@ export interface AcmeServiceOptions {
   readonly orderLifetimeMs: number;
   readonly pendingAuthorizationLifetimeMs: number;
   readonly validAuthorizationLifetimeMs: number;
+  /**
+   * Challenge validations running at once, over all accounts (default
+   * `DEFAULT_MAX_VALIDATIONS`) and for one account (default `DEFAULT_MAX_VALIDATIONS_PER_ACCOUNT`).
+   * Each holds an outbound connection or DNS lookup for up to the validation timeout; the
+   * challenges over a cap stay `processing` and wait their turn (validation-queue.ts).
+   */
+  readonly maxValidations?: number;
+  readonly maxValidationsPerAccount?: number;
+  /**
+   * Pending, unexpired authorizations one account may hold (default
+   * `DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT`); a newOrder that would go over it is
+   * refused with `rateLimited` (429) and nothing is stored.
+   */
+  readonly maxPendingAuthorizationsPerAccount?: number;
+  /**
+   * Accounts one client address (an IPv4 address, an IPv6 /64) may create per
+   * `newAccountWindowMs` (defaults `DEFAULT_MAX_NEW_ACCOUNTS_PER_ADDRESS` per
+   * `DEFAULT_NEW_ACCOUNT_WINDOW_MS`); more is `rateLimited` (429). Counted only for requests
+   * that come with an address (account-limit.ts).
+   */
+  readonly maxNewAccountsPerAddress?: number;
+  readonly newAccountWindowMs?: number;
   readonly now: () => number;
   readonly events: EventEmitter;
   /** Background failures the server cannot report to a client (never thrown). */
@@ -124,6 +148,18 @@ export interface Reply {
   readonly contentType?: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
+
+/** Default caps on validations in flight, over all accounts and per account. */
+export const DEFAULT_MAX_VALIDATIONS = 32;
+export const DEFAULT_MAX_VALIDATIONS_PER_ACCOUNT = 8;
+/** Default limit on one account's pending authorizations (Let's Encrypt's is 1,000). */
+export const DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT = 300;
+
+/** Default new accounts per client address and window (Let's Encrypt: 10 per 3 hours). */
+export const DEFAULT_MAX_NEW_ACCOUNTS_PER_ADDRESS = 10;
+export const DEFAULT_NEW_ACCOUNT_WINDOW_MS = 3 * 3_600_000;
+/** Client addresses whose new-account window is kept in memory at most. */
+const MAX_TRACKED_ADDRESSES = 100_000;
 
 /** Most order URLs one account's `orders` list returns. */
 export const MAX_LISTED_ORDERS = 1_000;
@@ -144,10 +180,29 @@ const json = (status: number, body: unknown, headers?: Record<string, string>): 
 
 export class AcmeService {
   private readonly tasks = new Set<Promise<void>>();
-  private readonly validating = new Set<string>();
+  private readonly validations: ValidationQueue;
+  private readonly maxPendingAuthorizations: number;
+  private readonly newAccounts: NewAccountLimit;
   private readonly issuing = new Set<string>();
+  private stopped = false;
 
-  constructor(private readonly options: AcmeServiceOptions) {}
+  constructor(private readonly options: AcmeServiceOptions) {
+    this.validations = new ValidationQueue({
+      maxInFlight: options.maxValidations ?? DEFAULT_MAX_VALIDATIONS,
+      maxInFlightPerAccount:
+        options.maxValidationsPerAccount ?? DEFAULT_MAX_VALIDATIONS_PER_ACCOUNT,
+    });
+    this.maxPendingAuthorizations =
+      options.maxPendingAuthorizationsPerAccount ?? DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT;
+    if (!Number.isSafeInteger(this.maxPendingAuthorizations) || this.maxPendingAuthorizations < 1) {
+      throw new RangeError('maxPendingAuthorizationsPerAccount must be a positive integer');
+    }
+    this.newAccounts = new NewAccountLimit({
+      maxPerWindow: options.maxNewAccountsPerAddress ?? DEFAULT_MAX_NEW_ACCOUNTS_PER_ADDRESS,
+      windowMs: options.newAccountWindowMs ?? DEFAULT_NEW_ACCOUNT_WINDOW_MS,
+      maxTrackedAddresses: MAX_TRACKED_ADDRESSES,
+    });
+  }
 
   private get store(): AcmeStore {
     return this.options.store;
@@ -214,10 +269,30 @@ export class AcmeService {
     return { record, parsed };
   }
 
-  /** Restarts validations and issuances that were running when the server last stopped. */
+  /**
+   * Restarts validations and issuances that were running (or waiting) when the server last
+   * stopped. The validations queue oldest first, under the same caps as new ones.
+   */
   resume(): void {
-    for (const id of this.store.challengeIdsInStatus('processing')) this.startValidation(id);
+    for (const { id, accountId } of this.store.challengesInStatus('processing')) {
+      this.validations.enqueue(id, accountId);
+    }
+    this.startValidations();
     for (const id of this.store.orderIdsInStatus('processing')) this.startIssuance(id);
+  }
+
+  /**
+   * Starts no more validations. Waiting ones are dropped from memory and stay `processing` in
+   * the store, so the next `resume()` queues them again; running ones finish (see `idle`).
+   */
+  stop(): void {
+    this.stopped = true;
+    this.validations.dropWaiting();
+  }
+
+  /** Validations running and waiting for a slot (for metrics). */
+  validationLoad(): { readonly inFlight: number; readonly queued: number } {
+    return { inFlight: this.validations.inFlight, queued: this.validations.queued };
   }
 
   /** Resolves once no validation or issuance is running. */
@@ -225,10 +300,11 @@ export class AcmeService {
     while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
   }
 
-  async post(route: Route, body: string, url: string): Promise<Reply> {
+  /** A POST; `clientAddress` is the peer's IP address when known (for the new-account limit). */
+  async post(route: Route, body: string, url: string, clientAddress?: string): Promise<Reply> {
     switch (route.kind) {
       case 'newAccount':
-        return this.newAccount(body, url);
+        return this.newAccount(body, url, clientAddress);
       case 'account':
         return this.account(route.id, body, url);
       case 'accountOrders':
@@ -272,7 +348,7 @@ export class AcmeService {
   // -------------------------------------------------------------------------------------------
   // Accounts (§7.3)
 
-  private newAccount(body: string, url: string): Reply {
+  private newAccount(body: string, url: string, clientAddress: string | undefined): Reply {
     const auth = this.authenticate(body, url, 'jwk');
     const payload = parsePayload(newAccountPayload, jsonPayload(auth.jws), 'newAccount payload');
     const existing = this.store.accountByThumbprint(auth.key.thumbprint);
@@ -292,6 +368,8 @@ export class AcmeService {
     }
     const contact = payload.contact ?? [];
     checkContacts(contact);
+    const now = this.now();
+    if (clientAddress !== undefined) this.checkNewAccountLimit(clientAddress, now);
     const account: AccountRecord = {
       id: newId(),
       jwk: auth.key.jwk,
@@ -299,12 +377,29 @@ export class AcmeService {
       status: 'valid',
       contact,
       termsOfServiceAgreed: payload.termsOfServiceAgreed === true,
-      createdMs: this.now(),
+      createdMs: now,
     };
     this.store.insertAccount(account);
+    if (clientAddress !== undefined) this.newAccounts.record(clientAddress, now);
     return json(201, accountObject(account, this.urls), {
       Location: this.urls.account(account.id),
     });
+  }
+
+  /** Let's Encrypt's new-registrations-per-IP limit: `rateLimited` with Retry-After when reached. */
+  private checkNewAccountLimit(clientAddress: string, now: number): void {
+    const decision = this.newAccounts.check(clientAddress, now);
+    if (decision.allowed) return;
+    const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    const max = this.options.maxNewAccountsPerAddress ?? DEFAULT_MAX_NEW_ACCOUNTS_PER_ADDRESS;
+    const windowS = Math.ceil(
+      (this.options.newAccountWindowMs ?? DEFAULT_NEW_ACCOUNT_WINDOW_MS) / 1000,
+    );
+    throw problem(
+      ProblemType.rateLimited,
+      `${decision.key} has created ${max} accounts in the last ${windowS} s, the most one address may; retry after ${seconds} s`,
+      { headers: { 'Retry-After': String(seconds) } },
+    );
   }
 
   private ownAccount(auth: Authenticated, id: string): AccountRecord {
@@ -444,6 +539,7 @@ export class AcmeService {
       createdMs: now,
       ...(replaces === undefined ? {} : { replaces }),
     };
+    this.checkPendingAuthorizations(account.id, authorizations.length, now);
     this.store.insertOrder({ order, authorizations });
     const stored = this.store.orderById(orderId) as OrderRecord;
     return json(
@@ -454,6 +550,34 @@ export class AcmeService {
         this.urls,
       ),
       { Location: this.urls.order(orderId) },
+    );
+  }
+
+  /**
+   * The pending-authorization limit (Boulder's; Let's Encrypt allows 1,000 per account): an
+   * order whose authorizations would take the account over it is refused with `rateLimited`
+   * (RFC 8555 §6.6) before anything is stored, with a Retry-After for when enough of the
+   * account's pending authorizations will have expired. Validating or deactivating (§7.5.2)
+   * them frees room sooner.
+   */
+  private checkPendingAuthorizations(accountId: string, adding: number, now: number): void {
+    const limit = this.maxPendingAuthorizations;
+    if (adding > limit) {
+      throw problem(
+        ProblemType.rateLimited,
+        `an order for ${adding} identifiers needs ${adding} pending authorizations; an account may hold at most ${limit}`,
+      );
+    }
+    const pending = this.store.pendingAuthorizationCount(accountId, now);
+    const excess = pending + adding - limit;
+    if (excess <= 0) return;
+    // excess <= pending (adding <= limit), so the account has that many to expire.
+    const expiry = this.store.pendingAuthorizationExpiry(accountId, now, excess) ?? now;
+    const seconds = Math.max(1, Math.ceil((expiry - now) / 1000));
+    throw problem(
+      ProblemType.rateLimited,
+      `the account has ${pending} pending authorizations and this order would add ${adding}, over the limit of ${limit} per account; validate or deactivate pending authorizations, or retry after ${seconds} s when enough have expired`,
+      { headers: { 'Retry-After': String(seconds) } },
     );
   }
 
@@ -610,7 +734,7 @@ export class AcmeService {
     }
     if (challenge.status === 'pending') {
       this.store.updateChallenge(id, { status: 'processing' });
-      this.startValidation(id);
+      if (this.validations.enqueue(id, authorization.accountId)) this.startValidations();
     }
     const current = this.store.challengeById(id) as ChallengeRecord;
     // Clients poll the authorization after this; lego waits Retry-After (else 5 s) between polls.
@@ -628,14 +752,21 @@ export class AcmeService {
     });
   }
 
-  private startValidation(challengeId: string): void {
-    if (this.validating.has(challengeId)) return;
-    this.validating.add(challengeId);
-    this.track(
-      this.validate(challengeId).finally(() => {
-        this.validating.delete(challengeId);
-      }),
-    );
+  /**
+   * Starts the waiting validations the caps allow (validation-queue.ts). Each one, when it
+   * ends, frees its slot and starts the next before its task leaves `tasks`, so `idle()` also
+   * waits for those still queued.
+   */
+  private startValidations(): void {
+    if (this.stopped) return;
+    for (const { challengeId } of this.validations.takeStartable()) {
+      this.track(
+        this.validate(challengeId).finally(() => {
+          this.validations.finish(challengeId);
+          this.startValidations();
+        }),
+      );
+    }
   }
 
   private async validate(challengeId: string): Promise<void> {
@@ -645,6 +776,21 @@ export class AcmeService {
     if (authorization === undefined) return;
     const account = this.store.accountById(authorization.accountId);
     if (account === undefined) return;
+    // A validation that waited for a slot may find its authorization deactivated, expired or
+    // decided by another challenge meanwhile: then it is not attempted (no connection).
+    const authzState =
+      authorization.status === 'pending' && this.now() >= authorization.expiresMs
+        ? 'expired'
+        : authorization.status;
+    if (authzState !== 'pending') {
+      this.store.updateChallenge(challengeId, {
+        status: 'invalid',
+        error: malformed(
+          `validation not attempted: the authorization is ${authzState}`,
+        ).asDocument(),
+      });
+      return;
+    }
     const keyAuth = keyAuthorization(challenge.token, account.thumbprint);
     let outcome = await validateChallenge(
       challenge.type,

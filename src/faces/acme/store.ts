@@ -182,6 +182,13 @@ const MIGRATIONS: readonly PrefixedMigration[] = [
         WHERE replaces IS NOT NULL AND status != 'invalid';
     `,
   },
+  {
+    version: 5,
+    name: "each account's pending authorizations (the newOrder limit)",
+    sql: `
+      CREATE INDEX acme_authz_by_account_status ON acme_authz (account_id, status, expires_ms);
+    `,
+  },
 ];
 
 export const ACME_SCHEMA_VERSION = MIGRATIONS.length;
@@ -587,11 +594,43 @@ export class AcmeStore {
     ).map(challenge);
   }
 
-  challengeIdsInStatus(status: ChallengeStatus): string[] {
+  /**
+   * The challenges in `status` with the account each belongs to, in the order they were
+   * created (so validations resumed after a restart queue oldest first).
+   */
+  challengesInStatus(status: ChallengeStatus): Array<{ id: string; accountId: string }> {
+    return (
+      this.db
+        .prepare(
+          'SELECT c.id AS id, a.account_id AS account_id FROM acme_challenge c ' +
+            'JOIN acme_authz a ON a.id = c.authz_id WHERE c.status = ? ORDER BY c.rowid',
+        )
+        .all(status) as Array<{ id: string; account_id: string }>
+    ).map((row) => ({ id: row.id, accountId: row.account_id }));
+  }
+
+  /** How many authorizations of `accountId` are pending and not yet expired at `nowMs`. */
+  pendingAuthorizationCount(accountId: string, nowMs: number): number {
     return this.db
-      .prepare('SELECT id FROM acme_challenge WHERE status = ?')
+      .prepare(
+        "SELECT count(*) FROM acme_authz WHERE account_id = ? AND status = 'pending' AND expires_ms > ?",
+      )
       .pluck()
-      .all(status) as string[];
+      .get(accountId, nowMs) as number;
+  }
+
+  /**
+   * When the `rank`-th (1-based) of the account's pending, unexpired authorizations to expire
+   * does so; null when it has fewer than `rank`.
+   */
+  pendingAuthorizationExpiry(accountId: string, nowMs: number, rank: number): number | null {
+    const value = this.db
+      .prepare(
+        "SELECT expires_ms FROM acme_authz WHERE account_id = ? AND status = 'pending' AND expires_ms > ? ORDER BY expires_ms LIMIT 1 OFFSET ?",
+      )
+      .pluck()
+      .get(accountId, nowMs, rank - 1) as number | undefined;
+    return value ?? null;
   }
 
   updateChallenge(

@@ -90,6 +90,8 @@ export async function startTestAcme(
     store,
     issuer: pki.ca.issuer,
     onInternalError: (error) => errors.push(error),
+    // Every test client comes from 127.0.0.1; limits.test.ts tests this limit.
+    maxNewAccountsPerAddress: 1_000,
     ...options,
   });
   return {

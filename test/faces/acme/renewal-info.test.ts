@@ -381,7 +381,7 @@ describe('ACME renewal information over HTTPS', () => {
     );
 
     // The store enforces one live replacing order per certificate too.
-    assert.equal(ACME_SCHEMA_VERSION, 4);
+    assert.ok(ACME_SCHEMA_VERSION >= 4, 'the replaces index is migration 4');
     assert.throws(() =>
       running.store.insertOrder({
         order: {

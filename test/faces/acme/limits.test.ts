@@ -1,0 +1,624 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import type { TxtResolver } from '../../../src/faces/acme/dns-resolver.js';
+import { jwkThumbprint } from '../../../src/faces/acme/jws.js';
+import { ACME_SCHEMA_VERSION, AcmeStore } from '../../../src/faces/acme/store.js';
+import { dns01TxtValue, keyAuthorization } from '../../../src/faces/acme/validation.js';
+import { ValidationQueue } from '../../../src/faces/acme/validation-queue.js';
+import { NewAccountLimit, addressKey } from '../../../src/faces/acme/account-limit.js';
+import { waitForCondition } from '../../helpers/wait.js';
+import {
+  PROBLEM,
+  RawAcmeClient,
+  createTestPki,
+  generateAccountKey,
+  publicJwk,
+  startTestAcme,
+  type HttpsReply,
+  type RunningAcme,
+  type TestPki,
+} from './fixtures.js';
+
+/**
+ * The ACME server's bounds on validation work and pending state (docs/acme.md, "Limits"): caps
+ * on validations in flight (global and per account) with a FIFO queue, restarts through that
+ * queue, and the per-account pending-authorization limit at newOrder. Validations are dns-01
+ * against a TXT resolver that holds every lookup until the test releases it, so "running" is
+ * exactly "lookups held".
+ */
+
+const WAIT_MS = 20_000;
+
+/** A dns-01 resolver whose lookups wait until `release(name)`; records the peak held. */
+class HeldTxt extends EventEmitter implements TxtResolver {
+  readonly held = new Map<string, () => void>();
+  readonly started: string[] = [];
+  readonly values = new Map<string, string>();
+  peak = 0;
+  readonly peakPerGroup = new Map<string, number>();
+
+  constructor(private readonly groupOf: (name: string) => string = () => '') {
+    super();
+  }
+
+  lookupTxt(name: string): Promise<string[]> {
+    const identifier = name.replace(/^_acme-challenge\./, '').replace(/\.$/, '');
+    this.started.push(identifier);
+    return new Promise((resolve) => {
+      this.held.set(identifier, () => resolve([this.values.get(identifier) ?? '']));
+      this.peak = Math.max(this.peak, this.held.size);
+      const group = this.groupOf(identifier);
+      const inGroup = [...this.held.keys()].filter((n) => this.groupOf(n) === group).length;
+      this.peakPerGroup.set(group, Math.max(this.peakPerGroup.get(group) ?? 0, inGroup));
+      this.emit('lookup');
+    });
+  }
+
+  release(identifier: string): void {
+    const release = this.held.get(identifier);
+    assert.ok(release, `no lookup of ${identifier} is held (held: ${[...this.held.keys()]})`);
+    this.held.delete(identifier);
+    release();
+  }
+
+  releaseAll(): void {
+    for (const identifier of [...this.held.keys()]) this.release(identifier);
+  }
+
+  waitHeld(names: readonly string[]): Promise<void> {
+    const want = [...names].sort().join(',');
+    return waitForCondition(
+      this,
+      'lookup',
+      () => [...this.held.keys()].sort().join(',') === want,
+      () => `held lookups ${want}; held ${[...this.held.keys()].sort().join(',')}`,
+      WAIT_MS,
+    );
+  }
+}
+
+interface PendingChallenge {
+  readonly identifier: string;
+  readonly authorization: string;
+  readonly url: string;
+  readonly token: string;
+}
+
+const challengeId = (challenge: PendingChallenge): string =>
+  challenge.url.split('/').at(-1) as string;
+
+const challengeStatus = (store: AcmeStore, challenge: PendingChallenge): string | undefined =>
+  store.challengeById(challengeId(challenge))?.status;
+
+async function validationGauge(registry: Registry): Promise<Record<string, number>> {
+  const metric = (await registry.getMetricsAsJSON()).find(
+    (m) => m.name === 'hypermesh_acme_validations',
+  );
+  assert.ok(metric, 'hypermesh_acme_validations is registered');
+  return Object.fromEntries(metric.values.map((v) => [String(v.labels.state), v.value]));
+}
+
+function assertProblem(reply: HttpsReply, type: string, status: number): void {
+  assert.equal(reply.status, status, `status for ${type}: ${reply.text}`);
+  assert.equal(reply.headers['content-type'], 'application/problem+json');
+  assert.equal(reply.json?.type, PROBLEM(type), reply.text);
+  assert.equal(reply.json?.status, status);
+}
+
+describe('ACME limits: validations in flight', () => {
+  let pki: TestPki;
+  const servers: RunningAcme[] = [];
+  const resolvers: HeldTxt[] = [];
+
+  before(async () => {
+    pki = await createTestPki();
+  });
+
+  after(async () => {
+    for (const resolver of resolvers) resolver.releaseAll();
+    for (const server of servers) await server.close();
+    pki?.cleanup();
+  });
+
+  const start = async (
+    txt: HeldTxt,
+    options: Parameters<typeof startTestAcme>[1],
+  ): Promise<RunningAcme> => {
+    resolvers.push(txt);
+    const running = await startTestAcme(pki, { txtResolver: txt, ...options });
+    servers.push(running);
+    return running;
+  };
+
+  const account = async (running: RunningAcme): Promise<RawAcmeClient> => {
+    const client = new RawAcmeClient(
+      running.server.directoryUrl,
+      pki.rootPem,
+      generateAccountKey('ES256'),
+      'ES256',
+    );
+    await client.init();
+    assert.equal((await client.newAccount()).status, 201);
+    return client;
+  };
+
+  /** An order for `identifier` and its dns-01 challenge, with the TXT value set in `txt`. */
+  const dnsChallenge = async (
+    client: RawAcmeClient,
+    txt: HeldTxt,
+    identifier: string,
+  ): Promise<PendingChallenge> => {
+    const order = await client.post(client.directory.newOrder as string, {
+      identifiers: [{ type: 'dns', value: identifier }],
+    });
+    assert.equal(order.status, 201, order.text);
+    const authorization = (order.json?.authorizations as string[])[0] as string;
+    const authz = await client.post(authorization, '');
+    const challenge = (authz.json?.challenges as Array<Record<string, string>>).find(
+      (c) => c.type === 'dns-01',
+    );
+    assert.ok(challenge, authz.text);
+    const token = challenge.token as string;
+    txt.values.set(
+      identifier,
+      dns01TxtValue(keyAuthorization(token, jwkThumbprint(publicJwk(client.key)))),
+    );
+    return { identifier, authorization, url: challenge.url as string, token };
+  };
+
+  const respond = async (client: RawAcmeClient, challenge: PendingChallenge): Promise<void> => {
+    const reply = await client.post(challenge.url, {});
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal(reply.json?.status, 'processing');
+  };
+
+  const waitValid = (
+    running: RunningAcme,
+    client: RawAcmeClient,
+    challenges: readonly PendingChallenge[],
+  ): Promise<void> =>
+    waitForCondition(
+      running.server.events,
+      'change',
+      async () => {
+        for (const challenge of challenges) {
+          if ((await client.post(challenge.url, '')).json?.status !== 'valid') return false;
+        }
+        return true;
+      },
+      `challenges ${challenges.map((c) => c.identifier).join(', ')} valid`,
+      WAIT_MS,
+    );
+
+  it('runs at most maxValidations at once and starts the rest first in, first out', async () => {
+    const txt = new HeldTxt();
+    const registry = new Registry();
+    const running = await start(txt, { maxValidations: 3, registry });
+    const client = await account(running);
+    const challenges: PendingChallenge[] = [];
+    for (let i = 0; i < 7; i += 1) {
+      challenges.push(await dnsChallenge(client, txt, `v${i}.limits.test`));
+    }
+    const names = challenges.map((c) => c.identifier);
+    for (const challenge of challenges) await respond(client, challenge);
+
+    await txt.waitHeld(names.slice(0, 3));
+    assert.deepEqual(await validationGauge(registry), { in_flight: 3, queued: 4 });
+    // Releasing the oldest running one starts exactly the oldest waiting one.
+    for (let done = 1; done <= names.length; done += 1) {
+      txt.release(names[done - 1] as string);
+      await txt.waitHeld(names.slice(done, done + 3));
+      assert.deepEqual(txt.started, names.slice(0, Math.min(done + 3, names.length)));
+    }
+    await waitValid(running, client, challenges);
+    assert.equal(txt.peak, 3, 'never more than maxValidations lookups at once');
+    assert.deepEqual(await validationGauge(registry), { in_flight: 0, queued: 0 });
+  });
+
+  it('runs at most maxValidationsPerAccount of one account, letting other accounts pass', async () => {
+    const txt = new HeldTxt((name) => name.split('.')[1] as string);
+    const registry = new Registry();
+    const running = await start(txt, {
+      maxValidations: 4,
+      maxValidationsPerAccount: 2,
+      registry,
+    });
+    const alice = await account(running);
+    const bob = await account(running);
+    const ofAlice: PendingChallenge[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      ofAlice.push(await dnsChallenge(alice, txt, `a${i}.alice.test`));
+    }
+    const ofBob = [
+      await dnsChallenge(bob, txt, 'b0.bob.test'),
+      await dnsChallenge(bob, txt, 'b1.bob.test'),
+    ];
+    for (const challenge of ofAlice) await respond(alice, challenge);
+    for (const challenge of ofBob) await respond(bob, challenge);
+
+    // Alice's third and fourth wait; Bob's, queued after them, go ahead.
+    await txt.waitHeld(['a0.alice.test', 'a1.alice.test', 'b0.bob.test', 'b1.bob.test']);
+    assert.deepEqual(await validationGauge(registry), { in_flight: 4, queued: 2 });
+
+    txt.release('b0.bob.test');
+    await waitValid(running, bob, [ofBob[0] as PendingChallenge]);
+    // A global slot is free, but Alice is at her cap: her third still waits.
+    assert.deepEqual(await validationGauge(registry), { in_flight: 3, queued: 2 });
+    assert.deepEqual([...txt.held.keys()].sort(), [
+      'a0.alice.test',
+      'a1.alice.test',
+      'b1.bob.test',
+    ]);
+
+    txt.release('a0.alice.test');
+    await txt.waitHeld(['a1.alice.test', 'a2.alice.test', 'b1.bob.test']);
+    txt.release('a1.alice.test');
+    await txt.waitHeld(['a2.alice.test', 'a3.alice.test', 'b1.bob.test']);
+    txt.releaseAll();
+    await waitValid(running, alice, ofAlice);
+    await waitValid(running, bob, ofBob);
+    assert.equal(txt.peakPerGroup.get('alice'), 2);
+    assert.equal(txt.peakPerGroup.get('bob'), 2);
+    assert.deepEqual(await validationGauge(registry), { in_flight: 0, queued: 0 });
+  });
+
+  it('does not attempt a queued validation whose authorization was deactivated meanwhile', async () => {
+    const txt = new HeldTxt();
+    const running = await start(txt, { maxValidations: 1 });
+    const client = await account(running);
+    const [first, second] = [
+      await dnsChallenge(client, txt, 'd0.limits.test'),
+      await dnsChallenge(client, txt, 'd1.limits.test'),
+    ] as [PendingChallenge, PendingChallenge];
+    await respond(client, first);
+    await respond(client, second);
+    await txt.waitHeld([first.identifier]);
+    const deactivated = await client.post(second.authorization, { status: 'deactivated' });
+    assert.equal(deactivated.status, 200, deactivated.text);
+    txt.release(first.identifier);
+    await waitForCondition(
+      running.server.events,
+      'change',
+      () => challengeStatus(running.store, second) === 'invalid',
+      'the queued challenge invalid',
+      WAIT_MS,
+    );
+    const reply = await client.post(second.url, '');
+    assert.equal(
+      (reply.json?.error as Record<string, unknown>).detail,
+      'validation not attempted: the authorization is deactivated',
+    );
+    assert.deepEqual(txt.started, [first.identifier], 'no lookup for the deactivated one');
+    assert.equal(challengeStatus(running.store, first), 'valid');
+  });
+
+  it('restarts the processing challenges of a stopped server through the same queue', async () => {
+    const first = new HeldTxt();
+    const running = await start(first, {});
+    const client = await account(running);
+    const challenges: PendingChallenge[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      challenges.push(await dnsChallenge(client, first, `r${i}.limits.test`));
+    }
+    const { storePath } = running;
+    await running.close();
+    servers.splice(servers.indexOf(running), 1);
+    // As if the server had stopped while these were being validated.
+    const store = AcmeStore.open(storePath);
+    for (const challenge of challenges) {
+      store.updateChallenge(challengeId(challenge), { status: 'processing' });
+    }
+    store.close();
+
+    const txt = new HeldTxt();
+    for (const [name, value] of first.values) txt.values.set(name, value);
+    const registry = new Registry();
+    const restarted = await start(txt, { storePath, maxValidations: 2, registry });
+    const names = challenges.map((c) => c.identifier);
+    await txt.waitHeld(names.slice(0, 2));
+    assert.deepEqual(await validationGauge(registry), { in_flight: 2, queued: 3 });
+    for (let done = 1; done <= names.length; done += 1) {
+      txt.release(names[done - 1] as string);
+      await txt.waitHeld(names.slice(done, done + 2));
+    }
+    await waitForCondition(
+      restarted.server.events,
+      'change',
+      () => challenges.every((c) => challengeStatus(restarted.store, c) === 'valid'),
+      'the resumed challenges valid',
+      WAIT_MS,
+    );
+    assert.deepEqual(txt.started, names);
+    assert.equal(txt.peak, 2);
+  });
+
+  it('leaves queued challenges processing when the server closes, and resumes them', async () => {
+    const txt = new HeldTxt();
+    const running = await start(txt, { maxValidations: 1 });
+    const client = await account(running);
+    const challenges = [
+      await dnsChallenge(client, txt, 'c0.limits.test'),
+      await dnsChallenge(client, txt, 'c1.limits.test'),
+    ];
+    for (const challenge of challenges) await respond(client, challenge);
+    await txt.waitHeld(['c0.limits.test']);
+    const closing = running.close();
+    servers.splice(servers.indexOf(running), 1);
+    txt.release('c0.limits.test');
+    await closing;
+    assert.deepEqual(txt.started, ['c0.limits.test'], 'no validation starts once closing');
+    const store = AcmeStore.open(running.storePath);
+    assert.equal(challengeStatus(store, challenges[0] as PendingChallenge), 'valid');
+    assert.equal(challengeStatus(store, challenges[1] as PendingChallenge), 'processing');
+    store.close();
+
+    const again = await start(txt, { storePath: running.storePath, maxValidations: 1 });
+    await txt.waitHeld(['c1.limits.test']);
+    txt.release('c1.limits.test');
+    await waitForCondition(
+      again.server.events,
+      'change',
+      () => challengeStatus(again.store, challenges[1] as PendingChallenge) === 'valid',
+      'the resumed challenge valid',
+      WAIT_MS,
+    );
+  });
+});
+
+describe('ACME limits: pending authorizations per account', () => {
+  let pki: TestPki;
+  let running: RunningAcme;
+  let clock = 0;
+  const LIFETIME_MS = 3_600_000;
+
+  before(async () => {
+    pki = await createTestPki();
+    clock = Date.now();
+    running = await startTestAcme(pki, {
+      maxPendingAuthorizationsPerAccount: 3,
+      pendingAuthorizationLifetimeMs: LIFETIME_MS,
+      nonceLifetimeMs: 4 * LIFETIME_MS,
+      orderLifetimeMs: 2 * LIFETIME_MS,
+      now: () => clock,
+    });
+  });
+
+  after(async () => {
+    await running?.close();
+    pki?.cleanup();
+  });
+
+  const account = async (): Promise<RawAcmeClient> => {
+    const client = new RawAcmeClient(
+      running.server.directoryUrl,
+      pki.rootPem,
+      generateAccountKey('ES256'),
+      'ES256',
+    );
+    await client.init();
+    assert.equal((await client.newAccount()).status, 201);
+    return client;
+  };
+
+  const order = (client: RawAcmeClient, ...names: string[]): Promise<HttpsReply> =>
+    client.post(client.directory.newOrder as string, {
+      identifiers: names.map((value) => ({ type: 'dns', value })),
+    });
+
+  const rows = (): number =>
+    running.store.db.prepare('SELECT count(*) FROM acme_authz').pluck().get() as number;
+  const orders = (): number =>
+    running.store.db.prepare('SELECT count(*) FROM acme_order').pluck().get() as number;
+
+  it('refuses an order over the limit with rateLimited, a Retry-After and nothing stored', async () => {
+    const start = clock;
+    const client = await account();
+    assert.equal((await order(client, 'a.limits.test', 'b.limits.test')).status, 201);
+    clock += 10_000;
+    const third = await order(client, 'c.limits.test');
+    assert.equal(third.status, 201, third.text);
+    const [authzRows, orderRows] = [rows(), orders()];
+
+    const refused = await order(client, 'd.limits.test');
+    assertProblem(refused, 'rateLimited', 429);
+    // One slot is needed: the first pending authorizations (a, b) expire LIFETIME after `start`.
+    assert.equal(refused.headers['retry-after'], String((start + LIFETIME_MS - clock) / 1000));
+    assert.match(
+      String(refused.json?.detail),
+      /has 3 pending authorizations and this order would add 1, over the limit of 3 per account/,
+    );
+    // Three slots needed: the third to expire is c's, 10 s later.
+    const three = await order(client, 'd.limits.test', 'e.limits.test', 'f.limits.test');
+    assertProblem(three, 'rateLimited', 429);
+    assert.equal(three.headers['retry-after'], String(LIFETIME_MS / 1000));
+    // An order that can never fit says so, without a Retry-After.
+    const tooBig = await order(
+      client,
+      'w.limits.test',
+      'x.limits.test',
+      'y.limits.test',
+      'z.limits.test',
+    );
+    assertProblem(tooBig, 'rateLimited', 429);
+    assert.equal(tooBig.headers['retry-after'], undefined);
+    assert.match(String(tooBig.json?.detail), /needs 4 pending authorizations; .* at most 3/);
+    assert.deepEqual([rows(), orders()], [authzRows, orderRows], 'nothing stored');
+
+    // Another account has its own allowance.
+    const other = await account();
+    assert.equal((await order(other, 'o.limits.test')).status, 201);
+
+    // Deactivating one authorization (RFC 8555 §7.5.2) makes room for one.
+    const authzUrl = (third.json?.authorizations as string[])[0] as string;
+    assert.equal((await client.post(authzUrl, { status: 'deactivated' })).status, 200);
+    assert.equal((await order(client, 'd.limits.test')).status, 201);
+    assertProblem(await order(client, 'e.limits.test'), 'rateLimited', 429);
+
+    // The count reads the (account, status, expiry) index, not every authorization ever made.
+    const plan = running.store.db
+      .prepare(
+        "EXPLAIN QUERY PLAN SELECT count(*) FROM acme_authz WHERE account_id = ? AND status = 'pending' AND expires_ms > ?",
+      )
+      .all('account', 0);
+    assert.match(JSON.stringify(plan), /acme_authz_by_account_status/);
+    assert.equal(ACME_SCHEMA_VERSION, 5);
+
+    // Expired authorizations no longer count.
+    clock = start + LIFETIME_MS;
+    assert.equal((await order(client, 'e.limits.test', 'f.limits.test')).status, 201);
+  });
+});
+
+describe('ACME limits: new accounts per client address', () => {
+  let pki: TestPki;
+  let running: RunningAcme;
+  let clock = 0;
+  const WINDOW_MS = 3_600_000;
+
+  before(async () => {
+    pki = await createTestPki();
+    clock = Date.now();
+    running = await startTestAcme(pki, {
+      maxNewAccountsPerAddress: 2,
+      newAccountWindowMs: WINDOW_MS,
+      nonceLifetimeMs: 4 * WINDOW_MS,
+      now: () => clock,
+    });
+  });
+
+  after(async () => {
+    await running?.close();
+    pki?.cleanup();
+  });
+
+  const client = async (): Promise<RawAcmeClient> => {
+    const created = new RawAcmeClient(
+      running.server.directoryUrl,
+      pki.rootPem,
+      generateAccountKey('ES256'),
+      'ES256',
+    );
+    await created.init();
+    return created;
+  };
+  const accounts = (): number =>
+    running.store.db.prepare('SELECT count(*) FROM acme_account').pluck().get() as number;
+
+  it('refuses a third account from 127.0.0.1 in the window with rateLimited, then allows it', async () => {
+    const start = clock;
+    const first = await client();
+    assert.equal((await first.newAccount()).status, 201);
+    clock += 60_000;
+    assert.equal((await (await client()).newAccount()).status, 201);
+    const third = await client();
+    const refused = await third.newAccount();
+    assertProblem(refused, 'rateLimited', 429);
+    assert.equal(refused.headers['retry-after'], String((start + WINDOW_MS - clock) / 1000));
+    assert.match(
+      String(refused.json?.detail),
+      /^127\.0\.0\.1 has created 2 accounts in the last 3600 s/,
+    );
+    assert.equal(accounts(), 2, 'nothing stored');
+    // Finding an existing account creates nothing and is not limited.
+    const again = new RawAcmeClient(running.server.directoryUrl, pki.rootPem, first.key, 'ES256');
+    await again.init();
+    assert.equal((await again.newAccount()).status, 200);
+
+    clock = start + WINDOW_MS;
+    assert.equal((await third.newAccount()).status, 201);
+    assert.equal(accounts(), 3);
+  });
+});
+
+describe('NewAccountLimit', () => {
+  it('keys IPv4 addresses alone and IPv6 addresses by their /64', () => {
+    assert.equal(addressKey('192.0.2.7'), '192.0.2.7');
+    assert.equal(addressKey('::ffff:192.0.2.7'), '192.0.2.7');
+    assert.equal(addressKey('2001:db8:1:2::9'), addressKey('2001:db8:1:2:ffff::1'));
+    assert.notEqual(addressKey('2001:db8:1:2::9'), addressKey('2001:db8:1:3::9'));
+    assert.equal(addressKey('2001:db8:1:2::9'), '20010db800010002/64');
+  });
+
+  it('counts per window and forgets the oldest addresses past its bound', () => {
+    const limit = new NewAccountLimit({ maxPerWindow: 2, windowMs: 1000, maxTrackedAddresses: 2 });
+    limit.record('192.0.2.1', 0);
+    assert.deepEqual(limit.check('192.0.2.1', 10), { allowed: true });
+    limit.record('192.0.2.1', 10);
+    assert.deepEqual(limit.check('192.0.2.1', 500), {
+      allowed: false,
+      key: '192.0.2.1',
+      retryAfterMs: 500,
+    });
+    assert.deepEqual(limit.check('192.0.2.2', 500), { allowed: true });
+    assert.deepEqual(limit.check('192.0.2.1', 1000), { allowed: true }, 'a new window');
+    limit.record('192.0.2.2', 600);
+    limit.record('192.0.2.3', 700);
+    assert.equal(limit.trackedAddresses, 2);
+    assert.deepEqual(limit.check('192.0.2.1', 800), { allowed: true }, 'forgotten first');
+    assert.throws(
+      () => new NewAccountLimit({ maxPerWindow: 0, windowMs: 1, maxTrackedAddresses: 1 }),
+      RangeError,
+    );
+  });
+});
+
+describe('ValidationQueue', () => {
+  it('starts oldest first, skips accounts at their cap and frees slots on finish', () => {
+    const queue = new ValidationQueue({ maxInFlight: 3, maxInFlightPerAccount: 2 });
+    for (const [id, accountId] of [
+      ['a1', 'A'],
+      ['a2', 'A'],
+      ['a3', 'A'],
+      ['b1', 'B'],
+      ['b2', 'B'],
+    ] as const) {
+      assert.equal(queue.enqueue(id, accountId), true);
+    }
+    assert.equal(queue.enqueue('a1', 'A'), false, 'a waiting challenge is not queued twice');
+    const ids = (started: ReturnType<ValidationQueue['takeStartable']>) =>
+      started.map((s) => s.challengeId);
+    assert.deepEqual(ids(queue.takeStartable()), ['a1', 'a2', 'b1']);
+    assert.deepEqual([queue.inFlight, queue.queued], [3, 2]);
+    assert.equal(queue.enqueue('a1', 'A'), false, 'a running challenge is not queued again');
+    assert.deepEqual(ids(queue.takeStartable()), []);
+    queue.finish('b1');
+    // A is still at its cap of 2: b2 overtakes a3.
+    assert.deepEqual(ids(queue.takeStartable()), ['b2']);
+    queue.finish('a1');
+    queue.finish('a1');
+    assert.deepEqual(ids(queue.takeStartable()), ['a3']);
+    assert.equal(queue.has('a3'), true);
+    queue.finish('a2');
+    queue.finish('a3');
+    queue.finish('b2');
+    assert.deepEqual([queue.inFlight, queue.queued], [0, 0]);
+    assert.equal(queue.has('a3'), false);
+  });
+
+  it('drops waiting validations but keeps counting running ones', () => {
+    const queue = new ValidationQueue({ maxInFlight: 1, maxInFlightPerAccount: 1 });
+    queue.enqueue('x', 'A');
+    queue.enqueue('y', 'B');
+    assert.deepEqual(
+      queue.takeStartable().map((s) => s.challengeId),
+      ['x'],
+    );
+    queue.dropWaiting();
+    assert.deepEqual([queue.inFlight, queue.queued], [1, 0]);
+    queue.finish('x');
+    assert.deepEqual(queue.takeStartable(), []);
+  });
+
+  it('refuses caps that are not positive integers', () => {
+    assert.throws(
+      () => new ValidationQueue({ maxInFlight: 0, maxInFlightPerAccount: 1 }),
+      RangeError,
+    );
+    assert.throws(
+      () => new ValidationQueue({ maxInFlight: 2, maxInFlightPerAccount: 1.5 }),
+      RangeError,
+    );
+  });
+});
