@@ -1,3 +1,4 @@
+import { HyperMeshError } from '../../codec/error.js';
 import type { DriverLogger, PeerProgress } from './driver-types.js';
 import type { ConsensusNetwork, SyncedBlock } from './ports.js';
 import type { Timers } from './timers.js';
@@ -5,15 +6,45 @@ import type { Timers } from './timers.js';
 /** Longest back-off of a failing peer, in back-off units (gossip periods). */
 const MAX_BACKOFF_UNITS = 64;
 const GRACE_TIMER = 'sync-grace';
+const IDLE_TIMER = 'sync-idle';
+const PAGE_TIMER = 'sync-page';
+
+/** Which deadline a peer missed while serving a page of blocks. */
+export enum SyncDeadline {
+  /** No new block stored within `idleTimeoutMs` (a silent or trickling peer). */
+  IDLE = 'SYNC_IDLE_TIMEOUT',
+  /** The page was not complete within `pageTimeoutMs`. */
+  PAGE = 'SYNC_PAGE_TIMEOUT',
+}
+
+/** A page fetch abandoned at a deadline (the `error` of the `SYNC_FAILED` rejection). */
+export class SyncTimeoutError extends HyperMeshError<SyncDeadline> {}
+
+/** The named timers block sync sets (the driver's `Timers`; a test may drive them by hand). */
+export type SyncTimers = Pick<Timers, 'set' | 'has' | 'clear'>;
+
+/** How one page fetch ended. */
+interface PageOutcome {
+  /** Blocks of this page verified and stored. */
+  readonly stored: number;
+  /** The deadline that ended it, or null. */
+  readonly expired: SyncDeadline | null;
+  /** Storing failed and the driver halted. */
+  readonly halted: boolean;
+}
 
 /** What block sync needs from the driver. */
 export interface SyncHost {
   readonly network: ConsensusNetwork;
   readonly now: () => number;
   readonly logger: DriverLogger;
-  readonly timers: Timers;
+  readonly timers: SyncTimers;
   /** How long a peer may be one block ahead before we fetch that block (a propose timeout). */
   readonly graceMs: number;
+  /** A page fetch is abandoned when no new block was stored for this long. */
+  readonly idleTimeoutMs: number;
+  /** A page fetch is abandoned when it is not complete after this long. */
+  readonly pageTimeoutMs: number;
   /** First back-off of a failing peer (a gossip period); it doubles on each further failure. */
   readonly backoffUnitMs: number;
   /** Blocks asked for in one request. */
@@ -138,7 +169,12 @@ export class BlockSync {
     });
   }
 
-  /** Fetches from the most advanced peer until no peer is ahead or every one failed. */
+  /**
+   * Fetches from the most advanced peer until no peer is ahead or every one failed or is backing
+   * off; then the run ends and the driver's engine resumes at the stored height. A peer that
+   * misses a page deadline is penalized like one that sent bad blocks, so a peer that claims a
+   * height and then never answers (or trickles) holds the node for one deadline at a time.
+   */
   private async fetchAll(signal: AbortSignal): Promise<void> {
     const host = this.host;
     host.logger('info', 'block sync started', { committedHeight: host.committedHeight() });
@@ -147,17 +183,9 @@ export class BlockSync {
       if (peer === undefined) break;
       const from = host.committedHeight() + 1;
       const to = Math.min(peer.committedHeight, from + host.batchSize - 1);
-      let stored = 0;
+      let page: PageOutcome;
       try {
-        for await (const synced of host.network.fetchBlocks(peer.peer, from, to, signal)) {
-          if (!host.active() || signal.aborted) break;
-          // A block this node stored meanwhile (its engine decided it) is skipped.
-          if (typeof synced?.height === 'number' && synced.height <= host.committedHeight()) {
-            continue;
-          }
-          if (!host.store(peer.peer, synced)) return;
-          stored++;
-        }
+        page = await this.fetchPage(peer.peer, from, to, signal);
       } catch (error) {
         if (!host.active() || signal.aborted) break;
         this.penalize(peer.peer);
@@ -169,7 +197,11 @@ export class BlockSync {
         host.failed(peer.peer, from, error as Error);
         continue;
       }
-      if (stored === 0) {
+      if (page.halted) return;
+      if (!host.active() || signal.aborted) break;
+      if (page.expired !== null) {
+        this.timedOut(peer.peer, from, to, page);
+      } else if (page.stored === 0) {
         this.penalize(peer.peer);
         host.failed(peer.peer, from);
       } else {
@@ -177,5 +209,105 @@ export class BlockSync {
       }
     }
     host.logger('info', 'block sync finished', { committedHeight: host.committedHeight() });
+  }
+
+  private timedOut(peer: string, from: number, to: number, page: PageOutcome): void {
+    const host = this.host;
+    const idle = page.expired === SyncDeadline.IDLE;
+    const reason = idle
+      ? `no new block within ${host.idleTimeoutMs} ms`
+      : `blocks ${from}..${to} not complete within ${host.pageTimeoutMs} ms`;
+    this.penalize(peer);
+    host.logger('warn', 'block sync from a peer timed out', {
+      peer,
+      from,
+      to,
+      stored: page.stored,
+      reason,
+    });
+    const error = new SyncTimeoutError(
+      page.expired as SyncDeadline,
+      `block sync from ${peer}: ${reason}`,
+      { peer, from, to, stored: page.stored },
+    );
+    host.failed(peer, host.committedHeight() + 1, error);
+  }
+
+  /**
+   * Fetches blocks `from..to` from `peer` and stores each new one, under two deadlines: no new
+   * block stored for `idleTimeoutMs`, and the whole page not done after `pageTimeoutMs`. The
+   * fetch gets its own abort signal, chained to the run's; a deadline or the run's abort ends
+   * the wait for the next block even if the network ignores the signal.
+   */
+  private async fetchPage(
+    peer: string,
+    from: number,
+    to: number,
+    runSignal: AbortSignal,
+  ): Promise<PageOutcome> {
+    const host = this.host;
+    const fetch = new AbortController();
+    let expired: SyncDeadline | null = null;
+    let wake: () => void = () => undefined;
+    const ended = new Promise<null>((resolve) => {
+      wake = () => resolve(null);
+    });
+    const end = (): void => {
+      fetch.abort();
+      wake();
+    };
+    const expire = (deadline: SyncDeadline) => (): void => {
+      expired ??= deadline;
+      end();
+    };
+    const outcome = (stored: number, halted = false): PageOutcome => ({
+      stored,
+      expired,
+      halted,
+    });
+    runSignal.addEventListener('abort', end, { once: true });
+    host.timers.set(PAGE_TIMER, host.pageTimeoutMs, expire(SyncDeadline.PAGE));
+    host.timers.set(IDLE_TIMER, host.idleTimeoutMs, expire(SyncDeadline.IDLE));
+    let iterator: AsyncIterator<SyncedBlock> | null = null;
+    let done = false;
+    let stored = 0;
+    try {
+      iterator = host.network.fetchBlocks(peer, from, to, fetch.signal)[Symbol.asyncIterator]();
+      for (;;) {
+        if (runSignal.aborted) end();
+        const next = await Promise.race([iterator.next(), ended]);
+        if (next === null || fetch.signal.aborted) return outcome(stored);
+        if (next.done === true) {
+          done = true;
+          return outcome(stored);
+        }
+        if (!host.active()) return outcome(stored);
+        const synced = next.value;
+        // A block this node stored meanwhile (its engine decided it) is skipped; it does not
+        // count as progress, so a peer cannot hold the node with blocks it already has.
+        if (typeof synced?.height === 'number' && synced.height <= host.committedHeight()) {
+          continue;
+        }
+        if (!host.store(peer, synced)) return outcome(stored, true);
+        stored++;
+        host.timers.set(IDLE_TIMER, host.idleTimeoutMs, expire(SyncDeadline.IDLE));
+      }
+    } catch (error) {
+      // A network that honours the abort may throw it before `ended` wins the race.
+      if (expired !== null || runSignal.aborted) return outcome(stored);
+      throw error;
+    } finally {
+      host.timers.clear(IDLE_TIMER);
+      host.timers.clear(PAGE_TIMER);
+      runSignal.removeEventListener('abort', end);
+      if (!done && iterator !== null) {
+        fetch.abort();
+        // Not awaited: a peer that never answers may never let its stream finish either.
+        const closing = iterator;
+        void Promise.resolve()
+          .then(() => closing.return?.())
+          .catch(() => undefined);
+      }
+    }
   }
 }

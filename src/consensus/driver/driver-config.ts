@@ -15,7 +15,11 @@ import { memoizingVerifier } from './verifier.js';
 
 export const DEFAULT_MAX_BUFFERED_PER_PEER = 256;
 export const DEFAULT_SYNC_BATCH = 64;
+export const DEFAULT_SYNC_IDLE_TIMEOUT_MS = 10_000;
+export const DEFAULT_SYNC_PAGE_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_EVIDENCE = 16;
+/** The longest delay `setTimeout` honours (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Upper bound on `idleBlockIntervalMs`: BFT time must keep moving on an idle chain. */
 export const MAX_IDLE_BLOCK_INTERVAL_MS = 60_000;
 
@@ -26,6 +30,8 @@ export interface DriverConfig {
   readonly selfAddress: ValidatorAddress | null;
   readonly gossipIntervalMs: number;
   readonly syncBatchSize: number;
+  readonly syncIdleTimeoutMs: number;
+  readonly syncPageTimeoutMs: number;
   readonly maxBufferedPerPeer: number;
   readonly maxEvidencePerBlock: number;
   /** 0: idle pacing off. */
@@ -53,12 +59,20 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
   const resolved = {
     gossipIntervalMs: options.gossipIntervalMs ?? consensus.timeouts.proposeMs,
     syncBatchSize: options.syncBatchSize ?? DEFAULT_SYNC_BATCH,
+    syncIdleTimeoutMs: options.syncIdleTimeoutMs ?? DEFAULT_SYNC_IDLE_TIMEOUT_MS,
+    syncPageTimeoutMs: options.syncPageTimeoutMs ?? DEFAULT_SYNC_PAGE_TIMEOUT_MS,
     maxBufferedPerPeer: options.maxBufferedPerPeer ?? DEFAULT_MAX_BUFFERED_PER_PEER,
     maxEvidencePerBlock: options.maxEvidencePerBlock ?? DEFAULT_MAX_EVIDENCE,
   };
   for (const [name, value] of Object.entries(resolved)) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw invalid(`${name} must be a positive integer`, { name, value });
+    }
+  }
+  for (const name of ['syncIdleTimeoutMs', 'syncPageTimeoutMs'] as const) {
+    // Node's timers fire at once for longer delays.
+    if (resolved[name] > MAX_TIMER_MS) {
+      throw invalid(`${name} must be at most ${MAX_TIMER_MS}`, { name, value: resolved[name] });
     }
   }
   const idleBlockIntervalMs = options.idleBlockIntervalMs ?? 0;

@@ -45,6 +45,14 @@ export interface ConsensusDriverOptions {
   readonly maxBufferedPerPeer?: number;
   /** Blocks asked for in one sync request (default 64). */
   readonly syncBatchSize?: number;
+  /**
+   * Block sync gives up on a peer that stored no new block for this long (default 10,000 ms):
+   * the fetch is aborted, the peer backs off and the next peer ahead is asked, or the engine
+   * resumes. Bounds how long one peer lying about its height can hold this node.
+   */
+  readonly syncIdleTimeoutMs?: number;
+  /** Block sync gives up on a page of `syncBatchSize` blocks after this long (default 60,000 ms). */
+  readonly syncPageTimeoutMs?: number;
   /** Evidence items put in one proposal (default 16). */
   readonly maxEvidencePerBlock?: number;
   /**

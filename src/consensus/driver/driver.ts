@@ -181,6 +181,8 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       graceMs: genesis.consensus.timeouts.proposeMs,
       backoffUnitMs: this.gossipIntervalMs,
       batchSize: config.syncBatchSize,
+      idleTimeoutMs: config.syncIdleTimeoutMs,
+      pageTimeoutMs: config.syncPageTimeoutMs,
       active: () => this.running,
       committedHeight: () => this.committedHeight,
       store: (_peer, synced) => this.storeSynced(synced),

@@ -1,0 +1,333 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { describe, it } from 'node:test';
+import {
+  BlockSync,
+  SyncDeadline,
+  SyncTimeoutError,
+  type SyncTimers,
+} from '../../../src/consensus/driver/block-sync.js';
+import type { LogLevel } from '../../../src/consensus/driver/driver-types.js';
+import type { ConsensusNetwork, SyncedBlock } from '../../../src/consensus/driver/ports.js';
+import { waitForCondition, withDeadline } from '../../helpers/wait.js';
+
+const IDLE_MS = 10;
+const PAGE_MS = 50;
+const BACKOFF_MS = 100;
+const LIAR = 'liar';
+const HONEST = 'honest';
+
+/** The driver's named timers, fired by the test instead of a clock. */
+class ManualTimers implements SyncTimers {
+  readonly pending = new Map<string, () => void>();
+  /** How often each timer was (re)armed. */
+  readonly armed = new Map<string, number>();
+
+  constructor(private readonly changed: () => void) {}
+
+  set(name: string, _delayMs: number, fire: () => void): void {
+    this.pending.set(name, fire);
+    this.armed.set(name, (this.armed.get(name) ?? 0) + 1);
+    this.changed();
+  }
+
+  has(name: string): boolean {
+    return this.pending.has(name);
+  }
+
+  clear(name: string): void {
+    this.pending.delete(name);
+  }
+
+  fire(name: string): void {
+    const fire = this.pending.get(name);
+    if (fire === undefined) throw new Error(`timer ${name} is not set`);
+    this.pending.delete(name);
+    fire();
+  }
+}
+
+function block(height: number): SyncedBlock {
+  return { height, block: Uint8Array.of(height), commit: Uint8Array.of(0) };
+}
+
+type Serve = (
+  from: number,
+  to: number,
+  signal: AbortSignal | undefined,
+) => AsyncIterable<SyncedBlock>;
+
+/** Serves every block asked for, one per macrotask, and stops when aborted. */
+const honest: Serve = async function* (from, to, signal) {
+  for (let height = from; height <= to; height++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (signal?.aborted === true) return;
+    yield block(height);
+  }
+};
+
+/** Never answers, and ignores the abort signal (the worst case for the caller). */
+const silent: Serve = async function* () {
+  await new Promise<never>(() => undefined);
+};
+
+/** One valid block, then silence (the signal ignored). */
+const trickling: Serve = async function* (from) {
+  yield block(from);
+  await new Promise<never>(() => undefined);
+};
+
+/**
+ * A sync host around a counter of stored blocks, a fake clock and a network whose peers serve
+ * blocks as the test says; every call it gets is announced on `events`.
+ */
+class Harness {
+  readonly events = new EventEmitter();
+  readonly timers = new ManualTimers(() => this.changed());
+  readonly calls: { peer: string; from: number; to: number; signal: AbortSignal | undefined }[] =
+    [];
+  readonly failures: { peer: string; height: number; error: Error | undefined }[] = [];
+  readonly logs: { level: LogLevel; message: string; fields: Record<string, unknown> }[] = [];
+  readonly servers = new Map<string, Serve>();
+  committed = 0;
+  clock = 1_000;
+  /** The driver runs (it turns false before `stop`, as the driver's does). */
+  active = true;
+  finished = 0;
+  readonly sync: BlockSync;
+
+  constructor() {
+    const network: ConsensusNetwork = {
+      broadcast: () => undefined,
+      send: () => undefined,
+      onMessage: () => undefined,
+      onPeerConnected: () => undefined,
+      peers: () => [...this.servers.keys()],
+      fetchBlocks: (peer, from, to, signal) => {
+        this.calls.push({ peer, from, to, signal });
+        this.changed();
+        const serve = this.servers.get(peer);
+        if (serve === undefined) throw new Error(`no peer ${peer}`);
+        return serve(from, to, signal);
+      },
+    };
+    this.sync = new BlockSync({
+      network,
+      now: () => this.clock,
+      logger: (level, message, fields = {}) => {
+        this.logs.push({ level, message, fields: { ...fields } });
+      },
+      timers: this.timers,
+      graceMs: 1_000,
+      idleTimeoutMs: IDLE_MS,
+      pageTimeoutMs: PAGE_MS,
+      backoffUnitMs: BACKOFF_MS,
+      batchSize: 64,
+      active: () => this.active,
+      committedHeight: () => this.committed,
+      store: (_peer, synced) => {
+        if (synced.height !== this.committed + 1)
+          throw new Error(`block ${synced.height} out of order`);
+        this.committed = synced.height;
+        this.changed();
+        return true;
+      },
+      failed: (peer, height, error) => {
+        this.failures.push({ peer, height, error });
+        this.changed();
+      },
+      finished: () => {
+        this.finished++;
+        this.changed();
+      },
+    });
+  }
+
+  changed(): void {
+    this.events.emit('changed');
+  }
+
+  status(peer: string, committedHeight: number): void {
+    this.sync.peerStatus({ peer, committedHeight, height: committedHeight + 1, round: 0 });
+  }
+
+  async until(condition: () => boolean, what: string): Promise<void> {
+    await waitForCondition(this.events, 'changed', condition, what, 5_000);
+  }
+
+  /** Waits until a fetch from `peer` is outstanding under its idle deadline. */
+  async fetching(peer: string, calls: number): Promise<void> {
+    await this.until(
+      () =>
+        this.calls.length === calls &&
+        this.calls.at(-1)?.peer === peer &&
+        this.timers.has('sync-idle'),
+      `fetch #${calls} from ${peer} under an idle deadline`,
+    );
+  }
+
+  warnings(): Record<string, unknown>[] {
+    return this.logs.filter((log) => log.level === 'warn').map((log) => log.fields);
+  }
+}
+
+function timeout(error: Error | undefined, deadline: SyncDeadline): boolean {
+  return error instanceof SyncTimeoutError && error.code === deadline;
+}
+
+describe('BlockSync deadlines', () => {
+  it('abandons a silent peer at the idle deadline, backs it off, and syncs from the next one', async () => {
+    const h = new Harness();
+    h.servers.set(LIAR, silent);
+    h.servers.set(HONEST, honest);
+    h.status(LIAR, 100);
+    h.status(HONEST, 5);
+    await h.fetching(LIAR, 1);
+    assert.ok(h.timers.has('sync-page'), 'the page is under a deadline too');
+    h.timers.fire('sync-idle');
+    await h.until(() => h.finished === 1, 'the sync run to end');
+    assert.equal(h.committed, 5);
+    assert.deepEqual(
+      h.calls.map(({ peer, from, to }) => `${peer}:${from}..${to}`),
+      [`${LIAR}:1..64`, `${HONEST}:1..5`],
+    );
+    assert.equal(h.calls[0]?.signal?.aborted, true, 'the abandoned fetch was aborted');
+    assert.equal(h.calls[1]?.signal?.aborted, false);
+    assert.equal(h.failures.length, 1);
+    assert.equal(h.failures[0]?.peer, LIAR);
+    assert.equal(h.failures[0]?.height, 1);
+    assert.ok(timeout(h.failures[0]?.error, SyncDeadline.IDLE));
+    assert.deepEqual(h.warnings(), [
+      { peer: LIAR, from: 1, to: 64, stored: 0, reason: `no new block within ${IDLE_MS} ms` },
+    ]);
+    assert.equal(h.timers.pending.size, 0, 'no deadline outlives the run');
+    assert.equal(h.sync.syncing, false);
+
+    // Still lying: not asked again during its back-off, asked once it ended, backed off longer.
+    h.status(LIAR, 100);
+    assert.equal(h.sync.syncing, false);
+    h.clock += BACKOFF_MS;
+    h.status(LIAR, 100);
+    await h.fetching(LIAR, 3);
+    h.timers.fire('sync-idle');
+    await h.until(() => h.finished === 2, 'the second run to end');
+    h.clock += BACKOFF_MS;
+    h.status(LIAR, 100);
+    assert.equal(h.sync.syncing, false, 'the second failure doubles the back-off');
+    h.clock += BACKOFF_MS;
+    h.status(LIAR, 100);
+    assert.equal(h.sync.syncing, true);
+    h.active = false;
+    await h.sync.stop();
+  });
+
+  it('abandons a trickling peer, and blocks it sent again do not count as progress', async () => {
+    const h = new Harness();
+    h.servers.set(LIAR, trickling);
+    h.servers.set(HONEST, honest);
+    h.status(LIAR, 100);
+    h.status(HONEST, 5);
+    await h.until(() => h.committed === 1, 'the one block the liar sends');
+    await h.until(() => h.timers.armed.get('sync-idle') === 2, 'the idle deadline re-armed');
+    h.timers.fire('sync-idle');
+    await h.until(() => h.finished === 1, 'the sync run to end');
+    assert.equal(h.committed, 5);
+    assert.deepEqual(
+      h.calls.map(({ peer, from }) => `${peer}:${from}`),
+      [`${LIAR}:1`, `${HONEST}:2`],
+    );
+    assert.equal(h.failures[0]?.height, 2);
+    assert.ok(timeout(h.failures[0]?.error, SyncDeadline.IDLE));
+    assert.equal(h.warnings()[0]?.stored, 1);
+    // One block stored did not clear its back-off.
+    h.status(LIAR, 100);
+    assert.equal(h.sync.syncing, false);
+
+    // A peer replaying blocks this node has: skipped without re-arming the idle deadline.
+    let replayed = 0;
+    h.servers.set(LIAR, async function* (_from, _to, signal) {
+      while (signal?.aborted !== true && replayed < 10_000) {
+        await new Promise((resolve) => setImmediate(resolve));
+        replayed++;
+        h.changed();
+        yield block(1);
+      }
+    });
+    const armed = h.timers.armed.get('sync-idle') ?? 0;
+    h.clock += 10 * BACKOFF_MS;
+    h.status(LIAR, 100);
+    await h.until(() => replayed >= 20, 'the liar to replay old blocks');
+    assert.equal(h.timers.armed.get('sync-idle'), armed + 1, 'armed once for this page');
+    h.timers.fire('sync-idle');
+    await h.until(() => h.finished === 2, 'the second run to end');
+    assert.equal(h.failures.length, 2);
+    assert.equal(h.committed, 5);
+  });
+
+  it('abandons a page not complete by the page deadline, keeping the blocks it stored', async () => {
+    const h = new Harness();
+    const release: (() => void)[] = [];
+    h.servers.set(LIAR, async function* (from, to) {
+      for (let height = from; height <= to; height++) {
+        await new Promise<void>((resolve) => {
+          release.push(resolve);
+          h.changed();
+        });
+        yield block(height);
+      }
+    });
+    h.servers.set(HONEST, honest);
+    h.status(LIAR, 100);
+    h.status(HONEST, 5);
+    for (let sent = 1; sent <= 3; sent++) {
+      await h.until(() => release.length === sent, `the liar to hold block ${sent}`);
+      release[sent - 1]?.();
+      await h.until(() => h.committed === sent, `block ${sent} stored`);
+    }
+    h.timers.fire('sync-page');
+    await h.until(() => h.finished === 1, 'the sync run to end');
+    assert.equal(h.committed, 5);
+    assert.ok(timeout(h.failures[0]?.error, SyncDeadline.PAGE));
+    assert.equal(h.failures[0]?.height, 4);
+    assert.deepEqual(h.warnings(), [
+      {
+        peer: LIAR,
+        from: 1,
+        to: 64,
+        stored: 3,
+        reason: `blocks 1..64 not complete within ${PAGE_MS} ms`,
+      },
+    ]);
+  });
+
+  it('treats a fetch that throws on abort as timed out, and ends the run when nobody is left', async () => {
+    const h = new Harness();
+    h.servers.set(LIAR, async function* (_from, _to, signal) {
+      await new Promise<never>((_resolve, reject) => {
+        signal?.addEventListener('abort', () => reject(new Error('stream aborted')));
+      });
+    });
+    h.status(LIAR, 100);
+    await h.fetching(LIAR, 1);
+    h.timers.fire('sync-idle');
+    // No other peer: the run ends, so the driver restarts its engine (consensus resumes).
+    await h.until(() => h.finished === 1, 'the sync run to end');
+    assert.equal(h.sync.syncing, false);
+    assert.equal(h.committed, 0);
+    assert.equal(h.failures.length, 1);
+    assert.ok(timeout(h.failures[0]?.error, SyncDeadline.IDLE), String(h.failures[0]?.error));
+  });
+
+  it('stops while a peer never answers', async () => {
+    const h = new Harness();
+    h.servers.set(LIAR, silent);
+    h.status(LIAR, 100);
+    await h.fetching(LIAR, 1);
+    h.active = false;
+    await withDeadline(h.sync.stop(), 5_000, 'stop() during a silent fetch');
+    assert.equal(h.sync.syncing, false);
+    assert.equal(h.calls[0]?.signal?.aborted, true);
+    assert.deepEqual(h.failures, [], 'stopping is not the peer’s failure');
+    assert.equal(h.timers.pending.size, 0);
+  });
+});
