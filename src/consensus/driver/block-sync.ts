@@ -3,8 +3,12 @@ import type { DriverLogger, PeerProgress } from './driver-types.js';
 import type { ConsensusNetwork, SyncedBlock } from './ports.js';
 import type { Timers } from './timers.js';
 
-/** Longest back-off of a failing peer, in back-off units (gossip periods). */
-const MAX_BACKOFF_UNITS = 64;
+/**
+ * Longest back-off of a failing peer, in back-off units (gossip periods: ~17 min at 1 s). A peer
+ * that claims heights it never serves stalls this node for one idle deadline per back-off, so
+ * the cap bounds that cost (10 s in ~17 min once it is reached).
+ */
+const MAX_BACKOFF_UNITS = 1024;
 const GRACE_TIMER = 'sync-grace';
 const IDLE_TIMER = 'sync-idle';
 const PAGE_TIMER = 'sync-page';
