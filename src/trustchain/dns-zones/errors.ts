@@ -66,6 +66,11 @@ export enum DnsZonesErrorCode {
   SELF_TRANSFER = 'DNS_ZONES_SELF_TRANSFER',
   /** Query data that does not have the form the query needs (a query error, never in a block). */
   INVALID_QUERY = 'DNS_ZONES_INVALID_QUERY',
+  /**
+   * register above, or NS (a delegation) over, a registered name another key owns: either would
+   * put that key's name under the sender (only a zone admin may register such a name).
+   */
+  DESCENDANT_OWNED = 'DNS_ZONES_DESCENDANT_OWNED',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -99,6 +104,7 @@ export const DNS_ZONES_RESULT_CODES: Readonly<Record<DnsZonesErrorCode, number>>
   [DnsZonesErrorCode.ZONE_FULL]: 27,
   [DnsZonesErrorCode.SELF_TRANSFER]: 28,
   [DnsZonesErrorCode.INVALID_QUERY]: 29,
+  [DnsZonesErrorCode.DESCENDANT_OWNED]: 30,
 });
 
 export class DnsZonesError extends ModuleError<DnsZonesErrorCode> {

@@ -151,6 +151,44 @@ function controllerOf(
   return 'admins';
 }
 
+/**
+ * Keeps the registered-name counts of the name's ancestors (below the apex) right when a name
+ * owned by `owner` is registered (1) or released (-1).
+ */
+function countRegistered(
+  registry: Registry,
+  found: FoundZone,
+  name: CheckedName,
+  owner: Uint8Array,
+  delta: 1 | -1,
+): void {
+  for (const key of keysBetween(name.key, found.apex.key))
+    registry.adjustNamesBelow(nameFromKey(key), owner, delta);
+}
+
+/**
+ * Refuses what would put names other keys own under the sender's name: registering above them
+ * (unless the sender is a zone admin, who already sets the apex's records) or a delegation over
+ * them, which would send their lookups to the sender's name servers and leave their owners able
+ * to set only glue (issue 5). Names the sender owns itself do not count.
+ */
+function refuseOverOthers(
+  registry: Registry,
+  name: CheckedName,
+  sender: Uint8Array,
+  what: 'register' | 'delegate',
+): void {
+  const others = registry.ownedByOthersBelow(name, sender);
+  if (others === 0) return;
+  refuse(
+    C.DESCENDANT_OWNED,
+    what === 'register'
+      ? `${name.text}: ${others} registered name(s) below it belong to other keys; only the zone's admins may register a name above another key's names`
+      : `${name.text} NS: ${others} registered name(s) below it belong to other keys; a delegation would hand their lookups to the sender's name servers`,
+    { name: name.text, others },
+  );
+}
+
 /** A name below an apex always has an owner; only the apex entry has none. */
 function invariantOwner(key: string): never {
   return invariant(`the entry of ${nameFromKey(key).text}, below its apex, has no owner`);
@@ -196,6 +234,7 @@ function nameRegister(registry: Registry, tx: NameRegisterTx, sender: Uint8Array
       },
     );
   }
+  if (!isAdmin(zone, sender)) refuseOverOthers(registry, name, sender, 'register');
   if (zone.names >= MAX_NAMES_PER_ZONE) {
     refuse(C.ZONE_FULL, `zone ${apex.text} has ${MAX_NAMES_PER_ZONE} names, the limit`, {
       limit: MAX_NAMES_PER_ZONE,
@@ -215,6 +254,7 @@ function nameRegister(registry: Registry, tx: NameRegisterTx, sender: Uint8Array
     true,
   );
   registry.updateOwner(sender, name, true);
+  countRegistered(registry, found, name, sender, 1);
   touch(registry, found, { names: zone.names + 1 });
 }
 
@@ -271,6 +311,11 @@ function nameTransfer(registry: Registry, tx: NameTransferTx, sender: Uint8Array
   );
   registry.updateOwner(sender, name, false);
   registry.updateOwner(tx.recipient, name, true);
+  for (const key of keysBetween(name.key, found.apex.key)) {
+    const ancestor = nameFromKey(key);
+    registry.adjustOwnedBelow(ancestor, sender, -1);
+    registry.adjustOwnedBelow(ancestor, tx.recipient, 1);
+  }
   touch(registry, found);
 }
 
@@ -300,6 +345,7 @@ function nameRelease(registry: Registry, tx: NameReleaseTx, sender: Uint8Array):
   updateBelow(registry, found, name, hasNonGlue(entry.rrsets.map((set) => set.type)), false);
   registry.deleteEntry(found.apex, name);
   registry.updateOwner(sender, name, false);
+  countRegistered(registry, found, name, sender, -1);
   touch(registry, found, { names: found.zone.names - 1 });
 }
 
@@ -440,6 +486,9 @@ function recordsSet(registry: Registry, tx: RecordsSetTx, sender: Uint8Array): v
     );
   }
   checkNameRules(registry, found, name, new Set(rrsets.map((set) => set.type)), true);
+  // Checked when NS is set, not on every change at a delegation: a later DS or glue change
+  // must not be blocked by names its owner handed on below it (docs/dns.md, "Zone rules").
+  if (tx.type === RR_TYPES.NS) refuseOverOthers(registry, name, sender, 'delegate');
   writeRecords(registry, found, name, entry, rrsets);
 }
 
@@ -547,8 +596,9 @@ export function dnsZonesQueryKey(path: string, data: Uint8Array): Uint8Array | u
  * in consensus"). Cluster zones come from genesis (genesis.ts); their admins create delegated
  * zones. Anyone registers free names in an `open` zone and becomes their owner; only the owner
  * changes a name's records, transfers or releases it; the owner of a name alone registers names
- * below it. Every records change is checked against the zone rules before anything is written,
- * and every applied transaction sets its zone's SOA serial to the block height.
+ * below it; nobody but a zone admin registers a name above another key's names, and nobody
+ * delegates over them. Every records change is checked against the zone rules before anything
+ * is written, and every applied transaction sets its zone's SOA serial to the block height.
  *
  * `check` runs `apply`'s rules on a scratch copy (they do not depend on the height), so a
  * transaction the mempool admits on the latest state is refused in a block only if an earlier

@@ -36,12 +36,19 @@ import type { CheckedName } from './names.js';
  *   dns/idx/<apex wire><bucket>  the zone's names whose SHA-256(wire)[0] is `bucket`, sorted
  *   dns/owner/<32-byte key>      the names a key owns, sorted; ≤ MAX_NAMES_PER_OWNER
  *   dns/below/<name wire>        how many names strictly below hold data other than A/AAAA
+ *   dns/names-below/<name wire>  how many registered names are strictly below (≤ names per zone)
+ *   dns/owned-below/<name wire><32-byte key>
+ *                                how many of those the key owns (≤ names per owner)
  *
  * Zones never overlap, so a name's zone is the one apex in `zones` it is under. A name entry
  * exists exactly when the name is in its zone's index bucket and (apex excepted) in its owner's
  * list. The index lets a server enumerate a zone with 256 reads plus one per name, and each
  * registration rewrites one bucket (~1/256 of the zone's names). `below` lets a delegation be
- * refused without enumerating the names under it.
+ * refused without enumerating the names under it; `names-below` minus `owned-below` is how many
+ * names below belong to other keys, which refuses registering or delegating over them the same
+ * way. The counts are kept on every name strictly between a registered name and its apex
+ * (≤ 125), registered or not; a count of 0 is no key, so each registered name accounts for at
+ * most 2 × 125 keys.
  */
 
 const encoder = new TextEncoder();
@@ -51,6 +58,8 @@ const NAME_PREFIX = encoder.encode('name/');
 const INDEX_PREFIX = encoder.encode('idx/');
 const OWNER_PREFIX = encoder.encode('owner/');
 const BELOW_PREFIX = encoder.encode('below/');
+const NAMES_BELOW_PREFIX = encoder.encode('names-below/');
+const OWNED_BELOW_PREFIX = encoder.encode('owned-below/');
 const MODULE_PREFIX = encoder.encode(`${DNS_ZONES_MODULE_NAME}/`);
 
 export function zoneKey(apexWire: Uint8Array): Uint8Array {
@@ -77,6 +86,16 @@ export function ownerKey(owner: Uint8Array): Uint8Array {
 
 export function belowKey(wire: Uint8Array): Uint8Array {
   return concatBytes(BELOW_PREFIX, wire);
+}
+
+export function namesBelowKey(wire: Uint8Array): Uint8Array {
+  return concatBytes(NAMES_BELOW_PREFIX, wire);
+}
+
+/** A name's wire form ends with the root label (0), so `<wire><owner>` parses one way. */
+export function ownedBelowKey(wire: Uint8Array, owner: Uint8Array): Uint8Array {
+  if (owner.length !== 32) throw new RangeError(`an owner key is 32 bytes, got ${owner.length}`);
+  return concatBytes(OWNED_BELOW_PREFIX, wire, owner);
 }
 
 /** The full state key (`dns/` + key) of a module-relative key: what a proof proves. */
@@ -149,6 +168,22 @@ export function readOwnerList(state: ModuleStateReader, owner: Uint8Array): Uint
 /** Names strictly below the name `wire` that hold data other than A/AAAA (`dns/below`). */
 export function readBelowCount(state: ModuleStateReader, wire: Uint8Array): number {
   const value = state.get(belowKey(wire));
+  return value === null ? 0 : decodeCount(value);
+}
+
+/** Registered names strictly below the name `wire` (`dns/names-below`). */
+export function readNamesBelow(state: ModuleStateReader, wire: Uint8Array): number {
+  const value = state.get(namesBelowKey(wire));
+  return value === null ? 0 : decodeCount(value);
+}
+
+/** Registered names strictly below the name `wire` that `owner` owns (`dns/owned-below`). */
+export function readOwnedBelow(
+  state: ModuleStateReader,
+  wire: Uint8Array,
+  owner: Uint8Array,
+): number {
+  const value = state.get(ownedBelowKey(wire, owner));
   return value === null ? 0 : decodeCount(value);
 }
 
@@ -248,9 +283,41 @@ export class Registry {
   }
 
   adjustBelow(name: CheckedName, delta: 1 | -1): void {
-    const count = this.below(name) + delta;
-    if (count < 0) invariant(`the count below ${name.text} would go negative`);
-    const key = belowKey(name.wire);
+    this.adjustCount(belowKey(name.wire), this.below(name), delta, `the count below ${name.text}`);
+  }
+
+  /** Registered names strictly below `name` that belong to a key other than `owner`. */
+  ownedByOthersBelow(name: CheckedName, owner: Uint8Array): number {
+    const all = readNamesBelow(this.state, name.wire);
+    const own = readOwnedBelow(this.state, name.wire, owner);
+    if (own > all) {
+      invariant(`${own} names below ${name.text} owned by one key, of ${all} in all`, {
+        owner: toHex(owner),
+      });
+    }
+    return all - own;
+  }
+
+  /** Counts a name registered (1) or released (-1) below `name`, owned by `owner`. */
+  adjustNamesBelow(name: CheckedName, owner: Uint8Array, delta: 1 | -1): void {
+    const all = readNamesBelow(this.state, name.wire);
+    this.adjustCount(namesBelowKey(name.wire), all, delta, `the names below ${name.text}`);
+    this.adjustOwnedBelow(name, owner, delta);
+  }
+
+  /** Counts a name below `name` gained (1) or lost (-1) by `owner`, as a transfer does. */
+  adjustOwnedBelow(name: CheckedName, owner: Uint8Array, delta: 1 | -1): void {
+    this.adjustCount(
+      ownedBelowKey(name.wire, owner),
+      readOwnedBelow(this.state, name.wire, owner),
+      delta,
+      `the names below ${name.text} owned by ${toHex(owner)}`,
+    );
+  }
+
+  private adjustCount(key: Uint8Array, current: number, delta: 1 | -1, what: string): void {
+    const count = current + delta;
+    if (count < 0) invariant(`${what} would go negative`);
     if (count === 0) this.state.delete(key);
     else this.state.set(key, encodeCount(count));
   }

@@ -1,8 +1,15 @@
+import assert from 'node:assert/strict';
+import type { BlockExecutionResult } from '../../../src/consensus/app.js';
 import {
+  DNS_ZONES_RESULT_CODES,
   createDnsZonesModule,
   dnsZonesInitialState,
 } from '../../../src/trustchain/dns-zones/index.js';
-import type { DnsZonesGenesis, ZoneParams } from '../../../src/trustchain/dns-zones/index.js';
+import type {
+  DnsZonesErrorCode,
+  DnsZonesGenesis,
+  ZoneParams,
+} from '../../../src/trustchain/dns-zones/index.js';
 import { openNode, tx } from '../../consensus/application/fixture.js';
 import type { Sender, TestNode } from '../../consensus/application/fixture.js';
 
@@ -49,4 +56,39 @@ export function openDnsNode(genesis: DnsZonesGenesis): Promise<TestNode> {
 /** A signed dns transaction from `sender` (its next sequence unless given). */
 export function dnsTx(sender: Sender, body: Uint8Array, sequence?: number): Uint8Array {
   return tx(sender, body, { module: 'dns', ...(sequence === undefined ? {} : { sequence }) });
+}
+
+const decoder = new TextDecoder();
+const onlySequences = (result: BlockExecutionResult) =>
+  result.changes.every(({ key }) => decoder.decode(key.subarray(0, 5)) === 'acct/');
+
+/** Runs one transaction in its own block; asserts it applied. */
+export function applied(node: TestNode, sender: Sender, body: Uint8Array): BlockExecutionResult {
+  const bytes = dnsTx(sender, body);
+  const admitted = node.app.checkTx(bytes);
+  assert.ok(admitted.ok, admitted.ok ? '' : `checkTx: ${admitted.code} ${admitted.message}`);
+  const result = node.executeAndCommit([bytes]);
+  assert.equal(result.txResults[0]!.code, 0, result.txResults[0]!.log);
+  return result;
+}
+
+/**
+ * Runs one transaction that must be refused with `code`: the mempool refuses it with the same
+ * code, and in a block it is recorded as refused with nothing written but the sequence. Returns
+ * the block's log of it.
+ */
+export function refused(
+  node: TestNode,
+  sender: Sender,
+  body: Uint8Array,
+  code: DnsZonesErrorCode,
+): string {
+  const bytes = dnsTx(sender, body);
+  const admitted = node.app.checkTx(bytes);
+  assert.equal(admitted.ok ? 'admitted' : admitted.code, code);
+  const result = node.executeAndCommit([bytes]);
+  assert.equal(result.txResults[0]!.code, DNS_ZONES_RESULT_CODES[code], result.txResults[0]!.log);
+  assert.ok(result.txResults[0]!.log.startsWith(`${code}: `), result.txResults[0]!.log);
+  assert.ok(onlySequences(result), 'a refused transaction writes nothing but its sequence');
+  return result.txResults[0]!.log;
 }

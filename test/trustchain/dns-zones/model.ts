@@ -84,6 +84,14 @@ export class ZoneModel {
     return best === undefined ? undefined : this.names.get(best);
   }
 
+  /** Whether a registered name strictly below `name` belongs to a key other than `owner`. */
+  private othersBelow(name: string, owner: number): boolean {
+    return [...this.names].some(
+      ([other, data]) =>
+        other !== name && isSubdomain(other, name) && data.owner !== null && data.owner !== owner,
+    );
+  }
+
   private parent(name: string): string {
     return canonicalName(name.slice(name.indexOf('.') + 1));
   }
@@ -109,6 +117,9 @@ export class ZoneModel {
           if (controller.owner !== sender) return code(C.ANCESTOR_OWNED);
         } else if ((wildcard || this.params.policy === 'admins') && !this.admins.has(sender)) {
           return code(C.NOT_ZONE_ADMIN);
+        }
+        if (!this.admins.has(sender) && this.othersBelow(name, sender)) {
+          return code(C.DESCENDANT_OWNED);
         }
         this.names.set(name, { owner: sender, rrsets: new Map() });
         return 0;
@@ -162,6 +173,9 @@ export class ZoneModel {
               this.names.get(other)!.rrsets.has(RR_TYPES.NS),
             );
             if (cut) return code(C.OCCLUDED_DATA);
+          }
+          if (type === RR_TYPES.NS && this.othersBelow(name, sender)) {
+            return code(C.DESCENDANT_OWNED);
           }
         }
         if (entry === undefined) this.names.set(name, { owner: null, rrsets });
