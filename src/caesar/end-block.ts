@@ -1,6 +1,8 @@
 import type { ValidatorUpdate } from '../consensus/app.js';
 import type { EndBlockContext, ModuleState } from '../consensus/application/module.js';
+import { EVIDENCE_MAX_AGE } from '../consensus/height-context.js';
 import { MAX_TOTAL_VOTING_POWER } from '../consensus/validator-set.js';
+import { bytesEqual } from '../crypto/bytes.js';
 import { ed25519Address } from './address.js';
 import { MAX_AMOUNT } from './amount.js';
 import { governanceEndBlock } from './gov-end-block.js';
@@ -18,22 +20,25 @@ import {
   formatConsensusAddress,
   missedKey,
   parseConsensusAddress,
+  readEpochHistory,
   readQueue,
   readUnbondingEntries,
   readValidator,
   readValidatorList,
+  writeEpochHistory,
   writeQueue,
   writeUnbondingEntries,
   writeValidator,
 } from './staking-state.js';
-import type { ValidatorRecord } from './staking-state.js';
+import type { EpochRegime, ValidatorRecord } from './staking-state.js';
 import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from './state.js';
 
 /**
  * Caesar's end of block (docs/caesar.md, "Epochs", "Rewards", "Slashing"), in this order:
  *
  * 1. slashing: each equivocation in the block burns `slashFraction` of its validator's stake
- *    and of the unbondings from it begun after the offence, and jails it;
+ *    and of the unbondings from it begun after the epoch that set its power at the offence,
+ *    and jails it;
  * 2. downtime: `lastCommit` updates each validator's missed-commit window; more than
  *    `maxMissed` misses jails it (no slash);
  * 3. rewards: `blockReward` is minted and, with the fee pool, paid to the validators that
@@ -42,13 +47,61 @@ import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from '.
  * 5. validator updates: validators jailed in this block leave the set now (effective at
  *    height + 2); at an epoch height the whole set is recomputed from stake;
  * 6. governance (gov-end-block.ts): proposals whose voting ends here are tallied, passed ones
- *    whose timelock ends here are applied, for the blocks after this one.
+ *    whose timelock ends here are applied, for the blocks after this one; a change of
+ *    `epochBlocks` is recorded in the epoch history (`stk/epochs`) slashing reads.
  *
  * Without a staking section in the genesis (no `stk/params`) it does nothing.
  */
 
-/** Creation heights of unbonding entries a slash looks back over (the evidence age is 100). */
+/**
+ * Creation heights of unbonding entries a slash looks back over (the evidence age is 100 and the
+ * window starts at most `epochBlocks` heights before the offence, so this covers `epochBlocks`
+ * up to 899). Bounds the state reads of one slash.
+ */
 export const MAX_SLASH_LOOKBACK = 1_000;
+
+/**
+ * The last height at or below `height` whose end of block recomputed the validator set (0: none,
+ * the genesis set), under `epochBlocks` and the regimes governance left (`history`, oldest
+ * first; empty when `epochBlocks` never changed). The power a validator votes with at height o
+ * is the one set at the end of `lastEpochHeight(…, o − 2)`: updates returned by block h take
+ * effect at h + 2 (consensus/height-context.ts), and between epochs only removals happen.
+ * `history` keeps the regime covering every height evidence can still name; a height before
+ * its first regime is answered from that regime's `lastBefore`.
+ */
+export function lastEpochHeight(
+  epochBlocks: number,
+  history: readonly EpochRegime[],
+  height: number,
+): number {
+  if (height < 1) return 0;
+  let regime: EpochRegime = history[0] ?? { from: 1, epochBlocks, lastBefore: 0 };
+  for (const entry of history) if (entry.from <= height) regime = entry;
+  const candidate = height - (height % regime.epochBlocks);
+  return candidate >= regime.from ? candidate : regime.lastBefore;
+}
+
+/**
+ * The epoch history after governance changed `epochBlocks` from `before` to `after` at the end
+ * of block `height` (this block's own set was recomputed under `before`): a regime from
+ * `height + 1`, plus the regime covering the oldest height evidence in a later block can name
+ * (offence − 2 ≥ height + 1 − EVIDENCE_MAX_AGE − 2) and those after it.
+ */
+export function nextEpochHistory(
+  history: readonly EpochRegime[],
+  before: number,
+  after: number,
+  height: number,
+): EpochRegime[] {
+  const known = history.length > 0 ? history : [{ from: 1, epochBlocks: before, lastBefore: 0 }];
+  const oldest = height + 1 - EVIDENCE_MAX_AGE - 2;
+  let keep = 0;
+  for (const [index, entry] of known.entries()) if (entry.from <= oldest) keep = index;
+  return [
+    ...known.slice(keep),
+    { from: height + 1, epochBlocks: after, lastBefore: lastEpochHeight(before, known, height) },
+  ];
+}
 
 const bps = (amount: bigint, rate: number): bigint =>
   (amount * BigInt(rate)) / BigInt(BASIS_POINTS);
@@ -113,25 +166,50 @@ function jail(ledger: Ledger, address: Uint8Array, record: ValidatorRecord, why:
 /**
  * Burns `slashFraction` of the offender's bonded stake (its delegators lose it in proportion to
  * their shares, since a share is a fraction of the tokens) and of each of its unbonding entries
- * created after the offence height, which are still waiting (they complete at creation +
- * unbondingBlocks > this height); jails it. Evidence against a validator already jailed for
- * equivocation is not slashed again, and one block slashes a validator at most once.
+ * that still backed its power at the offence and are still waiting; jails it and records the
+ * height (`slashedAt`).
+ *
+ * The power it voted with at offence height o was computed from its tokens at the end of block
+ * E = lastEpochHeight(o − 2), so an entry created at a height c > E (after that computation,
+ * the offence block and this block included) was still part of it: unbonding before
+ * equivocating evades nothing (as in Cosmos SDK x/staking `Slash`, which slashes the stake that
+ * backed the power at the infraction). An entry created at E or before was not. An entry still
+ * waits when it completes at c + unbondingBlocks ≥ this height (one completing here is paid
+ * after the slash); an entry paid out before this block is gone and is not looked for.
+ *
+ * Not slashed: evidence against a validator jailed for equivocation, and evidence of an offence
+ * at or before `slashedAt + 1` of its record (it was slashed at `slashedAt` and voted with that
+ * power until `slashedAt + 1`: an earlier offence, or another pair of votes for the same one,
+ * arriving after an unjail belongs to what was slashed). One block slashes a validator at most
+ * once, for its earliest offence in the block that is not excluded (the widest window).
  */
 function slash(ledger: Ledger, ctx: EndBlockContext): void {
   const { state, params, height } = ledger;
-  const seen = new Set<string>();
+  const offences = new Map<string, { address: Uint8Array; offence: number }>();
   for (const evidence of ctx.evidence) {
-    const offender = evidence.voteA.validator;
-    if (seen.has(offender)) continue;
-    seen.add(offender);
-    const address = parseConsensusAddress(offender);
+    const address = parseConsensusAddress(evidence.voteA.validator);
     if (address === undefined) continue;
     const record = ledger.records.get(address);
     if (record === undefined || record.jailed === JailReason.EQUIVOCATION) continue;
     const offence = evidence.voteA.height;
+    if (record.slashedAt !== undefined && offence <= record.slashedAt + 1) continue;
+    const id = hexKey(address);
+    const earlier = offences.get(id);
+    if (earlier === undefined || offence < earlier.offence) offences.set(id, { address, offence });
+  }
+  if (offences.size === 0) return;
+  const history = readEpochHistory(state);
+  for (const { address, offence } of offences.values()) {
+    const record = ledger.records.get(address)!;
     const cut = bps(record.tokens, params.slashFractionBps);
-    // Entries created at c in (offence, height] complete at c + unbondingBlocks.
-    const firstCreation = Math.max(offence + 1, height - MAX_SLASH_LOOKBACK + 1);
+    const powerSetAt = lastEpochHeight(params.epochBlocks, history, offence - 2);
+    // Entries created at c in (powerSetAt, height] complete at c + unbondingBlocks; those that
+    // completed before this height were paid out.
+    const firstCreation = Math.max(
+      powerSetAt + 1,
+      height - params.unbondingBlocks,
+      height - MAX_SLASH_LOOKBACK + 1,
+    );
     let unbondingCut = 0n;
     for (let created = firstCreation; created <= height; created++) {
       const completion = created + params.unbondingBlocks;
@@ -156,7 +234,8 @@ function slash(ledger: Ledger, ctx: EndBlockContext): void {
     ledger.bonded -= cut;
     ledger.unbonding -= unbondingCut;
     ledger.burnt += cut + unbondingCut;
-    jail(ledger, address, { ...record, tokens: record.tokens - cut }, JailReason.EQUIVOCATION);
+    const slashed = { ...record, tokens: record.tokens - cut, slashedAt: height };
+    jail(ledger, address, slashed, JailReason.EQUIVOCATION);
   }
 }
 
@@ -413,5 +492,16 @@ export function caesarEndBlock(ctx: EndBlockContext): ValidatorUpdate[] {
     );
   }
   governanceEndBlock(state, ctx.height);
+  const after = state.get(STAKING_PARAMS_KEY)!;
+  if (!bytesEqual(after, stored)) {
+    const { epochBlocks } = decodeStakingParams(after);
+    if (epochBlocks !== ledger.params.epochBlocks) {
+      const history = readEpochHistory(state);
+      writeEpochHistory(
+        state,
+        nextEpochHistory(history, ledger.params.epochBlocks, epochBlocks, ctx.height),
+      );
+    }
+  }
   return updates;
 }

@@ -10,9 +10,9 @@ import type { StakingParams } from './staking-params.js';
  * schemas (bounds and cross-field rules) as the genesis.
  *
  * Not governable: the token's name, symbol, decimals and supply (the supply is accounting, not a
- * setting), and `unbondingBlocks`: a slash finds the unbonding entries begun after an offence by
- * their completion height, creation + unbondingBlocks, so changing it would hide the entries
- * begun before the change from the slash.
+ * setting), and `unbondingBlocks`: a slash finds the unbonding entries begun after the epoch that
+ * set the offender's power by their completion height, creation + unbondingBlocks, so changing it
+ * would hide the entries begun before the change from the slash.
  */
 export const GOVERNABLE_STAKING_PARAMS = [
   'epochBlocks',

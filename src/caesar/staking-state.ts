@@ -18,9 +18,12 @@ import { readAmount, writeAmount } from './state.js';
  *   stk/unbonding              total stake waiting in unbonding entries
  *   stk/set                    CBOR array of the addresses this module last handed to
  *                              consensus with a power above zero (its view of the set), sorted
+ *   stk/epochs                 the epoch regimes slashing needs since governance last changed
+ *                              `epochBlocks` (below); absent while it never changed
  *   vals                       CBOR array of every validator's 20-byte address, sorted
  *   val/<validator 20>         the validator record (below; `changed`, the height of its last
- *                              commission change, only once one happened)
+ *                              commission change, only once one happened; `slashed`, the height
+ *                              of its last equivocation slash, only once one happened)
  *   del/<validator 20><delegator 32>   the delegator's shares of that validator
  *   ubd/<delegator 32>         CBOR array of the delegator's unbonding entries
  *   unq/<height u64 BE>        CBOR array of the delegators whose entries complete at height
@@ -37,6 +40,7 @@ export const BONDED_KEY = encoder.encode('stk/bonded');
 export const UNBONDING_TOTAL_KEY = encoder.encode('stk/unbonding');
 export const VALIDATORS_KEY = encoder.encode('vals');
 export const ACTIVE_SET_KEY = encoder.encode('stk/set');
+export const EPOCH_HISTORY_KEY = encoder.encode('stk/epochs');
 const VALIDATOR_PREFIX = encoder.encode('val/');
 const DELEGATION_PREFIX = encoder.encode('del/');
 const UNBONDING_PREFIX = encoder.encode('ubd/');
@@ -78,6 +82,12 @@ export interface ValidatorRecord {
    * changed (genesis and `create-validator` records, and every record from before the op).
    */
   readonly commissionChangedAt?: number;
+  /**
+   * Height of the block whose end last slashed it for equivocation; absent when it never was
+   * (every record from before the rule). Evidence of an offence at or before `slashedAt + 1`,
+   * the last height it still voted with the power it was slashed for, is not slashed again.
+   */
+  readonly slashedAt?: number;
 }
 
 export interface UnbondingEntry {
@@ -157,9 +167,9 @@ function decode(value: Uint8Array, what: string): unknown {
 }
 
 /**
- * The record as a canonical CBOR map of 9 fields, or 10 with `changed` (the last commission
- * change's height), which is written only once a change happened: records from before
- * `edit-validator` keep their bytes.
+ * The record as a canonical CBOR map of 9 fields, plus `changed` (the last commission change's
+ * height) and `slashed` (the last equivocation slash's height), each written only once it
+ * happened: records from before `edit-validator` and the slash watermark keep their bytes.
  */
 export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
   return encodeCanonical({
@@ -173,6 +183,7 @@ export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
     jailed: record.jailed,
     until: record.jailedUntil,
     ...(record.commissionChangedAt === undefined ? {} : { changed: record.commissionChangedAt }),
+    ...(record.slashedAt === undefined ? {} : { slashed: record.slashedAt }),
   });
 }
 
@@ -180,12 +191,14 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
   const what = 'validator record';
   const map = decode(value, what) as Record<string, unknown> | null;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) corrupt(what, 'not a map');
-  const { key, pq, root, commission, tokens, shares, power, jailed, until, changed } = map;
+  const { key, pq, root, commission, tokens, shares, power, jailed, until, changed, slashed } = map;
   const hasChanged = Object.hasOwn(map, 'changed');
-  if (Object.keys(map).length !== (hasChanged ? 10 : 9)) {
-    corrupt(what, 'expected 9 fields, or 10 with "changed"');
+  const hasSlashed = Object.hasOwn(map, 'slashed');
+  if (Object.keys(map).length !== 9 + Number(hasChanged) + Number(hasSlashed)) {
+    corrupt(what, 'expected 9 fields, plus "changed" and "slashed" when present');
   }
   if (hasChanged && !isHeight(changed)) corrupt(what, 'bad commission change height');
+  if (hasSlashed && !isHeight(slashed)) corrupt(what, 'bad slash height');
   if (!isBytes(key, ED25519_PUBLIC_KEY_BYTES)) corrupt(what, 'bad key');
   if (!isBytes(pq, FALCON1024_PUBLIC_KEY_BYTES)) corrupt(what, 'bad FALCON key');
   if (!isBytes(root, STORAGE_ROOT_BYTES)) corrupt(what, 'bad storage root');
@@ -203,6 +216,7 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
     jailed: jailed as JailReason,
     jailedUntil: until,
     ...(hasChanged ? { commissionChangedAt: changed as number } : {}),
+    ...(hasSlashed ? { slashedAt: slashed as number } : {}),
   };
 }
 
@@ -284,6 +298,52 @@ export function writeUnbondingEntries(
 ): void {
   if (entries.length === 0) state.delete(unbondingKey(delegator));
   else state.set(unbondingKey(delegator), encodeUnbondingEntries(entries));
+}
+
+/**
+ * One stretch of heights with one `epochBlocks`: from `from` on, the set was recomputed at the
+ * end of every block whose height is a multiple of `epochBlocks`; `lastBefore` is the last height
+ * recomputed before `from` (0: the genesis set). Written only when governance changes
+ * `epochBlocks`, so slashing can tell which epoch set a past height's power (end-block.ts).
+ */
+export interface EpochRegime {
+  readonly from: number;
+  readonly epochBlocks: number;
+  readonly lastBefore: number;
+}
+
+/** CBOR array of `[from, epochBlocks, lastBefore]`, oldest first. */
+export function encodeEpochHistory(history: readonly EpochRegime[]): Uint8Array {
+  return encodeCanonical(history.map((r) => [r.from, r.epochBlocks, r.lastBefore]));
+}
+
+export function decodeEpochHistory(value: Uint8Array): EpochRegime[] {
+  const what = 'epoch history';
+  const list = decode(value, what);
+  if (!Array.isArray(list) || list.length === 0) corrupt(what, 'not a non-empty array');
+  let previous = 0;
+  return list.map((item: unknown): EpochRegime => {
+    if (!Array.isArray(item) || item.length !== 3) corrupt(what, 'a regime is not 3 fields');
+    const [from, epochBlocks, lastBefore] = item as unknown[];
+    if (!isHeight(from) || !isHeight(epochBlocks) || !isHeight(lastBefore)) {
+      corrupt(what, 'bad heights');
+    }
+    if (from <= previous || epochBlocks < 1 || lastBefore >= from) {
+      corrupt(what, 'regimes out of order');
+    }
+    previous = from;
+    return { from, epochBlocks, lastBefore };
+  });
+}
+
+/** The epoch regimes; empty while governance never changed `epochBlocks`. */
+export function readEpochHistory(state: ModuleStateReader): EpochRegime[] {
+  const value = state.get(EPOCH_HISTORY_KEY);
+  return value === null ? [] : decodeEpochHistory(value);
+}
+
+export function writeEpochHistory(state: ModuleState, history: readonly EpochRegime[]): void {
+  state.set(EPOCH_HISTORY_KEY, encodeEpochHistory(history));
 }
 
 export function readQueue(state: ModuleStateReader, height: number): Uint8Array[] {

@@ -319,19 +319,24 @@ describe('caesar staking properties over random sequences', () => {
                   }),
             };
             const input = blockInput(height, [], extras);
-            // Predicted burn: the slashed validator's stake and its unbondings begun after the offence.
+            // Predicted burn: the slashed validator's stake and its unbondings begun after the
+            // epoch block whose set it voted with at the offence (updates of block e count from
+            // e + 2), unless that offence was slashed already (at or before slashedAt + 1).
             let burn = 0n;
             const offender = slashed === undefined ? undefined : before.get(slashed.id);
+            const offence = slashed === undefined ? 0 : input.evidence[0]!.voteA.height;
             if (
               slashed !== undefined &&
               offender !== undefined &&
-              offender.jailed !== JailReason.EQUIVOCATION
+              offender.jailed !== JailReason.EQUIVOCATION &&
+              (offender.slashedAt === undefined || offence > offender.slashedAt + 1)
             ) {
-              const offence = input.evidence[0]!.voteA.height;
+              const votedWith = offence - 2;
+              const powerSetAt = votedWith < 1 ? 0 : votedWith - (votedWith % PARAMS.epochBlocks);
               burn += slashCut(offender.tokens);
               for (const d of accounts) {
                 for (const entry of height === 1 ? [] : unbondingOf(proposer, d)) {
-                  if (toHex(entry.validator) === slashed.id && entry.creationHeight > offence) {
+                  if (toHex(entry.validator) === slashed.id && entry.creationHeight > powerSetAt) {
                     burn += slashCut(entry.amount);
                   }
                 }

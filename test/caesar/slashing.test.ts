@@ -1,0 +1,365 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  CAESAR_RESULT_CODES,
+  CaesarErrorCode,
+  CaesarStateError,
+  JailReason,
+  ProposalStatus,
+  VoteOption,
+  caesarStateKey,
+} from '../../src/caesar/index.js';
+import type { CaesarGenesis, ParamChange, StakingParams } from '../../src/caesar/index.js';
+import { lastEpochHeight, nextEpochHistory } from '../../src/caesar/end-block.js';
+import {
+  EPOCH_HISTORY_KEY,
+  decodeEpochHistory,
+  decodeValidatorRecord,
+  encodeEpochHistory,
+  encodeValidatorRecord,
+} from '../../src/caesar/staking-state.js';
+import { encodeCanonical } from '../../src/codec/cbor.js';
+import type { DuplicateVoteEvidence } from '../../src/consensus/types.js';
+import { makeSender } from '../consensus/application/fixture.js';
+import type { Sender, TestNode } from '../consensus/application/fixture.js';
+import { addressOf } from './caesar-fixture.js';
+import { TEST_GOV, depositsOf, govTx, proposalOf, stakingParamsOf } from './gov-fixture.js';
+import {
+  balanceOf,
+  bondedOf,
+  equivocation,
+  feePoolOf,
+  makeValidator,
+  openStakingNode,
+  recordOf,
+  runBlock,
+  stakingGenesis,
+  stakingTx,
+  supplyOf,
+  unbondingOf,
+  unbondingTotalOf,
+} from './staking-fixture.js';
+import type { TestValidator } from './staking-fixture.js';
+
+/**
+ * Slashing the stake behind the power (issue 6): a validator votes at height o with
+ * the power computed at the end of the last epoch block E ≤ o − 2, so the unbondings from it
+ * begun after E are slashed with it (unbonding before equivocating evades nothing), those begun
+ * at E or before are not; and one offence is slashed once, also after an unjail.
+ * TEST_PARAMS: epochBlocks 4, slashFractionBps 1,000 (10%), jailBlocks 3, powerUnit 100.
+ */
+
+const code = (error: CaesarErrorCode): number => CAESAR_RESULT_CODES[error];
+
+interface Chain {
+  readonly node: TestNode;
+  readonly v: readonly [TestValidator, TestValidator, TestValidator];
+  readonly delegator: Sender;
+  readonly d: Uint8Array;
+}
+
+/** Three validators with 10,000 each (300 spendable each); the delegator holds 5,000. */
+async function openChain(
+  params: Partial<StakingParams> = {},
+  governance?: Partial<typeof TEST_GOV>,
+): Promise<Chain> {
+  const v = [makeValidator(), makeValidator(), makeValidator()] as const;
+  const delegator = makeSender();
+  const d = addressOf(delegator);
+  const staking = stakingGenesis({
+    params: { unbondingBlocks: 10, ...params },
+    validators: v.map((validator) => ({ validator, selfBond: 10_000n })),
+    balances: [
+      { address: d, amount: 5_000n },
+      ...v.map((validator) => ({ address: validator.account, amount: 300n })),
+    ],
+  });
+  const genesis: CaesarGenesis =
+    governance === undefined ? staking : { ...staking, governance: { ...TEST_GOV, ...governance } };
+  return { node: await openStakingNode(genesis), v, delegator, d };
+}
+
+/** Σ balances + bonded + unbonding + fee pool + deposits held = supply. */
+function assertSupply(chain: Chain): void {
+  const { node, v, d } = chain;
+  const balances = [d, ...v.map((x) => x.account)].reduce(
+    (sum, address) => sum + balanceOf(node, address),
+    0n,
+  );
+  assert.equal(
+    balances + bondedOf(node) + unbondingTotalOf(node) + feePoolOf(node) + depositsOf(node),
+    supplyOf(node),
+    'balances + bonded + unbonding + fee pool + deposits = supply',
+  );
+}
+
+const entries = (node: TestNode, account: Uint8Array) =>
+  unbondingOf(node, account).map((e) => [e.creationHeight, e.amount]);
+
+const unbond = (sender: Sender, validator: TestValidator, amount: bigint) =>
+  stakingTx(sender, { op: 'unbond', fee: 0n, amount, validator: validator.address });
+
+/** Another pair of votes for the offence of `equivocation(validator, height)` (round 1). */
+function otherPair(validator: TestValidator, height: number): DuplicateVoteEvidence {
+  const { voteA, voteB } = equivocation(validator, height);
+  return { voteA: { ...voteA, round: 1 }, voteB: { ...voteB, round: 1 } };
+}
+
+describe('caesar slashing: the stake behind the power at the offence', () => {
+  // Block 4 (an epoch) sets v1's power from its tokens after the block's unbond; that power
+  // votes from height 6 (updates of block h take effect at h + 2), so at height 5 v1 still votes
+  // with the genesis power (set at "height 0").
+  for (const { offence, slashedFromBlock4 } of [
+    { offence: 6, slashedFromBlock4: false },
+    { offence: 5, slashedFromBlock4: true },
+  ]) {
+    it(`an operator that unbonds and then equivocates at height ${offence} loses the fraction of its unbonding (block-4 unbond ${slashedFromBlock4 ? 'slashed' : 'not slashed'})`, async () => {
+      const chain = await openChain();
+      const { node, v, delegator, d } = chain;
+      const [v1] = v;
+      try {
+        runBlock(node, [
+          stakingTx(delegator, { op: 'delegate', fee: 0n, amount: 2_000n, validator: v1.address }),
+        ]); // 1: v1 holds 12,000
+        runBlock(node); // 2
+        runBlock(node); // 3
+        const epoch = runBlock(node, [unbond(delegator, v1, 500n)]); // 4: epoch, after the unbond
+        assert.deepEqual(
+          epoch.validatorUpdates.map((u) => u.power),
+          [115],
+          'the power of block 4 counts 11,500',
+        );
+        runBlock(node, [unbond(v1.sender, v1, 9_000n)]); // 5: the operator leaves, power stays 115
+        runBlock(node, [unbond(delegator, v1, 100n)]); // 6: an unbond in the offence block
+        assert.equal(recordOf(node, v1)!.tokens, 2_400n);
+        assert.equal(recordOf(node, v1)!.power, 115, 'still voting with 11,500');
+        const supplyBefore = supplyOf(node);
+        const slashed = runBlock(node, [], { evidence: [equivocation(v1, offence)] }); // 7
+        assert.deepEqual(
+          slashed.validatorUpdates.map((u) => u.power),
+          [0],
+          'removed in the same block',
+        );
+        const record = recordOf(node, v1)!;
+        assert.equal(record.tokens, 2_160n, '10% of the 2,400 still bonded');
+        assert.equal(record.jailed, JailReason.EQUIVOCATION);
+        assert.equal(record.slashedAt, 7);
+        assert.deepEqual(entries(node, v1.account), [[5, 8_100n]], 'the operator loses 900');
+        const block4 = slashedFromBlock4 ? 450n : 500n;
+        assert.deepEqual(
+          entries(node, d),
+          [
+            [4, block4],
+            [6, 90n],
+          ],
+          'the offence-block unbond loses 10',
+        );
+        const burnt = 240n + 900n + 10n + (500n - block4);
+        assert.equal(supplyOf(node), supplyBefore - burnt, 'burnt = sum of the cuts');
+        assert.equal(bondedOf(node), 20_000n + 2_160n);
+        assert.equal(unbondingTotalOf(node), 8_100n + block4 + 90n);
+        assertSupply(chain);
+
+        // Paid out as slashed: block 4's entry at 14, the operator's at 15, block 6's at 16.
+        for (let height = 8; height <= 16; height++) runBlock(node);
+        assert.equal(balanceOf(node, v1.account), 300n + 8_100n);
+        assert.equal(balanceOf(node, d), 5_000n - 2_000n + block4 + 90n);
+        assert.equal(unbondingTotalOf(node), 0n);
+        assert.equal(supplyOf(node), supplyBefore - burnt);
+        assertSupply(chain);
+      } finally {
+        await node.close();
+      }
+    });
+  }
+
+  it('an entry paid out before the evidence is not touched; one completing in its block is slashed first', async () => {
+    const chain = await openChain({ unbondingBlocks: 3 });
+    const { node, v, delegator, d } = chain;
+    const [v1] = v;
+    try {
+      runBlock(node, [
+        stakingTx(delegator, { op: 'delegate', fee: 0n, amount: 1_000n, validator: v1.address }),
+      ]); // 1
+      runBlock(node, [unbond(delegator, v1, 300n)]); // 2: completes at 5
+      runBlock(node, [unbond(delegator, v1, 100n)]); // 3: completes at 6
+      runBlock(node); // 4
+      runBlock(node); // 5: the first entry is paid
+      assert.equal(balanceOf(node, d), 4_000n + 300n);
+      const supplyBefore = supplyOf(node);
+      // The offence at 5 voted with the genesis power: both entries backed it.
+      runBlock(node, [], { evidence: [equivocation(v1, 5)] }); // 6
+      assert.equal(recordOf(node, v1)!.tokens, 10_600n - 1_060n);
+      assert.equal(balanceOf(node, d), 4_300n + 90n, 'paid whole, then 90% of the second');
+      assert.deepEqual(entries(node, d), []);
+      assert.equal(supplyOf(node), supplyBefore - 1_060n - 10n);
+      assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+});
+
+describe('caesar slashing: one offence is slashed once', () => {
+  it('more evidence of an offence already slashed is ignored after the unjail; a new offence is slashed', async () => {
+    const chain = await openChain();
+    const { node, v } = chain;
+    const [v1] = v;
+    try {
+      for (let i = 0; i < 4; i++) runBlock(node); // 1–4
+      runBlock(node, [], { evidence: [equivocation(v1, 3)] }); // 5
+      assert.equal(recordOf(node, v1)!.tokens, 9_000n);
+      assert.equal(recordOf(node, v1)!.slashedAt, 5);
+      runBlock(node); // 6
+      runBlock(node); // 7
+      const back = runBlock(node, [stakingTx(v1.sender, { op: 'unjail', fee: 0n })]); // 8: epoch
+      assert.equal(back.txResults[0]!.code, 0, back.txResults[0]!.log);
+      assert.deepEqual(
+        back.validatorUpdates.map((u) => u.power),
+        [90],
+        'rejoins, votes from 10',
+      );
+      const supplyBefore = supplyOf(node);
+
+      // Another pair of votes for the offence at 3, and an offence at 6 (slashedAt + 1: it still
+      // voted with the power it was slashed for): nothing happens.
+      const again = runBlock(node, [], { evidence: [otherPair(v1, 3), equivocation(v1, 6)] }); // 9
+      assert.deepEqual(again.validatorUpdates, []);
+      const record = recordOf(node, v1)!;
+      assert.equal(record.tokens, 9_000n, 'slashed once');
+      assert.equal(record.jailed, JailReason.NONE);
+      assert.equal(supplyOf(node), supplyBefore);
+
+      // An offence with the power it got back (from height 10) is a new one.
+      runBlock(node); // 10
+      const second = runBlock(node, [], { evidence: [equivocation(v1, 10)] }); // 11
+      assert.deepEqual(
+        second.validatorUpdates.map((u) => u.power),
+        [0],
+      );
+      assert.equal(recordOf(node, v1)!.tokens, 8_100n);
+      assert.equal(recordOf(node, v1)!.slashedAt, 11);
+      assert.equal(supplyOf(node), supplyBefore - 900n);
+      assertSupply(chain);
+      const early = runBlock(node, [stakingTx(v1.sender, { op: 'unjail', fee: 0n })]); // 12
+      assert.equal(early.txResults[0]!.code, code(CaesarErrorCode.JAIL_NOT_OVER));
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('the watermark is a record field only once set: records never slashed keep their bytes', () => {
+    const v1 = makeValidator();
+    const record = {
+      publicKey: v1.sender.publicKey,
+      pqPublicKey: v1.pqKey,
+      storageRoot: v1.storageRoot,
+      commissionBps: 0,
+      tokens: 10n,
+      shares: 10n,
+      power: 0,
+      jailed: JailReason.NONE,
+      jailedUntil: 0,
+    };
+    const plain = encodeValidatorRecord(record);
+    const decoded = decodeValidatorRecord(plain);
+    assert.equal(decoded.slashedAt, undefined);
+    assert.equal(Object.hasOwn(decoded, 'slashedAt'), false);
+    const marked = { ...record, commissionChangedAt: 3, slashedAt: 7 };
+    assert.deepEqual(decodeValidatorRecord(encodeValidatorRecord(marked)), marked);
+    assert.ok(encodeValidatorRecord(marked).length > plain.length);
+  });
+});
+
+describe('caesar slashing: the epoch that set the power under a governed epochBlocks', () => {
+  it('lastEpochHeight follows each regime; nextEpochHistory keeps what evidence can reach', () => {
+    assert.equal(lastEpochHeight(4, [], -1), 0);
+    assert.equal(lastEpochHeight(4, [], 3), 0);
+    assert.equal(lastEpochHeight(4, [], 7), 4);
+    assert.equal(lastEpochHeight(4, [], 8), 8);
+    // 4 → 6 at the end of block 9: 8 was the last epoch of the old regime, 12 the first new.
+    const history = nextEpochHistory([], 4, 6, 9);
+    assert.deepEqual(history, [
+      { from: 1, epochBlocks: 4, lastBefore: 0 },
+      { from: 10, epochBlocks: 6, lastBefore: 8 },
+    ]);
+    assert.equal(lastEpochHeight(6, history, 7), 4);
+    assert.equal(lastEpochHeight(6, history, 9), 8);
+    assert.equal(lastEpochHeight(6, history, 11), 8, 'not 6: block 6 was no epoch');
+    assert.equal(lastEpochHeight(6, history, 12), 12);
+    assert.equal(lastEpochHeight(6, history, 17), 12);
+    // At 300 the regime from 10 still covers the oldest height evidence may name (199).
+    const later = nextEpochHistory(history, 6, 5, 300);
+    assert.deepEqual(later, [
+      { from: 10, epochBlocks: 6, lastBefore: 8 },
+      { from: 301, epochBlocks: 5, lastBefore: 300 },
+    ]);
+    assert.equal(lastEpochHeight(5, later, 302), 300);
+    assert.equal(lastEpochHeight(5, later, 305), 305);
+    assert.deepEqual(decodeEpochHistory(encodeEpochHistory(later)), later);
+    for (const bad of [
+      [],
+      [[10, 6]],
+      [[10, 0, 8]],
+      [[10, 6, 10]],
+      [
+        [10, 6, 8],
+        [10, 5, 9],
+      ],
+    ]) {
+      assert.throws(
+        () => decodeEpochHistory(encodeCanonical(bad)),
+        CaesarStateError,
+        JSON.stringify(bad),
+      );
+    }
+  });
+
+  it('after governance changes epochBlocks, the window starts at the epoch that really set the power', async () => {
+    const chain = await openChain({}, { votingPeriod: 1, timelock: 1 });
+    const { node, v, delegator, d } = chain;
+    const [v1] = v;
+    try {
+      runBlock(node, [
+        stakingTx(delegator, { op: 'delegate', fee: 0n, amount: 2_000n, validator: v1.address }),
+      ]); // 1
+      for (let i = 0; i < 5; i++) runBlock(node); // 2–6
+      const change: ParamChange[] = [{ name: 'epochBlocks', value: 6n }];
+      runBlock(node, [
+        govTx(delegator, {
+          op: 'gov/submit-proposal',
+          fee: 0n,
+          title: 'longer epochs',
+          changes: change,
+          deposit: 100n,
+        }),
+      ]); // 7: voting up to 8, applied at the end of 9
+      runBlock(node, [
+        unbond(delegator, v1, 300n),
+        ...v.map((x) =>
+          govTx(x.sender, { op: 'gov/vote', fee: 0n, proposal: 1, option: VoteOption.YES }),
+        ),
+      ]); // 8: the last epoch under epochBlocks 4, after this unbond
+      runBlock(node, [unbond(delegator, v1, 200n)]); // 9
+      assert.equal(proposalOf(node, 1)!.status, ProposalStatus.APPLIED);
+      assert.equal(stakingParamsOf(node).epochBlocks, 6);
+      const stored = node.store.state.get(caesarStateKey(EPOCH_HISTORY_KEY));
+      assert.deepEqual(decodeEpochHistory(stored!), [
+        { from: 1, epochBlocks: 4, lastBefore: 0 },
+        { from: 10, epochBlocks: 6, lastBefore: 8 },
+      ]);
+      for (let i = 0; i < 4; i++) runBlock(node); // 10–13
+      // The offence at 13 voted with the power of block 8 (block 12's takes effect at 14);
+      // 13 − 2 under epochBlocks 6 alone would name block 6 and take block 8's unbond too.
+      runBlock(node, [], { evidence: [equivocation(v1, 13)] }); // 14
+      assert.equal(recordOf(node, v1)!.tokens, 11_500n - 1_150n);
+      assert.deepEqual(entries(node, d), [
+        [8, 300n],
+        [9, 180n],
+      ]);
+      assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+});
