@@ -502,6 +502,22 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
 
   // Internals
 
+  /** A gossip stream opener for `peer`, ended by `signal` (and by a refusal, when `endOnRefusal`). */
+  private opener(peer: string, signal: AbortSignal, endOnRefusal: boolean): GossipOpener {
+    return new GossipOpener({
+      peer,
+      host: this,
+      pool: this.pool,
+      service: this.service,
+      clientOptions: this.clientOptions,
+      backoff: this.backoff,
+      random: this.random,
+      helloIntervalMs: this.helloIntervalMs,
+      closing: signal,
+      endOnRefusal,
+    });
+  }
+
   /**
    * Starts the loop that keeps `peer`'s stream up until `signal` aborts: this node opens it when
    * its id sorts first, and otherwise greets the peer (which opens it).
@@ -509,17 +525,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   private runPeer(peer: string, signal: AbortSignal): void {
     let loop: Promise<void>;
     if (dialsFirst(this.self, peer)) {
-      const opener = new GossipOpener({
-        peer,
-        host: this,
-        pool: this.pool,
-        service: this.service,
-        clientOptions: this.clientOptions,
-        backoff: this.backoff,
-        random: this.random,
-        helloIntervalMs: this.helloIntervalMs,
-        closing: signal,
-      });
+      const opener = this.opener(peer, signal, false);
       this.openers.set(peer, opener);
       loop = opener.run();
     } else {
@@ -622,18 +628,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       this.logger.info('consensus peer does not list this node: opening the stream to it', {
         peer,
       });
-      const opener = new GossipOpener({
-        peer,
-        host: this,
-        pool: this.pool,
-        service: this.service,
-        clientOptions: this.clientOptions,
-        backoff: this.backoff,
-        random: this.random,
-        helloIntervalMs: this.helloIntervalMs,
-        closing: signal,
-        endOnRefusal: true,
-      });
+      const opener = this.opener(peer, signal, true);
       await opener.run();
     }
   }
