@@ -44,6 +44,13 @@ export enum DiscoveryErrorCode {
   RENEW_TOO_SOON = 'DISCOVERY_RENEW_TOO_SOON',
   /** Query data that does not have the form the query needs. */
   INVALID_QUERY = 'DISCOVERY_INVALID_QUERY',
+  /**
+   * A `register` or `renew` of an instance of a reserved service (`hypermesh-…`, the services
+   * every node registers for itself) by a key that is not a node key of the chain.
+   */
+  RESERVED_SERVICE = 'DISCOVERY_RESERVED_SERVICE',
+  /** A node key registering a second live instance of one reserved service. */
+  RESERVED_INSTANCE_HELD = 'DISCOVERY_RESERVED_INSTANCE_HELD',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -66,6 +73,8 @@ export const DISCOVERY_RESULT_CODES: Readonly<Record<DiscoveryErrorCode, number>
   [DiscoveryErrorCode.SERVICE_FULL]: 16,
   [DiscoveryErrorCode.RENEW_TOO_SOON]: 17,
   [DiscoveryErrorCode.INVALID_QUERY]: 18,
+  [DiscoveryErrorCode.RESERVED_SERVICE]: 19,
+  [DiscoveryErrorCode.RESERVED_INSTANCE_HELD]: 20,
 });
 
 export class DiscoveryError extends ModuleError<DiscoveryErrorCode> {

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { SchemaError, parseInput } from '../codec/schema.js';
-import type { GenesisAppState } from '../consensus/genesis.js';
+import { CAESAR_MODULE_NAME } from '../caesar/index.js';
+import type { GenesisAppState, GenesisDocument } from '../consensus/genesis.js';
 import { DnsError, canonicalName } from '../trustchain/dns/index.js';
 import { DISCOVERY_MODULE_NAME } from './model.js';
+import type { DiscoveryNodeKeys } from './module.js';
 
 /**
  * The `discovery` section of a chain's genesis (`app.discovery`): its presence installs the
@@ -50,4 +52,16 @@ export function discoveryGenesisFromApp(
 
 export function discoveryGenesisToJson(genesis: DiscoveryGenesis): DiscoveryGenesisJson {
   return { dnsZone: genesis.dnsZone };
+}
+
+/**
+ * The node keys of a chain, for `createDiscoveryModule({ nodeKeys })`: its genesis validators,
+ * and the validators of caesar's staking state when the genesis installs caesar (an `app.caesar`
+ * section). Everything in it comes from the genesis document, so every node builds the same.
+ */
+export function discoveryNodeKeys(genesis: GenesisDocument): DiscoveryNodeKeys {
+  return {
+    genesisValidators: genesis.validators.map((validator) => validator.publicKey),
+    caesar: genesis.app?.[CAESAR_MODULE_NAME] !== undefined,
+  };
 }

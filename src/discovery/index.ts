@@ -93,7 +93,7 @@ export {
   instanceRecords,
   srvName,
 } from './dns-records.js';
-export { discoveryGenesisFromApp, discoveryGenesisToJson } from './genesis.js';
+export { discoveryGenesisFromApp, discoveryGenesisToJson, discoveryNodeKeys } from './genesis.js';
 export type { DiscoveryGenesis, DiscoveryGenesisJson } from './genesis.js';
 export {
   DIRECTORY_BUCKETS,

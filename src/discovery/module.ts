@@ -1,11 +1,18 @@
+import {
+  CAESAR_MODULE_NAME,
+  consensusAddress,
+  decodeValidatorRecord,
+  validatorKey,
+} from '../caesar/index.js';
 import type {
   CheckContext,
   ExecutionContext,
+  ForeignStateReaders,
   Module,
   ModuleQueryAnswer,
   ModuleStateReader,
 } from '../consensus/application/module.js';
-import { bytesEqual } from '../crypto/bytes.js';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { decodeDiscoveryBody } from './body.js';
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js';
 import {
@@ -17,7 +24,12 @@ import {
 } from './model.js';
 import type { DeregisterTx, DiscoveryTx, RegisterTx, RenewTx, ServiceInstance } from './model.js';
 import { ownerHex } from './records.js';
-import { checkInstanceId, checkServiceName } from './rules.js';
+import {
+  RESERVED_SERVICE_PREFIX,
+  checkInstanceId,
+  checkServiceName,
+  isReservedService,
+} from './rules.js';
 import { Catalog, instanceKey, ownerKey, readInstance, serviceKey } from './state.js';
 
 /** Query paths of the module (`discovery/<path>`). */
@@ -68,7 +80,88 @@ function ownedLive(
   return record;
 }
 
-function register(catalog: Catalog, tx: RegisterTx, sender: Uint8Array): void {
+/**
+ * The keys of the chain's nodes, which alone may register and renew instances of the reserved
+ * `hypermesh-` services (docs/discovery.md, "Reserved services"). A node's identity key is its
+ * validator key, so these are the validator keys the chain has ever had.
+ */
+export interface DiscoveryNodeKeys {
+  /** Raw Ed25519 keys of the genesis validators. */
+  readonly genesisValidators: readonly Uint8Array[];
+  /**
+   * Whether the chain runs the caesar module: then the key of every validator record in its
+   * staking state (any status: a jailed or unbonded validator still runs a node) is a node key
+   * too, and the module declares `reads: ['caesar']` to look it up.
+   */
+  readonly caesar: boolean;
+}
+
+export interface DiscoveryModuleOptions {
+  /**
+   * The chain's node keys. Absent, no service is reserved: anyone may register `hypermesh-…`
+   * instances (module tests of the other rules). Every node of a chain must build the module
+   * the same way, since this decides which transactions apply.
+   */
+  readonly nodeKeys?: DiscoveryNodeKeys;
+}
+
+/** Whether `sender` is a node key: a genesis validator, or a validator in caesar's state. */
+type NodeKeyTest = (foreign: ForeignStateReaders | undefined, sender: Uint8Array) => boolean;
+
+function nodeKeyTest(keys: DiscoveryNodeKeys): NodeKeyTest {
+  const genesis = new Set(keys.genesisValidators.map(toHex));
+  return (foreign, sender) => {
+    if (genesis.has(toHex(sender))) return true;
+    if (!keys.caesar) return false;
+    if (foreign === undefined) {
+      // The router always supplies it for a module that declares `reads`: a wiring mistake.
+      throw new TypeError(
+        `discovery: reserved services need ctx.foreign to read ${CAESAR_MODULE_NAME}`,
+      );
+    }
+    // Records are keyed by consensus address (a prefix of the key's hash); compare the full key.
+    const value = foreign(CAESAR_MODULE_NAME).get(validatorKey(consensusAddress(sender)));
+    return value !== null && bytesEqual(decodeValidatorRecord(value).publicKey, sender);
+  };
+}
+
+/**
+ * A `register` or `renew` of a reserved service's instance needs a node key. It does not depend
+ * on the height (validator records are never deleted), so `check` applies it and the mempool
+ * refuses such a transaction outright.
+ */
+function requireNodeKey(
+  isNodeKey: NodeKeyTest | undefined,
+  foreign: ForeignStateReaders | undefined,
+  tx: RegisterTx | RenewTx,
+  sender: Uint8Array,
+): void {
+  if (isNodeKey === undefined || !isReservedService(tx.service)) return;
+  if (isNodeKey(foreign, sender)) return;
+  throw new DiscoveryError(
+    DiscoveryErrorCode.RESERVED_SERVICE,
+    `${tx.op} ${tx.service}/${tx.instance}: services named ${RESERVED_SERVICE_PREFIX}… are reserved for the chain's nodes, and ${ownerHex(sender)} is not a validator key (genesis or staked)`,
+    { service: tx.service, instance: tx.instance, sender: ownerHex(sender) },
+  );
+}
+
+/**
+ * A node registers exactly one instance of each reserved service (its name), so a node key holds
+ * at most one live instance per reserved service: one validator cannot fill a reserved service
+ * or squat other nodes' names. Called after the sender's expired instances were pruned.
+ */
+function requireOneReserved(catalog: Catalog, tx: RegisterTx, sender: Uint8Array): void {
+  if (!isReservedService(tx.service)) return;
+  const held = catalog.ownerList(sender).find((ref) => ref.service === tx.service);
+  if (held === undefined) return;
+  throw new DiscoveryError(
+    DiscoveryErrorCode.RESERVED_INSTANCE_HELD,
+    `register ${tx.service}/${tx.instance}: the sender already holds ${held.service}/${held.instance}, and a node key holds one instance of each reserved service; deregister it first`,
+    { service: tx.service, instance: tx.instance, held: held.instance },
+  );
+}
+
+function register(catalog: Catalog, tx: RegisterTx, sender: Uint8Array, reserved: boolean): void {
   const { height } = catalog;
   const { op: _op, ...registration } = tx;
   const existing = catalog.record(tx.service, tx.instance);
@@ -104,6 +197,7 @@ function register(catalog: Catalog, tx: RegisterTx, sender: Uint8Array): void {
     );
   }
   catalog.pruneOwner(sender);
+  if (reserved) requireOneReserved(catalog, tx, sender);
   if (catalog.ownerList(sender).length >= MAX_INSTANCES_PER_OWNER) {
     throw new DiscoveryError(
       DiscoveryErrorCode.OWNER_LIMIT,
@@ -198,13 +292,19 @@ export function discoveryQueryKey(path: string, data: Uint8Array): Uint8Array | 
  * below its `expiresAt`; transactions treat expired instances as absent and prune the expired
  * instances of the service they touch (and the sender's own, when it registers a new one).
  * Queries cannot see the height, so their answers carry `expiresAt` and the client-side readers
- * filter by the height of the state they verified.
+ * filter by the height of the state they verified. *
+ * With `options.nodeKeys`, the `hypermesh-` services are reserved for the chain's nodes (one
+ * instance per node key and service); without, nothing is reserved.
  */
-export function createDiscoveryModule(): Module<DiscoveryTx> {
+export function createDiscoveryModule(options: DiscoveryModuleOptions = {}): Module<DiscoveryTx> {
+  const { nodeKeys } = options;
+  const isNodeKey = nodeKeys === undefined ? undefined : nodeKeyTest(nodeKeys);
   return {
     name: DISCOVERY_MODULE_NAME,
+    ...(nodeKeys?.caesar === true ? { reads: [CAESAR_MODULE_NAME] } : {}),
     decodeBody: decodeDiscoveryBody,
     check(ctx: CheckContext, tx: DiscoveryTx, sender: Uint8Array): void {
+      if (tx.op !== 'deregister') requireNodeKey(isNodeKey, ctx.foreign, tx, sender);
       // Whether a register may proceed depends on expiry, hence on the height, which `check`
       // does not get: it is decided in `apply`.
       if (tx.op !== 'register') authorize(ctx.state, tx, sender);
@@ -213,7 +313,7 @@ export function createDiscoveryModule(): Module<DiscoveryTx> {
       const catalog = new Catalog(ctx.state, ctx.height);
       switch (tx.op) {
         case 'register':
-          register(catalog, tx, sender);
+          register(catalog, tx, sender, isNodeKey !== undefined);
           break;
         case 'renew':
           renew(catalog, tx, sender);

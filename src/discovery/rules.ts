@@ -71,6 +71,18 @@ export function checkServiceName(value: unknown, field = 'service'): string {
   return value;
 }
 
+/**
+ * Services whose name starts with this are reserved for the chain's nodes: each node registers
+ * `hypermesh-node`, `hypermesh-dns`, … for itself (docs/discovery.md, "Reserved services"), and
+ * consensus peers and clients trust what the catalog says about them.
+ */
+export const RESERVED_SERVICE_PREFIX = 'hypermesh-';
+
+/** Whether only node keys may register and renew instances of `service`. */
+export function isReservedService(service: string): boolean {
+  return service.startsWith(RESERVED_SERVICE_PREFIX);
+}
+
 export function checkInstanceId(value: unknown, field = 'instance'): string {
   const code = DiscoveryErrorCode.INVALID_INSTANCE_ID;
   if (typeof value !== 'string') fail(code, field, `expected text, got ${show(value)}`);

@@ -65,6 +65,7 @@ import { startAcmeNode, type AcmeNode } from './acme-node.js';
 import {
   DISCOVERY_MODULE_NAME,
   createDiscoveryModule,
+  discoveryNodeKeys,
   discoveryGenesisFromApp,
 } from '../discovery/index.js';
 import type { ResourceRecord } from '../trustchain/dns/index.js';
@@ -257,8 +258,11 @@ export function genesisApplication(genesis: GenesisDocument): GenesisApplication
     modules.push(createDnsZonesModule());
     initialState.push(...dnsZonesInitialState(dns));
   }
-  // The service catalog (docs/discovery.md) starts empty: the section only installs it.
-  if (discoveryGenesisFromApp(genesis.app) !== undefined) modules.push(createDiscoveryModule());
+  // The service catalog (docs/discovery.md) starts empty: the section only installs it. Its
+  // reserved `hypermesh-*` services are for node keys: genesis validators and caesar's validators.
+  if (discoveryGenesisFromApp(genesis.app) !== undefined) {
+    modules.push(createDiscoveryModule({ nodeKeys: discoveryNodeKeys(genesis) }));
+  }
   if (ca !== undefined) {
     modules.push(createCaModule(ca));
     // The genesis bootstrap certificates, published at height 1 (docs/ca.md, "Genesis").

@@ -67,7 +67,9 @@ describe('app.discovery genesis section', () => {
   });
 
   it('installs the module on the node only when the section is there', () => {
-    const base = { app: undefined } as unknown as Parameters<typeof genesisApplication>[0];
+    const base = { app: undefined, validators: [] } as unknown as Parameters<
+      typeof genesisApplication
+    >[0];
     const names = (app: unknown) =>
       genesisApplication({ ...base, app } as Parameters<typeof genesisApplication>[0]).modules.map(
         (module) => module.name,
