@@ -1,4 +1,4 @@
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { lstat, readFile, writeFile } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { NodeRpcClient } from '../../consensus/net/index.js';
@@ -97,6 +97,15 @@ function reasonOf(value: string | undefined): number {
   );
 }
 
+/** Refuses `file` when anything is there, a dangling link included (`lstat`, not `access`). */
+async function refuseExisting(file: string, hint: string): Promise<void> {
+  const present = await lstat(file).then(
+    () => true,
+    () => false,
+  );
+  if (present) throw new CliError(`${file} exists; ${hint}`);
+}
+
 async function writeOutputs(
   out: string,
   published: { certificate: Uint8Array; issuer: string },
@@ -191,15 +200,10 @@ async function stoqIdentityKeys(file: string | undefined, keyOut: string): Promi
   if (file !== undefined) {
     keys = (await readKeyFile(file, { kind: 'node-identity' }).catch(keyFileFailure)).keys;
   } else {
-    const exists = await access(keyOut).then(
-      () => true,
-      () => false,
+    await refuseExisting(
+      keyOut,
+      `remove it, or pass --identity-key ${keyOut} to certify the keys it holds`,
     );
-    if (exists) {
-      throw new CliError(
-        `${keyOut} exists; remove it, or pass --identity-key ${keyOut} to certify the keys it holds`,
-      );
-    }
     const { generateNodeIdentity } = await import('../dev-ca.js');
     keys = await generateNodeIdentity();
   }
@@ -293,6 +297,9 @@ options:
         ? bytes.toString('utf8')
         : new Uint8Array(bytes);
     } else {
+      // Checked before anything is requested: the certificate would be issued for a key that
+      // then has nowhere to go.
+      await refuseExisting(`${values.out}.key`, 'remove it or choose another --out PREFIX');
       key = tools.generateSubjectKey(keyType as 'p256' | 'ed25519' | 'rsa');
       csr = createCsr({ privateKey: key });
     }
@@ -324,8 +331,12 @@ options:
         );
       }
       if (key !== null) {
+        // Exclusive create: never through an existing file or a link placed there meanwhile.
         await writeFile(`${out}.key`, key.export({ format: 'pem', type: 'pkcs8' }) as string, {
+          flag: 'wx',
           mode: 0o600,
+        }).catch((error: Error) => {
+          throw new CliError(`cannot write the private key to ${out}.key: ${error.message}`);
         });
       }
       report(io, published, await writeOutputs(out, published, genesis, client));
