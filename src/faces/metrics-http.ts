@@ -12,9 +12,14 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/**
+ * `onError` gets what a failed collection threw (for the node's log); the scraper gets a bare
+ * 500, since the message may name files or internals.
+ */
 export async function startMetricsServer(
   registry: Registry,
   address: { host: string; port: number },
+  onError: (error: unknown) => void = () => {},
 ): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -31,8 +36,9 @@ export async function startMetricsServer(
         response.end(request.method === 'HEAD' ? undefined : text);
       },
       (error: unknown) => {
+        onError(error);
         response.writeHead(500, { 'content-type': 'text/plain' });
-        response.end(`metrics collection failed: ${(error as Error).message}\n`);
+        response.end('metrics collection failed\n');
       },
     );
   });

@@ -61,11 +61,28 @@ export function httpProbe(url: URL, signal: AbortSignal): Promise<ProbeResult> {
   });
 }
 
-/** The program exits with code 0. */
+/**
+ * What a check program's environment carries over from the node's: where to find programs,
+ * the locale and time zone. Nothing else — the node's environment holds secrets (the key file's
+ * passphrase variable, `identity.passphraseEnv`) that a health check has no business reading.
+ */
+export const COMMAND_PROBE_ENV_KEYS = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'] as const;
+
+function commandProbeEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const key of COMMAND_PROBE_ENV_KEYS) {
+    const value = process.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+/** The program exits with code 0. It runs without a shell, in a minimal environment. */
 export function commandProbe(args: readonly string[], signal: AbortSignal): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const [program, ...rest] = args;
-    execFile(program!, rest, { signal, maxBuffer: 64 * 1024 }, (error) => {
+    const options = { signal, maxBuffer: 64 * 1024, env: commandProbeEnv() };
+    execFile(program!, rest, options, (error) => {
       if (error === null) resolve(OK);
       else if (typeof error.code === 'number') resolve(fail(`exit code ${error.code}`));
       else resolve(fail(reasonOf(error)));

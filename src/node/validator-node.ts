@@ -779,7 +779,11 @@ export async function startValidatorNode(
     if (config.metrics !== null) {
       const where = config.metrics;
       metricsServer = await step(`cannot serve metrics on ${formatHostPort(where)}`, () =>
-        startMetricsServer(parts.registry, where),
+        startMetricsServer(parts.registry, where, (error) =>
+          logger.warn('metrics collection failed', {
+            error: error instanceof Error ? error.message : String(error),
+          }),
+        ),
       );
       const server = metricsServer;
       closers.push(() => server.close());

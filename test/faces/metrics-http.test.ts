@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { startMetricsServer } from '../../src/faces/metrics-http.js';
 
 describe('metrics endpoint', () => {
@@ -18,6 +18,31 @@ describe('metrics endpoint', () => {
       const post = await fetch(server.url, { method: 'POST' });
       assert.equal(post.status, 405);
       assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('answers a failed collection with a bare 500 and hands the error to onError', async () => {
+    const registry = new Registry();
+    new Gauge({
+      name: 'test_broken',
+      help: 'a collector that fails',
+      registers: [registry],
+      collect() {
+        throw new Error('cannot read /var/lib/secret/state.db');
+      },
+    });
+    const seen: unknown[] = [];
+    const server = await startMetricsServer(registry, { host: '127.0.0.1', port: 0 }, (error) =>
+      seen.push(error),
+    );
+    try {
+      const response = await fetch(server.url);
+      assert.equal(response.status, 500);
+      assert.equal(await response.text(), 'metrics collection failed\n');
+      assert.equal(seen.length, 1);
+      assert.match((seen[0] as Error).message, /secret/);
     } finally {
       await server.close();
     }

@@ -69,6 +69,20 @@ describe('health probes', () => {
     assert.match(!missing.ok ? missing.reason : '', /ENOENT/);
   });
 
+  it("command: the program does not see the node's environment beyond PATH, HOME and the locale", async () => {
+    process.env.HM_TEST_KEY_PASSPHRASE = 'secret';
+    try {
+      // Exits 0 only when the variable is absent and PATH came through.
+      const script =
+        'process.exit(process.env.HM_TEST_KEY_PASSPHRASE === undefined && process.env.PATH !== undefined ? 0 : 7)';
+      assert.deepEqual(await commandProbe([process.execPath, '-e', script], signal()), {
+        ok: true,
+      });
+    } finally {
+      delete process.env.HM_TEST_KEY_PASSPHRASE;
+    }
+  });
+
   it('stoq-ping: the authenticated peer must be the registered identity', async () => {
     const closed: string[] = [];
     const dialAs =
