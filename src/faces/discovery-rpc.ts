@@ -52,6 +52,11 @@ export const DISCOVERY_SERVICE_NAME = 'hypermesh.discovery.v1';
 
 /** Watch streams one node serves at once; one more is refused with RESOURCE_EXHAUSTED. */
 export const DEFAULT_MAX_WATCHERS = 256;
+/**
+ * Watch streams one authenticated identity (certificate name) holds at once, so one client
+ * cannot take every slot of `maxWatchers`; one more is refused with RESOURCE_EXHAUSTED.
+ */
+export const DEFAULT_MAX_WATCHERS_PER_PEER = 16;
 /** Services `list` returns at most. */
 export const MAX_LISTED_SERVICES = 4_096;
 const MAX_PROVEN_BYTES = 256 * 1024;
@@ -142,6 +147,7 @@ export interface DiscoveryRpcSource {
 
 export interface DiscoveryRpcOptions {
   readonly maxWatchers?: number;
+  readonly maxWatchersPerPeer?: number;
 }
 
 function liveEntries(snapshot: ServiceSnapshot, statuses: readonly HealthStatus[]) {
@@ -157,7 +163,9 @@ export function registerDiscoveryRpc(
   options: DiscoveryRpcOptions = {},
 ): { watchers(): number } {
   const maxWatchers = options.maxWatchers ?? DEFAULT_MAX_WATCHERS;
+  const maxPerPeer = options.maxWatchersPerPeer ?? DEFAULT_MAX_WATCHERS_PER_PEER;
   let watchers = 0;
+  const watchersOf = new Map<string, number>();
 
   const snapshot = (service: string): ServiceSnapshot | null => {
     const answer = source.query(discoveryServiceQuery(service));
@@ -201,7 +209,17 @@ export function registerDiscoveryRpc(
         { reason: 'watchers', limit: maxWatchers },
       );
     }
+    const peer = ctx.peer.name;
+    const held = watchersOf.get(peer) ?? 0;
+    if (held >= maxPerPeer) {
+      throw new StoqError(
+        StoqErrorCode.RESOURCE_EXHAUSTED,
+        `${peer} already holds ${held} watch streams on this node, the limit per identity`,
+        { reason: 'watchers-per-peer', limit: maxPerPeer },
+      );
+    }
     watchers++;
+    watchersOf.set(peer, held + 1);
     let wake: (() => void) | null = null;
     let committed = 0;
     const off = source.onCommit(() => {
@@ -233,6 +251,9 @@ export function registerDiscoveryRpc(
       off();
       ctx.signal.removeEventListener('abort', onAbort);
       watchers--;
+      const left = (watchersOf.get(peer) ?? 1) - 1;
+      if (left === 0) watchersOf.delete(peer);
+      else watchersOf.set(peer, left);
     }
   }
 

@@ -38,6 +38,7 @@ const commits = new EventEmitter();
 let client: DiscoveryRpcClient;
 let tampered: DiscoveryRpcClient;
 let limited: DiscoveryRpcClient;
+let onePerPeer: DiscoveryRpcClient;
 let served: { watchers(): number };
 
 function source(query: (request: QueryRequest) => QueryResponse): DiscoveryRpcSource {
@@ -64,7 +65,13 @@ function commit(transactions: readonly Uint8Array[]): number {
 }
 
 before(async () => {
-  cluster = await Cluster.create('memory', ['n1', 'n2', 'n3', { name: 'carol', role: 'client' }]);
+  cluster = await Cluster.create('memory', [
+    'n1',
+    'n2',
+    'n3',
+    'n4',
+    { name: 'carol', role: 'client' },
+  ]);
   node = await openDiscoveryNode();
   alice = makeSender();
   const honest = await cluster.endpoint('n1');
@@ -90,11 +97,19 @@ before(async () => {
     source((request) => node.app.query(request)),
     { maxWatchers: 1 },
   );
+  const perPeer = await cluster.endpoint('n4');
+  registerDiscoveryRpc(
+    perPeer.endpoint,
+    source((request) => node.app.query(request)),
+    { maxWatchers: 10, maxWatchersPerPeer: 1 },
+  );
   const caller = await cluster.endpoint('carol', undefined, {
     n1: [honest.address],
     n2: [liar.address],
     n3: [small.address],
+    n4: [perPeer.address],
   });
+  onePerPeer = createDiscoveryRpcClient({ endpoint: caller.endpoint, peer: 'n4' });
   client = createDiscoveryRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
   tampered = createDiscoveryRpcClient({ endpoint: caller.endpoint, peer: 'n2' });
   limited = createDiscoveryRpcClient({ endpoint: caller.endpoint, peer: 'n3' });
@@ -205,6 +220,23 @@ describe('hypermesh.discovery.v1', () => {
     leave.abort();
     await withDeadline(stream, 10_000, 'the client loop to end');
     await ended;
+  });
+
+  it('refuses one identity a watch beyond its own limit, though the node has slots left', async () => {
+    const leave = new AbortController();
+    const first = onePerPeer.watch('web', { signal: leave.signal })[Symbol.asyncIterator]();
+    await first.next();
+    await assert.rejects(
+      (async () => {
+        for await (const _event of onePerPeer.watch('web')) break;
+      })(),
+      (error: unknown) =>
+        error instanceof StoqError &&
+        error.code === StoqErrorCode.RESOURCE_EXHAUSTED &&
+        /carol already holds 1 watch streams/.test(error.message),
+    );
+    leave.abort();
+    await first.return?.();
   });
 
   it('refuses a watch beyond the watcher limit', async () => {
