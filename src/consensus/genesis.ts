@@ -5,6 +5,8 @@ import { fromHex, toHex } from '../crypto/bytes.js';
 import { ED25519_PUBLIC_KEY_BYTES } from '../crypto/ed25519.js';
 import { FALCON1024_PUBLIC_KEY_BYTES, FALCON1024_PUBLIC_KEY_HEADER } from '../crypto/falcon.js';
 import { sha256 } from '../crypto/hash.js';
+import { DEFAULT_MAX_RECORD_BYTES } from '../storage/wal-format.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../stoq/rpc/framing.js';
 import { MODULE_NAME_PATTERN } from './application/envelope.js';
 import { ConsensusError, ConsensusErrorCode } from './errors.js';
 import { genesisContext, type HeightContext } from './height-context.js';
@@ -98,6 +100,10 @@ export const MAX_VALIDATOR_NAME_LENGTH = 64;
 export const MAX_GENESIS_VALIDATORS = 10_000;
 /** One hour: a longer pause between blocks is a configuration mistake. */
 export const MAX_COMMIT_DELAY_MS = 3_600_000;
+/**
+ * Schema bound on `maxBlockBytes`; a genesis is further held to full proposals of at most
+ * `MAX_PROPOSAL_WIRE_BYTES` (`proposalOverheadBytes`).
+ */
 export const MAX_BLOCK_BYTES_LIMIT = 64 * 1024 * 1024;
 export const MAX_BLOCK_TXS_LIMIT = 1_000_000;
 /**
@@ -277,6 +283,135 @@ function invalidGenesis(message: string, detail: Record<string, unknown> = {}): 
   return new ConsensusError(ConsensusErrorCode.INVALID_GENESIS, message, detail);
 }
 
+/**
+ * Largest encoded proposal one node can hand to another: it travels as one gossip message, at
+ * most `DEFAULT_MAX_MESSAGE_BYTES` (4 MiB, the STOQ default every node's endpoint uses) with
+ * the gossip map and the STOQ message frame around it, and its block is logged in one WAL
+ * record of at most `DEFAULT_MAX_RECORD_BYTES` (16 MiB) next to the rest of the engine's state.
+ * A larger one is dropped at send (`too_large`), or fails the proposer's WAL append
+ * (RECORD_TOO_LARGE), which halts its consensus.
+ */
+export const MAX_PROPOSAL_WIRE_BYTES =
+  Math.min(DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RECORD_BYTES) - 1024;
+
+/**
+ * Evidence items a proposal is assumed to carry: the driver's default `maxEvidencePerBlock`. A
+ * node configured for more makes its full proposals larger than `proposalOverheadBytes` says.
+ */
+export const PROPOSAL_EVIDENCE_RESERVE = 16;
+
+// Upper bounds, in bytes, on the parts of an encoded proposal (wire.ts, pos/encoding.ts) besides
+// its transactions' own bytes. test/consensus/proposal-size.test.ts encodes the largest proposal
+// a genesis allows and checks it against their sum.
+
+/** The proposal's fields, the block header without its consensus proof, the commit's fields. */
+const PROPOSAL_FIXED_BYTES = 1024;
+/** A transaction's CBOR header (5 bytes from 65,536) and its PoWork stamp `[txHash, nonce]`. */
+const PER_TRANSACTION_BYTES = 5 + 44;
+/** A precommit with the largest FALCON-1024 signature, and the largest integers and round. */
+const PRECOMMIT_BYTES = 1728;
+/** Duplicate-vote evidence: two such votes in a map. */
+const EVIDENCE_BYTES = 2 * PRECOMMIT_BYTES + 16;
+/** The consensus proof's keys, root, address (256 characters), signature, seed and headers. */
+const PROOF_FIXED_BYTES = 2048;
+/** One PoSpace answer's keys, index and headers, besides its block and path. */
+const ANSWER_FIXED_BYTES = 32;
+/** A 32-byte hash as a CBOR byte string. */
+const HASH_ITEM_BYTES = 34;
+
+/** What `proposalOverheadBytes` adds to the transactions' bytes, part by part. */
+export interface ProposalOverhead {
+  readonly fixed: number;
+  /** Headers and PoWork stamps of up to min(maxBlockTxs, maxBlockBytes) transactions. */
+  readonly transactions: number;
+  /** PoSpace answers and PoTime checkpoints for the genesis proof parameters. */
+  readonly consensusProof: number;
+  /** The last commit, one precommit per genesis validator. */
+  readonly lastCommit: number;
+  /** `PROPOSAL_EVIDENCE_RESERVE` evidence items. */
+  readonly evidence: number;
+  readonly total: number;
+}
+
+/**
+ * Bytes a full proposal of this chain adds to `maxBlockBytes` of transactions when encoded:
+ * every transaction's header and stamp (each transaction is at least one byte, so there are at
+ * most min(maxBlockTxs, maxBlockBytes)), the consensus proof for `doc.proof`, a last commit of
+ * every genesis validator's precommit and `PROPOSAL_EVIDENCE_RESERVE` evidence items. Validators
+ * that join later make commits larger; the bound is for the genesis set.
+ */
+export function proposalOverheadBytes(
+  doc: Pick<GenesisDocument, 'consensus' | 'proof' | 'validators'>,
+): ProposalOverhead {
+  const { maxBlockBytes, maxBlockTxs } = doc.consensus;
+  const { space, time } = doc.proof;
+  const fixed = PROPOSAL_FIXED_BYTES;
+  const transactions = PER_TRANSACTION_BYTES * Math.min(maxBlockTxs, maxBlockBytes);
+  const pathLength = Math.ceil(Math.log2(space.blockCount));
+  const answer = ANSWER_FIXED_BYTES + 4 * space.slotsPerBlock + pathLength * HASH_ITEM_BYTES;
+  const checkpoints = time.iterations / time.checkpointInterval;
+  const consensusProof =
+    PROOF_FIXED_BYTES + space.challengeCount * answer + checkpoints * HASH_ITEM_BYTES;
+  const lastCommit = doc.validators.length * PRECOMMIT_BYTES;
+  const evidence = PROPOSAL_EVIDENCE_RESERVE * EVIDENCE_BYTES;
+  return {
+    fixed,
+    transactions,
+    consensusProof,
+    lastCommit,
+    evidence,
+    total: fixed + transactions + consensusProof + lastCommit + evidence,
+  };
+}
+
+/**
+ * The largest `maxBlockBytes` whose full proposals fit `MAX_PROPOSAL_WIRE_BYTES` with the rest
+ * of `doc` unchanged; 0 when none does.
+ */
+export function largestFittingBlockBytes(
+  doc: Pick<GenesisDocument, 'consensus' | 'proof' | 'validators'>,
+): number {
+  const { maxBlockTxs } = doc.consensus;
+  // While maxBlockBytes >= maxBlockTxs the overhead is fixed; below, every byte may be a
+  // transaction of its own and costs PER_TRANSACTION_BYTES more.
+  const withAllTxs = proposalOverheadBytes({
+    ...doc,
+    consensus: { ...doc.consensus, maxBlockBytes: maxBlockTxs },
+  });
+  const room = MAX_PROPOSAL_WIRE_BYTES - withAllTxs.total;
+  if (room >= maxBlockTxs) return room;
+  const rest = withAllTxs.total - withAllTxs.transactions;
+  return Math.max(0, Math.floor((MAX_PROPOSAL_WIRE_BYTES - rest) / (1 + PER_TRANSACTION_BYTES)));
+}
+
+/** Refuses a genesis whose full proposal would not fit one gossip message or WAL record. */
+function checkProposalSize(doc: GenesisDocument): void {
+  const overhead = proposalOverheadBytes(doc);
+  const size = doc.consensus.maxBlockBytes + overhead.total;
+  if (size <= MAX_PROPOSAL_WIRE_BYTES) return;
+  const largest = largestFittingBlockBytes(doc);
+  const parts =
+    `${overhead.transactions} for up to ${Math.min(doc.consensus.maxBlockTxs, doc.consensus.maxBlockBytes)} ` +
+    `transactions' headers and stamps, ${overhead.lastCommit} for ${doc.validators.length} ` +
+    `validators' precommits, ${overhead.consensusProof} for the consensus proof, ` +
+    `${overhead.evidence} for evidence, ${overhead.fixed} for the other fields`;
+  const remedy =
+    largest > 0
+      ? `maxBlockBytes can be at most ${largest} with these validators, maxBlockTxs and proof parameters`
+      : 'no maxBlockBytes fits: use fewer validators, a smaller maxBlockTxs or fewer proof checkpoints or challenges';
+  throw invalidGenesis(
+    `genesis.consensus.maxBlockBytes: a full proposal would take up to ${size} bytes ` +
+      `(${doc.consensus.maxBlockBytes} of transactions plus ${overhead.total} of encoding: ${parts}), ` +
+      `above the ${MAX_PROPOSAL_WIRE_BYTES}-byte limit of one gossip message and WAL record; ${remedy}`,
+    {
+      path: ['consensus', 'maxBlockBytes'],
+      size,
+      limit: MAX_PROPOSAL_WIRE_BYTES,
+      largestMaxBlockBytes: largest,
+    },
+  );
+}
+
 function toJsonValue(doc: GenesisDocument): GenesisJson {
   const { consensus, proof } = doc;
   return {
@@ -360,6 +495,7 @@ function parseGenesisValue(value: unknown): GenesisDocument {
     if (!(error instanceof ConsensusError)) throw error;
     throw invalidGenesis(`genesis.validators: ${error.message}`, { ...error.detail });
   }
+  checkProposalSize(doc);
   return doc;
 }
 

@@ -10,6 +10,7 @@ import {
   DEFAULT_MAX_FUTURE_ROUNDS,
   initialState,
   ownVoteKey,
+  proposalRoundLead,
   type Decision,
   type ReceivedProposal,
   type TendermintState,
@@ -116,6 +117,11 @@ export class Transition {
       verifier: this.s.config.verifier,
       requirePq: this.s.config.requirePq,
     };
+  }
+
+  /** `maxProposalRoundLead`, checked when the state was made (state.ts). */
+  private get roundLead(): number {
+    return proposalRoundLead(this.s.config);
   }
 
   private isSelfValidator(): boolean {
@@ -313,7 +319,8 @@ export class Transition {
   }
 
   /**
-   * Records ⟨PROPOSAL, h_p, r, v, vr⟩ from proposer(h_p, r). The first proposal of a round is
+   * Records ⟨PROPOSAL, h_p, r, v, vr⟩ from proposer(h_p, r); one more than `maxProposalRoundLead`
+   * rounds above round_p is refused unread (state.ts). The first proposal of a round is
    * kept; a different one from an equivocating proposer is kept only once more than 1/3 of the
    * power voted for its block in that round (some correct validator saw it), so memory stays
    * bounded while a value that may be decided is never missed.
@@ -335,6 +342,11 @@ export class Transition {
         MessageRejection.WRONG_HEIGHT,
         Number.isSafeInteger(proposal.height) ? proposal.height : undefined,
       );
+      return false;
+    }
+    // Before anything that grows with the round: checkProposal computes proposer(h_p, r).
+    if (typeof proposal.round === 'number' && proposal.round > this.s.round + this.roundLead) {
+      this.reject(MessageRejection.PROPOSAL_ROUND_TOO_FAR, proposal.height);
       return false;
     }
     if (this.isKnownProposal(proposal)) return true;

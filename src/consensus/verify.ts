@@ -39,6 +39,8 @@ export enum MessageRejection {
   MALFORMED = 'MALFORMED',
   WRONG_HEIGHT = 'WRONG_HEIGHT',
   FUTURE_ROUND_LIMIT = 'FUTURE_ROUND_LIMIT',
+  /** A proposal more than `maxProposalRoundLead` rounds above round_p (state.ts). */
+  PROPOSAL_ROUND_TOO_FAR = 'PROPOSAL_ROUND_TOO_FAR',
   UNKNOWN_VALIDATOR = 'UNKNOWN_VALIDATOR',
   BAD_SIGNATURE = 'BAD_SIGNATURE',
   MISSING_PQ_SIGNATURE = 'MISSING_PQ_SIGNATURE',
@@ -130,7 +132,8 @@ export function checkVote(context: VerificationContext, vote: Vote): MessageReje
 /**
  * Checks that a proposal is from proposer(h, r) (paper lines 22, 28, 36, 49: "from
  * proposer(h_p, r)"), that vr is -1 or below r, and the proposer's signature over the block
- * hash. The block's content is checked separately (block.ts), since an invalid block in a
+ * hash. Computing proposer(h, r) costs up to r elections (proposer.ts), so the caller bounds r
+ * first (the engine: `maxProposalRoundLead`). The block's content is checked separately (block.ts), since an invalid block in a
  * correctly signed proposal still makes correct validators prevote nil (line 26).
  */
 export function checkProposal(

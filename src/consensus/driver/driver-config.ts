@@ -11,6 +11,7 @@ import {
 } from '../verify.js';
 import type { ConsensusDriverOptions } from './driver-types.js';
 import { DriverError, DriverErrorCode } from './errors.js';
+import { defaultBufferedBytesPerPeer } from './future-messages.js';
 import { memoizingVerifier } from './verifier.js';
 
 export const DEFAULT_MAX_BUFFERED_PER_PEER = 256;
@@ -33,6 +34,11 @@ export interface DriverConfig {
   readonly syncIdleTimeoutMs: number;
   readonly syncPageTimeoutMs: number;
   readonly maxBufferedPerPeer: number;
+  /**
+   * Approximate bytes of later-height messages one peer may park (future-messages.ts): two
+   * proposals of the largest block genesis allows plus `maxBufferedPerPeer` of the largest votes.
+   */
+  readonly maxBufferedBytesPerPeer: number;
   readonly maxEvidencePerBlock: number;
   /** 0: idle pacing off. */
   readonly idleBlockIntervalMs: number;
@@ -115,6 +121,11 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
   );
   return {
     ...resolved,
+    maxBufferedBytesPerPeer: defaultBufferedBytesPerPeer(
+      consensus.maxBlockBytes,
+      consensus.maxBlockTxs,
+      resolved.maxBufferedPerPeer,
+    ),
     idleBlockIntervalMs,
     selfAddress,
     verifier,

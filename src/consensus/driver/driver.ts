@@ -19,7 +19,7 @@ import type {
   VoteRequest,
 } from '../types.js';
 import type { ValidatorSet } from '../validator-set.js';
-import type { MessageRejection } from '../verify.js';
+import { MessageRejection } from '../verify.js';
 import type { SigningStep } from '../double-sign-guard.js';
 import { restoreTendermint } from '../wal.js';
 import {
@@ -29,6 +29,8 @@ import {
   encodeQuorumCertificate,
 } from '../wire.js';
 import {
+  BlockRefusal,
+  blockSizeError,
   checkAndExecute,
   lastCommitInfo,
   storedEvidence,
@@ -49,7 +51,7 @@ import {
 } from './driver-types.js';
 import { DriverError, DriverErrorCode } from './errors.js';
 import { EvidencePool } from './evidence-pool.js';
-import { FutureMessages } from './future-messages.js';
+import { bufferSlot, FutureMessages } from './future-messages.js';
 import { heldMessages, rebroadcastMessages } from './gossip.js';
 import { GuardedSigner } from './guarded-signer.js';
 import { CommitGathering } from './late-precommits.js';
@@ -157,7 +159,10 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     this.idleBlockIntervalMs = config.idleBlockIntervalMs;
     this.now = options.now ?? Date.now;
     this.logger = options.log ?? (() => undefined);
-    this.future = new FutureMessages(config.maxBufferedPerPeer);
+    this.future = new FutureMessages({
+      messagesPerPeer: config.maxBufferedPerPeer,
+      bytesPerPeer: config.maxBufferedBytesPerPeer,
+    });
     this.evidence = new EvidencePool({
       store: options.store,
       maxPerBlock: config.maxEvidencePerBlock,
@@ -1130,10 +1135,49 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       this.reject(DriverRejection.FUTURE_HEIGHT, peer, h);
       return;
     }
-    // A peer already works on a later height: do not sit out the idle interval.
-    this.endIdleWait('peer');
-    if (!this.future.add({ peer, height: h, event })) {
-      this.reject(DriverRejection.BUFFER_FULL, peer, h);
+    this.buffer(peer, h, event);
+  }
+
+  /**
+   * Parks a proposal or vote of a height not started yet (future-messages.ts), after checks that
+   * cost no signature: its shape, its signer is a validator of that height, and a proposal's
+   * block is within the genesis size limits (a larger one is invalid whoever signed it).
+   */
+  private buffer(peer: string, height: number, event: ConsensusEvent): void {
+    const slot = bufferSlot(event);
+    if (slot === null) {
+      this.reject(DriverRejection.MALFORMED_GOSSIP, peer, height);
+      return;
+    }
+    const context = this.context as HeightContext;
+    const { validators } =
+      height === context.height ? context.schedule : (context.nextSchedule ?? context.schedule);
+    if (event.type === 'vote-received' || event.type === 'proposal-received') {
+      const signer =
+        event.type === 'vote-received' ? event.vote.validator : event.proposal.proposer;
+      if (!validators.indexOf.has(signer)) {
+        this.reject(MessageRejection.UNKNOWN_VALIDATOR, peer, height);
+        return;
+      }
+    }
+    if (event.type === 'proposal-received') {
+      const sizeError = blockSizeError(this.checks, event.proposal.block);
+      if (sizeError !== undefined) {
+        this.reject(BlockRefusal.TOO_LARGE, peer, height, sizeError);
+        return;
+      }
+    }
+    switch (this.future.add({ peer, height, event }, slot)) {
+      case 'added':
+        // A peer already works on a later height: do not sit out the idle interval.
+        this.endIdleWait('peer');
+        return;
+      case 'held':
+        return;
+      case 'conflicting':
+      case 'full':
+        this.reject(DriverRejection.BUFFER_FULL, peer, height);
+        return;
     }
   }
 

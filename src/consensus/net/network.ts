@@ -47,7 +47,8 @@ import type { GossipKind, SendQueueLimits } from './send-queue.js';
 
 /**
  * Committed blocks `from..to` (ascending, consecutive from `from`, at most `limit`) from this
- * node's store, served to syncing peers; fewer (or none) when the store has fewer.
+ * node's store, served to syncing peers; fewer (or none) when the store has fewer. The network
+ * asks for one block at a time, so a sync request holds at most one block read from the store.
  */
 export type BlockSource = (
   from: number,
@@ -62,6 +63,18 @@ export interface ConsensusNetworkLimits {
   readonly maxQueuedBytes: number;
   /** Malformed messages one stream may carry before it is closed (default 16). */
   readonly maxMalformedPerStream: number;
+  /**
+   * A served page of blocks ends once its blocks and commits reach this many bytes (default
+   * 8 MiB); it always carries at least one block. The client asks for the rest next.
+   */
+  readonly maxSyncPageBytes: number;
+  /**
+   * Sync requests this node serves at once, all peers together (default 8); more are refused
+   * with RESOURCE_EXHAUSTED (`reason` `sync-busy`) and the client asks another peer or later.
+   */
+  readonly maxConcurrentSyncRequests: number;
+  /** Of those, how many one peer may have at once (default 2); more are refused the same way. */
+  readonly maxSyncRequestsPerPeer: number;
 }
 
 /**
@@ -95,6 +108,9 @@ export const DEFAULT_CONSENSUS_NETWORK_LIMITS: ConsensusNetworkLimits = Object.f
   maxQueuedMessages: 4096,
   maxQueuedBytes: 16 * 1024 * 1024,
   maxMalformedPerStream: 16,
+  maxSyncPageBytes: 8 * 1024 * 1024,
+  maxConcurrentSyncRequests: 8,
+  maxSyncRequestsPerPeer: 2,
 });
 
 export interface StoqConsensusNetworkOptions {
@@ -193,6 +209,13 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   readonly logger: ConsensusNetworkLogger;
   readonly queueLimits: SendQueueLimits;
   readonly maxMalformed: number;
+  private readonly syncLimits: Pick<
+    ConsensusNetworkLimits,
+    'maxSyncPageBytes' | 'maxConcurrentSyncRequests' | 'maxSyncRequestsPerPeer'
+  >;
+  /** Sync requests being served now, in all and per peer. */
+  private syncServing = 0;
+  private readonly syncServingPerPeer = new Map<string, number>();
   private readonly table: ReadonlyMap<string, ConsensusPeer>;
   private readonly endpoint: StoqEndpoint;
   private readonly blockSource: BlockSource;
@@ -232,6 +255,11 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     const limits = resolveLimits(options.limits);
     this.queueLimits = { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes };
     this.maxMalformed = limits.maxMalformedPerStream;
+    this.syncLimits = {
+      maxSyncPageBytes: limits.maxSyncPageBytes,
+      maxConcurrentSyncRequests: limits.maxConcurrentSyncRequests,
+      maxSyncRequestsPerPeer: limits.maxSyncRequestsPerPeer,
+    };
     this.endpoint = options.endpoint;
     this.blockSource = options.blockSource;
     this.logger = options.logger ?? stderrNetworkLogger;
@@ -760,6 +788,14 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     return answer;
   }
 
+  /**
+   * Serves blocks `from..to` one at a time from the block source, so a request holds one block
+   * read from the store plus what STOQ's send buffer holds (the stream waits for the caller to
+   * read). A page ends after `maxSyncPageBytes` of blocks and commits (at least one block), and at
+   * most `maxConcurrentSyncRequests` requests (`maxSyncRequestsPerPeer` of one peer) are served at
+   * once: a follower cannot make this node load hundreds of blocks per request, nor run many
+   * requests side by side.
+   */
   private async *serveBlocks(
     from: number,
     to: number,
@@ -768,22 +804,51 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     if (this.closing.aborted) {
       throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the consensus network is closed');
     }
-    const blocks = await this.blockSource(from, to, SYNC_MAX_BLOCKS_PER_REQUEST);
-    let expected = from;
-    for (const block of blocks) {
-      if (ctx.signal.aborted) return;
-      if (block.height !== expected || expected > to) {
-        this.logger.error('block source answered out of range', {
-          from,
-          to,
-          expected,
-          height: block.height,
-        });
-        throw new StoqError(StoqErrorCode.INTERNAL, 'block source answered out of range');
+    const { maxSyncPageBytes, maxConcurrentSyncRequests, maxSyncRequestsPerPeer } = this.syncLimits;
+    const peer = ctx.peer.name;
+    const ofPeer = this.syncServingPerPeer.get(peer) ?? 0;
+    if (this.syncServing >= maxConcurrentSyncRequests || ofPeer >= maxSyncRequestsPerPeer) {
+      this.logger.warn('sync request refused: too many served at once', {
+        peer,
+        from,
+        serving: this.syncServing,
+        servingPeer: ofPeer,
+      });
+      throw new StoqError(
+        StoqErrorCode.RESOURCE_EXHAUSTED,
+        `${this.self} serves at most ${maxConcurrentSyncRequests} sync requests at once, ` +
+          `${maxSyncRequestsPerPeer} per peer`,
+        { reason: 'sync-busy' },
+      );
+    }
+    this.syncServing++;
+    this.syncServingPerPeer.set(peer, ofPeer + 1);
+    try {
+      const last = Math.min(to, from + SYNC_MAX_BLOCKS_PER_REQUEST - 1);
+      let bytes = 0;
+      for (let expected = from; expected <= last && bytes < maxSyncPageBytes; expected++) {
+        if (ctx.signal.aborted) return;
+        const read = await this.blockSource(expected, last, 1);
+        const block = read[0];
+        if (block === undefined) return;
+        if (read.length > 1 || block.height !== expected) {
+          this.logger.error('block source answered out of range', {
+            from,
+            to,
+            expected,
+            height: block.height,
+          });
+          throw new StoqError(StoqErrorCode.INTERNAL, 'block source answered out of range');
+        }
+        bytes += block.block.length + block.commit.length;
+        yield { height: block.height, block: block.block, commit: block.commit };
+        this.metrics.blocksServed.inc();
       }
-      yield { height: block.height, block: block.block, commit: block.commit };
-      this.metrics.blocksServed.inc();
-      expected++;
+    } finally {
+      this.syncServing--;
+      const left = (this.syncServingPerPeer.get(peer) ?? 1) - 1;
+      if (left > 0) this.syncServingPerPeer.set(peer, left);
+      else this.syncServingPerPeer.delete(peer);
     }
   }
 
@@ -815,6 +880,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     const client = this.peerClient(peer);
     let next = from;
     while (next <= to) {
+      const first = next;
       const last = Math.min(to, next + SYNC_MAX_BLOCKS_PER_REQUEST - 1);
       const page = client.stream('blocks', { from: next, to: last }, signal ? { signal } : {});
       for await (const block of page) {
@@ -829,8 +895,8 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         this.metrics.blocksFetched.inc();
         yield block;
       }
-      // A short page: the peer has no more.
-      if (next <= last) return;
+      // An empty page: the peer has no more. A short one may be its byte bound (serveBlocks).
+      if (next === first) return;
     }
   }
 

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import type { SyncedBlock } from '../../../src/consensus/driver/ports.js';
+import {
+  DEFAULT_CONSENSUS_NETWORK_LIMITS,
+  defineConsensusPeerService,
+} from '../../../src/consensus/net/index.js';
+import { StoqErrorCode } from '../../../src/stoq/errors.js';
+import { createClient } from '../../../src/stoq/rpc/client.js';
+import { isStoqError } from '../../helpers/stoq-error.js';
+import { waitForCondition } from '../../helpers/wait.js';
+import { Cluster, metricValue, until, type TestNode } from './net-fixture.js';
+
+/**
+ * What a syncing follower can make a serving node hold: blocks are read one at a time, a page
+ * ends at a byte bound, and only so many sync requests are served at once.
+ */
+
+const BLOCK_BYTES = 100 * 1024;
+const PAGE_BYTES = 250 * 1024;
+
+function largeBlocks(count: number): SyncedBlock[] {
+  return Array.from({ length: count }, (_, index) => ({
+    height: index + 1,
+    block: new Uint8Array(BLOCK_BYTES).fill(index + 1),
+    commit: Uint8Array.of(2, index + 1),
+  }));
+}
+
+let cluster: Cluster;
+
+before(async () => {
+  cluster = await Cluster.create('memory', ['a', 'b', 'c', 'a0']);
+});
+
+after(async () => {
+  await cluster.close();
+});
+
+describe('consensus network: serving block sync', { timeout: 20_000 }, () => {
+  it('ends a page at its byte bound and the client pages on to the end', async () => {
+    const [aEnd, bEnd] = await Promise.all([cluster.endpoint('a'), cluster.endpoint('b')]);
+    const blocks = largeBlocks(20);
+    const b = cluster.network(bEnd, [aEnd], { blocks, limits: { maxSyncPageBytes: PAGE_BYTES } });
+    const a = cluster.network(aEnd, [bEnd]);
+    try {
+      await until(() => a.network.peers().includes('b'), 'a and b to connect');
+      // One request: the server stops once 250 KiB went out (the third 100 KiB block).
+      const session = await aEnd.endpoint.connect(bEnd.address);
+      const client = createClient(defineConsensusPeerService(['validator', 'node']), session);
+      const page: number[] = [];
+      for await (const block of client.stream('blocks', { from: 1, to: 20 })) {
+        page.push(block.height);
+      }
+      session.connection.close();
+      assert.deepEqual(page, [1, 2, 3]);
+      assert.deepEqual(
+        b.sourceCalls.map((call) => call.limit),
+        [1, 1, 1],
+        'one block read at a time',
+      );
+
+      // fetchBlocks takes a short page for what it is and asks for the rest.
+      const heights: number[] = [];
+      for await (const block of a.network.fetchBlocks('b', 1, 20)) {
+        heights.push(block.height);
+        assert.deepEqual(block, blocks[block.height - 1]);
+      }
+      assert.deepEqual(
+        heights,
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      assert.equal(
+        await metricValue(b.registry, 'hypermesh_consensus_net_sync_blocks_served_total'),
+        23,
+      );
+      // A block larger than the bound is still served, alone, and then the page ends.
+      const cEnd = await cluster.endpoint('c');
+      const huge = cluster.network(cEnd, [aEnd], {
+        blocks: [1, 2].map((height) => ({
+          height,
+          block: new Uint8Array(PAGE_BYTES * 2),
+          commit: Uint8Array.of(1),
+        })),
+        limits: { maxSyncPageBytes: PAGE_BYTES },
+      });
+      const toC = await aEnd.endpoint.connect(cEnd.address);
+      const fromC: number[] = [];
+      const service = defineConsensusPeerService(['validator', 'node']);
+      for await (const block of createClient(service, toC).stream('blocks', { from: 1, to: 2 })) {
+        fromC.push(block.height);
+      }
+      toC.connection.close();
+      assert.deepEqual(fromC, [1]);
+      await huge.network.close();
+      assert.equal(DEFAULT_CONSENSUS_NETWORK_LIMITS.maxSyncPageBytes, 8 * 1024 * 1024);
+    } finally {
+      await a.network.close();
+      await b.network.close();
+    }
+  });
+
+  it('serves a bounded number of sync requests at once, in all and per peer', async () => {
+    const endpoints = await Promise.all(['a', 'b', 'c', 'a0'].map((n) => cluster.endpoint(n)));
+    const [aEnd, bEnd, cEnd, a0End] = endpoints as [
+      (typeof endpoints)[0],
+      (typeof endpoints)[0],
+      (typeof endpoints)[0],
+      (typeof endpoints)[0],
+    ];
+    const blocks = largeBlocks(4);
+    // The block source holds every read until the gate opens, so requests stay in progress.
+    const reads = new EventEmitter();
+    let entered = 0;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const b = cluster.network(bEnd, [aEnd, cEnd, a0End], {
+      blocks: async (from, to, limit) => {
+        entered++;
+        reads.emit('read');
+        await gate;
+        return blocks.filter((x) => x.height >= from && x.height <= to).slice(0, limit);
+      },
+      limits: { maxConcurrentSyncRequests: 2, maxSyncRequestsPerPeer: 1 },
+    });
+    const followers: TestNode[] = [aEnd, cEnd, a0End].map((end) => cluster.network(end, [bEnd]));
+    const [a, c, a0] = followers as [TestNode, TestNode, TestNode];
+    const readsReach = (count: number) =>
+      waitForCondition(reads, 'read', () => entered >= count, `${count} block reads`, 5_000);
+    const collect = async (node: TestNode): Promise<number[]> => {
+      const heights: number[] = [];
+      for await (const block of node.network.fetchBlocks('b', 1, 4)) heights.push(block.height);
+      return heights;
+    };
+    try {
+      for (const node of followers) {
+        await until(() => node.network.peers().includes('b'), `${node.name} to connect to b`);
+      }
+      const first = collect(a);
+      await readsReach(1);
+      // a already has a request in progress: refused; c gets the second slot; a0 finds none.
+      await assert.rejects(collect(a), isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED));
+      const second = collect(c);
+      await readsReach(2);
+      await assert.rejects(collect(a0), isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED));
+      assert.equal(entered, 2, 'refused requests read nothing');
+      open();
+      assert.deepEqual(await first, [1, 2, 3, 4]);
+      assert.deepEqual(await second, [1, 2, 3, 4]);
+      // Finished requests free their slots.
+      assert.deepEqual(await collect(a0), [1, 2, 3, 4]);
+      assert.equal(
+        b.logger.lines.filter(
+          (line) => line.message === 'sync request refused: too many served at once',
+        ).length,
+        2,
+      );
+    } finally {
+      for (const node of [...followers, b]) await node.network.close();
+    }
+  });
+});
