@@ -487,7 +487,15 @@ export async function startValidatorNode(
     const network: StoqConsensusNetwork = createStoqConsensusNetwork({
       endpoint: parts.endpoint,
       self: config.name,
-      peers: config.peers.map((peer) => ({ id: peer.name, address: formatHostPort(peer.address) })),
+      // A listed genesis validator must authenticate with its genesis key, not only its name.
+      peers: config.peers.map((peer) => {
+        const key = genesis.validators.find((v) => v.name === peer.name)?.publicKey;
+        return {
+          id: peer.name,
+          address: formatHostPort(peer.address),
+          ...(key === undefined ? {} : { publicKey: key }),
+        };
+      }),
       blockSource: (from, to, limit) =>
         store.blocks.range(from, to, limit).map((committed) => ({
           height: committed.block.height,

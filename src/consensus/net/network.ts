@@ -302,7 +302,9 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       verifyPeer: (name, peer) =>
         peer.name === name &&
         PEER_ROLES.has(peer.role) &&
-        (!this.discovered.has(name) || this.isDiscovered(name, peer.transportKey)),
+        (this.table.has(name)
+          ? this.isListed(name, peer.transportKey)
+          : !this.discovered.has(name) || this.isDiscovered(name, peer.transportKey)),
       backoff: this.backoff,
       connectTimeoutMs: this.connectTimeoutMs,
       random: this.random,
@@ -584,6 +586,12 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     this.links.get(peer)?.abort();
   }
 
+  /** `peer` is a listed peer, and `key` the one it must authenticate with (if one is set). */
+  private isListed(peer: string, key: Uint8Array): boolean {
+    const found = this.table.get(peer);
+    return found !== undefined && (found.publicKey === null || bytesEqual(found.publicKey, key));
+  }
+
   /** `peer` is a discovered peer, and `key` the one it must authenticate with (if one is set). */
   private isDiscovered(peer: string, key: Uint8Array): boolean {
     const found = this.discovered.get(peer);
@@ -707,6 +715,15 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         reason: 'own-name',
       });
     }
+    // A certificate with a listed peer's name but another key than the one configured for it
+    // (its genesis validator key) is not that peer: it must not replace the real peer's stream.
+    if (listed && !this.isListed(peer, ctx.peer.transportKey)) {
+      throw new StoqError(
+        StoqErrorCode.PERMISSION_DENIED,
+        `${peer} authenticated with another key than the one configured for it`,
+        { reason: 'listed-key-mismatch' },
+      );
+    }
     // A certificate with a discovered peer's name but another key than the catalog's owner is
     // not that peer; taken as unlisted it would replace the real peer's stream.
     if (!listed && !known && this.discovered.has(peer)) {
@@ -769,6 +786,13 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the consensus network is not running', {
         reason: 'not-running',
       });
+    }
+    if (this.table.has(peer) && !this.isListed(peer, ctx.peer.transportKey)) {
+      throw new StoqError(
+        StoqErrorCode.PERMISSION_DENIED,
+        `${peer} authenticated with another key than the one configured for it`,
+        { reason: 'listed-key-mismatch' },
+      );
     }
     if (!this.table.has(peer) && !this.isDiscovered(peer, ctx.peer.transportKey)) {
       // Admitted by the allow check but not listed: this node cannot dial it.

@@ -10,11 +10,18 @@ export interface ConsensusPeerConfig {
   readonly id: string;
   /** `host:port`, or `[v6-address]:port`. */
   readonly address: string;
+  /**
+   * The raw Ed25519 key the peer must authenticate with, when known (its validator key): a
+   * certificate with the peer's name but another key is refused, dialled or dialling.
+   */
+  readonly publicKey?: Uint8Array;
 }
 
 export interface ConsensusPeer {
   readonly id: string;
   readonly address: SocketAddress;
+  /** Null: any key (the certificate name alone identifies the peer). */
+  readonly publicKey: Uint8Array | null;
 }
 
 /**
@@ -22,14 +29,9 @@ export interface ConsensusPeer {
  * registered themselves in the service catalog): dialled like a listed peer, authenticated like
  * an unlisted one (`setDiscoveredPeers`).
  */
-export interface DiscoveredPeerConfig extends ConsensusPeerConfig {
-  /** The raw Ed25519 key the peer must authenticate with, when known (its validator key). */
-  readonly publicKey?: Uint8Array;
-}
+export type DiscoveredPeerConfig = ConsensusPeerConfig;
 
-export interface DiscoveredPeer extends ConsensusPeer {
-  readonly publicKey: Uint8Array | null;
-}
+export type DiscoveredPeer = ConsensusPeer;
 
 /** Certificate names, as src/crypto/x509.ts accepts them (SPIFFE path segment, ≤ 64). */
 const PEER_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -83,7 +85,22 @@ export function parsePeerTable(
         { peer: peer.id },
       );
     }
-    table.set(peer.id, Object.freeze({ id: peer.id, address: parsePeerAddress(peer.address) }));
+    const key = peer.publicKey;
+    if (key !== undefined && !(key instanceof Uint8Array && key.length === 32)) {
+      throw new ConsensusNetworkError(
+        ConsensusNetworkErrorCode.INVALID_OPTIONS,
+        `peers[${index}] (${peer.id}): publicKey must be a 32-byte Ed25519 key`,
+        { peer: peer.id },
+      );
+    }
+    table.set(
+      peer.id,
+      Object.freeze({
+        id: peer.id,
+        address: parsePeerAddress(peer.address),
+        publicKey: key === undefined ? null : Uint8Array.from(key),
+      }),
+    );
   }
   return table;
 }

@@ -176,7 +176,9 @@ export class Cluster {
   /** Starts a network on `running` with the given peers (name → address). */
   network(
     running: RunningEndpoint,
-    peers: readonly RunningEndpoint[] | readonly { name: string; address: SocketAddress }[],
+    peers:
+      | readonly RunningEndpoint[]
+      | readonly { name: string; address: SocketAddress; publicKey?: Uint8Array }[],
     options: {
       blocks?: readonly SyncedBlock[] | BlockSource;
       limits?: Partial<ConsensusNetworkLimits>;
@@ -197,7 +199,13 @@ export class Cluster {
       createStoqConsensusNetwork({
         endpoint: running.endpoint,
         self: running.name,
-        peers: peers.map((peer) => ({ id: peer.name, address: formatAddress(peer.address) })),
+        peers: peers.map((peer) => ({
+          id: peer.name,
+          address: formatAddress(peer.address),
+          ...('publicKey' in peer && peer.publicKey !== undefined
+            ? { publicKey: peer.publicKey }
+            : {}),
+        })),
         blockSource,
         logger,
         registry: running.registry,
