@@ -32,6 +32,7 @@ import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolAddResult } from '../cons
 import { accountHistoryPage, storedReceipt } from './tx-receipts.js';
 import { createTxIntake, type TxIntake } from './tx-intake.js';
 import {
+  MAX_VALIDATOR_UPDATE_RESPONSE_BYTES,
   createStoqConsensusNetwork,
   registerNodeRpc,
   type NodeRpcHandlers,
@@ -957,8 +958,9 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
       if (stored === null || commit === null) return null;
       return { height, block: stored.bytes, commit };
     },
+    // Read only as far as one response page goes (the pager stops at the same bound).
     validatorUpdates: (fromHeight, toHeight) =>
-      store.blocks.validatorUpdatesRange(fromHeight, toHeight),
+      store.blocks.validatorUpdatesRange(fromHeight, toHeight, MAX_VALIDATOR_UPDATE_RESPONSE_BYTES),
   };
 }
 

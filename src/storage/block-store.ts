@@ -38,8 +38,15 @@ export interface BlockReader {
   evidenceAt(height: number): StoredEvidence[];
   /** The encoded validator updates block `height` returned, or null when it returned none. */
   validatorUpdatesAt(height: number): Uint8Array | null;
-  /** Every stored validator update of blocks `from..to` (inclusive, ascending). */
-  validatorUpdatesRange(fromHeight: number, toHeight: number): StoredValidatorUpdates[];
+  /**
+   * Every stored validator update of blocks `from..to` (inclusive, ascending); with `maxBytes`,
+   * only up to the first block that takes the total over it.
+   */
+  validatorUpdatesRange(
+    fromHeight: number,
+    toHeight: number,
+    maxBytes?: number,
+  ): StoredValidatorUpdates[];
   /** The receipt of a committed transaction, or null (unknown, or stored before receipts). */
   receipt(txHash: Uint8Array): StoredReceipt | null;
   /**
@@ -272,10 +279,26 @@ export class BlockTables implements BlockReader {
     return fromSqliteOrNull(this.selectUpdates.get(height));
   }
 
-  validatorUpdatesRange(fromHeight: number, toHeight: number): StoredValidatorUpdates[] {
-    return this.selectUpdatesRange
-      .all(fromHeight, toHeight)
-      .map((row) => ({ height: row.height, bytes: fromSqlite(row.bytes) }));
+  /**
+   * The stored updates of blocks `fromHeight..toHeight`, in height order. With `maxBytes`, rows
+   * are read one at a time and reading stops after the first row that takes the total over it
+   * (that row included, so a pager knows where to continue), so a wide range never loads more
+   * than about `maxBytes` plus one block's updates.
+   */
+  validatorUpdatesRange(
+    fromHeight: number,
+    toHeight: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): StoredValidatorUpdates[] {
+    const rows: StoredValidatorUpdates[] = [];
+    let total = 0;
+    for (const row of this.selectUpdatesRange.iterate(fromHeight, toHeight)) {
+      const bytes = fromSqlite(row.bytes);
+      rows.push({ height: row.height, bytes });
+      total += bytes.length;
+      if (total > maxBytes) break;
+    }
+    return rows;
   }
 
   /**

@@ -154,9 +154,13 @@ class SqliteNodeStore implements NodeStore {
         this.guard('evidence at height', () => tables.evidenceAt(height(h))),
       validatorUpdatesAt: (h: number) =>
         this.guard('validator updates', () => tables.validatorUpdatesAt(height(h))),
-      validatorUpdatesRange: (from: number, to: number) =>
+      validatorUpdatesRange: (from: number, to: number, maxBytes?: number) =>
         this.guard('validator updates range', () =>
-          tables.validatorUpdatesRange(parseUint(from, 'fromHeight'), parseUint(to, 'toHeight')),
+          tables.validatorUpdatesRange(
+            parseUint(from, 'fromHeight'),
+            parseUint(to, 'toHeight'),
+            maxBytes === undefined ? undefined : parseUint(maxBytes, 'maxBytes'),
+          ),
         ),
       receipt: (txHash: Uint8Array) =>
         this.guard('receipt', () => tables.receipt(parseHash(txHash))),

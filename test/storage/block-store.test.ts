@@ -91,6 +91,28 @@ describe('block store', () => {
     assert.equal(report.stateKeys, 4);
   });
 
+  it('reads a range of validator updates only up to a byte budget when given one', () => {
+    const updates = (height: number) => text(`updates of block ${height}`.padEnd(100, '.'));
+    store.saveBlock(nextBlock(store));
+    for (let height = 2; height <= 6; height++) {
+      store.saveBlock({ ...nextBlock(store), validatorUpdates: updates(height) });
+    }
+    assert.equal(store.blocks.validatorUpdatesRange(1, 6).length, 5);
+    // 250 bytes: blocks 2 and 3 fit (200), block 4 takes it over and is the last one read.
+    assert.deepEqual(
+      store.blocks.validatorUpdatesRange(1, 6, 250).map((row) => row.height),
+      [2, 3, 4],
+    );
+    assert.deepEqual(
+      store.blocks.validatorUpdatesRange(1, 6, 1).map((row) => row.height),
+      [2],
+    );
+    assert.throws(
+      () => store.blocks.validatorUpdatesRange(1, 6, -1),
+      storageError(StorageErrorCode.INVALID_ARGUMENT),
+    );
+  });
+
   it('keeps the validator updates a block returned, with the block or not at all', () => {
     const updates = text('encoded validator updates of block 2');
     store.saveBlock(nextBlock(store));
