@@ -109,7 +109,8 @@ describe('block store', () => {
     );
     assert.throws(
       () => store.blocks.validatorUpdatesRange(1, 6, -1),
-      storageError(StorageErrorCode.INVALID_ARGUMENT),
+      (error: unknown) =>
+        isHyperMeshError(error, SchemaErrorCode.INVALID) && /maxBytes/.test(error.message),
     );
   });
 
