@@ -113,10 +113,20 @@ export function encodingOf(bytes: Uint8Array, element: Tlv): Uint8Array {
   return bytes.subarray(element.start, element.end);
 }
 
+/**
+ * Content bytes of the longest OBJECT IDENTIFIER read. Real ones are under 40 (a UUID-based
+ * `2.25.<128-bit>` one is 20). Without a bound one 60 KB arc cost ~0.35 s of BigInt shifting,
+ * and a peer's certificate is parsed before anything in it is verified.
+ */
+export const MAX_OID_BYTES = 128;
+
 /** An OBJECT IDENTIFIER as dotted text; every arc minimally encoded. */
 export function readOid(bytes: Uint8Array, element: Tlv): string {
   const value = contentOf(bytes, expect(element, TAG.oid, 'OBJECT IDENTIFIER'));
   if (value.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
+  if (value.length > MAX_OID_BYTES) {
+    throw new DerError(`OBJECT IDENTIFIER of ${value.length} bytes; at most ${MAX_OID_BYTES}`);
+  }
   const arcs: bigint[] = [];
   let arc = 0n;
   let fresh = true;

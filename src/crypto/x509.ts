@@ -354,6 +354,15 @@ function readKeyUsage(value: Uint8Array): number {
   const bits = contentOf(value, expect(readWhole(value), TAG.bitString, 'KeyUsage'));
   const unused = bits[0];
   if (unused === undefined || unused > 7 || bits.length > 3) throw new DerError('bad KeyUsage');
+  // X.690 §11.2.1: the unused bits of the last octet are zero in DER (OpenSSL masks them off;
+  // reading them would grant usages OpenSSL does not see).
+  if (
+    bits.length === 1
+      ? unused !== 0
+      : ((bits[bits.length - 1] as number) & ((1 << unused) - 1)) !== 0
+  ) {
+    throw new DerError('KeyUsage has bits set in its unused bits');
+  }
   let flags = 0;
   for (let i = 0; i < (bits.length - 1) * 8; i++) {
     if (((bits[1 + (i >> 3)] as number) >> (7 - (i & 7))) & 1) flags |= 1 << i;

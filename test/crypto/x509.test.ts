@@ -3,6 +3,7 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeCanonical } from '../../src/codec/cbor.js';
+import { MAX_OID_BYTES, TAG, readOid, readWhole, tlv } from '../../src/crypto/der.js';
 import { ed25519RawPublicKey, generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
 import { FALCON_ALGORITHM_ID, type FalconKeyPair } from '../../src/crypto/falcon.js';
 import {
@@ -480,5 +481,46 @@ describe('verifyChain', () => {
       () => verifyChain({ chain: node.chain, roots: [node.certificate], now: now() }),
       rejectsWith(X509ErrorCode.INVALID_ARGUMENT),
     );
+  });
+});
+
+describe('parser bounds on hostile input', () => {
+  it('refuses an OBJECT IDENTIFIER over MAX_OID_BYTES before doing arc arithmetic on it', () => {
+    // One arc of 60,000 bytes (all continuation bits but the last): once ~0.35 s of BigInt work.
+    const huge = new Uint8Array(60_000).fill(0xff);
+    huge[huge.length - 1] = 0x7f;
+    const encoded = tlv(TAG.oid, huge);
+    assert.throws(() => readOid(encoded, readWhole(encoded)), /at most 128/);
+    const justOver = tlv(TAG.oid, Uint8Array.of(0x2a, ...new Array<number>(MAX_OID_BYTES).fill(1)));
+    assert.throws(() => readOid(justOver, readWhole(justOver)), /OBJECT IDENTIFIER of 129 bytes/);
+  });
+
+  it('still reads long legitimate OIDs, such as a UUID-based 2.25 one', () => {
+    // Base-128 groups, most significant first, continuation bit on all but the last.
+    const subIdentifier = (value: bigint): number[] => {
+      const groups: number[] = [];
+      for (let rest = value; ; rest >>= 7n) {
+        groups.unshift(Number(rest & 0x7fn) | (groups.length === 0 ? 0 : 0x80));
+        if (rest < 0x80n) return groups;
+      }
+    };
+    const uuid = 0xf81d4fae7dec11d0a76500a0c91e6bf6n;
+    // The first two arcs, 2.25, fold into one sub-identifier: 2 × 40 + 25.
+    const content = Uint8Array.from([...subIdentifier(105n), ...subIdentifier(uuid)]);
+    const encoded = tlv(TAG.oid, content);
+    assert.equal(readOid(encoded, readWhole(encoded)), `2.25.${uuid}`);
+  });
+
+  it('refuses a KeyUsage with bits set in its unused bits (OpenSSL masks them off)', () => {
+    const der = node.certificate;
+    // keyUsage: OID 2.5.29.15, critical TRUE, OCTET STRING { BIT STRING 07 80 } (digitalSignature).
+    const pattern = [0x06, 0x03, 0x55, 0x1d, 0x0f, 0x01, 0x01, 0xff, 0x04, 0x04, 0x03, 0x02, 0x07];
+    const at = der.findIndex((_, i) => pattern.every((byte, j) => der[i + j] === byte));
+    assert.ok(at >= 0, 'the node certificate has a critical digitalSignature keyUsage');
+    assert.equal(der[at + pattern.length], 0x80);
+    const patched = der.slice();
+    patched[at + pattern.length] = 0x81; // the lowest bit lies in the 7 unused bits
+    assert.throws(() => parseCertificate(patched), /unused bits/);
+    assert.equal(parseCertificate(der).keyUsage, KeyUsage.digitalSignature);
   });
 });
