@@ -176,4 +176,59 @@ describe('FALCON-1024 backends', () => {
       { numRuns: 40 },
     );
   });
+
+  // Every validator checks the same precommit signatures with whichever backend it loaded
+  // (`defaultFalcon`), so they must agree on every input, not only on valid and bit-flipped
+  // signatures: one accepting what another refuses would split a quorum.
+  it('all backends give the same answer on mutated signatures (differential property)', () => {
+    const signature = signatures.get(pqclean.name);
+    assert.ok(signature);
+    const mutation = fc.oneof(
+      // Truncated, or extended with zeros or random bytes.
+      fc.integer({ min: 1, max: signature.length - 1 }).map((n) => signature.subarray(0, n)),
+      fc
+        .integer({ min: 1, max: 64 })
+        .map((n) => Uint8Array.from([...signature, ...new Uint8Array(n)])),
+      fc
+        .uint8Array({ minLength: 1, maxLength: 64 })
+        .map((extra) => Uint8Array.from([...signature, ...extra])),
+      // Bytes overwritten in the body (the compressed coefficients), keeping the length.
+      fc
+        .array(
+          fc.tuple(
+            fc.integer({ min: 41, max: signature.length - 1 }),
+            fc.integer({ min: 0, max: 255 }),
+          ),
+          {
+            minLength: 1,
+            maxLength: 8,
+          },
+        )
+        .map((edits) => {
+          const out = signature.slice();
+          for (const [at, value] of edits) out[at] = value;
+          return out;
+        }),
+      // The body cut short and padded with zeros to the original length.
+      fc.integer({ min: 41, max: signature.length - 1 }).map((n) => {
+        const out = new Uint8Array(signature.length);
+        out.set(signature.subarray(0, n));
+        return out;
+      }),
+      // Random bytes behind the valid header byte.
+      fc
+        .uint8Array({ minLength: 41, maxLength: signature.length + 16 })
+        .map((bytes) => Uint8Array.from([signature[0]!, ...bytes])),
+    );
+    fc.assert(
+      fc.property(mutation, (bad) => {
+        const answers = backends.map((backend) => backend.verify(bad, message, keys.publicKey));
+        assert.ok(
+          answers.every((answer) => answer === answers[0]),
+          `backends disagree: ${backends.map((b, i) => `${b.name}=${answers[i]}`).join(', ')}`,
+        );
+      }),
+      { numRuns: 150 },
+    );
+  });
 });
