@@ -107,6 +107,25 @@ function assertProblem(reply: HttpsReply, type: string, status: number): void {
   assert.equal(reply.json?.status, status);
 }
 
+/** A raw ES256 client of `running`, its directory and first nonce fetched. */
+async function initializedClient(running: RunningAcme, pki: TestPki): Promise<RawAcmeClient> {
+  const client = new RawAcmeClient(
+    running.server.directoryUrl,
+    pki.rootPem,
+    generateAccountKey('ES256'),
+    'ES256',
+  );
+  await client.init();
+  return client;
+}
+
+/** As `initializedClient`, with a new account registered. */
+async function registeredClient(running: RunningAcme, pki: TestPki): Promise<RawAcmeClient> {
+  const client = await initializedClient(running, pki);
+  assert.equal((await client.newAccount()).status, 201);
+  return client;
+}
+
 describe('ACME limits: validations in flight', () => {
   let pki: TestPki;
   const servers: RunningAcme[] = [];
@@ -132,17 +151,7 @@ describe('ACME limits: validations in flight', () => {
     return running;
   };
 
-  const account = async (running: RunningAcme): Promise<RawAcmeClient> => {
-    const client = new RawAcmeClient(
-      running.server.directoryUrl,
-      pki.rootPem,
-      generateAccountKey('ES256'),
-      'ES256',
-    );
-    await client.init();
-    assert.equal((await client.newAccount()).status, 201);
-    return client;
-  };
+  const account = (running: RunningAcme): Promise<RawAcmeClient> => registeredClient(running, pki);
 
   /** An order for `identifier` and its dns-01 challenge, with the TXT value set in `txt`. */
   const dnsChallenge = async (
@@ -390,17 +399,7 @@ describe('ACME limits: pending authorizations per account', () => {
     pki?.cleanup();
   });
 
-  const account = async (): Promise<RawAcmeClient> => {
-    const client = new RawAcmeClient(
-      running.server.directoryUrl,
-      pki.rootPem,
-      generateAccountKey('ES256'),
-      'ES256',
-    );
-    await client.init();
-    assert.equal((await client.newAccount()).status, 201);
-    return client;
-  };
+  const account = (): Promise<RawAcmeClient> => registeredClient(running, pki);
 
   const order = (client: RawAcmeClient, ...names: string[]): Promise<HttpsReply> =>
     client.post(client.directory.newOrder as string, {
@@ -493,16 +492,7 @@ describe('ACME limits: new accounts per client address', () => {
     pki?.cleanup();
   });
 
-  const client = async (): Promise<RawAcmeClient> => {
-    const created = new RawAcmeClient(
-      running.server.directoryUrl,
-      pki.rootPem,
-      generateAccountKey('ES256'),
-      'ES256',
-    );
-    await created.init();
-    return created;
-  };
+  const client = (): Promise<RawAcmeClient> => initializedClient(running, pki);
   const accounts = (): number =>
     running.store.db.prepare('SELECT count(*) FROM acme_account').pluck().get() as number;
 
