@@ -74,7 +74,12 @@ export function isWellFormedFalconVerifyInput(
     publicKey[0] === FALCON1024_PUBLIC_KEY_HEADER &&
     signature.length >= FALCON1024_MIN_SIGNATURE_BYTES &&
     signature.length <= FALCON1024_MAX_SIGNATURE_BYTES &&
-    signature[0] === FALCON1024_SIGNATURE_HEADER
+    signature[0] === FALCON1024_SIGNATURE_HEADER &&
+    // Only the minimal compressed encoding: its last byte holds the last coefficient's
+    // terminating 1 bit, so it is never 0x00. PQClean also accepts a signature zero-padded to
+    // 1,280 bytes (the padded format's size) and noble does not; validators running different
+    // backends would then disagree on a precommit's FALCON signature, so no backend sees one.
+    signature[signature.length - 1] !== 0
   );
 }
 

@@ -180,6 +180,21 @@ describe('FALCON-1024 backends', () => {
   // Every validator checks the same precommit signatures with whichever backend it loaded
   // (`defaultFalcon`), so they must agree on every input, not only on valid and bit-flipped
   // signatures: one accepting what another refuses would split a quorum.
+  it('every backend refuses a signature zero-padded to the padded format’s 1,280 bytes', async () => {
+    // PQClean alone accepted these; noble refused them: a split between validators.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const signature = await pqclean.sign(message, keys.secretKey);
+      assert.notEqual(signature.at(-1), 0, 'a minimal encoding does not end in 0x00');
+      if (signature.length >= 1280) continue; // nothing to pad
+      const padded = new Uint8Array(1280);
+      padded.set(signature);
+      for (const backend of backends) {
+        assert.equal(backend.verify(signature, message, keys.publicKey), true, backend.name);
+        assert.equal(backend.verify(padded, message, keys.publicKey), false, backend.name);
+      }
+    }
+  });
+
   it('all backends give the same answer on mutated signatures (differential property)', () => {
     const signature = signatures.get(pqclean.name);
     assert.ok(signature);
@@ -228,7 +243,7 @@ describe('FALCON-1024 backends', () => {
           `backends disagree: ${backends.map((b, i) => `${b.name}=${answers[i]}`).join(', ')}`,
         );
       }),
-      { numRuns: 150 },
+      { numRuns: 300 },
     );
   });
 });
