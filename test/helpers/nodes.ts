@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig, type ValidatorNodeConfig } from '../../src/node/node-config.js';
+import type { ValidatorProcess } from '../../src/node/node-process.js';
 import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
 import { waitForCondition } from './wait.js';
 
@@ -44,5 +45,17 @@ export async function startClusterNodes(
         60_000,
       ),
     ),
+  );
+}
+
+/** Kills (SIGKILL) every validator process still running and waits until each has exited. */
+export async function killValidators(processes: Iterable<ValidatorProcess>): Promise<void> {
+  await Promise.all(
+    [...processes].map(async (node) => {
+      if (node.child.exitCode === null && node.child.signalCode === null) {
+        node.child.kill('SIGKILL');
+      }
+      await node.exited;
+    }),
   );
 }

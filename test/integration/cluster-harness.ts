@@ -13,6 +13,7 @@ import {
   type OperatorSession,
 } from '../../src/node/operator.js';
 import { spawnHypermesh } from '../../src/node/process.js';
+import { killValidators } from '../helpers/nodes.js';
 
 /**
  * A local cluster of real `hypermesh node start` processes for integration tests, created with
@@ -111,14 +112,7 @@ export async function createTestCluster(validators: number): Promise<TestCluster
   let session: OperatorSession | undefined;
 
   const killAll = async (): Promise<void> => {
-    await Promise.all(
-      [...processes.values()].map(async (node) => {
-        if (node.child.exitCode === null && node.child.signalCode === null) {
-          node.child.kill('SIGKILL');
-        }
-        await node.exited;
-      }),
-    );
+    await killValidators(processes.values());
   };
   const close = async (): Promise<void> => {
     await killAll().catch(() => undefined);

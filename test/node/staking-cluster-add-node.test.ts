@@ -29,6 +29,7 @@ import {
 import { loadValidatorPlot } from '../../src/node/stake-validator.js';
 import { readWalletKey } from '../../src/node/wallet.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { killValidators } from '../helpers/nodes.js';
 import { waitForCondition } from '../helpers/wait.js';
 
 /**
@@ -290,14 +291,7 @@ describe('a joined validator that lists one node (issue 3)', { timeout: 150_000 
 
   after(async () => {
     await session?.close().catch(() => undefined);
-    await Promise.all(
-      [...nodes.values()].map(async (node) => {
-        if (node.child.exitCode === null && node.child.signalCode === null) {
-          node.child.kill('SIGKILL');
-        }
-        await node.exited;
-      }),
-    );
+    await killValidators(nodes.values());
   });
 
   it('is dialled by the validators it does not list, and commits with them', async () => {

@@ -21,6 +21,7 @@ import {
 } from '../../src/node/operator.js';
 import { readWalletKey } from '../../src/node/wallet.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { killValidators } from '../helpers/nodes.js';
 import { waitForCondition } from '../helpers/wait.js';
 
 /**
@@ -246,14 +247,7 @@ before(async () => {
 
 after(async () => {
   await session?.close().catch(() => undefined);
-  await Promise.all(
-    [...nodes.values()].map(async (node) => {
-      if (node.child.exitCode === null && node.child.signalCode === null) {
-        node.child.kill('SIGKILL');
-      }
-      await node.exited;
-    }),
-  );
+  await killValidators(nodes.values());
   if (process.env.HM_IT_KEEP === undefined) await rm(dir, { recursive: true, force: true });
   else process.stderr.write(`kept ${dir}\n`);
 });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { createAuthenticator } from '../../src/stoq/auth/authenticator.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
 import { StoqErrorCode, type StoqError } from '../../src/stoq/errors.js';
@@ -20,11 +19,7 @@ import {
   INITIAL_CONNECTION_WINDOW,
   type MuxConnection,
 } from '../../src/stoq/tls/mux.js';
-import {
-  createTlsTransport,
-  STOQ_ALPN,
-  type TlsTransportOptions,
-} from '../../src/stoq/tls/transport.js';
+import { createTlsTransport, type TlsTransportOptions } from '../../src/stoq/tls/transport.js';
 import type {
   SocketAddress,
   Transport,
@@ -35,6 +30,7 @@ import { createTestCertificate } from '../helpers/certs.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 import { rejectsWith } from './auth-fixture.js';
+import { rawTlsSocket } from './tls-raw-peer.js';
 
 /**
  * What a peer that completed TLS but never authenticated can make a listener hold: received
@@ -68,20 +64,9 @@ interface RawPeer {
 }
 
 async function rawPeer(address: SocketAddress): Promise<RawPeer> {
-  const certificate = createTestCertificate();
-  const socket = connect({
-    host: address.host,
-    port: address.port,
-    key: certificate.privateKeyPem,
-    cert: certificate.certificatePem,
-    minVersion: 'TLSv1.3',
-    rejectUnauthorized: false,
-    ALPNProtocols: [STOQ_ALPN],
-  });
-  socket.on('error', () => undefined);
+  const socket = await rawTlsSocket(address);
   // Not events.once, which rejects on 'error': a reset is how some of these connections end.
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  await once(socket, 'secureConnect');
   const decoder = new FrameDecoder();
   const frames: Frame[] = [];
   socket.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk)));

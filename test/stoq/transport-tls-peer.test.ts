@@ -3,7 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import {
   encodeFrame,
@@ -14,14 +14,11 @@ import {
   type Frame,
 } from '../../src/stoq/tls/frame.js';
 import { INITIAL_STREAM_WINDOW } from '../../src/stoq/tls/mux-stream.js';
-import {
-  createTlsTransport,
-  STOQ_ALPN,
-  type TlsTransportOptions,
-} from '../../src/stoq/tls/transport.js';
-import type { SocketAddress, Transport, TransportListener } from '../../src/stoq/transport.js';
+import { createTlsTransport, type TlsTransportOptions } from '../../src/stoq/tls/transport.js';
+import type { Transport, TransportListener } from '../../src/stoq/transport.js';
 import { createTestCertificate, type TestCertificate } from '../helpers/certs.js';
 import { isStoqError } from '../helpers/stoq-error.js';
+import { rawTlsSocket } from './tls-raw-peer.js';
 
 function tlsTransport(
   certificate: TestCertificate = createTestCertificate(),
@@ -36,22 +33,7 @@ function tlsTransport(
   });
 }
 
-/** A TLS peer that speaks raw frames, to misbehave in ways the real multiplexer never does. */
-async function rawPeer(address: SocketAddress, alpn = STOQ_ALPN): Promise<TLSSocket> {
-  const certificate = createTestCertificate();
-  const socket = connect({
-    host: address.host,
-    port: address.port,
-    key: certificate.privateKeyPem,
-    cert: certificate.certificatePem,
-    minVersion: 'TLSv1.3',
-    rejectUnauthorized: false,
-    ALPNProtocols: [alpn],
-  });
-  socket.on('error', () => undefined);
-  await once(socket, 'secureConnect');
-  return socket;
-}
+const rawPeer = rawTlsSocket;
 
 /** Every frame the raw peer receives until the server closes the connection. */
 async function framesUntilClose(socket: TLSSocket): Promise<Frame[]> {
