@@ -38,7 +38,7 @@ import {
 } from '../trustchain/dns-zones/index.js';
 import type { DnsName, ZoneInfo } from '../trustchain/dns-zones/index.js';
 import { CliError } from './cli-error.js';
-import { committedRootsOf } from './verified-root.js';
+import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 import type { WalletKey } from './wallet.js';
 
@@ -349,6 +349,7 @@ async function provenQuery<T>(
 ): Promise<{ value: T; at: ProvenAt }> {
   const roots = committedRootsOf(client);
   const response = await client.query(request);
+  checkAnsweredHeight(request.height, response.height);
   let value: T;
   try {
     value = verify(response);

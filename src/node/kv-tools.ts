@@ -5,7 +5,7 @@ import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient, TxStatus } from '../consensus/net/index.js';
 import { KV_MODULE_NAME, kvGetQuery, kvSet, verifyKvGet } from '../kv/index.js';
 import { CliError } from './cli-error.js';
-import { committedRootsOf } from './verified-root.js';
+import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 import { submitTransaction } from './tx-submit.js';
 
 /**
@@ -74,6 +74,7 @@ export async function readKv(
   const roots = committedRootsOf(client);
   const request = kvGetQuery(key, height);
   const response = await client.query(request);
+  checkAnsweredHeight(height, response.height);
   let entry;
   try {
     entry = verifyKvGet(request.data, response);

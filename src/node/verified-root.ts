@@ -47,6 +47,8 @@ export enum CommittedRootErrorCode {
   VALIDATOR_SET_UNVERIFIED = 'ROOT_VALIDATOR_SET_UNVERIFIED',
   /** The commit is not a quorum certificate of the header; `reason` is the engine's. */
   INVALID_COMMIT = 'ROOT_INVALID_COMMIT',
+  /** A read asked for one height and the node answered from another. */
+  HEIGHT_MISMATCH = 'ROOT_HEIGHT_MISMATCH',
 }
 
 /** A refused state root; the message names the height and the reason, then the code. */
@@ -63,6 +65,21 @@ export class CommittedRootError extends CliError {
     );
     this.name = 'CommittedRootError';
   }
+}
+
+/**
+ * Refuses an answer from another height than the read asked for. A committed root proves the
+ * answer is the chain's state at the height it names, not at the one the caller wanted: a node
+ * could answer an old height's genuine "absent" to a read of a later one.
+ */
+export function checkAnsweredHeight(requested: number | undefined, answered: number | null): void {
+  if (requested === undefined || answered === requested) return;
+  throw new CommittedRootError(
+    CommittedRootErrorCode.HEIGHT_MISMATCH,
+    answered,
+    `the read asked for height ${requested}`,
+    { requested },
+  );
 }
 
 /** What the check needs of a node: its committed blocks and the validator updates. */

@@ -18,7 +18,7 @@ import type { AccountHistoryPage, NodeRpcClient, TxReceiptView } from '../consen
 import { StoqError, StoqErrorCode } from '../stoq/index.js';
 import { HyperMeshError } from '../codec/error.js';
 import { CliError } from './cli-error.js';
-import { committedRootsOf } from './verified-root.js';
+import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 
 /**
@@ -66,12 +66,7 @@ export async function readProvenBalance(
 ): Promise<ProvenBalance> {
   const roots = committedRootsOf(client);
   const response = await client.query(caesarBalanceQuery(address, height));
-  if (height !== undefined && response.height !== height) {
-    throw new CliError(
-      `asked for the state at height ${height}, the node answered at height ${response.height ?? '-'}`,
-      1,
-    );
-  }
+  checkAnsweredHeight(height, response.height);
   let balance: bigint;
   try {
     balance = verifyCaesarBalance(address, response);

@@ -15,6 +15,8 @@ import {
   withCommittedRoots,
   type VerifiedRootCache,
 } from '../../src/node/verified-root.js';
+import { readZones } from '../../src/node/dns-tools.js';
+import { readKv } from '../../src/node/kv-tools.js';
 import { readProvenBalance } from '../../src/node/wallet-ledger.js';
 import { signCommit } from '../consensus/pos-fixture.js';
 import { CommittedBlocks, blockOf } from './committed-roots-fixture.js';
@@ -270,10 +272,12 @@ describe('verified state root', () => {
         error instanceof CliError &&
         /answered at height 31 \[STAKE_PROOF_INVALID\]/.test(error.message),
     );
-    await assert.rejects(
-      readProvenBalance(client, new Uint8Array(32), 30),
-      (error: unknown) => error instanceof CliError && /answered at height 31/.test(error.message),
-    );
+    // Every proven reader refuses it before checking the proof: a node could answer another
+    // height's genuine state (an old "absent") to a read pinned to a later one.
+    const wrongHeight = refused(CommittedRootErrorCode.HEIGHT_MISMATCH, 31, /asked for height 30/);
+    await assert.rejects(readProvenBalance(client, new Uint8Array(32), 30), wrongHeight);
+    await assert.rejects(readKv(client, 'greeting', 30), wrongHeight);
+    await assert.rejects(readZones(client, 30), wrongHeight);
     answerHeight = 30;
     answerRoot = randomBytes(32);
     await assert.rejects(
