@@ -314,7 +314,17 @@ export class BlockTables implements BlockReader {
     receipts: readonly ReceiptInput[] = [],
   ): void {
     const latest = this.latestHeight();
-    if (latest !== null) {
+    if (latest === null) {
+      // A chain starts at height 1, whose parent is the genesis document: a store that began
+      // later could not be tied to its genesis when the node starts (consensus/driver/chain.ts).
+      if (block.height !== 1) {
+        throw new StorageError(
+          StorageErrorCode.HEIGHT_NOT_NEXT,
+          `block height ${block.height} cannot start an empty store: the first block is height 1`,
+          { height: block.height, latestHeight: null },
+        );
+      }
+    } else {
       if (block.height !== latest + 1) {
         throw new StorageError(
           StorageErrorCode.HEIGHT_NOT_NEXT,

@@ -235,6 +235,15 @@ describe('block store', () => {
   });
 
   it('refuses a block that does not extend the chain', () => {
+    // An empty store starts at height 1: a chain that began later could not be tied to its
+    // genesis when a node starts on it. Nothing of the refused block is written.
+    const first = nextBlock(store);
+    assert.throws(
+      () => store.saveBlock({ ...first, block: { ...first.block, height: 7 } }),
+      storageError(StorageErrorCode.HEIGHT_NOT_NEXT),
+    );
+    assert.equal(store.blocks.latestHeight(), null);
+    assert.equal(store.state.keyCount(), 0);
     store.saveBlock(nextBlock(store));
     const next = nextBlock(store);
     assert.throws(

@@ -45,16 +45,15 @@ export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosi
   if (latest === null || latest === 0) {
     return { committedHeight: 0, context: base, lastBlockTime: null };
   }
-  const earliest = store.blocks.earliestHeight();
-  if (earliest === 1) {
-    const first = store.blocks.byHeight(1);
-    if (first === null || !bytesEqual(first.parentHash, genesisHash(genesis))) {
-      throw new DriverError(
-        DriverErrorCode.GENESIS_MISMATCH,
-        'the store holds a chain that does not start at this genesis document',
-        { genesisHash: toHex(genesisHash(genesis)) },
-      );
-    }
+  // Stores are never pruned and start at height 1 (the block store refuses any other first
+  // block), so block 1 is always there to tie the chain to this genesis.
+  const first = store.blocks.earliestHeight() === 1 ? store.blocks.byHeight(1) : null;
+  if (first === null || !bytesEqual(first.parentHash, genesisHash(genesis))) {
+    throw new DriverError(
+      DriverErrorCode.GENESIS_MISMATCH,
+      'the store holds a chain that does not start at this genesis document',
+      { genesisHash: toHex(genesisHash(genesis)) },
+    );
   }
   const stored = store.blocks.byHeight(latest);
   const commitBytes = store.blocks.commitAt(latest);
