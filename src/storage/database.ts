@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
@@ -88,4 +88,25 @@ export function openDatabase(path: string, options: DatabaseOptions = {}): Sqlit
 export function removeStoreFiles(path: string): void {
   for (const suffix of ['', '-wal', '-shm', '-journal'])
     rmSync(`${path}${suffix}`, { force: true });
+}
+
+/**
+ * Creates `path` as a new, empty file (O_CREAT | O_EXCL, mode 0600) for a backup or restore to
+ * copy into, or throws `TARGET_EXISTS`. Unlike an existence check before SQLite opens the path,
+ * nothing can appear in between, and a symbolic link at `path` — even a dangling one — is
+ * refused rather than followed. SQLite takes an empty file as an empty database.
+ */
+export function claimNewStoreFile(path: string, what: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new StorageError(StorageErrorCode.TARGET_EXISTS, `${what} target ${path} exists`, {
+        path,
+      });
+    }
+    throw toStorageError(error, `cannot create ${what} target ${path}`, path);
+  }
+  closeSync(fd);
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { openDatabase, removeStoreFiles } from './database.js';
+import { claimNewStoreFile, openDatabase, removeStoreFiles } from './database.js';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
 import { checkedSchemaVersion } from './migrate.js';
 import { openStore } from './store.js';
@@ -31,6 +31,17 @@ export async function openStoreFromSnapshot(
   const snapshot = openDatabase(snapshotPath, { readonly: true });
   try {
     checkedSchemaVersion(snapshot, STORE_MIGRATIONS, snapshotPath);
+  } catch (error) {
+    snapshot.close();
+    throw toStorageError(error, `cannot restore snapshot ${snapshotPath}`, snapshotPath);
+  }
+  try {
+    claimNewStoreFile(targetPath, 'restore');
+  } catch (error) {
+    snapshot.close();
+    throw error;
+  }
+  try {
     await snapshot.backup(targetPath);
   } catch (error) {
     removeStoreFiles(targetPath);

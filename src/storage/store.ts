@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import { BlockTables } from './block-store.js';
 import type {
@@ -8,7 +8,7 @@ import type {
   StoredEvidence,
   TxPosition,
 } from './block-store.js';
-import { openDatabase, removeStoreFiles } from './database.js';
+import { claimNewStoreFile, openDatabase, removeStoreFiles } from './database.js';
 import type { DatabaseOptions } from './database.js';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
 import { checkIntegrity } from './integrity.js';
@@ -272,17 +272,11 @@ class SqliteNodeStore implements NodeStore {
   }
 
   async backup(toPath: string): Promise<void> {
-    this.guard('backup', () => {
-      if (existsSync(toPath)) {
-        throw new StorageError(StorageErrorCode.TARGET_EXISTS, `backup target ${toPath} exists`, {
-          path: toPath,
-        });
-      }
-    });
+    this.guard('backup', () => claimNewStoreFile(toPath, 'backup'));
     try {
       await this.db.backup(toPath);
     } catch (error) {
-      // The target did not exist before: remove the partial copy.
+      // The target did not exist before (claimed above): remove the partial copy.
       removeStoreFiles(toPath);
       throw toStorageError(error, `backup to ${toPath}`, this.path);
     }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { isHyperMeshError } from '../../src/codec/error.js';
@@ -67,6 +67,22 @@ describe('snapshots', () => {
       openStoreFromSnapshot(snapshot, target),
       storageError(StorageErrorCode.TARGET_EXISTS),
     );
+  });
+
+  it('never follows a symbolic link at the target, even a dangling one', async () => {
+    const elsewhere = dir.file('link-destination.db');
+    const link = dir.file('link.db');
+    symlinkSync(elsewhere, link);
+    await assert.rejects(store.backup(link), storageError(StorageErrorCode.TARGET_EXISTS));
+    const snapshot = dir.file('snapshot-3.db');
+    await store.backup(snapshot);
+    await assert.rejects(
+      openStoreFromSnapshot(snapshot, link),
+      storageError(StorageErrorCode.TARGET_EXISTS),
+    );
+    // Nothing was written through the link, and the link itself is left as it was.
+    assert.equal(existsSync(elsewhere), false);
+    assert.equal(lstatSync(link).isSymbolicLink(), true);
   });
 
   it('refuses a bad snapshot before creating the target', async () => {
