@@ -107,14 +107,22 @@ describe('a cluster on IPv6 loopback with non-default ports', { skip }, () => {
     const dnsServer = layout.nodes[0]!.dns!;
     const srvName = `_${SELF_SERVICES.node}._stoq.hypermesh.`;
     let srv: string[] = [];
+    let digError = '';
     await waitForCondition(
       commits,
       'commit',
       async () => {
-        srv = (await dig(dnsServer, srvName, 'SRV', '+short')).trim().split('\n').filter(Boolean);
+        // One failed query (a timeout on a busy machine) is retried at the next commit.
+        const answer = await dig(dnsServer, srvName, 'SRV', '+short').catch((error: unknown) => {
+          digError = (error as Error).message;
+          return null;
+        });
+        if (answer === null) return false;
+        srv = answer.trim().split('\n').filter(Boolean);
         return srv.length === layout.nodes.length;
       },
-      () => `${srvName} SRV to list every node (has ${JSON.stringify(srv)})`,
+      () =>
+        `${srvName} SRV to list every node (has ${JSON.stringify(srv)}${digError === '' ? '' : `; last dig error: ${digError}`})`,
       DEADLINE_MS,
     );
     const ports = srv.map((line) => Number(line.split(/\s+/)[2])).sort((a, b) => a - b);

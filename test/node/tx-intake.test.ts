@@ -68,6 +68,7 @@ describe('transaction intake', () => {
     const intake = createTxIntake(mempool, { maxQueued: 3, now: () => 0 });
     const first = intake.submit([tx('a'), tx('b')]);
     const refused = await intake.submit([tx('c'), tx('d')]);
+    assert.equal(refused.length, 2);
     for (const result of refused) {
       assert.equal(result.ok, false);
       assert.equal(!result.ok && result.code, MempoolRejectionCode.BUSY);
