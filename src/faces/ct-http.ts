@@ -39,7 +39,8 @@ export interface CtHttpOptions {
   readonly metricsPrefix?: string;
   /**
    * The CRL `GET /crl` serves (DER, `application/pkix-crl`): the node's intermediate's, from the
-   * TrustChain CA (docs/ca.md). Absent: 404; returning null: 503.
+   * TrustChain CA (docs/ca.md). Absent: 404; returning null: 503 with `Retry-After` (no
+   * intermediate yet, or the node's last committed block is too old to sign from).
    */
   readonly crl?: () => Uint8Array | null;
   /**
@@ -84,10 +85,14 @@ const STATUS: Record<Outcome, number> = {
   error: 500,
 };
 
+/** Seconds a client is told to wait (`Retry-After`) before asking again for an unavailable CRL. */
+export const CRL_RETRY_AFTER_SECONDS = 30;
+
 class HttpFailure extends Error {
   constructor(
     readonly outcome: Exclude<Outcome, 'ok'>,
     message: string,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -226,7 +231,9 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
   const getCrl = (): Reply => {
     if (options.crl === undefined) throw new HttpFailure('not_found', 'this server serves no CRL');
     const der = options.crl();
-    if (der === null) throw new HttpFailure('unavailable', 'no CRL is available');
+    if (der === null) {
+      throw new HttpFailure('unavailable', 'no CRL is available', CRL_RETRY_AFTER_SECONDS);
+    }
     return { body: der, contentType: 'application/pkix-crl', cacheControl: 'no-cache' };
   };
 
@@ -253,6 +260,7 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
     const endpoint = endpointOf(path);
     let reply: Reply;
     let outcome: Outcome = 'ok';
+    let retryAfter: number | undefined;
     try {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
         response.setHeader('allow', 'GET, HEAD');
@@ -273,6 +281,7 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
     } catch (error) {
       const failure = failureFor(error);
       outcome = failure.outcome;
+      retryAfter = failure.retryAfterSeconds;
       reply = json({ error_code: failure.outcome, error_message: failure.message });
     }
     requests.inc({ endpoint, outcome });
@@ -282,6 +291,7 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
       'content-length': body.length,
     };
     if (reply.cacheControl !== undefined) headers['cache-control'] = reply.cacheControl;
+    if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
     // A body we did not read would be parsed as the next request: close the connection.
     if (outcome === 'too_large') headers.connection = 'close';
     response.writeHead(STATUS[outcome], headers);

@@ -24,35 +24,55 @@ import {
  * intermediate's key, so it answers for the certificates that intermediate issued and answers
  * `unauthorized` when a request names another issuer (ask that validator's node). Statuses come
  * from the committed `ca` state through `status`.
+ *
+ * An answer is only as fresh as the state it was read from: thisUpdate is the time of the last
+ * committed block (its BFT time), not the wall clock, so a node that is syncing, partitioned or
+ * stalled cannot vouch for "good now" about a certificate revoked in a block it has not applied.
+ * Once that block is older than `maxBlockAgeMs` the responder answers `tryLater` (RFC 6960
+ * §4.2.1, unsigned) instead of signing.
  */
 export interface OcspResponderOptions {
   readonly issuer: Issuer;
   readonly signer: CertificateSigner;
   /** The status of a certificate of `issuer` by its serial (unsigned magnitude), from committed state. */
   readonly status: (serial: Uint8Array) => OcspCertStatus;
-  /** Clock (ms); default Date.now. */
+  /**
+   * The time (ms) of the last committed block, the one `status` reads from; null while nothing is
+   * committed.
+   */
+  readonly committedTime: () => number | null;
+  /** Clock (ms) for producedAt and the age check; default Date.now. */
   readonly now?: () => number;
   /** nextUpdate − thisUpdate; default `OCSP_VALIDITY_MS`. */
   readonly validityMs?: number;
+  /** Oldest last committed block answered from; default `OCSP_MAX_BLOCK_AGE_MS`. */
+  readonly maxBlockAgeMs?: number;
 }
 
 /** What one OCSP request came to (counted by the caller). */
 export type OcspOutcome =
-  'good' | 'revoked' | 'unknown' | 'mixed' | 'malformed' | 'unauthorized' | 'error';
+  'good' | 'revoked' | 'unknown' | 'mixed' | 'malformed' | 'unauthorized' | 'try_later' | 'error';
 
 export type OcspResponder = (request: Uint8Array) => {
   readonly response: Uint8Array;
   readonly outcome: OcspOutcome;
 };
 
-/** Responses say "good until" this long after they are produced. */
+/** Responses say "good until" this long after their thisUpdate (the block time). */
 export const OCSP_VALIDITY_MS = 3_600_000;
+/**
+ * Default bound on the age of the last committed block an answer is signed from: 5 minutes.
+ * Even an idle cluster commits about a block a second, so a node this far behind is syncing,
+ * partitioned or stalled. The node configures it as `ca.maxBlockAgeSeconds`.
+ */
+export const OCSP_MAX_BLOCK_AGE_MS = 300_000;
 export const OCSP_REQUEST_TYPE = 'application/ocsp-request';
 export const OCSP_RESPONSE_TYPE = 'application/ocsp-response';
 
 export function createOcspResponder(options: OcspResponderOptions): OcspResponder {
   const now = options.now ?? Date.now;
   const validity = options.validityMs ?? OCSP_VALIDITY_MS;
+  const maxAge = options.maxBlockAgeMs ?? OCSP_MAX_BLOCK_AGE_MS;
   return (der) => {
     let parsed;
     try {
@@ -72,7 +92,15 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
         outcome: 'unauthorized',
       };
     }
-    const thisUpdate = new Date(Math.floor(now() / 1000) * 1000);
+    const wallClock = now();
+    const blockTime = options.committedTime();
+    if (blockTime === null || wallClock - blockTime > maxAge) {
+      return {
+        response: ocspErrorResponse(OcspResponseStatus.tryLater),
+        outcome: 'try_later',
+      };
+    }
+    const thisUpdate = wholeSeconds(blockTime);
     const nextUpdate = new Date(thisUpdate.getTime() + validity);
     const responses = parsed.certIds.map((certId) => ({
       certId,
@@ -87,13 +115,17 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
       response: buildOcspResponse({
         issuer: options.issuer,
         signer: options.signer,
-        producedAt: thisUpdate,
+        producedAt: wholeSeconds(wallClock),
         responses,
         nonce: parsed.nonce,
       }),
       outcome,
     };
   };
+}
+
+function wholeSeconds(ms: number): Date {
+  return new Date(Math.floor(ms / 1000) * 1000);
 }
 
 /** Whether `method` + `path` is an OCSP request for this listener. */

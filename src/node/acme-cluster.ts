@@ -7,8 +7,6 @@ import type { NodeIdentityKeys } from '../crypto/keyfile.js';
 import { derToPem } from '../crypto/x509.js';
 import { writeFile } from 'node:fs/promises';
 import { issueGenesisCertificate, type GenesisIssuer } from './ca-genesis.js';
-import { CliError } from './cli-error.js';
-import { DEFAULT_ACME_HTTPS_PORT } from './config.js';
 import { createWalletKey } from './wallet.js';
 
 /**
@@ -28,32 +26,6 @@ export const ACME_FILES = {
   accountKey: 'acme-account.key',
   certificate: 'acme-https.pem',
 } as const;
-
-/** Default ACME base port: `DEFAULT_ACME_HTTPS_PORT`, or 0 when the STOQ base port is 0. */
-export function acmeBasePortOf(options: { acmeBasePort?: number; basePort?: number }): number {
-  return options.acmeBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_ACME_HTTPS_PORT);
-}
-
-/** Refuses an ACME port range that does not fit or overlaps another TCP range of the cluster. */
-export function checkAcmePorts(
-  acmeBase: number,
-  count: number,
-  others: readonly (readonly [string, number])[],
-): void {
-  if (acmeBase === 0) return;
-  if (!Number.isInteger(acmeBase) || acmeBase < 1 || acmeBase + count - 1 > 65_535) {
-    throw new CliError(
-      `--acme-base-port ${acmeBase} leaves no room for ${count} ports (the last must be ≤ 65535)`,
-    );
-  }
-  for (const [what, base] of others) {
-    if (base !== 0 && Math.max(base, acmeBase) < Math.min(base, acmeBase) + count) {
-      throw new CliError(
-        `ACME ports ${acmeBase}..${acmeBase + count - 1} overlap ${what} ports ${base}..${base + count - 1}; choose another --acme-base-port`,
-      );
-    }
-  }
-}
 
 export interface NodeAcmeFiles {
   /** The node's ACME account (raw Ed25519 public key). */

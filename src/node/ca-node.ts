@@ -44,7 +44,11 @@ import {
   type CtLog,
 } from '../trustchain/ct/index.js';
 import { startCtHttpServer, type CtHttpServer } from '../faces/ct-http.js';
-import { createOcspResponder, type OcspResponder } from '../faces/ocsp-http.js';
+import {
+  OCSP_MAX_BLOCK_AGE_MS,
+  createOcspResponder,
+  type OcspResponder,
+} from '../faces/ocsp-http.js';
 import {
   OcspResponseStatus,
   ocspErrorResponse,
@@ -76,7 +80,10 @@ export interface CaNode {
   /** The CT HTTP base URL, or null when not served. */
   readonly ctUrl: string | null;
   readonly log: CtLog;
-  /** This validator's intermediate's current CRL (DER), or null when it has no intermediate. */
+  /**
+   * This validator's intermediate's current CRL (DER), or null when it has no intermediate or
+   * the last committed block is older than `ca.maxBlockAgeSeconds` (served as 503).
+   */
   crl(): Uint8Array | null;
   /** Answers one DER OCSP request for this validator's intermediate (null without one). */
   readonly ocsp: OcspResponder | null;
@@ -91,6 +98,14 @@ export interface CaNodeOptions {
   readonly ca: CaModuleConfig;
   /** Full-key reads of the latest committed state. */
   readonly state: { get(key: Uint8Array): Uint8Array | null };
+  /**
+   * The committed blocks `state` is the state after (the node's `store.blocks`): the last one's
+   * time is the thisUpdate of OCSP answers and the CRL. Absent: no block time is known, so OCSP
+   * answers `tryLater` and no CRL is served.
+   */
+  readonly blocks?: CommittedBlocks;
+  /** Clock (ms) the last committed block's age is measured with; default Date.now. */
+  readonly now?: () => number;
   readonly query: (request: QueryRequest) => QueryResponse;
   readonly identity: {
     readonly ed25519: KeyObject;
@@ -102,6 +117,12 @@ export interface CaNodeOptions {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly falcon?: FalconBackend;
+}
+
+/** What the CA reads of the block store (satisfied by storage's `BlockReader`). */
+export interface CommittedBlocks {
+  latestHeight(): number | null;
+  byHeight(height: number): { readonly timeMs: number } | null;
 }
 
 export const CT_LOG_FILE = 'ct.sqlite';
@@ -446,20 +467,42 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
       });
   };
 
+  // Revocation answers carry the time of the block they were read from (BFT time), and none is
+  // given once that block is older than `maxBlockAge` (docs/ca.md, "OCSP").
+  const wallClock = options.now ?? Date.now;
+  const maxBlockAge = (config.ca?.maxBlockAgeSeconds ?? OCSP_MAX_BLOCK_AGE_MS / 1000) * 1000;
+  let lastBlock: { height: number; timeMs: number } | null = null;
+  const committedTime = (): number | null => {
+    const height = options.blocks?.latestHeight() ?? null;
+    if (height === null) return null;
+    if (lastBlock?.height !== height) {
+      const block = options.blocks?.byHeight(height) ?? null;
+      if (block === null) return null;
+      lastBlock = { height, timeMs: block.timeMs };
+    }
+    return lastBlock.timeMs;
+  };
+  /** The last committed block's time while it is recent enough to answer from, else null. */
+  const freshBlockTime = (): number | null => {
+    const time = committedTime();
+    return time === null || wallClock() - time > maxBlockAge ? null : time;
+  };
+
   let crlCache: { count: number; built: number; der: Uint8Array } | null = null;
   const crl = (): Uint8Array | null => {
     if (self === null) return null;
     const serials = reader.revokedBy(self.issuer.name);
-    const now = Date.now();
+    const blockTime = freshBlockTime();
+    if (blockTime === null) return null;
     if (
       crlCache !== null &&
       crlCache.count === serials.length &&
-      now - crlCache.built < CRL_REFRESH_MS
+      blockTime - crlCache.built < CRL_REFRESH_MS
     ) {
       return crlCache.der;
     }
     const seconds = (ms: number): Date => new Date(Math.floor(ms / 1000) * 1000);
-    const thisUpdate = seconds(now);
+    const thisUpdate = seconds(blockTime);
     const der = buildCrl({
       issuer: self.issuer.issuer,
       signer: self.signer,
@@ -473,7 +516,7 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
         return { serial, revocationDate: seconds(revocation.time), reason: revocation.reason };
       }),
     });
-    crlCache = { count: serials.length, built: now, der };
+    crlCache = { count: serials.length, built: blockTime, der };
     return der;
   };
 
@@ -497,6 +540,9 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
       issuer: self.issuer.issuer,
       signer: self.signer,
       status: ocspStatus,
+      committedTime,
+      now: wallClock,
+      maxBlockAgeMs: maxBlockAge,
     });
     return ownResponder;
   };

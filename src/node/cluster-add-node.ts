@@ -16,7 +16,7 @@ import {
 import { CA_FILES, nodeCaConfig } from './ca-genesis.js';
 import { writeIntermediateRequest } from './ca-intermediate.js';
 import { CliError } from './cli-error.js';
-import { recordAddedNode } from './cluster-added-nodes.js';
+import { lockAddedNodes, type AddedNodesLock } from './cluster-added-nodes.js';
 import { CLUSTER_FILES } from './cluster-init.js';
 import { readGenesisFile } from './cluster-layout.js';
 import { DEV_CA_FILES, generateNodeIdentity, issueDevIdentity, loadDevCa } from './dev-ca.js';
@@ -46,7 +46,9 @@ import {
  * they do not list (docs/stoq-auth.md, "Consensus peers"). The directory is written into a
  * temporary sibling first and renamed into place, then the node is appended to
  * `DIR/added-nodes.json` (cluster-added-nodes.ts), where the operator tools find it; a failure
- * of either step leaves nothing behind.
+ * of either step leaves nothing behind. The manifest's lock is taken before the name is checked
+ * and before the cluster is asked for anything, and held until the node is recorded, so another
+ * `add-node` running meanwhile is refused before a certificate is issued.
  */
 
 export interface AddNodeOptions {
@@ -141,7 +143,6 @@ async function resolvePorts(
 export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode> {
   const dir = path.resolve(options.clusterDir);
   const { name } = options;
-  const progress = options.progress ?? (() => undefined);
   if (!NODE_NAME_PATTERN.test(name)) {
     throw new CliError(
       `--name "${name}" must be a node name: lowercase letters, digits and "-", at most 63, starting with a letter or digit`,
@@ -157,6 +158,25 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
   }
   const genesisFile = path.join(dir, CLUSTER_FILES.genesis);
   const genesis: GenesisDocument = await readGenesisFile(genesisFile);
+  // Held from the name check to the manifest entry, and taken before the cluster is asked for
+  // anything: a run that could not record its node would have issued a certificate for nothing.
+  const manifest = await lockAddedNodes(dir);
+  try {
+    return await addLockedNode(options, dir, genesis, manifest);
+  } finally {
+    await manifest.release();
+  }
+}
+
+/** `addClusterNode` once the manifest lock is held. */
+async function addLockedNode(
+  options: AddNodeOptions,
+  dir: string,
+  genesis: GenesisDocument,
+  manifest: AddedNodesLock,
+): Promise<AddedNode> {
+  const { name } = options;
+  const progress = options.progress ?? (() => undefined);
   const nodes = await existingNodes(dir);
   if (nodes.length === 0) {
     throw new CliError(`${dir} holds no node directories (DIR/<name>/config.json)`);
@@ -165,6 +185,7 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
   if (
     genesis.validators.some((validator) => validator.name === name) ||
     nodes.some((node) => node.config.name === name || node.dirName === name) ||
+    (await manifest.nodes()).some((node) => node.name === name) ||
     (await exists(target))
   ) {
     throw new CliError(`the cluster in ${dir} already has a node "${name}" (or a ${target})`);
@@ -219,6 +240,7 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
       wantsDns,
       devCa,
       certificates,
+      manifest,
       validityDays: options.validityDays ?? 365,
       falcon,
       now,
@@ -265,6 +287,7 @@ async function writeNode(options: {
   readonly wantsDns: boolean;
   readonly devCa: Awaited<ReturnType<typeof loadDevCa>> | null;
   readonly certificates: NodeCertificateWriter | null;
+  readonly manifest: AddedNodesLock;
   readonly validityDays: number;
   readonly falcon: FalconBackend;
   readonly now: () => Date;
@@ -375,7 +398,7 @@ async function writeNode(options: {
     await mkdir(path.dirname(target), { recursive: true });
     await rename(staging, target);
     try {
-      await recordAddedNode(dir, {
+      await options.manifest.append({
         name,
         publicKey: toHex(publicKey),
         addedAt: now().toISOString(),

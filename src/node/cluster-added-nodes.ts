@@ -72,11 +72,27 @@ export async function readAddedNodes(dir: string): Promise<AddedNodeRecord[]> {
 }
 
 /**
- * Appends `node` to the manifest of `dir`. Writers exclude each other with `added-nodes.json.lock`
- * (created exclusively, removed when done), and the new manifest replaces the old one by rename,
- * so a reader sees the old list or the new one, never half a file.
+ * The manifest of a cluster directory, held exclusively: `cluster add-node` takes it before it
+ * checks the name and asks the cluster for anything, and holds it until the node is recorded, so
+ * two runs cannot add one name and a run that cannot record its node issues nothing.
  */
-export async function recordAddedNode(dir: string, node: AddedNodeRecord): Promise<void> {
+export interface AddedNodesLock {
+  /** The added nodes recorded now (as `readAddedNodes`). */
+  nodes(): Promise<AddedNodeRecord[]>;
+  /**
+   * Appends `node`: the new manifest replaces the old one by rename, so a reader sees the old
+   * list or the new one, never half a file.
+   */
+  append(node: AddedNodeRecord): Promise<void>;
+  /** Removes the lock; later calls do nothing. */
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the manifest lock of `dir`: `added-nodes.json.lock`, created exclusively and removed by
+ * `release`. A lock that exists (another writer, or one that died) is a CliError naming it.
+ */
+export async function lockAddedNodes(dir: string): Promise<AddedNodesLock> {
   const root = path.resolve(dir);
   const file = path.join(root, ADDED_NODES_FILE);
   const lock = `${file}${LOCK_SUFFIX}`;
@@ -88,22 +104,30 @@ export async function recordAddedNode(dir: string, node: AddedNodeRecord): Promi
     }
     throw new CliError(`cannot create ${lock}: ${(error as Error).message}`);
   });
-  try {
-    const nodes = await readAddedNodes(root);
-    if (nodes.some((entry) => entry.name === node.name)) {
-      throw new CliError(`${file} already lists a node "${node.name}"`);
-    }
-    const manifest: AddedNodesManifest = { version: 1, nodes: [...nodes, node] };
-    const temporary = `${file}.tmp-${process.pid}`;
-    try {
-      await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
-      await rename(temporary, file);
-    } catch (error) {
-      await rm(temporary, { force: true });
-      throw new CliError(`cannot write ${file}: ${(error as Error).message}`);
-    }
-  } finally {
-    await held.close();
-    await rm(lock, { force: true });
-  }
+  let released = false;
+  return {
+    nodes: () => readAddedNodes(root),
+    async append(node) {
+      if (released) throw new Error(`append after release of ${lock}`);
+      const nodes = await readAddedNodes(root);
+      if (nodes.some((entry) => entry.name === node.name)) {
+        throw new CliError(`${file} already lists a node "${node.name}"`);
+      }
+      const manifest: AddedNodesManifest = { version: 1, nodes: [...nodes, node] };
+      const temporary = `${file}.tmp-${process.pid}`;
+      try {
+        await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
+        await rename(temporary, file);
+      } catch (error) {
+        await rm(temporary, { force: true });
+        throw new CliError(`cannot write ${file}: ${(error as Error).message}`);
+      }
+    },
+    async release() {
+      if (released) return;
+      released = true;
+      await held.close();
+      await rm(lock, { force: true });
+    },
+  };
 }

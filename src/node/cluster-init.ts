@@ -44,13 +44,8 @@ import { CliError } from './cli-error.js';
 import {
   DEFAULT_CHAIN_ID,
   DEFAULT_CLUSTER_CONSENSUS,
-  DEFAULT_CT_HTTP_PORT,
-  DEFAULT_DNS_PORT,
   DEFAULT_DNS_ZONE,
-  DEFAULT_DOQ_PORT,
   DEFAULT_LISTEN_HOST,
-  DEFAULT_METRICS_PORT,
-  DEFAULT_STOQ_PORT,
   DEFAULT_VALIDATOR_POWER,
 } from './config.js';
 import {
@@ -66,6 +61,7 @@ import {
   writeZoneKeyFile,
   zoneKeyFileName,
 } from './dns-keys.js';
+import { checkClusterPorts, clusterPortBases } from './cluster-ports.js';
 import { findFreePorts } from './free-ports.js';
 import {
   CA_FILES,
@@ -77,8 +73,6 @@ import {
 } from './ca-genesis.js';
 import {
   ACME_FILES,
-  acmeBasePortOf,
-  checkAcmePorts,
   withAcmeGrants,
   withAcmeHostGranted,
   writeNodeAcmeFiles,
@@ -434,57 +428,7 @@ function checkOptions(options: ClusterInitOptions): void {
       `--chain-id "${chainId}" must be lowercase letters, digits and "-" (at most 63, starting with a letter or digit)`,
     );
   }
-  for (const [flag, base] of [
-    ['--base-port', options.basePort],
-    ['--metrics-base-port', options.metricsBasePort],
-    ['--dns-base-port', options.dnsBasePort],
-    ['--doq-base-port', options.doqBasePort],
-  ] as const) {
-    if (base === undefined || base === 0) continue;
-    if (!Number.isInteger(base) || base < 1 || base + validators - 1 > 65_535) {
-      throw new CliError(
-        `${flag} ${base} leaves no room for ${validators} ports (the last must be ≤ 65535)`,
-      );
-    }
-  }
-  const stoqBase = options.basePort ?? DEFAULT_STOQ_PORT;
-  const metricsBase = options.metricsBasePort ?? DEFAULT_METRICS_PORT;
-  if (stoqBase !== 0 && metricsBase !== 0) {
-    const overlap = Math.max(stoqBase, metricsBase) < Math.min(stoqBase, metricsBase) + validators;
-    if (overlap) {
-      throw new CliError(
-        `STOQ ports ${stoqBase}..${stoqBase + validators - 1} overlap metrics ports ${metricsBase}..${metricsBase + validators - 1}`,
-      );
-    }
-  }
-  const dnsBase = dnsBasePortOf(options);
-  if (options.dns !== false && dnsBase !== 0) {
-    for (const [flag, base] of [
-      ['STOQ', stoqBase],
-      ['metrics', metricsBase],
-    ] as const) {
-      if (base !== 0 && Math.max(base, dnsBase) < Math.min(base, dnsBase) + validators) {
-        throw new CliError(
-          `DNS ports ${dnsBase}..${dnsBase + validators - 1} overlap ${flag} ports ${base}..${base + validators - 1}`,
-        );
-      }
-    }
-  }
-  const doqBase = doqBasePortOf(options);
-  if (options.dns !== false && doqBase !== 0) {
-    // DoQ is UDP, like STOQ over QUIC and DNS; metrics are TCP only but listed ports stay distinct.
-    for (const [flag, base] of [
-      ['STOQ', stoqBase],
-      ['metrics', metricsBase],
-      ['DNS', dnsBase],
-    ] as const) {
-      if (base !== 0 && Math.max(base, doqBase) < Math.min(base, doqBase) + validators) {
-        throw new CliError(
-          `DoQ ports ${doqBase}..${doqBase + validators - 1} overlap ${flag} ports ${base}..${base + validators - 1}`,
-        );
-      }
-    }
-  }
+  checkClusterPorts(options);
   if (options.host !== undefined && options.host.trim() === '') {
     throw new CliError('--host must not be empty');
   }
@@ -516,14 +460,6 @@ function checkOptions(options: ClusterInitOptions): void {
       `--host ${options.host} is not an IP address; the DNS servers listen on IP literals (or pass --no-dns)`,
     );
   }
-}
-
-function dnsBasePortOf(options: ClusterInitOptions): number {
-  return options.dnsBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_DNS_PORT);
-}
-
-function doqBasePortOf(options: ClusterInitOptions): number {
-  return options.doqBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_DOQ_PORT);
 }
 
 /**
@@ -625,52 +561,35 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
   const falcon = options.falcon ?? defaultFalcon();
   const validityDays = options.validityDays ?? 365;
 
-  const stoqPorts = await allocatePorts(host, options.basePort ?? DEFAULT_STOQ_PORT, count);
-  const metricsPorts = await allocatePorts(
-    host,
-    options.metricsBasePort ?? DEFAULT_METRICS_PORT,
-    count,
-    stoqPorts,
-  );
+  const bases = clusterPortBases(options);
+  const stoqPorts = await allocatePorts(host, bases.stoq, count);
+  const metricsPorts = await allocatePorts(host, bases.metrics, count, stoqPorts);
 
   const dnsPorts =
     options.dns === false
       ? null
-      : await allocatePorts(host, dnsBasePortOf(options), count, [...stoqPorts, ...metricsPorts]);
+      : await allocatePorts(host, bases.dns, count, [...stoqPorts, ...metricsPorts]);
   const doqPorts =
     dnsPorts === null
       ? null
-      : await allocatePorts(host, doqBasePortOf(options), count, [
-          ...stoqPorts,
-          ...metricsPorts,
-          ...dnsPorts,
-        ]);
+      : await allocatePorts(host, bases.doq, count, [...stoqPorts, ...metricsPorts, ...dnsPorts]);
   // The cluster zone's signing key: its DNSKEY goes in the genesis, the key to every node.
   const zoneKey = dnsPorts === null ? null : generateZoneKey();
   const ctPorts =
     options.ca === false
       ? null
-      : await allocatePorts(
-          host,
-          options.ctBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_CT_HTTP_PORT),
-          count,
-          [...stoqPorts, ...metricsPorts, ...(dnsPorts ?? []), ...(doqPorts ?? [])],
-        );
+      : await allocatePorts(host, bases.ct, count, [
+          ...stoqPorts,
+          ...metricsPorts,
+          ...(dnsPorts ?? []),
+          ...(doqPorts ?? []),
+        ]);
   const caValidators: { name: string; nodeDir: string; falconKeys: FalconKeyPair }[] = [];
   // ACME (acme-cluster.ts): one HTTPS port, account key and certificate per node.
-  const acmeBase = acmeBasePortOf(options);
-  if (ctPorts !== null && options.acme !== false) {
-    checkAcmePorts(acmeBase, count, [
-      ['STOQ', options.basePort ?? DEFAULT_STOQ_PORT],
-      ['metrics', options.metricsBasePort ?? DEFAULT_METRICS_PORT],
-      ['DNS', dnsPorts === null ? 0 : dnsBasePortOf(options)],
-      ['CT', options.ctBasePort ?? (options.basePort === 0 ? 0 : DEFAULT_CT_HTTP_PORT)],
-    ]);
-  }
   const acmePorts =
     ctPorts === null || options.acme === false
       ? null
-      : await allocatePorts(host, acmeBase, count, [
+      : await allocatePorts(host, bases.acme, count, [
           ...stoqPorts,
           ...metricsPorts,
           ...(dnsPorts ?? []),

@@ -24,8 +24,13 @@ export const DEFAULT_DNS_PORT = 8853;
 export const DEFAULT_DOQ_PORT = 9853;
 /** The CT log's HTTP read API (docs/ct.md) of node-1 in a `cluster init` cluster. */
 export const DEFAULT_CT_HTTP_PORT = 6962;
-/** The ACME server's HTTPS port (docs/acme.md) of node-1 in a `cluster init` cluster (443 in production). */
-export const DEFAULT_ACME_HTTPS_PORT = 9443;
+/**
+ * The ACME server's HTTPS port (docs/acme.md) of node-1 in a `cluster init` cluster (443 in
+ * production). The shared design says 9443, but a cluster's per-node ports 9443 + K − 1 would run
+ * into the metrics ports from node 22 on; 8443 + K − 1 stays clear of the CT (6962), DNS (8853),
+ * STOQ (9292), metrics (9464) and DoQ (9853) ranges of up to 100 nodes.
+ */
+export const DEFAULT_ACME_HTTPS_PORT = 8443;
 /** The cluster zone `cluster init` puts in consensus state. */
 export const DEFAULT_DNS_ZONE = 'hypermesh.';
 /** Chain id (and certificate cluster name) `hypermesh cluster init` uses when given none. */

@@ -19,9 +19,13 @@ export interface DevClusterOptions {
   readonly nodes: number;
   readonly host: string;
   readonly chainId?: string;
-  /** Ports for a newly created cluster (see `cluster init`); 0 picks free ports. */
+  /** Base ports for a newly created cluster (see `cluster init`); 0 picks free ports. */
   readonly basePort?: number;
   readonly metricsBasePort?: number;
+  readonly dnsBasePort?: number;
+  readonly doqBasePort?: number;
+  readonly ctBasePort?: number;
+  readonly acmeBasePort?: number;
   /** How long to wait for every node's first commit (default 120 s). */
   readonly startTimeoutMs?: number;
   readonly stopGraceMs?: number;
@@ -81,6 +85,10 @@ export async function ensureDevCluster(options: DevClusterOptions): Promise<Clus
     ...(options.chainId === undefined ? {} : { chainId: options.chainId }),
     ...(options.basePort === undefined ? {} : { basePort: options.basePort }),
     ...(options.metricsBasePort === undefined ? {} : { metricsBasePort: options.metricsBasePort }),
+    ...(options.dnsBasePort === undefined ? {} : { dnsBasePort: options.dnsBasePort }),
+    ...(options.doqBasePort === undefined ? {} : { doqBasePort: options.doqBasePort }),
+    ...(options.ctBasePort === undefined ? {} : { ctBasePort: options.ctBasePort }),
+    ...(options.acmeBasePort === undefined ? {} : { acmeBasePort: options.acmeBasePort }),
     progress: options.out,
   });
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { isResolverAddress } from '../faces/acme/external-resolver.js';
+import { OCSP_VALIDITY_MS } from '../faces/ocsp-http.js';
 import { MAX_IDLE_BLOCK_INTERVAL_MS } from '../consensus/driver/driver-config.js';
 import { CliError } from './cli-error.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_METRICS_PORT, DEFAULT_STOQ_PORT } from './config.js';
@@ -126,9 +127,25 @@ export const validatorNodeConfigSchema = z.strictObject({
   /**
    * The TrustChain CA (genesis `app.ca`, docs/ca.md): this validator's intermediate key (it signs
    * the certificates it publishes) and the trust bundle file (checked against the genesis).
-   * Absent or null: the node validates publications but never publishes.
+   * Absent or null: the node validates publications but never publishes. `maxBlockAgeSeconds`
+   * (default `OCSP_MAX_BLOCK_AGE_MS`, 300): OCSP answers `tryLater` and `GET /crl` is 503 once the last committed block is older than
+   * this (src/faces/ocsp-http.ts): at least two of the longest idle block intervals, so an idle
+   * chain never trips it, and at most half the OCSP validity, so no signed answer is already
+   * expired.
    */
-  ca: z.strictObject({ intermediateKeyFile: file, trustBundleFile: file }).nullable().default(null),
+  ca: z
+    .strictObject({
+      intermediateKeyFile: file,
+      trustBundleFile: file,
+      maxBlockAgeSeconds: z
+        .number()
+        .int()
+        .min((2 * MAX_IDLE_BLOCK_INTERVAL_MS) / 1000)
+        .max(OCSP_VALIDITY_MS / 2 / 1000)
+        .optional(),
+    })
+    .nullable()
+    .default(null),
   /** The CT log's HTTP read API (docs/ct.md); absent or null: not served. */
   ct: z.strictObject({ http: listenAddress }).nullable().default(null),
   /**
@@ -171,6 +188,12 @@ export const validatorNodeConfigSchema = z.strictObject({
         .max(64)
         .refine(isResolverAddress, { error: '"ipv4:port" or "[ipv6]:port" of a DNS resolver' })
         .optional(),
+      /**
+       * TEST CLUSTERS ONLY (docs/acme.md "External names"): validate external names even when
+       * they resolve to loopback, private or link-local addresses. Absent or false (always, in
+       * production): such names fail with the `dns` problem and nothing is connected to.
+       */
+      allowNonPublicAddresses: z.boolean().optional(),
     })
     .nullable()
     .optional(),

@@ -585,6 +585,7 @@ export async function startValidatorNode(
               genesis,
               ca: caConfig,
               state: store.state,
+              blocks: store.blocks,
               query: (request) => app.query(request),
               identity: {
                 ed25519: identity.keys.ed25519.privateKey,

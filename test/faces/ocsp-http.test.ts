@@ -7,15 +7,21 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { Registry } from 'prom-client';
-import { toHex } from '../../src/crypto/bytes.js';
+import { concatBytes, toHex } from '../../src/crypto/bytes.js';
+import { octetString, tlv } from '../../src/crypto/der.js';
 import { derToPem } from '../../src/crypto/x509.js';
 import { startCtHttpServer, type CtHttpServer } from '../../src/faces/ct-http.js';
-import { createOcspResponder, OCSP_RESPONSE_TYPE } from '../../src/faces/ocsp-http.js';
+import {
+  createOcspResponder,
+  OCSP_MAX_BLOCK_AGE_MS,
+  OCSP_RESPONSE_TYPE,
+} from '../../src/faces/ocsp-http.js';
 import { createDeterministicSigner } from '../../src/trustchain/ca/certificate.js';
 import { issueBlock, parseCertificateRequest, createCsr } from '../../src/trustchain/ca/index.js';
 import { readTbs, splitCertificate } from '../../src/trustchain/ca/certificate.js';
 import {
   OcspResponseStatus,
+  issuerHashes,
   parseOcspRequest,
   type OcspCertStatus,
 } from '../../src/trustchain/ca/ocsp.js';
@@ -45,6 +51,8 @@ describe('OCSP responder (RFC 6960)', () => {
   let certificates: readonly Uint8Array[];
   let otherCertificate: Uint8Array;
   const statuses = new Map<string, OcspCertStatus>();
+  /** The time of the last committed block the responder answers from (fresh unless a test says). */
+  let committedTime: () => number | null = () => Date.now() - 1_000;
   const files = {
     root: '',
     issuer: '',
@@ -123,6 +131,7 @@ describe('OCSP responder (RFC 6960)', () => {
         issuer,
         signer: createDeterministicSigner(keys.ecdsa.privateKey),
         status: (serial) => statuses.get(toHex(serial)) ?? { status: 'unknown' },
+        committedTime: () => committedTime(),
       }),
     });
   });
@@ -207,6 +216,71 @@ describe('OCSP responder (RFC 6960)', () => {
     },
   );
 
+  it(
+    'answers tryLater, unsigned, while the last committed block is older than the bound',
+    { skip: SKIP_WITHOUT_OPENSSL },
+    async () => {
+      committedTime = () => Date.now() - 7_200_000;
+      try {
+        const stale = await ocsp(files.good);
+        assert.match(stale.output, /Responder Error: trylater \(3\)/);
+        assert.doesNotMatch(stale.output, /good\.pem: good/);
+      } finally {
+        committedTime = () => Date.now() - 1_000;
+      }
+      const metrics = await registry.getSingleMetricAsString('hypermesh_ct_http_requests_total');
+      assert.match(metrics, /endpoint="ocsp",outcome="try_later"} 1/);
+      assert.match((await ocsp(files.good)).output, /good\.pem: good/);
+    },
+  );
+
+  it('signs thisUpdate = the block time, nextUpdate from it, producedAt = the clock', () => {
+    const { keys, issuer } = ca.validators['val-a']!;
+    const blockTime = Date.parse('2026-03-01T12:00:00.750Z');
+    const now = blockTime + 42_000;
+    const request = ocspRequestFor(certificates[0]!);
+    const answerAt = (committed: number | null, clock: number) =>
+      createOcspResponder({
+        issuer,
+        signer: createDeterministicSigner(keys.ecdsa.privateKey),
+        status: () => ({ status: 'good' }),
+        committedTime: () => committed,
+        now: () => clock,
+      })(request);
+    const fresh = answerAt(blockTime, now);
+    assert.equal(fresh.outcome, 'good');
+    assert.deepEqual(generalizedTimes(fresh.response), [
+      '20260301120042Z', // producedAt: the clock
+      '20260301120000Z', // thisUpdate: the block time
+      '20260301130000Z', // nextUpdate: thisUpdate + OCSP_VALIDITY_MS
+    ]);
+    const tryLater = [0x30, 0x03, 0x0a, 0x01, OcspResponseStatus.tryLater];
+    const stale = answerAt(blockTime, blockTime + 2 * 3_600_000);
+    assert.equal(stale.outcome, 'try_later');
+    assert.deepEqual([...stale.response], tryLater);
+    assert.equal(answerAt(blockTime, blockTime + OCSP_MAX_BLOCK_AGE_MS).outcome, 'good');
+    assert.equal(answerAt(blockTime, blockTime + OCSP_MAX_BLOCK_AGE_MS + 1).outcome, 'try_later');
+    const nothing = answerAt(null, now);
+    assert.equal(nothing.outcome, 'try_later');
+    assert.deepEqual([...nothing.response], tryLater);
+  });
+
+  /** A one-CertID SHA-1 request for `certificate` of val-a (RFC 6960 §4.1.1). */
+  function ocspRequestFor(certificate: Uint8Array): Uint8Array {
+    const { nameHash, keyHash } = issuerHashes(ca.validators['val-a']!.issuer, 'sha1');
+    const sha1 = tlv(0x30, Uint8Array.of(0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00));
+    const certId = tlv(
+      0x30,
+      concatBytes(
+        sha1,
+        octetString(nameHash),
+        octetString(keyHash),
+        tlv(0x02, serialOf(certificate)),
+      ),
+    );
+    return tlv(0x30, tlv(0x30, tlv(0x30, tlv(0x30, certId))));
+  }
+
   it('answers the GET form and malformed requests over HTTP', async () => {
     const request = await opensslRequest();
     if (request !== null) {
@@ -254,3 +328,16 @@ describe('OCSP responder (RFC 6960)', () => {
     return new Uint8Array(readFileSync(out));
   }
 });
+
+/** The GeneralizedTimes (tag 0x18, 15 octets) in `der`, in order. */
+function generalizedTimes(der: Uint8Array): string[] {
+  const found: string[] = [];
+  for (let i = 0; i + 17 <= der.length; i++) {
+    if (der[i] !== 0x18 || der[i + 1] !== 15) continue;
+    const text = Buffer.from(der.subarray(i + 2, i + 17)).toString('latin1');
+    if (!/^\d{14}Z$/.test(text)) continue;
+    found.push(text);
+    i += 16;
+  }
+  return found;
+}

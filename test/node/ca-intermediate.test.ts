@@ -97,6 +97,12 @@ describe('ca-node: an intermediate added through consensus', () => {
       } as unknown as GenesisDocument,
       ca: fixture.config,
       state: { get: (key) => chain.node.store.state.get(key) },
+      blocks: chain.node.store.blocks,
+      // The fixture's blocks carry fixed times: the node's clock is just past the latest.
+      now: () => {
+        const height = chain.node.store.blocks.latestHeight() ?? 0;
+        return (chain.node.store.blocks.byHeight(height)?.timeMs ?? 0) + 1_000;
+      },
       query: (q) => chain.node.app.query(q),
       identity: {
         ed25519: valC.privateKey,
@@ -178,8 +184,6 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
     clusterDir = path.join(root, 'cluster');
     const init = await runCli([
       ...clusterInitArgs(clusterDir, 1),
-      '--base-port',
-      '47000',
       '--no-discovery',
       '--no-dns',
       '--staking',

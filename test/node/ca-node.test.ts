@@ -1,17 +1,27 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import type { GenesisDocument } from '../../src/consensus/genesis.js';
-import { toHex } from '../../src/crypto/bytes.js';
+import { concatBytes, toHex } from '../../src/crypto/bytes.js';
+import { octetString, tlv } from '../../src/crypto/der.js';
+import { writeKeyFile } from '../../src/crypto/keyfile.js';
+import { OCSP_MAX_BLOCK_AGE_MS } from '../../src/faces/ocsp-http.js';
 import { CT_LOG_FILE, ctOrigin, startCaNode, type CaNode } from '../../src/node/ca-node.js';
 import { createLogger } from '../../src/node/log.js';
 import type { ValidatorNodeConfig } from '../../src/node/node-config.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { caRequestBody, treeHeadRoot } from '../../src/trustchain/ca-module/index.js';
+import { encodeTrustBundle } from '../../src/trustchain/ca/bundle.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
+import {
+  OcspResponseStatus,
+  issuerHashes,
+  ocspErrorResponse,
+  type Issuer,
+} from '../../src/trustchain/ca/index.js';
 import {
   encodeCertificateChain,
   encodeMerkleTreeLeaf,
@@ -149,6 +159,202 @@ describe('ca-node: local CT log against the consensus tree head', () => {
       node.committed(height);
       assert.equal(await splitViews(registry), 1);
       assert.equal(lines.length, 1);
+    } finally {
+      await node.close();
+    }
+  });
+});
+
+/** A one-CertID OCSP request (SHA-1, no nonce) for `serial` of `issuer` (RFC 6960 §4.1.1). */
+function ocspRequest(issuer: Issuer, serial: Uint8Array): Uint8Array {
+  const { nameHash, keyHash } = issuerHashes(issuer, 'sha1');
+  const sha1 = tlv(0x30, Uint8Array.of(0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00));
+  const integer = (serial[0] ?? 0) >= 0x80 ? concatBytes(Uint8Array.of(0), serial) : serial;
+  const certId = tlv(
+    0x30,
+    concatBytes(sha1, octetString(nameHash), octetString(keyHash), tlv(0x02, integer)),
+  );
+  return tlv(0x30, tlv(0x30, tlv(0x30, tlv(0x30, certId))));
+}
+
+/**
+ * Every GeneralizedTime (OCSP) or UTCTime (CRL) in `der`, in order: an OCSP `good` answer's are
+ * producedAt, thisUpdate, nextUpdate; a CRL's start with thisUpdate, nextUpdate.
+ */
+function derTimes(der: Uint8Array): Date[] {
+  const found: Date[] = [];
+  for (let i = 0; i + 2 < der.length; i++) {
+    const length = der[i + 1];
+    if (!((der[i] === 0x18 && length === 15) || (der[i] === 0x17 && length === 13))) continue;
+    const text = Buffer.from(der.subarray(i + 2, i + 2 + (length as number))).toString('latin1');
+    const match = /^(\d{2}|\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+    if (match === null) continue;
+    const [, y, mo, d, h, mi, se] = match as unknown as string[];
+    const year = y!.length === 2 ? 2000 + Number(y) : Number(y);
+    found.push(
+      new Date(Date.UTC(year, Number(mo) - 1, Number(d), Number(h), Number(mi), Number(se))),
+    );
+    i += 1 + (length as number);
+  }
+  return found;
+}
+
+/**
+ * OCSP answers and the CRL are only as fresh as the committed state they are read from
+ * (docs/ca.md, "OCSP"): thisUpdate is the last committed block's time, not the wall clock, and a
+ * node whose last block is older than `ca.maxBlockAgeSeconds` answers OCSP `tryLater` and serves
+ * no CRL (HTTP 503) — it may not have applied a revocation the cluster has committed.
+ */
+describe('ca-node: OCSP and CRL carry the last committed block time', () => {
+  let fixture: CaFixture;
+  let chain: CaModuleNode;
+  let root: string;
+  let serial: Uint8Array;
+
+  before(async () => {
+    fixture = await createCaFixture();
+    chain = await fixture.openCaNode();
+    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-node-fresh-'));
+    chain.block(
+      [
+        caTx(
+          fixture.operator,
+          caRequestBody({
+            profile: 'service',
+            csr: createCsr({ privateKey: generateKey('p256') }),
+            dnsNames: [`fresh.${GRANTED_ZONE}`],
+          }),
+        ),
+      ],
+      'val-b',
+    );
+    const height = chain.node.store.blocks.latestHeight() as number;
+    const { tx } = await publication(fixture, chain, height, 'val-b');
+    chain.block([publishTx(fixture, 'val-b', tx)]);
+    const published = chain.state().published(chain.node.store.blocks.latestHeight() as number);
+    assert.ok(published !== null && published.serials.length === 1);
+    serial = published.serials[0] as Uint8Array;
+  });
+
+  after(async () => {
+    await chain?.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** val-b's node, its clock `now` (ms), serving its CT listener (OCSP and CRL) on loopback. */
+  async function issuingNode(
+    name: string,
+    now: () => number,
+    blocks: boolean = true,
+  ): Promise<{ node: CaNode; registry: Registry }> {
+    const dataDir = path.join(root, name);
+    await mkdir(dataDir, { recursive: true });
+    const { keys } = fixture.ca.validators['val-b']!;
+    const keyFile = path.join(dataDir, 'ca-intermediate.key');
+    await writeKeyFile(keyFile, { kind: 'p256', keys: keys.ecdsa });
+    const bundleFile = path.join(dataDir, 'trust-bundle.json');
+    await writeFile(bundleFile, encodeTrustBundle(fixture.ca.bundle));
+    const registry = new Registry();
+    const node = await startCaNode({
+      config: {
+        name: 'val-b',
+        dataDir,
+        ca: { intermediateKeyFile: keyFile, trustBundleFile: bundleFile },
+        ct: { http: { host: '127.0.0.1', port: 0 } },
+      } as unknown as ValidatorNodeConfig,
+      genesis: { chainId: CHAIN_ID } as GenesisDocument,
+      ca: fixture.config,
+      state: { get: (key) => chain.node.store.state.get(key) },
+      ...(blocks ? { blocks: chain.node.store.blocks } : {}),
+      now,
+      query: (request) => chain.node.app.query(request),
+      identity: {
+        ed25519: fixture.validators['val-b'].privateKey,
+        falconPublicKey: keys.falcon.publicKey,
+        falconSecretKey: keys.falcon.secretKey,
+      },
+      submit: () => Promise.resolve({ ok: true }),
+      registry,
+      logger: createLogger({ node: name }, () => undefined, 'error'),
+      falcon: fixture.ca.falcon,
+    });
+    return { node, registry };
+  }
+
+  const lastBlockTime = (): number =>
+    chain.node.store.blocks.byHeight(chain.node.store.blocks.latestHeight() as number)!.timeMs;
+  const issuer = (): Issuer => fixture.config.issuers.find((i) => i.name === 'val-b')!.issuer;
+  const tryLater = ocspErrorResponse(OcspResponseStatus.tryLater);
+
+  it('a fresh node signs thisUpdate = the block time, producedAt = its clock', async () => {
+    const blockTime = lastBlockTime();
+    const now = blockTime + 90_000;
+    const { node } = await issuingNode('fresh', () => now);
+    try {
+      const answer = node.ocsp!(ocspRequest(issuer(), serial));
+      assert.equal(answer.outcome, 'good');
+      const [producedAt, thisUpdate, nextUpdate] = derTimes(answer.response);
+      assert.equal(thisUpdate?.getTime(), Math.floor(blockTime / 1000) * 1000);
+      assert.equal(nextUpdate?.getTime(), Math.floor(blockTime / 1000) * 1000 + 3_600_000);
+      assert.equal(producedAt?.getTime(), Math.floor(now / 1000) * 1000);
+
+      const response = await fetch(`${node.ctUrl!}/crl`);
+      assert.equal(response.status, 200);
+      const crl = new Uint8Array(await response.arrayBuffer());
+      const [crlThisUpdate, crlNextUpdate] = derTimes(crl);
+      assert.equal(crlThisUpdate?.getTime(), Math.floor(blockTime / 1000) * 1000);
+      assert.equal(crlNextUpdate?.getTime(), Math.floor(blockTime / 1000) * 1000 + 86_400_000);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a node whose last block is 2 h old answers tryLater and serves no CRL', async () => {
+    const { node, registry } = await issuingNode('stale', () => lastBlockTime() + 7_200_000);
+    try {
+      const answer = node.ocsp!(ocspRequest(issuer(), serial));
+      assert.equal(answer.outcome, 'try_later');
+      assert.deepEqual([...answer.response], [...tryLater]);
+      assert.equal(node.crl(), null);
+
+      const over = await fetch(`${node.ctUrl!}/ocsp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/ocsp-request' },
+        body: ocspRequest(issuer(), serial),
+      });
+      assert.equal(over.status, 200);
+      assert.deepEqual([...new Uint8Array(await over.arrayBuffer())], [...tryLater]);
+      const crl = await fetch(`${node.ctUrl!}/crl`);
+      assert.equal(crl.status, 503);
+      assert.equal(crl.headers.get('retry-after'), '30');
+      await crl.arrayBuffer();
+      const metrics = await registry.getSingleMetricAsString('hypermesh_ct_http_requests_total');
+      assert.match(metrics, /endpoint="ocsp",outcome="try_later"} 1/);
+      assert.match(metrics, /endpoint="crl",outcome="unavailable"} 1/);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('the bound is the configured age: just inside answers, just past it does not', async () => {
+    let now = lastBlockTime() + OCSP_MAX_BLOCK_AGE_MS;
+    const { node } = await issuingNode('bound', () => now);
+    try {
+      assert.equal(node.ocsp!(ocspRequest(issuer(), serial)).outcome, 'good');
+      assert.ok(node.crl() !== null);
+      now += 1;
+      assert.equal(node.ocsp!(ocspRequest(issuer(), serial)).outcome, 'try_later');
+      assert.equal(node.crl(), null, 'a cached CRL is not served from a stale node either');
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('without the block store no block time is known: tryLater and no CRL', async () => {
+    const { node } = await issuingNode('no-blocks', () => lastBlockTime(), false);
+    try {
+      assert.equal(node.ocsp!(ocspRequest(issuer(), serial)).outcome, 'try_later');
+      assert.equal(node.crl(), null);
     } finally {
       await node.close();
     }

@@ -84,6 +84,18 @@ describe('node start configuration', () => {
     rejectsWith(noDataDir, /dataDir: /);
   });
 
+  it('checks ca.maxBlockAgeSeconds (optional; 120 to 1800 whole seconds)', () => {
+    const ca = { intermediateKeyFile: 'i.key', trustBundleFile: 'b.json' };
+    assert.equal(parse({ ...minimal, ca }).ca?.maxBlockAgeSeconds, undefined);
+    assert.equal(
+      parse({ ...minimal, ca: { ...ca, maxBlockAgeSeconds: 600 } }).ca?.maxBlockAgeSeconds,
+      600,
+    );
+    rejectsWith({ ...minimal, ca: { ...ca, maxBlockAgeSeconds: 60 } }, /ca\.maxBlockAgeSeconds/);
+    rejectsWith({ ...minimal, ca: { ...ca, maxBlockAgeSeconds: 3600 } }, /ca\.maxBlockAgeSeconds/);
+    rejectsWith({ ...minimal, ca: { ...ca, maxBlockAgeSeconds: 300.5 } }, /ca\.maxBlockAgeSeconds/);
+  });
+
   it('applies HYPERMESH_* environment overrides and rejects bad values by name', () => {
     const config = parse(minimal, {
       HYPERMESH_STOQ_HOST: '::1',

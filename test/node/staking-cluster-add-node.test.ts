@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { ed25519Address, formatAddress } from '../../src/caesar/index.js';
 import { decodeQuorumCertificate } from '../../src/consensus/wire.js';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
+import { ADDED_NODES_FILE } from '../../src/node/cluster-added-nodes.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
 import {
   certificateEd25519Key,
@@ -201,6 +203,56 @@ describe('hypermesh cluster add-node', () => {
     );
     assert.doesNotMatch(result.out, /requesting a node certificate/);
     assert.deepEqual((await readdir(caCluster)).sort(), before, 'nothing is written');
+  });
+
+  it('with a TrustChain CA, a held manifest lock refuses before the cluster is asked for anything', async () => {
+    const caCluster = path.join(root, 'ca-cluster-locked');
+    const init = await runCli([
+      ...clusterInitArgs(caCluster, 1),
+      '--no-discovery',
+      '--no-dns',
+      '--no-caesar',
+    ]);
+    assert.equal(init.code, 0, init.err);
+    const node1 = await loadValidatorNodeConfig(path.join(caCluster, 'node-1', 'config.json'), {});
+    // Stands in for node-1 (STOQ over QUIC, UDP): whatever add-node sends the cluster lands here.
+    const socket = createSocket(node1.stoq.host.includes(':') ? 'udp6' : 'udp4');
+    const received: Buffer[] = [];
+    const sentinel = Buffer.from('sentinel');
+    const sentinelArrived = new Promise<void>((resolve) => {
+      socket.on('message', (message) => {
+        if (message.equals(sentinel)) resolve();
+        else received.push(message);
+      });
+    });
+    await new Promise<void>((resolve) => socket.bind(node1.stoq.port, node1.stoq.host, resolve));
+    const lock = path.join(caCluster, `${ADDED_NODES_FILE}.lock`);
+    await writeFile(lock, '');
+    try {
+      const before = (await readdir(caCluster)).sort();
+      const result = await runCli([
+        'cluster',
+        'add-node',
+        '--cluster',
+        caCluster,
+        '--name',
+        'node-2',
+        '--timeout-ms',
+        '500',
+      ]);
+      assert.equal(result.code, 2, result.out + result.err);
+      assert.match(result.err, /added-nodes\.json\.lock exists: another "cluster add-node"/);
+      assert.doesNotMatch(result.out, /requesting a node certificate/);
+      assert.deepEqual((await readdir(caCluster)).sort(), before, 'nothing is written');
+      // Datagrams on loopback arrive in order: once ours is in, any add-node sent would be too.
+      const sender = createSocket(node1.stoq.host.includes(':') ? 'udp6' : 'udp4');
+      sender.send(sentinel, node1.stoq.port, node1.stoq.host, () => sender.close());
+      await sentinelArrived;
+      assert.equal(received.length, 0, 'add-node sent nothing to the cluster');
+    } finally {
+      socket.close();
+      await rm(lock);
+    }
   });
 
   it('node start refuses a genesis validator’s key under another name, and a foreign plot', async () => {

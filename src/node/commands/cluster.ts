@@ -19,7 +19,9 @@ import {
 } from '../../caesar/index.js';
 import { DEFAULT_RATE_LIMIT } from '../../trustchain/ca-module/config.js';
 import {
+  DEFAULT_ACME_HTTPS_PORT,
   DEFAULT_CHAIN_ID,
+  DEFAULT_CT_HTTP_PORT,
   DEFAULT_LISTEN_HOST,
   DEFAULT_METRICS_PORT,
   DEFAULT_DNS_PORT,
@@ -128,7 +130,9 @@ STOQ identity and validator key) with a FALCON-1024 key pair, a certificate
 spiffe://<chain-id>/validator/node-K carrying the FALCON key, a PoSpace storage plot and
 node-K/config.json; an operator client identity (operator/); and genesis.json with every
 validator's power, keys and storage root. Everything is written to a temporary directory and
-renamed into place, so a failure leaves nothing behind. See docs/node.md.
+renamed into place, so a failure leaves nothing behind. See docs/node.md. Ranges of ports
+that share a port or pass 65535 are refused; the default ranges stay apart for up to
+${MAX_VALIDATORS} validators.
 
 The genesis puts the cluster zone ${DEFAULT_DNS_ZONE} in consensus state (app.dns, docs/dns.md;
 administered by the operator key, names open to everyone), and every node serves it over UDP
@@ -166,9 +170,9 @@ options:
                          (default ${DEFAULT_RATE_LIMIT.max}/${DEFAULT_RATE_LIMIT.windowSeconds}; COUNT ${CA_RATE_LIMIT_BOUNDS.count.min}-${CA_RATE_LIMIT_BOUNDS.count.max}, SECONDS ${CA_RATE_LIMIT_BOUNDS.seconds.min}-${CA_RATE_LIMIT_BOUNDS.seconds.max}).
                          Each node's ACME server issues from one account, so this is also
                          each node's ACME limit. Not with --no-ca
-  --ct-base-port P       CT log HTTP port of node-1, likewise (default 6962; 0 = free; defaults
-                         to 0 when --base-port is 0)
-  --acme-base-port P     ACME server HTTPS port of node-1, likewise (default 9443; 0 = free;
+  --ct-base-port P       CT log HTTP port of node-1, likewise (default ${DEFAULT_CT_HTTP_PORT}; 0 = free;
+                         defaults to 0 when --base-port is 0)
+  --acme-base-port P     ACME server HTTPS port of node-1, likewise (default ${DEFAULT_ACME_HTTPS_PORT}; 0 = free;
                          defaults to 0 when --base-port is 0); docs/acme.md
   --no-acme              no ACME servers (no ACME account keys, grants or HTTPS certificates)
   --acme-external-dns    the ACME servers also issue for DNS names outside the cluster zone
@@ -269,18 +273,27 @@ staking options (docs/caesar.md, "Staking"):
       validators,
       chainId: values['chain-id'] ?? DEFAULT_CHAIN_ID,
       host: values.host ?? DEFAULT_LISTEN_HOST,
-      basePort: integerOption(
-        values['base-port'],
-        'base-port',
-        { min: 0, max: 65_535 },
-        DEFAULT_STOQ_PORT,
-      ),
-      metricsBasePort: integerOption(
-        values['metrics-base-port'],
-        'metrics-base-port',
-        { min: 0, max: 65_535 },
-        DEFAULT_METRICS_PORT,
-      ),
+      // Given flags only: the defaults are initCluster's, and a refusal names the flags given.
+      ...(values['base-port'] === undefined
+        ? {}
+        : {
+            basePort: integerOption(
+              values['base-port'],
+              'base-port',
+              { min: 0, max: 65_535 },
+              DEFAULT_STOQ_PORT,
+            ),
+          }),
+      ...(values['metrics-base-port'] === undefined
+        ? {}
+        : {
+            metricsBasePort: integerOption(
+              values['metrics-base-port'],
+              'metrics-base-port',
+              { min: 0, max: 65_535 },
+              DEFAULT_METRICS_PORT,
+            ),
+          }),
       ...(values['dns-base-port'] === undefined
         ? {}
         : {

@@ -3,8 +3,12 @@ import type { Command } from '../commands.js';
 import { parseCommandArgs } from '../args.js';
 import { MAX_VALIDATORS } from '../cluster-init.js';
 import {
+  DEFAULT_ACME_HTTPS_PORT,
+  DEFAULT_CT_HTTP_PORT,
   DEFAULT_DEV_DIR,
   DEFAULT_DEV_NODES,
+  DEFAULT_DNS_PORT,
+  DEFAULT_DOQ_PORT,
   DEFAULT_LISTEN_HOST,
   DEFAULT_METRICS_PORT,
   DEFAULT_STOQ_PORT,
@@ -12,12 +16,23 @@ import {
 import { runDevCluster } from '../dev.js';
 import { integerOption } from './cluster.js';
 
+/** The base-port flags `dev` hands to `cluster init` when given; init applies the defaults. */
+const BASE_PORTS = [
+  ['base-port', 'basePort'],
+  ['metrics-base-port', 'metricsBasePort'],
+  ['dns-base-port', 'dnsBasePort'],
+  ['doq-base-port', 'doqBasePort'],
+  ['ct-base-port', 'ctBasePort'],
+  ['acme-base-port', 'acmeBasePort'],
+] as const;
+
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run a local validator cluster on loopback until Ctrl-C (what `npm start` runs)',
   help: `
 usage: hypermesh dev [--nodes N] [--dir DIR] [--host ADDR] [--base-port P]
-                     [--metrics-base-port P] [--start-timeout-ms MS]
+                     [--metrics-base-port P] [--dns-base-port P] [--doq-base-port P]
+                     [--ct-base-port P] [--acme-base-port P] [--start-timeout-ms MS]
 
 Runs a local cluster of N validator processes. On first use (or when DIR holds a cluster of
 another size or host) it runs the genesis ceremony into DIR ("hypermesh cluster init"); later
@@ -27,12 +42,20 @@ ids, STOQ addresses, metrics URLs, pids), prints a summary and keeps running. No
 DIR/node-K/node.log. Ctrl-C or SIGTERM stops the nodes (SIGTERM, then SIGKILL after a grace
 period) and exits 0; a node that exits by itself stops the cluster with exit code 1.
 
+The port flags apply to a new cluster: node-K gets P+K-1, as with "hypermesh cluster init".
+
 options:
   --nodes N              validators (default ${DEFAULT_DEV_NODES}, at most ${MAX_VALIDATORS})
   --dir DIR              cluster directory (default ${DEFAULT_DEV_DIR})
   --host ADDR            listen address (default ${DEFAULT_LISTEN_HOST})
   --base-port P          first STOQ port of a new cluster (default ${DEFAULT_STOQ_PORT}; 0 = free ports)
-  --metrics-base-port P  first metrics port of a new cluster (default ${DEFAULT_METRICS_PORT}; 0 = free)
+  --metrics-base-port P  first metrics port (default ${DEFAULT_METRICS_PORT}; 0 = free)
+  --dns-base-port P      first DNS port, UDP and TCP (default ${DEFAULT_DNS_PORT}; 0 = free; defaults
+                         to 0 when --base-port is 0)
+  --doq-base-port P      first DNS-over-QUIC port (default ${DEFAULT_DOQ_PORT}; 0 = free; likewise)
+  --ct-base-port P       first CT log HTTP port (default ${DEFAULT_CT_HTTP_PORT}; 0 = free; likewise)
+  --acme-base-port P     first ACME server HTTPS port (default ${DEFAULT_ACME_HTTPS_PORT}; 0 = free;
+                         likewise)
   --start-timeout-ms MS  how long to wait for those blocks (default 120000)
 `,
   async run(args, io) {
@@ -42,14 +65,19 @@ options:
       host: { type: 'string' },
       'base-port': { type: 'string' },
       'metrics-base-port': { type: 'string' },
+      'dns-base-port': { type: 'string' },
+      'doq-base-port': { type: 'string' },
+      'ct-base-port': { type: 'string' },
+      'acme-base-port': { type: 'string' },
       'start-timeout-ms': { type: 'string' },
     });
-    const interrupted = new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
     const port = { min: 0, max: 65_535 };
-    return runDevCluster({
+    const basePorts: { [K in (typeof BASE_PORTS)[number][1]]?: number } = {};
+    for (const [flag, option] of BASE_PORTS) {
+      const value = values[flag];
+      if (value !== undefined) basePorts[option] = integerOption(value, flag, port, 0);
+    }
+    const options = {
       dir: path.resolve(values.dir ?? DEFAULT_DEV_DIR),
       nodes: integerOption(
         values.nodes,
@@ -58,19 +86,20 @@ options:
         DEFAULT_DEV_NODES,
       ),
       host: values.host ?? DEFAULT_LISTEN_HOST,
-      basePort: integerOption(values['base-port'], 'base-port', port, DEFAULT_STOQ_PORT),
-      metricsBasePort: integerOption(
-        values['metrics-base-port'],
-        'metrics-base-port',
-        port,
-        DEFAULT_METRICS_PORT,
-      ),
+      ...basePorts,
       startTimeoutMs: integerOption(
         values['start-timeout-ms'],
         'start-timeout-ms',
         { min: 1000, max: 3_600_000 },
         120_000,
       ),
+    };
+    const interrupted = new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    return runDevCluster({
+      ...options,
       out: (line) => io.out(`${line}\n`),
       interrupted,
     });
