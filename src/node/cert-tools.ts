@@ -1,5 +1,7 @@
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { fromBase64, toHex } from '../crypto/bytes.js';
+import { z } from 'zod';
+import { SchemaError, parseInput, uint } from '../codec/schema.js';
+import { fromBase64, toBase64, toHex } from '../crypto/bytes.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../crypto/merkle.js';
 import { parseCertificate } from '../crypto/x509.js';
@@ -269,39 +271,181 @@ export interface CtInclusion {
   readonly rootHash: string;
 }
 
-async function getJson(url: string): Promise<unknown> {
-  const response = await fetch(url);
-  const body = (await response.json()) as unknown;
-  if (!response.ok)
-    throw new CliError(`${url}: HTTP ${response.status} ${JSON.stringify(body)}`, 1);
-  return body;
+/** A tree head whose size and root the caller trusts (the quorum-verified `ca/tree-head`). */
+export interface TrustedTreeHead {
+  readonly size: number;
+  readonly root: Uint8Array;
+}
+
+/** RFC 6962 answers are small (an audit path is at most 64 hashes); anything larger is refused. */
+const MAX_CT_BODY_BYTES = 64 * 1024;
+const DEFAULT_CT_TIMEOUT_MS = 30_000;
+
+/** Standard padded base64 of exactly 32 bytes (a SHA-256 hash), as RFC 6962 §4 sends them. */
+const base64Hash = z.string().refine(
+  (text) => {
+    try {
+      return fromBase64(text).length === 32;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected 32 bytes as standard padded base64' },
+);
+
+/**
+ * `get-sth` (RFC 6962 §4.3). Plain objects rather than strict ones: other RFC 6962/9162 logs may
+ * add fields, which are ignored. The signature is only checked to be base64 of a plausible size
+ * (a DigitallySigned ECDSA P-256 signature is 8..76 bytes): it is not verified (see below).
+ */
+const sthSchema = z.object({
+  tree_size: uint.max(Number.MAX_SAFE_INTEGER),
+  timestamp: uint.max(Number.MAX_SAFE_INTEGER),
+  sha256_root_hash: base64Hash,
+  tree_head_signature: z
+    .string()
+    .max(1024)
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, {
+      error: 'expected standard padded base64',
+    }),
+});
+
+/** `get-proof-by-hash` (RFC 6962 §4.5): a tree of at most 2^63 leaves has paths of ≤ 63 hashes. */
+const proofSchema = z.object({
+  leaf_index: uint.max(Number.MAX_SAFE_INTEGER),
+  audit_path: z.array(base64Hash).max(64),
+});
+
+/** `get-sth-consistency` (RFC 6962 §4.4). */
+const consistencySchema = z.object({ consistency: z.array(base64Hash).max(128) });
+
+/** An HTTP answer whose body is JSON; anything else (no answer, too large, not JSON) is a CliError. */
+async function fetchJson(
+  url: string,
+  timeoutMs = DEFAULT_CT_TIMEOUT_MS,
+): Promise<{ status: number; body: unknown }> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const response = await fetch(url, { signal }).catch((error: Error) => {
+    throw new CliError(
+      `${url}: ${signal.aborted ? `no answer within ${timeoutMs} ms` : error.message}`,
+      1,
+    );
+  });
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body?.getReader();
+  try {
+    for (;;) {
+      const read = await (reader?.read() ?? { done: true as const, value: undefined });
+      if (read.done) break;
+      size += read.value.length;
+      if (size > MAX_CT_BODY_BYTES) {
+        await reader?.cancel();
+        throw new CliError(`${url}: the answer is larger than ${MAX_CT_BODY_BYTES} bytes`, 1);
+      }
+      chunks.push(read.value);
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`${url}: ${(error as Error).message}`, 1);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return { status: response.status, body: JSON.parse(text) as unknown };
+  } catch {
+    const shown = text.length > 200 ? `${text.slice(0, 200)}…` : text;
+    throw new CliError(
+      `${url}: HTTP ${response.status}, the body is not JSON: ${JSON.stringify(shown)}`,
+      1,
+    );
+  }
+}
+
+/** A 2xx JSON body parsed with `schema`; the error names the URL and the offending field. */
+async function getCtJson<T>(url: string, schema: z.ZodType<T>, timeoutMs?: number): Promise<T> {
+  const { status, body } = await fetchJson(url, timeoutMs);
+  if (status < 200 || status > 299) {
+    throw new CliError(`${url}: HTTP ${status} ${JSON.stringify(body)}`, 1);
+  }
+  return parseCtBody(url, schema, body);
+}
+
+function parseCtBody<T>(url: string, schema: z.ZodType<T>, body: unknown): T {
+  try {
+    return parseInput(schema, body, 'body');
+  } catch (error) {
+    if (error instanceof SchemaError) {
+      throw new CliError(`${url}: malformed answer: ${error.message}`, 1);
+    }
+    throw error;
+  }
 }
 
 /**
- * Checks that `certificate` (an x509 entry with `timestamp`) is in the log at `url`: the latest
- * signed tree head, the audit path `get-proof-by-hash` gives, verified against its root
- * (RFC 9162 §2.1.3.2). Throws CliError when it is absent or the proof does not verify.
+ * A node's RFC 6962 signed tree head (`ct sth --url`), schema-checked. Its
+ * `tree_head_signature` is NOT verified: each node signs with its own log key
+ * (`<dataDir>/ct-log.key`), which neither the genesis nor the cluster files publish, so there is
+ * no key the CLI could trust for it. Nothing here relies on its root.
+ */
+export async function fetchSignedTreeHead(
+  url: string,
+  timeoutMs?: number,
+): Promise<z.infer<typeof sthSchema>> {
+  return getCtJson(`${url.replace(/\/$/, '')}/ct/v1/get-sth`, sthSchema, timeoutMs);
+}
+
+/**
+ * Checks that `certificate` (an x509 entry with `timestamp`) is in the log at `url`, in the tree
+ * `head` — a head the caller trusts, the quorum-verified `ca/tree-head` (`fetchQuorumCheckpoint`),
+ * never the log's own `get-sth`: asks `get-proof-by-hash` at `tree_size = head.size` and verifies
+ * the audit path against `head.root` (RFC 9162 §2.1.3.2). The log's `get-sth` (unverifiable,
+ * see `fetchSignedTreeHead`) is used only to say that a log is behind the head. Throws CliError
+ * (exit 1) when the log is behind, has no such entry, answers something malformed, or its proof
+ * does not verify — which is what a log serving a made-up tree gets.
  */
 export async function checkCtInclusion(
   url: string,
   certificate: Uint8Array,
   timestamp: number,
+  head: TrustedTreeHead,
+  options: { readonly timeoutMs?: number } = {},
 ): Promise<CtInclusion> {
-  const leaf = leafHash(encodeMerkleTreeLeaf({ timestamp, entry: { type: 'x509', certificate } }));
-  const sth = (await getJson(`${url}/ct/v1/get-sth`)) as {
-    tree_size: number;
-    sha256_root_hash: string;
-  };
-  const proof = (await getJson(
-    `${url}/ct/v1/get-proof-by-hash?hash=${encodeURIComponent(Buffer.from(leaf).toString('base64'))}&tree_size=${sth.tree_size}`,
-  )) as { leaf_index: number; audit_path: string[] };
-  const root = fromBase64(sth.sha256_root_hash);
-  if (
-    !verifyInclusion(leaf, proof.leaf_index, sth.tree_size, proof.audit_path.map(fromBase64), root)
-  ) {
-    throw new CliError(`${url}: the inclusion proof does not verify against the tree head`, 1);
+  const base = url.replace(/\/$/, '');
+  const rootHex = toHex(head.root);
+  if (head.size === 0) {
+    throw new CliError(
+      'the quorum tree head is the empty log (size 0): no certificate is in it',
+      1,
+    );
   }
-  return { url, treeSize: sth.tree_size, leafIndex: proof.leaf_index, rootHash: toHex(root) };
+  const sth = await fetchSignedTreeHead(base, options.timeoutMs);
+  if (sth.tree_size < head.size) {
+    throw new CliError(
+      `the log at ${base} is behind the quorum tree head (size ${sth.tree_size} < ${head.size}); retry`,
+      1,
+    );
+  }
+  const leaf = leafHash(encodeMerkleTreeLeaf({ timestamp, entry: { type: 'x509', certificate } }));
+  const proofUrl = `${base}/ct/v1/get-proof-by-hash?hash=${encodeURIComponent(toBase64(leaf))}&tree_size=${head.size}`;
+  const { status, body } = await fetchJson(proofUrl, options.timeoutMs);
+  if (status === 404) {
+    throw new CliError(
+      `${base}: the log has no entry for this certificate in its first ${head.size} entries (the quorum tree head's size)`,
+      1,
+    );
+  }
+  if (status < 200 || status > 299) {
+    throw new CliError(`${proofUrl}: HTTP ${status} ${JSON.stringify(body)}`, 1);
+  }
+  const proof = parseCtBody(proofUrl, proofSchema, body);
+  const path = proof.audit_path.map(fromBase64);
+  if (!verifyInclusion(leaf, proof.leaf_index, head.size, path, head.root)) {
+    throw new CliError(
+      `${base}: the inclusion proof (leaf ${proof.leaf_index}) does not verify against the quorum tree head (size ${head.size}, root ${rootHex}): the log's tree is not the one the validators signed`,
+      1,
+    );
+  }
+  return { url: base, treeSize: head.size, leafIndex: proof.leaf_index, rootHash: rootHex };
 }
 
 /**
@@ -476,16 +620,14 @@ export async function checkServedLog(
     };
   }
   // From the empty tree there is nothing to prove (RFC 9162 §2.1.4: first > 0).
-  const answer = (
+  const answer =
     comparison.size === 0
       ? { consistency: [] }
-      : await getJson(
+      : await getCtJson(
           `${base}/ct/v1/get-sth-consistency?first=${comparison.size}&second=${servedSize}`,
-        )
-  ) as { consistency?: unknown };
-  const proof = Array.isArray(answer.consistency)
-    ? answer.consistency.map((item) => fromBase64(String(item)))
-    : [];
+          consistencySchema,
+        );
+  const proof = answer.consistency.map(fromBase64);
   if (verifyConsistency(comparison.size, servedSize, verified.root, servedRoot, proof)) {
     return {
       outcome: 'consistent',

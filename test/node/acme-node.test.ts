@@ -14,7 +14,7 @@ import { parseCertificate, pemToDerList } from '../../src/crypto/x509.js';
 import { ACME_FILES } from '../../src/node/acme-cluster.js';
 import { acmeErrorForCaRefusal } from '../../src/node/acme-issuer.js';
 import { CA_FILES } from '../../src/node/ca-genesis.js';
-import { checkCtInclusion, ctTimestamp } from '../../src/node/cert-tools.js';
+import { checkCtInclusion, ctTimestamp, fetchQuorumCheckpoint } from '../../src/node/cert-tools.js';
 import { createLogger } from '../../src/node/log.js';
 import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
 import type { ValidatorNode } from '../../src/node/validator-node.js';
@@ -260,7 +260,9 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
       const status = await findPublishedCertificate((request) => rpc.query(request), txHash);
       assert.ok(status.status === 'published');
       const timestamp = await ctTimestamp(rpc, status.publishedAt);
-      const inclusion = await checkCtInclusion(node.ct as string, leaf, timestamp);
+      const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+      const { verified } = await fetchQuorumCheckpoint(rpc, genesis);
+      const inclusion = await checkCtInclusion(node.ct as string, leaf, timestamp, verified);
       assert.ok(inclusion.treeSize >= 1);
 
       // ACME revocation becomes a ca/revoke transaction from the node's ACME account.

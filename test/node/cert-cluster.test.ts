@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +9,7 @@ import { promisify } from 'node:util';
 import { parseGenesisJson } from '../../src/consensus/genesis.js';
 import { derToPem, pemToDerList } from '../../src/crypto/x509.js';
 import { CA_FILES } from '../../src/node/ca-genesis.js';
-import { checkCtInclusion, ctTimestamp } from '../../src/node/cert-tools.js';
+import { checkCtInclusion, ctTimestamp, fetchQuorumCheckpoint } from '../../src/node/cert-tools.js';
 import { caService, verifyCaGet } from '../../src/faces/ca-rpc.js';
 import { leafHash, verifyInclusion } from '../../src/crypto/merkle.js';
 import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
@@ -22,6 +23,7 @@ import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { findPublishedCertificate, CA_MODULE_NAME } from '../../src/trustchain/ca-module/index.js';
 import { runCli, clusterInitArgs } from '../helpers/cli.js';
 import { startClusterNodes } from '../helpers/nodes.js';
+import { startFakeCtLog } from '../helpers/fake-ct-log.js';
 import { assertOpensslVerifies } from '../helpers/openssl.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
@@ -60,6 +62,17 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     for (const node of nodes) await node.stop();
     await rm(root, { recursive: true, force: true });
   });
+
+  /** Node `name`'s quorum-verified tree head (what `ct proof` checks a log's audit path against). */
+  async function quorumHead(name: string) {
+    const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
+    const session = await openOperatorSession(await loadClusterTarget(dir));
+    try {
+      return (await fetchQuorumCheckpoint(session.client(name), genesis)).verified;
+    } finally {
+      await session.close();
+    }
+  }
 
   it('cluster init: intermediates in node dirs, encrypted root keys, app.ca in the genesis', async () => {
     const genesis = parseGenesisJson(await readFile(path.join(dir, 'genesis.json'), 'utf8'));
@@ -151,8 +164,9 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
           `${node.config.name} commits the publication`,
           30_000,
         );
-        const inclusion = await checkCtInclusion(node.ct as string, certificate, timestamp);
-        assert.ok(inclusion.treeSize >= 1);
+        const head = await quorumHead(node.config.name);
+        const inclusion = await checkCtInclusion(node.ct as string, certificate, timestamp, head);
+        assert.equal(inclusion.treeSize, genesisCertificateCount + 1);
       }
       const proof = await runCli([
         'ct',
@@ -164,7 +178,10 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
         dir,
       ]);
       assert.equal(proof.code, 0, proof.out + proof.err);
-      assert.match(proof.out, /^included: leaf \d+ of tree size \d+/);
+      assert.match(
+        proof.out,
+        /^included: leaf \d+ of tree size \d+, .*the quorum-signed tree head of block \d+\n$/,
+      );
 
       // The quorum-signed tree head: fetched and verified, then checked offline and against
       // both nodes' signed checkpoints (the same root at the same size).
@@ -375,6 +392,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
         node.ct as string,
         stoqIdentity,
         genesis.genesisTime,
+        await quorumHead(node.config.name),
       );
       assert.equal(inclusion.leafIndex, 2);
       assert.ok(inclusion.treeSize >= genesisCertificateCount);
@@ -393,6 +411,50 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     ]);
     assert.equal(proof.code, 0, proof.out + proof.err);
     assert.match(proof.out, /^included: leaf 2 of tree size \d+/);
+
+    // A log at another URL serving a made-up tree that holds node-2.pem (self-consistent: its
+    // audit path verifies against its own get-sth) is refused: `ct proof` verifies against the
+    // quorum-signed root at the quorum's size. A malformed body and a log that is behind are
+    // clear errors too.
+    const head = await quorumHead('node-1');
+    const certLeaf = leafHash(
+      encodeMerkleTreeLeaf({
+        timestamp: genesis.genesisTime,
+        entry: { type: 'x509', certificate: stoqIdentity },
+      }),
+    );
+    const madeUp = [
+      randomBytes(32),
+      randomBytes(32),
+      certLeaf,
+      ...Array.from({ length: head.size + 5 }, () => randomBytes(32)),
+    ];
+    const fakeProof = (url: string) =>
+      runCli(['ct', 'proof', file('node-2/node-2.pem'), '--url', url, '--cluster', dir]);
+    for (const [options, pattern] of [
+      [{ leafHashes: madeUp }, /does not verify against the quorum tree head \(size \d+, root/],
+      [
+        { leafHashes: madeUp, proof: { leaf_index: 2 } },
+        /get-proof-by-hash\?.*: malformed answer: body\.audit_path: /,
+      ],
+      [
+        { leafHashes: madeUp.slice(0, head.size - 1) },
+        new RegExp(
+          `is behind the quorum tree head \\(size ${head.size - 1} < ${head.size}\\); retry`,
+        ),
+      ],
+    ] as const) {
+      const fake = await startFakeCtLog(options);
+      try {
+        const refused = await fakeProof(fake.url);
+        assert.equal(refused.code, 1, refused.out + refused.err);
+        assert.equal(refused.out, '');
+        assert.match(refused.err, pattern);
+        assert.ok(refused.err.includes(fake.url), refused.err);
+      } finally {
+        await fake.close();
+      }
+    }
 
     const onCluster = await runCli(['cert', 'verify', file('node-1/node-1.pem'), '--cluster', dir]);
     assert.equal(onCluster.code, 0, onCluster.out + onCluster.err);

@@ -631,7 +631,7 @@ const ctSth: Command = {
   summary: "print the CT log's quorum-signed tree head, or a node's RFC 6962 signed tree head",
   help: `
 usage: hypermesh ct sth [--cluster FILE|DIR] [--node NAME|ADDR] [--out FILE]
-       hypermesh ct sth --url URL
+       hypermesh ct sth --url URL [--timeout-ms MS]
 
 Without --url: asks a node (--node, default the first) for the log's consensus tree head at its
 latest committed height — the proven "ca/tree-head" state, that block's header and its commit
@@ -639,8 +639,11 @@ latest committed height — the proven "ca/tree-head" state, that block's header
 genesis (docs/ct.md, "Quorum-signed tree head"), prints it and, with --out, writes the
 checkpoint as JSON for "hypermesh ct verify".
 
-With --url: fetches URL/ct/v1/get-sth (one node's RFC 6962 tree head, signed with that node's
-log key; the "ct" address of its ready line or cluster.json) and prints it.
+With --url: fetches URL/ct/v1/get-sth (one node's RFC 6962 tree head; the "ct" address of its
+ready line or cluster.json), checks its shape and prints it. Its tree_head_signature is NOT
+verified: each node signs with its own log key, which neither the genesis nor the cluster files
+publish, so nothing the CLI trusts can check it. Use the command without --url for a verified
+tree head. Exit code 1 when the node does not answer, answers an error or a malformed body.
 `,
   async run(args, io) {
     const { values } = parseWithPositionals(
@@ -649,13 +652,10 @@ log key; the "ct" address of its ready line or cluster.json) and prints it.
       [],
     );
     if (values.url !== undefined) {
-      const response = await fetch(`${values.url.replace(/\/$/, '')}/ct/v1/get-sth`).catch(
-        (error: Error) => {
-          throw new CliError(`${values.url}: ${error.message}`, 1);
-        },
-      );
-      io.out(`${JSON.stringify(await response.json(), null, 2)}\n`);
-      return response.ok ? 0 : 1;
+      const tools = await import('../cert-tools.js');
+      const sth = await tools.fetchSignedTreeHead(values.url, timeoutOf(values['timeout-ms']));
+      io.out(`${JSON.stringify(sth, null, 2)}\n`);
+      return 0;
     }
     const tools = await import('../cert-tools.js');
     const { quorumCheckpointToJson } = await import('../../trustchain/ca-module/index.js');
@@ -738,10 +738,21 @@ const ctProof: Command = {
   summary: "check a certificate's inclusion in a node's CT log",
   help: `
 usage: hypermesh ct proof CERT --url URL [--cluster FILE|DIR] [--node NAME|ADDR]
+                        [--timeout-ms MS]
 
 Finds when the certificate in CERT was published (a proven "ca" query to a node), rebuilds its
-log entry, asks the log at URL for its audit path against the latest signed tree head and
-verifies it (RFC 9162 §2.1.3.2). Exit code 0 when the proof verifies.
+log entry, and fetches the log's quorum-signed tree head from that node (as "hypermesh ct sth"
+does: the proven "ca/tree-head" state and the commit of its block, verified against the
+genesis). It then asks the log at URL for the audit path at exactly that tree size
+(get-proof-by-hash with tree_size = the head's size) and verifies it against the head's root
+(RFC 9162 §2.1.3.2). The log's own get-sth is used only to see whether it has reached that
+size (its signature cannot be verified: each node's log key is published nowhere the CLI
+trusts); a log serving any other tree — even a self-consistent one holding the certificate —
+fails the check.
+
+Exit code 0 when the proof verifies; 1 when it does not, when the log at URL is behind the
+quorum tree head (retry), has no such entry, or answers a malformed body (the message names
+the URL and the field).
 `,
   async run(args, io) {
     const { values, positionals } = parseWithPositionals(
@@ -754,7 +765,7 @@ verifies it (RFC 9162 §2.1.3.2). Exit code 0 when the proof verifies.
     const tools = await import('../cert-tools.js');
     const certificate = await readCertificate(positionals[0] as string);
     const serial = tools.certificateSerialOf(certificate);
-    return withCluster(values, async ({ client }) => {
+    return withCluster(values, async ({ client, genesis }) => {
       const { CaStateReader, caQuery, verifiedCaValue } =
         await import('../../trustchain/ca-module/index.js');
       const { certificateKey } = await import('../../trustchain/ca-module/state.js');
@@ -772,9 +783,19 @@ verifies it (RFC 9162 §2.1.3.2). Exit code 0 when the proof verifies.
         );
       }
       const timestamp = await tools.ctTimestamp(client, record.publishedAt);
-      const inclusion = await tools.checkCtInclusion(url, record.der, timestamp);
+      const { verified } = await tools.fetchQuorumCheckpoint(client, genesis);
+      if (verified.height < record.publishedAt) {
+        throw new CliError(
+          `the quorum tree head (block ${verified.height}) predates the certificate's publication at height ${record.publishedAt}; retry`,
+          1,
+        );
+      }
+      const inclusion = await tools.checkCtInclusion(url, record.der, timestamp, verified, {
+        timeoutMs: timeoutOf(values['timeout-ms']),
+      });
       io.out(
-        `included: leaf ${inclusion.leafIndex} of tree size ${inclusion.treeSize}, root ${inclusion.rootHash} (${url})\n`,
+        `included: leaf ${inclusion.leafIndex} of tree size ${inclusion.treeSize}, root ${inclusion.rootHash} (${url}), ` +
+          `the quorum-signed tree head of block ${verified.height}\n`,
       );
       return 0;
     });
