@@ -7,7 +7,7 @@ import { ed25519Address } from './address.js';
 import { MAX_AMOUNT } from './amount.js';
 import { governanceEndBlock } from './gov-end-block.js';
 import { decodeTokenParams, encodeTokenParams } from './params.js';
-import { BASIS_POINTS, decodeStakingParams } from './staking-params.js';
+import { BASIS_POINTS, MAX_SLASH_LOOKBACK, decodeStakingParams } from './staking-params.js';
 import type { StakingParams } from './staking-params.js';
 import {
   ACTIVE_SET_KEY,
@@ -15,7 +15,9 @@ import {
   JailReason,
   STAKING_PARAMS_KEY,
   UNBONDING_TOTAL_KEY,
+  VALIDATORS_KEY,
   compareAddresses,
+  deleteValidator,
   encodeValidatorList,
   formatConsensusAddress,
   missedKey,
@@ -25,6 +27,8 @@ import {
   readUnbondingEntries,
   readValidator,
   readValidatorList,
+  vacantRecordLifetime,
+  withVacancy,
   writeEpochHistory,
   writeQueue,
   writeUnbondingEntries,
@@ -45,7 +49,8 @@ import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from '.
  *    signed the previous block's commit (by power), the proposer taking its bonus first;
  * 4. unbondings that complete at this height return to their delegators' balances;
  * 5. validator updates: validators jailed in this block leave the set now (effective at
- *    height + 2); at an epoch height the whole set is recomputed from stake;
+ *    height + 2); at an epoch height the whole set is recomputed from stake, and the records of
+ *    validators vacant long enough that nothing can refer to them any more are removed;
  * 6. governance (gov-end-block.ts): proposals whose voting ends here are tallied, passed ones
  *    whose timelock ends here are applied, for the blocks after this one; a change of
  *    `epochBlocks` is recorded in the epoch history (`stk/epochs`) slashing reads.
@@ -53,12 +58,8 @@ import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from '.
  * Without a staking section in the genesis (no `stk/params`) it does nothing.
  */
 
-/**
- * Creation heights of unbonding entries a slash looks back over (the evidence age is 100 and the
- * window starts at most `epochBlocks` heights before the offence, so this covers `epochBlocks`
- * up to 899). Bounds the state reads of one slash.
- */
-export const MAX_SLASH_LOOKBACK = 1_000;
+/** Re-exported: the bound on one slash's look-back, which bounds `epochBlocks` (899). */
+export { MAX_SLASH_LOOKBACK };
 
 /**
  * The last height at or below `height` whose end of block recomputed the validator set (0: none,
@@ -108,10 +109,11 @@ const bps = (amount: bigint, rate: number): bigint =>
 
 const hexKey = (address: Uint8Array): string => formatConsensusAddress(address);
 
-/** Validator records read and changed during one end of block, written back once. */
+/** Validator records read and changed (or removed) during one end of block, written back once. */
 class Records {
   private readonly records = new Map<string, ValidatorRecord | undefined>();
   private readonly dirty = new Set<string>();
+  private readonly removed = new Map<string, Uint8Array>();
 
   constructor(private readonly state: ModuleState) {}
 
@@ -127,8 +129,16 @@ class Records {
     this.dirty.add(id);
   }
 
+  remove(address: Uint8Array): void {
+    const id = hexKey(address);
+    this.records.set(id, undefined);
+    this.dirty.delete(id);
+    this.removed.set(id, address);
+  }
+
   flush(): void {
     for (const id of this.dirty) writeValidator(this.state, this.records.get(id)!);
+    for (const address of this.removed.values()) deleteValidator(this.state, address);
   }
 }
 
@@ -453,11 +463,42 @@ function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
       power,
       ...(joining ? { pqPublicKey: record.pqPublicKey, storageRoot: record.storageRoot } : {}),
     });
-    records.set(address, { ...record, power });
+    records.set(address, withVacancy({ ...record, power }, height));
     if (joining) state.delete(missedKey(address));
   }
   if (updates.length > 0) state.set(ACTIVE_SET_KEY, encodeValidatorList(next));
   return updates;
+}
+
+/**
+ * At an epoch height, after the set is recomputed: removes from `vals` and deletes the record
+ * (and missed-commit bitmap) of every validator vacant for at least
+ * `vacantRecordLifetime(unbondingBlocks)` blocks (no tokens, no shares so no delegations, power
+ * 0 and not in this module's set) whose jail, if any, is over. By then every unbonding entry from
+ * it was paid out and no evidence of an offence by it can still be included, so nothing refers
+ * to the record. Without this, `vals` (at most `MAX_VALIDATOR_CANDIDATES`) could be filled for
+ * good by validators created and fully unbonded.
+ */
+function removeVacantValidators(ledger: Ledger): void {
+  const { state, params, height, records } = ledger;
+  if (height % params.epochBlocks !== 0) return;
+  const lifetime = vacantRecordLifetime(params.unbondingBlocks);
+  const active = readValidatorList(state, ACTIVE_SET_KEY);
+  const all = readValidatorList(state);
+  const kept = all.filter((address) => {
+    const record = records.get(address)!;
+    const removable =
+      record.vacantSince !== undefined &&
+      height >= record.vacantSince + lifetime &&
+      record.tokens === 0n &&
+      record.shares === 0n &&
+      record.power === 0 &&
+      (record.jailed === JailReason.NONE || height >= record.jailedUntil) &&
+      !active.some((member) => compareAddresses(member, address) === 0);
+    if (removable) records.remove(address);
+    return !removable;
+  });
+  if (kept.length !== all.length) state.set(VALIDATORS_KEY, encodeValidatorList(kept));
 }
 
 /** Caesar's `endBlock` hook (see the file comment). */
@@ -481,6 +522,7 @@ export function caesarEndBlock(ctx: EndBlockContext): ValidatorUpdate[] {
   distributeRewards(ledger, ctx);
   matureUnbondings(ledger);
   const updates = validatorUpdates(ledger);
+  removeVacantValidators(ledger);
   ledger.records.flush();
   writeAmount(state, BONDED_KEY, ledger.bonded);
   writeAmount(state, UNBONDING_TOTAL_KEY, ledger.unbonding);

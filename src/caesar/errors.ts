@@ -92,6 +92,8 @@ export enum CaesarErrorCode {
   COMMISSION_CHANGE_TOO_SOON = 'CAESAR_COMMISSION_CHANGE_TOO_SOON',
   /** `edit-validator` moving the commission by more than `maxCommissionChangeBps`. */
   COMMISSION_CHANGE_TOO_LARGE = 'CAESAR_COMMISSION_CHANGE_TOO_LARGE',
+  /** `create-validator` whose self-bond is below `minValidatorStake`. */
+  SELF_BOND_TOO_SMALL = 'CAESAR_SELF_BOND_TOO_SMALL',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -132,6 +134,7 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.VALIDATOR_NO_INTERMEDIATE]: 34,
   [CaesarErrorCode.COMMISSION_CHANGE_TOO_SOON]: 35,
   [CaesarErrorCode.COMMISSION_CHANGE_TOO_LARGE]: 36,
+  [CaesarErrorCode.SELF_BOND_TOO_SMALL]: 37,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

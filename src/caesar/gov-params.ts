@@ -2,7 +2,21 @@ import { z } from 'zod';
 import type { ModuleStateReader } from '../consensus/application/module.js';
 import { MAX_AMOUNT } from './amount.js';
 import { paramMapCodec } from './param-map.js';
-import { BASIS_POINTS, MAX_BLOCK_PARAM } from './staking-params.js';
+import { MAX_BLOCK_PARAM } from './staking-params.js';
+
+/**
+ * Highest `quorumBps` and `thresholdBps`: a vote weight above 2/3 of the bonded stake is above
+ * 6,666 basis points of it, so the holders of more than 2/3 of the stake always reach the quorum
+ * and the threshold together, whatever the others vote. Higher values could leave governance
+ * unable to pass anything again, its own parameters included: vote weights are rounded down and
+ * at most `MAX_PROPOSAL_VOTERS` accounts vote, so a quorum near 100% may be out of reach.
+ */
+export const MAX_GOV_RATE_BPS = 6_666;
+/**
+ * Highest `votingPeriod` and `timelock` (about 11.6 days at one block a second): at 10^8 blocks
+ * one proposal could hold governance's answer, or a change, away for years.
+ */
+export const MAX_GOV_PERIOD = 1_000_000;
 
 /**
  * The governance parameters (docs/caesar.md, "Governance"): what a parameter-change proposal
@@ -35,15 +49,10 @@ export const DEFAULT_GOV_PARAMS: GovParams = Object.freeze({
 /** The typed schema; the genesis file's JSON form writes `minDeposit` as a decimal string. */
 export const govParamsSchema = z.strictObject({
   minDeposit: z.bigint().min(1n).max(MAX_AMOUNT),
-  votingPeriod: z.int().min(1).max(MAX_BLOCK_PARAM),
-  quorumBps: z.int().min(0).max(BASIS_POINTS),
-  // Below 100%: "yes / (yes + no) above the threshold" could never hold at 100%, and governance
-  // would have lost the means to change anything again, its own parameters included.
-  thresholdBps: z
-    .int()
-    .min(0)
-    .max(BASIS_POINTS - 1),
-  timelock: z.int().min(0).max(MAX_BLOCK_PARAM),
+  votingPeriod: z.int().min(1).max(MAX_GOV_PERIOD),
+  quorumBps: z.int().min(0).max(MAX_GOV_RATE_BPS),
+  thresholdBps: z.int().min(0).max(MAX_GOV_RATE_BPS),
+  timelock: z.int().min(0).max(MAX_GOV_PERIOD),
 });
 
 export const GOV_PARAM_NAMES = [

@@ -133,6 +133,7 @@ export {
   BASIS_POINTS,
   DEFAULT_STAKING_PARAMS,
   MAX_BLOCK_PARAM,
+  MAX_EPOCH_BLOCKS,
   MAX_SIGNED_WINDOW,
   decodeStakingParams,
   encodeStakingParams,
@@ -163,6 +164,7 @@ export {
   STAKING_PARAMS_KEY,
   UNBONDING_TOTAL_KEY,
   VALIDATORS_KEY,
+  compareAddresses,
   consensusAddress,
   decodeUnbondingEntries,
   decodeValidatorList,
@@ -174,6 +176,7 @@ export {
   sharesValue,
   unbondingKey,
   unbondingQueueKey,
+  vacantRecordLifetime,
   validatorKey,
 } from './staking-state.js';
 export type { UnbondingEntry, ValidatorRecord } from './staking-state.js';
@@ -200,6 +203,8 @@ export {
   DEFAULT_GOV_PARAMS,
   GOV_PARAMS_KEY,
   GOV_PARAM_NAMES,
+  MAX_GOV_PERIOD,
+  MAX_GOV_RATE_BPS,
   decodeGovParams,
   encodeGovParams,
   readGovParams,

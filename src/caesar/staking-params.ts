@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EVIDENCE_MAX_AGE } from '../consensus/height-context.js';
 import { MAX_VALIDATORS } from '../consensus/validator-set.js';
 import { MAX_AMOUNT } from './amount.js';
 import { paramMapCodec } from './param-map.js';
@@ -41,6 +42,18 @@ export const BASIS_POINTS = 10_000;
 /** Height-like parameters stay far below 2^53 so that `height + parameter` stays exact. */
 export const MAX_BLOCK_PARAM = 100_000_000;
 export const MAX_SIGNED_WINDOW = 100_000;
+/**
+ * Creation heights of unbonding entries one slash looks back over, a bound on its state reads
+ * (end-block.ts). The heights it must search span at most `epochBlocks` + EVIDENCE_MAX_AGE + 1
+ * (from just after the epoch block that set the offender's power, at most `epochBlocks` − 1 + 2
+ * heights before the offence, which is at most EVIDENCE_MAX_AGE before the evidence block).
+ */
+export const MAX_SLASH_LOOKBACK = 1_000;
+/**
+ * Highest `epochBlocks` (899): above it, a slash would not reach every unbonding entry that
+ * backed the offender's power, so unbonding before an equivocation could evade part of the slash.
+ */
+export const MAX_EPOCH_BLOCKS = MAX_SLASH_LOOKBACK - EVIDENCE_MAX_AGE - 1;
 
 export const DEFAULT_STAKING_PARAMS: StakingParams = Object.freeze({
   epochBlocks: 100,
@@ -63,7 +76,7 @@ const positiveAmount = z.bigint().min(1n).max(MAX_AMOUNT);
 /** The typed schema (bigints); the genesis file's JSON form wraps amounts as decimal strings. */
 export const stakingParamsSchema = z
   .strictObject({
-    epochBlocks: blocks(1),
+    epochBlocks: z.int().min(1).max(MAX_EPOCH_BLOCKS),
     maxValidators: z.int().min(1).max(MAX_VALIDATORS),
     minValidatorStake: positiveAmount,
     powerUnit: positiveAmount,

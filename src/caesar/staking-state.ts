@@ -1,6 +1,7 @@
 import { decodeCanonical, encodeCanonical } from '../codec/cbor.js';
 import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
 import { STORAGE_ROOT_BYTES, VALIDATOR_ADDRESS_BYTES } from '../consensus/validator-set.js';
+import { EVIDENCE_MAX_AGE } from '../consensus/height-context.js';
 import { concatBytes, fromHex, toHex } from '../crypto/bytes.js';
 import { FALCON1024_PUBLIC_KEY_BYTES } from '../crypto/falcon.js';
 import { sha256 } from '../crypto/hash.js';
@@ -23,7 +24,9 @@ import { readAmount, writeAmount } from './state.js';
  *   vals                       CBOR array of every validator's 20-byte address, sorted
  *   val/<validator 20>         the validator record (below; `changed`, the height of its last
  *                              commission change, only once one happened; `slashed`, the height
- *                              of its last equivocation slash, only once one happened)
+ *                              of its last equivocation slash, only once one happened;
+ *                              `vacant`, the height from which it has had no tokens, no shares
+ *                              and no power, only while that holds)
  *   del/<validator 20><delegator 32>   the delegator's shares of that validator
  *   ubd/<delegator 32>         CBOR array of the delegator's unbonding entries
  *   unq/<height u64 BE>        CBOR array of the delegators whose entries complete at height
@@ -88,6 +91,37 @@ export interface ValidatorRecord {
    * the last height it still voted with the power it was slashed for, is not slashed again.
    */
   readonly slashedAt?: number;
+  /**
+   * Height from which it has had no tokens, no shares (so no delegations) and no power in this
+   * module's set; absent while it has any (`withVacancy`). From `vacantSince +
+   * vacantRecordLifetime(unbondingBlocks)` on, an epoch's end removes it (end-block.ts).
+   */
+  readonly vacantSince?: number;
+}
+
+/**
+ * Blocks a vacant validator record is kept before an epoch's end may remove it: until every
+ * unbonding entry from it has been paid out (each completes at most `unbondingBlocks` after it
+ * was created, and the last was created at or before `vacantSince`), and until evidence of an
+ * offence from when it still had power can no longer be included (its last vote with power is at
+ * most at `vacantSince + 1`, since updates take effect two heights after the block that returns
+ * them, and evidence is at most `EVIDENCE_MAX_AGE` heights old). Slashing finds a validator by
+ * its record, so a removed record could no longer be slashed: the wait makes sure nothing could.
+ */
+export function vacantRecordLifetime(unbondingBlocks: number): number {
+  return Math.max(unbondingBlocks, EVIDENCE_MAX_AGE + 2);
+}
+
+/**
+ * The record with `vacantSince` kept up to date: set to `height` when it becomes vacant (no
+ * tokens, no shares, power 0), kept while it stays vacant, dropped when it is not.
+ */
+export function withVacancy(record: ValidatorRecord, height: number): ValidatorRecord {
+  const vacant = record.tokens === 0n && record.shares === 0n && record.power === 0;
+  if (vacant) return record.vacantSince === undefined ? { ...record, vacantSince: height } : record;
+  if (record.vacantSince === undefined) return record;
+  const { vacantSince: _dropped, ...occupied } = record;
+  return occupied;
 }
 
 export interface UnbondingEntry {
@@ -168,8 +202,9 @@ function decode(value: Uint8Array, what: string): unknown {
 
 /**
  * The record as a canonical CBOR map of 9 fields, plus `changed` (the last commission change's
- * height) and `slashed` (the last equivocation slash's height), each written only once it
- * happened: records from before `edit-validator` and the slash watermark keep their bytes.
+ * height), `slashed` (the last equivocation slash's height) and `vacant` (`vacantSince`), each
+ * written only when it applies: records from before `edit-validator`, the slash watermark and
+ * vacancy keep their bytes.
  */
 export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
   return encodeCanonical({
@@ -184,6 +219,7 @@ export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
     until: record.jailedUntil,
     ...(record.commissionChangedAt === undefined ? {} : { changed: record.commissionChangedAt }),
     ...(record.slashedAt === undefined ? {} : { slashed: record.slashedAt }),
+    ...(record.vacantSince === undefined ? {} : { vacant: record.vacantSince }),
   });
 }
 
@@ -191,14 +227,18 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
   const what = 'validator record';
   const map = decode(value, what) as Record<string, unknown> | null;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) corrupt(what, 'not a map');
-  const { key, pq, root, commission, tokens, shares, power, jailed, until, changed, slashed } = map;
+  const { key, pq, root, commission, tokens, shares, power, jailed, until } = map;
+  const { changed, slashed, vacant } = map;
   const hasChanged = Object.hasOwn(map, 'changed');
   const hasSlashed = Object.hasOwn(map, 'slashed');
-  if (Object.keys(map).length !== 9 + Number(hasChanged) + Number(hasSlashed)) {
-    corrupt(what, 'expected 9 fields, plus "changed" and "slashed" when present');
+  const hasVacant = Object.hasOwn(map, 'vacant');
+  const optional = Number(hasChanged) + Number(hasSlashed) + Number(hasVacant);
+  if (Object.keys(map).length !== 9 + optional) {
+    corrupt(what, 'expected 9 fields, plus "changed", "slashed" and "vacant" when present');
   }
   if (hasChanged && !isHeight(changed)) corrupt(what, 'bad commission change height');
   if (hasSlashed && !isHeight(slashed)) corrupt(what, 'bad slash height');
+  if (hasVacant && !isHeight(vacant)) corrupt(what, 'bad vacancy height');
   if (!isBytes(key, ED25519_PUBLIC_KEY_BYTES)) corrupt(what, 'bad key');
   if (!isBytes(pq, FALCON1024_PUBLIC_KEY_BYTES)) corrupt(what, 'bad FALCON key');
   if (!isBytes(root, STORAGE_ROOT_BYTES)) corrupt(what, 'bad storage root');
@@ -217,6 +257,7 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
     jailedUntil: until,
     ...(hasChanged ? { commissionChangedAt: changed as number } : {}),
     ...(hasSlashed ? { slashedAt: slashed as number } : {}),
+    ...(hasVacant ? { vacantSince: vacant as number } : {}),
   };
 }
 
@@ -230,6 +271,12 @@ export function readValidator(
 
 export function writeValidator(state: ModuleState, record: ValidatorRecord): void {
   state.set(validatorKey(consensusAddress(record.publicKey)), encodeValidatorRecord(record));
+}
+
+/** Removes a validator's record and its missed-commit bitmap (not its place in `vals`). */
+export function deleteValidator(state: ModuleState, validator: Uint8Array): void {
+  state.delete(validatorKey(validator));
+  state.delete(missedKey(validator));
 }
 
 /** Every validator's address, sorted (bytewise, which is also hex order). */

@@ -24,6 +24,7 @@ import {
   readValidator,
   readValidatorList,
   sharesValue,
+  withVacancy,
   writeQueue,
   writeShares,
   writeUnbondingEntries,
@@ -148,7 +149,7 @@ function planCreate(
   sender: Uint8Array,
   keyRule: ValidatorKeyRule | undefined,
 ): CreatePlan {
-  requireStakingParams(state);
+  const params = requireStakingParams(state);
   const validator = consensusAddress(sender);
   if (readValidator(state, validator) !== undefined) {
     throw new CaesarError(
@@ -158,6 +159,15 @@ function planCreate(
     );
   }
   keyRule?.(sender);
+  // A validator that could never be selected would only take a place in the bounded `vals`
+  // list: registering costs at least the stake that qualifies for the set.
+  if (tx.bond < params.minValidatorStake) {
+    throw new CaesarError(
+      CaesarErrorCode.SELF_BOND_TOO_SMALL,
+      `create-validator: a self-bond of ${tx.bond} is below minValidatorStake ${params.minValidatorStake}`,
+      { bond: tx.bond.toString(), minValidatorStake: params.minValidatorStake.toString() },
+    );
+  }
   const validators = readValidatorList(state);
   if (validators.length >= MAX_VALIDATOR_CANDIDATES) {
     throw new CaesarError(
@@ -230,15 +240,15 @@ function planUnbond(state: ModuleStateReader, tx: Unbond, delegator: Uint8Array)
     );
   }
   const balance = requireFunds(state, tx.op, delegator, tx.fee);
-  let sharesOut: bigint;
+  // Shares rounded up: the rounding favours those who stay (Cosmos `SharesFromTokens`).
+  let sharesOut = (tx.amount * record.shares + record.tokens - 1n) / record.tokens;
   let tokensOut = tx.amount;
-  if (tx.amount === worth) {
-    // All of it. The last delegator also takes the rounding remainder the others left behind.
+  if (tx.amount === worth || sharesOut >= delegated) {
+    // All of it, asked for or rounded up to: the delegation's whole worth leaves with its last
+    // share, and the last delegator of the validator also takes the rounding remainder the
+    // others left behind, so a validator's tokens and shares are zero together.
     sharesOut = delegated;
-    if (delegated === record.shares) tokensOut = record.tokens;
-  } else {
-    // Shares rounded up: the rounding favours those who stay (Cosmos `SharesFromTokens`).
-    sharesOut = (tx.amount * record.shares + record.tokens - 1n) / record.tokens;
+    tokensOut = delegated === record.shares ? record.tokens : worth;
   }
   return {
     delegator,
@@ -384,11 +394,13 @@ export function applyStakingTx(
     case DELEGATE_OP: {
       const { delegator, balance, record, shares } = planDelegate(state, tx, account);
       pay(state, delegator, balance, tx.amount + tx.fee, tx.fee);
-      writeValidator(state, {
-        ...record,
-        tokens: record.tokens + tx.amount,
-        shares: record.shares + shares,
-      });
+      writeValidator(
+        state,
+        withVacancy(
+          { ...record, tokens: record.tokens + tx.amount, shares: record.shares + shares },
+          height,
+        ),
+      );
       writeShares(
         state,
         tx.validator,
@@ -405,11 +417,15 @@ export function applyStakingTx(
       const plan = planUnbond(state, tx, account);
       const { delegator, record, sharesOut, tokensOut } = plan;
       pay(state, delegator, plan.balance, tx.fee, tx.fee);
-      writeValidator(state, {
-        ...record,
-        tokens: record.tokens - tokensOut,
-        shares: record.shares - sharesOut,
-      });
+      // Left without tokens, shares and power, the validator is vacant from here: an epoch's
+      // end removes its record once nothing can refer to it (end-block.ts).
+      writeValidator(
+        state,
+        withVacancy(
+          { ...record, tokens: record.tokens - tokensOut, shares: record.shares - sharesOut },
+          height,
+        ),
+      );
       writeShares(state, tx.validator, delegator, plan.delegated - sharesOut);
       const completion = height + plan.unbondingBlocks;
       writeUnbondingEntries(state, delegator, [

@@ -20,6 +20,7 @@ import {
   caesarValidatorSetQuery,
   caesarValidatorsQuery,
   caesarVotesQuery,
+  compareAddresses,
   ed25519Address,
   formatAddress,
   formatConsensusAddress,
@@ -540,6 +541,16 @@ function accountViewOf(
     asResponse(at, proofs.unbonding),
   );
   let bonded = 0n;
+  // In the order of the validator list, each validator once: a delegation listed twice would be
+  // counted twice in `bonded`, though each copy's proofs verify.
+  for (const [i, { validator }] of proofs.delegations.entries()) {
+    const previous = proofs.delegations[i - 1]?.validator;
+    if (previous !== undefined && compareAddresses(previous, validator) >= 0) {
+      proofInvalid(
+        `the answer lists delegations out of validator order or twice (${formatConsensusAddress(validator)} after ${formatConsensusAddress(previous)})`,
+      );
+    }
+  }
   const delegations = proofs.delegations.map(({ validator, record, delegation }) => {
     const found = verifyCaesarValidator(validator, asResponse(at, record));
     const shares = verifyCaesarDelegation(validator, account, asResponse(at, delegation));

@@ -3,7 +3,14 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   CAESAR_RESULT_CODES,
+  CaesarError,
   CaesarErrorCode,
+  DEFAULT_GOV_PARAMS,
+  DEFAULT_STAKING_PARAMS,
+  GOV_PARAM_NAMES,
+  MAX_EPOCH_BLOCKS,
+  applyParamChanges,
+  tallyOutcome,
   ProposalStatus,
   VoteOption,
   caesarStateKey,
@@ -84,11 +91,11 @@ const changeArb: fc.Arbitrary<ParamChange> = fc.oneof(
   }),
   fc.record({
     name: fc.constant<GovernableParam>('quorumBps'),
-    value: fc.constantFrom(0n, 2_000n, 5_000n, 9_000n, 10_001n),
+    value: fc.constantFrom(0n, 2_000n, 5_000n, 6_666n, 6_667n, 10_001n),
   }),
   fc.record({
     name: fc.constant<GovernableParam>('thresholdBps'),
-    value: fc.constantFrom(0n, 5_000n, 6_667n, 9_999n, 10_000n),
+    value: fc.constantFrom(0n, 5_000n, 6_666n, 6_667n, 9_999n, 10_000n),
   }),
   fc.record({
     name: fc.constant<GovernableParam>('votingPeriod'),
@@ -371,5 +378,67 @@ describe('caesar governance: properties', () => {
     for (const what of ['applied', 'rejected', 'noQuorum', 'replaced', 'noStake'] as const) {
       assert.ok(seen[what] > 0, `the runs exercised ${what}: ${JSON.stringify(seen)}`);
     }
+  });
+});
+
+describe('caesar governance: it cannot lock itself out', () => {
+  /** Any value, mostly near the bounds that matter, for a governance parameter or epochBlocks. */
+  const anyChange: fc.Arbitrary<ParamChange> = fc.record({
+    name: fc.constantFrom<GovernableParam>(...GOV_PARAM_NAMES, 'epochBlocks'),
+    value: fc.oneof(
+      fc.constantFrom(0n, 1n, 899n, 900n, 6_666n, 6_667n, 9_999n, 10_000n, 1_000_000n),
+      fc.constantFrom(1_000_001n, 100_000_000n, 1n << 64n),
+      fc.bigInt({ min: 0n, max: 2_000_000n }),
+    ),
+  });
+  const proposalArb = fc.uniqueArray(anyChange, {
+    minLength: 1,
+    maxLength: 4,
+    selector: (c) => c.name,
+  });
+
+  it('after any sequence of accepted changes, votes of more than 2/3 of the stake pass', () => {
+    const seen = { accepted: 0, refused: 0 };
+    fc.assert(
+      fc.property(
+        fc.array(proposalArb, { minLength: 1, maxLength: 6 }),
+        fc.bigInt({ min: 1n, max: (1n << 128n) - 1n }),
+        fc.bigInt({ min: 0n, max: 1n << 64n }),
+        fc.bigInt({ min: 0n, max: 1n << 64n }),
+        fc.bigInt({ min: 0n, max: 1n << 64n }),
+        (proposals, bonded, pickYes, pickNo, pickAbstain) => {
+          let params = { staking: DEFAULT_STAKING_PARAMS, gov: DEFAULT_GOV_PARAMS };
+          for (const changes of proposals) {
+            try {
+              params = applyParamChanges(params.staking, params.gov, changes);
+              seen.accepted++;
+            } catch (error) {
+              if (!(error instanceof CaesarError)) throw error;
+              assert.ok(
+                error.code === CaesarErrorCode.GOV_INVALID_PARAM,
+                `${error.code}: ${error.message}`,
+              );
+              seen.refused++;
+            }
+          }
+          assert.ok(params.staking.epochBlocks <= MAX_EPOCH_BLOCKS);
+          // yes > 2/3 of bonded (the least such weight up to all of it); the rest vote no or
+          // abstain in any split, or stay away.
+          const least = (2n * bonded) / 3n + 1n;
+          const yes = least + (pickYes % (bonded - least + 1n));
+          const no = pickNo % (bonded - yes + 1n);
+          const abstain = pickAbstain % (bonded - yes - no + 1n);
+          const outcome = tallyOutcome({ yes, no, abstain, bonded }, params.gov);
+          const { quorumBps, thresholdBps } = params.gov;
+          assert.equal(
+            outcome,
+            'passed',
+            `quorum ${quorumBps}, threshold ${thresholdBps}: yes ${yes}, no ${no} of ${bonded}`,
+          );
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+    assert.ok(seen.accepted > 0 && seen.refused > 0, JSON.stringify(seen));
   });
 });

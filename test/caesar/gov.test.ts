@@ -11,6 +11,9 @@ import {
   DEFAULT_GOV_PARAMS,
   GOV_PARAMS_KEY,
   MAX_ACTIVE_PROPOSALS,
+  MAX_EPOCH_BLOCKS,
+  MAX_GOV_PERIOD,
+  MAX_GOV_RATE_BPS,
   MAX_TITLE_LENGTH,
   ProposalStatus,
   VoteOption,
@@ -424,6 +427,42 @@ describe('caesar governance: refusals', () => {
           propose(alice, [{ name: 'thresholdBps', value: 10_000n }]),
           CaesarErrorCode.GOV_INVALID_PARAM,
         ],
+        // Values that would lock governance out, or let a slash miss unbondings.
+        [
+          'a quorum above 2/3 (6,666 basis points)',
+          propose(alice, [{ name: 'quorumBps', value: BigInt(MAX_GOV_RATE_BPS + 1) }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
+          'a quorum of 100%',
+          propose(alice, [{ name: 'quorumBps', value: 10_000n }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
+          'a threshold above 2/3',
+          propose(alice, [{ name: 'thresholdBps', value: BigInt(MAX_GOV_RATE_BPS + 1) }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
+          'a voting period above 1,000,000 blocks',
+          propose(alice, [{ name: 'votingPeriod', value: BigInt(MAX_GOV_PERIOD + 1) }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
+          'a voting period of 10^8 blocks',
+          propose(alice, [{ name: 'votingPeriod', value: 100_000_000n }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
+          'a timelock above 1,000,000 blocks',
+          propose(alice, [{ name: 'timelock', value: BigInt(MAX_GOV_PERIOD + 1) }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
+          'epochBlocks above the slashing look-back (899)',
+          propose(alice, [{ name: 'epochBlocks', value: BigInt(MAX_EPOCH_BLOCKS + 1) }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
         [
           'parameters invalid together',
           propose(alice, [{ name: 'maxMissed', value: 4n }]),
@@ -701,6 +740,10 @@ describe('caesar governance: bodies and genesis', () => {
       [{ ...base, governance: { votingPeriod: 0 } }, /votingPeriod/],
       [{ ...base, governance: { quorumBps: 10_001 } }, /quorumBps/],
       [{ ...base, governance: { thresholdBps: 10_000 } }, /thresholdBps/],
+      [{ ...base, governance: { quorumBps: 6_667 } }, /quorumBps/],
+      [{ ...base, governance: { thresholdBps: 6_667 } }, /thresholdBps/],
+      [{ ...base, governance: { votingPeriod: 1_000_001 } }, /votingPeriod/],
+      [{ ...base, governance: { timelock: 1_000_001 } }, /timelock/],
       [{ ...base, governance: { minDeposit: 5 } }, /minDeposit/],
       [{ ...base, governance: { minDeposit: '0' } }, /minDeposit/],
       [{ ...base, governance: { timelocks: 1 } }, /timelocks/],

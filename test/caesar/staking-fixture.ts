@@ -5,6 +5,7 @@ import {
   FEE_POOL_KEY,
   PARAMS_KEY,
   UNBONDING_TOTAL_KEY,
+  VALIDATORS_KEY,
   balanceKey,
   caesarInitialState,
   caesarStateKey,
@@ -13,6 +14,7 @@ import {
   decodeStoredAmount,
   decodeTokenParams,
   decodeUnbondingEntries,
+  decodeValidatorList,
   decodeValidatorRecord,
   ed25519Address,
   encodeStakingTx,
@@ -203,4 +205,10 @@ export function recordOf(node: TestNode, validator: TestValidator): ValidatorRec
 export function unbondingOf(node: TestNode, delegator: Uint8Array): UnbondingEntry[] {
   const value = read(node, unbondingKey(delegator));
   return value === null ? [] : decodeUnbondingEntries(value);
+}
+
+/** The consensus addresses in `vals` (hex), in stored order. */
+export function validatorListOf(node: TestNode): string[] {
+  const value = read(node, VALIDATORS_KEY);
+  return value === null ? [] : decodeValidatorList(value).map(formatConsensusAddress);
 }

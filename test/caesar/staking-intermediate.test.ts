@@ -25,6 +25,7 @@ import {
   type StakingCaNode,
 } from './staking-ca-fixture.js';
 import {
+  TEST_PARAMS,
   balanceOf,
   bondedOf,
   feePoolOf,
@@ -240,7 +241,7 @@ describe('caesar staking: create-validator on a chain without the ca module', ()
       encodeStakingTx({
         op: 'create-validator',
         fee: 0n,
-        bond: 1n,
+        bond: TEST_PARAMS.minValidatorStake,
         pqKey: newcomer.pqKey,
         commission: 0,
         storageRoot: newcomer.storageRoot,

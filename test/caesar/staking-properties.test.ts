@@ -33,6 +33,7 @@ import {
   supplyOf,
   unbondingOf,
   unbondingTotalOf,
+  validatorListOf,
 } from './staking-fixture.js';
 import type { BlockExtras, TestValidator } from './staking-fixture.js';
 
@@ -42,7 +43,9 @@ import type { BlockExtras, TestValidator } from './staking-fixture.js';
  * routers (one proposing, one re-executing). After every block: the same state root and
  * validator updates on both; balances + bonded + unbonding + fee pool = supply; the supply moved
  * by exactly the reward minted minus what the slashes burnt (predicted here from the state
- * before the block); the bonded and unbonding totals match the records; the validator updates
+ * before the block); the bonded and unbonding totals match the records; a validator's tokens and
+ * shares are zero together, and it is marked vacant exactly when it also has no power; `vals`
+ * lists exactly the validators with a record; the validator updates
  * are what a reference selection predicts, and consensus accepts every one of them; a
  * commission moves at most `maxCommissionChangeBps` per block and, when it moves, records the
  * block's height (so at most once per `epochBlocks`).
@@ -411,7 +414,14 @@ describe('caesar staking properties over random sequences', () => {
                 record.shares === 0n,
                 'tokens and shares are zero together',
               );
+              assert.equal(
+                record.vacantSince !== undefined,
+                record.tokens === 0n && record.power === 0,
+                'vacant exactly when it has no tokens, no shares and no power',
+              );
             }
+            // `vals` lists exactly the validators with a record.
+            assert.deepEqual(validatorListOf(proposer), [...after.keys()].sort());
             let waiting = 0n;
             let balances = 0n;
             for (const [id, record] of after) {

@@ -129,11 +129,35 @@ describe('caesar staking: transactions and refusals', () => {
           CaesarErrorCode.VALIDATOR_EXISTS,
         ],
         [
+          'a self-bond of 1 base unit, below minValidatorStake',
+          stakingTx(outsider.sender, {
+            op: 'create-validator',
+            fee: 0n,
+            bond: 1n,
+            pqKey: outsider.pqKey,
+            commission: 0,
+            storageRoot: outsider.storageRoot,
+          }),
+          CaesarErrorCode.SELF_BOND_TOO_SMALL,
+        ],
+        [
+          'a self-bond one base unit below minValidatorStake',
+          stakingTx(outsider.sender, {
+            op: 'create-validator',
+            fee: 0n,
+            bond: TEST_PARAMS.minValidatorStake - 1n,
+            pqKey: outsider.pqKey,
+            commission: 0,
+            storageRoot: outsider.storageRoot,
+          }),
+          CaesarErrorCode.SELF_BOND_TOO_SMALL,
+        ],
+        [
           'a self-bond above the balance',
           stakingTx(outsider.sender, {
             op: 'create-validator',
             fee: 1n,
-            bond: 500n,
+            bond: TEST_PARAMS.minValidatorStake,
             pqKey: outsider.pqKey,
             commission: 0,
             storageRoot: outsider.storageRoot,
@@ -708,6 +732,11 @@ describe('caesar staking: genesis', () => {
       [
         'a 100% slash',
         { ...staking, params: { ...staking.params, slashFractionBps: 10_000 } },
+        CaesarGenesisErrorCode.INVALID,
+      ],
+      [
+        'epochs longer than a slash looks back (899 blocks)',
+        { ...staking, params: { ...staking.params, epochBlocks: 900 } },
         CaesarGenesisErrorCode.INVALID,
       ],
       [

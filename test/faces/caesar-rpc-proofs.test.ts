@@ -24,7 +24,8 @@ import {
 /**
  * The client of `hypermesh.caesar.v1` checks what it is told (over the in-memory STOQ
  * transport): a node that states another balance than its proof shows, or sends the proof of
- * another account, is refused with `CaesarStateError PROOF_INVALID`; pages of validators follow
+ * another account, or lists one proven delegation twice (counting it twice in `bonded`), is
+ * refused with `CaesarStateError PROOF_INVALID`; pages of validators follow
  * the proven list. The honest server reads a real Caesar application over a store.
  */
 let cluster: Cluster;
@@ -32,6 +33,7 @@ let app: TestNode;
 let honest: CaesarRpcClient;
 let liar: CaesarRpcClient;
 let forger: CaesarRpcClient;
+let doubler: CaesarRpcClient;
 
 const alice = makeSender();
 const bob = makeSender();
@@ -80,11 +82,18 @@ before(async () => {
     receipt: () => null,
     history: () => ({ receipts: [], next: null }),
   };
-  cluster = await Cluster.create('memory', ['n1', 'n2', 'n3', { name: 'carol', role: 'client' }]);
-  const [n1, n2, n3] = [
+  cluster = await Cluster.create('memory', [
+    'n1',
+    'n2',
+    'n3',
+    'n4',
+    { name: 'carol', role: 'client' },
+  ]);
+  const [n1, n2, n3, n4] = [
     await cluster.endpoint('n1'),
     await cluster.endpoint('n2'),
     await cluster.endpoint('n3'),
+    await cluster.endpoint('n4'),
   ];
   registerCaesarRpc(n1.endpoint, source);
   // n2 states a balance its proof does not show.
@@ -109,14 +118,45 @@ before(async () => {
     }),
     source,
   );
+  // n4 lists the account's first delegation twice, proofs and view alike, so the view it states
+  // is the one its proofs would give if a repeated entry were accepted (bonded counted twice).
+  registerCaesarRpc(
+    tampering(n4.endpoint, 'account', (original) => async (request: unknown, ctx: unknown) => {
+      interface DelegationView {
+        readonly worth: string;
+      }
+      const answer = (await original(request, ctx)) as {
+        view: { staking: { delegations: DelegationView[]; bonded: string } | null };
+        proofs: { delegations: unknown[] };
+      };
+      const staking = answer.view.staking;
+      if (staking === null || staking.delegations.length === 0) return answer;
+      const delegations = [staking.delegations[0]!, ...staking.delegations];
+      const bonded = delegations.reduce((sum, d) => sum + BigInt(d.worth), 0n);
+      return {
+        ...answer,
+        view: {
+          ...answer.view,
+          staking: { ...staking, delegations, bonded: bonded.toString() },
+        },
+        proofs: {
+          ...answer.proofs,
+          delegations: [answer.proofs.delegations[0], ...answer.proofs.delegations],
+        },
+      };
+    }),
+    source,
+  );
   const caller = await cluster.endpoint('carol', undefined, {
     n1: [n1.address],
     n2: [n2.address],
     n3: [n3.address],
+    n4: [n4.address],
   });
   honest = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
   liar = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n2' });
   forger = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n3' });
+  doubler = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n4' });
 });
 
 after(async () => {
@@ -136,6 +176,13 @@ describe('hypermesh.caesar.v1 client checks', () => {
     await assert.rejects(forger.balance(addressOf(bob)), proofInvalid);
     // Asked for Alice, the forger's answer happens to be right.
     assert.equal((await forger.balance(addressOf(alice))).view, 5_000n - 700n - 1_000n);
+  });
+
+  it('refuses an account answer that lists one proven delegation twice', async () => {
+    assert.equal((await honest.account(addressOf(alice))).view.staking?.bonded, '1000');
+    await assert.rejects(doubler.account(addressOf(alice)), proofInvalid);
+    // Without delegations there is nothing to repeat: the same server's answer is accepted.
+    assert.equal((await doubler.account(addressOf(bob))).view.staking?.bonded, '0');
   });
 
   it('pages validators over the proven list and names the next page', async () => {

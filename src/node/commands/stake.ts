@@ -554,7 +554,7 @@ options:
   --falcon-key FILE     its FALCON-1024 key (a node identity or a FALCON key file; default --key)
   --storage-root HEX    the storage plot's root, 64 hex digits
   --plot FILE           or the storage plot file (checked against the chain and the key)
-  --self-bond X         tokens the operator bonds, above zero
+  --self-bond X         tokens the operator bonds, at least the minValidatorStake parameter
   --commission R        basis points of the rewards to the operator, 0-${BASIS_POINTS} (500 = 5%),
                         or a percentage such as 5% or 2.5%
 ${TX_HELP}
