@@ -16,6 +16,7 @@ import { CaError } from '../ca/errors.js';
 import { certificateSerial, parseIssuer as parseIssuerOf, validityOf } from '../ca/issue.js';
 import { readTbs, splitCertificate } from '../ca/certificate.js';
 import { checkValidatorIntermediate } from '../ca/hierarchy.js';
+import { isValidatorName } from '../ca/bundle.js';
 import { parseCertificate } from '../../crypto/x509.js';
 import { rateLimitStep } from '../ca/rate-limit.js';
 import {
@@ -88,8 +89,9 @@ import {
   rateKey,
   requestKey,
   revocationKey,
-  revokedListKey,
-  encodeSerialList,
+  revokedCountKey,
+  revokedPageKey,
+  appendRevoked,
   genesisCertificateKey,
   serialKey,
   type IssuanceRecord,
@@ -111,8 +113,13 @@ export const CA_QUERIES = {
   batch: 'batch',
   /** 8-byte big-endian height → the serials published by that block. */
   published: 'published',
-  /** UTF-8 validator name → the serials of its intermediate's revoked certificates. */
+  /** UTF-8 validator name → how many of its intermediate's certificates are revoked (`{n}`). */
   revoked: 'revoked',
+  /**
+   * 8-byte big-endian page number, then the UTF-8 validator name → that page of its revoked
+   * serials (pages 0 … ⌈n / REVOKED_PAGE_SERIALS⌉ − 1, in revocation order).
+   */
+  revokedPage: 'revoked-page',
   /** empty → the transparency log's tree head (tree-head.ts; absent: the empty log). */
   treeHead: 'tree-head',
   /** 16-byte serial → a genesis bootstrap certificate's owner record (genesis.ts). */
@@ -736,7 +743,10 @@ export function createCaModule(
     );
   }
 
-  /** Adds the serial to its intermediate's revoked list (what that validator's CRL lists). */
+  /**
+   * Adds the serial to its intermediate's revoked list (what that validator's CRL lists): the
+   * last page of the list and its count, so the cost does not grow with the list.
+   */
   function revokeFromIssuerList(
     writer: ModuleState,
     state: CaStateReader,
@@ -745,10 +755,9 @@ export function createCaModule(
     const certificate = state.certificate(serial);
     if (certificate === null)
       throw new RangeError('revoke of an unpublished certificate passed check');
-    writer.set(
-      revokedListKey(certificate.issuer),
-      encodeSerialList([...state.revokedBy(certificate.issuer), serial.slice()]),
-    );
+    for (const { key, value } of appendRevoked(state, certificate.issuer, serial)) {
+      writer.set(key, value);
+    }
   }
 
   /**
@@ -1001,6 +1010,17 @@ export function createCaModule(
         }
         return Number(value);
       };
+      /** A validator name (never containing `/`, so no other key of `revoked/` is reached). */
+      const validatorName = (name: Uint8Array): string => {
+        const text = new TextDecoder().decode(name);
+        if (!isValidatorName(text)) {
+          refuse(
+            C.INVALID_QUERY,
+            `ca/${path} takes a validator name (1 to 64 of A-Z a-z 0-9 . _ -)`,
+          );
+        }
+        return text;
+      };
       switch (path) {
         case CA_QUERIES.request:
           return { key: requestKey(sized(32)) };
@@ -1023,10 +1043,17 @@ export function createCaModule(
           sized(0);
           return { key: TREE_HEAD_KEY };
         case CA_QUERIES.revoked:
-          if (data.length < 1 || data.length > 64) {
-            refuse(C.INVALID_QUERY, 'ca/revoked takes a validator name of 1 to 64 bytes');
+          return { key: revokedCountKey(validatorName(data)) };
+        case CA_QUERIES.revokedPage: {
+          if (data.length < 9) {
+            refuse(C.INVALID_QUERY, 'ca/revoked-page takes an 8-byte page number and a name');
           }
-          return { key: revokedListKey(new TextDecoder().decode(data)) };
+          const page = new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0);
+          if (page > BigInt(Number.MAX_SAFE_INTEGER)) {
+            refuse(C.INVALID_QUERY, 'ca/revoked-page: page out of range');
+          }
+          return { key: revokedPageKey(validatorName(data.subarray(8)), Number(page)) };
+        }
         case CA_QUERIES.intermediateProposals:
           sized(0);
           return { key: PROPOSALS_KEY };

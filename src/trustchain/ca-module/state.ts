@@ -18,7 +18,10 @@ import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-he
  *   ca/cert/<serial>           a published certificate (DER), its issuance txHash, issuer, height
  *   ca/pub/<u64 height>        the serials published by the block at that height, and its time
  *   ca/rev/<serial>            a revocation: reason, height, time
- *   ca/revoked/<issuer name>   the serials of that intermediate's revoked certificates (for its CRL)
+ *   ca/revoked/<issuer name>   how many of that intermediate's certificates are revoked: {n}
+ *   ca/revoked/<issuer name>/<u64 p>
+ *                              that intermediate's revoked serials p·K … p·K+K-1 (in revocation
+ *                              order, K = REVOKED_PAGE_SERIALS): the index its CRL is built from
  *   ca/rate/<32-byte account>  the account's fixed issuance window (rate-limit.ts)
  *   ca/gen/<serial>            a genesis bootstrap certificate's owner account (genesis.ts)
  *   ca/ct/head                 the transparency log's size and compact range (tree-head.ts)
@@ -27,6 +30,13 @@ import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-he
  */
 
 export const CA_MODULE_NAME = 'ca';
+
+/**
+ * Serials per page of an issuer's revoked list (`ca/revoked/<issuer>/<page>`): a revocation
+ * rewrites only the last page (≤ ~4.4 KiB) and the count, whatever the list's length, and a CRL
+ * reads the pages in order. Part of the state layout, so a consensus rule.
+ */
+export const REVOKED_PAGE_SERIALS = 256;
 
 /** Issuance transactions per block: one publication carries all their signatures in 32 KiB. */
 export const MAX_BATCH_CERTIFICATES = 256;
@@ -43,6 +53,7 @@ const REV = encoder.encode('rev/');
 const RATE = encoder.encode('rate/');
 const REVOKED = encoder.encode('revoked/');
 const GENESIS = encoder.encode('gen/');
+const SLASH = encoder.encode('/');
 export const PENDING_KEY = encoder.encode('pending');
 const MODULE_PREFIX = encoder.encode(`${CA_MODULE_NAME}/`);
 
@@ -59,8 +70,12 @@ export const certificateKey = (serial: Uint8Array): Uint8Array => concatBytes(CE
 export const publishedKey = (height: number): Uint8Array => concatBytes(PUB, u64(height));
 export const revocationKey = (serial: Uint8Array): Uint8Array => concatBytes(REV, serial);
 export const rateKey = (account: Uint8Array): Uint8Array => concatBytes(RATE, account);
-export const revokedListKey = (issuer: string): Uint8Array =>
+/** `revoked/<issuer>`: the issuer's revoked count (validator names never contain `/`). */
+export const revokedCountKey = (issuer: string): Uint8Array =>
   concatBytes(REVOKED, encoder.encode(issuer));
+/** `revoked/<issuer>/<u64 page>`: a page of the issuer's revoked serials. */
+export const revokedPageKey = (issuer: string, page: number): Uint8Array =>
+  concatBytes(REVOKED, encoder.encode(issuer), SLASH, u64(page));
 export const genesisCertificateKey = (serial: Uint8Array): Uint8Array =>
   concatBytes(GENESIS, serial);
 
@@ -141,7 +156,8 @@ const schemas = {
   rate: z.strictObject({ start: uint, count: uint }),
   genesis: z.strictObject({ acct: hash }),
   pending: z.array(uint),
-  serials: z.array(serial),
+  revokedCount: z.strictObject({ n: uint }),
+  revokedPage: z.array(serial).min(1).max(REVOKED_PAGE_SERIALS),
 };
 
 /** Decodes a stored canonical-CBOR value with `schema`; `CA_CORRUPT_STATE` if it does not fit. */
@@ -272,12 +288,41 @@ export function decodePending(value: Uint8Array): number[] {
   return decodeWith(schemas.pending, value, 'pending list');
 }
 
-export function encodeSerialList(serials: readonly Uint8Array[]): Uint8Array {
+export function encodeRevokedCount(count: number): Uint8Array {
+  return encodeCanonical({ n: count });
+}
+
+export function decodeRevokedCount(value: Uint8Array): number {
+  return decodeWith(schemas.revokedCount, value, 'revoked count').n;
+}
+
+/** A page of revoked serials: 1 to `REVOKED_PAGE_SERIALS` of them. */
+export function encodeRevokedPage(serials: readonly Uint8Array[]): Uint8Array {
   return encodeCanonical(serials);
 }
 
-export function decodeSerialList(value: Uint8Array): Uint8Array[] {
-  return decodeWith(schemas.serials, value, 'serial list');
+export function decodeRevokedPage(value: Uint8Array): Uint8Array[] {
+  return decodeWith(schemas.revokedPage, value, 'revoked page');
+}
+
+/**
+ * The writes that add `serial` to `issuer`'s revoked list, given the list's current length:
+ * the last page with the serial appended (a new page when the last one is full) and the new
+ * count. Reads one page at most, so a revocation costs the same at any length of the list.
+ */
+export function appendRevoked(
+  reader: CaStateReader,
+  issuer: string,
+  serial: Uint8Array,
+): { key: Uint8Array; value: Uint8Array }[] {
+  const count = reader.revokedCount(issuer);
+  const page = Math.floor(count / REVOKED_PAGE_SERIALS);
+  const filled = count % REVOKED_PAGE_SERIALS;
+  const earlier = filled === 0 ? [] : reader.revokedPage(issuer, page, filled);
+  return [
+    { key: revokedPageKey(issuer, page), value: encodeRevokedPage([...earlier, serial.slice()]) },
+    { key: revokedCountKey(issuer), value: encodeRevokedCount(count + 1) },
+  ];
 }
 
 /**
@@ -478,10 +523,41 @@ export class CaStateReader {
     return value === null ? null : decodeGenesisCertificateRecord(value);
   }
 
-  /** The serials of `issuer`'s revoked certificates, in revocation order. */
+  /** How many of `issuer`'s certificates are revoked (one read, whatever the number). */
+  revokedCount(issuer: string): number {
+    const value = this.state.get(revokedCountKey(issuer));
+    return value === null ? 0 : decodeRevokedCount(value);
+  }
+
+  /**
+   * Page `page` of `issuer`'s revoked serials, which the count says holds `expected` serials;
+   * `CA_CORRUPT_STATE` when it is missing or holds another number.
+   */
+  revokedPage(issuer: string, page: number, expected: number): Uint8Array[] {
+    const value = this.state.get(revokedPageKey(issuer, page));
+    const serials = value === null ? null : decodeRevokedPage(value);
+    if (serials === null || serials.length !== expected) {
+      throw new CaStateError(
+        'CA_CORRUPT_STATE',
+        `revoked page ${page} of ${issuer} holds ${serials?.length ?? 'no'} serials, not ${expected}`,
+        { what: 'revoked page' },
+      );
+    }
+    return serials;
+  }
+
+  /**
+   * The serials of `issuer`'s revoked certificates, in revocation order (what its CRL lists):
+   * the count, then every page, ⌈count / REVOKED_PAGE_SERIALS⌉ reads.
+   */
   revokedBy(issuer: string): Uint8Array[] {
-    const value = this.state.get(revokedListKey(issuer));
-    return value === null ? [] : decodeSerialList(value);
+    const count = this.revokedCount(issuer);
+    const serials: Uint8Array[] = [];
+    for (let page = 0; page * REVOKED_PAGE_SERIALS < count; page++) {
+      const expected = Math.min(REVOKED_PAGE_SERIALS, count - page * REVOKED_PAGE_SERIALS);
+      serials.push(...this.revokedPage(issuer, page, expected));
+    }
+    return serials;
   }
 
   /** The transparency log's consensus tree head (the empty log before any publication). */

@@ -36,7 +36,7 @@ import { ipAddressBytes } from './names.js';
  * code, and a builder (for validators' intermediate requests and for tests).
  *
  * Supported subject keys: ECDSA P-256 (uncompressed point), Ed25519, RSA 2048–8192 bits with an
- * odd public exponent ≥ 65537 (CA/Browser Forum BR §6.1.5–6.1.6). Supported signatures:
+ * odd public exponent in [65537, 2^256 - 1] (CA/Browser Forum BR §6.1.5–6.1.6). Supported signatures:
  * ECDSA with SHA-256/384/512, Ed25519, RSASSA-PKCS1-v1_5 with SHA-256/384/512.
  */
 
@@ -48,6 +48,8 @@ export const MAX_CSR_BYTES = 16 * 1024;
 export const MAX_CSR_PEM_LENGTH = 24 * 1024;
 export const MIN_RSA_BITS = 2048;
 export const MAX_RSA_BITS = 8192;
+/** Largest RSA public exponent accepted: 2^256 - 1 (CA/Browser Forum BR §6.1.6). */
+export const MAX_RSA_EXPONENT = 2n ** 256n - 1n;
 
 export interface CsrNames {
   readonly dnsNames: readonly string[];
@@ -416,10 +418,16 @@ function readSubjectKey(spki: Uint8Array): {
   if (bits > MAX_RSA_BITS || bits % 8 !== 0) {
     unsupported(`RSA modulus must be a multiple of 8 bits up to ${MAX_RSA_BITS}`, { bits });
   }
-  if (exponent % 2n === 0n || exponent < 65537n) {
-    throw caError(CaErrorCode.CSR_WEAK_KEY, 'RSA public exponent must be odd and at least 65537', {
-      exponent: exponent.toString(),
-    });
+  if (exponent % 2n === 0n || exponent < 65537n || exponent > MAX_RSA_EXPONENT) {
+    // The upper bound (BR §6.1.6) also bounds the cost of verifying: a 3072-bit exponent makes
+    // RSA verification ~60 times slower, and the key is checked before the CSR's signature.
+    throw caError(
+      CaErrorCode.CSR_WEAK_KEY,
+      'RSA public exponent must be odd, at least 65537 and less than 2^256',
+      exponent > MAX_RSA_EXPONENT
+        ? { exponentBits: exponent.toString(2).length, maxBits: 256 }
+        : { exponent: exponent.toString() },
+    );
   }
   return { keyType, rsaBits: bits, publicKey };
 }

@@ -1,11 +1,23 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { derToPem } from '../../../src/crypto/x509.js';
-import { createCsr, MAX_CSR_BYTES, parseCsr } from '../../../src/trustchain/ca/csr.js';
+import { children, contentOf, encodingOf, readWhole, type Tlv } from '../../../src/crypto/der.js';
+import {
+  createCsr,
+  MAX_CSR_BYTES,
+  MAX_RSA_EXPONENT,
+  parseCsr,
+} from '../../../src/trustchain/ca/csr.js';
 import { CaError, CaErrorCode } from '../../../src/trustchain/ca/errors.js';
 import { generateKey, isCaError, runOpenssl, SKIP_WITHOUT_OPENSSL } from './fixtures.js';
 
@@ -49,6 +61,32 @@ describe('CSR parsing', () => {
     const forged = new Uint8Array(a);
     forged.set(b.subarray(b.length - 64), a.length - 64);
     assert.throws(() => parseCsr(forged), isCaError(CaErrorCode.CSR_BAD_SIGNATURE));
+  });
+
+  it('refuses an RSA key whose public exponent is not below 2^256 (BR §6.1.6)', () => {
+    // A 2048-bit modulus with a 1024-bit exponent, in a well-formed and correctly signed CSR.
+    const big = rsaKeyWithExponent(2048, (1n << 1023n) + 1n, 2n);
+    assert.equal(big.asymmetricKeyDetails?.publicExponent?.toString(2).length, 1024);
+    const der = createCsr({ privateKey: big, commonName: 'big-e.example.com' });
+    const [info, , signature] = children(der, readWhole(der)) as [Tlv, Tlv, Tlv];
+    const signed = encodingOf(der, info);
+    const signatureBytes = contentOf(der, signature).subarray(1);
+    assert.ok(verify('sha256', signed, createPublicKey(big), signatureBytes), 'signature verifies');
+    assert.throws(
+      () => parseCsr(der),
+      (error: unknown) =>
+        isCaError(CaErrorCode.CSR_WEAK_KEY)(error) &&
+        /less than 2\^256/.test((error as CaError).message) &&
+        (error as CaError).detail.exponentBits === 1024,
+    );
+    // At the bound: the largest usable exponent below 2^256 passes, the smallest above does not.
+    const below = rsaKeyWithExponent(2048, MAX_RSA_EXPONENT, -2n);
+    assert.equal(parseCsr(createCsr({ privateKey: below })).keyType, 'rsa');
+    const above = rsaKeyWithExponent(2048, MAX_RSA_EXPONENT + 2n, 2n);
+    assert.throws(
+      () => parseCsr(createCsr({ privateKey: above })),
+      isCaError(CaErrorCode.CSR_WEAK_KEY),
+    );
   });
 
   it('refuses RSA-1024 as a weak key', () => {
@@ -199,3 +237,51 @@ describe('CSR verification agrees with openssl req -verify', { skip: SKIP_WITHOU
     assert.throws(() => parseCsr(der), isCaError(CaErrorCode.CSR_UNSUPPORTED_SIGNATURE_ALGORITHM));
   });
 });
+
+const fromBase64url = (text: string): bigint =>
+  BigInt(`0x${Buffer.from(text, 'base64url').toString('hex') || '0'}`);
+const toBase64url = (n: bigint): string => {
+  const hex = n.toString(16);
+  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex').toString('base64url');
+};
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+function modInverse(a: bigint, m: bigint): bigint {
+  let [r0, r1, s0, s1] = [a % m, m, 1n, 0n];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1, s0, s1] = [r1, r0 - q * r1, s1, s0 - q * s1];
+  }
+  return ((s0 % m) + m) % m;
+}
+
+/**
+ * An RSA private key of `bits` bits whose public exponent is the first of `start`, `start +
+ * step`, … that is invertible for the key (node:crypto only generates exponents up to 2^32):
+ * a generated key's primes with the exponent and private exponents recomputed, through JWK.
+ */
+function rsaKeyWithExponent(bits: number, start: bigint, step: bigint): KeyObject {
+  const jwk = generateKeyPairSync('rsa', { modulusLength: bits }).privateKey.export({
+    format: 'jwk',
+  });
+  const p = fromBase64url(jwk.p as string);
+  const q = fromBase64url(jwk.q as string);
+  const phi = (p - 1n) * (q - 1n);
+  let e = start;
+  while (gcd(e, phi) !== 1n) e += step;
+  const d = modInverse(e, phi);
+  return createPrivateKey({
+    key: {
+      ...jwk,
+      e: toBase64url(e),
+      d: toBase64url(d),
+      dp: toBase64url(d % (p - 1n)),
+      dq: toBase64url(d % (q - 1n)),
+    },
+    format: 'jwk',
+  });
+}
