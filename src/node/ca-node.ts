@@ -491,16 +491,19 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
   let crlCache: { count: number; built: number; der: Uint8Array } | null = null;
   const crl = (): Uint8Array | null => {
     if (self === null) return null;
-    const serials = reader.revokedBy(self.issuer.name);
     const blockTime = freshBlockTime();
     if (blockTime === null) return null;
+    // Revocations only ever add to the list, so its count tells whether the cached CRL is
+    // current: one state read, not the list's pages, per request.
+    const count = reader.revokedCount(self.issuer.name);
     if (
       crlCache !== null &&
-      crlCache.count === serials.length &&
+      crlCache.count === count &&
       blockTime - crlCache.built < CRL_REFRESH_MS
     ) {
       return crlCache.der;
     }
+    const serials = reader.revokedBy(self.issuer.name);
     const seconds = (ms: number): Date => new Date(Math.floor(ms / 1000) * 1000);
     const thisUpdate = seconds(blockTime);
     const der = buildCrl({
