@@ -205,7 +205,15 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
       ? {}
       : { txtResolver: new DnsServerTxtResolver({ host: dns.host, port: dns.port }) }),
     ...(external === null ? {} : { external: external.names }),
+    // Test clusters only (node-config.ts): their "internet" answers with loopback addresses.
+    ...(acme.allowNonPublicAddresses === true ? { allowNonPublicAddresses: true } : {}),
   };
+  if (validation.allowNonPublicAddresses === true) {
+    logger.warn(
+      'acme.allowNonPublicAddresses is set: external names are validated even at loopback and private addresses (test clusters only)',
+      { component: 'acme' },
+    );
+  }
   const self = ed25519RawPublicKey(options.identityKey);
   const view = createIssuerView(ca);
   const moduleState = { get: (key: Uint8Array) => options.committed.state.get(caStateKey(key)) };
@@ -280,6 +288,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
       ...(caaResolver === undefined ? {} : { caaResolver }),
       ...(validation.txtResolver === undefined ? {} : { txtResolver: validation.txtResolver }),
       ...(external === null ? {} : { external: external.names }),
+      ...(validation.allowNonPublicAddresses === true ? { allowNonPublicAddresses: true } : {}),
       corroborate,
       registry: options.registry,
       onInternalError: (error) =>

@@ -63,16 +63,23 @@ describe('ACME in the node: external names (--acme-external-dns)', { skip }, () 
     ]);
     responder = await Http01Responder.start();
     for (const name of ['node-1', 'node-2']) {
-      // acme.resolver and http01Port through the configuration file (schema-checked).
+      // acme.resolver and http01Port through the configuration file (schema-checked), and the
+      // test-clusters-only allowNonPublicAddresses: this "internet" answers with 127.0.0.1.
       const file = path.join(dir, name, 'config.json');
       const json = JSON.parse(await readFile(file, 'utf8')) as { acme: Record<string, unknown> };
-      json.acme = { ...json.acme, http01Port: responder.port, resolver: world.resolver };
+      json.acme = {
+        ...json.acme,
+        http01Port: responder.port,
+        resolver: world.resolver,
+        allowNonPublicAddresses: true,
+      };
       await writeFile(file, JSON.stringify(json));
     }
     const { resolver } = world;
     await startClusterNodes(nodes, dir, ['node-1', 'node-2'], {
       configure: (_name, config) => {
         assert.equal(config.acme?.resolver, resolver);
+        assert.equal(config.acme?.allowNonPublicAddresses, true);
         return config;
       },
     });

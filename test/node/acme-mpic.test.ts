@@ -229,6 +229,8 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
   let resolver: RecursiveResolver;
   let responder: Http01Responder;
   let corroborator: Corroborator;
+  /** As `corroborator`, without the test-only allowNonPublicAddresses (production's setting). */
+  let strictCorroborator: Corroborator;
   const validatorKey = generateKeyPairSync('ed25519').privateKey;
   const caller = { role: 'validator' as const, name: 'node-2', uri: 'spiffe://test/node/node-2' };
   const externalAccount = makeSender();
@@ -258,15 +260,25 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
     resolver = new RecursiveResolver({ servers: [world.resolver], timeoutMs: 1_000, tries: 1 });
     responder = await Http01Responder.start();
     const external = { isExternal: (name: string) => !name.endsWith(GRANTED_ZONE), resolver };
-    corroborator = createCorroborator({
-      chainId: fixture.config.chainId,
-      identityKey: validatorKey,
-      validation: { http01Port: responder.port, tlsAlpn01Port: 1, timeoutMs: 5_000, external },
-      caa: { resolver: new SplitCaaResolver(external, undefined), identities: ['hypermesh'] },
-      authorize: grantCorroborationAuthorizer(fixture.config),
-      latestHeight: () => 3,
-      isHolder: () => true,
-    });
+    const corroboratorWith = (allowNonPublicAddresses: boolean): Corroborator =>
+      createCorroborator({
+        chainId: fixture.config.chainId,
+        identityKey: validatorKey,
+        validation: {
+          http01Port: responder.port,
+          tlsAlpn01Port: 1,
+          timeoutMs: 5_000,
+          external,
+          allowNonPublicAddresses,
+        },
+        caa: { resolver: new SplitCaaResolver(external, undefined), identities: ['hypermesh'] },
+        authorize: grantCorroborationAuthorizer(fixture.config),
+        latestHeight: () => 3,
+        isHolder: () => true,
+      });
+    // The "internet" of these tests is 127.0.0.1 (TEST ONLY).
+    corroborator = corroboratorWith(true);
+    strictCorroborator = corroboratorWith(false);
   });
 
   after(async () => {
@@ -310,6 +322,25 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
     const hosts = responder.hosts.length;
     assert.equal(await attestOk(http01(externalAccount.publicKey, `shop.${EXTERNAL_ZONE}`)), true);
     assert.deepEqual(responder.hosts.slice(hosts), [`shop.${EXTERNAL_ZONE}:${responder.port}`]);
+  });
+
+  it('without allowNonPublicAddresses, a name resolving to 127.0.0.1 → ok = false, no connection', async () => {
+    let connections = 0;
+    const count = (): void => {
+      connections += 1;
+    };
+    responder.server.on('connection', count);
+    try {
+      const request = http01(externalAccount.publicKey, `shop.${EXTERNAL_ZONE}`);
+      const attestation = decodeDcvAttestation(await strictCorroborator(request, caller));
+      assert.equal(verifyDcvAttestation(attestation), true);
+      assert.equal(attestation.body.ok, false);
+      assert.equal(connections, 0, 'the loopback responder saw no connection');
+      assert.equal(await attestOk(request), true, 'the same request, the test-only option on');
+      assert.equal(connections, 1);
+    } finally {
+      responder.server.off('connection', count);
+    }
   });
 
   it('the challenge is met but CAA forbids this CA → attested with ok = false', async () => {

@@ -68,6 +68,11 @@ export interface AcmeServerOptions {
    * them with `caaResolver` (`SplitCaaResolver`).
    */
   readonly external?: ExternalNames;
+  /**
+   * TEST ONLY (`ValidationOptions.allowNonPublicAddresses`): external names may resolve to
+   * loopback, private or link-local addresses and are still connected to. Default false.
+   */
+  readonly allowNonPublicAddresses?: boolean;
   /** Per validation attempt (default 10 s). */
   readonly validationTimeoutMs?: number;
   /**
@@ -300,6 +305,7 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
         : { testOnlyConnectAddress: options.testOnlyConnectAddress }),
       ...(options.txtResolver === undefined ? {} : { txtResolver: options.txtResolver }),
       ...(options.external === undefined ? {} : { external: options.external }),
+      ...(options.allowNonPublicAddresses === true ? { allowNonPublicAddresses: true } : {}),
     },
     identifiers: options.identifiers ?? {},
     ...(options.termsOfService === undefined ? {} : { termsOfService: options.termsOfService }),

@@ -168,6 +168,11 @@ const RETRY_AFTER_SECONDS = '1';
 
 const FAILED_AUTHZ: ReadonlySet<string> = new Set(['invalid', 'deactivated', 'expired', 'revoked']);
 
+/** The problem for work refused (or undone) because the account is no longer valid (§7.3.6). */
+function accountNotValid(status: string, what: string): AcmeProblem {
+  return problem(ProblemType.unauthorized, `${what}: the account is ${status}`);
+}
+
 function newId(): string {
   return randomBytes(16).toString('base64url');
 }
@@ -419,8 +424,34 @@ export class AcmeService {
         ...(payload.contact === undefined ? {} : { contact: payload.contact }),
         ...(payload.status === undefined ? {} : { status: payload.status }),
       });
+      if (payload.status === 'deactivated') this.cancelPendingWork(id);
     });
     return json(200, accountObject(this.store.accountById(id) as AccountRecord, this.urls));
+  }
+
+  /**
+   * RFC 8555 §7.3.6: the server cancels the pending operations of a deactivated account. Its
+   * pending authorizations become `deactivated` (§7.1.6); a challenge of theirs still
+   * `processing` becomes `invalid`, so a validation running now records nothing when it ends
+   * (pending challenges stay `pending`: their authorization no longer takes responses); its
+   * pending and ready orders become `invalid`. A `processing` order is left to `issue`, which
+   * refuses an account that is not valid before it asks the CA.
+   */
+  private cancelPendingWork(accountId: string): void {
+    const error = accountNotValid('deactivated', 'cancelled').asDocument();
+    for (const authorizationId of this.store.authorizationIdsOfAccount(accountId, 'pending')) {
+      for (const challenge of this.store.challengesOfAuthorization(authorizationId)) {
+        if (challenge.status === 'processing') {
+          this.store.updateChallenge(challenge.id, { status: 'invalid', error });
+        }
+      }
+      this.store.setAuthorizationStatus(authorizationId, 'deactivated');
+    }
+    for (const status of ['pending', 'ready'] as const) {
+      for (const orderId of this.store.orderIdsOfAccountInStatus(accountId, status)) {
+        this.store.updateOrder(orderId, { status: 'invalid', error });
+      }
+    }
   }
 
   private accountOrders(id: string, body: string, url: string): Reply {
@@ -776,6 +807,15 @@ export class AcmeService {
     if (authorization === undefined) return;
     const account = this.store.accountById(authorization.accountId);
     if (account === undefined) return;
+    // RFC 8555 §7.3.6: nothing is done any more for a deactivated account (one resumed after a
+    // restart, say): no connection, no lookup.
+    if (account.status !== 'valid') {
+      this.store.updateChallenge(challengeId, {
+        status: 'invalid',
+        error: accountNotValid(account.status, 'validation not attempted').asDocument(),
+      });
+      return;
+    }
     // A validation that waited for a slot may find its authorization deactivated, expired or
     // decided by another challenge meanwhile: then it is not attempted (no connection).
     const authzState =
@@ -820,6 +860,11 @@ export class AcmeService {
       const current = this.store.challengeById(challengeId);
       if (current === undefined || current.status !== 'processing') return;
       const authz = this.store.authorizationById(challenge.authorizationId);
+      // The account may have been deactivated while the validation ran (§7.3.6).
+      const owner = this.store.accountById(account.id);
+      if (owner?.status !== 'valid') {
+        outcome = accountNotValid(owner?.status ?? 'gone', 'validation discarded');
+      }
       if (outcome === null) {
         this.store.recordAttestations(challenge.authorizationId, attestations);
         this.store.updateChallenge(challengeId, { status: 'valid', validatedMs: now });
@@ -911,12 +956,18 @@ export class AcmeService {
     }
     checkCsrIdentifiers(csr, order.identifiers);
     await this.checkOrderCaa(order);
-    // The CAA lookups yielded: another finalize of this order may have gone ahead meanwhile.
-    const current = this.store.orderById(order.id);
+    // The CAA lookups yielded: another finalize of this order may have gone ahead meanwhile,
+    // the account may have been deactivated (§7.3.6), and an authorization deactivated
+    // (§7.5.2) or expired (§7.1.6) — refreshOrder turns the order invalid for the last two.
+    const owner = this.store.accountById(order.accountId);
+    if (owner?.status !== 'valid') throw accountNotValid(owner?.status ?? 'gone', 'not finalized');
+    const stored = this.store.orderById(order.id);
+    const current = stored === undefined ? undefined : this.refreshOrder(stored);
     if (current?.status !== 'ready') {
+      const why = current?.error?.detail;
       throw problem(
         ProblemType.orderNotReady,
-        `the order is ${current?.status ?? 'gone'}, not ready`,
+        `the order is ${current?.status ?? 'gone'}, not ready${why === undefined ? '' : `: ${why}`}`,
       );
     }
     this.store.updateOrder(order.id, { status: 'processing', csr: csr.der });
@@ -971,6 +1022,17 @@ export class AcmeService {
   private async issue(orderId: string): Promise<void> {
     const order = this.store.orderById(orderId);
     if (order === undefined || order.status !== 'processing' || order.csr === null) return;
+    // §7.3.6: a deactivated account's order is not sent to the CA. One already submitted to
+    // consensus (resumed after a restart) is followed to its end: the certificate exists
+    // either way, and is better recorded than lost.
+    const owner = this.store.accountById(order.accountId);
+    if (owner?.status !== 'valid' && this.store.issuanceOf(orderId) === null) {
+      this.store.updateOrder(orderId, {
+        status: 'invalid',
+        error: accountNotValid(owner?.status ?? 'gone', 'issuance not attempted').asDocument(),
+      });
+      return;
+    }
     let stored: { leaf: Uint8Array; parsed: ParsedCertificate; chainPem: string };
     try {
       const issued = await this.options.issuer.issue({
@@ -1087,19 +1149,30 @@ export class AcmeService {
     return { status: 200, text: '', contentType: 'text/plain' };
   }
 
+  /**
+   * RFC 8555 §7.6: whether `account` holds valid authorizations for every identifier in the
+   * certificate. A wildcard name `*.x` needs an authorization for the wildcard (`wildcard`, so
+   * validated by dns-01, §7.1.3), as Boulder requires: one for `x` alone proves control of `x`,
+   * not of every name below it.
+   */
   private holdsAuthorizations(account: AccountRecord, certificate: ParsedCertificate): boolean {
-    const identifiers: AcmeIdentifier[] = [
+    const names: Array<{ identifier: AcmeIdentifier; wildcard: boolean }> = [
       ...certificate.dnsNames.map((value) => ({
-        type: 'dns' as const,
-        value: value.replace(/^\*\./, ''),
+        identifier: { type: 'dns' as const, value: value.replace(/^\*\./, '') },
+        wildcard: value.startsWith('*.'),
       })),
-      ...certificate.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ...certificate.ipAddresses.map((value) => ({
+        identifier: { type: 'ip' as const, value },
+        wildcard: false,
+      })),
     ];
     const now = this.now();
     return (
-      identifiers.length > 0 &&
-      identifiers.every(
-        (identifier) => this.store.validAuthorizationsFor(account.id, identifier, now).length > 0,
+      names.length > 0 &&
+      names.every(({ identifier, wildcard }) =>
+        this.store
+          .validAuthorizationsFor(account.id, identifier, now)
+          .some((authorization) => !wildcard || authorization.wildcard),
       )
     );
   }

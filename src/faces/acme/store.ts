@@ -512,6 +512,14 @@ export class AcmeStore {
     ).map(order);
   }
 
+  /** The ids of `accountId`'s orders in `status` (for account deactivation). */
+  orderIdsOfAccountInStatus(accountId: string, status: OrderStatus): string[] {
+    return this.db
+      .prepare('SELECT id FROM acme_order WHERE account_id = ? AND status = ?')
+      .pluck()
+      .all(accountId, status) as string[];
+  }
+
   orderIdsInStatus(status: OrderStatus): string[] {
     return this.db
       .prepare('SELECT id FROM acme_order WHERE status = ?')
@@ -571,6 +579,14 @@ export class AcmeStore {
         )
         .all(accountId, identifier.type, identifier.value, nowMs) as AuthzRow[]
     ).map(authz);
+  }
+
+  /** The ids of `accountId`'s authorizations in `status` (for account deactivation). */
+  authorizationIdsOfAccount(accountId: string, status: AuthorizationStatus): string[] {
+    return this.db
+      .prepare('SELECT id FROM acme_authz WHERE account_id = ? AND status = ?')
+      .pluck()
+      .all(accountId, status) as string[];
   }
 
   setAuthorizationStatus(id: string, status: AuthorizationStatus, expiresMs?: number): void {

@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import { bytesEqual } from '../../crypto/bytes.js';
 import { X509Error, parseCertificate, type ParsedCertificate } from '../../crypto/x509.js';
 import { ipAddressBytes } from '../../trustchain/ca/names.js';
+import { isPublicAddress } from './address-class.js';
 import { AcmeError } from './errors.js';
 import type { TxtResolver } from './dns-resolver.js';
 import type { ExternalNames } from './external-resolver.js';
@@ -37,11 +38,19 @@ export interface ValidationOptions {
   readonly txtResolver?: TxtResolver;
   /**
    * External domain names (external-resolver.ts): a DNS identifier `isExternal` calls external
-   * is connected to (http-01, tls-alpn-01) at the first address its resolver returns, and its
-   * dns-01 TXT record is looked up there. Other names keep the cluster's path (the OS resolver
-   * for connecting, `txtResolver` for TXT). Absent: every name takes that path.
+   * is connected to (http-01, tls-alpn-01) at the first globally routable address its resolver
+   * returns (address-class.ts; a name with none is the `dns` problem and nothing is connected
+   * to), and its dns-01 TXT record is looked up there. Other names keep the cluster's path (the
+   * OS resolver for connecting, `txtResolver` for TXT). Absent: every name takes that path.
    */
   readonly external?: ExternalNames;
+  /**
+   * TEST ONLY: connect an external name to the first address its resolver returns even when it
+   * is loopback, private, link-local or otherwise not globally routable (tests whose "internet"
+   * lives on 127.0.0.1). Default false: with it set, any account can make this server send
+   * requests to hosts on its internal networks.
+   */
+  readonly allowNonPublicAddresses?: boolean;
 }
 
 /** Largest http-01 response body read; a key authorization is about 87 characters. */
@@ -74,8 +83,8 @@ function isExternal(identifier: AcmeIdentifier, options: ValidationOptions): boo
 
 /**
  * The host a validation connects to: `testOnlyConnectAddress` when set, an external name's
- * first address from the external resolver (a `dns` problem when the lookup fails or finds
- * none), else the identifier itself (an address, or a name for the OS resolver).
+ * first globally routable address from the external resolver (a `dns` problem when the lookup
+ * fails or finds none), else the identifier itself (an address, or a name for the OS resolver).
  */
 async function connectHost(
   identifier: AcmeIdentifier,
@@ -96,9 +105,18 @@ async function connectHost(
       },
     );
   }
-  const address = addresses[0];
-  if (address === undefined) {
+  if (addresses.length === 0) {
     return problem(ProblemType.dns, `${identifier.value} has no A or AAAA record`, { identifier });
+  }
+  const address =
+    options.allowNonPublicAddresses === true ? addresses[0] : addresses.find(isPublicAddress);
+  if (address === undefined) {
+    // Which addresses is not said: the detail would tell a caller what answers where inside.
+    return problem(
+      ProblemType.dns,
+      `${identifier.value} resolves only to addresses that are not globally routable (loopback, private, link-local or reserved); this server does not connect to those`,
+      { identifier },
+    );
   }
   return address;
 }

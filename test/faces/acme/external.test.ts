@@ -56,6 +56,14 @@ describe('acme: external names through a recursive resolver', () => {
       txt(`_acme-challenge.wrong.${EXTERNAL_ZONE}`, 'not-the-digest'),
       a(`ok.${EXTERNAL_ZONE}`),
       caa(`ok.${EXTERNAL_ZONE}`, 'hypermesh'),
+      a(`private.${EXTERNAL_ZONE}`, '10.0.0.1'),
+      a(`metadata.${EXTERNAL_ZONE}`, '169.254.169.254'),
+      {
+        name: `mapped.${EXTERNAL_ZONE}.`,
+        type: 'AAAA',
+        ttl: 60,
+        data: { address: '::ffff:7f00:1' },
+      },
       a(`forbidden.${EXTERNAL_ZONE}`),
       caa(`forbidden.${EXTERNAL_ZONE}`, 'other-ca.example'),
       a(`wild.${EXTERNAL_ZONE}`),
@@ -77,7 +85,15 @@ describe('acme: external names through a recursive resolver', () => {
       isExternal: (name) => !name.endsWith('.hypermesh') && name !== 'hypermesh',
       resolver,
     };
-    options = { http01Port: responder.port, tlsAlpn01Port: 1, timeoutMs: 5_000, external };
+    // The "internet" here is 127.0.0.1: these tests of the validation logic allow it (TEST ONLY);
+    // 'refuses names that resolve to non-public addresses' runs without.
+    options = {
+      http01Port: responder.port,
+      tlsAlpn01Port: 1,
+      timeoutMs: 5_000,
+      external,
+      allowNonPublicAddresses: true,
+    };
   });
 
   after(async () => {
@@ -250,6 +266,58 @@ describe('acme: external names through a recursive resolver', () => {
       assert.deepEqual(names, [name]);
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('refuses names that resolve to non-public addresses: dns problem, no connection made', async () => {
+    const strict: ValidationOptions = { ...options, allowNonPublicAddresses: false };
+    let connections = 0;
+    const count = (): void => {
+      connections += 1;
+    };
+    responder.server.on('connection', count);
+    const [key, cert] = await acme.crypto.createAlpnCertificate(
+      { identifier: dns(`shop.${EXTERNAL_ZONE}`) } as never,
+      keyAuth,
+      await acme.crypto.createPrivateEcdsaKey(),
+    );
+    const alpn = tls.createServer({ key, cert, ALPNProtocols: [ACME_TLS_ALPN_PROTOCOL] });
+    alpn.on('connection', count);
+    await new Promise<void>((resolve) => alpn.listen(0, '127.0.0.1', resolve));
+    try {
+      const tlsAlpn01Port = (alpn.address() as { port: number }).port;
+      const hosts = responder.hosts.length;
+      // shop: A 127.0.0.1 and AAAA ::1, both listened on; the others private, link-local
+      // (cloud metadata) and IPv4-mapped loopback.
+      for (const name of ['shop', 'private', 'metadata', 'mapped']) {
+        for (const type of ['http-01', 'tls-alpn-01'] as const) {
+          const outcome = await validateChallenge(
+            type,
+            dns(`${name}.${EXTERNAL_ZONE}`),
+            token,
+            keyAuth,
+            { ...strict, tlsAlpn01Port },
+          );
+          assert.equal(outcome?.code, 'dns', `${type} ${name}`);
+          assert.match(
+            outcome?.message ?? '',
+            /resolves only to addresses that are not globally routable/,
+          );
+          assert.deepEqual(outcome?.options.identifier, dns(`${name}.${EXTERNAL_ZONE}`));
+          assert.doesNotMatch(outcome?.message ?? '', /127\.0\.0\.1|10\.0\.0\.1|169\.254/);
+        }
+      }
+      assert.equal(connections, 0, 'no connection reached the loopback servers');
+      assert.equal(responder.hosts.length, hosts);
+      // The same name with the test-only option connects (so the refusal above is the filter).
+      assert.equal(
+        await validateChallenge('http-01', dns(`shop.${EXTERNAL_ZONE}`), token, keyAuth, options),
+        null,
+      );
+      assert.equal(connections, 1);
+    } finally {
+      responder.server.off('connection', count);
+      await new Promise<void>((resolve) => alpn.close(() => resolve()));
     }
   });
 
