@@ -21,7 +21,12 @@ import {
   requesterFor,
   trustBundleInEffect,
 } from '../trustchain/ca-module/index.js';
-import { genesisTrustBundle, requestCertificate, stoqIdentityRequestParts } from './cert-tools.js';
+import {
+  committedCaCheck,
+  genesisTrustBundle,
+  requestCertificate,
+  stoqIdentityRequestParts,
+} from './cert-tools.js';
 import { CliError } from './cli-error.js';
 import { operatorKey } from './kv-tools.js';
 import {
@@ -150,7 +155,7 @@ async function bundleWithIssuer(
   if (genesisBundle.validators.some((validator) => validator.name === issuer)) return genesisBundle;
   return trustBundleInEffect(
     genesisBundle,
-    (await readIntermediates((request) => client.query(request))).added,
+    (await readIntermediates((request) => client.query(request), committedCaCheck(client))).added,
   );
 }
 

@@ -6,6 +6,7 @@ import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../crypto/merkle.js';
 import { parseCertificate } from '../crypto/x509.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
+import type { QueryRequest } from '../consensus/app.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { parseTrustBundle, type TrustBundle } from '../trustchain/ca/bundle.js';
 import { CaError } from '../trustchain/ca/errors.js';
@@ -30,17 +31,18 @@ import {
   QuorumCheckpointError,
   compareServedCheckpoint,
   findPublishedCertificate,
-  verifiedCaValue,
   verifyQuorumCheckpoint,
   type IssuanceStatus,
   type QuorumCheckpoint,
   type VerifiedQuorumCheckpoint,
 } from '../trustchain/ca-module/index.js';
+import { readCaValue, type CaAnswerCheck } from '../trustchain/ca-module/client.js';
 import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
 import { publishedKey } from '../trustchain/ca-module/state.js';
 import { encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
 import { CliError } from './cli-error.js';
 import { submitTransaction } from './tx-submit.js';
+import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 
 /**
  * What `hypermesh cert` and `hypermesh ct` do (docs/cli.md): submit `ca` transactions through
@@ -96,6 +98,32 @@ export async function stoqIdentityRequestParts(
   };
 }
 
+/**
+ * The check every `ca` read of another node goes through (`readIntermediates`,
+ * `findPublishedCertificate`, `readCaValue`): after the state proof verifies against the root
+ * the node names, the answer must be of the height its request pinned (`checkAnsweredHeight`)
+ * and its root the one block H's header carries, committed by the validator quorum
+ * (verified-root.ts) — else `CommittedRootError` (ROOT_*). A node can root a proof of any value
+ * at a root of its own making; only a committed header tells the chain's root. Throws CliError
+ * when `client` carries no root checker (`withCommittedRoots`; operator sessions' clients do).
+ */
+export function committedCaCheck(client: NodeRpcClient): CaAnswerCheck {
+  const roots = committedRootsOf(client);
+  return async (request, response) => {
+    checkAnsweredHeight(request.height, response.height);
+    await roots.check(response.height, response.stateRoot);
+  };
+}
+
+/** The `ca` value at `key` (module-relative) read with `request`, proven to a committed root. */
+export function readCommittedCaValue(
+  client: NodeRpcClient,
+  request: QueryRequest,
+  key: Uint8Array,
+): Promise<{ readonly value: Uint8Array | null; readonly height: number | null }> {
+  return readCaValue((r) => client.query(r), request, key, committedCaCheck(client));
+}
+
 /** How often the outcome is asked while waiting: the node API has no subscription. */
 const POLL_MS = 200;
 
@@ -126,7 +154,11 @@ export type PublishedCertificate = Extract<IssuanceStatus, { status: 'published'
   readonly txHash: string;
 };
 
-/** Waits until the issuance `txHash` is published (state proofs checked on every answer). */
+/**
+ * Waits until the issuance `txHash` is published. Every answer's state proof is checked, and
+ * its root against the committed header of its height (`committedCaCheck`): a node that lies
+ * about the certificate or its revocation is refused with `CommittedRootError`, not believed.
+ */
 export async function waitForPublication(
   client: NodeRpcClient,
   txHash: string,
@@ -134,8 +166,9 @@ export async function waitForPublication(
 ): Promise<PublishedCertificate> {
   const deadline = Date.now() + timeoutMs;
   const hash = Uint8Array.from(Buffer.from(txHash, 'hex'));
+  const check = committedCaCheck(client);
   for (;;) {
-    const status = await findPublishedCertificate((request) => client.query(request), hash);
+    const status = await findPublishedCertificate((request) => client.query(request), hash, check);
     if (status.status === 'published') return { ...status, txHash };
     if (Date.now() >= deadline) {
       throw new CliError(
@@ -248,10 +281,21 @@ export function describeCertificate(der: Uint8Array): Record<string, unknown> {
   };
 }
 
-/** The CT log timestamp of a published certificate: the time of the block that published it. */
-export async function ctTimestamp(client: NodeRpcClient, publishedAt: number): Promise<number> {
-  const request = caQuery('published', u64(publishedAt));
-  const value = verifiedCaValue(publishedKey(publishedAt), await client.query(request));
+/**
+ * The CT log timestamp of a published certificate: the time of the block that published it,
+ * read at `height` (default the latest; a caller that read the certificate passes that read's
+ * height) and proven to a committed root (`committedCaCheck`).
+ */
+export async function ctTimestamp(
+  client: NodeRpcClient,
+  publishedAt: number,
+  height?: number,
+): Promise<number> {
+  const { value } = await readCommittedCaValue(
+    client,
+    caQuery('published', u64(publishedAt), height),
+    publishedKey(publishedAt),
+  );
   const record =
     value === null ? null : new CaStateReader({ get: () => value }).published(publishedAt);
   if (record === null) throw new CliError(`block ${publishedAt} published no certificates`, 1);

@@ -240,11 +240,15 @@ ${COMMON_HELP}
     const tools = await import('../ca-intermediate.js');
     const privateKey = await tools.nodeIdentityKey(dir, values.node);
     const via = values.via ?? values.node;
+    const { committedCaCheck } = await import('../cert-tools.js');
     const result = await withNode(dir, via, async (client, genesis) => {
       let hash: Uint8Array;
       if (values.hash !== undefined) hash = fromHex(values.hash);
       else {
-        const listing = await readIntermediates((request) => client.query(request));
+        const listing = await readIntermediates(
+          (request) => client.query(request),
+          committedCaCheck(client),
+        );
         const open = listing.proposals.find((p) => p.name === values.for && !p.expired);
         if (open === undefined)
           throw new CliError(`no open intermediate proposal for ${values.for}`);
@@ -257,7 +261,10 @@ ${COMMON_HELP}
         caApproveIntermediateBody(hash),
         timeoutOf(values['timeout-ms']),
       );
-      const after = await readIntermediates((request) => client.query(request));
+      const after = await readIntermediates(
+        (request) => client.query(request),
+        committedCaCheck(client),
+      );
       const hex = toHex(hash);
       const active = after.added.find(
         (record) => toHex(intermediateHash(record.certificate)) === hex,
@@ -349,7 +356,9 @@ const list: Command = {
 usage: hypermesh ca intermediate list [--cluster FILE|DIR] [--via NAME|ADDR] [--json]
                                       [--write-bundle FILE]
 
-Reads the "ca" module's committed state from a node (every answer's state proof checked) and
+Reads the "ca" module's committed state from a node, all at one height: every answer's state
+proof is checked against its state root, and that root against the header of its height, which
+the validator quorum's commit must sign (a node that lies is refused with a ROOT_* error). It
 prints each intermediate: genesis (in the genesis trust bundle), active (added and approved, with
 the height it took effect and its approvers), pending (with its approvals so far and the last
 height approvals are accepted) or expired. --write-bundle writes the trust bundle in effect (the
@@ -368,9 +377,12 @@ options:
       [],
     );
     const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
-    const { genesisTrustBundle } = await import('../cert-tools.js');
+    const { committedCaCheck, genesisTrustBundle } = await import('../cert-tools.js');
     const { listing, genesis } = await withNode(target.source, values.via, async (client, g) => ({
-      listing: await readIntermediates((request) => client.query(request)),
+      listing: await readIntermediates(
+        (request) => client.query(request),
+        committedCaCheck(client),
+      ),
       genesis: g,
     }));
     const bundle = genesisTrustBundle(genesis);

@@ -112,17 +112,18 @@ async function writeOutputs(
   genesis: Awaited<ReturnType<typeof readGenesisFile>>,
   client: NodeRpcClient,
 ): Promise<{ cert: string; chain: string }> {
-  const { genesisTrustBundle } = await import('../cert-tools.js');
+  const { committedCaCheck, genesisTrustBundle } = await import('../cert-tools.js');
   const { certificateChainPem, readIntermediates, trustBundleInEffect } =
     await import('../../trustchain/ca-module/index.js');
   const genesisBundle = genesisTrustBundle(genesis);
   // An issuer added after genesis (docs/ca.md, "Adding a validator's intermediate") is in the
-  // bundle in effect, read with proofs from the node.
+  // bundle in effect, read with proofs from the node whose roots the quorum committed.
   const bundle = genesisBundle.validators.some((v) => v.name === published.issuer)
     ? genesisBundle
     : trustBundleInEffect(
         genesisBundle,
-        (await readIntermediates((request) => client.query(request))).added,
+        (await readIntermediates((request) => client.query(request), committedCaCheck(client)))
+          .added,
       );
   const cert = `${out}.pem`;
   const chain = `${out}.chain.pem`;
@@ -740,8 +741,9 @@ const ctProof: Command = {
 usage: hypermesh ct proof CERT --url URL [--cluster FILE|DIR] [--node NAME|ADDR]
                         [--timeout-ms MS]
 
-Finds when the certificate in CERT was published (a proven "ca" query to a node), rebuilds its
-log entry, and fetches the log's quorum-signed tree head from that node (as "hypermesh ct sth"
+Finds when the certificate in CERT was published (a "ca" query to a node, its state proof
+checked against the state root of a header the validator quorum committed), rebuilds its log
+entry, and fetches the log's quorum-signed tree head from that node (as "hypermesh ct sth"
 does: the proven "ca/tree-head" state and the commit of its block, verified against the
 genesis). It then asks the log at URL for the audit path at exactly that tree size
 (get-proof-by-hash with tree_size = the head's size) and verifies it against the head's root
@@ -766,12 +768,13 @@ the URL and the field).
     const certificate = await readCertificate(positionals[0] as string);
     const serial = tools.certificateSerialOf(certificate);
     return withCluster(values, async ({ client, genesis }) => {
-      const { CaStateReader, caQuery, verifiedCaValue } =
-        await import('../../trustchain/ca-module/index.js');
+      const { CaStateReader, caQuery } = await import('../../trustchain/ca-module/index.js');
       const { certificateKey } = await import('../../trustchain/ca-module/state.js');
-      const value = verifiedCaValue(
+      // Proven to a root the validator quorum committed (a node could root any record itself).
+      const { value, height } = await tools.readCommittedCaValue(
+        client,
+        caQuery('certificate', serial),
         certificateKey(serial),
-        await client.query(caQuery('certificate', serial)),
       );
       const record =
         value === null ? null : new CaStateReader({ get: () => value }).certificate(serial);
@@ -782,7 +785,7 @@ the URL and the field).
           1,
         );
       }
-      const timestamp = await tools.ctTimestamp(client, record.publishedAt);
+      const timestamp = await tools.ctTimestamp(client, record.publishedAt, height ?? undefined);
       const { verified } = await tools.fetchQuorumCheckpoint(client, genesis);
       if (verified.height < record.publishedAt) {
         throw new CliError(

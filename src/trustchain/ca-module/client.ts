@@ -29,7 +29,9 @@ import {
 /**
  * The client side of the `ca` module, for the CLI and other faces (e.g. an ACME server): build
  * the transaction bodies, sign them, and read a request's outcome with every answer's state
- * proof checked.
+ * proof checked against the state root the answer names. That root is the node's word: a
+ * reader that does not trust the node passes a `CaAnswerCheck` (the node layer's
+ * `committedCaCheck`, src/node/cert-tools.ts) that holds each root to a committed header.
  */
 
 /**
@@ -136,7 +138,12 @@ export function caQuery(
   return height === undefined ? request : { ...request, height };
 }
 
-/** The value of a `ca` query answer after checking its proof for `key` (module-relative). */
+/**
+ * The value of a `ca` query answer after checking its proof for `key` (module-relative) against
+ * `response.stateRoot` — the root the node names. On its own this proves nothing against a node
+ * that lies (it can root a proof of any value at a root of its making): a caller that does not
+ * trust the node reads through `readCaValue` with a `CaAnswerCheck`.
+ */
 export function verifiedCaValue(key: Uint8Array, response: QueryResponse): Uint8Array | null {
   if (response.proof === undefined) {
     throw new CaStateError('CA_CORRUPT_STATE', 'the ca query answer carries no proof');
@@ -149,6 +156,40 @@ export function verifiedCaValue(key: Uint8Array, response: QueryResponse): Uint8
     );
   }
   return response.value;
+}
+
+/**
+ * What a reader asks of each `ca` answer once its proof verifies against the root it names:
+ * for a node the caller does not trust, that the answer is of the height `request` pinned (if
+ * any) and that its state root is the one the validator quorum committed at that height (the
+ * node layer's `committedCaCheck`). Resolves, or rejects with the refusal.
+ */
+export type CaAnswerCheck = (request: QueryRequest, response: QueryResponse) => Promise<void>;
+
+type Query = (request: QueryRequest) => QueryResponse | Promise<QueryResponse>;
+
+/**
+ * Asks `request` and returns the value at `key` (module-relative) with the height it was read
+ * at: the proof checked against the answer's root, then `check` (without one the root is the
+ * node's word, which only a caller reading its own node's state may take). An answer of
+ * another height than `request` pinned is refused (`CaStateError CA_CORRUPT_STATE`).
+ */
+export async function readCaValue(
+  query: Query,
+  request: QueryRequest,
+  key: Uint8Array,
+  check?: CaAnswerCheck,
+): Promise<{ readonly value: Uint8Array | null; readonly height: number | null }> {
+  const response = await query(request);
+  const value = verifiedCaValue(key, response);
+  await check?.(request, response);
+  if (request.height !== undefined && response.height !== request.height) {
+    throw new CaStateError(
+      'CA_CORRUPT_STATE',
+      `the ca query asked for height ${request.height} was answered at height ${response.height ?? '-'}`,
+    );
+  }
+  return { value, height: response.height };
 }
 
 export type IssuanceStatus =
@@ -164,29 +205,38 @@ export type IssuanceStatus =
       readonly revocation: RevocationRecord | null;
     };
 
-type Query = (request: QueryRequest) => QueryResponse | Promise<QueryResponse>;
-
 /**
  * The outcome of the issuance transaction `txHash` (a `request` or `renew`): unknown (not
  * committed, or refused), pending (committed, waiting for publication) or published, with the
- * certificate and its revocation if any. Every answer's state proof is checked against the
- * state root it names (the caller trusts that root, e.g. from a node it trusts).
+ * certificate and its revocation if any. The certificate and revocation are read at the height
+ * the request record was (one state, so an old height's "not revoked" cannot be mixed in).
+ * Every answer's state proof is checked against the state root it names, and each answer is
+ * then given to `check`: a caller that does not trust the node passes the node layer's
+ * `committedCaCheck`, which holds each root to a committed header; without a check the roots
+ * are the node's word (fit only for a node reading its own state).
  */
 export async function findPublishedCertificate(
   query: Query,
   txHash: Uint8Array,
+  check?: CaAnswerCheck,
 ): Promise<IssuanceStatus> {
-  const requestAnswer = await query(caQuery('request', txHash));
-  const record = verifiedCaValue(requestKey(txHash), requestAnswer);
+  const requestAnswer = await readCaValue(
+    query,
+    caQuery('request', txHash),
+    requestKey(txHash),
+    check,
+  );
+  const record = requestAnswer.value;
   if (record === null) return { status: 'unknown' };
+  const height = requestAnswer.height ?? undefined;
   const issuance = decodeIssuance(record);
-  const certificateAnswer = await query(caQuery('certificate', issuance.serial));
-  const stored = verifiedCaValue(certificateKey(issuance.serial), certificateAnswer);
+  const read = async (name: 'certificate' | 'revocation', key: Uint8Array) =>
+    (await readCaValue(query, caQuery(name, issuance.serial, height), key, check)).value;
+  const stored = await read('certificate', certificateKey(issuance.serial));
   if (stored === null)
     return { status: 'pending', serial: issuance.serial, height: issuance.height };
   const certificate = decodeCertificateRecord(stored);
-  const revocationAnswer = await query(caQuery('revocation', issuance.serial));
-  const revoked = verifiedCaValue(revocationKey(issuance.serial), revocationAnswer);
+  const revoked = await read('revocation', revocationKey(issuance.serial));
   return {
     status: 'published',
     serial: issuance.serial,

@@ -3,7 +3,7 @@ import { decodeCanonical } from '../../codec/cbor.js';
 import { sha256 } from '../../crypto/hash.js';
 import { buildTrustBundle, type TrustBundle } from '../ca/bundle.js';
 import { encodeCaBody } from './body.js';
-import { caQuery, verifiedCaValue } from './client.js';
+import { caQuery, readCaValue, type CaAnswerCheck } from './client.js';
 import { CaStateError } from './errors.js';
 import {
   ADDED_INTERMEDIATES_KEY,
@@ -63,9 +63,24 @@ function listOf(value: Uint8Array | null, what: string): unknown[] {
   return decoded;
 }
 
-/** Reads the proposals and the added intermediates at one height, every proof checked. */
-export async function readIntermediates(query: Query): Promise<IntermediateListing> {
-  const first = await query(caQuery('intermediateProposals', new Uint8Array(0)));
+/**
+ * Reads the proposals and the added intermediates at one height: the first answer's (every
+ * later read is pinned to it and refused if answered at another). Every answer's state proof is
+ * checked against the root it names and then given to `check`. A caller reading another node
+ * passes the node layer's `committedCaCheck` (src/node/cert-tools.ts), which refuses a root the
+ * validator quorum did not commit: without it a lying node could list an intermediate that was
+ * never approved (self-rooted proofs verify). Without a check the listing is the node's word.
+ */
+export async function readIntermediates(
+  query: Query,
+  check?: CaAnswerCheck,
+): Promise<IntermediateListing> {
+  const first = await readCaValue(
+    query,
+    caQuery('intermediateProposals', new Uint8Array(0)),
+    PROPOSALS_KEY,
+    check,
+  );
   if (first.height === null) {
     throw new CaStateError(
       'CA_CORRUPT_STATE',
@@ -73,28 +88,36 @@ export async function readIntermediates(query: Query): Promise<IntermediateListi
     );
   }
   const height = first.height;
-  const hashes = listOf(verifiedCaValue(PROPOSALS_KEY, first), 'proposal');
+  const read = async (
+    path: 'intermediateProposal' | 'addedIntermediates' | 'addedIntermediate',
+    data: Uint8Array,
+    key: Uint8Array,
+  ) => (await readCaValue(query, caQuery(path, data, height), key, check)).value;
+  const hashes = listOf(first.value, 'proposal');
   const proposals = [];
   for (const hash of hashes) {
     if (!(hash instanceof Uint8Array) || hash.length !== 32) {
       throw new CaStateError('CA_CORRUPT_STATE', 'a proposal hash does not decode');
     }
-    const answer = await query(caQuery('intermediateProposal', hash, height));
-    const value = verifiedCaValue(proposalKey(hash), answer);
+    const value = await read('intermediateProposal', hash, proposalKey(hash));
     if (value === null) continue;
     const proposal = decodeProposal(value);
     proposals.push({ ...proposal, hash, expired: height >= proposal.expiresAt });
   }
-  const namesAnswer = await query(caQuery('addedIntermediates', new Uint8Array(0), height));
-  const names = listOf(verifiedCaValue(ADDED_INTERMEDIATES_KEY, namesAnswer), 'intermediate');
+  const names = listOf(
+    await read('addedIntermediates', new Uint8Array(0), ADDED_INTERMEDIATES_KEY),
+    'intermediate',
+  );
   const added = [];
   for (const name of names) {
     if (typeof name !== 'string') {
       throw new CaStateError('CA_CORRUPT_STATE', 'an intermediate name does not decode');
     }
-    const data = new TextEncoder().encode(name);
-    const answer = await query(caQuery('addedIntermediate', data, height));
-    const value = verifiedCaValue(addedIntermediateKey(name), answer);
+    const value = await read(
+      'addedIntermediate',
+      new TextEncoder().encode(name),
+      addedIntermediateKey(name),
+    );
     if (value === null) {
       throw new CaStateError('CA_CORRUPT_STATE', `added intermediate ${name} is missing`);
     }
@@ -104,8 +127,10 @@ export async function readIntermediates(query: Query): Promise<IntermediateListi
 }
 
 /**
- * The trust bundle in effect: the genesis bundle with the intermediates added since (whose
- * endorsements `readIntermediates` has checked), in name order.
+ * The trust bundle in effect: the genesis bundle with the intermediates added since, in name
+ * order. `buildTrustBundle` checks each one's root signature and root FALCON endorsement; that
+ * the quorum approved it is only as good as the listing: `readIntermediates` with a check of
+ * committed roots.
  */
 export function trustBundleInEffect(
   genesis: TrustBundle,
