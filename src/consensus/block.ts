@@ -91,6 +91,37 @@ function isByteList(value: unknown): value is readonly Uint8Array[] {
   return Array.isArray(value) && value.every((item) => item instanceof Uint8Array);
 }
 
+/**
+ * Whether the body is the one the header commits to: the transactions, the evidence and the
+ * last commit hash to the header's roots. The proposer signs only the header hash, so a copy of
+ * a genuine proposal with another body carries a valid signature; it must be refused as
+ * malformed before anything is recorded under the header hash (validity, the proposal itself),
+ * or it would stand in for the genuine block for the rest of the height. Returns the mismatch,
+ * or undefined; a body that cannot even be hashed is a mismatch.
+ */
+export function checkBlockBody(block: Block): ConsensusError | undefined {
+  const { header } = block;
+  if (!isByteList(block.transactions)) return invalid('transactions must be byte strings');
+  if (!Array.isArray(block.evidence)) return invalid('evidence must be a list');
+  if (block.lastCommit !== null && typeof block.lastCommit !== 'object') {
+    return invalid('last commit must be a record or null');
+  }
+  try {
+    if (!bytesEqual(header.transactionsRoot, transactionsRoot(block.transactions))) {
+      return invalid('transactions root does not match the transactions');
+    }
+    if (!bytesEqual(header.evidenceRoot, evidenceRoot(block.evidence))) {
+      return invalid('evidence root does not match the evidence');
+    }
+    if (!bytesEqual(header.lastCommitHash, commitHash(block.lastCommit))) {
+      return invalid('last commit hash does not match the last commit');
+    }
+  } catch (error) {
+    return invalid('block body cannot be hashed', { cause: (error as Error).message });
+  }
+  return undefined;
+}
+
 export interface BlockCheckOptions {
   readonly chainId: string;
   readonly verifier: SignatureVerifier;

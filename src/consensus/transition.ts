@@ -1,5 +1,5 @@
 import { toHex } from '../crypto/bytes.js';
-import { blockTemplate, checkBlock } from './block.js';
+import { blockTemplate, checkBlock, checkBlockBody } from './block.js';
 import { ConsensusError, ConsensusErrorCode } from './errors.js';
 import { duplicateVoteEvidence, evidenceKey } from './evidence.js';
 import type { ConsensusAction, StepResult } from './events.js';
@@ -366,6 +366,14 @@ export class Transition {
     const rejection = checkProposal(this.verification(), this.s.context.schedule, proposal, hash);
     if (rejection !== undefined) {
       this.reject(rejection, proposal.height);
+      return false;
+    }
+    // The signature covers the header only: a copy of a genuine proposal with another body
+    // must leave no trace under its hash (no stored proposal, no cached validity), or the
+    // genuine one arriving next would be taken for it and the block never voted for here.
+    const bodyError = checkBlockBody(proposal.block);
+    if (bodyError !== undefined) {
+      this.reject(MessageRejection.MALFORMED, proposal.height, bodyError);
       return false;
     }
     const key = toHex(hash);

@@ -105,8 +105,20 @@ describe('PoSpace: storage plot', () => {
   it('reloads from its data and refuses corrupted data', () => {
     const reloaded = StoragePlot.fromData(publicKey, params, plot.data);
     assert.deepEqual(reloaded.root, plot.root);
+    // A flipped nonce bit still meets the slot difficulty by chance (2^-6 here), so flip the
+    // first bit of block 0 whose flip the block check refuses: the test must not be a lottery.
     const corrupted = plot.data;
-    corrupted[5] = (corrupted[5] as number) ^ 0x40;
+    const blockBytes = storageBlockBytes(params);
+    let flipped = false;
+    for (let bit = 0; bit < blockBytes * 8 && !flipped; bit++) {
+      const candidate = corrupted.slice(0, blockBytes);
+      candidate[bit >> 3] = (candidate[bit >> 3] as number) ^ (0x80 >> (bit & 7));
+      if (!isStorageBlockOf(publicKey, 0, candidate, params)) {
+        corrupted.set(candidate, 0);
+        flipped = true;
+      }
+    }
+    assert.ok(flipped);
     assertProofError(
       () => StoragePlot.fromData(publicKey, params, corrupted),
       ProofErrorCode.INVALID_INPUT,

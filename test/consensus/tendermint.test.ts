@@ -217,6 +217,36 @@ describe('Tendermint state machine (Algorithm 1)', () => {
       assert.deepEqual(requestedVotes(actions), [{ type: 'prevote', value: 'nil' }]);
     });
 
+    it('refuses a copy of a proposal with another body without a trace, then takes the genuine one', () => {
+      // The proposer signs the header hash only: anyone relaying the proposal can swap its body
+      // and keep a valid signature. Recorded under the header hash, the copy would stand in for
+      // the genuine block for the whole height (prevote nil, never lock, never decide).
+      const node = new Harness([1, 1, 1, 1]);
+      const block = node.block(3);
+      const genuine = makeProposal(node.proposer(0), block, 0);
+      for (const body of [
+        { transactions: [...block.transactions, new Uint8Array([1, 2, 3])] },
+        { evidence: [] as Block['evidence'], transactions: [new Uint8Array(40)] },
+        { lastCommit: { height: 0 } as unknown as Block['lastCommit'] },
+      ]) {
+        const tampered: Proposal = { ...genuine, block: { ...block, ...body } };
+        const refused = node.send({ type: 'proposal-received', proposal: tampered });
+        assert.equal(actionsOf(refused, 'message-rejected')[0]?.reason, MessageRejection.MALFORMED);
+        assert.deepEqual(actionsOf(refused, 'validate-value'), []);
+        assert.deepEqual(requestedVotes(refused), []);
+      }
+      node.send({ type: 'proposal-received', proposal: genuine });
+      const [request] = actionsOf(node.actions, 'validate-value');
+      assert.ok(request, 'the genuine proposal is checked');
+      node.send({ type: 'value-validated', height: 1, blockHash: request.blockHash, valid: true });
+      assert.deepEqual(requestedVotes(node.actions), [{ type: 'prevote', value: hex(block) }]);
+      node.votes('prevote', 0, block, node.others);
+      const [commit] = actionsOf(node.votes('precommit', 0, block, node.others), 'commit-block');
+      assert.ok(commit, 'the genuine block is decided');
+      assert.equal(hex(commit.block), hex(block));
+      assert.deepEqual(commit.block.transactions, block.transactions);
+    });
+
     it('waits for valid(v) before prevoting', () => {
       const node = new Harness([1, 1, 1, 1]);
       const block = node.block();
