@@ -159,6 +159,40 @@ describe('the catalog in the cluster zone', () => {
       const https = ask(zones, '_api._https.hypermesh.', SRV).answers[0];
       assert.equal(https?.type === 'SRV' && https.data.port, 9443);
 
+      // Mallory registers names above the catalog's and delegates them to her own server: an NS
+      // at `_api.hypermesh.` would make the instance `a1._api.hypermesh.` glue answered by her
+      // server, and one at `_https.hypermesh.` would occlude the SRV and freeze the zone.
+      follow([
+        dnsTx(mallory, dnsNameRegister('_api.hypermesh.')),
+        dnsTx(mallory, dnsNameRegister('_https.hypermesh.')),
+        dnsTx(
+          mallory,
+          dnsRecordsSet([
+            { name: '_api.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
+          ]),
+        ),
+        dnsTx(
+          mallory,
+          dnsRecordsSet([
+            { name: '_https.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
+          ]),
+        ),
+      ]);
+      assert.deepEqual([...zones.failures.keys()], [], 'the zone still compiles');
+      const instance = ask(zones, 'a1._api.hypermesh.', 1);
+      assert.equal(instance.rcode, Rcode.NOERROR);
+      assert.equal(instance.authoritative, true, 'answered with authority, not referred');
+      assert.deepEqual(
+        instance.answers.map((rr) => rr.type === 'A' && rr.data.address),
+        ['192.0.2.10'],
+      );
+      const httpsAgain = ask(zones, '_api._https.hypermesh.', SRV).answers[0];
+      assert.equal(httpsAgain?.type === 'SRV' && httpsAgain.data.port, 9443);
+      // The name stays hers; only the cut above the catalog's names is left out.
+      const cut = ask(zones, '_api.hypermesh.', 2);
+      assert.equal(cut.authoritative, true);
+      assert.deepEqual(cut.answers, []);
+
       // Warning: still served, at a lower priority. Critical: gone.
       follow([discoveryTx(alice, discoveryRenew('api', 'a1', 'warning'))]);
       const degraded = ask(zones, '_api._stoq.hypermesh.', SRV).answers[0];
@@ -166,7 +200,11 @@ describe('the catalog in the cluster zone', () => {
       follow([discoveryTx(alice, discoveryRenew('api', 'a1', 'critical'))]);
       const gone = ask(zones, '_api._stoq.hypermesh.', SRV);
       assert.equal(gone.answers[0]?.type, 'CNAME', "the dns module's name is back");
-      assert.equal(ask(zones, 'a1._api.hypermesh.', 1).rcode, Rcode.NXDOMAIN);
+      // With no instance left under it, Mallory's delegation of her name applies again.
+      const referred = ask(zones, 'a1._api.hypermesh.', 1);
+      assert.deepEqual(referred.answers, []);
+      assert.equal(referred.authoritative, false);
+      assert.equal(referred.authority[0]?.type, 'NS');
 
       // A node that loads afresh publishes the same.
       view = CatalogView.load(reader, node.nextHeight() - 1);

@@ -148,17 +148,34 @@ export function zoneRecords(
   return records;
 }
 
-/** The names of `names` neither at nor below an owner of `records`. */
+/** RR types that cut the zone at their owner (RFC 1034 §4.2.1): a delegation's NS and its DS. */
+const CUT_TYPES: ReadonlySet<number> = new Set([2, 43]);
+
+/**
+ * The names of `names` neither at nor below an owner of `records`, and without NS or DS at a
+ * name above one: a registered name may not delegate, or cut off, the overlay's names (the
+ * catalog's `_service` records). An NS at `_web.<zone>` would turn the live instance
+ * `w1._web.<zone>` into glue answered by the delegate's server, and an NS at `_stoq.<zone>`
+ * would occlude the SRV records and stop the zone compiling.
+ */
 function outside(
   names: ReadonlyMap<string, NameEntry>,
   records: readonly ResourceRecord[],
 ): Map<string, NameEntry> {
   const owners = new Set(records.map((record) => nameKey(record.name)));
+  const above = new Set<string>();
+  for (const owner of owners) {
+    for (const offset of keyLabelOffsets(owner)) if (offset > 0) above.add(owner.slice(offset));
+  }
   const kept = new Map<string, NameEntry>();
   for (const [key, entry] of names) {
-    if (!keyLabelOffsets(key).some((offset) => owners.has(key.slice(offset)))) {
-      kept.set(key, entry);
-    }
+    if (keyLabelOffsets(key).some((offset) => owners.has(key.slice(offset)))) continue;
+    kept.set(
+      key,
+      above.has(key) && entry.rrsets.some((set) => CUT_TYPES.has(set.type))
+        ? { ...entry, rrsets: entry.rrsets.filter((set) => !CUT_TYPES.has(set.type)) }
+        : entry,
+    );
   }
   return kept;
 }

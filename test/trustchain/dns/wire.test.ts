@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { MAX_POINTER_JUMPS } from '../../../src/trustchain/dns/buffer.js';
 import {
   DnsError,
   DnsErrorCode,
@@ -106,6 +107,39 @@ describe('wire: golden messages (derived by hand from RFC 1035 §4.1)', () => {
 describe('wire: malformed messages give a precise typed error', () => {
   it('short header', () => {
     fails(hex('1234 0000 0001'), DnsErrorCode.WIRE_SHORT_HEADER, { size: 6 });
+  });
+
+  it('a name may follow at most MAX_POINTER_JUMPS compression pointers', () => {
+    // A question for the root, then an opaque record whose data is a chain of `length` pointers,
+    // each to the one before (they only go backwards, so each is legal on its own), and an NS
+    // record whose owner and host point at the chain's end. Unbounded, every name of a 64 KiB
+    // message could walk a chain of ~16,000 pointers.
+    const chained = (length: number): Uint8Array => {
+      const bytes: number[] = [...hex(header(1, 0, 0, 2)), 0, 0, 1, 0, 1];
+      const u16 = (value: number) => bytes.push(value >> 8, value & 0xff);
+      bytes.push(0);
+      u16(0xff00);
+      u16(1);
+      u16(0);
+      u16(0);
+      u16(1 + 2 * length);
+      let previous = bytes.length;
+      bytes.push(0);
+      for (let i = 0; i < length; i++) {
+        const here = bytes.length;
+        u16(0xc000 | previous);
+        previous = here;
+      }
+      u16(0xc000 | previous);
+      for (const value of [2, 1, 0, 0, 2]) u16(value);
+      u16(0xc000 | previous);
+      return Uint8Array.from(bytes);
+    };
+    const fine = decodeMessage(chained(MAX_POINTER_JUMPS - 1));
+    assert.equal(fine.additional[1]?.name, '.');
+    const error = fails(chained(MAX_POINTER_JUMPS), DnsErrorCode.WIRE_POINTER_LOOP);
+    assert.match(error.message, /more than 128 compression pointers/);
+    fails(chained(16_000), DnsErrorCode.WIRE_POINTER_LOOP);
   });
 
   it('pointer to itself, and pointer back into the same name, are loops', () => {
