@@ -104,7 +104,7 @@ export const nodeConfigSchema = z.strictObject({
 
 export type NodeConfig = z.infer<typeof nodeConfigSchema>;
 
-/** Environment overrides, applied after the file is read (documented in docs/configuration.md). */
+/** Environment overrides, applied after the file is read (documented in docs/cli.md). */
 const ENV_OVERRIDES: ReadonlyArray<[string, (c: NodeConfig, v: string) => void]> = [
   ['HYPERMESH_LISTEN_HOST', (c, v) => (c.listen = { ...c.listen, host: v })],
   ['HYPERMESH_LISTEN_PORT', (c, v) => (c.listen = { ...c.listen, port: parsePort(v) })],
