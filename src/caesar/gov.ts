@@ -32,7 +32,8 @@ import {
   sharesValue,
 } from './staking-state.js';
 import type { ValidatorRecord } from './staking-state.js';
-import { FEE_POOL_KEY, balanceKey, readAmount, writeAmount } from './state.js';
+import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from './state.js';
+import { decodeTokenParams } from './params.js';
 import { feeEvents, submitProposalEvent, voteEvent } from './events.js';
 import type { CaesarEvent } from './events.js';
 
@@ -145,7 +146,18 @@ function planSubmit(
   proposer: Uint8Array,
 ): SubmitPlan {
   const { staking, gov } = requireGovernance(state, tx.op);
-  applyParamChanges(staking, gov, tx.changes);
+  const next = applyParamChanges(staking, gov, tx.changes);
+  // A deposit above the whole supply could never be paid again, so no later proposal could
+  // undo it: governance would be locked for good.
+  const stored = state.get(PARAMS_KEY);
+  const supply = stored === null ? 0n : decodeTokenParams(stored).supply;
+  if (next.gov.minDeposit > supply) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_INVALID_PARAM,
+      `${tx.op}: minDeposit ${next.gov.minDeposit} is above the total supply ${supply}: no later proposal could be paid for`,
+      { param: 'minDeposit' },
+    );
+  }
   if (tx.deposit < gov.minDeposit) {
     throw new CaesarError(
       CaesarErrorCode.GOV_DEPOSIT_TOO_SMALL,

@@ -464,6 +464,11 @@ describe('caesar governance: refusals', () => {
           CaesarErrorCode.GOV_INVALID_PARAM,
         ],
         [
+          'a minDeposit above the total supply (no later proposal could be paid)',
+          propose(alice, [{ name: 'minDeposit', value: 1n << 120n }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
           'parameters invalid together',
           propose(alice, [{ name: 'maxMissed', value: 4n }]),
           CaesarErrorCode.GOV_INVALID_PARAM,
