@@ -12,6 +12,7 @@ import type { RpcLimits } from './rpc/limits.js';
 import { stderrLogger, type RpcLogger } from './rpc/log.js';
 import { RpcServer } from './rpc/server.js';
 import type { ServiceDefinition, ServiceHandlers } from './rpc/service.js';
+import { onExpiry, sessionNotAfter, systemClock, type SessionClock } from './session-expiry.js';
 import type {
   SocketAddress,
   Transport,
@@ -33,6 +34,8 @@ export interface StoqEndpointOptions {
   /** Inbound connections held at once, counting those still authenticating. */
   readonly maxInboundConnections?: number;
   readonly pool?: Omit<ConnectionPoolOptions, 'resolver' | 'connect'>;
+  /** Clock and timers for closing sessions when the peer's certificate expires; default real. */
+  readonly clock?: SessionClock;
 }
 
 export interface ConnectOptions {
@@ -58,6 +61,15 @@ export class StoqEndpoint {
   private readonly connections = new Set<TransportConnection>();
   /** Authenticated sessions by connection (for `recheckRevocation`). */
   private readonly sessions = new Map<TransportConnection, Session>();
+  /**
+   * Connections still in the authentication exchange, with the revocation checks
+   * `recheckRevocation` ran while they were: their session is checked against those too before
+   * it opens (the exchange read revocation state before that recheck).
+   */
+  private readonly handshaking = new Map<TransportConnection, Set<RevocationCheck>>();
+  /** Cancels each session's expiry timer. */
+  private readonly expiries = new Map<TransportConnection, () => void>();
+  private readonly clock: SessionClock;
   private inbound = 0;
   private isClosed = false;
 
@@ -65,6 +77,7 @@ export class StoqEndpoint {
     this.transport = options.transport;
     this.authenticator = options.authenticator;
     this.logger = options.logger ?? stderrLogger;
+    this.clock = options.clock ?? systemClock;
     this.metrics = options.metrics ?? createStoqMetrics(new Registry());
     this.maxInbound = positiveIntegerOption(
       options.maxInboundConnections,
@@ -130,24 +143,18 @@ export class StoqEndpoint {
 
   /**
    * Runs `revocation` again over the certificate path of every authenticated session and closes
-   * each session a certificate of which is now `revoked` (docs/stoq-auth.md, "Revocation of open
-   * sessions"). A check that cannot answer (`unknown`, an error) leaves the session open: it
-   * passed when it was made, and only a definite revocation ends it. Returns the sessions closed.
+   * each session a certificate of which is now `revoked`, or whose path has expired
+   * (docs/stoq-auth.md, "Revocation of open sessions"). A check that cannot answer (`unknown`,
+   * an error) leaves the session open: it passed when it was made, and only a definite
+   * revocation ends it. Connections still authenticating are checked with `revocation` just
+   * before their session opens. Returns the sessions closed.
    */
   async recheckRevocation(revocation: RevocationCheck): Promise<Session[]> {
+    for (const checks of this.handshaking.values()) checks.add(revocation);
     const closed: Session[] = [];
     for (const session of [...this.sessions.values()]) {
-      if (session.path === undefined) continue;
-      try {
-        await checkRevocation(session.path, revocation);
-      } catch (error) {
-        if (
-          error instanceof StoqError &&
-          (error.detail as { reason?: unknown } | undefined)?.reason === AuthFailureReason.REVOKED
-        ) {
-          session.connection.close(`peer certificate revoked: ${error.message}`);
-          closed.push(session);
-        }
+      if (this.closeIfExpired(session) || (await this.closeIfRevoked(session, revocation))) {
+        closed.push(session);
       }
     }
     return closed;
@@ -199,17 +206,77 @@ export class StoqEndpoint {
     connection: TransportConnection,
     signal?: AbortSignal,
   ): Promise<Session> {
+    const rechecks = new Set<RevocationCheck>();
+    this.handshaking.set(connection, rechecks);
     const authenticating = this.authenticator.authenticate(connection);
     try {
       const session = signal ? await raceAbort(authenticating, signal) : await authenticating;
       if (this.isClosed) throw endpointClosed();
-      if (this.connections.has(connection)) this.sessions.set(connection, session);
+      this.handshaking.delete(connection);
+      if (this.connections.has(connection)) this.open(session);
+      // Revocations that committed during the exchange, after it read revocation state: from
+      // here on `sessions` holds this one, so later rechecks see it themselves.
+      for (const revocation of rechecks) {
+        if (await this.closeIfRevoked(session, revocation)) {
+          throw new StoqError(
+            StoqErrorCode.UNAUTHENTICATED,
+            'the peer certificate was revoked during the authentication exchange',
+            { reason: AuthFailureReason.REVOKED, origin: 'local', uri: session.peer.uri },
+          );
+        }
+      }
       return session;
     } catch (error) {
       // The authenticator closes on failure; closing again also covers abort and shutdown.
       connection.close(error instanceof StoqError ? error.message : 'authentication failed');
       authenticating.catch(() => undefined);
       throw error;
+    } finally {
+      this.handshaking.delete(connection);
+    }
+  }
+
+  /** Holds an authenticated session and closes it when its peer's certificate path expires. */
+  private open(session: Session): void {
+    const { connection } = session;
+    this.sessions.set(connection, session);
+    const notAfter = sessionNotAfter(session);
+    this.expiries.set(
+      connection,
+      onExpiry(notAfter, () => this.expire(session, notAfter), this.clock),
+    );
+  }
+
+  private expire(session: Session, notAfter: Date): void {
+    this.logger.warn('closing a STOQ session: the peer certificate expired', {
+      peer: session.peer.uri,
+      notAfter: notAfter.toISOString(),
+    });
+    session.connection.close(`peer certificate expired at ${notAfter.toISOString()}`);
+  }
+
+  private closeIfExpired(session: Session): boolean {
+    const notAfter = sessionNotAfter(session);
+    if (this.clock.now() <= notAfter.getTime()) return false;
+    this.expire(session, notAfter);
+    return true;
+  }
+
+  /** Closes `session` if `revocation` definitely says a certificate on its path is revoked. */
+  private async closeIfRevoked(session: Session, revocation: RevocationCheck): Promise<boolean> {
+    if (session.path === undefined) return false;
+    try {
+      await checkRevocation(session.path, revocation);
+      return false;
+    } catch (error) {
+      if (
+        error instanceof StoqError &&
+        (error.detail as { reason?: unknown } | undefined)?.reason === AuthFailureReason.REVOKED
+      ) {
+        session.connection.close(`peer certificate revoked: ${error.message}`);
+        return true;
+      }
+      return false;
     }
   }
 
@@ -222,6 +289,8 @@ export class StoqEndpoint {
     void connection.closed.then(() => {
       this.connections.delete(connection);
       this.sessions.delete(connection);
+      this.expiries.get(connection)?.();
+      this.expiries.delete(connection);
       this.metrics.connections.dec(labels);
       if (connection.direction === 'inbound') this.inbound--;
     });

@@ -15,11 +15,12 @@ import {
   type LocalCredentials,
   type PeerCheckContext,
 } from '../../src/stoq/auth/exchange.js';
-import type {
-  AuthMode,
-  ClientHello,
-  ClientProof,
-  ServerHello,
+import {
+  AUTH_PROTOCOL_VERSION,
+  type AuthMode,
+  type ClientHello,
+  type ClientProof,
+  type ServerHello,
 } from '../../src/stoq/auth/messages.js';
 import type { CertifiedPeer, RevocationCheck, TrustPolicy } from '../../src/stoq/auth/peer.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
@@ -73,6 +74,8 @@ function context(
 }
 
 interface Exchange {
+  /** The transport session's channel binding both sides signed (a TLS exporter value). */
+  readonly channelBinding: Uint8Array;
   readonly clientNonce: Uint8Array;
   readonly serverNonce: Uint8Array;
   readonly hello: ClientHello;
@@ -94,6 +97,7 @@ async function delegationFor(local: LocalCredentials) {
 
 /** One honest exchange, each check run by the side that would run it. */
 async function exchange(mode: AuthMode): Promise<Exchange> {
+  const channelBinding = nonce();
   const clientNonce = nonce();
   const serverNonce = nonce();
   const hello = buildClientHello({
@@ -110,11 +114,13 @@ async function exchange(mode: AuthMode): Promise<Exchange> {
     client: clientPeer,
     local: server,
     ...(mode === 'delegated' ? { delegation: await delegationFor(server) } : {}),
+    channelBinding,
   });
   const serverPeer = await checkServerHello(serverHello, {
     ...context(mode, proven(serverIdentity)),
     clientNonce,
     local: client,
+    channelBinding,
   });
   const proof = await buildClientProof({
     mode,
@@ -122,6 +128,7 @@ async function exchange(mode: AuthMode): Promise<Exchange> {
     serverHello,
     server: serverPeer,
     local: client,
+    channelBinding,
   });
   checkClientProof(proof, {
     mode,
@@ -130,11 +137,26 @@ async function exchange(mode: AuthMode): Promise<Exchange> {
     client: clientPeer,
     local: server,
     backend: pki.falconBackend,
+    channelBinding,
   });
-  return { clientNonce, serverNonce, hello, clientPeer, serverHello, serverPeer, proof };
+  return {
+    channelBinding,
+    clientNonce,
+    serverNonce,
+    hello,
+    clientPeer,
+    serverHello,
+    serverPeer,
+    proof,
+  };
 }
 
-function checkProofAgainst(current: Exchange, proof: ClientProof, mode: AuthMode = 'strict'): void {
+function checkProofAgainst(
+  current: Exchange,
+  proof: ClientProof,
+  mode: AuthMode = 'strict',
+  channelBinding: Uint8Array = current.channelBinding,
+): void {
   checkClientProof(proof, {
     mode,
     clientNonce: current.clientNonce,
@@ -142,6 +164,7 @@ function checkProofAgainst(current: Exchange, proof: ClientProof, mode: AuthMode
     client: current.clientPeer,
     local: server,
     backend: pki.falconBackend,
+    channelBinding,
   });
 }
 
@@ -193,6 +216,7 @@ describe('exchange (pure steps)', () => {
         ...client,
         falcon: { publicKey: client.falcon.publicKey, secretKey: otherFalcon.secretKey },
       },
+      channelBinding: now.channelBinding,
     });
     assert.throws(
       () => checkProofAgainst(now, forged),
@@ -204,7 +228,7 @@ describe('exchange (pure steps)', () => {
     const now = await exchange('strict');
     const reflected: ClientProof = {
       t: 'client_proof',
-      v: 1,
+      v: AUTH_PROTOCOL_VERSION,
       echo: now.serverNonce,
       proof: now.serverHello.proof!,
     };
@@ -212,9 +236,33 @@ describe('exchange (pure steps)', () => {
       () => checkProofAgainst(now, reflected),
       rejectsWith(AuthFailureReason.FALCON_PROOF_INVALID),
     );
-    const missing: ClientProof = { t: 'client_proof', v: 1, echo: now.serverNonce };
+    const missing: ClientProof = {
+      t: 'client_proof',
+      v: AUTH_PROTOCOL_VERSION,
+      echo: now.serverNonce,
+    };
     assert.throws(
       () => checkProofAgainst(now, missing),
+      rejectsWith(AuthFailureReason.FALCON_PROOF_INVALID),
+    );
+  });
+
+  it('falcon_proof_invalid: both proofs of one exchange, checked on another channel (a relay)', async () => {
+    // A relay holding both Ed25519 keys forwards every message unchanged: nonces, echoes and
+    // keys all match, only the transport session (its channel binding) differs.
+    const relayed = await exchange('strict');
+    const otherChannel = nonce();
+    assert.throws(
+      () => checkProofAgainst(relayed, relayed.proof, 'strict', otherChannel),
+      rejectsWith(AuthFailureReason.FALCON_PROOF_INVALID),
+    );
+    await assert.rejects(
+      checkServerHello(relayed.serverHello, {
+        ...context('strict', proven(serverIdentity)),
+        clientNonce: relayed.clientNonce,
+        local: client,
+        channelBinding: otherChannel,
+      }),
       rejectsWith(AuthFailureReason.FALCON_PROOF_INVALID),
     );
   });
@@ -239,6 +287,7 @@ describe('exchange (pure steps)', () => {
       ...context('strict', proven(serverIdentity)),
       clientNonce,
       local: client,
+      channelBinding: earlier.channelBinding,
     };
     await assert.rejects(
       checkServerHello(earlier.serverHello, serverContext),
@@ -287,6 +336,7 @@ describe('exchange (pure steps)', () => {
         ...context('strict', proven(serverIdentity)),
         clientNonce: now.clientNonce,
         local: client,
+        channelBinding: now.channelBinding,
       }),
       rejectsWith(AuthFailureReason.MODE_MISMATCH),
     );

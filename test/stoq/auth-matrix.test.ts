@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import type { FalconKeyPair } from '../../src/crypto/falcon.js';
 import { parseTrustRoots } from '../../src/crypto/x509.js';
 import {
+  channelBinding,
   createAuthenticator,
   type AuthenticatorOptions,
 } from '../../src/stoq/auth/authenticator.js';
@@ -17,6 +18,7 @@ import {
 import { localCredentials } from '../../src/stoq/auth/authenticator.js';
 import { FrameReader, encodeFrame } from '../../src/stoq/auth/framing.js';
 import {
+  AUTH_PROTOCOL_VERSION,
   decodeAuthMessage,
   encodeAuthMessage,
   type AuthMessage,
@@ -182,7 +184,7 @@ class ScriptedPeer {
   /** Reads the listener's verdict and hangs up, as a well-behaved rejected peer does. */
   async expectFailure(reason: AuthFailureReason): Promise<void> {
     const result = await this.receive();
-    assert.deepEqual(result, { t: 'result', v: 1, ok: false, reason });
+    assert.deepEqual(result, { t: 'result', v: AUTH_PROTOCOL_VERSION, ok: false, reason });
     this.connection.close();
   }
 }
@@ -385,6 +387,7 @@ for (const harness of harnesses) {
         backend: pki.falconBackend,
         clientNonce: first.clientNonce,
         local: credentials,
+        channelBinding: channelBinding(first.peer.connection),
       });
       const captured: ClientProof = await buildClientProof({
         mode: 'strict',
@@ -392,9 +395,14 @@ for (const harness of harnesses) {
         serverHello: first.serverHello,
         server: serverPeer,
         local: credentials,
+        channelBinding: channelBinding(first.peer.connection),
       });
       await first.peer.send(captured);
-      assert.deepEqual(await first.peer.receive(), { t: 'result', v: 1, ok: true });
+      assert.deepEqual(await first.peer.receive(), {
+        t: 'result',
+        v: AUTH_PROTOCOL_VERSION,
+        ok: true,
+      });
       assert.equal((await first.serving).peer.uri, client.uri);
 
       const second = await begin();
@@ -459,7 +467,10 @@ for (const harness of harnesses) {
     for (const [label, garbage] of [
       ['an HTTP request', new TextEncoder().encode('GET / HTTP/1.1\r\nHost: stoq\r\n\r\n')],
       ['a frame of non-CBOR bytes', encodeFrame(Uint8Array.of(0xff, 0xfe, 0x00, 0x1c, 0x99))],
-      ['a well-formed result', encodeFrame(encodeAuthMessage({ t: 'result', v: 1, ok: true }))],
+      [
+        'a well-formed result',
+        encodeFrame(encodeAuthMessage({ t: 'result', v: AUTH_PROTOCOL_VERSION, ok: true })),
+      ],
     ] as const) {
       it(`protocol_error: ${label} instead of a hello`, async () => {
         const serverSide = side({ identity: server });

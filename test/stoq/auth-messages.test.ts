@@ -48,11 +48,18 @@ describe('auth messages', () => {
     signature: new Uint8Array(randomBytes(666)),
   };
   const messages: AuthMessage[] = [
-    { t: 'client_hello', v: 1, mode: 'strict', nonce: nonce(), chain },
-    { t: 'client_hello', v: 1, mode: 'delegated', nonce: nonce(), chain, delegation },
+    { t: 'client_hello', v: AUTH_PROTOCOL_VERSION, mode: 'strict', nonce: nonce(), chain },
+    {
+      t: 'client_hello',
+      v: AUTH_PROTOCOL_VERSION,
+      mode: 'delegated',
+      nonce: nonce(),
+      chain,
+      delegation,
+    },
     {
       t: 'server_hello',
-      v: 1,
+      v: AUTH_PROTOCOL_VERSION,
       mode: 'strict',
       nonce: nonce(),
       echo: nonce(),
@@ -61,15 +68,20 @@ describe('auth messages', () => {
     },
     {
       t: 'server_hello',
-      v: 1,
+      v: AUTH_PROTOCOL_VERSION,
       mode: 'delegated',
       nonce: nonce(),
       echo: nonce(),
       chain,
       delegation,
     },
-    { t: 'client_proof', v: 1, echo: nonce(), proof: new Uint8Array(randomBytes(1200)) },
-    { t: 'client_proof', v: 1, echo: nonce() },
+    {
+      t: 'client_proof',
+      v: AUTH_PROTOCOL_VERSION,
+      echo: nonce(),
+      proof: new Uint8Array(randomBytes(1200)),
+    },
+    { t: 'client_proof', v: AUTH_PROTOCOL_VERSION, echo: nonce() },
     successResult(),
     failureResult(AuthFailureReason.REVOKED),
   ];
@@ -83,9 +95,16 @@ describe('auth messages', () => {
   });
 
   it('reject anything off-schema as protocol_error', () => {
-    const hello = { t: 'client_hello', v: 1, mode: 'strict', nonce: nonce(), chain };
+    const hello = {
+      t: 'client_hello',
+      v: AUTH_PROTOCOL_VERSION,
+      mode: 'strict',
+      nonce: nonce(),
+      chain,
+    };
     const bad: unknown[] = [
-      { ...hello, v: 2 },
+      { ...hello, v: '2' },
+      { ...hello, v: 2.5 },
       { ...hello, t: 'hello' },
       { ...hello, mode: 'lenient' },
       { ...hello, nonce: new Uint8Array(31) },
@@ -94,10 +113,10 @@ describe('auth messages', () => {
       { ...hello, extra: 1 },
       { ...hello, delegation: { ...delegation, alg: 'falcon-512' } },
       { ...hello, delegation: { ...delegation, notAfter: -1 } },
-      { t: 'client_proof', v: 1, echo: nonce(), proof: new Uint8Array(2000) },
-      { t: 'result', v: 1, ok: true, reason: 'revoked' },
-      { t: 'result', v: 1, ok: false },
-      { t: 'result', v: 1, ok: false, reason: 'because' },
+      { t: 'client_proof', v: AUTH_PROTOCOL_VERSION, echo: nonce(), proof: new Uint8Array(2000) },
+      { t: 'result', v: AUTH_PROTOCOL_VERSION, ok: true, reason: 'revoked' },
+      { t: 'result', v: AUTH_PROTOCOL_VERSION, ok: false },
+      { t: 'result', v: AUTH_PROTOCOL_VERSION, ok: false, reason: 'because' },
       [1, 2, 3],
       'client_hello',
     ];
@@ -113,12 +132,35 @@ describe('auth messages', () => {
     );
   });
 
+  it('refuse another protocol version by name (v1 peers did not sign the channel binding)', () => {
+    assert.equal(AUTH_PROTOCOL_VERSION, 2);
+    const hello = { t: 'client_hello', mode: 'strict', nonce: nonce(), chain };
+    for (const v of [1, 3, 0]) {
+      assert.throws(
+        () => decodeAuthMessage(encodeCanonical({ ...hello, v })),
+        (error: unknown) =>
+          rejectsWith(AuthFailureReason.VERSION_MISMATCH)(error) &&
+          /peer speaks STOQ authentication v\d, this side v2/.test((error as Error).message),
+      );
+    }
+    // A v1 peer's failing result is refused by version, not read as its reason.
+    assert.throws(
+      () => decodeAuthMessage(encodeCanonical({ t: 'result', v: 1, ok: false, reason: 'revoked' })),
+      rejectsWith(AuthFailureReason.VERSION_MISMATCH),
+    );
+  });
+
   it('never crash on arbitrary bytes or values (property)', () => {
     const check = (bytes: Uint8Array) => {
       try {
         decodeAuthMessage(bytes);
       } catch (error) {
-        assert.equal(failureReason(error), AuthFailureReason.PROTOCOL_ERROR, String(error));
+        const reason = failureReason(error);
+        assert.ok(
+          reason === AuthFailureReason.PROTOCOL_ERROR ||
+            reason === AuthFailureReason.VERSION_MISMATCH,
+          String(error),
+        );
       }
     };
     fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), check), { numRuns: 500 });
@@ -271,6 +313,7 @@ describe('transcript', () => {
   const transcript: Transcript = {
     clientNonce: nonce(),
     serverNonce: nonce(),
+    channelBinding: nonce(),
     clientTransportKey: nonce(),
     serverTransportKey: nonce(),
     clientFingerprint: 'a'.repeat(64),
@@ -297,7 +340,12 @@ describe('transcript', () => {
       serverNonce: transcript.clientNonce,
     };
     assert.notDeepEqual(transcriptDigest('client', swapped), digest);
-    assert.equal(TRANSCRIPT_TAG, 'hypermesh-stoq-auth-v1');
+    assert.equal(TRANSCRIPT_TAG, 'hypermesh-stoq-auth-v2');
+    // No channel binding (a transport without an exporter) is its own transcript too.
+    assert.notDeepEqual(
+      transcriptDigest('client', { ...transcript, channelBinding: new Uint8Array(0) }),
+      digest,
+    );
   });
 });
 

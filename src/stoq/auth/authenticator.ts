@@ -42,7 +42,13 @@ import {
   type AuthResult,
   type Delegation,
 } from './messages.js';
-import type { CertifiedPeer, IdentityCheck, RevocationCheck, TrustPolicy } from './peer.js';
+import {
+  checkRevocation,
+  type CertifiedPeer,
+  type IdentityCheck,
+  type RevocationCheck,
+  type TrustPolicy,
+} from './peer.js';
 import { AuthFailureReason, authFailure, failureOrigin, failureReason } from './reasons.js';
 
 /**
@@ -177,6 +183,52 @@ function authenticationGate(connection: TransportConnection): AuthenticationGate
     typeof candidate.authenticated === 'function'
     ? (candidate as AuthenticationGate)
     : null;
+}
+
+/**
+ * RFC 5705 exporter label and length of the channel binding a strict-mode proof signs (in the
+ * style of RFC 9266's `EXPORTER-Channel-Binding`, with a label of our own so the value is
+ * useless to any other protocol on the same session).
+ */
+export const CHANNEL_BINDING_LABEL = 'EXPORTER-hypermesh-stoq';
+export const CHANNEL_BINDING_BYTES = 32;
+
+/**
+ * What a connection offers when its transport exposes a TLS exporter (the TLS multiplexer,
+ * `tls/mux.ts`). The QUIC binding exposes none (docs/stoq-auth.md, "Channel binding").
+ */
+export interface KeyingMaterialExporter {
+  exportKeyingMaterial(length: number, label: string, context: Uint8Array): Uint8Array;
+}
+
+/**
+ * The channel binding of `connection`: the TLS exporter value where the transport has one,
+ * otherwise empty bytes. A TLS connection without an exporter is refused rather than left
+ * unbound.
+ */
+export function channelBinding(connection: TransportConnection): Uint8Array {
+  const exporter = connection as Partial<KeyingMaterialExporter>;
+  if (typeof exporter.exportKeyingMaterial !== 'function') {
+    if (connection.kind === 'tls') {
+      throw authFailure(
+        AuthFailureReason.INTERNAL_ERROR,
+        'this TLS connection offers no keying-material exporter for channel binding',
+      );
+    }
+    return new Uint8Array(0);
+  }
+  const binding = exporter.exportKeyingMaterial(
+    CHANNEL_BINDING_BYTES,
+    CHANNEL_BINDING_LABEL,
+    new Uint8Array(0),
+  );
+  if (binding.length !== CHANNEL_BINDING_BYTES) {
+    throw authFailure(
+      AuthFailureReason.INTERNAL_ERROR,
+      `the transport exported ${binding.length} bytes of channel binding, not ${CHANNEL_BINDING_BYTES}`,
+    );
+  }
+  return binding;
 }
 
 /** The stream an exchange runs on, once it exists (for the failure path). */
@@ -319,6 +371,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
   /** The dialer: ClientHello, check ServerHello, ClientProof, read Result. */
   private async dial(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
     const local = this.local;
+    const binding = this.mode === 'strict' ? channelBinding(connection) : new Uint8Array(0);
     const stream = await connection.openStream();
     attempt.stream = stream;
     const reader = new FrameReader(stream, this.maxMessageBytes);
@@ -334,6 +387,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
       ...this.checkContext(connection),
       clientNonce,
       local,
+      channelBinding: binding,
     });
     await send(
       stream,
@@ -343,11 +397,15 @@ class StoqAuthenticator implements RenewableAuthenticator {
         serverHello,
         server,
         local,
+        channelBinding: binding,
       }),
     );
 
     const result = expect(await receive(reader), 'result');
     if (!result.ok) throw peerRejected(result);
+    // The listener is done with the stream: a failure from here on is not sent to it.
+    attempt.stream = null;
+    await this.recheckRevocation(server);
     finishQuietly(stream);
     return server;
   }
@@ -355,6 +413,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
   /** The listener: check ClientHello, ServerHello, check ClientProof, send Result. */
   private async listen(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
     const local = this.local;
+    const binding = this.mode === 'strict' ? channelBinding(connection) : new Uint8Array(0);
     const gate = authenticationGate(connection);
     gate?.holdUntilAuthenticated();
     const stream = await connection.acceptStream();
@@ -380,6 +439,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
         client,
         local,
         ...delegation,
+        channelBinding: binding,
       }),
     );
 
@@ -391,12 +451,23 @@ class StoqAuthenticator implements RenewableAuthenticator {
       client,
       local,
       backend: local.backend,
+      channelBinding: binding,
     });
+    await this.recheckRevocation(client);
     // Before the Result: the dialer opens its next streams only once it has read it.
     gate?.authenticated();
     await send(stream, successResult());
     finishQuietly(stream);
     return client;
+  }
+
+  /**
+   * The revocation check once more at the end of the exchange: the first ran with the peer's
+   * hello, a FALCON signature and a round trip ago, and a revocation committed in between would
+   * otherwise let the session open (StoqEndpoint also rechecks sessions still in handshake).
+   */
+  private async recheckRevocation(peer: CertifiedPeer): Promise<void> {
+    await checkRevocation(peer.path, this.trust.revocation);
   }
 
   private checkContext(connection: TransportConnection): PeerCheckContext {

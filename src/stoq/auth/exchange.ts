@@ -46,6 +46,14 @@ export interface PeerCheckContext {
   readonly parse?: (der: Uint8Array) => ParsedCertificate;
 }
 
+/**
+ * Per connection: the transport's channel binding (authenticator.ts `channelBinding`), empty
+ * bytes on a transport that exposes none. Strict-mode proofs sign it.
+ */
+export interface ChannelContext {
+  readonly channelBinding: Uint8Array;
+}
+
 export function buildClientHello(options: {
   readonly mode: AuthMode;
   readonly nonce: Uint8Array;
@@ -80,6 +88,7 @@ export async function buildServerHello(options: {
   readonly client: CertifiedPeer;
   readonly local: LocalCredentials;
   readonly delegation?: Delegation;
+  readonly channelBinding: Uint8Array;
 }): Promise<ServerHello> {
   const { mode, nonce, clientHello, client, local } = options;
   const base = {
@@ -95,6 +104,7 @@ export async function buildServerHello(options: {
   const transcript = buildTranscript({
     clientNonce: clientHello.nonce,
     serverNonce: nonce,
+    channelBinding: options.channelBinding,
     client: peerParty(client.identity),
     server: localParty(local),
   });
@@ -108,10 +118,11 @@ export async function buildServerHello(options: {
  */
 export async function checkServerHello(
   hello: ServerHello,
-  context: PeerCheckContext & {
-    readonly clientNonce: Uint8Array;
-    readonly local: LocalCredentials;
-  },
+  context: PeerCheckContext &
+    ChannelContext & {
+      readonly clientNonce: Uint8Array;
+      readonly local: LocalCredentials;
+    },
 ): Promise<CertifiedPeer> {
   checkMode(hello.mode, context.mode);
   if (!bytesEqual(hello.echo, context.clientNonce)) {
@@ -128,6 +139,7 @@ export async function checkServerHello(
   const transcript = buildTranscript({
     clientNonce: context.clientNonce,
     serverNonce: hello.nonce,
+    channelBinding: context.channelBinding,
     client: localParty(context.local),
     server: peerParty(server.identity),
   });
@@ -141,6 +153,7 @@ export async function buildClientProof(options: {
   readonly serverHello: ServerHello;
   readonly server: CertifiedPeer;
   readonly local: LocalCredentials;
+  readonly channelBinding: Uint8Array;
 }): Promise<ClientProof> {
   const { mode, serverHello, local } = options;
   const base = { t: 'client_proof', v: AUTH_PROTOCOL_VERSION, echo: serverHello.nonce } as const;
@@ -148,6 +161,7 @@ export async function buildClientProof(options: {
   const transcript = buildTranscript({
     clientNonce: options.clientNonce,
     serverNonce: serverHello.nonce,
+    channelBinding: options.channelBinding,
     client: localParty(local),
     server: peerParty(options.server.identity),
   });
@@ -161,7 +175,7 @@ export async function buildClientProof(options: {
  */
 export function checkClientProof(
   message: ClientProof,
-  context: {
+  context: ChannelContext & {
     readonly mode: AuthMode;
     readonly clientNonce: Uint8Array;
     readonly serverNonce: Uint8Array;
@@ -188,6 +202,7 @@ export function checkClientProof(
   const transcript = buildTranscript({
     clientNonce: context.clientNonce,
     serverNonce: context.serverNonce,
+    channelBinding: context.channelBinding,
     client: peerParty(context.client.identity),
     server: localParty(context.local),
   });
@@ -211,12 +226,14 @@ export function peerParty(peer: PeerIdentity): TranscriptParty {
 export function buildTranscript(parties: {
   readonly clientNonce: Uint8Array;
   readonly serverNonce: Uint8Array;
+  readonly channelBinding: Uint8Array;
   readonly client: TranscriptParty;
   readonly server: TranscriptParty;
 }): Transcript {
   return {
     clientNonce: parties.clientNonce,
     serverNonce: parties.serverNonce,
+    channelBinding: parties.channelBinding,
     clientTransportKey: parties.client.transportKey,
     serverTransportKey: parties.server.transportKey,
     clientFingerprint: parties.client.fingerprint,
@@ -257,7 +274,9 @@ function checkProof(
   if (!backend.verify(proof, transcriptDigest(signer, transcript), peer.identity.falconPublicKey)) {
     throw authFailure(
       AuthFailureReason.FALCON_PROOF_INVALID,
-      `the ${signer}'s FALCON proof does not verify`,
+      // A proof made for another transport session (a relay) fails here too: it signed that
+      // session's channel binding.
+      `the ${signer}'s FALCON proof does not verify for this connection`,
       {
         uri: peer.identity.uri,
       },

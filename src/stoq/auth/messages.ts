@@ -17,8 +17,12 @@ import { AUTH_FAILURE_REASONS, AuthFailureReason, authFailure } from './reasons.
  * Either side may send a failing `Result` in place of its next message. `echo` repeats the
  * other side's nonce, so a message captured on one connection is recognised as a replay on
  * another. Every field is checked by a schema; unknown fields are rejected.
+ *
+ * Version 2 signs the transport's channel binding in strict mode (transcript.ts). A message of
+ * another version is refused as `version_mismatch` before its fields are read, so a v1 and a
+ * v2 peer name the problem instead of failing a signature check.
  */
-export const AUTH_PROTOCOL_VERSION = 1;
+export const AUTH_PROTOCOL_VERSION = 2;
 export const NONCE_BYTES = 32;
 
 export type AuthMode = 'strict' | 'delegated';
@@ -147,6 +151,7 @@ export function decodeAuthMessage(body: Uint8Array): AuthMessage {
       { cause: error },
     );
   }
+  checkVersion(value);
   let message;
   try {
     message = parseInput(messageSchema, value, 'authMessage');
@@ -179,6 +184,20 @@ export function decodeAuthMessage(body: Uint8Array): AuthMessage {
         };
   }
   return message as AuthMessage;
+}
+
+/** A map whose `v` is an integer other than ours is another version of the exchange. */
+function checkVersion(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+  const version = (value as { v?: unknown }).v;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version)) return;
+  if (version !== AUTH_PROTOCOL_VERSION) {
+    throw authFailure(
+      AuthFailureReason.VERSION_MISMATCH,
+      `the peer speaks STOQ authentication v${version}, this side v${AUTH_PROTOCOL_VERSION}`,
+      { peerVersion: version, version: AUTH_PROTOCOL_VERSION },
+    );
+  }
 }
 
 export function successResult(): AuthResult {

@@ -33,6 +33,8 @@ export enum AuthFailureReason {
   DELEGATION_EXPIRED = 'delegation_expired',
   /** The two sides are configured for different modes (strict vs delegated). */
   MODE_MISMATCH = 'mode_mismatch',
+  /** The peer speaks another version of the exchange (messages.ts `AUTH_PROTOCOL_VERSION`). */
+  VERSION_MISMATCH = 'version_mismatch',
   /** A malformed, oversized or unexpected message, or the peer ended the exchange early. */
   PROTOCOL_ERROR = 'protocol_error',
   /** The exchange did not finish within the handshake timeout. */

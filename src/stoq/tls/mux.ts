@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { AcceptQueue } from '../accept-queue.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
 import type {
@@ -189,6 +190,28 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   /** Authentication succeeded: the peer may open streams up to `maxInboundStreams` again. */
   authenticated(): void {
     this.held = false;
+  }
+
+  /**
+   * Keying material exported from the TLS session under this connection (RFC 5705, for TLS 1.3
+   * RFC 8446 §7.5): both ends of this one session derive the same bytes and nobody else can,
+   * not even a relay holding both sides' keys (it runs two sessions). The authenticator signs it
+   * as channel binding (auth/authenticator.ts `channelBinding`, RFC 9266).
+   */
+  exportKeyingMaterial(length: number, label: string, context: Uint8Array): Uint8Array {
+    if (!(this.socket instanceof TLSSocket)) {
+      throw new StoqError(StoqErrorCode.INTERNAL, `connection ${this.id} is not a TLS session`);
+    }
+    try {
+      return new Uint8Array(this.socket.exportKeyingMaterial(length, label, Buffer.from(context)));
+    } catch (error) {
+      throw new StoqError(
+        StoqErrorCode.CONNECTION_CLOSED,
+        `connection ${this.id} cannot export keying material`,
+        {},
+        { cause: error },
+      );
+    }
   }
 
   /** Received bytes the application has not read yet, on all streams together. */
