@@ -49,6 +49,99 @@ export const DoqErrorCode = {
 /** The largest stream a query can take: the length prefix and a 65,535-byte message. */
 const MAX_QUERY_STREAM = 2 + 65_535;
 
+/**
+ * QUIC connection receive window: stream data quiche holds for a connection before the server
+ * reads it. quiche grants more credit (MAX_DATA) as the server reads, so this bounds only what
+ * waits inside quiche; what has been read is bounded by `DOQ_CONNECTION_QUERY_BYTES`.
+ */
+export const DOQ_CONNECTION_WINDOW = 256 << 10;
+
+/**
+ * Bytes of unfinished queries (read from streams that have not ended) one connection may make
+ * the server hold; one byte more closes it with DOQ_EXCESSIVE_LOAD. With the window and the
+ * library's read-ahead (one 4 KiB chunk per stream, 64 streams by default) a connection holds
+ * at most 1 MiB of received stream data.
+ */
+export const DOQ_CONNECTION_QUERY_BYTES = 512 << 10;
+
+/** One connection's unfinished queries. */
+export interface Held {
+  readonly connection: QUICConnection;
+  bytes: number;
+  /** Closed for excessive load: its bytes are no longer counted. */
+  evicted: boolean;
+}
+
+/**
+ * Counts the bytes of unfinished queries across every DoQ server of one `startDnsServers`, so
+ * that `doqMaxBufferedBytes` bounds them all. Reading a stream hands its QUIC flow-control
+ * credit back to the client, so without this count a client could keep `doqMaxStreams` streams
+ * of almost 64 KiB each open on every connection.
+ */
+export class DoqBuffers {
+  private total = 0;
+  private readonly held = new Set<Held>();
+
+  constructor(
+    private readonly limit: number,
+    private readonly metrics: DnsMetrics,
+  ) {}
+
+  open(connection: QUICConnection): Held {
+    const entry: Held = { connection, bytes: 0, evicted: false };
+    this.held.add(entry);
+    return entry;
+  }
+
+  /** The connection has stopped; its streams release their own bytes as their reads fail. */
+  closed(entry: Held): void {
+    this.held.delete(entry);
+  }
+
+  /**
+   * Counts `n` more bytes held for `entry`; false when that closed its connection (over its own
+   * bound, or the largest when the servers' total went over `doqMaxBufferedBytes`).
+   */
+  add(entry: Held, n: number): boolean {
+    if (entry.evicted) return false;
+    entry.bytes += n;
+    this.total += n;
+    this.metrics.doqBufferedChanged(n);
+    if (entry.bytes > DOQ_CONNECTION_QUERY_BYTES) {
+      this.evict(entry);
+      return false;
+    }
+    while (this.total > this.limit) {
+      let largest = entry;
+      for (const other of this.held) if (other.bytes > largest.bytes) largest = other;
+      this.evict(largest);
+      if (largest === entry) return false;
+    }
+    return true;
+  }
+
+  /** Releases `n` bytes of `entry` (its query was answered or its stream ended). */
+  release(entry: Held, n: number): void {
+    if (entry.evicted || n === 0) return;
+    entry.bytes -= n;
+    this.total -= n;
+    this.metrics.doqBufferedChanged(-n);
+  }
+
+  /** Closes `entry`'s connection with DOQ_EXCESSIVE_LOAD (RFC 9250 §4.3) and forgets its bytes. */
+  private evict(entry: Held): void {
+    this.total -= entry.bytes;
+    this.metrics.doqBufferedChanged(-entry.bytes);
+    entry.bytes = 0;
+    entry.evicted = true;
+    this.held.delete(entry);
+    this.metrics.drop(Transport.doq, DropReason.excessiveLoad);
+    void entry.connection
+      .stop({ isApp: true, errorCode: DoqErrorCode.EXCESSIVE_LOAD, force: true })
+      .catch(() => {});
+  }
+}
+
 type QuicModule = typeof Quic;
 
 type QuicConfigModule = typeof QuicConfig;
@@ -104,8 +197,10 @@ export async function startDoqServer(options: {
   readonly zones: ZoneSource;
   readonly limits: DnsServerLimits;
   readonly metrics: DnsMetrics;
+  /** Shared by the DoQ servers of one `startDnsServers`. */
+  readonly buffers: DoqBuffers;
 }): Promise<DoqServer> {
-  const { limits, metrics, zones } = options;
+  const { limits, metrics, zones, buffers } = options;
   const { quic, quicConfig, logger } = await loadQuic();
   const config = {
     key: options.tls.key,
@@ -119,9 +214,9 @@ export async function startDoqServer(options: {
     initialMaxStreamDataUni: 0,
     initialMaxStreamDataBidiRemote: MAX_QUERY_STREAM,
     initialMaxStreamDataBidiLocal: MAX_QUERY_STREAM,
-    initialMaxData: Math.min(limits.doqMaxStreams * MAX_QUERY_STREAM, 1 << 20),
+    initialMaxData: Math.min(limits.doqMaxStreams * MAX_QUERY_STREAM, DOQ_CONNECTION_WINDOW),
     maxStreamWindow: MAX_QUERY_STREAM,
-    maxConnectionWindow: 1 << 20,
+    maxConnectionWindow: DOQ_CONNECTION_WINDOW,
   };
   checkCertificate(options.tls, quicConfig, config);
 
@@ -163,12 +258,20 @@ export async function startDoqServer(options: {
       .catch(() => {});
   };
 
-  /** Reads one query (up to FIN), answers it on the same stream, then sends FIN. */
-  const serveStream = async (connection: QUICConnection, stream: QUICStream): Promise<void> => {
+  /**
+   * Reads one query (up to FIN), answers it on the same stream, then sends FIN. What has been
+   * read is counted in `buffers` until the query is answered or the stream fails.
+   */
+  const serveStream = async (
+    connection: QUICConnection,
+    held: Held,
+    stream: QUICStream,
+  ): Promise<void> => {
     const deadline = setTimeout(
       () => stream.cancel(DoqErrorCode.REQUEST_CANCELLED),
       limits.doqIdleTimeoutMs,
     ).unref();
+    let counted = 0;
     try {
       if (stream.type !== 'bidi') return protocolError(connection);
       const chunks: Uint8Array[] = [];
@@ -180,6 +283,8 @@ export async function startDoqServer(options: {
         if (done) break;
         chunks.push(value);
         total += value.length;
+        counted += value.length;
+        if (!buffers.add(held, value.length)) return;
         if (declared < 0 && total >= 2) {
           const head = chunks.length === 1 ? value : Buffer.concat(chunks);
           declared = (head[0]! << 8) | head[1]!;
@@ -199,6 +304,8 @@ export async function startDoqServer(options: {
       }
       const started = performance.now();
       const response = answer(message, zones, answerOptions);
+      buffers.release(held, counted);
+      counted = 0;
       if (response === null) return protocolError(connection);
       const seconds = (performance.now() - started) / 1000;
       metrics.answered(Transport.doq, info, seconds);
@@ -212,6 +319,7 @@ export async function startDoqServer(options: {
       // The peer reset the stream or the connection closed: nothing to answer.
     } finally {
       clearTimeout(deadline);
+      buffers.release(held, counted);
     }
   };
 
@@ -226,9 +334,11 @@ export async function startDoqServer(options: {
     }
     connections.add(connection);
     metrics.connectionOpened(Transport.doq);
+    const held = buffers.open(connection);
     connection.addEventListener(
       events.EventQUICConnectionStopped.name,
       () => {
+        buffers.closed(held);
         connections.delete(connection);
         metrics.connectionClosed(Transport.doq);
       },
@@ -236,7 +346,7 @@ export async function startDoqServer(options: {
     );
     connection.addEventListener(events.EventQUICConnectionStream.name, (streamEvent: Event) => {
       const stream = (streamEvent as QuicEvents.EventQUICConnectionStream).detail;
-      void serveStream(connection, stream);
+      void serveStream(connection, held, stream);
     });
   });
 

@@ -29,9 +29,11 @@ export const DropReason = {
   sendFailed: 1,
   /** TCP: a zero-length frame; DoQ: a stream that broke RFC 9250 §4.2 (ID ≠ 0, short, extra data). */
   badFrame: 2,
+  /** DoQ: a connection closed with DOQ_EXCESSIVE_LOAD for holding too many unfinished queries. */
+  excessiveLoad: 3,
 } as const;
 type DropReasonIndex = (typeof DropReason)[keyof typeof DropReason];
-const DROP_REASONS = ['not_query', 'send_failed', 'bad_frame'];
+const DROP_REASONS = ['not_query', 'send_failed', 'bad_frame', 'excessive_load'];
 
 const TYPE_LABELS = ['NONE', ...Object.keys(RR_TYPES), 'OPT', 'IXFR', 'AXFR', 'ANY', 'OTHER'];
 const TYPE_SLOTS = TYPE_LABELS.length;
@@ -69,6 +71,8 @@ export class DnsMetrics {
   private readonly latencyCount = new Float64Array(TRANSPORTS.length);
   private readonly open = new Float64Array(TRANSPORTS.length);
   private readonly refused = new Float64Array(TRANSPORTS.length);
+  /** Bytes of unfinished DoQ queries the servers hold now; [0] so the collector can read it. */
+  private readonly doqBuffered = new Float64Array(1);
 
   /** One answered query: its type and rcode, TC, and how long answering took. */
   answered(transport: TransportIndex, info: AnswerInfo, seconds: number): void {
@@ -98,6 +102,15 @@ export class DnsMetrics {
     this.refused[transport]!++;
   }
 
+  /** Bytes of unfinished DoQ queries held now (read from streams that have not ended). */
+  doqBufferedChanged(delta: number): void {
+    this.doqBuffered[0]! += delta;
+  }
+
+  doqBufferedBytes(): number {
+    return this.doqBuffered[0]!;
+  }
+
   /** Connections open now (for tests and the close path). */
   openConnections(transport: TransportIndex): number {
     return this.open[transport]!;
@@ -106,7 +119,7 @@ export class DnsMetrics {
   /** Registers the `hypermesh_dns_*` metrics on `registry`; they read this object when scraped. */
   register(registry: Registry): void {
     const registers = [registry];
-    const { queries, truncated, dropped, open, refused } = this;
+    const { queries, truncated, dropped, open, refused, doqBuffered } = this;
     new Counter({
       name: 'hypermesh_dns_queries_total',
       help: 'DNS queries answered, by transport, query type and response code',
@@ -177,6 +190,14 @@ export class DnsMetrics {
         this.reset();
         this.inc({ transport: 'tcp' }, refused[Transport.tcp]!);
         this.inc({ transport: 'doq' }, refused[Transport.doq]!);
+      },
+    });
+    new Gauge({
+      name: 'hypermesh_dns_doq_buffered_bytes',
+      help: 'Bytes of unfinished DoQ queries (streams without FIN) held by the DoQ servers',
+      registers,
+      collect() {
+        this.set(doqBuffered[0]!);
       },
     });
     registry.registerMetric(new LatencyHistogram(this.latency, this.latencySum, this.latencyCount));

@@ -51,6 +51,12 @@ export interface DnsServerLimits {
   readonly doqIdleTimeoutMs: number;
   /** Concurrent query streams per DoQ connection (the QUIC bidirectional stream limit). */
   readonly doqMaxStreams: number;
+  /**
+   * Bytes of unfinished queries (read from their streams, no FIN yet) held across all DoQ
+   * connections; going over closes the connection holding the most with DOQ_EXCESSIVE_LOAD.
+   * Each connection is also held to `DOQ_CONNECTION_QUERY_BYTES` (docs/dns.md, "Limits").
+   */
+  readonly doqMaxBufferedBytes: number;
   /** On close, how long connections may take to finish before they are cut. */
   readonly closeGraceMs: number;
 }
@@ -65,6 +71,7 @@ export const DEFAULT_LIMITS: DnsServerLimits = {
   doqMaxConnections: 256,
   doqIdleTimeoutMs: 30_000,
   doqMaxStreams: 64,
+  doqMaxBufferedBytes: 32 << 20,
   closeGraceMs: 2_000,
 };
 
@@ -86,6 +93,12 @@ const limitsSchema = z.strictObject({
   doqMaxConnections: positive(1_000_000).optional(),
   doqIdleTimeoutMs: positive(3_600_000).optional(),
   doqMaxStreams: positive(65_536).optional(),
+  // At least one whole query stream (prefix and a 65,535-byte message).
+  doqMaxBufferedBytes: z
+    .int()
+    .min(65_537)
+    .max(2 ** 40)
+    .optional(),
   closeGraceMs: z.int().min(0).max(600_000).optional(),
 });
 

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { ZoneSource } from '../../trustchain/dns/index.js';
-import { startDoqServer, type DoqCertificate, type DoqServer } from './doq.js';
+import { DoqBuffers, startDoqServer, type DoqCertificate, type DoqServer } from './doq.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DnsMetrics } from './metrics.js';
 import { parseListenOptions } from './options.js';
@@ -55,6 +55,7 @@ export async function startDnsServers(options: DnsServersOptions): Promise<DnsSe
   });
   const { limits } = listen;
   const metrics = new DnsMetrics();
+  const doqBuffers = new DoqBuffers(limits.doqMaxBufferedBytes, metrics);
   const udp: Running[] = [];
   const tcp: Running[] = [];
   const doq: DoqServer[] = [];
@@ -89,7 +90,16 @@ export async function startDnsServers(options: DnsServersOptions): Promise<DnsSe
     }
     for (const address of tcpLeft) tcp.push(await tcpAt(address));
     for (const address of listen.doq?.addresses ?? []) {
-      doq.push(await startDoqServer({ listen: address, tls: listen.doq!, zones, limits, metrics }));
+      doq.push(
+        await startDoqServer({
+          listen: address,
+          tls: listen.doq!,
+          zones,
+          limits,
+          metrics,
+          buffers: doqBuffers,
+        }),
+      );
     }
   } catch (error) {
     await closeAll();
