@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import { toHex } from '../crypto/bytes.js';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { leafHash } from '../crypto/merkle.js';
 import type { QueryRequest, QueryResponse } from '../consensus/app.js';
@@ -106,22 +106,67 @@ export function createCaStoqTrust(options: {
   readonly ca: CaModuleConfig;
   /** Full-key reads of the latest committed state. */
   readonly state: { get(key: Uint8Array): Uint8Array | null };
+  /**
+   * Whether the committed state is current (the node is not catching up). While it is not, a
+   * certificate the state does not know yet — published, or an intermediate approved, in a
+   * block the node has not synced — is taken on its chain alone, as it must be for the node to
+   * reach the peers it syncs from (validators renew their certificates; a new node starts from
+   * block 0). Sessions are re-checked at every commit, so once the node is current a leaf
+   * consensus never issued is dropped. Absent: always current (strict).
+   */
+  readonly caughtUp?: () => boolean;
 }): CaStoqTrust {
   const { ca } = options;
   const moduleState = { get: (key: Uint8Array) => options.state.get(caStateKey(key)) };
   const reader = new CaStateReader(moduleState);
   // The genesis intermediates and those added through consensus since (intermediates.ts).
   const view = createIssuerView(ca);
+  const genesisIntermediates = new Set(
+    ca.issuers.map((issuer) => toHex(issuer.issuer.certificate)),
+  );
+  // Genesis intermediates need no state read; added ones are read from the committed state.
   const isIntermediate = (der: Uint8Array): boolean => {
     const hex = toHex(der);
-    return view.issuers(moduleState).some((issuer) => toHex(issuer.issuer.certificate) === hex);
+    return (
+      genesisIntermediates.has(hex) ||
+      view.issuers(moduleState).some((issuer) => toHex(issuer.issuer.certificate) === hex)
+    );
   };
+  const rootHex = toHex(ca.bundle.root.certificate);
+  // From the genesis, not from state: a node that has not committed block 1 yet (which writes
+  // their records) must still accept the genesis validators it syncs from.
+  const genesisCertificates = new Set(ca.genesisCertificates.map((entry) => toHex(entry.der)));
   const nodeUsage = [...PROFILES.node.extendedKeyUsage].sort().join(',');
 
+  /**
+   * Whether consensus issued `der`, a leaf signed by a TrustChain intermediate: one of the
+   * genesis bootstrap certificates, or a certificate the committed state holds as published
+   * (`ca/cert/<serial>`, written only at publication) with exactly these bytes. Every validator
+   * holds its intermediate's key, so the signature alone proves only that one validator signed.
+   * A failing state read throws (the handshake fails closed as `revocation_unknown`).
+   */
+  const issuedByConsensus = (der: Uint8Array): boolean => {
+    if (genesisCertificates.has(toHex(der))) return true;
+    const serial = readTbs(splitCertificate(der).tbs).serial;
+    if (serial.length !== 16) return false;
+    const record = reader.certificate(serial);
+    // A twin of a published serial is refused whatever the node's height.
+    if (record === null) return catchingUp();
+    return bytesEqual(record.der, der);
+  };
+  const catchingUp = (): boolean => options.caughtUp !== undefined && !options.caughtUp();
+
   const revocation = (query: RevocationQuery): RevocationAnswer => {
-    if (!isIntermediate(query.issuer.der)) return 'good';
-    const serial = readTbs(splitCertificate(query.certificate.der).tbs).serial;
-    if (serial.length !== 16) return 'good';
+    const { certificate, issuer } = query;
+    if (toHex(issuer.der) === rootHex) {
+      // The root signs only intermediates, and one is an issuer once consensus put it into
+      // effect (genesis bundle or approved `add-intermediate`).
+      return isIntermediate(certificate.der) || catchingUp() ? 'good' : NOT_ISSUED;
+    }
+    if (!isIntermediate(issuer.der)) return 'good';
+    // RFC 6960 §2.2: a certificate its CA has no record of issuing may be answered `revoked`.
+    if (!issuedByConsensus(certificate.der)) return NOT_ISSUED;
+    const serial = readTbs(splitCertificate(certificate.der).tbs).serial;
     const revoked = reader.revocation(serial);
     if (revoked === null) return 'good';
     return {
@@ -131,7 +176,15 @@ export function createCaStoqTrust(options: {
   };
 
   const identityCheck: IdentityCheck = ({ identity, leaf, issuer }) => {
-    if (identity.role === 'client' || !isIntermediate(issuer.der)) return null;
+    if (identity.role === 'client') return null;
+    let trustChain: boolean;
+    try {
+      trustChain = isIntermediate(issuer.der);
+    } catch (error) {
+      // Fail closed: without the added intermediates the role rule cannot be applied.
+      return `the committed CA state could not be read: ${(error as Error).message}`;
+    }
+    if (!trustChain) return null;
     const usage = [...(leaf.extendedKeyUsage ?? [])].sort().join(',');
     if (usage === nodeUsage) return null;
     return `a TrustChain certificate claims the ${identity.role} role without the node profile`;
@@ -139,6 +192,14 @@ export function createCaStoqTrust(options: {
 
   return { roots: [ca.bundle.root.certificate], revocation, identityCheck };
 }
+
+/**
+ * The answer for a TrustChain certificate consensus never issued (a leaf one validator signed
+ * with its intermediate key outside consensus, or an intermediate the root signed that is not
+ * in effect): refused as `revoked` on the wire, with this reason in the refusing side's error.
+ */
+export const NOT_ISSUED_REASON = 'notIssuedByConsensus';
+const NOT_ISSUED: RevocationAnswer = { status: 'revoked', reason: NOT_ISSUED_REASON };
 
 function invalid(
   reason: string,

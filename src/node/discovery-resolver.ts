@@ -7,6 +7,7 @@ import {
   StaticResolver,
   StoqError,
   StoqErrorCode,
+  type PeerIdentity,
   type Resolver,
   type ResolverTable,
   type Session,
@@ -150,8 +151,19 @@ export interface RemoteCatalogOptions {
   readonly retryAfterMs?: number;
 }
 
-/** Roles whose nodes serve the discovery API. */
-const SERVING_ROLES: ReadonlySet<string> = new Set(['validator', 'node']);
+/** Roles whose nodes serve the node and discovery APIs (a `client` certificate serves neither). */
+export const SERVING_ROLES: ReadonlySet<string> = new Set(['validator', 'node']);
+
+/**
+ * Whether an authenticated peer is the node `name` stands for: its certificate names exactly
+ * that name and a serving role. The check a client's connection pool runs on every session it
+ * dials by node name (`ConnectionPoolOptions.verifyPeer`; operator.ts), since any cluster
+ * identity, an operator's or a wallet's `client` certificate included, can listen at an
+ * address a name resolves to.
+ */
+export function isServingNode(name: string, peer: PeerIdentity): boolean {
+  return peer.name === name && SERVING_ROLES.has(peer.role);
+}
 
 interface Connected {
   readonly rpc: DiscoveryRpcClient;

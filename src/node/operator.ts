@@ -7,7 +7,7 @@ import { CLUSTER_FILES } from './cluster-init.js';
 import { readClusterLayout, readGenesisFile } from './cluster-layout.js';
 import { DEFAULT_DEV_DIR, DEFAULT_LISTEN_HOST, type NodeConfig } from './config.js';
 import { createLogger } from './log.js';
-import { DiscoveryResolver, RemoteCatalog } from './discovery-resolver.js';
+import { DiscoveryResolver, RemoteCatalog, isServingNode } from './discovery-resolver.js';
 import { buildStoqParts, type StoqParts } from './stoq-node.js';
 import { withCommittedRoots, type VerifiedRootCache } from './verified-root.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
@@ -113,7 +113,10 @@ export interface OperatorParts {
 }
 
 /**
- * A STOQ client endpoint with the operator's identity. The target's node addresses are the
+ * A STOQ client endpoint with the operator's identity. Its `client(service, name)` sessions
+ * must authenticate as node `name` in the `validator` or `node` role (`isServingNode`;
+ * otherwise the call fails with `UNAUTHENTICATED`, `detail.reason` `peer-mismatch`, naming the
+ * expected node). The target's node addresses are the
  * bootstrap: a node name resolves to where the catalog's `hypermesh-node` registration says it
  * is (asked of the bootstrap nodes, proven, followed with `watch`), and to the target's
  * address while discovery has no answer (discovery-resolver.ts).
@@ -149,11 +152,16 @@ export async function openOperatorParts(target: ClusterTarget): Promise<Operator
     }),
   });
   const logger = createLogger({ node: CLUSTER_FILES.operatorName }, undefined, 'error');
-  const parts = await buildStoqParts(config, logger, resolver).catch((error: unknown) => {
-    throw error instanceof CliError
-      ? error
-      : new CliError(`cannot load the operator identity: ${(error as Error).message}`, 1);
-  });
+  // Every node-API session must be the node dialled: its certificate names that node, in a
+  // serving role. Another cluster identity at the resolved address (a `client` certificate, or
+  // another node) is refused, so it cannot answer `submitTx`, `txStatus` or `status` as `name`.
+  const parts = await buildStoqParts(config, logger, resolver, undefined, isServingNode).catch(
+    (error: unknown) => {
+      throw error instanceof CliError
+        ? error
+        : new CliError(`cannot load the operator identity: ${(error as Error).message}`, 1);
+    },
+  );
   endpoint = parts.endpoint;
   return {
     parts,

@@ -10,6 +10,7 @@ import {
   createQuicTransport,
   createStoqMetrics,
   createTlsTransport,
+  type PeerIdentity,
   type Resolver,
   type RevocationCheck,
   type SocketAddress,
@@ -116,13 +117,16 @@ export function combineRevocationChecks(
 /**
  * `resolver` replaces the fixed table of `config.peers` (e.g. discovery-resolver.ts); `extra`
  * adds trust roots, a revocation check combined with the revoked-serials file, and an identity
- * check.
+ * check; `verifyPeer` is what the endpoint's connection pool checks of every session it dials
+ * for `client(service, name)` (e.g. discovery-resolver.ts `isServingNode`); without it any
+ * authenticated peer at the resolved address is accepted as `name`.
  */
 export async function buildStoqParts(
   config: NodeConfig,
   logger: Logger,
   resolver?: Resolver,
   extra?: ExtraTrust,
+  verifyPeer?: (name: string, peer: PeerIdentity) => boolean,
 ): Promise<StoqParts> {
   const passphrase =
     config.identity.passphraseEnv === undefined
@@ -179,6 +183,7 @@ export async function buildStoqParts(
     transport,
     authenticator,
     resolver: resolver ?? new StaticResolver(config.peers),
+    ...(verifyPeer === undefined ? {} : { pool: { verifyPeer } }),
     metrics,
     logger: {
       warn: (msg, fields) => logger.warn(msg, fields),

@@ -132,6 +132,12 @@ export const STORE_FILE = 'store.sqlite';
 export const SIGNER_STATE_FILE = 'signer-state.json';
 /** Blocks' worth of pending transactions (genesis maxBlockTxs each) above which clients wait. */
 export const CLIENT_BACKLOG_BLOCKS = 3;
+/**
+ * A node whose latest committed block is older than this is catching up: STOQ takes TrustChain
+ * certificates its state does not know yet on their chain alone (`createCaStoqTrust`
+ * `caughtUp`). An idle cluster commits about a block a second.
+ */
+export const CA_CAUGHT_UP_MS = 60_000;
 
 /** The host and port of an `http://host:port/...` URL (IPv6 hosts without brackets). */
 function socketAddressOf(url: string): SocketAddress {
@@ -479,7 +485,15 @@ export async function startValidatorNode(
     const caTrust =
       application.ca === undefined
         ? undefined
-        : createCaStoqTrust({ ca: application.ca, state: store.state });
+        : createCaStoqTrust({
+            ca: application.ca,
+            state: store.state,
+            caughtUp: () => {
+              const latest = store.blocks.latestHeight();
+              const time = latest === null ? null : store.blocks.byHeight(latest)?.timeMs;
+              return time !== undefined && time !== null && Date.now() - time <= CA_CAUGHT_UP_MS;
+            },
+          });
     const parts: StoqParts = await step('cannot set up STOQ', () =>
       buildStoqParts(stoqConfigOf(config, genesis.chainId), logger, undefined, caTrust),
     );
