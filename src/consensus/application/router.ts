@@ -1,5 +1,6 @@
 import { HyperMeshError } from '../../codec/error.js';
 import { toHex } from '../../crypto/bytes.js';
+import { sha256 } from '../../crypto/hash.js';
 import type { StateReader } from '../../storage/index.js';
 import {
   MAX_STATE_KEY_BYTES,
@@ -45,7 +46,6 @@ import {
   CommittedState,
   DEFAULT_STATE_CACHE_ENTRIES,
   ModuleView,
-  keyId,
   modulePrefix,
 } from './overlay.js';
 import { BoundedMap } from '../../codec/bounded-map.js';
@@ -294,15 +294,16 @@ class Router implements Application {
 
   /**
    * Decoding, chain, stamp, signature and module: everything but the sequence. These depend only
-   * on the bytes, so the outcome is remembered by the bytes themselves (not by a hash of some of
-   * them, nor by the array object, which a caller could modify): the mempool's re-check after
-   * every block and the proposer's execution of its own candidates skip the decoding, hashing
-   * and signature work.
+   * on the bytes, so the outcome is remembered by a SHA-256 of all the bytes (not by a hash of
+   * some of them, nor by the array object, which a caller could modify): the mempool's re-check
+   * after every block and the proposer's execution of its own candidates skip the decoding,
+   * hashing and signature work. Not by the bytes as a string: a key as long as the transaction
+   * held its size twice, and V8 hashes strings above 16,383 characters by length alone, so large
+   * transactions of one size made every lookup walk one collision chain.
    */
-  private admit(tx: Uint8Array): Admitted {
+  private admit(tx: Uint8Array, id: string = admittedId(tx)): Admitted {
     // Not bytes: the decoder gives the precise refusal.
     if (!(tx instanceof Uint8Array)) return this.admitUncached(tx);
-    const id = keyId(tx);
     const known = this.admitted.get(id);
     if (known !== undefined) return known;
     const checked = this.admitUncached(tx);
@@ -343,9 +344,10 @@ class Router implements Application {
   }
 
   checkTx(tx: Uint8Array): TxCheckResult {
+    const id = tx instanceof Uint8Array ? admittedId(tx) : '';
     try {
       this.committedState.sync();
-      const admitted = this.admit(tx);
+      const admitted = this.admit(tx, id);
       const { envelope, module, prefix } = admitted;
       const next = decodeSequence(this.committedState.get(sequenceKey(envelope.sender)));
       if (envelope.sequence < next) {
@@ -399,6 +401,9 @@ class Router implements Application {
         nextSequence: next,
       };
     } catch (error) {
+      // Only what the mempool keeps is worth remembering: a refused transaction (a sequence
+      // far ahead, a module's refusal) would otherwise pin its decoded envelope until evicted.
+      this.admitted.delete(id);
       return rejection(error);
     }
   }
@@ -642,7 +647,7 @@ class Router implements Application {
     this.recent.record(height, result.txResults);
     for (const { txHash } of result.txResults) this.cache.forget(txHash);
     for (const tx of this.executed.get(result) ?? []) {
-      if (tx instanceof Uint8Array) this.admitted.delete(keyId(tx));
+      if (tx instanceof Uint8Array) this.admitted.delete(admittedId(tx));
     }
   }
 
@@ -844,4 +849,11 @@ function checkedEvent(
     attributes: Object.fromEntries(entries),
     accounts: accounts.map((account) => Uint8Array.from(account)),
   };
+}
+
+/** The admitted cache's key: SHA-256 of all the transaction's bytes, as a 32-character string. */
+function admittedId(tx: Uint8Array): string {
+  if (!(tx instanceof Uint8Array)) return '';
+  const digest = sha256(tx);
+  return Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('latin1');
 }

@@ -169,6 +169,29 @@ describe('application router', () => {
     rejected(node.app.checkTx(first), TransactionErrorCode.SEQUENCE_USED);
   });
 
+  it('remembers only the checks of transactions it admits', async () => {
+    // A refused transaction (a sequence far ahead, a module's refusal) is not kept: a client
+    // could otherwise pin 50,000 decoded envelopes of its choosing, of any size, per node.
+    const node = await open({ maxSequenceLead: 3 });
+    const cached = (): number =>
+      (node.app as unknown as { admittedCacheSize(): number }).admittedCacheSize();
+    const alice = makeSender();
+    const bob = makeSender();
+    node.executeAndCommit([tx(alice, kvSet('owned', 'by alice'))]);
+    const big = 'v'.repeat(4_000);
+    for (let sequence = 10; sequence < 40; sequence++) {
+      rejected(
+        node.app.checkTx(tx(bob, kvSet(`k${sequence}`, big), { sequence })),
+        TransactionErrorCode.SEQUENCE_TOO_FAR,
+      );
+    }
+    assert.equal(node.app.checkTx(tx(bob, kvSet('owned', 'by bob'))).ok, false);
+    assert.equal(cached(), 0);
+    // An admitted one is kept, also when it is large.
+    assert.ok(node.app.checkTx(tx(bob, kvSet('mine', big))).ok);
+    assert.equal(cached(), 1);
+  });
+
   it('checkTx refuses with stable codes and never throws', async () => {
     const node = await open({ maxSequenceLead: 3 });
     const { app } = node;
