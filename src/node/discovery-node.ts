@@ -17,7 +17,11 @@ import {
   isLive,
   type DiscoveryGenesis,
 } from '../discovery/index.js';
-import { registerDiscoveryRpc } from '../faces/discovery-rpc.js';
+import {
+  MAX_LISTED_SERVICES,
+  registerDiscoveryRpc,
+  type DiscoveryRpcSource,
+} from '../faces/discovery-rpc.js';
 import type { ResourceRecord } from '../trustchain/dns/index.js';
 import type { Session, SocketAddress } from '../stoq/index.js';
 import { HealthRunner, type HealthClock } from './discovery-health.js';
@@ -146,20 +150,14 @@ export function createDiscoveryNode(options: DiscoveryNodeOptions): DiscoveryNod
     },
   });
 
+  const listing = serviceListing(() => view);
   const rpc = registerDiscoveryRpc(options.rpc, {
     query: options.query,
     onCommit: (listener) => {
       events.on('commit', listener);
       return () => events.off('commit', listener);
     },
-    services: () => ({
-      height: view.height,
-      services: view.services().map((service) => ({
-        service,
-        live: view.live(service).length,
-        healthy: view.live(service, HEALTHY_STATUSES).length,
-      })),
-    }),
+    services: listing,
   });
   metrics = createDiscoveryMetrics(options.registry, {
     catalog: () => view.counts(HEALTHY_STATUSES),
@@ -240,5 +238,42 @@ export function createDiscoveryNode(options: DiscoveryNodeOptions): DiscoveryNod
     },
     events,
     catalog: () => view,
+  };
+}
+
+/**
+ * The `list` answer for the catalog `current()` holds, built once per view and height and then
+ * shared: `list` is open to every role, and sorting and counting a large catalog on every call
+ * would run on the event loop that also runs consensus. Only the first `MAX_LISTED_SERVICES`
+ * names (the most `list` answers) are counted.
+ */
+export function serviceListing(
+  current: () => CatalogView,
+): () => ReturnType<DiscoveryRpcSource['services']> {
+  let listed: {
+    readonly view: CatalogView;
+    readonly height: number | null;
+    readonly answer: ReturnType<DiscoveryRpcSource['services']>;
+  } | null = null;
+  return () => {
+    const view = current();
+    if (listed === null || listed.view !== view || listed.height !== view.height) {
+      listed = {
+        view,
+        height: view.height,
+        answer: {
+          height: view.height,
+          services: view
+            .services()
+            .slice(0, MAX_LISTED_SERVICES)
+            .map((service) => ({
+              service,
+              live: view.live(service).length,
+              healthy: view.live(service, HEALTHY_STATUSES).length,
+            })),
+        },
+      };
+    }
+    return listed.answer;
   };
 }
