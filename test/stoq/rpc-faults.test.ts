@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
+import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { encodeCanonical } from '../../src/codec/cbor.js';
 import { z } from 'zod';
 import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
@@ -340,6 +341,58 @@ describe('STOQ RPC faults', { timeout: 20_000 }, () => {
       await iterator.return?.();
       assert.deepEqual(await pair.client.call('echo', { text: 'fine' }), { text: 'fine' });
     } finally {
+      await pair.close();
+    }
+  });
+
+  it('holds unread answers against the caller limit and releases them after the stall timeout', async () => {
+    const stallTimeoutMs = 1_000;
+    const calls = 256; // the default per-peer limit
+    const allAnswered = deferred();
+    let answered = 0;
+    const pair = await rpcPair({
+      limits: { stallTimeoutMs, lingerMs: stallTimeoutMs },
+      streamWindow: 1024,
+      handlers: {
+        blob: (request) => {
+          if (++answered === calls) allAnswered.resolve();
+          return { data: new Uint8Array(request.size) };
+        },
+      },
+    });
+    // A fake clock for the server's sweep, so "after the stall timeout" is exact, not slept.
+    mock.timers.enable({ apis: ['setInterval', 'Date'], now: Date.now() });
+    try {
+      assert.equal(pair.server.limits.maxConcurrentCallsPerPeer, calls);
+      const header = frame({ method: 'demo.v1/blob', kind: 'unary', request: { size: 8192 } });
+      const raws = await Promise.all(
+        Array.from({ length: calls }, async () => {
+          const raw = await pair.rawStream();
+          await raw.write(header);
+          await raw.finish(); // our side is done, and we never read the answer
+          return raw;
+        }),
+      );
+      await allAnswered.promise;
+      await nextMacrotask(); // each handler's answer is queued in the microtasks after it returns
+      // Every answer is queued and larger than the window: all calls still count.
+      assert.equal(pair.server.activeCalls, calls);
+      assert.equal(pair.server.callsOf('spiffe://test/node/caller'), calls);
+      await assert.rejects(
+        pair.client.call('echo', { text: 'one too many' }),
+        isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED),
+      );
+
+      mock.timers.tick(stallTimeoutMs);
+      assert.equal(pair.server.activeCalls, 0);
+      assert.equal(pair.server.callsOf('spiffe://test/node/caller'), 0);
+      for (const raw of raws) {
+        await assert.rejects(raw.read(), isStoqError(StoqErrorCode.STREAM_RESET));
+      }
+      mock.timers.reset();
+      assert.deepEqual(await pair.client.call('echo', { text: 'fine' }), { text: 'fine' });
+    } finally {
+      mock.timers.reset();
       await pair.close();
     }
   });

@@ -5,13 +5,17 @@ import { DEFAULT_MAX_MESSAGE_BYTES, checkMaxMessageBytes } from './framing.js';
 export interface RpcLimits {
   /** Largest message (frame payload) accepted or sent. */
   readonly maxMessageBytes: number;
-  /** Calls one peer (by certificate identity, over all its connections) may have in flight. */
+  /**
+   * Calls one peer (by certificate identity, over all its connections) may have in flight. A
+   * call counts until its answer was written out or its stream released, not merely queued.
+   */
   readonly maxConcurrentCallsPerPeer: number;
   /** A new stream must deliver its complete call header within this time. */
   readonly headerTimeoutMs: number;
   /**
    * A frame that started arriving must complete, and a write the peer's flow control holds
-   * back must be accepted, within this time; otherwise the stream is reset. Quiet streams
+   * back must be accepted, within this time (also the final answer of a call whose caller
+   * does not read it); otherwise the stream is reset and released. Quiet streams
    * (nothing half-done) are not limited: they are bounded by the per-peer call limit.
    */
   readonly stallTimeoutMs: number;

@@ -38,7 +38,10 @@ export interface CallHost {
   /** Counts the call's outcome; `method` is `unknown` until a registered method is named. */
   recordCall(method: string, code: StatusCode, seconds: number): void;
   rejectFrame(reason: string): void;
-  /** The call has its outcome (status sent or stream reset): its per-peer slot is free. */
+  /**
+   * The call's answer was written out (the caller accepted all of it) or its stream was reset:
+   * its per-peer slot is free.
+   */
   finished(call: ServerCall): void;
   /** The stream is released too (after the linger). */
   release(call: ServerCall): void;
@@ -70,6 +73,8 @@ export class ServerCall {
   private readonly startedAt = Date.now();
   private headerReceived = false;
   private counted = true;
+  /** The status and everything before it were accepted by the transport; lingering began. */
+  private answerWritten = false;
   private lingerSince = 0;
   private methodLabel = 'unknown';
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
@@ -132,7 +137,13 @@ export class ServerCall {
   checkTimers(now: number): void {
     const { limits } = this.host;
     if (this.state === 'ending') {
-      if (this.lingerSince !== 0 && now - this.lingerSince >= limits.lingerMs) this.destroy();
+      if (this.answerWritten) {
+        if (now - this.lingerSince >= limits.lingerMs) this.destroy();
+      } else if (this.writeStalled(now)) {
+        // The answer is queued but the caller does not read it: without this the buffers (and
+        // the caller's slot) would be held for as long as the caller likes.
+        this.cancel(this.stalledWriteError());
+      }
       return;
     }
     if (this.state !== 'running') return;
@@ -155,19 +166,24 @@ export class ServerCall {
           { reason: 'stalled-read' },
         ),
       );
-    } else if (
-      this.writer.writeStartedAt !== 0 &&
-      now - this.writer.writeStartedAt >= limits.stallTimeoutMs
-    ) {
+    } else if (this.writeStalled(now)) {
       // The peer stopped reading: no status could reach it, so the stream is reset.
-      this.cancel(
-        new StoqError(
-          StoqErrorCode.DEADLINE_EXCEEDED,
-          `the caller accepted no data for ${limits.stallTimeoutMs} ms`,
-          { reason: 'stalled-write' },
-        ),
-      );
+      this.cancel(this.stalledWriteError());
     }
+  }
+
+  /** A transport write has been waiting for the caller's flow-control window too long. */
+  private writeStalled(now: number): boolean {
+    const since = this.writer.writeStartedAt;
+    return since !== 0 && now - since >= this.host.limits.stallTimeoutMs;
+  }
+
+  private stalledWriteError(): StoqError {
+    return new StoqError(
+      StoqErrorCode.DEADLINE_EXCEEDED,
+      `the caller accepted no data for ${this.host.limits.stallTimeoutMs} ms`,
+      { reason: 'stalled-write' },
+    );
   }
 
   /** The connection is gone or the server is closing: abort the handler, reset the stream. */
@@ -377,7 +393,6 @@ export class ServerCall {
     if (this.state !== 'running') return;
     this.state = 'ending';
     clearTimeout(this.deadlineTimer);
-    this.uncount();
     this.record(error ? error.code : OK);
     if (error) this.abort(error);
     this.channel?.settle(error);
@@ -404,7 +419,9 @@ export class ServerCall {
    */
   private linger(): void {
     if (this.state !== 'ending') return;
+    this.answerWritten = true;
     this.lingerSince = Date.now();
+    this.uncount();
     const failure = this.reader.error;
     if (failure) {
       // After a bad frame the decoder is out of sync: drop raw bytes until the caller ends.
@@ -447,10 +464,14 @@ export class ServerCall {
     }
   }
 
-  /** Releases the call; the stream is reset unless both sides ended it cleanly. */
+  /**
+   * Releases the call; the stream is reset unless both sides ended it cleanly (our answer fully
+   * written, the caller's side finished). A write still in flight is abandoned by the reset.
+   */
   private destroy(peerFinished = false): void {
     if (this.state === 'closed') return;
-    const cleanEnd = this.state === 'ending' && (peerFinished || this.reader.done);
+    const cleanEnd =
+      this.state === 'ending' && this.answerWritten && (peerFinished || this.reader.done);
     this.state = 'closed';
     clearTimeout(this.deadlineTimer);
     this.uncount();
@@ -461,9 +482,12 @@ export class ServerCall {
   }
 
   /**
-   * Frees the per-peer slot once the outcome is decided, before the status is even written,
-   * so a caller that has its answer can start its next call at once. Lingering streams are
-   * bounded by the transport's stream limit and `lingerMs` instead.
+   * Frees the per-peer slot once the answer (messages and status) was accepted by the transport,
+   * or when the stream is released. Until then the queued answer is this node's memory, so it
+   * counts against the caller's limit; a caller that never reads holds at most that many
+   * answers, each for at most `stallTimeoutMs`. The slot is free before the caller even has the
+   * status, so it can start its next call at once; lingering streams (nothing buffered but the
+   * stream) are bounded by the transport's stream limit and `lingerMs` instead.
    */
   private uncount(): void {
     if (!this.counted) return;
