@@ -4,6 +4,7 @@ import { CliError } from './cli-error.js';
 import { writeClusterFile, type ClusterFile } from './cluster-file.js';
 import { CLUSTER_FILES, initCluster, type ClusterLayout } from './cluster-init.js';
 import { readClusterLayout } from './cluster-layout.js';
+import type { ClusterPortOptions } from './cluster-ports.js';
 import { DEFAULT_STOP_GRACE_MS } from './config.js';
 import { spawnValidator, type ValidatorProcess } from './node-process.js';
 
@@ -14,18 +15,17 @@ import { spawnValidator, type ValidatorProcess } from './node-process.js';
  * since it started, writes `<dir>/cluster.json` and a summary, and runs until interrupted; then it stops
  * the nodes (SIGTERM, SIGKILL after a grace period).
  */
-export interface DevClusterOptions {
+/** Base ports for a newly created cluster (see `cluster init`); 0 picks free ports. */
+type DevBasePorts = Pick<
+  ClusterPortOptions,
+  'basePort' | 'metricsBasePort' | 'dnsBasePort' | 'doqBasePort' | 'ctBasePort' | 'acmeBasePort'
+>;
+
+export interface DevClusterOptions extends DevBasePorts {
   readonly dir: string;
   readonly nodes: number;
   readonly host: string;
   readonly chainId?: string;
-  /** Base ports for a newly created cluster (see `cluster init`); 0 picks free ports. */
-  readonly basePort?: number;
-  readonly metricsBasePort?: number;
-  readonly dnsBasePort?: number;
-  readonly doqBasePort?: number;
-  readonly ctBasePort?: number;
-  readonly acmeBasePort?: number;
   /** How long to wait for every node's first commit (default 120 s). */
   readonly startTimeoutMs?: number;
   readonly stopGraceMs?: number;

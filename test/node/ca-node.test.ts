@@ -39,6 +39,30 @@ import {
   type CaNode as CaModuleNode,
 } from '../trustchain/ca-module/fixture.js';
 
+/** Requests a service certificate for `dnsName` in a block by val-b, then val-b publishes it. */
+async function issueAndPublish(
+  fixture: CaFixture,
+  chain: CaModuleNode,
+  dnsName: string,
+): Promise<void> {
+  chain.block(
+    [
+      caTx(
+        fixture.operator,
+        caRequestBody({
+          profile: 'service',
+          csr: createCsr({ privateKey: generateKey('p256') }),
+          dnsNames: [dnsName],
+        }),
+      ),
+    ],
+    'val-b',
+  );
+  const height = chain.node.store.blocks.latestHeight() as number;
+  const { tx } = await publication(fixture, chain, height, 'val-b');
+  chain.block([publishTx(fixture, 'val-b', tx)]);
+}
+
 /**
  * The node's check of its CT log against the consensus tree head (src/node/ca-node.ts): an
  * honest log agrees and `hypermesh_ct_split_view_total` stays 0; a log file holding an entry the
@@ -54,22 +78,7 @@ describe('ca-node: local CT log against the consensus tree head', () => {
     fixture = await createCaFixture();
     chain = await fixture.openCaNode();
     root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-node-'));
-    chain.block(
-      [
-        caTx(
-          fixture.operator,
-          caRequestBody({
-            profile: 'service',
-            csr: createCsr({ privateKey: generateKey('p256') }),
-            dnsNames: [`n.${GRANTED_ZONE}`],
-          }),
-        ),
-      ],
-      'val-b',
-    );
-    const height = chain.node.store.blocks.latestHeight() as number;
-    const { tx } = await publication(fixture, chain, height, 'val-b');
-    chain.block([publishTx(fixture, 'val-b', tx)]);
+    await issueAndPublish(fixture, chain, `n.${GRANTED_ZONE}`);
   });
 
   after(async () => {
@@ -215,22 +224,7 @@ describe('ca-node: OCSP and CRL carry the last committed block time', () => {
     fixture = await createCaFixture();
     chain = await fixture.openCaNode();
     root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-node-fresh-'));
-    chain.block(
-      [
-        caTx(
-          fixture.operator,
-          caRequestBody({
-            profile: 'service',
-            csr: createCsr({ privateKey: generateKey('p256') }),
-            dnsNames: [`fresh.${GRANTED_ZONE}`],
-          }),
-        ),
-      ],
-      'val-b',
-    );
-    const height = chain.node.store.blocks.latestHeight() as number;
-    const { tx } = await publication(fixture, chain, height, 'val-b');
-    chain.block([publishTx(fixture, 'val-b', tx)]);
+    await issueAndPublish(fixture, chain, `fresh.${GRANTED_ZONE}`);
     const published = chain.state().published(chain.node.store.blocks.latestHeight() as number);
     assert.ok(published !== null && published.serials.length === 1);
     serial = published.serials[0] as Uint8Array;

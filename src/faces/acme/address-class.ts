@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { ipAddressBytes } from '../../trustchain/ca/names.js';
 
 /**
  * Which IP addresses a challenge validation may connect to for an external name (docs/acme.md,
@@ -58,22 +59,11 @@ function matches(bytes: Uint8Array, [prefix, bits]: Prefix): boolean {
 /** The 4 or 16 bytes of an address in any text form `net.isIP` accepts; null otherwise. */
 function addressBytes(address: string): Uint8Array | null {
   const family = net.isIP(address);
-  if (family === 4) return Uint8Array.from(address.split('.').map(Number));
+  if (family === 4) return ipAddressBytes(address);
   if (family !== 6 || address.includes('%')) return null;
-  // The URL parser puts IPv6 text (embedded dotted IPv4 included) into compressed hex groups.
-  const text = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  const [head = '', tail] = text.split('::');
-  const groups = (part: string | undefined): number[] =>
-    part === undefined || part === '' ? [] : part.split(':').map((group) => parseInt(group, 16));
-  const left = groups(head);
-  const right = groups(tail);
-  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  const bytes = new Uint8Array(16);
-  all.forEach((group, i) => {
-    bytes[2 * i] = group >> 8;
-    bytes[2 * i + 1] = group & 0xff;
-  });
-  return bytes;
+  // The URL parser puts IPv6 text (embedded dotted IPv4 included) into the compressed hex form
+  // `ipAddressBytes` reads.
+  return ipAddressBytes(new URL(`http://[${address}]/`).hostname.slice(1, -1));
 }
 
 function isPublicV4(bytes: Uint8Array): boolean {
