@@ -62,9 +62,10 @@ export interface ClusterStatus {
   readonly nodes: readonly NodeView[];
 }
 
+/** A count or height a node reports: a non-negative safe integer, or null (absent or not one). */
 function numberField(status: NodeStatusRecord | null, key: string): number | null {
   const value = status?.[key];
-  return typeof value === 'number' ? value : null;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null;
 }
 
 function listField(status: NodeStatusRecord | null, key: string): string[] {
@@ -100,19 +101,23 @@ export function validatorSetAfter(
   return set;
 }
 
-async function currentValidatorSet(
+/**
+ * The validator set the report shows: the genesis set with the validator updates of the node
+ * whose committed height is the median of those reported (the lower one of an even count). Not
+ * the highest: one node claiming a height far ahead would otherwise be the only source of the
+ * set, and the update windows up to its claim would keep the command asking for ever.
+ */
+export async function currentValidatorSet(
   genesis: GenesisDocument,
-  session: OperatorSession,
-  answered: readonly NodeView[],
+  session: Pick<OperatorSession, 'client'>,
+  answered: readonly Pick<NodeView, 'name' | 'status'>[],
   timeoutMs: number,
 ): Promise<{ set: ValidatorSet; source: ValidatorSetSource }> {
-  let best: { node: string; height: number } | null = null;
-  for (const node of answered) {
-    const height = numberField(node.status, 'committedHeight');
-    if (height !== null && (best === null || height > best.height)) {
-      best = { node: node.name, height };
-    }
-  }
+  const reported = answered
+    .map((node) => ({ node: node.name, height: numberField(node.status, 'committedHeight') }))
+    .filter((entry): entry is { node: string; height: number } => entry.height !== null)
+    .sort((a, b) => a.height - b.height);
+  const best = reported.length === 0 ? null : reported[Math.floor((reported.length - 1) / 2)]!;
   if (best === null) {
     return {
       set: genesisValidatorSet(genesis),
