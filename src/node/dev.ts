@@ -169,6 +169,9 @@ function table(rows: readonly string[][]): string[] {
 
 export async function runDevCluster(options: DevClusterOptions): Promise<number> {
   const started = performance.now();
+  // A stale file (a previous run killed before it could remove it) goes first, so it is gone
+  // even when setting the cluster up fails: its presence means a running, committing cluster.
+  await rm(path.join(options.dir, CLUSTER_FILES.clusterJson), { force: true });
   const layout = await ensureDevCluster(options);
   const clusterFile = path.join(layout.dir, CLUSTER_FILES.clusterJson);
   await rm(clusterFile, { force: true });
@@ -324,6 +327,8 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
     options.out('stopping the cluster');
     return 0;
   } finally {
+    // The nodes it lists are going away: operator tools must not find them through it.
+    await rm(clusterFile, { force: true });
     await stopAll();
     const exits = await Promise.all(nodes.map((node) => node.exited));
     const forced = nodes.filter((_, i) => exits[i]?.signal === 'SIGKILL').map((node) => node.name);

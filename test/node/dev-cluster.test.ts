@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -313,5 +313,7 @@ describe('hypermesh dev --nodes 4', () => {
       assert.equal(alive(node.pid as number), false, `${node.name} has exited`);
     }
     assert.match(output.join('\n'), /all nodes stopped/);
+    // The file means "a running cluster": it goes with the nodes.
+    assert.equal(existsSync(path.join(dir, 'cluster.json')), false);
   });
 });
