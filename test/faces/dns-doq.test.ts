@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { QUICClient, events as quicEvents } from '@matrixai/quic';
-import Logger, { LogLevel } from '@matrixai/logger';
+import type { QUICClient } from '@matrixai/quic';
 import { Registry } from 'prom-client';
 import {
   DnsServerError,
@@ -16,6 +15,7 @@ import { createTestCertificate } from '../helpers/certs.js';
 import { withDeadline } from '../helpers/wait.js';
 import {
   UdpClient,
+  doqClient,
   frame,
   ipv6Loopback,
   query,
@@ -39,33 +39,6 @@ const skipKdig =
     : false;
 
 const A = 1;
-const silent = new Logger('doq-test', LogLevel.SILENT);
-
-/** Opens a DoQ connection with our own client; resolves the error code the server closes it with. */
-async function doqClient(port: number) {
-  const client = await QUICClient.createQUICClient({
-    host: '127.0.0.1',
-    port,
-    crypto: {
-      ops: { randomBytes: async (data: ArrayBuffer) => void randomFillSync(new Uint8Array(data)) },
-    },
-    config: { verifyPeer: false, applicationProtos: ['doq'] },
-    logger: silent,
-  });
-  const closedWith = new Promise<number | undefined>((resolve) => {
-    client.connection.addEventListener(
-      quicEvents.EventQUICConnectionError.name,
-      (event: Event) => {
-        const error = (event as quicEvents.EventQUICConnectionError).detail as {
-          data?: { errorCode?: number };
-        };
-        resolve(error.data?.errorCode);
-      },
-      { once: true },
-    );
-  });
-  return { client, closedWith };
-}
 
 /** Sends `bytes` on a new stream and closes its write side; returns everything read back. */
 async function exchange(client: QUICClient, bytes: Uint8Array): Promise<Buffer> {

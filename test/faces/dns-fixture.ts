@@ -1,7 +1,10 @@
 import { execFile } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
+import { QUICClient, events as quicEvents } from '@matrixai/quic';
+import Logger, { LogLevel } from '@matrixai/logger';
 import {
   MemoryZone,
   ZoneSet,
@@ -234,4 +237,35 @@ export function sample(text: string, series: string): number {
     if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
   }
   return 0;
+}
+
+const silentQuic = new Logger('doq-test', LogLevel.SILENT);
+
+/**
+ * Opens a DNS-over-QUIC connection to 127.0.0.1:`port` with our own client (no certificate
+ * check, ALPN `doq`); `closedWith` resolves with the error code the server closes it with.
+ */
+export async function doqClient(port: number) {
+  const client = await QUICClient.createQUICClient({
+    host: '127.0.0.1',
+    port,
+    crypto: {
+      ops: { randomBytes: async (data: ArrayBuffer) => void randomFillSync(new Uint8Array(data)) },
+    },
+    config: { verifyPeer: false, applicationProtos: ['doq'] },
+    logger: silentQuic,
+  });
+  const closedWith = new Promise<number | undefined>((resolve) => {
+    client.connection.addEventListener(
+      quicEvents.EventQUICConnectionError.name,
+      (event: Event) => {
+        const error = (event as quicEvents.EventQUICConnectionError).detail as {
+          data?: { errorCode?: number };
+        };
+        resolve(error.data?.errorCode);
+      },
+      { once: true },
+    );
+  });
+  return { client, closedWith };
 }

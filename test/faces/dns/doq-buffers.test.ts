@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomFillSync } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { QUICClient, events as quicEvents } from '@matrixai/quic';
+import type { QUICClient } from '@matrixai/quic';
 import type { QUICStream } from '@matrixai/quic';
-import Logger, { LogLevel } from '@matrixai/logger';
 import { Registry } from 'prom-client';
 import { DoqErrorCode, startDnsServers } from '../../../src/faces/dns/index.js';
 import type { DnsServers } from '../../../src/faces/dns/index.js';
@@ -11,7 +9,7 @@ import { DOQ_CONNECTION_QUERY_BYTES, DOQ_CONNECTION_WINDOW } from '../../../src/
 import { decodeMessage } from '../../../src/trustchain/dns/index.js';
 import { createTestCertificate } from '../../helpers/certs.js';
 import { withDeadline } from '../../helpers/wait.js';
-import { frame, query, sample, testZones } from '../dns-fixture.js';
+import { doqClient, frame, query, sample, testZones } from '../dns-fixture.js';
 
 /**
  * What DoQ clients can make the server hold: reading a stream hands QUIC flow-control credit
@@ -20,7 +18,6 @@ import { frame, query, sample, testZones } from '../dns-fixture.js';
  */
 
 const A = 1;
-const silent = new Logger('doq-buffers-test', LogLevel.SILENT);
 const BUFFERED = 'hypermesh_dns_doq_buffered_bytes';
 const EXCESSIVE = 'hypermesh_dns_dropped_total{transport="doq",reason="excessive_load"}';
 
@@ -44,29 +41,8 @@ async function startServer(limits: Record<string, number>) {
   return { servers, registry };
 }
 
-async function connect(servers: DnsServers) {
-  const client = await QUICClient.createQUICClient({
-    host: '127.0.0.1',
-    port: servers.doq[0]!.port,
-    crypto: {
-      ops: { randomBytes: async (data: ArrayBuffer) => void randomFillSync(new Uint8Array(data)) },
-    },
-    config: { verifyPeer: false, applicationProtos: ['doq'] },
-    logger: silent,
-  });
-  const closedWith = new Promise<number | undefined>((resolve) => {
-    client.connection.addEventListener(
-      quicEvents.EventQUICConnectionError.name,
-      (event: Event) => {
-        const error = (event as quicEvents.EventQUICConnectionError).detail as {
-          data?: { errorCode?: number };
-        };
-        resolve(error.data?.errorCode);
-      },
-      { once: true },
-    );
-  });
-  return { client, closedWith };
+function connect(servers: DnsServers) {
+  return doqClient(servers.doq[0]!.port);
 }
 
 /**
