@@ -46,6 +46,8 @@ export enum MessageRejection {
   MISSING_PQ_SIGNATURE = 'MISSING_PQ_SIGNATURE',
   BAD_PQ_SIGNATURE = 'BAD_PQ_SIGNATURE',
   NOT_PROPOSER = 'NOT_PROPOSER',
+  /** A fresh proposal (vr = -1) whose block names another validator as its proposer. */
+  NOT_BLOCK_PROPOSER = 'NOT_BLOCK_PROPOSER',
   INVALID_VALID_ROUND = 'INVALID_VALID_ROUND',
   CONFLICTING_PROPOSAL = 'CONFLICTING_PROPOSAL',
   /** The proposal is kept (correct validators prevote nil for it) but its block is invalid. */
@@ -158,6 +160,13 @@ export function checkProposal(
   }
   const proposer = proposerAt(schedule, proposal.round);
   if (proposal.proposer !== proposer.address) return MessageRejection.NOT_PROPOSER;
+  // A fresh proposal (vr = -1) is the proposer's own getValue(): its block must name it, or a
+  // later round's proposer could pass off an earlier proposer's space and time proofs (which
+  // bind the header's proposer, not the round) with transactions of its own choosing. A
+  // re-proposal (vr >= 0) keeps the block's original proposer; it needs a polka on that block.
+  if (proposal.validRound === -1 && proposal.block?.header?.proposer !== proposal.proposer) {
+    return MessageRejection.NOT_BLOCK_PROPOSER;
+  }
   const index = context.validators.indexOf.get(proposer.address) as number;
   const key = context.validators.verificationKeys[index] as KeyObject;
   const message = proposalSignBytes(context.chainId, {

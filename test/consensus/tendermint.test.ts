@@ -275,10 +275,16 @@ describe('Tendermint state machine (Algorithm 1)', () => {
       node.send({ type: 'timeout-fired', height: 1, round: 0, step: 'precommit' });
       node.propose(1, node.block(2, node.proposer(1)));
       assert.deepEqual(requestedVotes(node.actions), [{ type: 'prevote', value: 'nil' }]);
-      // Its locked value proposed afresh (vr = -1) gets its prevote.
-      node.send({ type: 'timeout-fired', height: 1, round: 1, step: 'prevote' });
-      node.send({ type: 'timeout-fired', height: 1, round: 1, step: 'precommit' });
-      node.propose(2, locked);
+      // Its locked value proposed afresh (vr = -1) by the validator that built it, proposer
+      // again in round 4 (equal powers rotate every 4 rounds), gets its prevote.
+      for (const round of [1, 2, 3]) {
+        if (round > 1) node.send({ type: 'timeout-fired', height: 1, round, step: 'propose' });
+        node.send({ type: 'timeout-fired', height: 1, round, step: 'prevote' });
+        node.send({ type: 'timeout-fired', height: 1, round, step: 'precommit' });
+      }
+      assert.equal(node.state.round, 4);
+      assert.equal(node.proposer(4).address, node.proposer(0).address);
+      node.propose(4, locked);
       assert.deepEqual(requestedVotes(node.actions), [{ type: 'prevote', value: hex(locked) }]);
     });
 
@@ -297,6 +303,27 @@ describe('Tendermint state machine (Algorithm 1)', () => {
         MessageRejection.NOT_PROPOSER,
       );
       assert.equal(node.state.step, 'propose');
+    });
+    it("ignores a fresh proposal (vr = -1) of a block that names another proposer, so round 1's proposer cannot reuse round 0's proofs", () => {
+      const node = new Harness([1, 1, 1, 1], { self: 3 });
+      // Round 0's proposer built a block; round 0 fails.
+      const earlier = node.block(1, node.proposer(0));
+      node.send({ type: 'timeout-fired', height: 1, round: 0, step: 'propose' });
+      node.send({ type: 'timeout-fired', height: 1, round: 0, step: 'prevote' });
+      node.send({ type: 'timeout-fired', height: 1, round: 0, step: 'precommit' });
+      assert.equal(node.state.round, 1);
+      assert.notEqual(node.proposer(1).address, node.proposer(0).address);
+      // Round 1's proposer signs that block as its own fresh proposal.
+      const actions = node.send({
+        type: 'proposal-received',
+        proposal: makeProposal(node.proposer(1), earlier, 1, -1),
+      });
+      assert.equal(
+        actionsOf(actions, 'message-rejected')[0]?.reason,
+        MessageRejection.NOT_BLOCK_PROPOSER,
+      );
+      assert.deepEqual(actionsOf(actions, 'validate-value'), []);
+      assert.equal(node.state.proposals.get(1), undefined);
     });
   });
 

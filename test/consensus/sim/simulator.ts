@@ -98,6 +98,7 @@ const FORGERY_REJECTIONS = new Set<MessageRejection>([
   MessageRejection.MISSING_PQ_SIGNATURE,
   MessageRejection.UNKNOWN_VALIDATOR,
   MessageRejection.NOT_PROPOSER,
+  MessageRejection.NOT_BLOCK_PROPOSER,
   MessageRejection.MALFORMED,
   MessageRejection.INVALID_VALID_ROUND,
 ]);
