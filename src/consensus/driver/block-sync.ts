@@ -206,8 +206,13 @@ export class BlockSync {
       if (page.expired !== null) {
         this.timedOut(peer.peer, from, to, page);
       } else if (page.stored === 0) {
-        this.penalize(peer.peer);
-        host.failed(peer.peer, from);
+        // The blocks it sent may all be ones this node's engine decided meanwhile (skipped
+        // in `fetchPage`): that is our progress, not the peer's fault. A peer serving nothing
+        // is still penalized, and it cannot repeat this without this node committing anew.
+        if (host.committedHeight() < from) {
+          this.penalize(peer.peer);
+          host.failed(peer.peer, from);
+        }
       } else {
         this.backoff.delete(peer.peer);
       }

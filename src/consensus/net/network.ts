@@ -845,14 +845,14 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         { reason: 'sync-busy' },
       );
     }
-    this.syncServing++;
-    this.syncServingPerPeer.set(peer, ofPeer + 1);
+    const release = this.holdSyncSlot(peer, ctx.signal);
     try {
       const last = Math.min(to, from + SYNC_MAX_BLOCKS_PER_REQUEST - 1);
       let bytes = 0;
       for (let expected = from; expected <= last && bytes < maxSyncPageBytes; expected++) {
         if (ctx.signal.aborted) return;
-        const read = await this.blockSource(expected, last, 1);
+        const read = await untilAborted(this.blockSource(expected, last, 1), ctx.signal);
+        if (read === null) return;
         const block = read[0];
         if (block === undefined) return;
         if (read.length > 1 || block.height !== expected) {
@@ -869,11 +869,31 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         this.metrics.blocksServed.inc();
       }
     } finally {
+      release();
+    }
+  }
+
+  /**
+   * Takes one of `peer`'s sync slots until the returned release is called or `signal` aborts,
+   * whichever comes first (the slot is freed once). The abort matters when the call ends while
+   * the generator waits on something else: its `finally` then runs only once that wait ends.
+   */
+  private holdSyncSlot(peer: string, signal: AbortSignal): () => void {
+    this.syncServing++;
+    this.syncServingPerPeer.set(peer, (this.syncServingPerPeer.get(peer) ?? 0) + 1);
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      signal.removeEventListener('abort', release);
       this.syncServing--;
       const left = (this.syncServingPerPeer.get(peer) ?? 1) - 1;
       if (left > 0) this.syncServingPerPeer.set(peer, left);
       else this.syncServingPerPeer.delete(peer);
-    }
+    };
+    if (signal.aborted) release();
+    else signal.addEventListener('abort', release, { once: true });
+    return release;
   }
 
   private async *fetchPages(
@@ -937,6 +957,29 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
     return client;
   }
+}
+
+/**
+ * `work`'s result, or null as soon as `signal` aborts: a block read the caller no longer waits
+ * for must not keep the call's generator alive (a rejection after that is dropped).
+ */
+function untilAborted<T>(work: T | Promise<T>, signal: AbortSignal): Promise<T | null> {
+  if (signal.aborted) return Promise.resolve(null);
+  const read = Promise.resolve(work);
+  return new Promise<T | null>((resolve, reject) => {
+    const aborted = (): void => resolve(null);
+    signal.addEventListener('abort', aborted, { once: true });
+    read.then(
+      (value) => {
+        signal.removeEventListener('abort', aborted);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', aborted);
+        reject(error);
+      },
+    );
+  });
 }
 
 function sameKey(a: Uint8Array | null, b: Uint8Array | null): boolean {

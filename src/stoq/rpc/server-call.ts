@@ -192,6 +192,7 @@ export class ServerCall {
     if (this.state === 'running') this.record(error.code);
     this.abort(error);
     this.channel?.settle(error);
+    this.closeIterator();
     this.destroy();
   }
 
@@ -289,18 +290,43 @@ export class ServerCall {
     }
     const iterator = result[Symbol.asyncIterator]();
     this.iterator = iterator;
-    for (;;) {
-      const step = await iterator.next();
-      if (this.state !== 'running') return;
-      if (step.done) break;
-      // Pull the next response only once the caller has room: a slow reader stalls the handler.
-      if (!this.writer.enqueue(messageFrame(this.checkResponse(schema, step.value)))) {
-        await this.writer.drain();
+    try {
+      for (;;) {
         if (this.state !== 'running') return;
+        const step = await iterator.next();
+        if (this.state !== 'running') return;
+        if (step.done) {
+          this.iterator = null;
+          break;
+        }
+        // Pull the next response only once the caller has room: a slow reader stalls the
+        // handler.
+        if (!this.writer.enqueue(messageFrame(this.checkResponse(schema, step.value)))) {
+          await this.writer.drain();
+        }
       }
+    } finally {
+      // Every early exit (cancel, reset, deadline, a drain that failed, a bad response) ends
+      // the handler's generator, so its `finally` releases what it holds.
+      this.closeIterator();
     }
-    this.iterator = null;
     this.end(null);
+  }
+
+  /**
+   * Ends a server-stream handler's iterator, once. An async generator suspended at a `yield`
+   * runs its `finally` now; one still inside `next()` does so once that step settles (the
+   * return is queued behind it), which is why handlers also watch `ctx.signal`.
+   */
+  private closeIterator(): void {
+    const iterator = this.iterator;
+    if (!iterator) return;
+    this.iterator = null;
+    try {
+      void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    } catch {
+      // A hand-written iterator whose `return` throws: nothing more to release here.
+    }
   }
 
   private async runMessageStream(
@@ -396,7 +422,7 @@ export class ServerCall {
     this.record(error ? error.code : OK);
     if (error) this.abort(error);
     this.channel?.settle(error);
-    if (this.iterator) void this.iterator.return?.().catch(() => undefined);
+    this.closeIterator();
     if (!this.writer.writable) {
       this.destroy();
       return;

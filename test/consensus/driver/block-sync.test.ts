@@ -318,6 +318,40 @@ describe('BlockSync deadlines', () => {
     assert.ok(timeout(h.failures[0]?.error, SyncDeadline.IDLE), String(h.failures[0]?.error));
   });
 
+  it('does not blame a peer for a block this node decided while fetching it', async () => {
+    const h = new Harness();
+    // The peer serves the block asked for, but this node's engine stores it first (its
+    // precommits arrived while the request was in flight).
+    h.servers.set(HONEST, async function* (from, to) {
+      for (let height = from; height <= to; height++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (h.committed === height - 1) {
+          h.committed = height;
+          h.changed();
+        }
+        yield block(height);
+      }
+    });
+    h.status(HONEST, 1);
+    assert.equal(h.sync.syncing, false, 'one block ahead: the engine gets a grace period');
+    h.timers.fire('sync-grace');
+    await h.until(() => h.finished === 1, 'the sync run to end');
+    assert.equal(h.committed, 1);
+    assert.deepEqual(
+      h.calls.map(({ peer, from, to }) => `${peer}:${from}..${to}`),
+      [`${HONEST}:1..1`],
+    );
+    assert.deepEqual(h.failures, [], 'the peer served what it claimed');
+    assert.deepEqual(h.warnings(), []);
+    // Not backed off: its next status starts a sync at once.
+    h.servers.set(HONEST, honest);
+    h.status(HONEST, 4);
+    assert.equal(h.sync.syncing, true, 'the peer is not backing off');
+    await h.until(() => h.finished === 2, 'the second run to end');
+    assert.equal(h.committed, 4);
+    assert.deepEqual(h.failures, []);
+  });
+
   it('stops while a peer never answers', async () => {
     const h = new Harness();
     h.servers.set(LIAR, silent);

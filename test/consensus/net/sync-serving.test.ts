@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import type { Registry } from 'prom-client';
 import type { SyncedBlock } from '../../../src/consensus/driver/ports.js';
 import {
   DEFAULT_CONSENSUS_NETWORK_LIMITS,
@@ -162,4 +163,104 @@ describe('consensus network: serving block sync', { timeout: 20_000 }, () => {
       for (const node of [...followers, b]) await node.network.close();
     }
   });
+
+  it('frees the slots of sync requests whose caller gave up mid-page', async () => {
+    const endpoints = await Promise.all(['a', 'b', 'c', 'a0'].map((n) => cluster.endpoint(n)));
+    const [aEnd, bEnd, cEnd, a0End] = endpoints as [
+      (typeof endpoints)[0],
+      (typeof endpoints)[0],
+      (typeof endpoints)[0],
+      (typeof endpoints)[0],
+    ];
+    const blocks = largeBlocks(4);
+    // Reads hang (a store that never answers) until `hold` turns false; they ignore the call.
+    const reads = new EventEmitter();
+    let entered = 0;
+    let hold = true;
+    const b = cluster.network(bEnd, [aEnd, cEnd, a0End], {
+      blocks: (from, to, limit) => {
+        entered++;
+        reads.emit('read');
+        if (hold) return new Promise<never>(() => undefined);
+        return blocks.filter((x) => x.height >= from && x.height <= to).slice(0, limit);
+      },
+      limits: { maxConcurrentSyncRequests: 3, maxSyncRequestsPerPeer: 2 },
+    });
+    const followers: TestNode[] = [aEnd, a0End].map((end) => cluster.network(end, [bEnd]));
+    const [a, a0] = followers as [TestNode, TestNode];
+    const readsReach = (count: number) =>
+      waitForCondition(reads, 'read', () => entered >= count, `${count} block reads`, 5_000);
+    const collect = async (node: TestNode): Promise<number[]> => {
+      const heights: number[] = [];
+      for await (const block of node.network.fetchBlocks('b', 1, 4)) heights.push(block.height);
+      return heights;
+    };
+    try {
+      for (const node of followers) {
+        await until(() => node.network.peers().includes('b'), `${node.name} to connect to b`);
+      }
+      // a gives up twice while b waits on its store (as BlockSync does at a deadline): a's
+      // per-peer limit, were the slots kept.
+      for (let call = 1; call <= 2; call++) {
+        const giveUp = new AbortController();
+        const page = a.network.fetchBlocks('b', 1, 4, giveUp.signal)[Symbol.asyncIterator]();
+        const first = page.next();
+        await readsReach(call);
+        giveUp.abort();
+        await assert.rejects(first);
+      }
+      // c's connection drops with its request in progress: the third, last slot of b.
+      const toB = await cEnd.endpoint.connect(bEnd.address);
+      const service = defineConsensusPeerService(['validator', 'node']);
+      const dropped = createClient(service, toB)
+        .stream('blocks', { from: 1, to: 4 })
+        [Symbol.asyncIterator]()
+        .next();
+      await readsReach(3);
+      toB.connection.close();
+      await assert.rejects(dropped);
+      await turnsUntil(
+        async () => (await serverBlocksCalls(bEnd.registry)) >= 3,
+        'b to end the three abandoned sync calls',
+      );
+      hold = false;
+      assert.deepEqual(await collect(a), [1, 2, 3, 4], 'a may sync again');
+      assert.deepEqual(await collect(a0), [1, 2, 3, 4], 'another peer may sync');
+      assert.equal(
+        b.logger.lines.filter(
+          (line) => line.message === 'sync request refused: too many served at once',
+        ).length,
+        0,
+      );
+    } finally {
+      for (const node of [...followers, b]) await node.network.close();
+    }
+  });
 });
+
+/** Sync calls the node behind `registry` ended with an error status (cancelled or lost). */
+async function serverBlocksCalls(registry: Registry): Promise<number> {
+  const metric = registry.getSingleMetric('hypermesh_stoq_rpc_calls_total');
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  return values
+    .filter(
+      ({ labels }) =>
+        labels.side === 'server' &&
+        String(labels.method).endsWith('/blocks') &&
+        labels.code !== 'OK',
+    )
+    .reduce((sum, { value }) => sum + value, 0);
+}
+
+/**
+ * Waits until `condition` holds, checking it once per event-loop turn: a server ending a call
+ * announces it nowhere but in its metrics. Fails with `what` after five seconds.
+ */
+async function turnsUntil(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out after 5000 ms waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
