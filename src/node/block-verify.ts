@@ -21,10 +21,11 @@ import { CliError } from './cli-error.js';
 
 /**
  * `hypermesh block verify`: fetches a committed block, its commit and its parent from a node
- * and runs the same four-part check a node runs on every block (consensus/pos verify-block.ts),
- * plus the engine's block rules. The operator has no application state, so PoWork checks the
- * hashcash stamps and the transactions root but cannot re-execute the block: that part is
- * reported as `stamps-only`, not as fully verified.
+ * and runs `verifyCommittedBlock` (consensus/pos verify-block.ts) on them: the engine's block
+ * rules and the four parts, the hash chain recomputed in full — the rules a node applies to a
+ * proposal before voting and to a synced block, gathered in one report. The operator has no
+ * application state, so PoWork checks the hashcash stamps and the transactions root but cannot
+ * re-execute the block: that part is reported as `stamps-only`, not as fully verified.
  */
 export interface BlockVerifyReport {
   readonly height: number;

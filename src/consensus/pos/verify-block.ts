@@ -2,21 +2,26 @@ import type { FalconBackend } from '../../crypto/falcon.js';
 import { checkBlock } from '../block.js';
 import type { GenesisDocument } from '../genesis.js';
 import { checkHeightContext, type HeightContext } from '../height-context.js';
-import { blockHash, commitHash } from '../messages.js';
+import { BLOCK_HASH_BYTES, blockHash, commitHash } from '../messages.js';
 import { invalidInput } from '../proof/errors.js';
 import type { SequentialWorkCheck } from '../proof/sequential-work.js';
 import {
+  failure,
+  SpaceFailure,
+  StakeFailure,
+  TimeFailure,
   VALID,
+  WorkFailure,
   type PartFailure,
   type PartVerdict,
   type ProofFailure,
   type ProofPart,
 } from '../proof/verdict.js';
-import type { Block, QuorumCertificate } from '../types.js';
-import { pqSignatureVerifier } from '../verify.js';
+import type { Block, QuorumCertificate, Vote } from '../types.js';
+import { isWellFormedVote, pqSignatureVerifier } from '../verify.js';
 import { checkSpacePart } from './space-part.js';
 import { checkStakePart } from './stake-part.js';
-import { proofSubject } from './subject.js';
+import { malformedBlock, proofSubject } from './subject.js';
 import { checkBftTime, checkSequentialChain } from './time-part.js';
 import {
   checkStamps,
@@ -71,8 +76,10 @@ export type BlockRulesVerdict =
 export interface BlockProofVerdict {
   /** Every part and the block rules hold. */
   readonly ok: boolean;
-  readonly height: number;
-  readonly blockHash: Uint8Array;
+  /** The header's height; null when it is not a positive integer (a malformed block). */
+  readonly height: number | null;
+  /** The header's hash; null for a malformed block, whose header cannot be hashed. */
+  readonly blockHash: Uint8Array | null;
   /**
    * The engine's consensus-level rules for the block (`checkBlock`: chain, height, parent,
    * validator set, proposer, time, last commit, roots over the body, evidence).
@@ -99,12 +106,72 @@ function assertCheck(check: SequentialWorkCheck): void {
   }
 }
 
+function isHeight(value: unknown): boolean {
+  return Number.isSafeInteger(value) && (value as number) >= 1;
+}
+
+/**
+ * Why `commit` is not a well-formed quorum certificate — what `commitHash` needs to hash it (a
+ * record with a height, a round, a 32-byte block hash and a list of well-formed votes) — or
+ * undefined. `checkQuorumCertificate` stops at the first broken rule, so a commit for another
+ * height may still carry a precommit list that cannot be hashed.
+ */
+function malformedCommit(commit: QuorumCertificate): string | undefined {
+  if (typeof commit !== 'object' || commit === null) return 'commit is not a record';
+  const {
+    height,
+    round,
+    blockHash: hash,
+    precommits,
+  } = commit as Partial<Record<keyof QuorumCertificate, unknown>>;
+  if (!isHeight(height)) return 'commit height must be a positive integer';
+  if (!Number.isSafeInteger(round) || (round as number) < 0) return 'commit round is not a round';
+  if (!(hash instanceof Uint8Array) || hash.length !== BLOCK_HASH_BYTES) {
+    return 'commit block hash must be 32 bytes';
+  }
+  if (!Array.isArray(precommits)) return 'commit precommits are not a list';
+  const position = precommits.findIndex((vote: Vote) => !isWellFormedVote(vote));
+  return position === -1 ? undefined : `precommit ${position} is not a well-formed vote`;
+}
+
+/**
+ * The verdict on a block that is not even well formed: its rules fail with the shape error, and
+ * no part can be checked — the proof bytes, the chain position and the hash the commit would
+ * certify all come from the header.
+ */
+function malformedBlockVerdict(block: Block, error: string): BlockProofVerdict {
+  const height: unknown = (block as { header?: { height?: unknown } } | null)?.header?.height;
+  const unreadable = `the block is malformed (${error}), so its proof cannot be read`;
+  const detail = { malformed: error };
+  return {
+    ok: false,
+    height: isHeight(height) ? (height as number) : null,
+    blockHash: null,
+    block: { ok: false, message: error, detail },
+    parts: [
+      failure('space', SpaceFailure.UNDECODABLE_PROOF, unreadable, detail),
+      failure(
+        'stake',
+        StakeFailure.WRONG_BLOCK,
+        `the block is malformed (${error}), so no commit certifies it`,
+        detail,
+      ),
+      failure('work', WorkFailure.UNDECODABLE_PROOF, unreadable, detail),
+      failure('time', TimeFailure.UNDECODABLE_PROOF, unreadable, detail),
+    ],
+  };
+}
+
 /**
  * Checks a committed block and its commit completely, for anyone holding the genesis and the
  * height's context: the engine's block rules and each of the four parts, every part on its own
- * (a failure in one does not hide the others). Used by every node on every block it commits or
- * syncs, and by `hypermesh block verify`. Throws `ProofError(INVALID_INPUT)` only for a
- * malformed `genesisHash`, `context` or `sequentialWork` option — the caller's own data.
+ * (a failure in one does not hide the others). Used by `hypermesh block verify` and the
+ * benchmarks; nodes run the same rules split differently (driver/block-checks.ts,
+ * docs/consensus-proof.md). Never throws for a bad block or commit, whatever its shape: a block
+ * that is not well formed fails every part (`malformedBlockVerdict`), a commit that is not well
+ * formed fails PoStake (`malformed-commit`) and, having no hash to draw a sample from, makes a
+ * sampled hash-chain check run in full. Throws `ProofError(INVALID_INPUT)` only for a malformed
+ * `genesisHash`, `context` or `sequentialWork` option — the caller's own data.
  */
 export function verifyCommittedBlock(input: CommittedBlockInput): BlockProofVerdict {
   const { genesis, genesisHash, block, commit, context, stampOf, reexecute, falcon } = input;
@@ -113,8 +180,16 @@ export function verifyCommittedBlock(input: CommittedBlockInput): BlockProofVerd
   }
   const contextError = checkHeightContext(context);
   if (contextError !== undefined) throw invalidInput(`context: ${contextError.message}`);
-  const check = input.sequentialWork ?? { mode: 'full' };
-  assertCheck(check);
+  const requested = input.sequentialWork ?? { mode: 'full' };
+  assertCheck(requested);
+
+  const blockError = malformedBlock(block);
+  if (blockError !== undefined) return malformedBlockVerdict(block, blockError);
+  const commitError = malformedCommit(commit);
+  // A sampled check draws its segments from the commit's hash: a commit that cannot be hashed
+  // gets the whole chain recomputed, and the binding (read by sampled checks only) is empty.
+  const binding = commitError === undefined ? commitHash(commit) : new Uint8Array(0);
+  const check: SequentialWorkCheck = commitError === undefined ? requested : { mode: 'full' };
 
   const verifier = pqSignatureVerifier(falcon);
   const rules = checkBlock(
@@ -125,13 +200,16 @@ export function verifyCommittedBlock(input: CommittedBlockInput): BlockProofVerd
   const subject = proofSubject(genesis, genesisHash, context, block);
 
   const space = checkSpacePart(subject);
-  const stake = checkStakePart(subject, commit, verifier);
+  const stake =
+    commitError === undefined
+      ? checkStakePart(subject, commit, verifier)
+      : failure('stake', StakeFailure.MALFORMED_COMMIT, commitError);
   // `checkBlock` already checked the last commit, its hash, the header time and the
   // transactions root (the same rules); only when it failed are they checked again, so that the
   // part they belong to names its own reason.
   const time = firstFailure<'time'>([
     () => (rules === undefined ? VALID : checkBftTime(subject, verifier)),
-    () => checkSequentialChain(subject, check, commitHash(commit)),
+    () => checkSequentialChain(subject, check, binding),
   ]);
   const stamps = firstFailure<'work'>([
     () => (rules === undefined ? VALID : checkTransactionsRoot(subject)),
