@@ -1,5 +1,5 @@
-import { decode, encode, rfc8949EncodeOptions } from 'cborg';
-import type { EncodeOptions } from 'cborg';
+import { Tokenizer, Type, decode, encode, rfc8949EncodeOptions } from 'cborg';
+import type { DecodeOptions, EncodeOptions, Token } from 'cborg';
 import { HyperMeshError } from './error.js';
 
 /**
@@ -18,6 +18,8 @@ export class CborError extends HyperMeshError<CborErrorCode> {}
 
 const strictDecodeOptions = {
   strict: true,
+  // cborg's own default, repeated because the tokenizer below is handed these options as-is.
+  allowBigInt: true,
   allowIndefinite: false,
   allowUndefined: false,
   allowNaN: false,
@@ -25,6 +27,61 @@ const strictDecodeOptions = {
   rejectDuplicateMapKeys: true,
   useMaps: false,
 } as const;
+
+/** Exact UTF-8: keeps a leading U+FEFF as text and refuses ill-formed bytes (RFC 8949 §3.1). */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * cborg's own tokenizer reads text with a default `TextDecoder`, which drops a leading U+FEFF
+ * and turns ill-formed UTF-8 into U+FFFD: '\uFEFFa' would decode as 'a' and the bytes ff and fe
+ * as the same string. Those are the only two ways its text can differ from the bytes, so a
+ * string whose bytes start with EF BB BF or whose text holds U+FFFD is read again exactly
+ * (throwing on ill-formed UTF-8); every other string keeps cborg's fast path.
+ */
+class ExactTextTokenizer {
+  private readonly inner: Tokenizer;
+
+  constructor(
+    private readonly data: Uint8Array,
+    options: DecodeOptions,
+  ) {
+    this.inner = new Tokenizer(data, options);
+  }
+
+  done(): boolean {
+    return this.inner.done();
+  }
+
+  pos(): number {
+    return this.inner.pos();
+  }
+
+  next(): Token {
+    const start = this.inner.pos();
+    const token = this.inner.next();
+    if (token.type === Type.string && token.encodedLength !== undefined) {
+      const end = start + token.encodedLength;
+      const from = end - textByteLength(this.data, start);
+      const data = this.data;
+      const startsWithBom =
+        data[from] === 0xef && data[from + 1] === 0xbb && data[from + 2] === 0xbf;
+      if (startsWithBom || (token.value as string).includes('\uFFFD')) {
+        token.value = utf8.decode(data.subarray(from, end));
+      }
+    }
+    return token;
+  }
+}
+
+/** The length of a definite text string's UTF-8 bytes, from its head (RFC 8949 §3). */
+function textByteLength(data: Uint8Array, head: number): number {
+  const minor = (data[head] as number) & 0x1f;
+  if (minor < 24) return minor;
+  const width = 1 << (minor - 24);
+  let length = 0;
+  for (let i = 1; i <= width; i++) length = length * 256 + (data[head + i] as number);
+  return length;
+}
 
 function unsupported(reason: string): never {
   throw new CborError(CborErrorCode.UNSUPPORTED_VALUE, `cannot encode value as CBOR: ${reason}`);
@@ -115,7 +172,11 @@ export function encodeMessage(value: unknown): Uint8Array {
  */
 export function decodeStrict(bytes: Uint8Array): unknown {
   try {
-    return decode(bytes, strictDecodeOptions);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('data to decode must be a Uint8Array');
+    // A plain view: cborg's own decode does the same to Buffers before tokenizing.
+    const data = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const tokenizer = new ExactTextTokenizer(data, strictDecodeOptions);
+    return decode(data, { ...strictDecodeOptions, tokenizer });
   } catch (error) {
     throw new CborError(
       CborErrorCode.MALFORMED,

@@ -299,7 +299,13 @@ function readCertificateFields(der: Uint8Array): CertificateFields {
   };
 }
 
-/** RFC 5280 §4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY >= 50 means 19YY), GeneralizedTime YYYYMMDDHHMMSSZ. */
+/**
+ * RFC 5280 §4.1.2.5: a validity time is UTCTime YYMMDDHHMMSSZ for 1950 through 2049 (YY >= 50
+ * means 19YY) and GeneralizedTime YYYYMMDDHHMMSSZ from 2050 on, so each instant has exactly
+ * one encoding. Every field must be in range (month 1-12, a day the month has, hour 0-23,
+ * minute and second 0-59): OpenSSL refuses anything else as "Bad time value", leap second 60
+ * included, and a lenient reader would turn 126099 into 13:01:39.
+ */
 function readTime(bytes: Uint8Array, tlv: Tlv): Date {
   const text = Buffer.from(contentOf(bytes, tlv)).toString('latin1');
   let match: RegExpExecArray | null;
@@ -315,20 +321,39 @@ function readTime(bytes: Uint8Array, tlv: Tlv): Date {
     (match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text))
   ) {
     year = Number(match[1]);
+    if (year < 2050) {
+      throw new DerError(`validity time in ${year} must be UTCTime, not GeneralizedTime`);
+    }
   } else {
     throw new DerError('validity time is not UTCTime or GeneralizedTime in Z form');
   }
-  const [, , month, day, hour, minute, second] = match.map(Number) as number[];
-  const time = Date.UTC(year, (month as number) - 1, day, hour, minute, second);
-  const date = new Date(time);
-  if (
-    Number.isNaN(time) ||
-    date.getUTCDate() !== day ||
-    date.getUTCMonth() !== (month as number) - 1
-  ) {
-    throw new DerError('validity time is not a calendar date');
+  const [month, day, hour, minute, second] = match.slice(2).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) {
+    throw new DerError(`validity time ${text} is not a calendar date`);
   }
+  if (hour > 23 || minute > 59 || second > 59) {
+    throw new DerError(`validity time ${text} is not a time of day`);
+  }
+  // Date.UTC would read years 0-99 as 1900-1999; setUTCFullYear takes the year as given.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, 0);
   return date;
+}
+
+/** Days in `month` (1-12) of the proleptic Gregorian `year`. */
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) {
+    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+    return leap ? 29 : 28;
+  }
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
 }
 
 /** RFC 5280 §4.2.1.9 BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL } */

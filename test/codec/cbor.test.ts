@@ -290,7 +290,12 @@ describe('deterministic CBOR', () => {
       ['simple value 16', 'f0', CborErrorCode.MALFORMED],
       ['tag 1 (epoch time)', 'c11a514b67b0', CborErrorCode.MALFORMED],
       ['tag 2 (bignum)', 'c249010000000000000000', CborErrorCode.MALFORMED],
-      ['invalid UTF-8', '62c328', CborErrorCode.NOT_CANONICAL],
+      // RFC 8949 §5.3.1: a text string must be valid UTF-8 (not read as U+FFFD).
+      ['invalid UTF-8', '62c328', CborErrorCode.MALFORMED],
+      ['a lone 0xff byte as text', '61ff', CborErrorCode.MALFORMED],
+      ['an encoded surrogate as text', '63eda080', CborErrorCode.MALFORMED],
+      ['an overlong "/" as text', '62c0af', CborErrorCode.MALFORMED],
+      ['invalid UTF-8 after a BOM', '64efbbbfff', CborErrorCode.MALFORMED],
     ];
     for (const [name, hex, code] of cases) {
       it(`${name} (${hex === '' ? 'no bytes' : hex}) with ${code}`, () => {
@@ -337,6 +342,56 @@ describe('deterministic CBOR', () => {
 
     it('but accepts a well-formed surrogate pair', () => {
       assert.equal(toHex(encodeCanonical('\ud83d\ude00')), '64f09f9880');
+    });
+  });
+
+  describe('keeps text exactly, U+FEFF included', () => {
+    const long = 'x'.repeat(300);
+    const cases: ReadonlyArray<readonly [string, unknown]> = [
+      ['a lone BOM', '\uFEFF'],
+      ['a leading BOM', '\uFEFFabc'],
+      ['two leading BOMs', '\uFEFF\uFEFF'],
+      ['a BOM mid-string', 'ab\uFEFFc'],
+      ['a trailing BOM', 'abc\uFEFF'],
+      ['a BOM before 31 ASCII bytes', `\uFEFF${'a'.repeat(31)}`],
+      ['a BOM before 300 bytes (two-byte length)', `\uFEFF${long}`],
+      ['a BOM before 70,000 bytes (four-byte length)', `\uFEFF${'y'.repeat(70_000)}`],
+      ['a BOM map key', { '\uFEFF': 1, '\uFEFFk': ['\uFEFF', 2] }],
+      ['a BOM then U+FFFD', '\uFEFF\uFFFD'],
+      ['a real U+FFFD', 'a\uFFFDb'],
+    ];
+    for (const [name, value] of cases) {
+      it(name, () => {
+        const bytes = encodeCanonical(value);
+        assert.deepStrictEqual(decodeCanonical(bytes), value);
+        assert.deepStrictEqual(decodeStrict(bytes), value);
+        assert.deepStrictEqual(decodeStrict(encodeMessage(value)), value);
+      });
+    }
+
+    it('so strings with and without a BOM never decode to one value', () => {
+      assert.notDeepStrictEqual(decodeStrict(fromHex('64efbbbf61')), decodeStrict(fromHex('6161')));
+      assert.equal(decodeStrict(fromHex('63efbbbf')), '\uFEFF');
+      // ff and fe are both ill-formed: refused, not both read as U+FFFD.
+      assertCborError(() => decodeStrict(fromHex('61ff')), CborErrorCode.MALFORMED);
+      assertCborError(() => decodeStrict(fromHex('61fe')), CborErrorCode.MALFORMED);
+    });
+
+    it('round-trips any Unicode text (property)', () => {
+      const part = fc.string({ unit: 'binary', maxLength: 20 });
+      const text = fc.oneof(
+        part,
+        fc.tuple(part, part).map(([before, after]) => `${before}\uFEFF${after}`),
+        part.map((rest) => `\uFEFF${rest}`),
+      );
+      fc.assert(
+        fc.property(text, (value) => {
+          const bytes = encodeCanonical(value);
+          assert.equal(decodeCanonical(bytes), value);
+          assert.equal(decodeStrict(bytes), value);
+        }),
+        { numRuns: 1000 },
+      );
     });
   });
 
