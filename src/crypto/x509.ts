@@ -936,6 +936,21 @@ function requireWindow(notBefore: Date, notAfter: Date): void {
       'validity needs valid dates with notBefore < notAfter',
     );
   }
+  // RFC 5280 §4.1.2.5: UTCTime covers 1950-2049 and GeneralizedTime has four year digits, so a
+  // time outside 1950..9999 has no encoding this module (or any verifier) reads back.
+  for (const [name, date] of [
+    ['notBefore', notBefore],
+    ['notAfter', notAfter],
+  ] as const) {
+    const year = date.getUTCFullYear();
+    if (year < 1950 || year > 9999) {
+      throw new X509Error(
+        X509ErrorCode.INVALID_ARGUMENT,
+        `${name} falls in year ${year}; X.509 validity times must lie in 1950..9999`,
+        { [name]: year },
+      );
+    }
+  }
 }
 
 function validityWindow(options: { validityDays?: number; notBefore?: Date; now?: Date }): {

@@ -182,3 +182,30 @@ describe('validity times refused like openssl does', { skip }, () => {
     }
   });
 });
+
+describe('validity windows a certificate can encode', () => {
+  it('refuses to issue a certificate expiring after 9999 or starting before 1950', async () => {
+    await assert.rejects(
+      createRootCa({ cluster: 'validity-time-test', validityDays: 3_000_000 }),
+      (error: unknown) =>
+        error instanceof X509Error &&
+        error.code === X509ErrorCode.INVALID_ARGUMENT &&
+        /notAfter falls in year \d+; X\.509 validity times must lie in 1950\.\.9999/.test(
+          error.message,
+        ),
+    );
+    await assert.rejects(
+      createRootCa({ cluster: 'validity-time-test', now: new Date(Date.UTC(1949, 5, 1)) }),
+      (error: unknown) =>
+        error instanceof X509Error && /notBefore falls in year 1949/.test(error.message),
+    );
+  });
+
+  it('issues one expiring in 9999, which parses back', async () => {
+    const now = new Date();
+    const end = Date.UTC(9999, 11, 31);
+    const days = Math.floor((end - now.getTime()) / 86_400_000);
+    const ca = await createRootCa({ cluster: 'validity-time-test', validityDays: days, now });
+    assert.equal(parseCertificate(ca.certificate).notAfter.getUTCFullYear(), 9999);
+  });
+});
