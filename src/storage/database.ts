@@ -45,8 +45,13 @@ function configure(db: SqliteDatabase, readonly: boolean): void {
   db.pragma('foreign_keys = ON');
 }
 
+/** The `application_id` in the file's header (0 for a fresh file). */
+export function applicationId(db: SqliteDatabase): number {
+  return Number(db.pragma('application_id', { simple: true }));
+}
+
 function checkApplicationId(db: SqliteDatabase, readonly: boolean): void {
-  const id = Number(db.pragma('application_id', { simple: true }));
+  const id = applicationId(db);
   if (id === STORE_APPLICATION_ID) return;
   const objects = Number(db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get());
   if (id === 0 && objects === 0) {
@@ -75,8 +80,10 @@ export function openDatabase(path: string, options: DatabaseOptions = {}): Sqlit
       fileMustExist: readonly || options.mustExist === true,
       timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
     });
-    configure(db, readonly);
+    // Identify the file before configuring it: switching the journal mode rewrites the header
+    // (bytes 18-19) and creates a -wal file, which another application's database must not get.
     checkApplicationId(db, readonly);
+    configure(db, readonly);
     return db;
   } catch (error) {
     db?.close();

@@ -44,6 +44,13 @@ export enum StorageErrorCode {
   UNKNOWN_HEIGHT = 'STORAGE_UNKNOWN_HEIGHT',
   /** A snapshot destination that already exists (snapshots never overwrite). */
   TARGET_EXISTS = 'STORAGE_TARGET_EXISTS',
+  /**
+   * A restore source that is not a HyperMesh store holding a chain: an empty file, a fresh
+   * SQLite file, or a store without a schema or without a single block.
+   */
+  NOT_A_SNAPSHOT = 'STORAGE_NOT_A_SNAPSHOT',
+  /** The state stored for the latest block is not the state that block's header commits to. */
+  HEADER_STATE_MISMATCH = 'STORAGE_HEADER_STATE_MISMATCH',
 }
 
 export class StorageError extends HyperMeshError<StorageErrorCode> {}

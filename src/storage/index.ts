@@ -17,7 +17,7 @@ export { DEFAULT_RANGE_LIMIT, MAX_HISTORY_PAGE, MAX_RANGE_LIMIT } from './block-
 export type { StateQueryResult, StateReader } from './state-store.js';
 export type { PendingEvidence, PendingEvidenceStore } from './pending-evidence.js';
 export { MAX_PENDING_EVIDENCE_BYTES } from './pending-evidence.js';
-export type { IntegrityReport } from './integrity.js';
+export type { HeaderStateRoot, IntegrityOptions, IntegrityReport } from './integrity.js';
 export type {
   BlockInput,
   EvidenceInput,

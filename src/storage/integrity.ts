@@ -1,5 +1,7 @@
 import type { Database } from 'better-sqlite3';
+import type { StoredBlock } from './block-store.js';
 import { StorageError, StorageErrorCode } from './errors.js';
+import { fromSqlite } from './sqlite-bytes.js';
 import {
   EMPTY_STATE_ROOT,
   hashesEqual,
@@ -21,6 +23,21 @@ export interface IntegrityReport {
   readonly blocks: number;
   readonly stateKeys: number;
   readonly stateRoot: Uint8Array;
+  /** Whether the latest state was compared with the latest block header (`headerStateRoot`). */
+  readonly headerChecked: boolean;
+}
+
+/**
+ * The application state root a stored block's header commits to: the state after executing
+ * that block, so the store's state root at the block's height. Block bytes are opaque to the
+ * store, so the layer that encodes blocks supplies this (consensus: `storedBlockStateRoot` in
+ * src/consensus/driver/chain.ts). It may throw for bytes it cannot decode.
+ */
+export type HeaderStateRoot = (block: StoredBlock) => Uint8Array;
+
+export interface IntegrityOptions {
+  /** Also require the latest state root to be the one the latest header commits to. */
+  readonly headerStateRoot?: HeaderStateRoot;
 }
 
 function corrupt(message: string, detail: Record<string, unknown> = {}): never {
@@ -146,16 +163,101 @@ function checkState(db: Database, state: StateTables): { keys: number; root: Uin
   return { keys: live.size, root: root.hash };
 }
 
-/** Full consistency check of a store; O(blocks + state keys). */
-export function checkIntegrity(db: Database, state: StateTables): IntegrityReport {
+interface LatestBlockRow {
+  height: number;
+  hash: Buffer;
+  parent_hash: Buffer;
+  time_ms: number;
+  bytes: Buffer;
+  root: Buffer | null;
+}
+
+/**
+ * The latest block and the state root stored at its height (null when missing). A file from
+ * before schema version 2 has no state tables; migrating it gives every block the empty root.
+ */
+function latestBlockAndRoot(db: Database): { block: StoredBlock; root: Uint8Array | null } | null {
+  const hasState =
+    db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'state_root'").get() !==
+    undefined;
+  const row = db
+    .prepare(
+      hasState
+        ? `SELECT b.height, b.hash, b.parent_hash, b.time_ms, b.bytes, r.root
+           FROM block b LEFT JOIN state_root r USING (height) ORDER BY b.height DESC LIMIT 1`
+        : `SELECT height, hash, parent_hash, time_ms, bytes, NULL AS root
+           FROM block ORDER BY height DESC LIMIT 1`,
+    )
+    .get() as LatestBlockRow | undefined;
+  if (row === undefined) return null;
+  const block: StoredBlock = {
+    height: row.height,
+    hash: fromSqlite(row.hash),
+    parentHash: fromSqlite(row.parent_hash),
+    timeMs: row.time_ms,
+    bytes: fromSqlite(row.bytes),
+  };
+  if (!hasState) return { block, root: EMPTY_STATE_ROOT };
+  return { block, root: row.root === null ? null : fromSqlite(row.root) };
+}
+
+/**
+ * The state stored for the latest block is the state its header commits to: otherwise the
+ * store would serve, prove and build on a state the chain never agreed on (a state row copied
+ * from another height passes every other check). Reads only; nothing to compare without blocks.
+ * Throws `HEADER_STATE_MISMATCH`, or `CORRUPT` when the root or the header cannot be read.
+ */
+export function checkLatestStateAgainstHeader(
+  db: Database,
+  headerStateRoot: HeaderStateRoot,
+): void {
+  const latest = latestBlockAndRoot(db);
+  if (latest === null) return;
+  const { block, root } = latest;
+  if (root === null) corrupt(`block ${block.height} has no state root`, { height: block.height });
+  let committed: unknown;
+  try {
+    committed = headerStateRoot(block);
+  } catch (error) {
+    throw new StorageError(
+      StorageErrorCode.CORRUPT,
+      `the header of block ${block.height} cannot be read: ${(error as Error).message}`,
+      { height: block.height },
+      { cause: error },
+    );
+  }
+  if (!(committed instanceof Uint8Array) || committed.length !== root.length) {
+    corrupt(`the header of block ${block.height} holds no state root`, { height: block.height });
+  }
+  if (!hashesEqual(committed, root)) {
+    throw new StorageError(
+      StorageErrorCode.HEADER_STATE_MISMATCH,
+      `the state stored for block ${block.height} is not the state its header commits to`,
+      { height: block.height, stored: hex(root), header: hex(committed) },
+    );
+  }
+}
+
+/**
+ * Full consistency check of a store; O(blocks + state keys). With `headerStateRoot`, the
+ * latest state root must also be the one the latest block's header commits to.
+ */
+export function checkIntegrity(
+  db: Database,
+  state: StateTables,
+  options: IntegrityOptions = {},
+): IntegrityReport {
   checkSqlite(db);
   const chain = checkChain(db);
   const { keys, root } = checkState(db, state);
+  const { headerStateRoot } = options;
+  if (headerStateRoot !== undefined) checkLatestStateAgainstHeader(db, headerStateRoot);
   return {
     earliestHeight: chain.earliest,
     latestHeight: chain.latest,
     blocks: chain.blocks,
     stateKeys: keys,
     stateRoot: root,
+    headerChecked: headerStateRoot !== undefined,
   };
 }

@@ -12,7 +12,7 @@ import { claimNewStoreFile, openDatabase, removeStoreFiles } from './database.js
 import type { DatabaseOptions } from './database.js';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
 import { checkIntegrity } from './integrity.js';
-import type { IntegrityReport } from './integrity.js';
+import type { IntegrityOptions, IntegrityReport } from './integrity.js';
 import {
   parseAccount,
   parseHash,
@@ -74,8 +74,12 @@ export interface NodeStore {
   saveBlock(input: SaveBlockInput): SavedBlock;
   /** An online, consistent copy of the store (SQLite backup API) at `toPath`, which must not exist. */
   backup(toPath: string): Promise<void>;
-  /** Full consistency check; throws `CORRUPT` at the first violation. */
-  verifyIntegrity(): IntegrityReport;
+  /**
+   * Full consistency check; throws `CORRUPT` at the first violation. With `headerStateRoot`
+   * (block bytes are opaque here), the latest state root must also be the one the latest
+   * block's header commits to, or `HEADER_STATE_MISMATCH`.
+   */
+  verifyIntegrity(options?: IntegrityOptions): IntegrityReport;
   fileSizes(): StoreFileSizes;
   close(): void;
 }
@@ -282,11 +286,11 @@ class SqliteNodeStore implements NodeStore {
     }
   }
 
-  verifyIntegrity(): IntegrityReport {
+  verifyIntegrity(options: IntegrityOptions = {}): IntegrityReport {
     return this.guard('verifyIntegrity', () => {
       // Check the latest version SQLite holds, not the copy in memory.
       this.stateTables.forgetLatest();
-      return checkIntegrity(this.db, this.stateTables);
+      return checkIntegrity(this.db, this.stateTables, options);
     });
   }
 

@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeCanonical } from '../../src/codec/cbor.js';
+import { decodeCanonical, encodeCanonical } from '../../src/codec/cbor.js';
 import { sha256 } from '../../src/crypto/hash.js';
+import type { StoredBlock } from '../../src/storage/block-store.js';
 import type { SaveBlockInput, StateChange } from '../../src/storage/inputs.js';
 import type { NodeStore } from '../../src/storage/store.js';
 
@@ -50,6 +51,16 @@ export function nextBlock(store: NodeStore, next: NextBlock = {}): SaveBlockInpu
     stateChanges,
     stateRoot,
   };
+}
+
+/**
+ * The state root a `nextBlock` block's bytes commit to, as consensus reads `appStateRoot` from
+ * a real header: the `headerStateRoot` of `openStoreFromSnapshot` and `verifyIntegrity`.
+ */
+export function fixtureHeaderStateRoot(block: StoredBlock): Uint8Array {
+  const decoded = decodeCanonical(block.bytes) as { stateRoot?: unknown };
+  if (!(decoded.stateRoot instanceof Uint8Array)) throw new Error('not a fixture block');
+  return decoded.stateRoot;
 }
 
 /** `count` changes of keys `prefix/0..count-1` to values derived from `tag`. */

@@ -17,6 +17,7 @@ import type { ConsensusWal } from '../../src/storage/consensus-wal.js';
 import {
   ConsensusWalErrorCode,
   FRAME_OVERHEAD,
+  SEARCH_CHECKSUM_BUDGET,
   WAL_HEADER,
   encodeFrame,
 } from '../../src/storage/wal-format.js';
@@ -147,6 +148,78 @@ describe('consensus WAL', () => {
         wal.close();
       }
     }
+  });
+
+  it('a torn last record whose payload holds an intact frame is still a torn tail', () => {
+    // A logged block carries user-chosen transaction bytes, which can spell a whole record.
+    const records = [vote(10, 0, 1), vote(10, 1, 2)];
+    const embedded = encodeFrame(2, new Uint8Array(encodeCanonical({ forged: 'vote' })));
+    const payload = new Uint8Array(200 + embedded.length + 300);
+    payload.fill(0x41);
+    payload.set(embedded, 200);
+    const frame = encodeFrame(1, payload);
+    for (const cut of [FRAME_OVERHEAD + 1 + 200 + embedded.length, frame.length - 1]) {
+      const path = fresh();
+      const sizes = writeRecords(path, records);
+      appendFileSync(path, frame.subarray(0, cut));
+      const wal = openConsensusWal(path);
+      try {
+        assert.equal(wal.truncatedBytes, cut);
+        assert.equal(statSync(path).size, sizes.at(-1));
+        assert.deepEqual(plainRecords(wal.replay().records), plainRecords(records));
+      } finally {
+        wal.close();
+      }
+    }
+  });
+
+  it('a large torn tail of plausible-looking lengths opens in bounded time', () => {
+    // `00 02 00 00` repeated reads as a 128 KiB length at every 4th byte: searching inside the
+    // torn record checksummed ~128 KiB per candidate (quadratic, ~20 s for 1 MiB). The bound is
+    // generous on purpose; it guards against that regression, not against a slow machine.
+    const path = fresh();
+    const sizes = writeRecords(path, [vote(11, 0, 1)]);
+    const payload = new Uint8Array(2 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i += 4) payload[i + 1] = 0x02;
+    const torn = encodeFrame(1, payload).subarray(0, FRAME_OVERHEAD + 1 + 1024 * 1024);
+    appendFileSync(path, torn);
+    const started = performance.now();
+    const wal = openConsensusWal(path);
+    const elapsedMs = performance.now() - started;
+    try {
+      assert.equal(wal.truncatedBytes, torn.length);
+      assert.equal(statSync(path).size, sizes.at(-1));
+    } finally {
+      wal.close();
+    }
+    assert.ok(elapsedMs < 2_000, `opening took ${Math.round(elapsedMs)} ms`);
+  });
+
+  it('damage behind a record whose length cannot be trusted is searched within a budget', () => {
+    // An impossible length (not left by a crash) over bytes full of plausible lengths: the
+    // search gives up as CORRUPT instead of checksumming for minutes, and leaves the file.
+    const path = fresh();
+    const max = 8 * 1024 * 1024;
+    const sizes = (() => {
+      const wal = openConsensusWal(path, { maxRecordBytes: max });
+      wal.append(vote(12, 0, 1));
+      const size = wal.sizeBytes();
+      wal.close();
+      return size;
+    })();
+    const garbage = new Uint8Array(4 * 1024 * 1024);
+    for (let i = 0; i < garbage.length; i += 4) garbage[i + 1] = 0x20; // 2 MiB lengths
+    garbage.set([0xff, 0xff, 0xff, 0xff], 0);
+    appendFileSync(path, garbage);
+    const before = readFileSync(path);
+    assert.throws(
+      () => openConsensusWal(path, { maxRecordBytes: max }),
+      (error: unknown) =>
+        walError(ConsensusWalErrorCode.CORRUPT)(error) &&
+        (error as HyperMeshError).detail.offset === sizes &&
+        (error as HyperMeshError).detail.checksumBudget === SEARCH_CHECKSUM_BUDGET,
+    );
+    assert.deepEqual(readFileSync(path), before);
   });
 
   it('a damaged record in the middle is CORRUPT, never skipped', () => {

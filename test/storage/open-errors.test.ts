@@ -1,5 +1,12 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
@@ -76,6 +83,27 @@ describe('opening bad files', () => {
     other.pragma('application_id = 12345');
     other.close();
     assert.throws(() => openStore(tagged), storageError(StorageErrorCode.FOREIGN_DATABASE));
+  });
+
+  it('a refused foreign database keeps its journal mode: no header change, no -wal file', () => {
+    const path = dir.file('foreign-journal.db');
+    const db = new Database(path);
+    db.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')");
+    db.close();
+    const before = readFileSync(path);
+    // File format write/read versions (https://www.sqlite.org/fileformat.html §1.3.3): 1 is
+    // the rollback journal, 2 is WAL.
+    assert.deepEqual([...before.subarray(18, 20)], [1, 1]);
+    // A second connection keeps the file open, so a -wal file would outlive the refusal.
+    const holder = new Database(path, { readonly: true });
+    try {
+      assert.throws(() => openStore(path), storageError(StorageErrorCode.FOREIGN_DATABASE));
+      assert.equal(existsSync(`${path}-wal`), false);
+    } finally {
+      holder.close();
+    }
+    assert.deepEqual(readFileSync(path), before);
+    assert.equal(existsSync(`${path}-wal`), false);
   });
 
   it('a truncated store is reported as CORRUPT, by opening or by the integrity check', () => {

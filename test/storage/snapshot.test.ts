@@ -1,16 +1,27 @@
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { isHyperMeshError } from '../../src/codec/error.js';
+import type { HyperMeshError } from '../../src/codec/error.js';
+import { STORE_APPLICATION_ID } from '../../src/storage/database.js';
 import { StorageErrorCode } from '../../src/storage/errors.js';
 import { openStoreFromSnapshot } from '../../src/storage/snapshot.js';
 import { verifyStateProof } from '../../src/storage/state-proof.js';
 import { openStore } from '../../src/storage/store.js';
 import type { NodeStore } from '../../src/storage/store.js';
-import { changes, hex, nextBlock, temporaryDirectory, text } from './chain-fixture.js';
+import {
+  changes,
+  fixtureHeaderStateRoot,
+  hex,
+  nextBlock,
+  temporaryDirectory,
+  text,
+} from './chain-fixture.js';
 
 const storageError = (code: StorageErrorCode) => (error: unknown) => isHyperMeshError(error, code);
+
+const restoreOptions = { headerStateRoot: fixtureHeaderStateRoot };
 
 describe('snapshots', () => {
   let dir: Awaited<ReturnType<typeof temporaryDirectory>>;
@@ -34,7 +45,11 @@ describe('snapshots', () => {
     // The live store keeps going; the snapshot is a point in time.
     store.saveBlock(nextBlock(store, { stateChanges: changes('after', 5, 'later') }));
 
-    const restored = await openStoreFromSnapshot(snapshot, dir.file('restored-1.db'));
+    const restored = await openStoreFromSnapshot(
+      snapshot,
+      dir.file('restored-1.db'),
+      restoreOptions,
+    );
     try {
       assert.equal(restored.blocks.latestHeight(), 20);
       assert.equal(hex(restored.state.root()), rootAtBackup);
@@ -64,7 +79,7 @@ describe('snapshots', () => {
     const target = dir.file('occupied.db');
     writeFileSync(target, 'precious');
     await assert.rejects(
-      openStoreFromSnapshot(snapshot, target),
+      openStoreFromSnapshot(snapshot, target, restoreOptions),
       storageError(StorageErrorCode.TARGET_EXISTS),
     );
   });
@@ -77,7 +92,7 @@ describe('snapshots', () => {
     const snapshot = dir.file('snapshot-3.db');
     await store.backup(snapshot);
     await assert.rejects(
-      openStoreFromSnapshot(snapshot, link),
+      openStoreFromSnapshot(snapshot, link, restoreOptions),
       storageError(StorageErrorCode.TARGET_EXISTS),
     );
     // Nothing was written through the link, and the link itself is left as it was.
@@ -90,7 +105,7 @@ describe('snapshots', () => {
     writeFileSync(garbage, Buffer.alloc(4096, 0x42));
     const target = dir.file('from-garbage.db');
     await assert.rejects(
-      openStoreFromSnapshot(garbage, target),
+      openStoreFromSnapshot(garbage, target, restoreOptions),
       storageError(StorageErrorCode.NOT_A_DATABASE),
     );
     assert.equal(existsSync(target), false);
@@ -104,15 +119,99 @@ describe('snapshots', () => {
     db.close();
     const target2 = dir.file('from-future.db');
     await assert.rejects(
-      openStoreFromSnapshot(future, target2),
+      openStoreFromSnapshot(future, target2, restoreOptions),
       storageError(StorageErrorCode.SCHEMA_TOO_NEW),
     );
     assert.equal(existsSync(target2), false);
 
     await assert.rejects(
-      openStoreFromSnapshot(dir.file('no-such-snapshot.db'), dir.file('from-nothing.db')),
+      openStoreFromSnapshot(
+        dir.file('no-such-snapshot.db'),
+        dir.file('from-nothing.db'),
+        restoreOptions,
+      ),
       storageError(StorageErrorCode.CANNOT_OPEN),
     );
+  });
+
+  it('refuses an empty file, a fresh store and a store without blocks before creating the target', async () => {
+    const empty = dir.file('empty-snapshot.db');
+    writeFileSync(empty, '');
+    const fresh = dir.file('fresh-snapshot.db');
+    openStore(fresh).close();
+    const unnamed = dir.file('sqlite-without-schema.db');
+    const raw = new Database(unnamed);
+    raw.pragma(`application_id = ${STORE_APPLICATION_ID}`);
+    raw.close();
+    for (const [label, snapshot] of [
+      ['a 0-byte file', empty],
+      ['a new store with no block', fresh],
+      ['an HMSH file with no schema', unnamed],
+    ] as const) {
+      const before = readFileSync(snapshot);
+      const target = dir.file(`from-${label.replaceAll(' ', '-')}.db`);
+      await assert.rejects(
+        openStoreFromSnapshot(snapshot, target, restoreOptions),
+        storageError(StorageErrorCode.NOT_A_SNAPSHOT),
+        label,
+      );
+      assert.equal(existsSync(target), false, label);
+      assert.deepEqual(readFileSync(snapshot), before, `${label}: the snapshot is unchanged`);
+    }
+  });
+
+  it('a snapshot whose latest state is not the one its latest header commits to is refused', async () => {
+    // Height h's state swapped for height h-1's: the values, the tree and the root agree with
+    // each other, so only the header (which commits to the state after block h) tells.
+    const snapshot = dir.file('other-height-state.db');
+    await store.backup(snapshot);
+    const db = new Database(snapshot);
+    const latest = Number(db.prepare('SELECT max(height) FROM block').pluck().get());
+    db.prepare(
+      `UPDATE state_root SET (root, root_id, key_count) =
+         (SELECT root, root_id, key_count FROM state_root WHERE height = ?) WHERE height = ?`,
+    ).run(latest - 1, latest);
+    db.prepare('DELETE FROM state_value WHERE height = ?').run(latest);
+    db.close();
+
+    const tampered = openStore(snapshot, { readonly: true });
+    try {
+      // Without the header reader the store cannot tell, and says so.
+      assert.equal(tampered.verifyIntegrity().headerChecked, false);
+      assert.throws(
+        () => tampered.verifyIntegrity({ headerStateRoot: fixtureHeaderStateRoot }),
+        (error: unknown) =>
+          storageError(StorageErrorCode.HEADER_STATE_MISMATCH)(error) &&
+          (error as HyperMeshError).detail.height === latest,
+      );
+    } finally {
+      tampered.close();
+    }
+    for (const verify of [true, false]) {
+      const target = dir.file(`from-other-height-state-${verify}.db`);
+      await assert.rejects(
+        openStoreFromSnapshot(snapshot, target, { ...restoreOptions, verify }),
+        storageError(StorageErrorCode.HEADER_STATE_MISMATCH),
+      );
+      assert.equal(existsSync(target), false, 'refused before the target is created');
+    }
+    const report = store.verifyIntegrity({ headerStateRoot: fixtureHeaderStateRoot });
+    assert.equal(report.headerChecked, true);
+  });
+
+  it('a snapshot whose latest header cannot be read is CORRUPT', async () => {
+    const snapshot = dir.file('unreadable-header.db');
+    await store.backup(snapshot);
+    const target = dir.file('from-unreadable-header.db');
+    await assert.rejects(
+      openStoreFromSnapshot(snapshot, target, {
+        headerStateRoot: () => {
+          throw new Error('not a block');
+        },
+      }),
+      storageError(StorageErrorCode.CORRUPT),
+    );
+    assert.equal(existsSync(target), false);
   });
 
   it('a snapshot whose state was tampered with fails the restore check', async () => {
@@ -125,7 +224,7 @@ describe('snapshots', () => {
     db.close();
     const target = dir.file('from-tampered.db');
     await assert.rejects(
-      openStoreFromSnapshot(snapshot, target),
+      openStoreFromSnapshot(snapshot, target, restoreOptions),
       storageError(StorageErrorCode.CORRUPT),
     );
   });

@@ -1,5 +1,5 @@
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
-import type { NodeStore } from '../../storage/index.js';
+import type { NodeStore, StoredBlock } from '../../storage/index.js';
 import { genesisHash, genesisHeightContext, type GenesisDocument } from '../genesis.js';
 import {
   nextHeightSchedules,
@@ -34,10 +34,12 @@ function inconsistent(message: string, detail: Record<string, unknown> = {}, cau
  * then one step per stored height (`nextHeightSchedules`: one election, and the validator
  * updates the store kept for that block, which take effect two heights later). The parent is
  * the latest stored block with its commit, which the next proposer puts in its block as
- * `lastCommit`. The replayed set of the latest height must be the one its header names.
+ * `lastCommit`. The replayed set of the latest height must be the one its header names, and
+ * the stored state at that height the one its header commits to (`appStateRoot`, the state
+ * after executing the block): the node executes the next block on that state.
  * Throws `GENESIS_MISMATCH` when the store's chain starts from another genesis or chain, and
- * `STORE_INCONSISTENT` when the latest block, its commit or the stored updates cannot be read
- * back or do not reproduce the stored chain's validator sets.
+ * `STORE_INCONSISTENT` when the latest block, its commit, its state or the stored updates cannot
+ * be read back or do not reproduce what the stored chain's headers commit to.
  */
 export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosition {
   const base = genesisHeightContext(genesis);
@@ -84,6 +86,7 @@ export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosi
       height: latest,
     });
   }
+  checkStateAgainstHeader(store, latest, header.appStateRoot);
   const updates = storedUpdates(store, latest);
   let schedules: HeightSchedules = base;
   let parentValidators = base.schedule.validators;
@@ -124,6 +127,37 @@ export function loadChain(genesis: GenesisDocument, store: NodeStore): ChainPosi
       },
     },
   };
+}
+
+/**
+ * The state root block `height`'s header commits to: the application state after executing
+ * the block (block-checks.ts refuses a block whose execution gives another root). The store
+ * keeps blocks as opaque bytes; this is how it learns what a header commits to
+ * (`openStoreFromSnapshot`'s and `verifyIntegrity`'s `headerStateRoot`). Throws for bytes that
+ * are not an encoded block.
+ */
+export function storedBlockStateRoot(block: StoredBlock): Uint8Array {
+  return decodeBlock(block.bytes).header.appStateRoot;
+}
+
+/**
+ * A store restored from a damaged or tampered copy can hold the state of another height under
+ * the latest one (every other store check passes): this node would then execute, and vote on,
+ * blocks from a state the chain never agreed on.
+ */
+function checkStateAgainstHeader(store: NodeStore, height: number, committed: Uint8Array): void {
+  let stored: Uint8Array;
+  try {
+    stored = store.state.root(height);
+  } catch (error) {
+    throw inconsistent(`the store holds no state for block ${height}`, { height }, error);
+  }
+  if (!bytesEqual(stored, committed)) {
+    throw inconsistent(
+      `the stored state after block ${height} is not the state its header commits to`,
+      { height, header: toHex(committed), stored: toHex(stored) },
+    );
+  }
 }
 
 /** The stored validator updates of blocks 1..latest, decoded, by height. */
