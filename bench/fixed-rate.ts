@@ -2,8 +2,9 @@
  * Node CPU per transaction at one fixed offered rate, for comparing two builds (run each,
  * alternating, on the same machine) without a benchmark suite's step search. A 4-validator
  * cluster, `--rate` transactions per second for `--seconds`, open loop, then the node processes'
- * CPU seconds (Linux /proc) over the run divided by the transactions admitted. Baseline in the
- * same run: the same cluster's CPU over as long a time idle, before the load.
+ * CPU seconds (Linux /proc) over the run (submission and drain until committed) divided by the
+ * transactions admitted. Baseline in the same run: the same cluster's CPU idle, before the load,
+ * measured for `--seconds` and scaled to the loaded run's wall time (bench/idle-baseline.ts).
  *
  *   node --import tsx bench/fixed-rate.ts [--workload kv|ca] [--rate N] [--seconds 20] [--profile DIR]
  *     [--commit-delay MS]
@@ -28,6 +29,7 @@ import { ensureBuilt, startBenchCluster, type BenchCluster } from './consensus/c
 import type { Submit } from './consensus/load.js';
 import { batched, sendersFor } from './consensus/steps.js';
 import { prepareLoad } from './consensus/transactions.js';
+import { idleCpuMsPerAdmitted } from './idle-baseline.js';
 import { formatResult } from './report.js';
 import { DEFAULT_CLUSTER_CONSENSUS } from '../src/node/config.js';
 import { startTrustchainCluster } from './trustchain/cluster.js';
@@ -159,9 +161,11 @@ try {
   });
   const idleBlocksStart = committed;
   const idleStart = await cluster.nodeCpuSeconds();
+  const idleWindowStart = Date.now();
   const idleWindow = AbortSignal.timeout(SECONDS * 1000);
   await once(idleWindow, 'abort');
   const idleCpu = (await cluster.nodeCpuSeconds()) - idleStart;
+  const idleSeconds = (Date.now() - idleWindowStart) / 1000;
   const idleBlocks = committed - idleBlocksStart;
 
   progress(`offering ${RATE}/s for ${SECONDS} s`);
@@ -202,20 +206,28 @@ try {
   clearTimeout(drainTimer);
   const cpu = (await cluster.nodeCpuSeconds()) - cpuStart;
   const wall = (Date.now() - started) / 1000;
-  const note = `${WORKLOAD}: ${RATE}/s offered for ${SECONDS} s, ${admitted} admitted, ${refused} refused${WORKLOAD === 'kv' ? `, ${committedTxs} committed` : ''}, ${wall.toFixed(1)} s to the end; ${((committed - blocksStart) / wall).toFixed(2)} blocks/s under load, ${(idleBlocks / SECONDS).toFixed(2)} idle`;
+  const note = `${WORKLOAD}: ${RATE}/s offered for ${SECONDS} s, ${admitted} admitted, ${refused} refused${WORKLOAD === 'kv' ? `, ${committedTxs} committed` : ''}, ${wall.toFixed(1)} s to the end; ${((committed - blocksStart) / wall).toFixed(2)} blocks/s under load, ${(idleBlocks / idleSeconds).toFixed(2)} idle`;
   emit(
     `node CPU per ${WORKLOAD === 'kv' ? 'transaction' : 'certificate'} (4 nodes)`,
     (cpu / Math.max(1, admitted)) * 1000,
     'ms',
     {
       baseline: {
-        name: 'idle cluster CPU over the same time, per admitted transaction',
-        value: (idleCpu / Math.max(1, admitted)) * 1000,
+        name: `idle cluster CPU (measured over ${idleSeconds.toFixed(1)} s, scaled to the loaded ${wall.toFixed(1)} s), per admitted transaction`,
+        value: idleCpuMsPerAdmitted({
+          idleCpuSeconds: idleCpu,
+          idleSeconds,
+          loadedSeconds: wall,
+          admitted,
+        }),
       },
       note,
     },
   );
-  emit('node CPU, cores busy under load', cpu / wall, 'cores', { note });
+  emit('node CPU, cores busy under load', cpu / wall, 'cores', {
+    baseline: { name: 'idle cluster', value: idleCpu / idleSeconds },
+    note,
+  });
 } finally {
   await cluster.close();
   if (process.env.HYPERMESH_BENCH_KEEP === '1') {

@@ -6,17 +6,24 @@
 export interface BenchResult {
   suite: string;
   metric: string;
-  value: number;
+  /** null: the measurement has no value (e.g. a latency percentile that never committed). */
+  value: number | null;
   unit: string;
-  baseline?: { name: string; value: number };
+  baseline?: { name: string; value: number | null };
   ratio?: number;
   /** Free-form context (library names, parameters) that helps reading the number. */
   note?: string;
 }
 
+/** What a suite emits: a measured number, NaN or ±Infinity when there is none. */
+export interface Measurement extends Omit<BenchResult, 'suite' | 'ratio' | 'value' | 'baseline'> {
+  value: number;
+  baseline?: { name: string; value: number };
+}
+
 export interface BenchContext {
   readonly quick: boolean;
-  emit(result: Omit<BenchResult, 'suite' | 'ratio'>): void;
+  emit(result: Measurement): void;
   /** Progress text for a person watching; goes to stderr so stdout stays JSON lines. */
   progress(message: string): void;
 }
@@ -28,11 +35,18 @@ export function round(value: number, digits = 3): number {
   return Math.round(value * factor) / factor;
 }
 
-export function formatResult(suite: string, result: Omit<BenchResult, 'suite' | 'ratio'>): string {
-  const line: BenchResult = { suite, ...result, value: round(result.value) };
+/** Rounded, or null when there is no number (JSON has no NaN or Infinity). */
+function jsonValue(value: number): number | null {
+  return Number.isFinite(value) ? round(value) : null;
+}
+
+export function formatResult(suite: string, result: Measurement): string {
+  const line: BenchResult = { suite, ...result, value: jsonValue(result.value) };
   if (result.baseline) {
-    line.baseline = { name: result.baseline.name, value: round(result.baseline.value) };
-    if (result.baseline.value !== 0) line.ratio = round(result.value / result.baseline.value);
+    const { name, value } = result.baseline;
+    line.baseline = { name, value: jsonValue(value) };
+    const ratio = result.value / value;
+    if (value !== 0 && Number.isFinite(ratio)) line.ratio = round(ratio);
   }
   return JSON.stringify(line);
 }

@@ -1,4 +1,4 @@
-import type { StepResult, Submit } from '../consensus/load.js';
+import type { StepResult } from '../consensus/load.js';
 import {
   KvSteps,
   drainMempools,
@@ -8,6 +8,7 @@ import {
   type StepDeps,
 } from '../consensus/steps.js';
 import { prepareLoad } from '../consensus/transactions.js';
+import { AdmissionLog } from './admission.js';
 import { freshSeeds, walletFromSeed, type Funder } from './funding.js';
 import type { LedgerBook, PlannedTransfer } from './ledger-book.js';
 import { fundingFor, recipientOf, type TransferParams } from './transfer-plan.js';
@@ -39,7 +40,10 @@ export class KvWorkload extends KvSteps implements Workload {
 export class CaesarWorkload implements Workload {
   readonly name = 'caesar';
   meanBytes = 0;
-  /** Transfers refused at admission over all steps, by code (never executed, no sequence used). */
+  /**
+   * Transfers finally refused at admission over all steps, by their last answer's code (never
+   * executed, no sequence used); one admitted on a resend is not counted.
+   */
   readonly admissionRefusals = new Map<string, number>();
   constructor(
     private readonly deps: StepDeps,
@@ -83,17 +87,15 @@ export class CaesarWorkload implements Workload {
     );
 
     const indexOf = new Map<Uint8Array, number>(load.txs.map((tx, i) => [tx, i]));
-    const admitted: (readonly [string, PlannedTransfer])[] = [];
-    const submit: Submit = async (tx, node, connection) => {
-      const code = await this.deps.submit(tx, node, connection);
-      const i = indexOf.get(tx);
-      if (i === undefined) throw new Error('a transfer the step did not build was submitted');
-      if (code === null) admitted.push([load.hashes[i] as string, this.planned(params, i)]);
-      else this.admissionRefusals.set(code, (this.admissionRefusals.get(code) ?? 0) + 1);
-      return code;
-    };
-    const result = await measureStep(this.deps, load, rate, submit);
-    this.book.submitted(admitted);
+    const admission = new AdmissionLog((tx) => indexOf.get(tx));
+    // runStep has every answer, resends included, before it returns: the last ones are final.
+    const result = await measureStep(this.deps, load, rate, admission.wrap(this.deps.submit));
+    this.book.submitted(
+      admission.admitted().map((i) => [load.hashes[i] as string, this.planned(params, i)] as const),
+    );
+    for (const [code, n] of admission.refusals()) {
+      this.admissionRefusals.set(code, (this.admissionRefusals.get(code) ?? 0) + n);
+    }
     await drainMempools(cluster, 30_000);
     const outcome = await this.book.resolve(
       (index) => cluster.client(index, cluster.names[index % cluster.names.length] as string),

@@ -9,6 +9,7 @@ import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import { decodeBlock } from '../../src/consensus/wire.js';
 import type { BenchCluster, CommitEvent } from './cluster.js';
 import type { PreparedLoad } from './transactions.js';
+import { describeLatency, percentile, percentileCountingMissing } from '../percentile.js';
 
 /**
  * Open-loop load and commit tracking for the consensus benchmark.
@@ -29,7 +30,8 @@ import type { PreparedLoad } from './transactions.js';
  * time on the node's own clock; the block is then fetched (`getBlock`) and its transactions
  * hashed, so each transaction of the load is matched to the block, and the time, it was
  * committed in. Latency = that commit time − the wall-clock time it was handed to `Submit`
- * (a batching client's queueing time included).
+ * (a batching client's queueing time included). Latency percentiles are over every transaction
+ * handed over in the window: one that never committed counts as +Infinity (`stepLatency`).
  */
 export interface StepOptions {
   readonly rate: number;
@@ -51,9 +53,15 @@ export interface StepResult {
   readonly meanBlockTxs: number;
   /** Highest round a window block was decided in: > 0 means rounds failed (timeouts). */
   readonly maxRound: number;
-  /** Latency (ms) of every transaction submitted in the window and committed. */
+  /**
+   * Latency (ms) of every transaction submitted in the window and committed; percentiles count
+   * the `uncommitted` ones too (`stepLatency`).
+   */
   readonly latencies: readonly number[];
-  /** Transactions submitted in the window that were not committed by the end of the drain. */
+  /**
+   * Transactions submitted in the window that were not committed by the end of the drain
+   * (refused at admission included).
+   */
   readonly uncommitted: number;
   /** Refusals (by code) and call failures (by STOQ code). */
   readonly refusals: ReadonlyMap<string, number>;
@@ -93,11 +101,17 @@ interface ObservedBlock {
   readonly stepTxs: number;
 }
 
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] as number;
+export { percentile };
+
+/**
+ * The p-th percentile of commit latency over every transaction submitted in the step's window,
+ * one that never committed counted as +Infinity (percentileCountingMissing).
+ */
+export function stepLatency(
+  result: Pick<StepResult, 'latencies' | 'uncommitted'>,
+  p: number,
+): number {
+  return percentileCountingMissing(result.latencies, result.uncommitted, p);
 }
 
 function pause(ms: number): Promise<void> {
@@ -422,7 +436,7 @@ export function describeStep(result: StepResult): string {
     `offered ${result.rate.toFixed(0)}/s: sent ${result.sentRate.toFixed(0)}/s, committed ` +
     `${result.committedRate.toFixed(0)}/s in ${result.blocks} blocks (mean ${result.meanBlockTxs.toFixed(0)} txs, ` +
     `highest round ${result.maxRound}), ` +
-    `p50 ${percentile(result.latencies, 50).toFixed(0)} ms, p99 ${percentile(result.latencies, 99).toFixed(0)} ms, ` +
+    `p50 ${describeLatency(stepLatency(result, 50))}, p99 ${describeLatency(stepLatency(result, 99))}, ` +
     `uncommitted ${result.uncommitted}, client lag p99 ${result.lagP99Ms.toFixed(0)} ms` +
     (result.retries === 0
       ? ''

@@ -15,9 +15,13 @@
  * - Maximum sustained rate: the consensus benchmark's 5 % rule (sent and committed within 5 % of
  *   the offered rate over the window). The two workloads alternate at each offered rate (kv,
  *   then transfers), so both see the same cluster, the same age of its state and the same
- *   machine load; the rates rise ×factor until a workload fails, then each is bisected.
- * - Latency p50/p99 at a fixed fraction of each workload's own maximum: hand-over to the
- *   batching client → node-1's commit log time. Full mode uses a fresh identical cluster (the
+ *   machine load; the rates rise ×factor until a workload fails, then each is bisected. Each
+ *   maximum is reported as the highest sustained offered rate and as what that step committed
+ *   (up to 5 % less); the target is judged on the committed rate.
+ * - Latency p50/p99 at a fixed fraction of each workload's own maximum offered rate: hand-over
+ *   to the batching client → node-1's commit log time, over every transaction handed over in the
+ *   window (one never committed counts as +Infinity, so p99 has no value, JSON null, once more
+ *   than 1 % never committed). Full mode uses a fresh identical cluster (the
  *   search ends overloaded, and an overloaded cluster stays slower for a while,
  *   docs/benchmarks.md); --quick reuses the search's cluster after its mempools drain, to stay
  *   within its time.
@@ -34,7 +38,8 @@ import path from 'node:path';
 import { caesarGenesisFromApp } from '../../src/caesar/genesis.js';
 import type { BenchContext } from '../report.js';
 import { ensureBuilt, startBenchCluster, type BenchCluster } from '../consensus/cluster.js';
-import { CommitTracker, percentile, sustains, type StepResult } from '../consensus/load.js';
+import { CommitTracker, stepLatency, sustains, type StepResult } from '../consensus/load.js';
+import { targetVerdict } from '../consensus/targets.js';
 import { BATCHING, batched, drainMempools, fixed, startSuite } from '../consensus/steps.js';
 import { Funder } from '../caesar/funding.js';
 import { LedgerBook } from '../caesar/ledger-book.js';
@@ -275,6 +280,11 @@ async function searchMaxima(
   return { kv, caesar };
 }
 
+/** Why a latency percentile has no value (see stepLatency). */
+function missingNote(value: number, p: number): string {
+  return Number.isFinite(value) ? '' : ` (more than ${100 - p} % of all: no p${p}, null)`;
+}
+
 function searchNote(search: Search, settings: Settings): string {
   return (
     `steps ${search.marks.join(' ')}` +
@@ -298,21 +308,41 @@ export default async function caesarBench(harness: BenchContext): Promise<void> 
   try {
     bench = await openBench(path.join(dir, 'cluster'), settings, progress);
     const { kv, caesar } = await searchMaxima(bench, settings);
+    // Offered: the highest sustained step's rate (latency steps are fractions of it);
+    // committed: what that step committed, up to 5 % less (the target is judged on it).
     const kvMax = kv.best?.rate ?? 0;
     const caesarMax = caesar.best?.rate ?? 0;
+    const kvCommitted = kv.best?.committedRate ?? 0;
+    const caesarCommitted = caesar.best?.committedRate ?? 0;
     const sameCluster = `both on the same ${VALIDATORS}-validator cluster, alternating at each offered rate (${BATCHING})`;
     emit({
-      metric: `kv_max_sustained_tx_per_s_${VALIDATORS}v`,
+      metric: `kv_max_sustained_offered_tx_per_s_${VALIDATORS}v`,
       value: kvMax,
       unit: 'tx/s',
-      note: `raw transaction rate: the consensus benchmark's kv set transactions (${fixed(bench.kv.meanBytes)} bytes), 5 % rule; ${searchNote(kv, settings)}; ${sameCluster}`,
+      note: `raw transaction rate: the consensus benchmark's kv set transactions (${fixed(bench.kv.meanBytes)} bytes), highest offered rate sustained by the 5 % rule; ${searchNote(kv, settings)}; ${sameCluster}`,
     });
     emit({
-      metric: `caesar_max_sustained_transfers_per_s_${VALIDATORS}v`,
+      metric: `kv_max_sustained_committed_tx_per_s_${VALIDATORS}v`,
+      value: kvCommitted,
+      unit: 'tx/s',
+      note: `committed per second (block-aligned) in the kv step at ${fixed(kvMax)}/s offered`,
+    });
+    emit({
+      metric: `caesar_max_sustained_offered_transfers_per_s_${VALIDATORS}v`,
       value: caesarMax,
       unit: 'transfers/s',
-      baseline: { name: 'kv max sustained tx/s, same cluster, same run', value: kvMax },
-      note: `Caesar transfers (${fixed(bench.caesar.meanBytes)} bytes), 5 % rule; ${searchNote(caesar, settings)}; ratio = transfers/s ÷ kv tx/s, the cost of the ledger's logic`,
+      baseline: { name: 'kv max sustained offered tx/s, same cluster, same run', value: kvMax },
+      note: `Caesar transfers (${fixed(bench.caesar.meanBytes)} bytes), highest offered rate sustained by the 5 % rule; ${searchNote(caesar, settings)}; ratio = transfers/s ÷ kv tx/s, the cost of the ledger's logic`,
+    });
+    emit({
+      metric: `caesar_max_sustained_committed_transfers_per_s_${VALIDATORS}v`,
+      value: caesarCommitted,
+      unit: 'transfers/s',
+      baseline: {
+        name: 'kv max sustained committed tx/s, same cluster, same run',
+        value: kvCommitted,
+      },
+      note: `committed per second (block-aligned) in the transfer step at ${fixed(caesarMax)}/s offered`,
     });
     emit({
       metric: 'caesar_transfer_tx_bytes_mean',
@@ -346,20 +376,21 @@ export default async function caesarBench(harness: BenchContext): Promise<void> 
       }
       for (const p of [50, 99]) {
         const kvResult = results.kv;
-        const kvValue = kvResult === undefined ? Number.NaN : percentile(kvResult.latencies, p);
+        const kvValue = kvResult === undefined ? Number.NaN : stepLatency(kvResult, p);
         if (kvResult !== undefined && kvResult.latencies.length > 0) {
           emit({
             metric: `kv_commit_latency_p${p}_ms_${VALIDATORS}v_at_${pct}pct`,
             value: kvValue,
             unit: 'ms',
-            note: `offered ${fixed(kvResult.rate)} tx/s (${pct} % of ${fixed(kvMax)}), ${kvResult.latencies.length} txs, ${kvResult.uncommitted} not committed within ${settings.drainSeconds} s; ${where}; hand-over to the batching client → node-1's commit log time`,
+            note: `offered ${fixed(kvResult.rate)} tx/s (${pct} % of ${fixed(kvMax)}), ${kvResult.latencies.length} txs committed, ${kvResult.uncommitted} not committed within ${settings.drainSeconds} s, counted as +Infinity${missingNote(kvValue, p)}; ${where}; hand-over to the batching client → node-1's commit log time`,
           });
         }
         const result = results.caesar;
         if (result === undefined || result.latencies.length === 0) continue;
+        const value = stepLatency(result, p);
         emit({
           metric: `caesar_confirmation_latency_p${p}_ms_${VALIDATORS}v_at_${pct}pct`,
-          value: percentile(result.latencies, p),
+          value,
           unit: 'ms',
           ...(Number.isFinite(kvValue)
             ? {
@@ -369,21 +400,24 @@ export default async function caesarBench(harness: BenchContext): Promise<void> 
                 },
               }
             : {}),
-          note: `offered ${fixed(result.rate)} transfers/s (${pct} % of ${fixed(caesarMax)}), ${result.latencies.length} transfers, ${result.uncommitted} not committed within ${settings.drainSeconds} s; ${where}; hand-over to the batching client → node-1's commit log time`,
+          note: `offered ${fixed(result.rate)} transfers/s (${pct} % of ${fixed(caesarMax)}), ${result.latencies.length} transfers committed, ${result.uncommitted} not committed within ${settings.drainSeconds} s, counted as +Infinity${missingNote(value, p)}; ${where}; hand-over to the batching client → node-1's commit log time`,
         });
       }
     }
+    const target = { rate: TARGET_TRANSFERS_PER_S };
+    const verdict = targetVerdict(caesar.best, target);
     emit({
       metric: `target_1500_transfers_per_s_${VALIDATORS}v_met`,
-      value: caesarMax >= TARGET_TRANSFERS_PER_S ? 1 : 0,
+      value: verdict === 'met' ? 1 : 0,
       unit: 'bool',
       note:
-        `max sustained ${fixed(caesarMax)} transfers/s = ${fixed((100 * caesarMax) / TARGET_TRANSFERS_PER_S)} % of the ` +
-        `1,500 target; the same cluster's raw kv rate was ${fixed(kvMax)} tx/s ` +
-        `(${fixed((100 * kvMax) / TARGET_TRANSFERS_PER_S)} % of it), so ` +
-        (caesarMax >= TARGET_TRANSFERS_PER_S
+        `committed ${fixed(caesarCommitted)} transfers/s at the highest sustained offered rate ` +
+        `${fixed(caesarMax)}/s = ${fixed((100 * caesarCommitted) / TARGET_TRANSFERS_PER_S)} % of the ` +
+        `1,500 target; the same cluster's raw kv rate was ${fixed(kvCommitted)} tx/s committed ` +
+        `(${fixed((100 * kvCommitted) / TARGET_TRANSFERS_PER_S)} % of it), so ` +
+        (verdict === 'met'
           ? 'met'
-          : kvMax < TARGET_TRANSFERS_PER_S
+          : targetVerdict(kv.best, target) === 'missed'
             ? 'the cluster misses it before the ledger adds its cost (see the consensus benchmark)'
             : 'the ledger logic is what misses it') +
         `; load average ${fixed(loadavg()[0] ?? 0, 1)} now`,

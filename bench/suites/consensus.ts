@@ -10,13 +10,16 @@
  * - How submissions get in: admitted transactions/s over unary `submitTx` calls and over batched
  *   `submitTxs` calls (reported separately), on one client connection and on several (closed
  *   loop, a fixed number of transactions in flight), at 4 validators.
- * - Maximum sustained committed tx/s (batched submission): open-loop offered load stepped up
- *   (×1.6 from 25 tx/s) until a step fails twice in a row, then bisected; a step sustains when
- *   both the sent and the committed rate over a fixed window are within 5 % of the offered rate.
- *   Bounded in steps and in time.
- * - Commit latency p50/p99 at 10 %, 50 % and 90 % of that maximum (batched submission), on a
- *   fresh cluster of the same size (hand-over to the batching client → commit on node-1, from its
- *   own log timestamp; bench/consensus/load.ts).
+ * - Maximum sustained rate (batched submission): open-loop offered load stepped up (×1.6 from
+ *   25 tx/s) until a step fails twice in a row, then bisected; a step sustains when both the sent
+ *   and the committed rate over a fixed window are within 5 % of the offered rate. Bounded in
+ *   steps and in time. Reported twice: the highest sustained offered rate, and the rate that step
+ *   committed (up to 5 % lower) — the target is judged on the committed one.
+ * - Commit latency p50/p99 at 10 %, 50 % and 90 % of that maximum offered rate (batched
+ *   submission), on a fresh cluster of the same size (hand-over to the batching client → commit
+ *   on node-1, from its own log timestamp; bench/consensus/load.ts), over every transaction
+ *   handed over in the window: one never committed counts as +Infinity, so a percentile has no
+ *   value (JSON null) once too many never committed.
  * - Baseline in the same run: Ed25519 verifications/s of this machine (the nodes' verifier,
  *   libsodium with raw keys, one worker thread per core running together) divided by the number of
  *   validators — the ceiling when every validator checks every transaction on one machine.
@@ -35,12 +38,13 @@ import { ensureBuilt, startBenchCluster, type BenchCluster } from '../consensus/
 import { measureEd25519 } from '../consensus/ed25519-baseline.js';
 import {
   CommitTracker,
-  percentile,
+  stepLatency,
   sustains,
   unarySubmit,
   type StepResult,
   type Submit,
 } from '../consensus/load.js';
+import { targetVerdict } from '../consensus/targets.js';
 import {
   BATCHING,
   KvSteps,
@@ -288,17 +292,25 @@ async function measureCluster(
     const max = best?.committedRate ?? 0;
     const maxOffered = best?.rate ?? 0;
     emit({
-      metric: `max_sustained_tx_per_s_${tag}`,
+      metric: `max_sustained_offered_tx_per_s_${tag}`,
       value: maxOffered,
+      unit: 'tx/s',
+      note:
+        `highest offered rate whose sent and committed rates over a ${settings.windowSeconds} s window ` +
+        `stayed within 5 % of it (${BATCHING}); steps ${steps.join(' ')}` +
+        (failed === undefined
+          ? ' (no step failed within the budget)'
+          : `; ${fixed(failed)}/s failed`),
+    });
+    emit({
+      metric: `max_sustained_committed_tx_per_s_${tag}`,
+      value: max,
       unit: 'tx/s',
       baseline: { name: `ed25519 verify/s (all cores) / ${validators} validators`, value: ceiling },
       note:
-        `highest offered rate whose sent and committed rates over a ${settings.windowSeconds} s window ` +
-        `stayed within 5 % (committed ${fixed(max)}/s; ${BATCHING}); steps ${steps.join(' ')}` +
-        (failed === undefined
-          ? ' (no step failed within the budget)'
-          : `; ${fixed(failed)}/s failed`) +
-        `; ceiling = ${fixed(verifyRate)} verifications/s / ${validators}`,
+        `committed per second (block-aligned, ${settings.windowSeconds} s window) in the step at ` +
+        `the highest sustained offered rate, ${fixed(maxOffered)}/s; ceiling = ` +
+        `${fixed(verifyRate)} verifications/s / ${validators}`,
     });
 
     const latencyAt: Record<number, StepResult> = {};
@@ -329,30 +341,35 @@ async function measureCluster(
           continue;
         }
         for (const p of [50, 99]) {
+          const value = stepLatency(result, p);
           emit({
             metric: `commit_latency_p${p}_ms_${tag}_at_${fraction * 100}pct`,
-            value: percentile(result.latencies, p),
+            value,
             unit: 'ms',
             note:
               `offered ${fixed(result.rate)} tx/s (${fraction * 100} % of ${fixed(maxOffered)}), ` +
-              `${result.latencies.length} txs, ${result.uncommitted} not committed within ` +
-              `${settings.drainSeconds} s; ${BATCHING}; hand-over to the batching client ` +
+              `${result.latencies.length} txs committed, ${result.uncommitted} not committed within ` +
+              `${settings.drainSeconds} s, counted as +Infinity` +
+              (Number.isFinite(value) ? '' : ` (more than ${100 - p} % of all: no p${p}, null)`) +
+              `; ${BATCHING}; hand-over to the batching client ` +
               `(queueing included) → node-1's commit log time`,
           });
         }
       }
     }
     if (validators === 4) {
-      const p50 = percentile(latencyAt[0.9]?.latencies ?? [], 50);
-      const met = maxOffered >= TARGET_TX_PER_S && p50 <= TARGET_P50_MS;
+      const at90 = latencyAt[0.9];
+      const p50 = at90 === undefined ? Number.NaN : stepLatency(at90, 50);
+      const verdict = targetVerdict(best, { rate: TARGET_TX_PER_S, p50Ms: TARGET_P50_MS }, p50);
       emit({
         metric: 'target_2000_tx_per_s_p50_1s_4v_met',
-        value: met ? 1 : 0,
+        value: verdict === 'met' ? 1 : 0,
         unit: 'bool',
         note:
-          `max sustained ${fixed(maxOffered)} tx/s (${fixed((100 * maxOffered) / TARGET_TX_PER_S)} % of ` +
-          `the 2,000 target; ${fixed((100 * maxOffered) / ceiling)} % of the ${fixed(ceiling)} tx/s ` +
-          `verification ceiling), p50 at 90 % of it ${fixed(p50)} ms`,
+          `${verdict}: committed ${fixed(max)} tx/s at the highest sustained offered rate ` +
+          `${fixed(maxOffered)}/s (${fixed((100 * max) / TARGET_TX_PER_S)} % of the 2,000 target; ` +
+          `${fixed((100 * max) / ceiling)} % of the ${fixed(ceiling)} tx/s verification ceiling), ` +
+          `p50 at 90 % of the offered maximum ${fixed(p50)} ms`,
       });
     }
     reportTrouble(cluster, tracker, progress);

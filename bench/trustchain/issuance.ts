@@ -28,7 +28,8 @@ import {
   verifiedCaValue,
 } from '../../src/trustchain/ca-module/index.js';
 import { publishedKey } from '../../src/trustchain/ca-module/state.js';
-import { CommitTracker, percentile, type Submit, type Submitted } from '../consensus/load.js';
+import { CommitTracker, type Submit, type Submitted } from '../consensus/load.js';
+import { describeLatency, percentileCountingMissing } from '../percentile.js';
 import { prepareLoad, type PreparedLoad } from '../consensus/transactions.js';
 import type { TrustchainCluster } from './cluster.js';
 
@@ -245,7 +246,10 @@ export class PublicationFollower {
 export interface PublicationResult {
   /** Certificates of the step published per second in the window (block-aligned). */
   readonly publishedRate: number;
-  /** Hand-over → publishing block commit, ms, for every in-window transaction published. */
+  /**
+   * Hand-over → publishing block commit, ms, for every in-window transaction published;
+   * percentiles count the `unpublished` ones too (`publicationLatency`).
+   */
   readonly latencies: readonly number[];
   /** In-window transactions not published by the end of the wait. */
   readonly unpublished: number;
@@ -321,6 +325,18 @@ export async function measurePublication(options: {
   };
 }
 
+/**
+ * The p-th issuance latency percentile over every request handed over in the window, one never
+ * published (not committed, refused at execution, or not published by the end of the wait)
+ * counted as +Infinity (percentileCountingMissing).
+ */
+export function publicationLatency(
+  result: Pick<PublicationResult, 'latencies' | 'unpublished'>,
+  p: number,
+): number {
+  return percentileCountingMissing(result.latencies, result.unpublished, p);
+}
+
 export function describeCodes(codes: ReadonlyMap<string, number>): string {
   return [...codes].map(([code, n]) => `${n}x ${code}`).join(', ');
 }
@@ -329,7 +345,7 @@ export function describePublication(result: PublicationResult): string {
   return (
     `published ${result.publishedRate.toFixed(0)}/s in ${result.publicationBlocks} publication blocks ` +
     `(mean ${result.meanBatch.toFixed(0)} certificates per block), issuance p50 ` +
-    `${percentile(result.latencies, 50).toFixed(0)} ms, p99 ${percentile(result.latencies, 99).toFixed(0)} ms, ` +
+    `${describeLatency(publicationLatency(result, 50))}, p99 ${describeLatency(publicationLatency(result, 99))}, ` +
     `unpublished ${result.unpublished}` +
     (result.refused.size === 0 ? '' : ` (refused at execution: ${describeCodes(result.refused)})`)
   );
