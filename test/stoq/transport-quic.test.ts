@@ -2,7 +2,10 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { isIP } from 'node:net';
 import { ed25519RawPublicKey, generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
-import { createQuicTransport } from '../../src/stoq/quic/transport.js';
+import {
+  createQuicTransport,
+  DEFAULT_QUIC_MAX_STREAM_DATA,
+} from '../../src/stoq/quic/transport.js';
 import { transportContract } from './transport-contract.js';
 
 function udpSocket(host: string) {
@@ -38,7 +41,8 @@ transportContract('quic', {
       close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
     };
   },
-  // quinn's stream receive window (maxStreamData, 10 MB) plus what is in flight.
-  maxUnreadBytes: 12 * 1024 * 1024,
+  // quinn's stream receive window (DEFAULT_QUIC_MAX_STREAM_DATA, 2 MiB) plus what is in flight
+  // (our 256 KiB write buffer and quinn's send side).
+  maxUnreadBytes: DEFAULT_QUIC_MAX_STREAM_DATA + 2 * 1024 * 1024,
   timeoutMs: 60_000,
 });

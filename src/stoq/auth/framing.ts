@@ -1,3 +1,4 @@
+import { retainable } from '../retained-bytes.js';
 import type { TransportStream } from '../transport.js';
 import { AuthFailureReason, authFailure } from './reasons.js';
 
@@ -78,7 +79,8 @@ export class FrameReader {
         );
       }
       if (chunk.length === 0) continue;
-      this.chunks.push(chunk);
+      // Held until a frame completes: a small piece must not pin a much larger buffer.
+      this.chunks.push(retainable(chunk));
       this.buffered += chunk.length;
     }
     const out = new Uint8Array(count);

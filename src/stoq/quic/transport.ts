@@ -17,6 +17,7 @@ import {
   type QuinnBinding,
   type QuinnClient,
   type QuinnConfig,
+  type QuinnConfigInit,
   type QuinnConnection,
   type QuinnServer,
 } from './binding.js';
@@ -40,9 +41,12 @@ export interface QuicTransportOptions {
   readonly keepAliveIntervalMs?: number;
   /** Streams a peer may have open at once on one connection (default 256). */
   readonly maxConcurrentStreams?: number;
-  /** Receive window per stream in bytes (default 10 MB). */
+  /** Receive window per stream in bytes (default `DEFAULT_QUIC_MAX_STREAM_DATA`, 2 MiB). */
   readonly maxStreamData?: number;
-  /** Receive window per connection in bytes (default 15 MB). */
+  /**
+   * Receive window per connection in bytes (default `DEFAULT_QUIC_MAX_CONNECTION_DATA`, 4 MiB):
+   * also what a peer can make us buffer before it authenticated.
+   */
   readonly maxConnectionData?: number;
   /** OS UDP socket send and receive buffer size (default 4 MiB; clamped by the OS). */
   readonly socketBufferBytes?: number;
@@ -63,6 +67,25 @@ export interface ResolvedQuicOptions {
   readonly acceptBacklog: number;
 }
 
+/**
+ * Receive window per stream. quinn applies its windows from the handshake on, the same for every
+ * connection, and the binding cannot change them later, so they also bound what a peer that has
+ * not authenticated can make us buffer. A window smaller than a message is fine for flow control
+ * (credit comes back as the reader takes bytes); it must only be large enough for throughput: at
+ * 2 MiB a whole consensus proposal (`maxBlockBytes`, 1 MiB, plus its overhead) is in flight in one
+ * round trip, and one stream still reaches 2 MiB / RTT (over 160 MB/s at 10 ms).
+ */
+export const DEFAULT_QUIC_MAX_STREAM_DATA = 2 * 1024 * 1024;
+/**
+ * Receive window per connection: two streams at full window. This is the bound on received,
+ * unread bytes per connection, authenticated or not (the libp2p defaults were 10 MB per stream and
+ * 15 MB per connection, which let each unauthenticated connection cost a listener 15 MB until the
+ * authentication deadline).
+ */
+export const DEFAULT_QUIC_MAX_CONNECTION_DATA = 4 * 1024 * 1024;
+/** Streams a peer may have open at once on one connection. */
+export const DEFAULT_QUIC_MAX_CONCURRENT_STREAMS = 256;
+
 /** Every numeric option ends up in a quinn config field or a timer; quinn takes u32s. */
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {
   return positiveIntegerOption(value, fallback, name, 0xffffffff);
@@ -73,6 +96,16 @@ function invalid(message: string, cause: unknown): StoqError {
 }
 
 function quinnConfig(binding: QuinnBinding, options: QuicTransportOptions): QuinnConfig {
+  const init = quinnConfigInit(options);
+  try {
+    return new binding.QuinnConfig(init);
+  } catch (error) {
+    throw invalid(`QUIC configuration rejected by the binding: ${String(error)}`, error);
+  }
+}
+
+/** The settings handed to quinn for `options`, defaults filled in and checked. */
+export function quinnConfigInit(options: QuicTransportOptions): QuinnConfigInit {
   let privateKeyProto: Uint8Array;
   try {
     privateKeyProto = ed25519Libp2pPrivateKeyProto(options.privateKey);
@@ -89,33 +122,29 @@ function quinnConfig(binding: QuinnBinding, options: QuicTransportOptions): Quin
     4 * 1024 * 1024,
     'socketBufferBytes',
   );
-  try {
-    return new binding.QuinnConfig({
-      privateKeyProto,
-      handshakeTimeout,
-      maxIdleTimeout: positiveInteger(options.maxIdleTimeoutMs, 30_000, 'maxIdleTimeoutMs'),
-      keepAliveInterval: positiveInteger(
-        options.keepAliveIntervalMs,
-        10_000,
-        'keepAliveIntervalMs',
-      ),
-      maxConcurrentStreamLimit: positiveInteger(
-        options.maxConcurrentStreams,
-        256,
-        'maxConcurrentStreams',
-      ),
-      maxStreamData: positiveInteger(options.maxStreamData, 10_000_000, 'maxStreamData'),
-      maxConnectionData: positiveInteger(
-        options.maxConnectionData,
-        15_000_000,
-        'maxConnectionData',
-      ),
-      receiveBufferSize: socketBuffer,
-      sendBufferSize: socketBuffer,
-    });
-  } catch (error) {
-    throw invalid(`QUIC configuration rejected by the binding: ${String(error)}`, error);
-  }
+  return {
+    privateKeyProto,
+    handshakeTimeout,
+    maxIdleTimeout: positiveInteger(options.maxIdleTimeoutMs, 30_000, 'maxIdleTimeoutMs'),
+    keepAliveInterval: positiveInteger(options.keepAliveIntervalMs, 10_000, 'keepAliveIntervalMs'),
+    maxConcurrentStreamLimit: positiveInteger(
+      options.maxConcurrentStreams,
+      DEFAULT_QUIC_MAX_CONCURRENT_STREAMS,
+      'maxConcurrentStreams',
+    ),
+    maxStreamData: positiveInteger(
+      options.maxStreamData,
+      DEFAULT_QUIC_MAX_STREAM_DATA,
+      'maxStreamData',
+    ),
+    maxConnectionData: positiveInteger(
+      options.maxConnectionData,
+      DEFAULT_QUIC_MAX_CONNECTION_DATA,
+      'maxConnectionData',
+    ),
+    receiveBufferSize: socketBuffer,
+    sendBufferSize: socketBuffer,
+  };
 }
 
 /** Exported for tests that drive it with an instrumented server; use `Transport.listen`. */

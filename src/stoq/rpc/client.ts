@@ -38,8 +38,21 @@ export type { CallOptions } from './call-guard.js';
  */
 export type SessionSource = Session | ((signal: AbortSignal | undefined) => Promise<Session>);
 
+/**
+ * The limits a client applies to its calls (defaults from `DEFAULT_RPC_LIMITS`):
+ * `stallTimeoutMs` bounds how long a response frame that started arriving may wait for the rest
+ * (DEADLINE_EXCEEDED, reason `stalled-read`), even in a call without deadline or signal, and
+ * `lingerMs` how long, after the final status, the server may take to end its side before the
+ * client resets the stream, so a server that never does cannot keep streams open on a pooled
+ * connection.
+ */
+export type ClientLimits = Pick<
+  RpcLimits,
+  'maxMessageBytes' | 'highWaterMark' | 'stallTimeoutMs' | 'lingerMs'
+>;
+
 export interface RpcClientOptions {
-  readonly limits?: Partial<Pick<RpcLimits, 'maxMessageBytes' | 'highWaterMark'>>;
+  readonly limits?: Partial<ClientLimits>;
   readonly metrics?: StoqMetrics;
   readonly logger?: RpcLogger;
 }
@@ -63,7 +76,7 @@ interface RequestCall<T> {
  * compiler from the service definition, and by its schemas at run time.
  */
 export class RpcClient<S extends ServiceDefinition> {
-  private readonly limits: Pick<RpcLimits, 'maxMessageBytes' | 'highWaterMark'>;
+  private readonly limits: ClientLimits;
   private readonly logger: RpcLogger;
   private readonly metrics: StoqMetrics | undefined;
 
@@ -92,7 +105,7 @@ export class RpcClient<S extends ServiceDefinition> {
         const response = await guard.race(expectMessage(io.reader));
         const status = await guard.race(io.reader.next());
         expectOkStatus(status);
-        void io.writer.finish().catch(() => undefined);
+        this.endAfterStatus(io);
         return checkResponse(responseSchema(definition), response);
       },
     );
@@ -158,8 +171,9 @@ export class RpcClient<S extends ServiceDefinition> {
     let io: CallIo | null = null;
     try {
       let channel: StreamMessageChannel<unknown, unknown> | null = null;
-      io = await this.open(guard, (value) => channel?.noticeFrame(value));
-      const { stream, reader, writer } = io;
+      const opening = await this.open(guard, (value) => channel?.noticeFrame(value));
+      io = opening;
+      const { stream, reader, writer } = opening;
       let recorded = false;
       const finish = (error: StoqError | null): void => {
         if (!recorded) {
@@ -169,7 +183,7 @@ export class RpcClient<S extends ServiceDefinition> {
         }
         // Our side ends too: finished if it still can be, otherwise reset so the server's
         // linger ends now rather than at its timeout.
-        if (writer.writable) void writer.finish().catch(() => undefined);
+        if (writer.writable) this.endAfterStatus(opening);
         else stream.reset();
       };
       const opened = new StreamMessageChannel<unknown, unknown>(
@@ -268,7 +282,7 @@ export class RpcClient<S extends ServiceDefinition> {
         }
         if (frame.status.code !== OK) throw statusError(frame.status);
         code = OK;
-        void io.writer.finish().catch(() => undefined);
+        this.endAfterStatus(io);
         return;
       }
     } catch (error) {
@@ -308,9 +322,12 @@ export class RpcClient<S extends ServiceDefinition> {
     const reader = new FrameReader(stream, {
       maxMessageBytes: this.limits.maxMessageBytes,
       highWaterMark: this.limits.highWaterMark,
+      stallTimeoutMs: this.limits.stallTimeoutMs,
       onBytes: bytesIn ? (bytes) => bytesIn.inc(bytes) : undefined,
       inspect,
     });
+    // A stalled frame fails the reader; the stream must not stay open behind it.
+    reader.onFailure(() => stream.reset());
     const writer = new FrameWriter(stream, {
       maxMessageBytes: this.limits.maxMessageBytes,
       highWaterMark: this.limits.highWaterMark,
@@ -346,11 +363,35 @@ export class RpcClient<S extends ServiceDefinition> {
     io.writer.enqueueEncoded(encodePayload(header));
   }
 
+  /**
+   * The call has its final status: our side finishes, and the server's end of the stream must
+   * follow within `lingerMs` (anything but the end, or nothing, resets the stream). A server
+   * that never ends its side would otherwise leave the stream, its reader and a pending read
+   * open on the connection for as long as the connection lives.
+   */
+  private endAfterStatus(io: CallIo): void {
+    void io.writer.finish().catch(() => undefined);
+    const timer = setTimeout(() => io.stream.reset(), this.limits.lingerMs);
+    // Only a bound on a stream that is done for the caller: it need not keep the process up.
+    timer.unref();
+    io.reader.next().then(
+      (item) => {
+        clearTimeout(timer);
+        if (item !== END) io.stream.reset();
+      },
+      () => {
+        clearTimeout(timer);
+        io.stream.reset();
+      },
+    );
+  }
+
   /** Reads a one-way call's status in the background so its stream is released. */
   private async collectVerdict(io: CallIo, wireName: string, started: number): Promise<void> {
     let code: StatusCode = OK;
     try {
       expectOkStatus(await io.reader.next());
+      this.endAfterStatus(io);
     } catch (error) {
       const failure = asStoqError(error, StoqErrorCode.INTERNAL);
       code = failure.code;

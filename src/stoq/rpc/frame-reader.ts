@@ -19,6 +19,13 @@ export interface FrameReaderOptions {
   readonly onBytes?: (bytes: number) => void;
   /** Called once, when the stream failed (transport error or bad frame). */
   readonly onError?: (error: StoqError) => void;
+  /**
+   * A frame that started arriving must complete within this many milliseconds of waiting for
+   * the peer, or the reader fails with DEADLINE_EXCEEDED (reason `stalled-read`). Time the reader
+   * spends paused at its high-water mark (our consumer is slow) does not count. Without it the
+   * owner watches `partialSince` itself (the server sweeps all its calls on one timer).
+   */
+  readonly stallTimeoutMs?: number;
 }
 
 /**
@@ -39,6 +46,8 @@ export class FrameReader {
   private readonly decoder: FrameDecoder;
   /** `Date.now()` when a frame started arriving and is still incomplete, else 0. */
   partialSince = 0;
+  /** Runs while a started frame waits for the peer, with `stallTimeoutMs`. */
+  private stallTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly stream: TransportStream,
@@ -107,6 +116,7 @@ export class FrameReader {
   fail(error: StoqError): void {
     if (this.failure) return;
     this.failure = error;
+    this.stopStallTimer();
     this.items = [];
     this.sizes = [];
     this.head = 0;
@@ -121,6 +131,7 @@ export class FrameReader {
     this.pumping = true;
     try {
       while (!this.ended && !this.failure && this.queued < this.options.highWaterMark) {
+        if (this.decoder.inFrame) this.startStallTimer();
         const chunk = await this.stream.read();
         if (this.failure) return;
         if (chunk === null) {
@@ -137,6 +148,8 @@ export class FrameReader {
           this.sizes.push(payload.length + FRAME_PREFIX_BYTES);
           this.queued += payload.length + FRAME_PREFIX_BYTES;
         }
+        // A completed frame stops the clock; the next one, if started, gets its own.
+        if (payloads.length > 0) this.stopStallTimer();
         if (this.decoder.inFrame) {
           if (this.partialSince === 0) this.partialSince = Date.now();
         } else {
@@ -148,8 +161,31 @@ export class FrameReader {
       this.fail(asStoqError(error, StoqErrorCode.STREAM_RESET));
     } finally {
       this.pumping = false;
+      // Paused at the high-water mark or done: nothing waits for the peer now.
+      this.stopStallTimer();
       if (this.ended) this.wake();
     }
+  }
+
+  /** Starts the stall clock for the frame now incomplete, unless it already runs for it. */
+  private startStallTimer(): void {
+    const timeoutMs = this.options.stallTimeoutMs;
+    if (timeoutMs === undefined || this.stallTimer !== undefined) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      this.fail(
+        new StoqError(
+          StoqErrorCode.DEADLINE_EXCEEDED,
+          `a frame stayed incomplete for ${timeoutMs} ms`,
+          { reason: 'stalled-read', received: this.decoder.partialBytes },
+        ),
+      );
+    }, timeoutMs);
+  }
+
+  private stopStallTimer(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
   }
 
   private wake(): void {

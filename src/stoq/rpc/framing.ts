@@ -1,5 +1,6 @@
 import { CborError, decodeStrict, encodeMessage } from '../../codec/cbor.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
+import { retainable } from '../retained-bytes.js';
 
 /**
  * STOQ stream framing: every message is `u32 big-endian length || payload`, and every payload
@@ -91,7 +92,8 @@ export function decodePayload(payload: Uint8Array): unknown {
 /**
  * Incremental frame decoder. Chunks may split a frame anywhere (even inside the prefix) or carry
  * many frames; `push` returns every frame completed by the chunk. Payloads that lie inside one
- * chunk are returned as views of it without copying; a payload spread over chunks is collected
+ * chunk are returned as views of it without copying unless they are small beside it (see
+ * `retainable`); a payload spread over chunks is collected
  * piece by piece and joined once complete, so memory grows only with bytes actually received,
  * never with the length a peer claims.
  *
@@ -148,13 +150,14 @@ export class FrameDecoder {
       const need = this.bodyLength - this.bodyFilled;
       const available = chunk.length - offset;
       if (this.bodyFilled === 0 && available >= need) {
-        frames.push(chunk.subarray(offset, offset + need));
+        frames.push(retainable(chunk.subarray(offset, offset + need)));
         offset += need;
         this.bodyLength = -1;
         continue;
       }
       const take = Math.min(need, available);
-      this.bodyPieces.push(chunk.subarray(offset, offset + take));
+      // Kept until the frame completes, maybe long: must not pin a chunk much larger than it.
+      this.bodyPieces.push(retainable(chunk.subarray(offset, offset + take)));
       this.bodyFilled += take;
       offset += take;
       if (this.bodyFilled === this.bodyLength) {

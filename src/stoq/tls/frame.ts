@@ -1,4 +1,5 @@
 import { StoqError, StoqErrorCode } from '../errors.js';
+import { retainable } from '../retained-bytes.js';
 
 /**
  * Frames of the STOQ stream multiplexer that runs inside one TLS connection (the same idea as
@@ -138,11 +139,12 @@ function parsePayload(type: FrameType, streamId: number, payload: Uint8Array): F
     case FrameType.RESET:
       return { type, streamId };
     case FrameType.DATA:
-      // A plain Uint8Array view (no copy): readers get the same type from every transport.
+      // A plain Uint8Array (readers get the same type from every transport): a view of the
+      // received chunk, copied when small beside it, as it may wait long in a stream's queue.
       return {
         type,
         streamId,
-        data: new Uint8Array(payload.buffer, payload.byteOffset, payload.length),
+        data: retainable(new Uint8Array(payload.buffer, payload.byteOffset, payload.length)),
       };
     case FrameType.WINDOW_UPDATE: {
       const view = new DataView(payload.buffer, payload.byteOffset, payload.length);

@@ -20,9 +20,12 @@ export interface StreamOwner {
   release(stream: MuxStream): void;
   /**
    * Spends up to `wanted` bytes of the connection's send window now. Returns 0 when the window
-   * is used up; the connection then calls `resumeWrites` once the peer grants more.
+   * is used up or the socket is congested; the connection then calls `resumeWrites` once the
+   * peer grants more or the socket drained.
    */
   takeSendCredit(stream: MuxStream, wanted: number): number;
+  /** The stream failed: its DATA not yet handed to the socket is dropped. */
+  discardQueuedData(stream: MuxStream): void;
   /** Received bytes left this stream's buffer (read, or dropped with the stream). */
   freeReceiveCredit(length: number): void;
   /** The peer broke flow control or stream state; the connection must close. */
@@ -69,7 +72,12 @@ export class MuxStream extends StreamQueues implements TransportStream {
   reset(): void {
     if (this.failure) return;
     const done = this.finishSent && this.finReceived;
-    if (!done) this.owner.send(encodeFrame({ type: FrameType.RESET, streamId: this.streamId }));
+    if (!done) {
+      // Abandoned: its DATA still queued need not go out (the RESET makes the peer drop it
+      // anyway). A stream finished both ways keeps it: its FIN is queued behind that DATA.
+      this.owner.discardQueuedData(this);
+      this.owner.send(encodeFrame({ type: FrameType.RESET, streamId: this.streamId }));
+    }
     this.fail(new StoqError(StoqErrorCode.STREAM_RESET, `stream ${this.id} was reset locally`));
   }
 
@@ -133,6 +141,7 @@ export class MuxStream extends StreamQueues implements TransportStream {
   }
 
   onReset(): void {
+    this.owner.discardQueuedData(this);
     this.fail(new StoqError(StoqErrorCode.STREAM_RESET, `stream ${this.id} was reset by the peer`));
   }
 

@@ -11,6 +11,7 @@ import type {
 } from '../transport.js';
 import {
   encodeFrame,
+  FRAME_HEADER_BYTES,
   FrameDecoder,
   FrameType,
   GoAwayCode,
@@ -42,6 +43,11 @@ export interface MuxOptions {
    * counts as not reading and the connection is closed. Default `DEFAULT_MAX_QUEUED_CONTROL_BYTES`.
    */
   readonly maxQueuedControlBytes?: number;
+  /**
+   * Bytes queued for the peer (our queue and the socket's buffer together) above which the
+   * connection is closed as not reading. Default `DEFAULT_MAX_QUEUED_BYTES`.
+   */
+  readonly maxQueuedBytes?: number;
 }
 
 /**
@@ -58,6 +64,14 @@ const CONNECTION_WINDOW_STREAMS = 4;
  * servers also close the connection.
  */
 export const DEFAULT_MAX_QUEUED_CONTROL_BYTES = 1024 * 1024;
+/**
+ * Hard bound on what we hold for one peer: `outgoing` plus the socket's buffer. DATA waits
+ * (`takeSendCredit`) while they exceed `CONGESTION_BYTES`, so DATA adds at most that plus one
+ * frame; control frames are closed off at `maxQueuedControlBytes`; this is the backstop should
+ * anything else queue, so a peer that grants itself credit and stops reading costs a bounded
+ * amount whatever it does.
+ */
+export const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** Largest connection send credit a peer may grant; beyond it the peer is broken. */
 const MAX_CONNECTION_CREDIT = 2 ** 40;
 
@@ -66,8 +80,12 @@ export function defaultConnectionWindow(streamWindow: number): number {
   return Math.max(INITIAL_CONNECTION_WINDOW, CONNECTION_WINDOW_STREAMS * streamWindow);
 }
 
-/** Outgoing bytes buffered above which writes wait for the socket to drain. */
-const CONGESTION_BYTES = 1024 * 1024;
+/**
+ * Outgoing bytes buffered (ours and the socket's) above which DATA is not queued and writes wait
+ * for the socket to drain: flow-control credit alone would let a peer that grants itself credit
+ * and stops reading TCP make us buffer every write in full.
+ */
+export const CONGESTION_BYTES = 1024 * 1024;
 const KEEP_ALIVE_MS = 15_000;
 
 let nextConnectionId = 1;
@@ -81,7 +99,8 @@ let nextConnectionId = 1;
  * What a peer can make us hold is bounded before it has authenticated: received bytes by the
  * connection window, streams by `maxInboundStreams` (reset streams leave the accept backlog at
  * once) or, once the authenticator holds the connection, by one; and our outgoing queue by
- * `maxQueuedControlBytes`.
+ * `CONGESTION_BYTES` for DATA (a reset stream's unsent DATA is dropped), `maxQueuedControlBytes`
+ * for control frames and `maxQueuedBytes` for everything together.
  */
 export class MuxConnection implements TransportConnection, StreamOwner {
   readonly id: string;
@@ -114,12 +133,17 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   private sendCredit = INITIAL_CONNECTION_WINDOW;
   /** Streams with DATA waiting for connection credit, in the order they ran out. */
   private readonly creditWaiters = new Set<MuxStream>();
+  /** Streams with DATA waiting for the socket to drain, in the order they were held back. */
+  private readonly drainWaiters = new Set<MuxStream>();
   private readonly maxQueuedControlBytes: number;
+  private readonly maxQueuedBytes: number;
 
   private outgoing: Buffer[] = [];
   private outgoingBytes = 0;
   /** Bytes of `outgoing` that are not DATA. */
   private outgoingControlBytes = 0;
+  /** Streams with DATA frames in `outgoing`, and how many frames, so a reset can drop them. */
+  private readonly outgoingDataFrames = new Map<number, number>();
   private flushScheduled = false;
   private readonly congestionWaiters: Waiter<void>[] = [];
 
@@ -137,6 +161,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     this.connectionWindow =
       options.connectionWindow ?? defaultConnectionWindow(options.streamWindow);
     this.maxQueuedControlBytes = options.maxQueuedControlBytes ?? DEFAULT_MAX_QUEUED_CONTROL_BYTES;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay(true);
     // TCP keep-alive notices a peer that vanished without closing (QUIC has its own PINGs).
@@ -219,6 +244,16 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     return this.connectionWindow - this.receiveAllowance - this.unreturnedCredit;
   }
 
+  /** Bytes queued for the peer and not yet taken by the kernel: ours and the socket's buffer. */
+  get queuedBytes(): number {
+    return this.outgoingBytes + this.socket.writableLength;
+  }
+
+  /** Streams open in either direction, not yet finished both ways or reset. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
   /** Streams the peer opened that wait for `acceptStream`. */
   get acceptBacklog(): number {
     return this.inbound.backlogLength;
@@ -259,7 +294,10 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     if (this.socket.destroyed || this.socket.writableEnded) return;
     this.outgoing.push(frame);
     this.outgoingBytes += frame.length;
-    if (frame[0] !== FrameType.DATA) {
+    if (frame[0] === FrameType.DATA) {
+      const streamId = frame.readUInt32BE(1);
+      this.outgoingDataFrames.set(streamId, (this.outgoingDataFrames.get(streamId) ?? 0) + 1);
+    } else {
       this.outgoingControlBytes += frame.length;
       if (this.outgoingControlBytes > this.maxQueuedControlBytes && !this.closeReason) {
         const queued = this.outgoingControlBytes;
@@ -273,6 +311,17 @@ export class MuxConnection implements TransportConnection, StreamOwner {
         return;
       }
     }
+    const queued = this.outgoingBytes + this.socket.writableLength;
+    if (queued > this.maxQueuedBytes && !this.closeReason) {
+      this.abandon(
+        new StoqError(
+          StoqErrorCode.RESOURCE_EXHAUSTED,
+          `connection ${this.id} closed: the peer does not read (${queued} bytes queued for it)`,
+          { queued, limit: this.maxQueuedBytes },
+        ),
+      );
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // After the current microtasks: a burst of awaited small writes becomes one socket write.
@@ -282,12 +331,35 @@ export class MuxConnection implements TransportConnection, StreamOwner {
 
   afterCongestion(waiter: Waiter<void>): void {
     if (this.closeReason) waiter.reject(this.closeReason);
-    else if (this.outgoingBytes + this.socket.writableLength <= CONGESTION_BYTES) waiter.resolve();
+    else if (!this.congested()) waiter.resolve();
     else this.congestionWaiters.push(waiter);
+  }
+
+  /**
+   * Drops the DATA of a failed stream that is still queued here (what the socket holds is out
+   * of reach) and takes back the connection credit it spent: the peer never receives it.
+   */
+  discardQueuedData(stream: MuxStream): void {
+    if (!this.outgoingDataFrames.delete(stream.streamId)) return;
+    const kept: Buffer[] = [];
+    let dropped = 0;
+    for (const frame of this.outgoing) {
+      if (frame[0] === FrameType.DATA && frame.readUInt32BE(1) === stream.streamId) {
+        dropped += frame.length;
+        this.sendCredit += frame.length - FRAME_HEADER_BYTES;
+      } else {
+        kept.push(frame);
+      }
+    }
+    this.outgoing = kept;
+    this.outgoingBytes -= dropped;
+    // The peer will return no credit for bytes it never gets: other streams may use it now.
+    this.wakeCreditWaiters();
   }
 
   release(stream: MuxStream): void {
     this.creditWaiters.delete(stream);
+    this.drainWaiters.delete(stream);
     if (this.streams.get(stream.streamId) !== stream) return;
     this.streams.delete(stream.streamId);
     if (!this.isLocalId(stream.streamId)) {
@@ -298,6 +370,10 @@ export class MuxConnection implements TransportConnection, StreamOwner {
   }
 
   takeSendCredit(stream: MuxStream, wanted: number): number {
+    if (this.congested()) {
+      this.drainWaiters.add(stream);
+      return 0;
+    }
     const granted = Math.min(wanted, this.sendCredit);
     if (granted === 0) this.creditWaiters.add(stream);
     this.sendCredit -= granted;
@@ -346,12 +422,33 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     this.outgoing = [];
     this.outgoingBytes = 0;
     this.outgoingControlBytes = 0;
+    this.outgoingDataFrames.clear();
     this.socket.write(bytes);
+    // The kernel may take it all at once: then no 'drain' follows, and nothing else would wake
+    // what waits for room.
+    if (!force) this.relieve();
+  }
+
+  /** Too much is buffered for the peer already: DATA and writes wait for the socket to drain. */
+  private congested(): boolean {
+    return this.outgoingBytes + this.socket.writableLength > CONGESTION_BYTES;
   }
 
   private onDrain(): void {
     this.flush();
+    this.relieve();
+  }
+
+  /** Wakes writes and streams waiting for room, as far as there is room now. */
+  private relieve(): void {
+    if (this.congested() || this.closeReason) return;
     for (const waiter of this.congestionWaiters.splice(0)) waiter.resolve();
+    // Writing more refills the socket; the streams still waiting then wait for the next drain.
+    for (const stream of this.drainWaiters) {
+      if (this.congested() || this.closeReason) return;
+      this.drainWaiters.delete(stream);
+      stream.resumeWrites();
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -453,8 +550,12 @@ export class MuxConnection implements TransportConnection, StreamOwner {
       return;
     }
     this.sendCredit += credit;
+    this.wakeCreditWaiters();
+  }
+
+  private wakeCreditWaiters(): void {
     for (const stream of this.creditWaiters) {
-      if (this.sendCredit === 0) return;
+      if (this.sendCredit === 0 || this.closeReason) return;
       this.creditWaiters.delete(stream);
       stream.resumeWrites();
     }
@@ -520,6 +621,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     this.outgoing = [];
     this.outgoingBytes = 0;
     this.outgoingControlBytes = 0;
+    this.outgoingDataFrames.clear();
     this.shutDown(error);
     this.socket.destroy();
   }
@@ -528,6 +630,7 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     if (this.closeReason) return;
     this.closeReason = error;
     this.creditWaiters.clear();
+    this.drainWaiters.clear();
     for (const stream of [...this.streams.values()]) stream.fail(error);
     this.streams.clear();
     for (const stream of this.inbound.close()) stream.fail(error);
