@@ -214,7 +214,9 @@ describe('sessions end when the peer certificate expires', { timeout: 30_000 }, 
     const pair = await memoryPair({ clock });
     try {
       const session = await pair.connect();
-      const notAfter = sessionNotAfter({ ...session, path: path(beta) });
+      // Alpha's session with beta (the one alpha's clock arms): `session` is beta's view, whose
+      // peer is alpha, issued just before beta and so possibly a second earlier.
+      const notAfter = sessionNotAfter({ ...session, peer: peerIdentity(beta), path: path(beta) });
       assert.equal(notAfter.getTime(), beta.notAfter.getTime(), 'the leaf ends first here');
       assert.deepEqual(clock.delays, [notAfter.getTime() - clock.time + 1]);
       clock.advance(notAfter.getTime() - clock.time);
