@@ -12,9 +12,22 @@ import { sameValue, valueKey } from './vote-set.js';
 
 /** Evidence from two conflicting votes, in canonical order (by value: block hashes, then nil). */
 export function duplicateVoteEvidence(first: Vote, second: Vote): DuplicateVoteEvidence {
-  return valueKey(first.blockHash) < valueKey(second.blockHash)
-    ? { voteA: first, voteB: second }
-    : { voteA: second, voteB: first };
+  const a = withoutPq(first);
+  const b = withoutPq(second);
+  return valueKey(a.blockHash) < valueKey(b.blockHash)
+    ? { voteA: a, voteB: b }
+    : { voteA: b, voteB: a };
+}
+
+/**
+ * A vote as evidence carries it: without its FALCON signature, which proves nothing here (the
+ * Ed25519 signature alone names the signer) and, unchecked, would let anyone re-encode one
+ * offence as new evidence bytes that the "already included" rule (stored by hash) misses.
+ */
+function withoutPq(vote: Vote): Vote {
+  if (vote.pqSignature === undefined) return vote;
+  const { pqSignature: _dropped, ...rest } = vote;
+  return rest;
 }
 
 /** Identifies the offence (validator, height, round, type) so it is reported once. */
@@ -58,7 +71,12 @@ export function checkDuplicateVoteEvidence(
   if (!(Number.isSafeInteger(voteA.height) && voteA.height < beforeHeight)) {
     return invalid('evidence is not from an earlier height', { height: voteA.height });
   }
-  // Only the Ed25519 signatures matter here: they alone prove who signed what.
+  // Only the Ed25519 signatures matter here: they alone prove who signed what. Evidence carries
+  // no FALCON signature (`duplicateVoteEvidence` drops it), so its bytes are fixed by the offence's
+  // two votes and a stored offence cannot be included again under other bytes (consensus rule).
+  if (voteA.pqSignature !== undefined || voteB.pqSignature !== undefined) {
+    return invalid('votes in evidence carry no FALCON signature', { validator: voteA.validator });
+  }
   const signatures: VerificationContext = { ...context, requirePq: false };
   for (const vote of [voteA, voteB]) {
     const rejection = checkVote(signatures, { ...vote, pqSignature: undefined });

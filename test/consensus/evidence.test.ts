@@ -66,4 +66,24 @@ describe('duplicate-vote evidence', () => {
     }
     assert.match(checkDuplicateVoteEvidence(context, good, 3)?.message ?? '', /earlier height/);
   });
+
+  it('carries no FALCON signature, so one offence has one encoding (consensus rule)', () => {
+    const pq = new Uint8Array(700).fill(7);
+    const built = duplicateVoteEvidence(
+      { ...voteA, pqSignature: pq },
+      { ...voteB, pqSignature: pq },
+    );
+    assert.equal(built.voteA.pqSignature, undefined);
+    assert.equal(built.voteB.pqSignature, undefined);
+    assert.equal(checkDuplicateVoteEvidence(context, built, 4), undefined);
+    // Junk bytes in that unchecked field made the same offence new evidence bytes.
+    for (const evidence of [
+      { ...built, voteA: { ...built.voteA, pqSignature: pq } },
+      { ...built, voteB: { ...built.voteB, pqSignature: new Uint8Array(1) } },
+    ]) {
+      const error = checkDuplicateVoteEvidence(context, evidence, 4);
+      assert.equal(error?.code, ConsensusErrorCode.INVALID_EVIDENCE);
+      assert.match(error.message, /carry no FALCON signature/);
+    }
+  });
 });
