@@ -37,12 +37,26 @@ export function requireOption(value: string | undefined, name: string): string {
   return value;
 }
 
-export function positiveInteger(value: string | undefined, name: string, fallback: number): number {
+/** The largest count or duration in ms an option takes unless it names another: 2^31 - 1. */
+export const MAX_INTEGER_OPTION = 2_147_483_647;
+
+/**
+ * `--name N`, a whole number from 1 to `max` (default `MAX_INTEGER_OPTION`, what `setTimeout`
+ * accepts), or `fallback` when absent. Digits only: no sign, exponent or fraction.
+ */
+export function positiveInteger(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  max: number = MAX_INTEGER_OPTION,
+): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) <= 0) {
-    throw new CliError(`--${name} must be a positive integer, got "${value}"`);
+  // The length bound keeps Number() exact: 16 digits stay below 2^53.
+  const number = /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number < 1 || number > max) {
+    throw new CliError(`--${name} must be an integer from 1 to ${max}, got "${value}"`);
   }
-  return Number(value);
+  return number;
 }
 
 /** Reads a passphrase from the environment variable named by `--passphrase-env`, if given. */

@@ -19,6 +19,7 @@ import { intermediateHash } from '../trustchain/ca-module/index.js';
 import { CA_FILES } from './ca-genesis.js';
 import { CliError } from './cli-error.js';
 import { CLUSTER_FILES } from './cluster-init.js';
+import { writeFileAtomically } from './io.js';
 import { loadValidatorNodeConfig } from './node-config.js';
 
 /**
@@ -28,8 +29,9 @@ import { loadValidatorNodeConfig } from './node-config.js';
  *   DIR/<node>/ca-intermediate.key           the node's P-256 intermediate key (0600; add-node)
  *   DIR/<node>/ca-intermediate-request.json  its public request: name, node key, CSR, FALCON
  *                                            key and proof of possession (add-node)
- *   DIR/<node>/ca-intermediate.pem           the intermediate the root issued (`ca intermediate
- *                                            issue`), for reference: the module holds it
+ *   DIR/<node>/ca-intermediate.pem           the intermediate the root issued, written once
+ *                                            `ca intermediate issue` has its proposal
+ *                                            committed (for reference: the module holds it)
  */
 
 export const INTERMEDIATE_REQUEST_FORMAT = 'hypermesh-intermediate-request';
@@ -117,6 +119,11 @@ export async function readIntermediateRequest(file: string): Promise<Intermediat
   };
 }
 
+/** DIR/<node>/ca-intermediate.pem: where the intermediate the root issued for `node` goes. */
+export function intermediateCertificateFile(clusterDir: string, node: string): string {
+  return path.join(clusterDir, node, CA_FILES.intermediateCertificate);
+}
+
 export interface IssuedNodeIntermediate {
   readonly name: string;
   readonly account: Uint8Array;
@@ -124,7 +131,13 @@ export interface IssuedNodeIntermediate {
   readonly endorsement: Uint8Array;
   /** SHA-256 of the certificate: what approvals name. */
   readonly hash: Uint8Array;
+  /** Where `writeIssuedIntermediate` puts it: DIR/<node>/ca-intermediate.pem. */
   readonly certificateFile: string;
+}
+
+/** Writes the issued intermediate to its `certificateFile`, atomically (old or new, never part). */
+export async function writeIssuedIntermediate(issued: IssuedNodeIntermediate): Promise<void> {
+  await writeFileAtomically(issued.certificateFile, derToPem(issued.certificate));
 }
 
 /** The passphrase of the root key files: `--passphrase-env VAR`, else the file `cluster init` wrote. */
@@ -153,9 +166,10 @@ export async function rootPassphrase(
 /**
  * The root key holders' offline step: decrypts the root keys (`loadRootSigningKeys` checks they
  * are the bundle's root), issues the node's intermediate from its request and endorses it with
- * the root FALCON key, writes it to the node directory. Validity: from a minute before `now`
- * (clock skew between the operator and the block time; not before the root's start) for
- * `validityDays`, cut at the root's end.
+ * the root FALCON key. Nothing is written: the caller writes it (`writeIssuedIntermediate`) once
+ * it has been proposed, so the node directory never holds one the cluster was not asked to add.
+ * Validity: from a minute before `now` (clock skew between the operator and the block time; not
+ * before the root's start) for `validityDays`, cut at the root's end.
  */
 export async function issueNodeIntermediate(options: {
   readonly clusterDir: string;
@@ -206,15 +220,13 @@ export async function issueNodeIntermediate(options: {
       validityDays,
       ...(options.falcon === undefined ? {} : { falcon: options.falcon }),
     });
-    const certificateFile = path.join(nodeDir, CA_FILES.intermediateCertificate);
-    await writeFile(certificateFile, derToPem(issued.certificate), { mode: 0o644 });
     return {
       name: issued.name,
       account,
       certificate: issued.certificate,
       endorsement: issued.endorsement,
       hash: intermediateHash(issued.certificate),
-      certificateFile,
+      certificateFile: intermediateCertificateFile(options.clusterDir, options.node),
     };
   } catch (error) {
     if (error instanceof CaError) throw new CliError(`${error.message} [${error.code}]`);

@@ -1,7 +1,7 @@
 import { commands, type Command } from './commands.js';
 import { CliError } from './cli-error.js';
 import { packageVersion } from './version.js';
-import { processIo, type CliIo } from './io.js';
+import { exitOnBrokenPipe, processIo, type CliIo } from './io.js';
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -37,6 +37,8 @@ function findCommand(args: readonly string[]): { command: Command; rest: string[
 }
 
 export async function main(args: readonly string[], io: CliIo = processIo): Promise<number> {
+  // A reader that goes away (`hypermesh … | head -1`) ends the process quietly.
+  if (io === processIo) exitOnBrokenPipe();
   const first = args[0];
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
     io.out(`${usage()}\n`);

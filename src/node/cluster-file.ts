@@ -1,7 +1,8 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { CliError } from './cli-error.js';
+import { writeFileAtomically } from './io.js';
 
 /**
  * `<dir>/cluster.json`: what `hypermesh dev` writes once its cluster has committed a block, and
@@ -54,11 +55,12 @@ export const clusterFileSchema = z.strictObject({
 
 export type ClusterFile = z.infer<typeof clusterFileSchema>;
 
-/** Writes `file` atomically (temporary file + rename), so readers never see half of it. */
+/**
+ * Writes `file` atomically (temporary file, fsync, rename), so readers never see half of it; a
+ * failure leaves `file` as it was and no temporary file behind.
+ */
 export async function writeClusterFile(file: string, cluster: ClusterFile): Promise<void> {
-  const temporary = `${file}.tmp-${process.pid}`;
-  await writeFile(temporary, `${JSON.stringify(cluster, null, 2)}\n`, { mode: 0o644 });
-  await rename(temporary, file);
+  await writeFileAtomically(file, `${JSON.stringify(cluster, null, 2)}\n`);
 }
 
 /** Reads and checks a cluster file; relative paths in it are resolved against its directory. */

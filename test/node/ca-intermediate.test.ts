@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,7 +8,12 @@ import type { GenesisDocument } from '../../src/consensus/genesis.js';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import { writeKeyFile } from '../../src/crypto/keyfile.js';
-import { issueNodeIntermediate, readIntermediateRequest } from '../../src/node/ca-intermediate.js';
+import { pemToDerList } from '../../src/crypto/x509.js';
+import {
+  issueNodeIntermediate,
+  readIntermediateRequest,
+  writeIssuedIntermediate,
+} from '../../src/node/ca-intermediate.js';
 import { startCaNode } from '../../src/node/ca-node.js';
 import { genesisTrustBundle } from '../../src/node/cert-tools.js';
 import { CliError } from '../../src/node/cli-error.js';
@@ -256,7 +261,70 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
       {},
     );
     assert.ok(entry !== undefined && nodeKeys.name === 'node-9');
-    assert.match(await readFile(issued.certificateFile, 'utf8'), /BEGIN CERTIFICATE/);
+    // Issuing writes nothing: the command writes the file once the proposal is committed.
+    assert.equal(issued.certificateFile, path.join(clusterDir, 'node-9', 'ca-intermediate.pem'));
+    await assert.rejects(stat(issued.certificateFile), { code: 'ENOENT' });
+    await writeIssuedIntermediate(issued);
+    assert.deepEqual(pemToDerList(await readFile(issued.certificateFile, 'utf8')), [
+      issued.certificate,
+    ]);
+  });
+
+  it('ca intermediate issue checks its options before touching the approved file', async () => {
+    const pem = path.join(clusterDir, 'node-9', 'ca-intermediate.pem');
+    await writeFile(pem, 'the intermediate the holders approved\n');
+    const approved = await readFile(pem);
+    const issue = (...extra: string[]) =>
+      runCli([
+        'ca',
+        'intermediate',
+        'issue',
+        '--cluster',
+        clusterDir,
+        '--node',
+        'node-9',
+        ...extra,
+      ]);
+    const badTimeout = await issue('--timeout-ms', '5');
+    assert.equal(badTimeout.code, 2, badTimeout.err);
+    assert.match(badTimeout.err, /--timeout-ms must be an integer from 100 to 3600000, got "5"/);
+    assert.deepEqual(await readFile(pem), approved);
+    const badVia = await issue('--via', 'no-such-node');
+    assert.equal(badVia.code, 2, badVia.err);
+    assert.match(badVia.err, /no-such-node/);
+    assert.deepEqual(await readFile(pem), approved);
+    const badDays = await issue('--validity-days', '36501');
+    assert.equal(badDays.code, 2, badDays.err);
+    assert.deepEqual(await readFile(pem), approved);
+    assert.deepEqual(
+      (await readdir(path.join(clusterDir, 'node-9'))).filter((name) => name.endsWith('.tmp')),
+      [],
+    );
+  });
+
+  it('ca intermediate issue writes the file, atomically, once its proposal is committed', async () => {
+    const pem = path.join(clusterDir, 'node-9', 'ca-intermediate.pem');
+    const proposed = await runCli([
+      'ca',
+      'intermediate',
+      'issue',
+      '--cluster',
+      clusterDir,
+      '--node',
+      'node-9',
+      '--json',
+    ]);
+    assert.equal(proposed.code, 0, proposed.err);
+    const { hash, certificateFile, height } = JSON.parse(proposed.out) as {
+      hash: string;
+      certificateFile: string;
+      height: number;
+    };
+    assert.equal(certificateFile, pem);
+    assert.ok(height > 0);
+    const written = pemToDerList(await readFile(pem, 'utf8'));
+    assert.equal(written.length, 1);
+    assert.equal(toHex(intermediateHash(written[0] as Uint8Array)), hash);
   });
 
   it('the commands refuse bad arguments before touching anything', async () => {

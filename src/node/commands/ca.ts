@@ -1,4 +1,4 @@
-import { stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
@@ -17,6 +17,7 @@ import {
   type IntermediateListing,
 } from '../../trustchain/ca-module/index.js';
 import { CliError } from '../cli-error.js';
+import { checkOutputPath, writeFileAtomically } from '../io.js';
 import { CLUSTER_FILES } from '../cluster-init.js';
 import { readGenesisFile } from '../cluster-layout.js';
 import {
@@ -60,8 +61,9 @@ async function withNode<T>(
   dir: string,
   via: string | undefined,
   work: (client: NodeRpcClient, genesis: GenesisDocument) => Promise<T>,
+  loaded?: Awaited<ReturnType<typeof loadClusterTarget>>,
 ): Promise<T> {
-  const target = await loadClusterTarget(dir);
+  const target = loaded ?? (await loadClusterTarget(dir));
   const node =
     via === undefined ? (target.nodes[0] as (typeof target.nodes)[number]) : findNode(target, via);
   const genesis = await readGenesisFile(target.genesisFile);
@@ -121,9 +123,11 @@ The root key holders' step of the governed procedure (docs/ca.md, "Adding a vali
 intermediate"). Reads DIR/NAME/ca-intermediate-request.json (written by "cluster add-node":
 the node's P-256 CSR, its FALCON key and proof, its node key), decrypts the root keys in
 DIR/operator/ with the passphrase (DIR/operator/ca-root-passphrase.txt, or the variable named by
---passphrase-env), issues and endorses the intermediate, writes DIR/NAME/ca-intermediate.pem,
-and submits "ca add-intermediate" from the operator key. The intermediate takes effect once more
-than 2/3 of the current intermediate holders have run "ca intermediate approve".
+--passphrase-env), issues and endorses the intermediate, submits "ca add-intermediate" from the
+operator key and, once that is committed, writes DIR/NAME/ca-intermediate.pem (atomically). Every
+option, the operator key and the output directory are checked first: a refusal writes and
+submits nothing. The intermediate takes effect once more than 2/3 of the current intermediate
+holders have run "ca intermediate approve".
 
 options:
   --node NAME         the node the intermediate is for (its directory DIR/NAME)
@@ -143,10 +147,21 @@ ${COMMON_HELP}
       [],
     );
     if (values.node === undefined) throw new CliError('--node NAME is required (see --help)');
+    // Everything that can be refused is, before the root keys issue anything.
+    const timeoutMs = timeoutOf(values['timeout-ms']);
+    const validityDays =
+      values['validity-days'] === undefined
+        ? undefined
+        : integerOption(values['validity-days'], 'validity-days', { min: 1, max: 36_500 }, 1);
     const dir = await clusterDirOf(values.cluster);
+    const target = await loadClusterTarget(dir);
+    if (values.via !== undefined) findNode(target, values.via);
     const tools = await import('../ca-intermediate.js');
+    const certificateFile = tools.intermediateCertificateFile(dir, values.node);
+    await checkOutputPath(certificateFile, `--node ${values.node}`);
     const { genesisTrustBundle } = await import('../cert-tools.js');
     const { operatorKey } = await import('../kv-tools.js');
+    const privateKey = await operatorKey(target.operator.keyFile);
     const genesis = await readGenesisFile(path.join(dir, CLUSTER_FILES.genesis));
     const bundle = genesisTrustBundle(genesis);
     const issued = await tools.issueNodeIntermediate({
@@ -155,33 +170,33 @@ ${COMMON_HELP}
       bundle,
       passphrase: await tools.rootPassphrase(dir, values['passphrase-env']),
       now: new Date(),
-      ...(values['validity-days'] === undefined
-        ? {}
-        : {
-            validityDays: integerOption(
-              values['validity-days'],
-              'validity-days',
-              { min: 1, max: 36_500 },
-              1,
-            ),
-          }),
+      ...(validityDays === undefined ? {} : { validityDays }),
     });
-    const target = await loadClusterTarget(dir);
-    const privateKey = await operatorKey(target.operator.keyFile);
-    const committed = await withNode(dir, values.via, (client, g) =>
-      submitCa(
-        client,
-        g,
-        privateKey,
-        caAddIntermediateBody({
-          name: issued.name,
-          account: issued.account,
-          certificate: issued.certificate,
-          endorsement: issued.endorsement,
-        }),
-        timeoutOf(values['timeout-ms']),
-      ),
+    const committed = await withNode(
+      dir,
+      values.via,
+      (client, g) =>
+        submitCa(
+          client,
+          g,
+          privateKey,
+          caAddIntermediateBody({
+            name: issued.name,
+            account: issued.account,
+            certificate: issued.certificate,
+            endorsement: issued.endorsement,
+          }),
+          timeoutMs,
+        ),
+      target,
     );
+    await tools.writeIssuedIntermediate(issued).catch((error: Error) => {
+      throw new CliError(
+        `intermediate ${toHex(issued.hash)} for ${issued.name} was proposed (tx ${committed.txHash} at height ${committed.height}) ` +
+          `but cannot be written to ${issued.certificateFile}: ${error.message}`,
+        1,
+      );
+    });
     const hash = toHex(issued.hash);
     if (values.json === true) {
       io.out(
@@ -236,6 +251,7 @@ ${COMMON_HELP}
     if (values.hash !== undefined && !/^[0-9a-f]{64}$/.test(values.hash)) {
       throw new CliError('--hash must be 64 lowercase hex digits');
     }
+    const timeoutMs = timeoutOf(values['timeout-ms']);
     const dir = await clusterDirOf(values.cluster);
     const tools = await import('../ca-intermediate.js');
     const privateKey = await tools.nodeIdentityKey(dir, values.node);
@@ -259,7 +275,7 @@ ${COMMON_HELP}
         genesis,
         privateKey,
         caApproveIntermediateBody(hash),
-        timeoutOf(values['timeout-ms']),
+        timeoutMs,
       );
       const after = await readIntermediates(
         (request) => client.query(request),
@@ -376,6 +392,8 @@ options:
       { ...commonOptions, 'write-bundle': { type: 'string' } },
       [],
     );
+    const bundleFile = values['write-bundle'];
+    if (bundleFile !== undefined) await checkOutputPath(bundleFile, `--write-bundle ${bundleFile}`);
     const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
     const { committedCaCheck, genesisTrustBundle } = await import('../cert-tools.js');
     const { listing, genesis } = await withNode(target.source, values.via, async (client, g) => ({
@@ -387,9 +405,9 @@ options:
     }));
     const bundle = genesisTrustBundle(genesis);
     const summary = describe(genesis, listing);
-    if (values['write-bundle'] !== undefined) {
+    if (bundleFile !== undefined) {
       const current = trustBundleInEffect(bundle, listing.added);
-      await writeFile(values['write-bundle'], encodeTrustBundle(current), { mode: 0o644 });
+      await writeFileAtomically(bundleFile, encodeTrustBundle(current));
     }
     if (values.json === true) {
       io.out(`${JSON.stringify({ height: listing.height, ...summary })}\n`);
@@ -411,7 +429,7 @@ options:
         `  ${entry.name.padEnd(12)} ${entry.status.padEnd(8)} ${detail}${entry.hash === '' ? '' : `  ${entry.hash}`}\n`,
       );
     }
-    if (values['write-bundle'] !== undefined) io.out(`  wrote ${values['write-bundle']}\n`);
+    if (bundleFile !== undefined) io.out(`  wrote ${bundleFile}\n`);
     return 0;
   },
 };

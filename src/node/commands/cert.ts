@@ -3,6 +3,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { NodeRpcClient } from '../../consensus/net/index.js';
 import { CliError } from '../cli-error.js';
+import { checkOutputPath, writeFileAtomically } from '../io.js';
 import { readGenesisFile } from '../cluster-layout.js';
 import {
   DEFAULT_CLUSTER_FILE,
@@ -108,7 +109,7 @@ async function refuseExisting(file: string, hint: string): Promise<void> {
 
 async function writeOutputs(
   out: string,
-  published: { certificate: Uint8Array; issuer: string },
+  published: { certificate: Uint8Array; issuer: string; serial: Uint8Array },
   genesis: Awaited<ReturnType<typeof readGenesisFile>>,
   client: NodeRpcClient,
 ): Promise<{ cert: string; chain: string }> {
@@ -127,11 +128,28 @@ async function writeOutputs(
       );
   const cert = `${out}.pem`;
   const chain = `${out}.chain.pem`;
-  await writeFile(cert, derToPem(published.certificate), { mode: 0o644 });
-  await writeFile(chain, certificateChainPem(bundle, published.certificate, published.issuer), {
-    mode: 0o644,
-  });
+  const serial = Buffer.from(published.serial).toString('hex');
+  const written = (file: string) => (error: Error) => {
+    throw new CliError(
+      `certificate ${serial} was issued but cannot be written to ${file}: ${error.message}`,
+      1,
+    );
+  };
+  await writeFileAtomically(cert, derToPem(published.certificate)).catch(written(cert));
+  await writeFileAtomically(
+    chain,
+    certificateChainPem(bundle, published.certificate, published.issuer),
+  ).catch(written(chain));
   return { cert, chain };
+}
+
+/**
+ * Refuses, before anything is submitted, a PREFIX whose files cannot be written: the
+ * certificate would be issued (and a generated key lost) for nothing.
+ */
+async function checkOutputPrefix(out: string): Promise<void> {
+  await checkOutputPath(`${out}.pem`, `--out ${out}`);
+  await checkOutputPath(`${out}.chain.pem`, `--out ${out}`);
 }
 
 function report(
@@ -184,9 +202,9 @@ interface StoqIdentity {
   readonly generated: boolean;
 }
 
-async function keyFileFailure(error: unknown): Promise<never> {
+async function keyFileFailure(error: unknown, exitCode = 2): Promise<never> {
   const { KeyFileError } = await import('../../crypto/keyfile.js');
-  if (error instanceof KeyFileError) throw new CliError(error.message);
+  if (error instanceof KeyFileError) throw new CliError(error.message, exitCode);
   throw error;
 }
 
@@ -283,6 +301,12 @@ options:
     if (!['p256', 'ed25519', 'rsa'].includes(keyType)) {
       throw new CliError('--key-type must be p256, ed25519 or rsa');
     }
+    const lifetime =
+      values.lifetime === undefined
+        ? undefined
+        : integerOption(values.lifetime, 'lifetime', { min: 1, max: 398 * 86_400 }, 1);
+    const timeoutMs = timeoutOf(values['timeout-ms']);
+    await checkOutputPrefix(values.out);
     const tools = await import('../cert-tools.js');
     let csr: Uint8Array | string;
     let key: KeyObject | null = null;
@@ -305,10 +329,6 @@ options:
       csr = createCsr({ privateKey: key });
     }
     const out = values.out;
-    const lifetime =
-      values.lifetime === undefined
-        ? undefined
-        : integerOption(values.lifetime, 'lifetime', { min: 1, max: 398 * 86_400 }, 1);
     return withCluster(values, async ({ client, genesis, operatorKey }) => {
       const published = await tools.requestCertificate({
         client,
@@ -323,12 +343,13 @@ options:
           ...(lifetime === undefined ? {} : { lifetimeSeconds: lifetime }),
           ...(identity === null ? {} : { falcon: identity.parts.falcon }),
         },
-        timeoutMs: timeoutOf(values['timeout-ms']),
+        timeoutMs,
       });
+      // From here on the certificate is issued: a failure is a runtime one (exit code 1).
       if (identity?.generated === true) {
         const { writeKeyFile } = await import('../../crypto/keyfile.js');
         await writeKeyFile(`${out}.key`, { kind: 'node-identity', keys: identity.keys }).catch(
-          keyFileFailure,
+          (error: unknown) => keyFileFailure(error, 1),
         );
       }
       if (key !== null) {
@@ -337,7 +358,7 @@ options:
           flag: 'wx',
           mode: 0o600,
         }).catch((error: Error) => {
-          throw new CliError(`cannot write the private key to ${out}.key: ${error.message}`);
+          throw new CliError(`cannot write the private key to ${out}.key: ${error.message}`, 1);
         });
       }
       report(io, published, await writeOutputs(out, published, genesis, client));
@@ -376,6 +397,8 @@ its profile's longest lifetime.
     );
     if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
     const out = values.out;
+    await checkOutputPrefix(out);
+    const timeoutMs = timeoutOf(values['timeout-ms']);
     const tools = await import('../cert-tools.js');
     const certificate = await readCertificate(positionals[0] as string);
     const serial = tools.certificateSerialOf(certificate);
@@ -396,7 +419,7 @@ its profile's longest lifetime.
         serial,
         ...(lifetime === undefined ? {} : { lifetimeSeconds: lifetime }),
         ...(request === undefined ? {} : { request }),
-        timeoutMs: timeoutOf(values['timeout-ms']),
+        timeoutMs,
       });
       report(io, published, await writeOutputs(out, published, genesis, client));
       return 0;
@@ -658,13 +681,14 @@ tree head. Exit code 1 when the node does not answer, answers an error or a malf
       io.out(`${JSON.stringify(sth, null, 2)}\n`);
       return 0;
     }
+    if (values.out !== undefined) await checkOutputPath(values.out, `--out ${values.out}`);
     const tools = await import('../cert-tools.js');
     const { quorumCheckpointToJson } = await import('../../trustchain/ca-module/index.js');
     return withCluster(values, async ({ client, genesis }) => {
       const { checkpoint, verified } = await tools.fetchQuorumCheckpoint(client, genesis);
       for (const line of tools.describeQuorumCheckpoint(verified)) io.out(`${line}\n`);
       if (values.out !== undefined) {
-        await writeFile(values.out, quorumCheckpointToJson(checkpoint), { mode: 0o644 });
+        await writeFileAtomically(values.out, quorumCheckpointToJson(checkpoint));
         io.out(`  wrote ${values.out}\n`);
       }
       return 0;

@@ -7,6 +7,12 @@ import type { CertificateRole } from '../../crypto/x509.js';
 
 const ROLES: readonly CertificateRole[] = ['validator', 'node', 'client'];
 
+/**
+ * Longest certificate lifetime the commands accept: 100 years, far inside what X.509 can
+ * encode (GeneralizedTime ends at 9999, RFC 5280 §4.1.2.5).
+ */
+export const MAX_VALIDITY_DAYS = 36_500;
+
 const init: Command = {
   name: 'dev-ca init',
   summary: 'create a local development CA (root certificate and key) for tests and demos',
@@ -20,7 +26,7 @@ it for anything but tests and demos. Refuses to overwrite an existing CA.
 options:
   --dir DIR             where to write the CA (created if missing)
   --cluster NAME        cluster name, used in node identities spiffe://NAME/<role>/<name>
-  --validity-days N     root certificate lifetime (default 3650)
+  --validity-days N     root certificate lifetime, 1 to ${MAX_VALIDITY_DAYS} (default 3650)
   --passphrase-env VAR  encrypt root.key with the passphrase in environment variable VAR
 `,
   async run(args, io) {
@@ -32,11 +38,17 @@ options:
     });
     const dir = path.resolve(requireOption(values.dir, 'dir'));
     const cluster = requireOption(values.cluster, 'cluster');
+    const validityDays = positiveInteger(
+      values['validity-days'],
+      'validity-days',
+      3650,
+      MAX_VALIDITY_DAYS,
+    );
     const passphrase = passphraseFromEnv(values['passphrase-env']);
     const paths = await initDevCa({
       dir,
       cluster,
-      validityDays: positiveInteger(values['validity-days'], 'validity-days', 3650),
+      validityDays,
       ...(passphrase === undefined ? {} : { passphrase }),
     });
     io.out(`created development CA for cluster "${cluster}":\n`);
@@ -62,7 +74,7 @@ options:
   --name NAME              node name (lowercase letters, digits, "-")
   --role ROLE              validator, node (default) or client: what RPC methods it may call
   --out DIR                output directory (default: the CA directory)
-  --validity-days N        certificate lifetime (default 30)
+  --validity-days N        certificate lifetime, 1 to ${MAX_VALIDITY_DAYS} (default 30)
   --passphrase-env VAR     encrypt the node key with the passphrase in VAR
   --ca-passphrase-env VAR  passphrase of an encrypted root.key
 `,
@@ -82,6 +94,12 @@ options:
     if (!ROLES.includes(role)) {
       throw new CliError(`--role must be one of ${ROLES.join(', ')}, got "${values.role}"`);
     }
+    const validityDays = positiveInteger(
+      values['validity-days'],
+      'validity-days',
+      30,
+      MAX_VALIDITY_DAYS,
+    );
     const { ca, cluster } = await loadDevCa(dir, passphraseFromEnv(values['ca-passphrase-env']));
     const passphrase = passphraseFromEnv(values['passphrase-env']);
     const paths = await issueDevIdentity({
@@ -90,7 +108,7 @@ options:
       name,
       role,
       outDir: path.resolve(values.out ?? dir),
-      validityDays: positiveInteger(values['validity-days'], 'validity-days', 30),
+      validityDays,
       ...(passphrase === undefined ? {} : { passphrase }),
     });
     io.out(`issued spiffe://${cluster}/${role}/${name}:\n`);

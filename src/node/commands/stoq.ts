@@ -7,6 +7,10 @@ import { nodeService } from '../node-service.js';
 import { startPeerMonitor } from '../peer-monitor.js';
 import { buildStoqParts, startStoqNode } from '../stoq-node.js';
 import { StoqError } from '../../stoq/index.js';
+import { MAX_DEADLINE_MS } from '../../stoq/rpc/wire.js';
+
+/** Most pings `stoq ping --count` makes: enough for any measurement, not a flood. */
+const MAX_PING_COUNT = 100_000;
 
 const serve: Command = {
   name: 'stoq serve',
@@ -25,20 +29,30 @@ HYPERMESH_LISTEN_PORT, HYPERMESH_METRICS_PORT.
 
 options:
   --config FILE          node configuration (JSON)
-  --ping-interval-ms N   how often to ping each configured peer (default 5000)
+  --ping-interval-ms N   how often to ping each configured peer, 1 to ${MAX_DEADLINE_MS}
+                         (the longest RPC deadline; default 5000)
 `,
   async run(args, io) {
     const values = parseCommandArgs(args, {
       config: { type: 'string' },
       'ping-interval-ms': { type: 'string' },
     });
-    const config = await loadNodeConfig(requireOption(values.config, 'config'));
+    // Every option is checked before anything starts: a refusal must not leave a node running.
+    const configFile = requireOption(values.config, 'config');
+    // Each ping's deadline is the interval, and an RPC deadline is at most MAX_DEADLINE_MS.
+    const intervalMs = positiveInteger(
+      values['ping-interval-ms'],
+      'ping-interval-ms',
+      5000,
+      MAX_DEADLINE_MS,
+    );
+    const config = await loadNodeConfig(configFile);
     const logger = createLogger({ node: config.name });
     const node = await startStoqNode(config, logger);
     const monitor = startPeerMonitor({
       endpoint: node.endpoint,
       peers: Object.keys(config.peers),
-      intervalMs: positiveInteger(values['ping-interval-ms'], 'ping-interval-ms', 5000),
+      intervalMs,
       registry: node.registry,
       logger,
     });
@@ -78,7 +92,7 @@ Exits 0 when every ping succeeded, 1 otherwise (with the error code, e.g. UNAUTH
 options:
   --config FILE  node or client configuration (JSON; see docs/cli.md)
   --peer NAME    the peer to ping
-  --count N      number of pings (default 3)
+  --count N      number of pings, 1 to ${MAX_PING_COUNT} (default 3)
 `,
   async run(args, io) {
     const values = parseCommandArgs(args, {
@@ -86,13 +100,14 @@ options:
       peer: { type: 'string' },
       count: { type: 'string' },
     });
-    const config = await loadNodeConfig(requireOption(values.config, 'config'));
+    const configFile = requireOption(values.config, 'config');
     const peer = requireOption(values.peer, 'peer');
+    const count = positiveInteger(values.count, 'count', 3, MAX_PING_COUNT);
+    const config = await loadNodeConfig(configFile);
     if (!(peer in config.peers)) {
       const known = Object.keys(config.peers).join(', ') || '(none)';
       throw new CliError(`no peer "${peer}" in the configuration's peers table; known: ${known}`);
     }
-    const count = positiveInteger(values.count, 'count', 3);
     const parts = await buildStoqParts(config, createLogger({ node: config.name }));
     try {
       const client = parts.endpoint.client(nodeService, peer);
