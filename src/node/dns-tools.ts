@@ -26,8 +26,10 @@ import {
   dnsNameQuery,
   dnsNameRegister,
   dnsNameRelease,
+  dnsNameTransfer,
   dnsRecordsDelete,
   dnsRecordsSet,
+  dnsZoneCreate,
   dnsZoneQuery,
   dnsZonesGenesisFromApp,
   dnsZonesQuery,
@@ -36,11 +38,11 @@ import {
   verifyDnsZone,
   verifyDnsZones,
 } from '../trustchain/dns-zones/index.js';
-import type { DnsName, ZoneInfo } from '../trustchain/dns-zones/index.js';
+import type { DnsName, ZoneInfo, ZoneParams } from '../trustchain/dns-zones/index.js';
 import { CliError } from './cli-error.js';
 import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
-import type { WalletKey } from './wallet.js';
+import { readWalletKey, type WalletKey } from './wallet.js';
 
 /**
  * The tools behind `hypermesh dns` (docs/dns.md, "CLI"): records written as on the command line
@@ -608,6 +610,117 @@ export function setBody(records: readonly RecordInput[]): Uint8Array {
   } catch (error) {
     return dnsFailure(error);
   }
+}
+
+export function transferBody(name: string, recipient: Uint8Array): Uint8Array {
+  try {
+    return dnsNameTransfer(name, recipient);
+  } catch (error) {
+    return dnsFailure(error);
+  }
+}
+
+export function zoneCreateBody(zone: ZoneParams): Uint8Array {
+  try {
+    return dnsZoneCreate(zone);
+  } catch (error) {
+    return dnsFailure(error);
+  }
+}
+
+const HEX_DIGITS = /^(0x)?[0-9a-fA-F]+$/;
+
+/**
+ * An Ed25519 public key given on the command line (`--admin`, `--to`): 64 hex digits, or a key
+ * file (a wallet key or a node identity, unencrypted: an encrypted file hides its public key)
+ * whose public key is meant.
+ */
+export async function publicKeyArgument(text: string, what: string): Promise<Uint8Array> {
+  if (HEX_DIGITS.test(text)) {
+    const digits = text.replace(/^0x/, '');
+    if (digits.length === 64) return Uint8Array.from(Buffer.from(digits.toLowerCase(), 'hex'));
+    // A hex string of another length is a mistyped key far more often than a file name.
+    if (digits.length > 16) {
+      throw new CliError(
+        `${what} "${text}" is not a public key: it has ${digits.length} hex digits, an Ed25519 public key has 64`,
+      );
+    }
+  }
+  try {
+    return (await readWalletKey(text)).publicKey;
+  } catch (error) {
+    if (error instanceof CliError) {
+      throw new CliError(
+        `${what} "${text}" is neither an Ed25519 public key (64 hex digits) nor a readable key file: ${error.message}`,
+        error.exitCode,
+      );
+    }
+    throw error;
+  }
+}
+
+/** The SOA fields `zone-create` takes, each optional (see `zoneParams` for the defaults). */
+export interface ZoneOptions {
+  readonly apex: string;
+  readonly admins: readonly Uint8Array[];
+  readonly nameservers: readonly string[];
+  readonly policy?: string;
+  readonly nsTtl?: number;
+  readonly soa?: {
+    readonly ttl?: number;
+    readonly mname?: string;
+    readonly rname?: string;
+    readonly refresh?: number;
+    readonly retry?: number;
+    readonly expire?: number;
+    readonly minimum?: number;
+  };
+}
+
+/** Defaults of a new zone's SOA and NS: those `cluster init` gives the cluster zone. */
+export const ZONE_DEFAULTS = {
+  ttl: 3600,
+  refresh: 3600,
+  retry: 600,
+  expire: 86_400,
+  minimum: 60,
+  nsTtl: 3600,
+  policy: 'open',
+} as const;
+
+/**
+ * The parameters of a new zone from the command line: SOA MNAME defaults to the first name
+ * server, RNAME to `hostmaster.<apex>`, the timers to `ZONE_DEFAULTS`. The module's rules
+ * (admins, hosts, policy, ranges) are checked by the body builder.
+ */
+export function zoneParams(options: ZoneOptions): ZoneParams {
+  const { apex, soa = {} } = options;
+  if (options.nameservers.length === 0) {
+    throw new CliError(
+      `give the zone's name servers with --ns HOST (1 to 13; e.g. the cluster zone's, ns1.hypermesh.) [DNS_ZONES_INVALID_ZONE]`,
+    );
+  }
+  const rname = soa.rname ?? `hostmaster.${apex === '.' ? '' : apex}`;
+  if (rname.includes('@')) {
+    throw new CliError(
+      `--rname "${rname}": write the mailbox as a name (hostmaster.example. for hostmaster@example), RFC 1035 §8 [DNS_ZONES_INVALID_ZONE]`,
+    );
+  }
+  return {
+    apex,
+    admins: options.admins,
+    policy: (options.policy ?? ZONE_DEFAULTS.policy) as ZoneParams['policy'],
+    soa: {
+      ttl: soa.ttl ?? ZONE_DEFAULTS.ttl,
+      mname: soa.mname ?? (options.nameservers[0] as string),
+      rname,
+      refresh: soa.refresh ?? ZONE_DEFAULTS.refresh,
+      retry: soa.retry ?? ZONE_DEFAULTS.retry,
+      expire: soa.expire ?? ZONE_DEFAULTS.expire,
+      minimum: soa.minimum ?? ZONE_DEFAULTS.minimum,
+    },
+    nameservers: { ttl: options.nsTtl ?? ZONE_DEFAULTS.nsTtl, hosts: options.nameservers },
+  };
 }
 
 export function deleteBody(name: string, type: string | undefined): Uint8Array {

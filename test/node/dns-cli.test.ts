@@ -12,7 +12,7 @@ import { generateZoneKey, loadZoneSigners, writeZoneKeyFile } from '../../src/no
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
-import { readWalletKey } from '../../src/node/wallet.js';
+import { createWalletKey, readWalletKey } from '../../src/node/wallet.js';
 import { dsText } from '../../src/trustchain/dns/index.js';
 import { dnsZonesGenesisFromApp } from '../../src/trustchain/dns-zones/index.js';
 import { run, toolPresent } from '../faces/dns-fixture.js';
@@ -380,5 +380,121 @@ describe('a node serving the signed zone, changed with hypermesh dns', { skip },
     );
     const gone = await delv('www.hypermesh.', 'TXT');
     assert.ok(gone.validated, gone.out);
+  });
+
+  it('creates a zone (served unsigned), registers and transfers names in it', async () => {
+    const treasury = layout.ledger!.treasuryKeyFile;
+    // Only an admin of a cluster zone may create zones: the node refuses with the module's code.
+    const notAdmin = await dns(
+      'zone-create',
+      'example',
+      '--ns',
+      'ns1.hypermesh.',
+      '--key',
+      treasury,
+    );
+    assert.equal(notAdmin.code, 1, notAdmin.out);
+    assert.match(
+      notAdmin.err,
+      /node-1 refused the zone-create: DNS_ZONES_NOT_ZONE_ADMIN: zone-create example\.: only an admin of a cluster zone may create zones/,
+    );
+    const overlap = await dns('zone-create', 'lab.hypermesh', '--ns', 'ns1.hypermesh.');
+    assert.equal(overlap.code, 1);
+    assert.match(
+      overlap.err,
+      /DNS_ZONES_ZONE_OVERLAP: zone lab\.hypermesh\. would overlap zone hypermesh\./,
+    );
+    const wildcard = await dns('zone-create', '*.example', '--ns', 'ns1.hypermesh.');
+    assert.equal(wildcard.code, 2);
+    assert.match(wildcard.err, /a zone apex cannot be a wildcard \[DNS_ZONES_INVALID_NAME\]/);
+
+    const created = await dns('zone-create', 'Example', '--ns', 'ns1.hypermesh.', '--wait');
+    assert.equal(created.code, 0, `${created.out}${created.err}`);
+    assert.match(
+      created.out,
+      /^creating zone example\. \(zone-create, policy open, NS ns1\.hypermesh\./m,
+    );
+    assert.match(
+      created.out,
+      /committed at height \d+, code 0 \(applied\)\nzone example\. created; it is served unsigned/,
+    );
+    const again = await dns('zone-create', 'example', '--ns', 'ns1.hypermesh.');
+    assert.equal(again.code, 1);
+    assert.match(again.err, /DNS_ZONES_ZONE_EXISTS/);
+
+    // A name in the new zone, set through consensus, answered by the node over UDP.
+    const set = await dns('set', 'www.example', 'A', '192.0.2.20', '--wait');
+    assert.equal(set.code, 0, `${set.out}${set.err}`);
+    assert.match(set.out, /^registering www\.example\./m);
+    const running = node!;
+    const answer = async (name: string) =>
+      (await kdig('-p', String(udpPort), '+short', name, 'A')).trim();
+    await waitForCondition(
+      running.driver,
+      'commit',
+      async () => (await answer('www.example.')) === '192.0.2.20',
+      'www.example. A in the served zone',
+      30_000,
+    );
+    const soa = await kdig('-p', String(udpPort), '+dnssec', 'example.', 'SOA');
+    assert.match(
+      soa,
+      /example\.\s+3600\s+IN\s+SOA\s+ns1\.hypermesh\. hostmaster\.example\. \d+ 3600 600 86400 60/,
+    );
+    assert.doesNotMatch(soa, /RRSIG/, 'a zone made by zone-create is served unsigned');
+    const zone = await dns('zone', 'example');
+    assert.equal(zone.code, 0, zone.err);
+    assert.match(
+      zone.out,
+      /^; zone example\. \(delegated, policy open\), serial \d+, 1 registered name/,
+    );
+    assert.match(zone.out, /; DNSSEC: unsigned/);
+
+    // register: a name without records; someone else's name is refused by the node.
+    const registered = await dns('register', 'mail.example', '--wait');
+    assert.equal(registered.code, 0, registered.err);
+    assert.match(registered.out, /^mail\.example\. is owned by [0-9a-f]{64}$/m);
+    const taken = await dns('register', 'mail.example', '--key', treasury);
+    assert.equal(taken.code, 1);
+    assert.match(taken.err, /node-1 refused the name-register: DNS_ZONES_ALREADY_OWNED: /);
+
+    // transfer: the new owner changes the name, the old one is refused.
+    const operator = await readWalletKey(layout.operator.keyFile);
+    const bob = await createWalletKey(path.join(root, 'bob.key'));
+    const moved = await dns('transfer', 'www.example', '--to', bob.file, '--wait');
+    assert.equal(moved.code, 0, `${moved.out}${moved.err}`);
+    assert.match(
+      moved.out,
+      new RegExp(`^www\\.example\\. is owned by ${toHex(bob.publicKey)}$`, 'm'),
+    );
+    const bobSets = await dns('set', 'www.example', 'A', '192.0.2.21', '--key', bob.file, '--wait');
+    assert.equal(bobSets.code, 0, `${bobSets.out}${bobSets.err}`);
+    assert.doesNotMatch(bobSets.out, /registering/);
+    const oldOwner = await dns('set', 'www.example', 'A', '192.0.2.22');
+    assert.equal(oldOwner.code, 1);
+    assert.match(
+      oldOwner.err,
+      new RegExp(
+        `is owned by ${toHex(bob.publicKey)}, not by the signing key ${toHex(operator.publicKey)} .*\\[DNS_ZONES_NOT_OWNER\\]`,
+      ),
+    );
+    const takeBack = await dns('transfer', 'www.example', '--to', toHex(operator.publicKey));
+    assert.equal(takeBack.code, 1);
+    assert.match(takeBack.err, /node-1 refused the name-transfer: DNS_ZONES_NOT_OWNER: /);
+    const owner = JSON.parse((await dns('get', 'www.example', '--json')).out) as { owner: string };
+    assert.equal(owner.owner, toHex(bob.publicKey));
+    await waitForCondition(
+      running.driver,
+      'commit',
+      async () => (await answer('www.example.')) === '192.0.2.21',
+      "bob's record in the served zone",
+      30_000,
+    );
+
+    for (const command of ['zone-create', 'register', 'transfer']) {
+      const help = await runCli(['dns', command, '--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.out, new RegExp(`usage: hypermesh dns ${command} `));
+    }
   });
 });

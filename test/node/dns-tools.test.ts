@@ -1,8 +1,19 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CliError } from '../../src/node/cli-error.js';
 import { generateZoneKey, genesisDnskeyJson, zoneKeyFileName } from '../../src/node/dns-keys.js';
-import { characterStrings, formatRecord, recordsFromArguments } from '../../src/node/dns-tools.js';
+import {
+  characterStrings,
+  formatRecord,
+  publicKeyArgument,
+  recordsFromArguments,
+  zoneCreateBody,
+  zoneParams,
+} from '../../src/node/dns-tools.js';
+import { createWalletKey } from '../../src/node/wallet.js';
 import { parseRecord } from '../../src/trustchain/dns/index.js';
 import {
   DnsZonesGenesisError,
@@ -11,6 +22,7 @@ import {
   INDEX_BUCKETS,
   bucketOf,
   dnsIndexQuery,
+  decodeDnsZonesBody,
   dnsNameRegister,
   dnsZonesGenesisToJson,
   dnsZonesInitialState,
@@ -112,6 +124,118 @@ describe('dns set: VALUE arguments', () => {
       () => recordsFromArguments('www.hypermesh.', 'A', ['{"address":'], 300),
       cliRefusal(/^A value "\{\\"address\\":":/),
     );
+  });
+});
+
+describe('dns zone-create and transfer: arguments', () => {
+  const admin = new Uint8Array(32).fill(7);
+
+  it('fills the SOA from the name servers and the apex, and builds the body the module reads', () => {
+    const params = zoneParams({
+      apex: 'example.',
+      admins: [admin],
+      nameservers: ['ns2.hypermesh.', 'ns1.hypermesh.'],
+    });
+    assert.deepEqual(params.soa, {
+      ttl: 3600,
+      mname: 'ns2.hypermesh.',
+      rname: 'hostmaster.example.',
+      refresh: 3600,
+      retry: 600,
+      expire: 86_400,
+      minimum: 60,
+    });
+    assert.equal(params.policy, 'open');
+    const tx = decodeDnsZonesBody(zoneCreateBody(params));
+    assert.equal(tx.op, 'zone-create');
+    assert.ok(tx.op === 'zone-create');
+    assert.deepEqual(tx.nameservers, { ttl: 3600, hosts: ['ns1.hypermesh.', 'ns2.hypermesh.'] });
+    assert.deepEqual(tx.admins, [admin]);
+    const given = zoneParams({
+      apex: 'example.',
+      admins: [admin],
+      nameservers: ['ns1.example.'],
+      policy: 'admins',
+      nsTtl: 60,
+      soa: { mname: 'a.example.', rname: 'dns.example.', minimum: 5 },
+    });
+    assert.deepEqual(
+      { ...given.soa, policy: given.policy, nsTtl: given.nameservers.ttl },
+      {
+        ttl: 3600,
+        mname: 'a.example.',
+        rname: 'dns.example.',
+        refresh: 3600,
+        retry: 600,
+        expire: 86_400,
+        minimum: 5,
+        policy: 'admins',
+        nsTtl: 60,
+      },
+    );
+  });
+
+  it('refuses bad zone parameters with the module code, before anything is sent', () => {
+    const base = { apex: 'example.', admins: [admin], nameservers: ['ns1.hypermesh.'] };
+    assert.throws(
+      () => zoneParams({ ...base, nameservers: [] }),
+      cliRefusal(/--ns HOST .*\[DNS_ZONES_INVALID_ZONE\]/),
+    );
+    assert.throws(
+      () => zoneParams({ ...base, soa: { rname: 'hostmaster@example.' } }),
+      cliRefusal(/--rname "hostmaster@example\.": write the mailbox as a name/),
+    );
+    const refused = (params: Parameters<typeof zoneParams>[0], pattern: RegExp) =>
+      assert.throws(
+        () => zoneCreateBody(zoneParams(params)),
+        (error: unknown) => {
+          assert.ok(error instanceof CliError && error.exitCode === 2, String(error));
+          assert.match(error.message, pattern);
+          return true;
+        },
+      );
+    refused(
+      { ...base, apex: '*.example.' },
+      /apex cannot be a wildcard \[DNS_ZONES_INVALID_NAME\]/,
+    );
+    refused({ ...base, apex: '.' }, /\[DNS_ZONES_INVALID_NAME\]/);
+    refused(
+      { ...base, policy: 'everyone' },
+      /policy: expected one of open, admins \[DNS_ZONES_INVALID_ZONE\]/,
+    );
+    refused(
+      { ...base, admins: [admin, admin] },
+      /a key is listed twice \[DNS_ZONES_INVALID_ZONE\]/,
+    );
+    refused(
+      { ...base, nameservers: ['ns1.hypermesh.', 'ns1.hypermesh.'] },
+      /listed twice \[DNS_ZONES_INVALID_ZONE\]/,
+    );
+  });
+
+  it('takes a public key as 64 hex digits or from a key file', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-dns-key-'));
+    try {
+      const wallet = await createWalletKey(path.join(dir, 'bob.key'));
+      assert.deepEqual(await publicKeyArgument(wallet.file, '--to'), wallet.publicKey);
+      const hexKey = Buffer.from(wallet.publicKey).toString('hex');
+      assert.deepEqual(await publicKeyArgument(hexKey.toUpperCase(), '--to'), wallet.publicKey);
+      assert.deepEqual(await publicKeyArgument(`0x${hexKey}`, '--to'), wallet.publicKey);
+      await assert.rejects(
+        publicKeyArgument(hexKey.slice(1), '--to'),
+        cliRefusal(
+          /--to "[0-9a-f]{63}" is not a public key: it has 63 hex digits, an Ed25519 public key has 64/,
+        ),
+      );
+      await assert.rejects(
+        publicKeyArgument(path.join(dir, 'missing.key'), '--admin'),
+        cliRefusal(
+          /--admin ".*missing\.key" is neither an Ed25519 public key \(64 hex digits\) nor a readable key file: /,
+        ),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -11,14 +11,16 @@ import {
   type ClusterTarget,
   type OperatorSession,
 } from '../operator.js';
+import { toHex } from '../../crypto/bytes.js';
 import { readWalletKey, type WalletKey } from '../wallet.js';
 import { integerOption } from './cluster.js';
 import { pickNode, reportSubmission } from './wallet.js';
 
 /**
- * `hypermesh dns set|get|delete|zone|ds`: the DNS zones in consensus state from the command line
- * (docs/dns.md, "CLI"). Changes are signed `dns` module transactions; reads check every answer's
- * Merkle proof; `ds` derives the DS record and trust anchor from the genesis file alone.
+ * `hypermesh dns set|get|delete|register|transfer|zone|zone-create|ds`: the DNS zones in
+ * consensus state from the command line (docs/dns.md, "CLI"). Changes are signed `dns` module
+ * transactions; reads check every answer's Merkle proof; `ds` derives the DS record and trust
+ * anchor from the genesis file alone.
  */
 
 type OptionSpec = Options;
@@ -426,10 +428,240 @@ options:
   },
 };
 
+const registerCommand: Command = {
+  name: 'dns register',
+  summary: 'register a free name without records: the signer becomes its owner',
+  help: `
+usage: hypermesh dns register NAME [--key FILE] [--cluster FILE|DIR] [--node NAME|ADDR]
+                              [--wait] [--timeout-ms MS]
+
+Registers NAME (name-register): the signing key becomes its owner, with no records yet. Only
+the owner changes its records, transfers or releases it, and only the owner registers names
+below it. "dns set" registers a free name by itself; register is for holding a name (and the
+names below it) before it has records. Who may register: in an "open" zone anyone, in an
+"admins" zone its admins, and below a registered name only that name's owner
+(DNS_ZONES_ANCESTOR_OWNED); never a name someone owns (DNS_ZONES_ALREADY_OWNED), a zone apex
+(DNS_ZONES_IS_APEX), or a name above another key's names unless the signer is a zone admin
+(DNS_ZONES_DESCENDANT_OWNED). A refusal by the node exits 1 with its code.
+
+options:
+${CHANGE_HELP}
+`,
+  async run(args, io) {
+    const { values, positionals } = parse(args, changeOptions);
+    if (positionals.length !== 1) {
+      throw new CliError(`expected NAME, got ${positionals.length} argument(s) (see --help)`);
+    }
+    const tools = await import('../dns-tools.js');
+    const name = tools.nameArgument(positionals[0] as string);
+    const body = tools.registerBody(name);
+    const wait = values.wait ?? false;
+    const timeoutMs = timeoutOf(values);
+    const { target, node, session } = await openSession(values);
+    const { stoqFailure } = await import('../tx-submit.js');
+    try {
+      const signer = await signerOf(values, target);
+      const genesis = await readGenesisFile(target.genesisFile);
+      const client = session.client(node);
+      const apex = await tools.zoneOf(client, name).catch(stoqFailure(node));
+      io.out(`registering ${name} in zone ${apex} (name-register, signed by ${signer.file})\n`);
+      const outcome = await tools
+        .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, body)
+        .catch(stoqFailure(node));
+      const code = reportSubmission(outcome, 'name-register', node, io, wait, timeoutMs);
+      if (code === 0 && outcome.admitted && outcome.status.status === 'committed') {
+        io.out(`${name} is owned by ${toHex(signer.publicKey)}\n`);
+      }
+      return code;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+const transferCommand: Command = {
+  name: 'dns transfer',
+  summary: 'hand a name to another key: a signed name-transfer',
+  help: `
+usage: hypermesh dns transfer NAME --to PUBKEY|KEYFILE [--key FILE] [--cluster FILE|DIR]
+                              [--node NAME|ADDR] [--wait] [--timeout-ms MS]
+
+Transfers NAME (name-transfer) with its records to the key given by --to: from then on only
+that key changes its records, transfers or releases it, and the signer's changes are refused
+(DNS_ZONES_NOT_OWNER). Names registered below NAME keep their owners. Only the owner may
+transfer (DNS_ZONES_NOT_OWNER, DNS_ZONES_NOT_REGISTERED); a zone apex cannot be transferred
+(DNS_ZONES_IS_APEX; zone admins are changed by zone-update), nor a name to its own owner
+(DNS_ZONES_SELF_TRANSFER). The recipient is not asked: any Ed25519 key may receive a name.
+A refusal by the node exits 1 with its code.
+
+options:
+  --to PUBKEY|KEYFILE   the new owner: an Ed25519 public key (64 hex digits) or a key file
+                        (wallet key or node identity) whose public key is meant
+${CHANGE_HELP}
+`,
+  async run(args, io) {
+    const { values, positionals } = parse(args, { ...changeOptions, to: { type: 'string' } });
+    if (positionals.length !== 1) {
+      throw new CliError(`expected NAME, got ${positionals.length} argument(s) (see --help)`);
+    }
+    if (values.to === undefined) {
+      throw new CliError('give the new owner with --to PUBKEY|KEYFILE (see --help)');
+    }
+    const tools = await import('../dns-tools.js');
+    const name = tools.nameArgument(positionals[0] as string);
+    const recipient = await tools.publicKeyArgument(values.to, '--to');
+    const body = tools.transferBody(name, recipient);
+    const wait = values.wait ?? false;
+    const timeoutMs = timeoutOf(values);
+    const { target, node, session } = await openSession(values);
+    const { stoqFailure } = await import('../tx-submit.js');
+    try {
+      const signer = await signerOf(values, target);
+      const genesis = await readGenesisFile(target.genesisFile);
+      const client = session.client(node);
+      await tools.zoneOf(client, name).catch(stoqFailure(node));
+      io.out(
+        `transferring ${name} to ${toHex(recipient)} (name-transfer, signed by ${signer.file})\n`,
+      );
+      const outcome = await tools
+        .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, body)
+        .catch(stoqFailure(node));
+      const code = reportSubmission(outcome, 'name-transfer', node, io, wait, timeoutMs);
+      if (code === 0 && outcome.admitted && outcome.status.status === 'committed') {
+        io.out(`${name} is owned by ${toHex(recipient)}\n`);
+      }
+      return code;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+const zoneCreateCommand: Command = {
+  name: 'dns zone-create',
+  summary: 'create a delegated zone (an admin of a cluster zone signs it)',
+  help: `
+usage: hypermesh dns zone-create APEX --ns HOST... [--admin PUBKEY|KEYFILE...] [--policy P]
+                                 [--soa-ttl S] [--mname NAME] [--rname NAME] [--refresh S]
+                                 [--retry S] [--expire S] [--minimum S] [--ns-ttl S]
+                                 [--key FILE] [--cluster FILE|DIR] [--node NAME|ADDR]
+                                 [--wait] [--timeout-ms MS]
+
+Creates the zone APEX (zone-create) in consensus state; every node then answers for it.
+Only an admin of a cluster zone (one from the genesis; "cluster init" makes the operator key
+its admin) may sign it (DNS_ZONES_NOT_ZONE_ADMIN). APEX may not be a zone already
+(DNS_ZONES_ZONE_EXISTS), nor lie inside or above another zone (DNS_ZONES_ZONE_OVERLAP); at
+most 64 zones (DNS_ZONES_ZONE_LIMIT). The zone's admins set the apex's records and, with
+policy "admins", register its top names; names are then registered and set with "dns set".
+The zone is served unsigned: only zones whose genesis entry has a DNSKEY are signed.
+Bad parameters are refused before sending, exit 2 (DNS_ZONES_INVALID_NAME,
+DNS_ZONES_INVALID_ZONE); a refusal by the node exits 1 with its code.
+
+options:
+  --ns HOST             a name server of the zone (its apex NS records); repeat for more,
+                        1 to 13 (required; the cluster's nodes answer for every zone)
+  --admin PUBKEY|KEYFILE
+                        an admin: an Ed25519 public key (64 hex digits) or a key file whose
+                        public key is meant; repeat for more, 1 to 16 (default: the signer)
+  --policy P            open (anyone registers free names) or admins (default open)
+  --soa-ttl S           TTL of the SOA record (default 3600)
+  --mname NAME          SOA primary name server (default: the first --ns)
+  --rname NAME          SOA mailbox as a name (default hostmaster.APEX)
+  --refresh S           SOA refresh (default 3600)
+  --retry S             SOA retry (default 600)
+  --expire S            SOA expire (default 86400)
+  --minimum S           SOA minimum, the negative-caching TTL (default 60)
+  --ns-ttl S            TTL of the apex NS records (default 3600)
+${CHANGE_HELP}
+`,
+  async run(args, io) {
+    const { values, positionals } = parse(args, {
+      ...changeOptions,
+      ns: { type: 'string', multiple: true },
+      admin: { type: 'string', multiple: true },
+      policy: { type: 'string' },
+      'soa-ttl': { type: 'string' },
+      mname: { type: 'string' },
+      rname: { type: 'string' },
+      refresh: { type: 'string' },
+      retry: { type: 'string' },
+      expire: { type: 'string' },
+      minimum: { type: 'string' },
+      'ns-ttl': { type: 'string' },
+    });
+    if (positionals.length !== 1) {
+      throw new CliError(`expected APEX, got ${positionals.length} argument(s) (see --help)`);
+    }
+    const tools = await import('../dns-tools.js');
+    const apex = tools.nameArgument(positionals[0] as string, 'APEX');
+    const ttl = { min: 0, max: 2_147_483_647 };
+    const u32 = { min: 0, max: 0xffff_ffff };
+    const optional = (name: keyof typeof values, range: { min: number; max: number }) => {
+      const text = values[name];
+      return typeof text === 'string' ? integerOption(text, name, range, 0) : undefined;
+    };
+    const soa = {
+      ttl: optional('soa-ttl', ttl),
+      mname: values.mname === undefined ? undefined : tools.nameArgument(values.mname, '--mname'),
+      rname: values.rname === undefined ? undefined : tools.nameArgument(values.rname, '--rname'),
+      refresh: optional('refresh', u32),
+      retry: optional('retry', u32),
+      expire: optional('expire', u32),
+      minimum: optional('minimum', u32),
+    };
+    const nsTtl = optional('ns-ttl', ttl);
+    const nameservers = (values.ns ?? []).map((host) => tools.nameArgument(host, '--ns'));
+    const wait = values.wait ?? false;
+    const timeoutMs = timeoutOf(values);
+    const given: Uint8Array[] = [];
+    for (const admin of values.admin ?? []) {
+      given.push(await tools.publicKeyArgument(admin, '--admin'));
+    }
+    // Everything is checked before a node is asked: the signer is the default admin.
+    const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
+    const node = pickNode(target, values.node).name;
+    const signer = await signerOf(values, target);
+    const params = tools.zoneParams({
+      apex,
+      admins: given.length === 0 ? [signer.publicKey] : given,
+      nameservers,
+      ...(values.policy === undefined ? {} : { policy: values.policy }),
+      ...(nsTtl === undefined ? {} : { nsTtl }),
+      soa,
+    });
+    const body = tools.zoneCreateBody(params);
+    const genesis = await readGenesisFile(target.genesisFile);
+    const session = await openOperatorSession(target);
+    const { stoqFailure } = await import('../tx-submit.js');
+    try {
+      const client = session.client(node);
+      io.out(
+        `creating zone ${apex} (zone-create, policy ${params.policy}, NS ${params.nameservers.hosts.join(' ')}, signed by ${signer.file})\n`,
+      );
+      io.out(`admins ${params.admins.map(toHex).join(', ')}\n`);
+      const outcome = await tools
+        .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, body)
+        .catch(stoqFailure(node));
+      const code = reportSubmission(outcome, 'zone-create', node, io, wait, timeoutMs);
+      if (code === 0 && outcome.admitted && outcome.status.status === 'committed') {
+        io.out(
+          `zone ${apex} created; it is served unsigned (only zones with a DNSKEY in the genesis are signed)\n`,
+        );
+      }
+      return code;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
 export const dnsCommands: readonly Command[] = [
   setCommand,
   getCommand,
   deleteCommand,
+  registerCommand,
+  transferCommand,
   zoneCommand,
+  zoneCreateCommand,
   dsCommand,
 ];
