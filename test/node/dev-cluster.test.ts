@@ -245,6 +245,24 @@ describe('hypermesh dev --nodes 4', () => {
         );
       }
     }
+    // cluster.json names each node's DNS-over-QUIC endpoint, and it answers (kdig is Knot's).
+    for (const node of cluster.nodes) {
+      const doq = node.dns?.doq?.[0];
+      assert.ok(doq !== undefined && doq.port > 0, `${node.name} DoQ in cluster.json`);
+    }
+    const doq = cluster.nodes[0]?.dns?.doq?.[0] as { host: string; port: number };
+    const { stdout: overQuic } = await execFileAsync('kdig', [
+      `@${doq.host}`,
+      '-p',
+      String(doq.port),
+      '+quic',
+      '+short',
+      '+retry=0',
+      '+timeout=5',
+      'hypermesh.',
+      'SOA',
+    ]);
+    assert.match(overQuic, /^ns1\.hypermesh\. hostmaster\.hypermesh\. \d+ /m, 'SOA over DoQ');
 
     for (const node of cluster.nodes) followCommits(path.join(dir, node.name, 'node.log'));
     const remaining = DEADLINE_MS - (Date.now() - started);
