@@ -8,7 +8,9 @@ import type { GenesisDocument } from '../consensus/genesis.js';
 import {
   AcmeStore,
   DnsServerTxtResolver,
+  HTTP01_PORT,
   startAcmeServer,
+  TLS_ALPN01_PORT,
   type AcmeServer,
 } from '../faces/acme/index.js';
 import type { ZoneSource } from '../trustchain/dns/index.js';
@@ -198,8 +200,8 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
   // that asks every current intermediate holder.
   const dns = options.dnsServer === null ? null : reachable(options.dnsServer);
   const validation: ValidationOptions = {
-    http01Port: acme.http01Port ?? 80,
-    tlsAlpn01Port: acme.tlsAlpn01Port ?? 443,
+    http01Port: acme.http01Port ?? HTTP01_PORT,
+    tlsAlpn01Port: acme.tlsAlpn01Port ?? TLS_ALPN01_PORT,
     timeoutMs: VALIDATION_TIMEOUT_MS,
     ...(dns === null
       ? {}

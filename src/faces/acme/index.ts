@@ -3,6 +3,7 @@
  * state in SQLite, and issuance through the `AcmeIssuer` interface. See docs/acme.md.
  */
 export { startAcmeServer, DEFAULT_MAX_BODY_BYTES } from './server.js';
+export { HTTP01_PORT, TLS_ALPN01_PORT } from './challenge-ports.js';
 export type { AcmeServer, AcmeServerOptions } from './server.js';
 export { AcmeStore, ACME_SCHEMA_VERSION } from './store.js';
 export { AcmeError, AcmeErrorCode } from './errors.js';

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { HTTP01_PORT, TLS_ALPN01_PORT } from './challenge-ports.js';
 import { AcmeError, AcmeErrorCode } from './errors.js';
 import type { IdentifierPolicy } from './identifiers.js';
 import type { AcmeIssuer } from './issuer.js';
@@ -222,7 +223,7 @@ function checkCaaIdentities(
 export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeServer> {
   const now = options.now ?? Date.now;
   const maxBodyBytes = positive(options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
-  const http01Port = positive(options.http01Port, 80, 'http01Port');
+  const http01Port = positive(options.http01Port, HTTP01_PORT, 'http01Port');
   if (options.baseUrl !== undefined && !/^https:\/\/[^/?#]+$/.test(options.baseUrl)) {
     throw new AcmeError(
       AcmeErrorCode.INVALID_OPTIONS,
@@ -299,7 +300,7 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
     validation: {
       http01Port,
       timeoutMs: positive(options.validationTimeoutMs, 10_000, 'validationTimeoutMs'),
-      tlsAlpn01Port: positive(options.tlsAlpn01Port, 443, 'tlsAlpn01Port'),
+      tlsAlpn01Port: positive(options.tlsAlpn01Port, TLS_ALPN01_PORT, 'tlsAlpn01Port'),
       ...(options.testOnlyConnectAddress === undefined
         ? {}
         : { testOnlyConnectAddress: options.testOnlyConnectAddress }),

@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import { bytesEqual } from '../../crypto/bytes.js';
 import { X509Error, parseCertificate, type ParsedCertificate } from '../../crypto/x509.js';
 import { ipAddressBytes } from '../../trustchain/ca/names.js';
+import { HTTP01_PORT } from './challenge-ports.js';
 import { isPublicAddress } from './address-class.js';
 import { AcmeError } from './errors.js';
 import type { TxtResolver } from './dns-resolver.js';
@@ -123,7 +124,7 @@ async function connectHost(
 
 function hostHeader(identifier: AcmeIdentifier, port: number): string {
   const host = net.isIPv6(identifier.value) ? `[${identifier.value}]` : identifier.value;
-  return port === 80 ? host : `${host}:${port}`;
+  return port === HTTP01_PORT ? host : `${host}:${port}`;
 }
 
 export async function validateHttp01(
