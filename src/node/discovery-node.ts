@@ -195,16 +195,40 @@ export function createDiscoveryNode(options: DiscoveryNodeOptions): DiscoveryNod
         continue;
       }
       selfTried.set(key, height);
-      sender.enqueue(key, discoveryRegister(wanted));
+      let body: Uint8Array;
+      try {
+        body = discoveryRegister(wanted);
+      } catch (error) {
+        // A registration the module would refuse (a port the node cannot name): said once at
+        // warn, then at debug on each retry; the node's other services are still registered.
+        (tried === undefined ? logger.warn : logger.debug)(
+          'discovery: own service not registered',
+          {
+            service: wanted.service,
+            error: describe(error),
+          },
+        );
+        continue;
+      }
+      sender.enqueue(key, body);
     }
   };
 
-  /** The node's work after a block: checks to run, renewals due, registrations, submissions. */
+  /**
+   * The node's work after a block: checks to run, renewals due, registrations, submissions.
+   * Never throws: it runs from `setImmediate` (an exception there ends the process) and from
+   * `start` (where it would stop the node from starting); service discovery is not a reason
+   * for a validator to stop.
+   */
   const afterCommit = (height: number): void => {
     if (stopped) return;
     if (self !== null) {
-      runner.sync(height, view.ownedBy(owner));
-      ensureSelf(height);
+      try {
+        runner.sync(height, view.ownedBy(owner));
+        ensureSelf(height);
+      } catch (error) {
+        logger.warn('discovery: work after the block failed', { height, error: describe(error) });
+      }
     }
     void pump().finally(() => events.emit('commit', height));
   };

@@ -82,16 +82,22 @@ export function nodeServiceHandlers(facts: NodeFacts): ServiceHandlers<typeof no
   };
 }
 
+/**
+ * Waits `ms`, or less when `signal` aborts. The abort listener is removed when the timer fires:
+ * a heartbeat of 1000 beats would otherwise leave 999 listeners on the call's signal.
+ */
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -5,11 +5,15 @@ import {
   SEQUENCE_QUERY,
   buildTransaction,
   decodeSequence,
+  sequenceKey,
 } from '../consensus/application/index.js';
+import type { QueryResponse } from '../consensus/app.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient, TxStatus } from '../consensus/net/index.js';
 import { StoqError } from '../stoq/index.js';
+import { decodeStateProof, verifyStateProof } from '../storage/index.js';
 import { CliError } from './cli-error.js';
+import { committedRootsOf } from './verified-root.js';
 
 /**
  * What the transaction tools (`hypermesh tx kv-set`, `hypermesh wallet send`) share: build a
@@ -35,6 +39,10 @@ export type SubmitOutcome =
     };
 
 export interface SubmitOptions {
+  /**
+   * The node's API; it must check state roots against committed headers (`withCommittedRoots`,
+   * as operator sessions' clients do), since the sender's sequence is a proven read.
+   */
   readonly client: NodeRpcClient;
   readonly genesis: GenesisDocument;
   readonly privateKey: KeyObject;
@@ -48,11 +56,57 @@ export interface SubmitOptions {
 /** How often the status is asked while waiting: the node API has no subscription yet. */
 const STATUS_POLL_MS = 100;
 
+/**
+ * The sender's next sequence from a node's `acct/sequence` answer, once its Merkle proof checks
+ * against the state root it names and that root against the committed header of its height
+ * (verified-root.ts). Taken on the node's word, a sequence one too high would have the sender
+ * sign a transaction that waits in mempools for the sequence before it and executes once that
+ * one is used — perhaps long after the sender gave it up. Throws `CliError` when the answer does
+ * not verify, `CommittedRootError` when its root is not committed.
+ */
+export async function provenSequence(
+  client: NodeRpcClient,
+  sender: Uint8Array,
+): Promise<{ readonly sequence: number; readonly height: number | null }> {
+  const roots = committedRootsOf(client);
+  const answer = await client.query({ path: SEQUENCE_QUERY, data: sender });
+  const sequence = verifiedSequence(sender, answer);
+  await roots.check(answer.height, answer.stateRoot);
+  return { sequence, height: answer.height };
+}
+
+function verifiedSequence(sender: Uint8Array, answer: QueryResponse): number {
+  const refuse = (reason: string): never => {
+    throw new CliError(
+      `the node's answer for the sequence of ${toHex(sender)} does not verify: ${reason}`,
+      1,
+    );
+  };
+  if (answer.proof === undefined) return refuse('it carries no proof');
+  let proven: boolean;
+  try {
+    proven = verifyStateProof(
+      answer.stateRoot,
+      sequenceKey(sender),
+      answer.value,
+      decodeStateProof(answer.proof),
+    );
+  } catch (error) {
+    return refuse((error as Error).message);
+  }
+  if (!proven) return refuse('its proof does not verify against its state root');
+  try {
+    return decodeSequence(answer.value);
+  } catch (error) {
+    return refuse((error as Error).message);
+  }
+}
+
 export async function submitTransaction(options: SubmitOptions): Promise<SubmitOutcome> {
   const { client, genesis, privateKey } = options;
   const sender = ed25519RawPublicKey(privateKey);
-  const answer = await client.query({ path: SEQUENCE_QUERY, data: sender });
-  const sequence = decodeSequence(answer.value);
+  // Nothing is signed before the sequence is proven.
+  const { sequence } = await provenSequence(client, sender);
   const body = typeof options.body === 'function' ? await options.body(sequence) : options.body;
   const tx = buildTransaction({
     chainId: genesis.chainId,

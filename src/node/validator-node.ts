@@ -78,6 +78,7 @@ import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index
 import { StoqError, StoqErrorCode, type SocketAddress } from '../stoq/index.js';
 import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
 import { CliError } from './cli-error.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { readGenesisFile } from './cluster-layout.js';
 import type { NodeConfig } from './config.js';
 import type { Logger } from './log.js';
@@ -139,10 +140,21 @@ export const CLIENT_BACKLOG_BLOCKS = 3;
  */
 export const CA_CAUGHT_UP_MS = 60_000;
 
-/** The host and port of an `http://host:port/...` URL (IPv6 hosts without brackets). */
-function socketAddressOf(url: string): SocketAddress {
+/** The ports WHATWG URLs leave out (`new URL('http://h:80/').port` is ''). */
+const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'http:': 80, 'https:': 443 };
+
+/**
+ * The host and port of an `http(s)://host:port/...` URL a server of this node was bound to
+ * (IPv6 hosts without brackets). A listener on the scheme's default port has no port in its
+ * URL: that port is the scheme's, never 0.
+ */
+export function urlSocketAddress(url: string): SocketAddress {
   const parsed = new URL(url);
-  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port) };
+  const port = parsed.port === '' ? DEFAULT_PORTS[parsed.protocol] : Number(parsed.port);
+  if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new CliError(`no port in the server address ${url}`, 1);
+  }
+  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port };
 }
 
 /** `host:port`, with IPv6 hosts in brackets. */
@@ -423,6 +435,11 @@ export async function startValidatorNode(
 
   try {
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    // One node per data directory: two would sign with one key and one signer state.
+    const lock = await step(`cannot lock the data directory ${config.dataDir}`, () =>
+      lockDataDir(config.dataDir),
+    );
+    closers.push(() => lock.release());
     const storePath = path.join(config.dataDir, STORE_FILE);
     const walPath = consensusWalPathFor(storePath);
     const store: NodeStore = await step(`cannot open the store ${storePath}`, () =>
@@ -895,13 +912,13 @@ export async function startValidatorNode(
       uri: parts.uri,
       version: packageVersion(),
       stoq,
-      metrics: metricsServer === null ? null : socketAddressOf(metricsServer.url),
+      metrics: metricsServer === null ? null : urlSocketAddress(metricsServer.url),
       dns: dnsServers === null ? null : { udp: dnsServers.udp, tcp: dnsServers.tcp },
       acme: acmeNode?.address ?? null,
       ct:
         caNode === null || caNode.ctUrl === null
           ? null
-          : { ...socketAddressOf(caNode.ctUrl), ocsp: caNode.ocsp !== null },
+          : { ...urlSocketAddress(caNode.ctUrl), ocsp: caNode.ocsp !== null },
     });
 
     let stopped = false;

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CliError } from '../../src/node/cli-error.js';
+import { initCluster } from '../../src/node/cluster-init.js';
+import { LOCK_FILE, lockDataDir } from '../../src/node/data-dir-lock.js';
+import { createLogger } from '../../src/node/log.js';
+import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
+import { startValidatorNode } from '../../src/node/validator-node.js';
+
+/**
+ * One node per data directory (src/node/data-dir-lock.ts): a second start is refused naming the
+ * process that runs the first; a lock left by a process that is gone is taken over; a clean stop
+ * removes it, so a restart of the same directory works.
+ */
+let root: string;
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'hypermesh-data-dir-lock-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let dirs = 0;
+async function freshDir(): Promise<string> {
+  const dir = path.join(root, `data-${++dirs}`);
+  await mkdir(dir);
+  return dir;
+}
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '']);
+  const pid = child.pid;
+  assert.ok(pid !== undefined);
+  await once(child, 'exit');
+  return pid;
+}
+
+function refusedNaming(pid: number) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof CliError, String(error));
+    assert.match(error.message, new RegExp(`in use by (this )?process.*\\b${pid}\\b`));
+    return true;
+  };
+}
+
+describe('data directory lock', () => {
+  it('is held by one taker at a time and removed on release', async () => {
+    const dir = await freshDir();
+    const lock = await lockDataDir(dir);
+    const file = path.join(dir, LOCK_FILE);
+    assert.equal(await readFile(file, 'utf8'), `${process.pid}\n`);
+    await assert.rejects(lockDataDir(dir), refusedNaming(process.pid));
+    await lock.release();
+    await assert.rejects(readFile(file), { code: 'ENOENT' });
+    const again = await lockDataDir(dir);
+    await again.release();
+  });
+
+  it('refuses a lock held by another running process, naming it, and leaves it', async () => {
+    const dir = await freshDir();
+    const file = path.join(dir, LOCK_FILE);
+    // The test runner that started this file is a running process other than this one.
+    const other = process.ppid;
+    await writeFile(file, `${other}\n`);
+    await assert.rejects(lockDataDir(dir), refusedNaming(other));
+    assert.equal(await readFile(file, 'utf8'), `${other}\n`);
+  });
+
+  it('takes over a lock whose process is gone, or unreadable, or of this pid but not held', async () => {
+    for (const content of [`${await deadPid()}\n`, 'garbage', '', `${process.pid}\n`]) {
+      const dir = await freshDir();
+      const file = path.join(dir, LOCK_FILE);
+      await writeFile(file, content);
+      const lock = await lockDataDir(dir);
+      assert.equal(await readFile(file, 'utf8'), `${process.pid}\n`, JSON.stringify(content));
+      await lock.release();
+    }
+  });
+
+  it('release leaves a lock file that is no longer its own', async () => {
+    const dir = await freshDir();
+    const file = path.join(dir, LOCK_FILE);
+    const lock = await lockDataDir(dir);
+    await writeFile(file, `${process.ppid}\n`);
+    await lock.release();
+    assert.equal(await readFile(file, 'utf8'), `${process.ppid}\n`);
+  });
+});
+
+describe('a validator node and its data directory', () => {
+  it('refuses a second start of one configuration and starts again after stop', async () => {
+    const layout = await initCluster({
+      out: path.join(root, 'cluster'),
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+    });
+    const config = await loadValidatorNodeConfig(layout.nodes[0]!.configFile, {});
+    const logger = createLogger({ node: 'node-1' }, () => undefined, 'error');
+    const first = await startValidatorNode(config, logger);
+    try {
+      await assert.rejects(startValidatorNode(config, logger), (error: unknown) => {
+        assert.ok(error instanceof CliError, String(error));
+        assert.match(error.message, /^data directory .* is in use/);
+        assert.match(error.message, new RegExp(`in use by this process \\(pid ${process.pid}\\)`));
+        return true;
+      });
+      // The first node still holds it and runs.
+      assert.equal(
+        await readFile(path.join(config.dataDir, LOCK_FILE), 'utf8'),
+        `${process.pid}\n`,
+      );
+      assert.equal(first.driver.status().running, true);
+    } finally {
+      await first.stop();
+    }
+    await assert.rejects(readFile(path.join(config.dataDir, LOCK_FILE)), { code: 'ENOENT' });
+    const second = await startValidatorNode(config, logger);
+    await second.stop();
+  });
+});
