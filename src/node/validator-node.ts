@@ -71,7 +71,7 @@ import {
 } from '../discovery/index.js';
 import type { ResourceRecord } from '../trustchain/dns/index.js';
 import { createDiscoveryNode, type DiscoveryNode } from './discovery-node.js';
-import { DiscoveryResolver, viewCatalogSource } from './discovery-resolver.js';
+import { DiscoveryResolver, isServingNode, viewCatalogSource } from './discovery-resolver.js';
 import { ZoneSet, type ZoneBuildOptions } from '../trustchain/dns/index.js';
 import { doqIdentity, loadZoneSigners, signingBuildOptions } from './dns-keys.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
@@ -511,8 +511,22 @@ export async function startValidatorNode(
               return time !== undefined && time !== null && Date.now() - time <= CA_CAUGHT_UP_MS;
             },
           });
+    // Peers are dialled where the committed catalog says they are, the configured addresses
+    // after them (discovery-resolver.ts, docs/discovery.md "Resolving peers"): by the consensus
+    // network and by this node's own connection pool (peer pings, ACME corroboration, the CA
+    // service's calls), whose sessions must authenticate as the named node in a serving role.
+    const peerResolver = new DiscoveryResolver({
+      bootstrap: Object.fromEntries(config.peers.map((peer) => [peer.name, [peer.address]])),
+      catalog: viewCatalogSource(() => discovery?.catalog() ?? null),
+    });
     const parts: StoqParts = await step('cannot set up STOQ', () =>
-      buildStoqParts(stoqConfigOf(config, genesis.chainId), logger, undefined, caTrust),
+      buildStoqParts(
+        stoqConfigOf(config, genesis.chainId),
+        logger,
+        peerResolver,
+        caTrust,
+        isServingNode,
+      ),
     );
     closers.push(() => parts.close());
 
@@ -543,12 +557,7 @@ export async function startValidatorNode(
       registry: parts.registry,
       // Nodes added after this one's configuration was written (docs/stoq-auth.md).
       unlisted: unlistedPeerPolicy(() => driver),
-      // Peers are dialled where the committed catalog says they are; the configured addresses
-      // are the fallback (discovery-resolver.ts, docs/discovery.md "Resolving peers").
-      resolver: new DiscoveryResolver({
-        bootstrap: Object.fromEntries(config.peers.map((peer) => [peer.name, [peer.address]])),
-        catalog: viewCatalogSource(() => discovery?.catalog() ?? null),
-      }),
+      resolver: peerResolver,
     });
     closers.push(() => network.close());
     const txGossip = createTxGossip(network);
