@@ -8,7 +8,8 @@ import type { SocketAddress } from '../stoq/index.js';
  *
  *   hypermesh-node     the STOQ endpoint: consensus, the node API and the discovery API
  *                      (port `stoq`; check `stoq-ping`: the node's own certificate answers)
- *   hypermesh-dns      the authoritative DNS servers (ports `udp`, `tcp`; check `tcp`)
+ *   hypermesh-dns      the authoritative DNS servers (ports `udp`, `tcp`, and `quic` for
+ *                      DNS-over-QUIC when served; check `tcp`)
  *   hypermesh-metrics  the Prometheus endpoint (port `http`; check `http` GET /metrics)
  *   hypermesh-acme     the ACME server (port `https`; check `tcp`: its certificate chains to
  *                      the cluster's TrustChain root, which the HTTP check's client does not trust)
@@ -44,6 +45,8 @@ export interface SelfFacts {
   readonly dns: {
     readonly udp: readonly SocketAddress[];
     readonly tcp: readonly SocketAddress[];
+    /** DNS-over-QUIC (RFC 9250); absent or empty: not served. */
+    readonly doq?: readonly SocketAddress[];
   } | null;
   /** The ACME server's HTTPS address; absent or null: not served. */
   readonly acme?: SocketAddress | null;
@@ -76,14 +79,22 @@ export function selfRegistrations(facts: SelfFacts): InstanceRegistration[] {
   }
   const udp = facts.dns?.udp.find((address) => reachable(address.host));
   const tcp = facts.dns?.tcp.find((address) => reachable(address.host));
+  const doq = facts.dns?.doq?.find((address) => reachable(address.host));
   if (tcp !== undefined) {
     registrations.push({
       ...base,
       service: SELF_SERVICES.dns,
-      addresses: [...new Set([tcp.host, ...(udp === undefined ? [] : [udp.host])])],
+      addresses: [
+        ...new Set([
+          tcp.host,
+          ...(udp === undefined ? [] : [udp.host]),
+          ...(doq === undefined ? [] : [doq.host]),
+        ]),
+      ],
       ports: [
         ...(udp === undefined ? [] : [{ protocol: 'udp' as const, port: udp.port }]),
         { protocol: 'tcp', port: tcp.port },
+        ...(doq === undefined ? [] : [{ protocol: 'quic' as const, port: doq.port }]),
       ],
       check: { kind: 'tcp', port: tcp.port, ...TIMING },
     });

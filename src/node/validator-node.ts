@@ -75,7 +75,12 @@ import { DiscoveryResolver, isServingNode, viewCatalogSource } from './discovery
 import { ZoneSet, type ZoneBuildOptions } from '../trustchain/dns/index.js';
 import { doqIdentity, loadZoneSigners, signingBuildOptions } from './dns-keys.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
-import { StoqError, StoqErrorCode, type SocketAddress } from '../stoq/index.js';
+import {
+  StoqError,
+  StoqErrorCode,
+  type SocketAddress,
+  type StoqEndpoint,
+} from '../stoq/index.js';
 import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
 import { CliError } from './cli-error.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -110,6 +115,8 @@ export interface ValidatorNode {
   readonly id: string;
   readonly uri: string;
   readonly stoq: SocketAddress;
+  /** The node's STOQ endpoint; `client(service, name)` dials peers through its pool. */
+  readonly endpoint: StoqEndpoint;
   readonly metricsUrl: string | null;
   /** The CT log's HTTP base URL (config `ct.http`), or null. */
   readonly ct: string | null;
@@ -922,7 +929,10 @@ export async function startValidatorNode(
       version: packageVersion(),
       stoq,
       metrics: metricsServer === null ? null : urlSocketAddress(metricsServer.url),
-      dns: dnsServers === null ? null : { udp: dnsServers.udp, tcp: dnsServers.tcp },
+      dns:
+        dnsServers === null
+          ? null
+          : { udp: dnsServers.udp, tcp: dnsServers.tcp, doq: dnsServers.doq },
       acme: acmeNode?.address ?? null,
       ct:
         caNode === null || caNode.ctUrl === null
@@ -941,6 +951,7 @@ export async function startValidatorNode(
       id,
       uri: parts.uri,
       stoq,
+      endpoint: parts.endpoint,
       metricsUrl: metricsServer?.url ?? null,
       ct: caNode?.ctUrl ?? null,
       trustBundleFile: config.ca?.trustBundleFile ?? null,

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
 import { createDiscoveryNode } from '../../src/node/discovery-node.js';
-import { SELF_SERVICES, type SelfFacts } from '../../src/node/discovery-self.js';
+import { SELF_SERVICES, selfRegistrations, type SelfFacts } from '../../src/node/discovery-self.js';
 import { createLogger } from '../../src/node/log.js';
 import { urlSocketAddress } from '../../src/node/validator-node.js';
 import { CliError } from '../../src/node/cli-error.js';
@@ -128,6 +128,43 @@ describe('self-registration failures', () => {
       assert.equal(refused()[1]?.service, SELF_SERVICES.metrics);
     } finally {
       node.stop();
+    }
+  });
+});
+
+describe('the DNS registration', () => {
+  const base: SelfFacts = {
+    name: 'node-1',
+    uri: 'spiffe://test/validator/node-1',
+    version: '0.0.0',
+    stoq: { host: '127.0.0.1', port: 9000 },
+    metrics: null,
+    dns: {
+      udp: [{ host: '127.0.0.1', port: 5353 }],
+      tcp: [{ host: '127.0.0.1', port: 5353 }],
+      doq: [{ host: '127.0.0.1', port: 8853 }],
+    },
+  };
+  const dnsOf = (facts: SelfFacts) =>
+    selfRegistrations(facts).find((each) => each.service === SELF_SERVICES.dns);
+
+  it('names the DNS-over-QUIC port (protocol quic) beside udp and tcp', () => {
+    const dns = dnsOf(base);
+    assert.deepEqual(dns?.ports, [
+      { protocol: 'udp', port: 5353 },
+      { protocol: 'tcp', port: 5353 },
+      { protocol: 'quic', port: 8853 },
+    ]);
+    assert.deepEqual(dns?.addresses, ['127.0.0.1']);
+  });
+
+  it('leaves DoQ out when it is not served or only on a wildcard address', () => {
+    for (const doq of [[], [{ host: '0.0.0.0', port: 8853 }]]) {
+      const dns = dnsOf({ ...base, dns: { ...base.dns!, doq } });
+      assert.deepEqual(
+        dns?.ports.map((port) => port.protocol),
+        ['udp', 'tcp'],
+      );
     }
   });
 });
