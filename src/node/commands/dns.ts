@@ -79,6 +79,53 @@ function timeoutOf(values: { 'timeout-ms'?: string }): number {
   return integerOption(values['timeout-ms'], 'timeout-ms', { min: 100, max: 3_600_000 }, 30_000);
 }
 
+/**
+ * A signed change of one name's ownership (`name-register`, `name-transfer`): checks the name's
+ * zone with the node first (a name in no zone is refused before signing), submits `body`,
+ * reports it, and once committed prints who owns the name.
+ */
+async function submitNameChange(
+  values: {
+    cluster?: string;
+    node?: string;
+    key?: string;
+    'passphrase-env'?: string;
+    wait?: boolean;
+    'timeout-ms'?: string;
+  },
+  io: CliIo,
+  change: {
+    readonly name: string;
+    readonly op: string;
+    readonly body: Uint8Array;
+    readonly announce: (apex: string, signer: WalletKey) => string;
+    readonly owner: (signer: WalletKey) => Uint8Array;
+  },
+): Promise<number> {
+  const tools = await import('../dns-tools.js');
+  const wait = values.wait ?? false;
+  const timeoutMs = timeoutOf(values);
+  const { target, node, session } = await openSession(values);
+  const { stoqFailure } = await import('../tx-submit.js');
+  try {
+    const signer = await signerOf(values, target);
+    const genesis = await readGenesisFile(target.genesisFile);
+    const client = session.client(node);
+    const apex = await tools.zoneOf(client, change.name).catch(stoqFailure(node));
+    io.out(`${change.announce(apex, signer)}\n`);
+    const outcome = await tools
+      .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, change.body)
+      .catch(stoqFailure(node));
+    const code = reportSubmission(outcome, change.op, node, io, wait, timeoutMs);
+    if (code === 0 && outcome.admitted && outcome.status.status === 'committed') {
+      io.out(`${change.name} is owned by ${toHex(change.owner(signer))}\n`);
+    }
+    return code;
+  } finally {
+    await session.close();
+  }
+}
+
 function heightOf(values: { height?: string }): number | undefined {
   return values.height === undefined
     ? undefined
@@ -454,28 +501,14 @@ ${CHANGE_HELP}
     }
     const tools = await import('../dns-tools.js');
     const name = tools.nameArgument(positionals[0] as string);
-    const body = tools.registerBody(name);
-    const wait = values.wait ?? false;
-    const timeoutMs = timeoutOf(values);
-    const { target, node, session } = await openSession(values);
-    const { stoqFailure } = await import('../tx-submit.js');
-    try {
-      const signer = await signerOf(values, target);
-      const genesis = await readGenesisFile(target.genesisFile);
-      const client = session.client(node);
-      const apex = await tools.zoneOf(client, name).catch(stoqFailure(node));
-      io.out(`registering ${name} in zone ${apex} (name-register, signed by ${signer.file})\n`);
-      const outcome = await tools
-        .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, body)
-        .catch(stoqFailure(node));
-      const code = reportSubmission(outcome, 'name-register', node, io, wait, timeoutMs);
-      if (code === 0 && outcome.admitted && outcome.status.status === 'committed') {
-        io.out(`${name} is owned by ${toHex(signer.publicKey)}\n`);
-      }
-      return code;
-    } finally {
-      await session.close();
-    }
+    return submitNameChange(values, io, {
+      name,
+      op: 'name-register',
+      body: tools.registerBody(name),
+      announce: (apex, signer) =>
+        `registering ${name} in zone ${apex} (name-register, signed by ${signer.file})`,
+      owner: (signer) => signer.publicKey,
+    });
   },
 };
 
@@ -510,30 +543,14 @@ ${CHANGE_HELP}
     const tools = await import('../dns-tools.js');
     const name = tools.nameArgument(positionals[0] as string);
     const recipient = await tools.publicKeyArgument(values.to, '--to');
-    const body = tools.transferBody(name, recipient);
-    const wait = values.wait ?? false;
-    const timeoutMs = timeoutOf(values);
-    const { target, node, session } = await openSession(values);
-    const { stoqFailure } = await import('../tx-submit.js');
-    try {
-      const signer = await signerOf(values, target);
-      const genesis = await readGenesisFile(target.genesisFile);
-      const client = session.client(node);
-      await tools.zoneOf(client, name).catch(stoqFailure(node));
-      io.out(
-        `transferring ${name} to ${toHex(recipient)} (name-transfer, signed by ${signer.file})\n`,
-      );
-      const outcome = await tools
-        .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, body)
-        .catch(stoqFailure(node));
-      const code = reportSubmission(outcome, 'name-transfer', node, io, wait, timeoutMs);
-      if (code === 0 && outcome.admitted && outcome.status.status === 'committed') {
-        io.out(`${name} is owned by ${toHex(recipient)}\n`);
-      }
-      return code;
-    } finally {
-      await session.close();
-    }
+    return submitNameChange(values, io, {
+      name,
+      op: 'name-transfer',
+      body: tools.transferBody(name, recipient),
+      announce: (_apex, signer) =>
+        `transferring ${name} to ${toHex(recipient)} (name-transfer, signed by ${signer.file})`,
+      owner: () => recipient,
+    });
   },
 };
 
