@@ -75,12 +75,7 @@ import { DiscoveryResolver, isServingNode, viewCatalogSource } from './discovery
 import { ZoneSet, type ZoneBuildOptions } from '../trustchain/dns/index.js';
 import { doqIdentity, loadZoneSigners, signingBuildOptions } from './dns-keys.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
-import {
-  StoqError,
-  StoqErrorCode,
-  type SocketAddress,
-  type StoqEndpoint,
-} from '../stoq/index.js';
+import { StoqError, StoqErrorCode, type SocketAddress, type StoqEndpoint } from '../stoq/index.js';
 import { startMetricsServer, type MetricsServer } from '../faces/metrics-http.js';
 import { CliError } from './cli-error.js';
 import { lockDataDir } from './data-dir-lock.js';
