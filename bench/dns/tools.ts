@@ -214,6 +214,18 @@ export interface DnsperfResult {
   readonly avgLatencyMs: number;
   /** Server CPU seconds used during the run, divided by completed queries (µs/query). */
   readonly cpuMicrosPerQuery: number;
+  /** Completed queries by response code (`NOERROR`, `NXDOMAIN`, …), from dnsperf's summary. */
+  readonly responseCodes: Readonly<Record<string, number>>;
+}
+
+/** dnsperf's `Response codes:  NOERROR 900 (90.00%), NXDOMAIN 100 (10.00%)` as counts. */
+function responseCodes(stdout: string): Record<string, number> {
+  const line = /Response codes:\s+(.*)/.exec(stdout)?.[1] ?? '';
+  const codes: Record<string, number> = {};
+  for (const match of line.matchAll(/([A-Z0-9]+) (\d+) \(/g)) {
+    codes[match[1]!] = Number(match[2]);
+  }
+  return codes;
 }
 
 /**
@@ -256,5 +268,6 @@ export async function runDnsperf(options: {
     lost: number('Queries lost'),
     avgLatencyMs: number('Average Latency \\(s\\)') * 1000,
     cpuMicrosPerQuery: completed > 0 ? (cpu / completed) * 1e6 : 0,
+    responseCodes: responseCodes(stdout),
   };
 }

@@ -16,6 +16,13 @@
  *   so a signed answer should cost little more than an unsigned one: the signed/unsigned ratio
  *   of CPU per query is the figure to read.
  *
+ * - Against one node: the same UDP load, without and with DO, on a running HyperMesh node (a
+ *   one-validator cluster, bench/dns/node.ts) that serves the zone from consensus state after
+ *   the records were written as signed `dns` transactions, and on Knot serving exactly the
+ *   records the node holds (unsigned, then signed). The node process, every thread of it
+ *   (consensus still producing blocks at the idle rate), is pinned to core 0; its CPU per query
+ *   is the whole process's. Needs the built bin (dist/, rebuilt first if older than src/).
+ *
  * The target is ≥ 0.5× Knot's UDP rate on one core. On a loaded machine every server shares
  * core 0 with whatever else runs there and the numbers swing from run to run; the load average
  * at the start is in each note, and only a quiet run is worth comparing.
@@ -36,6 +43,9 @@ import {
   type DnsperfResult,
   type RunningServer,
 } from '../dns/tools.js';
+import { MAX_RECORDS_PER_NAME } from '../../src/trustchain/dns-zones/index.js';
+import { ensureBuilt } from '../consensus/cluster.js';
+import { nodeZone, startDnsNode } from '../dns/node.js';
 import { BENCH_ZONE, benchZone, queryFile, zoneFile } from '../dns/zone.js';
 
 const HOST = '127.0.0.1';
@@ -154,6 +164,107 @@ async function measureDnssec(
   return { hypermesh: complete(ourRuns), knot: complete(knotRuns) };
 }
 
+/** Percentage of completed queries answered NXDOMAIN. */
+function nxdomainShare(result: DnsperfResult): number {
+  const total = Object.values(result.responseCodes).reduce((sum, n) => sum + n, 0);
+  return total === 0 ? 0 : ((result.responseCodes['NXDOMAIN'] ?? 0) / total) * 100;
+}
+
+/**
+ * The node and Knot ran the same query mix over the same records, so their answers have the
+ * same share of NXDOMAIN (a tenth of the mix); a record the load did not write shows up here.
+ */
+function sameAnswers(node: DnsperfResult, knot: DnsperfResult): void {
+  const ours = nxdomainShare(node);
+  const theirs = nxdomainShare(knot);
+  const codes = (r: DnsperfResult): string => JSON.stringify(r.responseCodes);
+  if (Math.abs(ours - theirs) > 0.5 || Object.keys(node.responseCodes).length === 0) {
+    throw new Error(
+      `the node does not answer like Knot from the same records: response codes ` +
+        `${codes(node)} vs ${codes(knot)}`,
+    );
+  }
+}
+
+interface NodeMeasured {
+  /** The node: UDP, then UDP with DO (the zone is signed, as `cluster init` signs it). */
+  node: { udp: DnsperfResult; do: DnsperfResult };
+  /** Knot with the node's records: UDP unsigned; UDP with DO, zone signed. */
+  knot: { udp: DnsperfResult; do: DnsperfResult };
+  transactions: number;
+  loadSeconds: number;
+}
+
+/**
+ * A HyperMesh node serving the zone from consensus state (bench/dns/node.ts) against Knot serving
+ * exactly the records the node holds, in this run: UDP, and UDP with the DO bit on the signed
+ * zone (Knot signs its copy with its default policy, the same algorithm as the node's key).
+ */
+async function measureNode(
+  context: BenchContext,
+  dir: string,
+  seconds: { warm: number; run: number },
+  doSeconds: { warm: number; run: number },
+): Promise<NodeMeasured> {
+  const queries = queryFile(HOSTS, QUERY_LINES);
+  const udp = async (
+    name: string,
+    pid: number,
+    port: number,
+    dnssec: boolean,
+  ): Promise<DnsperfResult> => {
+    const base = { dir, host: HOST, port, queries, serverPid: pid, dnssec };
+    const time = dnssec ? doSeconds : seconds;
+    await runDnsperf({ ...base, seconds: time.warm });
+    const result = await runDnsperf({ ...base, seconds: time.run });
+    context.progress(
+      `${name}: UDP${dnssec ? '+DO' : ''} ${Math.round(result.qps)} q/s, ` +
+        `${result.cpuMicrosPerQuery.toFixed(2)} µs/q`,
+    );
+    return result;
+  };
+  const knotRuns: Partial<NodeMeasured['knot']> = {};
+  for (const sign of [false, true]) {
+    const knotDir = await mkdtemp(path.join(dir, sign ? 'knot-node-signed-' : 'knot-node-'));
+    const port = await freePort(HOST);
+    const knot = await startKnot({
+      dir: knotDir,
+      host: HOST,
+      port,
+      zone: BENCH_ZONE,
+      zoneText: zoneFile(nodeZone(HOSTS)),
+      sign,
+    });
+    try {
+      const label = `knot (node's records${sign ? ', signed' : ''})`;
+      knotRuns[sign ? 'do' : 'udp'] = await udp(label, knot.pid, port, sign);
+    } finally {
+      await knot.stop();
+    }
+  }
+  const node = await startDnsNode({
+    dir: await mkdtemp(path.join(dir, 'node-')),
+    host: HOST,
+    hosts: HOSTS,
+    progress: (message) => context.progress(message),
+  });
+  try {
+    const nodeUdp = await udp('hypermesh node', node.pid, node.port, false);
+    const nodeDo = await udp('hypermesh node', node.pid, node.port, true);
+    if (knotRuns.udp === undefined || knotRuns.do === undefined) throw new Error('unreachable');
+    sameAnswers(nodeUdp, knotRuns.udp);
+    sameAnswers(nodeDo, knotRuns.do);
+    return {
+      node: { udp: nodeUdp, do: nodeDo },
+      knot: { udp: knotRuns.udp, do: knotRuns.do },
+      transactions: node.transactions,
+      loadSeconds: node.loadSeconds,
+    };
+  } finally {
+    await node.stop();
+  }
+}
+
 export default async function dns(context: BenchContext): Promise<void> {
   const missing: string[] = [];
   for (const [tool, args] of [
@@ -176,6 +287,8 @@ export default async function dns(context: BenchContext): Promise<void> {
   const load = loadavg()
     .map((l) => l.toFixed(2))
     .join(' ');
+  // The node measurement runs the built bin: build now, not between measurements.
+  await ensureBuilt((message) => context.progress(message));
   const dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-dns-bench-'));
   try {
     context.progress(`Knot ${knotVersion} on core 0 (load average ${load})`);
@@ -221,6 +334,9 @@ export default async function dns(context: BenchContext): Promise<void> {
     context.progress('DNSSEC: UDP with DO, unsigned and signed zone, Knot then HyperMesh');
     const dnssecSeconds = context.quick ? { warm: 1, run: 3 } : seconds;
     const dnssec = await measureDnssec(context, dir, dnssecSeconds);
+
+    context.progress('HyperMesh node (1 validator, zone in consensus state) against Knot');
+    const onNode = await measureNode(context, dir, seconds, dnssecSeconds);
 
     const knotName = `knot ${knotVersion} (1 UDP + 1 TCP worker)`;
     const setup =
@@ -291,6 +407,54 @@ export default async function dns(context: BenchContext): Promise<void> {
       note:
         `both signed, DO set; CPU ${ourDo.signed.cpuMicrosPerQuery.toFixed(2)} vs ` +
         `${knotDo.signed.cpuMicrosPerQuery.toFixed(2)} µs/query; ${doSetup}`,
+    });
+    const nodeSetup =
+      `one validator (cluster init --validators 1, zone ${BENCH_ZONE} in app.dns, signed as ` +
+      'cluster init signs it; no catalog, no CA) serving the zone from consensus state: ' +
+      `${onNode.transactions} signed dns transactions (name-register, records-set) committed ` +
+      `in ${onNode.loadSeconds.toFixed(1)} s before the runs, blocks still produced at the ` +
+      'idle rate during them, DNS response cache at its default; every node thread on core 0; ' +
+      'Knot serves the same records (the SRV set cut to the module limit of ' +
+      `${MAX_RECORDS_PER_NAME} records per name; it is not in the query mix)`;
+    const nodeCpu =
+      'node process user+system CPU (/proc/<pid>/stat, all threads: DNS, consensus, STOQ) ' +
+      'over the run / queries completed (lower is better)';
+    const ourNode = onNode.node;
+    const knotNode = onNode.knot;
+    context.emit({
+      metric: 'dns_node_udp_qps',
+      value: ourNode.udp.qps,
+      unit: 'queries/s',
+      baseline: { name: `${knotName}, same records`, value: knotNode.udp.qps },
+      note:
+        `node ${lost(ourNode.udp)}, Knot ${lost(knotNode.udp)}, average latency ` +
+        `${ourNode.udp.avgLatencyMs.toFixed(3)} vs ${knotNode.udp.avgLatencyMs.toFixed(3)} ms; ` +
+        `${nodeSetup}; ${setup}`,
+    });
+    context.emit({
+      metric: 'dns_node_udp_cpu_per_query',
+      value: ourNode.udp.cpuMicrosPerQuery,
+      unit: 'µs/query',
+      baseline: { name: `${knotName}, same records`, value: knotNode.udp.cpuMicrosPerQuery },
+      note: nodeCpu,
+    });
+    context.emit({
+      metric: 'dns_node_dnssec_udp_qps',
+      value: ourNode.do.qps,
+      unit: 'queries/s',
+      baseline: { name: `${knotName}, same records, signed`, value: knotNode.do.qps },
+      note:
+        `DO set (dnsperf -D), both zones signed (ECDSA P-256, NSEC); node ${lost(ourNode.do)}, ` +
+        `Knot ${lost(knotNode.do)}; ${dnssecSeconds.run} s per run after a warm-up; ${nodeSetup}`,
+    });
+    context.emit({
+      metric: 'dns_node_dnssec_udp_cpu_per_query',
+      value: ourNode.do.cpuMicrosPerQuery,
+      unit: 'µs/query',
+      baseline: { name: `${knotName}, same records, signed`, value: knotNode.do.cpuMicrosPerQuery },
+      note:
+        `${nodeCpu}; the node's signed/unsigned ratio ` +
+        `${(ourNode.do.cpuMicrosPerQuery / ourNode.udp.cpuMicrosPerQuery).toFixed(2)}`,
     });
   } finally {
     await rm(dir, { recursive: true, force: true });
