@@ -33,7 +33,7 @@ import { createValidatorSet } from '../../src/consensus/validator-set.js';
  *   SIM_CHANGE_SEEDS=1000                        seeds of the validator-set-change scenario
  *   SIM_SCENARIO=validator-changes SIM_SEED=7    replay one of those
  */
-const DEFAULT_SEEDS = 1500;
+const DEFAULT_SEEDS = 2000;
 const DEFAULT_CHANGE_SEEDS = 200;
 const seedCount = Number(process.env.SIM_SEEDS ?? DEFAULT_SEEDS);
 const changeSeedCount = Number(process.env.SIM_CHANGE_SEEDS ?? DEFAULT_CHANGE_SEEDS);
