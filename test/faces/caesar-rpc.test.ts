@@ -200,6 +200,8 @@ describe(CAESAR_SERVICE_NAME, () => {
     ]);
     assert.equal(sent.code, 0, sent.err + sent.out);
     const txHash = fromHex(/tx ([0-9a-f]{64})/.exec(sent.out)![1]!);
+    /** The treasury's committed transactions, oldest first. */
+    const treasurySent: Uint8Array[] = [txHash];
     const receipt = await caesar.receipt(txHash);
     assert.equal(receipt.code, 0);
     assert.deepEqual(
@@ -289,6 +291,7 @@ describe(CAESAR_SERVICE_NAME, () => {
       const admitted = await caesar.submitTx(tx.bytes);
       assert.equal(admitted.ok, true, JSON.stringify(admitted));
       await inHistory(tx.txHash, 'the submitted transaction in the history');
+      treasurySent.push(tx.txHash);
       const found = await caesar.receipt(tx.txHash);
       assert.equal(found.code, 0, found.log);
       return found;
@@ -359,6 +362,7 @@ describe(CAESAR_SERVICE_NAME, () => {
       assert.equal(admitted.ok, true, JSON.stringify(admitted));
     }
     await inHistory(tooMuch.txHash, 'the refused transfer in the history');
+    treasurySent.push(paid.txHash, tooMuch.txHash);
     const latest = await caesar.history({ account: treasury.address, limit: 100 });
     const [refusedEntry, paidEntry] = latest.receipts;
     assert.equal(toHex(refusedEntry!.txHash), toHex(tooMuch.txHash));
@@ -375,6 +379,42 @@ describe(CAESAR_SERVICE_NAME, () => {
       !(await caesar.history({ account: bob, limit: 100 })).receipts.some(
         (entry) => toHex(entry.txHash) === toHex(tooMuch.txHash),
       ),
+    );
+
+    // History paging: walked page by page (each `before` the previous page's `next`), at every
+    // page size, it lists each of the treasury's transactions exactly once, newest first, and
+    // the walk ends with `next: null`. paid and tooMuch, submitted together, usually share a
+    // block: at limit 1 a page then ends inside it, so `before` (height, index) must order
+    // within a block too.
+    const newestFirst = treasurySent.map(toHex).reverse();
+    assert.deepEqual(
+      latest.receipts.map((entry) => toHex(entry.txHash)),
+      newestFirst,
+    );
+    assert.equal(latest.next, null);
+    for (const limit of [1, 2, 3]) {
+      const walked: string[] = [];
+      let cursor: { height: number; index: number } | undefined;
+      for (let page = 0; ; page++) {
+        assert.ok(page <= newestFirst.length, `limit ${limit}: the walk ends`);
+        const answer = await caesar.history({
+          account: treasury.address,
+          limit,
+          ...(cursor === undefined ? {} : { before: cursor }),
+        });
+        assert.ok(answer.receipts.length <= limit);
+        walked.push(...answer.receipts.map((entry) => toHex(entry.txHash)));
+        if (answer.next === null) break;
+        assert.equal(answer.receipts.length, limit, 'only a full page has a next');
+        cursor = answer.next;
+      }
+      assert.deepEqual(walked, newestFirst, `limit ${limit}: every entry once, newest first`);
+    }
+    const heights = latest.receipts.map((entry) => entry.height);
+    assert.deepEqual(
+      heights,
+      [...heights].sort((a, b) => b - a),
+      'newest first',
     );
   });
 });

@@ -55,6 +55,8 @@ import { waitForCondition } from '../helpers/wait.js';
 const SUITE_MS = 300_000;
 const START_MS = 60_000;
 const STEP_MS = 90_000;
+/** The slash's block is committed everywhere by then: its metrics need no longer. */
+const SCRAPE_MS = 20_000;
 const PUBLISH_WINDOW_BLOCKS = 40;
 const SELF_BOND = 40;
 const GENESIS_STAKE = 10_000_000n;
@@ -197,6 +199,15 @@ async function checkNode5Certificate(
   ]);
   assert.equal(known.code, 0, known.out + known.err);
   assert.match(known.out, /: valid: not revoked, published at height \d+/);
+}
+
+/** `hypermesh_caesar_slashing_events_total` in one scrape of a node's metrics endpoint. */
+async function slashingEvents(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const series = 'hypermesh_caesar_slashing_events_total ';
+  const line = text.split('\n').find((entry) => entry.startsWith(series));
+  assert.ok(line !== undefined, `${series.trim()} in ${metricsUrl}`);
+  return Number(line.slice(series.length));
 }
 
 /** `hypermesh status --json` of the cluster directory. */
@@ -541,6 +552,23 @@ describe(
         assert.ok(signers.has(node5Address), `height ${h}: node-5 signed`);
       }
       assert.ok(running('node-1') && running('node-5'));
+
+      // Every honest node counted the slash once in its metrics: it ran through the evidence
+      // block, and later evidence against node-4 (already jailed) slashes nothing more.
+      for (const name of ['node-1', 'node-2', 'node-3', 'node-5']) {
+        const ready = await (nodes.get(name) as ValidatorProcess).ready;
+        assert.equal(typeof ready.metrics, 'string', `${name} serves metrics`);
+        let slashes = Number.NaN;
+        await until(
+          async () => {
+            slashes = await slashingEvents(ready.metrics as string);
+            return slashes >= 1;
+          },
+          () => `${name}'s slashing events counter to count node-4's slash (at ${slashes})`,
+          SCRAPE_MS,
+        );
+        assert.equal(slashes, 1, `${name}: one slashing event`);
+      }
     });
 
     it('node-5 publishes with its added intermediate in its turn', async () => {
