@@ -12,6 +12,9 @@ import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/node/cli.js';
 import { readClusterFile, type ClusterFile } from '../../src/node/cluster-file.js';
 import { hypermeshBin } from '../../src/node/process.js';
+import { ctLogOrigin } from '../../src/trustchain/ca-module/index.js';
+import { parseTrustBundle } from '../../src/trustchain/ca/bundle.js';
+import { parseCheckpointBody, parseSignedNote } from '../../src/trustchain/ct/index.js';
 import { withDeadline } from '../helpers/wait.js';
 
 const execFileAsync = promisify(execFile);
@@ -19,13 +22,15 @@ const execFileAsync = promisify(execFile);
 /**
  * `hypermesh dev` end to end, from the built bin (dist/): four validator processes on loopback
  * with real STOQ, storage and consensus; the operator's `status` over STOQ; a node's metrics;
- * SIGTERM stops everything.
+ * the CT logs and trust bundle cluster.json names; SIGTERM stops everything. A second, one-node
+ * run stops on SIGINT (Ctrl-C).
  */
 const DEADLINE_MS = 60_000;
 
 let dir: string;
-let dev: ChildProcess | undefined;
-let cluster: ClusterFile | undefined;
+/** Every `dev` run and the cluster file it wrote: what `after` kills if a test failed. */
+const runs: DevRun[] = [];
+const clusters: ClusterFile[] = [];
 const followers: FSWatcher[] = [];
 
 before(async () => {
@@ -33,12 +38,82 @@ before(async () => {
 });
 after(async () => {
   for (const watcher of followers) watcher.close();
-  if (dev && dev.exitCode === null) dev.kill('SIGKILL');
-  for (const node of cluster?.nodes ?? []) {
+  for (const run of runs) if (run.child.exitCode === null) run.child.kill('SIGKILL');
+  for (const node of clusters.flatMap((cluster) => cluster.nodes)) {
     if (node.pid !== null && alive(node.pid)) process.kill(node.pid, 'SIGKILL');
   }
   await rm(dir, { recursive: true, force: true });
 });
+
+interface DevRun {
+  readonly child: ChildProcess;
+  /** Its stdout lines and stderr chunks so far. */
+  readonly output: string[];
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Starts `hypermesh dev --nodes <nodes>` in `clusterDir` on free ports and resolves once its
+ * summary is printed (the cluster committed and cluster.json is written).
+ */
+async function startDev(nodes: number, clusterDir: string): Promise<DevRun> {
+  const child = spawn(
+    process.execPath,
+    [
+      hypermeshBin(),
+      'dev',
+      '--nodes',
+      String(nodes),
+      '--dir',
+      clusterDir,
+      '--base-port',
+      '0',
+      '--metrics-base-port',
+      '0',
+      '--start-timeout-ms',
+      String(DEADLINE_MS),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const output: string[] = [];
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  runs.push({ child, output, exited });
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const summary = new Promise<void>((resolve, reject) => {
+    lines.on('line', (line) => {
+      output.push(line);
+      // The summary's last line: the headline and the node table come before it.
+      if (line.startsWith('Ctrl-C (or SIGTERM) stops the cluster.')) resolve();
+    });
+    void exited.then((code) =>
+      reject(new Error(`dev exited with ${code} before committing:\n${output.join('\n')}`)),
+    );
+  });
+  await withDeadline(summary, DEADLINE_MS, 'the first commits');
+  return { child, output, exited };
+}
+
+/**
+ * Sends `signal` to a `dev` run and checks the clean stop: exit code 0, every node of `cluster`
+ * gone, "all nodes stopped" printed, and cluster.json removed.
+ */
+async function stopsCleanly(
+  run: DevRun,
+  cluster: ClusterFile,
+  clusterDir: string,
+  signal: NodeJS.Signals,
+): Promise<void> {
+  run.child.kill(signal);
+  const code = await withDeadline(run.exited, 30_000, `dev exiting after ${signal}`);
+  assert.equal(code, 0, run.output.join('\n'));
+  for (const node of cluster.nodes) {
+    assert.equal(alive(node.pid as number), false, `${node.name} has exited after ${signal}`);
+  }
+  assert.match(run.output.join('\n'), /all nodes stopped/);
+  // The file means "a running cluster": it goes with the nodes.
+  assert.equal(existsSync(path.join(clusterDir, 'cluster.json')), false);
+}
 
 function alive(pid: number): boolean {
   try {
@@ -166,45 +241,15 @@ async function eventually<T>(
   });
 }
 
-describe('hypermesh dev --nodes 4', () => {
+describe('hypermesh dev', () => {
   it('commits, reports status, serves metrics and stops cleanly on SIGTERM', async () => {
     const started = Date.now();
-    dev = spawn(
-      process.execPath,
-      [
-        hypermeshBin(),
-        'dev',
-        '--nodes',
-        '4',
-        '--dir',
-        dir,
-        '--base-port',
-        '0',
-        '--metrics-base-port',
-        '0',
-        '--start-timeout-ms',
-        String(DEADLINE_MS),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const output: string[] = [];
-    const lines = createInterface({ input: dev.stdout as NodeJS.ReadableStream });
-    const exited = new Promise<number | null>((resolve) => dev?.once('exit', resolve));
-    dev.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const summary = new Promise<void>((resolve, reject) => {
-      lines.on('line', (line) => {
-        output.push(line);
-        // The summary's last line: the headline and the node table come before it.
-        if (line.startsWith('Ctrl-C (or SIGTERM) stops the cluster.')) resolve();
-      });
-      void exited.then((code) =>
-        reject(new Error(`dev exited with ${code} before committing:\n${output.join('\n')}`)),
-      );
-    });
-    await withDeadline(summary, DEADLINE_MS, 'the first commits');
+    const run = await startDev(4, dir);
+    const { output } = run;
 
     const file = path.join(dir, 'cluster.json');
-    cluster = await readClusterFile(file);
+    const cluster = await readClusterFile(file);
+    clusters.push(cluster);
     assert.equal(cluster.nodes.length, 4);
     assert.deepEqual(
       cluster.nodes.map((node) => node.name),
@@ -215,8 +260,14 @@ describe('hypermesh dev --nodes 4', () => {
       assert.ok(node.stoq.port > 0);
       assert.match(node.metrics ?? '', /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
       assert.match(node.acme ?? '', /^https:\/\/127\.0\.0\.1:\d+\/directory$/);
+      assert.match(node.ct ?? '', /^http:\/\/127\.0\.0\.1:\d+\/?$/, `${node.name} CT log URL`);
       assert.ok(node.pid !== null && alive(node.pid), `${node.name} is running`);
     }
+    // The cluster trust bundle cluster.json names exists and is the checked genesis bundle.
+    assert.ok(cluster.trustBundleFile !== undefined, 'cluster.json names the trust bundle');
+    assert.ok(existsSync(cluster.trustBundleFile), cluster.trustBundleFile);
+    const bundle = parseTrustBundle(await readFile(cluster.trustBundleFile, 'utf8'));
+    assert.equal(bundle.validators.length, 4, 'one intermediate per validator');
     const text = output.join('\n');
     assert.match(
       text,
@@ -291,6 +342,23 @@ describe('hypermesh dev --nodes 4', () => {
       Math.max(remaining, 5000),
       () => `every node at height ≥ 2 with 3 peers (${seen})`,
     );
+    // Each node's log answers with a signed C2SP checkpoint naming the cluster's log.
+    for (const node of cluster.nodes) {
+      const checkpointUrl = `${(node.ct as string).replace(/\/$/, '')}/checkpoint`;
+      const note = await eventually(
+        async () => {
+          const response = await fetch(checkpointUrl);
+          const body = await response.text();
+          if (!response.ok) throw new Error(`HTTP ${response.status} ${body}`);
+          return body;
+        },
+        Math.max(DEADLINE_MS - (Date.now() - started), 5000),
+        `${checkpointUrl} to serve a signed checkpoint`,
+      );
+      const signed = parseSignedNote(note);
+      assert.ok(signed.signatures.length > 0, `${node.name}'s checkpoint is signed`);
+      assert.equal(parseCheckpointBody(signed.text).origin, ctLogOrigin(cluster.chainId));
+    }
     for (const watcher of followers.splice(0)) watcher.close();
     assert.equal(report?.reachable, 4);
     assert.deepEqual(report?.validatorsOnline, ['node-1', 'node-2', 'node-3', 'node-4']);
@@ -307,6 +375,10 @@ describe('hypermesh dev --nodes 4', () => {
     const metrics = await (await fetch(metricsUrl)).text();
     const height = /^hypermesh_consensus_height (\d+)$/m.exec(metrics);
     assert.ok(height && Number(height[1]) >= 2, 'the height gauge follows commits');
+    const round = /^hypermesh_consensus_round (\d+)$/m.exec(metrics);
+    assert.ok(round && Number(round[1]) >= 0, 'the round gauge is exposed');
+    // No validator equivocates here: no evidence went into a block.
+    assert.match(metrics, /^hypermesh_consensus_evidence_total 0$/m);
     assert.match(metrics, /^hypermesh_consensus_commit_latency_seconds_count [1-9]\d*$/m);
     assert.match(metrics, /^hypermesh_consensus_peers_connected 3$/m);
     assert.match(metrics, /^hypermesh_consensus_online_voting_power 40$/m);
@@ -324,14 +396,17 @@ describe('hypermesh dev --nodes 4', () => {
     const log = await readFile(path.join(dir, 'node-2', 'node.log'), 'utf8');
     assert.match(log, /"msg":"block committed"/, 'node logs are kept per node');
 
-    dev.kill('SIGTERM');
-    const code = await withDeadline(exited, 30_000, 'dev exiting after SIGTERM');
-    assert.equal(code, 0, output.join('\n'));
-    for (const node of cluster.nodes) {
-      assert.equal(alive(node.pid as number), false, `${node.name} has exited`);
-    }
-    assert.match(output.join('\n'), /all nodes stopped/);
-    // The file means "a running cluster": it goes with the nodes.
-    assert.equal(existsSync(path.join(dir, 'cluster.json')), false);
+    await stopsCleanly(run, cluster, dir, 'SIGTERM');
+  });
+
+  it('stops every node cleanly on SIGINT (Ctrl-C), one node being the smallest cluster', async () => {
+    const small = path.join(dir, 'sigint');
+    const run = await startDev(1, small);
+    const cluster = await readClusterFile(path.join(small, 'cluster.json'));
+    clusters.push(cluster);
+    assert.equal(cluster.nodes.length, 1);
+    const node = cluster.nodes[0];
+    assert.ok(node !== undefined && node.pid !== null && alive(node.pid), 'the node is running');
+    await stopsCleanly(run, cluster, small, 'SIGINT');
   });
 });

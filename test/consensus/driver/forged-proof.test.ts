@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { createApplication, stampOf } from '../../../src/consensus/application/index.js';
+import { BlockRefusal } from '../../../src/consensus/driver/block-checks.js';
+import type { BlockProofs } from '../../../src/consensus/driver/ports.js';
+import { ConsensusError } from '../../../src/consensus/errors.js';
+import { genesisHash } from '../../../src/consensus/genesis.js';
+import { Mempool } from '../../../src/consensus/mempool.js';
+import { blockHash } from '../../../src/consensus/messages.js';
+import {
+  buildStoragePlotFor,
+  createBlockProofs,
+  decodeBlockProof,
+  encodeBlockProof,
+} from '../../../src/consensus/pos/index.js';
+import type { StoragePlot } from '../../../src/consensus/proof/storage-plot.js';
+import { DEV_PROOF_PARAMS } from '../../../src/consensus/proof/params.js';
+import { decodeBlock } from '../../../src/consensus/wire.js';
+import { toHex } from '../../../src/crypto/bytes.js';
+import { createKvModule } from '../../../src/kv/index.js';
+import {
+  conflictingMessages,
+  makeGenesisDocument,
+  makeIdentities,
+  TestCluster,
+  waitUntil,
+  type TestNode,
+  type ValidatorIdentity,
+} from './fixtures.js';
+
+/** The validator whose proposals carry a forged consensus proof. */
+const FORGER = 1;
+
+/**
+ * `proofs` with a forged time part: the sequential hash chain's last checkpoint has one byte
+ * flipped. The proposer still signs the proposal (the driver signs whatever header it built), so
+ * only the consensus-proof check can catch it.
+ */
+function forgingTimePart(proofs: BlockProofs): BlockProofs {
+  return {
+    build(template, transactions) {
+      const proof = decodeBlockProof(proofs.build(template, transactions));
+      const checkpoints = proof.sequentialWork.checkpoints.map((checkpoint) =>
+        Uint8Array.from(checkpoint),
+      );
+      const last = checkpoints[checkpoints.length - 1] as Uint8Array;
+      last[0] = (last[0] as number) ^ 0x01;
+      return encodeBlockProof({
+        ...proof,
+        sequentialWork: { ...proof.sequentialWork, checkpoints },
+      });
+    },
+    checkProposal: (context, block) => proofs.checkProposal(context, block),
+  };
+}
+
+function proofRefusals(node: TestNode, height: number): ConsensusError[] {
+  return node.rejections
+    .filter((info) => info.reason === BlockRefusal.PROOF_INVALID && info.height === height)
+    .map((info) => info.error as ConsensusError);
+}
+
+describe('a live proposal whose consensus proof is forged', () => {
+  let identities: ValidatorIdentity[];
+  let plots: StoragePlot[];
+  before(async () => {
+    identities = await makeIdentities(4);
+    plots = identities.map((identity) =>
+      buildStoragePlotFor(DEV_PROOF_PARAMS.space, identity.publicKey),
+    );
+  });
+
+  it('is refused as PROOF_INVALID, gets no honest prevote, and a later round decides the height', async () => {
+    const genesis = makeGenesisDocument(
+      identities,
+      {},
+      plots.map((plot) => plot.root),
+    );
+    const hash = genesisHash(genesis);
+    const cluster = new TestCluster(identities, genesis, {
+      app: (store) =>
+        createApplication({
+          chainId: genesis.chainId,
+          state: store.state,
+          modules: [createKvModule()],
+          stampDifficulty: genesis.proof.work.stampDifficulty,
+        }),
+      mempool: (app) => new Mempool(app),
+      proofs: (index) => {
+        const real = createBlockProofs({
+          genesis,
+          genesisHash: hash,
+          stampOf,
+          self: {
+            privateKey: identities[index]!.privateKey,
+            plot: plots[index]!,
+            networkAddress: `stoq://127.0.0.1:${9300 + index}`,
+          },
+        });
+        return index === FORGER ? forgingTimePart(real) : real;
+      },
+    });
+    const forger = identities[FORGER]!.address;
+    const honest = () => cluster.running().filter((node) => node.index !== FORGER);
+    const forgedProposals = () =>
+      cluster.hub.sent.flatMap(({ from, message }) =>
+        // Nodes also pass on others' proposals, and a proposer re-proposes a block that got a
+        // prevote quorum in an earlier round (its validValue): forged are the blocks it built.
+        from === identities[FORGER]!.name &&
+        message.kind === 'proposal' &&
+        message.proposal.proposer === forger &&
+        message.proposal.block.header.proposer === forger
+          ? [message.proposal]
+          : [],
+      );
+    try {
+      await cluster.startAll();
+      // Equal power: the forger's turn to propose comes within the first few heights.
+      await waitUntil(
+        () => forgedProposals().length > 0,
+        'the forging validator to propose a block',
+        30_000,
+      );
+      const forged = forgedProposals()[0]!;
+      const { height, round } = forged;
+      assert.equal(forged.proposer, forger);
+      const forgedHash = toHex(blockHash(forged.block.header));
+      await waitUntil(
+        () => honest().every((node) => node.height >= height),
+        () =>
+          `honest nodes ${honest()
+            .map((node) => `${node.id}@${node.height}`)
+            .join(', ')} to decide height ${height}`,
+        30_000,
+      );
+
+      for (const node of honest()) {
+        const refusals = proofRefusals(node, height);
+        assert.ok(refusals.length > 0, `${node.id} refused the forged proposal as PROOF_INVALID`);
+        assert.ok(refusals[0] instanceof ConsensusError);
+        assert.equal(refusals[0].detail.part, 'time', refusals[0].message);
+      }
+
+      const honestAddresses = new Set(
+        identities.filter((_, index) => index !== FORGER).map((identity) => identity.address),
+      );
+      const honestPrevotes = cluster.hub.sent.flatMap(({ message }) =>
+        message.kind === 'vote' &&
+        honestAddresses.has(message.vote.validator) &&
+        message.vote.type === 'prevote' &&
+        message.vote.height === height &&
+        message.vote.round === round
+          ? [message.vote]
+          : [],
+      );
+      assert.deepEqual(
+        new Set(honestPrevotes.map((vote) => vote.validator)),
+        honestAddresses,
+        'every honest validator prevoted in the forged round',
+      );
+      for (const vote of honestPrevotes) {
+        assert.equal(vote.blockHash, null, `${vote.validator} prevoted nil, not the forged block`);
+      }
+
+      for (const node of honest()) {
+        const decided = node.store.blocks.byHeight(height)!;
+        assert.notEqual(toHex(decided.hash), forgedHash, `${node.id} did not store the forgery`);
+        assert.notEqual(
+          decodeBlock(decided.bytes).header.proposer,
+          forger,
+          `${node.id}: an honest proposer`,
+        );
+        const commit = node.commits.find((info) => info.height === height);
+        if (commit !== undefined) {
+          assert.ok(commit.round > round, `${node.id} decided in a later round than ${round}`);
+        }
+      }
+      const reference = toHex(cluster.node(0).store.blocks.byHeight(height)!.hash);
+      for (const node of honest()) {
+        assert.equal(toHex(node.store.blocks.byHeight(height)!.hash), reference);
+      }
+      assert.deepEqual(conflictingMessages(cluster.hub), []);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
