@@ -39,31 +39,52 @@ export function exitOnBrokenPipe(
 const brokenPipeHandled = new WeakSet<NodeJS.WriteStream>();
 
 /**
+ * The file a write to `file` must replace: a symbolic link's target (a trust bundle mounted as
+ * a link keeps being read through it), else `file` itself.
+ */
+async function replaceTarget(file: string): Promise<string> {
+  try {
+    return await fs.realpath(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return file;
+    throw error;
+  }
+}
+
+/**
  * Writes `data` to `file` so that readers see the old content or the new, never a part: a
  * temporary file in the same directory (created exclusively), fsynced, then renamed over
- * `file`. On any failure the temporary file is removed and `file` is untouched. File-system
- * calls go through the `fs/promises` object so tests can make one of them fail.
+ * `file` — over a symbolic link's target, not the link. The new file keeps the old one's mode;
+ * a new file gets `options.mode` if given, else 0644 less the process's umask. On any failure
+ * the temporary file is removed and `file` is untouched. File-system calls go through the
+ * `fs/promises` object so tests can make one of them fail.
  */
 export async function writeFileAtomically(
   file: string,
   data: string | Uint8Array,
   options: { readonly mode?: number } = {},
 ): Promise<void> {
-  const mode = options.mode ?? 0o644;
-  const directory = path.dirname(file);
+  const target = await replaceTarget(file);
+  const existing = await fs.stat(target).then(
+    (stats) => stats.mode & 0o7777,
+    () => undefined,
+  );
+  const directory = path.dirname(target);
   const temporary = path.join(
     directory,
-    `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`,
+    `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`,
   );
   let handle: FileHandle | undefined;
   try {
-    handle = await fs.open(temporary, 'wx', mode);
-    await handle.chmod(mode);
+    // `open` applies the umask; an explicit or inherited mode is set exactly.
+    handle = await fs.open(temporary, 'wx', options.mode ?? existing ?? 0o644);
+    const exact = options.mode ?? existing;
+    if (exact !== undefined) await handle.chmod(exact);
     await handle.writeFile(data);
     await handle.sync();
     await handle.close();
     handle = undefined;
-    await fs.rename(temporary, file);
+    await fs.rename(temporary, target);
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await fs.rm(temporary, { force: true }).catch(() => undefined);

@@ -104,6 +104,42 @@ describe('writeFileAtomically', () => {
   });
 });
 
+describe('writeFileAtomically keeps what the old file was', () => {
+  it("keeps an existing file's mode (an owner-only file stays owner-only)", async () => {
+    const sub = await fs.mkdtemp(path.join(dir, 'mode-'));
+    const file = path.join(sub, 'secret.pem');
+    await fs.writeFile(file, 'old\n', { mode: 0o600 });
+    await fs.chmod(file, 0o600);
+    await writeFileAtomically(file, 'new\n');
+    assert.equal(await fs.readFile(file, 'utf8'), 'new\n');
+    assert.equal((await fs.stat(file)).mode & 0o777, 0o600);
+  });
+
+  it('writes through a symbolic link to its target, and the link stays a link', async () => {
+    const sub = await fs.mkdtemp(path.join(dir, 'link-'));
+    const real = path.join(sub, 'real.json');
+    const link = path.join(sub, 'bundle.json');
+    await fs.writeFile(real, 'old\n');
+    await fs.symlink(real, link);
+    await writeFileAtomically(link, 'new\n');
+    assert.ok((await fs.lstat(link)).isSymbolicLink());
+    assert.equal(await fs.readFile(real, 'utf8'), 'new\n');
+    assert.deepEqual(await leftovers(sub, ['real.json', 'bundle.json']), []);
+  });
+
+  it('gives a new file 0644 less the umask', async () => {
+    const sub = await fs.mkdtemp(path.join(dir, 'umask-'));
+    const file = path.join(sub, 'new.pem');
+    const previous = process.umask(0o077);
+    try {
+      await writeFileAtomically(file, 'new\n');
+    } finally {
+      process.umask(previous);
+    }
+    assert.equal((await fs.stat(file)).mode & 0o777, 0o600);
+  });
+});
+
 describe('writeClusterFile', () => {
   it('a failing rename leaves cluster.json as it was and no .tmp file', async () => {
     const sub = await fs.mkdtemp(path.join(dir, 'cluster-'));
