@@ -20,14 +20,23 @@ export function duplicateVoteEvidence(first: Vote, second: Vote): DuplicateVoteE
 }
 
 /**
- * A vote as evidence carries it: without its FALCON signature, which proves nothing here (the
- * Ed25519 signature alone names the signer) and, unchecked, would let anyone re-encode one
- * offence as new evidence bytes that the "already included" rule (stored by hash) misses.
+ * A vote as this node puts it into evidence: without its FALCON signature, which proves nothing
+ * here (the Ed25519 signature alone names the signer).
  */
 function withoutPq(vote: Vote): Vote {
   if (vote.pqSignature === undefined) return vote;
   const { pqSignature: _dropped, ...rest } = vote;
   return rest;
+}
+
+/**
+ * The evidence with both votes' FALCON signatures removed: what identifies its bytes for the
+ * "already included" rule. That field is not checked here, so anyone could re-encode one offence
+ * under new bytes by changing it; blocks still carry evidence as proposed (with or without it,
+ * as earlier nodes built it), but it is stored and looked up by this form.
+ */
+export function canonicalEvidence(evidence: DuplicateVoteEvidence): DuplicateVoteEvidence {
+  return { voteA: withoutPq(evidence.voteA), voteB: withoutPq(evidence.voteB) };
 }
 
 /** Identifies the offence (validator, height, round, type) so it is reported once. */
@@ -71,12 +80,7 @@ export function checkDuplicateVoteEvidence(
   if (!(Number.isSafeInteger(voteA.height) && voteA.height < beforeHeight)) {
     return invalid('evidence is not from an earlier height', { height: voteA.height });
   }
-  // Only the Ed25519 signatures matter here: they alone prove who signed what. Evidence carries
-  // no FALCON signature (`duplicateVoteEvidence` drops it), so its bytes are fixed by the offence's
-  // two votes and a stored offence cannot be included again under other bytes (consensus rule).
-  if (voteA.pqSignature !== undefined || voteB.pqSignature !== undefined) {
-    return invalid('votes in evidence carry no FALCON signature', { validator: voteA.validator });
-  }
+  // Only the Ed25519 signatures matter here: they alone prove who signed what.
   const signatures: VerificationContext = { ...context, requirePq: false };
   for (const vote of [voteA, voteB]) {
     const rejection = checkVote(signatures, { ...vote, pqSignature: undefined });

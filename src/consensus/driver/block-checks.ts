@@ -10,6 +10,7 @@ import type {
 import { checkBlock } from '../block.js';
 import { checkQuorumCertificate } from '../commit.js';
 import { ConsensusError, ConsensusErrorCode } from '../errors.js';
+import { canonicalEvidence } from '../evidence.js';
 import { checkValidatorUpdates, type HeightContext } from '../height-context.js';
 import { blockHash } from '../messages.js';
 import type { Block, DuplicateVoteEvidence, QuorumCertificate } from '../types.js';
@@ -93,10 +94,16 @@ export function lastCommitInfo(
   };
 }
 
-/** Evidence as the store keeps it: encoded, and named by the SHA-256 of its encoding. */
+/**
+ * Evidence as the store keeps it: encoded as the block carries it, and named by the SHA-256 of
+ * its canonical form (`canonicalEvidence`: no FALCON signatures), so one offence re-encoded with
+ * another value in that unchecked field is still found as already included.
+ */
 export function storedEvidence(evidence: DuplicateVoteEvidence): EvidenceInput {
-  const bytes = encodeEvidence(evidence);
-  return { hash: sha256(bytes), bytes };
+  return {
+    hash: sha256(encodeEvidence(canonicalEvidence(evidence))),
+    bytes: encodeEvidence(evidence),
+  };
 }
 
 /** Evidence of `block` that an earlier stored block already included, or undefined. */
