@@ -91,8 +91,9 @@ import {
  * decodes the proven values itself, and refuses an answer whose `view` differs from them
  * (`CaesarStateError PROOF_INVALID`); the caller must still trust the state root (e.g. from a
  * committed header, `hypermesh block verify`). Receipts and history are the node's own account
- * of the blocks it executed (no proof). `submitTx` hands a Caesar transaction to the node's
- * admission, as the node API does.
+ * of the blocks it executed (no proof); `receipt` tells a transaction pending in the node's
+ * mempool (`status: 'pending'`) from one it does not know (`NOT_FOUND`). `submitTx` hands a
+ * Caesar transaction to the node's admission, as the node API does.
  */
 export const CAESAR_SERVICE_NAME = 'hypermesh.caesar.v1';
 
@@ -201,6 +202,11 @@ const receipt = z.strictObject({
     .max(EVENT_LIMITS.eventsPerTx),
 });
 const position = z.strictObject({ height, index: count });
+/**
+ * What `receipt` answers for a transaction this node holds in its mempool, not yet in a block:
+ * the client polls again (an unknown transaction is `NOT_FOUND` instead).
+ */
+const pendingReceipt = z.strictObject({ status: z.literal('pending'), txHash });
 
 export const caesarService = defineService({
   name: CAESAR_SERVICE_NAME,
@@ -357,7 +363,8 @@ export const caesarService = defineService({
     }),
     receipt: unary({
       request: z.strictObject({ txHash }),
-      response: receipt,
+      /** The committed transaction's receipt, or `pendingReceipt` while it waits in the mempool. */
+      response: z.union([receipt, pendingReceipt]),
       allow: anyone,
     }),
     history: unary({
@@ -390,6 +397,8 @@ export interface CaesarRpcSource {
   /** Client admission, as the node API's `submitTx`. */
   submit(tx: Uint8Array): Awaitable<TxSubmitResult>;
   receipt(txHash: Uint8Array): TxReceiptView | null;
+  /** Whether this node's mempool holds the transaction (admitted, not yet committed). */
+  pending(txHash: Uint8Array): boolean;
   history(
     account: Uint8Array,
     before: { readonly height: number; readonly index: number } | undefined,
@@ -916,13 +925,15 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
       }),
     receipt: (request) =>
       run(() => {
+        // The receipt first: a committed transaction may linger in the mempool until its update.
         const found = source.receipt(request.txHash);
-        if (found === null) {
-          throw new StoqError(StoqErrorCode.NOT_FOUND, 'no receipt for this transaction', {
-            reason: 'no-receipt',
-          });
+        if (found !== null) return receiptView(found);
+        if (source.pending(request.txHash)) {
+          return { status: 'pending' as const, txHash: request.txHash };
         }
-        return receiptView(found);
+        throw new StoqError(StoqErrorCode.NOT_FOUND, 'no receipt for this transaction', {
+          reason: 'no-receipt',
+        });
       }),
     history: (request) =>
       run(() => {
@@ -955,6 +966,15 @@ export interface Proven<T> {
   readonly stateRoot: Uint8Array;
   readonly view: T;
 }
+
+/**
+ * A `receipt` answer: the committed transaction's receipt, or `pending` while the node's mempool
+ * holds it (poll again). A transaction the node has neither committed nor pending is a
+ * `NOT_FOUND` rejection.
+ */
+export type CaesarReceiptAnswer =
+  | { readonly status: 'committed'; readonly receipt: TxReceiptView }
+  | { readonly status: 'pending' };
 
 export interface CaesarRpcClient {
   /** The balance of `address` in base units, its proof checked. */
@@ -990,8 +1010,12 @@ export interface CaesarRpcClient {
     options?: CallOptions,
   ): Promise<Proven<ReturnType<typeof votesViewOf>>>;
   submitTx(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
-  /** Rejects with NOT_FOUND (`detail.reason` `no-receipt`) for an unknown transaction. */
-  receipt(txHash: Uint8Array, options?: CallOptions): Promise<TxReceiptView>;
+  /**
+   * The receipt of a committed transaction, or `pending` while the node's mempool holds it.
+   * Rejects with NOT_FOUND (`detail.reason` `no-receipt`) for a transaction the node has
+   * neither committed nor pending (never seen, refused at admission, or dropped from its mempool).
+   */
+  receipt(txHash: Uint8Array, options?: CallOptions): Promise<CaesarReceiptAnswer>;
   history(
     request: {
       account: Uint8Array;
@@ -1089,7 +1113,10 @@ export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient 
       return checked(answer, votesViewOf(answer, proposal, answer.proofs));
     },
     submitTx: (tx, options) => rpc.call('submitTx', { tx }, options),
-    receipt: (hash, options) => rpc.call('receipt', { txHash: hash }, options),
+    receipt: async (hash, options) => {
+      const answer = await rpc.call('receipt', { txHash: hash }, options);
+      return 'status' in answer ? { status: 'pending' } : { status: 'committed', receipt: answer };
+    },
     history: (request, options) =>
       rpc.call(
         'history',

@@ -41,6 +41,11 @@ export interface CaesarServiceOptions {
   readonly query: (request: QueryRequest) => QueryResponse;
   /** Client admission, as the node API's `submitTx`. */
   readonly submit: (tx: Uint8Array) => Promise<MempoolAddResult>;
+  /**
+   * Whether the node's mempool holds a transaction (by its txHash), so `receipt` answers
+   * `pending` for it rather than `NOT_FOUND`.
+   */
+  readonly pending: (txHash: Uint8Array) => boolean;
   readonly logger: Logger;
 }
 
@@ -88,11 +93,12 @@ function blockOutcomes(
 export function startCaesarService(options: CaesarServiceOptions): CaesarService | null {
   // genesisApplication has already refused an invalid section.
   if (caesarGenesisFromApp(options.genesis.app) === undefined) return null;
-  const { store, query, logger } = options;
+  const { store, query, logger, pending } = options;
   registerCaesarRpc(options.rpc, {
     query,
     submit: options.submit,
     receipt: (txHash) => storedReceipt(store, txHash),
+    pending,
     history: (account, before, limit) => accountHistoryPage(store, account, before, limit),
   });
   const metrics = createCaesarMetrics(options.registry);

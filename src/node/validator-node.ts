@@ -593,6 +593,7 @@ export async function startValidatorNode(
       store,
       query: (request) => app.query(request),
       submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+      pending: (txHash) => mempool.has(txHash),
       logger,
     });
     if (discoveryGenesis !== undefined) {

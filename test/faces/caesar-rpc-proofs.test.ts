@@ -80,6 +80,7 @@ before(async () => {
     query: (request) => app.app.query(request),
     submit: () => ({ ok: false, code: 'TEST_CLOSED', message: 'no admission here' }),
     receipt: () => null,
+    pending: () => false,
     history: () => ({ receipts: [], next: null }),
   };
   cluster = await Cluster.create('memory', [

@@ -86,6 +86,13 @@ async function metrics(url: string, ...series: string[]): Promise<number[]> {
   });
 }
 
+/** The receipt of a committed transaction (the answer must not be `pending`). */
+async function committedReceipt(caesar: CaesarRpcClient, txHash: Uint8Array) {
+  const answer = await caesar.receipt(txHash);
+  assert.equal(answer.status, 'committed');
+  return answer.receipt;
+}
+
 async function metric(url: string, series: string): Promise<number> {
   const [value] = await metrics(url, series);
   return value!;
@@ -202,7 +209,7 @@ describe(CAESAR_SERVICE_NAME, () => {
     const txHash = fromHex(/tx ([0-9a-f]{64})/.exec(sent.out)![1]!);
     /** The treasury's committed transactions, oldest first. */
     const treasurySent: Uint8Array[] = [txHash];
-    const receipt = await caesar.receipt(txHash);
+    const receipt = await committedReceipt(caesar, txHash);
     assert.equal(receipt.code, 0);
     assert.deepEqual(
       receipt.events.map((event) => [event.type, event.attributes['amount']]),
@@ -292,7 +299,7 @@ describe(CAESAR_SERVICE_NAME, () => {
       assert.equal(admitted.ok, true, JSON.stringify(admitted));
       await inHistory(tx.txHash, 'the submitted transaction in the history');
       treasurySent.push(tx.txHash);
-      const found = await caesar.receipt(tx.txHash);
+      const found = await committedReceipt(caesar, tx.txHash);
       assert.equal(found.code, 0, found.log);
       return found;
     };
@@ -373,7 +380,7 @@ describe(CAESAR_SERVICE_NAME, () => {
     assert.equal(paidEntry!.code, 0);
     const listed = latest.receipts.map((entry) => toHex(entry.txHash));
     assert.equal(new Set(listed).size, listed.length, 'no transaction twice');
-    assert.equal((await caesar.receipt(tooMuch.txHash)).code, refusedEntry!.code);
+    assert.equal((await committedReceipt(caesar, tooMuch.txHash)).code, refusedEntry!.code);
     // The recipient it would have paid does not see it.
     assert.ok(
       !(await caesar.history({ account: bob, limit: 100 })).receipts.some(
