@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
  * The TrustChain CA's metrics (docs/ca.md, "Metrics"), on the registry the node serves at
  * /metrics. ca-service.ts updates them after each committed block from the block's `ca`
  * transactions, their stored receipts and the committed `ca` state; the CT log size is read at
- * scrape time.
+ * scrape time; admission refusals of the RPC's issue/renew/revoke are counted as they happen.
  */
 export type CaIssuanceOutcome = 'accepted' | 'refused' | 'published';
 export type CtProofKind = 'sth' | 'inclusion' | 'consistency';
@@ -17,6 +17,11 @@ export interface CaMetrics {
   proofRequest(kind: CtProofKind): void;
   /** A committed revocation with its RFC 5280 reason name. */
   revocation(reason: string): void;
+  /**
+   * An `issue`, `renew` or `revoke` transaction refused at admission (the RPC answered
+   * `accepted: false`), by its code: the module's `CA_*` code from `checkTx`, or the mempool's.
+   */
+  refused(code: string): void;
 }
 
 export function createCaMetrics(registry: Registry, logSize: () => number): CaMetrics {
@@ -53,6 +58,12 @@ export function createCaMetrics(registry: Registry, logSize: () => number): CaMe
     labelNames: ['reason'],
     registers,
   });
+  const refusals = new Counter({
+    name: 'hypermesh_ca_refused_total',
+    help: 'issue/renew/revoke RPC calls refused at admission, by refusal code (nothing was written)',
+    labelNames: ['code'],
+    registers,
+  });
   for (const outcome of ['accepted', 'refused', 'published']) issuance.inc({ outcome }, 0);
   for (const kind of ['sth', 'inclusion', 'consistency']) proofs.inc({ kind }, 0);
   return {
@@ -60,6 +71,7 @@ export function createCaMetrics(registry: Registry, logSize: () => number): CaMe
     latency: (seconds) => latency.observe(seconds),
     proofRequest: (kind) => proofs.inc({ kind }),
     revocation: (reason) => revocations.inc({ reason }),
+    refused: (code) => refusals.inc({ code }),
   };
 }
 

@@ -384,7 +384,12 @@ export function createCaService(options: CaServiceOptions): CaService {
   const corroborated = createCorroborateCounter(options.registry);
 
   const source: CaRpcSource = {
-    submit: options.submit,
+    // Admission of issue/renew/revoke: a refusal is counted by its code (nothing was written).
+    submit: async (tx) => {
+      const result = await options.submit(tx);
+      if (!result.ok) metrics.refused(result.code);
+      return result;
+    },
     corroborate: async (request, caller) => {
       try {
         if (corroborator === null) {
