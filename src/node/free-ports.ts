@@ -51,7 +51,12 @@ export async function findFreePorts(
       const wanted =
         range === null ? 0 : range.low + Math.floor(random() * (range.high - range.low + 1));
       if (wanted !== 0 && ports.includes(wanted)) continue;
-      const udp = await bindUdp(host, wanted).catch(() => null);
+      // A drawn port in use is skipped; any other failure (an address this machine does not
+      // have, no permission) is the caller's to see.
+      const udp = await bindUdp(host, wanted).catch((error: NodeJS.ErrnoException) => {
+        if (wanted !== 0 && error.code === 'EADDRINUSE') return null;
+        throw error;
+      });
       if (udp === null) continue;
       held.push(udp);
       const port = udp.address().port;

@@ -54,3 +54,12 @@ describe('free ports', () => {
     }
   });
 });
+
+describe('free ports on an address this machine does not have', () => {
+  it('reports the bind error itself, not "could not find free ports"', async () => {
+    await assert.rejects(findFreePorts('192.0.2.77', 1), (error: NodeJS.ErrnoException) => {
+      assert.equal(error.code, 'EADDRNOTAVAIL');
+      return true;
+    });
+  });
+});
