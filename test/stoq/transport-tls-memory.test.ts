@@ -11,7 +11,7 @@ import {
 } from '../../src/stoq/tls/frame.js';
 import { CONGESTION_BYTES, MuxConnection, type MuxOptions } from '../../src/stoq/tls/mux.js';
 import type { TransportStream } from '../../src/stoq/transport.js';
-import { withDeadline } from '../helpers/wait.js';
+import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 /**
  * What a hostile peer can make the multiplexer hold in memory beyond what its windows count:
@@ -179,6 +179,48 @@ describe('TLS multiplexer: memory a peer can make it hold', { timeout: 60_000 },
     await withDeadline(fin, DEADLINE_MS, 'the FIN arrives');
     assert.ok(finished);
     assert.equal(received, size);
+  });
+
+  it('a stream finished here but reset before its data left ends by RESET, not a shorter FIN', async () => {
+    const { mux, peer } = await pair();
+    const decoder = new FrameDecoder();
+    const seen: string[] = [];
+    let received = 0;
+    const reset = new Promise<void>((resolve) => {
+      peer.on('data', (chunk: Buffer) => {
+        for (const frame of decoder.push(chunk)) {
+          if (frame.streamId !== 1) continue;
+          if (frame.type === FrameType.DATA) received += frame.data.length;
+          if (frame.type === FrameType.FIN) seen.push('fin');
+          if (frame.type === FrameType.RESET) {
+            seen.push('reset');
+            resolve();
+          }
+        }
+      });
+    });
+    // The peer opened the stream and keeps its side open.
+    peer.write(encodeFrame({ type: FrameType.OPEN, streamId: 1 }));
+    const [stream] = await acceptAll(mux, 1);
+    assert.ok(stream);
+    await stream.write(new Uint8Array(5));
+    if (received < 5) {
+      await waitForCondition(
+        peer,
+        'data',
+        () => received === 5,
+        'the first write arrives',
+        DEADLINE_MS,
+      );
+    }
+    // Same tick: more data, the end, then a reset — the queued DATA is dropped, and so must be
+    // the FIN behind it.
+    void stream.write(new Uint8Array(5)).catch(() => undefined);
+    void stream.finish().catch(() => undefined);
+    stream.reset();
+    await withDeadline(reset, DEADLINE_MS, 'the RESET arrives');
+    assert.deepEqual(seen, ['reset'], 'no FIN before the RESET');
+    assert.equal(received, 5);
   });
 
   it('lets writes through once a congested peer reads again', async () => {

@@ -344,9 +344,14 @@ export class MuxConnection implements TransportConnection, StreamOwner {
     const kept: Buffer[] = [];
     let dropped = 0;
     for (const frame of this.outgoing) {
-      if (frame[0] === FrameType.DATA && frame.readUInt32BE(1) === stream.streamId) {
+      const own = frame.readUInt32BE(1) === stream.streamId;
+      if (own && frame[0] === FrameType.DATA) {
         dropped += frame.length;
         this.sendCredit += frame.length - FRAME_HEADER_BYTES;
+      } else if (own && frame[0] === FrameType.FIN) {
+        // A FIN behind dropped data would let the peer read a clean, shorter end before the
+        // RESET arrives: the stream ends by the RESET alone.
+        dropped += frame.length;
       } else {
         kept.push(frame);
       }
