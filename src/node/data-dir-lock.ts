@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CliError } from './cli-error.js';
@@ -27,10 +28,66 @@ export interface DataDirLock {
   release(): Promise<void>;
 }
 
+/**
+ * What a lock file says: the holder's pid and, on Linux, the boot and the process start time
+ * (`/proc/<pid>/stat` field 22), which tell a live holder from an unrelated process that got
+ * the same pid after a crash or a reboot (a container's node is pid 1 again and again).
+ */
+interface LockHolder {
+  readonly pid: number;
+  readonly bootId: string | null;
+  readonly startTime: string | null;
+}
+
+function parseHolder(text: string): LockHolder | null {
+  const match = /^([1-9][0-9]{0,9})(?: ([0-9a-f-]{36}) ([0-9]{1,20}))?\s*$/.exec(text);
+  if (match === null) return null;
+  return { pid: Number(match[1]), bootId: match[2] ?? null, startTime: match[3] ?? null };
+}
+
 function parsePid(text: string): number | null {
-  const trimmed = text.trim();
-  if (!/^[1-9][0-9]{0,9}$/.test(trimmed)) return null;
-  return Number(trimmed);
+  return parseHolder(text)?.pid ?? null;
+}
+
+function bootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Field 22 of `/proc/<pid>/stat` (after the parenthesised command name), or null. */
+export function processStartTime(pid: number): string | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields from the third (state) on: start time is field 22, the 20th here.
+  return fields[19] ?? null;
+}
+
+/** The lock file's text for this process. */
+function ownLock(): string {
+  const boot = bootId();
+  const start = processStartTime(process.pid);
+  return boot !== null && start !== null ? `${process.pid} ${boot} ${start}\n` : `${process.pid}\n`;
+}
+
+/**
+ * Whether the lock's holder still runs: its pid is a running process and, when the lock names
+ * the boot and start time, the same boot and the same process (not a later one with its pid).
+ */
+function holderRunning(holder: LockHolder): boolean {
+  if (!running(holder.pid)) return false;
+  if (holder.bootId === null || holder.startTime === null) return true;
+  const boot = bootId();
+  if (boot !== null && boot !== holder.bootId) return false;
+  const start = processStartTime(holder.pid);
+  return start === null || start === holder.startTime;
 }
 
 /** Whether `pid` is a running process (EPERM: it runs, under another user). */
@@ -61,7 +118,7 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
       1,
     );
   }
-  const own = `${process.pid}\n`;
+  const own = ownLock();
   const staging = path.join(dataDir, `${LOCK_FILE}.${process.pid}`);
   await writeFile(staging, own, { mode: 0o600 });
   try {
@@ -76,8 +133,9 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
       }
       const found = await readLock(file);
       if (found === null) continue;
-      const pid = parsePid(found);
-      if (pid !== null && pid !== process.pid && running(pid)) {
+      const holder = parseHolder(found);
+      const pid = holder?.pid ?? null;
+      if (holder !== null && pid !== process.pid && holderRunning(holder)) {
         throw new CliError(
           `data directory ${dataDir} is in use by process ${pid} (lock file ${file}): stop that node first, or remove the file if pid ${pid} is not a HyperMesh node`,
           1,

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CliError } from '../../src/node/cli-error.js';
 import { initCluster } from '../../src/node/cluster-init.js';
-import { LOCK_FILE, lockDataDir } from '../../src/node/data-dir-lock.js';
+import { LOCK_FILE, lockDataDir, processStartTime } from '../../src/node/data-dir-lock.js';
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { startValidatorNode } from '../../src/node/validator-node.js';
@@ -49,12 +50,18 @@ function refusedNaming(pid: number) {
   };
 }
 
+/** What this process writes into a lock: pid, boot id and start time on Linux. */
+function ownText(): string {
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return `${process.pid} ${boot} ${processStartTime(process.pid)}\n`;
+}
+
 describe('data directory lock', () => {
   it('is held by one taker at a time and removed on release', async () => {
     const dir = await freshDir();
     const lock = await lockDataDir(dir);
     const file = path.join(dir, LOCK_FILE);
-    assert.equal(await readFile(file, 'utf8'), `${process.pid}\n`);
+    assert.equal(await readFile(file, 'utf8'), ownText());
     await assert.rejects(lockDataDir(dir), refusedNaming(process.pid));
     await lock.release();
     await assert.rejects(readFile(file), { code: 'ENOENT' });
@@ -78,7 +85,31 @@ describe('data directory lock', () => {
       const file = path.join(dir, LOCK_FILE);
       await writeFile(file, content);
       const lock = await lockDataDir(dir);
-      assert.equal(await readFile(file, 'utf8'), `${process.pid}\n`, JSON.stringify(content));
+      assert.equal(await readFile(file, 'utf8'), ownText(), JSON.stringify(content));
+      await lock.release();
+    }
+  });
+
+  it('tells a live holder from a later process with its pid (crash, reboot: a container node is pid 1 again)', async () => {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const other = process.ppid;
+    const start = processStartTime(other);
+    assert.ok(start !== null);
+    // The same process: refused.
+    const live = await freshDir();
+    await writeFile(path.join(live, LOCK_FILE), `${other} ${boot} ${start}\n`);
+    await assert.rejects(lockDataDir(live), refusedNaming(other));
+    // Its pid, but another process (start time) or another boot: the holder is gone.
+    const otherBoot = '00000000-0000-4000-8000-000000000000';
+    for (const content of [
+      `${other} ${boot} ${Number(start) + 1}\n`,
+      `${other} ${otherBoot} ${start}\n`,
+    ]) {
+      const dir = await freshDir();
+      const file = path.join(dir, LOCK_FILE);
+      await writeFile(file, content);
+      const lock = await lockDataDir(dir);
+      assert.equal(await readFile(file, 'utf8'), ownText(), content);
       await lock.release();
     }
   });
@@ -112,10 +143,7 @@ describe('a validator node and its data directory', () => {
         return true;
       });
       // The first node still holds it and runs.
-      assert.equal(
-        await readFile(path.join(config.dataDir, LOCK_FILE), 'utf8'),
-        `${process.pid}\n`,
-      );
+      assert.equal(await readFile(path.join(config.dataDir, LOCK_FILE), 'utf8'), ownText());
       assert.equal(first.driver.status().running, true);
     } finally {
       await first.stop();
