@@ -15,6 +15,9 @@ import { toHex } from '../../crypto/bytes.js';
 import { readWalletKey, type WalletKey } from '../wallet.js';
 import { integerOption } from './cluster.js';
 import { pickNode, reportSubmission } from './wallet.js';
+import type * as DnsToolsModule from '../dns-tools.js';
+
+type DnsTools = typeof DnsToolsModule;
 
 /**
  * `hypermesh dns set|get|delete|register|transfer|zone|zone-create|ds`: the DNS zones in
@@ -79,28 +82,35 @@ function timeoutOf(values: { 'timeout-ms'?: string }): number {
   return integerOption(values['timeout-ms'], 'timeout-ms', { min: 100, max: 3_600_000 }, 30_000);
 }
 
-/**
- * A signed change of one name's ownership (`name-register`, `name-transfer`): checks the name's
- * zone with the node first (a name in no zone is refused before signing), submits `body`,
- * reports it, and once committed prints who owns the name.
- */
-async function submitNameChange(
-  values: {
-    cluster?: string;
-    node?: string;
-    key?: string;
-    'passphrase-env'?: string;
-    wait?: boolean;
-    'timeout-ms'?: string;
-  },
+type ChangeValues = {
+  cluster?: string;
+  node?: string;
+  key?: string;
+  'passphrase-env'?: string;
+  wait?: boolean;
+  'timeout-ms'?: string;
+};
+
+/** What a signed dns change runs with: the node's client, the signer, and submit + report. */
+interface SignedChange {
+  readonly node: string;
+  readonly client: ReturnType<Session['session']['client']>;
+  readonly signer: WalletKey;
+  readonly context: Parameters<DnsTools['submitDnsBody']>[0];
+  /** Signs and submits `body` (waiting for the commit with --wait); node errors as CliError. */
+  submit(body: Uint8Array): ReturnType<DnsTools['submitDnsBody']>;
+  /** Prints the outcome of a submission as `what`; the exit code. */
+  report(outcome: Awaited<ReturnType<DnsTools['submitDnsBody']>>, what: string): number;
+}
+
+/** Opens a session to the chosen node with the signing key and runs one signed change. */
+async function withSignedChange(
+  values: ChangeValues,
   io: CliIo,
-  change: {
-    readonly name: string;
-    readonly op: string;
-    readonly body: Uint8Array;
-    readonly announce: (apex: string, signer: WalletKey) => string;
-    readonly owner: (signer: WalletKey) => Uint8Array;
-  },
+  run: (
+    change: SignedChange,
+    stoqFailure: (node: string) => (error: unknown) => never,
+  ) => Promise<number>,
 ): Promise<number> {
   const tools = await import('../dns-tools.js');
   const wait = values.wait ?? false;
@@ -111,19 +121,50 @@ async function submitNameChange(
     const signer = await signerOf(values, target);
     const genesis = await readGenesisFile(target.genesisFile);
     const client = session.client(node);
-    const apex = await tools.zoneOf(client, change.name).catch(stoqFailure(node));
+    const context = { client, genesis, signer, wait, timeoutMs };
+    return await run(
+      {
+        node,
+        client,
+        signer,
+        context,
+        submit: (body) => tools.submitDnsBody(context, body).catch(stoqFailure(node)),
+        report: (outcome, what) => reportSubmission(outcome, what, node, io, wait, timeoutMs),
+      },
+      stoqFailure,
+    );
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * A signed change of one name's ownership (`name-register`, `name-transfer`): checks the name's
+ * zone with the node first (a name in no zone is refused before signing), submits `body`,
+ * reports it, and once committed prints who owns the name.
+ */
+async function submitNameChange(
+  values: ChangeValues,
+  io: CliIo,
+  change: {
+    readonly name: string;
+    readonly op: string;
+    readonly body: Uint8Array;
+    readonly announce: (apex: string, signer: WalletKey) => string;
+    readonly owner: (signer: WalletKey) => Uint8Array;
+  },
+): Promise<number> {
+  const tools = await import('../dns-tools.js');
+  return withSignedChange(values, io, async ({ node, client, signer, submit, report }, failure) => {
+    const apex = await tools.zoneOf(client, change.name).catch(failure(node));
     io.out(`${change.announce(apex, signer)}\n`);
-    const outcome = await tools
-      .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, change.body)
-      .catch(stoqFailure(node));
-    const code = reportSubmission(outcome, change.op, node, io, wait, timeoutMs);
+    const outcome = await submit(change.body);
+    const code = report(outcome, change.op);
     if (code === 0 && outcome.admitted && outcome.status.status === 'committed') {
       io.out(`${change.name} is owned by ${toHex(change.owner(signer))}\n`);
     }
     return code;
-  } finally {
-    await session.close();
-  }
+  });
 }
 
 function heightOf(values: { height?: string }): number | undefined {
@@ -180,16 +221,10 @@ ${CHANGE_HELP}
     const ttl = integerOption(values.ttl, 'ttl', { min: 0, max: 2_147_483_647 }, 300);
     const records = tools.recordsFromArguments(name, typeText, recordValues, ttl);
     const body = tools.setBody(records);
-    const timeoutMs = timeoutOf(values);
-    const wait = values.wait ?? false;
-    const { target, node, session } = await openSession(values);
-    const { stoqFailure } = await import('../tx-submit.js');
-    try {
-      const signer = await signerOf(values, target);
-      const genesis = await readGenesisFile(target.genesisFile);
-      const client = session.client(node);
-      await tools.zoneOf(client, name).catch(stoqFailure(node));
-      const read = await tools.readName(client, name).catch(stoqFailure(node));
+    return withSignedChange(values, io, async (change, failure) => {
+      const { node, client, signer, context, submit, report } = change;
+      await tools.zoneOf(client, name).catch(failure(node));
+      const read = await tools.readName(client, name).catch(failure(node));
       const registration = tools.registrationOf(read, signer);
       if (registration.kind === 'other-owner') {
         throw new CliError(
@@ -197,7 +232,6 @@ ${CHANGE_HELP}
           1,
         );
       }
-      const context = { client, genesis, signer, wait, timeoutMs };
       if (registration.kind === 'unregistered') {
         if (values['no-register']) {
           throw new CliError(
@@ -206,18 +240,23 @@ ${CHANGE_HELP}
           );
         }
         io.out(`registering ${name} (name-register, signed by ${signer.file})\n`);
+        // The registration is always waited for: the records need it committed.
         const registered = await tools
           .submitDnsBody({ ...context, wait: true }, tools.registerBody(name))
-          .catch(stoqFailure(node));
-        const code = reportSubmission(registered, 'registration', node, io, true, timeoutMs);
+          .catch(failure(node));
+        const code = reportSubmission(
+          registered,
+          'registration',
+          node,
+          io,
+          true,
+          context.timeoutMs,
+        );
         if (code !== 0) return code;
       }
       io.out(`setting ${records.length} ${records[0]?.type} record(s) at ${name}, TTL ${ttl}\n`);
-      const outcome = await tools.submitDnsBody(context, body).catch(stoqFailure(node));
-      return reportSubmission(outcome, 'records-set', node, io, wait, timeoutMs);
-    } finally {
-      await session.close();
-    }
+      return report(await submit(body), 'records-set');
+    });
   },
 };
 
@@ -248,27 +287,15 @@ ${CHANGE_HELP}
     const name = tools.nameArgument(positionals[0] as string);
     const type = positionals[1];
     const body = tools.deleteBody(name, type);
-    const wait = values.wait ?? false;
-    const timeoutMs = timeoutOf(values);
-    const { target, node, session } = await openSession(values);
-    const { stoqFailure } = await import('../tx-submit.js');
-    try {
-      const signer = await signerOf(values, target);
-      const genesis = await readGenesisFile(target.genesisFile);
-      const client = session.client(node);
+    return withSignedChange(values, io, async ({ submit, report }) => {
       io.out(
         type === undefined
           ? `releasing ${name} and all its records\n`
           : `deleting the ${type.toUpperCase()} records at ${name}\n`,
       );
-      const outcome = await tools
-        .submitDnsBody({ client, genesis, signer, wait, timeoutMs }, body)
-        .catch(stoqFailure(node));
-      const what = type === undefined ? 'name-release' : 'records-delete';
-      return reportSubmission(outcome, what, node, io, wait, timeoutMs);
-    } finally {
-      await session.close();
-    }
+      const outcome = await submit(body);
+      return report(outcome, type === undefined ? 'name-release' : 'records-delete');
+    });
   },
 };
 
