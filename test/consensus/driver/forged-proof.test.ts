@@ -1,32 +1,18 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { createApplication, stampOf } from '../../../src/consensus/application/index.js';
 import { BlockRefusal } from '../../../src/consensus/driver/block-checks.js';
 import type { BlockProofs } from '../../../src/consensus/driver/ports.js';
 import { ConsensusError } from '../../../src/consensus/errors.js';
-import { genesisHash } from '../../../src/consensus/genesis.js';
-import { Mempool } from '../../../src/consensus/mempool.js';
 import { blockHash } from '../../../src/consensus/messages.js';
-import {
-  buildStoragePlotFor,
-  createBlockProofs,
-  decodeBlockProof,
-  encodeBlockProof,
-} from '../../../src/consensus/pos/index.js';
-import type { StoragePlot } from '../../../src/consensus/proof/storage-plot.js';
-import { DEV_PROOF_PARAMS } from '../../../src/consensus/proof/params.js';
+import { decodeBlockProof, encodeBlockProof } from '../../../src/consensus/pos/index.js';
 import { decodeBlock } from '../../../src/consensus/wire.js';
 import { toHex } from '../../../src/crypto/bytes.js';
-import { createKvModule } from '../../../src/kv/index.js';
+import { conflictingMessages, waitUntil, type TestNode } from './fixtures.js';
 import {
-  conflictingMessages,
-  makeGenesisDocument,
-  makeIdentities,
-  TestCluster,
-  waitUntil,
-  type TestNode,
-  type ValidatorIdentity,
-} from './fixtures.js';
+  makeProvingValidators,
+  realPartsCluster,
+  type ProvingValidators,
+} from './real-parts-fixture.js';
 
 /** The validator whose proposals carry a forged consensus proof. */
 const FORGER = 1;
@@ -61,45 +47,16 @@ function proofRefusals(node: TestNode, height: number): ConsensusError[] {
 }
 
 describe('a live proposal whose consensus proof is forged', () => {
-  let identities: ValidatorIdentity[];
-  let plots: StoragePlot[];
+  let validators: ProvingValidators;
   before(async () => {
-    identities = await makeIdentities(4);
-    plots = identities.map((identity) =>
-      buildStoragePlotFor(DEV_PROOF_PARAMS.space, identity.publicKey),
-    );
+    validators = await makeProvingValidators(4);
   });
 
   it('is refused as PROOF_INVALID, gets no honest prevote, and a later round decides the height', async () => {
-    const genesis = makeGenesisDocument(
-      identities,
-      {},
-      plots.map((plot) => plot.root),
+    const { identities } = validators;
+    const { cluster } = realPartsCluster(validators, (index, real) =>
+      index === FORGER ? forgingTimePart(real) : real,
     );
-    const hash = genesisHash(genesis);
-    const cluster = new TestCluster(identities, genesis, {
-      app: (store) =>
-        createApplication({
-          chainId: genesis.chainId,
-          state: store.state,
-          modules: [createKvModule()],
-          stampDifficulty: genesis.proof.work.stampDifficulty,
-        }),
-      mempool: (app) => new Mempool(app),
-      proofs: (index) => {
-        const real = createBlockProofs({
-          genesis,
-          genesisHash: hash,
-          stampOf,
-          self: {
-            privateKey: identities[index]!.privateKey,
-            plot: plots[index]!,
-            networkAddress: `stoq://127.0.0.1:${9300 + index}`,
-          },
-        });
-        return index === FORGER ? forgingTimePart(real) : real;
-      },
-    });
     const forger = identities[FORGER]!.address;
     const honest = () => cluster.running().filter((node) => node.index !== FORGER);
     const forgedProposals = () =>

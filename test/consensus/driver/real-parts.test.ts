@@ -1,65 +1,24 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import {
-  createApplication,
-  buildTransaction,
-  stampOf,
-} from '../../../src/consensus/application/index.js';
-import { genesisHash } from '../../../src/consensus/genesis.js';
-import { Mempool } from '../../../src/consensus/mempool.js';
-import { buildStoragePlotFor, createBlockProofs } from '../../../src/consensus/pos/index.js';
-import type { StoragePlot } from '../../../src/consensus/proof/storage-plot.js';
-import { DEV_PROOF_PARAMS } from '../../../src/consensus/proof/params.js';
+import { buildTransaction } from '../../../src/consensus/application/index.js';
+import type { Mempool } from '../../../src/consensus/mempool.js';
 import { generateEd25519KeyPair } from '../../../src/crypto/ed25519.js';
-import { createKvModule, kvGetQuery, kvSet, verifyKvGet } from '../../../src/kv/index.js';
+import { kvGetQuery, kvSet, verifyKvGet } from '../../../src/kv/index.js';
+import { chainSummary, conflictingMessages, waitUntil } from './fixtures.js';
 import {
-  chainSummary,
-  conflictingMessages,
-  makeGenesisDocument,
-  makeIdentities,
-  TestCluster,
-  waitUntil,
-  type ValidatorIdentity,
-} from './fixtures.js';
+  makeProvingValidators,
+  realPartsCluster,
+  type ProvingValidators,
+} from './real-parts-fixture.js';
 
 describe('ConsensusDriver with the real application, mempool and consensus proofs', () => {
-  let identities: ValidatorIdentity[];
-  let plots: StoragePlot[];
+  let validators: ProvingValidators;
   before(async () => {
-    identities = await makeIdentities(4);
-    plots = identities.map((identity) =>
-      buildStoragePlotFor(DEV_PROOF_PARAMS.space, identity.publicKey),
-    );
+    validators = await makeProvingValidators(4);
   });
 
   it('commits a signed, stamped kv transaction with four-part proofs on every block', async () => {
-    const genesis = makeGenesisDocument(
-      identities,
-      {},
-      plots.map((plot) => plot.root),
-    );
-    const hash = genesisHash(genesis);
-    const cluster = new TestCluster(identities, genesis, {
-      app: (store) =>
-        createApplication({
-          chainId: genesis.chainId,
-          state: store.state,
-          modules: [createKvModule()],
-          stampDifficulty: genesis.proof.work.stampDifficulty,
-        }),
-      mempool: (app) => new Mempool(app),
-      proofs: (index) =>
-        createBlockProofs({
-          genesis,
-          genesisHash: hash,
-          stampOf,
-          self: {
-            privateKey: identities[index]!.privateKey,
-            plot: plots[index]!,
-            networkAddress: `stoq://127.0.0.1:${9300 + index}`,
-          },
-        }),
-    });
+    const { cluster, genesis } = realPartsCluster(validators);
     try {
       await cluster.startAll();
       await cluster.waitForHeight(1);
