@@ -29,6 +29,7 @@ import {
   caRequestBody,
   caRevokeBody,
   QuorumCheckpointError,
+  type QuorumCheckpointErrorCode,
   compareServedCheckpoint,
   findPublishedCertificate,
   verifyQuorumCheckpoint,
@@ -571,12 +572,27 @@ export async function fetchQuorumCheckpoint(
     return { checkpoint, verified: verifyQuorumCheckpoint(checkpoint, genesis, falcon) };
   } catch (error) {
     if (error instanceof QuorumCheckpointError) {
-      throw new CliError(
+      throw new UnverifiedCheckpointError(
         `the node's tree head does not verify: ${error.message} [${error.code}]`,
-        1,
+        error.code,
       );
     }
     throw error;
+  }
+}
+
+/**
+ * `fetchQuorumCheckpoint`'s refusal (exit code 1), with the checkpoint's code: a caller tells
+ * `CT_QC_VALIDATOR_SET_CHANGED` (the latest block is decided by a set other than the genesis
+ * set, which the offline verifier cannot check) from a node that lies.
+ */
+export class UnverifiedCheckpointError extends CliError {
+  constructor(
+    message: string,
+    readonly code: QuorumCheckpointErrorCode,
+  ) {
+    super(message, 1);
+    this.name = 'UnverifiedCheckpointError';
   }
 }
 

@@ -533,6 +533,147 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     );
   });
 
+  it('cert request writes a certificate proof: consensus and CT inclusion verified offline', async () => {
+    const prefix = path.join(root, 'proven');
+    const requested = await withDeadline(
+      runCli(['cert', 'request', '--cluster', dir, '--dns', 'proven.hypermesh', '--out', prefix]),
+      90_000,
+      'cert request',
+    );
+    assert.equal(requested.code, 0, requested.err + requested.out);
+    assert.match(requested.out, /consensus: published at height \d+ by node-\d/);
+    assert.match(requested.out, new RegExp(`wrote ${prefix}\\.proof\\.json`));
+    const bundle = path.join(dir, CA_FILES.dir, CA_FILES.bundle);
+    const genesisFile = path.join(dir, 'genesis.json');
+    const proofFile = `${prefix}.proof.json`;
+    const verify = (proof: string, cert = `${prefix}.pem`, genesis = genesisFile) =>
+      runCli(['cert', 'verify', cert, '--bundle', bundle, '--proof', proof, '--genesis', genesis]);
+
+    // Offline, nothing stopped: chain, batch, then the commit and the log inclusion.
+    const ok = await verify(proofFile);
+    assert.equal(ok.code, 0, ok.out + ok.err);
+    assert.match(ok.out, /^valid: issued by node-\d/);
+    assert.match(
+      ok.out,
+      /valid: consensus: published at height \d+ by node-\d, not revoked as of block \d+; block \d+ committed by node-/,
+    );
+    assert.match(ok.out, /valid: transparency: leaf \d+ \(timestamp \d+\) of tree size \d+/);
+    assert.doesNotMatch(ok.out, /not checked offline/);
+    // Without --proof the output names the checks it did not do; --proof needs the genesis.
+    const bare = await runCli(['cert', 'verify', `${prefix}.pem`, '--bundle', bundle]);
+    assert.equal(bare.code, 0, bare.out + bare.err);
+    assert.match(
+      bare.out,
+      /not checked offline: the consensus proof .* and its transparency-log inclusion/,
+    );
+    const noGenesis = await runCli(['cert', 'verify', `${prefix}.pem`, '--proof', proofFile]);
+    assert.equal(noGenesis.code, 2);
+    assert.match(noGenesis.err, /--proof needs --genesis FILE/);
+
+    const original = JSON.parse(await readFile(proofFile, 'utf8')) as {
+      checkpoint: { commit: string };
+      log: { leafIndex: number; auditPath: string[] };
+    };
+    const tampered = async (name: string, edit: (json: typeof original) => void) => {
+      const copy = structuredClone(original);
+      edit(copy);
+      const file = path.join(root, `${name}.proof.json`);
+      await writeFile(file, JSON.stringify(copy));
+      return verify(file);
+    };
+    const refusedWith = (result: { code: number; out: string; err: string }, code: string) => {
+      assert.equal(result.code, 1, result.out + result.err);
+      assert.match(result.out, new RegExp(`invalid: proof .*\\[${code}\\]`), result.out);
+    };
+    const { decodeQuorumCertificate, encodeQuorumCertificate } =
+      await import('../../src/consensus/wire.js');
+    refusedWith(
+      await tampered('commit', (json) => {
+        const commit = decodeQuorumCertificate(Buffer.from(json.checkpoint.commit, 'hex'));
+        const [first, ...rest] = commit.precommits;
+        const signature = Uint8Array.from(first!.signature);
+        signature[0]! ^= 1;
+        json.checkpoint.commit = Buffer.from(
+          encodeQuorumCertificate({ ...commit, precommits: [{ ...first!, signature }, ...rest] }),
+        ).toString('hex');
+      }),
+      'CERT_PROOF_COMMIT_INVALID',
+    );
+    assert.ok(original.log.auditPath.length > 0, 'the log holds the genesis certificates too');
+    refusedWith(
+      await tampered('path', (json) => {
+        const hash = json.log.auditPath[0]!;
+        json.log.auditPath[0] = (hash[0] === '0' ? '1' : '0') + hash.slice(1);
+      }),
+      'CERT_PROOF_NOT_INCLUDED',
+    );
+    refusedWith(
+      await tampered('index', (json) => void (json.log.leafIndex ^= 1)),
+      'CERT_PROOF_NOT_INCLUDED',
+    );
+    refusedWith(
+      await tampered('garbage', (json) => void (json.log.auditPath = ['zz'])),
+      'CERT_PROOF_MALFORMED',
+    );
+
+    // Another certificate's proof: `cert proof` fetches one for a genesis bootstrap certificate,
+    // which it completes offline (published at height 1, in the log).
+    const nodeCert = path.join(dir, 'node-1', 'node-1.pem');
+    const otherProof = path.join(root, 'node-1.proof.json');
+    const fetched = await runCli([
+      'cert',
+      'proof',
+      nodeCert,
+      '--cluster',
+      dir,
+      '--out',
+      otherProof,
+    ]);
+    assert.equal(fetched.code, 0, fetched.out + fetched.err);
+    assert.match(fetched.out, /consensus: published at height 1 by /);
+    const genesisOk = await verify(otherProof, nodeCert);
+    assert.equal(genesisOk.code, 0, genesisOk.out + genesisOk.err);
+    assert.match(genesisOk.out, /^genesis bootstrap certificate: chain verified/);
+    refusedWith(await verify(otherProof), 'CERT_PROOF_OTHER_CERTIFICATE');
+    // The genesis alone (its app.ca bundle) is enough; a certificate the cluster never
+    // published gets no proof.
+    const genesisOnly = await runCli([
+      'cert',
+      'verify',
+      `${prefix}.pem`,
+      '--proof',
+      proofFile,
+      '--genesis',
+      genesisFile,
+    ]);
+    assert.equal(genesisOnly.code, 0, genesisOnly.out + genesisOnly.err);
+    assert.match(genesisOnly.out, /valid: transparency: /);
+    const unpublished = await runCli([
+      'cert',
+      'proof',
+      path.join(dir, CA_FILES.dir, CA_FILES.root),
+      '--cluster',
+      dir,
+      '--out',
+      path.join(root, 'root.proof.json'),
+    ]);
+    assert.equal(unpublished.code, 1, unpublished.out + unpublished.err);
+    assert.match(unpublished.err, /has published no certificate with serial/);
+    await assert.rejects(stat(path.join(root, 'root.proof.json')));
+
+    // A genesis with another validator set (one power changed) refuses the commit.
+    const genesisJson = JSON.parse(await readFile(genesisFile, 'utf8')) as {
+      validators: { power: number }[];
+    };
+    genesisJson.validators[0]!.power += 1;
+    const otherGenesis = path.join(root, 'other-genesis.json');
+    await writeFile(otherGenesis, JSON.stringify(genesisJson));
+    refusedWith(
+      await verify(proofFile, `${prefix}.pem`, otherGenesis),
+      'CERT_PROOF_VALIDATOR_SET_CHANGED',
+    );
+  });
+
   it('cert request refuses a name the operator holds no grant for', async () => {
     const refused = await runCli([
       'cert',

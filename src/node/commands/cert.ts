@@ -1,4 +1,4 @@
-import { lstat, readFile, writeFile } from 'node:fs/promises';
+import { lstat, readFile, stat, writeFile } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { NodeRpcClient } from '../../consensus/net/index.js';
@@ -9,7 +9,7 @@ import {
   DEFAULT_CLUSTER_FILE,
   findNode,
   loadClusterTarget,
-  openOperatorSession,
+  openOperatorParts,
 } from '../operator.js';
 import { parseWithPositionals } from './block.js';
 import { integerOption } from './cluster.js';
@@ -17,9 +17,10 @@ import { derToPem, pemToDerList } from '../../crypto/x509.js';
 import type { NodeIdentityKeys } from '../../crypto/keyfile.js';
 import { createCsr } from '../../trustchain/ca/csr.js';
 import type { stoqIdentityRequestParts } from '../cert-tools.js';
+import type { InclusionProofSource } from '../cert-proof.js';
 import { PROFILE_NAMES, type ProfileName } from '../../trustchain/ca/profiles.js';
 import type { CertificateRequestInput } from '../../trustchain/ca/request.js';
-import { parseTrustBundle } from '../../trustchain/ca/bundle.js';
+import { parseTrustBundle, type TrustBundle } from '../../trustchain/ca/bundle.js';
 import { CaError } from '../../trustchain/ca/errors.js';
 import { verifyIssuedCertificate } from '../../trustchain/ca/verify.js';
 import {
@@ -30,7 +31,7 @@ import {
 import { stoqFailure } from '../tx-submit.js';
 
 /**
- * `hypermesh cert request|renew|revoke|show|verify` and `hypermesh ct sth|verify|proof`: the TrustChain
+ * `hypermesh cert request|renew|revoke|show|proof|verify` and `hypermesh ct sth|verify|proof`: the TrustChain
  * CA from the command line (docs/cli.md, docs/ca.md).
  */
 
@@ -59,6 +60,8 @@ async function withCluster<T>(
     genesis: Awaited<ReturnType<typeof readGenesisFile>>;
     operatorKey: KeyObject;
     nodeName: string;
+    /** The node's CT log audit paths (`hypermesh.trustchain.ca.v1` `inclusionProof`). */
+    inclusionProof: InclusionProofSource;
   }) => Promise<T>,
 ): Promise<T> {
   const target = await loadClusterTarget(values.cluster ?? DEFAULT_CLUSTER_FILE);
@@ -69,16 +72,26 @@ async function withCluster<T>(
   const genesis = await readGenesisFile(target.genesisFile);
   const { operatorKey } = await import('../kv-tools.js');
   const privateKey = await operatorKey(target.operator.keyFile);
-  const session = await openOperatorSession(target);
+  // The parts of `openOperatorSession`, so that the same endpoint also reaches the ca service.
+  const operator = await openOperatorParts(target);
   try {
+    const { createNodeRpcClient } = await import('../../consensus/net/index.js');
+    const { withCommittedRoots } = await import('../verified-root.js');
+    const { caService } = await import('../../faces/ca-rpc.js');
+    const { caRpcInclusionProof } = await import('../cert-proof.js');
+    const { endpoint } = operator.parts;
     return await work({
-      client: session.client(node.name),
+      client: withCommittedRoots(
+        createNodeRpcClient({ endpoint, peer: node.name }),
+        operator.genesis,
+      ),
       genesis,
       operatorKey: privateKey,
       nodeName: node.name,
+      inclusionProof: caRpcInclusionProof(endpoint.client(caService, node.name)),
     }).catch(stoqFailure(node.name));
   } finally {
-    await session.close();
+    await operator.close();
   }
 }
 
@@ -150,6 +163,71 @@ async function writeOutputs(
 async function checkOutputPrefix(out: string): Promise<void> {
   await checkOutputPath(`${out}.pem`, `--out ${out}`);
   await checkOutputPath(`${out}.chain.pem`, `--out ${out}`);
+}
+
+/** Where `cert request|renew` write the certificate proof: --proof-out FILE, else PREFIX.proof.json. */
+function proofFileOf(out: string, proofOut: string | undefined): string {
+  return proofOut ?? `${out}.proof.json`;
+}
+
+/**
+ * Fetches the certificate proof (docs/ca.md, "Offline verification") from the node of
+ * `context`, verified against the genesis, and writes it to `file` atomically. `issued`: the
+ * certificate is already written, so a failure here says how to fetch the proof later.
+ */
+async function writeCertificateProof(
+  io: { out(text: string): void },
+  context: {
+    client: NodeRpcClient;
+    genesis: Awaited<ReturnType<typeof readGenesisFile>>;
+    inclusionProof: InclusionProofSource;
+  },
+  certificate: Uint8Array,
+  file: string,
+  timeoutMs: number,
+  issued?: { readonly cert: string; readonly hint: string },
+): Promise<void> {
+  const { describeCertificateProof, fetchCertificateProof } = await import('../cert-proof.js');
+  const { certificateProofToJson } =
+    await import('../../trustchain/ca-module/certificate-proof.js');
+  try {
+    const { proof, verified } = await fetchCertificateProof({ ...context, certificate, timeoutMs });
+    await writeFileAtomically(file, certificateProofToJson(proof)).catch((error: Error) => {
+      throw new CliError(`cannot write ${file}: ${error.message}`, 1);
+    });
+    for (const line of describeCertificateProof(verified)) io.out(`  ${line}\n`);
+    io.out(`  wrote ${file}\n`);
+  } catch (error) {
+    const { UnverifiedCheckpointError } = await import('../cert-tools.js');
+    const { QuorumCheckpointErrorCode } = await import('../../trustchain/ca-module/index.js');
+    if (
+      issued !== undefined &&
+      error instanceof UnverifiedCheckpointError &&
+      error.code === QuorumCheckpointErrorCode.VALIDATOR_SET_CHANGED
+    ) {
+      // Not a failure: the offline verifier knows only the genesis validator set.
+      io.out(
+        `  no proof written: the latest block is decided by a validator set other than the genesis set, ` +
+          `which an offline proof cannot carry; check the certificate with "cert verify --cluster"\n`,
+      );
+      return;
+    }
+    const { StoqError } = await import('../../stoq/index.js');
+    if (issued !== undefined && (error instanceof CliError || error instanceof StoqError)) {
+      throw new CliError(
+        `${issued.cert} is written, but not its proof: ${error.message}; fetch it with "hypermesh cert proof ${issued.cert} --out ${file}${issued.hint}"`,
+        1,
+      );
+    }
+    throw error;
+  }
+}
+
+function clusterHint(values: { cluster?: string; node?: string }): string {
+  return (
+    (values.cluster === undefined ? '' : ` --cluster ${values.cluster}`) +
+    (values.node === undefined ? '' : ` --node ${values.node}`)
+  );
 }
 
 function report(
@@ -237,7 +315,7 @@ const request: Command = {
 usage: hypermesh cert request --out PREFIX [--profile service|client|node] [--dns NAME ...]
                               [--ip ADDR ...] [--uri URI ...] [--key-type p256|ed25519|rsa]
                               [--csr FILE] [--stoq-identity [--identity-key FILE]]
-                              [--lifetime SECONDS] [--cluster FILE|DIR]
+                              [--lifetime SECONDS] [--proof-out FILE] [--cluster FILE|DIR]
                               [--node NAME|ADDR] [--timeout-ms MS]
 
 Generates a private key and a PKCS#10 request (or takes --csr FILE, PEM or DER), submits a
@@ -245,7 +323,10 @@ Generates a private key and a PKCS#10 request (or takes --csr FILE, PEM or DER),
 validator has published the certificate (docs/ca.md, "Publication"), and writes
 PREFIX.pem (the certificate), PREFIX.chain.pem (certificate + intermediate) and, when it
 generated the key, PREFIX.key (PKCS#8 PEM, mode 0600). Names must be allowed for the operator
-account (genesis app.ca grants).
+account (genesis app.ca grants). It then fetches the certificate proof — the quorum-signed tree
+head of the block after publication, the certificate's state proofs under that block and its
+CT log inclusion proof, verified against the genesis — and writes it to PREFIX.proof.json
+(--proof-out FILE), for "hypermesh cert verify --proof" (docs/ca.md, "Offline verification").
 
 With --stoq-identity the certificate is a STOQ identity (docs/ca.md, "Revocation in STOQ"):
 the key is an Ed25519 + FALCON-1024 pair, the CSR is for the Ed25519 key and the request
@@ -265,6 +346,7 @@ options:
   --stoq-identity     a STOQ identity: Ed25519 + FALCON-1024 key, node-identity PREFIX.key
   --identity-key FILE with --stoq-identity: certify this node-identity key file's keys
   --lifetime SECONDS  requested lifetime (default: the profile's maximum)
+  --proof-out FILE    where to write the certificate proof (default PREFIX.proof.json)
   --cluster FILE|DIR  cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR    node to submit to (default: the first)
   --timeout-ms MS     how long to wait for commit and publication (default 60000)
@@ -284,6 +366,7 @@ options:
         'stoq-identity': { type: 'boolean' },
         'identity-key': { type: 'string' },
         lifetime: { type: 'string' },
+        'proof-out': { type: 'string' },
       },
       [],
     );
@@ -307,6 +390,11 @@ options:
         : integerOption(values.lifetime, 'lifetime', { min: 1, max: 398 * 86_400 }, 1);
     const timeoutMs = timeoutOf(values['timeout-ms']);
     await checkOutputPrefix(values.out);
+    const proofFile = proofFileOf(values.out, values['proof-out']);
+    await checkOutputPath(
+      proofFile,
+      values['proof-out'] === undefined ? `--out ${values.out}` : `--proof-out ${proofFile}`,
+    );
     const tools = await import('../cert-tools.js');
     let csr: Uint8Array | string;
     let key: KeyObject | null = null;
@@ -329,7 +417,8 @@ options:
       csr = createCsr({ privateKey: key });
     }
     const out = values.out;
-    return withCluster(values, async ({ client, genesis, operatorKey }) => {
+    return withCluster(values, async (context) => {
+      const { client, genesis, operatorKey } = context;
       const published = await tools.requestCertificate({
         client,
         genesis,
@@ -361,7 +450,12 @@ options:
           throw new CliError(`cannot write the private key to ${out}.key: ${error.message}`, 1);
         });
       }
-      report(io, published, await writeOutputs(out, published, genesis, client));
+      const files = await writeOutputs(out, published, genesis, client);
+      report(io, published, files);
+      await writeCertificateProof(io, context, published.certificate, proofFile, timeoutMs, {
+        cert: files.cert,
+        hint: clusterHint(values),
+      });
       return 0;
     });
   },
@@ -372,11 +466,13 @@ const renew: Command = {
   summary: 'renew a certificate: a new one for the same key and names',
   help: `
 usage: hypermesh cert renew CERT --out PREFIX [--lifetime SECONDS] [--identity-key FILE]
-                            [--cluster FILE|DIR] [--node NAME|ADDR] [--timeout-ms MS]
+                            [--proof-out FILE] [--cluster FILE|DIR] [--node NAME|ADDR]
+                            [--timeout-ms MS]
 
 Submits a "ca" renew transaction for the certificate in CERT (PEM) from the operator key
 (the account that requested it), waits for the new certificate's publication and writes
-PREFIX.pem and PREFIX.chain.pem. The key stays the same.
+PREFIX.pem, PREFIX.chain.pem and the new certificate's proof PREFIX.proof.json (--proof-out
+FILE; as "cert request"). The key stays the same.
 
 A genesis bootstrap certificate (cluster init's: no committed request to re-issue) needs
 --identity-key FILE, the node-identity key file of the certificate's keys (e.g.
@@ -392,12 +488,18 @@ its profile's longest lifetime.
         out: { type: 'string' },
         lifetime: { type: 'string' },
         'identity-key': { type: 'string' },
+        'proof-out': { type: 'string' },
       },
       ['cert'],
     );
     if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
     const out = values.out;
     await checkOutputPrefix(out);
+    const proofFile = proofFileOf(out, values['proof-out']);
+    await checkOutputPath(
+      proofFile,
+      values['proof-out'] === undefined ? `--out ${out}` : `--proof-out ${proofFile}`,
+    );
     const timeoutMs = timeoutOf(values['timeout-ms']);
     const tools = await import('../cert-tools.js');
     const certificate = await readCertificate(positionals[0] as string);
@@ -411,7 +513,8 @@ its profile's longest lifetime.
       positionals[0] as string,
       values['identity-key'],
     );
-    return withCluster(values, async ({ client, genesis, operatorKey }) => {
+    return withCluster(values, async (context) => {
+      const { client, genesis, operatorKey } = context;
       const published = await tools.renewCertificate({
         client,
         genesis,
@@ -421,7 +524,12 @@ its profile's longest lifetime.
         ...(request === undefined ? {} : { request }),
         timeoutMs,
       });
-      report(io, published, await writeOutputs(out, published, genesis, client));
+      const files = await writeOutputs(out, published, genesis, client);
+      report(io, published, files);
+      await writeCertificateProof(io, context, published.certificate, proofFile, timeoutMs, {
+        cert: files.cert,
+        hint: clusterHint(values),
+      });
       return 0;
     });
   },
@@ -550,35 +658,88 @@ in CERT (PEM).
   },
 };
 
+const proof: Command = {
+  name: 'cert proof',
+  summary:
+    "fetch a certificate's proof of consensus publication and CT inclusion, for offline checks",
+  help: `
+usage: hypermesh cert proof CERT [--out FILE] [--cluster FILE|DIR] [--node NAME|ADDR]
+                            [--timeout-ms MS]
+
+Fetches from a node (--node, default the first) the proof that the certificate in CERT (PEM)
+was published by consensus and is in the transparency log, and writes it to FILE (default:
+CERT with .pem replaced by .proof.json): the log's quorum-signed tree head at the node's
+latest committed height (block header, commit with the validators' Ed25519 and FALCON-1024
+precommits, state proof of "ca/ct/head"), the state proofs of the certificate's record and
+revocation under the same header, and the audit path of its log entry at that tree size
+(docs/ca.md, "Offline verification"). The node is not trusted: the proof is verified against
+the genesis before it is written. "hypermesh cert verify CERT --proof FILE --genesis G" checks
+it with no network. "cert request" and "cert renew" write it already.
+
+Exit code 1 when the cluster has not published the certificate (or another one with its
+serial), when it is revoked, when the node's log has no entry for it, or when the node's answers
+do not verify.
+`,
+  async run(args, io) {
+    const { values, positionals } = parseWithPositionals(
+      args,
+      { ...clusterOptions, out: { type: 'string' } },
+      ['cert'],
+    );
+    const file = positionals[0] as string;
+    const out = values.out ?? `${file.replace(/\.pem$/, '')}.proof.json`;
+    await checkOutputPath(out, `--out ${out}`);
+    const certificate = await readCertificate(file);
+    const timeoutMs = timeoutOf(values['timeout-ms']);
+    return withCluster(values, async (context) => {
+      await writeCertificateProof(io, context, certificate, out, timeoutMs);
+      return 0;
+    });
+  },
+};
+
 const verify: Command = {
   name: 'cert verify',
   summary:
-    'verify a certificate offline: chain, name constraints, batch inclusion and FALCON signature',
+    'verify a certificate offline: chain, batch inclusion, FALCON signature, consensus and CT proof',
   help: `
-usage: hypermesh cert verify CERT [--bundle FILE] [--cluster FILE|DIR [--node NAME]]
+usage: hypermesh cert verify CERT [--bundle FILE] [--proof FILE --genesis FILE]
+                              [--cluster FILE|DIR [--node NAME]]
                               [--purpose serverAuth|clientAuth|any] [--at ISO-TIME]
 
 Runs the offline verifier (docs/ca.md, "Offline verification") on the first certificate in
-CERT (PEM) against the trust bundle FILE (ca/trust-bundle.json): the X.509 chain to
-the root, the cluster name constraint, the issuance reference, the Merkle inclusion of the
-certificate in its block's batch and the FALCON-1024 batch signature by the issuing
-validator's key, which the root FALCON key endorsed.
+CERT (PEM) against the trust bundle FILE (ca/trust-bundle.json; default with --genesis: the
+genesis's app.ca trust bundle): the X.509 chain to the root, the cluster name constraint, the
+issuance reference, the Merkle inclusion of the certificate in its block's batch and the
+FALCON-1024 batch signature by the issuing validator's key, which the root FALCON key endorsed.
+
+With --proof FILE (written by "cert request", "cert renew" or "cert proof") and --genesis FILE
+(the cluster's genesis.json: the trust bundle holds no validator set), also with no network:
+the consensus proof — the commit of the proof's block by more than 2/3 of the genesis
+validators' power (Ed25519 and, with requirePq, FALCON-1024) over a header whose state root
+opens the certificate's record (this certificate, its publication height and issuer), its
+revocation (not revoked as of that block) and the log's tree head — and the certificate's
+transparency-log inclusion: its entry (rebuilt from the certificate and the proven timestamp)
+and audit path lead to that tree head's root. Without --proof these two are not checked
+offline, and the output says so.
 
 With --cluster, also asks a node (--node, default the first) through the
 hypermesh.trustchain.ca.v1 "validate" RPC (docs/ca.md, "RPC"): the same chain check at the
 node's time, the committed revocation state, and inclusion in that node's CT log (--at does not
-apply there). At least one of --bundle and --cluster is needed. Exit code 0 when every check
-asked for says valid, 1 otherwise.
+apply there). At least one of --bundle, --genesis and --cluster is needed. Exit code 0 when
+every check asked for says valid, 1 otherwise (an invalid proof prints its reason and code).
 
 A genesis bootstrap certificate (cluster init's node, ACME and operator certificates) carries no
-issuance reference or batch proof: --bundle verifies its chain and says so (exit code 1 without
---cluster); --cluster checks it is published at height 1 (genesis), in the CT log, not revoked.
+issuance reference or batch proof: --bundle verifies its chain and says so (exit code 1 unless
+--proof or --cluster shows it published at height 1 (genesis), in the CT log, not revoked).
 `,
   async run(args, io) {
     const { values, positionals } = parseWithPositionals(
       args,
       {
         bundle: { type: 'string' },
+        proof: { type: 'string' },
+        genesis: { type: 'string' },
         purpose: { type: 'string' },
         at: { type: 'string' },
         cluster: { type: 'string' },
@@ -586,8 +747,19 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
       },
       ['cert'],
     );
-    if (values.bundle === undefined && values.cluster === undefined) {
-      throw new CliError('--bundle FILE or --cluster FILE|DIR is required (see --help)');
+    if (values.proof !== undefined && values.genesis === undefined) {
+      throw new CliError(
+        "--proof needs --genesis FILE (the cluster's genesis.json): the trust bundle holds no validator set to check the commit with",
+      );
+    }
+    if (
+      values.bundle === undefined &&
+      values.genesis === undefined &&
+      values.cluster === undefined
+    ) {
+      throw new CliError(
+        '--bundle FILE, --genesis FILE or --cluster FILE|DIR is required (see --help)',
+      );
     }
     const purpose = (values.purpose ?? 'any') as 'serverAuth' | 'clientAuth' | 'any';
     if (!['serverAuth', 'clientAuth', 'any'].includes(purpose)) {
@@ -596,18 +768,31 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
     const now = values.at === undefined ? new Date() : new Date(values.at);
     if (Number.isNaN(now.getTime())) throw new CliError(`--at ${values.at} is not a time`);
     const certificate = await readCertificate(positionals[0] as string);
+    const genesis = values.genesis === undefined ? null : await readGenesisFile(values.genesis);
+    const proofText = values.proof === undefined ? null : await readProofFile(values.proof);
     // A genesis bootstrap certificate verifies offline only up to its chain (no batch proof).
     let offlineComplete = true;
+    let bundle: TrustBundle | null = null;
     if (values.bundle !== undefined) {
       const bundleText = await readFile(values.bundle, 'utf8').catch((error: Error) => {
         throw new CliError(`cannot read ${values.bundle}: ${error.message}`);
       });
-      let bundle;
       try {
         bundle = parseTrustBundle(bundleText);
       } catch (error) {
         throw new CliError(`${values.bundle}: ${(error as Error).message}`);
       }
+    } else if (genesis !== null) {
+      const { genesisTrustBundle } = await import('../cert-tools.js');
+      bundle = genesisTrustBundle(genesis);
+    }
+    if (bundle !== null && genesis !== null && bundle.chainId !== genesis.chainId) {
+      io.out(
+        `invalid: the trust bundle is of chain ${bundle.chainId}, the genesis of ${genesis.chainId} (wrong_chain)\n`,
+      );
+      return 1;
+    }
+    if (bundle !== null) {
       try {
         const verified = verifyIssuedCertificate(certificate, bundle, { now, purpose });
         io.out(
@@ -623,7 +808,7 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
           // The verifier got past the chain, validity, purpose and name-constraint checks.
           io.out(
             'genesis bootstrap certificate: chain verified; no batch proof (issued at genesis, ' +
-              'outside consensus) — use --cluster to check the log and revocation\n',
+              'outside consensus) — use --proof or --cluster to check the log and revocation\n',
           );
           offlineComplete = false;
         } else if (error instanceof CaError) {
@@ -632,6 +817,36 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
         } else {
           throw error;
         }
+      }
+      if (proofText === null) {
+        io.out(
+          'not checked offline: the consensus proof (the commit of the block that published it) and ' +
+            'its transparency-log inclusion — pass --proof FILE --genesis FILE' +
+            (values.cluster === undefined ? '' : ' (--cluster asks a node below)') +
+            '\n',
+        );
+      }
+    }
+    if (proofText !== null && genesis !== null) {
+      const { CertificateProofError, parseCertificateProof, verifyCertificateProof } =
+        await import('../../trustchain/ca-module/certificate-proof.js');
+      const { describeCertificateProof } = await import('../cert-proof.js');
+      const { defaultFalcon } = await import('../../crypto/falcon.js');
+      try {
+        const verified = verifyCertificateProof(
+          certificate,
+          parseCertificateProof(proofText),
+          genesis,
+          defaultFalcon(),
+        );
+        for (const line of describeCertificateProof(verified)) io.out(`valid: ${line}\n`);
+        offlineComplete = true;
+      } catch (error) {
+        if (error instanceof CertificateProofError) {
+          io.out(`invalid: proof ${values.proof}: ${error.message} [${error.code}]\n`);
+          return 1;
+        }
+        throw error;
       }
     }
     if (values.cluster !== undefined) {
@@ -643,6 +858,24 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
     return offlineComplete ? 0 : 1;
   },
 };
+
+/** The proof file's text, refused before reading when larger than any valid proof. */
+async function readProofFile(file: string): Promise<string> {
+  const { MAX_CERTIFICATE_PROOF_BYTES } =
+    await import('../../trustchain/ca-module/certificate-proof.js');
+  const info = await stat(file).catch((error: Error) => {
+    throw new CliError(`cannot read ${file}: ${error.message}`);
+  });
+  if (!info.isFile()) throw new CliError(`${file} is not a file`);
+  if (info.size > MAX_CERTIFICATE_PROOF_BYTES) {
+    throw new CliError(
+      `${file} is larger than ${MAX_CERTIFICATE_PROOF_BYTES} bytes: not a certificate proof`,
+    );
+  }
+  return readFile(file, 'utf8').catch((error: Error) => {
+    throw new CliError(`cannot read ${file}: ${error.message}`);
+  });
+}
 
 async function genesisFor(values: { genesis?: string; cluster?: string }) {
   if (values.genesis !== undefined) return readGenesisFile(values.genesis);
@@ -834,6 +1067,7 @@ export const certCommands: readonly Command[] = [
   renew,
   revoke,
   show,
+  proof,
   verify,
   ctSth,
   ctVerify,

@@ -151,8 +151,13 @@ function headerOf(json: QuorumCheckpointJson['header']): BlockHeader {
  * (origin, size, root, heights, time), all re-derived by `parseQuorumCheckpoint` + verify.
  */
 export function quorumCheckpointToJson(checkpoint: QuorumCheckpoint): string {
+  return `${JSON.stringify(quorumCheckpointJson(checkpoint), null, 2)}\n`;
+}
+
+/** The JSON object of `quorumCheckpointToJson` (embedded as is in a certificate proof). */
+export function quorumCheckpointJson(checkpoint: QuorumCheckpoint): QuorumCheckpointJson {
   const head = decodeTreeHead(checkpoint.value);
-  const json: QuorumCheckpointJson = {
+  return {
     format: QUORUM_CHECKPOINT_FORMAT,
     version: 1,
     origin: ctLogOrigin(checkpoint.header.chainId),
@@ -166,7 +171,6 @@ export function quorumCheckpointToJson(checkpoint: QuorumCheckpoint): string {
     value: checkpoint.value === null ? null : toHex(checkpoint.value),
     proof: toHex(checkpoint.proof),
   };
-  return `${JSON.stringify(json, null, 2)}\n`;
 }
 
 /** Parses the JSON form; throws `MALFORMED` naming the field. Claims are not checked here. */
@@ -180,9 +184,23 @@ export function parseQuorumCheckpoint(text: string): {
   } catch (error) {
     throw new QuorumCheckpointError(C.MALFORMED, `not JSON: ${(error as Error).message}`);
   }
+  return quorumCheckpointFromJson(raw);
+}
+
+/**
+ * `parseQuorumCheckpoint` for a value already parsed from JSON (`what` names it in errors);
+ * throws `MALFORMED` naming the field.
+ */
+export function quorumCheckpointFromJson(
+  raw: unknown,
+  what = 'checkpoint',
+): {
+  readonly checkpoint: QuorumCheckpoint;
+  readonly claims: QuorumCheckpointJson;
+} {
   let json: QuorumCheckpointJson;
   try {
-    json = parseInput(jsonSchema, raw, 'checkpoint');
+    json = parseInput(jsonSchema, raw, what);
   } catch (error) {
     throw new QuorumCheckpointError(C.MALFORMED, (error as Error).message);
   }
@@ -192,7 +210,7 @@ export function parseQuorumCheckpoint(text: string): {
   } catch (error) {
     throw new QuorumCheckpointError(
       C.MALFORMED,
-      `checkpoint.commit does not decode: ${(error as Error).message}`,
+      `${what}.commit does not decode: ${(error as Error).message}`,
     );
   }
   return {

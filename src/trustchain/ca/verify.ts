@@ -29,8 +29,10 @@ import {
  * X.509 chain to the root (src/crypto/x509.ts `verifyChain`), the intermediate's name
  * constraint, the issuance reference, the Merkle inclusion of the certificate's leaf in its
  * block's batch, and the batch's FALCON-1024 signature by the issuing validator's key (which the
- * bundle ties to the root FALCON key). What it does not check yet: the block's quorum
- * certificate and revocation, which need the chain's state.
+ * bundle ties to the root FALCON key). The bundle cannot show that consensus published the
+ * certificate (the block's commit), its CT log inclusion or its revocation: a certificate proof
+ * with the genesis does the first two offline (ca-module/certificate-proof.ts,
+ * `cert verify --proof`), a node's `validate` all three.
  */
 
 export type VerifyFailure =
