@@ -153,6 +153,11 @@ export enum CaesarGenesisErrorCode {
   SUPPLY_MISMATCH = 'CAESAR_GENESIS_SUPPLY_MISMATCH',
   /** The staking section's validators do not match the consensus genesis validators. */
   VALIDATOR_MISMATCH = 'CAESAR_GENESIS_VALIDATOR_MISMATCH',
+  /**
+   * A staking section in a genesis without the `ca` module: a new validator needs a TrustChain
+   * intermediate (validator-intermediate.ts), which only the ca module can grant.
+   */
+  STAKING_WITHOUT_CA = 'CAESAR_GENESIS_STAKING_WITHOUT_CA',
 }
 
 export class CaesarGenesisError extends HyperMeshError<CaesarGenesisErrorCode> {}

@@ -8,6 +8,7 @@ import { CaesarGenesisError, CaesarGenesisErrorCode } from './errors.js';
 import { decimalsSchema, encodeTokenParams, tokenNameSchema, tokenSymbolSchema } from './params.js';
 import type { TokenParams } from './params.js';
 import { CAESAR_MODULE_NAME, PARAMS_KEY, balanceKey, caesarStateKey } from './state.js';
+import { CA_MODULE_NAME } from '../trustchain/ca-module/state.js';
 import { fromHex, toHex } from '../crypto/bytes.js';
 import { FALCON1024_PUBLIC_KEY_BYTES } from '../crypto/falcon.js';
 import { MAX_TOTAL_VOTING_POWER, STORAGE_ROOT_BYTES } from '../consensus/validator-set.js';
@@ -571,9 +572,22 @@ export function caesarInitialState(genesis: CaesarGenesis): InitialStateEntry[] 
 /**
  * The Caesar section of a genesis document's `app` data (`app.caesar`), parsed and checked; or
  * undefined when the genesis has none (the chain then has no ledger). Throws
- * `CaesarGenesisError` like `parseCaesarGenesis`, with paths under `caesarGenesis`.
+ * `CaesarGenesisError` like `parseCaesarGenesis`, with paths under `caesarGenesis`, and
+ * `STAKING_WITHOUT_CA` for a staking section in an `app` without the `ca` section: on such a
+ * chain `create-validator` would need no TrustChain intermediate, so any funded key could make
+ * itself a validator (issue 6: a new validator gets an intermediate through the governed
+ * procedure first). The node reads its genesis through here, so it refuses to start one.
  */
 export function caesarGenesisFromApp(app: GenesisAppState | undefined): CaesarGenesis | undefined {
   const section = app?.[CAESAR_MODULE_NAME];
-  return section === undefined ? undefined : parseCaesarGenesis(section);
+  if (section === undefined) return undefined;
+  const parsed = parseCaesarGenesis(section);
+  if (parsed.staking !== undefined && app?.[CA_MODULE_NAME] === undefined) {
+    throw new CaesarGenesisError(
+      CaesarGenesisErrorCode.STAKING_WITHOUT_CA,
+      `genesis app.${CAESAR_MODULE_NAME}.staking needs an app.${CA_MODULE_NAME} section: without the TrustChain CA any funded key could register a validator, which must first get an intermediate through the governed procedure (docs/ca.md)`,
+      { path: `app.${CAESAR_MODULE_NAME}.staking` },
+    );
+  }
+  return parsed;
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import {
   CAESAR_MODULE_NAME,
+  CREATE_VALIDATOR_OP,
+  CaesarError,
   CaesarStateError,
   CaesarStateErrorCode,
   JailReason,
@@ -21,10 +23,15 @@ import {
   caesarValidatorsQuery,
   caesarVotesQuery,
   compareAddresses,
+  consensusAddress,
+  decodeCaesarBody,
+  DELEGATE_OP,
   ed25519Address,
   formatAddress,
   formatConsensusAddress,
+  HYBRID_OP,
   sharesValue,
+  UNBOND_OP,
   verifyCaesarBalance,
   verifyCaesarDelegation,
   verifyCaesarFeePool,
@@ -41,6 +48,7 @@ import {
   verifyCaesarVotes,
 } from '../caesar/index.js';
 import type {
+  CaesarTx,
   GovParams,
   ProposalRecord,
   StakingParams,
@@ -93,7 +101,9 @@ import {
  * committed header, `hypermesh block verify`). Receipts and history are the node's own account
  * of the blocks it executed (no proof); `receipt` tells a transaction pending in the node's
  * mempool (`status: 'pending'`) from one it does not know (`NOT_FOUND`). `submitTx` hands a
- * Caesar transaction to the node's admission, as the node API does.
+ * Caesar transaction to the node's admission, as the node API does; `stake`, `unstake` and
+ * `delegate` do the same for the staking transactions each admits (`STAKING_METHOD_KINDS`,
+ * `stakingMethodAdmits`), refusing any other with INVALID_ARGUMENT before admission.
  */
 export const CAESAR_SERVICE_NAME = 'hypermesh.caesar.v1';
 
@@ -207,6 +217,63 @@ const position = z.strictObject({ height, index: count });
  * the client polls again (an unknown transaction is `NOT_FOUND` instead).
  */
 const pendingReceipt = z.strictObject({ status: z.literal('pending'), txHash });
+const submitRequest = z.strictObject({ tx: bytes({ min: 1, max: MAX_TX_BYTES }) });
+/** Admission's answer, as the node API's `submitTx`: the txHash, or the refusal's code. */
+const submitResponse = z.discriminatedUnion('ok', [
+  z.strictObject({ ok: z.literal(true), txHash }),
+  z.strictObject({
+    ok: z.literal(false),
+    txHash: txHash.optional(),
+    code: z.string().min(1).max(128),
+    message: z.string().max(4096),
+  }),
+]);
+
+/**
+ * The dedicated staking methods (docs/caesar.md, "RPC service"). Each admits only the staking
+ * transactions named here, so a client that means to stake cannot have a transfer or a vote
+ * admitted by mistake; `unjail` and `edit-validator` (no tokens move) and every other Caesar
+ * transaction go through `submitTx`.
+ *
+ * - `stake`: the validator's own stake: `create-validator`, or a `delegate` whose validator is
+ *   the sender's own consensus address (a self-bond from the operator account, what
+ *   `hypermesh stake bond` sends).
+ * - `unstake`: an `unbond`, plain or in a hybrid body (from a self-bond or any delegation).
+ * - `delegate`: a `delegate`, plain or in a hybrid body, to any validator (a plain one to the
+ *   sender's own validator is a self-bond, which `stake` admits too).
+ */
+export const STAKING_METHOD_KINDS = {
+  stake: ['create-validator', "delegate to the sender's own validator"],
+  unstake: ['unbond', 'hybrid unbond'],
+  delegate: ['delegate', 'hybrid delegate'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type StakingMethod = keyof typeof STAKING_METHOD_KINDS;
+
+/** Whether staking method `method` admits body `tx` signed by Ed25519 key `sender`. */
+export function stakingMethodAdmits(
+  method: StakingMethod,
+  tx: CaesarTx,
+  sender: Uint8Array,
+): boolean {
+  const inner = tx.op === HYBRID_OP ? tx.inner : tx;
+  switch (method) {
+    case 'stake':
+      return (
+        tx.op === CREATE_VALIDATOR_OP ||
+        (tx.op === DELEGATE_OP && bytesEqual(tx.validator, consensusAddress(sender)))
+      );
+    case 'unstake':
+      return inner.op === UNBOND_OP;
+    case 'delegate':
+      return inner.op === DELEGATE_OP;
+  }
+}
+
+/** How a refused transaction is named: its op, `hybrid <op>` inside a hybrid body. */
+function kindOf(tx: CaesarTx): string {
+  return tx.op === HYBRID_OP ? `hybrid ${tx.inner.op}` : tx.op;
+}
 
 export const caesarService = defineService({
   name: CAESAR_SERVICE_NAME,
@@ -348,19 +415,10 @@ export const caesarService = defineService({
       }),
       allow: anyone,
     }),
-    submitTx: unary({
-      request: z.strictObject({ tx: bytes({ min: 1, max: MAX_TX_BYTES }) }),
-      response: z.discriminatedUnion('ok', [
-        z.strictObject({ ok: z.literal(true), txHash }),
-        z.strictObject({
-          ok: z.literal(false),
-          txHash: txHash.optional(),
-          code: z.string().min(1).max(128),
-          message: z.string().max(4096),
-        }),
-      ]),
-      allow: anyone,
-    }),
+    submitTx: unary({ request: submitRequest, response: submitResponse, allow: anyone }),
+    stake: unary({ request: submitRequest, response: submitResponse, allow: anyone }),
+    unstake: unary({ request: submitRequest, response: submitResponse, allow: anyone }),
+    delegate: unary({ request: submitRequest, response: submitResponse, allow: anyone }),
     receipt: unary({
       request: z.strictObject({ txHash }),
       /** The committed transaction's receipt, or `pendingReceipt` while it waits in the mempool. */
@@ -906,23 +964,12 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
           if (!(error instanceof TransactionError)) throw error;
           return { ok: false as const, code: error.code, message: error.message };
         }
-        if (module !== CAESAR_MODULE_NAME) {
-          throw new StoqError(
-            StoqErrorCode.INVALID_ARGUMENT,
-            `this service takes ${CAESAR_MODULE_NAME} transactions, not ${module} (use the node API)`,
-            { reason: 'not-caesar', module },
-          );
-        }
-        const result = await source.submit(request.tx);
-        return result.ok
-          ? { ok: true as const, txHash: result.txHash }
-          : {
-              ok: false as const,
-              code: result.code,
-              message: result.message,
-              ...(result.txHash === undefined ? {} : { txHash: result.txHash }),
-            };
+        notCaesar(module);
+        return admit(source, request.tx);
       }),
+    stake: (request) => run(() => submitStaking(source, 'stake', request.tx)),
+    unstake: (request) => run(() => submitStaking(source, 'unstake', request.tx)),
+    delegate: (request) => run(() => submitStaking(source, 'delegate', request.tx)),
     receipt: (request) =>
       run(() => {
         // The receipt first: a committed transaction may linger in the mempool until its update.
@@ -942,6 +989,82 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
       }),
   });
 }
+
+/** INVALID_ARGUMENT for another module's transaction: this service admits Caesar's only. */
+function notCaesar(module: string): void {
+  if (module === CAESAR_MODULE_NAME) return;
+  throw new StoqError(
+    StoqErrorCode.INVALID_ARGUMENT,
+    `this service takes ${CAESAR_MODULE_NAME} transactions, not ${module} (use the node API)`,
+    { reason: 'not-caesar', module },
+  );
+}
+
+/** The node's admission, answered as `submitTx` answers. */
+async function admit(
+  source: CaesarRpcSource,
+  tx: Uint8Array,
+): Promise<z.output<typeof submitResponse>> {
+  const result = await source.submit(tx);
+  return result.ok
+    ? { ok: true as const, txHash: result.txHash }
+    : {
+        ok: false as const,
+        code: result.code,
+        message: result.message,
+        ...(result.txHash === undefined ? {} : { txHash: result.txHash }),
+      };
+}
+
+/**
+ * `stake`, `unstake`, `delegate`: the transaction is decoded (envelope and Caesar body) and
+ * refused with INVALID_ARGUMENT unless `method` admits it (`detail.reason` `wrong-kind`, with
+ * the kinds expected and the one given), before anything reaches admission. Admission then
+ * checks it in full (signature, sequence, stamp, the ledger's rules), as for `submitTx`.
+ */
+async function submitStaking(
+  source: CaesarRpcSource,
+  method: StakingMethod,
+  tx: Uint8Array,
+): Promise<z.output<typeof submitResponse>> {
+  let envelope: ReturnType<typeof decodeTransaction>;
+  try {
+    envelope = decodeTransaction(tx);
+  } catch (error) {
+    if (!(error instanceof TransactionError)) throw error;
+    throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, `not a transaction: ${error.message}`, {
+      reason: 'not-a-transaction',
+      code: error.code,
+    });
+  }
+  notCaesar(envelope.module);
+  let body: CaesarTx;
+  try {
+    body = decodeCaesarBody(envelope.body);
+  } catch (error) {
+    if (!(error instanceof CaesarError)) throw error;
+    throw new StoqError(
+      StoqErrorCode.INVALID_ARGUMENT,
+      `not a Caesar transaction body: ${error.message}`,
+      { reason: 'malformed-body', code: error.code },
+    );
+  }
+  const expected = STAKING_METHOD_KINDS[method];
+  if (!stakingMethodAdmits(method, body, envelope.sender)) {
+    const given = kindOf(body);
+    const described =
+      body.op === DELEGATE_OP && method === 'stake' ? 'delegate to another validator' : given;
+    throw new StoqError(
+      StoqErrorCode.INVALID_ARGUMENT,
+      `${method} admits ${expected.join(' or ')}, not ${described} (${STAKING_ROUTES})`,
+      { reason: 'wrong-kind', method, expected: [...expected], given },
+    );
+  }
+  return admit(source, tx);
+}
+
+const STAKING_ROUTES =
+  'create-validator and self-bonds go to stake, unbond to unstake, delegate to delegate, anything else to submitTx';
 
 function receiptView(found: TxReceiptView): TxReceiptView {
   return {
@@ -1010,6 +1133,15 @@ export interface CaesarRpcClient {
     options?: CallOptions,
   ): Promise<Proven<ReturnType<typeof votesViewOf>>>;
   submitTx(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
+  /**
+   * `create-validator`, or a self-bond (a `delegate` to the sender's own validator); another
+   * transaction is refused with INVALID_ARGUMENT (`detail.reason` `wrong-kind`), not admitted.
+   */
+  stake(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
+  /** An `unbond` (plain or hybrid); another transaction is refused as by `stake`. */
+  unstake(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
+  /** A `delegate` (plain or hybrid); another transaction is refused as by `stake`. */
+  delegate(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
   /**
    * The receipt of a committed transaction, or `pending` while the node's mempool holds it.
    * Rejects with NOT_FOUND (`detail.reason` `no-receipt`) for a transaction the node has
@@ -1113,6 +1245,9 @@ export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient 
       return checked(answer, votesViewOf(answer, proposal, answer.proofs));
     },
     submitTx: (tx, options) => rpc.call('submitTx', { tx }, options),
+    stake: (tx, options) => rpc.call('stake', { tx }, options),
+    unstake: (tx, options) => rpc.call('unstake', { tx }, options),
+    delegate: (tx, options) => rpc.call('delegate', { tx }, options),
     receipt: async (hash, options) => {
       const answer = await rpc.call('receipt', { txHash: hash }, options);
       return 'status' in answer ? { status: 'pending' } : { status: 'committed', receipt: answer };

@@ -542,6 +542,13 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
   if (wantsStaking && options.ledger === null) {
     throw new CliError('--staking needs the Caesar ledger; it cannot be combined with --no-caesar');
   }
+  if (wantsStaking && options.ca === false) {
+    // Without the ca module any funded key could register a validator: a new validator needs a
+    // TrustChain intermediate through the governed procedure (docs/caesar.md, "Staking").
+    throw new CliError(
+      '--staking needs the TrustChain CA (a new validator first gets an intermediate through the governed procedure, docs/ca.md); it cannot be combined with --no-ca',
+    );
+  }
   const stakingPlan = wantsStaking
     ? planStaking(options.staking ?? {}, power, options.validators)
     : null;

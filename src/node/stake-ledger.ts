@@ -6,7 +6,9 @@ import {
   JailReason,
   UNJAIL_OP,
   CREATE_VALIDATOR_OP,
+  DELEGATE_OP,
   EDIT_VALIDATOR_OP,
+  UNBOND_OP,
   caesarDelegationQuery,
   caesarGenesisFromApp,
   caesarStakingParamsQuery,
@@ -36,7 +38,13 @@ import type { QueryRequest, QueryResponse } from '../consensus/app.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import type { FalconKeyPair } from '../crypto/falcon.js';
+import {
+  stakingMethodAdmits,
+  type CaesarRpcClient,
+  type StakingMethod,
+} from '../faces/caesar-rpc.js';
 import { CliError } from './cli-error.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 import { committedRootsOf, type CommittedRoots } from './verified-root.js';
@@ -45,7 +53,9 @@ import { ledgerBody, ledgerToken } from './wallet-ledger.js';
 /**
  * The ledger side of `hypermesh stake`: the staking a chain's genesis defines, proven reads of
  * the validators, delegations and unbondings (docs/caesar.md, "Queries"), and staking
- * transactions through a node's API with `submitTransaction` (as `wallet send` does).
+ * transactions with `submitTransaction` (as `wallet send` does): the sequence is a proven read
+ * of the node API, and admission is the `hypermesh.caesar.v1` method for the transaction's kind
+ * (`stake`, `unstake`, `delegate`; `submitTx` for `unjail` and `edit-validator`).
  */
 
 /** Typed codes of the `stake` commands' own refusals (shown in brackets after the message). */
@@ -381,7 +391,10 @@ export function describeJail(record: ValidatorRecord): string {
 }
 
 export interface StakingTxRequest {
+  /** The node API: the sender's proven sequence and, with `wait`, the transaction's status. */
   readonly client: NodeRpcClient;
+  /** The same node's `hypermesh.caesar.v1`, whose staking method for the kind admits it. */
+  readonly caesar: CaesarRpcClient;
   readonly genesis: GenesisDocument;
   readonly privateKey: KeyObject;
   /**
@@ -395,9 +408,32 @@ export interface StakingTxRequest {
   readonly timeoutMs: number;
 }
 
+/**
+ * The `hypermesh.caesar.v1` method that admits `tx` signed by Ed25519 key `sender` (in a hybrid
+ * body when `hybrid`): `stake` for `create-validator` and a self-bond, `unstake` for `unbond`,
+ * `delegate` for a delegation to another validator (or from a hybrid account); null for
+ * `unjail` and `edit-validator`, which `submitTx` admits.
+ */
+export function stakingMethodFor(
+  tx: StakingTx,
+  sender: Uint8Array,
+  hybrid: boolean,
+): StakingMethod | null {
+  switch (tx.op) {
+    case CREATE_VALIDATOR_OP:
+      return 'stake';
+    case DELEGATE_OP:
+      return !hybrid && stakingMethodAdmits('stake', tx, sender) ? 'stake' : 'delegate';
+    case UNBOND_OP:
+      return 'unstake';
+    default:
+      return null;
+  }
+}
+
 /** Signs and submits a staking transaction (and waits for its commit when asked). */
 export async function sendStakingTx(request: StakingTxRequest): Promise<SubmitOutcome> {
-  const { client, genesis, privateKey, falcon, tx, wait, timeoutMs } = request;
+  const { client, caesar, genesis, privateKey, falcon, tx, wait, timeoutMs } = request;
   if (
     falcon !== undefined &&
     (tx.op === CREATE_VALIDATOR_OP || tx.op === UNJAIL_OP || tx.op === EDIT_VALIDATOR_OP)
@@ -408,8 +444,13 @@ export async function sendStakingTx(request: StakingTxRequest): Promise<SubmitOu
       { op: tx.op },
     );
   }
+  const method = stakingMethodFor(tx, ed25519RawPublicKey(privateKey), falcon !== undefined);
+  // The node API still proves the sequence and reports the status (the spread keeps the
+  // client's committed-roots checker); only admission goes to the staking method.
+  const admitting: NodeRpcClient =
+    method === null ? client : { ...client, submitTx: (bytes) => caesar[method](bytes) };
   return submitTransaction({
-    client,
+    client: admitting,
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,

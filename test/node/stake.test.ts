@@ -38,15 +38,18 @@ import {
   StakeErrorCode,
   readProvenDelegations,
 } from '../../src/node/stake-ledger.js';
-import { readWalletKey } from '../../src/node/wallet.js';
+import { readWalletKey, type WalletKey } from '../../src/node/wallet.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
 import { waitForCondition } from '../helpers/wait.js';
 
 /**
  * Caesar staking from `cluster init --staking` to `hypermesh stake`: the staking section the
- * ceremony writes (it matches the consensus validators, and bad flags are refused before
- * anything is written), and the stake commands against one in-process validator (it holds all
- * the voting power, so it commits alone).
+ * ceremony writes (it matches the consensus validators, and bad flags — `--no-ca` among them —
+ * are refused before anything is written; a genesis with staking but no TrustChain CA is
+ * refused by the node), and the stake commands against one in-process validator of a chain with
+ * the TrustChain CA (it holds all the voting power, so it commits alone). A new validator is
+ * added through the governed procedure: `cluster add-node`, `ca intermediate issue`, the
+ * holder's approval, then `stake create-validator` (refused before the intermediate).
  */
 let root: string;
 const nodes: ValidatorNode[] = [];
@@ -129,6 +132,22 @@ describe('cluster init --staking', () => {
           error.message,
         ),
     );
+    // A staking chain without the TrustChain CA (app.ca removed by hand) is refused: there,
+    // create-validator would need no intermediate.
+    const { ca, ...withoutCa } = genesis.app ?? {};
+    assert.ok(ca !== undefined);
+    for (const read of [
+      () => genesisApplication({ ...genesis, app: withoutCa }),
+      () => caesarGenesisFromApp(withoutCa),
+    ]) {
+      assert.throws(
+        read,
+        (error: unknown) =>
+          error instanceof CaesarGenesisError &&
+          error.code === CaesarGenesisErrorCode.STAKING_WITHOUT_CA &&
+          /genesis app\.caesar\.staking needs an app\.ca section/.test(error.message),
+      );
+    }
   });
 
   it('writes no staking section without --staking', async () => {
@@ -189,6 +208,11 @@ describe('cluster init --staking', () => {
       ],
       [['--validator-commission', '5'], /add --staking to write a staking section/],
       [['--staking', '--no-caesar'], /--staking needs the Caesar ledger/],
+      // Without the ca module any funded key could register a validator.
+      [
+        ['--staking', '--no-ca'],
+        /--staking needs the TrustChain CA \(a new validator first gets an intermediate through the governed procedure, docs\/ca\.md\); it cannot be combined with --no-ca/,
+      ],
     ];
     for (const [flags, pattern] of cases) {
       const result = await run([...clusterInitArgs(out, 2), ...flags]);
@@ -237,14 +261,13 @@ describe('hypermesh stake against a running validator', () => {
   }
 
   /**
-   * A one-validator staking chain in `dir` with its node running; `params` as the flags.
-   * `ca: false` (`--no-ca`): no ca module, so `create-validator` needs no TrustChain
-   * intermediate (docs/caesar.md; test/node/staking-cluster.test.ts covers the chain with one).
+   * A one-validator staking chain in `dir` with its node running; `params` as the flags. It has
+   * the TrustChain CA (`--staking` refuses `--no-ca`), so a new validator needs an intermediate
+   * first (`candidate`).
    */
   async function startStakingChain(
     dir: string,
     params: Record<string, string>,
-    options: { readonly ca?: false } = {},
   ): Promise<{ running: ValidatorNode; treasuryKeyFile: string }> {
     layout = await initCluster({
       out: path.join(root, dir),
@@ -253,7 +276,6 @@ describe('hypermesh stake against a running validator', () => {
       metricsBasePort: 0,
       ledger: { supply: 1000n, validatorAllocation: 10n, decimals: 6, symbol: 'TST' },
       staking: { params },
-      ...options,
     });
     assert.ok(layout.ledger !== null);
     const config = await loadValidatorNodeConfig(layout.nodes[0]?.configFile as string, {});
@@ -294,14 +316,82 @@ describe('hypermesh stake against a running validator', () => {
     assert.equal(sent.code, 0, sent.err + sent.out);
   }
 
+  /** `stake create-validator` for the node in `nodeDir` (self-bond and commission as given). */
+  function createValidator(nodeDir: string, selfBond: string, commission: string) {
+    return run([
+      'stake',
+      'create-validator',
+      '--node-dir',
+      nodeDir,
+      '--self-bond',
+      selfBond,
+      '--commission',
+      commission,
+      '--cluster',
+      layout.dir,
+      '--wait',
+    ]);
+  }
+
+  /**
+   * Node `name` added to the running chain and given what a new validator needs, through the
+   * governed procedure (docs/ca.md, "Adding a validator's intermediate"; the multi-process
+   * version is test/node/staking-cluster.test.ts): `cluster add-node` (its node certificate
+   * issued through consensus), 3 tokens from the treasury, then `ca intermediate issue` and
+   * node-1's approval (the only holder: it takes effect). Before the intermediate, its
+   * create-validator is refused at admission and nothing is submitted.
+   */
+  async function candidate(
+    name: string,
+    treasuryKeyFile: string,
+  ): Promise<{ dir: string; key: WalletKey }> {
+    const added = await run(['cluster', 'add-node', '--cluster', layout.dir, '--name', name]);
+    assert.equal(added.code, 0, added.err + added.out);
+    assert.match(added.out, /from the TrustChain CA \(serial [0-9a-f]+\)/);
+    const dir = path.join(layout.dir, name);
+    const key = await readWalletKey(path.join(dir, `${name}.key`));
+    await fund(treasuryKeyFile, formatAddress(ed25519Address(key.publicKey)), '3');
+
+    const early = await createValidator(dir, '1', '0');
+    assert.equal(early.code, 1, early.out + early.err);
+    assert.match(
+      early.err,
+      /node-1 refused the validator: CAESAR_VALIDATOR_NO_INTERMEDIATE: create-validator: key [0-9a-f]{64} holds no TrustChain intermediate in effect/,
+    );
+    assert.equal(await sequenceOf(key.publicKey), 0, 'nothing was submitted');
+
+    const issued = await run([
+      'ca',
+      'intermediate',
+      'issue',
+      '--cluster',
+      layout.dir,
+      '--node',
+      name,
+      '--json',
+    ]);
+    assert.equal(issued.code, 0, issued.err + issued.out);
+    const { hash } = JSON.parse(issued.out) as { hash: string };
+    const approved = await run([
+      'ca',
+      'intermediate',
+      'approve',
+      '--cluster',
+      layout.dir,
+      '--node',
+      'node-1',
+      '--hash',
+      hash,
+      '--json',
+    ]);
+    assert.equal(approved.code, 0, approved.err + approved.out);
+    assert.equal((JSON.parse(approved.out) as { active: string | null }).active, name);
+    return { dir, key };
+  }
+
   it('lists the set, delegates, unbonds, creates a validator and refuses bad input', async () => {
     // No issuance: stake then changes only by the transactions below.
-    const { running, treasuryKeyFile } = await startStakingChain(
-      'live',
-      { blockReward: '0' },
-      // It registers another ceremony's node, which holds no intermediate of this chain.
-      { ca: false },
-    );
+    const { running, treasuryKeyFile } = await startStakingChain('live', { blockReward: '0' });
     await firstBlock(running);
     const node1 = layout.nodes[0]?.id as string;
 
@@ -552,18 +642,11 @@ describe('hypermesh stake against a running validator', () => {
     );
     assert.equal((await validators())[0]?.commissionBps, 100);
 
-    // A new validator from another ceremony's node directory (keys and plot), funded first.
-    const other = await initCluster({
-      out: path.join(root, 'other'),
-      validators: 1,
-      basePort: 0,
-      metricsBasePort: 0,
-    });
-    const newDir = other.nodes[0]?.dir as string;
-    const newKey = await readWalletKey(path.join(newDir, 'node-1.key'));
+    // A new validator: node-2, added to the cluster, funded and given its intermediate.
+    const { dir: newDir, key: newKey } = await candidate('node-2', treasuryKeyFile);
+    const newKeyFile = path.join(newDir, 'node-2.key');
     const newAddress = formatAddress(Buffer.from(consensusAddress(newKey.publicKey)));
     assert.equal(newAddress.length, 40);
-    await fund(treasuryKeyFile, formatAddress(ed25519Address(newKey.publicKey)), '3');
 
     const badCreate: [string[], RegExp][] = [
       [
@@ -588,23 +671,14 @@ describe('hypermesh stake against a running validator', () => {
         /holds a "ed25519" key; --falcon-key needs a FALCON-1024 key .*\[STAKE_BAD_VALIDATOR_IDENTITY\]/,
       ],
       [
-        [
-          '--key',
-          path.join(newDir, 'node-1.key'),
-          '--storage-root',
-          'xyz',
-          '--self-bond',
-          '1',
-          '--commission',
-          '0',
-        ],
+        ['--key', newKeyFile, '--storage-root', 'xyz', '--self-bond', '1', '--commission', '0'],
         /--storage-root "xyz" is not a storage root: expected 64 hex digits .*\[STAKE_BAD_VALIDATOR_IDENTITY\]/,
       ],
       [
         // node-1's plot belongs to another key.
         [
           '--key',
-          path.join(newDir, 'node-1.key'),
+          newKeyFile,
           '--plot',
           path.join(layout.nodes[0]?.dir as string, 'storage.plot'),
           '--self-bond',
@@ -615,7 +689,7 @@ describe('hypermesh stake against a running validator', () => {
         /is plotted for key [0-9a-f]{64}, not the validator's key .*\[STAKE_BAD_VALIDATOR_IDENTITY\]/,
       ],
       [
-        ['--key', path.join(newDir, 'node-1.key'), '--self-bond', '1', '--commission', '0'],
+        ['--key', newKeyFile, '--self-bond', '1', '--commission', '0'],
         /give the storage root with --storage-root HEX or --plot FILE/,
       ],
     ];
@@ -626,19 +700,7 @@ describe('hypermesh stake against a running validator', () => {
     }
     assert.equal(await sequenceOf(newKey.publicKey), 0, 'nothing was submitted');
 
-    const created = await run([
-      'stake',
-      'create-validator',
-      '--node-dir',
-      newDir,
-      '--self-bond',
-      '2',
-      '--commission',
-      '5%',
-      '--cluster',
-      layout.dir,
-      '--wait',
-    ]);
+    const created = await createValidator(newDir, '2', '5%');
     assert.equal(created.code, 0, created.err + created.out);
     assert.match(
       created.out,
@@ -727,7 +789,7 @@ describe('hypermesh stake against a running validator', () => {
           },
           {
             validator: newAddress,
-            name: null,
+            name: 'node-2',
             shares: '1000000',
             tokens: '1000000',
             worth: '1',
@@ -762,7 +824,7 @@ describe('hypermesh stake against a running validator', () => {
         `^${aliceAddress}: 2 delegation\\(s\\) worth 2\\.5 TST \\(2500000 base units\\), 1 unbonding entry\\(ies\\) of 0\\.5 TST \\(500000 base units\\)\\n` +
           `  height \\d+, 2 validator\\(s\\) read, proofs verified against state root [0-9a-f]{64} \\(node-1\\)\\n` +
           `delegation to ${node1} \\(node-1\\): 1500000 shares worth 1\\.5 TST \\(1500000 base units\\), jailed: no\\n` +
-          `delegation to ${newAddress}: 1000000 shares worth 1 TST \\(1000000 base units\\), jailed: no\\n` +
+          `delegation to ${newAddress} \\(node-2\\): 1000000 shares worth 1 TST \\(1000000 base units\\), jailed: no\\n` +
           `unbonding 0\\.5 TST \\(500000 base units\\) from ${node1} \\(node-1\\): unbonded at height ${committedAt}, returns to the balance at the end of block ${completion}\\n$`,
       ),
     );
@@ -857,11 +919,10 @@ describe('hypermesh stake against a running validator', () => {
   it('hands a created validator to consensus at the next epoch', async () => {
     const first = nodes.shift();
     await first?.stop();
-    const { running, treasuryKeyFile } = await startStakingChain(
-      'epoch',
-      { epochBlocks: '4', blockReward: '0' },
-      { ca: false },
-    );
+    const { running, treasuryKeyFile } = await startStakingChain('epoch', {
+      epochBlocks: '4',
+      blockReward: '0',
+    });
     assert.deepEqual(
       {
         count: running.driver.status().validators.count,
@@ -869,29 +930,9 @@ describe('hypermesh stake against a running validator', () => {
       },
       { count: 1, power: 10 },
     );
-    const joiner = await initCluster({
-      out: path.join(root, 'joiner'),
-      validators: 1,
-      basePort: 0,
-      metricsBasePort: 0,
-      ledger: null,
-    });
-    const joinerDir = joiner.nodes[0]?.dir as string;
-    const joinerKey = await readWalletKey(path.join(joinerDir, 'node-1.key'));
-    await fund(treasuryKeyFile, formatAddress(ed25519Address(joinerKey.publicKey)), '3');
-    const created = await run([
-      'stake',
-      'create-validator',
-      '--node-dir',
-      joinerDir,
-      '--self-bond',
-      '2',
-      '--commission',
-      '250',
-      '--cluster',
-      layout.dir,
-      '--wait',
-    ]);
+    await firstBlock(running);
+    const { dir: joinerDir, key: joinerKey } = await candidate('node-2', treasuryKeyFile);
+    const created = await createValidator(joinerDir, '2', '250');
     assert.equal(created.code, 0, created.err + created.out);
     const createdAt = Number(/committed at height (\d+), code 0/.exec(created.out)?.[1]);
 

@@ -43,8 +43,11 @@ import { waitForCondition } from '../helpers/wait.js';
  * answers. The node joining a live cluster (its certificate issued through consensus) is
  * test/node/staking-cluster.test.ts.
  *
- * The last part runs the cluster (multi-process: needs `npm run build`): node-3, its
- * configuration cut down to list node-1 only, becomes a validator, and node-2 — which lists
+ * The last part runs a staking cluster of its own (multi-process: needs `npm run build`; a
+ * staking chain has the TrustChain CA, `cluster init` refuses `--staking` with `--no-ca`):
+ * node-3, added to the running cluster, its configuration cut down to list node-1 only, gets its
+ * intermediate through the governed procedure (`ca intermediate issue`, both holders'
+ * approvals) and becomes a validator, and node-2 — which lists
  * neither it nor is listed by it — dials it, having found it in the service catalog
  * (src/node/discovered-validators.ts): with three validators of power 10, every commit needs
  * node-3's and node-2's votes.
@@ -55,15 +58,7 @@ let clusterDir: string;
 before(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'hypermesh-add-node-'));
   clusterDir = path.join(root, 'cluster');
-  const init = await runCli([
-    ...clusterInitArgs(clusterDir, 2),
-    '--no-ca',
-    '--staking',
-    '--staking-param',
-    'epochBlocks=2',
-    '--staking-param',
-    'blockReward=0',
-  ]);
+  const init = await runCli([...clusterInitArgs(clusterDir, 2), '--no-ca']);
   assert.equal(init.code, 0, init.err);
 });
 
@@ -92,7 +87,10 @@ describe('hypermesh cluster add-node', () => {
       ['node-1', 'node-2'],
     );
     const node1 = await loadValidatorNodeConfig(path.join(clusterDir, 'node-1', 'config.json'), {});
-    assert.deepEqual(config.peers[0]?.address, { host: node1.stoq.host, port: node1.stoq.port });
+    assert.deepEqual(config.peers[0]?.address, {
+      host: node1.stoq.host,
+      port: node1.stoq.port,
+    });
     assert.ok(config.stoq.port > 0 && config.stoq.port !== node1.stoq.port);
     assert.ok(config.metrics !== null && config.metrics.port > 0);
     assert.equal(config.ca, null);
@@ -267,7 +265,10 @@ describe('hypermesh cluster add-node', () => {
       stolen,
       JSON.stringify({
         ...config,
-        identity: { keyFile: '../node-1/node-1.key', certificateFile: '../node-1/node-1.pem' },
+        identity: {
+          keyFile: '../node-1/node-1.key',
+          certificateFile: '../node-1/node-1.pem',
+        },
       }),
     );
     const stolenConfig = await loadValidatorNodeConfig(stolen, {});
@@ -322,22 +323,6 @@ function height(name: string): number {
   return nodes.get(name)?.committedHeight() ?? 0;
 }
 
-function createValidator(nodeDir: string): ReturnType<typeof runCli> {
-  return runCli([
-    'stake',
-    'create-validator',
-    '--node-dir',
-    nodeDir,
-    '--self-bond',
-    '10',
-    '--commission',
-    '0',
-    '--cluster',
-    clusterDir,
-    '--wait',
-  ]);
-}
-
 describe('a joined validator that lists one node (issue 3)', { timeout: 150_000 }, () => {
   let session: OperatorSession | undefined;
 
@@ -347,18 +332,30 @@ describe('a joined validator that lists one node (issue 3)', { timeout: 150_000 
   });
 
   it('is dialled by the validators it does not list, and commits with them', async () => {
-    // Fast empty blocks; node-3 (written by the first test) lists node-1 only.
-    for (const name of ['node-1', 'node-2', 'node-3']) {
+    // A staking chain has the TrustChain CA (cluster init refuses --staking with --no-ca): its
+    // own two-validator cluster, running, then node-3 added through the governed procedure.
+    const clusterDir = path.join(root, 'staking-ca');
+    const init = await runCli([
+      ...clusterInitArgs(clusterDir, 2),
+      '--staking',
+      '--staking-param',
+      'epochBlocks=2',
+      '--staking-param',
+      'blockReward=0',
+    ]);
+    assert.equal(init.code, 0, init.err);
+    const fastBlocks = async (name: string, onlyPeer?: string): Promise<void> => {
       const file = path.join(clusterDir, name, 'config.json');
       const config = JSON.parse(await readFile(file, 'utf8')) as {
         consensus: { idleBlockIntervalMs: number };
         peers: { name: string }[];
       };
       config.consensus.idleBlockIntervalMs = 200;
-      if (name === 'node-3') config.peers = config.peers.filter((peer) => peer.name === 'node-1');
+      if (onlyPeer !== undefined)
+        config.peers = config.peers.filter((peer) => peer.name === onlyPeer);
       await writeFile(file, `${JSON.stringify(config, null, 2)}\n`);
-    }
-    for (const name of ['node-1', 'node-2', 'node-3']) {
+    };
+    const start = (name: string): ValidatorProcess => {
       const node = spawnValidator(name, path.join(clusterDir, name, 'config.json'), {
         logFile: path.join(root, `${name}.log`),
       });
@@ -370,12 +367,30 @@ describe('a joined validator that lists one node (issue 3)', { timeout: 150_000 
       });
       void node.exited.then(() => activity.emit('line'));
       nodes.set(name, node);
-    }
-    await Promise.all([...nodes.values()].map((node) => node.ready));
+      return node;
+    };
+    for (const name of ['node-1', 'node-2']) await fastBlocks(name);
+    await Promise.all(['node-1', 'node-2'].map((name) => start(name).ready));
     await until(
-      () => ['node-1', 'node-2', 'node-3'].every((name) => height(name) >= 2),
+      () => ['node-1', 'node-2'].every((name) => height(name) >= 2),
       () =>
-        `the nodes to commit height 2 (${[...nodes.keys()].map((n) => `${n}@${height(n)}`).join(' ')})`,
+        `the genesis validators to commit height 2 (node-1@${height('node-1')} node-2@${height('node-2')})`,
+    );
+    // node-3: its certificate issued by the running cluster; it lists node-1 only.
+    const added = await runCli([
+      'cluster',
+      'add-node',
+      '--cluster',
+      clusterDir,
+      '--name',
+      'node-3',
+    ]);
+    assert.equal(added.code, 0, added.err + added.out);
+    await fastBlocks('node-3', 'node-1');
+    await start('node-3').ready;
+    await until(
+      () => height('node-3') >= 2,
+      () => `node-3 to follow the chain (at ${height('node-3')})`,
     );
     session = await openOperatorSession(await loadClusterTarget(clusterDir));
     const nodeDir = path.join(clusterDir, 'node-3');
@@ -394,17 +409,72 @@ describe('a joined validator that lists one node (issue 3)', { timeout: 150_000 
       '--wait',
     ]);
     assert.equal(funded.code, 0, funded.err);
+    /** Runs `args` again after the next commit while a node's own transaction holds the sequence. */
+    const retried = async (args: string[]): ReturnType<typeof runCli> => {
+      let result = await runCli(args);
+      for (
+        let attempt = 1;
+        attempt < 10 &&
+        /MEMPOOL_SEQUENCE_TAKEN|TX_SEQUENCE_USED/.test(result.err) &&
+        result.code !== 0;
+        attempt++
+      ) {
+        const next = height('node-1') + 1;
+        await until(
+          () => height('node-1') >= next,
+          () => `node-1 to commit ${next}`,
+        );
+        result = await runCli(args);
+      }
+      return result;
+    };
+    // Its intermediate through the governed procedure: issued, then approved by both holders.
+    const issued = await runCli([
+      'ca',
+      'intermediate',
+      'issue',
+      '--cluster',
+      clusterDir,
+      '--node',
+      'node-3',
+      '--json',
+    ]);
+    assert.equal(issued.code, 0, issued.err + issued.out);
+    const { hash } = JSON.parse(issued.out) as { hash: string };
+    for (const [holder, active] of [
+      ['node-1', null],
+      ['node-2', 'node-3'],
+    ] as const) {
+      const approved = await retried([
+        'ca',
+        'intermediate',
+        'approve',
+        '--cluster',
+        clusterDir,
+        '--node',
+        holder,
+        '--hash',
+        hash,
+        '--json',
+      ]);
+      assert.equal(approved.code, 0, approved.err + approved.out);
+      assert.equal((JSON.parse(approved.out) as { active: string | null }).active, active);
+    }
     // node-3 signs its own catalog registrations with the same key: a transaction of its may
     // hold the sequence the CLI read, and then it tries again after the next commit.
-    let created = await createValidator(nodeDir);
-    for (let attempt = 1; attempt < 10 && /MEMPOOL_SEQUENCE_TAKEN/.test(created.err); attempt++) {
-      const next = height('node-1') + 1;
-      await until(
-        () => height('node-1') >= next,
-        () => `node-1 to commit ${next}`,
-      );
-      created = await createValidator(nodeDir);
-    }
+    const created = await retried([
+      'stake',
+      'create-validator',
+      '--node-dir',
+      nodeDir,
+      '--self-bond',
+      '10',
+      '--commission',
+      '0',
+      '--cluster',
+      clusterDir,
+      '--wait',
+    ]);
     assert.equal(created.code, 0, created.out + created.err);
     await until(
       () => logged('node-3', 'this node is in the validator set').length > 0,

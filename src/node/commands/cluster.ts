@@ -193,7 +193,9 @@ ledger options (amounts in whole tokens):
 staking options (docs/caesar.md, "Staking"):
   --staking                     add the staking section: the validator set then follows stake.
                                 Each validator self-bonds its consensus power (${DEFAULT_VALIDATOR_POWER}) × powerUnit,
-                                out of the supply (the treasury gets less)
+                                out of the supply (the treasury gets less). Needs the
+                                TrustChain CA (not with --no-ca): a new validator first gets
+                                an intermediate through the governed procedure
   --staking-param NAME=VALUE    a staking parameter (repeatable; amounts in base units), e.g.
                                 epochBlocks=10; the others keep their defaults:
                                 ${Object.entries(DEFAULT_STAKING_PARAMS)

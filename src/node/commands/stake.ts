@@ -1,4 +1,10 @@
-import type { NodeRpcClient, TxReceiptView } from '../../consensus/net/index.js';
+import {
+  createNodeRpcClient,
+  type NodeRpcClient,
+  type TxReceiptView,
+} from '../../consensus/net/index.js';
+import { createCaesarRpcClient, type CaesarRpcClient } from '../../faces/caesar-rpc.js';
+import { withCommittedRoots, type VerifiedRootCache } from '../verified-root.js';
 import { fromHex, toHex } from '../../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../../crypto/ed25519.js';
 import type { Command } from '../commands.js';
@@ -9,8 +15,10 @@ import { readGenesisFile } from '../cluster-layout.js';
 import {
   DEFAULT_CLUSTER_FILE,
   loadClusterTarget,
+  openOperatorParts,
   openOperatorSession,
   type ClusterTarget,
+  type OperatorSession,
 } from '../operator.js';
 import { integerOption } from './cluster.js';
 import { amountOption, describeAmount, pickNode, reportSubmission } from './wallet.js';
@@ -172,6 +180,27 @@ export function signerAccount(signer: LedgerSigner): Uint8Array {
 }
 
 /**
+ * An operator session (operator.ts) that also reaches each node's `hypermesh.caesar.v1`: the
+ * node API clients check state roots against committed headers, and both services are served
+ * by the node dialled (the endpoint refuses another identity at its address).
+ */
+async function openLedgerSession(target: ClusterTarget): Promise<
+  OperatorSession & {
+    caesar(node: string): CaesarRpcClient;
+  }
+> {
+  const opened = await openOperatorParts(target);
+  const cache: VerifiedRootCache = new Map();
+  const { endpoint } = opened.parts;
+  return {
+    client: (node) =>
+      withCommittedRoots(createNodeRpcClient({ endpoint, peer: node }), opened.genesis, { cache }),
+    caesar: (node) => createCaesarRpcClient({ endpoint, peer: node }),
+    close: () => opened.close(),
+  };
+}
+
+/**
  * Signs, submits and reports one ledger transaction (`send` builds and sends it: staking here,
  * governance in gov.ts), running `after` once it was admitted or applied. Once committed, the
  * receipt's events are printed as `wallet send --wait` prints them (`describeEvent`, from the
@@ -185,6 +214,7 @@ export async function submitLedgerTx<Tx>(
   tx: Tx,
   send: (request: {
     client: NodeRpcClient;
+    caesar: CaesarRpcClient;
     genesis: GenesisDocument;
     privateKey: KeyObject;
     falcon?: FalconKeyPair | undefined;
@@ -199,10 +229,11 @@ export async function submitLedgerTx<Tx>(
 ): Promise<number> {
   const timeoutMs = timeoutOf(values);
   const wait = values.wait ?? false;
-  const session = await openOperatorSession(context.target);
+  const session = await openLedgerSession(context.target);
   try {
     const outcome = await send({
       client: session.client(context.node.name),
+      caesar: session.caesar(context.node.name),
       genesis: context.genesis,
       privateKey: signer.privateKey,
       falcon: signer.falcon,
