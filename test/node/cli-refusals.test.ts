@@ -62,6 +62,48 @@ describe('cert request: an --out PREFIX that cannot be written', () => {
     assert.equal((await readdir(sub)).length, 1, 'no PREFIX.key was written');
   });
 
+  it('refuses a --proof-out that is the key, certificate or chain it writes, or its input', async () => {
+    const sub = await mkdtemp(path.join(dir, 'proof-out-'));
+    const prefix = path.join(sub, 'www');
+    for (const target of ['www.key', 'www.pem', 'www.chain.pem']) {
+      const result = await runCli([
+        'cert',
+        'request',
+        '--out',
+        prefix,
+        '--proof-out',
+        path.join(sub, target),
+        '--dns',
+        'x.hypermesh',
+        '--cluster',
+        path.join(dir, 'no-cluster'),
+      ]);
+      assert.equal(result.code, 2, result.err);
+      assert.match(result.err, new RegExp(`would overwrite .*${target.replaceAll('.', '\\.')}`));
+    }
+    const renew = await runCli([
+      'cert',
+      'renew',
+      path.join(sub, 'old.pem'),
+      '--out',
+      prefix,
+      '--proof-out',
+      path.join(sub, 'old.pem'),
+    ]);
+    assert.equal(renew.code, 2, renew.err);
+    assert.match(renew.err, /would overwrite .*old\.pem/);
+    const proof = await runCli([
+      'cert',
+      'proof',
+      path.join(sub, 'old.pem'),
+      '--out',
+      path.join(sub, 'old.pem'),
+    ]);
+    assert.equal(proof.code, 2, proof.err);
+    assert.match(proof.err, /would overwrite the certificate/);
+    assert.deepEqual(await readdir(sub), [], 'nothing was written');
+  });
+
   it('refuses a bad --timeout-ms before generating a key', async () => {
     const result = await runCli([
       'cert',

@@ -1,4 +1,5 @@
 import { lstat, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { NodeRpcClient } from '../../consensus/net/index.js';
@@ -166,8 +167,30 @@ async function checkOutputPrefix(out: string): Promise<void> {
 }
 
 /** Where `cert request|renew` write the certificate proof: --proof-out FILE, else PREFIX.proof.json. */
-function proofFileOf(out: string, proofOut: string | undefined): string {
-  return proofOut ?? `${out}.proof.json`;
+/**
+ * Where the certificate proof goes; refused (exit 2) when that is a file the same command
+ * writes or reads (`--out`'s key, certificate and chain, `inputs`): the proof would replace it.
+ */
+function proofFileOf(
+  out: string,
+  proofOut: string | undefined,
+  inputs: readonly (string | undefined)[] = [],
+): string {
+  const file = proofOut ?? `${out}.proof.json`;
+  const flag = proofOut === undefined ? `--out ${out}` : `--proof-out ${file}`;
+  const taken = [
+    `${out}.pem`,
+    `${out}.chain.pem`,
+    `${out}.key`,
+    ...inputs.filter((input) => input !== undefined),
+  ];
+  const clash = taken.find((other) => path.resolve(other) === path.resolve(file));
+  if (clash !== undefined) {
+    throw new CliError(
+      `${flag}: the certificate proof would overwrite ${clash}, which this command also uses; choose another file`,
+    );
+  }
+  return file;
 }
 
 /**
@@ -390,7 +413,10 @@ options:
         : integerOption(values.lifetime, 'lifetime', { min: 1, max: 398 * 86_400 }, 1);
     const timeoutMs = timeoutOf(values['timeout-ms']);
     await checkOutputPrefix(values.out);
-    const proofFile = proofFileOf(values.out, values['proof-out']);
+    const proofFile = proofFileOf(values.out, values['proof-out'], [
+      values.csr,
+      values['identity-key'],
+    ]);
     await checkOutputPath(
       proofFile,
       values['proof-out'] === undefined ? `--out ${values.out}` : `--proof-out ${proofFile}`,
@@ -495,7 +521,10 @@ its profile's longest lifetime.
     if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
     const out = values.out;
     await checkOutputPrefix(out);
-    const proofFile = proofFileOf(out, values['proof-out']);
+    const proofFile = proofFileOf(out, values['proof-out'], [
+      positionals[0],
+      values['identity-key'],
+    ]);
     await checkOutputPath(
       proofFile,
       values['proof-out'] === undefined ? `--out ${out}` : `--proof-out ${proofFile}`,
@@ -688,6 +717,9 @@ do not verify.
     );
     const file = positionals[0] as string;
     const out = values.out ?? `${file.replace(/\.pem$/, '')}.proof.json`;
+    if (path.resolve(out) === path.resolve(file)) {
+      throw new CliError(`--out ${out}: the certificate proof would overwrite the certificate`);
+    }
     await checkOutputPath(out, `--out ${out}`);
     const certificate = await readCertificate(file);
     const timeoutMs = timeoutOf(values['timeout-ms']);

@@ -82,6 +82,8 @@ export interface CertificateProof {
   readonly checkpoint: QuorumCheckpoint;
   /** The claims the checkpoint's JSON states beside it (checked when present). */
   readonly checkpointClaims?: QuorumCheckpointJson;
+  /** The publication height and issuer the file states (checked against the record when present). */
+  readonly recordClaims?: { readonly publishedAt: number; readonly issuer: string };
   readonly record: ProvenValue;
   readonly revocation: ProvenValue;
   readonly log: {
@@ -225,6 +227,7 @@ export function parseCertificateProof(text: string): CertificateProof {
     certificateSha256: fromHex(json.certificateSha256),
     checkpoint: parsed.checkpoint,
     checkpointClaims: parsed.claims,
+    recordClaims: { publishedAt: json.publishedAt, issuer: json.issuer },
     record: provenOf(json.certificateRecord),
     revocation: provenOf(json.revocation),
     log: {
@@ -354,6 +357,15 @@ export function verifyCertificateProof(
       C.NOT_PUBLISHED,
       `the chain published another certificate with serial ${toHex(serial)}`,
       { height: header.height },
+    );
+  }
+  const claims = proof.recordClaims;
+  if (
+    claims !== undefined &&
+    (claims.publishedAt !== record.publishedAt || claims.issuer !== record.issuer)
+  ) {
+    return malformed(
+      `the proof states publication at height ${claims.publishedAt} by ${JSON.stringify(claims.issuer)}, the proven record at height ${record.publishedAt} by ${JSON.stringify(record.issuer)}`,
     );
   }
   const { leafIndex, timestamp, auditPath } = proof.log;

@@ -60,6 +60,8 @@ interface ProofJson {
   certificateRecord: { value: string | null };
   revocation: { value: string | null };
   log: { leafIndex: number; timestamp: number; auditPath: string[] };
+  publishedAt: number;
+  issuer: string;
 }
 
 function flipHex(hex: string, at: number): string {
@@ -234,6 +236,17 @@ describe('certificate proof: consensus and transparency, offline', () => {
             void (j.checkpoint.header.appStateRoot = flipHex(j.checkpoint.header.appStateRoot, 3)),
         ),
       refusedWith(Code.COMMIT_INVALID),
+    );
+  });
+
+  it('a publication height or issuer other than the proven record is refused', () => {
+    assert.throws(
+      () => verifyEdited((j) => void (j.issuer = 'node-9')),
+      refusedWith(Code.MALFORMED),
+    );
+    assert.throws(
+      () => verifyEdited((j) => void (j.publishedAt = j.publishedAt + 1)),
+      refusedWith(Code.MALFORMED),
     );
   });
 
