@@ -106,6 +106,13 @@ export function acmeErrorForCaRefusal(code: string, message: string): AcmeIssuer
       detail,
     );
   }
+  if (code === 'CA_RATE_LIMITED') {
+    return new AcmeIssuerError(
+      AcmeIssuerErrorCode.RATE_LIMITED,
+      `the CA's issuance rate limit is reached: ${message}`,
+      detail,
+    );
+  }
   if (code === 'CA_REQUEST_INVALID') {
     return new AcmeIssuerError(
       AcmeIssuerErrorCode.BAD_CSR,

@@ -21,6 +21,7 @@ import {
   dcvIdentifier,
   signDcvAttestation,
   verifyDcvAttestation,
+  type DcvElectorate,
 } from '../trustchain/ca-module/dcv.js';
 import { requesterFor, type CaIssuer, type CaModuleConfig } from '../trustchain/ca-module/index.js';
 
@@ -36,7 +37,8 @@ import { requesterFor, type CaIssuer, type CaModuleConfig } from '../trustchain/
  *   issuance";
  * - the collector is what the node's ACME server calls after a challenge validated locally: it
  *   asks every current intermediate holder (itself locally, the others over STOQ) in parallel
- *   with a deadline and returns the attestations that verify and say ok.
+ *   with a deadline and returns the attestations that verify and say ok, with the committed
+ *   validator set's voting powers the server counts them against (the module's `dcvQuorum`).
  */
 
 /** Corroborations one caller may have running at once on a node. */
@@ -227,6 +229,11 @@ export interface CollectorOptions {
   readonly account: Uint8Array;
   /** The current intermediate holders (genesis and added). */
   readonly holders: () => readonly CaIssuer[];
+  /**
+   * The committed validator set with its voting powers (`readDcvElectorate` over the node's
+   * committed `ca` state): what the holders' attestations are counted against, as in the module.
+   */
+  readonly electorate: () => DcvElectorate;
   /** This node's identity key (a holder with this account is asked locally). */
   readonly self: Uint8Array;
   /** This node's committed height (sent along: a peer behind it waits for it). */
@@ -279,6 +286,7 @@ export function createCorroborationCollector(options: CollectorOptions): AcmeCor
     context,
   ): Promise<AcmeCorroboration> => {
     const holders = options.holders();
+    const electorate = options.electorate();
     const request: CaCorroborateRequest = {
       account: options.account,
       identifier: { type: identifier.type, value: identifier.value },
@@ -331,7 +339,7 @@ export function createCorroborationCollector(options: CollectorOptions): AcmeCor
       for (const answer of answers) {
         if (answer !== null) distinct.set(toHex(answer.validator), answer);
       }
-      return { holders: holders.length, attestations: [...distinct.values()] };
+      return { holders: holders.length, electorate, attestations: [...distinct.values()] };
     } finally {
       clearTimeout(timer);
     }

@@ -17,6 +17,7 @@ import type { ZoneSource } from '../trustchain/dns/index.js';
 import {
   caStateKey,
   createIssuerView,
+  readDcvElectorate,
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
 import { bytesEqual } from '../crypto/bytes.js';
@@ -256,6 +257,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     chainId: genesis.chainId,
     account: account.publicKey,
     holders,
+    electorate: () => readDcvElectorate(ca, moduleState),
     self,
     latestHeight,
     local: (request) => corroborator(request, selfCaller),

@@ -25,6 +25,7 @@ import { genesisApplication } from '../../src/node/validator-node.js';
 import { generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
 import { Registry } from 'prom-client';
 import { AcmeIssuerErrorCode } from '../../src/faces/acme/index.js';
+import { issuanceProblem } from '../../src/faces/acme/finalize-checks.js';
 import {
   CA_MODULE_NAME,
   decodeCaBody,
@@ -314,7 +315,7 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
     assert.equal(error.type, 'urn:ietf:params:acme:error:incorrectResponse');
     assert.equal(
       error.detail,
-      'multi-perspective validation: 1 of 2 validators corroborated, 2 needed',
+      'multi-perspective validation: validators holding 50% of voting power corroborated (1 of 2 holders), more than 66.7% needed',
     );
     // node-1's own perspective saw the token (the responder was asked), node-2's did not.
     assert.ok(responder.hosts.length >= 1);
@@ -487,12 +488,16 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
       ['CA_REQUEST_INVALID', 'bad CSR signature', AcmeIssuerErrorCode.BAD_CSR],
       ['CA_DCV_QUORUM', 'multi-perspective validation', AcmeIssuerErrorCode.UNAUTHORIZED],
       ['CA_DCV_INVALID', 'dcv attestation: bad', AcmeIssuerErrorCode.UNAUTHORIZED],
-      ['CA_RATE_LIMITED', 'window used up', AcmeIssuerErrorCode.UNAVAILABLE],
+      ['CA_RATE_LIMITED', 'window used up', AcmeIssuerErrorCode.RATE_LIMITED],
       ['MEMPOOL_BUSY', 'retry later', AcmeIssuerErrorCode.UNAVAILABLE],
     ];
     for (const [code, message, expected] of cases) {
       assert.equal(acmeErrorForCaRefusal(code, message).code, expected, code);
     }
+    // RFC 8555 §6.7: the order's problem is rateLimited (429), not serverInternal.
+    const limited = issuanceProblem(acmeErrorForCaRefusal('CA_RATE_LIMITED', 'window used up'));
+    assert.equal(limited.asDocument().type, 'urn:ietf:params:acme:error:rateLimited');
+    assert.equal(limited.status, 429);
   });
 
   it(

@@ -44,6 +44,9 @@ export function issuanceProblem(error: unknown): AcmeProblem {
     if (error.code === AcmeIssuerErrorCode.UNAUTHORIZED) {
       return problem(ProblemType.unauthorized, error.message);
     }
+    if (error.code === AcmeIssuerErrorCode.RATE_LIMITED) {
+      return problem(ProblemType.rateLimited, error.message);
+    }
     return problem(ProblemType.serverInternal, `the CA could not issue: ${error.message}`);
   }
   return problem(ProblemType.serverInternal, 'the CA could not issue the certificate');

@@ -64,6 +64,11 @@ export enum AcmeIssuerErrorCode {
    * the order becomes `unauthorized`.
    */
   UNAUTHORIZED = 'ACME_ISSUER_UNAUTHORIZED',
+  /**
+   * The CA's issuance rate limit for the server's account is used up (RFC 8555 §6.7); the order
+   * becomes `rateLimited`.
+   */
+  RATE_LIMITED = 'ACME_ISSUER_RATE_LIMITED',
   /** The issuer cannot issue now (no quorum, no key); the order becomes `serverInternal`. */
   UNAVAILABLE = 'ACME_ISSUER_UNAVAILABLE',
 }

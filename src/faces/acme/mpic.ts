@@ -1,3 +1,4 @@
+import type { DcvElectorate } from '../../trustchain/ca-module/dcv.js';
 import type { ChallengeType } from './identifiers.js';
 import type { AcmeIdentifier } from './problems.js';
 
@@ -5,11 +6,16 @@ import type { AcmeIdentifier } from './problems.js';
  * Multi-perspective issuance corroboration (docs/acme.md, "Multi-perspective validation"): after
  * a challenge validates locally, the server asks the CA's validators to check it again from
  * their own vantage points. What the node supplies (src/node/acme-mpic.ts); the server only
- * counts and stores what comes back.
+ * counts (with the `ca` module's rule, `dcvQuorum`) and stores what comes back.
  */
 export interface AcmeCorroboration {
   /** How many validators (the CA's current intermediate holders) were asked. */
   readonly holders: number;
+  /**
+   * The committed validator set with its voting powers (`readDcvElectorate`): the attestations'
+   * validators must hold more than 2/3 of it, as the `ca` module will require.
+   */
+  readonly electorate: DcvElectorate;
   /**
    * The attestations that say the challenge is met, each with the key of the validator that
    * signed it (32 bytes); the server counts distinct validators.

@@ -106,7 +106,8 @@ export interface AcmeServerOptions {
   readonly caaResolver?: CaaResolver;
   /**
    * Multi-perspective validation (docs/acme.md): asks the CA's validators to corroborate each
-   * challenge that validated here; a challenge needs `dcvRequiredCount(holders)` of them.
+   * challenge that validated here; a challenge needs them from validators holding more than 2/3
+   * of the voting power (`dcvQuorum`).
    * Absent: local validation only (e.g. with the in-process `LocalIssuer`).
    */
   readonly corroborate?: AcmeCorroborate;

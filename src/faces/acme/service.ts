@@ -76,7 +76,7 @@ import { ValidationQueue } from './validation-queue.js';
 import { NewAccountLimit } from './account-limit.js';
 import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
-import { dcvRequiredCount } from '../../trustchain/ca-module/dcv.js';
+import { dcvQuorum, dcvQuorumShortfall } from '../../trustchain/ca-module/dcv.js';
 
 /**
  * The ACME state machine (RFC 8555 §7): request authentication (§6.2–§6.5), accounts (§7.3),
@@ -104,8 +104,9 @@ export interface AcmeServiceOptions {
    */
   readonly caa?: CaaPolicy;
   /**
-   * Multi-perspective validation (mpic.ts): after a challenge validates here, at least
-   * `dcvRequiredCount(holders)` validators must corroborate it. Absent: local validation only.
+   * Multi-perspective validation (mpic.ts): after a challenge validates here, validators
+   * holding more than 2/3 of the voting power must corroborate it (`dcvQuorum`, the `ca`
+   * module's rule). Absent: local validation only.
    */
   readonly corroborate?: AcmeCorroborate;
   /** Counts each corroboration's outcome (metrics). */
@@ -920,12 +921,15 @@ export class AcmeService {
         bytes: attestation.bytes,
       });
     }
-    const needed = dcvRequiredCount(answer.holders);
-    if (distinct.size < needed) {
+    const quorum = dcvQuorum(
+      answer.electorate,
+      [...distinct.values()].map((attestation) => attestation.validator),
+    );
+    if (!quorum.reached) {
       this.options.onCorroboration?.('refused');
       return problem(
         ProblemType.incorrectResponse,
-        `multi-perspective validation: ${distinct.size} of ${answer.holders} validators corroborated, ${needed} needed`,
+        `multi-perspective validation: ${dcvQuorumShortfall(quorum, answer.holders)}`,
         { identifier: authorization.identifier },
       );
     }

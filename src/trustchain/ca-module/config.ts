@@ -115,6 +115,12 @@ export interface CaModuleConfig {
    * name ownership and CAA (cluster-dns.ts). Null: no `dns` module, neither is consulted.
    */
   readonly clusterDns: CaClusterDns | null;
+  /**
+   * The genesis validators' voting powers by consensus address: the validator set multi-
+   * perspective validation counts against until a block records the current one
+   * (voting-power.ts).
+   */
+  readonly genesisVotingPowers: ReadonlyMap<string, number>;
 }
 
 const grantSchema = z
@@ -201,7 +207,11 @@ export function caGenesisFromApp(
   app: { readonly [module: string]: GenesisAppValue } | undefined,
   genesis: {
     readonly chainId: string;
-    readonly validators: readonly { readonly name: string; readonly publicKey: Uint8Array }[];
+    readonly validators: readonly {
+      readonly name: string;
+      readonly publicKey: Uint8Array;
+      readonly power: number;
+    }[];
   },
   falcon?: FalconBackend,
 ): CaModuleConfig | undefined {
@@ -279,6 +289,11 @@ export function caGenesisFromApp(
     issuableUntil: Math.min(...issuers.map((i) => i.issuer.notAfter.getTime())),
     genesisCertificates,
     clusterDns: caaIdentities === undefined ? null : { caaIdentities },
+    genesisVotingPowers: new Map(
+      genesis.validators
+        .filter((validator) => validator.power > 0)
+        .map((validator) => [validatorAddress(validator.publicKey), validator.power]),
+    ),
   };
 }
 

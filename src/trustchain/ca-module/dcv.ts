@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
 import { tagPrefix } from '../../consensus/proof/hashing.js';
+import { validatorAddress } from '../../consensus/validator-set.js';
 import { bytesEqual, concatBytes } from '../../crypto/bytes.js';
 import {
   ED25519_PUBLIC_KEY_BYTES,
@@ -18,7 +19,8 @@ import { CaModuleError, CaModuleErrorCode } from './errors.js';
  * Multi-perspective domain control validation (docs/ca.md, "Multi-perspective validation
  * (MPIC)"): each intermediate holder checks an ACME challenge from its own vantage point and
  * signs a DCV attestation of the outcome; a `request` of an account whose grant has
- * `requireDcv` carries them, and the `ca` module counts them against `dcvRequiredCount`.
+ * `requireDcv` carries them, and the `ca` module counts them with `dcvQuorum`: their signers
+ * must hold more than 2/3 of the current validator set's voting power.
  * `ok` means the challenge is met from that perspective AND, for a DNS name, the holder's own
  * CAA check (RFC 8659/8657, the ACME server's src/faces/acme/caa-check.ts) permits issuance —
  * so a quorum for an external name (a grant with `externalDns`) is also a quorum of CAA checks.
@@ -239,16 +241,77 @@ export function verifyDcvAttestation(att: DcvAttestation): boolean {
 }
 
 /**
- * Corroborating perspectives needed among `holders` intermediate holders: more than 2/3
- * (`floor(2n/3) + 1`, the BFT bound) and at most the CA/Browser Forum Baseline Requirements
- * §3.2.2.9 allowance of non-corroborating remote perspectives (1 for 2–5, 2 for 6 or more).
- * 1→1, 2→2, 3→3, 4→3, 5→4, 6→5, 7→5, 8→6, 9→7, 10→8. Throws `RangeError` for fewer than 1.
+ * The validator set a DCV quorum is counted against (docs/ca.md, "Multi-perspective validation
+ * (MPIC)"): every validator's voting power by consensus address (validator-set.ts
+ * `validatorAddress` of its Ed25519 key). Read by `readDcvElectorate` (voting-power.ts).
+ */
+export interface DcvElectorate {
+  readonly powers: ReadonlyMap<string, number>;
+  /** The sum of `powers`: at least 1, at most `MAX_TOTAL_VOTING_POWER`. */
+  readonly totalPower: number;
+}
+
+/** How far the corroborating validators are from the quorum (`dcvQuorum`). */
+export interface DcvQuorum {
+  /** More than 2/3 of the electorate's voting power corroborated. */
+  readonly reached: boolean;
+  /** Distinct validators counted (whatever their power). */
+  readonly corroborating: number;
+  /** The sum of their voting power; a validator outside the electorate adds 0. */
+  readonly corroboratedPower: number;
+  readonly totalPower: number;
+}
+
+/**
+ * The quorum rule of multi-perspective validation, shared by the `ca` module and the ACME
+ * server: the distinct `validators` (32-byte Ed25519 keys) that corroborated a name hold more
+ * than 2/3 of the electorate's voting power (`3 · corroborated > 2 · total`, the Tendermint
+ * commit bound). A key outside the electorate carries no power; a key listed twice counts once.
+ * Integer arithmetic on powers bounded by `MAX_TOTAL_VOTING_POWER` (2^50), so exact.
+ */
+export function dcvQuorum(electorate: DcvElectorate, validators: readonly Uint8Array[]): DcvQuorum {
+  const counted = new Set<string>();
+  let corroboratedPower = 0;
+  for (const validator of validators) {
+    const address = validatorAddress(validator);
+    if (counted.has(address)) continue;
+    counted.add(address);
+    corroboratedPower += electorate.powers.get(address) ?? 0;
+  }
+  const { totalPower } = electorate;
+  return {
+    reached: BigInt(corroboratedPower) * 3n > BigInt(totalPower) * 2n,
+    corroborating: counted.size,
+    corroboratedPower,
+    totalPower,
+  };
+}
+
+/** `part / total` as a percentage rounded down to one decimal ("40%", "66.6%"). */
+function percentOf(part: number, total: number): string {
+  const tenths = (BigInt(part) * 1000n) / BigInt(total);
+  const whole = tenths / 10n;
+  const fraction = tenths % 10n;
+  return fraction === 0n ? `${whole}%` : `${whole}.${fraction}%`;
+}
+
+/**
+ * The reason a quorum is not reached, for problem details and refusals: "validators holding 40%
+ * of voting power corroborated (2 of 4 holders), more than 66.7% needed".
+ */
+export function dcvQuorumShortfall(quorum: DcvQuorum, holders: number): string {
+  return `validators holding ${percentOf(quorum.corroboratedPower, quorum.totalPower)} of voting power corroborated (${quorum.corroborating} of ${holders} holders), more than 66.7% needed`;
+}
+
+/**
+ * Holders needed when all `holders` hold equal power and make up the whole validator set: the
+ * smallest count above 2/3, `floor(2n/3) + 1` (1→1, 2→2, 3→3, 4→3, 5→4, 6→5, 7→5, 8→6, 9→7,
+ * 10→7). The special case of `dcvQuorum` that docs/ca.md compares with the CA/Browser Forum
+ * MPIC table. Throws `RangeError` for fewer than 1.
  */
 export function dcvRequiredCount(holders: number): number {
   if (!Number.isSafeInteger(holders) || holders < 1) {
     throw new RangeError(`dcvRequiredCount: holders must be a positive integer, got ${holders}`);
   }
-  if (holders === 1) return 1;
-  const allowedNonCorroborating = holders <= 5 ? 1 : 2;
-  return Math.max(Math.floor((2 * holders) / 3) + 1, holders - allowedNonCorroborating);
+  return Math.floor((2 * holders) / 3) + 1;
 }

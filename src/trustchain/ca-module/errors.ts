@@ -11,7 +11,11 @@ export enum CaModuleErrorCode {
   POLICY_REFUSED = 'CA_POLICY_REFUSED',
   /** The certificate would outlive (or predate) an intermediate that may have to sign it. */
   OUTSIDE_ISSUER_VALIDITY = 'CA_OUTSIDE_ISSUER_VALIDITY',
-  /** The account's issuance window is used up; `detail.retryAfterSeconds`. */
+  /**
+   * The account's issuance window is used up: at admission against the latest committed block's
+   * window, at execution at the block's time; `detail.retryAt` (the window's end, Unix seconds),
+   * at execution also `detail.retryAfterSeconds`.
+   */
   RATE_LIMITED = 'CA_RATE_LIMITED',
   /** The block already holds `MAX_BATCH_CERTIFICATES` issuance transactions. */
   BLOCK_FULL = 'CA_BLOCK_FULL',
@@ -49,7 +53,11 @@ export enum CaModuleErrorCode {
   NOT_APPROVER = 'CA_NOT_APPROVER',
   /** `approve-intermediate`: the sender has approved this proposal already. */
   DUPLICATE_APPROVAL = 'CA_DUPLICATE_APPROVAL',
-  /** A DNS name or IP address of a `requireDcv` account lacks a quorum of DCV attestations (dcv.ts); `detail` {name, corroborated, needed, holders}. */
+  /**
+   * A DNS name or IP address of a `requireDcv` account lacks DCV attestations from validators
+   * with more than 2/3 of the voting power (dcv.ts `dcvQuorum`); `detail` {name, corroborated,
+   * corroboratedPower, totalPower, holders}.
+   */
   DCV_QUORUM = 'CA_DCV_QUORUM',
   /** A DCV attestation (dcv.ts) that does not decode: malformed, not canonical or oversized. */
   DCV_INVALID = 'CA_DCV_INVALID',

@@ -62,14 +62,25 @@ export {
   MAX_DCV_ATTESTATION_BYTES,
   MAX_DCV_MAX_AGE_BLOCKS,
   dcvIdentifier,
+  dcvQuorum,
+  dcvQuorumShortfall,
   dcvRequiredCount,
   decodeDcvAttestation,
   signDcvAttestation,
   verifyDcvAttestation,
   type DcvAttestation,
   type DcvAttestationBody,
+  type DcvElectorate,
   type DcvMethod,
+  type DcvQuorum,
 } from './dcv.js';
+export {
+  VOTING_POWERS_KEY,
+  decodeVotingPowers,
+  encodeVotingPowers,
+  readDcvElectorate,
+  votingPowersUpdate,
+} from './voting-power.js';
 export {
   DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS,
   MAX_INTERMEDIATE_PROPOSALS,

@@ -18,7 +18,7 @@ import { readTbs, splitCertificate } from '../ca/certificate.js';
 import { checkValidatorIntermediate } from '../ca/hierarchy.js';
 import { isValidatorName } from '../ca/bundle.js';
 import { parseCertificate } from '../../crypto/x509.js';
-import { rateLimitStep } from '../ca/rate-limit.js';
+import { rateLimitExhausted, rateLimitStep, rateWindowStart } from '../ca/rate-limit.js';
 import {
   checkRequest,
   decodeCertificateRequestCached,
@@ -47,11 +47,13 @@ import {
 import { CLUSTER_DNS_MODULE, ClusterDnsReader } from './cluster-dns.js';
 import {
   dcvIdentifier,
-  dcvRequiredCount,
+  dcvQuorum,
+  dcvQuorumShortfall,
   decodeDcvAttestation,
   verifyDcvAttestation,
   type DcvAttestation,
 } from './dcv.js';
+import { VOTING_POWERS_KEY, readDcvElectorate, votingPowersUpdate } from './voting-power.js';
 import { CaModuleError, CaModuleErrorCode } from './errors.js';
 import {
   ADDED_INTERMEDIATES_KEY,
@@ -80,10 +82,12 @@ import {
   MAX_BATCH_CERTIFICATES,
   MAX_PENDING_BATCHES,
   PENDING_KEY,
+  RATE_WINDOW_KEY,
   batchKey,
   certificateKey,
   encodeCertificateRecord,
   encodePublished,
+  encodeRateWindowStart,
   encodeRevocation,
   publishedKey,
   rateKey,
@@ -227,6 +231,26 @@ export function createCaModule(
   // A request is checked at admission and again in its block (decoded afresh each time), so
   // attestation signatures are verified once: verification is a pure function of the bytes.
   const dcvVerifications = new Map<string, boolean>();
+
+  /**
+   * The account's issuance window at the latest committed block (docs/ca.md, "Rate limit at
+   * admission and execution"), so an account that used it up is refused at admission, before
+   * the mempool. `check` has no block time: it compares with the window that block recorded
+   * (`ca/rate-window`, written by `endBlock`), which admission and a block's `check` read alike. `apply` decides again at the
+   * block's time (`rateLimitStep`), and only it counts the issuance. Before any block recorded a
+   * window, execution alone decides.
+   */
+  function checkRateLimit(state: CaStateReader, account: Uint8Array): void {
+    const currentStart = state.rateWindowStart();
+    if (currentStart === null) return;
+    const exhausted = rateLimitExhausted(state.rateWindow(account), currentStart, config.rateLimit);
+    if (exhausted === null) return;
+    refuse(
+      C.RATE_LIMITED,
+      `issuance rate limit reached: ${exhausted.count} of ${config.rateLimit.max} in the window ending ${new Date(exhausted.windowEnd * 1000).toISOString()}; retry after it`,
+      { retryAt: exhausted.windowEnd, max: config.rateLimit.max },
+    );
+  }
 
   /**
    * The block's and the publication backlog's room. Both refusals are deferrable
@@ -380,11 +404,14 @@ export function createCaModule(
    * Multi-perspective validation (docs/ca.md, "Multi-perspective validation (MPIC)"). Every
    * attached attestation must decode (`CA_DCV_INVALID`), whoever sends them. For a sender whose
    * grant has `requireDcv`, each DNS name (a wildcard `*.x` as `dns:x`) and IP address of the
-   * request needs ok attestations for this chain and sender, from `dcvRequiredCount(holders)`
-   * distinct current intermediate holders, signed at a height in
-   * [height - dcvMaxAgeBlocks, height]; anything else is not counted (`CA_DCV_QUORUM`).
+   * request needs ok attestations for this chain and sender from distinct current intermediate
+   * holders, signed at a height in [height - dcvMaxAgeBlocks, height], whose validators hold
+   * more than 2/3 of the current validator set's voting power (`dcvQuorum` over
+   * `readDcvElectorate`: a holder outside the set adds nothing); anything else is not counted
+   * (`CA_DCV_QUORUM`).
    */
   function checkDcv(
+    raw: ModuleStateReader,
     chainId: string,
     height: number,
     issuers: readonly CaIssuer[],
@@ -413,8 +440,8 @@ export function createCaModule(
       ...request.ipAddresses.map((name) => ({ name, identifier: dcvIdentifier('ip', name) })),
     ];
     if (names.length === 0) return new Set();
-    const corroborating = new Map<string, Set<string>>(
-      names.map(({ identifier }) => [identifier, new Set<string>()]),
+    const corroborating = new Map<string, Map<string, Uint8Array>>(
+      names.map(({ identifier }) => [identifier, new Map<string, Uint8Array>()]),
     );
     const oldest = height - config.dcvMaxAgeBlocks;
     for (const attestation of attestations) {
@@ -432,16 +459,23 @@ export function createCaModule(
       }
       const validator = toHex(body.validator);
       if (validators.has(validator) || holderOf(issuers, body.validator) === undefined) continue;
-      if (dcvSignatureValid(attestation)) validators.add(validator);
+      if (dcvSignatureValid(attestation)) validators.set(validator, body.validator);
     }
-    const needed = dcvRequiredCount(issuers.length);
+    const electorate = readDcvElectorate(config, raw);
     for (const { name, identifier } of names) {
-      const corroborated = (corroborating.get(identifier) as Set<string>).size;
-      if (corroborated < needed) {
+      const validators = corroborating.get(identifier) as Map<string, Uint8Array>;
+      const quorum = dcvQuorum(electorate, [...validators.values()]);
+      if (!quorum.reached) {
         refuse(
           C.DCV_QUORUM,
-          `multi-perspective validation of ${name}: ${corroborated} of ${issuers.length} validators corroborated, ${needed} needed`,
-          { name, corroborated, needed, holders: issuers.length },
+          `multi-perspective validation of ${name}: ${dcvQuorumShortfall(quorum, issuers.length)}`,
+          {
+            name,
+            corroborated: quorum.corroborating,
+            corroboratedPower: quorum.corroboratedPower,
+            totalPower: quorum.totalPower,
+            holders: issuers.length,
+          },
         );
       }
     }
@@ -550,9 +584,10 @@ export function createCaModule(
     // A renewal re-issues names whose original request carried the quorum (docs/ca.md, MPIC).
     const corroborated =
       tx.op === 'request'
-        ? checkDcv(chainId, height, issuers, request, tx.dcv ?? [], sender, requester, owned)
+        ? checkDcv(raw, chainId, height, issuers, request, tx.dcv ?? [], sender, requester, owned)
         : new Set<string>();
     if (dns !== null) checkCaa(dns, request, corroborated);
+    checkRateLimit(state, account);
     checkCapacity(state, height);
     return { request, lifetimeSeconds, renews, account };
   }
@@ -672,6 +707,8 @@ export function createCaModule(
         `issuance rate limit reached; retry in ${decision.retryAfterSeconds} s`,
         {
           retryAfterSeconds: decision.retryAfterSeconds,
+          retryAt: decision.window.start + config.rateLimit.windowSeconds,
+          max: config.rateLimit.max,
         },
       );
     }
@@ -994,6 +1031,13 @@ export function createCaModule(
         );
         writePending(ctx.state, [...state.pending(), ctx.height]);
       }
+      // What `check` reads without a block time or a validator set of its own.
+      const windowStart = rateWindowStart(ctx.time, config.rateLimit);
+      if (state.rateWindowStart() !== windowStart) {
+        ctx.state.set(RATE_WINDOW_KEY, encodeRateWindowStart(windowStart));
+      }
+      const powers = votingPowersUpdate(ctx.state, ctx.lastCommit);
+      if (powers !== null) ctx.state.set(VOTING_POWERS_KEY, powers);
       return [];
     },
     query(path: string, data: Uint8Array): ModuleQueryAnswer | undefined {

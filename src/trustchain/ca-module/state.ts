@@ -23,6 +23,11 @@ import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-he
  *                              that intermediate's revoked serials p·K … p·K+K-1 (in revocation
  *                              order, K = REVOKED_PAGE_SERIALS): the index its CRL is built from
  *   ca/rate/<32-byte account>  the account's fixed issuance window (rate-limit.ts)
+ *   ca/rate-window             start (seconds) of the issuance window holding the latest block's
+ *                              time, rewritten when a block opens a new one: what admission
+ *                              checks the windows against (module.ts `checkRateLimit`)
+ *   ca/powers                  the validator set that committed the latest block but one, with
+ *                              its voting powers (voting-power.ts)
  *   ca/gen/<serial>            a genesis bootstrap certificate's owner account (genesis.ts)
  *   ca/ct/head                 the transparency log's size and compact range (tree-head.ts)
  *
@@ -55,6 +60,7 @@ const REVOKED = encoder.encode('revoked/');
 const GENESIS = encoder.encode('gen/');
 const SLASH = encoder.encode('/');
 export const PENDING_KEY = encoder.encode('pending');
+export const RATE_WINDOW_KEY = encoder.encode('rate-window');
 const MODULE_PREFIX = encoder.encode(`${CA_MODULE_NAME}/`);
 
 export function u64(n: number): Uint8Array {
@@ -278,6 +284,15 @@ export function encodeRateWindow(window: RateWindow): Uint8Array {
 
 export function decodeRateWindow(value: Uint8Array): { start: number; count: number } {
   return decodeWith(schemas.rate, value, 'rate window');
+}
+
+/** The start of the issuance window the latest committed block lies in (`RATE_WINDOW_KEY`). */
+export function encodeRateWindowStart(start: number): Uint8Array {
+  return encodeCanonical(start);
+}
+
+export function decodeRateWindowStart(value: Uint8Array): number {
+  return decodeWith(uint, value, 'rate window start');
 }
 
 export function encodePending(heights: readonly number[]): Uint8Array {
@@ -563,6 +578,12 @@ export class CaStateReader {
   /** The transparency log's consensus tree head (the empty log before any publication). */
   treeHead(): ConsensusTreeHead {
     return decodeTreeHead(this.state.get(TREE_HEAD_KEY));
+  }
+
+  /** The start of the latest committed block's issuance window; null before a block recorded one. */
+  rateWindowStart(): number | null {
+    const value = this.state.get(RATE_WINDOW_KEY);
+    return value === null ? null : decodeRateWindowStart(value);
   }
 
   rateWindow(account: Uint8Array): RateWindow | null {

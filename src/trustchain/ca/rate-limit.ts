@@ -51,3 +51,25 @@ export function rateLimitStep(
   const next = { start, count: current.count + 1 };
   return { allowed: true, window: next, remaining: limit.max - next.count };
 }
+
+/**
+ * Whether an issuance would be refused in the window `currentStart` (seconds, a multiple of the
+ * window: the window of the latest committed block), given the account's stored `window`. The
+ * check before a block time is known (the `ca` module's admission): a later block may fall into
+ * a fresh window, so `rateLimitStep` at the block's time still decides. Returns when that window
+ * ends (seconds since the Unix epoch) if the account has used it up, else null.
+ */
+export function rateLimitExhausted(
+  window: RateWindow | null,
+  currentStart: number,
+  limit: RateLimit,
+): { readonly windowEnd: number; readonly count: number } | null {
+  const count = window !== null && window.start === currentStart ? window.count : 0;
+  return count >= limit.max ? { windowEnd: currentStart + limit.windowSeconds, count } : null;
+}
+
+/** The start (seconds since the Unix epoch) of the window holding `blockTimeMs`. */
+export function rateWindowStart(blockTimeMs: number, limit: RateLimit): number {
+  const now = Math.floor(blockTimeMs / 1000);
+  return now - (now % limit.windowSeconds);
+}

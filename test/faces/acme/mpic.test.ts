@@ -10,6 +10,8 @@ import type {
 } from '../../../src/faces/acme/index.js';
 import { jwkThumbprint } from '../../../src/faces/acme/jws.js';
 import { keyAuthorization } from '../../../src/faces/acme/validation.js';
+import { validatorAddress } from '../../../src/consensus/validator-set.js';
+import { toHex } from '../../../src/crypto/bytes.js';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
 import { waitForCondition } from '../../helpers/wait.js';
 import {
@@ -26,8 +28,8 @@ import {
 
 /**
  * Multi-perspective validation in the ACME server (docs/acme.md): a challenge that validated
- * locally needs `dcvRequiredCount(holders)` corroborating validators (here a fake corroborate
- * function); the attestations are stored with the authorization, survive a restart, and reach
+ * locally needs corroborating validators holding more than 2/3 of the voting power (`dcvQuorum`,
+ * here with a fake corroborate function); the attestations are stored with the authorization, survive a restart, and reach
  * the issuer at finalize.
  */
 
@@ -40,16 +42,32 @@ interface Asked {
   readonly keyAuthorization: string;
 }
 
-/** A corroborate function answering `ok` attestations from `validators` of `holders`. */
+/**
+ * A corroborate function answering `ok` attestations from `validators` of `holders`. The
+ * validator set: `powers` (validator key, power), by default `validators` plus enough other keys
+ * to make `holders`, each with power 1.
+ */
 function fakeCorroborate(
   holders: number,
   validators: readonly Uint8Array[],
   asked: Asked[],
+  powers?: ReadonlyArray<readonly [Uint8Array, number]>,
 ): AcmeCorroborate {
+  const distinct = [...new Map(validators.map((key) => [toHex(key), key])).values()];
+  const set =
+    powers ??
+    [...distinct, ...Array.from({ length: holders - distinct.length }, () => randomBytes(32))].map(
+      (key) => [key, 1] as const,
+    );
+  const electorate = {
+    powers: new Map(set.map(([key, power]) => [validatorAddress(key), power])),
+    totalPower: set.reduce((sum, [, power]) => sum + power, 0),
+  };
   return (identifier, method, token, keyAuth): Promise<AcmeCorroboration> => {
     asked.push({ identifier, method, token, keyAuthorization: keyAuth });
     return Promise.resolve({
       holders,
+      electorate,
       attestations: validators.map((validator) => ({
         validator,
         bytes: new Uint8Array([...validator, ...new TextEncoder().encode(token)]),
@@ -156,7 +174,7 @@ describe('ACME multi-perspective validation (fake corroboration)', () => {
     assert.equal(error.type, PROBLEM('incorrectResponse'));
     assert.equal(
       error.detail,
-      'multi-perspective validation: 2 of 4 validators corroborated, 3 needed',
+      'multi-perspective validation: validators holding 50% of voting power corroborated (2 of 4 holders), more than 66.7% needed',
     );
     assert.deepEqual(asked, [
       {
@@ -222,5 +240,33 @@ describe('ACME multi-perspective validation (fake corroboration)', () => {
     );
     assert.deepEqual(dcv, expected);
     assert.equal(asked.length, 1, 'the restart does not ask again');
+  });
+
+  it('voting power, not headcount: 3 of 4 holders with 30% are refused, 1 of 4 with 70% passes', async () => {
+    const [heavy, ...light] = [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(32)];
+    const powers = [[heavy!, 7] as const, ...light.map((key) => [key, 1] as const)];
+    const outcome = async (corroborating: readonly Uint8Array[]) => {
+      const acme = await start(
+        fakeCorroborate(4, corroborating, [], powers),
+        new RecordingIssuer(pki.ca.issuer),
+        new Registry(),
+      );
+      const raw = await client(acme);
+      const { challengeUrl } = await answerChallenge(acme, raw);
+      return (await raw.post(challengeUrl, '')).json;
+    };
+    const majority = await outcome(light);
+    assert.equal(majority?.status, 'invalid');
+    assert.equal(
+      (majority?.error as Record<string, unknown>).detail,
+      'multi-perspective validation: validators holding 30% of voting power corroborated (3 of 4 holders), more than 66.7% needed',
+    );
+    assert.equal((await outcome([heavy!]))?.status, 'valid');
+    // A holder outside the validator set adds nothing: 70% only with the heavy validator.
+    const outsider = await outcome([...light.slice(0, 2), randomBytes(32)]);
+    assert.match(
+      String((outsider?.error as Record<string, unknown>).detail),
+      /holding 20% of voting power corroborated \(3 of 4 holders\)/,
+    );
   });
 });

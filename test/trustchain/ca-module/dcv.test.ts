@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeCanonical, encodeCanonical } from '../../../src/codec/cbor.js';
+import { validatorAddress } from '../../../src/consensus/validator-set.js';
 import { sha256 } from '../../../src/crypto/hash.js';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
 import {
@@ -12,10 +13,14 @@ import {
   caRenewBody,
   caRequestBody,
   dcvIdentifier,
+  dcvQuorum,
+  dcvQuorumShortfall,
   dcvRequiredCount,
   decodeCaBody,
   decodeDcvAttestation,
   encodeCaBody,
+  VOTING_POWERS_KEY,
+  decodeVotingPowers,
   requesterFor,
   signDcvAttestation,
   verifyDcvAttestation,
@@ -23,7 +28,7 @@ import {
   type DcvMethod,
 } from '../../../src/trustchain/ca-module/index.js';
 import { makeSender, type Sender } from '../../consensus/application/fixture.js';
-import { CHAIN_ID, CLUSTER, generateKey } from '../ca/fixtures.js';
+import { CHAIN_ID, CLUSTER, createTestCa, generateKey } from '../ca/fixtures.js';
 import {
   GRANTED_ZONE,
   caTry,
@@ -75,20 +80,58 @@ function throwsCode(fn: () => unknown, code: CaModuleErrorCode): void {
 }
 
 describe('dcv attestations', () => {
-  it('dcvRequiredCount follows the spec table (BFT > 2/3 and the BR §3.2.2.9 allowance)', () => {
-    const table = [1, 2, 3, 3, 4, 5, 5, 6, 7, 8];
+  it('dcvRequiredCount: the smallest count above 2/3 of equal powers (the docs table)', () => {
+    const table = [1, 2, 3, 3, 4, 5, 5, 6, 7, 7];
     assert.deepEqual(
       table.map((_, i) => dcvRequiredCount(i + 1)),
       table,
     );
-    for (let n = 1; n <= 100; n++) {
-      const q = dcvRequiredCount(n);
-      assert.ok(3 * q > 2 * n, `more than 2/3 at n=${n}`);
-      assert.ok(n - q <= (n <= 5 ? 1 : 2), `within the BR allowance at n=${n}`);
-      assert.ok(q <= n);
-    }
     assert.throws(() => dcvRequiredCount(0), RangeError);
     assert.throws(() => dcvRequiredCount(1.5), RangeError);
+  });
+
+  it('dcvQuorum: more than 2/3 of voting power; outsiders add 0; each validator once', () => {
+    const keys = Array.from({ length: 4 }, () => makeSender().publicKey);
+    const electorate = (powers: readonly number[]) => {
+      const map = new Map(keys.map((key, i) => [validatorAddress(key), powers[i] as number]));
+      return { powers: map, totalPower: powers.reduce((a, b) => a + b, 0) };
+    };
+    const unequal = electorate([7, 1, 1, 1]);
+    // A minority of validators with more than 2/3 of the power is enough …
+    assert.equal(dcvQuorum(unequal, [keys[0]!]).reached, true);
+    // … a majority with less is not.
+    const majority = dcvQuorum(unequal, keys.slice(1));
+    assert.deepEqual(majority, {
+      reached: false,
+      corroborating: 3,
+      corroboratedPower: 3,
+      totalPower: 10,
+    });
+    assert.equal(
+      dcvQuorumShortfall(majority, 4),
+      'validators holding 30% of voting power corroborated (3 of 4 holders), more than 66.7% needed',
+    );
+    // Exactly 2/3 is not more than 2/3.
+    assert.equal(dcvQuorum(electorate([1, 1, 1, 0]), keys.slice(0, 2)).reached, false);
+    assert.match(
+      dcvQuorumShortfall(dcvQuorum(electorate([1, 1, 1, 0]), keys.slice(0, 2)), 3),
+      /holding 66\.6% of voting power/,
+    );
+    // Someone outside the set, and a key listed twice, add nothing.
+    const outsider = makeSender().publicKey;
+    const counted = dcvQuorum(unequal, [keys[1]!, keys[1]!, outsider]);
+    assert.equal(counted.corroboratedPower, 1);
+    assert.equal(counted.corroborating, 2);
+    // With equal powers the rule is dcvRequiredCount.
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 40 }), (n, k) => {
+        const set = Array.from({ length: n }, () => makeSender().publicKey);
+        const powers = new Map(set.map((key) => [validatorAddress(key), 5]));
+        const quorum = dcvQuorum({ powers, totalPower: 5 * n }, set.slice(0, Math.min(k, n)));
+        return quorum.reached === Math.min(k, n) >= dcvRequiredCount(n);
+      }),
+      { numRuns: 50 },
+    );
   });
 
   it('dcvIdentifier: lowercase DNS names without a wildcard label, canonical IP addresses', () => {
@@ -337,7 +380,7 @@ describe('ca module: multi-perspective validation', () => {
     assert.match(
       log,
       new RegExp(
-        `multi-perspective validation of ${name}: ${q - 1} of ${holders.length} validators corroborated, ${q} needed`,
+        `multi-perspective validation of ${name}: validators holding 50% of voting power corroborated \\(${q - 1} of ${holders.length} holders\\), more than 66\\.7% needed`,
       ),
     );
     // Every name needs its own quorum.
@@ -382,7 +425,7 @@ describe('ca module: multi-perspective validation', () => {
         request(fixture.dcvOperator, [name], [good(), make()]),
         C.DCV_QUORUM,
       );
-      assert.match(log, new RegExp(`: 1 of ${holders.length} validators`), label);
+      assert.match(log, new RegExp(`\\(1 of ${holders.length} holders\\)`), label);
     }
     // The same attestations next to a valid one of the other holder: issued.
     issued(
@@ -443,5 +486,109 @@ describe('ca module: multi-perspective validation', () => {
   it('DEFAULT_DCV_MAX_AGE_BLOCKS is the section default', async () => {
     const plain = await createCaFixture();
     assert.equal(plain.config.dcvMaxAgeBlocks, DEFAULT_DCV_MAX_AGE_BLOCKS);
+  });
+});
+
+describe('ca module: the DCV quorum is more than 2/3 of voting power', () => {
+  const NAMES = ['val-a', 'val-b', 'val-c', 'val-d'] as const;
+  let fixture: CaFixture;
+  let node: CaNode;
+  let holder: Record<(typeof NAMES)[number], Sender>;
+
+  before(async () => {
+    // Four holders; val-a alone holds 7 of the 10 units of genesis voting power.
+    fixture = await createCaFixture({}, await createTestCa([...NAMES]), {
+      powers: { 'val-a': 7, 'val-b': 1, 'val-c': 1, 'val-d': 1 },
+    });
+    node = await fixture.openCaNode();
+    holder = Object.fromEntries(NAMES.map((name) => [name, fixture.validators[name]!])) as Record<
+      (typeof NAMES)[number],
+      Sender
+    >;
+    node.block([]);
+  });
+
+  after(async () => {
+    await node?.close();
+  });
+
+  const committed = (): number => node.node.store.blocks.latestHeight() as number;
+
+  function body(name: string, attesters: readonly Sender[]): Uint8Array {
+    const account = fixture.dcvOperator.publicKey;
+    return caRequestBody(
+      { profile: 'service', csr: createCsr({ privateKey: generateKey('p256') }), dnsNames: [name] },
+      undefined,
+      attesters.map((validator) => attest(validator, account, `dns:${name}`, committed())),
+    );
+  }
+
+  /** The admission answer and the block result (committed) of one request. */
+  function submit(request: Uint8Array): { admission: string | true; block: string | true } {
+    const admission = node.node.app.checkTx(caTry(fixture.dcvOperator, request));
+    const result = node.block([caTx(fixture.dcvOperator, request)]).txResults[0]!;
+    return {
+      admission: admission.ok ? true : `${admission.code}: ${admission.message}`,
+      block: result.code === 0 ? true : result.log,
+    };
+  }
+
+  it('a majority of holders with less than 2/3 of the power is refused; a minority with more passes', () => {
+    const majority = submit(
+      body(`majority.${GRANTED_ZONE}`, [holder['val-b'], holder['val-c'], holder['val-d']]),
+    );
+    for (const outcome of [majority.admission, majority.block]) {
+      assert.equal(
+        outcome,
+        `CA_DCV_QUORUM: multi-perspective validation of majority.${GRANTED_ZONE}: validators holding 30% of voting power corroborated (3 of 4 holders), more than 66.7% needed`,
+      );
+    }
+    const minority = submit(body(`minority.${GRANTED_ZONE}`, [holder['val-a']]));
+    assert.deepEqual(minority, { admission: true, block: true });
+  });
+
+  it('the set consensus reports (lastCommit) replaces the genesis powers; a holder outside it counts 0', () => {
+    // From the next block on, consensus says val-a, val-b and val-c (power 1 each) are the set.
+    node.useValidatorSet(
+      (['val-a', 'val-b', 'val-c'] as const).map((name) => ({
+        publicKey: holder[name].publicKey,
+        power: 1,
+      })),
+    );
+    const recorded = node.block([]);
+    const stored = node.node.store.state.get(
+      new Uint8Array([...new TextEncoder().encode('ca/'), ...VOTING_POWERS_KEY]),
+    );
+    assert.ok(stored !== null);
+    assert.deepEqual(
+      decodeVotingPowers(stored),
+      new Map(
+        (['val-a', 'val-b', 'val-c'] as const).map((n) => [
+          validatorAddress(holder[n].publicKey),
+          1,
+        ]),
+      ),
+    );
+    assert.ok(recorded.changes.length > 0);
+    // The same set again: not rewritten.
+    const again = node.block([]);
+    const powersKey = `ca/${new TextDecoder().decode(VOTING_POWERS_KEY)}`;
+    assert.ok(!again.changes.some((change) => new TextDecoder().decode(change.key) === powersKey));
+    // val-a alone (1 of 3) is no longer enough; val-d holds an intermediate but no power.
+    const alone = submit(body(`alone.${GRANTED_ZONE}`, [holder['val-a']]));
+    assert.match(String(alone.admission), /^CA_DCV_QUORUM: .*holding 33\.3% of voting power/);
+    assert.match(String(alone.block), /^CA_DCV_QUORUM: /);
+    const withOutsider = submit(
+      body(`outsider.${GRANTED_ZONE}`, [holder['val-a'], holder['val-b'], holder['val-d']]),
+    );
+    assert.match(
+      String(withOutsider.admission),
+      /holding 66\.6% of voting power corroborated \(3 of 4 holders\), more than 66\.7% needed/,
+    );
+    assert.match(String(withOutsider.block), /^CA_DCV_QUORUM: /);
+    const inSet = submit(
+      body(`members.${GRANTED_ZONE}`, [holder['val-a'], holder['val-b'], holder['val-c']]),
+    );
+    assert.deepEqual(inSet, { admission: true, block: true });
   });
 });

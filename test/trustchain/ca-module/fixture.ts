@@ -38,7 +38,9 @@ import { BLOCK_TIME, CHAIN_ID, createTestCa, type TestCa } from '../ca/fixtures.
 export interface CaFixture {
   readonly ca: TestCa;
   readonly config: CaModuleConfig;
-  readonly validators: Readonly<Record<'val-a' | 'val-b', Sender>>;
+  /** Every validator of the test CA (val-a and val-b, and any other name `testCa` has). */
+  readonly validators: Readonly<Record<'val-a' | 'val-b', Sender>> &
+    Readonly<Record<string, Sender>>;
   readonly operator: Sender;
   /** An account with the operator's grant plus `requireDcv` (an ACME server's account). */
   readonly dcvOperator: Sender;
@@ -54,6 +56,12 @@ export interface CaNode {
   /** Executes and commits a block of `transactions` proposed by `proposer`. */
   block(transactions: readonly Uint8Array[], proposer?: 'val-a' | 'val-b'): BlockExecutionResult;
   input(transactions: readonly Uint8Array[], proposer?: 'val-a' | 'val-b'): BlockExecutionInput;
+  /**
+   * From the next block on, each block's `lastCommit` says `set` (validators with their powers,
+   * all signed) committed the previous block, as consensus tells the modules; null: no
+   * `lastCommit` (the default).
+   */
+  useValidatorSet(set: ReadonlyArray<{ publicKey: Uint8Array; power: number }> | null): void;
   state(): CaStateReader;
   close(): Promise<void>;
 }
@@ -68,11 +76,19 @@ export const GRANTED_ZONE = 'example.com';
 export async function createCaFixture(
   overrides: Partial<CaGenesisJson> = {},
   testCa?: TestCa,
-  options: { readonly dns?: DnsZonesGenesis } = {},
+  options: {
+    readonly dns?: DnsZonesGenesis;
+    /** Genesis voting powers by validator name (default 1 each). */
+    readonly powers?: Readonly<Record<string, number>>;
+  } = {},
 ): Promise<CaFixture> {
   const { dns } = options;
   const ca = testCa ?? (await createTestCa(['val-a', 'val-b']));
-  const validators = { 'val-a': makeSender(), 'val-b': makeSender() };
+  const validators = {
+    ...Object.fromEntries(Object.keys(ca.validators).map((name) => [name, makeSender()])),
+    'val-a': makeSender(),
+    'val-b': makeSender(),
+  };
   const operator = makeSender();
   const dcvOperator = makeSender();
   const section: CaGenesisJson = {
@@ -108,6 +124,7 @@ export async function createCaFixture(
       validators: Object.entries(validators).map(([name, sender]) => ({
         name,
         publicKey: sender.publicKey,
+        power: options.powers?.[name] ?? 1,
       })),
     },
     ca.falcon,
@@ -123,8 +140,19 @@ export async function createCaFixture(
             initialState: [...dnsZonesInitialState(dns), ...caInitialState(config, GENESIS_TIME)],
           },
     );
-    const input = (transactions: readonly Uint8Array[], proposer: 'val-a' | 'val-b' = 'val-a') => {
+    let validatorSet: ReadonlyArray<{ publicKey: Uint8Array; power: number }> | null = null;
+    const input = (
+      transactions: readonly Uint8Array[],
+      proposer: 'val-a' | 'val-b' = 'val-a',
+    ): BlockExecutionInput => {
       const height = node.nextHeight();
+      const votes = (validatorSet ?? [])
+        .map(({ publicKey, power }) => ({
+          validator: validatorAddress(publicKey),
+          power,
+          signed: true,
+        }))
+        .sort((a, b) => (a.validator < b.validator ? -1 : 1));
       return {
         chainId: CHAIN_ID,
         height,
@@ -132,12 +160,18 @@ export async function createCaFixture(
         proposer: validatorAddress(validators[proposer].publicKey),
         transactions,
         evidence: [],
+        ...(validatorSet === null || height === 1
+          ? {}
+          : { lastCommit: { height: height - 1, votes } }),
       };
     };
     let view: CaStateReader | null = null;
     return {
       node,
       input,
+      useValidatorSet: (set) => {
+        validatorSet = set;
+      },
       block: (transactions, proposer) => {
         const result = node.app.executeBlock(input(transactions, proposer));
         node.commit(result);

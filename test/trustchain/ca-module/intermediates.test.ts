@@ -350,9 +350,17 @@ describe('ca module: adding an intermediate', () => {
     assert.equal(verified.validator, 'val-c');
   });
 
-  it('multi-perspective validation counts the added holder: three holders, q = 3', () => {
+  it('multi-perspective validation counts the added holder once it is a validator: three of three', () => {
     const { dcvOperator, validators } = fixture;
     const name = `mpic.${GRANTED_ZONE}`;
+    // val-c joins the validator set with equal power (consensus reports it in lastCommit).
+    node.useValidatorSet(
+      [validators['val-a'], validators['val-b'], valC.sender].map((sender) => ({
+        publicKey: sender.publicKey,
+        power: 1,
+      })),
+    );
+    node.block([]);
     const height = node.node.store.blocks.latestHeight() as number;
     const attest = (validator: Sender) =>
       signDcvAttestation(
@@ -379,13 +387,14 @@ describe('ca module: adding an intermediate', () => {
         holders.map(attest),
       );
     assert.equal(dcvRequiredCount(3), 3);
-    // The genesis holders alone: 2 of 3, at admission and in a block (not committed).
+    // The genesis holders alone: 2 of 3 (2/3 of the power, not more), at admission and in a
+    // block (not committed).
     const genesisOnly = caTry(dcvOperator, body([validators['val-a'], validators['val-b']]));
     const admission = node.node.app.checkTx(genesisOnly);
     assert.equal(!admission.ok && admission.code, CaModuleErrorCode.DCV_QUORUM);
     assert.match(
       !admission.ok ? admission.message : '',
-      /2 of 3 validators corroborated, 3 needed/,
+      /holding 66\.6% of voting power corroborated \(2 of 3 holders\), more than 66\.7% needed/,
     );
     refused(node.node.app.executeBlock(node.input([genesisOnly])), CaModuleErrorCode.DCV_QUORUM);
     // With val-c's node key (the added holder's account): accepted.

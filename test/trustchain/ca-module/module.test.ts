@@ -18,6 +18,7 @@ import {
   signRevocation,
   type CaPublishTx,
 } from '../../../src/trustchain/ca-module/index.js';
+import { Mempool } from '../../../src/consensus/mempool.js';
 import { makeSender } from '../../consensus/application/fixture.js';
 import { BLOCK_TIME, CLUSTER, generateKey } from '../ca/fixtures.js';
 import {
@@ -295,6 +296,78 @@ describe('ca module', () => {
         [0, 0],
       );
       refusedWith(CaModuleErrorCode.RATE_LIMITED)(result.txResults[2]!);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('rate limit at admission: a used-up window is refused before the mempool, nothing written or counted twice', async () => {
+    const windowSeconds = 3600;
+    const limited = await createCaFixture({ rateLimit: { max: 2, windowSeconds } });
+    const fresh = await limited.openCaNode();
+    try {
+      const { operator } = limited;
+      const issued = fresh.block(
+        [1, 2].map((i) => caTx(operator, serviceBody([`n${i}.${GRANTED_ZONE}`]))),
+      );
+      assert.deepEqual(
+        issued.txResults.map((r) => r.code),
+        [0, 0],
+      );
+      const window = fresh.state().rateWindow(operator.publicKey);
+      assert.equal(window?.count, 2);
+      const windowEnd = window.start + windowSeconds;
+      const rootBefore = fresh.node.store.state.root();
+      const mempool = new Mempool(fresh.node.app);
+      const third = caTry(operator, serviceBody([`n3.${GRANTED_ZONE}`]));
+      const admission = mempool.add(third);
+      assert.equal(!admission.ok && admission.code, CaModuleErrorCode.RATE_LIMITED);
+      assert.match(
+        !admission.ok ? admission.message : '',
+        new RegExp(
+          `issuance rate limit reached: 2 of 2 in the window ending ${new Date(windowEnd * 1000).toISOString()}`,
+        ),
+      );
+      assert.equal(mempool.size(), 0);
+      assert.equal(mempool.stats().rejected[CaModuleErrorCode.RATE_LIMITED], 1);
+      // Nothing written, and the refusal does not count as an issuance.
+      assert.deepEqual(fresh.node.store.state.root(), rootBefore);
+      assert.deepEqual(fresh.state().rateWindow(operator.publicKey), window);
+      // Another account is admitted.
+      const stranger = makeSender();
+      const own = caRequestBody({
+        profile: 'client',
+        csr: createCsr({ privateKey: generateKey('ed25519') }),
+        uris: [`spiffe://${CLUSTER}/account/${toHex(stranger.publicKey)}/svc`],
+      });
+      const admitted = mempool.add(caTry(stranger, own));
+      assert.equal(admitted.ok, true, JSON.stringify(admitted));
+      // In a block the request is refused as before (execution keeps its own check), once.
+      refusedWith(CaModuleErrorCode.RATE_LIMITED)(fresh.block([third]).txResults[0]!);
+      assert.deepEqual(fresh.state().rateWindow(operator.publicKey), window);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('rate limit at admission: once a block opens a new window, the account is admitted again', async () => {
+    const limited = await createCaFixture({ rateLimit: { max: 1, windowSeconds: 5 } });
+    const fresh = await limited.openCaNode();
+    try {
+      const { operator } = limited;
+      assert.equal(
+        fresh.block([caTx(operator, serviceBody([`a.${GRANTED_ZONE}`]))]).txResults[0]!.code,
+        0,
+      );
+      const next = () => caTry(operator, serviceBody([`b.${GRANTED_ZONE}`]));
+      const refused = fresh.node.app.checkTx(next());
+      assert.equal(!refused.ok && refused.code, CaModuleErrorCode.RATE_LIMITED);
+      const start = fresh.state().rateWindowStart();
+      // Empty blocks, one second apart, until one lies in the next window.
+      for (let i = 0; i < 5 && fresh.state().rateWindowStart() === start; i++) fresh.block([]);
+      assert.equal(fresh.state().rateWindowStart(), (start as number) + 5);
+      const admitted = fresh.node.app.checkTx(next());
+      assert.equal(admitted.ok, true, JSON.stringify(admitted));
     } finally {
       await fresh.close();
     }

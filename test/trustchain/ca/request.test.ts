@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { before, describe, it } from 'node:test';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
 import { CaErrorCode } from '../../../src/trustchain/ca/errors.js';
@@ -8,7 +9,11 @@ import {
   checkSpiffeId,
   ipInRange,
 } from '../../../src/trustchain/ca/names.js';
-import { rateLimitStep } from '../../../src/trustchain/ca/rate-limit.js';
+import {
+  rateLimitExhausted,
+  rateLimitStep,
+  rateWindowStart,
+} from '../../../src/trustchain/ca/rate-limit.js';
 import {
   checkRequest,
   decodeCertificateRequest,
@@ -419,5 +424,30 @@ describe('rateLimitStep', () => {
     assert.equal(nextWindow.allowed, true);
     assert.equal(nextWindow.window.count, 1);
     assert.throws(() => rateLimitStep(null, t0, { max: 1, windowSeconds: 0 }), RangeError);
+  });
+
+  it('rateLimitExhausted (admission, no block time) agrees with rateLimitStep within the window', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer({ min: 1, max: 7200 }),
+        fc.integer({ min: 0, max: 2_000_000_000_000 }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.integer({ min: -2, max: 2 }),
+        (max, windowSeconds, time, count, windowShift) => {
+          const limit = { max, windowSeconds };
+          const start = rateWindowStart(time, limit);
+          const window = { start: start + windowShift * windowSeconds, count };
+          const exhausted = rateLimitExhausted(window, start, limit);
+          const step = rateLimitStep(window, time, limit);
+          assert.equal(exhausted !== null, !step.allowed);
+          if (exhausted !== null && !step.allowed) {
+            assert.equal(exhausted.windowEnd, start + windowSeconds);
+            assert.equal(exhausted.windowEnd - Math.floor(time / 1000), step.retryAfterSeconds);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
