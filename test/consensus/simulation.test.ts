@@ -4,8 +4,16 @@ import { describe, it } from 'node:test';
 import { blockHash, precommitPqSignBytes } from '../../src/consensus/messages.js';
 import type { Block, QuorumCertificate } from '../../src/consensus/types.js';
 import { createFalcon } from '../../src/crypto/falcon.js';
+import { blockTemplate, buildBlock, checkBlock } from '../../src/consensus/block.js';
+import { ConsensusError } from '../../src/consensus/errors.js';
+import { genesisContext, nextHeightContext } from '../../src/consensus/height-context.js';
+import { proposerAt } from '../../src/consensus/proposer.js';
+import { ed25519SignatureVerifier } from '../../src/consensus/verify.js';
+import { FORGERY_VARIANTS, forgeValue, PROOF_FORGERIES } from './sim/bad-proof.js';
 import { InvariantChecker } from './sim/invariants.js';
 import type { ByzantineBehaviour } from './sim/options.js';
+import { Prng } from './sim/prng.js';
+import { plotOf, simGenesisDocument, SimProofs, stampTransaction } from './sim/proofs.js';
 import {
   baseOptions,
   behaviourScenario,
@@ -17,7 +25,16 @@ import {
 } from './sim/scenario.js';
 import { runSeedsInWorkers } from './sim/seeds.js';
 import { runSimulation, type SimulationResult } from './sim/simulator.js';
-import { GENESIS_TIME, makeBlock, makeGenesis, makeValidators, makeVote } from './sim/fixtures.js';
+import {
+  CHAIN_ID,
+  GENESIS_HASH,
+  GENESIS_TIME,
+  makeBlock,
+  makeGenesis,
+  makeValidators,
+  makeVote,
+  TEST_TIMEOUTS,
+} from './sim/fixtures.js';
 import { createValidatorSet } from '../../src/consensus/validator-set.js';
 
 /**
@@ -63,7 +80,7 @@ describe('deterministic simulation of Tendermint', () => {
       console.log(
         `seed ${replaySeed}: ${options.powers.length} validators, powers ${options.powers.join(',')}, ` +
           `faulty ${JSON.stringify([...options.byzantine])}, partitions ${JSON.stringify(options.partitions)}, ` +
-          `crashes ${JSON.stringify(options.crashes)}, ` +
+          `crashes ${JSON.stringify(options.crashes)}, consensus proofs ${options.proofs === true}, ` +
           `validator changes ${JSON.stringify(options.validatorChanges ?? [])}`,
       );
       const result = await runSimulation({ ...options, recordTrace: true });
@@ -89,10 +106,17 @@ describe('deterministic simulation of Tendermint', () => {
       assert.equal(summaries.length, seedCount);
       const failures = summaries.filter((summary) => summary.violations.length > 0);
       const events = summaries.reduce((sum, summary) => sum + summary.events, 0);
+      const scenarios = seeds.map(randomScenario);
+      const proofSeeds = scenarios.filter((options) => options.proofs === true).length;
+      const badProofSeeds = scenarios.filter((options) =>
+        [...options.byzantine.values()].includes('bad-proof-proposer'),
+      ).length;
       console.log(
-        `simulation: ${seedCount} seeds, ${events} events, ${seconds.toFixed(1)} s on ${workers} worker(s), ` +
+        `simulation: ${seedCount} seeds (${proofSeeds} with consensus proofs, ${badProofSeeds} with a ` +
+          `bad-proof proposer), ${events} events, ${seconds.toFixed(1)} s on ${workers} worker(s), ` +
           `${failures.length} failing`,
       );
+      if (seedCount >= 200) assert.ok(badProofSeeds > 0, 'no seed had a bad-proof proposer');
       if (failures.length > 0) {
         const report = failures
           .slice(0, 10)
@@ -201,6 +225,13 @@ describe('deterministic simulation of Tendermint', () => {
     const a = await runSimulation(randomScenario(3));
     const b = await runSimulation(randomScenario(4));
     assert.notEqual(a.traceHash, b.traceHash);
+    // With consensus proofs and a bad-proof proposer too.
+    const options = behaviourScenario(4, [1, 1, 1, 1], 'bad-proof-proposer');
+    const first = await runSimulation({ ...options, recordTrace: true });
+    const second = await runSimulation({ ...options, recordTrace: true });
+    assert.ok(first.trace.some((line) => line.includes(' forge ')));
+    assert.deepEqual(second.trace, first.trace);
+    assert.deepEqual(second.stats, first.stats);
   });
 
   describe('each kind of faulty validator, with 4 equal and 7 unequal validators', () => {
@@ -219,9 +250,11 @@ describe('deterministic simulation of Tendermint', () => {
         assert.ok((result.stats.rejections.BAD_SIGNATURE ?? 0) > 0, 'no forgery rejected'),
       replayer: (result) => assert.ok((result.stats.faults.replayer ?? 0) > 0, 'nothing replayed'),
       'lock-breaker': (result) => assert.ok(result.stats.evidenceFound > 0, 'no evidence found'),
+      'bad-proof-proposer': (result) =>
+        assert.ok((result.stats.faults['bad-proof-proposer'] ?? 0) > 0, 'it never proposed'),
       'fork-coalition': () => undefined,
     };
-    for (const behaviour of FAULTY_BEHAVIOURS) {
+    for (const behaviour of [...FAULTY_BEHAVIOURS, 'bad-proof-proposer' as const]) {
       it(behaviour, async () => {
         for (const powers of clusters) {
           for (const seed of [1, 2]) {
@@ -296,6 +329,52 @@ describe('deterministic simulation of Tendermint', () => {
     assert.ok(forks.length > 0, 'the checker found no fork with faulty power beyond f');
   });
 
+  it('a bad-proof proposer: every forged part is refused, nothing forged is committed, progress holds', async () => {
+    const faults: Record<string, number> = {};
+    const refused = new Set<string>();
+    let engineRejections = 0;
+    for (const powers of [
+      [1, 1, 1, 1],
+      [3, 1, 2, 1, 2, 1, 2],
+    ]) {
+      for (let seed = 1; seed <= 8; seed++) {
+        const options = behaviourScenario(seed, powers, 'bad-proof-proposer');
+        const result = await runSimulation(options);
+        assert.deepEqual(result.violations, [], describeResult(result));
+        const correct = result.stats.heights.filter((_, node) => !options.byzantine.has(node));
+        assert.ok(Math.min(...correct) >= 6, `heights ${result.stats.heights.join(',')}`);
+        for (const [name, count] of Object.entries(result.stats.faults)) {
+          faults[name] = (faults[name] ?? 0) + count;
+        }
+        for (const key of Object.keys(result.stats.proofRejections))
+          refused.add(key.split('/')[0]!);
+        engineRejections += result.stats.rejections.INVALID_BLOCK ?? 0;
+      }
+    }
+    for (const kind of PROOF_FORGERIES) {
+      assert.ok(
+        Object.keys(faults).some((name) => name.startsWith(`bad-proof:${kind}/`)),
+        `no ${kind} forgery in ${JSON.stringify(faults)}`,
+      );
+    }
+    // The proposer's parts fail the validators' proof check; header forgeries the block rules.
+    assert.deepEqual([...refused].sort(), ['space', 'time', 'work']);
+    assert.ok(engineRejections > 0, 'no header forgery was refused by the block rules');
+  });
+
+  it('negative control: without the proof check, a forged proof is committed and the invariant catches it', async () => {
+    const caught: string[] = [];
+    for (let seed = 1; seed <= 10 && caught.length === 0; seed++) {
+      const options = behaviourScenario(seed, [1, 1, 1, 1], 'bad-proof-proposer');
+      const result = await runSimulation({ ...options, checkProofs: false });
+      for (const violation of result.violations) {
+        if (violation.kind === 'invalid-proof') caught.push(violation.message);
+      }
+    }
+    assert.ok(caught.length > 0, 'no committed forged proof was caught');
+    assert.match(caught[0]!, /consensus proof fails: (space|work|time)/);
+  });
+
   it('with FALCON-1024 precommits, every commit carries valid post-quantum signatures', async () => {
     const falcon = createFalcon();
     const result = await runSimulation({
@@ -325,6 +404,120 @@ describe('deterministic simulation of Tendermint', () => {
       }
     }
   });
+});
+
+describe('forged consensus proofs of the bad-proof proposer', () => {
+  // Four validators with plots, a committed block 1 and the template of block 2 — the position
+  // where every forgery applies (block 2 carries block 1's commit).
+  const { validators } = makeValidators([1, 1, 1, 1], 21);
+  const keys = validators.map((v) => ({ ...v, storageRoot: plotOf(v.publicKey).root }));
+  const set = createValidatorSet(
+    keys.map((k) => ({ publicKey: k.publicKey, power: 1, storageRoot: k.storageRoot })),
+  );
+  const proofs = new SimProofs(
+    simGenesisDocument({
+      chainId: CHAIN_ID,
+      genesisTime: GENESIS_TIME,
+      validators: keys.map((k) => ({ keys: k, power: 1 })),
+      timeouts: TEST_TIMEOUTS,
+      requirePq: false,
+    }),
+    GENESIS_HASH,
+  );
+  const keyOf = (address: string) => keys.find((k) => k.address === address)!;
+  const stateRoot = new Uint8Array(32).fill(7);
+
+  function commitFor(block: Block): QuorumCertificate {
+    const hash = blockHash(block.header);
+    const precommits = keys
+      .slice(0, 3)
+      .map((k) => makeVote(k, 'precommit', block.header.height, 0, hash, block.header.time + 10))
+      .sort((a, b) => (a.validator < b.validator ? -1 : 1));
+    return { height: block.header.height, round: 0, blockHash: hash, precommits };
+  }
+
+  const context1 = genesisContext(set, { hash: GENESIS_HASH, time: GENESIS_TIME });
+  const proposer1 = keyOf(proposerAt(context1.schedule, 0).address);
+  const template1 = blockTemplate(CHAIN_ID, context1, proposer1.address);
+  const txs1 = [stampTransaction(Uint8Array.of(1, 2, 3))];
+  const block1 = buildBlock(template1, {
+    transactions: txs1,
+    evidence: [],
+    appStateRoot: stateRoot,
+    consensusProof: proofs.build(proposer1, template1, txs1),
+  });
+  const context2 = nextHeightContext(context1, block1, commitFor(block1));
+  const proposer2 = keyOf(proposerAt(context2.schedule, 0).address);
+  const template2 = blockTemplate(CHAIN_ID, context2, proposer2.address);
+  const content = {
+    transactions: [stampTransaction(Uint8Array.of(4, 5)), stampTransaction(Uint8Array.of(6))],
+    evidence: [],
+    appStateRoot: stateRoot,
+    consensusProof: new Uint8Array(0),
+  };
+  const prove = (template: typeof template2, transactions: readonly Uint8Array[]) =>
+    proofs.build(proposer2, template, transactions);
+  const rules = (block: Block) =>
+    checkBlock(
+      { chainId: CHAIN_ID, verifier: ed25519SignatureVerifier, requirePq: false },
+      context2,
+      block,
+    );
+
+  it('the honest blocks pass the proposal check, the block rules and the full verifier', () => {
+    const honest = buildBlock(template2, {
+      ...content,
+      consensusProof: prove(template2, content.transactions),
+    });
+    assert.equal(proofs.checkProposal(context2, honest), undefined);
+    assert.equal(rules(honest), undefined);
+    assert.equal(proofs.verifyCommitted(context1, block1, commitFor(block1), stateRoot).ok, true);
+    assert.equal(proofs.verifyCommitted(context2, honest, commitFor(honest), stateRoot).ok, true);
+  });
+
+  for (const kind of PROOF_FORGERIES) {
+    for (const variant of FORGERY_VARIANTS[kind]) {
+      it(`${kind}/${variant} fails the verifier`, () => {
+        const prng = new Prng(variant.length * 31 + kind.length);
+        const forged = forgeValue(
+          kind,
+          { template: template2, content, context: context2, prove, prng },
+          variant,
+        );
+        assert.equal(forged.name, `${kind}/${variant}`);
+        const verdict = proofs.verifyCommitted(
+          context2,
+          forged.block,
+          commitFor(forged.block),
+          stateRoot,
+        );
+        assert.equal(verdict.ok, false, 'the full verifier accepted a forged block');
+        const failed = verdict.parts.filter((part) => !part.ok).map((part) => part.part);
+        if (forged.viaEngine) {
+          // Only the proposer's parts are wrong: the block rules hold, so the engine proposes it.
+          assert.equal(rules(forged.block), undefined);
+          if (variant === 'state-root') {
+            // Caught by re-execution (the application's check before a prevote).
+            assert.equal(proofs.checkProposal(context2, forged.block), undefined);
+            assert.deepEqual(failed, ['work']);
+          } else {
+            const error = proofs.checkProposal(context2, forged.block);
+            assert.ok(
+              error instanceof ConsensusError,
+              'the proposal check accepted a forged proof',
+            );
+            if (kind === 'garbage') assert.deepEqual(failed, ['space', 'work', 'time']);
+            else assert.deepEqual(failed, [kind]);
+            assert.equal(error.detail.part, failed[0]);
+          }
+        } else {
+          // A header rule is broken: the engine's block rules refuse it before any vote.
+          assert.ok(rules(forged.block) !== undefined, 'the block rules accepted it');
+          assert.equal(verdict.block.ok, false);
+        }
+      });
+    }
+  }
 });
 
 describe('invariant checker', () => {

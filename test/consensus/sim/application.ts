@@ -6,19 +6,32 @@ import { EVIDENCE_MAX_AGE } from '../../../src/consensus/height-context.js';
 import type { Block, DuplicateVoteEvidence } from '../../../src/consensus/types.js';
 import type { ValidatorSetUpdate } from '../../../src/consensus/validator-set.js';
 import type { Prng } from './prng.js';
+import { stampTransaction } from './proofs.js';
 import type { ValidatorPlan } from './validator-plan.js';
 
 /** A transaction whose first byte is this is invalid to the application. */
 export const INVALID_TRANSACTION_MARK = 0xff;
 
-const GENESIS_STATE_ROOT = sha256(new TextEncoder().encode('hypermesh-sim/genesis-state'));
+export const GENESIS_STATE_ROOT = sha256(new TextEncoder().encode('hypermesh-sim/genesis-state'));
+
+/** The state root after executing `block` on `stateRoot`: a hash chain over the blocks. */
+export function nextStateRoot(stateRoot: Uint8Array, block: Block): Uint8Array {
+  return sha256(
+    concatBytes(
+      stateRoot,
+      block.header.transactionsRoot,
+      Uint8Array.of(block.header.height & 0xff),
+    ),
+  );
+}
 
 /**
  * A deterministic toy application: its state root is a hash chain over the executed blocks'
  * transactions, so correct nodes that executed the same blocks agree on it. It rejects blocks
  * with a marked transaction, a wrong state root, evidence it has already committed, or (with a
  * plan) other validator-update transactions than planned, and it includes the evidence its
- * node found and the planned update transactions in the blocks that node proposes.
+ * node found and the planned update transactions in the blocks that node proposes. With
+ * consensus proofs (`stamped`), every transaction it makes carries a hashcash stamp.
  */
 export class SimApplication {
   stateRoot: Uint8Array = GENESIS_STATE_ROOT;
@@ -26,7 +39,10 @@ export class SimApplication {
   private pendingEvidence: DuplicateVoteEvidence[] = [];
 
   /** `plan`: the run's validator-set changes (validator-plan.ts), if it has any. */
-  constructor(private readonly plan?: ValidatorPlan) {}
+  constructor(
+    private readonly plan?: ValidatorPlan,
+    private readonly stamped = false,
+  ) {}
 
   /** The validator updates executing `block` returns (none without a plan). */
   updatesOf(block: Block): ValidatorSetUpdate[] {
@@ -50,9 +66,10 @@ export class SimApplication {
       transactions.push(transaction);
     }
     if (invalid) transactions.push(Uint8Array.of(INVALID_TRANSACTION_MARK, template.height));
-    if (this.plan !== undefined) transactions.push(...this.plan.transactionsAt(template.height));
+    const carried = this.stamped ? transactions.map(stampTransaction) : transactions;
+    if (this.plan !== undefined) carried.push(...this.plan.transactionsAt(template.height));
     return {
-      transactions,
+      transactions: carried,
       evidence: this.pendingEvidence
         .filter(
           (item) =>
@@ -76,13 +93,7 @@ export class SimApplication {
   }
 
   execute(block: Block): void {
-    this.stateRoot = sha256(
-      concatBytes(
-        this.stateRoot,
-        block.header.transactionsRoot,
-        Uint8Array.of(block.header.height & 0xff),
-      ),
-    );
+    this.stateRoot = nextStateRoot(this.stateRoot, block);
     for (const item of block.evidence) this.committedEvidence.add(evidenceKey(item));
     this.pendingEvidence = this.pendingEvidence.filter(
       (item) => !this.committedEvidence.has(evidenceKey(item)),

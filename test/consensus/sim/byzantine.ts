@@ -3,8 +3,10 @@ import type { ConsensusAction } from '../../../src/consensus/events.js';
 import { blockHash } from '../../../src/consensus/messages.js';
 import { signProposal, signVote } from '../../../src/consensus/signer.js';
 import type { Block, Proposal, Vote } from '../../../src/consensus/types.js';
+import { forgeValue, PROOF_FORGERIES } from './bad-proof.js';
 import type { ByzantineBehaviour } from './options.js';
 import type { Prng } from './prng.js';
+import { stampTransaction } from './proofs.js';
 import {
   messageHeight,
   type Adversary,
@@ -23,6 +25,8 @@ type Delivery = { to: number; message: WireMessage };
 export class ByzantineAdversary implements Adversary {
   private readonly replayLog = new Map<number, ConsensusMessage[]>();
   private readonly attacked = new Set<string>();
+  /** Proposals each bad-proof proposer has forged (it takes the proof parts in turn). */
+  private readonly forgeries = new Map<number, number>();
 
   constructor(
     private readonly nodes: () => readonly SimNode[],
@@ -76,17 +80,22 @@ export class ByzantineAdversary implements Adversary {
   }
 
   requestValue(node: SimNode, action: ConsensusAction & { type: 'request-value' }): boolean {
+    if (this.behaviour(node) === 'bad-proof-proposer') {
+      this.proposeBadProof(node, action);
+      return true;
+    }
     if (this.behaviour(node) !== 'invalid-proposer') return false;
     node.world.onFault('invalid-proposer');
     if (this.prng.chance(0.5)) {
-      // A block the application rejects (a marked transaction): the engine accepts it as its
-      // own value, every correct validator prevotes nil for it.
+      // A block the application rejects (a marked transaction; with proofs, a stamped one under
+      // a real proof): the engine accepts it as its own value, every correct validator prevotes
+      // nil for it.
       const content = node.app.buildContent(action.template, node.prng, true);
       node.world.scheduleAppAnswer(node, {
         type: 'value-proposed',
         height: action.height,
         round: action.round,
-        block: buildBlock(action.template, content),
+        block: node.buildValue(action.template, content),
       });
       return true;
     }
@@ -94,7 +103,8 @@ export class ByzantineAdversary implements Adversary {
     const broken: BlockTemplate = this.prng.chance(0.5)
       ? { ...action.template, time: action.template.time + 1 + this.prng.int(0, 5000) }
       : { ...action.template, parentHash: this.prng.bytes(32) };
-    const block = buildBlock(broken, node.app.buildContent(action.template, node.prng));
+    // With consensus proofs the block carries a real proof, so only the broken rule is at fault.
+    const block = node.buildValue(broken, node.app.buildContent(action.template, node.prng));
     const proposal = signProposal(
       node.world.chainId,
       {
@@ -109,6 +119,52 @@ export class ByzantineAdversary implements Adversary {
     for (const to of this.peers(node))
       node.world.send(node.index, to, { kind: 'proposal', proposal });
     return true;
+  }
+
+  /**
+   * A fresh block with a forged consensus proof, the proof parts taken in turn (bad-proof.ts).
+   * A block whose only fault is in the proof bytes or the state root goes through the engine,
+   * which proposes it and prevotes for it; one that breaks a header rule is signed and sent
+   * around the engine, like the invalid proposer's.
+   */
+  private proposeBadProof(node: SimNode, action: ConsensusAction & { type: 'request-value' }) {
+    // The first forgery's part is drawn, so that short runs cover every part across seeds.
+    const count = this.forgeries.get(node.index) ?? this.prng.int(0, PROOF_FORGERIES.length - 1);
+    this.forgeries.set(node.index, count + 1);
+    const kind = PROOF_FORGERIES[count % PROOF_FORGERIES.length]!;
+    const forged = forgeValue(kind, {
+      template: action.template,
+      content: node.app.buildContent(action.template, node.prng),
+      context: node.context!,
+      prove: (template, transactions) => node.proveBlock(template, transactions),
+      prng: this.prng,
+    });
+    node.world.onFault('bad-proof-proposer');
+    node.world.onFault(`bad-proof:${forged.name}`);
+    node.world.trace(`forge ${node.index} h=${action.height} r=${action.round} ${forged.name}`);
+    if (forged.viaEngine) {
+      node.world.scheduleAppAnswer(node, {
+        type: 'value-proposed',
+        height: action.height,
+        round: action.round,
+        block: forged.block,
+      });
+      return;
+    }
+    const proposal = signProposal(
+      node.world.chainId,
+      {
+        height: action.height,
+        round: action.round,
+        block: forged.block,
+        validRound: -1,
+        proposer: node.keys.address,
+      },
+      node.keys.privateKey,
+    );
+    for (const to of this.peers(node)) {
+      node.world.send(node.index, to, { kind: 'proposal', proposal });
+    }
   }
 
   /** The replayer keeps what it hears and now and then sends an old message back out. */
@@ -137,8 +193,11 @@ export class ByzantineAdversary implements Adversary {
     }
   }
 
-  /** A second block for the same round: same header fields, one more transaction. */
-  private variant(block: Block): Block {
+  /**
+   * A second block for the same round: same header fields, one more transaction (with
+   * consensus proofs, a stamped one and the proof rebuilt when the block is this node's).
+   */
+  private variant(node: SimNode, block: Block): Block {
     const template: BlockTemplate = {
       chainId: block.header.chainId,
       height: block.header.height,
@@ -148,18 +207,24 @@ export class ByzantineAdversary implements Adversary {
       validatorsHash: block.header.validatorsHash,
       proposer: block.header.proposer,
     };
+    const extra = this.prng.bytes(12).map((byte) => byte & 0x7f);
+    const proofs = node.world.proofs !== undefined;
+    const transactions = [...block.transactions, proofs ? stampTransaction(extra) : extra];
     return buildBlock(template, {
-      transactions: [...block.transactions, this.prng.bytes(12).map((byte) => byte & 0x7f)],
+      transactions,
       evidence: block.evidence,
       appStateRoot: block.header.appStateRoot,
-      consensusProof: block.header.consensusProof,
+      consensusProof:
+        proofs && template.proposer === node.keys.address
+          ? node.proveBlock(template, transactions)
+          : block.header.consensusProof,
     });
   }
 
   private equivocate(node: SimNode, proposal: Proposal): Delivery[] {
     const other = signProposal(
       node.world.chainId,
-      { ...proposal, block: this.variant(proposal.block) },
+      { ...proposal, block: this.variant(node, proposal.block) },
       node.keys.privateKey,
     );
     const [first, second] = this.split(node);
@@ -180,7 +245,7 @@ export class ByzantineAdversary implements Adversary {
     if (proposal.validRound < 0) return undefined;
     const fresh = signProposal(
       node.world.chainId,
-      { ...proposal, block: this.variant(proposal.block), validRound: -1 },
+      { ...proposal, block: this.variant(node, proposal.block), validRound: -1 },
       node.keys.privateKey,
     );
     const prevote = signVote(
@@ -262,7 +327,7 @@ export class ByzantineAdversary implements Adversary {
       const inVictimsName: Proposal = {
         ...signProposal(
           node.world.chainId,
-          { ...proposal, block: this.variant(proposal.block), proposer: victim.address },
+          { ...proposal, block: this.variant(node, proposal.block), proposer: victim.address },
           node.keys.privateKey,
         ),
       };
@@ -291,7 +356,7 @@ export class ByzantineAdversary implements Adversary {
     this.attacked.add(key);
     const proposalB = signProposal(
       node.world.chainId,
-      { ...proposal, block: this.variant(proposal.block) },
+      { ...proposal, block: this.variant(node, proposal.block) },
       node.keys.privateKey,
     );
     const deliveries: Delivery[] = [];

@@ -6,6 +6,8 @@ import { blockHash, VOTE_DOMAIN } from '../../../src/consensus/messages.js';
 import type { HeightContext } from '../../../src/consensus/height-context.js';
 import type { Block, QuorumCertificate, Vote } from '../../../src/consensus/types.js';
 import type { ValidatorSet } from '../../../src/consensus/validator-set.js';
+import type { BlockProofVerdict } from '../../../src/consensus/pos/index.js';
+import { GENESIS_STATE_ROOT, nextStateRoot } from './application.js';
 
 export type ViolationKind =
   | 'agreement'
@@ -14,6 +16,7 @@ export type ViolationKind =
   | 'invalid-quorum-certificate'
   | 'honest-equivocation'
   | 'validator-set'
+  | 'invalid-proof'
   | 'liveness';
 
 export interface Violation {
@@ -37,6 +40,13 @@ export class InvariantChecker {
   private readonly committedBlocks = new Map<number, Block[]>();
   /** Per correct validator, what it signed at each height/round/step. */
   private readonly signed = new Map<string, string>();
+
+  /** First block committed by a correct node at each height (the model of the state roots). */
+  private readonly decidedBlocks = new Map<number, Block>();
+  /** The simulated application's state root before each height, by the model. */
+  private readonly stateRoots: Uint8Array[] = [new Uint8Array(0), GENESIS_STATE_ROOT];
+  /** Blocks whose consensus proof was verified, by hash. */
+  private readonly verifiedProofs = new Set<string>();
 
   /** Per height, the schedule (set hash and proposer priorities) the first correct node had. */
   private readonly schedules = new Map<number, string>();
@@ -120,14 +130,62 @@ export class InvariantChecker {
       );
     }
     const first = this.decided.get(height);
-    if (first === undefined) this.decided.set(height, hash);
-    else if (first !== hash) {
+    if (first === undefined) {
+      this.decided.set(height, hash);
+      this.decidedBlocks.set(height, block);
+    } else if (first !== hash) {
       this.violate(
         'agreement',
         `node ${node} committed ${hash.slice(0, 12)} at height ${height}, another correct node ${first.slice(0, 12)}`,
         timeMs,
       );
     }
+  }
+
+  /**
+   * The state root the simulated application has before `height` (application.ts): a hash chain
+   * over the decided blocks, computed here from the rule rather than read from a node.
+   */
+  private stateRootBefore(height: number): Uint8Array {
+    for (let h = this.stateRoots.length; h <= height; h++) {
+      const previous = this.decidedBlocks.get(h - 1);
+      if (previous === undefined) throw new Error(`no block decided at height ${h - 1}`);
+      this.stateRoots[h] = nextStateRoot(this.stateRoots[h - 1]!, previous);
+    }
+    return this.stateRoots[height]!;
+  }
+
+  /**
+   * (d) with consensus proofs, a correct node never commits a block whose proof fails the full
+   * verifier (`verifyCommittedBlock`: the block rules and all four parts — PoSpace, PoStake over
+   * the commit, PoWork with re-execution against the model's state root, PoTime). Run once per
+   * committed block, with the first correct commit of it; every later commit of the block is
+   * checked as a quorum certificate by `onCommit`, which is PoStake's rule.
+   */
+  checkCommittedProof(
+    node: number,
+    block: Block,
+    verify: (stateRootBefore: Uint8Array) => BlockProofVerdict,
+    timeMs: number,
+  ): void {
+    if (!this.honest(node)) return;
+    const hash = toHex(blockHash(block.header));
+    if (this.verifiedProofs.has(hash)) return;
+    this.verifiedProofs.add(hash);
+    const height = block.header.height;
+    const verdict = verify(this.stateRootBefore(height));
+    if (verdict.ok) return;
+    const failures = [
+      ...(verdict.block.ok ? [] : [`block rules: ${verdict.block.message}`]),
+      ...verdict.parts.flatMap((part) =>
+        part.ok ? [] : [`${part.part}: ${part.reason} (${part.message})`],
+      ),
+    ];
+    this.violate(
+      'invalid-proof',
+      `node ${node} committed block ${hash.slice(0, 12)} at height ${height} whose consensus proof fails: ${failures.join('; ')}`,
+      timeMs,
+    );
   }
 
   /**

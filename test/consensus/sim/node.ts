@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { buildBlock } from '../../../src/consensus/block.js';
+import { buildBlock, type BlockContent, type BlockTemplate } from '../../../src/consensus/block.js';
 import { checkSigning, type SignedRecord } from '../../../src/consensus/double-sign-guard.js';
 import type { ConsensusAction, ConsensusEvent } from '../../../src/consensus/events.js';
 import {
@@ -21,6 +21,7 @@ import {
 import { SimApplication } from './application.js';
 import type { ByzantineBehaviour } from './options.js';
 import type { Prng } from './prng.js';
+import type { SimProofs } from './proofs.js';
 import type { ValidatorPlan } from './validator-plan.js';
 
 export type ConsensusMessage =
@@ -55,6 +56,8 @@ export interface ValidatorKeys {
   readonly publicKey: Uint8Array;
   readonly address: string;
   readonly pq?: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
+  /** With consensus proofs: the root of the validator's PoSpace plot (proofs.ts). */
+  readonly storageRoot?: Uint8Array;
 }
 
 /** What a node needs from the simulated world. */
@@ -65,6 +68,10 @@ export interface World {
   readonly validatorCount: number;
   /** The run's validator-set changes, if any (carried by the application's blocks). */
   readonly validatorPlan: ValidatorPlan | undefined;
+  /** The consensus-proof code of runs with `options.proofs` (proofs.ts). */
+  readonly proofs: SimProofs | undefined;
+  /** Correct validators check the proof of every proposal (off only in the negative control). */
+  readonly checkProofs: boolean;
   now(): number;
   localTime(node: number): number;
   /** Global duration of `localMs` on this node's clock. */
@@ -86,6 +93,8 @@ export interface World {
     message: ConsensusMessage,
   ): void;
   onEvidence(node: SimNode): void;
+  /** A node refused a proposal whose consensus proof failed its check. */
+  onProofRejected(node: SimNode, error: Error): void;
   /** A faulty node did something faulty (counted per behaviour). */
   onFault(behaviour: string): void;
   trace(line: string): void;
@@ -138,7 +147,7 @@ export class SimNode {
     readonly behaviour: ByzantineBehaviour | undefined,
     readonly adversary: Adversary | undefined,
   ) {
-    this.app = new SimApplication(world.validatorPlan);
+    this.app = new SimApplication(world.validatorPlan, world.proofs !== undefined);
   }
 
   get alive(): boolean {
@@ -151,7 +160,7 @@ export class SimNode {
 
   /** Boot, or reboot after a crash: replay the store into the application, then the WAL. */
   async boot(genesisValidators: HeightContext['schedule']['validators']): Promise<void> {
-    this.app = new SimApplication(this.world.validatorPlan);
+    this.app = new SimApplication(this.world.validatorPlan, this.world.proofs !== undefined);
     let context = genesisContext(genesisValidators, this.world.genesis);
     for (const stored of this.store) {
       this.app.execute(stored.block);
@@ -274,20 +283,29 @@ export class SimNode {
           type: 'value-proposed',
           height: action.height,
           round: action.round,
-          block: buildBlock(action.template, content),
+          block: this.buildValue(action.template, content),
         });
         return;
       }
-      case 'validate-value':
+      case 'validate-value': {
+        // The node's checks before its prevote (driver/block-checks.ts): the proposer's parts of
+        // the consensus proof, then the application.
+        const proofError =
+          world.proofs !== undefined && world.checkProofs
+            ? world.proofs.checkProposal(this.context!, action.block)
+            : undefined;
+        if (proofError !== undefined) world.onProofRejected(this, proofError);
         world.scheduleAppAnswer(this, {
           type: 'value-validated',
           height: action.height,
           blockHash: action.blockHash,
           valid:
+            proofError === undefined &&
             this.app.validate(action.block) &&
             checkValidatorUpdates(this.context!, this.app.updatesOf(action.block)) === undefined,
         });
         return;
+      }
       case 'sign-vote':
         await this.signVote(action.request);
         return;
@@ -307,6 +325,25 @@ export class SimNode {
         }
         return;
     }
+  }
+
+  /**
+   * The consensus-proof bytes this validator attaches to a block on `template` with
+   * `transactions` (empty without `options.proofs`).
+   */
+  proveBlock(template: BlockTemplate, transactions: readonly Uint8Array[]): Uint8Array {
+    const proofs = this.world.proofs;
+    return proofs === undefined
+      ? new Uint8Array(0)
+      : proofs.build(this.keys, template, transactions);
+  }
+
+  /** The block of `content` on `template`, with this validator's proof attached. */
+  buildValue(template: BlockTemplate, content: BlockContent): Block {
+    return buildBlock(template, {
+      ...content,
+      consensusProof: this.proveBlock(template, content.transactions),
+    });
   }
 
   /** The signer: double-sign guard first, its record durable before the signature leaves. */

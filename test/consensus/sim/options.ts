@@ -22,6 +22,11 @@ export type ByzantineBehaviour =
    */
   | 'lock-breaker'
   /**
+   * Needs `proofs`: whenever it proposes a fresh block, attaches a forged consensus proof,
+   * rotating through PoSpace, PoStake, PoWork, PoTime and a garbage encoding (bad-proof.ts).
+   */
+  | 'bad-proof-proposer'
+  /**
    * Negative control only: a coalition that shows one block to one group of correct validators
    * and another block to the other, voting for both.
    */
@@ -95,6 +100,17 @@ export interface SimulationOptions {
   readonly livenessBoundMs: number;
   /** Check liveness (off for the negative control, whose faults exceed f). */
   readonly checkLiveness: boolean;
+  /**
+   * The four-part consensus proof (proofs.ts): validators have PoSpace plots, transactions carry
+   * stamps, honest proposers attach real proofs, honest validators check every proposal's proof
+   * and the invariants verify every committed block with the full verifier. Off by default.
+   */
+  readonly proofs?: boolean;
+  /**
+   * Negative control only: `false` makes correct validators skip the proof check of proposals
+   * (everything else stays), so a forged proof can be committed and the invariant must catch it.
+   */
+  readonly checkProofs?: boolean;
   /** Sign and require FALCON-1024 precommit signatures (slow: ~10 ms per signature). */
   readonly pq: boolean;
   /** Keep a human-readable trace (for replaying one seed). */

@@ -29,6 +29,37 @@ export const FAULTY_BEHAVIOURS: readonly ByzantineBehaviour[] = [
   'lock-breaker',
 ];
 
+/**
+ * The share of random seeds that run with the four-part consensus proof (options.ts `proofs`),
+ * and of those, the share with a bad-proof proposer. Proof seeds cost about twice as much as
+ * others (building and checking proofs, verifying every committed block), so only some seeds
+ * have them; the draw uses a PRNG of its own, so the other seeds' scenarios do not change.
+ */
+export const PROOF_SEED_SHARE = 0.2;
+export const BAD_PROOF_SHARE = 0.75;
+
+/**
+ * With `PROOF_SEED_SHARE` probability, turns on proofs and (`BAD_PROOF_SHARE`) makes one
+ * faulty validator a bad-proof proposer — or, without faulty validators and when `powers` is
+ * given (a fixed set), one whose power is below a third of the total.
+ */
+function withProofs(
+  seed: number,
+  byzantine: Map<number, ByzantineBehaviour>,
+  powers?: readonly number[],
+): boolean {
+  const prng = new Prng(seed ^ 0x0b5e55ed);
+  if (!prng.chance(PROOF_SEED_SHARE)) return false;
+  if (!prng.chance(BAD_PROOF_SHARE)) return true;
+  const total = (powers ?? []).reduce((sum, power) => sum + power, 0);
+  const candidates =
+    byzantine.size > 0
+      ? [...byzantine.keys()]
+      : (powers ?? []).flatMap((power, index) => (3 * power < total && power > 0 ? [index] : []));
+  if (candidates.length > 0) byzantine.set(prng.pick(candidates), 'bad-proof-proposer');
+  return true;
+}
+
 /** Options every scenario starts from: a calm network, nobody faulty. */
 export function baseOptions(seed: number, powers: readonly number[]): SimulationOptions {
   return {
@@ -53,7 +84,8 @@ export function baseOptions(seed: number, powers: readonly number[]): Simulation
 /**
  * A random scenario from one seed: 4 or 7 validators with equal or unequal power, faulty
  * validators holding less than 1/3 of the power, a lossy, duplicating, reordering network,
- * maybe a partition that heals, crashes with restarts, and skewed clocks.
+ * maybe a partition that heals, crashes with restarts, and skewed clocks; some seeds with the
+ * consensus proof and a bad-proof proposer (`withProofs`).
  */
 export function randomScenario(seed: number): SimulationOptions {
   const prng = new Prng(seed ^ 0x5eed5eed);
@@ -73,6 +105,7 @@ export function randomScenario(seed: number): SimulationOptions {
     faultyPower += power;
     byzantine.set(index, prng.pick(FAULTY_BEHAVIOURS));
   }
+  const proofs = withProofs(seed, byzantine, powers);
 
   const honest = powers.map((_, i) => i).filter((i) => !byzantine.has(i));
   const partitions: Partition[] = [];
@@ -108,6 +141,7 @@ export function randomScenario(seed: number): SimulationOptions {
   return {
     ...baseOptions(seed, powers),
     byzantine,
+    proofs,
     network: {
       minDelayMs: prng.int(1, 10),
       meanJitterMs: prng.int(2, 30),
@@ -140,6 +174,7 @@ export function behaviourScenario(
     byzantine: new Map([[faulty, behaviour]]),
     network: { minDelayMs: 2, meanJitterMs: 15, dropRate: 0.03, duplicateRate: 0.02 },
     progressHeights: 6,
+    proofs: behaviour === 'bad-proof-proposer',
   };
 }
 
@@ -199,7 +234,8 @@ function plannedPowerStretches(
  * genesis set, and two to five planned changes at heights 1 to 8 (a node joins, leaves, or
  * gets another power; the updates of block h decide from h + 2), while the network is lossy,
  * partitions heal, nodes crash and restart, clocks are skewed and up to two nodes are faulty —
- * below a third of the power of every set the plan makes (a faulty node may join later).
+ * below a third of the power of every set the plan makes (a faulty node may join later); some
+ * seeds with the consensus proof and one faulty node a bad-proof proposer (`withProofs`).
  */
 export function validatorChangeScenario(seed: number): SimulationOptions {
   const prng = new Prng(seed ^ 0x7a11da7e);
@@ -249,6 +285,7 @@ export function validatorChangeScenario(seed: number): SimulationOptions {
     });
     if (fits) byzantine.set(node, prng.pick(FAULTY_BEHAVIOURS));
   }
+  const proofs = withProofs(seed, byzantine);
 
   const honest = powers.map((_, i) => i).filter((i) => !byzantine.has(i));
   const partitions: Partition[] = [];
@@ -272,6 +309,7 @@ export function validatorChangeScenario(seed: number): SimulationOptions {
   return {
     ...baseOptions(seed, powers),
     byzantine,
+    proofs,
     validatorChanges: changes,
     minFinalHeight: Math.max(0, ...changes.map((change) => change.height)) + 4,
     network: {

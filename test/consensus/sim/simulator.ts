@@ -28,6 +28,7 @@ import type { SimulationOptions } from './options.js';
 import { Prng } from './prng.js';
 import { ValidatorPlan } from './validator-plan.js';
 import type { HeightContext } from '../../../src/consensus/height-context.js';
+import { plotOf, simGenesisDocument, SimProofs } from './proofs.js';
 
 type SimEvent =
   | { kind: 'boot'; node: number }
@@ -49,6 +50,8 @@ export interface SimulationStats {
   rejections: Record<string, number>;
   /** Faulty actions the adversary took, by behaviour (so a test can see a fault happened). */
   faults: Record<string, number>;
+  /** Proposals correct and faulty nodes refused for their consensus proof, by `part/reason`. */
+  proofRejections: Record<string, number>;
   /** Height reached by each node at the end. */
   heights: number[];
   simulatedMs: number;
@@ -154,6 +157,8 @@ export class Simulation implements World {
   readonly gossipIntervalMs: number;
   readonly validatorCount: number;
   validatorPlan: ValidatorPlan | undefined;
+  proofs: SimProofs | undefined;
+  readonly checkProofs: boolean;
   private readonly queue = new EventQueue<SimEvent>();
   private time = 0;
   private readonly prng: Prng;
@@ -173,6 +178,7 @@ export class Simulation implements World {
     evidenceFound: 0,
     rejections: {},
     faults: {},
+    proofRejections: {},
     heights: [],
     simulatedMs: 0,
   };
@@ -186,6 +192,7 @@ export class Simulation implements World {
     };
     this.gossipIntervalMs = options.gossipIntervalMs;
     this.validatorCount = options.powers.length;
+    this.checkProofs = options.checkProofs ?? true;
     this.prng = new Prng(options.seed);
     this.networkPrng = this.prng.fork();
   }
@@ -199,7 +206,11 @@ export class Simulation implements World {
     for (const index of keyPrng.shuffle(pool.map((_, i) => i)).slice(0, options.powers.length)) {
       const key = pool[index] as ValidatorKeys;
       const pq = this.falcon === undefined ? undefined : await this.falcon.generateKeyPair();
-      keys.push({ ...key, ...(pq === undefined ? {} : { pq }) });
+      keys.push({
+        ...key,
+        ...(pq === undefined ? {} : { pq }),
+        ...(options.proofs === true ? { storageRoot: plotOf(key.publicKey).root } : {}),
+      });
     }
     this.validators = createValidatorSet(
       keys.flatMap((key, i) =>
@@ -210,6 +221,7 @@ export class Simulation implements World {
                 publicKey: key.publicKey,
                 power: options.powers[i] as number,
                 ...(key.pq === undefined ? {} : { pqPublicKey: key.pq.publicKey }),
+                ...(key.storageRoot === undefined ? {} : { storageRoot: key.storageRoot }),
               },
             ],
       ),
@@ -217,8 +229,20 @@ export class Simulation implements World {
     const plan =
       options.validatorChanges === undefined
         ? undefined
-        : new ValidatorPlan(options.validatorChanges, keys, options.powers);
+        : new ValidatorPlan(options.validatorChanges, keys, options.powers, options.proofs);
     this.validatorPlan = plan;
+    if (options.proofs === true) {
+      const genesisDocument = simGenesisDocument({
+        chainId: this.chainId,
+        genesisTime: GENESIS_TIME,
+        validators: keys.flatMap((key, i) =>
+          options.powers[i] === 0 ? [] : [{ keys: key, power: options.powers[i] as number }],
+        ),
+        timeouts: options.timeouts,
+        requirePq: options.pq,
+      });
+      this.proofs = new SimProofs(genesisDocument, this.genesis.hash);
+    }
     const verifier = memoisingVerifier(this.falcon);
     this.checker = new InvariantChecker(
       this.chainId,
@@ -356,6 +380,16 @@ export class Simulation implements World {
       `commit ${node.index} h=${stored.block.header.height} r=${stored.commit.round} ${toHex(stored.commit.blockHash).slice(0, 16)}`,
     );
     this.checker.onCommit(node.index, stored.block, stored.commit, this.time);
+    const proofs = this.proofs;
+    if (proofs !== undefined) {
+      this.checker.checkCommittedProof(
+        node.index,
+        stored.block,
+        (stateRootBefore) =>
+          proofs.verifyCommitted(node.context!, stored.block, stored.commit, stateRootBefore),
+        this.time,
+      );
+    }
   }
 
   onContext(node: SimNode, context: HeightContext): void {
@@ -390,6 +424,14 @@ export class Simulation implements World {
 
   onEvidence(): void {
     this.stats.evidenceFound++;
+  }
+
+  onProofRejected(node: SimNode, error: Error): void {
+    // A ConsensusError names the failed part and reason (pos/block-proofs.ts `invalidBlock`).
+    const detail = (error as { detail?: Record<string, unknown> }).detail ?? {};
+    const key = `${String(detail.part ?? 'check')}/${String(detail.reason ?? error.message)}`;
+    this.stats.proofRejections[key] = (this.stats.proofRejections[key] ?? 0) + 1;
+    this.record(`proof-rejected ${node.index} ${key}`);
   }
 
   onFault(behaviour: string): void {

@@ -1,5 +1,4 @@
-import { bytesEqual, concatBytes } from '../../../src/crypto/bytes.js';
-import { FALCON1024_PUBLIC_KEY_BYTES } from '../../../src/crypto/falcon.js';
+import { bytesEqual } from '../../../src/crypto/bytes.js';
 import { sha256 } from '../../../src/crypto/hash.js';
 import type { Block } from '../../../src/consensus/types.js';
 import {
@@ -8,6 +7,7 @@ import {
   type ValidatorSetUpdate,
 } from '../../../src/consensus/validator-set.js';
 import type { ValidatorKeys } from './node.js';
+import { STAMP_BYTES, stampTransaction, standInPqKey } from './proofs.js';
 
 /** One planned change: block `height` returns an update setting node `node`'s power. */
 export interface PlannedValidatorChange {
@@ -20,17 +20,6 @@ export interface PlannedValidatorChange {
 /** First byte of a validator-update transaction of the simulated application. */
 export const UPDATE_TRANSACTION_MARK = 0xfe;
 const UPDATE_TRANSACTION_BYTES = 6;
-
-/** A stand-in FALCON-1024 key for runs without FALCON (nothing verifies it then). */
-function standInPqKey(publicKey: Uint8Array): Uint8Array {
-  const key = new Uint8Array(FALCON1024_PUBLIC_KEY_BYTES);
-  for (let offset = 0, counter = 0; offset < key.length; offset += 32, counter++) {
-    const block = sha256(concatBytes(publicKey, Uint8Array.of(counter)));
-    key.set(block.subarray(0, Math.min(32, key.length - offset)), offset);
-  }
-  key[0] = 0x0a;
-  return key;
-}
 
 /**
  * The validator-set changes of one simulated run, as the simulated application carries them:
@@ -51,6 +40,8 @@ export class ValidatorPlan {
     readonly changes: readonly PlannedValidatorChange[],
     private readonly keys: readonly ValidatorKeys[],
     private readonly genesisPowers: readonly number[],
+    /** Runs with consensus proofs: update transactions carry a stamp (proofs.ts). */
+    private readonly stamped = false,
   ) {
     for (const change of changes) {
       const list = this.byHeight.get(change.height) ?? [];
@@ -61,22 +52,24 @@ export class ValidatorPlan {
 
   /** The update transactions block `height` must carry. */
   transactionsAt(height: number): Uint8Array[] {
-    return (this.byHeight.get(height) ?? []).map(({ node, power }) =>
-      Uint8Array.of(
+    return (this.byHeight.get(height) ?? []).map(({ node, power }) => {
+      const tx = Uint8Array.of(
         UPDATE_TRANSACTION_MARK,
         node,
         (power >>> 24) & 0xff,
         (power >>> 16) & 0xff,
         (power >>> 8) & 0xff,
         power & 0xff,
-      ),
-    );
+      );
+      return this.stamped ? stampTransaction(tx) : tx;
+    });
   }
 
   /** The update transactions in `block`, in block order. */
   private updateTransactions(block: Block): Uint8Array[] {
+    const length = UPDATE_TRANSACTION_BYTES + (this.stamped ? STAMP_BYTES : 0);
     return block.transactions.filter(
-      (tx) => tx.length === UPDATE_TRANSACTION_BYTES && tx[0] === UPDATE_TRANSACTION_MARK,
+      (tx) => tx.length === length && tx[0] === UPDATE_TRANSACTION_MARK,
     );
   }
 
@@ -107,7 +100,7 @@ export class ValidatorPlan {
         ...(joins
           ? {
               pqPublicKey: key.pq?.publicKey ?? standInPqKey(key.publicKey),
-              storageRoot: sha256(key.publicKey),
+              storageRoot: key.storageRoot ?? sha256(key.publicKey),
             }
           : {}),
       });
@@ -150,12 +143,14 @@ export class ValidatorPlan {
           const key = this.keys[node]!;
           const pqPublicKey =
             key.pq?.publicKey ?? (fromUpdate ? standInPqKey(key.publicKey) : undefined);
+          // With proofs every validator registers its plot's root, at genesis or when it joins.
+          const storageRoot = key.storageRoot ?? (fromUpdate ? sha256(key.publicKey) : undefined);
           return [
             {
               publicKey: key.publicKey,
               power,
               ...(pqPublicKey === undefined ? {} : { pqPublicKey }),
-              ...(fromUpdate ? { storageRoot: sha256(key.publicKey) } : {}),
+              ...(storageRoot === undefined ? {} : { storageRoot }),
             },
           ];
         }),
