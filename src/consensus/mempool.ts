@@ -243,6 +243,11 @@ export class Mempool implements MempoolPort {
   private waitingCount = 0;
   /** Recently committed or rejected byte hashes (least recently used evicted first). */
   private readonly seen: BoundedMap<string, SeenOutcome>;
+  /**
+   * Why recently evicted transactions were thrown out by the re-check after a commit, by
+   * application txHash (`evictionOf`): a client waiting for one learns the refusal.
+   */
+  private readonly evictions = new BoundedMap<string, { code: string; message: string }>(1024);
   private readonly listeners = new Set<AdmittedListener>();
   private pendingBytes = 0;
   /** Height of the last `update`: rejections remembered at an earlier one are stale. */
@@ -474,6 +479,7 @@ export class Mempool implements MempoolPort {
         }
         this.drop(entry);
         this.evicted++;
+        this.evictions.set(entry.hashKey, { code: result.code, message: result.message });
         if (result.code !== MempoolRejectionCode.CHECK_FAILED) {
           this.seen.set(entry.byteKey, {
             kind: 'rejected',
@@ -507,6 +513,14 @@ export class Mempool implements MempoolPort {
   /** Whether a transaction with this application txHash is pending. */
   has(txHash: Uint8Array): boolean {
     return txHash instanceof Uint8Array && this.byTxHash.has(toHex(txHash));
+  }
+
+  /**
+   * The refusal that evicted the transaction with this application txHash when the mempool
+   * re-checked it after a commit (the last 1,024 evictions); undefined otherwise.
+   */
+  evictionOf(txHash: Uint8Array): { readonly code: string; readonly message: string } | undefined {
+    return txHash instanceof Uint8Array ? this.evictions.peek(toHex(txHash)) : undefined;
   }
 
   stats(): MempoolStats {

@@ -55,6 +55,11 @@ export interface ConsensusAcmeIssuerOptions {
   readonly submit: (tx: Uint8Array) => Promise<AcmeSubmitResult>;
   /** Whether a transaction is still waiting in the node's mempool. */
   readonly pending: (txHash: Uint8Array) => boolean;
+  /**
+   * Why the mempool's re-check after a commit threw a transaction out (`Mempool.evictionOf`):
+   * an issuance refused there (e.g. `CA_RATE_LIMITED`) gets that refusal's ACME problem.
+   */
+  readonly evictionOf?: (txHash: Uint8Array) => { code: string; message: string } | undefined;
   /** Longest wait for commit and publication (default 120 s); then `UNAVAILABLE`. */
   readonly timeoutMs?: number;
   /**
@@ -289,6 +294,13 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
         if (this.options.pending(waiter.txHash)) return;
         // Neither pending nor committed: dropped from the mempool (e.g. a sequence gap).
         this.localNext = 0;
+        const eviction = this.options.evictionOf?.(waiter.txHash);
+        if (eviction !== undefined && eviction.code.startsWith('CA_')) {
+          this.settle(waiter, () =>
+            waiter.reject(acmeErrorForCaRefusal(eviction.code, eviction.message)),
+          );
+          return;
+        }
         this.settle(waiter, () =>
           waiter.reject(
             new AcmeIssuerError(

@@ -94,6 +94,8 @@ export interface AcmeNodeOptions {
   readonly query: (request: QueryRequest) => QueryResponse;
   readonly submit: (tx: Uint8Array) => Promise<AcmeSubmitResult>;
   readonly pending: (txHash: Uint8Array) => boolean;
+  /** Why the mempool threw a transaction out after a commit (`Mempool.evictionOf`). */
+  readonly evictionOf?: (txHash: Uint8Array) => { code: string; message: string } | undefined;
   /** The node's bound DNS server (UDP/TCP), for dns-01; null: dns-01 is not offered. */
   readonly dnsServer: SocketAddress | null;
   /** The zones the node's DNS servers answer from (CAA lookups); null when it serves no DNS. */
@@ -195,6 +197,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
     query: options.query,
     submit: options.submit,
     pending: options.pending,
+    ...(options.evictionOf === undefined ? {} : { evictionOf: options.evictionOf }),
     issuances: store,
   });
   // Multi-perspective validation (docs/acme.md): this node's perspective and the collector

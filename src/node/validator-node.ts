@@ -890,6 +890,7 @@ export async function startValidatorNode(
               query: (request) => app.query(request),
               submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
               pending: (txHash) => mempool.has(txHash),
+              evictionOf: (txHash) => mempool.evictionOf(txHash),
               dnsServer: dnsServers?.udp[0] ?? dnsServers?.tcp[0] ?? null,
               dnsZones: dnsZones?.source ?? null,
               committed: { state: store.state, latestHeight: () => store.blocks.latestHeight() },

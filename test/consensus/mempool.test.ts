@@ -396,7 +396,9 @@ describe('mempool update', () => {
   it('removes committed transactions, re-checks the rest once each, and drops refused ones', () => {
     const { app, pool } = setup();
     const block = [tx('a', 0), tx('b', 0)];
-    for (const item of [...block, tx('a', 1), tx('b', 1), tx('c', 0)]) pool.add(item);
+    const added = [...block, tx('a', 1), tx('b', 1), tx('c', 0)].map((item) => pool.add(item));
+    const b1Added = added[3]!;
+    assert.ok(b1Added.ok);
     // A different encoding of b's sequence 1 is committed (another node's copy): b1 is now
     // refused by the re-check (sequence used), not matched by bytes.
     const b1Elsewhere = tx('b', 1, { pad: 1 });
@@ -411,6 +413,9 @@ describe('mempool update', () => {
     const stats = pool.stats();
     assert.equal(stats.committed, 2);
     assert.equal(stats.evicted, 1);
+    // The refusal that evicted b1 is kept by its txHash for whoever waits for it.
+    assert.equal(pool.evictionOf(b1Added.txHash)?.code, 'TX_SEQUENCE_USED');
+    assert.equal(pool.evictionOf((added[4] as { txHash: Uint8Array }).txHash), undefined);
   });
 
   it('drops transactions pending for ttlBlocks blocks, and admits them again afterwards', () => {

@@ -45,7 +45,11 @@ describe('ACME issuer records', () => {
   };
 
   /** An issuer over fake node reads: `known` is the mempool; nothing is ever committed. */
-  const issuerWith = (known: Uint8Array[], submitted: Uint8Array[]) =>
+  const issuerWith = (
+    known: Uint8Array[],
+    submitted: Uint8Array[],
+    evictionOf?: (txHash: Uint8Array) => { code: string; message: string } | undefined,
+  ) =>
     new ConsensusAcmeIssuer({
       chainId: 'test-chain',
       stampDifficulty: 0,
@@ -65,6 +69,7 @@ describe('ACME issuer records', () => {
         });
       },
       issuances: store,
+      ...(evictionOf === undefined ? {} : { evictionOf }),
     });
 
   it('keeps, replaces and forgets an order’s transaction, across reopening', () => {
@@ -95,6 +100,27 @@ describe('ACME issuer records', () => {
     });
     assert.equal(submitted.length, 0, 'no new request was sent');
     assert.deepEqual(store.issuanceOf('order-b'), sent);
+  });
+
+  it('a transaction the mempool threw out after a commit gets its refusal: rate limited, not unavailable', async () => {
+    const sent = new Uint8Array(32).fill(5);
+    store.recordIssuance('order-e', sent);
+    const known = [sent];
+    const issuer = issuerWith(known, [], (txHash) =>
+      bytesEqual(txHash, sent)
+        ? { code: 'CA_RATE_LIMITED', message: 'issuance rate limit reached' }
+        : undefined,
+    );
+    const waiting = issuer.issue(order('order-e'));
+    issuer.committed(); // still pending
+    known.length = 0; // the re-check after the next commit evicted it
+    issuer.committed();
+    await assert.rejects(waiting, (error: unknown) => {
+      assert.ok(error instanceof AcmeIssuerError);
+      assert.equal(error.code, AcmeIssuerErrorCode.RATE_LIMITED);
+      return true;
+    });
+    issuer.close();
   });
 
   it('an order whose transaction was lost with the mempool is sent again; a refusal forgets it', async () => {
