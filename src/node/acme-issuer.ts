@@ -118,6 +118,14 @@ export function acmeErrorForCaRefusal(code: string, message: string): AcmeIssuer
       detail,
     );
   }
+  // Revoked already, by another route or a concurrent request (RFC 8555 §7.6: alreadyRevoked).
+  if (code === 'CA_REVOKED') {
+    return new AcmeIssuerError(
+      AcmeIssuerErrorCode.ALREADY_REVOKED,
+      `the certificate is already revoked: ${message}`,
+      detail,
+    );
+  }
   if (code === 'CA_REQUEST_INVALID') {
     return new AcmeIssuerError(
       AcmeIssuerErrorCode.BAD_CSR,
@@ -228,6 +236,10 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
 
   async revoke(request: AcmeRevokeRequest): Promise<void> {
     const serial = certificateSerialOf(request.certDer);
+    // Committed as revoked already: the CA would refuse the transaction with CA_REVOKED.
+    if (this.isRevoked(toHex(serial))) {
+      throw acmeErrorForCaRefusal('CA_REVOKED', `certificate ${toHex(serial)} is revoked`);
+    }
     const txHash = await this.submitInOrder((sequence) =>
       buildTransaction({
         chainId: this.options.chainId,
@@ -352,6 +364,12 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   /** Waits for `txHash` to be committed (and, for an issuance, published), with a deadline. */
   private wait(txHash: Uint8Array, kind: Waiter['kind']): Promise<AcmeIssuedCertificate | null> {
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_ACME_ISSUE_TIMEOUT_MS;
+    if (this.closed) {
+      // Stopped while the transaction was being admitted: `close` has settled its waiters.
+      return Promise.reject(
+        new AcmeIssuerError(AcmeIssuerErrorCode.UNAVAILABLE, 'the node is stopping'),
+      );
+    }
     return new Promise((resolve, reject) => {
       const deadline = setTimeout(() => {
         this.settle(waiter, () =>
@@ -399,8 +417,13 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
           this.localNext += 1;
           return built.txHash;
         }
+        // Only a sequence refusal says the local count is off; any other refusal consumed no
+        // sequence number, and transactions of this account may still be waiting in the mempool.
+        if (!result.code.startsWith('TX_SEQUENCE')) {
+          throw acmeErrorForCaRefusal(result.code, result.message);
+        }
         this.localNext = 0;
-        if (result.code.startsWith('TX_SEQUENCE') && attempt === 0) continue;
+        if (attempt === 0) continue;
         throw acmeErrorForCaRefusal(result.code, result.message);
       }
     };

@@ -488,7 +488,7 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     return time === null || wallClock() - time > maxBlockAge ? null : time;
   };
 
-  let crlCache: { count: number; built: number; der: Uint8Array } | null = null;
+  let crlCache: { count: number; built: number; number: number; der: Uint8Array } | null = null;
   const crl = (): Uint8Array | null => {
     if (self === null) return null;
     const blockTime = freshBlockTime();
@@ -506,20 +506,26 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     const serials = reader.revokedBy(self.issuer.name);
     const seconds = (ms: number): Date => new Date(Math.floor(ms / 1000) * 1000);
     const thisUpdate = seconds(blockTime);
+    const number = Math.max(blockTime, (crlCache?.number ?? -1) + 1);
     const der = buildCrl({
       issuer: self.issuer.issuer,
       signer: self.signer,
       thisUpdate,
       nextUpdate: new Date(thisUpdate.getTime() + CRL_VALIDITY_MS),
-      // Monotonic across restarts of this node: the signing time in seconds.
-      crlNumber: thisUpdate.getTime() / 1000,
+      // RFC 5280 §5.2.3: the number grows with every new CRL. The block time in milliseconds
+      // does: BFT time is at least the parent's + 1 ms (src/consensus/commit.ts), and a CRL is
+      // only rebuilt at a later block — so two blocks in one second, each with a revocation,
+      // give two numbers. It is the same on every node for the same block, survives restarts,
+      // and exceeds every number of the earlier scheme (thisUpdate in seconds). The previous
+      // number + 1 only matters should the state ever move without a new block.
+      crlNumber: number,
       revoked: serials.map((serial) => {
         const revocation = reader.revocation(serial);
         if (revocation === null) throw new RangeError('a listed revocation is missing');
         return { serial, revocationDate: seconds(revocation.time), reason: revocation.reason };
       }),
     });
-    crlCache = { count: serials.length, built: blockTime, der };
+    crlCache = { count: serials.length, built: blockTime, number, der };
     return der;
   };
 

@@ -1,17 +1,25 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SEQUENCE_QUERY, TX_RESULT_QUERY } from '../../src/consensus/application/index.js';
+import {
+  SEQUENCE_QUERY,
+  TX_RESULT_QUERY,
+  decodeTransaction,
+} from '../../src/consensus/application/index.js';
+import { encodeRecordedTxResult } from '../../src/consensus/application/tx-results.js';
 import type { QueryRequest, QueryResponse } from '../../src/consensus/app.js';
 import { bytesEqual } from '../../src/crypto/bytes.js';
+import { createRootCa, parseCertificate } from '../../src/crypto/x509.js';
 import { AcmeIssuerError, AcmeIssuerErrorCode, AcmeStore } from '../../src/faces/acme/index.js';
 import { ConsensusAcmeIssuer, type AcmeSubmitResult } from '../../src/node/acme-issuer.js';
 import type { TrustBundle } from '../../src/trustchain/ca/bundle.js';
 import { CA_MODULE_NAME, CA_QUERIES } from '../../src/trustchain/ca-module/index.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
+import { waitForCondition } from '../helpers/wait.js';
 
 /**
  * The ACME issuer across restarts (docs/acme.md, "Restarts"): the transaction an order was sent
@@ -165,6 +173,130 @@ describe('ACME issuer: revocations on the chain', () => {
       assert.equal(issuer.isRevoked(serial), false, serial);
     }
     assert.equal(asked.length, 2);
+    issuer.close();
+  });
+});
+
+describe('ACME issuer: revoking a revoked certificate', () => {
+  const REVOCATION_QUERY = `${CA_MODULE_NAME}/${CA_QUERIES.revocation}`;
+  /** Emits `submitted` after each transaction the fake mempool admits. */
+  const mempool = new EventEmitter();
+  const submittedCount = (submitted: Uint8Array[], count: number) =>
+    waitForCondition(
+      mempool,
+      'submitted',
+      () => submitted.length === count,
+      `${count} admitted transactions`,
+      10_000,
+    );
+  /** A certificate with a 16-byte serial, as the CA's (a random one may have a leading 00). */
+  const certificate = async (): Promise<Uint8Array> => {
+    for (;;) {
+      const der = (await createRootCa({ cluster: 'test' })).certificate;
+      if (parseCertificate(der).serialNumber.length === 32) return der;
+    }
+  };
+  const isAlreadyRevoked = (error: unknown): boolean => {
+    assert.ok(error instanceof AcmeIssuerError);
+    assert.equal(error.code, AcmeIssuerErrorCode.ALREADY_REVOKED, error.message);
+    return true;
+  };
+
+  /**
+   * An issuer over fake node reads: `revoked` answers `ca/rev/<serial>`, `results` the committed
+   * transaction results, `refusal` (when set) the mempool's answer; every transaction the
+   * mempool admits stays pending.
+   */
+  const issuerWith = (options: {
+    revoked: boolean;
+    results?: Map<string, Uint8Array>;
+    refusal?: () => { code: string; message: string } | undefined;
+    submitted: Uint8Array[];
+  }) =>
+    new ConsensusAcmeIssuer({
+      chainId: 'test-chain',
+      stampDifficulty: 0,
+      accountKey: generateKeyPairSync('ed25519').privateKey,
+      bundle: {} as TrustBundle,
+      query: (request: QueryRequest) => {
+        if (request.path === REVOCATION_QUERY) {
+          return answer(options.revoked ? new Uint8Array([1]) : null);
+        }
+        if (request.path === TX_RESULT_QUERY) {
+          return answer(options.results?.get(Buffer.from(request.data).toString('hex')) ?? null);
+        }
+        assert.equal(request.path, SEQUENCE_QUERY);
+        return answer(null);
+      },
+      pending: (txHash) => !(options.results?.has(Buffer.from(txHash).toString('hex')) ?? false),
+      submit: (tx): Promise<AcmeSubmitResult> => {
+        const refused = options.refusal?.();
+        if (refused !== undefined) return Promise.resolve({ ok: false, ...refused });
+        options.submitted.push(tx);
+        mempool.emit('submitted');
+        return Promise.resolve({ ok: true });
+      },
+    });
+
+  it('a serial the committed state records as revoked: alreadyRevoked, nothing submitted', async () => {
+    const der = await certificate();
+    const submitted: Uint8Array[] = [];
+    const issuer = issuerWith({ revoked: true, submitted });
+    await assert.rejects(
+      issuer.revoke({ serialHex: 'unused', certDer: der, reason: 0 }),
+      isAlreadyRevoked,
+    );
+    assert.equal(submitted.length, 0);
+    issuer.close();
+  });
+
+  it('a CA_REVOKED refusal at admission is alreadyRevoked and keeps the sequence', async () => {
+    const submitted: Uint8Array[] = [];
+    let refuse = false;
+    const issuer = issuerWith({
+      revoked: false,
+      submitted,
+      refusal: () =>
+        refuse ? { code: 'CA_REVOKED', message: 'certificate 01 is revoked' } : undefined,
+    });
+    // The first revocation is admitted and stays pending (sequence 0).
+    const first = issuer.revoke({ serialHex: 'unused', certDer: await certificate(), reason: 0 });
+    first.catch(() => undefined);
+    await submittedCount(submitted, 1);
+    refuse = true;
+    await assert.rejects(
+      issuer.revoke({ serialHex: 'unused', certDer: await certificate(), reason: 0 }),
+      isAlreadyRevoked,
+    );
+    refuse = false;
+    const third = issuer.revoke({ serialHex: 'unused', certDer: await certificate(), reason: 0 });
+    third.catch(() => undefined);
+    await submittedCount(submitted, 2);
+    assert.deepEqual(
+      submitted.map((tx) => decodeTransaction(tx).sequence),
+      [0, 1],
+      'the refusal did not reset the sequence under the pending transaction',
+    );
+    issuer.close();
+    await assert.rejects(first);
+    await assert.rejects(third);
+  });
+
+  it('a revocation committed with CA_REVOKED (a concurrent one won) is alreadyRevoked', async () => {
+    const submitted: Uint8Array[] = [];
+    const results = new Map<string, Uint8Array>();
+    const issuer = issuerWith({ revoked: false, submitted, results });
+    const waiting = issuer.revoke({ serialHex: 'unused', certDer: await certificate(), reason: 0 });
+    await submittedCount(submitted, 1);
+    // The issuer registers its wait in the microtasks after the admission: let them run.
+    await new Promise((resolve) => setImmediate(resolve));
+    const txHash = decodeTransaction(submitted[0] as Uint8Array).txHash;
+    results.set(
+      Buffer.from(txHash).toString('hex'),
+      encodeRecordedTxResult({ height: 2, index: 0, code: 1, log: 'CA_REVOKED: revoked' }),
+    );
+    issuer.committed();
+    await assert.rejects(waiting, isAlreadyRevoked);
     issuer.close();
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
@@ -273,6 +274,79 @@ describe('ACME in the node (consensus ca module)', { skip }, () => {
       assert.equal(revoked.revocation?.reason, 4);
     } finally {
       await session.close();
+    }
+  });
+
+  it('revokeCert of a certificate `hypermesh cert revoke` already revoked: alreadyRevoked, no 500', async () => {
+    const node = nodes[0]!;
+    const name = 'revoked.hypermesh';
+    acme.axios.defaults.httpsAgent = new https.Agent({ ca: await rootPem() });
+    const client = new acme.Client({
+      directoryUrl: node.acme as string,
+      accountKey: await acme.crypto.createPrivateEcdsaKey(),
+      backoffAttempts: 60,
+      backoffMin: 250,
+      backoffMax: 1000,
+    });
+    const certKeyPem = await acme.crypto.createPrivateEcdsaKey();
+    const [, csr] = await acme.crypto.createCsr({ altNames: [name] }, certKeyPem);
+    const chainPem = await withDeadline(
+      client.auto({
+        csr,
+        termsOfServiceAgreed: true,
+        challengePriority: ['dns-01'],
+        skipChallengeVerification: true,
+        challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+          assert.equal(challenge.type, 'dns-01');
+          await setTxt(`_acme-challenge.${authz.identifier.value}`, keyAuthorization);
+        },
+        challengeRemoveFn: async () => undefined,
+      }),
+      120_000,
+      'acme-client issues a certificate',
+    );
+    // Revoked by another route: the operator, with a signature by the certificate's key.
+    const certFile = path.join(root, 'revoked-elsewhere.pem');
+    const keyFile = path.join(root, 'revoked-elsewhere.key');
+    await writeFile(certFile, chainPem);
+    await writeFile(keyFile, certKeyPem);
+    const revoked = await runCli([
+      'cert',
+      'revoke',
+      certFile,
+      '--key',
+      keyFile,
+      '--reason',
+      'keyCompromise',
+      '--cluster',
+      dir,
+      '--node',
+      'node-1',
+    ]);
+    assert.equal(revoked.code, 0, revoked.out + revoked.err);
+    const revokedAt = Number(/at height (\d+)/.exec(revoked.out)?.[1]);
+    await waitForCondition(
+      node.driver,
+      'commit',
+      () => node.driver.status().committedHeight >= revokedAt,
+      'node-1 commits the revocation',
+      30_000,
+    );
+    // The ACME server answers alreadyRevoked (RFC 8555 §7.6), twice: not a 500 per retry.
+    const holder = new RawAcmeClient(
+      node.acme as string,
+      await rootPem(),
+      createPrivateKey(certKeyPem),
+      'ES256',
+    );
+    await holder.init();
+    const leaf = pemToDerList(chainPem)[0]!;
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const reply = await holder.post(holder.directory.revokeCert as string, {
+        certificate: Buffer.from(leaf).toString('base64url'),
+      });
+      assert.equal(reply.status, 400, reply.text);
+      assert.equal(reply.json?.type, 'urn:ietf:params:acme:error:alreadyRevoked', reply.text);
     }
   });
 

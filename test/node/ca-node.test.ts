@@ -8,12 +8,13 @@ import type { GenesisDocument } from '../../src/consensus/genesis.js';
 import { concatBytes, toHex } from '../../src/crypto/bytes.js';
 import { octetString, tlv } from '../../src/crypto/der.js';
 import { writeKeyFile } from '../../src/crypto/keyfile.js';
+import { derToPem } from '../../src/crypto/x509.js';
 import { OCSP_MAX_BLOCK_AGE_MS } from '../../src/faces/ocsp-http.js';
 import { CT_LOG_FILE, ctOrigin, startCaNode, type CaNode } from '../../src/node/ca-node.js';
 import { createLogger } from '../../src/node/log.js';
 import type { ValidatorNodeConfig } from '../../src/node/node-config.js';
 import { openDatabase } from '../../src/storage/database.js';
-import { caRequestBody, treeHeadRoot } from '../../src/trustchain/ca-module/index.js';
+import { caRequestBody, caRevokeBody, treeHeadRoot } from '../../src/trustchain/ca-module/index.js';
 import { encodeTrustBundle } from '../../src/trustchain/ca/bundle.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
 import {
@@ -28,7 +29,12 @@ import {
   openCtLog,
 } from '../../src/trustchain/ct/index.js';
 import { makeSender } from '../consensus/application/fixture.js';
-import { CHAIN_ID, generateKey } from '../trustchain/ca/fixtures.js';
+import {
+  CHAIN_ID,
+  SKIP_WITHOUT_OPENSSL,
+  generateKey,
+  runOpenssl,
+} from '../trustchain/ca/fixtures.js';
 import {
   GRANTED_ZONE,
   caTx,
@@ -353,4 +359,154 @@ describe('ca-node: OCSP and CRL carry the last committed block time', () => {
       await node.close();
     }
   });
+});
+
+/** The cRLNumber extension's value (OID 2.5.29.20, an INTEGER in an OCTET STRING) of `crl`. */
+function crlNumberOf(crl: Uint8Array): bigint {
+  const oid = [0x06, 0x03, 0x55, 0x1d, 0x14];
+  const at = Buffer.from(crl).indexOf(Buffer.from(oid));
+  assert.ok(at >= 0, 'the CRL has a cRLNumber');
+  // OID, OCTET STRING (04 len), INTEGER (02 len value).
+  const octets = at + oid.length;
+  assert.equal(crl[octets], 0x04);
+  const integer = octets + 2;
+  assert.equal(crl[integer], 0x02);
+  const length = crl[integer + 1] as number;
+  return BigInt(`0x${toHex(crl.subarray(integer + 2, integer + 2 + length))}`);
+}
+
+/**
+ * RFC 5280 §5.2.3 (docs/ca.md, "Revocation lists"): every new CRL carries a larger cRLNumber,
+ * also when two blocks in one second each commit a revocation (blocks with work come ~200 ms
+ * apart): the second CRL lists one more serial, so it needs a new number.
+ */
+describe('ca-node: the cRLNumber grows with every new CRL', () => {
+  let fixture: CaFixture;
+  let chain: CaModuleNode;
+  let root: string;
+
+  before(async () => {
+    fixture = await createCaFixture();
+    chain = await fixture.openCaNode();
+    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-node-crl-'));
+  });
+
+  after(async () => {
+    await chain?.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** The serial val-b published for `dnsName`. */
+  async function publishedSerial(dnsName: string): Promise<Uint8Array> {
+    await issueAndPublish(fixture, chain, dnsName);
+    const published = chain.state().published(chain.node.store.blocks.latestHeight() as number);
+    assert.ok(published !== null && published.serials.length === 1);
+    return published.serials[0] as Uint8Array;
+  }
+
+  it('two blocks in one second, each with a revocation: two CRLs, the second numbered higher', async () => {
+    const first = await publishedSerial(`crl-1.${GRANTED_ZONE}`);
+    const second = await publishedSerial(`crl-2.${GRANTED_ZONE}`);
+    // Block times 200 ms apart, the next block (the first revocation) at 12:00:00.100.
+    const revocationHeight = (chain.node.store.blocks.latestHeight() as number) + 1;
+    const firstRevocationTime = Date.parse('2026-03-01T12:00:00.100Z');
+    const timeOf = (height: number): number =>
+      firstRevocationTime + (height - revocationHeight) * 200;
+    const blocks = {
+      latestHeight: () => chain.node.store.blocks.latestHeight(),
+      byHeight: (height: number) => ({ timeMs: timeOf(height) }),
+    };
+    const now = (): number => timeOf(chain.node.store.blocks.latestHeight() as number) + 50;
+
+    const dataDir = path.join(root, 'val-b');
+    await mkdir(dataDir, { recursive: true });
+    const { keys } = fixture.ca.validators['val-b']!;
+    const keyFile = path.join(dataDir, 'ca-intermediate.key');
+    await writeKeyFile(keyFile, { kind: 'p256', keys: keys.ecdsa });
+    const bundleFile = path.join(dataDir, 'trust-bundle.json');
+    await writeFile(bundleFile, encodeTrustBundle(fixture.ca.bundle));
+    const node = await startCaNode({
+      config: {
+        name: 'val-b',
+        dataDir,
+        ca: { intermediateKeyFile: keyFile, trustBundleFile: bundleFile },
+        ct: null,
+      } as unknown as ValidatorNodeConfig,
+      genesis: { chainId: CHAIN_ID } as GenesisDocument,
+      ca: fixture.config,
+      state: { get: (key) => chain.node.store.state.get(key) },
+      blocks,
+      now,
+      query: (request) => chain.node.app.query(request),
+      identity: {
+        ed25519: fixture.validators['val-b'].privateKey,
+        falconPublicKey: keys.falcon.publicKey,
+        falconSecretKey: keys.falcon.secretKey,
+      },
+      submit: () => Promise.resolve({ ok: true }),
+      registry: new Registry(),
+      logger: createLogger({ node: 'val-b' }, () => undefined, 'error'),
+      falcon: fixture.ca.falcon,
+    });
+    try {
+      const before = node.crl();
+      assert.ok(before !== null);
+
+      chain.block([caTx(fixture.operator, caRevokeBody(first, 1))]);
+      assert.equal(chain.state().revokedBy('val-b').length, 1);
+      const one = node.crl();
+      assert.ok(one !== null);
+
+      chain.block([caTx(fixture.operator, caRevokeBody(second, 4))]);
+      assert.equal(chain.node.store.blocks.latestHeight(), revocationHeight + 1);
+      assert.equal(chain.state().revokedBy('val-b').length, 2);
+      const two = node.crl();
+      assert.ok(two !== null);
+
+      // Both revocation CRLs carry the same thisUpdate second, yet list different serials.
+      const [oneThisUpdate] = derTimes(one);
+      const [twoThisUpdate] = derTimes(two);
+      assert.equal(oneThisUpdate?.getTime(), Date.parse('2026-03-01T12:00:00Z'));
+      assert.equal(twoThisUpdate?.getTime(), oneThisUpdate?.getTime());
+      assert.notDeepEqual(one, two);
+      assert.ok(crlNumberOf(before) < crlNumberOf(one), 'a revocation gives a new number');
+      assert.ok(
+        crlNumberOf(one) < crlNumberOf(two),
+        `the second CRL's number ${crlNumberOf(two)} exceeds the first's ${crlNumberOf(one)}`,
+      );
+      // The same state gives the same CRL (no new number without a change).
+      assert.deepEqual(node.crl(), two);
+
+      if (SKIP_WITHOUT_OPENSSL === false) {
+        const issuerFile = path.join(dataDir, 'val-b.pem');
+        await writeFile(issuerFile, derToPem(issuer('val-b').certificate));
+        for (const [name, crl] of [
+          ['one', one],
+          ['two', two],
+        ] as const) {
+          const crlFile = path.join(dataDir, `${name}.crl`);
+          await writeFile(crlFile, crl);
+          const read = runOpenssl([
+            'crl',
+            '-inform',
+            'DER',
+            '-in',
+            crlFile,
+            '-CAfile',
+            issuerFile,
+            '-noout',
+            '-text',
+          ]);
+          assert.equal(read.status, 0, read.output);
+          assert.match(read.output, /verify OK/);
+          assert.match(read.output, new RegExp(`CRL Number:\\s*\\n\\s*${crlNumberOf(crl)}\\b`));
+        }
+      }
+    } finally {
+      await node.close();
+    }
+  });
+
+  const issuer = (name: string): Issuer =>
+    fixture.config.issuers.find((i) => i.name === name)!.issuer;
 });

@@ -34,6 +34,7 @@ const NON_PUBLIC_V6: readonly Prefix[] = [
   // ::/96: the unspecified address ::, loopback ::1 and the deprecated IPv4-compatible
   // addresses (RFC 4291 §2.5.5.1).
   [[], 96],
+  [[0x00, 0x64, 0xff, 0x9b, 0x00, 0x01], 48], // 64:ff9b:1::/48 local-use NAT64 (RFC 8215)
   [[0x01, 0x00, 0, 0, 0, 0, 0, 0], 64], // 100::/64 discard-only (RFC 6666)
   [[0x20, 0x01, 0x0d, 0xb8], 32], // documentation (RFC 3849)
   [[0xfc], 7], // unique local (RFC 4193)
@@ -46,6 +47,12 @@ const EMBEDDED_V4: readonly Prefix[] = [
   [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], 96],
   [[0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0], 96],
 ];
+
+/**
+ * 2002::/16 (6to4, RFC 3056 §2): bytes 2–5 are the IPv4 address of the relay the traffic goes
+ * to, so the address is as public as that IPv4 address.
+ */
+const SIX_TO_FOUR: Prefix = [[0x20, 0x02], 16];
 
 function matches(bytes: Uint8Array, [prefix, bits]: Prefix): boolean {
   for (let bit = 0; bit < bits; bit += 8) {
@@ -73,7 +80,8 @@ function isPublicV4(bytes: Uint8Array): boolean {
 /**
  * Whether `address` (IPv4 or IPv6 text) is globally routable: false for loopback, private,
  * shared, link-local, documentation, benchmarking, multicast, reserved and unspecified
- * addresses, for an IPv4-mapped or NAT64 address whose IPv4 is one of those, and for anything
+ * addresses, for local-use NAT64 (64:ff9b:1::/48), for an IPv4-mapped, NAT64 or 6to4 address
+ * whose IPv4 is one of those, and for anything
  * that is not an IP address.
  */
 export function isPublicAddress(address: string): boolean {
@@ -81,5 +89,6 @@ export function isPublicAddress(address: string): boolean {
   if (bytes === null) return false;
   if (bytes.length === 4) return isPublicV4(bytes);
   if (EMBEDDED_V4.some((prefix) => matches(bytes, prefix))) return isPublicV4(bytes.subarray(12));
+  if (matches(bytes, SIX_TO_FOUR)) return isPublicV4(bytes.subarray(2, 6));
   return !NON_PUBLIC_V6.some((prefix) => matches(bytes, prefix));
 }

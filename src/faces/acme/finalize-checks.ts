@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ParsedCsr } from '../../trustchain/ca/csr.js';
 import { identifierKeys } from './identifiers.js';
@@ -30,6 +31,18 @@ export function checkCsrIdentifiers(csr: ParsedCsr, identifiers: readonly AcmeId
       ProblemType.badCSR,
       `the CSR names ${csrKeys.join(', ') || 'nothing'}; the order is for ${orderKeys.join(', ')}`,
     );
+  }
+}
+
+/**
+ * The CSR's key must not be the account's own key (as Boulder refuses): a certificate for it
+ * would let whoever gets the certificate's key control the account, and one key would serve two
+ * purposes. Compared as SubjectPublicKeyInfo DER, so every key type counts.
+ */
+export function checkCsrKeyIsNotAccountKey(csr: ParsedCsr, accountKey: KeyObject): void {
+  const spki = (key: KeyObject): Buffer => key.export({ format: 'der', type: 'spki' });
+  if (spki(csr.publicKey).equals(spki(accountKey))) {
+    throw problem(ProblemType.badCSR, "the CSR's public key is the account's key");
   }
 }
 

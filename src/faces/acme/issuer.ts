@@ -69,6 +69,11 @@ export enum AcmeIssuerErrorCode {
    * becomes `rateLimited`.
    */
   RATE_LIMITED = 'ACME_ISSUER_RATE_LIMITED',
+  /**
+   * The CA already records the certificate as revoked (a revocation by another route, or a
+   * concurrent one); `revokeCert` answers `alreadyRevoked` (RFC 8555 §7.6).
+   */
+  ALREADY_REVOKED = 'ACME_ISSUER_ALREADY_REVOKED',
   /** The issuer cannot issue now (no quorum, no key); the order becomes `serverInternal`. */
   UNAVAILABLE = 'ACME_ISSUER_UNAVAILABLE',
 }

@@ -17,7 +17,7 @@ import {
   type ChallengeType,
   type IdentifierPolicy,
 } from './identifiers.js';
-import { AcmeIssuerError, type AcmeIssuer } from './issuer.js';
+import { AcmeIssuerError, AcmeIssuerErrorCode, type AcmeIssuer } from './issuer.js';
 import {
   decodeBase64Url,
   jsonPayload,
@@ -32,7 +32,11 @@ import {
 import type { NonceStore } from './nonces.js';
 import { authenticate, type Authenticated, type KeyMode } from './authenticate.js';
 import { caaOrderProblem, checkCaa, type CaaPolicy } from './caa-check.js';
-import { checkCsrIdentifiers, issuanceProblem } from './finalize-checks.js';
+import {
+  checkCsrIdentifiers,
+  checkCsrKeyIsNotAccountKey,
+  issuanceProblem,
+} from './finalize-checks.js';
 import {
   ALLOWED_REVOCATION_REASONS,
   accountUpdatePayload,
@@ -959,6 +963,7 @@ export class AcmeService {
       throw error;
     }
     checkCsrIdentifiers(csr, order.identifiers);
+    checkCsrKeyIsNotAccountKey(csr, auth.key.key);
     await this.checkOrderCaa(order);
     // The CAA lookups yielded: another finalize of this order may have gone ahead meanwhile,
     // the account may have been deactivated (§7.3.6), and an authorization deactivated
@@ -1134,6 +1139,13 @@ export class AcmeService {
     if (record.revokedMs !== null) {
       throw problem(ProblemType.alreadyRevoked, 'the certificate is already revoked');
     }
+    // Revoked by another route (`hypermesh cert revoke`, a `ca/revoke` signed with the
+    // certificate's key): the CA would refuse a second revocation, so none is sent. The server
+    // records it, with reason 0 (unspecified) since the CA's reason is not this request's.
+    if (this.options.issuer.isRevoked?.(record.serialHex) === true) {
+      this.store.markRevoked(record.id, this.now(), 0);
+      throw problem(ProblemType.alreadyRevoked, 'the certificate is already revoked');
+    }
     const reason = payload.reason ?? 0;
     if (!ALLOWED_REVOCATION_REASONS.has(reason)) {
       throw problem(
@@ -1144,6 +1156,15 @@ export class AcmeService {
     try {
       await this.options.issuer.revoke({ serialHex: record.serialHex, certDer: der, reason });
     } catch (error) {
+      // Revoked meanwhile (a concurrent revokeCert, or another route the check above missed):
+      // RFC 8555 §7.6 answers alreadyRevoked.
+      if (error instanceof AcmeIssuerError && error.code === AcmeIssuerErrorCode.ALREADY_REVOKED) {
+        this.store.markRevoked(record.id, this.now(), 0);
+        throw problem(
+          ProblemType.alreadyRevoked,
+          `the certificate is already revoked: ${error.message}`,
+        );
+      }
       if (error instanceof AcmeIssuerError) {
         throw problem(ProblemType.serverInternal, `the CA could not revoke: ${error.message}`);
       }

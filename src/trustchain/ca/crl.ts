@@ -45,7 +45,7 @@ export interface CrlInput {
   /** Whole seconds. */
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
-  /** Monotonically increasing (RFC 5280 §5.2.3), e.g. the block height the list was read at. */
+  /** Grows with every new CRL (RFC 5280 §5.2.3), e.g. the block time (ms) the list was read at. */
   readonly crlNumber: number;
   readonly revoked: readonly RevokedCertificate[];
 }

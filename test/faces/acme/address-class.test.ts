@@ -73,7 +73,7 @@ describe('acme: globally routable addresses', () => {
     }
   });
 
-  it('refuses every non-public IPv6 range, and mapped or NAT64 non-public IPv4', () => {
+  it('refuses every non-public IPv6 range, and mapped, NAT64 or 6to4 non-public IPv4', () => {
     for (const address of [
       '::',
       '::1',
@@ -86,6 +86,15 @@ describe('acme: globally routable addresses', () => {
       '64:ff9b::127.0.0.1',
       '64:ff9b::a00:1',
       '64:ff9b::c0a8:101',
+      // Local-use NAT64 (RFC 8215), whatever the IPv4 address.
+      '64:ff9b:1::',
+      '64:ff9b:1::a00:1',
+      '64:ff9b:1::808:808',
+      '64:ff9b:1:ffff:ffff:ffff:ffff:ffff',
+      // 6to4 (RFC 3056) of a non-public IPv4 address: 127.0.0.1, 10.0.0.1, 169.254.169.254.
+      '2002:7f00:1::',
+      '2002:a00:1::1',
+      '2002:a9fe:a9fe:ffff:ffff:ffff:ffff:ffff',
       '100::',
       '100::ffff:ffff:ffff:ffff',
       '2001:db8::',
@@ -103,7 +112,7 @@ describe('acme: globally routable addresses', () => {
     }
   });
 
-  it('accepts public IPv6 addresses, and mapped or NAT64 public IPv4', () => {
+  it('accepts public IPv6 addresses, and mapped, NAT64 or 6to4 public IPv4', () => {
     for (const address of [
       '2001:4860:4860::8888',
       '2606:4700::1111',
@@ -115,7 +124,12 @@ describe('acme: globally routable addresses', () => {
       'feff::1',
       '::ffff:8.8.8.8',
       '64:ff9b::808:808',
-      '64:ff9b:1::a00:1',
+      '64:ff9b:0:ffff::808:808',
+      '64:ff9b:2::a00:1',
+      // 6to4 of 8.8.8.8; the ranges around 2002::/16.
+      '2002:808:808::1',
+      '2001:ffff::a00:1',
+      '2003::a00:1',
     ]) {
       assert.equal(isPublicAddress(address), true, address);
     }
@@ -127,11 +141,14 @@ describe('acme: globally routable addresses', () => {
     }
   });
 
-  it('an IPv4 address and its IPv4-mapped IPv6 form are classed alike', () => {
+  it('an IPv4 address and its IPv4-mapped, NAT64 and 6to4 forms are classed alike', () => {
     fc.assert(
       fc.property(fc.ipV4(), (address) => {
         assert.equal(isPublicAddress(`::ffff:${address}`), isPublicAddress(address));
         assert.equal(isPublicAddress(`64:ff9b::${address}`), isPublicAddress(address));
+        const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
+        const sixToFour = `2002:${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}::1`;
+        assert.equal(isPublicAddress(sixToFour), isPublicAddress(address), sixToFour);
       }),
     );
   });

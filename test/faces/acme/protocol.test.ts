@@ -484,6 +484,11 @@ describe('ACME protocol: hand-built requests', () => {
     broken[broken.length - 3] = (broken[broken.length - 3] as number) ^ 0xff;
     assertProblem(await client.post(finalize, { csr: b64(broken) }), 'badCSR', 400);
     assertProblem(await client.post(finalize, { csr: b64(randomBytes(40)) }), 'badCSR', 400);
+    // The account's own key as the certificate's key (refused as by Boulder).
+    const accountKeyCsr = b64(createCsr({ privateKey: client.key, ipAddresses: ['127.0.0.1'] }));
+    const ownKey = await client.post(finalize, { csr: accountKeyCsr });
+    assertProblem(ownKey, 'badCSR', 400);
+    assert.match(String(ownKey.json?.detail), /the account's key/);
     // The order is still ready after refusals, and a good CSR finalizes it.
     const good = await client.post(finalize, { csr });
     assert.equal(good.status, 200, good.text);
