@@ -15,9 +15,11 @@ import { keyEncodings } from './key-encoding.js';
  * ~50 µs here against ~120 µs for OpenSSL 3.0's through node:crypto, and it needs the raw key
  * only, not an imported KeyObject. libsodium is stricter than OpenSSL (it also refuses public
  * keys and `R` of small order and non-canonical keys) and accepts nothing OpenSSL refuses, so
- * what it accepts is valid and what it refuses is decided by OpenSSL: the set of valid
- * signatures is exactly OpenSSL's, as before, and nodes with and without this change agree.
- * Only refused signatures pay for both checks.
+ * what it accepts is valid and what it refuses is decided by OpenSSL. Except for one case:
+ * OpenSSL accepts signatures under a public key of small order (the identity 01 00…00 verifies
+ * R = 01 00…00, s = 0 for every message), a key anyone can sign with, so `ed25519Verify`
+ * refuses those keys (`isSmallOrderEd25519Key`) before OpenSSL sees them. Every other
+ * signature is valid exactly when OpenSSL says so. Only refused signatures pay for both checks.
  */
 export const ED25519_PUBLIC_KEY_BYTES = 32;
 export const ED25519_SEED_BYTES = 32;
@@ -65,6 +67,37 @@ function requireEd25519(key: KeyObject, type: 'public' | 'private'): KeyObject {
     );
   }
   return key;
+}
+
+/**
+ * The encodings of the 8 points of small order (the torsion subgroup), with the sign bit
+ * masked: y = 0, 1, the two order-8 y values, p − 1, and the non-canonical p and p + 1. The
+ * order-8 values plus p exceed 2^255 and have no encoding. The same list as libsodium's
+ * `ge25519_has_small_order` (RFC 8032 §5.1.3 decoding; "Taming the many EdDSAs", Chalkias et
+ * al. 2020, §3).
+ */
+const SMALL_ORDER_Y: readonly Uint8Array[] = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((hex) => Uint8Array.from(Buffer.from(hex, 'hex')));
+
+/**
+ * Whether the 32-byte Ed25519 public key encodes a point of small order (in any encoding,
+ * canonical or not, either sign). Such a key has no secret: signatures under it verify for
+ * every message (with OpenSSL's rules), so it must never be certified or trusted. Keys of any
+ * other length are not small-order keys (callers check the length).
+ */
+export function isSmallOrderEd25519Key(raw: Uint8Array): boolean {
+  if (raw.length !== ED25519_PUBLIC_KEY_BYTES) return false;
+  return SMALL_ORDER_Y.some((y) => {
+    for (let i = 0; i < 31; i++) if (raw[i] !== y[i]) return false;
+    return ((raw[31] as number) & 0x7f) === y[31];
+  });
 }
 
 /** Imports a raw 32-byte public key. Any 32 bytes import; points off the curve fail to verify. */
@@ -132,8 +165,8 @@ function rawVerificationKey(publicKey: KeyObject | Uint8Array): Uint8Array | und
 
 /**
  * RFC 8032 §5.1.7 verification with OpenSSL's rules (libsodium first, above). `publicKey` is a
- * KeyObject or the raw 32 bytes. Returns false for a wrong-length signature or key, a key of another type, or any
- * other malformed input.
+ * KeyObject or the raw 32 bytes. Returns false for a wrong-length signature or key, a key of
+ * another type, a key of small order (`isSmallOrderEd25519Key`), or any other malformed input.
  */
 export function ed25519Verify(
   signature: Uint8Array,
@@ -147,6 +180,7 @@ export function ed25519Verify(
     const key = rawVerificationKey(publicKey);
     if (key === undefined) return false;
     if (sodium.crypto_sign_verify_detached(signature, message, key)) return true;
+    if (isSmallOrderEd25519Key(key)) return false;
     const keyObject =
       publicKey instanceof Uint8Array ? ed25519PublicKeyFromRaw(publicKey) : publicKey;
     return verify(null, message, keyObject, signature);

@@ -129,7 +129,7 @@ export interface IssuedNodeIntermediate {
   readonly account: Uint8Array;
   readonly certificate: Uint8Array;
   readonly endorsement: Uint8Array;
-  /** SHA-256 of the certificate: what approvals name. */
+  /** The proposal hash of the certificate and the node key: what approvals name. */
   readonly hash: Uint8Array;
   /** Where `writeIssuedIntermediate` puts it: DIR/<node>/ca-intermediate.pem. */
   readonly certificateFile: string;
@@ -166,7 +166,7 @@ export async function rootPassphrase(
 /**
  * The root key holders' offline step: decrypts the root keys (`loadRootSigningKeys` checks they
  * are the bundle's root), issues the node's intermediate from its request and endorses it with
- * the root FALCON key. Nothing is written: the caller writes it (`writeIssuedIntermediate`) once
+ * the root FALCON key, binding it to the node key of the request (`account`). Nothing is written: the caller writes it (`writeIssuedIntermediate`) once
  * it has been proposed, so the node directory never holds one the cluster was not asked to add.
  * Validity: from a minute before `now` (clock skew between the operator and the block time; not
  * before the root's start) for `validityDays`, cut at the root's end.
@@ -216,6 +216,7 @@ export async function issueNodeIntermediate(options: {
       cluster: options.bundle.cluster,
       root,
       request,
+      account,
       notBefore,
       validityDays,
       ...(options.falcon === undefined ? {} : { falcon: options.falcon }),
@@ -225,7 +226,7 @@ export async function issueNodeIntermediate(options: {
       account,
       certificate: issued.certificate,
       endorsement: issued.endorsement,
-      hash: intermediateHash(issued.certificate),
+      hash: intermediateHash(issued.certificate, account),
       certificateFile: intermediateCertificateFile(options.clusterDir, options.node),
     };
   } catch (error) {

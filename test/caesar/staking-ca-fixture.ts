@@ -86,6 +86,7 @@ export async function addIntermediateBody(
     cluster: ca.bundle.cluster,
     root,
     request,
+    account: validator.sender.publicKey,
     notBefore: CEREMONY_TIME,
     falcon: ca.falcon,
   });

@@ -154,7 +154,9 @@ describe('caesar staking: create-validator needs a TrustChain intermediate (chai
     const { body, certificate } = await addIntermediateBody(fixture, 'val-c', joiner);
     const proposed = chain.block([caTx(operator, body)]);
     assert.equal(proposed.txResults[0]!.code, 0, proposed.txResults[0]!.log);
-    const approve = caApproveIntermediateBody(intermediateHash(certificate));
+    const approve = caApproveIntermediateBody(
+      intermediateHash(certificate, joiner.sender.publicKey),
+    );
 
     // Proposed is not in effect.
     const early = chain.node.app.checkTx(

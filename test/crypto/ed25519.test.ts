@@ -25,6 +25,7 @@ import {
   ed25519Sign,
   ed25519Verify,
   generateEd25519KeyPair,
+  isSmallOrderEd25519Key,
 } from '../../src/crypto/ed25519.js';
 
 /** RFC 8032 §7.1, TEST 1 and TEST 2. */
@@ -115,7 +116,7 @@ describe('Ed25519', () => {
     );
   });
 
-  it("accepts exactly OpenSSL's set: a small-order key libsodium refuses; S + L refused", () => {
+  it("accepts OpenSSL's set except under small-order keys; S + L refused", () => {
     const message = Uint8Array.of(7, 7, 7);
     // With the identity point as the public key, [S]B = R + [k]A holds for R = [r]B, S = r,
     // whatever the message: OpenSSL accepts such a signature; libsodium refuses small-order keys.
@@ -126,10 +127,14 @@ describe('Ed25519', () => {
     const identity = concatBytes(Uint8Array.of(1), new Uint8Array(31));
     assert.equal(opensslVerify(null, message, ed25519PublicKeyFromRaw(identity), signature), true);
     assert.equal(sodium.crypto_sign_verify_detached(signature, message, identity), false);
-    // Validity is OpenSSL's, as it was before libsodium: nodes of either build agree.
-    assert.equal(ed25519Verify(signature, message, identity), true);
-    assert.equal(ed25519Verify(signature, message, ed25519PublicKeyFromRaw(identity)), true);
-    assert.equal(ed25519Verify(signature, Uint8Array.of(8), identity), true);
+    // A key of small order has no secret: anyone signs any message under it. Refused.
+    assert.equal(ed25519Verify(signature, message, identity), false);
+    assert.equal(ed25519Verify(signature, message, ed25519PublicKeyFromRaw(identity)), false);
+    assert.equal(ed25519Verify(signature, Uint8Array.of(8), identity), false);
+    // The simplest forgery: R = identity, s = 0.
+    const trivial = concatBytes(identity, new Uint8Array(32));
+    assert.equal(opensslVerify(null, message, ed25519PublicKeyFromRaw(identity), trivial), true);
+    assert.equal(ed25519Verify(trivial, message, identity), false);
     // S + L instead of S: the same point equation, refused by both.
     const keys = generateEd25519KeyPair();
     const honest = ed25519Sign(message, keys.privateKey);
@@ -140,6 +145,43 @@ describe('Ed25519', () => {
     assert.equal(ed25519Verify(honest, message, keys.publicKey), true);
     assert.equal(ed25519Verify(malleated, message, keys.publicKey), false);
     assert.equal(opensslVerify(null, message, keys.publicKey, malleated), false);
+  });
+
+  it('recognises every encoding of the small-order points, and no honest key', () => {
+    const p = 2n ** 255n - 19n;
+    const encode = (value: bigint, sign: boolean): Uint8Array => {
+      const out = Uint8Array.from({ length: 32 }, (_, i) =>
+        Number((value >> BigInt(8 * i)) & 0xffn),
+      );
+      if (sign) out[31]! |= 0x80;
+      return out;
+    };
+    // The torsion points, from noble: every multiple of the order-8 point, canonically encoded.
+    const torsion = [...Array(8).keys()].map((k) =>
+      nobleEd25519.Point.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a')
+        .multiply(BigInt(k + 1))
+        .toBytes(),
+    );
+    for (const point of torsion) {
+      assert.ok(isSmallOrderEd25519Key(point), toHex(point));
+      assert.ok(
+        nobleEd25519.Point.fromHex(toHex(point)).multiply(8n).equals(nobleEd25519.Point.ZERO),
+      );
+    }
+    // Non-canonical encodings (y + p where it fits in 255 bits) and the other sign bit.
+    for (const y of [p, p + 1n]) {
+      assert.ok(isSmallOrderEd25519Key(encode(y, false)));
+      assert.ok(isSmallOrderEd25519Key(encode(y, true)));
+    }
+    assert.ok(isSmallOrderEd25519Key(encode(1n, true)));
+    assert.ok(isSmallOrderEd25519Key(encode(p - 1n, true)));
+    for (let i = 0; i < 50; i++) {
+      assert.equal(
+        isSmallOrderEd25519Key(ed25519RawPublicKey(generateEd25519KeyPair().publicKey)),
+        false,
+      );
+    }
+    assert.equal(isSmallOrderEd25519Key(new Uint8Array(31)), false);
   });
 
   it('returns false for garbage, never throws', () => {

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import type { GenesisDocument } from '../../src/consensus/genesis.js';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
-import { toHex } from '../../src/crypto/bytes.js';
+import { fromHex, toHex } from '../../src/crypto/bytes.js';
 import { writeKeyFile } from '../../src/crypto/keyfile.js';
 import { pemToDerList } from '../../src/crypto/x509.js';
 import {
@@ -73,14 +73,15 @@ describe('ca-node: an intermediate added through consensus', () => {
       falconKeyFile: ca.rootKeyFiles.falcon,
       passphrase: PASSPHRASE,
     });
+    const valC = makeSender();
     const issued = await issueValidatorIntermediate({
       cluster: ca.bundle.cluster,
       root: root0,
       request,
+      account: valC.publicKey,
       notBefore: CEREMONY_TIME,
       falcon: ca.falcon,
     });
-    const valC = makeSender();
     const dataDir = path.join(root, 'val-c');
     await mkdir(dataDir, { recursive: true });
     const keyFile = path.join(dataDir, 'ca-intermediate.key');
@@ -127,7 +128,7 @@ describe('ca-node: an intermediate added through consensus', () => {
       assert.equal(node.crl(), null);
       assert.ok(node.ocsp !== null);
       assert.equal(node.ocsp(new Uint8Array([0x30, 0x00])).outcome, 'unauthorized');
-      const hash = intermediateHash(issued.certificate);
+      const hash = intermediateHash(issued.certificate, valC.publicKey);
       chain.block([
         caTx(
           operator,
@@ -249,11 +250,12 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
       passphrase,
       now: new Date(),
     });
-    assert.equal(toHex(issued.hash), toHex(intermediateHash(issued.certificate)));
+    assert.equal(toHex(issued.hash), toHex(intermediateHash(issued.certificate, issued.account)));
     const extended = checkValidatorIntermediate(bundle, {
       name: 'node-9',
       certificate: issued.certificate,
       endorsement: issued.endorsement,
+      account: issued.account,
     });
     const entry = extended.validators.find((v) => v.name === 'node-9');
     const nodeKeys = await loadValidatorNodeConfig(
@@ -315,8 +317,9 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
       '--json',
     ]);
     assert.equal(proposed.code, 0, proposed.err);
-    const { hash, certificateFile, height } = JSON.parse(proposed.out) as {
+    const { hash, account, certificateFile, height } = JSON.parse(proposed.out) as {
       hash: string;
+      account: string;
       certificateFile: string;
       height: number;
     };
@@ -324,7 +327,7 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
     assert.ok(height > 0);
     const written = pemToDerList(await readFile(pem, 'utf8'));
     assert.equal(written.length, 1);
-    assert.equal(toHex(intermediateHash(written[0] as Uint8Array)), hash);
+    assert.equal(toHex(intermediateHash(written[0] as Uint8Array, fromHex(account))), hash);
   });
 
   it('the commands refuse bad arguments before touching anything', async () => {

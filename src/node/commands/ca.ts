@@ -220,8 +220,8 @@ const approve: Command = {
 usage: hypermesh ca intermediate approve --node NAME (--hash HEX | --for NAME) [--cluster DIR]
                                          [--via NAME|ADDR] [--timeout-ms MS] [--json]
 
-Submits "ca approve-intermediate" for the proposal HEX (SHA-256 of the intermediate's DER, as
-"ca intermediate issue" and "ca intermediate list" print it), or for the open proposal of
+Submits "ca approve-intermediate" for the proposal HEX (the hash of the intermediate and the node
+key it is bound to, as "ca intermediate issue" and "ca intermediate list" print it), or for the open proposal of
 validator NAME (--for), signed with the node key of NAME (DIR/NAME/config.json's identity key):
 NAME must hold an intermediate. The proposal takes effect with the approval that makes more
 than 2/3 of the current holders. The node key is also the one the node publishes with; if the
@@ -229,7 +229,7 @@ node refuses the approval for its sequence number, run the command again.
 
 options:
   --node NAME         the approving intermediate holder (its directory DIR/NAME)
-  --hash HEX          the proposal's certificate hash
+  --hash HEX          the proposal's hash
   --for NAME          the proposal for this validator (instead of --hash)
 ${COMMON_HELP}
 `,
@@ -283,7 +283,7 @@ ${COMMON_HELP}
       );
       const hex = toHex(hash);
       const active = after.added.find(
-        (record) => toHex(intermediateHash(record.certificate)) === hex,
+        (record) => toHex(intermediateHash(record.certificate, record.account)) === hex,
       );
       return { hash: hex, ...committed, active: active?.name ?? null };
     });
@@ -341,7 +341,7 @@ function describe(
     entries.push({
       name: record.name,
       status: 'active',
-      hash: toHex(intermediateHash(record.certificate)),
+      hash: toHex(intermediateHash(record.certificate, record.account)),
       account: toHex(record.account),
       height: record.activatedAt,
       approvals: record.approvals,
@@ -425,8 +425,9 @@ options:
             : `proposed at height ${entry.height}, approvals ${entry.approvals.length}/${summary.needed}` +
               `${entry.approvals.length > 0 ? ` (${entry.approvals.join(', ')})` : ''}, ` +
               `${entry.status === 'expired' ? 'expired after' : 'open until'} height ${entry.expiresAt}`;
+      const key = entry.account === null ? '' : `, node key ${entry.account}`;
       io.out(
-        `  ${entry.name.padEnd(12)} ${entry.status.padEnd(8)} ${detail}${entry.hash === '' ? '' : `  ${entry.hash}`}\n`,
+        `  ${entry.name.padEnd(12)} ${entry.status.padEnd(8)} ${detail}${key}${entry.hash === '' ? '' : `  ${entry.hash}`}\n`,
       );
     }
     if (bundleFile !== undefined) io.out(`  wrote ${bundleFile}\n`);

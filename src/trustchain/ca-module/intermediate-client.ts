@@ -1,6 +1,5 @@
 import type { QueryRequest, QueryResponse } from '../../consensus/app.js';
 import { decodeCanonical } from '../../codec/cbor.js';
-import { sha256 } from '../../crypto/hash.js';
 import { buildTrustBundle, type TrustBundle } from '../ca/bundle.js';
 import { encodeCaBody } from './body.js';
 import { caQuery, readCaValue, type CaAnswerCheck } from './client.js';
@@ -11,6 +10,7 @@ import {
   addedIntermediateKey,
   decodeAddedIntermediate,
   decodeProposal,
+  proposalHash,
   proposalKey,
   type AddedIntermediateRecord,
   type IntermediateProposal,
@@ -22,9 +22,9 @@ import {
  * proposals and added intermediates.
  */
 
-/** What approvals name: SHA-256 of the intermediate's DER. */
-export function intermediateHash(certificate: Uint8Array): Uint8Array {
-  return sha256(certificate);
+/** What approvals name: the proposal hash of the intermediate and its node key (`proposalHash`). */
+export function intermediateHash(certificate: Uint8Array, account: Uint8Array): Uint8Array {
+  return proposalHash(certificate, account);
 }
 
 export function caAddIntermediateBody(input: {
@@ -143,7 +143,12 @@ export function trustBundleInEffect(
     rootCertificate: genesis.root.certificate,
     rootFalconPublicKey: genesis.root.falconPublicKey,
     validators: [...genesis.validators, ...added]
-      .map(({ name, certificate, endorsement }) => ({ name, certificate, endorsement }))
+      .map(({ name, certificate, endorsement, account }) => ({
+        name,
+        certificate,
+        endorsement,
+        account,
+      }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   });
 }

@@ -5,6 +5,7 @@ import type { ModuleStateReader } from '../../consensus/application/module.js';
 import { validatorAddress } from '../../consensus/validator-set.js';
 import { concatBytes, toHex } from '../../crypto/bytes.js';
 import type { FalconBackend } from '../../crypto/falcon.js';
+import { sha256 } from '../../crypto/hash.js';
 import { buildTrustBundle, type TrustBundle } from '../ca/bundle.js';
 import { parseIssuer } from '../ca/issue.js';
 import type { CaIssuer, CaModuleConfig } from './config.js';
@@ -14,7 +15,7 @@ import { decodeWith } from './state.js';
  * Intermediates added after genesis (docs/ca.md, "Adding a validator's intermediate"), under
  * the router's `ca/` prefix:
  *
- *   ca/prop/<32-byte hash>  an open proposal: SHA-256 of the intermediate's DER → the
+ *   ca/prop/<32-byte hash>  an open proposal: its `proposalHash` (intermediate and node key) → the
  *                           intermediate, its root FALCON endorsement, the validator's name and
  *                           node key, the proposing height, the last height approvals are
  *                           accepted, and the names of the holders that approved it
@@ -38,6 +39,17 @@ export const PROPOSALS_KEY = encoder.encode('props');
 export const ADDED_INTERMEDIATES_KEY = encoder.encode('ints');
 
 export const proposalKey = (hash: Uint8Array): Uint8Array => concatBytes(PROP, hash);
+
+const PROPOSAL_HASH_CONTEXT = 'hypermesh/trustchain-ca/intermediate-proposal';
+
+/**
+ * What a proposal is stored under and approvals name: SHA-256 of the deterministic CBOR
+ * ["hypermesh/trustchain-ca/intermediate-proposal", 1, intermediate DER, node key]. It covers
+ * the key, so a holder approving a hash approves that pairing and no other.
+ */
+export function proposalHash(certificate: Uint8Array, account: Uint8Array): Uint8Array {
+  return sha256(encodeCanonical([PROPOSAL_HASH_CONTEXT, 1, certificate, account]));
+}
 export const addedIntermediateKey = (name: string): Uint8Array =>
   concatBytes(INT, encoder.encode(name));
 
@@ -240,10 +252,11 @@ export function createIssuerView(config: CaModuleConfig, falcon?: FalconBackend)
               certificate,
               endorsement,
             })),
-            ...entry.records.map(({ name, certificate, endorsement }) => ({
+            ...entry.records.map(({ name, certificate, endorsement, account }) => ({
               name,
               certificate,
               endorsement,
+              account,
             })),
           ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
         },

@@ -10,6 +10,7 @@ import type {
 } from '../../consensus/application/module.js';
 import type { ValidatorUpdate } from '../../consensus/app.js';
 import { bytesEqual, toHex } from '../../crypto/bytes.js';
+import { ed25519Verify } from '../../crypto/ed25519.js';
 import { sha256 } from '../../crypto/hash.js';
 import { defaultFalcon, type FalconBackend } from '../../crypto/falcon.js';
 import { CaError } from '../ca/errors.js';
@@ -46,6 +47,7 @@ import {
 } from './config.js';
 import { CLUSTER_DNS_MODULE, ClusterDnsReader } from './cluster-dns.js';
 import {
+  DCV_REUSE_MAX_MS,
   dcvIdentifier,
   dcvQuorum,
   dcvQuorumShortfall,
@@ -68,6 +70,7 @@ import {
   encodeNameList,
   encodeProposal,
   holderOf,
+  proposalHash,
   proposalKey,
   type IntermediateProposal,
 } from './intermediates.js';
@@ -162,6 +165,18 @@ interface CheckedIssuance {
    * and record are the ones used.
    */
   readonly account: Uint8Array;
+  /** For a renewal: what execution checks at the block's time (`checkRenewalTime`). */
+  readonly renewal: RenewalTimes | null;
+}
+
+/** The block-time facts of a renewal: checked at execution, where the block time is known. */
+interface RenewalTimes {
+  /** notAfter (ms) of the certificate renewed: an expired certificate proves nothing. */
+  readonly notAfter: number;
+  /** When the names were validated (`IssuanceRecord.validatedAt`), inherited by the new record. */
+  readonly validatedAt: number;
+  /** Whether the names need DCV (a `requireDcv` grant, names not owned in the `dns` module). */
+  readonly needsDcv: boolean;
 }
 
 function parseRequest(bytes: Uint8Array, falcon: FalconBackend): CertificateRequest {
@@ -191,7 +206,8 @@ function isEd25519Spki(spki: Uint8Array, raw: Uint8Array): boolean {
 function subjectKeySigned(spki: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   try {
     const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
-    if (key.asymmetricKeyType === 'ed25519') return verifySignature(null, message, key, signature);
+    // ed25519Verify refuses keys of small order, which OpenSSL alone would accept.
+    if (key.asymmetricKeyType === 'ed25519') return ed25519Verify(signature, message, key);
     if (key.asymmetricKeyType === 'ec') {
       return verifySignature('sha256', message, { key, dsaEncoding: 'der' }, signature);
     }
@@ -493,7 +509,7 @@ export function createCaModule(
     tx: CaRenewTx,
     sender: Uint8Array,
     genesisAccount: Uint8Array,
-  ): { request: CertificateRequest; requester: CaRequester } {
+  ): { request: CertificateRequest; requester: CaRequester; notBefore: number; notAfter: number } {
     const record = state.certificate(tx.serial);
     if (record === null) {
       refuse(C.NOT_PUBLISHED, `certificate ${toHex(tx.serial)} is not published`);
@@ -524,7 +540,12 @@ export function createCaModule(
       refuse(C.RENEWAL_MISMATCH, mismatch.message, { field: mismatch.field });
     }
     const request = { ...carried, lifetimeSeconds: tx.lifetimeSeconds };
-    return { request, requester: genesisRenewalRequester(genesisAccount, request) };
+    return {
+      request,
+      requester: genesisRenewalRequester(genesisAccount, request),
+      notBefore: certificate.notBefore.getTime(),
+      notAfter: certificate.notAfter.getTime(),
+    };
   }
 
   function checkIssuance(
@@ -541,12 +562,15 @@ export function createCaModule(
     let requester: CaRequester;
     let renews: Uint8Array | null = null;
     let account = sender;
+    let renewed: { notAfter: number; validatedAt: number } | null = null;
     const genesis = tx.op === 'renew' ? state.genesisCertificate(tx.serial) : null;
     if (tx.op === 'request') {
       request = parseRequest(tx.request, falcon);
       requester = requesterFor(config, account, issuers);
     } else if (genesis !== null) {
-      ({ request, requester } = genesisRenewal(state, tx, sender, genesis.account));
+      const renewal = genesisRenewal(state, tx, sender, genesis.account);
+      ({ request, requester } = renewal);
+      renewed = { notAfter: renewal.notAfter, validatedAt: renewal.notBefore };
       renews = tx.serial;
       account = genesis.account;
     } else {
@@ -575,6 +599,14 @@ export function createCaModule(
       renews = tx.serial;
       account = record.account;
       requester = requesterFor(config, account, issuers);
+      const published = state.certificate(tx.serial);
+      if (published === null)
+        throw new RangeError('publishedIssuance passed an unpublished serial');
+      const certificate = parseCertificate(published.der);
+      renewed = {
+        notAfter: certificate.notAfter.getTime(),
+        validatedAt: record.validatedAt ?? certificate.notBefore.getTime(),
+      };
     }
     // Names the account owns in the `dns` module, exactly (docs/ca.md, "Who may request what").
     const owned = new Set(
@@ -589,7 +621,39 @@ export function createCaModule(
     if (dns !== null) checkCaa(dns, request, corroborated);
     checkRateLimit(state, account);
     checkCapacity(state, height);
-    return { request, lifetimeSeconds, renews, account };
+    const needsDcv =
+      requester.requireDcv &&
+      (request.ipAddresses.length > 0 || request.dnsNames.some((name) => !owned.has(name)));
+    return {
+      request,
+      lifetimeSeconds,
+      renews,
+      account,
+      renewal: renewed === null ? null : { ...renewed, needsDcv },
+    };
+  }
+
+  /**
+   * A renewal at the block's time (docs/ca.md, "Renewal"): the certificate renewed has not
+   * expired, and names that need DCV were validated at most `DCV_REUSE_MAX_MS` ago (else the
+   * account requests anew, with fresh attestations).
+   */
+  function checkRenewalTime(renewal: RenewalTimes, serial: Uint8Array, time: number): void {
+    if (renewal.notAfter <= time) {
+      refuse(C.EXPIRED, `certificate ${toHex(serial)} expired: request a new one`, {
+        notAfter: new Date(renewal.notAfter).toISOString(),
+      });
+    }
+    if (renewal.needsDcv && time - renewal.validatedAt > DCV_REUSE_MAX_MS) {
+      refuse(
+        C.DCV_STALE,
+        `the names of ${toHex(serial)} were validated more than 398 days ago: request anew with fresh DCV`,
+        {
+          validatedAt: new Date(renewal.validatedAt).toISOString(),
+          reusableUntil: new Date(renewal.validatedAt + DCV_REUSE_MAX_MS).toISOString(),
+        },
+      );
+    }
   }
 
   function checkRevoke(
@@ -684,6 +748,9 @@ export function createCaModule(
     state: CaStateReader,
     checked: CheckedIssuance,
   ): void {
+    if (checked.renewal !== null && checked.renews !== null) {
+      checkRenewalTime(checked.renewal, checked.renews, ctx.time);
+    }
     const { notBefore, notAfter } = validityOf({
       blockTime: ctx.time,
       lifetimeSeconds: checked.lifetimeSeconds,
@@ -720,6 +787,7 @@ export function createCaModule(
       lifetimeSeconds: checked.lifetimeSeconds,
       serial,
       renews: checked.renews,
+      validatedAt: checked.renewal?.validatedAt ?? ctx.time,
     };
     const batch = state.batch(ctx.height);
     ctx.state.set(
@@ -798,10 +866,12 @@ export function createCaModule(
   }
 
   /**
-   * `add-intermediate` (docs/ca.md, "Adding a validator's intermediate"): the name and the node
-   * key have no intermediate and no open proposal, there is room for one more proposal, and the
-   * certificate is an intermediate of this cluster's root with the profile and the root FALCON
-   * endorsement the ceremony gives (`checkValidatorIntermediate`).
+   * `add-intermediate` (docs/ca.md, "Adding a validator's intermediate"): the name, the node key
+   * and the certificate have no intermediate and no open proposal, there is room for one more
+   * proposal, and the certificate is an intermediate of this cluster's root with the profile the
+   * ceremony gives and a root FALCON endorsement that covers `tx.account`
+   * (`checkValidatorIntermediate`). Anyone may submit it (the operator does): the endorsement,
+   * made offline with the root keys, is what binds the intermediate to the node key.
    */
   function checkAddIntermediate(
     state: ModuleStateReader,
@@ -819,12 +889,13 @@ export function createCaModule(
         `node key ${toHex(tx.account)} holds ${holder.name}'s intermediate`,
       );
     }
-    const hash = sha256(tx.certificate);
+    const hash = proposalHash(tx.certificate, tx.account);
     const open = openProposals(state, height);
     for (const { hash: other, proposal } of open) {
       if (
         bytesEqual(other, hash) ||
         proposal.name === tx.name ||
+        bytesEqual(proposal.certificate, tx.certificate) ||
         bytesEqual(proposal.account, tx.account)
       ) {
         refuse(
@@ -840,7 +911,12 @@ export function createCaModule(
     try {
       checkValidatorIntermediate(
         view.bundle(state),
-        { name: tx.name, certificate: tx.certificate, endorsement: tx.endorsement },
+        {
+          name: tx.name,
+          certificate: tx.certificate,
+          endorsement: tx.endorsement,
+          account: tx.account,
+        },
         falcon,
       );
     } catch (error) {
@@ -884,7 +960,7 @@ export function createCaModule(
     for (const hash of reader.proposalHashes()) {
       if (!open.some((entry) => bytesEqual(entry.hash, hash))) ctx.state.delete(proposalKey(hash));
     }
-    const hash = sha256(tx.certificate);
+    const hash = proposalHash(tx.certificate, tx.account);
     ctx.state.set(
       proposalKey(hash),
       encodeProposal({

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { encodeCanonical } from '../../codec/cbor.js';
-import { bytesEqual, fromBase64, toBase64 } from '../../crypto/bytes.js';
+import { bytesEqual, fromBase64, fromHex, toBase64, toHex } from '../../crypto/bytes.js';
 import {
   FALCON1024_MAX_SIGNATURE_BYTES,
   FALCON1024_PUBLIC_KEY_BYTES,
@@ -29,13 +29,18 @@ import { CaError, CaErrorCode, caError } from './errors.js';
  *     "root": { "certificate": "<PEM>", "falconAlgorithm": "falcon-1024-r3",
  *               "falconPublicKey": "<base64>" },
  *     "validators": [ { "name": "<validator>", "intermediate": "<PEM>",
- *                       "falconEndorsement": "<base64>" }, ... ] }    -- sorted by name
+ *                       "falconEndorsement": "<base64>",
+ *                       "account": "<hex>" }, ... ] }    -- sorted by name; account optional
  *
  * Each intermediate carries its validator's FALCON-1024 key (the STOQ FALCON key extension) and
  * is endorsed by the root FALCON key: a FALCON signature over the deterministic CBOR
  * ["hypermesh/trustchain-ca/intermediate-endorsement", 1, "falcon-1024-r3", cluster, name,
  * intermediate DER]. So the post-quantum path root FALCON key → validator FALCON key → batch →
- * certificate does not rest on ECDSA anywhere.
+ * certificate does not rest on ECDSA anywhere. An intermediate added after genesis is bound to
+ * the node (Ed25519) key that holds it: its endorsement is version 2, over [..., 2, ..., name,
+ * intermediate DER, node key], and its entry names that key (`account`), so nobody without the
+ * root keys can pair the intermediate with another key. Genesis intermediates have version 1
+ * endorsements; the genesis document names their keys.
  */
 export const TRUST_BUNDLE_FORMAT = 'hypermesh-trust-bundle';
 export const TRUST_BUNDLE_VERSION = 1;
@@ -54,6 +59,8 @@ export interface TrustBundleValidator {
   readonly parsed: ParsedCertificate;
   readonly falconPublicKey: Uint8Array;
   readonly endorsement: Uint8Array;
+  /** The node key the endorsement binds it to (intermediates added after genesis), else null. */
+  readonly account: Uint8Array | null;
 }
 
 export interface TrustBundle {
@@ -82,12 +89,39 @@ export function intermediateName(cluster: string, validator: string): Uint8Array
   ]);
 }
 
+/** Bytes of an Ed25519 node key (an account). */
+export const ACCOUNT_KEY_BYTES = 32;
+
+/**
+ * What the root FALCON key signs for an intermediate: version 1 (genesis) covers the cluster,
+ * name and certificate; version 2 (added after genesis, `account` given) also the node key that
+ * will hold it.
+ */
 export function endorsementMessage(
   cluster: string,
   name: string,
   certificate: Uint8Array,
+  account: Uint8Array | null = null,
 ): Uint8Array {
-  return encodeCanonical([ENDORSEMENT_CONTEXT, 1, FALCON_ALGORITHM_ID, cluster, name, certificate]);
+  if (account === null) {
+    return encodeCanonical([
+      ENDORSEMENT_CONTEXT,
+      1,
+      FALCON_ALGORITHM_ID,
+      cluster,
+      name,
+      certificate,
+    ]);
+  }
+  return encodeCanonical([
+    ENDORSEMENT_CONTEXT,
+    2,
+    FALCON_ALGORITHM_ID,
+    cluster,
+    name,
+    certificate,
+    account,
+  ]);
 }
 
 export function isValidatorName(name: unknown): name is string {
@@ -115,6 +149,8 @@ export interface TrustBundleContents {
     readonly name: string;
     readonly certificate: Uint8Array;
     readonly endorsement: Uint8Array;
+    /** The node key a version 2 endorsement binds (see `endorsementMessage`); absent: version 1. */
+    readonly account?: Uint8Array | null;
   }[];
 }
 
@@ -185,10 +221,14 @@ export function buildTrustBundle(
     } catch (error) {
       return invalid(`intermediate ${name} carries no FALCON-1024 key`, { name }, error);
     }
+    const account = entry.account ?? null;
+    if (account !== null && account.length !== ACCOUNT_KEY_BYTES) {
+      invalid(`the node key of ${name} is not ${ACCOUNT_KEY_BYTES} bytes`, { name });
+    }
     if (
       !falcon.verify(
         entry.endorsement,
-        endorsementMessage(cluster, name, parsed.der),
+        endorsementMessage(cluster, name, parsed.der, account),
         contents.rootFalconPublicKey,
       )
     ) {
@@ -200,6 +240,7 @@ export function buildTrustBundle(
       parsed,
       falconPublicKey,
       endorsement: entry.endorsement.slice(),
+      account: account === null ? null : account.slice(),
     };
   });
   return {
@@ -237,6 +278,7 @@ export function encodeTrustBundle(bundle: TrustBundle): string {
       name: validator.name,
       intermediate: derToPem(validator.certificate),
       falconEndorsement: toBase64(validator.endorsement),
+      ...(validator.account === null ? {} : { account: toHex(validator.account) }),
     })),
   };
   return `${JSON.stringify(document, null, 2)}\n`;
@@ -260,6 +302,10 @@ const documentSchema = z.strictObject({
         name: z.string(),
         intermediate: pem,
         falconEndorsement: base64.max(2 * FALCON1024_MAX_SIGNATURE_BYTES),
+        account: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/)
+          .optional(),
       }),
     )
     .min(1)
@@ -315,6 +361,7 @@ export function parseTrustBundle(
           name: validator.name,
           certificate: strictPem(validator.intermediate, `intermediate ${validator.name}`),
           endorsement: fromBase64(validator.falconEndorsement),
+          account: validator.account === undefined ? null : fromHex(validator.account),
         })),
       },
       falcon,

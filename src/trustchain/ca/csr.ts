@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { constants, createPublicKey, sign, verify } from 'node:crypto';
 import { fromBase64 } from '../../crypto/bytes.js';
+import { isSmallOrderEd25519Key } from '../../crypto/ed25519.js';
 import {
   DerError,
   TAG,
@@ -373,6 +374,11 @@ function readSubjectKey(spki: Uint8Array): {
     }
     if (!ED25519_SPKI_PREFIX.every((byte, i) => spki[i] === byte)) {
       throw caError(CaErrorCode.CSR_INVALID_KEY, 'Ed25519 key is not in RFC 8410 form');
+    }
+    // A small-order key has no secret: OpenSSL accepts R = identity, s = 0 under it for any
+    // message, so the CSR's signature would prove nothing and anyone could sign as the subject.
+    if (isSmallOrderEd25519Key(spki.subarray(ED25519_SPKI_PREFIX.length))) {
+      throw caError(CaErrorCode.CSR_INVALID_KEY, 'Ed25519 key is a point of small order');
     }
     keyType = 'ed25519';
   } else if (algorithm.oid === OID.rsaEncryption) {

@@ -10,6 +10,7 @@ import {
 import { generateP256KeyPair, type P256KeyPair } from '../../crypto/p256.js';
 import { encodeFalconKeyExtension, FALCON_PUBLIC_KEY_EXTENSION_OID } from '../../crypto/x509.js';
 import {
+  ACCOUNT_KEY_BYTES,
   buildTrustBundle,
   endorsementMessage,
   intermediateName,
@@ -205,27 +206,37 @@ export function intermediateTbs(input: {
 export interface IssuedIntermediate {
   readonly name: string;
   readonly certificate: Uint8Array;
-  /** Root FALCON signature over `endorsementMessage(cluster, name, certificate)`. */
+  /** Root FALCON signature over `endorsementMessage(cluster, name, certificate, account)`. */
   readonly endorsement: Uint8Array;
+  /** The node key the endorsement binds (an intermediate added after genesis), else null. */
+  readonly account: Uint8Array | null;
 }
 
 /**
  * Issues one validator intermediate from its CSR (which must be a P-256 key whose commonName,
  * if any, is the validator name) after checking the FALCON proof of possession, and endorses
- * it with the root FALCON key. Used by the ceremony and by `addValidator`.
+ * it with the root FALCON key. Used by the ceremony (no `account`: version 1 endorsement) and
+ * for an intermediate added after genesis, whose endorsement also covers the node key that will
+ * hold it (`account`, version 2), so the proposal cannot be replayed with another key.
  */
 export async function issueValidatorIntermediate(options: {
   readonly cluster: string;
   readonly root: RootSigningKeys;
   readonly request: ValidatorCaRequest;
+  /** The node (Ed25519) key of a validator added after genesis. */
+  readonly account?: Uint8Array;
   readonly notBefore: Date;
   readonly validityDays?: number;
   readonly falcon?: FalconBackend;
 }): Promise<IssuedIntermediate> {
   const { cluster, root, request } = options;
+  const account = options.account ?? null;
   const falcon = options.falcon ?? defaultFalcon();
   if (!isValidatorName(request.name))
     ceremonyInput('invalid validator name', { name: String(request.name) });
+  if (account !== null && account.length !== ACCOUNT_KEY_BYTES) {
+    ceremonyInput(`validator ${request.name}: the node key must be ${ACCOUNT_KEY_BYTES} bytes`);
+  }
   let csr: ReturnType<typeof parseCsr>;
   try {
     csr = parseCsr(request.csr);
@@ -273,10 +284,15 @@ export async function issueValidatorIntermediate(options: {
     createDeterministicSigner(root.ecdsa.privateKey).sign(tbs),
   );
   const endorsement = await falcon.sign(
-    endorsementMessage(cluster, request.name, certificate),
+    endorsementMessage(cluster, request.name, certificate, account),
     root.falcon.secretKey,
   );
-  return { name: request.name, certificate, endorsement };
+  return {
+    name: request.name,
+    certificate,
+    endorsement,
+    account: account === null ? null : account.slice(),
+  };
 }
 
 export interface GenesisCeremonyOptions {
@@ -427,6 +443,8 @@ export async function addValidator(options: {
   readonly bundle: TrustBundle;
   readonly root: RootSigningKeys;
   readonly request: ValidatorCaRequest;
+  /** The node key that will hold it (see `issueValidatorIntermediate`). */
+  readonly account?: Uint8Array;
   readonly time: Date;
   readonly validityDays?: number;
   readonly falcon?: FalconBackend;
@@ -439,15 +457,17 @@ export async function addValidator(options: {
     cluster: bundle.cluster,
     root: options.root,
     request: options.request,
+    ...(options.account === undefined ? {} : { account: options.account }),
     notBefore: options.time,
     ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
     ...(options.falcon === undefined ? {} : { falcon: options.falcon }),
   });
   const validators = [
-    ...bundle.validators.map(({ name, certificate, endorsement }) => ({
+    ...bundle.validators.map(({ name, certificate, endorsement, account }) => ({
       name,
       certificate,
       endorsement,
+      account,
     })),
     intermediate,
   ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -471,8 +491,10 @@ export interface AddedIntermediate {
   readonly name: string;
   /** DER. */
   readonly certificate: Uint8Array;
-  /** Root FALCON signature over `endorsementMessage(cluster, name, certificate)`. */
+  /** Root FALCON signature over `endorsementMessage(cluster, name, certificate, account)`. */
   readonly endorsement: Uint8Array;
+  /** The node key that will hold it: the version 2 endorsement must cover it. */
+  readonly account: Uint8Array;
 }
 
 /**
@@ -480,7 +502,7 @@ export interface AddedIntermediate {
  * intermediates added so far) and returns the bundle with it: everything `buildTrustBundle`
  * checks (issued and signed by the bundle's root, CA with path length 0 and keyCertSign, the
  * validator's subject name, validity inside the root's, a FALCON-1024 key, the root FALCON
- * endorsement), an ECDSA P-256 key, and byte for byte the intermediate profile
+ * endorsement — version 2, covering `added.account`), an ECDSA P-256 key, and byte for byte the intermediate profile
  * (`intermediateTbs`: key usage, extended key usage, key identifiers, name constraint). Throws
  * `INVALID_BUNDLE` (`INVALID_CEREMONY_INPUT` for a name already in the bundle).
  */
@@ -493,12 +515,18 @@ export function checkValidatorIntermediate(
     ceremonyInput(`validator ${added.name} already has an intermediate`, { name: added.name });
   }
   const validators = [
-    ...bundle.validators.map(({ name, certificate, endorsement }) => ({
+    ...bundle.validators.map(({ name, certificate, endorsement, account }) => ({
       name,
       certificate,
       endorsement,
+      account,
     })),
-    { name: added.name, certificate: added.certificate, endorsement: added.endorsement },
+    {
+      name: added.name,
+      certificate: added.certificate,
+      endorsement: added.endorsement,
+      account: added.account,
+    },
   ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const extended = buildTrustBundle(
     {

@@ -89,16 +89,18 @@ async function issueFor(ca: TestCa, name: string, rootCa: TestCa = ca): Promise<
     falconKeyFile: rootCa.rootKeyFiles.falcon,
     passphrase: PASSPHRASE,
   });
+  const sender = makeSender();
   const issued = await issueValidatorIntermediate({
     cluster: rootCa.bundle.cluster,
     root,
     request,
+    account: sender.publicKey,
     notBefore: CEREMONY_TIME,
     falcon: ca.falcon,
   });
   return {
     name,
-    sender: makeSender(),
+    sender,
     keys,
     certificate: issued.certificate,
     endorsement: issued.endorsement,
@@ -139,11 +141,12 @@ async function deviantIntermediate(ca: TestCa, name: string): Promise<NewValidat
     tbs,
     createDeterministicSigner(root.ecdsa.privateKey).sign(tbs),
   );
+  const sender = makeSender();
   const endorsement = await ca.falcon.sign(
-    endorsementMessage(ca.bundle.cluster, name, certificate),
+    endorsementMessage(ca.bundle.cluster, name, certificate, sender.publicKey),
     root.falcon.secretKey,
   );
-  return { name, sender: makeSender(), keys, certificate, endorsement };
+  return { name, sender, keys, certificate, endorsement };
 }
 
 function addBody(
@@ -237,6 +240,27 @@ describe('ca module: adding an intermediate', () => {
       node.block([caTx(operator, addBody(valC, { account: validators['val-b'].publicKey }))]),
       CaModuleErrorCode.INTERMEDIATE_EXISTS,
     );
+    // The real certificate and endorsement with another node key (a front-runner's, or anyone's
+    // after the proposal expired): the endorsement covers val-c's key, so it does not verify.
+    const attacker = makeSender();
+    const swapped = node.block([caTx(attacker, addBody(valC, { account: attacker.publicKey }))]);
+    refused(swapped, CaModuleErrorCode.INTERMEDIATE_INVALID);
+    assert.match(resultOf(swapped).log, /endorsement of val-c does not verify/);
+    // A version 1 endorsement (the genesis form, no node key) is not enough after genesis.
+    const root = await loadRootSigningKeys({
+      bundle: fixture.ca.bundle,
+      ecdsaKeyFile: fixture.ca.rootKeyFiles.ecdsa,
+      falconKeyFile: fixture.ca.rootKeyFiles.falcon,
+      passphrase: PASSPHRASE,
+    });
+    const unbound = await fixture.ca.falcon.sign(
+      endorsementMessage(fixture.ca.bundle.cluster, 'val-c', valC.certificate),
+      root.falcon.secretKey,
+    );
+    refused(
+      node.block([caTx(operator, addBody(valC, { endorsement: unbound }))]),
+      CaModuleErrorCode.INTERMEDIATE_INVALID,
+    );
     // Approving what nobody proposed.
     refused(
       node.block([caTx(validators['val-a'], caApproveIntermediateBody(new Uint8Array(32)))]),
@@ -249,11 +273,24 @@ describe('ca module: adding an intermediate', () => {
 
   it('takes effect with approvals by more than 2/3 of the holders; refuses strangers and repeats', async () => {
     const { operator, validators } = fixture;
-    const hash = intermediateHash(valC.certificate);
+    const hash = intermediateHash(valC.certificate, valC.sender.publicKey);
+    assert.notEqual(
+      toHex(hash),
+      toHex(intermediateHash(valC.certificate, validators['val-a'].publicKey)),
+      'the proposal hash covers the node key',
+    );
     applied(node.block([caTx(operator, addBody(valC))]));
     assert.deepEqual(governance().proposalHashes(), [hash]);
     // The same certificate again, or another proposal for the same name: a duplicate.
     refused(node.block([caTx(operator, addBody(valC))]), CaModuleErrorCode.DUPLICATE_PROPOSAL);
+    // The same certificate with another key: a duplicate too, and the open proposal stays val-c's.
+    const attacker = makeSender();
+    refused(
+      node.block([caTx(attacker, addBody(valC, { account: attacker.publicKey }))]),
+      CaModuleErrorCode.DUPLICATE_PROPOSAL,
+    );
+    assert.deepEqual(governance().proposalHashes(), [hash]);
+    assert.equal(toHex(governance().proposal(hash)!.account), toHex(valC.sender.publicKey));
     // Neither the operator nor a stranger holds an intermediate.
     refused(
       node.block([caTx(operator, caApproveIntermediateBody(hash))]),
@@ -406,7 +443,7 @@ describe('ca module: adding an intermediate', () => {
   it('with three holders, two approvals are not enough; a proposal expires after the documented window', async () => {
     const { operator, validators } = fixture;
     const valD = await issueFor(fixture.ca, 'val-d');
-    const hash = intermediateHash(valD.certificate);
+    const hash = intermediateHash(valD.certificate, valD.sender.publicKey);
     const proposed = node.block([caTx(operator, addBody(valD))]);
     applied(proposed);
     const expiresAt = governance().proposal(hash)!.expiresAt;
@@ -423,6 +460,12 @@ describe('ca module: adding an intermediate', () => {
     assert.deepEqual(governance().addedNames(), ['val-c']);
     const listed = await readIntermediates((q) => node.node.app.query(q));
     assert.equal(listed.proposals[0]?.expired, true);
+    // Once it expired, its public certificate and endorsement cannot be re-proposed with another key.
+    const attacker = makeSender();
+    refused(
+      node.block([caTx(attacker, addBody(valD, { account: attacker.publicKey }))]),
+      CaModuleErrorCode.INTERMEDIATE_INVALID,
+    );
     // Proposing again replaces the expired proposal.
     applied(node.block([caTx(operator, addBody(valD))]));
     assert.deepEqual(governance().proposalHashes(), [hash]);

@@ -63,6 +63,33 @@ describe('CSR parsing', () => {
     assert.throws(() => parseCsr(forged), isCaError(CaErrorCode.CSR_BAD_SIGNATURE));
   });
 
+  it('refuses an Ed25519 subject key of small order (the identity signs everything)', () => {
+    // A real Ed25519 CSR with the key replaced by the identity point 01 00…00 and the signature
+    // by R = 01 00…00, s = 0: OpenSSL verifies that for any message.
+    const real = createCsr({ privateKey: generateKey('ed25519'), commonName: 'victim.example' });
+    const forged = new Uint8Array(real);
+    const prefix = Buffer.from('302a300506032b6570032100', 'hex');
+    const at = Buffer.from(forged).indexOf(prefix) + prefix.length;
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    forged.set(identity, at);
+    forged.set(new Uint8Array(64), forged.length - 64);
+    forged.set(identity, forged.length - 64);
+    const [tbs] = children(forged, readWhole(forged));
+    const tbsBytes = encodingOf(forged, tbs as Tlv);
+    const key = createPublicKey({
+      key: Buffer.concat([prefix, identity]),
+      format: 'der',
+      type: 'spki',
+    });
+    assert.equal(
+      verify(null, tbsBytes, key, forged.subarray(forged.length - 64)),
+      true,
+      'OpenSSL accepts the forged signature',
+    );
+    assert.throws(() => parseCsr(forged), isCaError(CaErrorCode.CSR_INVALID_KEY));
+  });
+
   it('refuses an RSA key whose public exponent is not below 2^256 (BR §6.1.6)', () => {
     // A 2048-bit modulus with a 1024-bit exponent, in a well-formed and correctly signed CSR.
     const big = rsaKeyWithExponent(2048, (1n << 1023n) + 1n, 2n);

@@ -141,6 +141,43 @@ describe('trust hierarchy', () => {
     );
   });
 
+  it('an intermediate added with a node key is bound to it in the bundle', async () => {
+    const root = await loadRootSigningKeys({
+      bundle: ca.bundle,
+      ecdsaKeyFile: ca.rootKeyFiles.ecdsa,
+      falconKeyFile: ca.rootKeyFiles.falcon,
+      passphrase: PASSPHRASE,
+    });
+    const joining = await createValidatorCaRequest({ name: 'val-k', falcon: ca.falcon });
+    const account = new Uint8Array(32).fill(7);
+    const { bundle, intermediate } = await addValidator({
+      bundle: ca.bundle,
+      root,
+      request: joining.request,
+      account,
+      time: new Date('2026-06-01T00:00:00Z'),
+      falcon: ca.falcon,
+    });
+    assert.deepEqual(intermediate.account, account);
+    const text = encodeTrustBundle(bundle);
+    const parsed = parseTrustBundle(text, ca.falcon);
+    assert.deepEqual(parsed.validators.find((v) => v.name === 'val-k')?.account, account);
+    assert.equal(parsed.validators.find((v) => v.name === 'val-a')?.account, null);
+    // The same entry with another key, or with none: the endorsement does not verify.
+    const document = JSON.parse(text) as { validators: { name: string; account?: string }[] };
+    const entry = document.validators.find((v) => v.name === 'val-k')!;
+    entry.account = '08'.repeat(32);
+    assert.throws(
+      () => parseTrustBundle(JSON.stringify(document), ca.falcon),
+      isCaError(CaErrorCode.INVALID_BUNDLE),
+    );
+    delete entry.account;
+    assert.throws(
+      () => parseTrustBundle(JSON.stringify(document), ca.falcon),
+      isCaError(CaErrorCode.INVALID_BUNDLE),
+    );
+  });
+
   it('ceremony inputs are checked', async () => {
     const v = await createValidatorCaRequest({ name: 'val-a', falcon: ca.falcon });
     const base = {
