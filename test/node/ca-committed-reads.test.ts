@@ -178,6 +178,7 @@ describe('ca reads of another node are proven to committed roots', () => {
     lifetimeSeconds: 86_400,
     serial,
     renews: null,
+    validatedAt: null,
   });
 
   it('waitForPublication: a self-rooted issuance record is refused (ROOT_MISMATCH)', async () => {

@@ -71,6 +71,12 @@ export interface DcvAttestation {
 export const MAX_DCV_ATTESTATIONS = 256;
 /** Largest encoded attestation accepted (a maximal one is about 500 bytes). */
 export const MAX_DCV_ATTESTATION_BYTES = 1024;
+/**
+ * How long a renewal may reuse the domain validation of the request it descends from: 398 days
+ * (CA/Browser Forum Baseline Requirements §4.2.1, reuse of validation data), counted in block
+ * time from the block that committed the validated request.
+ */
+export const DCV_REUSE_MAX_MS = 398 * 86_400_000;
 /** How many blocks old an attestation may be when its request is checked (genesis `dcvMaxAgeBlocks`). */
 export const DEFAULT_DCV_MAX_AGE_BLOCKS = 100;
 /** The largest `dcvMaxAgeBlocks` the genesis section accepts. */

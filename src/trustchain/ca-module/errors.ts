@@ -74,6 +74,14 @@ export enum CaModuleErrorCode {
    * reason, tag?}.
    */
   CAA_REFUSED = 'CA_CAA_REFUSED',
+  /** `renew` of a certificate whose notAfter is not after the block's time (at execution). */
+  EXPIRED = 'CA_EXPIRED',
+  /**
+   * `renew` for a `requireDcv` account whose names were last validated (the DCV quorum of the
+   * original request) more than `DCV_REUSE_MAX_MS` before the block's time: request it anew with
+   * fresh attestations. `detail` {validatedAt, reusableUntil} (ISO times).
+   */
+  DCV_STALE = 'CA_DCV_STALE',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -105,6 +113,8 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.DCV_INVALID]: 25,
   [CaModuleErrorCode.RENEWAL_MISMATCH]: 26,
   [CaModuleErrorCode.CAA_REFUSED]: 27,
+  [CaModuleErrorCode.EXPIRED]: 28,
+  [CaModuleErrorCode.DCV_STALE]: 29,
 });
 
 /**

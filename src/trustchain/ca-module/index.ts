@@ -57,6 +57,7 @@ export {
 } from './genesis.js';
 export {
   DCV_METHODS,
+  DCV_REUSE_MAX_MS,
   DEFAULT_DCV_MAX_AGE_BLOCKS,
   MAX_DCV_ATTESTATIONS,
   MAX_DCV_ATTESTATION_BYTES,

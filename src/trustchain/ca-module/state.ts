@@ -104,6 +104,13 @@ export interface IssuanceRecord {
   readonly serial: Uint8Array;
   /** For a renewal: the serial of the certificate renewed (issued or genesis). */
   readonly renews: Uint8Array | null;
+  /**
+   * Block time (ms) of the request this issuance descends from: its own block for a `request`,
+   * inherited through renewals (the renewed certificate's notBefore where a record predates
+   * this field, or for a genesis certificate). A renewal may reuse the names' validation only
+   * up to `DCV_REUSE_MAX_MS` after it. Null only in records written before the field existed.
+   */
+  readonly validatedAt: number | null;
 }
 
 export interface BatchRecord {
@@ -154,6 +161,7 @@ const schemas = {
     life: uint,
     sn: serial,
     renews: serial.optional(),
+    vt: uint.optional(),
   }),
   batch: z.strictObject({ t: uint, first: uint.optional(), items: z.array(hash) }),
   certificate: z.strictObject({ der: bytes({ min: 1 }), tx: hash, by: z.string(), at: uint }),
@@ -188,6 +196,7 @@ export function encodeIssuance(record: IssuanceRecord): Uint8Array {
     life: record.lifetimeSeconds,
     sn: record.serial,
     ...(record.renews === null ? {} : { renews: record.renews }),
+    ...(record.validatedAt === null ? {} : { vt: record.validatedAt }),
   });
 }
 
@@ -200,6 +209,7 @@ export function decodeIssuance(value: Uint8Array): IssuanceRecord {
     lifetimeSeconds: r.life,
     serial: r.sn,
     renews: r.renews ?? null,
+    validatedAt: r.vt ?? null,
   };
 }
 
@@ -433,6 +443,7 @@ export class CaRecordCache {
           lifetimeSeconds: record.lifetimeSeconds,
           serial: new Uint8Array(record.serial),
           renews: record.renews === null ? null : new Uint8Array(record.renews),
+          validatedAt: record.validatedAt,
         })
       : null;
     return remember(this.issuances, key, bytes, kept);
@@ -477,7 +488,8 @@ function storableIssuance(record: IssuanceRecord): boolean {
     isUint(record.height) &&
     isUint(record.lifetimeSeconds) &&
     sized(record.serial, 16) &&
-    (record.renews === null || sized(record.renews, 16))
+    (record.renews === null || sized(record.renews, 16)) &&
+    (record.validatedAt === null || isUint(record.validatedAt))
   );
 }
 

@@ -69,6 +69,7 @@ function seedPublished(state: ModuleState, issuer: string, account: Uint8Array):
       lifetimeSeconds: 86_400,
       serial,
       renews: null,
+      validatedAt: null,
     }),
   );
   state.set(serialKey(serial), txHash);

@@ -200,6 +200,7 @@ describe('ca state records', () => {
       lifetimeSeconds: 3600,
       serial: new Uint8Array(randomBytes(16)),
       renews: null,
+      validatedAt: null,
     });
     for (const height of [1, 1, 2, 3]) {
       // Written as apply writes it (remembered), then as another block wrote it (not).
