@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { ProblemType, malformed, problem } from './problems.js';
+import { isSmallOrderEd25519Key } from '../../crypto/ed25519.js';
 
 /**
  * JSON Web Signatures as RFC 8555 §6.2 uses them: the flattened JSON serialization (RFC 7515
@@ -100,9 +101,10 @@ export function parseJwk(input: unknown): AccountKey {
   } else if (kty === 'OKP') {
     const parsed = okpJwk.safeParse(record);
     if (!parsed.success) throw badKey('an OKP jwk must be Ed25519 with member x');
-    if (decodeBase64Url(parsed.data.x, 'jwk.x').length !== 32) {
-      throw badKey('an Ed25519 key must be 32 bytes');
-    }
+    const raw = decodeBase64Url(parsed.data.x, 'jwk.x');
+    if (raw.length !== 32) throw badKey('an Ed25519 key must be 32 bytes');
+    // OpenSSL accepts signatures under a small-order key for any message (crypto/ed25519.ts).
+    if (isSmallOrderEd25519Key(raw)) throw badKey('the Ed25519 key is a small-order point');
     algorithm = 'EdDSA';
     jwk = { crv: 'Ed25519', kty: 'OKP', x: parsed.data.x };
   } else if (kty === 'RSA') {

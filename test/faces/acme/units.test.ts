@@ -54,6 +54,14 @@ describe('ACME pure parts', () => {
     );
     assert.throws(() => parseJwk({ kty: 'RSA', n: 'AAEC', e: 'AQAB' }), isProblem('badPublicKey'));
     assert.throws(() => parseJwk('a string'), isProblem('malformed'));
+    // The identity point (01 00…00): OpenSSL verifies R = identity, s = 0 for any message.
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    assert.throws(
+      () =>
+        parseJwk({ kty: 'OKP', crv: 'Ed25519', x: Buffer.from(identity).toString('base64url') }),
+      isProblem('badPublicKey'),
+    );
   });
 
   it('decodes base64url strictly', () => {
