@@ -49,7 +49,8 @@ import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from '.
  *    signed the previous block's commit (by power), the proposer taking its bonus first;
  * 4. unbondings that complete at this height return to their delegators' balances;
  * 5. validator updates: validators jailed in this block leave the set now (effective at
- *    height + 2); at an epoch height the whole set is recomputed from stake, and the records of
+ *    height + 2); at an epoch height (a multiple of `epochBlocks`, or the first block after a
+ *    change of it) the whole set is recomputed from stake, and at a multiple the records of
  *    validators vacant long enough that nothing can refer to them any more are removed;
  * 6. governance (gov-end-block.ts): proposals whose voting ends here are tallied, passed ones
  *    whose timelock ends here are applied, for the blocks after this one; a change of
@@ -63,12 +64,18 @@ export { MAX_SLASH_LOOKBACK };
 
 /**
  * The last height at or below `height` whose end of block recomputed the validator set (0: none,
- * the genesis set), under `epochBlocks` and the regimes governance left (`history`, oldest
- * first; empty when `epochBlocks` never changed). The power a validator votes with at height o
+ * the genesis set), under `epochBlocks` and the regimes recorded at `stk/epochs` (`history`,
+ * oldest first; empty while nothing was recorded). The power a validator votes with at height o
  * is the one set at the end of `lastEpochHeight(…, o − 2)`: updates returned by block h take
- * effect at h + 2 (consensus/height-context.ts), and between epochs only removals happen.
- * `history` keeps the regime covering every height evidence can still name; a height before
- * its first regime is answered from that regime's `lastBefore`.
+ * effect at h + 2 (consensus/height-context.ts), and between recomputations only removals happen.
+ *
+ * A regime says: from `from` on, the set was recomputed at the multiples of `epochBlocks`, and
+ * the last recomputation before `from` (at or below `from − 1`) was `lastBefore`. So a height
+ * in `[next.lastBefore, next.from − 1]` is answered by the next regime's `lastBefore`: that is
+ * how a recomputation off the multiples (the block after a change of `epochBlocks`) and a
+ * multiple that recomputed nothing (an empty selection) are recorded. `history` keeps the regime
+ * covering every height evidence can still name; a height before its first regime is answered
+ * from that regime's `lastBefore`.
  */
 export function lastEpochHeight(
   epochBlocks: number,
@@ -76,17 +83,45 @@ export function lastEpochHeight(
   height: number,
 ): number {
   if (height < 1) return 0;
-  let regime: EpochRegime = history[0] ?? { from: 1, epochBlocks, lastBefore: 0 };
-  for (const entry of history) if (entry.from <= height) regime = entry;
+  const regimes = history.length > 0 ? history : [{ from: 1, epochBlocks, lastBefore: 0 }];
+  if (height < regimes[0]!.from) return regimes[0]!.lastBefore;
+  let index = 0;
+  for (const [i, entry] of regimes.entries()) if (entry.from <= height) index = i;
+  const next = regimes[index + 1];
+  if (next !== undefined && next.lastBefore <= height) return next.lastBefore;
+  const regime = regimes[index]!;
   const candidate = height - (height % regime.epochBlocks);
   return candidate >= regime.from ? candidate : regime.lastBefore;
 }
 
 /**
+ * `history` (the regimes under `epochBlocks` when empty) with `regime` as its last entry,
+ * written at the end of block `height`: regimes from `regime.from` on are replaced, and those
+ * before the one covering the oldest height evidence in a later block can name (offence − 2 ≥
+ * height + 1 − EVIDENCE_MAX_AGE − 2) are dropped. At most two regimes are added per block, so
+ * the history stays below 2 × (EVIDENCE_MAX_AGE + 2) + 1 entries.
+ */
+function withRegime(
+  history: readonly EpochRegime[],
+  epochBlocks: number,
+  regime: EpochRegime,
+  height: number,
+): EpochRegime[] {
+  const known = history.length > 0 ? history : [{ from: 1, epochBlocks, lastBefore: 0 }];
+  const earlier = known.filter((entry) => entry.from < regime.from);
+  const oldest = height + 1 - EVIDENCE_MAX_AGE - 2;
+  let keep = 0;
+  for (const [index, entry] of earlier.entries()) if (entry.from <= oldest) keep = index;
+  return [...earlier.slice(keep), regime];
+}
+
+/**
  * The epoch history after governance changed `epochBlocks` from `before` to `after` at the end
- * of block `height` (this block's own set was recomputed under `before`): a regime from
- * `height + 1`, plus the regime covering the oldest height evidence in a later block can name
- * (offence − 2 ≥ height + 1 − EVIDENCE_MAX_AGE − 2) and those after it.
+ * of block `height` (this block's own set was recomputed, or not, under `before`): the block
+ * after it, `height + 1`, recomputes the set whatever its height (`recomputesOffEpoch`), and the
+ * multiples of `after` do from `height + 2` on. So no two recomputations are more than
+ * max(before, after) heights apart: the last one under `before` is at most `before − 1` heights
+ * before `height`, and the first multiple of `after` at most `after` heights after `height + 1`.
  */
 export function nextEpochHistory(
   history: readonly EpochRegime[],
@@ -94,14 +129,16 @@ export function nextEpochHistory(
   after: number,
   height: number,
 ): EpochRegime[] {
-  const known = history.length > 0 ? history : [{ from: 1, epochBlocks: before, lastBefore: 0 }];
-  const oldest = height + 1 - EVIDENCE_MAX_AGE - 2;
-  let keep = 0;
-  for (const [index, entry] of known.entries()) if (entry.from <= oldest) keep = index;
-  return [
-    ...known.slice(keep),
-    { from: height + 1, epochBlocks: after, lastBefore: lastEpochHeight(before, known, height) },
-  ];
+  const regime = { from: height + 2, epochBlocks: after, lastBefore: height + 1 };
+  return withRegime(history, before, regime, height);
+}
+
+/**
+ * Whether block `height` recomputes the set although its height is no multiple of
+ * `epochBlocks`: it is the first block after a change of `epochBlocks` (nextEpochHistory).
+ */
+export function recomputesOffEpoch(history: readonly EpochRegime[], height: number): boolean {
+  return history.at(-1)?.lastBefore === height;
 }
 
 const bps = (amount: bigint, rate: number): bigint =>
@@ -426,10 +463,12 @@ export function selectValidatorSet(
 }
 
 /**
- * The validator updates of this block: at an epoch height, the difference between the set
- * consensus has from this module (`stk/set`, the records' `power`) and `selectValidatorSet`;
- * otherwise only the removal of validators jailed in this block. A change that would leave this
- * module's set empty is not made (consensus refuses an empty set): the set stays as it is.
+ * The validator updates of this block: at an epoch height (a multiple of `epochBlocks`, or the
+ * block after a change of it), the difference between the set consensus has from this module
+ * (`stk/set`, the records' `power`) and `selectValidatorSet`; otherwise only the removal of
+ * validators jailed in this block. A change that would leave this module's set empty is not
+ * made (consensus refuses an empty set): the set stays as it is, and an epoch whose selection
+ * is empty records in the epoch history that it set no power.
  * New members carry their FALCON key and storage root, as consensus requires of an addition.
  */
 function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
@@ -437,13 +476,25 @@ function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
   const active = readValidatorList(state, ACTIVE_SET_KEY);
   const target = new Map<string, number>();
   const touched: Uint8Array[] = [];
-  if (height % params.epochBlocks === 0) {
+  const history = readEpochHistory(state);
+  const epoch = height % params.epochBlocks === 0 || recomputesOffEpoch(history, height);
+  if (epoch) {
     const all = readValidatorList(state).map((address) => ({
       address,
       record: records.get(address)!,
     }));
     for (const [id, power] of selectValidatorSet(params, all)) target.set(id, power);
     touched.push(...all.map(({ address }) => address));
+    if (target.size === 0) {
+      // Nothing recomputed: the powers in force stay those of the last recomputation, which
+      // slashing must measure from (a regime from height + 1 whose lastBefore names it).
+      const regime = {
+        from: height + 1,
+        epochBlocks: params.epochBlocks,
+        lastBefore: lastEpochHeight(params.epochBlocks, history, height - 1),
+      };
+      writeEpochHistory(state, withRegime(history, params.epochBlocks, regime, height));
+    }
   } else {
     for (const address of active) target.set(hexKey(address), records.get(address)!.power);
     for (const address of ledger.jailed) target.delete(hexKey(address));

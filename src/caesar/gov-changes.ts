@@ -1,7 +1,8 @@
+import { EVIDENCE_MAX_AGE } from '../consensus/height-context.js';
 import { CaesarError, CaesarErrorCode } from './errors.js';
 import { GOV_PARAM_NAMES, govParamsSchema } from './gov-params.js';
 import type { GovParams } from './gov-params.js';
-import { stakingParamsSchema } from './staking-params.js';
+import { epochBlocksChangeFits, stakingParamsSchema } from './staking-params.js';
 import type { StakingParams } from './staking-params.js';
 
 /**
@@ -115,6 +116,13 @@ export function applyParamChanges(
     const issue = nextStaking.error.issues[0];
     const param = String(issue?.path[0] ?? '');
     invalid(`proposal: ${param}: ${issue?.message ?? 'out of range'}`, { param });
+  }
+  const { epochBlocks, unbondingBlocks } = nextStaking.data;
+  if (!epochBlocksChangeFits(staking.epochBlocks, epochBlocks, unbondingBlocks)) {
+    invalid(
+      `proposal: epochBlocks: raising it from ${staking.epochBlocks} to ${epochBlocks} needs unbondingBlocks (${unbondingBlocks}) of at least ${epochBlocks + EVIDENCE_MAX_AGE}: else stake behind a power could be paid out before evidence of an offence is included`,
+      { param: 'epochBlocks', before: staking.epochBlocks, after: epochBlocks, unbondingBlocks },
+    );
   }
   const nextGov = govParamsSchema.safeParse({ ...gov, ...govChanges });
   if (!nextGov.success) {

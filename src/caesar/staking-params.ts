@@ -44,9 +44,12 @@ export const MAX_BLOCK_PARAM = 100_000_000;
 export const MAX_SIGNED_WINDOW = 100_000;
 /**
  * Creation heights of unbonding entries one slash looks back over, a bound on its state reads
- * (end-block.ts). The heights it must search span at most `epochBlocks` + EVIDENCE_MAX_AGE + 1
- * (from just after the epoch block that set the offender's power, at most `epochBlocks` − 1 + 2
- * heights before the offence, which is at most EVIDENCE_MAX_AGE before the evidence block).
+ * (end-block.ts). The heights it must search span at most G + EVIDENCE_MAX_AGE + 1, G being the
+ * gap from the recomputation that set the offender's power to the next (from just after it, at
+ * most G − 1 + 2 heights before the offence, which is at most EVIDENCE_MAX_AGE before the
+ * evidence block). G is at most the larger `epochBlocks` in force on either side, since the block
+ * after a change of `epochBlocks` recomputes the set — except while every epoch's selection is
+ * empty and the set stays as it was (docs/caesar.md, "Slashing and jailing").
  */
 export const MAX_SLASH_LOOKBACK = 1_000;
 /**
@@ -54,6 +57,24 @@ export const MAX_SLASH_LOOKBACK = 1_000;
  * backed the offender's power, so unbonding before an equivocation could evade part of the slash.
  */
 export const MAX_EPOCH_BLOCKS = MAX_SLASH_LOOKBACK - EVIDENCE_MAX_AGE - 1;
+
+/**
+ * Whether governance may take `epochBlocks` from `before` to `after` under `unbondingBlocks`
+ * (fixed for the chain). Two recomputations of the set are at most max(before, after) heights
+ * apart (end-block.ts, `nextEpochHistory`), so evidence of an offence can be included up to
+ * that + EVIDENCE_MAX_AGE + 1 heights after the epoch that set the power, and an unbonding begun
+ * just after that epoch must still wait then: `epochBlocks` + EVIDENCE_MAX_AGE ≤
+ * `unbondingBlocks`. A change that lowers `epochBlocks`, or keeps it, makes nothing worse and
+ * is always allowed (a genesis may have chosen a short `unbondingBlocks`); one that raises it
+ * must keep that bound.
+ */
+export function epochBlocksChangeFits(
+  before: number,
+  after: number,
+  unbondingBlocks: number,
+): boolean {
+  return after <= before || after + EVIDENCE_MAX_AGE <= unbondingBlocks;
+}
 
 export const DEFAULT_STAKING_PARAMS: StakingParams = Object.freeze({
   epochBlocks: 100,

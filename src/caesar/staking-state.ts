@@ -19,8 +19,9 @@ import { readAmount, writeAmount } from './state.js';
  *   stk/unbonding              total stake waiting in unbonding entries
  *   stk/set                    CBOR array of the addresses this module last handed to
  *                              consensus with a power above zero (its view of the set), sorted
- *   stk/epochs                 the epoch regimes slashing needs since governance last changed
- *                              `epochBlocks` (below); absent while it never changed
+ *   stk/epochs                 the epoch regimes slashing needs (below): written when
+ *                              governance changes `epochBlocks` and when an epoch's selection
+ *                              is empty; absent until then
  *   vals                       CBOR array of every validator's 20-byte address, sorted
  *   val/<validator 20>         the validator record (below; `changed`, the height of its last
  *                              commission change, only once one happened; `slashed`, the height
@@ -350,8 +351,11 @@ export function writeUnbondingEntries(
 /**
  * One stretch of heights with one `epochBlocks`: from `from` on, the set was recomputed at the
  * end of every block whose height is a multiple of `epochBlocks`; `lastBefore` is the last height
- * recomputed before `from` (0: the genesis set). Written only when governance changes
- * `epochBlocks`, so slashing can tell which epoch set a past height's power (end-block.ts).
+ * recomputed at or below `from − 1` (0: the genesis set), so it also answers the heights from it
+ * to `from − 1`. A change of `epochBlocks` at the end of block h adds `[h + 2, new, h + 1]`
+ * (block h + 1 recomputes the set); an epoch at h whose selection is empty adds `[h + 1,
+ * epochBlocks, E]` (E the last recomputation before h). So slashing can tell which block set a
+ * past height's power (end-block.ts, `lastEpochHeight`).
  */
 export interface EpochRegime {
   readonly from: number;

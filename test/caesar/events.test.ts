@@ -260,7 +260,7 @@ describe('caesar events: staking and governance', () => {
     try {
       const a = addressOf(alice);
       const height = node.nextHeight();
-      const changes: ParamChange[] = [{ name: 'epochBlocks', value: 8n }];
+      const changes: ParamChange[] = [{ name: 'epochBlocks', value: 2n }];
       const gov = (sender: Sender, body: Parameters<typeof encodeGovTx>[0]) =>
         tx(sender, encodeGovTx(body), { module: 'caesar' });
       const result = runBlock(node, [

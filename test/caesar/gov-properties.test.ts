@@ -69,7 +69,13 @@ import {
 const validators = Array.from({ length: 3 }, () => makeValidator());
 const delegatorCount = 2;
 
-const STAKING: StakingParams = { ...TEST_PARAMS, powerUnit: 1_000n, minValidatorStake: 1_000n };
+// unbondingBlocks 107: governance may raise epochBlocks (4) up to 7, not to 8 or 9.
+const STAKING: StakingParams = {
+  ...TEST_PARAMS,
+  powerUnit: 1_000n,
+  minValidatorStake: 1_000n,
+  unbondingBlocks: 107,
+};
 const GOV: GovParams = { ...TEST_GOV, minDeposit: 50n, votingPeriod: 3, timelock: 1 };
 
 const changeArb: fc.Arbitrary<ParamChange> = fc.oneof(
@@ -174,7 +180,11 @@ function merged(
   const g = govParamsSchema.safeParse(
     Object.fromEntries(Object.keys(gov).map((k) => [k, next[k]])),
   );
-  return s.success && g.success ? { staking: s.data, gov: g.data } : undefined;
+  if (!s.success || !g.success) return undefined;
+  // Raising epochBlocks needs epochBlocks + 100 (the evidence age) ≤ unbondingBlocks.
+  const raised = s.data.epochBlocks > staking.epochBlocks;
+  if (raised && s.data.epochBlocks + 100 > s.data.unbondingBlocks) return undefined;
+  return { staking: s.data, gov: g.data };
 }
 
 function stakeOf(node: TestNode, account: Uint8Array): bigint {
@@ -422,6 +432,9 @@ describe('caesar governance: it cannot lock itself out', () => {
             }
           }
           assert.ok(params.staking.epochBlocks <= MAX_EPOCH_BLOCKS);
+          // From the defaults (unbondingBlocks 1,000), every unbonding behind a power waits out
+          // the evidence age: epochBlocks + 100 ≤ unbondingBlocks.
+          assert.ok(params.staking.epochBlocks + 100 <= params.staking.unbondingBlocks);
           // yes > 2/3 of bonded (the least such weight up to all of it); the rest vote no or
           // abstain in any split, or stay away.
           const least = (2n * bonded) / 3n + 1n;

@@ -91,7 +91,8 @@ async function openChain(governance: Partial<typeof TEST_GOV> = {}): Promise<Cha
   const genesis: CaesarGenesis = {
     ...stakingGenesis({
       // Power = stake / 1,000: Alice's delegation does not change the set at an epoch.
-      params: { powerUnit: 1_000n },
+      // unbondingBlocks 200: governance may raise epochBlocks up to 100 (epochBlocks + 100 ≤ it).
+      params: { powerUnit: 1_000n, unbondingBlocks: 200 },
       validators: v.map((validator) => ({ validator, selfBond: 10_000n })),
       balances: [
         { address: addressOf(alice), amount: 1_600n },
@@ -328,6 +329,7 @@ describe('caesar governance: the proposal lifecycle', () => {
       assert.deepEqual(stakingParamsOf(node), {
         ...TEST_PARAMS,
         powerUnit: 1_000n,
+        unbondingBlocks: 200,
         signedWindow: 3,
       });
       // Both deposits came back: they passed the vote.
@@ -461,6 +463,11 @@ describe('caesar governance: refusals', () => {
         [
           'epochBlocks above the slashing look-back (899)',
           propose(alice, [{ name: 'epochBlocks', value: BigInt(MAX_EPOCH_BLOCKS + 1) }]),
+          CaesarErrorCode.GOV_INVALID_PARAM,
+        ],
+        [
+          'epochBlocks raised above unbondingBlocks − 100 (stake could leave before evidence)',
+          propose(alice, [{ name: 'epochBlocks', value: 101n }]),
           CaesarErrorCode.GOV_INVALID_PARAM,
         ],
         [

@@ -277,25 +277,36 @@ describe('caesar slashing: the epoch that set the power under a governed epochBl
     assert.equal(lastEpochHeight(4, [], 3), 0);
     assert.equal(lastEpochHeight(4, [], 7), 4);
     assert.equal(lastEpochHeight(4, [], 8), 8);
-    // 4 → 6 at the end of block 9: 8 was the last epoch of the old regime, 12 the first new.
+    // 4 → 6 at the end of block 9: 8 was the last epoch of the old regime, block 10 (the first
+    // after the change) recomputes whatever its height, then the multiples of 6 from 12.
     const history = nextEpochHistory([], 4, 6, 9);
     assert.deepEqual(history, [
       { from: 1, epochBlocks: 4, lastBefore: 0 },
-      { from: 10, epochBlocks: 6, lastBefore: 8 },
+      { from: 11, epochBlocks: 6, lastBefore: 10 },
     ]);
     assert.equal(lastEpochHeight(6, history, 7), 4);
     assert.equal(lastEpochHeight(6, history, 9), 8);
-    assert.equal(lastEpochHeight(6, history, 11), 8, 'not 6: block 6 was no epoch');
+    assert.equal(lastEpochHeight(6, history, 10), 10, 'the block after the change');
+    assert.equal(lastEpochHeight(6, history, 11), 10, 'not 6: block 6 was no epoch');
     assert.equal(lastEpochHeight(6, history, 12), 12);
     assert.equal(lastEpochHeight(6, history, 17), 12);
-    // At 300 the regime from 10 still covers the oldest height evidence may name (199).
+    // At 300 the regime from 11 still covers the oldest height evidence may name (199).
     const later = nextEpochHistory(history, 6, 5, 300);
     assert.deepEqual(later, [
-      { from: 10, epochBlocks: 6, lastBefore: 8 },
-      { from: 301, epochBlocks: 5, lastBefore: 300 },
+      { from: 11, epochBlocks: 6, lastBefore: 10 },
+      { from: 302, epochBlocks: 5, lastBefore: 301 },
     ]);
-    assert.equal(lastEpochHeight(5, later, 302), 300);
+    assert.equal(lastEpochHeight(5, later, 300), 300);
+    assert.equal(lastEpochHeight(5, later, 301), 301);
+    assert.equal(lastEpochHeight(5, later, 304), 301);
     assert.equal(lastEpochHeight(5, later, 305), 305);
+    // A multiple that recomputed nothing (an empty selection at 315): a regime from 316 whose
+    // lastBefore answers 315 and the heights up to the next multiple.
+    const frozen = [...later, { from: 316, epochBlocks: 5, lastBefore: 310 }];
+    assert.equal(lastEpochHeight(5, frozen, 314), 310);
+    assert.equal(lastEpochHeight(5, frozen, 315), 310, 'not 315: it set no power');
+    assert.equal(lastEpochHeight(5, frozen, 319), 310);
+    assert.equal(lastEpochHeight(5, frozen, 320), 320);
     assert.deepEqual(decodeEpochHistory(encodeEpochHistory(later)), later);
     for (const bad of [
       [],
@@ -315,8 +326,9 @@ describe('caesar slashing: the epoch that set the power under a governed epochBl
     }
   });
 
-  it('after governance changes epochBlocks, the window starts at the epoch that really set the power', async () => {
-    const chain = await openChain({}, { votingPeriod: 1, timelock: 1 });
+  it('after governance changes epochBlocks, the next block recomputes the set and the window starts there', async () => {
+    // unbondingBlocks 110: raising epochBlocks to 6 needs at least 6 + 100.
+    const chain = await openChain({ unbondingBlocks: 110 }, { votingPeriod: 1, timelock: 1 });
     const { node, v, delegator, d } = chain;
     const [v1] = v;
     try {
@@ -334,29 +346,212 @@ describe('caesar slashing: the epoch that set the power under a governed epochBl
           deposit: 100n,
         }),
       ]); // 7: voting up to 8, applied at the end of 9
-      runBlock(node, [
+      const epoch8 = runBlock(node, [
         unbond(delegator, v1, 300n),
         ...v.map((x) =>
           govTx(x.sender, { op: 'gov/vote', fee: 0n, proposal: 1, option: VoteOption.YES }),
         ),
       ]); // 8: the last epoch under epochBlocks 4, after this unbond
+      assert.deepEqual(
+        epoch8.validatorUpdates.map((u) => u.power),
+        [117],
+      );
       runBlock(node, [unbond(delegator, v1, 200n)]); // 9
       assert.equal(proposalOf(node, 1)!.status, ProposalStatus.APPLIED);
       assert.equal(stakingParamsOf(node).epochBlocks, 6);
       const stored = node.store.state.get(caesarStateKey(EPOCH_HISTORY_KEY));
       assert.deepEqual(decodeEpochHistory(stored!), [
         { from: 1, epochBlocks: 4, lastBefore: 0 },
-        { from: 10, epochBlocks: 6, lastBefore: 8 },
+        { from: 11, epochBlocks: 6, lastBefore: 10 },
       ]);
-      for (let i = 0; i < 4; i++) runBlock(node); // 10–13
-      // The offence at 13 voted with the power of block 8 (block 12's takes effect at 14);
-      // 13 − 2 under epochBlocks 6 alone would name block 6 and take block 8's unbond too.
+      // 10 is no multiple of 4 or 6, but it is the first block after the change.
+      const first = runBlock(node);
+      assert.deepEqual(
+        first.validatorUpdates.map((u) => u.power),
+        [115],
+        'recomputed at 10',
+      );
+      runBlock(node, [unbond(delegator, v1, 100n)]); // 11
+      runBlock(node); // 12
+      runBlock(node); // 13
+      // The offence at 13 voted with the power of block 10 (block 12's takes effect at 14):
+      // the unbonds of 8 and 9 came before it and did not back it, the one of 11 did.
       runBlock(node, [], { evidence: [equivocation(v1, 13)] }); // 14
-      assert.equal(recordOf(node, v1)!.tokens, 11_500n - 1_150n);
+      assert.equal(recordOf(node, v1)!.tokens, 11_400n - 1_140n);
       assert.deepEqual(entries(node, d), [
         [8, 300n],
-        [9, 180n],
+        [9, 200n],
+        [11, 90n],
       ]);
+      assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+});
+
+/**
+ * Submits `changes` at the next height and has every validator vote yes in the one after
+ * (votingPeriod 1, timelock 1): applied at the end of the block after the votes.
+ */
+function passChanges(chain: Chain, title: string, changes: ParamChange[]): void {
+  const { node, v, delegator } = chain;
+  runBlock(node, [
+    govTx(delegator, { op: 'gov/submit-proposal', fee: 0n, title, changes, deposit: 100n }),
+  ]);
+  runBlock(node, [
+    ...v.map((x) =>
+      govTx(x.sender, { op: 'gov/vote', fee: 0n, proposal: 1, option: VoteOption.YES }),
+    ),
+  ]);
+}
+
+describe('caesar slashing: every power in force has its stake within reach', () => {
+  it('a change of epochBlocks from 500 to 899 recomputes the set at once: the power at the offence is backed by what the slash reaches', async () => {
+    const chain = await openChain(
+      { epochBlocks: 500, unbondingBlocks: 5_000 },
+      { votingPeriod: 1, timelock: 1 },
+    );
+    const { node, v, delegator, d } = chain;
+    const [v1] = v;
+    const key = (u: { publicKey: Uint8Array }) =>
+      Buffer.from(u.publicKey).equals(Buffer.from(v1.sender.publicKey));
+    // v1's power by the height from which it votes with it (updates of block h: from h + 2).
+    const powers: { from: number; power: number }[] = [{ from: 1, power: 100 }];
+    const run = (txs: Uint8Array[] = []) => {
+      const height = node.nextHeight();
+      const result = runBlock(node, txs);
+      for (const update of result.validatorUpdates) {
+        if (key(update)) powers.push({ from: height + 2, power: update.power });
+      }
+      return result;
+    };
+    try {
+      run([
+        stakingTx(delegator, { op: 'delegate', fee: 0n, amount: 2_000n, validator: v1.address }),
+      ]); // 1: 12,000
+      while (node.nextHeight() < 600) run(); // 500: power 120
+      run([unbond(delegator, v1, 1_000n)]); // 600: 11,000 bonded, the power stays 120
+      while (node.nextHeight() < 997) run();
+      passChanges(chain, 'long epochs', [{ name: 'epochBlocks', value: 899n }]); // 997, 998
+      const applied = run(); // 999: the change is applied at its end
+      assert.equal(stakingParamsOf(node).epochBlocks, 899);
+      assert.deepEqual(applied.validatorUpdates, []);
+      const first = run(); // 1000: the first block of the new regime recomputes the set
+      while (node.nextHeight() < 1100) run();
+      run([unbond(delegator, v1, 500n)]); // 1100: backs the power of block 1000
+      while (node.nextHeight() < 1800) run();
+      const votedWith = powers.filter((p) => p.from <= 1799).at(-1)!.power;
+      const tokens = recordOf(node, v1)!.tokens;
+      const waiting = entries(node, d);
+      const supplyBefore = supplyOf(node);
+      runBlock(node, [], { evidence: [equivocation(v1, 1799)] }); // 1800
+      const burnt = supplyBefore - supplyOf(node);
+      // The stake behind the power v1 voted with at 1799 lost 10%.
+      assert.ok(
+        burnt * 10n >= BigInt(votedWith) * 100n,
+        `burnt ${burnt} covers 10% of the ${votedWith * 100} behind power ${votedWith}`,
+      );
+      assert.deepEqual(
+        first.validatorUpdates.filter(key).map((u) => u.power),
+        [110],
+        'recomputed at 1000, not only at 1798: no gap above max(500, 899)',
+      );
+      assert.equal(votedWith, 110);
+      assert.equal(recordOf(node, v1)!.tokens, tokens - tokens / 10n);
+      assert.deepEqual(waiting, [
+        [600, 1_000n],
+        [1100, 500n],
+      ]);
+      assert.deepEqual(
+        entries(node, d),
+        [
+          [600, 1_000n],
+          [1100, 450n],
+        ],
+        'the entry from before block 1000 did not back its power; the later one loses 10%',
+      );
+      assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('governance may not raise epochBlocks above unbondingBlocks − 100: refused at admission and at execution', async () => {
+    // A genesis may choose epochBlocks 150 with unbondingBlocks 200; lowering is always allowed.
+    const chain = await openChain(
+      { epochBlocks: 150, unbondingBlocks: 200 },
+      { votingPeriod: 1, timelock: 1 },
+    );
+    const { node, v, delegator } = chain;
+    const propose = (value: bigint) =>
+      govTx(delegator, {
+        op: 'gov/submit-proposal',
+        fee: 0n,
+        title: `epochBlocks ${value}`,
+        changes: [{ name: 'epochBlocks', value }],
+        deposit: 100n,
+      });
+    try {
+      const submitted = runBlock(node, [propose(50n), propose(140n), propose(151n)]); // 1
+      assert.deepEqual(
+        submitted.txResults.map((r) => r.code),
+        [0, 0, code(CaesarErrorCode.GOV_INVALID_PARAM)],
+        '140 lowers 150; 151 raises it above 200 − 100',
+      );
+      assert.match(submitted.txResults[2]!.log, /needs unbondingBlocks \(200\) of at least 251/);
+      runBlock(node, [
+        ...v.map((x) =>
+          govTx(x.sender, { op: 'gov/vote', fee: 0n, proposal: 1, option: VoteOption.YES }),
+        ),
+        ...v.map((x) =>
+          govTx(x.sender, { op: 'gov/vote', fee: 0n, proposal: 2, option: VoteOption.YES }),
+        ),
+      ]); // 2
+      runBlock(node); // 3: proposal 1 applies 50, then proposal 2 would raise 50 to 140
+      assert.equal(proposalOf(node, 1)!.status, ProposalStatus.APPLIED);
+      assert.equal(proposalOf(node, 2)!.status, ProposalStatus.FAILED);
+      assert.equal(stakingParamsOf(node).epochBlocks, 50);
+      assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('an epoch whose selection is empty sets no power: slashing measures from the epoch that did', async () => {
+    const chain = await openChain({}, { votingPeriod: 1, timelock: 1 });
+    const { node, v, delegator, d } = chain;
+    const [v1] = v;
+    try {
+      runBlock(node, [
+        stakingTx(delegator, { op: 'delegate', fee: 0n, amount: 2_000n, validator: v1.address }),
+      ]); // 1: 12,000
+      runBlock(node); // 2
+      // 3, 4 (epoch: power 120); applied at the end of 5: nobody qualifies any more.
+      passChanges(chain, 'too high', [{ name: 'minValidatorStake', value: 1_000_000n }]);
+      runBlock(node); // 5
+      assert.equal(stakingParamsOf(node).minValidatorStake, 1_000_000n);
+      runBlock(node, [unbond(delegator, v1, 1_000n)]); // 6
+      runBlock(node); // 7
+      const empty = runBlock(node); // 8: epoch, empty selection, the set stays
+      assert.deepEqual(empty.validatorUpdates, []);
+      assert.equal(recordOf(node, v1)!.power, 120, 'still voting with 12,000');
+      const stored = node.store.state.get(caesarStateKey(EPOCH_HISTORY_KEY));
+      assert.deepEqual(
+        decodeEpochHistory(stored!),
+        [
+          { from: 1, epochBlocks: 4, lastBefore: 0 },
+          { from: 9, epochBlocks: 4, lastBefore: 4 },
+        ],
+        'block 8 set no power: heights 8 on are answered by block 4',
+      );
+      runBlock(node); // 9
+      runBlock(node); // 10
+      runBlock(node); // 11
+      // The offence at 11 voted with the power of block 4, which the unbond at 6 backed.
+      runBlock(node, [], { evidence: [equivocation(v1, 11)] }); // 12
+      assert.equal(recordOf(node, v1)!.tokens, 11_000n - 1_100n);
+      assert.deepEqual(entries(node, d), [[6, 900n]], 'the unbond at 6 loses 10%');
       assertSupply(chain);
     } finally {
       await node.close();
