@@ -247,10 +247,11 @@ export function createIssuerView(config: CaModuleConfig, falcon?: FalconBackend)
           rootCertificate: config.bundle.root.certificate,
           rootFalconPublicKey: config.bundle.root.falconPublicKey,
           validators: [
-            ...config.bundle.validators.map(({ name, certificate, endorsement }) => ({
+            ...config.bundle.validators.map(({ name, certificate, endorsement, account }) => ({
               name,
               certificate,
               endorsement,
+              account,
             })),
             ...entry.records.map(({ name, certificate, endorsement, account }) => ({
               name,

@@ -7,7 +7,11 @@ import {
   encodeFalconKeyExtension,
   FALCON_PUBLIC_KEY_EXTENSION_OID,
 } from '../../../src/crypto/x509.js';
-import { endorsementMessage, intermediateName } from '../../../src/trustchain/ca/bundle.js';
+import {
+  buildTrustBundle,
+  endorsementMessage,
+  intermediateName,
+} from '../../../src/trustchain/ca/bundle.js';
 import {
   assembleCertificate,
   authorityKeyIdentifier,
@@ -385,6 +389,41 @@ describe('ca module: adding an intermediate', () => {
       falcon: fixture.ca.falcon,
     });
     assert.equal(verified.validator, 'val-c');
+  });
+
+  it('a genesis bundle entry bound to its node key (version 2) stays valid once intermediates are added', async () => {
+    // A genesis trust bundle written by `ca intermediate list --write-bundle` names the added
+    // intermediates' keys; the view must check such an entry as version 2, as genesis parsing did.
+    const valZ = await issueFor(fixture.ca, 'val-z');
+    const { bundle } = fixture.config;
+    const genesisBundle = buildTrustBundle(
+      {
+        cluster: bundle.cluster,
+        chainId: bundle.chainId,
+        rootCertificate: bundle.root.certificate,
+        rootFalconPublicKey: bundle.root.falconPublicKey,
+        validators: [
+          ...bundle.validators.map(({ name, certificate, endorsement }) => ({
+            name,
+            certificate,
+            endorsement,
+          })),
+          {
+            name: valZ.name,
+            certificate: valZ.certificate,
+            endorsement: valZ.endorsement,
+            account: valZ.sender.publicKey,
+          },
+        ],
+      },
+      fixture.ca.falcon,
+    );
+    const view = createIssuerView({ ...fixture.config, bundle: genesisBundle }, fixture.ca.falcon);
+    const built = view.bundle({ get: (key: Uint8Array) => rawGet(key) });
+    assert.deepEqual(
+      built.validators.map((validator) => validator.name),
+      ['val-a', 'val-b', 'val-c', 'val-z'],
+    );
   });
 
   it('multi-perspective validation counts the added holder once it is a validator: three of three', () => {
