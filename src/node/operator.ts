@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createNodeRpcClient, type NodeRpcClient } from '../consensus/net/index.js';
+import type { StoqEndpoint } from '../stoq/index.js';
 import { CliError } from './cli-error.js';
 import { readClusterFile } from './cluster-file.js';
 import { CLUSTER_FILES } from './cluster-init.js';
@@ -8,10 +9,15 @@ import { readClusterLayout, readGenesisFile } from './cluster-layout.js';
 import { DEFAULT_DEV_DIR, DEFAULT_LISTEN_HOST, type NodeConfig } from './config.js';
 import { createLogger } from './log.js';
 import { DiscoveryResolver, RemoteCatalog, isServingNode } from './discovery-resolver.js';
-import { buildStoqParts, type StoqParts } from './stoq-node.js';
+import {
+  hasTrustChainCa,
+  operatorNodePins,
+  pinnedNodeKeyCheck,
+  provenLeafRevocation,
+} from './operator-trust.js';
+import { buildStoqParts, type ExtraTrust, type StoqParts } from './stoq-node.js';
 import { withCommittedRoots, type VerifiedRootCache } from './verified-root.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
-import type { StoqEndpoint } from '../stoq/index.js';
 
 /**
  * What the operator tools (`status`, `block verify`, `tx`, `query`) need to reach a cluster:
@@ -116,10 +122,15 @@ export interface OperatorParts {
  * A STOQ client endpoint with the operator's identity. Its `client(service, name)` sessions
  * must authenticate as node `name` in the `validator` or `node` role (`isServingNode`;
  * otherwise the call fails with `UNAUTHENTICATED`, `detail.reason` `peer-mismatch`, naming the
- * expected node). The target's node addresses are the
- * bootstrap: a node name resolves to where the catalog's `hypermesh-node` registration says it
- * is (asked of the bootstrap nodes, proven, followed with `watch`), and to the target's
- * address while discovery has no answer (discovery-resolver.ts).
+ * expected node), with the key the operator holds that name to (operator-trust.ts: the genesis
+ * key of a genesis validator, the key address the cluster directory records for a node added
+ * later; otherwise `UNAUTHENTICATED`, `wrong_key_usage`, saying which key was expected). In a
+ * TrustChain cluster the peer's leaf must also be the one committed state records and not be
+ * revoked there, proven by another node (`provenLeafRevocation`; otherwise `revoked`). The
+ * target's node addresses are the bootstrap: a node name resolves to where the catalog's
+ * `hypermesh-node` registration says it is (asked of the bootstrap nodes, proven, followed
+ * with `watch`), and to the target's address while discovery has no answer
+ * (discovery-resolver.ts).
  */
 export async function openOperatorParts(target: ClusterTarget): Promise<OperatorParts> {
   const config: NodeConfig = {
@@ -136,6 +147,7 @@ export async function openOperatorParts(target: ClusterTarget): Promise<Operator
     peers: Object.fromEntries(target.nodes.map((node) => [node.name, [node.stoq]])),
     metrics: null,
   };
+  // The endpoint the catalog is asked through (its answers are proven, whoever gives them).
   let endpoint: StoqEndpoint | null = null;
   const genesis = await readGenesisFile(target.genesisFile);
   const resolver = new DiscoveryResolver({
@@ -152,17 +164,47 @@ export async function openOperatorParts(target: ClusterTarget): Promise<Operator
     }),
   });
   const logger = createLogger({ node: CLUSTER_FILES.operatorName }, undefined, 'error');
+  const identityCheck = pinnedNodeKeyCheck(operatorNodePins(genesis, target));
+  const loadFailure = (error: unknown): never => {
+    throw error instanceof CliError
+      ? error
+      : new CliError(`cannot load the operator identity: ${(error as Error).message}`, 1);
+  };
+  // The proven reads of the peers' leaves, and the catalog's, go through an endpoint of their
+  // own (key-pinned, without that check): on the main one, the handshake they serve would wait
+  // on them.
+  const reader = hasTrustChainCa(genesis)
+    ? await buildStoqParts(
+        config,
+        logger,
+        resolver,
+        { roots: [], revocation: () => 'good', identityCheck },
+        isServingNode,
+      ).catch(loadFailure)
+    : null;
+  const extra: ExtraTrust = {
+    roots: [],
+    revocation:
+      reader === null
+        ? () => 'good'
+        : provenLeafRevocation({
+            genesis,
+            client: (name) => createNodeRpcClient({ endpoint: reader.endpoint, peer: name }),
+            readers: target.nodes.map((node) => node.name),
+          }),
+    identityCheck,
+  };
   // Every node-API session must be the node dialled: its certificate names that node, in a
-  // serving role. Another cluster identity at the resolved address (a `client` certificate, or
-  // another node) is refused, so it cannot answer `submitTx`, `txStatus` or `status` as `name`.
-  const parts = await buildStoqParts(config, logger, resolver, undefined, isServingNode).catch(
-    (error: unknown) => {
-      throw error instanceof CliError
-        ? error
-        : new CliError(`cannot load the operator identity: ${(error as Error).message}`, 1);
+  // serving role, for the key pinned for it. Another cluster identity at the resolved address
+  // (a `client` certificate, another node, or a leaf another CA holder signed for this name) is
+  // refused, so it cannot answer `submitTx`, `txStatus` or `status` as `name`.
+  const parts = await buildStoqParts(config, logger, resolver, extra, isServingNode).catch(
+    async (error: unknown) => {
+      await reader?.close();
+      return loadFailure(error);
     },
   );
-  endpoint = parts.endpoint;
+  endpoint = reader?.endpoint ?? parts.endpoint;
   return {
     parts,
     resolver,
@@ -170,6 +212,7 @@ export async function openOperatorParts(target: ClusterTarget): Promise<Operator
     close: async () => {
       await resolver.close();
       await parts.close();
+      await reader?.close();
     },
   };
 }

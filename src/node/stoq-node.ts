@@ -50,7 +50,8 @@ async function readPem(file: string, what: string): Promise<Uint8Array[]> {
 /**
  * Revocation from a file of revoked serial numbers (hex, one per line, `#` comments), for the
  * development CA's certificates; TrustChain-issued ones are checked against consensus state by
- * the check a node adds with `ExtraTrust` (ca-service.ts `createCaStoqTrust`).
+ * the check a node adds with `ExtraTrust` (ca-service.ts `createCaStoqTrust`), and by the
+ * operator tools against proven committed state (operator-trust.ts `provenLeafRevocation`).
  */
 async function revocationFromFile(file: string | undefined): Promise<RevocationCheck> {
   if (file === undefined) return () => 'good';

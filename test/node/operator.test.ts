@@ -61,6 +61,9 @@ describe('operator session: the dialled node must be the node named', () => {
       metricsBasePort: 0,
       dns: false,
       acme: false,
+      // The development CA: no consensus runs here to prove TrustChain leaves (the operator's
+      // proven leaf check and its key pins in a TrustChain cluster: operator-trust.test.ts).
+      ca: false,
     });
     target = {
       source: dir,
