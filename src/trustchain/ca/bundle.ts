@@ -103,25 +103,9 @@ export function endorsementMessage(
   certificate: Uint8Array,
   account: Uint8Array | null = null,
 ): Uint8Array {
-  if (account === null) {
-    return encodeCanonical([
-      ENDORSEMENT_CONTEXT,
-      1,
-      FALCON_ALGORITHM_ID,
-      cluster,
-      name,
-      certificate,
-    ]);
-  }
-  return encodeCanonical([
-    ENDORSEMENT_CONTEXT,
-    2,
-    FALCON_ALGORITHM_ID,
-    cluster,
-    name,
-    certificate,
-    account,
-  ]);
+  const version = account === null ? 1 : 2;
+  const fields = [ENDORSEMENT_CONTEXT, version, FALCON_ALGORITHM_ID, cluster, name, certificate];
+  return encodeCanonical(account === null ? fields : [...fields, account]);
 }
 
 export function isValidatorName(name: unknown): name is string {
