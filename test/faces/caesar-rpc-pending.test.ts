@@ -1,26 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { blockReceipts } from '../../src/consensus/application/tx-results.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
-import { Mempool } from '../../src/consensus/mempool.js';
+import type { Mempool } from '../../src/consensus/mempool.js';
 import { toHex } from '../../src/crypto/bytes.js';
-import {
-  createCaesarRpcClient,
-  registerCaesarRpc,
-  type CaesarRpcClient,
-} from '../../src/faces/caesar-rpc.js';
-import { accountHistoryPage, storedReceipt } from '../../src/node/tx-receipts.js';
+import { type CaesarRpcClient } from '../../src/faces/caesar-rpc.js';
 import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import { makeSender, type TestNode } from '../consensus/application/fixture.js';
-import { Cluster } from '../consensus/net/net-fixture.js';
 import { addressOf, transfer } from '../caesar/caesar-fixture.js';
-import {
-  blockInput,
-  makeValidator,
-  openStakingNode,
-  stakingGenesis,
-} from '../caesar/staking-fixture.js';
-import { nextBlock } from '../storage/chain-fixture.js';
+import { makeValidator, stakingGenesis } from '../caesar/staking-fixture.js';
+import { openCaesarRpcFixture, type CaesarRpcFixture } from './caesar-rpc-fixture.js';
 
 /**
  * `receipt` of `hypermesh.caesar.v1` tells "wait" from "lost" (over the in-memory STOQ
@@ -29,52 +17,26 @@ import { nextBlock } from '../storage/chain-fixture.js';
  * node has never seen is `NOT_FOUND`. The server reads a real Caesar application, a real
  * mempool over it, and the receipts stored with each block, as caesar-service.ts wires them.
  */
-let cluster: Cluster;
-let app: TestNode;
-let mempool: Mempool;
-let caesar: CaesarRpcClient;
-
 const alice = makeSender();
 const bob = makeSender();
 
-/** Executes and stores the next block with `txs` and their receipts, as the driver does. */
-function commitBlock(txs: readonly Uint8Array[]): void {
-  const height = app.nextHeight();
-  const result = app.app.executeBlock(blockInput(height, txs, {}));
-  app.store.saveBlock({
-    ...nextBlock(app.store, { stateChanges: result.changes }),
-    receipts: blockReceipts(height, result.txResults),
-  });
-  app.app.committed(height, result);
-  mempool.update(height, txs);
-}
+let fixture: CaesarRpcFixture;
+let app: TestNode;
+let mempool: Mempool;
+let caesar: CaesarRpcClient;
+let commitBlock: CaesarRpcFixture['commitBlock'];
 
 before(async () => {
-  app = await openStakingNode(
+  fixture = await openCaesarRpcFixture(
     stakingGenesis({
       validators: [{ validator: makeValidator(), selfBond: 10_000n }],
       balances: [{ address: addressOf(alice), amount: 5_000n }],
     }),
   );
-  mempool = new Mempool(app.app);
-  commitBlock([]);
-  cluster = await Cluster.create('memory', ['n1', { name: 'carol', role: 'client' }]);
-  const server = await cluster.endpoint('n1');
-  registerCaesarRpc(server.endpoint, {
-    query: (request) => app.app.query(request),
-    submit: (tx) => mempool.add(tx),
-    receipt: (txHash) => storedReceipt(app.store, txHash),
-    pending: (txHash) => mempool.has(txHash),
-    history: (account, from, limit) => accountHistoryPage(app.store, account, from, limit),
-  });
-  const caller = await cluster.endpoint('carol', undefined, { n1: [server.address] });
-  caesar = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
+  ({ app, mempool, caesar, commitBlock } = fixture);
 });
 
-after(async () => {
-  await cluster.close();
-  await app.close();
-});
+after(() => fixture.close());
 
 const isNotFound = (error: unknown): boolean =>
   error instanceof StoqError &&

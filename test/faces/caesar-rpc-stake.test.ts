@@ -9,34 +9,27 @@ import {
   encodeTransfer,
 } from '../../src/caesar/index.js';
 import type { CaesarTx, StakingTx } from '../../src/caesar/index.js';
-import { blockReceipts } from '../../src/consensus/application/tx-results.js';
 import { decodeTransaction } from '../../src/consensus/application/index.js';
-import { Mempool } from '../../src/consensus/mempool.js';
+import type { Mempool } from '../../src/consensus/mempool.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import {
   STAKING_METHOD_KINDS,
-  createCaesarRpcClient,
-  registerCaesarRpc,
   stakingMethodAdmits,
   type CaesarRpcClient,
   type StakingMethod,
 } from '../../src/faces/caesar-rpc.js';
 import { stakingMethodFor } from '../../src/node/stake-ledger.js';
-import { accountHistoryPage, storedReceipt } from '../../src/node/tx-receipts.js';
 import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import { makeSender, tx, type Sender, type TestNode } from '../consensus/application/fixture.js';
-import { Cluster } from '../consensus/net/net-fixture.js';
 import { addressOf, rawCaesarTx, transfer } from '../caesar/caesar-fixture.js';
 import {
-  blockInput,
   makeValidator,
-  openStakingNode,
   recordOf,
   stakingGenesis,
   stakingTx,
   type TestValidator,
 } from '../caesar/staking-fixture.js';
-import { nextBlock } from '../storage/chain-fixture.js';
+import { openCaesarRpcFixture, type CaesarRpcFixture } from './caesar-rpc-fixture.js';
 
 /**
  * The staking methods of `hypermesh.caesar.v1` (`stake`, `unstake`, `delegate`) over the
@@ -45,29 +38,18 @@ import { nextBlock } from '../storage/chain-fixture.js';
  * the answer `submitTx` gives, and refuses every other transaction with INVALID_ARGUMENT
  * (`wrong-kind`, naming the kinds it takes) before admission, so nothing reaches the mempool.
  */
-let cluster: Cluster;
-let app: TestNode;
-let mempool: Mempool;
-let caesar: CaesarRpcClient;
-
 const validator: TestValidator = makeValidator();
 const alice: Sender = makeSender();
 const newcomer: TestValidator = makeValidator();
 
-/** Executes and stores the next block with `txs` and their receipts, as the driver does. */
-function commitBlock(txs: readonly Uint8Array[]): void {
-  const height = app.nextHeight();
-  const result = app.app.executeBlock(blockInput(height, txs, {}));
-  app.store.saveBlock({
-    ...nextBlock(app.store, { stateChanges: result.changes }),
-    receipts: blockReceipts(height, result.txResults),
-  });
-  app.app.committed(height, result);
-  mempool.update(height, txs);
-}
+let fixture: CaesarRpcFixture;
+let app: TestNode;
+let mempool: Mempool;
+let caesar: CaesarRpcClient;
+let commitBlock: CaesarRpcFixture['commitBlock'];
 
 before(async () => {
-  app = await openStakingNode(
+  fixture = await openCaesarRpcFixture(
     stakingGenesis({
       validators: [{ validator, selfBond: 10_000n }],
       balances: [
@@ -77,25 +59,10 @@ before(async () => {
       ],
     }),
   );
-  mempool = new Mempool(app.app);
-  commitBlock([]);
-  cluster = await Cluster.create('memory', ['n1', { name: 'carol', role: 'client' }]);
-  const server = await cluster.endpoint('n1');
-  registerCaesarRpc(server.endpoint, {
-    query: (request) => app.app.query(request),
-    submit: (bytes) => mempool.add(bytes),
-    receipt: (txHash) => storedReceipt(app.store, txHash),
-    pending: (txHash) => mempool.has(txHash),
-    history: (account, from, limit) => accountHistoryPage(app.store, account, from, limit),
-  });
-  const caller = await cluster.endpoint('carol', undefined, { n1: [server.address] });
-  caesar = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
+  ({ app, mempool, caesar, commitBlock } = fixture);
 });
 
-after(async () => {
-  await cluster.close();
-  await app.close();
-});
+after(() => fixture.close());
 
 const hashOf = (bytes: Uint8Array): Uint8Array => decodeTransaction(bytes).txHash;
 
