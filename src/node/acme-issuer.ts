@@ -126,6 +126,16 @@ export function acmeErrorForCaRefusal(code: string, message: string): AcmeIssuer
       detail,
     );
   }
+  // The CSR's key was revoked for keyCompromise (or has too many live certificates): the
+  // account needs a new key. RFC 8555 §6.7 has badPublicKey for this; the ACME face's issuer
+  // errors carry no such code, so the order records badCSR with the CA's reason.
+  if (code === 'CA_KEY_COMPROMISED' || code === 'CA_KEY_REUSE_LIMIT') {
+    return new AcmeIssuerError(
+      AcmeIssuerErrorCode.BAD_CSR,
+      `the CA refuses the CSR's public key: ${message}`,
+      detail,
+    );
+  }
   if (code === 'CA_REQUEST_INVALID') {
     return new AcmeIssuerError(
       AcmeIssuerErrorCode.BAD_CSR,

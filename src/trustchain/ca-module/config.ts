@@ -7,7 +7,7 @@ import type { FalconBackend } from '../../crypto/falcon.js';
 import { CaError } from '../ca/errors.js';
 import { parseTrustBundle, type TrustBundle } from '../ca/bundle.js';
 import { parseIssuer, type Issuer } from '../ca/issue.js';
-import { checkDnsName, checkIpAddress } from '../ca/names.js';
+import { checkDnsName, checkIpAddressText } from '../ca/names.js';
 import { PROFILE_NAMES, type ProfileName } from '../ca/profiles.js';
 import type { RateLimit } from '../ca/rate-limit.js';
 import type { IssuancePolicy, Requester } from '../ca/request.js';
@@ -188,7 +188,7 @@ function invalid(message: string, cause?: unknown): never {
 function checkRange(range: string): void {
   const slash = range.indexOf('/');
   const address = slash === -1 ? range : range.slice(0, slash);
-  checkIpAddress(address);
+  checkIpAddressText(address);
   if (slash !== -1) {
     const bits = range.slice(slash + 1);
     const max = address.includes(':') ? 128 : 32;

@@ -82,6 +82,17 @@ export enum CaModuleErrorCode {
    * fresh attestations. `detail` {validatedAt, reusableUntil} (ISO times).
    */
   DCV_STALE = 'CA_DCV_STALE',
+  /**
+   * The subject key is marked compromised: a certificate for it was revoked with reason
+   * keyCompromise (compromised-keys.ts; CA/B Forum BR §4.9.1.1). `detail` {keyHash (hex SHA-256
+   * of the SubjectPublicKeyInfo), revokedSerial}. Checked at admission and at execution.
+   */
+  KEY_COMPROMISED = 'CA_KEY_COMPROMISED',
+  /**
+   * The subject key already has `MAX_CERTIFICATES_PER_KEY` unexpired, unrevoked certificates
+   * (compromised-keys.ts), at execution. `detail` {max}.
+   */
+  KEY_REUSE_LIMIT = 'CA_KEY_REUSE_LIMIT',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -115,6 +126,8 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.CAA_REFUSED]: 27,
   [CaModuleErrorCode.EXPIRED]: 28,
   [CaModuleErrorCode.DCV_STALE]: 29,
+  [CaModuleErrorCode.KEY_COMPROMISED]: 30,
+  [CaModuleErrorCode.KEY_REUSE_LIMIT]: 31,
 });
 
 /**

@@ -56,6 +56,18 @@ import {
   type DcvAttestation,
 } from './dcv.js';
 import { VOTING_POWERS_KEY, readDcvElectorate, votingPowersUpdate } from './voting-power.js';
+import {
+  MAX_CERTIFICATES_PER_KEY,
+  compromisedKeyKey,
+  encodeCompromisedKey,
+  encodeKeyCertificates,
+  keyCertificatesKey,
+  readCompromisedKey,
+  readKeyCertificates,
+  subjectKeyHash,
+  withKeyCertificate,
+  type KeyCertificate,
+} from './compromised-keys.js';
 import { CaModuleError, CaModuleErrorCode } from './errors.js';
 import {
   ADDED_INTERMEDIATES_KEY,
@@ -167,7 +179,12 @@ interface CheckedIssuance {
   readonly account: Uint8Array;
   /** For a renewal: what execution checks at the block's time (`checkRenewalTime`). */
   readonly renewal: RenewalTimes | null;
+  /** SHA-256 of the subject key (compromised-keys.ts `subjectKeyHash`). */
+  readonly keyHash: Uint8Array;
 }
+
+/** RFC 5280 §5.3.1 CRLReason keyCompromise. */
+const KEY_COMPROMISE = 1;
 
 /** The block-time facts of a renewal: checked at execution, where the block time is known. */
 interface RenewalTimes {
@@ -608,6 +625,8 @@ export function createCaModule(
         validatedAt: record.validatedAt ?? certificate.notBefore.getTime(),
       };
     }
+    const keyHash = subjectKeyHash(request.csr.subjectPublicKeyInfo);
+    refuseCompromisedKey(raw, keyHash);
     // Names the account owns in the `dns` module, exactly (docs/ca.md, "Who may request what").
     const owned = new Set(
       dns === null ? [] : request.dnsNames.filter((name) => dns.owns(name, account)),
@@ -630,7 +649,19 @@ export function createCaModule(
       renews,
       account,
       renewal: renewed === null ? null : { ...renewed, needsDcv },
+      keyHash,
     };
+  }
+
+  /** Refuses a subject key a keyCompromise revocation marked (compromised-keys.ts). */
+  function refuseCompromisedKey(raw: ModuleStateReader, keyHash: Uint8Array): void {
+    const compromised = readCompromisedKey(raw, keyHash);
+    if (compromised === null) return;
+    refuse(
+      C.KEY_COMPROMISED,
+      `the subject key is compromised: certificate ${toHex(compromised.serial)} was revoked for keyCompromise; use a new key`,
+      { keyHash: toHex(keyHash), revokedSerial: toHex(compromised.serial) },
+    );
   }
 
   /**
@@ -661,12 +692,12 @@ export function createCaModule(
     state: CaStateReader,
     tx: CaRevokeTx,
     sender: Uint8Array,
-  ): void {
+  ): { subjectKey: () => Uint8Array } {
     const authority = revocationAuthority(state, tx.serial);
     if (REVOCATION_REASONS[tx.reason] === undefined) {
       refuse(C.BAD_REASON, `revocation reason ${tx.reason} is not accepted`, { reason: tx.reason });
     }
-    if (bytesEqual(authority.account, sender)) return;
+    if (bytesEqual(authority.account, sender)) return authority;
     if (
       tx.proof === null ||
       !subjectKeySigned(
@@ -680,6 +711,7 @@ export function createCaModule(
         "a revocation needs the requesting account or a signature by the certificate's key",
       );
     }
+    return authority;
   }
 
   function checkPublish(
@@ -751,6 +783,7 @@ export function createCaModule(
     if (checked.renewal !== null && checked.renews !== null) {
       checkRenewalTime(checked.renewal, checked.renews, ctx.time);
     }
+    refuseCompromisedKey(ctx.state, checked.keyHash);
     const { notBefore, notAfter } = validityOf({
       blockTime: ctx.time,
       lifetimeSeconds: checked.lifetimeSeconds,
@@ -780,6 +813,10 @@ export function createCaModule(
       );
     }
     const serial = certificateSerial(ctx.chainId, ctx.height, ctx.txHash);
+    const keyCertificates = keyIndexAfterIssuance(ctx, state, checked, {
+      serial,
+      notAfter: notAfter.getTime(),
+    });
     const record: IssuanceRecord = {
       account: checked.account.slice(),
       request: encodeCertificateRequest(checked.request),
@@ -790,6 +827,7 @@ export function createCaModule(
       validatedAt: checked.renewal?.validatedAt ?? ctx.time,
     };
     const batch = state.batch(ctx.height);
+    ctx.state.set(keyCertificatesKey(checked.keyHash), encodeKeyCertificates(keyCertificates));
     ctx.state.set(
       rateKey(checked.account),
       records.encodeRateWindow(toHex(checked.account), decision.window),
@@ -804,6 +842,74 @@ export function createCaModule(
         items: [...(batch?.items ?? []), ctx.txHash.slice()],
       }),
     );
+  }
+
+  /**
+   * The subject key's certificate index with `issued` added (compromised-keys.ts): a renewal
+   * also adds the certificate it renews when it is not listed (a genesis bootstrap certificate),
+   * so a keyCompromise revocation reaches it. Refuses `CA_KEY_REUSE_LIMIT` when the key has
+   * `MAX_CERTIFICATES_PER_KEY` unexpired, unrevoked certificates already.
+   */
+  function keyIndexAfterIssuance(
+    ctx: ExecutionContext,
+    state: CaStateReader,
+    checked: CheckedIssuance,
+    issued: KeyCertificate,
+  ): KeyCertificate[] {
+    let entries = readKeyCertificates(ctx.state, checked.keyHash);
+    const renews = checked.renews;
+    if (
+      renews !== null &&
+      checked.renewal !== null &&
+      !entries.some((entry) => bytesEqual(entry.serial, renews))
+    ) {
+      entries = [...entries, { serial: renews.slice(), notAfter: checked.renewal.notAfter }];
+    }
+    const next = withKeyCertificate(
+      entries,
+      issued,
+      ctx.time,
+      (serial) => state.revocation(serial) !== null,
+    );
+    if (next === null) {
+      refuse(
+        C.KEY_REUSE_LIMIT,
+        `the subject key has ${MAX_CERTIFICATES_PER_KEY} unexpired certificates already: use a new key`,
+        { max: MAX_CERTIFICATES_PER_KEY },
+      );
+    }
+    return next;
+  }
+
+  /**
+   * keyCompromise (CA/B Forum BR §4.9.1.1): marks the subject key and revokes, in this
+   * transaction, the key's other listed certificates that are published and unrevoked. One not
+   * published yet gets its revocation record now and joins its issuer's revoked list when it is
+   * published (`applyPublish`).
+   */
+  function applyKeyCompromise(
+    ctx: ExecutionContext,
+    state: CaStateReader,
+    serial: Uint8Array,
+    spki: Uint8Array,
+  ): void {
+    const keyHash = subjectKeyHash(spki);
+    if (readCompromisedKey(ctx.state, keyHash) === null) {
+      ctx.state.set(
+        compromisedKeyKey(keyHash),
+        encodeCompromisedKey({ serial: serial.slice(), height: ctx.height, time: ctx.time }),
+      );
+    }
+    for (const entry of readKeyCertificates(ctx.state, keyHash)) {
+      if (bytesEqual(entry.serial, serial) || state.revocation(entry.serial) !== null) continue;
+      ctx.state.set(
+        revocationKey(entry.serial),
+        encodeRevocation({ reason: KEY_COMPROMISE, height: ctx.height, time: ctx.time }),
+      );
+      if (state.certificate(entry.serial) !== null) {
+        revokeFromIssuerList(ctx.state, state, entry.serial);
+      }
+    }
   }
 
   function applyPublish(
@@ -829,6 +935,11 @@ export function createCaModule(
           publishedAt: ctx.height,
         }),
       );
+      // Revoked before it was published (its key's keyCompromise, `applyKeyCompromise`): it
+      // joins its issuer's revoked list now that the issuer is known.
+      if (state.revocation(record.serial) !== null) {
+        revokeFromIssuerList(ctx.state, state, record.serial);
+      }
       return record.serial;
     });
     const earlier = state.published(ctx.height);
@@ -1076,14 +1187,18 @@ export function createCaModule(
               ),
           );
           return;
-        case 'revoke':
-          checkRevoke(ctx.chainId, state, tx, sender);
+        case 'revoke': {
+          const authority = checkRevoke(ctx.chainId, state, tx, sender);
           ctx.state.set(
             revocationKey(tx.serial),
             encodeRevocation({ reason: tx.reason, height: ctx.height, time: ctx.time }),
           );
           revokeFromIssuerList(ctx.state, state, tx.serial);
+          if (tx.reason === KEY_COMPROMISE) {
+            applyKeyCompromise(ctx, state, tx.serial, authority.subjectKey());
+          }
           return;
+        }
         case 'publish':
           applyPublish(ctx, state, tx, sender);
           return;

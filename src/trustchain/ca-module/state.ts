@@ -30,6 +30,9 @@ import { TREE_HEAD_KEY, decodeTreeHead, type ConsensusTreeHead } from './tree-he
  *                              its voting powers (voting-power.ts)
  *   ca/gen/<serial>            a genesis bootstrap certificate's owner account (genesis.ts)
  *   ca/ct/head                 the transparency log's size and compact range (tree-head.ts)
+ *   ca/key-compromised/<hash>, ca/key-certs/<hash>
+ *                              a key marked by a keyCompromise revocation, and a key's unexpired
+ *                              certificates (compromised-keys.ts)
  *
  * Values are deterministic CBOR maps with short keys.
  */

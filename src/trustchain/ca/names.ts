@@ -25,6 +25,7 @@ export type InvalidNameReason =
   | 'wildcard_position'
   | 'wildcard_too_broad'
   | 'not_canonical_ip'
+  | 'embedded_ipv4'
   | 'not_spiffe_id';
 
 /** RFC 1035 §2.3.4 / RFC 5280: at most 253 characters in text form. */
@@ -106,10 +107,33 @@ export function ipAddressBytes(address: string): Uint8Array {
 }
 
 /**
- * Checks an IP address in canonical text: IPv4 dotted decimal without leading zeros, IPv6 in
- * the RFC 5952 form (lowercase, longest zero run compressed, no embedded IPv4).
+ * Checks an IP address a certificate may name (an IP SAN, an ACME `ip` identifier): canonical
+ * text (`checkIpAddressText`), and no IPv6 form of an IPv4 address, which would not be classed
+ * or granted as that IPv4 (grants and ranges compare within one family) yet which some clients
+ * match against it (Go's `net.IP.Equal` treats `::ffff:a.b.c.d` as `a.b.c.d`). Refused
+ * (`embedded_ipv4`): IPv4-mapped `::ffff:0:0/96` (RFC 4291 §2.5.5.2), IPv4-compatible
+ * `::/96` (RFC 4291 §2.5.5.1, deprecated; this includes the unspecified `::`, but not `::1`)
+ * and Teredo `2001::/32` (RFC 4380 §4: a server IPv4 and an obfuscated client IPv4 behind a
+ * NAT mapping, no stable host to certify). Request the IPv4 address itself instead.
  */
 export function checkIpAddress(address: string): void {
+  checkIpAddressText(address);
+  if (isIP(address) !== 6) return;
+  const bytes = ipAddressBytes(address);
+  const zeros = (from: number, to: number): boolean =>
+    bytes.subarray(from, to).every((b) => b === 0);
+  const mapped = zeros(0, 10) && bytes[10] === 0xff && bytes[11] === 0xff;
+  const compatible = zeros(0, 12) && address !== '::1';
+  const teredo = bytes[0] === 0x20 && bytes[1] === 0x01 && zeros(2, 4);
+  if (mapped || compatible || teredo) invalid('ip', address, 'embedded_ipv4');
+}
+
+/**
+ * Checks an IP address in canonical text: IPv4 dotted decimal without leading zeros, IPv6 in
+ * the RFC 5952 form (lowercase, longest zero run compressed, no embedded IPv4). The base of a
+ * grant's range (`::/0`) is checked with this alone.
+ */
+export function checkIpAddressText(address: string): void {
   if (typeof address !== 'string' || address.length === 0) invalid('ip', String(address), 'empty');
   const version = isIP(address);
   if (version === 4) {

@@ -378,10 +378,10 @@ describe('ca module', () => {
     const fresh = await roomy.openCaNode();
     try {
       const { operator } = roomy;
-      const key = generateKey('p256');
       const extra = 2;
+      // One key each: a key may have at most MAX_CERTIFICATES_PER_KEY live certificates.
       const requests = Array.from({ length: MAX_BATCH_CERTIFICATES + extra }, (_, i) =>
-        caTx(operator, serviceBody([`cap${i}.${GRANTED_ZONE}`], key)),
+        caTx(operator, serviceBody([`cap${i}.${GRANTED_ZONE}`], generateKey('p256'))),
       );
       const app = fresh.node.app;
       // A block some proposer made with one too many: the last is refused at execution.

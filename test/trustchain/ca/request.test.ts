@@ -74,6 +74,44 @@ describe('name syntax', () => {
     });
   }
 
+  it('IPv6 forms of an IPv4 address are refused: mapped, compatible, Teredo', () => {
+    // ::ffff:10.0.0.1, ::10.0.0.1, :: and a Teredo address (RFC 4380 §4 example).
+    for (const ip of [
+      '::ffff:a00:1',
+      '::ffff:7f00:1',
+      '::a00:1',
+      '::',
+      '2001:0:4136:e378:8000:63bf:3fff:fdd2',
+    ]) {
+      assert.throws(
+        () => checkIpAddress(ip),
+        isCaError(CaErrorCode.INVALID_NAME, 'embedded_ipv4'),
+        ip,
+      );
+    }
+    // Neighbours that are no such form stay acceptable.
+    for (const ip of [
+      '::1',
+      '::1:0:0:1',
+      '::fffe:a00:1',
+      '2001:1::1',
+      '2001:db8::1',
+      '64:ff9b::a00:1',
+    ]) {
+      assert.doesNotThrow(() => checkIpAddress(ip), ip);
+    }
+    // A request naming one is refused before any grant is looked at.
+    const request = {
+      profile: 'service',
+      csr: createCsr({ privateKey: generateKey('p256') }),
+      ipAddresses: ['::ffff:a00:1'],
+    };
+    assert.throws(
+      () => parseCertificateRequest(request),
+      isCaError(CaErrorCode.INVALID_NAME, 'embedded_ipv4'),
+    );
+  });
+
   it('IP addresses must be in canonical form', () => {
     for (const ip of ['192.0.2.1', '2001:db8::1', '::1', 'fe80::1:2'])
       assert.doesNotThrow(() => checkIpAddress(ip), ip);
