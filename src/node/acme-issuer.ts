@@ -126,10 +126,9 @@ export function acmeErrorForCaRefusal(code: string, message: string): AcmeIssuer
       detail,
     );
   }
-  // The CSR's key was revoked for keyCompromise (or has too many live certificates): the
-  // account needs a new key. RFC 8555 §6.7 has badPublicKey for this; the ACME face's issuer
+  // The CSR's key was revoked for keyCompromise: the account needs a new key. RFC 8555 §6.7 has badPublicKey for this; the ACME face's issuer
   // errors carry no such code, so the order records badCSR with the CA's reason.
-  if (code === 'CA_KEY_COMPROMISED' || code === 'CA_KEY_REUSE_LIMIT') {
+  if (code === 'CA_KEY_COMPROMISED') {
     return new AcmeIssuerError(
       AcmeIssuerErrorCode.BAD_CSR,
       `the CA refuses the CSR's public key: ${message}`,

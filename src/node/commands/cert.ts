@@ -617,7 +617,9 @@ waits for the commit. Without --key the operator must be the account that reques
 --key FILE (the certificate's private key, PEM) the revocation carries a signature by that
 key, so any account may submit it. Reasons (RFC 5280): unspecified (0, default),
 keyCompromise (1), affiliationChanged (3), superseded (4), cessationOfOperation (5),
-privilegeWithdrawn (9).
+privilegeWithdrawn (9). keyCompromise with --key also marks the key compromised: the CA revokes
+the key's other certificates and refuses the key from then on (docs/ca.md, "Compromised keys");
+without --key it revokes this certificate only.
 `,
   async run(args, io) {
     const { values, positionals } = parseWithPositionals(

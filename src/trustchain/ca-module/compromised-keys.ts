@@ -25,10 +25,12 @@ import { decodeWith } from './state.js';
  */
 
 /**
- * Unexpired, unrevoked certificates one key may have at once (a block's worth). An issuance
- * beyond it is refused (`CA_KEY_REUSE_LIMIT`), so an issuance rewrites at most ~7 KiB of index
- * and a keyCompromise revocation revokes at most this many certificates (each a revoked-list
- * page write, ≤ ~4.4 KiB). Part of the state layout, so a consensus rule.
+ * Certificates a key's index keeps: its latest unexpired, unrevoked ones. An issuance beyond it
+ * drops the oldest from the index (the certificate itself stays valid), so an issuance
+ * rewrites at most ~7 KiB of index and a keyCompromise revocation revokes at most this many
+ * certificates (each a revoked-list page write, ≤ ~4.4 KiB). Issuance is never refused for it:
+ * anyone may get certificates for another's key (a requested CSR is public), and a cap would let
+ * them use up the holder's. Part of the state layout, so a consensus rule.
  */
 export const MAX_CERTIFICATES_PER_KEY = 256;
 
@@ -109,19 +111,17 @@ export function readKeyCertificates(
 
 /**
  * The key's index after an issuance of `added` at `time`: entries expired at `time` or revoked
- * (`isRevoked`) are dropped first. Null when `MAX_CERTIFICATES_PER_KEY` unexpired, unrevoked
- * certificates remain (the issuance is refused).
+ * (`isRevoked`) are dropped, then the oldest while more than `MAX_CERTIFICATES_PER_KEY` remain.
  */
 export function withKeyCertificate(
   entries: readonly KeyCertificate[],
   added: KeyCertificate,
   time: number,
   isRevoked: (serial: Uint8Array) => boolean,
-): KeyCertificate[] | null {
+): KeyCertificate[] {
   const live = entries.filter(
     (entry) =>
       entry.notAfter > time && !isRevoked(entry.serial) && !bytesEqual(entry.serial, added.serial),
   );
-  if (live.length >= MAX_CERTIFICATES_PER_KEY) return null;
-  return [...live, added];
+  return [...live, added].slice(-MAX_CERTIFICATES_PER_KEY);
 }

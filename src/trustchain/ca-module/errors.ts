@@ -88,11 +88,6 @@ export enum CaModuleErrorCode {
    * of the SubjectPublicKeyInfo), revokedSerial}. Checked at admission and at execution.
    */
   KEY_COMPROMISED = 'CA_KEY_COMPROMISED',
-  /**
-   * The subject key already has `MAX_CERTIFICATES_PER_KEY` unexpired, unrevoked certificates
-   * (compromised-keys.ts), at execution. `detail` {max}.
-   */
-  KEY_REUSE_LIMIT = 'CA_KEY_REUSE_LIMIT',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -127,7 +122,6 @@ export const CA_RESULT_CODES: Readonly<Record<CaModuleErrorCode, number>> = Obje
   [CaModuleErrorCode.EXPIRED]: 28,
   [CaModuleErrorCode.DCV_STALE]: 29,
   [CaModuleErrorCode.KEY_COMPROMISED]: 30,
-  [CaModuleErrorCode.KEY_REUSE_LIMIT]: 31,
 });
 
 /**

@@ -57,7 +57,6 @@ import {
 } from './dcv.js';
 import { VOTING_POWERS_KEY, readDcvElectorate, votingPowersUpdate } from './voting-power.js';
 import {
-  MAX_CERTIFICATES_PER_KEY,
   compromisedKeyKey,
   encodeCompromisedKey,
   encodeKeyCertificates,
@@ -692,26 +691,31 @@ export function createCaModule(
     state: CaStateReader,
     tx: CaRevokeTx,
     sender: Uint8Array,
-  ): { subjectKey: () => Uint8Array } {
+  ): { subjectKey: () => Uint8Array; keySigned: boolean } {
     const authority = revocationAuthority(state, tx.serial);
     if (REVOCATION_REASONS[tx.reason] === undefined) {
       refuse(C.BAD_REASON, `revocation reason ${tx.reason} is not accepted`, { reason: tx.reason });
     }
-    if (bytesEqual(authority.account, sender)) return authority;
-    if (
-      tx.proof === null ||
-      !subjectKeySigned(
+    const keySigned =
+      tx.proof !== null &&
+      subjectKeySigned(
         authority.subjectKey(),
         revocationMessage(chainId, tx.serial, tx.reason),
         tx.proof,
-      )
-    ) {
+      );
+    if (tx.proof !== null && !keySigned) {
+      refuse(
+        C.NOT_AUTHORIZED,
+        "the revocation's proof is not a signature by the certificate's key",
+      );
+    }
+    if (!keySigned && !bytesEqual(authority.account, sender)) {
       refuse(
         C.NOT_AUTHORIZED,
         "a revocation needs the requesting account or a signature by the certificate's key",
       );
     }
-    return authority;
+    return { subjectKey: authority.subjectKey, keySigned };
   }
 
   function checkPublish(
@@ -847,8 +851,8 @@ export function createCaModule(
   /**
    * The subject key's certificate index with `issued` added (compromised-keys.ts): a renewal
    * also adds the certificate it renews when it is not listed (a genesis bootstrap certificate),
-   * so a keyCompromise revocation reaches it. Refuses `CA_KEY_REUSE_LIMIT` when the key has
-   * `MAX_CERTIFICATES_PER_KEY` unexpired, unrevoked certificates already.
+   * so a keyCompromise revocation reaches it. The index keeps the latest
+   * `MAX_CERTIFICATES_PER_KEY` unexpired, unrevoked certificates of the key.
    */
   function keyIndexAfterIssuance(
     ctx: ExecutionContext,
@@ -865,20 +869,12 @@ export function createCaModule(
     ) {
       entries = [...entries, { serial: renews.slice(), notAfter: checked.renewal.notAfter }];
     }
-    const next = withKeyCertificate(
+    return withKeyCertificate(
       entries,
       issued,
       ctx.time,
       (serial) => state.revocation(serial) !== null,
     );
-    if (next === null) {
-      refuse(
-        C.KEY_REUSE_LIMIT,
-        `the subject key has ${MAX_CERTIFICATES_PER_KEY} unexpired certificates already: use a new key`,
-        { max: MAX_CERTIFICATES_PER_KEY },
-      );
-    }
-    return next;
   }
 
   /**
@@ -1194,7 +1190,10 @@ export function createCaModule(
             encodeRevocation({ reason: tx.reason, height: ctx.height, time: ctx.time }),
           );
           revokeFromIssuerList(ctx.state, state, tx.serial);
-          if (tx.reason === KEY_COMPROMISE) {
+          // Only the key's holder can show the key compromised: anyone may get a certificate
+          // for another's key (a CSR is public once requested), so the requesting account alone
+          // revokes its own certificate and nothing more.
+          if (tx.reason === KEY_COMPROMISE && authority.keySigned) {
             applyKeyCompromise(ctx, state, tx.serial, authority.subjectKey());
           }
           return;

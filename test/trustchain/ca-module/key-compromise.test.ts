@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
 import {
@@ -7,8 +7,15 @@ import {
   caRenewBody,
   caRequestBody,
   caRevokeBody,
+  signRevocation,
 } from '../../../src/trustchain/ca-module/index.js';
-import { MAX_CERTIFICATES_PER_KEY } from '../../../src/trustchain/ca-module/compromised-keys.js';
+import {
+  MAX_CERTIFICATES_PER_KEY,
+  readKeyCertificates,
+  subjectKeyHash,
+} from '../../../src/trustchain/ca-module/compromised-keys.js';
+import { makeSender } from '../../consensus/application/fixture.js';
+import { CHAIN_ID, CLUSTER } from '../ca/fixtures.js';
 import { acmeErrorForCaRefusal } from '../../../src/node/acme-issuer.js';
 import { AcmeIssuerErrorCode } from '../../../src/faces/acme/issuer.js';
 import {
@@ -85,7 +92,9 @@ describe('ca module: keyCompromise revokes every certificate of the key and refu
     const [pending] = commit(node, [caTx(operator, request(compromised, 'c'))]);
     const pendingHeight = node.node.store.blocks.latestHeight() as number;
 
-    const revoked = node.block([caTx(operator, caRevokeBody(renewal!, 1))]);
+    // The key's holder shows the compromise: the revocation is signed by the key.
+    const proof = signRevocation(compromised, CHAIN_ID, renewal!, 1);
+    const revoked = node.block([caTx(operator, caRevokeBody(renewal!, 1, proof))]);
     assert.equal(resultOf(revoked).code, 0, resultOf(revoked).log);
     const state = node.state();
     for (const serial of [first!, renewal!, pending!]) {
@@ -124,16 +133,66 @@ describe('ca module: keyCompromise revokes every certificate of the key and refu
     assert.equal(node.state().revocation(again!), null);
   });
 
-  it(`refuses a key's certificate beyond ${MAX_CERTIFICATES_PER_KEY} unexpired ones`, () => {
+  it('an account without the key revokes only its own certificate, keyCompromise or not', async () => {
+    const { operator } = fixture;
+    const victim = generateKeyPairSync('ed25519').privateKey;
+    const [own] = await commitAndPublish(fixture, node, [caTx(operator, request(victim, 'v'))]);
+    // Another account replays the victim's CSR (it is public once requested) for a SPIFFE ID
+    // under its own prefix, which any account may request, then "revokes for keyCompromise".
+    const attacker = makeSender();
+    const prefix = `spiffe://${CLUSTER}/account/${Buffer.from(attacker.publicKey).toString('hex')}`;
+    const [copied] = await commitAndPublish(fixture, node, [
+      caTx(
+        attacker,
+        caRequestBody({
+          profile: 'client',
+          csr: createCsr({ privateKey: victim }),
+          uris: [`${prefix}/copy`],
+          lifetimeSeconds: 3600,
+        }),
+      ),
+    ]);
+    const revoked = node.block([caTx(attacker, caRevokeBody(copied!, 1))]);
+    assert.equal(resultOf(revoked).code, 0, resultOf(revoked).log);
+    assert.equal(node.state().revocation(copied!)?.reason, 1);
+    // The victim's certificate stands and its key is not marked.
+    assert.equal(node.state().revocation(own!), null);
+    const again = node.node.app.checkTx(caTry(operator, request(victim, 'v2')));
+    assert.equal(again.ok, true, again.ok ? '' : again.message);
+    // A proof that is not the key's signature is refused, even from the requesting account.
+    const forged = signRevocation(generateKeyPairSync('ed25519').privateKey, CHAIN_ID, own!, 1);
+    const refused = node.block([caTx(operator, caRevokeBody(own!, 1, forged))]);
+    assertRefused(resultOf(refused), CaModuleErrorCode.NOT_AUTHORIZED);
+  });
+
+  it(`keeps the latest ${MAX_CERTIFICATES_PER_KEY} certificates of a key in its index, refusing none`, () => {
     const { operator } = fixture;
     const key = generateKeyPairSync('ed25519').privateKey;
     const body = request(key, 'many');
-    commit(
-      node,
-      Array.from({ length: MAX_CERTIFICATES_PER_KEY }, () => caTx(operator, body)),
+    // Two blocks: one block holds at most 256 issuances.
+    const serials = [
+      ...commit(
+        node,
+        Array.from({ length: MAX_CERTIFICATES_PER_KEY }, () => caTx(operator, body)),
+      ),
+      ...commit(node, [caTx(operator, body), caTx(operator, body)]),
+    ];
+    const keyHash = subjectKeyHash(
+      new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' })),
     );
-    const beyond = node.block([caTx(operator, body)]);
-    assertRefused(resultOf(beyond), CaModuleErrorCode.KEY_REUSE_LIMIT);
+    const caState = {
+      get: (stateKey: Uint8Array) =>
+        node.node.store.state.get(
+          new Uint8Array([...new TextEncoder().encode('ca/'), ...stateKey]),
+        ),
+    };
+    const indexed = readKeyCertificates(caState, keyHash).map((entry) =>
+      Buffer.from(entry.serial).toString('hex'),
+    );
+    assert.deepEqual(
+      indexed,
+      serials.slice(-MAX_CERTIFICATES_PER_KEY).map((serial) => Buffer.from(serial).toString('hex')),
+    );
   });
 
   it('ACME answers a compromised key with an error about the CSR key', () => {
