@@ -17,15 +17,20 @@ import type { ValidatorSet, ValidatorSetUpdate } from '../consensus/validator-se
 import { pqSignatureVerifier } from '../consensus/verify.js';
 import type { Block, QuorumCertificate } from '../consensus/types.js';
 import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
+import { EMPTY_STATE_ROOT } from '../storage/index.js';
+import { StoqError } from '../stoq/index.js';
+import { executeWithWitness } from './block-witness.js';
 import { CliError } from './cli-error.js';
+import { genesisApplication } from './validator-node.js';
 
 /**
  * `hypermesh block verify`: fetches a committed block, its commit and its parent from a node
  * and runs `verifyCommittedBlock` (consensus/pos verify-block.ts) on them: the engine's block
  * rules and the four parts, the hash chain recomputed in full — the rules a node applies to a
  * proposal before voting and to a synced block, gathered in one report. The operator has no
- * application state, so PoWork checks the hashcash stamps and the transactions root but cannot
- * re-execute the block: that part is reported as `stamps-only`, not as fully verified.
+ * application state: PoWork's state root is checked by re-executing the block on the node's
+ * state witness (block-witness.ts), checked against the parent's state root; without a witness
+ * that part is reported as `stamps-only`, not as fully verified.
  */
 export interface BlockVerifyReport {
   readonly height: number;
@@ -35,6 +40,8 @@ export interface BlockVerifyReport {
   readonly transactions: number;
   /** Whether the validator set of the height could be trusted (see `contextFor`). */
   readonly validatorSet: ValidatorSetTrust;
+  /** Whether PoWork's state root was re-executed here. */
+  readonly reexecution: ReexecutionOutcome;
   readonly verdict: BlockProofVerdict;
   /** Both the set and the verdict hold. */
   readonly ok: boolean;
@@ -210,14 +217,53 @@ async function contextFor(
   };
 }
 
+/**
+ * Whether the block was re-executed here: with the node's state witness (block-witness.ts),
+ * checked against the parent header's state root; or why not (PoWork is then `stamps-only`).
+ */
+export type ReexecutionOutcome =
+  | { readonly ran: true; readonly witnessBytes: number }
+  | { readonly ran: false; readonly reason: string };
+
+/**
+ * The node's state witness for `height`, or why there is none: the caller asked for no
+ * re-execution, the node refused (a witness too large for one response, a node without the
+ * method), or the validator set of the height is not trusted (the execution input needs it).
+ */
+async function witnessFor(
+  client: NodeRpcClient,
+  height: number,
+  wanted: boolean,
+  trust: ValidatorSetTrust,
+): Promise<{ bytes: Uint8Array } | { reason: string }> {
+  if (!wanted) return { reason: 'not asked for (--no-reexecute)' };
+  if (!trust.ok) return { reason: 'the validator set of the height is not trusted' };
+  try {
+    return { bytes: await client.blockWitness(height, { deadlineMs: 60_000 }) };
+  } catch (error) {
+    if (!(error instanceof StoqError)) throw error;
+    return { reason: `the node gave no state witness: ${error.code}: ${error.message}` };
+  }
+}
+
+export interface VerifyBlockOptions {
+  /** Re-execute the block from the node's state witness (default true). */
+  readonly reexecute?: boolean;
+}
+
 export async function verifyBlockFromNode(
   client: NodeRpcClient,
   genesis: GenesisDocument,
   height: number,
+  options: VerifyBlockOptions = {},
 ): Promise<BlockVerifyReport> {
   const target = await fetchCommittedBlock(client, height);
   const parent = height > 1 ? await fetchCommittedBlock(client, height - 1) : null;
   const { context, trust } = await contextFor(client, genesis, target, parent);
+  const witness = await witnessFor(client, height, options.reexecute ?? true, trust);
+  // The parent header is bound to this block's (parentHash, checked with the block rules), so
+  // its state root is the committed state the witness must be of.
+  const parentRoot = parent === null ? EMPTY_STATE_ROOT : parent.block.header.appStateRoot;
   const verdict = verifyCommittedBlock({
     genesis,
     genesisHash: genesisHash(genesis),
@@ -226,6 +272,19 @@ export async function verifyBlockFromNode(
     context,
     stampOf,
     falcon: defaultFalcon(),
+    ...('bytes' in witness
+      ? {
+          reexecute: () =>
+            executeWithWitness(
+              genesis,
+              () => genesisApplication(genesis),
+              target.block,
+              context,
+              witness.bytes,
+              parentRoot,
+            ).stateRoot,
+        }
+      : {}),
   });
   return {
     height,
@@ -234,6 +293,10 @@ export async function verifyBlockFromNode(
     proposer: target.block.header.proposer,
     transactions: target.block.transactions.length,
     validatorSet: trust,
+    reexecution:
+      'bytes' in witness
+        ? { ran: true, witnessBytes: witness.bytes.length }
+        : { ran: false, reason: witness.reason },
     verdict,
     ok: trust.ok && verdict.ok,
   };
@@ -280,10 +343,12 @@ export function formatBlockVerify(report: BlockVerifyReport, node: string): stri
     if (part.ok) {
       const note =
         part.coverage === 'stamps-only'
-          ? ' — not re-executed here (no local state), so the state root is unchecked'
-          : part.coverage === 'sampled'
-            ? ' — sampled segments of the hash chain'
-            : '';
+          ? ` — not re-executed (${report.reexecution.ran ? 'the other checks failed' : report.reexecution.reason}), so the state root is unchecked`
+          : part.part === 'work' && report.reexecution.ran
+            ? `, and the state root: re-executed here on the node's state witness (${report.reexecution.witnessBytes} bytes, checked against the parent's state root)`
+            : part.coverage === 'sampled'
+              ? ' — sampled segments of the hash chain'
+              : '';
       lines.push(row(part.part, 'ok', part.coverage, `${PART_NAMES[part.part]}${note}`));
     } else {
       lines.push(row(part.part, 'INVALID', part.reason, part.message));

@@ -1,3 +1,9 @@
+import {
+  BlockWitnessError,
+  BlockWitnessErrorCode,
+  blockWitnessSource,
+  type BlockWitnessSource,
+} from './block-witness.js';
 import { mkdir } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import path from 'node:path';
@@ -583,6 +589,7 @@ export async function startValidatorNode(
       store,
       config,
       id,
+      witnesses: blockWitnessSource(store, genesis, () => genesisApplication(genesis)),
     };
     registerNodeRpc(parts.endpoint, nodeRpcHandlers(handlerDeps));
     // The ledger's RPC face and metrics (caesar-service.ts); null without a Caesar genesis.
@@ -978,6 +985,8 @@ interface HandlerDeps {
   readonly store: NodeStore;
   readonly config: ValidatorNodeConfig;
   readonly id: string;
+  /** State witnesses of stored blocks, for `hypermesh block verify` (block-witness.ts). */
+  readonly witnesses: BlockWitnessSource;
 }
 
 /** The node API (consensus/net/node-rpc.ts) served from this node's parts. */
@@ -998,6 +1007,23 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
       return { status: 'committed', ...result };
     },
     receipt: (txHash) => storedReceipt(store, txHash),
+    blockWitness: (height) => {
+      try {
+        return deps.witnesses.witness(height);
+      } catch (error) {
+        if (
+          error instanceof BlockWitnessError &&
+          error.code !== BlockWitnessErrorCode.STORE_MISMATCH
+        ) {
+          throw new StoqError(StoqErrorCode.RESOURCE_EXHAUSTED, error.message, {
+            ...error.detail,
+            reason:
+              error.code === BlockWitnessErrorCode.BUSY ? 'witness-busy' : 'witness-too-large',
+          });
+        }
+        throw error;
+      }
+    },
     accountHistory: (account, before, limit) => accountHistoryPage(store, account, before, limit),
     query: (request) => app.query(request),
     status: () => statusRecord(deps.running(), config, id, store),

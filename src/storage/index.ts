@@ -46,3 +46,12 @@ export { consensusWalPathFor, openConsensusWal } from './consensus-wal.js';
 export type { ConsensusWal, ConsensusWalOptions, WalReplay } from './consensus-wal.js';
 export { ConsensusWalError, ConsensusWalErrorCode } from './wal-format.js';
 export type { WalRecord } from './wal-format.js';
+export {
+  MAX_STATE_WITNESS_BYTES,
+  StateWitnessError,
+  StateWitnessErrorCode,
+  WitnessState,
+  decodeStateWitness,
+  encodeStateWitness,
+} from './state-witness.js';
+export type { StateWitness, WitnessValue } from './state-witness.js';

@@ -6,6 +6,7 @@ import { fromSqlite, fromSqliteOrNull } from './sqlite-bytes.js';
 import { EMPTY_STATE_ROOT, hashesEqual, stateKeyHash, stateValueHash } from './state-proof.js';
 import type { StateProof } from './state-proof.js';
 import { EMPTY_REF, proveStateKey, updateStateTree } from './state-tree.js';
+import { collectWitnessNodes, type StateWitness } from './state-witness.js';
 import type {
   KeyHashChange,
   NodeRef,
@@ -297,6 +298,37 @@ export class StateTables implements StateReader, StateNodeReader {
     const write = { changes, update, keyCount: (latest?.keyCount ?? 0) + update.keyCountDelta };
     this.lastPlan = { base, nextId, hashed, write };
     return write;
+  }
+
+  /**
+   * The witness (state-witness.ts) for executing a block on top of version `height` (0: the
+   * empty state before block 1) that read `readKeys` and made `changes`, with the root after
+   * those changes. Writes nothing. Throws `UNKNOWN_HEIGHT` for a version the store does not hold.
+   */
+  witness(
+    height: number,
+    readKeys: readonly Uint8Array[],
+    changes: readonly StateChange[],
+  ): { witness: StateWitness; rootAfter: Uint8Array } {
+    const version = height === 0 ? null : this.version(height);
+    const root = version?.root ?? EMPTY_REF;
+    const seen = new Set<string>();
+    const values: { key: Uint8Array; value: Uint8Array | null }[] = [];
+    for (const key of readKeys) {
+      const id = hex(key);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const value =
+        version === null ? null : fromSqliteOrNull(this.selectValue.get(key, version.height));
+      values.push({ key, value });
+    }
+    const { nodes, rootAfter } = collectWitnessNodes(
+      this,
+      root,
+      values.map(({ key }) => stateKeyHash(key)),
+      keyHashChanges(changes),
+    );
+    return { witness: { height, root, nodes, values }, rootAfter };
   }
 
   computeRoot(changes: readonly StateChange[]): Uint8Array {

@@ -33,6 +33,7 @@ import type { PendingEvidence, PendingEvidenceStore } from './pending-evidence.j
 import { hashesEqual } from './state-proof.js';
 import { StateTables } from './state-store.js';
 import type { StateQueryResult, StateReader, StateWrite } from './state-store.js';
+import type { StateWitness } from './state-witness.js';
 import { STORE_MIGRATIONS } from './store-migrations.js';
 
 export interface StoreOptions extends DatabaseOptions {
@@ -72,6 +73,16 @@ export interface NodeStore {
    * The state root computed from the changes must equal `stateRoot`.
    */
   saveBlock(input: SaveBlockInput): SavedBlock;
+  /**
+   * The state witness for re-executing a block on top of version `height` (0: the empty state
+   * before block 1) that read `readKeys` and made `changes` (state-witness.ts), and the root
+   * after those changes. Writes nothing; throws `UNKNOWN_HEIGHT` for a version it does not hold.
+   */
+  stateWitness(
+    height: number,
+    readKeys: readonly Uint8Array[],
+    changes: readonly StateChange[],
+  ): { witness: StateWitness; rootAfter: Uint8Array };
   /** An online, consistent copy of the store (SQLite backup API) at `toPath`, which must not exist. */
   backup(toPath: string): Promise<void>;
   /**
@@ -224,6 +235,20 @@ class SqliteNodeStore implements NodeStore {
         }),
       list: () => this.guard('list pending evidence', () => table.list()),
     };
+  }
+
+  stateWitness(
+    height: number,
+    readKeys: readonly Uint8Array[],
+    changes: readonly StateChange[],
+  ): { witness: StateWitness; rootAfter: Uint8Array } {
+    return this.guard('state witness', () =>
+      this.stateTables.witness(
+        parseUint(height, 'height'),
+        readKeys.map((key) => parseStateKey(key)),
+        parseStateChanges(changes),
+      ),
+    );
   }
 
   saveBlock(input: SaveBlockInput): SavedBlock {

@@ -189,6 +189,7 @@ function serveBlocks(server: ServiceRegistry, blocks: CommittedBlocks): void {
     status: refuse,
     receipt: refuse,
     accountHistory: refuse,
+    blockWitness: refuse,
     getBlock: (height) => blocks.getBlock(height).catch(() => null),
     validatorUpdates: (from, to) => blocks.validatorUpdates(from, to),
   });

@@ -1011,7 +1011,16 @@ describe('hypermesh stake against a running validator', () => {
       assert.equal(invented.ok, false);
       assert.ok(!invented.validatorSet.ok);
       assert.equal(invented.validatorSet.reason, 'header-names-another-set');
-      assert.equal((await verifyBlockFromNode(honest, genesis, joinedAt + 1)).ok, true);
+      // Re-executed here on the node's state witnesses (caesar staking and the ca module, with
+      // their genesis state at height 1): the first block, the new validator's registration, the
+      // blocks around the set change.
+      const heights = new Set([1, createdAt, joinedAt - 2, joinedAt - 1, joinedAt, joinedAt + 1]);
+      for (const height of heights) {
+        const report = await verifyBlockFromNode(honest, genesis, height);
+        assert.equal(report.ok, true, `block ${height}: ${JSON.stringify(report.verdict)}`);
+        const work = report.verdict.parts.find((part) => part.part === 'work');
+        assert.ok(work?.ok === true && work.coverage === 'full', `block ${height} re-executed`);
+      }
     } finally {
       await session.close();
     }

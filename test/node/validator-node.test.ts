@@ -18,6 +18,11 @@ import { decodeBlock, encodeBlock } from '../../src/consensus/wire.js';
 import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { KV_MODULE_NAME, kvSet } from '../../src/kv/index.js';
 import { verifyBlockFromNode, formatBlockVerify } from '../../src/node/block-verify.js';
+import {
+  decodeStateWitness,
+  encodeStateWitness,
+  type StateWitness,
+} from '../../src/storage/index.js';
 import { main } from '../../src/node/cli.js';
 import { initCluster, type ClusterLayout } from '../../src/node/cluster-init.js';
 import { collectClusterStatus, formatClusterStatus } from '../../src/node/cluster-status.js';
@@ -25,7 +30,19 @@ import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { loadClusterTarget, openOperatorSession } from '../../src/node/operator.js';
 import { readKv, operatorKey, submitKvSet } from '../../src/node/kv-tools.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import {
+  STORE_FILE,
+  genesisApplication,
+  startValidatorNode,
+  type ValidatorNode,
+} from '../../src/node/validator-node.js';
+import {
+  BlockWitnessErrorCode,
+  WITNESS_BUILDS_PER_SECOND,
+  blockWitnessSource,
+} from '../../src/node/block-witness.js';
+import { isHyperMeshError } from '../../src/codec/error.js';
+import { openStore } from '../../src/storage/index.js';
 
 /**
  * One validator in this process (it holds all the voting power, so it commits alone): the node
@@ -149,9 +166,18 @@ describe('a validator node', () => {
       assert.equal(report.verdict.ok, true, JSON.stringify(report.verdict));
       assert.deepEqual(
         report.verdict.parts.map((part) => `${part.part}:${part.ok ? part.coverage : 'bad'}`),
-        ['space:full', 'stake:full', 'work:stamps-only', 'time:full'],
+        ['space:full', 'stake:full', 'work:full', 'time:full'],
       );
-      assert.match(formatBlockVerify(report, 'node-1').join('\n'), /stamps-only .*not re-executed/);
+      assert.match(
+        formatBlockVerify(report, 'node-1').join('\n'),
+        /work .*full .*state root: re-executed here on the node's state witness \(\d+ bytes/,
+      );
+      const stampsOnly = await verifyBlockFromNode(client, genesis, 2, { reexecute: false });
+      assert.equal(stampsOnly.ok, true);
+      assert.match(
+        formatBlockVerify(stampsOnly, 'node-1').join('\n'),
+        /stamps-only .*not re-executed \(not asked for/,
+      );
 
       // A node that tampers with the block's consensus proof is caught.
       const tampering: NodeRpcClient = {
@@ -198,11 +224,83 @@ describe('a validator node', () => {
       assert.equal(new TextDecoder().decode(read.value ?? new Uint8Array()), 'hello');
       const absent = await readKv(client, 'nothing-here');
       assert.equal(absent.value, null);
+
+      // The kv set's block, re-executed here on the node's witness: the root is the header's.
+      const setHeight = set.status.status === 'committed' ? set.status.height : -1;
+      const executed = await verifyBlockFromNode(client, genesis, setHeight);
+      assert.equal(executed.ok, true, JSON.stringify(executed.verdict));
+      assert.equal(executed.reexecution.ran, true);
+      const workOf = (verdict: typeof executed.verdict) =>
+        verdict.parts.find((part) => part.part === 'work');
+      const executedWork = workOf(executed.verdict);
+      assert.ok(executedWork?.ok === true && executedWork.coverage === 'full');
+      // A node whose witness lies is caught, whatever the lie.
+      const lyingWith = (forge: (witness: StateWitness) => StateWitness): NodeRpcClient => ({
+        ...client,
+        blockWitness: async (height, options) =>
+          encodeStateWitness(forge(decodeStateWitness(await client.blockWitness(height, options)))),
+      });
+      const earlier = decodeStateWitness(await client.blockWitness(setHeight - 1));
+      for (const [name, forge] of [
+        ['another block', () => earlier],
+        [
+          'an invented value',
+          (witness: StateWitness) => ({
+            ...witness,
+            values: witness.values.map((entry) => ({
+              ...entry,
+              value: new TextEncoder().encode('invented'),
+            })),
+          }),
+        ],
+        ['no nodes', (witness: StateWitness) => ({ ...witness, nodes: new Map() })],
+      ] as const) {
+        const lied = await verifyBlockFromNode(lyingWith(forge), genesis, setHeight);
+        assert.equal(lied.ok, false, name);
+        assert.equal(workOf(lied.verdict)?.ok, false, name);
+        assert.match(
+          formatBlockVerify(lied, 'node-1').join('\n'),
+          /work .*INVALID .*(reexecution-failed|state-root-mismatch)/,
+          name,
+        );
+      }
     } finally {
       await session.close();
     }
     await node.stop();
     node = undefined;
+
+    // The node's witness source: at most WITNESS_BUILDS_PER_SECOND builds a second, whoever
+    // asks; a cached witness costs none. Read from the stopped node's store with a set clock.
+    const genesisOf = parseGenesisJson(
+      await readFile((await loadClusterTarget(layout.dir)).genesisFile, 'utf8'),
+    );
+    const store = openStore(path.join(config.dataDir, STORE_FILE), { readonly: true });
+    try {
+      let clock = 0;
+      const witnesses = blockWitnessSource(
+        store,
+        genesisOf,
+        () => genesisApplication(genesisOf),
+        () => clock,
+      );
+      const heights = Array.from({ length: WITNESS_BUILDS_PER_SECOND + 1 }, (_, i) => i + 1);
+      for (const height of heights.slice(0, -1)) {
+        assert.ok(
+          decodeStateWitness(witnesses.witness(height) as Uint8Array).height === height - 1,
+        );
+      }
+      assert.ok(witnesses.witness(1) !== null, 'a cached witness is not counted');
+      assert.throws(
+        () => witnesses.witness(heights.at(-1) as number),
+        (error: unknown) => isHyperMeshError(error, BlockWitnessErrorCode.BUSY),
+      );
+      clock += 1000;
+      assert.ok(witnesses.witness(heights.at(-1) as number) !== null);
+      assert.equal(witnesses.witness(10_000), null, 'no such block');
+    } finally {
+      store.close();
+    }
 
     let out = '';
     const code = await main(['status', '--cluster', layout.dir, '--timeout-ms', '500'], {

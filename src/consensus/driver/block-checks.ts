@@ -52,7 +52,10 @@ export type ExecutionOutcome =
   | { readonly ok: true; readonly result: BlockExecutionResult }
   | { readonly ok: false; readonly refusal: BlockRefusal; readonly error: Error };
 
-export function executionInput(block: Block, context: HeightContext): BlockExecutionInput {
+export function executionInput(
+  block: Block,
+  context: Pick<HeightContext, 'parent'>,
+): BlockExecutionInput {
   const lastCommit = lastCommitInfo(block.lastCommit, context);
   return {
     chainId: block.header.chainId,
@@ -74,7 +77,7 @@ export function executionInput(block: Block, context: HeightContext): BlockExecu
  */
 export function lastCommitInfo(
   lastCommit: QuorumCertificate | null,
-  context: HeightContext,
+  context: Pick<HeightContext, 'parent'>,
 ): LastCommitInfo | undefined {
   const { parent } = context;
   if (parent.kind !== 'block' || lastCommit === null) return undefined;

@@ -6,7 +6,7 @@ import {
   type HeightContext,
   type HeightSchedules,
 } from '../height-context.js';
-import type { ValidatorSetUpdate } from '../validator-set.js';
+import { applyValidatorUpdates, type ValidatorSetUpdate } from '../validator-set.js';
 import { decodeValidatorUpdates } from '../validator-updates.js';
 import { decodeBlock, decodeQuorumCertificate } from '../wire.js';
 import { DriverError, DriverErrorCode } from './errors.js';
@@ -158,6 +158,68 @@ function checkStateAgainstHeader(store: NodeStore, height: number, committed: Ui
       { height, header: toHex(committed), stored: toHex(stored) },
     );
   }
+}
+
+/**
+ * The parent as the context of stored block `height` had it (`HeightContext.parent`): stored
+ * block `height − 1` with its commit and the set that decided it, or the genesis for height 1 —
+ * what executing the block again needs (`executionInput`: its `lastCommit` list). The set comes
+ * from the genesis set with the stored updates of blocks 1..`height − 3` applied in order
+ * (set(h + 2) = set(h + 1) with updates(h), height-context.ts), so the cost follows the number of
+ * stored updates, not the height. Throws `STORE_INCONSISTENT` when the parent, its commit or the
+ * updates cannot be read back or applied.
+ */
+export function storedParent(
+  genesis: GenesisDocument,
+  store: NodeStore,
+  height: number,
+): Pick<HeightContext, 'parent'> {
+  const base = genesisHeightContext(genesis);
+  if (height === 1) return { parent: base.parent };
+  const parentHeight = height - 1;
+  const parent = store.blocks.byHeight(parentHeight);
+  const commitBytes = store.blocks.commitAt(parentHeight);
+  if (parent === null || commitBytes === null) {
+    throw inconsistent(`stored block ${parentHeight} or its commit is missing`, {
+      height: parentHeight,
+    });
+  }
+  let commit;
+  try {
+    commit = decodeQuorumCertificate(commitBytes);
+  } catch (error) {
+    throw inconsistent(
+      `the stored commit of block ${parentHeight} cannot be decoded`,
+      { height: parentHeight },
+      error,
+    );
+  }
+  let validators = base.schedule.validators;
+  if (parentHeight > 2) {
+    for (const [at, updates] of [...storedUpdates(store, parentHeight - 2)].sort(
+      ([a], [b]) => a - b,
+    )) {
+      try {
+        validators = applyValidatorUpdates(validators, updates).validators;
+      } catch (error) {
+        throw inconsistent(
+          `the stored validator updates of block ${at} cannot be applied`,
+          { height: at },
+          error,
+        );
+      }
+    }
+  }
+  return {
+    parent: {
+      kind: 'block',
+      height: parentHeight,
+      hash: parent.hash,
+      time: parent.timeMs,
+      commit,
+      validators,
+    },
+  };
 }
 
 /** The stored validator updates of blocks 1..latest, decoded, by height. */

@@ -17,7 +17,7 @@ import {
   type SessionSource,
   type StoqEndpoint,
 } from '../../stoq/index.js';
-import type { StoredValidatorUpdates } from '../../storage/index.js';
+import { MAX_STATE_WITNESS_BYTES, type StoredValidatorUpdates } from '../../storage/index.js';
 import { EVENT_LIMITS, type QueryRequest, type QueryResponse } from '../app.js';
 import type { SyncedBlock } from '../driver/ports.js';
 import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_TX_BYTES } from '../wire.js';
@@ -261,6 +261,14 @@ export const nodeApiService = defineService({
       }),
       allow: anyone,
     }),
+    blockWitness: unary({
+      request: z.strictObject({ height }),
+      response: z.strictObject({
+        height,
+        witness: bytes({ min: 1, max: MAX_STATE_WITNESS_BYTES }),
+      }),
+      allow: anyone,
+    }),
   },
 });
 
@@ -301,6 +309,12 @@ export interface NodeRpcHandlers {
   getBlock(height: number, ctx: CallContext): Awaitable<SyncedBlock | null>;
   /** The receipt of a committed transaction, or null (→ NOT_FOUND). */
   receipt(txHash: Uint8Array, ctx: CallContext): Awaitable<TxReceiptView | null>;
+  /**
+   * The encoded state witness (storage/state-witness.ts) for re-executing committed block
+   * `height` on the state after block `height − 1`, or null when the node has no such block
+   * (→ NOT_FOUND).
+   */
+  blockWitness(height: number, ctx: CallContext): Awaitable<Uint8Array | null>;
   /**
    * The receipts of transactions whose events name `account`, newest first, strictly before
    * `before` (default: from the newest), at most `limit`.
@@ -392,6 +406,17 @@ export function registerNodeRpc(
           });
         }
         return { height: found.height, block: found.block, commit: found.commit };
+      }),
+    blockWitness: (request, ctx) =>
+      run(async () => {
+        const witness = await handlers.blockWitness(request.height, ctx);
+        if (witness === null) {
+          throw new StoqError(StoqErrorCode.NOT_FOUND, `no committed block at ${request.height}`, {
+            reason: 'no-block',
+            height: request.height,
+          });
+        }
+        return { height: request.height, witness };
       }),
     receipt: (request, ctx) =>
       run(async () => {
@@ -564,6 +589,12 @@ export interface NodeRpcClient {
   status(options?: CallOptions): Promise<NodeStatusRecord>;
   /** Rejects with NOT_FOUND (`detail.reason` `no-block`) when the node has no such block. */
   getBlock(height: number, options?: CallOptions): Promise<SyncedBlock>;
+  /**
+   * The encoded state witness for re-executing block `height` (not trusted: the caller checks
+   * it against the parent's state root, `WitnessState.verify`). NOT_FOUND (`no-block`) when
+   * the node has no such block.
+   */
+  blockWitness(height: number, options?: CallOptions): Promise<Uint8Array>;
   /** Rejects with NOT_FOUND (`detail.reason` `no-receipt`) for an unknown transaction. */
   receipt(txHash: Uint8Array, options?: CallOptions): Promise<TxReceiptView>;
   /** One page of an account's history (see `NodeRpcHandlers.accountHistory`). */
@@ -635,6 +666,17 @@ export function createNodeRpcClient(
     status: (callOptions) => rpc.call('status', {}, callOptions),
     getBlock: (blockHeight, callOptions) =>
       rpc.call('getBlock', { height: blockHeight }, callOptions),
+    blockWitness: async (blockHeight, callOptions) => {
+      const response = await rpc.call('blockWitness', { height: blockHeight }, callOptions);
+      if (response.height !== blockHeight) {
+        throw new StoqError(
+          StoqErrorCode.INTERNAL,
+          `response does not match its request: the witness of block ${response.height}, not ${blockHeight}`,
+          { reason: 'schema' },
+        );
+      }
+      return response.witness;
+    },
     receipt: (hash, callOptions) => rpc.call('receipt', { txHash: hash }, callOptions),
     accountHistory: (request, callOptions) =>
       rpc.call(

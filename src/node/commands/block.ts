@@ -29,27 +29,38 @@ const verify: Command = {
   name: 'block verify',
   summary: 'fetch a committed block from a node and verify its four-part consensus proof',
   help: `
-usage: hypermesh block verify HEIGHT [--cluster FILE|DIR] [--node NAME|HOST:PORT] [--json]
+usage: hypermesh block verify HEIGHT [--cluster FILE|DIR] [--node NAME|HOST:PORT]
+                              [--no-reexecute] [--json]
 
 Fetches block HEIGHT with its commit, and its parent, from a node over STOQ (node API
 "getBlock", operator identity) and checks: the block rules (chain, height, parent, validator
 set, proposer, BFT time, last commit, transactions and evidence roots) and the four proof parts —
 PoSpace (challenge answers and Merkle paths to the proposer's registered storage root), PoStake
 (the commit: > 2/3 of the voting power, Ed25519 and FALCON-1024 signatures), PoWork (the
-transactions root and every transaction's hashcash stamp) and PoTime (BFT median time and the
-sequential hash chain). The operator holds no application state, so the block is not
-re-executed: PoWork is reported as "stamps-only" (every node re-executes each block itself).
+transactions root, every transaction's hashcash stamp, and the state root) and PoTime (BFT
+median time and the sequential hash chain).
+
+For the state root the block is re-executed here, with the chain's modules (from the genesis),
+on the state the node's "blockWitness" answer shows: the tree nodes and values the block reads
+and changes, each checked against the parent header's state root, so the node is trusted for
+nothing. A node that cannot give a witness (or --no-reexecute) leaves PoWork "stamps-only".
 Exits 0 only if the block is valid, 1 otherwise.
 
 options:
   --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR      node to ask: name, validator address or host:port (default: the first)
+  --no-reexecute        skip the re-execution (PoWork: stamps and transactions root only)
   --json                machine-readable output
 `,
   async run(args, io) {
     const { values, positionals } = parseWithPositionals(
       args,
-      { cluster: { type: 'string' }, node: { type: 'string' }, json: { type: 'boolean' } },
+      {
+        cluster: { type: 'string' },
+        node: { type: 'string' },
+        'no-reexecute': { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
       ['height'],
     );
     const text = positionals[0] as string;
@@ -67,16 +78,16 @@ options:
       await import('../block-verify.js');
     const session = await openOperatorSession(target);
     try {
-      const report = await verifyBlockFromNode(session.client(node.name), genesis, height).catch(
-        (error: unknown) => {
-          if (error instanceof StoqError) {
-            const reason =
-              error.detail.reason === 'no-block' ? ' (the node has no such block yet)' : '';
-            throw new CliError(`${node.name}: ${error.code}: ${error.message}${reason}`, 1);
-          }
-          throw error;
-        },
-      );
+      const report = await verifyBlockFromNode(session.client(node.name), genesis, height, {
+        reexecute: values['no-reexecute'] !== true,
+      }).catch((error: unknown) => {
+        if (error instanceof StoqError) {
+          const reason =
+            error.detail.reason === 'no-block' ? ' (the node has no such block yet)' : '';
+          throw new CliError(`${node.name}: ${error.code}: ${error.message}${reason}`, 1);
+        }
+        throw error;
+      });
       if (values.json) io.out(`${JSON.stringify(blockVerifyJson(report, node.name), null, 2)}\n`);
       else io.out(`${formatBlockVerify(report, node.name).join('\n')}\n`);
       return report.ok ? 0 : 1;

@@ -141,6 +141,10 @@ const handlers: NodeRpcHandlers = {
     calls.push('getBlock');
     return height === 1 ? { height: 1, block: Uint8Array.of(1), commit: Uint8Array.of(2) } : null;
   },
+  blockWitness: (height) => {
+    calls.push('blockWitness');
+    return height === 1 ? Uint8Array.of(9, 9) : null;
+  },
   receipt: (txHash) => {
     calls.push('receipt');
     return txHash[0] === 7 ? { ...sampleReceipt, txHash, extra: 'stays on the server' } : null;
@@ -194,6 +198,7 @@ const lax = defineService({
     query: laxMethod(),
     status: laxMethod(),
     getBlock: laxMethod(),
+    blockWitness: laxMethod(),
     validatorUpdates: laxMethod(),
     receipt: laxMethod(),
     accountHistory: laxMethod(),
@@ -255,6 +260,13 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
       commit: Uint8Array.of(2),
     });
     await assert.rejects(client.getBlock(2), (error: unknown) => {
+      isStoqError(StoqErrorCode.NOT_FOUND)(error);
+      assert.equal((error as StoqError).detail.reason, 'no-block');
+      return true;
+    });
+
+    assert.deepEqual(await client.blockWitness(1), Uint8Array.of(9, 9));
+    await assert.rejects(client.blockWitness(2), (error: unknown) => {
       isStoqError(StoqErrorCode.NOT_FOUND)(error);
       assert.equal((error as StoqError).detail.reason, 'no-block');
       return true;

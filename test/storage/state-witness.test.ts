@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { isHyperMeshError } from '../../src/codec/error.js';
+import { encodeCanonical, decodeCanonical } from '../../src/codec/cbor.js';
+import type { StateChange } from '../../src/storage/inputs.js';
+import { EMPTY_STATE_ROOT } from '../../src/storage/state-proof.js';
+import {
+  StateWitnessErrorCode,
+  WitnessState,
+  decodeStateWitness,
+  encodeStateWitness,
+  type StateWitness,
+} from '../../src/storage/state-witness.js';
+import type { StateNode } from '../../src/storage/state-tree.js';
+import { openStore } from '../../src/storage/store.js';
+import type { NodeStore } from '../../src/storage/store.js';
+import { nextBlock, temporaryDirectory, text } from './chain-fixture.js';
+
+const witnessError = (code: StateWitnessErrorCode) => (error: unknown) =>
+  isHyperMeshError(error, code);
+
+/** Puts, overwrites and deletes over a small key space, different at every height. */
+function blockChanges(height: number, count: number): StateChange[] {
+  const result: StateChange[] = [];
+  for (let i = 0; i < count; i++) {
+    const k = (height * 37 + i * 11) % 150;
+    if (result.some((change) => new TextDecoder().decode(change.key) === `key/${k}`)) continue;
+    const remove = (k + height) % 4 === 0;
+    result.push({ key: text(`key/${k}`), value: remove ? null : text(`value ${k} at ${height}`) });
+  }
+  return result;
+}
+
+describe('state witnesses', () => {
+  let dir: Awaited<ReturnType<typeof temporaryDirectory>>;
+  let store: NodeStore;
+  const HEIGHTS = 6;
+
+  before(async () => {
+    dir = await temporaryDirectory('witness');
+    store = openStore(dir.file('witness.db'));
+    for (let height = 1; height <= HEIGHTS; height++) {
+      store.saveBlock(nextBlock(store, { stateChanges: blockChanges(height, 40) }));
+    }
+  });
+  after(async () => {
+    store.close();
+    await dir.cleanup();
+  });
+
+  /** The witness of reading `reads` and making `changes` on top of `height`, round-tripped. */
+  function witnessOf(height: number, reads: string[], changes: StateChange[]) {
+    const built = store.stateWitness(height, reads.map(text), changes);
+    const decoded = decodeStateWitness(encodeStateWitness(built.witness));
+    return { ...built, decoded };
+  }
+
+  it('answers the reads and computes the root the store computes, from the parent root only', () => {
+    for (let height = 1; height < HEIGHTS; height++) {
+      const changes = blockChanges(height + 1, 40);
+      const reads = ['key/1', 'key/2', 'key/40', 'key/77', 'missing/1', 'key/149'];
+      const { decoded, rootAfter } = witnessOf(height, reads, changes);
+      const state = WitnessState.verify(decoded, store.state.root(height));
+      for (const key of reads) {
+        assert.deepEqual(state.get(text(key)), store.state.get(text(key), height), key);
+      }
+      assert.deepEqual(state.computeRoot(changes), store.state.root(height + 1));
+      assert.deepEqual(rootAfter, store.state.root(height + 1));
+      // Far fewer nodes than the tree holds: only the touched paths.
+      assert.ok(decoded.nodes.size > 0 && decoded.nodes.size < 40 * 12, `${decoded.nodes.size}`);
+    }
+  });
+
+  it('witnesses the empty state before block 1 with no nodes', () => {
+    const changes = blockChanges(1, 40);
+    const { decoded } = witnessOf(0, ['key/3'], changes);
+    assert.equal(decoded.nodes.size, 0);
+    const state = WitnessState.verify(decoded, EMPTY_STATE_ROOT);
+    assert.equal(state.get(text('key/3')), null);
+    assert.deepEqual(state.computeRoot(changes), store.state.root(1));
+  });
+
+  it('refuses a witness of another root, and reads or updates outside it', () => {
+    const { decoded } = witnessOf(3, ['key/1'], []);
+    assert.throws(
+      () => WitnessState.verify(decoded, store.state.root(4)),
+      witnessError(StateWitnessErrorCode.ROOT_MISMATCH),
+    );
+    const state = WitnessState.verify(decoded, store.state.root(3));
+    // A key whose path leaves the witnessed nodes, and an update that needs other paths.
+    const outside = Array.from({ length: 150 }, (_, k) => `key/${k}`).find((key) => {
+      try {
+        state.get(text(key));
+        return false;
+      } catch (error) {
+        return isHyperMeshError(error, StateWitnessErrorCode.INCOMPLETE);
+      }
+    });
+    assert.ok(outside !== undefined, 'some key lies outside a one-read witness');
+    assert.throws(
+      () => state.computeRoot(blockChanges(4, 40)),
+      witnessError(StateWitnessErrorCode.INCOMPLETE),
+    );
+  });
+
+  it('catches a tampered node, value, id or extra node', () => {
+    const reads = ['key/1', 'key/2', 'key/3', 'missing/1'];
+    const { decoded } = witnessOf(4, reads, blockChanges(5, 40));
+    const root = store.state.root(4);
+    const withNodes = (nodes: Map<number, StateNode>): StateWitness => ({ ...decoded, nodes });
+
+    // A leaf's value hash changed: the parent's hash of it no longer matches.
+    const leafId = [...decoded.nodes].find(([, node]) => node.kind === 'leaf')?.[0] as number;
+    const leaf = decoded.nodes.get(leafId) as Extract<StateNode, { kind: 'leaf' }>;
+    const flipped = leaf.valueHash.slice();
+    flipped[0] = (flipped[0] as number) ^ 1;
+    const tamperedLeaf = new Map(decoded.nodes).set(leafId, { ...leaf, valueHash: flipped });
+    assert.throws(
+      () => WitnessState.verify(withNodes(tamperedLeaf), root),
+      witnessError(StateWitnessErrorCode.ROOT_MISMATCH),
+    );
+
+    // A value that is not the leaf's.
+    const present = decoded.values.findIndex((entry) => entry.value !== null);
+    const values = decoded.values.map((entry, i) =>
+      i === present ? { ...entry, value: text('forged') } : entry,
+    );
+    assert.throws(
+      () => WitnessState.verify({ ...decoded, values }, root),
+      witnessError(StateWitnessErrorCode.VALUE_MISMATCH),
+    );
+    // A value for a key the tree shows absent.
+    const absentValues = decoded.values.map((entry) =>
+      entry.value === null ? { ...entry, value: text('invented') } : entry,
+    );
+    assert.throws(
+      () => WitnessState.verify({ ...decoded, values: absentValues }, root),
+      witnessError(StateWitnessErrorCode.VALUE_MISMATCH),
+    );
+    // A present key whose value the witness drops: its read is incomplete, not absent.
+    const dropped = WitnessState.verify(
+      { ...decoded, values: decoded.values.filter((_, i) => i !== present) },
+      root,
+    );
+    assert.throws(
+      () => dropped.get(decoded.values[present]?.key as Uint8Array),
+      witnessError(StateWitnessErrorCode.INCOMPLETE),
+    );
+
+    // A node no reference reaches.
+    const extra = new Map(decoded.nodes).set(2 ** 40, leaf);
+    assert.throws(
+      () => WitnessState.verify(withNodes(extra), root),
+      witnessError(StateWitnessErrorCode.MALFORMED),
+    );
+  });
+
+  it('refuses malformed and non-canonical encodings', () => {
+    const { witness } = store.stateWitness(2, [text('key/5')], []);
+    const encoded = encodeStateWitness(witness);
+    const malformed = witnessError(StateWitnessErrorCode.MALFORMED);
+    assert.throws(() => decodeStateWitness(Uint8Array.of(0xff)), malformed);
+    assert.throws(() => decodeStateWitness(encodeCanonical([2])), malformed);
+    const parts = decodeCanonical(encoded) as unknown[];
+    // The empty subtree's id must be null exactly when its hash is the empty hash.
+    assert.throws(
+      () => decodeStateWitness(encodeCanonical([1, 2, EMPTY_STATE_ROOT, 7, [], []])),
+      malformed,
+    );
+    // Node ids out of order.
+    const nodes = parts[4] as unknown[][];
+    if (nodes.length >= 2) {
+      const swapped = [...parts];
+      swapped[4] = [nodes[1], nodes[0], ...nodes.slice(2)];
+      assert.throws(() => decodeStateWitness(encodeCanonical(swapped)), malformed);
+    }
+    // A key read twice.
+    const values = parts[5] as unknown[][];
+    const twice = [...parts];
+    twice[5] = [...values, values[0]];
+    assert.throws(() => decodeStateWitness(encodeCanonical(twice)), malformed);
+    // Trailing bytes.
+    assert.throws(() => decodeStateWitness(Uint8Array.of(...encoded, 0)), malformed);
+  });
+});
