@@ -94,6 +94,11 @@ export enum CaesarErrorCode {
   COMMISSION_CHANGE_TOO_LARGE = 'CAESAR_COMMISSION_CHANGE_TOO_LARGE',
   /** `create-validator` whose self-bond is below `minValidatorStake`. */
   SELF_BOND_TOO_SMALL = 'CAESAR_SELF_BOND_TOO_SMALL',
+  /**
+   * A `delegate` or `create-validator` that would give an account shares of more than
+   * `MAX_DELEGATIONS_PER_ACCOUNT` validators.
+   */
+  TOO_MANY_DELEGATIONS = 'CAESAR_TOO_MANY_DELEGATIONS',
 }
 
 /** The `TxResult.code` recorded for each refusal (0 is "applied"). */
@@ -135,6 +140,7 @@ export const CAESAR_RESULT_CODES: Readonly<Record<CaesarErrorCode, number>> = Ob
   [CaesarErrorCode.COMMISSION_CHANGE_TOO_SOON]: 35,
   [CaesarErrorCode.COMMISSION_CHANGE_TOO_LARGE]: 36,
   [CaesarErrorCode.SELF_BOND_TOO_SMALL]: 37,
+  [CaesarErrorCode.TOO_MANY_DELEGATIONS]: 38,
 });
 
 export class CaesarError extends ModuleError<CaesarErrorCode> {

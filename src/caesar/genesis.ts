@@ -36,6 +36,8 @@ import {
   compareAddresses,
   consensusAddress,
   delegationKey,
+  delegatorIndexKey,
+  encodeDelegatorIndex,
   encodeValidatorList,
   encodeValidatorRecord,
   validatorKey,
@@ -533,6 +535,11 @@ function stakingInitialState(staking: StakingGenesis): InitialStateEntry[] {
         key: delegationKey(address, ed25519Address(validator.publicKey)),
         value: encodeStoredAmount(validator.selfBond),
       },
+      // Each genesis key is its own operator, so its index holds its own validator alone.
+      {
+        key: delegatorIndexKey(ed25519Address(validator.publicKey)),
+        value: encodeDelegatorIndex([address]),
+      },
     );
   }
   if (addresses.length > 0) {
@@ -548,7 +555,7 @@ function stakingInitialState(staking: StakingGenesis): InitialStateEntry[] {
 /**
  * The router's `initialState` for a Caesar genesis: `caesar/params`, one `caesar/bal/…` entry
  * per allocation and, with a staking section, the staking parameters, each genesis validator's
- * record and self-bond delegation, the validator lists and the bonded total, and the governance
+ * record, self-bond delegation and delegator index, the validator lists and the bonded total, and the governance
  * parameters when the genesis gives them; in key order.
  * Checks the genesis first (`checkCaesarGenesis`).
  */

@@ -1,6 +1,6 @@
 import type { ModuleState, ModuleStateReader } from '../consensus/application/module.js';
 import { toHex } from '../crypto/bytes.js';
-import { CaesarError, CaesarErrorCode } from './errors.js';
+import { CaesarError, CaesarErrorCode, CaesarStateError, CaesarStateErrorCode } from './errors.js';
 import { applyParamChanges } from './gov-changes.js';
 import { readGovParams } from './gov-params.js';
 import type { GovParams } from './gov-params.js';
@@ -26,9 +26,9 @@ import type { StakingParams } from './staking-params.js';
 import {
   STAKING_PARAMS_KEY,
   compareAddresses,
+  readDelegatorIndex,
   readShares,
   readValidator,
-  readValidatorList,
   sharesValue,
 } from './staking-state.js';
 import type { ValidatorRecord } from './staking-state.js';
@@ -62,28 +62,45 @@ export function requireGovernance(
 
 /**
  * Bonded stake by account, over one state: an account's stake is what its delegations are
- * worth (floor of shares × tokens / shares, per validator), self-bonds included. Validator
- * records are read once per view.
+ * worth (floor of shares × tokens / shares, per validator), self-bonds included. The account's
+ * delegator index names the validators it has shares of, so weighing one account reads its
+ * index and at most `MAX_DELEGATIONS_PER_ACCOUNT` delegations, however many validators exist.
+ * Each validator record is read once per view, and each account weighed once per view (the end
+ * of a block tallying several proposals weighs a voter of several of them once). A view must
+ * not outlive a write to the stake it reads.
  */
 export class StakeView {
-  private validators: { address: Uint8Array; record: ValidatorRecord }[] | undefined;
+  private readonly records = new Map<string, ValidatorRecord>();
+  private readonly stakes = new Map<string, bigint>();
 
   constructor(private readonly state: ModuleStateReader) {}
 
-  private all(): { address: Uint8Array; record: ValidatorRecord }[] {
-    this.validators ??= readValidatorList(this.state).map((address) => ({
-      address,
-      record: readValidator(this.state, address)!,
-    }));
-    return this.validators;
+  private record(validator: Uint8Array): ValidatorRecord {
+    const id = toHex(validator);
+    let record = this.records.get(id);
+    if (record === undefined) {
+      record = readValidator(this.state, validator);
+      if (record === undefined) {
+        throw new CaesarStateError(
+          CaesarStateErrorCode.CORRUPT_VALUE,
+          `delegator index: names validator ${id}, which has no record`,
+        );
+      }
+      this.records.set(id, record);
+    }
+    return record;
   }
 
   stakeOf(account: Uint8Array): bigint {
+    const id = toHex(account);
+    const known = this.stakes.get(id);
+    if (known !== undefined) return known;
     let stake = 0n;
-    for (const { address, record } of this.all()) {
-      const shares = readShares(this.state, address, account);
-      if (shares > 0n) stake += sharesValue(record, shares);
+    for (const validator of readDelegatorIndex(this.state, account)) {
+      const shares = readShares(this.state, validator, account);
+      if (shares > 0n) stake += sharesValue(this.record(validator), shares);
     }
+    this.stakes.set(id, stake);
     return stake;
   }
 }

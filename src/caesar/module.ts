@@ -41,6 +41,7 @@ import {
   UNBONDING_TOTAL_KEY,
   VALIDATORS_KEY,
   delegationKey,
+  delegatorIndexKey,
   unbondingKey,
   validatorKey,
 } from './staking-state.js';
@@ -57,6 +58,8 @@ export const VALIDATOR_QUERY = 'validator';
 export const VALIDATORS_QUERY = 'validators';
 export const VALIDATOR_SET_QUERY = 'validator-set';
 export const DELEGATION_QUERY = 'delegation';
+/** The validators a delegator has shares of (its delegator index). */
+export const DELEGATOR_INDEX_QUERY = 'delegations';
 export const UNBONDING_QUERY = 'unbonding';
 export const STAKING_PARAMS_QUERY = 'staking-params';
 export const BONDED_QUERY = 'bonded';
@@ -266,6 +269,8 @@ export function createCaesarModule(options: CaesarModuleOptions = {}): Module<Ca
             ),
           };
         }
+        case DELEGATOR_INDEX_QUERY:
+          return { key: delegatorIndexKey(queryAddress(path, data)) };
         case UNBONDING_QUERY:
           return { key: unbondingKey(queryAddress(path, data)) };
         case VALIDATORS_QUERY:

@@ -8,6 +8,7 @@ import { CaesarError, CaesarErrorCode } from './errors.js';
 import {
   BONDED_QUERY,
   DELEGATION_QUERY,
+  DELEGATOR_INDEX_QUERY,
   STAKING_PARAMS_QUERY,
   UNBONDING_QUERY,
   UNBONDING_TOTAL_QUERY,
@@ -23,10 +24,12 @@ import {
   STAKING_PARAMS_KEY,
   UNBONDING_TOTAL_KEY,
   VALIDATORS_KEY,
+  decodeDelegatorIndex,
   decodeUnbondingEntries,
   decodeValidatorList,
   decodeValidatorRecord,
   delegationKey,
+  delegatorIndexKey,
   unbondingKey,
   validatorKey,
 } from './staking-state.js';
@@ -76,6 +79,9 @@ export const caesarDelegationQuery = (
     ),
     height,
   );
+/** The delegator index of an account: the validators it has shares of. */
+export const caesarDelegatorIndexQuery = (delegator: Uint8Array, height?: number): QueryRequest =>
+  request(DELEGATOR_INDEX_QUERY, sized(delegator, ADDRESS_BYTES, 'a delegator address'), height);
 export const caesarUnbondingQuery = (delegator: Uint8Array, height?: number): QueryRequest =>
   request(UNBONDING_QUERY, sized(delegator, ADDRESS_BYTES, 'a delegator address'), height);
 export const caesarStakingParamsQuery = (height?: number): QueryRequest =>
@@ -113,6 +119,19 @@ export function verifyCaesarDelegation(
   response: QueryResponse,
 ): bigint {
   return decodeStoredAmount(verifiedValue(delegationKey(validator, delegator), response));
+}
+
+/**
+ * The proven validators `delegator` has shares of, ascending (empty: none, proven absent).
+ * Exactly these have a `caesar/delegation` above zero for it, so with one proven delegation per
+ * entry an account's delegations are proven complete.
+ */
+export function verifyCaesarDelegatorIndex(
+  delegator: Uint8Array,
+  response: QueryResponse,
+): Uint8Array[] {
+  const value = verifiedValue(delegatorIndexKey(delegator), response);
+  return value === null ? [] : decodeDelegatorIndex(value);
 }
 
 export function verifyCaesarUnbonding(

@@ -29,6 +29,9 @@ import { readAmount, writeAmount } from './state.js';
  *                              `vacant`, the height from which it has had no tokens, no shares
  *                              and no power, only while that holds)
  *   del/<validator 20><delegator 32>   the delegator's shares of that validator
+ *   dlg/<delegator 32>         CBOR array of the validators the delegator has shares of, sorted
+ *                              (the delegator index: exactly the `del/` keys above zero);
+ *                              absent: none
  *   ubd/<delegator 32>         CBOR array of the delegator's unbonding entries
  *   unq/<height u64 BE>        CBOR array of the delegators whose entries complete at height
  *   miss/<validator 20>        bitmap of missed commits over the signed window; absent: none
@@ -47,6 +50,7 @@ export const ACTIVE_SET_KEY = encoder.encode('stk/set');
 export const EPOCH_HISTORY_KEY = encoder.encode('stk/epochs');
 const VALIDATOR_PREFIX = encoder.encode('val/');
 const DELEGATION_PREFIX = encoder.encode('del/');
+const DELEGATOR_INDEX_PREFIX = encoder.encode('dlg/');
 const UNBONDING_PREFIX = encoder.encode('ubd/');
 const QUEUE_PREFIX = encoder.encode('unq/');
 const MISSED_PREFIX = encoder.encode('miss/');
@@ -55,6 +59,12 @@ const MISSED_PREFIX = encoder.encode('miss/');
 export const MAX_UNBONDING_ENTRIES = 32;
 /** Most validators that can exist (in the set or not); `vals` is one value. */
 export const MAX_VALIDATOR_CANDIDATES = 10_000;
+/**
+ * Most validators one account may have shares of at once (its delegator index, self-bond
+ * included). Weighing an account's vote, and proving its delegations complete, reads its index
+ * and each delegation in it, so this bounds the work per voter however many validators exist.
+ */
+export const MAX_DELEGATIONS_PER_ACCOUNT = 32;
 
 /** Why a validator is jailed. */
 export enum JailReason {
@@ -157,6 +167,10 @@ export function validatorKey(validator: Uint8Array): Uint8Array {
 
 export function delegationKey(validator: Uint8Array, delegator: Uint8Array): Uint8Array {
   return concatBytes(DELEGATION_PREFIX, validator, delegator);
+}
+
+export function delegatorIndexKey(delegator: Uint8Array): Uint8Array {
+  return concatBytes(DELEGATOR_INDEX_PREFIX, delegator);
 }
 
 export function unbondingKey(delegator: Uint8Array): Uint8Array {
@@ -302,6 +316,55 @@ export function encodeValidatorList(list: readonly Uint8Array[]): Uint8Array {
   return encodeCanonical(list);
 }
 
+/** The validators `delegator` has shares of, sorted; empty when none. */
+export function readDelegatorIndex(state: ModuleStateReader, delegator: Uint8Array): Uint8Array[] {
+  const value = state.get(delegatorIndexKey(delegator));
+  return value === null ? [] : decodeDelegatorIndex(value);
+}
+
+/** A delegator index: a non-empty, strictly ascending array of 20-byte validator addresses. */
+export function decodeDelegatorIndex(value: Uint8Array): Uint8Array[] {
+  const what = 'delegator index';
+  const list = decode(value, what);
+  if (
+    !Array.isArray(list) ||
+    list.length === 0 ||
+    list.length > MAX_DELEGATIONS_PER_ACCOUNT ||
+    !list.every((item) => isBytes(item, VALIDATOR_ADDRESS_BYTES))
+  ) {
+    corrupt(what, `expected 1 to ${MAX_DELEGATIONS_PER_ACCOUNT} 20-byte addresses`);
+  }
+  const validators = list as Uint8Array[];
+  for (let i = 1; i < validators.length; i++) {
+    if (compareAddresses(validators[i - 1]!, validators[i]!) >= 0) {
+      corrupt(what, 'addresses out of order or repeated');
+    }
+  }
+  return validators;
+}
+
+export function encodeDelegatorIndex(validators: readonly Uint8Array[]): Uint8Array {
+  return encodeCanonical([...validators].sort(compareAddresses));
+}
+
+/**
+ * Keeps `delegator`'s index equal to the validators it has shares of, after its shares of
+ * `validator` became `shares`: adds the validator when it holds shares, removes it at zero.
+ */
+function updateDelegatorIndex(
+  state: ModuleState,
+  delegator: Uint8Array,
+  validator: Uint8Array,
+  shares: bigint,
+): void {
+  const before = readDelegatorIndex(state, delegator);
+  const others = before.filter((item) => compareAddresses(item, validator) !== 0);
+  const after = shares > 0n ? [...others, validator] : others;
+  if (after.length === before.length && shares > 0n) return;
+  if (after.length === 0) state.delete(delegatorIndexKey(delegator));
+  else state.set(delegatorIndexKey(delegator), encodeDelegatorIndex(after));
+}
+
 export function encodeUnbondingEntries(entries: readonly UnbondingEntry[]): Uint8Array {
   return encodeCanonical(
     entries.map((entry) => [
@@ -420,6 +483,11 @@ export function readShares(
   return readAmount(state, delegationKey(validator, delegator));
 }
 
+/**
+ * Writes the delegator's shares of `validator` and keeps its delegator index in step. Whoever
+ * gives an account shares of a validator it had none of checks `MAX_DELEGATIONS_PER_ACCOUNT`
+ * first (`requireDelegationRoom`).
+ */
 export function writeShares(
   state: ModuleState,
   validator: Uint8Array,
@@ -427,6 +495,7 @@ export function writeShares(
   shares: bigint,
 ): void {
   writeAmount(state, delegationKey(validator, delegator), shares);
+  updateDelegatorIndex(state, delegator, validator, shares);
 }
 
 /** Bytewise comparison of equal-length byte strings (addresses). */

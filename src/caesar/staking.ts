@@ -8,6 +8,7 @@ import type { StakingParams } from './staking-params.js';
 import {
   BONDED_KEY,
   JailReason,
+  MAX_DELEGATIONS_PER_ACCOUNT,
   MAX_UNBONDING_ENTRIES,
   MAX_VALIDATOR_CANDIDATES,
   STAKING_PARAMS_KEY,
@@ -18,6 +19,7 @@ import {
   encodeValidatorList,
   formatConsensusAddress,
   missedKey,
+  readDelegatorIndex,
   readQueue,
   readShares,
   readUnbondingEntries,
@@ -176,8 +178,30 @@ function planCreate(
     );
   }
   const operator = ed25519Address(sender);
+  requireDelegationRoom(state, tx.op, operator, validator);
   const balance = requireFunds(state, tx.op, operator, tx.bond + tx.fee);
   return { operator, balance, validators };
+}
+
+/**
+ * Refuses to give `account` shares of `validator` when it has none of it yet and already has
+ * shares of `MAX_DELEGATIONS_PER_ACCOUNT` validators: its delegator index, which weighing its
+ * votes and proving its delegations read in full, stays bounded.
+ */
+function requireDelegationRoom(
+  state: ModuleStateReader,
+  op: string,
+  account: Uint8Array,
+  validator: Uint8Array,
+): void {
+  const index = readDelegatorIndex(state, account);
+  if (index.length < MAX_DELEGATIONS_PER_ACCOUNT) return;
+  if (index.some((item) => compareAddresses(item, validator) === 0)) return;
+  throw new CaesarError(
+    CaesarErrorCode.TOO_MANY_DELEGATIONS,
+    `${op}: account ${toHex(account)} has shares of ${index.length} validators, the most one account may have (unbond one fully first)`,
+    { account: toHex(account), delegations: index.length, max: MAX_DELEGATIONS_PER_ACCOUNT },
+  );
 }
 
 interface DelegatePlan {
@@ -190,6 +214,7 @@ interface DelegatePlan {
 function planDelegate(state: ModuleStateReader, tx: Delegate, delegator: Uint8Array): DelegatePlan {
   requireStakingParams(state);
   const record = requireValidator(state, tx.op, tx.validator);
+  requireDelegationRoom(state, tx.op, delegator, tx.validator);
   const balance = requireFunds(state, tx.op, delegator, tx.amount + tx.fee);
   // Shares at the validator's current rate (Cosmos `AddTokensFromDel`); the first delegation of
   // an empty validator buys one share per base unit.

@@ -10,6 +10,7 @@ import {
   VoteOption,
   caesarBalanceQuery,
   caesarDelegationQuery,
+  caesarDelegatorIndexQuery,
   caesarFeePoolQuery,
   caesarGovCountQuery,
   caesarGovActiveQuery,
@@ -34,6 +35,7 @@ import {
   UNBOND_OP,
   verifyCaesarBalance,
   verifyCaesarDelegation,
+  verifyCaesarDelegatorIndex,
   verifyCaesarFeePool,
   verifyCaesarGovActive,
   verifyCaesarGovCount,
@@ -111,7 +113,10 @@ export const CAESAR_SERVICE_NAME = 'hypermesh.caesar.v1';
 export const MAX_VALIDATORS_PAGE = 256;
 /** Proposals one `proposals` page holds at most. */
 export const MAX_PROPOSALS_PAGE = 32;
-/** Delegations an `account` answer lists at most (the validators it has shares of). */
+/**
+ * Delegations an `account` answer may list on the wire. The ledger holds an account to
+ * `MAX_DELEGATIONS_PER_ACCOUNT` (32) validators; the wire keeps its earlier, larger bound.
+ */
 export const MAX_ACCOUNT_DELEGATIONS = 1_000;
 const MAX_PROVEN_BYTES = 256 * 1024;
 const MAX_VALIDATOR_LIST = 10_000;
@@ -293,6 +298,11 @@ export const caesarService = defineService({
         /** The account's Ed25519 key: the router keeps sequences by key, not by address. */
         publicKey: bytes({ length: 32 }).optional(),
         height: height.optional(),
+        /**
+         * Also send the proven delegator index (`proofs.index`), which proves the listed
+         * delegations complete. Optional so that clients from before it get the answer they know.
+         */
+        proveComplete: z.literal(true).optional(),
       }),
       response: z.strictObject({
         ...read,
@@ -302,6 +312,8 @@ export const caesarService = defineService({
           sequence: proven.nullable(),
           stakingParams: proven,
           unbonding: proven.nullable(),
+          /** The delegator index, when `proveComplete` asked for it and the chain has staking. */
+          index: proven.optional(),
           delegations: z
             .array(
               z.strictObject({ validator: validatorAddress, record: proven, delegation: proven }),
@@ -570,6 +582,7 @@ interface AccountProofs {
   readonly sequence: ProvenRead | null;
   readonly stakingParams: ProvenRead;
   readonly unbonding: ProvenRead | null;
+  readonly index?: ProvenRead;
   readonly delegations: readonly {
     readonly validator: Uint8Array;
     readonly record: ProvenRead;
@@ -577,11 +590,16 @@ interface AccountProofs {
   }[];
 }
 
+/**
+ * The account's view from its proofs. `complete`: the answer must carry the proven delegator
+ * index and list exactly the delegations it names (so none is left out).
+ */
 function accountViewOf(
   at: Answer,
   account: Uint8Array,
   publicKey: Uint8Array | undefined,
   proofs: AccountProofs,
+  complete: boolean,
 ): AccountView {
   const balance = verifyCaesarBalance(account, asResponse(at, proofs.balance));
   if ((publicKey === undefined) !== (proofs.sequence === null)) {
@@ -594,6 +612,9 @@ function accountViewOf(
   const staking = verifyCaesarStakingParams(asResponse(at, proofs.stakingParams));
   if ((staking === null) !== (proofs.unbonding === null)) {
     proofInvalid('the answer has unbonding entries exactly when the chain has staking');
+  }
+  if ((staking === null || !complete) && proofs.index !== undefined) {
+    proofInvalid('the answer has a delegator index where none was asked for');
   }
   if (staking === null || proofs.unbonding === null) {
     return {
@@ -615,6 +636,19 @@ function accountViewOf(
     if (previous !== undefined && compareAddresses(previous, validator) >= 0) {
       proofInvalid(
         `the answer lists delegations out of validator order or twice (${formatConsensusAddress(validator)} after ${formatConsensusAddress(previous)})`,
+      );
+    }
+  }
+  if (complete) {
+    if (proofs.index === undefined) proofInvalid('the answer has no delegator index');
+    const index = verifyCaesarDelegatorIndex(account, asResponse(at, proofs.index));
+    const listed = proofs.delegations.map(({ validator }) => validator);
+    if (
+      index.length !== listed.length ||
+      index.some((validator, i) => !bytesEqual(validator, listed[i]!))
+    ) {
+      proofInvalid(
+        `the answer lists ${listed.length} delegations, the proven delegator index ${index.length}: one is left out or added`,
       );
     }
   }
@@ -807,10 +841,16 @@ class Reader {
   }
 }
 
+/**
+ * The account's proofs: its delegations are the validators its delegator index names, so one
+ * answer reads at most `MAX_DELEGATIONS_PER_ACCOUNT` × 2 + 5 keys, however many validators
+ * exist. `complete`: also send the index's proof.
+ */
 function accountProofs(
   reader: Reader,
   account: Uint8Array,
   publicKey: Uint8Array | undefined,
+  complete: boolean,
 ): AccountProofs {
   const balance = reader.read(caesarBalanceQuery(account));
   const sequence =
@@ -821,25 +861,22 @@ function accountProofs(
     return { balance, sequence, stakingParams, unbonding: null, delegations: [] };
   }
   const unbonding = reader.read(caesarUnbondingQuery(account));
-  const list = verifyCaesarValidators(asResponse(at, reader.read(caesarValidatorsQuery())));
-  const delegations: AccountProofs['delegations'][number][] = [];
-  for (const validator of list) {
-    const delegation = reader.read(caesarDelegationQuery(validator, account));
-    if (delegation.value === null) continue;
-    if (delegations.length >= MAX_ACCOUNT_DELEGATIONS) {
-      throw new StoqError(
-        StoqErrorCode.RESOURCE_EXHAUSTED,
-        `the account has delegations to more than ${MAX_ACCOUNT_DELEGATIONS} validators`,
-        { reason: 'too-many-delegations', limit: MAX_ACCOUNT_DELEGATIONS },
-      );
-    }
-    delegations.push({
+  const index = reader.read(caesarDelegatorIndexQuery(account));
+  const delegations = verifyCaesarDelegatorIndex(account, asResponse(at, index)).map(
+    (validator) => ({
       validator,
       record: reader.read(caesarValidatorQuery(validator)),
-      delegation,
-    });
-  }
-  return { balance, sequence, stakingParams, unbonding, delegations };
+      delegation: reader.read(caesarDelegationQuery(validator, account)),
+    }),
+  );
+  return {
+    balance,
+    sequence,
+    stakingParams,
+    unbonding,
+    ...(complete ? { index } : {}),
+    delegations,
+  };
 }
 
 const DEFAULT_VALIDATORS_PAGE = 100;
@@ -879,12 +916,13 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
             { reason: 'key-mismatch' },
           );
         }
+        const complete = request.proveComplete === true;
         const reader = new Reader(source, request.height);
-        const proofs = accountProofs(reader, request.address, request.publicKey);
+        const proofs = accountProofs(reader, request.address, request.publicKey, complete);
         const at = reader.answer();
         return {
           ...at,
-          view: accountViewOf(at, request.address, request.publicKey, proofs),
+          view: accountViewOf(at, request.address, request.publicKey, proofs, complete),
           proofs: { ...proofs, delegations: [...proofs.delegations] },
         };
       }),
@@ -1105,7 +1143,8 @@ export interface CaesarRpcClient {
   /**
    * Balance, delegations (with their worth) and unbonding entries, every value proven; with
    * `publicKey` (whose SHA-256 is the address) also the router's next sequence for that key.
-   * That the node left no delegation out is not proven (it would take one proof per validator).
+   * The delegations are proven complete: the answer carries the account's proven delegator
+   * index and exactly one proven delegation per validator it names.
    */
   account(
     address: Uint8Array,
@@ -1201,10 +1240,14 @@ export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient 
           address: account,
           ...(request.publicKey === undefined ? {} : { publicKey: request.publicKey }),
           ...h(request.height),
+          proveComplete: true,
         },
         options,
       );
-      return checked(answer, accountViewOf(answer, account, request.publicKey, answer.proofs));
+      return checked(
+        answer,
+        accountViewOf(answer, account, request.publicKey, answer.proofs, true),
+      );
     },
     validators: async (request = {}, options) => {
       const from = request.from ?? 0;

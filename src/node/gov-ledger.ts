@@ -4,12 +4,12 @@ import {
   ProposalStatus,
   caesarBondedQuery,
   caesarDelegationQuery,
+  caesarDelegatorIndexQuery,
   caesarGovCountQuery,
   caesarGovParamsQuery,
   caesarProposalQuery,
   caesarStakingParamsQuery,
   caesarValidatorQuery,
-  caesarValidatorsQuery,
   caesarVotesQuery,
   countVotes,
   encodeGovTx,
@@ -17,12 +17,12 @@ import {
   tallyOutcome,
   verifyCaesarBonded,
   verifyCaesarDelegation,
+  verifyCaesarDelegatorIndex,
   verifyCaesarGovCount,
   verifyCaesarGovParams,
   verifyCaesarProposal,
   verifyCaesarStakingParams,
   verifyCaesarValidator,
-  verifyCaesarValidators,
   verifyCaesarVotes,
 } from '../caesar/index.js';
 import type {
@@ -110,7 +110,7 @@ export async function readProvenProposals(
       proposals.push({ record, votes });
       continue;
     }
-    stake ??= await provenStake(reader);
+    stake ??= provenStake(reader);
     const weights = new Map<string, bigint>();
     for (const vote of votes) weights.set(toHex(vote.voter), await stake(vote.voter));
     const counted = countVotes(votes, (voter) => weights.get(toHex(voter)) ?? 0n);
@@ -126,26 +126,47 @@ export async function readProvenProposals(
   return { height: reader.height ?? null, stateRoot: reader.stateRoot, params, count, proposals };
 }
 
-/** An account's bonded stake from proven answers: Σ over validators of its delegation's worth. */
-async function provenStake(reader: ProvenReader): Promise<(voter: Uint8Array) => Promise<bigint>> {
-  const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
-  const records: { address: Uint8Array; record: ValidatorRecord }[] = [];
-  for (const address of addresses) {
+/**
+ * An account's bonded stake from proven answers: its proven delegator index, then the worth of
+ * its delegation at each validator the index names (at most `MAX_DELEGATIONS_PER_ACCOUNT`), as
+ * the end of block weighs it. Records are read once, and each voter once per reader.
+ */
+function provenStake(reader: ProvenReader): (voter: Uint8Array) => Promise<bigint> {
+  const records = new Map<string, ValidatorRecord>();
+  const stakes = new Map<string, bigint>();
+  const recordOf = async (address: Uint8Array): Promise<ValidatorRecord> => {
+    const known = records.get(toHex(address));
+    if (known !== undefined) return known;
     const record = await reader.read(
       (at) => caesarValidatorQuery(address, at),
       (response) => verifyCaesarValidator(address, response),
     );
-    if (record !== null) records.push({ address, record });
-  }
+    if (record === null) {
+      throw new StakeCliError(
+        StakeErrorCode.PROOF_INVALID,
+        `the node proves a delegation to validator ${toHex(address)}, which it proves has no record`,
+        1,
+      );
+    }
+    records.set(toHex(address), record);
+    return record;
+  };
   return async (voter) => {
+    const known = stakes.get(toHex(voter));
+    if (known !== undefined) return known;
+    const index = await reader.read(
+      (at) => caesarDelegatorIndexQuery(voter, at),
+      (response) => verifyCaesarDelegatorIndex(voter, response),
+    );
     let total = 0n;
-    for (const { address, record } of records) {
+    for (const address of index) {
       const shares = await reader.read(
         (at) => caesarDelegationQuery(address, voter, at),
         (response) => verifyCaesarDelegation(address, voter, response),
       );
-      total += sharesValue(record, shares);
+      total += sharesValue(await recordOf(address), shares);
     }
+    stakes.set(toHex(voter), total);
     return total;
   };
 }

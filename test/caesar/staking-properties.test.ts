@@ -3,8 +3,11 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   JailReason,
+  decodeDelegatorIndex,
   decodeStoredAmount,
   delegationKey,
+  delegatorIndexKey,
+  sharesValue,
   caesarStateKey,
 } from '../../src/caesar/index.js';
 import type { StakingParams, ValidatorRecord } from '../../src/caesar/index.js';
@@ -45,7 +48,8 @@ import type { BlockExtras, TestValidator } from './staking-fixture.js';
  * by exactly the reward minted minus what the slashes burnt (predicted here from the state
  * before the block); the bonded and unbonding totals match the records; a validator's tokens and
  * shares are zero together, and it is marked vacant exactly when it also has no power; `vals`
- * lists exactly the validators with a record; the validator updates
+ * lists exactly the validators with a record; each account's delegator index names exactly the
+ * validators it has shares of; the validator updates
  * are what a reference selection predicts, and consensus accepts every one of them; a
  * commission moves at most `maxCommissionChangeBps` per block and, when it moves, records the
  * block's height (so at most once per `epochBlocks`).
@@ -69,6 +73,8 @@ type Op =
   | { kind: 'transfer'; from: number; to: number; amount: bigint; fee: bigint }
   | { kind: 'delegate'; from: number; validator: number; amount: bigint; fee: bigint }
   | { kind: 'unbond'; from: number; validator: number; amount: bigint }
+  /** The delegation's whole worth as the state before the block has it. */
+  | { kind: 'unbond-all'; from: number; validator: number }
   | { kind: 'create' }
   | { kind: 'unjail'; validator: number }
   | { kind: 'edit'; validator: number; step: number };
@@ -95,6 +101,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     validator: fc.nat(3),
     amount,
   }),
+  fc.record({ kind: fc.constant('unbond-all' as const), from: fc.nat(2), validator: fc.nat(3) }),
   fc.record({ kind: fc.constant('create' as const) }),
   fc.record({ kind: fc.constant('unjail' as const), validator: fc.nat(3) }),
   fc.record({
@@ -125,8 +132,20 @@ const quietBlock = {
 const maturingScenario: typeof scenarioArb extends fc.Arbitrary<infer T> ? T : never = {
   selfBonds: [3_000n, 3_000n, 3_000n],
   blocks: [
-    { ...quietBlock, ops: [{ kind: 'delegate', from: 0, validator: 0, amount: 500n, fee: 0n }] },
-    { ...quietBlock, ops: [{ kind: 'unbond', from: 0, validator: 0, amount: 200n }] },
+    {
+      ...quietBlock,
+      ops: [
+        { kind: 'delegate', from: 0, validator: 0, amount: 500n, fee: 0n },
+        { kind: 'delegate', from: 0, validator: 1, amount: 300n, fee: 0n },
+      ],
+    },
+    {
+      ...quietBlock,
+      ops: [
+        { kind: 'unbond', from: 0, validator: 0, amount: 200n },
+        { kind: 'unbond-all', from: 0, validator: 1 },
+      ],
+    },
     ...Array.from({ length: PARAMS.unbondingBlocks + 2 }, () => quietBlock),
   ],
 };
@@ -173,6 +192,8 @@ describe('caesar staking properties over random sequences', () => {
       joins: 0,
       removals: 0,
       maturities: 0,
+      /** Blocks after which an account had shares of fewer validators (its index shrank). */
+      emptied: 0,
     };
     await fc.assert(
       fc.asyncProperty(scenarioArb, async ({ selfBonds, blocks }) => {
@@ -222,6 +243,7 @@ describe('caesar staking properties over random sequences', () => {
           );
           // Heights whose end recomputed the set (an epoch with a non-empty selection); 0: genesis.
           const recomputes = [0];
+          const heldBefore = new Map<string, string[]>();
           for (const [index, block] of blocks.entries()) {
             const height = index + 1;
             const before = height === 1 ? genesisRecords : snapshot(proposer);
@@ -255,6 +277,24 @@ describe('caesar staking properties over random sequences', () => {
                       validator: validators[op.validator]!.address,
                     }),
                   ];
+                case 'unbond-all': {
+                  const v = validators[op.validator]!;
+                  const record = before.get(v.id);
+                  const shares = decodeStoredAmount(
+                    proposer.store.state.get(
+                      caesarStateKey(delegationKey(v.address, addressOf(delegators[op.from]!))),
+                    ),
+                  );
+                  const worth = record === undefined ? 0n : sharesValue(record, shares);
+                  return [
+                    stakingTx(delegators[op.from]!, {
+                      op: 'unbond',
+                      fee: 0n,
+                      amount: worth === 0n ? 1n : worth,
+                      validator: v.address,
+                    }),
+                  ];
+                }
                 case 'unbond':
                   return [
                     stakingTx(delegators[op.from]!, {
@@ -476,6 +516,27 @@ describe('caesar staking properties over random sequences', () => {
                 assert.ok(shares <= record.shares);
               }
             }
+            // Each account's delegator index names exactly the validators it has shares of.
+            for (const address of accounts) {
+              const held = validators
+                .filter(
+                  (v) =>
+                    decodeStoredAmount(
+                      proposer.store.state.get(caesarStateKey(delegationKey(v.address, address))),
+                    ) > 0n,
+                )
+                .map((v) => v.id)
+                .sort();
+              const index = proposer.store.state.get(caesarStateKey(delegatorIndexKey(address)));
+              assert.deepEqual(
+                index === null ? [] : decodeDelegatorIndex(index).map(toHex),
+                held,
+                `delegator index at ${height}`,
+              );
+              const id = toHex(address);
+              if ((heldBefore.get(id) ?? []).some((v) => !held.includes(v))) seen.emptied++;
+              heldBefore.set(id, held);
+            }
 
             // The updates: the reference selection at an epoch, the jailed leaving otherwise.
             const announcedBefore = new Map([...before].map(([id, r]) => [id, r.power]));
@@ -527,6 +588,7 @@ describe('caesar staking properties over random sequences', () => {
       'edit',
       'transfer',
       'unbond',
+      'unbond-all',
       'unjail',
     ]);
     for (const [what, count] of Object.entries(seen)) {

@@ -3,12 +3,13 @@ import { after, before, describe, it } from 'node:test';
 import { CaesarStateError, CaesarStateErrorCode } from '../../src/caesar/index.js';
 import type { ServiceRegistry } from '../../src/consensus/net/index.js';
 import {
+  caesarService,
   createCaesarRpcClient,
   registerCaesarRpc,
   type CaesarRpcClient,
   type CaesarRpcSource,
 } from '../../src/faces/caesar-rpc.js';
-import type { ServiceDefinition, ServiceHandlers } from '../../src/stoq/index.js';
+import type { RpcClient, ServiceDefinition, ServiceHandlers } from '../../src/stoq/index.js';
 import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import { makeSender, type TestNode } from '../consensus/application/fixture.js';
 import { Cluster } from '../consensus/net/net-fixture.js';
@@ -24,9 +25,10 @@ import {
 /**
  * The client of `hypermesh.caesar.v1` checks what it is told (over the in-memory STOQ
  * transport): a node that states another balance than its proof shows, or sends the proof of
- * another account, or lists one proven delegation twice (counting it twice in `bonded`), is
- * refused with `CaesarStateError PROOF_INVALID`; pages of validators follow
- * the proven list. The honest server reads a real Caesar application over a store.
+ * another account, or lists one proven delegation twice (counting it twice in `bonded`), or
+ * leaves a delegation out, or withholds the delegator index that proves none is left out, is
+ * refused with `CaesarStateError PROOF_INVALID`; a request without `proveComplete` (a client
+ * from before it) gets the answer it knows; pages of validators follow the proven list. The honest server reads a real Caesar application over a store.
  */
 let cluster: Cluster;
 let app: TestNode;
@@ -34,9 +36,14 @@ let honest: CaesarRpcClient;
 let liar: CaesarRpcClient;
 let forger: CaesarRpcClient;
 let doubler: CaesarRpcClient;
+let hider: CaesarRpcClient;
+let withholder: CaesarRpcClient;
+let legacy: RpcClient<typeof caesarService>;
 
 const alice = makeSender();
 const bob = makeSender();
+/** Delegates to two validators. */
+const dave = makeSender();
 const validators = [makeValidator(), makeValidator(), makeValidator()];
 
 /** `registry` with the handler of `method` replaced by `wrap(original)`. */
@@ -63,7 +70,10 @@ before(async () => {
   app = await openStakingNode(
     stakingGenesis({
       validators: validators.map((validator) => ({ validator, selfBond: 10_000n })),
-      balances: [{ address: addressOf(alice), amount: 5_000n }],
+      balances: [
+        { address: addressOf(alice), amount: 5_000n },
+        { address: addressOf(dave), amount: 5_000n },
+      ],
     }),
   );
   runBlock(app);
@@ -75,6 +85,12 @@ before(async () => {
       amount: 1_000n,
       validator: validators[1]!.address,
     }),
+    stakingTx(dave, { op: 'delegate', fee: 0n, amount: 300n, validator: validators[0]!.address }),
+    stakingTx(
+      dave,
+      { op: 'delegate', fee: 0n, amount: 400n, validator: validators[2]!.address },
+      1,
+    ),
   ]);
   const source: CaesarRpcSource = {
     query: (request) => app.app.query(request),
@@ -88,13 +104,17 @@ before(async () => {
     'n2',
     'n3',
     'n4',
+    'n5',
+    'n6',
     { name: 'carol', role: 'client' },
   ]);
-  const [n1, n2, n3, n4] = [
+  const [n1, n2, n3, n4, n5, n6] = [
     await cluster.endpoint('n1'),
     await cluster.endpoint('n2'),
     await cluster.endpoint('n3'),
     await cluster.endpoint('n4'),
+    await cluster.endpoint('n5'),
+    await cluster.endpoint('n6'),
   ];
   registerCaesarRpc(n1.endpoint, source);
   // n2 states a balance its proof does not show.
@@ -148,12 +168,47 @@ before(async () => {
     }),
     source,
   );
+  interface AccountAnswer {
+    view: { staking: { delegations: { worth: string }[]; bonded: string } | null };
+    proofs: { delegations: unknown[]; index?: unknown };
+  }
+  // n5 leaves the account's first delegation out, proofs and view alike (each remaining value
+  // proven, `bonded` their sum): only the delegator index shows one is missing.
+  registerCaesarRpc(
+    tampering(n5.endpoint, 'account', (original) => async (request: unknown, ctx: unknown) => {
+      const answer = (await original(request, ctx)) as AccountAnswer;
+      const staking = answer.view.staking;
+      if (staking === null || staking.delegations.length === 0) return answer;
+      const delegations = staking.delegations.slice(1);
+      const bonded = delegations.reduce((sum, d) => sum + BigInt(d.worth), 0n);
+      return {
+        ...answer,
+        view: { ...answer.view, staking: { ...staking, delegations, bonded: bonded.toString() } },
+        proofs: { ...answer.proofs, delegations: answer.proofs.delegations.slice(1) },
+      };
+    }),
+    source,
+  );
+  // n6 answers as a node from before the index: everything but `proofs.index`.
+  registerCaesarRpc(
+    tampering(n6.endpoint, 'account', (original) => async (request: unknown, ctx: unknown) => {
+      const answer = (await original(request, ctx)) as AccountAnswer;
+      const { index: _withheld, ...proofs } = answer.proofs;
+      return { ...answer, proofs };
+    }),
+    source,
+  );
   const caller = await cluster.endpoint('carol', undefined, {
     n1: [n1.address],
     n2: [n2.address],
     n3: [n3.address],
     n4: [n4.address],
+    n5: [n5.address],
+    n6: [n6.address],
   });
+  hider = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n5' });
+  withholder = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n6' });
+  legacy = caller.endpoint.client(caesarService, 'n1');
   honest = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n1' });
   liar = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n2' });
   forger = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n3' });
@@ -184,6 +239,32 @@ describe('hypermesh.caesar.v1 client checks', () => {
     await assert.rejects(doubler.account(addressOf(alice)), proofInvalid);
     // Without delegations there is nothing to repeat: the same server's answer is accepted.
     assert.equal((await doubler.account(addressOf(bob))).view.staking?.bonded, '0');
+  });
+
+  it('proves delegations complete with the delegator index', async () => {
+    const full = await honest.account(addressOf(dave));
+    assert.deepEqual(
+      full.view.staking?.delegations.map((d) => [d.validator, d.worth]),
+      [
+        [validators[0]!.id, '300'],
+        [validators[2]!.id, '400'],
+      ].sort(([a], [b]) => (a! < b! ? -1 : 1)),
+    );
+    assert.equal(full.view.staking?.bonded, '700');
+    await assert.rejects(hider.account(addressOf(dave)), proofInvalid);
+    await assert.rejects(withholder.account(addressOf(dave)), proofInvalid);
+    // Without staking answers there is no index to withhold or entry to hide: bob has none.
+    assert.equal((await hider.account(addressOf(bob))).view.staking?.bonded, '0');
+  });
+
+  it('answers a request without proveComplete as before: no index, the same delegations', async () => {
+    const old = await legacy.call('account', { address: addressOf(dave) });
+    assert.equal(old.proofs.index, undefined);
+    assert.equal(old.proofs.delegations.length, 2);
+    assert.equal(old.view.staking?.bonded, '700');
+    const asked = await legacy.call('account', { address: addressOf(dave), proveComplete: true });
+    assert.notEqual(asked.proofs.index, undefined);
+    assert.deepEqual(asked.view, old.view);
   });
 
   it('pages validators over the proven list and names the next page', async () => {
