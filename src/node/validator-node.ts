@@ -720,6 +720,10 @@ export async function startValidatorNode(
         return { pendingEvidence, latePrecommits };
       },
     });
+    // One 'commit' listener per part that follows the chain (metrics, discovery, CA, ACME,
+    // ledger, renewal, membership, ...: about ten), plus whoever embeds the node and waits for
+    // commits: a fixed set, not a leak, so Node's default warning at 10 would only mislead.
+    consensus.setMaxListeners(64);
     consensus.on('commit', (info: CommitInfo) => {
       const evidence = store.blocks.evidenceAt(info.height).length;
       metrics.committed({ latencySeconds: info.latencyMs / 1000, txs: info.txs, evidence });
