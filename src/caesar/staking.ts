@@ -231,6 +231,15 @@ function planDelegate(state: ModuleStateReader, tx: Delegate, delegator: Uint8Ar
       'delegate: the validator would have 2^128 shares or more',
     );
   }
+  // Shares worth nothing (a slashed validator's rate) would hold one of the delegator's places
+  // in the delegator index and buy nothing back.
+  const after = { ...record, tokens: record.tokens + tx.amount, shares: record.shares + shares };
+  if (sharesValue(after, shares) === 0n) {
+    throw new CaesarError(
+      CaesarErrorCode.INVALID_DELEGATION,
+      `delegate: ${tx.amount} base units buy shares of validator ${formatConsensusAddress(tx.validator)} worth nothing at its rate`,
+    );
+  }
   return { delegator, balance, record, shares };
 }
 
@@ -250,6 +259,21 @@ function planUnbond(state: ModuleStateReader, tx: Unbond, delegator: Uint8Array)
   const record = requireValidator(state, tx.op, tx.validator);
   const delegated = readShares(state, tx.validator, delegator);
   const worth = sharesValue(record, delegated);
+  if (worth === 0n && delegated > 0n) {
+    // Worth nothing (shares left after a slash): any unbond closes it, its shares leave, nothing
+    // is paid, and no unbonding entry is made — so it frees its place in the delegator index.
+    const balance = requireFunds(state, tx.op, delegator, tx.fee);
+    return {
+      delegator,
+      balance,
+      record,
+      delegated,
+      sharesOut: delegated,
+      tokensOut: delegated === record.shares ? record.tokens : 0n,
+      entries: readUnbondingEntries(state, delegator),
+      unbondingBlocks: params.unbondingBlocks,
+    };
+  }
   if (tx.amount > worth) {
     throw new CaesarError(
       CaesarErrorCode.INSUFFICIENT_BOND,
@@ -272,6 +296,13 @@ function planUnbond(state: ModuleStateReader, tx: Unbond, delegator: Uint8Array)
     // All of it, asked for or rounded up to: the delegation's whole worth leaves with its last
     // share, and the last delegator of the validator also takes the rounding remainder the
     // others left behind, so a validator's tokens and shares are zero together.
+    sharesOut = delegated;
+    tokensOut = delegated === record.shares ? record.tokens : worth;
+  }
+  const left = delegated - sharesOut;
+  const rest = { ...record, tokens: record.tokens - tokensOut, shares: record.shares - sharesOut };
+  if (left > 0n && sharesValue(rest, left) === 0n) {
+    // What would stay is worth nothing: it leaves too (its worth, zero, with it).
     sharesOut = delegated;
     tokensOut = delegated === record.shares ? record.tokens : worth;
   }
@@ -453,6 +484,13 @@ export function applyStakingTx(
       );
       writeShares(state, tx.validator, delegator, plan.delegated - sharesOut);
       const completion = height + plan.unbondingBlocks;
+      if (tokensOut === 0n) {
+        // A delegation worth nothing closed (planUnbond): no tokens to hold back.
+        return [
+          unbondEvent(delegator, tx.validator, record.publicKey, 0n, sharesOut, completion),
+          ...feeEvents(delegator, tx.fee),
+        ];
+      }
       writeUnbondingEntries(state, delegator, [
         ...plan.entries,
         {

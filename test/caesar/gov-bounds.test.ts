@@ -15,6 +15,15 @@ import {
   proposalKey,
 } from '../../src/caesar/index.js';
 import { checkGovTx } from '../../src/caesar/gov.js';
+import { applyStakingTx } from '../../src/caesar/staking.js';
+import type { StakingTx } from '../../src/caesar/staking-tx.js';
+import {
+  readDelegatorIndex,
+  readShares,
+  readValidator,
+  writeValidator,
+} from '../../src/caesar/staking-state.js';
+import { isHyperMeshError } from '../../src/codec/error.js';
 import type { ModuleState } from '../../src/consensus/application/module.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import { makeSender } from '../consensus/application/fixture.js';
@@ -226,6 +235,62 @@ describe('caesar staking: delegations per account are bounded', () => {
       assert.ok(node.app.checkTx(room).ok);
       const admitted = runBlock(node, [room]);
       assert.equal(admitted.txResults[0]!.code, 0);
+    } finally {
+      await node.close();
+    }
+  });
+});
+
+describe('caesar staking: no delegation worth nothing holds a place in the index', () => {
+  it('refuses shares worth nothing, and an unbond never leaves such a remainder', async () => {
+    const validator = makeValidator();
+    const dave = makeSender();
+    const node = await openStakingNode(
+      stakingGenesis({
+        validators: [{ validator, selfBond: 10_000n }],
+        balances: [{ address: addressOf(dave), amount: 10_000n }],
+      }),
+    );
+    try {
+      runBlock(node);
+      // A slashed validator (tokens below shares, as an equivocation leaves it), on a copy of
+      // the committed state: 9,500 tokens for 10,000 shares.
+      const { state } = countingState(node);
+      const record = readValidator(state, validator.address)!;
+      writeValidator(state, { ...record, tokens: 9_500n, shares: 10_000n });
+      const account = addressOf(dave);
+      const apply = (body: StakingTx) => applyStakingTx(state, body, dave.publicKey, account, 3);
+      const delegate = (amount: bigint): StakingTx => ({
+        op: DELEGATE_OP,
+        fee: 0n,
+        amount,
+        validator: validator.address,
+      });
+      const unbond = (amount: bigint): StakingTx => ({
+        op: 'unbond',
+        fee: 0n,
+        amount,
+        validator: validator.address,
+      });
+      // 1 base unit buys 1 share worth ⌊9,501/10,001⌋ = 0: refused, nothing written.
+      assert.throws(
+        () => apply(delegate(1n)),
+        (error: unknown) => isHyperMeshError(error, CaesarErrorCode.INVALID_DELEGATION),
+      );
+      assert.deepEqual(readDelegatorIndex(state, account), []);
+      // 3 buy 3 shares worth 2; unbonding 1 would leave 1 share worth 0: all of it leaves.
+      apply(delegate(3n));
+      assert.equal(readDelegatorIndex(state, account).length, 1);
+      apply(unbond(1n));
+      assert.equal(readShares(state, validator.address, account), 0n);
+      assert.deepEqual(readDelegatorIndex(state, account), []);
+      // Shares a later slash made worth nothing are closed by any unbond, paying nothing.
+      apply(delegate(50n));
+      const slashed = readValidator(state, validator.address)!;
+      writeValidator(state, { ...slashed, tokens: 1n });
+      apply(unbond(7n));
+      assert.equal(readShares(state, validator.address, account), 0n);
+      assert.deepEqual(readDelegatorIndex(state, account), []);
     } finally {
       await node.close();
     }
