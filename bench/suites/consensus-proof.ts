@@ -47,6 +47,13 @@ import { DEFAULT_TIMEOUTS } from '../../src/consensus/timeouts.js';
 import type { Block, QuorumCertificate } from '../../src/consensus/types.js';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
 import type { BenchContext } from '../report.js';
+import {
+  WitnessState,
+  decodeStateWitness,
+  encodeStateProof,
+  encodeStateWitness,
+  openStore,
+} from '../../src/storage/index.js';
 
 const CHAIN_ID = 'bench-consensus-proof';
 
@@ -290,6 +297,117 @@ async function paramSet(
   }
 }
 
+/** Milliseconds `task` takes, median of `runs`; each run gets its index. */
+function medianMs(runs: number, task: (run: number) => void): number {
+  const times: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const start = performance.now();
+    task(run);
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+/**
+ * PoWork re-execution without state (`hypermesh block verify`, storage/state-witness.ts): over a
+ * store of `keys` keys, a block that reads and changes 1,000 keys (half existing, half new).
+ * Node side: `stateWitness` (the tree nodes on the touched paths, and the values read) and its
+ * encoding; verifier side: decode, check against the root, answer the reads and compute the
+ * new root. Baseline: `computeRoot` on the store itself (what a node with the state does), and
+ * for the size, the same keys' state proofs one by one.
+ */
+async function stateWitness(context: BenchContext, runs: number): Promise<void> {
+  const keys = context.quick ? 20_000 : 100_000;
+  const perBlock = 1000;
+  const dir = await mkdtemp(join(tmpdir(), 'hypermesh-bench-witness-'));
+  const store = openStore(join(dir, 'store.sqlite'));
+  try {
+    context.progress(`state witness: filling a store with ${keys} keys`);
+    const encoder = new TextEncoder();
+    const key = (i: number): Uint8Array => encoder.encode(`bench/key/${i}`);
+    for (let from = 0; from < keys; from += 5000) {
+      const stateChanges = Array.from({ length: Math.min(5000, keys - from) }, (_, i) => ({
+        key: key(from + i),
+        value: randomBytes(48),
+      }));
+      const height = (store.blocks.latestHeight() ?? 0) + 1;
+      const stateRoot = store.state.computeRoot(stateChanges);
+      const bytes = randomBytes(64);
+      store.saveBlock({
+        block: {
+          height,
+          hash: taggedHash('bench/block', bytes),
+          parentHash: height === 1 ? new Uint8Array(32) : store.blocks.byHeight(height - 1)!.hash,
+          timeMs: 1_700_000_000_000 + height,
+          bytes,
+        },
+        commit: randomBytes(64),
+        evidence: [],
+        stateChanges,
+        stateRoot,
+      });
+    }
+    const height = store.blocks.latestHeight() as number;
+    const root = store.state.root(height);
+    // Run r touches keys r·1000 .. (existing half) and `new/r/...` (new half): no plan reuse.
+    const block = (run: number) => {
+      const existing = Array.from({ length: perBlock / 2 }, (_, i) =>
+        key((run * perBlock + i * 7) % keys),
+      );
+      const fresh = Array.from({ length: perBlock / 2 }, (_, i) =>
+        encoder.encode(`bench/new/${run}/${i}`),
+      );
+      const touched = [...existing, ...fresh];
+      return { reads: touched, changes: touched.map((k) => ({ key: k, value: randomBytes(48) })) };
+    };
+    const blocks = Array.from({ length: runs }, (_, run) => block(run));
+    const encoded: Uint8Array[] = [];
+    const buildMs = medianMs(runs, (run) => {
+      const { reads, changes } = blocks[run]!;
+      encoded[run] = encodeStateWitness(store.stateWitness(height, reads, changes).witness);
+    });
+    const verifyMs = medianMs(runs, (run) => {
+      const state = WitnessState.verify(decodeStateWitness(encoded[run]!), root);
+      for (const read of blocks[run]!.reads) state.get(read);
+      state.computeRoot(blocks[run]!.changes);
+    });
+    const baselineMs = medianMs(runs, (run) => {
+      const { reads, changes } = blocks[run]!;
+      for (const read of reads) store.state.get(read);
+      store.state.computeRoot(changes);
+    });
+    const proofBytes = blocks[0]!.reads.reduce(
+      (sum, read) => sum + encodeStateProof(store.state.getWithProof(read).proof).length,
+      0,
+    );
+    const note = `${keys} keys, a block reading and changing ${perBlock} (half new), median of ${runs}`;
+    context.emit({
+      metric: 'state_witness_build_ms',
+      value: buildMs,
+      unit: 'ms',
+      baseline: { name: 'reads + computeRoot on the store', value: baselineMs },
+      note: `node side, with encoding; ${note}`,
+    });
+    context.emit({
+      metric: 'state_witness_verify_and_root_ms',
+      value: verifyMs,
+      unit: 'ms',
+      baseline: { name: 'reads + computeRoot on the store', value: baselineMs },
+      note: `verifier side: decode, check against the root, reads, new root; ${note}`,
+    });
+    context.emit({
+      metric: 'state_witness_bytes',
+      value: encoded[0]!.length,
+      unit: 'bytes',
+      baseline: { name: "the same keys' state proofs one by one", value: proofBytes },
+      note,
+    });
+  } finally {
+    store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 export default async function consensusProof(context: BenchContext): Promise<void> {
   const falcon = defaultFalcon();
   context.progress('generating 4 validators (Ed25519 + FALCON-1024)');
@@ -305,6 +423,7 @@ export default async function consensusProof(context: BenchContext): Promise<voi
     });
   }
   const runs = context.quick ? 5 : 11;
+  await stateWitness(context, runs);
   await paramSet(context, 'dev', DEV_PROOF_PARAMS, validators, [0, 1000], runs, runs);
   if (!context.quick) {
     // A DEFAULT stamp costs ~2^16 hashes to mint: 100 transactions, not 1000.

@@ -66,15 +66,15 @@ export interface StateWitness {
  * 64 KiB for the rest of the response frame.
  */
 export const MAX_STATE_WITNESS_BYTES = 4 * 1024 * 1024 - 64 * 1024;
-export const MAX_WITNESS_NODES = 1_000_000;
+export const MAX_WITNESS_ITEMS = 2_000_000;
 export const MAX_WITNESS_VALUES = 200_000;
 
 /** Ids of nodes an update over a witness creates: far above any id a store hands out. */
 const WITNESS_FIRST_ID = 2 ** 52;
 
-const FORMAT = 1;
-const INTERNAL = 0;
-const LEAF = 1;
+const FORMAT = 2;
+/** A tree item: a node the witness holds, its two subtrees following. */
+const EXPANDED = 0;
 
 /**
  * The nodes `updateStateTree` and a proof of each key in `keyHashes` read from `reader` on
@@ -108,29 +108,38 @@ export function hashStateChanges(changes: readonly StateChange[]): KeyHashChange
 }
 
 /**
- * Deterministic CBOR: `[1, height, rootHash, rootId | null, nodes, values]`, nodes ascending by
- * id, each `[id, 0, leftHash, leftId | null, rightHash, rightId | null]` or
- * `[id, 1, keyHash, valueHash]`, values `[key, value | null]` ascending by key.
+ * Deterministic CBOR: `[2, height, tree, values]`. `tree` is the witnessed part of the tree in
+ * pre-order from the root, one item per subtree: `0` a node the witness holds, followed by its
+ * left and then its right subtree; `[keyHash, valueHash]` a leaf it holds; `null` the empty
+ * subtree; a 32-byte hash a subtree it does not hold (opaque). So each node on a touched path
+ * costs one byte and each untouched sibling its hash, about a state proof per key less the
+ * shared upper levels; node ids are not sent (the decoder numbers the nodes itself). `values`
+ * is `[key, value | null]` ascending by key. Nodes of `witness.nodes` not under the root are
+ * left out.
  */
 export function encodeStateWitness(witness: StateWitness): Uint8Array {
-  const nodes = [...witness.nodes.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([id, node]) =>
-      node.kind === 'internal'
-        ? [id, INTERNAL, node.left.hash, node.left.id, node.right.hash, node.right.id]
-        : [id, LEAF, node.keyHash, node.valueHash],
-    );
+  const tree: unknown[] = [];
+  const visit = (ref: NodeRef): void => {
+    if (ref.id === null) {
+      tree.push(null);
+      return;
+    }
+    const node = witness.nodes.get(ref.id);
+    if (node === undefined) {
+      tree.push(ref.hash);
+    } else if (node.kind === 'leaf') {
+      tree.push([node.keyHash, node.valueHash]);
+    } else {
+      tree.push(EXPANDED);
+      visit(node.left);
+      visit(node.right);
+    }
+  };
+  visit(witness.root);
   const values = [...witness.values]
     .sort((a, b) => Buffer.compare(a.key, b.key))
     .map(({ key, value }) => [key, value]);
-  return encodeCanonical([
-    FORMAT,
-    witness.height,
-    witness.root.hash,
-    witness.root.id,
-    nodes,
-    values,
-  ]);
+  return encodeCanonical([FORMAT, witness.height, tree, values]);
 }
 
 function malformed(reason: string, detail: Record<string, unknown> = {}): never {
@@ -143,43 +152,46 @@ function malformed(reason: string, detail: Record<string, unknown> = {}): never 
 
 const isHash = (value: unknown): value is Uint8Array =>
   value instanceof Uint8Array && value.length === STATE_HASH_SIZE;
-const isId = (value: unknown): value is number =>
-  typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
 
-function refOf(hash: unknown, id: unknown, where: string): NodeRef {
-  if (!isHash(hash)) malformed(`${where}: hash must be ${STATE_HASH_SIZE} bytes`);
-  if (id !== null && !isId(id)) malformed(`${where}: id must be null or a positive integer`);
-  // The empty subtree has no node: its id is null exactly when its hash is the empty hash.
-  if ((id === null) !== hashesEqual(hash, EMPTY_STATE_ROOT)) {
-    malformed(`${where}: an id must be null exactly for the empty subtree`);
-  }
-  return { hash, id };
-}
-
-function decodeNode(entry: unknown, index: number): [number, StateNode] {
-  const where = `nodes[${index}]`;
-  if (!Array.isArray(entry)) malformed(`${where} is not an array`);
-  const [id, kind] = entry as unknown[];
-  if (!isId(id)) malformed(`${where}: id must be a positive integer`);
-  if (kind === INTERNAL && entry.length === 6) {
-    const [, , leftHash, leftId, rightHash, rightId] = entry as unknown[];
-    return [
-      id,
-      {
-        kind: 'internal',
-        left: refOf(leftHash, leftId, `${where}.left`),
-        right: refOf(rightHash, rightId, `${where}.right`),
-      },
-    ];
-  }
-  if (kind === LEAF && entry.length === 4) {
-    const [, , keyHash, valueHash] = entry as unknown[];
-    if (!isHash(keyHash) || !isHash(valueHash)) malformed(`${where}: leaf hashes must be 32 bytes`);
-    return [id, { kind: 'leaf', keyHash, valueHash }];
-  }
-  return malformed(
-    `${where} is neither [id, 0, left, leftId, right, rightId] nor [id, 1, key, value]`,
-  );
+/**
+ * The tree of an encoded witness: nodes numbered 1, 2, ... in the order they end, each child
+ * reference carrying the hash computed from below; an opaque subtree gets a number no node has,
+ * so reading it fails as incomplete.
+ */
+function decodeTree(items: readonly unknown[]): { root: NodeRef; nodes: Map<number, StateNode> } {
+  const nodes = new Map<number, StateNode>();
+  let position = 0;
+  let nextId = 1;
+  const subtree = (depth: number): NodeRef => {
+    if (position >= items.length) malformed('the tree ends before its last subtree');
+    const where = `tree[${position}]`;
+    const item = items[position++];
+    if (item === null) return { hash: EMPTY_STATE_ROOT, id: null };
+    if (isHash(item)) {
+      if (hashesEqual(item, EMPTY_STATE_ROOT)) {
+        malformed(`${where}: the empty subtree is null, not its hash`);
+      }
+      return { hash: item, id: nextId++ };
+    }
+    if (item === EXPANDED) {
+      if (depth >= STATE_TREE_DEPTH) malformed('the tree is deeper than 256 levels');
+      const left = subtree(depth + 1);
+      const right = subtree(depth + 1);
+      const id = nextId++;
+      nodes.set(id, { kind: 'internal', left, right });
+      return { hash: stateInternalHash(left.hash, right.hash), id };
+    }
+    if (Array.isArray(item) && item.length === 2 && isHash(item[0]) && isHash(item[1])) {
+      const [keyHash, valueHash] = item as [Uint8Array, Uint8Array];
+      const id = nextId++;
+      nodes.set(id, { kind: 'leaf', keyHash, valueHash });
+      return { hash: stateLeafHash(keyHash, valueHash), id };
+    }
+    return malformed(`${where} is not 0, [keyHash, valueHash], null or a 32-byte hash`);
+  };
+  const root = subtree(0);
+  if (position !== items.length) malformed(`${items.length - position} items after the tree`);
+  return { root, nodes };
 }
 
 /** Parses an encoded witness; anything but the exact canonical form is `STATE_WITNESS_MALFORMED`. */
@@ -199,24 +211,16 @@ export function decodeStateWitness(bytes: Uint8Array): StateWitness {
       { cause: error },
     );
   }
-  if (!Array.isArray(decoded) || decoded.length !== 6) malformed('expected a 6-element array');
-  const [format, height, rootHash, rootId, nodeList, valueList] = decoded as unknown[];
+  if (!Array.isArray(decoded) || decoded.length !== 4) malformed('expected a 4-element array');
+  const [format, height, tree, valueList] = decoded as unknown[];
   if (format !== FORMAT) malformed(`unknown format ${String(format)}`, { format });
   if (typeof height !== 'number' || !Number.isSafeInteger(height) || height < 0) {
     malformed('height must be a non-negative integer');
   }
-  const root = refOf(rootHash, rootId, 'root');
-  if (!Array.isArray(nodeList) || nodeList.length > MAX_WITNESS_NODES) {
-    malformed(`nodes must be an array of at most ${MAX_WITNESS_NODES}`);
+  if (!Array.isArray(tree) || tree.length > MAX_WITNESS_ITEMS) {
+    malformed(`the tree must be an array of at most ${MAX_WITNESS_ITEMS} items`);
   }
-  const nodes = new Map<number, StateNode>();
-  let previousId = 0;
-  for (const [index, entry] of nodeList.entries()) {
-    const [id, node] = decodeNode(entry, index);
-    if (id <= previousId) malformed(`nodes[${index}]: ids must be strictly increasing`);
-    previousId = id;
-    nodes.set(id, node);
-  }
+  const { root, nodes } = decodeTree(tree);
   if (!Array.isArray(valueList) || valueList.length > MAX_WITNESS_VALUES) {
     malformed(`values must be an array of at most ${MAX_WITNESS_VALUES}`);
   }

@@ -160,25 +160,28 @@ describe('state witnesses', () => {
     const encoded = encodeStateWitness(witness);
     const malformed = witnessError(StateWitnessErrorCode.MALFORMED);
     assert.throws(() => decodeStateWitness(Uint8Array.of(0xff)), malformed);
-    assert.throws(() => decodeStateWitness(encodeCanonical([2])), malformed);
-    const parts = decodeCanonical(encoded) as unknown[];
-    // The empty subtree's id must be null exactly when its hash is the empty hash.
+    assert.throws(() => decodeStateWitness(encodeCanonical([1, 2, [], []])), malformed);
+    const [format, height, tree, values] = decodeCanonical(encoded) as [
+      number,
+      number,
+      unknown[],
+      unknown[][],
+    ];
+    const withTree = (items: unknown[]) => encodeCanonical([format, height, items, values]);
+    // The round trip is exact, and the decoded tree hashes to the root.
+    assert.deepEqual(decodeStateWitness(withTree(tree)).root.hash, store.state.root(2));
+    // The empty subtree is null, never its hash; a tree that ends early or has items after it.
+    assert.throws(() => decodeStateWitness(withTree([EMPTY_STATE_ROOT])), malformed);
+    assert.throws(() => decodeStateWitness(withTree(tree.slice(0, -1))), malformed);
+    assert.throws(() => decodeStateWitness(withTree([...tree, null])), malformed);
+    assert.throws(() => decodeStateWitness(withTree([7])), malformed);
+    // Deeper than 256 levels.
+    assert.throws(() => decodeStateWitness(withTree(Array(300).fill(0))), malformed);
+    // A key read twice.
     assert.throws(
-      () => decodeStateWitness(encodeCanonical([1, 2, EMPTY_STATE_ROOT, 7, [], []])),
+      () => decodeStateWitness(encodeCanonical([format, height, tree, [...values, values[0]]])),
       malformed,
     );
-    // Node ids out of order.
-    const nodes = parts[4] as unknown[][];
-    if (nodes.length >= 2) {
-      const swapped = [...parts];
-      swapped[4] = [nodes[1], nodes[0], ...nodes.slice(2)];
-      assert.throws(() => decodeStateWitness(encodeCanonical(swapped)), malformed);
-    }
-    // A key read twice.
-    const values = parts[5] as unknown[][];
-    const twice = [...parts];
-    twice[5] = [...values, values[0]];
-    assert.throws(() => decodeStateWitness(encodeCanonical(twice)), malformed);
     // Trailing bytes.
     assert.throws(() => decodeStateWitness(Uint8Array.of(...encoded, 0)), malformed);
   });
