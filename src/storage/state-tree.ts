@@ -108,12 +108,14 @@ export function updateStateTree(
 
   const plain = (ref: Ref): NodeRef => ({ hash: ref.hash, id: ref.id });
 
-  /** Canonical parent of two subtrees: a lone leaf moves up, an empty pair is empty. */
+  /**
+   * Canonical parent of two subtrees: a lone leaf moves up, an empty pair is empty. A subtree is
+   * empty exactly when it has no id, so a sibling's node is read (`kindOf`) only when the other
+   * side is empty — not for every untouched sibling along a changed path.
+   */
   const join = (left: Ref, right: Ref): Ref => {
-    const leftKind = kindOf(left);
-    const rightKind = kindOf(right);
-    if (leftKind === 'empty' && (rightKind === 'empty' || rightKind === 'leaf')) return right;
-    if (rightKind === 'empty' && leftKind === 'leaf') return left;
+    if (left.id === null && (right.id === null || kindOf(right) === 'leaf')) return right;
+    if (right.id === null && kindOf(left) === 'leaf') return left;
     const node: StateNode = { kind: 'internal', left: plain(left), right: plain(right) };
     return create(stateInternalHash(left.hash, right.hash), node);
   };

@@ -71,6 +71,16 @@ describe('state witnesses', () => {
     }
   });
 
+  it('a write of an existing key reads its path only, as a read of it does', () => {
+    for (const key of ['key/1', 'key/2', 'key/40']) {
+      if (store.state.get(text(key), 3) === null) continue;
+      const read = store.stateWitness(3, [text(key)], []).witness;
+      const write = store.stateWitness(3, [], [{ key: text(key), value: text('new') }]).witness;
+      // Untouched siblings are not read (their hashes are in the parents): the same nodes.
+      assert.deepEqual([...write.nodes.keys()].sort(), [...read.nodes.keys()].sort(), key);
+    }
+  });
+
   it('witnesses the empty state before block 1 with no nodes', () => {
     const changes = blockChanges(1, 40);
     const { decoded } = witnessOf(0, ['key/3'], changes);
