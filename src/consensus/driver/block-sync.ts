@@ -213,11 +213,41 @@ export class BlockSync {
           this.penalize(peer.peer);
           host.failed(peer.peer, from);
         }
-      } else {
+      } else if (host.committedHeight() >= to) {
         this.backoff.delete(peer.peer);
+      } else {
+        // It served some blocks and then stopped short of the page its status claimed: its
+        // claim is lowered to what this node now has, and it backs off like any failure — a
+        // peer that keeps claiming far ahead and serving one block at a time (each as the
+        // others decide it) would otherwise hold this node in sync, out of consensus, forever.
+        this.shortPage(peer.peer, from, to, page.stored);
       }
     }
     host.logger('info', 'block sync finished', { committedHeight: host.committedHeight() });
+  }
+
+  private shortPage(peer: string, from: number, to: number, stored: number): void {
+    const host = this.host;
+    const reached = host.committedHeight();
+    const claimed = this.progress.get(peer);
+    if (claimed !== undefined && claimed.committedHeight > reached) {
+      this.progress.set(peer, { ...claimed, committedHeight: reached });
+    }
+    this.penalize(peer);
+    host.logger('warn', 'block sync from a peer stopped short of its claim', {
+      peer,
+      from,
+      to,
+      stored,
+      reached,
+    });
+    host.failed(
+      peer,
+      reached + 1,
+      new Error(
+        `block sync from ${peer}: blocks ${from}..${to} asked, it stopped after ${reached}`,
+      ),
+    );
   }
 
   private timedOut(peer: string, from: number, to: number, page: PageOutcome): void {

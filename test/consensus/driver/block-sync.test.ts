@@ -364,4 +364,33 @@ describe('BlockSync deadlines', () => {
     assert.deepEqual(h.failures, [], 'stopping is not the peer’s failure');
     assert.equal(h.timers.pending.size, 0);
   });
+
+  it('ends the run when a peer claiming far ahead serves one block a page and stops', async () => {
+    const h = new Harness();
+    // Each page: the one next block (as if the others had just decided it), then the end.
+    h.servers.set(LIAR, async function* (from) {
+      await new Promise((resolve) => setImmediate(resolve));
+      yield block(from);
+    });
+    h.status(LIAR, 1_000_000);
+    await h.until(() => h.finished === 1, 'the sync run to end');
+    assert.equal(h.committed, 1, 'the block it served is kept');
+    assert.deepEqual(
+      h.calls.map(({ peer, from }) => `${peer}:${from}`),
+      [`${LIAR}:1`],
+      'asked once, not again and again while it claims more',
+    );
+    assert.equal(h.failures.length, 1);
+    assert.equal(h.failures[0]?.peer, LIAR);
+    assert.match(h.failures[0]?.error?.message ?? '', /stopped after 1/);
+    assert.equal(h.sync.progressOf(LIAR)?.committedHeight, 1, 'its claim is lowered');
+    // Backing off: its next claim does not start a run until the back-off ends.
+    h.status(LIAR, 1_000_000);
+    assert.equal(h.sync.syncing, false);
+    h.clock += BACKOFF_MS;
+    h.status(LIAR, 1_000_000);
+    assert.equal(h.sync.syncing, true);
+    h.active = false;
+    await h.sync.stop();
+  });
 });
