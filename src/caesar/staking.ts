@@ -486,8 +486,9 @@ export function applyStakingTx(
       const completion = height + plan.unbondingBlocks;
       if (tokensOut === 0n) {
         // A delegation worth nothing closed (planUnbond): no tokens to hold back.
+        // Nothing waits: the event's completion height is this block's.
         return [
-          unbondEvent(delegator, tx.validator, record.publicKey, 0n, sharesOut, completion),
+          unbondEvent(delegator, tx.validator, record.publicKey, 0n, sharesOut, height),
           ...feeEvents(delegator, tx.fee),
         ];
       }
