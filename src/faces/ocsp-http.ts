@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BoundedMap } from '../codec/bounded-map.js';
 import {
   CaError,
   CaErrorCode,
@@ -47,6 +48,8 @@ export interface OcspResponderOptions {
   readonly validityMs?: number;
   /** Oldest last committed block answered from; default `OCSP_MAX_BLOCK_AGE_MS`. */
   readonly maxBlockAgeMs?: number;
+  /** Responses signed afresh per second at most; default `OCSP_MAX_SIGNED_PER_SECOND`. */
+  readonly maxSignedPerSecond?: number;
 }
 
 /** What one OCSP request came to (counted by the caller). */
@@ -66,6 +69,16 @@ export const OCSP_VALIDITY_MS = 3_600_000;
  * partitioned or stalled. The node configures it as `ca.maxBlockAgeSeconds`.
  */
 export const OCSP_MAX_BLOCK_AGE_MS = 300_000;
+/**
+ * Responses the responder signs afresh per second at most (each is a P-256 signature on the
+ * node's main thread, ~1 ms with the deterministic signer): beyond it, `tryLater` (unsigned), so
+ * unauthenticated OCSP traffic takes at most about a fifth of a core from consensus. A request
+ * without a nonce is answered from a cache of the responses signed for the current block
+ * (`OCSP_CACHE_ENTRIES`), which costs no signature: only requests carrying a nonce (which must
+ * be echoed, RFC 8954) are signed each time.
+ */
+export const OCSP_MAX_SIGNED_PER_SECOND = 200;
+export const OCSP_CACHE_ENTRIES = 1024;
 export const OCSP_REQUEST_TYPE = 'application/ocsp-request';
 export const OCSP_RESPONSE_TYPE = 'application/ocsp-response';
 
@@ -73,6 +86,12 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
   const now = options.now ?? Date.now;
   const validity = options.validityMs ?? OCSP_VALIDITY_MS;
   const maxAge = options.maxBlockAgeMs ?? OCSP_MAX_BLOCK_AGE_MS;
+  const maxSigned = options.maxSignedPerSecond ?? OCSP_MAX_SIGNED_PER_SECOND;
+  /** Nonce-less answers of the block `cachedFor`, by request bytes. */
+  const cache = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
+  let cachedFor: number | null = null;
+  let second = -1;
+  let signedThisSecond = 0;
   return (der) => {
     let parsed;
     try {
@@ -100,6 +119,25 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
         outcome: 'try_later',
       };
     }
+    if (cachedFor !== blockTime) {
+      cache.clear();
+      cachedFor = blockTime;
+    }
+    const cacheKey = parsed.nonce === null ? Buffer.from(der).toString('hex') : null;
+    const cached = cacheKey === null ? undefined : cache.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const currentSecond = Math.floor(wallClock / 1000);
+    if (currentSecond !== second) {
+      second = currentSecond;
+      signedThisSecond = 0;
+    }
+    if (signedThisSecond >= maxSigned) {
+      return {
+        response: ocspErrorResponse(OcspResponseStatus.tryLater),
+        outcome: 'try_later',
+      };
+    }
+    signedThisSecond++;
     const thisUpdate = wholeSeconds(blockTime);
     const nextUpdate = new Date(thisUpdate.getTime() + validity);
     const responses = parsed.certIds.map((certId) => ({
@@ -111,7 +149,7 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
     const kinds = new Set(responses.map((single) => single.status.status));
     const outcome: OcspOutcome =
       kinds.size === 1 ? (responses[0]?.status.status ?? 'unknown') : 'mixed';
-    return {
+    const answer = {
       response: buildOcspResponse({
         issuer: options.issuer,
         signer: options.signer,
@@ -121,6 +159,8 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
       }),
       outcome,
     };
+    if (cacheKey !== null) cache.set(cacheKey, answer);
+    return answer;
   };
 }
 

@@ -265,8 +265,57 @@ describe('OCSP responder (RFC 6960)', () => {
     assert.deepEqual([...nothing.response], tryLater);
   });
 
-  /** A one-CertID SHA-1 request for `certificate` of val-a (RFC 6960 §4.1.1). */
-  function ocspRequestFor(certificate: Uint8Array): Uint8Array {
+  it('answers repeated nonce-less requests from a cache, and signs at most a bound a second', () => {
+    const { keys, issuer } = ca.validators['val-a']!;
+    const blockTime = Date.UTC(2026, 2, 1, 12, 0, 0);
+    let clock = blockTime + 1_000;
+    let committed = blockTime;
+    let signatures = 0;
+    const signer = createDeterministicSigner(keys.ecdsa.privateKey);
+    const respond = createOcspResponder({
+      issuer,
+      signer: {
+        publicKey: signer.publicKey,
+        deterministic: signer.deterministic,
+        sign: (tbs) => {
+          signatures++;
+          return signer.sign(tbs);
+        },
+      },
+      status: () => ({ status: 'good' }),
+      committedTime: () => committed,
+      now: () => clock,
+      maxSignedPerSecond: 3,
+    });
+    const plain = ocspRequestFor(certificates[0]!);
+    const first = respond(plain);
+    assert.equal(first.outcome, 'good');
+    assert.deepEqual(respond(plain), first, 'the same answer, from the cache');
+    assert.equal(signatures, 1);
+    // Requests with nonces are signed each time (the nonce is echoed), up to the bound.
+    const withNonce = (n: number) => ocspRequestFor(certificates[0]!, Uint8Array.of(n, n, n, n));
+    assert.equal(respond(withNonce(1)).outcome, 'good');
+    assert.equal(respond(withNonce(2)).outcome, 'good');
+    assert.equal(signatures, 3);
+    const refused = respond(withNonce(3));
+    assert.equal(refused.outcome, 'try_later');
+    assert.equal(signatures, 3, 'nothing signed beyond the bound');
+    assert.deepEqual(respond(plain), first, 'the cache still answers');
+    clock += 1_000;
+    assert.equal(respond(withNonce(3)).outcome, 'good', 'the next second signs again');
+    // A new block: the cache is for the block it was signed from.
+    committed += 1_000;
+    const next = respond(plain);
+    assert.equal(next.outcome, 'good');
+    assert.notDeepEqual(next.response, first.response);
+    assert.equal(signatures, 5);
+  });
+
+  /**
+   * A one-CertID SHA-1 request for `certificate` of val-a (RFC 6960 §4.1.1), with an RFC 8954
+   * nonce extension when `nonce` is given.
+   */
+  function ocspRequestFor(certificate: Uint8Array, nonce?: Uint8Array): Uint8Array {
     const { nameHash, keyHash } = issuerHashes(ca.validators['val-a']!.issuer, 'sha1');
     const sha1 = tlv(0x30, Uint8Array.of(0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00));
     const certId = tlv(
@@ -278,7 +327,13 @@ describe('OCSP responder (RFC 6960)', () => {
         tlv(0x02, serialOf(certificate)),
       ),
     );
-    return tlv(0x30, tlv(0x30, tlv(0x30, tlv(0x30, certId))));
+    const requestList = tlv(0x30, tlv(0x30, certId));
+    if (nonce === undefined) return tlv(0x30, tlv(0x30, requestList));
+    // id-pkix-ocsp-nonce 1.3.6.1.5.5.7.48.1.2, its value an OCTET STRING in the extnValue.
+    const oid = Uint8Array.of(0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02);
+    const extension = tlv(0x30, concatBytes(oid, octetString(octetString(nonce))));
+    const extensions = tlv(0xa2, tlv(0x30, extension));
+    return tlv(0x30, tlv(0x30, concatBytes(requestList, extensions)));
   }
 
   it('answers the GET form and malformed requests over HTTP', async () => {
