@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { verify } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
@@ -11,6 +13,7 @@ import {
   MAX_GET_ENTRIES,
   MAX_HEADER_BYTES,
   startCtHttpServer,
+  type CtHttpLimits,
   type CtHttpServer,
 } from '../../src/faces/ct-http.js';
 import {
@@ -27,6 +30,7 @@ import {
   verifierSet,
   x509Entry,
 } from '../trustchain/ct/fixtures.js';
+import { withDeadline } from '../helpers/wait.js';
 
 interface Response {
   status: number;
@@ -70,6 +74,15 @@ async function getJson(url: string): Promise<{ status: number; json: Record<stri
 }
 
 const ROOT_CERT = Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x01);
+
+/** A raw TCP connection to `url`; an error (a reset by the server) only ends it in 'close'. */
+async function rawConnection(url: string, allowHalfOpen: boolean): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  const socket = connect({ host: hostname, port: Number(port), allowHalfOpen });
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  return socket;
+}
 
 describe('CT HTTP face', () => {
   let server: CtHttpServer;
@@ -339,6 +352,87 @@ describe('CT HTTP face', () => {
       { numRuns: 150, seed: 42 },
     );
     assert.equal(snapshot(), before);
+  });
+
+  const withLimits = (limits: Partial<CtHttpLimits>, metrics: Registry): Promise<CtHttpServer> =>
+    startCtHttpServer({
+      log,
+      host: '127.0.0.1',
+      port: 0,
+      roots: () => [ROOT_CERT],
+      registry: metrics,
+      limits,
+    });
+
+  it('answers headers that never finish with 408 and lets go of the connection', async () => {
+    const metrics = new Registry();
+    const limits = {
+      headersTimeoutMs: 200,
+      requestTimeoutMs: 400,
+      timeoutCheckIntervalMs: 50,
+      maxConnections: 1,
+    };
+    const short = await withLimits(limits, metrics);
+    // The client never closes its side, so only the server can free the connection.
+    const socket = await rawConnection(short.url, true);
+    try {
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const answered = once(socket, 'end');
+      const started = performance.now();
+      socket.write('GET /ct/v1/get-sth HTTP/1.1\r\nhost: ct.test\r\nx-slow: ');
+      await withDeadline(answered, 5_000, 'an answer to a request with unfinished headers');
+      const elapsed = performance.now() - started;
+      assert.match(Buffer.concat(received).toString(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+      assert.ok(elapsed >= limits.headersTimeoutMs - 20, `answered after ${elapsed} ms`);
+      // With room for one connection, a new one is served only if the server has destroyed
+      // the first rather than half-closed it.
+      assert.equal((await request(`${short.url}/ct/v1/get-roots`)).status, 200);
+      const metric = await metrics.getSingleMetric('hypermesh_ct_http_requests_total')!.get();
+      const timeouts = metric.values.find(
+        (v) => v.labels.endpoint === 'unknown' && v.labels.outcome === 'request_timeout',
+      );
+      assert.equal(timeouts?.value, 1);
+    } finally {
+      socket.destroy();
+      await short.close();
+    }
+  });
+
+  it('disconnects a client that asks for large answers and never reads them', async () => {
+    const idleTimeoutMs = 300;
+    // Request timeouts far beyond the deadline: a request cut by the last read would otherwise
+    // end in a 408 and close the connection without the idle timeout.
+    const limits = { idleTimeoutMs, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000 };
+    const short = await withLimits(limits, new Registry());
+    try {
+      // No 'data' listener: the client reads nothing (past Node's first buffer), so the server's
+      // writes stall, it stops reading, and the client's own writes stall in turn.
+      const socket = await rawConnection(short.url, false);
+      const ask = 'GET /tile/entries/001 HTTP/1.1\r\nhost: ct.test\r\n\r\n';
+      const batch = ask.repeat(1_000);
+      // Far more than socket buffers hold; reaching it means the server never stalled.
+      const cap = 256 << 20;
+      let sent = 0;
+      let lastSend = 0;
+      const send = (): void => {
+        if (sent >= cap) return;
+        sent += batch.length;
+        lastSend = performance.now();
+        if (socket.write(batch)) setImmediate(send);
+      };
+      socket.on('drain', send);
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      send();
+      // Loopback buffers hold tens of megabytes of answers before the server's writes stall.
+      await withDeadline(closed, 20_000, 'the server dropping a connection that never reads');
+      const quiet = performance.now() - lastSend;
+      assert.ok(sent < cap, 'the client sent everything: the server never stopped reading');
+      // The server read the last requests after they were sent, so its idle time began later.
+      assert.ok(quiet >= idleTimeoutMs - 20, `dropped ${quiet} ms after the last send`);
+    } finally {
+      await short.close();
+    }
   });
 
   it('counts requests by endpoint and outcome', async () => {
