@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { Counter, type Registry } from 'prom-client';
 import { toBase64 } from '../crypto/bytes.js';
 import {
@@ -18,6 +17,13 @@ import {
 import { BadParameter, hashParam, integerParam } from './ct/params.js';
 import { isOcspRequest, serveOcsp, type OcspResponder } from './ocsp-http.js';
 import { listenKeepingErrors } from './listen.js';
+import {
+  DEFAULT_HTTP_LIMITS,
+  applyHttpLimits,
+  httpLimitServerOptions,
+  httpLimits,
+  type HttpLimits,
+} from './http-limits.js';
 
 /**
  * The transparency log's HTTP read face: the RFC 6962 §4 read API (`/ct/v1/get-sth`,
@@ -54,43 +60,10 @@ export interface CtHttpOptions {
   readonly limits?: Partial<CtHttpLimits>;
 }
 
-/**
- * What one client can hold on the server: a file descriptor (until `maxConnections`) and, for a
- * client that stops reading, the response being written. Node's own defaults leave a connection
- * that never finishes its headers or never reads its answers open for minutes or for ever.
- */
-export interface CtHttpLimits {
-  /** Open connections; a connection over the limit is closed at once (Node's `maxConnections`). */
-  readonly maxConnections: number;
-  /**
-   * The request line and headers must arrive within this after the request starts; else 408.
-   * At most `requestTimeoutMs` (Node refuses to start otherwise).
-   */
-  readonly headersTimeoutMs: number;
-  /** The whole request (with an OCSP `POST` body) must arrive within this; else 408. */
-  readonly requestTimeoutMs: number;
-  /**
-   * How often the two timeouts above are checked (Node's `connectionsCheckingInterval`), so a
-   * request is cut between its timeout and its timeout plus this.
-   */
-  readonly timeoutCheckIntervalMs: number;
-  /**
-   * A connection on which no byte is read or written for this long is destroyed, whatever it
-   * is doing: a client that asks for large answers and never reads them frees them here.
-   */
-  readonly idleTimeoutMs: number;
-  /** A kept-alive connection with no new request for this long is closed. */
-  readonly keepAliveTimeoutMs: number;
-}
+/** The CT face's connection limits and timeouts: the shared ones (src/faces/http-limits.ts). */
+export type CtHttpLimits = HttpLimits;
 
-export const DEFAULT_CT_HTTP_LIMITS: CtHttpLimits = {
-  maxConnections: 512,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  timeoutCheckIntervalMs: 1_000,
-  idleTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
-};
+export const DEFAULT_CT_HTTP_LIMITS: CtHttpLimits = DEFAULT_HTTP_LIMITS;
 
 export interface CtHttpServer {
   /** Base URL without a trailing slash, e.g. http://127.0.0.1:41234 */
@@ -114,9 +87,6 @@ type Outcome =
   | 'uri_too_long'
   | 'unavailable'
   | 'error';
-
-/** How a request that never became one (Node's `clientError`) is counted. */
-type ClientErrorOutcome = 'bad_request' | 'request_timeout';
 
 const STATUS: Record<Outcome, number> = {
   ok: 200,
@@ -342,15 +312,9 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
     response.end(request.method === 'HEAD' ? undefined : body);
   };
 
-  const limits: CtHttpLimits = { ...DEFAULT_CT_HTTP_LIMITS, ...options.limits };
+  const limits = httpLimits(options.limits);
   const server: Server = createServer(
-    {
-      maxHeaderSize: MAX_HEADER_BYTES,
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-    },
+    { maxHeaderSize: MAX_HEADER_BYTES, ...httpLimitServerOptions(limits) },
     (request, response) => {
       const target = request.url ?? '';
       const queryAt = target.indexOf('?');
@@ -378,27 +342,8 @@ export async function startCtHttpServer(options: CtHttpOptions): Promise<CtHttpS
       }
     },
   );
-  // Without a 'timeout' listener Node destroys a socket idle for `server.timeout`.
-  server.timeout = limits.idleTimeoutMs;
-  server.maxConnections = limits.maxConnections;
-  // Malformed HTTP, an oversized header block or a request that did not arrive in time: answer
-  // and destroy the connection. `end()` alone would only half-close it, and a client that never
-  // closes its side would keep the descriptor for ever.
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-    const [status, outcome]: [string, ClientErrorOutcome] =
-      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? ['408 Request Timeout', 'request_timeout']
-        : error.code === 'HPE_HEADER_OVERFLOW'
-          ? ['431 Request Header Fields Too Large', 'bad_request']
-          : ['400 Bad Request', 'bad_request'];
-    requests.inc({ endpoint: 'unknown', outcome });
-    // As Node's own handler: no status line in the middle of a response already under way.
-    const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (socket.writable && inFlight?.headersSent !== true) {
-      socket.write(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
-    }
-    socket.destroy();
-  });
+  // Malformed HTTP, an oversized header block or a request not in on time: 400, 431 or 408.
+  applyHttpLimits(server, limits, (outcome) => requests.inc({ endpoint: 'unknown', outcome }));
   await listenKeepingErrors(server, options.port, options.host);
   const bound = server.address() as AddressInfo;
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;

@@ -28,6 +28,12 @@ import type { ExternalNames } from './external-resolver.js';
 import type { CaaResolver } from './caa-resolver.js';
 import type { AcmeCorroborate, AcmeMpicOutcome } from './mpic.js';
 import { listenKeepingErrors } from '../listen.js';
+import {
+  applyHttpLimits,
+  httpLimitServerOptions,
+  httpLimits,
+  type HttpLimits,
+} from '../http-limits.js';
 
 /**
  * The ACME server's HTTPS face (RFC 8555 over node:https): routing, methods, body limits, and
@@ -111,6 +117,11 @@ export interface AcmeServerOptions {
    * Absent: local validation only (e.g. with the in-process `LocalIssuer`).
    */
   readonly corroborate?: AcmeCorroborate;
+  /**
+   * Connection limits and timeouts of the HTTPS server (src/faces/http-limits.ts); each one left
+   * out is `DEFAULT_HTTP_LIMITS`'s.
+   */
+  readonly limits?: Partial<HttpLimits>;
   /** Largest request body (default 64 KiB); larger gets 413. */
   readonly maxBodyBytes?: number;
   /** Live nonces kept (default 10 000) and how long one stays usable (default 1 hour). */
@@ -282,12 +293,15 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
           registers: [options.registry],
         });
 
+  const connectionLimits = httpLimits(options.limits);
   const server = https.createServer({
     ...secureContextOptions(options.tls),
     maxHeaderSize: MAX_HEADER_BYTES,
+    ...httpLimitServerOptions(connectionLimits),
   });
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+  // Malformed HTTP, an oversized header block or a request not in on time: 400, 431 or 408,
+  // uncounted (`hypermesh_acme_requests_total` counts requests that reached a route).
+  applyHttpLimits(server, connectionLimits);
   await listenKeepingErrors(server, options.port, options.host);
   const port = (server.address() as AddressInfo).port;
   const hostInUrl = isIPv6(options.host) ? `[${options.host}]` : options.host;
@@ -483,7 +497,6 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
       },
     );
   });
-  server.on('clientError', (_error, socket) => socket.destroy());
 
   service.resume();
   return {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import type { TxtResolver } from '../../../src/faces/acme/dns-resolver.js';
@@ -8,12 +9,13 @@ import { ACME_SCHEMA_VERSION, AcmeStore } from '../../../src/faces/acme/store.js
 import { dns01TxtValue, keyAuthorization } from '../../../src/faces/acme/validation.js';
 import { ValidationQueue } from '../../../src/faces/acme/validation-queue.js';
 import { NewAccountLimit, addressKey } from '../../../src/faces/acme/account-limit.js';
-import { waitForCondition } from '../../helpers/wait.js';
+import { waitForCondition, withDeadline } from '../../helpers/wait.js';
 import {
   PROBLEM,
   RawAcmeClient,
   createTestPki,
   generateAccountKey,
+  httpsRequest,
   publicJwk,
   startTestAcme,
   type HttpsReply,
@@ -519,6 +521,59 @@ describe('ACME limits: new accounts per client address', () => {
     clock = start + WINDOW_MS;
     assert.equal((await third.newAccount()).status, 201);
     assert.equal(accounts(), 3);
+  });
+});
+
+describe('ACME limits: connections', () => {
+  let pki: TestPki;
+  let running: RunningAcme;
+  const limits = {
+    headersTimeoutMs: 200,
+    requestTimeoutMs: 400,
+    timeoutCheckIntervalMs: 50,
+    maxConnections: 1,
+  };
+
+  before(async () => {
+    pki = await createTestPki();
+    running = await startTestAcme(pki, { limits });
+  });
+
+  after(async () => {
+    await running?.close();
+    pki?.cleanup();
+  });
+
+  it('answers headers that never finish with 408 and lets go of the connection', async () => {
+    const { hostname, port } = new URL(running.server.url);
+    // The client never closes its side, so only the server can free the connection. tls.connect
+    // takes net.connect's `allowHalfOpen`, which @types/node leaves out of its options.
+    const options: ConnectionOptions & { allowHalfOpen: boolean } = {
+      host: hostname,
+      port: Number(port),
+      ca: pki.rootPem,
+      allowHalfOpen: true,
+    };
+    const socket = tlsConnect(options);
+    socket.on('error', () => {});
+    try {
+      await withDeadline(once(socket, 'secureConnect'), WAIT_MS, 'the TLS handshake');
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const answered = once(socket, 'end');
+      const started = performance.now();
+      socket.write('GET /directory HTTP/1.1\r\nhost: acme.test\r\nx-slow: ');
+      await withDeadline(answered, 5_000, 'an answer to a request with unfinished headers');
+      const elapsed = performance.now() - started;
+      assert.match(Buffer.concat(received).toString(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+      assert.ok(elapsed >= limits.headersTimeoutMs - 20, `answered after ${elapsed} ms`);
+      // With room for one connection, a new one is served only if the server has destroyed
+      // the first rather than half-closed it.
+      const directory = await httpsRequest(running.server.directoryUrl, pki.rootPem);
+      assert.equal(directory.status, 200, directory.text);
+    } finally {
+      socket.destroy();
+    }
   });
 });
 
