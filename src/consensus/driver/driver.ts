@@ -124,6 +124,12 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   private readonly results = new Map<string, BlockExecutionResult>();
   private readonly evidence: EvidencePool;
   private readonly statusSentAt = new Map<string, number>();
+  /**
+   * Per peer, when we last sent it our held messages and for which height; a peer that
+   * reconnects again within a gossip period is owed them until the next gossip tick instead.
+   */
+  private readonly heldSentAt = new Map<string, { height: number; at: number }>();
+  private readonly heldOwed = new Set<string>();
   private readonly rejections = new Map<string, number>();
   private signer: GuardedSigner | null = null;
   private wal: ConsensusLog | null = null;
@@ -1217,14 +1223,49 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
    * A (re)connected peer gets our status and every proposal and vote we hold for the height in
    * progress, latest round first: the engine accepts a validator's messages only a few rounds
    * ahead of its own (`maxFutureRounds`), and the latest round's votes make it skip there.
+   *
+   * The held messages (up to every proposal of the height, full blocks) go to one peer at most
+   * once per gossip period and height: a peer that reconnects again sooner — a flapping link, or
+   * a Byzantine peer opening stream after stream to make us re-encode them — gets them at the
+   * next gossip tick, once however often it reconnected in between.
    */
   private peerConnected(peer: string): void {
     if (!this.running) return;
-    this.statusSentAt.set(peer, this.now());
+    const now = this.now();
+    this.statusSentAt.set(peer, now);
     this.options.network.send(peer, this.statusMessage());
     const state = this.state as TendermintState;
     if (state.height !== (this.context as HeightContext).height) return;
+    const last = this.heldSentAt.get(peer);
+    if (
+      last !== undefined &&
+      last.height === state.height &&
+      now - last.at < this.gossipIntervalMs
+    ) {
+      this.heldOwed.add(peer);
+      return;
+    }
+    this.sendHeld(peer, state, now);
+  }
+
+  private sendHeld(peer: string, state: TendermintState, now: number): void {
+    this.heldOwed.delete(peer);
+    this.heldSentAt.set(peer, { height: state.height, at: now });
     for (const message of heldMessages(state)) this.options.network.send(peer, message);
+  }
+
+  /** The held messages owed to peers that reconnected too soon, if they are still connected. */
+  private sendOwedHeld(state: TendermintState): void {
+    const now = this.now();
+    for (const [peer, last] of this.heldSentAt) {
+      if (now - last.at >= this.gossipIntervalMs) this.heldSentAt.delete(peer);
+    }
+    if (this.heldOwed.size === 0) return;
+    const owed = [...this.heldOwed];
+    this.heldOwed.clear();
+    if (state.height !== (this.context as HeightContext).height) return;
+    const connected = new Set(this.options.network.peers());
+    for (const peer of owed) if (connected.has(peer)) this.sendHeld(peer, state, now);
   }
 
   /**
@@ -1236,6 +1277,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     if (!this.running) return;
     const state = this.state as TendermintState;
     this.broadcastStatus();
+    this.sendOwedHeld(state);
     const stuck = state.height === this.lastGossipHeight;
     this.lastGossipHeight = state.height;
     if (stuck && state.height === (this.context as HeightContext).height) {

@@ -5,6 +5,7 @@ import { blockTemplate, buildBlock } from '../../../src/consensus/block.js';
 import { genesisHeightContext } from '../../../src/consensus/genesis.js';
 import { proposerAt } from '../../../src/consensus/proposer.js';
 import { signProposal, signVote } from '../../../src/consensus/signer.js';
+import type { GossipMessage } from '../../../src/consensus/driver/ports.js';
 import { generateEd25519KeyPair } from '../../../src/crypto/ed25519.js';
 import {
   chainSummary,
@@ -15,6 +16,7 @@ import {
   waitUntil,
   type ValidatorIdentity,
 } from './fixtures.js';
+import type { Delivery } from './memory-network.js';
 
 const MALLORY = 'mallory';
 
@@ -238,6 +240,64 @@ describe('ConsensusDriver: hostile input', () => {
         assert.equal(node.driver.status().pendingEvidence, 0);
         assert.equal(node.driver.status().halted, null);
       }
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('re-sends its held messages to a peer that reconnects in a loop at most once per gossip period', async () => {
+    const genesis = makeGenesisDocument(identities);
+    const cluster = new TestCluster(identities, genesis);
+    const gossipIntervalMs = 100;
+    // The driver's clock stands still unless the test moves it; its gossip timer still ticks.
+    let clock = Date.now();
+    try {
+      // One validator of four: it proposes or prevotes nil at height 1, round 0, and then waits
+      // there for prevotes that never come, so what it holds does not change.
+      const node = await cluster.start(0, { now: () => clock, gossipIntervalMs });
+      const ownVote = (): GossipMessage | undefined =>
+        cluster.hub.sent.find((d) => d.from === node.id && d.message.kind === 'vote')?.message;
+      await waitUntil(() => ownVote() !== undefined, 'node-0 to prevote');
+      const toMallory = (kinds: readonly GossipMessage['kind'][]): Delivery[] =>
+        cluster.hub.sent.filter(
+          (d) => d.from === node.id && d.to === MALLORY && kinds.includes(d.message.kind),
+        );
+      const held = (): number => toMallory(['proposal', 'vote']).length;
+      const ticks = (): number =>
+        cluster.hub.sent.filter(
+          (d) => d.from === node.id && d.to === '*' && d.message.kind === 'status',
+        ).length;
+      cluster.hub.join(MALLORY, null);
+      await waitUntil(() => held() > 0, 'Mallory to get the held messages when she connects');
+      const once = held();
+      const statuses = toMallory(['status']).length;
+
+      // Mallory opens stream after stream: each one gets our status, none the held messages.
+      for (let i = 0; i < 50; i++) node.endpoint.connected(MALLORY);
+      assert.equal(toMallory(['status']).length, statuses + 50);
+      assert.equal(held(), once);
+      // They are owed to her, once however often she reconnected, at the next gossip tick.
+      await waitUntil(() => held() === 2 * once, 'the owed held messages at the next tick');
+      const seen = ticks();
+      await waitUntil(() => ticks() >= seen + 2, 'two more gossip ticks');
+      assert.equal(held(), 2 * once);
+
+      // A peer that reconnects a gossip period later (a real restart) gets them again at once.
+      clock += gossipIntervalMs;
+      node.endpoint.connected(MALLORY);
+      assert.equal(held(), 3 * once);
+      const vote = ownVote();
+      assert.ok(vote?.kind === 'vote');
+      assert.ok(
+        toMallory(['vote'])
+          .slice(-once)
+          .some(
+            (d) =>
+              d.message.kind === 'vote' &&
+              Buffer.from(d.message.vote.signature).equals(vote.vote.signature),
+          ),
+        'the reconnected peer gets our own vote again',
+      );
     } finally {
       await cluster.close();
     }
