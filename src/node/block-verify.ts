@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { toHex } from '../crypto/bytes.js';
 import { defaultFalcon } from '../crypto/falcon.js';
 import { stampOf } from '../consensus/application/index.js';
@@ -238,13 +239,23 @@ async function witnessFor(
 ): Promise<{ bytes: Uint8Array } | { reason: string }> {
   if (!wanted) return { reason: 'not asked for (--no-reexecute)' };
   if (!trust.ok) return { reason: 'the validator set of the height is not trusted' };
-  try {
-    return { bytes: await client.blockWitness(height, { deadlineMs: 60_000 }) };
-  } catch (error) {
-    if (!(error instanceof StoqError)) throw error;
-    return { reason: `the node gave no state witness: ${error.code}: ${error.message}` };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { bytes: await client.blockWitness(height, { deadlineMs: 60_000 }) };
+    } catch (error) {
+      if (!(error instanceof StoqError)) throw error;
+      // The node builds a few witnesses a second (block-witness.ts): ask again a second later.
+      if (error.detail.reason === 'witness-busy' && attempt < WITNESS_BUSY_ATTEMPTS) {
+        await delay(1_000);
+        continue;
+      }
+      return { reason: `the node gave no state witness: ${error.code}: ${error.message}` };
+    }
   }
 }
+
+/** How often `block verify` asks a node that is busy building other witnesses. */
+const WITNESS_BUSY_ATTEMPTS = 10;
 
 export interface VerifyBlockOptions {
   /** Re-execute the block from the node's state witness (default true). */

@@ -43,6 +43,7 @@ import {
 } from '../../src/node/block-witness.js';
 import { isHyperMeshError } from '../../src/codec/error.js';
 import { openStore } from '../../src/storage/index.js';
+import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 
 /**
  * One validator in this process (it holds all the voting power, so it commits alone): the node
@@ -234,6 +235,20 @@ describe('a validator node', () => {
         verdict.parts.find((part) => part.part === 'work');
       const executedWork = workOf(executed.verdict);
       assert.ok(executedWork?.ok === true && executedWork.coverage === 'full');
+      // A node busy building other witnesses is asked again a second later.
+      let busy = 1;
+      const busyOnce: NodeRpcClient = {
+        ...client,
+        blockWitness: async (height, options) => {
+          if (busy-- > 0) {
+            throw new StoqError(StoqErrorCode.RESOURCE_EXHAUSTED, 'busy', {
+              reason: 'witness-busy',
+            });
+          }
+          return client.blockWitness(height, options);
+        },
+      };
+      assert.equal((await verifyBlockFromNode(busyOnce, genesis, setHeight)).reexecution.ran, true);
       // A node whose witness lies is caught, whatever the lie.
       const lyingWith = (forge: (witness: StateWitness) => StateWitness): NodeRpcClient => ({
         ...client,
