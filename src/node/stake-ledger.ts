@@ -10,6 +10,7 @@ import {
   EDIT_VALIDATOR_OP,
   UNBOND_OP,
   caesarDelegationQuery,
+  caesarDelegatorIndexQuery,
   caesarGenesisFromApp,
   caesarStakingParamsQuery,
   caesarUnbondingQuery,
@@ -21,6 +22,7 @@ import {
   formatConsensusAddress,
   sharesValue,
   verifyCaesarDelegation,
+  verifyCaesarDelegatorIndex,
   verifyCaesarStakingParams,
   verifyCaesarUnbonding,
   verifyCaesarValidator,
@@ -52,10 +54,11 @@ import { ledgerBody, ledgerToken } from './wallet-ledger.js';
 
 /**
  * The ledger side of `hypermesh stake`: the staking a chain's genesis defines, proven reads of
- * the validators, delegations and unbondings (docs/caesar.md, "Queries"), and staking
- * transactions with `submitTransaction` (as `wallet send` does): the sequence is a proven read
- * of the node API, and admission is the `hypermesh.caesar.v1` method for the transaction's kind
- * (`stake`, `unstake`, `delegate`; `submitTx` for `unjail` and `edit-validator`).
+ * the validators, an account's delegations (through its delegator index) and unbondings
+ * (docs/caesar.md, "Queries"), and staking transactions with `submitTransaction` (as `wallet
+ * send` does): the sequence is a proven read of the node API, and admission is the
+ * `hypermesh.caesar.v1` method for the transaction's kind (`stake`, `unstake`, `delegate`;
+ * `submitTx` for `unjail` and `edit-validator`).
  */
 
 /** Typed codes of the `stake` commands' own refusals (shown in brackets after the message). */
@@ -192,13 +195,8 @@ export interface ProvenValidators {
   readonly validators: readonly ValidatorView[];
 }
 
-/**
- * The staking parameters and the addresses of every validator record, each proven (the first
- * reads of the commands that walk the validators). A chain without staking is `STAKING_OFF`.
- */
-async function readProvenStaking(
-  reader: ProvenReader,
-): Promise<{ params: StakingParams; addresses: readonly Uint8Array[] }> {
+/** The proven staking parameters; a chain without staking is `STAKING_OFF`. */
+async function readProvenStakingParams(reader: ProvenReader): Promise<StakingParams> {
   const params = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
   if (params === null) {
     throw new StakeCliError(
@@ -207,6 +205,17 @@ async function readProvenStaking(
       1,
     );
   }
+  return params;
+}
+
+/**
+ * The staking parameters and the addresses of every validator record, each proven (the first
+ * reads of the commands that walk the validators). A chain without staking is `STAKING_OFF`.
+ */
+async function readProvenStaking(
+  reader: ProvenReader,
+): Promise<{ params: StakingParams; addresses: readonly Uint8Array[] }> {
+  const params = await readProvenStakingParams(reader);
   const addresses = await reader.read(caesarValidatorsQuery, verifyCaesarValidators);
   return { params, addresses };
 }
@@ -315,18 +324,21 @@ export interface ProvenDelegations {
   readonly delegations: readonly DelegationView[];
   /** Its unbonding entries, by completion height, then validator. */
   readonly unbonding: readonly UnbondingEntry[];
-  /** How many validator records were read (each with the delegation at it). */
+  /**
+   * How many validator records were read (each with the delegation at it): the validators the
+   * account's proven delegator index names, so equal to the number of delegations.
+   */
   readonly validatorsRead: number;
 }
 
-/** Proven reads in flight at once while reading every validator's delegation. */
-const DELEGATION_READS_IN_FLIGHT = 16;
-
 /**
  * Every delegation of `delegator` and its unbonding entries, each read with its proof checked,
- * all at the height of the first answer. The state keeps delegations by validator, with no
- * index by delegator, so this reads the delegation at every validator the node proves to exist
- * (at most `MAX_VALIDATOR_CANDIDATES`), with its record for the worth and the jail.
+ * all at the height of the first answer. The account's delegator index (`caesar/delegations`,
+ * docs/caesar.md "Delegator index") names exactly the validators it has shares of, at most
+ * `MAX_DELEGATIONS_PER_ACCOUNT`; its proof makes the list complete (a node cannot leave one out
+ * or add one), so this reads the staking parameters, the index, then at each validator it names
+ * the record (for the worth and the jail) and the delegation, then the unbonding entries:
+ * 3 + 2 × (at most 32) proven reads, however many validators exist.
  */
 export async function readProvenDelegations(
   client: NodeRpcClient,
@@ -334,14 +346,32 @@ export async function readProvenDelegations(
   height?: number,
 ): Promise<ProvenDelegations> {
   const reader = new ProvenReader(client, height);
-  const { addresses } = await readProvenStaking(reader);
-  const readOne = async (address: Uint8Array): Promise<DelegationView | null> => {
-    const record = await readListedValidator(reader, address);
-    const shares = await reader.read(
-      (at) => caesarDelegationQuery(address, delegator, at),
-      (response) => verifyCaesarDelegation(address, delegator, response),
-    );
-    if (shares === 0n) return null;
+  // The first answer pins the height, so the reads after it may run together.
+  await readProvenStakingParams(reader);
+  const index = await reader.read(
+    (at) => caesarDelegatorIndexQuery(delegator, at),
+    (response) => verifyCaesarDelegatorIndex(delegator, response),
+  );
+  const readOne = async (address: Uint8Array): Promise<DelegationView> => {
+    const [record, shares] = await Promise.all([
+      reader.read(
+        (at) => caesarValidatorQuery(address, at),
+        (response) => verifyCaesarValidator(address, response),
+      ),
+      reader.read(
+        (at) => caesarDelegationQuery(address, delegator, at),
+        (response) => verifyCaesarDelegation(address, delegator, response),
+      ),
+    ]);
+    // The index names exactly the validators with shares above zero and a record; a proven
+    // state that breaks this is not one the ledger writes (docs/caesar.md, "Staking state").
+    if (record === null || shares === 0n) {
+      throw new StakeCliError(
+        StakeErrorCode.PROOF_INVALID,
+        `the node's proven delegator index names validator ${toHex(address)}, at which it proves ${record === null ? 'no validator record' : 'no shares'}`,
+        1,
+      );
+    }
     return {
       validator: formatConsensusAddress(address),
       record,
@@ -349,14 +379,7 @@ export async function readProvenDelegations(
       tokens: sharesValue(record, shares),
     };
   };
-  const delegations: DelegationView[] = [];
-  for (let start = 0; start < addresses.length; start += DELEGATION_READS_IN_FLIGHT) {
-    const batch = addresses.slice(start, start + DELEGATION_READS_IN_FLIGHT);
-    for (const view of await Promise.all(batch.map(readOne))) {
-      if (view !== null) delegations.push(view);
-    }
-  }
-  delegations.sort((a, b) =>
+  const delegations = (await Promise.all(index.map(readOne))).sort((a, b) =>
     a.tokens === b.tokens ? a.validator.localeCompare(b.validator) : a.tokens > b.tokens ? -1 : 1,
   );
   const unbonding = [
@@ -374,7 +397,7 @@ export async function readProvenDelegations(
     stateRoot: reader.stateRoot,
     delegations,
     unbonding,
-    validatorsRead: addresses.length,
+    validatorsRead: index.length,
   };
 }
 

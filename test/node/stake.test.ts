@@ -10,6 +10,10 @@ import {
   caesarGenesisFromApp,
   checkStakingMatchesValidators,
   caesarDelegationQuery,
+  caesarDelegatorIndexQuery,
+  caesarStakingParamsQuery,
+  caesarUnbondingQuery,
+  caesarValidatorQuery,
   consensusAddress,
   ed25519Address,
   formatAddress,
@@ -22,7 +26,8 @@ import {
   decodeValidatorUpdates,
   encodeValidatorUpdates,
 } from '../../src/consensus/validator-updates.js';
-import { fromHex } from '../../src/crypto/bytes.js';
+import { encodeDelegatorIndex } from '../../src/caesar/staking-state.js';
+import { fromHex, toHex } from '../../src/crypto/bytes.js';
 import { verifyBlockFromNode } from '../../src/node/block-verify.js';
 import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init.js';
 import { createLogger } from '../../src/node/log.js';
@@ -877,6 +882,70 @@ describe('hypermesh stake against a running validator', () => {
           [newAddress, 1_000_000n, 1_000_000n],
         ],
       );
+
+      // The list comes from the account's delegator index, and its proof makes it complete: a
+      // node that hides an entry, answers the index absent or adds an entry is refused.
+      const operator = ed25519Address(newKey.publicKey);
+      const forgeries: [string, Uint8Array, Uint8Array | null][] = [
+        ['hides node-1', aliceWallet.address, encodeDelegatorIndex([fromHex(newAddress)])],
+        ['answers absent', aliceWallet.address, null],
+        ['adds node-1', operator, encodeDelegatorIndex([fromHex(node1), fromHex(newAddress)])],
+      ];
+      for (const [what, account, forged] of forgeries) {
+        const indexPath = caesarDelegatorIndexQuery(account).path;
+        let forgedAnswers = 0;
+        const hiding: NodeRpcClient = {
+          ...honest,
+          query: async (request) => {
+            const answer = await honest.query(request);
+            if (request.path !== indexPath) return answer;
+            forgedAnswers += 1;
+            return { ...answer, value: forged };
+          },
+        };
+        await assert.rejects(
+          readProvenDelegations(hiding, account),
+          (error: unknown) =>
+            error instanceof StakeCliError &&
+            error.code === StakeErrorCode.PROOF_INVALID &&
+            error.exitCode === 1 &&
+            /the node's answer does not verify/.test(error.message),
+          what,
+        );
+        assert.equal(forgedAnswers, 1, `${what}: the index was read once`);
+      }
+
+      // Only the index and the validators it names are read, never the validator list: the
+      // new validator's operator has its self-bond (2 TST) alone, so node-1 is not asked about.
+      const described = (request: { path: string; data: Uint8Array }) =>
+        `${request.path} ${toHex(request.data)}`;
+      const asked: string[] = [];
+      const counting: NodeRpcClient = {
+        ...honest,
+        query: (request) => {
+          asked.push(described(request));
+          return honest.query(request);
+        },
+      };
+      const own = await readProvenDelegations(counting, operator);
+      assert.deepEqual(
+        [own.validatorsRead, own.delegations.map((view) => [view.validator, view.shares])],
+        [1, [[newAddress, 2_000_000n]]],
+      );
+      assert.deepEqual(
+        [...asked].sort(),
+        [
+          described(caesarStakingParamsQuery()),
+          described(caesarDelegatorIndexQuery(operator)),
+          described(caesarValidatorQuery(fromHex(newAddress))),
+          described(caesarDelegationQuery(fromHex(newAddress), operator)),
+          described(caesarUnbondingQuery(operator)),
+        ].sort(),
+      );
+      asked.length = 0;
+      const empty = await readProvenDelegations(counting, fromHex('ab'.repeat(32)));
+      assert.deepEqual([empty.validatorsRead, empty.delegations], [0, []]);
+      assert.equal(asked.length, 3, `params, index, unbonding: ${asked.join(', ')}`);
     } finally {
       await session.close();
     }
@@ -898,7 +967,7 @@ describe('hypermesh stake against a running validator', () => {
       none.out,
       new RegExp(
         `^${nobody}: 0 delegation\\(s\\) worth 0 TST \\(0 base units\\), 0 unbonding entry\\(ies\\) of 0 TST \\(0 base units\\)\\n` +
-          `  height ${committedAt}, 1 validator\\(s\\) read, .*\\nno delegations\\nno unbonding entries\\n$`,
+          `  height ${committedAt}, 0 validator\\(s\\) read, .*\\nno delegations\\nno unbonding entries\\n$`,
       ),
     );
     const noneJson = JSON.parse(
@@ -1019,7 +1088,10 @@ describe('hypermesh stake against a running validator', () => {
         const report = await verifyBlockFromNode(honest, genesis, height);
         assert.equal(report.ok, true, `block ${height}: ${JSON.stringify(report.verdict)}`);
         const work = report.verdict.parts.find((part) => part.part === 'work');
-        assert.ok(work?.ok === true && work.coverage === 'full', `block ${height} re-executed`);
+        assert.ok(
+          work?.ok === true && work.coverage === 'full',
+          `block ${height} re-executed: ${JSON.stringify({ work, reexecution: report.reexecution })}`,
+        );
       }
     } finally {
       await session.close();

@@ -432,11 +432,13 @@ now (shares × the validator's stake / its shares) and whether the validator is 
 every unbonding entry waiting to return to its balance (the validator, the amount, the height
 of the unbond and the block at whose end it is paid). Each is read with its state proof checked
 against the state root the node names, and that root against the block's commit, all at one
-height. The ledger keeps delegations by validator, so the command reads the account's
-delegation at every validator (the staking parameters, the validator list, then each
-validator's record and delegation: two proven reads per validator). A delegation at a validator
-includes what its rewards added; a slash lowers it. Exits 0 when every proof verifies, 1
-otherwise.
+height. The ledger keeps a delegator index for each account (the validators it has shares of,
+at most 32), so the command reads the staking parameters, the account's index, then the record
+and the delegation at each validator the index names, then the unbonding entries: at most
+3 + 2 × 32 = 67 proven reads, however many validators the chain has. The index's proof makes
+the list complete: a node that leaves a delegation out (or adds one) is refused. A delegation at
+a validator includes what its rewards added; a slash lowers it. Exits 0 when every proof
+verifies, 1 otherwise.
 
 options:
   --address ADDR        the account's address (64 hex digits, as "wallet address" prints it)
