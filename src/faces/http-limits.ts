@@ -16,6 +16,16 @@ export interface HttpLimits {
   /** Open connections; a connection over the limit is closed at once (Node's `maxConnections`). */
   readonly maxConnections: number;
   /**
+   * Open connections from one remote address; one over it is closed at once, so a single
+   * client cannot take all of `maxConnections` and lock everyone else out.
+   */
+  readonly maxConnectionsPerAddress: number;
+  /**
+   * An HTTPS server's TLS handshake must finish within this (the timeouts below start only
+   * after it): a connection that never says hello is closed here, not after Node's 120 s.
+   */
+  readonly handshakeTimeoutMs: number;
+  /**
    * The request line and headers must arrive within this after the request starts; else 408.
    * At most `requestTimeoutMs` (Node refuses to start otherwise).
    */
@@ -38,6 +48,8 @@ export interface HttpLimits {
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxConnections: 512,
+  maxConnectionsPerAddress: 64,
+  handshakeTimeoutMs: 10_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   timeoutCheckIntervalMs: 1_000,
@@ -55,19 +67,21 @@ export function httpLimits(overrides: Partial<HttpLimits> = {}): HttpLimits {
 
 /**
  * The `http.createServer` / `https.createServer` options that carry `limits`: the timeouts, and
- * how often they are checked, which Node takes only when the server is created.
+ * how often they are checked, which Node takes only when the server is created; and the TLS
+ * handshake timeout (an HTTP server ignores it).
  */
 export function httpLimitServerOptions(
   limits: HttpLimits,
 ): Pick<
   ServerOptions,
   'headersTimeout' | 'requestTimeout' | 'connectionsCheckingInterval' | 'keepAliveTimeout'
-> {
+> & { readonly handshakeTimeout: number } {
   return {
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
+    handshakeTimeout: limits.handshakeTimeoutMs,
   };
 }
 
@@ -86,6 +100,21 @@ export function applyHttpLimits(
   // Without a 'timeout' listener Node destroys a socket idle for `server.timeout`.
   server.timeout = limits.idleTimeoutMs;
   server.maxConnections = limits.maxConnections;
+  const perAddress = new Map<string, number>();
+  server.on('connection', (socket: Duplex & { remoteAddress?: string }) => {
+    const address = socket.remoteAddress ?? '';
+    const open = (perAddress.get(address) ?? 0) + 1;
+    if (open > limits.maxConnectionsPerAddress) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, open);
+    socket.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left === 0) perAddress.delete(address);
+      else perAddress.set(address, left);
+    });
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     const [status, outcome]: [string, ClientErrorOutcome] =
       error.code === 'ERR_HTTP_REQUEST_TIMEOUT'

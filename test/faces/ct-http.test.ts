@@ -399,6 +399,37 @@ describe('CT HTTP face', () => {
     }
   });
 
+  it('keeps one address from taking every connection', async () => {
+    const short = await withLimits({ maxConnectionsPerAddress: 1 }, new Registry());
+    const { hostname, port } = new URL(short.url);
+    const from = async (localAddress: string): Promise<Socket> => {
+      const socket = connect({ host: hostname, port: Number(port), localAddress });
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      return socket;
+    };
+    const held = await from('127.0.0.1');
+    try {
+      // A second connection from the same address is closed at once, unanswered.
+      const second = await from('127.0.0.1');
+      const closed = once(second, 'close');
+      second.write('GET /ct/v1/get-roots HTTP/1.1\r\nhost: ct.test\r\n\r\n');
+      await withDeadline(closed, 5_000, 'the second connection from one address to be closed');
+      // Another address is served.
+      const other = await from('127.0.0.2');
+      const received: Buffer[] = [];
+      other.on('data', (chunk: Buffer) => received.push(chunk));
+      const answered = once(other, 'end');
+      other.write('GET /ct/v1/get-roots HTTP/1.1\r\nhost: ct.test\r\nconnection: close\r\n\r\n');
+      await withDeadline(answered, 5_000, 'an answer to another address');
+      assert.match(Buffer.concat(received).toString(), /^HTTP\/1\.1 200 /);
+      other.destroy();
+    } finally {
+      held.destroy();
+      await short.close();
+    }
+  });
+
   it('disconnects a client that asks for large answers and never reads them', async () => {
     const idleTimeoutMs = 300;
     // Request timeouts far beyond the deadline: a request cut by the last read would otherwise

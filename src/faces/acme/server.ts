@@ -42,6 +42,11 @@ import {
  * is POST. The protocol itself is in service.ts. See docs/acme.md.
  */
 
+/**
+ * The ACME server's idle timeout: longer than the longest wait of a request for its issuer
+ * (a revocation or an order waiting for its commit, 120 s with the node's issuer).
+ */
+export const ACME_IDLE_TIMEOUT_MS = 180_000;
 export interface AcmeServerOptions {
   /** Address to listen on; port 0 picks a free port. */
   readonly host: string;
@@ -293,7 +298,10 @@ export async function startAcmeServer(options: AcmeServerOptions): Promise<AcmeS
           registers: [options.registry],
         });
 
-  const connectionLimits = httpLimits(options.limits);
+  // A revocation waits for its commit without writing (the node's issuer up to 120 s,
+  // acme-issuer.ts): the idle timeout must outlast any such wait, or the client would see a
+  // reset while its revocation may still commit.
+  const connectionLimits = httpLimits({ idleTimeoutMs: ACME_IDLE_TIMEOUT_MS, ...options.limits });
   const server = https.createServer({
     ...secureContextOptions(options.tls),
     maxHeaderSize: MAX_HEADER_BYTES,

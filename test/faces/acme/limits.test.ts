@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
@@ -9,6 +10,8 @@ import { ACME_SCHEMA_VERSION, AcmeStore } from '../../../src/faces/acme/store.js
 import { dns01TxtValue, keyAuthorization } from '../../../src/faces/acme/validation.js';
 import { ValidationQueue } from '../../../src/faces/acme/validation-queue.js';
 import { NewAccountLimit, addressKey } from '../../../src/faces/acme/account-limit.js';
+import { ACME_IDLE_TIMEOUT_MS } from '../../../src/faces/acme/server.js';
+import { DEFAULT_ACME_ISSUE_TIMEOUT_MS } from '../../../src/node/acme-issuer.js';
 import { waitForCondition, withDeadline } from '../../helpers/wait.js';
 import {
   PROBLEM,
@@ -532,6 +535,7 @@ describe('ACME limits: connections', () => {
     requestTimeoutMs: 400,
     timeoutCheckIntervalMs: 50,
     maxConnections: 1,
+    handshakeTimeoutMs: 300,
   };
 
   before(async () => {
@@ -574,6 +578,20 @@ describe('ACME limits: connections', () => {
     } finally {
       socket.destroy();
     }
+  });
+
+  it('closes a connection that never starts its TLS handshake', async () => {
+    const { hostname, port } = new URL(running.server.url);
+    const silent = netConnect({ host: hostname, port: Number(port) });
+    silent.on('error', () => {});
+    const closed = once(silent, 'close');
+    const started = performance.now();
+    await withDeadline(closed, 5_000, 'the server to close a connection that says nothing');
+    assert.ok(performance.now() - started < 4_000);
+  });
+
+  it("outlasts the node issuer's longest wait with its idle timeout", () => {
+    assert.ok(ACME_IDLE_TIMEOUT_MS > DEFAULT_ACME_ISSUE_TIMEOUT_MS);
   });
 });
 
