@@ -44,7 +44,7 @@ import {
 
 /**
  * The ACME server's idle timeout: longer than the longest wait of a request for its issuer
- * (a revocation or an order waiting for its commit, 120 s with the node's issuer).
+ * (a revocation waiting for its commit, 120 s with the node's issuer).
  */
 export const ACME_IDLE_TIMEOUT_MS = 180_000;
 export interface AcmeServerOptions {
