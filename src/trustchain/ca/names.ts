@@ -123,7 +123,9 @@ export function checkIpAddress(address: string): void {
   const zeros = (from: number, to: number): boolean =>
     bytes.subarray(from, to).every((b) => b === 0);
   const mapped = zeros(0, 10) && bytes[10] === 0xff && bytes[11] === 0xff;
-  const compatible = zeros(0, 12) && address !== '::1';
+  // The loopback address (fifteen zero bytes, then 1) is not an IPv4-compatible one.
+  const loopback = zeros(0, 15) && bytes[15] === 1;
+  const compatible = zeros(0, 12) && !loopback;
   const teredo = bytes[0] === 0x20 && bytes[1] === 0x01 && zeros(2, 4);
   if (mapped || compatible || teredo) invalid('ip', address, 'embedded_ipv4');
 }
