@@ -18,7 +18,9 @@ import {
   encodeStateWitness,
   type NodeStore,
   type StateQueryResult,
+  type StateChange,
   type StateReader,
+  type StateWitness,
 } from '../storage/index.js';
 
 /**
@@ -74,13 +76,17 @@ function chainApplication(
 
 /**
  * The stored state after block `base` (0: the empty state before block 1) as a `StateReader`
- * for an execution on top of it, recording every key read; `computeRoot` is on top of `base`.
+ * for an execution on top of it, recording every key read; `computeRoot` is on top of `base`
+ * and builds the witness of the reads so far and those changes (`witnessOf` reuses it when
+ * nothing was read after it and the changes are the same, as after an execution's `finish`).
  */
 function recordingStateAt(
   store: NodeStore,
   base: number,
-): { state: StateReader; reads: Uint8Array[] } {
+): { state: StateReader; witnessOf: (changes: readonly StateChange[]) => StateWitness } {
   const reads: Uint8Array[] = [];
+  let built: { changes: readonly StateChange[]; reads: number; witness: StateWitness } | null =
+    null;
   const at = base === 0 ? undefined : base;
   const state: StateReader = {
     root: () => (at === undefined ? EMPTY_STATE_ROOT.slice() : store.state.root(at)),
@@ -96,9 +102,17 @@ function recordingStateAt(
       const proof = { siblings: [], leaf: null };
       return { height: null, root: EMPTY_STATE_ROOT.slice(), key, value: null, proof };
     },
-    computeRoot: (changes) => store.stateWitness(base, [], changes).rootAfter,
+    computeRoot: (changes) => {
+      const { witness, rootAfter } = store.stateWitness(base, reads, changes);
+      built = { changes, reads: reads.length, witness };
+      return rootAfter;
+    },
   };
-  return { state, reads };
+  const witnessOf = (changes: readonly StateChange[]): StateWitness =>
+    built !== null && built.changes === changes && built.reads === reads.length
+      ? built.witness
+      : store.stateWitness(base, reads, changes).witness;
+  return { state, witnessOf };
 }
 
 export interface BlockWitnessSource {
@@ -137,7 +151,7 @@ export function blockWitnessSource(
       builds.push(at);
       const block = decodeBlock(stored.bytes);
       const context = storedParent(genesis, store, height);
-      const { state, reads } = recordingStateAt(store, height - 1);
+      const { state, witnessOf } = recordingStateAt(store, height - 1);
       const result = chainApplication(genesis, chainModules, state).executeBlock(
         executionInput(block, context),
       );
@@ -148,8 +162,7 @@ export function blockWitnessSource(
           { height },
         );
       }
-      const { witness } = store.stateWitness(height - 1, reads, result.changes);
-      const encoded = encodeStateWitness(witness);
+      const encoded = encodeStateWitness(witnessOf(result.changes));
       if (encoded.length > MAX_STATE_WITNESS_BYTES) {
         throw new BlockWitnessError(
           BlockWitnessErrorCode.TOO_LARGE,
