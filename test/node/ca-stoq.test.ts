@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createNodeRpcClient } from '../../src/consensus/net/index.js';
@@ -17,19 +16,18 @@ import { generateNodeIdentity } from '../../src/node/dev-ca.js';
 import { operatorKey } from '../../src/node/kv-tools.js';
 import { createLogger } from '../../src/node/log.js';
 import { readGenesisFile } from '../../src/node/cluster-layout.js';
-import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import {
-  loadClusterTarget,
   openOperatorSession,
   type ClusterTarget,
   type OperatorSession,
 } from '../../src/node/operator.js';
 import { buildStoqParts, combineRevocationChecks } from '../../src/node/stoq-node.js';
 import type { RevocationAnswer, RevocationQuery } from '../../src/stoq/auth/index.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import { StoqError } from '../../src/stoq/errors.js';
 import { certificateChainPem } from '../../src/trustchain/ca-module/index.js';
-import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
+import { startOneNodeCluster } from '../helpers/one-node-cluster.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 /**
@@ -47,23 +45,7 @@ describe('TrustChain certificates on the node STOQ endpoint', () => {
   const falcon = defaultFalcon();
 
   before(async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-ca-stoq-'));
-    dir = path.join(root, 'cluster');
-    const init = await runCli([...clusterInitArgs(dir, 1), '--no-caesar']);
-    assert.equal(init.code, 0, init.err);
-    const config = await loadValidatorNodeConfig(path.join(dir, 'node-1', 'config.json'), {});
-    node = await startValidatorNode(
-      config,
-      createLogger({ node: 'node-1' }, () => undefined, 'error'),
-    );
-    await waitForCondition(
-      node.driver,
-      'commit',
-      () => node.driver.status().committedHeight >= 1,
-      'node-1 commits block 1',
-      60_000,
-    );
-    target = await loadClusterTarget(dir);
+    ({ root, dir, node, target } = await startOneNodeCluster('hypermesh-ca-stoq-'));
     operator = await openOperatorSession(target);
   });
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { validatorAddress } from '../../src/consensus/validator-set.js';
@@ -21,20 +20,19 @@ import type { NodeConfig } from '../../src/node/config.js';
 import { generateNodeIdentity } from '../../src/node/dev-ca.js';
 import { operatorKey } from '../../src/node/kv-tools.js';
 import { createLogger } from '../../src/node/log.js';
-import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { nodeService } from '../../src/node/node-service.js';
 import {
-  loadClusterTarget,
   openOperatorParts,
   openOperatorSession,
   type ClusterTarget,
 } from '../../src/node/operator.js';
 import { buildStoqParts, type StoqParts } from '../../src/node/stoq-node.js';
-import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import type { ValidatorNode } from '../../src/node/validator-node.js';
 import type { CertificateRole } from '../../src/crypto/x509.js';
 import { StoqError, StoqErrorCode, type SocketAddress } from '../../src/stoq/index.js';
 import { certificateChainPem } from '../../src/trustchain/ca-module/index.js';
-import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
+import { startOneNodeCluster } from '../helpers/one-node-cluster.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 /**
@@ -56,23 +54,7 @@ describe('operator sessions: node keys pinned, leaves proven against committed s
   const logger = createLogger({ node: 'test' }, () => undefined, 'error');
 
   before(async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'hypermesh-operator-trust-'));
-    dir = path.join(root, 'cluster');
-    const init = await runCli([...clusterInitArgs(dir, 1), '--no-caesar']);
-    assert.equal(init.code, 0, init.err);
-    const config = await loadValidatorNodeConfig(path.join(dir, 'node-1', 'config.json'), {});
-    node = await startValidatorNode(
-      config,
-      createLogger({ node: 'node-1' }, () => undefined, 'error'),
-    );
-    await waitForCondition(
-      node.driver,
-      'commit',
-      () => node.driver.status().committedHeight >= 1,
-      'node-1 commits block 1',
-      60_000,
-    );
-    target = await loadClusterTarget(dir);
+    ({ root, dir, node, target } = await startOneNodeCluster('hypermesh-operator-trust-'));
     const chain = pemToDerList(await readFile(path.join(dir, 'node-1', 'node-1.pem'), 'utf8'));
     const key = await readKeyFile(path.join(dir, 'node-1', CA_FILES.intermediateKey), {
       kind: 'p256',
