@@ -40,7 +40,7 @@ import {
 import { readCaValue, type CaAnswerCheck } from '../trustchain/ca-module/client.js';
 import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
 import { publishedKey } from '../trustchain/ca-module/state.js';
-import { encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
+import { MAX_NOTE_BYTES, encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
 import { CliError } from './cli-error.js';
 import { submitTransaction } from './tx-submit.js';
 import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
@@ -365,16 +365,23 @@ const proofSchema = z.object({
 const consistencySchema = z.object({ consistency: z.array(base64Hash).max(128) });
 
 /** An HTTP answer whose body is JSON; anything else (no answer, too large, not JSON) is a CliError. */
-async function fetchJson(
+/**
+ * GETs `url` and reads at most `maxBytes` of its body within `timeoutMs` (connection and body
+ * together): a node, or anyone on the path, cannot make the CLI hang or hold an endless answer.
+ */
+async function fetchText(
   url: string,
-  timeoutMs = DEFAULT_CT_TIMEOUT_MS,
-): Promise<{ status: number; body: unknown }> {
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<{ status: number; ok: boolean; text: string }> {
   const signal = AbortSignal.timeout(timeoutMs);
-  const response = await fetch(url, { signal }).catch((error: Error) => {
-    throw new CliError(
+  const failed = (error: Error): CliError =>
+    new CliError(
       `${url}: ${signal.aborted ? `no answer within ${timeoutMs} ms` : error.message}`,
       1,
     );
+  const response = await fetch(url, { signal }).catch((error: Error) => {
+    throw failed(error);
   });
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -384,25 +391,33 @@ async function fetchJson(
       const read = await (reader?.read() ?? { done: true as const, value: undefined });
       if (read.done) break;
       size += read.value.length;
-      if (size > MAX_CT_BODY_BYTES) {
+      if (size > maxBytes) {
         await reader?.cancel();
-        throw new CliError(`${url}: the answer is larger than ${MAX_CT_BODY_BYTES} bytes`, 1);
+        throw new CliError(`${url}: the answer is larger than ${maxBytes} bytes`, 1);
       }
       chunks.push(read.value);
     }
   } catch (error) {
     if (error instanceof CliError) throw error;
-    throw new CliError(`${url}: ${(error as Error).message}`, 1);
+    throw failed(error as Error);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return {
+    status: response.status,
+    ok: response.ok,
+    text: Buffer.concat(chunks).toString('utf8'),
+  };
+}
+
+async function fetchJson(
+  url: string,
+  timeoutMs = DEFAULT_CT_TIMEOUT_MS,
+): Promise<{ status: number; body: unknown }> {
+  const { status, text } = await fetchText(url, timeoutMs, MAX_CT_BODY_BYTES);
   try {
-    return { status: response.status, body: JSON.parse(text) as unknown };
+    return { status, body: JSON.parse(text) as unknown };
   } catch {
     const shown = text.length > 200 ? `${text.slice(0, 200)}…` : text;
-    throw new CliError(
-      `${url}: HTTP ${response.status}, the body is not JSON: ${JSON.stringify(shown)}`,
-      1,
-    );
+    throw new CliError(`${url}: HTTP ${status}, the body is not JSON: ${JSON.stringify(shown)}`, 1);
   }
 }
 
@@ -614,12 +629,10 @@ export interface ServedLogCheck {
   readonly lines: readonly string[];
 }
 
+/** A served signed note or tree head: at most a note's size (`MAX_NOTE_BYTES`) and 30 s. */
 async function getText(url: string): Promise<string> {
-  const response = await fetch(url).catch((error: Error) => {
-    throw new CliError(`${url}: ${error.message}`, 1);
-  });
-  const text = await response.text();
-  if (!response.ok) throw new CliError(`${url}: HTTP ${response.status} ${text}`, 1);
+  const { status, ok, text } = await fetchText(url, DEFAULT_CT_TIMEOUT_MS, MAX_NOTE_BYTES);
+  if (!ok) throw new CliError(`${url}: HTTP ${status} ${JSON.stringify(text.slice(0, 200))}`, 1);
   return text;
 }
 
@@ -666,7 +679,7 @@ export async function checkServedLog(
           .trimEnd()
           .split('\n')
           .map((line) => `    ${line}`),
-        `  served get-sth: ${sth.trim()}`,
+        `  served get-sth: ${JSON.stringify(sth.trim())}`,
       ],
     };
   }

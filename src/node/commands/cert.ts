@@ -753,7 +753,7 @@ the consensus proof — the commit of the proof's block by more than 2/3 of the 
 validators' power (Ed25519 and, with requirePq, FALCON-1024) over a header whose state root
 opens the certificate's record (this certificate, its publication height and issuer), its
 revocation (not revoked as of that block) and the log's tree head — and the certificate's
-transparency-log inclusion: its entry (rebuilt from the certificate and the proven timestamp)
+transparency-log inclusion: its entry (rebuilt from the certificate and the proof's timestamp)
 and audit path lead to that tree head's root. Without --proof these two are not checked
 offline, and the output says so.
 

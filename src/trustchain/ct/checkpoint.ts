@@ -1,5 +1,5 @@
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { bytesEqual, concatBytes, fromBase64, toBase64 } from '../../crypto/bytes.js';
+import { bytesEqual, concatBytes, fromBase64, toBase64, toHex } from '../../crypto/bytes.js';
 import {
   ED25519_PUBLIC_KEY_BYTES,
   ed25519RawPublicKey,
@@ -306,11 +306,23 @@ type KnownKey =
 function keyIndex(set: CheckpointVerifierSet): Map<string, KnownKey> {
   requireOrigin(set.origin);
   const index = new Map<string, KnownKey>();
-  const add = (name: string, keyId: number, key: KnownKey): void => {
+  // One public key under two names would count its weight twice toward the quorum.
+  const publicKeys = new Set<string>();
+  const add = (name: string, keyId: number, key: KnownKey, publicKey?: Uint8Array): void => {
     requireKeyName(name);
     const id = `${name} ${keyId}`;
     if (index.has(id)) {
       throw new CtError(CtErrorCode.MALFORMED_NOTE, `verifier set names key ${id} twice`);
+    }
+    if (publicKey !== undefined) {
+      const keyHex = `${key.kind} ${toHex(publicKey)}`;
+      if (publicKeys.has(keyHex)) {
+        throw new CtError(
+          CtErrorCode.MALFORMED_NOTE,
+          `verifier set lists the ${key.kind} public key of ${name} under another name too`,
+        );
+      }
+      publicKeys.add(keyHex);
     }
     index.set(id, key);
   };
@@ -324,10 +336,12 @@ function keyIndex(set: CheckpointVerifierSet): Map<string, KnownKey> {
     ) {
       throw malformed(`cosigner ${cosigner.name} needs a 32-byte key and a non-negative weight`);
     }
-    add(cosigner.name, ed25519KeyId(cosigner.name, cosigner.publicKey), {
-      kind: 'ed25519',
-      cosigner,
-    });
+    add(
+      cosigner.name,
+      ed25519KeyId(cosigner.name, cosigner.publicKey),
+      { kind: 'ed25519', cosigner },
+      cosigner.publicKey,
+    );
   }
   for (const cosigner of set.falconKeys ?? []) {
     if (set.falcon === undefined) throw malformed('FALCON keys given without a FALCON backend');
@@ -337,10 +351,12 @@ function keyIndex(set: CheckpointVerifierSet): Map<string, KnownKey> {
     ) {
       throw malformed(`FALCON key ${cosigner.name} is not a FALCON-1024 public key`);
     }
-    add(cosigner.name, falconKeyId(cosigner.name, cosigner.publicKey), {
-      kind: 'falcon',
-      cosigner,
-    });
+    add(
+      cosigner.name,
+      falconKeyId(cosigner.name, cosigner.publicKey),
+      { kind: 'falcon', cosigner },
+      cosigner.publicKey,
+    );
   }
   for (const key of set.rfc6962Keys ?? []) {
     add(key.name, rfc6962KeyId(key.name, key.publicKey), { kind: 'rfc6962', key });

@@ -178,6 +178,13 @@ describe('checkpoint quorum', () => {
       () => verifyCheckpoint(note, verifierSet([...validators, validators[0]!])),
       CtErrorCode.MALFORMED_NOTE,
     );
+    // One key under two names would count its weight twice: two lines by one key, weight 2.
+    const alias = { ...validators[0]!, name: `${ORIGIN}/alias` };
+    const aliased = cosign(body, [validators[0]!, alias]);
+    rejects(
+      () => verifyCheckpoint(aliased, verifierSet([...validators, alias])),
+      CtErrorCode.MALFORMED_NOTE,
+    );
   });
 
   it('carries an RFC 6962 TreeHeadSignature line that checks with node:crypto', () => {
