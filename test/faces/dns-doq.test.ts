@@ -222,11 +222,10 @@ describe('DNS over QUIC', () => {
   });
 });
 
-describe('DoQ connection limit', () => {
-  it('closes connections over the limit with DOQ_EXCESSIVE_LOAD', async () => {
-    const registry = new Registry();
+describe('DoQ connection slots', () => {
+  const doqServers = async (limits: Record<string, number>, registry: Registry) => {
     const certificate = createTestCertificate('dns.srv.test');
-    const servers = await startDnsServers({
+    return startDnsServers({
       zones: testZones(),
       registry,
       doq: {
@@ -234,24 +233,116 @@ describe('DoQ connection limit', () => {
         cert: certificate.certificatePem,
         key: certificate.privateKeyPem,
       },
-      limits: { doqMaxConnections: 1 },
+      limits,
     });
+  };
+  const answers = async (client: QUICClient, what: string): Promise<void> => {
+    const bytes = await withDeadline(
+      exchange(client, frame(query('www.srv.test.', A, 0))),
+      10_000,
+      what,
+    );
+    assert.equal(decodeMessage(bytes.subarray(2)).answers.length, 1, what);
+  };
+
+  it('at the limit, evicts the connection idle longest with DOQ_NO_ERROR; refuses when none is idle', async () => {
+    const registry = new Registry();
+    const servers = await doqServers({ doqMaxConnections: 1 }, registry);
     const port = servers.doq[0]!.port;
     const first = await doqClient(port);
+    const others: QUICClient[] = [];
     try {
-      // An answer proves the first connection is counted.
-      await exchange(first.client, frame(query('www.srv.test.', A, 0)));
+      // A query stream left open (no FIN) keeps the first connection busy; the answer on a
+      // second stream, sent after it, shows the server has the first.
+      const open = first.client.connection.newStream();
+      const writer = open.writable.getWriter();
+      const full = frame(query('www.srv.test.', A, 0));
+      await writer.write(full.subarray(0, 5));
+      await answers(first.client, 'a query on the busy connection');
       const second = await doqClient(port);
+      others.push(second.client);
       assert.equal(
         await withDeadline(second.closedWith, 10_000, 'second connection closed'),
         DoqErrorCode.EXCESSIVE_LOAD,
       );
-      await second.client.destroy({ force: true }).catch(() => {});
+      // Once its stream is answered the first connection is idle, and a newcomer takes its slot.
+      await writer.write(full.subarray(5));
+      await writer.close();
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of open.readable) chunks.push(chunk);
+      assert.equal(decodeMessage(Buffer.concat(chunks).subarray(2)).answers.length, 1);
+      const third = await doqClient(port);
+      others.push(third.client);
+      assert.equal(
+        await withDeadline(first.closedWith, 10_000, 'the idle connection closed'),
+        DoqErrorCode.NO_ERROR,
+      );
+      await answers(third.client, 'the newcomer');
       const text = await registry.metrics();
       assert.equal(sample(text, 'hypermesh_dns_connections_refused_total{transport="doq"}'), 1);
-      assert.equal(sample(text, 'hypermesh_dns_connections_open{transport="doq"}'), 1);
+      assert.equal(sample(text, 'hypermesh_dns_connections_evicted_total{transport="doq"}'), 1);
     } finally {
-      await first.client.destroy({ force: true });
+      await first.client.destroy({ force: true }).catch(() => {});
+      for (const client of others) await client.destroy({ force: true }).catch(() => {});
+      await servers.close();
+    }
+  });
+
+  it('refuses an address over its own limit while another address is served', async () => {
+    const registry = new Registry();
+    const servers = await doqServers({ doqMaxConnectionsPerAddress: 1 }, registry);
+    const port = servers.doq[0]!.port;
+    const clients: QUICClient[] = [];
+    try {
+      const held = await doqClient(port, { localHost: '127.0.0.1' });
+      clients.push(held.client);
+      await answers(held.client, 'the first connection from 127.0.0.1');
+      const second = await doqClient(port, { localHost: '127.0.0.1' });
+      clients.push(second.client);
+      assert.equal(
+        await withDeadline(second.closedWith, 10_000, 'the second connection from 127.0.0.1'),
+        DoqErrorCode.EXCESSIVE_LOAD,
+      );
+      const other = await doqClient(port, { localHost: '127.0.0.2' });
+      clients.push(other.client);
+      await answers(other.client, 'a connection from 127.0.0.2');
+      await answers(held.client, 'the first connection again');
+      const text = await registry.metrics();
+      assert.equal(sample(text, 'hypermesh_dns_connections_refused_total{transport="doq"}'), 1);
+    } finally {
+      for (const client of clients) await client.destroy({ force: true }).catch(() => {});
+      await servers.close();
+    }
+  });
+
+  it('closes a connection that holds no query with DOQ_NO_ERROR, PINGs or not (RFC 9250 §5.5)', async () => {
+    const NO_QUERY_MS = 300;
+    const registry = new Registry();
+    const servers = await doqServers({ doqNoQueryTimeoutMs: NO_QUERY_MS }, registry);
+    const port = servers.doq[0]!.port;
+    const clients: QUICClient[] = [];
+    try {
+      // PINGs every 50 ms reset the QUIC idle timer, not this one.
+      const started = performance.now();
+      const silent = await doqClient(port, { keepAliveMs: 50 });
+      clients.push(silent.client);
+      assert.equal(
+        await withDeadline(silent.closedWith, 10_000, 'a connection that opens no stream'),
+        DoqErrorCode.NO_ERROR,
+      );
+      assert.ok(performance.now() - started >= NO_QUERY_MS * 0.9);
+      // After its last query, the same.
+      const asked = await doqClient(port, { keepAliveMs: 50 });
+      clients.push(asked.client);
+      await answers(asked.client, 'one query');
+      assert.equal(
+        await withDeadline(asked.closedWith, 10_000, 'a connection idle after one query'),
+        DoqErrorCode.NO_ERROR,
+      );
+      const text = await registry.metrics();
+      assert.equal(sample(text, 'hypermesh_dns_connections_evicted_total{transport="doq"}'), 2);
+    } finally {
+      for (const client of clients) await client.destroy({ force: true }).catch(() => {});
       await servers.close();
     }
   });

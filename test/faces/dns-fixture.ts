@@ -164,8 +164,13 @@ export class TcpClient {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
   }
 
-  static async connect(host: string, port: number): Promise<TcpClient> {
-    const socket = net.connect({ host, port });
+  /** Connects to `host`:`port`, from `localAddress` when given (e.g. 127.0.0.2). */
+  static async connect(host: string, port: number, localAddress?: string): Promise<TcpClient> {
+    const socket = net.connect({
+      host,
+      port,
+      ...(localAddress === undefined ? {} : { localAddress }),
+    });
     await withDeadline(once(socket, 'connect'), 10_000, `TCP connect to ${host} port ${port}`);
     return new TcpClient(socket);
   }
@@ -244,15 +249,26 @@ const silentQuic = new Logger('doq-test', LogLevel.SILENT);
 /**
  * Opens a DNS-over-QUIC connection to 127.0.0.1:`port` with our own client (no certificate
  * check, ALPN `doq`); `closedWith` resolves with the error code the server closes it with.
+ * `localHost` binds the client (e.g. 127.0.0.2); `keepAliveMs` makes it send PINGs that often.
  */
-export async function doqClient(port: number) {
+export async function doqClient(
+  port: number,
+  options: { readonly localHost?: string; readonly keepAliveMs?: number } = {},
+) {
   const client = await QUICClient.createQUICClient({
     host: '127.0.0.1',
     port,
+    ...(options.localHost === undefined ? {} : { localHost: options.localHost }),
     crypto: {
       ops: { randomBytes: async (data: ArrayBuffer) => void randomFillSync(new Uint8Array(data)) },
     },
-    config: { verifyPeer: false, applicationProtos: ['doq'] },
+    config: {
+      verifyPeer: false,
+      applicationProtos: ['doq'],
+      ...(options.keepAliveMs === undefined
+        ? {}
+        : { keepAliveIntervalTime: options.keepAliveMs, maxIdleTimeout: 60_000 }),
+    },
     logger: silentQuic,
   });
   const closedWith = new Promise<number | undefined>((resolve) => {

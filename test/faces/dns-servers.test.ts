@@ -361,25 +361,84 @@ describe('TCP limits', () => {
     assert.ok(answered > 0, 'some answers were written');
     assert.ok(answered < 20_000, `the server stopped reading (answered ${answered})`);
   });
+});
 
-  it('refuses connections over the limit and counts them', async () => {
-    const clients = await Promise.all([1, 2, 3].map(() => TcpClient.connect('127.0.0.1', port)));
-    // An answer proves the server accepted each one.
-    await Promise.all(
-      clients.map(async (client, i) => {
-        client.socket.write(frame(query('www.srv.test.', A, i)));
-        await client.frameCount(1, `client ${i}`);
-      }),
+describe('TCP connection slots', () => {
+  // Long enough that no connection here is closed for idleness while a test runs.
+  const IDLE_MS = 60_000;
+  const tcpServers = (limits: Record<string, number>, registry: Registry) =>
+    startDnsServers({
+      zones: testZones(),
+      registry,
+      udp: [],
+      tcp: [{ host: '127.0.0.1', port: 0 }],
+      limits: { tcpIdleTimeoutMs: IDLE_MS, ...limits },
+    });
+  const answered = async (client: TcpClient, id: number, what: string): Promise<void> => {
+    const before = client.frames.length;
+    client.socket.write(frame(query('www.srv.test.', A, id)));
+    const frames = await client.frameCount(before + 1, what);
+    assert.equal(decodeMessage(frames[before]!).answers.length, 1, what);
+  };
+
+  it('refuses an address over its own limit while another address is served', async () => {
+    const registry = new Registry();
+    const servers = await tcpServers(
+      { tcpMaxConnectionsPerAddress: 2, tcpMaxConnections: 8 },
+      registry,
     );
-    let text = await registry.metrics();
-    assert.equal(sample(text, 'hypermesh_dns_connections_open{transport="tcp"}'), 3);
-    const extra = await TcpClient.connect('127.0.0.1', port);
-    extra.socket.write(frame(query('www.srv.test.', A, 9)));
-    await withDeadline(extra.closed, 10_000, 'the fourth connection is closed');
-    assert.equal(extra.frames.length, 0);
-    text = await registry.metrics();
-    assert.equal(sample(text, 'hypermesh_dns_connections_refused_total{transport="tcp"}'), 1);
-    for (const client of clients) client.destroy();
+    const port = servers.tcp[0]!.port;
+    const clients: TcpClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        clients.push(await TcpClient.connect('127.0.0.1', port, '127.0.0.1'));
+        await answered(clients[i]!, i, `client ${i} from 127.0.0.1`);
+      }
+      const third = await TcpClient.connect('127.0.0.1', port, '127.0.0.1');
+      clients.push(third);
+      third.socket.write(frame(query('www.srv.test.', A, 9)));
+      await withDeadline(third.closed, 10_000, 'the third connection from 127.0.0.1 is closed');
+      assert.equal(third.frames.length, 0);
+      const other = await TcpClient.connect('127.0.0.1', port, '127.0.0.2');
+      clients.push(other);
+      await answered(other, 10, 'a client from 127.0.0.2');
+      // The two held connections from 127.0.0.1 were not touched.
+      await answered(clients[0]!, 11, 'client 0 again');
+      const text = await registry.metrics();
+      assert.equal(sample(text, 'hypermesh_dns_connections_refused_total{transport="tcp"}'), 1);
+      assert.equal(sample(text, 'hypermesh_dns_connections_open{transport="tcp"}'), 3);
+    } finally {
+      for (const client of clients) client.destroy();
+      await servers.close();
+    }
+  });
+
+  it('at the limit, a new connection takes the slot of the one idle longest', async () => {
+    const registry = new Registry();
+    const servers = await tcpServers({ tcpMaxConnections: 3 }, registry);
+    const port = servers.tcp[0]!.port;
+    const clients: TcpClient[] = [];
+    try {
+      // Answered in order, so client 0 has been idle the longest.
+      for (let i = 0; i < 3; i++) {
+        clients.push(await TcpClient.connect('127.0.0.1', port));
+        await answered(clients[i]!, i, `client ${i}`);
+      }
+      await answered(clients[1]!, 3, 'client 1 again');
+      const newcomer = await TcpClient.connect('127.0.0.1', port);
+      clients.push(newcomer);
+      await answered(newcomer, 4, 'the newcomer');
+      await withDeadline(clients[0]!.closed, 10_000, 'the connection idle longest is closed');
+      await answered(clients[1]!, 5, 'client 1 after the eviction');
+      await answered(clients[2]!, 6, 'client 2 after the eviction');
+      const text = await registry.metrics();
+      assert.equal(sample(text, 'hypermesh_dns_connections_evicted_total{transport="tcp"}'), 1);
+      assert.equal(sample(text, 'hypermesh_dns_connections_refused_total{transport="tcp"}'), 0);
+      assert.equal(sample(text, 'hypermesh_dns_connections_open{transport="tcp"}'), 3);
+    } finally {
+      for (const client of clients) client.destroy();
+      await servers.close();
+    }
   });
 });
 

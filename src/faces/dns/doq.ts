@@ -12,6 +12,8 @@ import type * as QuicConfig from '@matrixai/quic/config.js';
 import type Logger from '@matrixai/logger';
 import { answer } from '../../trustchain/dns/index.js';
 import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
+import { AddressSlots, clientAddressKey, longestIdle } from './connection-slots.js';
+import type { IdleState } from './connection-slots.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
 import type { BoundAddress, DnsServerLimits, DoqOptions, ListenAddress } from './options.js';
@@ -21,6 +23,12 @@ import type { BoundAddress, DnsServerLimits, DoqOptions, ListenAddress } from '.
  * query per client-initiated bidirectional stream, each message with a 2-byte length prefix,
  * the answer on the same stream followed by FIN. Answers are built as for TCP (no truncation).
  * Violations of §4.2 close the connection with DOQ_PROTOCOL_ERROR (§4.3.3).
+ *
+ * Connection slots are shared out as for TCP (docs/dns.md, "Limits"): at most
+ * `doqMaxConnectionsPerAddress` per client address, and at `doqMaxConnections` the connection
+ * idle longest makes room. A connection with no query stream open for `doqNoQueryTimeoutMs` is
+ * closed with DOQ_NO_ERROR (§5.5): the QUIC idle timer alone would keep open, for ever, a
+ * connection whose client only sends PINGs.
  */
 export interface DoqServer {
   readonly address: BoundAddress;
@@ -142,6 +150,58 @@ export class DoqBuffers {
   }
 }
 
+/** The slot of one accepted DoQ connection: its query streams and its no-query timer. */
+class DoqSlot implements IdleState {
+  /** Query streams being read or answered. */
+  private streams = 0;
+  /** Being closed (evicted, timed out, or stopped): no longer a candidate for eviction. */
+  stopping = false;
+  idleSince = performance.now();
+  private readonly noQuery: NodeJS.Timeout;
+
+  constructor(
+    readonly connection: QUICConnection,
+    timeoutMs: number,
+    private readonly metrics: DnsMetrics,
+  ) {
+    this.noQuery = setTimeout(() => {
+      if (this.streams === 0) this.close();
+    }, timeoutMs).unref();
+  }
+
+  get busy(): boolean {
+    return this.stopping || this.streams > 0;
+  }
+
+  streamOpened(): void {
+    this.streams++;
+  }
+
+  streamEnded(): void {
+    this.streams--;
+    if (this.streams > 0) return;
+    this.idleSince = performance.now();
+    // Restarts the timer, also when it fired while a stream was open.
+    if (!this.stopping) this.noQuery.refresh();
+  }
+
+  /** Closes an idle connection: nothing is owed to it, so DOQ_NO_ERROR (RFC 9250 §4.3, §5.5). */
+  close(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearTimeout(this.noQuery);
+    this.metrics.connectionEvicted(Transport.doq);
+    void this.connection
+      .stop({ isApp: true, errorCode: DoqErrorCode.NO_ERROR, force: true })
+      .catch(() => {});
+  }
+
+  stopped(): void {
+    this.stopping = true;
+    clearTimeout(this.noQuery);
+  }
+}
+
 type QuicModule = typeof Quic;
 
 type QuicConfigModule = typeof QuicConfig;
@@ -249,7 +309,8 @@ export async function startDoqServer(options: {
   const info: AnswerInfo = { rcode: 0, qtype: 0, truncated: false };
   const answerOptions = { transport: 'tcp', info } as const;
   const events = quic.events;
-  const connections = new Set<QUICConnection>();
+  const connections = new Set<DoqSlot>();
+  const perAddress = new AddressSlots(limits.doqMaxConnectionsPerAddress);
 
   const protocolError = (connection: QUICConnection): void => {
     metrics.drop(Transport.doq, DropReason.badFrame);
@@ -323,30 +384,46 @@ export async function startDoqServer(options: {
     }
   };
 
+  const refuse = (connection: QUICConnection): void => {
+    metrics.connectionRefused(Transport.doq);
+    void connection
+      .stop({ isApp: true, errorCode: DoqErrorCode.EXCESSIVE_LOAD, force: true })
+      .catch(() => {});
+  };
+
   server.addEventListener(events.EventQUICServerConnection.name, (event: Event) => {
     const connection = (event as QuicEvents.EventQUICServerConnection).detail;
+    const address = clientAddressKey(connection.remoteHost);
+    if (!perAddress.take(address)) return refuse(connection);
     if (connections.size >= limits.doqMaxConnections) {
-      metrics.connectionRefused(Transport.doq);
-      void connection
-        .stop({ isApp: true, errorCode: DoqErrorCode.EXCESSIVE_LOAD, force: true })
-        .catch(() => {});
-      return;
+      const idlest = longestIdle(connections);
+      if (idlest === undefined) {
+        perAddress.release(address);
+        return refuse(connection);
+      }
+      // Its slot is free from now on, before its connection has finished closing.
+      connections.delete(idlest);
+      idlest.close();
     }
-    connections.add(connection);
-    metrics.connectionOpened(Transport.doq);
     const held = buffers.open(connection);
+    const client = new DoqSlot(connection, limits.doqNoQueryTimeoutMs, metrics);
+    connections.add(client);
+    metrics.connectionOpened(Transport.doq);
     connection.addEventListener(
       events.EventQUICConnectionStopped.name,
       () => {
+        client.stopped();
         buffers.closed(held);
-        connections.delete(connection);
+        connections.delete(client);
+        perAddress.release(address);
         metrics.connectionClosed(Transport.doq);
       },
       { once: true },
     );
     connection.addEventListener(events.EventQUICConnectionStream.name, (streamEvent: Event) => {
       const stream = (streamEvent as QuicEvents.EventQUICConnectionStream).detail;
-      void serveStream(connection, held, stream);
+      client.streamOpened();
+      void serveStream(connection, held, stream).finally(() => client.streamEnded());
     });
   });
 

@@ -71,6 +71,7 @@ export class DnsMetrics {
   private readonly latencyCount = new Float64Array(TRANSPORTS.length);
   private readonly open = new Float64Array(TRANSPORTS.length);
   private readonly refused = new Float64Array(TRANSPORTS.length);
+  private readonly evicted = new Float64Array(TRANSPORTS.length);
   /** Bytes of unfinished DoQ queries the servers hold now; [0] so the collector can read it. */
   private readonly doqBuffered = new Float64Array(1);
 
@@ -102,6 +103,11 @@ export class DnsMetrics {
     this.refused[transport]!++;
   }
 
+  /** An idle connection closed to make room for a new one, or (DoQ) for holding no query. */
+  connectionEvicted(transport: TransportIndex): void {
+    this.evicted[transport]!++;
+  }
+
   /** Bytes of unfinished DoQ queries held now (read from streams that have not ended). */
   doqBufferedChanged(delta: number): void {
     this.doqBuffered[0]! += delta;
@@ -119,7 +125,7 @@ export class DnsMetrics {
   /** Registers the `hypermesh_dns_*` metrics on `registry`; they read this object when scraped. */
   register(registry: Registry): void {
     const registers = [registry];
-    const { queries, truncated, dropped, open, refused, doqBuffered } = this;
+    const { queries, truncated, dropped, open, refused, evicted, doqBuffered } = this;
     new Counter({
       name: 'hypermesh_dns_queries_total',
       help: 'DNS queries answered, by transport, query type and response code',
@@ -183,13 +189,24 @@ export class DnsMetrics {
     });
     new Counter({
       name: 'hypermesh_dns_connections_refused_total',
-      help: 'TCP and DoQ connections closed at once because the connection limit was reached',
+      help: 'TCP and DoQ connections closed at once: the per-address limit, or the connection limit with no idle connection to close',
       labelNames: ['transport'],
       registers,
       collect() {
         this.reset();
         this.inc({ transport: 'tcp' }, refused[Transport.tcp]!);
         this.inc({ transport: 'doq' }, refused[Transport.doq]!);
+      },
+    });
+    new Counter({
+      name: 'hypermesh_dns_connections_evicted_total',
+      help: 'Idle TCP and DoQ connections closed to make room for a new one, or DoQ connections closed for holding no query',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ transport: 'tcp' }, evicted[Transport.tcp]!);
+        this.inc({ transport: 'doq' }, evicted[Transport.doq]!);
       },
     });
     new Gauge({

@@ -33,8 +33,17 @@ export interface DnsServerLimits {
    * whatever this says. Default true.
    */
   readonly udpBatch: boolean;
-  /** Open TCP connections; a connection over the limit is closed at once. */
+  /**
+   * Open TCP connections per listener. At the limit a new connection takes the slot of the one
+   * idle longest (no answer waiting to be written), which is closed; if every connection has
+   * answers in flight, the new one is closed at once.
+   */
   readonly tcpMaxConnections: number;
+  /**
+   * Open TCP connections one client address (an IPv4 address, an IPv6 /64) may hold per
+   * listener; one more is closed at once. Default 32.
+   */
+  readonly tcpMaxConnectionsPerAddress: number;
   /**
    * A TCP connection that completes no query for this long is closed (RFC 7766 §6.2.3). Partial
    * frames do not count as activity, so a client trickling bytes is closed too.
@@ -45,10 +54,25 @@ export interface DnsServerLimits {
    * stops reading from that connection until they are written (a peer that never reads).
    */
   readonly tcpMaxPendingQueries: number;
-  /** Open DoQ connections; one over the limit is closed with DOQ_EXCESSIVE_LOAD. */
+  /**
+   * Open DoQ connections per listener. At the limit a new connection takes the slot of the one
+   * idle longest (no query stream open), which is closed with DOQ_NO_ERROR; if every connection
+   * has a stream open, the new one is closed with DOQ_EXCESSIVE_LOAD.
+   */
   readonly doqMaxConnections: number;
+  /**
+   * Open DoQ connections one client address (an IPv4 address, an IPv6 /64) may hold per
+   * listener; one more is closed with DOQ_EXCESSIVE_LOAD. Default 32.
+   */
+  readonly doqMaxConnectionsPerAddress: number;
   /** QUIC idle timeout of DoQ connections (RFC 9250 §5.5, RFC 9000 §10.1). */
   readonly doqIdleTimeoutMs: number;
+  /**
+   * A DoQ connection with no query stream open for this long (from its handshake or its last
+   * stream's end) is closed with DOQ_NO_ERROR (RFC 9250 §5.5). Unlike the QUIC idle timeout,
+   * PINGs and other packets do not push it back. Default 10,000.
+   */
+  readonly doqNoQueryTimeoutMs: number;
   /** Concurrent query streams per DoQ connection (the QUIC bidirectional stream limit). */
   readonly doqMaxStreams: number;
   /**
@@ -66,10 +90,13 @@ export const DEFAULT_LIMITS: DnsServerLimits = {
   udpResponseCacheEntries: 16_384,
   udpBatch: true,
   tcpMaxConnections: 512,
+  tcpMaxConnectionsPerAddress: 32,
   tcpIdleTimeoutMs: 10_000,
   tcpMaxPendingQueries: 64,
   doqMaxConnections: 256,
+  doqMaxConnectionsPerAddress: 32,
   doqIdleTimeoutMs: 30_000,
+  doqNoQueryTimeoutMs: 10_000,
   doqMaxStreams: 64,
   doqMaxBufferedBytes: 32 << 20,
   closeGraceMs: 2_000,
@@ -88,10 +115,13 @@ const limitsSchema = z.strictObject({
   udpResponseCacheEntries: z.int().min(0).max(1_000_000).optional(),
   udpBatch: z.boolean().optional(),
   tcpMaxConnections: positive(1_000_000).optional(),
+  tcpMaxConnectionsPerAddress: positive(1_000_000).optional(),
   tcpIdleTimeoutMs: positive(3_600_000).optional(),
   tcpMaxPendingQueries: positive(65_536).optional(),
   doqMaxConnections: positive(1_000_000).optional(),
+  doqMaxConnectionsPerAddress: positive(1_000_000).optional(),
   doqIdleTimeoutMs: positive(3_600_000).optional(),
+  doqNoQueryTimeoutMs: positive(3_600_000).optional(),
   doqMaxStreams: positive(65_536).optional(),
   // At least one whole query stream (prefix and a 65,535-byte message).
   doqMaxBufferedBytes: z

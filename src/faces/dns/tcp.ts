@@ -1,6 +1,8 @@
 import net from 'node:net';
 import { answer } from '../../trustchain/dns/index.js';
 import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
+import { AddressSlots, clientAddressKey, longestIdle } from './connection-slots.js';
+import type { IdleState } from './connection-slots.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
 import type { BoundAddress, DnsServerLimits, ListenAddress } from './options.js';
@@ -15,6 +17,10 @@ import type { BoundAddress, DnsServerLimits, ListenAddress } from './options.js'
  * `tcpMaxPendingQueries` answers not yet written to the kernel. When a peer does not read its
  * answers, writes stop completing, the server stops reading from it, and the idle timer
  * (which only complete queries reset) closes it.
+ *
+ * What one client can hold of the listener is bounded too: `tcpMaxConnectionsPerAddress`
+ * connections, and at `tcpMaxConnections` a newcomer takes the slot of the connection idle
+ * longest (docs/dns.md, "Limits"), so quiet connections kept open cannot lock others out.
  */
 export interface TcpServer {
   readonly address: BoundAddress;
@@ -30,7 +36,7 @@ interface Shared {
   readonly answerOptions: { readonly transport: 'tcp'; readonly info: AnswerInfo };
 }
 
-class TcpConnection {
+class TcpConnection implements IdleState {
   /** The first byte of a length prefix that arrived alone, or -1. */
   private lengthHigh = -1;
   /** The frame being filled when a query spans reads. */
@@ -43,6 +49,8 @@ class TcpConnection {
   private pending = 0;
   private paused = false;
   private closing = false;
+  /** When the last complete query arrived (or the connection opened). */
+  idleSince = performance.now();
   private readonly idle: NodeJS.Timeout;
   private readonly onWritten = (): void => {
     this.pending--;
@@ -63,6 +71,11 @@ class TcpConnection {
     // Errors (reset, broken pipe) are followed by 'close'; nothing else to do.
     socket.on('error', () => {});
     socket.on('close', () => clearTimeout(this.idle));
+  }
+
+  /** An answer is waiting to be written, input is held, or the connection is ending. */
+  get busy(): boolean {
+    return this.closing || this.pending > 0 || this.held !== null;
   }
 
   /** Ends the connection once written answers are flushed (graceful close). */
@@ -131,6 +144,7 @@ class TcpConnection {
     const { metrics, info, answerOptions, limits } = this.shared;
     this.idle.refresh();
     const started = performance.now();
+    this.idleSince = started;
     const response = answer(message, this.shared.zones, answerOptions);
     if (response === null) {
       // A response or a few bytes: not something a client waits on; end the connection.
@@ -199,19 +213,35 @@ export async function startTcpServer(options: {
     answerOptions: { transport: 'tcp', info },
   };
   const connections = new Set<TcpConnection>();
+  const perAddress = new AddressSlots(limits.tcpMaxConnectionsPerAddress);
   let closing = false;
+  const refuse = (socket: net.Socket): void => {
+    metrics.connectionRefused(Transport.tcp);
+    socket.on('error', () => {});
+    socket.destroy();
+  };
   const server = net.createServer((socket) => {
-    if (closing || connections.size >= limits.tcpMaxConnections) {
-      metrics.connectionRefused(Transport.tcp);
-      socket.on('error', () => {});
-      socket.destroy();
-      return;
+    if (closing) return refuse(socket);
+    const address = clientAddressKey(socket.remoteAddress ?? '');
+    if (!perAddress.take(address)) return refuse(socket);
+    if (connections.size >= limits.tcpMaxConnections) {
+      const idlest = longestIdle(connections);
+      if (idlest === undefined) {
+        perAddress.release(address);
+        return refuse(socket);
+      }
+      // Idle means nothing is owed to it: no answer unwritten, no query held. Its slot is free
+      // from now on, before its socket has finished closing.
+      connections.delete(idlest);
+      metrics.connectionEvicted(Transport.tcp);
+      idlest.socket.destroy();
     }
     const connection = new TcpConnection(socket, shared);
     connections.add(connection);
     metrics.connectionOpened(Transport.tcp);
     socket.on('close', () => {
       connections.delete(connection);
+      perAddress.release(address);
       metrics.connectionClosed(Transport.tcp);
     });
   });

@@ -469,6 +469,15 @@ function recordsSet(registry: Registry, tx: RecordsSetTx, sender: Uint8Array): v
   const name = checkName(tx.name, 'name');
   const found = zoneOf(registry, name);
   checkRecordType(tx.type, name.key === found.apex.key);
+  if (isWildcard(name) && (tx.type === RR_TYPES.NS || tx.type === RR_TYPES.DS)) {
+    // RFC 4592 §4.2: NS at a wildcard owner is undefined, and a cut there would make the zone
+    // answer names below it both as synthesised data and as a referral (docs/dns.md).
+    refuse(
+      C.INVALID_RECORD,
+      `${name.text} ${typeName(tx.type)}: a wildcard cannot be a delegation (RFC 4592 §4.2)`,
+      { name: name.text, field: 'type' },
+    );
+  }
   const entry = editableEntry(registry, found, name, sender, 'records-set');
   const rrsets = (entry?.rrsets ?? []).filter((set) => set.type !== tx.type);
   rrsets.push({ type: tx.type, ttl: tx.ttl, rdata: tx.rdata });

@@ -4,6 +4,7 @@ import { DnsError, DnsErrorCode } from './errors.js';
 import {
   ROOT_KEY,
   isSubdomainKey,
+  isWildcardKey,
   keyLabelOffsets,
   keyToName,
   keyToWire,
@@ -263,6 +264,17 @@ export class MemoryZone implements Zone {
             { name: owner },
           );
         }
+      }
+      if (isWildcardKey(key) && (types.has(RR_TYPES.NS) || types.has(RR_TYPES.DS))) {
+        // RFC 4592 §4.2: NS at a wildcard owner is undefined; as a cut it would both synthesise
+        // answers and refer (unsigned glue served as authoritative, NSEC proofs validators
+        // reject).
+        const type = types.has(RR_TYPES.NS) ? 'NS' : 'DS';
+        throw zoneError(
+          DnsErrorCode.RECORD_INVALID,
+          `${owner} ${type}: a wildcard cannot be a delegation (RFC 4592 §4.2)`,
+          { name: owner, type },
+        );
       }
       if (key !== apexKey && types.has(RR_TYPES.NS)) cuts.add(key);
       for (const [type, entries] of types) {

@@ -142,6 +142,8 @@ export class ZoneModel {
         const parsed = step.op === 'set' ? step.records.map((input) => parseRecord(input)) : [];
         const type = step.op === 'set' ? recordTypeCode(parsed[0]!) : step.type;
         if (atApex && type === RR_TYPES.NS) return code(C.MANAGED_TYPE);
+        const cutType = type === RR_TYPES.NS || type === RR_TYPES.DS;
+        if (step.op === 'set' && name.startsWith('*.') && cutType) return code(C.INVALID_RECORD);
         if (atApex) {
           if (!this.admins.has(sender)) return code(C.NOT_ZONE_ADMIN);
         } else {

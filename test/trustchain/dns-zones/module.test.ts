@@ -439,6 +439,33 @@ describe('dns module: records and the zone rules', () => {
     }
   });
 
+  it('no delegation at a wildcard: NS and DS at `*.X` are refused (RFC 4592 §4.2)', async () => {
+    const { node, admin, alice } = await world();
+    try {
+      applied(node, alice, dnsNameRegister('a.hypermesh.'));
+      applied(node, alice, dnsNameRegister('*.a.hypermesh.'));
+      applied(node, admin, dnsNameRegister('*.hypermesh.'));
+      const log = refused(
+        node,
+        alice,
+        dnsRecordsSet(NS('*.a.hypermesh.', 'ns.example.')),
+        C.INVALID_RECORD,
+      );
+      assert.match(log, /\*\.a\.hypermesh\. NS: a wildcard cannot be a delegation/);
+      refused(node, alice, dnsRecordsSet(DS('*.a.hypermesh.')), C.INVALID_RECORD);
+      refused(node, admin, dnsRecordsSet(NS('*.hypermesh.', 'ns.example.')), C.INVALID_RECORD);
+      // Other data at the wildcard, and NS at its parent, are still fine.
+      applied(node, alice, dnsRecordsSet(A('*.a.hypermesh.', '192.0.2.7')));
+      const entry = verifyDnsName('*.a.hypermesh.', node.app.query(dnsNameQuery('*.a.hypermesh.')));
+      assert.deepEqual(
+        entry?.records.map((rr) => rr.type),
+        ['A'],
+      );
+    } finally {
+      await node.close();
+    }
+  });
+
   it('OWNER_LIMIT on register and on transfer', async () => {
     const { node, alice, bob } = await world();
     try {

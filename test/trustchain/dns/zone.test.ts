@@ -142,6 +142,22 @@ describe('zone rules', () => {
     MemoryZone.build('z.test.', records([SOA, NS, cut, { ...ds, name: 'd.z.test.' }]));
   });
 
+  it('refuses NS and DS at a wildcard owner (RFC 4592 §4.2)', () => {
+    const wildNs: RecordInput = { ...NS, name: '*.a.z.test.', data: { host: 'ns.example.' } };
+    const wildDs: RecordInput = {
+      name: '*.a.z.test.',
+      type: 'DS',
+      ttl: 60,
+      data: { keyTag: 1, algorithm: 13, digestType: 2, digest: '00' },
+    };
+    refuses([SOA, NS, wildNs], DnsErrorCode.RECORD_INVALID, '*.a.z.test.');
+    refuses([SOA, NS, wildNs, wildDs], DnsErrorCode.RECORD_INVALID, '*.a.z.test.');
+    refuses([SOA, NS, wildDs], DnsErrorCode.RECORD_INVALID, '*.a.z.test.');
+    // Other data at a wildcard, and NS at a name merely containing `*` later, still build.
+    MemoryZone.build('z.test.', records([SOA, NS, a('*.a.z.test.')]));
+    MemoryZone.build('z.test.', records([SOA, NS, { ...wildNs, name: 'b.*.a.z.test.' }]));
+  });
+
   it('holds class IN only, TTLs up to 2^31-1', () => {
     const [soa, ns] = records([SOA, NS]) as [ResourceRecord, ResourceRecord];
     assert.throws(
