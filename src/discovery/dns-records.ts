@@ -1,7 +1,9 @@
+import { DnsError, nameToWire } from '../trustchain/dns/index.js';
 import type { ResourceRecord } from '../trustchain/dns/index.js';
 import type { CatalogView } from './catalog-view.js';
 import { HEALTHY_STATUSES } from './model.js';
 import type { HealthStatus, ServiceInstance } from './model.js';
+import { isReservedService } from './rules.js';
 
 /**
  * The DNS face of the catalog (docs/discovery.md, "DNS"): for every live, healthy instance
@@ -14,6 +16,13 @@ import type { HealthStatus, ServiceInstance } from './model.js';
  * so these names cannot be host names the `dns` module hands out by accident). `passing`
  * instances get priority 0 and `warning` ones priority 1, so clients prefer healthy ones. Pure:
  * every node at one height publishes the same records.
+ *
+ * The consensus rules admit names DNS cannot carry (a 63-character service makes the label
+ * `_<service>` 64 bytes; a long zone pushes a name past 255 bytes), so an instance is published
+ * only when every name it would use is a DNS name; the others are left out of DNS and stay in
+ * the catalog. Each service claims the names `_<service>.<zone>` and `_<service>._<protocol>.<zone>`
+ * from the height of its earliest published registration; the cluster zone decides between the
+ * catalog and the `dns` module's names by that height (`ConsensusZones`, docs/discovery.md "DNS").
  */
 
 /** TTL of the published records: short, since health changes take effect one block later. */
@@ -56,10 +65,63 @@ export function instanceRecords(record: ServiceInstance, zone: string): Resource
   return records;
 }
 
-/** Every record the catalog held by `view` publishes in `zone` (a canonical name). */
-export function catalogRecords(view: CatalogView, zone: string): ResourceRecord[] {
-  return view
-    .services()
-    .flatMap((service) => view.live(service, HEALTHY_STATUSES))
-    .flatMap((record) => instanceRecords(record, zone));
+/** Whether `name` is a DNS name: labels of at most 63 bytes, at most 255 bytes in wire form. */
+function isDnsName(name: string): boolean {
+  try {
+    nameToWire(name);
+    return true;
+  } catch (error) {
+    if (error instanceof DnsError) return false;
+    throw error;
+  }
+}
+
+/**
+ * Whether the records of `record` can be published in `zone`: its SRV owners, and its host name
+ * (the SRV target and the owner of its addresses), are all DNS names.
+ */
+export function isPublishable(record: ServiceInstance, zone: string): boolean {
+  return (
+    isDnsName(instanceHostName(record.service, record.instance, zone)) &&
+    record.ports.every(({ protocol }) => isDnsName(srvName(record.service, protocol, zone)))
+  );
+}
+
+/** What one service publishes in the zone (the shape of `ConsensusZones`' overlay). */
+export interface ServiceDnsRecords {
+  /**
+   * The names the service claims, each with the names below it: `_<service>.<zone>` (its
+   * instances' host names) and `_<service>._<protocol>.<zone>` for each protocol it publishes.
+   */
+  readonly subtrees: readonly string[];
+  /** Height of the claim: the earliest `registeredAt` of the instances published. */
+  readonly claimedAt: number;
+  /** A `hypermesh-` service: only node keys register it, and its names always win. */
+  readonly reserved: boolean;
+  readonly records: readonly ResourceRecord[];
+}
+
+/**
+ * The records the catalog held by `view` publishes in `zone` (a canonical name), by service in
+ * name order: every live, healthy, publishable instance. A service with none is not listed.
+ */
+export function catalogRecords(view: CatalogView, zone: string): ServiceDnsRecords[] {
+  const published: ServiceDnsRecords[] = [];
+  for (const service of view.services()) {
+    const instances = view
+      .live(service, HEALTHY_STATUSES)
+      .filter((record) => isPublishable(record, zone));
+    if (instances.length === 0) continue;
+    const protocols = new Set(instances.flatMap((record) => record.ports.map((p) => p.protocol)));
+    published.push({
+      subtrees: [
+        `_${service}.${zone}`,
+        ...[...protocols].sort().map((protocol) => srvName(service, protocol, zone)),
+      ],
+      claimedAt: Math.min(...instances.map((record) => record.registeredAt)),
+      reserved: isReservedService(service),
+      records: instances.flatMap((record) => instanceRecords(record, zone)),
+    });
+  }
+  return published;
 }

@@ -91,8 +91,10 @@ export {
   catalogRecords,
   instanceHostName,
   instanceRecords,
+  isPublishable,
   srvName,
 } from './dns-records.js';
+export type { ServiceDnsRecords } from './dns-records.js';
 export { discoveryGenesisFromApp, discoveryGenesisToJson, discoveryNodeKeys } from './genesis.js';
 export type { DiscoveryGenesis, DiscoveryGenesisJson } from './genesis.js';
 export {

@@ -22,7 +22,7 @@ import {
   registerDiscoveryRpc,
   type DiscoveryRpcSource,
 } from '../faces/discovery-rpc.js';
-import type { ResourceRecord } from '../trustchain/dns/index.js';
+import type { ServiceDnsRecords } from '../discovery/index.js';
 import type { Session, SocketAddress } from '../stoq/index.js';
 import { HealthRunner, type HealthClock } from './discovery-health.js';
 import { createDiscoveryMetrics, type DiscoveryMetrics } from './discovery-metrics.js';
@@ -74,8 +74,8 @@ export interface DiscoveryNodeOptions {
 export interface DiscoveryNode {
   /** The DNS zone the catalog is published in (canonical name), or null. */
   readonly dnsZone: string | null;
-  /** The catalog's records for the zone at `apex` (ConsensusZones' `overlay`). */
-  dnsRecords(apex: string): readonly ResourceRecord[];
+  /** The catalog's records for the zone at `apex`, by service (ConsensusZones' `overlay`). */
+  dnsRecords(apex: string): readonly ServiceDnsRecords[];
   /**
    * Follows a committed block. Returns whether the zone's records changed (the caller then
    * marks the zone for recompilation). Never throws: a catalog out of step is loaded again.

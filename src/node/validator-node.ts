@@ -55,6 +55,7 @@ import {
   dnsZonesGenesisFromApp,
   dnsZonesInitialState,
   dnsZonesStateReader,
+  type ConsensusZonesOptions,
 } from '../trustchain/dns-zones/index.js';
 import { startDnsServers, type DnsServers } from '../faces/dns/index.js';
 import {
@@ -75,7 +76,6 @@ import {
   discoveryNodeKeys,
   discoveryGenesisFromApp,
 } from '../discovery/index.js';
-import type { ResourceRecord } from '../trustchain/dns/index.js';
 import { createDiscoveryNode, type DiscoveryNode } from './discovery-node.js';
 import { DiscoveryResolver, isServingNode, viewCatalogSource } from './discovery-resolver.js';
 import { ZoneSet, type ZoneBuildOptions } from '../trustchain/dns/index.js';
@@ -338,7 +338,7 @@ function loadDnsZones(
   application: GenesisApplication,
   store: NodeStore,
   logger: Logger,
-  overlay?: (apex: string) => readonly ResourceRecord[],
+  overlay?: ConsensusZonesOptions['overlay'],
   buildOptions?: (apex: string) => ZoneBuildOptions,
 ): NodeDnsZones {
   if (!application.modules.some((module) => module.name === DNS_ZONES_MODULE_NAME)) {
@@ -372,7 +372,15 @@ function loadDnsZones(
             error: describe(error),
           });
         }
-        void refresh;
+        for (const apex of refresh.rebuilt) {
+          const error = zones.overlayFailures.get(apex);
+          if (error === undefined) continue;
+          logger.warn('DNS zone compiled without the service catalog records', {
+            apex,
+            height,
+            error: describe(error),
+          });
+        }
       } catch (error) {
         logger.warn('DNS zones out of step with the state; loading them again', {
           height,

@@ -9,14 +9,10 @@ import {
   discoveryGenesisFromApp,
   discoveryRenew,
   discoveryStateKey,
+  type InstanceRegistration,
+  type PortProtocol,
 } from '../../src/discovery/index.js';
-import {
-  Rcode,
-  answer,
-  decodeMessage,
-  encodeMessage,
-  type ResourceRecord,
-} from '../../src/trustchain/dns/index.js';
+import { Rcode, answer, decodeMessage, encodeMessage } from '../../src/trustchain/dns/index.js';
 import {
   ConsensusZones,
   createDnsZonesModule,
@@ -26,8 +22,8 @@ import {
   dnsZonesStateReader,
 } from '../../src/trustchain/dns-zones/index.js';
 import { genesisApplication } from '../../src/node/validator-node.js';
-import { makeSender, openNode } from '../consensus/application/fixture.js';
-import { clusterGenesis, dnsTx } from '../trustchain/dns-zones/dns-zones-fixture.js';
+import { makeSender, openNode, type TestNode } from '../consensus/application/fixture.js';
+import { dnsTx, zoneParams } from '../trustchain/dns-zones/dns-zones-fixture.js';
 import { discoveryTx, registerTx } from './discovery-fixture.js';
 
 /**
@@ -36,6 +32,8 @@ import { discoveryTx, registerTx } from './discovery-fixture.js';
  * module's own names (which give way where the two would meet).
  */
 
+const A = 1;
+const TXT = 16;
 const SRV = 33;
 
 function ask(zones: ConsensusZones, name: string, type: number) {
@@ -79,56 +77,113 @@ describe('app.discovery genesis section', () => {
   });
 });
 
+interface CatalogZone {
+  readonly node: TestNode;
+  readonly zones: ConsensusZones;
+  /** Executes and commits a block whose transactions must all apply; returns its height. */
+  follow(transactions: readonly Uint8Array[]): number;
+  /** The catalog's records now, and those of a catalog loaded afresh from the state. */
+  published(): ReturnType<typeof catalogRecords>;
+  reloaded(): ReturnType<typeof catalogRecords>;
+}
+
+/**
+ * A node running the `dns` and `discovery` modules with the open zone `apex`, and the zones
+ * compiled from its committed state with the catalog as overlay, followed block by block as
+ * discovery-node.ts and validator-node.ts do. `nodeKeys` reserve the `hypermesh-` services.
+ */
+async function openCatalogZone(
+  apex: string,
+  nodeKeys?: readonly Uint8Array[],
+): Promise<CatalogZone> {
+  const node = await openNode({
+    modules: [
+      createDnsZonesModule(),
+      createDiscoveryModule(
+        nodeKeys === undefined ? {} : { nodeKeys: { genesisValidators: nodeKeys, caesar: false } },
+      ),
+    ],
+    initialState: dnsZonesInitialState({ zones: [zoneParams(apex, [makeSender().publicKey])] }),
+  });
+  const reader = { get: (key: Uint8Array) => node.store.state.get(discoveryStateKey(key)) };
+  const view = CatalogView.load(reader, null);
+  const zones = ConsensusZones.load(dnsZonesStateReader(node.store.state), {
+    height: null,
+    overlay: (at) => (at === apex ? catalogRecords(view, apex) : []),
+  });
+  return {
+    node,
+    zones,
+    follow: (transactions) => {
+      const height = node.nextHeight();
+      const result = node.executeAndCommit(transactions);
+      assert.ok(
+        result.txResults.every((r) => r.code === 0),
+        JSON.stringify(result.txResults),
+      );
+      if (view.applyBlock(height, result.changes).services.length > 0) zones.touch(apex);
+      zones.applyBlock(height, result.changes);
+      return height;
+    },
+    published: () => catalogRecords(view, apex),
+    reloaded: () => catalogRecords(CatalogView.load(reader, node.nextHeight() - 1), apex),
+  };
+}
+
+/** The transactions that register `name` in the dns module and set each RRset of `sets`. */
+function dnsName(
+  sender: ReturnType<typeof makeSender>,
+  name: string,
+  ...sets: Array<Parameters<typeof dnsRecordsSet>[0]>
+): Uint8Array[] {
+  return [
+    dnsTx(sender, dnsNameRegister(name)),
+    ...sets.map((records) => dnsTx(sender, dnsRecordsSet(records))),
+  ];
+}
+
+/** The TXT strings answered for `name`, as text. */
+function txtAt(zones: ConsensusZones, name: string): string[][] {
+  return ask(zones, name, TXT).answers.flatMap((rr) =>
+    rr.type === 'TXT' ? [rr.data.strings.map((bytes) => Buffer.from(bytes).toString())] : [],
+  );
+}
+
+/** A registration of `service`/`instance` with one port, checked there, at `address`. */
+function instanceAt(
+  service: string,
+  instance: string,
+  protocol: PortProtocol,
+  port: number,
+  address = '192.0.2.66',
+): Partial<InstanceRegistration> {
+  const timing = { interval: 5_000, timeout: 1_000, rise: 2, fall: 3 };
+  return {
+    service,
+    instance,
+    addresses: [address],
+    ports: [{ protocol, port }],
+    check:
+      protocol === 'stoq'
+        ? { kind: 'stoq-ping', port, ...timing }
+        : { kind: 'tcp', port, ...timing },
+    ttl: 20,
+  };
+}
+
+/** The SRV targets answered for `name`. */
+function srvTargets(zones: ConsensusZones, name: string): string[] {
+  return ask(zones, name, SRV).answers.flatMap((rr) => (rr.type === 'SRV' ? [rr.data.target] : []));
+}
+
 describe('the catalog in the cluster zone', () => {
-  it('publishes healthy instances as SRV and A/AAAA, follows changes, and wins conflicts', async () => {
-    const admin = makeSender();
+  it('publishes healthy instances as SRV and A/AAAA, follows changes, and wins later names', async () => {
     const alice = makeSender();
     const mallory = makeSender();
-    const node = await openNode({
-      modules: [createDnsZonesModule(), createDiscoveryModule()],
-      initialState: dnsZonesInitialState(clusterGenesis([admin.publicKey])),
-    });
+    const { node, zones, follow, published, reloaded } = await openCatalogZone('hypermesh.');
     try {
-      const reader = { get: (key: Uint8Array) => node.store.state.get(discoveryStateKey(key)) };
-      let view = CatalogView.load(reader, null);
-      const overlay = (apex: string): readonly ResourceRecord[] =>
-        apex === 'hypermesh.' ? catalogRecords(view, apex) : [];
-      const zones = ConsensusZones.load(dnsZonesStateReader(node.store.state), {
-        height: null,
-        overlay,
-      });
-      const follow = (transactions: readonly Uint8Array[]) => {
-        const height = node.nextHeight();
-        const result = node.executeAndCommit(transactions);
-        assert.ok(
-          result.txResults.every((r) => r.code === 0),
-          JSON.stringify(result.txResults),
-        );
-        if (view.applyBlock(height, result.changes).services.length > 0) {
-          zones.touch('hypermesh.');
-        }
-        zones.applyBlock(height, result.changes);
-        return height;
-      };
       follow([]);
       assert.equal(ask(zones, '_api._stoq.hypermesh.', SRV).rcode, Rcode.NXDOMAIN);
-
-      // Mallory squats the name the catalog will use, in the dns module (an open zone).
-      follow([
-        dnsTx(mallory, dnsNameRegister('_api._stoq.hypermesh.')),
-        dnsTx(
-          mallory,
-          dnsRecordsSet([
-            {
-              name: '_api._stoq.hypermesh.',
-              type: 'CNAME',
-              ttl: 60,
-              data: { target: 'evil.example.' },
-            },
-          ]),
-        ),
-      ]);
-      assert.equal(ask(zones, '_api._stoq.hypermesh.', SRV).answers[0]?.type, 'CNAME');
 
       follow([
         registerTx(alice, {
@@ -142,12 +197,33 @@ describe('the catalog in the cluster zone', () => {
           ttl: 20,
         }),
       ]);
+      assert.deepEqual(
+        published().map(({ subtrees, reserved }) => ({ subtrees, reserved })),
+        [
+          {
+            subtrees: ['_api.hypermesh.', '_api._https.hypermesh.', '_api._stoq.hypermesh.'],
+            reserved: false,
+          },
+        ],
+      );
+      // Mallory squats a name the catalog already claims, in the dns module (an open zone): the
+      // earlier claim, the catalog's, wins.
+      follow(
+        dnsName(mallory, '_api._stoq.hypermesh.', [
+          {
+            name: '_api._stoq.hypermesh.',
+            type: 'CNAME',
+            ttl: 60,
+            data: { target: 'evil.example.' },
+          },
+        ]),
+      );
       const srv = ask(zones, '_api._stoq.hypermesh.', SRV);
       assert.equal(srv.rcode, Rcode.NOERROR);
       assert.deepEqual(
         srv.answers.map((rr) => rr.type === 'SRV' && [rr.ttl, rr.data]),
         [[DISCOVERY_DNS_TTL, { priority: 0, weight: 0, port: 9292, target: 'a1._api.hypermesh.' }]],
-        'the catalog replaces the squatted CNAME',
+        'the catalog keeps the name against the later CNAME',
       );
       assert.deepEqual(
         srv.additional.map((rr) =>
@@ -160,26 +236,18 @@ describe('the catalog in the cluster zone', () => {
       assert.equal(https?.type === 'SRV' && https.data.port, 9443);
 
       // Mallory registers names above the catalog's and delegates them to her own server: an NS
-      // at `_api.hypermesh.` would make the instance `a1._api.hypermesh.` glue answered by her
-      // server, and one at `_https.hypermesh.` would occlude the SRV and freeze the zone.
+      // at `_https.hypermesh.` would occlude the SRV at `_api._https.hypermesh.` and freeze the
+      // zone. `_api.hypermesh.` is within the service's claim, so it is left out altogether.
       follow([
-        dnsTx(mallory, dnsNameRegister('_api.hypermesh.')),
-        dnsTx(mallory, dnsNameRegister('_https.hypermesh.')),
-        dnsTx(
-          mallory,
-          dnsRecordsSet([
-            { name: '_api.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
-          ]),
-        ),
-        dnsTx(
-          mallory,
-          dnsRecordsSet([
-            { name: '_https.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
-          ]),
-        ),
+        ...dnsName(mallory, '_api.hypermesh.', [
+          { name: '_api.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
+        ]),
+        ...dnsName(mallory, '_https.hypermesh.', [
+          { name: '_https.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
+        ]),
       ]);
       assert.deepEqual([...zones.failures.keys()], [], 'the zone still compiles');
-      const instance = ask(zones, 'a1._api.hypermesh.', 1);
+      const instance = ask(zones, 'a1._api.hypermesh.', A);
       assert.equal(instance.rcode, Rcode.NOERROR);
       assert.equal(instance.authoritative, true, 'answered with authority, not referred');
       assert.deepEqual(
@@ -188,8 +256,8 @@ describe('the catalog in the cluster zone', () => {
       );
       const httpsAgain = ask(zones, '_api._https.hypermesh.', SRV).answers[0];
       assert.equal(httpsAgain?.type === 'SRV' && httpsAgain.data.port, 9443);
-      // The name stays hers; only the cut above the catalog's names is left out.
-      const cut = ask(zones, '_api.hypermesh.', 2);
+      // The name above stays hers; only its cut above the catalog's names is left out.
+      const cut = ask(zones, '_https.hypermesh.', 2);
       assert.equal(cut.authoritative, true);
       assert.deepEqual(cut.answers, []);
 
@@ -200,15 +268,144 @@ describe('the catalog in the cluster zone', () => {
       follow([discoveryTx(alice, discoveryRenew('api', 'a1', 'critical'))]);
       const gone = ask(zones, '_api._stoq.hypermesh.', SRV);
       assert.equal(gone.answers[0]?.type, 'CNAME', "the dns module's name is back");
-      // With no instance left under it, Mallory's delegation of her name applies again.
-      const referred = ask(zones, 'a1._api.hypermesh.', 1);
+      // With no instance left, Mallory's delegations of her names apply again.
+      const referred = ask(zones, 'a1._api.hypermesh.', A);
       assert.deepEqual(referred.answers, []);
       assert.equal(referred.authoritative, false);
       assert.equal(referred.authority[0]?.type, 'NS');
 
       // A node that loads afresh publishes the same.
-      view = CatalogView.load(reader, node.nextHeight() - 1);
-      assert.deepEqual(catalogRecords(view, 'hypermesh.'), []);
+      assert.deepEqual(published(), []);
+      assert.deepEqual(reloaded(), []);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('leaves out instances whose names DNS cannot carry; the zone keeps following the state', async () => {
+    // 3 labels of 62 bytes: 190 bytes in wire form, so a 63-byte instance label under `_api`
+    // makes a 259-byte name.
+    const apex = `${['a', 'b', 'c'].map((c) => c.repeat(62)).join('.')}.`;
+    const alice = makeSender();
+    const mallory = makeSender();
+    const bob = makeSender();
+    const { node, zones, follow, published, reloaded } = await openCatalogZone(apex);
+    try {
+      const wide = `s${'x'.repeat(62)}`;
+      const tall = `i${'y'.repeat(62)}`;
+      follow([
+        registerTx(alice, instanceAt('api', 'a1', 'tcp', 80)),
+        // `_<63 characters>` is a 64-byte label.
+        registerTx(mallory, { service: wide, instance: 'm1' }),
+      ]);
+      follow([registerTx(mallory, instanceAt('api', tall, 'tcp', 81))]);
+      assert.deepEqual([...zones.failures.keys()], [], 'the zone compiles');
+      assert.deepEqual([...zones.overlayFailures.keys()], [], 'with the catalog');
+      assert.deepEqual(srvTargets(zones, `_api._tcp.${apex}`), [`a1._api.${apex}`]);
+      assert.deepEqual(
+        published().map((service) => service.subtrees[0]),
+        [`_api.${apex}`],
+        'the 63-character service has no publishable instance',
+      );
+      assert.deepEqual(reloaded(), published());
+
+      follow(
+        dnsName(bob, `www.${apex}`, [
+          { name: `www.${apex}`, type: 'A', ttl: 60, data: { address: '192.0.2.80' } },
+        ]),
+      );
+      assert.deepEqual(
+        ask(zones, `www.${apex}`, A).answers.map((rr) => rr.type === 'A' && rr.data.address),
+        ['192.0.2.80'],
+        "a later change of the dns module's names is served",
+      );
+      assert.deepEqual(srvTargets(zones, `_api._tcp.${apex}`), [`a1._api.${apex}`]);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('keeps a dns name registered before a service claims it: nobody takes a name over', async () => {
+    const bob = makeSender();
+    const mallory = makeSender();
+    const { node, zones, follow, published } = await openCatalogZone('hypermesh.');
+    try {
+      follow([
+        ...dnsName(bob, '_smtp._tls.hypermesh.', [
+          {
+            name: '_smtp._tls.hypermesh.',
+            type: 'TXT',
+            ttl: 300,
+            data: { strings: ['v=TLSRPTv1'] },
+          },
+        ]),
+        ...dnsName(bob, 'sel1._domainkey.hypermesh.', [
+          {
+            name: 'sel1._domainkey.hypermesh.',
+            type: 'TXT',
+            ttl: 300,
+            data: { strings: ['v=DKIM1; p=bob'] },
+          },
+        ]),
+      ]);
+      follow([
+        registerTx(mallory, instanceAt('smtp', 'm1', 'tls', 465)),
+        registerTx(mallory, instanceAt('domainkey', 'sel1', 'tcp', 25)),
+      ]);
+      assert.equal(published().length, 2, 'the catalog publishes both services');
+      assert.deepEqual([...zones.failures.keys()], []);
+      assert.deepEqual(txtAt(zones, '_smtp._tls.hypermesh.'), [['v=TLSRPTv1']]);
+      assert.deepEqual(txtAt(zones, 'sel1._domainkey.hypermesh.'), [['v=DKIM1; p=bob']]);
+      assert.deepEqual(srvTargets(zones, '_smtp._tls.hypermesh.'), []);
+      assert.deepEqual(ask(zones, 'm1._smtp.hypermesh.', A).answers, []);
+      assert.deepEqual(ask(zones, 'sel1._domainkey.hypermesh.', A).answers, []);
+      assert.deepEqual(
+        srvTargets(zones, '_domainkey._tcp.hypermesh.'),
+        [],
+        'a service that loses one name publishes none',
+      );
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('lets a reserved service win over an earlier dns name', async () => {
+    const validator = makeSender();
+    const mallory = makeSender();
+    const { node, zones, follow } = await openCatalogZone('hypermesh.', [validator.publicKey]);
+    try {
+      follow([
+        ...dnsName(mallory, '_hypermesh-node._stoq.hypermesh.', [
+          {
+            name: '_hypermesh-node._stoq.hypermesh.',
+            type: 'SRV',
+            ttl: 60,
+            data: { priority: 0, weight: 0, port: 9292, target: 'evil.example.' },
+          },
+        ]),
+        ...dnsName(mallory, 'v1._hypermesh-node.hypermesh.', [
+          {
+            name: 'v1._hypermesh-node.hypermesh.',
+            type: 'A',
+            ttl: 60,
+            data: { address: '192.0.2.66' },
+          },
+        ]),
+      ]);
+      assert.deepEqual(srvTargets(zones, '_hypermesh-node._stoq.hypermesh.'), ['evil.example.']);
+      follow([
+        registerTx(validator, instanceAt('hypermesh-node', 'v1', 'stoq', 9292, '192.0.2.1')),
+      ]);
+      assert.deepEqual([...zones.failures.keys()], []);
+      assert.deepEqual(srvTargets(zones, '_hypermesh-node._stoq.hypermesh.'), [
+        'v1._hypermesh-node.hypermesh.',
+      ]);
+      assert.deepEqual(
+        ask(zones, 'v1._hypermesh-node.hypermesh.', A).answers.map(
+          (rr) => rr.type === 'A' && rr.data.address,
+        ),
+        ['192.0.2.1'],
+      );
     } finally {
       await node.close();
     }

@@ -105,5 +105,6 @@ export type {
   ApplyOptions,
   CommittedStateGetter,
   ConsensusZonesOptions,
+  OverlayService,
   ZoneRefresh,
 } from './zone-source.js';

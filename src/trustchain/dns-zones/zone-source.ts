@@ -1,7 +1,15 @@
 import { INITIAL_HEIGHT } from '../../consensus/application/index.js';
 import type { ModuleStateReader } from '../../consensus/application/module.js';
 import type { StateChange } from '../../storage/index.js';
-import { MemoryZone, ZoneSet, isSubdomainKey, nameKey } from '../dns/index.js';
+import {
+  CLASS_IN,
+  MAX_TTL,
+  MemoryZone,
+  ZoneSet,
+  isSubdomainKey,
+  nameKey,
+  rdataBytes,
+} from '../dns/index.js';
 import { keyLabelOffsets } from '../dns/names.js';
 import type { ResourceRecord, Zone, ZoneBuildOptions, ZoneSource } from '../dns/index.js';
 import { decodeNameEntry, decodeZone } from './codec.js';
@@ -92,12 +100,34 @@ export interface ConsensusZonesOptions {
    */
   readonly buildOptions?: (apex: string) => ZoneBuildOptions;
   /**
-   * Records a second source publishes in the zone at `apex` (the service catalog's SRV and
-   * address records, docs/discovery.md "DNS"), compiled together with the zone's own. A name of
-   * the zone's own at or below one of these records' owners is left out, so the two sources
-   * never conflict. Call `touch(apex)` when the source's records change.
+   * What a second source publishes in the zone at `apex` (the service catalog's SRV and address
+   * records, docs/discovery.md "DNS"), compiled together with the zone's own names: see
+   * `OverlayService` for which of the two gives way where they meet. Call `touch(apex)` when the
+   * source's records change.
    */
-  readonly overlay?: (apex: string) => readonly ResourceRecord[];
+  readonly overlay?: (apex: string) => readonly OverlayService[];
+}
+
+/**
+ * One service of the overlay: records that claim `subtrees` (each name with the names below it)
+ * from the height `claimedAt`. The zone's own names at or below a subtree conflict with it, and
+ * the earlier claim wins: if one of them was registered at a height up to `claimedAt`, none of
+ * the service's records is compiled (the names stay); otherwise those names are left out, and
+ * NS and DS at names above a subtree too (a name may not delegate, or cut off, the service's
+ * names). A `reserved` service always wins. A record not at or below one of the service's
+ * subtrees, or that is not a valid record of the zone (a name too long, a bad target), is left
+ * out, so no one record stops the zone compiling.
+ */
+export interface OverlayService {
+  /** Names strictly below the apex. */
+  readonly subtrees: readonly string[];
+  readonly claimedAt: number;
+  readonly reserved: boolean;
+  readonly records: readonly ResourceRecord[];
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 function corrupt(message: string, cause?: unknown): never {
@@ -151,25 +181,88 @@ export function zoneRecords(
 /** RR types that cut the zone at their owner (RFC 1034 §4.2.1): a delegation's NS and its DS. */
 const CUT_TYPES: ReadonlySet<number> = new Set([2, 43]);
 
+/** The DNS core key of `name`, or undefined if it is not a name (a label or the whole too long). */
+function keyOf(name: string): string | undefined {
+  try {
+    return nameKey(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `record` is a valid record at or below one of `subtrees` (DNS core keys). */
+function fits(record: ResourceRecord, subtrees: ReadonlySet<string>): boolean {
+  const key = keyOf(record.name);
+  if (key === undefined || record.class !== CLASS_IN) return false;
+  if (!Number.isInteger(record.ttl) || record.ttl < 0 || record.ttl > MAX_TTL) return false;
+  if (!keyLabelOffsets(key).some((offset) => subtrees.has(key.slice(offset)))) return false;
+  try {
+    rdataBytes(record, true);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Claim {
+  readonly subtrees: ReadonlySet<string>;
+  readonly service: OverlayService;
+  readonly records: readonly ResourceRecord[];
+}
+
+/** The overlay's services as claims on the zone at `apexKey`, without what cannot go into it. */
+function claimsOf(apexKey: string, services: readonly OverlayService[]): Claim[] {
+  const claims: Claim[] = [];
+  for (const service of services) {
+    const subtrees = new Set<string>();
+    for (const subtree of service.subtrees) {
+      const key = keyOf(subtree);
+      if (key !== undefined && key !== apexKey && isSubdomainKey(key, apexKey)) subtrees.add(key);
+    }
+    const records = service.records.filter((record) => fits(record, subtrees));
+    if (records.length > 0) claims.push({ subtrees, service, records });
+  }
+  return claims;
+}
+
 /**
- * The names of `names` neither at nor below an owner of `records`, and without NS or DS at a
- * name above one: a registered name may not delegate, or cut off, the overlay's names (the
- * catalog's `_service` records). An NS at `_web.<zone>` would turn the live instance
- * `w1._web.<zone>` into glue answered by the delegate's server, and an NS at `_stoq.<zone>`
- * would occlude the SRV records and stop the zone compiling.
+ * The zone's names and the overlay's records that are compiled together (see `OverlayService`).
+ * An NS at `_web.<zone>` would turn the live instance `w1._web.<zone>` into glue answered by the
+ * delegate's server, and an NS at `_stoq.<zone>` would occlude the SRV records at
+ * `_api._stoq.<zone>` and stop the zone compiling: the winning claims strip them.
  */
-function outside(
+function combine(
+  apexKey: string,
   names: ReadonlyMap<string, NameEntry>,
-  records: readonly ResourceRecord[],
-): Map<string, NameEntry> {
-  const owners = new Set(records.map((record) => nameKey(record.name)));
+  services: readonly OverlayService[],
+): { names: Map<string, NameEntry>; records: ResourceRecord[] } {
+  const claims = claimsOf(apexKey, services);
+  const bySubtree = new Map<string, Claim[]>();
+  for (const claim of claims) {
+    for (const key of claim.subtrees) bySubtree.set(key, [...(bySubtree.get(key) ?? []), claim]);
+  }
+  const conflicts = new Map<string, Claim[]>();
+  const beaten = new Set<Claim>();
+  for (const [key, entry] of names) {
+    const found = keyLabelOffsets(key).flatMap((offset) => bySubtree.get(key.slice(offset)) ?? []);
+    if (found.length === 0) continue;
+    conflicts.set(key, found);
+    for (const claim of found) {
+      if (!claim.service.reserved && entry.registeredAt <= claim.service.claimedAt) {
+        beaten.add(claim);
+      }
+    }
+  }
+  const winners = claims.filter((claim) => !beaten.has(claim));
   const above = new Set<string>();
-  for (const owner of owners) {
-    for (const offset of keyLabelOffsets(owner)) if (offset > 0) above.add(owner.slice(offset));
+  for (const claim of winners) {
+    for (const key of claim.subtrees) {
+      for (const offset of keyLabelOffsets(key)) if (offset > 0) above.add(key.slice(offset));
+    }
   }
   const kept = new Map<string, NameEntry>();
   for (const [key, entry] of names) {
-    if (keyLabelOffsets(key).some((offset) => owners.has(key.slice(offset)))) continue;
+    if (conflicts.get(key)?.some((claim) => !beaten.has(claim)) === true) continue;
     kept.set(
       key,
       above.has(key) && entry.rrsets.some((set) => CUT_TYPES.has(set.type))
@@ -177,12 +270,13 @@ function outside(
         : entry,
     );
   }
-  return kept;
+  return { names: kept, records: winners.flatMap((claim) => claim.records) };
 }
 
 export class ConsensusZones implements ZoneSource {
   private readonly held = new Map<string, HeldZone>();
   private readonly failing = new Map<string, Error>();
+  private readonly overlayFailing = new Map<string, Error>();
   /** Zones changed since they were last compiled (or removed), by DNS core key. */
   private readonly dirty = new Set<string>();
   private current: number | null;
@@ -192,7 +286,7 @@ export class ConsensusZones implements ZoneSource {
     readonly zoneSet: ZoneSet,
     height: number | null,
     private readonly buildOptions: ((apex: string) => ZoneBuildOptions) | undefined,
-    private readonly overlay: ((apex: string) => readonly ResourceRecord[]) | undefined,
+    private readonly overlay: ((apex: string) => readonly OverlayService[]) | undefined,
   ) {
     this.current = height;
   }
@@ -236,6 +330,14 @@ export class ConsensusZones implements ZoneSource {
   /** Zones that could not be compiled from the latest state, by apex, with the reason. */
   get failures(): ReadonlyMap<string, Error> {
     return this.failing;
+  }
+
+  /**
+   * Zones served without their overlay at their last compilation, by apex, with the reason (the
+   * zone compiled only without it).
+   */
+  get overlayFailures(): ReadonlyMap<string, Error> {
+    return this.overlayFailing;
   }
 
   /** The apexes held, in no particular order. */
@@ -350,6 +452,7 @@ export class ConsensusZones implements ZoneSource {
       if (!this.held.has(key)) {
         this.zoneSet.delete(apex);
         this.failing.delete(apex);
+        this.overlayFailing.delete(apex);
         rebuilt.push(apex);
       } else if (this.compileZone(key)) rebuilt.push(apex);
       else failed.push(apex);
@@ -358,26 +461,43 @@ export class ConsensusZones implements ZoneSource {
     return { height: this.current ?? 0, rebuilt, failed, pending: [] };
   }
 
-  /** Compiles a held zone and swaps it in; on failure keeps the zone served before. */
+  /**
+   * Compiles a held zone and swaps it in; on failure keeps the zone served before. If the zone
+   * compiles only without its overlay, it is served without it (see `overlayFailures`): the
+   * overlay never holds back the zone's own changes.
+   */
   private compileZone(key: string): boolean {
     const zone = this.held.get(key)!;
     const apex = zone.apex.text;
+    const build = (
+      names: ReadonlyMap<string, NameEntry>,
+      extra: readonly ResourceRecord[],
+    ): MemoryZone =>
+      MemoryZone.build(
+        apex,
+        [...zoneRecords(apex, zone.info, names), ...extra],
+        this.buildOptions?.(apex),
+      );
+    this.overlayFailing.delete(apex);
+    let overlayError: Error | undefined;
+    if (this.overlay !== undefined) {
+      try {
+        const combined = combine(key, zone.names, this.overlay(apex));
+        this.zoneSet.set(build(combined.names, combined.records));
+        this.failing.delete(apex);
+        return true;
+      } catch (error) {
+        overlayError = asError(error);
+      }
+    }
     try {
-      const extra = this.overlay?.(apex) ?? [];
-      const records = [
-        ...zoneRecords(
-          apex,
-          zone.info,
-          extra.length === 0 ? zone.names : outside(zone.names, extra),
-        ),
-        ...extra,
-      ];
-      this.zoneSet.set(MemoryZone.build(apex, records, this.buildOptions?.(apex)));
-      this.failing.delete(apex);
-      return true;
+      this.zoneSet.set(build(zone.names, []));
     } catch (error) {
-      this.failing.set(apex, error instanceof Error ? error : new Error(String(error)));
+      this.failing.set(apex, asError(error));
       return false;
     }
+    this.failing.delete(apex);
+    if (overlayError !== undefined) this.overlayFailing.set(apex, overlayError);
+    return true;
   }
 }
