@@ -1,3 +1,4 @@
+import { BoundedMap } from '../../codec/bounded-map.js';
 import { HyperMeshError } from '../../codec/error.js';
 import type { DriverLogger, PeerProgress } from './driver-types.js';
 import type { ConsensusNetwork, SyncedBlock } from './ports.js';
@@ -9,6 +10,12 @@ import type { Timers } from './timers.js';
  * the cap bounds that cost (10 s in ~17 min once it is reached).
  */
 const MAX_BACKOFF_UNITS = 1024;
+/**
+ * Peers whose back-off block sync remembers (least recently penalized forgotten first). Only peers
+ * this node can fetch from (listed and discovered ones) are ever penalized, so the bound is far
+ * above a cluster's peer count; it only stops churn of discovered peers from growing the map.
+ */
+export const DEFAULT_MAX_BACKED_OFF_PEERS = 1024;
 const GRACE_TIMER = 'sync-grace';
 const IDLE_TIMER = 'sync-idle';
 const PAGE_TIMER = 'sync-page';
@@ -53,6 +60,8 @@ export interface SyncHost {
   readonly backoffUnitMs: number;
   /** Blocks asked for in one request. */
   readonly batchSize: number;
+  /** Peers whose back-off is remembered (default `DEFAULT_MAX_BACKED_OFF_PEERS`). */
+  readonly maxBackedOffPeers?: number;
   /** False once the driver stopped or halted. */
   active(): boolean;
   committedHeight(): number;
@@ -74,12 +83,19 @@ export interface SyncHost {
  * commit before storing it.
  */
 export class BlockSync {
+  /** The latest status of each connected peer (`forgetDisconnected` drops the others'). */
   private readonly progress = new Map<string, PeerProgress>();
-  private readonly backoff = new Map<string, { failures: number; until: number }>();
+  /**
+   * Back-off of failing peers. It outlives a peer's connection — a peer that reconnects must not
+   * clear its own back-off — so it is bounded by size instead.
+   */
+  private readonly backoff: BoundedMap<string, { failures: number; until: number }>;
   private run: Promise<void> | null = null;
   private abort: AbortController | null = null;
 
-  constructor(private readonly host: SyncHost) {}
+  constructor(private readonly host: SyncHost) {
+    this.backoff = new BoundedMap(host.maxBackedOffPeers ?? DEFAULT_MAX_BACKED_OFF_PEERS);
+  }
 
   get syncing(): boolean {
     return this.run !== null;
@@ -87,6 +103,23 @@ export class BlockSync {
 
   progressOf(peer: string): PeerProgress | undefined {
     return this.progress.get(peer);
+  }
+
+  /** How many peers' progress and back-off block sync holds (diagnostics and tests). */
+  get trackedPeers(): { readonly progress: number; readonly backoff: number } {
+    return { progress: this.progress.size, backoff: this.backoff.size };
+  }
+
+  /**
+   * Drops the progress of peers that are no longer connected: under the unlisted peer policy any
+   * `node` certificate of the cluster may connect and send statuses, so each certificate name
+   * would otherwise stay for good. Only connected peers are synced from, and a peer sends its
+   * status again when it reconnects. Back-offs are kept.
+   */
+  forgetDisconnected(connected: ReadonlySet<string>): void {
+    for (const peer of this.progress.keys()) {
+      if (!connected.has(peer)) this.progress.delete(peer);
+    }
   }
 
   /** Records a peer's status; starts syncing if it is ahead (see `consider`). */
@@ -142,7 +175,7 @@ export class BlockSync {
         (progress) =>
           connected.has(progress.peer) &&
           progress.committedHeight > committed &&
-          (this.backoff.get(progress.peer)?.until ?? 0) <= now,
+          (this.backoff.peek(progress.peer)?.until ?? 0) <= now,
       )
       .sort((a, b) => b.committedHeight - a.committedHeight);
   }
@@ -153,7 +186,7 @@ export class BlockSync {
    * peer lying about its height cannot keep this node busy.
    */
   private penalize(peer: string): void {
-    const failures = (this.backoff.get(peer)?.failures ?? 0) + 1;
+    const failures = (this.backoff.peek(peer)?.failures ?? 0) + 1;
     const units = Math.min(2 ** (failures - 1), MAX_BACKOFF_UNITS);
     this.backoff.set(peer, { failures, until: this.host.now() + units * this.host.backoffUnitMs });
   }

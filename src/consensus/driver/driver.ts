@@ -123,6 +123,10 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   private readonly queue: QueuedEvent[] = [];
   private readonly results = new Map<string, BlockExecutionResult>();
   private readonly evidence: EvidencePool;
+  /**
+   * Per connected peer, when we last sent it our status outside the gossip tick; a peer's entry
+   * goes at the first gossip tick after it disconnects (`forgetDisconnectedPeers`).
+   */
   private readonly statusSentAt = new Map<string, number>();
   /**
    * Per peer, when we last sent it our held messages and for which height; a peer that
@@ -374,6 +378,23 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       rejected: Object.fromEntries(this.rejections),
       signer: this.signer === null ? null : { ...this.signer.counters },
       wal: { ...(this.wal?.stats ?? { appended: 0, unchanged: 0, internal: 0, bytes: 0 }) },
+    };
+  }
+
+  /**
+   * How many peers the driver holds per-peer state for: status pacing, sync progress and sync
+   * back-off (diagnostics and tests; the first two follow the connected peers).
+   */
+  peerStateSizes(): {
+    readonly statusSentAt: number;
+    readonly syncProgress: number;
+    readonly syncBackoff: number;
+  } {
+    const sync = this.sync.trackedPeers;
+    return {
+      statusSentAt: this.statusSentAt.size,
+      syncProgress: sync.progress,
+      syncBackoff: sync.backoff,
     };
   }
 
@@ -1276,6 +1297,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
   private gossipTick(): void {
     if (!this.running) return;
     const state = this.state as TendermintState;
+    this.forgetDisconnectedPeers();
     this.broadcastStatus();
     this.sendOwedHeld(state);
     const stuck = state.height === this.lastGossipHeight;
@@ -1286,6 +1308,21 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       }
     }
     this.sync.consider();
+  }
+
+  /**
+   * Drops the per-peer state of peers that are no longer connected. Under the unlisted peer
+   * policy any `node` certificate of the cluster may connect, so each certificate name ever seen
+   * would otherwise stay for good. The network port has no disconnect event: the gossip tick
+   * compares with its connected peers instead. Sync back-offs are kept (block-sync.ts), or a peer
+   * could reconnect to clear its own.
+   */
+  private forgetDisconnectedPeers(): void {
+    const connected = new Set(this.options.network.peers());
+    for (const peer of this.statusSentAt.keys()) {
+      if (!connected.has(peer)) this.statusSentAt.delete(peer);
+    }
+    this.sync.forgetDisconnected(connected);
   }
 
   // --- Block sync ---------------------------------------------------------------------------

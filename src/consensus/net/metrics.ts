@@ -1,9 +1,17 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 /**
+ * The `peer` label of every peer that is not in the configured peer table (unlisted and
+ * discovered peers). Under the unlisted peer policy any `node` certificate of the cluster may
+ * connect, so labelling them by certificate name would add a series per name for good. No
+ * certificate name contains `<`, so a listed peer never shares it.
+ */
+export const UNLISTED_PEER_LABEL = '<unlisted>';
+
+/**
  * Metrics of the consensus network, on a registry the caller passes in (prefix
- * `hypermesh_consensus_net_`). Peer labels are bounded by the configured peer table and the
- * limit on unlisted peers (`UnlistedPeerPolicy.maxPeers`).
+ * `hypermesh_consensus_net_`). Peer labels are bounded by the configured peer table: a listed
+ * peer is labelled by its id, every other one `UNLISTED_PEER_LABEL`.
  */
 export interface ConsensusNetworkMetrics {
   /** Gossip messages by direction (`in`, `out`) and kind (`proposal`, `vote`, `txs`, `status`). */
@@ -14,9 +22,15 @@ export interface ConsensusNetworkMetrics {
    * stream), `stream_closed` (queued when the stream ended).
    */
   readonly dropped: Counter<'kind' | 'reason'>;
-  /** Incoming gossip that failed to decode or broke the stream's framing, by peer. */
+  /**
+   * Incoming gossip that failed to decode or broke the stream's framing, by peer (listed id or
+   * `UNLISTED_PEER_LABEL`).
+   */
   readonly malformed: Counter<'peer'>;
-  /** Gossip streams established, by peer (each reconnection counts). */
+  /**
+   * Gossip streams established, by peer (listed id or `UNLISTED_PEER_LABEL`; each reconnection
+   * counts).
+   */
   readonly connects: Counter<'peer'>;
   /** Peers with a gossip stream now. */
   readonly connectedPeers: Gauge;

@@ -23,7 +23,11 @@ import { ConsensusNetworkError, ConsensusNetworkErrorCode } from './errors.js';
 import { stderrNetworkLogger, type ConsensusNetworkLogger } from './log.js';
 import { delay } from './delay.js';
 import { greet, type GreetingHost, type GreetingPolicy } from './greeting.js';
-import { createConsensusNetworkMetrics, type ConsensusNetworkMetrics } from './metrics.js';
+import {
+  UNLISTED_PEER_LABEL,
+  createConsensusNetworkMetrics,
+  type ConsensusNetworkMetrics,
+} from './metrics.js';
 import { GossipOpener, type OpenerHost } from './opener.js';
 import {
   SYNC_MAX_BLOCKS_PER_REQUEST,
@@ -179,6 +183,11 @@ export interface StoqConsensusNetwork extends ConsensusNetwork {
   discoveredPeers(): readonly string[];
   /** How many discovered peers `setDiscoveredPeers` takes (the unlisted policy's `maxPeers`). */
   readonly maxDiscoveredPeers: number;
+  /**
+   * How many peers the network remembers having accepted a gossip stream from: listed and
+   * discovered ones, and other unlisted ones only while their stream lasts (diagnostics, tests).
+   */
+  acceptedPeers(): number;
 }
 
 /** What one `setDiscoveredPeers` changed, ids sorted. */
@@ -239,7 +248,11 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   private discovered: ReadonlyMap<string, DiscoveredPeer> = new Map();
   /** Per discovered peer, what ends its dial loop when it leaves the set. */
   private readonly discoveredLoops = new Map<string, AbortController>();
-  /** Peers whose stream this network (this process) has accepted at least once. */
+  /**
+   * Peers whose stream this network (this process) has accepted at least once; an unlisted peer
+   * that is not a discovered one is forgotten when its stream ends (`forgetUnlisted`), or each
+   * certificate name that ever connected would stay.
+   */
   private readonly acceptedFrom = new Set<string>();
   /** Per peer, the greeting's waits for its stream to arrive (`streamFrom`). */
   private readonly arrivals = new Map<string, Set<() => void>>();
@@ -377,6 +390,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     return [...this.discovered.keys()].sort();
   }
 
+  acceptedPeers(): number {
+    return this.acceptedFrom.size;
+  }
+
   broadcast(message: GossipMessage): void {
     const item = this.encode(message);
     if (!item) return;
@@ -463,7 +480,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
 
   accepted(link: PeerLink): void {
     if (this.links.get(link.peer) !== link) return;
-    this.metrics.connects.inc({ peer: link.peer });
+    this.metrics.connects.inc({ peer: this.peerLabel(link.peer) });
     this.updateConnectedGauge();
     this.logger.info('consensus peer connected', {
       peer: link.peer,
@@ -484,6 +501,10 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
   }
 
+  peerLabel(peer: string): string {
+    return this.table.has(peer) ? peer : UNLISTED_PEER_LABEL;
+  }
+
   // OpenerHost
 
   /** Makes `link` the peer's current stream, closing the one it replaces. */
@@ -500,6 +521,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     this.links.delete(link.peer);
     this.keys.delete(link.peer);
     this.updateConnectedGauge();
+    this.forgetUnlisted(link.peer);
   }
 
   // GreetingHost
@@ -519,6 +541,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     waiters.add(wait.wake);
     await wait.done;
     waiters.delete(wait.wake);
+    if (waiters.size === 0 && this.arrivals.get(peer) === waiters) this.arrivals.delete(peer);
     return this.acceptedFrom.has(peer);
   }
 
@@ -583,7 +606,22 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     this.discoveredLoops.delete(peer);
     this.openers.delete(peer);
     stop.abort(new StoqError(StoqErrorCode.CANCELLED, `${peer} is no longer a discovered peer`));
-    this.links.get(peer)?.abort();
+    const link = this.links.get(peer);
+    // Its stream, if any, is forgotten when it ends (`remove`); without one, forget it now.
+    if (link === undefined) this.forgetUnlisted(peer);
+    else link.abort();
+  }
+
+  /**
+   * Forgets what this network keeps about `peer` beyond its stream, once the stream is gone and
+   * the peer is neither listed nor discovered: any `node` certificate of the cluster may connect
+   * under the unlisted policy, so these would otherwise grow with every name that ever did. A
+   * listed or discovered peer keeps them: its greeting loop asks whether its stream ever arrived.
+   */
+  private forgetUnlisted(peer: string): void {
+    if (this.table.has(peer) || this.discovered.has(peer) || this.links.has(peer)) return;
+    this.acceptedFrom.delete(peer);
+    this.peerClients.delete(peer);
   }
 
   /** `peer` is a listed peer, and `key` the one it must authenticate with (if one is set). */

@@ -33,6 +33,8 @@ export interface PeerLinkHost {
   deliver(peer: string, message: GossipMessage): void;
   /** The opener saw the welcome: the stream is accepted. */
   accepted(link: PeerLink): void;
+  /** The `peer` metric label of `peer` (bounded: see `UNLISTED_PEER_LABEL`). */
+  peerLabel(peer: string): string;
 }
 
 /** How a link ended: `error` null for a clean end by the peer or by `abort`. */
@@ -169,7 +171,7 @@ export class PeerLink {
 
   private countMalformed(reason: string): void {
     this.malformed++;
-    this.host.metrics.malformed.inc({ peer: this.peer });
+    this.host.metrics.malformed.inc({ peer: this.host.peerLabel(this.peer) });
     // The first one per stream is logged; the rest are counted (a flood must not flood the log).
     if (this.malformed === 1) {
       this.host.logger.warn('malformed gossip message dropped', { peer: this.peer, reason });

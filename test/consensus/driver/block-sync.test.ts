@@ -96,7 +96,7 @@ class Harness {
   finished = 0;
   readonly sync: BlockSync;
 
-  constructor() {
+  constructor(maxBackedOffPeers?: number) {
     const network: ConsensusNetwork = {
       broadcast: () => undefined,
       send: () => undefined,
@@ -123,6 +123,7 @@ class Harness {
       pageTimeoutMs: PAGE_MS,
       backoffUnitMs: BACKOFF_MS,
       batchSize: 64,
+      ...(maxBackedOffPeers === undefined ? {} : { maxBackedOffPeers }),
       active: () => this.active,
       committedHeight: () => this.committed,
       store: (_peer, synced) => {
@@ -390,6 +391,68 @@ describe('BlockSync deadlines', () => {
     h.clock += BACKOFF_MS;
     h.status(LIAR, 1_000_000);
     assert.equal(h.sync.syncing, true);
+    h.active = false;
+    await h.sync.stop();
+  });
+});
+
+describe('BlockSync per-peer state', () => {
+  /** What a driver's gossip tick does after `peer` disconnected (or reconnected). */
+  function tick(h: Harness): void {
+    h.sync.forgetDisconnected(new Set(h.servers.keys()));
+  }
+
+  it('forgets a disconnected peer’s progress, but its back-off survives a reconnect', async () => {
+    const h = new Harness();
+    h.servers.set(LIAR, silent);
+    h.servers.set(HONEST, honest);
+    h.status(HONEST, 0);
+    h.status(LIAR, 100);
+    await h.fetching(LIAR, 1);
+    h.timers.fire('sync-idle');
+    await h.until(() => h.finished === 1, 'the sync run to end');
+    assert.deepEqual(h.sync.trackedPeers, { progress: 2, backoff: 1 });
+
+    // Connected peers keep their progress; the liar disconnects and loses its.
+    tick(h);
+    assert.deepEqual(h.sync.trackedPeers, { progress: 2, backoff: 1 });
+    h.servers.delete(LIAR);
+    tick(h);
+    assert.deepEqual(h.sync.trackedPeers, { progress: 1, backoff: 1 });
+    assert.equal(h.sync.progressOf(LIAR), undefined);
+    assert.equal(h.sync.progressOf(HONEST)?.committedHeight, 0);
+
+    // Back under the same name: its back-off still holds, and ends when it would have.
+    h.servers.set(LIAR, silent);
+    h.status(LIAR, 100);
+    assert.equal(h.sync.syncing, false, 'reconnecting did not clear the back-off');
+    h.clock += BACKOFF_MS;
+    h.status(LIAR, 100);
+    assert.equal(h.sync.syncing, true);
+    await h.fetching(LIAR, 2);
+    h.active = false;
+    await h.sync.stop();
+  });
+
+  it('remembers at most maxBackedOffPeers back-offs, the least recently penalized forgotten first', async () => {
+    const h = new Harness(2);
+    const peers = ['p0', 'p1', 'p2'];
+    for (const peer of peers) h.servers.set(peer, silent);
+    // p0 claims the most, so it is asked first, then p1, then p2.
+    h.status('p0', 100);
+    h.status('p1', 99);
+    h.status('p2', 98);
+    for (const [index, peer] of peers.entries()) {
+      await h.fetching(peer, index + 1);
+      h.timers.fire('sync-idle');
+    }
+    // p2's back-off pushed out p0's (the oldest): p0 is asked again at once, p1 and p2 are not.
+    await h.fetching('p0', 4);
+    assert.deepEqual(
+      h.failures.map((failure) => failure.peer),
+      peers,
+    );
+    assert.deepEqual(h.sync.trackedPeers, { progress: 3, backoff: 2 });
     h.active = false;
     await h.sync.stop();
   });

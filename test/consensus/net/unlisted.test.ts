@@ -26,6 +26,9 @@ import {
 
 let cluster: Cluster;
 
+/** Unlisted `node` certificates that connect one after the other, each under its own name. */
+const FOLLOWERS = Array.from({ length: 6 }, (_, index) => `follower-${index}`);
+
 before(async () => {
   cluster = await Cluster.create('memory', [
     'a',
@@ -33,6 +36,7 @@ before(async () => {
     { name: 'joiner', role: 'node' },
     { name: 'second', role: 'node' },
     { name: 'spy', role: 'client' },
+    ...FOLLOWERS.map((name) => ({ name, role: 'node' as const })),
   ]);
 });
 
@@ -175,6 +179,72 @@ describe('unlisted consensus peers (memory transport)', { timeout: 20_000 }, () 
     } finally {
       session.connection.close();
     }
+  });
+
+  it('forgets unlisted peers whose stream ended, and labels their metrics `<unlisted>`', async () => {
+    // a dials b (it sorts first), so b remembers having accepted a's stream.
+    const policy = { isValidator: () => false, maxPeers: 2 };
+    const [aEndpoint, bEndpoint] = await Promise.all([
+      cluster.endpoint('a'),
+      cluster.endpoint('b'),
+    ]);
+    const b = cluster.network(bEndpoint, [aEndpoint], { unlisted: policy });
+    cluster.network(aEndpoint, [bEndpoint], { unlisted: policy });
+    await until(() => b.network.peers().includes('a'), 'a to open its stream to b');
+    assert.equal(b.network.acceptedPeers(), 1);
+
+    // More distinct unlisted names than b has slots: each one's stream ends before the next.
+    for (const name of FOLLOWERS) {
+      const follower = await cluster.endpoint(name);
+      const session = await follower.endpoint.connect(b.address);
+      try {
+        const channel = await createClient(peerService, session).openMessageStream('gossip');
+        const incoming = channel[Symbol.asyncIterator]();
+        assert.deepEqual((await incoming.next()).value, { welcome: true });
+        await until(() => b.network.peers().includes(name), `b to accept ${name}`);
+        assert.equal(b.network.acceptedPeers(), 2, `b remembers ${name} while it is connected`);
+        channel.send(Uint8Array.of(0xff));
+        await until(
+          () =>
+            b.logger.lines.some(
+              (line) =>
+                line.message === 'malformed gossip message dropped' && line.fields.peer === name,
+            ),
+          `b to drop ${name}’s malformed message`,
+        );
+      } finally {
+        session.connection.close();
+      }
+      await until(
+        () =>
+          b.logger.lines.some(
+            (line) => line.message === 'consensus peer disconnected' && line.fields.peer === name,
+          ),
+        `b to see ${name} disconnect`,
+      );
+      assert.deepEqual(b.network.peers(), ['a']);
+      assert.equal(b.network.acceptedPeers(), 1, `b forgot ${name}`);
+      await follower.stop();
+    }
+
+    // One series for every unlisted peer together; listed peers keep theirs.
+    const peerLabels = async (metric: string): Promise<Map<string, number>> => {
+      const found = b.registry.getSingleMetric(`hypermesh_consensus_net_${metric}`);
+      assert.ok(found, metric);
+      const { values } = await found.get();
+      return new Map(values.map((value) => [String(value.labels.peer), value.value]));
+    };
+    assert.deepEqual(
+      await peerLabels('peer_connects_total'),
+      new Map([
+        ['a', 1],
+        ['<unlisted>', FOLLOWERS.length],
+      ]),
+    );
+    assert.deepEqual(
+      await peerLabels('gossip_malformed_total'),
+      new Map([['<unlisted>', FOLLOWERS.length]]),
+    );
   });
 
   it('without a policy, an unlisted node-role peer gets nothing', async () => {
