@@ -12,6 +12,8 @@ export enum CborErrorCode {
   MALFORMED = 'CBOR_MALFORMED',
   NOT_CANONICAL = 'CBOR_NOT_CANONICAL',
   UNSUPPORTED_VALUE = 'CBOR_UNSUPPORTED_VALUE',
+  /** The input holds more data items than the decoder's `maxItems` budget allows. */
+  TOO_MANY_ITEMS = 'CBOR_TOO_MANY_ITEMS',
 }
 
 export class CborError extends HyperMeshError<CborErrorCode> {}
@@ -40,10 +42,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 class ExactTextTokenizer {
   private readonly inner: Tokenizer;
+  /** Data items the heads read so far announce (the root counts as one). */
+  private known = 1;
 
   constructor(
     private readonly data: Uint8Array,
     options: DecodeOptions,
+    private readonly maxItems: number,
   ) {
     this.inner = new Tokenizer(data, options);
   }
@@ -59,6 +64,7 @@ class ExactTextTokenizer {
   next(): Token {
     const start = this.inner.pos();
     const token = this.inner.next();
+    if (this.maxItems !== Infinity) this.countItems(token);
     if (token.type === Type.string && token.encodedLength !== undefined) {
       const end = start + token.encodedLength;
       const from = end - textByteLength(this.data, start);
@@ -70,6 +76,25 @@ class ExactTextTokenizer {
       }
     }
     return token;
+  }
+
+  /**
+   * Items known to exist are the root plus every child a head announced (an array's length, a
+   * map's two per entry, a tag's one): counting heads, not finished items, refuses
+   * `9a 00 40 00 00` (an array of 4 Mi items) before a single child is built.
+   */
+  private countItems(token: Token): void {
+    if (token.type === Type.array) this.known += token.value as number;
+    else if (token.type === Type.map) this.known += 2 * (token.value as number);
+    else if (token.type === Type.tag) this.known += 1;
+    else return;
+    if (this.known > this.maxItems) {
+      throw new CborError(
+        CborErrorCode.TOO_MANY_ITEMS,
+        `CBOR input holds more than ${this.maxItems} data items`,
+        { maxItems: this.maxItems },
+      );
+    }
   }
 }
 
@@ -165,19 +190,32 @@ export function encodeMessage(value: unknown): Uint8Array {
   }
 }
 
+export interface StrictDecodeOptions {
+  /**
+   * Most data items (RFC 8949 §2: every array, map, map key and value, tag and scalar counts as
+   * one) the input may hold; more is CBOR_TOO_MANY_ITEMS, thrown before the surplus is built.
+   * Bytes alone do not bound the work: `a0` (an empty map) is one byte, yet each costs an object.
+   * Default: no limit.
+   */
+  readonly maxItems?: number;
+}
+
 /**
  * Decodes one well-formed CBOR item: definite lengths, no duplicate map keys, no undefined,
  * NaN or infinities, and no trailing bytes. Does not insist on canonical form; use
  * `decodeCanonical` for bytes that are signed or hashed.
  */
-export function decodeStrict(bytes: Uint8Array): unknown {
+export function decodeStrict(bytes: Uint8Array, options: StrictDecodeOptions = {}): unknown {
+  const maxItems = options.maxItems ?? Infinity;
+  if (!(maxItems >= 1)) throw new RangeError(`maxItems must be at least 1, got ${maxItems}`);
   try {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('data to decode must be a Uint8Array');
     // A plain view: cborg's own decode does the same to Buffers before tokenizing.
     const data = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const tokenizer = new ExactTextTokenizer(data, strictDecodeOptions);
+    const tokenizer = new ExactTextTokenizer(data, strictDecodeOptions, maxItems);
     return decode(data, { ...strictDecodeOptions, tokenizer });
   } catch (error) {
+    if (error instanceof CborError) throw error;
     throw new CborError(
       CborErrorCode.MALFORMED,
       `malformed CBOR: ${(error as Error).message}`,

@@ -12,7 +12,13 @@ import type { RpcLimits } from './rpc/limits.js';
 import { stderrLogger, type RpcLogger } from './rpc/log.js';
 import { RpcServer } from './rpc/server.js';
 import type { ServiceDefinition, ServiceHandlers } from './rpc/service.js';
-import { onExpiry, sessionNotAfter, systemClock, type SessionClock } from './session-expiry.js';
+import {
+  onExpiry,
+  sessionNotAfter,
+  systemClock,
+  type DelegatedSession,
+  type SessionClock,
+} from './session-expiry.js';
 import type {
   SocketAddress,
   Transport,
@@ -247,12 +253,16 @@ export class StoqEndpoint {
     );
   }
 
-  private expire(session: Session, notAfter: Date): void {
-    this.logger.warn('closing a STOQ session: the peer certificate expired', {
+  private expire(session: Session & Partial<DelegatedSession>, notAfter: Date): void {
+    const what =
+      session.delegationNotAfter?.getTime() === notAfter.getTime()
+        ? 'peer delegation'
+        : 'peer certificate';
+    this.logger.warn(`closing a STOQ session: the ${what} expired`, {
       peer: session.peer.uri,
       notAfter: notAfter.toISOString(),
     });
-    session.connection.close(`peer certificate expired at ${notAfter.toISOString()}`);
+    session.connection.close(`${what} expired at ${notAfter.toISOString()}`);
   }
 
   private closeIfExpired(session: Session): boolean {

@@ -1,15 +1,27 @@
 import type { Session } from './identity.js';
 
 /**
+ * A session authenticated in delegated mode: the peer's transport key is vouched for by its
+ * FALCON key only until the delegation's `notAfter`, so the session ends then (at the latest).
+ */
+export interface DelegatedSession extends Session {
+  readonly delegationNotAfter: Date;
+}
+
+/**
  * When an authenticated session must end: the first `notAfter` on the peer's verified path
  * (leaf, intermediates, root: the handshake refuses a path any certificate of which is outside
  * its validity, so an open session may not outlive any of them either), or the leaf's
- * `notAfter` for a session made without a path.
+ * `notAfter` for a session made without a path; and no later than the end of the peer's
+ * delegation, in delegated mode (the handshake refuses an expired delegation, too).
  */
-export function sessionNotAfter(session: Session): Date {
+export function sessionNotAfter(session: Session & Partial<DelegatedSession>): Date {
   let earliest = session.peer.notAfter.getTime();
   for (const certificate of session.path ?? []) {
     earliest = Math.min(earliest, certificate.notAfter.getTime());
+  }
+  if (session.delegationNotAfter !== undefined) {
+    earliest = Math.min(earliest, session.delegationNotAfter.getTime());
   }
   return new Date(earliest);
 }

@@ -453,3 +453,47 @@ describe('encodeMessage (RPC frames)', () => {
     assert.deepEqual(decodeStrict(encodeMessage({ a: 1, b: undefined })), { a: 1 });
   });
 });
+
+describe('decodeStrict item budget', () => {
+  it('counts every item (arrays, maps, keys, values, tags) and accepts exactly the budget', () => {
+    const value = { a: [1, 2, { b: null }], c: new Uint8Array(3) };
+    // map, 'a', array, 1, 2, map, 'b', null, 'c', bytes
+    const bytes = encodeMessage(value);
+    assert.deepEqual(decodeStrict(bytes, { maxItems: 10 }), value);
+    assertCborError(() => decodeStrict(bytes, { maxItems: 9 }), CborErrorCode.TOO_MANY_ITEMS);
+    assert.equal(decodeStrict(fromHex('01'), { maxItems: 1 }), 1);
+    // Tag 1 (epoch time) around an integer is two items, whatever the decoder makes of it.
+    assertCborError(() => decodeStrict(fromHex('c101'), { maxItems: 1 }));
+  });
+
+  it('refuses an announced length over the budget before reading the items', () => {
+    // An array head announcing 2^32 - 1 items, with none of them present: the budget, not the
+    // missing bytes, is what refuses it.
+    assertCborError(
+      () => decodeStrict(fromHex('9affffffff'), { maxItems: 1_000 }),
+      CborErrorCode.TOO_MANY_ITEMS,
+    );
+    assertCborError(
+      () => decodeStrict(fromHex('a2'), { maxItems: 4 }),
+      CborErrorCode.TOO_MANY_ITEMS,
+    );
+  });
+
+  it('bounds the work on 1 MiB of empty maps', () => {
+    const bytes = new Uint8Array(5 + (1 << 20)).fill(0xa0);
+    bytes.set(fromHex('9a00100000'), 0);
+    assertCborError(() => decodeStrict(bytes, { maxItems: 4_096 }), CborErrorCode.TOO_MANY_ITEMS);
+    assert.equal((decodeStrict(bytes) as unknown[]).length, 1 << 20, 'no budget by default');
+  });
+
+  it('is unchanged without a budget, and refuses a budget below one item', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 3 }), (value) => {
+        const bytes = encodeMessage(value);
+        assert.deepEqual(decodeStrict(bytes, {}), decodeStrict(bytes));
+      }),
+      { numRuns: 200 },
+    );
+    assert.throws(() => decodeStrict(fromHex('01'), { maxItems: 0 }), RangeError);
+  });
+});

@@ -11,7 +11,7 @@ import type { RevocationCheck } from '../../src/stoq/auth/peer.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
 import { StoqEndpoint } from '../../src/stoq/endpoint.js';
 import type { Authenticator, PeerIdentity, Session } from '../../src/stoq/identity.js';
-import { createMemoryNetwork } from '../../src/stoq/memory.js';
+import { createMemoryNetwork, type MemoryNetwork } from '../../src/stoq/memory.js';
 import { createStoqMetrics } from '../../src/stoq/metrics.js';
 import { StaticResolver } from '../../src/stoq/resolver.js';
 import {
@@ -308,6 +308,71 @@ describe('sessions end when the peer certificate expires', { timeout: 30_000 }, 
       await Promise.all(transports.map((transport) => transport.close()));
     }
   });
+});
+
+describe('delegated sessions end when the delegation expires', { timeout: 30_000 }, () => {
+  const DELEGATION_LIFETIME_MS = 60_000;
+
+  /** Alpha listens and beta dials on a memory network, both in delegated mode. */
+  function delegatedEndpoint(identity: TestIdentity, network: MemoryNetwork, clock: FakeClock) {
+    const logger = new MemoryLogger();
+    const endpoint = new StoqEndpoint({
+      transport: network.transport({ publicKey: identity.transportKey.publicKey }),
+      authenticator: createAuthenticator({
+        local: {
+          chain: identity.chain,
+          falcon: identity.falcon,
+          falconBackend: pki.falconBackend,
+          delegationLifetimeMs: DELEGATION_LIFETIME_MS,
+        },
+        trust: { roots: pki.roots, revocation: pki.revocation },
+        mode: 'delegated',
+      }),
+      resolver: new StaticResolver({}),
+      logger,
+      clock,
+    });
+    return { endpoint, logger };
+  }
+
+  for (const side of ['listener', 'dialer'] as const) {
+    it(`the ${side} closes the session past the delegation's notAfter, long before the certificate's`, async () => {
+      const started = Date.now();
+      const network = createMemoryNetwork();
+      const alphaClock = new FakeClock(Date.now());
+      const betaClock = new FakeClock(Date.now());
+      const alphaSide = delegatedEndpoint(alpha, network, alphaClock);
+      const betaSide = delegatedEndpoint(beta, network, betaClock);
+      try {
+        const address = await alphaSide.endpoint.listen({ host: 'alpha.test', port: 0 });
+        const session = await betaSide.endpoint.connect(address);
+        const { clock, logger, peerCertificate } =
+          side === 'listener'
+            ? { clock: alphaClock, logger: alphaSide.logger, peerCertificate: beta.notAfter }
+            : { clock: betaClock, logger: betaSide.logger, peerCertificate: alpha.notAfter };
+        assert.equal(clock.delays.length, 1, 'one expiry timer armed');
+        const expiresAt = clock.time + (clock.delays[0] as number) - 1;
+        assert.ok(
+          expiresAt >= started + DELEGATION_LIFETIME_MS &&
+            expiresAt <= Date.now() + DELEGATION_LIFETIME_MS,
+          "armed for the delegation's end, not the certificate's",
+        );
+        assert.ok(expiresAt < peerCertificate.getTime() - DELEGATION_LIFETIME_MS);
+        clock.advance(expiresAt - clock.time);
+        assert.equal(logger.lines.length, 0, 'still valid at the delegation notAfter');
+        clock.advance(1);
+        await withDeadline(session.connection.closed, 5_000, `the ${side} closes the session`);
+        const line = logger.lines.find((each) => /peer delegation expired/.test(each.message));
+        assert.ok(line, 'the close is logged with its reason');
+        assert.equal(line.fields.peer, side === 'listener' ? beta.uri : alpha.uri);
+        assert.equal(line.fields.notAfter, new Date(expiresAt).toISOString());
+        assert.ok(clock.time < peerCertificate.getTime(), 'the certificate is still valid');
+      } finally {
+        await betaSide.endpoint.close();
+        await alphaSide.endpoint.close();
+      }
+    });
+  }
 });
 
 describe('a revocation committed during the handshake is not missed', { timeout: 30_000 }, () => {

@@ -10,7 +10,9 @@ import {
   encodeFrames,
   encodePayload,
 } from '../../src/stoq/rpc/framing.js';
-import { parseCallHeader, parseWireFrame } from '../../src/stoq/rpc/wire.js';
+import { readCallHeader } from '../../src/stoq/rpc/call-header.js';
+import { encodeCallHeader, parseCallHeader, parseWireFrame } from '../../src/stoq/rpc/wire.js';
+import { concatBytes, fromHex } from '../../src/crypto/bytes.js';
 import { isStoqError } from '../helpers/stoq-error.js';
 
 /** Splits `bytes` at the given cut points (sorted, deduplicated, within bounds). */
@@ -223,5 +225,126 @@ describe('STOQ framing', () => {
         },
       );
     }
+  });
+});
+
+describe('readCallHeader', () => {
+  const MAX_ITEMS = 1_000;
+
+  it('reads what encodeCallHeader wrote, leaving the request as its CBOR bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.record(
+          {
+            method: fc.string({ minLength: 1, maxLength: 40 }),
+            kind: fc.constantFrom('unary', 'serverStream', 'oneWay'),
+            deadlineMs: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+            request: fc.jsonValue({ maxDepth: 3 }),
+          },
+          { requiredKeys: ['method', 'kind', 'request'] },
+        ),
+        (header) => {
+          const read = readCallHeader(encodePayload(encodeCallHeader(header)), MAX_ITEMS);
+          assert.equal(read.method, header.method);
+          assert.equal(read.kind, header.kind);
+          assert.equal(read.deadlineMs, header.deadlineMs);
+          assert.ok(read.requestBytes);
+          assert.deepEqual(
+            decodePayload(read.requestBytes),
+            decodePayload(encodePayload(header.request)),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const stream = readCallHeader(
+      encodePayload({ method: 'a.v1/b', kind: 'messageStream' }),
+      MAX_ITEMS,
+    );
+    assert.deepEqual(stream, { method: 'a.v1/b', kind: 'messageStream' });
+  });
+
+  it('refuses a bad header with MALFORMED_FRAME and a reason, decoding no request', () => {
+    const reasonOf = (payload: Uint8Array): unknown => {
+      try {
+        readCallHeader(payload, MAX_ITEMS);
+      } catch (error) {
+        isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
+        return (error as StoqError).detail.reason;
+      }
+      return 'accepted';
+    };
+    const cbor = (value: unknown): Uint8Array => encodePayload(value);
+    const join = (...parts: (Uint8Array | string)[]): Uint8Array =>
+      concatBytes(...parts.map((part) => (typeof part === 'string' ? fromHex(part) : part)));
+    const method = join(cbor('method'), cbor('a.v1/b'));
+    const kind = join(cbor('kind'), cbor('unary'));
+    const requestKey = cbor('request');
+    const valid = join('a3', kind, method, requestKey, '01');
+    assert.equal(reasonOf(valid), 'accepted');
+    assert.equal(reasonOf(join('a3', requestKey, '01', method, kind)), 'accepted', 'any order');
+
+    const cases: [string, Uint8Array, string][] = [
+      ['not a map', cbor(['a.v1/b']), 'header'],
+      [
+        'five entries',
+        cbor({ method: 'a', kind: 'unary', request: 1, deadlineMs: 5, x: 1 }),
+        'header',
+      ],
+      ['an integer key', join('a1', '01', '02'), 'header'],
+      ['an unknown key', join('a3', kind, method, cbor('extra'), '01'), 'header'],
+      ['no request', join('a2', kind, method), 'header'],
+      ['a duplicate key', join('a3', kind, method, method), 'cbor'],
+      ['trailing bytes', join(valid, '00'), 'cbor'],
+      ['truncated', valid.subarray(0, valid.length - 1), 'cbor'],
+      ['an indefinite-length request', join('a3', kind, method, requestKey, '9fff'), 'cbor'],
+      ['a reserved head', join('a3', kind, method, requestKey, '1c'), 'cbor'],
+      ['a byte string past the end', join('a3', kind, method, requestKey, '5a00010000'), 'cbor'],
+      ['more items than announced bytes', join('a3', kind, method, requestKey, '9864'), 'cbor'],
+      [
+        'ill-formed UTF-8 in the method',
+        join('a3', kind, cbor('method'), '61ff', requestKey, '01'),
+        'cbor',
+      ],
+      [
+        'a request over the item budget',
+        join('a3', kind, method, requestKey, '9903e8', new Uint8Array(1000).fill(0xa0)),
+        'too-many-items',
+      ],
+    ];
+    for (const [what, payload, reason] of cases) assert.equal(reasonOf(payload), reason, what);
+    // Within the budget, the request is only delimited: ill-formed UTF-8 in it waits for the
+    // decode that follows the permission check.
+    const lazy = readCallHeader(join('a3', kind, method, requestKey, '81', '61ff'), MAX_ITEMS);
+    assert.ok(lazy.requestBytes);
+    assert.throws(
+      () => decodePayload(lazy.requestBytes as Uint8Array),
+      (error: unknown) => {
+        isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
+        assert.equal((error as StoqError).detail.reason, 'cbor');
+        return true;
+      },
+    );
+    assert.equal(
+      readCallHeader(
+        join('a3', kind, method, requestKey, '9903e7', new Uint8Array(999).fill(0xa0)),
+        MAX_ITEMS,
+      ).requestBytes?.length,
+      1002,
+      'exactly the budget',
+    );
+  });
+
+  it('turns random bytes into a header or MALFORMED_FRAME, never another exception', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          readCallHeader(bytes, 16);
+        } catch (error) {
+          isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });

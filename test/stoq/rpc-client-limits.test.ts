@@ -9,9 +9,9 @@ import { RpcClient, type ClientLimits } from '../../src/stoq/rpc/client.js';
 import { encodeFrame, FrameDecoder } from '../../src/stoq/rpc/framing.js';
 import { messageFrame, OK, statusFrame } from '../../src/stoq/rpc/wire.js';
 import { MuxConnection } from '../../src/stoq/tls/mux.js';
-import type { TransportStream } from '../../src/stoq/transport.js';
+import type { TransportConnection, TransportStream } from '../../src/stoq/transport.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
-import { demo, identity } from './rpc-fixture.js';
+import { deferred, demo, identity } from './rpc-fixture.js';
 
 /**
  * The client's own bounds on a misbehaving server, for calls without deadline or signal: a
@@ -161,4 +161,63 @@ describe('STOQ RPC client: bounds on a misbehaving server', { timeout: 30_000 },
     assert.equal(clientMux.openStreams, 0, 'the stalled stream was reset');
     assert.equal(clientMux.closeReason, null);
   });
+});
+
+describe('STOQ RPC client: a stream opened after the call gave up', { timeout: 30_000 }, () => {
+  /** A connection whose `openStream` resolves only when the test says so. */
+  function slowConnection() {
+    const opened = deferred<TransportStream>();
+    const wasReset = deferred();
+    let resets = 0;
+    const stream: TransportStream = {
+      id: 'late',
+      read: () => new Promise<never>(() => undefined),
+      write: () => Promise.resolve(),
+      finish: () => Promise.resolve(),
+      reset: () => {
+        resets += 1;
+        wasReset.resolve();
+      },
+    };
+    const connection: TransportConnection = {
+      id: 'slow',
+      kind: 'memory',
+      direction: 'outbound',
+      localAddress: { host: 'client', port: 1 },
+      remoteAddress: { host: 'server', port: 2 },
+      peerKey: null,
+      openStream: () => opened.promise,
+      acceptStream: () => Promise.resolve(null),
+      close: () => undefined,
+      closed: new Promise<void>(() => undefined),
+    };
+    return { connection, stream, opened, wasReset: wasReset.promise, resets: () => resets };
+  }
+
+  for (const cause of ['deadline', 'abort'] as const) {
+    it(`resets a stream that opens after the ${cause} ended the call`, async () => {
+      const slow = slowConnection();
+      const peer = identity('validator', 'server', new Uint8Array(randomBytes(32)));
+      const client = new RpcClient(demo, { connection: slow.connection, peer });
+      const controller = new AbortController();
+      const calling = client.call(
+        'echo',
+        { text: 'x' },
+        cause === 'deadline' ? { deadlineMs: 20 } : { signal: controller.signal },
+      );
+      if (cause === 'abort') controller.abort();
+      await assert.rejects(calling, (error: unknown) => {
+        assert.ok(error instanceof StoqError);
+        assert.equal(
+          error.code,
+          cause === 'deadline' ? StoqErrorCode.DEADLINE_EXCEEDED : StoqErrorCode.CANCELLED,
+        );
+        return true;
+      });
+      assert.equal(slow.resets(), 0, 'no stream yet');
+      slow.opened.resolve(slow.stream);
+      await withDeadline(slow.wasReset, 5_000, 'the late stream is reset');
+      assert.equal(slow.resets(), 1);
+    });
+  }
 });

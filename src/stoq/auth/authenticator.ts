@@ -11,6 +11,7 @@ import {
 } from '../../crypto/x509.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
 import type { Authenticator, Session } from '../identity.js';
+import type { DelegatedSession } from '../session-expiry.js';
 import type { StoqMetrics } from '../metrics.js';
 import type { TransportConnection, TransportStream } from '../transport.js';
 import { CertificateCache } from './certificate-cache.js';
@@ -231,9 +232,12 @@ export function channelBinding(connection: TransportConnection): Uint8Array {
   return binding;
 }
 
-/** The stream an exchange runs on, once it exists (for the failure path). */
+/** What an exchange leaves behind besides the peer. */
 interface Attempt {
+  /** The stream the exchange runs on, once it exists (for the failure path). */
   stream: TransportStream | null;
+  /** Delegated mode: the end of the peer's checked delegation (ms since the epoch). */
+  delegationNotAfter?: number;
 }
 
 class StoqAuthenticator implements RenewableAuthenticator {
@@ -348,7 +352,15 @@ class StoqAuthenticator implements RenewableAuthenticator {
         { transport: connection.kind },
         (performance.now() - started) / 1000,
       );
-      return { connection, peer, path };
+      if (attempt.delegationNotAfter === undefined) return { connection, peer, path };
+      // The delegation, not the certificate, vouches for the transport key: it bounds the session.
+      const session: DelegatedSession = {
+        connection,
+        peer,
+        path,
+        delegationNotAfter: new Date(attempt.delegationNotAfter),
+      };
+      return session;
     } catch (error) {
       clearTimeout(timer);
       const failure = asAuthFailure(error);
@@ -389,6 +401,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
       local,
       channelBinding: binding,
     });
+    if (this.mode === 'delegated') attempt.delegationNotAfter = serverHello.delegation?.notAfter;
     await send(
       stream,
       await buildClientProof({
@@ -427,6 +440,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
     const reader = new FrameReader(stream, this.maxMessageBytes);
     const clientHello = expect(await receive(reader), 'client_hello');
     const client = await checkClientHello(clientHello, this.checkContext(connection));
+    if (this.mode === 'delegated') attempt.delegationNotAfter = clientHello.delegation?.notAfter;
 
     const serverNonce = new Uint8Array(randomBytes(NONCE_BYTES));
     const delegation = await this.currentDelegation();

@@ -48,7 +48,7 @@ export type SessionSource = Session | ((signal: AbortSignal | undefined) => Prom
  */
 export type ClientLimits = Pick<
   RpcLimits,
-  'maxMessageBytes' | 'highWaterMark' | 'stallTimeoutMs' | 'lingerMs'
+  'maxMessageBytes' | 'maxFrameItems' | 'highWaterMark' | 'stallTimeoutMs' | 'lingerMs'
 >;
 
 export interface RpcClientOptions {
@@ -315,12 +315,22 @@ export class RpcClient<S extends ServiceDefinition> {
       typeof this.source === 'function'
         ? await guard.race(this.source(this.signalOf(guard)))
         : this.source;
-    const stream = await guard.race(session.connection.openStream());
+    const opening = session.connection.openStream();
+    const stream = await guard.race(opening).catch((error: unknown) => {
+      // The deadline or cancellation came first: a stream opened after it has no owner, and
+      // would stay open on the (pooled) connection until that closes.
+      opening.then(
+        (late) => late.reset(),
+        () => undefined,
+      );
+      throw error;
+    });
     guard.onTrip(() => stream.reset());
     const bytesIn = this.metrics?.bytes.labels('in');
     const bytesOut = this.metrics?.bytes.labels('out');
     const reader = new FrameReader(stream, {
       maxMessageBytes: this.limits.maxMessageBytes,
+      maxItems: this.limits.maxFrameItems,
       highWaterMark: this.limits.highWaterMark,
       stallTimeoutMs: this.limits.stallTimeoutMs,
       onBytes: bytesIn ? (bytes) => bytesIn.inc(bytes) : undefined,

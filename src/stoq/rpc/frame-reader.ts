@@ -8,6 +8,15 @@ export const END: unique symbol = Symbol('end');
 
 export interface FrameReaderOptions {
   readonly maxMessageBytes: number;
+  /** Most CBOR data items in one frame (default `DEFAULT_MAX_FRAME_ITEMS`). */
+  readonly maxItems?: number;
+  /**
+   * Decodes the first frame instead of `decodePayload` (the server's call header). With it the
+   * reader reads nothing after the first frame, and decodes nothing after it, until `release()`:
+   * a caller's later frames wait in the transport's flow-control window until the call is
+   * authorized.
+   */
+  readonly header?: (payload: Uint8Array) => unknown;
   /**
    * Decoded-but-unconsumed bytes at which the reader stops reading the transport. The peer's
    * writes then stall in the transport's flow-control window: a slow consumer bounds memory to
@@ -44,6 +53,14 @@ export class FrameReader {
   private waiters: (() => void)[] = [];
   private readonly failureListeners: ((error: StoqError) => void)[] = [];
   private readonly decoder: FrameDecoder;
+  /** Set while the first frame was read but `release()` not yet called (`header` option). */
+  private holding: boolean;
+  private frames = 0;
+  /** Frames that arrived with the header's chunk while holding: neither decoded nor inspected. */
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  /** After `discardFrames()`: frames are still delimited, but dropped without decoding. */
+  private discarding = false;
   /** `Date.now()` when a frame started arriving and is still incomplete, else 0. */
   partialSince = 0;
   /** Runs while a started frame waits for the peer, with `stallTimeoutMs`. */
@@ -54,6 +71,7 @@ export class FrameReader {
     private readonly options: FrameReaderOptions,
   ) {
     this.decoder = new FrameDecoder(options.maxMessageBytes);
+    this.holding = options.header !== undefined;
   }
 
   /** Starts reading; separate from the constructor so an owner can wire itself up first. */
@@ -71,13 +89,15 @@ export class FrameReader {
 
   /** True once the peer finished its side and every frame was consumed. */
   get done(): boolean {
-    return this.ended && this.head === this.items.length;
+    return this.ended && this.held.length === 0 && this.head === this.items.length;
   }
 
   /** Next decoded value, `EMPTY` if none has arrived yet, or `END`. Throws the stream's error. */
   poll(): unknown {
     if (this.failure) throw this.failure;
-    if (this.head === this.items.length) return this.ended ? END : EMPTY;
+    if (this.head === this.items.length) {
+      return this.ended && this.held.length === 0 ? END : EMPTY;
+    }
     const value = this.items[this.head];
     this.queued -= this.sizes[this.head] as number;
     this.items[this.head] = undefined;
@@ -87,14 +107,52 @@ export class FrameReader {
       this.sizes = [];
       this.head = 0;
     }
-    if (!this.pumping && !this.ended && this.queued < this.options.highWaterMark) void this.pump();
+    this.resume();
     return value;
   }
 
   /** Resolves once `poll` would return something other than `EMPTY` (or throw). */
   wait(): Promise<void> {
-    if (this.failure || this.ended || this.head < this.items.length) return Promise.resolve();
+    if (this.failure || this.head < this.items.length || (this.ended && this.held.length === 0)) {
+      return Promise.resolve();
+    }
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** The call was authorized: decode what arrived after the header, and read on. */
+  release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    const held = this.held;
+    this.held = [];
+    this.queued -= this.heldBytes;
+    this.heldBytes = 0;
+    try {
+      for (const payload of held) this.accept(payload);
+    } catch (error) {
+      this.fail(asStoqError(error, StoqErrorCode.MALFORMED_FRAME));
+      return;
+    }
+    if (held.length > 0) this.wake();
+    this.resume();
+  }
+
+  /**
+   * Nothing more will be consumed (the call has its answer): drops what is queued or held, and
+   * reads on only to find the peer's end, delimiting frames without decoding them.
+   */
+  discardFrames(): void {
+    if (this.discarding) return;
+    this.discarding = true;
+    this.holding = false;
+    this.items = [];
+    this.sizes = [];
+    this.head = 0;
+    this.held = [];
+    this.heldBytes = 0;
+    this.queued = 0;
+    this.wake();
+    this.resume();
   }
 
   /** Next value, waiting for it; `END` when the peer finished. */
@@ -120,6 +178,8 @@ export class FrameReader {
     this.items = [];
     this.sizes = [];
     this.head = 0;
+    this.held = [];
+    this.heldBytes = 0;
     this.queued = 0;
     this.wake();
     this.options.onError?.(error);
@@ -130,7 +190,7 @@ export class FrameReader {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (!this.ended && !this.failure && this.queued < this.options.highWaterMark) {
+      while (!this.ended && !this.failure && this.wantsMore()) {
         if (this.decoder.inFrame) this.startStallTimer();
         const chunk = await this.stream.read();
         if (this.failure) return;
@@ -142,11 +202,14 @@ export class FrameReader {
         this.options.onBytes?.(chunk.length);
         const payloads = this.decoder.push(chunk);
         for (const payload of payloads) {
-          const value = decodePayload(payload);
-          this.options.inspect?.(value);
-          this.items.push(value);
-          this.sizes.push(payload.length + FRAME_PREFIX_BYTES);
-          this.queued += payload.length + FRAME_PREFIX_BYTES;
+          if (this.discarding) continue;
+          if (this.holding && this.frames > 0) {
+            this.held.push(payload);
+            this.heldBytes += payload.length + FRAME_PREFIX_BYTES;
+            this.queued += payload.length + FRAME_PREFIX_BYTES;
+          } else {
+            this.accept(payload);
+          }
         }
         // A completed frame stops the clock; the next one, if started, gets its own.
         if (payloads.length > 0) this.stopStallTimer();
@@ -165,6 +228,25 @@ export class FrameReader {
       this.stopStallTimer();
       if (this.ended) this.wake();
     }
+  }
+
+  /** Reading goes on below the high-water mark, and not past a header awaiting `release()`. */
+  private wantsMore(): boolean {
+    return this.queued < this.options.highWaterMark && !(this.holding && this.frames > 0);
+  }
+
+  private resume(): void {
+    if (!this.pumping && !this.ended && !this.failure && this.wantsMore()) void this.pump();
+  }
+
+  private accept(payload: Uint8Array): void {
+    const header = this.frames === 0 ? this.options.header : undefined;
+    const value = header ? header(payload) : decodePayload(payload, this.options.maxItems);
+    this.frames += 1;
+    this.options.inspect?.(value);
+    this.items.push(value);
+    this.sizes.push(payload.length + FRAME_PREFIX_BYTES);
+    this.queued += payload.length + FRAME_PREFIX_BYTES;
   }
 
   /** Starts the stall clock for the frame now incomplete, unless it already runs for it. */

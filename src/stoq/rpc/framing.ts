@@ -1,4 +1,4 @@
-import { CborError, decodeStrict, encodeMessage } from '../../codec/cbor.js';
+import { CborError, CborErrorCode, decodeStrict, encodeMessage } from '../../codec/cbor.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
 import { retainable } from '../retained-bytes.js';
 
@@ -12,6 +12,15 @@ import { retainable } from '../retained-bytes.js';
 export const FRAME_PREFIX_BYTES = 4;
 /** Default largest payload a STOQ stream accepts (4 MiB, as gRPC's default receive limit). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * Default most CBOR data items in one frame payload. Bytes alone do not bound the cost of
+ * decoding: a 4 MiB payload of `a0` (empty maps) is 4 Mi objects, ~0.8 s of CPU and ~260 MB of
+ * heap. The densest legitimate RPC message is an account-history page (100 receipts of 32 events
+ * of 16 attributes and 8 accounts each): ~152 Ki items in ~300 KiB, decoded in ~27 ms; blocks,
+ * sync pages, witnesses and transaction batches travel as byte strings (one item each). 256 Ki
+ * leaves that page a margin of 1.7 and bounds any frame to ~80 ms of decoding.
+ */
+export const DEFAULT_MAX_FRAME_ITEMS = 256 * 1024;
 /** The length prefix is a u32, so no configuration can exceed this. */
 export const MAX_FRAME_PAYLOAD_BYTES = 0xffff_ffff;
 
@@ -74,15 +83,23 @@ export function encodePayload(value: unknown): Uint8Array {
   }
 }
 
-/** Decodes a frame payload; anything but exactly one well-formed CBOR item is MALFORMED_FRAME. */
-export function decodePayload(payload: Uint8Array): unknown {
+/**
+ * Decodes a frame payload; anything but exactly one well-formed CBOR item of at most `maxItems`
+ * data items is MALFORMED_FRAME (reason `cbor`, or `too-many-items`).
+ */
+export function decodePayload(
+  payload: Uint8Array,
+  maxItems: number = DEFAULT_MAX_FRAME_ITEMS,
+): unknown {
   try {
-    return decodeStrict(payload);
+    return decodeStrict(payload, { maxItems });
   } catch (error) {
     if (error instanceof CborError) {
+      const tooMany = error.code === CborErrorCode.TOO_MANY_ITEMS;
       throw new StoqError(StoqErrorCode.MALFORMED_FRAME, error.message, {
-        reason: 'cbor',
+        reason: tooMany ? 'too-many-items' : 'cbor',
         length: payload.length,
+        ...(tooMany ? { maxItems } : {}),
       });
     }
     throw error;

@@ -1,10 +1,19 @@
 import { StoqError, StoqErrorCode } from '../errors.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, checkMaxMessageBytes } from './framing.js';
+import {
+  DEFAULT_MAX_FRAME_ITEMS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  checkMaxMessageBytes,
+} from './framing.js';
 
 /** Resource limits of the RPC layer; each bounds what one peer can make this node hold. */
 export interface RpcLimits {
   /** Largest message (frame payload) accepted or sent. */
   readonly maxMessageBytes: number;
+  /**
+   * Most CBOR data items one received message may hold (MALFORMED_FRAME, reason
+   * `too-many-items`, beyond it): decoding cost grows with items, not bytes.
+   */
+  readonly maxFrameItems: number;
   /**
    * Calls one peer (by certificate identity, over all its connections) may have in flight. A
    * call counts until its answer was written out or its stream released, not merely queued.
@@ -27,6 +36,7 @@ export interface RpcLimits {
 
 export const DEFAULT_RPC_LIMITS: RpcLimits = Object.freeze({
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxFrameItems: DEFAULT_MAX_FRAME_ITEMS,
   maxConcurrentCallsPerPeer: 256,
   headerTimeoutMs: 10_000,
   stallTimeoutMs: 30_000,
@@ -38,6 +48,7 @@ export function resolveRpcLimits(overrides: Partial<RpcLimits> = {}): RpcLimits 
   const limits = { ...DEFAULT_RPC_LIMITS, ...overrides };
   checkMaxMessageBytes(limits.maxMessageBytes);
   for (const key of [
+    'maxFrameItems',
     'maxConcurrentCallsPerPeer',
     'headerTimeoutMs',
     'stallTimeoutMs',

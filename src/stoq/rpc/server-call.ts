@@ -12,15 +12,14 @@ import {
   OK,
   describeIssues,
   messageFrame,
-  parseCallHeader,
   parseRequest,
   statusFrame,
   statusText,
   wireDetail,
-  type CallHeader,
   type StatusCode,
 } from './wire.js';
-import { encodePayload } from './framing.js';
+import { readCallHeader, type ReceivedCallHeader } from './call-header.js';
+import { decodePayload, encodePayload } from './framing.js';
 
 /** A registered method as the server dispatches it; handler types are checked at `register`. */
 export interface RegisteredMethod {
@@ -89,6 +88,9 @@ export class ServerCall {
     const { limits } = host;
     this.reader = new FrameReader(stream, {
       maxMessageBytes: limits.maxMessageBytes,
+      maxItems: limits.maxFrameItems,
+      // The request stays undecoded, and later frames unread, until the caller is authorized.
+      header: (payload) => readCallHeader(payload, limits.maxFrameItems),
       highWaterMark: limits.highWaterMark,
       onBytes: (bytes) => host.countBytes('in', bytes),
       onError: (error) => this.onStreamError(error),
@@ -109,7 +111,7 @@ export class ServerCall {
 
   async run(): Promise<void> {
     this.reader.start();
-    let header: CallHeader;
+    let header: ReceivedCallHeader;
     try {
       const first = await this.reader.next();
       if (first === END) {
@@ -117,7 +119,7 @@ export class ServerCall {
           reason: 'no-header',
         });
       }
-      header = parseCallHeader(first);
+      header = first as ReceivedCallHeader;
     } catch (error) {
       // A failure of the reader itself was already reported through its onError hook.
       if (error !== this.reader.error)
@@ -196,7 +198,7 @@ export class ServerCall {
     this.destroy();
   }
 
-  private async dispatch(header: CallHeader): Promise<void> {
+  private async dispatch(header: ReceivedCallHeader): Promise<void> {
     const method = this.host.lookup(header.method);
     if (!method) {
       throw new StoqError(StoqErrorCode.NOT_FOUND, `no method ${header.method}`, {
@@ -220,12 +222,15 @@ export class ServerCall {
         { method: method.wireName, role: this.session.peer.role },
       );
     }
+    this.reader.release();
+    // A bad frame that arrived with the header fails the call as soon as it is decoded.
+    if (this.state !== 'running') return;
     const ctx = this.context(method.wireName, header.deadlineMs);
     if (definition.kind === 'messageStream') {
       await this.runMessageStream(method, definition, ctx);
       return;
     }
-    const request = parseRequest(definition.request, header.request);
+    const request = parseRequest(definition.request, this.decodeRequest(header));
     void this.watchCaller();
     const handler = method.handler as (request: unknown, ctx: CallContext) => unknown;
     switch (definition.kind) {
@@ -244,6 +249,18 @@ export class ServerCall {
       case 'serverStream':
         await this.runServerStream(handler(request, ctx), definition.response);
         return;
+    }
+  }
+
+  /** The request, decoded now that the caller may call the method. */
+  private decodeRequest(header: ReceivedCallHeader): unknown {
+    // parseCallHeader made sure every kind but messageStream carries one.
+    const bytes = header.requestBytes as Uint8Array;
+    try {
+      return decodePayload(bytes, this.host.limits.maxFrameItems);
+    } catch (error) {
+      if (error instanceof StoqError) this.host.rejectFrame(rejectReason(error));
+      throw error;
     }
   }
 
@@ -455,6 +472,9 @@ export class ServerCall {
       else this.destroy();
       return;
     }
+    // Whatever the caller still sends is delimited but never decoded (nor, if the call was
+    // refused before authorization, its held frames).
+    this.reader.discardFrames();
     const discard = (): void => {
       if (this.state !== 'ending') return;
       try {
