@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
 import type { GenesisDocument } from '../consensus/genesis.js';
@@ -15,6 +15,13 @@ import {
 } from './add-node-certificate.js';
 import { CA_FILES, nodeCaConfig } from './ca-genesis.js';
 import { writeIntermediateRequest } from './ca-intermediate.js';
+import {
+  createStagingDir,
+  exitOnInterrupt,
+  removeStaleStagingDirs,
+  sealStagingDir,
+  type InterruptGuard,
+} from './ceremony-staging.js';
 import { CliError } from './cli-error.js';
 import { lockAddedNodes, type AddedNodesLock } from './cluster-added-nodes.js';
 import { CLUSTER_FILES } from './cluster-init.js';
@@ -160,11 +167,22 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
   const genesis: GenesisDocument = await readGenesisFile(genesisFile);
   // Held from the name check to the manifest entry, and taken before the cluster is asked for
   // anything: a run that could not record its node would have issued a certificate for nothing.
-  const manifest = await lockAddedNodes(dir);
+  // A Ctrl-C (or SIGTERM) from here on removes the lock and the staging directory, then exits.
+  const interrupt = exitOnInterrupt('cluster add-node');
   try {
-    return await addLockedNode(options, dir, genesis, manifest);
+    const manifest = await lockAddedNodes(dir);
+    interrupt.removeOnInterrupt(manifest.lockFile);
+    try {
+      // What an earlier run killed mid-way left (`.NAME.tmp-<pid>-XXXXXX`, the node's keys).
+      for (const stale of await removeStaleStagingDirs(dir, (entry) => entry.startsWith('.'))) {
+        options.progress?.(`removed ${stale}, left by an interrupted cluster add-node`);
+      }
+      return await addLockedNode(options, dir, genesis, manifest, interrupt);
+    } finally {
+      await manifest.release();
+    }
   } finally {
-    await manifest.release();
+    interrupt.dispose();
   }
 }
 
@@ -174,6 +192,7 @@ async function addLockedNode(
   dir: string,
   genesis: GenesisDocument,
   manifest: AddedNodesLock,
+  interrupt: InterruptGuard,
 ): Promise<AddedNode> {
   const { name } = options;
   const progress = options.progress ?? (() => undefined);
@@ -241,6 +260,7 @@ async function addLockedNode(
       devCa,
       certificates,
       manifest,
+      interrupt,
       validityDays: options.validityDays ?? 365,
       falcon,
       now,
@@ -288,6 +308,7 @@ async function writeNode(options: {
   readonly devCa: Awaited<ReturnType<typeof loadDevCa>> | null;
   readonly certificates: NodeCertificateWriter | null;
   readonly manifest: AddedNodesLock;
+  readonly interrupt: InterruptGuard;
   readonly validityDays: number;
   readonly falcon: FalconBackend;
   readonly now: () => Date;
@@ -298,7 +319,8 @@ async function writeNode(options: {
   const dnsTemplate = template.config.dns;
   const target = path.join(dir, name);
   const withCa = options.certificates !== null;
-  const staging = await mkdtemp(path.join(dir, `.${name}.tmp-`));
+  const staging = await createStagingDir(path.join(dir, `.${name}.tmp-`));
+  options.interrupt.removeOnInterrupt(staging);
   try {
     progress(`cluster "${genesis.chainId}" in ${dir}: adding node ${name}`);
     const keys = await generateNodeIdentity(falcon);
@@ -396,18 +418,22 @@ async function writeNode(options: {
         ? null
         : await options.certificates.issue({ outDir: staging, name, keys, host });
     await mkdir(path.dirname(target), { recursive: true });
-    await rename(staging, target);
-    try {
-      await options.manifest.append({
-        name,
-        publicKey: toHex(publicKey),
-        addedAt: now().toISOString(),
-      });
-    } catch (error) {
-      // Not recorded, not added: the directory goes too, so a retry starts clean.
-      await rm(target, { recursive: true, force: true });
-      throw error;
-    }
+    await sealStagingDir(staging);
+    // Renamed and recorded, or neither: an interrupt waits for both.
+    await options.interrupt.uninterrupted(async () => {
+      await rename(staging, target);
+      try {
+        await options.manifest.append({
+          name,
+          publicKey: toHex(publicKey),
+          addedAt: now().toISOString(),
+        });
+      } catch (error) {
+        // Not recorded, not added: the directory goes too, so a retry starts clean.
+        await rm(target, { recursive: true, force: true });
+        throw error;
+      }
+    });
     const id = validatorAddress(publicKey);
     progress(
       `  ${name.padEnd(8)}  ${id}  keys, certificate (role node)${issued === null ? '' : ` from the TrustChain CA (serial ${issued.serial})`}${withCa ? ', CA intermediate key and request' : ''}, storage plot (${genesis.proof.space.blockCount} blocks, root ${toHex(plot.root)})  stoq ${host}:${stoq.port}${metrics === null ? '' : `  metrics ${host}:${metrics.port}`}${dnsAddress === null ? '' : `  dns ${host}:${dnsAddress.port}`}`,

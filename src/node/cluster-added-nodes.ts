@@ -2,6 +2,7 @@ import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { CliError } from './cli-error.js';
+import { holderTextRunning, thisProcessHolderText } from './data-dir-lock.js';
 import { NODE_NAME_PATTERN } from './node-config.js';
 
 /**
@@ -77,6 +78,8 @@ export async function readAddedNodes(dir: string): Promise<AddedNodeRecord[]> {
  * two runs cannot add one name and a run that cannot record its node issues nothing.
  */
 export interface AddedNodesLock {
+  /** The lock file (`added-nodes.json.lock`), which names the process that holds it. */
+  readonly lockFile: string;
   /** The added nodes recorded now (as `readAddedNodes`). */
   nodes(): Promise<AddedNodeRecord[]>;
   /**
@@ -89,23 +92,34 @@ export interface AddedNodesLock {
 }
 
 /**
- * Takes the manifest lock of `dir`: `added-nodes.json.lock`, created exclusively and removed by
- * `release`. A lock that exists (another writer, or one that died) is a CliError naming it.
+ * Takes the manifest lock of `dir`: `added-nodes.json.lock`, created exclusively, naming this
+ * process, and removed by `release` (or by the interrupt handler of `cluster add-node`). A lock
+ * that exists is a CliError naming it, and saying whether its process still runs (one that does
+ * not was killed, kill -9 or a crash, and left it).
  */
 export async function lockAddedNodes(dir: string): Promise<AddedNodesLock> {
   const root = path.resolve(dir);
   const file = path.join(root, ADDED_NODES_FILE);
   const lock = `${file}${LOCK_SUFFIX}`;
-  const held = await open(lock, 'wx').catch((error: unknown) => {
+  const held = await open(lock, 'wx').catch(async (error: unknown) => {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      const holder = (await readFile(lock, 'utf8').catch(() => '')).trim();
+      const pid = /^[0-9]+/.exec(holder)?.[0];
+      if (pid !== undefined && !holderTextRunning(holder)) {
+        throw new CliError(
+          `${lock} was left by process ${pid}, which no longer runs (a killed "cluster add-node"): remove it and run again`,
+        );
+      }
       throw new CliError(
-        `${lock} exists: another "cluster add-node" is writing ${file} (remove the lock if none is running)`,
+        `${lock} exists: another "cluster add-node"${pid === undefined ? '' : ` (pid ${pid})`} is writing ${file} (remove the lock if none is running)`,
       );
     }
     throw new CliError(`cannot create ${lock}: ${(error as Error).message}`);
   });
+  await held.writeFile(thisProcessHolderText());
   let released = false;
   return {
+    lockFile: lock,
     nodes: () => readAddedNodes(root),
     async append(node) {
       if (released) throw new Error(`append after release of ${lock}`);

@@ -61,7 +61,14 @@ import {
   writeZoneKeyFile,
   zoneKeyFileName,
 } from './dns-keys.js';
+import {
+  createStagingDir,
+  exitOnInterrupt,
+  removeStaleStagingDirs,
+  sealStagingDir,
+} from './ceremony-staging.js';
 import { checkClusterPorts, clusterPortBases } from './cluster-ports.js';
+import { refuseRunningNodes } from './cluster-running-nodes.js';
 import { findFreePorts } from './free-ports.js';
 import {
   CA_FILES,
@@ -122,6 +129,11 @@ export const CLUSTER_FILES = {
   dataDir: 'data',
   /** Written by `hypermesh dev` once every node has committed a block since it started. */
   clusterJson: 'cluster.json',
+  /**
+   * Written into a cluster that `hypermesh dev` created: dev replaces (deletes) only such a
+   * directory when asked for another size or host, never one made by `cluster init`.
+   */
+  devMarker: '.hypermesh-dev',
 } as const;
 
 export const MAX_VALIDATORS = 100;
@@ -357,8 +369,13 @@ export interface ClusterInitOptions {
    * the cluster's DNS (its zone is the default CAA identity).
    */
   readonly acmeExternalDns?: boolean;
-  /** Replace an existing cluster directory (one holding a genesis.json). */
+  /**
+   * Replace an existing cluster directory (one holding a genesis.json), unless a node of it
+   * runs (holds its data directory's lock).
+   */
   readonly force?: boolean;
+  /** Mark the directory as `hypermesh dev`'s (`CLUSTER_FILES.devMarker`): dev may replace it. */
+  readonly devMarker?: boolean;
   readonly proofParams?: ConsensusProofParams;
   readonly consensus?: GenesisConsensusParams;
   readonly power?: number;
@@ -493,7 +510,10 @@ function clusterZone(
   };
 }
 
-/** Refuses a non-empty `dir` unless `force` and it holds a previous cluster (genesis.json). */
+/**
+ * Refuses a non-empty `dir` unless `force` and it holds a previous cluster (genesis.json) none
+ * of whose nodes runs.
+ */
 async function checkTarget(dir: string, force: boolean): Promise<'absent' | 'empty' | 'replace'> {
   let entries: string[];
   try {
@@ -513,6 +533,8 @@ async function checkTarget(dir: string, force: boolean): Promise<'absent' | 'emp
       `${dir} is not empty and holds no ${CLUSTER_FILES.genesis}; --force only replaces a cluster directory`,
     );
   }
+  // Replacing deletes the keys and chain data the running nodes use.
+  await refuseRunningNodes(dir, 'replace it');
   return 'replace';
 }
 
@@ -608,7 +630,17 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
   const trustRootsName = ctPorts === null ? DEV_CA_FILES.certificate : CA_FILES.root;
 
   await mkdir(path.dirname(dir), { recursive: true });
-  const staging = await mkdtemp(`${dir}.tmp-`);
+  // What an earlier run killed mid-ceremony left beside `dir` (its keys among it).
+  const base = path.basename(dir);
+  for (const stale of await removeStaleStagingDirs(path.dirname(dir), (entry) =>
+    entry.startsWith(`${base}.tmp-`),
+  )) {
+    progress(`removed ${stale}, left by an interrupted cluster init`);
+  }
+  // A Ctrl-C (or SIGTERM) from here on removes the staging directory before the process exits.
+  const interrupt = exitOnInterrupt('cluster init');
+  const staging = await createStagingDir(`${dir}.tmp-`);
+  interrupt.removeOnInterrupt(staging);
   const nodes: ClusterNodeLayout[] = [];
   let treasuryAddress = '';
   try {
@@ -936,11 +968,21 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
       mode: 0o644,
     });
     progress(`  genesis   ${CLUSTER_FILES.genesis} (total voting power ${power * count})`);
+    if (options.devMarker === true) {
+      await writeFile(
+        path.join(staging, CLUSTER_FILES.devMarker),
+        'created by "hypermesh dev", which may replace this directory\n',
+        { flag: 'wx', mode: 0o644 },
+      );
+    }
 
-    await commitStaging(staging, dir, target);
+    await sealStagingDir(staging);
+    await interrupt.uninterrupted(() => commitStaging(staging, dir, target));
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
     throw error;
+  } finally {
+    interrupt.dispose();
   }
   const operatorDir = path.join(dir, CLUSTER_FILES.operatorDir);
   return {
@@ -981,6 +1023,8 @@ async function commitStaging(
     await rename(staging, dir);
     return;
   }
+  // Again at the end: a node may have been started during the ceremony.
+  await refuseRunningNodes(dir, 'replace it');
   const aside = await mkdtemp(`${dir}.old-`);
   const previous = path.join(aside, 'cluster');
   await rename(dir, previous);

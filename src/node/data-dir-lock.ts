@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,7 +13,8 @@ import { CliError } from './cli-error.js';
  * The lock file appears complete or not at all: the pid is written to a file of this process's
  * own and hard-linked to the lock's name (`link` fails with EEXIST if the name exists, like
  * O_EXCL, and the content is already there). A lock whose pid is not a running process was left
- * by a node that died (kill -9, power loss) and is taken over.
+ * by a node that died (kill -9, power loss) and is taken over, atomically (`removeStaleLock`):
+ * of two starts that find one stale lock, exactly one runs.
  */
 export const LOCK_FILE = 'node.lock';
 
@@ -78,6 +80,20 @@ function ownLock(): string {
 }
 
 /**
+ * What this process writes to say "mine" (a lock, a staging directory's owner file): its pid
+ * and, on Linux, the boot and the process start time.
+ */
+export function thisProcessHolderText(): string {
+  return ownLock();
+}
+
+/** Whether the process a `thisProcessHolderText` names still runs (false for garbage). */
+export function holderTextRunning(text: string): boolean {
+  const holder = parseHolder(text);
+  return holder !== null && holderRunning(holder);
+}
+
+/**
  * Whether the lock's holder still runs: its pid is a running process and, when the lock names
  * the boot and start time, the same boot and the same process (not a later one with its pid).
  */
@@ -109,21 +125,31 @@ async function readLock(file: string): Promise<string | null> {
   }
 }
 
+/**
+ * A test seam: called when a lock was found stale, before it is taken over, so a test can hold
+ * two starts at the point where both have judged one lock stale.
+ */
+export interface LockDataDirHooks {
+  readonly beforeTakeover?: (file: string) => Promise<void>;
+}
+
 /** Takes the data directory's lock, or throws `CliError` naming the process that holds it. */
-export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
+export async function lockDataDir(
+  dataDir: string,
+  hooks: LockDataDirHooks = {},
+): Promise<DataDirLock> {
   const file = path.join(dataDir, LOCK_FILE);
-  if (heldHere.has(file)) {
-    throw new CliError(
-      `data directory ${dataDir} is in use by this process (pid ${process.pid}): a node started from it is still running`,
-      1,
-    );
-  }
   const own = ownLock();
-  const staging = path.join(dataDir, `${LOCK_FILE}.${process.pid}`);
+  // Unique per call: two starts in one process (tests) must not share a staging file.
+  const staging = path.join(
+    dataDir,
+    `${LOCK_FILE}.${process.pid}.${randomBytes(6).toString('hex')}`,
+  );
   await writeFile(staging, own, { mode: 0o600 });
   try {
-    // Two rounds: the second after a stale lock was removed (a third taker may win it).
-    for (let attempt = 0; attempt < 2; attempt++) {
+    // A few rounds: each after a stale lock was removed (by this start or another one).
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (heldHere.has(file)) throw inUseHere(dataDir);
       try {
         await link(staging, file);
         heldHere.add(file);
@@ -134,16 +160,13 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
       const found = await readLock(file);
       if (found === null) continue;
       const holder = parseHolder(found);
-      const pid = holder?.pid ?? null;
-      if (holder !== null && pid !== process.pid && holderRunning(holder)) {
-        throw new CliError(
-          `data directory ${dataDir} is in use by process ${pid} (lock file ${file}): stop that node first, or remove the file if pid ${pid} is not a HyperMesh node`,
-          1,
-        );
+      if (holder !== null && holderRunning(holder)) {
+        if (holder.pid === process.pid && heldHere.has(file)) throw inUseHere(dataDir);
+        if (holder.pid !== process.pid) throw inUseBy(dataDir, file, holder.pid);
       }
       // Stale: its process is gone (or it is this pid's, from before a restart, and not held).
-      // Removed only if it still says what was read; else another start just took it.
-      if ((await readLock(file)) === found) await unlink(file).catch(() => undefined);
+      await hooks.beforeTakeover?.(file);
+      await removeStaleLock(file, found, staging);
     }
     const holder = parsePid((await readLock(file)) ?? '');
     throw new CliError(
@@ -153,6 +176,88 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   } finally {
     await unlink(staging).catch(() => undefined);
   }
+}
+
+function inUseHere(dataDir: string): CliError {
+  return new CliError(
+    `data directory ${dataDir} is in use by this process (pid ${process.pid}): a node started from it is still running`,
+    1,
+  );
+}
+
+function inUseBy(dataDir: string, file: string, pid: number): CliError {
+  return new CliError(
+    `data directory ${dataDir} is in use by process ${pid} (lock file ${file}): stop that node first, or remove the file if pid ${pid} is not a HyperMesh node`,
+    1,
+  );
+}
+
+/** Takeover claims this process holds (a pid alone cannot tell them from a dead claimer's). */
+const claimsHere = new Set<string>();
+
+/** At most this many claimers of one stale lock may have died in the middle of a takeover. */
+const MAX_CLAIM_LEVELS = 16;
+
+/**
+ * Removes the lock file if it still holds `stale`. Reading and then unlinking is not atomic: two
+ * starts that both read one stale lock would each unlink, the later one removing the lock the
+ * earlier one had just taken, and both would run. So the right to remove one stale content is a
+ * claim file named by that content's hash, created exclusively (hard link of the staging file,
+ * which names this process): one start wins it, re-reads the lock under it and unlinks only the
+ * stale content; the others see a live claimer and retry from the top, where they find the new
+ * lock. Nothing else removes a stale content, and once gone it never comes back, so a claim won
+ * after the takeover finds another content and removes nothing. A claim whose claimer died
+ * (killed mid-takeover) is passed over to the next level (`.1`, `.2`, ...), whose creation is
+ * again exclusive.
+ */
+async function removeStaleLock(file: string, stale: string, staging: string): Promise<void> {
+  const tag = createHash('sha256').update(stale).digest('hex').slice(0, 16);
+  for (let level = 0; level < MAX_CLAIM_LEVELS; level++) {
+    const claim = `${file}.takeover.${tag}.${level}`;
+    try {
+      await link(staging, claim);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const text = await readLock(claim);
+      // Gone: its claimer finished, and the stale lock with it. Retry from the top.
+      if (text === null) return;
+      const claimer = parseHolder(text);
+      const live =
+        claimer !== null &&
+        holderRunning(claimer) &&
+        (claimer.pid !== process.pid || claimsHere.has(claim));
+      // A live start is taking it over: retry from the top, where its lock will be found.
+      if (live) return;
+      // Its claimer died in the middle of a takeover: the next level.
+      continue;
+    }
+    claimsHere.add(claim);
+    try {
+      // A lock of this process's (its text can equal a stale one's) is never removed here.
+      if ((await readLock(file)) === stale && !heldHere.has(file)) await unlink(file);
+    } finally {
+      claimsHere.delete(claim);
+      await unlink(claim).catch(() => undefined);
+    }
+    return;
+  }
+}
+
+/**
+ * The pid of the running process that holds `dataDir`'s lock, or null when none does (no lock,
+ * or a stale one). Tools that replace or rewrite a cluster directory ask this first.
+ */
+export async function dataDirLockHolder(dataDir: string): Promise<number | null> {
+  const file = path.join(dataDir, LOCK_FILE);
+  const text = await readLock(file).catch((error: unknown) => {
+    // `dataDir` is a file, not a directory: no node runs from it.
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw error;
+  });
+  const holder = parseHolder(text ?? '');
+  if (holder === null || !holderRunning(holder)) return null;
+  if (holder.pid === process.pid && !heldHere.has(file)) return null;
+  return holder.pid;
 }
 
 async function release(file: string, own: string): Promise<void> {

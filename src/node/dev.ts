@@ -4,6 +4,7 @@ import { CliError } from './cli-error.js';
 import { writeClusterFile, type ClusterFile } from './cluster-file.js';
 import { CLUSTER_FILES, initCluster, type ClusterLayout } from './cluster-init.js';
 import { readClusterLayout } from './cluster-layout.js';
+import { refuseRunningNodes } from './cluster-running-nodes.js';
 import type { ClusterPortOptions } from './cluster-ports.js';
 import { DEFAULT_STOP_GRACE_MS } from './config.js';
 import { spawnValidator, type ValidatorProcess } from './node-process.js';
@@ -54,7 +55,11 @@ function mismatch(layout: ClusterLayout, options: DevClusterOptions): string | n
   return null;
 }
 
-/** Reuses the cluster in `options.dir` when it matches, else (re)creates it. */
+/**
+ * Reuses the cluster in `options.dir` when it matches, else creates it; a cluster that does not
+ * match is replaced only when dev created it (`CLUSTER_FILES.devMarker`) and none of its nodes
+ * runs, so a directory of `cluster init` (CA root keys, treasury key) is never deleted.
+ */
 export async function ensureDevCluster(options: DevClusterOptions): Promise<ClusterLayout> {
   const dir = path.resolve(options.dir);
   let force = false;
@@ -74,6 +79,14 @@ export async function ensureDevCluster(options: DevClusterOptions): Promise<Clus
       options.out(`reusing the cluster in ${dir} (chain "${layout.chainId}")`);
       return layout;
     }
+    if (!(await exists(path.join(dir, CLUSTER_FILES.devMarker)))) {
+      throw new CliError(
+        `the cluster in ${dir} does not match (${reason}) and was not created by "hypermesh dev" (no ${CLUSTER_FILES.devMarker}), so dev will not delete it: pass another --dir, or remove ${dir} yourself`,
+        1,
+      );
+    }
+    // Replacing deletes its keys and chain data: never under running nodes.
+    await refuseRunningNodes(dir, 'replace it with another dev cluster');
     options.out(`replacing the cluster in ${dir}: ${reason}`);
     force = true;
   }
@@ -82,6 +95,7 @@ export async function ensureDevCluster(options: DevClusterOptions): Promise<Clus
     validators: options.nodes,
     host: options.host,
     force,
+    devMarker: true,
     ...(options.chainId === undefined ? {} : { chainId: options.chainId }),
     ...(options.basePort === undefined ? {} : { basePort: options.basePort }),
     ...(options.metricsBasePort === undefined ? {} : { metricsBasePort: options.metricsBasePort }),
@@ -169,6 +183,9 @@ function table(rows: readonly string[][]): string[] {
 
 export async function runDevCluster(options: DevClusterOptions): Promise<number> {
   const started = performance.now();
+  // Another dev (or node start) runs this cluster: its nodes would refuse to start anyway (their
+  // data directories are locked), and its cluster.json must stay.
+  await refuseRunningNodes(path.resolve(options.dir), 'run it again');
   // A stale file (a previous run killed before it could remove it) goes first, so it is gone
   // even when setting the cluster up fails: its presence means a running, committing cluster.
   await rm(path.join(options.dir, CLUSTER_FILES.clusterJson), { force: true });

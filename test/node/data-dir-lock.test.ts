@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -111,6 +111,51 @@ describe('data directory lock', () => {
       const lock = await lockDataDir(dir);
       assert.equal(await readFile(file, 'utf8'), ownText(), content);
       await lock.release();
+    }
+  });
+
+  it('lets exactly one of two starts take over one stale lock, however they interleave', async () => {
+    const stale = `${await deadPid()}\n`;
+    for (const first of [0, 1]) {
+      const dir = await freshDir();
+      const file = path.join(dir, LOCK_FILE);
+      await writeFile(file, stale);
+      // Both starts judge the stale lock stale before either takes it over; then one goes on
+      // while the other is held until the first has finished (or failed).
+      let arrived = 0;
+      let bothArrived!: () => void;
+      const barrier = new Promise<void>((resolve) => (bothArrived = resolve));
+      const gates = [0, 1].map(() => {
+        let open!: () => void;
+        return { opened: new Promise<void>((resolve) => (open = resolve)), open: () => open() };
+      });
+      const starts = [0, 1].map((index) =>
+        lockDataDir(dir, {
+          beforeTakeover: async () => {
+            if (++arrived === 2) bothArrived();
+            await barrier;
+            await gates[index]!.opened;
+          },
+        }),
+      );
+      await barrier;
+      gates[first]!.open();
+      await starts[first]!.then(
+        () => undefined,
+        () => undefined,
+      );
+      gates[1 - first]!.open();
+      const results = await Promise.allSettled(starts);
+      const won = results.filter((result) => result.status === 'fulfilled');
+      const lost = results.filter((result) => result.status === 'rejected');
+      assert.equal(won.length, 1, `first=${first}: ${results.map((r) => r.status).join(', ')}`);
+      assert.equal(lost.length, 1);
+      assert.ok(refusedNaming(process.pid)((lost[0] as PromiseRejectedResult).reason));
+      assert.equal(await readFile(file, 'utf8'), ownText());
+      await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+      await assert.rejects(readFile(file), { code: 'ENOENT' });
+      // Nothing is left beside the lock: no staging file, no takeover claim.
+      assert.deepEqual(await readdir(dir), []);
     }
   });
 

@@ -34,9 +34,13 @@ usage: hypermesh dev [--nodes N] [--dir DIR] [--host ADDR] [--base-port P]
                      [--metrics-base-port P] [--dns-base-port P] [--doq-base-port P]
                      [--ct-base-port P] [--acme-base-port P] [--start-timeout-ms MS]
 
-Runs a local cluster of N validator processes. On first use (or when DIR holds a cluster of
-another size or host) it runs the genesis ceremony into DIR ("hypermesh cluster init"); later
-runs reuse the keys, plots and chain data. It starts "hypermesh node start" for every validator,
+Runs a local cluster of N validator processes. On first use it runs the genesis ceremony into
+DIR ("hypermesh cluster init"); later runs reuse the keys, plots and chain data. When DIR holds
+a cluster of another size or host, dev replaces it only if dev created it (DIR/.hypermesh-dev);
+a cluster made by "cluster init" is never deleted: pass another --dir, or remove it yourself.
+While a node of the cluster in DIR runs (another dev, or "node start"), dev refuses to start and
+leaves DIR as it is. Ctrl-C or SIGTERM during the genesis ceremony aborts it (exit 130 / 143)
+and removes its staging directory. It starts "hypermesh node start" for every validator,
 waits until every node has committed a block since it started, writes DIR/cluster.json (node
 ids, STOQ addresses, metrics URLs, pids), prints a summary and keeps running. Node logs go to
 DIR/node-K/node.log. Ctrl-C or SIGTERM stops the nodes (SIGTERM, then SIGKILL after a grace

@@ -1,0 +1,64 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CliError } from './cli-error.js';
+import { dataDirLockHolder } from './data-dir-lock.js';
+
+/** A node of a cluster directory whose data directory is locked by a running process. */
+export interface RunningClusterNode {
+  readonly node: string;
+  readonly dataDir: string;
+  readonly pid: number;
+}
+
+/** The data directories a node directory's config.json names (`dataDir`), and `data/`. */
+async function nodeDataDirs(nodeDir: string): Promise<string[]> {
+  const dirs = new Set([path.join(nodeDir, 'data')]);
+  try {
+    const config: unknown = JSON.parse(await readFile(path.join(nodeDir, 'config.json'), 'utf8'));
+    const dataDir = (config as { dataDir?: unknown } | null)?.dataDir;
+    if (typeof dataDir === 'string' && dataDir !== '') dirs.add(path.resolve(nodeDir, dataDir));
+  } catch {
+    // No configuration, or one that is not JSON: only the default data directory is looked at.
+  }
+  return [...dirs];
+}
+
+/**
+ * The nodes of the cluster directory `dir` that run now: every `DIR/<node>/` whose data
+ * directory (`data/`, or the one its config.json names) holds a `node.lock` of a running
+ * process (data-dir-lock.ts tells a live holder from a stale lock).
+ */
+export async function runningClusterNodes(dir: string): Promise<RunningClusterNode[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw error;
+  }
+  const running: RunningClusterNode[] = [];
+  for (const entry of entries) {
+    if (!entry.isDirectory()) continue;
+    for (const dataDir of await nodeDataDirs(path.join(dir, entry.name))) {
+      const pid = await dataDirLockHolder(dataDir);
+      if (pid !== null) running.push({ node: entry.name, dataDir, pid });
+    }
+  }
+  return running.sort((a, b) => a.node.localeCompare(b.node));
+}
+
+/**
+ * Throws a CliError naming the running nodes of `dir` when there are any: replacing a cluster
+ * directory (or rewriting what its running nodes use) under them would delete the keys and
+ * chain data they run on. `action` says what was refused ("replace it").
+ */
+export async function refuseRunningNodes(dir: string, action: string): Promise<void> {
+  const running = await runningClusterNodes(dir);
+  if (running.length === 0) return;
+  const list = running.map((node) => `${node.node} (pid ${node.pid})`).join(', ');
+  throw new CliError(
+    `nodes of the cluster in ${dir} are running: ${list}; stop them before you ${action}`,
+    1,
+  );
+}

@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CliError } from '../../src/node/cli-error.js';
+import { CLUSTER_FILES, initCluster } from '../../src/node/cluster-init.js';
+import { runningClusterNodes } from '../../src/node/cluster-running-nodes.js';
+import { LOCK_FILE, lockDataDir } from '../../src/node/data-dir-lock.js';
+import { ensureDevCluster, runDevCluster, type DevClusterOptions } from '../../src/node/dev.js';
+import { clusterInitArgs, runCli } from '../helpers/cli.js';
+
+/**
+ * What `hypermesh dev` and `cluster init --force` may delete (src/node/dev.ts,
+ * cluster-running-nodes.ts): dev replaces only a cluster it created itself, and neither replaces
+ * a cluster (nor dev touches its cluster.json) while a node of it runs.
+ */
+let root: string;
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'hypermesh-cluster-dir-guard-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Every file under `dir` with its content (directories as ''), to compare before and after. */
+async function snapshot(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(
+      path.relative(dir, file),
+      entry.isDirectory() ? '' : (await readFile(file)).toString('base64'),
+    );
+  }
+  return files;
+}
+
+function devOptions(dir: string, nodes: number): DevClusterOptions {
+  return {
+    dir,
+    nodes,
+    host: '127.0.0.1',
+    basePort: 0,
+    metricsBasePort: 0,
+    startTimeoutMs: 1000,
+    out: () => undefined,
+    // Never interrupted: a run that got past the checks would start nodes (and fail the test).
+    interrupted: new Promise<void>(() => undefined),
+  };
+}
+
+function refused(pattern: RegExp) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof CliError, String(error));
+    assert.match(error.message, pattern);
+    return true;
+  };
+}
+
+/** A node.lock in `node-1`'s data directory naming a running process other than this one. */
+async function holdNode1(dir: string): Promise<string> {
+  const dataDir = path.join(dir, 'node-1', CLUSTER_FILES.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  // The test runner that started this file is a running process other than this one.
+  await writeFile(path.join(dataDir, LOCK_FILE), `${process.ppid}\n`);
+  return path.join(dataDir, LOCK_FILE);
+}
+
+describe('cluster directories that dev and cluster init --force replace', () => {
+  it('dev refuses to replace a cluster it did not create, and leaves it untouched', async () => {
+    const dir = path.join(root, 'made-by-init');
+    await initCluster({ out: dir, validators: 1, basePort: 0, metricsBasePort: 0 });
+    const before = await snapshot(dir);
+    // Another size: dev would have to replace the cluster.
+    await assert.rejects(
+      runDevCluster(devOptions(dir, 2)),
+      refused(/was not created by "hypermesh dev" \(no \.hypermesh-dev\).*another --dir/),
+    );
+    assert.deepEqual(await snapshot(dir), before);
+    const cli = await runCli(['dev', '--nodes', '2', '--dir', dir, '--base-port', '0']);
+    assert.equal(cli.code, 1, cli.err);
+    assert.match(cli.err, /was not created by "hypermesh dev"/);
+    assert.deepEqual(await snapshot(dir), before);
+  });
+
+  it('dev replaces a cluster it created once none of its nodes runs', async () => {
+    const dir = path.join(root, 'made-by-dev');
+    const first = await ensureDevCluster(devOptions(dir, 1));
+    await stat(path.join(dir, CLUSTER_FILES.devMarker));
+    const lock = await holdNode1(dir);
+    assert.deepEqual(
+      (await runningClusterNodes(dir)).map((node) => [node.node, node.pid]),
+      [['node-1', process.ppid]],
+    );
+    const before = await snapshot(dir);
+    await assert.rejects(
+      ensureDevCluster(devOptions(dir, 2)),
+      refused(new RegExp(`node-1 \\(pid ${process.ppid}\\); stop them`)),
+    );
+    assert.deepEqual(await snapshot(dir), before);
+    // The holder is gone (the lock is stale): replaced.
+    await rm(lock);
+    const second = await ensureDevCluster(devOptions(dir, 2));
+    assert.equal(second.nodes.length, 2);
+    assert.notEqual(second.nodes[0]?.id, first.nodes[0]?.id);
+    await stat(path.join(dir, CLUSTER_FILES.devMarker));
+  });
+
+  it('cluster init --force refuses while a node of the cluster runs', async () => {
+    const dir = path.join(root, 'running');
+    await initCluster({ out: dir, validators: 2, basePort: 0, metricsBasePort: 0 });
+    await holdNode1(dir);
+    const before = await snapshot(dir);
+    const forced = await runCli([...clusterInitArgs(dir, 1), '--force']);
+    assert.equal(forced.code, 1, forced.err);
+    assert.match(forced.err, /nodes of the cluster in .* are running: node-1 \(pid \d+\)/);
+    assert.deepEqual(await snapshot(dir), before);
+    assert.deepEqual(
+      (await readdir(root)).filter((entry) => /\.(tmp|old)-/.test(entry)),
+      [],
+      'nothing is left beside the cluster directory',
+    );
+  });
+
+  it('a node held by this process counts as running; a stale lock of its pid does not', async () => {
+    const dir = path.join(root, 'held-here');
+    await initCluster({ out: dir, validators: 1, basePort: 0, metricsBasePort: 0 });
+    const dataDir = path.join(dir, 'node-1', CLUSTER_FILES.dataDir);
+    await mkdir(dataDir);
+    const lock = await lockDataDir(dataDir);
+    assert.deepEqual(
+      (await runningClusterNodes(dir)).map((node) => node.pid),
+      [process.pid],
+    );
+    await lock.release();
+    await writeFile(path.join(dataDir, LOCK_FILE), `${process.pid}\n`);
+    assert.deepEqual(await runningClusterNodes(dir), []);
+  });
+
+  it('a second dev on a running cluster leaves its cluster.json', async () => {
+    const dir = path.join(root, 'second-dev');
+    await ensureDevCluster(devOptions(dir, 1));
+    const clusterJson = path.join(dir, CLUSTER_FILES.clusterJson);
+    await writeFile(clusterJson, '{"written by":"the first dev"}\n');
+    await holdNode1(dir);
+    const before = await snapshot(dir);
+    await assert.rejects(
+      runDevCluster(devOptions(dir, 1)),
+      refused(/are running: node-1 .*stop them before you run it again/),
+    );
+    assert.deepEqual(await snapshot(dir), before);
+    assert.equal(await readFile(clusterJson, 'utf8'), '{"written by":"the first dev"}\n');
+  });
+});
