@@ -330,6 +330,11 @@ export interface ProposalOverhead {
   readonly lastCommit: number;
   /** `PROPOSAL_EVIDENCE_RESERVE` evidence items. */
   readonly evidence: number;
+  /**
+   * The block's own commit (every genesis validator's precommit), which block sync sends beside
+   * the block in one message: a block that fits gossip but not sync could never be caught up on.
+   */
+  readonly syncCommit: number;
   readonly total: number;
 }
 
@@ -337,8 +342,9 @@ export interface ProposalOverhead {
  * Bytes a full proposal of this chain adds to `maxBlockBytes` of transactions when encoded:
  * every transaction's header and stamp (each transaction is at least one byte, so there are at
  * most min(maxBlockTxs, maxBlockBytes)), the consensus proof for `doc.proof`, a last commit of
- * every genesis validator's precommit and `PROPOSAL_EVIDENCE_RESERVE` evidence items. Validators
- * that join later make commits larger; the bound is for the genesis set.
+ * every genesis validator's precommit and `PROPOSAL_EVIDENCE_RESERVE` evidence items, plus room
+ * for the block's own commit, which block sync sends beside it. Validators that join later make
+ * commits larger; the bound is for the genesis set.
  */
 export function proposalOverheadBytes(
   doc: Pick<GenesisDocument, 'consensus' | 'proof' | 'validators'>,
@@ -354,13 +360,15 @@ export function proposalOverheadBytes(
     PROOF_FIXED_BYTES + space.challengeCount * answer + checkpoints * HASH_ITEM_BYTES;
   const lastCommit = doc.validators.length * PRECOMMIT_BYTES;
   const evidence = PROPOSAL_EVIDENCE_RESERVE * EVIDENCE_BYTES;
+  const syncCommit = doc.validators.length * PRECOMMIT_BYTES;
   return {
     fixed,
     transactions,
     consensusProof,
     lastCommit,
     evidence,
-    total: fixed + transactions + consensusProof + lastCommit + evidence,
+    syncCommit,
+    total: fixed + transactions + consensusProof + lastCommit + evidence + syncCommit,
   };
 }
 
@@ -384,7 +392,10 @@ export function largestFittingBlockBytes(
   return Math.max(0, Math.floor((MAX_PROPOSAL_WIRE_BYTES - rest) / (1 + PER_TRANSACTION_BYTES)));
 }
 
-/** Refuses a genesis whose full proposal would not fit one gossip message or WAL record. */
+/**
+ * Refuses a genesis whose full proposal would not fit one gossip message or WAL record, or a full
+ * block and its commit one block-sync message.
+ */
 function checkProposalSize(doc: GenesisDocument): void {
   const overhead = proposalOverheadBytes(doc);
   const size = doc.consensus.maxBlockBytes + overhead.total;
@@ -393,7 +404,8 @@ function checkProposalSize(doc: GenesisDocument): void {
   const parts =
     `${overhead.transactions} for up to ${Math.min(doc.consensus.maxBlockTxs, doc.consensus.maxBlockBytes)} ` +
     `transactions' headers and stamps, ${overhead.lastCommit} for ${doc.validators.length} ` +
-    `validators' precommits, ${overhead.consensusProof} for the consensus proof, ` +
+    `validators' precommits, ${overhead.syncCommit} for the block's own commit in block sync, ` +
+    `${overhead.consensusProof} for the consensus proof, ` +
     `${overhead.evidence} for evidence, ${overhead.fixed} for the other fields`;
   const remedy =
     largest > 0

@@ -30,6 +30,7 @@ import {
   encodeBlock,
   encodeGossip,
   encodeProposal,
+  encodeQuorumCertificate,
   MAX_TXS_PER_BLOCK,
 } from '../../src/consensus/wire.js';
 import { DEFAULT_MAX_RECORD_BYTES } from '../../src/storage/wal-format.js';
@@ -206,6 +207,17 @@ describe('genesis block size within the wire limits (issue 3, F3)', () => {
         `encoded ${sizes.proposal}, bound ${maxBlockBytes + overhead.total}`,
       );
       assert.ok(sizes.stoqFrame <= DEFAULT_MAX_MESSAGE_BYTES, `frame of ${sizes.stoqFrame}`);
+      // Block sync sends the block beside its own commit (every validator's precommit) in one
+      // message: it must fit too, or a node behind could never fetch that block.
+      const proposal = largestProposal(doc);
+      const synced = encodePayload(
+        messageFrame({
+          height: Number.MAX_SAFE_INTEGER,
+          block: encodeBlock(proposal.block),
+          commit: encodeQuorumCertificate(proposal.block.lastCommit!),
+        }),
+      ).length;
+      assert.ok(synced <= DEFAULT_MAX_MESSAGE_BYTES, `synced block message of ${synced}`);
       assert.ok(sizes.walBlock <= DEFAULT_MAX_RECORD_BYTES);
       if (limits.maxBlockBytes === 1) {
         // At the largest accepted size the bound is tight to within a few percent.
