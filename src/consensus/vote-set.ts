@@ -128,8 +128,18 @@ class VotesView implements ReadonlyMap<ValidatorAddress, readonly Vote[]> {
     }
   }
 
+  /**
+   * Straight over the log's index, no vote arrays built (`skipToRound` walks these for every
+   * future round). The index is in order of first vote and this set sees its first `size`
+   * validators, so counting is enough, also if a later set appends while this one is walked.
+   */
   *keys(): MapIterator<ValidatorAddress> {
-    for (const [validator] of this.entries()) yield validator;
+    let left = this.size;
+    if (left === 0) return;
+    for (const validator of this.log.seqsByValidator.keys()) {
+      yield validator;
+      if (--left === 0) return;
+    }
   }
 
   *values(): MapIterator<readonly Vote[]> {
@@ -179,8 +189,14 @@ class PowerView implements ReadonlyMap<string, number> {
     }
   }
 
+  /** As `VotesView.keys`: the first `size` values of the log's index. */
   *keys(): MapIterator<string> {
-    for (const [key] of this.entries()) yield key;
+    let left = this.size;
+    if (left === 0) return;
+    for (const key of this.log.tallies.keys()) {
+      yield key;
+      if (--left === 0) return;
+    }
   }
 
   *values(): MapIterator<number> {
