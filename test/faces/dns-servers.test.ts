@@ -440,6 +440,32 @@ describe('TCP connection slots', () => {
       await servers.close();
     }
   });
+  it('at the limit, evicts a connection the server is closing whose peer holds its side open', async () => {
+    const registry = new Registry();
+    const servers = await tcpServers({ tcpMaxConnections: 1 }, registry);
+    const port = servers.tcp[0]!.port;
+    // A zero-length frame makes the server end the connection (FIN); this peer never sends its
+    // own FIN, so the connection would otherwise hold the only slot until the idle timer.
+    const holder = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    holder.on('error', () => {});
+    const clients: TcpClient[] = [];
+    try {
+      await withDeadline(once(holder, 'connect'), 10_000, 'the holder connects');
+      const ended = once(holder, 'end');
+      holder.write(Buffer.from([0, 0]));
+      await withDeadline(ended, 10_000, "the server's FIN");
+      const newcomer = await TcpClient.connect('127.0.0.1', port, '127.0.0.2');
+      clients.push(newcomer);
+      await answered(newcomer, 1, 'the newcomer');
+      const text = await registry.metrics();
+      assert.equal(sample(text, 'hypermesh_dns_connections_evicted_total{transport="tcp"}'), 1);
+      assert.equal(sample(text, 'hypermesh_dns_connections_refused_total{transport="tcp"}'), 0);
+    } finally {
+      holder.destroy();
+      for (const client of clients) client.destroy();
+      await servers.close();
+    }
+  });
 });
 
 describe('metrics', () => {

@@ -48,7 +48,10 @@ export class AddressSlots {
 export interface IdleState {
   /** `performance.now()` when its last query finished (or it opened); lower is idle longer. */
   readonly idleSince: number;
-  /** Whether it has a query in flight or is closing; such a connection is never evicted. */
+  /**
+   * Whether it owes its client something (a query read and not yet answered, an answer not yet
+   * written, input held) or is already stopping; such a connection is never evicted.
+   */
   readonly busy: boolean;
 }
 

@@ -150,10 +150,14 @@ export class DoqBuffers {
   }
 }
 
-/** The slot of one accepted DoQ connection: its query streams and its no-query timer. */
+/**
+ * The slot of one accepted DoQ connection: its queries and its no-query timer. Only a whole
+ * query (read up to its FIN) being answered counts: a stream that never finishes its query
+ * holds nothing up, so it neither keeps the connection from eviction nor from the timer.
+ */
 class DoqSlot implements IdleState {
-  /** Query streams being read or answered. */
-  private streams = 0;
+  /** Queries read to their FIN and not yet answered. */
+  private answering = 0;
   /** Being closed (evicted, timed out, or stopped): no longer a candidate for eviction. */
   stopping = false;
   idleSince = performance.now();
@@ -165,23 +169,25 @@ class DoqSlot implements IdleState {
     private readonly metrics: DnsMetrics,
   ) {
     this.noQuery = setTimeout(() => {
-      if (this.streams === 0) this.close();
+      if (this.answering === 0) this.close();
     }, timeoutMs).unref();
   }
 
   get busy(): boolean {
-    return this.stopping || this.streams > 0;
+    return this.stopping || this.answering > 0;
   }
 
-  streamOpened(): void {
-    this.streams++;
+  /** A stream's query was read to its FIN: it is being answered. */
+  queryRead(): void {
+    this.answering++;
   }
 
-  streamEnded(): void {
-    this.streams--;
-    if (this.streams > 0) return;
+  /** A query `queryRead` counted was answered (or its stream failed). */
+  queryEnded(): void {
+    this.answering--;
+    if (this.answering > 0) return;
     this.idleSince = performance.now();
-    // Restarts the timer, also when it fired while a stream was open.
+    // Restarts the timer, also when it fired while a query was being answered.
     if (!this.stopping) this.noQuery.refresh();
   }
 
@@ -326,6 +332,7 @@ export async function startDoqServer(options: {
   const serveStream = async (
     connection: QUICConnection,
     held: Held,
+    slot: DoqSlot,
     stream: QUICStream,
   ): Promise<void> => {
     const deadline = setTimeout(
@@ -333,6 +340,7 @@ export async function startDoqServer(options: {
       limits.doqIdleTimeoutMs,
     ).unref();
     let counted = 0;
+    let read = false;
     try {
       if (stream.type !== 'bidi') return protocolError(connection);
       const chunks: Uint8Array[] = [];
@@ -357,6 +365,8 @@ export async function startDoqServer(options: {
       }
       // FIN before the whole message (§4.3.3), or an empty message.
       if (declared <= 0 || total !== 2 + declared) return protocolError(connection);
+      read = true;
+      slot.queryRead();
       const framed = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const message = framed.subarray(2);
       // §4.2.1: the Message ID MUST be 0.
@@ -381,6 +391,7 @@ export async function startDoqServer(options: {
     } finally {
       clearTimeout(deadline);
       buffers.release(held, counted);
+      if (read) slot.queryEnded();
     }
   };
 
@@ -422,8 +433,7 @@ export async function startDoqServer(options: {
     );
     connection.addEventListener(events.EventQUICConnectionStream.name, (streamEvent: Event) => {
       const stream = (streamEvent as QuicEvents.EventQUICConnectionStream).detail;
-      client.streamOpened();
-      void serveStream(connection, held, stream).finally(() => client.streamEnded());
+      void serveStream(connection, held, client, stream);
     });
   });
 

@@ -73,9 +73,13 @@ class TcpConnection implements IdleState {
     socket.on('close', () => clearTimeout(this.idle));
   }
 
-  /** An answer is waiting to be written, input is held, or the connection is ending. */
+  /**
+   * An answer is waiting to be written or input is held. A connection the server is closing
+   * (its FIN sent, the peer's not yet come) owes nothing: it may be evicted, or a peer that
+   * never sends its FIN would hold the slot until the idle timer.
+   */
   get busy(): boolean {
-    return this.closing || this.pending > 0 || this.held !== null;
+    return this.pending > 0 || this.held !== null;
   }
 
   /** Ends the connection once written answers are flushed (graceful close). */
