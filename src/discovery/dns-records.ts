@@ -20,9 +20,10 @@ import { isReservedService } from './rules.js';
  * The consensus rules admit names DNS cannot carry (a 63-character service makes the label
  * `_<service>` 64 bytes; a long zone pushes a name past 255 bytes), so an instance is published
  * only when every name it would use is a DNS name; the others are left out of DNS and stay in
- * the catalog. Each service claims the names `_<service>.<zone>` and `_<service>._<protocol>.<zone>`
- * from the height of its earliest published registration; the cluster zone decides between the
- * catalog and the `dns` module's names by that height (`ConsensusZones`, docs/discovery.md "DNS").
+ * the catalog. Each service publishes below `_<service>.<zone>` and `_<service>._<protocol>.<zone>`;
+ * where those meet the `dns` module's names, the cluster zone keeps the `dns` module's names and
+ * leaves the service out, unless it is a reserved `hypermesh-` service (`ConsensusZones`,
+ * docs/discovery.md "DNS").
  */
 
 /** TTL of the published records: short, since health changes take effect one block later. */
@@ -90,13 +91,14 @@ export function isPublishable(record: ServiceInstance, zone: string): boolean {
 /** What one service publishes in the zone (the shape of `ConsensusZones`' overlay). */
 export interface ServiceDnsRecords {
   /**
-   * The names the service claims, each with the names below it: `_<service>.<zone>` (its
-   * instances' host names) and `_<service>._<protocol>.<zone>` for each protocol it publishes.
+   * The names the service publishes at or below: `_<service>.<zone>` (its instances' host names)
+   * and `_<service>._<protocol>.<zone>` for each protocol it publishes.
    */
   readonly subtrees: readonly string[];
-  /** Height of the claim: the earliest `registeredAt` of the instances published. */
-  readonly claimedAt: number;
-  /** A `hypermesh-` service: only node keys register it, and its names always win. */
+  /**
+   * A `hypermesh-` service: only node keys register it, and it wins over the `dns` module's
+   * names (the others give way to them).
+   */
   readonly reserved: boolean;
   readonly records: readonly ResourceRecord[];
 }
@@ -118,7 +120,6 @@ export function catalogRecords(view: CatalogView, zone: string): ServiceDnsRecor
         `_${service}.${zone}`,
         ...[...protocols].sort().map((protocol) => srvName(service, protocol, zone)),
       ],
-      claimedAt: Math.min(...instances.map((record) => record.registeredAt)),
       reserved: isReservedService(service),
       records: instances.flatMap((record) => instanceRecords(record, zone)),
     });

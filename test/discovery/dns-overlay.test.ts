@@ -17,6 +17,7 @@ import {
   ConsensusZones,
   createDnsZonesModule,
   dnsNameRegister,
+  dnsNameRelease,
   dnsRecordsSet,
   dnsZonesInitialState,
   dnsZonesStateReader,
@@ -29,7 +30,7 @@ import { discoveryTx, registerTx } from './discovery-fixture.js';
 /**
  * The catalog in DNS: the `app.discovery` genesis section, the records a catalog publishes, and
  * the `ConsensusZones` overlay that compiles them into the cluster zone next to the `dns`
- * module's own names (which give way where the two would meet).
+ * module's own names (which win where the two would meet, except over a reserved service).
  */
 
 const A = 1;
@@ -176,9 +177,17 @@ function srvTargets(zones: ConsensusZones, name: string): string[] {
   return ask(zones, name, SRV).answers.flatMap((rr) => (rr.type === 'SRV' ? [rr.data.target] : []));
 }
 
+/** The addresses answered for `name` (A), or its rcode if it has none. */
+function addressesAt(zones: ConsensusZones, name: string): string[] | number {
+  const response = ask(zones, name, A);
+  const found = response.answers.flatMap((rr) => (rr.type === 'A' ? [rr.data.address] : []));
+  return found.length > 0 ? found : response.rcode;
+}
+
 describe('the catalog in the cluster zone', () => {
-  it('publishes healthy instances as SRV and A/AAAA, follows changes, and wins later names', async () => {
+  it('publishes healthy instances as SRV and A/AAAA, follows changes, and gives way to dns names', async () => {
     const alice = makeSender();
+    const carol = makeSender();
     const mallory = makeSender();
     const { node, zones, follow, published, reloaded } = await openCatalogZone('hypermesh.');
     try {
@@ -196,6 +205,7 @@ describe('the catalog in the cluster zone', () => {
           ],
           ttl: 20,
         }),
+        registerTx(carol, instanceAt('web', 'w1', 'tcp', 80, '192.0.2.30')),
       ]);
       assert.deepEqual(
         published().map(({ subtrees, reserved }) => ({ subtrees, reserved })),
@@ -204,26 +214,14 @@ describe('the catalog in the cluster zone', () => {
             subtrees: ['_api.hypermesh.', '_api._https.hypermesh.', '_api._stoq.hypermesh.'],
             reserved: false,
           },
+          { subtrees: ['_web.hypermesh.', '_web._tcp.hypermesh.'], reserved: false },
         ],
-      );
-      // Mallory squats a name the catalog already claims, in the dns module (an open zone): the
-      // earlier claim, the catalog's, wins.
-      follow(
-        dnsName(mallory, '_api._stoq.hypermesh.', [
-          {
-            name: '_api._stoq.hypermesh.',
-            type: 'CNAME',
-            ttl: 60,
-            data: { target: 'evil.example.' },
-          },
-        ]),
       );
       const srv = ask(zones, '_api._stoq.hypermesh.', SRV);
       assert.equal(srv.rcode, Rcode.NOERROR);
       assert.deepEqual(
         srv.answers.map((rr) => rr.type === 'SRV' && [rr.ttl, rr.data]),
         [[DISCOVERY_DNS_TTL, { priority: 0, weight: 0, port: 9292, target: 'a1._api.hypermesh.' }]],
-        'the catalog keeps the name against the later CNAME',
       );
       assert.deepEqual(
         srv.additional.map((rr) =>
@@ -234,49 +232,58 @@ describe('the catalog in the cluster zone', () => {
       );
       const https = ask(zones, '_api._https.hypermesh.', SRV).answers[0];
       assert.equal(https?.type === 'SRV' && https.data.port, 9443);
+      assert.deepEqual(srvTargets(zones, '_web._tcp.hypermesh.'), ['w1._web.hypermesh.']);
 
-      // Mallory registers names above the catalog's and delegates them to her own server: an NS
-      // at `_https.hypermesh.` would occlude the SRV at `_api._https.hypermesh.` and freeze the
-      // zone. `_api.hypermesh.` is within the service's claim, so it is left out altogether.
-      follow([
-        ...dnsName(mallory, '_api.hypermesh.', [
-          { name: '_api.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
-        ]),
-        ...dnsName(mallory, '_https.hypermesh.', [
-          { name: '_https.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
-        ]),
-      ]);
-      assert.deepEqual([...zones.failures.keys()], [], 'the zone still compiles');
-      const instance = ask(zones, 'a1._api.hypermesh.', A);
-      assert.equal(instance.rcode, Rcode.NOERROR);
-      assert.equal(instance.authoritative, true, 'answered with authority, not referred');
-      assert.deepEqual(
-        instance.answers.map((rr) => rr.type === 'A' && rr.data.address),
-        ['192.0.2.10'],
-      );
-      const httpsAgain = ask(zones, '_api._https.hypermesh.', SRV).answers[0];
-      assert.equal(httpsAgain?.type === 'SRV' && httpsAgain.data.port, 9443);
-      // The name above stays hers; only its cut above the catalog's names is left out.
-      const cut = ask(zones, '_https.hypermesh.', 2);
-      assert.equal(cut.authoritative, true);
-      assert.deepEqual(cut.answers, []);
-
-      // Warning: still served, at a lower priority. Critical: gone.
+      // Warning: still served, at a lower priority.
       follow([discoveryTx(alice, discoveryRenew('api', 'a1', 'warning'))]);
       const degraded = ask(zones, '_api._stoq.hypermesh.', SRV).answers[0];
       assert.equal(degraded?.type === 'SRV' && degraded.data.priority, 1);
+
+      // Mallory registers a name where the catalog publishes `api` (an open zone): the dns
+      // module's name wins, and `api` is left out of DNS whole; `web` is not touched.
+      follow(
+        dnsName(mallory, '_api._stoq.hypermesh.', [
+          {
+            name: '_api._stoq.hypermesh.',
+            type: 'CNAME',
+            ttl: 60,
+            data: { target: 'evil.example.' },
+          },
+        ]),
+      );
+      assert.deepEqual([...zones.failures.keys()], []);
+      assert.deepEqual([...zones.overlayFailures.keys()], []);
+      const squatted = ask(zones, '_api._stoq.hypermesh.', SRV);
+      assert.deepEqual(
+        squatted.answers.map((rr) => rr.type === 'CNAME' && rr.data.target),
+        ['evil.example.'],
+        "the dns module's name is served",
+      );
+      assert.equal(ask(zones, '_api._https.hypermesh.', SRV).rcode, Rcode.NXDOMAIN);
+      assert.equal(addressesAt(zones, 'a1._api.hypermesh.'), Rcode.NXDOMAIN);
+      assert.deepEqual(srvTargets(zones, '_web._tcp.hypermesh.'), ['w1._web.hypermesh.']);
+      assert.deepEqual(addressesAt(zones, 'w1._web.hypermesh.'), ['192.0.2.30']);
+      assert.deepEqual(
+        published().map((service) => service.subtrees[0]),
+        ['_api.hypermesh.', '_web.hypermesh.'],
+        'the catalog still holds both',
+      );
+
+      // Released, the name no longer keeps `api` out.
+      follow([dnsTx(mallory, dnsNameRelease('_api._stoq.hypermesh.'))]);
+      assert.deepEqual(srvTargets(zones, '_api._stoq.hypermesh.'), ['a1._api.hypermesh.']);
+      assert.deepEqual(addressesAt(zones, 'a1._api.hypermesh.'), ['192.0.2.10']);
+
+      // Critical: gone.
       follow([discoveryTx(alice, discoveryRenew('api', 'a1', 'critical'))]);
-      const gone = ask(zones, '_api._stoq.hypermesh.', SRV);
-      assert.equal(gone.answers[0]?.type, 'CNAME', "the dns module's name is back");
-      // With no instance left, Mallory's delegations of her names apply again.
-      const referred = ask(zones, 'a1._api.hypermesh.', A);
-      assert.deepEqual(referred.answers, []);
-      assert.equal(referred.authoritative, false);
-      assert.equal(referred.authority[0]?.type, 'NS');
+      assert.equal(ask(zones, '_api._stoq.hypermesh.', SRV).rcode, Rcode.NXDOMAIN);
 
       // A node that loads afresh publishes the same.
-      assert.deepEqual(published(), []);
-      assert.deepEqual(reloaded(), []);
+      assert.deepEqual(
+        published().map((service) => service.subtrees[0]),
+        ['_web.hypermesh.'],
+      );
+      assert.deepEqual(reloaded(), published());
     } finally {
       await node.close();
     }
@@ -325,7 +332,7 @@ describe('the catalog in the cluster zone', () => {
     }
   });
 
-  it('keeps a dns name registered before a service claims it: nobody takes a name over', async () => {
+  it('keeps a dns name registered before a service: nobody takes a name over', async () => {
     const bob = makeSender();
     const mallory = makeSender();
     const { node, zones, follow, published } = await openCatalogZone('hypermesh.');
@@ -369,9 +376,101 @@ describe('the catalog in the cluster zone', () => {
     }
   });
 
+  it('keeps a dns name against a service that publishes a new protocol later', async () => {
+    const alice = makeSender();
+    const bob = makeSender();
+    const mallory = makeSender();
+    const { node, zones, follow } = await openCatalogZone('hypermesh.');
+    try {
+      follow([registerTx(alice, instanceAt('smtp', 'a1', 'tcp', 25, '192.0.2.10'))]);
+      follow(
+        dnsName(bob, '_smtp._tls.hypermesh.', [
+          {
+            name: '_smtp._tls.hypermesh.',
+            type: 'TXT',
+            ttl: 300,
+            data: { strings: ['v=TLSRPTv1'] },
+          },
+        ]),
+      );
+      assert.deepEqual(txtAt(zones, '_smtp._tls.hypermesh.'), [['v=TLSRPTv1']]);
+      assert.deepEqual(srvTargets(zones, '_smtp._tcp.hypermesh.'), ['a1._smtp.hypermesh.']);
+
+      // Alice's instance is older than Bob's name, Mallory's `tls` port is not.
+      follow([registerTx(mallory, instanceAt('smtp', 'm1', 'tls', 465))]);
+      assert.deepEqual([...zones.failures.keys()], []);
+      assert.deepEqual(txtAt(zones, '_smtp._tls.hypermesh.'), [['v=TLSRPTv1']]);
+      assert.deepEqual(srvTargets(zones, '_smtp._tls.hypermesh.'), []);
+      assert.deepEqual(srvTargets(zones, '_smtp._tcp.hypermesh.'), [], 'smtp is left out whole');
+      assert.equal(addressesAt(zones, 'a1._smtp.hypermesh.'), Rcode.NXDOMAIN);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('keeps a dns name against a dormant instance that wakes up', async () => {
+    const bob = makeSender();
+    const mallory = makeSender();
+    const { node, zones, follow, published } = await openCatalogZone('hypermesh.');
+    try {
+      follow([registerTx(mallory, instanceAt('smtp', 'm1', 'tls', 465))]);
+      follow([discoveryTx(mallory, discoveryRenew('smtp', 'm1', 'critical'))]);
+      assert.deepEqual(published(), [], 'critical: not published');
+      follow(
+        dnsName(bob, '_smtp._tls.hypermesh.', [
+          {
+            name: '_smtp._tls.hypermesh.',
+            type: 'TXT',
+            ttl: 300,
+            data: { strings: ['v=TLSRPTv1'] },
+          },
+        ]),
+      );
+      // The renewal keeps the instance's first registration height.
+      follow([discoveryTx(mallory, discoveryRenew('smtp', 'm1', 'passing'))]);
+      assert.equal(published().length, 1, 'the catalog publishes it again');
+      assert.deepEqual(txtAt(zones, '_smtp._tls.hypermesh.'), [['v=TLSRPTv1']]);
+      assert.deepEqual(srvTargets(zones, '_smtp._tls.hypermesh.'), []);
+      assert.equal(addressesAt(zones, 'm1._smtp.hypermesh.'), Rcode.NXDOMAIN);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('keeps a delegation above a service and leaves out that service only', async () => {
+    const alice = makeSender();
+    const bob = makeSender();
+    const { node, zones, follow } = await openCatalogZone('hypermesh.');
+    try {
+      follow(
+        dnsName(bob, '_tcp.hypermesh.', [
+          { name: '_tcp.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.bob.example.' } },
+        ]),
+      );
+      follow([
+        registerTx(alice, instanceAt('web', 'w1', 'tcp', 80, '192.0.2.10')),
+        registerTx(alice, instanceAt('api', 'a1', 'stoq', 9292, '192.0.2.20')),
+      ]);
+      assert.deepEqual([...zones.failures.keys()], []);
+      assert.deepEqual([...zones.overlayFailures.keys()], []);
+      const referral = ask(zones, '_web._tcp.hypermesh.', SRV);
+      assert.equal(referral.authoritative, false, "Bob's delegation is served");
+      assert.deepEqual(
+        referral.authority.map((rr) => rr.type === 'NS' && rr.data.host),
+        ['ns.bob.example.'],
+      );
+      assert.equal(addressesAt(zones, 'w1._web.hypermesh.'), Rcode.NXDOMAIN, 'web is left out');
+      assert.deepEqual(srvTargets(zones, '_api._stoq.hypermesh.'), ['a1._api.hypermesh.']);
+      assert.deepEqual(addressesAt(zones, 'a1._api.hypermesh.'), ['192.0.2.20']);
+    } finally {
+      await node.close();
+    }
+  });
+
   it('lets a reserved service win over an earlier dns name', async () => {
     const validator = makeSender();
     const mallory = makeSender();
+    const eve = makeSender();
     const { node, zones, follow } = await openCatalogZone('hypermesh.', [validator.publicKey]);
     try {
       follow([
@@ -391,10 +490,19 @@ describe('the catalog in the cluster zone', () => {
             data: { address: '192.0.2.66' },
           },
         ]),
+        ...dnsName(eve, '_tcp.hypermesh.', [
+          { name: '_tcp.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.evil.example.' } },
+        ]),
       ]);
       assert.deepEqual(srvTargets(zones, '_hypermesh-node._stoq.hypermesh.'), ['evil.example.']);
       follow([
-        registerTx(validator, instanceAt('hypermesh-node', 'v1', 'stoq', 9292, '192.0.2.1')),
+        registerTx(validator, {
+          ...instanceAt('hypermesh-node', 'v1', 'stoq', 9292, '192.0.2.1'),
+          ports: [
+            { protocol: 'stoq', port: 9292 },
+            { protocol: 'tcp', port: 9293 },
+          ],
+        }),
       ]);
       assert.deepEqual([...zones.failures.keys()], []);
       assert.deepEqual(srvTargets(zones, '_hypermesh-node._stoq.hypermesh.'), [
@@ -406,6 +514,15 @@ describe('the catalog in the cluster zone', () => {
         ),
         ['192.0.2.1'],
       );
+      const tcp = ask(zones, '_hypermesh-node._tcp.hypermesh.', SRV);
+      assert.equal(tcp.authoritative, true, 'not referred to the delegation above');
+      assert.deepEqual(
+        tcp.answers.map((rr) => rr.type === 'SRV' && rr.data.port),
+        [9293],
+      );
+      const cut = ask(zones, '_tcp.hypermesh.', 2);
+      assert.equal(cut.authoritative, true, 'the NS above it is stripped');
+      assert.deepEqual(cut.answers, []);
     } finally {
       await node.close();
     }

@@ -109,19 +109,19 @@ export interface ConsensusZonesOptions {
 }
 
 /**
- * One service of the overlay: records that claim `subtrees` (each name with the names below it)
- * from the height `claimedAt`. The zone's own names at or below a subtree conflict with it, and
- * the earlier claim wins: if one of them was registered at a height up to `claimedAt`, none of
- * the service's records is compiled (the names stay); otherwise those names are left out, and
- * NS and DS at names above a subtree too (a name may not delegate, or cut off, the service's
- * names). A `reserved` service always wins. A record not at or below one of the service's
- * subtrees, or that is not a valid record of the zone (a name too long, a bad target), is left
- * out, so no one record stops the zone compiling.
+ * One service of the overlay: records at or below its `subtrees` (each name with the names below
+ * it). The zone's own names win over a service that is not `reserved`: none of its records is
+ * compiled if one of the zone's names is at or below one of its subtrees, or if a name strictly
+ * between a subtree and the apex holds NS, DS or DNAME (it would occlude or redirect the
+ * service's names); the zone's names are never changed for it. A `reserved` service wins over
+ * the zone's names: those at or below its subtrees are left out, and NS and DS at names between
+ * its subtrees and the apex are stripped. A record not at or below one of the service's subtrees,
+ * or that is not a valid record of the zone (a name too long, a bad target), is left out, so no
+ * one record stops the zone compiling.
  */
 export interface OverlayService {
   /** Names strictly below the apex. */
   readonly subtrees: readonly string[];
-  readonly claimedAt: number;
   readonly reserved: boolean;
   readonly records: readonly ResourceRecord[];
 }
@@ -181,6 +181,9 @@ export function zoneRecords(
 /** RR types that cut the zone at their owner (RFC 1034 §4.2.1): a delegation's NS and its DS. */
 const CUT_TYPES: ReadonlySet<number> = new Set([2, 43]);
 
+/** RR types that hide or redirect the names below their owner: the cuts and DNAME (RFC 6672). */
+const SHADOW_TYPES: ReadonlySet<number> = new Set([...CUT_TYPES, 39]);
+
 /** The DNS core key of `name`, or undefined if it is not a name (a label or the whole too long). */
 function keyOf(name: string): string | undefined {
   try {
@@ -226,10 +229,47 @@ function claimsOf(apexKey: string, services: readonly OverlayService[]): Claim[]
 }
 
 /**
+ * The claims by the names they are about: `at` by each subtree (a name at or below it meets the
+ * claim), `between` by each name strictly between a subtree and the apex (a cut or DNAME there
+ * would hide the subtree).
+ */
+function claimIndex(
+  apexKey: string,
+  claims: readonly Claim[],
+): { at: Map<string, Claim[]>; between: Map<string, Claim[]> } {
+  const at = new Map<string, Claim[]>();
+  const between = new Map<string, Claim[]>();
+  const add = (index: Map<string, Claim[]>, key: string, claim: Claim): void => {
+    const listed = index.get(key);
+    if (listed === undefined) index.set(key, [claim]);
+    else if (!listed.includes(claim)) listed.push(claim);
+  };
+  for (const claim of claims) {
+    for (const key of claim.subtrees) {
+      add(at, key, claim);
+      for (const offset of keyLabelOffsets(key)) {
+        if (offset > 0 && key.length - offset > apexKey.length) {
+          add(between, key.slice(offset), claim);
+        }
+      }
+    }
+  }
+  return { at, between };
+}
+
+/** The claims of `index.at` that `key` is at or below. */
+function claimsAbove(key: string, at: ReadonlyMap<string, Claim[]>): Claim[] {
+  return keyLabelOffsets(key).flatMap((offset) => at.get(key.slice(offset)) ?? []);
+}
+
+/**
  * The zone's names and the overlay's records that are compiled together (see `OverlayService`).
- * An NS at `_web.<zone>` would turn the live instance `w1._web.<zone>` into glue answered by the
- * delegate's server, and an NS at `_stoq.<zone>` would occlude the SRV records at
- * `_api._stoq.<zone>` and stop the zone compiling: the winning claims strip them.
+ * First the reserved services take their names: an NS at `_hypermesh-node.<zone>` would turn the
+ * live instance `v1._hypermesh-node.<zone>` into glue answered by the delegate's server, and an
+ * NS at `_stoq.<zone>` would occlude the SRV records at `_hypermesh-node._stoq.<zone>` and stop
+ * the zone compiling. Every other service is compiled only if none of the zone's names (as
+ * registered, whatever a reserved service left out) meets it: the `dns` module's names are their
+ * owners' (docs/dns.md "Ownership"), and a service that gives way is still in the catalog.
  */
 function combine(
   apexKey: string,
@@ -237,40 +277,33 @@ function combine(
   services: readonly OverlayService[],
 ): { names: Map<string, NameEntry>; records: ResourceRecord[] } {
   const claims = claimsOf(apexKey, services);
-  const bySubtree = new Map<string, Claim[]>();
-  for (const claim of claims) {
-    for (const key of claim.subtrees) bySubtree.set(key, [...(bySubtree.get(key) ?? []), claim]);
-  }
-  const conflicts = new Map<string, Claim[]>();
-  const beaten = new Set<Claim>();
-  for (const [key, entry] of names) {
-    const found = keyLabelOffsets(key).flatMap((offset) => bySubtree.get(key.slice(offset)) ?? []);
-    if (found.length === 0) continue;
-    conflicts.set(key, found);
-    for (const claim of found) {
-      if (!claim.service.reserved && entry.registeredAt <= claim.service.claimedAt) {
-        beaten.add(claim);
-      }
-    }
-  }
-  const winners = claims.filter((claim) => !beaten.has(claim));
-  const above = new Set<string>();
-  for (const claim of winners) {
-    for (const key of claim.subtrees) {
-      for (const offset of keyLabelOffsets(key)) if (offset > 0) above.add(key.slice(offset));
-    }
-  }
+  const reserved = claimIndex(
+    apexKey,
+    claims.filter((claim) => claim.service.reserved),
+  );
+  const others = claimIndex(
+    apexKey,
+    claims.filter((claim) => !claim.service.reserved),
+  );
   const kept = new Map<string, NameEntry>();
+  const hidden = new Set<Claim>();
   for (const [key, entry] of names) {
-    if (conflicts.get(key)?.some((claim) => !beaten.has(claim)) === true) continue;
+    for (const claim of claimsAbove(key, others.at)) hidden.add(claim);
+    if (entry.rrsets.some((set) => SHADOW_TYPES.has(set.type))) {
+      for (const claim of others.between.get(key) ?? []) hidden.add(claim);
+    }
+    if (claimsAbove(key, reserved.at).length > 0) continue;
     kept.set(
       key,
-      above.has(key) && entry.rrsets.some((set) => CUT_TYPES.has(set.type))
+      reserved.between.has(key) && entry.rrsets.some((set) => CUT_TYPES.has(set.type))
         ? { ...entry, rrsets: entry.rrsets.filter((set) => !CUT_TYPES.has(set.type)) }
         : entry,
     );
   }
-  return { names: kept, records: winners.flatMap((claim) => claim.records) };
+  return {
+    names: kept,
+    records: claims.filter((claim) => !hidden.has(claim)).flatMap((claim) => claim.records),
+  };
 }
 
 export class ConsensusZones implements ZoneSource {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  Rcode,
   answer,
   decodeMessage,
   encodeMessage,
@@ -17,11 +18,12 @@ import { makeSender } from '../../consensus/application/fixture.js';
 import { clusterGenesis, dnsTx, openDnsNode } from './dns-zones-fixture.js';
 
 /**
- * `ConsensusZones`' overlay (a second source of records, the service catalog): which of the two
- * sources keeps a name where they meet, and that no overlay record stops the zone compiling.
+ * `ConsensusZones`' overlay (a second source of records, the service catalog): the zone's own
+ * names win over a service unless it is reserved, and no overlay record stops the zone compiling.
  */
 
 const A = 1;
+const NS = 2;
 const SRV = 33;
 
 const ask = (zones: ConsensusZones, name: string, type: number) => {
@@ -51,11 +53,19 @@ const srv = (name: string, target: string): ResourceRecord => ({
   data: { priority: 0, weight: 0, port: 443, target },
 });
 
+const srvs = (zones: ConsensusZones, name: string) =>
+  ask(zones, name, SRV).answers.flatMap((rr) => (rr.type === 'SRV' ? [rr.data.target] : []));
+
 /**
- * A `dns` node with the cluster zone, `w1.hypermesh.`'s name registered at height 2 with an A
- * record, and the zones followed with `overlay` (which the test may change, then `touch`).
+ * A `dns` node with the cluster zone, `name` registered at height 2 with an A record (or with
+ * `records`), and the zones followed with `overlay` (which the test may change, then `touch`).
  */
-async function zoneWithName(name: string) {
+async function zoneWithName(
+  name: string,
+  records: Parameters<typeof dnsRecordsSet>[0] = [
+    { name, type: 'A', ttl: 60, data: { address: '192.0.2.1' } },
+  ],
+) {
   const alice = makeSender();
   const node = await openDnsNode(clusterGenesis([makeSender().publicKey]));
   let services: readonly OverlayService[] = [];
@@ -66,7 +76,7 @@ async function zoneWithName(name: string) {
   zones.applyBlock(1, node.executeAndCommit([]).changes);
   const block2 = node.executeAndCommit([
     dnsTx(alice, dnsNameRegister(name)),
-    dnsTx(alice, dnsRecordsSet([{ name, type: 'A', ttl: 60, data: { address: '192.0.2.1' } }])),
+    dnsTx(alice, dnsRecordsSet(records)),
   ]);
   assert.ok(block2.txResults.every((r) => r.code === 0));
   zones.applyBlock(2, block2.changes);
@@ -81,26 +91,93 @@ async function zoneWithName(name: string) {
   };
 }
 
+/** The service `name` with one instance, `w1` at `address`, and one port over `protocol`. */
+const service = (
+  name: string,
+  protocol: string,
+  address: string,
+  reserved = false,
+): OverlayService => ({
+  subtrees: [`_${name}.hypermesh.`, `_${name}._${protocol}.hypermesh.`],
+  reserved,
+  records: [
+    srv(`_${name}._${protocol}.hypermesh.`, `w1._${name}.hypermesh.`),
+    a(`w1._${name}.hypermesh.`, address),
+  ],
+});
+
 describe('ConsensusZones overlay', () => {
-  it('gives a name to the earlier claim: the dns name on a tie, the overlay when older', async () => {
+  it("keeps the zone's names and leaves out the whole service met; a reserved one wins", async () => {
     const { node, zones, overlay } = await zoneWithName('w1._web.hypermesh.');
     try {
-      const web = (claimedAt: number, reserved = false): OverlayService => ({
-        subtrees: ['_web.hypermesh.'],
-        claimedAt,
+      const web = (reserved: boolean): OverlayService => ({
+        subtrees: ['_web.hypermesh.', '_web._tcp.hypermesh.'],
         reserved,
-        records: [a('w1._web.hypermesh.', '192.0.2.9'), a('w2._web.hypermesh.', '192.0.2.10')],
+        records: [
+          a('w1._web.hypermesh.', '192.0.2.9'),
+          a('w2._web.hypermesh.', '192.0.2.10'),
+          srv('_web._tcp.hypermesh.', 'w2._web.hypermesh.'),
+        ],
       });
-      overlay([web(2)]);
-      assert.deepEqual(addresses(zones, 'w1._web.hypermesh.'), ['192.0.2.1'], 'registered at 2');
+      overlay([web(false), service('api', 'stoq', '192.0.2.20')]);
+      assert.deepEqual(addresses(zones, 'w1._web.hypermesh.'), ['192.0.2.1'], 'the name stays');
       assert.deepEqual(addresses(zones, 'w2._web.hypermesh.'), [], 'none of the service is kept');
-      overlay([web(1)]);
-      assert.deepEqual(addresses(zones, 'w1._web.hypermesh.'), ['192.0.2.9']);
-      assert.deepEqual(addresses(zones, 'w2._web.hypermesh.'), ['192.0.2.10']);
-      overlay([web(5, true)]);
+      assert.deepEqual(srvs(zones, '_web._tcp.hypermesh.'), []);
+      assert.deepEqual(srvs(zones, '_api._stoq.hypermesh.'), ['w1._api.hypermesh.']);
+      assert.deepEqual(addresses(zones, 'w1._api.hypermesh.'), ['192.0.2.20'], 'only that one');
+      overlay([web(true)]);
       assert.deepEqual(addresses(zones, 'w1._web.hypermesh.'), ['192.0.2.9'], 'reserved wins');
+      assert.deepEqual(srvs(zones, '_web._tcp.hypermesh.'), ['w2._web.hypermesh.']);
       overlay([]);
       assert.deepEqual(addresses(zones, 'w1._web.hypermesh.'), ['192.0.2.1']);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('leaves out a service below a delegation, and strips the delegation for a reserved one', async () => {
+    const { node, zones, overlay } = await zoneWithName('_tcp.hypermesh.', [
+      { name: '_tcp.hypermesh.', type: 'NS', ttl: 60, data: { host: 'ns.example.' } },
+    ]);
+    try {
+      const refresh = overlay([
+        service('web', 'tcp', '192.0.2.9'),
+        service('api', 'stoq', '192.0.2.20'),
+      ]);
+      assert.deepEqual(refresh.failed, []);
+      assert.deepEqual([...zones.overlayFailures.keys()], []);
+      const referral = ask(zones, '_web._tcp.hypermesh.', SRV);
+      assert.equal(referral.authoritative, false, 'the delegation is served');
+      assert.deepEqual(
+        referral.authority.map((rr) => rr.type === 'NS' && rr.data.host),
+        ['ns.example.'],
+      );
+      assert.equal(
+        ask(zones, 'w1._web.hypermesh.', A).rcode,
+        Rcode.NXDOMAIN,
+        'none of the service is kept, its names outside the delegation neither',
+      );
+      assert.deepEqual(srvs(zones, '_api._stoq.hypermesh.'), ['w1._api.hypermesh.']);
+
+      overlay([
+        service('web', 'tcp', '192.0.2.9'),
+        service('hypermesh-node', 'tcp', '192.0.2.1', true),
+      ]);
+      assert.deepEqual([...zones.overlayFailures.keys()], []);
+      const reserved = ask(zones, '_hypermesh-node._tcp.hypermesh.', SRV);
+      assert.equal(reserved.authoritative, true);
+      assert.deepEqual(
+        reserved.answers.map((rr) => rr.type === 'SRV' && rr.data.target),
+        ['w1._hypermesh-node.hypermesh.'],
+      );
+      const cut = ask(zones, '_tcp.hypermesh.', NS);
+      assert.equal(cut.authoritative, true, 'the NS above the reserved service is stripped');
+      assert.deepEqual(cut.answers, []);
+      assert.equal(
+        ask(zones, 'w1._web.hypermesh.', A).rcode,
+        Rcode.NXDOMAIN,
+        'the registered delegation still keeps the other service out',
+      );
     } finally {
       await node.close();
     }
@@ -114,7 +191,6 @@ describe('ConsensusZones overlay', () => {
       const refresh = overlay([
         {
           subtrees: ['_web.hypermesh.', '_web._tcp.hypermesh.', `_${long}.hypermesh.`],
-          claimedAt: 1,
           reserved: false,
           records: [
             a('w1._web.hypermesh.', '192.0.2.9'),
@@ -128,7 +204,6 @@ describe('ConsensusZones overlay', () => {
         },
         {
           subtrees: ['hypermesh.'],
-          claimedAt: 0,
           reserved: true,
           records: [a('www.hypermesh.', '192.0.2.66')],
         },
@@ -165,7 +240,6 @@ describe('ConsensusZones overlay', () => {
       const refresh = overlay([
         {
           subtrees: ['_web.hypermesh.'],
-          claimedAt: 1,
           reserved: false,
           records: [cname('a.example.'), cname('b.example.')],
         },
