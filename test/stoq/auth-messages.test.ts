@@ -418,7 +418,7 @@ describe('delegation', () => {
     );
   });
 
-  it('is cached, renewed in the background before expiry, and re-signed after it', async () => {
+  it('is cached, renewed before expiry with the successor handed out, and re-signed after it', async () => {
     const signed: Promise<void>[] = [];
     let announce: () => void = () => undefined;
     const counting: FalconBackend = {
@@ -456,25 +456,93 @@ describe('delegation', () => {
     assert.equal(await cache.current(new Date(t0 + 500_000)), a, 'served from cache');
     assert.equal(signed.length, 1);
 
-    const background = nextSignature();
-    assert.equal(
-      await cache.current(new Date(t0 + 950_000)),
-      a,
-      'still valid: served while renewing',
-    );
-    await background;
-    // Past the old delegation's expiry: the background renewal is what comes back (whether it
-    // has already been stored or is still settling), not a third signature.
-    const renewed = await cache.current(new Date(a.notAfter + 1));
+    // In the renewal window, a caller gets the successor: a session built on `a` would end
+    // with it, 50 s from now.
+    const renewal = nextSignature();
+    const [renewed, alongside] = await Promise.all([
+      cache.current(new Date(t0 + 950_000)),
+      cache.current(new Date(t0 + 950_000)),
+    ]);
+    await renewal;
     assert.notEqual(renewed, a);
+    assert.equal(renewed, alongside, 'callers in the window share one signature');
     assert.equal(renewed.notAfter, t0 + 950_000 + 1_000_000);
+    assert.equal(await cache.current(new Date(a.notAfter + 1)), renewed, 'served from cache');
     assert.equal(signed.length, 2);
 
+    // One millisecond before the end, still a full lifetime ahead.
+    const lastMoment = nextSignature();
+    const late = await cache.current(new Date(renewed.notAfter - 1));
+    await lastMoment;
+    assert.equal(late.notAfter, renewed.notAfter - 1 + 1_000_000);
+    assert.equal(signed.length, 3);
+
     const afterExpiry = nextSignature();
-    const fresh = await cache.current(new Date(renewed.notAfter + 1));
+    const fresh = await cache.current(new Date(late.notAfter + 1));
     await afterExpiry;
-    assert.equal(fresh.notAfter, renewed.notAfter + 1 + 1_000_000);
-    checkDelegation(fresh, { ...checkOptions(), now: new Date(renewed.notAfter + 2) });
+    assert.equal(fresh.notAfter, late.notAfter + 1 + 1_000_000);
+    checkDelegation(fresh, { ...checkOptions(), now: new Date(late.notAfter + 2) });
+  });
+
+  it('in the renewal window, falls back to the current delegation only while it is valid', async () => {
+    let signing: 'ok' | 'fail' | 'hang' = 'ok';
+    const hung: (() => void)[] = [];
+    const flaky: FalconBackend = {
+      ...backend,
+      name: backend.name,
+      generateKeyPair: () => backend.generateKeyPair(),
+      verify: (...args) => backend.verify(...args),
+      sign: (message, secretKey) => {
+        if (signing === 'fail') return Promise.reject(new Error('FALCON library failure'));
+        if (signing === 'hang') {
+          return new Promise((resolve, reject) => {
+            hung.push(() => reject(new Error('released')));
+          });
+        }
+        return backend.sign(message, secretKey);
+      },
+    };
+    const cache = createDelegationCache({
+      backend: flaky,
+      falconSecretKey: node.falcon.secretKey,
+      transportKey: node.transportKey.publicKey,
+      uri: node.uri,
+      lifetimeMs: 1_000_000,
+      renewBeforeMs: 100_000,
+      renewalWaitMs: 20,
+    });
+    const t0 = Date.now();
+    const first = await cache.current(new Date(t0));
+
+    signing = 'fail';
+    assert.equal(
+      await cache.current(new Date(t0 + 950_000)),
+      first,
+      'signing failed: the current delegation, valid for 50 s more',
+    );
+    await assert.rejects(cache.current(new Date(first.notAfter + 1)), /FALCON library failure/);
+
+    signing = 'hang';
+    assert.equal(
+      await cache.current(new Date(t0 + 950_000)),
+      first,
+      'signing is slow: the current delegation after renewalWaitMs',
+    );
+    // With too little left to outlast the wait, the caller keeps waiting for the successor.
+    const stalled = cache.current(new Date(first.notAfter - 1));
+    let settled = false;
+    void stalled.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise<void>((resolve) => setTimeout(resolve, 60));
+    assert.equal(settled, false, 'not handed a delegation that has ended');
+    for (const release of hung.splice(0)) release();
+    await assert.rejects(stalled, /released/);
+
+    signing = 'ok';
+    const next = await cache.current(new Date(first.notAfter - 1));
+    assert.equal(next.notAfter, first.notAfter - 1 + 1_000_000);
   });
 
   it('refuses nonsensical cache and delegation parameters', async () => {
@@ -488,6 +556,8 @@ describe('delegation', () => {
       { lifetimeMs: 0 },
       { lifetimeMs: 10, renewBeforeMs: 10 },
       { lifetimeMs: 10, renewBeforeMs: -1 },
+      { renewalWaitMs: -1 },
+      { renewalWaitMs: 2 ** 31 },
     ]) {
       assert.throws(
         () => createDelegationCache({ ...base, ...bad }),

@@ -18,6 +18,7 @@ import {
   MAX_TIMER_DELAY_MS,
   onExpiry,
   sessionNotAfter,
+  type DelegatedSession,
   type SessionClock,
 } from '../../src/stoq/session-expiry.js';
 import { createTlsTransport } from '../../src/stoq/tls/transport.js';
@@ -325,7 +326,8 @@ describe('delegated sessions end when the delegation expires', { timeout: 30_000
           falconBackend: pki.falconBackend,
           delegationLifetimeMs: DELEGATION_LIFETIME_MS,
         },
-        trust: { roots: pki.roots, revocation: pki.revocation },
+        // The same clock signs and checks delegations and times the sessions.
+        trust: { roots: pki.roots, revocation: pki.revocation, now: () => new Date(clock.time) },
         mode: 'delegated',
       }),
       resolver: new StaticResolver({}),
@@ -334,6 +336,51 @@ describe('delegated sessions end when the delegation expires', { timeout: 30_000
     });
     return { endpoint, logger };
   }
+
+  it('a session made 1 ms before the delegation ends gets a fresh one, a full lifetime ahead', async () => {
+    const network = createMemoryNetwork();
+    const clock = new FakeClock(Date.now());
+    const alphaSide = delegatedEndpoint(alpha, network, clock);
+    const betaSide = delegatedEndpoint(beta, network, clock);
+    try {
+      const address = await alphaSide.endpoint.listen({ host: 'alpha.test', port: 0 });
+      const first = (await betaSide.endpoint.connect(address)) as DelegatedSession;
+      const firstEnd = first.delegationNotAfter.getTime();
+      assert.equal(firstEnd, clock.time + DELEGATION_LIFETIME_MS);
+      assert.equal(clock.delays.length, 2, 'both sides armed an expiry timer');
+
+      clock.advance(firstEnd - 1 - clock.time);
+      assert.equal(clock.delays.length, 2, 'no timer fired yet');
+      const second = (await betaSide.endpoint.connect(address)) as DelegatedSession;
+      // The dialer holds alpha's delegation, the listener beta's: both renewed, neither the old
+      // one a millisecond from its end.
+      assert.equal(second.delegationNotAfter.getTime(), clock.time + DELEGATION_LIFETIME_MS);
+      assert.deepEqual(
+        clock.delays.slice(2),
+        [DELEGATION_LIFETIME_MS + 1, DELEGATION_LIFETIME_MS + 1],
+        'both sides armed for the renewed delegation',
+      );
+
+      let secondClosed = false;
+      void second.connection.closed.then(() => (secondClosed = true));
+      clock.advance(2);
+      await withDeadline(
+        first.connection.closed,
+        5_000,
+        'the first session ends with its delegation',
+      );
+      assert.equal(secondClosed, false, 'the renewed session stays open');
+      assert.ok(
+        [...clock.timers.values()].some(
+          (timer) => timer.at > clock.time + DELEGATION_LIFETIME_MS - 2,
+        ),
+        "the renewed session's timer is still armed",
+      );
+    } finally {
+      await betaSide.endpoint.close();
+      await alphaSide.endpoint.close();
+    }
+  });
 
   for (const side of ['listener', 'dialer'] as const) {
     it(`the ${side} closes the session past the delegation's notAfter, long before the certificate's`, async () => {

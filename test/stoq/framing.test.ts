@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import {
+  DEFAULT_MAX_FRAME_ITEMS,
   FRAME_PREFIX_BYTES,
   FrameDecoder,
   decodePayload,
@@ -264,23 +265,38 @@ describe('readCallHeader', () => {
     assert.deepEqual(stream, { method: 'a.v1/b', kind: 'messageStream' });
   });
 
+  const failureOf = (payload: Uint8Array, maxItems = MAX_ITEMS): StoqError | 'accepted' => {
+    try {
+      readCallHeader(payload, maxItems);
+    } catch (error) {
+      isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
+      return error as StoqError;
+    }
+    return 'accepted';
+  };
+  const reasonOf = (payload: Uint8Array, maxItems = MAX_ITEMS): unknown => {
+    const failure = failureOf(payload, maxItems);
+    return failure === 'accepted' ? failure : failure.detail.reason;
+  };
+  const cbor = (value: unknown): Uint8Array => encodePayload(value);
+  const join = (...parts: (Uint8Array | string)[]): Uint8Array =>
+    concatBytes(...parts.map((part) => (typeof part === 'string' ? fromHex(part) : part)));
+  const method = join(cbor('method'), cbor('a.v1/b'));
+  const kind = join(cbor('kind'), cbor('unary'));
+  const requestKey = cbor('request');
+  const valid = join('a3', kind, method, requestKey, '01');
+  /** An array of `count` empty maps, its head in shortest form. */
+  const arrayOfEmptyMaps = (count: number): Uint8Array => {
+    assert.ok(count >= 256 && count < 2 ** 32);
+    const wide = count >= 65_536;
+    const head = new Uint8Array(wide ? 5 : 3);
+    head[0] = wide ? 0x9a : 0x99;
+    if (wide) new DataView(head.buffer).setUint32(1, count);
+    else new DataView(head.buffer).setUint16(1, count);
+    return join(head, new Uint8Array(count).fill(0xa0));
+  };
+
   it('refuses a bad header with MALFORMED_FRAME and a reason, decoding no request', () => {
-    const reasonOf = (payload: Uint8Array): unknown => {
-      try {
-        readCallHeader(payload, MAX_ITEMS);
-      } catch (error) {
-        isStoqError(StoqErrorCode.MALFORMED_FRAME)(error);
-        return (error as StoqError).detail.reason;
-      }
-      return 'accepted';
-    };
-    const cbor = (value: unknown): Uint8Array => encodePayload(value);
-    const join = (...parts: (Uint8Array | string)[]): Uint8Array =>
-      concatBytes(...parts.map((part) => (typeof part === 'string' ? fromHex(part) : part)));
-    const method = join(cbor('method'), cbor('a.v1/b'));
-    const kind = join(cbor('kind'), cbor('unary'));
-    const requestKey = cbor('request');
-    const valid = join('a3', kind, method, requestKey, '01');
     assert.equal(reasonOf(valid), 'accepted');
     assert.equal(reasonOf(join('a3', requestKey, '01', method, kind)), 'accepted', 'any order');
 
@@ -293,10 +309,19 @@ describe('readCallHeader', () => {
       ],
       ['an integer key', join('a1', '01', '02'), 'header'],
       ['an unknown key', join('a3', kind, method, cbor('extra'), '01'), 'header'],
+      // A value that could not even be read: the key alone refuses it.
+      [
+        'an unknown key before a reserved head',
+        join('a3', kind, method, cbor('extra'), '1c'),
+        'header',
+      ],
+      ['an unknown key with ill-formed UTF-8', join('a3', kind, method, '62c328', '01'), 'header'],
       ['no request', join('a2', kind, method), 'header'],
       ['a duplicate key', join('a3', kind, method, method), 'cbor'],
+      ['a duplicate request', join('a3', kind, requestKey, '01', requestKey, '01'), 'cbor'],
       ['trailing bytes', join(valid, '00'), 'cbor'],
       ['truncated', valid.subarray(0, valid.length - 1), 'cbor'],
+      ['a truncated key', join('a3', kind, method, '67726571'), 'cbor'],
       ['an indefinite-length request', join('a3', kind, method, requestKey, '9fff'), 'cbor'],
       ['a reserved head', join('a3', kind, method, requestKey, '1c'), 'cbor'],
       ['a byte string past the end', join('a3', kind, method, requestKey, '5a00010000'), 'cbor'],
@@ -311,8 +336,58 @@ describe('readCallHeader', () => {
         join('a3', kind, method, requestKey, '9903e8', new Uint8Array(1000).fill(0xa0)),
         'too-many-items',
       ],
+      // Each value's head is checked against the schema before the value is read.
+      ['an array method', join('a3', kind, cbor('method'), '8161', requestKey, '01'), 'header'],
+      [
+        'a method longer than any name',
+        join('a3', kind, cbor('method'), cbor('m'.repeat(769)), requestKey, '01'),
+        'header',
+      ],
+      ['a map kind', join('a3', method, cbor('kind'), 'a0', requestKey, '01'), 'header'],
+      [
+        'a kind longer than any kind',
+        join('a3', method, cbor('kind'), cbor('messageStreams'), requestKey, '01'),
+        'header',
+      ],
+      [
+        'an unknown kind',
+        join('a3', method, cbor('kind'), cbor('binary'), requestKey, '01'),
+        'header',
+      ],
+      [
+        'a float deadline',
+        join('a4', kind, method, cbor('deadlineMs'), 'f94500', requestKey, '01'),
+        'header',
+      ],
+      [
+        'a negative deadline',
+        join('a4', kind, method, cbor('deadlineMs'), '20', requestKey, '01'),
+        'header',
+      ],
+      [
+        'a zero deadline',
+        join('a4', kind, method, cbor('deadlineMs'), '00', requestKey, '01'),
+        'header',
+      ],
+      [
+        'a deadline past 2^53',
+        join('a4', kind, method, cbor('deadlineMs'), '1bffffffffffffffff', requestKey, '01'),
+        'header',
+      ],
+      [
+        'an array deadline over the budget',
+        join('a4', kind, method, cbor('deadlineMs'), '9903e8', requestKey, '01'),
+        'header',
+      ],
     ];
     for (const [what, payload, reason] of cases) assert.equal(reasonOf(payload), reason, what);
+    assert.equal(
+      readCallHeader(
+        join('a4', kind, method, cbor('deadlineMs'), '1a7fffffff', requestKey, '01'),
+        16,
+      ).deadlineMs,
+      2 ** 31 - 1,
+    );
     // Within the budget, the request is only delimited: ill-formed UTF-8 in it waits for the
     // decode that follows the permission check.
     const lazy = readCallHeader(join('a3', kind, method, requestKey, '81', '61ff'), MAX_ITEMS);
@@ -325,14 +400,153 @@ describe('readCallHeader', () => {
         return true;
       },
     );
+  });
+
+  it('shares one item budget across the whole header, counted as the strict decoder counts', () => {
+    // The root map, three keys, method and kind: 6 items, so the request may hold 994.
+    const header = (requestItems: number): Uint8Array =>
+      join('a3', kind, method, requestKey, arrayOfEmptyMaps(requestItems - 1));
+    const atBudget = header(994);
     assert.equal(
-      readCallHeader(
-        join('a3', kind, method, requestKey, '9903e7', new Uint8Array(999).fill(0xa0)),
-        MAX_ITEMS,
-      ).requestBytes?.length,
-      1002,
+      readCallHeader(atBudget, MAX_ITEMS).requestBytes?.length,
+      3 + 993,
       'exactly the budget',
     );
+    decodePayload(atBudget, MAX_ITEMS);
+    const overBudget = header(995);
+    assert.equal(reasonOf(overBudget), 'too-many-items', 'one item over, counting the header');
+    assert.throws(() => decodePayload(overBudget, MAX_ITEMS), /more than 1000 data items/);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 7, max: 60 }),
+        fc.boolean(),
+        (maps, maxItems, withDeadline) => {
+          const payload = cbor(
+            encodeCallHeader({
+              method: 'a.v1/b',
+              kind: 'unary',
+              ...(withDeadline ? { deadlineMs: 5 } : {}),
+              request: Array.from({ length: maps }, () => ({})),
+            }),
+          );
+          let strict: unknown = 'accepted';
+          try {
+            decodePayload(payload, maxItems);
+          } catch (error) {
+            strict = (error as StoqError).detail.reason;
+          }
+          assert.equal(reasonOf(payload, maxItems), strict);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a 1 MiB header of unknown keys before reading any of their values', () => {
+    // Four unknown keys, each holding 262,143 empty maps: under a budget per value, ~1 Mi
+    // objects (~200 ms) were built before the schema refused the keys.
+    const hog = arrayOfEmptyMaps(262_143);
+    const payload = join('a4', cbor('a'), hog, cbor('b'), hog, cbor('c'), hog, cbor('d'), hog);
+    assert.ok(payload.length > 1024 * 1024);
+    const started = performance.now();
+    const failure = failureOf(payload, DEFAULT_MAX_FRAME_ITEMS);
+    const elapsedMs = performance.now() - started;
+    assert.notEqual(failure, 'accepted');
+    const error = failure as StoqError;
+    assert.equal(error.detail.reason, 'header');
+    assert.match(error.message, /key is not one of method, kind, deadlineMs, request/);
+    assert.ok(elapsedMs < 50, `refused in ${elapsedMs.toFixed(1)} ms`);
+
+    // The known keys' values are held to their type by their heads alone.
+    for (const key of ['method', 'kind', 'deadlineMs']) {
+      const bad = join('a3', cbor(key), hog, cbor('b'), hog, cbor('c'), hog);
+      const from = performance.now();
+      assert.equal(reasonOf(bad, DEFAULT_MAX_FRAME_ITEMS), 'header', key);
+      assert.ok(performance.now() - from < 50, key);
+    }
+    // The request alone may not spend the budget the rest of the header shares.
+    assert.equal(
+      reasonOf(
+        join('a3', kind, method, requestKey, arrayOfEmptyMaps(DEFAULT_MAX_FRAME_ITEMS - 1)),
+        DEFAULT_MAX_FRAME_ITEMS,
+      ),
+      'too-many-items',
+    );
+  });
+
+  it('refuses __proto__ as a key, whatever it holds', () => {
+    const proto = cbor('__proto__');
+    const cases: [string, Uint8Array][] = [
+      [
+        'a prototype carrying method and kind',
+        join('a2', proto, cbor({ method: 'svc/m', kind: 'oneWay' }), requestKey, '01'),
+      ],
+      [
+        'a text prototype beside a valid header',
+        join('a4', kind, method, requestKey, '01', proto, cbor('zzz')),
+      ],
+      ['a null prototype', join('a4', kind, method, requestKey, '01', proto, 'f6')],
+    ];
+    for (const [what, payload] of cases) {
+      const failure = failureOf(payload);
+      assert.notEqual(failure, 'accepted', what);
+      assert.equal((failure as StoqError).detail.reason, 'header', what);
+      assert.match((failure as StoqError).message, /not one of/, what);
+    }
+    assert.equal(Object.getPrototypeOf(readCallHeader(valid, MAX_ITEMS)), Object.prototype);
+  });
+
+  it('refuses arguments not in their shortest form, in the header and in the request', () => {
+    // RFC 8949 §4.2.1, as the strict decoder (cborg `strict`) refuses them.
+    const nonMinimal: [string, Uint8Array][] = [
+      ['a map head with a one-byte count', join('b803', kind, method, requestKey, '01')],
+      [
+        'a key length in one byte',
+        join('a3', kind, '7806', fromHex('6d6574686f64'), cbor('a.v1/b'), requestKey, '01'),
+      ],
+      [
+        'a method length in two bytes',
+        join('a3', kind, cbor('method'), '790006', fromHex('612e76312f62'), requestKey, '01'),
+      ],
+      [
+        'a deadline in two bytes',
+        join('a4', kind, method, cbor('deadlineMs'), '190005', requestKey, '01'),
+      ],
+      ['a request integer in one byte', join('a3', kind, method, requestKey, '1801')],
+      ['a request array length in one byte', join('a3', kind, method, requestKey, '980100')],
+      [
+        'a request map count in four bytes',
+        join('a3', kind, method, requestKey, '8181ba00000001', '0000'),
+      ],
+      [
+        'a request byte-string length in eight bytes',
+        join('a3', kind, method, requestKey, '5b0000000000000001', '00'),
+      ],
+      ['a request tag number in one byte', join('a3', kind, method, requestKey, 'd80100')],
+      ['a request negative integer in two bytes', join('a3', kind, method, requestKey, '390010')],
+      [
+        'a one-byte simple value below 32 in the request',
+        join('a3', kind, method, requestKey, 'f814'),
+      ],
+    ];
+    for (const [what, payload] of nonMinimal) {
+      assert.equal(reasonOf(payload), 'cbor', what);
+      assert.throws(() => decodePayload(payload), StoqError, `${what}: the strict decoder agrees`);
+    }
+    // The shortest forms at each boundary are fine.
+    for (const request of [
+      '17',
+      '1818',
+      '18ff',
+      '190100',
+      '1a00010000',
+      '1b0000000100000000',
+      'f820',
+      'f94500',
+    ]) {
+      assert.equal(reasonOf(join('a3', kind, method, requestKey, request)), 'accepted', request);
+    }
   });
 
   it('turns random bytes into a header or MALFORMED_FRAME, never another exception', () => {

@@ -128,21 +128,42 @@ export interface DelegationCacheOptions extends Omit<CreateDelegationOptions, 'n
   readonly lifetimeMs?: number;
   /** Re-sign once less than this remains (default a quarter of the lifetime). */
   readonly renewBeforeMs?: number;
+  /**
+   * Once less than `renewBeforeMs` remains, how long a caller waits for the successor before
+   * it is handed the current delegation instead, if that is still valid. Default
+   * `DEFAULT_DELEGATION_RENEWAL_WAIT_MS`.
+   */
+  readonly renewalWaitMs?: number;
 }
 
+/** Default bound on waiting for a renewal: many FALCON signatures, well inside a handshake. */
+export const DEFAULT_DELEGATION_RENEWAL_WAIT_MS = 2_000;
+/** Longest delay a Node timer takes (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /**
- * Signs one delegation and hands it out until it nears expiry, then signs the next one. Renewal
- * starts in the background while the current delegation still has `renewBeforeMs` left, so
- * connections never wait for a FALCON signature except on the very first call (or after the
- * cache sat unused past expiry). Concurrent callers share one signing operation.
+ * Signs one delegation and hands it out until less than `renewBeforeMs` of it remains, then
+ * signs the next one. The peer ends a delegated session when the delegation it was shown ends
+ * (session-expiry.ts), so a caller in that last stretch waits for the successor rather than be
+ * handed one that may end a millisecond later: at most `renewalWaitMs`, after which (or if
+ * signing fails) it gets the current delegation while that is still valid. Only the first
+ * callers of each renewal wait (one FALCON signature, ~8 ms), and concurrent callers share one
+ * signing operation.
  */
 export function createDelegationCache(options: DelegationCacheOptions): DelegationSource {
   const lifetimeMs = options.lifetimeMs ?? DEFAULT_DELEGATION_LIFETIME_MS;
   const renewBeforeMs = options.renewBeforeMs ?? Math.floor(lifetimeMs / 4);
+  const renewalWaitMs = options.renewalWaitMs ?? DEFAULT_DELEGATION_RENEWAL_WAIT_MS;
   if (!(lifetimeMs > 0) || !(renewBeforeMs >= 0) || renewBeforeMs >= lifetimeMs) {
     throw new StoqError(
       StoqErrorCode.INVALID_ARGUMENT,
       'delegation lifetime must be positive and exceed renewBeforeMs',
+    );
+  }
+  if (!(renewalWaitMs >= 0) || renewalWaitMs > MAX_TIMER_MS) {
+    throw new StoqError(
+      StoqErrorCode.INVALID_ARGUMENT,
+      `renewalWaitMs must be in 0..${MAX_TIMER_MS}`,
     );
   }
   let current: Delegation | null = null;
@@ -166,15 +187,41 @@ export function createDelegationCache(options: DelegationCacheOptions): Delegati
     return pending;
   };
 
+  /**
+   * The successor, or `held` if the successor takes longer than `renewalWaitMs` or fails while
+   * `held` (which had `remainingMs` left when asked for) is still valid.
+   */
+  const successorOr = async (
+    successor: Promise<Delegation>,
+    held: Delegation,
+    remainingMs: number,
+  ): Promise<Delegation> => {
+    const started = performance.now();
+    const stillValid = (): boolean => performance.now() - started < remainingMs;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<null>((resolve) => {
+      timer = setTimeout(resolve, renewalWaitMs, null);
+    });
+    try {
+      const renewed = await Promise.race([successor, gaveUp]);
+      if (renewed !== null) return renewed;
+      // Slow signing: the current delegation while it lasts, else keep waiting for the successor.
+      return stillValid() ? held : await successor;
+    } catch (error) {
+      if (stillValid()) return held;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   return {
     current(now: Date): Promise<Delegation> {
-      const remaining = current === null ? -1 : current.notAfter - now.getTime();
-      if (current === null || remaining <= 0) return renew(now);
-      if (remaining <= renewBeforeMs) {
-        // Still valid: serve it, sign the successor in the background.
-        renew(now).catch(() => undefined);
-      }
-      return Promise.resolve(current);
+      const held = current;
+      const remainingMs = held === null ? -1 : held.notAfter - now.getTime();
+      if (held === null || remainingMs <= 0) return renew(now);
+      if (remainingMs > renewBeforeMs) return Promise.resolve(held);
+      return successorOr(renew(now), held, remainingMs);
     },
   };
 }

@@ -1,6 +1,6 @@
 import { StoqError, StoqErrorCode } from '../errors.js';
 import { decodePayload } from './framing.js';
-import { parseCallHeader, type CallHeader } from './wire.js';
+import { MAX_METHOD_NAME_LENGTH, METHOD_KINDS, parseCallHeader, type CallHeader } from './wire.js';
 
 /** A call header as the server first reads it: everything but the request is decoded. */
 export interface ReceivedCallHeader extends Omit<CallHeader, 'request'> {
@@ -11,43 +11,72 @@ export interface ReceivedCallHeader extends Omit<CallHeader, 'request'> {
 /** Keys a call header may have; a map with more entries is refused unread. */
 const MAX_HEADER_ENTRIES = 4;
 
+type HeaderKey = 'method' | 'kind' | 'deadlineMs' | 'request';
+
+/** The keys of wire.ts `callHeaderSchema`, as the UTF-8 bytes a text-string key carries. */
+const HEADER_KEYS: readonly { readonly key: HeaderKey; readonly bytes: Uint8Array }[] = (
+  ['method', 'kind', 'deadlineMs', 'request'] as const
+).map((key) => ({ key, bytes: new TextEncoder().encode(key) }));
+
+/** A UTF-16 code unit takes at most three UTF-8 bytes, so a longer method name is refused unread. */
+const MAX_METHOD_BYTES = 3 * MAX_METHOD_NAME_LENGTH;
+/** The kinds are ASCII. */
+const MAX_KIND_BYTES = Math.max(...METHOD_KINDS.map((kind) => kind.length));
+
 /**
  * Reads a call-header frame payload without decoding its `request`: the server checks the
  * method and the caller's permission first, so a caller may not make it build a request
- * (up to `maxItems` objects) for a method it may not call or that does not exist. The header
- * map's keys and other values are decoded strictly; the request is only delimited, which
- * walks its heads without allocating and refuses it once it holds more than `maxItems` items.
+ * (up to `maxItems` objects) for a method it may not call or that does not exist.
+ *
+ * Nothing the schema (wire.ts `callHeaderSchema`) would refuse is built first: a key that is not
+ * one of its four is refused before its value is looked at; `method` and `kind` must be text
+ * strings of bounded length and `deadlineMs` an unsigned integer, checked from the value's head
+ * before it is decoded; the request is only delimited, walking its heads without allocating.
+ * One `maxItems` budget, counted as `decodeStrict` counts it, covers the whole header. Heads must
+ * use the shortest form of their argument (RFC 8949 §4.2.1), as the strict decoder requires.
  */
 export function readCallHeader(payload: Uint8Array, maxItems: number): ReceivedCallHeader {
-  const cursor = { data: payload, offset: 0 };
-  const head = readHead(cursor);
-  if (head.major !== MAJOR_MAP || head.argument > MAX_HEADER_ENTRIES) {
+  const cursor: Cursor = { data: payload, offset: 0, argument: 0 };
+  if (readHead(cursor) !== MAJOR_MAP || cursor.argument > MAX_HEADER_ENTRIES) {
     throw headerError('the call header is not a map of at most four entries');
   }
-  const fields: Record<string, unknown> = {};
+  const entries = cursor.argument;
+  // The root, and the key and value of each entry.
+  const budget: ItemBudget = { known: 1, max: maxItems };
+  announce(budget, 2 * entries, payload.length);
+  // No prototype: a key can only ever be one of the four the schema names.
+  const fields = Object.create(null) as Record<HeaderKey, unknown>;
   let requestBytes: Uint8Array | undefined;
-  for (let entry = 0; entry < head.argument; entry++) {
-    const keyStart = cursor.offset;
-    if (keyStart < payload.length && (payload[keyStart] as number) >> 5 !== MAJOR_TEXT) {
-      throw headerError('a call header key is not a text string');
-    }
-    skipItem(cursor, maxItems);
-    const key = decodePayload(payload.subarray(keyStart, cursor.offset)) as string;
-    const valueStart = cursor.offset;
-    skipItem(cursor, maxItems);
-    const value = payload.subarray(valueStart, cursor.offset);
-    if (Object.prototype.hasOwnProperty.call(fields, key)) {
-      throw new StoqError(StoqErrorCode.MALFORMED_FRAME, `duplicate map key ${key.slice(0, 64)}`, {
+  for (let entry = 0; entry < entries; entry++) {
+    const key = readKey(cursor);
+    if (key in fields) {
+      throw new StoqError(StoqErrorCode.MALFORMED_FRAME, `duplicate map key ${key}`, {
         reason: 'cbor',
         length: payload.length,
       });
     }
-    if (key === 'request') {
-      requestBytes = value;
-      // Present for parseCallHeader's shape check; never handed out.
-      fields[key] = null;
-    } else {
-      fields[key] = decodePayload(value, maxItems);
+    switch (key) {
+      case 'method':
+        fields.method = readText(cursor, key, MAX_METHOD_BYTES);
+        break;
+      case 'kind':
+        fields.kind = readText(cursor, key, MAX_KIND_BYTES);
+        break;
+      case 'deadlineMs':
+        if (readHead(cursor) !== MAJOR_UNSIGNED) {
+          throw headerError('deadlineMs is not an unsigned integer');
+        }
+        // Past 2^53 the value is inexact, but the schema refuses anything past MAX_DEADLINE_MS.
+        fields.deadlineMs = cursor.argument;
+        break;
+      case 'request': {
+        const valueStart = cursor.offset;
+        skipItem(cursor, budget);
+        requestBytes = payload.subarray(valueStart, cursor.offset);
+        // Present for parseCallHeader's shape check; never handed out.
+        fields.request = null;
+        break;
+      }
     }
   }
   if (cursor.offset !== payload.length) {
@@ -65,33 +94,53 @@ export function readCallHeader(payload: Uint8Array, maxItems: number): ReceivedC
   };
 }
 
-// RFC 8949 §3.1 major types. Integers (0, 1) and simple values and floats (7) are all head.
+// RFC 8949 §3.1 major types.
+const MAJOR_UNSIGNED = 0;
 const MAJOR_BYTES = 2;
 const MAJOR_TEXT = 3;
 const MAJOR_ARRAY = 4;
 const MAJOR_MAP = 5;
 const MAJOR_TAG = 6;
+const MAJOR_SIMPLE = 7;
 
+/**
+ * The smallest argument each of additional information 24–27 may carry (RFC 8949 §4.2.1: an
+ * argument uses the shortest of these that holds it), as cborg's strict decode checks.
+ */
+const MIN_ARGUMENT = [24, 256, 65_536, 2 ** 32] as const;
+/** RFC 8949 §3.3: a one-byte simple value below 32 is not well-formed. */
+const MIN_ONE_BYTE_SIMPLE = 32;
+
+/** Where reading is, and the last head's argument (a field, so a head allocates nothing). */
 interface Cursor {
   readonly data: Uint8Array;
   offset: number;
-}
-
-interface Head {
-  readonly major: number;
   /** The head's argument: a length, a count, a tag number or a value (RFC 8949 §3). */
-  readonly argument: number;
+  argument: number;
 }
 
-/** Reads one head; indefinite lengths and reserved additional information are malformed. */
-function readHead(cursor: Cursor): Head {
+/** Data items announced so far in the header, against the one budget they share. */
+interface ItemBudget {
+  known: number;
+  readonly max: number;
+}
+
+/**
+ * Reads one head: returns its major type and leaves its argument in `cursor.argument`.
+ * Indefinite lengths, reserved additional information and arguments not in their shortest form
+ * are malformed.
+ */
+function readHead(cursor: Cursor): number {
   const { data } = cursor;
   if (cursor.offset >= data.length) throw truncated();
   const initial = data[cursor.offset] as number;
   const major = initial >> 5;
   const info = initial & 0x1f;
   cursor.offset += 1;
-  if (info < 24) return { major, argument: info };
+  if (info < 24) {
+    cursor.argument = info;
+    return major;
+  }
   if (info > 27) throw unsupportedHead(info, data.length);
   const width = 1 << (info - 24);
   if (cursor.offset + width > data.length) throw truncated();
@@ -99,58 +148,82 @@ function readHead(cursor: Cursor): Head {
   // Past 2^53 the value is inexact, but any such length exceeds the frame anyway.
   for (let i = 0; i < width; i++) argument = argument * 256 + (data[cursor.offset + i] as number);
   cursor.offset += width;
-  return { major, argument };
+  // Floats (major 7, 25–27) carry no argument; a simple value in one byte must be 32 or more.
+  if (major === MAJOR_SIMPLE) {
+    if (info === 24 && argument < MIN_ONE_BYTE_SIMPLE) throw nonMinimal(data.length);
+  } else if (argument < (MIN_ARGUMENT[info - 24] as number)) {
+    throw nonMinimal(data.length);
+  }
+  cursor.argument = argument;
+  return major;
+}
+
+/** Reads a key: a text string naming one of the header's keys, compared as bytes unread. */
+function readKey(cursor: Cursor): HeaderKey {
+  if (readHead(cursor) !== MAJOR_TEXT) throw headerError('a call header key is not a text string');
+  const { data, offset, argument: length } = cursor;
+  if (length > data.length - offset) throw truncated();
+  const known = HEADER_KEYS.find(({ bytes }) => equalAt(data, offset, bytes, length));
+  if (known === undefined) {
+    throw headerError('a call header key is not one of method, kind, deadlineMs, request');
+  }
+  cursor.offset += length;
+  return known.key;
+}
+
+function equalAt(data: Uint8Array, offset: number, bytes: Uint8Array, length: number): boolean {
+  if (bytes.length !== length) return false;
+  for (let i = 0; i < length; i++) if (data[offset + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** Reads a text value of at most `maxBytes` UTF-8 bytes; its head is checked before its bytes. */
+function readText(cursor: Cursor, key: HeaderKey, maxBytes: number): string {
+  const start = cursor.offset;
+  if (readHead(cursor) !== MAJOR_TEXT || cursor.argument > maxBytes) {
+    throw headerError(`${key} is not a text string of at most ${maxBytes} bytes`);
+  }
+  if (cursor.argument > cursor.data.length - cursor.offset) throw truncated();
+  cursor.offset += cursor.argument;
+  // One item, decoded strictly: ill-formed UTF-8 is refused here, not replaced.
+  return decodePayload(cursor.data.subarray(start, cursor.offset), 1) as string;
 }
 
 /**
- * Moves past one complete item. Each item needs at least one byte, so an announced count larger
- * than the bytes left is truncated at once; the walk is bounded by the payload's length and by
- * `maxItems`, and builds nothing (it runs once per head, so it allocates nothing per head
- * either: 4 Mi one-byte items take a few milliseconds).
+ * Moves past one complete item whose own count is already in `budget`. Each item needs at least
+ * one byte, so an announced count larger than the bytes left is truncated at once; the walk is
+ * bounded by the payload's length and by the budget, and builds nothing (4 Mi one-byte items
+ * take a few milliseconds).
  */
-function skipItem(cursor: Cursor, maxItems: number): void {
-  const { data } = cursor;
-  const end = data.length;
-  let offset = cursor.offset;
+function skipItem(cursor: Cursor, budget: ItemBudget): void {
+  const end = cursor.data.length;
   let pending = 1;
-  let seen = 0;
   while (pending > 0) {
-    if (offset >= end) throw truncated();
-    const initial = data[offset] as number;
-    offset += 1;
-    const major = initial >> 5;
-    const info = initial & 0x1f;
-    let argument = info;
-    if (info >= 24) {
-      if (info > 27) throw unsupportedHead(info, end);
-      const width = 1 << (info - 24);
-      if (offset + width > end) throw truncated();
-      argument = 0;
-      for (let i = 0; i < width; i++) argument = argument * 256 + (data[offset + i] as number);
-      offset += width;
-    }
+    const major = readHead(cursor);
+    const { argument } = cursor;
     pending -= 1;
-    seen += 1;
     if (major === MAJOR_BYTES || major === MAJOR_TEXT) {
-      if (argument > end - offset) throw truncated();
-      offset += argument;
-    } else if (major === MAJOR_ARRAY) {
-      pending += argument;
-    } else if (major === MAJOR_MAP) {
-      pending += 2 * argument;
-    } else if (major === MAJOR_TAG) {
-      pending += 1;
+      if (argument > end - cursor.offset) throw truncated();
+      cursor.offset += argument;
+    } else if (major === MAJOR_ARRAY || major === MAJOR_MAP || major === MAJOR_TAG) {
+      const children = major === MAJOR_ARRAY ? argument : major === MAJOR_MAP ? 2 * argument : 1;
+      announce(budget, children, end);
+      pending += children;
+      if (pending > end - cursor.offset) throw truncated();
     }
-    if (seen + pending > maxItems) {
-      throw new StoqError(
-        StoqErrorCode.MALFORMED_FRAME,
-        `CBOR input holds more than ${maxItems} data items`,
-        { reason: 'too-many-items', length: end, maxItems },
-      );
-    }
-    if (pending > end - offset) throw truncated();
   }
-  cursor.offset = offset;
+}
+
+/** Counts items a head announces; past the budget is `too-many-items`, before any is read. */
+function announce(budget: ItemBudget, items: number, length: number): void {
+  budget.known += items;
+  if (budget.known > budget.max) {
+    throw new StoqError(
+      StoqErrorCode.MALFORMED_FRAME,
+      `CBOR input holds more than ${budget.max} data items`,
+      { reason: 'too-many-items', length, maxItems: budget.max },
+    );
+  }
 }
 
 /** Indefinite lengths are refused on the wire (as `decodeStrict` does); 28–30 are reserved. */
@@ -158,6 +231,14 @@ function unsupportedHead(info: number, length: number): StoqError {
   return new StoqError(
     StoqErrorCode.MALFORMED_FRAME,
     info === 31 ? 'indefinite-length item' : `reserved additional information ${info}`,
+    { reason: 'cbor', length },
+  );
+}
+
+function nonMinimal(length: number): StoqError {
+  return new StoqError(
+    StoqErrorCode.MALFORMED_FRAME,
+    'CBOR head argument encoded in more bytes than necessary',
     { reason: 'cbor', length },
   );
 }
