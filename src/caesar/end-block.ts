@@ -16,6 +16,7 @@ import {
   STAKING_PARAMS_KEY,
   UNBONDING_TOTAL_KEY,
   VALIDATORS_KEY,
+  backingAt,
   compareAddresses,
   deleteValidator,
   encodeValidatorList,
@@ -28,6 +29,7 @@ import {
   readValidator,
   readValidatorList,
   vacantRecordLifetime,
+  withBacking,
   withVacancy,
   writeEpochHistory,
   writeQueue,
@@ -40,9 +42,9 @@ import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from '.
 /**
  * Caesar's end of block (docs/caesar.md, "Epochs", "Rewards", "Slashing"), in this order:
  *
- * 1. slashing: each equivocation in the block burns `slashFraction` of its validator's stake
- *    and of the unbondings from it begun after the epoch that set its power at the offence,
- *    and jails it;
+ * 1. slashing: each equivocation in the block burns `slashFraction` of the stake behind its
+ *    validator's power at the offence, from the unbondings from it begun after the epoch that
+ *    set that power first, the rest from its stake now, and jails it;
  * 2. downtime: `lastCommit` updates each validator's missed-commit window; more than
  *    `maxMissed` misses jails it (no slash);
  * 3. rewards: `blockReward` is minted and, with the fee pool, paid to the validators that
@@ -211,9 +213,18 @@ function jail(ledger: Ledger, address: Uint8Array, record: ValidatorRecord, why:
 }
 
 /**
- * Burns `slashFraction` of the offender's bonded stake (its delegators lose it in proportion to
- * their shares, since a share is a fraction of the tokens) and of each of its unbonding entries
- * that still backed its power at the offence and are still waiting; jails it and records the
+ * Burns `slashFraction` of the stake that backed the offender's power at the offence, as Cosmos
+ * SDK x/staking `Slash` does (docs/caesar.md, "Slashing and jailing"):
+ *
+ *   due       = floor(B × slashFractionBps / 10,000), B = `backingAt(record, o)`: the power it
+ *               voted with at offence height o × the `powerUnit` that power was computed with
+ *   unbonding = Σ floor(amount × slashFractionBps / 10,000) over its unbonding entries that
+ *               still backed that power and are still waiting (below)
+ *   bonded    = min(max(due − unbonding, 0), tokens now)
+ *
+ * So stake delegated after the power was set does not raise the burn: it is measured on what
+ * voted at o, not on the tokens now. The bonded cut falls on every share alike (a share is a
+ * fraction of the tokens), later delegations included, as in Cosmos. Jails it and records the
  * height (`slashedAt`).
  *
  * The power it voted with at offence height o was computed from its tokens at the end of block
@@ -248,7 +259,7 @@ function slash(ledger: Ledger, ctx: EndBlockContext): void {
   const history = readEpochHistory(state);
   for (const { address, offence } of offences.values()) {
     const record = ledger.records.get(address)!;
-    const cut = bps(record.tokens, params.slashFractionBps);
+    const due = bps(backingAt(record, offence, params.powerUnit), params.slashFractionBps);
     const powerSetAt = lastEpochHeight(params.epochBlocks, history, offence - 2);
     // Entries created at c in (powerSetAt, height] complete at c + unbondingBlocks; those that
     // completed before this height were paid out.
@@ -278,6 +289,9 @@ function slash(ledger: Ledger, ctx: EndBlockContext): void {
         if (changed) writeUnbondingEntries(state, delegator, entries);
       }
     }
+    // The rest of what is due comes from the stake bonded now, never more than it holds.
+    const rest = due > unbondingCut ? due - unbondingCut : 0n;
+    const cut = rest < record.tokens ? rest : record.tokens;
     ledger.bonded -= cut;
     ledger.unbonding -= unbondingCut;
     ledger.burnt += cut + unbondingCut;
@@ -507,14 +521,24 @@ function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
     const record = records.get(address)!;
     const power = target.get(hexKey(address)) ?? 0;
     if (power > 0) next.push(address);
-    if (power === record.power) continue;
+    // The stake behind the power voting from height + 2: at an epoch the power × powerUnit now
+    // (a change of powerUnit changes it at an unchanged power), otherwise unchanged or 0.
+    const before = backingAt(record, height + 2, params.powerUnit);
+    const stake = epoch || power === 0 ? BigInt(power) * params.powerUnit : before;
+    if (power === record.power && stake === before) continue;
+    const backed =
+      stake === before ? record : withBacking(record, height + 2, stake, params.powerUnit, height);
+    if (power === record.power) {
+      records.set(address, backed);
+      continue;
+    }
     const joining = record.power === 0;
     updates.push({
       publicKey: record.publicKey,
       power,
       ...(joining ? { pqPublicKey: record.pqPublicKey, storageRoot: record.storageRoot } : {}),
     });
-    records.set(address, withVacancy({ ...record, power }, height));
+    records.set(address, withVacancy({ ...backed, power }, height));
     if (joining) state.delete(missedKey(address));
   }
   if (updates.length > 0) state.set(ACTIVE_SET_KEY, encodeValidatorList(next));

@@ -77,7 +77,8 @@ function invalid(message: string, detail: Record<string, unknown> = {}): never {
 
 /** The refusal of an unknown or fixed parameter name. */
 export function unknownParam(name: string): never {
-  const why = NOT_GOVERNABLE[name];
+  // An own property only: `constructor` or `__proto__` must not read Object.prototype's.
+  const why = Object.hasOwn(NOT_GOVERNABLE, name) ? NOT_GOVERNABLE[name] : undefined;
   throw new CaesarError(
     CaesarErrorCode.GOV_UNKNOWN_PARAM,
     why === undefined

@@ -12,10 +12,18 @@ import {
   writeProposal,
 } from './gov-state.js';
 import type { ProposalRecord } from './gov-state.js';
-import { StakeView, countVotes, tallyOutcome } from './gov.js';
+import { StakeView, countVotes, requireMinDepositFits, tallyOutcome } from './gov.js';
 import { decodeTokenParams, encodeTokenParams } from './params.js';
 import { decodeStakingParams, encodeStakingParams } from './staking-params.js';
-import { BONDED_KEY, STAKING_PARAMS_KEY, missedKey, readValidatorList } from './staking-state.js';
+import {
+  ACTIVE_SET_KEY,
+  BONDED_KEY,
+  STAKING_PARAMS_KEY,
+  missedKey,
+  readValidator,
+  readValidatorList,
+  writeValidator,
+} from './staking-state.js';
 import { PARAMS_KEY, balanceKey, readAmount, writeAmount } from './state.js';
 
 /**
@@ -29,7 +37,8 @@ import { PARAMS_KEY, balanceKey, readAmount, writeAmount } from './state.js';
  *    passed or rejected;
  * 2. execute: each passed proposal whose `executeHeight` is this height has its changes merged
  *    over the parameters then in force and checked again (an earlier proposal may have changed
- *    them): valid, they are written (APPLIED); otherwise nothing changes (FAILED). A change of
+ *    them, and the supply bounding `minDeposit` may have fallen): valid, they are written
+ *    (APPLIED); otherwise nothing changes (FAILED). A change of
  *    `signedWindow` clears every missed-commit window.
  *
  * Changes written here are in this block's state (a query at this height proves them) and rule
@@ -68,10 +77,13 @@ export function governanceEndBlock(state: ModuleState, height: number): void {
     }
     records.set(id, record);
   }
+  // The supply at execution: after staking's part of this end of block and this block's burnt
+  // deposits.
+  const supply = decodeTokenParams(state.get(PARAMS_KEY)!).supply - burnt;
   for (const id of active) {
     const record = records.get(id)!;
     if (record.status !== ProposalStatus.PASSED || record.executeHeight !== height) continue;
-    writeProposal(state, { ...record, status: execute(state, record) });
+    writeProposal(state, { ...record, status: execute(state, record, supply) });
   }
   const still = active.filter((id) => {
     const { status } = readProposal(state, id)!;
@@ -85,13 +97,18 @@ export function governanceEndBlock(state: ModuleState, height: number): void {
   }
 }
 
-/** Writes a passed proposal's changes if they still fit; APPLIED or FAILED. */
-function execute(state: ModuleState, record: ProposalRecord): ProposalStatus {
+/**
+ * Writes a passed proposal's changes if they still fit, by the rules a submission is checked
+ * with (gov.ts `planSubmit`) at this height: the schemas over the parameters in force and the
+ * `minDeposit` bound over `supply`, the total supply now. APPLIED, or FAILED with nothing written.
+ */
+function execute(state: ModuleState, record: ProposalRecord, supply: bigint): ProposalStatus {
   const staking = decodeStakingParams(state.get(STAKING_PARAMS_KEY)!);
   const gov = readGovParams(state);
   let next;
   try {
     next = applyParamChanges(staking, gov, record.changes);
+    requireMinDepositFits(record.changes, next.gov, supply);
   } catch (error) {
     if (error instanceof CaesarError) return ProposalStatus.FAILED;
     throw error;
@@ -99,6 +116,7 @@ function execute(state: ModuleState, record: ProposalRecord): ProposalStatus {
   const scopes = changesScopes(record.changes);
   if (scopes.staking) {
     state.set(STAKING_PARAMS_KEY, encodeStakingParams(next.staking));
+    if (next.staking.powerUnit !== staking.powerUnit) keepBacking(state, staking.powerUnit);
     // The bitmaps are indexed by height mod signedWindow: under another window their bits
     // would name other heights, so every window starts empty.
     if (next.staking.signedWindow !== staking.signedWindow) {
@@ -107,4 +125,21 @@ function execute(state: ModuleState, record: ProposalRecord): ProposalStatus {
   }
   if (scopes.gov) state.set(GOV_PARAMS_KEY, encodeGovParams(next.gov));
   return ProposalStatus.APPLIED;
+}
+
+/**
+ * Before `powerUnit` changes: a validator in this module's set (`stk/set`) whose record has no `backing` has the
+ * stake behind its power read as power × `powerUnit` (staking-state.ts `backingAt`), which
+ * would then use the new unit for a power computed with `unit`. So it gets the entry that says
+ * so (`from` 0), and slashing still measures an offence before the next epoch with `unit`.
+ */
+function keepBacking(state: ModuleState, unit: bigint): void {
+  for (const address of readValidatorList(state, ACTIVE_SET_KEY)) {
+    const record = readValidator(state, address)!;
+    if (record.backing !== undefined || record.power === 0) continue;
+    writeValidator(state, {
+      ...record,
+      backing: [{ from: 0, stake: BigInt(record.power) * unit }],
+    });
+  }
 }

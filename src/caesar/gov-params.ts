@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ModuleStateReader } from '../consensus/application/module.js';
 import { MAX_AMOUNT } from './amount.js';
 import { paramMapCodec } from './param-map.js';
-import { MAX_BLOCK_PARAM } from './staking-params.js';
+import { BASIS_POINTS, MAX_BLOCK_PARAM } from './staking-params.js';
 
 /**
  * Highest `quorumBps` and `thresholdBps`: a vote weight above 2/3 of the bonded stake is above
@@ -17,6 +17,21 @@ export const MAX_GOV_RATE_BPS = 6_666;
  * one proposal could hold governance's answer, or a change, away for years.
  */
 export const MAX_GOV_PERIOD = 1_000_000;
+
+/**
+ * Highest share of the total supply, in basis points (1 %), that a proposal may set `minDeposit`
+ * to. A deposit is paid from one account's balance, so governance stays open as long as holders
+ * can gather `minDeposit` in one account: at 1 % of the supply that needs a small fraction of
+ * the holders (unbonding first if need be), and the supply would have to fall by 99 % (slashes,
+ * burnt deposits) before no account could pay at all. At the whole supply (the former bound) no
+ * account can ever pay while anything is staked, unspent or held elsewhere.
+ */
+export const MAX_MIN_DEPOSIT_BPS = 100;
+
+/** The highest `minDeposit` a proposal may set when the total supply is `supply` (floor). */
+export function maxMinDeposit(supply: bigint): bigint {
+  return (supply * BigInt(MAX_MIN_DEPOSIT_BPS)) / BigInt(BASIS_POINTS);
+}
 
 /**
  * The governance parameters (docs/caesar.md, "Governance"): what a parameter-change proposal

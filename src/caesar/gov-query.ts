@@ -18,16 +18,20 @@ export const GOV_COUNT_QUERY = 'gov-count';
 export const GOV_ACTIVE_QUERY = 'gov-active';
 export const GOV_DEPOSITS_QUERY = 'gov-deposits';
 
-const NO_DATA: Readonly<Record<string, Uint8Array>> = {
-  [GOV_PARAMS_QUERY]: GOV_PARAMS_KEY,
-  [GOV_COUNT_QUERY]: GOV_COUNT_KEY,
-  [GOV_ACTIVE_QUERY]: GOV_ACTIVE_KEY,
-  [GOV_DEPOSITS_QUERY]: GOV_DEPOSITS_KEY,
-};
+/**
+ * The paths answered by one fixed key. A Map, not an object literal: the path is untrusted, and
+ * a plain object would also answer `constructor`, `toString` or `__proto__` from its prototype.
+ */
+const NO_DATA: ReadonlyMap<string, Uint8Array> = new Map([
+  [GOV_PARAMS_QUERY, GOV_PARAMS_KEY],
+  [GOV_COUNT_QUERY, GOV_COUNT_KEY],
+  [GOV_ACTIVE_QUERY, GOV_ACTIVE_KEY],
+  [GOV_DEPOSITS_QUERY, GOV_DEPOSITS_KEY],
+]);
 
 /** The key answering a governance query; undefined for a path that is not one. */
 export function govQueryKey(path: string, data: Uint8Array): ModuleQueryAnswer | undefined {
-  const single = NO_DATA[path];
+  const single = NO_DATA.get(path);
   if (single !== undefined) {
     if (data.length !== 0) {
       throw new CaesarError(

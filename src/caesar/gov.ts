@@ -2,7 +2,8 @@ import type { ModuleState, ModuleStateReader } from '../consensus/application/mo
 import { toHex } from '../crypto/bytes.js';
 import { CaesarError, CaesarErrorCode, CaesarStateError, CaesarStateErrorCode } from './errors.js';
 import { applyParamChanges } from './gov-changes.js';
-import { readGovParams } from './gov-params.js';
+import type { ParamChange } from './gov-changes.js';
+import { MAX_MIN_DEPOSIT_BPS, maxMinDeposit, readGovParams } from './gov-params.js';
 import type { GovParams } from './gov-params.js';
 import {
   GOV_DEPOSITS_KEY,
@@ -150,6 +151,31 @@ function requireFunds(state: ModuleStateReader, op: string, account: Uint8Array,
   return balance;
 }
 
+/**
+ * Refuses a change of `minDeposit` above `maxMinDeposit(supply)` (1 % of the total supply):
+ * a deposit no account can gather could never be paid again, so no later proposal could undo
+ * it and governance would be locked for good. Checked at submission and again at execution
+ * (gov-end-block.ts), with the supply then: slashes and burnt deposits lower it in between.
+ * Only a proposal that sets `minDeposit` is held to it: one changing other parameters is not
+ * refused because the supply fell below 100 × the `minDeposit` in force, and one setting it back
+ * within the bound passes. Throws `GOV_INVALID_PARAM`.
+ */
+export function requireMinDepositFits(
+  changes: readonly ParamChange[],
+  next: GovParams,
+  supply: bigint,
+): void {
+  if (!changes.some(({ name }) => name === 'minDeposit')) return;
+  const cap = maxMinDeposit(supply);
+  if (next.minDeposit > cap) {
+    throw new CaesarError(
+      CaesarErrorCode.GOV_INVALID_PARAM,
+      `proposal: minDeposit: ${next.minDeposit} is above ${MAX_MIN_DEPOSIT_BPS / 100} % of the total supply ${supply} (${cap}): later proposals could not be paid for`,
+      { param: 'minDeposit', minDeposit: next.minDeposit.toString(), max: cap.toString() },
+    );
+  }
+}
+
 interface SubmitPlan {
   readonly proposer: Uint8Array;
   readonly balance: bigint;
@@ -164,17 +190,12 @@ function planSubmit(
 ): SubmitPlan {
   const { staking, gov } = requireGovernance(state, tx.op);
   const next = applyParamChanges(staking, gov, tx.changes);
-  // A deposit above the whole supply could never be paid again, so no later proposal could
-  // undo it: governance would be locked for good.
   const stored = state.get(PARAMS_KEY);
-  const supply = stored === null ? 0n : decodeTokenParams(stored).supply;
-  if (next.gov.minDeposit > supply) {
-    throw new CaesarError(
-      CaesarErrorCode.GOV_INVALID_PARAM,
-      `${tx.op}: minDeposit ${next.gov.minDeposit} is above the total supply ${supply}: no later proposal could be paid for`,
-      { param: 'minDeposit' },
-    );
-  }
+  requireMinDepositFits(
+    tx.changes,
+    next.gov,
+    stored === null ? 0n : decodeTokenParams(stored).supply,
+  );
   if (tx.deposit < gov.minDeposit) {
     throw new CaesarError(
       CaesarErrorCode.GOV_DEPOSIT_TOO_SMALL,

@@ -27,7 +27,8 @@ import { readAmount, writeAmount } from './state.js';
  *                              commission change, only once one happened; `slashed`, the height
  *                              of its last equivocation slash, only once one happened;
  *                              `vacant`, the height from which it has had no tokens, no shares
- *                              and no power, only while that holds)
+ *                              and no power, only while that holds; `backing`, the stake behind
+ *                              its recent powers, only once its power changed)
  *   del/<validator 20><delegator 32>   the delegator's shares of that validator
  *   dlg/<delegator 32>         CBOR array of the validators the delegator has shares of, sorted
  *                              (the delegator index: exactly the `del/` keys above zero);
@@ -108,6 +109,57 @@ export interface ValidatorRecord {
    * vacantRecordLifetime(unbondingBlocks)` on, an epoch's end removes it (end-block.ts).
    */
   readonly vacantSince?: number;
+  /**
+   * The stake behind the powers it voted with lately, oldest first (`backingAt`): written at
+   * each change of that stake (end-block.ts), kept while evidence can still name a height it
+   * was in force; absent while its power never changed (genesis and older records), and then
+   * its power × `powerUnit`. Slashing burns a fraction of the stake in force at the offence.
+   */
+  readonly backing?: readonly PowerBacking[];
+}
+
+/**
+ * The stake behind a power: from height `from` on (the first height the power votes, two
+ * heights after the block that handed it over) the validator voted with `stake / powerUnit`,
+ * and `stake` is that power × the `powerUnit` it was computed with (0: out of the set).
+ */
+export interface PowerBacking {
+  readonly from: number;
+  readonly stake: bigint;
+}
+
+/**
+ * The stake behind the power `record` voted with at `height`: the last `backing` entry from
+ * at or before it; without one, its power × `powerUnit` (the power never changed since the
+ * genesis, or since before the oldest entry, which holds the one before it: `from` 0).
+ */
+export function backingAt(record: ValidatorRecord, height: number, powerUnit: bigint): bigint {
+  let stake: bigint | undefined;
+  for (const entry of record.backing ?? []) if (entry.from <= height) stake = entry.stake;
+  return stake ?? BigInt(record.power) * powerUnit;
+}
+
+/**
+ * `record` whose power, from height `from` on, is backed by `stake`: the entry is appended
+ * (replacing any from `from` on), and entries that no evidence in a block after `height` can
+ * reach are dropped: such evidence names heights of at least height + 1 − EVIDENCE_MAX_AGE, so
+ * the last entry in force then and those after it are kept. The first entry of a record records
+ * the stake it had before (`from` 0, its power × `powerUnit`), so a height before the change
+ * still finds it. At most one entry per block: fewer than EVIDENCE_MAX_AGE + 3 entries.
+ */
+export function withBacking(
+  record: ValidatorRecord,
+  from: number,
+  stake: bigint,
+  powerUnit: bigint,
+  height: number,
+): ValidatorRecord {
+  const known = record.backing ?? [{ from: 0, stake: BigInt(record.power) * powerUnit }];
+  const earlier = known.filter((entry) => entry.from < from);
+  const oldest = height + 1 - EVIDENCE_MAX_AGE;
+  let keep = 0;
+  for (const [index, entry] of earlier.entries()) if (entry.from <= oldest) keep = index;
+  return { ...record, backing: [...earlier.slice(keep), { from, stake }] };
 }
 
 /**
@@ -217,9 +269,9 @@ function decode(value: Uint8Array, what: string): unknown {
 
 /**
  * The record as a canonical CBOR map of 9 fields, plus `changed` (the last commission change's
- * height), `slashed` (the last equivocation slash's height) and `vacant` (`vacantSince`), each
- * written only when it applies: records from before `edit-validator`, the slash watermark and
- * vacancy keep their bytes.
+ * height), `slashed` (the last equivocation slash's height), `vacant` (`vacantSince`) and
+ * `backing` (array of `[from, stake]`), each written only when it applies: records from before
+ * `edit-validator`, the slash watermark, vacancy and backing keep their bytes.
  */
 export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
   return encodeCanonical({
@@ -235,6 +287,22 @@ export function encodeValidatorRecord(record: ValidatorRecord): Uint8Array {
     ...(record.commissionChangedAt === undefined ? {} : { changed: record.commissionChangedAt }),
     ...(record.slashedAt === undefined ? {} : { slashed: record.slashedAt }),
     ...(record.vacantSince === undefined ? {} : { vacant: record.vacantSince }),
+    ...(record.backing === undefined
+      ? {}
+      : { backing: record.backing.map((entry) => [entry.from, amountBytes(entry.stake)]) }),
+  });
+}
+
+function decodeBacking(value: unknown, what: string): PowerBacking[] {
+  if (!Array.isArray(value) || value.length === 0) corrupt(what, 'backing: not a non-empty array');
+  let previous = -1;
+  return value.map((item: unknown): PowerBacking => {
+    if (!Array.isArray(item) || item.length !== 2)
+      corrupt(what, 'backing: an entry is not 2 fields');
+    const [from, stake] = item as unknown[];
+    if (!isHeight(from) || from <= previous) corrupt(what, 'backing: heights out of order');
+    previous = from;
+    return { from, stake: readStoredBigint(stake, what) };
   });
 }
 
@@ -243,13 +311,17 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
   const map = decode(value, what) as Record<string, unknown> | null;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) corrupt(what, 'not a map');
   const { key, pq, root, commission, tokens, shares, power, jailed, until } = map;
-  const { changed, slashed, vacant } = map;
+  const { changed, slashed, vacant, backing } = map;
   const hasChanged = Object.hasOwn(map, 'changed');
   const hasSlashed = Object.hasOwn(map, 'slashed');
   const hasVacant = Object.hasOwn(map, 'vacant');
-  const optional = Number(hasChanged) + Number(hasSlashed) + Number(hasVacant);
+  const hasBacking = Object.hasOwn(map, 'backing');
+  const optional = Number(hasChanged) + Number(hasSlashed) + Number(hasVacant) + Number(hasBacking);
   if (Object.keys(map).length !== 9 + optional) {
-    corrupt(what, 'expected 9 fields, plus "changed", "slashed" and "vacant" when present');
+    corrupt(
+      what,
+      'expected 9 fields, plus "changed", "slashed", "vacant" and "backing" when present',
+    );
   }
   if (hasChanged && !isHeight(changed)) corrupt(what, 'bad commission change height');
   if (hasSlashed && !isHeight(slashed)) corrupt(what, 'bad slash height');
@@ -273,6 +345,7 @@ export function decodeValidatorRecord(value: Uint8Array): ValidatorRecord {
     ...(hasChanged ? { commissionChangedAt: changed as number } : {}),
     ...(hasSlashed ? { slashedAt: slashed as number } : {}),
     ...(hasVacant ? { vacantSince: vacant as number } : {}),
+    ...(hasBacking ? { backing: decodeBacking(backing, what) } : {}),
   };
 }
 

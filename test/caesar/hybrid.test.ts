@@ -475,8 +475,9 @@ describe('hybrid accounts in staking and governance', () => {
       encodeGovTx({
         op: 'gov/submit-proposal',
         fee: 5n,
-        title: 'a higher deposit',
-        changes: [{ name: 'minDeposit', value: 200n }],
+        title: 'a lower deposit',
+        // At most 1 % of the supply (7,200): 72.
+        changes: [{ name: 'minDeposit', value: 60n }],
         deposit: 100n,
       }),
     );

@@ -17,7 +17,7 @@ import {
   MAX_TOTAL_VOTING_POWER,
 } from '../../src/consensus/validator-set.js';
 import type { ValidatorSet } from '../../src/consensus/validator-set.js';
-import { toHex } from '../../src/crypto/bytes.js';
+import { bytesEqual, toHex } from '../../src/crypto/bytes.js';
 import { makeSender } from '../consensus/application/fixture.js';
 import type { Sender, TestNode } from '../consensus/application/fixture.js';
 import { addressOf, transfer } from './caesar-fixture.js';
@@ -188,6 +188,8 @@ describe('caesar staking properties over random sequences', () => {
     const seen = {
       applied: new Set<string>(),
       burns: 0,
+      /** Burns below the fraction of the tokens now: stake came after the power was set. */
+      burnsBelowStakeNow: 0,
       downtimeJails: 0,
       joins: 0,
       removals: 0,
@@ -243,6 +245,16 @@ describe('caesar staking properties over random sequences', () => {
           );
           // Heights whose end recomputed the set (an epoch with a non-empty selection); 0: genesis.
           const recomputes = [0];
+          // The powers each validator voted with, from the updates handed to consensus: an
+          // update returned by block h votes from h + 2.
+          const powers = new Map<string, { from: number; power: number }[]>(
+            selfBonds.map((bond, i) => [
+              validators[i]!.id,
+              [{ from: 0, power: Number(bond / PARAMS.powerUnit) }],
+            ]),
+          );
+          const powerAt = (id: string, at: number): number =>
+            (powers.get(id) ?? []).filter((entry) => entry.from <= at).at(-1)?.power ?? 0;
           const heldBefore = new Map<string, string[]>();
           for (const [index, block] of blocks.entries()) {
             const height = index + 1;
@@ -364,9 +376,11 @@ describe('caesar staking properties over random sequences', () => {
                   }),
             };
             const input = blockInput(height, [], extras);
-            // Predicted burn: the slashed validator's stake and its unbondings begun after the
-            // epoch block whose set it voted with at the offence (updates of block e count from
-            // e + 2), unless that offence was slashed already (at or before slashedAt + 1).
+            // Predicted burn: the fraction of the stake behind the power it voted with at the
+            // offence (power × powerUnit), from its unbondings begun after the epoch block
+            // whose set it voted with (updates of block e count from e + 2) first, the rest
+            // from its tokens (at most all of them), unless that offence was slashed already
+            // (at or before slashedAt + 1).
             let burn = 0n;
             const offender = slashed === undefined ? undefined : before.get(slashed.id);
             const offence = slashed === undefined ? 0 : input.evidence[0]!.voteA.height;
@@ -379,14 +393,18 @@ describe('caesar staking properties over random sequences', () => {
               const votedWith = offence - 2;
               // An epoch whose selection was empty set no power: the one before it did.
               const powerSetAt = recomputes.filter((h) => h <= votedWith).at(-1) ?? 0;
-              burn += slashCut(offender.tokens);
+              const due = slashCut(BigInt(powerAt(slashed.id, offence)) * PARAMS.powerUnit);
+              let fromUnbondings = 0n;
               for (const d of accounts) {
                 for (const entry of height === 1 ? [] : unbondingOf(proposer, d)) {
                   if (toHex(entry.validator) === slashed.id && entry.creationHeight > powerSetAt) {
-                    burn += slashCut(entry.amount);
+                    fromUnbondings += slashCut(entry.amount);
                   }
                 }
               }
+              const rest = due > fromUnbondings ? due - fromUnbondings : 0n;
+              burn += fromUnbondings + (rest < offender.tokens ? rest : offender.tokens);
+              if (due < slashCut(offender.tokens)) seen.burnsBelowStakeNow++;
             }
 
             if (
@@ -568,6 +586,10 @@ describe('caesar staking properties over random sequences', () => {
             assert.deepEqual(actual.sort(order), predicted.sort(order), `updates at ${height}`);
             for (const [id, power] of after) assert.equal(power.power, expected.get(id) ?? 0);
             // Consensus accepts them (no refusal: keys, FALCON keys, roots, never an empty set).
+            for (const u of prepared.result.validatorUpdates) {
+              const id = validators.find((v) => bytesEqual(v.sender.publicKey, u.publicKey))!.id;
+              powers.set(id, [...(powers.get(id) ?? []), { from: height + 2, power: u.power }]);
+            }
             consensusSet = applyValidatorUpdates(
               consensusSet,
               prepared.result.validatorUpdates,

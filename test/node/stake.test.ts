@@ -1143,7 +1143,7 @@ describe('hypermesh stake against a running validator', () => {
       'gov',
       'propose',
       '--param',
-      'minDeposit=20000000',
+      'minDeposit=5000000',
       '--deposit',
       '10',
       '--title',
