@@ -60,7 +60,11 @@ export interface ConsensusAcmeIssuerOptions {
    * an issuance refused there (e.g. `CA_RATE_LIMITED`) gets that refusal's ACME problem.
    */
   readonly evictionOf?: (txHash: Uint8Array) => { code: string; message: string } | undefined;
-  /** Longest wait for commit and publication (default 120 s); then `UNAVAILABLE`. */
+  /**
+   * Longest wait for commit and publication (default 120 s); then `UNAVAILABLE`. A transaction
+   * still pending or committed then keeps its issuance record, and the server leaves the order
+   * `processing` (a later poll of the order waits for the same transaction again).
+   */
   readonly timeoutMs?: number;
   /**
    * Where the transaction each order was sent as is kept across restarts (the ACME store's
@@ -174,6 +178,11 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   private readonly orders = new Map<string, Promise<AcmeIssuedCertificate>>();
   /** Submissions one at a time, so sequence numbers follow each other. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * The issuance transactions (hex) this process admitted whose order is not settled yet: one
+   * of them gone from the mempool uncommitted was dropped, not lost with a restart's mempool.
+   */
+  private readonly sentHere = new Set<string>();
   private localNext = 0;
   private closed = false;
 
@@ -190,15 +199,57 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   issue(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate> {
     const known = this.orders.get(request.orderId);
     if (known !== undefined) return known;
-    const result = this.issueOnce(request);
+    const result = this.issueOnce(request).then(
+      (issued) => {
+        // The certificate is in the server's store from here on; the entry only joined
+        // concurrent calls while the issuance ran.
+        this.orders.delete(request.orderId);
+        this.settled(request.orderId);
+        return issued;
+      },
+      (error: unknown) => {
+        this.orders.delete(request.orderId);
+        // A transaction still in the mempool, or committed and not yet published, keeps its
+        // record: the order waits for it again (`issueOnce`) instead of sending a duplicate.
+        // Stopping is not a failure of the order either: the record stays for the restart.
+        if (!this.closed && !this.outstanding(request.orderId)) {
+          this.settled(request.orderId);
+          this.options.issuances?.forgetIssuance(request.orderId);
+        }
+        throw error;
+      },
+    );
     this.orders.set(request.orderId, result);
-    // A failed order may be retried by the server after a restart; forget failures.
-    result.catch(() => {
-      this.orders.delete(request.orderId);
-      // Stopping is not a failure of the order: its transaction stays recorded for the restart.
-      if (!this.closed) this.options.issuances?.forgetIssuance(request.orderId);
-    });
     return result;
+  }
+
+  /** The order's transaction no longer needs telling apart from one lost with a restart. */
+  private settled(orderId: string): void {
+    const sent = this.options.issuances?.issuanceOf(orderId) ?? null;
+    if (sent !== null) this.sentHere.delete(toHex(sent));
+  }
+
+  /** Orders whose issuance is running now (joined by a repeated `issue`). */
+  get issuingCount(): number {
+    return this.orders.size;
+  }
+
+  /**
+   * Whether the transaction recorded for `orderId` may still yield a certificate: waiting in
+   * the mempool, or committed without a refusal (publication follows). A refused transaction,
+   * or one that left the mempool uncommitted, is not. A failed read counts as outstanding:
+   * forgetting a live transaction would send a duplicate.
+   */
+  private outstanding(orderId: string): boolean {
+    const sent = this.options.issuances?.issuanceOf(orderId) ?? null;
+    if (sent === null) return false;
+    try {
+      const answer = this.options.query({ path: TX_RESULT_QUERY, data: sent });
+      if (answer.value === null) return this.options.pending(sent);
+      return decodeRecordedTxResult(answer.value).code === 0;
+    } catch {
+      return true;
+    }
   }
 
   private async issueOnce(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate> {
@@ -211,9 +262,16 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
       (this.options.query({ path: TX_RESULT_QUERY, data: sent }).value !== null ||
         this.options.pending(sent))
     ) {
-      const issued = await this.wait(sent, 'issue');
+      // It may be committed and published already, with no commit to come: look now.
+      const issued = await this.wait(sent, 'issue', true);
       if (issued === null) throw new RangeError('an issuance resolved without a certificate');
       return issued;
+    }
+    if (sent !== null && this.sentHere.has(toHex(sent))) {
+      // Admitted by this process (an earlier wait ran out), then gone from the mempool
+      // uncommitted: dropped, so the order fails rather than sending another request.
+      this.localNext = 0;
+      throw this.droppedError(sent);
     }
     const dnsNames = request.identifiers.filter((i) => i.type === 'dns').map((i) => i.value);
     const ipAddresses = request.identifiers.filter((i) => i.type === 'ip').map((i) => i.value);
@@ -237,7 +295,10 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
         );
       }
     });
-    this.options.issuances?.recordIssuance(request.orderId, txHash);
+    if (this.options.issuances !== undefined) {
+      this.options.issuances.recordIssuance(request.orderId, txHash);
+      this.sentHere.add(toHex(txHash));
+    }
     const issued = await this.wait(txHash, 'issue');
     if (issued === null) throw new RangeError('an issuance resolved without a certificate');
     return issued;
@@ -282,19 +343,22 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
    * revocations whose transaction was committed, refused, published or lost.
    */
   committed(): void {
-    for (const waiter of [...this.waiters]) {
-      try {
-        this.check(waiter);
-      } catch (error) {
-        this.settle(waiter, () =>
-          waiter.reject(
-            new AcmeIssuerError(
-              AcmeIssuerErrorCode.UNAVAILABLE,
-              `reading the CA state failed: ${(error as Error).message}`,
-            ),
+    for (const waiter of [...this.waiters]) this.checkOrFail(waiter);
+  }
+
+  /** `check`, with a failed read of the state settling the wait as `UNAVAILABLE`. */
+  private checkOrFail(waiter: Waiter): void {
+    try {
+      this.check(waiter);
+    } catch (error) {
+      this.settle(waiter, () =>
+        waiter.reject(
+          new AcmeIssuerError(
+            AcmeIssuerErrorCode.UNAVAILABLE,
+            `reading the CA state failed: ${(error as Error).message}`,
           ),
-        );
-      }
+        ),
+      );
     }
   }
 
@@ -315,21 +379,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
         if (this.options.pending(waiter.txHash)) return;
         // Neither pending nor committed: dropped from the mempool (e.g. a sequence gap).
         this.localNext = 0;
-        const eviction = this.options.evictionOf?.(waiter.txHash);
-        if (eviction !== undefined && eviction.code.startsWith('CA_')) {
-          this.settle(waiter, () =>
-            waiter.reject(acmeErrorForCaRefusal(eviction.code, eviction.message)),
-          );
-          return;
-        }
-        this.settle(waiter, () =>
-          waiter.reject(
-            new AcmeIssuerError(
-              AcmeIssuerErrorCode.UNAVAILABLE,
-              `the ca transaction ${toHex(waiter.txHash)} left the mempool without being committed`,
-            ),
-          ),
-        );
+        this.settle(waiter, () => waiter.reject(this.droppedError(waiter.txHash)));
         return;
       }
       const result = decodeRecordedTxResult(answer.value);
@@ -344,16 +394,18 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
         return;
       }
     }
-    void findPublishedCertificate(this.options.query, waiter.txHash).then(
-      (status) => {
+    // The chain is built inside the read, so a failure of either (an issuer missing from the
+    // bundle, say) settles the wait instead of escaping as an unhandled rejection.
+    void findPublishedCertificate(this.options.query, waiter.txHash)
+      .then((status) => {
         if (status.status !== 'published' || !this.waiters.has(waiter)) return;
         const chain = certificateChainPem(this.options.bundle, status.certificate, status.issuer);
         const leaf = derToPem(status.certificate);
         this.settle(waiter, () =>
           waiter.resolve({ certificatePem: leaf, chainPem: chain.slice(leaf.length) }),
         );
-      },
-      (error: unknown) =>
+      })
+      .catch((error: unknown) =>
         this.settle(waiter, () =>
           waiter.reject(
             new AcmeIssuerError(
@@ -362,6 +414,21 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
             ),
           ),
         ),
+      );
+  }
+
+  /**
+   * The error for a transaction that left the mempool uncommitted: the refusal of the
+   * mempool's re-check after a commit when it has one (`evictionOf`), else `UNAVAILABLE`.
+   */
+  private droppedError(txHash: Uint8Array): AcmeIssuerError {
+    const eviction = this.options.evictionOf?.(txHash);
+    if (eviction !== undefined && eviction.code.startsWith('CA_')) {
+      return acmeErrorForCaRefusal(eviction.code, eviction.message);
+    }
+    return new AcmeIssuerError(
+      AcmeIssuerErrorCode.UNAVAILABLE,
+      `the ca transaction ${toHex(txHash)} left the mempool without being committed`,
     );
   }
 
@@ -370,8 +437,18 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
     action();
   }
 
-  /** Waits for `txHash` to be committed (and, for an issuance, published), with a deadline. */
-  private wait(txHash: Uint8Array, kind: Waiter['kind']): Promise<AcmeIssuedCertificate | null> {
+  /**
+   * Waits for `txHash` to be committed (and, for an issuance, published), with a deadline;
+   * `checkNow` looks at the state at once instead of at the next commit. At the deadline the
+   * state is looked at once more, so a refusal or a drop gets its own error; a transaction still
+   * pending or committed gets `UNAVAILABLE`, and `issue` keeps its record (the order is not
+   * failed: a later `issue` of it waits again).
+   */
+  private wait(
+    txHash: Uint8Array,
+    kind: Waiter['kind'],
+    checkNow = false,
+  ): Promise<AcmeIssuedCertificate | null> {
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_ACME_ISSUE_TIMEOUT_MS;
     if (this.closed) {
       // Stopped while the transaction was being admitted: `close` has settled its waiters.
@@ -381,6 +458,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
     }
     return new Promise((resolve, reject) => {
       const deadline = setTimeout(() => {
+        this.checkOrFail(waiter);
         this.settle(waiter, () =>
           reject(
             new AcmeIssuerError(
@@ -405,6 +483,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
         },
       };
       this.waiters.add(waiter);
+      if (checkNow) this.checkOrFail(waiter);
     });
   }
 

@@ -12,7 +12,8 @@ export type Route =
   | { readonly kind: 'revokeCert' }
   | { readonly kind: 'keyChange' }
   | { readonly kind: 'account'; readonly id: string }
-  | { readonly kind: 'accountOrders'; readonly id: string }
+  /** `cursor`: RFC 8555 §7.1.2.1 paging, from the previous page's `Link: rel="next"`. */
+  | { readonly kind: 'accountOrders'; readonly id: string; readonly cursor?: string }
   | { readonly kind: 'order'; readonly id: string }
   | { readonly kind: 'finalize'; readonly id: string }
   | { readonly kind: 'authorization'; readonly id: string }
@@ -35,6 +36,9 @@ const FIXED: ReadonlyMap<string, RouteKind> = new Map<string, RouteKind>([
 
 // Any segment (even empty or not base64url), so that a bad certID is a 400 `malformed`, not a 404.
 const RENEWAL_INFO = /^\/acme\/renewal-info\/([^/?#]*)$/;
+
+// The one query string this server answers: the orders list's page cursor (an order ID).
+const ORDERS_PAGE = /^\/acme\/acct\/([A-Za-z0-9_-]{1,64})\/orders\?cursor=([A-Za-z0-9_-]{1,64})$/;
 
 const WITH_ID =
   /^\/acme\/(acct|order|authz|chall|cert)\/([A-Za-z0-9_-]{1,64})(\/orders|\/finalize)?$/;
@@ -67,8 +71,9 @@ export class AcmeUrls {
   account(id: string): string {
     return `${this.base}/acme/acct/${id}`;
   }
-  accountOrders(id: string): string {
-    return `${this.base}/acme/acct/${id}/orders`;
+  accountOrders(id: string, cursor?: string): string {
+    const list = `${this.base}/acme/acct/${id}/orders`;
+    return cursor === undefined ? list : `${list}?cursor=${cursor}`;
   }
   order(id: string): string {
     return `${this.base}/acme/order/${id}`;
@@ -95,10 +100,15 @@ export class AcmeUrls {
   }
 }
 
-/** The route of a request target, or `undefined` for anything else (query strings included). */
+/**
+ * The route of a request target, or `undefined` for anything else (query strings included,
+ * but for the orders list's `cursor`).
+ */
 export function routeOf(target: string): Route | undefined {
   const fixed = FIXED.get(target);
   if (fixed !== undefined) return { kind: fixed } as Route;
+  const page = ORDERS_PAGE.exec(target);
+  if (page !== null) return { kind: 'accountOrders', id: page[1] ?? '', cursor: page[2] ?? '' };
   const renewal = RENEWAL_INFO.exec(target);
   if (renewal !== null) return { kind: 'renewalInfo', certId: renewal[1] ?? '' };
   const match = WITH_ID.exec(target);

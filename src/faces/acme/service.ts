@@ -127,6 +127,13 @@ export interface AcmeServiceOptions {
   readonly maxValidations?: number;
   readonly maxValidationsPerAccount?: number;
   /**
+   * Validations one account may have waiting for a slot (default
+   * `DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT`); a challenge response over it is refused with
+   * `rateLimited` (429) and the challenge stays `pending`. Waiting accounts take the free slots
+   * in turn, so one account's backlog delays another's validation by at most one round.
+   */
+  readonly maxQueuedValidationsPerAccount?: number;
+  /**
    * Pending, unexpired authorizations one account may hold (default
    * `DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT`); a newOrder that would go over it is
    * refused with `rateLimited` (429) and nothing is stored.
@@ -157,6 +164,8 @@ export interface Reply {
 /** Default caps on validations in flight, over all accounts and per account. */
 export const DEFAULT_MAX_VALIDATIONS = 32;
 export const DEFAULT_MAX_VALIDATIONS_PER_ACCOUNT = 8;
+/** Default validations one account may have waiting: one full order (`MAX_ORDER_IDENTIFIERS`). */
+export const DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT = 100;
 /** Default limit on one account's pending authorizations (Let's Encrypt's is 1,000). */
 export const DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT = 300;
 
@@ -166,7 +175,10 @@ export const DEFAULT_NEW_ACCOUNT_WINDOW_MS = 3 * 3_600_000;
 /** Client addresses whose new-account window is kept in memory at most. */
 const MAX_TRACKED_ADDRESSES = 100_000;
 
-/** Most order URLs one account's `orders` list returns. */
+/**
+ * Order URLs per page of an account's `orders` list (RFC 8555 §7.1.2.1), newest first; a
+ * `Link: rel="next"` leads to the older ones.
+ */
 export const MAX_LISTED_ORDERS = 1_000;
 /** Seconds a client is asked to wait before polling a processing object again. */
 const RETRY_AFTER_SECONDS = '1';
@@ -201,6 +213,8 @@ export class AcmeService {
       maxInFlight: options.maxValidations ?? DEFAULT_MAX_VALIDATIONS,
       maxInFlightPerAccount:
         options.maxValidationsPerAccount ?? DEFAULT_MAX_VALIDATIONS_PER_ACCOUNT,
+      maxQueuedPerAccount:
+        options.maxQueuedValidationsPerAccount ?? DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT,
     });
     this.maxPendingAuthorizations =
       options.maxPendingAuthorizationsPerAccount ?? DEFAULT_MAX_PENDING_AUTHORIZATIONS_PER_ACCOUNT;
@@ -281,11 +295,12 @@ export class AcmeService {
 
   /**
    * Restarts validations and issuances that were running (or waiting) when the server last
-   * stopped. The validations queue oldest first, under the same caps as new ones.
+   * stopped. The validations queue oldest first, under the same caps on running ones as new
+   * ones; they were admitted under the cap on waiting ones before, so it does not refuse them.
    */
   resume(): void {
     for (const { id, accountId } of this.store.challengesInStatus('processing')) {
-      this.validations.enqueue(id, accountId);
+      this.validations.enqueue(id, accountId, true);
     }
     this.startValidations();
     for (const id of this.store.orderIdsInStatus('processing')) this.startIssuance(id);
@@ -318,7 +333,7 @@ export class AcmeService {
       case 'account':
         return this.account(route.id, body, url);
       case 'accountOrders':
-        return this.accountOrders(route.id, body, url);
+        return this.accountOrders(route.id, body, url, route.cursor);
       case 'keyChange':
         return this.keyChange(body, url);
       case 'newOrder':
@@ -459,12 +474,22 @@ export class AcmeService {
     }
   }
 
-  private accountOrders(id: string, body: string, url: string): Reply {
+  /**
+   * §7.1.2.1: the account's orders, newest first, `MAX_LISTED_ORDERS` per page; the next page's
+   * URL carries the last listed order as its cursor.
+   */
+  private accountOrders(id: string, body: string, url: string, cursor?: string): Reply {
     const auth = this.authenticate(body, url, 'kid');
     this.ownAccount(auth, id);
     if (!this.isPostAsGet(auth.jws)) throw malformed('the orders list only answers POST-as-GET');
-    const ids = this.store.orderIdsOfAccount(id, MAX_LISTED_ORDERS);
-    return json(200, { orders: ids.map((orderId) => this.urls.order(orderId)) });
+    const page = this.store.orderPageOfAccount(id, MAX_LISTED_ORDERS, cursor);
+    if (page === undefined) throw malformed('the cursor names no order of this account');
+    const last = page.ids.at(-1);
+    const next =
+      page.more && last !== undefined
+        ? { Link: `<${this.urls.accountOrders(id, last)}>;rel="next"` }
+        : undefined;
+    return json(200, { orders: page.ids.map((orderId) => this.urls.order(orderId)) }, next);
   }
 
   /** §7.3.5: the outer JWS is signed by the old key, the inner one by the new key. */
@@ -680,7 +705,11 @@ export class AcmeService {
   private order(id: string, body: string, url: string): Reply {
     const auth = this.authenticate(body, url, 'kid');
     if (!this.isPostAsGet(auth.jws)) throw malformed('an order only answers POST-as-GET');
-    return this.orderReply(this.ownOrder(auth, id));
+    const order = this.ownOrder(auth, id);
+    // A processing order no issuance is working on (the issuer's wait ran out while the CA
+    // transaction was still pending): this poll looks for its certificate again.
+    if (order.status === 'processing' && !this.stopped) this.startIssuance(order.id);
+    return this.orderReply(order);
   }
 
   /** Expires a pending or valid authorization whose time has passed (§7.1.6). */
@@ -768,15 +797,34 @@ export class AcmeService {
     if (authorization.status !== 'pending') {
       throw malformed(`the authorization is ${authorization.status}, not pending`);
     }
-    if (challenge.status === 'pending') {
+    // RFC 8555 §7.5.1: the client responds to one of the offered challenges, and the server
+    // finalizes the authorization when it has completed one validation. One validation of an
+    // authorization runs at a time: a response to another of its challenges while one is
+    // processing starts nothing, and is answered with that challenge as it is (still pending).
+    const validating = this.store
+      .challengesOfAuthorization(authorization.id)
+      .some((other) => other.id !== id && other.status === 'processing');
+    if (challenge.status === 'pending' && !validating) {
+      const queued = this.validations.enqueue(id, authorization.accountId);
+      if (queued === 'full') throw this.validationQueueFull(authorization.accountId);
       this.store.updateChallenge(id, { status: 'processing' });
-      if (this.validations.enqueue(id, authorization.accountId)) this.startValidations();
+      if (queued === 'queued') this.startValidations();
     }
     const current = this.store.challengeById(id) as ChallengeRecord;
     // Clients poll the authorization after this; lego waits Retry-After (else 5 s) between polls.
     const retry: Record<string, string> =
       current.status === 'processing' ? { 'Retry-After': RETRY_AFTER_SECONDS } : {};
     return json(200, challengeObject(current, this.urls), { ...up, ...retry });
+  }
+
+  /** The account has as many validations waiting as it may: `rateLimited` (RFC 8555 §6.6). */
+  private validationQueueFull(accountId: string): AcmeProblem {
+    const seconds = Math.max(1, Math.ceil(this.options.validation.timeoutMs / 1000));
+    return problem(
+      ProblemType.rateLimited,
+      `the account has ${this.validations.queuedOf(accountId)} challenge validations waiting, the most one account may; retry after ${seconds} s`,
+      { headers: { 'Retry-After': String(seconds) } },
+    );
   }
 
   private track(task: Promise<void>): void {
@@ -1061,6 +1109,17 @@ export class AcmeService {
         chainPem: `${issued.certificatePem.trim()}\n${chain.length === 0 ? '' : `${issued.chainPem.trim()}\n`}`,
       };
     } catch (error) {
+      // The consensus issuer keeps the order's issuance record only while its transaction may
+      // still yield a certificate (pending in the mempool, or committed and not yet published):
+      // the order then stays `processing`, and the next poll of it (or `resume`) waits for that
+      // transaction again instead of failing an order whose certificate is being issued.
+      if (
+        error instanceof AcmeIssuerError &&
+        error.code === AcmeIssuerErrorCode.UNAVAILABLE &&
+        this.store.issuanceOf(orderId) !== null
+      ) {
+        return;
+      }
       this.store.updateOrder(orderId, {
         status: 'invalid',
         error: issuanceProblem(error).asDocument(),

@@ -494,13 +494,39 @@ export class AcmeStore {
     return row === undefined ? undefined : order(row);
   }
 
-  orderIdsOfAccount(accountId: string, limit: number): string[] {
-    return this.db
-      .prepare(
-        "SELECT id FROM acme_order WHERE account_id = ? AND status != 'invalid' ORDER BY created_ms, id LIMIT ?",
-      )
-      .pluck()
-      .all(accountId, limit) as string[];
+  /**
+   * One page of the account's orders that are not `invalid`, newest first (insertion order
+   * breaks ties of one millisecond): at most `limit`, those older than the order `after` when
+   * given (the previous page's last; it must be the account's), and whether older ones follow.
+   * Keyset paging: orders made meanwhile neither shift nor repeat the later pages. Undefined
+   * when `after` is not an order of the account.
+   */
+  orderPageOfAccount(
+    accountId: string,
+    limit: number,
+    after?: string,
+  ): { readonly ids: string[]; readonly more: boolean } | undefined {
+    let ids: string[];
+    if (after === undefined) {
+      ids = this.db
+        .prepare(
+          "SELECT id FROM acme_order WHERE account_id = ? AND status != 'invalid' ORDER BY created_ms DESC, rowid DESC LIMIT ?",
+        )
+        .pluck()
+        .all(accountId, limit + 1) as string[];
+    } else {
+      const mark = this.db
+        .prepare('SELECT created_ms, rowid FROM acme_order WHERE id = ? AND account_id = ?')
+        .get(after, accountId) as { created_ms: number; rowid: number } | undefined;
+      if (mark === undefined) return undefined;
+      ids = this.db
+        .prepare(
+          "SELECT id FROM acme_order WHERE account_id = ? AND status != 'invalid' AND (created_ms, rowid) < (?, ?) ORDER BY created_ms DESC, rowid DESC LIMIT ?",
+        )
+        .pluck()
+        .all(accountId, mark.created_ms, mark.rowid, limit + 1) as string[];
+    }
+    return { ids: ids.slice(0, limit), more: ids.length > limit };
   }
 
   /** Orders that are not `invalid` and replace the certificate `certId` names (RFC 9773 §5). */

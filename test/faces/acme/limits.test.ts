@@ -11,6 +11,7 @@ import { dns01TxtValue, keyAuthorization } from '../../../src/faces/acme/validat
 import { ValidationQueue } from '../../../src/faces/acme/validation-queue.js';
 import { NewAccountLimit, addressKey } from '../../../src/faces/acme/account-limit.js';
 import { ACME_IDLE_TIMEOUT_MS } from '../../../src/faces/acme/server.js';
+import { DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT } from '../../../src/faces/acme/service.js';
 import { DEFAULT_ACME_ISSUE_TIMEOUT_MS } from '../../../src/node/acme-issuer.js';
 import { waitForCondition, withDeadline } from '../../helpers/wait.js';
 import {
@@ -158,6 +159,14 @@ describe('ACME limits: validations in flight', () => {
 
   const account = (running: RunningAcme): Promise<RawAcmeClient> => registeredClient(running, pki);
 
+  /** Closes `running` with validations still waiting: no new one starts, the held ones end. */
+  const closeWithBacklog = async (running: RunningAcme, txt: HeldTxt): Promise<void> => {
+    const closing = running.close();
+    servers.splice(servers.indexOf(running), 1);
+    txt.releaseAll();
+    await closing;
+  };
+
   /** An order for `identifier` and its dns-01 challenge, with the TXT value set in `txt`. */
   const dnsChallenge = async (
     client: RawAcmeClient,
@@ -276,6 +285,109 @@ describe('ACME limits: validations in flight', () => {
     assert.equal(txt.peakPerGroup.get('alice'), 2);
     assert.equal(txt.peakPerGroup.get('bob'), 2);
     assert.deepEqual(await validationGauge(registry), { in_flight: 0, queued: 0 });
+  });
+
+  it("takes free slots account by account: a backlog holds up another account's validation one round at most", async () => {
+    const txt = new HeldTxt((name) => name.split('.')[1] as string);
+    const running = await start(txt, { maxValidations: 2, maxValidationsPerAccount: 2 });
+    const [x, y, victim] = [await account(running), await account(running), await account(running)];
+    const ofX: PendingChallenge[] = [];
+    const ofY: PendingChallenge[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      ofX.push(await dnsChallenge(x, txt, `x${i}.x.test`));
+      ofY.push(await dnsChallenge(y, txt, `y${i}.y.test`));
+    }
+    const ofVictim = await dnsChallenge(victim, txt, 'v0.victim.test');
+    for (const challenge of ofX) await respond(x, challenge);
+    for (const challenge of ofY) await respond(y, challenge);
+    await respond(victim, ofVictim);
+    await txt.waitHeld(['x0.x.test', 'x1.x.test']);
+
+    // Waiting: X's 3, Y's 5, then the victim's one. First in, first out, the victim would be
+    // the ninth to start; taking turns (X, Y, victim), it is the third.
+    txt.release('x0.x.test');
+    await txt.waitHeld(['x1.x.test', 'x2.x.test']);
+    txt.release('x1.x.test');
+    await txt.waitHeld(['x2.x.test', 'y0.y.test']);
+    txt.release('x2.x.test');
+    await txt.waitHeld(['v0.victim.test', 'y0.y.test']);
+    assert.deepEqual(txt.started, [
+      'x0.x.test',
+      'x1.x.test',
+      'x2.x.test',
+      'y0.y.test',
+      'v0.victim.test',
+    ]);
+    txt.release('v0.victim.test');
+    await waitValid(running, victim, [ofVictim]);
+    await closeWithBacklog(running, txt);
+  });
+
+  it('validates one challenge of an authorization at a time: a response to another is answered as it is', async () => {
+    const txt = new HeldTxt();
+    const registry = new Registry();
+    const running = await start(txt, { registry });
+    const client = await account(running);
+    const dns01 = await dnsChallenge(client, txt, 'one.limits.test');
+    await respond(client, dns01);
+    await txt.waitHeld([dns01.identifier]);
+    const authz = await client.post(dns01.authorization, '');
+    const others = (authz.json?.challenges as Array<Record<string, string>>).filter(
+      (c) => c.type !== 'dns-01',
+    );
+    assert.ok(others.length > 0, authz.text);
+    for (const other of others) {
+      const reply = await client.post(other.url as string, {});
+      assert.equal(reply.status, 200, reply.text);
+      assert.equal(reply.json?.status, 'pending', reply.text);
+      assert.equal(reply.json?.url, other.url);
+    }
+    assert.deepEqual(await validationGauge(registry), { in_flight: 1, queued: 0 });
+    txt.release(dns01.identifier);
+    await waitValid(running, client, [dns01]);
+    const after = await client.post(dns01.authorization, '');
+    assert.equal(after.json?.status, 'valid');
+    for (const other of after.json?.challenges as Array<Record<string, string>>) {
+      if (other.type !== 'dns-01') assert.equal(other.status, 'pending', other.type);
+    }
+    assert.deepEqual(txt.started, [dns01.identifier]);
+  });
+
+  it(`refuses a response over ${DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT} waiting validations of an account with rateLimited, the challenge left pending`, async () => {
+    const txt = new HeldTxt();
+    const running = await start(txt, { maxValidations: 1 });
+    const client = await account(running);
+    const names = (prefix: string, count: number) =>
+      Array.from({ length: count }, (_, i) => ({ type: 'dns', value: `${prefix}${i}.full.test` }));
+    const challenges: string[] = [];
+    for (const identifiers of [names('a', 100), names('b', 2)]) {
+      const order = await client.post(client.directory.newOrder as string, { identifiers });
+      assert.equal(order.status, 201, order.text);
+      for (const url of order.json?.authorizations as string[]) {
+        const authorizationId = url.split('/').at(-1) as string;
+        const dns01 = running.store
+          .challengesOfAuthorization(authorizationId)
+          .find((c) => c.type === 'dns-01');
+        assert.ok(dns01);
+        challenges.push(
+          running.server.directoryUrl.replace('/directory', `/acme/chall/${dns01.id}`),
+        );
+      }
+    }
+    // One running, then DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT waiting.
+    for (const url of challenges.slice(0, DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT + 1)) {
+      const reply = await client.post(url, {});
+      assert.equal(reply.status, 200, reply.text);
+    }
+    const over = challenges[DEFAULT_MAX_QUEUED_VALIDATIONS_PER_ACCOUNT + 1] as string;
+    const refused = await client.post(over, {});
+    assertProblem(refused, 'rateLimited', 429);
+    assert.ok(Number(refused.headers['retry-after']) >= 1, 'a Retry-After');
+    assert.equal(running.store.challengeById(over.split('/').at(-1) as string)?.status, 'pending');
+    // Another account is not refused.
+    const other = await account(running);
+    await respond(other, await dnsChallenge(other, txt, 'other.full.test'));
+    await closeWithBacklog(running, txt);
   });
 
   it('does not attempt a queued validation whose authorization was deactivated meanwhile', async () => {
@@ -628,8 +740,15 @@ describe('NewAccountLimit', () => {
 });
 
 describe('ValidationQueue', () => {
-  it('starts oldest first, skips accounts at their cap and frees slots on finish', () => {
-    const queue = new ValidationQueue({ maxInFlight: 3, maxInFlightPerAccount: 2 });
+  const ids = (started: ReturnType<ValidationQueue['takeStartable']>) =>
+    started.map((s) => s.challengeId);
+
+  it('starts accounts in turn, each oldest first, skips accounts at their cap and frees slots on finish', () => {
+    const queue = new ValidationQueue({
+      maxInFlight: 3,
+      maxInFlightPerAccount: 2,
+      maxQueuedPerAccount: 10,
+    });
     for (const [id, accountId] of [
       ['a1', 'A'],
       ['a2', 'A'],
@@ -637,17 +756,16 @@ describe('ValidationQueue', () => {
       ['b1', 'B'],
       ['b2', 'B'],
     ] as const) {
-      assert.equal(queue.enqueue(id, accountId), true);
+      assert.equal(queue.enqueue(id, accountId), 'queued');
     }
-    assert.equal(queue.enqueue('a1', 'A'), false, 'a waiting challenge is not queued twice');
-    const ids = (started: ReturnType<ValidationQueue['takeStartable']>) =>
-      started.map((s) => s.challengeId);
-    assert.deepEqual(ids(queue.takeStartable()), ['a1', 'a2', 'b1']);
+    assert.equal(queue.enqueue('a1', 'A'), 'duplicate', 'a waiting challenge is not queued twice');
+    // One per account per round: A, B, then A again.
+    assert.deepEqual(ids(queue.takeStartable()), ['a1', 'b1', 'a2']);
     assert.deepEqual([queue.inFlight, queue.queued], [3, 2]);
-    assert.equal(queue.enqueue('a1', 'A'), false, 'a running challenge is not queued again');
+    assert.equal(queue.enqueue('a1', 'A'), 'duplicate', 'a running challenge is not queued again');
     assert.deepEqual(ids(queue.takeStartable()), []);
     queue.finish('b1');
-    // A is still at its cap of 2: b2 overtakes a3.
+    // A is still at its cap of 2: b2 goes.
     assert.deepEqual(ids(queue.takeStartable()), ['b2']);
     queue.finish('a1');
     queue.finish('a1');
@@ -660,27 +778,78 @@ describe('ValidationQueue', () => {
     assert.equal(queue.has('a3'), false);
   });
 
+  it("gives a newcomer the next free slot however long the others' backlogs are", () => {
+    const queue = new ValidationQueue({
+      maxInFlight: 4,
+      maxInFlightPerAccount: 4,
+      maxQueuedPerAccount: 1_000,
+    });
+    for (const attacker of ['X', 'Y', 'Z']) {
+      for (let i = 0; i < 500; i += 1) queue.enqueue(`${attacker}${i}`, attacker);
+    }
+    const running = ids(queue.takeStartable());
+    assert.deepEqual(running, ['X0', 'Y0', 'Z0', 'X1']);
+    queue.enqueue('victim', 'V');
+    // Slots free up one at a time: the turn reaches V within one round of the 4 accounts
+    // (first in, first out, it would wait for the 1,497 validations queued before it).
+    const order: string[] = [];
+    for (const done of running) {
+      queue.finish(done);
+      order.push(...ids(queue.takeStartable()));
+    }
+    assert.deepEqual(order, ['Y1', 'Z1', 'X2', 'victim']);
+  });
+
+  it('refuses more waiting validations than an account may have, counting only waiting ones', () => {
+    const queue = new ValidationQueue({
+      maxInFlight: 1,
+      maxInFlightPerAccount: 1,
+      maxQueuedPerAccount: 2,
+    });
+    assert.equal(queue.enqueue('a1', 'A'), 'queued');
+    assert.deepEqual(ids(queue.takeStartable()), ['a1']);
+    assert.equal(queue.enqueue('a2', 'A'), 'queued');
+    assert.equal(queue.enqueue('a3', 'A'), 'queued');
+    assert.equal(queue.enqueue('a4', 'A'), 'full');
+    assert.equal(queue.has('a4'), false);
+    assert.equal(queue.queuedOf('A'), 2);
+    assert.equal(queue.enqueue('b1', 'B'), 'queued', 'another account is not refused');
+    assert.equal(queue.enqueue('a4', 'A', true), 'queued', 'a resumed validation is not refused');
+    queue.finish('a1');
+    assert.deepEqual(ids(queue.takeStartable()), ['a2']);
+    assert.equal(queue.queuedOf('A'), 2);
+  });
+
   it('drops waiting validations but keeps counting running ones', () => {
-    const queue = new ValidationQueue({ maxInFlight: 1, maxInFlightPerAccount: 1 });
+    const queue = new ValidationQueue({
+      maxInFlight: 1,
+      maxInFlightPerAccount: 1,
+      maxQueuedPerAccount: 1,
+    });
     queue.enqueue('x', 'A');
     queue.enqueue('y', 'B');
-    assert.deepEqual(
-      queue.takeStartable().map((s) => s.challengeId),
-      ['x'],
-    );
+    assert.deepEqual(ids(queue.takeStartable()), ['x']);
     queue.dropWaiting();
     assert.deepEqual([queue.inFlight, queue.queued], [1, 0]);
     queue.finish('x');
     assert.deepEqual(queue.takeStartable(), []);
+    assert.equal(queue.enqueue('y', 'B'), 'queued');
   });
 
   it('refuses caps that are not positive integers', () => {
     assert.throws(
-      () => new ValidationQueue({ maxInFlight: 0, maxInFlightPerAccount: 1 }),
+      () =>
+        new ValidationQueue({ maxInFlight: 0, maxInFlightPerAccount: 1, maxQueuedPerAccount: 1 }),
       RangeError,
     );
     assert.throws(
-      () => new ValidationQueue({ maxInFlight: 2, maxInFlightPerAccount: 1.5 }),
+      () =>
+        new ValidationQueue({ maxInFlight: 2, maxInFlightPerAccount: 1.5, maxQueuedPerAccount: 1 }),
+      RangeError,
+    );
+    assert.throws(
+      () =>
+        new ValidationQueue({ maxInFlight: 2, maxInFlightPerAccount: 1, maxQueuedPerAccount: 0 }),
       RangeError,
     );
   });

@@ -112,6 +112,20 @@ describe('ACME pure parts', () => {
   it('routes exactly the server paths', () => {
     assert.deepEqual(routeOf('/directory'), { kind: 'directory' });
     assert.deepEqual(routeOf('/acme/acct/abc_-1/orders'), { kind: 'accountOrders', id: 'abc_-1' });
+    assert.deepEqual(routeOf('/acme/acct/abc_-1/orders?cursor=o-1_x'), {
+      kind: 'accountOrders',
+      id: 'abc_-1',
+      cursor: 'o-1_x',
+    });
+    for (const target of [
+      '/acme/acct/a/orders?cursor=',
+      '/acme/acct/a/orders?cursor=a.b',
+      '/acme/acct/a/orders?after=x',
+      '/acme/acct/a?cursor=x',
+      '/acme/order/a?cursor=x',
+    ]) {
+      assert.equal(routeOf(target), undefined, target);
+    }
     assert.deepEqual(routeOf('/acme/order/x/finalize'), { kind: 'finalize', id: 'x' });
     assert.deepEqual(routeOf('/acme/cert/x'), { kind: 'certificate', id: 'x' });
     for (const path of [
