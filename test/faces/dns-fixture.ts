@@ -253,7 +253,12 @@ const silentQuic = new Logger('doq-test', LogLevel.SILENT);
  */
 export async function doqClient(
   port: number,
-  options: { readonly localHost?: string; readonly keepAliveMs?: number } = {},
+  options: {
+    readonly localHost?: string;
+    readonly keepAliveMs?: number;
+    /** More QUIC client settings (e.g. a small `initialMaxStreamDataBidiLocal`). */
+    readonly config?: Readonly<Record<string, number>>;
+  } = {},
 ) {
   const client = await QUICClient.createQUICClient({
     host: '127.0.0.1',
@@ -268,6 +273,7 @@ export async function doqClient(
       ...(options.keepAliveMs === undefined
         ? {}
         : { keepAliveIntervalTime: options.keepAliveMs, maxIdleTimeout: 60_000 }),
+      ...options.config,
     },
     logger: silentQuic,
   });

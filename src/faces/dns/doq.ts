@@ -65,8 +65,9 @@ const MAX_QUERY_STREAM = 2 + 65_535;
 export const DOQ_CONNECTION_WINDOW = 256 << 10;
 
 /**
- * Bytes of unfinished queries (read from streams that have not ended) one connection may make
- * the server hold; one byte more closes it with DOQ_EXCESSIVE_LOAD. With the window and the
+ * Bytes of unfinished queries (read from streams that have not ended) and of answers not yet
+ * taken by the client's flow control one connection may make the server hold; one byte more
+ * closes it with DOQ_EXCESSIVE_LOAD. With the window and the
  * library's read-ahead (one 4 KiB chunk per stream, 64 streams by default) a connection holds
  * at most 1 MiB of received stream data.
  */
@@ -383,6 +384,11 @@ export async function startDoqServer(options: {
       const out = Buffer.allocUnsafe(response.length + 2);
       out.writeUInt16BE(response.length, 0);
       out.set(response, 2);
+      // The answer is held until the client's flow-control credit takes it: counted like a
+      // query, or a client granting no credit would make the server hold answers of up to
+      // 64 KiB on every stream of every connection until their deadlines.
+      if (!buffers.add(held, out.length)) return;
+      counted = out.length;
       const writer = stream.writable.getWriter();
       await writer.write(out);
       await writer.close();

@@ -150,4 +150,34 @@ describe('DoQ buffered query bytes', () => {
       await servers.close();
     }
   });
+
+  it('counts answers the client gives no credit for: a connection that never reads is closed', async () => {
+    const { servers, registry } = await startServer({ doqMaxBufferedBytes: 65_537 });
+    // The server may send 16 bytes on each stream this client opens: every ~3.3 KB answer
+    // (200 A records) waits for credit that never comes, as long as the client does not read.
+    const { client, closedWith } = await doqClient(servers.doq[0]!.port, {
+      config: { initialMaxStreamDataBidiLocal: 16 },
+    });
+    try {
+      // 60 queries of ~3.3 KB answers: ~200 KB held, three times the servers' budget.
+      for (let asked = 0; asked < 60; asked++) {
+        try {
+          const writer = client.connection.newStream().writable.getWriter();
+          await writer.write(frame(query('many.srv.test.', A, 0)));
+          await writer.close();
+        } catch {
+          break; // the connection was closed: what this test waits for
+        }
+      }
+      assert.equal(
+        await withDeadline(closedWith, 10_000, 'the connection holding unread answers closed'),
+        DoqErrorCode.EXCESSIVE_LOAD,
+      );
+      const text = await registry.metrics();
+      assert.ok(sample(text, EXCESSIVE) >= 1);
+    } finally {
+      await client.destroy({ force: true }).catch(() => {});
+      await servers.close();
+    }
+  });
 });
