@@ -201,7 +201,8 @@ export class RemoteCatalog implements CatalogSource {
   /**
    * Emits `update` (service) after each answer the source takes in, `lost` (service) when it
    * drops one, `refused` (service, `CommittedRootError`) when an answer's state root is not the
-   * committed one.
+   * committed one, `stale` (service, height) when a proven answer is older than the one held
+   * (it is not taken).
    */
   readonly events = new EventEmitter();
 
@@ -260,6 +261,12 @@ export class RemoteCatalog implements CatalogSource {
       signal: this.closer.signal,
     });
     await connected.roots.check(answer.height, answer.stateRoot);
+    // A proven answer from an older height than the one held (a lagging or lying bootstrap
+    // node) would move peers back to addresses they left: the newer one stays.
+    if (entry.height !== null && answer.height < entry.height) {
+      this.events.emit('stale', service, answer.height);
+      return;
+    }
     entry.records = answer.instances;
     entry.height = answer.height;
     this.events.emit('update', service);

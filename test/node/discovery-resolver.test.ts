@@ -337,4 +337,37 @@ describe('RemoteCatalog', () => {
       await node.close();
     }
   });
+
+  it('keeps the newer answer when a bootstrap node answers from an older height', async () => {
+    const blocks = await CommittedBlocks.create(2);
+    const catalog = new RemoteCatalog({
+      genesis: blocks.chain.genesis,
+      bootstrap: [{ host: 'nowhere.test', port: 1 }],
+      connect: () => Promise.reject(new Error('not used')),
+    });
+    const newer = [nodeRecord('node-2', [{ host: '2001:db8::3', port: 9302 }])];
+    const older = [nodeRecord('node-2', [{ host: '2001:db8::2', port: 9301 }])];
+    const entry = { records: newer, height: 10, ready: Promise.resolve() };
+    // What `refresh` uses of a connection: a proven resolve (its root check passes here).
+    const connected = {
+      rpc: {
+        resolve: () =>
+          Promise.resolve({ height: 7, stateRoot: new Uint8Array(32), instances: older }),
+      },
+      roots: { check: () => Promise.resolve() },
+    };
+    const refused = new Promise<number>((resolve) =>
+      catalog.events.once('stale', (_service: string, height: number) => resolve(height)),
+    );
+    const refresh = (
+      catalog as unknown as {
+        refresh(c: unknown, service: string, e: typeof entry): Promise<void>;
+      }
+    ).refresh.bind(catalog);
+    await refresh(connected, 'hypermesh-node', entry);
+    assert.equal(entry.height, 10);
+    assert.deepEqual(entry.records, newer);
+    assert.equal(await withDeadline(refused, 5_000, 'the stale event'), 7);
+    await catalog.close();
+  });
 });
