@@ -263,7 +263,7 @@ export class RemoteCatalog implements CatalogSource {
     await connected.roots.check(answer.height, answer.stateRoot);
     // A proven answer from an older height than the one held (a lagging or lying bootstrap
     // node) would move peers back to addresses they left: the newer one stays.
-    if (entry.height !== null && answer.height < entry.height) {
+    if (entry.height !== null && answer.height !== null && answer.height < entry.height) {
       this.events.emit('stale', service, answer.height);
       return;
     }
