@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { holderTextRunning, thisProcessHolderText } from './data-dir-lock.js';
+import { holderTextRunning, isHolderText, thisProcessHolderText } from './data-dir-lock.js';
 
 /**
  * The staging directories of `cluster init` and `cluster add-node` hold private keys (every
@@ -13,10 +13,21 @@ import { holderTextRunning, thisProcessHolderText } from './data-dir-lock.js';
  */
 export const STAGING_OWNER_FILE = '.staging-owner';
 
-/** `<prefix><pid>-XXXXXX` with this process's owner file inside. */
+/**
+ * `<prefix><pid>-XXXXXX` with this process's owner file inside. The owner file appears complete
+ * or not at all (written under another name, then renamed): a cleanup that read it half-written
+ * would judge a running ceremony's directory stale. Until it appears, the pid in the name speaks.
+ */
 export async function createStagingDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(`${prefix}${process.pid}-`);
-  await writeFile(path.join(dir, STAGING_OWNER_FILE), thisProcessHolderText(), { mode: 0o600 });
+  try {
+    const partial = path.join(dir, `${STAGING_OWNER_FILE}.partial`);
+    await writeFile(partial, thisProcessHolderText(), { flag: 'wx', mode: 0o600 });
+    await rename(partial, path.join(dir, STAGING_OWNER_FILE));
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   return dir;
 }
 
@@ -30,7 +41,8 @@ const STAGING_SUFFIX = /\.tmp-([1-9][0-9]{0,9})-[A-Za-z0-9]{6}$/;
 /**
  * Removes the entries of `parent` that `matches` accepts and that are staging directories
  * (`…tmp-<pid>-XXXXXX`) of a process that no longer runs: the owner file names the process
- * (pid, boot, start time); without one (killed before it was written) the pid in the name does.
+ * (pid, boot, start time); without one (killed before it was written), or with one that does
+ * not parse (never written by this code, or damaged), the pid in the name does.
  * Returns the paths removed.
  */
 export async function removeStaleStagingDirs(
@@ -56,7 +68,7 @@ export async function removeStaleStagingDirs(
         throw error;
       },
     );
-    if (holderTextRunning(owner ?? `${pid}\n`)) continue;
+    if (holderTextRunning(owner !== null && isHolderText(owner) ? owner : `${pid}\n`)) continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
   }
@@ -72,6 +84,12 @@ export interface InterruptGuard {
   /** No longer removes `file` on an interrupt (it was renamed into place, or removed). */
   keep(file: string): void;
   /**
+   * The run's result is in place (`done`, e.g. "cluster /x is in place"): `staging` was renamed
+   * there and is no longer removed. An interrupt from now on still exits 130 / 143, but says
+   * that the run completed before it instead of claiming it was undone.
+   */
+  completed(staging: string, done: string): void;
+  /**
    * Runs `step` to its end even when a signal arrives meanwhile (a pair of renames that must
    * not be cut in half); the interrupt takes effect after it.
    */
@@ -82,7 +100,10 @@ export interface InterruptGuard {
 
 /**
  * Until `dispose`, SIGINT and SIGTERM end this process (exit 130 / 143) after removing every
- * file registered with `removeOnInterrupt`, and say so on stderr. Without it a Ctrl-C in the
+ * file registered with `removeOnInterrupt`, and say so on stderr. A signal during the final
+ * renames (`uninterrupted`) takes effect after them: the result is then in place (`completed`),
+ * and the exit is still 130 / 143 — the signal's, so a script that was interrupted stops — with a
+ * message that says the run completed. Without it a Ctrl-C in the
  * middle of a ceremony would either kill the process with the keys left in its staging directory,
  * or (when another handler is installed, as `hypermesh dev`'s) be ignored until it ends.
  */
@@ -90,10 +111,14 @@ export function exitOnInterrupt(what: string): InterruptGuard {
   const files = new Set<string>();
   let critical = 0;
   let pending: keyof typeof EXIT_CODES | null = null;
+  let done: string | null = null;
   const exit = (signal: keyof typeof EXIT_CODES): never => {
     for (const file of files) rmSync(file, { recursive: true, force: true });
+    const removed = files.size === 0 ? '' : `; removed ${[...files].join(', ')}`;
     process.stderr.write(
-      `${what} interrupted (${signal})${files.size === 0 ? '' : `; removed ${[...files].join(', ')}`}\n`,
+      done === null
+        ? `${what} interrupted (${signal})${removed}\n`
+        : `${what} completed before the interrupt (${signal}): ${done}${removed}\n`,
     );
     process.exit(EXIT_CODES[signal]);
   };
@@ -107,6 +132,10 @@ export function exitOnInterrupt(what: string): InterruptGuard {
   return {
     removeOnInterrupt: (file) => void files.add(file),
     keep: (file) => void files.delete(file),
+    completed(staging, result) {
+      files.delete(staging);
+      done = result;
+    },
     async uninterrupted(step) {
       critical++;
       try {

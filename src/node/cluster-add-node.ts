@@ -433,6 +433,8 @@ async function writeNode(options: {
         await rm(target, { recursive: true, force: true });
         throw error;
       }
+      // Added: an interrupt now must neither remove it nor say it was undone.
+      options.interrupt.completed(staging, `node ${name} is in ${target} and recorded`);
     });
     const id = validatorAddress(publicKey);
     progress(

@@ -374,8 +374,14 @@ export interface ClusterInitOptions {
    * runs (holds its data directory's lock).
    */
   readonly force?: boolean;
-  /** Mark the directory as `hypermesh dev`'s (`CLUSTER_FILES.devMarker`): dev may replace it. */
+  /**
+   * Mark the directory as `hypermesh dev`'s (`CLUSTER_FILES.devMarker`): dev may replace it. With
+   * `force`, the directory replaced must still carry the marker when the new cluster is moved in
+   * (dev checked it before the ceremony; a `cluster init --force` may have replaced it since).
+   */
   readonly devMarker?: boolean;
+  /** Test seams (`ClusterInitHooks`). */
+  readonly hooks?: ClusterInitHooks;
   readonly proofParams?: ConsensusProofParams;
   readonly consensus?: GenesisConsensusParams;
   readonly power?: number;
@@ -387,6 +393,15 @@ export interface ClusterInitOptions {
   readonly ledger?: LedgerInitOptions | null;
   /** A Caesar staking section (needs the ledger); absent or null: no staking. */
   readonly staking?: StakingInitOptions | null;
+}
+
+/**
+ * A test seam: `beforeCommit` runs when the cluster is complete in its staging directory, after
+ * the ceremony and before the checks that precede moving it into place (inside the step an
+ * interrupt waits for), so a test can change the target directory or send a signal there.
+ */
+export interface ClusterInitHooks {
+  readonly beforeCommit?: (dir: string) => Promise<void>;
 }
 
 export interface ClusterNodeLayout {
@@ -637,13 +652,16 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
   )) {
     progress(`removed ${stale}, left by an interrupted cluster init`);
   }
-  // A Ctrl-C (or SIGTERM) from here on removes the staging directory before the process exits.
-  const interrupt = exitOnInterrupt('cluster init');
-  const staging = await createStagingDir(`${dir}.tmp-`);
-  interrupt.removeOnInterrupt(staging);
   const nodes: ClusterNodeLayout[] = [];
   let treasuryAddress = '';
+  // A Ctrl-C (or SIGTERM) from here on removes the staging directory before the process exits;
+  // the handlers go with the run, however it ends (a staging directory that cannot be created
+  // included: a long-lived caller must not exit on a later Ctrl-C).
+  const interrupt = exitOnInterrupt('cluster init');
+  let staging: string | null = null;
   try {
+    staging = await createStagingDir(`${dir}.tmp-`);
+    interrupt.removeOnInterrupt(staging);
     const caDir = path.join(staging, CLUSTER_FILES.caDir);
     progress(`cluster "${chainId}": ${count} validator(s) on ${host}, writing ${dir}`);
     const names = Array.from({ length: count }, (_, i) => nodeName(i));
@@ -977,9 +995,15 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
     }
 
     await sealStagingDir(staging);
-    await interrupt.uninterrupted(() => commitStaging(staging, dir, target));
+    const finished = staging;
+    await interrupt.uninterrupted(async () => {
+      await options.hooks?.beforeCommit?.(dir);
+      await commitStaging(finished, dir, target, options.devMarker === true);
+      // In place: an interrupt now must neither remove it nor say it was undone.
+      interrupt.completed(finished, `the cluster is in ${dir}`);
+    });
   } catch (error) {
-    await rm(staging, { recursive: true, force: true });
+    if (staging !== null) await rm(staging, { recursive: true, force: true });
     throw error;
   } finally {
     interrupt.dispose();
@@ -1012,18 +1036,41 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
 /**
  * Moves the finished staging directory to `dir`. rename(2) replaces an absent or empty
  * directory atomically; a previous cluster is first moved aside and removed only after the new
- * one is in place (and moved back if that fails).
+ * one is in place (and moved back if that fails). What `checkTarget` saw before the ceremony is
+ * checked again first: the ceremony takes seconds, and meanwhile a node of the cluster may have
+ * started, or (for dev, `devMarker`) a `cluster init --force` may have put a cluster that is not
+ * dev's in its place.
  */
 async function commitStaging(
   staging: string,
   dir: string,
   target: 'absent' | 'empty' | 'replace',
+  devMarker: boolean,
 ): Promise<void> {
   if (target !== 'replace') {
     await rename(staging, dir);
     return;
   }
-  // Again at the end: a node may have been started during the ceremony.
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+    entries = [];
+  }
+  if (!entries.includes(CLUSTER_FILES.genesis)) {
+    throw new CliError(
+      `${dir} changed during the ceremony: it holds no ${CLUSTER_FILES.genesis} any more, so it is not replaced; run again`,
+      1,
+    );
+  }
+  if (devMarker && !entries.includes(CLUSTER_FILES.devMarker)) {
+    throw new CliError(
+      `the cluster in ${dir} was replaced during the ceremony by one not created by "hypermesh dev" (no ${CLUSTER_FILES.devMarker}), so dev will not delete it: pass another --dir, or remove ${dir} yourself`,
+      1,
+    );
+  }
   await refuseRunningNodes(dir, 'replace it');
   const aside = await mkdtemp(`${dir}.old-`);
   const previous = path.join(aside, 'cluster');

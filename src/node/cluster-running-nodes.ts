@@ -1,13 +1,20 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CliError } from './cli-error.js';
-import { dataDirLockHolder } from './data-dir-lock.js';
+import {
+  LOCK_FILE,
+  dataDirLockHolder,
+  describeElsewhere,
+  type HolderElsewhere,
+} from './data-dir-lock.js';
 
 /** A node of a cluster directory whose data directory is locked by a running process. */
 export interface RunningClusterNode {
   readonly node: string;
   readonly dataDir: string;
   readonly pid: number;
+  /** Null for a process of this PID namespace on this host; else where its pid means it. */
+  readonly elsewhere: HolderElsewhere | null;
 }
 
 /** The data directories a node directory's config.json names (`dataDir`), and `data/`. */
@@ -26,7 +33,8 @@ async function nodeDataDirs(nodeDir: string): Promise<string[]> {
 /**
  * The nodes of the cluster directory `dir` that run now: every `DIR/<node>/` whose data
  * directory (`data/`, or the one its config.json names) holds a `node.lock` of a running
- * process (data-dir-lock.ts tells a live holder from a stale lock).
+ * process (data-dir-lock.ts tells a live holder from a stale lock; a lock of another container's
+ * PID namespace or another host always counts, its pid cannot be checked from here).
  */
 export async function runningClusterNodes(dir: string): Promise<RunningClusterNode[]> {
   let entries;
@@ -41,8 +49,8 @@ export async function runningClusterNodes(dir: string): Promise<RunningClusterNo
   for (const entry of entries) {
     if (!entry.isDirectory()) continue;
     for (const dataDir of await nodeDataDirs(path.join(dir, entry.name))) {
-      const pid = await dataDirLockHolder(dataDir);
-      if (pid !== null) running.push({ node: entry.name, dataDir, pid });
+      const holder = await dataDirLockHolder(dataDir);
+      if (holder !== null) running.push({ node: entry.name, dataDir, ...holder });
     }
   }
   return running.sort((a, b) => a.node.localeCompare(b.node));
@@ -56,7 +64,12 @@ export async function runningClusterNodes(dir: string): Promise<RunningClusterNo
 export async function refuseRunningNodes(dir: string, action: string): Promise<void> {
   const running = await runningClusterNodes(dir);
   if (running.length === 0) return;
-  const list = running.map((node) => `${node.node} (pid ${node.pid})`).join(', ');
+  const list = running
+    .map(
+      (node) =>
+        `${node.node} (${node.elsewhere === null ? `pid ${node.pid}` : `${describeElsewhere(node.pid, node.elsewhere)}: remove ${path.join(node.dataDir, LOCK_FILE)} only if no node runs there`})`,
+    )
+    .join(', ');
   throw new CliError(
     `nodes of the cluster in ${dir} are running: ${list}; stop them before you ${action}`,
     1,

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { link, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { CliError } from './cli-error.js';
 
@@ -15,6 +16,15 @@ import { CliError } from './cli-error.js';
  * O_EXCL, and the content is already there). A lock whose pid is not a running process was left
  * by a node that died (kill -9, power loss) and is taken over, atomically (`removeStaleLock`):
  * of two starts that find one stale lock, exactly one runs.
+ *
+ * A pid means something only in its own PID namespace on its own host: two containers that
+ * share one data-dir volume (a rolling update, `docker run -v` twice) or two machines that share
+ * a network file system see other processes under those numbers (each container's node may be
+ * pid 1). So the lock also names the holder's PID namespace (`readlink /proc/self/ns/pid`) and
+ * host, and a lock from another namespace or host is never judged by its pid: it counts as held
+ * and the start is refused, naming where the holder runs. Only the operator can tell that no
+ * node runs there any more (a container killed with kill -9 and started again gets a new
+ * namespace, and its previous lock is refused the same way until the operator removes it).
  */
 export const LOCK_FILE = 'node.lock';
 
@@ -33,22 +43,50 @@ export interface DataDirLock {
 /**
  * What a lock file says: the holder's pid and, on Linux, the boot and the process start time
  * (`/proc/<pid>/stat` field 22), which tell a live holder from an unrelated process that got
- * the same pid after a crash or a reboot (a container's node is pid 1 again and again).
+ * the same pid after a crash or a reboot (a container's node is pid 1 again and again); then the
+ * PID namespace and the host, which say where the pid means that process.
+ *
+ * Text: `<pid>[ <boot id> <start time>]` on the first line (all that locks of earlier versions
+ * hold, judged as before), then `pidns pid:[<inode>]` and `host <hostname>` lines; lines of
+ * other keys are ignored.
  */
 interface LockHolder {
   readonly pid: number;
   readonly bootId: string | null;
   readonly startTime: string | null;
+  readonly pidNamespace: string | null;
+  readonly host: string | null;
 }
+
+const HOLDER_LINE = /^([1-9][0-9]{0,9})(?: ([0-9a-f-]{36}) ([0-9]{1,20}))?$/;
+const PID_NAMESPACE = /^pid:\[[0-9]{1,20}\]$/;
+const HOST = /^[^\s]{1,255}$/;
 
 function parseHolder(text: string): LockHolder | null {
-  const match = /^([1-9][0-9]{0,9})(?: ([0-9a-f-]{36}) ([0-9]{1,20}))?\s*$/.exec(text);
+  const [first, ...rest] = text.trimEnd().split('\n');
+  const match = HOLDER_LINE.exec(first ?? '');
   if (match === null) return null;
-  return { pid: Number(match[1]), bootId: match[2] ?? null, startTime: match[3] ?? null };
-}
-
-function parsePid(text: string): number | null {
-  return parseHolder(text)?.pid ?? null;
+  let pidNamespace: string | null = null;
+  let host: string | null = null;
+  for (const line of rest) {
+    const space = line.indexOf(' ');
+    const key = space < 0 ? line : line.slice(0, space);
+    const value = space < 0 ? '' : line.slice(space + 1);
+    if (key === 'pidns') {
+      if (!PID_NAMESPACE.test(value)) return null;
+      pidNamespace = value;
+    } else if (key === 'host') {
+      if (!HOST.test(value)) return null;
+      host = value;
+    }
+  }
+  return {
+    pid: Number(match[1]),
+    bootId: match[2] ?? null,
+    startTime: match[3] ?? null,
+    pidNamespace,
+    host,
+  };
 }
 
 function bootId(): string | null {
@@ -57,6 +95,39 @@ function bootId(): string | null {
   } catch {
     return null;
   }
+}
+
+/** This process's PID namespace (`pid:[4026531836]`), or null where /proc does not say. */
+function pidNamespace(): string | null {
+  try {
+    const link = readlinkSync('/proc/self/ns/pid');
+    return PID_NAMESPACE.test(link) ? link : null;
+  } catch {
+    return null;
+  }
+}
+
+/** This host's name, or null if it cannot be written into a lock (empty, or with whitespace). */
+function hostName(): string | null {
+  const name = hostname();
+  return HOST.test(name) ? name : null;
+}
+
+/**
+ * Where a holder runs when that is not here: its host and PID namespace as its lock names them,
+ * or null when its pid means a process of this namespace on this host (or the lock, of an
+ * earlier version, does not say).
+ */
+export interface HolderElsewhere {
+  readonly host: string | null;
+  readonly pidNamespace: string | null;
+}
+
+function elsewhere(holder: LockHolder): HolderElsewhere | null {
+  const otherNamespace = holder.pidNamespace !== null && holder.pidNamespace !== pidNamespace();
+  const otherHost = holder.host !== null && holder.host !== hostName();
+  if (!otherNamespace && !otherHost) return null;
+  return { host: holder.host, pidNamespace: holder.pidNamespace };
 }
 
 /** Field 22 of `/proc/<pid>/stat` (after the parenthesised command name), or null. */
@@ -76,18 +147,32 @@ export function processStartTime(pid: number): string | null {
 function ownLock(): string {
   const boot = bootId();
   const start = processStartTime(process.pid);
-  return boot !== null && start !== null ? `${process.pid} ${boot} ${start}\n` : `${process.pid}\n`;
+  const namespace = pidNamespace();
+  const host = hostName();
+  return (
+    (boot !== null && start !== null ? `${process.pid} ${boot} ${start}\n` : `${process.pid}\n`) +
+    (namespace === null ? '' : `pidns ${namespace}\n`) +
+    (host === null ? '' : `host ${host}\n`)
+  );
 }
 
 /**
  * What this process writes to say "mine" (a lock, a staging directory's owner file): its pid
- * and, on Linux, the boot and the process start time.
+ * and, on Linux, the boot and the process start time, its PID namespace and its host.
  */
 export function thisProcessHolderText(): string {
   return ownLock();
 }
 
-/** Whether the process a `thisProcessHolderText` names still runs (false for garbage). */
+/** Whether `text` is a holder's text (`thisProcessHolderText`'s format), not garbage. */
+export function isHolderText(text: string): boolean {
+  return parseHolder(text) !== null;
+}
+
+/**
+ * Whether the process a `thisProcessHolderText` names still runs (false for garbage; true for
+ * a process of another PID namespace or host, which cannot be checked from here).
+ */
 export function holderTextRunning(text: string): boolean {
   const holder = parseHolder(text);
   return holder !== null && holderRunning(holder);
@@ -96,8 +181,10 @@ export function holderTextRunning(text: string): boolean {
 /**
  * Whether the lock's holder still runs: its pid is a running process and, when the lock names
  * the boot and start time, the same boot and the same process (not a later one with its pid).
+ * A holder of another PID namespace or host counts as running: its pid says nothing here.
  */
 function holderRunning(holder: LockHolder): boolean {
+  if (elsewhere(holder) !== null) return true;
   if (!running(holder.pid)) return false;
   if (holder.bootId === null || holder.startTime === null) return true;
   const boot = bootId();
@@ -131,6 +218,30 @@ async function readLock(file: string): Promise<string | null> {
  */
 export interface LockDataDirHooks {
   readonly beforeTakeover?: (file: string) => Promise<void>;
+  /** Called after each renewal of the lease (tests). */
+  readonly onLeaseRenewed?: () => void;
+  /** The renewal period instead of `LOCK_LEASE_RENEW_MS` (tests). */
+  readonly leaseRenewMs?: number;
+}
+
+/** How often a holder renews its lock's lease (the file's modification time). */
+export const LOCK_LEASE_RENEW_MS = 10_000;
+/**
+ * A lock of another PID namespace or host whose lease was last renewed longer ago than this is
+ * stale: its pid says nothing here, but a live holder renews every `LOCK_LEASE_RENEW_MS`. So a
+ * container that restarts after a crash (a new PID namespace, the same data directory) starts
+ * at most this long after the crash, without an operator.
+ */
+export const LOCK_LEASE_MS = 60_000;
+
+/** How long ago the lock's lease was renewed (its modification time), or null if it is gone. */
+async function leaseAgeMs(file: string): Promise<number | null> {
+  try {
+    return Date.now() - (await stat(file)).mtimeMs;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
 }
 
 /** Takes the data directory's lock, or throws `CliError` naming the process that holds it. */
@@ -153,14 +264,31 @@ export async function lockDataDir(
       try {
         await link(staging, file);
         heldHere.add(file);
-        return { file, release: () => release(file, own) };
+        // The lease: a node elsewhere (another container on this volume) judges the lock by it.
+        const renew = setInterval(() => {
+          const now = new Date();
+          void utimes(file, now, now).then(hooks.onLeaseRenewed, () => undefined);
+        }, hooks.leaseRenewMs ?? LOCK_LEASE_RENEW_MS).unref();
+        return {
+          file,
+          release: () => {
+            clearInterval(renew);
+            return release(file, own);
+          },
+        };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
       const found = await readLock(file);
       if (found === null) continue;
       const holder = parseHolder(found);
-      if (holder !== null && holderRunning(holder)) {
+      const away = holder === null ? null : elsewhere(holder);
+      if (holder !== null && away !== null) {
+        const age = await leaseAgeMs(file);
+        if (age === null) continue;
+        // Renewed lately: a node there may run. Else it died there (its lease ran out).
+        if (age <= LOCK_LEASE_MS) throw inUseElsewhere(dataDir, file, holder.pid, away, age);
+      } else if (holder !== null && holderRunning(holder)) {
         if (holder.pid === process.pid && heldHere.has(file)) throw inUseHere(dataDir);
         if (holder.pid !== process.pid) throw inUseBy(dataDir, file, holder.pid);
       }
@@ -168,7 +296,12 @@ export async function lockDataDir(
       await hooks.beforeTakeover?.(file);
       await removeStaleLock(file, found, staging);
     }
-    const holder = parsePid((await readLock(file)) ?? '');
+    const last = parseHolder((await readLock(file)) ?? '');
+    const away = last === null ? null : elsewhere(last);
+    if (last !== null && away !== null) {
+      throw inUseElsewhere(dataDir, file, last.pid, away, (await leaseAgeMs(file)) ?? 0);
+    }
+    const holder = last?.pid ?? null;
     throw new CliError(
       `data directory ${dataDir} was locked by process ${holder ?? 'unknown'} while this node started (lock file ${file})`,
       1,
@@ -188,6 +321,31 @@ function inUseHere(dataDir: string): CliError {
 function inUseBy(dataDir: string, file: string, pid: number): CliError {
   return new CliError(
     `data directory ${dataDir} is in use by process ${pid} (lock file ${file}): stop that node first, or remove the file if pid ${pid} is not a HyperMesh node`,
+    1,
+  );
+}
+
+/** Where a holder elsewhere runs, for messages: `pid 1 on host h in PID namespace pid:[…]`. */
+export function describeElsewhere(pid: number, away: HolderElsewhere): string {
+  const where = [
+    away.host === null ? null : `on host ${away.host}`,
+    away.pidNamespace === null ? null : `in PID namespace ${away.pidNamespace}`,
+  ].filter((part) => part !== null);
+  return `pid ${pid} ${where.join(' ')}`;
+}
+
+function inUseElsewhere(
+  dataDir: string,
+  file: string,
+  pid: number,
+  away: HolderElsewhere,
+  ageMs: number,
+): CliError {
+  const here = `host ${hostName() ?? 'unknown'}, PID namespace ${pidNamespace() ?? 'unknown'}`;
+  const renewed = Math.max(0, Math.round(ageMs / 1000));
+  const left = Math.max(1, Math.ceil((LOCK_LEASE_MS - ageMs) / 1000));
+  return new CliError(
+    `data directory ${dataDir} is in use by ${describeElsewhere(pid, away)} (lock file ${file}); this process runs on ${here}, where that pid says nothing about the holder (another container or machine sharing the directory), and the holder renewed its lease ${renewed} s ago: stop that node first; if it died, the lock is taken over once its lease is ${LOCK_LEASE_MS / 1000} s old (in ${left} s)`,
     1,
   );
 }
@@ -243,11 +401,19 @@ async function removeStaleLock(file: string, stale: string, staging: string): Pr
   }
 }
 
+/** The process that holds a data directory's lock. */
+export interface DataDirLockHolder {
+  readonly pid: number;
+  /** Null for a process of this PID namespace on this host; else where its pid means it. */
+  readonly elsewhere: HolderElsewhere | null;
+}
+
 /**
- * The pid of the running process that holds `dataDir`'s lock, or null when none does (no lock,
- * or a stale one). Tools that replace or rewrite a cluster directory ask this first.
+ * The running process that holds `dataDir`'s lock, or null when none does (no lock, or a stale
+ * one). A lock of another PID namespace or host is always reported: it cannot be judged stale
+ * from here. Tools that replace or rewrite a cluster directory ask this first.
  */
-export async function dataDirLockHolder(dataDir: string): Promise<number | null> {
+export async function dataDirLockHolder(dataDir: string): Promise<DataDirLockHolder | null> {
   const file = path.join(dataDir, LOCK_FILE);
   const text = await readLock(file).catch((error: unknown) => {
     // `dataDir` is a file, not a directory: no node runs from it.
@@ -255,9 +421,12 @@ export async function dataDirLockHolder(dataDir: string): Promise<number | null>
     throw error;
   });
   const holder = parseHolder(text ?? '');
-  if (holder === null || !holderRunning(holder)) return null;
+  if (holder === null) return null;
+  const away = elsewhere(holder);
+  if (away !== null) return { pid: holder.pid, elsewhere: away };
+  if (!holderRunning(holder)) return null;
   if (holder.pid === process.pid && !heldHere.has(file)) return null;
-  return holder.pid;
+  return { pid: holder.pid, elsewhere: null };
 }
 
 async function release(file: string, own: string): Promise<void> {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -138,6 +138,31 @@ describe('cluster directories that dev and cluster init --force replace', () => 
     assert.deepEqual(await runningClusterNodes(dir), []);
   });
 
+  it('a node locked from another PID namespace counts as running, whatever its pid', async () => {
+    const dir = path.join(root, 'other-namespace');
+    await initCluster({ out: dir, validators: 1, basePort: 0, metricsBasePort: 0, ca: false });
+    const dataDir = path.join(dir, 'node-1', CLUSTER_FILES.dataDir);
+    await mkdir(dataDir);
+    // Pid 1 of another container sharing the volume (here, pid 1 is not this process's node).
+    await writeFile(path.join(dataDir, LOCK_FILE), '1\npidns pid:[1]\nhost elsewhere\n');
+    assert.deepEqual(await runningClusterNodes(dir), [
+      {
+        node: 'node-1',
+        dataDir,
+        pid: 1,
+        elsewhere: { host: 'elsewhere', pidNamespace: 'pid:[1]' },
+      },
+    ]);
+    const before = await snapshot(dir);
+    await assert.rejects(
+      initCluster({ out: dir, validators: 1, basePort: 0, metricsBasePort: 0, force: true }),
+      refused(
+        /are running: node-1 \(pid 1 on host elsewhere in PID namespace pid:\[1\]: remove .*node\.lock only if no node runs there\)/,
+      ),
+    );
+    assert.deepEqual(await snapshot(dir), before);
+  });
+
   it('a second dev on a running cluster leaves its cluster.json', async () => {
     const dir = path.join(root, 'second-dev');
     await ensureDevCluster(devOptions(dir, 1));
@@ -151,5 +176,45 @@ describe('cluster directories that dev and cluster init --force replace', () => 
     );
     assert.deepEqual(await snapshot(dir), before);
     assert.equal(await readFile(clusterJson, 'utf8'), '{"written by":"the first dev"}\n');
+  });
+
+  it('dev re-checks its mark before it moves the old cluster aside: one put there meanwhile stays', async () => {
+    const dir = path.join(root, 'replaced-meanwhile');
+    await ensureDevCluster(devOptions(dir, 1));
+    // What a concurrent `cluster init --force --out DIR` leaves: a cluster that is not dev's.
+    const other = path.join(root, 'replaced-meanwhile-by-init');
+    await initCluster({ out: other, validators: 1, basePort: 0, metricsBasePort: 0, ca: false });
+    const init = await snapshot(other);
+    assert.ok(!init.has(CLUSTER_FILES.devMarker));
+    let committed = false;
+    await assert.rejects(
+      initCluster({
+        out: dir,
+        validators: 2,
+        basePort: 0,
+        metricsBasePort: 0,
+        ca: false,
+        force: true,
+        devMarker: true,
+        hooks: {
+          // After dev's check and the ceremony, before the commit: the directory is replaced.
+          beforeCommit: async () => {
+            await rm(dir, { recursive: true });
+            await rename(other, dir);
+            committed = true;
+          },
+        },
+      }),
+      refused(
+        /replaced during the ceremony by one not created by "hypermesh dev" \(no \.hypermesh-dev\)/,
+      ),
+    );
+    assert.ok(committed, 'the hook ran');
+    // Untouched, and nothing of the ceremony (staging, old-) is left beside it.
+    assert.deepEqual(await snapshot(dir), init);
+    assert.deepEqual(
+      (await readdir(root)).filter((entry) => entry.startsWith('replaced-meanwhile.')),
+      [],
+    );
   });
 });

@@ -125,7 +125,7 @@ describe('an interrupted cluster ceremony', () => {
     // The staging directory's owner file does not reach the cluster.
     await assert.rejects(stat(path.join(out, STAGING_OWNER_FILE)), { code: 'ENOENT' });
     // A pid that runs but a start time that is not its process's: gone too.
-    const [pid, boot, start] = thisProcessHolderText().trim().split(' ');
+    const [pid, boot, start] = (thisProcessHolderText().split('\n')[0] ?? '').split(' ');
     if (boot !== undefined && start !== undefined) {
       await writeFile(
         path.join(running, STAGING_OWNER_FILE),
@@ -136,6 +136,94 @@ describe('an interrupted cluster ceremony', () => {
         [running],
       );
     }
+  });
+
+  it('a cleanup keeps a staging directory whose owner file is empty or unreadable while the pid in its name runs', async () => {
+    const parent = path.join(root, 'owner-text');
+    await mkdir(parent);
+    const dead = await deadPid();
+    // What a cleanup could have read before the owner file was complete: '' (or garbage).
+    const live = [`cluster.tmp-${process.pid}-dddddd`, `cluster.tmp-${process.pid}-eeeeee`];
+    const gone = [`cluster.tmp-${dead}-ffffff`, `cluster.tmp-${dead}-gggggg`];
+    for (const [index, entry] of [...live, ...gone].entries()) {
+      await mkdir(path.join(parent, entry));
+      await writeFile(path.join(parent, entry, STAGING_OWNER_FILE), index % 2 === 0 ? '' : 'x 1');
+    }
+    const removed = await removeStaleStagingDirs(parent, (entry) => entry.startsWith('cluster.'));
+    assert.deepEqual(removed.sort(), gone.map((entry) => path.join(parent, entry)).sort());
+    assert.deepEqual((await readdir(parent)).sort(), live.sort());
+    // The owner file a ceremony writes appears whole, under its own name only.
+    const staging = await createStagingDir(path.join(parent, 'other.tmp-'));
+    assert.deepEqual(await readdir(staging), [STAGING_OWNER_FILE]);
+    assert.equal(
+      await readFile(path.join(staging, STAGING_OWNER_FILE), 'utf8'),
+      thisProcessHolderText(),
+    );
+  });
+
+  it('cluster init removes its signal handlers when its staging directory cannot be created', async () => {
+    const parent = path.join(root, 'no-staging');
+    await mkdir(parent);
+    // A name that fits, but not with `.tmp-<pid>-XXXXXX` appended (ENAMETOOLONG, even as root).
+    const out = path.join(parent, 'c'.repeat(250));
+    const listeners = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
+    await assert.rejects(
+      initCluster({ out, validators: 1, basePort: 0, metricsBasePort: 0, ca: false }),
+      { code: 'ENAMETOOLONG' },
+    );
+    assert.deepEqual(
+      [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')],
+      listeners,
+    );
+    assert.deepEqual(await readdir(parent), []);
+  });
+
+  it('cluster init interrupted during its final rename keeps the cluster and says it completed', async () => {
+    const parent = path.join(root, 'init-commit');
+    await mkdir(parent);
+    const out = path.join(parent, 'cluster');
+    // From dist/: the signal is sent (and delivered) in the step the interrupt waits for.
+    const script = `
+      import { initCluster } from ${JSON.stringify(path.join(dist, 'node', 'cluster-init.js'))};
+      await initCluster({
+        out: ${JSON.stringify(out)},
+        validators: 1,
+        basePort: 0,
+        metricsBasePort: 0,
+        ca: false,
+        progress: (line) => console.log(line),
+        hooks: {
+          beforeCommit: async () => {
+            const delivered = new Promise((resolve) => process.once('SIGINT', resolve));
+            // Signal handles do not keep the event loop alive: this does, until delivery.
+            const alive = setInterval(() => undefined, 60_000);
+            process.kill(process.pid, 'SIGINT');
+            await delivered;
+            clearInterval(alive);
+          },
+        },
+      });
+      console.log('returned');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => void (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => void (output += chunk.toString()));
+    const [code] = (await withDeadline(once(child, 'exit'), DEADLINE_MS, 'cluster init')) as [
+      number | null,
+    ];
+    assert.equal(code, 130, output);
+    assert.match(
+      output,
+      new RegExp(
+        `cluster init completed before the interrupt \\(SIGINT\\): the cluster is in ${out.replace(/[.*+?^$()[\]{}|\\]/g, '\\$&')}\n`,
+      ),
+    );
+    assert.doesNotMatch(output, /removed|returned/);
+    assert.deepEqual(await readdir(parent), ['cluster'], 'no cluster.tmp-* beside it');
+    await stat(path.join(out, 'genesis.json'));
+    await assert.rejects(stat(path.join(out, STAGING_OWNER_FILE)), { code: 'ENOENT' });
   });
 
   it('cluster add-node on SIGINT removes its staging directory and the manifest lock', async () => {

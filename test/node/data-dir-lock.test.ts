@@ -1,15 +1,22 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, writeFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CliError } from '../../src/node/cli-error.js';
 import { initCluster } from '../../src/node/cluster-init.js';
-import { LOCK_FILE, lockDataDir, processStartTime } from '../../src/node/data-dir-lock.js';
+import {
+  LOCK_FILE,
+  LOCK_LEASE_MS,
+  dataDirLockHolder,
+  lockDataDir,
+  processStartTime,
+} from '../../src/node/data-dir-lock.js';
 import { createLogger } from '../../src/node/log.js';
+import { withDeadline } from '../helpers/wait.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { startValidatorNode } from '../../src/node/validator-node.js';
 
@@ -50,10 +57,14 @@ function refusedNaming(pid: number) {
   };
 }
 
-/** What this process writes into a lock: pid, boot id and start time on Linux. */
+function escape(text: string): string {
+  return text.replace(/[[\]().*+?^$|\\{}]/g, '\\$&');
+}
+
+/** What this process writes into a lock on Linux: pid, boot id, start time, PID namespace, host. */
 function ownText(): string {
   const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  return `${process.pid} ${boot} ${processStartTime(process.pid)}\n`;
+  return `${process.pid} ${boot} ${processStartTime(process.pid)}\npidns ${readlinkSync('/proc/self/ns/pid')}\nhost ${hostname()}\n`;
 }
 
 describe('data directory lock', () => {
@@ -110,6 +121,91 @@ describe('data directory lock', () => {
       await writeFile(file, content);
       const lock = await lockDataDir(dir);
       assert.equal(await readFile(file, 'utf8'), ownText(), content);
+      await lock.release();
+    }
+  });
+
+  it('never judges a lock of another PID namespace or host by its pid: refused and reported', async () => {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const namespace = readlinkSync('/proc/self/ns/pid');
+    const otherNamespace = namespace === 'pid:[1]' ? 'pid:[2]' : 'pid:[1]';
+    const dead = await deadPid();
+    // Each pid would be stale here: gone, this process's own (a container's pid 1), or this
+    // pid with another start time.
+    const cases = [
+      { pid: dead, lines: `pidns ${otherNamespace}\nhost ${hostname()}\n`, where: otherNamespace },
+      { pid: process.pid, lines: `pidns ${otherNamespace}\n`, where: otherNamespace },
+      {
+        pid: process.pid,
+        lines: `pidns ${namespace}\nhost other-${hostname()}\n`,
+        where: `other-${hostname()}`,
+      },
+      { pid: dead, lines: `host other-${hostname()}\n`, where: `other-${hostname()}` },
+    ];
+    for (const { pid, lines, where } of cases) {
+      const content = `${pid} ${boot} ${Number(processStartTime(process.pid)) + 1}\n${lines}`;
+      const dir = await freshDir();
+      const file = path.join(dir, LOCK_FILE);
+      await writeFile(file, content);
+      await assert.rejects(lockDataDir(dir), (error: unknown) => {
+        assert.ok(error instanceof CliError, String(error));
+        assert.match(error.message, new RegExp(`in use by pid ${pid} .*${escape(where)}`));
+        assert.match(
+          error.message,
+          /renewed its lease \d+ s ago: stop that node first; if it died, the lock is taken over once its lease is 60 s old/,
+        );
+        return true;
+      });
+      assert.equal(await readFile(file, 'utf8'), content, 'the lock is left as it is');
+      assert.deepEqual(await readdir(dir), [LOCK_FILE], 'no takeover claim, no staging file');
+      const holder = await dataDirLockHolder(dir);
+      assert.equal(holder?.pid, pid, content);
+      assert.ok(holder.elsewhere !== null);
+      assert.ok(
+        holder.elsewhere.pidNamespace === where || holder.elsewhere.host === where,
+        JSON.stringify(holder),
+      );
+      // Its holder there stopped renewing the lease (it died, e.g. a container that restarts
+      // in a new PID namespace): once the lease is older than LOCK_LEASE_MS it is taken over.
+      const expired = new Date(Date.now() - LOCK_LEASE_MS - 5_000);
+      await utimes(file, expired, expired);
+      const taken = await lockDataDir(dir);
+      assert.equal(await readFile(file, 'utf8'), ownText(), `taken over: ${content}`);
+      await taken.release();
+    }
+    // The same namespace and host: judged by pid as before (this stale one is taken over).
+    const dir = await freshDir();
+    await writeFile(
+      path.join(dir, LOCK_FILE),
+      `${dead} ${boot} 1\npidns ${namespace}\nhost ${hostname()}\n`,
+    );
+    assert.equal(await dataDirLockHolder(dir), null);
+    const lock = await lockDataDir(dir);
+    assert.equal(await readFile(path.join(dir, LOCK_FILE), 'utf8'), ownText());
+    assert.deepEqual(await dataDirLockHolder(dir), { pid: process.pid, elsewhere: null });
+    await lock.release();
+  });
+
+  it('renews the lease of a held lock: its modification time keeps up', async () => {
+    const dir = await freshDir();
+    const file = path.join(dir, LOCK_FILE);
+    let renewed!: () => void;
+    const renewal = new Promise<void>((resolve) => (renewed = resolve));
+    let aged = false;
+    const lock = await lockDataDir(dir, {
+      leaseRenewMs: 20,
+      onLeaseRenewed: () => {
+        if (aged) renewed();
+      },
+    });
+    try {
+      const old = new Date(Date.now() - 10 * LOCK_LEASE_MS);
+      await utimes(file, old, old);
+      aged = true;
+      await withDeadline(renewal, 10_000, 'a lease renewal');
+      const { mtimeMs } = await stat(file);
+      assert.ok(Date.now() - mtimeMs < LOCK_LEASE_MS, `lease ${Date.now() - mtimeMs} ms old`);
+    } finally {
       await lock.release();
     }
   });
