@@ -48,11 +48,19 @@ function count(db: Database, sql: string): number {
   return Number(db.prepare(sql).pluck().get());
 }
 
-/** SQLite's own page-level check, then foreign keys. */
+/**
+ * SQLite's own check, then foreign keys. `integrity_check`, not `quick_check`: only the full
+ * check compares every index with its table (https://www.sqlite.org/pragma.html#pragma_quick_check),
+ * and a damaged index entry makes a lookup by block hash miss a stored block. It costs little
+ * next to the state check below (a 58 MiB store of 3,000 blocks: 236 ms against quick_check's
+ * 169 ms, of 1.2-1.5 s for the whole check).
+ */
 function checkSqlite(db: Database): void {
-  const problems = db.pragma('quick_check', { simple: false }) as { quick_check: string }[];
-  if (problems.length !== 1 || problems[0]?.quick_check !== 'ok') {
-    corrupt('SQLite quick_check failed', { problems: problems.slice(0, 10) });
+  const problems = db.pragma('integrity_check', { simple: false }) as {
+    integrity_check: string;
+  }[];
+  if (problems.length !== 1 || problems[0]?.integrity_check !== 'ok') {
+    corrupt('SQLite integrity_check failed', { problems: problems.slice(0, 10) });
   }
   const dangling = db.pragma('foreign_key_check') as unknown[];
   if (dangling.length > 0) corrupt('rows point at missing blocks', { rows: dangling.length });
@@ -240,7 +248,9 @@ export function checkLatestStateAgainstHeader(
 
 /**
  * Full consistency check of a store; O(blocks + state keys). With `headerStateRoot`, the
- * latest state root must also be the one the latest block's header commits to.
+ * latest state root must also be the one the latest block's header commits to. Only the latest
+ * state is checked: older heights' values, roots and the nodes only they reach are taken as
+ * written (docs/storage.md, "Errors").
  */
 export function checkIntegrity(
   db: Database,

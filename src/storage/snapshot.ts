@@ -1,4 +1,15 @@
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import {
   STORE_APPLICATION_ID,
@@ -51,12 +62,95 @@ function checkSnapshot(snapshot: Database, path: string, headerStateRoot: Header
   checkLatestStateAgainstHeader(snapshot, headerStateRoot);
 }
 
+/** Marks the copy a restore checks before it takes the target's name: `<target>.restore-tmp-<hex>`. */
+const TEMPORARY_MARK = '.restore-tmp-';
+const SQLITE_COMPANIONS = ['-wal', '-shm', '-journal'];
+
+/** Whether anything (a file, a directory, a link, even a dangling one) is at `path`. */
+const present = (path: string): boolean => lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+
+function fileSystemFailure(error: unknown, context: string, path: string): StorageError {
+  if (error instanceof StorageError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new StorageError(
+    StorageErrorCode.WRITE_FAILED,
+    `${context}: ${message}`,
+    { path, errno: (error as NodeJS.ErrnoException).code },
+    { cause: error },
+  );
+}
+
+/**
+ * The target must not exist, and neither may SQLite files that would belong to it: a leftover
+ * `-wal` next to a new file of the same name is applied to it by SQLite on open, with pages of
+ * whatever database it came from. Those are an operator's to look at, so they are refused,
+ * not removed.
+ */
+function refuseOccupiedTarget(targetPath: string): void {
+  if (present(targetPath)) {
+    throw new StorageError(StorageErrorCode.TARGET_EXISTS, `restore target ${targetPath} exists`, {
+      path: targetPath,
+    });
+  }
+  const stale = SQLITE_COMPANIONS.map((suffix) => `${targetPath}${suffix}`).filter(present);
+  if (stale.length > 0) {
+    throw new StorageError(
+      StorageErrorCode.TARGET_EXISTS,
+      `restore target ${targetPath} does not exist but SQLite files for it do (${stale.join(', ')}); SQLite would apply them to the restored store`,
+      { path: targetPath, stale },
+    );
+  }
+}
+
+/** Copies left by a restore to the same target that was killed before it finished. */
+function removeStaleTemporaries(targetPath: string): void {
+  const prefix = `${basename(targetPath)}${TEMPORARY_MARK}`;
+  const directory = dirname(targetPath);
+  for (const name of readdirSync(directory)) {
+    if (name.startsWith(prefix)) rmSync(join(directory, name), { force: true });
+  }
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Gives the checked copy the target's name: a hard link, which fails rather than replaces when
+ * something appeared at the target meanwhile (a rename would replace it), then the temporary
+ * name is removed. The directory is fsynced so the new name survives a power cut.
+ */
+function publish(temporary: string, targetPath: string): void {
+  try {
+    linkSync(temporary, targetPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new StorageError(
+        StorageErrorCode.TARGET_EXISTS,
+        `restore target ${targetPath} appeared during the restore`,
+        { path: targetPath },
+      );
+    }
+    throw error;
+  }
+  unlinkSync(temporary);
+  fsyncPath(dirname(targetPath));
+}
+
 /**
  * Restores a snapshot made by `NodeStore.backup` into a new store file at `targetPath` and
  * opens it. The snapshot is opened read-only and checked (`checkSnapshot`) before anything is
- * copied; the target must not exist, so a restore never overwrites a node's data, and a restore
- * that fails removes what it created. Older schemas are migrated after the copy, never in the
- * snapshot itself.
+ * copied. The copy is made under a temporary name next to the target, migrated and checked
+ * there, fsynced, and only then linked to `targetPath`, so the target never names an unchecked
+ * copy: a process killed at any step leaves no target, and the next restore to the same
+ * target removes its temporary files. The target must not exist (nor a `-wal`, `-shm` or
+ * `-journal` for it), so a restore never overwrites a node's data; a restore that fails
+ * removes what it created. Older schemas are migrated in the copy, never in the snapshot.
  */
 export async function openStoreFromSnapshot(
   snapshotPath: string,
@@ -66,11 +160,7 @@ export async function openStoreFromSnapshot(
   if (typeof options?.headerStateRoot !== 'function') {
     throw new TypeError('openStoreFromSnapshot needs options.headerStateRoot');
   }
-  if (existsSync(targetPath)) {
-    throw new StorageError(StorageErrorCode.TARGET_EXISTS, `restore target ${targetPath} exists`, {
-      path: targetPath,
-    });
-  }
+  refuseOccupiedTarget(targetPath);
   const snapshot = openDatabase(snapshotPath, { readonly: true });
   try {
     checkSnapshot(snapshot, snapshotPath, options.headerStateRoot);
@@ -78,29 +168,58 @@ export async function openStoreFromSnapshot(
     snapshot.close();
     throw toStorageError(error, `cannot restore snapshot ${snapshotPath}`, snapshotPath);
   }
+  const temporary = `${targetPath}${TEMPORARY_MARK}${randomBytes(8).toString('hex')}`;
   try {
-    claimNewStoreFile(targetPath, 'restore');
+    try {
+      removeStaleTemporaries(targetPath);
+    } catch (error) {
+      throw fileSystemFailure(
+        error,
+        `cannot clear old restore copies of ${targetPath}`,
+        targetPath,
+      );
+    }
+    claimNewStoreFile(temporary, 'restore');
   } catch (error) {
     snapshot.close();
     throw error;
   }
   try {
-    await snapshot.backup(targetPath);
-  } catch (error) {
-    removeStoreFiles(targetPath);
-    throw toStorageError(error, `cannot restore snapshot ${snapshotPath}`, snapshotPath);
-  } finally {
-    snapshot.close();
-  }
-  let store: NodeStore | undefined;
-  try {
-    store = openStore(targetPath, options);
-    if (options.verify !== false) {
-      store.verifyIntegrity({ headerStateRoot: options.headerStateRoot });
+    try {
+      await snapshot.backup(temporary);
+    } finally {
+      snapshot.close();
     }
-    return store;
+    const copy = openStore(temporary, { ...options, readonly: false });
+    try {
+      if (options.verify !== false) {
+        copy.verifyIntegrity({ headerStateRoot: options.headerStateRoot });
+      }
+    } finally {
+      // Closing the last connection checkpoints the copy's -wal into the file and removes it.
+      copy.close();
+    }
+    if (present(`${temporary}-wal`)) {
+      throw new StorageError(
+        StorageErrorCode.WRITE_FAILED,
+        `the restored copy ${temporary} kept a -wal file after closing`,
+        { path: temporary },
+      );
+    }
+    try {
+      fsyncPath(temporary);
+      publish(temporary, targetPath);
+    } catch (error) {
+      throw fileSystemFailure(error, `cannot move the restored copy to ${targetPath}`, targetPath);
+    }
   } catch (error) {
-    store?.close();
+    removeStoreFiles(temporary);
+    throw toStorageError(error, `cannot restore snapshot ${snapshotPath}`, snapshotPath);
+  }
+  removeStoreFiles(temporary);
+  try {
+    return openStore(targetPath, options);
+  } catch (error) {
     removeStoreFiles(targetPath);
     throw error;
   }

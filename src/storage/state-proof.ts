@@ -128,8 +128,16 @@ export function verifyStateProof(
   if (!isHash(root) || !(key instanceof Uint8Array)) return false;
   if (value !== null && !(value instanceof Uint8Array)) return false;
   if (typeof proof !== 'object' || proof === null || !Array.isArray(proof.siblings)) return false;
-  const { siblings, leaf } = proof;
-  if (siblings.length > STATE_TREE_DEPTH || !siblings.every(isHash)) return false;
+  const { leaf } = proof;
+  if (proof.siblings.length > STATE_TREE_DEPTH) return false;
+  // An indexed copy, not `every`: `every` skips the holes of a sparse array, which would then
+  // reach the hashing below as `undefined` and throw.
+  const siblings: Uint8Array[] = [];
+  for (let index = 0; index < proof.siblings.length; index++) {
+    const sibling: unknown = proof.siblings[index];
+    if (!isHash(sibling)) return false;
+    siblings.push(sibling);
+  }
   if (
     leaf !== null &&
     (typeof leaf !== 'object' || !isHash(leaf.keyHash) || !isHash(leaf.valueHash))

@@ -22,13 +22,22 @@ import { HyperMeshError } from '../codec/error.js';
  *   (transactions of a logged block), which may themselves spell an intact record;
  * - a record whose declared end is the end of the file but whose checksum fails cannot be told
  *   apart from a torn write either, and is cut off too;
- * - a record whose declared end lies inside the file was not left by a crash, and one whose
- *   length is impossible (0, as in zeros a power cut can leave, or more than the largest
- *   record) has no end to go by: the bytes after its declared end (after its first byte, for an
- *   impossible length) are searched for an intact record. One found means damage in the middle (`CORRUPT`, never skipped); none
- *   found, with no more unreadable bytes than one record, is a tail to cut off. The search
- *   checksums at most `SEARCH_CHECKSUM_BUDGET` bytes in all; a search that runs out of it is
- *   `CORRUPT` rather than a guess, so a crafted tail costs bounded time, not quadratic time.
+ * - a record whose length is impossible (0, as in zeros a power cut can leave, or more than the
+ *   largest record) has no end to go by. Whatever follows may be the rest of that torn write, so
+ *   it is not searched either: no more unreadable bytes than one record can hold is a torn tail
+ *   to cut off; more is `CORRUPT` (no single write left them).
+ * - a record whose declared end lies inside the file was not left by a crash: the bytes after
+ *   its declared end are searched for an intact record. One found means damage in the middle
+ *   (`CORRUPT`, never skipped); none found, with no more unreadable bytes than one record, is a
+ *   tail to cut off. The search checksums at most `SEARCH_CHECKSUM_BUDGET` bytes in all; a
+ *   search that runs out of it is `CORRUPT` rather than a guess, so a crafted tail costs
+ *   bounded time, not quadratic time.
+ *
+ * What this cannot tell apart: damage that zeroes (or otherwise spoils) a length field less than
+ * one record before the end of the file looks exactly like a torn append, and the records
+ * behind it are cut off with it (`truncatedBytes` says how many bytes). A crash never does
+ * that; only a disk that corrupts fsynced data does, and it could as well spoil the last
+ * record's length, which no format without a second copy can detect.
  */
 export enum ConsensusWalErrorCode {
   NOT_A_WAL = 'CONSENSUS_WAL_NOT_A_WAL',
@@ -201,16 +210,6 @@ function classifyUnreadable(bytes: Uint8Array, offset: number, maxRecordBytes: n
   const unreadable = bytes.length - offset;
   // The length field is cut off: the write stopped inside it.
   if (unreadable < 4) return;
-  const length = u32At(bytes, offset);
-  let searchFrom: number;
-  if (plausibleLength(length, maxRecordBytes)) {
-    const declaredEnd = offset + FRAME_OVERHEAD + length;
-    // The write stopped before the end it declares, or wrote all of it with some bytes wrong.
-    if (declaredEnd >= bytes.length) return;
-    searchFrom = declaredEnd;
-  } else {
-    searchFrom = offset + 1;
-  }
   if (unreadable > FRAME_OVERHEAD + 1 + maxRecordBytes) {
     throw new ConsensusWalError(
       ConsensusWalErrorCode.CORRUPT,
@@ -218,7 +217,14 @@ function classifyUnreadable(bytes: Uint8Array, offset: number, maxRecordBytes: n
       { offset, unreadable },
     );
   }
-  const search = searchIntactRecord(bytes, searchFrom, maxRecordBytes);
+  const length = u32At(bytes, offset);
+  // No length to go by: the rest may be the torn write's own payload, which holds client-chosen
+  // bytes (transactions) that can spell an intact record, so it is not searched.
+  if (!plausibleLength(length, maxRecordBytes)) return;
+  const declaredEnd = offset + FRAME_OVERHEAD + length;
+  // The write stopped before the end it declares, or wrote all of it with some bytes wrong.
+  if (declaredEnd >= bytes.length) return;
+  const search = searchIntactRecord(bytes, declaredEnd, maxRecordBytes);
   if (search.found !== null) {
     throw new ConsensusWalError(
       ConsensusWalErrorCode.CORRUPT,

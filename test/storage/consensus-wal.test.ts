@@ -195,9 +195,32 @@ describe('consensus WAL', () => {
     assert.ok(elapsedMs < 2_000, `opening took ${Math.round(elapsedMs)} ms`);
   });
 
-  it('damage behind a record whose length cannot be trusted is searched within a budget', () => {
-    // An impossible length (not left by a crash) over bytes full of plausible lengths: the
-    // search gives up as CORRUPT instead of checksumming for minutes, and leaves the file.
+  it('a torn record whose length reads 0 is cut off without searching its client-chosen payload', () => {
+    // A power cut can leave the start of the last write as zeros while later pages of it reached
+    // the disk: no length to go by, and the rest is a block's transactions, one of which spells
+    // an intact frame. Searching it turned a crash into a node that refused to start.
+    const records = [vote(13, 0, 1)];
+    const embedded = encodeFrame(2, new Uint8Array(encodeCanonical({ forged: 'vote' })));
+    const torn = new Uint8Array(4_500).fill(0x41);
+    torn.fill(0, 0, FRAME_OVERHEAD);
+    torn.set(embedded, 1_000);
+    const path = fresh();
+    const sizes = writeRecords(path, records);
+    appendFileSync(path, torn);
+    const wal = openConsensusWal(path);
+    try {
+      assert.equal(wal.truncatedBytes, torn.length);
+      assert.equal(statSync(path).size, sizes.at(-1));
+      assert.deepEqual(plainRecords(wal.replay().records), plainRecords(records));
+    } finally {
+      wal.close();
+    }
+  });
+
+  it('damage behind a record whose declared end lies inside the file is searched within a budget', () => {
+    // A plausible length ending inside the file (not left by a crash) over bytes full of
+    // plausible lengths: the search gives up as CORRUPT instead of checksumming for minutes,
+    // and leaves the file.
     const path = fresh();
     const max = 8 * 1024 * 1024;
     const sizes = (() => {
@@ -209,7 +232,7 @@ describe('consensus WAL', () => {
     })();
     const garbage = new Uint8Array(4 * 1024 * 1024);
     for (let i = 0; i < garbage.length; i += 4) garbage[i + 1] = 0x20; // 2 MiB lengths
-    garbage.set([0xff, 0xff, 0xff, 0xff], 0);
+    garbage.set([0x00, 0x00, 0x00, 0x10], 0); // 16 bytes: ends well inside the file
     appendFileSync(path, garbage);
     const before = readFileSync(path);
     assert.throws(

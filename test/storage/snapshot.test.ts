@@ -1,5 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { isHyperMeshError } from '../../src/codec/error.js';
@@ -22,6 +34,9 @@ import {
 const storageError = (code: StorageErrorCode) => (error: unknown) => isHyperMeshError(error, code);
 
 const restoreOptions = { headerStateRoot: fixtureHeaderStateRoot };
+
+const killer = fileURLToPath(new URL('./restore-killer.ts', import.meta.url));
+const tsx = import.meta.resolve('tsx');
 
 describe('snapshots', () => {
   let dir: Awaited<ReturnType<typeof temporaryDirectory>>;
@@ -212,6 +227,75 @@ describe('snapshots', () => {
       storageError(StorageErrorCode.CORRUPT),
     );
     assert.equal(existsSync(target), false);
+  });
+
+  it('a failure between the copy and its move to the target leaves no target and no copy', async () => {
+    const snapshot = dir.file('snapshot-fail-late.db');
+    await store.backup(snapshot);
+    const target = dir.file('fail-late.db');
+    let calls = 0;
+    await assert.rejects(
+      openStoreFromSnapshot(snapshot, target, {
+        headerStateRoot: (block) => {
+          // The first call checks the snapshot; the second is the copy's integrity check.
+          if (++calls === 2) throw new Error('injected failure after the copy');
+          return fixtureHeaderStateRoot(block);
+        },
+      }),
+      storageError(StorageErrorCode.CORRUPT),
+    );
+    assert.equal(calls, 2);
+    assert.equal(existsSync(target), false);
+    const related = readdirSync(dir.path).filter((name) => name.startsWith(basename(target)));
+    assert.deepEqual(related, []);
+  });
+
+  it('a restore killed after the copy leaves no target; the retry clears the copy and restores', async () => {
+    const snapshot = dir.file('snapshot-killed.db');
+    await store.backup(snapshot);
+    const target = dir.file('killed.db');
+    const child = spawn(process.execPath, ['--import', tsx, killer, snapshot, target], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+    assert.equal(signal, 'SIGKILL', `the restorer exited with ${code}: ${stderr}`);
+    assert.equal(existsSync(target), false, 'no target names the unchecked copy');
+    const leftovers = readdirSync(dir.path).filter((name) =>
+      name.startsWith(`${basename(target)}.restore-tmp-`),
+    );
+    assert.ok(leftovers.length > 0, 'the killed restore had made its copy');
+    assert.ok(statSync(dir.file(leftovers[0]!)).size > 0);
+
+    const restored = await openStoreFromSnapshot(snapshot, target, restoreOptions);
+    try {
+      assert.equal(
+        restored.verifyIntegrity({ headerStateRoot: fixtureHeaderStateRoot }).headerChecked,
+        true,
+      );
+    } finally {
+      restored.close();
+    }
+    const after = readdirSync(dir.path).filter((name) => name.startsWith(basename(target)));
+    assert.deepEqual(after, [basename(target)]);
+  });
+
+  it('a leftover -wal or -shm for a missing target is refused, not applied to the restore', async () => {
+    const snapshot = dir.file('snapshot-stale-wal.db');
+    await store.backup(snapshot);
+    for (const suffix of ['-wal', '-shm']) {
+      const target = dir.file(`stale${suffix}.db`);
+      writeFileSync(`${target}${suffix}`, 'left by another database');
+      await assert.rejects(
+        openStoreFromSnapshot(snapshot, target, restoreOptions),
+        (error: unknown) =>
+          storageError(StorageErrorCode.TARGET_EXISTS)(error) &&
+          (error as HyperMeshError).detail.stale !== undefined,
+      );
+      assert.equal(existsSync(target), false);
+      assert.equal(readFileSync(`${target}${suffix}`, 'utf8'), 'left by another database');
+    }
   });
 
   it('a snapshot whose state was tampered with fails the restore check', async () => {

@@ -392,6 +392,14 @@ describe('state proofs', () => {
       false,
     );
     assert.equal(verifyStateProof(root.subarray(1), utf8('k'), utf8('v'), proof), false);
+    // A sparse array: `every` would skip the hole and the hashing would meet `undefined`.
+    const holed = new Array<Uint8Array>(2);
+    holed[1] = root;
+    assert.equal(
+      verifyStateProof(root, utf8('k'), utf8('v'), { ...proof, siblings: holed }),
+      false,
+    );
+    assert.equal(verifyStateProof(root, utf8('k'), null, { siblings: holed, leaf: null }), false);
   });
 
   it('proofs round-trip through their canonical encoding; other bytes are MALFORMED', () => {
