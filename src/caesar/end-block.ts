@@ -2,7 +2,7 @@ import type { ValidatorUpdate } from '../consensus/app.js';
 import type { EndBlockContext, ModuleState } from '../consensus/application/module.js';
 import { EVIDENCE_MAX_AGE } from '../consensus/height-context.js';
 import { MAX_TOTAL_VOTING_POWER } from '../consensus/validator-set.js';
-import { bytesEqual } from '../crypto/bytes.js';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { ed25519Address } from './address.js';
 import { MAX_AMOUNT } from './amount.js';
 import { governanceEndBlock } from './gov-end-block.js';
@@ -36,7 +36,7 @@ import {
   writeUnbondingEntries,
   writeValidator,
 } from './staking-state.js';
-import type { EpochRegime, ValidatorRecord } from './staking-state.js';
+import type { EpochRegime, UnbondingEntry, ValidatorRecord } from './staking-state.js';
 import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from './state.js';
 
 /**
@@ -214,26 +214,22 @@ function jail(ledger: Ledger, address: Uint8Array, record: ValidatorRecord, why:
 
 /**
  * Burns `slashFraction` of the stake that backed the offender's power at the offence, as Cosmos
- * SDK x/staking `Slash` does (docs/caesar.md, "Slashing and jailing"):
+ * SDK x/staking `Slash` does (docs/caesar.md, "Slashing and jailing"), and never more:
  *
  *   due       = floor(B × slashFractionBps / 10,000), B = `backingAt(record, o)`: the power it
  *               voted with at offence height o × the `powerUnit` that power was computed with
- *   unbonding = Σ floor(amount × slashFractionBps / 10,000) over its unbonding entries that
- *               still backed that power and are still waiting (below)
- *   bonded    = min(max(due − unbonding, 0), tokens now)
+ *   unbonding = `slashUnbondings`: each of its unbonding entries that still backed that power
+ *               and are still waiting loses floor(amount × slashFractionBps / 10,000), scaled
+ *               down so that together they lose at most `due` (below)
+ *   bonded    = min(due − unbonding, tokens now), and while shares remain at most tokens − 1
  *
  * So stake delegated after the power was set does not raise the burn: it is measured on what
- * voted at o, not on the tokens now. The bonded cut falls on every share alike (a share is a
- * fraction of the tokens), later delegations included, as in Cosmos. Jails it and records the
- * height (`slashedAt`).
- *
- * The power it voted with at offence height o was computed from its tokens at the end of block
- * E = lastEpochHeight(o − 2), so an entry created at a height c > E (after that computation,
- * the offence block and this block included) was still part of it: unbonding before
- * equivocating evades nothing (as in Cosmos SDK x/staking `Slash`, which slashes the stake that
- * backed the power at the infraction). An entry created at E or before was not. An entry still
- * waits when it completes at c + unbondingBlocks ≥ this height (one completing here is paid
- * after the slash); an entry paid out before this block is gone and is not looked for.
+ * voted at o, not on the tokens now, and a late delegation unbonded before the evidence only
+ * takes its part of `due` (the entries cannot tell it from a backer's). The bonded cut falls on
+ * every share alike (a share is a fraction of the tokens), later delegations included, as in
+ * Cosmos; it leaves a token while shares remain, so tokens and shares stay zero together (a
+ * share of a validator without tokens has no price: a delegation to it would divide by zero).
+ * Jails it and records the height (`slashedAt`).
  *
  * Not slashed: evidence against a validator jailed for equivocation, and evidence of an offence
  * at or before `slashedAt + 1` of its record (it was slashed at `slashedAt` and voted with that
@@ -242,7 +238,7 @@ function jail(ledger: Ledger, address: Uint8Array, record: ValidatorRecord, why:
  * once, for its earliest offence in the block that is not excluded (the widest window).
  */
 function slash(ledger: Ledger, ctx: EndBlockContext): void {
-  const { state, params, height } = ledger;
+  const { params } = ledger;
   const offences = new Map<string, { address: Uint8Array; offence: number }>();
   for (const evidence of ctx.evidence) {
     const address = parseConsensusAddress(evidence.voteA.validator);
@@ -256,48 +252,100 @@ function slash(ledger: Ledger, ctx: EndBlockContext): void {
     if (earlier === undefined || offence < earlier.offence) offences.set(id, { address, offence });
   }
   if (offences.size === 0) return;
-  const history = readEpochHistory(state);
+  const history = readEpochHistory(ledger.state);
   for (const { address, offence } of offences.values()) {
     const record = ledger.records.get(address)!;
     const due = bps(backingAt(record, offence, params.powerUnit), params.slashFractionBps);
-    const powerSetAt = lastEpochHeight(params.epochBlocks, history, offence - 2);
-    // Entries created at c in (powerSetAt, height] complete at c + unbondingBlocks; those that
-    // completed before this height were paid out.
-    const firstCreation = Math.max(
-      powerSetAt + 1,
-      height - params.unbondingBlocks,
-      height - MAX_SLASH_LOOKBACK + 1,
-    );
-    let unbondingCut = 0n;
-    for (let created = firstCreation; created <= height; created++) {
-      const completion = created + params.unbondingBlocks;
-      for (const delegator of readQueue(state, completion)) {
-        let changed = false;
-        const entries = readUnbondingEntries(state, delegator).map((entry) => {
-          if (
-            entry.completionHeight !== completion ||
-            entry.creationHeight !== created ||
-            compareAddresses(entry.validator, address) !== 0
-          ) {
-            return entry;
-          }
-          const entryCut = bps(entry.amount, params.slashFractionBps);
-          unbondingCut += entryCut;
-          changed = changed || entryCut > 0n;
-          return { ...entry, amount: entry.amount - entryCut };
-        });
-        if (changed) writeUnbondingEntries(state, delegator, entries);
-      }
-    }
-    // The rest of what is due comes from the stake bonded now, never more than it holds.
-    const rest = due > unbondingCut ? due - unbondingCut : 0n;
-    const cut = rest < record.tokens ? rest : record.tokens;
+    const unbondingCut = slashUnbondings(ledger, history, address, offence, due);
+    // The rest of what is due comes from the stake bonded now: never more than it holds, and
+    // never its last token while shares remain.
+    const rest = due - unbondingCut;
+    const room = record.shares > 0n && record.tokens > 0n ? record.tokens - 1n : record.tokens;
+    const cut = rest < room ? rest : room;
     ledger.bonded -= cut;
     ledger.unbonding -= unbondingCut;
     ledger.burnt += cut + unbondingCut;
-    const slashed = { ...record, tokens: record.tokens - cut, slashedAt: height };
+    const slashed = { ...record, tokens: record.tokens - cut, slashedAt: ledger.height };
     jail(ledger, address, slashed, JailReason.EQUIVOCATION);
   }
+}
+
+/**
+ * Cuts the offender's unbonding entries that backed its power at offence height o and returns
+ * the total cut, at most `due`.
+ *
+ * The power it voted with at o was computed from its tokens at the end of block
+ * E = lastEpochHeight(o − 2), so an entry created at a height c > E (after that computation,
+ * the offence block and this block included) was still part of it: unbonding before
+ * equivocating evades nothing (as in Cosmos SDK x/staking `Slash`, which slashes the stake that
+ * backed the power at the infraction). An entry created at E or before was not. An entry still
+ * waits when it completes at c + unbondingBlocks ≥ this height (one completing here is paid
+ * after the slash); an entry paid out before this block is gone and is not looked for.
+ *
+ * Each entry's cut is floor(amount × slashFractionBps / 10,000). Stake delegated after E and
+ * unbonded before the evidence also made such entries, though it never backed the power; the
+ * entries do not say which stake they came from, so when their cuts add up to more than `due`
+ * each is scaled to floor(cut × due / Σ cuts): together they lose at most `due`, each in
+ * proportion to its cut (a floor per entry, so the order of the entries changes nothing).
+ */
+function slashUnbondings(
+  ledger: Ledger,
+  history: readonly EpochRegime[],
+  address: Uint8Array,
+  offence: number,
+  due: bigint,
+): bigint {
+  const { state, params, height } = ledger;
+  const powerSetAt = lastEpochHeight(params.epochBlocks, history, offence - 2);
+  // Entries created at c in (powerSetAt, height] complete at c + unbondingBlocks; those that
+  // completed before this height were paid out.
+  const firstCreation = Math.max(
+    powerSetAt + 1,
+    height - params.unbondingBlocks,
+    height - MAX_SLASH_LOOKBACK + 1,
+  );
+  const held = new Map<string, { delegator: Uint8Array; entries: UnbondingEntry[] }>();
+  const hits: { entries: UnbondingEntry[]; index: number; cut: bigint }[] = [];
+  let total = 0n;
+  for (let created = firstCreation; created <= height; created++) {
+    const completion = created + params.unbondingBlocks;
+    for (const delegator of readQueue(state, completion)) {
+      const id = toHex(delegator);
+      let account = held.get(id);
+      if (account === undefined) {
+        account = { delegator, entries: [...readUnbondingEntries(state, delegator)] };
+        held.set(id, account);
+      }
+      for (const [index, entry] of account.entries.entries()) {
+        if (
+          entry.completionHeight !== completion ||
+          entry.creationHeight !== created ||
+          compareAddresses(entry.validator, address) !== 0
+        ) {
+          continue;
+        }
+        const cut = bps(entry.amount, params.slashFractionBps);
+        if (cut === 0n) continue;
+        hits.push({ entries: account.entries, index, cut });
+        total += cut;
+      }
+    }
+  }
+  if (total === 0n) return 0n;
+  let taken = 0n;
+  const changed = new Set<UnbondingEntry[]>();
+  for (const { entries, index, cut } of hits) {
+    const scaled = total > due ? (cut * due) / total : cut;
+    if (scaled === 0n) continue;
+    const entry = entries[index]!;
+    entries[index] = { ...entry, amount: entry.amount - scaled };
+    changed.add(entries);
+    taken += scaled;
+  }
+  for (const { delegator, entries } of held.values()) {
+    if (changed.has(entries)) writeUnbondingEntries(state, delegator, entries);
+  }
+  return taken;
 }
 
 function popcount(bytes: Uint8Array): number {

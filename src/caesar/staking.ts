@@ -216,6 +216,15 @@ function planDelegate(state: ModuleStateReader, tx: Delegate, delegator: Uint8Ar
   const record = requireValidator(state, tx.op, tx.validator);
   requireDelegationRoom(state, tx.op, delegator, tx.validator);
   const balance = requireFunds(state, tx.op, delegator, tx.amount + tx.fee);
+  if (record.tokens === 0n && record.shares > 0n) {
+    // Shares without tokens have no price, and the rate below would divide by zero. A slash
+    // keeps a validator's last token while it has shares (end-block.ts), but an older build's
+    // slash could burn it.
+    throw new CaesarError(
+      CaesarErrorCode.INVALID_DELEGATION,
+      `delegate: validator ${formatConsensusAddress(tx.validator)} has ${record.shares} shares and no tokens; its shares have no price`,
+    );
+  }
   // Shares at the validator's current rate (Cosmos `AddTokensFromDel`); the first delegation of
   // an empty validator buys one share per base unit.
   const shares = record.shares === 0n ? tx.amount : (tx.amount * record.shares) / record.tokens;

@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  CAESAR_RESULT_CODES,
+  CaesarErrorCode,
   CaesarStateError,
   JailReason,
   ProposalStatus,
   VoteOption,
+  caesarInitialState,
   caesarStateKey,
+  createCaesarModule,
   decodeStoredAmount,
   delegationKey,
   sharesValue,
+  validatorKey,
 } from '../../src/caesar/index.js';
 import type { CaesarGenesis, ParamChange } from '../../src/caesar/index.js';
 import { bigintToBytes } from '../../src/caesar/amount.js';
@@ -20,7 +25,8 @@ import {
 } from '../../src/caesar/staking-state.js';
 import type { ValidatorRecord } from '../../src/caesar/staking-state.js';
 import { decodeCanonical, encodeCanonical } from '../../src/codec/cbor.js';
-import { makeSender } from '../consensus/application/fixture.js';
+import { bytesEqual } from '../../src/crypto/bytes.js';
+import { makeSender, openNode } from '../consensus/application/fixture.js';
 import type { Sender, TestNode } from '../consensus/application/fixture.js';
 import { addressOf } from './caesar-fixture.js';
 import { TEST_GOV, depositsOf, govTx, proposalOf, stakingParamsOf } from './gov-fixture.js';
@@ -36,6 +42,7 @@ import {
   stakingGenesis,
   stakingTx,
   supplyOf,
+  unbondingOf,
   unbondingTotalOf,
 } from './staking-fixture.js';
 import type { TestValidator } from './staking-fixture.js';
@@ -54,8 +61,11 @@ interface Chain {
   readonly d: Uint8Array;
 }
 
-/** Three validators with 10,000 each (power 100); the delegator holds 6,000. */
-async function openChain(governance?: Partial<typeof TEST_GOV>): Promise<Chain> {
+/** Three validators with 10,000 each (power 100); the delegator holds 6,000 unless told. */
+async function openChain(
+  governance?: Partial<typeof TEST_GOV>,
+  delegatorBalance = 6_000n,
+): Promise<Chain> {
   const v = [makeValidator(), makeValidator(), makeValidator()] as const;
   const delegator = makeSender();
   const d = addressOf(delegator);
@@ -63,7 +73,7 @@ async function openChain(governance?: Partial<typeof TEST_GOV>): Promise<Chain> 
     params: { unbondingBlocks: 10 },
     validators: v.map((validator) => ({ validator, selfBond: 10_000n })),
     balances: [
-      { address: d, amount: 6_000n },
+      { address: d, amount: delegatorBalance },
       ...v.map((validator) => ({ address: validator.account, amount: 300n })),
     ],
   });
@@ -231,6 +241,189 @@ describe('caesar slashing: the burn is measured on the stake at the offence', ()
       runBlock(node, [], { evidence: [equivocation(v2, 10)] }); // 11
       assert.equal(recordOf(node, v2)!.tokens, 9_000n);
       assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+});
+
+describe('caesar slashing: never more than due, never the last token', () => {
+  const unbond = (sender: Sender, validator: TestValidator, amount: bigint) =>
+    stakingTx(sender, { op: 'unbond', fee: 0n, amount, validator: validator.address });
+  const delegate = (sender: Sender, validator: TestValidator, amount: bigint) =>
+    stakingTx(sender, { op: 'delegate', fee: 0n, amount, validator: validator.address });
+
+  /**
+   * Offence by v1 at 5 (10,000 behind its power: 1,000 due); block 6 and 7 carry `at6` and
+   * `at7`, the evidence comes at 10 (its entries, created after the genesis set the power, are
+   * all still waiting: unbondingBlocks 10).
+   */
+  async function slashAfter(
+    chain: Chain,
+    at6: (v1: TestValidator) => Uint8Array[],
+    at7: (v1: TestValidator) => Uint8Array[],
+  ) {
+    const { node, v } = chain;
+    const [v1] = v;
+    for (let height = 1; height <= 5; height++) runBlock(node);
+    for (const result of [runBlock(node, at6(v1)), runBlock(node, at7(v1))]) {
+      for (const r of result.txResults) assert.equal(r.code, 0, r.log);
+    }
+    runBlock(node); // 8: epoch
+    runBlock(node); // 9
+    const supplyBefore = supplyOf(node);
+    const bondedBefore = bondedOf(node);
+    const unbondingBefore = unbondingTotalOf(node);
+    runBlock(node, [], { evidence: [equivocation(v1, 5)] }); // 10
+    assertSupply(chain);
+    const burnt = supplyBefore - supplyOf(node);
+    assert.equal(
+      bondedBefore - bondedOf(node) + (unbondingBefore - unbondingTotalOf(node)),
+      burnt,
+      'the supply falls by exactly what left the bonded and unbonding totals',
+    );
+    return {
+      burnt,
+      bondedCut: bondedBefore - bondedOf(node),
+      unbondingCut: unbondingBefore - unbondingTotalOf(node),
+      after: recordOf(node, v1)!,
+    };
+  }
+
+  it('keeps the last token while shares remain, and the validator still takes delegations', async () => {
+    const chain = await openChain();
+    const { node, v, delegator } = chain;
+    const [v1] = v;
+    try {
+      // The operator unbonds 9,989 at 6 and 10 at 7: 1 token and 1 share stay. The entries
+      // lose 998 + 1 of the 1,000 due; the 1 left is not taken from the last token.
+      const { burnt, bondedCut, unbondingCut, after } = await slashAfter(
+        chain,
+        (x) => [unbond(x.sender, x, 9_989n)],
+        (x) => [unbond(x.sender, x, 10n)],
+      );
+      assert.equal(unbondingCut, 999n);
+      assert.deepEqual(
+        unbondingOf(node, v1.account).map((entry) => entry.amount),
+        [9_989n - 998n, 10n - 1n],
+      );
+      assert.equal(bondedCut, 0n);
+      assert.equal(burnt, 999n, 'one short of due: the last token stays');
+      assert.equal(after.tokens, 1n);
+      assert.equal(after.shares, 1n);
+      assert.equal(after.jailed, JailReason.EQUIVOCATION);
+      // A delegation prices its shares by tokens / shares: admitted and executed.
+      const transaction = delegate(delegator, v1, 100n);
+      const admission = node.app.checkTx(transaction);
+      assert.ok(admission.ok, admission.ok ? '' : `${admission.code}: ${admission.message}`);
+      const result = runBlock(node, [transaction]); // 11
+      assert.equal(result.txResults[0]!.code, 0, result.txResults[0]!.log);
+      assert.equal(recordOf(node, v1)!.tokens, 101n);
+      assert.equal(recordOf(node, v1)!.shares, 101n);
+      assertSupply(chain);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('refuses a delegation to a validator with shares and no tokens with a typed code', async () => {
+    const v1 = makeValidator();
+    const delegator = makeSender();
+    const genesis = stakingGenesis({
+      params: { unbondingBlocks: 10 },
+      validators: [{ validator: v1, selfBond: 10_000n }],
+      balances: [{ address: addressOf(delegator), amount: 1_000n }],
+    });
+    // A record as the former rule could leave it: its last token burnt, a share left.
+    const key = caesarStateKey(validatorKey(v1.address));
+    const initialState = caesarInitialState(genesis).map((entry) =>
+      bytesEqual(entry.key, key)
+        ? {
+            key,
+            value: encodeValidatorRecord({ ...decodeValidatorRecord(entry.value), tokens: 0n }),
+          }
+        : entry,
+    );
+    const node = await openNode({ modules: [createCaesarModule()], initialState });
+    try {
+      runBlock(node); // 1: writes the initial state
+      assert.equal(recordOf(node, v1)!.tokens, 0n);
+      assert.equal(recordOf(node, v1)!.shares, 10_000n);
+      const transaction = delegate(delegator, v1, 100n);
+      const admission = node.app.checkTx(transaction);
+      assert.equal(admission.ok, false);
+      if (!admission.ok) assert.equal(admission.code, CaesarErrorCode.INVALID_DELEGATION);
+      const result = runBlock(node, [transaction]);
+      assert.equal(
+        result.txResults[0]!.code,
+        CAESAR_RESULT_CODES[CaesarErrorCode.INVALID_DELEGATION],
+      );
+      assert.match(result.txResults[0]!.log, /no tokens/);
+      assert.equal(balanceOf(node, addressOf(delegator)), 1_000n, 'nothing written');
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a delegation made after the offence and unbonded before the evidence does not raise the burn', async () => {
+    const alone = await openChain(undefined, 20_000n);
+    const late = await openChain(undefined, 20_000n);
+    try {
+      const quiet = await slashAfter(
+        alone,
+        () => [],
+        () => [],
+      );
+      assert.equal(quiet.burnt, 1_000n);
+      assert.equal(quiet.after.tokens, 9_000n);
+      // 20,000 delegated at 6 (after the offence) and unbonded at 7: its entry's own cut,
+      // 2,000, is scaled to the 1,000 due, which it then bears in full.
+      const joined = await slashAfter(
+        late,
+        (x) => [delegate(late.delegator, x, 20_000n)],
+        (x) => [unbond(late.delegator, x, 20_000n)],
+      );
+      assert.equal(joined.burnt, 1_000n, 'the late delegate-then-unbond burns nothing more');
+      assert.equal(joined.unbondingCut, 1_000n);
+      assert.equal(joined.bondedCut, 0n);
+      assert.deepEqual(
+        unbondingOf(late.node, late.d).map((entry) => entry.amount),
+        [19_000n],
+      );
+      assert.equal(joined.after.tokens, 10_000n);
+      assert.equal(worth(late.node, late.v[0], late.v[0].account), 10_000n);
+    } finally {
+      await alone.node.close();
+      await late.node.close();
+    }
+  });
+
+  it('scales the entries in proportion to their cuts and takes the rounding from the tokens', async () => {
+    const chain = await openChain(undefined, 20_000n);
+    const { node, v, delegator, d } = chain;
+    const [v1] = v;
+    try {
+      // A backer's 3,000 (cut 300) and a late 20,000 (cut 2,000): 2,300 against 1,000 due.
+      const { burnt, bondedCut, unbondingCut, after } = await slashAfter(
+        chain,
+        (x) => [unbond(x.sender, x, 3_000n), delegate(delegator, x, 20_000n)],
+        (x) => [unbond(delegator, x, 20_000n)],
+      );
+      const operatorCut = (300n * 1_000n) / 2_300n;
+      const lateCut = (2_000n * 1_000n) / 2_300n;
+      assert.equal(operatorCut + lateCut, 999n);
+      assert.deepEqual(
+        unbondingOf(node, v1.account).map((entry) => entry.amount),
+        [3_000n - operatorCut],
+      );
+      assert.deepEqual(
+        unbondingOf(node, d).map((entry) => entry.amount),
+        [20_000n - lateCut],
+      );
+      assert.equal(unbondingCut, 999n);
+      assert.equal(bondedCut, 1n, 'the rounding remainder of due comes from the tokens');
+      assert.equal(burnt, 1_000n);
+      assert.equal(after.tokens, 7_000n - 1n);
     } finally {
       await node.close();
     }

@@ -149,6 +149,19 @@ const maturingScenario: typeof scenarioArb extends fc.Arbitrary<infer T> ? T : n
     ...Array.from({ length: PARAMS.unbondingBlocks + 2 }, () => quietBlock),
   ],
 };
+/**
+ * 5,000 delegated to validator 0 at 1 and unbonded at 2, evidence of its offence at 2 at 3:
+ * the entry's own cut, 500, is more than the 300 due on the genesis power of 30.
+ */
+const lateUnbondScenario: typeof maturingScenario = {
+  selfBonds: [3_000n, 3_000n, 3_000n],
+  blocks: [
+    { ...quietBlock, ops: [{ kind: 'delegate', from: 0, validator: 0, amount: 5_000n, fee: 0n }] },
+    { ...quietBlock, ops: [{ kind: 'unbond-all', from: 0, validator: 0 }] },
+    { ...quietBlock, evidence: { validator: 0, age: 0 } },
+    quietBlock,
+  ],
+};
 
 const BPS = 10_000n;
 const slashCut = (value: bigint) => (value * BigInt(PARAMS.slashFractionBps)) / BPS;
@@ -190,6 +203,8 @@ describe('caesar staking properties over random sequences', () => {
       burns: 0,
       /** Burns below the fraction of the tokens now: stake came after the power was set. */
       burnsBelowStakeNow: 0,
+      /** Burns whose unbonding entries owed more than was due (stake came and left late). */
+      unbondingsScaled: 0,
       downtimeJails: 0,
       joins: 0,
       removals: 0,
@@ -378,9 +393,10 @@ describe('caesar staking properties over random sequences', () => {
             const input = blockInput(height, [], extras);
             // Predicted burn: the fraction of the stake behind the power it voted with at the
             // offence (power × powerUnit), from its unbondings begun after the epoch block
-            // whose set it voted with (updates of block e count from e + 2) first, the rest
-            // from its tokens (at most all of them), unless that offence was slashed already
-            // (at or before slashedAt + 1).
+            // whose set it voted with (updates of block e count from e + 2) first — each entry
+            // its own fraction, all of them scaled down to at most what is due — the rest from
+            // its tokens (at most all of them but the last while it has shares), unless that
+            // offence was slashed already (at or before slashedAt + 1).
             let burn = 0n;
             const offender = slashed === undefined ? undefined : before.get(slashed.id);
             const offence = slashed === undefined ? 0 : input.evidence[0]!.voteA.height;
@@ -394,16 +410,24 @@ describe('caesar staking properties over random sequences', () => {
               // An epoch whose selection was empty set no power: the one before it did.
               const powerSetAt = recomputes.filter((h) => h <= votedWith).at(-1) ?? 0;
               const due = slashCut(BigInt(powerAt(slashed.id, offence)) * PARAMS.powerUnit);
-              let fromUnbondings = 0n;
+              const cuts: bigint[] = [];
               for (const d of accounts) {
                 for (const entry of height === 1 ? [] : unbondingOf(proposer, d)) {
                   if (toHex(entry.validator) === slashed.id && entry.creationHeight > powerSetAt) {
-                    fromUnbondings += slashCut(entry.amount);
+                    cuts.push(slashCut(entry.amount));
                   }
                 }
               }
-              const rest = due > fromUnbondings ? due - fromUnbondings : 0n;
-              burn += fromUnbondings + (rest < offender.tokens ? rest : offender.tokens);
+              const owed = cuts.reduce((sum, cut) => sum + cut, 0n);
+              const fromUnbondings =
+                owed > due ? cuts.reduce((sum, cut) => sum + (cut * due) / owed, 0n) : owed;
+              if (owed > due) seen.unbondingsScaled++;
+              const rest = due - fromUnbondings;
+              const room =
+                offender.shares > 0n && offender.tokens > 0n
+                  ? offender.tokens - 1n
+                  : offender.tokens;
+              burn += fromUnbondings + (rest < room ? rest : room);
               if (due < slashCut(offender.tokens)) seen.burnsBelowStakeNow++;
             }
 
@@ -600,9 +624,10 @@ describe('caesar staking properties over random sequences', () => {
           await follower.close();
         }
       }),
-      // The example runs first whatever the seed: a delegation, its unbonding and enough empty
-      // blocks for it to mature, so the coverage check below does not depend on the seed.
-      { numRuns: 40, examples: [[maturingScenario]] },
+      // The examples run first whatever the seed (a delegation, its unbonding and enough empty
+      // blocks for it to mature; a delegation unbonded before the evidence of an offence before
+      // it), so the coverage check below does not depend on the seed.
+      { numRuns: 40, examples: [[maturingScenario], [lateUnbondScenario]] },
     );
     assert.deepEqual([...seen.applied].sort(), [
       'create',
