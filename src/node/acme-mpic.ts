@@ -140,6 +140,15 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
     if (!request.keyAuthorization.startsWith(`${request.token}.`)) {
       refuse(StoqErrorCode.INVALID_ARGUMENT, 'the key authorization does not start with the token');
     }
+    // The attestation names the form validated: the wildcard authorization's (dns-01 only,
+    // RFC 8555 §7.1.3; CAA checked for `issuewild`) or the name's own.
+    const wildcard = request.wildcard ?? false;
+    if (wildcard && (request.identifier.type !== 'dns' || request.method !== 'dns-01')) {
+      refuse(
+        StoqErrorCode.INVALID_ARGUMENT,
+        `a wildcard authorization is validated by dns-01 for a DNS name, not ${request.method} for ${request.identifier.type}`,
+      );
+    }
     let identifier: string;
     try {
       identifier = dcvIdentifier(request.identifier.type, request.identifier.value);
@@ -185,7 +194,7 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
       if (outcome === null && options.caa !== undefined) {
         outcome = await checkCaa(options.caa, {
           identifier: request.identifier,
-          wildcard: request.wildcard ?? false,
+          wildcard,
           accountUri: request.accountUri ?? '',
           validationMethod: request.method,
         });
@@ -201,6 +210,7 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
         chainId: options.chainId,
         account: request.account,
         identifier,
+        wildcard,
         method: request.method,
         keyAuthorizationHash: sha256(new TextEncoder().encode(request.keyAuthorization)),
         height: options.latestHeight(),
@@ -259,6 +269,7 @@ function attestationProblem(
     chainId: string;
     account: Uint8Array;
     identifier: string;
+    wildcard: boolean;
     method: string;
     kah: Uint8Array;
   },
@@ -270,6 +281,9 @@ function attestationProblem(
   if (body.chainId !== expected.chainId) return `for chain ${body.chainId}`;
   if (!bytesEqual(body.account, expected.account)) return 'for another account';
   if (body.identifier !== expected.identifier) return `for ${body.identifier}`;
+  if (body.wildcard !== expected.wildcard) {
+    return body.wildcard ? 'for the wildcard of the name' : 'for the name, not its wildcard';
+  }
   if (body.method !== expected.method) return `for method ${body.method}`;
   if (!bytesEqual(body.keyAuthorizationHash, expected.kah)) return 'for another key authorization';
   if (!body.ok) return 'the challenge is not met (or CAA forbids issuance) from its perspective';
@@ -302,6 +316,7 @@ export function createCorroborationCollector(options: CollectorOptions): AcmeCor
       chainId: options.chainId,
       account: options.account,
       identifier: dcvIdentifier(identifier.type, identifier.value),
+      wildcard: context?.wildcard ?? false,
       method,
       kah: sha256(new TextEncoder().encode(keyAuthorization)),
     };

@@ -12,6 +12,7 @@ import {
 } from '../../src/faces/acme/index.js';
 import type { CaCorroborateRequest } from '../../src/faces/ca-rpc.js';
 import {
+  createCorroborationCollector,
   createCorroborator,
   grantCorroborationAuthorizer,
   type Corroborator,
@@ -23,6 +24,7 @@ import {
   a,
   caa,
   startExternalDns,
+  txt,
   type ExternalDns,
 } from '../faces/acme/external-dns.js';
 import { Http01Responder } from '../faces/acme/fixtures.js';
@@ -160,6 +162,7 @@ describe('acme-mpic: the corroborator validates only what a requireDcv grant all
       chainId: fixture.config.chainId,
       account,
       identifier: 'ip:127.0.0.1',
+      wildcard: false,
       method: 'http-01',
       keyAuthorizationHash: sha256(new TextEncoder().encode(request.keyAuthorization)),
       height: 3,
@@ -236,6 +239,9 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
   const externalAccount = makeSender();
   const zoneAccount = makeSender();
   const ACCOUNT_URI = 'https://acme.test/acme/acct/7';
+  /** The dns-01 key authorization the zone's TXT records below publish. */
+  const DNS01_TOKEN = Buffer.from(randomBytes(32)).toString('base64url');
+  const DNS01_KEY_AUTHORIZATION = `${DNS01_TOKEN}.${Buffer.from(randomBytes(32)).toString('base64url')}`;
 
   before(async () => {
     const grant = (account: Uint8Array, externalDns: boolean) => ({
@@ -256,6 +262,8 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
       a(`pinned.${EXTERNAL_ZONE}`),
       caa(`pinned.${EXTERNAL_ZONE}`, `hypermesh; accounturi=${ACCOUNT_URI}`),
       caa(`pinned.${EXTERNAL_ZONE}`, 'other-ca.example', 'issuewild'),
+      txt(`_acme-challenge.pinned.${EXTERNAL_ZONE}`, dns01TxtValue(DNS01_KEY_AUTHORIZATION)),
+      txt(`_acme-challenge.shop.${EXTERNAL_ZONE}`, dns01TxtValue(DNS01_KEY_AUTHORIZATION)),
     ]);
     resolver = new RecursiveResolver({ servers: [world.resolver], timeoutMs: 1_000, tries: 1 });
     responder = await Http01Responder.start();
@@ -269,6 +277,7 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
           tlsAlpn01Port: 1,
           timeoutMs: 5_000,
           external,
+          txtResolver: resolver,
           allowNonPublicAddresses,
         },
         caa: { resolver: new SplitCaaResolver(external, undefined), identities: ['hypermesh'] },
@@ -359,9 +368,103 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
     assert.equal(await attestOk(http01(externalAccount.publicKey, name, elsewhere)), false);
     const { accountUri: _omitted, ...anonymous } = http01(externalAccount.publicKey, name);
     assert.equal(await attestOk(anonymous), false);
-    assert.equal(
-      await attestOk(http01(externalAccount.publicKey, name, { wildcard: true })),
-      false,
+  });
+
+  const dns01 = (value: string, wildcard: boolean): CaCorroborateRequest => ({
+    account: externalAccount.publicKey,
+    identifier: { type: 'dns', value },
+    method: 'dns-01',
+    token: DNS01_TOKEN,
+    keyAuthorization: DNS01_KEY_AUTHORIZATION,
+    accountUri: ACCOUNT_URI,
+    wildcard,
+  });
+
+  it('a wildcard authorization is attested as such, with CAA checked for issuewild', async () => {
+    // pinned.example: `issue` allows this CA for the account, `issuewild` only another CA.
+    const name = `pinned.${EXTERNAL_ZONE}`;
+    const plain = decodeDcvAttestation(await corroborator(dns01(name, false), caller));
+    assert.equal(verifyDcvAttestation(plain), true);
+    assert.deepEqual(
+      [plain.body.identifier, plain.body.wildcard, plain.body.method, plain.body.ok],
+      [`dns:${name}`, false, 'dns-01', true],
     );
+    const wild = decodeDcvAttestation(await corroborator(dns01(name, true), caller));
+    assert.equal(verifyDcvAttestation(wild), true);
+    assert.deepEqual(
+      [wild.body.identifier, wild.body.wildcard, wild.body.ok],
+      [`dns:${name}`, true, false],
+    );
+    // No CAA at all: the wildcard is attested ok, and says so.
+    const shop = decodeDcvAttestation(
+      await corroborator(dns01(`shop.${EXTERNAL_ZONE}`, true), caller),
+    );
+    assert.deepEqual([shop.body.wildcard, shop.body.method, shop.body.ok], [true, 'dns-01', true]);
+  });
+
+  it('the collector keeps only attestations of the form it asked for (name or wildcard)', async () => {
+    const self = ed25519RawPublicKey(validatorKey);
+    const holder = { ...fixture.config.issuers[0]!, account: self };
+    const collect = (local: (request: CaCorroborateRequest) => Promise<Uint8Array>) => {
+      const failures: string[] = [];
+      const collector = createCorroborationCollector({
+        chainId: fixture.config.chainId,
+        account: externalAccount.publicKey,
+        holders: () => [holder],
+        electorate: () => ({ powers: new Map(), totalPower: 1 }),
+        self,
+        latestHeight: () => 3,
+        local,
+        remote: () => Promise.reject(new Error('no remote holder in this test')),
+        onFailure: (_holder, reason) => failures.push(reason),
+      });
+      return { failures, collector };
+    };
+    const identifier = { type: 'dns' as const, value: `shop.${EXTERNAL_ZONE}` };
+    const context = { wildcard: true, accountUri: ACCOUNT_URI };
+    const honest = collect((request) => corroborator(request, caller));
+    const answer = await honest.collector(
+      identifier,
+      'dns-01',
+      DNS01_TOKEN,
+      DNS01_KEY_AUTHORIZATION,
+      context,
+    );
+    assert.deepEqual(honest.failures, []);
+    assert.equal(answer.attestations.length, 1);
+    assert.equal(decodeDcvAttestation(answer.attestations[0]!.bytes).body.wildcard, true);
+    // A holder that attests the name when the wildcard was asked for is not counted.
+    const plain = collect((request) => corroborator({ ...request, wildcard: false }, caller));
+    const refused = await plain.collector(
+      identifier,
+      'dns-01',
+      DNS01_TOKEN,
+      DNS01_KEY_AUTHORIZATION,
+      context,
+    );
+    assert.equal(refused.attestations.length, 0);
+    assert.deepEqual(plain.failures, ['for the name, not its wildcard']);
+  });
+
+  it('a wildcard authorization by http-01 or for an IP address is refused, unvalidated', async () => {
+    const hosts = responder.hosts.length;
+    await assert.rejects(
+      corroborator(
+        http01(externalAccount.publicKey, `shop.${EXTERNAL_ZONE}`, { wildcard: true }),
+        caller,
+      ),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+    await assert.rejects(
+      corroborator(
+        {
+          ...http01(externalAccount.publicKey, '127.0.0.1', { wildcard: true, method: 'dns-01' }),
+          identifier: { type: 'ip', value: '127.0.0.1' },
+        },
+        caller,
+      ),
+      isStoqError(StoqErrorCode.INVALID_ARGUMENT),
+    );
+    assert.equal(responder.hosts.length, hosts, 'nothing was connected to');
   });
 });

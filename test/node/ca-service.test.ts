@@ -344,6 +344,7 @@ describe('CA service: validate and revocation in STOQ', () => {
         chainId: 'mpic-test-chain',
         account,
         identifier: 'ip:127.0.0.1',
+        wildcard: false,
         method: 'http-01',
         keyAuthorizationHash: sha256(new TextEncoder().encode(keyAuthorization)),
         height: 7,

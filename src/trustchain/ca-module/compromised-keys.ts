@@ -45,10 +45,12 @@ export const keyCertificatesKey = (keyHash: Uint8Array): Uint8Array =>
 /**
  * SHA-256 of the key's SubjectPublicKeyInfo DER. The bytes themselves name the key: the CSR
  * parser (trustchain/ca/csr.ts) admits exactly one encoding per key — strict DER, P-256 on the
- * named curve with an uncompressed point, Ed25519 in RFC 8410 form, RSA with NULL parameters —
- * which is the encoding OpenSSL itself writes, and the genesis certificates carry keys OpenSSL
- * exported. (Re-encoding through OpenSSL to be sure cost ~9 % of a validator's time per
- * certificate under load, for the same bytes.) Deterministic: a pure function of the bytes.
+ * named curve with an uncompressed point, Ed25519 in RFC 8410 form, RSA with NULL parameters
+ * and only when OpenSSL's re-export of the key equals the input byte for byte (OpenSSL alone
+ * reads the inner RSAPublicKey, and leniently) — which is the encoding OpenSSL itself writes,
+ * and the genesis certificates carry keys OpenSSL exported. (Re-encoding every key here as
+ * well cost ~9 % of a validator's time per certificate under load, for the same bytes.)
+ * Deterministic: a pure function of the bytes.
  */
 export function subjectKeyHash(spki: Uint8Array): Uint8Array {
   return sha256(spki);

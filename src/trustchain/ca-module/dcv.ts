@@ -24,12 +24,19 @@ import { CaModuleError, CaModuleErrorCode } from './errors.js';
  * `ok` means the challenge is met from that perspective AND, for a DNS name, the holder's own
  * CAA check (RFC 8659/8657, the ACME server's src/faces/acme/caa-check.ts) permits issuance —
  * so a quorum for an external name (a grant with `externalDns`) is also a quorum of CAA checks.
+ * `wildcard` says the validation was of the ACME wildcard authorization for `*.<name>`: then the
+ * method is dns-01 (RFC 8555 §7.1.3) and the CAA check was for the wildcard (RFC 8659 §4.3,
+ * `issuewild`). The module counts an attestation only for the form it names: `wildcard: true`
+ * for `*.x`, `wildcard: false` for `x`.
  *
  * Wire form, deterministic CBOR (RFC 8949 §4.2.1):
  *
  *   attestation { body: body, sig: bytes(64) }
- *   body { v: 1, chain: text, account: bytes(32), id: text, method: text, kah: bytes(32),
- *          height: uint, ok: bool, validator: bytes(32) }
+ *   body { v: 2, chain: text, account: bytes(32), id: text, wildcard: bool, method: text,
+ *          kah: bytes(32), height: uint, ok: bool, validator: bytes(32) }
+ *
+ * Version 1 bodies (no `wildcard`) are refused (`CA_DCV_INVALID`, detail `version: 1`): read
+ * as plain-name attestations they once also authorised the wildcard, whatever the method.
  *
  * `sig` is the validator's Ed25519 signature over
  * `tagPrefix("hypermesh/ca/dcv-attestation") || CBOR(body)`.
@@ -49,6 +56,11 @@ export interface DcvAttestationBody {
   readonly account: Uint8Array;
   /** `dcvIdentifier(type, value)`: "dns:<lowercase name>" or "ip:<canonical address>". */
   readonly identifier: string;
+  /**
+   * The validation was of the wildcard `*.<name>` (a DNS identifier only): method dns-01, CAA
+   * checked for `issuewild`. False for the name itself.
+   */
+  readonly wildcard: boolean;
   readonly method: DcvMethod;
   /** SHA-256 of the ACME key authorization (token || '.' || account thumbprint), 32 bytes. */
   readonly keyAuthorizationHash: Uint8Array;
@@ -82,7 +94,7 @@ export const DEFAULT_DCV_MAX_AGE_BLOCKS = 100;
 /** The largest `dcvMaxAgeBlocks` the genesis section accepts. */
 export const MAX_DCV_MAX_AGE_BLOCKS = 100_000;
 
-const DCV_VERSION = 1;
+const DCV_VERSION = 2;
 const MAX_CHAIN_ID_LENGTH = 64;
 /** "dns:" + a 253-character name. */
 const MAX_IDENTIFIER_LENGTH = 4 + 253;
@@ -93,6 +105,7 @@ const bodySchema = z.strictObject({
   chain: z.string().min(1).max(MAX_CHAIN_ID_LENGTH),
   account: bytes({ length: ED25519_PUBLIC_KEY_BYTES }),
   id: z.string().min(4).max(MAX_IDENTIFIER_LENGTH),
+  wildcard: z.boolean(),
   method: z.enum(DCV_METHODS as [DcvMethod, ...DcvMethod[]]),
   kah: bytes({ length: 32 }),
   height: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
@@ -111,8 +124,9 @@ function invalid(message: string, detail: Record<string, unknown> = {}): never {
 
 /**
  * The identifier an attestation names: `dns:<name>` with the name lowercased and a wildcard's
- * `*.` removed (ACME validates `*.x` through an authorization for `x`), or `ip:<address>` in
- * canonical text (IPv4 dotted decimal without leading zeros, IPv6 per RFC 5952). Throws
+ * `*.` removed (ACME validates `*.x` through a wildcard authorization for `x`: the attestation
+ * then says `wildcard: true`), or `ip:<address>` in canonical text (IPv4 dotted decimal
+ * without leading zeros, IPv6 per RFC 5952). Throws
  * `CaModuleError CA_DCV_INVALID` for an empty name or a string that is no IP address.
  */
 export function dcvIdentifier(type: 'dns' | 'ip', value: string): string {
@@ -150,6 +164,7 @@ function bodyMap(body: DcvAttestationBody): Record<string, unknown> {
     chain: body.chainId,
     account: body.account,
     id: body.identifier,
+    wildcard: body.wildcard,
     method: body.method,
     kah: body.keyAuthorizationHash,
     height: body.height,
@@ -158,7 +173,22 @@ function bodyMap(body: DcvAttestationBody): Record<string, unknown> {
   };
 }
 
+/**
+ * Refuses a body of another version by name: a version 1 body read by today's schema would only
+ * fail on a missing field, and one read as if current would grant the wildcard (see above).
+ */
+function refuseOtherVersion(input: unknown): void {
+  if (typeof input !== 'object' || input === null || !('v' in input)) return;
+  const version = (input as { v: unknown }).v;
+  if (version === DCV_VERSION || !Number.isSafeInteger(version)) return;
+  invalid(
+    `version ${String(version)} attestations are not accepted (version ${DCV_VERSION} carries the wildcard flag)`,
+    { version },
+  );
+}
+
 function checkedBody(input: unknown): DcvAttestationBody {
+  refuseOtherVersion(input);
   let body: z.infer<typeof bodySchema>;
   try {
     body = parseInput(bodySchema, input, 'dcv attestation body');
@@ -169,10 +199,17 @@ function checkedBody(input: unknown): DcvAttestationBody {
   if (!isCanonicalIdentifier(body.id)) {
     invalid(`identifier ${JSON.stringify(body.id.slice(0, 64))} is not in canonical form`);
   }
+  // RFC 8555 §7.1.3: a wildcard authorization is validated by dns-01 only.
+  if (body.wildcard && (!body.id.startsWith('dns:') || body.method !== 'dns-01')) {
+    invalid(`a wildcard attestation must be for a DNS name by dns-01, not ${body.method}`, {
+      method: body.method,
+    });
+  }
   return {
     chainId: body.chain,
     account: new Uint8Array(body.account),
     identifier: body.id,
+    wildcard: body.wildcard,
     method: body.method,
     keyAuthorizationHash: new Uint8Array(body.kah),
     height: body.height,
@@ -220,6 +257,9 @@ export function decodeDcvAttestation(bytes: Uint8Array): DcvAttestation {
     decoded = decodeCanonical(bytes);
   } catch (error) {
     return invalid((error as Error).message);
+  }
+  if (typeof decoded === 'object' && decoded !== null && 'body' in decoded) {
+    refuseOtherVersion((decoded as { body: unknown }).body);
   }
   let outer: z.infer<typeof attestationSchema>;
   try {

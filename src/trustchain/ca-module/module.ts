@@ -435,8 +435,10 @@ export function createCaModule(
   /**
    * Multi-perspective validation (docs/ca.md, "Multi-perspective validation (MPIC)"). Every
    * attached attestation must decode (`CA_DCV_INVALID`), whoever sends them. For a sender whose
-   * grant has `requireDcv`, each DNS name (a wildcard `*.x` as `dns:x`) and IP address of the
-   * request needs ok attestations for this chain and sender from distinct current intermediate
+   * grant has `requireDcv`, each DNS name and IP address of the request needs ok attestations
+   * of its own form — `wildcard: true` by dns-01 for `*.x` (as `dns:x`; RFC 8555 §7.1.3, and the
+   * CAA check behind them was for `issuewild`, RFC 8659 §4.3), `wildcard: false` for `x` — for
+   * this chain and sender from distinct current intermediate
    * holders, signed at a height in [height - dcvMaxAgeBlocks, height], whose validators hold
    * more than 2/3 of the current validator set's voting power (`dcvQuorum` over
    * `readDcvElectorate`: a holder outside the set adds nothing); anything else is not counted
@@ -465,23 +467,33 @@ export function createCaModule(
     });
     if (!requester.requireDcv) return new Set();
     // A name the sender owns in the `dns` module needs no DCV: the state proves control.
+    // An attestation for `x` proves control of `x` only; `*.x` needs the wildcard validation.
+    const subject = (identifier: string, wildcard: boolean): string =>
+      wildcard ? `*${identifier}` : identifier;
     const names = [
       ...request.dnsNames
         .filter((name) => !owned.has(name))
-        .map((name) => ({ name, identifier: dcvIdentifier('dns', name) })),
-      ...request.ipAddresses.map((name) => ({ name, identifier: dcvIdentifier('ip', name) })),
+        .map((name) => ({
+          name,
+          subject: subject(dcvIdentifier('dns', name), name.startsWith('*.')),
+        })),
+      ...request.ipAddresses.map((name) => ({
+        name,
+        subject: subject(dcvIdentifier('ip', name), false),
+      })),
     ];
     if (names.length === 0) return new Set();
     const corroborating = new Map<string, Map<string, Uint8Array>>(
-      names.map(({ identifier }) => [identifier, new Map<string, Uint8Array>()]),
+      names.map(({ subject: key }) => [key, new Map<string, Uint8Array>()]),
     );
     const oldest = height - config.dcvMaxAgeBlocks;
     for (const attestation of attestations) {
       const { body } = attestation;
-      const validators = corroborating.get(body.identifier);
+      const validators = corroborating.get(subject(body.identifier, body.wildcard));
       if (
         validators === undefined ||
         !body.ok ||
+        (body.wildcard && body.method !== 'dns-01') ||
         body.chainId !== chainId ||
         !bytesEqual(body.account, sender) ||
         body.height < oldest ||
@@ -494,8 +506,8 @@ export function createCaModule(
       if (dcvSignatureValid(attestation)) validators.set(validator, body.validator);
     }
     const electorate = readDcvElectorate(config, raw);
-    for (const { name, identifier } of names) {
-      const validators = corroborating.get(identifier) as Map<string, Uint8Array>;
+    for (const { name, subject: key } of names) {
+      const validators = corroborating.get(key) as Map<string, Uint8Array>;
       const quorum = dcvQuorum(electorate, [...validators.values()]);
       if (!quorum.reached) {
         refuse(
@@ -592,17 +604,25 @@ export function createCaModule(
     } else {
       const record = publishedIssuance(state, tx.serial);
       const original = parseRequest(record.request, falcon);
+      requester = requesterFor(config, record.account, issuers);
       // The requesting account, or the key the certificate certifies (proof of possession: the
       // sender signed this transaction with it). Either way the renewal is the original
-      // account's: its grant, rate window and record, and the original CSR's names.
-      if (
-        !bytesEqual(record.account, sender) &&
-        !isEd25519Spki(original.csr.subjectPublicKeyInfo, sender)
-      ) {
-        refuse(
-          C.NOT_AUTHORIZED,
-          "a renewal needs the requesting account or the certificate's own Ed25519 key",
-        );
+      // account's: its grant, rate window and record, and the original CSR's names. Under a
+      // `requireDcv` grant (an ACME server's account, shared by all its customers) only the
+      // account itself: a customer's key must not spend the shared rate window.
+      if (!bytesEqual(record.account, sender)) {
+        if (requester.requireDcv) {
+          refuse(
+            C.NOT_AUTHORIZED,
+            "a renewal under a requireDcv grant needs the requesting account, not the certificate's key",
+          );
+        }
+        if (!isEd25519Spki(original.csr.subjectPublicKeyInfo, sender)) {
+          refuse(
+            C.NOT_AUTHORIZED,
+            "a renewal needs the requesting account or the certificate's own Ed25519 key",
+          );
+        }
       }
       if (tx.request !== undefined) {
         refuse(
@@ -614,7 +634,6 @@ export function createCaModule(
       request = { ...original, lifetimeSeconds: tx.lifetimeSeconds };
       renews = tx.serial;
       account = record.account;
-      requester = requesterFor(config, account, issuers);
       const published = state.certificate(tx.serial);
       if (published === null)
         throw new RangeError('publishedIssuance passed an unpublished serial');
@@ -631,6 +650,7 @@ export function createCaModule(
       dns === null ? [] : request.dnsNames.filter((name) => dns.owns(name, account)),
     );
     const lifetimeSeconds = checkPolicy(request, requester, owned);
+    if (tx.op === 'renew' && requester.requireDcv) refuseUncheckedCaaRenewal(request, owned);
     // A renewal re-issues names whose original request carried the quorum (docs/ca.md, MPIC).
     const corroborated =
       tx.op === 'request'
@@ -650,6 +670,23 @@ export function createCaModule(
       renewal: renewed === null ? null : { ...renewed, needsDcv },
       keyHash,
     };
+  }
+
+  /**
+   * A `requireDcv` account's renewal carries no attestations, so nobody would check CAA
+   * (RFC 8659 §3) for its DNS names now — `checkCaa` reads only the `dns` module's zones, and the
+   * holders' checks were for the original request. A DNS name it does not own is therefore not
+   * re-issued: the account requests anew with fresh attestations. IP addresses have no CAA and
+   * keep the 398-day reuse (`checkRenewalTime`).
+   */
+  function refuseUncheckedCaaRenewal(request: CertificateRequest, owned: ReadonlySet<string>) {
+    const name = request.dnsNames.find((dnsName) => !owned.has(dnsName));
+    if (name === undefined) return;
+    refuse(
+      C.DCV_STALE,
+      `renewing ${name} would skip its CAA check: request a new certificate with fresh DCV`,
+      { name },
+    );
   }
 
   /** Refuses a subject key a keyCompromise revocation marked (compromised-keys.ts). */

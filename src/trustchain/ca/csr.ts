@@ -408,6 +408,19 @@ function readSubjectKey(spki: Uint8Array): {
     );
   }
   if (keyType !== 'rsa') return { keyType, rsaBits: null, publicKey };
+  // The strict parse above stops at the BIT STRING; OpenSSL reads the RSAPublicKey inside it
+  // leniently (bytes after the key, a long-form length on its SEQUENCE). The key is named by
+  // the hash of these exact bytes (compromised-key block) and copied into the certificate, so a
+  // second spelling of one key would escape a keyCompromise mark and yield non-DER certificates.
+  // P-256 and Ed25519 need no such check: their whole encoding is fixed above.
+  const canonical = publicKey.export({ format: 'der', type: 'spki' });
+  if (!canonical.equals(spki)) {
+    throw caError(
+      CaErrorCode.CSR_INVALID_KEY,
+      'RSA key is not DER-encoded: the RSAPublicKey inside the SubjectPublicKeyInfo must be canonical DER with nothing after it',
+      { keyType, length: spki.length, canonicalLength: canonical.length },
+    );
+  }
   const details = publicKey.asymmetricKeyDetails ?? {};
   const bits = details.modulusLength ?? 0;
   const exponent = details.publicExponent ?? 0n;

@@ -386,6 +386,7 @@ describe('ca module with the dns module: ownership and CAA', () => {
             chainId: CHAIN_ID,
             account: acmeAccount.publicKey,
             identifier: `dns:${name}`,
+            wildcard: false,
             method: 'http-01',
             keyAuthorizationHash: sha256(new TextEncoder().encode(`token.${name}`)),
             height,

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeCanonical, encodeCanonical } from '../../../src/codec/cbor.js';
+import { tagPrefix } from '../../../src/consensus/proof/hashing.js';
 import { validatorAddress } from '../../../src/consensus/validator-set.js';
+import { concatBytes } from '../../../src/crypto/bytes.js';
+import { ed25519Sign } from '../../../src/crypto/ed25519.js';
 import { sha256 } from '../../../src/crypto/hash.js';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
 import {
@@ -53,6 +56,7 @@ function attestationBody(
     chainId: CHAIN_ID,
     account,
     identifier,
+    wildcard: false,
     method: 'http-01',
     keyAuthorizationHash: sha256(new TextEncoder().encode(`token.${identifier}`)),
     height,
@@ -73,6 +77,28 @@ function attest(
     attestationBody(validator, account, identifier, height, overrides),
     validator.privateKey,
   );
+}
+
+/** An attestation in the version 1 format (no `wildcard`), signed as version 1 signed it. */
+function attestV1(
+  validator: Sender,
+  account: Uint8Array,
+  identifier: string,
+  height: number,
+): Uint8Array {
+  const body = {
+    v: 1,
+    chain: CHAIN_ID,
+    account,
+    id: identifier,
+    method: 'http-01',
+    kah: sha256(new TextEncoder().encode(`token.${identifier}`)),
+    height,
+    ok: true,
+    validator: validator.publicKey,
+  };
+  const message = concatBytes(tagPrefix('hypermesh/ca/dcv-attestation'), encodeCanonical(body));
+  return encodeCanonical({ body, sig: ed25519Sign(message, validator.privateKey) });
 }
 
 function throwsCode(fn: () => unknown, code: CaModuleErrorCode): void {
@@ -175,7 +201,14 @@ describe('dcv attestations', () => {
       new Uint8Array([...bytes, 0]),
       new Uint8Array(2048),
       encodeCanonical({ ...outer, extra: 1 }),
-      encodeCanonical({ body: { ...outer.body, v: 2 }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, v: 3 }, sig: outer.sig }),
+      encodeCanonical({ body: { ...outer.body, wildcard: 1 }, sig: outer.sig }),
+      // A wildcard attestation is dns-01 for a DNS name (RFC 8555 §7.1.3).
+      encodeCanonical({ body: { ...outer.body, wildcard: true }, sig: outer.sig }),
+      encodeCanonical({
+        body: { ...outer.body, wildcard: true, method: 'dns-01', id: 'ip:127.0.0.1' },
+        sig: outer.sig,
+      }),
       encodeCanonical({ body: { ...outer.body, id: 'dns:A.example.com' }, sig: outer.sig }),
       encodeCanonical({ body: { ...outer.body, id: 'dns:*.example.com' }, sig: outer.sig }),
       encodeCanonical({ body: { ...outer.body, id: 'ip:127.000.0.1' }, sig: outer.sig }),
@@ -185,6 +218,27 @@ describe('dcv attestations', () => {
       encodeCanonical({ body: outer.body, sig: outer.sig.subarray(1) }),
     ];
     for (const variant of variants) throwsCode(() => decodeDcvAttestation(variant), C.DCV_INVALID);
+    throwsCode(
+      () =>
+        signDcvAttestation(
+          { ...decodeDcvAttestation(bytes).body, wildcard: true },
+          validator.privateKey,
+        ),
+      C.DCV_INVALID,
+    );
+  });
+
+  it('a version 1 attestation (no wildcard flag), validly signed, is refused as such', () => {
+    const validator = makeSender();
+    const bytes = attestV1(validator, makeSender().publicKey, 'dns:a.example.com', 1);
+    assert.throws(
+      () => decodeDcvAttestation(bytes),
+      (error: unknown) =>
+        error instanceof CaModuleError &&
+        error.code === C.DCV_INVALID &&
+        error.detail.version === 1 &&
+        /version 1 attestations are not accepted/.test(error.message),
+    );
   });
 
   it('property: encode → decode round-trips; any single-byte change fails decoding or verification', () => {
@@ -204,6 +258,7 @@ describe('dcv attestations', () => {
           chainId: fc.string({ minLength: 1, maxLength: 64 }).filter((s) => s.length <= 64),
           account: fc.uint8Array({ minLength: 32, maxLength: 32 }),
           identifier,
+          wildcard: fc.boolean(),
           method: fc.constantFrom(...methods),
           keyAuthorizationHash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
           height: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
@@ -212,7 +267,10 @@ describe('dcv attestations', () => {
         fc.nat(),
         fc.integer({ min: 1, max: 255 }),
         (fields, position, delta) => {
-          const body: DcvAttestationBody = { ...fields, validator: validator.publicKey };
+          // Only a DNS name validated by dns-01 may be a wildcard attestation.
+          const wildcard =
+            fields.wildcard && fields.method === 'dns-01' && fields.identifier.startsWith('dns:');
+          const body: DcvAttestationBody = { ...fields, wildcard, validator: validator.publicKey };
           const bytes = signDcvAttestation(body, validator.privateKey);
           const decoded = decodeDcvAttestation(bytes);
           assert.deepEqual(decoded.body, body);
@@ -314,9 +372,18 @@ describe('ca module: multi-perspective validation', () => {
     );
   }
 
-  function quorum(identifier: string, count = q, account = fixture.dcvOperator.publicKey) {
-    return holders.slice(0, count).map((h) => attest(h, account, identifier, committed()));
+  function quorum(
+    identifier: string,
+    count = q,
+    account = fixture.dcvOperator.publicKey,
+    overrides: Partial<DcvAttestationBody> = {},
+  ) {
+    return holders
+      .slice(0, count)
+      .map((h) => attest(h, account, identifier, committed(), overrides));
   }
+
+  const WILDCARD = { wildcard: true, method: 'dns-01' } as const;
 
   /** Refused with `code` at admission and in a block; the block writes no issuance. */
   function refusedEverywhere(body: Uint8Array, code: CaModuleErrorCode, sender?: Sender): string {
@@ -354,7 +421,7 @@ describe('ca module: multi-perspective validation', () => {
       request(
         fixture.dcvOperator,
         [`*.${GRANTED_ZONE}`, '127.0.0.5'],
-        [...quorum(`dns:${GRANTED_ZONE}`), ...quorum('ip:127.0.0.5')],
+        [...quorum(`dns:${GRANTED_ZONE}`, q, undefined, WILDCARD), ...quorum('ip:127.0.0.5')],
       ),
     );
     // Attestations at the edges of the window count.
@@ -441,6 +508,46 @@ describe('ca module: multi-perspective validation', () => {
     );
   });
 
+  it('a wildcard needs wildcard dns-01 attestations; a plain name plain ones (RFC 8555 §7.1.3)', () => {
+    const base = `wild.${GRANTED_ZONE}`;
+    const id = `dns:${base}`;
+    // A quorum of http-01 (or dns-01) validations of the name itself does not cover `*.name`.
+    for (const method of ['http-01', 'dns-01', 'tls-alpn-01'] as const) {
+      const log = refusedEverywhere(
+        request(fixture.dcvOperator, [`*.${base}`], quorum(id, q, undefined, { method })),
+        C.DCV_QUORUM,
+      );
+      assert.ok(log.includes(`multi-perspective validation of *.${base}: `), method);
+    }
+    // Wildcard attestations do not cover the name itself.
+    refusedEverywhere(
+      request(fixture.dcvOperator, [base], quorum(id, q, undefined, WILDCARD)),
+      C.DCV_QUORUM,
+    );
+    // Both forms in one request need both quorums; each alone falls short.
+    refusedEverywhere(
+      request(fixture.dcvOperator, [base, `*.${base}`], quorum(id, q, undefined, WILDCARD)),
+      C.DCV_QUORUM,
+    );
+    issued(request(fixture.dcvOperator, [`*.${base}`], quorum(id, q, undefined, WILDCARD)));
+    issued(
+      request(
+        fixture.dcvOperator,
+        [base, `*.${base}`],
+        [...quorum(id), ...quorum(id, q, undefined, WILDCARD)],
+      ),
+    );
+  });
+
+  it('a version 1 attestation in a request → CA_DCV_INVALID, nothing written', () => {
+    const name = `old.${GRANTED_ZONE}`;
+    const old = holders.map((h) =>
+      attestV1(h, fixture.dcvOperator.publicKey, `dns:${name}`, committed()),
+    );
+    const log = refusedEverywhere(request(fixture.dcvOperator, [name], old), C.DCV_INVALID);
+    assert.match(log, /version 1 attestations are not accepted/);
+  });
+
   it('malformed attestation bytes → CA_DCV_INVALID', () => {
     const name = `junk.${GRANTED_ZONE}`;
     const valid = quorum(`dns:${name}`);
@@ -463,7 +570,7 @@ describe('ca module: multi-perspective validation', () => {
     refusedEverywhere(request(operator, [name], [Uint8Array.of(1)]), C.DCV_INVALID, operator);
   });
 
-  it('a requireDcv account needs none for SPIFFE IDs only, nor to renew a certificate', async () => {
+  it('a requireDcv account needs none for SPIFFE IDs only, nor to renew an IP address', async () => {
     const { dcvOperator } = fixture;
     const own = `spiffe://${CLUSTER}/account/${Buffer.from(dcvOperator.publicKey).toString('hex')}/svc`;
     issued(
@@ -473,14 +580,45 @@ describe('ca module: multi-perspective validation', () => {
         uris: [own],
       }),
     );
-    const name = `renew.${GRANTED_ZONE}`;
-    const txHash = issued(request(dcvOperator, [name], quorum(`dns:${name}`)));
+    const address = '127.0.0.7';
+    const txHash = issued(request(dcvOperator, [address], quorum(`ip:${address}`)));
     const h = committed();
     const { tx } = await publication(fixture, node, h, 'val-a');
     const published = node.block([publishTx(fixture, 'val-a', tx)]);
     assert.equal(published.txResults[0]!.code, 0, published.txResults[0]!.log);
     const serial = node.state().issuance(txHash)!.serial;
     issued(caRenewBody(serial));
+  });
+
+  it("a requireDcv account's renewal: only the account sends it, and a DNS name needs a new request", async () => {
+    const { dcvOperator } = fixture;
+    // An Ed25519 certificate key that could sign key-signed renewals under another grant.
+    const certified = makeSender();
+    const name = `renew.${GRANTED_ZONE}`;
+    const body = caRequestBody(
+      {
+        profile: 'service',
+        csr: createCsr({ privateKey: certified.privateKey }),
+        dnsNames: [name],
+        ipAddresses: ['127.0.0.8'],
+      },
+      undefined,
+      [...quorum(`dns:${name}`), ...quorum('ip:127.0.0.8')],
+    );
+    const txHash = issued(body);
+    const { tx } = await publication(fixture, node, committed(), 'val-a');
+    const published = node.block([publishTx(fixture, 'val-a', tx)]);
+    assert.equal(published.txResults[0]!.code, 0, published.txResults[0]!.log);
+    const serial = node.state().issuance(txHash)!.serial;
+    // The certificate's key may not spend the ACME server's shared rate window.
+    const byKey = refusedEverywhere(caRenewBody(serial), C.NOT_AUTHORIZED, certified);
+    assert.match(byKey, /requireDcv grant needs the requesting account/);
+    // The account itself: its DNS name's CAA would go unchecked, so a new request is needed.
+    const log = refusedEverywhere(caRenewBody(serial), C.DCV_STALE, dcvOperator);
+    assert.ok(
+      log.includes(`renewing ${name} would skip its CAA check: request a new certificate`),
+      log,
+    );
   });
 
   it('DEFAULT_DCV_MAX_AGE_BLOCKS is the section default', async () => {

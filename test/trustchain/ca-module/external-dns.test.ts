@@ -69,6 +69,7 @@ describe('ca module: externalDns grants', () => {
           chainId: CHAIN_ID,
           account: account.publicKey,
           identifier,
+          wildcard: false,
           method: 'http-01',
           keyAuthorizationHash: sha256(new TextEncoder().encode(`token.${identifier}`)),
           height: committed(),

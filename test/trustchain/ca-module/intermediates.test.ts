@@ -444,6 +444,7 @@ describe('ca module: adding an intermediate', () => {
           chainId: CHAIN_ID,
           account: dcvOperator.publicKey,
           identifier: `dns:${name}`,
+          wildcard: false,
           method: 'dns-01',
           keyAuthorizationHash: new Uint8Array(32),
           height,

@@ -111,15 +111,17 @@ describe('ca module: renewal at block time', () => {
 
   it("a requireDcv account's renewals reuse the validation for 398 days, then need fresh DCV", async () => {
     const { dcvOperator, validators } = fixture;
-    const name = `reuse.${GRANTED_ZONE}`;
+    // An IP address (no CAA): a DNS name's renewal needs a new request (dcv.test.ts).
+    const address = '127.0.0.9';
     const quorum = (height: number): Uint8Array[] =>
       [validators['val-a'], validators['val-b']].map((validator: Sender) =>
         signDcvAttestation(
           {
             chainId: CHAIN_ID,
             account: dcvOperator.publicKey,
-            identifier: `dns:${name}`,
-            method: 'dns-01',
+            identifier: `ip:${address}`,
+            wildcard: false,
+            method: 'http-01',
             keyAuthorizationHash: new Uint8Array(32),
             height,
             ok: true,
@@ -133,7 +135,7 @@ describe('ca module: renewal at block time', () => {
         {
           profile: 'service',
           csr: createCsr({ privateKey: generateKey('p256') }),
-          dnsNames: [name],
+          ipAddresses: [address],
           lifetimeSeconds: WEEK_SECONDS,
         },
         undefined,

@@ -3,6 +3,7 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  sign,
   verify,
   type KeyObject,
 } from 'node:crypto';
@@ -18,6 +19,15 @@ import {
   MAX_RSA_EXPONENT,
   parseCsr,
 } from '../../../src/trustchain/ca/csr.js';
+import {
+  bitString,
+  constructed,
+  contextConstructed,
+  derNull,
+  oid,
+  sequence,
+  unsignedInteger,
+} from '../../../src/trustchain/ca/der.js';
 import { CaError, CaErrorCode } from '../../../src/trustchain/ca/errors.js';
 import { generateKey, isCaError, runOpenssl, SKIP_WITHOUT_OPENSSL } from './fixtures.js';
 
@@ -114,6 +124,39 @@ describe('CSR parsing', () => {
       () => parseCsr(createCsr({ privateKey: above })),
       isCaError(CaErrorCode.CSR_WEAK_KEY),
     );
+  });
+
+  it('refuses a second spelling of an RSA key that OpenSSL still decodes (one key, one hash)', () => {
+    const privateKey = generateKey('rsa');
+    const spki = new Uint8Array(
+      createPublicKey(privateKey).export({ format: 'der', type: 'spki' }),
+    );
+    const [algorithm, bits] = children(spki, readWhole(spki)) as [Tlv, Tlv];
+    const rsaPublicKey = contentOf(spki, bits).subarray(1);
+    assert.deepEqual([...rsaPublicKey.subarray(0, 2)], [0x30, 0x82]);
+    const respell = (inner: Uint8Array): Uint8Array =>
+      sequence(encodingOf(spki, algorithm), bitString(inner));
+    const variants = {
+      // A trailing 00 after the RSAPublicKey inside the BIT STRING.
+      trailingByte: respell(Uint8Array.from([...rsaPublicKey, 0x00])),
+      // The RSAPublicKey SEQUENCE length in three bytes (30 83 00 ..) instead of two.
+      longLength: respell(Uint8Array.from([0x30, 0x83, 0x00, ...rsaPublicKey.subarray(2)])),
+    };
+    const canonical = parseCsr(csrWithSpki(privateKey, spki));
+    assert.equal(canonical.keyType, 'rsa');
+    for (const [name, variant] of Object.entries(variants)) {
+      // The premise: OpenSSL reads the variant as the very same key.
+      const decoded = createPublicKey({ key: Buffer.from(variant), format: 'der', type: 'spki' });
+      assert.ok(decoded.equals(createPublicKey(privateKey)), `${name} decodes to the same key`);
+      assert.notDeepEqual(variant, spki);
+      assert.throws(
+        () => parseCsr(csrWithSpki(privateKey, variant)),
+        (error: unknown) =>
+          isCaError(CaErrorCode.CSR_INVALID_KEY)(error) &&
+          /RSA key is not DER-encoded/.test((error as CaError).message),
+        name,
+      );
+    }
   });
 
   it('refuses RSA-1024 as a weak key', () => {
@@ -271,6 +314,17 @@ const toBase64url = (n: bigint): string => {
   const hex = n.toString(16);
   return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex').toString('base64url');
 };
+
+/** A CSR over `spki` exactly as given, signed (sha256WithRSAEncryption) by `privateKey`. */
+function csrWithSpki(privateKey: KeyObject, spki: Uint8Array): Uint8Array {
+  const info = sequence(unsignedInteger(0), sequence(), spki, constructed(contextConstructed(0)));
+  const signature = sign('sha256', info, privateKey);
+  return sequence(
+    info,
+    sequence(oid('1.2.840.113549.1.1.11'), derNull()),
+    bitString(new Uint8Array(signature)),
+  );
+}
 
 function gcd(a: bigint, b: bigint): bigint {
   while (b !== 0n) [a, b] = [b, a % b];
