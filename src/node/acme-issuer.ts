@@ -26,6 +26,8 @@ import {
   caRevokeBody,
   certificateChainPem,
   findPublishedCertificate,
+  readIntermediates,
+  trustBundleInEffect,
 } from '../trustchain/ca-module/index.js';
 import { certificateSerialOf } from './cert-tools.js';
 
@@ -35,8 +37,11 @@ import { certificateSerialOf } from './cert-tools.js';
  * `app.ca` grant covers the names the server hands out — admitted to the node's own mempool.
  * The issuer then follows the node's commits (`committed(height)`, called from the node's
  * `commit` event; no polling timer): once the request is committed it waits for the batch to be
- * published and returns the leaf with its issuer's intermediate. A refusal at admission or at
- * execution becomes an `AcmeIssuerError` the server turns into an ACME problem.
+ * published and returns the leaf with its issuer's intermediate (from the trust bundle in effect
+ * at the publication: an intermediate added after genesis included). A refusal at admission or at
+ * execution becomes an `AcmeIssuerError` the server turns into an ACME problem. An order whose
+ * wait ran out while its transaction was still pending or committed is followed at each commit
+ * and handed back to the server (`onResumable`) once the transaction has moved on.
  */
 
 /** What a submission to the node's mempool answers (MempoolAddResult). */
@@ -63,9 +68,17 @@ export interface ConsensusAcmeIssuerOptions {
   /**
    * Longest wait for commit and publication (default 120 s); then `UNAVAILABLE`. A transaction
    * still pending or committed then keeps its issuance record, and the server leaves the order
-   * `processing` (a later poll of the order waits for the same transaction again).
+   * `processing`: a later poll of the order waits for the same transaction again, and so does
+   * the server when `committed` finds the transaction committed, refused or gone (`onResumable`).
    */
   readonly timeoutMs?: number;
+  /**
+   * Attempts of one order in a row whose reads of the node's state failed (`query` threw: the
+   * node stopping, its store busy) before the order fails (default
+   * `DEFAULT_MAX_CONSECUTIVE_READ_FAILURES`), so a read that keeps failing cannot hold the order
+   * `processing` forever.
+   */
+  readonly maxConsecutiveReadFailures?: number;
   /**
    * Where the transaction each order was sent as is kept across restarts (the ACME store's
    * `acme_issuance` table): a resumed order waits for it instead of sending a new request.
@@ -81,6 +94,25 @@ export interface IssuanceRecords {
 }
 
 export const DEFAULT_ACME_ISSUE_TIMEOUT_MS = 120_000;
+export const DEFAULT_MAX_CONSECUTIVE_READ_FAILURES = 5;
+
+/** A read of the node's state that threw (`query`): may succeed when tried again. */
+class StateReadError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'StateReadError';
+  }
+}
+
+/**
+ * How an attempt failed, beside a refusal or a wait that ran out: `final` when trying again
+ * cannot help (a record that does not decode, a certificate whose issuer is in no bundle in
+ * effect), `transient` when a read of the state threw.
+ */
+type FailureKind = 'final' | 'transient';
+
+/** Whether an order's transaction may still yield a certificate; `unreadable` if unknown. */
+type Outstanding = 'yes' | 'no' | 'unreadable';
 
 /** Refusal codes of the CA core that concern the order's names. */
 const NAME_REFUSALS = ['name_not_allowed', 'wildcard_not_allowed', 'name_kind_not_allowed'];
@@ -185,10 +217,45 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   private readonly sentHere = new Set<string>();
   private localNext = 0;
   private closed = false;
+  /** Errors of this issuer that are not plain refusals or timeouts (`FailureKind`). */
+  private readonly failureKinds = new WeakMap<Error, FailureKind>();
+  /** Attempts in a row, per order, with a failed read of the state. */
+  private readonly readFailures = new Map<string, number>();
+  /**
+   * Orders (→ transaction) whose wait ran out with the transaction pending or committed and no
+   * attempt running: `committed` hands each back to the listeners once it moved on. At most one
+   * entry per `processing` order of the server.
+   */
+  private readonly kept = new Map<string, Uint8Array>();
+  private readonly resumableListeners = new Set<(orderId: string) => void>();
+  /** Intermediates added after genesis, by name, with the bundle in effect that holds them. */
+  private readonly addedBundles = new Map<
+    string,
+    { readonly bundle: TrustBundle; readonly activatedAt: number }
+  >();
 
   constructor(options: ConsensusAcmeIssuerOptions) {
     this.options = options;
     this.sender = ed25519RawPublicKey(options.accountKey);
+  }
+
+  /** The node's `query`, its failures marked as reads that may succeed when tried again. */
+  private readonly read = (request: QueryRequest): QueryResponse => {
+    try {
+      return this.options.query(request);
+    } catch (error) {
+      throw new StateReadError(error);
+    }
+  };
+
+  /**
+   * Calls `listener` with an order whose earlier wait ran out (its issuance record kept, the
+   * server's order still `processing`) once a commit finds its transaction committed, refused
+   * or gone from the mempool: the server runs the order's issuance again, which waits for the
+   * publication or fails the order, with no client poll needed.
+   */
+  onResumable(listener: (orderId: string) => void): void {
+    this.resumableListeners.add(listener);
   }
 
   /** The account (hex of the Ed25519 key) the requests come from. */
@@ -199,28 +266,81 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   issue(request: AcmeIssueRequest): Promise<AcmeIssuedCertificate> {
     const known = this.orders.get(request.orderId);
     if (known !== undefined) return known;
+    this.kept.delete(request.orderId);
     const result = this.issueOnce(request).then(
       (issued) => {
         // The certificate is in the server's store from here on; the entry only joined
         // concurrent calls while the issuance ran.
         this.orders.delete(request.orderId);
         this.settled(request.orderId);
+        this.readFailures.delete(request.orderId);
         return issued;
       },
       (error: unknown) => {
         this.orders.delete(request.orderId);
-        // A transaction still in the mempool, or committed and not yet published, keeps its
-        // record: the order waits for it again (`issueOnce`) instead of sending a duplicate.
-        // Stopping is not a failure of the order either: the record stays for the restart.
-        if (!this.closed && !this.outstanding(request.orderId)) {
-          this.settled(request.orderId);
-          this.options.issuances?.forgetIssuance(request.orderId);
-        }
-        throw error;
+        throw this.attemptFailed(request.orderId, error);
       },
     );
     this.orders.set(request.orderId, result);
     return result;
+  }
+
+  /**
+   * What a failed attempt of `orderId` leaves: a transaction still in the mempool, or committed
+   * and not yet published, keeps its record (the order waits for it again instead of sending a
+   * duplicate), unless the failure is final or reads failed `maxConsecutiveReadFailures`
+   * attempts in a row. Stopping is not a failure of the order: the record stays for the restart.
+   */
+  private attemptFailed(orderId: string, error: unknown): unknown {
+    const failure = this.asIssuerError(error, 'reading the CA state failed');
+    if (this.closed || !(failure instanceof AcmeIssuerError)) return failure;
+    const kind = this.failureKinds.get(failure);
+    const outstanding = kind === 'final' ? 'no' : this.outstanding(orderId);
+    if (outstanding === 'no') {
+      this.forget(orderId);
+      return failure;
+    }
+    if (kind === 'transient' || outstanding === 'unreadable') {
+      const failures = (this.readFailures.get(orderId) ?? 0) + 1;
+      const most = this.options.maxConsecutiveReadFailures ?? DEFAULT_MAX_CONSECUTIVE_READ_FAILURES;
+      if (failures >= most) {
+        this.forget(orderId);
+        return new AcmeIssuerError(
+          AcmeIssuerErrorCode.UNAVAILABLE,
+          `reading the CA state failed in ${failures} attempts in a row: ${failure.message}`,
+        );
+      }
+      this.readFailures.set(orderId, failures);
+    } else {
+      this.readFailures.delete(orderId);
+    }
+    const sent = this.options.issuances?.issuanceOf(orderId) ?? null;
+    if (sent !== null && this.resumableListeners.size > 0) this.kept.set(orderId, sent);
+    return failure;
+  }
+
+  /** The order failed for good: its transaction is no longer followed. */
+  private forget(orderId: string): void {
+    this.settled(orderId);
+    this.options.issuances?.forgetIssuance(orderId);
+    this.readFailures.delete(orderId);
+    this.kept.delete(orderId);
+  }
+
+  /**
+   * `error` as an `AcmeIssuerError` (`UNAVAILABLE`, "`context`: …" for anything else), its
+   * `FailureKind` noted: a read that threw is transient, any other error (a record that does
+   * not decode, a chain that cannot be built) happens again on every attempt, so it is final.
+   */
+  private asIssuerError(error: unknown, context: string): unknown {
+    if (error instanceof AcmeIssuerError) return error;
+    if (!(error instanceof Error)) return error;
+    const failure = new AcmeIssuerError(
+      AcmeIssuerErrorCode.UNAVAILABLE,
+      `${context}: ${error.message}`,
+    );
+    this.failureKinds.set(failure, error instanceof StateReadError ? 'transient' : 'final');
+    return failure;
   }
 
   /** The order's transaction no longer needs telling apart from one lost with a restart. */
@@ -237,18 +357,19 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   /**
    * Whether the transaction recorded for `orderId` may still yield a certificate: waiting in
    * the mempool, or committed without a refusal (publication follows). A refused transaction,
-   * or one that left the mempool uncommitted, is not. A failed read counts as outstanding:
-   * forgetting a live transaction would send a duplicate.
+   * or one that left the mempool uncommitted, is not. A failed read is `unreadable`: the record
+   * is kept (forgetting a live transaction would send a duplicate), for a bounded number of
+   * attempts (`attemptFailed`).
    */
-  private outstanding(orderId: string): boolean {
+  private outstanding(orderId: string): Outstanding {
     const sent = this.options.issuances?.issuanceOf(orderId) ?? null;
-    if (sent === null) return false;
+    if (sent === null) return 'no';
     try {
       const answer = this.options.query({ path: TX_RESULT_QUERY, data: sent });
-      if (answer.value === null) return this.options.pending(sent);
-      return decodeRecordedTxResult(answer.value).code === 0;
+      if (answer.value === null) return this.options.pending(sent) ? 'yes' : 'no';
+      return decodeRecordedTxResult(answer.value).code === 0 ? 'yes' : 'no';
     } catch {
-      return true;
+      return 'unreadable';
     }
   }
 
@@ -259,7 +380,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
     const sent = this.options.issuances?.issuanceOf(request.orderId) ?? null;
     if (
       sent !== null &&
-      (this.options.query({ path: TX_RESULT_QUERY, data: sent }).value !== null ||
+      (this.read({ path: TX_RESULT_QUERY, data: sent }).value !== null ||
         this.options.pending(sent))
     ) {
       // It may be committed and published already, with no commit to come: look now.
@@ -340,24 +461,36 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
 
   /**
    * Called after each commit of the node (and once at start): settles the issuances and
-   * revocations whose transaction was committed, refused, published or lost.
+   * revocations whose transaction was committed, refused, published or lost, and hands the
+   * kept orders whose transaction is no longer only pending to `onResumable` (one read and one
+   * mempool lookup per kept order).
    */
   committed(): void {
     for (const waiter of [...this.waiters]) this.checkOrFail(waiter);
+    for (const [orderId, txHash] of [...this.kept]) {
+      if (this.onlyPending(txHash)) continue;
+      this.kept.delete(orderId);
+      for (const listener of this.resumableListeners) listener(orderId);
+    }
   }
 
-  /** `check`, with a failed read of the state settling the wait as `UNAVAILABLE`. */
+  /** Waiting in the mempool, not committed; a failed read is not (the attempt counts it). */
+  private onlyPending(txHash: Uint8Array): boolean {
+    try {
+      const answer = this.options.query({ path: TX_RESULT_QUERY, data: txHash });
+      return answer.value === null && this.options.pending(txHash);
+    } catch {
+      return false;
+    }
+  }
+
+  /** `check`, with a failed read or decoding of the state settling the wait as `UNAVAILABLE`. */
   private checkOrFail(waiter: Waiter): void {
     try {
       this.check(waiter);
     } catch (error) {
       this.settle(waiter, () =>
-        waiter.reject(
-          new AcmeIssuerError(
-            AcmeIssuerErrorCode.UNAVAILABLE,
-            `reading the CA state failed: ${(error as Error).message}`,
-          ),
-        ),
+        waiter.reject(this.asIssuerError(error, 'reading the CA state failed') as AcmeIssuerError),
       );
     }
   }
@@ -365,6 +498,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   /** Fails every wait (the node is stopping). */
   close(): void {
     this.closed = true;
+    this.kept.clear();
     for (const waiter of [...this.waiters]) {
       this.settle(waiter, () =>
         waiter.reject(new AcmeIssuerError(AcmeIssuerErrorCode.UNAVAILABLE, 'the node is stopping')),
@@ -374,7 +508,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
 
   private check(waiter: Waiter): void {
     if (!waiter.committed) {
-      const answer = this.options.query({ path: TX_RESULT_QUERY, data: waiter.txHash });
+      const answer = this.read({ path: TX_RESULT_QUERY, data: waiter.txHash });
       if (answer.value === null) {
         if (this.options.pending(waiter.txHash)) return;
         // Neither pending nor committed: dropped from the mempool (e.g. a sequence gap).
@@ -394,27 +528,62 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
         return;
       }
     }
-    // The chain is built inside the read, so a failure of either (an issuer missing from the
-    // bundle, say) settles the wait instead of escaping as an unhandled rejection.
-    void findPublishedCertificate(this.options.query, waiter.txHash)
-      .then((status) => {
-        if (status.status !== 'published' || !this.waiters.has(waiter)) return;
-        const chain = certificateChainPem(this.options.bundle, status.certificate, status.issuer);
-        const leaf = derToPem(status.certificate);
-        this.settle(waiter, () =>
-          waiter.resolve({ certificatePem: leaf, chainPem: chain.slice(leaf.length) }),
-        );
+    // The chain is built inside the read, so a failure of either (an issuer in no bundle in
+    // effect, say) settles the wait instead of escaping as an unhandled rejection.
+    void this.publishedCertificate(waiter.txHash)
+      .then((issued) => {
+        if (issued !== null) this.settle(waiter, () => waiter.resolve(issued));
       })
       .catch((error: unknown) =>
         this.settle(waiter, () =>
           waiter.reject(
-            new AcmeIssuerError(
-              AcmeIssuerErrorCode.UNAVAILABLE,
-              `reading the published certificate failed: ${(error as Error).message}`,
-            ),
+            this.asIssuerError(
+              error,
+              'reading the published certificate failed',
+            ) as AcmeIssuerError,
           ),
         ),
       );
+  }
+
+  /** The certificate published for `txHash` with its chain, or null while unpublished. */
+  private async publishedCertificate(txHash: Uint8Array): Promise<AcmeIssuedCertificate | null> {
+    const status = await findPublishedCertificate(this.read, txHash);
+    if (status.status !== 'published') return null;
+    const bundle = await this.bundleInEffect(status.issuer, status.publishedAt);
+    if (bundle === null) {
+      const failure = new AcmeIssuerError(
+        AcmeIssuerErrorCode.UNAVAILABLE,
+        `certificate ${toHex(status.serial)} was published at height ${status.publishedAt} by intermediate "${status.issuer}", which is neither in the genesis trust bundle nor added (and in effect) by then: its chain cannot be built`,
+      );
+      this.failureKinds.set(failure, 'final');
+      throw failure;
+    }
+    const chain = certificateChainPem(bundle, status.certificate, status.issuer);
+    const leaf = derToPem(status.certificate);
+    return { certificatePem: leaf, chainPem: chain.slice(leaf.length) };
+  }
+
+  /**
+   * The trust bundle holding `issuer` as it was in effect at `height` (docs/ca.md, "Adding a
+   * validator's intermediate"): the genesis bundle, or for an intermediate added since, the
+   * genesis bundle with the intermediates the node's committed state lists (read as
+   * `hypermesh cert` does; the node's own state, so its roots need no further check), if
+   * `issuer` was in effect by `height`. Null when it is in neither. Added intermediates are
+   * never removed, so a found one is remembered.
+   */
+  private async bundleInEffect(issuer: string, height: number): Promise<TrustBundle | null> {
+    const genesis = this.options.bundle;
+    if (genesis.validators.some((validator) => validator.name === issuer)) return genesis;
+    let known = this.addedBundles.get(issuer);
+    if (known === undefined) {
+      const { added } = await readIntermediates(this.read);
+      const record = added.find((intermediate) => intermediate.name === issuer);
+      if (record === undefined) return null;
+      known = { bundle: trustBundleInEffect(genesis, added), activatedAt: record.activatedAt };
+      this.addedBundles.set(issuer, known);
+    }
+    return known.activatedAt <= height ? known.bundle : null;
   }
 
   /**

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { EventEmitter } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -9,10 +10,12 @@ import {
 } from '../../src/consensus/application/index.js';
 import { encodeRecordedTxResult } from '../../src/consensus/application/tx-results.js';
 import type { QueryRequest, QueryResponse } from '../../src/consensus/app.js';
-import { pemToDer } from '../../src/crypto/x509.js';
+import { encodeCanonical } from '../../src/codec/cbor.js';
+import { derToPem, pemToDer } from '../../src/crypto/x509.js';
 import type { TxtResolver } from '../../src/faces/acme/dns-resolver.js';
-import type { AcmeIssueRequest, AcmeIssuer } from '../../src/faces/acme/issuer.js';
+import type { AcmeIssueRequest } from '../../src/faces/acme/issuer.js';
 import { jwkThumbprint } from '../../src/faces/acme/jws.js';
+import type { ResumingAcmeIssuer } from '../../src/faces/acme/service.js';
 import { dns01TxtValue, keyAuthorization } from '../../src/faces/acme/validation.js';
 import { ConsensusAcmeIssuer, type AcmeSubmitResult } from '../../src/node/acme-issuer.js';
 import {
@@ -29,7 +32,18 @@ import {
   encodeIssuance,
   requestKey,
 } from '../../src/trustchain/ca-module/state.js';
+import {
+  ADDED_INTERMEDIATES_KEY,
+  addedIntermediateKey,
+  encodeAddedIntermediate,
+  type AddedIntermediateRecord,
+} from '../../src/trustchain/ca-module/intermediates.js';
 import { createCsr } from '../../src/trustchain/ca/csr.js';
+import {
+  createValidatorCaRequest,
+  issueValidatorIntermediate,
+  loadRootSigningKeys,
+} from '../../src/trustchain/ca/hierarchy.js';
 import { waitForCondition } from '../helpers/wait.js';
 import {
   PROBLEM,
@@ -47,6 +61,10 @@ import {
  * order's `ca/request` is still in the mempool, the order stays `processing` with its issuance
  * record, and a later poll finishes it once the certificate is published — no second request is
  * sent. Only a refusal (or a transaction that left the mempool uncommitted) fails the order.
+ * With no poll at all, the node's next commits finish it in the background (`onResumable`). A
+ * certificate published by an intermediate added after genesis gets that intermediate as its
+ * chain; one whose issuer is in no bundle in effect, or whose reads keep failing, fails the
+ * order instead of leaving it `processing`.
  * The node is faked at its reads: the mempool, the transaction results and the `ca` state
  * (answers carry proofs rooted at roots of their own, which a node's own reads accept).
  */
@@ -70,15 +88,21 @@ function absentAnswer(height: number): QueryResponse {
 /** What the fake node knows of one `ca/request` transaction. */
 interface FakeTx {
   result?: { code: number; log: string };
-  published?: { serial: Uint8Array; der: Uint8Array };
+  /** `issuer`: the intermediate's name in the certificate record (default `local`). */
+  published?: { serial: Uint8Array; der: Uint8Array; issuer?: string };
 }
 
 class FakeNode extends EventEmitter {
   readonly txs = new Map<string, FakeTx>();
   readonly submitted: Uint8Array[] = [];
   readonly height = 5;
+  /** Intermediates added after genesis (`ca/ints`, `ca/int/<name>`). */
+  readonly added: AddedIntermediateRecord[] = [];
+  /** While set, every read throws, as a node's store that is busy or closing. */
+  failing = false;
 
   query = (request: QueryRequest): QueryResponse => {
+    if (this.failing) throw new Error('the state store is busy');
     const hex = Buffer.from(request.data).toString('hex');
     const plain = (value: Uint8Array | null): QueryResponse => ({
       value,
@@ -115,12 +139,27 @@ class FakeNode extends EventEmitter {
         const record = encodeCertificateRecord({
           der: tx.published.der,
           txHash: Buffer.from(txHex, 'hex'),
-          issuer: 'local',
+          issuer: tx.published.issuer ?? 'local',
           publishedAt: this.height,
         });
         return oneLeafAnswer(certificateKey(request.data), record, request.height ?? this.height);
       }
       return absentAnswer(request.height ?? this.height);
+    }
+    const height = request.height ?? this.height;
+    if (request.path === caQuery('intermediateProposals', request.data).path) {
+      return absentAnswer(height);
+    }
+    if (request.path === caQuery('addedIntermediates', request.data).path) {
+      if (this.added.length === 0) return absentAnswer(height);
+      const names = encodeCanonical(this.added.map((added) => added.name));
+      return oneLeafAnswer(ADDED_INTERMEDIATES_KEY, names, height);
+    }
+    if (request.path === caQuery('addedIntermediate', request.data).path) {
+      const name = Buffer.from(request.data).toString('utf8');
+      const added = this.added.find((record) => record.name === name);
+      if (added === undefined) return absentAnswer(height);
+      return oneLeafAnswer(addedIntermediateKey(name), encodeAddedIntermediate(added), height);
     }
     assert.equal(request.path, caQuery('revocation', request.data).path);
     return absentAnswer(request.height ?? this.height);
@@ -165,16 +204,21 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
   /** Emits `settled` after every `issue` of the server's issuer ends, whichever way. */
   const issues = new EventEmitter();
   let settled = 0;
+  let resumed: ((orderId: string) => void) | undefined;
 
   before(async () => {
     pki = await createTestPki();
-    const counted: AcmeIssuer = {
+    const counted: ResumingAcmeIssuer = {
       issue: (request) =>
         issuer.issue(request).finally(() => {
           settled += 1;
           issues.emit('settled');
         }),
       revoke: (request) => issuer.revoke(request),
+      // The server subscribes at its start, before the issuer (which needs its store) exists.
+      onResumable: (listener: (orderId: string) => void) => {
+        resumed = listener;
+      },
     };
     running = await startTestAcme(pki, { issuer: counted, txtResolver: txt });
     // The issuer keeps its order → transaction records in the server's store, as in the node.
@@ -189,6 +233,7 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
       timeoutMs: ISSUE_TIMEOUT_MS,
       issuances: running.store,
     });
+    issuer.onResumable((orderId) => resumed?.(orderId));
     client = new RawAcmeClient(
       running.server.directoryUrl,
       pki.rootPem,
@@ -344,5 +389,158 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
     assert.equal(error.type, PROBLEM('rejectedIdentifier'), JSON.stringify(error));
     assert.equal(running.store.issuanceOf(order.id), null, 'the refused record is forgotten');
     assert.equal(issuer.issuingCount, 0);
+  });
+  /** The order's status in the server's store, once it is `status` (no poll of the order). */
+  const waitStatus = (id: string, status: string): Promise<void> =>
+    waitForCondition(
+      running.server.events,
+      'change',
+      () => running.store.orderById(id)?.status === status,
+      `order ${id} ${status}`,
+      WAIT_MS,
+    );
+
+  /** A leaf for `csrDer` (signed by the test CA; the fake chain names its issuer). */
+  const leafFor = async (name: string, csrDer: Uint8Array): Promise<Uint8Array> =>
+    pemToDer(
+      (
+        await pki.ca.issuer.issue({
+          orderId: `published-for-${name}`,
+          accountId: 'tests',
+          csrDer,
+          identifiers: [{ type: 'dns', value: name }],
+        })
+      ).certificatePem,
+    );
+
+  it('finishes an order whose wait ran out at the commits that publish it, with no poll', async () => {
+    const order = await finalizedOrder('unpolled.acme.test');
+    const before = settled;
+    await waitSettled(before + 1);
+    const sent = node.submitted.length;
+    assert.equal(running.store.orderById(order.id)?.status, 'processing');
+    assert.notEqual(running.store.issuanceOf(order.id), null);
+
+    // A block commits the request: the server waits for the publication again, unasked.
+    const tx = node.txOf(sent - 1);
+    tx.result = { code: 0, log: '' };
+    issuer.committed();
+    // A block later the CA's batch is published.
+    tx.published = {
+      serial: randomBytes(16),
+      der: await leafFor('unpolled.acme.test', order.csrDer),
+    };
+    issuer.committed();
+    await waitStatus(order.id, 'valid');
+    assert.equal(node.submitted.length, sent, 'no second ca/request was sent');
+    assert.equal(issuer.issuingCount, 0);
+  });
+
+  it('chains a certificate published by an intermediate added after genesis to that intermediate', async () => {
+    // The governed addition (docs/ca.md): root-issued, root-FALCON-endorsed, bound to a node key.
+    const root = await loadRootSigningKeys({
+      bundle: pki.ca.bundle,
+      ecdsaKeyFile: pki.ca.rootKeyFiles.ecdsa,
+      falconKeyFile: pki.ca.rootKeyFiles.falcon,
+      passphrase: 'acme test passphrase',
+    });
+    const { request } = await createValidatorCaRequest({ name: 'late' });
+    const account = ed25519RawPublicKey(generateKeyPairSync('ed25519').privateKey);
+    const late = await issueValidatorIntermediate({
+      cluster: pki.ca.bundle.cluster,
+      root,
+      request,
+      account,
+      notBefore: new Date(Date.now() - 60_000),
+    });
+    assert.ok(!pki.ca.bundle.validators.some((validator) => validator.name === 'late'));
+    node.added.push({
+      name: 'late',
+      account,
+      certificate: late.certificate,
+      endorsement: late.endorsement,
+      proposedAt: 2,
+      activatedAt: 3,
+      approvals: ['local'],
+    });
+
+    const order = await finalizedOrder('late.acme.test');
+    const before = settled;
+    await waitSettled(before + 1);
+    const tx = node.txOf(node.submitted.length - 1);
+    const leaf = await leafFor('late.acme.test', order.csrDer);
+    tx.result = { code: 0, log: '' };
+    tx.published = { serial: randomBytes(16), der: leaf, issuer: 'late' };
+    issuer.committed();
+    await waitStatus(order.id, 'valid');
+    const final = (await client.post(order.url, '')).json;
+    const download = await client.post(final?.certificate as string, '');
+    assert.equal(download.status, 200, download.text);
+    assert.equal(
+      download.text,
+      `${derToPem(leaf).trim()}\n${derToPem(late.certificate).trim()}\n`,
+      'the leaf, then the added intermediate',
+    );
+  });
+
+  it('fails the order when its certificate names an issuer in no trust bundle in effect', async () => {
+    const order = await finalizedOrder('nowhere.acme.test');
+    const before = settled;
+    await waitSettled(before + 1);
+    const tx = node.txOf(node.submitted.length - 1);
+    tx.result = { code: 0, log: '' };
+    tx.published = {
+      serial: randomBytes(16),
+      der: await leafFor('nowhere.acme.test', order.csrDer),
+      issuer: 'nowhere',
+    };
+    // Polls look again; none of them may leave the order processing for good.
+    let final: Record<string, unknown> | undefined;
+    await waitForCondition(
+      running.server.events,
+      'change',
+      async () => {
+        final = (await client.post(order.url, '')).json;
+        return final?.status === 'invalid';
+      },
+      'the order with an unknown issuer invalid',
+      WAIT_MS,
+    );
+    const error = final?.error as Record<string, unknown>;
+    assert.equal(error.type, PROBLEM('serverInternal'), JSON.stringify(error));
+    assert.match(
+      String(error.detail),
+      /intermediate "nowhere", which is neither in the genesis trust bundle nor added/,
+    );
+    assert.equal(running.store.issuanceOf(order.id), null, 'the record is forgotten');
+    for (let poll = 0; poll < 3; poll += 1) {
+      assert.equal((await client.post(order.url, '')).json?.status, 'invalid');
+    }
+    assert.equal(issuer.issuingCount, 0);
+  });
+
+  it('fails the order after five attempts in a row whose reads of the state fail', async () => {
+    const order = await finalizedOrder('unreadable.acme.test');
+    let count = settled;
+    await waitSettled(count + 1);
+    count += 1;
+    node.txOf(node.submitted.length - 1).result = { code: 0, log: '' };
+    node.failing = true;
+    try {
+      for (let attempt = 1; attempt <= 5; attempt += 1) {
+        assert.equal(running.store.orderById(order.id)?.status, 'processing', `attempt ${attempt}`);
+        // Each commit hands the kept order back; each attempt's reads throw.
+        issuer.committed();
+        await waitSettled(count + 1);
+        count += 1;
+      }
+    } finally {
+      node.failing = false;
+    }
+    await waitStatus(order.id, 'invalid');
+    const error = running.store.orderById(order.id)?.error as unknown as Record<string, unknown>;
+    assert.equal(error.type, PROBLEM('serverInternal'), JSON.stringify(error));
+    assert.match(String(error.detail), /5 attempts in a row: .*the state store is busy/);
+    assert.equal(running.store.issuanceOf(order.id), null);
   });
 });

@@ -194,6 +194,20 @@ function newId(): string {
   return randomBytes(16).toString('base64url');
 }
 
+/**
+ * An issuer that follows an issuance past its own wait (the node's `ConsensusAcmeIssuer`,
+ * src/node/acme-issuer.ts): when an order left `processing` after that wait ran out can be
+ * finished (its CA transaction committed, refused or gone), it calls the listener, and the
+ * service runs the order's issuance again with no client poll needed.
+ */
+export interface ResumingAcmeIssuer extends AcmeIssuer {
+  onResumable(listener: (orderId: string) => void): void;
+}
+
+function isResumingIssuer(issuer: AcmeIssuer): issuer is ResumingAcmeIssuer {
+  return typeof (issuer as Partial<ResumingAcmeIssuer>).onResumable === 'function';
+}
+
 const json = (status: number, body: unknown, headers?: Record<string, string>): Reply => ({
   status,
   json: body,
@@ -206,6 +220,8 @@ export class AcmeService {
   private readonly maxPendingAuthorizations: number;
   private readonly newAccounts: NewAccountLimit;
   private readonly issuing = new Set<string>();
+  /** Orders the issuer handed back (`onResumable`) while their issuance was still ending. */
+  private readonly issueAgain = new Set<string>();
   private stopped = false;
 
   constructor(private readonly options: AcmeServiceOptions) {
@@ -226,6 +242,14 @@ export class AcmeService {
       windowMs: options.newAccountWindowMs ?? DEFAULT_NEW_ACCOUNT_WINDOW_MS,
       maxTrackedAddresses: MAX_TRACKED_ADDRESSES,
     });
+    if (isResumingIssuer(options.issuer)) {
+      options.issuer.onResumable((orderId) => {
+        if (this.stopped) return;
+        // An issuance of the order still ending (it failed a moment ago) runs again after it.
+        if (this.issuing.has(orderId)) this.issueAgain.add(orderId);
+        else this.startIssuance(orderId);
+      });
+    }
   }
 
   private get store(): AcmeStore {
@@ -1072,6 +1096,7 @@ export class AcmeService {
     this.track(
       this.issue(orderId).finally(() => {
         this.issuing.delete(orderId);
+        if (this.issueAgain.delete(orderId) && !this.stopped) this.startIssuance(orderId);
       }),
     );
   }
@@ -1111,8 +1136,9 @@ export class AcmeService {
     } catch (error) {
       // The consensus issuer keeps the order's issuance record only while its transaction may
       // still yield a certificate (pending in the mempool, or committed and not yet published):
-      // the order then stays `processing`, and the next poll of it (or `resume`) waits for that
-      // transaction again instead of failing an order whose certificate is being issued.
+      // the order then stays `processing`, and the next poll of it, `resume`, or the issuer's
+      // `onResumable` once the transaction moved on waits for that transaction again instead
+      // of failing an order whose certificate is being issued.
       if (
         error instanceof AcmeIssuerError &&
         error.code === AcmeIssuerErrorCode.UNAVAILABLE &&
