@@ -145,14 +145,19 @@ export class FrameReader {
     if (this.discarding) return;
     this.discarding = true;
     this.holding = false;
+    this.dropQueued();
+    this.wake();
+    this.resume();
+  }
+
+  /** Forgets every decoded or held frame not yet consumed. */
+  private dropQueued(): void {
     this.items = [];
     this.sizes = [];
     this.head = 0;
     this.held = [];
     this.heldBytes = 0;
     this.queued = 0;
-    this.wake();
-    this.resume();
   }
 
   /** Next value, waiting for it; `END` when the peer finished. */
@@ -175,12 +180,7 @@ export class FrameReader {
     if (this.failure) return;
     this.failure = error;
     this.stopStallTimer();
-    this.items = [];
-    this.sizes = [];
-    this.head = 0;
-    this.held = [];
-    this.heldBytes = 0;
-    this.queued = 0;
+    this.dropQueued();
     this.wake();
     this.options.onError?.(error);
     for (const listener of this.failureListeners.splice(0)) listener(error);
