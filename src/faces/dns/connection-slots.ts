@@ -64,3 +64,29 @@ export function longestIdle<T extends IdleState>(connections: Iterable<T>): T | 
   }
   return found;
 }
+
+/**
+ * Takes a slot for a new connection from `address` (a `clientAddressKey`): false when it is
+ * refused, its address holding its cap already or, at `limit`, no connection being idle. At the
+ * limit the connection idle longest leaves `connections` and is handed to `evict`: its slot is
+ * free from then on, before it has finished closing. The caller adds the new connection.
+ */
+export function takeSlot<T extends IdleState>(
+  connections: Set<T>,
+  perAddress: AddressSlots,
+  address: string,
+  limit: number,
+  evict: (idlest: T) => void,
+): boolean {
+  if (!perAddress.take(address)) return false;
+  if (connections.size >= limit) {
+    const idlest = longestIdle(connections);
+    if (idlest === undefined) {
+      perAddress.release(address);
+      return false;
+    }
+    connections.delete(idlest);
+    evict(idlest);
+  }
+  return true;
+}

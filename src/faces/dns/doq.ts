@@ -12,7 +12,7 @@ import type * as QuicConfig from '@matrixai/quic/config.js';
 import type Logger from '@matrixai/logger';
 import { answer } from '../../trustchain/dns/index.js';
 import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
-import { AddressSlots, clientAddressKey, longestIdle } from './connection-slots.js';
+import { AddressSlots, clientAddressKey, takeSlot } from './connection-slots.js';
 import type { IdleState } from './connection-slots.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
@@ -411,17 +411,14 @@ export async function startDoqServer(options: {
   server.addEventListener(events.EventQUICServerConnection.name, (event: Event) => {
     const connection = (event as QuicEvents.EventQUICServerConnection).detail;
     const address = clientAddressKey(connection.remoteHost);
-    if (!perAddress.take(address)) return refuse(connection);
-    if (connections.size >= limits.doqMaxConnections) {
-      const idlest = longestIdle(connections);
-      if (idlest === undefined) {
-        perAddress.release(address);
-        return refuse(connection);
-      }
-      // Its slot is free from now on, before its connection has finished closing.
-      connections.delete(idlest);
-      idlest.close();
-    }
+    const admitted = takeSlot(
+      connections,
+      perAddress,
+      address,
+      limits.doqMaxConnections,
+      (idlest) => idlest.close(),
+    );
+    if (!admitted) return refuse(connection);
     const held = buffers.open(connection);
     const client = new DoqSlot(connection, limits.doqNoQueryTimeoutMs, metrics);
     connections.add(client);

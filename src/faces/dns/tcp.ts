@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { answer } from '../../trustchain/dns/index.js';
 import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
-import { AddressSlots, clientAddressKey, longestIdle } from './connection-slots.js';
+import { AddressSlots, clientAddressKey, takeSlot } from './connection-slots.js';
 import type { IdleState } from './connection-slots.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
@@ -227,19 +227,18 @@ export async function startTcpServer(options: {
   const server = net.createServer((socket) => {
     if (closing) return refuse(socket);
     const address = clientAddressKey(socket.remoteAddress ?? '');
-    if (!perAddress.take(address)) return refuse(socket);
-    if (connections.size >= limits.tcpMaxConnections) {
-      const idlest = longestIdle(connections);
-      if (idlest === undefined) {
-        perAddress.release(address);
-        return refuse(socket);
-      }
-      // Idle means nothing is owed to it: no answer unwritten, no query held. Its slot is free
-      // from now on, before its socket has finished closing.
-      connections.delete(idlest);
-      metrics.connectionEvicted(Transport.tcp);
-      idlest.socket.destroy();
-    }
+    // Idle means nothing is owed to it: no answer unwritten, no query held.
+    const admitted = takeSlot(
+      connections,
+      perAddress,
+      address,
+      limits.tcpMaxConnections,
+      (idlest) => {
+        metrics.connectionEvicted(Transport.tcp);
+        idlest.socket.destroy();
+      },
+    );
+    if (!admitted) return refuse(socket);
     const connection = new TcpConnection(socket, shared);
     connections.add(connection);
     metrics.connectionOpened(Transport.tcp);
