@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { link, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { CliError } from './cli-error.js';
@@ -21,10 +21,12 @@ import { CliError } from './cli-error.js';
  * share one data-dir volume (a rolling update, `docker run -v` twice) or two machines that share
  * a network file system see other processes under those numbers (each container's node may be
  * pid 1). So the lock also names the holder's PID namespace (`readlink /proc/self/ns/pid`) and
- * host, and a lock from another namespace or host is never judged by its pid: it counts as held
- * and the start is refused, naming where the holder runs. Only the operator can tell that no
- * node runs there any more (a container killed with kill -9 and started again gets a new
- * namespace, and its previous lock is refused the same way until the operator removes it).
+ * host, and a lock from another namespace or host is never judged by its pid but by its lease:
+ * the holder rewrites the lock every `LOCK_LEASE_RENEW_MS` (so its modification time is the file
+ * system's clock), and one older than `LOCK_LEASE_MS` by the same clock (a probe file written
+ * next to it) was left by a holder that died there. A holder that finds its lock gone or naming
+ * another holder (it was paused past its lease, and another start took over) is told at once
+ * (`onLost`): it must stop signing.
  */
 export const LOCK_FILE = 'node.lock';
 
@@ -218,6 +220,12 @@ async function readLock(file: string): Promise<string | null> {
  */
 export interface LockDataDirHooks {
   readonly beforeTakeover?: (file: string) => Promise<void>;
+  /**
+   * Called once if the held lock is found gone or naming another holder at a renewal: another
+   * start took the directory over (this process was paused past its lease). The node must stop
+   * at once, or two would sign with one key.
+   */
+  readonly onLost?: (reason: string) => void;
   /** Called after each renewal of the lease (tests). */
   readonly onLeaseRenewed?: () => void;
   /** The renewal period instead of `LOCK_LEASE_RENEW_MS` (tests). */
@@ -234,14 +242,51 @@ export const LOCK_LEASE_RENEW_MS = 10_000;
  */
 export const LOCK_LEASE_MS = 60_000;
 
-/** How long ago the lock's lease was renewed (its modification time), or null if it is gone. */
+/**
+ * How long ago the lock's lease was renewed, or null if it is gone: its modification time
+ * against a probe file's written now next to it, so both times come from the file system's
+ * clock (a network file system's server), not from two hosts' clocks that may disagree.
+ */
 async function leaseAgeMs(file: string): Promise<number | null> {
+  let renewed: number;
   try {
-    return Date.now() - (await stat(file)).mtimeMs;
+    renewed = (await stat(file)).mtimeMs;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
+  const probe = `${file}.clock.${process.pid}.${randomBytes(6).toString('hex')}`;
+  try {
+    await writeFile(probe, '', { mode: 0o600 });
+    return (await stat(probe)).mtimeMs - renewed;
+  } catch {
+    return Date.now() - renewed;
+  } finally {
+    await unlink(probe).catch(() => undefined);
+  }
+}
+
+/**
+ * Renews the lease of a lock this process holds: rewrites its bytes in place (same bytes, same
+ * length, so a reader never sees it empty), which sets its modification time by the file
+ * system's clock. Returns why the lock is no longer this process's, or null.
+ */
+async function renewLease(file: string, own: string): Promise<string | null> {
+  const found = await readLock(file).catch(() => undefined);
+  if (found === undefined) return null; // unreadable for now: the next renewal tries again
+  if (found === null) return `its lock file ${file} is gone`;
+  if (found !== own) return `its lock file ${file} now names another holder: ${found.trim()}`;
+  const bytes = Buffer.from(own);
+  const handle = await open(file, 'r+').catch(() => null);
+  if (handle === null) return null;
+  try {
+    await handle.write(bytes, 0, bytes.length, 0);
+  } catch {
+    // The lease then runs out and the next renewal finds out what happened.
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+  return null;
 }
 
 /** Takes the data directory's lock, or throws `CliError` naming the process that holds it. */
@@ -265,13 +310,24 @@ export async function lockDataDir(
         await link(staging, file);
         heldHere.add(file);
         // The lease: a node elsewhere (another container on this volume) judges the lock by it.
+        let held = true;
         const renew = setInterval(() => {
-          const now = new Date();
-          void utimes(file, now, now).then(hooks.onLeaseRenewed, () => undefined);
+          void renewLease(file, own).then((lost) => {
+            if (!held) return;
+            if (lost === null) {
+              hooks.onLeaseRenewed?.();
+              return;
+            }
+            held = false;
+            clearInterval(renew);
+            heldHere.delete(file);
+            hooks.onLost?.(lost);
+          });
         }, hooks.leaseRenewMs ?? LOCK_LEASE_RENEW_MS).unref();
         return {
           file,
           release: () => {
+            held = false;
             clearInterval(renew);
             return release(file, own);
           },

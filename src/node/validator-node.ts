@@ -453,7 +453,17 @@ export async function startValidatorNode(
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     // One node per data directory: two would sign with one key and one signer state.
     const lock = await step(`cannot lock the data directory ${config.dataDir}`, () =>
-      lockDataDir(config.dataDir),
+      lockDataDir(config.dataDir, {
+        // Another start took the directory over (this process was paused past its lease): it
+        // signs with the same key from now on, so this one stops at once, before another vote.
+        onLost: (reason) => {
+          logger.error('the data directory lock was lost: stopping at once', {
+            dataDir: config.dataDir,
+            reason,
+          });
+          process.exit(1);
+        },
+      }),
     );
     closers.push(() => lock.release());
     const storePath = path.join(config.dataDir, STORE_FILE);

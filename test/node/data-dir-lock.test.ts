@@ -210,6 +210,24 @@ describe('data directory lock', () => {
     }
   });
 
+  it('tells its holder at once when the lock was taken over (paused past its lease)', async () => {
+    const dir = await freshDir();
+    const file = path.join(dir, LOCK_FILE);
+    let lost!: (reason: string) => void;
+    const losing = new Promise<string>((resolve) => (lost = resolve));
+    const lock = await lockDataDir(dir, { leaseRenewMs: 20, onLost: (reason) => lost(reason) });
+    try {
+      // Another start, elsewhere, took the directory over while this holder was paused.
+      const other = `1\npidns pid:[1]\nhost other-${hostname()}\n`;
+      await writeFile(file, other);
+      assert.match(await withDeadline(losing, 10_000, 'onLost'), /now names another holder/);
+      assert.equal(await readFile(file, 'utf8'), other, "the new holder's lock is left alone");
+    } finally {
+      await lock.release();
+    }
+    assert.equal(await readFile(file, 'utf8'), `1\npidns pid:[1]\nhost other-${hostname()}\n`);
+  });
+
   it('lets exactly one of two starts take over one stale lock, however they interleave', async () => {
     const stale = `${await deadPid()}\n`;
     for (const first of [0, 1]) {
