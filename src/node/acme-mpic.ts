@@ -140,6 +140,15 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
     if (!request.keyAuthorization.startsWith(`${request.token}.`)) {
       refuse(StoqErrorCode.INVALID_ARGUMENT, 'the key authorization does not start with the token');
     }
+    // The name validated is the base name: a wildcard is the `wildcard` flag, never `*.` in the
+    // value (RFC 8555 §7.1.3). Otherwise `*.x` would be validated literally (Host `*.x`, through
+    // the victim's wildcard record) and attested as `dns:x`, a plain-name attestation.
+    if (request.identifier.value.startsWith('*.')) {
+      refuse(
+        StoqErrorCode.INVALID_ARGUMENT,
+        `identifier ${JSON.stringify(request.identifier.value)}: name the base name and set wildcard, not "*."`,
+      );
+    }
     // The attestation names the form validated: the wildcard authorization's (dns-01 only,
     // RFC 8555 §7.1.3; CAA checked for `issuewild`) or the name's own.
     const wildcard = request.wildcard ?? false;

@@ -467,4 +467,25 @@ describe('acme-mpic: external names and CAA in every perspective', () => {
     );
     assert.equal(responder.hosts.length, hosts, 'nothing was connected to');
   });
+
+  it('a value with "*." is refused: the wildcard is the flag, so *.x is never attested as x', async () => {
+    const hosts = responder.hosts.length;
+    const name = `*.shop.${EXTERNAL_ZONE}`;
+    for (const request of [
+      {
+        ...http01(externalAccount.publicKey, `shop.${EXTERNAL_ZONE}`),
+        identifier: { type: 'dns', value: name },
+      },
+      { ...dns01(name, true) },
+      { ...dns01(name, false) },
+    ] as CaCorroborateRequest[]) {
+      await assert.rejects(
+        corroborator(request, caller),
+        (error: unknown) =>
+          isStoqError(StoqErrorCode.INVALID_ARGUMENT)(error) &&
+          /name the base name and set wildcard/.test((error as Error).message),
+      );
+    }
+    assert.equal(responder.hosts.length, hosts, 'nothing was connected to');
+  });
 });
