@@ -265,6 +265,14 @@ export function openConsensusLog(
 ): OpenedLog {
   let wal = openConsensusWal(path);
   try {
+    if (wal.truncatedBytes > 0) {
+      // A torn last append (a crash mid-write), or damage to fsynced records near the end,
+      // which looks the same (docs/storage.md): either way the operator hears of it.
+      warn('the consensus WAL ended in an unreadable tail; it was cut off', {
+        path,
+        truncatedBytes: wal.truncatedBytes,
+      });
+    }
     let log = new ConsensusLog(wal);
     let { lastEndHeight, record } = log.replay();
     if (lastEndHeight !== null && lastEndHeight > committedHeight) {

@@ -82,10 +82,18 @@ describe('a crash while logging a block whose transaction spells a WAL record', 
     // The process died with that record written up to just past the embedded frame.
     truncateSync(path, at + embedded.length + 1);
 
-    const opened = openConsensusLog(path, 0, () => {});
+    const warnings: [string, Record<string, unknown>][] = [];
+    const opened = openConsensusLog(path, 0, (message, fields) => warnings.push([message, fields]));
     try {
       assert.deepEqual(opened.record, walRecord(lastWhole));
       assert.equal(statSync(path).size, beforeBlock);
+      // The cut is reported, with its size.
+      assert.deepEqual(warnings, [
+        [
+          'the consensus WAL ended in an unreadable tail; it was cut off',
+          { path, truncatedBytes: at + embedded.length + 1 - beforeBlock },
+        ],
+      ]);
     } finally {
       opened.close();
     }
