@@ -102,12 +102,30 @@ function refuseOccupiedTarget(targetPath: string): void {
   }
 }
 
-/** Copies left by a restore to the same target that was killed before it finished. */
+/** Whether process `pid` runs (EPERM: it does, under another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Copies left by a restore to the same target that was killed before it finished: a copy is
+ * named `<target>.restore-tmp-<pid>-<random>` by the process making it, and only those of
+ * processes that no longer run are removed, so two restores at once never delete each other's
+ * copy (the later one to finish finds the target taken: TARGET_EXISTS).
+ */
 function removeStaleTemporaries(targetPath: string): void {
   const prefix = `${basename(targetPath)}${TEMPORARY_MARK}`;
   const directory = dirname(targetPath);
   for (const name of readdirSync(directory)) {
-    if (name.startsWith(prefix)) rmSync(join(directory, name), { force: true });
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^([1-9][0-9]{0,9})-/.exec(name.slice(prefix.length))?.[1]);
+    if (Number.isSafeInteger(pid) && processRuns(pid)) continue;
+    rmSync(join(directory, name), { force: true });
   }
 }
 
@@ -168,7 +186,7 @@ export async function openStoreFromSnapshot(
     snapshot.close();
     throw toStorageError(error, `cannot restore snapshot ${snapshotPath}`, snapshotPath);
   }
-  const temporary = `${targetPath}${TEMPORARY_MARK}${randomBytes(8).toString('hex')}`;
+  const temporary = `${targetPath}${TEMPORARY_MARK}${process.pid}-${randomBytes(8).toString('hex')}`;
   try {
     try {
       removeStaleTemporaries(targetPath);
@@ -190,7 +208,8 @@ export async function openStoreFromSnapshot(
     } finally {
       snapshot.close();
     }
-    const copy = openStore(temporary, { ...options, readonly: false });
+    // `mustExist`: a copy removed meanwhile must not come back as a new, empty store.
+    const copy = openStore(temporary, { ...options, readonly: false, mustExist: true });
     try {
       if (options.verify !== false) {
         copy.verifyIntegrity({ headerStateRoot: options.headerStateRoot });

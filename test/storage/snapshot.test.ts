@@ -7,6 +7,7 @@ import {
   readFileSync,
   readdirSync,
   statSync,
+  rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -248,6 +249,19 @@ describe('snapshots', () => {
     assert.equal(existsSync(target), false);
     const related = readdirSync(dir.path).filter((name) => name.startsWith(basename(target)));
     assert.deepEqual(related, []);
+  });
+
+  it("a restore leaves another running restore's copy alone", async () => {
+    const snapshot = dir.file('snapshot-concurrent.db');
+    await store.backup(snapshot);
+    const target = dir.file('concurrent.db');
+    // The copy a restore running in this process (alive) is making to the same target.
+    const running = `${target}.restore-tmp-${process.pid}-0123456789abcdef`;
+    writeFileSync(running, 'copy in progress');
+    const restored = await openStoreFromSnapshot(snapshot, target, restoreOptions);
+    restored.close();
+    assert.equal(readFileSync(running, 'utf8'), 'copy in progress');
+    rmSync(running);
   });
 
   it('a restore killed after the copy leaves no target; the retry clears the copy and restores', async () => {
