@@ -248,6 +248,27 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
     }
   };
 
+  /** `txHash`'s result in the node's recent-results index, or null. */
+  private recentResult(txHash: Uint8Array): { code: number; log: string } | null {
+    const answer = this.read({ path: TX_RESULT_QUERY, data: txHash });
+    return answer.value === null ? null : decodeRecordedTxResult(answer.value);
+  }
+
+  /**
+   * The committed outcome of `txHash` (code and log), or null while it is not committed as far
+   * as the node knows. The node's recent-results index (`tx/result`) starts empty when it
+   * starts, so a `ca` request committed before a restart is also found by its issuance record
+   * in the CA state (`ca/request`): it exists only for a request that was applied (code 0).
+   * Without that, a restarted node sent a second request for such an order: a duplicate
+   * certificate.
+   */
+  private committedResult(txHash: Uint8Array): { code: number; log: string } | null {
+    const recent = this.recentResult(txHash);
+    if (recent !== null) return recent;
+    const record = this.read({ path: `${CA_MODULE_NAME}/${CA_QUERIES.request}`, data: txHash });
+    return record.value === null ? null : { code: 0, log: '' };
+  }
+
   /**
    * Calls `listener` with an order whose earlier wait ran out (its issuance record kept, the
    * server's order still `processing`) once a commit finds its transaction committed, refused
@@ -365,9 +386,9 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
     const sent = this.options.issuances?.issuanceOf(orderId) ?? null;
     if (sent === null) return 'no';
     try {
-      const answer = this.options.query({ path: TX_RESULT_QUERY, data: sent });
-      if (answer.value === null) return this.options.pending(sent) ? 'yes' : 'no';
-      return decodeRecordedTxResult(answer.value).code === 0 ? 'yes' : 'no';
+      const result = this.committedResult(sent);
+      if (result === null) return this.options.pending(sent) ? 'yes' : 'no';
+      return result.code === 0 ? 'yes' : 'no';
     } catch {
       return 'unreadable';
     }
@@ -378,11 +399,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
     // it; one that was only in the mempool when the node stopped is gone (the mempool is not
     // kept), and the order is sent again.
     const sent = this.options.issuances?.issuanceOf(request.orderId) ?? null;
-    if (
-      sent !== null &&
-      (this.read({ path: TX_RESULT_QUERY, data: sent }).value !== null ||
-        this.options.pending(sent))
-    ) {
+    if (sent !== null && (this.committedResult(sent) !== null || this.options.pending(sent))) {
       // It may be committed and published already, with no commit to come: look now.
       const issued = await this.wait(sent, 'issue', true);
       if (issued === null) throw new RangeError('an issuance resolved without a certificate');
@@ -477,8 +494,7 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
   /** Waiting in the mempool, not committed; a failed read is not (the attempt counts it). */
   private onlyPending(txHash: Uint8Array): boolean {
     try {
-      const answer = this.options.query({ path: TX_RESULT_QUERY, data: txHash });
-      return answer.value === null && this.options.pending(txHash);
+      return this.committedResult(txHash) === null && this.options.pending(txHash);
     } catch {
       return false;
     }
@@ -508,15 +524,17 @@ export class ConsensusAcmeIssuer implements AcmeIssuer {
 
   private check(waiter: Waiter): void {
     if (!waiter.committed) {
-      const answer = this.read({ path: TX_RESULT_QUERY, data: waiter.txHash });
-      if (answer.value === null) {
+      const result =
+        waiter.kind === 'issue'
+          ? this.committedResult(waiter.txHash)
+          : this.recentResult(waiter.txHash);
+      if (result === null) {
         if (this.options.pending(waiter.txHash)) return;
         // Neither pending nor committed: dropped from the mempool (e.g. a sequence gap).
         this.localNext = 0;
         this.settle(waiter, () => waiter.reject(this.droppedError(waiter.txHash)));
         return;
       }
-      const result = decodeRecordedTxResult(answer.value);
       if (result.code !== 0) {
         const { code, message } = logCode(result.log);
         this.settle(waiter, () => waiter.reject(acmeErrorForCaRefusal(code, message)));

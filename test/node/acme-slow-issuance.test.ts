@@ -90,6 +90,8 @@ interface FakeTx {
   result?: { code: number; log: string };
   /** `issuer`: the intermediate's name in the certificate record (default `local`). */
   published?: { serial: Uint8Array; der: Uint8Array; issuer?: string };
+  /** Applied (its issuance record is in the CA state) but not published yet. */
+  applied?: { serial: Uint8Array };
 }
 
 class FakeNode extends EventEmitter {
@@ -100,6 +102,11 @@ class FakeNode extends EventEmitter {
   readonly added: AddedIntermediateRecord[] = [];
   /** While set, every read throws, as a node's store that is busy or closing. */
   failing = false;
+  /**
+   * While set, the node has just restarted: its recent transaction results and its mempool are
+   * empty (neither is kept), while the CA state still holds what was committed.
+   */
+  restarted = false;
 
   query = (request: QueryRequest): QueryResponse => {
     if (this.failing) throw new Error('the state store is busy');
@@ -111,7 +118,7 @@ class FakeNode extends EventEmitter {
     });
     if (request.path === SEQUENCE_QUERY) return plain(null);
     if (request.path === TX_RESULT_QUERY) {
-      const result = this.txs.get(hex)?.result;
+      const result = this.restarted ? undefined : this.txs.get(hex)?.result;
       return plain(
         result === undefined
           ? null
@@ -119,7 +126,8 @@ class FakeNode extends EventEmitter {
       );
     }
     if (request.path === caQuery('request', request.data).path) {
-      const published = this.txs.get(hex)?.published;
+      const known = this.txs.get(hex);
+      const published = known?.published ?? known?.applied;
       if (published === undefined) return absentAnswer(this.height);
       const issuance = encodeIssuance({
         account: new Uint8Array(32).fill(3),
@@ -166,6 +174,7 @@ class FakeNode extends EventEmitter {
   };
 
   pending = (txHash: Uint8Array): boolean => {
+    if (this.restarted) return false;
     const tx = this.txs.get(Buffer.from(txHash).toString('hex'));
     return tx !== undefined && tx.result === undefined;
   };
@@ -542,5 +551,55 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
     assert.equal(error.type, PROBLEM('serverInternal'), JSON.stringify(error));
     assert.match(String(error.detail), /5 attempts in a row: .*the state store is busy/);
     assert.equal(running.store.issuanceOf(order.id), null);
+  });
+
+  it('after a restart, waits for a request committed before it instead of sending another', async () => {
+    const order = await finalizedOrder('restarted.acme.test');
+    const before = settled;
+    await waitSettled(before + 1);
+    const sentBefore = node.submitted.length;
+    // Committed and applied (its issuance record is in the CA state), not published yet; then
+    // the node restarts: its recent results and its mempool start empty, and so does the
+    // issuer's memory of what it sent.
+    const tx = node.txOf(sentBefore - 1);
+    tx.result = { code: 0, log: '' };
+    tx.applied = { serial: randomBytes(16) };
+    node.restarted = true;
+    const first = issuer;
+    first.close();
+    issuer = new ConsensusAcmeIssuer({
+      chainId: 'acme-test-chain',
+      stampDifficulty: 0,
+      accountKey: generateKeyPairSync('ed25519').privateKey,
+      bundle: pki.ca.bundle,
+      query: node.query,
+      submit: node.submit,
+      pending: node.pending,
+      timeoutMs: ISSUE_TIMEOUT_MS,
+      issuances: running.store,
+    });
+    try {
+      // A poll runs the issuance again on the restarted issuer: it must wait, not resend.
+      assert.equal((await client.post(order.url, '')).json?.status, 'processing');
+      await waitSettled(before + 2);
+      assert.equal(node.submitted.length, sentBefore, 'no second ca/request was sent');
+      const issued = await pki.ca.issuer.issue({
+        orderId: 'published-after-the-restart',
+        accountId: 'tests',
+        csrDer: order.csrDer,
+        identifiers: [{ type: 'dns', value: 'restarted.acme.test' }],
+      } satisfies AcmeIssueRequest);
+      tx.published = { serial: tx.applied.serial, der: pemToDer(issued.certificatePem) };
+      await waitForCondition(
+        running.server.events,
+        'change',
+        async () => (await client.post(order.url, '')).json?.status === 'valid',
+        'the order valid after the restart',
+        WAIT_MS,
+      );
+      assert.equal(node.submitted.length, sentBefore, 'still one ca/request');
+    } finally {
+      node.restarted = false;
+    }
   });
 });
