@@ -48,6 +48,13 @@ const WITNESS_CACHE_ENTRIES = 8;
  * thread): whoever asks, the node spends a bounded share of its time on them.
  */
 export const WITNESS_BUILDS_PER_SECOND = 4;
+/**
+ * Of those, the most one caller (a STOQ identity) gets per second: a caller cycling through
+ * uncached heights cannot take every build, and others' `block verify` still gets witnesses.
+ */
+export const WITNESS_BUILDS_PER_CALLER_PER_SECOND = 2;
+/** Callers whose recent builds are remembered (the oldest forgotten beyond it). */
+const WITNESS_CALLERS = 1024;
 
 /**
  * The chain's modules and their genesis state, created afresh for each execution (no cache of
@@ -117,7 +124,8 @@ function recordingStateAt(
 
 export interface BlockWitnessSource {
   /** The encoded witness for stored block `height`, or null when the store has no such block. */
-  witness(height: number): Uint8Array | null;
+  /** `caller`: who asks (its STOQ identity URI), for the per-caller share of the builds. */
+  witness(height: number, caller?: string): Uint8Array | null;
 }
 
 /**
@@ -133,22 +141,32 @@ export function blockWitnessSource(
 ): BlockWitnessSource {
   const cache = new BoundedMap<number, Uint8Array>(WITNESS_CACHE_ENTRIES);
   const builds: number[] = [];
+  const byCaller = new BoundedMap<string, number[]>(WITNESS_CALLERS);
+  const busy = (message: string, limit: number): BlockWitnessError =>
+    new BlockWitnessError(BlockWitnessErrorCode.BUSY, `${message}; retry in a second`, { limit });
   return {
-    witness(height) {
+    witness(height, caller = 'local') {
       const cached = cache.get(height);
       if (cached !== undefined) return cached;
       const stored = store.blocks.byHeight(height);
       if (stored === null) return null;
       const at = now();
       while (builds.length > 0 && at - (builds[0] as number) >= 1000) builds.shift();
+      const mine = (byCaller.get(caller) ?? []).filter((built) => at - built < 1000);
+      if (mine.length >= WITNESS_BUILDS_PER_CALLER_PER_SECOND) {
+        throw busy(
+          `the node builds at most ${WITNESS_BUILDS_PER_CALLER_PER_SECOND} block witnesses per second for one caller`,
+          WITNESS_BUILDS_PER_CALLER_PER_SECOND,
+        );
+      }
       if (builds.length >= WITNESS_BUILDS_PER_SECOND) {
-        throw new BlockWitnessError(
-          BlockWitnessErrorCode.BUSY,
-          `the node builds at most ${WITNESS_BUILDS_PER_SECOND} block witnesses per second; retry in a second`,
-          { limit: WITNESS_BUILDS_PER_SECOND },
+        throw busy(
+          `the node builds at most ${WITNESS_BUILDS_PER_SECOND} block witnesses per second`,
+          WITNESS_BUILDS_PER_SECOND,
         );
       }
       builds.push(at);
+      byCaller.set(caller, [...mine, at]);
       const block = decodeBlock(stored.bytes);
       const context = storedParent(genesis, store, height);
       const { state, witnessOf } = recordingStateAt(store, height - 1);

@@ -1029,9 +1029,9 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
       return { status: 'committed', ...result };
     },
     receipt: (txHash) => storedReceipt(store, txHash),
-    blockWitness: (height) => {
+    blockWitness: (height, ctx) => {
       try {
-        return deps.witnesses.witness(height);
+        return deps.witnesses.witness(height, ctx.peer.uri);
       } catch (error) {
         if (
           error instanceof BlockWitnessError &&

@@ -39,6 +39,7 @@ import {
 import {
   BlockWitnessErrorCode,
   WITNESS_BUILDS_PER_SECOND,
+  WITNESS_BUILDS_PER_CALLER_PER_SECOND,
   blockWitnessSource,
 } from '../../src/node/block-witness.js';
 import { isHyperMeshError } from '../../src/codec/error.js';
@@ -299,17 +300,27 @@ describe('a validator node', () => {
         () => genesisApplication(genesisOf),
         () => clock,
       );
-      const heights = Array.from({ length: WITNESS_BUILDS_PER_SECOND + 1 }, (_, i) => i + 1);
-      for (const height of heights.slice(0, -1)) {
-        assert.ok(
-          decodeStateWitness(witnesses.witness(height) as Uint8Array).height === height - 1,
-        );
+      const heights = Array.from({ length: WITNESS_BUILDS_PER_SECOND + 2 }, (_, i) => i + 1);
+      const busy = (error: unknown) => isHyperMeshError(error, BlockWitnessErrorCode.BUSY);
+      // One caller gets WITNESS_BUILDS_PER_CALLER_PER_SECOND of them; another still gets its
+      // share, up to the node's WITNESS_BUILDS_PER_SECOND.
+      const callers = ['spiffe://c/client/a', 'spiffe://c/client/b'];
+      let next = 0;
+      for (const caller of callers) {
+        for (let i = 0; i < WITNESS_BUILDS_PER_CALLER_PER_SECOND; i++) {
+          const height = heights[next++] as number;
+          assert.ok(
+            decodeStateWitness(witnesses.witness(height, caller) as Uint8Array).height ===
+              height - 1,
+          );
+        }
+        if (caller === callers[0]) {
+          assert.throws(() => witnesses.witness(heights.at(-1) as number, caller), busy);
+        }
       }
-      assert.ok(witnesses.witness(1) !== null, 'a cached witness is not counted');
-      assert.throws(
-        () => witnesses.witness(heights.at(-1) as number),
-        (error: unknown) => isHyperMeshError(error, BlockWitnessErrorCode.BUSY),
-      );
+      assert.equal(next, WITNESS_BUILDS_PER_SECOND);
+      assert.ok(witnesses.witness(1, 'spiffe://c/client/d') !== null, 'a cached one is free');
+      assert.throws(() => witnesses.witness(heights.at(-2) as number, 'spiffe://c/client/e'), busy);
       clock += 1000;
       assert.ok(witnesses.witness(heights.at(-1) as number) !== null);
       assert.equal(witnesses.witness(10_000), null, 'no such block');
