@@ -180,6 +180,26 @@ export function describeEvent(
   account: string,
   token: TokenParams,
 ): string {
+  return visible(eventText(event, account, token));
+}
+
+/**
+ * `text` with control characters (C0, DEL, C1) written as `\u00XX`: receipts, logs and event
+ * attributes are the node's word and carry what transactions chose (a proposal's title, say),
+ * and printed raw they could move the cursor, rewrite earlier lines or set the terminal's title.
+ */
+export function visible(text: string): string {
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+function eventText(
+  event: TxReceiptView['events'][number],
+  account: string,
+  token: TokenParams,
+): string {
   const a = event.attributes;
   const me = (field: string): boolean => a[field] === account;
   switch (event.type) {
@@ -230,9 +250,11 @@ export function resultCodeName(receipt: Pick<TxReceiptView, 'code' | 'log'>): st
 export function describeResult(receipt: Pick<TxReceiptView, 'code' | 'log'>): string {
   if (receipt.code === 0) return 'applied';
   const name = resultCodeName(receipt);
-  return name === null
-    ? `refused (code ${receipt.code}): ${receipt.log}`
-    : `refused ${name} (code ${receipt.code}): ${receipt.log.slice(name.length + 2)}`;
+  return visible(
+    name === null
+      ? `refused (code ${receipt.code}): ${receipt.log}`
+      : `refused ${name} (code ${receipt.code}): ${receipt.log.slice(name.length + 2)}`,
+  );
 }
 
 /**

@@ -9,6 +9,8 @@ import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
 import {
   describeEvent,
+  describeResult,
+  visible,
   parseHistoryPosition,
   formatHistoryPosition,
 } from '../../src/node/wallet-ledger.js';
@@ -395,6 +397,31 @@ describe('wallet history: positions and event lines', () => {
     ]) {
       assert.throws(() => parseHistoryPosition(text), CliError, text);
     }
+  });
+
+  it('writes the control characters of what the node sends as \\u escapes', () => {
+    const token = { name: 'T', symbol: 'TST', decimals: 3, supply: 0n };
+    const me = 'aa'.repeat(32);
+    // A proposal title (chosen by whoever proposed it) and a log that would clear the screen.
+    const title = 'vote \u001b[2J\u001b]0;owned\u0007 now\u009b';
+    const event = describeEvent(
+      {
+        type: 'caesar/submit-proposal',
+        attributes: { proposal: '1', title, deposit: '1', votingEnd: '9' },
+        accounts: [],
+      },
+      me,
+      token,
+    );
+    assert.equal(
+      event,
+      'proposed #1 "vote \\u001b[2J\\u001b]0;owned\\u0007 now\\u009b" with a deposit of 0.001 TST (voting ends with block 9)',
+    );
+    assert.equal(
+      describeResult({ code: 7, log: 'CAESAR_X: bad\u001b[31m red' }),
+      'refused CAESAR_X (code 7): bad\\u001b[31m red',
+    );
+    assert.equal(visible('plain é ✓'), 'plain é ✓');
   });
 
   it('describes each kind of Caesar event, and others as key=value', () => {

@@ -3,6 +3,7 @@ import type { CliIo } from '../io.js';
 import type { SubmitOutcome } from '../tx-submit.js';
 import { parseCommandArgs, parseCommandLine, passphraseFromEnv, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
+import { visible } from '../wallet-ledger.js';
 import { readGenesisFile } from '../cluster-layout.js';
 import {
   DEFAULT_CLUSTER_FILE,
@@ -87,7 +88,7 @@ export function reportSubmission(
   io.out(`tx ${outcome.txHash} (sequence ${outcome.sequence}) admitted by ${node}\n`);
   const { status } = outcome;
   if (status.status === 'committed') {
-    const result = status.code === 0 ? 'applied' : `refused: ${status.log}`;
+    const result = status.code === 0 ? 'applied' : `refused: ${visible(status.log)}`;
     io.out(`committed at height ${status.height}, code ${status.code} (${result})\n`);
     return status.code === 0 ? 0 : 1;
   }
