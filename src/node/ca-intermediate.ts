@@ -1,8 +1,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { fromBase64, fromHex, toBase64, toHex } from '../crypto/bytes.js';
+import { bytesEqual, fromBase64, fromHex, toBase64, toHex } from '../crypto/bytes.js';
+import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import type { FalconBackend, FalconKeyPair } from '../crypto/falcon.js';
 import { readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
 import { derToPem, pemToDerList } from '../crypto/x509.js';
@@ -16,6 +17,7 @@ import {
   type ValidatorCaRequest,
 } from '../trustchain/ca/hierarchy.js';
 import { intermediateHash } from '../trustchain/ca-module/index.js';
+import { MIN_INTERMEDIATE_REMAINING_MS } from '../trustchain/ca-module/intermediates.js';
 import { CA_FILES } from './ca-genesis.js';
 import { CliError } from './cli-error.js';
 import { CLUSTER_FILES } from './cluster-init.js';
@@ -36,6 +38,11 @@ import { loadValidatorNodeConfig } from './node-config.js';
 
 export const INTERMEDIATE_REQUEST_FORMAT = 'hypermesh-intermediate-request';
 const DAY_MS = 86_400_000;
+/**
+ * The shortest intermediate `issue` makes: a day more than the module's minimum remaining
+ * validity at proposal and approval (MIN_INTERMEDIATE_REMAINING_MS), for the approval delay.
+ */
+export const MIN_INTERMEDIATE_VALIDITY_DAYS = MIN_INTERMEDIATE_REMAINING_MS / DAY_MS + 1;
 
 const requestSchema = z.strictObject({
   format: z.literal(INTERMEDIATE_REQUEST_FORMAT),
@@ -187,6 +194,16 @@ export async function issueNodeIntermediate(options: {
   if (request.name !== options.node) {
     throw new CliError(`${nodeDir}'s intermediate request names "${request.name}"`);
   }
+  // The request file is only as trusted as the directory: bind the intermediate to the key the
+  // node actually runs with, never to whatever key the file names.
+  const nodeKey = ed25519RawPublicKey(
+    createPublicKey(await nodeIdentityKey(options.clusterDir, options.node)),
+  );
+  if (!bytesEqual(nodeKey, account)) {
+    throw new CliError(
+      `${path.join(nodeDir, CA_FILES.intermediateRequest)} binds the intermediate to the key ${toHex(account)}, not to ${options.node}'s node key ${toHex(nodeKey)} (${path.join(nodeDir, CLUSTER_FILES.nodeConfig)}): refusing to issue`,
+    );
+  }
   const operatorDir = path.join(options.clusterDir, CLUSTER_FILES.operatorDir);
   const keyText = async (file: string): Promise<string> => {
     try {
@@ -204,7 +221,11 @@ export async function issueNodeIntermediate(options: {
   const rootEnd = options.bundle.root.parsed.notAfter.getTime();
   const wanted = options.validityDays ?? DEFAULT_INTERMEDIATE_VALIDITY_DAYS;
   const validityDays = Math.min(wanted, Math.floor((rootEnd - notBefore.getTime()) / DAY_MS));
-  if (validityDays < 1) throw new CliError('the cluster root expires within a day');
+  if (validityDays < MIN_INTERMEDIATE_VALIDITY_DAYS) {
+    throw new CliError(
+      `the intermediate would be valid ${validityDays} days (the cluster root's end, or --validity-days); the cluster accepts no fewer than ${MIN_INTERMEDIATE_VALIDITY_DAYS}`,
+    );
+  }
   try {
     const root = await loadRootSigningKeys({
       bundle: options.bundle,

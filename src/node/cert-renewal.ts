@@ -20,6 +20,9 @@ import {
   lacksIssuanceExtensions,
   type CaModuleConfig,
 } from '../trustchain/ca-module/index.js';
+import { PROFILES, type ProfileName } from '../trustchain/ca/profiles.js';
+import type { IssuancePolicy } from '../trustchain/ca/request.js';
+import { genesisCertificateProfile } from '../trustchain/ca-module/genesis-renewal.js';
 import { NodeTxSender } from './discovery-submit.js';
 import type { Logger } from './log.js';
 
@@ -58,6 +61,32 @@ export const MIN_RENEWED_AGE_MS = 10 * 60_000;
 
 /** Blocks to wait, after the node's state first lacks the certificate, before looking again. */
 const NOT_KNOWN_RECHECK_BLOCKS = 10;
+/** How much later than the node's clock the renewal's block time may be (its lifetime clamp). */
+export const RENEWAL_WINDOW_SLACK_MS = 60 * 60_000;
+
+/** What the module gives a request without a lifetime (request.ts `checkPolicy`). */
+function defaultLifetimeSeconds(policy: IssuancePolicy, profile: ProfileName): number {
+  return policy.maxLifetimeSeconds?.[profile] ?? PROFILES[profile].maxLifetimeSeconds;
+}
+
+/**
+ * The lifetime a renewal asks for: `committed` (null: none, so the policy's `policyDefault`),
+ * cut so that the certificate ends `RENEWAL_WINDOW_SLACK_MS`
+ * before `issuableUntil` (the earliest intermediate's end). A cluster near an intermediate's end
+ * thus gets shorter certificates instead of CA_OUTSIDE_ISSUER_VALIDITY and expiry. Never below
+ * one second; the module refuses what the profile's minimum forbids.
+ */
+export function renewalLifetimeSeconds(
+  committed: number | null,
+  policyDefault: number,
+  issuableUntil: number,
+  now: number,
+): number | undefined {
+  const room = Math.floor((issuableUntil - now - RENEWAL_WINDOW_SLACK_MS) / 1000);
+  const wanted = committed ?? policyDefault;
+  if (room >= wanted) return committed ?? undefined;
+  return Math.max(1, room);
+}
 
 /** The same for a genesis certificate: the state holds it once height 1 is committed. */
 const GENESIS_RECHECK_BLOCKS = 1;
@@ -394,12 +423,19 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       phase = { kind: 'off' };
       return false;
     }
-    // A genesis certificate's renewal gets the profile's longest lifetime (the policy's).
+    // A genesis certificate's renewal gets the profile's longest lifetime (the policy's), an
+    // issued one its committed lifetime; both cut to end inside the issuable window.
+    const lifetime = renewalLifetimeSeconds(
+      record?.lifetimeSeconds ?? null,
+      defaultLifetimeSeconds(options.ca.policy, genesisCertificateProfile(leaf) ?? 'node'),
+      view.issuableWindow({ get: (key) => options.state.get(caStateKey(key)) }).until,
+      now().getTime(),
+    );
     const body =
       record === null
         ? caRenewBody(
             serial,
-            undefined,
+            lifetime,
             await genesisRenewalRequest(
               leaf.der,
               {
@@ -412,7 +448,7 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
             ),
             falcon,
           )
-        : caRenewBody(serial, record.lifetimeSeconds);
+        : caRenewBody(serial, lifetime);
     sender.enqueue(renewKey, body);
     phase = { kind: 'queued', since: height };
     return true;

@@ -298,6 +298,11 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
     const badDays = await issue('--validity-days', '36501');
     assert.equal(badDays.code, 2, badDays.err);
     assert.deepEqual(await readFile(pem), approved);
+    // Shorter than the module's minimum remaining validity (90 days) plus a day: refused.
+    const shortDays = await issue('--validity-days', '30');
+    assert.equal(shortDays.code, 2, shortDays.err);
+    assert.match(shortDays.err, /validity-days must be an integer from 91 to 36500/);
+    assert.deepEqual(await readFile(pem), approved);
     assert.deepEqual(
       (await readdir(path.join(clusterDir, 'node-9'))).filter((name) => name.endsWith('.tmp')),
       [],
@@ -328,6 +333,87 @@ describe('cluster add-node and ca intermediate issue (files)', () => {
     const written = pemToDerList(await readFile(pem, 'utf8'));
     assert.equal(written.length, 1);
     assert.equal(toHex(intermediateHash(written[0] as Uint8Array, fromHex(account))), hash);
+  });
+
+  it('ca intermediate issue refuses a request whose account is not the node key', async () => {
+    const added = await runCli([
+      'cluster',
+      'add-node',
+      '--cluster',
+      clusterDir,
+      '--name',
+      'node-8',
+    ]);
+    assert.equal(added.code, 0, added.err);
+    const requestFile = path.join(clusterDir, 'node-8', 'ca-intermediate-request.json');
+    const document = JSON.parse(await readFile(requestFile, 'utf8')) as { account: string };
+    const tampered = toHex(makeSender().publicKey);
+    await writeFile(requestFile, JSON.stringify({ ...document, account: tampered }));
+    const genesis = await readGenesisFile(path.join(clusterDir, 'genesis.json'));
+    await assert.rejects(
+      issueNodeIntermediate({
+        clusterDir,
+        node: 'node-8',
+        bundle: genesisTrustBundle(genesis),
+        passphrase: 'never used: refused before the root keys',
+        now: new Date(),
+      }),
+      (error: unknown) =>
+        error instanceof CliError &&
+        error.message.includes(
+          `binds the intermediate to the key ${tampered}, not to node-8's node key`,
+        ),
+    );
+    await assert.rejects(stat(path.join(clusterDir, 'node-8', 'ca-intermediate.pem')), {
+      code: 'ENOENT',
+    });
+  });
+
+  it('approve --for NAME approves only the certificate in DIR/NAME/ca-intermediate.pem', async () => {
+    const pem = path.join(clusterDir, 'node-9', 'ca-intermediate.pem');
+    const proposedPem = await readFile(pem);
+    const approve = () =>
+      runCli([
+        'ca',
+        'intermediate',
+        'approve',
+        '--cluster',
+        clusterDir,
+        '--node',
+        'node-1',
+        '--for',
+        'node-9',
+        '--json',
+      ]);
+    // Another intermediate for node-9 in the file than the one proposed (as after someone
+    // else's proposal for the name): refused, nothing approved.
+    const genesis = await readGenesisFile(path.join(clusterDir, 'genesis.json'));
+    const passphrase = (
+      await readFile(path.join(clusterDir, 'operator', 'ca-root-passphrase.txt'), 'utf8')
+    ).trim();
+    const other = await issueNodeIntermediate({
+      clusterDir,
+      node: 'node-9',
+      bundle: genesisTrustBundle(genesis),
+      passphrase,
+      now: new Date(Date.now() + 120_000),
+    });
+    await writeIssuedIntermediate(other);
+    const mismatch = await approve();
+    assert.notEqual(mismatch.code, 0);
+    assert.match(
+      mismatch.err,
+      /the open proposal for node-9 \([0-9a-f]{64}\) is not the intermediate in/,
+    );
+    await rm(pem);
+    const missing = await approve();
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.err, /cannot be read .*: use --hash/);
+    // The proposed one: approved, and with the only holder's approval it takes effect.
+    await writeFile(pem, proposedPem);
+    const approved = await approve();
+    assert.equal(approved.code, 0, approved.err);
+    assert.equal((JSON.parse(approved.out) as { active: string | null }).active, 'node-9');
   });
 
   it('the commands refuse bad arguments before touching anything', async () => {

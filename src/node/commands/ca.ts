@@ -4,7 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Command } from '../commands.js';
 import type { GenesisDocument } from '../../consensus/genesis.js';
 import type { NodeRpcClient } from '../../consensus/net/index.js';
-import { fromHex, toHex } from '../../crypto/bytes.js';
+import { bytesEqual, fromHex, toHex } from '../../crypto/bytes.js';
 import { encodeTrustBundle } from '../../trustchain/ca/bundle.js';
 import {
   CA_MODULE_NAME,
@@ -132,7 +132,7 @@ holders have run "ca intermediate approve".
 options:
   --node NAME         the node the intermediate is for (its directory DIR/NAME)
   --passphrase-env V  environment variable holding the root key passphrase
-  --validity-days N   intermediate validity (default 1095, cut at the root's end)
+  --validity-days N   intermediate validity (default 1095, at least 91, cut at the root's end)
 ${COMMON_HELP}
 `,
   async run(args, io) {
@@ -149,14 +149,19 @@ ${COMMON_HELP}
     if (values.node === undefined) throw new CliError('--node NAME is required (see --help)');
     // Everything that can be refused is, before the root keys issue anything.
     const timeoutMs = timeoutOf(values['timeout-ms']);
+    const tools = await import('../ca-intermediate.js');
     const validityDays =
       values['validity-days'] === undefined
         ? undefined
-        : integerOption(values['validity-days'], 'validity-days', { min: 1, max: 36_500 }, 1);
+        : integerOption(
+            values['validity-days'],
+            'validity-days',
+            { min: tools.MIN_INTERMEDIATE_VALIDITY_DAYS, max: 36_500 },
+            1,
+          );
     const dir = await clusterDirOf(values.cluster);
     const target = await loadClusterTarget(dir);
     if (values.via !== undefined) findNode(target, values.via);
-    const tools = await import('../ca-intermediate.js');
     const certificateFile = tools.intermediateCertificateFile(dir, values.node);
     await checkOutputPath(certificateFile, `--node ${values.node}`);
     const { genesisTrustBundle } = await import('../cert-tools.js');
@@ -222,7 +227,7 @@ usage: hypermesh ca intermediate approve --node NAME (--hash HEX | --for NAME) [
 
 Submits "ca approve-intermediate" for the proposal HEX (the hash of the intermediate and the node
 key it is bound to, as "ca intermediate issue" and "ca intermediate list" print it), or for the open proposal of
-validator NAME (--for), signed with the node key of NAME (DIR/NAME/config.json's identity key):
+validator NAME (--for; only when its certificate is DIR/NAME/ca-intermediate.pem), signed with the node key of NAME (DIR/NAME/config.json's identity key):
 NAME must hold an intermediate. The proposal takes effect with the approval that makes more
 than 2/3 of the current holders. The node key is also the one the node publishes with; if the
 node refuses the approval for its sequence number, run the command again.
@@ -255,6 +260,18 @@ ${COMMON_HELP}
     const dir = await clusterDirOf(values.cluster);
     const tools = await import('../ca-intermediate.js');
     const privateKey = await tools.nodeIdentityKey(dir, values.node);
+    const forFile =
+      values.for === undefined ? null : tools.intermediateCertificateFile(dir, values.for);
+    let issuedFor: Uint8Array = new Uint8Array();
+    if (forFile !== null) {
+      try {
+        issuedFor = await tools.readIntermediateCertificate(forFile);
+      } catch (error) {
+        throw new CliError(
+          `--for ${values.for} compares the proposal with ${forFile}, which cannot be read (${(error as Error).message}): use --hash`,
+        );
+      }
+    }
     const via = values.via ?? values.node;
     const { committedCaCheck } = await import('../cert-tools.js');
     const result = await withNode(dir, via, async (client, genesis) => {
@@ -268,6 +285,12 @@ ${COMMON_HELP}
         const open = listing.proposals.find((p) => p.name === values.for && !p.expired);
         if (open === undefined)
           throw new CliError(`no open intermediate proposal for ${values.for}`);
+        // Anyone may propose: approve by name only the certificate this cluster directory issued.
+        if (!bytesEqual(open.certificate, issuedFor)) {
+          throw new CliError(
+            `the open proposal for ${values.for} (${toHex(open.hash)}) is not the intermediate in ${forFile}: approve it with --hash only if you mean it`,
+          );
+        }
         hash = open.hash;
       }
       const committed = await submitCa(

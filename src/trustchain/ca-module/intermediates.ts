@@ -8,6 +8,7 @@ import type { FalconBackend } from '../../crypto/falcon.js';
 import { sha256 } from '../../crypto/hash.js';
 import { buildTrustBundle, type TrustBundle } from '../ca/bundle.js';
 import { parseIssuer } from '../ca/issue.js';
+import { PROFILES } from '../ca/profiles.js';
 import type { CaIssuer, CaModuleConfig } from './config.js';
 import { decodeWith } from './state.js';
 
@@ -31,6 +32,14 @@ import { decodeWith } from './state.js';
 export const MAX_INTERMEDIATE_PROPOSALS = 16;
 /** Blocks after its proposal during which a proposal accepts approvals (genesis may change it). */
 export const DEFAULT_INTERMEDIATE_PROPOSAL_BLOCKS = 1000;
+/**
+ * The least remaining validity (notAfter − block time) an intermediate must have when it is
+ * proposed and when it is approved: the node profile's longest lifetime (30 days) plus a 60-day
+ * margin. The issuable window ends at the earliest issuer's notAfter, so a short-lived addition
+ * would otherwise cut every renewal short and then stop issuance for the whole cluster.
+ */
+export const MIN_INTERMEDIATE_REMAINING_MS =
+  (PROFILES.node.maxLifetimeSeconds + 60 * 86_400) * 1000;
 
 const encoder = new TextEncoder();
 const PROP = encoder.encode('prop/');
@@ -39,6 +48,14 @@ export const PROPOSALS_KEY = encoder.encode('props');
 export const ADDED_INTERMEDIATES_KEY = encoder.encode('ints');
 
 export const proposalKey = (hash: Uint8Array): Uint8Array => concatBytes(PROP, hash);
+const ABANDONED = encoder.encode('abandoned/');
+/**
+ * Marks a proposal that expired unapproved: it can never be proposed again (its root
+ * endorsement never expires, so anyone could otherwise replay it from the chain and hold the
+ * name's slot). Only the root holders make endorsements, so these markers grow with their
+ * ceremonies, not with what anyone submits.
+ */
+export const abandonedProposalKey = (hash: Uint8Array): Uint8Array => concatBytes(ABANDONED, hash);
 
 const PROPOSAL_HASH_CONTEXT = 'hypermesh/trustchain-ca/intermediate-proposal';
 
@@ -164,6 +181,11 @@ export class IntermediateStateReader {
   proposal(hash: Uint8Array): IntermediateProposal | null {
     const value = this.state.get(proposalKey(hash));
     return value === null ? null : decodeProposal(value);
+  }
+
+  /** Whether the proposal `hash` expired unapproved (dropped since, or still stored). */
+  abandoned(hash: Uint8Array): boolean {
+    return this.state.get(abandonedProposalKey(hash)) !== null;
   }
 
   proposalHashes(): Uint8Array[] {

@@ -71,8 +71,10 @@ import { CaModuleError, CaModuleErrorCode } from './errors.js';
 import {
   ADDED_INTERMEDIATES_KEY,
   MAX_INTERMEDIATE_PROPOSALS,
+  MIN_INTERMEDIATE_REMAINING_MS,
   PROPOSALS_KEY,
   IntermediateStateReader,
+  abandonedProposalKey,
   addedIntermediateKey,
   approvalQuorumReached,
   createIssuerView,
@@ -1034,6 +1036,15 @@ export function createCaModule(
       );
     }
     const hash = proposalHash(tx.certificate, tx.account);
+    const reader = new IntermediateStateReader(state);
+    const stored = reader.proposal(hash);
+    if (reader.abandoned(hash) || (stored !== null && stored.expiresAt < height)) {
+      refuse(
+        C.PROPOSAL_EXPIRED,
+        `this intermediate of ${tx.name} was proposed before and expired unapproved: issue a new one`,
+        { hash: toHex(hash) },
+      );
+    }
     const open = openProposals(state, height);
     for (const { hash: other, proposal } of open) {
       if (
@@ -1071,6 +1082,23 @@ export function createCaModule(
     }
   }
 
+  /**
+   * Refuses an intermediate with less than `MIN_INTERMEDIATE_REMAINING_MS` left at `time` (the
+   * block's time): the issuable window would end at its notAfter (consensus rule, docs/ca.md).
+   */
+  function refuseShortIntermediate(name: string, notAfter: Date, time: number): void {
+    if (notAfter.getTime() - time >= MIN_INTERMEDIATE_REMAINING_MS) return;
+    refuse(
+      C.INTERMEDIATE_INVALID,
+      `the intermediate of ${name} has less than ${MIN_INTERMEDIATE_REMAINING_MS / 86_400_000} days of validity left`,
+      {
+        reason: 'short_validity',
+        notAfter: notAfter.toISOString(),
+        minimumRemainingDays: MIN_INTERMEDIATE_REMAINING_MS / 86_400_000,
+      },
+    );
+  }
+
   /** Proposals still accepting approvals at `height`, in proposal order. */
   function openProposals(
     state: ModuleStateReader,
@@ -1098,11 +1126,15 @@ export function createCaModule(
         },
       );
     }
+    refuseShortIntermediate(tx.name, issuer.notAfter, ctx.time);
     const reader = new IntermediateStateReader(ctx.state);
     const open = openProposals(ctx.state, ctx.height);
     // Expired proposals are dropped here, so they never count against the limit for long.
     for (const hash of reader.proposalHashes()) {
-      if (!open.some((entry) => bytesEqual(entry.hash, hash))) ctx.state.delete(proposalKey(hash));
+      if (!open.some((entry) => bytesEqual(entry.hash, hash))) {
+        ctx.state.delete(proposalKey(hash));
+        ctx.state.set(abandonedProposalKey(hash), new Uint8Array([1]));
+      }
     }
     const hash = proposalHash(tx.certificate, tx.account);
     ctx.state.set(
@@ -1165,6 +1197,9 @@ export function createCaModule(
     sender: Uint8Array,
   ): void {
     const { proposal, approver, holders } = checkApproval(ctx.state, ctx.height, tx, sender);
+    // Re-checked at every approval: an intermediate that ran short while its proposal was open
+    // must not take effect (the proposal then expires).
+    refuseShortIntermediate(proposal.name, parseIssuerOf(proposal.certificate).notAfter, ctx.time);
     const approvals = [...proposal.approvals, approver.name];
     if (!approvalQuorumReached(approvals.length, holders)) {
       ctx.state.set(proposalKey(tx.hash), encodeProposal({ ...proposal, approvals }));

@@ -49,6 +49,7 @@ import {
   readIntermediates,
   signDcvAttestation,
 } from '../../../src/trustchain/ca-module/index.js';
+import { MIN_INTERMEDIATE_REMAINING_MS } from '../../../src/trustchain/ca-module/intermediates.js';
 import { makeSender, type Sender } from '../../consensus/application/fixture.js';
 import {
   BLOCK_TIME,
@@ -85,7 +86,12 @@ interface NewValidator {
   readonly endorsement: Uint8Array;
 }
 
-async function issueFor(ca: TestCa, name: string, rootCa: TestCa = ca): Promise<NewValidator> {
+async function issueFor(
+  ca: TestCa,
+  name: string,
+  rootCa: TestCa = ca,
+  validity: { readonly notBefore?: Date; readonly validityDays?: number } = {},
+): Promise<NewValidator> {
   const { request, keys } = await createValidatorCaRequest({ name, falcon: ca.falcon });
   const root = await loadRootSigningKeys({
     bundle: rootCa.bundle,
@@ -99,7 +105,8 @@ async function issueFor(ca: TestCa, name: string, rootCa: TestCa = ca): Promise<
     root,
     request,
     account: sender.publicKey,
-    notBefore: CEREMONY_TIME,
+    notBefore: validity.notBefore ?? CEREMONY_TIME,
+    ...(validity.validityDays === undefined ? {} : { validityDays: validity.validityDays }),
     falcon: ca.falcon,
   });
   return {
@@ -506,10 +513,75 @@ describe('ca module: adding an intermediate', () => {
       node.block([caTx(attacker, addBody(valD, { account: attacker.publicKey }))]),
       CaModuleErrorCode.INTERMEDIATE_INVALID,
     );
-    // Proposing again replaces the expired proposal.
-    applied(node.block([caTx(operator, addBody(valD))]));
-    assert.deepEqual(governance().proposalHashes(), [hash]);
-    assert.equal(governance().proposal(hash)?.approvals.length, 0);
+    // Anyone replaying the expired proposal from the chain's bytes is refused, before and after
+    // the expired proposal is dropped; the operator's new intermediate for val-d is accepted.
+    const stranger = makeSender();
+    refused(node.block([caTx(stranger, addBody(valD))]), CaModuleErrorCode.PROPOSAL_EXPIRED);
+    const valD2 = await issueFor(fixture.ca, 'val-d');
+    const hash2 = intermediateHash(valD2.certificate, valD2.sender.publicKey);
+    applied(node.block([caTx(operator, addBody(valD2))]));
+    assert.deepEqual(governance().proposalHashes(), [hash2]);
+    assert.equal(governance().proposal(hash), null, 'the expired proposal is dropped');
+    assert.equal(governance().abandoned(hash), true);
+    const expiresAt2 = governance().proposal(hash2)!.expiresAt;
+    while (node.node.nextHeight() <= expiresAt2) node.block([]);
+    refused(node.block([caTx(operator, addBody(valD))]), CaModuleErrorCode.PROPOSAL_EXPIRED);
+    refused(node.block([caTx(stranger, addBody(valD2))]), CaModuleErrorCode.PROPOSAL_EXPIRED);
+    const valD3 = await issueFor(fixture.ca, 'val-d');
+    applied(node.block([caTx(operator, addBody(valD3))]));
+    assert.equal(governance().abandoned(hash2), true);
     assert.equal(CHAIN_ID, fixture.config.chainId);
+  });
+});
+
+describe('ca module: an intermediate too short-lived to add (consensus rule)', () => {
+  const DAY = 86_400_000;
+  let fixture: CaFixture;
+  let node: CaNode;
+
+  before(async () => {
+    fixture = await createCaFixture({ intermediateProposalBlocks: 12 });
+    node = await fixture.openCaNode();
+  });
+
+  after(async () => {
+    await node?.close();
+  });
+
+  const governance = () =>
+    new IntermediateStateReader({
+      get: (key) =>
+        node.node.store.state.get(new Uint8Array([...new TextEncoder().encode('ca/'), ...key])),
+    });
+  const blockTime = (height: number): number => BLOCK_TIME + height * 1000;
+
+  it('refuses proposing a 10-day intermediate (typed code, nothing written)', async () => {
+    const notBefore = new Date(Math.floor((blockTime(node.node.nextHeight()) - DAY) / 1000) * 1000);
+    const short = await issueFor(fixture.ca, 'val-c', fixture.ca, { notBefore, validityDays: 10 });
+    const result = resultOf(node.block([caTx(fixture.operator, addBody(short))]));
+    assertRefused(result, CaModuleErrorCode.INTERMEDIATE_INVALID);
+    assert.match(result.log, /less than 90 days of validity left/);
+    assert.deepEqual(governance().proposalHashes(), []);
+    assert.equal(MIN_INTERMEDIATE_REMAINING_MS, 90 * DAY);
+  });
+
+  it('refuses the approval that would activate it once its remaining validity fell below the minimum', async () => {
+    const { operator, validators } = fixture;
+    // Valid for 90 days and about 2 s after the proposal's block; each block is 1 s later.
+    const proposedAt = blockTime(node.node.nextHeight());
+    const notBefore = new Date(Math.floor((proposedAt - 10 * DAY + 3000) / 1000) * 1000);
+    const valC = await issueFor(fixture.ca, 'val-c', fixture.ca, { notBefore, validityDays: 100 });
+    const hash = intermediateHash(valC.certificate, valC.sender.publicKey);
+    applied(node.block([caTx(operator, addBody(valC))]));
+    applied(node.block([caTx(validators['val-a'], caApproveIntermediateBody(hash))]));
+    node.block([]);
+    node.block([]);
+    const result = resultOf(
+      node.block([caTx(validators['val-b'], caApproveIntermediateBody(hash))]),
+    );
+    assertRefused(result, CaModuleErrorCode.INTERMEDIATE_INVALID);
+    assert.match(result.log, /less than 90 days of validity left/);
+    assert.deepEqual(governance().addedNames(), []);
+    assert.deepEqual(governance().proposal(hash)?.approvals, ['val-a']);
   });
 });
