@@ -535,6 +535,8 @@ describe('delegation', () => {
       () => (settled = true),
       () => (settled = true),
     );
+    // Time is the behaviour under test: past renewalWaitMs (20 ms) the caller still waits, so a
+    // timer three times that long is the check (a regression would settle it at 20 ms).
     await new Promise<void>((resolve) => setTimeout(resolve, 60));
     assert.equal(settled, false, 'not handed a delegation that has ended');
     for (const release of hung.splice(0)) release();
