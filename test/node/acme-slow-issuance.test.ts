@@ -262,6 +262,26 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
   const waitSettled = (count: number): Promise<void> =>
     waitForCondition(issues, 'settled', () => settled >= count, `${count} issuances`, WAIT_MS);
 
+  /** Polls the order at each change of the server until its status is `status`; its JSON. */
+  const orderStatus = async (
+    url: string,
+    status: string,
+    what: string,
+  ): Promise<Record<string, unknown> | undefined> => {
+    let final: Record<string, unknown> | undefined;
+    await waitForCondition(
+      running.server.events,
+      'change',
+      async () => {
+        final = (await client.post(url, '')).json;
+        return final?.status === status;
+      },
+      what,
+      WAIT_MS,
+    );
+    return final;
+  };
+
   /** Orders `name`, validates it with dns-01 and finalizes: the order is `processing`. */
   const finalizedOrder = async (
     name: string,
@@ -327,17 +347,7 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
     } satisfies AcmeIssueRequest);
     tx.published = { serial: randomBytes(16), der: pemToDer(issued.certificatePem) };
 
-    let final: Record<string, unknown> | undefined;
-    await waitForCondition(
-      running.server.events,
-      'change',
-      async () => {
-        final = (await client.post(order.url, '')).json;
-        return final?.status === 'valid';
-      },
-      'the slow order valid',
-      WAIT_MS,
-    );
+    const final = await orderStatus(order.url, 'valid', 'the slow order valid');
     const download = await client.post(final?.certificate as string, '');
     assert.equal(download.status, 200, download.text);
     assert.equal(download.text, `${issued.certificatePem.trim()}\n${issued.chainPem.trim()}\n`);
@@ -356,17 +366,7 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
     // Gone from the mempool uncommitted (expired, say); the next poll finds it gone.
     const tx = node.submitted[sent - 1] as Uint8Array;
     node.txs.delete(Buffer.from(decodeTransaction(tx).txHash).toString('hex'));
-    let final: Record<string, unknown> | undefined;
-    await waitForCondition(
-      running.server.events,
-      'change',
-      async () => {
-        final = (await client.post(order.url, '')).json;
-        return final?.status === 'invalid';
-      },
-      'the dropped order invalid',
-      WAIT_MS,
-    );
+    const final = await orderStatus(order.url, 'invalid', 'the dropped order invalid');
     const error = final?.error as Record<string, unknown>;
     assert.equal(error.type, PROBLEM('serverInternal'), JSON.stringify(error));
     assert.match(String(error.detail), /left the mempool without being committed/);
@@ -383,17 +383,7 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
       code: 1,
       log: 'CA_POLICY_REFUSED: refused: name_not_allowed',
     };
-    let final: Record<string, unknown> | undefined;
-    await waitForCondition(
-      running.server.events,
-      'change',
-      async () => {
-        final = (await client.post(order.url, '')).json;
-        return final?.status === 'invalid';
-      },
-      'the refused order invalid',
-      WAIT_MS,
-    );
+    const final = await orderStatus(order.url, 'invalid', 'the refused order invalid');
     const error = final?.error as Record<string, unknown>;
     assert.equal(error.type, PROBLEM('rejectedIdentifier'), JSON.stringify(error));
     assert.equal(running.store.issuanceOf(order.id), null, 'the refused record is forgotten');
@@ -504,16 +494,10 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
       issuer: 'nowhere',
     };
     // Polls look again; none of them may leave the order processing for good.
-    let final: Record<string, unknown> | undefined;
-    await waitForCondition(
-      running.server.events,
-      'change',
-      async () => {
-        final = (await client.post(order.url, '')).json;
-        return final?.status === 'invalid';
-      },
+    const final = await orderStatus(
+      order.url,
+      'invalid',
       'the order with an unknown issuer invalid',
-      WAIT_MS,
     );
     const error = final?.error as Record<string, unknown>;
     assert.equal(error.type, PROBLEM('serverInternal'), JSON.stringify(error));
@@ -590,13 +574,7 @@ describe('ACME in the node: an issuance slower than the issuer waits', () => {
         identifiers: [{ type: 'dns', value: 'restarted.acme.test' }],
       } satisfies AcmeIssueRequest);
       tx.published = { serial: tx.applied.serial, der: pemToDer(issued.certificatePem) };
-      await waitForCondition(
-        running.server.events,
-        'change',
-        async () => (await client.post(order.url, '')).json?.status === 'valid',
-        'the order valid after the restart',
-        WAIT_MS,
-      );
+      await orderStatus(order.url, 'valid', 'the order valid after the restart');
       assert.equal(node.submitted.length, sentBefore, 'still one ca/request');
     } finally {
       node.restarted = false;
