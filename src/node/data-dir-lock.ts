@@ -40,6 +40,14 @@ const heldHere = new Set<string>();
 export interface DataDirLock {
   readonly file: string;
   release(): Promise<void>;
+  /**
+   * Whether the lock is still this process's, read from the file now (synchronously): the
+   * signer asks before every signature, so a process resumed after a pause longer than its
+   * lease, whose directory another start took over, signs nothing before it finds out (the
+   * renewal timer would find out only after timers and messages queued meanwhile had run).
+   * False once lost; it then also reports the loss (`onLost`).
+   */
+  stillHeld(): boolean;
 }
 
 /**
@@ -267,26 +275,54 @@ async function leaseAgeMs(file: string): Promise<number | null> {
 }
 
 /**
+ * Why the lock file no longer is this process's (`own`), read synchronously, or null while it
+ * is. An unreadable file counts as lost: signing is refused rather than risked.
+ */
+function lostNow(file: string, own: string): string | null {
+  let found: string;
+  try {
+    found = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return `its lock file ${file} is gone`;
+    return `its lock file ${file} cannot be read: ${(error as Error).message}`;
+  }
+  return found === own ? null : `its lock file ${file} now names another holder: ${found.trim()}`;
+}
+
+/**
  * Renews the lease of a lock this process holds: rewrites its bytes in place (same bytes, same
  * length, so a reader never sees it empty), which sets its modification time by the file
- * system's clock. Returns why the lock is no longer this process's, or null.
+ * system's clock. The file is opened once and read, compared and written through that one
+ * handle, which must still be the file at the lock's name: a process paused between a read by
+ * name and a write by name could otherwise write its text over the lock of a start that took
+ * the directory over meanwhile. Returns why the lock is no longer this process's, null when
+ * renewed, or `undefined` when the renewal failed for now (the lease then runs down).
  */
-async function renewLease(file: string, own: string): Promise<string | null> {
-  const found = await readLock(file).catch(() => undefined);
-  if (found === undefined) return null; // unreadable for now: the next renewal tries again
-  if (found === null) return `its lock file ${file} is gone`;
-  if (found !== own) return `its lock file ${file} now names another holder: ${found.trim()}`;
-  const bytes = Buffer.from(own);
-  const handle = await open(file, 'r+').catch(() => null);
-  if (handle === null) return null;
+async function renewLease(file: string, own: string): Promise<string | null | undefined> {
+  let handle;
   try {
+    handle = await open(file, 'r+');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return `its lock file ${file} is gone`;
+    return undefined;
+  }
+  try {
+    const bytes = Buffer.from(own);
+    const read = Buffer.alloc(bytes.length + 1);
+    const { bytesRead } = await handle.read(read, 0, read.length, 0);
+    const found = read.subarray(0, bytesRead).toString('utf8');
+    if (found !== own) return `its lock file ${file} now names another holder: ${found.trim()}`;
+    const [opened, named] = await Promise.all([handle.stat(), stat(file)]);
+    if (opened.ino !== named.ino || opened.dev !== named.dev) {
+      return `its lock file ${file} was replaced`;
+    }
     await handle.write(bytes, 0, bytes.length, 0);
+    return null;
   } catch {
-    // The lease then runs out and the next renewal finds out what happened.
+    return undefined;
   } finally {
     await handle.close().catch(() => undefined);
   }
-  return null;
 }
 
 /** Takes the data directory's lock, or throws `CliError` naming the process that holds it. */
@@ -311,17 +347,18 @@ export async function lockDataDir(
         heldHere.add(file);
         // The lease: a node elsewhere (another container on this volume) judges the lock by it.
         let held = true;
+        const lose = (reason: string): void => {
+          if (!held) return;
+          held = false;
+          clearInterval(renew);
+          heldHere.delete(file);
+          hooks.onLost?.(reason);
+        };
         const renew = setInterval(() => {
           void renewLease(file, own).then((lost) => {
-            if (!held) return;
-            if (lost === null) {
-              hooks.onLeaseRenewed?.();
-              return;
-            }
-            held = false;
-            clearInterval(renew);
-            heldHere.delete(file);
-            hooks.onLost?.(lost);
+            if (!held || lost === undefined) return;
+            if (lost === null) hooks.onLeaseRenewed?.();
+            else lose(lost);
           });
         }, hooks.leaseRenewMs ?? LOCK_LEASE_RENEW_MS).unref();
         return {
@@ -330,6 +367,12 @@ export async function lockDataDir(
             held = false;
             clearInterval(renew);
             return release(file, own);
+          },
+          stillHeld: () => {
+            if (!held) return false;
+            const lost = lostNow(file, own);
+            if (lost !== null) lose(lost);
+            return held;
           },
         };
       } catch (error) {

@@ -701,6 +701,9 @@ export async function startValidatorNode(
       store,
       walPath,
       signerStatePath: path.join(config.dataDir, SIGNER_STATE_FILE),
+      // Before every signature: a node resumed after a pause past its lease, whose directory
+      // another start took over, must not sign before it finds out (the renewal is a timer).
+      mayStillSign: () => lock.stillHeld(),
       self: {
         privateKey: identity.keys.ed25519.privateKey,
         falconSecretKey: identity.keys.falcon.secretKey,

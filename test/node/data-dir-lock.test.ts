@@ -218,9 +218,13 @@ describe('data directory lock', () => {
     const lock = await lockDataDir(dir, { leaseRenewMs: 20, onLost: (reason) => lost(reason) });
     try {
       // Another start, elsewhere, took the directory over while this holder was paused.
+      assert.equal(lock.stillHeld(), true);
       const other = `1\npidns pid:[1]\nhost other-${hostname()}\n`;
       await writeFile(file, other);
+      // Asked before a signature: read now, so no timer has to run first.
+      assert.equal(lock.stillHeld(), false);
       assert.match(await withDeadline(losing, 10_000, 'onLost'), /now names another holder/);
+      assert.equal(lock.stillHeld(), false);
       assert.equal(await readFile(file, 'utf8'), other, "the new holder's lock is left alone");
     } finally {
       await lock.release();

@@ -28,6 +28,11 @@ export interface ConsensusDriverOptions {
   readonly walPath: string;
   /** The signer's last-signed record (created on the first signature). */
   readonly signerStatePath: string;
+  /**
+   * Asked synchronously before every signature (the node's data-directory lock is still its
+   * own); false refuses the signature. Absent: always signs.
+   */
+  readonly mayStillSign?: () => boolean;
   /** This validator's keys, or null for a node that follows without voting. */
   readonly self: ValidatorKeys | null;
   readonly app: Application;

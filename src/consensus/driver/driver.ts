@@ -231,6 +231,9 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
         keys: this.options.self,
         path: this.options.signerStatePath,
         now: this.now,
+        ...(this.options.mayStillSign === undefined
+          ? {}
+          : { mayStillSign: this.options.mayStillSign }),
       });
     }
     const context = position.context;

@@ -23,6 +23,8 @@ export type SignRefusal =
   /** The last-signed record could not be persisted; the signer refuses from then on. */
   | 'persist-failed'
   | 'signing-failed'
+  /** The node no longer holds its data directory (`mayStillSign`): another process signs now. */
+  | 'not-holder'
   | 'closed';
 
 export interface SignerCounters {
@@ -58,6 +60,7 @@ export class GuardedSigner {
     private readonly path: string,
     private last: LastSigned | null,
     private readonly now: () => number,
+    private readonly mayStillSign: (() => boolean) | undefined,
   ) {}
 
   /** Loads the last-signed record (throws `SIGNER_STATE_CORRUPT` / `SIGNER_STATE_FOREIGN`). */
@@ -67,6 +70,8 @@ export class GuardedSigner {
     readonly keys: ValidatorKeys;
     readonly path: string;
     readonly now: () => number;
+    /** Asked synchronously before every signature; false refuses it (`not-holder`). */
+    readonly mayStillSign?: () => boolean;
   }): Promise<GuardedSigner> {
     const last = await readSignerState(options.path, options.address);
     return new GuardedSigner(
@@ -76,6 +81,7 @@ export class GuardedSigner {
       options.path,
       last,
       options.now,
+      options.mayStillSign,
     );
   }
 
@@ -125,6 +131,7 @@ export class GuardedSigner {
   ): GuardDecision<LastSigned['signed']> | SignRefusal {
     if (this.closed) return 'closed';
     if (this.broken !== undefined) return 'persist-failed';
+    if (this.mayStillSign !== undefined && !this.mayStillSign()) return 'not-holder';
     return checkSigning(this.last, { height, round, step, blockHash });
   }
 

@@ -66,6 +66,31 @@ describe('GuardedSigner', () => {
     assert.deepEqual(restarted.counters, { signed: 0, reused: 1, refused: 3, failed: 0 });
   });
 
+  it('asks mayStillSign before every signature and refuses when it says no (not-holder)', async () => {
+    const path = join(dir, 'holder.cbor');
+    let holder = true;
+    let asked = 0;
+    const signer = await GuardedSigner.open({
+      chainId: CHAIN,
+      address: identity.address,
+      keys,
+      path,
+      now: () => 1_000,
+      mayStillSign: () => {
+        asked += 1;
+        return holder;
+      },
+    });
+    assert.equal((await signer.signVote(request())).kind, 'signed');
+    holder = false;
+    assert.deepEqual(await signer.signVote(request({ round: 2 })), {
+      kind: 'refused',
+      reason: 'not-holder',
+    });
+    assert.equal(asked, 2);
+    assert.equal((await readSignerState(path, identity.address))?.round, 1, 'nothing persisted');
+  });
+
   it('adds a FALCON-1024 attestation to precommits for a block, one request at a time', async () => {
     const path = join(dir, 'pq.cbor');
     const signer = await open(path);
