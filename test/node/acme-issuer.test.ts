@@ -64,7 +64,13 @@ describe('ACME issuer records', () => {
       accountKey: generateKeyPairSync('ed25519').privateKey,
       bundle: {} as TrustBundle,
       query: (request: QueryRequest) => {
-        assert.ok(request.path === TX_RESULT_QUERY || request.path === SEQUENCE_QUERY);
+        // Nothing is committed: no transaction result, no issuance record in the CA state.
+        assert.ok(
+          request.path === TX_RESULT_QUERY ||
+            request.path === SEQUENCE_QUERY ||
+            request.path === `${CA_MODULE_NAME}/${CA_QUERIES.request}`,
+          request.path,
+        );
         return answer(null);
       },
       pending: (txHash) => known.some((hash) => bytesEqual(hash, txHash)),
