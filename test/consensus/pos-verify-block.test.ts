@@ -247,7 +247,9 @@ describe('verifyCommittedBlock on malformed input', () => {
           original = (first as unknown as Record<string, unknown>)[key];
           commit = withCommit('precommits', [{ ...first, [key]: value }, ...rest]);
         }
-        fc.pre(!isDeepStrictEqual(original, value));
+        // Not the same value: isDeepStrictEqual tells -0 from 0 (Object.is), the verifier does
+        // not (a round of -0 is round 0), so a 0 replaced by -0 is no change.
+        fc.pre(!isDeepStrictEqual(original, value) && !(value === 0 && original === 0));
         const verdict = verify(block, commit);
         assert.equal(verdict.ok, false, `${where}.${key} replaced, the block still verified`);
         assert.deepEqual(
