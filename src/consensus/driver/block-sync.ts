@@ -31,6 +31,15 @@ export enum SyncDeadline {
 /** A page fetch abandoned at a deadline (the `error` of the `SYNC_FAILED` rejection). */
 export class SyncTimeoutError extends HyperMeshError<SyncDeadline> {}
 
+/** The network's refusal of a serving node at its limit (`RESOURCE_EXHAUSTED`, `sync-busy`). */
+function isSyncBusy(error: unknown): boolean {
+  return (
+    error instanceof HyperMeshError &&
+    error.code === 'RESOURCE_EXHAUSTED' &&
+    error.detail.reason === 'sync-busy'
+  );
+}
+
 /** The named timers block sync sets (the driver's `Timers`; a test may drive them by hand). */
 export type SyncTimers = Pick<Timers, 'set' | 'has' | 'clear'>;
 
@@ -191,6 +200,15 @@ export class BlockSync {
     this.backoff.set(peer, { failures, until: this.host.now() + units * this.host.backoffUnitMs });
   }
 
+  /**
+   * A peer that refused with `sync-busy` waits one back-off unit before it is asked again, its
+   * failure count unchanged: a busy server is not a faulty one.
+   */
+  private busy(peer: string): void {
+    const failures = this.backoff.peek(peer)?.failures ?? 0;
+    this.backoff.set(peer, { failures, until: this.host.now() + this.host.backoffUnitMs });
+  }
+
   private start(): void {
     if (!this.host.active() || this.run !== null) return;
     this.host.timers.clear(GRACE_TIMER);
@@ -225,6 +243,15 @@ export class BlockSync {
         page = await this.fetchPage(peer.peer, from, to, signal);
       } catch (error) {
         if (!host.active() || signal.aborted) break;
+        if (isSyncBusy(error)) {
+          // A server busy serving others is not at fault: ask the others, and it again soon.
+          this.busy(peer.peer);
+          host.logger('info', 'block sync: the peer is busy serving others', {
+            peer: peer.peer,
+            from,
+          });
+          continue;
+        }
         this.penalize(peer.peer);
         host.logger('warn', 'block sync from a peer failed', {
           peer: peer.peer,

@@ -79,6 +79,18 @@ export interface ConsensusNetworkLimits {
   readonly maxConcurrentSyncRequests: number;
   /** Of those, how many one peer may have at once (default 2); more are refused the same way. */
   readonly maxSyncRequestsPerPeer: number;
+  /**
+   * Of those, how many followers may have at once, all together (default 4): peers this node
+   * neither lists nor discovered and whose key is no validator's. The rest stay free for
+   * listed peers and validators, so followers syncing from genesis cannot keep a lagging
+   * validator from catching up.
+   */
+  readonly maxFollowerSyncRequests: number;
+  /**
+   * A served request ends its page after this long (default 120 s; at least one block), however
+   * slowly the client reads; the client asks for the rest next.
+   */
+  readonly maxSyncServeMs: number;
 }
 
 /**
@@ -115,6 +127,8 @@ export const DEFAULT_CONSENSUS_NETWORK_LIMITS: ConsensusNetworkLimits = Object.f
   maxSyncPageBytes: 8 * 1024 * 1024,
   maxConcurrentSyncRequests: 8,
   maxSyncRequestsPerPeer: 2,
+  maxFollowerSyncRequests: 4,
+  maxSyncServeMs: 120_000,
 });
 
 export interface StoqConsensusNetworkOptions {
@@ -220,10 +234,15 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   readonly maxMalformed: number;
   private readonly syncLimits: Pick<
     ConsensusNetworkLimits,
-    'maxSyncPageBytes' | 'maxConcurrentSyncRequests' | 'maxSyncRequestsPerPeer'
+    | 'maxSyncPageBytes'
+    | 'maxConcurrentSyncRequests'
+    | 'maxSyncRequestsPerPeer'
+    | 'maxFollowerSyncRequests'
+    | 'maxSyncServeMs'
   >;
-  /** Sync requests being served now, in all and per peer. */
+  /** Sync requests being served now, in all, to followers, and per peer. */
   private syncServing = 0;
+  private syncServingFollowers = 0;
   private readonly syncServingPerPeer = new Map<string, number>();
   private readonly table: ReadonlyMap<string, ConsensusPeer>;
   private readonly endpoint: StoqEndpoint;
@@ -272,6 +291,8 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       maxSyncPageBytes: limits.maxSyncPageBytes,
       maxConcurrentSyncRequests: limits.maxConcurrentSyncRequests,
       maxSyncRequestsPerPeer: limits.maxSyncRequestsPerPeer,
+      maxFollowerSyncRequests: limits.maxFollowerSyncRequests,
+      maxSyncServeMs: limits.maxSyncServeMs,
     };
     this.endpoint = options.endpoint;
     this.blockSource = options.blockSource;
@@ -660,7 +681,12 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   /** An unlisted peer's current key is a validator of the height being decided or the next. */
   private unlistedValidator(peer: string): boolean {
     const key = this.keys.get(peer);
-    if (key === undefined || this.unlisted === null) return false;
+    return key !== undefined && this.isValidatorKey(peer, key);
+  }
+
+  /** `key` (`peer`'s) is a validator's of the height being decided or the next, by the policy. */
+  private isValidatorKey(peer: string, key: Uint8Array): boolean {
+    if (this.unlisted === null) return false;
     try {
       return this.unlisted.isValidator(key);
     } catch (error) {
@@ -853,10 +879,11 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   /**
    * Serves blocks `from..to` one at a time from the block source, so a request holds one block
    * read from the store plus what STOQ's send buffer holds (the stream waits for the caller to
-   * read). A page ends after `maxSyncPageBytes` of blocks and commits (at least one block), and at
-   * most `maxConcurrentSyncRequests` requests (`maxSyncRequestsPerPeer` of one peer) are served at
-   * once: a follower cannot make this node load hundreds of blocks per request, nor run many
-   * requests side by side.
+   * read). A page ends after `maxSyncPageBytes` of blocks and commits or `maxSyncServeMs` (at
+   * least one block), and at most `maxConcurrentSyncRequests` requests (`maxSyncRequestsPerPeer`
+   * of one peer, `maxFollowerSyncRequests` of followers together) are served at once: a follower
+   * cannot make this node load hundreds of blocks per request, run many requests side by side,
+   * hold a request open by reading slowly, nor, with others, take the slots a validator needs.
    */
   private async *serveBlocks(
     from: number,
@@ -866,29 +893,39 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     if (this.closing.aborted) {
       throw new StoqError(StoqErrorCode.UNAVAILABLE, 'the consensus network is closed');
     }
-    const { maxSyncPageBytes, maxConcurrentSyncRequests, maxSyncRequestsPerPeer } = this.syncLimits;
+    const limits = this.syncLimits;
     const peer = ctx.peer.name;
+    const follower = this.isFollower(peer, ctx.peer.transportKey);
     const ofPeer = this.syncServingPerPeer.get(peer) ?? 0;
-    if (this.syncServing >= maxConcurrentSyncRequests || ofPeer >= maxSyncRequestsPerPeer) {
+    if (
+      this.syncServing >= limits.maxConcurrentSyncRequests ||
+      ofPeer >= limits.maxSyncRequestsPerPeer ||
+      (follower && this.syncServingFollowers >= limits.maxFollowerSyncRequests)
+    ) {
       this.logger.warn('sync request refused: too many served at once', {
         peer,
         from,
+        follower,
         serving: this.syncServing,
+        servingFollowers: this.syncServingFollowers,
         servingPeer: ofPeer,
       });
       throw new StoqError(
         StoqErrorCode.RESOURCE_EXHAUSTED,
-        `${this.self} serves at most ${maxConcurrentSyncRequests} sync requests at once, ` +
-          `${maxSyncRequestsPerPeer} per peer`,
+        `${this.self} serves at most ${limits.maxConcurrentSyncRequests} sync requests at once, ` +
+          `${limits.maxSyncRequestsPerPeer} per peer, ${limits.maxFollowerSyncRequests} to ` +
+          'followers',
         { reason: 'sync-busy' },
       );
     }
-    const release = this.holdSyncSlot(peer, ctx.signal);
+    const release = this.holdSyncSlot(peer, follower, ctx.signal);
     try {
       const last = Math.min(to, from + SYNC_MAX_BLOCKS_PER_REQUEST - 1);
+      const deadline = Date.now() + limits.maxSyncServeMs;
       let bytes = 0;
-      for (let expected = from; expected <= last && bytes < maxSyncPageBytes; expected++) {
+      for (let expected = from; expected <= last && bytes < limits.maxSyncPageBytes; expected++) {
         if (ctx.signal.aborted) return;
+        if (expected > from && Date.now() >= deadline) return;
         const read = await untilAborted(this.blockSource(expected, last, 1), ctx.signal);
         if (read === null) return;
         const block = read[0];
@@ -912,12 +949,24 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   }
 
   /**
-   * Takes one of `peer`'s sync slots until the returned release is called or `signal` aborts,
-   * whichever comes first (the slot is freed once). The abort matters when the call ends while
-   * the generator waits on something else: its `finally` then runs only once that wait ends.
+   * A peer with neither a listed nor a discovered name and key, whose key is no validator's of
+   * the height being decided or the next (it may follow the chain; see `UnlistedPeerPolicy`).
    */
-  private holdSyncSlot(peer: string, signal: AbortSignal): () => void {
+  private isFollower(peer: string, key: Uint8Array): boolean {
+    return (
+      !this.isListed(peer, key) && !this.isDiscovered(peer, key) && !this.isValidatorKey(peer, key)
+    );
+  }
+
+  /**
+   * Takes one of `peer`'s sync slots (and a follower's, for a follower) until the returned
+   * release is called or `signal` aborts, whichever comes first (the slot is freed once). The
+   * abort matters when the call ends while the generator waits on something else: its
+   * `finally` then runs only once that wait ends.
+   */
+  private holdSyncSlot(peer: string, follower: boolean, signal: AbortSignal): () => void {
     this.syncServing++;
+    if (follower) this.syncServingFollowers++;
     this.syncServingPerPeer.set(peer, (this.syncServingPerPeer.get(peer) ?? 0) + 1);
     let held = true;
     const release = (): void => {
@@ -925,6 +974,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       held = false;
       signal.removeEventListener('abort', release);
       this.syncServing--;
+      if (follower) this.syncServingFollowers--;
       const left = (this.syncServingPerPeer.get(peer) ?? 1) - 1;
       if (left > 0) this.syncServingPerPeer.set(peer, left);
       else this.syncServingPerPeer.delete(peer);

@@ -9,6 +9,7 @@ import {
 } from '../../../src/consensus/driver/block-sync.js';
 import type { LogLevel } from '../../../src/consensus/driver/driver-types.js';
 import type { ConsensusNetwork, SyncedBlock } from '../../../src/consensus/driver/ports.js';
+import { StoqError, StoqErrorCode } from '../../../src/stoq/errors.js';
 import { waitForCondition, withDeadline } from '../../helpers/wait.js';
 
 const IDLE_MS = 10;
@@ -76,6 +77,16 @@ const trickling: Serve = async function* (from) {
   yield block(from);
   await new Promise<never>(() => undefined);
 };
+
+/** Refuses at once, as a serving node does with all its sync slots taken. */
+const busy: Serve = () => ({
+  [Symbol.asyncIterator]: () => ({
+    next: () =>
+      Promise.reject(
+        new StoqError(StoqErrorCode.RESOURCE_EXHAUSTED, 'serving others', { reason: 'sync-busy' }),
+      ),
+  }),
+});
 
 /**
  * A sync host around a counter of stored blocks, a fake clock and a network whose peers serve
@@ -453,6 +464,30 @@ describe('BlockSync per-peer state', () => {
       peers,
     );
     assert.deepEqual(h.sync.trackedPeers, { progress: 3, backoff: 2 });
+    h.active = false;
+    await h.sync.stop();
+  });
+});
+
+describe('BlockSync and a busy peer', () => {
+  it('asks a peer refusing with sync-busy again after one back-off unit each time, never longer', async () => {
+    const h = new Harness();
+    h.servers.set(LIAR, busy);
+    for (let round = 1; round <= 5; round++) {
+      h.status(LIAR, 100);
+      assert.equal(h.sync.syncing, true, `round ${round}: asked again`);
+      await h.until(() => h.finished === round, `run ${round} to end`);
+      h.status(LIAR, 100);
+      assert.equal(h.sync.syncing, false, `round ${round}: not asked again at once`);
+      h.clock += BACKOFF_MS;
+    }
+    assert.equal(h.calls.length, 5);
+    assert.deepEqual(h.failures, [], 'a busy peer is not a failed one');
+    assert.deepEqual(h.warnings(), []);
+    // Busy no longer: it serves the blocks.
+    h.servers.set(LIAR, honest);
+    h.status(LIAR, 3);
+    await h.until(() => h.committed === 3, 'the blocks from the once busy peer');
     h.active = false;
     await h.sync.stop();
   });

@@ -7,7 +7,7 @@ import {
   DEFAULT_CONSENSUS_NETWORK_LIMITS,
   defineConsensusPeerService,
 } from '../../../src/consensus/net/index.js';
-import { StoqErrorCode } from '../../../src/stoq/errors.js';
+import { StoqErrorCode, type StoqError } from '../../../src/stoq/errors.js';
 import { createClient } from '../../../src/stoq/rpc/client.js';
 import { isStoqError } from '../../helpers/stoq-error.js';
 import { waitForCondition } from '../../helpers/wait.js';
@@ -32,7 +32,7 @@ function largeBlocks(count: number): SyncedBlock[] {
 let cluster: Cluster;
 
 before(async () => {
-  cluster = await Cluster.create('memory', ['a', 'b', 'c', 'a0']);
+  cluster = await Cluster.create('memory', ['a', 'b', 'c', 'a0', 'd']);
 });
 
 after(async () => {
@@ -161,6 +161,102 @@ describe('consensus network: serving block sync', { timeout: 20_000 }, () => {
       );
     } finally {
       for (const node of [...followers, b]) await node.network.close();
+    }
+  });
+
+  it('keeps slots for listed peers and validators while followers sync', async () => {
+    const names = ['a', 'b', 'c', 'a0', 'd'];
+    const ends = await Promise.all(names.map((n) => cluster.endpoint(n)));
+    const [aEnd, bEnd, cEnd, a0End, dEnd] = ends as [
+      (typeof ends)[0],
+      (typeof ends)[0],
+      (typeof ends)[0],
+      (typeof ends)[0],
+      (typeof ends)[0],
+    ];
+    const blocks = largeBlocks(2);
+    const reads = new EventEmitter();
+    let entered = 0;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    // b lists only a; a0 is unlisted but a validator; c and d are followers.
+    const validatorKey = cluster.identity('a0').transportKey.publicKey;
+    const b = cluster.network(bEnd, [aEnd], {
+      blocks: async (from, to, limit) => {
+        entered++;
+        reads.emit('read');
+        await gate;
+        return blocks.filter((x) => x.height >= from && x.height <= to).slice(0, limit);
+      },
+      limits: { maxConcurrentSyncRequests: 4, maxFollowerSyncRequests: 1 },
+      unlisted: { isValidator: (key) => Buffer.from(key).equals(validatorKey) },
+    });
+    const nodes = [aEnd, cEnd, a0End, dEnd].map((end) => cluster.network(end, [bEnd]));
+    const [a, c, a0, d] = nodes as [TestNode, TestNode, TestNode, TestNode];
+    const readsReach = (count: number) =>
+      waitForCondition(reads, 'read', () => entered >= count, `${count} block reads`, 5_000);
+    const collect = async (node: TestNode): Promise<number[]> => {
+      const heights: number[] = [];
+      for await (const block of node.network.fetchBlocks('b', 1, 2)) heights.push(block.height);
+      return heights;
+    };
+    try {
+      const follower = collect(c);
+      await readsReach(1);
+      // The followers' one slot is taken: d is refused, with two slots still free.
+      await assert.rejects(
+        collect(d),
+        (error: unknown) =>
+          isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED)(error) &&
+          (error as StoqError).detail.reason === 'sync-busy',
+      );
+      const validator = collect(a0);
+      await readsReach(2);
+      const listed = collect(a);
+      await readsReach(3);
+      open();
+      assert.deepEqual(await follower, [1, 2]);
+      assert.deepEqual(await validator, [1, 2]);
+      assert.deepEqual(await listed, [1, 2]);
+      assert.deepEqual(await collect(d), [1, 2], 'the slot is free again');
+      assert.equal(DEFAULT_CONSENSUS_NETWORK_LIMITS.maxFollowerSyncRequests, 4);
+    } finally {
+      for (const node of [...nodes, b]) await node.network.close();
+    }
+  });
+
+  it('ends a page at its time bound however slowly the blocks come', async () => {
+    const [aEnd, bEnd] = await Promise.all([cluster.endpoint('a'), cluster.endpoint('b')]);
+    const blocks = largeBlocks(4);
+    const b = cluster.network(bEnd, [aEnd], {
+      // Each read returns once the clock moved on 2 ms: the 1 ms bound has passed after it.
+      blocks: (from, to, limit) => {
+        const start = Date.now();
+        while (Date.now() < start + 2);
+        return blocks.filter((x) => x.height >= from && x.height <= to).slice(0, limit);
+      },
+      limits: { maxSyncServeMs: 1 },
+    });
+    const a = cluster.network(aEnd, [bEnd]);
+    try {
+      const session = await aEnd.endpoint.connect(bEnd.address);
+      const client = createClient(defineConsensusPeerService(['validator', 'node']), session);
+      const page: number[] = [];
+      for await (const block of client.stream('blocks', { from: 1, to: 4 })) {
+        page.push(block.height);
+      }
+      session.connection.close();
+      assert.deepEqual(page, [1], 'one block, then the bound ended the page');
+      // fetchBlocks asks for the rest, a page at a time.
+      const heights: number[] = [];
+      for await (const block of a.network.fetchBlocks('b', 1, 4)) heights.push(block.height);
+      assert.deepEqual(heights, [1, 2, 3, 4]);
+      assert.equal(DEFAULT_CONSENSUS_NETWORK_LIMITS.maxSyncServeMs, 120_000);
+    } finally {
+      await a.network.close();
+      await b.network.close();
     }
   });
 
