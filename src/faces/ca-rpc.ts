@@ -212,8 +212,11 @@ export type CaSthResponse = z.infer<(typeof caService.methods.sth)['response']>;
 
 /** What the face reads and where it submits (src/node/ca-service.ts provides it). */
 export interface CaRpcSource {
-  /** Client admission, as the node API's `submitTx`. */
-  submit(tx: Uint8Array): Promise<MempoolAddResult>;
+  /**
+   * Client admission, as the node API's `submitTx`; `caller` is the client's identity URI (the
+   * intake queue's per-caller share).
+   */
+  submit(tx: Uint8Array, caller?: string): Promise<MempoolAddResult>;
   /** The application's query (answers with proofs). */
   query(request: QueryRequest): QueryResponse;
   validate(request: CaValidateRequest): CaValidateResponse;
@@ -241,6 +244,7 @@ async function submitOp(
   source: CaRpcSource,
   op: SubmitOp,
   tx: Uint8Array,
+  caller: string,
 ): Promise<z.infer<typeof submitResponse>> {
   let module: string;
   let body: Uint8Array;
@@ -265,7 +269,7 @@ async function submitOp(
   if (actual !== op) {
     throw new StoqError(StoqErrorCode.INVALID_ARGUMENT, `expected a ca/${op}, got ca/${actual}`);
   }
-  const result = await source.submit(tx);
+  const result = await source.submit(tx, caller);
   return result.ok
     ? { accepted: true, txHash: result.txHash, code: null, message: null }
     : {
@@ -368,9 +372,9 @@ export function registerCaRpc(
   counted: (kind: 'sth' | 'inclusion' | 'consistency') => void = () => undefined,
 ): void {
   rpc.register(caService, {
-    issue: (request) => submitOp(source, 'request', request.tx),
-    renew: (request) => submitOp(source, 'renew', request.tx),
-    revoke: (request) => submitOp(source, 'revoke', request.tx),
+    issue: (request, ctx) => submitOp(source, 'request', request.tx, ctx.peer.uri),
+    renew: (request, ctx) => submitOp(source, 'renew', request.tx, ctx.peer.uri),
+    revoke: (request, ctx) => submitOp(source, 'revoke', request.tx, ctx.peer.uri),
     get: (request) => ({ answers: caGetAnswers((q) => source.query(q), request) }),
     validate: (request) => source.validate(request),
     corroborate: async (request, ctx) => ({

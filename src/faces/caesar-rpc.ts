@@ -464,8 +464,11 @@ type Awaitable<T> = T | Promise<T>;
 export interface CaesarRpcSource {
   /** The application's query (the router answers with proofs). */
   query(request: QueryRequest): QueryResponse;
-  /** Client admission, as the node API's `submitTx`. */
-  submit(tx: Uint8Array): Awaitable<TxSubmitResult>;
+  /**
+   * Client admission, as the node API's `submitTx`; `caller` is the client's identity URI (the
+   * intake queue's per-caller share).
+   */
+  submit(tx: Uint8Array, caller?: string): Awaitable<TxSubmitResult>;
   receipt(txHash: Uint8Array): TxReceiptView | null;
   /** Whether this node's mempool holds the transaction (admitted, not yet committed). */
   pending(txHash: Uint8Array): boolean;
@@ -993,7 +996,7 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
         const at = reader.answer();
         return { ...at, view: votesViewOf(at, request.proposal, proofs), proofs };
       }),
-    submitTx: (request) =>
+    submitTx: (request, ctx) =>
       run(async () => {
         let module: string;
         try {
@@ -1003,11 +1006,13 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
           return { ok: false as const, code: error.code, message: error.message };
         }
         notCaesar(module);
-        return admit(source, request.tx);
+        return admit(source, request.tx, ctx.peer.uri);
       }),
-    stake: (request) => run(() => submitStaking(source, 'stake', request.tx)),
-    unstake: (request) => run(() => submitStaking(source, 'unstake', request.tx)),
-    delegate: (request) => run(() => submitStaking(source, 'delegate', request.tx)),
+    stake: (request, ctx) => run(() => submitStaking(source, 'stake', request.tx, ctx.peer.uri)),
+    unstake: (request, ctx) =>
+      run(() => submitStaking(source, 'unstake', request.tx, ctx.peer.uri)),
+    delegate: (request, ctx) =>
+      run(() => submitStaking(source, 'delegate', request.tx, ctx.peer.uri)),
     receipt: (request) =>
       run(() => {
         // The receipt first: a committed transaction may linger in the mempool until its update.
@@ -1042,8 +1047,9 @@ function notCaesar(module: string): void {
 async function admit(
   source: CaesarRpcSource,
   tx: Uint8Array,
+  caller: string,
 ): Promise<z.output<typeof submitResponse>> {
-  const result = await source.submit(tx);
+  const result = await source.submit(tx, caller);
   return result.ok
     ? { ok: true as const, txHash: result.txHash }
     : {
@@ -1064,6 +1070,7 @@ async function submitStaking(
   source: CaesarRpcSource,
   method: StakingMethod,
   tx: Uint8Array,
+  caller: string,
 ): Promise<z.output<typeof submitResponse>> {
   let envelope: ReturnType<typeof decodeTransaction>;
   try {
@@ -1098,7 +1105,7 @@ async function submitStaking(
       { reason: 'wrong-kind', method, expected: [...expected], given },
     );
   }
-  return admit(source, tx);
+  return admit(source, tx, caller);
 }
 
 const STAKING_ROUTES =

@@ -51,7 +51,8 @@ export interface CaServiceOptions {
   /** Full-key reads of the latest committed state. */
   readonly state: { get(key: Uint8Array): Uint8Array | null };
   readonly query: (request: QueryRequest) => QueryResponse;
-  readonly submit: (tx: Uint8Array) => Promise<MempoolAddResult>;
+  /** Client admission; `caller` is the client's identity URI (the intake's per-caller share). */
+  readonly submit: (tx: Uint8Array, caller?: string) => Promise<MempoolAddResult>;
   /** The node's CT log (ca-node.ts). */
   readonly log: CtLog;
   /** Where the RPC face is served; null: metrics and revocation only. */
@@ -385,8 +386,8 @@ export function createCaService(options: CaServiceOptions): CaService {
 
   const source: CaRpcSource = {
     // Admission of issue/renew/revoke: a refusal is counted by its code (nothing was written).
-    submit: async (tx) => {
-      const result = await options.submit(tx);
+    submit: async (tx, caller) => {
+      const result = await options.submit(tx, caller);
       if (!result.ok) metrics.refused(result.code);
       return result;
     },

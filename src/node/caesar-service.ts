@@ -39,8 +39,11 @@ export interface CaesarServiceOptions {
   readonly store: NodeStore;
   /** The application's query (answers with proofs). */
   readonly query: (request: QueryRequest) => QueryResponse;
-  /** Client admission, as the node API's `submitTx`. */
-  readonly submit: (tx: Uint8Array) => Promise<MempoolAddResult>;
+  /**
+   * Client admission, as the node API's `submitTx`; `caller` is the client's identity URI (the
+   * intake's per-caller share).
+   */
+  readonly submit: (tx: Uint8Array, caller?: string) => Promise<MempoolAddResult>;
   /**
    * Whether the node's mempool holds a transaction (by its txHash), so `receipt` answers
    * `pending` for it rather than `NOT_FOUND`.

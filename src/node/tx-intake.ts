@@ -12,14 +12,18 @@ import { MempoolRejectionCode } from '../consensus/mempool.js';
  * Consensus messages are handled as they arrive, so a node busy admitting still sees a proposal
  * within one slice, and rounds do not time out because of the offered load.
  *
- * The queue is bounded (`maxQueued` transactions): beyond it, a client's transactions are refused
- * at once with `MEMPOOL_BUSY` (back-pressure: retry later) and a peer's batch is dropped (its
- * origin node keeps the transactions and proposes them itself). The same answer is given while
- * the mempool itself is above its client limit.
+ * The queue is bounded (`maxQueued` transactions), and one caller — a client identity, or a
+ * peer — holds at most `maxQueuedPerCaller` of them: beyond either, a client's transactions are
+ * refused at once with `MEMPOOL_BUSY` (back-pressure: retry later) and a peer's batch is dropped
+ * (its origin node keeps the transactions and proposes them itself). The same answer is given
+ * while the mempool itself is above its client limit. Callers take turns, `TURN_TXS`
+ * transactions at a time, so one caller's long queue does not hold up another's batch.
  */
 export interface TxIntakeOptions {
   /** Most transactions waiting for admission (default 4,096). */
   readonly maxQueued?: number;
+  /** Most of them from one caller (default 2,048). */
+  readonly maxQueuedPerCaller?: number;
   /** Longest stretch of admissions before yielding to the event loop (default 4 ms). */
   readonly sliceMs?: number;
   /** Clock for the slices (default performance.now). */
@@ -40,20 +44,29 @@ export interface TxIntakeStats {
 export interface TxIntake extends MempoolPort {
   /** The mempool's ready transactions (idle pacing counts these; src/consensus/mempool.ts). */
   readySize(): number;
-  /** Admits a client's transactions; one result per transaction, in order. */
-  submit(txs: readonly Uint8Array[]): Promise<MempoolAddResult[]>;
+  /**
+   * Admits a client's transactions; one result per transaction, in order. `caller` names the
+   * client for the per-caller bound and the turns (its identity URI; default 'local', shared by
+   * the node's own submissions).
+   */
+  submit(txs: readonly Uint8Array[], caller?: string): Promise<MempoolAddResult[]>;
   stats(): TxIntakeStats;
   /** Refuses what is queued (`MEMPOOL_BUSY`) and everything after. */
   close(): void;
 }
 
 export const DEFAULT_INTAKE_MAX_QUEUED = 4_096;
+export const DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER = 2_048;
 export const DEFAULT_INTAKE_SLICE_MS = 4;
+/** Transactions of one caller admitted before the next caller's turn. */
+export const TURN_TXS = 64;
 
 interface Job {
   readonly txs: readonly Uint8Array[];
-  /** 'local' for clients, else the peer's name. */
+  /** The mempool's origin: 'local' for clients, else the peer's name. */
   readonly origin: string;
+  /** Whose turn and share it is (a client's identity, or `peer/<name>`). */
+  readonly caller: string;
   readonly results: MempoolAddResult[];
   readonly done: ((results: MempoolAddResult[]) => void) | null;
 }
@@ -64,17 +77,20 @@ function busy(message: string): MempoolAddResult {
 
 export function createTxIntake(mempool: Mempool, options: TxIntakeOptions = {}): TxIntake {
   const maxQueued = options.maxQueued ?? DEFAULT_INTAKE_MAX_QUEUED;
+  const maxPerCaller = options.maxQueuedPerCaller ?? DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER;
   const sliceMs = options.sliceMs ?? DEFAULT_INTAKE_SLICE_MS;
   const now = options.now ?? (() => performance.now());
   for (const [name, value] of [
     ['maxQueued', maxQueued],
+    ['maxQueuedPerCaller', maxPerCaller],
     ['sliceMs', sliceMs],
   ] as const) {
     if (!(Number.isFinite(value) && value > 0)) {
       throw new RangeError(`tx intake option ${name} must be a positive number, got ${value}`);
     }
   }
-  const jobs: Job[] = [];
+  /** Per caller, its jobs in order; the Map's order is the turn order (first: next). */
+  const callers = new Map<string, { jobs: Job[]; queued: number }>();
   let queued = 0;
   let busyCount = 0;
   let dropped = 0;
@@ -83,59 +99,86 @@ export function createTxIntake(mempool: Mempool, options: TxIntakeOptions = {}):
   let closed = false;
 
   const schedule = (): void => {
-    if (scheduled === null && jobs.length > 0 && !closed) scheduled = setImmediate(runSlice);
+    if (scheduled === null && callers.size > 0 && !closed) scheduled = setImmediate(runSlice);
   };
 
   function runSlice(): void {
     scheduled = null;
     slices++;
     const deadline = now() + sliceMs;
-    while (jobs.length > 0) {
-      const job = jobs[0] as Job;
+    let timeUp = false;
+    while (!timeUp && callers.size > 0) {
+      const [caller, entry] = callers.entries().next().value as [
+        string,
+        { jobs: Job[]; queued: number },
+      ];
+      const job = entry.jobs[0] as Job;
       const { txs, results, origin } = job;
-      while (results.length < txs.length) {
+      const turnEnd = Math.min(txs.length, results.length + TURN_TXS);
+      while (results.length < turnEnd) {
         results.push(mempool.add(txs[results.length] as Uint8Array, origin));
         queued--;
-        if (now() >= deadline) break;
+        entry.queued--;
+        if (now() >= deadline) {
+          timeUp = true;
+          break;
+        }
       }
-      if (results.length < txs.length) break;
-      jobs.shift();
-      job.done?.(results);
-      if (now() >= deadline) break;
+      if (results.length === txs.length) {
+        entry.jobs.shift();
+        job.done?.(results);
+      }
+      // The caller's turn ends: it goes last, or leaves with nothing queued.
+      callers.delete(caller);
+      if (entry.jobs.length > 0) callers.set(caller, entry);
     }
     schedule();
   }
 
-  const full = (count: number): boolean => queued + count > maxQueued;
+  /** Why `count` more transactions of `caller` do not fit, or null if they do. */
+  const overLimit = (caller: string, count: number): string | null => {
+    if (queued + count > maxQueued) {
+      return `${queued} transactions are waiting for admission (limit ${maxQueued})`;
+    }
+    const ofCaller = callers.get(caller)?.queued ?? 0;
+    if (ofCaller + count > maxPerCaller) {
+      return `${ofCaller} of this caller's transactions are waiting for admission (limit ${maxPerCaller} per caller)`;
+    }
+    return null;
+  };
+
+  const enqueue = (job: Job): void => {
+    let entry = callers.get(job.caller);
+    if (entry === undefined) {
+      entry = { jobs: [], queued: 0 };
+      callers.set(job.caller, entry);
+    }
+    entry.jobs.push(job);
+    entry.queued += job.txs.length;
+    queued += job.txs.length;
+    schedule();
+  };
 
   return {
-    submit(txs) {
+    submit(txs, caller = 'local') {
       if (closed) return Promise.resolve(txs.map(() => busy('the node is stopping')));
-      if (full(txs.length)) {
+      const over = overLimit(caller, txs.length);
+      if (over !== null) {
         busyCount += txs.length;
-        return Promise.resolve(
-          txs.map(() =>
-            busy(
-              `node is behind: ${queued} transactions are waiting for admission (limit ${maxQueued}); retry later`,
-            ),
-          ),
-        );
+        return Promise.resolve(txs.map(() => busy(`node is behind: ${over}; retry later`)));
       }
       return new Promise((resolve) => {
-        jobs.push({ txs: [...txs], origin: 'local', results: [], done: resolve });
-        queued += txs.length;
-        schedule();
+        enqueue({ txs: [...txs], origin: 'local', caller, results: [], done: resolve });
       });
     },
     addFromPeer(peer, txs) {
       if (closed || txs.length === 0) return;
-      if (full(txs.length)) {
+      const caller = `peer/${peer}`;
+      if (overLimit(caller, txs.length) !== null) {
         dropped += txs.length;
         return;
       }
-      jobs.push({ txs: [...txs], origin: peer, results: [], done: null });
-      queued += txs.length;
-      schedule();
+      enqueue({ txs: [...txs], origin: peer, caller, results: [], done: null });
     },
     candidates: () => mempool.candidates(),
     update: (height, committed) => mempool.update(height, committed),
@@ -147,10 +190,15 @@ export function createTxIntake(mempool: Mempool, options: TxIntakeOptions = {}):
       closed = true;
       if (scheduled !== null) clearImmediate(scheduled);
       scheduled = null;
-      for (const job of jobs.splice(0)) {
-        while (job.results.length < job.txs.length) job.results.push(busy('the node is stopping'));
-        job.done?.(job.results);
+      for (const { jobs } of callers.values()) {
+        for (const job of jobs) {
+          while (job.results.length < job.txs.length) {
+            job.results.push(busy('the node is stopping'));
+          }
+          job.done?.(job.results);
+        }
       }
+      callers.clear();
       queued = 0;
     },
   };

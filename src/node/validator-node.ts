@@ -617,7 +617,7 @@ export async function startValidatorNode(
       registry: parts.registry,
       store,
       query: (request) => app.query(request),
-      submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+      submit: async (tx, caller) => (await admitFromClients(handlerDeps, [tx], caller))[0]!,
       pending: (txHash) => mempool.has(txHash),
       logger,
     });
@@ -675,7 +675,7 @@ export async function startValidatorNode(
             store,
             state: store.state,
             query: (request) => app.query(request),
-            submit: async (tx) => (await admitFromClients(handlerDeps, [tx]))[0]!,
+            submit: async (tx, caller) => (await admitFromClients(handlerDeps, [tx], caller))[0]!,
             log: caNode.log,
             rpc: parts.endpoint,
             registry: parts.registry,
@@ -1018,8 +1018,9 @@ interface HandlerDeps {
 function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
   const { app, mempool, store, config, id } = deps;
   return {
-    submitTx: async (tx) => (await admitFromClients(deps, [tx]))[0] as MempoolAddResult,
-    submitTxs: (txs) => admitFromClients(deps, txs),
+    submitTx: async (tx, ctx) =>
+      (await admitFromClients(deps, [tx], ctx.peer.uri))[0] as MempoolAddResult,
+    submitTxs: (txs, ctx) => admitFromClients(deps, txs, ctx.peer.uri),
     txStatus: (txHash) => {
       if (mempool.has(txHash)) return { status: 'pending' };
       const answer = app.query({ path: TX_RESULT_QUERY, data: txHash });
@@ -1066,16 +1067,19 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
 
 /**
  * Client submissions (`submitTx`, `submitTxs`): the intake queue admits (or refuses) each
- * transaction on its own, in time slices between consensus messages, so one refusal does not affect the others; the newly admitted ones go to gossip in
- * one hand-over (one `txs` message for up to `MAX_TXS_PER_GOSSIP` of them). A transaction that
- * was already pending is not gossiped again.
+ * transaction on its own, in time slices between consensus messages, so one refusal does not
+ * affect the others; the newly admitted ones go to gossip in one hand-over (one `txs` message
+ * for up to `MAX_TXS_PER_GOSSIP` of them). A transaction that was already pending is not
+ * gossiped again. `caller` (a client's identity URI; the node's own submissions leave it out)
+ * has its share of the intake queue and its turns (tx-intake.ts).
  */
 async function admitFromClients(
   deps: HandlerDeps,
   txs: readonly Uint8Array[],
+  caller?: string,
 ): Promise<MempoolAddResult[]> {
   deps.running();
-  const results = await deps.intake.submit(txs);
+  const results = await deps.intake.submit(txs, caller);
   const admitted = txs.filter((_, i) => {
     const result = results[i];
     return result?.ok === true && !result.duplicate;

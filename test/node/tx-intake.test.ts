@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Application, TxCheckResult } from '../../src/consensus/app.js';
 import { sha256 } from '../../src/crypto/hash.js';
 import { Mempool, MempoolRejectionCode } from '../../src/consensus/mempool.js';
-import { createTxIntake } from '../../src/node/tx-intake.js';
+import { createTxIntake, TURN_TXS } from '../../src/node/tx-intake.js';
 
 const text = new TextEncoder();
 
@@ -85,6 +85,39 @@ describe('transaction intake', () => {
     intake.close();
   });
 
+  it('holds at most maxQueuedPerCaller of one caller, client or peer, and keeps room for others', async () => {
+    const mempool = new Mempool(new FakeApp());
+    const intake = createTxIntake(mempool, { maxQueued: 10, maxQueuedPerCaller: 3, now: () => 0 });
+    const flood = intake.submit([tx('a1'), tx('a2'), tx('a3')], 'spiffe://c/client/flood');
+    const [over] = await intake.submit([tx('a4')], 'spiffe://c/client/flood');
+    assert.equal(over?.ok === false && over.code, MempoolRejectionCode.BUSY);
+    assert.match(over?.ok === false ? over.message : '', /3 of this caller's transactions/);
+    // Another client, and the node's own submissions, still get in.
+    const other = intake.submit([tx('b1'), tx('b2')], 'spiffe://c/client/other');
+    const own = intake.submit([tx('n1')]);
+    intake.addFromPeer('node-2', [tx('p1'), tx('p2'), tx('p3')]);
+    intake.addFromPeer('node-2', [tx('p4')]);
+    assert.equal(intake.stats().droppedFromPeers, 1, "the peer's fourth is over its share");
+    await Promise.all([flood, other, own]);
+    assert.equal(mempool.size(), 9);
+    assert.equal(intake.stats().queued, 0);
+    intake.close();
+  });
+
+  it('lets callers take turns, so a long queue of one does not hold up another', async () => {
+    const mempool = new Mempool(new FakeApp());
+    const admitted: string[] = [];
+    mempool.onAdmitted((bytes) => admitted.push(new TextDecoder().decode(bytes).split(':')[0]!));
+    const intake = createTxIntake(mempool, { now: () => 0 });
+    const long = Array.from({ length: TURN_TXS * 3 }, (_, i) => tx(`l${i}`));
+    const first = intake.submit(long, 'spiffe://c/client/long');
+    const second = intake.submit([tx('short')], 'spiffe://c/client/short');
+    await Promise.all([first, second]);
+    assert.equal(admitted.indexOf('short'), TURN_TXS, 'after one turn of the long queue');
+    assert.equal(admitted.length, TURN_TXS * 3 + 1);
+    intake.close();
+  });
+
   it('answers MEMPOOL_BUSY for what is queued when it closes, and for everything after', async () => {
     const mempool = new Mempool(new FakeApp());
     const intake = createTxIntake(mempool);
@@ -102,5 +135,6 @@ describe('transaction intake', () => {
     const mempool = new Mempool(new FakeApp());
     assert.throws(() => createTxIntake(mempool, { maxQueued: 0 }), /maxQueued/);
     assert.throws(() => createTxIntake(mempool, { sliceMs: Number.NaN }), /sliceMs/);
+    assert.throws(() => createTxIntake(mempool, { maxQueuedPerCaller: 0 }), /maxQueuedPerCaller/);
   });
 });
