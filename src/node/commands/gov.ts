@@ -82,7 +82,7 @@ export function parseParamChanges(entries: readonly string[]): ParamChange[] {
     const name = entry.slice(0, at);
     const text = entry.slice(at + 1);
     if (!isGovernableParam(name)) {
-      const why = NOT_GOVERNABLE[name];
+      const why = Object.hasOwn(NOT_GOVERNABLE, name) ? NOT_GOVERNABLE[name] : undefined;
       throw govError(
         GovCliErrorCode.UNKNOWN_PARAM,
         why === undefined
