@@ -78,7 +78,18 @@ function isHash(value: unknown): value is Uint8Array {
   return value instanceof Uint8Array && value.length === BLOCK_HASH_BYTES;
 }
 
-/** Shape of a vote: types and ranges the sign bytes can encode. */
+/** A lone UTF-16 surrogate (high not followed by low, or low not preceded by high). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * A string that canonical CBOR can encode: one without lone surrogates, which have no UTF-8
+ * form (`encodeCanonical` refuses them, so a vote or header holding one could not be hashed).
+ */
+export function isEncodableText(value: unknown): value is string {
+  return typeof value === 'string' && !LONE_SURROGATE.test(value);
+}
+
+/** Shape of a vote: types and ranges the sign bytes and the commit hash can encode. */
 export function isWellFormedVote(vote: Vote): boolean {
   return (
     typeof vote === 'object' &&
@@ -89,7 +100,7 @@ export function isWellFormedVote(vote: Vote): boolean {
     (vote.blockHash === null || isHash(vote.blockHash)) &&
     Number.isSafeInteger(vote.timestamp) &&
     vote.timestamp >= 0 &&
-    typeof vote.validator === 'string' &&
+    isEncodableText(vote.validator) &&
     vote.signature instanceof Uint8Array &&
     (vote.pqSignature === undefined || vote.pqSignature instanceof Uint8Array)
   );

@@ -31,7 +31,9 @@ import { genesisApplication } from './validator-node.js';
  * proposal before voting and to a synced block, gathered in one report. The operator has no
  * application state: PoWork's state root is checked by re-executing the block on the node's
  * state witness (block-witness.ts), checked against the parent's state root; without a witness
- * that part is reported as `stamps-only`, not as fully verified.
+ * that part is reported as `stamps-only`, not as fully verified — and the report is
+ * `incomplete`, not valid, unless the caller asked for no re-execution: the node being checked
+ * must not be able to turn the check off by refusing the witness.
  */
 export interface BlockVerifyReport {
   readonly height: number;
@@ -44,9 +46,24 @@ export interface BlockVerifyReport {
   /** Whether PoWork's state root was re-executed here. */
   readonly reexecution: ReexecutionOutcome;
   readonly verdict: BlockProofVerdict;
-  /** Both the set and the verdict hold. */
+  readonly status: BlockVerifyStatus;
+  /** `status` is `valid`. */
   readonly ok: boolean;
 }
+
+/**
+ * `valid`: the set and the verdict hold, with everything asked for checked. `invalid`: the set
+ * or the verdict does not hold. `incomplete`: everything checked holds, but the re-execution
+ * asked for did not run (the node gave no state witness), so the state root is unchecked.
+ */
+export type BlockVerifyStatus = 'valid' | 'invalid' | 'incomplete';
+
+/** `hypermesh block verify`'s exit code for each status (docs/node.md). */
+export const BLOCK_VERIFY_EXIT_CODES: Readonly<Record<BlockVerifyStatus, number>> = {
+  valid: 0,
+  invalid: 1,
+  incomplete: 3,
+};
 
 /** A committed block and its commit, decoded, as a node sent them. */
 export interface FetchedBlock {
@@ -268,10 +285,11 @@ export async function verifyBlockFromNode(
   height: number,
   options: VerifyBlockOptions = {},
 ): Promise<BlockVerifyReport> {
+  const reexecute = options.reexecute ?? true;
   const target = await fetchCommittedBlock(client, height);
   const parent = height > 1 ? await fetchCommittedBlock(client, height - 1) : null;
   const { context, trust } = await contextFor(client, genesis, target, parent);
-  const witness = await witnessFor(client, height, options.reexecute ?? true, trust);
+  const witness = await witnessFor(client, height, reexecute, trust);
   // The parent header is bound to this block's (parentHash, checked with the block rules), so
   // its state root is the committed state the witness must be of.
   const parentRoot = parent === null ? EMPTY_STATE_ROOT : parent.block.header.appStateRoot;
@@ -297,6 +315,12 @@ export async function verifyBlockFromNode(
         }
       : {}),
   });
+  const status: BlockVerifyStatus =
+    !trust.ok || !verdict.ok
+      ? 'invalid'
+      : reexecute && !('bytes' in witness)
+        ? 'incomplete'
+        : 'valid';
   return {
     height,
     chainId: target.block.header.chainId,
@@ -309,7 +333,8 @@ export async function verifyBlockFromNode(
         ? { ran: true, witnessBytes: witness.bytes.length }
         : { ran: false, reason: witness.reason },
     verdict,
-    ok: trust.ok && verdict.ok,
+    status,
+    ok: status === 'valid',
   };
 }
 
@@ -365,7 +390,14 @@ export function formatBlockVerify(report: BlockVerifyReport, node: string): stri
       lines.push(row(part.part, 'INVALID', part.reason, part.message));
     }
   }
-  lines.push(report.ok ? 'valid' : 'INVALID');
+  if (report.status === 'incomplete' && !report.reexecution.ran) {
+    lines.push(
+      `INCOMPLETE: the state root was not re-executed: ${report.reexecution.reason}. ` +
+        'Retry later or ask another node (--node); --no-reexecute accepts the block without it',
+    );
+  } else {
+    lines.push(report.ok ? 'valid' : 'INVALID');
+  }
   return lines;
 }
 

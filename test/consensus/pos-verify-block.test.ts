@@ -175,6 +175,35 @@ describe('verifyCommittedBlock on malformed input', () => {
     assertMalformedBlock(verify({ ...base.block, lastCommit: 7 }, base.commit), /last commit/);
   });
 
+  /** Strings with a lone UTF-16 surrogate: no UTF-8 form, so nothing holding one can be hashed. */
+  const LONE_SURROGATES = ['\uD800', '\uDC00', 'node\uDBFF', 'hypermesh-pos-test\uD800'];
+
+  it('reports a chain id or proposer with a lone surrogate as a malformed block', () => {
+    for (const text of LONE_SURROGATES) {
+      assertMalformedBlock(verify(withHeader('chainId', text), base.commit), /chainId/);
+      assertMalformedBlock(verify(withHeader('proposer', text), base.commit), /proposer/);
+    }
+  });
+
+  it('reports a precommit signed by a lone surrogate as a malformed commit, or a bad last commit', () => {
+    const [first, ...rest] = base.commit.precommits;
+    const lastCommit = base.block.lastCommit as QuorumCertificate;
+    const [lastFirst, ...lastRest] = lastCommit.precommits;
+    for (const text of LONE_SURROGATES) {
+      assertMalformedCommit(
+        verify(base.block, withCommit('precommits', [{ ...first, validator: text }, ...rest])),
+        /precommit 0/,
+      );
+      const block = {
+        ...base.block,
+        lastCommit: { ...lastCommit, precommits: [{ ...lastFirst, validator: text }, ...lastRest] },
+      };
+      const verdict = verify(block, base.commit);
+      assert.equal(verdict.ok, false);
+      assert.equal(reasons(verdict).time, TimeFailure.INVALID_LAST_COMMIT);
+    }
+  });
+
   it('reports commits of the wrong shape as malformed, whatever else is wrong with them', () => {
     const vote = base.commit.precommits[0];
     const cases: [unknown, RegExp][] = [
@@ -209,6 +238,8 @@ describe('verifyCommittedBlock on malformed input', () => {
       fc.double(),
       fc.bigInt(),
       fc.constantFrom(null, undefined, -1, 0, 2 ** 53, Number.NaN),
+      // Lone surrogates: strings that canonical CBOR cannot encode, so nothing holding one hashes.
+      fc.constantFrom('\uD800', '\uDC00', 'a\uDBFFb'),
     );
     const target = fc.oneof(
       fc.record({

@@ -120,7 +120,12 @@ export function includedEvidence(
   return undefined;
 }
 
-/** A refusal if `block` has more transactions, or more bytes of them, than genesis allows. */
+/**
+ * A refusal if `block` has more transactions, or more bytes of them, than genesis allows. The
+ * header's consensus proof is bounded next, by `checkProposal`: from the genesis proof
+ * parameters and the transaction count, before a byte of it is decoded (pos/encoding.ts
+ * `blockProofLimits`; a longer one is `PROOF_INVALID`).
+ */
 export function blockSizeError(
   limits: Pick<BlockCheckDeps, 'maxBlockTxs' | 'maxBlockBytes'>,
   block: Block,

@@ -5,8 +5,9 @@ import { ProofError } from '../proof/errors.js';
 import { BLOCK_HASH_BYTES } from '../messages.js';
 import type { Block, BlockHeader } from '../types.js';
 import { findValidator, type Validator } from '../validator-set.js';
+import { isEncodableText } from '../verify.js';
 import { blockAnchor } from './anchor.js';
-import { decodeBlockProof, type BlockProof } from './encoding.js';
+import { blockProofLimits, decodeBlockProof, type BlockProof } from './encoding.js';
 
 /**
  * A block as the proof checks see it: its proposer resolved in the validator set of its height,
@@ -48,7 +49,8 @@ export function malformedBlock(block: Block): string | undefined {
   const header: unknown = block.header;
   if (typeof header !== 'object' || header === null) return 'block has no header';
   const fields = header as Partial<Record<keyof BlockHeader, unknown>>;
-  if (typeof fields.chainId !== 'string') return 'header chainId must be a string';
+  // A lone surrogate has no UTF-8 form: the header could not be hashed.
+  if (!isEncodableText(fields.chainId)) return 'header chainId must be a well-formed string';
   const { height, time } = fields;
   if (!Number.isSafeInteger(height) || (height as number) < 1) {
     return 'header height must be a positive integer';
@@ -57,7 +59,7 @@ export function malformedBlock(block: Block): string | undefined {
   for (const field of HEADER_HASHES) {
     if (!isHash(fields[field])) return `header ${field} must be 32 bytes`;
   }
-  if (typeof fields.proposer !== 'string') return 'header proposer must be a string';
+  if (!isEncodableText(fields.proposer)) return 'header proposer must be a well-formed string';
   if (!(fields.consensusProof instanceof Uint8Array)) {
     return 'header consensus proof must be bytes';
   }
@@ -91,9 +93,12 @@ export function proofSubject(
           genesisHash,
           proposer: proposer.publicKey,
         });
+  // One stamp per transaction; beyond the genesis maximum the block is invalid anyway, and the
+  // proof need not be read at a size the transactions did not pay for.
+  const stamps = Math.min(block.transactions.length, genesis.consensus.maxBlockTxs);
   let proof: BlockProof | ProofError;
   try {
-    proof = decodeBlockProof(header.consensusProof);
+    proof = decodeBlockProof(header.consensusProof, blockProofLimits(genesis.proof, stamps));
   } catch (error) {
     if (!(error instanceof ProofError)) throw error;
     proof = error;

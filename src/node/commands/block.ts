@@ -44,12 +44,15 @@ For the state root the block is re-executed here, with the chain's modules (from
 on the state the node's "blockWitness" answer shows: the tree nodes and values the block reads
 and changes, each checked against the parent header's state root, so the node is trusted for
 nothing. A node that cannot give a witness (or --no-reexecute) leaves PoWork "stamps-only".
-Exits 0 only if the block is valid, 1 otherwise.
+Exits 0 only if the block is valid and everything asked for was checked; 1 if it is invalid;
+3 if it is "incomplete": every check made holds, but the node gave no state witness, so the
+state root is unchecked (retry, ask another node, or pass --no-reexecute to accept that).
 
 options:
   --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR      node to ask: name, validator address or host:port (default: the first)
-  --no-reexecute        skip the re-execution (PoWork: stamps and transactions root only)
+  --no-reexecute        skip the re-execution (PoWork: stamps and transactions root only);
+                        the block is then valid without it (exit 0)
   --json                machine-readable output
 `,
   async run(args, io) {
@@ -74,7 +77,7 @@ options:
         ? (target.nodes[0] as (typeof target.nodes)[number])
         : findNode(target, values.node);
     const genesis = await readGenesisFile(target.genesisFile);
-    const { verifyBlockFromNode, formatBlockVerify, blockVerifyJson } =
+    const { verifyBlockFromNode, formatBlockVerify, blockVerifyJson, BLOCK_VERIFY_EXIT_CODES } =
       await import('../block-verify.js');
     const session = await openOperatorSession(target);
     try {
@@ -90,7 +93,7 @@ options:
       });
       if (values.json) io.out(`${JSON.stringify(blockVerifyJson(report, node.name), null, 2)}\n`);
       else io.out(`${formatBlockVerify(report, node.name).join('\n')}\n`);
-      return report.ok ? 0 : 1;
+      return BLOCK_VERIFY_EXIT_CODES[report.status];
     } finally {
       await session.close();
     }
