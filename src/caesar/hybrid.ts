@@ -41,11 +41,11 @@ import type { Transfer } from './transfer.js';
  * that pays, delegates, proposes or votes), `seq` the envelope's sequence number, `pqKey` the
  * FALCON-1024 public key and `pqSig` a detached FALCON-1024 (Round 3) signature over
  *
- *   prefix("hypermesh/caesar/hybrid-signature") ||
+ *   prefix("hypermesh/caesar/hybrid-signature/v2") ||
  *     CBOR [version, chainId, sender, seq, "caesar", { op, tx, seq, pqKey }]
  *
  * that is, the envelope's own `unsigned` encoding of this transaction with `pqSig` left out of
- * the body, under its own tag (`prefix` as in the envelope: BIP-340's doubled tag hash). The
+ * the body, under its own tag (`HYBRID_SIGNATURE_TAG`) (`prefix` as in the envelope: BIP-340's doubled tag hash). The
  * Ed25519 signature covers the whole envelope, FALCON signature included, so both signatures
  * cover the chain id, sender, sequence, FALCON key and wrapped body, and both must verify:
  * the account's address is `hybridAddress(sender, pqKey)`, never `SHA-256(sender)`, so no
@@ -59,12 +59,23 @@ import type { Transfer } from './transfer.js';
  * proves it is the envelope's by recomputing the transaction hash (which covers the sequence)
  * from the body and comparing it with the router's `txHash`. Without that binding, whoever
  * broke the Ed25519 key could replay an old FALCON-signed body under a new sequence.
+ *
+ * The sequence is the hybrid account's own: the module's `sequenceAccount` hook verifies the
+ * FALCON half when the router admits the bytes and names the hybrid address, whose next sequence
+ * the router keeps apart from the Ed25519 key's (docs/application.md, "Sequence accounts"). So
+ * whoever holds only the Ed25519 key cannot use up, skip or refuse the hybrid account's
+ * sequence numbers, with plain envelopes or with hybrid bodies under another FALCON key. The
+ * tag's `/v2` marks that rule: a signature made when hybrid transactions shared the Ed25519
+ * key's sequence (tag without `/v2`) does not verify, so none can be replayed into the new
+ * sequence numbers.
  */
 export const HYBRID_OP = 'hybrid';
 /** Field names in canonical order. */
 export const HYBRID_FIELDS = ['op', 'tx', 'seq', 'pqKey', 'pqSig'] as const;
 
-const HYBRID_SIGNATURE_PREFIX = tagPrefix('hypermesh/caesar/hybrid-signature');
+/** The FALCON signature's domain tag; `/v2`: signed for the hybrid account's own sequence. */
+export const HYBRID_SIGNATURE_TAG = 'hypermesh/caesar/hybrid-signature/v2';
+const HYBRID_SIGNATURE_PREFIX = tagPrefix(HYBRID_SIGNATURE_TAG);
 /** The envelope's transaction hash prefix (src/consensus/application/envelope.ts). */
 const TX_HASH_PREFIX = tagPrefix('hypermesh/tx');
 
@@ -128,7 +139,10 @@ function envelopeUnsigned(
   ]);
 }
 
-/** The bytes the FALCON key signs (see the module comment). */
+/**
+ * The bytes the FALCON key signs (see the module comment). `seq` is the hybrid account's
+ * sequence number (the envelope's), not the Ed25519 key's.
+ */
 export function hybridSigningMessage(
   chainId: string,
   sender: Uint8Array,

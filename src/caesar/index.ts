@@ -17,6 +17,7 @@ export type { AccountKey, AccountKeyKind, Ed25519AccountKey, HybridAccountKey } 
 export {
   HYBRID_FIELDS,
   HYBRID_OP,
+  HYBRID_SIGNATURE_TAG,
   checkHybridTx,
   encodeHybridTx,
   HYBRID_INNER_OPS,

@@ -1,5 +1,6 @@
 import type {
   CheckContext,
+  SequenceAccountContext,
   EndBlockContext,
   ExecutionContext,
   Module,
@@ -30,7 +31,7 @@ import { emitCaesarEvents, feeEvents, transferEvent } from './events.js';
 import { applyGovTx, checkGovTx } from './gov.js';
 import { govQueryKey } from './gov-query.js';
 import { HYBRID_OP, checkHybridTx } from './hybrid.js';
-import type { HybridInnerTx, HybridTx } from './hybrid.js';
+import type { HybridCheckContext, HybridInnerTx, HybridTx } from './hybrid.js';
 import { SUBMIT_PROPOSAL_OP, VOTE_OP } from './gov-tx.js';
 import { applyStakingTx, checkStakingTx } from './staking.js';
 import type { ValidatorKeyRule } from './staking.js';
@@ -168,14 +169,18 @@ export const DEFAULT_VERIFIED_HYBRID_ENTRIES = 20_000;
  * Queries answer with one key each, which the router returns with a state proof.
  *
  * A hybrid account's transaction (hybrid.ts: a transfer, delegate, unbond, proposal or vote) has
- * its FALCON signature checked in `check` and again in `apply`, so both admission and execution
- * enforce it, and then runs the wrapped transaction's own rules with the hybrid address as its
- * account (the staking and governance rules take the account as a parameter; only the
- * validator-key ops, refused inside a hybrid body, use the sender itself). The outcome of the
- * FALCON check depends only on the chain id, sender, sequence and body, all of which the
- * transaction hash covers, so a verified hash is remembered and not verified again (the
- * mempool re-checks after every block, and a block runs `check` and `apply`); a transaction
- * with any byte of its FALCON key or signature changed has another hash.
+ * its FALCON signature checked first by `sequenceAccount`, which the router calls when it admits
+ * the bytes: a hybrid body whose FALCON half does not verify is not admissible at all
+ * (`TX_BAD_ACCOUNT_PROOF`, a block holding it is invalid), and one that verifies uses the
+ * sequence numbers of its hybrid address, which no other transaction of the Ed25519 key can use
+ * (docs/caesar.md, "Hybrid accounts"). `check` and `apply` enforce the signature again (so the
+ * module's rules hold without the router too) and then run the wrapped transaction's own rules
+ * with the hybrid address as its account (the staking and governance rules take the account as
+ * a parameter; only the validator-key ops, refused inside a hybrid body, use the sender itself).
+ * The outcome of the FALCON check depends only on the chain id, sender, sequence and body, all
+ * of which the transaction hash covers, so a verified hash is remembered and not verified again
+ * (admission, the mempool's re-check after every block, a block's `check` and `apply`); a
+ * transaction with any byte of its FALCON key or signature changed has another hash.
  *
  * With `validatorIntermediates` (a chain with the `ca` module), `create-validator` also needs the
  * consensus key to hold a TrustChain intermediate in effect, checked in `check` and again in
@@ -186,7 +191,7 @@ export function createCaesarModule(options: CaesarModuleOptions = {}): Module<Ca
   const verified = new BoundedMap<string, true>(
     options.verifiedHybridEntries ?? DEFAULT_VERIFIED_HYBRID_ENTRIES,
   );
-  const hybridFrom = (ctx: CheckContext, tx: HybridTx, sender: Uint8Array): Uint8Array => {
+  const hybridFrom = (ctx: HybridCheckContext, tx: HybridTx, sender: Uint8Array): Uint8Array => {
     const id = toHex(ctx.txHash);
     if (verified.get(id) === true) return hybridAddress(sender, tx.pqKey);
     falcon ??= defaultFalcon();
@@ -219,6 +224,13 @@ export function createCaesarModule(options: CaesarModuleOptions = {}): Module<Ca
     name: CAESAR_MODULE_NAME,
     ...(intermediates === undefined ? {} : { reads: [CA_MODULE_NAME] }),
     decodeBody: decodeCaesarBody,
+    sequenceAccount(
+      ctx: SequenceAccountContext,
+      tx: CaesarTx,
+      sender: Uint8Array,
+    ): Uint8Array | undefined {
+      return tx.op === HYBRID_OP ? hybridFrom(ctx, tx, sender) : undefined;
+    },
     check(ctx: CheckContext, tx: CaesarTx, sender: Uint8Array): void {
       const { inner, account } = unwrap(ctx, tx, sender);
       if (inner.op === TRANSFER_OP) authorize(ctx.state, inner, account);

@@ -40,7 +40,7 @@ import { bytesEqual, toHex } from '../crypto/bytes.js';
 import type { FalconKeyPair } from '../crypto/falcon.js';
 import { ProvenReader, StakeCliError, StakeErrorCode } from './stake-ledger.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
-import { ledgerBody } from './wallet-ledger.js';
+import { ledgerSubmission } from './wallet-ledger.js';
 
 /**
  * The ledger side of `hypermesh gov`: proven reads of the governance parameters, proposals,
@@ -217,7 +217,7 @@ export function sendGovTx(request: GovTxRequest): Promise<SubmitOutcome> {
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,
-    body: ledgerBody(genesis, privateKey, encodeGovTx(tx), falcon),
+    ...ledgerSubmission(genesis, privateKey, encodeGovTx(tx), falcon),
     wait,
     timeoutMs,
   });

@@ -50,7 +50,7 @@ import {
 import { CliError } from './cli-error.js';
 import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
 import { committedRootsOf, type CommittedRoots } from './verified-root.js';
-import { ledgerBody, ledgerToken } from './wallet-ledger.js';
+import { ledgerSubmission, ledgerToken } from './wallet-ledger.js';
 
 /**
  * The ledger side of `hypermesh stake`: the staking a chain's genesis defines, proven reads of
@@ -477,7 +477,7 @@ export async function sendStakingTx(request: StakingTxRequest): Promise<SubmitOu
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,
-    body: ledgerBody(genesis, privateKey, encodeStakingTx(tx), falcon),
+    ...ledgerSubmission(genesis, privateKey, encodeStakingTx(tx), falcon),
     wait,
     timeoutMs,
   });

@@ -3,6 +3,8 @@ import { toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import {
   SEQUENCE_QUERY,
+  accountSequenceKey,
+  accountSequenceQuery,
   buildTransaction,
   decodeSequence,
   sequenceKey,
@@ -38,6 +40,15 @@ export type SubmitOutcome =
       readonly status: TxStatus;
     };
 
+/**
+ * A module's sequence account (`Module.sequenceAccount`, e.g. a Caesar hybrid account: module
+ * `caesar`, its hybrid address), whose own sequence numbers its transactions use.
+ */
+export interface SequenceAccount {
+  readonly module: string;
+  readonly account: Uint8Array;
+}
+
 export interface SubmitOptions {
   /**
    * The node's API; it must check state roots against committed headers (`withCommittedRoots`,
@@ -49,6 +60,11 @@ export interface SubmitOptions {
   readonly module: string;
   /** The body, or how to make it for the sender's next sequence (a hybrid account signs it). */
   readonly body: Uint8Array | ((sequence: number) => Promise<Uint8Array>);
+  /**
+   * The module's sequence account the body acts for (a hybrid account), whose next sequence
+   * the transaction takes; absent, the sender key's.
+   */
+  readonly sequenceAccount?: SequenceAccount | undefined;
   readonly wait: boolean;
   readonly timeoutMs: number;
 }
@@ -57,9 +73,10 @@ export interface SubmitOptions {
 const STATUS_POLL_MS = 100;
 
 /**
- * The sender's next sequence from a node's `acct/sequence` answer, once its Merkle proof checks
- * against the state root it names and that root against the committed header of its height
- * (verified-root.ts). Taken on the node's word, a sequence one too high would have the sender
+ * The sender's next sequence from a node's `acct/sequence` answer (with `account`, the next
+ * sequence of that module's sequence account, `acct/sequence/<module>`), once its Merkle proof
+ * checks against the state root it names and that root against the committed header of its
+ * height (verified-root.ts). Taken on the node's word, a sequence one too high would have the sender
  * sign a transaction that waits in mempools for the sequence before it and executes once that
  * one is used — perhaps long after the sender gave it up. Throws `CliError` when the answer does
  * not verify, `CommittedRootError` when its root is not committed.
@@ -67,18 +84,29 @@ const STATUS_POLL_MS = 100;
 export async function provenSequence(
   client: NodeRpcClient,
   sender: Uint8Array,
+  account?: SequenceAccount,
 ): Promise<{ readonly sequence: number; readonly height: number | null }> {
   const roots = committedRootsOf(client);
-  const answer = await client.query({ path: SEQUENCE_QUERY, data: sender });
-  const sequence = verifiedSequence(sender, answer);
+  const answer = await client.query(
+    account === undefined
+      ? { path: SEQUENCE_QUERY, data: sender }
+      : accountSequenceQuery(account.module, account.account),
+  );
+  const sequence = verifiedSequence(sender, account, answer);
   await roots.check(answer.height, answer.stateRoot);
   return { sequence, height: answer.height };
 }
 
-function verifiedSequence(sender: Uint8Array, answer: QueryResponse): number {
+function verifiedSequence(
+  sender: Uint8Array,
+  account: SequenceAccount | undefined,
+  answer: QueryResponse,
+): number {
+  const whose =
+    account === undefined ? toHex(sender) : `${account.module} account ${toHex(account.account)}`;
   const refuse = (reason: string): never => {
     throw new CliError(
-      `the node's answer for the sequence of ${toHex(sender)} does not verify: ${reason}`,
+      `the node's answer for the sequence of ${whose} does not verify: ${reason}`,
       1,
     );
   };
@@ -87,7 +115,9 @@ function verifiedSequence(sender: Uint8Array, answer: QueryResponse): number {
   try {
     proven = verifyStateProof(
       answer.stateRoot,
-      sequenceKey(sender),
+      account === undefined
+        ? sequenceKey(sender)
+        : accountSequenceKey(account.module, account.account),
       answer.value,
       decodeStateProof(answer.proof),
     );
@@ -106,7 +136,7 @@ export async function submitTransaction(options: SubmitOptions): Promise<SubmitO
   const { client, genesis, privateKey } = options;
   const sender = ed25519RawPublicKey(privateKey);
   // Nothing is signed before the sequence is proven.
-  const { sequence } = await provenSequence(client, sender);
+  const { sequence } = await provenSequence(client, sender, options.sequenceAccount);
   const body = typeof options.body === 'function' ? await options.body(sequence) : options.body;
   const tx = buildTransaction({
     chainId: genesis.chainId,

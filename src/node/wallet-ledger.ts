@@ -5,6 +5,7 @@ import {
   caesarGenesisFromApp,
   encodeTransfer,
   formatTokenAmount,
+  hybridAddress,
   signHybridTx,
   verifyCaesarBalance,
 } from '../caesar/index.js';
@@ -19,7 +20,7 @@ import { StoqError, StoqErrorCode } from '../stoq/index.js';
 import { HyperMeshError } from '../codec/error.js';
 import { CliError } from './cli-error.js';
 import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
-import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
+import { submitTransaction, type SubmitOptions, type SubmitOutcome } from './tx-submit.js';
 
 /**
  * The ledger side of `hypermesh wallet`: the token a chain's genesis defines, proven balance
@@ -94,31 +95,39 @@ export interface TransferRequest {
 }
 
 /**
- * The body to submit for a Caesar transaction `body` from `privateKey`: the body itself, or with
- * a hybrid wallet's `falcon` key, how to wrap it in a hybrid body FALCON-signed for the sender's
- * next sequence (src/caesar/hybrid.ts), so that it acts for the hybrid account.
+ * What to submit for a Caesar transaction `body` from `privateKey`: the body itself, or with a
+ * hybrid wallet's `falcon` key, how to wrap it in a hybrid body FALCON-signed for the hybrid
+ * account's next sequence (src/caesar/hybrid.ts), and that account as the sequence account
+ * (the router keeps a hybrid account's sequence apart from its Ed25519 key's).
  */
-export function ledgerBody(
+export function ledgerSubmission(
   genesis: GenesisDocument,
   privateKey: KeyObject,
   body: Uint8Array,
   falcon: FalconKeyPair | undefined,
-): Uint8Array | ((sequence: number) => Promise<Uint8Array>) {
-  if (falcon === undefined) return body;
-  return (sequence) =>
-    signHybridTx({
-      chainId: genesis.chainId,
-      sender: ed25519RawPublicKey(privateKey),
-      sequence,
-      body,
-      falcon,
-      backend: defaultFalcon(),
-    });
+): Pick<SubmitOptions, 'body' | 'sequenceAccount'> {
+  if (falcon === undefined) return { body };
+  const sender = ed25519RawPublicKey(privateKey);
+  return {
+    body: (sequence) =>
+      signHybridTx({
+        chainId: genesis.chainId,
+        sender,
+        sequence,
+        body,
+        falcon,
+        backend: defaultFalcon(),
+      }),
+    sequenceAccount: {
+      module: CAESAR_MODULE_NAME,
+      account: hybridAddress(sender, falcon.publicKey),
+    },
+  };
 }
 
 /**
  * Signs and submits a Caesar transfer (and waits for its commit when asked). With `falcon`, the
- * transfer is wrapped in a hybrid body FALCON-signed for the sender's next sequence.
+ * transfer is wrapped in a hybrid body FALCON-signed for the hybrid account's next sequence.
  */
 export function sendTransfer(request: TransferRequest): Promise<SubmitOutcome> {
   const { client, genesis, privateKey, falcon, to, amount, fee, memo, wait, timeoutMs } = request;
@@ -128,7 +137,7 @@ export function sendTransfer(request: TransferRequest): Promise<SubmitOutcome> {
     genesis,
     privateKey,
     module: CAESAR_MODULE_NAME,
-    body: ledgerBody(genesis, privateKey, transfer, falcon),
+    ...ledgerSubmission(genesis, privateKey, transfer, falcon),
     wait,
     timeoutMs,
   });

@@ -31,7 +31,8 @@ import {
   verifyCaesarDelegation,
 } from '../../src/caesar/index.js';
 import type { CaesarGenesis, HybridTx, TransferInput } from '../../src/caesar/index.js';
-import { decodeTransaction } from '../../src/consensus/application/index.js';
+import { TransactionErrorCode, decodeTransaction } from '../../src/consensus/application/index.js';
+import { ConsensusError, ConsensusErrorCode } from '../../src/consensus/errors.js';
 import type { BlockExecutionResult, TxCheckResult } from '../../src/consensus/app.js';
 import { concatBytes } from '../../src/crypto/bytes.js';
 import {
@@ -57,12 +58,31 @@ import {
 
 const codes = (result: BlockExecutionResult) => result.txResults.map((r) => r.code);
 const refusal = (result: TxCheckResult): string => (result.ok ? 'ok' : result.code);
+const refusalMessage = (result: TxCheckResult): string => (result.ok ? '' : result.message);
 
-/** A hybrid account: an Ed25519 sender and a FALCON-1024 key pair. */
+/**
+ * A hybrid account: an Ed25519 sender and a FALCON-1024 key pair. `sequence` is the hybrid
+ * account's own next sequence; `sender.sequence` the Ed25519 key's, which it does not use.
+ */
 interface HybridAccount {
   readonly sender: Sender;
   readonly falcon: FalconKeyPair;
   readonly address: Uint8Array;
+  sequence: number;
+}
+
+/** A block holding `bytes` is invalid (the transaction is inadmissible), and nothing is stored. */
+function assertInvalidBlock(node: TestNode, bytes: Uint8Array, reason: string, what: string): void {
+  const height = node.nextHeight();
+  assert.throws(
+    () => node.executeAndCommit([bytes]),
+    (error: unknown) =>
+      error instanceof ConsensusError &&
+      error.code === ConsensusErrorCode.INVALID_BLOCK &&
+      error.detail['reason'] === reason,
+    `${what}: the block is invalid`,
+  );
+  assert.equal(node.nextHeight(), height, `${what}: no block stored`);
 }
 
 describe('hybrid account addresses', () => {
@@ -111,7 +131,12 @@ describe('hybrid transfers in the application', () => {
     falcon = createFalcon();
     const sender = makeSender();
     const keys = await falcon.generateKeyPair();
-    alice = { sender, falcon: keys, address: hybridAddress(sender.publicKey, keys.publicKey) };
+    alice = {
+      sender,
+      falcon: keys,
+      address: hybridAddress(sender.publicKey, keys.publicKey),
+      sequence: 0,
+    };
     mallory = await falcon.generateKeyPair();
     const genesis: CaesarGenesis = {
       token: { ...TOKEN, supply: 1_000_000n },
@@ -173,7 +198,7 @@ describe('hybrid transfers in the application', () => {
   });
 
   it('a hybrid transfer is admitted and applied, debiting the hybrid address only', async () => {
-    const sequence = alice.sender.sequence++;
+    const sequence = alice.sequence++;
     const bytes = await hybridTx(alice, { to: addressOf(bob), amount: 1_000n, fee: 10n }, sequence);
     assert.equal(refusal(node.app.checkTx(bytes)), 'ok');
     const result = node.executeAndCommit([bytes]);
@@ -220,67 +245,105 @@ describe('hybrid transfers in the application', () => {
       const decoded = fields(body);
       return encodeHybridTx({ ...decoded, seq: decoded.seq + 1 });
     };
-    const cases: [string, (sequence: number) => Promise<Uint8Array>, CaesarErrorCode][] = [
+    /**
+     * Bodies that do not decode use the Ed25519 key's sequence and are refused by the module;
+     * those whose FALCON half does not verify are not admissible at all (no sequence used);
+     * another FALCON key is another hybrid account, with its own sequence.
+     */
+    const mallorys: HybridAccount = {
+      ...alice,
+      falcon: mallory,
+      address: hybridAddress(alice.sender.publicKey, mallory.publicKey),
+      sequence: 0,
+    };
+    type Outcome =
+      | { readonly refused: CaesarErrorCode; readonly uses: Sender | HybridAccount }
+      | { readonly inadmissible: CaesarErrorCode };
+    const cases: [string, (sequence: number) => Promise<Uint8Array>, Outcome][] = [
       [
         'no FALCON signature',
         (s) => hybridTx(alice, { to, amount: 1n }, s, withoutSig),
-        CaesarErrorCode.HYBRID_SIGNATURE_MISSING,
+        { refused: CaesarErrorCode.HYBRID_SIGNATURE_MISSING, uses: alice.sender },
       ],
       [
         'a flipped FALCON signature bit',
         (s) => hybridTx(alice, { to, amount: 1n }, s, flipSig),
-        CaesarErrorCode.HYBRID_BAD_SIGNATURE,
+        { inadmissible: CaesarErrorCode.HYBRID_BAD_SIGNATURE },
       ],
       [
         "another FALCON key than the signer's",
         (s) => hybridTx(alice, { to, amount: 1n }, s, foreignKey),
-        CaesarErrorCode.HYBRID_BAD_SIGNATURE,
+        { inadmissible: CaesarErrorCode.HYBRID_BAD_SIGNATURE },
       ],
       [
         'a FALCON key of the wrong size',
         (s) => hybridTx(alice, { to, amount: 1n }, s, shortKey),
-        CaesarErrorCode.HYBRID_INVALID_KEY,
+        { refused: CaesarErrorCode.HYBRID_INVALID_KEY, uses: alice.sender },
       ],
       [
         "a seq that is not the envelope's",
         (s) => hybridTx(alice, { to, amount: 1n }, s, otherSeq),
-        CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH,
+        { inadmissible: CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH },
       ],
       [
         // Whoever holds the Ed25519 key and a FALCON key of its own controls another account.
         'the Ed25519 key with a FALCON key of its own',
-        (s) => hybridTx({ ...alice, falcon: mallory }, { to, amount: 1n }, s),
-        CaesarErrorCode.INSUFFICIENT_FUNDS,
+        (s) => hybridTx(mallorys, { to, amount: 1n }, s),
+        { refused: CaesarErrorCode.INSUFFICIENT_FUNDS, uses: mallorys },
       ],
     ];
-    for (const [what, make, code] of cases) {
+    for (const [what, make, outcome] of cases) {
       const before = balanceOf(alice.address);
-      const bytes = await make(alice.sender.sequence++);
-      assert.equal(refusal(node.app.checkTx(bytes)), code, `${what}: admission`);
-      // Asked again: the remembered admission of these exact bytes gives the same answer.
-      assert.equal(refusal(node.app.checkTx(bytes)), code, `${what}: admission again`);
-      assert.deepEqual(
-        codes(node.executeAndCommit([bytes])),
-        [CAESAR_RESULT_CODES[code]],
-        `${what}: execution`,
-      );
+      if ('inadmissible' in outcome) {
+        const bytes = await make(alice.sequence);
+        const checked = node.app.checkTx(bytes);
+        assert.equal(
+          refusal(checked),
+          TransactionErrorCode.BAD_ACCOUNT_PROOF,
+          `${what}: admission`,
+        );
+        const message = refusalMessage(checked);
+        assert.ok(message.includes(outcome.inadmissible), `${what}: ${message}`);
+        assert.equal(refusal(node.app.checkTx(bytes)), TransactionErrorCode.BAD_ACCOUNT_PROOF);
+        assertInvalidBlock(node, bytes, TransactionErrorCode.BAD_ACCOUNT_PROOF, what);
+      } else {
+        const bytes = await make(outcome.uses.sequence++);
+        assert.equal(refusal(node.app.checkTx(bytes)), outcome.refused, `${what}: admission`);
+        // Asked again: the remembered admission of these exact bytes gives the same answer.
+        assert.equal(refusal(node.app.checkTx(bytes)), outcome.refused, `${what}: again`);
+        assert.deepEqual(
+          codes(node.executeAndCommit([bytes])),
+          [CAESAR_RESULT_CODES[outcome.refused]],
+          `${what}: execution`,
+        );
+      }
       assert.equal(balanceOf(alice.address), before, `${what}: nothing moved`);
     }
+    // None of that used the hybrid account's next sequence.
+    const good = await hybridTx(alice, { to, amount: 1n }, alice.sequence++);
+    assert.deepEqual(codes(node.executeAndCommit([good])), [0]);
   });
 
-  it('a committed hybrid transfer cannot be replayed under a new sequence', async () => {
-    const sequence = alice.sender.sequence++;
+  it('a committed hybrid transfer cannot be replayed, as it was or under a new sequence', async () => {
+    const sequence = alice.sequence++;
     const original = await hybridTx(alice, { to: addressOf(bob), amount: 7n }, sequence);
     assert.deepEqual(codes(node.executeAndCommit([original])), [0]);
-    const replay = tx(alice.sender, decodeTransaction(original).body, { module: 'caesar' });
-    assert.equal(refusal(node.app.checkTx(replay)), CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH);
-    assert.deepEqual(codes(node.executeAndCommit([replay])), [
-      CAESAR_RESULT_CODES[CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH],
-    ]);
+    assert.equal(refusal(node.app.checkTx(original)), TransactionErrorCode.SEQUENCE_USED);
+    assertInvalidBlock(node, original, TransactionErrorCode.SEQUENCE_USED, 'the same bytes');
+    // Re-signed with the Ed25519 key for the account's next sequence: the body's FALCON half
+    // is bound to the old one.
+    const replay = tx(alice.sender, decodeTransaction(original).body, {
+      module: 'caesar',
+      sequence: alice.sequence,
+    });
+    const checked = node.app.checkTx(replay);
+    assert.equal(refusal(checked), TransactionErrorCode.BAD_ACCOUNT_PROOF);
+    assert.ok(refusalMessage(checked).includes(CaesarErrorCode.HYBRID_SEQUENCE_MISMATCH));
+    assertInvalidBlock(node, replay, TransactionErrorCode.BAD_ACCOUNT_PROOF, 'a new sequence');
   });
 
   it('admission remembers bytes, not transactions: a valid one does not vouch for a tampered copy', async () => {
-    const sequence = alice.sender.sequence;
+    const sequence = alice.sequence;
     const good = await hybridTx(alice, { to: addressOf(bob), amount: 3n }, sequence);
     const decoded = fields(decodeTransaction(good).body);
     const pqSig = decoded.pqSig.slice();
@@ -291,14 +354,14 @@ describe('hybrid transfers in the application', () => {
       module: 'caesar',
       sequence,
     });
-    assert.equal(refusal(node.app.checkTx(tampered)), CaesarErrorCode.HYBRID_BAD_SIGNATURE);
+    const badProof = TransactionErrorCode.BAD_ACCOUNT_PROOF;
+    assert.equal(refusal(node.app.checkTx(tampered)), badProof);
     assert.equal(refusal(node.app.checkTx(good)), 'ok');
-    assert.equal(refusal(node.app.checkTx(tampered)), CaesarErrorCode.HYBRID_BAD_SIGNATURE);
+    assert.equal(refusal(node.app.checkTx(tampered)), badProof);
     assert.equal(refusal(node.app.checkTx(good)), 'ok');
-    assert.deepEqual(codes(node.executeAndCommit([tampered])), [
-      CAESAR_RESULT_CODES[CaesarErrorCode.HYBRID_BAD_SIGNATURE],
-    ]);
-    alice.sender.sequence++;
+    assertInvalidBlock(node, tampered, badProof, 'the tampered copy');
+    assert.deepEqual(codes(node.executeAndCommit([good])), [0]);
+    alice.sequence++;
   });
 
   it('refuses a hybrid body that wraps a validator-key op or another hybrid body, or is malformed', () => {
@@ -381,7 +444,12 @@ describe('hybrid accounts in staking and governance', () => {
     falcon = createFalcon();
     const sender = makeSender();
     const keys = await falcon.generateKeyPair();
-    carol = { sender, falcon: keys, address: hybridAddress(sender.publicKey, keys.publicKey) };
+    carol = {
+      sender,
+      falcon: keys,
+      address: hybridAddress(sender.publicKey, keys.publicKey),
+      sequence: 0,
+    };
     const genesis: CaesarGenesis = {
       ...stakingGenesis({
         validators: v.map((validator) => ({ validator, selfBond: 1_000n })),
@@ -421,7 +489,7 @@ describe('hybrid accounts in staking and governance', () => {
     } = {},
   ): Promise<Uint8Array> {
     const account = options.account ?? carol;
-    const sequence = options.sequence ?? account.sender.sequence++;
+    const sequence = options.sequence ?? account.sequence++;
     const signed = await signHybridTx({
       chainId: CHAIN_ID,
       sender: account.sender.publicKey,
@@ -591,6 +659,23 @@ describe('hybrid accounts in staking and governance', () => {
           }),
         CaesarErrorCode.HYBRID_VALIDATOR_OP,
       ],
+    ];
+    // Wrapped validator-key ops do not decode: they use the Ed25519 key's sequence, refused.
+    for (const [what, make, code] of cases) {
+      const before = { balance: balance(carol.address), bonded: bondedOf(node) };
+      const bytes = await make(carol.sender.sequence++);
+      assert.equal(refusal(node.app.checkTx(bytes)), code, `${what}: admission`);
+      const result = runBlock(node, [bytes]);
+      assert.deepEqual(codes(result), [CAESAR_RESULT_CODES[code]], `${what}: execution`);
+      onlySequences(result, what);
+      assert.deepEqual(
+        { balance: balance(carol.address), bonded: bondedOf(node) },
+        before,
+        `${what}: nothing moved`,
+      );
+    }
+    // A FALCON half that does not verify: not admissible, a block holding it is invalid.
+    const unproven: [string, (sequence: number) => Promise<Uint8Array>, CaesarErrorCode][] = [
       [
         'a delegate with a flipped FALCON signature bit',
         (sequence) => wrapped(delegateBody, { sequence, edit: flipSig }),
@@ -607,18 +692,13 @@ describe('hybrid accounts in staking and governance', () => {
         CaesarErrorCode.HYBRID_BAD_SIGNATURE,
       ],
     ];
-    for (const [what, make, code] of cases) {
-      const before = { balance: balance(carol.address), bonded: bondedOf(node) };
-      const bytes = await make(carol.sender.sequence++);
-      assert.equal(refusal(node.app.checkTx(bytes)), code, `${what}: admission`);
-      const result = runBlock(node, [bytes]);
-      assert.deepEqual(codes(result), [CAESAR_RESULT_CODES[code]], `${what}: execution`);
-      onlySequences(result, what);
-      assert.deepEqual(
-        { balance: balance(carol.address), bonded: bondedOf(node) },
-        before,
-        `${what}: nothing moved`,
-      );
+    for (const [what, make, code] of unproven) {
+      const bytes = await make(carol.sequence);
+      const checked = node.app.checkTx(bytes);
+      assert.equal(refusal(checked), TransactionErrorCode.BAD_ACCOUNT_PROOF, `${what}: admission`);
+      const message = refusalMessage(checked);
+      assert.ok(message.includes(code), `${what}: ${message}`);
+      assertInvalidBlock(node, bytes, TransactionErrorCode.BAD_ACCOUNT_PROOF, what);
     }
     // And the same delegation, properly signed, is applied.
     const good = await wrapped(delegateBody);

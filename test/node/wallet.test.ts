@@ -17,7 +17,7 @@ import {
   hybridAddress,
 } from '../../src/caesar/index.js';
 import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
-import { readKeyFile } from '../../src/crypto/keyfile.js';
+import { readKeyFile, writeKeyFile } from '../../src/crypto/keyfile.js';
 import type { CommitInfo } from '../../src/consensus/driver/index.js';
 import { parseGenesisJson, type GenesisDocument } from '../../src/consensus/genesis.js';
 import { CliError } from '../../src/node/cli-error.js';
@@ -525,6 +525,31 @@ describe('hypermesh wallet against a running validator', () => {
     assert.equal(funded.code, 0, funded.err + funded.out);
     assert.equal(await balanceOf(address), 2_000_000n);
 
+    // Whoever holds the Ed25519 half alone (written out as a plain wallet key) sends from its
+    // own, funded, account: that uses the key's sequence 0, never the hybrid account's.
+    const edOnlyFile = path.join(root, 'keys', 'pq-ed25519-half.key');
+    await writeKeyFile(edOnlyFile, { kind: 'ed25519', keys: stored.keys.ed25519 });
+    const edAddress = formatAddress(ed25519Address(edKey));
+    const sendWith = (key: string, to: string, amount: string) =>
+      run([
+        'wallet',
+        'send',
+        '--to',
+        to,
+        '--amount',
+        amount,
+        '--key',
+        key,
+        '--cluster',
+        layout.dir,
+        '--wait',
+      ]);
+    const edFunded = await sendWith(ledger.treasuryKeyFile, edAddress, '1');
+    assert.equal(edFunded.code, 0, edFunded.err + edFunded.out);
+    const edSent = await sendWith(edOnlyFile, treasury, '0.25');
+    assert.equal(edSent.code, 0, edSent.err + edSent.out);
+    assert.match(edSent.out, /tx [0-9a-f]{64} \(sequence 0\) admitted by node-1/);
+
     const before = await balanceOf(treasury);
     const sent = await run([
       'wallet',
@@ -543,17 +568,22 @@ describe('hypermesh wallet against a running validator', () => {
     ]);
     assert.equal(sent.code, 0, sent.err + sent.out);
     assert.match(sent.out, new RegExp(`from ${address}\n`));
+    // The hybrid account's own sequence 0 (proven by the node), not the Ed25519 key's next, 1.
     assert.match(sent.out, /tx [0-9a-f]{64} \(sequence 0\) admitted by node-1/);
     assert.match(sent.out, /committed at height \d+, code 0 \(applied\)/);
     assert.match(sent.out, /sent 0\.5 TST to /);
     assert.equal(await balanceOf(address), 2_000_000n - 510_000n);
     assert.equal(await balanceOf(treasury), before + 500_000n);
-    // The Ed25519 half alone has no money: its own account was never funded.
-    assert.equal(await balanceOf(formatAddress(ed25519Address(edKey))), 0n);
+    // The Ed25519 half alone spent only from its own account.
+    assert.equal(await balanceOf(edAddress), 750_000n);
+    const again = await sendWith(file, treasury, '0.1');
+    assert.equal(again.code, 0, again.err + again.out);
+    assert.match(again.out, /tx [0-9a-f]{64} \(sequence 1\) admitted by node-1/);
+    assert.equal(await balanceOf(address), 2_000_000n - 610_000n);
 
     const history = await run(['wallet', 'history', '--key', file, '--cluster', layout.dir]);
     assert.equal(history.code, 0, history.err);
-    assert.match(history.out, new RegExp(`^${address}: 2 transaction\\(s\\)`));
+    assert.match(history.out, new RegExp(`^${address}: 3 transaction\\(s\\)`));
     assert.match(history.out, /sent 0\.5 TST to /);
     assert.match(history.out, /received 2 TST from /);
   });

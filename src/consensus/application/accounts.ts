@@ -7,14 +7,27 @@ import { ApplicationError, ApplicationErrorCode } from './errors.js';
  * sender that never had a transaction executed has no key (next sequence 0). Modules cannot
  * reach these keys: their keys all start with `<name>/`, and `acct` is not an allowed module
  * name.
+ *
+ * A transaction whose module names a sequence account of its own (`Module.sequenceAccount`,
+ * e.g. a Caesar hybrid account) uses the next sequence at `acct/<module>/<account hex>/seq`
+ * instead. Those keys have four segments where a sender's have three, so no sender key (whatever
+ * bytes it claims) reaches a module's account, and the module name keeps two modules' accounts
+ * apart.
  */
 export const ACCOUNT_PREFIX = 'acct';
 const SEQUENCE_BYTES = 8;
+/** The most bytes a module's sequence account may have. */
+export const MAX_SEQUENCE_ACCOUNT_BYTES = 64;
 
 const encoder = new TextEncoder();
 
 export function sequenceKey(sender: Uint8Array): Uint8Array {
   return encoder.encode(`${ACCOUNT_PREFIX}/${toHex(sender)}/seq`);
+}
+
+/** Where the next sequence of module `module`'s sequence account `account` is kept. */
+export function accountSequenceKey(module: string, account: Uint8Array): Uint8Array {
+  return encoder.encode(`${ACCOUNT_PREFIX}/${module}/${toHex(account)}/seq`);
 }
 
 export function encodeSequence(next: number): Uint8Array {

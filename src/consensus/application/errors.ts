@@ -30,6 +30,11 @@ export enum TransactionErrorCode {
   SEQUENCE_TOO_FAR = 'TX_SEQUENCE_TOO_FAR',
   /** No module of that name is installed. */
   UNKNOWN_MODULE = 'TX_UNKNOWN_MODULE',
+  /**
+   * The body claims a sequence account of its module (`Module.sequenceAccount`, e.g. a Caesar
+   * hybrid account) whose proof does not hold (e.g. its FALCON signature does not verify).
+   */
+  BAD_ACCOUNT_PROOF = 'TX_BAD_ACCOUNT_PROOF',
 }
 
 export class TransactionError extends HyperMeshError<TransactionErrorCode> {}

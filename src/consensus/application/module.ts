@@ -55,6 +55,16 @@ export interface CheckContext {
   readonly foreign?: ForeignStateReaders;
 }
 
+/**
+ * What `sequenceAccount` may look at: what the envelope's bytes say, nothing of the state.
+ */
+export interface SequenceAccountContext {
+  readonly chainId: string;
+  readonly txHash: Uint8Array;
+  /** The envelope's sequence number. */
+  readonly sequence: number;
+}
+
 /** What `apply` runs with: the block being executed and the module's writable state. */
 export interface ExecutionContext {
   readonly chainId: string;
@@ -117,6 +127,23 @@ export interface Module<Tx = unknown> {
    * transaction, enforcing every size and form rule. Throws `ModuleError` for a bad body.
    */
   decodeBody(body: Uint8Array): Tx;
+  /**
+   * Optional, stateless: the account whose sequence numbers the transaction uses, when its body
+   * proves that it acts for an account of the module's own rather than for the envelope's
+   * sender key (a Caesar hybrid account: the Ed25519 sender key and a FALCON key, both
+   * signing). The router calls it once per transaction bytes, when it admits them, with the
+   * decoded body (not at all when `decodeBody` refuses the body), and keeps the transaction's
+   * sequence at `acct/<name>/<account hex>/seq` rather than the sender's `acct/<key hex>/seq`:
+   * transactions that do not prove the same account cannot use, skip or refuse its sequence
+   * numbers. The account (1 to 64 bytes) is also the mempool's sender of the transaction.
+   * Returns undefined for a body that uses the sender's own sequence.
+   *
+   * Throws `ModuleError` when the body claims an account its proof does not establish (e.g. a
+   * signature that does not verify): the transaction is then not admissible
+   * (`TransactionError BAD_ACCOUNT_PROOF`), so a block holding it is invalid and it uses no
+   * sequence number at all. Must depend only on its arguments, like `decodeBody`.
+   */
+  sequenceAccount?(ctx: SequenceAccountContext, tx: Tx, sender: Uint8Array): Uint8Array | undefined;
   /**
    * Stateful validity against `ctx.state` (read-only), e.g. "the sender owns this key". The
    * mempool refuses a transaction that fails here; in a block it is recorded as refused.

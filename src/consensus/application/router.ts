@@ -24,7 +24,14 @@ import type {
 import { EVENT_LIMITS } from '../app.js';
 import { ConsensusError, ConsensusErrorCode } from '../errors.js';
 import { MAX_STAMP_DIFFICULTY } from '../proof/params.js';
-import { decodeSequence, encodeSequence, sequenceKey, ACCOUNT_PREFIX } from './accounts.js';
+import {
+  ACCOUNT_PREFIX,
+  MAX_SEQUENCE_ACCOUNT_BYTES,
+  accountSequenceKey,
+  decodeSequence,
+  encodeSequence,
+  sequenceKey,
+} from './accounts.js';
 import type { Envelope } from './envelope.js';
 import {
   MAX_CHAIN_ID_LENGTH,
@@ -83,9 +90,21 @@ export interface ApplicationOptions {
 /** Default of `admittedCacheEntries`: above the mempool's default limit of 20,000. */
 export const DEFAULT_ADMITTED_CACHE_ENTRIES = 50_000;
 
-/** A transaction whose stateless checks passed: decoded, and its module found. */
+/** Whose sequence numbers a transaction uses. */
+interface SequenceDomain {
+  /** The state key of its next sequence (accounts.ts). */
+  readonly key: Uint8Array;
+  /**
+   * Who is accountable for it in the mempool (`TxAcceptance.sender`): the sender key's hex, or
+   * `<module>:<account hex>` for a module's sequence account, so the two never coincide.
+   */
+  readonly owner: string;
+}
+
+/** A transaction whose stateless checks passed: decoded, its module and sequence domain found. */
 interface Admitted extends ModuleEntry {
   readonly envelope: Envelope;
+  readonly domain: SequenceDomain;
 }
 
 export const DEFAULT_MAX_SEQUENCE_LEAD = 64;
@@ -96,6 +115,19 @@ export const RESERVED_MODULE_NAMES: readonly string[] = [ACCOUNT_PREFIX, 'tx', '
 /** Built-in queries. */
 export const TX_RESULT_QUERY = 'tx/result';
 export const SEQUENCE_QUERY = 'acct/sequence';
+/**
+ * `acct/sequence/<module>` with the account's bytes: the next sequence of a module's sequence
+ * account (`Module.sequenceAccount`, e.g. `acct/sequence/caesar` with a hybrid address).
+ */
+export const ACCOUNT_SEQUENCE_QUERY_PREFIX = `${SEQUENCE_QUERY}/`;
+
+/** The query for the next sequence of module `module`'s sequence account `account`. */
+export function accountSequenceQuery(
+  module: string,
+  account: Uint8Array,
+): { readonly path: string; readonly data: Uint8Array } {
+  return { path: `${ACCOUNT_SEQUENCE_QUERY_PREFIX}${module}`, data: account };
+}
 
 /**
  * The smallest possible encoded transaction: array head 1, version 1, one-character chain id 2,
@@ -239,8 +271,9 @@ function committedReader(state: StateReader, height?: number): ModuleStateReader
 }
 
 /**
- * The application router: checks transaction envelopes, keeps every sender's sequence, and
- * hands bodies to the module the envelope names. See docs/application.md.
+ * The application router: checks transaction envelopes, keeps every sender's sequence (and
+ * every module sequence account's, `Module.sequenceAccount`), and hands bodies to the module the
+ * envelope names. See docs/application.md.
  */
 class Router implements Application {
   private readonly chainId: string;
@@ -326,7 +359,57 @@ class Router implements Application {
         { module: envelope.module },
       );
     }
-    return { envelope, ...entry };
+    return { envelope, ...entry, domain: this.sequenceDomain(envelope, entry) };
+  }
+
+  /**
+   * The sender's own sequence, or the module's sequence account the body proves
+   * (`Module.sequenceAccount`). A body the module cannot decode uses the sender's: its module
+   * refuses it later, as it would without the hook. A `ModuleError` from the hook makes the
+   * transaction inadmissible (`BAD_ACCOUNT_PROOF`); any other exception, or an account of the
+   * wrong form, is a fault of the module.
+   */
+  private sequenceDomain(envelope: Envelope, entry: ModuleEntry): SequenceDomain {
+    const own = { key: sequenceKey(envelope.sender), owner: txSender(envelope) };
+    const { module } = entry;
+    if (module.sequenceAccount === undefined) return own;
+    let body: unknown;
+    try {
+      body = module.decodeBody(envelope.body);
+    } catch (error) {
+      if (error instanceof ModuleError) return own;
+      throw error;
+    }
+    let account: Uint8Array | undefined;
+    try {
+      account = module.sequenceAccount(
+        { chainId: this.chainId, txHash: envelope.txHash, sequence: envelope.sequence },
+        body,
+        envelope.sender,
+      );
+    } catch (error) {
+      if (!(error instanceof ModuleError)) throw error;
+      throw new TransactionError(
+        TransactionErrorCode.BAD_ACCOUNT_PROOF,
+        `module ${module.name} refused the account the body acts for: ${error.code}: ${error.message}`,
+        { module: module.name, reason: error.code },
+        { cause: error },
+      );
+    }
+    if (account === undefined) return own;
+    if (
+      !(account instanceof Uint8Array) ||
+      account.length < 1 ||
+      account.length > MAX_SEQUENCE_ACCOUNT_BYTES
+    ) {
+      throw new Error(
+        `module ${module.name} returned a sequence account that is not 1 to ${MAX_SEQUENCE_ACCOUNT_BYTES} bytes`,
+      );
+    }
+    return {
+      key: accountSequenceKey(module.name, account),
+      owner: `${module.name}:${toHex(account)}`,
+    };
   }
 
   /**
@@ -348,8 +431,8 @@ class Router implements Application {
     try {
       this.committedState.sync();
       const admitted = this.admit(tx, id);
-      const { envelope, module, prefix } = admitted;
-      const next = decodeSequence(this.committedState.get(sequenceKey(envelope.sender)));
+      const { envelope, module, prefix, domain } = admitted;
+      const next = decodeSequence(this.committedState.get(domain.key));
       if (envelope.sequence < next) {
         throw new TransactionError(
           TransactionErrorCode.SEQUENCE_USED,
@@ -396,7 +479,7 @@ class Router implements Application {
       return {
         ok: true,
         txHash: envelope.txHash,
-        sender: txSender(envelope),
+        sender: domain.owner,
         sequence: envelope.sequence,
         nextSequence: next,
       };
@@ -423,7 +506,7 @@ class Router implements Application {
   ): TxResult {
     const admitted = this.admit(tx);
     const { envelope } = admitted;
-    const seqKey = sequenceKey(envelope.sender);
+    const seqKey = admitted.domain.key;
     const next = decodeSequence(overlay.get(seqKey));
     if (envelope.sequence !== next) {
       const used = envelope.sequence < next;
@@ -662,6 +745,18 @@ class Router implements Application {
     if (path === SEQUENCE_QUERY) {
       if (data.length !== 32) invalidQuery('acct/sequence takes a 32-byte sender public key');
       return this.provenRead(sequenceKey(data), height);
+    }
+    if (path.startsWith(ACCOUNT_SEQUENCE_QUERY_PREFIX)) {
+      const name = path.slice(ACCOUNT_SEQUENCE_QUERY_PREFIX.length);
+      if (this.modules.get(name)?.module.sequenceAccount === undefined) {
+        throw new ApplicationError(ApplicationErrorCode.UNKNOWN_QUERY, `no query ${path}`, {
+          path: path.slice(0, 128),
+        });
+      }
+      if (data.length < 1 || data.length > MAX_SEQUENCE_ACCOUNT_BYTES) {
+        invalidQuery(`${path} takes an account of 1 to ${MAX_SEQUENCE_ACCOUNT_BYTES} bytes`);
+      }
+      return this.provenRead(accountSequenceKey(name, data), height);
     }
     const slash = path.indexOf('/');
     const name = slash === -1 ? path : path.slice(0, slash);
