@@ -20,7 +20,10 @@ export interface TxAcceptance {
   readonly ok: true;
   /** 32-byte transaction id (what the mempool deduplicates by and clients look up). */
   readonly txHash: Uint8Array;
-  /** Who is accountable for it (hex public key); the mempool limits per sender. */
+  /**
+   * Who is accountable for it (the hex public key, or `<module>:<account hex>` for a module's
+   * sequence account, src/consensus/application/router.ts); the mempool limits per sender.
+   */
   readonly sender: string;
   /**
    * The sender's sequence number of this transaction. The mempool keeps each sender's
@@ -165,6 +168,13 @@ export interface Application {
    * chain id, sequence not already used, module-level validity. Must not throw for bad input.
    */
   checkTx(tx: Uint8Array): TxCheckResult;
+  /**
+   * Optional: the mempool keeps no copy of these bytes although `checkTx` accepted them (a
+   * duplicate of a pending transaction, refused by a mempool limit, expired or displaced), so
+   * whatever `checkTx` remembered of them may go. Without it, a sender re-signing one pending
+   * transaction again and again (each copy other bytes, one txHash) would fill those caches.
+   */
+  forgetCheck?(tx: Uint8Array): void;
   /**
    * Proposer: execute `candidates` in order on top of the latest committed state, skipping any
    * that fail `checkTx`-level rules, are out of sequence or that a module defers (a deferrable

@@ -262,7 +262,7 @@ export class Mempool implements MempoolPort {
   private readonly rejected = new Map<string, number>();
 
   constructor(
-    private readonly app: Pick<Application, 'checkTx'>,
+    private readonly app: Pick<Application, 'checkTx' | 'forgetCheck'>,
     options: MempoolOptions = {},
   ) {
     const merged: Required<MempoolOptions> = {
@@ -346,7 +346,10 @@ export class Mempool implements MempoolPort {
     }
     const hashKey = toHex(result.txHash);
     const same = this.byTxHash.get(hashKey);
-    if (same !== undefined) return this.duplicate(same);
+    if (same !== undefined) {
+      this.forget(copy);
+      return this.duplicate(same);
+    }
 
     const queue: SenderQueue = this.senders.get(result.sender) ?? {
       txs: [],
@@ -355,6 +358,7 @@ export class Mempool implements MempoolPort {
       waiting: 0,
     };
     if (queue.txs.length >= this.options.maxPerSender) {
+      this.forget(copy);
       return this.reject(
         MempoolRejectionCode.SENDER_LIMIT,
         `sender has ${queue.txs.length} pending transactions, the limit`,
@@ -363,6 +367,7 @@ export class Mempool implements MempoolPort {
     }
     const at = lowerBound(queue.txs, result.sequence);
     if (queue.txs[at]?.sequence === result.sequence) {
+      this.forget(copy);
       return this.reject(
         MempoolRejectionCode.SEQUENCE_TAKEN,
         `sender already has a pending transaction with sequence ${result.sequence}`,
@@ -389,6 +394,7 @@ export class Mempool implements MempoolPort {
         queue.txs.splice(at, 1);
         queue.next = previousNext;
         this.recount(queue);
+        this.forget(copy);
         return this.reject(
           MempoolRejectionCode.WAITING_FULL,
           `sequence ${result.sequence} would wait for the sender's sequence ${missing}, which is not pending, and ${this.waitingCount} transactions already wait (the limit), no sender with more waiting than this one; submit sequence ${missing} first`,
@@ -468,6 +474,7 @@ export class Mempool implements MempoolPort {
         if (height - entry.since >= this.options.ttlBlocks) {
           // Not remembered as refused: submitted again, it is a new attempt.
           this.drop(entry);
+          this.forget(entry.tx);
           this.expired++;
           continue;
         }
@@ -598,6 +605,7 @@ export class Mempool implements MempoolPort {
   private displaceLastWaiting(queue: SenderQueue): void {
     const entry = queue.txs.pop()!;
     this.drop(entry);
+    this.forget(entry.tx);
     this.displaced++;
     this.recount(queue);
     if (queue.txs.length === 0) this.senders.delete(entry.sender);
@@ -609,6 +617,15 @@ export class Mempool implements MempoolPort {
     const waiting = queue.txs.length - queue.ready;
     this.waitingCount += waiting - queue.waiting;
     queue.waiting = waiting;
+  }
+
+  /** Tells the application that `checkTx`'s memory of `tx` is not needed (`forgetCheck`). */
+  private forget(tx: Uint8Array): void {
+    try {
+      this.app.forgetCheck?.(tx);
+    } catch {
+      // A cache the application could not trim is no reason to refuse or keep a transaction.
+    }
   }
 
   /** Removes `entry` from the indexes (its sender queue is compacted by the caller). */

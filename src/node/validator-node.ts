@@ -305,6 +305,7 @@ function withCommitHook(
 ): Application {
   return {
     checkTx: (tx) => app.checkTx(tx),
+    forgetCheck: (tx) => app.forgetCheck?.(tx),
     prepareProposal: (block, candidates, maxBytes, maxTxs) =>
       app.prepareProposal(block, candidates, maxBytes, maxTxs),
     executeBlock: (block) => app.executeBlock(block),

@@ -41,9 +41,11 @@ function label(bytes: Uint8Array): string {
  * encodings can name one transaction. A sequence below the sender's committed next one is
  * refused, as the real application does.
  */
-class FakeApp implements Pick<Application, 'checkTx'> {
+class FakeApp implements Pick<Application, 'checkTx' | 'forgetCheck'> {
   readonly next = new Map<string, number>();
   calls = 0;
+  /** What the mempool said it does not keep (`forgetCheck`), as labels with their padding. */
+  readonly forgotten: string[] = [];
 
   /** `tellsNext`: acceptances carry the sender's next sequence, as the real application's do. */
   constructor(private readonly tellsNext = false) {}
@@ -64,6 +66,10 @@ class FakeApp implements Pick<Application, 'checkTx'> {
       sequence: seq,
       ...(this.tellsNext ? { nextSequence: this.next.get(sender) ?? 0 } : {}),
     };
+  }
+
+  forgetCheck(bytes: Uint8Array): void {
+    this.forgotten.push(untext.decode(bytes));
   }
 
   /** Commits `txs`: each sender's next sequence moves past what was committed. */
@@ -211,6 +217,37 @@ describe('mempool admission', () => {
     }
     assert.equal(DEFAULT_MEMPOOL_OPTIONS.maxTxs, 20_000);
     assert.equal(DEFAULT_MEMPOOL_OPTIONS.maxTxBytes, 64 * 1024);
+  });
+});
+
+describe('mempool: what it does not keep', () => {
+  it('tells the application to forget the checks of duplicates, refusals, expired and displaced ones', () => {
+    const { app, pool } = setup({ maxPerSender: 2, ttlBlocks: 2 });
+    assert.ok(pool.add(tx('a', 0)).ok);
+    // The same transaction in other bytes (one txHash): a duplicate, its check forgotten.
+    const copy = pool.add(tx('a', 0, { pad: 3 }));
+    assert.ok(copy.ok && copy.duplicate);
+    // Another transaction at a pending sequence, and one over the per-sender limit.
+    assert.equal(pool.add(tx('a', 0, { nonce: 1 })).ok, false);
+    assert.ok(pool.add(tx('a', 1)).ok);
+    assert.equal(pool.add(tx('a', 2)).ok, false);
+    assert.deepEqual(app.forgotten, ['a|0|0|1|...', 'a|0|1|1|', 'a|2|0|1|']);
+    // An exact copy of pending bytes is never checked, so there is nothing to forget.
+    assert.ok(pool.add(tx('a', 0)).ok);
+    assert.equal(app.forgotten.length, 3);
+    // Expired after ttlBlocks blocks.
+    pool.update(2, []);
+    assert.equal(pool.size(), 0);
+    assert.deepEqual(app.forgotten.slice(3).sort(), ['a|0|0|1|', 'a|1|0|1|']);
+  });
+
+  it('tells the application to forget a waiting transaction refused or displaced', () => {
+    const { app, pool } = setup({ maxWaitingTxs: 2 }, true);
+    assert.ok(pool.add(tx('a', 1)).ok, 'waits for 0');
+    assert.ok(pool.add(tx('a', 2)).ok, 'waits for 0');
+    assert.equal(pool.add(tx('a', 4)).ok, false, 'would wait beyond the limit');
+    assert.ok(pool.add(tx('b', 1)).ok, "displaces a's last waiting one");
+    assert.deepEqual(app.forgotten, ['a|4|0|1|', 'a|2|0|1|']);
   });
 });
 

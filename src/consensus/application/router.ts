@@ -719,6 +719,10 @@ class Router implements Application {
     if (block.lastCommit !== undefined) checkLastCommit(block.lastCommit, block.height);
   }
 
+  forgetCheck(tx: Uint8Array): void {
+    if (tx instanceof Uint8Array) this.admitted.delete(admittedId(tx));
+  }
+
   /** Transactions whose stateless checks are remembered (diagnostics and tests). */
   admittedCacheSize(): number {
     return this.admitted.size;

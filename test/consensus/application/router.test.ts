@@ -169,6 +169,24 @@ describe('application router', () => {
     rejected(node.app.checkTx(first), TransactionErrorCode.SEQUENCE_USED);
   });
 
+  it('forgets the check of what the mempool does not keep after checkTx accepted it', async () => {
+    // Each variant at a pending sequence passes checkTx (other bytes, a valid stamp and
+    // signature) and is then refused by the mempool: its decoded envelope must not stay.
+    const node = await open();
+    const cached = (): number =>
+      (node.app as unknown as { admittedCacheSize(): number }).admittedCacheSize();
+    const pool = new Mempool(node.app);
+    const alice = makeSender();
+    assert.ok(pool.add(tx(alice, kvSet('a', 'first'), { sequence: 0 })).ok);
+    assert.equal(cached(), 1);
+    for (let variant = 0; variant < 20; variant++) {
+      const answer = pool.add(tx(alice, kvSet('a', `variant ${variant}`), { sequence: 0 }));
+      assert.equal(answer.ok, false);
+    }
+    assert.equal(pool.size(), 1);
+    assert.equal(cached(), 1, 'only the pending transaction is remembered');
+  });
+
   it('remembers only the checks of transactions it admits', async () => {
     // A refused transaction (a sequence far ahead, a module's refusal) is not kept: a client
     // could otherwise pin 50,000 decoded envelopes of its choosing, of any size, per node.
