@@ -1,4 +1,4 @@
-import type { Server, ServerOptions, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /**
@@ -44,6 +44,13 @@ export interface HttpLimits {
   readonly idleTimeoutMs: number;
   /** A kept-alive connection with no new request for this long is closed. */
   readonly keepAliveTimeoutMs: number;
+  /**
+   * Requests one connection may have waiting (read, not yet handed to the handler) behind the
+   * one being answered; one more and the connection is destroyed. A connection is answered one
+   * request at a time, so a client that pipelines requests and never reads holds one answer in
+   * memory, not one per request.
+   */
+  readonly maxPipelinedRequests: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
@@ -55,6 +62,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   timeoutCheckIntervalMs: 1_000,
   idleTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
+  maxPipelinedRequests: 4,
 };
 
 /** How a request that never became one (Node's `clientError`) is counted. */
@@ -87,10 +95,11 @@ export function httpLimitServerOptions(
 
 /**
  * Applies the rest of `limits` to a server created with `httpLimitServerOptions(limits)`: the
- * idle timeout, the connection cap and a `clientError` handler. Malformed HTTP, an oversized
- * header block or a request that did not arrive in time is answered 400, 431 or 408 and its
- * connection destroyed: `end()` alone would only half-close it, and a client that never closes
- * its side would keep the descriptor for ever. `onClientError` counts each one.
+ * idle timeout, the connection caps, one request at a time per connection, and a `clientError`
+ * handler. Malformed HTTP, an oversized header block or a request that did not arrive in time is
+ * answered 400, 431 or 408 and its connection destroyed: `end()` alone would only half-close it,
+ * and a client that never closes its side would keep the descriptor for ever. `onClientError`
+ * counts each one.
  */
 export function applyHttpLimits(
   server: Server,
@@ -115,6 +124,7 @@ export function applyHttpLimits(
       else perAddress.set(address, left);
     });
   });
+  const answers = answerOneAtATime(server, limits.maxPipelinedRequests);
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     const [status, outcome]: [string, ClientErrorOutcome] =
       error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -123,11 +133,83 @@ export function applyHttpLimits(
           ? ['431 Request Header Fields Too Large', 'bad_request']
           : ['400 Bad Request', 'bad_request'];
     onClientError(outcome);
-    // As Node's own handler: no status line in the middle of a response already under way.
+    // A status line only when no answer on the connection is unfinished: the client would read
+    // it as the answer to an earlier request, one being answered or pipelined behind it (Node's
+    // own handler checks only whether the response in flight has sent its headers).
     const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (socket.writable && inFlight?.headersSent !== true) {
+    if (socket.writable && !answers.unfinished(socket) && (inFlight ?? null) === null) {
       socket.write(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
     }
     socket.destroy();
   });
+}
+
+/** One connection's requests: the one being answered and those read behind it. */
+interface Connection {
+  answering: boolean;
+  readonly waiting: (readonly [IncomingMessage, ServerResponse])[];
+}
+
+/**
+ * Hands `server`'s requests to its `request` listeners one connection-request at a time: a
+ * request read while an earlier answer on its connection is unfinished waits until that answer
+ * has been written to the socket (`finish`) or abandoned (`close`); more than `maxWaiting`
+ * waiting destroys the connection. Node's parser emits every request of a read chunk (64 KiB:
+ * a thousand small GETs) before it can pause a connection whose answers are not read, and each
+ * handler builds and queues its whole answer; here a connection holds one answer. `request` is
+ * intercepted at `emit` so that listeners added later (the ACME server adds its own) are gated
+ * too. `unfinished` tells whether a connection has a request being answered or waiting.
+ */
+function answerOneAtATime(
+  server: Server,
+  maxWaiting: number,
+): { unfinished(socket: Duplex): boolean } {
+  const connections = new WeakMap<Duplex, Connection>();
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
+  const answer = (connection: Connection, request: IncomingMessage, response: ServerResponse) => {
+    connection.answering = true;
+    let done = false;
+    const next = (): void => {
+      if (done) return;
+      done = true;
+      connection.answering = false;
+      const socket = request.socket;
+      const waiting = connection.waiting.shift();
+      if (waiting === undefined) return;
+      if (socket.destroyed || !socket.writable) {
+        connection.waiting.length = 0;
+        return;
+      }
+      answer(connection, ...waiting);
+    };
+    response.once('finish', next);
+    response.once('close', next);
+    emit('request', request, response);
+  };
+  server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event !== 'request') return emit(event, ...args);
+    const [request, response] = args as [IncomingMessage, ServerResponse];
+    const socket = request.socket;
+    if (socket.destroyed) return true;
+    let connection = connections.get(socket);
+    if (connection === undefined) {
+      connection = { answering: false, waiting: [] };
+      connections.set(socket, connection);
+    }
+    if (!connection.answering) {
+      answer(connection, request, response);
+    } else if (connection.waiting.length < maxWaiting) {
+      connection.waiting.push([request, response]);
+    } else {
+      connection.waiting.length = 0;
+      socket.destroy();
+    }
+    return true;
+  }) as Server['emit'];
+  return {
+    unfinished: (socket) => {
+      const connection = connections.get(socket);
+      return connection !== undefined && (connection.answering || connection.waiting.length > 0);
+    },
+  };
 }

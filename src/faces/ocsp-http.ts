@@ -50,6 +50,11 @@ export interface OcspResponderOptions {
   readonly maxBlockAgeMs?: number;
   /** Responses signed afresh per second at most; default `OCSP_MAX_SIGNED_PER_SECOND`. */
   readonly maxSignedPerSecond?: number;
+  /**
+   * Requests answered per second at most, whatever they ask (cached, refused or malformed
+   * ones too); default `OCSP_MAX_REQUESTS_PER_SECOND`.
+   */
+  readonly maxRequestsPerSecond?: number;
 }
 
 /** What one OCSP request came to (counted by the caller). */
@@ -71,13 +76,20 @@ export const OCSP_VALIDITY_MS = 3_600_000;
 export const OCSP_MAX_BLOCK_AGE_MS = 300_000;
 /**
  * Responses the responder signs afresh per second at most (each is a P-256 signature on the
- * node's main thread, ~1 ms with the deterministic signer): beyond it, `tryLater` (unsigned), so
- * unauthenticated OCSP traffic takes at most about a fifth of a core from consensus. A request
- * without a nonce is answered from a cache of the responses signed for the current block
+ * node's main thread, ~1 ms with the deterministic signer): beyond it, `tryLater` (unsigned). A
+ * request without a nonce is answered from a cache of the responses signed for the current block
  * (`OCSP_CACHE_ENTRIES`), which costs no signature: only requests carrying a nonce (which must
- * be echoed, RFC 8954) are signed each time.
+ * be echoed, RFC 8954) are signed each time. With `OCSP_MAX_REQUESTS_PER_SECOND`, the responder
+ * takes about a fifth of a core at most (measured figures in docs/ca.md "OCSP").
  */
 export const OCSP_MAX_SIGNED_PER_SECOND = 200;
+/**
+ * Requests the responder answers per second at most, of any kind: beyond it, `tryLater` (a
+ * constant unsigned answer) without parsing. Signing is not the only cost: every request is parsed
+ * and each of its (up to 32) CertIDs compared with the issuer's hashes, and cache hits and
+ * refusals are not signed, so without this bound nothing but the HTTP server would bound them.
+ */
+export const OCSP_MAX_REQUESTS_PER_SECOND = 1_000;
 export const OCSP_CACHE_ENTRIES = 1024;
 export const OCSP_REQUEST_TYPE = 'application/ocsp-request';
 export const OCSP_RESPONSE_TYPE = 'application/ocsp-response';
@@ -87,12 +99,27 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
   const validity = options.validityMs ?? OCSP_VALIDITY_MS;
   const maxAge = options.maxBlockAgeMs ?? OCSP_MAX_BLOCK_AGE_MS;
   const maxSigned = options.maxSignedPerSecond ?? OCSP_MAX_SIGNED_PER_SECOND;
+  const maxRequests = options.maxRequestsPerSecond ?? OCSP_MAX_REQUESTS_PER_SECOND;
   /** Nonce-less answers of the block `cachedFor`, by request bytes. */
   const cache = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
   let cachedFor: number | null = null;
   let second = -1;
   let signedThisSecond = 0;
+  let requestsThisSecond = 0;
+  const tryLater = (): ReturnType<OcspResponder> => ({
+    response: ocspErrorResponse(OcspResponseStatus.tryLater),
+    outcome: 'try_later',
+  });
   return (der) => {
+    const wallClock = now();
+    const currentSecond = Math.floor(wallClock / 1000);
+    if (currentSecond !== second) {
+      second = currentSecond;
+      signedThisSecond = 0;
+      requestsThisSecond = 0;
+    }
+    if (requestsThisSecond >= maxRequests) return tryLater();
+    requestsThisSecond++;
     let parsed;
     try {
       parsed = parseOcspRequest(der);
@@ -111,14 +138,8 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
         outcome: 'unauthorized',
       };
     }
-    const wallClock = now();
     const blockTime = options.committedTime();
-    if (blockTime === null || wallClock - blockTime > maxAge) {
-      return {
-        response: ocspErrorResponse(OcspResponseStatus.tryLater),
-        outcome: 'try_later',
-      };
-    }
+    if (blockTime === null || wallClock - blockTime > maxAge) return tryLater();
     if (cachedFor !== blockTime) {
       cache.clear();
       cachedFor = blockTime;
@@ -126,17 +147,7 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
     const cacheKey = parsed.nonce === null ? Buffer.from(der).toString('hex') : null;
     const cached = cacheKey === null ? undefined : cache.get(cacheKey);
     if (cached !== undefined) return cached;
-    const currentSecond = Math.floor(wallClock / 1000);
-    if (currentSecond !== second) {
-      second = currentSecond;
-      signedThisSecond = 0;
-    }
-    if (signedThisSecond >= maxSigned) {
-      return {
-        response: ocspErrorResponse(OcspResponseStatus.tryLater),
-        outcome: 'try_later',
-      };
-    }
+    if (signedThisSecond >= maxSigned) return tryLater();
     signedThisSecond++;
     const thisUpdate = wholeSeconds(blockTime);
     const nextUpdate = new Date(thisUpdate.getTime() + validity);

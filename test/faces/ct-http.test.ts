@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { verify } from 'node:crypto';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -30,7 +30,7 @@ import {
   verifierSet,
   x509Entry,
 } from '../trustchain/ct/fixtures.js';
-import { withDeadline } from '../helpers/wait.js';
+import { waitForCondition, withDeadline } from '../helpers/wait.js';
 
 interface Response {
   status: number;
@@ -433,8 +433,14 @@ describe('CT HTTP face', () => {
   it('disconnects a client that asks for large answers and never reads them', async () => {
     const idleTimeoutMs = 300;
     // Request timeouts far beyond the deadline: a request cut by the last read would otherwise
-    // end in a 408 and close the connection without the idle timeout.
-    const limits = { idleTimeoutMs, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000 };
+    // end in a 408 and close the connection without the idle timeout. Pipelined requests may
+    // wait without limit, so only the idle timeout can end the connection.
+    const limits = {
+      idleTimeoutMs,
+      headersTimeoutMs: 60_000,
+      requestTimeoutMs: 60_000,
+      maxPipelinedRequests: Number.MAX_SAFE_INTEGER,
+    };
     const short = await withLimits(limits, new Registry());
     try {
       // No 'data' listener: the client reads nothing (past Node's first buffer), so the server's
@@ -461,6 +467,46 @@ describe('CT HTTP face', () => {
       assert.ok(sent < cap, 'the client sent everything: the server never stopped reading');
       // The server read the last requests after they were sent, so its idle time began later.
       assert.ok(quiet >= idleTimeoutMs - 20, `dropped ${quiet} ms after the last send`);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('builds one answer at a time for a client that pipelines get-entries and never reads', async () => {
+    let built = 0;
+    const calls = new EventEmitter();
+    // The log, counting the `get-entries` answers the server builds.
+    const counted = new Proxy(log, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        if (key !== 'entries') return value.bind(target) as unknown;
+        return (start: number, end: number) => {
+          built++;
+          calls.emit('entries');
+          return log.entries(start, end);
+        };
+      },
+    });
+    const short = await startCtHttpServer({
+      log: counted,
+      host: '127.0.0.1',
+      port: 0,
+      roots: () => [ROOT_CERT],
+      registry: new Registry(),
+    });
+    try {
+      const socket = await rawConnection(short.url, false);
+      socket.write(
+        'GET /ct/v1/get-entries?start=0&end=255 HTTP/1.1\r\nhost: ct.test\r\n\r\n'.repeat(1_000),
+      );
+      await waitForCondition(calls, 'entries', () => built >= 1, 'the first answer', 5_000);
+      // Only now does the client read: it gets what the server wrote, then the connection ends.
+      const closed = once(socket, 'close');
+      socket.resume();
+      await withDeadline(closed, 10_000, 'the server to close the pipelining connection');
+      assert.ok(built <= 5, `${built} get-entries answers built for one connection`);
+      assert.equal((await getJson(`${short.url}/ct/v1/get-entries?start=0&end=1`)).status, 200);
     } finally {
       await short.close();
     }

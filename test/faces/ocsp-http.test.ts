@@ -311,12 +311,92 @@ describe('OCSP responder (RFC 6960)', () => {
     assert.equal(signatures, 5);
   });
 
+  it('computes the issuer hashes once per algorithm, not once per request', () => {
+    const { keys, issuer } = ca.validators['val-a']!;
+    // Computing the hashes reads the issuer's subject name; nothing else on this path does.
+    let computed = 0;
+    const counted = new Proxy(issuer, {
+      get(target, key) {
+        if (key === 'subjectName') computed++;
+        return Reflect.get(target, key, target) as unknown;
+      },
+    });
+    const respond = createOcspResponder({
+      issuer: counted,
+      signer: createDeterministicSigner(keys.ecdsa.privateKey),
+      status: () => ({ status: 'good' }),
+      committedTime: () => Date.UTC(2026, 2, 1, 12, 0, 0),
+      now: () => Date.UTC(2026, 2, 1, 12, 0, 1),
+    });
+    const plain = ocspRequestFor(certificates[0]!);
+    const foreign = ocspRequestFor(otherCertificate, undefined, 'val-b');
+    for (let i = 0; i < 100; i++) {
+      assert.equal(respond(plain).outcome, 'good');
+      assert.equal(respond(foreign).outcome, 'unauthorized');
+    }
+    assert.equal(computed, 1, 'SHA-1 hashes of the one issuer');
+  });
+
+  it('answers tryLater beyond the request bound, whatever the request, until the next second', () => {
+    const { keys, issuer } = ca.validators['val-a']!;
+    let clock = Date.UTC(2026, 2, 1, 12, 0, 1);
+    let signatures = 0;
+    const signer = createDeterministicSigner(keys.ecdsa.privateKey);
+    const respond = createOcspResponder({
+      issuer,
+      signer: {
+        publicKey: signer.publicKey,
+        deterministic: signer.deterministic,
+        sign: (tbs) => {
+          signatures++;
+          return signer.sign(tbs);
+        },
+      },
+      status: () => ({ status: 'good' }),
+      committedTime: () => Date.UTC(2026, 2, 1, 12, 0, 0),
+      now: () => clock,
+      maxRequestsPerSecond: 4,
+    });
+    const plain = ocspRequestFor(certificates[0]!);
+    const tryLater = [...respondedTryLater()];
+    const first = respond(plain);
+    assert.equal(first.outcome, 'good');
+    assert.deepEqual(respond(plain), first, 'from the cache');
+    assert.equal(respond(Uint8Array.of(0x30, 0x00)).outcome, 'malformed');
+    assert.equal(
+      respond(ocspRequestFor(otherCertificate, undefined, 'val-b')).outcome,
+      'unauthorized',
+    );
+    // Four requests this second: a fifth is refused before it is read, cached answer or not.
+    for (const der of [
+      plain,
+      Uint8Array.of(0x30, 0x00),
+      ocspRequestFor(otherCertificate, undefined, 'val-b'),
+    ]) {
+      const refused = respond(der);
+      assert.equal(refused.outcome, 'try_later');
+      assert.deepEqual([...refused.response], tryLater);
+    }
+    assert.equal(signatures, 1);
+    clock += 1_000;
+    assert.deepEqual(respond(plain), first, 'the next second answers again');
+  });
+
+  /** The unsigned `tryLater` OCSPResponse (RFC 6960 §4.2.1). */
+  function respondedTryLater(): Uint8Array {
+    return Uint8Array.of(0x30, 0x03, 0x0a, 0x01, OcspResponseStatus.tryLater);
+  }
+
   /**
-   * A one-CertID SHA-1 request for `certificate` of val-a (RFC 6960 §4.1.1), with an RFC 8954
-   * nonce extension when `nonce` is given.
+   * A one-CertID SHA-1 request for `certificate` of `issuerName` (RFC 6960 §4.1.1), with an
+   * RFC 8954 nonce extension when `nonce` is given.
    */
-  function ocspRequestFor(certificate: Uint8Array, nonce?: Uint8Array): Uint8Array {
-    const { nameHash, keyHash } = issuerHashes(ca.validators['val-a']!.issuer, 'sha1');
+  function ocspRequestFor(
+    certificate: Uint8Array,
+    nonce?: Uint8Array,
+    issuerName = 'val-a',
+  ): Uint8Array {
+    const { nameHash, keyHash } = issuerHashes(ca.validators[issuerName]!.issuer, 'sha1');
     const sha1 = tlv(0x30, Uint8Array.of(0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00));
     const certId = tlv(
       0x30,

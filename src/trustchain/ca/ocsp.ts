@@ -168,17 +168,39 @@ export function parseOcspRequest(der: Uint8Array): OcspRequest {
   }
 }
 
-/** The issuer's name and key hashes, as a CertID with `algorithm` carries them (RFC 6960 §4.1.1). */
-export function issuerHashes(
-  issuer: Issuer,
-  algorithm: OcspHashAlgorithm,
-): { nameHash: Uint8Array; keyHash: Uint8Array } {
+/** An issuer's name and key hashes under one algorithm, as a CertID carries them. */
+export interface IssuerHashes {
+  readonly nameHash: Uint8Array;
+  readonly keyHash: Uint8Array;
+}
+
+/**
+ * Hashes already computed, by issuer and algorithm: every CertID of every request is compared
+ * with them before any limit applies, and computing them parses the issuer's certificate.
+ */
+const computedHashes = new WeakMap<Issuer, Map<OcspHashAlgorithm, IssuerHashes>>();
+
+/**
+ * The issuer's name and key hashes, as a CertID with `algorithm` carries them (RFC 6960 §4.1.1):
+ * computed once per issuer object and algorithm (an `Issuer` is immutable), then shared, so the
+ * arrays must not be written.
+ */
+export function issuerHashes(issuer: Issuer, algorithm: OcspHashAlgorithm): IssuerHashes {
+  let byAlgorithm = computedHashes.get(issuer);
+  if (byAlgorithm === undefined) {
+    byAlgorithm = new Map();
+    computedHashes.set(issuer, byAlgorithm);
+  }
+  const known = byAlgorithm.get(algorithm);
+  if (known !== undefined) return known;
   const spki = readTbs(splitCertificate(issuer.certificate).tbs).subjectPublicKeyInfo;
   const [, key] = children(spki, readWhole(spki));
   const publicKey = readOctetAlignedBitString(spki, key as Tlv);
   const digest = (data: Uint8Array): Uint8Array =>
     new Uint8Array(createHash(algorithm).update(data).digest());
-  return { nameHash: digest(issuer.subjectName), keyHash: digest(publicKey) };
+  const hashes = { nameHash: digest(issuer.subjectName), keyHash: digest(publicKey) };
+  byAlgorithm.set(algorithm, hashes);
+  return hashes;
 }
 
 /** Whether `certId` names `issuer` (name and key hash under the CertID's algorithm). */
