@@ -231,6 +231,9 @@ export function createCaesarModule(options: CaesarModuleOptions = {}): Module<Ca
     ): Uint8Array | undefined {
       return tx.op === HYBRID_OP ? hybridFrom(ctx, tx, sender) : undefined;
     },
+    claimedSequenceAccount(tx: CaesarTx, sender: Uint8Array): Uint8Array | undefined {
+      return tx.op === HYBRID_OP ? hybridAddress(sender, tx.pqKey) : undefined;
+    },
     check(ctx: CheckContext, tx: CaesarTx, sender: Uint8Array): void {
       const { inner, account } = unwrap(ctx, tx, sender);
       if (inner.op === TRANSFER_OP) authorize(ctx.state, inner, account);

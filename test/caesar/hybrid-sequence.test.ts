@@ -229,6 +229,17 @@ describe('a hybrid account has a sequence of its own', () => {
     const bytes = await hybridTx(victim, { to: addressOf(bob), amount: 5n }, sequence);
     assert.deepEqual(codes(node.executeAndCommit([bytes])), [0]);
     assert.equal(refusal(node.app.checkTx(bytes)), TransactionErrorCode.SEQUENCE_USED);
+    // Its FALCON signature broken: the hybrid account's used sequence is read first (the module's
+    // claimedSequenceAccount), before any signature is checked.
+    const executed = decodeTransaction(bytes);
+    const body = decodeCaesarBody(executed.body) as HybridTx;
+    const pqSig = body.pqSig.slice();
+    pqSig[40] = (pqSig[40] ?? 0) ^ 0x04;
+    const forged = tx(victim.sender, encodeHybridTx({ ...body, pqSig }), {
+      module: CAESAR_MODULE_NAME,
+      sequence,
+    });
+    assert.equal(refusal(node.app.checkTx(forged)), TransactionErrorCode.SEQUENCE_USED);
     const height = node.nextHeight();
     assert.throws(
       () => node.executeAndCommit([bytes]),

@@ -145,6 +145,14 @@ export interface Module<Tx = unknown> {
    */
   sequenceAccount?(ctx: SequenceAccountContext, tx: Tx, sender: Uint8Array): Uint8Array | undefined;
   /**
+   * Optional, with `sequenceAccount`, cheap and unverified: the account `sequenceAccount` names
+   * for this body if its proof holds (undefined: the sender's own sequence). The router reads
+   * that account's sequence before any signature is checked, so a transaction whose sequence
+   * is already used (a committed one submitted again) is refused without the signature work.
+   * Must agree with `sequenceAccount` whenever that does not throw.
+   */
+  claimedSequenceAccount?(tx: Tx, sender: Uint8Array): Uint8Array | undefined;
+  /**
    * Stateful validity against `ctx.state` (read-only), e.g. "the sender owns this key". The
    * mempool refuses a transaction that fails here; in a block it is recorded as refused.
    * Throws `ModuleError`; a capacity limit of the block (not of the transaction) throws it with

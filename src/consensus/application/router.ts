@@ -101,6 +101,18 @@ interface SequenceDomain {
   readonly owner: string;
 }
 
+/** What `refuseUsedSequence` decoded, for `admit` to go on with: the envelope and maybe the body. */
+interface EarlyRead {
+  readonly envelope: Envelope;
+  /** The module's decoded body (only for a module with a sequence account hook). */
+  readonly body?: { readonly value: unknown };
+}
+
+/** A sequence account of the form `Module.sequenceAccount` may return: 1 to 64 bytes. */
+function validAccount(account: Uint8Array): boolean {
+  return account.length >= 1 && account.length <= MAX_SEQUENCE_ACCOUNT_BYTES;
+}
+
 /** A transaction whose stateless checks passed: decoded, its module and sequence domain found. */
 interface Admitted extends ModuleEntry {
   readonly envelope: Envelope;
@@ -334,18 +346,66 @@ class Router implements Application {
    * held its size twice, and V8 hashes strings above 16,383 characters by length alone, so large
    * transactions of one size made every lookup walk one collision chain.
    */
-  private admit(tx: Uint8Array, id: string = admittedId(tx)): Admitted {
+  private admit(tx: Uint8Array, id: string = admittedId(tx), early?: EarlyRead): Admitted {
     // Not bytes: the decoder gives the precise refusal.
     if (!(tx instanceof Uint8Array)) return this.admitUncached(tx);
     const known = this.admitted.get(id);
     if (known !== undefined) return known;
-    const checked = this.admitUncached(tx);
+    const checked = this.admitUncached(tx, early);
     this.admitted.set(id, checked);
     return checked;
   }
 
-  private admitUncached(tx: Uint8Array): Admitted {
-    const envelope = decodeTransaction(tx);
+  /**
+   * Before the stateless checks of bytes not admitted yet: refuses a sequence already used
+   * (`SEQUENCE_USED`), read from the committed state of the sequence the transaction claims —
+   * the sender's, or the module's sequence account it names (`claimedSequenceAccount`) — so a
+   * committed transaction submitted again, stamp and signature valid, costs no signature
+   * check. Returns what it decoded for `admit` to go on with; undefined when it could not
+   * tell (not a transaction, an unknown module, a module with a sequence account it cannot
+   * name cheaply): `admit` then gives the precise refusal or the answer.
+   */
+  private refuseUsedSequence(tx: Uint8Array): EarlyRead | undefined {
+    let envelope: Envelope;
+    try {
+      envelope = decodeTransaction(tx);
+    } catch (error) {
+      if (error instanceof TransactionError) return undefined;
+      throw error;
+    }
+    const entry = this.modules.get(envelope.module);
+    if (entry === undefined) return { envelope };
+    const { module } = entry;
+    let key = sequenceKey(envelope.sender);
+    let body: { value: unknown } | undefined;
+    if (module.sequenceAccount !== undefined) {
+      if (module.claimedSequenceAccount === undefined) return { envelope };
+      try {
+        body = { value: module.decodeBody(envelope.body) };
+      } catch (error) {
+        if (!(error instanceof ModuleError)) throw error;
+      }
+      const claimed =
+        body === undefined ? undefined : module.claimedSequenceAccount(body.value, envelope.sender);
+      if (claimed instanceof Uint8Array && validAccount(claimed)) {
+        key = accountSequenceKey(module.name, claimed);
+      } else if (claimed !== undefined) {
+        return { envelope, ...(body === undefined ? {} : { body }) };
+      }
+    }
+    const next = decodeSequence(this.committedState.get(key));
+    if (envelope.sequence < next) {
+      throw new TransactionError(
+        TransactionErrorCode.SEQUENCE_USED,
+        `sequence ${envelope.sequence} is already used; the sender's next is ${next}`,
+        { sequence: envelope.sequence, next },
+      );
+    }
+    return { envelope, ...(body === undefined ? {} : { body }) };
+  }
+
+  private admitUncached(tx: Uint8Array, early?: EarlyRead): Admitted {
+    const envelope = early?.envelope ?? decodeTransaction(tx);
     verifyTransaction(envelope, {
       chainId: this.chainId,
       stampDifficulty: this.stampDifficulty,
@@ -359,7 +419,7 @@ class Router implements Application {
         { module: envelope.module },
       );
     }
-    return { envelope, ...entry, domain: this.sequenceDomain(envelope, entry) };
+    return { envelope, ...entry, domain: this.sequenceDomain(envelope, entry, early?.body) };
   }
 
   /**
@@ -369,16 +429,23 @@ class Router implements Application {
    * transaction inadmissible (`BAD_ACCOUNT_PROOF`); any other exception, or an account of the
    * wrong form, is a fault of the module.
    */
-  private sequenceDomain(envelope: Envelope, entry: ModuleEntry): SequenceDomain {
+  private sequenceDomain(
+    envelope: Envelope,
+    entry: ModuleEntry,
+    decoded?: { value: unknown },
+  ): SequenceDomain {
     const own = { key: sequenceKey(envelope.sender), owner: txSender(envelope) };
     const { module } = entry;
     if (module.sequenceAccount === undefined) return own;
     let body: unknown;
-    try {
-      body = module.decodeBody(envelope.body);
-    } catch (error) {
-      if (error instanceof ModuleError) return own;
-      throw error;
+    if (decoded !== undefined) body = decoded.value;
+    else {
+      try {
+        body = module.decodeBody(envelope.body);
+      } catch (error) {
+        if (error instanceof ModuleError) return own;
+        throw error;
+      }
     }
     let account: Uint8Array | undefined;
     try {
@@ -397,11 +464,7 @@ class Router implements Application {
       );
     }
     if (account === undefined) return own;
-    if (
-      !(account instanceof Uint8Array) ||
-      account.length < 1 ||
-      account.length > MAX_SEQUENCE_ACCOUNT_BYTES
-    ) {
+    if (!(account instanceof Uint8Array) || !validAccount(account)) {
       throw new Error(
         `module ${module.name} returned a sequence account that is not 1 to ${MAX_SEQUENCE_ACCOUNT_BYTES} bytes`,
       );
@@ -430,7 +493,11 @@ class Router implements Application {
     const id = tx instanceof Uint8Array ? admittedId(tx) : '';
     try {
       this.committedState.sync();
-      const admitted = this.admit(tx, id);
+      const early =
+        tx instanceof Uint8Array && this.admitted.peek(id) === undefined
+          ? this.refuseUsedSequence(tx)
+          : undefined;
+      const admitted = this.admit(tx, id, early);
       const { envelope, module, prefix, domain } = admitted;
       const next = decodeSequence(this.committedState.get(domain.key));
       if (envelope.sequence < next) {

@@ -52,6 +52,9 @@ function createVaultModule(): Module<VaultTx> & { calls: number } {
       }
       return tx as VaultTx;
     },
+    claimedSequenceAccount(tx: VaultTx): Uint8Array | undefined {
+      return tx.account;
+    },
     sequenceAccount(_ctx: unknown, tx: VaultTx): Uint8Array | undefined {
       vault.calls++;
       if (tx.account === undefined) return undefined;
@@ -141,6 +144,51 @@ describe('module sequence accounts', () => {
         error instanceof ConsensusError &&
         error.detail['reason'] === TransactionErrorCode.SEQUENCE_GAP,
     );
+  });
+
+  it('refuses a used sequence before any signature or account proof is checked', async () => {
+    const { node } = await open();
+    const alice = makeSender();
+    const account = Uint8Array.of(7, 7, 7);
+    const committed = tx(alice, vaultBody({ proof: 'good' }), { module: 'vault', sequence: 0 });
+    const claimed = tx(alice, vaultBody({ account, proof: 'good' }), {
+      module: 'vault',
+      sequence: 0,
+    });
+    node.executeAndCommit([committed, claimed]);
+    const forged = (bytes: Uint8Array): Uint8Array => {
+      const copy = new Uint8Array(bytes); // a copy (Buffer#slice would be a view)
+      copy[copy.length - 1]! ^= 1;
+      return copy;
+    };
+    // The committed bytes again with a broken signature: the used sequence is what is refused,
+    // so a node asked to check old transactions over and over does no signature work for them.
+    assert.equal(
+      refusedWith(node.app.checkTx(forged(committed))),
+      TransactionErrorCode.SEQUENCE_USED,
+    );
+    assert.equal(
+      refusedWith(node.app.checkTx(forged(claimed))),
+      TransactionErrorCode.SEQUENCE_USED,
+    );
+    // An account claim at a used sequence, whose proof fails: refused for the sequence first.
+    const unproven = tx(alice, vaultBody({ account, proof: 'bad' }), {
+      module: 'vault',
+      sequence: 0,
+    });
+    assert.equal(refusedWith(node.app.checkTx(unproven)), TransactionErrorCode.SEQUENCE_USED);
+    // A free sequence is checked in full: the broken signature and the failing proof are found.
+    const next = tx(alice, vaultBody({ proof: 'good' }), { module: 'vault', sequence: 1 });
+    assert.equal(refusedWith(node.app.checkTx(forged(next))), TransactionErrorCode.BAD_SIGNATURE);
+    const nextUnproven = tx(alice, vaultBody({ account, proof: 'bad' }), {
+      module: 'vault',
+      sequence: 1,
+    });
+    assert.equal(
+      refusedWith(node.app.checkTx(nextUnproven)),
+      TransactionErrorCode.BAD_ACCOUNT_PROOF,
+    );
+    assert.equal(refusedWith(node.app.checkTx(next)), 'ok');
   });
 
   it('queries the account sequence with a proof under its own key', async () => {
