@@ -64,6 +64,8 @@ import { EVENT_LIMITS, type QueryRequest, type QueryResponse } from '../consensu
 import {
   SEQUENCE_QUERY,
   TransactionError,
+  accountSequenceKey,
+  accountSequenceQuery,
   decodeSequence,
   decodeTransaction,
   sequenceKey,
@@ -297,6 +299,11 @@ export const caesarService = defineService({
         address,
         /** The account's Ed25519 key: the router keeps sequences by key, not by address. */
         publicKey: bytes({ length: 32 }).optional(),
+        /**
+         * The address is a hybrid account's: prove its own sequence (`acct/sequence/caesar`,
+         * kept by address). Not with `publicKey`.
+         */
+        hybrid: z.literal(true).optional(),
         height: height.optional(),
         /**
          * Also send the proven delegator index (`proofs.index`), which proves the listed
@@ -571,9 +578,36 @@ function proofInvalid(what: string): never {
   throw new CaesarStateError(CaesarStateErrorCode.PROOF_INVALID, what);
 }
 
-/** The proven router sequence of `publicKey` (not a Caesar key, so checked here). */
-function verifySequence(at: Answer, publicKey: Uint8Array, value: ProvenRead): number {
-  const key = sequenceKey(publicKey);
+/**
+ * Whose sequence an account answer proves: an Ed25519 key's (whose SHA-256 is the address), or
+ * the hybrid account's at the address (docs/caesar.md, "A hybrid account's sequence").
+ */
+type SequenceOwner = { readonly publicKey: Uint8Array } | { readonly hybrid: true };
+
+/** The query and the state key of `owner`'s sequence, for the account at `account`. */
+function sequenceRead(
+  account: Uint8Array,
+  owner: SequenceOwner,
+): { query: QueryRequest; key: Uint8Array } {
+  return 'publicKey' in owner
+    ? { query: { path: SEQUENCE_QUERY, data: owner.publicKey }, key: sequenceKey(owner.publicKey) }
+    : {
+        query: accountSequenceQuery(CAESAR_MODULE_NAME, account),
+        key: accountSequenceKey(CAESAR_MODULE_NAME, account),
+      };
+}
+
+/** Whose sequence an account request asks for, if any. */
+function sequenceOwner(request: {
+  readonly publicKey?: Uint8Array | undefined;
+  readonly hybrid?: boolean | undefined;
+}): SequenceOwner | undefined {
+  if (request.publicKey !== undefined) return { publicKey: request.publicKey };
+  return request.hybrid === true ? { hybrid: true } : undefined;
+}
+
+/** The proven router sequence at `key` (not a Caesar key, so checked here). */
+function verifySequence(at: Answer, key: Uint8Array, value: ProvenRead): number {
   if (!verifyStateProof(at.stateRoot, key, value.value, decodeStateProof(value.proof))) {
     proofInvalid("the sequence's proof does not verify against the state root");
   }
@@ -600,18 +634,18 @@ interface AccountProofs {
 function accountViewOf(
   at: Answer,
   account: Uint8Array,
-  publicKey: Uint8Array | undefined,
+  owner: SequenceOwner | undefined,
   proofs: AccountProofs,
   complete: boolean,
 ): AccountView {
   const balance = verifyCaesarBalance(account, asResponse(at, proofs.balance));
-  if ((publicKey === undefined) !== (proofs.sequence === null)) {
-    proofInvalid('the answer has a sequence exactly when a public key was given');
+  if ((owner === undefined) !== (proofs.sequence === null)) {
+    proofInvalid('the answer has a sequence exactly when a public key or hybrid was given');
   }
   const sequence =
-    publicKey === undefined || proofs.sequence === null
+    owner === undefined || proofs.sequence === null
       ? null
-      : verifySequence(at, publicKey, proofs.sequence);
+      : verifySequence(at, sequenceRead(account, owner).key, proofs.sequence);
   const staking = verifyCaesarStakingParams(asResponse(at, proofs.stakingParams));
   if ((staking === null) !== (proofs.unbonding === null)) {
     proofInvalid('the answer has unbonding entries exactly when the chain has staking');
@@ -852,12 +886,11 @@ class Reader {
 function accountProofs(
   reader: Reader,
   account: Uint8Array,
-  publicKey: Uint8Array | undefined,
+  owner: SequenceOwner | undefined,
   complete: boolean,
 ): AccountProofs {
   const balance = reader.read(caesarBalanceQuery(account));
-  const sequence =
-    publicKey === undefined ? null : reader.read({ path: SEQUENCE_QUERY, data: publicKey });
+  const sequence = owner === undefined ? null : reader.read(sequenceRead(account, owner).query);
   const stakingParams = reader.read(caesarStakingParamsQuery());
   const at = reader.answer();
   if (verifyCaesarStakingParams(asResponse(at, stakingParams)) === null) {
@@ -919,13 +952,21 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
             { reason: 'key-mismatch' },
           );
         }
+        if (request.publicKey !== undefined && request.hybrid === true) {
+          throw new StoqError(
+            StoqErrorCode.INVALID_ARGUMENT,
+            'publicKey and hybrid exclude each other: a hybrid account has no key address',
+            { reason: 'key-and-hybrid' },
+          );
+        }
+        const owner = sequenceOwner(request);
         const complete = request.proveComplete === true;
         const reader = new Reader(source, request.height);
-        const proofs = accountProofs(reader, request.address, request.publicKey, complete);
+        const proofs = accountProofs(reader, request.address, owner, complete);
         const at = reader.answer();
         return {
           ...at,
-          view: accountViewOf(at, request.address, request.publicKey, proofs, complete),
+          view: accountViewOf(at, request.address, owner, proofs, complete),
           proofs: { ...proofs, delegations: [...proofs.delegations] },
         };
       }),
@@ -1149,13 +1190,14 @@ export interface CaesarRpcClient {
   balance(address: Uint8Array, height?: number, options?: CallOptions): Promise<Proven<bigint>>;
   /**
    * Balance, delegations (with their worth) and unbonding entries, every value proven; with
-   * `publicKey` (whose SHA-256 is the address) also the router's next sequence for that key.
+   * `publicKey` (whose SHA-256 is the address) also the router's next sequence for that key, or
+   * with `hybrid` the next sequence of the hybrid account at the address.
    * The delegations are proven complete: the answer carries the account's proven delegator
    * index and exactly one proven delegation per validator it names.
    */
   account(
     address: Uint8Array,
-    request?: { publicKey?: Uint8Array; height?: number },
+    request?: { publicKey?: Uint8Array; hybrid?: boolean; height?: number },
     options?: CallOptions,
   ): Promise<Proven<AccountView>>;
   /** A page of the validators (the whole list is proven, so none can be left out). */
@@ -1246,6 +1288,7 @@ export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient 
         {
           address: account,
           ...(request.publicKey === undefined ? {} : { publicKey: request.publicKey }),
+          ...(request.hybrid === true ? { hybrid: true as const } : {}),
           ...h(request.height),
           proveComplete: true,
         },
@@ -1253,7 +1296,7 @@ export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient 
       );
       return checked(
         answer,
-        accountViewOf(answer, account, request.publicKey, answer.proofs, true),
+        accountViewOf(answer, account, sequenceOwner(request), answer.proofs, true),
       );
     },
     validators: async (request = {}, options) => {
