@@ -3,7 +3,7 @@ import { bytes } from '../codec/schema.js';
 import { decodeTransaction, MAX_TRANSACTION_BYTES } from '../consensus/application/index.js';
 import type { QueryRequest, QueryResponse } from '../consensus/app.js';
 import type { MempoolAddResult } from '../consensus/mempool.js';
-import type { ServiceRegistry } from '../consensus/net/index.js';
+import { submitterOf, type ServiceRegistry } from '../consensus/net/index.js';
 import {
   CA_MODULE_NAME,
   CaStateReader,
@@ -372,9 +372,9 @@ export function registerCaRpc(
   counted: (kind: 'sth' | 'inclusion' | 'consistency') => void = () => undefined,
 ): void {
   rpc.register(caService, {
-    issue: (request, ctx) => submitOp(source, 'request', request.tx, ctx.peer.uri),
-    renew: (request, ctx) => submitOp(source, 'renew', request.tx, ctx.peer.uri),
-    revoke: (request, ctx) => submitOp(source, 'revoke', request.tx, ctx.peer.uri),
+    issue: (request, ctx) => submitOp(source, 'request', request.tx, submitterOf(ctx.peer)),
+    renew: (request, ctx) => submitOp(source, 'renew', request.tx, submitterOf(ctx.peer)),
+    revoke: (request, ctx) => submitOp(source, 'revoke', request.tx, submitterOf(ctx.peer)),
     get: (request) => ({ answers: caGetAnswers((q) => source.query(q), request) }),
     validate: (request) => source.validate(request),
     corroborate: async (request, ctx) => ({

@@ -72,6 +72,7 @@ import {
 } from '../consensus/application/index.js';
 import {
   MAX_HISTORY_PAGE_SIZE,
+  submitterOf,
   wireError,
   type AccountHistoryPage,
   type ServiceRegistry,
@@ -1047,13 +1048,14 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
           return { ok: false as const, code: error.code, message: error.message };
         }
         notCaesar(module);
-        return admit(source, request.tx, ctx.peer.uri);
+        return admit(source, request.tx, submitterOf(ctx.peer));
       }),
-    stake: (request, ctx) => run(() => submitStaking(source, 'stake', request.tx, ctx.peer.uri)),
+    stake: (request, ctx) =>
+      run(() => submitStaking(source, 'stake', request.tx, submitterOf(ctx.peer))),
     unstake: (request, ctx) =>
-      run(() => submitStaking(source, 'unstake', request.tx, ctx.peer.uri)),
+      run(() => submitStaking(source, 'unstake', request.tx, submitterOf(ctx.peer))),
     delegate: (request, ctx) =>
-      run(() => submitStaking(source, 'delegate', request.tx, ctx.peer.uri)),
+      run(() => submitStaking(source, 'delegate', request.tx, submitterOf(ctx.peer))),
     receipt: (request) =>
       run(() => {
         // The receipt first: a committed transaction may linger in the mempool until its update.

@@ -1,6 +1,7 @@
 import type { MempoolPort } from '../consensus/driver/ports.js';
 import type { Mempool, MempoolAddResult } from '../consensus/mempool.js';
 import { MempoolRejectionCode } from '../consensus/mempool.js';
+import { peerSubmitter } from '../consensus/net/index.js';
 
 /**
  * Transaction intake: the node's queue in front of its mempool.
@@ -22,7 +23,7 @@ import { MempoolRejectionCode } from '../consensus/mempool.js';
 export interface TxIntakeOptions {
   /** Most transactions waiting for admission (default 4,096). */
   readonly maxQueued?: number;
-  /** Most of them from one caller (default 2,048). */
+  /** Most of them from one caller (default 1,024: one full `submitTxs` batch). */
   readonly maxQueuedPerCaller?: number;
   /** Longest stretch of admissions before yielding to the event loop (default 4 ms). */
   readonly sliceMs?: number;
@@ -46,8 +47,8 @@ export interface TxIntake extends MempoolPort {
   readySize(): number;
   /**
    * Admits a client's transactions; one result per transaction, in order. `caller` names the
-   * client for the per-caller bound and the turns (its identity URI; default 'local', shared by
-   * the node's own submissions).
+   * client for the per-caller bound and the turns (`submitterOf` its identity: a consensus peer
+   * is one caller with its gossip; default 'local', shared by the node's own submissions).
    */
   submit(txs: readonly Uint8Array[], caller?: string): Promise<MempoolAddResult[]>;
   stats(): TxIntakeStats;
@@ -56,7 +57,7 @@ export interface TxIntake extends MempoolPort {
 }
 
 export const DEFAULT_INTAKE_MAX_QUEUED = 4_096;
-export const DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER = 2_048;
+export const DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER = 1_024;
 export const DEFAULT_INTAKE_SLICE_MS = 4;
 /** Transactions of one caller admitted before the next caller's turn. */
 export const TURN_TXS = 64;
@@ -173,7 +174,7 @@ export function createTxIntake(mempool: Mempool, options: TxIntakeOptions = {}):
     },
     addFromPeer(peer, txs) {
       if (closed || txs.length === 0) return;
-      const caller = `peer/${peer}`;
+      const caller = peerSubmitter(peer);
       if (overLimit(caller, txs.length) !== null) {
         dropped += txs.length;
         return;

@@ -44,6 +44,7 @@ import {
   type NodeRpcHandlers,
   type NodeStatusRecord,
   type StoqConsensusNetwork,
+  submitterOf,
 } from '../consensus/net/index.js';
 import { createBlockProofs } from '../consensus/pos/index.js';
 import { validatorAddress } from '../consensus/validator-set.js';
@@ -1020,8 +1021,8 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
   const { app, mempool, store, config, id } = deps;
   return {
     submitTx: async (tx, ctx) =>
-      (await admitFromClients(deps, [tx], ctx.peer.uri))[0] as MempoolAddResult,
-    submitTxs: (txs, ctx) => admitFromClients(deps, txs, ctx.peer.uri),
+      (await admitFromClients(deps, [tx], submitterOf(ctx.peer)))[0] as MempoolAddResult,
+    submitTxs: (txs, ctx) => admitFromClients(deps, txs, submitterOf(ctx.peer)),
     txStatus: (txHash) => {
       if (mempool.has(txHash)) return { status: 'pending' };
       const answer = app.query({ path: TX_RESULT_QUERY, data: txHash });

@@ -3,7 +3,12 @@ import { describe, it } from 'node:test';
 import type { Application, TxCheckResult } from '../../src/consensus/app.js';
 import { sha256 } from '../../src/crypto/hash.js';
 import { Mempool, MempoolRejectionCode } from '../../src/consensus/mempool.js';
-import { createTxIntake, TURN_TXS } from '../../src/node/tx-intake.js';
+import { peerSubmitter, submitterOf } from '../../src/consensus/net/index.js';
+import {
+  createTxIntake,
+  DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER,
+  TURN_TXS,
+} from '../../src/node/tx-intake.js';
 
 const text = new TextEncoder();
 
@@ -101,6 +106,34 @@ describe('transaction intake', () => {
     await Promise.all([flood, other, own]);
     assert.equal(mempool.size(), 9);
     assert.equal(intake.stats().queued, 0);
+    intake.close();
+  });
+
+  it("counts a consensus peer's gossip and its own submissions as one caller", async () => {
+    const mempool = new Mempool(new FakeApp());
+    const intake = createTxIntake(mempool, { now: () => 0 });
+    assert.equal(DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER, 1_024);
+    const batch = (prefix: string, count: number) =>
+      Array.from({ length: count }, (_, i) => tx(`${prefix}${i}`));
+    intake.addFromPeer('node-2', batch('g', 1_000));
+    intake.addFromPeer('node-2', batch('h', 24));
+    // Its own submitTxs (a node certificate: submitterOf gives peerSubmitter(name)) is over.
+    const [own] = await intake.submit([tx('own')], peerSubmitter('node-2'));
+    assert.equal(own?.ok === false && own.code, MempoolRejectionCode.BUSY);
+    const [alice] = await intake.submit([tx('alice')], 'spiffe://c/client/alice');
+    assert.ok(alice?.ok, 'another caller still gets in');
+    const uri = (role: string, name: string) => `spiffe://c/${role}/${name}`;
+    for (const role of ['node', 'validator']) {
+      assert.equal(
+        submitterOf({ role, name: 'node-2', uri: uri(role, 'node-2') }),
+        peerSubmitter('node-2'),
+      );
+    }
+    assert.equal(
+      submitterOf({ role: 'client', name: 'node-2', uri: uri('client', 'node-2') }),
+      uri('client', 'node-2'),
+      'a client named like a node is its own caller',
+    );
     intake.close();
   });
 

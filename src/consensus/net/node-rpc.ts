@@ -281,6 +281,24 @@ export interface AccountHistoryPage {
   readonly receipts: readonly TxReceiptView[];
   readonly next: { readonly height: number; readonly index: number } | null;
 }
+/**
+ * Who submits, for the node's intake queue (its per-caller share and turns): a consensus peer
+ * by its certificate name (its `txs` gossip and its own calls are one caller), any other
+ * identity by its URI.
+ */
+export function peerSubmitter(name: string): string {
+  return `peer/${name}`;
+}
+
+/** `peerSubmitter` for a `validator` or `node` certificate, the identity URI for any other. */
+export function submitterOf(peer: {
+  readonly role: string;
+  readonly name: string;
+  readonly uri: string;
+}): string {
+  return peer.role === 'validator' || peer.role === 'node' ? peerSubmitter(peer.name) : peer.uri;
+}
+
 /** The outcome of `submitTx`: admitted to the mempool, or refused with a stable code. */
 export type TxSubmitResult = z.output<typeof submitResponse>;
 export type TxStatus = z.output<typeof txStatusResponse>;
