@@ -127,10 +127,11 @@ export function decodeTxReceipt(txHash: Uint8Array, bytes: Uint8Array): TxReceip
 /**
  * The account of a transaction's sender under which its receipt is indexed: SHA-256 of the
  * envelope's raw Ed25519 key, the address of that key's account (docs/caesar.md, "Accounts").
- * Every transaction spends one of that key's sequence numbers, applied or refused, so its owner
- * finds the refused ones in its history too. (A hybrid account's address hashes its FALCON key
- * as well, which only its module's body carries: its transactions are listed under the Ed25519
- * address of its key, and, through their events, under the hybrid address when applied.)
+ * Every transaction the key signs is listed there, applied or refused, so its owner finds the
+ * refused ones in its history too. (A hybrid account's address hashes its FALCON key as well,
+ * which only its module's body carries, and its transactions spend the hybrid account's own
+ * sequence numbers, not the key's: they are listed under the Ed25519 address of its key, and,
+ * through their events, under the hybrid address when applied.)
  */
 export function senderAccount(sender: Uint8Array): Uint8Array {
   return sha256(sender);

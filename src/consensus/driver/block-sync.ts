@@ -10,6 +10,8 @@ import type { Timers } from './timers.js';
  * the cap bounds that cost (10 s in ~17 min once it is reached).
  */
 const MAX_BACKOFF_UNITS = 1024;
+/** `sync-busy` answers in a row taken for a busy server; one more is penalized as a failure. */
+export const MAX_BUSY_IN_A_ROW = 3;
 /**
  * Peers whose back-off block sync remembers (least recently penalized forgotten first). Only peers
  * this node can fetch from (listed and discovered ones) are ever penalized, so the bound is far
@@ -98,7 +100,8 @@ export class BlockSync {
    * Back-off of failing peers. It outlives a peer's connection — a peer that reconnects must not
    * clear its own back-off — so it is bounded by size instead.
    */
-  private readonly backoff: BoundedMap<string, { failures: number; until: number }>;
+  /** Per peer: failures so far, `sync-busy` answers in a row, and when it may be asked again. */
+  private readonly backoff: BoundedMap<string, { failures: number; busy: number; until: number }>;
   private run: Promise<void> | null = null;
   private abort: AbortController | null = null;
 
@@ -195,18 +198,36 @@ export class BlockSync {
    * peer lying about its height cannot keep this node busy.
    */
   private penalize(peer: string): void {
-    const failures = (this.backoff.peek(peer)?.failures ?? 0) + 1;
+    const previous = this.backoff.peek(peer);
+    const failures = (previous?.failures ?? 0) + 1;
     const units = Math.min(2 ** (failures - 1), MAX_BACKOFF_UNITS);
-    this.backoff.set(peer, { failures, until: this.host.now() + units * this.host.backoffUnitMs });
+    this.backoff.set(peer, {
+      failures,
+      busy: previous?.busy ?? 0,
+      until: this.host.now() + units * this.host.backoffUnitMs,
+    });
   }
 
   /**
    * A peer that refused with `sync-busy` waits one back-off unit before it is asked again, its
-   * failure count unchanged: a busy server is not a faulty one.
+   * failure count unchanged: a busy server is not a faulty one. Only `MAX_BUSY_IN_A_ROW` times
+   * in a row, though (false: penalize it as a failure): the reason is the peer's own word, and
+   * a peer claiming far ahead and answering nothing but "busy" would otherwise be asked every
+   * back-off unit for ever, each run holding off the next height.
    */
-  private busy(peer: string): void {
-    const failures = this.backoff.peek(peer)?.failures ?? 0;
-    this.backoff.set(peer, { failures, until: this.host.now() + this.host.backoffUnitMs });
+  private busy(peer: string): boolean {
+    const previous = this.backoff.peek(peer);
+    const busy = (previous?.busy ?? 0) + 1;
+    if (busy > MAX_BUSY_IN_A_ROW) {
+      this.backoff.set(peer, { failures: previous?.failures ?? 0, busy, until: 0 });
+      return false;
+    }
+    this.backoff.set(peer, {
+      failures: previous?.failures ?? 0,
+      busy,
+      until: this.host.now() + this.host.backoffUnitMs,
+    });
+    return true;
   }
 
   private start(): void {
@@ -243,9 +264,8 @@ export class BlockSync {
         page = await this.fetchPage(peer.peer, from, to, signal);
       } catch (error) {
         if (!host.active() || signal.aborted) break;
-        if (isSyncBusy(error)) {
+        if (isSyncBusy(error) && this.busy(peer.peer)) {
           // A server busy serving others is not at fault: ask the others, and it again soon.
-          this.busy(peer.peer);
           host.logger('info', 'block sync: the peer is busy serving others', {
             peer: peer.peer,
             from,

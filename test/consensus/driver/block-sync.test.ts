@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import {
   BlockSync,
+  MAX_BUSY_IN_A_ROW,
   SyncDeadline,
   SyncTimeoutError,
   type SyncTimers,
@@ -470,22 +471,37 @@ describe('BlockSync per-peer state', () => {
 });
 
 describe('BlockSync and a busy peer', () => {
-  it('asks a peer refusing with sync-busy again after one back-off unit each time, never longer', async () => {
+  it('asks a peer refusing with sync-busy again after one unit, MAX_BUSY_IN_A_ROW times, then backs it off as failed', async () => {
     const h = new Harness();
     h.servers.set(LIAR, busy);
-    for (let round = 1; round <= 5; round++) {
+    let runs = 0;
+    const run = async (): Promise<void> => {
       h.status(LIAR, 100);
-      assert.equal(h.sync.syncing, true, `round ${round}: asked again`);
-      await h.until(() => h.finished === round, `run ${round} to end`);
+      assert.equal(h.sync.syncing, true, `run ${runs + 1}: asked`);
+      await h.until(() => h.finished === runs + 1, `run ${runs + 1} to end`);
+      runs++;
       h.status(LIAR, 100);
-      assert.equal(h.sync.syncing, false, `round ${round}: not asked again at once`);
+      assert.equal(h.sync.syncing, false, `run ${runs}: not asked again at once`);
+    };
+    for (let round = 1; round <= MAX_BUSY_IN_A_ROW; round++) {
+      await run();
       h.clock += BACKOFF_MS;
     }
-    assert.equal(h.calls.length, 5);
     assert.deepEqual(h.failures, [], 'a busy peer is not a failed one');
     assert.deepEqual(h.warnings(), []);
-    // Busy no longer: it serves the blocks.
+    // Busy again and again: the peer's word is no longer taken; it backs off as a failure,
+    // twice as long each time.
+    await run();
+    assert.equal(h.failures.length, 1);
+    h.clock += BACKOFF_MS;
+    await run();
+    assert.equal(h.failures.length, 2);
+    h.clock += BACKOFF_MS;
+    h.status(LIAR, 100);
+    assert.equal(h.sync.syncing, false, 'the second failure doubles the back-off');
+    // Busy no longer: it serves the blocks, and its back-off is forgotten.
     h.servers.set(LIAR, honest);
+    h.clock += BACKOFF_MS;
     h.status(LIAR, 3);
     await h.until(() => h.committed === 3, 'the blocks from the once busy peer');
     h.active = false;
