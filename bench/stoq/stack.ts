@@ -4,6 +4,7 @@
  * in the server child, the connection-holding client child and the suite itself.
  */
 import {
+  DEFAULT_MAX_INBOUND_CONNECTIONS,
   StaticResolver,
   StoqEndpoint,
   createAuthenticator,
@@ -107,6 +108,9 @@ export function createStack(
     ...(options.maxInboundConnections === undefined
       ? {}
       : { maxInboundConnections: options.maxInboundConnections }),
+    // The held-connections phase opens every connection from one client identity: per
+    // identity, the bench allows as many as in all (a node allows 64).
+    maxInboundSessionsPerPeer: options.maxInboundConnections ?? DEFAULT_MAX_INBOUND_CONNECTIONS,
     ...(options.maxConcurrentCallsPerPeer === undefined
       ? {}
       : { limits: { maxConcurrentCallsPerPeer: options.maxConcurrentCallsPerPeer } }),

@@ -160,7 +160,13 @@ export async function buildStoqParts(
   const metrics = createStoqMetrics(registry);
   const transport: Transport =
     config.transport === 'quic'
-      ? createQuicTransport({ privateKey: identity.keys.ed25519.privateKey })
+      ? createQuicTransport({
+          privateKey: identity.keys.ed25519.privateKey,
+          logger: {
+            warn: (msg, fields) => logger.warn(msg, fields),
+            error: (msg, fields) => logger.error(msg, fields),
+          },
+        })
       : createTlsTransport({
           identity: { privateKey: identity.keys.ed25519.privateKey, certificateChain: chain },
         });

@@ -1,8 +1,9 @@
 import { Registry } from 'prom-client';
 import { StoqError, StoqErrorCode } from './errors.js';
+import { refuseConnection, type AuthenticateOptions } from './auth/authenticator.js';
 import { checkRevocation, type RevocationCheck } from './auth/peer.js';
-import { AuthFailureReason } from './auth/reasons.js';
-import type { Authenticator, Session } from './identity.js';
+import { AuthFailureReason, authFailure, limitRefusal } from './auth/reasons.js';
+import type { Authenticator, PeerIdentity, Session } from './identity.js';
 import { createStoqMetrics, type StoqMetrics } from './metrics.js';
 import { positiveIntegerOption } from './options.js';
 import { ConnectionPool, type ConnectionPoolOptions } from './pool.js';
@@ -27,6 +28,19 @@ import type {
 } from './transport.js';
 
 export const DEFAULT_MAX_INBOUND_CONNECTIONS = 16_384;
+/** Inbound sessions one authenticated identity (certificate URI) may hold at once. */
+export const DEFAULT_MAX_INBOUND_SESSIONS_PER_PEER = 64;
+/**
+ * Connections over `maxInboundConnections` that are told why before they are closed (each for
+ * at most the authentication linger, 1 s); past this many at once the rest are just closed.
+ */
+const MAX_CONCURRENT_REFUSALS = 64;
+
+/** `Authenticator.authenticate` with the options `createAuthenticator`'s authenticator takes. */
+type AuthenticateWithOptions = (
+  connection: TransportConnection,
+  options?: AuthenticateOptions,
+) => Promise<Session>;
 
 export interface StoqEndpointOptions {
   readonly transport: Transport;
@@ -39,6 +53,13 @@ export interface StoqEndpointOptions {
   readonly limits?: Partial<RpcLimits>;
   /** Inbound connections held at once, counting those still authenticating. */
   readonly maxInboundConnections?: number;
+  /**
+   * Inbound sessions one authenticated identity (the certificate's `spiffe://` URI) may hold
+   * at once (default 64); one more is refused with `RESOURCE_EXHAUSTED` (reason
+   * `connection_limit`) on both sides. Without it one certificate could take every slot of
+   * `maxInboundConnections` for as long as it is valid.
+   */
+  readonly maxInboundSessionsPerPeer?: number;
   readonly pool?: Omit<ConnectionPoolOptions, 'resolver' | 'connect'>;
   /** Clock and timers for closing sessions when the peer's certificate expires; default real. */
   readonly clock?: SessionClock;
@@ -63,6 +84,11 @@ export class StoqEndpoint {
   private readonly authenticator: Authenticator;
   private readonly logger: RpcLogger;
   private readonly maxInbound: number;
+  private readonly maxPerPeer: number;
+  /** Inbound sessions admitted per identity URI, and the identity each connection counts for. */
+  private readonly inboundByPeer = new Map<string, number>();
+  private readonly admitted = new Map<TransportConnection, string>();
+  private refusing = 0;
   private readonly listeners = new Set<TransportListener>();
   private readonly connections = new Set<TransportConnection>();
   /** Authenticated sessions by connection (for `recheckRevocation`). */
@@ -89,6 +115,11 @@ export class StoqEndpoint {
       options.maxInboundConnections,
       DEFAULT_MAX_INBOUND_CONNECTIONS,
       'maxInboundConnections',
+    );
+    this.maxPerPeer = positiveIntegerOption(
+      options.maxInboundSessionsPerPeer,
+      DEFAULT_MAX_INBOUND_SESSIONS_PER_PEER,
+      'maxInboundSessionsPerPeer',
     );
     this.server = new RpcServer({
       limits: options.limits,
@@ -176,16 +207,33 @@ export class StoqEndpoint {
     for (const connection of [...this.connections]) connection.close('endpoint closed');
   }
 
+  /**
+   * Admits every connection `listener` completes until it closes. A listener closes only when
+   * its owner closes it, so one that ends while this endpoint is open means nothing listens on
+   * that address any more: that is logged as an error.
+   */
   private async acceptLoop(listener: TransportListener): Promise<void> {
     for (;;) {
       let connection: TransportConnection | null;
       try {
         connection = await listener.accept();
       } catch (error) {
-        this.logger.warn('accepting connections failed', { error: (error as Error).message });
+        if (!this.isClosed) {
+          this.logger.error('STOQ listener failed: this endpoint no longer accepts connections', {
+            address: `${listener.address.host}:${listener.address.port}`,
+            error: (error as Error).message,
+          });
+        }
         return;
       }
-      if (connection === null) return;
+      if (connection === null) {
+        if (!this.isClosed) {
+          this.logger.error('STOQ listener ended: this endpoint no longer accepts connections', {
+            address: `${listener.address.host}:${listener.address.port}`,
+          });
+        }
+        return;
+      }
       this.admit(connection);
     }
   }
@@ -196,9 +244,17 @@ export class StoqEndpoint {
       return;
     }
     if (this.inbound >= this.maxInbound) {
-      // Refused before authentication, the expensive part, so a flood costs little.
+      // Refused before authentication, the expensive part, so a flood costs little. The dialer
+      // is told why (its exchange reads a `connection_limit` Result), while few are waiting.
       this.metrics.handshakes.inc({ transport: connection.kind, outcome: 'connection_limit' });
-      connection.close('connection limit reached');
+      if (this.refusing >= MAX_CONCURRENT_REFUSALS) {
+        connection.close('connection limit reached');
+        return;
+      }
+      this.refusing++;
+      void refuseConnection(connection, AuthFailureReason.CONNECTION_LIMIT).finally(() => {
+        this.refusing--;
+      });
       return;
     }
     this.track(connection);
@@ -214,11 +270,24 @@ export class StoqEndpoint {
   ): Promise<Session> {
     const rechecks = new Set<RevocationCheck>();
     this.handshaking.set(connection, rechecks);
-    const authenticating = this.authenticator.authenticate(connection);
+    const admit =
+      connection.direction === 'inbound'
+        ? (peer: PeerIdentity) => this.admitPeer(connection, peer)
+        : undefined;
+    const authenticate = this.authenticator.authenticate as AuthenticateWithOptions;
+    const authenticating = authenticate.call(this.authenticator, connection, { admit });
     try {
       const session = signal ? await raceAbort(authenticating, signal) : await authenticating;
       if (this.isClosed) throw endpointClosed();
       this.handshaking.delete(connection);
+      // An authenticator that does not take `admit` (e.g. tests' own): the same check, after it.
+      if (admit !== undefined && !this.admitted.has(connection)) {
+        try {
+          admit(session.peer);
+        } catch (error) {
+          throw error instanceof StoqError ? limitRefusal(error) : error;
+        }
+      }
       if (this.connections.has(connection)) this.open(session);
       // Revocations that committed during the exchange, after it read revocation state: from
       // here on `sessions` holds this one, so later rechecks see it themselves.
@@ -240,6 +309,35 @@ export class StoqEndpoint {
     } finally {
       this.handshaking.delete(connection);
     }
+  }
+
+  /**
+   * Counts `connection` for `peer` if it has room: run by the authenticator once the peer proved
+   * who it is, before the listener confirms the session (so the refusal reaches the dialer).
+   */
+  private admitPeer(connection: TransportConnection, peer: PeerIdentity): void {
+    if (this.admitted.has(connection)) return;
+    if (!this.connections.has(connection)) {
+      // Closed meanwhile: counting it now would never be undone.
+      throw authFailure(
+        AuthFailureReason.PROTOCOL_ERROR,
+        'the connection closed while authenticating',
+      );
+    }
+    const held = this.inboundByPeer.get(peer.uri) ?? 0;
+    if (held >= this.maxPerPeer) {
+      this.logger.warn('refusing a STOQ session: its identity holds the most sessions allowed', {
+        peer: peer.uri,
+        limit: this.maxPerPeer,
+      });
+      throw authFailure(
+        AuthFailureReason.CONNECTION_LIMIT,
+        `${peer.uri} already holds ${held} inbound sessions, the most this endpoint allows one identity (maxInboundSessionsPerPeer)`,
+        { uri: peer.uri, limit: this.maxPerPeer },
+      );
+    }
+    this.inboundByPeer.set(peer.uri, held + 1);
+    this.admitted.set(connection, peer.uri);
   }
 
   /** Holds an authenticated session and closes it when its peer's certificate path expires. */
@@ -303,6 +401,13 @@ export class StoqEndpoint {
       this.expiries.delete(connection);
       this.metrics.connections.dec(labels);
       if (connection.direction === 'inbound') this.inbound--;
+      const uri = this.admitted.get(connection);
+      if (uri !== undefined) {
+        this.admitted.delete(connection);
+        const held = (this.inboundByPeer.get(uri) ?? 1) - 1;
+        if (held > 0) this.inboundByPeer.set(uri, held);
+        else this.inboundByPeer.delete(uri);
+      }
     });
   }
 }

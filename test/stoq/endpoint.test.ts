@@ -8,7 +8,8 @@ import { createMemoryNetwork, type MemoryNetwork } from '../../src/stoq/memory.j
 import { createStoqMetrics } from '../../src/stoq/metrics.js';
 import { StaticResolver } from '../../src/stoq/resolver.js';
 import { RpcClient } from '../../src/stoq/rpc/client.js';
-import type { SocketAddress } from '../../src/stoq/transport.js';
+import type { SocketAddress, Transport } from '../../src/stoq/transport.js';
+import { withDeadline } from '../helpers/wait.js';
 import {
   MemoryLogger,
   TableAuthenticator,
@@ -214,5 +215,67 @@ describe('StoqEndpoint over the memory transport', { timeout: 20_000 }, () => {
       isStoqError(StoqErrorCode.UNAVAILABLE),
     );
     assert.equal(alpha.endpoint.inboundConnections, 0);
+  });
+
+  it('logs an error when a listener ends that its owner did not close', async () => {
+    const network = createMemoryNetwork();
+    const memory = network.transport({ publicKey: new Uint8Array(randomBytes(32)) });
+    let endListener = (): void => undefined;
+    // A listener whose accept() ends on its own, as the QUIC listener did when a peer's
+    // CONNECTION_CLOSE text read "server closed".
+    const transport: Transport = {
+      kind: memory.kind,
+      dial: (address, options) => memory.dial(address, options),
+      close: () => memory.close(),
+      listen: async (address) => {
+        const inner = await memory.listen(address);
+        const ended = new Promise<null>((resolve) => {
+          endListener = () => resolve(null);
+        });
+        return {
+          address: inner.address,
+          accept: () => Promise.race([inner.accept(), ended]),
+          close: () => inner.close(),
+        };
+      },
+    };
+    const logger = new MemoryLogger();
+    const endpoint = new StoqEndpoint({
+      transport,
+      authenticator: new TableAuthenticator(),
+      resolver: new StaticResolver({}),
+      logger,
+    });
+    try {
+      await endpoint.listen({ host: 'alpha.test', port: 0 });
+      const logged = new Promise<void>((resolve) => {
+        const error = logger.error.bind(logger);
+        logger.error = (message, fields) => {
+          error(message, fields);
+          resolve();
+        };
+      });
+      endListener();
+      await withDeadline(logged, 5_000, 'the error log line');
+      assert.match(logger.lines[0]?.message ?? '', /no longer accepts connections/);
+      assert.equal(logger.lines[0]?.level, 'error');
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('logs nothing when its owner closes it', async () => {
+    const network = createMemoryNetwork();
+    const logger = new MemoryLogger();
+    const endpoint = new StoqEndpoint({
+      transport: network.transport({ publicKey: new Uint8Array(randomBytes(32)) }),
+      authenticator: new TableAuthenticator(),
+      resolver: new StaticResolver({}),
+      logger,
+    });
+    await endpoint.listen({ host: 'alpha.test', port: 0 });
+    await endpoint.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(logger.lines, []);
   });
 });

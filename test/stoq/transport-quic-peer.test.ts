@@ -16,7 +16,9 @@ import {
   peerKeyFromPeerId,
 } from '../../src/stoq/quic/peer-id.js';
 import { createQuicTransport, QuicListener } from '../../src/stoq/quic/transport.js';
+import type { RpcLogger } from '../../src/stoq/rpc/log.js';
 import { isStoqError } from '../helpers/stoq-error.js';
+import { MemoryLogger } from './rpc-fixture.js';
 
 const key = ed25519RawPublicKey(generateEd25519KeyPair().privateKey);
 const peerId = peerIdFromKey(key);
@@ -152,14 +154,19 @@ describe('QUIC listener accept loop', { timeout: 30_000 }, () => {
   }
 
   /** A listener on `flakyServer(failures)`, driven directly as the transport would. */
-  function flakyListener(failures: string[]): QuicListener {
+  function flakyListener(
+    failures: string[],
+    logger: RpcLogger = new MemoryLogger(),
+    overrides: Partial<typeof settings> = {},
+  ): QuicListener {
     const server = flakyServer(failures);
     return new QuicListener(
       server,
       { host: '127.0.0.1', port: server.port() },
-      settings,
+      { ...settings, ...overrides },
       () => undefined,
       () => undefined,
+      logger,
     );
   }
 
@@ -179,9 +186,62 @@ describe('QUIC listener accept loop', { timeout: 30_000 }, () => {
     }
   });
 
-  it('closes when the endpoint reports it is gone', async () => {
-    const listener = flakyListener(['server closed']);
-    assert.equal(await listener.accept(), null);
+  // The binding's accept error carries a failed client's CONNECTION_CLOSE reason phrase, so an
+  // unauthenticated peer chooses this text: a ClientHello and a CONNECTION_CLOSE "server closed"
+  // used to close the listener and every connection it held.
+  it('keeps accepting when a failed handshake says "server closed"', async () => {
+    const failures = [
+      'aborted by peer: server closed',
+      'closed by peer: server closed (code 0)',
+      'server closed',
+    ];
+    const logger = new MemoryLogger();
+    const listener = flakyListener(failures, logger, { acceptConcurrency: 4 });
+    const { privateKey } = generateEd25519KeyPair();
+    const client = createQuicTransport({ privateKey });
+    try {
+      const [, inbound] = await Promise.all([client.dial(listener.address), listener.accept()]);
+      assert.equal(failures.length, 0, 'every failed accept was consumed');
+      assert.ok(inbound, 'a peer-chosen error text closed the listener');
+      assert.deepEqual(inbound.peerKey?.publicKey, ed25519RawPublicKey(privateKey));
+      assert.ok(
+        logger.lines.some(
+          (line) => line.level === 'warn' && /handshakes failed/.test(line.message),
+        ),
+        'failed accepts are logged',
+      );
+      const [, again] = await Promise.all([client.dial(listener.address), listener.accept()]);
+      assert.ok(again, 'the listener still accepts afterwards');
+    } finally {
+      await client.close();
+      await listener.close();
+    }
+  });
+
+  it('paces accepts that fail back to back, and resumes on the next success', async () => {
+    // acceptConcurrency 1: from the second failure in a row the listener waits 10, 20, 40 ms.
+    const failures = ['timed out', 'timed out', 'timed out', 'timed out'];
+    const logger = new MemoryLogger();
+    const listener = flakyListener(failures, logger);
+    const client = createQuicTransport({ privateKey: generateEd25519KeyPair().privateKey });
+    try {
+      const [, inbound] = await Promise.all([client.dial(listener.address), listener.accept()]);
+      assert.ok(inbound);
+      assert.equal(failures.length, 0);
+      const paced = logger.lines.filter((line) => line.level === 'error');
+      assert.equal(paced.length, 1, 'one error line when pacing starts, not one per failure');
+      assert.match(paced[0]?.message ?? '', /pacing accepts/);
+    } finally {
+      await client.close();
+      await listener.close();
+    }
+  });
+
+  it('closes only when its owner closes it', async () => {
+    const listener = flakyListener([]);
+    const waiting = listener.accept();
     await listener.close();
+    assert.equal(await waiting, null);
+    assert.equal(await listener.accept(), null);
   });
 });

@@ -10,7 +10,7 @@ import {
   parseTrustRoots,
 } from '../../crypto/x509.js';
 import { StoqError, StoqErrorCode } from '../errors.js';
-import type { Authenticator, Session } from '../identity.js';
+import type { Authenticator, PeerIdentity, Session } from '../identity.js';
 import type { DelegatedSession } from '../session-expiry.js';
 import type { StoqMetrics } from '../metrics.js';
 import type { TransportConnection, TransportStream } from '../transport.js';
@@ -50,7 +50,13 @@ import {
   type RevocationCheck,
   type TrustPolicy,
 } from './peer.js';
-import { AuthFailureReason, authFailure, failureOrigin, failureReason } from './reasons.js';
+import {
+  AuthFailureReason,
+  authFailure,
+  failureOrigin,
+  failureReason,
+  limitRefusal,
+} from './reasons.js';
 
 /**
  * The STOQ authentication exchange over a transport connection (ARCHITECTURE.md "QUIC library";
@@ -149,8 +155,20 @@ export function localCredentials(local: LocalIdentityOptions): LocalCredentials 
   }
 }
 
+/** What the caller of one exchange decides along the way. */
+export interface AuthenticateOptions {
+  /**
+   * Listener side only: called once the peer has proved who it is, before the listener confirms
+   * the session. Throwing refuses the session and tells the peer why: an `authFailure` with
+   * reason `connection_limit` reaches both sides as `RESOURCE_EXHAUSTED` (`limitRefusal`).
+   * It runs synchronously, so a count it keeps cannot be overtaken by a concurrent exchange.
+   */
+  readonly admit?: (peer: PeerIdentity) => void;
+}
+
 /** An authenticator whose local certificate chain can be replaced while it runs. */
 export interface RenewableAuthenticator extends Authenticator {
+  authenticate(connection: TransportConnection, options?: AuthenticateOptions): Promise<Session>;
   /**
    * Presents `chain` (DER, leaf first) on handshakes that start from now on; exchanges already
    * running and sessions already open keep the chain they began with. The new leaf must pass
@@ -323,7 +341,10 @@ class StoqAuthenticator implements RenewableAuthenticator {
     this.local = next;
   }
 
-  async authenticate(connection: TransportConnection): Promise<Session> {
+  async authenticate(
+    connection: TransportConnection,
+    options: AuthenticateOptions = {},
+  ): Promise<Session> {
     const started = performance.now();
     const attempt: Attempt = { stream: null };
     let timer: NodeJS.Timeout | undefined;
@@ -342,7 +363,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
     const exchange =
       connection.direction === 'outbound'
         ? this.dial(connection, attempt)
-        : this.listen(connection, attempt);
+        : this.listen(connection, attempt, options.admit);
     // After a timeout the exchange still settles (closing the connection fails its reads).
     exchange.catch(() => undefined);
     try {
@@ -374,7 +395,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
         await this.tellPeer(connection, attempt.stream, reason);
       }
       connection.close(`STOQ authentication failed: ${reason}`);
-      throw failure;
+      throw limitRefusal(failure);
     } finally {
       clearTimeout(timer);
     }
@@ -424,7 +445,11 @@ class StoqAuthenticator implements RenewableAuthenticator {
   }
 
   /** The listener: check ClientHello, ServerHello, check ClientProof, send Result. */
-  private async listen(connection: TransportConnection, attempt: Attempt): Promise<CertifiedPeer> {
+  private async listen(
+    connection: TransportConnection,
+    attempt: Attempt,
+    admit: AuthenticateOptions['admit'],
+  ): Promise<CertifiedPeer> {
     const local = this.local;
     const binding = this.mode === 'strict' ? channelBinding(connection) : new Uint8Array(0);
     const gate = authenticationGate(connection);
@@ -468,6 +493,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
       channelBinding: binding,
     });
     await this.recheckRevocation(client);
+    admit?.(client.identity);
     // Before the Result: the dialer opens its next streams only once it has read it.
     gate?.authenticated();
     await send(stream, successResult());
@@ -529,6 +555,35 @@ class StoqAuthenticator implements RenewableAuthenticator {
   }
 }
 
+/**
+ * Refuses `connection` without any authentication work (no certificate parsing, no FALCON):
+ * answers the dialer's first stream with `Result {ok:false, reason}`, which its exchange reads
+ * in place of the ServerHello, and closes the connection once the dialer has closed it or
+ * `lingerMs` passed. A listener that is full uses it so a dialer learns why
+ * (`connection_limit` → `RESOURCE_EXHAUSTED`) instead of seeing the exchange break off.
+ */
+export async function refuseConnection(
+  connection: TransportConnection,
+  reason: AuthFailureReason,
+  lingerMs: number = DEFAULT_AUTH_LINGER_MS,
+): Promise<void> {
+  authenticationGate(connection)?.holdUntilAuthenticated();
+  let timer: NodeJS.Timeout | undefined;
+  const linger = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, lingerMs);
+  });
+  const told = (async () => {
+    const stream = await connection.acceptStream();
+    if (stream === null) return;
+    await send(stream, failureResult(reason));
+    await stream.finish();
+    await connection.closed;
+  })().catch(() => undefined);
+  await Promise.race([told, linger]);
+  clearTimeout(timer);
+  connection.close(`STOQ connection refused: ${reason}`);
+}
+
 function positive(value: number, name: string): number {
   if (!Number.isSafeInteger(value) || value <= 0)
     throw invalidOption(`${name} must be a positive integer`);
@@ -558,9 +613,11 @@ function expect<T extends AuthMessage['t']>(message: AuthMessage, type: T): Mess
 }
 
 function peerRejected(result: Extract<AuthResult, { ok: false }>): StoqError {
-  return authFailure(result.reason, `the peer rejected authentication: ${result.reason}`, {
-    origin: 'peer',
-  });
+  const message =
+    result.reason === AuthFailureReason.CONNECTION_LIMIT
+      ? 'the peer refused the session: it holds as many connections as it allows (connection_limit)'
+      : `the peer rejected authentication: ${result.reason}`;
+  return authFailure(result.reason, message, { origin: 'peer' });
 }
 
 function asAuthFailure(error: unknown): StoqError {

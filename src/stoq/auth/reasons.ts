@@ -41,6 +41,12 @@ export enum AuthFailureReason {
   TIMEOUT = 'timeout',
   /** A local failure (e.g. the FALCON library failed to sign); not the peer's fault. */
   INTERNAL_ERROR = 'internal_error',
+  /**
+   * The listener holds as many connections as it allows: in all, or from this identity
+   * (`StoqEndpoint` `maxInboundConnections`, `maxInboundSessionsPerPeer`). Not a fault of the
+   * credentials; callers see it as `RESOURCE_EXHAUSTED` (`limitRefusal`).
+   */
+  CONNECTION_LIMIT = 'connection_limit',
 }
 
 export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = Object.values(AuthFailureReason);
@@ -90,4 +96,16 @@ const X509_REASONS: Readonly<Record<X509ErrorCode, AuthFailureReason>> = {
 
 export function reasonForX509Error(code: X509ErrorCode): AuthFailureReason {
   return X509_REASONS[code];
+}
+
+/**
+ * A `connection_limit` failure as `authenticate()` reports it: `RESOURCE_EXHAUSTED` (the
+ * credentials were fine; the listener is full), keeping `reason` and `origin` in the detail.
+ * Any other error is returned unchanged.
+ */
+export function limitRefusal(error: StoqError): StoqError {
+  if (failureReason(error) !== AuthFailureReason.CONNECTION_LIMIT) return error;
+  return new StoqError(StoqErrorCode.RESOURCE_EXHAUSTED, error.message, error.detail, {
+    cause: error,
+  });
 }

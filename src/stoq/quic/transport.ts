@@ -23,6 +23,7 @@ import {
 } from './binding.js';
 import { QuicConnection } from './connection.js';
 import type { QuicStreamLimits } from './stream.js';
+import { stderrLogger, type RpcLogger } from '../rpc/log.js';
 
 /**
  * STOQ over QUIC (RFC 9000) with the quinn binding from @chainsafe/libp2p-quic. Its handshake is
@@ -33,7 +34,10 @@ import type { QuicStreamLimits } from './stream.js';
 export interface QuicTransportOptions {
   /** Ed25519 identity: a private `KeyObject` or the 32-byte RFC 8032 seed. */
   readonly privateKey: KeyObject | Uint8Array;
-  /** Deadline for a dial's handshake (default 10 s). */
+  /**
+   * Deadline for a dial's handshake (default 10 s). The binding does not apply it to inbound
+   * handshakes: quinn bounds those by `maxIdleTimeoutMs`.
+   */
   readonly handshakeTimeoutMs?: number;
   /** A connection without any packet for this long is dropped (default 30 s). */
   readonly maxIdleTimeoutMs?: number;
@@ -54,10 +58,15 @@ export interface QuicTransportOptions {
   readonly readChunkBytes?: number;
   /** Bytes a stream's `write()` buffers before it waits for quinn (default 256 KiB). */
   readonly writeBufferBytes?: number;
-  /** Inbound handshakes a listener runs at once (default 64). */
+  /**
+   * Inbound handshakes a listener runs at once (default `DEFAULT_QUIC_ACCEPT_CONCURRENCY`,
+   * 4096). A handshake the peer stalls holds its slot until `maxIdleTimeoutMs`.
+   */
   readonly acceptConcurrency?: number;
   /** Handshaken connections a listener holds for `accept()` before it stops taking more. */
   readonly acceptBacklog?: number;
+  /** Where a listener reports failed accepts (rate-limited); default one JSON line on stderr. */
+  readonly logger?: RpcLogger;
 }
 
 export interface ResolvedQuicOptions {
@@ -147,11 +156,37 @@ export function quinnConfigInit(options: QuicTransportOptions): QuinnConfigInit 
   };
 }
 
+/**
+ * Inbound handshakes a listener runs at once by default. quinn answers a client's Initial only
+ * once the listener takes it (`inboundConnection()`), and the binding ignores `handshakeTimeout`
+ * on the server side, so a handshake the peer stalls holds its slot until quinn's idle timeout
+ * (`maxIdleTimeoutMs`, 30 s) — longer if the peer keeps sending Initial packets. A pending
+ * handshake costs only quinn's connection state, so the cap is high: to keep every slot stalled
+ * a peer must keep this many handshakes open at once (docs/stoq.md, "QUIC inbound handshakes").
+ */
+export const DEFAULT_QUIC_ACCEPT_CONCURRENCY = 4096;
+/**
+ * Handshaken connections a listener holds for `accept()` by default. Handshakes in progress
+ * count towards it too, so it is no lower than `DEFAULT_QUIC_ACCEPT_CONCURRENCY`.
+ */
+export const DEFAULT_QUIC_ACCEPT_BACKLOG = 4096;
+/** At most one log line about failed accepts per this many ms (a peer can fail them at will). */
+const ACCEPT_FAILURE_LOG_INTERVAL_MS = 10_000;
+/** Longest pause before taking handshakes again after accepts kept failing back to back. */
+const MAX_ACCEPT_RETRY_MS = 1_000;
+
 /** Exported for tests that drive it with an instrumented server; use `Transport.listen`. */
 export class QuicListener implements TransportListener {
   private isClosed = false;
   private closing: Promise<void> | null = null;
   private handshakes = 0;
+  /** Native accepts that failed since the last one that succeeded. */
+  private failureStreak = 0;
+  /** Failed accepts not yet logged, and when the last log line was written. */
+  private unloggedFailures = 0;
+  private lastFailureLog = -Infinity;
+  private retryDelayMs = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
   private readonly arrivals = new AcceptQueue<QuicConnection>();
   private readonly connections = new Set<QuicConnection>();
 
@@ -161,6 +196,7 @@ export class QuicListener implements TransportListener {
     private readonly options: ResolvedQuicOptions,
     private readonly onConnection: (connection: QuicConnection) => void,
     private readonly onClose: (listener: QuicListener) => void,
+    private readonly logger: RpcLogger = stderrLogger,
   ) {
     this.acceptMore();
   }
@@ -172,10 +208,15 @@ export class QuicListener implements TransportListener {
     return next;
   }
 
-  /** Closes the UDP endpoint, and with it every connection it accepted. */
+  /**
+   * Closes the UDP endpoint, and with it every connection it accepted. This is the only way a
+   * listener closes: nothing a peer sends ends it (see `acceptFailed`).
+   */
   close(): Promise<void> {
     if (!this.closing) {
       this.isClosed = true;
+      if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
       this.onClose(this);
       for (const connection of [...this.connections, ...this.arrivals.close()]) {
         connection.close('listener closed');
@@ -196,25 +237,60 @@ export class QuicListener implements TransportListener {
   private acceptMore(): void {
     while (
       !this.isClosed &&
+      this.retryTimer === null &&
       this.handshakes < this.options.acceptConcurrency &&
       this.handshakes + this.arrivals.backlogLength < this.options.acceptBacklog
     ) {
       this.handshakes += 1;
       this.server.inboundConnection().then(
         (native) => this.arrived(native),
-        // One client's failed handshake must not stop the listener; it sees its own error.
-        // The only error that means the endpoint is gone ("server closed") ends the loop via
-        // isClosed, or below when the endpoint died under us.
         (error: unknown) => {
           this.handshakes -= 1;
-          if (error instanceof Error && /server closed/i.test(error.message)) {
-            void this.close();
-            return;
-          }
-          this.acceptMore();
+          if (!this.isClosed) this.acceptFailed(error);
         },
       );
     }
+  }
+
+  /**
+   * A native accept failed. Its text is never read to decide anything: the binding reports a
+   * client's failed handshake with that client's CONNECTION_CLOSE reason phrase in it, so any
+   * text ("server closed" included) can come from an unauthenticated peer. The endpoint ends
+   * only through `close()`, and quinn's endpoint only stops accepting when that aborted it, so
+   * every failure is one client's and the listener takes the next handshake. Should accepts
+   * fail back to back with none succeeding (more in a row than can be in flight), it pauses
+   * before taking more, 10 ms doubling to 1 s, so a broken native endpoint cannot spin.
+   */
+  private acceptFailed(error: unknown): void {
+    this.failureStreak += 1;
+    this.unloggedFailures += 1;
+    const now = performance.now();
+    if (now - this.lastFailureLog >= ACCEPT_FAILURE_LOG_INTERVAL_MS) {
+      this.logger.warn('QUIC listener: inbound handshakes failed', {
+        port: this.address.port,
+        failures: this.unloggedFailures,
+        lastError: describeError(error),
+      });
+      this.unloggedFailures = 0;
+      this.lastFailureLog = now;
+    }
+    if (this.failureStreak <= this.options.acceptConcurrency) {
+      this.acceptMore();
+      return;
+    }
+    if (this.retryTimer !== null) return;
+    this.retryDelayMs = Math.min(Math.max(this.retryDelayMs * 2, 10), MAX_ACCEPT_RETRY_MS);
+    if (this.retryDelayMs === 10) {
+      this.logger.error('QUIC listener: every inbound handshake keeps failing; pacing accepts', {
+        port: this.address.port,
+        failuresInARow: this.failureStreak,
+        lastError: describeError(error),
+      });
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.acceptMore();
+    }, this.retryDelayMs);
   }
 
   private arrived(native: QuinnConnection): void {
@@ -222,6 +298,12 @@ export class QuicListener implements TransportListener {
     if (this.isClosed) {
       native.abort();
       return;
+    }
+    this.failureStreak = 0;
+    this.retryDelayMs = 0;
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
     }
     let connection: QuicConnection;
     try {
@@ -239,12 +321,18 @@ export class QuicListener implements TransportListener {
   }
 }
 
+/** An error's text for a log line, bounded: it may carry a peer's reason phrase. */
+function describeError(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 200);
+}
+
 class QuicTransport implements Transport {
   readonly kind = 'quic' as const;
   private isClosed = false;
   private readonly binding: QuinnBinding;
   private readonly config: QuinnConfig;
   private readonly options: ResolvedQuicOptions;
+  private readonly logger: RpcLogger;
   private readonly clients = new Map<QuinnSocketFamily, QuinnClient>();
   private readonly listeners = new Set<QuicListener>();
   private readonly connections = new Set<QuicConnection>();
@@ -252,14 +340,23 @@ class QuicTransport implements Transport {
   constructor(options: QuicTransportOptions) {
     this.binding = loadQuinnBinding();
     this.config = quinnConfig(this.binding, options);
+    this.logger = options.logger ?? stderrLogger;
     this.options = {
       handshakeTimeoutMs: positiveInteger(options.handshakeTimeoutMs, 10_000, 'handshakeTimeoutMs'),
       streamLimits: {
         readChunkBytes: positiveInteger(options.readChunkBytes, 256 * 1024, 'readChunkBytes'),
         writeBufferBytes: positiveInteger(options.writeBufferBytes, 256 * 1024, 'writeBufferBytes'),
       },
-      acceptConcurrency: positiveInteger(options.acceptConcurrency, 64, 'acceptConcurrency'),
-      acceptBacklog: positiveInteger(options.acceptBacklog, 1024, 'acceptBacklog'),
+      acceptConcurrency: positiveInteger(
+        options.acceptConcurrency,
+        DEFAULT_QUIC_ACCEPT_CONCURRENCY,
+        'acceptConcurrency',
+      ),
+      acceptBacklog: positiveInteger(
+        options.acceptBacklog,
+        DEFAULT_QUIC_ACCEPT_BACKLOG,
+        'acceptBacklog',
+      ),
     };
   }
 
@@ -291,6 +388,7 @@ class QuicTransport implements Transport {
       this.options,
       (connection) => this.track(connection),
       (closed) => this.listeners.delete(closed),
+      this.logger,
     );
     this.listeners.add(listener);
     return Promise.resolve(listener);
