@@ -12,13 +12,14 @@ import {
 import { blockHash } from '../consensus/messages.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { verifyCommittedBlock, type BlockProofVerdict } from '../consensus/pos/index.js';
+import { WorkFailure } from '../consensus/proof/index.js';
 import { checkSetHandover } from '../consensus/set-handover.js';
 import { decodeValidatorUpdates } from '../consensus/validator-updates.js';
 import type { ValidatorSet, ValidatorSetUpdate } from '../consensus/validator-set.js';
 import { pqSignatureVerifier } from '../consensus/verify.js';
 import type { Block, QuorumCertificate } from '../consensus/types.js';
 import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
-import { EMPTY_STATE_ROOT } from '../storage/index.js';
+import { EMPTY_STATE_ROOT, StateWitnessError } from '../storage/index.js';
 import { StoqError } from '../stoq/index.js';
 import { executeWithWitness } from './block-witness.js';
 import { CliError } from './cli-error.js';
@@ -240,7 +241,16 @@ async function contextFor(
  * checked against the parent header's state root; or why not (PoWork is then `stamps-only`).
  */
 export type ReexecutionOutcome =
-  | { readonly ran: true; readonly witnessBytes: number }
+  | {
+      readonly ran: true;
+      readonly witnessBytes: number;
+      /**
+       * The node's witness did not check out (malformed, not of the parent's state root, or
+       * missing what the execution reads): the node's fault, not the block's, so the report is
+       * `incomplete` rather than `invalid` when nothing else failed.
+       */
+      readonly witnessFault?: string;
+    }
   | { readonly ran: false; readonly reason: string };
 
 /**
@@ -293,6 +303,7 @@ export async function verifyBlockFromNode(
   // The parent header is bound to this block's (parentHash, checked with the block rules), so
   // its state root is the committed state the witness must be of.
   const parentRoot = parent === null ? EMPTY_STATE_ROOT : parent.block.header.appStateRoot;
+  let witnessFault: StateWitnessError | null = null;
   const verdict = verifyCommittedBlock({
     genesis,
     genesisHash: genesisHash(genesis),
@@ -303,22 +314,37 @@ export async function verifyBlockFromNode(
     falcon: defaultFalcon(),
     ...('bytes' in witness
       ? {
-          reexecute: () =>
-            executeWithWitness(
-              genesis,
-              () => genesisApplication(genesis),
-              target.block,
-              context,
-              witness.bytes,
-              parentRoot,
-            ).stateRoot,
+          reexecute: () => {
+            try {
+              return executeWithWitness(
+                genesis,
+                () => genesisApplication(genesis),
+                target.block,
+                context,
+                witness.bytes,
+                parentRoot,
+              ).stateRoot;
+            } catch (error) {
+              if (error instanceof StateWitnessError) witnessFault = error;
+              throw error;
+            }
+          },
         }
       : {}),
   });
+  // A witness that does not check out leaves the state root unchecked, as a refused one does;
+  // only the re-execution may have failed for it (anything else failing is the block's).
+  const fault = witnessFault as StateWitnessError | null;
+  const onlyWitnessFailed =
+    fault !== null &&
+    verdict.block.ok &&
+    verdict.parts.every(
+      (part) => part.ok || (part.part === 'work' && part.reason === WorkFailure.REEXECUTION_FAILED),
+    );
   const status: BlockVerifyStatus =
-    !trust.ok || !verdict.ok
+    !trust.ok || (!verdict.ok && !onlyWitnessFailed)
       ? 'invalid'
-      : reexecute && !('bytes' in witness)
+      : reexecute && (!('bytes' in witness) || onlyWitnessFailed)
         ? 'incomplete'
         : 'valid';
   return {
@@ -330,7 +356,11 @@ export async function verifyBlockFromNode(
     validatorSet: trust,
     reexecution:
       'bytes' in witness
-        ? { ran: true, witnessBytes: witness.bytes.length }
+        ? {
+            ran: true,
+            witnessBytes: witness.bytes.length,
+            ...(fault === null ? {} : { witnessFault: fault.message }),
+          }
         : { ran: false, reason: witness.reason },
     verdict,
     status,
@@ -390,9 +420,12 @@ export function formatBlockVerify(report: BlockVerifyReport, node: string): stri
       lines.push(row(part.part, 'INVALID', part.reason, part.message));
     }
   }
-  if (report.status === 'incomplete' && !report.reexecution.ran) {
+  if (report.status === 'incomplete') {
+    const why = report.reexecution.ran
+      ? `the node's state witness did not check out: ${report.reexecution.witnessFault ?? ''}`
+      : report.reexecution.reason;
     lines.push(
-      `INCOMPLETE: the state root was not re-executed: ${report.reexecution.reason}. ` +
+      `INCOMPLETE: the state root was not re-executed: ${why}. ` +
         'Retry later or ask another node (--node); --no-reexecute accepts the block without it',
     );
   } else {

@@ -39,8 +39,11 @@ interface FakeNode {
   readonly witnessCalls: () => number;
 }
 
-/** A node serving `served` as block 1 whose `blockWitness` throws `refusal`. */
-function fakeNode(refusal: Error, served: Block = block): FakeNode {
+/**
+ * A node serving `served` as block 1 whose `blockWitness` throws `refusal`, or answers with
+ * those bytes.
+ */
+function fakeNode(refusal: Error | Uint8Array, served: Block = block): FakeNode {
   let calls = 0;
   const client = {
     getBlock: async (height: number) => {
@@ -50,6 +53,7 @@ function fakeNode(refusal: Error, served: Block = block): FakeNode {
     validatorUpdates: async () => [],
     blockWitness: async () => {
       calls++;
+      if (refusal instanceof Uint8Array) return refusal;
       throw refusal;
     },
   } as unknown as NodeRpcClient;
@@ -107,5 +111,32 @@ describe('block verify when the node gives no state witness', () => {
     assert.equal(report.status, 'invalid');
     assert.equal(BLOCK_VERIFY_EXIT_CODES[report.status], 1);
     assert.equal(formatBlockVerify(report, 'node-1').at(-1), 'INVALID');
+  });
+
+  it('is incomplete, not invalid, when the node sends a witness that does not check out', async () => {
+    // Not CBOR at all: the node's fault, and it says nothing about the block.
+    const node = fakeNode(Uint8Array.of(0xff, 0x00, 0x01));
+    const report = await verifyBlockFromNode(node.client, chain.genesis, 1);
+    assert.equal(report.reexecution.ran, true);
+    assert.ok(
+      report.reexecution.ran &&
+        /malformed state witness/.test(report.reexecution.witnessFault ?? ''),
+    );
+    assert.equal(report.status, 'incomplete');
+    assert.equal(BLOCK_VERIFY_EXIT_CODES[report.status], 3);
+    assert.match(
+      formatBlockVerify(report, 'node-1').at(-1) as string,
+      /^INCOMPLETE: the state root was not re-executed: the node's state witness did not check out: malformed state witness/,
+    );
+    // The same bad witness with a forged proof: the block's own failure makes it invalid.
+    const proof = block.header.consensusProof.slice();
+    proof[proof.length - 1] = (proof[proof.length - 1] as number) ^ 1;
+    const forged = { ...block, header: { ...block.header, consensusProof: proof } };
+    const both = await verifyBlockFromNode(
+      fakeNode(Uint8Array.of(0xff), forged).client,
+      chain.genesis,
+      1,
+    );
+    assert.equal(both.status, 'invalid');
   });
 });
