@@ -4,6 +4,7 @@ import { genesisValidatorSet, type GenesisDocument } from '../consensus/genesis.
 import { applyValidatorUpdates, type ValidatorSet } from '../consensus/validator-set.js';
 import { decodeValidatorUpdates } from '../consensus/validator-updates.js';
 import type { StoredValidatorUpdates } from '../storage/index.js';
+import { visible } from './io.js';
 import type { ClusterTarget, OperatorSession } from './operator.js';
 
 /**
@@ -125,11 +126,15 @@ export async function currentValidatorSet(
     };
   }
   try {
+    // One deadline for all the windows: a node claiming a height far ahead (any safe integer
+    // passes the schema) answering each window at once would otherwise keep this paging for
+    // ever (2^53 heights are ~10^11 windows), each call within its own deadline.
     const stored =
       best.height >= 2
-        ? await session
-            .client(best.node)
-            .validatorUpdates(1, best.height - 1, { deadlineMs: timeoutMs })
+        ? await session.client(best.node).validatorUpdates(1, best.height - 1, {
+            deadlineMs: timeoutMs,
+            signal: AbortSignal.timeout(timeoutMs),
+          })
         : [];
     return {
       set: validatorSetAfter(genesis, stored, best.height),
@@ -330,7 +335,9 @@ export function formatClusterStatus(status: ClusterStatus, now: number = Date.no
       flags ? `${flags} ${view}` : view,
     ]);
   }
-  return [...lines, ...table(rows)];
+  // Cells and lines hold what nodes answered (step, halt reason, peer names, errors): escaped
+  // before the table measures them, so a node cannot move the cursor or rewrite lines.
+  return [...lines.map(visible), ...table(rows.map((row) => row.map(visible)))];
 }
 
 /** The `--json` report: plain JSON (bytes in a status record as hex). */

@@ -15,6 +15,18 @@ export const processIo: CliIo = {
   err: (text) => void process.stderr.write(text),
 };
 
+/**
+ * `text` with control characters (C0, DEL, C1) written as `\u00XX`: receipts, logs and event
+ * attributes, node status fields are the node's word and carry what transactions chose (a proposal's title, say),
+ * and printed raw they could move the cursor, rewrite earlier lines or set the terminal's title.
+ */
+export function visible(text: string): string {
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /** What a shell reports for a process that SIGPIPE ended (128 + 13). */
 export const BROKEN_PIPE_EXIT_CODE = 141;
 

@@ -21,6 +21,7 @@ import { HyperMeshError } from '../codec/error.js';
 import { CliError } from './cli-error.js';
 import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 import { submitTransaction, type SubmitOptions, type SubmitOutcome } from './tx-submit.js';
+import { visible } from './io.js';
 
 /**
  * The ledger side of `hypermesh wallet`: the token a chain's genesis defines, proven balance
@@ -190,18 +191,6 @@ export function describeEvent(
   token: TokenParams,
 ): string {
   return visible(eventText(event, account, token));
-}
-
-/**
- * `text` with control characters (C0, DEL, C1) written as `\u00XX`: receipts, logs and event
- * attributes are the node's word and carry what transactions chose (a proposal's title, say),
- * and printed raw they could move the cursor, rewrite earlier lines or set the terminal's title.
- */
-export function visible(text: string): string {
-  return text.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
 }
 
 function eventText(

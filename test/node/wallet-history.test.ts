@@ -7,10 +7,10 @@ import { initCluster, type ClusterInitResult } from '../../src/node/cluster-init
 import { createLogger } from '../../src/node/log.js';
 import { loadValidatorNodeConfig } from '../../src/node/node-config.js';
 import { startValidatorNode, type ValidatorNode } from '../../src/node/validator-node.js';
+import { visible } from '../../src/node/io.js';
 import {
   describeEvent,
   describeResult,
-  visible,
   parseHistoryPosition,
   formatHistoryPosition,
 } from '../../src/node/wallet-ledger.js';

@@ -3,7 +3,7 @@ import type { CliIo } from '../io.js';
 import type { SubmitOutcome } from '../tx-submit.js';
 import { parseCommandArgs, parseCommandLine, passphraseFromEnv, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
-import { visible } from '../wallet-ledger.js';
+import { visible } from '../io.js';
 import { readGenesisFile } from '../cluster-layout.js';
 import {
   DEFAULT_CLUSTER_FILE,
