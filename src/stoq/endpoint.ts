@@ -35,6 +35,11 @@ export const DEFAULT_MAX_INBOUND_SESSIONS_PER_PEER = 64;
  * at most the authentication linger, 1 s); past this many at once the rest are just closed.
  */
 const MAX_CONCURRENT_REFUSALS = 64;
+/**
+ * At most one log line about sessions refused for `maxInboundSessionsPerPeer` per this many ms:
+ * a peer holding its identity's sessions can dial again at will.
+ */
+const PEER_LIMIT_LOG_INTERVAL_MS = 10_000;
 
 /** `Authenticator.authenticate` with the options `createAuthenticator`'s authenticator takes. */
 type AuthenticateWithOptions = (
@@ -89,6 +94,9 @@ export class StoqEndpoint {
   private readonly inboundByPeer = new Map<string, number>();
   private readonly admitted = new Map<TransportConnection, string>();
   private refusing = 0;
+  /** Per-identity refusals not yet logged, and when the last log line was written. */
+  private unloggedPeerRefusals = 0;
+  private lastPeerRefusalLog = -Infinity;
   private readonly listeners = new Set<TransportListener>();
   private readonly connections = new Set<TransportConnection>();
   /** Authenticated sessions by connection (for `recheckRevocation`). */
@@ -270,12 +278,13 @@ export class StoqEndpoint {
   ): Promise<Session> {
     const rechecks = new Set<RevocationCheck>();
     this.handshaking.set(connection, rechecks);
-    const admit =
-      connection.direction === 'inbound'
-        ? (peer: PeerIdentity) => this.admitPeer(connection, peer)
-        : undefined;
+    const inbound = connection.direction === 'inbound';
+    const precheck = inbound
+      ? (peer: PeerIdentity) => this.checkPeerRoom(connection, peer)
+      : undefined;
+    const admit = inbound ? (peer: PeerIdentity) => this.admitPeer(connection, peer) : undefined;
     const authenticate = this.authenticator.authenticate as AuthenticateWithOptions;
-    const authenticating = authenticate.call(this.authenticator, connection, { admit });
+    const authenticating = authenticate.call(this.authenticator, connection, { precheck, admit });
     try {
       const session = signal ? await raceAbort(authenticating, signal) : await authenticating;
       if (this.isClosed) throw endpointClosed();
@@ -314,9 +323,22 @@ export class StoqEndpoint {
   /**
    * Counts `connection` for `peer` if it has room: run by the authenticator once the peer proved
    * who it is, before the listener confirms the session (so the refusal reaches the dialer).
+   * Only sessions that complete are counted; `checkPeerRoom` already refused most extra ones.
    */
   private admitPeer(connection: TransportConnection, peer: PeerIdentity): void {
     if (this.admitted.has(connection)) return;
+    const held = this.checkPeerRoom(connection, peer);
+    this.inboundByPeer.set(peer.uri, held + 1);
+    this.admitted.set(connection, peer.uri);
+  }
+
+  /**
+   * Throws the refusal if `connection` could not be counted for `peer` now, without counting
+   * it; returns the sessions `peer` holds. The authenticator runs it as soon as the peer's
+   * certificate is verified and bound to the transport key (before any FALCON work), so an
+   * identity at its limit that keeps dialling costs the listener its ClientHello checks only.
+   */
+  private checkPeerRoom(connection: TransportConnection, peer: PeerIdentity): number {
     if (!this.connections.has(connection)) {
       // Closed meanwhile: counting it now would never be undone.
       throw authFailure(
@@ -326,18 +348,31 @@ export class StoqEndpoint {
     }
     const held = this.inboundByPeer.get(peer.uri) ?? 0;
     if (held >= this.maxPerPeer) {
-      this.logger.warn('refusing a STOQ session: its identity holds the most sessions allowed', {
-        peer: peer.uri,
-        limit: this.maxPerPeer,
-      });
+      this.logPeerRefusal(peer);
       throw authFailure(
         AuthFailureReason.CONNECTION_LIMIT,
         `${peer.uri} already holds ${held} inbound sessions, the most this endpoint allows one identity (maxInboundSessionsPerPeer)`,
         { uri: peer.uri, limit: this.maxPerPeer },
       );
     }
-    this.inboundByPeer.set(peer.uri, held + 1);
-    this.admitted.set(connection, peer.uri);
+    return held;
+  }
+
+  /**
+   * At most one warn line per `PEER_LIMIT_LOG_INTERVAL_MS`, with the refusals since the last
+   * (of any identity) and the identity refused last.
+   */
+  private logPeerRefusal(peer: PeerIdentity): void {
+    this.unloggedPeerRefusals += 1;
+    const now = performance.now();
+    if (now - this.lastPeerRefusalLog < PEER_LIMIT_LOG_INTERVAL_MS) return;
+    this.logger.warn('refusing STOQ sessions: an identity holds the most sessions allowed', {
+      refusals: this.unloggedPeerRefusals,
+      lastPeer: peer.uri,
+      limit: this.maxPerPeer,
+    });
+    this.unloggedPeerRefusals = 0;
+    this.lastPeerRefusalLog = now;
   }
 
   /** Holds an authenticated session and closes it when its peer's certificate path expires. */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
+import type { FalconBackend } from '../../src/crypto/falcon.js';
 import { createAuthenticator } from '../../src/stoq/auth/authenticator.js';
+import type { AuthMode } from '../../src/stoq/auth/messages.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
 import { StoqEndpoint } from '../../src/stoq/endpoint.js';
 import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
@@ -43,19 +45,26 @@ function endpoint(
     maxInboundSessionsPerPeer?: number;
     maxInboundConnections?: number;
     registry?: Registry;
+    mode?: AuthMode;
+    falconBackend?: FalconBackend;
+    logger?: MemoryLogger;
   } = {},
 ): StoqEndpoint {
   const registry = options.registry ?? new Registry();
   const made = new StoqEndpoint({
     transport: network.transport({ publicKey: identity.transportKey.publicKey }),
     authenticator: createAuthenticator({
-      local: { chain: identity.chain, falcon: identity.falcon, falconBackend: pki.falconBackend },
+      local: {
+        chain: identity.chain,
+        falcon: identity.falcon,
+        falconBackend: options.falconBackend ?? pki.falconBackend,
+      },
       trust: { roots: pki.roots, revocation: pki.revocation },
-      mode: 'delegated',
+      mode: options.mode ?? 'delegated',
       metrics: createStoqMetrics(registry),
     }),
     resolver: new StaticResolver({}),
-    logger: new MemoryLogger(),
+    logger: options.logger ?? new MemoryLogger(),
     metrics: createStoqMetrics(new Registry()),
     ...(options.maxInboundSessionsPerPeer === undefined
       ? {}
@@ -66,6 +75,26 @@ function endpoint(
   });
   endpoints.push(made);
   return made;
+}
+
+/** `backend`, counting the FALCON signatures it makes and verifies. */
+function countingBackend(backend: FalconBackend): FalconBackend & {
+  readonly calls: { sign: number; verify: number };
+} {
+  const calls = { sign: 0, verify: 0 };
+  return {
+    name: backend.name,
+    calls,
+    generateKeyPair: () => backend.generateKeyPair(),
+    sign: (message, secretKey) => {
+      calls.sign++;
+      return backend.sign(message, secretKey);
+    },
+    verify: (signature, message, publicKey) => {
+      calls.verify++;
+      return backend.verify(signature, message, publicKey);
+    },
+  };
 }
 
 /** A RESOURCE_EXHAUSTED refusal with reason `connection_limit`, told by `origin`. */
@@ -111,6 +140,46 @@ describe('StoqEndpoint inbound limits per identity', { timeout: 60_000 }, () => 
     const again = await client.connect(address);
     assert.equal(again.peer.uri, alpha.uri);
     await assert.rejects(client.connect(address), refusedForLimit('peer'));
+  });
+
+  it('refuses an identity at its limit before any FALCON work, with one log line per 10 s', async () => {
+    const network = createMemoryNetwork();
+    const registry = new Registry();
+    const logger = new MemoryLogger();
+    const falcon = countingBackend(pki.falconBackend);
+    // Strict mode: an admitted session costs the listener a FALCON signature (ServerHello) and
+    // a verification (ClientProof).
+    const server = endpoint(network, alpha, {
+      maxInboundSessionsPerPeer: 1,
+      registry,
+      logger,
+      mode: 'strict',
+      falconBackend: falcon,
+    });
+    const address = await server.listen({ host: 'alpha.test', port: 0 });
+    const client = endpoint(network, carol, { mode: 'strict' });
+    await client.connect(address);
+    assert.ok(falcon.calls.sign > 0, 'the admitted session was signed for');
+    assert.ok(falcon.calls.verify > 0, 'the admitted session was verified');
+    const admitted = { ...falcon.calls };
+
+    const refusals = 5;
+    for (let i = 0; i < refusals; i++) {
+      await assert.rejects(client.connect(address), refusedForLimit('peer'));
+    }
+    assert.deepEqual(falcon.calls, admitted, 'a refused session costs the listener no FALCON');
+    assert.equal(server.inboundConnections, 1);
+    assert.equal(
+      await counterValue(registry, 'hypermesh_stoq_handshakes_total', {
+        outcome: 'connection_limit',
+      }),
+      refusals,
+    );
+    const lines = logger.lines.filter((line) => line.message.startsWith('refusing STOQ sessions'));
+    assert.equal(lines.length, 1, JSON.stringify(logger.lines));
+    assert.equal(lines[0]?.level, 'warn');
+    assert.equal(lines[0]?.fields.lastPeer, carol.uri);
+    assert.equal(lines[0]?.fields.refusals, 1);
   });
 
   it('tells a dialer RESOURCE_EXHAUSTED when the listener holds maxInboundConnections', async () => {

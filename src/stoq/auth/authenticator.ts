@@ -158,6 +158,15 @@ export function localCredentials(local: LocalIdentityOptions): LocalCredentials 
 /** What the caller of one exchange decides along the way. */
 export interface AuthenticateOptions {
   /**
+   * Listener side only: called as soon as the peer's identity is known and bound to the key the
+   * transport handshake proved (its ClientHello passed: chain, URI, cluster, key binding,
+   * revocation), before the listener signs or verifies anything with FALCON. Throwing refuses
+   * the session as `admit` does, so a peer the listener would refuse anyway costs it no FALCON
+   * work. It must not count the session: the exchange can still fail after it (that is
+   * `admit`'s job).
+   */
+  readonly precheck?: (peer: PeerIdentity) => void;
+  /**
    * Listener side only: called once the peer has proved who it is, before the listener confirms
    * the session. Throwing refuses the session and tells the peer why: an `authFailure` with
    * reason `connection_limit` reaches both sides as `RESOURCE_EXHAUSTED` (`limitRefusal`).
@@ -363,7 +372,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
     const exchange =
       connection.direction === 'outbound'
         ? this.dial(connection, attempt)
-        : this.listen(connection, attempt, options.admit);
+        : this.listen(connection, attempt, options);
     // After a timeout the exchange still settles (closing the connection fails its reads).
     exchange.catch(() => undefined);
     try {
@@ -448,7 +457,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
   private async listen(
     connection: TransportConnection,
     attempt: Attempt,
-    admit: AuthenticateOptions['admit'],
+    { precheck, admit }: AuthenticateOptions,
   ): Promise<CertifiedPeer> {
     const local = this.local;
     const binding = this.mode === 'strict' ? channelBinding(connection) : new Uint8Array(0);
@@ -465,6 +474,9 @@ class StoqAuthenticator implements RenewableAuthenticator {
     const reader = new FrameReader(stream, this.maxMessageBytes);
     const clientHello = expect(await receive(reader), 'client_hello');
     const client = await checkClientHello(clientHello, this.checkContext(connection));
+    // The identity is now bound to the transport's proven key, so the caller can refuse it
+    // before the ServerHello's FALCON signature and the ClientProof's verification.
+    precheck?.(client.identity);
     if (this.mode === 'delegated') attempt.delegationNotAfter = clientHello.delegation?.notAfter;
 
     const serverNonce = new Uint8Array(randomBytes(NONCE_BYTES));
