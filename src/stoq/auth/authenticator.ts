@@ -553,17 +553,7 @@ class StoqAuthenticator implements RenewableAuthenticator {
     stream: TransportStream,
     reason: AuthFailureReason,
   ) {
-    let timer: NodeJS.Timeout | undefined;
-    const linger = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.lingerMs);
-    });
-    const told = (async () => {
-      await send(stream, failureResult(reason));
-      await stream.finish();
-      await connection.closed;
-    })().catch(() => undefined);
-    await Promise.race([told, linger]);
-    clearTimeout(timer);
+    await sendFailureAndLinger(connection, async () => stream, reason, this.lingerMs);
   }
 }
 
@@ -580,12 +570,26 @@ export async function refuseConnection(
   lingerMs: number = DEFAULT_AUTH_LINGER_MS,
 ): Promise<void> {
   authenticationGate(connection)?.holdUntilAuthenticated();
+  await sendFailureAndLinger(connection, () => connection.acceptStream(), reason, lingerMs);
+  connection.close(`STOQ connection refused: ${reason}`);
+}
+
+/**
+ * Writes `Result {ok:false, reason}` on the stream `opened` gives (none: nothing to tell) and
+ * waits until the peer closed the connection or `lingerMs` passed, whichever comes first.
+ */
+async function sendFailureAndLinger(
+  connection: TransportConnection,
+  opened: () => Promise<TransportStream | null>,
+  reason: AuthFailureReason,
+  lingerMs: number,
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const linger = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, lingerMs);
   });
   const told = (async () => {
-    const stream = await connection.acceptStream();
+    const stream = await opened();
     if (stream === null) return;
     await send(stream, failureResult(reason));
     await stream.finish();
@@ -593,7 +597,6 @@ export async function refuseConnection(
   })().catch(() => undefined);
   await Promise.race([told, linger]);
   clearTimeout(timer);
-  connection.close(`STOQ connection refused: ${reason}`);
 }
 
 function positive(value: number, name: string): number {
