@@ -45,10 +45,11 @@ export interface HttpLimits {
   /** A kept-alive connection with no new request for this long is closed. */
   readonly keepAliveTimeoutMs: number;
   /**
-   * Requests one connection may have waiting (read, not yet handed to the handler) behind the
-   * one being answered; one more and the connection is destroyed. A connection is answered one
-   * request at a time, so a client that pipelines requests and never reads holds one answer in
-   * memory, not one per request.
+   * Requests one connection may have read behind the first one not yet answered; one more and
+   * the connection is destroyed. A connection is answered one request at a time, so a client
+   * that pipelines requests and never reads holds one answer in memory, not one per request;
+   * a request with a body is the exception (`answerOneAtATime`), so up to this many more
+   * answers may be under way at once.
    */
   readonly maxPipelinedRequests: number;
 }
@@ -133,49 +134,74 @@ export function applyHttpLimits(
           ? ['431 Request Header Fields Too Large', 'bad_request']
           : ['400 Bad Request', 'bad_request'];
     onClientError(outcome);
-    // A status line only when no answer on the connection is unfinished: the client would read
-    // it as the answer to an earlier request, one being answered or pipelined behind it (Node's
-    // own handler checks only whether the response in flight has sent its headers).
-    const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (socket.writable && !answers.unfinished(socket) && (inFlight ?? null) === null) {
+    // A status line only when it answers the request that failed: not after an answer that has
+    // begun (Node's own handler checks that much), and not while an EARLIER answer on the
+    // connection is unfinished, for the client would read it as the answer to that request.
+    if (socket.writable && answers.mayAnswerFailure(socket)) {
       socket.write(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
     }
     socket.destroy();
   });
 }
 
-/** One connection's requests: the one being answered and those read behind it. */
+/** One connection's requests: those handed to the handler and not yet answered, those held. */
 interface Connection {
-  answering: boolean;
+  /** Handed on, their answers not yet written (`finish`) or abandoned (`close`). */
+  underWay: number;
+  /** Read behind those under way, each later than all of them, in order. */
   readonly waiting: (readonly [IncomingMessage, ServerResponse])[];
+  /** The last request read, and its response: the parser is in its body until it completes. */
+  last: readonly [IncomingMessage, ServerResponse] | null;
+}
+
+/** Whether `request` says it has a body (RFC 9112 §6.3): a non-zero length, or chunks. */
+function hasBody(request: IncomingMessage): boolean {
+  const length = request.headers['content-length'];
+  return (
+    request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  );
 }
 
 /**
  * Hands `server`'s requests to its `request` listeners one connection-request at a time: a
  * request read while an earlier answer on its connection is unfinished waits until that answer
  * has been written to the socket (`finish`) or abandoned (`close`); more than `maxWaiting`
- * waiting destroys the connection. Node's parser emits every request of a read chunk (64 KiB:
- * a thousand small GETs) before it can pause a connection whose answers are not read, and each
- * handler builds and queues its whole answer; here a connection holds one answer. `request` is
- * intercepted at `emit` so that listeners added later (the ACME server adds its own) are gated
- * too. `unfinished` tells whether a connection has a request being answered or waiting.
+ * behind the first unanswered one destroys the connection. Node's parser emits every request of
+ * a read chunk (64 KiB: a thousand small GETs) before it can pause a connection whose answers
+ * are not read, and each handler builds and queues its whole answer; here a connection holds
+ * one answer.
+ *
+ * Except for a request with a body: it is handed on at once, after any requests held before it,
+ * as Node does without this. Node stops reading a connection once a request's unread body fills
+ * its stream's buffer (16 KiB), so a held request's body would never finish arriving, the
+ * request timeout would fire, and the connection would be destroyed with the earlier answer
+ * unwritten (a revocation may take 120 s to answer; ACME bodies may be 64 KiB). Handed on, its
+ * handler reads its body as it arrives (up to that server's body limit), and Node still writes
+ * the answers in request order. Such requests still count against `maxWaiting`, so a
+ * connection has at most `maxWaiting + 1` answers under way.
+ *
+ * `request` is intercepted at `emit` so that listeners added later (the ACME server adds its
+ * own) are gated too. `mayAnswerFailure` tells whether a status line written now (Node's
+ * `clientError`) would answer the failed request itself.
  */
 function answerOneAtATime(
   server: Server,
   maxWaiting: number,
-): { unfinished(socket: Duplex): boolean } {
+): { mayAnswerFailure(socket: Duplex): boolean } {
   const connections = new WeakMap<Duplex, Connection>();
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
   const answer = (connection: Connection, request: IncomingMessage, response: ServerResponse) => {
-    connection.answering = true;
+    connection.underWay++;
     let done = false;
     const next = (): void => {
       if (done) return;
       done = true;
-      connection.answering = false;
-      const socket = request.socket;
+      connection.underWay--;
+      // Every request waiting is later than every one under way: the first waits for them all.
+      if (connection.underWay > 0) return;
       const waiting = connection.waiting.shift();
       if (waiting === undefined) return;
+      const socket = request.socket;
       if (socket.destroyed || !socket.writable) {
         connection.waiting.length = 0;
         return;
@@ -193,23 +219,38 @@ function answerOneAtATime(
     if (socket.destroyed) return true;
     let connection = connections.get(socket);
     if (connection === undefined) {
-      connection = { answering: false, waiting: [] };
+      connection = { underWay: 0, waiting: [], last: null };
       connections.set(socket, connection);
     }
-    if (!connection.answering) {
+    connection.last = [request, response];
+    const unanswered = connection.underWay + connection.waiting.length;
+    if (unanswered === 0) {
       answer(connection, request, response);
-    } else if (connection.waiting.length < maxWaiting) {
-      connection.waiting.push([request, response]);
-    } else {
+    } else if (unanswered > maxWaiting) {
       connection.waiting.length = 0;
       socket.destroy();
+    } else if (hasBody(request)) {
+      for (const held of connection.waiting.splice(0)) answer(connection, ...held);
+      answer(connection, request, response);
+    } else {
+      connection.waiting.push([request, response]);
     }
     return true;
   }) as Server['emit'];
   return {
-    unfinished: (socket) => {
+    mayAnswerFailure: (socket) => {
       const connection = connections.get(socket);
-      return connection !== undefined && (connection.answering || connection.waiting.length > 0);
+      if (connection === undefined) return true;
+      const unanswered = connection.underWay + connection.waiting.length;
+      const last = connection.last;
+      // The parser fails in the body of the last request read (handed on at once: a request
+      // with a body is never held): it may be answered if it is the only one unanswered and its
+      // response has not begun.
+      if (last !== null && !last[0].complete) {
+        return unanswered === 1 && !last[1].headersSent && !last[1].writableEnded;
+      }
+      // The parser fails in a request not yet read: every request read is earlier.
+      return unanswered === 0;
     },
   };
 }

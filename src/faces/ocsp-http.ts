@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BoundedMap } from '../codec/bounded-map.js';
+import { clientAddressKey } from './dns/connection-slots.js';
 import {
   CaError,
   CaErrorCode,
@@ -51,17 +52,30 @@ export interface OcspResponderOptions {
   /** Responses signed afresh per second at most; default `OCSP_MAX_SIGNED_PER_SECOND`. */
   readonly maxSignedPerSecond?: number;
   /**
-   * Requests answered per second at most, whatever they ask (cached, refused or malformed
-   * ones too); default `OCSP_MAX_REQUESTS_PER_SECOND`.
+   * Requests the cache cannot answer (parsed, refused, malformed or signed) per second at most,
+   * from all clients together; default `OCSP_MAX_REQUESTS_PER_SECOND`.
    */
   readonly maxRequestsPerSecond?: number;
+  /**
+   * Of those, per second at most from one client (`clientAddressKey`: an IPv4 address, an IPv6
+   * /64); default `OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND`.
+   */
+  readonly maxRequestsPerClientPerSecond?: number;
 }
 
 /** What one OCSP request came to (counted by the caller). */
 export type OcspOutcome =
   'good' | 'revoked' | 'unknown' | 'mixed' | 'malformed' | 'unauthorized' | 'try_later' | 'error';
 
-export type OcspResponder = (request: Uint8Array) => {
+/**
+ * Answers one DER request from `client`, the remote address it came from (`socket.remoteAddress`).
+ * Without `client` only the bounds shared by all clients apply: a caller that knows the address
+ * must pass it, or one client can take the whole `maxRequestsPerSecond`.
+ */
+export type OcspResponder = (
+  request: Uint8Array,
+  client?: string,
+) => {
   readonly response: Uint8Array;
   readonly outcome: OcspOutcome;
 };
@@ -80,16 +94,24 @@ export const OCSP_MAX_BLOCK_AGE_MS = 300_000;
  * request without a nonce is answered from a cache of the responses signed for the current block
  * (`OCSP_CACHE_ENTRIES`), which costs no signature: only requests carrying a nonce (which must
  * be echoed, RFC 8954) are signed each time. With `OCSP_MAX_REQUESTS_PER_SECOND`, the responder
- * takes about a fifth of a core at most (measured figures in docs/ca.md "OCSP").
+ * takes about a fifth of a core at most, plus ~10 µs per cache hit (measured figures in
+ * docs/ca.md "OCSP").
  */
 export const OCSP_MAX_SIGNED_PER_SECOND = 200;
 /**
- * Requests the responder answers per second at most, of any kind: beyond it, `tryLater` (a
- * constant unsigned answer) without parsing. Signing is not the only cost: every request is parsed
- * and each of its (up to 32) CertIDs compared with the issuer's hashes, and cache hits and
- * refusals are not signed, so without this bound nothing but the HTTP server would bound them.
+ * Requests the cache cannot answer that the responder reads per second at most, from all clients
+ * together: beyond it, `tryLater` (a constant unsigned answer) without parsing. Signing is not the
+ * only cost: such a request is parsed and each of its (up to 32) CertIDs compared with the
+ * issuer's hashes, and refusals are not signed, so without this bound nothing but the HTTP server
+ * would bound them. A request the cache answers is never refused: it costs a lookup.
  */
 export const OCSP_MAX_REQUESTS_PER_SECOND = 1_000;
+/**
+ * Of `OCSP_MAX_REQUESTS_PER_SECOND`, what one client (an IPv4 address, an IPv6 /64) may use a
+ * second: one client flooding garbage or nonces takes 20 of the 1,000 reads and 20 of the 200
+ * signatures, not all of them. A relying party asks about a certificate about once an hour.
+ */
+export const OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND = 20;
 export const OCSP_CACHE_ENTRIES = 1024;
 export const OCSP_REQUEST_TYPE = 'application/ocsp-request';
 export const OCSP_RESPONSE_TYPE = 'application/ocsp-response';
@@ -100,26 +122,52 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
   const maxAge = options.maxBlockAgeMs ?? OCSP_MAX_BLOCK_AGE_MS;
   const maxSigned = options.maxSignedPerSecond ?? OCSP_MAX_SIGNED_PER_SECOND;
   const maxRequests = options.maxRequestsPerSecond ?? OCSP_MAX_REQUESTS_PER_SECOND;
+  const maxPerClient =
+    options.maxRequestsPerClientPerSecond ?? OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND;
   /** Nonce-less answers of the block `cachedFor`, by request bytes. */
   const cache = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
   let cachedFor: number | null = null;
   let second = -1;
   let signedThisSecond = 0;
   let requestsThisSecond = 0;
+  /**
+   * Requests read this second by client key. An entry is added only for a request within
+   * `maxRequests`, so it holds at most `maxRequests` entries.
+   */
+  const perClient = new Map<string, number>();
   const tryLater = (): ReturnType<OcspResponder> => ({
     response: ocspErrorResponse(OcspResponseStatus.tryLater),
     outcome: 'try_later',
   });
-  return (der) => {
+  const isFresh = (blockTime: number | null, wallClock: number): blockTime is number =>
+    blockTime !== null && wallClock - blockTime <= maxAge;
+  return (der, client) => {
     const wallClock = now();
     const currentSecond = Math.floor(wallClock / 1000);
     if (currentSecond !== second) {
       second = currentSecond;
       signedThisSecond = 0;
       requestsThisSecond = 0;
+      perClient.clear();
     }
-    if (requestsThisSecond >= maxRequests) return tryLater();
+    const blockTime = options.committedTime();
+    // The cache holds only answers to well-formed, authorized, nonce-less requests of the
+    // current block, by their exact bytes: a hit needs no parsing and no signature, so it is
+    // answered before any bound (one client's flood cannot refuse it to the others).
+    const cacheKey = Buffer.from(der).toString('hex');
+    if (isFresh(blockTime, wallClock)) {
+      if (cachedFor !== blockTime) {
+        cache.clear();
+        cachedFor = blockTime;
+      }
+      const cached = cache.get(cacheKey);
+      if (cached !== undefined) return cached;
+    }
+    const clientKey = client === undefined ? null : clientAddressKey(client);
+    const clientUsed = clientKey === null ? 0 : (perClient.get(clientKey) ?? 0);
+    if (clientUsed >= maxPerClient || requestsThisSecond >= maxRequests) return tryLater();
     requestsThisSecond++;
+    if (clientKey !== null) perClient.set(clientKey, clientUsed + 1);
     let parsed;
     try {
       parsed = parseOcspRequest(der);
@@ -138,15 +186,7 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
         outcome: 'unauthorized',
       };
     }
-    const blockTime = options.committedTime();
-    if (blockTime === null || wallClock - blockTime > maxAge) return tryLater();
-    if (cachedFor !== blockTime) {
-      cache.clear();
-      cachedFor = blockTime;
-    }
-    const cacheKey = parsed.nonce === null ? Buffer.from(der).toString('hex') : null;
-    const cached = cacheKey === null ? undefined : cache.get(cacheKey);
-    if (cached !== undefined) return cached;
+    if (!isFresh(blockTime, wallClock)) return tryLater();
     if (signedThisSecond >= maxSigned) return tryLater();
     signedThisSecond++;
     const thisUpdate = wholeSeconds(blockTime);
@@ -170,7 +210,7 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
       }),
       outcome,
     };
-    if (cacheKey !== null) cache.set(cacheKey, answer);
+    if (parsed.nonce === null) cache.set(cacheKey, answer);
     return answer;
   };
 }
@@ -259,7 +299,7 @@ export async function serveOcsp(
   }
   let answer: ReturnType<OcspResponder>;
   try {
-    answer = responder(der);
+    answer = responder(der, request.socket.remoteAddress);
   } catch {
     send(200, ocspErrorResponse(OcspResponseStatus.internalError), OCSP_RESPONSE_TYPE);
     return 'error';

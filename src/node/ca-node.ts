@@ -560,8 +560,8 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
   const ocsp: OcspResponder | null =
     signer === null
       ? null
-      : (der) =>
-          ownOcsp()?.(der) ?? {
+      : (der, client) =>
+          ownOcsp()?.(der, client) ?? {
             response: ocspErrorResponse(OcspResponseStatus.unauthorized),
             outcome: 'unauthorized',
           };

@@ -74,6 +74,17 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 
 const ASK = (path: string): string => `GET ${path} HTTP/1.1\r\nhost: limits.test\r\n\r\n`;
 
+/** A POST whose body says 100 bytes and sends 10. */
+const SLOW_BODY =
+  'POST /upload HTTP/1.1\r\nhost: limits.test\r\ncontent-length: 100\r\n\r\n0123456789';
+
+/** Reads `request`'s whole body, as the ACME and OCSP handlers do before they answer. */
+async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 describe('shared HTTP limits: one request at a time per connection', () => {
   it('does not answer a thousand pipelined requests from a client that never reads', async () => {
     let handled = 0;
@@ -174,6 +185,26 @@ describe('shared HTTP limits: one request at a time per connection', () => {
     }
   });
 
+  it('hands on at most as many requests with bodies as may wait, then destroys the connection', async () => {
+    let handled = 0;
+    const held: ServerResponse[] = [];
+    const server = await limitedServer({ maxPipelinedRequests: 2 }, (request, response) => {
+      handled++;
+      held.push(response);
+    });
+    try {
+      const socket = await rawConnection(server.port);
+      const closed = once(socket, 'close');
+      const post = 'POST /p HTTP/1.1\r\nhost: limits.test\r\ncontent-length: 1\r\n\r\nx';
+      socket.write(post.repeat(1_000));
+      await withDeadline(closed, 5_000, 'the server to destroy the connection');
+      // Handed on at once (their bodies must be read), but no more than one and two behind it.
+      assert.equal(handled, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('never writes a 408 while an answer on the connection is unfinished', async () => {
     const limits = { headersTimeoutMs: 200, requestTimeoutMs: 400, timeoutCheckIntervalMs: 50 };
     const held: ServerResponse[] = [];
@@ -221,7 +252,97 @@ describe('shared HTTP limits: one request at a time per connection', () => {
         await timedOut('a fresh connection', unfinished),
         /^HTTP\/1\.1 408 Request Timeout\r\n/,
       );
-      assert.deepEqual(server.clientErrors, Array(4).fill('request_timeout'));
+      // A body that does not arrive in time behind an unfinished answer: cut without a word.
+      assert.equal(
+        await timedOut(
+          'a connection with a slow body behind an answer to come',
+          ASK('/later') + SLOW_BODY,
+        ),
+        '',
+      );
+      assert.deepEqual(server.clientErrors, Array(5).fill('request_timeout'));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('answers a slow body on a fresh connection with 408', async () => {
+    const limits = { headersTimeoutMs: 200, requestTimeoutMs: 400, timeoutCheckIntervalMs: 50 };
+    const server = await limitedServer(limits, (request, response) => {
+      readBody(request).then(
+        (body) => response.end(`got ${body.length} bytes\n`),
+        () => response.destroy(),
+      );
+    });
+    try {
+      const socket = await rawConnection(server.port);
+      const got: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => got.push(chunk));
+      const closed = once(socket, 'close');
+      socket.write(SLOW_BODY);
+      await withDeadline(closed, 5_000, 'the server to close the connection with a slow body');
+      // Node hands the request on once its headers are in: it is the one being answered, and
+      // nothing of its answer has been written, so the 408 is its answer.
+      assert.match(Buffer.concat(got).toString(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+      assert.deepEqual(server.clientErrors, ['request_timeout']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('reads the body of a request pipelined behind a slow answer, and answers both', async () => {
+    const limits = { headersTimeoutMs: 200, requestTimeoutMs: 400, timeoutCheckIntervalMs: 50 };
+    const slowStarted = new EventEmitter();
+    const server = await limitedServer(limits, (request, response) => {
+      if (request.method === 'GET') {
+        if (request.url === '/slow') slowStarted.emit('started');
+        // Answered well after the request timeout, as a revocation waiting for its commit.
+        setTimeout(() => response.end(`answer to ${request.url ?? ''}\n`), 3 * 400);
+        return;
+      }
+      readBody(request).then(
+        (body) => response.end(`got ${body.length} bytes\n`),
+        () => response.destroy(),
+      );
+    });
+    const bodyBytes = 40_000;
+    const post = `POST /upload HTTP/1.1\r\nhost: limits.test\r\ncontent-length: ${bodyBytes}\r\n\r\n`;
+    const half = 'b'.repeat(bodyBytes / 2);
+    const exchange = async (first: string): Promise<string> => {
+      const socket = await rawConnection(server.port);
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const started = once(slowStarted, 'started');
+      socket.write(first + post + half);
+      // The second half in a later read: the server has parsed the first by the time /slow is
+      // handed on, and stopped reading if nobody reads the body.
+      await withDeadline(started, 5_000, 'the server to start answering /slow');
+      socket.write(half);
+      await waitForCondition(
+        socket,
+        'data',
+        () => Buffer.concat(received).toString().includes(`got ${bodyBytes} bytes\n`),
+        'the answer to the POST',
+        5_000,
+      );
+      socket.destroy();
+      return Buffer.concat(received).toString();
+    };
+    try {
+      // Node stops reading at 16 KiB of a body nobody reads: held behind /slow, the POST would
+      // never be complete, its timeout would fire, and the answer to /slow would be lost.
+      const answers = await exchange(ASK('/slow'));
+      assert.deepEqual(
+        [...answers.matchAll(/\r\n\r\n(answer to \/\w+|got \d+ bytes)\n/g)].map((m) => m[1]),
+        ['answer to /slow', `got ${bodyBytes} bytes`],
+      );
+      // A request held before the POST is handed on with it, and answered in its turn.
+      const three = await exchange(ASK('/slow') + ASK('/held'));
+      assert.deepEqual(
+        [...three.matchAll(/\r\n\r\n(answer to \/\w+|got \d+ bytes)\n/g)].map((m) => m[1]),
+        ['answer to /slow', 'answer to /held', `got ${bodyBytes} bytes`],
+      );
+      assert.deepEqual(server.clientErrors, []);
     } finally {
       await server.close();
     }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -14,6 +15,7 @@ import { startCtHttpServer, type CtHttpServer } from '../../src/faces/ct-http.js
 import {
   createOcspResponder,
   OCSP_MAX_BLOCK_AGE_MS,
+  OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND,
   OCSP_RESPONSE_TYPE,
 } from '../../src/faces/ocsp-http.js';
 import { createDeterministicSigner } from '../../src/trustchain/ca/certificate.js';
@@ -337,7 +339,7 @@ describe('OCSP responder (RFC 6960)', () => {
     assert.equal(computed, 1, 'SHA-1 hashes of the one issuer');
   });
 
-  it('answers tryLater beyond the request bound, whatever the request, until the next second', () => {
+  it('answers cache hits whatever the flood, and meters the rest per client, then in all', () => {
     const { keys, issuer } = ca.validators['val-a']!;
     let clock = Date.UTC(2026, 2, 1, 12, 0, 1);
     let signatures = 0;
@@ -355,31 +357,151 @@ describe('OCSP responder (RFC 6960)', () => {
       status: () => ({ status: 'good' }),
       committedTime: () => Date.UTC(2026, 2, 1, 12, 0, 0),
       now: () => clock,
-      maxRequestsPerSecond: 4,
+      maxRequestsPerSecond: 6,
+      maxRequestsPerClientPerSecond: 2,
     });
     const plain = ocspRequestFor(certificates[0]!);
+    const malformed = Uint8Array.of(0x30, 0x00);
+    const foreign = ocspRequestFor(otherCertificate, undefined, 'val-b');
     const tryLater = [...respondedTryLater()];
-    const first = respond(plain);
+    const first = respond(plain, '192.0.2.1');
     assert.equal(first.outcome, 'good');
-    assert.deepEqual(respond(plain), first, 'from the cache');
-    assert.equal(respond(Uint8Array.of(0x30, 0x00)).outcome, 'malformed');
+    // Two requests the cache cannot answer a second per client: a third is refused unread.
+    assert.equal(respond(malformed, '192.0.2.1').outcome, 'malformed');
+    const refused = respond(foreign, '192.0.2.1');
+    assert.equal(refused.outcome, 'try_later');
+    assert.deepEqual([...refused.response], tryLater);
+    // A cache hit is answered to anyone, the flooding client included.
+    assert.deepEqual(respond(plain, '192.0.2.1'), first, 'from the cache');
+    assert.deepEqual(respond(plain, '192.0.2.2'), first, 'from the cache');
+    // An IPv6 client counts with its /64, an IPv4-mapped one as the IPv4 address.
+    assert.equal(respond(malformed, '2001:db8:1:2::1').outcome, 'malformed');
+    assert.equal(respond(malformed, '2001:db8:1:2:ffff::2').outcome, 'malformed');
+    assert.equal(respond(malformed, '2001:db8:1:2::3').outcome, 'try_later');
+    assert.equal(respond(malformed, '::ffff:192.0.2.1').outcome, 'try_later');
+    // Six requests read this second in all: a seventh is refused whoever sends it.
+    assert.equal(respond(malformed, '192.0.2.3').outcome, 'malformed');
+    assert.equal(respond(foreign, '192.0.2.4').outcome, 'unauthorized');
+    assert.equal(respond(malformed, '192.0.2.5').outcome, 'try_later');
     assert.equal(
-      respond(ocspRequestFor(otherCertificate, undefined, 'val-b')).outcome,
-      'unauthorized',
+      respond(ocspRequestFor(certificates[0]!, Uint8Array.of(1, 2, 3, 4)), '192.0.2.5').outcome,
+      'try_later',
     );
-    // Four requests this second: a fifth is refused before it is read, cached answer or not.
-    for (const der of [
-      plain,
-      Uint8Array.of(0x30, 0x00),
-      ocspRequestFor(otherCertificate, undefined, 'val-b'),
-    ]) {
-      const refused = respond(der);
-      assert.equal(refused.outcome, 'try_later');
-      assert.deepEqual([...refused.response], tryLater);
-    }
+    assert.deepEqual(respond(plain, '192.0.2.5'), first, 'the cache still answers');
     assert.equal(signatures, 1);
     clock += 1_000;
-    assert.deepEqual(respond(plain), first, 'the next second answers again');
+    assert.equal(respond(foreign, '192.0.2.1').outcome, 'unauthorized', 'the next second reads');
+  });
+
+  it('answers a cache hit from one client while another floods malformed requests', () => {
+    const { keys, issuer } = ca.validators['val-a']!;
+    const respond = createOcspResponder({
+      issuer,
+      signer: createDeterministicSigner(keys.ecdsa.privateKey),
+      status: () => ({ status: 'good' }),
+      committedTime: () => Date.UTC(2026, 2, 1, 12, 0, 0),
+      now: () => Date.UTC(2026, 2, 1, 12, 0, 1, 500),
+    });
+    const plain = ocspRequestFor(certificates[0]!);
+    const cached = respond(plain, '198.51.100.2');
+    assert.equal(cached.outcome, 'good');
+    // `GET /ocsp/AAAA` and another issuer's CertIDs, 1,200 of them within the second.
+    const garbage = [Uint8Array.of(0, 0, 0), ocspRequestFor(otherCertificate, undefined, 'val-b')];
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 1_200; i++) {
+      const { outcome } = respond(garbage[i % 2]!, '203.0.113.7');
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    const again = respond(plain, '198.51.100.2');
+    assert.equal(again.outcome, 'good');
+    assert.deepEqual(again, cached);
+    assert.equal(parseResponseStatus(again.response), OcspResponseStatus.successful);
+    // The flooding client got its share, and nothing more.
+    assert.equal(outcomes.get('try_later'), 1_200 - OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND);
+    // A request that must be signed (a nonce) from a third client is signed too.
+    const withNonce = respond(
+      ocspRequestFor(certificates[0]!, Uint8Array.of(9, 9, 9, 9)),
+      '192.0.2.9',
+    );
+    assert.equal(withNonce.outcome, 'good');
+  });
+
+  it('over HTTP, meters by remote address: a flood from one address leaves the others answered', async () => {
+    const { keys, issuer } = ca.validators['val-a']!;
+    const floodDb = new Database(':memory:');
+    const committed = Date.now() - 1_000;
+    const own = await startCtHttpServer({
+      log: openCtLog(floodDb, { origin: 'test/ct/flood' }),
+      host: '127.0.0.1',
+      port: 0,
+      roots: () => [ca.bundle.root.certificate],
+      registry: new Registry(),
+      ocsp: createOcspResponder({
+        issuer,
+        signer: createDeterministicSigner(keys.ecdsa.privateKey),
+        status: () => ({ status: 'good' }),
+        // One block for the whole test: its answers stay cached.
+        committedTime: () => committed,
+      }),
+    });
+    const agents = new Map<string, Agent>();
+    const ask = (from: string, path: string, body?: Uint8Array): Promise<Uint8Array> =>
+      new Promise((resolve, reject) => {
+        let agent = agents.get(from);
+        if (agent === undefined) {
+          agent = new Agent({ keepAlive: true, maxSockets: 4, localAddress: from });
+          agents.set(from, agent);
+        }
+        const url = new URL(path, own.url);
+        const req = httpRequest(
+          {
+            host: url.hostname,
+            port: url.port,
+            path: url.pathname,
+            agent,
+            method: body === undefined ? 'GET' : 'POST',
+            headers: body === undefined ? {} : { 'content-type': 'application/ocsp-request' },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const plain = ocspRequestFor(certificates[0]!);
+      const cachedPath = `/ocsp/${encodeURIComponent(Buffer.from(plain).toString('base64'))}`;
+      const cached = await ask('127.0.0.2', cachedPath);
+      assert.equal(parseResponseStatus(cached), OcspResponseStatus.successful);
+      // 127.0.0.1 sends `GET /ocsp/AAAA` 1,200 times, a few at once.
+      const statuses = new Map<number, number>();
+      for (let sent = 0; sent < 1_200; sent += 8) {
+        const answers = await Promise.all(
+          Array.from({ length: 8 }, () => ask('127.0.0.1', '/ocsp/AAAA')),
+        );
+        for (const answer of answers) {
+          const status = parseResponseStatus(answer);
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        }
+      }
+      assert.ok((statuses.get(OcspResponseStatus.tryLater) ?? 0) > 0, 'the flood is metered');
+      // 127.0.0.2 still gets its cached answer, and one that must be signed.
+      assert.deepEqual(await ask('127.0.0.2', cachedPath), cached);
+      const withNonce = await ask(
+        '127.0.0.2',
+        '/ocsp',
+        ocspRequestFor(certificates[0]!, Uint8Array.of(7, 7, 7, 7)),
+      );
+      assert.equal(parseResponseStatus(withNonce), OcspResponseStatus.successful);
+    } finally {
+      for (const agent of agents.values()) agent.destroy();
+      await own.close();
+      floodDb.close();
+    }
   });
 
   /** The unsigned `tryLater` OCSPResponse (RFC 6960 §4.2.1). */
@@ -463,6 +585,14 @@ describe('OCSP responder (RFC 6960)', () => {
     return new Uint8Array(readFileSync(out));
   }
 });
+
+/** The responseStatus ENUMERATED of an OCSPResponse (RFC 6960 §4.2.1). */
+function parseResponseStatus(der: Uint8Array): number {
+  // SEQUENCE (short or long form length), then ENUMERATED, length 1.
+  const at = (der[1] ?? 0) < 0x80 ? 2 : 2 + ((der[1] ?? 0) & 0x7f);
+  assert.deepEqual([der[at], der[at + 1]], [0x0a, 0x01], 'responseStatus ENUMERATED');
+  return der[at + 2] ?? -1;
+}
 
 /** The GeneralizedTimes (tag 0x18, 15 octets) in `der`, in order. */
 function generalizedTimes(der: Uint8Array): string[] {
