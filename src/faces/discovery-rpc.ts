@@ -3,6 +3,8 @@ import { bytes } from '../codec/schema.js';
 import type { QueryRequest, QueryResponse } from '../consensus/app.js';
 import { wireError, type ServiceRegistry } from '../consensus/net/index.js';
 import {
+  DiscoveryStateError,
+  DiscoveryStateErrorCode,
   HEALTHY_STATUSES,
   HEALTH_STATUSES,
   MAX_INSTANCES_PER_SERVICE,
@@ -39,11 +41,14 @@ import {
  *
  * - `resolve`: a service's live instances with the given statuses (default: healthy), as the
  *   proven answers of the service index and of each instance, all read at one height, so the
- *   client checks every proof against one state root (`createDiscoveryRpcClient` does).
+ *   client checks every proof against one state root (`createDiscoveryRpcClient` does). Built
+ *   once per height, service and statuses, and budgeted per identity: a small call asks for up
+ *   to 65 proofs.
  * - `watch`: a stream of change events of one service, one message per committed height at
  *   which something changed (the first message is the live set at the start, as `added`
  *   events). A slow reader skips heights rather than queueing them: each message is the
- *   difference from the last one sent, so memory per stream is one index.
+ *   difference from the last one sent, so memory per stream is one index. Blocks that do not
+ *   change the service are not read for it, and the index is read without a proof.
  * - `list`: the services the node's committed catalog holds, with counts (not proven).
  *
  * Reading the catalog is open to every authenticated role; it changes only by transactions.
@@ -59,6 +64,18 @@ export const DEFAULT_MAX_WATCHERS = 256;
 export const DEFAULT_MAX_WATCHERS_PER_PEER = 16;
 /** Services `list` returns at most. */
 export const MAX_LISTED_SERVICES = 4_096;
+/**
+ * `resolve` calls one authenticated identity (certificate URI) may make per second, and at once
+ * after a pause (the bucket's size); one more is refused with RESOURCE_EXHAUSTED, reason
+ * `resolve-rate`. A call is 61 bytes, its answer up to 65 state proofs (~666 KB): without a
+ * budget one client would keep the consensus event loop building and encoding them.
+ */
+export const DEFAULT_RESOLVE_RATE_PER_PEER = 10;
+export const DEFAULT_RESOLVE_BURST_PER_PEER = 20;
+/** Built `resolve` answers kept for the current height (least recently used one leaves first). */
+export const RESOLVE_CACHE_ENTRIES = 32;
+/** Identities whose resolve budget is tracked; past it, full buckets (then the oldest) are dropped. */
+const MAX_BUDGETED_PEERS = 4_096;
 const MAX_PROVEN_BYTES = 256 * 1024;
 
 const readers = ['validator', 'node', 'client'] as const;
@@ -132,12 +149,23 @@ export interface WatchEvent {
   readonly changes: ServiceChange[];
 }
 
+/**
+ * What one committed block changed: the services whose index or instances changed or expired
+ * (`CatalogUpdate.services`), or null when that is not known (every service may have changed).
+ */
+export type CommittedServices = readonly string[] | null;
+
 /** What the face reads: the node's application and its commits. */
 export interface DiscoveryRpcSource {
   /** The application's query (the router answers with proofs). */
   query(request: QueryRequest): QueryResponse;
+  /**
+   * The service's index as committed at the latest height, read without a proof (the node's
+   * `CatalogView`); null before the first block. What `watch` compares, since it sends no proof.
+   */
+  index(service: string): ServiceSnapshot | null;
   /** Calls `listener` after each committed block; returns the unsubscribe function. */
-  onCommit(listener: (height: number) => void): () => void;
+  onCommit(listener: (height: number, services: CommittedServices) => void): () => void;
   /** Services of the committed catalog with live and healthy counts, sorted by name. */
   services(): {
     height: number | null;
@@ -148,6 +176,53 @@ export interface DiscoveryRpcSource {
 export interface DiscoveryRpcOptions {
   readonly maxWatchers?: number;
   readonly maxWatchersPerPeer?: number;
+  readonly resolveRatePerPeer?: number;
+  readonly resolveBurstPerPeer?: number;
+  /** Milliseconds of a monotonic clock, for the resolve budget (default `performance.now`). */
+  readonly now?: () => number;
+}
+
+type ResolveAnswer = z.infer<(typeof discoveryService)['methods']['resolve']['response']>;
+
+/**
+ * A token bucket per identity: `rate` calls a second, at most `burst` at once. A dropped bucket
+ * is full again when next asked for, so dropping full buckets loses nothing.
+ */
+class PeerBudget {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** Takes one call from `peer`'s budget; false when none is left. */
+  take(peer: string): boolean {
+    const now = this.now();
+    const held = this.buckets.get(peer);
+    const tokens =
+      held === undefined
+        ? this.burst
+        : Math.min(this.burst, held.tokens + (Math.max(0, now - held.at) * this.rate) / 1_000);
+    const allowed = tokens >= 1;
+    this.buckets.delete(peer);
+    this.buckets.set(peer, { tokens: allowed ? tokens - 1 : tokens, at: now });
+    if (this.buckets.size > MAX_BUDGETED_PEERS) this.prune(now);
+    return allowed;
+  }
+
+  private prune(now: number): void {
+    for (const [peer, bucket] of this.buckets) {
+      if (bucket.tokens + ((now - bucket.at) * this.rate) / 1_000 >= this.burst) {
+        this.buckets.delete(peer);
+      }
+    }
+    for (const peer of this.buckets.keys()) {
+      if (this.buckets.size <= MAX_BUDGETED_PEERS) break;
+      this.buckets.delete(peer);
+    }
+  }
 }
 
 function liveEntries(snapshot: ServiceSnapshot, statuses: readonly HealthStatus[]) {
@@ -167,16 +242,16 @@ export function registerDiscoveryRpc(
   let watchers = 0;
   const watchersOf = new Map<string, number>();
 
-  const snapshot = (service: string): ServiceSnapshot | null => {
-    const answer = source.query(discoveryServiceQuery(service));
-    if (answer.height === null) return null;
-    return {
-      height: answer.height,
-      entries: answer.value === null ? [] : decodeServiceIndex(answer.value),
-    };
-  };
+  const budget = new PeerBudget(
+    options.resolveRatePerPeer ?? DEFAULT_RESOLVE_RATE_PER_PEER,
+    options.resolveBurstPerPeer ?? DEFAULT_RESOLVE_BURST_PER_PEER,
+    options.now ?? (() => performance.now()),
+  );
+  /** Built answers of the height `cachedAt`, by service and statuses, least recently used first. */
+  const answers = new Map<string, ResolveAnswer>();
+  let cachedAt: number | null | undefined;
 
-  const resolve = (service: string, statuses: readonly HealthStatus[]) => {
+  const build = (service: string, statuses: readonly HealthStatus[]): ResolveAnswer => {
     const index = source.query(discoveryServiceQuery(service));
     const proven = (answer: QueryResponse) => ({
       value: answer.value,
@@ -201,6 +276,48 @@ export function registerDiscoveryRpc(
     return { height: index.height, stateRoot: index.stateRoot, index: proven(index), instances };
   };
 
+  /**
+   * The proven answer, built once per (height, service, statuses): every caller at one height
+   * gets the same proofs, so answering again costs no state reads.
+   */
+  const resolve = (service: string, statuses: readonly HealthStatus[]): ResolveAnswer => {
+    const height = source.index(service)?.height ?? null;
+    if (height !== cachedAt) {
+      answers.clear();
+      cachedAt = height;
+    }
+    const wanted = HEALTH_STATUSES.filter((status) => statuses.includes(status));
+    const key = `${service}/${wanted.join(',')}`;
+    const cached = answers.get(key);
+    if (cached !== undefined) {
+      answers.delete(key);
+      answers.set(key, cached);
+      return cached;
+    }
+    const answer = build(service, wanted);
+    // Kept only when built at the height it is filed under (the view and the store agree).
+    if (answer.height === height) {
+      answers.set(key, answer);
+      for (const oldest of answers.keys()) {
+        if (answers.size <= RESOLVE_CACHE_ENTRIES) break;
+        answers.delete(oldest);
+      }
+    }
+    return answer;
+  };
+
+  const checkBudget = (ctx: CallContext): void => {
+    if (budget.take(ctx.peer.uri)) return;
+    throw new StoqError(
+      StoqErrorCode.RESOURCE_EXHAUSTED,
+      `${ctx.peer.name} called resolve more often than this node answers one identity`,
+      {
+        reason: 'resolve-rate',
+        ratePerSecond: options.resolveRatePerPeer ?? DEFAULT_RESOLVE_RATE_PER_PEER,
+      },
+    );
+  };
+
   async function* watch(service: string, ctx: CallContext): AsyncGenerator<WatchEvent> {
     if (watchers >= maxWatchers) {
       throw new StoqError(
@@ -221,26 +338,28 @@ export function registerDiscoveryRpc(
     watchers++;
     watchersOf.set(peer, held + 1);
     let wake: (() => void) | null = null;
-    let committed = 0;
-    const off = source.onCommit(() => {
-      committed++;
+    let previous: ServiceSnapshot | null = null;
+    // Read again only after a block that changed the service (or before the first message, after
+    // any block): the index is read from the node's view, without a proof, since none is sent.
+    let stale = true;
+    const off = source.onCommit((_height, services) => {
+      if (previous !== null && services !== null && !services.includes(service)) return;
+      stale = true;
       wake?.();
     });
     const onAbort = (): void => wake?.();
     ctx.signal.addEventListener('abort', onAbort);
     try {
-      let previous: ServiceSnapshot | null = null;
-      let seen = -1;
       while (!ctx.signal.aborted) {
-        if (committed === seen) {
+        if (!stale) {
           await new Promise<void>((resolve) => {
             wake = resolve;
           });
           wake = null;
           continue;
         }
-        seen = committed;
-        const next = snapshot(service);
+        stale = false;
+        const next = source.index(service);
         if (next === null || (previous !== null && next.height <= previous.height)) continue;
         const changes = serviceChanges(previous ?? { height: next.height, entries: [] }, next);
         const first = previous === null;
@@ -266,7 +385,12 @@ export function registerDiscoveryRpc(
   };
 
   server.register(discoveryService, {
-    resolve: (request) => run(() => resolve(request.service, request.statuses ?? HEALTHY_STATUSES)),
+    resolve: (request, ctx) =>
+      run(() => {
+        discoveryServiceQuery(request.service);
+        checkBudget(ctx);
+        return resolve(request.service, request.statuses ?? HEALTHY_STATUSES);
+      }),
     watch: (request, ctx) => {
       run(() => discoveryServiceQuery(request.service));
       return watch(request.service, ctx);
@@ -324,11 +448,12 @@ export function createDiscoveryRpcClient(target: DiscoveryRpcTarget): DiscoveryR
         stateRoot: answer.stateRoot,
       });
       const entries = verifyDiscoveryService(service, response(answer.index), { statuses });
+      // A node that leaves a matching instance out (or adds one) answers against its own proof.
       if (entries.length !== answer.instances.length) {
-        throw new StoqError(
-          StoqErrorCode.INTERNAL,
+        throw new DiscoveryStateError(
+          DiscoveryStateErrorCode.PROOF_INVALID,
           `the node answered ${answer.instances.length} instances for ${entries.length} proven index entries`,
-          { reason: 'schema' },
+          { service, proven: entries.length, answered: answer.instances.length },
         );
       }
       const instances = entries.map((entry, i) => {
@@ -338,10 +463,10 @@ export function createDiscoveryRpcClient(target: DiscoveryRpcTarget): DiscoveryR
           response(answer.instances[i]!),
         );
         if (record === null) {
-          throw new StoqError(
-            StoqErrorCode.INTERNAL,
+          throw new DiscoveryStateError(
+            DiscoveryStateErrorCode.PROOF_INVALID,
             `the node proved ${service}/${entry.instance} absent although its index lists it`,
-            { reason: 'schema' },
+            { service, instance: entry.instance },
           );
         }
         return record;

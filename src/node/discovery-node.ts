@@ -20,6 +20,7 @@ import {
 import {
   MAX_LISTED_SERVICES,
   registerDiscoveryRpc,
+  type CommittedServices,
   type DiscoveryRpcSource,
 } from '../faces/discovery-rpc.js';
 import type { ServiceDnsRecords } from '../discovery/index.js';
@@ -84,7 +85,10 @@ export interface DiscoveryNode {
   /** Starts the health checks and self-registration; `facts` are the node's bound addresses. */
   start(facts: SelfFacts): void;
   stop(): void;
-  /** Emits `commit` (height) after each followed block, once the node's work for it is done. */
+  /**
+   * Emits `commit` (height, services: `CommittedServices`) after each followed block, once the
+   * node's work for it is done.
+   */
   readonly events: EventEmitter;
   readonly catalog: () => CatalogView;
 }
@@ -153,6 +157,8 @@ export function createDiscoveryNode(options: DiscoveryNodeOptions): DiscoveryNod
   const listing = serviceListing(() => view);
   const rpc = registerDiscoveryRpc(options.rpc, {
     query: options.query,
+    index: (service) =>
+      view.height === null ? null : { height: view.height, entries: view.index(service) },
     onCommit: (listener) => {
       events.on('commit', listener);
       return () => events.off('commit', listener);
@@ -220,7 +226,7 @@ export function createDiscoveryNode(options: DiscoveryNodeOptions): DiscoveryNod
    * `start` (where it would stop the node from starting); service discovery is not a reason
    * for a validator to stop.
    */
-  const afterCommit = (height: number): void => {
+  const afterCommit = (height: number, services: CommittedServices): void => {
     if (stopped) return;
     if (self !== null) {
       try {
@@ -230,7 +236,7 @@ export function createDiscoveryNode(options: DiscoveryNodeOptions): DiscoveryNod
         logger.warn('discovery: work after the block failed', { height, error: describe(error) });
       }
     }
-    void pump().finally(() => events.emit('commit', height));
+    void pump().finally(() => events.emit('commit', height, services));
   };
 
   return {
@@ -238,23 +244,23 @@ export function createDiscoveryNode(options: DiscoveryNodeOptions): DiscoveryNod
     dnsRecords: (apex) =>
       options.genesis.dnsZone === apex ? catalogRecords(view, options.genesis.dnsZone) : [],
     applyBlock: (height, changes) => {
-      let changed: boolean;
+      let services: CommittedServices;
       try {
-        changed = view.applyBlock(height, changes).services.length > 0;
+        services = view.applyBlock(height, changes).services;
       } catch (error) {
         logger.warn('discovery catalog out of step with the state; loading it again', {
           height,
           error: describe(error),
         });
         view = CatalogView.load(reader, height);
-        changed = true;
+        services = null;
       }
-      setImmediate(() => afterCommit(height));
-      return changed && options.genesis.dnsZone !== null;
+      setImmediate(() => afterCommit(height, services));
+      return (services === null || services.length > 0) && options.genesis.dnsZone !== null;
     },
     start: (facts) => {
       self = facts;
-      if (view.height !== null) afterCommit(view.height);
+      if (view.height !== null) afterCommit(view.height, null);
     },
     stop: () => {
       stopped = true;

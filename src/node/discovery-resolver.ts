@@ -151,6 +151,9 @@ export interface RemoteCatalogOptions {
   readonly retryAfterMs?: number;
 }
 
+/** Services whose highest proven height `RemoteCatalog` keeps after it stops following them. */
+const MAX_REMEMBERED_SERVICES = 1_024;
+
 /** Roles whose nodes serve the node and discovery APIs (a `client` certificate serves neither). */
 export const SERVING_ROLES: ReadonlySet<string> = new Set(['validator', 'node']);
 
@@ -196,13 +199,20 @@ export class RemoteCatalog implements CatalogSource {
   private client: Promise<Connected> | null = null;
   /** Roots verified so far, whichever bootstrap node was asked. */
   private readonly verifiedRoots: VerifiedRootCache = new Map();
+  /**
+   * The highest height each service was proven at, kept when a followed service is dropped, so
+   * a bootstrap node cannot roll the catalog back by breaking the stream and answering again
+   * from an older (genuinely committed) height. Bounded: the least recently taken service
+   * leaves first.
+   */
+  private readonly highest = new Map<string, number>();
   /** When the last attempt to get an answer failed (performance.now), or null. */
   private failedAt: number | null = null;
   /**
    * Emits `update` (service) after each answer the source takes in, `lost` (service) when it
    * drops one, `refused` (service, `CommittedRootError`) when an answer's state root is not the
-   * committed one, `stale` (service, height) when a proven answer is older than the one held
-   * (it is not taken).
+   * committed one, `stale` (service, height) when a proven answer is older than one taken before
+   * for the service, even one since dropped (it is not taken).
    */
   readonly events = new EventEmitter();
 
@@ -261,14 +271,17 @@ export class RemoteCatalog implements CatalogSource {
       signal: this.closer.signal,
     });
     await connected.roots.check(answer.height, answer.stateRoot);
-    // A proven answer from an older height than the one held (a lagging or lying bootstrap
-    // node) would move peers back to addresses they left: the newer one stays.
-    if (entry.height !== null && answer.height !== null && answer.height < entry.height) {
+    // A proven answer from an older height than any taken for the service (a lagging or lying
+    // bootstrap node, also after the stream broke and the service is asked for afresh) would
+    // bring back expired registrations and addresses peers left: it is not taken.
+    const highest = Math.max(entry.height ?? -1, this.highest.get(service) ?? -1);
+    if (answer.height === null ? highest >= 0 : answer.height < highest) {
       this.events.emit('stale', service, answer.height);
       return;
     }
     entry.records = answer.instances;
     entry.height = answer.height;
+    if (answer.height !== null) this.remember(service, answer.height);
     this.events.emit('update', service);
   }
 
@@ -287,6 +300,15 @@ export class RemoteCatalog implements CatalogSource {
       if (error instanceof CommittedRootError) this.events.emit('refused', service, error);
     }
     this.forget(service, entry);
+  }
+
+  private remember(service: string, height: number): void {
+    this.highest.delete(service);
+    this.highest.set(service, height);
+    for (const oldest of this.highest.keys()) {
+      if (this.highest.size <= MAX_REMEMBERED_SERVICES) break;
+      this.highest.delete(oldest);
+    }
   }
 
   /** Drops a followed service so the next lookup starts over. */

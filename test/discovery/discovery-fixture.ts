@@ -1,5 +1,11 @@
-import { createDiscoveryModule, discoveryRegister } from '../../src/discovery/index.js';
-import type { InstanceRegistration } from '../../src/discovery/index.js';
+import type { QueryRequest, QueryResponse } from '../../src/consensus/app.js';
+import {
+  createDiscoveryModule,
+  decodeServiceIndex,
+  discoveryRegister,
+  discoveryServiceQuery,
+} from '../../src/discovery/index.js';
+import type { InstanceRegistration, ServiceSnapshot } from '../../src/discovery/index.js';
 import { openNode, tx } from '../consensus/application/fixture.js';
 import type { Sender, TestNode } from '../consensus/application/fixture.js';
 
@@ -40,4 +46,21 @@ export function registerTx(
   overrides: Partial<InstanceRegistration> = {},
 ): Uint8Array {
   return discoveryTx(sender, discoveryRegister(registration(overrides)));
+}
+
+/**
+ * A face source's proof-less `index` read made from `query`'s answers, for tests that serve a
+ * bare application rather than a node's `CatalogView`.
+ */
+export function indexFromQuery(
+  query: (request: QueryRequest) => QueryResponse,
+): (service: string) => ServiceSnapshot | null {
+  return (service) => {
+    const answer = query(discoveryServiceQuery(service));
+    if (answer.height === null) return null;
+    return {
+      height: answer.height,
+      entries: answer.value === null ? [] : decodeServiceIndex(answer.value),
+    };
+  };
 }

@@ -22,7 +22,7 @@ import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import { makeSender, type Sender, type TestNode } from '../consensus/application/fixture.js';
 import { Cluster } from '../consensus/net/net-fixture.js';
 import { waitForCondition, withDeadline } from '../helpers/wait.js';
-import { discoveryTx, openDiscoveryNode, registerTx } from './discovery-fixture.js';
+import { discoveryTx, indexFromQuery, openDiscoveryNode, registerTx } from './discovery-fixture.js';
 
 /**
  * `hypermesh.discovery.v1` over an in-memory STOQ network, answering from a real application:
@@ -44,6 +44,7 @@ let served: { watchers(): number };
 function source(query: (request: QueryRequest) => QueryResponse): DiscoveryRpcSource {
   return {
     query,
+    index: indexFromQuery((request) => node.app.query(request)),
     onCommit: (listener) => {
       commits.on('commit', listener);
       return () => commits.off('commit', listener);
@@ -60,7 +61,8 @@ function commit(transactions: readonly Uint8Array[]): number {
     result.txResults.every((r) => r.code === 0),
     JSON.stringify(result.txResults),
   );
-  commits.emit('commit', height);
+  // Which services changed is not said: every stream reads again.
+  commits.emit('commit', height, null);
   return height;
 }
 

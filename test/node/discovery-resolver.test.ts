@@ -19,7 +19,7 @@ import { StoqError, StoqErrorCode } from '../../src/stoq/errors.js';
 import type { SocketAddress } from '../../src/stoq/transport.js';
 import { makeSender } from '../consensus/application/fixture.js';
 import { Cluster, formatAddress } from '../consensus/net/net-fixture.js';
-import { openDiscoveryNode, registerTx } from '../discovery/discovery-fixture.js';
+import { indexFromQuery, openDiscoveryNode, registerTx } from '../discovery/discovery-fixture.js';
 import { isStoqError } from '../helpers/stoq-error.js';
 import { CommittedRootError, CommittedRootErrorCode } from '../../src/node/verified-root.js';
 import { CommittedBlocks } from './committed-roots-fixture.js';
@@ -205,6 +205,7 @@ describe('RemoteCatalog', () => {
     serveBlocks(served.endpoint, blocks);
     registerDiscoveryRpc(served.endpoint, {
       query: (request) => node.app.query(request),
+      index: indexFromQuery((request) => node.app.query(request)),
       onCommit: (listener) => {
         commits.on('commit', listener);
         return () => commits.off('commit', listener);
@@ -229,7 +230,7 @@ describe('RemoteCatalog', () => {
           JSON.stringify(result.txResults),
         );
         await blocks.commit(height, result.stateRoot);
-        commits.emit('commit', height);
+        commits.emit('commit', height, null);
       };
       const commit = (tx: Uint8Array): Promise<void> => commitBlock([tx]);
       const register = (host: string, port: number): Uint8Array =>
@@ -282,6 +283,7 @@ describe('RemoteCatalog', () => {
     serveBlocks(served.endpoint, blocks);
     registerDiscoveryRpc(served.endpoint, {
       query: (request) => node.app.query(request),
+      index: indexFromQuery((request) => node.app.query(request)),
       onCommit: () => () => undefined,
       services: () => ({ height: null, services: [] }),
     });
