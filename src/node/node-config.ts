@@ -75,6 +75,8 @@ export const validatorNodeConfigSchema = z.strictObject({
    * Node-local consensus timing. `idleBlockIntervalMs`: after an empty block, while nothing is
    * pending, the next height starts this long after the decision (a transaction or a peer's
    * message of the next height ends the wait); 0 makes empty blocks at the commit delay's pace.
+   * `signerStateMissing`: what a validator with stored blocks but no `signer-state.json` does
+   * (the driver's option: `"refuse"` when absent, or `{ "waitHeights": N }`; docs/node.md).
    */
   consensus: z
     .strictObject({
@@ -83,6 +85,9 @@ export const validatorNodeConfigSchema = z.strictObject({
         .min(0)
         .max(MAX_IDLE_BLOCK_INTERVAL_MS)
         .default(DEFAULT_IDLE_BLOCK_INTERVAL_MS),
+      signerStateMissing: z
+        .union([z.literal('refuse'), z.strictObject({ waitHeights: z.int().min(1) })])
+        .optional(),
     })
     .default({ idleBlockIntervalMs: DEFAULT_IDLE_BLOCK_INTERVAL_MS }),
   stoq: z

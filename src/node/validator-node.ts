@@ -716,6 +716,9 @@ export async function startValidatorNode(
       network,
       proofs,
       idleBlockIntervalMs: config.consensus.idleBlockIntervalMs,
+      ...(config.consensus.signerStateMissing === undefined
+        ? {}
+        : { signerStateMissing: config.consensus.signerStateMissing }),
       ...(testEquivocation === null ? {} : { testEquivocation }),
       log: (level, message, fields) => {
         // The node logs each commit itself, with more fields (see the 'commit' listener).

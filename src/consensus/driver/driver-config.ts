@@ -99,6 +99,19 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
       });
     }
   }
+  const missing = options.signerStateMissing;
+  if (
+    missing !== undefined &&
+    missing !== 'refuse' &&
+    (typeof missing !== 'object' ||
+      missing === null ||
+      !Number.isSafeInteger(missing.waitHeights) ||
+      missing.waitHeights < 1)
+  ) {
+    throw invalid('signerStateMissing must be "refuse" or { waitHeights: a positive integer }', {
+      signerStateMissing: missing,
+    });
+  }
   let selfAddress: ValidatorAddress | null = null;
   if (options.self !== null) {
     try {

@@ -5,6 +5,7 @@ import type { GenesisDocument } from '../genesis.js';
 import type { SigningStep } from '../double-sign-guard.js';
 import type { DuplicateVoteEvidence, RoundStep } from '../types.js';
 import type { SignerCounters, ValidatorKeys } from './guarded-signer.js';
+import type { SignerStateMissingPolicy } from './signer-state-missing.js';
 import type { BlockProofs, ConsensusNetwork, MempoolPort } from './ports.js';
 import type { TestEquivocation } from './test-equivocation.js';
 import type { WalLogStats } from './wal-log.js';
@@ -28,6 +29,13 @@ export interface ConsensusDriverOptions {
   readonly walPath: string;
   /** The signer's last-signed record (created on the first signature). */
   readonly signerStatePath: string;
+  /**
+   * When the node is a validator with stored blocks (or WAL records) but `signerStatePath` does
+   * not exist: `'refuse'` (default) throws `SIGNER_STATE_MISSING` from `start`;
+   * `{ waitHeights: N }` signs nothing up to N heights past what the node's files show
+   * (signer-state-missing.ts).
+   */
+  readonly signerStateMissing?: SignerStateMissingPolicy;
   /**
    * Asked synchronously before every signature (the node's data-directory lock is still its
    * own); false refuses the signature. Absent: always signs.

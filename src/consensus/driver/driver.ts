@@ -54,12 +54,13 @@ import { EvidencePool } from './evidence-pool.js';
 import { bufferSlot, FutureMessages } from './future-messages.js';
 import { heldMessages, rebroadcastMessages } from './gossip.js';
 import { GuardedSigner } from './guarded-signer.js';
+import { decideMissingSignerState } from './signer-state-missing.js';
 import { CommitGathering } from './late-precommits.js';
 import type { GossipMessage, SyncedBlock } from './ports.js';
 import { buildProposal } from './proposal.js';
 import { conflictingPrevote } from './test-equivocation.js';
 import { Timers } from './timers.js';
-import { openConsensusLog, type ConsensusLog } from './wal-log.js';
+import { openConsensusLog, walSigningHistory, type ConsensusLog } from './wal-log.js';
 
 /** Events stepped before one WAL append (group commit of a burst of votes). */
 const MAX_STEP_BATCH = 64;
@@ -235,6 +236,7 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
           ? {}
           : { mayStillSign: this.options.mayStillSign }),
       });
+      this.checkSignerState(this.signer, this.selfAddress, position.context);
     }
     const context = position.context;
     const opened = openConsensusLog(this.options.walPath, this.committedHeight, (message, fields) =>
@@ -287,6 +289,47 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
     }
     if (this.running) this.broadcastStatus();
     this.drain();
+  }
+
+  /**
+   * A validator whose files show a past (stored blocks, WAL records) but no signer state must
+   * not sign as if it were new (signer-state-missing.ts): refused before anything is written,
+   * or fenced when the options allow it.
+   */
+  private checkSignerState(signer: GuardedSigner, address: string, context: HeightContext): void {
+    const path = this.options.signerStatePath;
+    const policy = this.options.signerStateMissing ?? 'refuse';
+    const decision = decideMissingSignerState({
+      hasRecord: signer.hasRecord(),
+      isValidator:
+        context.schedule.validators.indexOf.has(address) ||
+        (context.nextSchedule?.validators.indexOf.has(address) ?? false),
+      committedHeight: this.committedHeight,
+      wal: signer.hasRecord()
+        ? { checkpointHeight: null, signedHeight: null }
+        : walSigningHistory(this.options.walPath),
+      policy,
+    });
+    if (decision.kind === 'start') return;
+    if (decision.kind === 'refuse') {
+      throw new DriverError(
+        DriverErrorCode.SIGNER_STATE_MISSING,
+        `validator ${address} has no signer state at ${path}, but this node reached height ` +
+          `${decision.knownHeight} before (store or consensus WAL): what its key signed there is ` +
+          `unknown, and signing now could equivocate. Restore ${path} from the same backup or ` +
+          `host the store came from, or start with signerStateMissing { waitHeights: N } ` +
+          `(node config consensus.signerStateMissing) to sign nothing up to height ` +
+          `${decision.knownHeight} + N, N more than the blocks committed since the backup ` +
+          `(docs/consensus.md "Signer state")`,
+        { path, validator: address, knownHeight: decision.knownHeight },
+      );
+    }
+    signer.setFence(decision.fenceHeight);
+    this.logger('warn', 'no signer state: signing nothing up to the fence height', {
+      path,
+      knownHeight: decision.knownHeight,
+      fenceHeight: decision.fenceHeight,
+    });
   }
 
   /**

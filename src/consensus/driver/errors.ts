@@ -12,6 +12,11 @@ export enum DriverErrorCode {
   SIGNER_STATE_CORRUPT = 'DRIVER_SIGNER_STATE_CORRUPT',
   /** The last-signed record could not be made durable: the signature is not released. */
   SIGNER_STATE_WRITE_FAILED = 'DRIVER_SIGNER_STATE_WRITE_FAILED',
+  /**
+   * A validator with a chain behind it (stored blocks, or WAL records) has no signer-state file:
+   * what its key signed before is unknown (signer-state-missing.ts).
+   */
+  SIGNER_STATE_MISSING = 'DRIVER_SIGNER_STATE_MISSING',
   /** The persisted last-signed record belongs to another validator key. */
   SIGNER_STATE_FOREIGN = 'DRIVER_SIGNER_STATE_FOREIGN',
   /** A consensus WAL record that cannot be decoded. */

@@ -3,7 +3,12 @@ import type { FalconBackend } from '../../crypto/falcon.js';
 import { checkSigning, type GuardDecision, type SigningStep } from '../double-sign-guard.js';
 import { precommitPqMessage, signProposal, signVote } from '../signer.js';
 import type { Proposal, ProposalRequest, Vote, VoteRequest } from '../types.js';
-import { readSignerState, writeSignerState, type LastSigned } from './signer-state.js';
+import {
+  readSignerRecord,
+  writeSignerFence,
+  writeSignerState,
+  type LastSigned,
+} from './signer-state.js';
 
 /** A validator's signing keys: Ed25519 for every vote and proposal, FALCON-1024 for precommits. */
 export interface ValidatorKeys {
@@ -23,6 +28,11 @@ export type SignRefusal =
   /** The last-signed record could not be persisted; the signer refuses from then on. */
   | 'persist-failed'
   | 'signing-failed'
+  /**
+   * At or below the fence a validator started without its signer state was given
+   * (signer-state-missing.ts): what it signed there before is unknown.
+   */
+  | 'fenced'
   /** The node no longer holds its data directory (`mayStillSign`): another process signs now. */
   | 'not-holder'
   | 'closed';
@@ -59,11 +69,16 @@ export class GuardedSigner {
     private readonly keys: ValidatorKeys,
     private readonly path: string,
     private last: LastSigned | null,
+    private fence: number | null,
     private readonly now: () => number,
     private readonly mayStillSign: (() => boolean) | undefined,
   ) {}
 
-  /** Loads the last-signed record (throws `SIGNER_STATE_CORRUPT` / `SIGNER_STATE_FOREIGN`). */
+  /**
+   * Loads the last-signed record or fence (throws `SIGNER_STATE_CORRUPT` / `SIGNER_STATE_FOREIGN`).
+   * Writes nothing. A signer with neither (`hasRecord()` false) signs like a new key; whether
+   * that is safe is the driver's decision first (signer-state-missing.ts).
+   */
   static async open(options: {
     readonly chainId: string;
     readonly address: string;
@@ -73,13 +88,14 @@ export class GuardedSigner {
     /** Asked synchronously before every signature; false refuses it (`not-holder`). */
     readonly mayStillSign?: () => boolean;
   }): Promise<GuardedSigner> {
-    const last = await readSignerState(options.path, options.address);
+    const record = await readSignerRecord(options.path, options.address);
     return new GuardedSigner(
       options.chainId,
       options.address,
       options.keys,
       options.path,
-      last,
+      record?.kind === 'signed' ? record.last : null,
+      record?.kind === 'fence' ? record.fenceHeight : null,
       options.now,
       options.mayStillSign,
     );
@@ -88,6 +104,30 @@ export class GuardedSigner {
   /** The last thing this key signed, as persisted. */
   lastSigned(): LastSigned | null {
     return this.last;
+  }
+
+  /** Heights up to this one are refused (`fenced`); null when there is no fence. */
+  fenceHeight(): number | null {
+    return this.last === null ? this.fence : null;
+  }
+
+  /** Whether the signer-state file held a record or fence when opened, or one was written since. */
+  hasRecord(): boolean {
+    return this.last !== null || this.fence !== null;
+  }
+
+  /**
+   * Persists a fence: nothing at a height up to `height` is signed by this key from now on,
+   * across restarts, until a signature above it replaces the file. Only for a signer with no
+   * record (throws `SIGNER_STATE_WRITE_FAILED` when the file cannot be written).
+   */
+  setFence(height: number): void {
+    if (this.hasRecord()) throw new RangeError('the signer has a record already');
+    if (!Number.isSafeInteger(height) || height < 1) {
+      throw new RangeError(`a fence height must be a positive integer, got ${height}`);
+    }
+    writeSignerFence(this.path, this.address, height);
+    this.fence = height;
   }
 
   signVote(request: VoteRequest): Promise<SignOutcome<Vote>> {
@@ -132,6 +172,7 @@ export class GuardedSigner {
     if (this.closed) return 'closed';
     if (this.broken !== undefined) return 'persist-failed';
     if (this.mayStillSign !== undefined && !this.mayStillSign()) return 'not-holder';
+    if (this.last === null && this.fence !== null && height <= this.fence) return 'fenced';
     return checkSigning(this.last, { height, round, step, blockHash });
   }
 

@@ -13,6 +13,7 @@ export * from './guarded-signer.js';
 export * from './late-precommits.js';
 export * from './ports.js';
 export * from './signer-state.js';
+export * from './signer-state-missing.js';
 export * from './test-equivocation.js';
 export * from './verifier.js';
 export * from './wal-log.js';

@@ -40,7 +40,23 @@ export type SignedMessage =
 
 export type LastSigned = SignedRecord<SignedMessage>;
 
-const fileSchema = z
+/**
+ * A fence written instead of a last-signed record when a validator starts without its record
+ * (`signerStateMissing: { waitHeights }`, signer-state-missing.ts): the key signs nothing at a
+ * height up to `fenceHeight`. The first signature above it replaces the fence with its record.
+ */
+const fenceSchema = z.strictObject({
+  domain: z.literal(SIGNER_STATE_DOMAIN),
+  validator: addressSchema,
+  fenceHeight: heightSchema,
+});
+
+/** What the signer-state file holds: the last signature, or a fence when there is none yet. */
+export type SignerRecord =
+  | { readonly kind: 'signed'; readonly last: LastSigned }
+  | { readonly kind: 'fence'; readonly fenceHeight: number };
+
+const signedSchema = z
   .strictObject({
     domain: z.literal(SIGNER_STATE_DOMAIN),
     validator: addressSchema,
@@ -63,11 +79,25 @@ const fileSchema = z
     message: 'a vote record carries exactly one vote',
   });
 
+const fileSchema = z.union([signedSchema, fenceSchema]);
+
 /**
- * Reads the record at `path`; null when there is none yet. Throws `SIGNER_STATE_CORRUPT` for an
- * unreadable file and `SIGNER_STATE_FOREIGN` for another validator's.
+ * Reads the last-signed record at `path`; null when there is none yet (no file, or a fence).
+ * Throws like `readSignerRecord`.
  */
 export async function readSignerState(path: string, validator: string): Promise<LastSigned | null> {
+  const record = await readSignerRecord(path, validator);
+  return record?.kind === 'signed' ? record.last : null;
+}
+
+/**
+ * Reads the file at `path`; null when there is none. Throws `SIGNER_STATE_CORRUPT` for an
+ * unreadable file and `SIGNER_STATE_FOREIGN` for another validator's.
+ */
+export async function readSignerRecord(
+  path: string,
+  validator: string,
+): Promise<SignerRecord | null> {
   let content: Uint8Array;
   try {
     content = await readFile(path);
@@ -98,6 +128,7 @@ export async function readSignerState(path: string, validator: string): Promise<
       { path, validator: file.validator },
     );
   }
+  if ('fenceHeight' in file) return { kind: 'fence', fenceHeight: file.fenceHeight };
   const signed: SignedMessage =
     file.vote !== undefined
       ? { kind: 'vote', vote: file.vote }
@@ -122,11 +153,14 @@ export async function readSignerState(path: string, validator: string): Promise<
     }
   }
   return {
-    height: file.height,
-    round: file.round,
-    step: file.step,
-    blockHash: file.blockHash,
-    signed,
+    kind: 'signed',
+    last: {
+      height: file.height,
+      round: file.round,
+      step: file.step,
+      blockHash: file.blockHash,
+      signed,
+    },
   };
 }
 
@@ -136,22 +170,33 @@ export async function writeSignerState(
   validator: string,
   record: LastSigned,
 ): Promise<void> {
-  const content = encodeRecord({
-    domain: SIGNER_STATE_DOMAIN,
-    validator,
-    height: record.height,
-    round: record.round,
-    step: record.step,
-    blockHash: record.blockHash,
-    ...(record.signed.kind === 'vote'
-      ? { vote: voteRecord(record.signed.vote) }
-      : {
-          proposal: {
-            validRound: record.signed.validRound,
-            signature: record.signed.signature,
-          },
-        }),
-  });
+  replaceFile(
+    path,
+    encodeRecord({
+      domain: SIGNER_STATE_DOMAIN,
+      validator,
+      height: record.height,
+      round: record.round,
+      step: record.step,
+      blockHash: record.blockHash,
+      ...(record.signed.kind === 'vote'
+        ? { vote: voteRecord(record.signed.vote) }
+        : {
+            proposal: {
+              validRound: record.signed.validRound,
+              signature: record.signed.signature,
+            },
+          }),
+    }),
+  );
+}
+
+/** Writes a fence (`fenceSchema`) at `path` durably, replacing whatever was there. */
+export function writeSignerFence(path: string, validator: string, fenceHeight: number): void {
+  replaceFile(path, encodeRecord({ domain: SIGNER_STATE_DOMAIN, validator, fenceHeight }));
+}
+
+function replaceFile(path: string, content: Uint8Array): void {
   const temporary = `${path}.tmp`;
   try {
     const file = openSync(temporary, 'w', 0o600);

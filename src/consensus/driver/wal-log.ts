@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { bytes, uint } from '../../codec/schema.js';
 import { toHex } from '../../crypto/bytes.js';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { openConsensusWal, type ConsensusWal } from '../../storage/index.js';
+import { CHECKPOINT_TYPE, checkpointHeight, scanWal } from '../../storage/wal-format.js';
 import { blockHash } from '../messages.js';
 import type { OwnProposal, OwnVote, TendermintState } from '../state.js';
 import type { Block } from '../types.js';
@@ -296,4 +297,50 @@ export function openConsensusLog(
     wal.close();
     throw error;
   }
+}
+
+/** What a node's consensus WAL shows about its past (`walSigningHistory`). */
+export interface WalSigningHistory {
+  /** The highest height the WAL recorded as stored (`endHeight`), or null. */
+  readonly checkpointHeight: number | null;
+  /** The highest height of a record holding one of the node's own signatures, or null. */
+  readonly signedHeight: number | null;
+}
+
+/**
+ * Reads the WAL at `path` without writing anything (a missing or empty file shows nothing):
+ * whether this node stored blocks or signed before (signer-state-missing.ts). Throws the
+ * storage layer's `NOT_A_WAL`/`CORRUPT` and `WAL_RECORD_CORRUPT` as opening it would.
+ */
+export function walSigningHistory(path: string): WalSigningHistory {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { checkpointHeight: null, signedHeight: null };
+    }
+    throw error;
+  }
+  if (bytes.length === 0) return { checkpointHeight: null, signedHeight: null };
+  let checkpoint: number | null = null;
+  let signed: number | null = null;
+  for (const [index, { type, payload }] of scanWal(bytes).records.entries()) {
+    if (type === CHECKPOINT_TYPE) {
+      checkpoint = Math.max(checkpoint ?? 0, checkpointHeight(payload) as number);
+      continue;
+    }
+    if (type !== WAL_STATE_RECORD) throw corrupt(`WAL record ${index} has unknown type ${type}`);
+    let record: StateRecord;
+    try {
+      record = decodeRecord(stateRecordSchema, payload, `walRecord[${index}]`);
+    } catch (error) {
+      throw corrupt(`WAL record ${index} cannot be decoded`, error);
+    }
+    const ownSignature =
+      record.ownVotes.some((own) => own.signed !== null) ||
+      record.ownProposals.some((own) => own.signature !== null);
+    if (ownSignature) signed = Math.max(signed ?? 0, record.height);
+  }
+  return { checkpointHeight: checkpoint, signedHeight: signed };
 }
