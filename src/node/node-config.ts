@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isResolverAddress } from '../faces/acme/external-resolver.js';
 import { OCSP_VALIDITY_MS } from '../faces/ocsp-http.js';
 import { MAX_IDLE_BLOCK_INTERVAL_MS } from '../consensus/driver/driver-config.js';
+import { MAX_WAIT_HEIGHTS } from '../consensus/driver/signer-state-missing.js';
 import { CliError } from './cli-error.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_METRICS_PORT, DEFAULT_STOQ_PORT } from './config.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
@@ -86,7 +87,10 @@ export const validatorNodeConfigSchema = z.strictObject({
         .max(MAX_IDLE_BLOCK_INTERVAL_MS)
         .default(DEFAULT_IDLE_BLOCK_INTERVAL_MS),
       signerStateMissing: z
-        .union([z.literal('refuse'), z.strictObject({ waitHeights: z.int().min(1) })])
+        .union([
+          z.literal('refuse'),
+          z.strictObject({ waitHeights: z.int().min(1).max(MAX_WAIT_HEIGHTS) }),
+        ])
         .optional(),
     })
     .default({ idleBlockIntervalMs: DEFAULT_IDLE_BLOCK_INTERVAL_MS }),

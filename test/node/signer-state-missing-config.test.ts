@@ -35,6 +35,8 @@ describe('node configuration: consensus.signerStateMissing', () => {
       'wait',
       { waitHeights: 0 },
       { waitHeights: 1.5 },
+      { waitHeights: 1_000_001 },
+      { waitHeights: Number.MAX_SAFE_INTEGER },
       { waitHeights: 3, extra: true },
       {},
     ]) {

@@ -12,6 +12,7 @@ import {
 import type { ConsensusDriverOptions } from './driver-types.js';
 import { DriverError, DriverErrorCode } from './errors.js';
 import { defaultBufferedBytesPerPeer } from './future-messages.js';
+import { MAX_WAIT_HEIGHTS } from './signer-state-missing.js';
 import { memoizingVerifier } from './verifier.js';
 
 export const DEFAULT_MAX_BUFFERED_PER_PEER = 256;
@@ -106,11 +107,15 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
     (typeof missing !== 'object' ||
       missing === null ||
       !Number.isSafeInteger(missing.waitHeights) ||
-      missing.waitHeights < 1)
+      missing.waitHeights < 1 ||
+      missing.waitHeights > MAX_WAIT_HEIGHTS)
   ) {
-    throw invalid('signerStateMissing must be "refuse" or { waitHeights: a positive integer }', {
-      signerStateMissing: missing,
-    });
+    throw invalid(
+      `signerStateMissing must be "refuse" or { waitHeights: 1 to ${MAX_WAIT_HEIGHTS} }`,
+      {
+        signerStateMissing: missing,
+      },
+    );
   }
   let selfAddress: ValidatorAddress | null = null;
   if (options.self !== null) {

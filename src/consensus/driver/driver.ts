@@ -311,13 +311,18 @@ export class ConsensusDriver extends EventEmitter<DriverEvents> {
       policy,
     });
     if (decision.kind === 'start') return;
+    if (decision.kind === 'mark') {
+      signer.setFence(0);
+      return;
+    }
     if (decision.kind === 'refuse') {
       throw new DriverError(
         DriverErrorCode.SIGNER_STATE_MISSING,
         `validator ${address} has no signer state at ${path}, but this node reached height ` +
           `${decision.knownHeight} before (store or consensus WAL): what its key signed there is ` +
-          `unknown, and signing now could equivocate. Restore ${path} from the same backup or ` +
-          `host the store came from, or start with signerStateMissing { waitHeights: N } ` +
+          `unknown, and signing now could equivocate. Copy ${path} from the old host after its ` +
+          `node stopped (never from a backup taken while it ran: a stale record is as ` +
+          `dangerous as none), or start with signerStateMissing { waitHeights: N } ` +
           `(node config consensus.signerStateMissing) to sign nothing up to height ` +
           `${decision.knownHeight} + N, N more than the blocks committed since the backup ` +
           `(docs/consensus.md "Signer state")`,

@@ -123,8 +123,8 @@ export class GuardedSigner {
    */
   setFence(height: number): void {
     if (this.hasRecord()) throw new RangeError('the signer has a record already');
-    if (!Number.isSafeInteger(height) || height < 1) {
-      throw new RangeError(`a fence height must be a positive integer, got ${height}`);
+    if (!Number.isSafeInteger(height) || height < 0) {
+      throw new RangeError(`a fence height must be a non-negative integer, got ${height}`);
     }
     writeSignerFence(this.path, this.address, height);
     this.fence = height;

@@ -15,9 +15,22 @@ import type { WalSigningHistory } from './wal-log.js';
  */
 export type SignerStateMissingPolicy = 'refuse' | { readonly waitHeights: number };
 
+/**
+ * The most heights `waitHeights` may fence: a typo of a few more zeros would otherwise write a
+ * fence that keeps the key from signing for good (undoing it means deleting the file).
+ */
+export const MAX_WAIT_HEIGHTS = 1_000_000;
+
 export type SignerStateMissingDecision =
   /** Nothing to guard: a record exists, the node is no validator, or it has no past. */
   | { readonly kind: 'start' }
+  /**
+   * Start, and write the empty record (a fence at 0): the key has signed nothing here yet (a new
+   * validator, or a follower), and from now on its directory says so. A follower that becomes a
+   * validator can then restart before its first signature; a directory rebuilt from a snapshot
+   * still lacks the file.
+   */
+  | { readonly kind: 'mark' }
   | { readonly kind: 'refuse'; readonly knownHeight: number }
   /** Persist a fence at `fenceHeight` before starting. */
   | { readonly kind: 'fence'; readonly knownHeight: number; readonly fenceHeight: number };
@@ -35,13 +48,14 @@ export function decideMissingSignerState(input: {
   readonly wal: WalSigningHistory;
   readonly policy: SignerStateMissingPolicy;
 }): SignerStateMissingDecision {
-  if (input.hasRecord || !input.isValidator) return { kind: 'start' };
+  if (input.hasRecord) return { kind: 'start' };
+  if (!input.isValidator) return { kind: 'mark' };
   const knownHeight = Math.max(
     input.committedHeight,
     input.wal.checkpointHeight ?? 0,
     input.wal.signedHeight ?? 0,
   );
-  if (knownHeight === 0) return { kind: 'start' };
+  if (knownHeight === 0) return { kind: 'mark' };
   if (input.policy === 'refuse') return { kind: 'refuse', knownHeight };
   return { kind: 'fence', knownHeight, fenceHeight: knownHeight + input.policy.waitHeights };
 }

@@ -48,7 +48,8 @@ export type LastSigned = SignedRecord<SignedMessage>;
 const fenceSchema = z.strictObject({
   domain: z.literal(SIGNER_STATE_DOMAIN),
   validator: addressSchema,
-  fenceHeight: heightSchema,
+  /** 0: the empty record, nothing refused (the key has signed nothing here yet). */
+  fenceHeight: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 
 /** What the signer-state file holds: the last signature, or a fence when there is none yet. */

@@ -86,14 +86,16 @@ describe('signer state missing: the decision', () => {
       }),
       { kind: 'refuse', knownHeight: 1 },
     );
-    for (const start of [
-      { ...base, hasRecord: true },
+    assert.deepEqual(decideMissingSignerState({ ...base, hasRecord: true, policy: 'refuse' }), {
+      kind: 'start',
+    });
+    // No record and nothing to guard: the empty record is written, so that the directory says
+    // from now on that its key has signed nothing here (a follower turned validator restarts).
+    for (const mark of [
       { ...base, isValidator: false },
       { ...base, committedHeight: 0 },
     ]) {
-      assert.deepEqual(decideMissingSignerState({ ...start, policy: 'refuse' }), {
-        kind: 'start',
-      });
+      assert.deepEqual(decideMissingSignerState({ ...mark, policy: 'refuse' }), { kind: 'mark' });
     }
   });
 
@@ -119,7 +121,7 @@ describe('signer state missing: the decision', () => {
     });
     const signer = await open();
     assert.equal(signer.hasRecord(), false);
-    assert.throws(() => signer.setFence(0), RangeError);
+    assert.throws(() => signer.setFence(-1), RangeError);
     assert.equal(existsSync(path), false, 'a refused fence writes nothing');
     signer.setFence(5);
     assert.deepEqual(await readSignerRecord(path, identity.address), {
@@ -156,7 +158,7 @@ describe('signer state missing: the decision', () => {
 describe('signer state missing: the driver', () => {
   it('refuses a restored validator without its signer state and writes nothing', async () => {
     const genesis = makeGenesisDocument(identities.slice(0, 4));
-    // Node 4 holds keys but is in no validator set: it follows, and never has a signer record.
+    // Node 4 holds keys but is in no validator set: it follows, with the empty record (fence 0).
     const cluster = new TestCluster(identities, genesis);
     try {
       // Brand-new validators (empty store, no WAL, no signer state) start normally.
@@ -219,7 +221,11 @@ describe('signer state missing: the driver', () => {
       const follower = 4;
       await cluster.waitForHeight(3, 20_000, [cluster.node(follower)]);
       await cluster.stop(follower);
-      assert.equal(existsSync(cluster.paths(follower).signer), false);
+      assert.deepEqual(
+        await readSignerRecord(cluster.paths(follower).signer, identities[follower]!.address),
+        { kind: 'fence', fenceHeight: 0 },
+        'a follower keeps the empty record: its key has signed nothing here',
+      );
       await cluster.start(follower);
       assert.equal(cluster.node(follower).driver.status().running, true);
     } finally {
