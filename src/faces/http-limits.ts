@@ -154,8 +154,13 @@ interface Connection {
   last: readonly [IncomingMessage, ServerResponse] | null;
 }
 
-/** Whether `request` says it has a body (RFC 9112 §6.3): a non-zero length, or chunks. */
+/**
+ * Whether `request` says it has a body (RFC 9112 §6.3: a non-zero length, or chunks) of a
+ * method that takes one. A GET or HEAD with a body is held like any other (a body there has no
+ * meaning, RFC 9110 §9.3.1), so adding one does not lift the one-answer-at-a-time bound.
+ */
 function hasBody(request: IncomingMessage): boolean {
+  if (request.method === 'GET' || request.method === 'HEAD') return false;
   const length = request.headers['content-length'];
   return (
     request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')

@@ -125,8 +125,15 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
   const maxPerClient =
     options.maxRequestsPerClientPerSecond ?? OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND;
   /** Nonce-less answers of the block `cachedFor`, by request bytes. */
-  const cache = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
+  let cache = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
   let cachedFor: number | null = null;
+  /**
+   * The answers of the block before (`previousFor`): given when a bound would refuse a request
+   * with `tryLater`, while that block is fresh, so a flood at a new block cannot empty the cache
+   * for good (it refills only through answers that pass the bounds).
+   */
+  let previous = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
+  let previousFor: number | null = null;
   let second = -1;
   let signedThisSecond = 0;
   let requestsThisSecond = 0;
@@ -141,6 +148,9 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
   });
   const isFresh = (blockTime: number | null, wallClock: number): blockTime is number =>
     blockTime !== null && wallClock - blockTime <= maxAge;
+  /** `tryLater`, unless the block before answered these very bytes and is still fresh. */
+  const busy = (cacheKey: string, wallClock: number): ReturnType<OcspResponder> =>
+    (isFresh(previousFor, wallClock) ? previous.peek(cacheKey) : undefined) ?? tryLater();
   return (der, client) => {
     const wallClock = now();
     const currentSecond = Math.floor(wallClock / 1000);
@@ -157,7 +167,9 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
     const cacheKey = Buffer.from(der).toString('hex');
     if (isFresh(blockTime, wallClock)) {
       if (cachedFor !== blockTime) {
-        cache.clear();
+        previous = cache;
+        previousFor = cachedFor;
+        cache = new BoundedMap(OCSP_CACHE_ENTRIES);
         cachedFor = blockTime;
       }
       const cached = cache.get(cacheKey);
@@ -165,7 +177,9 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
     }
     const clientKey = client === undefined ? null : clientAddressKey(client);
     const clientUsed = clientKey === null ? 0 : (perClient.get(clientKey) ?? 0);
-    if (clientUsed >= maxPerClient || requestsThisSecond >= maxRequests) return tryLater();
+    if (clientUsed >= maxPerClient || requestsThisSecond >= maxRequests) {
+      return busy(cacheKey, wallClock);
+    }
     requestsThisSecond++;
     if (clientKey !== null) perClient.set(clientKey, clientUsed + 1);
     let parsed;
@@ -187,7 +201,7 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
       };
     }
     if (!isFresh(blockTime, wallClock)) return tryLater();
-    if (signedThisSecond >= maxSigned) return tryLater();
+    if (signedThisSecond >= maxSigned) return busy(cacheKey, wallClock);
     signedThisSecond++;
     const thisUpdate = wholeSeconds(blockTime);
     const nextUpdate = new Date(thisUpdate.getTime() + validity);

@@ -116,6 +116,28 @@ describe('shared HTTP limits: one request at a time per connection', () => {
     }
   });
 
+  it('holds a GET that carries a body like any GET: a body does not lift the bound', async () => {
+    let handled = 0;
+    // Answers nothing: the first request stays under way, so what is handed on besides it shows.
+    const server = await limitedServer({}, (request) => {
+      handled++;
+      request.resume();
+    });
+    try {
+      const accepted = once(server.server, 'connection') as Promise<[Socket]>;
+      const socket = await rawConnection(server.port);
+      const [serverSide] = await accepted;
+      const closed = once(serverSide, 'close');
+      const withBody = 'GET /big HTTP/1.1\r\nhost: limits.test\r\ncontent-length: 1\r\n\r\nx';
+      socket.write(withBody.repeat(10));
+      await withDeadline(closed, 10_000, 'the server destroying the pipelining connection');
+      socket.destroy();
+      assert.equal(handled, 1, 'one answer under way, the others held (then too many: destroyed)');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('answers a few pipelined requests in order, each only once the one before is written', async () => {
     const started: string[] = [];
     const pending: (() => void)[] = [];

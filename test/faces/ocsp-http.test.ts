@@ -393,6 +393,38 @@ describe('OCSP responder (RFC 6960)', () => {
     assert.equal(respond(foreign, '192.0.2.1').outcome, 'unauthorized', 'the next second reads');
   });
 
+  it('answers from the block before while a flood from many addresses takes the bounds at a new block', () => {
+    const { keys, issuer } = ca.validators['val-a']!;
+    let blockTime = Date.UTC(2026, 2, 1, 12, 0, 0);
+    let clock = blockTime + 1_000;
+    const respond = createOcspResponder({
+      issuer,
+      signer: createDeterministicSigner(keys.ecdsa.privateKey),
+      status: () => ({ status: 'good' }),
+      committedTime: () => blockTime,
+      now: () => clock,
+    });
+    const plain = ocspRequestFor(certificates[0]!);
+    const first = respond(plain, '198.51.100.2');
+    assert.equal(first.outcome, 'good');
+    // A new block: the cache starts empty. 50 addresses × 20 malformed requests take the shared
+    // 1,000 reads of this second before the relying party asks again.
+    blockTime += 2_000;
+    clock = blockTime + 100;
+    for (let address = 0; address < 50; address++) {
+      for (let i = 0; i < OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND; i++) {
+        respond(Uint8Array.of(0, 0, 0), `203.0.113.${address}`);
+      }
+    }
+    assert.equal(respond(Uint8Array.of(0, 0, 0), '192.0.2.77').outcome, 'try_later');
+    // The previous block's signed answer to these very bytes, still fresh, rather than try-later.
+    const again = respond(plain, '198.51.100.2');
+    assert.deepEqual(again, first);
+    assert.equal(parseResponseStatus(again.response), OcspResponseStatus.successful);
+    // A request it never answered gets try-later.
+    assert.equal(respond(ocspRequestFor(certificates[1]!), '198.51.100.2').outcome, 'try_later');
+  });
+
   it('answers a cache hit from one client while another floods malformed requests', () => {
     const { keys, issuer } = ca.validators['val-a']!;
     const respond = createOcspResponder({
