@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -610,44 +611,81 @@ async function syncDirectory(directory: string): Promise<void> {
   await handle.close();
 }
 
-/** Reads and decodes a key file (see `decodeKeyFile`), refusing group/world-accessible files. */
-export async function readKeyFile<K extends KeyKind = KeyKind>(
-  path: string,
-  options: ReadKeyFileOptions<K> = {},
-): Promise<KeyFileContentOf<K>> {
+/** What a non-regular file at a key path is, for the refusal's message. */
+function fileType(stats: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isSocket(): boolean;
+}): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSocket()) return 'a socket';
+  return 'a device or other special file';
+}
+
+/**
+ * Reads a secret file (a key file, or a passphrase file beside one) as UTF-8 text with the
+ * checks a key file gets: a regular file (a FIFO or device is refused, not waited on: it is
+ * opened non-blocking and checked with fstat before any read), not accessible by group or others
+ * (INSECURE_PERMISSIONS, like OpenSSH), and at most 64 KiB (counted while reading, so a file
+ * that grows meanwhile is refused too). `what` names it in messages ("key file").
+ */
+export async function readSecretFile(path: string, what = 'key file'): Promise<string> {
   let handle: FileHandle;
   try {
-    handle = await open(path, 'r');
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (error) {
     if (errnoCode(error) === 'ENOENT')
-      throw fail(KeyFileErrorCode.NOT_FOUND, `no key file at ${path}`, { path }, error);
+      throw fail(KeyFileErrorCode.NOT_FOUND, `no ${what} at ${path}`, { path }, error);
     throw ioFailure(KeyFileErrorCode.READ_FAILED, 'open', path, error);
   }
-  let text: string;
   try {
     const stats = await handle.stat();
-    if (!stats.isFile())
-      throw fail(KeyFileErrorCode.NOT_A_KEY_FILE, `${path} is not a regular file`, { path });
-    if (process.platform !== 'win32' && (stats.mode & 0o077) !== 0) {
-      throw fail(
-        KeyFileErrorCode.INSECURE_PERMISSIONS,
-        `key file ${path} is accessible by group or others (mode ${(stats.mode & 0o777).toString(8)}); chmod 600 it`,
-        { path, mode: stats.mode & 0o777 },
-      );
-    }
-    if (stats.size > MAX_FILE_BYTES) {
+    if (!stats.isFile()) {
       throw fail(
         KeyFileErrorCode.NOT_A_KEY_FILE,
-        `${path} is ${stats.size} bytes, too large for a key file`,
+        `${what} ${path} is ${fileType(stats)}, not a regular file`,
         { path },
       );
     }
-    text = await handle.readFile('utf8');
+    if (process.platform !== 'win32' && (stats.mode & 0o077) !== 0) {
+      throw fail(
+        KeyFileErrorCode.INSECURE_PERMISSIONS,
+        `${what} ${path} is accessible by group or others (mode ${(stats.mode & 0o777).toString(8)}); chmod 600 it`,
+        { path, mode: stats.mode & 0o777 },
+      );
+    }
+    const buffer = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_FILE_BYTES) {
+        throw fail(
+          KeyFileErrorCode.NOT_A_KEY_FILE,
+          `${what} ${path} is larger than ${MAX_FILE_BYTES} bytes, too large for a ${what}`,
+          { path },
+        );
+      }
+    }
+    return buffer.subarray(0, length).toString('utf8');
   } catch (error) {
     if (error instanceof KeyFileError) throw error;
     throw ioFailure(KeyFileErrorCode.READ_FAILED, 'read', path, error);
   } finally {
     await handle.close();
   }
-  return decodeKeyFile(text, options);
+}
+
+/**
+ * Reads and decodes a key file (see `decodeKeyFile`), refusing what `readSecretFile` refuses:
+ * a non-regular, group/world-accessible or oversized file.
+ */
+export async function readKeyFile<K extends KeyKind = KeyKind>(
+  path: string,
+  options: ReadKeyFileOptions<K> = {},
+): Promise<KeyFileContentOf<K>> {
+  return decodeKeyFile(await readSecretFile(path), options);
 }

@@ -42,6 +42,7 @@ import {
 import { CaError } from '../trustchain/ca/errors.js';
 import type { RateLimit } from '../trustchain/ca/rate-limit.js';
 import { CliError } from './cli-error.js';
+import { writeFileAtomically } from './io.js';
 
 /**
  * The TrustChain CA part of `hypermesh cluster init` (docs/ca.md, "Genesis"): each validator
@@ -182,13 +183,15 @@ export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<C
     flag: 'wx',
     mode: 0o644,
   });
-  const secret = { flag: 'wx', mode: 0o600 } as const;
-  await writeFile(
+  // The root keys (and a generated passphrase) exist nowhere else: each is fsynced with its
+  // directory entry, so a power loss after `cluster init` cannot leave them empty.
+  const secret = { mode: 0o600 } as const;
+  await writeFileAtomically(
     path.join(options.operatorDir, CA_FILES.rootEcdsaKey),
     ceremony.rootKeyFiles.ecdsa,
     secret,
   );
-  await writeFile(
+  await writeFileAtomically(
     path.join(options.operatorDir, CA_FILES.rootFalconKey),
     ceremony.rootKeyFiles.falcon,
     secret,
@@ -196,7 +199,7 @@ export async function runClusterCaCeremony(options: ClusterCaOptions): Promise<C
   let passphraseFile: string | null = null;
   if (generated) {
     passphraseFile = path.join(options.operatorDir, CA_FILES.passphrase);
-    await writeFile(passphraseFile, `${passphrase}\n`, secret);
+    await writeFileAtomically(passphraseFile, `${passphrase}\n`, secret);
   }
   const zone = options.dnsZone?.replace(/\.$/, '') ?? null;
   const ipRanges =

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { bytesEqual, fromBase64, fromHex, toBase64, toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import type { FalconBackend, FalconKeyPair } from '../crypto/falcon.js';
-import { readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
+import { KeyFileError, readKeyFile, readSecretFile, writeKeyFile } from '../crypto/keyfile.js';
 import { derToPem, pemToDerList } from '../crypto/x509.js';
 import type { TrustBundle } from '../trustchain/ca/bundle.js';
 import { CaError } from '../trustchain/ca/errors.js';
@@ -147,6 +147,12 @@ export async function writeIssuedIntermediate(issued: IssuedNodeIntermediate): P
   await writeFileAtomically(issued.certificateFile, derToPem(issued.certificate));
 }
 
+/** A secret file's read failure for a message, with its KeyFileError code when it has one. */
+function secretFileProblem(error: unknown): string {
+  const message = (error as Error).message;
+  return error instanceof KeyFileError ? `${message} [${error.code}]` : message;
+}
+
 /** The passphrase of the root key files: `--passphrase-env VAR`, else the file `cluster init` wrote. */
 export async function rootPassphrase(
   clusterDir: string,
@@ -162,10 +168,12 @@ export async function rootPassphrase(
   }
   const file = path.join(clusterDir, CLUSTER_FILES.operatorDir, CA_FILES.passphrase);
   try {
-    return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+    // The key files' checks: an owner-only regular file of a sane size (a 0644 copy restored
+    // from an archive is refused, not used).
+    return (await readSecretFile(file, 'passphrase file')).replace(/\r?\n$/, '');
   } catch (error) {
     throw new CliError(
-      `cannot read the root key passphrase ${file} (${(error as Error).message}); give --passphrase-env VAR`,
+      `cannot read the root key passphrase ${file} (${secretFileProblem(error)}); give --passphrase-env VAR`,
     );
   }
 }
@@ -207,9 +215,9 @@ export async function issueNodeIntermediate(options: {
   const operatorDir = path.join(options.clusterDir, CLUSTER_FILES.operatorDir);
   const keyText = async (file: string): Promise<string> => {
     try {
-      return await readFile(path.join(operatorDir, file), 'utf8');
+      return await readSecretFile(path.join(operatorDir, file), 'root key file');
     } catch (error) {
-      throw new CliError(`cannot read the root key ${file}: ${(error as Error).message}`);
+      throw new CliError(`cannot read the root key ${file}: ${secretFileProblem(error)}`);
     }
   };
   const notBefore = new Date(

@@ -68,6 +68,7 @@ import {
   sealStagingDir,
 } from './ceremony-staging.js';
 import { checkClusterPorts, clusterPortBases } from './cluster-ports.js';
+import { syncDirectory, writeFileAtomically } from './io.js';
 import { refuseRunningNodes } from './cluster-running-nodes.js';
 import { findFreePorts } from './free-ports.js';
 import {
@@ -471,6 +472,12 @@ function checkOptions(options: ClusterInitOptions): void {
       );
     }
     checkCaRateLimit(options.caRateLimit);
+  }
+  if (options.caPassphraseEnv !== undefined && options.ca === false) {
+    // The development CA's root key would be written unencrypted: refuse rather than ignore it.
+    throw new CliError(
+      "--ca-passphrase-env encrypts the TrustChain CA's root keys; it cannot be combined with --no-ca (whose development CA root key is not encrypted)",
+    );
   }
   if (options.acmeExternalDns === true) {
     const without =
@@ -981,8 +988,8 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
       proof,
       ...(app === undefined ? {} : { app }),
     };
-    await writeFile(path.join(staging, CLUSTER_FILES.genesis), genesisToJson(genesis), {
-      flag: 'wx',
+    // Fsynced: with the root keys, what the cluster cannot be rebuilt without.
+    await writeFileAtomically(path.join(staging, CLUSTER_FILES.genesis), genesisToJson(genesis), {
       mode: 0o644,
     });
     progress(`  genesis   ${CLUSTER_FILES.genesis} (total voting power ${power * count})`);
@@ -995,6 +1002,9 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
     }
 
     await sealStagingDir(staging);
+    // The staging directory's own entries (genesis.json, operator/, ca/, node-K/) are durable
+    // before it is renamed into place; commitStaging then syncs the rename.
+    await syncDirectory(staging);
     const finished = staging;
     await interrupt.uninterrupted(async () => {
       await options.hooks?.beforeCommit?.(dir);
@@ -1049,6 +1059,8 @@ async function commitStaging(
 ): Promise<void> {
   if (target !== 'replace') {
     await rename(staging, dir);
+    // A power loss after the rename must not lose it: its entry is in the parent directory.
+    await syncDirectory(path.dirname(dir));
     return;
   }
   let entries: string[];
@@ -1082,5 +1094,6 @@ async function commitStaging(
     await rm(aside, { recursive: true, force: true });
     throw error;
   }
+  await syncDirectory(path.dirname(dir));
   await rm(aside, { recursive: true, force: true });
 }

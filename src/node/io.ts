@@ -102,12 +102,7 @@ export async function writeFileAtomically(
     await fs.rm(temporary, { force: true }).catch(() => undefined);
     throw error;
   }
-  // Makes the new directory entry durable; some file systems refuse to fsync a directory.
-  const dirHandle = await fs.open(directory, 'r').catch(() => undefined);
-  if (dirHandle !== undefined) {
-    await dirHandle.sync().catch(() => undefined);
-    await dirHandle.close();
-  }
+  await syncDirectory(directory);
 }
 
 /**
@@ -130,4 +125,20 @@ export async function checkOutputPath(file: string, what: string): Promise<void>
   });
   const target = await fs.stat(file).catch(() => null);
   if (target?.isDirectory() === true) throw new CliError(`${what}: ${file} is a directory`);
+}
+
+/**
+ * Makes the entries of `directory` durable (fsync of the directory: what a rename or a new file
+ * in it changed survives a power loss). Some file systems refuse to fsync a directory; that is
+ * not an error. Goes through the `fs/promises` object, like `writeFileAtomically`, so tests can
+ * observe it.
+ */
+export async function syncDirectory(directory: string): Promise<void> {
+  const handle = await fs.open(directory, 'r').catch(() => undefined);
+  if (handle === undefined) return;
+  try {
+    await handle.sync().catch(() => undefined);
+  } finally {
+    await handle.close();
+  }
 }
