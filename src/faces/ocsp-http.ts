@@ -125,14 +125,14 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
   const maxPerClient =
     options.maxRequestsPerClientPerSecond ?? OCSP_MAX_REQUESTS_PER_CLIENT_PER_SECOND;
   /** Nonce-less answers of the block `cachedFor`, by request bytes. */
-  let cache = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
+  let cache = new BoundedMap<string, CachedAnswer>(OCSP_CACHE_ENTRIES);
   let cachedFor: number | null = null;
   /**
    * The answers of the block before (`previousFor`): given when a bound would refuse a request
    * with `tryLater`, while that block is fresh, so a flood at a new block cannot empty the cache
    * for good (it refills only through answers that pass the bounds).
    */
-  let previous = new BoundedMap<string, ReturnType<OcspResponder>>(OCSP_CACHE_ENTRIES);
+  let previous = new BoundedMap<string, CachedAnswer>(OCSP_CACHE_ENTRIES);
   let previousFor: number | null = null;
   let second = -1;
   let signedThisSecond = 0;
@@ -149,8 +149,15 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
   const isFresh = (blockTime: number | null, wallClock: number): blockTime is number =>
     blockTime !== null && wallClock - blockTime <= maxAge;
   /** `tryLater`, unless the block before answered these very bytes and is still fresh. */
-  const busy = (cacheKey: string, wallClock: number): ReturnType<OcspResponder> =>
-    (isFresh(previousFor, wallClock) ? previous.peek(cacheKey) : undefined) ?? tryLater();
+  const busy = (cacheKey: string, wallClock: number): ReturnType<OcspResponder> => {
+    const stale = isFresh(previousFor, wallClock) ? previous.peek(cacheKey) : undefined;
+    // Only while every certificate it names still has the status it gave: a revocation since
+    // is never answered "good" (a state read per CertID, no parsing, no signature).
+    if (stale === undefined || !stale.statuses.every(sameStatus(options.status))) {
+      return tryLater();
+    }
+    return stale.answer;
+  };
   return (der, client) => {
     const wallClock = now();
     const currentSecond = Math.floor(wallClock / 1000);
@@ -173,7 +180,7 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
         cachedFor = blockTime;
       }
       const cached = cache.get(cacheKey);
-      if (cached !== undefined) return cached;
+      if (cached !== undefined) return cached.answer;
     }
     const clientKey = client === undefined ? null : clientAddressKey(client);
     const clientUsed = clientKey === null ? 0 : (perClient.get(clientKey) ?? 0);
@@ -224,8 +231,35 @@ export function createOcspResponder(options: OcspResponderOptions): OcspResponde
       }),
       outcome,
     };
-    if (parsed.nonce === null) cache.set(cacheKey, answer);
+    if (parsed.nonce === null) {
+      cache.set(cacheKey, {
+        answer,
+        statuses: responses.map(({ certId, status }) => ({ serial: certId.serial, status })),
+      });
+    }
     return answer;
+  };
+}
+
+/** A cached answer, with what it said of each certificate (checked again before reuse). */
+interface CachedAnswer {
+  readonly answer: ReturnType<OcspResponder>;
+  readonly statuses: readonly { readonly serial: Uint8Array; readonly status: OcspCertStatus }[];
+}
+
+/** Whether `status` still says what a cached answer said of one certificate. */
+function sameStatus(
+  status: (serial: Uint8Array) => OcspCertStatus,
+): (entry: CachedAnswer['statuses'][number]) => boolean {
+  return ({ serial, status: then }) => {
+    const now = status(serial);
+    return (
+      now.status === then.status &&
+      (now.status !== 'revoked' ||
+        (then.status === 'revoked' &&
+          now.time.getTime() === then.time.getTime() &&
+          now.reason === then.reason))
+    );
   };
 }
 

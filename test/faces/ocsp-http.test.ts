@@ -397,10 +397,12 @@ describe('OCSP responder (RFC 6960)', () => {
     const { keys, issuer } = ca.validators['val-a']!;
     let blockTime = Date.UTC(2026, 2, 1, 12, 0, 0);
     let clock = blockTime + 1_000;
+    let revoked = false;
     const respond = createOcspResponder({
       issuer,
       signer: createDeterministicSigner(keys.ecdsa.privateKey),
-      status: () => ({ status: 'good' }),
+      status: () =>
+        revoked ? { status: 'revoked', time: new Date(blockTime), reason: 1 } : { status: 'good' },
       committedTime: () => blockTime,
       now: () => clock,
     });
@@ -423,6 +425,9 @@ describe('OCSP responder (RFC 6960)', () => {
     assert.equal(parseResponseStatus(again.response), OcspResponseStatus.successful);
     // A request it never answered gets try-later.
     assert.equal(respond(ocspRequestFor(certificates[1]!), '198.51.100.2').outcome, 'try_later');
+    // Revoked in the latest block: the old "good" is never given again.
+    revoked = true;
+    assert.equal(respond(plain, '198.51.100.2').outcome, 'try_later');
   });
 
   it('answers a cache hit from one client while another floods malformed requests', () => {

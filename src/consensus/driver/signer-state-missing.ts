@@ -49,7 +49,11 @@ export function decideMissingSignerState(input: {
   readonly policy: SignerStateMissingPolicy;
 }): SignerStateMissingDecision {
   if (input.hasRecord) return { kind: 'start' };
-  if (!input.isValidator) return { kind: 'mark' };
+  // A WAL holding this key's own signatures says it signed here: never mark that "nothing".
+  // Not a validator of the next two heights by the store it has (a store restored from before
+  // the key joined), it starts as before, unmarked, and is checked again at its next start.
+  if (!input.isValidator)
+    return input.wal.signedHeight === null ? { kind: 'mark' } : { kind: 'start' };
   const knownHeight = Math.max(
     input.committedHeight,
     input.wal.checkpointHeight ?? 0,

@@ -97,6 +97,17 @@ describe('signer state missing: the decision', () => {
     ]) {
       assert.deepEqual(decideMissingSignerState({ ...mark, policy: 'refuse' }), { kind: 'mark' });
     }
+    // A WAL with the key's own signatures is never marked "signed nothing", validator or not.
+    assert.deepEqual(
+      decideMissingSignerState({
+        ...base,
+        isValidator: false,
+        committedHeight: 0,
+        wal: { checkpointHeight: 5, signedHeight: 7 },
+        policy: 'refuse',
+      }),
+      { kind: 'start' },
+    );
   });
 
   it('a fence refuses every height up to it, survives a restart, and gives way to a record', async () => {
