@@ -316,6 +316,21 @@ describe('a node serving the signed zone, changed with hypermesh dns', { skip },
       zoneJson.names.map((entry) => entry.name),
       ['www.hypermesh.'],
     );
+
+    // A record an admin sets at the apex is in the index too; the zone lists the apex once.
+    const caa = await dns('set', 'hypermesh', 'CAA', '0 issue "hypermesh"', '--wait');
+    assert.equal(caa.code, 0, caa.err);
+    const withApex = await dns('zone', 'hypermesh', '--json');
+    assert.equal(withApex.code, 0, withApex.err);
+    const listed = JSON.parse(withApex.out) as { names: Array<{ name: string }> };
+    assert.deepEqual(
+      listed.names.map((entry) => entry.name),
+      ['hypermesh.', 'www.hypermesh.'],
+    );
+    const text = await dns('zone');
+    assert.equal(text.code, 0, text.err);
+    assert.equal(text.out.match(/^hypermesh\. 3600 IN SOA /gm)?.length, 1, 'the apex once');
+    assert.match(text.out, /^hypermesh\. \d+ IN CAA 0 issue "hypermesh"$/m);
   });
 
   it('refuses precisely, with the module codes', async () => {

@@ -129,8 +129,14 @@ export function checkZoneParams(input: unknown): ZoneParams {
   };
 }
 
-/** Types the module never stores from a transaction: SOA (the zone's) and the DNSSEC signer's. */
+/**
+ * Types the module never stores from a transaction: SOA (the zone's), the DNSSEC signer's, and
+ * DNAME (39): a DNAME redirects every name below its owner (RFC 6672) and no data may exist
+ * there, so it would let a name's owner take over the names of other keys below it — what the
+ * NS rule (`DESCENDANT_OWNED`) refuses — and make the zone invalid where they have records.
+ */
 const MANAGED_TYPES = new Set<number>([
+  39, // DNAME
   RR_TYPES.SOA,
   RR_TYPES.RRSIG,
   RR_TYPES.NSEC,

@@ -231,7 +231,8 @@ describe('dns body: refusals with codes', () => {
     refused(set(41), C.INVALID_RECORD, 'type');
     refused(set(255), C.INVALID_RECORD, 'type');
     refused(set(65536), C.INVALID_RECORD, 'type');
-    for (const managed of [6, 46, 47, 48, 50, 51]) refused(set(managed), C.MANAGED_TYPE, 'type');
+    for (const managed of [6, 39, 46, 47, 48, 50, 51])
+      refused(set(managed), C.MANAGED_TYPE, 'type');
     refused(() => dnsRecordsDelete('www.hypermesh.', 'SOA'), C.MANAGED_TYPE);
     refused(() => dnsRecordsDelete('www.hypermesh.', 'BOGUS'), C.INVALID_RECORD);
     refused(set(1, [], 60), C.INVALID_RECORD, 'rdata');
