@@ -132,7 +132,12 @@ export class FrameWriter {
           continue;
         }
         if (this.finishRequested && !this.finished) {
+          // A transport that took the whole answer into its own buffer (QUIC's write resolves
+          // once the bytes are queued) holds it until the caller reads: waiting for the finish
+          // is waiting for the caller's flow control, and counts as a write for the stall timeout.
+          this.writeStartedAt = Date.now();
           await this.stream.finish();
+          this.writeStartedAt = 0;
           this.finished = true;
           for (const waiter of this.finishWaiters.splice(0)) waiter.resolve();
         }
