@@ -38,6 +38,7 @@ import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolAddResult } from '../cons
 import { accountHistoryPage, storedReceipt } from './tx-receipts.js';
 import { createTxIntake, type TxIntake } from './tx-intake.js';
 import {
+  MAX_STATUS_ENTRIES,
   MAX_VALIDATOR_UPDATE_RESPONSE_BYTES,
   createStoqConsensusNetwork,
   registerNodeRpc,
@@ -1102,6 +1103,7 @@ export function statusRecord(
 ): NodeStatusRecord {
   const status = driver.status();
   const sizes = store.fileSizes();
+  const shownPeers = status.peers.slice(0, MAX_STATUS_ENTRIES);
   return {
     node: config.name,
     id,
@@ -1119,8 +1121,11 @@ export function statusRecord(
     totalPower: status.validators.totalPower,
     validatorSetHash: status.validators.hash,
     proposer: status.validators.proposer,
-    peersConnected: status.peers.map((peer) => peer.peer),
-    peerHeights: Object.fromEntries(status.peers.map((peer) => [peer.peer, peer.committedHeight])),
+    // The record's lists hold MAX_STATUS_ENTRIES items at most (past it the answer would not
+    // pass the schema, and `status` would fail for good on a large mesh): the count says all.
+    peersConnected: shownPeers.map((peer) => peer.peer),
+    peerHeights: Object.fromEntries(shownPeers.map((peer) => [peer.peer, peer.committedHeight])),
+    peerCount: status.peers.length,
     mempoolSize: status.mempoolSize,
     pendingEvidence: status.pendingEvidence,
     walBytes: status.wal.bytes,
