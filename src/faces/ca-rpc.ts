@@ -21,6 +21,7 @@ import {
   unary,
   type PeerIdentity,
 } from '../stoq/index.js';
+import { PeerBudget } from '../stoq/rpc/peer-budget.js';
 
 /**
  * The TrustChain CA's RPC face (`hypermesh.trustchain.ca.v1`, docs/ca.md "RPC"), served by
@@ -33,6 +34,7 @@ import {
  *   height (`verifyCaGet` checks them).
  * - `validate`: chain to the trust bundle, committed revocation state, inclusion in the node's
  *   CT log and the consensus reference (the node's view; the proofs let a client re-check it).
+ *   Budgeted per identity (`DEFAULT_VALIDATE_RATE_PER_IDENTITY`, reason `validate-rate`).
  * - `sth`, `inclusionProof`, `consistencyProof`: the node's transparency log (docs/ct.md).
  *
  * - `corroborate`: multi-perspective validation (docs/acme.md, "Multi-perspective validation"):
@@ -365,18 +367,53 @@ export async function verifyCaGet(
   }, txHash);
 }
 
+/**
+ * `validate` calls one authenticated identity (certificate URI) may make per second, and at once
+ * after a pause (the bucket's size); one more is refused with RESOURCE_EXHAUSTED, reason
+ * `validate-rate`. One call costs an X.509 parse per intermediate of the bundle, a P-256 chain
+ * verification, a FALCON-1024 verification, two proven state reads and a CT audit path, all on
+ * the node's event loop: without a budget one client looping it would keep the node busy.
+ */
+export const DEFAULT_VALIDATE_RATE_PER_IDENTITY = 20;
+export const DEFAULT_VALIDATE_BURST_PER_IDENTITY = 40;
+
+export interface CaRpcOptions {
+  /** Default `DEFAULT_VALIDATE_RATE_PER_IDENTITY`. */
+  readonly validateRatePerIdentity?: number;
+  /** Default `DEFAULT_VALIDATE_BURST_PER_IDENTITY`. */
+  readonly validateBurstPerIdentity?: number;
+  /** Milliseconds of a monotonic clock, for the validate budget (default `performance.now`). */
+  readonly now?: () => number;
+}
+
 /** Registers `hypermesh.trustchain.ca.v1` on `rpc`; `counted` sees every log proof request. */
 export function registerCaRpc(
   rpc: ServiceRegistry,
   source: CaRpcSource,
   counted: (kind: 'sth' | 'inclusion' | 'consistency') => void = () => undefined,
+  options: CaRpcOptions = {},
 ): void {
+  const validateRate = options.validateRatePerIdentity ?? DEFAULT_VALIDATE_RATE_PER_IDENTITY;
+  const validateBudget = new PeerBudget(
+    validateRate,
+    options.validateBurstPerIdentity ?? DEFAULT_VALIDATE_BURST_PER_IDENTITY,
+    options.now ?? (() => performance.now()),
+  );
   rpc.register(caService, {
     issue: (request, ctx) => submitOp(source, 'request', request.tx, submitterOf(ctx.peer)),
     renew: (request, ctx) => submitOp(source, 'renew', request.tx, submitterOf(ctx.peer)),
     revoke: (request, ctx) => submitOp(source, 'revoke', request.tx, submitterOf(ctx.peer)),
     get: (request) => ({ answers: caGetAnswers((q) => source.query(q), request) }),
-    validate: (request) => source.validate(request),
+    validate: (request, ctx) => {
+      if (!validateBudget.take(ctx.peer.uri)) {
+        throw new StoqError(
+          StoqErrorCode.RESOURCE_EXHAUSTED,
+          `${ctx.peer.name} called validate more often than this node answers one identity`,
+          { reason: 'validate-rate', ratePerSecond: validateRate },
+        );
+      }
+      return source.validate(request);
+    },
     corroborate: async (request, ctx) => ({
       attestation: await source.corroborate(request, ctx.peer),
     }),

@@ -34,6 +34,7 @@ import {
   type SessionSource,
   type StoqEndpoint,
 } from '../stoq/index.js';
+import { PeerBudget } from '../stoq/rpc/peer-budget.js';
 
 /**
  * The catalog's RPC face (`hypermesh.discovery.v1`, docs/discovery.md "RPC"), served by every
@@ -74,8 +75,6 @@ export const DEFAULT_RESOLVE_RATE_PER_PEER = 10;
 export const DEFAULT_RESOLVE_BURST_PER_PEER = 20;
 /** Built `resolve` answers kept for the current height (least recently used one leaves first). */
 export const RESOLVE_CACHE_ENTRIES = 32;
-/** Identities whose resolve budget is tracked; past it, full buckets (then the oldest) are dropped. */
-const MAX_BUDGETED_PEERS = 4_096;
 const MAX_PROVEN_BYTES = 256 * 1024;
 
 const readers = ['validator', 'node', 'client'] as const;
@@ -183,47 +182,6 @@ export interface DiscoveryRpcOptions {
 }
 
 type ResolveAnswer = z.infer<(typeof discoveryService)['methods']['resolve']['response']>;
-
-/**
- * A token bucket per identity: `rate` calls a second, at most `burst` at once. A dropped bucket
- * is full again when next asked for, so dropping full buckets loses nothing.
- */
-class PeerBudget {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    private readonly now: () => number,
-  ) {}
-
-  /** Takes one call from `peer`'s budget; false when none is left. */
-  take(peer: string): boolean {
-    const now = this.now();
-    const held = this.buckets.get(peer);
-    const tokens =
-      held === undefined
-        ? this.burst
-        : Math.min(this.burst, held.tokens + (Math.max(0, now - held.at) * this.rate) / 1_000);
-    const allowed = tokens >= 1;
-    this.buckets.delete(peer);
-    this.buckets.set(peer, { tokens: allowed ? tokens - 1 : tokens, at: now });
-    if (this.buckets.size > MAX_BUDGETED_PEERS) this.prune(now);
-    return allowed;
-  }
-
-  private prune(now: number): void {
-    for (const [peer, bucket] of this.buckets) {
-      if (bucket.tokens + ((now - bucket.at) * this.rate) / 1_000 >= this.burst) {
-        this.buckets.delete(peer);
-      }
-    }
-    for (const peer of this.buckets.keys()) {
-      if (this.buckets.size <= MAX_BUDGETED_PEERS) break;
-      this.buckets.delete(peer);
-    }
-  }
-}
 
 function liveEntries(snapshot: ServiceSnapshot, statuses: readonly HealthStatus[]) {
   return snapshot.entries.filter(

@@ -125,6 +125,45 @@ export interface CommittedBlocks {
   byHeight(height: number): { readonly timeMs: number } | null;
 }
 
+/** How recent the node's last committed block is, by the clock `now` (ms). */
+export interface CommittedBlockFreshness {
+  /** The last committed block's time (ms), or null when no block is known. */
+  committedTime(): number | null;
+  /**
+   * The last committed block's time while it is at most `maxBlockAgeMs` old, else null: the
+   * node is behind (partitioned or stalled) and does not vouch for the present.
+   */
+  freshBlockTime(): number | null;
+}
+
+/**
+ * The one freshness notion of the node's revocation answers (docs/ca.md, "OCSP"): OCSP, the CRL
+ * and the RPC's `validate` answer only while the last committed block is at most
+ * `maxBlockAgeMs` (`ca.maxBlockAgeSeconds`) old. Absent `blocks`: never fresh.
+ */
+export function committedBlockFreshness(
+  blocks: CommittedBlocks | undefined,
+  now: () => number,
+  maxBlockAgeMs: number,
+): CommittedBlockFreshness {
+  let lastBlock: { height: number; timeMs: number } | null = null;
+  const committedTime = (): number | null => {
+    const height = blocks?.latestHeight() ?? null;
+    if (height === null) return null;
+    if (lastBlock?.height !== height) {
+      const block = blocks?.byHeight(height) ?? null;
+      if (block === null) return null;
+      lastBlock = { height, timeMs: block.timeMs };
+    }
+    return lastBlock.timeMs;
+  };
+  const freshBlockTime = (): number | null => {
+    const time = committedTime();
+    return time === null || now() - time > maxBlockAgeMs ? null : time;
+  };
+  return { committedTime, freshBlockTime };
+}
+
 export const CT_LOG_FILE = 'ct.sqlite';
 export const CT_LOG_KEY_FILE = 'ct-log.key';
 /** A CRL is re-signed when a revocation arrives, or once it is this old. */
@@ -471,22 +510,11 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
   // given once that block is older than `maxBlockAge` (docs/ca.md, "OCSP").
   const wallClock = options.now ?? Date.now;
   const maxBlockAge = (config.ca?.maxBlockAgeSeconds ?? OCSP_MAX_BLOCK_AGE_MS / 1000) * 1000;
-  let lastBlock: { height: number; timeMs: number } | null = null;
-  const committedTime = (): number | null => {
-    const height = options.blocks?.latestHeight() ?? null;
-    if (height === null) return null;
-    if (lastBlock?.height !== height) {
-      const block = options.blocks?.byHeight(height) ?? null;
-      if (block === null) return null;
-      lastBlock = { height, timeMs: block.timeMs };
-    }
-    return lastBlock.timeMs;
-  };
-  /** The last committed block's time while it is recent enough to answer from, else null. */
-  const freshBlockTime = (): number | null => {
-    const time = committedTime();
-    return time === null || wallClock() - time > maxBlockAge ? null : time;
-  };
+  const { committedTime, freshBlockTime } = committedBlockFreshness(
+    options.blocks,
+    wallClock,
+    maxBlockAge,
+  );
 
   let crlCache: { count: number; built: number; number: number; der: Uint8Array } | null = null;
   const crl = (): Uint8Array | null => {

@@ -10,9 +10,11 @@ import { decodeBlock } from '../consensus/wire.js';
 import {
   registerCaRpc,
   type CaProvenAnswer,
+  type CaRpcOptions,
   type CaRpcSource,
   type CaValidateResponse,
 } from '../faces/ca-rpc.js';
+import { OCSP_MAX_BLOCK_AGE_MS } from '../faces/ocsp-http.js';
 import { StoqError, StoqErrorCode } from '../stoq/errors.js';
 import type { IdentityCheck, RevocationAnswer, RevocationQuery } from '../stoq/auth/index.js';
 import type { NodeStore } from '../storage/index.js';
@@ -34,6 +36,7 @@ import {
 } from '../trustchain/ca-module/index.js';
 import { CtError, encodeMerkleTreeLeaf, type CtLog } from '../trustchain/ct/index.js';
 import { createCaMetrics, type CaMetrics } from './ca-metrics.js';
+import { committedBlockFreshness } from './ca-node.js';
 import { createCorroborateCounter, type Corroborator } from './acme-mpic.js';
 import { decodeDcvAttestation } from '../trustchain/ca-module/dcv.js';
 import type { Logger } from './log.js';
@@ -60,7 +63,16 @@ export interface CaServiceOptions {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly falcon?: FalconBackend;
+  /** Wall clock (ms): certificate validity and the last committed block's age. */
   readonly now?: () => number;
+  /**
+   * `validate` refuses (UNAVAILABLE, reason `stale`) once the last committed block of `store`
+   * is older than this, as OCSP and the CRL do (`committedBlockFreshness`, the node's
+   * `ca.maxBlockAgeSeconds`); default `OCSP_MAX_BLOCK_AGE_MS`.
+   */
+  readonly maxBlockAgeMs?: number;
+  /** The RPC face's `validate` budget per identity (ca-rpc.ts). */
+  readonly rpcOptions?: CaRpcOptions;
 }
 
 export interface CaService {
@@ -73,6 +85,11 @@ export interface CaService {
    * check — the dev CA's revoked-serials file — covers it).
    */
   revocation(query: RevocationQuery): RevocationAnswer;
+  /**
+   * The node's view of `certificate` (docs/ca.md, "RPC"). Throws StoqError UNAVAILABLE
+   * (`detail.reason` `stale`) while the last committed block is older than `maxBlockAgeMs`: a
+   * node that is behind may not have seen a revocation, so it does not vouch for the present.
+   */
   validate(
     certificate: Uint8Array,
     purpose?: 'serverAuth' | 'clientAuth' | 'any',
@@ -228,6 +245,8 @@ export function createCaService(options: CaServiceOptions): CaService {
   const reader = new CaStateReader(moduleState);
   const view = createIssuerView(ca, falcon);
   const metrics = createCaMetrics(options.registry, () => log.size);
+  const maxBlockAgeMs = options.maxBlockAgeMs ?? OCSP_MAX_BLOCK_AGE_MS;
+  const freshness = committedBlockFreshness(store.blocks, now, maxBlockAgeMs);
 
   const proven = (
     name: CaProvenAnswer['query'],
@@ -277,6 +296,16 @@ export function createCaService(options: CaServiceOptions): CaService {
     certificate: Uint8Array,
     purpose: 'serverAuth' | 'clientAuth' | 'any' = 'any',
   ): CaValidateResponse => {
+    if (freshness.freshBlockTime() === null) {
+      const time = freshness.committedTime();
+      throw new StoqError(
+        StoqErrorCode.UNAVAILABLE,
+        time === null
+          ? 'this node has no committed block to answer from'
+          : `this node's last committed block is ${Math.round((now() - time) / 1000)} s old, more than ${maxBlockAgeMs / 1000} s: it may not have seen a revocation`,
+        { reason: 'stale', maxBlockAgeSeconds: maxBlockAgeMs / 1000 },
+      );
+    }
     let verified: {
       readonly validator: string;
       readonly reference: {
@@ -454,7 +483,7 @@ export function createCaService(options: CaServiceOptions): CaService {
     },
   };
   if (options.rpc !== null) {
-    registerCaRpc(options.rpc, source, (kind) => metrics.proofRequest(kind));
+    registerCaRpc(options.rpc, source, (kind) => metrics.proofRequest(kind), options.rpcOptions);
   }
 
   const blockTimes = new Map<number, number>();

@@ -39,7 +39,15 @@ import {
 } from '../trustchain/ca-module/index.js';
 import { readCaValue, type CaAnswerCheck } from '../trustchain/ca-module/client.js';
 import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
-import { publishedKey } from '../trustchain/ca-module/state.js';
+import {
+  certificateKey,
+  decodeCertificateRecord,
+  decodeRevocation,
+  publishedKey,
+  revocationKey,
+  type RevocationRecord,
+} from '../trustchain/ca-module/state.js';
+import type { CaValidateResponse } from '../faces/ca-rpc.js';
 import { MAX_NOTE_BYTES, encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
 import { CliError } from './cli-error.js';
 import { submitTransaction } from './tx-submit.js';
@@ -508,9 +516,94 @@ export async function checkCtInclusion(
   return { url: base, treeSize: head.size, leafIndex: proof.leaf_index, rootHash: rootHex };
 }
 
+/** What a node's `validate` answer proves once `checkValidateAnswer` accepted it. */
+export interface CheckedValidateAnswer {
+  /** The committed height the proven answers were read at: the answer holds as of it. */
+  readonly height: number;
+  /** The height of the block that published the certificate (proven), or null. */
+  readonly publishedAt: number | null;
+  /** The committed revocation of the certificate at that height, if any. */
+  readonly revocation: RevocationRecord | null;
+}
+
+/**
+ * Checks the consensus part of a node's `validate` answer for `certificate` (DER) the way the
+ * other CA reads of another node are checked (`readCaValue` with `check`, normally
+ * `committedCaCheck`): the `certificate` and `revocation` answers must be for the certificate's
+ * own serial, at one height, each proof must verify against its state root and that root must
+ * be the one the validator quorum committed at that height. The proven values must agree with
+ * the node's verdict: a `valid` answer needs the certificate published (same DER) and not
+ * revoked; a `revoked` one a proven revocation; a `not_published` one no such certificate. Throws CliError (exit 1) otherwise, or the
+ * check's refusal; returns the height and the proven revocation. An answer without a
+ * consensus part (the node refused it offline) has nothing to check: null.
+ */
+export async function checkValidateAnswer(
+  answer: CaValidateResponse,
+  certificate: Uint8Array,
+  check: CaAnswerCheck,
+): Promise<CheckedValidateAnswer | null> {
+  const consensus = answer.consensus;
+  if (consensus === null) {
+    if (answer.valid) throw new CliError('the node answered valid without its proven answers', 1);
+    return null;
+  }
+  const serial = readTbs(splitCertificate(certificate).tbs).serial;
+  const replay = async (name: 'certificate' | 'revocation', key: Uint8Array, height?: number) => {
+    const found = consensus.answers.find((a) => a.query === name);
+    if (found === undefined) throw new CliError(`the node's answer lacks the ${name} query`, 1);
+    if (toHex(found.data) !== toHex(serial)) {
+      throw new CliError(`the node's ${name} answer is for another serial`, 1);
+    }
+    const proven = await readCaValue(
+      () => ({
+        height: found.height,
+        value: found.value,
+        proof: found.proof,
+        stateRoot: found.stateRoot,
+      }),
+      caQuery(name, serial, height),
+      key,
+      check,
+    );
+    if (proven.height === null) throw new CliError(`the node's ${name} answer has no height`, 1);
+    return { value: proven.value, height: proven.height };
+  };
+  const published = await replay('certificate', certificateKey(serial));
+  const revoked = await replay('revocation', revocationKey(serial), published.height);
+  const record = published.value === null ? null : decodeCertificateRecord(published.value);
+  const revocation = revoked.value === null ? null : decodeRevocation(revoked.value);
+  const isPublished = record !== null && toHex(record.der) === toHex(certificate);
+  if (answer.valid && (!isPublished || revocation !== null)) {
+    throw new CliError(
+      `the node answered valid, but its proven answers at height ${published.height} show the certificate ${isPublished ? 'revoked' : 'not published'}`,
+      1,
+    );
+  }
+  if (answer.reason === 'revoked' && revocation === null) {
+    throw new CliError(
+      `the node answered revoked, but its proven answers at height ${published.height} show no revocation`,
+      1,
+    );
+  }
+  if (answer.reason === 'not_published' && isPublished) {
+    throw new CliError(
+      `the node answered not published, but its proven answers at height ${published.height} show the certificate`,
+      1,
+    );
+  }
+  return {
+    height: published.height,
+    publishedAt: isPublished ? record.publishedAt : null,
+    revocation,
+  };
+}
+
 /**
  * `cert verify --cluster`: asks node `nodeName` (default the first) of the cluster to `validate`
- * the certificate (hypermesh.trustchain.ca.v1) and describes the answer in one line.
+ * the certificate (hypermesh.trustchain.ca.v1), checks the answer's proofs against the roots the
+ * validator quorum committed (`checkValidateAnswer`) and describes it in one line, with the
+ * height it holds as of. A node that is behind refuses (UNAVAILABLE, `stale`); a node whose
+ * proofs do not check is refused here (CliError), not believed.
  */
 export async function validateOnCluster(
   cluster: string,
@@ -519,8 +612,10 @@ export async function validateOnCluster(
   purpose: 'serverAuth' | 'clientAuth' | 'any',
 ): Promise<{ valid: boolean; line: string }> {
   const { caService } = await import('../faces/ca-rpc.js');
+  const { createNodeRpcClient } = await import('../consensus/net/index.js');
   const { findNode, loadClusterTarget, openOperatorParts } = await import('./operator.js');
   const { stoqFailure } = await import('./tx-submit.js');
+  const { withCommittedRoots } = await import('./verified-root.js');
   const target = await loadClusterTarget(cluster);
   const node =
     nodeName === undefined
@@ -532,14 +627,21 @@ export async function validateOnCluster(
       .client(caService, node.name)
       .call('validate', { certificate, purpose })
       .catch(stoqFailure(node.name));
+    const client = withCommittedRoots(
+      createNodeRpcClient({ endpoint: operator.parts.endpoint, peer: node.name }),
+      operator.genesis,
+    );
+    const checked = await checkValidateAnswer(answer, certificate, committedCaCheck(client));
+    // The proven height the answer holds as of (the node's view then, checked here).
+    const asOf = checked === null ? '' : `; as of height ${checked.height}`;
     if (!answer.valid) {
       return {
         valid: false,
-        line: `${node.name}: invalid: ${answer.message ?? ''} (${answer.reason ?? 'unknown'})`,
+        line: `${node.name}: invalid: ${answer.message ?? ''} (${answer.reason ?? 'unknown'})${asOf}`,
       };
     }
     const log = answer.transparency;
-    const publishedAt = answer.consensus?.publishedAt ?? null;
+    const publishedAt = checked?.publishedAt ?? null;
     // Height 1 publishes only the genesis bootstrap certificates (no block before it issues).
     const genesis =
       publishedAt === GENESIS_CERTIFICATE_HEIGHT ? ' (genesis bootstrap certificate)' : '';
@@ -547,7 +649,8 @@ export async function validateOnCluster(
       valid: true,
       line:
         `${node.name}: valid: not revoked, published at height ${publishedAt ?? '?'}${genesis}` +
-        (log === null ? '' : `, leaf ${log.leafIndex} of ${log.treeSize} in its CT log`),
+        (log === null ? '' : `, leaf ${log.leafIndex} of ${log.treeSize} in its CT log`) +
+        asOf,
     };
   } finally {
     await operator.close();

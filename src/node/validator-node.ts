@@ -683,6 +683,11 @@ export async function startValidatorNode(
             rpc: parts.endpoint,
             registry: parts.registry,
             logger,
+            // The same freshness as OCSP and the CRL (ca-node.ts): a node this far behind does
+            // not vouch that a certificate is not revoked.
+            ...(config.ca?.maxBlockAgeSeconds === undefined
+              ? {}
+              : { maxBlockAgeMs: config.ca.maxBlockAgeSeconds * 1000 }),
           });
 
     const stoq = await step(`cannot listen on ${formatHostPort(config.stoq)}`, () =>

@@ -7,6 +7,8 @@ import { toHex } from '../../src/crypto/bytes.js';
 import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { leafHash, verifyInclusion } from '../../src/crypto/merkle.js';
 import { createCaService, type CaService } from '../../src/node/ca-service.js';
+import { checkValidateAnswer } from '../../src/node/cert-tools.js';
+import type { CaAnswerCheck } from '../../src/trustchain/ca-module/client.js';
 import { createLogger } from '../../src/node/log.js';
 import { createAuthenticator } from '../../src/stoq/auth/authenticator.js';
 import { AuthFailureReason } from '../../src/stoq/auth/reasons.js';
@@ -23,7 +25,7 @@ import {
 } from '../../src/trustchain/ca-module/index.js';
 import { encodeMerkleTreeLeaf, openCtLog, type CtLog } from '../../src/trustchain/ct/index.js';
 import { sha256 } from '../../src/crypto/hash.js';
-import { caService as caRpcService } from '../../src/faces/ca-rpc.js';
+import { caService as caRpcService, type CaRpcOptions } from '../../src/faces/ca-rpc.js';
 import { createCorroborator, grantCorroborationAuthorizer } from '../../src/node/acme-mpic.js';
 import { StoqErrorCode } from '../../src/stoq/errors.js';
 import { RpcClient } from '../../src/stoq/rpc/client.js';
@@ -40,7 +42,7 @@ import {
 } from '../stoq/rpc-fixture.js';
 import { createTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
 import { assertRejected } from '../stoq/auth-fixture.js';
-import { BLOCK_TIME, CLUSTER } from '../trustchain/ca/fixtures.js';
+import { BLOCK_TIME, CLUSTER, issueWithSerial, serviceRequest } from '../trustchain/ca/fixtures.js';
 
 const CERT_TIME = BLOCK_TIME + 600_000;
 import {
@@ -98,6 +100,9 @@ describe('CA service: validate and revocation in STOQ', () => {
       logger: createLogger({ node: 'test' }, () => undefined, 'error'),
       falcon: fixture.ca.falcon,
       now: () => CERT_TIME,
+      // The stored blocks carry the application fixture's clock (2023), not CERT_TIME's: the
+      // freshness check has its own test below.
+      maxBlockAgeMs: Number.MAX_SAFE_INTEGER,
     });
 
     // A client certificate for spiffe://<cluster>/client/alice with the STOQ FALCON key.
@@ -213,6 +218,55 @@ describe('CA service: validate and revocation in STOQ', () => {
     assert.equal(service.validate(certificate, 'serverAuth').reason, 'wrong_key_usage');
   });
 
+  it('cert verify --cluster: the answer is replayed through the committed-root check', async () => {
+    const answer = service.validate(certificate, 'clientAuth');
+    const checked: string[] = [];
+    const accept: CaAnswerCheck = async (request, response) => {
+      checked.push(`${request.path}@${response.height}`);
+    };
+    const result = (await checkValidateAnswer(answer, certificate, accept))!;
+    const height = answer.consensus!.answers[0]!.height!;
+    assert.deepEqual(result, {
+      height,
+      publishedAt: answer.consensus!.publishedAt,
+      revocation: null,
+    });
+    assert.deepEqual(checked, [`ca/certificate@${height}`, `ca/revocation@${height}`]);
+
+    // The check refuses a root the quorum did not commit: so does the CLI.
+    const refusal = new Error('not the committed root');
+    await assert.rejects(
+      checkValidateAnswer(answer, certificate, () => Promise.reject(refusal)),
+      refusal,
+    );
+    // A proof that does not verify, answers for another serial, or no answers at all.
+    const [published, revocation] = answer.consensus!.answers;
+    const withAnswers = (answers: NonNullable<typeof answer.consensus>['answers']) => ({
+      ...answer,
+      consensus: { ...answer.consensus!, answers },
+    });
+    await assert.rejects(
+      checkValidateAnswer(
+        withAnswers([published!, { ...revocation!, value: new Uint8Array([1]) }]),
+        certificate,
+        accept,
+      ),
+      /proof does not verify/,
+    );
+    await assert.rejects(
+      checkValidateAnswer(
+        withAnswers([{ ...published!, data: new Uint8Array(16) }, revocation!]),
+        certificate,
+        accept,
+      ),
+      /another serial/,
+    );
+    await assert.rejects(
+      checkValidateAnswer({ ...answer, consensus: null }, certificate, accept),
+      /without its proven answers/,
+    );
+  });
+
   it('STOQ accepts the client, then refuses it as revoked once the revocation commits', async () => {
     const [accepted, dialed] = await connect();
     assert.equal(accepted.status, 'fulfilled', String((accepted as PromiseRejectedResult).reason));
@@ -236,6 +290,13 @@ describe('CA service: validate and revocation in STOQ', () => {
     assert.equal(after.valid, false);
     assert.equal(after.reason, 'revoked');
     assert.equal(after.revocation?.reason, 1);
+    // A node that calls the revoked certificate valid is caught by its own proven answers.
+    const accept: CaAnswerCheck = () => Promise.resolve();
+    assert.equal((await checkValidateAnswer(after, certificate, accept))?.revocation?.reason, 1);
+    await assert.rejects(
+      checkValidateAnswer({ ...after, valid: true, reason: null }, certificate, accept),
+      /answered valid, but its proven answers at height \d+ show the certificate revoked/,
+    );
   });
 
   it('corroborate: validators and nodes only, schema-checked, signed attestations of its own validation', async () => {
@@ -263,6 +324,7 @@ describe('CA service: validate and revocation in STOQ', () => {
       logger: createLogger({ node: 'test' }, () => undefined, 'error'),
       falcon: fixture.ca.falcon,
       now: () => CERT_TIME,
+      maxBlockAgeMs: Number.MAX_SAFE_INTEGER,
     });
     let holder = true;
     served.setCorroborator(
@@ -390,6 +452,143 @@ describe('CA service: validate and revocation in STOQ', () => {
       await rpc.close();
       await Promise.all(callers.map((transport) => transport.close()));
       await responder.close();
+    }
+  });
+  /** A CA service served over RPC, and callers of the roles and names given. */
+  const serveValidate = async (rpcOptions: CaRpcOptions) => {
+    const rpcNetwork = createMemoryNetwork();
+    const auth = new TableAuthenticator();
+    const serverKey = new Uint8Array(randomBytes(32));
+    auth.add(identity('validator', 'server', serverKey));
+    const serverTransport = rpcNetwork.transport({ publicKey: serverKey });
+    const rpcMetrics = createStoqMetrics(new Registry());
+    const rpcLogger = new MemoryLogger();
+    const rpc = new RpcServer({ metrics: rpcMetrics, logger: rpcLogger });
+    createCaService({
+      ca: fixture.config,
+      store: node.node.store,
+      state: { get: (key) => node.node.store.state.get(key) },
+      query: (request) => node.node.app.query(request),
+      submit: () => Promise.reject(new Error('no mempool in this test')),
+      log,
+      rpc,
+      registry: new Registry(),
+      logger: createLogger({ node: 'test' }, () => undefined, 'error'),
+      falcon: fixture.ca.falcon,
+      now: () => CERT_TIME,
+      maxBlockAgeMs: Number.MAX_SAFE_INTEGER,
+      rpcOptions,
+    });
+    const listener = await serverTransport.listen({ host: 'ca-rpc', port: 0 });
+    const opened: Transport[] = [serverTransport];
+    const caller = async (name: string): Promise<RpcClient<typeof caRpcService>> => {
+      const key = new Uint8Array(randomBytes(32));
+      auth.add(identity('client', name, key));
+      const transport = rpcNetwork.transport({ publicKey: key });
+      opened.push(transport);
+      const [outbound, inbound] = await Promise.all([
+        transport.dial(listener.address),
+        listener.accept(),
+      ]);
+      assert.ok(inbound);
+      const [clientSession, serverSession] = await Promise.all([
+        auth.authenticate(outbound),
+        auth.authenticate(inbound),
+      ]);
+      void rpc.serve(serverSession);
+      return new RpcClient(caRpcService, clientSession, { metrics: rpcMetrics, logger: rpcLogger });
+    };
+    const close = async () => {
+      await rpc.close();
+      await Promise.all(opened.map((transport) => transport.close()));
+    };
+    return { caller, close };
+  };
+
+  it('validate: a node whose last block is older than its max block age refuses (stale)', () => {
+    const latest = node.node.store.blocks.latestHeight()!;
+    const age = CERT_TIME - node.node.store.blocks.byHeight(latest)!.timeMs;
+    const withMaxAge = (maxBlockAgeMs?: number) =>
+      createCaService({
+        ca: fixture.config,
+        store: node.node.store,
+        state: { get: (key) => node.node.store.state.get(key) },
+        query: (request) => node.node.app.query(request),
+        submit: () => Promise.reject(new Error('no mempool in this test')),
+        log,
+        rpc: null,
+        registry: new Registry(),
+        logger: createLogger({ node: 'test' }, () => undefined, 'error'),
+        falcon: fixture.ca.falcon,
+        now: () => CERT_TIME,
+        ...(maxBlockAgeMs === undefined ? {} : { maxBlockAgeMs }),
+      });
+    const stale = (error: unknown) =>
+      isStoqError(StoqErrorCode.UNAVAILABLE)(error) &&
+      (error as StoqError).detail.reason === 'stale';
+    // Behind by a second more than it may be, or by more than the default (OCSP's) 5 minutes.
+    assert.ok(age > 300_000);
+    assert.throws(() => withMaxAge(age - 1_000).validate(certificate, 'clientAuth'), stale);
+    assert.throws(() => withMaxAge().validate(certificate, 'clientAuth'), stale);
+    // Within its max block age the same node answers (the certificate is revoked by now).
+    assert.equal(withMaxAge(age + 60_000).validate(certificate, 'clientAuth').reason, 'revoked');
+  });
+
+  it('validate over RPC: a serial that is not 16 bytes is not_published, not INTERNAL', async () => {
+    const validator = fixture.ca.validators['val-a']!;
+    const forged = await issueWithSerial(
+      fixture.ca,
+      validator.keys,
+      {
+        chainId: fixture.ca.bundle.chainId,
+        height: 2,
+        blockTime: BLOCK_TIME,
+        issuer: validator.issuer,
+        items: [
+          {
+            txHash: new Uint8Array(randomBytes(32)),
+            request: serviceRequest(['www.example.com']),
+            lifetimeSeconds: 86_400,
+          },
+        ],
+      },
+      new Uint8Array(8).fill(0x41),
+    );
+    const served = await serveValidate({});
+    try {
+      const client = await served.caller('carol');
+      const answer = await client.call('validate', { certificate: forged, purpose: 'serverAuth' });
+      assert.equal(answer.valid, false);
+      assert.equal(answer.reason, 'not_published');
+      assert.equal(answer.serial, null);
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('validate over RPC: budgeted per identity (validate-rate), other identities still served', async () => {
+    // A clock that does not move: the bucket never refills during the test.
+    const served = await serveValidate({
+      validateRatePerIdentity: 1,
+      validateBurstPerIdentity: 3,
+      now: () => 0,
+    });
+    try {
+      const bob = await served.caller('bob');
+      for (let call = 0; call < 3; call += 1) {
+        await bob.call('validate', { certificate, purpose: 'clientAuth' });
+      }
+      await assert.rejects(
+        bob.call('validate', { certificate, purpose: 'clientAuth' }),
+        (error: unknown) =>
+          isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED)(error) &&
+          (error as StoqError).detail.reason === 'validate-rate',
+      );
+      const dave = await served.caller('dave');
+      const answer = await dave.call('validate', { certificate, purpose: 'clientAuth' });
+      assert.deepEqual(answer.serial, serial);
+    } finally {
+      await served.close();
     }
   });
 });

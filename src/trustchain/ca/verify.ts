@@ -12,7 +12,7 @@ import {
   type ParsedCertificate,
 } from '../../crypto/x509.js';
 import { verifyBatchSignature, type BatchSignature, type BatchStatement } from './batch.js';
-import { splitCertificate, withoutExtension } from './certificate.js';
+import { readTbs, splitCertificate, withoutExtension } from './certificate.js';
 import type { TrustBundle, TrustBundleValidator } from './bundle.js';
 import { CaErrorCode, caError } from './errors.js';
 import {
@@ -50,7 +50,12 @@ export type VerifyFailure =
   | 'malformed_batch_inclusion'
   | 'inclusion_invalid'
   | 'batch_signature_invalid'
-  | 'batch_mismatch';
+  | 'batch_mismatch'
+  /**
+   * The serial is not the 16 bytes every TrustChain serial has (issue.ts `certificateSerial`):
+   * consensus cannot have published the certificate, whoever signed it.
+   */
+  | 'not_published';
 
 export interface VerifyOptions {
   /** Validity is checked at this time; default: now. */
@@ -70,6 +75,9 @@ export interface VerifiedIssuedCertificate {
   /** SHA-256(0x00 || leaf TBS): the certificate's leaf in its block's batch. */
   readonly leafHash: Uint8Array;
 }
+
+/** The length of every TrustChain serial (issue.ts `certificateSerial`). */
+const SERIAL_BYTES = 16;
 
 function fail(
   reason: VerifyFailure,
@@ -108,8 +116,8 @@ function single(leaf: ParsedCertificate, oid: string): Uint8Array | null {
 /**
  * Verifies `certificate` (DER) against `bundle`; returns what it proved or throws `CaError`
  * `VERIFY_FAILED` with `detail.reason` a `VerifyFailure`, for the first check that fails, in
- * the order: parse, issuer, chain and validity, name constraint, issuance reference, batch
- * inclusion, FALCON batch signature, the supplied batch signature.
+ * the order: parse, issuer, chain and validity, name constraint, serial length, issuance
+ * reference, batch inclusion, FALCON batch signature, the supplied batch signature.
  */
 export function verifyIssuedCertificate(
   certificate: Uint8Array,
@@ -154,6 +162,25 @@ export function verifyIssuedCertificate(
     fail('name_constraint_violation', `URI ${outside} is outside the cluster's trust domain`, {
       uri: outside,
     });
+  }
+
+  let serialLength: number;
+  try {
+    serialLength = readTbs(splitCertificate(certificate).tbs).serial.length;
+  } catch (error) {
+    return fail(
+      'malformed_certificate',
+      `certificate does not parse: ${(error as Error).message}`,
+      {},
+      error,
+    );
+  }
+  if (serialLength !== SERIAL_BYTES) {
+    fail(
+      'not_published',
+      `the serial is ${serialLength} bytes, not the ${SERIAL_BYTES} of a TrustChain serial`,
+      { serialLength },
+    );
   }
 
   const referenceValue = single(leaf, ISSUANCE_REFERENCE_OID);

@@ -12,8 +12,20 @@ import {
   type ValidatorCaKeys,
 } from '../../../src/trustchain/ca/hierarchy.js';
 import type { TrustBundle } from '../../../src/trustchain/ca/bundle.js';
-import { parseIssuer, type Issuer } from '../../../src/trustchain/ca/issue.js';
+import {
+  certificateTbs,
+  leafTbs,
+  parseIssuer,
+  prepareBlock,
+  type BlockIssuance,
+  type Issuer,
+} from '../../../src/trustchain/ca/issue.js';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
+import { CertificateBatch, signBatch } from '../../../src/trustchain/ca/batch.js';
+import {
+  assembleCertificate,
+  createDeterministicSigner,
+} from '../../../src/trustchain/ca/certificate.js';
 import {
   parseCertificateRequest,
   proveFalconPossession,
@@ -129,6 +141,60 @@ export const EVERYTHING: Requester = {
 
 export function txHash(): Uint8Array {
   return new Uint8Array(randomBytes(32));
+}
+
+function derLength(length: number): number[] {
+  if (length < 0x80) return [length];
+  if (length < 0x100) return [0x81, length];
+  return [0x82, length >> 8, length & 0xff];
+}
+
+/**
+ * `tbs` (a TBSCertificate) with its serial replaced by `serial`, the content of a positive DER
+ * INTEGER (first byte 0x01..0x7f).
+ */
+function tbsWithSerial(tbs: Uint8Array, serial: Uint8Array): Uint8Array {
+  // TBSCertificate ::= SEQUENCE { [0] version, serialNumber INTEGER, ... } (RFC 5280 §4.1).
+  const first = tbs[1]!;
+  const body = tbs.subarray(first & 0x80 ? 2 + (first & 0x7f) : 2);
+  const version = body.subarray(0, 2 + body[1]!);
+  const afterVersion = body.subarray(version.length);
+  const rest = afterVersion.subarray(2 + afterVersion[1]!);
+  const content = [...version, 0x02, ...derLength(serial.length), ...serial, ...rest];
+  return Uint8Array.from([0x30, ...derLength(content.length), ...content]);
+}
+
+/**
+ * The first certificate of `block` as its issuer (val-a's keys in `keys`) would sign it with
+ * `serial` instead of the 16-byte TrustChain serial: a batch of that one leaf, signed with the
+ * issuer's FALCON key, and the certificate with its inclusion — every offline check but the
+ * serial's length holds. Consensus cannot have published such a certificate.
+ */
+export async function issueWithSerial(
+  ca: TestCa,
+  keys: ValidatorCaKeys,
+  block: BlockIssuance,
+  serial: Uint8Array,
+): Promise<Uint8Array> {
+  const prepared = prepareBlock(block);
+  const inputs = prepared.inputs[0]!;
+  const batch = CertificateBatch.fromLeaves([tbsWithSerial(leafTbs(inputs), serial)]);
+  const signature = await signBatch(
+    { ...prepared.statement, rootHash: batch.rootHash, treeSize: batch.size },
+    keys.falcon.secretKey,
+    ca.falcon,
+  );
+  const tbs = tbsWithSerial(
+    certificateTbs(inputs, {
+      leafIndex: 0,
+      treeSize: batch.size,
+      rootHash: batch.rootHash,
+      path: batch.inclusionPath(0),
+      signature: { algorithm: signature.algorithm, value: signature.signature },
+    }),
+    serial,
+  );
+  return assembleCertificate(tbs, createDeterministicSigner(keys.ecdsa.privateKey).sign(tbs));
 }
 
 /** For `assert.throws`: a CaError with `code` (and, if given, `detail.reason`). */

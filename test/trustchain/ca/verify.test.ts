@@ -35,6 +35,7 @@ import {
   runOpenssl,
   serviceRequest,
   txHash,
+  issueWithSerial,
   type TestCa,
 } from './fixtures.js';
 
@@ -93,6 +94,27 @@ describe('offline verification', () => {
       assert.equal(verified.inclusion.leafIndex, index);
       assert.equal(verified.inclusion.treeSize, 3);
     });
+  });
+
+  it('a certificate its issuer signed and batched with a serial of another length than 16 bytes', async () => {
+    const { keys } = ca.validators['val-a']!;
+    const items = block.items.slice(0, 1);
+    // The construction alone leaves every check holding: a 16-byte serial verifies.
+    const same = await issueWithSerial(
+      ca,
+      keys,
+      { ...block, items },
+      new Uint8Array(16).fill(0x41),
+    );
+    assert.equal(verifyIssuedCertificate(same, ca.bundle, { now: NOW }).validator, 'val-a');
+    for (const length of [8, 20]) {
+      const serial = new Uint8Array(length).fill(0x41);
+      const other = await issueWithSerial(ca, keys, { ...block, items }, serial);
+      assert.throws(
+        () => verifyIssuedCertificate(other, ca.bundle, { now: NOW }),
+        fails('not_published'),
+      );
+    }
   });
 
   it('validity and purpose', () => {
