@@ -14,9 +14,10 @@ import { holderTextRunning, isHolderText, thisProcessHolderText } from './data-d
 export const STAGING_OWNER_FILE = '.staging-owner';
 
 /**
- * `<prefix><pid>-XXXXXX` with this process's owner file inside. The owner file appears complete
- * or not at all (written under another name, then renamed): a cleanup that read it half-written
- * would judge a running ceremony's directory stale. Until it appears, the pid in the name speaks.
+ * `<prefix><pid>-` and six random characters (mkdtemp), with this process's owner file inside.
+ * The owner file appears complete or not at all (written under another name, then renamed): a
+ * cleanup that read it half-written would judge a running ceremony's directory stale. Until it
+ * appears, the pid in the name speaks.
  */
 export async function createStagingDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(`${prefix}${process.pid}-`);
@@ -40,8 +41,8 @@ const STAGING_SUFFIX = /\.tmp-([1-9][0-9]{0,9})-[A-Za-z0-9]{6}$/;
 
 /**
  * Removes the entries of `parent` that `matches` accepts and that are staging directories
- * (`…tmp-<pid>-XXXXXX`) of a process that no longer runs: the owner file names the process
- * (pid, boot, start time); without one (killed before it was written), or with one that does
+ * (`…tmp-<pid>-` and mkdtemp's six random characters) of a process that no longer runs: the
+ * owner file names the process (pid, boot, start time); without one (killed before it was written), or with one that does
  * not parse (never written by this code, or damaged), the pid in the name does.
  * Returns the paths removed.
  */

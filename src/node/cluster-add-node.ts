@@ -173,7 +173,8 @@ export async function addClusterNode(options: AddNodeOptions): Promise<AddedNode
     const manifest = await lockAddedNodes(dir);
     interrupt.removeOnInterrupt(manifest.lockFile);
     try {
-      // What an earlier run killed mid-way left (`.NAME.tmp-<pid>-XXXXXX`, the node's keys).
+      // What an earlier run killed mid-way left (`.NAME.tmp-<pid>-` and mkdtemp's six random
+      // characters: the node's keys).
       for (const stale of await removeStaleStagingDirs(dir, (entry) => entry.startsWith('.'))) {
         options.progress?.(`removed ${stale}, left by an interrupted cluster add-node`);
       }

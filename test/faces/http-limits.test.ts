@@ -318,7 +318,8 @@ describe('shared HTTP limits: one request at a time per connection', () => {
     const server = await limitedServer(limits, (request, response) => {
       if (request.method === 'GET') {
         if (request.url === '/slow') slowStarted.emit('started');
-        // Answered well after the request timeout, as a revocation waiting for its commit.
+        // Answered well after the request timeout, as a revocation waiting for its commit: the
+        // delay is the behaviour under test (a slow answer ahead of a pipelined POST), not a wait.
         setTimeout(() => response.end(`answer to ${request.url ?? ''}\n`), 3 * 400);
         return;
       }

@@ -61,6 +61,48 @@ import { connectTransports } from '../helpers/transport.js';
  * TrustChain-issued client certificate authenticates, and once its revocation is committed the
  * next connection is refused as `revoked` with the CRL reason.
  */
+
+/**
+ * An RPC server over the in-memory transport, for a CA service to register on, and authenticated
+ * callers of it (`caller(role, name)`, listening from the first); `close` ends it all.
+ */
+function rpcHarness() {
+  const network = createMemoryNetwork();
+  const auth = new TableAuthenticator();
+  const serverKey = new Uint8Array(randomBytes(32));
+  auth.add(identity('validator', 'server', serverKey));
+  const serverTransport = network.transport({ publicKey: serverKey });
+  const metrics = createStoqMetrics(new Registry());
+  const logger = new MemoryLogger();
+  const rpc = new RpcServer({ metrics, logger });
+  const opened: Transport[] = [serverTransport];
+  let listening: ReturnType<typeof serverTransport.listen> | null = null;
+  const caller = async (role: Role, name: string): Promise<RpcClient<typeof caRpcService>> => {
+    listening ??= serverTransport.listen({ host: 'ca-rpc', port: 0 });
+    const listener = await listening;
+    const key = new Uint8Array(randomBytes(32));
+    auth.add(identity(role, name, key));
+    const transport = network.transport({ publicKey: key });
+    opened.push(transport);
+    const [outbound, inbound] = await Promise.all([
+      transport.dial(listener.address),
+      listener.accept(),
+    ]);
+    assert.ok(inbound);
+    const [clientSession, serverSession] = await Promise.all([
+      auth.authenticate(outbound),
+      auth.authenticate(inbound),
+    ]);
+    void rpc.serve(serverSession);
+    return new RpcClient(caRpcService, clientSession, { metrics, logger });
+  };
+  const close = async (): Promise<void> => {
+    await rpc.close();
+    await Promise.all(opened.map((transport) => transport.close()));
+  };
+  return { rpc, caller, close };
+}
+
 describe('CA service: validate and revocation in STOQ', () => {
   let fixture: CaFixture;
   let node: CaNode;
@@ -302,15 +344,7 @@ describe('CA service: validate and revocation in STOQ', () => {
   it('corroborate: validators and nodes only, schema-checked, signed attestations of its own validation', async () => {
     const validatorKey = generateKeyPairSync('ed25519').privateKey;
     const responder = await Http01Responder.start();
-    const rpcNetwork = createMemoryNetwork();
-    const auth = new TableAuthenticator();
-    const serverKey = new Uint8Array(randomBytes(32));
-    auth.add(identity('validator', 'server', serverKey));
-    const serverTransport = rpcNetwork.transport({ publicKey: serverKey });
-    const rpcRegistry = new Registry();
-    const rpcMetrics = createStoqMetrics(rpcRegistry);
-    const rpcLogger = new MemoryLogger();
-    const rpc = new RpcServer({ metrics: rpcMetrics, logger: rpcLogger });
+    const { rpc, caller: connect, close } = rpcHarness();
     const registry = new Registry();
     const served = createCaService({
       ca: fixture.config,
@@ -337,25 +371,7 @@ describe('CA service: validate and revocation in STOQ', () => {
         isHolder: () => holder,
       }),
     );
-    const listener = await serverTransport.listen({ host: 'ca-rpc', port: 0 });
-    const callers: Transport[] = [serverTransport];
-    const caller = async (role: Role): Promise<RpcClient<typeof caRpcService>> => {
-      const key = new Uint8Array(randomBytes(32));
-      auth.add(identity(role, `caller-${role}`, key));
-      const transport = rpcNetwork.transport({ publicKey: key });
-      callers.push(transport);
-      const [outbound, inbound] = await Promise.all([
-        transport.dial(listener.address),
-        listener.accept(),
-      ]);
-      assert.ok(inbound);
-      const [clientSession, serverSession] = await Promise.all([
-        auth.authenticate(outbound),
-        auth.authenticate(inbound),
-      ]);
-      void rpc.serve(serverSession);
-      return new RpcClient(caRpcService, clientSession, { metrics: rpcMetrics, logger: rpcLogger });
-    };
+    const caller = (role: Role) => connect(role, `caller-${role}`);
     try {
       // The requireDcv grant (an ACME server's account) allows 127.0.0.0/8.
       const account = fixture.dcvOperator.publicKey;
@@ -449,21 +465,13 @@ describe('CA service: validate and revocation in STOQ', () => {
       // the role refuse before the handler runs).
       assert.equal(await count('refused'), 5);
     } finally {
-      await rpc.close();
-      await Promise.all(callers.map((transport) => transport.close()));
+      await close();
       await responder.close();
     }
   });
   /** A CA service served over RPC, and callers of the roles and names given. */
   const serveValidate = async (rpcOptions: CaRpcOptions) => {
-    const rpcNetwork = createMemoryNetwork();
-    const auth = new TableAuthenticator();
-    const serverKey = new Uint8Array(randomBytes(32));
-    auth.add(identity('validator', 'server', serverKey));
-    const serverTransport = rpcNetwork.transport({ publicKey: serverKey });
-    const rpcMetrics = createStoqMetrics(new Registry());
-    const rpcLogger = new MemoryLogger();
-    const rpc = new RpcServer({ metrics: rpcMetrics, logger: rpcLogger });
+    const { rpc, caller: connect, close } = rpcHarness();
     createCaService({
       ca: fixture.config,
       store: node.node.store,
@@ -479,29 +487,7 @@ describe('CA service: validate and revocation in STOQ', () => {
       maxBlockAgeMs: Number.MAX_SAFE_INTEGER,
       rpcOptions,
     });
-    const listener = await serverTransport.listen({ host: 'ca-rpc', port: 0 });
-    const opened: Transport[] = [serverTransport];
-    const caller = async (name: string): Promise<RpcClient<typeof caRpcService>> => {
-      const key = new Uint8Array(randomBytes(32));
-      auth.add(identity('client', name, key));
-      const transport = rpcNetwork.transport({ publicKey: key });
-      opened.push(transport);
-      const [outbound, inbound] = await Promise.all([
-        transport.dial(listener.address),
-        listener.accept(),
-      ]);
-      assert.ok(inbound);
-      const [clientSession, serverSession] = await Promise.all([
-        auth.authenticate(outbound),
-        auth.authenticate(inbound),
-      ]);
-      void rpc.serve(serverSession);
-      return new RpcClient(caRpcService, clientSession, { metrics: rpcMetrics, logger: rpcLogger });
-    };
-    const close = async () => {
-      await rpc.close();
-      await Promise.all(opened.map((transport) => transport.close()));
-    };
+    const caller = (name: string) => connect('client', name);
     return { caller, close };
   };
 
