@@ -18,7 +18,8 @@ import { peerSubmitter } from '../consensus/net/index.js';
  * refused at once with `MEMPOOL_BUSY` (back-pressure: retry later) and a peer's batch is dropped
  * (its origin node keeps the transactions and proposes them itself). The same answer is given
  * while the mempool itself is above its client limit. Callers take turns, `TURN_TXS`
- * transactions at a time, so one caller's long queue does not hold up another's batch.
+ * transactions at a time (across the caller's calls: many one-transaction calls make one turn
+ * as a batch does), so one caller's long queue does not hold up another's batch.
  */
 export interface TxIntakeOptions {
   /** Most transactions waiting for admission (default 4,096). */
@@ -113,21 +114,27 @@ export function createTxIntake(mempool: Mempool, options: TxIntakeOptions = {}):
         string,
         { jobs: Job[]; queued: number },
       ];
-      const job = entry.jobs[0] as Job;
-      const { txs, results, origin } = job;
-      const turnEnd = Math.min(txs.length, results.length + TURN_TXS);
-      while (results.length < turnEnd) {
-        results.push(mempool.add(txs[results.length] as Uint8Array, origin));
-        queued--;
-        entry.queued--;
-        if (now() >= deadline) {
-          timeUp = true;
-          break;
+      // A turn is TURN_TXS transactions of the caller, across as many of its jobs as it takes:
+      // a client sending one transaction per call gets as much of the intake as a peer whose
+      // gossip comes in batches.
+      let turnLeft = TURN_TXS;
+      while (!timeUp && turnLeft > 0 && entry.jobs.length > 0) {
+        const job = entry.jobs[0] as Job;
+        const { txs, results, origin } = job;
+        while (results.length < txs.length && turnLeft > 0) {
+          results.push(mempool.add(txs[results.length] as Uint8Array, origin));
+          queued--;
+          entry.queued--;
+          turnLeft--;
+          if (now() >= deadline) {
+            timeUp = true;
+            break;
+          }
         }
-      }
-      if (results.length === txs.length) {
-        entry.jobs.shift();
-        job.done?.(results);
+        if (results.length === txs.length) {
+          entry.jobs.shift();
+          job.done?.(results);
+        }
       }
       // The caller's turn ends: it goes last, or leaves with nothing queued.
       callers.delete(caller);

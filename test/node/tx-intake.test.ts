@@ -151,6 +151,26 @@ describe('transaction intake', () => {
     intake.close();
   });
 
+  it("counts a turn in transactions, not calls: one-transaction calls get a batch's share", async () => {
+    const mempool = new Mempool(new FakeApp());
+    const admitted: string[] = [];
+    mempool.onAdmitted((bytes) => admitted.push(new TextDecoder().decode(bytes).split(':')[0]!));
+    const intake = createTxIntake(mempool, { now: () => 0 });
+    // A peer's gossip in batches, and a client sending one transaction per call.
+    const gossip = Array.from({ length: TURN_TXS * 4 }, (_, i) => tx(`g${i}`));
+    intake.addFromPeer('node-2', gossip);
+    const calls = Array.from({ length: TURN_TXS * 2 }, (_, i) =>
+      intake.submit([tx(`c${i}`)], 'spiffe://c/client/one-by-one'),
+    );
+    await Promise.all(calls);
+    // Turns alternate: 64 of the peer, 64 of the client, 64 of the peer, 64 of the client.
+    const clientBefore = (end: number): number =>
+      admitted.slice(0, end).filter((name) => name.startsWith('c')).length;
+    assert.equal(clientBefore(TURN_TXS * 2), TURN_TXS, "the client's first turn is 64 calls");
+    assert.equal(clientBefore(TURN_TXS * 4), TURN_TXS * 2);
+    intake.close();
+  });
+
   it('answers MEMPOOL_BUSY for what is queued when it closes, and for everything after', async () => {
     const mempool = new Mempool(new FakeApp());
     const intake = createTxIntake(mempool);
