@@ -241,6 +241,22 @@ export function unarySubmit(cluster: BenchCluster): Submit {
   };
 }
 
+/**
+ * `submit`, sending a transaction again after `RETRY_DELAY_MS` while the node answers with a
+ * retryable refusal (`RETRIED_CODES`), up to `MAX_RETRIES` times; resolves with null once
+ * admitted, else the last refusal. `resends.count` counts the repeated submissions.
+ */
+export function resending(submit: Submit, resends: { count: number }): Submit {
+  return async (tx, node, connection) => {
+    for (let attempt = 0; ; attempt++) {
+      const code = await submit(tx, node, connection);
+      if (code === null || !RETRIED_CODES.has(code) || attempt === MAX_RETRIES) return code;
+      resends.count += 1;
+      await pause(RETRY_DELAY_MS);
+    }
+  };
+}
+
 export interface BatchOptions {
   /** Transactions per `submitTxs` call at most (1..MAX_SUBMIT_BATCH). */
   readonly maxBatch: number;
@@ -344,20 +360,12 @@ export async function runStep(
   const nodes = cluster.names;
   let inFlight = 0;
   let next = 0;
-  let retries = 0;
+  const resends = { count: 0 };
+  const resend = resending(submit, resends);
   const calls: Promise<void>[] = [];
-  // One transaction until it is admitted, finally refused, or out of retries.
   const send = async (tx: Uint8Array, node: string, sender: number): Promise<void> => {
-    for (let attempt = 0; ; attempt++) {
-      const code = await submit(tx, node, sender);
-      if (code === null) return;
-      if (!RETRIED_CODES.has(code) || attempt === MAX_RETRIES) {
-        refusals.set(code, (refusals.get(code) ?? 0) + 1);
-        return;
-      }
-      retries += 1;
-      await pause(RETRY_DELAY_MS);
-    }
+    const code = await resend(tx, node, sender);
+    if (code !== null) refusals.set(code, (refusals.get(code) ?? 0) + 1);
   };
   const start = performance.now();
   const wallStart = Date.now();
@@ -420,7 +428,7 @@ export async function runStep(
     uncommitted: inWindow.length - latencies.length,
     refusals,
     lagP99Ms: percentile(lags, 99),
-    retries,
+    retries: resends.count,
   };
 }
 
