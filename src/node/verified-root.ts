@@ -88,16 +88,28 @@ export type CommittedBlockSource = Pick<NodeRpcClient, 'getBlock' | 'validatorUp
 /** Verified roots by height: shared by every node a command asks (they are the chain's). */
 export type VerifiedRootCache = Map<number, Promise<Uint8Array>>;
 
+/**
+ * Heights a cache keeps by default: a long-lived checker (a node following a discovery catalog)
+ * meets a new height with every block, so the cache forgets the heights it took in first.
+ */
+export const DEFAULT_MAX_VERIFIED_ROOTS = 256;
+
 export interface CommittedRootsOptions {
   readonly falcon?: FalconBackend;
   /** A cache to share with other checkers of the same chain (default: its own). */
   readonly cache?: VerifiedRootCache;
+  /**
+   * Most heights kept in the cache (default DEFAULT_MAX_VERIFIED_ROOTS); past it, the height
+   * taken in first is forgotten (asked again if it is read again).
+   */
+  readonly maxCached?: number;
 }
 
 export class CommittedRoots {
   private readonly genesisSet: ValidatorSet;
   private readonly falcon: FalconBackend;
   private readonly cache: VerifiedRootCache;
+  private readonly maxCached: number;
 
   constructor(
     private readonly node: CommittedBlockSource,
@@ -107,6 +119,10 @@ export class CommittedRoots {
     this.genesisSet = genesisValidatorSet(genesis);
     this.falcon = options.falcon ?? defaultFalcon();
     this.cache = options.cache ?? new Map();
+    this.maxCached = options.maxCached ?? DEFAULT_MAX_VERIFIED_ROOTS;
+    if (!(Number.isSafeInteger(this.maxCached) && this.maxCached >= 1)) {
+      throw new RangeError(`maxCached must be a positive integer, got ${this.maxCached}`);
+    }
   }
 
   /** Resolves when `stateRoot` is block `height`'s committed state root; else `CommittedRootError`. */
@@ -122,6 +138,10 @@ export class CommittedRoots {
     if (committed === undefined) {
       committed = this.committedRoot(height);
       this.cache.set(height, committed);
+      for (const oldest of this.cache.keys()) {
+        if (this.cache.size <= this.maxCached) break;
+        this.cache.delete(oldest);
+      }
       // A refusal is not remembered: the next read asks again (perhaps another node).
       committed.catch(() => {
         if (this.cache.get(height) === committed) this.cache.delete(height);

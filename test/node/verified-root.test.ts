@@ -73,6 +73,22 @@ describe('verified state root', () => {
     await roots.check(6, three);
   });
 
+  it('keeps at most maxCached heights, forgetting the one taken in first', async () => {
+    const roots = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    for (const [i, root] of roots.entries()) await node.commit(30 + i, root);
+    const cache: VerifiedRootCache = new Map();
+    const checker = new CommittedRoots(node, node.chain.genesis, { cache, maxCached: 2 });
+    for (const [i, root] of roots.entries()) await checker.check(30 + i, root);
+    assert.deepEqual([...cache.keys()], [31, 32]);
+    node.fetched.length = 0;
+    await checker.check(30, roots[0]!);
+    assert.deepEqual(node.fetched, [30], 'a forgotten height is asked again');
+    assert.throws(
+      () => new CommittedRoots(node, node.chain.genesis, { maxCached: 0 }),
+      /maxCached/,
+    );
+  });
+
   it('refuses a state root that no commit signs', async () => {
     const root = randomBytes(32);
     await node.commit(7, root);
