@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { before, describe, it } from 'node:test';
+import { before, describe, it, mock } from 'node:test';
 import type {
   BlockExecutionInput,
   BlockExecutionResult,
   LastCommitInfo,
 } from '../../../src/consensus/app.js';
 import { loadChain } from '../../../src/consensus/driver/chain.js';
+import { CommitGathering } from '../../../src/consensus/driver/late-precommits.js';
 import type { GossipMessage } from '../../../src/consensus/driver/ports.js';
 import { proposerAt } from '../../../src/consensus/proposer.js';
 import { precommitPqMessage, signVote } from '../../../src/consensus/signer.js';
@@ -438,6 +439,44 @@ describe('ConsensusDriver: precommits gathered during the commit delay', () => {
         assert.ok(status.latePrecommits >= 1 && status.latePrecommits <= HEIGHTS, node.id);
       }
     } finally {
+      await cluster.close();
+    }
+  });
+
+  it('the decision’s own precommits are not offered to the gathering again', async () => {
+    const apps: RecordingApp[] = [];
+    const cluster = makeCluster(apps);
+    // An offer of a precommit the commit holds already — the very object, the engine's — is the
+    // decision's offered again: refused as a duplicate, but 6,667 of them at 10,000 validators.
+    const offer = CommitGathering.prototype.offer;
+    const reoffered: string[] = [];
+    let offers = 0;
+    const spy = mock.method(
+      CommitGathering.prototype,
+      'offer',
+      function (this: CommitGathering, vote: Vote) {
+        offers++;
+        if (this.commit.precommits.includes(vote))
+          reoffered.push(`${vote.height}/${vote.validator}`);
+        return offer.call(this, vote);
+      },
+    );
+    try {
+      const network = holdPrecommits(cluster, slow.name);
+      const nodes = identities.map((_, index) => cluster.create(index));
+      for (const node of nodes) {
+        node.driver.on('commit', (info) => network.release(node.id, info.height));
+      }
+      for (const node of [...nodes].reverse()) await node.driver.start(); // the slow one first
+      await cluster.waitForHeight(4);
+      assert.deepEqual(reoffered, [], 'precommits of the decision offered again');
+      assert.ok(offers > 0, 'late precommits were offered');
+      assert.ok(
+        nodes.some((node) => node.driver.status().latePrecommits >= 1),
+        'a late precommit was gathered',
+      );
+    } finally {
+      spy.mock.restore();
       await cluster.close();
     }
   });

@@ -241,3 +241,77 @@ describe('late precommits: the FALCON-1024 attestation when the chain requires i
     );
   });
 });
+
+describe('late precommits: the cost of gathering at many validators', () => {
+  // Counts every read of a held or offered precommit's signer: the gathering's comparisons and
+  // duplicate look-ups, independent of the machine's speed.
+  let reads = 0;
+  function counted(vote: Vote): Vote {
+    const { validator, ...rest } = vote;
+    return Object.defineProperty(rest, 'validator', {
+      enumerable: true,
+      get: () => {
+        reads++;
+        return validator;
+      },
+    }) as Vote;
+  }
+
+  it('an offer reads O(log n) signers: no scan for a repeat, no re-sort per addition', () => {
+    const n = 256;
+    const many = makeValidators(Array<number>(n).fill(1), 13);
+    let checks = 0;
+    const context: VerificationContext = {
+      chainId: CHAIN_ID,
+      validators: many.set,
+      verifier: {
+        ed25519: (...args) => {
+          checks++;
+          return ed25519SignatureVerifier.ed25519(...args);
+        },
+      },
+      requirePq: false,
+    };
+    const votes = many.validators.map((validator) =>
+      counted(makeVote(validator, 'precommit', 1, 0, firstHash)),
+    );
+    // Two thirds decided (in address order, as the engine's commit); the rest arrive late, in
+    // reverse address order (each lands at the front of what it must not re-sort).
+    const decidedVotes = votes.filter((_, index) => index % 3 !== 0);
+    const late = votes.filter((_, index) => index % 3 === 0).reverse();
+    const gathering = new CommitGathering(context, commitOf(decidedVotes));
+    const first = added(gathering.offer(late[0] as Vote));
+    const log2 = Math.ceil(Math.log2(n + 1));
+    // Checks, signing bytes and the Set take a few reads of the offered vote; the search log2 n.
+    const perOffer = 2 * log2 + 16;
+    let most = 0;
+    for (const vote of late.slice(1)) {
+      reads = 0;
+      const result = gathering.offer(vote);
+      most = Math.max(most, reads);
+      assert.equal(result.added, true);
+    }
+    assert.ok(most <= perOffer, `an added precommit read ${most} signers (at most ${perOffer})`);
+    most = 0;
+    for (const vote of decidedVotes) {
+      reads = 0;
+      const result = gathering.offer(vote);
+      most = Math.max(most, reads);
+      assert.equal(refused(result), 'duplicate');
+    }
+    assert.ok(most <= 4, `a repeat read ${most} signers`);
+    assert.equal(checks, late.length, 'one signature check per added precommit, none for repeats');
+    // The same commit as adding them one by one and sorting: all n, in address order.
+    assert.equal(gathering.added, late.length);
+    assert.deepEqual(
+      gathering.commit.precommits.map((vote) => vote.validator),
+      many.validators.map((validator) => validator.address),
+    );
+    assert.equal(
+      checkQuorumCertificate(context, gathering.commit, { height: 1, blockHash: firstHash }),
+      undefined,
+    );
+    // Earlier commits are not changed by later additions.
+    assert.equal(first.precommits.length, decidedVotes.length + 1);
+  });
+});
