@@ -91,6 +91,54 @@ export function openDatabase(path: string, options: DatabaseOptions = {}): Sqlit
   }
 }
 
+/** Pages the first step of `copyDatabase` copies; each later step copies twice as many. */
+const FIRST_COPY_PAGES = 100;
+
+/**
+ * Copies `db` to the file at `toPath` with SQLite's online backup API
+ * (https://www.sqlite.org/backup.html), as one consistent point in time. A write by another
+ * connection between two steps restarts the copy from the first page, so at a fixed number of
+ * pages per step a store larger than one step never finishes while a node commits a block
+ * between every two steps. The step doubles instead: a step that copies every page in one go
+ * (under one read transaction, which in WAL mode does not hold the writer up) comes after
+ * O(log pages) steps, and the small steps before it keep the event loop turning for a store
+ * that is small or not written meanwhile.
+ */
+export async function copyDatabase(db: SqliteDatabase, toPath: string): Promise<void> {
+  let pages = FIRST_COPY_PAGES;
+  await db.backup(toPath, {
+    progress: () => {
+      pages = Math.min(pages * 2, 0x7fffffff);
+      return pages;
+    },
+  });
+}
+
+/**
+ * Puts the store file at `path` (a copy this process just made, which nothing else has open) in
+ * rollback (DELETE) journal mode. The backup API copies page 1 as it is, so a copy of a store
+ * in WAL mode says "WAL" in its header (bytes 18-19), and SQLite then creates `-wal` and `-shm`
+ * files beside it whenever it is opened, even read-only, and cannot open it at all where it may
+ * not create them (read-only media, a read-only directory). In DELETE mode a read-only open
+ * writes nothing: the copy is one self-contained file. Opening it writable as a store
+ * (`openStore`) switches it back to WAL.
+ */
+export function useRollbackJournal(path: string): void {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    const mode = db.pragma('journal_mode = DELETE', { simple: true });
+    if (mode !== 'delete') {
+      throw new StorageError(
+        StorageErrorCode.WRITE_FAILED,
+        `cannot switch ${path} to the DELETE journal mode (got ${String(mode)})`,
+        { path, journalMode: mode },
+      );
+    }
+  } finally {
+    db.close();
+  }
+}
+
 /** Removes a store file that this process created, with SQLite's companion files. */
 export function removeStoreFiles(path: string): void {
   for (const suffix of ['', '-wal', '-shm', '-journal'])

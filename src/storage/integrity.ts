@@ -133,10 +133,13 @@ function walkTree(reader: StateNodeReader, root: NodeRef): Map<string, Uint8Arra
  */
 function checkState(db: Database, state: StateTables): { keys: number; root: Uint8Array } {
   const root = state.latestRoot();
+  // Row by row, each value hashed as it is read and dropped: only the 32-byte hashes are kept,
+  // not the whole latest state at once (a value may be 16 MiB; reading all rows first held a
+  // 160 MiB state in memory a second time, on every restore).
   const rows = db
     .prepare('SELECT key, value, max(height) FROM state_value GROUP BY key')
     .raw()
-    .all() as [Buffer, Buffer | null, number][];
+    .iterate() as IterableIterator<[Buffer, Buffer | null, number]>;
   const live = new Map<string, Uint8Array>();
   for (const [key, value] of rows) {
     if (value !== null)

@@ -15,6 +15,7 @@ import {
   STORE_APPLICATION_ID,
   applicationId,
   claimNewStoreFile,
+  copyDatabase,
   openDatabase,
   removeStoreFiles,
 } from './database.js';
@@ -204,7 +205,7 @@ export async function openStoreFromSnapshot(
   }
   try {
     try {
-      await snapshot.backup(temporary);
+      await copyDatabase(snapshot, temporary);
     } finally {
       snapshot.close();
     }

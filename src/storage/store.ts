@@ -8,7 +8,13 @@ import type {
   StoredEvidence,
   TxPosition,
 } from './block-store.js';
-import { claimNewStoreFile, openDatabase, removeStoreFiles } from './database.js';
+import {
+  claimNewStoreFile,
+  copyDatabase,
+  openDatabase,
+  removeStoreFiles,
+  useRollbackJournal,
+} from './database.js';
 import type { DatabaseOptions } from './database.js';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
 import { checkIntegrity } from './integrity.js';
@@ -83,7 +89,10 @@ export interface NodeStore {
     readKeys: readonly Uint8Array[],
     changes: readonly StateChange[],
   ): { witness: StateWitness; rootAfter: Uint8Array };
-  /** An online, consistent copy of the store (SQLite backup API) at `toPath`, which must not exist. */
+  /**
+   * An online, consistent copy of the store (SQLite backup API) at `toPath`, which must not
+   * exist: one file in rollback journal mode, which a read-only open leaves untouched.
+   */
   backup(toPath: string): Promise<void>;
   /**
    * Full consistency check; throws `CORRUPT` at the first violation. With `headerStateRoot`
@@ -303,7 +312,8 @@ class SqliteNodeStore implements NodeStore {
   async backup(toPath: string): Promise<void> {
     this.guard('backup', () => claimNewStoreFile(toPath, 'backup'));
     try {
-      await this.db.backup(toPath);
+      await copyDatabase(this.db, toPath);
+      useRollbackJournal(toPath);
     } catch (error) {
       // The target did not exist before (claimed above): remove the partial copy.
       removeStoreFiles(toPath);

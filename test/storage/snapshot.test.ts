@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
+  chmodSync,
   existsSync,
   lstatSync,
+  mkdirSync,
   readFileSync,
   readdirSync,
   statSync,
@@ -11,7 +13,8 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -85,6 +88,121 @@ describe('snapshots', () => {
       assert.equal(direct.blocks.latestHeight(), 20);
     } finally {
       direct.close();
+    }
+  });
+
+  it('a snapshot is one file: refusing it, restoring from it and opening it write nothing beside it', async () => {
+    // Its own directory, so that anything SQLite would create beside it shows.
+    const folder = dir.file('one-file');
+    mkdirSync(folder);
+    const snapshot = join(folder, 'snapshot.db');
+    await store.backup(snapshot);
+    const listing = () => readdirSync(folder).sort();
+    assert.deepEqual(listing(), ['snapshot.db']);
+    // Rollback journal mode in the header (bytes 18-19: 1, where WAL mode is 2).
+    const header = readFileSync(snapshot).subarray(18, 20);
+    assert.deepEqual([...header], [1, 1]);
+    const bytes = readFileSync(snapshot);
+
+    const refusals: [string, Parameters<typeof openStoreFromSnapshot>[2], StorageErrorCode][] = [
+      [
+        'another header root',
+        { headerStateRoot: () => new Uint8Array(32) },
+        StorageErrorCode.HEADER_STATE_MISMATCH,
+      ],
+      [
+        'an unreadable header',
+        {
+          headerStateRoot: () => {
+            throw new Error('not a block');
+          },
+        },
+        StorageErrorCode.CORRUPT,
+      ],
+    ];
+    for (const [label, options, code] of refusals) {
+      await assert.rejects(
+        openStoreFromSnapshot(snapshot, dir.file(`one-file-refused-${code}.db`), options),
+        storageError(code),
+        label,
+      );
+      assert.deepEqual(listing(), ['snapshot.db'], `${label}: nothing written beside the snapshot`);
+    }
+    const direct = openStore(snapshot, { readonly: true });
+    assert.equal(direct.blocks.latestHeight(), store.blocks.latestHeight());
+    direct.close();
+    assert.deepEqual(listing(), ['snapshot.db'], 'a read-only open writes nothing');
+
+    // Read-only media: a restore needs to write nothing beside the snapshot. chmod does not stop
+    // root (CI runs tests as root), so the listing above and below is what shows it there; as
+    // another user, SQLite could not create its -wal and -shm here and the restore would fail.
+    chmodSync(folder, 0o555);
+    try {
+      const restored = await openStoreFromSnapshot(
+        snapshot,
+        dir.file('from-read-only-folder.db'),
+        restoreOptions,
+      );
+      assert.equal(restored.blocks.latestHeight(), store.blocks.latestHeight());
+      restored.close();
+    } finally {
+      chmodSync(folder, 0o755);
+    }
+    assert.deepEqual(listing(), ['snapshot.db'], 'a restore writes nothing beside the snapshot');
+    assert.deepEqual(readFileSync(snapshot), bytes, 'the snapshot is unchanged');
+  });
+
+  it('a backup finishes while another connection commits a block between every two of its steps', async () => {
+    // A node commits through its own connection while `node backup` copies through another.
+    // Each commit restarts SQLite's copy from the first page: at a fixed number of pages per
+    // step, a store larger than one step would never be copied. Some 1.5 MiB here, so a few
+    // hundred pages against 100 in the first step.
+    const livePath = dir.file('busy-live.db');
+    const writer = openStore(livePath);
+    const value = 'x'.repeat(1000);
+    for (let i = 0; i < 30; i++) {
+      writer.saveBlock(nextBlock(writer, { stateChanges: changes(`busy${i}`, 50, value) }));
+    }
+    const reader = openStore(livePath, { readonly: true });
+    const snapshot = dir.file('busy-snapshot.db');
+    const before = writer.blocks.latestHeight() as number;
+    let finished = false;
+    const copying = reader.backup(snapshot).then(() => {
+      finished = true;
+    });
+    const maxCommits = 100;
+    let commits = 0;
+    try {
+      while (!finished && commits < maxCommits) {
+        writer.saveBlock(nextBlock(writer, { stateChanges: changes('busy', 2, `c${commits}`) }));
+        commits++;
+        await nextTurn();
+      }
+      await copying;
+    } finally {
+      reader.close();
+    }
+    assert.ok(commits >= 1, 'the writer committed while the copy ran');
+    assert.ok(
+      commits < maxCommits,
+      `the copy finished while the writer kept committing (${commits} commits)`,
+    );
+    const restored = await openStoreFromSnapshot(
+      snapshot,
+      dir.file('busy-restored.db'),
+      restoreOptions,
+    );
+    try {
+      const height = restored.blocks.latestHeight() as number;
+      assert.ok(height >= before && height <= before + commits, `height ${height}`);
+      assert.equal(hex(restored.state.root()), hex(writer.state.root(height)));
+      assert.equal(
+        restored.verifyIntegrity({ headerStateRoot: fixtureHeaderStateRoot }).headerChecked,
+        true,
+      );
+    } finally {
+      restored.close();
+      writer.close();
     }
   });
 

@@ -78,4 +78,87 @@ options:
   },
 };
 
-export const nodeCommands: readonly Command[] = [start];
+const backup: Command = {
+  name: 'node backup',
+  summary: "write a consistent snapshot of a node's store, also while the node runs",
+  help: `
+usage: hypermesh node backup --config FILE --out SNAPSHOT
+
+Copies the store of the node's data directory (DATA/store.sqlite) to SNAPSHOT, which must not
+exist, with SQLite's online backup API: one consistent point in time, while the node may be
+running and committing blocks (the store is opened read-only; the node's lock is not taken).
+Copying store.sqlite with cp is not a backup of a running node: its latest commits are still in
+store.sqlite-wal. The snapshot is one self-contained file; it is checked as "node restore" checks
+it (SQLite integrity, the chain, the latest state against the latest block header) and removed
+if it fails. Prints the snapshot's height and state root. Exits 1 when there is no store, the
+store holds no block, SNAPSHOT exists, or the check fails.
+
+A snapshot holds the store only: not signer-state.json nor the consensus WAL ("node restore
+--help", docs/node.md "Backup and restore").
+
+options:
+  --config FILE     node configuration (JSON): its dataDir (or HYPERMESH_DATA_DIR) is backed up
+  --out SNAPSHOT    the snapshot file to create
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, { config: { type: 'string' }, out: { type: 'string' } });
+    const configFile = requireOption(values.config, 'config');
+    const out = requireOption(values.out, 'out');
+    const config = await loadValidatorNodeConfig(configFile);
+    const { backupNodeStore } = await import('../store-backup.js');
+    const report = await backupNodeStore(config.dataDir, out);
+    io.out(
+      [
+        `snapshot ${report.path}: height ${report.height}, state root ${report.stateRoot}`,
+        `${report.blocks} blocks, ${report.stateKeys} state keys; checked against the header of block ${report.height}`,
+        `restore it with: hypermesh node restore --config FILE --snapshot ${report.path}`,
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+};
+
+const restore: Command = {
+  name: 'node restore',
+  summary: 'rebuild a node\'s store from a snapshot of "node backup"',
+  help: `
+usage: hypermesh node restore --config FILE --snapshot SNAPSHOT
+
+Restores SNAPSHOT (from "node backup") as the store of the node's data directory
+(DATA/store.sqlite; the directory is created if missing). Refused, with nothing written:
+a data directory that already holds a store (or its -wal, -shm, -journal), one a running node
+holds (its lock), and a snapshot that is not a store with blocks, is damaged, or whose latest
+state is not the one its latest block header commits to. The copy is checked in full under a
+temporary name and only then named store.sqlite, so a failed or interrupted restore leaves no
+store. Prints the restored height and state root, and what to do about signer-state.json: a
+snapshot does not carry it, and a validator without it refuses to start (docs/consensus.md,
+"Signer state"). Exits 1 when refused.
+
+options:
+  --config FILE         node configuration (JSON): the store goes to its dataDir
+  --snapshot SNAPSHOT   a snapshot written by "node backup"
+`,
+  async run(args, io) {
+    const values = parseCommandArgs(args, {
+      config: { type: 'string' },
+      snapshot: { type: 'string' },
+    });
+    const configFile = requireOption(values.config, 'config');
+    const snapshot = requireOption(values.snapshot, 'snapshot');
+    const config = await loadValidatorNodeConfig(configFile);
+    const { restoreNodeStore, signerStateAdvice } = await import('../store-backup.js');
+    const report = await restoreNodeStore(config.dataDir, snapshot);
+    io.out(
+      [
+        `restored ${report.path}: height ${report.height}, state root ${report.stateRoot}`,
+        `${report.blocks} blocks, ${report.stateKeys} state keys; checked against the header of block ${report.height}`,
+        ...signerStateAdvice(report, config.consensus.signerStateMissing),
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+};
+
+export const nodeCommands: readonly Command[] = [start, backup, restore];
