@@ -5,12 +5,22 @@ import { checkDuplicateVoteEvidence, evidenceKey } from './evidence.js';
 import { EVIDENCE_MAX_AGE, validatorsAt, type HeightContext } from './height-context.js';
 import { BLOCK_HASH_BYTES, commitHash, evidenceRoot, transactionsRoot } from './messages.js';
 import type { Block, DuplicateVoteEvidence, QuorumCertificate, ValidatorAddress } from './types.js';
-import type { SignatureVerifier, VerificationContext } from './verify.js';
+import { isWellFormedVote, type SignatureVerifier, type VerificationContext } from './verify.js';
 
 /**
  * Blocks at the consensus level: what a proposer fills in, and the rules every validator checks
  * before it asks the application whether the block is valid — valid(v) of the paper is both.
  */
+
+/**
+ * Most duplicate-vote evidence items a valid block carries (a block validity rule). Every item
+ * costs each validator two Ed25519 verifications and its share of the evidence root, and a
+ * proposer signs as many blocks as it likes, so the count is refused before any of that work:
+ * a block over it is invalid whatever its evidence. The wire decoder's `MAX_EVIDENCE_PER_BLOCK`
+ * (1,000) only bounds what is parsed; `maxEvidencePerBlock` (a node's own proposals) stays at
+ * or below this.
+ */
+export const MAX_BLOCK_EVIDENCE = 64;
 
 /** The header fields the engine determines; the application supplies the rest. */
 export interface BlockTemplate {
@@ -91,19 +101,34 @@ function isByteList(value: unknown): value is readonly Uint8Array[] {
   return Array.isArray(value) && value.every((item) => item instanceof Uint8Array);
 }
 
+/** The evidence list's shape and `MAX_BLOCK_EVIDENCE`: free to check, so checked first. */
+function checkEvidenceCount(block: Block): ConsensusError | undefined {
+  if (!Array.isArray(block.evidence)) return invalid('evidence must be a list');
+  if (block.evidence.length > MAX_BLOCK_EVIDENCE) {
+    return invalid(`block carries more than ${MAX_BLOCK_EVIDENCE} evidence items`, {
+      count: block.evidence.length,
+      limit: MAX_BLOCK_EVIDENCE,
+    });
+  }
+  return undefined;
+}
+
 /**
  * Whether the body is the one the header commits to: the transactions, the evidence and the
  * last commit hash to the header's roots. The proposer signs only the header hash, so a copy of
  * a genuine proposal with another body carries a valid signature; it must be refused as
  * malformed before anything is recorded under the header hash (validity, the proposal itself),
  * or it would stand in for the genuine block for the rest of the height. Returns the mismatch,
- * or undefined; a body that cannot even be hashed is a mismatch.
+ * or undefined; a body that cannot even be hashed is a mismatch. Evidence over
+ * `MAX_BLOCK_EVIDENCE` is refused before any hashing: whether or not it matches the header, the
+ * block is invalid, and hashing it is the cost the limit exists to bound.
  */
 export function checkBlockBody(block: Block): ConsensusError | undefined {
   if (bodyMatched.has(block)) return undefined;
   const { header } = block;
+  const countError = checkEvidenceCount(block);
+  if (countError !== undefined) return countError;
   if (!isByteList(block.transactions)) return invalid('transactions must be byte strings');
-  if (!Array.isArray(block.evidence)) return invalid('evidence must be a list');
   if (block.lastCommit !== null && typeof block.lastCommit !== 'object') {
     return invalid('last commit must be a record or null');
   }
@@ -139,12 +164,13 @@ export interface BlockCheckOptions {
 }
 
 /**
- * Consensus-level validity of a block for `context`: chain, height, parent, validator set (the
+ * Consensus-level validity of a block for `context`: at most `MAX_BLOCK_EVIDENCE` evidence items
+ * (checked first, before any hashing or signature), chain, height, parent, validator set (the
  * header names the set of its height), proposer, BFT time, the last commit (a valid quorum
  * certificate of the parent by the parent's validators), the roots over the body, and the
- * evidence (each against the set of its own height, at most `EVIDENCE_MAX_AGE` heights back).
- * Returns the first broken rule, or undefined. Application rules (transactions, state root,
- * consensus proof) are checked by the application.
+ * evidence (no offence twice, checked before any signature; each item against the set of its own
+ * height, at most `EVIDENCE_MAX_AGE` heights back). Returns the first broken rule, or undefined.
+ * Application rules (transactions, state root, consensus proof) are checked by the application.
  */
 export function checkBlock(
   options: BlockCheckOptions,
@@ -154,6 +180,8 @@ export function checkBlock(
   if (typeof block !== 'object' || block === null || typeof block.header !== 'object') {
     return invalid('block is not a record');
   }
+  const countError = checkEvidenceCount(block);
+  if (countError !== undefined) return countError;
   const { header } = block;
   if (header === null) return invalid('block has no header');
   if (header.chainId !== options.chainId) return invalid('block is for another chain');
@@ -175,7 +203,6 @@ export function checkBlock(
   }
   if (!Number.isSafeInteger(header.time)) return invalid('header time must be an integer');
   if (!isByteList(block.transactions)) return invalid('transactions must be byte strings');
-  if (!Array.isArray(block.evidence)) return invalid('evidence must be a list');
   if (!bytesEqual(header.parentHash, context.parent.hash)) {
     return invalid('block does not extend the committed parent');
   }
@@ -211,7 +238,10 @@ export function checkBlock(
   }
   const bodyError = checkBlockBody(block);
   if (bodyError !== undefined) return bodyError;
-  const seen = new Set<string>();
+  const repeated = repeatedOffence(block.evidence);
+  if (repeated !== undefined) {
+    return invalid(`evidence ${repeated} repeats an offence`, { position: repeated });
+  }
   for (const [position, item] of block.evidence.entries()) {
     // Each equivocation is checked against the validators of its own height.
     const offenceHeight: unknown = item?.voteA?.height;
@@ -235,8 +265,22 @@ export function checkBlock(
     if (evidenceError !== undefined) {
       return invalid(`evidence ${position}: ${evidenceError.message}`, { position });
     }
+  }
+  return undefined;
+}
+
+/**
+ * The position of the first evidence item whose offence an earlier item already reports, or
+ * undefined. Runs before any signature is verified, so a block repeating one offence costs no
+ * verification; items too ill-formed to name an offence are left to `checkDuplicateVoteEvidence`.
+ */
+function repeatedOffence(evidence: readonly DuplicateVoteEvidence[]): number | undefined {
+  const seen = new Set<string>();
+  for (const [position, item] of evidence.entries()) {
+    const voteA: unknown = (item as Partial<DuplicateVoteEvidence> | null)?.voteA;
+    if (!isWellFormedVote(voteA as DuplicateVoteEvidence['voteA'])) continue;
     const key = evidenceKey(item);
-    if (seen.has(key)) return invalid(`evidence ${position} repeats an offence`, { position });
+    if (seen.has(key)) return position;
     seen.add(key);
   }
   return undefined;

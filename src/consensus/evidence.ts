@@ -1,6 +1,6 @@
 import { ConsensusError, ConsensusErrorCode } from './errors.js';
 import type { DuplicateVoteEvidence, Vote } from './types.js';
-import { checkVote, type VerificationContext } from './verify.js';
+import { checkVote, isWellFormedVote, type VerificationContext } from './verify.js';
 import { sameValue, valueKey } from './vote-set.js';
 
 /**
@@ -62,6 +62,11 @@ export function checkDuplicateVoteEvidence(
   const { voteA, voteB } = evidence;
   if (typeof voteA !== 'object' || voteA === null || typeof voteB !== 'object' || voteB === null) {
     return invalid('evidence needs two votes');
+  }
+  // Before any comparison: `sameValue` and `valueKey` take a block hash or null, and evidence
+  // from a block may hold anything (a string block hash would make them throw).
+  if (!isWellFormedVote(voteA) || !isWellFormedVote(voteB)) {
+    return invalid('evidence votes are not well formed');
   }
   if (
     voteA.validator !== voteB.validator ||

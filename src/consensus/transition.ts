@@ -368,14 +368,10 @@ export class Transition {
       this.reject(rejection, proposal.height);
       return false;
     }
-    // The signature covers the header only: a copy of a genuine proposal with another body
-    // must leave no trace under its hash (no stored proposal, no cached validity), or the
-    // genuine one arriving next would be taken for it and the block never voted for here.
-    const bodyError = checkBlockBody(proposal.block);
-    if (bodyError !== undefined) {
-      this.reject(MessageRejection.MALFORMED, proposal.height, bodyError);
-      return false;
-    }
+    // Refusals that read only the state (round, header hash, proposer) come before the body is
+    // hashed: the proposer signs as many conflicting proposals as it likes, and each would
+    // otherwise cost every validator the roots over a body of up to 16 MiB. None records
+    // anything, and a body-swapped copy of a held proposal changes nothing by being ignored.
     const key = toHex(hash);
     const { round } = proposal;
     const existing = this.s.proposals.get(round) ?? [];
@@ -390,6 +386,15 @@ export class Transition {
     }
     if (!this.futureRoundAllowed(proposal.proposer, round)) {
       this.reject(MessageRejection.FUTURE_ROUND_LIMIT, proposal.height);
+      return false;
+    }
+    // The signature covers the header only: a copy of a genuine proposal with another body
+    // must leave no trace under its hash (no stored proposal, no cached validity), or the
+    // genuine one arriving next would be taken for it and the block never voted for here.
+    // Evidence over MAX_BLOCK_EVIDENCE is refused here too, before its root is computed.
+    const bodyError = checkBlockBody(proposal.block);
+    if (bodyError !== undefined) {
+      this.reject(MessageRejection.MALFORMED, proposal.height, bodyError);
       return false;
     }
     this.writable('proposals').set(round, [...existing, { proposal, hash, key }]);

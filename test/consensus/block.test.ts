@@ -1,14 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bytesEqual } from '../../src/crypto/bytes.js';
-import { blockTemplate, buildBlock, checkBlock } from '../../src/consensus/block.js';
+import {
+  blockTemplate,
+  buildBlock,
+  checkBlock,
+  MAX_BLOCK_EVIDENCE,
+} from '../../src/consensus/block.js';
 import { bftTime, checkQuorumCertificate } from '../../src/consensus/commit.js';
 import { ConsensusErrorCode } from '../../src/consensus/errors.js';
 import { duplicateVoteEvidence } from '../../src/consensus/evidence.js';
 import { nextHeightContext } from '../../src/consensus/height-context.js';
 import { blockHash } from '../../src/consensus/messages.js';
-import type { Block, QuorumCertificate } from '../../src/consensus/types.js';
-import { ed25519SignatureVerifier, type VerificationContext } from '../../src/consensus/verify.js';
+import type { Block, DuplicateVoteEvidence, QuorumCertificate } from '../../src/consensus/types.js';
+import {
+  ed25519SignatureVerifier,
+  type SignatureVerifier,
+  type VerificationContext,
+} from '../../src/consensus/verify.js';
 import {
   CHAIN_ID,
   GENESIS_TIME,
@@ -207,5 +216,98 @@ describe('block validity (consensus rules)', () => {
       consensusProof: new Uint8Array(0),
     });
     expectInvalid(forged, 'evidence 0');
+  });
+
+  /** Ed25519 through the real verifier, counting the calls. */
+  function countingVerifier(): { verifier: SignatureVerifier; calls: () => number } {
+    let calls = 0;
+    return {
+      verifier: {
+        ed25519: (signature, message, key) => {
+          calls++;
+          return ed25519SignatureVerifier.ed25519(signature, message, key);
+        },
+      },
+      calls: () => calls,
+    };
+  }
+
+  /** `count` distinct offences (one per round) by one validator at height 1, all provable. */
+  function offences(count: number): DuplicateVoteEvidence[] {
+    const offender = validators[2]!;
+    return Array.from({ length: count }, (_, round) =>
+      duplicateVoteEvidence(
+        makeVote(offender, 'prevote', 1, round, null),
+        makeVote(offender, 'prevote', 1, round, firstHash),
+      ),
+    );
+  }
+
+  function blockWith(evidence: readonly DuplicateVoteEvidence[]): Block {
+    return buildBlock(blockTemplate(CHAIN_ID, second, proposer), {
+      transactions: [],
+      evidence,
+      appStateRoot: new Uint8Array(32),
+      consensusProof: new Uint8Array(0),
+    });
+  }
+
+  it(`refuses more than MAX_BLOCK_EVIDENCE (${MAX_BLOCK_EVIDENCE}) evidence items before any hashing or signature`, () => {
+    const items = offences(MAX_BLOCK_EVIDENCE + 1);
+    const atLimit = countingVerifier();
+    assert.equal(
+      checkBlock({ ...options, verifier: atLimit.verifier }, second, blockWith(items.slice(0, -1))),
+      undefined,
+    );
+    assert.equal(atLimit.calls(), 3 + 2 * MAX_BLOCK_EVIDENCE, 'the last commit and every item');
+    // Every item proves an offence; only their number breaks the rule. Reads of the items
+    // (which hashing the evidence root or checking them would make) are counted.
+    let itemReads = 0;
+    const counted = new Proxy(items, {
+      get(target, property, receiver) {
+        if (typeof property === 'string' && /^\d+$/.test(property)) itemReads++;
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    const over = { ...blockWith(items), evidence: counted };
+    const overLimit = countingVerifier();
+    const error = checkBlock({ ...options, verifier: overLimit.verifier }, second, over);
+    assert.equal(error?.code, ConsensusErrorCode.INVALID_BLOCK);
+    assert.match(error.message, /more than 64 evidence items/);
+    assert.deepEqual(error.detail, { count: MAX_BLOCK_EVIDENCE + 1, limit: MAX_BLOCK_EVIDENCE });
+    assert.equal(overLimit.calls(), 0, 'not even the last commit is verified');
+    assert.equal(itemReads, 0, 'no item is read');
+  });
+
+  it('refuses a repeated offence before verifying any evidence signature', () => {
+    const withoutEvidence = countingVerifier();
+    assert.equal(
+      checkBlock({ ...options, verifier: withoutEvidence.verifier }, second, good),
+      undefined,
+    );
+    const [evidence] = offences(1) as [DuplicateVoteEvidence];
+    const repeated = countingVerifier();
+    const error = checkBlock(
+      { ...options, verifier: repeated.verifier },
+      second,
+      blockWith([evidence, evidence]),
+    );
+    assert.match(error?.message ?? '', /evidence 1 repeats an offence/);
+    assert.equal(repeated.calls(), withoutEvidence.calls(), 'only the last commit is verified');
+  });
+
+  it('refuses evidence whose votes are not well formed, without throwing', () => {
+    const [evidence] = offences(1) as [DuplicateVoteEvidence];
+    for (const [a, b] of [
+      ['a', 'b'],
+      [new Uint8Array(31), null],
+      [{}, null],
+    ] as const) {
+      const odd = {
+        voteA: { ...evidence.voteA, blockHash: a },
+        voteB: { ...evidence.voteB, blockHash: b },
+      } as unknown as DuplicateVoteEvidence;
+      expectInvalid(blockWith([odd]), 'evidence 0: evidence votes are not well formed');
+    }
   });
 });

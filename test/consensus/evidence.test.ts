@@ -70,6 +70,31 @@ describe('duplicate-vote evidence', () => {
     assert.match(checkDuplicateVoteEvidence(context, good, 3)?.message ?? '', /earlier height/);
   });
 
+  it('refuses votes that are not well formed before comparing them, without throwing', () => {
+    const cases: [unknown, unknown][] = [
+      ['a', 'b'],
+      [hashA, 'b'],
+      [new Uint8Array(31), null],
+      [7, null],
+      [{ length: 32 }, hashB],
+    ];
+    for (const [a, b] of cases) {
+      const evidence = {
+        voteA: { ...voteA, blockHash: a },
+        voteB: { ...voteB, blockHash: b },
+      } as unknown as DuplicateVoteEvidence;
+      const error = checkDuplicateVoteEvidence(context, evidence, 4);
+      assert.equal(error?.code, ConsensusErrorCode.INVALID_EVIDENCE);
+      assert.match(error.message, /not well formed/);
+    }
+    const noSignature = { voteA, voteB: { ...voteB, signature: 'signed' } };
+    assert.match(
+      checkDuplicateVoteEvidence(context, noSignature as unknown as DuplicateVoteEvidence, 4)
+        ?.message ?? '',
+      /not well formed/,
+    );
+  });
+
   it('drops FALCON signatures; evidence that carries them still proves, under one canonical form', () => {
     const pq = new Uint8Array(700).fill(7);
     const built = duplicateVoteEvidence(

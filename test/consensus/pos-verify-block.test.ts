@@ -13,7 +13,8 @@ import {
   TimeFailure,
   WorkFailure,
 } from '../../src/consensus/proof/verdict.js';
-import type { Block, QuorumCertificate } from '../../src/consensus/types.js';
+import { evidenceRoot } from '../../src/consensus/messages.js';
+import type { Block, DuplicateVoteEvidence, QuorumCertificate } from '../../src/consensus/types.js';
 import {
   buildChain,
   makeTestChain,
@@ -229,6 +230,23 @@ describe('verifyCommittedBlock on malformed input', () => {
     assert.deepEqual(verdict.parts[3], { ok: true, part: 'time', coverage: 'full' });
     const honest = verify(base.block, base.commit, sampled);
     assert.deepEqual(honest.parts[3], { ok: true, part: 'time', coverage: 'sampled' });
+  });
+
+  it('reports evidence whose votes carry a block hash that is not bytes as a broken rule', () => {
+    // The evidence root matches, so the block reaches the evidence check itself.
+    const vote = base.commit.precommits[0]!;
+    const evidence = [
+      { voteA: { ...vote, blockHash: 'a' }, voteB: { ...vote, blockHash: 'b' } },
+    ] as unknown as DuplicateVoteEvidence[];
+    const block = {
+      ...base.block,
+      evidence,
+      header: { ...base.block.header, evidenceRoot: evidenceRoot(evidence) },
+    };
+    const verdict = verify(block, base.commit);
+    assert.equal(verdict.ok, false);
+    assert.equal(verdict.block.ok, false);
+    if (!verdict.block.ok) assert.match(verdict.block.message, /evidence 0: .*not well formed/);
   });
 
   it('never throws and never accepts a block, commit or precommit with a field replaced', () => {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bytesEqual, toHex } from '../../src/crypto/bytes.js';
+import { blockTemplate, buildBlock, MAX_BLOCK_EVIDENCE } from '../../src/consensus/block.js';
+import { duplicateVoteEvidence } from '../../src/consensus/evidence.js';
 import type { ConsensusAction, ConsensusEvent } from '../../src/consensus/events.js';
 import { ConsensusError, ConsensusErrorCode } from '../../src/consensus/errors.js';
 import { nextHeightContext, type HeightContext } from '../../src/consensus/height-context.js';
@@ -719,6 +721,99 @@ describe('Tendermint state machine (Algorithm 1)', () => {
       node.votes('prevote', 0, second.block, node.others.slice(0, 2));
       node.send({ type: 'proposal-received', proposal: second });
       assert.equal(node.state.proposals.get(0)?.length, 2);
+    });
+  });
+
+  describe('refusals before the body is hashed', () => {
+    /** `block` with its body behind getters that count reads (hashing it reads them). */
+    function counted(block: Block): { block: Block; reads: () => number } {
+      let reads = 0;
+      const copy = { header: block.header } as Block;
+      for (const field of ['transactions', 'evidence', 'lastCommit'] as const) {
+        Object.defineProperty(copy, field, {
+          enumerable: true,
+          get: () => {
+            reads++;
+            return block[field];
+          },
+        });
+      }
+      return { block: copy, reads: () => reads };
+    }
+
+    it('refuses a conflicting proposal without reading its body', () => {
+      // An equivocating proposer signs as many of these as it likes: each must cost no more
+      // than its signature, whatever the size of its body.
+      const node = new Harness([1, 1, 1, 1]);
+      const proposer = node.proposer(0);
+      node.propose(0, node.block(1));
+      for (const tag of [2, 3]) {
+        const second = makeProposal(proposer, node.block(tag), 0);
+        const body = counted(second.block);
+        const actions = node.send({
+          type: 'proposal-received',
+          proposal: { ...second, block: body.block },
+        });
+        assert.equal(
+          actionsOf(actions, 'message-rejected')[0]?.reason,
+          MessageRejection.CONFLICTING_PROPOSAL,
+        );
+        assert.equal(body.reads(), 0);
+      }
+      assert.equal(node.state.proposals.get(0)?.length, 1);
+    });
+
+    it('refuses a proposal over the future-round limit without reading its body', () => {
+      const node = new Harness([1, 1, 1, 1]);
+      const round = [1, 2, 3].find((r) => node.proposer(r).address !== node.self?.address)!;
+      const proposer = node.proposer(round);
+      node.votes('prevote', 10, null, [proposer]);
+      node.votes('prevote', 11, null, [proposer]);
+      const proposal = makeProposal(proposer, node.block(4, proposer), round);
+      const body = counted(proposal.block);
+      const actions = node.send({
+        type: 'proposal-received',
+        proposal: { ...proposal, block: body.block },
+      });
+      assert.equal(
+        actionsOf(actions, 'message-rejected')[0]?.reason,
+        MessageRejection.FUTURE_ROUND_LIMIT,
+      );
+      assert.equal(body.reads(), 0);
+    });
+
+    it(`refuses a proposal with more than ${MAX_BLOCK_EVIDENCE} evidence items before their root is computed, recording nothing`, () => {
+      const node = new Harness([1, 1, 1, 1]);
+      const proposer = node.proposer(0);
+      const offender = node.others[0]!;
+      const items = Array.from({ length: MAX_BLOCK_EVIDENCE + 1 }, (_, round) =>
+        duplicateVoteEvidence(
+          makeVote(offender, 'prevote', 1, round, null),
+          makeVote(offender, 'prevote', 1, round, new Uint8Array(32).fill(1)),
+        ),
+      );
+      const block = buildBlock(blockTemplate(CHAIN_ID, node.context, proposer.address), {
+        transactions: [],
+        evidence: items,
+        appStateRoot: new Uint8Array(32),
+        consensusProof: new Uint8Array(0),
+      });
+      let itemReads = 0;
+      const evidence = new Proxy(items, {
+        get(target, property, receiver) {
+          if (typeof property === 'string' && /^\d+$/.test(property)) itemReads++;
+          return Reflect.get(target, property, receiver) as unknown;
+        },
+      });
+      const proposal = makeProposal(proposer, { ...block, evidence }, 0);
+      const actions = node.send({ type: 'proposal-received', proposal });
+      const [rejected] = actionsOf(actions, 'message-rejected');
+      assert.equal(rejected?.reason, MessageRejection.MALFORMED);
+      assert.match(rejected.error?.message ?? '', /more than 64 evidence items/);
+      assert.equal(itemReads, 0, 'the evidence root is not computed');
+      assert.deepEqual(actionsOf(actions, 'validate-value'), []);
+      assert.equal(node.state.proposals.get(0), undefined);
+      assert.equal(node.state.validity.size, 0);
     });
   });
 

@@ -246,9 +246,9 @@ function syncInvalid(height: number, message: string, cause?: unknown): DriverEr
 /**
  * Verifies a committed block fetched from a peer for `context` (the next height to decide):
  * its commit decides it — a quorum certificate by this height's validators for exactly this
- * block — and the block passes the same rules as a proposal: `checkBlock` (which checks its own
- * last commit against the parent's validators), the proofs, and re-execution with the header's
- * state root. Throws `SYNC_OUT_OF_ORDER` or `SYNC_INVALID_BLOCK`; nothing is written.
+ * block, checked first — and the block passes the same rules as a proposal: `checkBlock`
+ * (which checks its own last commit against the parent's validators), the proofs, and
+ * re-execution with the header's state root. Throws `SYNC_OUT_OF_ORDER` or `SYNC_INVALID_BLOCK`; nothing is written.
  */
 export function verifySyncedBlock(
   deps: BlockCheckDeps,
@@ -271,12 +271,11 @@ export function verifySyncedBlock(
   } catch (error) {
     throw syncInvalid(height, 'cannot be decoded', error);
   }
-  const blockError = checkBlock(
-    { chainId: deps.chainId, verifier: deps.verifier, requirePq: deps.requirePq },
-    context,
-    block,
-  );
-  if (blockError !== undefined) throw syncInvalid(height, blockError.message, blockError);
+  // The commit first: it refuses a block it does not certify on comparing one hash, and a
+  // block it certifies was accepted by more than 2/3 of the power, so a peer serving made-up
+  // blocks does not get `checkBlock`'s evidence signatures verified. Sound because both checks
+  // must pass and neither reads the other's result: a decoded header always hashes, and the
+  // commit is checked against this height's validators whatever the header names.
   const hash = blockHash(block.header);
   const commitError = checkQuorumCertificate(
     {
@@ -291,6 +290,12 @@ export function verifySyncedBlock(
   if (commitError !== undefined) {
     throw syncInvalid(height, `commit: ${commitError.message}`, commitError);
   }
+  const blockError = checkBlock(
+    { chainId: deps.chainId, verifier: deps.verifier, requirePq: deps.requirePq },
+    context,
+    block,
+  );
+  if (blockError !== undefined) throw syncInvalid(height, blockError.message, blockError);
   const outcome = checkAndExecute(deps, context, block);
   if (!outcome.ok) {
     throw syncInvalid(height, `${outcome.refusal}: ${outcome.error.message}`, outcome.error);

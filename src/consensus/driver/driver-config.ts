@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { ed25519RawPublicKey } from '../../crypto/ed25519.js';
 import { assertFalconSecretKey, defaultFalcon } from '../../crypto/falcon.js';
+import { MAX_BLOCK_EVIDENCE } from '../block.js';
 import type { ConsensusConfig } from '../state.js';
 import type { ValidatorAddress } from '../types.js';
 import { validatorAddress } from '../validator-set.js';
@@ -75,6 +76,13 @@ export function resolveDriverConfig(options: ConsensusDriverOptions): DriverConf
     if (!Number.isSafeInteger(value) || value < 1) {
       throw invalid(`${name} must be a positive integer`, { name, value });
     }
+  }
+  // A proposal with more evidence than a valid block carries would be refused by every peer.
+  if (resolved.maxEvidencePerBlock > MAX_BLOCK_EVIDENCE) {
+    throw invalid(
+      `maxEvidencePerBlock must be at most ${MAX_BLOCK_EVIDENCE} (MAX_BLOCK_EVIDENCE, the most evidence a valid block carries)`,
+      { name: 'maxEvidencePerBlock', value: resolved.maxEvidencePerBlock },
+    );
   }
   for (const name of ['syncIdleTimeoutMs', 'syncPageTimeoutMs'] as const) {
     // Node's timers fire at once for longer delays.

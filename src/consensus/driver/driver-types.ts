@@ -66,7 +66,7 @@ export interface ConsensusDriverOptions {
   readonly syncIdleTimeoutMs?: number;
   /** Block sync gives up on a page of `syncBatchSize` blocks after this long (default 60,000 ms). */
   readonly syncPageTimeoutMs?: number;
-  /** Evidence items put in one proposal (default 16). */
+  /** Evidence items put in one proposal (default 16; at most `MAX_BLOCK_EVIDENCE`, 64). */
   readonly maxEvidencePerBlock?: number;
   /**
    * Idle pacing (CometBFT's `create_empty_blocks_interval`). After a decided block without

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { MAX_BLOCK_EVIDENCE } from '../../../src/consensus/block.js';
+import { resolveDriverConfig } from '../../../src/consensus/driver/driver-config.js';
 import { ConsensusDriver, DriverErrorCode } from '../../../src/consensus/driver/index.js';
 import { openStore } from '../../../src/storage/index.js';
 import {
@@ -137,6 +139,18 @@ describe('ConsensusDriver: lifecycle', () => {
     assert.throws(
       () => new ConsensusDriver({ ...base, self: { ...self, falconSecretKey: new Uint8Array(5) } }),
       { code: DriverErrorCode.INVALID_OPTIONS },
+    );
+    // More evidence than a valid block carries: every peer would refuse this node's proposals.
+    assert.throws(
+      () => new ConsensusDriver({ ...base, self, maxEvidencePerBlock: MAX_BLOCK_EVIDENCE + 1 }),
+      (error: Error & { code?: string }) =>
+        error.code === DriverErrorCode.INVALID_OPTIONS &&
+        /maxEvidencePerBlock must be at most 64/.test(error.message),
+    );
+    assert.equal(
+      resolveDriverConfig({ ...base, self, maxEvidencePerBlock: MAX_BLOCK_EVIDENCE })
+        .maxEvidencePerBlock,
+      MAX_BLOCK_EVIDENCE,
     );
     store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -15,6 +15,8 @@ import { DriverErrorCode } from '../../../src/consensus/driver/errors.js';
 import type { SyncedBlock } from '../../../src/consensus/driver/ports.js';
 import { ConsensusError, ConsensusErrorCode } from '../../../src/consensus/errors.js';
 import { genesisHash, genesisHeightContext } from '../../../src/consensus/genesis.js';
+import { blockHash, evidenceRoot } from '../../../src/consensus/messages.js';
+import type { DuplicateVoteEvidence } from '../../../src/consensus/types.js';
 import { nextHeightContext } from '../../../src/consensus/height-context.js';
 import { pqSignatureVerifier } from '../../../src/consensus/verify.js';
 import {
@@ -140,6 +142,49 @@ describe('verifySyncedBlock and loadChain', () => {
       () => verifySyncedBlock(refusingProofs, context, first),
       /PROOF_INVALID: no plot/,
     );
+    store.close();
+  });
+
+  it('checks the commit before the block: a block the commit does not name costs no signature', () => {
+    const { store, deps } = fresh('commit-first');
+    let verified = 0;
+    const counting: BlockCheckDeps = {
+      ...deps,
+      verifier: {
+        ...deps.verifier,
+        ed25519: (signature, message, key) => {
+          verified++;
+          return deps.verifier.ed25519(signature, message, key);
+        },
+      },
+    };
+    // Height 2: checkBlock would verify the block's last commit before anything else.
+    const [first, second] = served as [SyncedBlock, SyncedBlock];
+    const context = nextHeightContext(
+      genesisHeightContext(genesis),
+      decodeBlock(first.block),
+      decodeQuorumCertificate(first.commit),
+    );
+    const block = decodeBlock(second.block);
+    const commit = decodeQuorumCertificate(second.commit);
+    // Another block (its body matching its header) carrying evidence, beside the genuine commit.
+    const { pqSignature: _dropped, ...vote } = commit.precommits[0]!;
+    const evidence: DuplicateVoteEvidence[] = [
+      { voteA: { ...vote, type: 'prevote' }, voteB: { ...vote, type: 'prevote', blockHash: null } },
+    ];
+    const other = {
+      ...block,
+      evidence,
+      header: { ...block.header, evidenceRoot: evidenceRoot(evidence) },
+    };
+    assert.notDeepEqual(blockHash(other.header), commit.blockHash);
+    assert.throws(
+      () => verifySyncedBlock(counting, context, { ...second, block: encodeBlock(other) }),
+      (error: Error & { code?: string }) =>
+        error.code === DriverErrorCode.SYNC_INVALID_BLOCK &&
+        /commit: commit is for another block/.test(error.message),
+    );
+    assert.equal(verified, 0);
     store.close();
   });
 
