@@ -87,10 +87,12 @@ export function checkSetHandover(handover: SetHandover): ConsensusError | undefi
     if (index !== undefined) vouching += trusted.validators[index]?.power ?? 0;
   }
   if (!exceedsOneThird(vouching, trusted.totalPower)) {
+    // The least power more than a third of the total.
+    const needed = Math.floor(trusted.totalPower / 3) + 1;
     return refused(
       'trusted-power-too-low',
-      `block ${height} was signed by ${vouching} of the ${trusted.totalPower} voting power of the previous set, not more than 1/3: the change cannot be verified without application state`,
-      { height, vouching, totalPower: trusted.totalPower },
+      `block ${height} was signed by ${vouching} of the ${trusted.totalPower} voting power of the previous set; more than 1/3 (at least ${needed}) is needed: the change cannot be verified without application state`,
+      { height, vouching, needed, totalPower: trusted.totalPower },
     );
   }
   return undefined;

@@ -34,7 +34,9 @@ import { genesisApplication } from './validator-node.js';
  * state witness (block-witness.ts), checked against the parent's state root; without a witness
  * that part is reported as `stamps-only`, not as fully verified — and the report is
  * `incomplete`, not valid, unless the caller asked for no re-execution: the node being checked
- * must not be able to turn the check off by refusing the witness.
+ * must not be able to turn the check off by refusing the witness. Likewise a validator set the
+ * verifier cannot trust (`replayValidatorSchedules`) leaves the block unchecked — `incomplete`,
+ * not `invalid`: the block's rules and parts mean nothing against another height's set.
  */
 export interface BlockVerifyReport {
   readonly height: number;
@@ -46,16 +48,27 @@ export interface BlockVerifyReport {
   readonly validatorSet: ValidatorSetTrust;
   /** Whether PoWork's state root was re-executed here. */
   readonly reexecution: ReexecutionOutcome;
-  readonly verdict: BlockProofVerdict;
+  /** The commit's signatures: what PoStake verified when it holds. */
+  readonly commitSignatures: CommitSignatures;
+  /**
+   * The block rules and the four parts; null when the validator set of the height is not
+   * trusted (`validatorSet.ok` false): they are checked against that set, and a verdict against
+   * another one (the genesis set) would call a sound block forged.
+   */
+  readonly verdict: BlockProofVerdict | null;
   readonly status: BlockVerifyStatus;
   /** `status` is `valid`. */
   readonly ok: boolean;
 }
 
 /**
- * `valid`: the set and the verdict hold, with everything asked for checked. `invalid`: the set
- * or the verdict does not hold. `incomplete`: everything checked holds, but the re-execution
- * asked for did not run (the node gave no state witness), so the state root is unchecked.
+ * `valid`: the set is trusted and the verdict holds, with everything asked for checked.
+ * `invalid`: the block and commit the node sent are proven bad — a check of the verdict fails
+ * (other than a re-execution on a witness that did not check out), or the block starts a new
+ * validator set and its commit does not hold for the set its own header names. `incomplete`:
+ * nothing checked fails, but the validator set of the height cannot be trusted (nothing of the
+ * block is then checked), or the re-execution asked for did not run or ran on a witness that
+ * did not check out (the state root is unchecked).
  */
 export type BlockVerifyStatus = 'valid' | 'invalid' | 'incomplete';
 
@@ -95,6 +108,25 @@ export async function fetchCommittedBlock(
   return { block, commit };
 }
 
+/**
+ * The commit's precommits and how many carry a FALCON-1024 signature. PoStake verifies every
+ * FALCON signature present, and requires one on each precommit only with the genesis
+ * `consensus.requirePq`; so when PoStake holds, `falcon` signatures were verified.
+ */
+export interface CommitSignatures {
+  readonly precommits: number;
+  readonly falcon: number;
+  readonly requirePq: boolean;
+}
+
+function commitSignaturesOf(commit: QuorumCertificate, requirePq: boolean): CommitSignatures {
+  return {
+    precommits: commit.precommits.length,
+    falcon: commit.precommits.filter((vote) => vote.pqSignature instanceof Uint8Array).length,
+    requirePq,
+  };
+}
+
 /** How the verifier came to trust the validator set of the block's height. */
 export type ValidatorSetTrust =
   | { readonly ok: true; readonly changes: readonly number[] }
@@ -105,10 +137,15 @@ export type ValidatorSetTrust =
       readonly message: string;
     };
 
-interface DerivedContext {
-  readonly context: HeightContext;
-  readonly trust: ValidatorSetTrust;
-}
+/** A validator set the verifier could not trust, and why. */
+type UntrustedSet = Extract<ValidatorSetTrust, { readonly ok: false }>;
+
+type DerivedContext =
+  | {
+      readonly context: HeightContext;
+      readonly trust: Extract<ValidatorSetTrust, { readonly ok: true }>;
+    }
+  | { readonly context: null; readonly trust: UntrustedSet };
 
 function decodeUpdatesOf(height: number, bytes: Uint8Array): ValidatorSetUpdate[] {
   try {
@@ -196,7 +233,7 @@ export async function replayValidatorSchedules(
 
 /**
  * The height context of the target block's height (see `replayValidatorSchedules`), with the
- * parent block as the last committed one.
+ * parent block as the last committed one; none when the set of the height is not trusted.
  */
 async function contextFor(
   client: NodeRpcClient,
@@ -219,7 +256,7 @@ async function contextFor(
     height,
     blockAt,
   );
-  if (!trust.ok) return { context: base, trust };
+  if (!trust.ok) return { context: null, trust };
   return {
     context: {
       ...schedules,
@@ -255,17 +292,15 @@ export type ReexecutionOutcome =
 
 /**
  * The node's state witness for `height`, or why there is none: the caller asked for no
- * re-execution, the node refused (a witness too large for one response, a node without the
- * method), or the validator set of the height is not trusted (the execution input needs it).
+ * re-execution, or the node refused (a witness too large for one response, a node without the
+ * method).
  */
 async function witnessFor(
   client: NodeRpcClient,
   height: number,
   wanted: boolean,
-  trust: ValidatorSetTrust,
 ): Promise<{ bytes: Uint8Array } | { reason: string }> {
   if (!wanted) return { reason: 'not asked for (--no-reexecute)' };
-  if (!trust.ok) return { reason: 'the validator set of the height is not trusted' };
   for (let attempt = 1; ; attempt++) {
     try {
       return { bytes: await client.blockWitness(height, { deadlineMs: 60_000 }) };
@@ -298,8 +333,28 @@ export async function verifyBlockFromNode(
   const reexecute = options.reexecute ?? true;
   const target = await fetchCommittedBlock(client, height);
   const parent = height > 1 ? await fetchCommittedBlock(client, height - 1) : null;
-  const { context, trust } = await contextFor(client, genesis, target, parent);
-  const witness = await witnessFor(client, height, reexecute, trust);
+  const derived = await contextFor(client, genesis, target, parent);
+  const summary = {
+    height,
+    chainId: target.block.header.chainId,
+    blockHash: toHex(blockHash(target.block.header)),
+    proposer: target.block.header.proposer,
+    transactions: target.block.transactions.length,
+    validatorSet: derived.trust,
+    commitSignatures: commitSignaturesOf(target.commit, genesis.consensus.requirePq),
+  };
+  if (derived.context === null) {
+    const status = untrustedSetStatus(derived.trust, height);
+    return {
+      ...summary,
+      reexecution: { ran: false, reason: 'the validator set of the height is not trusted' },
+      verdict: null,
+      status,
+      ok: false,
+    };
+  }
+  const { context } = derived;
+  const witness = await witnessFor(client, height, reexecute);
   // The parent header is bound to this block's (parentHash, checked with the block rules), so
   // its state root is the committed state the witness must be of.
   const parentRoot = parent === null ? EMPTY_STATE_ROOT : parent.block.header.appStateRoot;
@@ -342,18 +397,13 @@ export async function verifyBlockFromNode(
       (part) => part.ok || (part.part === 'work' && part.reason === WorkFailure.REEXECUTION_FAILED),
     );
   const status: BlockVerifyStatus =
-    !trust.ok || (!verdict.ok && !onlyWitnessFailed)
+    !verdict.ok && !onlyWitnessFailed
       ? 'invalid'
       : reexecute && (!('bytes' in witness) || onlyWitnessFailed)
         ? 'incomplete'
         : 'valid';
   return {
-    height,
-    chainId: target.block.header.chainId,
-    blockHash: toHex(blockHash(target.block.header)),
-    proposer: target.block.header.proposer,
-    transactions: target.block.transactions.length,
-    validatorSet: trust,
+    ...summary,
     reexecution:
       'bytes' in witness
         ? {
@@ -368,21 +418,78 @@ export async function verifyBlockFromNode(
   };
 }
 
+/**
+ * The status when the set of `height` is not trusted: `incomplete` — the refusal says nothing
+ * about this block (a rotation the previous set vouched for with ≤ 1/3 of its power, updates
+ * from the node that do not apply or that no block names) — except when this block starts the
+ * derived set and its header names that set but its commit does not hold for it. Whatever the
+ * true set is, the block is then bad: if it is the named one the commit fails, if not the header
+ * names the wrong set.
+ */
+function untrustedSetStatus(trust: UntrustedSet, height: number): BlockVerifyStatus {
+  return trust.reason === 'commit-invalid' && trust.height === height ? 'invalid' : 'incomplete';
+}
+
+/** What to do about a set that is not trusted, by the refusal's reason. */
+function untrustedSetAdvice(trust: UntrustedSet): string {
+  return trust.reason === 'trusted-power-too-low'
+    ? 'A change the previous set vouched for with no more than 1/3 of its power can only be checked with application state (a node of your own that synced the chain)'
+    : 'Ask another node (--node)';
+}
+
 const PART_NAMES = {
   space: 'PoSpace: challenge answers and Merkle paths to the registered storage root',
-  stake: 'PoStake: precommits of > 2/3 of the voting power, Ed25519 + FALCON-1024',
   work: 'PoWork: transactions root and every hashcash stamp',
   time: 'PoTime: BFT median time and the sequential hash chain from the parent',
 } as const;
 
+/** PoStake's line: which signatures were checked, from the genesis rule and the commit. */
+function stakeLine(signatures: CommitSignatures): string {
+  const { precommits, falcon, requirePq } = signatures;
+  const head = 'PoStake: precommits of > 2/3 of the voting power';
+  if (requirePq) return `${head}, Ed25519 + FALCON-1024`;
+  const optional = 'FALCON-1024 not required by the genesis (requirePq false)';
+  return falcon === 0
+    ? `${head}, Ed25519 only (${optional})`
+    : `${head}, Ed25519, and FALCON-1024 on ${falcon} of ${precommits} (${optional})`;
+}
+
+/** One line of the report: the check, its outcome, its coverage or failure reason, and text. */
+function row(check: string, outcome: string, coverage: string, text: string): string {
+  return `  ${check.padEnd(6)} ${outcome.padEnd(7)} ${coverage.padEnd(11)} ${text}`;
+}
+
+/**
+ * The report's lines when the set of the height is not trusted: the refusal and the verdict,
+ * and no rule or part lines (they would be checked against another set).
+ */
+function untrustedSetLines(report: BlockVerifyReport, trust: UntrustedSet): string[] {
+  if (report.status === 'invalid') {
+    return [
+      row('set', 'INVALID', trust.reason, trust.message),
+      `INVALID: block ${report.height} starts a new validator set and its commit does not hold for the set its header names`,
+    ];
+  }
+  return [
+    row('set', 'UNTRUSTED', trust.reason, trust.message),
+    `INCOMPLETE: the validator set of height ${report.height} cannot be trusted ` +
+      `(${trust.reason} at height ${trust.height}, see "set"), so the block's rules and proof ` +
+      `parts were not checked: they need that set. ${untrustedSetAdvice(trust)}`,
+  ];
+}
+
 /** The human-readable report: one line per check and a final verdict. */
 export function formatBlockVerify(report: BlockVerifyReport, node: string): string[] {
   const { verdict } = report;
-  const row = (part: string, outcome: string, coverage: string, text: string): string =>
-    `  ${part.padEnd(6)} ${outcome.padEnd(7)} ${coverage.padEnd(11)} ${text}`;
-  const lines = [
+  const heading = [
     `block ${report.height} of chain ${report.chainId} from ${node}`,
     `  hash ${report.blockHash}, proposer ${report.proposer}, ${report.transactions} transaction(s)`,
+  ];
+  const trust = report.validatorSet;
+  if (!trust.ok) return [...heading, ...untrustedSetLines(report, trust)];
+  if (verdict === null) throw new Error('block verify: a report with a trusted set has a verdict');
+  const lines = [
+    ...heading,
     verdict.block.ok
       ? row(
           'rules',
@@ -392,18 +499,15 @@ export function formatBlockVerify(report: BlockVerifyReport, node: string): stri
         )
       : row('rules', 'INVALID', '', verdict.block.message),
   ];
-  const trust = report.validatorSet;
   lines.push(
-    trust.ok
-      ? row(
-          'set',
-          'ok',
-          '',
-          trust.changes.length === 0
-            ? 'validator set of the height: the genesis set'
-            : `validator set of the height: genesis + ${trust.changes.length} change(s), at height(s) ${trust.changes.join(', ')}, each vouched for by > 1/3 of the previous set`,
-        )
-      : row('set', 'INVALID', trust.reason, trust.message),
+    row(
+      'set',
+      'ok',
+      '',
+      trust.changes.length === 0
+        ? 'validator set of the height: the genesis set'
+        : `validator set of the height: genesis + ${trust.changes.length} change(s), at height(s) ${trust.changes.join(', ')}, each vouched for by > 1/3 of the previous set`,
+    ),
   );
   for (const part of verdict.parts) {
     if (part.ok) {
@@ -415,7 +519,9 @@ export function formatBlockVerify(report: BlockVerifyReport, node: string): stri
             : part.coverage === 'sampled'
               ? ' — sampled segments of the hash chain'
               : '';
-      lines.push(row(part.part, 'ok', part.coverage, `${PART_NAMES[part.part]}${note}`));
+      const name =
+        part.part === 'stake' ? stakeLine(report.commitSignatures) : PART_NAMES[part.part];
+      lines.push(row(part.part, 'ok', part.coverage, `${name}${note}`));
     } else {
       lines.push(row(part.part, 'INVALID', part.reason, part.message));
     }

@@ -1064,7 +1064,7 @@ describe('hypermesh stake against a running validator', () => {
       const hiding: NodeRpcClient = { ...honest, validatorUpdates: async () => [] };
       const hidden = await verifyBlockFromNode(hiding, genesis, joinedAt + 1);
       assert.equal(hidden.ok, false);
-      const stake = hidden.verdict.parts.find((part) => part.part === 'stake');
+      const stake = hidden.verdict?.parts.find((part) => part.part === 'stake');
       assert.equal(stake && !stake.ok && stake.reason, 'validator-set-mismatch');
       const inventing: NodeRpcClient = {
         ...honest,
@@ -1087,7 +1087,7 @@ describe('hypermesh stake against a running validator', () => {
       for (const height of heights) {
         const report = await verifyBlockFromNode(honest, genesis, height);
         assert.equal(report.ok, true, `block ${height}: ${JSON.stringify(report.verdict)}`);
-        const work = report.verdict.parts.find((part) => part.part === 'work');
+        const work = report.verdict?.parts.find((part) => part.part === 'work');
         assert.ok(
           work?.ok === true && work.coverage === 'full',
           `block ${height} re-executed: ${JSON.stringify({ work, reexecution: report.reexecution })}`,

@@ -165,9 +165,9 @@ describe('a validator node', () => {
 
       const client = session.client('node-1');
       const report = await verifyBlockFromNode(client, genesis, 2);
-      assert.equal(report.verdict.ok, true, JSON.stringify(report.verdict));
+      assert.equal(report.verdict?.ok, true, JSON.stringify(report.verdict));
       assert.deepEqual(
-        report.verdict.parts.map((part) => `${part.part}:${part.ok ? part.coverage : 'bad'}`),
+        report.verdict?.parts.map((part) => `${part.part}:${part.ok ? part.coverage : 'bad'}`),
         ['space:full', 'stake:full', 'work:full', 'time:full'],
       );
       assert.match(
@@ -197,7 +197,7 @@ describe('a validator node', () => {
         },
       };
       const forged = await verifyBlockFromNode(tampering, genesis, 2);
-      assert.equal(forged.verdict.ok, false);
+      assert.equal(forged.verdict?.ok, false);
 
       const privateKey = await operatorKey(target.operator.keyFile);
       const set = await submitKvSet({
@@ -233,7 +233,7 @@ describe('a validator node', () => {
       assert.equal(executed.ok, true, JSON.stringify(executed.verdict));
       assert.equal(executed.reexecution.ran, true);
       const workOf = (verdict: typeof executed.verdict) =>
-        verdict.parts.find((part) => part.part === 'work');
+        verdict?.parts.find((part) => part.part === 'work');
       const executedWork = workOf(executed.verdict);
       assert.ok(executedWork?.ok === true && executedWork.coverage === 'full');
       // A node busy building other witnesses is asked again a second later.

@@ -36,17 +36,20 @@ Fetches block HEIGHT with its commit, and its parent, from a node over STOQ (nod
 "getBlock", operator identity) and checks: the block rules (chain, height, parent, validator
 set, proposer, BFT time, last commit, transactions and evidence roots) and the four proof parts —
 PoSpace (challenge answers and Merkle paths to the proposer's registered storage root), PoStake
-(the commit: > 2/3 of the voting power, Ed25519 and FALCON-1024 signatures), PoWork (the
-transactions root, every transaction's hashcash stamp, and the state root) and PoTime (BFT
-median time and the sequential hash chain).
+(the commit: > 2/3 of the voting power, Ed25519 signatures, FALCON-1024 ones on every
+precommit when the genesis sets requirePq), PoWork (the transactions root, every transaction's
+hashcash stamp, and the state root) and PoTime (BFT median time and the sequential hash chain).
 
 For the state root the block is re-executed here, with the chain's modules (from the genesis),
 on the state the node's "blockWitness" answer shows: the tree nodes and values the block reads
 and changes, each checked against the parent header's state root, so the node is trusted for
 nothing. A node that cannot give a witness (or --no-reexecute) leaves PoWork "stamps-only".
-Exits 0 only if the block is valid and everything asked for was checked; 1 if it is invalid;
-3 if it is "incomplete": every check made holds, but the node gave no state witness, so the
-state root is unchecked (retry, ask another node, or pass --no-reexecute to accept that).
+Exits 0 only if the block is valid and everything asked for was checked; 1 if it is proven
+invalid; 3 if it is "incomplete": nothing checked fails, but the validator set of the height
+cannot be trusted (a change vouched for by no more than 1/3 of the previous set's power,
+updates from the node that do not apply: nothing of the block is checked), or the node gave no
+state witness, so the state root is unchecked (retry, ask another node, or pass --no-reexecute
+to accept that).
 
 options:
   --cluster FILE|DIR    cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
