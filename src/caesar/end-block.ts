@@ -50,10 +50,10 @@ import { FEE_POOL_KEY, PARAMS_KEY, balanceKey, readAmount, writeAmount } from '.
  * 3. rewards: `blockReward` is minted and, with the fee pool, paid to the validators that
  *    signed the previous block's commit (by power), the proposer taking its bonus first;
  * 4. unbondings that complete at this height return to their delegators' balances;
- * 5. validator updates: validators jailed in this block leave the set now (effective at
- *    height + 2); at an epoch height (a multiple of `epochBlocks`, or the first block after a
- *    change of it) the whole set is recomputed from stake, and at a multiple the records of
- *    validators vacant long enough that nothing can refer to them any more are removed;
+ * 5. validator updates: jailed validators leave the set now (effective at height + 2); at an
+ *    epoch height (a multiple of `epochBlocks`, or the first block after a change of it) the
+ *    whole set is recomputed from stake, and at a multiple the records of validators vacant
+ *    long enough that nothing can refer to them any more are removed;
  * 6. governance (gov-end-block.ts): proposals whose voting ends here are tallied, passed ones
  *    whose timelock ends here are applied, for the blocks after this one; a change of
  *    `epochBlocks` is recorded in the epoch history (`stk/epochs`) slashing reads.
@@ -190,8 +190,6 @@ interface Ledger {
   unbonding: bigint;
   minted: bigint;
   burnt: bigint;
-  /** Validators jailed in this block. */
-  readonly jailed: Uint8Array[];
 }
 
 function credit(state: ModuleState, account: Uint8Array, amount: bigint): void {
@@ -207,9 +205,6 @@ function jail(ledger: Ledger, address: Uint8Array, record: ValidatorRecord, why:
     jailedUntil: ledger.height + ledger.params.jailBlocks,
   });
   ledger.state.delete(missedKey(address));
-  if (!ledger.jailed.some((other) => compareAddresses(other, address) === 0)) {
-    ledger.jailed.push(address);
-  }
 }
 
 /**
@@ -231,11 +226,16 @@ function jail(ledger: Ledger, address: Uint8Array, record: ValidatorRecord, why:
  * share of a validator without tokens has no price: a delegation to it would divide by zero).
  * Jails it and records the height (`slashedAt`).
  *
- * Not slashed: evidence against a validator jailed for equivocation, and evidence of an offence
- * at or before `slashedAt + 1` of its record (it was slashed at `slashedAt` and voted with that
- * power until `slashedAt + 1`: an earlier offence, or another pair of votes for the same one,
- * arriving after an unjail belongs to what was slashed). One block slashes a validator at most
- * once, for its earliest offence in the block that is not excluded (the widest window).
+ * Not slashed: evidence of an offence at or before `slashedAt + 1` of its record (it was slashed
+ * at `slashedAt` and voted with that power until `slashedAt + 1`: an earlier offence, or another
+ * pair of votes for the same one, arriving after an unjail belongs to what was slashed), and
+ * evidence against a validator jailed for equivocation that had no power at the offence, or
+ * whose record has no `slashedAt` (jailed by a build from before the watermark, which cannot
+ * tell the offence it was slashed for). A validator jailed for equivocation that still had power
+ * at a later offence is slashed again: it keeps its power while removing it would empty the
+ * set (`validatorUpdates`), and would otherwise equivocate for free. One block slashes a
+ * validator at most once, for its earliest offence in the block that is not excluded (the widest
+ * window).
  */
 function slash(ledger: Ledger, ctx: EndBlockContext): void {
   const { params } = ledger;
@@ -244,9 +244,15 @@ function slash(ledger: Ledger, ctx: EndBlockContext): void {
     const address = parseConsensusAddress(evidence.voteA.validator);
     if (address === undefined) continue;
     const record = ledger.records.get(address);
-    if (record === undefined || record.jailed === JailReason.EQUIVOCATION) continue;
+    if (record === undefined) continue;
     const offence = evidence.voteA.height;
     if (record.slashedAt !== undefined && offence <= record.slashedAt + 1) continue;
+    if (
+      record.jailed === JailReason.EQUIVOCATION &&
+      (record.slashedAt === undefined || backingAt(record, offence, params.powerUnit) === 0n)
+    ) {
+      continue;
+    }
     const id = hexKey(address);
     const earlier = offences.get(id);
     if (earlier === undefined || offence < earlier.offence) offences.set(id, { address, offence });
@@ -490,9 +496,16 @@ function matureUnbondings(ledger: Ledger): void {
 
 /**
  * The set this module wants from the next epoch: validators not jailed with at least
- * `minValidatorStake` bonded and a power of at least 1, by stake (descending, ties by address
- * ascending), the first `maxValidators`; a validator whose power would lift the total above
- * `MAX_TOTAL_VOTING_POWER` is passed over. Powers by address (hex).
+ * `minValidatorStake` bonded and a power floor(tokens / powerUnit) of at least 1, by stake
+ * (descending, ties by address ascending), the first `maxValidators`. Powers by address (hex).
+ *
+ * When their powers p sum to T > `MAX_TOTAL_VOTING_POWER` (C; the supply may reach 2^128, so
+ * every `powerUnit` below 2^78 allows it), each is scaled to max(1, floor(p × (C − n) / T)) for
+ * the n chosen: the sum is then at most (C − n) + n = C, every chosen validator stays in the set,
+ * powers keep their order, and each is within n + 1 of its exact share p × C / T (n ≤ 10,000,
+ * against C = 2^50).
+ * Passing over the validators that do not fit instead would hand the power to the smaller ones,
+ * down to one validator holding all of it.
  */
 export function selectValidatorSet(
   params: StakingParams,
@@ -512,42 +525,49 @@ export function selectValidatorSet(
           : 1
         : compareAddresses(a.address, b.address),
     );
-  const chosen = new Map<string, number>();
-  let total = 0n;
-  for (const { address, record } of candidates) {
-    if (chosen.size >= params.maxValidators) break;
-    const power = record.tokens / params.powerUnit;
-    if (total + power > BigInt(MAX_TOTAL_VOTING_POWER)) continue;
-    total += power;
-    chosen.set(hexKey(address), Number(power));
+  const chosen = candidates.slice(0, params.maxValidators).map(({ address, record }) => ({
+    id: hexKey(address),
+    power: record.tokens / params.powerUnit,
+  }));
+  const total = chosen.reduce((sum, { power }) => sum + power, 0n);
+  const cap = BigInt(MAX_TOTAL_VOTING_POWER);
+  const room = cap - BigInt(chosen.length);
+  const powers = new Map<string, number>();
+  for (const { id, power } of chosen) {
+    const scaled = total <= cap ? power : (power * room) / total;
+    powers.set(id, Number(scaled > 0n ? scaled : 1n));
   }
-  return chosen;
+  return powers;
 }
 
 /**
  * The validator updates of this block: at an epoch height (a multiple of `epochBlocks`, or the
  * block after a change of it), the difference between the set consensus has from this module
- * (`stk/set`, the records' `power`) and `selectValidatorSet`; otherwise only the removal of
- * validators jailed in this block. A change that would leave this module's set empty is not
- * made (consensus refuses an empty set): the set stays as it is, and an epoch whose selection
- * is empty records in the epoch history that it set no power.
+ * (`stk/set`, the records' `power`) and `selectValidatorSet`; otherwise, and at an epoch whose
+ * selection is empty, only the removal of every member of `stk/set` that is jailed (in this
+ * block or before, when its removal had to wait). A change that would leave this module's set
+ * empty is not made (consensus refuses an empty set): the set stays as it is, and the jailed
+ * members in it leave in the first block that can remove them. An epoch whose selection is empty
+ * records in the epoch history that it set no power (removals set none either).
  * New members carry their FALCON key and storage root, as consensus requires of an addition.
  */
 function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
   const { state, params, height, records } = ledger;
   const active = readValidatorList(state, ACTIVE_SET_KEY);
-  const target = new Map<string, number>();
-  const touched: Uint8Array[] = [];
+  let target = new Map<string, number>();
+  let touched = active;
+  let recomputed = false;
   const history = readEpochHistory(state);
-  const epoch = height % params.epochBlocks === 0 || recomputesOffEpoch(history, height);
-  if (epoch) {
+  if (height % params.epochBlocks === 0 || recomputesOffEpoch(history, height)) {
     const all = readValidatorList(state).map((address) => ({
       address,
       record: records.get(address)!,
     }));
-    for (const [id, power] of selectValidatorSet(params, all)) target.set(id, power);
-    touched.push(...all.map(({ address }) => address));
-    if (target.size === 0) {
+    target = selectValidatorSet(params, all);
+    if (target.size > 0) {
+      recomputed = true;
+      touched = all.map(({ address }) => address);
+    } else {
       // Nothing recomputed: the powers in force stay those of the last recomputation, which
       // slashing must measure from (a regime from height + 1 whose lastBefore names it).
       const regime = {
@@ -557,10 +577,12 @@ function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
       };
       writeEpochHistory(state, withRegime(history, params.epochBlocks, regime, height));
     }
-  } else {
-    for (const address of active) target.set(hexKey(address), records.get(address)!.power);
-    for (const address of ledger.jailed) target.delete(hexKey(address));
-    touched.push(...active);
+  }
+  if (!recomputed) {
+    for (const address of active) {
+      const record = records.get(address)!;
+      if (record.jailed === JailReason.NONE) target.set(hexKey(address), record.power);
+    }
   }
   if (target.size === 0) return [];
   const updates: ValidatorUpdate[] = [];
@@ -569,10 +591,17 @@ function validatorUpdates(ledger: Ledger): ValidatorUpdate[] {
     const record = records.get(address)!;
     const power = target.get(hexKey(address)) ?? 0;
     if (power > 0) next.push(address);
-    // The stake behind the power voting from height + 2: at an epoch the power × powerUnit now
-    // (a change of powerUnit changes it at an unchanged power), otherwise unchanged or 0.
+    // The stake behind the power voting from height + 2: 0 out of the set; at a recomputation
+    // the tokens now, down to a multiple of powerUnit (power × powerUnit unless the powers were
+    // scaled down to the cap; a change of powerUnit changes it at an unchanged power);
+    // otherwise unchanged.
     const before = backingAt(record, height + 2, params.powerUnit);
-    const stake = epoch || power === 0 ? BigInt(power) * params.powerUnit : before;
+    const stake =
+      power === 0
+        ? 0n
+        : recomputed
+          ? (record.tokens / params.powerUnit) * params.powerUnit
+          : before;
     if (power === record.power && stake === before) continue;
     const backed =
       stake === before ? record : withBacking(record, height + 2, stake, params.powerUnit, height);
@@ -638,7 +667,6 @@ export function caesarEndBlock(ctx: EndBlockContext): ValidatorUpdate[] {
     unbonding: readAmount(state, UNBONDING_TOTAL_KEY),
     minted: 0n,
     burnt: 0n,
-    jailed: [],
   };
   slash(ledger, ctx);
   trackDowntime(ledger, ctx);

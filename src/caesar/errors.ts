@@ -178,6 +178,8 @@ export enum CaesarAmountErrorCode {
   TOO_PRECISE = 'CAESAR_AMOUNT_TOO_PRECISE',
   /** 2^128 base units or more. */
   TOO_LARGE = 'CAESAR_AMOUNT_TOO_LARGE',
+  /** More characters than any amount needs (`MAX_AMOUNT_TEXT_LENGTH`), refused before parsing. */
+  TOO_LONG = 'CAESAR_AMOUNT_TOO_LONG',
 }
 
 export class CaesarAmountError extends HyperMeshError<CaesarAmountErrorCode> {}

@@ -129,7 +129,13 @@ export {
 export { MAX_MEMO_BYTES, TRANSFER_OP, encodeTransfer } from './transfer.js';
 export { CAESAR_OPS, decodeCaesarBody, encodeCaesarBody } from './body.js';
 export type { CaesarTx } from './body.js';
-export { formatTokenAmount, parseBaseUnits, parseTokenAmount, smallestUnit } from './units.js';
+export {
+  MAX_AMOUNT_TEXT_LENGTH,
+  formatTokenAmount,
+  parseBaseUnits,
+  parseTokenAmount,
+  smallestUnit,
+} from './units.js';
 export type { Transfer, TransferInput } from './transfer.js';
 export {
   BASIS_POINTS,

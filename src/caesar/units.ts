@@ -12,6 +12,13 @@ import { MAX_DECIMALS } from './params.js';
 
 /** Whole-number digits beyond which an amount is too large without converting it (2^128 has 39). */
 const MAX_WHOLE_DIGITS = 60;
+/**
+ * Characters of the longest text parsed as an amount. The largest amount written in full with
+ * the most decimals has 39 + 1 + 18 = 58; the rest leaves room for leading and trailing zeros.
+ * A longer text is refused before any pattern runs over it, so the cost of a refusal does not
+ * grow with what the caller sent (a command-line option, a field of a request).
+ */
+export const MAX_AMOUNT_TEXT_LENGTH = 100;
 /** Characters of a refused text quoted in a message. */
 const QUOTED_LENGTH = 48;
 const TOKEN_AMOUNT = /^([0-9]+)(?:\.([0-9]+))?$/;
@@ -29,6 +36,23 @@ function checkDecimals(decimals: number): void {
   if (!Number.isInteger(decimals) || decimals < 0 || decimals > MAX_DECIMALS) {
     throw new RangeError(`decimals must be an integer from 0 to ${MAX_DECIMALS}, got ${decimals}`);
   }
+}
+
+function checkLength(text: string): void {
+  if (text.length > MAX_AMOUNT_TEXT_LENGTH) {
+    fail(
+      CaesarAmountErrorCode.TOO_LONG,
+      `amount ${quote(text)} has ${text.length} characters; an amount has at most ${MAX_AMOUNT_TEXT_LENGTH}`,
+      text,
+    );
+  }
+}
+
+/** `digits` without its trailing zeros, by a scan from the end (no backtracking pattern). */
+function withoutTrailingZeros(digits: string): string {
+  let end = digits.length;
+  while (end > 0 && digits.charCodeAt(end - 1) === 0x30) end--;
+  return digits.slice(0, end);
 }
 
 function syntax(text: string, expected: string): never {
@@ -62,18 +86,20 @@ export function smallestUnit(decimals: number): string {
 
 /**
  * Parses a token amount (`12`, `1.5`, `0.000001`) into base units for a token with `decimals`.
- * Throws `CaesarAmountError`: `SYNTAX`, `NEGATIVE`, `TOO_PRECISE` (more decimal places than the
- * token has, other than zeros), `TOO_LARGE` (2^128 base units or more). Zero is a valid amount
- * (a fee may be zero); callers that need more check it themselves.
+ * Throws `CaesarAmountError`: `TOO_LONG` (more than `MAX_AMOUNT_TEXT_LENGTH` characters),
+ * `SYNTAX`, `NEGATIVE`, `TOO_PRECISE` (more decimal places than the token has, other than
+ * zeros), `TOO_LARGE` (2^128 base units or more). Zero is a valid amount (a fee may be zero);
+ * callers that need more check it themselves.
  */
 export function parseTokenAmount(text: string, decimals: number): bigint {
   checkDecimals(decimals);
+  checkLength(text);
   const match = TOKEN_AMOUNT.exec(text);
   if (match === null) syntax(text, 'a number of tokens such as 12 or 1.5');
   const whole = match[1] as string;
   if (whole.replace(/^0+/, '').length > MAX_WHOLE_DIGITS)
     tooLarge(text, `more than ${MAX_WHOLE_DIGITS} digits`);
-  const fraction = (match[2] ?? '').replace(/0+$/, '');
+  const fraction = withoutTrailingZeros(match[2] ?? '');
   if (fraction.length > decimals) {
     fail(
       CaesarAmountErrorCode.TOO_PRECISE,
@@ -94,6 +120,7 @@ export function parseTokenAmount(text: string, decimals: number): bigint {
  * `parseTokenAmount`; a decimal point is `TOO_PRECISE` (base units are indivisible).
  */
 export function parseBaseUnits(text: string): bigint {
+  checkLength(text);
   if (!BASE_UNITS.test(text)) {
     if (TOKEN_AMOUNT.test(text)) {
       fail(
@@ -118,6 +145,6 @@ export function formatTokenAmount(baseUnits: bigint, decimals: number): string {
   if (decimals === 0) return baseUnits.toString();
   const scale = 10n ** BigInt(decimals);
   const whole = baseUnits / scale;
-  const fraction = (baseUnits % scale).toString().padStart(decimals, '0').replace(/0+$/, '');
+  const fraction = withoutTrailingZeros((baseUnits % scale).toString().padStart(decimals, '0'));
   return fraction === '' ? whole.toString() : `${whole}.${fraction}`;
 }

@@ -5,6 +5,7 @@ import {
   CaesarAmountError,
   CaesarAmountErrorCode,
   MAX_AMOUNT,
+  MAX_AMOUNT_TEXT_LENGTH,
   formatTokenAmount,
   parseBaseUnits,
   parseTokenAmount,
@@ -71,7 +72,7 @@ describe('token amounts', () => {
         CaesarAmountErrorCode.TOO_LARGE,
         /is too large: 340282366920938463463374607431768211456 base units; the largest amount is 2\^128 - 1/,
       ],
-      ['1'.repeat(200), 0, CaesarAmountErrorCode.TOO_LARGE, /more than 60 digits/],
+      ['1'.repeat(61), 0, CaesarAmountErrorCode.TOO_LARGE, /more than 60 digits/],
     ];
     for (const [text, decimals, code, pattern] of bad) {
       assert.throws(() => parseTokenAmount(text, decimals), refused(code, pattern), text);
@@ -90,6 +91,63 @@ describe('token amounts', () => {
       refused(CaesarAmountErrorCode.SYNTAX, /not a whole number of base units/),
     );
     assert.throws(() => parseTokenAmount('1', 19), RangeError);
+  });
+
+  it('refuses a text longer than MAX_AMOUNT_TEXT_LENGTH before parsing it', () => {
+    assert.equal(MAX_AMOUNT_TEXT_LENGTH, 100);
+    // At the bound: zeros on both sides of the digits that count are still accepted.
+    const zeros = MAX_AMOUNT_TEXT_LENGTH - '1.5'.length;
+    const leading = `${'0'.repeat(zeros)}1.5`;
+    const trailing = `1.5${'0'.repeat(zeros)}`;
+    assert.equal(trailing.length, MAX_AMOUNT_TEXT_LENGTH);
+    assert.equal(parseTokenAmount(leading, 6), 1_500_000n);
+    assert.equal(parseTokenAmount(trailing, 6), 1_500_000n);
+    assert.equal(parseTokenAmount(`0.${'0'.repeat(zeros)}`, 0), 0n);
+    assert.equal(parseBaseUnits('0'.repeat(MAX_AMOUNT_TEXT_LENGTH - 1) + '7'), 7n);
+    // One character more, and the reviewer's 64k-character fraction (2 s to 5 s with a
+    // backtracking /0+$/): refused as TOO_LONG, naming the length.
+    const tooLong: string[] = [
+      `${trailing}0`,
+      `1.${'0'.repeat(64_000)}1`,
+      `-${'1'.repeat(MAX_AMOUNT_TEXT_LENGTH)}`,
+      '1'.repeat(200),
+    ];
+    for (const text of tooLong) {
+      const pattern = new RegExp(`has ${text.length} characters; an amount has at most 100$`);
+      assert.throws(
+        () => parseTokenAmount(text, 6),
+        refused(CaesarAmountErrorCode.TOO_LONG, pattern),
+        `${text.length} characters`,
+      );
+      assert.throws(
+        () => parseBaseUnits(text),
+        refused(CaesarAmountErrorCode.TOO_LONG, pattern),
+        `${text.length} characters in base units`,
+      );
+    }
+  });
+
+  it('drops any number of trailing zeros, and only zeros, from a fraction', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 18 }),
+        fc.bigInt({ min: 0n, max: 10n ** 18n - 1n }),
+        fc.integer({ min: 0, max: 40 }),
+        (decimals, units, zeros) => {
+          const scaled = units % 10n ** BigInt(decimals);
+          const fraction = scaled.toString().padStart(decimals, '0');
+          const text =
+            decimals === 0 ? `3.${'0'.repeat(zeros + 1)}` : `3.${fraction}${'0'.repeat(zeros)}`;
+          assert.equal(parseTokenAmount(text, decimals), 3n * 10n ** BigInt(decimals) + scaled);
+          // A digit other than 0 past the decimals is never dropped.
+          assert.throws(
+            () => parseTokenAmount(`3.${'0'.repeat(decimals)}${'0'.repeat(zeros)}1`, decimals),
+            refused(CaesarAmountErrorCode.TOO_PRECISE, /decimal places|no decimals/),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('formats base units as token amounts', () => {
