@@ -35,9 +35,12 @@ import {
 } from '../trustchain/ca-module/index.js';
 import {
   addCosignatures,
+  ed25519KeyId,
   encodeCertificateChain,
   encodeMerkleTreeLeaf,
   openCtLog,
+  parseSignedNote,
+  rfc6962KeyId,
   signCheckpointEd25519,
   signTreeHeadRfc6962,
   type CheckpointVerifierSet,
@@ -176,7 +179,8 @@ export function ctOrigin(chainId: string): string {
   return ctLogOrigin(chainId);
 }
 
-async function loadOrCreateLogKey(file: string): Promise<KeyObject> {
+/** The node's RFC 6962 log key; `created` when the file was missing and a new key was written. */
+async function loadOrCreateLogKey(file: string): Promise<{ key: KeyObject; created: boolean }> {
   const exists = await stat(file).then(
     () => true,
     (error: NodeJS.ErrnoException) => {
@@ -186,14 +190,14 @@ async function loadOrCreateLogKey(file: string): Promise<KeyObject> {
   );
   if (exists) {
     try {
-      return (await readKeyFile(file, { kind: 'p256' })).keys.privateKey;
+      return { key: (await readKeyFile(file, { kind: 'p256' })).keys.privateKey, created: false };
     } catch (error) {
       throw new CliError(`cannot read the CT log key ${file}: ${(error as Error).message}`, 2);
     }
   }
   const keys = generateP256KeyPair();
   await writeKeyFile(file, { kind: 'p256', keys });
-  return keys.privateKey;
+  return { key: keys.privateKey, created: true };
 }
 
 /** The configured trust bundle file must be the genesis bundle (exit 2 otherwise). */
@@ -303,9 +307,19 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
   let unusable = false;
 
   const origin = ctOrigin(genesis.chainId);
-  const logKey = await loadOrCreateLogKey(path.join(config.dataDir, CT_LOG_KEY_FILE));
+  const logKeyFile = path.join(config.dataDir, CT_LOG_KEY_FILE);
+  const { key: logKey, created: logKeyCreated } = await loadOrCreateLogKey(logKeyFile);
   const db: Database = openDatabase(path.join(config.dataDir, CT_LOG_FILE));
   const log = openCtLog(db, { origin });
+  if (logKeyCreated && log.latestTreeHead() !== undefined) {
+    // A log that has heads had a key: this one replaces it. Clients that know the old LogID
+    // see another; the latest head is re-signed with the new key below (signLatest).
+    logger.warn('ct log key was missing: generated a new one for an existing log', {
+      component: 'ct',
+      file: logKeyFile,
+      treeSize: log.size,
+    });
+  }
   db.exec(
     'CREATE TABLE IF NOT EXISTS node_ct_progress (id INTEGER PRIMARY KEY CHECK (id = 1), height INTEGER NOT NULL)',
   );
@@ -326,11 +340,31 @@ export async function startCaNode(options: CaNodeOptions): Promise<CaNode> {
     return found === undefined ? [] : [found.issuer.certificate, ca.bundle.root.certificate];
   };
 
+  // The lines this node's current keys sign a head with (signed-note key IDs).
+  const ownLines = [
+    { name: origin, keyId: rfc6962KeyId(origin, logKeyPublic(logKey)) },
+    {
+      name: cosignerName,
+      keyId: ed25519KeyId(cosignerName, ed25519RawPublicKey(options.identity.ed25519)),
+    },
+  ];
+  const signedWithCurrentKeys = (size: number): boolean => {
+    const note = log.signedCheckpoint(size);
+    if (note === undefined) return false;
+    const lines = parseSignedNote(note).signatures;
+    return ownLines.every((own) =>
+      lines.some((line) => line.name === own.name && line.keyId === own.keyId),
+    );
+  };
+
+  /**
+   * Signs the latest head unless it carries a line of each current key: a head signed only
+   * with a replaced `ct-log.key` would leave `get-sth` without an RFC 6962 signature (503) until
+   * a block publishes a certificate. Lines already stored (the old key's) are kept.
+   */
   const signLatest = (): void => {
     const head = log.latestTreeHead();
-    if (head === undefined || log.latestSignedCheckpoint()?.treeHead.treeSize === head.treeSize) {
-      return;
-    }
+    if (head === undefined || signedWithCurrentKeys(head.treeSize)) return;
     const body = log.checkpointBody(head.treeSize);
     const note = addCosignatures(body, [
       signCheckpointEd25519(body, cosignerName, options.identity.ed25519),

@@ -30,6 +30,7 @@ import {
   caStateKey,
   createIssuerView,
   decodeCaBody,
+  decodeTreeHead,
   isGenesisCertificateRecord,
   lacksIssuanceExtensions,
   type CaModuleConfig,
@@ -292,6 +293,29 @@ export function createCaService(options: CaServiceOptions): CaService {
     };
   };
 
+  /**
+   * The tree size a `validate` answer proves its log entry at: the size of the consensus tree
+   * head (`ca/ct/head`) at `height`, the height of its proven answers, once the log holds it —
+   * so the caller can tie the root to that committed head (`checkValidateAnswer`) — else (the
+   * log is a moment behind its commits) the log's latest size; null for an empty log.
+   */
+  const transparencySize = (height: number | null): number | null => {
+    const head = options.query(caQuery('treeHead', new Uint8Array(0), height ?? undefined));
+    const committed = decodeTreeHead(head.value).range.size;
+    if (committed > 0 && log.size >= committed) return committed;
+    return log.latestTreeHead()?.treeSize ?? null;
+  };
+
+  /** The log's signed note for the head at `size`; null when none (or no head ends there). */
+  const signedCheckpointAt = (size: number): string | null => {
+    try {
+      return log.signedCheckpoint(size) ?? null;
+    } catch (error) {
+      if (error instanceof CtError) return null;
+      throw error;
+    }
+  };
+
   const validate = (
     certificate: Uint8Array,
     purpose: 'serverAuth' | 'clientAuth' | 'any' = 'any',
@@ -370,8 +394,8 @@ export function createCaService(options: CaServiceOptions): CaService {
     // Transparency: the entry ca-node.ts appended for this certificate.
     const published = reader.published(record.publishedAt);
     let transparency: CaValidateResponse['transparency'] = null;
-    const head = log.latestTreeHead();
-    if (published !== null && head !== undefined) {
+    const treeSize = transparencySize(certificateAnswer.height);
+    if (published !== null && treeSize !== null) {
       const hash = leafHash(
         encodeMerkleTreeLeaf({
           timestamp: published.time,
@@ -379,14 +403,13 @@ export function createCaService(options: CaServiceOptions): CaService {
         }),
       );
       try {
-        const leafIndex = log.findLeafIndex(hash, head.treeSize);
-        const signed = log.latestSignedCheckpoint();
+        const leafIndex = log.findLeafIndex(hash, treeSize);
         transparency = {
-          treeSize: head.treeSize,
+          treeSize,
           leafIndex,
-          auditPath: log.inclusionProof(leafIndex, head.treeSize),
-          rootHash: head.rootHash,
-          checkpoint: signed?.treeHead.treeSize === head.treeSize ? signed.note : null,
+          auditPath: log.inclusionProof(leafIndex, treeSize),
+          rootHash: log.rootAt(treeSize),
+          checkpoint: signedCheckpointAt(treeSize),
         };
       } catch (error) {
         if (!(error instanceof CtError)) throw error;

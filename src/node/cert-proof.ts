@@ -5,6 +5,7 @@ import { sha256 } from '../crypto/hash.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { leafHash } from '../crypto/merkle.js';
 import type { CaRpcService } from '../faces/ca-rpc.js';
+import { OCSP_MAX_BLOCK_AGE_MS } from '../faces/ocsp-http.js';
 import { StoqError, StoqErrorCode } from '../stoq/index.js';
 import type { RpcClient } from '../stoq/rpc/client.js';
 import {
@@ -38,6 +39,29 @@ export type InclusionProofSource = (
 
 /** How often a log that is behind the consensus head is asked again. */
 const POLL_MS = 200;
+
+/**
+ * The oldest latest block a proof is made from by default: the default of the nodes'
+ * `ca.maxBlockAgeSeconds`, past which a node answers no OCSP, CRL or `validate` — it may not
+ * have seen a revocation the cluster has committed (docs/ca.md, "OCSP").
+ */
+export const DEFAULT_PROOF_MAX_BLOCK_AGE_MS = OCSP_MAX_BLOCK_AGE_MS;
+
+/** An age for people: seconds, minutes, hours or days. */
+function describeAge(ms: number): string {
+  const seconds = Math.round(Math.abs(ms) / 1000);
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3_600)} h`;
+  return `${Math.round(seconds / 86_400)} d`;
+}
+
+/** "<ISO time>, <age> ago" of a block at `blockTime` seen at `now` (ms). */
+function blockTimeAndAge(blockTime: number, now: number): string {
+  const age = now - blockTime;
+  const relative = age >= 0 ? `${describeAge(age)} ago` : `${describeAge(age)} ahead of this clock`;
+  return `${new Date(blockTime).toISOString()}, ${relative}`;
+}
 
 function provenAnswer(answer: QueryResponse, height: number, what: string): ProvenValue {
   if (answer.proof === undefined || answer.height !== height) {
@@ -89,7 +113,10 @@ async function auditPathAt(
  * The proof for `certificate` (DER) from the node behind `client` (which must check answers
  * against committed roots, as operator sessions' clients do) and its CT log `inclusionProof`.
  * Throws CliError (exit 1) when the cluster has not published it, the node's log lacks it, or
- * anything the node sent does not verify; a revoked certificate gets no proof.
+ * anything the node sent does not verify; a revoked certificate gets no proof. The proof says
+ * "not revoked as of block H", H the node's latest committed block: a node that is behind (or
+ * lies by omission, answering an old height) would make it stale, so a block older than
+ * `maxBlockAgeMs` (default `DEFAULT_PROOF_MAX_BLOCK_AGE_MS`) by `now` is refused.
  */
 export async function fetchCertificateProof(options: {
   readonly client: NodeRpcClient;
@@ -98,13 +125,26 @@ export async function fetchCertificateProof(options: {
   readonly inclusionProof: InclusionProofSource;
   readonly timeoutMs: number;
   readonly falcon?: FalconBackend;
+  readonly maxBlockAgeMs?: number;
+  /** Wall clock (ms), for the block's age. */
+  readonly now?: () => number;
 }): Promise<{ proof: CertificateProof; verified: VerifiedCertificateProof }> {
   const { client, genesis, certificate } = options;
   const falcon = options.falcon ?? defaultFalcon();
+  const now = options.now ?? Date.now;
   const deadline = Date.now() + options.timeoutMs;
   const serial = certificateSerialOf(certificate);
   const { checkpoint, verified: head } = await fetchQuorumCheckpoint(client, genesis, falcon);
   const height = checkpoint.header.height;
+  const maxAgeMs = options.maxBlockAgeMs ?? DEFAULT_PROOF_MAX_BLOCK_AGE_MS;
+  if (now() - head.blockTime > maxAgeMs) {
+    throw new CliError(
+      `the node's latest committed block ${height} is from ${blockTimeAndAge(head.blockTime, now())}, ` +
+        `older than ${maxAgeMs / 1000} s: a proof "not revoked as of block ${height}" would miss any later revocation ` +
+        `(the node may be behind or cut off); ask another --node, or accept the age with --max-block-age SECONDS`,
+      1,
+    );
+  }
   const record = provenAnswer(
     await client.query(caQuery('certificate', serial, height)),
     height,
@@ -168,11 +208,18 @@ export function caRpcInclusionProof(rpc: RpcClient<CaRpcService>): InclusionProo
   return (hash, treeSize) => rpc.call('inclusionProof', { leafHash: hash, treeSize });
 }
 
-/** The lines `cert verify --proof` and `cert proof` print for a verified proof. */
-export function describeCertificateProof(verified: VerifiedCertificateProof): string[] {
+/**
+ * The lines `cert verify --proof` and `cert proof` print for a verified proof; the time of the
+ * block it holds as of and its age at `now` (ms) say how old its "not revoked" is.
+ */
+export function describeCertificateProof(
+  verified: VerifiedCertificateProof,
+  now: number = Date.now(),
+): string[] {
   const { checkpoint } = verified;
   return [
-    `consensus: published at height ${verified.publishedAt} by ${verified.issuer}, not revoked as of block ${checkpoint.height}; ` +
+    `consensus: published at height ${verified.publishedAt} by ${verified.issuer}, not revoked as of block ${checkpoint.height} ` +
+      `(${blockTimeAndAge(checkpoint.blockTime, now)}); ` +
       `block ${checkpoint.height} committed by ${checkpoint.signers.join(', ')} ` +
       `(${checkpoint.falconSignatures} FALCON-1024 signatures, more than 2/3 of the genesis power)`,
     `transparency: leaf ${verified.leafIndex} (timestamp ${verified.timestamp}) of tree size ${checkpoint.size}, ` +

@@ -6,7 +6,7 @@ import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../crypto/merkle.js';
 import { parseCertificate } from '../crypto/x509.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
-import type { QueryRequest } from '../consensus/app.js';
+import type { QueryRequest, QueryResponse } from '../consensus/app.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { parseTrustBundle, type TrustBundle } from '../trustchain/ca/bundle.js';
 import { CaError } from '../trustchain/ca/errors.js';
@@ -24,14 +24,18 @@ import {
   CA_MODULE_NAME,
   CaStateReader,
   GENESIS_CERTIFICATE_HEIGHT,
+  TREE_HEAD_KEY,
   caQuery,
   caRenewBody,
   caRequestBody,
   caRevokeBody,
   QuorumCheckpointError,
   type QuorumCheckpointErrorCode,
+  certificateLogLeaf,
   compareServedCheckpoint,
+  decodeTreeHead,
   findPublishedCertificate,
+  treeHeadRoot,
   verifyQuorumCheckpoint,
   type IssuanceStatus,
   type QuorumCheckpoint,
@@ -50,6 +54,7 @@ import {
 import type { CaValidateResponse } from '../faces/ca-rpc.js';
 import { MAX_NOTE_BYTES, encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
 import { CliError } from './cli-error.js';
+import { visible } from './io.js';
 import { submitTransaction } from './tx-submit.js';
 import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 
@@ -300,10 +305,23 @@ export async function ctTimestamp(
   publishedAt: number,
   height?: number,
 ): Promise<number> {
-  const { value } = await readCommittedCaValue(
-    client,
+  return publicationTime((r) => client.query(r), committedCaCheck(client), publishedAt, height);
+}
+
+type CaQuery = (request: QueryRequest) => QueryResponse | Promise<QueryResponse>;
+
+/** `ctTimestamp` over any `ca` query whose answers `check` holds to committed roots. */
+async function publicationTime(
+  query: CaQuery,
+  check: CaAnswerCheck,
+  publishedAt: number,
+  height?: number,
+): Promise<number> {
+  const { value } = await readCaValue(
+    query,
     caQuery('published', u64(publishedAt), height),
     publishedKey(publishedAt),
+    check,
   );
   const record =
     value === null ? null : new CaStateReader({ get: () => value }).published(publishedAt);
@@ -425,7 +443,10 @@ async function fetchJson(
     return { status, body: JSON.parse(text) as unknown };
   } catch {
     const shown = text.length > 200 ? `${text.slice(0, 200)}…` : text;
-    throw new CliError(`${url}: HTTP ${status}, the body is not JSON: ${JSON.stringify(shown)}`, 1);
+    throw new CliError(
+      `${url}: HTTP ${status}, the body is not JSON: ${visible(JSON.stringify(shown))}`,
+      1,
+    );
   }
 }
 
@@ -433,7 +454,7 @@ async function fetchJson(
 async function getCtJson<T>(url: string, schema: z.ZodType<T>, timeoutMs?: number): Promise<T> {
   const { status, body } = await fetchJson(url, timeoutMs);
   if (status < 200 || status > 299) {
-    throw new CliError(`${url}: HTTP ${status} ${JSON.stringify(body)}`, 1);
+    throw new CliError(`${url}: HTTP ${status} ${visible(JSON.stringify(body))}`, 1);
   }
   return parseCtBody(url, schema, body);
 }
@@ -443,7 +464,7 @@ function parseCtBody<T>(url: string, schema: z.ZodType<T>, body: unknown): T {
     return parseInput(schema, body, 'body');
   } catch (error) {
     if (error instanceof SchemaError) {
-      throw new CliError(`${url}: malformed answer: ${error.message}`, 1);
+      throw new CliError(`${url}: malformed answer: ${visible(error.message)}`, 1);
     }
     throw error;
   }
@@ -503,7 +524,7 @@ export async function checkCtInclusion(
     );
   }
   if (status < 200 || status > 299) {
-    throw new CliError(`${proofUrl}: HTTP ${status} ${JSON.stringify(body)}`, 1);
+    throw new CliError(`${proofUrl}: HTTP ${status} ${visible(JSON.stringify(body))}`, 1);
   }
   const proof = parseCtBody(proofUrl, proofSchema, body);
   const path = proof.audit_path.map(fromBase64);
@@ -524,6 +545,71 @@ export interface CheckedValidateAnswer {
   readonly publishedAt: number | null;
   /** The committed revocation of the certificate at that height, if any. */
   readonly revocation: RevocationRecord | null;
+  /** For a `valid` answer, its CT log entry as far as it could be checked; else null. */
+  readonly transparency: CheckedTransparency | null;
+}
+
+/**
+ * A `validate` answer's CT log entry: its audit path leads from the certificate's leaf (rebuilt
+ * from the certificate and its proven publication time) to the answer's root. `committed`: that
+ * root is the consensus tree head's (`ca/ct/head`) proven at the answer's height, so the entry
+ * is in the log the validator quorum committed. `claimed`: the root is the node's word — the
+ * answer is for another tree size than that head's (`reason` says which), typically a log a
+ * moment behind its commits.
+ */
+export interface CheckedTransparency {
+  readonly leafIndex: number;
+  readonly treeSize: number;
+  readonly status: 'committed' | 'claimed';
+  readonly reason: string | null;
+}
+
+/**
+ * Checks the `transparency` part of a `valid` answer for `certificate`, published at block
+ * `publishedAt`, against the committed state at `height` (the height of the answer's proofs):
+ * throws CliError (exit 1) when the audit path does not lead to the stated root, or when that
+ * root differs from the consensus tree head's of the same size.
+ */
+async function checkTransparency(
+  log: NonNullable<CaValidateResponse['transparency']>,
+  certificate: Uint8Array,
+  publishedAt: number,
+  height: number,
+  query: CaQuery,
+  check: CaAnswerCheck,
+): Promise<CheckedTransparency> {
+  const { leafIndex, treeSize } = log;
+  const time = await publicationTime(query, check, publishedAt, height);
+  const leaf = leafHash(certificateLogLeaf(certificate, time));
+  if (!verifyInclusion(leaf, leafIndex, treeSize, log.auditPath, log.rootHash)) {
+    throw new CliError(
+      `the node answered valid, but its CT log inclusion proof (leaf ${leafIndex} of ${treeSize}) does not lead from this certificate's entry to its root`,
+      1,
+    );
+  }
+  const { value } = await readCaValue(
+    query,
+    caQuery('treeHead', new Uint8Array(0), height),
+    TREE_HEAD_KEY,
+    check,
+  );
+  const head = decodeTreeHead(value);
+  const size = head.range.size;
+  if (treeSize !== size) {
+    return {
+      leafIndex,
+      treeSize,
+      status: 'claimed',
+      reason: `its log answered at tree size ${treeSize}, the consensus tree head at height ${height} has size ${size}`,
+    };
+  }
+  if (toHex(treeHeadRoot(head)) !== toHex(log.rootHash)) {
+    throw new CliError(
+      `the node's CT log root at tree size ${size} is not the consensus tree head's at height ${height}: its log is not the one the validators committed`,
+      1,
+    );
+  }
+  return { leafIndex, treeSize, status: 'committed', reason: null };
 }
 
 /**
@@ -533,14 +619,19 @@ export interface CheckedValidateAnswer {
  * own serial, at one height, each proof must verify against its state root and that root must
  * be the one the validator quorum committed at that height. The proven values must agree with
  * the node's verdict: a `valid` answer needs the certificate published (same DER) and not
- * revoked; a `revoked` one a proven revocation; a `not_published` one no such certificate. Throws CliError (exit 1) otherwise, or the
- * check's refusal; returns the height and the proven revocation. An answer without a
- * consensus part (the node refused it offline) has nothing to check: null.
+ * revoked; a `revoked` one a proven revocation; a `not_published` one no such certificate. A
+ * `valid` answer must also carry its CT log entry (an honest node whose log lacks it answers
+ * `not_in_log`), which is checked with `query` — the node's `ca` query, its answers held to
+ * committed roots by `check` — at the same height (`checkTransparency`). Throws CliError (exit
+ * 1) otherwise, or the check's refusal; returns the height, the proven revocation and the log
+ * entry. An answer without a consensus part (the node refused it offline) has nothing to
+ * check: null.
  */
 export async function checkValidateAnswer(
   answer: CaValidateResponse,
   certificate: Uint8Array,
   check: CaAnswerCheck,
+  query: CaQuery,
 ): Promise<CheckedValidateAnswer | null> {
   const consensus = answer.consensus;
   if (consensus === null) {
@@ -591,10 +682,28 @@ export async function checkValidateAnswer(
       1,
     );
   }
+  let transparency: CheckedTransparency | null = null;
+  if (answer.valid && isPublished) {
+    if (answer.transparency === null) {
+      throw new CliError(
+        "the node answered valid without the certificate's CT log entry (a node whose log lacks it answers not_in_log)",
+        1,
+      );
+    }
+    transparency = await checkTransparency(
+      answer.transparency,
+      certificate,
+      record.publishedAt,
+      published.height,
+      query,
+      check,
+    );
+  }
   return {
     height: published.height,
     publishedAt: isPublished ? record.publishedAt : null,
     revocation,
+    transparency,
   };
 }
 
@@ -631,30 +740,57 @@ export async function validateOnCluster(
       createNodeRpcClient({ endpoint: operator.parts.endpoint, peer: node.name }),
       operator.genesis,
     );
-    const checked = await checkValidateAnswer(answer, certificate, committedCaCheck(client));
-    // The proven height the answer holds as of (the node's view then, checked here).
-    const asOf = checked === null ? '' : `; as of height ${checked.height}`;
-    if (!answer.valid) {
-      return {
-        valid: false,
-        line: `${node.name}: invalid: ${answer.message ?? ''} (${answer.reason ?? 'unknown'})${asOf}`,
-      };
-    }
-    const log = answer.transparency;
-    const publishedAt = checked?.publishedAt ?? null;
-    // Height 1 publishes only the genesis bootstrap certificates (no block before it issues).
-    const genesis =
-      publishedAt === GENESIS_CERTIFICATE_HEIGHT ? ' (genesis bootstrap certificate)' : '';
-    return {
-      valid: true,
-      line:
-        `${node.name}: valid: not revoked, published at height ${publishedAt ?? '?'}${genesis}` +
-        (log === null ? '' : `, leaf ${log.leafIndex} of ${log.treeSize} in its CT log`) +
-        asOf,
-    };
+    const checked = await checkValidateAnswer(
+      answer,
+      certificate,
+      committedCaCheck(client),
+      (request) => client.query(request),
+    );
+    return describeValidateAnswer(node.name, answer, checked);
   } finally {
     await operator.close();
   }
+}
+
+/**
+ * The line `cert verify --cluster` prints for node `nodeName`'s `validate` answer once
+ * `checkValidateAnswer` accepted it (`checked`): the verdict, the publication height, the CT log
+ * entry — checked against the consensus tree head, or stated as the node's claim — and the
+ * height the answer holds as of. The node's own words (message, reason) are escaped.
+ */
+export function describeValidateAnswer(
+  nodeName: string,
+  answer: CaValidateResponse,
+  checked: CheckedValidateAnswer | null,
+): { valid: boolean; line: string } {
+  // The proven height the answer holds as of (the node's view then, checked here).
+  const asOf = checked === null ? '' : `; as of height ${checked.height}`;
+  if (!answer.valid || checked === null) {
+    return {
+      valid: false,
+      line: `${nodeName}: invalid: ${visible(answer.message ?? '')} (${visible(answer.reason ?? 'unknown')})${asOf}`,
+    };
+  }
+  const { publishedAt } = checked;
+  // Height 1 publishes only the genesis bootstrap certificates (no block before it issues).
+  const genesis =
+    publishedAt === GENESIS_CERTIFICATE_HEIGHT ? ' (genesis bootstrap certificate)' : '';
+  return {
+    valid: true,
+    line:
+      `${nodeName}: valid: not revoked, published at height ${publishedAt ?? '?'}${genesis}` +
+      describeLogEntry(checked.transparency, checked.height) +
+      asOf,
+  };
+}
+
+/** How `cert verify --cluster` states the answer's CT log entry: checked, or the node's claim. */
+function describeLogEntry(entry: CheckedTransparency | null, height: number): string {
+  if (entry === null) return '';
+  const leaf = `leaf ${entry.leafIndex} of ${entry.treeSize}`;
+  return entry.status === 'committed'
+    ? `, ${leaf} in its CT log (the consensus tree head at height ${height})`
+    : `; the node claims ${leaf} in its CT log, not checked against the consensus tree head (${entry.reason ?? ''})`;
 }
 
 /**
@@ -735,8 +871,21 @@ export interface ServedLogCheck {
 /** A served signed note or tree head: at most a note's size (`MAX_NOTE_BYTES`) and 30 s. */
 async function getText(url: string): Promise<string> {
   const { status, ok, text } = await fetchText(url, DEFAULT_CT_TIMEOUT_MS, MAX_NOTE_BYTES);
-  if (!ok) throw new CliError(`${url}: HTTP ${status} ${JSON.stringify(text.slice(0, 200))}`, 1);
+  if (!ok) {
+    throw new CliError(`${url}: HTTP ${status} ${visible(JSON.stringify(text.slice(0, 200)))}`, 1);
+  }
   return text;
+}
+
+/**
+ * A served note's lines as `ct verify` prints them, indented, each escaped (`visible`): the note
+ * is the node's word, and a terminal must not take it for control sequences.
+ */
+function servedLines(note: string): string[] {
+  return note
+    .trimEnd()
+    .split('\n')
+    .map((line) => `    ${visible(line)}`);
 }
 
 /**
@@ -778,11 +927,8 @@ export async function checkServedLog(
         `  ${base} (signed by ${by}): root ${comparison.servedRoot}`,
         ...describeQuorumCheckpoint(verified).map((line) => `  ${line}`),
         `  served checkpoint (${base}/checkpoint):`,
-        ...note
-          .trimEnd()
-          .split('\n')
-          .map((line) => `    ${line}`),
-        `  served get-sth: ${JSON.stringify(sth.trim())}`,
+        ...servedLines(note),
+        `  served get-sth: ${visible(JSON.stringify(sth.trim()))}`,
       ],
     };
   }
@@ -818,10 +964,7 @@ export async function checkServedLog(
       `inconsistent: ${base}'s signed tree head (size ${servedSize}, root ${Buffer.from(servedRoot).toString('base64')}, signed by ${by}) does not extend the quorum's tree head of size ${comparison.size}`,
       ...describeQuorumCheckpoint(verified).map((line) => `  ${line}`),
       `  served checkpoint (${base}/checkpoint):`,
-      ...note
-        .trimEnd()
-        .split('\n')
-        .map((line) => `    ${line}`),
+      ...servedLines(note),
     ],
   };
 }

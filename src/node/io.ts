@@ -16,13 +16,15 @@ export const processIo: CliIo = {
 };
 
 /**
- * `text` with control characters (C0, DEL, C1) written as `\u00XX`: receipts, logs and event
- * attributes, node status fields are the node's word and carry what transactions chose (a proposal's title, say),
- * and printed raw they could move the cursor, rewrite earlier lines or set the terminal's title.
+ * `text` with control characters (C0, DEL, C1) and bidirectional formatting characters (U+061C,
+ * U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) written as `\uXXXX`: receipts, logs and event
+ * attributes, node status fields, a CT log's served notes are the node's word and carry what
+ * transactions chose (a proposal's title, say), and printed raw they could move the cursor,
+ * rewrite earlier lines, set the terminal's title or show text in another order than it is.
  */
 export function visible(text: string): string {
   return text.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { KeyObject } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +11,13 @@ import { octetString, tlv } from '../../src/crypto/der.js';
 import { writeKeyFile } from '../../src/crypto/keyfile.js';
 import { derToPem } from '../../src/crypto/x509.js';
 import { OCSP_MAX_BLOCK_AGE_MS } from '../../src/faces/ocsp-http.js';
-import { CT_LOG_FILE, ctOrigin, startCaNode, type CaNode } from '../../src/node/ca-node.js';
+import {
+  CT_LOG_FILE,
+  CT_LOG_KEY_FILE,
+  ctOrigin,
+  startCaNode,
+  type CaNode,
+} from '../../src/node/ca-node.js';
 import { createLogger } from '../../src/node/log.js';
 import type { ValidatorNodeConfig } from '../../src/node/node-config.js';
 import { openDatabase } from '../../src/storage/database.js';
@@ -94,6 +101,12 @@ describe('ca-node: local CT log against the consensus tree head', () => {
 
   async function observer(
     name: string,
+    options: {
+      readonly serveCt?: boolean;
+      readonly level?: 'warn' | 'error';
+      /** The node identity's Ed25519 key (default: a new one). */
+      readonly identity?: KeyObject;
+    } = {},
   ): Promise<{ node: CaNode; registry: Registry; lines: string[] }> {
     const registry = new Registry();
     const lines: string[] = [];
@@ -103,20 +116,24 @@ describe('ca-node: local CT log against the consensus tree head', () => {
         name,
         dataDir: path.join(root, name),
         ca: null,
-        ct: null,
+        ct: options.serveCt === true ? { http: { host: '127.0.0.1', port: 0 } } : null,
       } as unknown as ValidatorNodeConfig,
       genesis: { chainId: CHAIN_ID } as GenesisDocument,
       ca: fixture.config,
       state: { get: (key) => chain.node.store.state.get(key) },
       query: (request) => chain.node.app.query(request),
       identity: {
-        ed25519: makeSender().privateKey,
+        ed25519: options.identity ?? makeSender().privateKey,
         falconPublicKey: new Uint8Array(0),
         falconSecretKey: new Uint8Array(0),
       },
       submit: () => Promise.resolve({ ok: true }),
       registry,
-      logger: createLogger({ node: name }, (line) => void lines.push(line), 'error'),
+      logger: createLogger(
+        { node: name },
+        (line) => void lines.push(line),
+        options.level ?? 'error',
+      ),
     });
     return { node, registry, lines };
   }
@@ -138,6 +155,67 @@ describe('ca-node: local CT log against the consensus tree head', () => {
       assert.deepEqual(lines, []);
     } finally {
       await node.close();
+    }
+  });
+
+  it('a replaced ct-log.key: warned, the latest head re-signed, get-sth answers at once', async () => {
+    const name = 'rekeyed';
+    const keyFile = path.join(root, name, CT_LOG_KEY_FILE);
+    const sth = async (node: CaNode): Promise<Response> =>
+      fetch(`${node.ctUrl as string}/ct/v1/get-sth`);
+    const started = { serveCt: true, level: 'warn', identity: makeSender().privateKey } as const;
+    const first = await observer(name, started);
+    try {
+      first.node.committed(chain.node.store.blocks.latestHeight() as number);
+      assert.equal((await sth(first.node)).status, 200);
+    } finally {
+      await first.node.close();
+    }
+    assert.deepEqual(first.lines, [], 'the first key is created without a warning');
+    const oldKey = await readFile(keyFile);
+    await rm(keyFile);
+
+    // Restarted without its key: a new one, and no block publishes anything.
+    const second = await observer(name, started);
+    try {
+      assert.notDeepEqual(await readFile(keyFile), oldKey);
+      const answer = await sth(second.node);
+      assert.equal(answer.status, 200, await answer.clone().text());
+      const body = (await answer.json()) as { tree_size: number };
+      assert.equal(body.tree_size, second.node.log.size);
+      assert.equal(second.lines.length, 1, second.lines.join('\n'));
+      const line = JSON.parse(second.lines[0] as string) as Record<string, unknown>;
+      assert.equal(line.level, 'warn');
+      assert.equal(line.msg, 'ct log key was missing: generated a new one for an existing log');
+      assert.equal(line.file, keyFile);
+      // Both keys' lines stay on the head: old and new RFC 6962, and the identity's Ed25519.
+      const note = second.node.log.signedCheckpoint(second.node.log.size) as string;
+      assert.equal(
+        note
+          .trimEnd()
+          .split('\n')
+          .filter((l) => l.startsWith('\u2014 ')).length,
+        3,
+      );
+    } finally {
+      await second.node.close();
+    }
+
+    // Restarted with its key: nothing is re-signed, nothing is warned.
+    const third = await observer(name, started);
+    try {
+      const note = third.node.log.signedCheckpoint(third.node.log.size) as string;
+      assert.equal(
+        note
+          .trimEnd()
+          .split('\n')
+          .filter((l) => l.startsWith('\u2014 ')).length,
+        3,
+      );
+      assert.equal((await sth(third.node)).status, 200);
+      assert.deepEqual(third.lines, []);
+    } finally {
+      await third.node.close();
     }
   });
 

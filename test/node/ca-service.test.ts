@@ -8,6 +8,7 @@ import { ed25519RawPublicKey } from '../../src/crypto/ed25519.js';
 import { leafHash, verifyInclusion } from '../../src/crypto/merkle.js';
 import { createCaService, type CaService } from '../../src/node/ca-service.js';
 import { checkValidateAnswer } from '../../src/node/cert-tools.js';
+import type { QueryRequest } from '../../src/consensus/app.js';
 import type { CaAnswerCheck } from '../../src/trustchain/ca-module/client.js';
 import { createLogger } from '../../src/node/log.js';
 import { createAuthenticator } from '../../src/stoq/auth/authenticator.js';
@@ -195,6 +196,9 @@ describe('CA service: validate and revocation in STOQ', () => {
     db?.close();
   });
 
+  /** The node's `ca` query, for the answers `checkValidateAnswer` reads itself. */
+  const query = (request: QueryRequest) => node.node.app.query(request);
+
   const connect = async () => {
     const listening = network.transport({ publicKey: server.transportKey.publicKey });
     const dialing = network.transport({ publicKey: ed25519RawPublicKey(clientKey) });
@@ -266,19 +270,26 @@ describe('CA service: validate and revocation in STOQ', () => {
     const accept: CaAnswerCheck = async (request, response) => {
       checked.push(`${request.path}@${response.height}`);
     };
-    const result = (await checkValidateAnswer(answer, certificate, accept))!;
+    const result = (await checkValidateAnswer(answer, certificate, accept, query))!;
     const height = answer.consensus!.answers[0]!.height!;
     assert.deepEqual(result, {
       height,
       publishedAt: answer.consensus!.publishedAt,
       revocation: null,
+      transparency: { leafIndex: 0, treeSize: 1, status: 'committed', reason: null },
     });
-    assert.deepEqual(checked, [`ca/certificate@${height}`, `ca/revocation@${height}`]);
+    // The log entry too: the publication time and the consensus tree head at the same height.
+    assert.deepEqual(checked, [
+      `ca/certificate@${height}`,
+      `ca/revocation@${height}`,
+      `ca/published@${height}`,
+      `ca/tree-head@${height}`,
+    ]);
 
     // The check refuses a root the quorum did not commit: so does the CLI.
     const refusal = new Error('not the committed root');
     await assert.rejects(
-      checkValidateAnswer(answer, certificate, () => Promise.reject(refusal)),
+      checkValidateAnswer(answer, certificate, () => Promise.reject(refusal), query),
       refusal,
     );
     // A proof that does not verify, answers for another serial, or no answers at all.
@@ -292,6 +303,7 @@ describe('CA service: validate and revocation in STOQ', () => {
         withAnswers([published!, { ...revocation!, value: new Uint8Array([1]) }]),
         certificate,
         accept,
+        query,
       ),
       /proof does not verify/,
     );
@@ -300,11 +312,12 @@ describe('CA service: validate and revocation in STOQ', () => {
         withAnswers([{ ...published!, data: new Uint8Array(16) }, revocation!]),
         certificate,
         accept,
+        query,
       ),
       /another serial/,
     );
     await assert.rejects(
-      checkValidateAnswer({ ...answer, consensus: null }, certificate, accept),
+      checkValidateAnswer({ ...answer, consensus: null }, certificate, accept, query),
       /without its proven answers/,
     );
   });
@@ -334,9 +347,12 @@ describe('CA service: validate and revocation in STOQ', () => {
     assert.equal(after.revocation?.reason, 1);
     // A node that calls the revoked certificate valid is caught by its own proven answers.
     const accept: CaAnswerCheck = () => Promise.resolve();
-    assert.equal((await checkValidateAnswer(after, certificate, accept))?.revocation?.reason, 1);
+    assert.equal(
+      (await checkValidateAnswer(after, certificate, accept, query))?.revocation?.reason,
+      1,
+    );
     await assert.rejects(
-      checkValidateAnswer({ ...after, valid: true, reason: null }, certificate, accept),
+      checkValidateAnswer({ ...after, valid: true, reason: null }, certificate, accept, query),
       /answered valid, but its proven answers at height \d+ show the certificate revoked/,
     );
   });

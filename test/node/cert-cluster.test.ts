@@ -292,7 +292,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
       assert.equal(onCluster.code, 0, onCluster.out + onCluster.err);
       assert.match(
         onCluster.out,
-        /^node-1: valid: not revoked, published at height \d+.*; as of height \d+$/m,
+        /^node-1: valid: not revoked, published at height \d+, leaf \d+ of \d+ in its CT log \(the consensus tree head at height (\d+)\); as of height \1$/m,
       );
 
       const revoked = await runCli([
@@ -463,7 +463,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     assert.equal(onCluster.code, 0, onCluster.out + onCluster.err);
     assert.match(
       onCluster.out,
-      /^node-1: valid: not revoked, published at height 1 \(genesis bootstrap certificate\), leaf 0 of \d+ in its CT log; as of height \d+$/m,
+      /^node-1: valid: not revoked, published at height 1 \(genesis bootstrap certificate\), leaf 0 of \d+ in its CT log \(the consensus tree head at height (\d+)\); as of height \1$/m,
     );
     const offline = await runCli([
       'cert',
@@ -558,7 +558,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     assert.match(ok.out, /^valid: issued by node-\d/);
     assert.match(
       ok.out,
-      /valid: consensus: published at height \d+ by node-\d, not revoked as of block \d+; block \d+ committed by node-/,
+      /valid: consensus: published at height \d+ by node-\d, not revoked as of block \d+ \(\d{4}-\d\d-\d\dT[\d:.]+Z, \d+ (s|min) ago\); block \d+ committed by node-/,
     );
     assert.match(ok.out, /valid: transparency: leaf \d+ \(timestamp \d+\) of tree size \d+/);
     assert.doesNotMatch(ok.out, /not checked offline/);

@@ -96,6 +96,9 @@ async function withCluster<T>(
   }
 }
 
+/** `cert proof --max-block-age`: at most ten years (a proof of an old block, knowingly). */
+const MAX_PROOF_BLOCK_AGE_SECONDS = 315_360_000;
+
 function timeoutOf(value: string | undefined): number {
   return integerOption(value, 'timeout-ms', { min: 100, max: 3_600_000 }, 60_000);
 }
@@ -209,12 +212,18 @@ async function writeCertificateProof(
   file: string,
   timeoutMs: number,
   issued?: { readonly cert: string; readonly hint: string },
+  maxBlockAgeMs?: number,
 ): Promise<void> {
   const { describeCertificateProof, fetchCertificateProof } = await import('../cert-proof.js');
   const { certificateProofToJson } =
     await import('../../trustchain/ca-module/certificate-proof.js');
   try {
-    const { proof, verified } = await fetchCertificateProof({ ...context, certificate, timeoutMs });
+    const { proof, verified } = await fetchCertificateProof({
+      ...context,
+      certificate,
+      timeoutMs,
+      ...(maxBlockAgeMs === undefined ? {} : { maxBlockAgeMs }),
+    });
     await writeFileAtomically(file, certificateProofToJson(proof)).catch((error: Error) => {
       throw new CliError(`cannot write ${file}: ${error.message}`, 1);
     });
@@ -695,7 +704,7 @@ const proof: Command = {
     "fetch a certificate's proof of consensus publication and CT inclusion, for offline checks",
   help: `
 usage: hypermesh cert proof CERT [--out FILE] [--cluster FILE|DIR] [--node NAME|ADDR]
-                            [--timeout-ms MS]
+                            [--timeout-ms MS] [--max-block-age SECONDS]
 
 Fetches from a node (--node, default the first) the proof that the certificate in CERT (PEM)
 was published by consensus and is in the transparency log, and writes it to FILE (default:
@@ -707,18 +716,29 @@ revocation under the same header, and the audit path of its log entry at that tr
 the genesis before it is written. "hypermesh cert verify CERT --proof FILE --genesis G" checks
 it with no network. "cert request" and "cert renew" write it already.
 
+The proof says "not revoked as of block H", H the node's latest committed block; it prints H's
+time and age, and refuses a block older than --max-block-age SECONDS (default 300, the default
+of the nodes' ca.maxBlockAgeSeconds): a node that is behind would hand out a stale proof.
+
 Exit code 1 when the cluster has not published the certificate (or another one with its
-serial), when it is revoked, when the node's log has no entry for it, or when the node's answers
-do not verify.
+serial), when it is revoked, when the node's log has no entry for it, when its latest block is
+too old, or when the node's answers do not verify.
 `,
   async run(args, io) {
     const { values, positionals } = parseWithPositionals(
       args,
-      { ...clusterOptions, out: { type: 'string' } },
+      { ...clusterOptions, out: { type: 'string' }, 'max-block-age': { type: 'string' } },
       ['cert'],
     );
     const file = positionals[0] as string;
     const out = values.out ?? `${file.replace(/\.pem$/, '')}.proof.json`;
+    const { DEFAULT_PROOF_MAX_BLOCK_AGE_MS } = await import('../cert-proof.js');
+    const maxBlockAgeSeconds = integerOption(
+      values['max-block-age'],
+      'max-block-age',
+      { min: 1, max: MAX_PROOF_BLOCK_AGE_SECONDS },
+      DEFAULT_PROOF_MAX_BLOCK_AGE_MS / 1000,
+    );
     if (path.resolve(out) === path.resolve(file)) {
       throw new CliError(`--out ${out}: the certificate proof would overwrite the certificate`);
     }
@@ -726,7 +746,15 @@ do not verify.
     const certificate = await readCertificate(file);
     const timeoutMs = timeoutOf(values['timeout-ms']);
     return withCluster(values, async (context) => {
-      await writeCertificateProof(io, context, certificate, out, timeoutMs);
+      await writeCertificateProof(
+        io,
+        context,
+        certificate,
+        out,
+        timeoutMs,
+        undefined,
+        maxBlockAgeSeconds * 1000,
+      );
       return 0;
     });
   },
@@ -873,7 +901,9 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
           genesis,
           defaultFalcon(),
         );
-        for (const line of describeCertificateProof(verified)) io.out(`valid: ${line}\n`);
+        for (const line of describeCertificateProof(verified, now.getTime())) {
+          io.out(`valid: ${line}\n`);
+        }
         offlineComplete = true;
       } catch (error) {
         if (error instanceof CertificateProofError) {

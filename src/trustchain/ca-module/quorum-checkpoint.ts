@@ -70,6 +70,8 @@ export interface VerifiedQuorumCheckpoint {
   readonly height: number;
   readonly appendedAt: number;
   readonly timestamp: number;
+  /** The time (ms) of block `height`, from its committed header: what the head holds as of. */
+  readonly blockTime: number;
   readonly blockHash: Uint8Array;
   /** Validators whose precommits are in the commit, and how many carry FALCON signatures. */
   readonly signers: readonly string[];
@@ -313,6 +315,7 @@ export function verifyQuorumCheckpoint(
     height: header.height,
     appendedAt: head.height,
     timestamp: head.time,
+    blockTime: header.time,
     blockHash: hash,
     signers: commit.precommits.map((vote) => nameOf.get(vote.validator) ?? vote.validator),
     falconSignatures: commit.precommits.filter((vote) => vote.pqSignature !== undefined).length,

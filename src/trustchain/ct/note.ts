@@ -41,14 +41,26 @@ function malformed(message: string, detail: Record<string, unknown> = {}): CtErr
   return new CtError(CtErrorCode.MALFORMED_NOTE, message, detail);
 }
 
-/** Key names (and checkpoint origins): non-empty, no Unicode spaces, no '+'. */
+/**
+ * Bidirectional formatting characters (Unicode UAX #9: the embeddings, overrides and isolates
+ * U+202A–U+202E and U+2066–U+2069, and the marks U+061C, U+200E, U+200F): printed, they reorder
+ * what a terminal shows around them.
+ */
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * Key names (and checkpoint origins): non-empty, no Unicode spaces, no '+' (signed-note), and —
+ * stricter than the format, since the CLI prints names a node serves — no control characters
+ * (`\p{Cc}`: C0, DEL, C1, whose CSI U+009B starts a terminal escape) and no bidi controls.
+ */
 export function isValidKeyName(name: unknown): name is string {
   return (
     typeof name === 'string' &&
     name.length > 0 &&
     name.length <= MAX_KEY_NAME_LENGTH &&
     !/[\s+]/u.test(name) &&
-    !/[\u0000-\u001f\u007f]/u.test(name)
+    !/\p{Cc}/u.test(name) &&
+    !BIDI_CONTROLS.test(name)
   );
 }
 

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
@@ -423,5 +425,28 @@ describe('quorum-signed tree head of the CT log', () => {
       refused.out,
       /^invalid: .*treeSize: the checkpoint claims 2, the proven tree head has 3 \[CT_QC_CLAIM_MISMATCH\]/,
     );
+  });
+
+  it("a split view prints what the node serves escaped: no terminal controls of the node's making", async () => {
+    const certificates = [0, 1, 2].map((index) => {
+      const serial = node.state().published(verified.appendedAt)!.serials[index]!;
+      return node.state().certificate(serial)!.der;
+    });
+    const forked = await servedLog(certificates, verified.timestamp + 1);
+    const note = await (await fetch(`${forked}/checkpoint`)).text();
+    // A node serving that note, and a get-sth of CSI (C1) sequences and a right-to-left override.
+    const hostile = '{"x":"\u009b2J\u009b31m\u202eEVIL\u2066"}';
+    const server = createServer((request, response) => {
+      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end(request.url === '/checkpoint' ? note : hostile);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as AddressInfo;
+    const split = await checkServedLog(`http://127.0.0.1:${port}`, verified, chain.genesis);
+    assert.equal(split.outcome, 'split-view');
+    const text = split.lines.join('\n');
+    assert.match(text, /served get-sth: .*\\u009b2J\\u009b31m\\u202eEVIL\\u2066/);
+    assert.doesNotMatch(text, /[\u0080-\u009f\u202a-\u202e\u2066-\u2069]/u);
   });
 });

@@ -19,6 +19,7 @@ import {
   falconKeyId,
   formatCheckpointBody,
   formatSignedNote,
+  isValidKeyName,
   noteKeyId,
   parseCheckpointBody,
   parseSignedNote,
@@ -96,6 +97,13 @@ describe('signed notes', () => {
       `${body}\n— name AAAAAAA*\n`,
       good.slice(0, -1),
       good.replace(ORIGIN, `${ORIGIN}\u0001`),
+      // C1 controls (CSI U+009B starts a terminal escape) and bidi controls in a key name.
+      `${body}\n— x\u009b2J AAAAAAAA\n`,
+      `${body}\n— x\u0085y AAAAAAAA\n`,
+      `${body}\n— x\u202eEVIL AAAAAAAA\n`,
+      `${body}\n— x\u2066y AAAAAAAA\n`,
+      `${body}\n— x\u200fy AAAAAAAA\n`,
+      `${body}\n— x\u007fy AAAAAAAA\n`,
       42,
     ];
     for (const note of bad) rejects(() => parseSignedNote(note), CtErrorCode.MALFORMED_NOTE);
@@ -105,6 +113,27 @@ describe('signed notes', () => {
       signature: Uint8Array.of(1),
     }));
     rejects(() => parseSignedNote(formatSignedNote(body, many)), CtErrorCode.TOO_MANY_SIGNATURES);
+  });
+
+  it('key names refuse control and bidi characters, not other Unicode', () => {
+    for (const name of [
+      'a\u0080',
+      'a\u009b',
+      'a\u202a',
+      'a\u202e',
+      'a\u2066',
+      'a\u2069',
+      'a\u061c',
+    ]) {
+      assert.equal(isValidKeyName(name), false, JSON.stringify(name));
+      rejects(
+        () => signCheckpointEd25519(body, name, makeValidators([1])[0]!.privateKey),
+        CtErrorCode.MALFORMED_NOTE,
+      );
+    }
+    for (const name of ['example.com/log', 'émoji-✓', 'a\u00a9b']) {
+      assert.equal(isValidKeyName(name), true, name);
+    }
   });
 
   it('parses only canonical three-line checkpoint bodies', () => {
