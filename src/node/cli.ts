@@ -1,7 +1,7 @@
 import { commands, type Command } from './commands.js';
 import { CliError } from './cli-error.js';
 import { packageVersion } from './version.js';
-import { exitOnBrokenPipe, processIo, type CliIo } from './io.js';
+import { exitOnBrokenPipe, processIo, visible, type CliIo } from './io.js';
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -71,7 +71,7 @@ export async function main(args: readonly string[], io: CliIo = processIo): Prom
     return await command.run(rest, io);
   } catch (error) {
     if (error instanceof CliError) {
-      io.err(`hypermesh ${command.name}: ${error.message}\n`);
+      io.err(`hypermesh ${command.name}: ${printable(error.message)}\n`);
       return error.exitCode;
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -79,7 +79,17 @@ export async function main(args: readonly string[], io: CliIo = processIo): Prom
       typeof error === 'object' && error !== null && 'code' in error
         ? ` [${String((error as { code: unknown }).code)}]`
         : '';
-    io.err(`hypermesh ${command.name}: ${message}${code}\n`);
+    io.err(`hypermesh ${command.name}: ${printable(message + code)}\n`);
     return 1;
   }
+}
+
+/**
+ * An error message as printed: its lines kept, every control or bidirectional formatting
+ * character in them escaped (`visible`). Messages carry what nodes answered (a refusal's
+ * text, a served document) and what files held, and printed raw such text could rewrite the
+ * terminal's lines or reorder what the reader sees.
+ */
+function printable(message: string): string {
+  return message.split('\n').map(visible).join('\n');
 }

@@ -154,3 +154,18 @@ describe('hypermesh CLI', () => {
     assert.equal(stdout.trim(), `hypermesh ${packageVersion()}`);
   });
 });
+
+describe('error messages', () => {
+  it('are printed with control and bidi characters escaped, line breaks kept', async () => {
+    const { code, stderr } = await cli([
+      'node',
+      'start',
+      '--config',
+      '/tmp/no-such\u001b[2J\u202e',
+    ]);
+    assert.equal(code, 2);
+    assert.ok(!stderr.includes('\u001b') && !stderr.includes('\u202e'), JSON.stringify(stderr));
+    assert.match(stderr, /no-such\\u001b\[2J\\u202e/);
+    assert.ok(stderr.endsWith('\n'));
+  });
+});
