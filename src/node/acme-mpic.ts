@@ -14,7 +14,10 @@ import {
   type AcmeIdentifier,
   type ValidationOptions,
 } from '../faces/acme/index.js';
+import { beforeDeadline, startDeadline } from '../faces/acme/deadline.js';
 import { checkOrderIdentifiers } from '../faces/acme/identifiers.js';
+import { DEFAULT_MAX_VALIDATIONS } from '../faces/acme/service.js';
+import { ValidationQueue } from '../faces/acme/validation-queue.js';
 import { StoqError, StoqErrorCode, type PeerIdentity } from '../stoq/index.js';
 import {
   decodeDcvAttestation,
@@ -34,16 +37,32 @@ import { requesterFor, type CaIssuer, type CaModuleConfig } from '../trustchain/
  *   and, for a DNS name, the ACME server's CAA check (caa-check.ts) with this node's CAA
  *   identities and resolvers, and signs a DCV attestation (src/trustchain/ca-module/dcv.ts)
  *   with the node's Ed25519 identity key: `ok` is "the challenge is met and CAA permits
- *   issuance";
+ *   issuance". One deadline of the validation timeout covers the whole of it: the wait for a
+ *   slot, for the asker's height, the check and the CAA climb;
  * - the collector is what the node's ACME server calls after a challenge validated locally: it
  *   asks every current intermediate holder (itself locally, the others over STOQ) in parallel
  *   with a deadline and returns the attestations that verify and say ok, with the committed
  *   validator set's voting powers the server counts them against (the module's `dcvQuorum`).
  */
 
-/** Corroborations one caller may have running at once on a node. */
-export const MAX_CORROBORATIONS_PER_PEER = 4;
-/** How long the collector waits for all holders (a validation attempt takes at most 10 s). */
+/**
+ * Corroborations one caller may have running at once on a node: as many as its ACME server
+ * runs validations at once (`DEFAULT_MAX_VALIDATIONS`), each of which asks every holder once,
+ * so a server within its own cap is never refused. Its per-account cap keeps one ACME account
+ * to a share of them.
+ */
+export const MAX_CORROBORATIONS_PER_PEER = DEFAULT_MAX_VALIDATIONS;
+/**
+ * Corroborations one caller may have waiting for a slot (the node's total is taken); more are
+ * refused `RESOURCE_EXHAUSTED`. Waiting callers take free slots in turn (validation-queue.ts).
+ */
+export const MAX_QUEUED_CORROBORATIONS_PER_PEER = DEFAULT_MAX_VALIDATIONS;
+/** Corroborations running at once on a node, over all callers. */
+export const MAX_CORROBORATIONS = 2 * DEFAULT_MAX_VALIDATIONS;
+/**
+ * How long the collector waits for all holders (each holder's corroboration takes at most its
+ * validation timeout, 10 s in a node), unless the server's own deadline ends sooner.
+ */
 export const DEFAULT_CORROBORATION_DEADLINE_MS = 15_000;
 
 export type CorroborateResult = 'ok' | 'failed' | 'refused';
@@ -114,7 +133,14 @@ export interface CorroboratorOptions {
    * the request's height is not waited for.
    */
   readonly awaitHeight?: (height: number, timeoutMs: number) => Promise<boolean>;
+  /**
+   * Corroborations running for one caller, waiting for one caller, and running in all
+   * (defaults `MAX_CORROBORATIONS_PER_PEER`, `MAX_QUEUED_CORROBORATIONS_PER_PEER`,
+   * `MAX_CORROBORATIONS`).
+   */
   readonly maxPerPeer?: number;
+  readonly maxQueuedPerPeer?: number;
+  readonly maxRunning?: number;
 }
 
 /** A corroboration request: the RPC's, checked by its schema (or built by the node itself). */
@@ -126,7 +152,20 @@ export type Corroborator = (
 export function createCorroborator(options: CorroboratorOptions): Corroborator {
   const validator = ed25519RawPublicKey(options.identityKey);
   const maxPerPeer = options.maxPerPeer ?? MAX_CORROBORATIONS_PER_PEER;
-  const running = new Map<string, number>();
+  const maxQueuedPerPeer = options.maxQueuedPerPeer ?? MAX_QUEUED_CORROBORATIONS_PER_PEER;
+  // Callers (by STOQ identity URI) in place of accounts: each has its running and waiting caps,
+  // and free slots go to the waiting callers in turn.
+  const slots = new ValidationQueue({
+    maxInFlight: options.maxRunning ?? MAX_CORROBORATIONS,
+    maxInFlightPerAccount: maxPerPeer,
+    maxQueuedPerAccount: maxQueuedPerPeer,
+  });
+  /** Starts each waiting corroboration, by ticket. */
+  const starts = new Map<string, () => void>();
+  let tickets = 0;
+  const startWaiting = (): void => {
+    for (const { challengeId } of slots.takeStartable()) starts.get(challengeId)?.();
+  };
   const refuse = (code: StoqErrorCode, message: string): never => {
     throw new StoqError(code, message);
   };
@@ -174,14 +213,31 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
     if (request.method === 'dns-01' && options.validation.txtResolver === undefined) {
       refuse(StoqErrorCode.UNAVAILABLE, 'this node has no DNS resolver for dns-01');
     }
-    const count = running.get(caller.uri) ?? 0;
-    if (count >= maxPerPeer) {
+    const deadline = startDeadline(options.validation.timeoutMs);
+    const ticket = String(++tickets);
+    if (slots.enqueue(ticket, caller.uri) === 'full') {
       refuse(
         StoqErrorCode.RESOURCE_EXHAUSTED,
-        `${maxPerPeer} corroborations of ${caller.name} are running already`,
+        `${maxPerPeer} corroborations of ${caller.name} are running and ${maxQueuedPerPeer} waiting already`,
       );
     }
-    running.set(caller.uri, count + 1);
+    const started = new Promise<void>((resolve) => starts.set(ticket, resolve));
+    startWaiting();
+    try {
+      await beforeDeadline(started, deadline);
+    } catch {
+      // Started in the same turn as the deadline passed: it holds a slot, which goes back.
+      if (!slots.withdraw(ticket)) {
+        slots.finish(ticket);
+        startWaiting();
+      }
+      refuse(
+        StoqErrorCode.RESOURCE_EXHAUSTED,
+        `no corroboration slot for ${caller.name} within ${deadline.ms} ms`,
+      );
+    } finally {
+      starts.delete(ticket);
+    }
     let outcome;
     try {
       if (
@@ -189,7 +245,7 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
         options.awaitHeight !== undefined &&
         request.height > options.latestHeight()
       ) {
-        await options.awaitHeight(request.height, options.validation.timeoutMs);
+        await options.awaitHeight(request.height, Math.max(1, deadline.remainingMs()));
       }
       outcome = await validateChallenge(
         request.method,
@@ -197,21 +253,25 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
         request.token,
         request.keyAuthorization,
         options.validation,
+        deadline,
       );
       // The same CAA check as the ACME server's (RFC 8659 §3, RFC 8657): `ok` also means CAA
       // permits issuance from this perspective.
       if (outcome === null && options.caa !== undefined) {
-        outcome = await checkCaa(options.caa, {
-          identifier: request.identifier,
-          wildcard,
-          accountUri: request.accountUri ?? '',
-          validationMethod: request.method,
-        });
+        outcome = await checkCaa(
+          options.caa,
+          {
+            identifier: request.identifier,
+            wildcard,
+            accountUri: request.accountUri ?? '',
+            validationMethod: request.method,
+          },
+          deadline,
+        );
       }
     } finally {
-      const left = (running.get(caller.uri) ?? 1) - 1;
-      if (left === 0) running.delete(caller.uri);
-      else running.set(caller.uri, left);
+      slots.finish(ticket);
+      startWaiting();
     }
     const ok = outcome === null;
     return signDcvAttestation(
@@ -329,9 +389,11 @@ export function createCorroborationCollector(options: CollectorOptions): AcmeCor
       method,
       kah: sha256(new TextEncoder().encode(keyAuthorization)),
     };
+    // No longer than the server still waits (what is left of its validation's deadline).
+    const waitMs = Math.max(1, Math.floor(Math.min(deadlineMs, context?.deadlineMs ?? deadlineMs)));
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'expired'>((resolve) => {
-      timer = setTimeout(() => resolve('expired'), deadlineMs);
+      timer = setTimeout(() => resolve('expired'), waitMs);
       timer.unref();
     });
     const ask = async (
@@ -340,10 +402,10 @@ export function createCorroborationCollector(options: CollectorOptions): AcmeCor
       try {
         const asked = bytesEqual(holder.account, options.self)
           ? options.local(request)
-          : options.remote(holder.name, request, deadlineMs);
+          : options.remote(holder.name, request, waitMs);
         const bytes = await Promise.race([asked, expired]);
         if (bytes === 'expired') {
-          options.onFailure?.(holder.name, `no answer within ${deadlineMs} ms`);
+          options.onFailure?.(holder.name, `no answer within ${waitMs} ms`);
           return null;
         }
         const problem = attestationProblem(bytes, holder, expected);

@@ -26,6 +26,7 @@ import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import { caService } from '../faces/ca-rpc.js';
 import type { ValidationOptions } from '../faces/acme/index.js';
 import {
+  DEFAULT_CORROBORATION_DEADLINE_MS,
   createCorroborationCollector,
   createCorroborator,
   grantCorroborationAuthorizer,
@@ -111,8 +112,14 @@ export interface AcmeNodeOptions {
   readonly logger: Logger;
 }
 
-/** Per validation attempt (the ACME server's default too). */
+/** A corroboration at this node, from its arrival to its attestation (the server's default). */
 const VALIDATION_TIMEOUT_MS = 10_000;
+/**
+ * The node ACME server's deadline for a whole validation: its own check and CAA, then the
+ * holders' corroborations, each of which may take `VALIDATION_TIMEOUT_MS` — as long as the
+ * collector waits for them.
+ */
+const SERVER_VALIDATION_TIMEOUT_MS = DEFAULT_CORROBORATION_DEADLINE_MS;
 
 export const ACME_STORE_FILE = 'acme.sqlite';
 
@@ -216,7 +223,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
   };
   if (validation.allowNonPublicAddresses === true) {
     logger.warn(
-      'acme.allowNonPublicAddresses is set: external names are validated even at loopback and private addresses (test clusters only)',
+      'acme.allowNonPublicAddresses is set: DNS names are validated even at loopback and private addresses (test clusters only)',
       { component: 'acme' },
     );
   }
@@ -291,6 +298,7 @@ export async function startAcmeNode(options: AcmeNodeOptions): Promise<AcmeNode>
       },
       ...(acme.http01Port === undefined ? {} : { http01Port: acme.http01Port }),
       ...(acme.tlsAlpn01Port === undefined ? {} : { tlsAlpn01Port: acme.tlsAlpn01Port }),
+      validationTimeoutMs: SERVER_VALIDATION_TIMEOUT_MS,
       ...caa,
       ...(caaResolver === undefined ? {} : { caaResolver }),
       ...(validation.txtResolver === undefined ? {} : { txtResolver: validation.txtResolver }),

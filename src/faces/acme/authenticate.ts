@@ -1,6 +1,6 @@
 import { parseJwk, parseJws, verifyJwsSignature, type AccountKey, type ParsedJws } from './jws.js';
 import type { NonceStore } from './nonces.js';
-import { ProblemType, malformed, problem } from './problems.js';
+import { ProblemType, malformed, problem, type AcmeProblem } from './problems.js';
 import type { AcmeUrls } from './routes.js';
 import type { AccountRecord, AcmeStore } from './store.js';
 
@@ -8,8 +8,8 @@ import type { AccountRecord, AcmeStore } from './store.js';
  * Request authentication (RFC 8555 §6.2–§6.5). `jwk` requests (newAccount, revokeCert with the
  * certificate key) carry their public key; all others name their account by `kid`. Order of
  * checks: JWS shape and algorithm → `url` → nonce present → key → signature → nonce live →
- * account active. The nonce is spent only after the signature verifies, so nobody but the key
- * holder can burn it.
+ * account active (401 otherwise, §7.3.6). The nonce is spent only after the signature
+ * verifies, so nobody but the key holder can burn it.
  */
 
 export type KeyMode = 'jwk' | 'kid' | 'either';
@@ -61,8 +61,14 @@ export function authenticate(
   if (!context.nonces.consume(header.nonce)) {
     throw problem(ProblemType.badNonce, 'the JWS nonce is unknown, used or expired');
   }
-  if (account !== undefined && account.status !== 'valid') {
-    throw problem(ProblemType.unauthorized, `account is ${account.status}`);
-  }
+  if (account !== undefined && account.status !== 'valid') throw accountRefused(account.status);
   return { jws, key, account };
+}
+
+/**
+ * RFC 8555 §7.3.6: a POST or POST-as-GET from a deactivated (or revoked) account is answered
+ * 401 `unauthorized` — newAccount with its key included.
+ */
+export function accountRefused(status: string): AcmeProblem {
+  return problem(ProblemType.unauthorized, `account is ${status}`, { status: 401 });
 }

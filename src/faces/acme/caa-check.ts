@@ -1,5 +1,6 @@
 import { caaAllows, caaSearchDomains, type CaaRecord } from '../../trustchain/ca/caa.js';
 import type { CaaResolver } from './caa-resolver.js';
+import { DeadlineExpired, beforeDeadline, type Deadline } from './deadline.js';
 import { AcmeError } from './errors.js';
 import type { ChallengeType } from './identifiers.js';
 import { ProblemType, problem, type AcmeIdentifier, type AcmeProblem } from './problems.js';
@@ -11,7 +12,9 @@ import { ProblemType, problem, type AcmeIdentifier, type AcmeProblem } from './p
  * server's `caaIdentities`) may issue for it. Resolves to `null` when issuance may go ahead,
  * to a `caa` problem naming the identifier when the records forbid it, and to a `dns` problem
  * when a lookup fails (RFC 8659 §3 lets a CA proceed only when the failure is outside its own
- * infrastructure; the zones here are the CA's own, so a failure refuses).
+ * infrastructure; the zones here are the CA's own, so a failure refuses) or when the climb has
+ * not found the Relevant RRset by the caller's deadline (a name may have up to 127 labels, each
+ * one a lookup).
  */
 
 export interface CaaPolicy {
@@ -29,21 +32,29 @@ export interface CaaCheckRequest {
   readonly validationMethod: ChallengeType | undefined;
 }
 
-/** The Relevant RRset of `name` (RFC 8659 §3), looked up closest first. */
+/**
+ * The Relevant RRset of `name` (RFC 8659 §3), looked up closest first, one lookup at a time;
+ * throws `DeadlineExpired` (and looks nothing more up) once `deadline` has passed.
+ */
 async function relevantRecords(
   resolver: CaaResolver,
   name: string,
+  deadline: Deadline | undefined,
 ): Promise<{ readonly domain: string; readonly records: readonly CaaRecord[] } | null> {
   for (const domain of caaSearchDomains(name)) {
-    const records = await resolver.lookupCaa(domain);
+    if (deadline?.signal.aborted === true) throw new DeadlineExpired(deadline.ms);
+    const lookup = resolver.lookupCaa(domain);
+    const records = await (deadline === undefined ? lookup : beforeDeadline(lookup, deadline));
     if (records.length > 0) return { domain, records };
   }
   return null;
 }
 
+/** The CAA check of one authorization; with `deadline`, the whole climb ends by it. */
 export async function checkCaa(
   policy: CaaPolicy,
   request: CaaCheckRequest,
+  deadline?: Deadline,
 ): Promise<AcmeProblem | null> {
   // CAA is defined for domain names only; RFC 8738 leaves IP identifiers without it.
   if (request.identifier.type !== 'dns') return null;
@@ -51,8 +62,15 @@ export async function checkCaa(
   const name = request.wildcard ? `*.${identifier.value}` : identifier.value;
   let relevant: Awaited<ReturnType<typeof relevantRecords>>;
   try {
-    relevant = await relevantRecords(policy.resolver, name);
+    relevant = await relevantRecords(policy.resolver, name, deadline);
   } catch (error) {
+    if (error instanceof DeadlineExpired) {
+      return problem(
+        ProblemType.dns,
+        `CAA lookups for ${name} did not finish within ${error.ms} ms`,
+        { identifier },
+      );
+    }
     if (!(error instanceof AcmeError)) throw error;
     return problem(ProblemType.dns, `CAA lookup for ${name} failed: ${error.message}`, {
       identifier,

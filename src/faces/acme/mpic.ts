@@ -26,12 +26,20 @@ export interface AcmeCorroboration {
   }>;
 }
 
-/** What the validators need beyond the challenge for their CAA check (RFC 8659, RFC 8657). */
+/**
+ * What the validators need beyond the challenge for their CAA check (RFC 8659, RFC 8657), and
+ * how long the server waits for them.
+ */
 export interface AcmeCorroborationContext {
   /** The authorization is for the wildcard `*.<identifier>` (CAA `issuewild`). */
   readonly wildcard: boolean;
   /** The ACME account URL (RFC 8657 §3 `accounturi`). */
   readonly accountUri: string;
+  /**
+   * What is left of the validation's deadline: the server stops waiting then (the attestations
+   * not in by then do not count), so the collector need not wait longer.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** Asks every validator to check one challenge; never rejects for what a validator answers. */

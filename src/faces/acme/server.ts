@@ -81,11 +81,14 @@ export interface AcmeServerOptions {
    */
   readonly external?: ExternalNames;
   /**
-   * TEST ONLY (`ValidationOptions.allowNonPublicAddresses`): external names may resolve to
+   * TEST ONLY (`ValidationOptions.allowNonPublicAddresses`): DNS names may resolve to
    * loopback, private or link-local addresses and are still connected to. Default false.
    */
   readonly allowNonPublicAddresses?: boolean;
-  /** Per validation attempt (default 10 s). */
+  /**
+   * The deadline of a whole validation (default 10 s): the challenge check, the CAA check and
+   * the corroboration; also of finalize's CAA re-check.
+   */
   readonly validationTimeoutMs?: number;
   /**
    * Validations running at once over all accounts (default 32) and per account (default 8);

@@ -30,8 +30,9 @@ import {
   type ParsedJws,
 } from './jws.js';
 import type { NonceStore } from './nonces.js';
-import { authenticate, type Authenticated, type KeyMode } from './authenticate.js';
+import { accountRefused, authenticate, type Authenticated, type KeyMode } from './authenticate.js';
 import { caaOrderProblem, checkCaa, type CaaPolicy } from './caa-check.js';
+import { DeadlineExpired, beforeDeadline, startDeadline, type Deadline } from './deadline.js';
 import {
   checkCsrIdentifiers,
   checkCsrKeyIsNotAccountKey,
@@ -180,6 +181,8 @@ const MAX_TRACKED_ADDRESSES = 100_000;
  * `Link: rel="next"` leads to the older ones.
  */
 export const MAX_LISTED_ORDERS = 1_000;
+/** Authorizations whose CAA finalize re-checks at once (each climbs its name's ancestors). */
+export const MAX_PARALLEL_CAA_CHECKS = 8;
 /** Seconds a client is asked to wait before polling a processing object again. */
 const RETRY_AFTER_SECONDS = '1';
 
@@ -402,9 +405,7 @@ export class AcmeService {
     const payload = parsePayload(newAccountPayload, jsonPayload(auth.jws), 'newAccount payload');
     const existing = this.store.accountByThumbprint(auth.key.thumbprint);
     if (existing !== undefined) {
-      if (existing.status !== 'valid') {
-        throw problem(ProblemType.unauthorized, `account is ${existing.status}`);
-      }
+      if (existing.status !== 'valid') throw accountRefused(existing.status);
       return json(200, accountObject(existing, this.urls), {
         Location: this.urls.account(existing.id),
       });
@@ -909,17 +910,21 @@ export class AcmeService {
       return;
     }
     const keyAuth = keyAuthorization(challenge.token, account.thumbprint);
+    // One deadline over the whole validation — the check, the CAA climb and the corroboration
+    // — so it holds its slot at most `timeoutMs` (docs/acme.md, "Limits").
+    const deadline = startDeadline(this.options.validation.timeoutMs);
     let outcome = await validateChallenge(
       challenge.type,
       authorization.identifier,
       challenge.token,
       keyAuth,
       this.options.validation,
+      deadline,
     );
     // RFC 8659 §3: the CA checks CAA before it issues; doing it here too (as Boulder does)
     // means an authorization the records forbid never becomes valid.
     if (outcome === null) {
-      outcome = await this.caaRefusal(authorization, account.id, challenge.type);
+      outcome = await this.caaRefusal(authorization, account.id, challenge.type, deadline);
     }
     let attestations: ReadonlyArray<{ validator: Uint8Array; bytes: Uint8Array }> = [];
     if (outcome === null && this.options.corroborate !== undefined) {
@@ -928,6 +933,7 @@ export class AcmeService {
         authorization,
         challenge,
         keyAuth,
+        deadline,
       );
       if (corroborated instanceof AcmeProblem) outcome = corroborated;
       else attestations = corroborated;
@@ -942,6 +948,14 @@ export class AcmeService {
       if (owner?.status !== 'valid') {
         outcome = accountNotValid(owner?.status ?? 'gone', 'validation discarded');
       }
+      // §7.1.6: a pending authorization whose time passed while the validation ran is expired
+      // (a poll meanwhile may have marked it so); it does not become valid, with a fresh
+      // lifetime, for a check that ended too late.
+      const expired =
+        authz?.status === 'expired' || (authz?.status === 'pending' && now >= authz.expiresMs);
+      if (outcome === null && expired) {
+        outcome = malformed('validation discarded: the authorization expired while it ran');
+      }
       if (outcome === null) {
         this.store.recordAttestations(challenge.authorizationId, attestations);
         this.store.updateChallenge(challengeId, { status: 'valid', validatedMs: now });
@@ -954,7 +968,9 @@ export class AcmeService {
         }
       } else {
         this.store.updateChallenge(challengeId, { status: 'invalid', error: outcome.asDocument() });
-        if (authz?.status === 'pending') this.store.setAuthorizationStatus(authz.id, 'invalid');
+        if (authz?.status === 'pending') {
+          this.store.setAuthorizationStatus(authz.id, expired ? 'expired' : 'invalid');
+        }
       }
     });
   }
@@ -968,20 +984,29 @@ export class AcmeService {
     authorization: AuthorizationRecord,
     challenge: ChallengeRecord,
     keyAuth: string,
+    deadline: Deadline,
   ): Promise<Array<{ validator: Uint8Array; bytes: Uint8Array }> | AcmeProblem> {
     let answer;
     try {
-      answer = await corroborate(
-        authorization.identifier,
-        challenge.type,
-        challenge.token,
-        keyAuth,
-        {
+      // Nothing is asked once the deadline has passed (the CAA check may have used it up).
+      if (deadline.signal.aborted) throw new DeadlineExpired(deadline.ms);
+      answer = await beforeDeadline(
+        corroborate(authorization.identifier, challenge.type, challenge.token, keyAuth, {
           wildcard: authorization.wildcard,
           accountUri: this.urls.account(authorization.accountId),
-        },
+          deadlineMs: deadline.remainingMs(),
+        }),
+        deadline,
       );
     } catch (error) {
+      if (error instanceof DeadlineExpired) {
+        this.options.onCorroboration?.('refused');
+        return problem(
+          ProblemType.incorrectResponse,
+          `multi-perspective validation: the validators did not answer within the validation's ${error.ms} ms`,
+          { identifier: authorization.identifier },
+        );
+      }
       this.options.onBackgroundError(error);
       this.options.onCorroboration?.('refused');
       return problem(
@@ -1061,32 +1086,47 @@ export class AcmeService {
     authorization: AuthorizationRecord,
     accountId: string,
     method: ChallengeType | undefined,
+    deadline: Deadline,
   ): Promise<AcmeProblem | null> {
     const policy = this.options.caa;
     if (policy === undefined) return null;
-    return checkCaa(policy, {
-      identifier: authorization.identifier,
-      wildcard: authorization.wildcard,
-      accountUri: this.urls.account(accountId),
-      validationMethod: method,
-    });
+    return checkCaa(
+      policy,
+      {
+        identifier: authorization.identifier,
+        wildcard: authorization.wildcard,
+        accountUri: this.urls.account(accountId),
+        validationMethod: method,
+      },
+      deadline,
+    );
   }
 
   /**
    * Finalize re-checks CAA for every authorization of the order (the records may have changed
-   * since validation), with the method of the challenge that validated it. A refusal leaves
-   * the order `ready` and nothing is sent to the issuer.
+   * since validation), with the method of the challenge that validated it:
+   * `MAX_PARALLEL_CAA_CHECKS` authorizations at a time, all under one deadline of the
+   * validation timeout (one not done by then is a `dns` refusal). A refusal leaves the order
+   * `ready` and nothing is sent to the issuer.
    */
   private async checkOrderCaa(order: OrderRecord): Promise<void> {
     if (this.options.caa === undefined) return;
-    const refusals: AcmeProblem[] = [];
-    for (const authorization of this.store.authorizationsOfOrder(order.id)) {
-      const method = this.store
-        .challengesOfAuthorization(authorization.id)
-        .find((challenge) => challenge.status === 'valid')?.type;
-      const refusal = await this.caaRefusal(authorization, order.accountId, method);
-      if (refusal !== null) refusals.push(refusal);
-    }
+    const deadline = startDeadline(this.options.validation.timeoutMs);
+    const authorizations = this.store.authorizationsOfOrder(order.id);
+    const outcomes: Array<AcmeProblem | null> = authorizations.map(() => null);
+    let next = 0;
+    const checkInTurn = async (): Promise<void> => {
+      for (let index = next++; index < authorizations.length; index = next++) {
+        const authorization = authorizations[index] as AuthorizationRecord;
+        const method = this.store
+          .challengesOfAuthorization(authorization.id)
+          .find((challenge) => challenge.status === 'valid')?.type;
+        outcomes[index] = await this.caaRefusal(authorization, order.accountId, method, deadline);
+      }
+    };
+    const workers = Math.min(MAX_PARALLEL_CAA_CHECKS, authorizations.length);
+    await Promise.all(Array.from({ length: workers }, checkInTurn));
+    const refusals = outcomes.filter((outcome): outcome is AcmeProblem => outcome !== null);
     if (refusals.length > 0) throw caaOrderProblem(refusals);
   }
 

@@ -6,7 +6,8 @@
  * robin): an account with a long backlog gets one slot per round, like every other account
  * with work waiting, so it cannot hold up the others. Each account may also have only so many
  * validations waiting (`maxQueuedPerAccount`). A pure data structure: no clock and no I/O; the
- * caller reports each finished validation.
+ * caller reports each finished validation. The node's corroborator (src/node/acme-mpic.ts)
+ * queues the validations it runs for its peers here too, one queue per caller.
  */
 
 export interface ValidationLimits {
@@ -107,6 +108,20 @@ export class ValidationQueue {
       }
     }
     return started;
+  }
+
+  /**
+   * Takes a waiting validation out of its account's queue (its requester gave up waiting);
+   * false when it is not waiting (it started already, or was never queued).
+   */
+  withdraw(challengeId: string): boolean {
+    const accountId = this.waiting.get(challengeId);
+    if (accountId === undefined) return false;
+    this.waiting.delete(challengeId);
+    const queue = this.turns.get(accountId) as string[];
+    queue.splice(queue.indexOf(challengeId), 1);
+    if (queue.length === 0) this.turns.delete(accountId);
+    return true;
   }
 
   /** A running validation ended (however it ended): its slots are free again. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { promises as dnsPromises } from 'node:dns';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -7,9 +8,10 @@ import { X509Error, parseCertificate, type ParsedCertificate } from '../../crypt
 import { ipAddressBytes } from '../../trustchain/ca/names.js';
 import { HTTP01_PORT } from './challenge-ports.js';
 import { isPublicAddress } from './address-class.js';
-import { AcmeError } from './errors.js';
+import { DeadlineExpired, beforeDeadline, startDeadline, type Deadline } from './deadline.js';
+import { AcmeError, AcmeErrorCode } from './errors.js';
 import type { TxtResolver } from './dns-resolver.js';
-import type { ExternalNames } from './external-resolver.js';
+import type { AddressResolver, ExternalNames } from './external-resolver.js';
 import type { ChallengeType } from './identifiers.js';
 import { encodeBase64Url } from './jws.js';
 import { AcmeProblem, ProblemType, problem, type AcmeIdentifier } from './problems.js';
@@ -19,7 +21,7 @@ import { AcmeProblem, ProblemType, problem, type AcmeIdentifier } from './proble
  * (§8.1), http-01 (§8.3), dns-01 (§8.4) and tls-alpn-01 (RFC 8737; for IP addresses RFC 8738
  * §6). A validation resolves to `null` when the
  * challenge is met and to the problem to record otherwise; it never throws for anything the
- * remote side does.
+ * remote side does. One deadline covers a whole check, address or TXT lookup included.
  */
 
 export interface ValidationOptions {
@@ -33,21 +35,31 @@ export interface ValidationOptions {
    * Unset by default; with it set, validation proves nothing about who controls a name.
    */
   readonly testOnlyConnectAddress?: string;
-  /** Per validation attempt. */
+  /**
+   * Per validation attempt: the check, lookups included (a `Deadline` given to
+   * `validateChallenge` replaces it, so a caller can put one deadline over more work).
+   */
   readonly timeoutMs: number;
   /** dns-01 TXT lookups; dns-01 is not offered without one (except for external names). */
   readonly txtResolver?: TxtResolver;
   /**
    * External domain names (external-resolver.ts): a DNS identifier `isExternal` calls external
-   * is connected to (http-01, tls-alpn-01) at the first globally routable address its resolver
-   * returns (address-class.ts; a name with none is the `dns` problem and nothing is connected
-   * to), and its dns-01 TXT record is looked up there. Other names keep the cluster's path (the
-   * OS resolver for connecting, `txtResolver` for TXT). Absent: every name takes that path.
+   * is resolved (http-01, tls-alpn-01) through its resolver, and its dns-01 TXT record is
+   * looked up there. Other names keep the cluster's path (`addressResolver` for connecting,
+   * `txtResolver` for TXT). Absent: every name takes that path. Either way a DNS name is
+   * connected to at the first globally routable address it resolves to (address-class.ts; a
+   * name with none is the `dns` problem and nothing is connected to).
    */
   readonly external?: ExternalNames;
   /**
-   * TEST ONLY: connect an external name to the first address its resolver returns even when it
-   * is loopback, private, link-local or otherwise not globally routable (tests whose "internet"
+   * A/AAAA lookups of the DNS names that are not external (the cluster's zones, whose names
+   * anyone may register under an open policy); default the operating system's resolver
+   * (`dns.lookup`, what `node:http` would use).
+   */
+  readonly addressResolver?: AddressResolver;
+  /**
+   * TEST ONLY: connect a DNS name to the first address it resolves to even when it is
+   * loopback, private, link-local or otherwise not globally routable (tests whose "internet"
    * lives on 127.0.0.1). Default false: with it set, any account can make this server send
    * requests to hosts on its internal networks.
    */
@@ -72,10 +84,11 @@ export async function validateChallenge(
   token: string,
   keyAuth: string,
   options: ValidationOptions,
+  deadline: Deadline = startDeadline(options.timeoutMs),
 ): Promise<AcmeProblem | null> {
-  if (type === 'http-01') return validateHttp01(identifier, token, keyAuth, options);
-  if (type === 'tls-alpn-01') return validateTlsAlpn01(identifier, keyAuth, options);
-  return validateDns01(identifier, keyAuth, options);
+  if (type === 'http-01') return validateHttp01(identifier, token, keyAuth, options, deadline);
+  if (type === 'tls-alpn-01') return validateTlsAlpn01(identifier, keyAuth, options, deadline);
+  return validateDns01(identifier, keyAuth, options, deadline);
 }
 
 function isExternal(identifier: AcmeIdentifier, options: ValidationOptions): boolean {
@@ -83,20 +96,56 @@ function isExternal(identifier: AcmeIdentifier, options: ValidationOptions): boo
 }
 
 /**
- * The host a validation connects to: `testOnlyConnectAddress` when set, an external name's
- * first globally routable address from the external resolver (a `dns` problem when the lookup
- * fails or finds none), else the identifier itself (an address, or a name for the OS resolver).
+ * The operating system's resolver (getaddrinfo) as an `AddressResolver`: the addresses in the
+ * order it gives them; a name it does not know has none.
+ */
+const systemAddressResolver: AddressResolver = {
+  async lookupAddresses(name) {
+    try {
+      const found = await dnsPromises.lookup(name, { all: true, verbatim: true });
+      return found.map((entry) => entry.address);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === dnsPromises.NOTFOUND || code === dnsPromises.NODATA) return [];
+      throw new AcmeError(
+        AcmeErrorCode.DNS_LOOKUP_FAILED,
+        `the system resolver failed${typeof code === 'string' ? ` (${code})` : ''}`,
+        { reason: 'resolver', code: typeof code === 'string' ? code : null },
+      );
+    }
+  },
+};
+
+/**
+ * The host a validation connects to: `testOnlyConnectAddress` when set, an IP identifier
+ * itself (its grant's ranges decide which addresses may be validated), else the first globally
+ * routable address the name resolves to — through the external resolver for an external name,
+ * `addressResolver` for the others — and a `dns` problem when the lookup fails, runs out of
+ * time or finds none. The detail never names the addresses: it would tell a caller what
+ * answers where inside.
  */
 async function connectHost(
   identifier: AcmeIdentifier,
   options: ValidationOptions,
+  deadline: Deadline,
 ): Promise<string | AcmeProblem> {
   if (options.testOnlyConnectAddress !== undefined) return options.testOnlyConnectAddress;
-  if (!isExternal(identifier, options) || options.external === undefined) return identifier.value;
+  if (identifier.type === 'ip') return identifier.value;
+  const resolver =
+    isExternal(identifier, options) && options.external !== undefined
+      ? options.external.resolver
+      : (options.addressResolver ?? systemAddressResolver);
   let addresses: string[];
   try {
-    addresses = await options.external.resolver.lookupAddresses(identifier.value);
+    addresses = await beforeDeadline(resolver.lookupAddresses(identifier.value), deadline);
   } catch (error) {
+    if (error instanceof DeadlineExpired) {
+      return problem(
+        ProblemType.dns,
+        `A/AAAA lookup of ${identifier.value} did not finish within ${error.ms} ms`,
+        { identifier },
+      );
+    }
     if (!(error instanceof AcmeError)) throw error;
     return problem(
       ProblemType.dns,
@@ -112,7 +161,6 @@ async function connectHost(
   const address =
     options.allowNonPublicAddresses === true ? addresses[0] : addresses.find(isPublicAddress);
   if (address === undefined) {
-    // Which addresses is not said: the detail would tell a caller what answers where inside.
     return problem(
       ProblemType.dns,
       `${identifier.value} resolves only to addresses that are not globally routable (loopback, private, link-local or reserved); this server does not connect to those`,
@@ -120,6 +168,15 @@ async function connectHost(
     );
   }
   return address;
+}
+
+/**
+ * A socket error as its code (ECONNREFUSED, ECONNRESET, ERR_SSL_…): its message can name the
+ * address connected to, which the client is not told.
+ */
+function errorCode(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : 'no code';
 }
 
 function hostHeader(identifier: AcmeIdentifier, port: number): string {
@@ -132,8 +189,9 @@ export async function validateHttp01(
   token: string,
   keyAuth: string,
   options: ValidationOptions,
+  deadline: Deadline = startDeadline(options.timeoutMs),
 ): Promise<AcmeProblem | null> {
-  const host = await connectHost(identifier, options);
+  const host = await connectHost(identifier, options, deadline);
   if (host instanceof AcmeProblem) return host;
   const port = options.http01Port;
   const path = `/.well-known/acme-challenge/${token}`;
@@ -143,10 +201,16 @@ export async function validateHttp01(
     const finish = (outcome: AcmeProblem | null): void => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      deadline.signal.removeEventListener('abort', expire);
       request.destroy();
       resolve(outcome);
     };
+    const expire = (): void =>
+      finish(
+        problem(ProblemType.connection, `${where}: no response within ${deadline.ms} ms`, {
+          identifier,
+        }),
+      );
     const request = http.request({
       host,
       port,
@@ -155,15 +219,12 @@ export async function validateHttp01(
       headers: { Host: hostHeader(identifier, port), Accept: '*/*', Connection: 'close' },
       agent: false,
     });
-    const timer = setTimeout(
-      () =>
-        finish(
-          problem(ProblemType.connection, `${where}: no response within ${options.timeoutMs} ms`),
-        ),
-      options.timeoutMs,
-    );
     request.on('error', (error) =>
-      finish(problem(ProblemType.connection, `${where}: ${error.message}`, { identifier })),
+      finish(
+        problem(ProblemType.connection, `${where}: connection failed (${errorCode(error)})`, {
+          identifier,
+        }),
+      ),
     );
     request.on('response', (response) => {
       if (response.statusCode !== 200) {
@@ -193,7 +254,11 @@ export async function validateHttp01(
         chunks.push(chunk);
       });
       response.on('error', (error) =>
-        finish(problem(ProblemType.connection, `${where}: ${error.message}`, { identifier })),
+        finish(
+          problem(ProblemType.connection, `${where}: connection failed (${errorCode(error)})`, {
+            identifier,
+          }),
+        ),
       );
       response.on('end', () => {
         // RFC 8555 §8.3: trailing whitespace is ignored.
@@ -209,6 +274,8 @@ export async function validateHttp01(
         );
       });
     });
+    if (deadline.signal.aborted) expire();
+    else deadline.signal.addEventListener('abort', expire, { once: true });
     request.end();
   });
 }
@@ -217,6 +284,7 @@ export async function validateDns01(
   identifier: AcmeIdentifier,
   keyAuth: string,
   options: ValidationOptions,
+  deadline: Deadline = startDeadline(options.timeoutMs),
 ): Promise<AcmeProblem | null> {
   const name = `_acme-challenge.${identifier.value}`;
   const resolver = isExternal(identifier, options)
@@ -227,8 +295,15 @@ export async function validateDns01(
   }
   let values: string[];
   try {
-    values = await resolver.lookupTxt(name);
+    values = await beforeDeadline(resolver.lookupTxt(name), deadline);
   } catch (error) {
+    if (error instanceof DeadlineExpired) {
+      return problem(
+        ProblemType.dns,
+        `TXT lookup of ${name} did not finish within ${error.ms} ms`,
+        { identifier },
+      );
+    }
     const message =
       error instanceof AcmeError || error instanceof Error ? error.message : String(error);
     return problem(ProblemType.dns, `TXT lookup of ${name} failed: ${message}`, { identifier });
@@ -294,8 +369,9 @@ export async function validateTlsAlpn01(
   identifier: AcmeIdentifier,
   keyAuth: string,
   options: ValidationOptions,
+  deadline: Deadline = startDeadline(options.timeoutMs),
 ): Promise<AcmeProblem | null> {
-  const host = await connectHost(identifier, options);
+  const host = await connectHost(identifier, options, deadline);
   if (host instanceof AcmeProblem) return host;
   const port = options.tlsAlpn01Port;
   const servername = identifier.type === 'ip' ? reverseName(identifier.value) : identifier.value;
@@ -305,10 +381,16 @@ export async function validateTlsAlpn01(
     const finish = (outcome: AcmeProblem | null): void => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      deadline.signal.removeEventListener('abort', expire);
       socket.destroy();
       resolve(outcome);
     };
+    const expire = (): void =>
+      finish(
+        problem(ProblemType.connection, `${where}: no handshake within ${deadline.ms} ms`, {
+          identifier,
+        }),
+      );
     const socket = tls.connect({
       host,
       port,
@@ -318,17 +400,12 @@ export async function validateTlsAlpn01(
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
     });
-    const timer = setTimeout(
-      () =>
-        finish(
-          problem(ProblemType.connection, `${where}: no handshake within ${options.timeoutMs} ms`, {
-            identifier,
-          }),
-        ),
-      options.timeoutMs,
-    );
     socket.on('error', (error) =>
-      finish(problem(ProblemType.tls, `${where}: ${error.message}`, { identifier })),
+      finish(
+        problem(ProblemType.tls, `${where}: the TLS connection failed (${errorCode(error)})`, {
+          identifier,
+        }),
+      ),
     );
     socket.on('secureConnect', () => {
       if (socket.alpnProtocol !== ACME_TLS_ALPN_PROTOCOL) {
@@ -364,5 +441,7 @@ export async function validateTlsAlpn01(
           : problem(ProblemType.incorrectResponse, `${where}: ${reason}`, { identifier }),
       );
     });
+    if (deadline.signal.aborted) expire();
+    else deadline.signal.addEventListener('abort', expire, { once: true });
   });
 }

@@ -234,6 +234,58 @@ describe('ACME: deactivation, finalize re-checks and revocation by authorization
     assert.equal(refused.json?.type, PROBLEM('unauthorized'), refused.text);
   });
 
+  it('a deactivated account is answered 401 unauthorized (RFC 8555 §7.3.6), newAccount with its key too', async () => {
+    const running = await start();
+    const client = await account(running);
+    const kid = client.kid as string;
+    assert.equal((await client.post(kid, { status: 'deactivated' })).status, 200);
+    const replies = {
+      'POST-as-GET of the account': await client.post(kid, ''),
+      newOrder: await client.post(client.directory.newOrder as string, {
+        identifiers: [{ type: 'dns', value: `after.${ZONE}` }],
+      }),
+      'newAccount with its key': await client.newAccount({ onlyReturnExisting: true }),
+    };
+    for (const [what, reply] of Object.entries(replies)) {
+      assert.equal(reply.status, 401, `${what}: ${reply.text}`);
+      assert.equal(reply.json?.type, PROBLEM('unauthorized'), what);
+      assert.equal(reply.json?.status, 401, what);
+      assert.match(String(reply.json?.detail), /account is deactivated/, what);
+    }
+  });
+
+  it('an authorization that expires while its validation runs does not become valid (§7.1.6)', async () => {
+    let clock = Date.now();
+    const running = await startTestAcme(pki, {
+      issuer,
+      txtResolver: txt,
+      caaIdentities: ['hypermesh'],
+      caaResolver: caa,
+      now: () => clock,
+      pendingAuthorizationLifetimeMs: 60_000,
+    });
+    servers.push(running);
+    const client = await account(running);
+    const ordered = await order(client, `late.${ZONE}`);
+    txt.holding = true;
+    await answer(client, ordered);
+    await txt.waitHeld();
+    // The authorization's lifetime passes while the lookup is held; then the right TXT value
+    // comes back, so the check itself succeeds.
+    clock += 120_000;
+    const ended = once(running.server.events, 'change');
+    txt.release();
+    await withDeadline(ended, WAIT_MS, 'the validation ends');
+    const { store } = running;
+    const authorization = store.authorizationById(lastSegment(ordered.authzUrl));
+    assert.equal(authorization?.status, 'expired');
+    assert.ok((authorization?.expiresMs ?? Infinity) <= clock, 'no fresh lifetime');
+    const challenge = store.challengeById(lastSegment(ordered.challengeUrl));
+    assert.equal(challenge?.status, 'invalid');
+    assert.match(String(challenge?.error?.detail), /the authorization expired while it ran/);
+    assert.equal((await client.post(ordered.orderUrl, '')).json?.status, 'invalid');
+  });
+
   it('an issuance queued for a deactivated account (resumed after a restart) is not sent to the CA', async () => {
     const first = await start();
     const client = await account(first);
