@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import { chown, mkdir, readdir, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { storedBlockStateRoot } from '../consensus/driver/chain.js';
 import { isHyperMeshError } from '../codec/error.js';
+import { genesisHash, type GenesisDocument } from '../consensus/genesis.js';
 import type { SignerStateMissingPolicy } from '../consensus/driver/signer-state-missing.js';
-import { toHex } from '../crypto/bytes.js';
+import { bytesEqual, toHex } from '../crypto/bytes.js';
 import {
   openStore,
   openStoreFromSnapshot,
@@ -44,8 +45,9 @@ function storageFailure(error: unknown, context: string): never {
  * not block each other, so the data directory's lock is neither needed nor taken) and copied
  * with SQLite's online backup API (`NodeStore.backup`: one point in time, whatever the node
  * commits meanwhile). A copy of `store.sqlite` alone would miss the commits still in
- * `store.sqlite-wal`. The snapshot is then checked as a restore would check it, its latest state
- * against its latest header; a snapshot that fails, or that holds no block, is removed.
+ * `store.sqlite-wal`. The copy is made under a temporary name and checked as a restore would
+ * check it, its latest state against its latest header, before it is named `out`: a killed or
+ * failed backup leaves nothing at `out`. A store without a block is refused before copying.
  */
 export async function backupNodeStore(dataDir: string, out: string): Promise<StoreSnapshotReport> {
   const storePath = path.join(dataDir, STORE_FILE);
@@ -56,44 +58,26 @@ export async function backupNodeStore(dataDir: string, out: string): Promise<Sto
   try {
     const source = openStore(storePath, { readonly: true });
     try {
-      await source.backup(target);
-    } finally {
-      source.close();
-    }
-  } catch (error) {
-    storageFailure(error, `cannot back up ${storePath} to ${target}`);
-  }
-  try {
-    const snapshot = openStore(target, { readonly: true });
-    try {
-      const report = snapshot.verifyIntegrity({ headerStateRoot: storedBlockStateRoot });
-      if (report.latestHeight === null) {
+      // Blocks are never removed: a store with one now still has it when the copy is taken.
+      if (source.blocks.latestHeight() === null) {
         throw new CliError(
           `${storePath} holds no block yet: a snapshot of it could not be restored`,
           1,
         );
       }
+      const report = await source.backup(target, { headerStateRoot: storedBlockStateRoot });
       return {
         path: target,
-        height: report.latestHeight,
+        height: report.latestHeight as number,
         stateRoot: toHex(report.stateRoot),
         blocks: report.blocks,
         stateKeys: report.stateKeys,
       };
     } finally {
-      snapshot.close();
+      source.close();
     }
   } catch (error) {
-    // This command created the file (backup refuses an existing one): a copy that does not
-    // check out is not left to be restored later.
-    await removeSnapshot(target);
-    storageFailure(error, `the snapshot of ${storePath} fails its check`);
-  }
-}
-
-async function removeSnapshot(file: string): Promise<void> {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) {
-    await rm(`${file}${suffix}`, { force: true });
+    storageFailure(error, `cannot back up ${storePath} to ${target}`);
   }
 }
 
@@ -114,26 +98,96 @@ async function removeCreatedDirectories(dataDir: string, created: string | undef
   }
 }
 
+/** The genesis a restored store must start from: the configuration's `genesisFile`. */
+export interface RestoreGenesis {
+  readonly document: GenesisDocument;
+  readonly file: string;
+}
+
+/**
+ * Refuses a snapshot of another chain before anything is written, as `loadChain` would at the
+ * node's next start (GENESIS_MISMATCH): block 1 of a chain names the genesis hash as its parent.
+ */
+function chainStartCheck(source: string, genesis: RestoreGenesis) {
+  const expected = genesisHash(genesis.document);
+  return (firstParentHash: Uint8Array): void => {
+    if (bytesEqual(firstParentHash, expected)) return;
+    throw new CliError(
+      `cannot restore ${source}: it is a snapshot of another chain: its block 1 follows ${toHex(firstParentHash)}, not the hash ${toHex(expected)} of the genesis ${genesis.file} (chain ${JSON.stringify(genesis.document.chainId)}) the configuration names; the node would refuse it at start [GENESIS_MISMATCH]`,
+      1,
+    );
+  };
+}
+
+/**
+ * Who owns `dataDir`, or the directory it is to be created in: a restore run as root gives
+ * what it creates to them, since the node runs as that user and could not open a root-owned
+ * 0600 store. Undefined when not run as root (what it creates is the caller's already).
+ */
+async function restoreOwner(dataDir: string): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.geteuid?.() !== 0) return undefined;
+  let directory = path.resolve(dataDir);
+  for (let depth = 0; depth < 256; depth++) {
+    const found = await stat(directory).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (found !== undefined) return { uid: found.uid, gid: found.gid };
+    const parent = path.dirname(directory);
+    if (parent === directory) break;
+    directory = parent;
+  }
+  return undefined;
+}
+
+/** Gives the directories `mkdir` created (`created`, the first of them, down to `dataDir`) to `owner`. */
+async function chownCreatedDirectories(
+  dataDir: string,
+  created: string | undefined,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<void> {
+  if (created === undefined || owner === undefined) return;
+  const first = path.resolve(created);
+  let directory = path.resolve(dataDir);
+  for (let depth = 0; depth < 256; depth++) {
+    await chown(directory, owner.uid, owner.gid);
+    if (directory === first) return;
+    const parent = path.dirname(directory);
+    if (parent === directory) return;
+    directory = parent;
+  }
+}
+
 /**
  * Restores `snapshot` as the store of `dataDir` (`<dataDir>/store.sqlite`), which must hold no
  * store yet (nor a `-wal`, `-shm` or `-journal` of one). The data directory's lock is held for
  * the restore, so a node cannot start from the directory meanwhile (and a running one refuses
- * the restore). `openStoreFromSnapshot` checks the snapshot (its latest state against its latest
- * block header) before it writes anything, copies it under a temporary name, checks the copy's
- * integrity and only then gives it the store's name: a refused or failed restore leaves no store
- * (and no data directory, if this created it).
+ * the restore). `openStoreFromSnapshot` checks the snapshot (its block 1 against `genesis`, its
+ * latest state against its latest block header) before it writes anything, copies it under a
+ * temporary name, checks the copy's integrity and only then gives it the store's name: a
+ * refused or failed restore leaves no store (and no data directory, if this created it). Run as
+ * root, the store and the directories it creates are given to the owner of the data directory
+ * (or of the directory it is created in), the user the node runs as.
  */
-export async function restoreNodeStore(dataDir: string, snapshot: string): Promise<RestoreReport> {
+export async function restoreNodeStore(
+  dataDir: string,
+  snapshot: string,
+  genesis: RestoreGenesis,
+): Promise<RestoreReport> {
   const source = path.resolve(snapshot);
   if (!existsSync(source)) throw new CliError(`--snapshot ${source}: no such file`);
   const storePath = path.join(dataDir, STORE_FILE);
+  const owner = await restoreOwner(dataDir);
   const created = await mkdir(dataDir, { recursive: true, mode: 0o700 });
   let restored = false;
   try {
+    await chownCreatedDirectories(dataDir, created, owner);
     const lock = await lockDataDir(dataDir);
     try {
       const store = await openStoreFromSnapshot(source, storePath, {
         headerStateRoot: storedBlockStateRoot,
+        checkChainStart: chainStartCheck(source, genesis),
+        ...(owner === undefined ? {} : { owner }),
       }).catch((error: unknown) => {
         if (isHyperMeshError(error, StorageErrorCode.TARGET_EXISTS)) {
           throw new CliError(

@@ -1,4 +1,16 @@
-import { closeSync, openSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  chownSync,
+  closeSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
@@ -164,4 +176,89 @@ export function claimNewStoreFile(path: string, what: string): void {
     throw toStorageError(error, `cannot create ${what} target ${path}`, path);
   }
   closeSync(fd);
+}
+
+/** Whether anything (a file, a directory, a link, even a dangling one) is at `path`. */
+export const present = (path: string): boolean =>
+  lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+
+/** Whether process `pid` runs (EPERM: it does, under another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The name a backup or restore copies to before the copy is checked and linked to `targetPath`:
+ * `<target><mark><pid>-<random>`, next to the target (a hard link cannot cross file systems).
+ */
+export function temporaryCopyPath(targetPath: string, mark: string): string {
+  return `${targetPath}${mark}${process.pid}-${randomBytes(8).toString('hex')}`;
+}
+
+/**
+ * Copies (and their SQLite companions) left by a backup or restore to the same target that was
+ * killed before it finished: only those of processes that no longer run are removed, so two
+ * copies to one target at once never delete each other's (the later to finish finds the target
+ * taken: TARGET_EXISTS).
+ */
+export function removeStaleTemporaries(targetPath: string, mark: string): void {
+  const prefix = `${basename(targetPath)}${mark}`;
+  const directory = dirname(targetPath);
+  for (const name of readdirSync(directory)) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^([1-9][0-9]{0,9})-/.exec(name.slice(prefix.length))?.[1]);
+    if (Number.isSafeInteger(pid) && processRuns(pid)) continue;
+    rmSync(join(directory, name), { force: true });
+  }
+}
+
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Who is to own a file a backup or restore creates (a restore run as root for another user). */
+export interface FileOwner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * Gives the checked copy `temporary` the name `targetPath`: the copy is fsynced (and first given
+ * to `owner`, if set), then hard-linked, which fails rather than replaces when something appeared
+ * at the target meanwhile (a rename would replace it), then the temporary name is removed and
+ * the directory fsynced so the new name survives a power cut. `what` names the operation in a
+ * `TARGET_EXISTS`.
+ */
+export function publishCopy(
+  temporary: string,
+  targetPath: string,
+  what: string,
+  owner?: FileOwner,
+): void {
+  if (owner !== undefined) chownSync(temporary, owner.uid, owner.gid);
+  fsyncPath(temporary);
+  try {
+    linkSync(temporary, targetPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new StorageError(
+        StorageErrorCode.TARGET_EXISTS,
+        `${what} target ${targetPath} appeared during the ${what}`,
+        { path: targetPath },
+      );
+    }
+    throw error;
+  }
+  unlinkSync(temporary);
+  fsyncPath(dirname(targetPath));
 }

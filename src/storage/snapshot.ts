@@ -1,15 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  linkSync,
-  lstatSync,
-  openSync,
-  readdirSync,
-  rmSync,
-  unlinkSync,
-} from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import {
   STORE_APPLICATION_ID,
@@ -17,8 +5,13 @@ import {
   claimNewStoreFile,
   copyDatabase,
   openDatabase,
+  present,
+  publishCopy,
+  removeStaleTemporaries,
   removeStoreFiles,
+  temporaryCopyPath,
 } from './database.js';
+import type { FileOwner } from './database.js';
 import { StorageError, StorageErrorCode, toStorageError } from './errors.js';
 import { checkLatestStateAgainstHeader } from './integrity.js';
 import type { HeaderStateRoot } from './integrity.js';
@@ -35,6 +28,17 @@ export interface RestoreOptions extends StoreOptions {
   readonly headerStateRoot: HeaderStateRoot;
   /** Run the full integrity check on the restored store before returning it (default true). */
   readonly verify?: boolean;
+  /**
+   * Checks the parent hash of the snapshot's block 1 before anything is written, and throws to
+   * refuse the snapshot (consensus: block 1's parent is the genesis hash, so a snapshot of
+   * another chain is refused here rather than by the node at its next start).
+   */
+  readonly checkChainStart?: (firstParentHash: Uint8Array) => void;
+  /**
+   * Who is to own the restored file (a restore run as root into the data directory of a node
+   * that runs as another user): the copy is given to them before it takes the target's name.
+   */
+  readonly owner?: FileOwner;
 }
 
 function notASnapshot(path: string, reason: string, detail: Record<string, unknown>): never {
@@ -48,10 +52,11 @@ function notASnapshot(path: string, reason: string, detail: Record<string, unkno
 /**
  * What must hold of the snapshot itself, read-only, before the target is created: a HyperMesh
  * store (application id, not merely an empty file SQLite would take as a database) with a
- * schema this code knows, holding at least one block, whose latest state is the one the
- * latest header commits to.
+ * schema this code knows, holding at least one block, whose block 1 follows the parent
+ * `options.checkChainStart` accepts, and whose latest state is the one the latest header
+ * commits to.
  */
-function checkSnapshot(snapshot: Database, path: string, headerStateRoot: HeaderStateRoot): void {
+function checkSnapshot(snapshot: Database, path: string, options: RestoreOptions): void {
   const id = applicationId(snapshot);
   if (id !== STORE_APPLICATION_ID) {
     notASnapshot(path, `application_id is ${id}, not HMSH`, { applicationId: id });
@@ -60,15 +65,20 @@ function checkSnapshot(snapshot: Database, path: string, headerStateRoot: Header
   if (version < 1) notASnapshot(path, 'it has no schema', { schemaVersion: version });
   const blocks = Number(snapshot.prepare('SELECT count(*) FROM block').pluck().get());
   if (blocks < 1) notASnapshot(path, 'it holds no block', { blocks });
-  checkLatestStateAgainstHeader(snapshot, headerStateRoot);
+  if (options.checkChainStart !== undefined) {
+    const first = snapshot
+      .prepare('SELECT parent_hash FROM block WHERE height = 1')
+      .pluck()
+      .get() as Buffer | undefined;
+    if (first === undefined) notASnapshot(path, 'it holds no block 1', {});
+    options.checkChainStart(new Uint8Array(first));
+  }
+  checkLatestStateAgainstHeader(snapshot, options.headerStateRoot);
 }
 
 /** Marks the copy a restore checks before it takes the target's name: `<target>.restore-tmp-<hex>`. */
 const TEMPORARY_MARK = '.restore-tmp-';
 const SQLITE_COMPANIONS = ['-wal', '-shm', '-journal'];
-
-/** Whether anything (a file, a directory, a link, even a dangling one) is at `path`. */
-const present = (path: string): boolean => lstatSync(path, { throwIfNoEntry: false }) !== undefined;
 
 function fileSystemFailure(error: unknown, context: string, path: string): StorageError {
   if (error instanceof StorageError) return error;
@@ -103,64 +113,6 @@ function refuseOccupiedTarget(targetPath: string): void {
   }
 }
 
-/** Whether process `pid` runs (EPERM: it does, under another user). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Copies left by a restore to the same target that was killed before it finished: a copy is
- * named `<target>.restore-tmp-<pid>-<random>` by the process making it, and only those of
- * processes that no longer run are removed, so two restores at once never delete each other's
- * copy (the later one to finish finds the target taken: TARGET_EXISTS).
- */
-function removeStaleTemporaries(targetPath: string): void {
-  const prefix = `${basename(targetPath)}${TEMPORARY_MARK}`;
-  const directory = dirname(targetPath);
-  for (const name of readdirSync(directory)) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(/^([1-9][0-9]{0,9})-/.exec(name.slice(prefix.length))?.[1]);
-    if (Number.isSafeInteger(pid) && processRuns(pid)) continue;
-    rmSync(join(directory, name), { force: true });
-  }
-}
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Gives the checked copy the target's name: a hard link, which fails rather than replaces when
- * something appeared at the target meanwhile (a rename would replace it), then the temporary
- * name is removed. The directory is fsynced so the new name survives a power cut.
- */
-function publish(temporary: string, targetPath: string): void {
-  try {
-    linkSync(temporary, targetPath);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new StorageError(
-        StorageErrorCode.TARGET_EXISTS,
-        `restore target ${targetPath} appeared during the restore`,
-        { path: targetPath },
-      );
-    }
-    throw error;
-  }
-  unlinkSync(temporary);
-  fsyncPath(dirname(targetPath));
-}
-
 /**
  * Restores a snapshot made by `NodeStore.backup` into a new store file at `targetPath` and
  * opens it. The snapshot is opened read-only and checked (`checkSnapshot`) before anything is
@@ -182,15 +134,15 @@ export async function openStoreFromSnapshot(
   refuseOccupiedTarget(targetPath);
   const snapshot = openDatabase(snapshotPath, { readonly: true });
   try {
-    checkSnapshot(snapshot, snapshotPath, options.headerStateRoot);
+    checkSnapshot(snapshot, snapshotPath, options);
   } catch (error) {
     snapshot.close();
     throw toStorageError(error, `cannot restore snapshot ${snapshotPath}`, snapshotPath);
   }
-  const temporary = `${targetPath}${TEMPORARY_MARK}${process.pid}-${randomBytes(8).toString('hex')}`;
+  const temporary = temporaryCopyPath(targetPath, TEMPORARY_MARK);
   try {
     try {
-      removeStaleTemporaries(targetPath);
+      removeStaleTemporaries(targetPath, TEMPORARY_MARK);
     } catch (error) {
       throw fileSystemFailure(
         error,
@@ -227,8 +179,7 @@ export async function openStoreFromSnapshot(
       );
     }
     try {
-      fsyncPath(temporary);
-      publish(temporary, targetPath);
+      publishCopy(temporary, targetPath, 'restore', options.owner);
     } catch (error) {
       throw fileSystemFailure(error, `cannot move the restored copy to ${targetPath}`, targetPath);
     }

@@ -12,7 +12,11 @@ import {
   claimNewStoreFile,
   copyDatabase,
   openDatabase,
+  present,
+  publishCopy,
+  removeStaleTemporaries,
   removeStoreFiles,
+  temporaryCopyPath,
   useRollbackJournal,
 } from './database.js';
 import type { DatabaseOptions } from './database.js';
@@ -41,6 +45,9 @@ import { StateTables } from './state-store.js';
 import type { StateQueryResult, StateReader, StateWrite } from './state-store.js';
 import type { StateWitness } from './state-witness.js';
 import { STORE_MIGRATIONS } from './store-migrations.js';
+
+/** Marks the copy a backup checks before it takes the target's name: `<target>.tmp-<pid>-<hex>`. */
+const BACKUP_TEMPORARY_MARK = '.tmp-';
 
 export interface StoreOptions extends DatabaseOptions {
   /** State tree nodes kept in memory (default 200,000, a few hundred bytes each). */
@@ -91,9 +98,12 @@ export interface NodeStore {
   ): { witness: StateWitness; rootAfter: Uint8Array };
   /**
    * An online, consistent copy of the store (SQLite backup API) at `toPath`, which must not
-   * exist: one file in rollback journal mode, which a read-only open leaves untouched.
+   * exist: one file in rollback journal mode, which a read-only open leaves untouched. The copy
+   * is made under `<toPath>.tmp-<pid>-<random>`, checked (`verifyIntegrity(check)`) and only
+   * then linked to `toPath`, so `toPath` never names a partial or unchecked copy; the report is
+   * the copy's.
    */
-  backup(toPath: string): Promise<void>;
+  backup(toPath: string, check?: IntegrityOptions): Promise<IntegrityReport>;
   /**
    * Full consistency check; throws `CORRUPT` at the first violation. With `headerStateRoot`
    * (block bytes are opaque here), the latest state root must also be the one the latest
@@ -309,14 +319,32 @@ class SqliteNodeStore implements NodeStore {
     });
   }
 
-  async backup(toPath: string): Promise<void> {
-    this.guard('backup', () => claimNewStoreFile(toPath, 'backup'));
+  async backup(toPath: string, check: IntegrityOptions = {}): Promise<IntegrityReport> {
+    const temporary = temporaryCopyPath(toPath, BACKUP_TEMPORARY_MARK);
+    this.guard('backup', () => {
+      if (present(toPath)) {
+        throw new StorageError(StorageErrorCode.TARGET_EXISTS, `backup target ${toPath} exists`, {
+          path: toPath,
+        });
+      }
+      removeStaleTemporaries(toPath, BACKUP_TEMPORARY_MARK);
+      claimNewStoreFile(temporary, 'backup');
+    });
     try {
-      await copyDatabase(this.db, toPath);
-      useRollbackJournal(toPath);
+      await copyDatabase(this.db, temporary);
+      useRollbackJournal(temporary);
+      const copy = openStore(temporary, { readonly: true, mustExist: true });
+      let report: IntegrityReport;
+      try {
+        report = copy.verifyIntegrity(check);
+      } finally {
+        copy.close();
+      }
+      publishCopy(temporary, toPath, 'backup');
+      return report;
     } catch (error) {
-      // The target did not exist before (claimed above): remove the partial copy.
-      removeStoreFiles(toPath);
+      // This process created the temporary copy (claimed above): remove it, whatever failed.
+      removeStoreFiles(temporary);
       throw toStorageError(error, `backup to ${toPath}`, this.path);
     }
   }

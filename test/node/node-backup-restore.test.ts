@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { loadChain, storedBlockStateRoot } from '../../src/consensus/driver/chain.js';
+import { genesisHash, genesisToJson } from '../../src/consensus/genesis.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import { lockDataDir } from '../../src/node/data-dir-lock.js';
 import { openStore } from '../../src/storage/index.js';
@@ -73,6 +74,8 @@ describe('node backup and node restore', () => {
     await cluster.waitForHeight(3);
     liveDataDir = path.dirname(cluster.paths(0).store);
     work = await mkdtemp(path.join(tmpdir(), 'hypermesh-node-backup-'));
+    // The configurations' genesisFile: restore checks a snapshot's chain against it.
+    await writeFile(path.join(work, 'genesis.json'), genesisToJson(genesis));
   });
   after(async () => {
     await cluster.close();
@@ -194,6 +197,68 @@ describe('node backup and node restore', () => {
       assert.equal(result.out, '');
       // The directories the restore created are gone again.
       assert.equal(existsSync(path.dirname(dataDir)), false, 'no data directory left');
+    }
+  });
+
+  it('refuses a snapshot of another chain than the configured genesis, writing nothing', async () => {
+    const snapshot = await backup('other-chain.snapshot');
+    const other = makeGenesisDocument(await makeIdentities(1));
+    await writeFile(path.join(work, 'other-genesis.json'), genesisToJson(other));
+    const dataDir = path.join(work, 'other-chain', 'data');
+    const result = await runCli([
+      'node',
+      'restore',
+      '--config',
+      await config('other-chain', dataDir, { genesisFile: 'other-genesis.json' }),
+      '--snapshot',
+      snapshot,
+    ]);
+    assert.equal(result.code, 1, result.err);
+    assert.match(
+      result.err,
+      new RegExp(
+        `other-chain\\.snapshot: it is a snapshot of another chain: its block 1 follows ${toHex(genesisHash(genesis))}, not the hash ${toHex(genesisHash(other))} of the genesis .*other-genesis\\.json .*\\[GENESIS_MISMATCH\\]`,
+      ),
+    );
+    assert.equal(result.out, '');
+    assert.equal(existsSync(path.dirname(dataDir)), false, 'no data directory left');
+  });
+
+  it('run as root, gives the restored store to the owner of the data directory', async (t) => {
+    if (process.geteuid?.() !== 0) {
+      t.skip('needs root: a restore only changes owners when run as root (CI runs as root)');
+      return;
+    }
+    const nobody = 65534;
+    const snapshot = await backup('owned.snapshot');
+    const existing = path.join(work, 'owned-existing');
+    await mkdir(existing, { mode: 0o700 });
+    await chown(existing, nobody, nobody);
+    // A data directory the restore creates takes the owner of the directory it is created in.
+    const parent = path.join(work, 'owned-parent');
+    await mkdir(parent);
+    await chown(parent, nobody, nobody);
+    const created = path.join(parent, 'node', 'data');
+    // Each data directory, and the directories the restore created for it (both of node/data).
+    for (const [name, dataDir, createdDirectories] of [
+      ['owned-existing', existing, []],
+      ['owned-created', created, [created, path.dirname(created)]],
+    ] as const) {
+      const result = await runCli([
+        'node',
+        'restore',
+        '--config',
+        await config(name, dataDir),
+        '--snapshot',
+        snapshot,
+      ]);
+      assert.equal(result.code, 0, result.err);
+      assert.deepEqual(readdirSync(dataDir), ['store.sqlite']);
+      for (const file of [path.join(dataDir, 'store.sqlite'), dataDir, ...createdDirectories]) {
+        const { uid, gid } = statSync(file);
+        assert.deepEqual({ file, uid, gid }, { file, uid: nobody, gid: nobody });
+      }
+      assert.equal(statSync(path.join(dataDir, 'store.sqlite')).mode & 0o777, 0o600);
     }
   });
 

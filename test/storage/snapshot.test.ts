@@ -13,7 +13,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -215,6 +215,44 @@ describe('snapshots', () => {
     await assert.rejects(
       openStoreFromSnapshot(snapshot, target, restoreOptions),
       storageError(StorageErrorCode.TARGET_EXISTS),
+    );
+  });
+
+  it('a backup is named only when complete and checked; a failed one leaves nothing at its target', async () => {
+    const out = dir.file('named-when-checked.db');
+    const leftovers = () =>
+      readdirSync(dirname(out)).filter((name) => name.startsWith(basename(out)));
+    // A copy of a backup killed before it finished, by a process that no longer runs.
+    const child = spawn(process.execPath, ['-e', '']);
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 0);
+    const stale = `${out}.tmp-${child.pid}-0123456789abcdef`;
+    writeFileSync(stale, '');
+    writeFileSync(`${stale}-journal`, 'partial');
+
+    let seenWhileChecking: string[] | undefined;
+    const report = await store.backup(out, {
+      headerStateRoot: (block) => {
+        // Called by the check of the finished copy: the target has no name yet.
+        seenWhileChecking ??= leftovers();
+        return fixtureHeaderStateRoot(block);
+      },
+    });
+    assert.equal(seenWhileChecking?.length, 1, String(seenWhileChecking));
+    assert.match(seenWhileChecking[0]!, /^named-when-checked\.db\.tmp-\d+-[0-9a-f]{16}$/);
+    assert.notEqual(seenWhileChecking[0], basename(stale));
+    assert.equal(report.headerChecked, true);
+    assert.equal(report.latestHeight, store.blocks.latestHeight());
+    assert.deepEqual(leftovers(), [basename(out)]);
+
+    const refused = dir.file('fails-its-check.db');
+    await assert.rejects(
+      store.backup(refused, { headerStateRoot: () => new Uint8Array(32) }),
+      storageError(StorageErrorCode.HEADER_STATE_MISMATCH),
+    );
+    assert.deepEqual(
+      readdirSync(dirname(refused)).filter((name) => name.startsWith(basename(refused))),
+      [],
     );
   });
 

@@ -89,9 +89,11 @@ exist, with SQLite's online backup API: one consistent point in time, while the 
 running and committing blocks (the store is opened read-only; the node's lock is not taken).
 Copying store.sqlite with cp is not a backup of a running node: its latest commits are still in
 store.sqlite-wal. The snapshot is one self-contained file; it is checked as "node restore" checks
-it (SQLite integrity, the chain, the latest state against the latest block header) and removed
-if it fails. Prints the snapshot's height and state root. Exits 1 when there is no store, the
-store holds no block, SNAPSHOT exists, or the check fails.
+it (SQLite integrity, the chain, the latest state against the latest block header) under a
+temporary name (SNAPSHOT.tmp-PID-RANDOM) and only then named SNAPSHOT: a failed or killed
+backup leaves nothing at SNAPSHOT. Prints the snapshot's height and state root. Exits 1 when
+there is no store, the store holds no block, SNAPSHOT exists, or the check fails; 2 when
+--config or --out is missing.
 
 A snapshot holds the store only: not signer-state.json nor the consensus WAL ("node restore
 --help", docs/node.md "Backup and restore").
@@ -128,12 +130,16 @@ usage: hypermesh node restore --config FILE --snapshot SNAPSHOT
 Restores SNAPSHOT (from "node backup") as the store of the node's data directory
 (DATA/store.sqlite; the directory is created if missing). Refused, with nothing written:
 a data directory that already holds a store (or its -wal, -shm, -journal), one a running node
-holds (its lock), and a snapshot that is not a store with blocks, is damaged, or whose latest
-state is not the one its latest block header commits to. The copy is checked in full under a
-temporary name and only then named store.sqlite, so a failed or interrupted restore leaves no
-store. Prints the restored height and state root, and what to do about signer-state.json: a
-snapshot does not carry it, and a validator without it refuses to start (docs/consensus.md,
-"Signer state"). Exits 1 when refused.
+holds (its lock), and a snapshot that is not a store with blocks, is damaged, is of another
+chain (its block 1 does not follow the configuration's genesis: GENESIS_MISMATCH), or whose
+latest state is not the one its latest block header commits to. The copy is checked in full
+under a temporary name and only then named store.sqlite, so a failed or interrupted restore
+leaves no store. Run as root, the store (and a data directory it creates) is given to the owner
+of the data directory (or of the directory it is created in): the user the node runs as.
+Prints the restored height and state root, and what to do about signer-state.json: a snapshot
+does not carry it, and a validator without it refuses to start (docs/consensus.md, "Signer
+state"). Exits 1 when refused; 2 when --config or --snapshot is missing, SNAPSHOT does not
+exist, or the configuration or its genesis file cannot be read.
 
 options:
   --config FILE         node configuration (JSON): the store goes to its dataDir
@@ -147,8 +153,13 @@ options:
     const configFile = requireOption(values.config, 'config');
     const snapshot = requireOption(values.snapshot, 'snapshot');
     const config = await loadValidatorNodeConfig(configFile);
+    const { readGenesisFile } = await import('../cluster-layout.js');
+    const genesis = {
+      document: await readGenesisFile(config.genesisFile),
+      file: config.genesisFile,
+    };
     const { restoreNodeStore, signerStateAdvice } = await import('../store-backup.js');
-    const report = await restoreNodeStore(config.dataDir, snapshot);
+    const report = await restoreNodeStore(config.dataDir, snapshot, genesis);
     io.out(
       [
         `restored ${report.path}: height ${report.height}, state root ${report.stateRoot}`,
