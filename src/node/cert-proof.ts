@@ -19,6 +19,7 @@ import {
 import { caQuery } from '../trustchain/ca-module/client.js';
 import { certificateLogLeaf } from '../trustchain/ca-module/tree-head.js';
 import { decodeCertificateRecord } from '../trustchain/ca-module/state.js';
+import { blockTimeAndAge } from './block-age.js';
 import { certificateSerialOf, ctTimestamp, fetchQuorumCheckpoint } from './cert-tools.js';
 import { CliError } from './cli-error.js';
 
@@ -47,20 +48,42 @@ const POLL_MS = 200;
  */
 export const DEFAULT_PROOF_MAX_BLOCK_AGE_MS = OCSP_MAX_BLOCK_AGE_MS;
 
-/** An age for people: seconds, minutes, hours or days. */
-function describeAge(ms: number): string {
-  const seconds = Math.round(Math.abs(ms) / 1000);
-  if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 172_800) return `${Math.round(seconds / 3_600)} h`;
-  return `${Math.round(seconds / 86_400)} d`;
+/**
+ * The node's latest committed block is older than the caller accepts: no proof was made.
+ * `reason` is the message without the advice to `cert proof`'s caller.
+ */
+export class StaleBlockError extends CliError {
+  constructor(
+    readonly height: number,
+    readonly blockTime: number,
+    readonly reason: string,
+  ) {
+    super(`${reason}; ask another --node, or accept the age with --max-block-age SECONDS`, 1);
+    this.name = 'StaleBlockError';
+  }
 }
 
-/** "<ISO time>, <age> ago" of a block at `blockTime` seen at `now` (ms). */
-function blockTimeAndAge(blockTime: number, now: number): string {
-  const age = now - blockTime;
-  const relative = age >= 0 ? `${describeAge(age)} ago` : `${describeAge(age)} ahead of this clock`;
-  return `${new Date(blockTime).toISOString()}, ${relative}`;
+/**
+ * The refusal of `cert request` / `cert renew` when the certificate is issued and written to
+ * `cert` but its proof could not be made (`error`): it says first that the certificate WAS
+ * issued — a script must not request it again — then how to fetch the proof later (`hint`: the
+ * --cluster/--node options to repeat).
+ */
+export function issuedWithoutProofError(
+  error: Error,
+  issued: { readonly cert: string; readonly hint: string },
+  file: string,
+): CliError {
+  const fetch = `hypermesh cert proof ${issued.cert} --out ${file}${issued.hint}`;
+  const head = `the certificate WAS issued and written to ${issued.cert} (do not request it again); only its proof is not written`;
+  if (error instanceof StaleBlockError) {
+    return new CliError(
+      `${head}: ${error.reason}; fetch the proof later with "${fetch}" once the node has caught up, ` +
+        `from another --node, or with --max-block-age SECONDS to accept the age`,
+      1,
+    );
+  }
+  return new CliError(`${head}: ${error.message}; fetch it with "${fetch}"`, 1);
 }
 
 function provenAnswer(answer: QueryResponse, height: number, what: string): ProvenValue {
@@ -138,11 +161,12 @@ export async function fetchCertificateProof(options: {
   const height = checkpoint.header.height;
   const maxAgeMs = options.maxBlockAgeMs ?? DEFAULT_PROOF_MAX_BLOCK_AGE_MS;
   if (now() - head.blockTime > maxAgeMs) {
-    throw new CliError(
+    throw new StaleBlockError(
+      height,
+      head.blockTime,
       `the node's latest committed block ${height} is from ${blockTimeAndAge(head.blockTime, now())}, ` +
         `older than ${maxAgeMs / 1000} s: a proof "not revoked as of block ${height}" would miss any later revocation ` +
-        `(the node may be behind or cut off); ask another --node, or accept the age with --max-block-age SECONDS`,
-      1,
+        `(the node may be behind or cut off)`,
     );
   }
   const record = provenAnswer(

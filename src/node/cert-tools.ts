@@ -53,6 +53,7 @@ import {
 } from '../trustchain/ca-module/state.js';
 import type { CaValidateResponse } from '../faces/ca-rpc.js';
 import { MAX_NOTE_BYTES, encodeMerkleTreeLeaf } from '../trustchain/ct/index.js';
+import { blockTimeAndAge } from './block-age.js';
 import { CliError } from './cli-error.js';
 import { visible } from './io.js';
 import { submitTransaction } from './tx-submit.js';
@@ -547,6 +548,23 @@ export interface CheckedValidateAnswer {
   readonly revocation: RevocationRecord | null;
   /** For a `valid` answer, its CT log entry as far as it could be checked; else null. */
   readonly transparency: CheckedTransparency | null;
+  /** The committed time (ms) of block `height`, and the wall clock it was checked at. */
+  readonly blockTime: number;
+  readonly checkedAt: number;
+}
+
+/**
+ * How old a `validate` answer may be (`checkValidateAnswer`): proofs at height H say nothing of
+ * a revocation committed after H, and a node that is behind — or replays an answer from before
+ * a revocation — can prove "not revoked" at H as well as an honest one.
+ */
+export interface ValidateAnswerAge {
+  /** The committed header time (ms) of block `height` (`CommittedRoots.blockTime`). */
+  readonly blockTime: (height: number) => Promise<number>;
+  /** Wall clock (ms). */
+  readonly now: number;
+  /** The oldest block accepted, in ms (`cert verify --max-block-age`). */
+  readonly maxBlockAgeMs: number;
 }
 
 /**
@@ -554,8 +572,8 @@ export interface CheckedValidateAnswer {
  * from the certificate and its proven publication time) to the answer's root. `committed`: that
  * root is the consensus tree head's (`ca/ct/head`) proven at the answer's height, so the entry
  * is in the log the validator quorum committed. `claimed`: the root is the node's word — the
- * answer is for another tree size than that head's (`reason` says which), typically a log a
- * moment behind its commits.
+ * answer is for a smaller tree than that head's (`reason` says which), a log a moment behind its
+ * commits. A larger tree than the head's is refused: an honest node never answers one.
  */
 export interface CheckedTransparency {
   readonly leafIndex: number;
@@ -567,8 +585,9 @@ export interface CheckedTransparency {
 /**
  * Checks the `transparency` part of a `valid` answer for `certificate`, published at block
  * `publishedAt`, against the committed state at `height` (the height of the answer's proofs):
- * throws CliError (exit 1) when the audit path does not lead to the stated root, or when that
- * root differs from the consensus tree head's of the same size.
+ * throws CliError (exit 1) when the audit path does not lead to the stated root, when the tree
+ * is larger than the consensus tree head's, or when its root differs from the head's of the
+ * same size.
  */
 async function checkTransparency(
   log: NonNullable<CaValidateResponse['transparency']>,
@@ -595,7 +614,15 @@ async function checkTransparency(
   );
   const head = decodeTreeHead(value);
   const size = head.range.size;
-  if (treeSize !== size) {
+  if (treeSize > size) {
+    // The node answers at the consensus head's size once its log holds it (ca-service.ts):
+    // a larger tree is one the validators have not committed by this height.
+    throw new CliError(
+      `the node's CT log answered at tree size ${treeSize}, larger than the consensus tree head's ${size} at height ${height}: an honest node answers at most at the committed size`,
+      1,
+    );
+  }
+  if (treeSize < size) {
     return {
       leafIndex,
       treeSize,
@@ -622,16 +649,19 @@ async function checkTransparency(
  * revoked; a `revoked` one a proven revocation; a `not_published` one no such certificate. A
  * `valid` answer must also carry its CT log entry (an honest node whose log lacks it answers
  * `not_in_log`), which is checked with `query` — the node's `ca` query, its answers held to
- * committed roots by `check` — at the same height (`checkTransparency`). Throws CliError (exit
- * 1) otherwise, or the check's refusal; returns the height, the proven revocation and the log
- * entry. An answer without a consensus part (the node refused it offline) has nothing to
- * check: null.
+ * committed roots by `check` — at the same height (`checkTransparency`). The block of that
+ * height must be at most `age.maxBlockAgeMs` old at `age.now` (its committed time from
+ * `age.blockTime`): an answer from before a revocation proves "not revoked" as well as a fresh
+ * one. Throws CliError (exit 1) otherwise, or the check's refusal; returns the height and its
+ * block time, the proven revocation and the log entry. An answer without a consensus part (the
+ * node refused it offline) has nothing to check: null.
  */
 export async function checkValidateAnswer(
   answer: CaValidateResponse,
   certificate: Uint8Array,
   check: CaAnswerCheck,
   query: CaQuery,
+  age: ValidateAnswerAge,
 ): Promise<CheckedValidateAnswer | null> {
   const consensus = answer.consensus;
   if (consensus === null) {
@@ -661,6 +691,15 @@ export async function checkValidateAnswer(
   };
   const published = await replay('certificate', certificateKey(serial));
   const revoked = await replay('revocation', revocationKey(serial), published.height);
+  const blockTime = await age.blockTime(published.height);
+  if (age.now - blockTime > age.maxBlockAgeMs) {
+    throw new CliError(
+      `the node's answer holds as of block ${published.height}, from ${blockTimeAndAge(blockTime, age.now)}, ` +
+        `older than ${age.maxBlockAgeMs / 1000} s: it would not show a later revocation ` +
+        `(the node may be behind, or answer from an old height); ask another --node, or accept the age with --max-block-age SECONDS`,
+      1,
+    );
+  }
   const record = published.value === null ? null : decodeCertificateRecord(published.value);
   const revocation = revoked.value === null ? null : decodeRevocation(revoked.value);
   const isPublished = record !== null && toHex(record.der) === toHex(certificate);
@@ -704,6 +743,8 @@ export async function checkValidateAnswer(
     publishedAt: isPublished ? record.publishedAt : null,
     revocation,
     transparency,
+    blockTime,
+    checkedAt: age.now,
   };
 }
 
@@ -711,14 +752,16 @@ export async function checkValidateAnswer(
  * `cert verify --cluster`: asks node `nodeName` (default the first) of the cluster to `validate`
  * the certificate (hypermesh.trustchain.ca.v1), checks the answer's proofs against the roots the
  * validator quorum committed (`checkValidateAnswer`) and describes it in one line, with the
- * height it holds as of. A node that is behind refuses (UNAVAILABLE, `stale`); a node whose
- * proofs do not check is refused here (CliError), not believed.
+ * height it holds as of and that block's time and age. A node that is behind refuses
+ * (UNAVAILABLE, `stale`); a node whose proofs do not check, or whose answer's block is older
+ * than `maxBlockAgeMs`, is refused here (CliError), not believed.
  */
 export async function validateOnCluster(
   cluster: string,
   nodeName: string | undefined,
   certificate: Uint8Array,
   purpose: 'serverAuth' | 'clientAuth' | 'any',
+  maxBlockAgeMs: number,
 ): Promise<{ valid: boolean; line: string }> {
   const { caService } = await import('../faces/ca-rpc.js');
   const { createNodeRpcClient } = await import('../consensus/net/index.js');
@@ -740,11 +783,13 @@ export async function validateOnCluster(
       createNodeRpcClient({ endpoint: operator.parts.endpoint, peer: node.name }),
       operator.genesis,
     );
+    const roots = committedRootsOf(client);
     const checked = await checkValidateAnswer(
       answer,
       certificate,
       committedCaCheck(client),
       (request) => client.query(request),
+      { blockTime: (height) => roots.blockTime(height), now: Date.now(), maxBlockAgeMs },
     );
     return describeValidateAnswer(node.name, answer, checked);
   } finally {
@@ -756,7 +801,8 @@ export async function validateOnCluster(
  * The line `cert verify --cluster` prints for node `nodeName`'s `validate` answer once
  * `checkValidateAnswer` accepted it (`checked`): the verdict, the publication height, the CT log
  * entry — checked against the consensus tree head, or stated as the node's claim — and the
- * height the answer holds as of. The node's own words (message, reason) are escaped.
+ * height the answer holds as of, with its block's time and age. The node's own words (message,
+ * reason) are escaped.
  */
 export function describeValidateAnswer(
   nodeName: string,
@@ -764,7 +810,10 @@ export function describeValidateAnswer(
   checked: CheckedValidateAnswer | null,
 ): { valid: boolean; line: string } {
   // The proven height the answer holds as of (the node's view then, checked here).
-  const asOf = checked === null ? '' : `; as of height ${checked.height}`;
+  const asOf =
+    checked === null
+      ? ''
+      : `; as of height ${checked.height} (${blockTimeAndAge(checked.blockTime, checked.checkedAt)})`;
   if (!answer.valid || checked === null) {
     return {
       valid: false,

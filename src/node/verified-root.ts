@@ -85,8 +85,15 @@ export function checkAnsweredHeight(requested: number | undefined, answered: num
 /** What the check needs of a node: its committed blocks and the validator updates. */
 export type CommittedBlockSource = Pick<NodeRpcClient, 'getBlock' | 'validatorUpdates'>;
 
-/** Verified roots by height: shared by every node a command asks (they are the chain's). */
-export type VerifiedRootCache = Map<number, Promise<Uint8Array>>;
+/** What a verified header of height H vouches for: its state root and its (BFT) time. */
+export interface CommittedHeader {
+  readonly appStateRoot: Uint8Array;
+  /** `header.time` (ms since the epoch), committed with the header. */
+  readonly time: number;
+}
+
+/** Verified headers by height: shared by every node a command asks (they are the chain's). */
+export type VerifiedRootCache = Map<number, Promise<CommittedHeader>>;
 
 /**
  * Heights a cache keeps by default: a long-lived checker (a node following a discovery catalog)
@@ -134,20 +141,7 @@ export class CommittedRoots {
         'the answer names no committed height, so no header can vouch for it',
       );
     }
-    let committed = this.cache.get(height);
-    if (committed === undefined) {
-      committed = this.committedRoot(height);
-      this.cache.set(height, committed);
-      for (const oldest of this.cache.keys()) {
-        if (this.cache.size <= this.maxCached) break;
-        this.cache.delete(oldest);
-      }
-      // A refusal is not remembered: the next read asks again (perhaps another node).
-      committed.catch(() => {
-        if (this.cache.get(height) === committed) this.cache.delete(height);
-      });
-    }
-    const root = await committed;
+    const root = (await this.committed(height)).appStateRoot;
     if (!bytesEqual(root, stateRoot)) {
       throw new CommittedRootError(
         CommittedRootErrorCode.ROOT_MISMATCH,
@@ -158,8 +152,33 @@ export class CommittedRoots {
     }
   }
 
-  /** Block `height`'s state root, after its header and commit verified. */
-  private async committedRoot(height: number): Promise<Uint8Array> {
+  /**
+   * The time (ms) block `height`'s committed header carries, verified as `check` verifies its
+   * root (and from the same cache): how old an answer as of that height is.
+   */
+  async blockTime(height: number): Promise<number> {
+    return (await this.committed(height)).time;
+  }
+
+  private committed(height: number): Promise<CommittedHeader> {
+    let committed = this.cache.get(height);
+    if (committed === undefined) {
+      committed = this.committedHeader(height);
+      this.cache.set(height, committed);
+      for (const oldest of this.cache.keys()) {
+        if (this.cache.size <= this.maxCached) break;
+        this.cache.delete(oldest);
+      }
+      // A refusal is not remembered: the next read asks again (perhaps another node).
+      committed.catch(() => {
+        if (this.cache.get(height) === committed) this.cache.delete(height);
+      });
+    }
+    return committed;
+  }
+
+  /** Block `height`'s state root and time, after its header and commit verified. */
+  private async committedHeader(height: number): Promise<CommittedHeader> {
     const target = await this.fetch(height);
     const { header } = target.block;
     if (header.chainId !== this.genesis.chainId) {
@@ -188,7 +207,7 @@ export class CommittedRoots {
         { ...refusal.detail },
       );
     }
-    return header.appStateRoot;
+    return { appStateRoot: header.appStateRoot, time: header.time };
   }
 
   /** The set that decides the block's height (see the module comment, step 3). */

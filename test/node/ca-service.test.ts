@@ -46,6 +46,12 @@ import { assertRejected } from '../stoq/auth-fixture.js';
 import { BLOCK_TIME, CLUSTER, issueWithSerial, serviceRequest } from '../trustchain/ca/fixtures.js';
 
 const CERT_TIME = BLOCK_TIME + 600_000;
+/** `checkValidateAnswer`'s age limit, off: the fixture's blocks carry its own clock (see validate-answer.test.ts). */
+const anyAge = {
+  blockTime: (height: number) => Promise.resolve(BLOCK_TIME + height * 1000),
+  now: CERT_TIME,
+  maxBlockAgeMs: Number.MAX_SAFE_INTEGER,
+};
 import {
   caTx,
   createCaFixture,
@@ -270,13 +276,15 @@ describe('CA service: validate and revocation in STOQ', () => {
     const accept: CaAnswerCheck = async (request, response) => {
       checked.push(`${request.path}@${response.height}`);
     };
-    const result = (await checkValidateAnswer(answer, certificate, accept, query))!;
+    const result = (await checkValidateAnswer(answer, certificate, accept, query, anyAge))!;
     const height = answer.consensus!.answers[0]!.height!;
     assert.deepEqual(result, {
       height,
       publishedAt: answer.consensus!.publishedAt,
       revocation: null,
       transparency: { leafIndex: 0, treeSize: 1, status: 'committed', reason: null },
+      blockTime: BLOCK_TIME + height * 1000,
+      checkedAt: CERT_TIME,
     });
     // The log entry too: the publication time and the consensus tree head at the same height.
     assert.deepEqual(checked, [
@@ -289,7 +297,7 @@ describe('CA service: validate and revocation in STOQ', () => {
     // The check refuses a root the quorum did not commit: so does the CLI.
     const refusal = new Error('not the committed root');
     await assert.rejects(
-      checkValidateAnswer(answer, certificate, () => Promise.reject(refusal), query),
+      checkValidateAnswer(answer, certificate, () => Promise.reject(refusal), query, anyAge),
       refusal,
     );
     // A proof that does not verify, answers for another serial, or no answers at all.
@@ -304,6 +312,7 @@ describe('CA service: validate and revocation in STOQ', () => {
         certificate,
         accept,
         query,
+        anyAge,
       ),
       /proof does not verify/,
     );
@@ -313,11 +322,12 @@ describe('CA service: validate and revocation in STOQ', () => {
         certificate,
         accept,
         query,
+        anyAge,
       ),
       /another serial/,
     );
     await assert.rejects(
-      checkValidateAnswer({ ...answer, consensus: null }, certificate, accept, query),
+      checkValidateAnswer({ ...answer, consensus: null }, certificate, accept, query, anyAge),
       /without its proven answers/,
     );
   });
@@ -348,11 +358,17 @@ describe('CA service: validate and revocation in STOQ', () => {
     // A node that calls the revoked certificate valid is caught by its own proven answers.
     const accept: CaAnswerCheck = () => Promise.resolve();
     assert.equal(
-      (await checkValidateAnswer(after, certificate, accept, query))?.revocation?.reason,
+      (await checkValidateAnswer(after, certificate, accept, query, anyAge))?.revocation?.reason,
       1,
     );
     await assert.rejects(
-      checkValidateAnswer({ ...after, valid: true, reason: null }, certificate, accept, query),
+      checkValidateAnswer(
+        { ...after, valid: true, reason: null },
+        certificate,
+        accept,
+        query,
+        anyAge,
+      ),
       /answered valid, but its proven answers at height \d+ show the certificate revoked/,
     );
   });

@@ -292,7 +292,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
       assert.equal(onCluster.code, 0, onCluster.out + onCluster.err);
       assert.match(
         onCluster.out,
-        /^node-1: valid: not revoked, published at height \d+, leaf \d+ of \d+ in its CT log \(the consensus tree head at height (\d+)\); as of height \1$/m,
+        /^node-1: valid: not revoked, published at height \d+, leaf \d+ of \d+ in its CT log \(the consensus tree head at height (\d+)\); as of height \1 \(\S+, \d+ s ago\)$/m,
       );
 
       const revoked = await runCli([
@@ -362,7 +362,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
       assert.match(refusedOnCluster.out, /^valid: issued by/m);
       assert.match(
         refusedOnCluster.out,
-        /invalid: revoked at height \d+ \(superseded\) \(revoked\); as of height \d+$/m,
+        /invalid: revoked at height \d+ \(superseded\) \(revoked\); as of height \d+ \(\S+, \d+ s ago\)$/m,
       );
 
       // The CA metrics moved on the issuing node.
@@ -463,7 +463,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     assert.equal(onCluster.code, 0, onCluster.out + onCluster.err);
     assert.match(
       onCluster.out,
-      /^node-1: valid: not revoked, published at height 1 \(genesis bootstrap certificate\), leaf 0 of \d+ in its CT log \(the consensus tree head at height (\d+)\); as of height \1$/m,
+      /^node-1: valid: not revoked, published at height 1 \(genesis bootstrap certificate\), leaf 0 of \d+ in its CT log \(the consensus tree head at height (\d+)\); as of height \1 \(\S+, \d+ s ago\)$/m,
     );
     const offline = await runCli([
       'cert',
@@ -532,7 +532,7 @@ describe('TrustChain CA on a running cluster', { skip }, () => {
     assert.equal(refused.code, 1, refused.out + refused.err);
     assert.match(
       refused.out,
-      /invalid: revoked at height \d+ \(cessationOfOperation\) \(revoked\); as of height \d+$/m,
+      /invalid: revoked at height \d+ \(cessationOfOperation\) \(revoked\); as of height \d+ \(\S+, \d+ s ago\)$/m,
     );
   });
 

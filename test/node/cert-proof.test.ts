@@ -11,6 +11,8 @@ import {
   DEFAULT_PROOF_MAX_BLOCK_AGE_MS,
   describeCertificateProof,
   fetchCertificateProof,
+  issuedWithoutProofError,
+  StaleBlockError,
   type InclusionProofSource,
 } from '../../src/node/cert-proof.js';
 import { CliError } from '../../src/node/cli-error.js';
@@ -187,11 +189,45 @@ describe('cert proof: the age of the block the proof holds as of', () => {
     );
   });
 
-  it('cert proof --max-block-age takes whole seconds', async () => {
-    for (const value of ['0', '1.5', 'soon', '315360001']) {
-      const result = await runCli(['cert', 'proof', 'absent.pem', '--max-block-age', value]);
-      assert.equal(result.code, 2, result.err);
-      assert.match(result.err, /--max-block-age must be an integer from 1 to \d+/);
+  it('cert proof, request, renew and verify take --max-block-age in whole seconds', async () => {
+    const commands = [
+      ['cert', 'proof', 'absent.pem'],
+      ['cert', 'request', '--out', 'absent'],
+      ['cert', 'renew', 'absent.pem', '--out', 'absent'],
+      ['cert', 'verify', 'absent.pem', '--cluster', 'absent.json'],
+    ];
+    for (const command of commands) {
+      for (const value of ['0', '1.5', 'soon', '315360001']) {
+        const result = await runCli([...command, '--max-block-age', value]);
+        assert.equal(result.code, 2, `${command.join(' ')}: ${result.err}`);
+        assert.match(result.err, /--max-block-age must be an integer from 1 to \d+/);
+      }
     }
+  });
+
+  it('after an issuance, a stale block refuses the proof saying the certificate WAS issued and written', async () => {
+    const stale = await fetchAt(BLOCK + 301_000, BLOCK).then(
+      () => assert.fail('a stale block made a proof'),
+      (error: unknown) => error,
+    );
+    assert.ok(stale instanceof StaleBlockError);
+    const issued = { cert: 'out/alice.pem', hint: ' --cluster c.json --node n1' };
+    const refusal = issuedWithoutProofError(stale, issued, 'out/alice.proof.json');
+    assert.equal(refusal.exitCode, 1);
+    assert.match(
+      refusal.message,
+      /^the certificate WAS issued and written to out\/alice\.pem \(do not request it again\); only its proof is not written: the node's latest committed block \d+ is from 2026-03-01T12:00:00\.000Z, 5 min ago, older than 300 s/,
+    );
+    assert.match(
+      refusal.message,
+      /fetch the proof later with "hypermesh cert proof out\/alice\.pem --out out\/alice\.proof\.json --cluster c\.json --node n1" .*--max-block-age SECONDS/,
+    );
+    // Not the advice to the caller of "cert proof" (which a script would apply by requesting again).
+    assert.doesNotMatch(refusal.message, /accept the age with --max-block-age/);
+    const other = issuedWithoutProofError(new CliError('no log entry', 1), issued, 'p.json');
+    assert.match(
+      other.message,
+      /^the certificate WAS issued and written to out\/alice\.pem \(do not request it again\); only its proof is not written: no log entry; fetch it with "hypermesh cert proof out\/alice\.pem --out p\.json --cluster c\.json --node n1"$/,
+    );
   });
 });

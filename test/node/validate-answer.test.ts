@@ -7,6 +7,7 @@ import { toHex } from '../../src/crypto/bytes.js';
 import { leafHash, nodeHash } from '../../src/crypto/merkle.js';
 import { createCaService, type CaService } from '../../src/node/ca-service.js';
 import { checkValidateAnswer, describeValidateAnswer } from '../../src/node/cert-tools.js';
+import { CliError } from '../../src/node/cli-error.js';
 import { createLogger } from '../../src/node/log.js';
 import type { CaValidateResponse } from '../../src/faces/ca-rpc.js';
 import {
@@ -33,9 +34,11 @@ import { tempDatabase } from '../trustchain/ct/fixtures.js';
  * `cert verify --cluster` does not take a node's word for the CT log entry of a `valid` answer
  * (`checkValidateAnswer`): the entry must be there (an honest node answers `not_in_log`
  * otherwise), its audit path must lead from the certificate's leaf to the answer's root, and
- * that root must be the consensus tree head's proven at the answers' height; an entry at
- * another tree size is printed as the node's claim, not as checked. The node answers at the
- * consensus head's size once its log holds it, so an honest answer is checked.
+ * that root must be the consensus tree head's proven at the answers' height; an entry at a
+ * smaller tree size (a log behind) is printed as the node's claim, not as checked, and one at a
+ * larger size is refused. The node answers at the consensus head's size once its log holds it,
+ * so an honest answer is checked. The answers' block must be at most --max-block-age old: an
+ * answer from before a revocation proves "not revoked" as well as a fresh one.
  */
 
 function requestBody(name: string): Uint8Array {
@@ -59,6 +62,14 @@ describe('cert verify --cluster: the CT log entry of a valid answer', () => {
     checked.push(`${request.path}@${response.height}`);
   };
   const query = (request: QueryRequest) => node.node.app.query(request);
+  /** The committed time of block `height`: the time the fixture executes it at. */
+  const blockTime = (height: number) => Promise.resolve(BLOCK_TIME + height * 1000);
+  /** No age limit: the tests of the CT log entry; the age has its own. */
+  const anyAge = () => ({
+    blockTime,
+    now: BLOCK_TIME + 600_000,
+    maxBlockAgeMs: Number.MAX_SAFE_INTEGER,
+  });
 
   before(async () => {
     fixture = await createCaFixture();
@@ -124,7 +135,7 @@ describe('cert verify --cluster: the CT log entry of a valid answer', () => {
     const answer = service.validate(certificates[1]!);
     assert.equal(answer.valid, true, `${answer.reason}: ${answer.message}`);
     checked.length = 0;
-    const result = (await checkValidateAnswer(answer, certificates[1]!, accept, query))!;
+    const result = (await checkValidateAnswer(answer, certificates[1]!, accept, query, anyAge()))!;
     assert.deepEqual(result.transparency, {
       leafIndex: 1,
       treeSize: 2,
@@ -138,7 +149,7 @@ describe('cert verify --cluster: the CT log entry of a valid answer', () => {
     assert.match(
       line,
       new RegExp(
-        `^node-1: valid: not revoked, published at height \\d+, leaf 1 of 2 in its CT log \\(the consensus tree head at height ${height}\\); as of height ${height}$`,
+        `^node-1: valid: not revoked, published at height \\d+, leaf 1 of 2 in its CT log \\(the consensus tree head at height ${height}\\); as of height ${height} \\(${new Date(BLOCK_TIME + height * 1000).toISOString()}, \\d+ min ago\\)$`,
       ),
     );
   });
@@ -170,13 +181,13 @@ describe('cert verify --cluster: the CT log entry of a valid answer', () => {
     });
     const answer = aheadService.validate(certificates[0]!);
     assert.equal(answer.transparency?.treeSize, 2);
-    const result = await checkValidateAnswer(answer, certificates[0]!, accept, query);
+    const result = await checkValidateAnswer(answer, certificates[0]!, accept, query, anyAge());
     assert.equal(result?.transparency?.status, 'committed');
   });
 
   it('valid without a log entry is refused: an honest node answers not_in_log', async () => {
     await assert.rejects(
-      checkValidateAnswer(answerWith(null), certificates[0]!, accept, query),
+      checkValidateAnswer(answerWith(null), certificates[0]!, accept, query, anyAge()),
       /answered valid without the certificate's CT log entry/,
     );
   });
@@ -192,7 +203,7 @@ describe('cert verify --cluster: the CT log entry of a valid answer', () => {
       checkpoint: null,
     });
     await assert.rejects(
-      checkValidateAnswer(made, certificates[0]!, accept, query),
+      checkValidateAnswer(made, certificates[0]!, accept, query, anyAge()),
       /CT log root at tree size 2 is not the consensus tree head's at height \d+/,
     );
   });
@@ -207,22 +218,44 @@ describe('cert verify --cluster: the CT log entry of a valid answer', () => {
         certificates[0]!,
         accept,
         query,
+        anyAge(),
       ),
       /inclusion proof \(leaf 0 of 2\) does not lead from this certificate's entry to its root/,
     );
     // Another certificate's entry (leaf 1) does not prove certificate A's.
     const other = service.validate(certificates[1]!).transparency!;
     await assert.rejects(
-      checkValidateAnswer(answerWith(other), certificates[0]!, accept, query),
+      checkValidateAnswer(answerWith(other), certificates[0]!, accept, query, anyAge()),
       /does not lead from this certificate's entry/,
     );
   });
 
-  it('an entry at another tree size is printed as the node claim, not as checked', async () => {
+  it('an entry at a smaller tree size (a log behind) is printed as the node claim, not as checked', async () => {
+    // Certificate A alone: the tree of size 1 before certificate B's entry.
+    const leaf = leafHash(certificateLogLeaf(certificates[0]!, publishedTime));
+    const answer = answerWith({
+      treeSize: 1,
+      leafIndex: 0,
+      auditPath: [],
+      rootHash: leaf,
+      checkpoint: null,
+    });
+    const result = (await checkValidateAnswer(answer, certificates[0]!, accept, query, anyAge()))!;
+    assert.equal(result.transparency?.status, 'claimed');
+    const { line } = describeValidateAnswer('node-1', answer, result);
+    assert.match(
+      line,
+      /; the node claims leaf 0 of 1 in its CT log, not checked against the consensus tree head \(its log answered at tree size 1, the consensus tree head at height \d+ has size 2\); as of height \d+ \([^)]+\)$/,
+    );
+    assert.doesNotMatch(line, /, leaf 0 of 1 in its CT log/);
+  });
+
+  it('an entry at a larger tree size than the consensus head is refused', async () => {
     const leaf = leafHash(certificateLogLeaf(certificates[0]!, publishedTime));
     const head = node.state().treeHead();
     const extra = new Uint8Array(randomBytes(32));
-    // A tree of size 3 whose first two leaves are the consensus head's.
+    // A tree of size 3 whose first two leaves are the consensus head's: no honest node
+    // answers it (it answers at the committed size once its log holds it).
     const answer = answerWith({
       treeSize: 3,
       leafIndex: 0,
@@ -234,14 +267,49 @@ describe('cert verify --cluster: the CT log entry of a valid answer', () => {
       toHex(nodeHash(leaf, answer.transparency!.auditPath[0]!)),
       toHex(treeHeadRoot(head)),
     );
-    const result = (await checkValidateAnswer(answer, certificates[0]!, accept, query))!;
-    assert.equal(result.transparency?.status, 'claimed');
-    const { line } = describeValidateAnswer('node-1', answer, result);
-    assert.match(
-      line,
-      /; the node claims leaf 0 of 3 in its CT log, not checked against the consensus tree head \(its log answered at tree size 3, the consensus tree head at height \d+ has size 2\); as of height \d+$/,
+    await assert.rejects(
+      checkValidateAnswer(answer, certificates[0]!, accept, query, anyAge()),
+      (error: unknown) =>
+        error instanceof CliError &&
+        error.exitCode === 1 &&
+        /CT log answered at tree size 3, larger than the consensus tree head's 2 at height \d+/.test(
+          error.message,
+        ),
     );
-    assert.doesNotMatch(line, /, leaf 0 of 3 in its CT log/);
+  });
+
+  it('an answer whose block is older than the limit is refused: it predates any later revocation', async () => {
+    // What the node answered at this height; it can replay it after a revocation commits.
+    const answer = service.validate(certificates[1]!);
+    assert.equal(answer.valid, true, `${answer.reason}: ${answer.message}`);
+    const height = answer.consensus!.answers[0]!.height!;
+    const time = await blockTime(height);
+    const at = (now: number, maxBlockAgeMs = 300_000) =>
+      checkValidateAnswer(answer, certificates[1]!, accept, query, {
+        blockTime,
+        now,
+        maxBlockAgeMs,
+      });
+    await assert.rejects(
+      at(time + 301_000),
+      (error: unknown) =>
+        error instanceof CliError &&
+        error.exitCode === 1 &&
+        new RegExp(
+          `answer holds as of block ${height}, from ${new Date(time).toISOString()}, 5 min ago, older than 300 s: it would not show a later revocation .*--max-block-age SECONDS`,
+        ).test(error.message),
+    );
+    // Just inside the limit is accepted, and the line says the block's time and age.
+    const result = (await at(time + 300_000))!;
+    assert.deepEqual([result.blockTime, result.checkedAt], [time, time + 300_000]);
+    const fresh = describeValidateAnswer('node-1', answer, (await at(time + 12_000))!);
+    assert.equal(fresh.valid, true);
+    assert.match(
+      fresh.line,
+      new RegExp(`; as of height ${height} \\(${new Date(time).toISOString()}, 12 s ago\\)$`),
+    );
+    // A larger limit accepts the older block.
+    await at(time + 7_200_000, 3 * 3_600_000);
   });
 
   it("the node's message and reason are printed escaped", () => {

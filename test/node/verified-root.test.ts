@@ -73,6 +73,19 @@ describe('verified state root', () => {
     await roots.check(6, three);
   });
 
+  it("gives the committed header's time, verified once with its root", async () => {
+    const root = randomBytes(32);
+    await node.commit(40, root);
+    const roots = new CommittedRoots(node, node.chain.genesis);
+    node.fetched.length = 0;
+    await roots.check(40, root);
+    assert.equal(await roots.blockTime(40), node.chain.genesis.genesisTime + 40 * 1000);
+    assert.deepEqual(node.fetched, [40]);
+    // A height it has not verified is verified first: a forged header's time is not taken.
+    await node.commit(41, randomBytes(32), { signers: node.chain.validators.slice(2) });
+    await assert.rejects(roots.blockTime(41), refused(CommittedRootErrorCode.INVALID_COMMIT, 41));
+  });
+
   it('keeps at most maxCached heights, forgetting the one taken in first', async () => {
     const roots = [randomBytes(32), randomBytes(32), randomBytes(32)];
     for (const [i, root] of roots.entries()) await node.commit(30 + i, root);

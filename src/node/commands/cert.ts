@@ -96,8 +96,20 @@ async function withCluster<T>(
   }
 }
 
-/** `cert proof --max-block-age`: at most ten years (a proof of an old block, knowingly). */
+/** `--max-block-age`: at most ten years (a proof or answer of an old block, knowingly). */
 const MAX_PROOF_BLOCK_AGE_SECONDS = 315_360_000;
+
+/** `--max-block-age SECONDS` in ms (default: the nodes' `ca.maxBlockAgeSeconds` default). */
+async function maxBlockAgeOf(value: string | undefined): Promise<number> {
+  const { DEFAULT_PROOF_MAX_BLOCK_AGE_MS } = await import('../cert-proof.js');
+  const seconds = integerOption(
+    value,
+    'max-block-age',
+    { min: 1, max: MAX_PROOF_BLOCK_AGE_SECONDS },
+    DEFAULT_PROOF_MAX_BLOCK_AGE_MS / 1000,
+  );
+  return seconds * 1000;
+}
 
 function timeoutOf(value: string | undefined): number {
   return integerOption(value, 'timeout-ms', { min: 100, max: 3_600_000 }, 60_000);
@@ -214,7 +226,8 @@ async function writeCertificateProof(
   issued?: { readonly cert: string; readonly hint: string },
   maxBlockAgeMs?: number,
 ): Promise<void> {
-  const { describeCertificateProof, fetchCertificateProof } = await import('../cert-proof.js');
+  const { describeCertificateProof, fetchCertificateProof, issuedWithoutProofError } =
+    await import('../cert-proof.js');
   const { certificateProofToJson } =
     await import('../../trustchain/ca-module/certificate-proof.js');
   try {
@@ -246,10 +259,7 @@ async function writeCertificateProof(
     }
     const { StoqError } = await import('../../stoq/index.js');
     if (issued !== undefined && (error instanceof CliError || error instanceof StoqError)) {
-      throw new CliError(
-        `${issued.cert} is written, but not its proof: ${error.message}; fetch it with "hypermesh cert proof ${issued.cert} --out ${file}${issued.hint}"`,
-        1,
-      );
+      throw issuedWithoutProofError(error, issued, file);
     }
     throw error;
   }
@@ -348,7 +358,7 @@ usage: hypermesh cert request --out PREFIX [--profile service|client|node] [--dn
                               [--ip ADDR ...] [--uri URI ...] [--key-type p256|ed25519|rsa]
                               [--csr FILE] [--stoq-identity [--identity-key FILE]]
                               [--lifetime SECONDS] [--proof-out FILE] [--cluster FILE|DIR]
-                              [--node NAME|ADDR] [--timeout-ms MS]
+                              [--node NAME|ADDR] [--timeout-ms MS] [--max-block-age SECONDS]
 
 Generates a private key and a PKCS#10 request (or takes --csr FILE, PEM or DER), submits a
 "ca" request transaction signed with the operator key, waits until it is committed and until a
@@ -382,6 +392,9 @@ options:
   --cluster FILE|DIR  cluster.json or "cluster init" directory (default ${DEFAULT_CLUSTER_FILE})
   --node NAME|ADDR    node to submit to (default: the first)
   --timeout-ms MS     how long to wait for commit and publication (default 60000)
+  --max-block-age S   the oldest latest block the proof is made from (default 300; as
+                      "cert proof"). A refused proof does not undo the issuance: the message
+                      says the certificate WAS issued and written, and how to fetch the proof
 `,
   async run(args, io) {
     const { values } = parseWithPositionals(
@@ -399,9 +412,11 @@ options:
         'identity-key': { type: 'string' },
         lifetime: { type: 'string' },
         'proof-out': { type: 'string' },
+        'max-block-age': { type: 'string' },
       },
       [],
     );
+    const maxBlockAgeMs = await maxBlockAgeOf(values['max-block-age']);
     if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
     const stoqIdentity = values['stoq-identity'] === true;
     if (stoqIdentity) checkStoqIdentityOptions(values);
@@ -487,10 +502,15 @@ options:
       }
       const files = await writeOutputs(out, published, genesis, client);
       report(io, published, files);
-      await writeCertificateProof(io, context, published.certificate, proofFile, timeoutMs, {
-        cert: files.cert,
-        hint: clusterHint(values),
-      });
+      await writeCertificateProof(
+        io,
+        context,
+        published.certificate,
+        proofFile,
+        timeoutMs,
+        { cert: files.cert, hint: clusterHint(values) },
+        maxBlockAgeMs,
+      );
       return 0;
     });
   },
@@ -502,12 +522,12 @@ const renew: Command = {
   help: `
 usage: hypermesh cert renew CERT --out PREFIX [--lifetime SECONDS] [--identity-key FILE]
                             [--proof-out FILE] [--cluster FILE|DIR] [--node NAME|ADDR]
-                            [--timeout-ms MS]
+                            [--timeout-ms MS] [--max-block-age SECONDS]
 
 Submits a "ca" renew transaction for the certificate in CERT (PEM) from the operator key
 (the account that requested it), waits for the new certificate's publication and writes
 PREFIX.pem, PREFIX.chain.pem and the new certificate's proof PREFIX.proof.json (--proof-out
-FILE; as "cert request"). The key stays the same.
+FILE; as "cert request", with its --max-block-age). The key stays the same.
 
 A genesis bootstrap certificate (cluster init's: no committed request to re-issue) needs
 --identity-key FILE, the node-identity key file of the certificate's keys (e.g.
@@ -524,9 +544,11 @@ its profile's longest lifetime.
         lifetime: { type: 'string' },
         'identity-key': { type: 'string' },
         'proof-out': { type: 'string' },
+        'max-block-age': { type: 'string' },
       },
       ['cert'],
     );
+    const maxBlockAgeMs = await maxBlockAgeOf(values['max-block-age']);
     if (values.out === undefined) throw new CliError('--out PREFIX is required (see --help)');
     const out = values.out;
     await checkOutputPrefix(out);
@@ -564,10 +586,15 @@ its profile's longest lifetime.
       });
       const files = await writeOutputs(out, published, genesis, client);
       report(io, published, files);
-      await writeCertificateProof(io, context, published.certificate, proofFile, timeoutMs, {
-        cert: files.cert,
-        hint: clusterHint(values),
-      });
+      await writeCertificateProof(
+        io,
+        context,
+        published.certificate,
+        proofFile,
+        timeoutMs,
+        { cert: files.cert, hint: clusterHint(values) },
+        maxBlockAgeMs,
+      );
       return 0;
     });
   },
@@ -732,13 +759,7 @@ too old, or when the node's answers do not verify.
     );
     const file = positionals[0] as string;
     const out = values.out ?? `${file.replace(/\.pem$/, '')}.proof.json`;
-    const { DEFAULT_PROOF_MAX_BLOCK_AGE_MS } = await import('../cert-proof.js');
-    const maxBlockAgeSeconds = integerOption(
-      values['max-block-age'],
-      'max-block-age',
-      { min: 1, max: MAX_PROOF_BLOCK_AGE_SECONDS },
-      DEFAULT_PROOF_MAX_BLOCK_AGE_MS / 1000,
-    );
+    const maxBlockAgeMs = await maxBlockAgeOf(values['max-block-age']);
     if (path.resolve(out) === path.resolve(file)) {
       throw new CliError(`--out ${out}: the certificate proof would overwrite the certificate`);
     }
@@ -753,7 +774,7 @@ too old, or when the node's answers do not verify.
         out,
         timeoutMs,
         undefined,
-        maxBlockAgeSeconds * 1000,
+        maxBlockAgeMs,
       );
       return 0;
     });
@@ -766,7 +787,7 @@ const verify: Command = {
     'verify a certificate offline: chain, batch inclusion, FALCON signature, consensus and CT proof',
   help: `
 usage: hypermesh cert verify CERT [--bundle FILE] [--proof FILE --genesis FILE]
-                              [--cluster FILE|DIR [--node NAME]]
+                              [--cluster FILE|DIR [--node NAME] [--max-block-age SECONDS]]
                               [--purpose serverAuth|clientAuth|any] [--at ISO-TIME]
 
 Runs the offline verifier (docs/ca.md, "Offline verification") on the first certificate in
@@ -788,7 +809,9 @@ offline, and the output says so.
 With --cluster, also asks a node (--node, default the first) through the
 hypermesh.trustchain.ca.v1 "validate" RPC (docs/ca.md, "RPC"): the same chain check at the
 node's time, the committed revocation state, and inclusion in that node's CT log (--at does not
-apply there). At least one of --bundle, --genesis and --cluster is needed. Exit code 0 when
+apply there). Its answer holds as of a committed height H, printed with H's time and age; a
+block older than --max-block-age SECONDS (default 300) is refused: an answer from before a
+revocation would still prove "not revoked". At least one of --bundle, --genesis and --cluster is needed. Exit code 0 when
 every check asked for says valid, 1 otherwise (an invalid proof prints its reason and code).
 
 A genesis bootstrap certificate (cluster init's node, ACME and operator certificates) carries no
@@ -806,9 +829,14 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
         at: { type: 'string' },
         cluster: { type: 'string' },
         node: { type: 'string' },
+        'max-block-age': { type: 'string' },
       },
       ['cert'],
     );
+    const maxBlockAgeMs = await maxBlockAgeOf(values['max-block-age']);
+    if (values['max-block-age'] !== undefined && values.cluster === undefined) {
+      throw new CliError("--max-block-age applies to --cluster (the age of the node's answer)");
+    }
     if (values.proof !== undefined && values.genesis === undefined) {
       throw new CliError(
         "--proof needs --genesis FILE (the cluster's genesis.json): the trust bundle holds no validator set to check the commit with",
@@ -915,7 +943,13 @@ issuance reference or batch proof: --bundle verifies its chain and says so (exit
     }
     if (values.cluster !== undefined) {
       const { validateOnCluster } = await import('../cert-tools.js');
-      const answer = await validateOnCluster(values.cluster, values.node, certificate, purpose);
+      const answer = await validateOnCluster(
+        values.cluster,
+        values.node,
+        certificate,
+        purpose,
+        maxBlockAgeMs,
+      );
       io.out(`${answer.line}\n`);
       return answer.valid ? 0 : 1;
     }
