@@ -17,7 +17,7 @@ export const processIo: CliIo = {
 
 /**
  * `text` with control characters (C0, DEL, C1) and bidirectional formatting characters (U+061C,
- * U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) written as `\uXXXX`: receipts, logs and event
+ * U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) written as `\u` escapes (`\u001b`): receipts, logs and event
  * attributes, node status fields, a CT log's served notes are the node's word and carry what
  * transactions chose (a proposal's title, say), and printed raw they could move the cursor,
  * rewrite earlier lines, set the terminal's title or show text in another order than it is.
