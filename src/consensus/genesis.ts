@@ -295,10 +295,13 @@ export const MAX_PROPOSAL_WIRE_BYTES =
   Math.min(DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RECORD_BYTES) - 1024;
 
 /**
- * Evidence items a proposal is assumed to carry: the driver's default `maxEvidencePerBlock`. A
- * node configured for more makes its full proposals larger than `proposalOverheadBytes` says.
+ * Evidence items a proposal is assumed to carry: the most a valid block may carry
+ * (`MAX_BLOCK_EVIDENCE` in block.ts, and so the most `maxEvidencePerBlock` may be), so every
+ * valid full proposal fits the wire. It was the driver's default 16 before the count became a
+ * block rule (2026-11-29): a node configured for more could make proposals larger than
+ * `proposalOverheadBytes` said.
  */
-export const PROPOSAL_EVIDENCE_RESERVE = 16;
+export const PROPOSAL_EVIDENCE_RESERVE = 64;
 
 // Upper bounds, in bytes, on the parts of an encoded proposal (wire.ts, pos/encoding.ts) besides
 // its transactions' own bytes. test/consensus/proposal-size.test.ts encodes the largest proposal

@@ -6,6 +6,7 @@ import {
   FALCON1024_MAX_SIGNATURE_BYTES,
   FALCON1024_PUBLIC_KEY_BYTES,
 } from '../../src/crypto/falcon.js';
+import { MAX_BLOCK_EVIDENCE } from '../../src/consensus/block.js';
 import { DEFAULT_MAX_EVIDENCE } from '../../src/consensus/driver/driver-config.js';
 import { ConsensusError, ConsensusErrorCode } from '../../src/consensus/errors.js';
 import {
@@ -181,6 +182,7 @@ describe('genesis block size within the wire limits (issue 3, F3)', () => {
     assert.ok(MAX_PROPOSAL_WIRE_BYTES <= DEFAULT_MAX_RECORD_BYTES);
     assert.ok(MAX_PROPOSAL_WIRE_BYTES < MAX_BLOCK_BYTES_LIMIT);
     assert.ok(PROPOSAL_EVIDENCE_RESERVE >= DEFAULT_MAX_EVIDENCE);
+    assert.ok(PROPOSAL_EVIDENCE_RESERVE >= MAX_BLOCK_EVIDENCE, 'every valid block fits');
   });
 
   const cases: [string, number, { maxBlockBytes: number; maxBlockTxs: number }][] = [
