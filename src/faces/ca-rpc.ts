@@ -237,6 +237,8 @@ export interface CaRpcSource {
   corroborate(
     request: CaCorroborateRequest,
     caller: Pick<PeerIdentity, 'role' | 'name' | 'uri'>,
+    /** Aborted when the caller cancels or its deadline passes: the work stops, its slot frees. */
+    signal?: AbortSignal,
   ): Promise<Uint8Array>;
 }
 
@@ -415,7 +417,7 @@ export function registerCaRpc(
       return source.validate(request);
     },
     corroborate: async (request, ctx) => ({
-      attestation: await source.corroborate(request, ctx.peer),
+      attestation: await source.corroborate(request, ctx.peer, ctx.signal),
     }),
     sth: () => {
       counted('sth');

@@ -147,6 +147,8 @@ export interface CorroboratorOptions {
 export type Corroborator = (
   request: CaCorroborateRequest,
   caller: Pick<PeerIdentity, 'role' | 'name' | 'uri'>,
+  /** The call's signal: a caller that cancels or whose deadline passes frees its slot at once. */
+  signal?: AbortSignal,
 ) => Promise<Uint8Array>;
 
 export function createCorroborator(options: CorroboratorOptions): Corroborator {
@@ -169,7 +171,7 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
   const refuse = (code: StoqErrorCode, message: string): never => {
     throw new StoqError(code, message);
   };
-  return async (request, caller) => {
+  return async (request, caller, signal) => {
     if (caller.role === 'client') {
       refuse(StoqErrorCode.PERMISSION_DENIED, 'only validators and nodes may ask to corroborate');
     }
@@ -213,7 +215,7 @@ export function createCorroborator(options: CorroboratorOptions): Corroborator {
     if (request.method === 'dns-01' && options.validation.txtResolver === undefined) {
       refuse(StoqErrorCode.UNAVAILABLE, 'this node has no DNS resolver for dns-01');
     }
-    const deadline = startDeadline(options.validation.timeoutMs);
+    const deadline = startDeadline(options.validation.timeoutMs, signal);
     const ticket = String(++tickets);
     if (slots.enqueue(ticket, caller.uri) === 'full') {
       refuse(

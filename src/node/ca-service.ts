@@ -443,7 +443,7 @@ export function createCaService(options: CaServiceOptions): CaService {
       if (!result.ok) metrics.refused(result.code);
       return result;
     },
-    corroborate: async (request, caller) => {
+    corroborate: async (request, caller, signal) => {
       try {
         if (corroborator === null) {
           throw new StoqError(
@@ -451,7 +451,7 @@ export function createCaService(options: CaServiceOptions): CaService {
             'this node does not validate ACME challenges (no acme configuration)',
           );
         }
-        const attestation = await corroborator(request, caller);
+        const attestation = await corroborator(request, caller, signal);
         corroborated(decodeDcvAttestation(attestation).body.ok ? 'ok' : 'failed');
         return attestation;
       } catch (error) {

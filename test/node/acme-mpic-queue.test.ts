@@ -370,6 +370,29 @@ describe('acme-mpic: the corroborator’s slots, queue and deadline', () => {
     assert.deepEqual(responder.requests.slice(start), [a1.token, a2.token, b1.token, a3.token]);
   });
 
+  it('a caller that cancels leaves the queue at once, and its place is free again', async () => {
+    const corroborator = corroboratorWith({ maxPerPeer: 1, maxQueuedPerPeer: 1, maxRunning: 1 });
+    const [running, queued, next] = [request(), request(), request()];
+    const first = corroborator(running, callerA);
+    await responder.waitHeld(1, 'the first running');
+    const cancel = new AbortController();
+    const waiting = corroborator(queued, callerA, cancel.signal);
+    // Caller A's one queue place is taken.
+    await assert.rejects(corroborator(request(), callerA), /1 waiting already/);
+    cancel.abort();
+    await assert.rejects(withDeadline(waiting, WAIT_MS, 'the cancelled one'), (error: unknown) =>
+      isStoqError(StoqErrorCode.RESOURCE_EXHAUSTED)(error),
+    );
+    // Without the caller's signal it stayed queued for its own 10 s deadline.
+    const again = corroborator(next, callerA);
+    responder.release();
+    await responder.waitHeld(1, 'the next one running');
+    responder.release();
+    const answers = await withDeadline(Promise.all([first, again]), WAIT_MS, 'both answered');
+    for (const bytes of answers) assert.equal(decodeDcvAttestation(bytes).body.ok, true);
+    assert.ok(!responder.requests.includes(queued.token), 'the cancelled one never ran');
+  });
+
   it('one deadline covers the CAA climb: a CAA lookup that never answers → ok = false in time', async () => {
     const lookups: string[] = [];
     const corroborator = corroboratorWith(

@@ -15,12 +15,17 @@ export interface Deadline {
   remainingMs(): number;
 }
 
-export function startDeadline(ms: number): Deadline {
+/**
+ * A deadline `ms` from now; with `cancel`, its signal also aborts when `cancel` does (the caller
+ * went away or its own deadline passed), so the work stops then too.
+ */
+export function startDeadline(ms: number, cancel?: AbortSignal): Deadline {
   if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`a deadline needs ms > 0, not ${ms}`);
   const started = performance.now();
+  const timeout = AbortSignal.timeout(ms);
   return {
     ms,
-    signal: AbortSignal.timeout(ms),
+    signal: cancel === undefined ? timeout : AbortSignal.any([timeout, cancel]),
     remainingMs: () => Math.max(0, ms - (performance.now() - started)),
   };
 }
