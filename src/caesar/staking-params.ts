@@ -15,7 +15,10 @@ export interface StakingParams {
   readonly maxValidators: number;
   /** Least bonded stake (base units) that qualifies a validator for the set. */
   readonly minValidatorStake: bigint;
-  /** Voting power = floor(bonded stake / powerUnit). */
+  /**
+   * Voting power = floor(bonded stake / powerUnit), all of the selected set's powers scaled down
+   * together when their total would pass 2^50 (end-block.ts, `selectValidatorSet`).
+   */
   readonly powerUnit: bigint;
   /** Blocks an unbonding waits before the tokens return to the delegator's balance. */
   readonly unbondingBlocks: number;

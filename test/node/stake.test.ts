@@ -416,7 +416,7 @@ describe('hypermesh stake against a running validator', () => {
     );
     assert.match(
       listed.out,
-      /power = stake \/ 1 TST; minimum stake 1 TST; set recomputed every 100 blocks/,
+      /power = stake \/ 1 TST \(scaled down together when the set's total would pass 2\^50\); minimum stake 1 TST; set recomputed every 100 blocks/,
     );
     assert.match(
       listed.out,

@@ -403,7 +403,7 @@ ${CLUSTER_HELP}
       `${read.validators.length} validator(s), ${inSet} in the set; height ${read.height ?? '-'}, proofs verified against state root ${read.stateRoot} (${node.name})\n`,
     );
     io.out(
-      `  power = stake / ${tokens(read.params.powerUnit)} ${token.symbol}; minimum stake ${tokens(read.params.minValidatorStake)} ${token.symbol}; set recomputed every ${read.params.epochBlocks} blocks\n`,
+      `  power = stake / ${tokens(read.params.powerUnit)} ${token.symbol} (scaled down together when the set's total would pass 2^50); minimum stake ${tokens(read.params.minValidatorStake)} ${token.symbol}; set recomputed every ${read.params.epochBlocks} blocks\n`,
     );
     for (const view of read.validators) {
       const { record } = view;
