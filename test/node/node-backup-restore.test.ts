@@ -45,6 +45,13 @@ describe('node backup and node restore', () => {
   const sha = (file: string): string =>
     createHash('sha256').update(readFileSync(file)).digest('hex');
 
+  /** `hypermesh node backup --config CONFIG --out OUT`. */
+  const backupCli = (configFile: string, out: string) =>
+    runCli(['node', 'backup', '--config', configFile, '--out', out]);
+  /** `hypermesh node restore --config CONFIG --snapshot SNAPSHOT`. */
+  const restoreCli = (configFile: string, snapshot: string) =>
+    runCli(['node', 'restore', '--config', configFile, '--snapshot', snapshot]);
+
   /** The height and state root a backup or restore printed. */
   function printed(out: string): { height: number; root: string } {
     const match = /: height (\d+), state root ([0-9a-f]{64})\n/.exec(out);
@@ -54,14 +61,7 @@ describe('node backup and node restore', () => {
 
   async function backup(name: string): Promise<string> {
     const snapshot = path.join(work, name);
-    const result = await runCli([
-      'node',
-      'backup',
-      '--config',
-      await config('live', liveDataDir),
-      '--out',
-      snapshot,
-    ]);
+    const result = await backupCli(await config('live', liveDataDir), snapshot);
     assert.equal(result.code, 0, result.err);
     return snapshot;
   }
@@ -84,14 +84,7 @@ describe('node backup and node restore', () => {
 
   it('backs up the store of a running node and restores it into a new data directory', async () => {
     const snapshot = path.join(work, 'running.snapshot');
-    const result = await runCli([
-      'node',
-      'backup',
-      '--config',
-      await config('live', liveDataDir),
-      '--out',
-      snapshot,
-    ]);
+    const result = await backupCli(await config('live', liveDataDir), snapshot);
     assert.equal(result.code, 0, result.err);
     const taken = printed(result.out);
     assert.ok(taken.height >= 3, result.out);
@@ -100,14 +93,7 @@ describe('node backup and node restore', () => {
     await cluster.waitForHeight(taken.height + 2);
 
     const dataDir = path.join(work, 'restored', 'data');
-    const restore = await runCli([
-      'node',
-      'restore',
-      '--config',
-      await config('restored', dataDir),
-      '--snapshot',
-      snapshot,
-    ]);
+    const restore = await restoreCli(await config('restored', dataDir), snapshot);
     assert.equal(restore.code, 0, restore.err);
     assert.deepEqual(printed(restore.out), taken);
     assert.match(restore.out, /There is no .*signer-state\.json/);
@@ -133,14 +119,7 @@ describe('node backup and node restore', () => {
     const dataDir = path.join(work, 'with-signer-state');
     await mkdir(dataDir);
     await writeFile(path.join(dataDir, 'signer-state.json'), 'copied from the old host');
-    const restore = await runCli([
-      'node',
-      'restore',
-      '--config',
-      await config('with-signer-state', dataDir),
-      '--snapshot',
-      snapshot,
-    ]);
+    const restore = await restoreCli(await config('with-signer-state', dataDir), snapshot);
     assert.equal(restore.code, 0, restore.err);
     assert.match(restore.out, /signer-state\.json is there and is used as it is/);
   });
@@ -149,12 +128,12 @@ describe('node backup and node restore', () => {
     const snapshot = await backup('occupied.snapshot');
     const dataDir = path.join(work, 'occupied');
     const file = await config('occupied', dataDir);
-    const first = await runCli(['node', 'restore', '--config', file, '--snapshot', snapshot]);
+    const first = await restoreCli(file, snapshot);
     assert.equal(first.code, 0, first.err);
     const store = path.join(dataDir, 'store.sqlite');
     const before = sha(store);
 
-    const again = await runCli(['node', 'restore', '--config', file, '--snapshot', snapshot]);
+    const again = await restoreCli(file, snapshot);
     assert.equal(again.code, 1, again.err);
     assert.match(again.err, /already holds a store .*\[STORAGE_TARGET_EXISTS\]/);
     assert.equal(again.out, '');
@@ -184,14 +163,7 @@ describe('node backup and node restore', () => {
       [damaged, /\[STORAGE_CORRUPT\]/],
     ] as const) {
       const dataDir = path.join(work, `from-${path.basename(snapshot)}`, 'data');
-      const result = await runCli([
-        'node',
-        'restore',
-        '--config',
-        await config('from-bad', dataDir),
-        '--snapshot',
-        snapshot,
-      ]);
+      const result = await restoreCli(await config('from-bad', dataDir), snapshot);
       assert.equal(result.code, 1, result.err);
       assert.match(result.err, expected);
       assert.equal(result.out, '');
@@ -205,14 +177,10 @@ describe('node backup and node restore', () => {
     const other = makeGenesisDocument(await makeIdentities(1));
     await writeFile(path.join(work, 'other-genesis.json'), genesisToJson(other));
     const dataDir = path.join(work, 'other-chain', 'data');
-    const result = await runCli([
-      'node',
-      'restore',
-      '--config',
+    const result = await restoreCli(
       await config('other-chain', dataDir, { genesisFile: 'other-genesis.json' }),
-      '--snapshot',
       snapshot,
-    ]);
+    );
     assert.equal(result.code, 1, result.err);
     assert.match(
       result.err,
@@ -244,14 +212,7 @@ describe('node backup and node restore', () => {
       ['owned-existing', existing, []],
       ['owned-created', created, [created, path.dirname(created)]],
     ] as const) {
-      const result = await runCli([
-        'node',
-        'restore',
-        '--config',
-        await config(name, dataDir),
-        '--snapshot',
-        snapshot,
-      ]);
+      const result = await restoreCli(await config(name, dataDir), snapshot);
       assert.equal(result.code, 0, result.err);
       assert.deepEqual(readdirSync(dataDir), ['store.sqlite']);
       for (const file of [path.join(dataDir, 'store.sqlite'), dataDir, ...createdDirectories]) {
@@ -268,14 +229,7 @@ describe('node backup and node restore', () => {
     await mkdir(dataDir);
     const lock = await lockDataDir(dataDir);
     try {
-      const result = await runCli([
-        'node',
-        'restore',
-        '--config',
-        await config('locked', dataDir),
-        '--snapshot',
-        snapshot,
-      ]);
+      const result = await restoreCli(await config('locked', dataDir), snapshot);
       assert.equal(result.code, 1, result.err);
       assert.match(result.err, /data directory .* is in use by this process/);
       assert.deepEqual(readdirSync(dataDir), ['node.lock']);
@@ -286,14 +240,10 @@ describe('node backup and node restore', () => {
 
   it('backup refuses a missing store, an existing --out and missing options', async () => {
     const empty = path.join(work, 'no-store');
-    const noStore = await runCli([
-      'node',
-      'backup',
-      '--config',
+    const noStore = await backupCli(
       await config('no-store', empty),
-      '--out',
       path.join(work, 'never.snapshot'),
-    ]);
+    );
     assert.equal(noStore.code, 1, noStore.err);
     assert.match(noStore.err, /no store at .*no-store\/store\.sqlite: nothing to back up/);
     assert.equal(existsSync(empty), false);
@@ -301,14 +251,7 @@ describe('node backup and node restore', () => {
 
     const existing = path.join(work, 'existing.snapshot');
     await writeFile(existing, 'precious');
-    const occupied = await runCli([
-      'node',
-      'backup',
-      '--config',
-      await config('live', liveDataDir),
-      '--out',
-      existing,
-    ]);
+    const occupied = await backupCli(await config('live', liveDataDir), existing);
     assert.equal(occupied.code, 1, occupied.err);
     assert.match(occupied.err, /\[STORAGE_TARGET_EXISTS\]/);
     assert.equal(readFileSync(existing, 'utf8'), 'precious');
@@ -316,14 +259,10 @@ describe('node backup and node restore', () => {
     const usage = await runCli(['node', 'backup', '--config', await config('live', liveDataDir)]);
     assert.equal(usage.code, 2);
     assert.match(usage.err, /--out is required/);
-    const noSnapshot = await runCli([
-      'node',
-      'restore',
-      '--config',
+    const noSnapshot = await restoreCli(
       await config('nothing', path.join(work, 'nothing')),
-      '--snapshot',
       path.join(work, 'no-such.snapshot'),
-    ]);
+    );
     assert.equal(noSnapshot.code, 2, noSnapshot.err);
     assert.match(noSnapshot.err, /no-such\.snapshot: no such file/);
     assert.equal(existsSync(path.join(work, 'nothing')), false);

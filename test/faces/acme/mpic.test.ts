@@ -280,6 +280,8 @@ describe('ACME multi-perspective validation (fake corroboration)', () => {
     const inHand = fakeCorroborate(4, validators, []);
     const silentHolder: AcmeCorroborate = (identifier, method, token, keyAuth, context) =>
       new Promise((resolve) => {
+        // The timer is the behaviour under test, not a wait: the collector's own timer, which
+        // answers with what it holds once the time the server gave it has run out.
         setTimeout(
           () => resolve(inHand(identifier, method, token, keyAuth, context)),
           context?.deadlineMs ?? 0,
