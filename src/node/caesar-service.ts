@@ -12,6 +12,7 @@ import {
   verifyCaesarBonded,
   verifyCaesarParams,
   verifyCaesarValidator,
+  type ValidatorRecord,
 } from '../caesar/index.js';
 import type { QueryResponse, QueryRequest } from '../consensus/app.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
@@ -92,6 +93,24 @@ function blockOutcomes(
   return { txs, offenders: offenders.map(fromHex) };
 }
 
+/**
+ * Whether the module slashed a validator named by the evidence of the block at `height`, from
+ * its proven record at `height` (`after`) and, only for a record without the `slashedAt`
+ * watermark, at `height - 1`: a record that carries the watermark was slashed at `height`
+ * exactly when it says so (also when the validator was already jailed: evidence of a later
+ * offence slashes it again, docs/caesar.md); a record from before the watermark counts when it
+ * is jailed for equivocation at `height` and was not at `height - 1`.
+ */
+export function slashedInBlock(
+  height: number,
+  after: ValidatorRecord | null,
+  before: () => ValidatorRecord | null,
+): boolean {
+  if (after === null) return false;
+  if (after.slashedAt !== undefined) return after.slashedAt === height;
+  return after.jailed === JailReason.EQUIVOCATION && before()?.jailed !== JailReason.EQUIVOCATION;
+}
+
 /** Serves and measures the ledger; null when the genesis has no Caesar section. */
 export function startCaesarService(options: CaesarServiceOptions): CaesarService | null {
   // genesisApplication has already refused an invalid section.
@@ -114,10 +133,7 @@ export function startCaesarService(options: CaesarServiceOptions): CaesarService
     metrics.ledger({ height, supply: token.supply, bonded });
   };
 
-  /**
-   * An offender of the block's evidence counts as slashed when the proven record shows it jailed
-   * for equivocation at `height` and not at `height - 1` (the module slashes exactly then, once).
-   */
+  /** How many of the block's offenders the module slashed at `height` (`slashedInBlock`). */
   const slashedAt = (height: number, offenders: readonly Uint8Array[]): number => {
     let slashed = 0;
     for (const validator of offenders) {
@@ -125,12 +141,11 @@ export function startCaesarService(options: CaesarServiceOptions): CaesarService
         validator,
         query(caesarValidatorQuery(validator, height)),
       );
-      if (after?.jailed !== JailReason.EQUIVOCATION) continue;
-      const before =
+      const before = () =>
         height > 1
           ? verifyCaesarValidator(validator, query(caesarValidatorQuery(validator, height - 1)))
           : null;
-      if (before?.jailed !== JailReason.EQUIVOCATION) slashed++;
+      if (slashedInBlock(height, after, before)) slashed++;
     }
     return slashed;
   };
