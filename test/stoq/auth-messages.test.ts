@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { encodeCanonical } from '../../src/codec/cbor.js';
+import { CborError, CborErrorCode, encodeCanonical } from '../../src/codec/cbor.js';
 import type { FalconBackend, FalconKeyPair } from '../../src/crypto/falcon.js';
-import { X509ErrorCode } from '../../src/crypto/x509.js';
+import { MAX_CHAIN_LENGTH, X509ErrorCode } from '../../src/crypto/x509.js';
 import {
   checkDelegation,
   createDelegation,
@@ -18,6 +18,7 @@ import {
   decodeAuthMessage,
   encodeAuthMessage,
   failureResult,
+  MAX_AUTH_MESSAGE_ITEMS,
   successResult,
   type AuthMessage,
   type Delegation,
@@ -130,6 +131,34 @@ describe('auth messages', () => {
       () => decodeAuthMessage(Uint8Array.of(0xff, 0x00)),
       rejectsWith(AuthFailureReason.PROTOCOL_ERROR),
     );
+  });
+
+  it('decode the largest message within the item budget and refuse more items before building them', () => {
+    const largest: AuthMessage = {
+      t: 'server_hello',
+      v: AUTH_PROTOCOL_VERSION,
+      mode: 'strict',
+      nonce: nonce(),
+      echo: nonce(),
+      chain: Array.from({ length: MAX_CHAIN_LENGTH }, () => new Uint8Array(16)),
+      delegation,
+      proof: new Uint8Array(100),
+    };
+    assert.deepEqual(decodeAuthMessage(encodeAuthMessage(largest)), largest);
+    // 8,000 empty maps (~8 KB): read before the peer is known, refused at the array's head.
+    const junk = encodeCanonical({
+      t: 'client_hello',
+      chain: Array.from({ length: 8000 }, () => ({})),
+    });
+    assert.throws(
+      () => decodeAuthMessage(junk),
+      (error: unknown) =>
+        rejectsWith(AuthFailureReason.PROTOCOL_ERROR)(error) &&
+        error instanceof Error &&
+        error.cause instanceof CborError &&
+        error.cause.code === CborErrorCode.TOO_MANY_ITEMS,
+    );
+    assert.ok(MAX_AUTH_MESSAGE_ITEMS < 8000);
   });
 
   it('refuse another protocol version by name (v1 peers did not sign the channel binding)', () => {

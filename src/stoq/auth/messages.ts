@@ -138,11 +138,20 @@ export function encodeAuthMessage(message: AuthMessage): Uint8Array {
   );
 }
 
+/**
+ * Most CBOR data items a well-formed message holds: the root, a map of at most 8 entries (a
+ * `server_hello`: t, v, mode, nonce, echo, chain, delegation, proof; 16 items), a chain of at
+ * most `MAX_CHAIN_LENGTH` (8) certificates and a delegation map of 5 entries (10 items): 35,
+ * rounded up. The budget is checked as heads announce children, so a message of empty maps or a
+ * huge array is refused before anything is built: these are read before the peer is known.
+ */
+export const MAX_AUTH_MESSAGE_ITEMS = 64;
+
 /** Decodes and schema-checks one message; anything else is a `protocol_error`. */
 export function decodeAuthMessage(body: Uint8Array): AuthMessage {
   let value: unknown;
   try {
-    value = decodeStrict(body);
+    value = decodeStrict(body, { maxItems: MAX_AUTH_MESSAGE_ITEMS });
   } catch (error) {
     throw authFailure(
       AuthFailureReason.PROTOCOL_ERROR,
