@@ -228,9 +228,13 @@ export function decodeStrict(bytes: Uint8Array, options: StrictDecodeOptions = {
 /**
  * Decodes bytes that must already be in deterministic form: re-encoding the decoded value must
  * give the same bytes, otherwise two encodings of one value could carry one signature.
+ *
+ * Untrusted input should pass a `maxItems` derived from its schema: decoding and re-encoding
+ * cost is per data item, and without a budget 1 MiB of `a0` bytes builds a million objects
+ * before any shape check can refuse them.
  */
-export function decodeCanonical(bytes: Uint8Array): unknown {
-  const value = decodeStrict(bytes);
+export function decodeCanonical(bytes: Uint8Array, options: StrictDecodeOptions = {}): unknown {
+  const value = decodeStrict(bytes, options);
   const again = encodeCanonical(value);
   if (!bytesEqual(again, bytes)) {
     throw new CborError(

@@ -33,6 +33,14 @@ const recordSchema = z.strictObject({
   updates: z.array(updateSchema).min(1).max(MAX_VALIDATOR_UPDATES),
 });
 
+/**
+ * The decoder's item budget (RFC 8949 §2 data items), from the schemas above: the record map
+ * with its 2 keys and values, and at most MAX_VALIDATOR_UPDATES updates, each a strict map of
+ * at most 4 keys and values: 1 + 2 × 2 + 20,000 × (1 + 2 × 4) = 180,005. No record accepted
+ * before holds more; `hypermesh block verify` decodes records a node sends.
+ */
+const MAX_RECORD_ITEMS = 1 + 2 * 2 + MAX_VALIDATOR_UPDATES * (1 + 2 * 4);
+
 /** Encodes a non-empty list of updates (only the four fields; absent optional ones left out). */
 export function encodeValidatorUpdates(updates: readonly ValidatorSetUpdate[]): Uint8Array {
   return encodeCanonical({
@@ -53,7 +61,11 @@ export function encodeValidatorUpdates(updates: readonly ValidatorSetUpdate[]): 
 export function decodeValidatorUpdates(encoded: Uint8Array): ValidatorSetUpdate[] {
   let record: z.infer<typeof recordSchema>;
   try {
-    record = parseInput(recordSchema, decodeCanonical(encoded), 'validatorUpdates');
+    record = parseInput(
+      recordSchema,
+      decodeCanonical(encoded, { maxItems: MAX_RECORD_ITEMS }),
+      'validatorUpdates',
+    );
   } catch (error) {
     throw new ConsensusError(
       ConsensusErrorCode.MALFORMED_MESSAGE,

@@ -175,15 +175,44 @@ export function encodeStateProof(proof: StateProof): Uint8Array {
   return encodeCanonical([PROOF_FORMAT, leaf, [...proof.siblings]]);
 }
 
+/** A 32-byte hash as a CBOR byte string: head `58 20`, then the 32 bytes. */
+const HASH_ITEM_BYTES = 2 + STATE_HASH_SIZE;
+
+/**
+ * The largest encoding `encodeStateProof` writes: a proof ending at a leaf with all 256
+ * siblings, `[1, [keyHash, valueHash], [sibling × 256]]`. Its bytes are
+ *   1 (head of the 3-element array) + 1 (format 1)
+ *   + 1 + 2 × 34 (the leaf: a 2-element array head and two hashes)
+ *   + 3 (head of the 256-element array, `99 01 00`) + 256 × 34 (the siblings)
+ *   = 8,778,
+ * so anything longer is refused before it is decoded.
+ */
+export const MAX_STATE_PROOF_BYTES =
+  1 + 1 + (1 + 2 * HASH_ITEM_BYTES) + 3 + STATE_TREE_DEPTH * HASH_ITEM_BYTES;
+
+/**
+ * Its data items (RFC 8949 §2), the decoder's budget: the proof array, its 3 elements, the
+ * leaf's 2 hashes and 256 siblings, 1 + 3 + 2 + 256 = 262. Every proof `decodeStateProof`
+ * accepts has at most these; any other shape is refused after at most this many.
+ */
+const MAX_STATE_PROOF_ITEMS = 1 + 3 + 2 + STATE_TREE_DEPTH;
+
 function malformed(reason: string, detail: Record<string, unknown> = {}): never {
   throw new StateProofError(`malformed state proof: ${reason}`, detail);
 }
 
 /** Parses an encoded proof; anything but the exact canonical form is `STATE_PROOF_MALFORMED`. */
 export function decodeStateProof(bytes: Uint8Array): StateProof {
+  if (!(bytes instanceof Uint8Array)) malformed('expected bytes');
+  if (bytes.length > MAX_STATE_PROOF_BYTES) {
+    malformed(`${bytes.length} bytes; the limit is ${MAX_STATE_PROOF_BYTES}`, {
+      length: bytes.length,
+      limit: MAX_STATE_PROOF_BYTES,
+    });
+  }
   let decoded: unknown;
   try {
-    decoded = decodeCanonical(bytes);
+    decoded = decodeCanonical(bytes, { maxItems: MAX_STATE_PROOF_ITEMS });
   } catch (error) {
     throw new StateProofError(
       `malformed state proof: ${(error as Error).message}`,

@@ -69,6 +69,21 @@ export const MAX_STATE_WITNESS_BYTES = 4 * 1024 * 1024 - 64 * 1024;
 export const MAX_WITNESS_ITEMS = 2_000_000;
 export const MAX_WITNESS_VALUES = 200_000;
 
+/**
+ * The decoder's item budget (RFC 8949 §2 data items, as `decodeStrict` counts them): the largest
+ * count a witness `decodeStateWitness` accepts can hold. It has the witness array and its 4
+ * elements (5); at most `MAX_WITNESS_ITEMS` tree items, of which each leaf `[keyHash, valueHash]`
+ * adds its 2 hashes — and a leaf takes 1 + 2 × 34 = 69 bytes, so at most
+ * ⌊MAX_STATE_WITNESS_BYTES / 69⌋ = 59,837 of them fit; and at most `MAX_WITNESS_VALUES` values,
+ * each `[key, value]` 3 items. 5 + 2,000,000 + 2 × 59,837 + 3 × 200,000 = 2,719,679. Bytes alone
+ * would allow 4 Mi items (an empty map is one byte).
+ */
+const MAX_WITNESS_DATA_ITEMS =
+  5 +
+  MAX_WITNESS_ITEMS +
+  2 * Math.floor(MAX_STATE_WITNESS_BYTES / (1 + 2 * (2 + STATE_HASH_SIZE))) +
+  3 * MAX_WITNESS_VALUES;
+
 /** Ids of nodes an update over a witness creates: far above any id a store hands out. */
 const WITNESS_FIRST_ID = 2 ** 52;
 
@@ -202,7 +217,7 @@ export function decodeStateWitness(bytes: Uint8Array): StateWitness {
   }
   let decoded: unknown;
   try {
-    decoded = decodeCanonical(bytes);
+    decoded = decodeCanonical(bytes, { maxItems: MAX_WITNESS_DATA_ITEMS });
   } catch (error) {
     throw new StateWitnessError(
       StateWitnessErrorCode.MALFORMED,

@@ -496,4 +496,22 @@ describe('decodeStrict item budget', () => {
     );
     assert.throws(() => decodeStrict(fromHex('01'), { maxItems: 0 }), RangeError);
   });
+
+  it('decodeCanonical takes the same budget, refusing before it builds or re-encodes', () => {
+    const value = { a: [1, 2, { b: null }], c: new Uint8Array(3) };
+    const bytes = encodeCanonical(value);
+    assert.deepEqual(decodeCanonical(bytes, { maxItems: 10 }), value);
+    assertCborError(() => decodeCanonical(bytes, { maxItems: 9 }), CborErrorCode.TOO_MANY_ITEMS);
+    // An array head announcing 2^32 - 1 items, none present: the budget refuses it, not the
+    // missing bytes.
+    assertCborError(
+      () => decodeCanonical(fromHex('9affffffff'), { maxItems: 1_000 }),
+      CborErrorCode.TOO_MANY_ITEMS,
+    );
+    // Within the budget, a non-canonical encoding is still refused as such.
+    assertCborError(
+      () => decodeCanonical(fromHex('a2616201616101'), { maxItems: 5 }),
+      CborErrorCode.NOT_CANONICAL,
+    );
+  });
 });

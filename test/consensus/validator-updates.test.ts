@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { encodeCanonical } from '../../src/codec/cbor.js';
+import { CborErrorCode, encodeCanonical } from '../../src/codec/cbor.js';
+import { isHyperMeshError } from '../../src/codec/error.js';
+import { SchemaError } from '../../src/codec/schema.js';
 import { blockTemplate, buildBlock, checkBlock } from '../../src/consensus/block.js';
 import { ConsensusError, ConsensusErrorCode } from '../../src/consensus/errors.js';
 import { duplicateVoteEvidence } from '../../src/consensus/evidence.js';
@@ -490,6 +492,41 @@ describe('stored encoding of validator updates', () => {
         },
       );
     }
+  });
+});
+
+describe('decoding a record a node sends', () => {
+  it('reads at most the data items of MAX_VALIDATOR_UPDATES updates of 4 fields each', () => {
+    // Every field present, with lengths the schema then refuses, keeps the bytes small: the
+    // map, 2 keys and values, 20,000 × (map + 4 keys and values) = 180,005 items.
+    const update = {
+      publicKey: Uint8Array.of(1),
+      power: 1,
+      pqPublicKey: Uint8Array.of(2),
+      storageRoot: Uint8Array.of(3),
+    };
+    const record = (count: number) =>
+      encodeCanonical({ v: 1, updates: new Array(count).fill(update) });
+    const causeOf = (input: Uint8Array): unknown => {
+      try {
+        decodeValidatorUpdates(input);
+      } catch (error) {
+        assert.ok(error instanceof ConsensusError);
+        assert.equal(error.code, ConsensusErrorCode.MALFORMED_MESSAGE);
+        return error.cause;
+      }
+      return assert.fail('decoded');
+    };
+    assert.ok(causeOf(record(MAX_VALIDATOR_UPDATES)) instanceof SchemaError);
+    assert.ok(
+      isHyperMeshError(causeOf(record(MAX_VALIDATOR_UPDATES + 1)), CborErrorCode.TOO_MANY_ITEMS),
+    );
+    // 1 MiB of empty maps as the list: refused when its head is read.
+    const maps = new Uint8Array(1 << 20).fill(0xa0);
+    const head = encodeCanonical({ v: 1, updates: [] }).slice(0, -1);
+    const count = maps.length - head.length - 5;
+    maps.set([...head, 0x9a, 0, count >> 16, (count >> 8) & 255, count & 255]);
+    assert.ok(isHyperMeshError(causeOf(maps), CborErrorCode.TOO_MANY_ITEMS));
   });
 });
 

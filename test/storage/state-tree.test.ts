@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { encodeCanonical } from '../../src/codec/cbor.js';
+import { CborErrorCode, encodeCanonical } from '../../src/codec/cbor.js';
 import { isHyperMeshError } from '../../src/codec/error.js';
 import {
   EMPTY_STATE_ROOT,
+  MAX_STATE_PROOF_BYTES,
   StateProofErrorCode,
   decodeStateProof,
   encodeStateProof,
@@ -434,5 +435,40 @@ describe('state proofs', () => {
     ]) {
       assert.throws(() => decodeStateProof(bad), malformed);
     }
+  });
+
+  it('refuses a proof longer than the largest one before decoding it, and bounds its items', () => {
+    const hash = new Uint8Array(32).fill(7);
+    const largest = encodeStateProof({
+      siblings: new Array<Uint8Array>(256).fill(hash),
+      leaf: { keyHash: hash, valueHash: hash },
+    });
+    // [1, [keyHash, valueHash], [sibling × 256]]: 1 + 1 + (1 + 2·34) + 3 + 256·34 bytes.
+    assert.equal(largest.length, 8_778);
+    assert.equal(MAX_STATE_PROOF_BYTES, 8_778);
+    assert.equal(decodeStateProof(largest).siblings.length, 256);
+    const refusedByLength = (error: unknown): boolean =>
+      isHyperMeshError(error, StateProofErrorCode.MALFORMED) &&
+      error.detail.limit === MAX_STATE_PROOF_BYTES &&
+      error.cause === undefined; // no CBOR error behind it: nothing was decoded
+    assert.throws(() => decodeStateProof(Uint8Array.of(...largest, 0)), refusedByLength);
+    // 1 MiB of empty maps (what the node API lets a proof be): refused by its length alone.
+    const maps = (count: number, head: number[]): Uint8Array => {
+      const bytes = new Uint8Array(3 + head.length + count).fill(0xa0);
+      bytes.set([0x83, 0x01, 0xf6, ...head]);
+      return bytes;
+    };
+    assert.throws(() => decodeStateProof(maps(1 << 20, [0x9a, 0, 0x10, 0, 0])), refusedByLength);
+    // Within the length, more data items than the largest proof's 262: the decoder's budget
+    // refuses them when the head announcing them is read.
+    const tooManyItems = (error: unknown): boolean =>
+      isHyperMeshError(error, StateProofErrorCode.MALFORMED) &&
+      isHyperMeshError(error.cause, CborErrorCode.TOO_MANY_ITEMS);
+    assert.throws(() => decodeStateProof(maps(8_192, [0x99, 0x20, 0x00])), tooManyItems);
+    const empty = new Uint8Array(0);
+    assert.throws(
+      () => decodeStateProof(encodeCanonical([1, null, new Array(259).fill(empty)])),
+      tooManyItems,
+    );
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isHyperMeshError } from '../../src/codec/error.js';
-import { encodeCanonical, decodeCanonical } from '../../src/codec/cbor.js';
+import { CborErrorCode, encodeCanonical, decodeCanonical } from '../../src/codec/cbor.js';
 import type { StateChange } from '../../src/storage/inputs.js';
 import { EMPTY_STATE_ROOT } from '../../src/storage/state-proof.js';
 import {
@@ -194,5 +194,23 @@ describe('state witnesses', () => {
     );
     // Trailing bytes.
     assert.throws(() => decodeStateWitness(Uint8Array.of(...encoded, 0)), malformed);
+  });
+
+  it('refuses more data items than an accepted witness can hold, before building them', () => {
+    // The most an accepted witness holds: the witness array and its 4 elements, 2,000,000 tree
+    // items, 2 hashes in each of the ⌊(4 MiB − 64 KiB) / 69⌋ = 59,837 leaves that fit, and
+    // 200,000 values of 3 items: 2,719,679. One more, as empty maps (one byte each), is 2.7 MB,
+    // under the byte limit: [2, 0, [{} × 2,719,675], []].
+    const count = 2_719_679 - 5 + 1;
+    const head = [0x84, 0x02, 0x00, 0x9a, count >>> 24, (count >> 16) & 255, (count >> 8) & 255];
+    const bytes = new Uint8Array(head.length + 1 + count + 1).fill(0xa0);
+    bytes.set([...head, count & 255]);
+    bytes[bytes.length - 1] = 0x80;
+    assert.throws(
+      () => decodeStateWitness(bytes),
+      (error: unknown) =>
+        isHyperMeshError(error, StateWitnessErrorCode.MALFORMED) &&
+        isHyperMeshError(error.cause, CborErrorCode.TOO_MANY_ITEMS),
+    );
   });
 });

@@ -69,9 +69,19 @@ const recordedTxResultSchema = z.strictObject({
   log: z.string(),
 });
 
-/** Decodes a `tx/result` answer (client side). Throws `CborError` or `SchemaError`. */
+/** Items (RFC 8949 §2) of a `tx/result` answer: the schema's strict map of 4, 1 + 2 × 4. */
+const MAX_TX_RESULT_ITEMS = 1 + 2 * 4;
+
+/**
+ * Decodes a `tx/result` answer (client side; the node's answer has no proof). Throws `CborError`
+ * (`CBOR_TOO_MANY_ITEMS` past the schema's 9 items, before building them) or `SchemaError`.
+ */
 export function decodeRecordedTxResult(bytes: Uint8Array): RecordedTxResult {
-  return parseInput(recordedTxResultSchema, decodeCanonical(bytes), 'txResult');
+  return parseInput(
+    recordedTxResultSchema,
+    decodeCanonical(bytes, { maxItems: MAX_TX_RESULT_ITEMS }),
+    'txResult',
+  );
 }
 
 /**

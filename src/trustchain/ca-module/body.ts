@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
+import { CborError, decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
 import { FALCON1024_MAX_SIGNATURE_BYTES } from '../../crypto/falcon.js';
 import { MAX_LIFETIME_SECONDS } from '../ca/request.js';
@@ -150,6 +150,17 @@ const schema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('approve-intermediate'), hash: bytes({ length: 32 }) }),
 ]);
 
+/**
+ * The decoder's item budget (RFC 8949 §2 data items), from the schema above: the body map, at
+ * most 5 keys and their values (`publish`, `add-intermediate`), and the one list a body may
+ * carry, `dcv` (at most MAX_DCV_ATTESTATIONS) or `sigs` (at most MAX_BATCH_CERTIFICATES):
+ * 1 + 2 × 5 + max(256, 256) = 267. Its maps are strict and each list has a maximum, so no body
+ * the schema accepts holds more: the budget refuses no body that was accepted before, it only
+ * refuses the rest before building them (32 KiB of empty maps would be 32 Ki objects, decoded
+ * and re-encoded by every validator at checkTx and again in the block).
+ */
+const MAX_BODY_ITEMS = 1 + 2 * 5 + Math.max(MAX_DCV_ATTESTATIONS, MAX_BATCH_CERTIFICATES);
+
 function malformed(message: string, detail: Record<string, unknown> = {}): never {
   throw new CaModuleError(CaModuleErrorCode.MALFORMED_BODY, `ca body: ${message}`, detail);
 }
@@ -197,9 +208,12 @@ export function decodeCaBody(body: Uint8Array): CaTx {
   if (request !== null) return { op: 'request', request };
   let decoded: unknown;
   try {
-    decoded = decodeCanonical(body);
+    decoded = decodeCanonical(body, { maxItems: MAX_BODY_ITEMS });
   } catch (error) {
-    return malformed((error as Error).message);
+    return malformed(
+      (error as Error).message,
+      error instanceof CborError ? { cbor: error.code } : {},
+    );
   }
   let tx: z.infer<typeof schema>;
   try {

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
+import { CborError, decodeCanonical, encodeCanonical } from '../../codec/cbor.js';
 import { SchemaError, bytes, parseInput } from '../../codec/schema.js';
 import { tagPrefix } from '../../consensus/proof/hashing.js';
 import { validatorAddress } from '../../consensus/validator-set.js';
@@ -117,6 +117,14 @@ const attestationSchema = z.strictObject({
   body: bodySchema,
   sig: bytes({ length: ED25519_SIGNATURE_BYTES }),
 });
+
+/**
+ * The decoder's item budget (RFC 8949 §2 data items), from the schemas above: the attestation
+ * map with its 2 keys and values, and the body map's 10 keys and values: 1 + 2 × 2 + 2 × 10 = 25.
+ * Both maps are strict and hold no lists, so no attestation they accept has more. A request
+ * body's 256 attestations of up to 1 KiB are decoded at checkTx and again in the block.
+ */
+const MAX_ATTESTATION_ITEMS = 1 + 2 * 2 + 2 * 10;
 
 function invalid(message: string, detail: Record<string, unknown> = {}): never {
   throw new CaModuleError(CaModuleErrorCode.DCV_INVALID, `dcv attestation: ${message}`, detail);
@@ -254,9 +262,12 @@ export function decodeDcvAttestation(bytes: Uint8Array): DcvAttestation {
   }
   let decoded: unknown;
   try {
-    decoded = decodeCanonical(bytes);
+    decoded = decodeCanonical(bytes, { maxItems: MAX_ATTESTATION_ITEMS });
   } catch (error) {
-    return invalid((error as Error).message);
+    return invalid(
+      (error as Error).message,
+      error instanceof CborError ? { cbor: error.code } : {},
+    );
   }
   if (typeof decoded === 'object' && decoded !== null && 'body' in decoded) {
     refuseOtherVersion((decoded as { body: unknown }).body);

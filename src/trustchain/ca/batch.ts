@@ -142,6 +142,12 @@ const wireSchema = z.strictObject({
   sig: bytes({ min: 1, max: FALCON1024_MAX_SIGNATURE_BYTES }),
 });
 
+/**
+ * The decoder's item budget (RFC 8949 §2 data items): `wireSchema`'s strict map of 8 keys and
+ * their values, 1 + 2 × 8 = 17. No batch signature accepted before holds more.
+ */
+const MAX_BATCH_SIGNATURE_ITEMS = 1 + 2 * 8;
+
 /** Deterministic CBOR of a batch signature, for publishing it in a transaction or a file. */
 export function encodeBatchSignature(batch: BatchSignature): Uint8Array {
   return encodeCanonical({
@@ -159,7 +165,11 @@ export function encodeBatchSignature(batch: BatchSignature): Uint8Array {
 export function decodeBatchSignature(encoded: Uint8Array): BatchSignature {
   let wire: z.infer<typeof wireSchema>;
   try {
-    wire = parseInput(wireSchema, decodeCanonical(encoded), 'batchSignature');
+    wire = parseInput(
+      wireSchema,
+      decodeCanonical(encoded, { maxItems: MAX_BATCH_SIGNATURE_ITEMS }),
+      'batchSignature',
+    );
   } catch (error) {
     throw caError(
       CaErrorCode.BATCH_SIGNATURE_INVALID,

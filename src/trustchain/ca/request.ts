@@ -98,6 +98,15 @@ const wireSchema = z.strictObject({
   falcon: z.strictObject({ pk: bytes(), pop: bytes() }).optional(),
 });
 
+/**
+ * The decoder's item budget (RFC 8949 §2 data items), from `wireSchema`: the request map with
+ * its 8 keys and values, at most MAX_REQUEST_NAMES names across `dns`, `ip` and `uri` (more is
+ * refused by `parseCertificateRequest`), and the 2 keys and values of `falcon`:
+ * 1 + 2 × 8 + 100 + 2 × 2 = 121. No request accepted before holds more; the rest are refused
+ * before they are built (a `req` is up to 32 KiB, decoded at checkTx and in the block).
+ */
+const MAX_REQUEST_ITEMS = 1 + 2 * 8 + MAX_REQUEST_NAMES + 2 * 2;
+
 function invalidRequest(message: string, detail: Record<string, unknown>, cause?: unknown): never {
   throw caError(CaErrorCode.INVALID_REQUEST, message, detail, cause);
 }
@@ -252,7 +261,11 @@ export function decodeCertificateRequest(
 ): CertificateRequest {
   let wire: z.infer<typeof wireSchema>;
   try {
-    wire = parseInput(wireSchema, decodeCanonical(encoded), 'request');
+    wire = parseInput(
+      wireSchema,
+      decodeCanonical(encoded, { maxItems: MAX_REQUEST_ITEMS }),
+      'request',
+    );
   } catch (error) {
     return invalidRequest(
       `request is not a canonical v${CERTIFICATE_REQUEST_VERSION} encoding: ${(error as Error).message}`,

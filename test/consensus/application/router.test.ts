@@ -18,7 +18,8 @@ import {
 import { ConsensusError, ConsensusErrorCode } from '../../../src/consensus/errors.js';
 import { Mempool } from '../../../src/consensus/mempool.js';
 import { stampWork } from '../../../src/consensus/proof/hashcash.js';
-import { encodeCanonical } from '../../../src/codec/cbor.js';
+import { CborErrorCode, encodeCanonical } from '../../../src/codec/cbor.js';
+import { isHyperMeshError } from '../../../src/codec/error.js';
 import {
   KvErrorCode,
   KV_RESULT_CODES,
@@ -576,6 +577,16 @@ describe('application router', () => {
       node.app.query({ path: TX_RESULT_QUERY, data: hashes[2]! }).value!,
     );
     assert.deepEqual(latest, { height: 2, index: 0, code: 0, log: '' });
+    // The answer carries no proof: its decoder reads at most the schema's 9 data items.
+    for (const answer of [
+      encodeCanonical({ ...latest, x: [] }),
+      Uint8Array.from([0x99, 0x0f, 0xfd, ...new Uint8Array(4093).fill(0xa0)]),
+    ]) {
+      assert.throws(
+        () => decodeRecordedTxResult(answer),
+        (error: unknown) => isHyperMeshError(error, CborErrorCode.TOO_MANY_ITEMS),
+      );
+    }
     const forgotten = node.app.query({ path: TX_RESULT_QUERY, data: hashes[0]! });
     assert.equal(forgotten.value, null, 'beyond the limit of 2 results');
     assert.equal(forgotten.height, null);

@@ -1,9 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeStrict, encodeCanonical } from '../../../src/codec/cbor.js';
-import { CaModuleError } from '../../../src/trustchain/ca-module/errors.js';
-import { decodeCaBody, encodeCaBody, type CaTx } from '../../../src/trustchain/ca-module/body.js';
+import { CborErrorCode, decodeStrict, encodeCanonical } from '../../../src/codec/cbor.js';
+import { MAX_BODY_BYTES } from '../../../src/consensus/application/envelope.js';
+import {
+  decodeCaBody,
+  encodeCaBody,
+  type CaRequestTx,
+  type CaTx,
+} from '../../../src/trustchain/ca-module/body.js';
+import { MAX_DCV_ATTESTATIONS } from '../../../src/trustchain/ca-module/dcv.js';
+import { CaModuleError, CaModuleErrorCode } from '../../../src/trustchain/ca-module/errors.js';
+import { MAX_BATCH_CERTIFICATES } from '../../../src/trustchain/ca-module/state.js';
 
 /** decodeCaBody's answer: the transaction, or the error code it refused with. */
 function outcome(body: Uint8Array): CaTx | string {
@@ -93,5 +101,39 @@ describe('ca body decoding (the plain-request fast path agrees with the general 
       ),
       { numRuns: 400 },
     );
+  });
+});
+
+describe("ca body item budget (the schema's largest bodies, 267 data items)", () => {
+  const budgetRefusal = (error: unknown): boolean =>
+    error instanceof CaModuleError &&
+    error.code === CaModuleErrorCode.MALFORMED_BODY &&
+    error.detail.cbor === CborErrorCode.TOO_MANY_ITEMS;
+
+  it('the largest bodies decode; one list item more is refused before it is built', () => {
+    // publish: the map, 5 keys and values, 256 signatures = 267 items.
+    const sig = new Uint8Array(72).fill(3);
+    const publish = (count: number): CaTx => ({
+      op: 'publish',
+      height: 1,
+      issuer: 'val-a',
+      batch: new Uint8Array(1),
+      signatures: new Array<Uint8Array>(count).fill(sig),
+    });
+    assert.deepEqual(outcome(encodeCaBody(publish(MAX_BATCH_CERTIFICATES))), publish(256));
+    assert.throws(() => decodeCaBody(encodeCaBody(publish(257))), budgetRefusal);
+    // request: the map, 3 keys and values, 256 attestations = 263 items.
+    const dcv = (count: number) =>
+      encodeCanonical({ op: 'request', req: new Uint8Array(1), dcv: new Array(count).fill(sig) });
+    assert.equal((outcome(dcv(MAX_DCV_ATTESTATIONS)) as CaRequestTx).dcv?.length, 256);
+    assert.equal(outcome(dcv(257)), 'CA_MALFORMED_BODY');
+    assert.throws(() => decodeCaBody(dcv(261)), budgetRefusal);
+  });
+
+  it('a body of 32 KiB of empty maps is refused when the array head announcing them is read', () => {
+    const count = MAX_BODY_BYTES - 3;
+    const body = new Uint8Array(MAX_BODY_BYTES).fill(0xa0);
+    body.set([0x99, count >> 8, count & 255]);
+    assert.throws(() => decodeCaBody(body), budgetRefusal);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeCanonical, encodeCanonical } from '../../../src/codec/cbor.js';
+import { CborErrorCode, decodeCanonical, encodeCanonical } from '../../../src/codec/cbor.js';
 import { tagPrefix } from '../../../src/consensus/proof/hashing.js';
 import { validatorAddress } from '../../../src/consensus/validator-set.js';
 import { concatBytes } from '../../../src/crypto/bytes.js';
@@ -13,6 +13,7 @@ import {
   CaModuleErrorCode,
   DEFAULT_DCV_MAX_AGE_BLOCKS,
   MAX_DCV_ATTESTATIONS,
+  MAX_DCV_ATTESTATION_BYTES,
   caRenewBody,
   caRequestBody,
   dcvIdentifier,
@@ -226,6 +227,24 @@ describe('dcv attestations', () => {
         ),
       C.DCV_INVALID,
     );
+  });
+
+  it('decode refuses more data items than an attestation holds (25) before building them', () => {
+    // 1 KiB of empty maps: 1,022 items in the largest encoding the decoder reads.
+    const maps = new Uint8Array(MAX_DCV_ATTESTATION_BYTES).fill(0xa0);
+    maps.set([0x99, 0x03, 0xfd]);
+    // The attestation with one key more than its strict maps allow: 27 items.
+    const outer = decodeCanonical(attest(makeSender(), makeSender().publicKey, 'dns:a.b', 1));
+    const extraKey = encodeCanonical({ ...(outer as object), x: 0 });
+    for (const bytes of [maps, extraKey]) {
+      assert.throws(
+        () => decodeDcvAttestation(bytes),
+        (error: unknown) =>
+          error instanceof CaModuleError &&
+          error.code === C.DCV_INVALID &&
+          error.detail.cbor === CborErrorCode.TOO_MANY_ITEMS,
+      );
+    }
   });
 
   it('a version 1 attestation (no wildcard flag), validly signed, is refused as such', () => {

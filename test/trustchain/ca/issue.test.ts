@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { CborErrorCode } from '../../../src/codec/cbor.js';
+import { isHyperMeshError } from '../../../src/codec/error.js';
 import { bytesEqual } from '../../../src/crypto/bytes.js';
 import { FALCON_ALGORITHM_ID } from '../../../src/crypto/falcon.js';
 import { leafHash, verifyInclusion } from '../../../src/crypto/merkle.js';
@@ -449,6 +451,16 @@ describe('batch signatures', () => {
     assert.throws(
       () => decodeBatchSignature(Uint8Array.of(1)),
       isCaError(CaErrorCode.BATCH_SIGNATURE_INVALID),
+    );
+    // Its 8 keys and values are 17 data items; a 4 KiB batch of empty maps (4,093 items) is
+    // refused by the decoder's budget when the array head is read.
+    const maps = new Uint8Array(4096).fill(0xa0);
+    maps.set([0x99, 0x0f, 0xfd]);
+    assert.throws(
+      () => decodeBatchSignature(maps),
+      (error: unknown) =>
+        isCaError(CaErrorCode.BATCH_SIGNATURE_INVALID)(error) &&
+        isHyperMeshError((error as Error).cause, CborErrorCode.TOO_MANY_ITEMS),
     );
     assert.throws(
       () => batchSignatureMessage({ ...statement, height: 0 }),

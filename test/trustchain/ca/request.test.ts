@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { before, describe, it } from 'node:test';
 import { createCsr } from '../../../src/trustchain/ca/csr.js';
-import { CaErrorCode } from '../../../src/trustchain/ca/errors.js';
+import { CborErrorCode, decodeCanonical, encodeCanonical } from '../../../src/codec/cbor.js';
+import { isHyperMeshError } from '../../../src/codec/error.js';
+import { FALCON1024_PUBLIC_KEY_BYTES } from '../../../src/crypto/falcon.js';
+import { CaError, CaErrorCode } from '../../../src/trustchain/ca/errors.js';
 import {
   checkDnsName,
   checkIpAddress,
@@ -217,6 +220,37 @@ describe('requests', () => {
     assert.throws(
       () => decodeCertificateRequest(Uint8Array.of(0xa0)),
       isCaError(CaErrorCode.INVALID_REQUEST, 'encoding'),
+    );
+  });
+
+  it('the decoder reads at most the 121 data items of the largest request', () => {
+    const names = (count: number) => Array.from({ length: count }, (_, i) => `n${i}.example.com`);
+    const wire = decodeCanonical(
+      encodeCertificateRequest(serviceRequest(names(100), 'p256', { lifetimeSeconds: 7200 })),
+    ) as Record<string, unknown>;
+    // The map, 8 keys and values, 100 names and the 2 keys and values of `falcon`: 121 items,
+    // decoded and then refused for the FALCON proof, not for its encoding.
+    const withFalcon = (dns: string[]) =>
+      encodeCanonical({
+        ...wire,
+        dns,
+        falcon: { pk: new Uint8Array(FALCON1024_PUBLIC_KEY_BYTES), pop: Uint8Array.of(1) },
+      });
+    assert.throws(
+      () => decodeCertificateRequest(withFalcon(names(100))),
+      (error: unknown) => error instanceof CaError && error.detail.reason !== 'encoding',
+    );
+    // One name more is refused by the decoder's budget, before the list is built.
+    assert.throws(
+      () => decodeCertificateRequest(withFalcon(names(101))),
+      (error: unknown) =>
+        isCaError(CaErrorCode.INVALID_REQUEST, 'encoding')(error) &&
+        isHyperMeshError((error as CaError).cause, CborErrorCode.TOO_MANY_ITEMS),
+    );
+    // 32 KiB of empty strings (one byte each) in `dns`: the same, at the head of the list.
+    assert.throws(
+      () => decodeCertificateRequest(encodeCanonical({ ...wire, dns: new Array(32_000).fill('') })),
+      (error: unknown) => isHyperMeshError((error as CaError).cause, CborErrorCode.TOO_MANY_ITEMS),
     );
   });
 
