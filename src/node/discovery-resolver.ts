@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import { createNodeRpcClient } from '../consensus/net/index.js';
+import { bytesEqual } from '../crypto/bytes.js';
 import type { HealthStatus, ServiceInstance } from '../discovery/index.js';
 import { createDiscoveryRpcClient, type DiscoveryRpcClient } from '../faces/discovery-rpc.js';
 import {
@@ -27,7 +28,8 @@ import { CommittedRootError, CommittedRoots, type VerifiedRootCache } from './ve
  *
  * Precedence, per name:
  *   1. the live catalog record (any status: a registration says where the peer is, its health
- *      says whether it answers; the pool's own backoff handles one that does not);
+ *      says whether it answers; the pool's own backoff handles one that does not) — but not one
+ *      owned by another key than the one configured for the name (`keys`);
  *   2. then the configured addresses for the name, tried after the catalog's (deduplicated), so
  *      a catalog entry that is stale or wrong never cuts a node off from its configured peers;
  *   3. neither: NOT_FOUND.
@@ -80,16 +82,25 @@ export interface DiscoveryResolverOptions {
   /** The configured addresses by name (node configuration `peers`, cluster.json nodes). */
   readonly bootstrap: ResolverTable;
   readonly catalog: CatalogSource;
+  /**
+   * The keys configured names must authenticate with (a listed genesis validator's key). A
+   * catalog registration of such a name owned by another key is ignored: any validator key may
+   * take an unowned or expired name in the catalog, and its addresses, tried first, would each
+   * fail the name check (or not answer for the connect timeout) before the configured one.
+   */
+  readonly keys?: ReadonlyMap<string, Uint8Array>;
 }
 
 export class DiscoveryResolver implements Resolver {
   private readonly bootstrap: StaticResolver | null;
   private readonly names: ReadonlySet<string>;
+  private readonly keys: ReadonlyMap<string, Uint8Array>;
   readonly catalog: CatalogSource;
 
   constructor(options: DiscoveryResolverOptions) {
     this.names = new Set(Object.keys(options.bootstrap));
     this.bootstrap = this.names.size === 0 ? null : new StaticResolver(options.bootstrap);
+    this.keys = new Map(options.keys ?? []);
     this.catalog = options.catalog;
   }
 
@@ -99,8 +110,12 @@ export class DiscoveryResolver implements Resolver {
     const wanted = catalogNameOf(name);
     const records =
       wanted === null ? null : await this.catalog.lookup(wanted.service, wanted.instance);
+    const key = this.keys.get(name);
+    const owned = (records ?? []).filter(
+      (record) => key === undefined || bytesEqual(record.owner, key),
+    );
     const found: SocketAddress[] = [];
-    for (const address of [...(records ?? []).flatMap(stoqAddressesOf), ...configured]) {
+    for (const address of [...owned.flatMap(stoqAddressesOf), ...configured]) {
       if (!found.some((seen) => sameAddress(seen, address))) found.push(address);
     }
     if (found.length === 0) {

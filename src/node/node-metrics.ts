@@ -10,8 +10,11 @@ export interface NodeMetricSources {
   committedHeight(): number;
   /** The height and round the node is deciding now. */
   progress(): { height: number; round: number };
-  /** Peers with a live consensus connection. */
-  connectedPeers(): readonly string[];
+  /**
+   * Peers with a live consensus connection: those whose authenticated key is a validator's of
+   * the height being decided or the next, and the others (`connectedPeerCounts`).
+   */
+  connectedPeers(): ConnectedPeerCounts;
   /** Voting power of this node plus its connected peers, and of the whole validator set. */
   votingPower(): { online: number; total: number };
   mempoolSize(): number;
@@ -26,6 +29,30 @@ export interface NodeMetricSources {
    * precommits it added to a commit during the commit delay since start (`status()`).
    */
   driver(): { pendingEvidence: number; latePrecommits: number };
+}
+
+export interface ConnectedPeerCounts {
+  readonly validators: number;
+  readonly followers: number;
+}
+
+/**
+ * Counts `network`'s connected peers by the key their STOQ authentication proved: a listed
+ * peer whose key left the validator set counts as a follower, a validator that joined later
+ * (unlisted or discovered) as a validator.
+ */
+export function connectedPeerCounts(
+  network: { peers(): readonly string[]; peerKey(peer: string): Uint8Array | undefined },
+  isValidator: (publicKey: Uint8Array) => boolean,
+): ConnectedPeerCounts {
+  let validators = 0;
+  let followers = 0;
+  for (const peer of network.peers()) {
+    const key = network.peerKey(peer);
+    if (key !== undefined && isValidator(key)) validators++;
+    else followers++;
+  }
+  return { validators, followers };
 }
 
 export interface NodeMetrics {
@@ -53,10 +80,18 @@ export function createNodeMetrics(registry: Registry, sources: NodeMetricSources
   });
   new Gauge({
     name: 'hypermesh_consensus_peers_connected',
-    help: 'Validators this node has a live consensus connection with',
+    help: 'Validators (of the height being decided or the next) this node has a live consensus connection with',
     registers,
     collect() {
-      this.set(sources.connectedPeers().length);
+      this.set(sources.connectedPeers().validators);
+    },
+  });
+  new Gauge({
+    name: 'hypermesh_consensus_followers_connected',
+    help: 'Peers whose key is no validator of the height being decided or the next that this node has a live consensus connection with',
+    registers,
+    collect() {
+      this.set(sources.connectedPeers().followers);
     },
   });
   new Gauge({

@@ -91,7 +91,7 @@ import { readGenesisFile } from './cluster-layout.js';
 import type { NodeConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { ValidatorNodeConfig } from './node-config.js';
-import { createNodeMetrics } from './node-metrics.js';
+import { connectedPeerCounts, createNodeMetrics } from './node-metrics.js';
 import { startCaesarService } from './caesar-service.js';
 import { followDiscoveredValidators } from './discovered-validators.js';
 import {
@@ -103,7 +103,7 @@ import {
 } from './node-membership.js';
 import { COMMIT_LOG_MESSAGE } from './node-process.js';
 import { buildStoqParts, type StoqParts } from './stoq-node.js';
-import { createTxGossip, type TxGossip } from './tx-gossip.js';
+import { createTxGossip, type LocalTx, type TxGossip } from './tx-gossip.js';
 import { packageVersion } from './version.js';
 
 /**
@@ -547,6 +547,13 @@ export async function startValidatorNode(
     const peerResolver = new DiscoveryResolver({
       bootstrap: Object.fromEntries(config.peers.map((peer) => [peer.name, [peer.address]])),
       catalog: viewCatalogSource(() => discovery?.catalog() ?? null),
+      // A listed genesis validator's catalog entry counts only while its genesis key owns it.
+      keys: new Map(
+        config.peers.flatMap((peer) => {
+          const key = genesis.validators.find((v) => v.name === peer.name)?.publicKey;
+          return key === undefined ? [] : [[peer.name, key] as const];
+        }),
+      ),
     });
     const parts: StoqParts = await step('cannot set up STOQ', () =>
       buildStoqParts(
@@ -589,7 +596,11 @@ export async function startValidatorNode(
       resolver: peerResolver,
     });
     closers.push(() => network.close());
-    const txGossip = createTxGossip(network);
+    // Client transactions go to every peer, and again while pending (tx-gossip.ts), at the
+    // driver's gossip period.
+    const txGossip = createTxGossip(network, (txHash) => mempool.has(txHash), {
+      periodMs: genesis.consensus.timeouts.proposeMs,
+    });
     closers.push(() => txGossip.close());
 
     let driver: ConsensusDriver | null = null;
@@ -740,7 +751,8 @@ export async function startValidatorNode(
         const status = consensus.status();
         return { height: status.height, round: status.round };
       },
-      connectedPeers: () => network.peers(),
+      connectedPeers: () =>
+        connectedPeerCounts(network, (key) => isCurrentOrNextValidator(consensus, key)),
       votingPower: () => onlineVotingPower(consensus, network, publicKey),
       mempoolSize: () => mempool.size(),
       mempoolWaiting: () => mempool.size() - mempool.readySize(),
@@ -1016,7 +1028,7 @@ interface HandlerDeps {
   readonly mempool: Mempool;
   /** The queue in front of the mempool: client batches are admitted in time slices. */
   readonly intake: TxIntake;
-  /** Where transactions admitted from clients go (gossip to every peer). */
+  /** Where transactions admitted from clients go (gossip to every peer, again while pending). */
   readonly gossip: TxGossip;
   readonly store: NodeStore;
   readonly config: ValidatorNodeConfig;
@@ -1080,9 +1092,10 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
  * Client submissions (`submitTx`, `submitTxs`): the intake queue admits (or refuses) each
  * transaction on its own, in time slices between consensus messages, so one refusal does not
  * affect the others; the newly admitted ones go to gossip in one hand-over (one `txs` message
- * for up to `MAX_TXS_PER_GOSSIP` of them). A transaction that was already pending is not
- * gossiped again. `caller` (a client's identity URI; the node's own submissions leave it out)
- * has its share of the intake queue and its turns (tx-intake.ts).
+ * for up to `MAX_TXS_PER_GOSSIP` of them), and again while they are pending (tx-gossip.ts). A
+ * transaction that was already pending is not handed over again. `caller` (a client's identity
+ * URI; the node's own submissions leave it out) has its share of the intake queue and its turns
+ * (tx-intake.ts).
  */
 async function admitFromClients(
   deps: HandlerDeps,
@@ -1091,9 +1104,10 @@ async function admitFromClients(
 ): Promise<MempoolAddResult[]> {
   deps.running();
   const results = await deps.intake.submit(txs, caller);
-  const admitted = txs.filter((_, i) => {
+  const admitted: LocalTx[] = [];
+  txs.forEach((tx, i) => {
     const result = results[i];
-    return result?.ok === true && !result.duplicate;
+    if (result?.ok === true && !result.duplicate) admitted.push({ tx, txHash: result.txHash });
   });
   deps.gossip.push(admitted);
   return results;

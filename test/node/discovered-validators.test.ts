@@ -6,6 +6,7 @@ import {
   type DiscoveredPeerConfig,
   type DiscoveredPeersChange,
 } from '../../src/consensus/net/index.js';
+import { toHex } from '../../src/crypto/bytes.js';
 import type { ServiceInstance } from '../../src/discovery/index.js';
 import {
   discoveredValidators,
@@ -17,8 +18,8 @@ import type { Logger } from '../../src/node/log.js';
 /**
  * Which catalog instances a node dials (src/node/discovered-validators.ts): `hypermesh-node`
  * instances owned by a validator key, other than the node itself and its configured peers, one
- * per key, at most the network's limit; and the follower that hands them to the network after
- * each commit and logs what changed.
+ * per key, at most the network's limit, none that a certificate contradicts; and the follower
+ * that hands them to the network after each commit and logs what changed.
  */
 
 function keyOf(seed: number): Uint8Array {
@@ -90,10 +91,53 @@ describe('discoveredValidators', () => {
     );
     assert.deepEqual(capped.dropped, ['c']);
   });
+
+  it('leaves out instances whose name a certificate says is not their owner’s', () => {
+    // Validator 2 registered the unowned name node-3 (validator 3 had not registered yet), and
+    // validator 4 the name node-5; the certificates this node saw say otherwise.
+    const instances = [
+      instance('node-3', keyOf(2)),
+      instance('node-4', keyOf(4)),
+      instance('node-5', keyOf(4)),
+    ];
+    const input = {
+      instances,
+      self: 'node-1',
+      configured: new Set<string>(),
+      isValidator,
+      max: 16,
+    };
+    assert.deepEqual(
+      discoveredValidators(input).peers.map((peer) => peer.id),
+      ['node-3', 'node-4'],
+      'without certificates the catalog is taken at its word',
+    );
+    const found = discoveredValidators({
+      ...input,
+      certified: new Map([
+        // The real node-3's key, a validator's, authenticated as node-3.
+        [toHex(keyOf(3)), 'node-3'],
+        // A follower's certificate for node-4 proves nothing about a validator's name.
+        [toHex(keyOf(9)), 'node-4'],
+        // Key 4's certificate names node-4, not node-5.
+        [toHex(keyOf(4)), 'node-4'],
+      ]),
+    });
+    assert.deepEqual(
+      found.peers.map((peer) => [peer.id, peer.publicKey?.[0]]),
+      [['node-4', 4]],
+    );
+    assert.deepEqual(found.contradicted, ['node-3', 'node-5']);
+    assert.deepEqual(found.dropped, []);
+  });
 });
 
 class RecordingNetwork {
   readonly maxDiscoveredPeers = 16;
+  readonly certified = new Map<string, string>();
+  certifiedNames(): ReadonlyMap<string, string> {
+    return this.certified;
+  }
   readonly calls: (readonly DiscoveredPeerConfig[])[] = [];
   current: string[] = [];
   refuse = false;
@@ -174,6 +218,31 @@ describe('followDiscoveredValidators', () => {
       'info',
       'no longer dialling a discovered validator',
     ]);
+  });
+
+  it('stops dialling a squatted name once a certificate contradicts it, and says so once', () => {
+    // Validator 2 holds the catalog name node-3 before the real node-3 (key 3) registers.
+    const network = new RecordingNetwork();
+    const logger = recordingLogger();
+    const follower = followDiscoveredValidators({
+      self: 'node-1',
+      configured: [],
+      catalog: () => ({ live: () => [instance('node-3', keyOf(2))] }),
+      isValidator,
+      network,
+      logger,
+    });
+    follower.update();
+    assert.deepEqual(network.current, ['node-3']);
+    // The real node-3 connected: the network saw its certificate.
+    network.certified.set(toHex(keyOf(3)), 'node-3');
+    follower.update();
+    follower.update();
+    assert.deepEqual(network.current, []);
+    assert.deepEqual(
+      logger.lines.filter(([level]) => level === 'warn').map(([, , fields]) => fields.instances),
+      [['node-3']],
+    );
   });
 
   it('drops every discovered validator when the catalog has no answer', () => {

@@ -94,6 +94,28 @@ describe('DiscoveryResolver', () => {
     assert.deepEqual(await resolver.resolve('node-2'), [stale]);
     await assert.rejects(resolver.resolve('node-7'), isStoqError(StoqErrorCode.NOT_FOUND));
   });
+
+  it('ignores a catalog entry of a configured name that another key than the configured one owns', async () => {
+    const configuredKey = new Uint8Array(32).fill(2);
+    const catalog = new FakeCatalog();
+    const resolver = new DiscoveryResolver({
+      bootstrap: { 'node-2': [stale] },
+      catalog: viewCatalogSource(() => catalog),
+      keys: new Map([['node-2', configuredKey]]),
+    });
+    const elsewhere = { host: '192.0.2.7', port: 9307 };
+    // Another validator took the name in the catalog: its address would be dialled first.
+    catalog.records = [{ ...nodeRecord('node-2', [elsewhere]), owner: new Uint8Array(32).fill(7) }];
+    assert.deepEqual(await resolver.resolve('node-2'), [stale]);
+    // The configured key's own entry is used as usual, and names without a key are unaffected.
+    const moved = { host: '192.0.2.2', port: 9302 };
+    catalog.records = [
+      { ...nodeRecord('node-2', [moved]), owner: configuredKey },
+      nodeRecord('node-9', [elsewhere]),
+    ];
+    assert.deepEqual(await resolver.resolve('node-2'), [moved, stale]);
+    assert.deepEqual(await resolver.resolve('node-9'), [elsewhere]);
+  });
 });
 
 describe('consensus peers through the catalog', () => {
@@ -185,6 +207,7 @@ function serveBlocks(server: ServiceRegistry, blocks: CommittedBlocks): void {
     submitTx: refuse,
     submitTxs: refuse,
     txStatus: refuse,
+    pendingSequence: refuse,
     query: refuse,
     status: refuse,
     receipt: refuse,

@@ -15,7 +15,7 @@ export enum ConsensusNetworkErrorCode {
    * listed twice, or already a configured peer.
    */
   INVALID_PEER = 'CONSENSUS_NET_INVALID_PEER',
-  /** More discovered peers than the unlisted policy's `maxPeers`. */
+  /** More discovered peers than the unlisted policy's `maxDiscoveredPeers`. */
   TOO_MANY_PEERS = 'CONSENSUS_NET_TOO_MANY_PEERS',
 }
 

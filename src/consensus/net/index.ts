@@ -7,7 +7,8 @@ export { stderrNetworkLogger, type ConsensusNetworkLogger } from './log.js';
 export { createConsensusNetworkMetrics, type ConsensusNetworkMetrics } from './metrics.js';
 export {
   DEFAULT_CONSENSUS_NETWORK_LIMITS,
-  DEFAULT_MAX_UNLISTED_PEERS,
+  DEFAULT_MAX_DISCOVERED_PEERS,
+  DEFAULT_MAX_FOLLOWER_PEERS,
   createStoqConsensusNetwork,
   type BlockSource,
   type ConsensusNetworkLimits,

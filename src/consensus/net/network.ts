@@ -16,8 +16,9 @@ import {
   type RpcClientOptions,
   type StoqEndpoint,
 } from '../../stoq/index.js';
-import { bytesEqual } from '../../crypto/bytes.js';
+import { bytesEqual, toHex } from '../../crypto/bytes.js';
 import type { ConsensusNetwork, GossipMessage, SyncedBlock } from '../driver/ports.js';
+import { MAX_VALIDATORS } from '../validator-set.js';
 import { decodeGossip, encodeGossip } from '../wire.js';
 import { ConsensusNetworkError, ConsensusNetworkErrorCode } from './errors.js';
 import { stderrNetworkLogger, type ConsensusNetworkLogger } from './log.js';
@@ -100,25 +101,38 @@ export interface ConsensusNetworkLimits {
  * cluster (STOQ authentication checked the chain to the cluster's trust roots and the cluster
  * name) may sync blocks from this node and open a gossip stream to it — whichever id sorts
  * first — so that it can follow the chain; but its proposals and votes are delivered only while
- * its key is a validator of the height being decided or of the next one (`isValidator`), and at
- * most `maxPeers` unlisted peers hold a stream at once. Its statuses and transactions are
- * delivered like a listed peer's (a client may submit transactions through the node API anyway).
- * Without a policy only listed peers are served.
+ * its key is a validator of the height being decided or of the next one (`isValidator`). Its
+ * statuses and transactions are delivered like a listed peer's (a client may submit transactions
+ * through the node API anyway). Without a policy only listed peers are served.
+ *
+ * The certificate (name and key, issued by the cluster's CA) says who a peer is. A stream whose
+ * key is a validator's is always accepted, whatever catalog entry a discovered peer of that name
+ * came from: votes are not relayed, so a validator this node refused would lose its power here.
+ * Only followers — unlisted peers whose key is no validator's — are bounded, at most
+ * `maxFollowers` streams at once; validators are bounded by the validator sets themselves.
  *
  * Discovered peers (`setDiscoveredPeers`, e.g. validators that joined after this node's
  * configuration was written) are unlisted peers this node also dials: the same rule decides
  * which of a pair opens the stream as for listed peers, but their proposals and votes pass the
- * same validator check as any unlisted peer's. Each one holds one of the `maxPeers` slots whether
- * connected or not, so followers are refused first.
+ * same validator check as any unlisted peer's. At most `maxDiscoveredPeers` of them.
  */
 export interface UnlistedPeerPolicy {
   /** Whether a raw Ed25519 key is a validator of the height being decided or of the next. */
   isValidator(publicKey: Uint8Array): boolean;
-  /** Unlisted peers with a gossip stream at once (default 16); more are refused. */
-  readonly maxPeers?: number;
+  /**
+   * Followers (unlisted peers whose key is no validator's) with a gossip stream at once (default
+   * 16); more are refused. Validators' streams never count against it.
+   */
+  readonly maxFollowers?: number;
+  /**
+   * Discovered peers `setDiscoveredPeers` takes (default 20,000: every key of a current and a
+   * next set of `MAX_VALIDATORS` each, so no validator is ever left out).
+   */
+  readonly maxDiscoveredPeers?: number;
 }
 
-export const DEFAULT_MAX_UNLISTED_PEERS = 16;
+export const DEFAULT_MAX_FOLLOWER_PEERS = 16;
+export const DEFAULT_MAX_DISCOVERED_PEERS = 2 * MAX_VALIDATORS;
 
 export const DEFAULT_CONSENSUS_NETWORK_LIMITS: ConsensusNetworkLimits = Object.freeze({
   maxQueuedMessages: 4096,
@@ -186,8 +200,9 @@ export interface StoqConsensusNetwork extends ConsensusNetwork {
    * backoff, and a dialled peer must authenticate as `id` (and with `publicKey` when given) —
    * while their proposals and votes count only when the unlisted policy says their key is a
    * validator. A peer that leaves the set is no longer dialled and its stream is closed (it may
-   * come back as an ordinary unlisted peer); a peer whose address changes is dialled at the new
-   * address from the next dial on. Needs the `unlisted` policy; at most its `maxPeers`. Throws
+   * come back as an ordinary unlisted peer, and a stream that authenticated with another key than
+   * the one discovered stays); a peer whose address changes is dialled at the new address from
+   * the next dial on. Needs the `unlisted` policy; at most its `maxDiscoveredPeers`. Throws
    * `ConsensusNetworkError` (INVALID_PEER: a bad id, address or key, this node, a configured peer
    * or a repeated id; TOO_MANY_PEERS; INVALID_OPTIONS: no policy, or closed) and then changes
    * nothing. Before `start` the set is only recorded.
@@ -195,8 +210,17 @@ export interface StoqConsensusNetwork extends ConsensusNetwork {
   setDiscoveredPeers(peers: readonly DiscoveredPeerConfig[]): DiscoveredPeersChange;
   /** The discovered peers' ids, sorted. */
   discoveredPeers(): readonly string[];
-  /** How many discovered peers `setDiscoveredPeers` takes (the unlisted policy's `maxPeers`). */
+  /** How many discovered peers `setDiscoveredPeers` takes (the unlisted policy's). */
   readonly maxDiscoveredPeers: number;
+  /**
+   * What certificates told this node about validator keys: hex key → the certificate name the
+   * key last authenticated with, in a stream, a hello or a session this node dialled (at most
+   * `maxDiscoveredPeers` keys, the most recent). Discovery leaves out catalog entries these
+   * contradict: a `hypermesh-node` instance is not its owner's name when the owner's
+   * certificate says another name, nor when another validator key holds that name's
+   * certificate.
+   */
+  certifiedNames(): ReadonlyMap<string, string>;
   /**
    * How many peers the network remembers having accepted a gossip stream from: listed and
    * discovered ones, and other unlisted ones only while their stream lasts (diagnostics, tests).
@@ -255,7 +279,13 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   private readonly connectTimeoutMs: number;
   private readonly helloIntervalMs: number;
   private readonly unlisted: UnlistedPeerPolicy | null;
-  private readonly maxUnlisted: number;
+  private readonly maxFollowers: number;
+  private readonly maxDiscovered: number;
+  /**
+   * The certificate name each validator key last authenticated with here (hex key → name), the
+   * most recent `maxDiscovered` of them: what `certifiedNames` tells discovery.
+   */
+  private readonly certified = new Map<string, string>();
   /** The authenticated transport key of each peer's current stream. */
   private readonly keys = new Map<string, Uint8Array>();
   /** The current stream per peer (up, or opened and waiting for the welcome). */
@@ -278,7 +308,8 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   private readonly loops = new Set<Promise<void>>();
   private readonly closer = new AbortController();
   private messageHandler: ((peer: string, message: GossipMessage) => void) | null = null;
-  private connectedHandler: ((peer: string) => void) | null = null;
+  /** Each `onPeerConnected` handler: the driver's, and the node's transaction gossip. */
+  private readonly connectedHandlers: ((peer: string) => void)[] = [];
   private started = false;
 
   constructor(options: StoqConsensusNetworkOptions) {
@@ -310,13 +341,19 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       );
     }
     this.unlisted = options.unlisted ?? null;
-    this.maxUnlisted = options.unlisted?.maxPeers ?? DEFAULT_MAX_UNLISTED_PEERS;
-    if (!(Number.isSafeInteger(this.maxUnlisted) && this.maxUnlisted >= 0)) {
-      throw new ConsensusNetworkError(
-        ConsensusNetworkErrorCode.INVALID_OPTIONS,
-        `unlisted.maxPeers must be a non-negative integer, got ${String(this.maxUnlisted)}`,
-        { maxPeers: this.maxUnlisted },
-      );
+    this.maxFollowers = options.unlisted?.maxFollowers ?? DEFAULT_MAX_FOLLOWER_PEERS;
+    this.maxDiscovered = options.unlisted?.maxDiscoveredPeers ?? DEFAULT_MAX_DISCOVERED_PEERS;
+    for (const [name, value] of [
+      ['maxFollowers', this.maxFollowers],
+      ['maxDiscoveredPeers', this.maxDiscovered],
+    ] as const) {
+      if (!(Number.isSafeInteger(value) && value >= 0)) {
+        throw new ConsensusNetworkError(
+          ConsensusNetworkErrorCode.INVALID_OPTIONS,
+          `unlisted.${name} must be a non-negative integer, got ${String(value)}`,
+          { [name]: value },
+        );
+      }
     }
     this.service = defineConsensusPeerService((peer) => this.mayBePeer(peer));
     const resolverTable = Object.fromEntries(
@@ -333,12 +370,16 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         },
       },
       connect: (address, _name, signal) => this.endpoint.connect(address, { signal }),
-      verifyPeer: (name, peer) =>
-        peer.name === name &&
-        PEER_ROLES.has(peer.role) &&
-        (this.table.has(name)
-          ? this.isListed(name, peer.transportKey)
-          : !this.discovered.has(name) || this.isDiscovered(name, peer.transportKey)),
+      verifyPeer: (name, peer) => {
+        if (PEER_ROLES.has(peer.role)) this.certify(peer.name, peer.transportKey);
+        return (
+          peer.name === name &&
+          PEER_ROLES.has(peer.role) &&
+          (this.table.has(name)
+            ? this.isListed(name, peer.transportKey)
+            : !this.discovered.has(name) || this.isDiscovered(name, peer.transportKey))
+        );
+      },
       backoff: this.backoff,
       connectTimeoutMs: this.connectTimeoutMs,
       random: this.random,
@@ -362,7 +403,11 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   }
 
   get maxDiscoveredPeers(): number {
-    return this.maxUnlisted;
+    return this.maxDiscovered;
+  }
+
+  certifiedNames(): ReadonlyMap<string, string> {
+    return this.certified;
   }
 
   start(): void {
@@ -391,7 +436,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         'discovered peers need an unlisted policy: their votes count only as a validator’s',
       );
     }
-    const next = parseDiscoveredPeers(this.self, this.table, peers, this.maxUnlisted);
+    const next = parseDiscoveredPeers(this.self, this.table, peers, this.maxDiscovered);
     const previous = this.discovered;
     const removed: string[] = [];
     const added: string[] = [];
@@ -402,7 +447,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
     for (const id of next.keys()) if (!previous.has(id) || removed.includes(id)) added.push(id);
     this.discovered = next;
-    for (const id of removed) this.stopDiscovered(id);
+    for (const id of removed) this.stopDiscovered(id, previous.get(id)?.publicKey ?? null);
     if (this.started) for (const id of added) this.startDiscovered(id);
     return { added: added.sort(), removed: removed.sort() };
   }
@@ -433,8 +478,9 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     this.messageHandler = handler;
   }
 
+  /** Adds `handler`: every handler is called, in the order they were added. */
   onPeerConnected(handler: (peer: string) => void): void {
-    this.connectedHandler = handler;
+    this.connectedHandlers.push(handler);
   }
 
   peers(): readonly string[] {
@@ -508,17 +554,22 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       side: link.side,
       ...(this.table.has(link.peer)
         ? {}
-        : { unlisted: true, ...(this.discovered.has(link.peer) ? { discovered: true } : {}) }),
+        : {
+            unlisted: true,
+            ...(this.isDiscovered(link.peer, this.keys.get(link.peer) ?? new Uint8Array())
+              ? { discovered: true }
+              : {}),
+          }),
     });
-    const handler = this.connectedHandler;
-    if (!handler) return;
-    try {
-      handler(link.peer);
-    } catch (error) {
-      this.logger.error('peer-connected handler failed', {
-        peer: link.peer,
-        error: error instanceof Error ? error.message : String(error),
-      });
+    for (const handler of this.connectedHandlers) {
+      try {
+        handler(link.peer);
+      } catch (error) {
+        this.logger.error('peer-connected handler failed', {
+          peer: link.peer,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
     }
   }
 
@@ -620,17 +671,22 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     this.runPeer(peer, AbortSignal.any([this.closing, stop.signal]));
   }
 
-  /** Ends a discovered peer's dial loop and closes its stream, whichever side opened it. */
-  private stopDiscovered(peer: string): void {
+  /**
+   * Ends a discovered peer's dial loop and closes its stream, whichever side opened it — unless
+   * the stream authenticated with another key than `key` (the one discovered): that is another
+   * peer under the same name (the certificate's, not the catalog's), which stays.
+   */
+  private stopDiscovered(peer: string, key: Uint8Array | null): void {
     const stop = this.discoveredLoops.get(peer);
     if (stop === undefined) return;
     this.discoveredLoops.delete(peer);
     this.openers.delete(peer);
     stop.abort(new StoqError(StoqErrorCode.CANCELLED, `${peer} is no longer a discovered peer`));
     const link = this.links.get(peer);
+    const linkKey = this.keys.get(peer);
     // Its stream, if any, is forgotten when it ends (`remove`); without one, forget it now.
     if (link === undefined) this.forgetUnlisted(peer);
-    else link.abort();
+    else if (key === null || linkKey === undefined || bytesEqual(key, linkKey)) link.abort();
   }
 
   /**
@@ -698,13 +754,27 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
   }
 
-  /** Streams of unlisted peers that are not discovered ones. */
-  private unlistedStreams(): number {
+  /** Streams of followers: peers neither listed nor discovered whose key is no validator's. */
+  private followerStreams(): number {
     let count = 0;
-    for (const peer of this.links.keys()) {
-      if (!this.table.has(peer) && !this.discovered.has(peer)) count++;
-    }
+    for (const [peer, key] of this.keys) if (this.isFollower(peer, key)) count++;
     return count;
+  }
+
+  /**
+   * Notes that validator key `key` authenticated as `name` (`certifiedNames`), as its newest
+   * entry; the oldest goes beyond `maxDiscovered`. Other keys are not kept: any cluster
+   * certificate may connect, and discovery only asks about validators.
+   */
+  private certify(name: string, key: Uint8Array): void {
+    if (this.unlisted === null || !this.isValidatorKey(name, key)) return;
+    const hex = toHex(key);
+    this.certified.delete(hex);
+    this.certified.set(hex, name);
+    if (this.certified.size > this.maxDiscovered) {
+      const oldest = this.certified.keys().next();
+      if (oldest.done !== true) this.certified.delete(oldest.value);
+    }
   }
 
   /**
@@ -772,8 +842,11 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       });
     }
     const listed = this.table.has(peer);
+    const key = ctx.peer.transportKey;
     // A discovered peer is one this node dials: the pair rule decides who opens, as for listed ones.
-    const known = listed || this.isDiscovered(peer, ctx.peer.transportKey);
+    const known = listed || this.isDiscovered(peer, key);
+    const validator = !known && this.isValidatorKey(peer, key);
+    this.certify(peer, key);
     if (peer === this.self) {
       throw new StoqError(StoqErrorCode.PERMISSION_DENIED, `${peer} is this node's own name`, {
         reason: 'own-name',
@@ -789,24 +862,28 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       );
     }
     // A certificate with a discovered peer's name but another key than the catalog's owner is
-    // not that peer; taken as unlisted it would replace the real peer's stream.
-    if (!listed && !known && this.discovered.has(peer)) {
+    // not that peer; taken as unlisted it would replace the real peer's stream. Unless its key is
+    // a validator's: the certificate, not the catalog, says who holds a name (any validator key
+    // may register an unowned instance under any name), and refusing the real validator would
+    // cost its power here.
+    if (!listed && !known && !validator && this.discovered.has(peer)) {
       throw new StoqError(
         StoqErrorCode.PERMISSION_DENIED,
         `${peer} authenticated with another key than the one the catalog registers for it`,
         { reason: 'discovered-key-mismatch' },
       );
     }
-    // Each discovered peer holds a slot, connected or not.
+    // Followers only: a validator's stream is always taken (the sets bound how many there are).
     if (
       !known &&
+      !validator &&
       !this.links.has(peer) &&
-      this.unlistedStreams() + this.discovered.size >= this.maxUnlisted
+      this.followerStreams() >= this.maxFollowers
     ) {
       throw new StoqError(
         StoqErrorCode.RESOURCE_EXHAUSTED,
-        `${this.self} serves at most ${this.maxUnlisted} unlisted consensus peers`,
-        { reason: 'too-many-unlisted-peers' },
+        `${this.self} serves at most ${this.maxFollowers} consensus peers that are no validators`,
+        { reason: 'too-many-followers' },
       );
     }
     // An unlisted peer opens the stream whichever id sorts first: this node cannot dial it.
@@ -858,6 +935,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
         { reason: 'listed-key-mismatch' },
       );
     }
+    this.certify(peer, ctx.peer.transportKey);
     if (!this.table.has(peer) && !this.isDiscovered(peer, ctx.peer.transportKey)) {
       // Admitted by the allow check but not listed: this node cannot dial it.
       this.metrics.hellos.inc({ outcome: 'unlisted' });

@@ -124,7 +124,7 @@ export function parseDiscoveredPeers(
   if (peers.length > max) {
     throw new ConsensusNetworkError(
       ConsensusNetworkErrorCode.TOO_MANY_PEERS,
-      `${peers.length} discovered peers, at most ${max} (the unlisted policy's maxPeers)`,
+      `${peers.length} discovered peers, at most ${max} (the unlisted policy's maxDiscoveredPeers)`,
       { count: peers.length, max },
     );
   }

@@ -1,3 +1,4 @@
+import { Fifo } from '../../codec/fifo.js';
 import type { GossipMessage } from '../driver/ports.js';
 
 export type GossipKind = GossipMessage['kind'];
@@ -16,22 +17,30 @@ export interface SendQueueLimits {
 }
 
 /**
- * The messages waiting for one peer's stream to drain, bounded by count and bytes. When full,
- * the oldest vote, transaction or status message goes first: consensus tolerates their loss
- * (drivers re-broadcast votes and status, the mempool re-gossips), whereas a lost proposal costs
- * a round. Proposals are dropped only when nothing else is left to drop. Order is FIFO across
- * kinds: each entry keeps its arrival number and `shift` takes the older of the two heads.
+ * The messages waiting for one peer's stream to drain, bounded by count and bytes.
+ *
+ * Consensus messages (proposals, votes, status) go out before transaction gossip: they are few
+ * and small, and a vote that waits behind megabytes of `txs` batches on a slow link misses its
+ * round. Among consensus messages the order is FIFO (each entry keeps its arrival number and
+ * `shift` takes the older of the two heads); `txs` batches go, in order, when none is queued.
+ *
+ * When full, the oldest transaction batch goes first, then the oldest vote or status message,
+ * and a proposal only when nothing else is left: a lost batch is gossiped again by its origin
+ * node (src/node/tx-gossip.ts), drivers re-broadcast their votes and status every gossip period
+ * while a height lasts, whereas a lost proposal costs a round.
  */
 export class GossipSendQueue {
   private readonly proposals = new Fifo<Entry>();
-  private readonly others = new Fifo<Entry>();
+  /** Votes and status messages. */
+  private readonly control = new Fifo<Entry>();
+  private readonly txs = new Fifo<Entry>();
   private bytes = 0;
   private next = 0;
 
   constructor(private readonly limits: SendQueueLimits) {}
 
   get length(): number {
-    return this.proposals.length + this.others.length;
+    return this.proposals.length + this.control.length + this.txs.length;
   }
 
   get byteLength(): number {
@@ -43,72 +52,46 @@ export class GossipSendQueue {
     const dropped: QueuedGossip[] = [];
     if (item.bytes.length > this.limits.maxBytes) return [item];
     const entry: Entry = { item, order: this.next++ };
-    (item.kind === 'proposal' ? this.proposals : this.others).push(entry);
+    this.fifoOf(item.kind).push(entry);
     this.bytes += item.bytes.length;
     while (this.length > this.limits.maxMessages || this.bytes > this.limits.maxBytes) {
-      const victim = this.others.length > 0 ? this.others.shift() : this.proposals.shift();
-      if (!victim) break;
+      const victim = this.txs.shift() ?? this.control.shift() ?? (this.proposals.shift() as Entry);
       this.bytes -= victim.item.bytes.length;
       dropped.push(victim.item);
     }
     return dropped;
   }
 
-  /** The oldest queued message. */
+  /** The next message to send: the oldest consensus message, else the oldest `txs` batch. */
   shift(): QueuedGossip | undefined {
     const proposal = this.proposals.peek();
-    const other = this.others.peek();
+    const control = this.control.peek();
     const from =
-      proposal && (!other || proposal.order < other.order)
+      proposal && (!control || proposal.order < control.order)
         ? this.proposals
-        : other
-          ? this.others
-          : null;
-    const entry = from?.shift();
+        : control
+          ? this.control
+          : this.txs;
+    const entry = from.shift();
     if (!entry) return undefined;
     this.bytes -= entry.item.bytes.length;
     return entry.item;
   }
 
-  /** Empties the queue, returning what it held (oldest first). */
+  /** Empties the queue, returning what it held (in `shift` order). */
   clear(): QueuedGossip[] {
     const all: QueuedGossip[] = [];
     for (let item = this.shift(); item; item = this.shift()) all.push(item);
     return all;
+  }
+
+  private fifoOf(kind: GossipKind): Fifo<Entry> {
+    if (kind === 'proposal') return this.proposals;
+    return kind === 'txs' ? this.txs : this.control;
   }
 }
 
 interface Entry {
   readonly item: QueuedGossip;
   readonly order: number;
-}
-
-/** An array-backed FIFO with O(1) amortized push and shift. */
-class Fifo<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    // Compact once the consumed prefix dominates, so memory follows the live length.
-    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
 }

@@ -4,14 +4,16 @@ import type { GossipMessage } from '../../../src/consensus/driver/ports.js';
 import {
   ConsensusNetworkError,
   ConsensusNetworkErrorCode,
+  DEFAULT_MAX_DISCOVERED_PEERS,
   type DiscoveredPeerConfig,
 } from '../../../src/consensus/net/index.js';
-import { bytesEqual } from '../../../src/crypto/bytes.js';
+import { bytesEqual, toHex } from '../../../src/crypto/bytes.js';
 import { StoqErrorCode } from '../../../src/stoq/errors.js';
 import {
   Cluster,
   formatAddress,
   metricValue,
+  status,
   syncedBlocks,
   until,
   type RunningEndpoint,
@@ -27,7 +29,15 @@ import {
 let cluster: Cluster;
 
 before(async () => {
-  cluster = await Cluster.create('memory', ['a', 'b', 'm', 'z']);
+  cluster = await Cluster.create('memory', [
+    'a',
+    'b',
+    'm',
+    'x',
+    'z',
+    { name: 'f1', role: 'node' },
+    { name: 'f2', role: 'node' },
+  ]);
 });
 
 after(async () => {
@@ -72,7 +82,7 @@ describe('discovered consensus peers (memory transport)', { timeout: 20_000 }, (
       blocks: syncedBlocks(3),
     });
     const a = cluster.network(await cluster.endpoint('a'), [], { unlisted: policy });
-    assert.equal(a.network.maxDiscoveredPeers, 16);
+    assert.equal(a.network.maxDiscoveredPeers, DEFAULT_MAX_DISCOVERED_PEERS);
     // "a" sorts first: it opens the stream, as it would to a listed peer.
     assert.deepEqual(a.network.setDiscoveredPeers([discovered(z)]), {
       added: ['z'],
@@ -178,12 +188,12 @@ describe('discovered consensus peers (memory transport)', { timeout: 20_000 }, (
     await z.network.close();
   });
 
-  it('refuses a stream from a certificate with a discovered peer’s name but another key', async () => {
-    const policy = { isValidator: () => true };
+  it('refuses a stream from a certificate with a discovered peer’s name but another key that is no validator’s', async () => {
+    const policy = { isValidator: (key: Uint8Array) => !bytesEqual(key, keyOf('m')) };
     const m = await cluster.endpoint('m');
     const a = cluster.network(await cluster.endpoint('a'), [], { unlisted: policy });
-    // The catalog says m's key is b's: the real m (its own key) is not that peer, and taken as
-    // an unlisted one it could replace the discovered peer's stream.
+    // The catalog says m's key is b's: the real m (its own key, a follower's) is not that peer,
+    // and taken as an unlisted one it could replace the discovered peer's stream.
     a.network.setDiscoveredPeers([discovered(m, keyOf('b'))]);
     const mNode = cluster.network(m, [a]);
     await until(
@@ -200,33 +210,80 @@ describe('discovered consensus peers (memory transport)', { timeout: 20_000 }, (
     await a.network.close();
   });
 
-  it('reserves a slot of maxPeers for each discovered peer', async () => {
-    const policy = { isValidator: () => true, maxPeers: 1 };
-    const z = await cluster.endpoint('z');
+  it('takes the real validator whose name another validator holds in the catalog, and keeps its stream when discovery drops the entry', async () => {
+    // Any validator key may register an unowned `hypermesh-node/m`: b did, so a discovered m
+    // with b's key at b's address. The certificate, not the catalog, says who m is.
+    const policy = { isValidator: () => true };
+    const b = await cluster.endpoint('b');
     const a = cluster.network(await cluster.endpoint('a'), [], { unlisted: policy });
-    a.network.setDiscoveredPeers([discovered(z)]);
-    // m lists a; it is told to open the stream itself, but the one slot is z's.
+    a.network.setDiscoveredPeers([{ ...discovered(b), id: 'm' }]);
     const m = cluster.network(await cluster.endpoint('m'), [a]);
     await until(
+      () => a.network.peers().includes('m') && m.network.peers().includes('a'),
+      'the real m to connect to a',
+    );
+    assert.ok(bytesEqual(a.network.peerKey('m') as Uint8Array, keyOf('m')));
+    // What the certificates told a: m's key is m's, and dialling "m" at b's address met b.
+    assert.equal(a.network.certifiedNames().get(toHex(keyOf('m'))), 'm');
+    await until(
+      () => a.network.certifiedNames().get(toHex(keyOf('b'))) === 'b',
+      'a to learn b’s name from dialling the catalog’s address',
+    );
+    // Discovery leaves the entry out from then on; the real m's stream is not the entry's.
+    assert.deepEqual(a.network.setDiscoveredPeers([]), { added: [], removed: ['m'] });
+    assert.deepEqual(a.network.peers(), ['m']);
+    a.network.send('m', status(2));
+    await until(
+      () => m.received.some((entry) => entry.peer === 'a' && entry.message.kind === 'status'),
+      'a’s status to reach m on the stream it kept',
+    );
+    await m.network.close();
+    await a.network.close();
+    await b.stop();
+  });
+
+  it('takes every validator’s stream past any number of discovered peers and a full follower quota; refuses followers beyond maxFollowers', async () => {
+    const validators = new Set([toHex(keyOf('x'))]);
+    const policy = {
+      isValidator: (key: Uint8Array) => validators.has(toHex(key)),
+      maxFollowers: 1,
+    };
+    const a = cluster.network(await cluster.endpoint('a'), [], { unlisted: policy });
+    // 17 other validators that joined, found in the catalog (they need not be up): more than
+    // the 16 discovered peers a node used to take, which also took every unlisted slot.
+    const joined = Array.from({ length: 17 }, (_, index) => ({
+      id: `j${String(index).padStart(2, '0')}`,
+      address: `nowhere-${index}.test:1`,
+      publicKey: new Uint8Array(32).fill(index + 1),
+    }));
+    assert.equal(a.network.setDiscoveredPeers(joined).added.length, 17);
+    const f1 = cluster.network(await cluster.endpoint('f1'), [a]);
+    await until(() => a.network.peers().includes('f1'), 'a to take the first follower');
+    const f2 = cluster.network(await cluster.endpoint('f2'), [a]);
+    await until(
       () =>
-        m.logger.lines.some(
+        f2.logger.lines.some(
           (line) =>
             line.message === 'cannot open gossip stream' &&
             line.fields.code === StoqErrorCode.RESOURCE_EXHAUSTED,
         ),
-      'a to refuse m',
+      'a to refuse the second follower',
     );
-    assert.deepEqual(a.network.peers(), []);
-    await m.network.close();
-    await a.network.close();
-    await z.stop();
+    // x, a validator a neither lists nor discovered, lists a: a takes it all the same.
+    const x = cluster.network(await cluster.endpoint('x'), [a]);
+    await until(
+      () => a.network.peers().includes('x') && x.network.peers().includes('a'),
+      'a to take the validator x',
+    );
+    assert.deepEqual(a.network.peers(), ['f1', 'x']);
+    for (const node of [x, f2, f1, a]) await node.network.close();
   });
 
   it('refuses bad sets whole, changing nothing', async () => {
     const b = await cluster.endpoint('b');
     const z = await cluster.endpoint('z');
     const a: TestNode = cluster.network(await cluster.endpoint('a'), [b], {
-      unlisted: { isValidator: () => true, maxPeers: 2 },
+      unlisted: { isValidator: () => true, maxDiscoveredPeers: 2 },
     });
     a.network.setDiscoveredPeers([discovered(z)]);
     const good = discovered(z);

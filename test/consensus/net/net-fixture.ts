@@ -91,6 +91,7 @@ function observed(network: StoqConsensusNetwork): StoqConsensusNetwork {
     setDiscoveredPeers: (peers) => network.setDiscoveredPeers(peers),
     discoveredPeers: () => network.discoveredPeers(),
     maxDiscoveredPeers: network.maxDiscoveredPeers,
+    certifiedNames: () => network.certifiedNames(),
     acceptedPeers: () => network.acceptedPeers(),
   };
 }

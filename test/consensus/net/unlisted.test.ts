@@ -140,8 +140,9 @@ describe('unlisted consensus peers (memory transport)', { timeout: 20_000 }, () 
     );
   });
 
-  it('refuses more unlisted peers than maxPeers, and clients whatever the policy', async () => {
-    const policy = { isValidator: () => true, maxPeers: 1 };
+  it('refuses more followers than maxFollowers, never a validator, and clients whatever the policy', async () => {
+    const bKey = cluster.identity('b').transportKey.publicKey;
+    const policy = { isValidator: (key: Uint8Array) => bytesEqual(key, bKey), maxFollowers: 1 };
     const a = cluster.network(await cluster.endpoint('a'), [], { unlisted: policy });
     const first = cluster.network(await cluster.endpoint('joiner'), [a]);
     await until(() => a.network.peers().includes('joiner'), 'a to accept the first');
@@ -153,10 +154,15 @@ describe('unlisted consensus peers (memory transport)', { timeout: 20_000 }, () 
             line.message === 'cannot open gossip stream' &&
             line.fields.code === StoqErrorCode.RESOURCE_EXHAUSTED,
         ),
-      'a to refuse the second unlisted peer',
+      'a to refuse the second follower',
     );
     assert.deepEqual(a.network.peers(), ['joiner']);
     assert.deepEqual(first.network.peers(), ['a']);
+    // The follower quota is full, but b's key is a validator's: a takes its stream.
+    const b = cluster.network(await cluster.endpoint('b'), [a]);
+    await until(() => a.network.peers().includes('b'), 'a to accept the validator b');
+    assert.deepEqual(a.network.peers(), ['b', 'joiner']);
+    await b.network.close();
 
     const spy: RunningEndpoint = await cluster.endpoint('spy');
     const session = await spy.endpoint.connect(a.address);
@@ -183,7 +189,7 @@ describe('unlisted consensus peers (memory transport)', { timeout: 20_000 }, () 
 
   it('forgets unlisted peers whose stream ended, and labels their metrics `<unlisted>`', async () => {
     // a dials b (it sorts first), so b remembers having accepted a's stream.
-    const policy = { isValidator: () => false, maxPeers: 2 };
+    const policy = { isValidator: () => false, maxFollowers: 2 };
     const [aEndpoint, bEndpoint] = await Promise.all([
       cluster.endpoint('a'),
       cluster.endpoint('b'),
