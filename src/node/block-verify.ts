@@ -1,8 +1,7 @@
-import { setTimeout as delay } from 'node:timers/promises';
+import { setTimeout as delay, setImmediate as nextTurn } from 'node:timers/promises';
 import { toHex } from '../crypto/bytes.js';
 import { defaultFalcon } from '../crypto/falcon.js';
 import { stampOf } from '../consensus/application/index.js';
-import { ConsensusError } from '../consensus/errors.js';
 import { genesisHash, genesisHeightContext, type GenesisDocument } from '../consensus/genesis.js';
 import {
   nextHeightSchedules,
@@ -13,16 +12,14 @@ import { blockHash } from '../consensus/messages.js';
 import type { NodeRpcClient } from '../consensus/net/index.js';
 import { verifyCommittedBlock, type BlockProofVerdict } from '../consensus/pos/index.js';
 import { WorkFailure } from '../consensus/proof/index.js';
-import { checkSetHandover } from '../consensus/set-handover.js';
-import { decodeValidatorUpdates } from '../consensus/validator-updates.js';
-import type { ValidatorSet, ValidatorSetUpdate } from '../consensus/validator-set.js';
-import { pqSignatureVerifier } from '../consensus/verify.js';
+import type { ValidatorSet } from '../consensus/validator-set.js';
 import type { Block, QuorumCertificate } from '../consensus/types.js';
 import { decodeBlock, decodeQuorumCertificate } from '../consensus/wire.js';
 import { EMPTY_STATE_ROOT, StateWitnessError } from '../storage/index.js';
 import { StoqError } from '../stoq/index.js';
 import { executeWithWitness } from './block-witness.js';
 import { CliError } from './cli-error.js';
+import { followSetTrail, highestPossibleHeight } from './validator-set-trail.js';
 import { genesisApplication } from './validator-node.js';
 
 /**
@@ -147,17 +144,6 @@ type DerivedContext =
     }
   | { readonly context: null; readonly trust: UntrustedSet };
 
-function decodeUpdatesOf(height: number, bytes: Uint8Array): ValidatorSetUpdate[] {
-  try {
-    return decodeValidatorUpdates(bytes);
-  } catch (error) {
-    throw new CliError(
-      `the node sent validator updates of block ${height} that do not decode: ${(error as Error).message}`,
-      1,
-    );
-  }
-}
-
 /** The schedules every node derives for a height, and the set that decided the height before. */
 export interface ReplayedSchedules {
   readonly schedules: HeightSchedules;
@@ -166,16 +152,23 @@ export interface ReplayedSchedules {
   readonly trust: ValidatorSetTrust;
 }
 
+/** Schedule steps between two turns of the event loop while the proposer order is replayed. */
+const SCHEDULE_STEPS_PER_TURN = 10_000;
+
 /**
  * The height schedules (validator set and proposer order) of `height` as every node derives
  * them (driver/chain.ts, height-context.ts): from the genesis set, the schedule advanced once per
  * earlier height, with the validator updates each block returned taking effect two heights
- * later. The updates come from the node (the verifier has no application state), so each set
- * they produce is accepted only after the light-client check of `checkSetHandover` on the first
- * block it decides; `blockAt` supplies those blocks (fetched from the node, hashed here, not
- * taken on its word). Cost: `validatorUpdates` of heights 1 .. height − 2 (one call per
- * `MAX_VALIDATOR_UPDATE_SPAN` heights), one schedule step per height, and one block and commit
- * check per change of the set. When `trust.ok` is false, `schedules` is the genesis context.
+ * later. The updates come from the node (the verifier has no application state), so first the
+ * set of every height is derived from them alone and each set they produce is accepted only
+ * after the light-client check of `checkSetHandover` on the first block it decides
+ * (`followSetTrail`, validator-set-trail.ts); `blockAt` supplies those blocks (fetched from the
+ * node, hashed here, not taken on its word). Only then is the proposer order replayed: its
+ * priorities change with every height (`nextHeightProposerSchedule`), so that part costs one
+ * schedule step per height, with the event loop free every `SCHEDULE_STEPS_PER_TURN` steps.
+ * Cost: `validatorUpdates` of heights 1 .. height − 2 (one call per `MAX_VALIDATOR_UPDATE_SPAN`
+ * heights), one block and commit check per change of the set, and the schedule steps. When
+ * `trust.ok` is false, `schedules` is the genesis context.
  */
 export async function replayValidatorSchedules(
   client: Pick<NodeRpcClient, 'validatorUpdates'>,
@@ -185,50 +178,28 @@ export async function replayValidatorSchedules(
 ): Promise<ReplayedSchedules> {
   const base = genesisHeightContext(genesis);
   const genesisSet = base.schedule.validators;
-  // Updates of block u decide height u + 2, so blocks 1 .. height − 2 matter.
-  const stored =
-    height > 2 ? await client.validatorUpdates(1, height - 2, { deadlineMs: 60_000 }) : [];
-  const updatesAt = new Map(stored.map((entry) => [entry.height, entry.bytes]));
-  const refused = (trust: ValidatorSetTrust): ReplayedSchedules => ({
-    schedules: base,
-    previousSet: genesisSet,
-    trust,
+  const trail = await followSetTrail({
+    client,
+    genesis,
+    from: { height: 1, validators: genesisSet },
+    height,
+    blockAt,
   });
-  const changes: number[] = [];
+  if (!trail.ok) {
+    const { ok, ...refusal } = trail;
+    return { schedules: base, previousSet: genesisSet, trust: { ok, ...refusal } };
+  }
+  const updatesAt = new Map(trail.updates.map((entry) => [entry.height, entry.updates]));
   let schedules: HeightSchedules = base;
   let previousSet = genesisSet;
   for (let h = 1; h < height; h++) {
-    const bytes = updatesAt.get(h);
-    let next: HeightSchedules;
-    try {
-      next = nextHeightSchedules(schedules, bytes === undefined ? [] : decodeUpdatesOf(h, bytes));
-    } catch (error) {
-      if (!(error instanceof ConsensusError)) throw error;
-      const message = `the validator updates the node reported for block ${h} cannot apply: ${error.message}`;
-      return refused({ ok: false, height: h, reason: 'updates-refused', message });
-    }
-    const set = next.schedule.validators;
-    if (set !== schedules.schedule.validators) {
-      const at = await blockAt(h + 1);
-      const refusal = checkSetHandover({
-        chainId: genesis.chainId,
-        requirePq: genesis.consensus.requirePq,
-        verifier: pqSignatureVerifier(defaultFalcon()),
-        trusted: schedules.schedule.validators,
-        next: set,
-        block: at.block,
-        commit: at.commit,
-      });
-      if (refusal !== undefined) {
-        const reason = String(refusal.detail.reason);
-        return refused({ ok: false, height: h + 1, reason, message: refusal.message });
-      }
-      changes.push(h + 1);
-    }
+    // The updates applied to the same sets in `followSetTrail`, so they apply here too.
+    const next = nextHeightSchedules(schedules, updatesAt.get(h) ?? []);
     previousSet = schedules.schedule.validators;
     schedules = next;
+    if (h % SCHEDULE_STEPS_PER_TURN === 0) await nextTurn();
   }
-  return { schedules, previousSet, trust: { ok: true, changes } };
+  return { schedules, previousSet, trust: { ok: true, changes: trail.changes } };
 }
 
 /**
@@ -331,6 +302,15 @@ export async function verifyBlockFromNode(
   options: VerifyBlockOptions = {},
 ): Promise<BlockVerifyReport> {
   const reexecute = options.reexecute ?? true;
+  // A node could serve any block at any height, and the proposer order is replayed over every
+  // height below it: a height the chain cannot have reached is refused before anything is asked.
+  const possible = highestPossibleHeight(genesis, Date.now());
+  if (height > possible) {
+    throw new CliError(
+      `block ${height} cannot exist yet: blocks are at least 1 ms apart, so the chain can be at most at height ${possible} (its genesis time and a day of clock error)`,
+      2,
+    );
+  }
   const target = await fetchCommittedBlock(client, height);
   const parent = height > 1 ? await fetchCommittedBlock(client, height - 1) : null;
   const derived = await contextFor(client, genesis, target, parent);

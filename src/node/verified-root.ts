@@ -6,31 +6,38 @@ import type { ValidatorSet } from '../consensus/validator-set.js';
 import { pqSignatureVerifier } from '../consensus/verify.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
 import { defaultFalcon, type FalconBackend } from '../crypto/falcon.js';
-import {
-  fetchCommittedBlock,
-  replayValidatorSchedules,
-  type FetchedBlock,
-} from './block-verify.js';
+import { fetchCommittedBlock, type FetchedBlock } from './block-verify.js';
 import { CliError } from './cli-error.js';
+import {
+  followSetTrail,
+  highestPossibleHeight,
+  type TrustedSetAnchor,
+} from './validator-set-trail.js';
 
 /**
  * A state root a node names is trusted only once the validator quorum is seen to commit it
  * (docs/discovery.md, "Proven answers"; docs/application.md, "Queries"). Blocks are executed
  * immediately (docs/consensus-proof.md): the state a query answers at height H is the state
  * after block H, and its root is `appStateRoot` of block H's own header. So for an answer
- * (H, R) the check fetches block H and its commit from the node and requires
+ * (H, R) the check refuses an H the chain cannot have reached yet (`highestPossibleHeight`),
+ * fetches block H and its commit from the node and requires
  *
  *   1. the header to be of the genesis chain and of height H,
  *   2. `header.appStateRoot` = R,
  *   3. the validator set of height H: the genesis set when the header names it (no extra
- *      request), otherwise the set `hypermesh block verify` derives — the node's validator
- *      updates replayed from genesis, each change accepted by the light-client rule
- *      (`replayValidatorSchedules`, consensus/set-handover.ts) — and the header must name it,
+ *      request), otherwise the set derived from the nearest lower height already verified (or
+ *      the genesis) and the node's validator updates in between, each change accepted by the
+ *      light-client rule (`followSetTrail`, validator-set-trail.ts; consensus/set-handover.ts)
+ *      — and the header must name it,
  *   4. the commit to be a quorum certificate of the header by that set: precommits of more than
  *      2/3 of its power, Ed25519 and (when the genesis requires it) FALCON-1024, checked by the
  *      engine's own `checkQuorumCertificate`.
  *
- * Verified roots are cached by height, so every read of one command at one height pays once.
+ * Verified headers (with their sets, the handover blocks' too) are cached by height, so every
+ * read of one command at one height pays once and a later height starts its set derivation from
+ * them. The cache may be shared by the checkers of several nodes: only verified headers go in,
+ * and a check under way is the node's own, so no node can make another's check wait for, or
+ * fail with, its answers.
  */
 
 /** Typed codes of the refusals (shown in brackets after the message). */
@@ -90,16 +97,24 @@ export interface CommittedHeader {
   readonly appStateRoot: Uint8Array;
   /** `header.time` (ms since the epoch), committed with the header. */
   readonly time: number;
+  /** The validator set of height H, whose commit of the header was checked. */
+  readonly validators: ValidatorSet;
 }
 
-/** Verified headers by height: shared by every node a command asks (they are the chain's). */
-export type VerifiedRootCache = Map<number, Promise<CommittedHeader>>;
+/**
+ * Verified headers by height: shared by every node a command asks (they are the chain's,
+ * whichever node sent them). Only headers whose commit checked out are in it.
+ */
+export type VerifiedRootCache = Map<number, CommittedHeader>;
 
 /**
  * Heights a cache keeps by default: a long-lived checker (a node following a discovery catalog)
  * meets a new height with every block, so the cache forgets the heights it took in first.
  */
 export const DEFAULT_MAX_VERIFIED_ROOTS = 256;
+
+/** Time (ms) one check may spend deriving the validator set of its height (`followSetTrail`). */
+export const DEFAULT_SET_TRAIL_DEADLINE_MS = 60_000;
 
 export interface CommittedRootsOptions {
   readonly falcon?: FalconBackend;
@@ -110,6 +125,10 @@ export interface CommittedRootsOptions {
    * taken in first is forgotten (asked again if it is read again).
    */
   readonly maxCached?: number;
+  /** Time (ms) one check may spend deriving its height's set (default 60 s). */
+  readonly setTrailDeadlineMs?: number;
+  /** The clock (ms since the epoch) heights are judged possible by (default `Date.now`). */
+  readonly now?: () => number;
 }
 
 export class CommittedRoots {
@@ -117,6 +136,10 @@ export class CommittedRoots {
   private readonly falcon: FalconBackend;
   private readonly cache: VerifiedRootCache;
   private readonly maxCached: number;
+  private readonly setTrailDeadlineMs: number;
+  private readonly now: () => number;
+  /** Checks under way, of this node's answers only (see the module comment). */
+  private readonly pending = new Map<number, Promise<CommittedHeader>>();
 
   constructor(
     private readonly node: CommittedBlockSource,
@@ -127,6 +150,8 @@ export class CommittedRoots {
     this.falcon = options.falcon ?? defaultFalcon();
     this.cache = options.cache ?? new Map();
     this.maxCached = options.maxCached ?? DEFAULT_MAX_VERIFIED_ROOTS;
+    this.setTrailDeadlineMs = options.setTrailDeadlineMs ?? DEFAULT_SET_TRAIL_DEADLINE_MS;
+    this.now = options.now ?? Date.now;
     if (!(Number.isSafeInteger(this.maxCached) && this.maxCached >= 1)) {
       throw new RangeError(`maxCached must be a positive integer, got ${this.maxCached}`);
     }
@@ -161,24 +186,47 @@ export class CommittedRoots {
   }
 
   private committed(height: number): Promise<CommittedHeader> {
-    let committed = this.cache.get(height);
-    if (committed === undefined) {
-      committed = this.committedHeader(height);
-      this.cache.set(height, committed);
-      for (const oldest of this.cache.keys()) {
-        if (this.cache.size <= this.maxCached) break;
-        this.cache.delete(oldest);
-      }
+    const verified = this.cache.get(height);
+    if (verified !== undefined) return Promise.resolve(verified);
+    let pending = this.pending.get(height);
+    if (pending === undefined) {
       // A refusal is not remembered: the next read asks again (perhaps another node).
-      committed.catch(() => {
-        if (this.cache.get(height) === committed) this.cache.delete(height);
-      });
+      pending = this.committedHeader(height).finally(() => this.pending.delete(height));
+      this.pending.set(height, pending);
     }
-    return committed;
+    return pending;
   }
 
-  /** Block `height`'s state root and time, after its header and commit verified. */
+  /** Keeps a verified header, forgetting the one taken in first past `maxCached`. */
+  private remember(height: number, header: CommittedHeader): void {
+    if (this.cache.has(height)) return;
+    this.cache.set(height, header);
+    for (const oldest of this.cache.keys()) {
+      if (this.cache.size <= this.maxCached) break;
+      this.cache.delete(oldest);
+    }
+  }
+
+  /** The verified set of the highest height below `height` in the cache, else the genesis set. */
+  private anchorBelow(height: number): TrustedSetAnchor {
+    let anchor: TrustedSetAnchor = { height: 1, validators: this.genesisSet };
+    for (const [at, header] of this.cache) {
+      if (at < height && at > anchor.height) anchor = { height: at, validators: header.validators };
+    }
+    return anchor;
+  }
+
+  /** Block `height`'s state root, time and set, after its header and commit verified. */
   private async committedHeader(height: number): Promise<CommittedHeader> {
+    const possible = highestPossibleHeight(this.genesis, this.now());
+    if (height > possible) {
+      throw new CommittedRootError(
+        CommittedRootErrorCode.BLOCK_UNAVAILABLE,
+        height,
+        `no block of this chain can have that height yet: blocks are at least 1 ms apart, so the chain can be at most at height ${possible} (its genesis time and a day of clock error)`,
+        { highestPossible: possible },
+      );
+    }
     const target = await this.fetch(height);
     const { header } = target.block;
     if (header.chainId !== this.genesis.chainId) {
@@ -207,31 +255,48 @@ export class CommittedRoots {
         { ...refusal.detail },
       );
     }
-    return { appStateRoot: header.appStateRoot, time: header.time };
+    const committed = { appStateRoot: header.appStateRoot, time: header.time, validators };
+    this.remember(height, committed);
+    return committed;
   }
 
   /** The set that decides the block's height (see the module comment, step 3). */
   private async validatorSetOf(target: FetchedBlock): Promise<ValidatorSet> {
     const { height, validatorsHash } = target.block.header;
     if (bytesEqual(validatorsHash, this.genesisSet.hash)) return this.genesisSet;
-    const replayed = await replayValidatorSchedules(this.node, this.genesis, height, (at) =>
-      at === height ? Promise.resolve(target) : this.fetch(at),
-    ).catch((error: unknown) => {
+    const from = this.anchorBelow(height);
+    const trail = await followSetTrail({
+      client: this.node,
+      genesis: this.genesis,
+      from,
+      height,
+      blockAt: (at) => (at === height ? Promise.resolve(target) : this.fetch(at)),
+      falcon: this.falcon,
+      deadlineMs: this.setTrailDeadlineMs,
+      now: this.now,
+      // A handover block that checked out is a verified header too, and a later anchor.
+      onHandover: ({ block }, validators) => {
+        const at = block.header.height;
+        if (at === height || block.header.chainId !== this.genesis.chainId) return;
+        const { appStateRoot, time } = block.header;
+        this.remember(at, { appStateRoot, time, validators });
+      },
+    }).catch((error: unknown) => {
       if (error instanceof CommittedRootError) throw error;
       throw new CommittedRootError(
         CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED,
         height,
-        `the validator updates of blocks 1..${height - 2}: ${(error as Error).message}`,
+        `the validator updates of blocks ${Math.max(1, from.height - 1)}..${height - 2}: ${(error as Error).message}`,
       );
     });
-    if (!replayed.trust.ok) {
+    if (!trail.ok) {
       throw new CommittedRootError(
         CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED,
         height,
-        `the validator set of height ${height} cannot be trusted (${replayed.trust.reason} at height ${replayed.trust.height}): ${replayed.trust.message}`,
+        `the validator set of height ${height} cannot be trusted (${trail.reason} at height ${trail.height}): ${trail.message}`,
       );
     }
-    const set = replayed.schedules.schedule.validators;
+    const set = trail.validators;
     if (!bytesEqual(validatorsHash, set.hash)) {
       throw new CommittedRootError(
         CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED,

@@ -13,6 +13,8 @@ import {
   formatBlockVerify,
   verifyBlockFromNode,
 } from '../../src/node/block-verify.js';
+import { CliError } from '../../src/node/cli-error.js';
+import { highestPossibleHeight } from '../../src/node/validator-set-trail.js';
 import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import {
   makeTestChain,
@@ -364,5 +366,67 @@ describe('block verify when the genesis does not require FALCON-1024', () => {
     assert.deepEqual(report.commitSignatures, { precommits: 4, falcon: 4, requirePq: true });
     const line = formatBlockVerify(report, 'node-1').find((entry) => entry.startsWith('  stake '));
     assert.match(line ?? '', /stake +ok +full +PoStake: .*, Ed25519 \+ FALCON-1024$/);
+  });
+});
+
+describe('block verify of a far height', () => {
+  it('refuses a height the chain cannot have reached yet, asking the node nothing', async () => {
+    const possible = highestPossibleHeight(chain.genesis, Date.now());
+    let asked = 0;
+    const client = {
+      getBlock: async () => {
+        asked++;
+        throw new StoqError(StoqErrorCode.NOT_FOUND, 'no such block');
+      },
+      validatorUpdates: async () => {
+        asked++;
+        return [];
+      },
+    } as unknown as NodeRpcClient;
+    for (const height of [Number.MAX_SAFE_INTEGER, possible + 1_000_000]) {
+      await assert.rejects(
+        verifyBlockFromNode(client, chain.genesis, height),
+        (error: unknown) =>
+          error instanceof CliError &&
+          new RegExp(`^block ${height} cannot exist yet: blocks are at least 1 ms apart`).test(
+            error.message,
+          ),
+      );
+    }
+    assert.equal(asked, 0);
+  });
+
+  it('replays the proposer order of the heights below with the event loop turning', async () => {
+    // Any block of height 30,001 (and its parent): the order of 30,000 heights is replayed
+    // before the block is checked against it.
+    const height = 30_001;
+    const at = (h: number) => ({
+      block: { ...block, header: { ...block.header, height: h } },
+      commit,
+    });
+    const node = chainNode(
+      new Uint8Array(0),
+      new Map([
+        [height - 1, at(height - 1)],
+        [height, at(height)],
+      ]),
+      [],
+    );
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    let report: Awaited<ReturnType<typeof verifyBlockFromNode>>;
+    try {
+      report = await verifyBlockFromNode(node.client, chain.genesis, height, { reexecute: false });
+    } finally {
+      spinning = false;
+    }
+    assert.equal(report.status, 'invalid');
+    // One turn per 10,000 heights replayed (and one per window of updates asked for).
+    assert.ok(turns >= 3, `the event loop turned ${turns} times`);
   });
 });

@@ -13,6 +13,7 @@ import {
   CommittedRootErrorCode,
   CommittedRoots,
   withCommittedRoots,
+  type CommittedBlockSource,
   type VerifiedRootCache,
 } from '../../src/node/verified-root.js';
 import { readZones } from '../../src/node/dns-tools.js';
@@ -71,6 +72,45 @@ describe('verified state root', () => {
     const three = randomBytes(32);
     await node.commit(6, three, { signers: node.chain.validators.slice(1) });
     await roots.check(6, three);
+  });
+
+  it("shares only verified headers between nodes: a lying or stalling node's check is its own", async () => {
+    const root = randomBytes(32);
+    await node.commit(70, root);
+    // Nodes that answer a query with the genuine (70, root), then lie or stall on the block.
+    const garbage: CommittedBlockSource = {
+      getBlock: (height) =>
+        Promise.resolve({ height, block: Uint8Array.of(1, 2, 3), commit: Uint8Array.of(4) }),
+      validatorUpdates: () => Promise.resolve([]),
+    };
+    const stall: CommittedBlockSource = {
+      getBlock: () => new Promise<never>(() => undefined),
+      validatorUpdates: () => Promise.resolve([]),
+    };
+
+    // One cache for every node, as an operator session and the revocation check keep it.
+    let cache: VerifiedRootCache = new Map();
+    node.fetched.length = 0;
+    const [lied, honest] = await Promise.allSettled([
+      new CommittedRoots(garbage, node.chain.genesis, { cache }).check(70, root),
+      new CommittedRoots(node, node.chain.genesis, { cache }).check(70, root),
+    ]);
+    assert.equal(lied.status, 'rejected');
+    refused(CommittedRootErrorCode.BLOCK_UNAVAILABLE, 70)((lied as PromiseRejectedResult).reason);
+    assert.equal(honest.status, 'fulfilled', String((honest as PromiseRejectedResult).reason));
+    assert.deepEqual(node.fetched, [70], 'the honest node was asked for its own block');
+    // What the honest node proved is shared: the lying node's next check of 70 asks nothing.
+    await new CommittedRoots(garbage, node.chain.genesis, { cache }).check(70, root);
+
+    cache = new Map();
+    node.fetched.length = 0;
+    const stalled = new CommittedRoots(stall, node.chain.genesis, { cache }).check(70, root);
+    stalled.catch(() => undefined);
+    const checked = new CommittedRoots(node, node.chain.genesis, { cache }).check(70, root);
+    // Asked at once, not after the stalling node's check (which never ends).
+    assert.deepEqual(node.fetched, [70]);
+    await checked;
+    assert.deepEqual(cache.get(70)?.appStateRoot, Uint8Array.from(root));
   });
 
   it("gives the committed header's time, verified once with its root", async () => {
