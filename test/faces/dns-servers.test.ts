@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { SchemaError } from '../../src/codec/schema.js';
 import { DnsServerError, DnsServerErrorCode, startDnsServers } from '../../src/faces/dns/index.js';
 import type { DnsServers } from '../../src/faces/dns/index.js';
-import { decodeMessage } from '../../src/trustchain/dns/index.js';
+import { MemoryZone, ZoneSet, decodeMessage, parseRecord } from '../../src/trustchain/dns/index.js';
 import { withDeadline } from '../helpers/wait.js';
 import {
   TcpClient,
@@ -37,6 +37,7 @@ const skipDig = !digPresent && !inCi ? 'dig is not installed (Debian bind9-dnsut
 
 const A = 1;
 const AAAA = 28;
+const TXT = 16;
 const ANY = 255;
 
 describe('UDP and TCP DNS servers', () => {
@@ -440,6 +441,89 @@ describe('TCP connection slots', () => {
       await servers.close();
     }
   });
+  it('at the limit, evicts a connection whose client takes none of its answers', async () => {
+    // ~52 KB answers: one read of queries asks for far more than the kernel buffers between
+    // the sockets hold, so once the client stops reading, the server's writes never complete
+    // (the connection is busy from its first answer on, never idle again).
+    const zones = new ZoneSet([
+      MemoryZone.build('stall.test.', [
+        parseRecord({
+          name: 'stall.test.',
+          type: 'SOA',
+          ttl: 60,
+          data: {
+            mname: 'ns.stall.test.',
+            rname: 'h.stall.test.',
+            serial: 1,
+            refresh: 60,
+            retry: 60,
+            expire: 60,
+            minimum: 60,
+          },
+        }),
+        parseRecord({ name: 'stall.test.', type: 'NS', ttl: 60, data: { host: 'ns.stall.test.' } }),
+        ...Array.from({ length: 200 }, (_, i) =>
+          parseRecord({
+            name: 'big.stall.test.',
+            type: 'TXT',
+            ttl: 60,
+            data: { strings: [`${i}`.padEnd(250, '.')] },
+          }),
+        ),
+        parseRecord({
+          name: 'www.stall.test.',
+          type: 'A',
+          ttl: 60,
+          data: { address: '192.0.2.1' },
+        }),
+      ]),
+    ]);
+    const registry = new Registry();
+    const servers = await startDnsServers({
+      zones,
+      registry,
+      udp: [],
+      tcp: [{ host: '127.0.0.1', port: 0 }],
+      limits: { tcpIdleTimeoutMs: IDLE_MS, tcpMaxConnections: 1, tcpWriteStallMs: 1 },
+    });
+    const port = servers.tcp[0]!.port;
+    const clients: TcpClient[] = [];
+    try {
+      const stuck = await TcpClient.connect('127.0.0.1', port);
+      clients.push(stuck);
+      // It reads its first answer, then nothing more.
+      stuck.socket.once('frame', () => stuck.socket.pause());
+      const one = frame(query('big.stall.test.', TXT, 1));
+      stuck.socket.write(Buffer.concat(Array.from({ length: 400 }, () => one)));
+      await stuck.frameCount(1, 'the first answer');
+      // Newcomers are refused until its writes have made no progress for tcpWriteStallMs; each
+      // attempt ends with an answer or with the server closing it.
+      let newcomer: TcpClient | undefined;
+      for (let attempt = 0; newcomer === undefined && attempt < 2_000; attempt++) {
+        const client = await TcpClient.connect('127.0.0.1', port, '127.0.0.2');
+        clients.push(client);
+        client.socket.write(frame(query('www.stall.test.', A, 2)));
+        try {
+          await client.frameCount(1, 'a newcomer');
+          newcomer = client;
+        } catch {
+          client.destroy();
+        }
+      }
+      assert.ok(newcomer, 'a newcomer takes the slot of the stalled connection');
+      // Reading again (and dropping what it reads), the stalled client finds its connection cut.
+      stuck.socket.removeAllListeners('data');
+      stuck.socket.resume();
+      await withDeadline(stuck.closed, 10_000, 'the stalled connection is closed');
+      const text = await registry.metrics();
+      assert.equal(sample(text, 'hypermesh_dns_connections_evicted_total{transport="tcp"}'), 1);
+      assert.equal(sample(text, 'hypermesh_dns_connections_open{transport="tcp"}'), 1);
+    } finally {
+      for (const client of clients) client.destroy();
+      await servers.close();
+    }
+  });
+
   it('at the limit, evicts a connection the server is closing whose peer holds its side open', async () => {
     const registry = new Registry();
     const servers = await tcpServers({ tcpMaxConnections: 1 }, registry);

@@ -12,7 +12,7 @@ import type * as QuicConfig from '@matrixai/quic/config.js';
 import type Logger from '@matrixai/logger';
 import { answer } from '../../trustchain/dns/index.js';
 import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
-import { AddressSlots, clientAddressKey, takeSlot } from './connection-slots.js';
+import { AddressSlots, takeSlot } from './connection-slots.js';
 import type { IdleState } from './connection-slots.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
@@ -25,10 +25,10 @@ import type { BoundAddress, DnsServerLimits, DoqOptions, ListenAddress } from '.
  * Violations of §4.2 close the connection with DOQ_PROTOCOL_ERROR (§4.3.3).
  *
  * Connection slots are shared out as for TCP (docs/dns.md, "Limits"): at most
- * `doqMaxConnectionsPerAddress` per client address, and at `doqMaxConnections` the connection
- * idle longest makes room. A connection with no query stream open for `doqNoQueryTimeoutMs` is
- * closed with DOQ_NO_ERROR (§5.5): the QUIC idle timer alone would keep open, for ever, a
- * connection whose client only sends PINGs.
+ * `doqMaxConnectionsPerAddress` per client address and `doqMaxConnectionsPer48` per IPv6 /48,
+ * and at `doqMaxConnections` the connection idle longest makes room. A connection with no query
+ * stream open for `doqNoQueryTimeoutMs` is closed with DOQ_NO_ERROR (§5.5): the QUIC idle timer
+ * alone would keep open, for ever, a connection whose client only sends PINGs.
  */
 export interface DoqServer {
   readonly address: BoundAddress;
@@ -317,7 +317,10 @@ export async function startDoqServer(options: {
   const answerOptions = { transport: 'tcp', info } as const;
   const events = quic.events;
   const connections = new Set<DoqSlot>();
-  const perAddress = new AddressSlots(limits.doqMaxConnectionsPerAddress);
+  const perAddress = new AddressSlots(
+    limits.doqMaxConnectionsPerAddress,
+    limits.doqMaxConnectionsPer48,
+  );
 
   const protocolError = (connection: QUICConnection): void => {
     metrics.drop(Transport.doq, DropReason.badFrame);
@@ -410,7 +413,7 @@ export async function startDoqServer(options: {
 
   server.addEventListener(events.EventQUICServerConnection.name, (event: Event) => {
     const connection = (event as QuicEvents.EventQUICServerConnection).detail;
-    const address = clientAddressKey(connection.remoteHost);
+    const address = connection.remoteHost;
     const admitted = takeSlot(
       connections,
       perAddress,

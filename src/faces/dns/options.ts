@@ -45,6 +45,11 @@ export interface DnsServerLimits {
    */
   readonly tcpMaxConnectionsPerAddress: number;
   /**
+   * Open TCP connections the client addresses of one IPv6 /48 may hold per listener, together
+   * (a /48 holds 65,536 /64s); one more is closed at once. Default 128.
+   */
+  readonly tcpMaxConnectionsPer48: number;
+  /**
    * A TCP connection that completes no query for this long is closed (RFC 7766 §6.2.3). Partial
    * frames do not count as activity, so a client trickling bytes is closed too.
    */
@@ -54,6 +59,12 @@ export interface DnsServerLimits {
    * stops reading from that connection until they are written (a peer that never reads).
    */
   readonly tcpMaxPendingQueries: number;
+  /**
+   * A TCP connection whose client has taken none of its answers for this long (no write
+   * completed) counts as idle when a newcomer needs its slot at `tcpMaxConnections`, although
+   * answers are owed to it. Default 5,000.
+   */
+  readonly tcpWriteStallMs: number;
   /**
    * Open DoQ connections per listener. At the limit a new connection takes the slot of the one
    * idle longest (no query stream open), which is closed with DOQ_NO_ERROR; if every connection
@@ -65,6 +76,11 @@ export interface DnsServerLimits {
    * listener; one more is closed with DOQ_EXCESSIVE_LOAD. Default 32.
    */
   readonly doqMaxConnectionsPerAddress: number;
+  /**
+   * Open DoQ connections the client addresses of one IPv6 /48 may hold per listener, together;
+   * one more is closed with DOQ_EXCESSIVE_LOAD. Default 64.
+   */
+  readonly doqMaxConnectionsPer48: number;
   /** QUIC idle timeout of DoQ connections (RFC 9250 §5.5, RFC 9000 §10.1). */
   readonly doqIdleTimeoutMs: number;
   /**
@@ -91,10 +107,13 @@ export const DEFAULT_LIMITS: DnsServerLimits = {
   udpBatch: true,
   tcpMaxConnections: 512,
   tcpMaxConnectionsPerAddress: 32,
+  tcpMaxConnectionsPer48: 128,
   tcpIdleTimeoutMs: 10_000,
   tcpMaxPendingQueries: 64,
+  tcpWriteStallMs: 5_000,
   doqMaxConnections: 256,
   doqMaxConnectionsPerAddress: 32,
+  doqMaxConnectionsPer48: 64,
   doqIdleTimeoutMs: 30_000,
   doqNoQueryTimeoutMs: 10_000,
   doqMaxStreams: 64,
@@ -116,10 +135,13 @@ const limitsSchema = z.strictObject({
   udpBatch: z.boolean().optional(),
   tcpMaxConnections: positive(1_000_000).optional(),
   tcpMaxConnectionsPerAddress: positive(1_000_000).optional(),
+  tcpMaxConnectionsPer48: positive(1_000_000).optional(),
   tcpIdleTimeoutMs: positive(3_600_000).optional(),
   tcpMaxPendingQueries: positive(65_536).optional(),
+  tcpWriteStallMs: positive(3_600_000).optional(),
   doqMaxConnections: positive(1_000_000).optional(),
   doqMaxConnectionsPerAddress: positive(1_000_000).optional(),
+  doqMaxConnectionsPer48: positive(1_000_000).optional(),
   doqIdleTimeoutMs: positive(3_600_000).optional(),
   doqNoQueryTimeoutMs: positive(3_600_000).optional(),
   doqMaxStreams: positive(65_536).optional(),

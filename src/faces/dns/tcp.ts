@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { answer } from '../../trustchain/dns/index.js';
 import type { AnswerInfo, ZoneSource } from '../../trustchain/dns/index.js';
-import { AddressSlots, clientAddressKey, takeSlot } from './connection-slots.js';
+import { AddressSlots, takeSlot } from './connection-slots.js';
 import type { IdleState } from './connection-slots.js';
 import { DnsServerError, DnsServerErrorCode } from './errors.js';
 import { DropReason, Transport, type DnsMetrics } from './metrics.js';
@@ -19,8 +19,11 @@ import type { BoundAddress, DnsServerLimits, ListenAddress } from './options.js'
  * (which only complete queries reset) closes it.
  *
  * What one client can hold of the listener is bounded too: `tcpMaxConnectionsPerAddress`
- * connections, and at `tcpMaxConnections` a newcomer takes the slot of the connection idle
- * longest (docs/dns.md, "Limits"), so quiet connections kept open cannot lock others out.
+ * connections (and an IPv6 /48 `tcpMaxConnectionsPer48`), and at `tcpMaxConnections` a newcomer
+ * takes the slot of the connection idle longest (docs/dns.md, "Limits"), so quiet connections
+ * kept open cannot lock others out. A connection whose client has taken none of its answers for
+ * `tcpWriteStallMs` counts as idle: one that asks for large answers and never reads them would
+ * otherwise keep its slot until the idle timer.
  */
 export interface TcpServer {
   readonly address: BoundAddress;
@@ -47,6 +50,8 @@ class TcpConnection implements IdleState {
   private heldAt = 0;
   /** Answers handed to the socket whose write has not completed. */
   private pending = 0;
+  /** While `pending` > 0: when a write last completed, or the first of them was handed over. */
+  private progressAt = 0;
   private paused = false;
   private closing = false;
   /** When the last complete query arrived (or the connection opened). */
@@ -54,6 +59,7 @@ class TcpConnection implements IdleState {
   private readonly idle: NodeJS.Timeout;
   private readonly onWritten = (): void => {
     this.pending--;
+    this.progressAt = performance.now();
     if (this.pending === 0 && this.paused && !this.closing) this.resumeReading();
   };
 
@@ -80,6 +86,14 @@ class TcpConnection implements IdleState {
    */
   get busy(): boolean {
     return this.pending > 0 || this.held !== null;
+  }
+
+  /**
+   * Since when the client has taken none of the answers waiting (the socket's writes make no
+   * progress; reading is paused once they pile up); undefined when none waits.
+   */
+  get stalledSince(): number | undefined {
+    return this.pending > 0 ? this.progressAt : undefined;
   }
 
   /** Ends the connection once written answers are flushed (graceful close). */
@@ -160,6 +174,7 @@ class TcpConnection implements IdleState {
     framed[0] = response.length >>> 8;
     framed[1] = response.length & 0xff;
     framed.set(response, 2);
+    if (this.pending === 0) this.progressAt = started;
     this.pending++;
     const flowing = this.socket.write(framed, this.onWritten);
     metrics.answered(Transport.tcp, info, (performance.now() - started) / 1000);
@@ -217,7 +232,10 @@ export async function startTcpServer(options: {
     answerOptions: { transport: 'tcp', info },
   };
   const connections = new Set<TcpConnection>();
-  const perAddress = new AddressSlots(limits.tcpMaxConnectionsPerAddress);
+  const perAddress = new AddressSlots(
+    limits.tcpMaxConnectionsPerAddress,
+    limits.tcpMaxConnectionsPer48,
+  );
   let closing = false;
   const refuse = (socket: net.Socket): void => {
     metrics.connectionRefused(Transport.tcp);
@@ -226,8 +244,9 @@ export async function startTcpServer(options: {
   };
   const server = net.createServer((socket) => {
     if (closing) return refuse(socket);
-    const address = clientAddressKey(socket.remoteAddress ?? '');
-    // Idle means nothing is owed to it: no answer unwritten, no query held.
+    const address = socket.remoteAddress ?? '';
+    // Idle means nothing is owed to it (no answer unwritten, no query held), or its client has
+    // taken no answer for tcpWriteStallMs.
     const admitted = takeSlot(
       connections,
       perAddress,
@@ -237,6 +256,7 @@ export async function startTcpServer(options: {
         metrics.connectionEvicted(Transport.tcp);
         idlest.socket.destroy();
       },
+      performance.now() - limits.tcpWriteStallMs,
     );
     if (!admitted) return refuse(socket);
     const connection = new TcpConnection(socket, shared);

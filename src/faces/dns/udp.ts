@@ -12,8 +12,9 @@ import { startBatchedUdpServer, udpBatchCanServe } from './udp-batch.js';
  * DNS over UDP (RFC 1035 §4.2.1): one socket per address, one answer per datagram, from the
  * response cache (response-cache.ts) or the answer engine. Datagrams are received and sent in
  * batches by the native addon where it is built (udp-batch.ts), else one at a time by node:dgram. The work per datagram is bounded by
- * the engine (it reads the header, the question and at most one OPT); responses are capped at
- * the client's EDNS size and `maxUdpPayload`.
+ * the engine: it reads the header, the question and at most two additional records (an OPT,
+ * whose option headers it walks, and a TSIG or SIG(0), whose RDATA it skips) and refuses any
+ * other record unread. Responses are capped at the client's EDNS size and `maxUdpPayload`.
  */
 export interface UdpServer {
   readonly address: BoundAddress;

@@ -658,8 +658,11 @@ export function createCaModule(
       tx.op === 'request'
         ? checkDcv(raw, chainId, height, issuers, request, tx.dcv ?? [], sender, requester, owned)
         : new Set<string>();
-    if (dns !== null) checkCaa(dns, request, corroborated);
+    // The rate limit first: two reads, where CAA reads the `dns` zones name by name and ancestor
+    // by ancestor. Either refusal writes nothing; the order only picks the code of a request
+    // refused for both (docs/ca.md).
     checkRateLimit(state, account);
+    if (dns !== null) checkCaa(dns, request, corroborated);
     checkCapacity(state, height);
     const needsDcv =
       requester.requireDcv &&

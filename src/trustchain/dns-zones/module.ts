@@ -325,24 +325,45 @@ function hasNonGlue(types: Iterable<number>): boolean {
   return false;
 }
 
-/** Keeps the `below` counts of the name's ancestors right when its non-glue status flips. */
+/** What the counts on a name's ancestors record of its RRsets. */
+interface HeldData {
+  /** Any records (`dns/data-below`). */
+  readonly records: boolean;
+  /** Data other than A/AAAA (`dns/below`). */
+  readonly nonGlue: boolean;
+}
+
+function heldData(rrsets: readonly StoredRRset[]): HeldData {
+  return { records: rrsets.length > 0, nonGlue: hasNonGlue(rrsets.map((set) => set.type)) };
+}
+
+/**
+ * Keeps the `below` and `data-below` counts of the name's ancestors (strictly between it and
+ * the apex) right when what it holds changes from `before` to `after`.
+ */
 function updateBelow(
   registry: Registry,
   found: FoundZone,
   name: CheckedName,
-  before: boolean,
-  after: boolean,
+  before: HeldData,
+  after: HeldData,
 ): void {
-  if (before === after || name.key === found.apex.key) return;
-  for (const key of keysBetween(name.key, found.apex.key))
-    registry.adjustBelow(nameFromKey(key), after ? 1 : -1);
+  if (name.key === found.apex.key) return;
+  const nonGlue = before.nonGlue === after.nonGlue ? 0 : after.nonGlue ? 1 : -1;
+  const records = before.records === after.records ? 0 : after.records ? 1 : -1;
+  if (nonGlue === 0 && records === 0) return;
+  for (const key of keysBetween(name.key, found.apex.key)) {
+    const ancestor = nameFromKey(key);
+    if (nonGlue !== 0) registry.adjustBelow(ancestor, nonGlue);
+    if (records !== 0) registry.adjustDataBelow(ancestor, records);
+  }
 }
 
 function nameRelease(registry: Registry, tx: NameReleaseTx, sender: Uint8Array): void {
   const name = checkName(tx.name, 'name');
   const found = zoneOf(registry, name);
   const entry = ownedEntry(registry, found, name, sender, 'name-release');
-  updateBelow(registry, found, name, hasNonGlue(entry.rrsets.map((set) => set.type)), false);
+  updateBelow(registry, found, name, heldData(entry.rrsets), heldData([]));
   registry.deleteEntry(found.apex, name);
   registry.updateOwner(sender, name, false);
   countRegistered(registry, found, name, sender, -1);
@@ -447,8 +468,7 @@ function writeRecords(
   rrsets: StoredRRset[],
 ): void {
   const height = registry.height;
-  const before = hasNonGlue((entry?.rrsets ?? []).map((set) => set.type));
-  updateBelow(registry, found, name, before, hasNonGlue(rrsets.map((set) => set.type)));
+  updateBelow(registry, found, name, heldData(entry?.rrsets ?? []), heldData(rrsets));
   if (entry === null) {
     // Only the apex has no entry until its first record.
     registry.putEntry(

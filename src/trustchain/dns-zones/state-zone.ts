@@ -1,10 +1,8 @@
 import type { ModuleStateReader } from '../../consensus/application/module.js';
 import { RR_TYPES, isSubdomainKey, keyToWire, parentKey } from '../dns/index.js';
 import type { ZoneTree, ZoneTreeNode } from '../dns/index.js';
-import { INDEX_BUCKETS } from './model.js';
 import type { NameEntry, StoredRRset } from './model.js';
-import { nameFromWire } from './names.js';
-import { readBelowCount, readIndexBucket, readNameEntry } from './state.js';
+import { readDataBelow, readNameEntry } from './state.js';
 
 /**
  * One zone of the `dns` module's state as the DNS core's `lookupName` walks it, so a reader of
@@ -16,9 +14,9 @@ import { readBelowCount, readIndexBucket, readNameEntry } from './state.js';
  * have underscore labels, `_web.hypermesh`, below which no certificate name lies.)
  *
  * Reads only, through `state`; remembers what it read, so it lives for one decision on one
- * state. Existence of a name without records is read from `dns/below` when a name below holds
- * data other than A/AAAA; otherwise from the zone's index (256 bucket reads, then the entries of
- * the names below it), once per tree.
+ * state. Whether a name exists costs one read of its entry and, for a name without records, one
+ * of `dns/data-below` (the count the module keeps of the names below holding records), so a
+ * lookup reads at most two keys per name it visits, however large the zone.
  */
 
 /** A name that exists in the zone, with its entry (null for an apex without records of its own). */
@@ -50,8 +48,6 @@ export class StateZoneTree implements ZoneTree<StateZoneNode> {
   readonly hasDelegations = true;
   private readonly nodes = new Map<string, StateZoneNode | null>();
   private readonly entries = new Map<string, NameEntry | null>();
-  /** Every registered name of the zone (its index), read when first needed. */
-  private names: string[] | undefined;
 
   constructor(
     private readonly state: ModuleStateReader,
@@ -101,24 +97,6 @@ export class StateZoneTree implements ZoneTree<StateZoneNode> {
 
   /** Whether a name strictly below `key` holds records. */
   private dataBelow(key: string): boolean {
-    for (const [other, node] of this.nodes) {
-      if (node !== null && other !== key && isSubdomainKey(other, key)) return true;
-    }
-    if (readBelowCount(this.state, keyToWire(key)) > 0) return true;
-    this.names ??= this.readNames();
-    return this.names.some(
-      (name) => name !== key && isSubdomainKey(name, key) && holdsData(this.entry(name)),
-    );
-  }
-
-  private readNames(): string[] {
-    const apexWire = keyToWire(this.apexKey);
-    const names: string[] = [];
-    for (let bucket = 0; bucket < INDEX_BUCKETS; bucket++) {
-      for (const wire of readIndexBucket(this.state, apexWire, bucket)) {
-        names.push(nameFromWire(wire).key);
-      }
-    }
-    return names;
+    return readDataBelow(this.state, keyToWire(key)) > 0;
   }
 }

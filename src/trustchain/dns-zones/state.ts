@@ -36,6 +36,7 @@ import type { CheckedName } from './names.js';
  *   dns/idx/<apex wire><bucket>  the zone's names whose SHA-256(wire)[0] is `bucket`, sorted
  *   dns/owner/<32-byte key>      the names a key owns, sorted; ≤ MAX_NAMES_PER_OWNER
  *   dns/below/<name wire>        how many names strictly below hold data other than A/AAAA
+ *   dns/data-below/<name wire>   how many names strictly below hold any records
  *   dns/names-below/<name wire>  how many registered names are strictly below (≤ names per zone)
  *   dns/owned-below/<name wire><32-byte key>
  *                                how many of those the key owns (≤ names per owner)
@@ -44,11 +45,12 @@ import type { CheckedName } from './names.js';
  * exists exactly when the name is in its zone's index bucket and (apex excepted) in its owner's
  * list. The index lets a server enumerate a zone with 256 reads plus one per name, and each
  * registration rewrites one bucket (~1/256 of the zone's names). `below` lets a delegation be
- * refused without enumerating the names under it; `names-below` minus `owned-below` is how many
- * names below belong to other keys, which refuses registering or delegating over them the same
- * way. The counts are kept on every name strictly between a registered name and its apex
- * (≤ 125), registered or not; a count of 0 is no key, so each registered name accounts for at
- * most 2 × 125 keys.
+ * refused without enumerating the names under it; `data-below` says whether a name without
+ * records exists in the zone (an empty non-terminal) in one read; `names-below` minus
+ * `owned-below` is how many names below belong to other keys, which refuses registering or
+ * delegating over them the same way. The counts are kept on every name strictly between a
+ * registered name and its apex (≤ 125), registered or not; a count of 0 is no key, so each
+ * registered name accounts for at most 4 × 125 keys.
  */
 
 const encoder = new TextEncoder();
@@ -58,6 +60,7 @@ const NAME_PREFIX = encoder.encode('name/');
 const INDEX_PREFIX = encoder.encode('idx/');
 const OWNER_PREFIX = encoder.encode('owner/');
 const BELOW_PREFIX = encoder.encode('below/');
+const DATA_BELOW_PREFIX = encoder.encode('data-below/');
 const NAMES_BELOW_PREFIX = encoder.encode('names-below/');
 const OWNED_BELOW_PREFIX = encoder.encode('owned-below/');
 const MODULE_PREFIX = encoder.encode(`${DNS_ZONES_MODULE_NAME}/`);
@@ -86,6 +89,10 @@ export function ownerKey(owner: Uint8Array): Uint8Array {
 
 export function belowKey(wire: Uint8Array): Uint8Array {
   return concatBytes(BELOW_PREFIX, wire);
+}
+
+export function dataBelowKey(wire: Uint8Array): Uint8Array {
+  return concatBytes(DATA_BELOW_PREFIX, wire);
 }
 
 export function namesBelowKey(wire: Uint8Array): Uint8Array {
@@ -168,6 +175,12 @@ export function readOwnerList(state: ModuleStateReader, owner: Uint8Array): Uint
 /** Names strictly below the name `wire` that hold data other than A/AAAA (`dns/below`). */
 export function readBelowCount(state: ModuleStateReader, wire: Uint8Array): number {
   const value = state.get(belowKey(wire));
+  return value === null ? 0 : decodeCount(value);
+}
+
+/** Names strictly below the name `wire` that hold records (`dns/data-below`). */
+export function readDataBelow(state: ModuleStateReader, wire: Uint8Array): number {
+  const value = state.get(dataBelowKey(wire));
   return value === null ? 0 : decodeCount(value);
 }
 
@@ -284,6 +297,16 @@ export class Registry {
 
   adjustBelow(name: CheckedName, delta: 1 | -1): void {
     this.adjustCount(belowKey(name.wire), this.below(name), delta, `the count below ${name.text}`);
+  }
+
+  /** Counts a name below `name` that came to hold records (1) or holds none any more (-1). */
+  adjustDataBelow(name: CheckedName, delta: 1 | -1): void {
+    this.adjustCount(
+      dataBelowKey(name.wire),
+      readDataBelow(this.state, name.wire),
+      delta,
+      `the names with records below ${name.text}`,
+    );
   }
 
   /** Registered names strictly below `name` that belong to a key other than `owner`. */

@@ -1,4 +1,4 @@
-import { WireReader, readName } from './buffer.js';
+import { readName } from './buffer.js';
 import type { NameCursor } from './buffer.js';
 import {
   CLASS_IN,
@@ -9,17 +9,19 @@ import {
   TYPE_AXFR,
   TYPE_IXFR,
   TYPE_OPT,
+  TYPE_SIG,
+  TYPE_TSIG,
 } from './constants.js';
 import { emptyLookup, lookupName, type NameLookup } from './lookup.js';
 import { MAX_NAME_BYTES } from './names.js';
-import { decodeRdata } from './records.js';
 import type { RRsetWire, Zone, ZoneNode, ZoneSignatures, ZoneSource } from './zone.js';
 
 /**
  * The authoritative answer engine (RFC 1034 §4.3.2, RFC 2308, RFC 4592, RFC 6891, RFC 8482):
- * query bytes in, response bytes out, no I/O. It reads the header and question, walks the
- * other sections only to find a well-formed OPT, and writes the response by copying the zone's
- * pre-encoded RRsets into one reused buffer, owner names compressed against the question.
+ * query bytes in, response bytes out, no I/O. It reads the header, the question and at most
+ * two additional records (an OPT, a TSIG or SIG(0)), refusing any other record unread, and
+ * writes the response by copying the zone's pre-encoded RRsets into one reused buffer, owner
+ * names compressed against the question.
  * A signed zone answers a query with DO (RFC 3225) with each RRset's RRSIG next to it and
  * NSEC proofs in the authority section (RFC 4035 §3.1); other queries take the unsigned path.
  * See docs/dns.md for the behaviour chosen where the RFCs leave a choice.
@@ -108,6 +110,8 @@ interface QueryInfo {
   ednsVersion: number;
   ednsPayload: number;
   dnssecOk: boolean;
+  /** The query ends with a TSIG or SIG(0) (not supported: NOTIMP). */
+  signed: boolean;
 }
 
 const query: QueryInfo = {
@@ -121,14 +125,32 @@ const query: QueryInfo = {
   ednsVersion: 0,
   ednsPayload: 0,
   dnssecOk: false,
+  signed: false,
 };
 
+/**
+ * Additional records a query may carry: one OPT (RFC 6891 §6.1.1) and, last, one TSIG (RFC 8945
+ * §5.1) or SIG(0) (RFC 2931 §3.1).
+ */
+const MAX_QUERY_ADDITIONAL = 2;
+
+/**
+ * Reads the header, the question and the additional records of a message shaped like a query,
+ * and nothing else, so the work per message is bounded whatever its size: the answer and
+ * authority sections carry what answers a question (RFC 1035 §4.1), so a query's are empty, and
+ * its additional section holds an OPT and a TSIG or SIG(0) at most. A message with any other
+ * records is FORMERR without reading them. Of the records read, only the OPT's RDATA is (its
+ * option framing); a TSIG's or SIG(0)'s is skipped by RDLENGTH (NOTIMP: transaction signatures
+ * are not supported). A message refused here is refused by `decodeMessage` too, or is well
+ * formed but carries records no query carries.
+ */
 function parseQuery(msg: Uint8Array): void {
   const q = query;
   q.questionOk = false;
   q.error = '';
   q.hasEdns = false;
   q.dnssecOk = false;
+  q.signed = false;
   const qd = u16(msg, 4);
   if (qd !== 1) {
     q.error = `QDCOUNT ${qd}, expected 1`;
@@ -151,56 +173,60 @@ function parseQuery(msg: Uint8Array): void {
   q.qclass = u16(msg, at + 2);
   at += 4;
   q.questionOk = true;
-  for (let s = 0; s < 3; s++) {
-    const count = u16(msg, 6 + 2 * s);
-    for (let i = 0; i < count; i++) {
-      const start = at;
-      try {
-        readName(msg, at, msg.length, scratchName, cursor);
-      } catch (error) {
-        q.error = (error as Error).message;
-        return;
-      }
-      at = cursor.next;
-      if (at + 10 > msg.length) {
-        q.error = `record at ${start} ends inside its fixed fields`;
-        return;
-      }
-      const type = u16(msg, at);
-      const rdlength = u16(msg, at + 8);
-      const rdEnd = at + 10 + rdlength;
-      if (rdEnd > msg.length) {
-        q.error = `record at ${start}: RDLENGTH ${rdlength} runs past the message`;
-        return;
-      }
-      if (type === TYPE_OPT) {
-        if (s !== ADDITIONAL || q.hasEdns || cursor.length !== 1) {
-          q.error = `record at ${start}: misplaced OPT`;
-          return;
-        }
-        for (let o = at + 10; o < rdEnd;) {
-          if (o + 4 > rdEnd || o + 4 + u16(msg, o + 2) > rdEnd) {
-            q.error = `OPT at ${start}: option at ${o} runs past the RDATA`;
-            return;
-          }
-          o += 4 + u16(msg, o + 2);
-        }
-        q.hasEdns = true;
-        q.ednsPayload = u16(msg, at + 2);
-        q.ednsVersion = msg[at + 5]!;
-        q.dnssecOk = (msg[at + 6]! & 0x80) !== 0;
-      } else {
-        // Rare in queries (no fast path needed); checked so that a query is FORMERR exactly
-        // when decodeMessage refuses it.
-        try {
-          decodeRdata(type, new WireReader(msg, at + 10, rdEnd));
-        } catch (error) {
-          q.error = (error as Error).message;
-          return;
-        }
-      }
-      at = rdEnd;
+  const an = u16(msg, 6);
+  const ns = u16(msg, 8);
+  const ar = u16(msg, 10);
+  if (an !== 0 || ns !== 0) {
+    q.error = `a query with ${an} answer and ${ns} authority records`;
+    return;
+  }
+  if (ar > MAX_QUERY_ADDITIONAL) {
+    q.error = `ARCOUNT ${ar}: a query carries at most an OPT and a TSIG or SIG(0)`;
+    return;
+  }
+  for (let i = 0; i < ar; i++) {
+    const start = at;
+    try {
+      readName(msg, at, msg.length, scratchName, cursor);
+    } catch (error) {
+      q.error = (error as Error).message;
+      return;
     }
+    at = cursor.next;
+    if (at + 10 > msg.length) {
+      q.error = `record at ${start} ends inside its fixed fields`;
+      return;
+    }
+    const type = u16(msg, at);
+    const rdlength = u16(msg, at + 8);
+    const rdEnd = at + 10 + rdlength;
+    if (rdEnd > msg.length) {
+      q.error = `record at ${start}: RDLENGTH ${rdlength} runs past the message`;
+      return;
+    }
+    if (type === TYPE_OPT) {
+      if (q.hasEdns || cursor.length !== 1) {
+        q.error = `record at ${start}: misplaced OPT`;
+        return;
+      }
+      for (let o = at + 10; o < rdEnd;) {
+        if (o + 4 > rdEnd || o + 4 + u16(msg, o + 2) > rdEnd) {
+          q.error = `OPT at ${start}: option at ${o} runs past the RDATA`;
+          return;
+        }
+        o += 4 + u16(msg, o + 2);
+      }
+      q.hasEdns = true;
+      q.ednsPayload = u16(msg, at + 2);
+      q.ednsVersion = msg[at + 5]!;
+      q.dnssecOk = (msg[at + 6]! & 0x80) !== 0;
+    } else if ((type === TYPE_TSIG || type === TYPE_SIG) && i === ar - 1) {
+      q.signed = true;
+    } else {
+      q.error = `record at ${start}: type ${type} in a query's additional section (only OPT, and TSIG or SIG(0) last)`;
+      return;
+    }
+    at = rdEnd;
   }
   if (at !== msg.length) q.error = `${msg.length - at} bytes after the last record`;
 }
@@ -642,6 +668,11 @@ export function answer(
   if (q.error !== '' || q.qtype === TYPE_OPT) {
     beginResponse(Rcode.FORMERR, q.questionOk);
     return finish(false, 0);
+  }
+  if (q.signed) {
+    // RFC 8945 / RFC 2931 transaction signatures are not implemented (docs/dns.md, "Answers").
+    beginResponse(Rcode.NOTIMP, true);
+    return finish(q.hasEdns, 0);
   }
   if (q.hasEdns && q.ednsVersion > 0) {
     // RFC 6891 §6.1.3: BADVERS (16) is 0 in the header and 1 in the OPT's upper rcode bits.

@@ -24,6 +24,10 @@ export type KnownTypeName = keyof typeof RR_TYPES;
 
 /** Pseudo and meta types the answer engine treats specially. */
 export const TYPE_OPT = 41;
+/** SIG, as SIG(0) a query's transaction signature (RFC 2931); not supported. */
+export const TYPE_SIG = 24;
+/** TSIG (RFC 8945); not supported. */
+export const TYPE_TSIG = 250;
 export const TYPE_IXFR = 251;
 export const TYPE_AXFR = 252;
 export const TYPE_ANY = 255;

@@ -432,3 +432,51 @@ describe('ca module on a chain without the dns module', () => {
     admitted(node.node.app.checkTx(caTry(fixture.operator, serviceBody(['x.example.com']))));
   });
 });
+
+describe('ca module with the dns module: the rate limit before CAA', () => {
+  let fixture: CaFixture;
+  let node: CaNode;
+  const admin = makeSender();
+  const zoneOperator = makeSender();
+  const otherOperator = makeSender();
+
+  before(async () => {
+    fixture = await createCaFixture(
+      {
+        grants: [zoneOperator, otherOperator].map((sender) => ({
+          account: toHex(sender.publicKey),
+          profiles: ['service'],
+          dnsZones: ['hypermesh'],
+        })),
+        rateLimit: { max: 1, windowSeconds: 3600 },
+      },
+      undefined,
+      { dns: clusterGenesis([admin.publicKey]) },
+    );
+    node = await fixture.openCaNode();
+  });
+
+  after(async () => {
+    await node?.close();
+  });
+
+  it('a request both rate limited and refused by CAA is refused for its rate: the cheaper check runs first', () => {
+    const issued = node.block([caTx(zoneOperator, serviceBody(['a.hypermesh']))]);
+    assert.equal(issued.txResults[0]!.code, 0, issued.txResults[0]!.log);
+    const forbid = node.block([
+      dnsTx(admin, caa('hypermesh.', [[0, 'issue', 'other-ca.example']])),
+    ]);
+    assert.equal(forbid.txResults[0]!.code, 0, forbid.txResults[0]!.log);
+    refusedAtAdmission(
+      node.node.app.checkTx(caTry(zoneOperator, serviceBody(['b.hypermesh']))),
+      C.RATE_LIMITED,
+    );
+    const refused = node.block([caTx(zoneOperator, serviceBody(['b.hypermesh']))]);
+    assertRefused(resultOf(refused, 0), C.RATE_LIMITED);
+    // An account with its window unused is refused by CAA as before.
+    refusedAtAdmission(
+      node.node.app.checkTx(caTry(otherOperator, serviceBody(['b.hypermesh']))),
+      C.CAA_REFUSED,
+    );
+  });
+});

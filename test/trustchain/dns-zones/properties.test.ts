@@ -6,12 +6,17 @@ import {
   RR_TYPES,
   ZoneSet,
   answer,
+  emptyLookup,
   encodeMessage,
+  isSubdomain,
+  keyToWire,
+  lookupName,
   nameKey,
 } from '../../../src/trustchain/dns/index.js';
 import type { RecordInput } from '../../../src/trustchain/dns/index.js';
 import {
   ConsensusZones,
+  StateZoneTree,
   dnsNameQuery,
   dnsNameRegister,
   dnsNameRelease,
@@ -23,6 +28,8 @@ import {
   verifyDnsName,
   verifyDnsZone,
 } from '../../../src/trustchain/dns-zones/index.js';
+import type { StateZoneNode } from '../../../src/trustchain/dns-zones/index.js';
+import { readDataBelow } from '../../../src/trustchain/dns-zones/state.js';
 import { blockAt, makeSender } from '../../consensus/application/fixture.js';
 import type { Sender, TestNode } from '../../consensus/application/fixture.js';
 import { clusterGenesis, dnsTx, openDnsNode } from './dns-zones-fixture.js';
@@ -35,8 +42,9 @@ import type { Step } from './model.js';
  * proposes, the other re-executes). After every block: the same root and changes on both; every
  * result is what the reference model says; the bridge, fed each block's changes, serves exactly
  * the model's zone, and so does a bridge loaded from scratch; `answer()` gives byte-identical
- * responses from the bridged zone and from the model's zone for every query of a grid; and the
- * proven `dns/name` answers match the model.
+ * responses from the bridged zone and from the model's zone for every query of a grid; the
+ * `dns/data-below` counts are the model's, and the `ca` module's walk of the state finds what the
+ * model's zone holds; and the proven `dns/name` answers match the model.
  */
 
 const APEX = 'hypermesh.';
@@ -201,6 +209,36 @@ function checkBridge(
   assert.equal(bridge.findZone(nameKey('other.example.')), undefined);
 }
 
+/**
+ * `dns/data-below` on every name of the grid is the model's count of names strictly below
+ * holding records, and the `ca` module's view of the state (`StateZoneTree`) finds the names
+ * and the wildcards the compiled zone has.
+ */
+function checkExistence(node: TestNode, model: ZoneModel): void {
+  const state = dnsZonesStateReader(node.store.state);
+  const tree = new StateZoneTree(state, nameKey(APEX));
+  const zone = model.zone();
+  for (const name of QUERY_NAMES) {
+    const key = nameKey(name);
+    if (name !== APEX) {
+      const holding = [...model.names].filter(
+        ([other, data]) => other !== name && isSubdomain(other, name) && data.rrsets.size > 0,
+      ).length;
+      assert.equal(
+        readDataBelow(state, keyToWire(key)),
+        holding,
+        `names with records below ${name}`,
+      );
+    }
+    const found = lookupName(tree, key, false, emptyLookup<StateZoneNode>());
+    const expected = lookupName(zone, key, false, emptyLookup());
+    assert.equal(found.node?.key, expected.node?.key, `${name} exists`);
+    assert.equal(found.encloser?.key, expected.encloser?.key, `closest encloser of ${name}`);
+    assert.equal(found.wildcard?.key, expected.wildcard?.key, `wildcard for ${name}`);
+    assert.equal(found.cut?.key, expected.cut?.key, `cut above ${name}`);
+  }
+}
+
 function checkProofs(node: TestNode, model: ZoneModel): void {
   for (const name of NAMES) {
     const proven = verifyDnsName(name, node.app.query(dnsNameQuery(name)));
@@ -258,6 +296,7 @@ describe('dns zones: properties over random sequences', () => {
               const refresh = bridge.applyBlock(height, executed.changes);
               assert.deepEqual(refresh.failed, []);
               checkBridge(bridge, validator, model, height);
+              checkExistence(validator, model);
               checkProofs(validator, model);
             };
             run([], []); // block 1: the genesis zone

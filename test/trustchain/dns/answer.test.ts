@@ -8,6 +8,8 @@ import {
   answer,
   decodeMessage,
   encodeMessage,
+  parseRecord,
+  recordTypeCode,
 } from '../../../src/trustchain/dns/index.js';
 import type { AnswerInfo, RecordInput } from '../../../src/trustchain/dns/index.js';
 import { EDNS, ask, lines, query, records, zoneSet } from './fixture.js';
@@ -324,6 +326,118 @@ describe('answer: refusals and errors', () => {
     }
   });
 
+  it('FORMERR for records a query does not carry: answer, authority, other additional, more than two', () => {
+    const www = (additional: Parameters<typeof encodeMessage>[0]['additional'] = []) =>
+      ({
+        id: 0x2222,
+        recursionDesired: true,
+        questions: [{ name: 'www.hypermesh.', type: A, class: 1 }],
+        additional,
+        edns: EDNS,
+      }) as const;
+    const a = parseRecord({
+      name: 'www.hypermesh.',
+      type: 'A',
+      ttl: 1,
+      data: { address: '192.0.2.1' },
+    });
+    const cases: Array<[string, Uint8Array]> = [
+      ['an answer record', encodeMessage({ ...www(), answers: [a] })],
+      ['an authority record', encodeMessage({ ...www(), authority: [a] })],
+      ['an A record in additional', encodeMessage(www([a]))],
+      ['three additional records', encodeMessage(www([a, a]))],
+    ];
+    for (const [what, bytes] of cases) {
+      // Each is a well-formed message; the engine refuses it as a query.
+      assert.doesNotThrow(() => decodeMessage(bytes), what);
+      const info: AnswerInfo = { rcode: -1, qtype: -1, truncated: true };
+      const m = decodeMessage(answer(bytes, zones, { transport: 'udp', info })!);
+      assert.equal(m.rcode, Rcode.FORMERR, what);
+      assert.equal(m.id, 0x2222, what);
+      assert.equal(m.questions[0]?.name, 'www.hypermesh.', what);
+      assert.equal(m.answers.length + m.authority.length + m.additional.length, 0, what);
+      assert.equal(m.edns, undefined, what);
+      assert.equal(info.rcode, Rcode.FORMERR, what);
+    }
+  });
+
+  it('NOTIMP for a query signed with TSIG or SIG(0), last in additional (not supported)', () => {
+    // Owner, TYPE, CLASS ANY, TTL 0, RDLENGTH 4, then RDATA the engine never reads.
+    const signature = (type: number) =>
+      hex(`03 6b6579 00 ${type.toString(16).padStart(4, '0')} 00ff 00000000 0004 deadbeef`);
+    const signed = (base: Uint8Array, type: number, arcount: number) => {
+      const bytes = Buffer.concat([base, signature(type)]);
+      bytes.writeUInt16BE(arcount, 10);
+      return bytes;
+    };
+    const withOpt = query('www.hypermesh.', A, { id: 0x3333 });
+    const without = query('www.hypermesh.', A, { id: 0x3333, edns: false });
+    for (const type of [250, 24]) {
+      const afterOpt = decodeMessage(
+        answer(signed(withOpt, type, 2), zones, { transport: 'udp' })!,
+      );
+      assert.equal(afterOpt.rcode, Rcode.NOTIMP, `type ${type} after OPT`);
+      assert.equal(afterOpt.answers.length, 0);
+      assert.equal(afterOpt.questions.length, 1);
+      assert.ok(afterOpt.edns, 'the OPT is echoed');
+      const alone = decodeMessage(answer(signed(without, type, 1), zones, { transport: 'tcp' })!);
+      assert.equal(alone.rcode, Rcode.NOTIMP, `type ${type} alone`);
+      assert.equal(alone.edns, undefined);
+    }
+    // RFC 8945 §5.1: the TSIG is the last record; before the OPT it is malformed.
+    const first = Buffer.concat([without, signature(250), hex('00 0029 04d0 00000000 0000')]);
+    first.writeUInt16BE(2, 10);
+    assert.equal(decodeMessage(answer(first, zones, { transport: 'udp' })!).rcode, Rcode.FORMERR);
+  });
+
+  it('reads the header and the question of a 64 KiB query, not its ~4,600 records', () => {
+    // A 255-byte question name, then TXT records owned by it (a pointer) up to 64 KiB: the
+    // engine refused the message only after decoding every record (a crafted variant whose
+    // owners walk 128-pointer chains cost ~26-48 ms of CPU per query).
+    const b = Buffer.alloc(65_507);
+    let o = 12;
+    for (let i = 0; i < 127; i++) {
+      b[o++] = 1;
+      b[o++] = 0x61 + (i % 26);
+    }
+    b[o++] = 0;
+    b.writeUInt16BE(1, o);
+    b.writeUInt16BE(1, o + 2);
+    o += 4;
+    let count = 0;
+    while (o + 14 <= b.length) {
+      b.writeUInt16BE(0xc00c, o);
+      b.writeUInt16BE(TXT, o + 2);
+      b.writeUInt16BE(1, o + 4);
+      b.writeUInt16BE(2, o + 10);
+      b.writeUInt16BE(0x0161, o + 12);
+      o += 14;
+      count++;
+    }
+    b.writeUInt16BE(0x4444, 0);
+    b.writeUInt16BE(1, 4);
+    const crafted = b.subarray(0, o);
+    for (const section of [6, 8, 10]) {
+      const bytes = Buffer.from(crafted);
+      bytes.writeUInt16BE(count, section);
+      // Well-formed (checked once: the records are alike in every section).
+      if (section === 6) assert.doesNotThrow(() => decodeMessage(bytes));
+      let reads = 0;
+      const counted = new Proxy(bytes, {
+        get(target, property) {
+          if (typeof property === 'string' && /^\d+$/.test(property)) reads++;
+          const value: unknown = Reflect.get(target, property);
+          return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+        },
+      });
+      const m = decodeMessage(answer(counted, zones, { transport: 'tcp' })!);
+      assert.equal(m.rcode, Rcode.FORMERR, `${count} records at count offset ${section}`);
+      assert.equal(m.id, 0x4444);
+      // The header, each byte of the 255-byte question name at most twice, QTYPE and QCLASS.
+      assert.ok(reads <= 2 * 12 + 2 * 255 + 4, `${reads} bytes of the query read`);
+    }
+  });
+
   it('BADVERS for EDNS versions above 0 (RFC 6891 §6.1.3)', () => {
     const info: AnswerInfo = { rcode: -1, qtype: -1, truncated: true };
     const response = answer(query('www.hypermesh.', A, { edns: { ...EDNS, version: 1 } }), zones, {
@@ -485,9 +599,22 @@ describe('answer: arbitrary input', () => {
           } catch {
             queryValid = false;
           }
+          const opcode = (bytes[2]! >> 3) & 0xf;
           if (!queryValid) {
-            const opcode = (bytes[2]! >> 3) & 0xf;
             assert.equal(m.rcode, opcode === 0 ? Rcode.FORMERR : Rcode.NOTIMP);
+          } else if (opcode === 0) {
+            // A well-formed message is FORMERR exactly when it is not shaped as a query: one
+            // question (not of type OPT), no answer or authority records, no additional record
+            // but the OPT (a TSIG or SIG(0) is NOTIMP when last, FORMERR elsewhere).
+            const q = decodeMessage(bytes);
+            const signed = q.additional.some((rr) => [24, 250].includes(recordTypeCode(rr)));
+            const shaped =
+              q.questions.length === 1 &&
+              q.questions[0]!.type !== 41 &&
+              q.answers.length === 0 &&
+              q.authority.length === 0 &&
+              q.additional.length === 0;
+            if (!signed) assert.equal(m.rcode === Rcode.FORMERR, !shaped);
           }
         },
       ),
