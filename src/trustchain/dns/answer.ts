@@ -176,6 +176,11 @@ function parseQuery(msg: Uint8Array): void {
   const an = u16(msg, 6);
   const ns = u16(msg, 8);
   const ar = u16(msg, 10);
+  if (q.qtype === TYPE_IXFR && an === 0 && ns === 1) {
+    // An IXFR query carries the client's SOA in authority (RFC 1995 §3). Zone transfers are
+    // refused (REFUSED, below) whatever the query holds, so nothing past the question is read.
+    return;
+  }
   if (an !== 0 || ns !== 0) {
     q.error = `a query with ${an} answer and ${ns} authority records`;
     return;

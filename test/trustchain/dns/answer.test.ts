@@ -272,6 +272,29 @@ describe('answer: refusals and errors', () => {
       assert.equal(m.questions.length, 1);
       assert.ok(m.edns);
     }
+    // A real IXFR query carries the client's SOA in authority (RFC 1995 §3): still REFUSED.
+    const soa = parseRecord({
+      name: 'hypermesh.',
+      type: 'SOA',
+      ttl: 0,
+      data: {
+        mname: 'ns.hypermesh.',
+        rname: 'h.hypermesh.',
+        serial: 1,
+        refresh: 1,
+        retry: 1,
+        expire: 1,
+        minimum: 1,
+      },
+    });
+    const ixfr = encodeMessage({
+      id: 3,
+      questions: [{ name: 'hypermesh.', type: 251, class: 1 }],
+      authority: [soa],
+    });
+    const refused = ask(zones, ixfr, { transport: 'tcp' });
+    assert.equal(refused.rcode, Rcode.REFUSED);
+    assert.equal(refused.questions.length, 1);
   });
 
   it('NOTIMP for opcodes other than QUERY and for meta types', () => {
