@@ -1,5 +1,6 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
@@ -24,6 +25,7 @@ import { PROFILES, type ProfileName } from '../trustchain/ca/profiles.js';
 import type { IssuancePolicy } from '../trustchain/ca/request.js';
 import { genesisCertificateProfile } from '../trustchain/ca-module/genesis-renewal.js';
 import { NodeTxSender } from './discovery-submit.js';
+import { writeFileAtomically } from './io.js';
 import type { Logger } from './log.js';
 
 /**
@@ -39,7 +41,11 @@ import type { Logger } from './log.js';
  * issued one. Once the renewal is committed and published, the new chain (leaf and
  * its intermediate) replaces `identity.certificateFile` atomically and the STOQ endpoint presents
  * it on new handshakes. Failures are logged, counted and retried after a backoff in blocks; they
- * never stop the node.
+ * never stop the node. A renewal once issued is kept: when its file cannot be written or its
+ * server refuses it, only that write or hand-over is retried (the chain is presented from memory
+ * meanwhile), never a second `renew` of the same serial — each would spend the operator's rate
+ * window and add a certificate to the CT log that is never used. Once less than
+ * `EXPIRY_ERROR_SHARE` of the presented certificate's validity is left, an error is logged.
  *
  * A second instance (`certificate: 'acme-https'`) renews the ACME HTTPS face's own certificate
  * file when it certifies the identity key (`cluster init`'s `acme-https.pem`) and hands the new
@@ -97,6 +103,18 @@ export const PUBLISH_WAIT_BLOCKS = 200;
 /** Backoff after a failed attempt: `BASE × 2^(failures − 1)` blocks, at most `MAX`. */
 const BACKOFF_BASE_BLOCKS = 8;
 const BACKOFF_MAX_BLOCKS = 1024;
+
+function backoffBlocks(failures: number): number {
+  return Math.min(BACKOFF_MAX_BLOCKS, BACKOFF_BASE_BLOCKS * 2 ** (failures - 1));
+}
+
+/**
+ * Once less than this share of the presented certificate's validity is left (3 days of 30), the
+ * node logs an error: renewal has not worked, and the identity is about to expire.
+ */
+export const EXPIRY_ERROR_SHARE = 0.1;
+/** That error is repeated at most this often (ms of the node's clock). */
+export const EXPIRY_ERROR_INTERVAL_MS = 60 * 60_000;
 
 /**
  * Which certificate an instance renews: the identity certificate (`identity.certificateFile`,
@@ -222,8 +240,9 @@ export interface CertRenewalOptions {
    */
   readonly replaceChain: (chain: readonly Uint8Array[]) => void;
   /**
-   * Called with the new chain (DER, leaf first) once it is written and handed to STOQ: the other
-   * servers presenting it follow (identity-servers.ts). What it throws is logged, nothing more.
+   * Called with the new chain (DER, leaf first) once it is kept and offered to `replaceChain`
+   * (written to the file unless that failed): the other servers presenting it follow
+   * (identity-servers.ts). What it throws is logged, nothing more.
    */
   readonly onRenewed?: (chain: readonly Uint8Array[]) => void;
   readonly registry: Registry;
@@ -253,27 +272,39 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Writes `text` to `file` through a temporary file and a rename, keeping `file`'s mode. */
-async function replaceFileAtomically(file: string, text: string): Promise<void> {
-  const mode = (await stat(file)).mode & 0o777;
-  const temporary = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`,
-  );
+async function readChain(file: string): Promise<Uint8Array[]> {
+  const chain = pemToDerList(await fs.readFile(file, 'utf8'));
+  if (chain.length === 0) throw new Error(`${file} holds no PEM certificate`);
+  return chain;
+}
+
+/**
+ * Why the directory a renewal writes `file` in (a symbolic link's target's, as
+ * `writeFileAtomically` replaces the target) cannot take a new file, or null. A read-only mount
+ * or a Kubernetes secret volume says so here, at start, rather than at the first renewal.
+ */
+async function unwritableReason(
+  file: string,
+): Promise<{ directory: string; error: string } | null> {
+  let directory = path.dirname(file);
   try {
-    await writeFile(temporary, text, { flag: 'wx', mode });
-    await chmod(temporary, mode);
-    await rename(temporary, file);
+    directory = path.dirname(await fs.realpath(file));
+    await fs.access(directory, constants.W_OK | constants.X_OK);
+    return null;
   } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
+    return { directory, error: describe(error) };
   }
 }
 
-async function readChain(file: string): Promise<Uint8Array[]> {
-  const chain = pemToDerList(await readFile(file, 'utf8'));
-  if (chain.length === 0) throw new Error(`${file} holds no PEM certificate`);
-  return chain;
+/** A renewal issued and kept, not yet both written to its file and presented by its server. */
+interface Delivery {
+  readonly chain: readonly Uint8Array[];
+  readonly leaf: ParsedCertificate;
+  written: boolean;
+  handedOver: boolean;
+  /** Failed attempts so far; the next one waits for `notBefore`. */
+  attempts: number;
+  notBefore: number;
 }
 
 /** When `leaf` is due for renewal (ms since the epoch). */
@@ -302,8 +333,10 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
   const falcon = options.falcon ?? defaultFalcon();
   const view = createIssuerView(options.ca, falcon);
 
-  let chain = await readChain(file);
-  let leaf = parseCertificate(chain[0] as Uint8Array);
+  /** The newest certificate the node holds: the one renewed next. */
+  let leaf = parseCertificate((await readChain(file))[0] as Uint8Array);
+  /** The certificate its server presents (the expiry gauge and the expiry error follow it). */
+  let presented = leaf;
   const serialOf = (parsed: ParsedCertificate): Uint8Array =>
     Uint8Array.from(Buffer.from(parsed.serialNumber, 'hex'));
 
@@ -337,6 +370,13 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       return null;
     }
   }
+  const unwritable = await unwritableReason(file);
+  if (unwritable !== null) {
+    logger.error(
+      `${what} file cannot be replaced: its directory is not writable, so a renewal will be presented but not saved, and a restart goes back to the certificate in the file`,
+      { certificate, file, directory: unwritable.directory, error: unwritable.error },
+    );
+  }
 
   let phase: Phase = { kind: 'idle' };
   /** No new attempt before this height (backoff, or waiting for the state to know the serial). */
@@ -344,6 +384,10 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
   let failures = 0;
   /** The serial this process renewed last (MIN_RENEWED_AGE_MS applies to it). */
   let renewedHere: string | null = null;
+  /** The renewal issued last, while it is not yet both written and presented. */
+  let delivery: Delivery | null = null;
+  /** When (the node's clock, ms) the expiry error was last logged. */
+  let expiryLoggedAt: number | null = null;
   let closed = false;
   let running: Promise<void> = Promise.resolve();
   let busy = false;
@@ -374,11 +418,11 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     }
   });
 
-  const fail = (result: Exclude<RenewalResult, 'renewed'>, reason: string): void => {
+  /** Counts and logs a failed attempt and waits its backoff; the phase stays as it is. */
+  const backOff = (result: Exclude<RenewalResult, 'renewed'>, reason: string): void => {
     failures += 1;
-    const backoff = Math.min(BACKOFF_MAX_BLOCKS, BACKOFF_BASE_BLOCKS * 2 ** (failures - 1));
+    const backoff = backoffBlocks(failures);
     notBefore = latest + backoff;
-    phase = { kind: 'idle' };
     renewals.inc({ result });
     logger.warn(`${what} renewal failed`, {
       certificate,
@@ -387,6 +431,33 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       reason,
       retryInBlocks: backoff,
     });
+  };
+
+  /** A failed attempt before anything was issued: the next one starts afresh. */
+  const fail = (result: Exclude<RenewalResult, 'renewed'>, reason: string): void => {
+    backOff(result, reason);
+    phase = { kind: 'idle' };
+  };
+
+  /** Logs an error when the presented certificate nears its end (once per interval). */
+  const checkExpiry = (): void => {
+    const at = now().getTime();
+    const from = presented.notBefore.getTime();
+    const until = presented.notAfter.getTime();
+    if (until - at >= EXPIRY_ERROR_SHARE * (until - from)) return;
+    if (expiryLoggedAt !== null && at - expiryLoggedAt < EXPIRY_ERROR_INTERVAL_MS) return;
+    expiryLoggedAt = at;
+    logger.error(
+      at >= until ? `${what} has expired` : `${what} expires soon and has not been renewed`,
+      {
+        certificate,
+        serial: presented.serialNumber,
+        notAfter: presented.notAfter.toISOString(),
+        secondsLeft: Math.max(0, Math.floor((until - at) / 1000)),
+        renewal: delivery === null ? phase.kind : 'installing',
+        failures,
+      },
+    );
   };
 
   const due = (): boolean => {
@@ -454,7 +525,61 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     return true;
   };
 
-  /** Writes the published renewal to the file and hands it to its server (`replaceChain`). */
+  /**
+   * Writes the kept renewal to the file and hands it to its server (`replaceChain`), whichever
+   * of the two has not worked yet; a failure is logged at `error` and retried after a backoff.
+   * Whether both are done.
+   */
+  const deliver = async (pending: Delivery, height: number): Promise<boolean> => {
+    const problems: { writeError?: string; serverError?: string } = {};
+    if (!pending.written) {
+      try {
+        await writeFileAtomically(file, pending.chain.map((entry) => derToPem(entry)).join(''));
+        pending.written = true;
+      } catch (error) {
+        problems.writeError = describe(error);
+      }
+    }
+    if (!pending.handedOver) {
+      try {
+        options.replaceChain(pending.chain);
+        pending.handedOver = true;
+        presented = pending.leaf;
+        expiry.set(presented.notAfter.getTime() / 1000);
+      } catch (error) {
+        problems.serverError = describe(error);
+      }
+    }
+    const serial = pending.leaf.serialNumber;
+    if (pending.written && pending.handedOver) {
+      if (pending.attempts > 0) {
+        logger.info(`renewed ${what} installed`, { certificate, serial, file, height });
+      }
+      if (delivery === pending) delivery = null;
+      return true;
+    }
+    pending.attempts += 1;
+    const backoff = backoffBlocks(pending.attempts);
+    pending.notBefore = height + backoff;
+    logger.error(
+      `renewed ${what} ${pending.written ? 'written' : 'not written to its file'} and ${pending.handedOver ? 'presented' : 'not taken by its server'}: kept and retried, not renewed again`,
+      {
+        certificate,
+        serial,
+        file,
+        written: pending.written,
+        presented: pending.handedOver,
+        ...problems,
+        retryInBlocks: backoff,
+      },
+    );
+    return false;
+  };
+
+  /**
+   * Keeps the published renewal (the certificate renewed next from now on, whatever happens to
+   * its file), then writes it and hands it to its server (`deliver`).
+   */
   const install = async (der: Uint8Array, issuer: string, height: number): Promise<void> => {
     const fresh = parseCertificate(der);
     if (
@@ -471,25 +596,22 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     if (intermediate === undefined) {
       throw new Error(`the renewal's issuer ${issuer} is not an intermediate in effect`);
     }
-    const next = [der, intermediate.issuer.certificate];
-    await replaceFileAtomically(file, next.map((entry) => derToPem(entry)).join(''));
+    const pending: Delivery = {
+      chain: [der, intermediate.issuer.certificate],
+      leaf: fresh,
+      written: false,
+      handedOver: false,
+      attempts: 0,
+      notBefore: 0,
+    };
     const old = leaf;
-    chain = next;
     leaf = fresh;
     renewedHere = fresh.serialNumber;
     failures = 0;
     phase = { kind: 'idle' };
-    expiry.set(fresh.notAfter.getTime() / 1000);
+    delivery = pending;
     renewals.inc({ result: 'renewed' });
-    try {
-      options.replaceChain(chain);
-    } catch (error) {
-      logger.error(`renewed ${what} written but not taken by its server`, {
-        certificate,
-        serial: fresh.serialNumber,
-        error: describe(error),
-      });
-    }
+    await deliver(pending, height);
     logger.info(renewedLogMessage(certificate), {
       certificate,
       oldSerial: old.serialNumber,
@@ -498,9 +620,11 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       issuer,
       height,
       file,
+      written: pending.written,
+      presented: pending.handedOver,
     });
     try {
-      options.onRenewed?.(chain);
+      options.onRenewed?.(pending.chain);
     } catch (error) {
       logger.error(`renewed ${what} not handed to the other servers`, {
         certificate,
@@ -538,6 +662,7 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
         return;
       }
       case 'issued': {
+        if (height < notBefore) return;
         const published = reader.certificate(phase.serial);
         if (published === null) {
           if (height - phase.since > PUBLISH_WAIT_BLOCKS) {
@@ -548,7 +673,13 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
           }
           return;
         }
-        await install(published.der, published.issuer, height);
+        try {
+          await install(published.der, published.issuer, height);
+        } catch (error) {
+          // Issued already: a new `renew` would issue another certificate, so this one is
+          // tried again after the backoff.
+          backOff('failed', describe(error));
+        }
       }
     }
   };
@@ -560,6 +691,7 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
       while (!closed && done !== latest) {
         done = latest;
         try {
+          if (delivery !== null && done >= delivery.notBefore) await deliver(delivery, done);
           await step(done);
         } catch (error) {
           fail('failed', describe(error));
@@ -574,6 +706,7 @@ export async function startCertRenewal(options: CertRenewalOptions): Promise<Cer
     committed(height) {
       if (closed) return;
       latest = Math.max(latest, height);
+      checkExpiry();
       // A commit while a step runs is taken by that run's loop.
       if (!busy) running = run();
     },

@@ -67,7 +67,9 @@ import {
   removeStaleStagingDirs,
   sealStagingDir,
 } from './ceremony-staging.js';
-import { checkClusterPorts, clusterPortBases } from './cluster-ports.js';
+import { ADDED_NODES_FILE } from './cluster-added-nodes.js';
+import { readClusterLayout, type ClusterDirectoryLayout } from './cluster-layout.js';
+import { checkClusterPorts, clusterPortBases, fixedClusterPorts } from './cluster-ports.js';
 import { syncDirectory, writeFileAtomically } from './io.js';
 import { refuseRunningNodes } from './cluster-running-nodes.js';
 import { findFreePorts } from './free-ports.js';
@@ -532,9 +534,51 @@ function clusterZone(
   };
 }
 
+/** What an interrupted `cluster add-node` leaves in a cluster directory: `.NAME.tmp-…`. */
+const ADD_NODE_STAGING = /^\.[a-z0-9][a-z0-9-]*\.tmp-/;
+
 /**
- * Refuses a non-empty `dir` unless `force` and it holds a previous cluster (genesis.json) none
- * of whose nodes runs.
+ * Why `dir`, whose entries are `entries`, is not a cluster directory `--force` may replace, or
+ * null. It must read as one (`readClusterLayout`: the genesis, every node's config.json, the
+ * operator's files) and hold only what a cluster directory holds — the genesis, `ca/`,
+ * `operator/`, the directories of its genesis and added nodes, `added-nodes.json` and its lock,
+ * `cluster.json`, dev's marker, an interrupted add-node's staging directories — so a project
+ * directory that merely has a `genesis.json` is never deleted.
+ */
+async function notAClusterDirectory(
+  dir: string,
+  entries: readonly string[],
+): Promise<string | null> {
+  if (!entries.includes(CLUSTER_FILES.genesis)) return `it holds no ${CLUSTER_FILES.genesis}`;
+  let layout: ClusterDirectoryLayout;
+  try {
+    layout = await readClusterLayout(dir);
+  } catch (error) {
+    return `it does not read as a cluster directory: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  const known = new Set<string>([
+    CLUSTER_FILES.genesis,
+    CLUSTER_FILES.caDir,
+    CLUSTER_FILES.operatorDir,
+    CLUSTER_FILES.clusterJson,
+    CLUSTER_FILES.devMarker,
+    ADDED_NODES_FILE,
+    `${ADDED_NODES_FILE}.lock`,
+    ...layout.nodes.map((node) => node.name),
+    ...layout.addedNodes.map((node) => node.name),
+  ]);
+  const foreign = entries.filter((entry) => !known.has(entry) && !ADD_NODE_STAGING.test(entry));
+  if (foreign.length === 0) return null;
+  const listed = foreign
+    .slice(0, 5)
+    .map((entry) => JSON.stringify(entry))
+    .join(', ');
+  return `it also holds ${listed}${foreign.length > 5 ? ` and ${foreign.length - 5} more` : ''}, which a cluster directory does not`;
+}
+
+/**
+ * Refuses a non-empty `dir` unless `force` and it holds a previous cluster
+ * (`notAClusterDirectory`) none of whose nodes runs.
  */
 async function checkTarget(dir: string, force: boolean): Promise<'absent' | 'empty' | 'replace'> {
   let entries: string[];
@@ -550,9 +594,10 @@ async function checkTarget(dir: string, force: boolean): Promise<'absent' | 'emp
   if (!force) {
     throw new CliError(`${dir} is not empty; choose another --out or pass --force to replace it`);
   }
-  if (!entries.includes(CLUSTER_FILES.genesis)) {
+  const reason = await notAClusterDirectory(dir, entries);
+  if (reason !== null) {
     throw new CliError(
-      `${dir} is not empty and holds no ${CLUSTER_FILES.genesis}; --force only replaces a cluster directory`,
+      `${dir} is not empty and ${reason}; --force only replaces a cluster directory "cluster init" wrote: choose another --out, or remove ${dir} yourself`,
     );
   }
   // Replacing deletes the keys and chain data the running nodes use.
@@ -564,15 +609,23 @@ async function writeJson(file: string, value: unknown, mode = 0o644): Promise<vo
   await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, { flag: 'wx', mode });
 }
 
+/**
+ * node-1..node-`count`'s ports of a service: `base + K - 1`, or with a base of 0 free ports none
+ * of which is in `taken` (every fixed range's ports and those drawn before: a free STOQ port
+ * must not be a fixed DNS one, both UDP). The ports returned are added to `taken`.
+ */
 async function allocatePorts(
   host: string,
   base: number,
   count: number,
-  exclude: readonly number[] = [],
+  taken: Set<number>,
 ): Promise<number[]> {
-  if (base !== 0) return Array.from({ length: count }, (_, i) => base + i);
-  const ports = await findFreePorts(host, count + exclude.length);
-  return ports.filter((port) => !exclude.includes(port)).slice(0, count);
+  const ports =
+    base !== 0
+      ? Array.from({ length: count }, (_, i) => base + i)
+      : await findFreePorts(host, count, undefined, taken);
+  for (const port of ports) taken.add(port);
+  return ports;
 }
 
 function formatSeconds(ms: number): string {
@@ -613,40 +666,22 @@ export async function initCluster(options: ClusterInitOptions): Promise<ClusterI
   const validityDays = options.validityDays ?? 365;
 
   const bases = clusterPortBases(options);
-  const stoqPorts = await allocatePorts(host, bases.stoq, count);
-  const metricsPorts = await allocatePorts(host, bases.metrics, count, stoqPorts);
+  const taken = new Set(fixedClusterPorts(options));
+  const stoqPorts = await allocatePorts(host, bases.stoq, count, taken);
+  const metricsPorts = await allocatePorts(host, bases.metrics, count, taken);
 
   const dnsPorts =
-    options.dns === false
-      ? null
-      : await allocatePorts(host, bases.dns, count, [...stoqPorts, ...metricsPorts]);
-  const doqPorts =
-    dnsPorts === null
-      ? null
-      : await allocatePorts(host, bases.doq, count, [...stoqPorts, ...metricsPorts, ...dnsPorts]);
+    options.dns === false ? null : await allocatePorts(host, bases.dns, count, taken);
+  const doqPorts = dnsPorts === null ? null : await allocatePorts(host, bases.doq, count, taken);
   // The cluster zone's signing key: its DNSKEY goes in the genesis, the key to every node.
   const zoneKey = dnsPorts === null ? null : generateZoneKey();
-  const ctPorts =
-    options.ca === false
-      ? null
-      : await allocatePorts(host, bases.ct, count, [
-          ...stoqPorts,
-          ...metricsPorts,
-          ...(dnsPorts ?? []),
-          ...(doqPorts ?? []),
-        ]);
+  const ctPorts = options.ca === false ? null : await allocatePorts(host, bases.ct, count, taken);
   const caValidators: { name: string; nodeDir: string; falconKeys: FalconKeyPair }[] = [];
   // ACME (acme-cluster.ts): one HTTPS port, account key and certificate per node.
   const acmePorts =
     ctPorts === null || options.acme === false
       ? null
-      : await allocatePorts(host, bases.acme, count, [
-          ...stoqPorts,
-          ...metricsPorts,
-          ...(dnsPorts ?? []),
-          ...(doqPorts ?? []),
-          ...ctPorts,
-        ]);
+      : await allocatePorts(host, bases.acme, count, taken);
   const acmeAccounts: Uint8Array[] = [];
   // What nodes and clients trust: the TrustChain root, or the development CA's (--no-ca).
   const trustRootsName = ctPorts === null ? DEV_CA_FILES.certificate : CA_FILES.root;
@@ -1071,9 +1106,10 @@ async function commitStaging(
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
     entries = [];
   }
-  if (!entries.includes(CLUSTER_FILES.genesis)) {
+  const reason = await notAClusterDirectory(dir, entries);
+  if (reason !== null) {
     throw new CliError(
-      `${dir} changed during the ceremony: it holds no ${CLUSTER_FILES.genesis} any more, so it is not replaced; run again`,
+      `${dir} changed during the ceremony: ${reason}, so it is not replaced; run again`,
       1,
     );
   }

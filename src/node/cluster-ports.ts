@@ -96,6 +96,16 @@ export function clusterPortRanges(options: ClusterPortOptions): ClusterPortRange
 }
 
 /**
+ * Every port of the ranges with a base (not 0) of a cluster with these options: what a free
+ * port drawn for another service (a base of 0) must not be.
+ */
+export function fixedClusterPorts(options: ClusterPortOptions): number[] {
+  return clusterPortRanges(options)
+    .filter((range) => range.base !== 0)
+    .flatMap((range) => Array.from({ length: options.validators }, (_, k) => range.base + k));
+}
+
+/**
  * Refuses a base port that leaves no room for one port per validator below 65536, and two ranges
  * of the cluster that share a port. The message names the range whose flag was given first: with
  * a default beside it, that flag is the one to change.

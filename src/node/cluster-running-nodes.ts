@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CliError } from './cli-error.js';
 import {
@@ -7,6 +7,27 @@ import {
   describeElsewhere,
   type HolderElsewhere,
 } from './data-dir-lock.js';
+import { writeFileAtomically } from './io.js';
+
+/**
+ * The file in a node directory (the one holding its config.json) that names, as an absolute
+ * path, the data directory a node started from that configuration uses when it is not the one
+ * the configuration names (`HYPERMESH_DATA_DIR`): `node start` writes it, and removes it when it
+ * stops, so that `runningClusterNodes` finds that node's lock too.
+ */
+export const DATA_DIR_MARKER = '.hypermesh-data-dir';
+
+/** Records `dataDir` (absolute) in `nodeDir`'s `DATA_DIR_MARKER`, replacing what it named. */
+export async function recordDataDir(nodeDir: string, dataDir: string): Promise<void> {
+  await writeFileAtomically(path.join(nodeDir, DATA_DIR_MARKER), `${path.resolve(dataDir)}\n`);
+}
+
+/** Removes `nodeDir`'s `DATA_DIR_MARKER` if it still names `dataDir` (another start's stays). */
+export async function forgetDataDir(nodeDir: string, dataDir: string): Promise<void> {
+  const marker = path.join(nodeDir, DATA_DIR_MARKER);
+  const named = await readFile(marker, 'utf8').catch(() => null);
+  if (named?.trim() === path.resolve(dataDir)) await rm(marker, { force: true });
+}
 
 /** A node of a cluster directory whose data directory is locked by a running process. */
 export interface RunningClusterNode {
@@ -17,9 +38,16 @@ export interface RunningClusterNode {
   readonly elsewhere: HolderElsewhere | null;
 }
 
-/** The data directories a node directory's config.json names (`dataDir`), and `data/`. */
+/**
+ * The data directories of a node directory: `data/`, the one its config.json names (`dataDir`)
+ * and the one its `DATA_DIR_MARKER` names (a node started with `HYPERMESH_DATA_DIR`).
+ */
 async function nodeDataDirs(nodeDir: string): Promise<string[]> {
   const dirs = new Set([path.join(nodeDir, 'data')]);
+  const marked = (
+    await readFile(path.join(nodeDir, DATA_DIR_MARKER), 'utf8').catch(() => '')
+  ).trim();
+  if (path.isAbsolute(marked)) dirs.add(marked);
   try {
     const config: unknown = JSON.parse(await readFile(path.join(nodeDir, 'config.json'), 'utf8'));
     const dataDir = (config as { dataDir?: unknown } | null)?.dataDir;
@@ -32,7 +60,8 @@ async function nodeDataDirs(nodeDir: string): Promise<string[]> {
 
 /**
  * The nodes of the cluster directory `dir` that run now: every `DIR/<node>/` whose data
- * directory (`data/`, or the one its config.json names) holds a `node.lock` of a running
+ * directory (`data/`, the one its config.json names, or the `HYPERMESH_DATA_DIR` its node
+ * recorded in `DATA_DIR_MARKER`) holds a `node.lock` of a running
  * process (data-dir-lock.ts tells a live holder from a stale lock; a lock of another container's
  * PID namespace or another host always counts, its pid cannot be checked from here).
  */

@@ -14,7 +14,7 @@ import { spawnValidator, type ValidatorProcess } from './node-process.js';
  * creates the cluster with the genesis ceremony (or reuses one from an earlier run), starts one
  * `hypermesh node start` process per validator, waits until every node has committed a block
  * since it started, writes `<dir>/cluster.json` and a summary, and runs until interrupted; then it stops
- * the nodes (SIGTERM, SIGKILL after a grace period).
+ * the nodes (SIGTERM, SIGKILL after a grace period, or at once on a second signal).
  */
 /** Base ports for a newly created cluster (see `cluster init`); 0 picks free ports. */
 type DevBasePorts = Pick<
@@ -31,8 +31,56 @@ export interface DevClusterOptions extends DevBasePorts {
   readonly startTimeoutMs?: number;
   readonly stopGraceMs?: number;
   readonly out: (line: string) => void;
-  /** Resolves when the cluster should stop (SIGINT / SIGTERM). */
+  /** Resolves when the cluster should stop (SIGINT, SIGTERM, SIGHUP). */
   readonly interrupted: Promise<void>;
+  /** Resolves when the nodes are to be killed at once (a second signal): SIGKILL, no grace. */
+  readonly forced?: Promise<void>;
+}
+
+/** The signals `hypermesh dev` stops on: Ctrl-C, a service manager, a terminal that closed. */
+export const DEV_STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Stop requests to `hypermesh dev`: the first stops the cluster, a second kills its nodes. */
+export interface DevStopRequests {
+  /** Resolves with the first request (a signal's name, or `reason` of `stop`). */
+  readonly first: Promise<string>;
+  /** Resolves with the second signal. */
+  readonly second: Promise<string>;
+  /** A request that is not a signal (the output is lost): stops, never escalates. */
+  stop(reason: string): void;
+  /** Removes the signal handlers. */
+  dispose(): void;
+}
+
+/**
+ * Follows `DEV_STOP_SIGNALS` until `dispose`, with handlers that stay: with a one-shot handler a
+ * second Ctrl-C, or SIGHUP when the terminal closes, would end dev by the signal's default
+ * action, leaving cluster.json behind and nodes whose log pipe nobody reads.
+ */
+export function followDevStopRequests(): DevStopRequests {
+  let resolveFirst: (reason: string) => void = () => undefined;
+  let resolveSecond: (reason: string) => void = () => undefined;
+  const first = new Promise<string>((resolve) => (resolveFirst = resolve));
+  const second = new Promise<string>((resolve) => (resolveSecond = resolve));
+  let requests = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    requests += 1;
+    if (requests === 1) resolveFirst(signal);
+    else resolveSecond(signal);
+  };
+  for (const signal of DEV_STOP_SIGNALS) process.on(signal, onSignal);
+  return {
+    first,
+    second,
+    stop(reason) {
+      if (requests > 0) return;
+      requests = 1;
+      resolveFirst(reason);
+    },
+    dispose() {
+      for (const signal of DEV_STOP_SIGNALS) process.off(signal, onSignal);
+    },
+  };
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -189,9 +237,16 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
   // A stale file (a previous run killed before it could remove it) goes first, so it is gone
   // even when setting the cluster up fails: its presence means a running, committing cluster.
   await rm(path.join(options.dir, CLUSTER_FILES.clusterJson), { force: true });
+  let interruptedNow = false;
+  void options.interrupted.then(() => (interruptedNow = true));
   const layout = await ensureDevCluster(options);
   const clusterFile = path.join(layout.dir, CLUSTER_FILES.clusterJson);
   await rm(clusterFile, { force: true });
+  if (interruptedNow) {
+    // During the ceremony (SIGHUP, which the ceremony does not end on): no node is started.
+    options.out('interrupted before the nodes were started');
+    return 0;
+  }
 
   let stopping = false;
   const nodes = layout.nodes.map((node) =>
@@ -201,6 +256,18 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
     }),
   );
   const lastWords = new Map(nodes.map((node) => [node, followLastWords(node)]));
+  // A second signal: no more grace. Their output is read until they have exited.
+  let killedNow = false;
+  void options.forced?.then(() => {
+    killedNow = true;
+    stopping = true;
+    options.out('second signal: killing the nodes');
+    for (const node of nodes) {
+      if (node.child.exitCode === null && node.child.signalCode === null) {
+        node.child.kill('SIGKILL');
+      }
+    }
+  });
   const crashed = new Promise<string>((resolve) => {
     for (const node of nodes) {
       void node.exited.then((exit) => {
@@ -349,7 +416,11 @@ export async function runDevCluster(options: DevClusterOptions): Promise<number>
     await stopAll();
     const exits = await Promise.all(nodes.map((node) => node.exited));
     const forced = nodes.filter((_, i) => exits[i]?.signal === 'SIGKILL').map((node) => node.name);
-    if (forced.length > 0) options.out(`killed after the grace period: ${forced.join(', ')}`);
+    if (forced.length > 0) {
+      options.out(
+        `killed ${killedNow ? 'on a second signal' : 'after the grace period'}: ${forced.join(', ')}`,
+      );
+    }
     options.out('all nodes stopped');
   }
 }

@@ -33,12 +33,14 @@ function readRange(): string | null {
  * ephemeral range, so no other process's `bind(0)` or outgoing connection can take one between
  * now and the moment it is used (only another process picking explicit ports could); elsewhere
  * the OS picks. All sockets are held until every port is found, so the ports are distinct, then
- * released; a port taken meanwhile is reported by the caller as an ordinary bind error.
+ * released; a port taken meanwhile is reported by the caller as an ordinary bind error. No port
+ * of `exclude` is returned (ports the caller has given to something else already, free or not).
  */
 export async function findFreePorts(
   host: string,
   count: number,
   random: () => number = Math.random,
+  exclude: ReadonlySet<number> = new Set(),
 ): Promise<number[]> {
   const range = pickRange(readRange());
   const held: Array<Socket | Server> = [];
@@ -50,7 +52,7 @@ export async function findFreePorts(
       }
       const wanted =
         range === null ? 0 : range.low + Math.floor(random() * (range.high - range.low + 1));
-      if (wanted !== 0 && ports.includes(wanted)) continue;
+      if (wanted !== 0 && (ports.includes(wanted) || exclude.has(wanted))) continue;
       // A drawn port in use is skipped; any other failure (an address this machine does not
       // have, no permission) is the caller's to see.
       const udp = await bindUdp(host, wanted).catch((error: NodeJS.ErrnoException) => {
@@ -60,6 +62,8 @@ export async function findFreePorts(
       if (udp === null) continue;
       held.push(udp);
       const port = udp.address().port;
+      // One the OS picked: held, so it is not picked again.
+      if (exclude.has(port)) continue;
       const tcp = await bindTcp(host, port).catch(() => null);
       if (tcp === null) continue;
       held.push(tcp);

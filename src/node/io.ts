@@ -44,6 +44,10 @@ export function exitOnBrokenPipe(
     if (brokenPipeHandled.has(stream)) continue;
     brokenPipeHandled.add(stream);
     stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (brokenPipeHold !== null) {
+        brokenPipeHold.lost(error);
+        return;
+      }
       if (error.code === 'EPIPE') process.exit(BROKEN_PIPE_EXIT_CODE);
       throw error;
     });
@@ -51,6 +55,38 @@ export function exitOnBrokenPipe(
 }
 
 const brokenPipeHandled = new WeakSet<NodeJS.WriteStream>();
+
+/** What a write error on stdout or stderr does while `holdBrokenPipe` holds. */
+let brokenPipeHold: { lost(error: NodeJS.ErrnoException): void } | null = null;
+
+/**
+ * Until `release`, losing stdout or stderr does not end the process (`exitOnBrokenPipe`): on
+ * the first write error — EPIPE when the reader went away, EIO on a terminal that hung up —
+ * `onLost` is called, and that and every later write error are ignored (the output is lost).
+ * `release` ends the hold; when an EPIPE came meanwhile, it ends the process with 141, as
+ * `exitOnBrokenPipe` would have. For `hypermesh dev`, which must stop its nodes before it exits:
+ * ended at once, it would leave them running with no one reading their logs, to die of EPIPE
+ * themselves in the middle of whatever they were doing.
+ */
+export function holdBrokenPipe(onLost: () => void): { release(): void } {
+  let lost = false;
+  let broken = false;
+  const hold = {
+    lost(error: NodeJS.ErrnoException): void {
+      if (error.code === 'EPIPE') broken = true;
+      if (lost) return;
+      lost = true;
+      onLost();
+    },
+  };
+  brokenPipeHold = hold;
+  return {
+    release() {
+      if (brokenPipeHold === hold) brokenPipeHold = null;
+      if (broken) process.exit(BROKEN_PIPE_EXIT_CODE);
+    },
+  };
+}
 
 /**
  * The file a write to `file` must replace: a symbolic link's target (a trust bundle mounted as

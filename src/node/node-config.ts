@@ -26,15 +26,17 @@ const nodeName = z
   .string()
   .regex(NODE_NAME_PATTERN, 'lowercase letters, digits and "-", at most 63');
 const file = z.string().min(1, 'must be a non-empty path');
+/** A host name or IP address to listen on or dial (the environment's hosts are checked alike). */
+const host = z.string().min(1).max(253);
 
 const listenAddress = z.strictObject({
-  host: z.string().min(1).max(253),
+  host,
   port: z.int().min(0).max(65_535),
 });
 
 /** A peer's address: a port to dial, so 0 is not allowed. */
 const peerAddress = z.strictObject({
-  host: z.string().min(1).max(253),
+  host,
   port: z.int().min(1).max(65_535),
 });
 
@@ -96,7 +98,7 @@ export const validatorNodeConfigSchema = z.strictObject({
     .default({ idleBlockIntervalMs: DEFAULT_IDLE_BLOCK_INTERVAL_MS }),
   stoq: z
     .strictObject({
-      host: z.string().min(1).max(253).default(DEFAULT_LISTEN_HOST),
+      host: host.default(DEFAULT_LISTEN_HOST),
       port: z.int().min(0).max(65_535).default(DEFAULT_STOQ_PORT),
       transport: z.enum(['quic', 'tls']).default('quic'),
       authMode: z.enum(['strict', 'delegated']).default('delegated'),
@@ -237,7 +239,7 @@ export const NODE_ENV_OVERRIDES = {
   HYPERMESH_STOQ_PORT: 'stoq.port',
   HYPERMESH_METRICS_HOST: 'metrics.host',
   HYPERMESH_METRICS_PORT: 'metrics.port ("off" disables metrics)',
-  HYPERMESH_DATA_DIR: 'dataDir',
+  HYPERMESH_DATA_DIR: 'dataDir (relative to the working directory)',
   HYPERMESH_LOG_LEVEL: 'logLevel',
   HYPERMESH_IDLE_BLOCK_INTERVAL_MS: 'consensus.idleBlockIntervalMs (ms, 0-60000)',
 } as const;
@@ -255,17 +257,36 @@ function envPort(variable: string, value: string): number {
   return envWholeNumber(variable, value, 65_535, 'a port (0-65535)');
 }
 
+/**
+ * `value` of `variable` checked by `schema`, the one the file's `field` is checked with: an
+ * override is held to what the file is.
+ */
+function envChecked(variable: string, field: string, value: string, schema: z.ZodString): string {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const shown = value.length > 64 ? `${value.slice(0, 64)}… (${value.length} characters)` : value;
+  throw new CliError(
+    `environment variable ${variable}="${shown}" is not a valid ${field}: ${result.error.issues.map((issue) => issue.message).join('; ')}`,
+  );
+}
+
 function applyEnv(config: ValidatorNodeConfig, env: NodeJS.ProcessEnv): void {
   const value = (name: keyof typeof NODE_ENV_OVERRIDES): string | undefined => {
     const found = env[name];
     return found === undefined || found === '' ? undefined : found;
   };
   const stoqHost = value('HYPERMESH_STOQ_HOST');
-  if (stoqHost !== undefined) config.stoq.host = stoqHost;
+  if (stoqHost !== undefined) {
+    config.stoq.host = envChecked('HYPERMESH_STOQ_HOST', 'stoq.host', stoqHost, host);
+  }
   const stoqPort = value('HYPERMESH_STOQ_PORT');
   if (stoqPort !== undefined) config.stoq.port = envPort('HYPERMESH_STOQ_PORT', stoqPort);
   const metricsPort = value('HYPERMESH_METRICS_PORT');
-  const metricsHost = value('HYPERMESH_METRICS_HOST');
+  const metricsHostValue = value('HYPERMESH_METRICS_HOST');
+  const metricsHost =
+    metricsHostValue === undefined
+      ? undefined
+      : envChecked('HYPERMESH_METRICS_HOST', 'metrics.host', metricsHostValue, host);
   if (metricsPort === 'off') {
     config.metrics = null;
   } else if (metricsPort !== undefined || metricsHost !== undefined) {
@@ -287,8 +308,12 @@ function applyEnv(config: ValidatorNodeConfig, env: NodeJS.ProcessEnv): void {
     );
     config.consensus = { ...config.consensus, idleBlockIntervalMs };
   }
+  // Given where the command is typed, like --config: relative to the working directory, not to
+  // the configuration file as the file's own paths are.
   const dataDir = value('HYPERMESH_DATA_DIR');
-  if (dataDir !== undefined) config.dataDir = dataDir;
+  if (dataDir !== undefined) {
+    config.dataDir = path.resolve(envChecked('HYPERMESH_DATA_DIR', 'dataDir', dataDir, file));
+  }
   const logLevel = value('HYPERMESH_LOG_LEVEL');
   if (logLevel !== undefined) {
     if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
@@ -301,8 +326,9 @@ function applyEnv(config: ValidatorNodeConfig, env: NodeJS.ProcessEnv): void {
 }
 
 /**
- * Checks a parsed JSON document against the schema, applies the environment overrides and
- * resolves every path against `baseDir`. `source` names the file in error messages.
+ * Checks a parsed JSON document against the schema, applies the environment overrides (checked
+ * like the fields they replace) and resolves every path against `baseDir` —
+ * `HYPERMESH_DATA_DIR` against the working directory. `source` names the file in error messages.
  */
 export function parseValidatorNodeConfig(
   input: unknown,

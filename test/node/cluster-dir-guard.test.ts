@@ -3,12 +3,14 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { main } from '../../src/node/cli.js';
 import { CliError } from '../../src/node/cli-error.js';
 import { CLUSTER_FILES, initCluster } from '../../src/node/cluster-init.js';
-import { runningClusterNodes } from '../../src/node/cluster-running-nodes.js';
+import { DATA_DIR_MARKER, runningClusterNodes } from '../../src/node/cluster-running-nodes.js';
 import { LOCK_FILE, lockDataDir } from '../../src/node/data-dir-lock.js';
 import { ensureDevCluster, runDevCluster, type DevClusterOptions } from '../../src/node/dev.js';
 import { clusterInitArgs, runCli } from '../helpers/cli.js';
+import { withDeadline } from '../helpers/wait.js';
 
 /**
  * What `hypermesh dev` and `cluster init --force` may delete (src/node/dev.ts,
@@ -107,6 +109,54 @@ describe('cluster directories that dev and cluster init --force replace', () => 
     await stat(path.join(dir, CLUSTER_FILES.devMarker));
   });
 
+  it('cluster init --force replaces only a directory that reads as a cluster and holds nothing else', async () => {
+    // A project directory with a stray genesis.json.
+    const project = path.join(root, 'project');
+    await mkdir(path.join(project, 'src'), { recursive: true });
+    await writeFile(path.join(project, 'src', 'thesis.tex'), 'precious\n');
+    await writeFile(path.join(project, CLUSTER_FILES.genesis), '{}\n');
+    const before = await snapshot(project);
+    const forced = await runCli([...clusterInitArgs(project, 1), '--force']);
+    assert.equal(forced.code, 2, forced.err);
+    assert.match(
+      forced.err,
+      /is not empty and it does not read as a cluster directory: invalid genesis .*genesis\.json.*--force only replaces a cluster directory "cluster init" wrote/,
+    );
+    assert.deepEqual(await snapshot(project), before);
+
+    // A cluster directory the operator also keeps other things in.
+    const cluster = path.join(root, 'cluster-and-more');
+    await initCluster({ out: cluster, validators: 1, basePort: 0, metricsBasePort: 0, ca: false });
+    await writeFile(path.join(cluster, 'notes.txt'), 'keep me\n');
+    const withNotes = await snapshot(cluster);
+    await assert.rejects(
+      initCluster({
+        out: cluster,
+        validators: 1,
+        basePort: 0,
+        metricsBasePort: 0,
+        ca: false,
+        force: true,
+      }),
+      refused(/it also holds "notes\.txt", which a cluster directory does not; --force only/),
+    );
+    assert.deepEqual(await snapshot(cluster), withNotes);
+
+    // Without it, with what dev and add-node leave, the cluster is replaced.
+    await rm(path.join(cluster, 'notes.txt'));
+    await writeFile(path.join(cluster, CLUSTER_FILES.clusterJson), '{}\n');
+    await mkdir(path.join(cluster, '.node-9.tmp-123-abcdef'));
+    const replaced = await initCluster({
+      out: cluster,
+      validators: 2,
+      basePort: 0,
+      metricsBasePort: 0,
+      ca: false,
+      force: true,
+    });
+    assert.equal(replaced.nodes.length, 2);
+  });
+
   it('cluster init --force refuses while a node of the cluster runs', async () => {
     const dir = path.join(root, 'running');
     await initCluster({ out: dir, validators: 2, basePort: 0, metricsBasePort: 0 });
@@ -121,6 +171,73 @@ describe('cluster directories that dev and cluster init --force replace', () => 
       [],
       'nothing is left beside the cluster directory',
     );
+  });
+
+  it('a node started with HYPERMESH_DATA_DIR elsewhere counts as running', async () => {
+    const dir = path.join(root, 'env-data-dir');
+    const layout = await initCluster({
+      out: dir,
+      validators: 1,
+      basePort: 0,
+      metricsBasePort: 0,
+      ca: false,
+    });
+    const dataDir = path.join(root, 'env-data-dir-elsewhere');
+    const marker = path.join(dir, 'node-1', DATA_DIR_MARKER);
+    let out = '';
+    let err = '';
+    let announce: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (announce = resolve));
+    const previous = process.env.HYPERMESH_DATA_DIR;
+    process.env.HYPERMESH_DATA_DIR = dataDir;
+    const started = main(['node', 'start', '--config', layout.nodes[0]!.configFile], {
+      out: (text) => {
+        out += text;
+        if (out.includes('"event":"ready"')) announce();
+      },
+      err: (text) => void (err += text),
+    });
+    let code: number | undefined;
+    try {
+      await withDeadline(
+        Promise.race([
+          ready,
+          started.then((exit) => {
+            code = exit;
+            throw new Error(`node start exited with ${exit}: ${err}`);
+          }),
+        ]),
+        60_000,
+        'node-1 ready',
+      );
+      assert.equal(await readFile(marker, 'utf8'), `${dataDir}\n`);
+      assert.deepEqual(await runningClusterNodes(dir), [
+        { node: 'node-1', dataDir, pid: process.pid, elsewhere: null },
+      ]);
+      const before = await snapshot(dir);
+      await assert.rejects(
+        initCluster({
+          out: dir,
+          validators: 1,
+          basePort: 0,
+          metricsBasePort: 0,
+          ca: false,
+          force: true,
+        }),
+        refused(new RegExp(`are running: node-1 \\(pid ${process.pid}\\); stop them`)),
+      );
+      assert.deepEqual(await snapshot(dir), before);
+    } finally {
+      if (previous === undefined) delete process.env.HYPERMESH_DATA_DIR;
+      else process.env.HYPERMESH_DATA_DIR = previous;
+      // What `node start` stops on.
+      if (code === undefined) process.emit('SIGTERM', 'SIGTERM');
+      code ??= await withDeadline(started, 30_000, 'node start stopping on SIGTERM');
+    }
+    assert.equal(code, 0, err);
+    // Stopped: the marker goes, and nothing runs.
+    await assert.rejects(readFile(marker), { code: 'ENOENT' });
+    assert.deepEqual(await runningClusterNodes(dir), []);
   });
 
   it('a node held by this process counts as running; a stale lock of its pid does not', async () => {

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it, mock } from 'node:test';
 import { CliError } from '../../src/node/cli-error.js';
 import { initCluster, MAX_VALIDATORS } from '../../src/node/cluster-init.js';
 import { checkClusterPorts, clusterPortRanges } from '../../src/node/cluster-ports.js';
 import { ensureDevCluster } from '../../src/node/dev.js';
+import { findFreePorts, pickRange } from '../../src/node/free-ports.js';
 import { runCli } from '../helpers/cli.js';
 
 /**
@@ -152,6 +154,53 @@ describe('cluster ports', () => {
       /--ct-base-port 65533 leaves no room for 4 ports/,
     );
   });
+
+  const pickable = (() => {
+    try {
+      return pickRange(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'));
+    } catch {
+      return null;
+    }
+  })();
+
+  afterEach(() => mock.restoreAll());
+
+  it(
+    'a free port is never one of a fixed range: --base-port 0 beside --dns-base-port',
+    { skip: pickable === null && 'the OS picks free ports here (no room below its range)' },
+    async () => {
+      const range = pickable!;
+      // A fixed DNS base inside the range free ports are drawn from, free right now.
+      const [dnsBase] = await findFreePorts('127.0.0.1', 1);
+      // The first port drawn (STOQ's) is that DNS port; later draws are random again.
+      const random = Math.random.bind(Math);
+      let pinned = false;
+      mock.method(Math, 'random', () => {
+        if (!pinned && (new Error().stack ?? '').includes('findFreePorts')) {
+          pinned = true;
+          return (dnsBase! - range.low + 0.5) / (range.high - range.low + 1);
+        }
+        return random();
+      });
+      const out = path.join(root, 'free-beside-fixed');
+      const layout = await initCluster({
+        out,
+        validators: 1,
+        basePort: 0,
+        dnsBasePort: dnsBase!,
+        ca: false,
+      });
+      assert.ok(pinned, 'the draw was pinned');
+      const config = JSON.parse(await readFile(layout.nodes[0]!.configFile, 'utf8')) as {
+        stoq: { port: number };
+        dns: { udp: { port: number }[]; doq: { port: number }[] };
+      };
+      assert.equal(config.dns.udp[0]!.port, dnsBase);
+      assert.notEqual(config.stoq.port, dnsBase, 'STOQ (QUIC, UDP) and DNS (UDP) share no port');
+      assert.notEqual(config.dns.doq[0]!.port, dnsBase);
+      assert.notEqual(config.dns.doq[0]!.port, config.stoq.port);
+    },
+  );
 
   it('dev offers every base-port flag of cluster init', async () => {
     const help = await runCli(['dev', '--help']);

@@ -129,6 +129,36 @@ describe('node start configuration', () => {
     }
   });
 
+  it('checks the host and data directory overrides like the fields they replace', () => {
+    const long = 'h'.repeat(300);
+    rejectsWith({ ...minimal, stoq: { host: long } }, /stoq\.host: Too big/);
+    for (const variable of ['HYPERMESH_STOQ_HOST', 'HYPERMESH_METRICS_HOST'] as const) {
+      assert.throws(
+        () => parse(minimal, { [variable]: long }),
+        (error: unknown) => {
+          assert.ok(error instanceof CliError, String(error));
+          assert.equal(error.exitCode, 2);
+          assert.match(
+            error.message,
+            new RegExp(
+              `${variable}="h{64}… \\(300 characters\\)" is not a valid (stoq|metrics)\\.host: Too big`,
+            ),
+          );
+          return true;
+        },
+      );
+    }
+    assert.equal(
+      parse(minimal, { HYPERMESH_METRICS_HOST: 'h'.repeat(253) }).metrics?.host.length,
+      253,
+    );
+    // Relative to the working directory, like --config; the file's own paths to the file.
+    const config = parse(minimal, { HYPERMESH_DATA_DIR: 'data-b' });
+    assert.equal(config.dataDir, path.resolve('data-b'));
+    assert.equal(config.genesisFile, '/c/genesis.json');
+    assert.equal(parse(minimal).dataDir, '/c/node-1/data');
+  });
+
   it('reports a missing file and malformed JSON with the file name', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'hypermesh-node-config-'));
     try {

@@ -178,7 +178,8 @@ options:
   --acme-external-dns    the ACME servers also issue for DNS names outside the cluster zone
                          (grants with externalDns; names resolved through acme.resolver, CAA
                          checked by every validator); not with --no-acme, --no-ca or --no-dns
-  --force                replace DIR if it holds a previous cluster (a genesis.json)
+  --force                replace DIR if it holds a previous cluster: one that reads as a cluster
+                         directory and holds nothing else (no running node)
 
 ledger options (amounts in whole tokens):
   --token-name NAME             token name, 1-64 printable ASCII (default ${DEFAULT_LEDGER.name})

@@ -13,7 +13,8 @@ import {
   DEFAULT_METRICS_PORT,
   DEFAULT_STOQ_PORT,
 } from '../config.js';
-import { runDevCluster } from '../dev.js';
+import { followDevStopRequests, runDevCluster } from '../dev.js';
+import { holdBrokenPipe } from '../io.js';
 import { integerOption } from './cluster.js';
 
 /** The base-port flags `dev` hands to `cluster init` when given; init applies the defaults. */
@@ -43,8 +44,10 @@ leaves DIR as it is. Ctrl-C or SIGTERM during the genesis ceremony aborts it (ex
 and removes its staging directory. It starts "hypermesh node start" for every validator,
 waits until every node has committed a block since it started, writes DIR/cluster.json (node
 ids, STOQ addresses, metrics URLs, pids), prints a summary and keeps running. Node logs go to
-DIR/node-K/node.log. Ctrl-C or SIGTERM stops the nodes (SIGTERM, then SIGKILL after a grace
-period) and exits 0; a node that exits by itself stops the cluster with exit code 1.
+DIR/node-K/node.log. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops the nodes (SIGTERM,
+then SIGKILL after a grace period; a second signal kills them at once), removes cluster.json and
+exits 0; a node that exits by itself stops the cluster with exit code 1. When its output is lost
+(the reader of a pipe went away) it stops the cluster the same way and then exits 141.
 
 The port flags apply to a new cluster: node-K gets P+K-1, as with "hypermesh cluster init".
 
@@ -98,14 +101,20 @@ options:
         120_000,
       ),
     };
-    const interrupted = new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
-    return runDevCluster({
-      ...options,
-      out: (line) => io.out(`${line}\n`),
-      interrupted,
-    });
+    const requests = followDevStopRequests();
+    // Losing its output (the reader of a pipe went away, the terminal hung up) stops the
+    // cluster like a signal; dev goes on reading the nodes' logs until they have exited.
+    const output = holdBrokenPipe(() => requests.stop('output lost'));
+    try {
+      return await runDevCluster({
+        ...options,
+        out: (line) => io.out(`${line}\n`),
+        interrupted: requests.first.then(() => undefined),
+        forced: requests.second.then(() => undefined),
+      });
+    } finally {
+      requests.dispose();
+      output.release();
+    }
   },
 };

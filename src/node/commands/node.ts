@@ -1,5 +1,7 @@
+import path from 'node:path';
 import type { Command } from '../commands.js';
 import { parseCommandArgs, requireOption } from '../args.js';
+import { forgetDataDir, recordDataDir } from '../cluster-running-nodes.js';
 import { createLogger } from '../log.js';
 import { loadValidatorNodeConfig, NODE_ENV_OVERRIDES } from '../node-config.js';
 
@@ -22,7 +24,9 @@ Logs are JSON lines on stderr; every committed block is logged as "${'block comm
 SIGINT or SIGTERM stops it cleanly (exit 0). A malformed configuration exits 2 with a message
 naming the file and field; a consensus halt (store or WAL failure) exits 1.
 
-The configuration file is documented in docs/node.md. Environment overrides:
+The configuration file is documented in docs/node.md. Environment overrides, checked like the
+fields they replace (HYPERMESH_DATA_DIR is recorded in .hypermesh-data-dir beside FILE while the
+node runs, so that "cluster init --force" and "dev" see it running):
 ${envHelp}
 
 options:
@@ -30,8 +34,11 @@ options:
 `,
   async run(args, io) {
     const values = parseCommandArgs(args, { config: { type: 'string' } });
-    const config = await loadValidatorNodeConfig(requireOption(values.config, 'config'));
+    const configFile = path.resolve(requireOption(values.config, 'config'));
+    const config = await loadValidatorNodeConfig(configFile);
     const logger = createLogger({ node: config.name }, undefined, config.logLevel);
+    const nodeDir = path.dirname(configFile);
+    let recorded = false;
     let signalled: (signal: string) => void = () => undefined;
     const interrupted = new Promise<string>((resolve) => (signalled = resolve));
     const onSignal = (signal: NodeJS.Signals) => signalled(signal);
@@ -41,6 +48,24 @@ options:
       // Loaded on demand: the rest of the CLI does not need the consensus stack.
       const { startValidatorNode } = await import('../validator-node.js');
       const node = await startValidatorNode(config, logger);
+      // A data directory from the environment is recorded beside the configuration once its
+      // lock is held, so that `cluster init --force` and `dev` see this node running
+      // (cluster-running-nodes.ts).
+      if ((process.env.HYPERMESH_DATA_DIR ?? '') !== '') {
+        recorded = await recordDataDir(nodeDir, config.dataDir).then(
+          () => true,
+          (error: unknown) => {
+            logger.warn(
+              'cannot record HYPERMESH_DATA_DIR beside the configuration: cluster init --force and dev will not see this node running',
+              {
+                dataDir: config.dataDir,
+                error: error instanceof Error ? error.message : String(error),
+              },
+            );
+            return false;
+          },
+        );
+      }
       const status = node.driver.status();
       const ready = {
         event: 'ready',
@@ -74,6 +99,7 @@ options:
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      if (recorded) await forgetDataDir(nodeDir, config.dataDir).catch(() => undefined);
     }
   },
 };
