@@ -191,6 +191,11 @@ export class CaesarAmountError extends HyperMeshError<CaesarAmountErrorCode> {}
 export enum CaesarStateErrorCode {
   CORRUPT_VALUE = 'CAESAR_CORRUPT_VALUE',
   PROOF_INVALID = 'CAESAR_PROOF_INVALID',
+  /**
+   * An answer read at another height than the one asked for (its proofs may verify: they prove
+   * the state of the wrong block). `detail`: `requested`, `answered`.
+   */
+  HEIGHT_MISMATCH = 'CAESAR_HEIGHT_MISMATCH',
 }
 
 export class CaesarStateError extends HyperMeshError<CaesarStateErrorCode> {}

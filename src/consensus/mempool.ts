@@ -523,6 +523,32 @@ export class Mempool implements MempoolPort {
   }
 
   /**
+   * How the transaction with this application txHash is pending: `ready` (in its sender's run
+   * from the next sequence: `candidates` offers it), `waiting` (for an earlier sequence of its
+   * sender), or null when it is not pending.
+   */
+  readiness(txHash: Uint8Array): 'ready' | 'waiting' | null {
+    if (!(txHash instanceof Uint8Array)) return null;
+    const entry = this.byTxHash.get(toHex(txHash));
+    if (entry === undefined) return null;
+    const queue = this.senders.get(entry.sender);
+    if (queue === undefined) return null;
+    return lowerBound(queue.txs, entry.sequence) < queue.ready ? 'ready' : 'waiting';
+  }
+
+  /**
+   * The sequence that follows `sender`'s ready transactions (the run from its next sequence,
+   * without a gap): what a new transaction of the sender must take to run after those already
+   * pending. `sender` is the sequence owner `checkTx` names (`TxAcceptance.sender`). Null when
+   * the sender has nothing pending, or the application does not tell its next sequence.
+   */
+  nextSequenceAfterPending(sender: string): number | null {
+    const queue = this.senders.get(sender);
+    if (queue === undefined || queue.next === null || queue.txs.length === 0) return null;
+    return Math.min(queue.next, queue.txs[0]!.sequence) + queue.ready;
+  }
+
+  /**
    * The refusal that evicted the transaction with this application txHash when the mempool
    * re-checked it after a commit (the last 1,024 evictions); undefined otherwise.
    */

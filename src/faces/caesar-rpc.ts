@@ -80,7 +80,7 @@ import {
   type TxSubmitResult,
 } from '../consensus/net/index.js';
 import { MAX_TX_BYTES } from '../consensus/wire.js';
-import { bytesEqual } from '../crypto/bytes.js';
+import { bytesEqual, fromHex } from '../crypto/bytes.js';
 import { decodeStateProof, verifyStateProof } from '../storage/index.js';
 import {
   StoqError,
@@ -225,10 +225,17 @@ const position = z.strictObject({ height, index: count });
  * the client polls again (an unknown transaction is `NOT_FOUND` instead).
  */
 const pendingReceipt = z.strictObject({ status: z.literal('pending'), txHash });
-const submitRequest = z.strictObject({ tx: bytes({ min: 1, max: MAX_TX_BYTES }) });
-/** Admission's answer, as the node API's `submitTx`: the txHash, or the refusal's code. */
+/** `reportDuplicate`: say whether the transaction was already pending (`duplicate`). */
+const submitRequest = z.strictObject({
+  tx: bytes({ min: 1, max: MAX_TX_BYTES }),
+  reportDuplicate: z.literal(true).optional(),
+});
+/**
+ * Admission's answer, as the node API's `submitTx`: the txHash (and, to a request with
+ * `reportDuplicate`, whether it was already pending), or the refusal's code.
+ */
 const submitResponse = z.discriminatedUnion('ok', [
-  z.strictObject({ ok: z.literal(true), txHash }),
+  z.strictObject({ ok: z.literal(true), txHash, duplicate: z.boolean().optional() }),
   z.strictObject({
     ok: z.literal(false),
     txHash: txHash.optional(),
@@ -332,17 +339,28 @@ export const caesarService = defineService({
       allow: anyone,
     }),
     validators: unary({
-      request: z.strictObject({
-        from: count.optional(),
-        limit: z.int().min(1).max(MAX_VALIDATORS_PAGE).optional(),
-        height: height.optional(),
-      }),
+      request: z
+        .strictObject({
+          /** The page starts strictly after this address: the previous page's `next`. */
+          after: validatorAddress.optional(),
+          /**
+           * An index into the list, for clients from before `after` (their pages shift when the
+           * list changes between them); its answer's `next` is an index too.
+           */
+          from: count.optional(),
+          limit: z.int().min(1).max(MAX_VALIDATORS_PAGE).optional(),
+          height: height.optional(),
+        })
+        .refine((request) => request.after === undefined || request.from === undefined, {
+          message: 'after and from exclude each other',
+        }),
       response: z.strictObject({
         ...read,
         view: z.strictObject({
           total: count,
           validators: z.array(validatorView).max(MAX_VALIDATORS_PAGE),
-          next: count.nullable(),
+          /** The last address listed when more follow (an index, to a request with `from`). */
+          next: z.union([validatorHex, count]).nullable(),
         }),
         proofs: z.strictObject({
           list: proven,
@@ -724,15 +742,54 @@ function accountViewOf(
   };
 }
 
+/** Where a `validators` page starts: strictly after an address, or (older clients) at an index. */
+interface ValidatorCursor {
+  readonly after?: Uint8Array | undefined;
+  readonly from?: number | undefined;
+}
+
+/**
+ * The page of `list` (ascending addresses) that `cursor` and `limit` ask for, and where the next
+ * one starts: the last address listed, when more follow. Keyed by address, a page does not
+ * shift when validators are created or removed between pages (an index would: one listed twice,
+ * another never). `from` keeps the index for clients from before `after`.
+ */
+function validatorPage(
+  list: readonly Uint8Array[],
+  cursor: ValidatorCursor,
+  limit: number,
+): { page: Uint8Array[]; next: string | number | null } {
+  if (cursor.from !== undefined) {
+    const end = cursor.from + limit;
+    return { page: list.slice(cursor.from, end), next: end < list.length ? end : null };
+  }
+  const { after } = cursor;
+  let start = 0;
+  if (after !== undefined) {
+    let high = list.length;
+    while (start < high) {
+      const middle = (start + high) >>> 1;
+      if (compareAddresses(list[middle]!, after) <= 0) start = middle + 1;
+      else high = middle;
+    }
+  }
+  const page = list.slice(start, start + limit);
+  const last = page.at(-1);
+  return {
+    page,
+    next: start + limit < list.length && last !== undefined ? formatConsensusAddress(last) : null,
+  };
+}
+
 function validatorsViewOf(
   at: Answer,
-  from: number,
+  cursor: ValidatorCursor,
   limit: number,
   proofs: { list: ProvenRead; set: ProvenRead; records: readonly ProvenRead[] },
-): { total: number; validators: ValidatorView[]; next: number | null } {
+): { total: number; validators: ValidatorView[]; next: string | number | null } {
   const list = verifyCaesarValidators(asResponse(at, proofs.list));
   const set = verifyCaesarValidatorSet(asResponse(at, proofs.set));
-  const page = list.slice(from, from + limit);
+  const { page, next } = validatorPage(list, cursor, limit);
   if (proofs.records.length !== page.length) {
     proofInvalid(`the answer has ${proofs.records.length} records for ${page.length} validators`);
   }
@@ -747,7 +804,7 @@ function validatorsViewOf(
       set.some((member) => bytesEqual(member, validator)),
     );
   });
-  return { total: list.length, validators, next: from + limit < list.length ? from + limit : null };
+  return { total: list.length, validators, next };
 }
 
 function proposalIds(count: number, before: number | undefined, limit: number): number[] {
@@ -973,7 +1030,7 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
       }),
     validators: (request) =>
       run(() => {
-        const from = request.from ?? 0;
+        const cursor = { after: request.after, from: request.from };
         const limit = request.limit ?? DEFAULT_VALIDATORS_PAGE;
         const reader = new Reader(source, request.height);
         const list = reader.read(caesarValidatorsQuery());
@@ -983,11 +1040,11 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
         if (addresses.length > MAX_VALIDATOR_LIST) {
           throw new StoqError(StoqErrorCode.INTERNAL, 'more validators than the module allows');
         }
-        const records = addresses
-          .slice(from, from + limit)
-          .map((validator) => reader.read(caesarValidatorQuery(validator)));
+        const records = validatorPage(addresses, cursor, limit).page.map((validator) =>
+          reader.read(caesarValidatorQuery(validator)),
+        );
         const proofs = { list, set, records };
-        return { ...at, view: validatorsViewOf(at, from, limit, proofs), proofs };
+        return { ...at, view: validatorsViewOf(at, cursor, limit, proofs), proofs };
       }),
     rewards: (request) =>
       run(() => {
@@ -1048,14 +1105,14 @@ export function registerCaesarRpc(server: ServiceRegistry, source: CaesarRpcSour
           return { ok: false as const, code: error.code, message: error.message };
         }
         notCaesar(module);
-        return admit(source, request.tx, submitterOf(ctx.peer));
+        return admit(source, request, submitterOf(ctx.peer));
       }),
     stake: (request, ctx) =>
-      run(() => submitStaking(source, 'stake', request.tx, submitterOf(ctx.peer))),
+      run(() => submitStaking(source, 'stake', request, submitterOf(ctx.peer))),
     unstake: (request, ctx) =>
-      run(() => submitStaking(source, 'unstake', request.tx, submitterOf(ctx.peer))),
+      run(() => submitStaking(source, 'unstake', request, submitterOf(ctx.peer))),
     delegate: (request, ctx) =>
-      run(() => submitStaking(source, 'delegate', request.tx, submitterOf(ctx.peer))),
+      run(() => submitStaking(source, 'delegate', request, submitterOf(ctx.peer))),
     receipt: (request) =>
       run(() => {
         // The receipt first: a committed transaction may linger in the mempool until its update.
@@ -1086,21 +1143,26 @@ function notCaesar(module: string): void {
   );
 }
 
-/** The node's admission, answered as `submitTx` answers. */
+type SubmitRequest = z.output<typeof submitRequest>;
+
+/** The node's admission, answered as `submitTx` answers (`duplicate` when asked for). */
 async function admit(
   source: CaesarRpcSource,
-  tx: Uint8Array,
+  request: SubmitRequest,
   caller: string,
 ): Promise<z.output<typeof submitResponse>> {
-  const result = await source.submit(tx, caller);
-  return result.ok
-    ? { ok: true as const, txHash: result.txHash }
-    : {
-        ok: false as const,
-        code: result.code,
-        message: result.message,
-        ...(result.txHash === undefined ? {} : { txHash: result.txHash }),
-      };
+  const result = await source.submit(request.tx, caller);
+  if (result.ok) {
+    return request.reportDuplicate === true
+      ? { ok: true as const, txHash: result.txHash, duplicate: result.duplicate === true }
+      : { ok: true as const, txHash: result.txHash };
+  }
+  return {
+    ok: false as const,
+    code: result.code,
+    message: result.message,
+    ...(result.txHash === undefined ? {} : { txHash: result.txHash }),
+  };
 }
 
 /**
@@ -1112,9 +1174,10 @@ async function admit(
 async function submitStaking(
   source: CaesarRpcSource,
   method: StakingMethod,
-  tx: Uint8Array,
+  request: SubmitRequest,
   caller: string,
 ): Promise<z.output<typeof submitResponse>> {
+  const { tx } = request;
   let envelope: ReturnType<typeof decodeTransaction>;
   try {
     envelope = decodeTransaction(tx);
@@ -1148,7 +1211,7 @@ async function submitStaking(
       { reason: 'wrong-kind', method, expected: [...expected], given },
     );
   }
-  return admit(source, tx, caller);
+  return admit(source, request, caller);
 }
 
 const STAKING_ROUTES =
@@ -1202,11 +1265,17 @@ export interface CaesarRpcClient {
     request?: { publicKey?: Uint8Array; hybrid?: boolean; height?: number },
     options?: CallOptions,
   ): Promise<Proven<AccountView>>;
-  /** A page of the validators (the whole list is proven, so none can be left out). */
+  /**
+   * A page of the validators in address order (the whole list is proven, so none can be left
+   * out), starting strictly after `after`: the previous page's `next` (40 hex digits, or the
+   * 20 bytes), absent for the first page. `next` is the last address listed when more follow.
+   * Pages read at different heights (no `height`) neither repeat nor skip a validator that
+   * exists throughout; pass the first page's height to read them all at one height.
+   */
   validators(
-    request?: { from?: number; limit?: number; height?: number },
+    request?: { after?: Uint8Array | string; limit?: number; height?: number },
     options?: CallOptions,
-  ): Promise<Proven<{ total: number; validators: ValidatorView[]; next: number | null }>>;
+  ): Promise<Proven<{ total: number; validators: ValidatorView[]; next: string | null }>>;
   rewards(
     request?: { validator?: Uint8Array; height?: number },
     options?: CallOptions,
@@ -1222,6 +1291,11 @@ export interface CaesarRpcClient {
     height?: number,
     options?: CallOptions,
   ): Promise<Proven<ReturnType<typeof votesViewOf>>>;
+  /**
+   * Admission, as the node API's `submitTx`: `{ok: true, txHash, duplicate}` (`duplicate`: the
+   * node already held this very transaction; so do `stake`, `unstake` and `delegate`), or the
+   * refusal's code.
+   */
   submitTx(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
   /**
    * `create-validator`, or a self-bond (a `delegate` to the sender's own validator); another
@@ -1263,12 +1337,37 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * Refuses an answer read at another height than `requested` (when one was asked for): its
+ * proofs would prove the state of another block than the caller means.
+ */
+function requireHeight<T extends Answer>(requested: number | undefined, answer: T): T {
+  if (requested === undefined || answer.height === requested) return answer;
+  throw new CaesarStateError(
+    CaesarStateErrorCode.HEIGHT_MISMATCH,
+    `asked for the state at height ${requested}, the node answered at height ${answer.height}`,
+    { requested, answered: answer.height },
+  );
+}
+
 /** The view computed from the verified proofs, which must be the one the node stated. */
 function checked<T>(answer: Answer & { view: unknown }, proven: T): Proven<T> {
   if (canonical(answer.view) !== canonical(proven)) {
     proofInvalid("the node's view differs from what its proofs show");
   }
   return { height: answer.height, stateRoot: answer.stateRoot, view: proven };
+}
+
+/** A `validators` cursor given as text: the 40 hex digits of a page's `next`. */
+function validatorCursor(text: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{40}$/.test(text)) {
+    throw new StoqError(
+      StoqErrorCode.INVALID_ARGUMENT,
+      `after must be a validator address of 40 hex digits (a page's next), got ${JSON.stringify(text.slice(0, 64))}`,
+      { reason: 'bad-cursor' },
+    );
+  }
+  return fromHex(text);
 }
 
 export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient {
@@ -1279,13 +1378,16 @@ export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient 
   const h = (value: number | undefined) => (value === undefined ? {} : { height: value });
   return {
     balance: async (account, at, options) => {
-      const answer = await rpc.call('balance', { address: account, ...h(at) }, options);
+      const answer = requireHeight(
+        at,
+        await rpc.call('balance', { address: account, ...h(at) }, options),
+      );
       const balance = verifyCaesarBalance(account, asResponse(answer, answer.proofs.balance));
       checked(answer, { address: formatAddress(account), balance: balance.toString() });
       return { height: answer.height, stateRoot: answer.stateRoot, view: balance };
     },
     account: async (account, request = {}, options) => {
-      const answer = await rpc.call(
+      const asked = await rpc.call(
         'account',
         {
           address: account,
@@ -1296,53 +1398,70 @@ export function createCaesarRpcClient(target: CaesarRpcTarget): CaesarRpcClient 
         },
         options,
       );
+      const answer = requireHeight(request.height, asked);
       return checked(
         answer,
         accountViewOf(answer, account, sequenceOwner(request), answer.proofs, true),
       );
     },
     validators: async (request = {}, options) => {
-      const from = request.from ?? 0;
+      const after =
+        typeof request.after === 'string' ? validatorCursor(request.after) : request.after;
       const limit = request.limit ?? DEFAULT_VALIDATORS_PAGE;
-      const answer = await rpc.call('validators', { from, limit, ...h(request.height) }, options);
-      return checked(answer, validatorsViewOf(answer, from, limit, answer.proofs));
+      const answer = requireHeight(
+        request.height,
+        await rpc.call(
+          'validators',
+          { ...(after === undefined ? {} : { after }), limit, ...h(request.height) },
+          options,
+        ),
+      );
+      const view = validatorsViewOf(answer, { after }, limit, answer.proofs);
+      // Without `from`, the proven page names an address (or null), never an index.
+      return checked(answer, { ...view, next: typeof view.next === 'string' ? view.next : null });
     },
     rewards: async (request = {}, options) => {
-      const answer = await rpc.call(
-        'rewards',
-        {
-          ...(request.validator === undefined ? {} : { validator: request.validator }),
-          ...h(request.height),
-        },
-        options,
+      const answer = requireHeight(
+        request.height,
+        await rpc.call(
+          'rewards',
+          {
+            ...(request.validator === undefined ? {} : { validator: request.validator }),
+            ...h(request.height),
+          },
+          options,
+        ),
       );
       return checked(answer, rewardsViewOf(answer, request.validator, answer.proofs));
     },
     params: async (at, options) => {
-      const answer = await rpc.call('params', h(at), options);
+      const answer = requireHeight(at, await rpc.call('params', h(at), options));
       return checked(answer, paramsViewOf(answer, answer.proofs));
     },
     proposals: async (request = {}, options) => {
       const limit = request.limit ?? DEFAULT_PROPOSALS_PAGE;
-      const answer = await rpc.call(
-        'proposals',
-        {
-          limit,
-          ...(request.before === undefined ? {} : { before: request.before }),
-          ...h(request.height),
-        },
-        options,
+      const answer = requireHeight(
+        request.height,
+        await rpc.call(
+          'proposals',
+          {
+            limit,
+            ...(request.before === undefined ? {} : { before: request.before }),
+            ...h(request.height),
+          },
+          options,
+        ),
       );
       return checked(answer, proposalsViewOf(answer, request.before, limit, answer.proofs));
     },
     votes: async (proposal, at, options) => {
-      const answer = await rpc.call('votes', { proposal, ...h(at) }, options);
+      const answer = requireHeight(at, await rpc.call('votes', { proposal, ...h(at) }, options));
       return checked(answer, votesViewOf(answer, proposal, answer.proofs));
     },
-    submitTx: (tx, options) => rpc.call('submitTx', { tx }, options),
-    stake: (tx, options) => rpc.call('stake', { tx }, options),
-    unstake: (tx, options) => rpc.call('unstake', { tx }, options),
-    delegate: (tx, options) => rpc.call('delegate', { tx }, options),
+    submitTx: (tx, options) => rpc.call('submitTx', { tx, reportDuplicate: true }, options),
+    stake: (tx, options) => rpc.call('stake', { tx, reportDuplicate: true }, options),
+    unstake: (tx, options) => rpc.call('unstake', { tx, reportDuplicate: true }, options),
+    delegate: (tx, options) => rpc.call('delegate', { tx, reportDuplicate: true }, options),
     receipt: async (hash, options) => {
       const answer = await rpc.call('receipt', { txHash: hash }, options);
       return 'status' in answer ? { status: 'pending' } : { status: 'committed', receipt: answer };

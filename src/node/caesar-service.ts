@@ -3,6 +3,7 @@ import { HyperMeshError } from '../codec/error.js';
 import {
   CAESAR_MODULE_NAME,
   CaesarError,
+  HYBRID_OP,
   JailReason,
   caesarBondedQuery,
   caesarGenesisFromApp,
@@ -63,6 +64,20 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * The `type` label of a Caesar transaction body: its op, the op it wraps for a hybrid account's
+ * (a hybrid transfer counts as a transfer), or `malformed` when the body does not decode.
+ */
+export function caesarTxType(body: Uint8Array): string {
+  try {
+    const tx = decodeCaesarBody(body);
+    return tx.op === HYBRID_OP ? tx.inner.op : tx.op;
+  } catch (error) {
+    if (!(error instanceof CaesarError)) throw error;
+    return 'malformed';
+  }
+}
+
 /** The Caesar transactions of a stored block with their outcomes, from the stored receipts. */
 function blockOutcomes(
   store: NodeStore,
@@ -78,15 +93,11 @@ function blockOutcomes(
   for (const bytes of block.transactions) {
     const envelope = decodeTransaction(bytes);
     if (envelope.module !== CAESAR_MODULE_NAME) continue;
-    let type: string;
-    try {
-      type = decodeCaesarBody(envelope.body).op;
-    } catch (error) {
-      if (!(error instanceof CaesarError)) throw error;
-      type = 'malformed';
-    }
     const receipt = storedReceipt(store, envelope.txHash);
-    txs.push({ type, outcome: receipt?.code === 0 ? 'applied' : 'refused' });
+    txs.push({
+      type: caesarTxType(envelope.body),
+      outcome: receipt?.code === 0 ? 'applied' : 'refused',
+    });
   }
   // The module slashes an offender at most once per block, whatever the evidence count.
   const offenders = [...new Set(block.evidence.map((evidence) => evidence.voteA.validator))];

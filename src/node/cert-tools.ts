@@ -56,7 +56,7 @@ import { MAX_NOTE_BYTES, encodeMerkleTreeLeaf } from '../trustchain/ct/index.js'
 import { blockTimeAndAge } from './block-age.js';
 import { CliError } from './cli-error.js';
 import { visible } from './io.js';
-import { submitTransaction } from './tx-submit.js';
+import { notCommittedReason, submitTransaction } from './tx-submit.js';
 import { checkAnsweredHeight, committedRootsOf } from './verified-root.js';
 
 /**
@@ -154,7 +154,10 @@ async function submitCa(options: {
     throw new CliError(`the node refused the transaction: ${outcome.code}: ${outcome.message}`, 1);
   }
   if (outcome.status.status !== 'committed') {
-    throw new CliError(`tx ${outcome.txHash} not committed within ${options.timeoutMs} ms`, 1);
+    throw new CliError(
+      `tx ${outcome.txHash} ${notCommittedReason(outcome.status, options.timeoutMs)}`,
+      1,
+    );
   }
   if (outcome.status.code !== 0) {
     throw new CliError(

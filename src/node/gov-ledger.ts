@@ -39,7 +39,7 @@ import type { NodeRpcClient } from '../consensus/net/index.js';
 import { bytesEqual, toHex } from '../crypto/bytes.js';
 import type { FalconKeyPair } from '../crypto/falcon.js';
 import { ProvenReader, StakeCliError, StakeErrorCode } from './stake-ledger.js';
-import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
+import { submitTransaction, type SubmitOptions, type SubmitOutcome } from './tx-submit.js';
 import { ledgerSubmission } from './wallet-ledger.js';
 
 /**
@@ -67,17 +67,74 @@ export interface ProvenProposals {
   readonly proposals: readonly ProposalView[];
 }
 
+/** Proven reads `readProvenProposals` has in flight at most while it weighs votes. */
+export const GOV_READ_CONCURRENCY = 16;
+/** How long `readProvenProposals` may take by default (`hypermesh gov list --timeout-ms`). */
+export const DEFAULT_GOV_LIST_TIMEOUT_MS = 120_000;
+
+export interface ReadProposalsOptions {
+  readonly height?: number;
+  readonly limit?: number;
+  /**
+   * The time the whole read may take (default `DEFAULT_GOV_LIST_TIMEOUT_MS`); past it the read
+   * stops with `StakeErrorCode.DEADLINE_EXCEEDED`. Weighing a proposal's votes costs one proven
+   * read per voter and one per delegation of each (up to 2,000 voters × 33).
+   */
+  readonly timeoutMs?: number;
+}
+
 /**
  * The governance parameters and the newest `limit` proposals with their votes, each answer's
  * proof checked, all at one height; for proposals in voting also the tally so far, from proven
- * validator records and delegations (the same weighing the end of block applies).
+ * validator records and delegations (the same weighing the end of block applies). The voters'
+ * stakes are read `GOV_READ_CONCURRENCY` reads at a time; the whole read is bounded by
+ * `timeoutMs`.
  */
 export async function readProvenProposals(
   client: NodeRpcClient,
-  options: { readonly height?: number; readonly limit?: number } = {},
+  options: ReadProposalsOptions = {},
+): Promise<ProvenProposals> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_GOV_LIST_TIMEOUT_MS;
+  const stop = new AbortController();
+  const progress = { reads: 0 };
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      stop.abort();
+      reject(
+        new StakeCliError(
+          StakeErrorCode.DEADLINE_EXCEEDED,
+          `the proposals were not read within ${timeoutMs} ms (${progress.reads} proven reads so far, ${GOV_READ_CONCURRENCY} at a time while weighing votes); read fewer with --limit or allow more time with --timeout-ms`,
+          1,
+        ),
+      );
+    }, timeoutMs);
+  });
+  const work = readProposals(client, options, stop.signal, progress);
+  // Past the deadline its late failure (the reads it stopped) is not anyone's to handle.
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+    // Whatever is still queued does not start (a failed read, or the deadline, ended the read).
+    stop.abort();
+  }
+}
+
+async function readProposals(
+  client: NodeRpcClient,
+  options: ReadProposalsOptions,
+  signal: AbortSignal,
+  progress: { reads: number },
 ): Promise<ProvenProposals> {
   const reader = new ProvenReader(client, options.height);
-  const staking = await reader.read(caesarStakingParamsQuery, verifyCaesarStakingParams);
+  const read: ProvenReader['read'] = (build, check) => {
+    signal.throwIfAborted();
+    progress.reads++;
+    return reader.read(build, check);
+  };
+  const staking = await read(caesarStakingParamsQuery, verifyCaesarStakingParams);
   if (staking === null) {
     throw new StakeCliError(
       StakeErrorCode.STAKING_OFF,
@@ -85,13 +142,13 @@ export async function readProvenProposals(
       1,
     );
   }
-  const params = await reader.read(caesarGovParamsQuery, verifyCaesarGovParams);
-  const count = await reader.read(caesarGovCountQuery, verifyCaesarGovCount);
+  const params = await read(caesarGovParamsQuery, verifyCaesarGovParams);
+  const count = await read(caesarGovCountQuery, verifyCaesarGovCount);
   const lowest = Math.max(1, count - (options.limit ?? count) + 1);
   let stake: ((voter: Uint8Array) => Promise<bigint>) | undefined;
   const proposals: ProposalView[] = [];
   for (let id = count; id >= lowest; id--) {
-    const record = await reader.read(
+    const record = await read(
       (at) => caesarProposalQuery(id, at),
       (response) => verifyCaesarProposal(id, response),
     );
@@ -102,7 +159,7 @@ export async function readProvenProposals(
         1,
       );
     }
-    const votes = await reader.read(
+    const votes = await read(
       (at) => caesarVotesQuery(id, at),
       (response) => verifyCaesarVotes(id, response),
     );
@@ -110,11 +167,12 @@ export async function readProvenProposals(
       proposals.push({ record, votes });
       continue;
     }
-    stake ??= provenStake(reader);
-    const weights = new Map<string, bigint>();
-    for (const vote of votes) weights.set(toHex(vote.voter), await stake(vote.voter));
+    // The height is fixed by the first read: the weighing's reads all ask for it.
+    stake ??= provenStake(bounded(read, GOV_READ_CONCURRENCY, signal));
+    const weighed = await Promise.all(votes.map((vote) => stake!(vote.voter)));
+    const weights = new Map(votes.map((vote, i) => [toHex(vote.voter), weighed[i]!]));
     const counted = countVotes(votes, (voter) => weights.get(toHex(voter)) ?? 0n);
-    const bonded = await reader.read(caesarBondedQuery, verifyCaesarBonded);
+    const bonded = await read(caesarBondedQuery, verifyCaesarBonded);
     const tallySoFar = { ...counted, bonded };
     proposals.push({
       record,
@@ -127,17 +185,51 @@ export async function readProvenProposals(
 }
 
 /**
+ * `read` with at most `limit` reads in flight; the others wait in order, and none starts once
+ * `signal` aborts.
+ */
+function bounded(
+  read: ProvenReader['read'],
+  limit: number,
+  signal: AbortSignal,
+): ProvenReader['read'] {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  const acquire = (): Promise<void> => {
+    if (active < limit) {
+      active++;
+      return Promise.resolve();
+    }
+    // The slot is handed over by `release`, without counting it free in between.
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next === undefined) active--;
+    else next();
+  };
+  return async (build, check) => {
+    await acquire();
+    try {
+      signal.throwIfAborted();
+      return await read(build, check);
+    } finally {
+      release();
+    }
+  };
+}
+
+/**
  * An account's bonded stake from proven answers: its proven delegator index, then the worth of
  * its delegation at each validator the index names (at most `MAX_DELEGATIONS_PER_ACCOUNT`), as
- * the end of block weighs it. Records are read once, and each voter once per reader.
+ * the end of block weighs it. Records are read once, and each voter once per reader, however
+ * many ask at once.
  */
-function provenStake(reader: ProvenReader): (voter: Uint8Array) => Promise<bigint> {
-  const records = new Map<string, ValidatorRecord>();
-  const stakes = new Map<string, bigint>();
-  const recordOf = async (address: Uint8Array): Promise<ValidatorRecord> => {
-    const known = records.get(toHex(address));
-    if (known !== undefined) return known;
-    const record = await reader.read(
+function provenStake(read: ProvenReader['read']): (voter: Uint8Array) => Promise<bigint> {
+  const records = new Map<string, Promise<ValidatorRecord>>();
+  const stakes = new Map<string, Promise<bigint>>();
+  const readRecord = async (address: Uint8Array): Promise<ValidatorRecord> => {
+    const record = await read(
       (at) => caesarValidatorQuery(address, at),
       (response) => verifyCaesarValidator(address, response),
     );
@@ -148,26 +240,42 @@ function provenStake(reader: ProvenReader): (voter: Uint8Array) => Promise<bigin
         1,
       );
     }
-    records.set(toHex(address), record);
     return record;
   };
-  return async (voter) => {
-    const known = stakes.get(toHex(voter));
-    if (known !== undefined) return known;
-    const index = await reader.read(
+  const recordOf = (address: Uint8Array): Promise<ValidatorRecord> => {
+    let record = records.get(toHex(address));
+    if (record === undefined) {
+      record = readRecord(address);
+      records.set(toHex(address), record);
+    }
+    return record;
+  };
+  const readStake = async (voter: Uint8Array): Promise<bigint> => {
+    const index = await read(
       (at) => caesarDelegatorIndexQuery(voter, at),
       (response) => verifyCaesarDelegatorIndex(voter, response),
     );
-    let total = 0n;
-    for (const address of index) {
-      const shares = await reader.read(
-        (at) => caesarDelegationQuery(address, voter, at),
-        (response) => verifyCaesarDelegation(address, voter, response),
-      );
-      total += sharesValue(await recordOf(address), shares);
+    const worths = await Promise.all(
+      index.map(async (address) => {
+        const [shares, record] = await Promise.all([
+          read(
+            (at) => caesarDelegationQuery(address, voter, at),
+            (response) => verifyCaesarDelegation(address, voter, response),
+          ),
+          recordOf(address),
+        ]);
+        return sharesValue(record, shares);
+      }),
+    );
+    return worths.reduce((total, worth) => total + worth, 0n);
+  };
+  return (voter) => {
+    let stake = stakes.get(toHex(voter));
+    if (stake === undefined) {
+      stake = readStake(voter);
+      stakes.set(toHex(voter), stake);
     }
-    stakes.set(toHex(voter), total);
-    return total;
+    return stake;
   };
 }
 
@@ -207,6 +315,8 @@ export interface GovTxRequest {
   readonly tx: GovTx;
   readonly wait: boolean;
   readonly timeoutMs: number;
+  /** Told as soon as the node admits the transaction, before waiting. */
+  readonly onAdmitted?: SubmitOptions['onAdmitted'];
 }
 
 /** Signs and submits a governance transaction (and waits for its commit when asked). */
@@ -220,5 +330,6 @@ export function sendGovTx(request: GovTxRequest): Promise<SubmitOutcome> {
     ...ledgerSubmission(genesis, privateKey, encodeGovTx(tx), falcon),
     wait,
     timeoutMs,
+    onAdmitted: request.onAdmitted,
   });
 }

@@ -48,7 +48,7 @@ import {
   type StakingMethod,
 } from '../faces/caesar-rpc.js';
 import { CliError } from './cli-error.js';
-import { submitTransaction, type SubmitOutcome } from './tx-submit.js';
+import { submitTransaction, type SubmitOptions, type SubmitOutcome } from './tx-submit.js';
 import { committedRootsOf, type CommittedRoots } from './verified-root.js';
 import { ledgerSubmission, ledgerToken } from './wallet-ledger.js';
 
@@ -73,6 +73,8 @@ export enum StakeErrorCode {
   BAD_VALIDATOR_IDENTITY = 'STAKE_BAD_VALIDATOR_IDENTITY',
   /** A node's answer does not verify against the state root it names. */
   PROOF_INVALID = 'STAKE_PROOF_INVALID',
+  /** The proven reads a command needs did not finish within its time limit. */
+  DEADLINE_EXCEEDED = 'STAKE_DEADLINE_EXCEEDED',
 }
 
 /** A CliError carrying a `StakeErrorCode`; the message ends with the code in brackets. */
@@ -429,6 +431,8 @@ export interface StakingTxRequest {
   readonly tx: StakingTx;
   readonly wait: boolean;
   readonly timeoutMs: number;
+  /** Told as soon as the node admits the transaction, before waiting. */
+  readonly onAdmitted?: SubmitOptions['onAdmitted'];
 }
 
 /**
@@ -480,5 +484,6 @@ export async function sendStakingTx(request: StakingTxRequest): Promise<SubmitOu
     ...ledgerSubmission(genesis, privateKey, encodeStakingTx(tx), falcon),
     wait,
     timeoutMs,
+    onAdmitted: request.onAdmitted,
   });
 }

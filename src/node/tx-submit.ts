@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import {
+  DEFAULT_MAX_SEQUENCE_LEAD,
   SEQUENCE_QUERY,
   accountSequenceKey,
   accountSequenceQuery,
@@ -11,16 +12,19 @@ import {
 } from '../consensus/application/index.js';
 import type { QueryResponse } from '../consensus/app.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
+import { MempoolRejectionCode } from '../consensus/mempool.js';
 import type { NodeRpcClient, TxStatus } from '../consensus/net/index.js';
-import { StoqError } from '../stoq/index.js';
+import { StoqError, StoqErrorCode } from '../stoq/index.js';
 import { decodeStateProof, verifyStateProof } from '../storage/index.js';
 import { CliError } from './cli-error.js';
+import { visible } from './io.js';
 import { committedRootsOf } from './verified-root.js';
 
 /**
  * What the transaction tools (`hypermesh tx kv-set`, `hypermesh wallet send`) share: build a
- * signed, stamped transaction with the sender's next sequence number, submit it through a node's
- * API, and optionally wait until it is committed.
+ * signed, stamped transaction with the sender's next sequence number — after its transactions
+ * already pending in the node's mempool — submit it through a node's API, and optionally wait
+ * until it is committed.
  */
 export type SubmitOutcome =
   | {
@@ -32,13 +36,26 @@ export type SubmitOutcome =
       readonly code: string;
       readonly message: string;
     }
-  | {
+  | (Admission & {
       readonly admitted: true;
-      readonly txHash: string;
-      readonly sequence: number;
-      /** The final status, or the last one seen when not waiting / not committed in time. */
+      /**
+       * The final status, or the last one seen when not waiting / not committed in time.
+       * `unknown` while waiting: the node's mempool dropped it (with `evicted`, the refusal
+       * of the re-check after a block), and waiting stopped.
+       */
       readonly status: TxStatus;
-    };
+    });
+
+/** A transaction the node admitted (or already held). */
+export interface Admission {
+  readonly txHash: string;
+  readonly sequence: number;
+  /**
+   * The node already held this very transaction (the same bytes or txHash): nothing new was
+   * admitted, e.g. a resubmission of one still pending. False from a node that does not say.
+   */
+  readonly duplicate: boolean;
+}
 
 /**
  * A module's sequence account (`Module.sequenceAccount`, e.g. a Caesar hybrid account: module
@@ -67,10 +84,22 @@ export interface SubmitOptions {
   readonly sequenceAccount?: SequenceAccount | undefined;
   readonly wait: boolean;
   readonly timeoutMs: number;
+  /**
+   * Called once the node admitted the transaction, before any waiting: so that the caller can
+   * say what was sent even if waiting fails.
+   */
+  readonly onAdmitted?: ((admission: Admission) => void) | undefined;
 }
 
 /** How often the status is asked while waiting: the node API has no subscription yet. */
 const STATUS_POLL_MS = 100;
+
+/**
+ * Sequences one submission tries: the first, then the next one each time the node answers
+ * `MEMPOOL_SEQUENCE_TAKEN` (another transaction of the sender, e.g. from another process, took
+ * it between the read and the submission), re-signing each time.
+ */
+export const MAX_SEQUENCE_ATTEMPTS = 4;
 
 /**
  * The sender's next sequence from a node's `acct/sequence` answer (with `account`, the next
@@ -132,33 +161,118 @@ function verifiedSequence(
   }
 }
 
+/**
+ * The sequence after the sender's (or its sequence account's) transactions pending in the
+ * node's mempool, or null when it holds none. Null, too, from a node from before
+ * `pendingSequence`: the committed sequence is used, and a collision is retried.
+ */
+async function pendingSequence(
+  client: NodeRpcClient,
+  sender: Uint8Array,
+  account: SequenceAccount | undefined,
+): Promise<number | null> {
+  try {
+    return await client.pendingSequence(account === undefined ? { sender } : { account });
+  } catch (error) {
+    if (
+      error instanceof StoqError &&
+      error.code === StoqErrorCode.NOT_FOUND &&
+      error.detail['method'] !== undefined
+    ) {
+      return null;
+    }
+    throw error;
+  }
+}
+
+/**
+ * The sequence a new transaction takes: the proven committed next one, or past the sender's
+ * pending transactions when the node says it holds some. That answer is the mempool's word,
+ * unproven; it only chooses the sequence, which admission checks. A node that claims more pending
+ * than any node admits ahead of the committed sequence (`DEFAULT_MAX_SEQUENCE_LEAD`) is refused,
+ * so it cannot have the sender sign a transaction far ahead of what it sent.
+ */
+export function firstSequence(committed: number, pending: number | null): number {
+  if (pending === null || pending <= committed) return committed;
+  if (pending - committed > DEFAULT_MAX_SEQUENCE_LEAD) {
+    throw new CliError(
+      `the node says ${pending - committed} transactions of the sender are pending after its committed sequence ${committed}; admission allows at most ${DEFAULT_MAX_SEQUENCE_LEAD}`,
+      1,
+    );
+  }
+  return pending;
+}
+
 export async function submitTransaction(options: SubmitOptions): Promise<SubmitOutcome> {
   const { client, genesis, privateKey } = options;
   const sender = ed25519RawPublicKey(privateKey);
   // Nothing is signed before the sequence is proven.
-  const { sequence } = await provenSequence(client, sender, options.sequenceAccount);
-  const body = typeof options.body === 'function' ? await options.body(sequence) : options.body;
-  const tx = buildTransaction({
-    chainId: genesis.chainId,
-    privateKey,
-    sequence,
-    module: options.module,
-    body,
-    stampDifficulty: genesis.proof.work.stampDifficulty,
-  });
-  const txHash = toHex(tx.txHash);
-  const submitted = await client.submitTx(tx.bytes);
-  if (!submitted.ok) {
-    return { admitted: false, txHash, sequence, code: submitted.code, message: submitted.message };
+  const committed = await provenSequence(client, sender, options.sequenceAccount);
+  const pending = await pendingSequence(client, sender, options.sequenceAccount);
+  const first = firstSequence(committed.sequence, pending);
+  for (let sequence = first; ; sequence++) {
+    const body = typeof options.body === 'function' ? await options.body(sequence) : options.body;
+    const tx = buildTransaction({
+      chainId: genesis.chainId,
+      privateKey,
+      sequence,
+      module: options.module,
+      body,
+      stampDifficulty: genesis.proof.work.stampDifficulty,
+    });
+    const txHash = toHex(tx.txHash);
+    const submitted = await client.submitTx(tx.bytes);
+    if (!submitted.ok) {
+      const taken = submitted.code === MempoolRejectionCode.SEQUENCE_TAKEN;
+      if (taken && sequence - first + 1 < MAX_SEQUENCE_ATTEMPTS) continue;
+      const message = taken
+        ? `${submitted.message} (sequences ${first} to ${sequence} were all taken by other pending transactions of the sender)`
+        : submitted.message;
+      return { admitted: false, txHash, sequence, code: submitted.code, message };
+    }
+    const admission: Admission = { txHash, sequence, duplicate: submitted.duplicate === true };
+    options.onAdmitted?.(admission);
+    const status = options.wait
+      ? await waitForCommit(client, tx.txHash, options.timeoutMs)
+      : { status: 'pending' as const };
+    return { admitted: true, ...admission, status };
   }
+}
+
+/**
+ * Polls the status of an admitted transaction until it is committed, `timeoutMs` passes, or it
+ * turns `unknown`: it was pending (admitted), so the node's mempool dropped it — evicted by the
+ * re-check after a block (`evicted` says why), expired, displaced, or lost in a restart — and it
+ * will not commit from this node's mempool.
+ */
+async function waitForCommit(
+  client: NodeRpcClient,
+  txHash: Uint8Array,
+  timeoutMs: number,
+): Promise<TxStatus> {
   let status: TxStatus = { status: 'pending' };
-  if (!options.wait) return { admitted: true, txHash, sequence, status };
-  const deadline = Date.now() + options.timeoutMs;
-  while (status.status !== 'committed' && Date.now() < deadline) {
+  const deadline = Date.now() + timeoutMs;
+  while (status.status === 'pending' && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, STATUS_POLL_MS));
-    status = await client.txStatus(tx.txHash);
+    status = await client.txStatus(txHash);
   }
-  return { admitted: true, txHash, sequence, status };
+  return status;
+}
+
+/**
+ * Why an admitted transaction waited for is not committed (`status` not `committed`): the
+ * mempool of `node` (the node's, unnamed) dropped it — evicted by its re-check after a block,
+ * with the refusal, or expired, displaced or lost in a restart — or it was still pending when
+ * `timeoutMs` ran out. The node's text is escaped (`visible`).
+ */
+export function notCommittedReason(status: TxStatus, timeoutMs: number, node?: string): string {
+  const mempool = node === undefined ? "the node's mempool" : `${node}'s mempool`;
+  if (status.status === 'unknown') {
+    return status.evicted === undefined
+      ? `dropped from ${mempool} without being committed (expired, displaced, or lost in a restart)`
+      : `evicted from ${mempool} without being committed: ${visible(status.evicted.code)}: ${visible(status.evicted.message)}`;
+  }
+  return `not committed within ${timeoutMs} ms (status: ${status.status})`;
 }
 
 /** Turns a STOQ failure of a call to `node` into a CliError naming the node and the code. */

@@ -13,9 +13,7 @@ import { defaultFalcon } from '../crypto/falcon.js';
 import { readKeyFile } from '../crypto/keyfile.js';
 import { HyperMeshError } from '../codec/error.js';
 import {
-  TX_RESULT_QUERY,
   createApplication,
-  decodeRecordedTxResult,
   stampOf,
   type InitialStateEntry,
   type Module,
@@ -36,6 +34,7 @@ import {
 import { genesisHash, type GenesisDocument } from '../consensus/genesis.js';
 import { DEFAULT_MEMPOOL_OPTIONS, Mempool, type MempoolAddResult } from '../consensus/mempool.js';
 import { accountHistoryPage, storedReceipt } from './tx-receipts.js';
+import { pendingSequenceOf, transactionStatus } from './tx-status.js';
 import { createTxIntake, type TxIntake } from './tx-intake.js';
 import {
   MAX_STATUS_ENTRIES,
@@ -1044,17 +1043,8 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
     submitTx: async (tx, ctx) =>
       (await admitFromClients(deps, [tx], submitterOf(ctx.peer)))[0] as MempoolAddResult,
     submitTxs: (txs, ctx) => admitFromClients(deps, txs, submitterOf(ctx.peer)),
-    txStatus: (txHash) => {
-      if (mempool.has(txHash)) return { status: 'pending' };
-      const answer = app.query({ path: TX_RESULT_QUERY, data: txHash });
-      if (answer.value === null) {
-        // Older than the in-memory results (or from before a restart): the stored receipt.
-        const stored = storedReceipt(store, txHash);
-        return stored === null ? { status: 'unknown' } : { status: 'committed', ...stored };
-      }
-      const result = decodeRecordedTxResult(answer.value);
-      return { status: 'committed', ...result };
-    },
+    txStatus: (txHash) => transactionStatus({ mempool, app, store }, txHash),
+    pendingSequence: (owner) => pendingSequenceOf({ mempool }, owner),
     receipt: (txHash) => storedReceipt(store, txHash),
     blockWitness: (height, ctx) => {
       try {

@@ -108,11 +108,32 @@ function decodeUpdatesOf(height: number, bytes: Uint8Array): ValidatorSetUpdate[
 }
 
 /**
+ * Most heights one trail walks (from its anchor's height − 1 to the target's − 2): 10,000
+ * `validatorUpdates` windows. A trail is sequential, one round trip per window at least, so a
+ * longer one needs more than 60 s (the committed-root check's deadline) at any round trip of
+ * 6 ms or more; a chain at one block a second reaches it after 31 years. Past it, the heights a
+ * node may claim under `highestPossibleHeight` (a block per millisecond) would let a lying node
+ * keep one check asking for empty windows until its deadline.
+ */
+export const MAX_SET_TRAIL_HEIGHTS = 10_000 * MAX_VALIDATOR_UPDATE_SPAN;
+
+/** Stops the node's paging once the trail has its answer (a refusal). */
+class TrailSettled extends Error {
+  constructor(readonly trail: SetTrail) {
+    super('settled');
+  }
+}
+
+/**
  * The set of `request.height`, starting from `request.from`: the updates of blocks
  * from.height − 1 .. height − 2 (`validatorUpdates`, one request per
- * `MAX_VALIDATOR_UPDATE_SPAN` heights, the event loop free between them), applied in order,
- * and one block and commit check per block that returned updates. Throws a `CliError` for
- * updates that do not decode and when `deadlineMs` passes; rejects with `blockAt`'s error.
+ * `MAX_VALIDATOR_UPDATE_SPAN` heights, the event loop free between them), applied in order as
+ * each page arrives (a page's bytes are not kept), and one block and commit check per block that
+ * returned updates. The deadline is checked on every page, and the pages are counted: a node
+ * continues a window only after a full page, and every entry of an honest page is a change
+ * checked here, so more pages than windows + changes is a lying node's. Throws a `CliError` for
+ * a trail longer than `MAX_SET_TRAIL_HEIGHTS`, updates that do not decode, too many pages and
+ * when `deadlineMs` passes; rejects with `blockAt`'s and the client's errors.
  */
 export async function followSetTrail(request: SetTrailRequest): Promise<SetTrail> {
   const { client, genesis, from, height, blockAt } = request;
@@ -134,17 +155,33 @@ export async function followSetTrail(request: SetTrailRequest): Promise<SetTrail
   const changes: number[] = [];
   const applied: BlockValidatorUpdates[] = [];
   // Updates of block u decide height u + 2: blocks from.height − 1 .. height − 2 matter.
+  const start = Math.max(1, from.height - 1);
   const last = height - 2;
-  for (let first = Math.max(1, from.height - 1); first <= last;) {
-    const windowEnd = Math.min(last, first + MAX_VALIDATOR_UPDATE_SPAN - 1);
-    const stored = await client.validatorUpdates(first, windowEnd, { deadlineMs: timeLeft() });
-    const byHeight = new Map(
-      stored
-        .filter((entry) => entry.height >= first && entry.height <= windowEnd)
-        .map((entry) => [entry.height, entry.bytes]),
+  if (last - start + 1 > MAX_SET_TRAIL_HEIGHTS) {
+    throw new CliError(
+      `the validator set of height ${height} would take the updates of ${last - start + 1} heights from ${start}, more than the ${MAX_SET_TRAIL_HEIGHTS} a check follows`,
+      1,
     );
-    for (const at of [...byHeight.keys()].sort((a, b) => a - b)) {
-      const updates = decodeUpdatesOf(at, byHeight.get(at) as Uint8Array);
+  }
+  let windows = 0;
+  let pages = 0;
+  let done = start - 1;
+
+  /** Applies one page's updates of heights first..windowEnd above `done`, in height order. */
+  const takePage = async (
+    entries: readonly { readonly height: number; readonly bytes: Uint8Array }[],
+    first: number,
+    windowEnd: number,
+  ): Promise<SetTrail | undefined> => {
+    timeLeft();
+    const page = entries
+      .filter((entry) => entry.height >= first && entry.height <= windowEnd && entry.height > done)
+      .sort((a, b) => a.height - b.height);
+    for (const entry of page) {
+      const at = entry.height;
+      if (at <= done) continue;
+      done = at;
+      const updates = decodeUpdatesOf(at, entry.bytes);
       if (updates.length === 0) continue;
       let next: ValidatorSet;
       try {
@@ -175,6 +212,34 @@ export async function followSetTrail(request: SetTrailRequest): Promise<SetTrail
       applied.push({ height: at, updates });
       set = next;
       await nextTurn();
+    }
+    return undefined;
+  };
+
+  for (let first = start; first <= last;) {
+    const windowEnd = Math.min(last, first + MAX_VALIDATOR_UPDATE_SPAN - 1);
+    windows++;
+    try {
+      const rest = await client.validatorUpdates(first, windowEnd, {
+        deadlineMs: timeLeft(),
+        onPage: async (entries) => {
+          pages++;
+          if (pages > windows + changes.length) {
+            throw new CliError(
+              `the node sent ${pages} pages of validator updates for ${windows} windows of heights and ${changes.length} set changes: it continued a window after a page that was not full of changes`,
+              1,
+            );
+          }
+          const refused = await takePage(entries, first, windowEnd);
+          if (refused !== undefined) throw new TrailSettled(refused);
+        },
+      });
+      // A client that does not page returns the window's updates at once.
+      const refused = await takePage(rest, first, windowEnd);
+      if (refused !== undefined) return refused;
+    } catch (error) {
+      if (error instanceof TrailSettled) return error.trail;
+      throw error;
     }
     first = windowEnd + 1;
     await nextTurn();

@@ -35,7 +35,7 @@ import {
  *
  * Verified headers (with their sets, the handover blocks' too) are cached by height, so every
  * read of one command at one height pays once and a later height starts its set derivation from
- * them. The cache may be shared by the checkers of several nodes: only verified headers go in,
+ * them; a handover block never pushes out a higher height (`remember`). The cache may be shared by the checkers of several nodes: only verified headers go in,
  * and a check under way is the node's own, so no node can make another's check wait for, or
  * fail with, its answers.
  */
@@ -122,7 +122,8 @@ export interface CommittedRootsOptions {
   readonly cache?: VerifiedRootCache;
   /**
    * Most heights kept in the cache (default DEFAULT_MAX_VERIFIED_ROOTS); past it, the height
-   * taken in first is forgotten (asked again if it is read again).
+   * taken in first is forgotten (asked again if it is read again), and for a handover block of a
+   * set derivation the lowest height.
    */
   readonly maxCached?: number;
   /** Time (ms) one check may spend deriving its height's set (default 60 s). */
@@ -197,9 +198,21 @@ export class CommittedRoots {
     return pending;
   }
 
-  /** Keeps a verified header, forgetting the one taken in first past `maxCached`. */
-  private remember(height: number, header: CommittedHeader): void {
+  /**
+   * Keeps a verified header past `maxCached` by forgetting the one taken in first; a handover
+   * block of a trail (`onTrail`) forgets the lowest height instead, itself when it is the lowest.
+   * A trail to an old height (any node may answer at one) may be hundreds of handovers long:
+   * taken in first-in-first-out, they would push out every recent height, and the next check
+   * near the tip would derive its set again from that old height.
+   */
+  private remember(height: number, header: CommittedHeader, onTrail = false): void {
     if (this.cache.has(height)) return;
+    if (onTrail && this.cache.size >= this.maxCached) {
+      let lowest = height;
+      for (const at of this.cache.keys()) lowest = Math.min(lowest, at);
+      if (lowest === height) return;
+      this.cache.delete(lowest);
+    }
     this.cache.set(height, header);
     for (const oldest of this.cache.keys()) {
       if (this.cache.size <= this.maxCached) break;
@@ -279,7 +292,7 @@ export class CommittedRoots {
         const at = block.header.height;
         if (at === height || block.header.chainId !== this.genesis.chainId) return;
         const { appStateRoot, time } = block.header;
-        this.remember(at, { appStateRoot, time, validators });
+        this.remember(at, { appStateRoot, time, validators }, true);
       },
     }).catch((error: unknown) => {
       if (error instanceof CommittedRootError) throw error;

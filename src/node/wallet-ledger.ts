@@ -93,6 +93,8 @@ export interface TransferRequest {
   readonly memo?: Uint8Array;
   readonly wait: boolean;
   readonly timeoutMs: number;
+  /** Told as soon as the node admits the transfer, before waiting (`SubmitOptions.onAdmitted`). */
+  readonly onAdmitted?: SubmitOptions['onAdmitted'];
 }
 
 /**
@@ -141,6 +143,7 @@ export function sendTransfer(request: TransferRequest): Promise<SubmitOutcome> {
     ...ledgerSubmission(genesis, privateKey, transfer, falcon),
     wait,
     timeoutMs,
+    onAdmitted: request.onAdmitted,
   });
 }
 

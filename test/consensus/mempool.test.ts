@@ -267,6 +267,47 @@ describe('mempool ready and waiting transactions', () => {
     assert.equal(pool.stats().waiting, 1, 'b1 still waits for b0');
   });
 
+  it('tells whether a pending transaction is ready or waiting, by txHash', () => {
+    const { pool, app } = setup({}, true);
+    const hashOf = (bytes: Uint8Array): Uint8Array => {
+      const added = pool.add(bytes);
+      assert.ok(added.ok);
+      return added.txHash;
+    };
+    const [a0, a2] = [hashOf(tx('a', 0)), hashOf(tx('a', 2))];
+    assert.equal(pool.readiness(a0), 'ready');
+    assert.equal(pool.readiness(a2), 'waiting', 'a2 waits for a1');
+    const a1 = hashOf(tx('a', 1));
+    assert.deepEqual(
+      [a0, a1, a2].map((hash) => pool.readiness(hash)),
+      ['ready', 'ready', 'ready'],
+    );
+    app.commit([tx('a', 0)]);
+    pool.update(1, [tx('a', 0)]);
+    assert.equal(pool.readiness(a0), null, 'committed');
+    assert.equal(pool.readiness(new Uint8Array(32)), null, 'never pending');
+  });
+
+  it("names the sequence after a sender's ready run, not after the waiting ones", () => {
+    const { pool, app } = setup({}, true);
+    assert.equal(pool.nextSequenceAfterPending('a'), null, 'nothing pending');
+    for (const seq of [0, 1, 3]) assert.ok(pool.add(tx('a', seq)).ok);
+    assert.equal(pool.nextSequenceAfterPending('a'), 2, 'a3 waits for a2: a2 is what runs next');
+    assert.equal(pool.nextSequenceAfterPending('b'), null);
+    assert.ok(pool.add(tx('a', 2)).ok);
+    assert.equal(pool.nextSequenceAfterPending('a'), 4);
+    app.commit([tx('a', 0), tx('a', 1), tx('a', 2), tx('a', 3)]);
+    pool.update(1, [tx('a', 0), tx('a', 1), tx('a', 2), tx('a', 3)]);
+    assert.equal(pool.nextSequenceAfterPending('a'), null, 'all committed');
+    // Only waiting: the sender's next sequence (the gap) comes first.
+    assert.ok(pool.add(tx('a', 6)).ok);
+    assert.equal(pool.nextSequenceAfterPending('a'), 4);
+    // An application that does not tell the next sequence: unknown.
+    const blind = setup({}, false).pool;
+    assert.ok(blind.add(tx('a', 0)).ok);
+    assert.equal(blind.nextSequenceAfterPending('a'), null);
+  });
+
   it('a block that moves the sender on makes its waiting transactions ready', () => {
     const { pool, app } = setup({}, true);
     assert.ok(pool.add(tx('a', 2)).ok);

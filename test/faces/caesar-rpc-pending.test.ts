@@ -52,7 +52,12 @@ describe('hypermesh.caesar.v1 receipt', () => {
     const admitted = await caesar.submitTx(tx);
     assert.equal(admitted.ok, true, JSON.stringify(admitted));
     assert.equal(admitted.ok && toHex(admitted.txHash), toHex(txHash));
+    assert.equal(admitted.ok && admitted.duplicate, false);
     assert.equal(mempool.has(txHash), true);
+    // The same bytes again: already pending, and said so (nothing new was admitted).
+    const again = await caesar.submitTx(tx);
+    assert.equal(again.ok && toHex(again.txHash), toHex(txHash));
+    assert.equal(again.ok && again.duplicate, true);
     assert.deepEqual(await caesar.receipt(txHash), { status: 'pending' });
 
     commitBlock([tx]);

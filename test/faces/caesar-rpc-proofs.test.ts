@@ -28,7 +28,9 @@ import {
  * another account, or lists one proven delegation twice (counting it twice in `bonded`), or
  * leaves a delegation out, or withholds the delegator index that proves none is left out, is
  * refused with `CaesarStateError PROOF_INVALID`; a request without `proveComplete` (a client
- * from before it) gets the answer it knows; pages of validators follow the proven list. The honest server reads a real Caesar application over a store.
+ * from before it) gets the answer it knows; pages of validators follow the proven list; an answer
+ * at another height than the one asked for is refused (`HEIGHT_MISMATCH`). The honest server
+ * reads a real Caesar application over a store.
  */
 let cluster: Cluster;
 let app: TestNode;
@@ -38,6 +40,8 @@ let forger: CaesarRpcClient;
 let doubler: CaesarRpcClient;
 let hider: CaesarRpcClient;
 let withholder: CaesarRpcClient;
+/** Answers at the latest height whatever height is asked for. */
+let heightless: CaesarRpcClient;
 let legacy: RpcClient<typeof caesarService>;
 
 const alice = makeSender();
@@ -106,15 +110,17 @@ before(async () => {
     'n4',
     'n5',
     'n6',
+    'n7',
     { name: 'carol', role: 'client' },
   ]);
-  const [n1, n2, n3, n4, n5, n6] = [
+  const [n1, n2, n3, n4, n5, n6, n7] = [
     await cluster.endpoint('n1'),
     await cluster.endpoint('n2'),
     await cluster.endpoint('n3'),
     await cluster.endpoint('n4'),
     await cluster.endpoint('n5'),
     await cluster.endpoint('n6'),
+    await cluster.endpoint('n7'),
   ];
   registerCaesarRpc(n1.endpoint, source);
   // n2 states a balance its proof does not show.
@@ -198,6 +204,24 @@ before(async () => {
     }),
     source,
   );
+  // n7 answers every state read at its latest height, whatever height was asked for.
+  const stateMethods = [
+    'balance',
+    'account',
+    'validators',
+    'rewards',
+    'params',
+    'proposals',
+    'votes',
+  ];
+  let latest: ServiceRegistry = n7.endpoint;
+  for (const method of stateMethods) {
+    latest = tampering(latest, method, (original) => (request: unknown, ctx: unknown) => {
+      const { height: _asked, ...rest } = request as { height?: number };
+      return original(rest, ctx);
+    });
+  }
+  registerCaesarRpc(latest, source);
   const caller = await cluster.endpoint('carol', undefined, {
     n1: [n1.address],
     n2: [n2.address],
@@ -205,7 +229,9 @@ before(async () => {
     n4: [n4.address],
     n5: [n5.address],
     n6: [n6.address],
+    n7: [n7.address],
   });
+  heightless = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n7' });
   hider = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n5' });
   withholder = createCaesarRpcClient({ endpoint: caller.endpoint, peer: 'n6' });
   legacy = caller.endpoint.client(caesarService, 'n1');
@@ -271,10 +297,29 @@ describe('hypermesh.caesar.v1 client checks', () => {
     const first = await honest.validators({ limit: 2 });
     assert.equal(first.view.total, 3);
     assert.equal(first.view.validators.length, 2);
-    assert.equal(first.view.next, 2);
-    const second = await honest.validators({ from: 2, limit: 2 });
+    assert.equal(first.view.next, first.view.validators[1]!.address, 'the last address listed');
+    const second = await honest.validators({ after: first.view.next!, limit: 2 });
     assert.equal(second.view.validators.length, 1);
     assert.equal(second.view.next, null);
+    const asBytes = await honest.validators({ after: Buffer.from(first.view.next!, 'hex') });
+    assert.deepEqual(asBytes.view.validators, second.view.validators);
+    await assert.rejects(
+      honest.validators({ after: 'not an address' }),
+      (error: unknown) =>
+        error instanceof StoqError && error.code === StoqErrorCode.INVALID_ARGUMENT,
+    );
+    // A client from before `after` pages by index and is answered by index.
+    const byIndex = await legacy.call('validators', { from: 0, limit: 2 });
+    assert.equal(byIndex.view.next, 2);
+    assert.deepEqual(byIndex.view.validators, first.view.validators);
+    const lastByIndex = await legacy.call('validators', { from: 2, limit: 2 });
+    assert.equal(lastByIndex.view.next, null);
+    assert.deepEqual(lastByIndex.view.validators, second.view.validators);
+    await assert.rejects(
+      legacy.call('validators', { from: 0, after: Buffer.from(first.view.next!, 'hex') }),
+      (error: unknown) =>
+        error instanceof StoqError && error.code === StoqErrorCode.INVALID_ARGUMENT,
+    );
     const all = [...first.view.validators, ...second.view.validators].map((v) => v.address);
     assert.deepEqual(all, [...all].sort());
     assert.deepEqual(new Set(all), new Set(validators.map((validator) => validator.id)));
@@ -282,6 +327,24 @@ describe('hypermesh.caesar.v1 client checks', () => {
       (v) => v.address === validators[1]!.id,
     );
     assert.equal(boosted?.tokens, '11000');
+  });
+
+  it('refuses an answer at another height than the one asked for', async () => {
+    const mismatch = (requested: number) => (error: unknown) =>
+      error instanceof CaesarStateError &&
+      error.code === CaesarStateErrorCode.HEIGHT_MISMATCH &&
+      error.detail['requested'] === requested &&
+      error.detail['answered'] === 2;
+    // Honest at height 1; the other node answers at its latest height (2), proofs and all.
+    assert.equal((await honest.balance(addressOf(bob), 1)).height, 1);
+    assert.equal((await heightless.balance(addressOf(bob))).view, 700n, 'no height asked');
+    await assert.rejects(heightless.balance(addressOf(bob), 1), mismatch(1));
+    await assert.rejects(heightless.account(addressOf(alice), { height: 1 }), mismatch(1));
+    await assert.rejects(heightless.validators({ height: 1 }), mismatch(1));
+    await assert.rejects(heightless.rewards({ height: 1 }), mismatch(1));
+    await assert.rejects(heightless.params(1), mismatch(1));
+    await assert.rejects(heightless.proposals({ height: 1 }), mismatch(1));
+    await assert.rejects(heightless.votes(1, 1), mismatch(1));
   });
 
   it('reads an account at an earlier height and refuses requests outside the schema', async () => {

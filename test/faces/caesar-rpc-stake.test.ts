@@ -71,6 +71,7 @@ async function admitted(method: StakingMethod, bytes: Uint8Array): Promise<Uint8
   const answer = await caesar[method](bytes);
   assert.equal(answer.ok, true, `${method}: ${JSON.stringify(answer)}`);
   assert.equal(answer.ok && toHex(answer.txHash), toHex(hashOf(bytes)));
+  assert.equal(answer.ok && answer.duplicate, false, 'newly admitted');
   assert.equal(mempool.has(hashOf(bytes)), true);
   return bytes;
 }
@@ -151,6 +152,9 @@ describe('hypermesh.caesar.v1 stake, unstake, delegate', () => {
     );
     await refused('delegate', unsent(alice, { op: UNBOND_OP, ...toValidator }), 'wrong-kind');
     block.push(await admitted('delegate', stakingTx(alice, { op: DELEGATE_OP, ...toValidator })));
+    // The same bytes again: already pending, and said so.
+    const again = await caesar.delegate(block.at(-1)!);
+    assert.equal(again.ok && again.duplicate, true);
 
     // Admission's own refusal comes back as submitTx answers it, with its code (an account
     // with nothing: the ledger checks a sender's next transaction at admission).

@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { JailReason, type ValidatorRecord } from '../../src/caesar/index.js';
-import { slashedInBlock } from '../../src/node/caesar-service.js';
+import {
+  DELEGATE_OP,
+  JailReason,
+  VoteOption,
+  encodeGovTx,
+  encodeStakingTx,
+  encodeTransfer,
+  signHybridTx,
+  type ValidatorRecord,
+} from '../../src/caesar/index.js';
+import { defaultFalcon } from '../../src/crypto/falcon.js';
+import { caesarTxType, slashedInBlock } from '../../src/node/caesar-service.js';
+import { makeSender } from '../consensus/application/fixture.js';
 
 /** A validator record with only what `slashedInBlock` reads set to something meaningful. */
 function record(jailed: JailReason, slashedAt?: number): ValidatorRecord {
@@ -63,5 +74,37 @@ describe('slashedInBlock (the slashing-events metric)', () => {
       false,
     );
     assert.equal(slashedInBlock(50, record(JailReason.DOWNTIME), before), false);
+  });
+});
+
+describe('caesarTxType (the type label of hypermesh_caesar_txs_total)', () => {
+  it("labels a hybrid account's transaction with the op it wraps", async () => {
+    const owner = makeSender();
+    const backend = defaultFalcon();
+    const falcon = await backend.generateKeyPair();
+    const wrap = (body: Uint8Array): Promise<Uint8Array> =>
+      signHybridTx({
+        chainId: 'test-chain',
+        sender: owner.publicKey,
+        sequence: 0,
+        body,
+        falcon,
+        backend,
+      });
+    const transfer = encodeTransfer({ to: new Uint8Array(32).fill(1), amount: 5n, fee: 0n });
+    const delegate = encodeStakingTx({
+      op: DELEGATE_OP,
+      fee: 0n,
+      amount: 5n,
+      validator: new Uint8Array(20).fill(2),
+    });
+    const vote = encodeGovTx({ op: 'gov/vote', fee: 0n, proposal: 1, option: VoteOption.YES });
+    assert.deepEqual(
+      [transfer, delegate, vote, await wrap(transfer), await wrap(delegate), await wrap(vote)].map(
+        caesarTxType,
+      ),
+      ['transfer', 'delegate', 'gov/vote', 'transfer', 'delegate', 'gov/vote'],
+    );
+    assert.equal(caesarTxType(Uint8Array.of(0xff)), 'malformed');
   });
 });

@@ -54,6 +54,7 @@ function serveBlocks(server: ServiceRegistry): void {
     submitTx: refuse,
     submitTxs: refuse,
     txStatus: refuse,
+    pendingSequence: refuse,
     query: refuse,
     status: refuse,
     receipt: refuse,

@@ -1068,13 +1068,17 @@ describe('hypermesh stake against a running validator', () => {
       assert.equal(stake && !stake.ok && stake.reason, 'validator-set-mismatch');
       const inventing: NodeRpcClient = {
         ...honest,
-        validatorUpdates: async (from, to, options) =>
-          (await honest.validatorUpdates(from, to, options)).map((entry) => ({
+        // The whole list, changed (an `onPage` would get the honest pages past this wrapper).
+        validatorUpdates: async (from, to, options) => {
+          const plain = { ...options };
+          delete plain.onPage;
+          return (await honest.validatorUpdates(from, to, plain)).map((entry) => ({
             height: entry.height,
             bytes: encodeValidatorUpdates(
               decodeValidatorUpdates(entry.bytes).map((update) => ({ ...update, power: 3 })),
             ),
-          })),
+          }));
+        },
       };
       const invented = await verifyBlockFromNode(inventing, genesis, joinedAt + 1);
       assert.equal(invented.ok, false);

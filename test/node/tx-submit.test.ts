@@ -3,10 +3,17 @@ import { before, describe, it } from 'node:test';
 import { encodeSequence, sequenceKey } from '../../src/consensus/application/accounts.js';
 import { decodeTransaction } from '../../src/consensus/application/envelope.js';
 import type { QueryRequest, QueryResponse } from '../../src/consensus/app.js';
-import type { NodeRpcClient } from '../../src/consensus/net/index.js';
+import { DEFAULT_MAX_SEQUENCE_LEAD } from '../../src/consensus/application/index.js';
+import { MempoolRejectionCode } from '../../src/consensus/mempool.js';
+import type { NodeRpcClient, TxStatus, TxSubmitResult } from '../../src/consensus/net/index.js';
 import { ed25519RawPublicKey, generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
 import { CliError } from '../../src/node/cli-error.js';
-import { submitTransaction } from '../../src/node/tx-submit.js';
+import {
+  MAX_SEQUENCE_ATTEMPTS,
+  submitTransaction,
+  type Admission,
+} from '../../src/node/tx-submit.js';
+import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import {
   CommittedRootError,
   CommittedRootErrorCode,
@@ -29,6 +36,7 @@ import { CommittedBlocks } from './committed-roots-fixture.js';
  */
 
 const { privateKey } = generateEd25519KeyPair();
+const nothing = (): Promise<number | null> => Promise.resolve(null);
 const sender = ed25519RawPublicKey(privateKey);
 
 /** The one-key state holding the sender's next sequence `next`: its root and proof. */
@@ -51,13 +59,14 @@ describe('submitTransaction proves the sequence before signing', () => {
   });
 
   /** A checking client of `node` whose sequence answer `answer` makes up; records what it is sent. */
-  function clientOf(answer: () => QueryResponse) {
+  function clientOf(answer: () => QueryResponse, pending: () => Promise<number | null> = nothing) {
     const sent: Uint8Array[] = [];
     const bodies: number[] = [];
     const plain = {
       getBlock: (height: number) => node.getBlock(height),
       validatorUpdates: (from: number, to: number) => node.validatorUpdates(from, to),
       query: (_request: QueryRequest) => Promise.resolve(answer()),
+      pendingSequence: pending,
       submitTx: (tx: Uint8Array) => {
         sent.push(tx);
         return Promise.resolve({ ok: true as const, txHash: new Uint8Array(32), duplicate: false });
@@ -176,5 +185,169 @@ describe('submitTransaction proves the sequence before signing', () => {
       (error: unknown) => error instanceof CliError && /withCommittedRoots/.test(error.message),
     );
     assert.equal(sent.length, 0);
+  });
+});
+
+describe('submitTransaction after the pending ones, retrying a taken sequence', () => {
+  let node: CommittedBlocks;
+  const honest = sequenceState(5);
+  before(async () => {
+    node = await CommittedBlocks.create(4);
+    await node.commit(10, honest.root);
+  });
+
+  interface Script {
+    /** The node's `pendingSequence` answer (or failure). */
+    readonly pending?: () => Promise<number | null>;
+    /** The admission answer for the n-th submission (0-based); undefined: admitted. */
+    readonly admit?: (n: number) => TxSubmitResult | undefined;
+    /** The n-th status answer while waiting (1-based), or a failure. */
+    readonly status?: (n: number) => Promise<TxStatus>;
+    readonly wait?: boolean;
+    readonly onAdmitted?: (admission: Admission) => void;
+  }
+
+  /** `submitTransaction` against a node of proven next sequence 5 scripted by `script`. */
+  function run(script: Script) {
+    const sent: number[] = [];
+    const bodies: number[] = [];
+    let statuses = 0;
+    const plain = {
+      getBlock: (height: number) => node.getBlock(height),
+      validatorUpdates: (from: number, to: number) => node.validatorUpdates(from, to),
+      query: () =>
+        Promise.resolve({
+          height: 10,
+          value: honest.value,
+          stateRoot: honest.root,
+          proof: honest.proof,
+        }),
+      pendingSequence: script.pending ?? nothing,
+      submitTx: (tx: Uint8Array) => {
+        const envelope = decodeTransaction(tx);
+        sent.push(envelope.sequence);
+        const admitted: TxSubmitResult = { ok: true, txHash: envelope.txHash, duplicate: false };
+        return Promise.resolve(script.admit?.(sent.length - 1) ?? admitted);
+      },
+      txStatus: () => {
+        statuses++;
+        return script.status?.(statuses) ?? Promise.resolve({ status: 'pending' as const });
+      },
+    } as unknown as NodeRpcClient;
+    const outcome = submitTransaction({
+      client: withCommittedRoots(plain, node.chain.genesis),
+      genesis: node.chain.genesis,
+      privateKey,
+      module: 'kv',
+      body: (sequence) => {
+        bodies.push(sequence);
+        return Promise.resolve(new Uint8Array([sequence]));
+      },
+      wait: script.wait ?? false,
+      timeoutMs: 60_000,
+      onAdmitted: script.onAdmitted,
+    });
+    return { outcome, sent, bodies, statuses: () => statuses };
+  }
+
+  const taken = (n: number): TxSubmitResult => ({
+    ok: false,
+    code: MempoolRejectionCode.SEQUENCE_TAKEN,
+    message: `sender already has a pending transaction with sequence ${5 + n}`,
+  });
+
+  it('signs after the transactions the node holds pending for the sender', async () => {
+    const { outcome, sent, bodies } = run({ pending: () => Promise.resolve(7) });
+    const done = await outcome;
+    assert.equal(done.sequence, 7);
+    assert.deepEqual([sent, bodies], [[7], [7]]);
+  });
+
+  it('signs with the committed sequence when nothing is pending or the node predates the method', async () => {
+    const stale = run({ pending: () => Promise.resolve(3) });
+    assert.equal((await stale.outcome).sequence, 5);
+    const old = run({
+      pending: () =>
+        Promise.reject(
+          new StoqError(StoqErrorCode.NOT_FOUND, 'no method pendingSequence', {
+            method: 'hypermesh.node.api.v1/pendingSequence',
+          }),
+        ),
+    });
+    assert.equal((await old.outcome).sequence, 5);
+  });
+
+  it('refuses a pending answer further ahead than admission allows, before signing', async () => {
+    const { outcome, sent, bodies } = run({
+      pending: () => Promise.resolve(5 + DEFAULT_MAX_SEQUENCE_LEAD + 1),
+    });
+    await assert.rejects(
+      outcome,
+      (error: unknown) => error instanceof CliError && /pending/.test(error.message),
+    );
+    assert.deepEqual([sent, bodies], [[], []]);
+  });
+
+  it('re-signs with the next sequence when one is taken, a bounded number of times', async () => {
+    const once = run({ admit: (n) => (n === 0 ? taken(0) : undefined) });
+    const admitted = await once.outcome;
+    assert.equal(admitted.admitted, true);
+    assert.equal(admitted.sequence, 6);
+    assert.deepEqual(
+      [once.sent, once.bodies],
+      [
+        [5, 6],
+        [5, 6],
+      ],
+    );
+
+    const always = run({ admit: taken });
+    const refused = await always.outcome;
+    assert.deepEqual(always.sent, [5, 6, 7, 8]);
+    assert.equal(always.sent.length, MAX_SEQUENCE_ATTEMPTS);
+    assert.equal(refused.admitted, false);
+    assert.equal(!refused.admitted && refused.code, MempoolRejectionCode.SEQUENCE_TAKEN);
+    assert.match(!refused.admitted ? refused.message : '', /sequences 5 to 8 were all taken/);
+
+    const other = run({
+      admit: () => ({ ok: false, code: 'CAESAR_INSUFFICIENT_FUNDS', message: 'no funds' }),
+    });
+    assert.equal((await other.outcome).admitted, false);
+    assert.deepEqual(other.sent, [5], 'only a taken sequence is retried');
+  });
+
+  it("passes the node's duplicate flag through", async () => {
+    const { outcome } = run({
+      admit: () => ({ ok: true, txHash: new Uint8Array(32), duplicate: true }),
+    });
+    const done = await outcome;
+    assert.equal(done.admitted && done.duplicate, true);
+  });
+
+  it('tells the admission before waiting, so a failure while waiting still names the transaction', async () => {
+    const told: Admission[] = [];
+    const { outcome, sent } = run({
+      wait: true,
+      onAdmitted: (admission) => told.push(admission),
+      status: () => Promise.reject(new StoqError(StoqErrorCode.UNAVAILABLE, 'the node went away')),
+    });
+    await assert.rejects(outcome, (error: unknown) => error instanceof StoqError);
+    assert.equal(told.length, 1);
+    assert.deepEqual([told[0]!.sequence, told[0]!.duplicate, sent], [5, false, [5]]);
+    assert.match(told[0]!.txHash, /^[0-9a-f]{64}$/);
+  });
+
+  it('stops waiting once the pending transaction is dropped, with the eviction', async () => {
+    const evicted = { code: 'TX_SEQUENCE_USED', message: 'sequence 5 is already used' };
+    const { outcome, statuses } = run({
+      wait: true,
+      status: (n) =>
+        Promise.resolve(
+          n === 1 ? { status: 'pending' as const } : { status: 'unknown' as const, evicted },
+        ),
+    });
+    const done = await outcome;
+    assert.deepEqual(done.admitted && done.status, { status: 'unknown', evicted });
+    assert.equal(statuses(), 2, 'no polling after it turned unknown (the timeout is a minute)');
   });
 });

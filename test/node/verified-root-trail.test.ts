@@ -7,7 +7,10 @@ import { applyValidatorUpdates, type ValidatorSet } from '../../src/consensus/va
 import { encodeValidatorUpdates } from '../../src/consensus/validator-updates.js';
 import { encodeBlock } from '../../src/consensus/wire.js';
 import type { StoredValidatorUpdates } from '../../src/storage/block-store.js';
-import { highestPossibleHeight } from '../../src/node/validator-set-trail.js';
+import {
+  MAX_SET_TRAIL_HEIGHTS,
+  highestPossibleHeight,
+} from '../../src/node/validator-set-trail.js';
 import {
   CommittedRootError,
   CommittedRootErrorCode,
@@ -275,5 +278,152 @@ describe('committed roots: the validator set of a height costs its updates', () 
     );
     // The honest node's updates from the same starting point give the set block 70 names.
     await new CommittedRoots(node, node.chain.genesis, { cache }).check(70, root);
+  });
+});
+
+/**
+ * A node that pages its updates as the node API client passes them on (`onPage`, one page at a
+ * time), `pageAt` giving page n of a window; `served` counts the pages asked for.
+ */
+function paging(
+  getBlock: CommittedBlockSource['getBlock'],
+  pageAt: (
+    from: number,
+    to: number,
+    n: number,
+  ) => { page: StoredValidatorUpdates[]; last: boolean },
+) {
+  const served = { pages: 0 };
+  const client: CommittedBlockSource = {
+    getBlock,
+    validatorUpdates: async (from, to, options) => {
+      const kept: StoredValidatorUpdates[] = [];
+      for (let n = 0; n < 1_000; n++) {
+        served.pages++;
+        const { page, last } = pageAt(from, to, n);
+        if (options?.onPage === undefined) kept.push(...page);
+        else await options.onPage(page);
+        if (last) break;
+      }
+      return kept;
+    },
+  };
+  return { client, served };
+}
+
+describe('committed roots: what one node can make a check cost', () => {
+  let node: CommittedBlocks;
+  /** setAt[k]: the set from height 10k + 2 on (a change every 10 blocks, as a staking chain's). */
+  const setAt: ValidatorSet[] = [];
+  const CHANGES = 12;
+  const tip = 10 * CHANGES + 5;
+  const roots = new Map<number, Uint8Array>();
+
+  const serveAt = async (height: number, set: ValidatorSet): Promise<void> => {
+    const root = randomBytes(32);
+    roots.set(height, root);
+    const block = blockOf(node.header(height, root, { validatorsHash: set.hash }));
+    node.serve(block, await signCommit(node.chain, block));
+  };
+
+  /** A node that answers at `height` with a block naming a set of its own. */
+  const liarBlock = (height: number) => async () => {
+    const block = blockOf(
+      node.header(height, randomBytes(32), { validatorsHash: randomBytes(32) }),
+    );
+    return { height, block: encodeBlock(block), commit: (await node.getBlock(12)).commit };
+  };
+
+  before(async () => {
+    node = await CommittedBlocks.create(4);
+    let set = genesisValidatorSet(node.chain.genesis);
+    setAt[0] = set;
+    const first = set.validators[0]!;
+    for (let k = 1; k <= CHANGES; k++) {
+      const update = [{ publicKey: first.publicKey, power: 11 + (k % 2) }];
+      set = applyValidatorUpdates(set, update).validators;
+      setAt[k] = set;
+      node.updates.push({ height: 10 * k, bytes: encodeValidatorUpdates(update) });
+      await serveAt(10 * k + 2, set);
+    }
+    for (const height of [tip, tip + 1, tip + 2]) await serveAt(height, set);
+    await serveAt(65, setAt[6]!);
+  });
+
+  it('checks the deadline on every page of a window', async () => {
+    let clock = Date.now();
+    const { client, served } = paging(liarBlock(1_000), (from, _to, n) => {
+      // Each page takes the node 2 s of the checker's clock.
+      clock += 2_000;
+      return { page: [], last: n === 49 };
+    });
+    await assert.rejects(
+      new CommittedRoots(client, node.chain.genesis, {
+        now: () => clock,
+        setTrailDeadlineMs: 1_000,
+      }).check(1_000, randomBytes(32)),
+      refused(CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED, 1_000, /not derived within 1000 ms/),
+    );
+    assert.equal(served.pages, 1);
+  });
+
+  it('refuses a window continued past pages without changes', async () => {
+    const { client, served } = paging(liarBlock(1_000), (from, _to, n) => ({
+      page: [],
+      last: n === 49,
+    }));
+    await assert.rejects(
+      new CommittedRoots(client, node.chain.genesis).check(1_000, randomBytes(32)),
+      refused(
+        CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED,
+        1_000,
+        /the node sent 2 pages of validator updates for 1 windows of heights and 0 set changes/,
+      ),
+    );
+    assert.equal(served.pages, 2);
+    // An honest node's pages are full of changes, each checked: one change a page passes.
+    const honest = paging(
+      (height) => node.getBlock(height),
+      (from, to, n) => {
+        const page = node.updates.filter((e) => e.height >= from && e.height <= to).slice(n, n + 1);
+        return { page, last: n + 1 >= CHANGES };
+      },
+    );
+    await new CommittedRoots(honest.client, node.chain.genesis).check(tip, roots.get(tip)!);
+    assert.equal(honest.served.pages, CHANGES);
+  });
+
+  it('refuses a trail longer than MAX_SET_TRAIL_HEIGHTS before asking for it', async () => {
+    const height = MAX_SET_TRAIL_HEIGHTS + 3;
+    const now = node.chain.genesis.genesisTime + 2 * MAX_SET_TRAIL_HEIGHTS;
+    const { client, served } = paging(liarBlock(height), () => ({ page: [], last: true }));
+    await assert.rejects(
+      new CommittedRoots(client, node.chain.genesis, { now: () => now }).check(
+        height,
+        randomBytes(32),
+      ),
+      refused(CommittedRootErrorCode.VALIDATOR_SET_UNVERIFIED, height, /more than the 1000000000/),
+    );
+    assert.equal(served.pages, 0);
+  });
+
+  it("keeps the highest verified heights when another node's trail goes to an old one", async () => {
+    const cache: VerifiedRootCache = new Map();
+    const honest = new CommittedRoots(node, node.chain.genesis, { cache, maxCached: 4 });
+    node.fetched.length = 0;
+    await honest.check(tip, roots.get(tip)!);
+    assert.equal(node.fetched.length, CHANGES + 1, 'cold: every handover and the tip');
+    node.fetched.length = 0;
+    await honest.check(tip + 1, roots.get(tip + 1)!);
+    assert.deepEqual(node.fetched, [tip + 1]);
+    // A genuine old answer, 6 changes above the genesis, checked by another node's checker.
+    await new CommittedRoots(node, node.chain.genesis, { cache, maxCached: 4 }).check(
+      65,
+      roots.get(65)!,
+    );
+    assert.ok(cache.has(tip + 1), `the tip is kept: ${[...cache.keys()].join(', ')}`);
+    node.fetched.length = 0;
+    await honest.check(tip + 2, roots.get(tip + 2)!);
+    assert.deepEqual(node.fetched, [tip + 2], 'no handover derived again');
   });
 });

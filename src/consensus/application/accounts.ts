@@ -30,6 +30,16 @@ export function accountSequenceKey(module: string, account: Uint8Array): Uint8Ar
   return encoder.encode(`${ACCOUNT_PREFIX}/${module}/${toHex(account)}/seq`);
 }
 
+/**
+ * How the mempool names a sequence owner (`TxAcceptance.sender`): the sender key in hex, or
+ * `<module>:<account hex>` for a module's sequence account.
+ */
+export function sequenceOwner(
+  owner: Uint8Array | { readonly module: string; readonly account: Uint8Array },
+): string {
+  return owner instanceof Uint8Array ? toHex(owner) : `${owner.module}:${toHex(owner.account)}`;
+}
+
 export function encodeSequence(next: number): Uint8Array {
   const value = new Uint8Array(SEQUENCE_BYTES);
   const view = new DataView(value.buffer);

@@ -23,6 +23,7 @@ export {
   accountSequenceKey,
   decodeSequence,
   sequenceKey,
+  sequenceOwner,
 } from './accounts.js';
 export { DEFAULT_RECENT_RESULTS, decodeRecordedTxResult } from './tx-results.js';
 export type { RecordedTxResult } from './tx-results.js';

@@ -31,6 +31,7 @@ import {
   decodeSequence,
   encodeSequence,
   sequenceKey,
+  sequenceOwner,
 } from './accounts.js';
 import type { Envelope } from './envelope.js';
 import {
@@ -471,7 +472,7 @@ class Router implements Application {
     }
     return {
       key: accountSequenceKey(module.name, account),
-      owner: `${module.name}:${toHex(account)}`,
+      owner: sequenceOwner({ module: module.name, account }),
     };
   }
 

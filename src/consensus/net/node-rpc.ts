@@ -19,6 +19,8 @@ import {
 } from '../../stoq/index.js';
 import { MAX_STATE_WITNESS_BYTES, type StoredValidatorUpdates } from '../../storage/index.js';
 import { EVENT_LIMITS, type QueryRequest, type QueryResponse } from '../app.js';
+import { MAX_SEQUENCE_ACCOUNT_BYTES } from '../application/accounts.js';
+import { MODULE_NAME_PATTERN } from '../application/envelope.js';
 import type { SyncedBlock } from '../driver/ports.js';
 import { MAX_BLOCK_WIRE_BYTES, MAX_COMMIT_WIRE_BYTES, MAX_TX_BYTES } from '../wire.js';
 
@@ -77,7 +79,16 @@ const text = z.string().max(4096);
 const transaction = bytes({ min: 1, max: MAX_TX_BYTES });
 
 const submitResponse = z.discriminatedUnion('ok', [
-  z.strictObject({ ok: z.literal(true), txHash }),
+  z.strictObject({
+    ok: z.literal(true),
+    txHash,
+    /**
+     * The transaction was already pending (the same bytes, or the same txHash): nothing new was
+     * admitted. Sent only to a request with `reportDuplicate` (a client from before it gets the
+     * answer it knew).
+     */
+    duplicate: z.boolean().optional(),
+  }),
   z.strictObject({ ok: z.literal(false), txHash: txHash.optional(), code, message: text }),
 ]);
 
@@ -104,7 +115,14 @@ const submitBatchResponse = z.strictObject({
 });
 
 const txStatusResponse = z.discriminatedUnion('status', [
-  z.strictObject({ status: z.literal('unknown') }),
+  z.strictObject({
+    status: z.literal('unknown'),
+    /**
+     * Why the mempool dropped it, when its re-check after a block refused it (the refusal's code
+     * and message). Sent only to a request with `reportEviction`.
+     */
+    evicted: z.strictObject({ code, message: text }).optional(),
+  }),
   z.strictObject({ status: z.literal('pending') }),
   z.strictObject({
     status: z.literal('committed'),
@@ -149,6 +167,12 @@ const txPosition = z.strictObject({
   index: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 
+/** A module's sequence account (`acct/sequence/<module>`), as the router names modules. */
+const sequenceAccount = z.strictObject({
+  module: z.string().regex(MODULE_NAME_PATTERN),
+  account: bytes({ min: 1, max: MAX_SEQUENCE_ACCOUNT_BYTES }),
+});
+
 const queryResponse = z.strictObject({
   height: height.nullable(),
   value: bytes({ max: MAX_QUERY_RESULT_BYTES }).nullable(),
@@ -183,7 +207,7 @@ export const nodeApiService = defineService({
   name: NODE_API_SERVICE_NAME,
   methods: {
     submitTx: unary({
-      request: z.strictObject({ tx: transaction }),
+      request: z.strictObject({ tx: transaction, reportDuplicate: z.literal(true).optional() }),
       response: submitResponse,
       allow: anyone,
     }),
@@ -193,8 +217,16 @@ export const nodeApiService = defineService({
       allow: anyone,
     }),
     txStatus: unary({
-      request: z.strictObject({ txHash }),
+      request: z.strictObject({ txHash, reportEviction: z.literal(true).optional() }),
       response: txStatusResponse,
+      allow: anyone,
+    }),
+    pendingSequence: unary({
+      request: z.union([
+        z.strictObject({ sender: bytes({ length: 32 }) }),
+        z.strictObject({ account: sequenceAccount }),
+      ]),
+      response: z.strictObject({ next: z.int().min(0).max(Number.MAX_SAFE_INTEGER).nullable() }),
       allow: anyone,
     }),
     query: unary({
@@ -302,6 +334,13 @@ export function submitterOf(peer: {
 /** The outcome of `submitTx`: admitted to the mempool, or refused with a stable code. */
 export type TxSubmitResult = z.output<typeof submitResponse>;
 export type TxStatus = z.output<typeof txStatusResponse>;
+/**
+ * Whose pending transactions `pendingSequence` asks about: a sender key's own sequence, or a
+ * module's sequence account (a Caesar hybrid account).
+ */
+export type PendingSequenceOwner =
+  | { readonly sender: Uint8Array }
+  | { readonly account: { readonly module: string; readonly account: Uint8Array } };
 /** A node status record: a flat map the node fills (heights, peers, version, ...). */
 export type NodeStatusRecord = z.output<typeof statusRecord>;
 
@@ -320,7 +359,17 @@ export interface NodeRpcHandlers {
    * order, each what `submitTx` would answer for it — every transaction is admitted on its own.
    */
   submitTxs(txs: readonly Uint8Array[], ctx: CallContext): Awaitable<readonly TxSubmitResult[]>;
+  /**
+   * The transaction's status; an `unknown` one may say why the mempool evicted it (`evicted`,
+   * sent only to callers that ask for it).
+   */
   txStatus(txHash: Uint8Array, ctx: CallContext): Awaitable<TxStatus>;
+  /**
+   * The sequence after the owner's transactions ready in this node's mempool
+   * (`Mempool.nextSequenceAfterPending`), or null when it holds none: what a client's next
+   * transaction takes so as not to collide with its pending ones. The mempool's word, not proven.
+   */
+  pendingSequence(owner: PendingSequenceOwner, ctx: CallContext): Awaitable<number | null>;
   query(request: QueryRequest, ctx: CallContext): Awaitable<QueryResponse>;
   status(ctx: CallContext): Awaitable<NodeStatusRecord>;
   /** The committed block at `height`, or null when the node has none (→ NOT_FOUND). */
@@ -382,7 +431,9 @@ export function registerNodeRpc(
   };
   server.register(nodeApiService, {
     submitTx: (request, ctx) =>
-      run(async () => submitResult(await handlers.submitTx(request.tx, ctx))),
+      run(async () =>
+        submitResult(await handlers.submitTx(request.tx, ctx), request.reportDuplicate === true),
+      ),
     submitTxs: (request, ctx) =>
       run(async () => {
         const results = await handlers.submitTxs(request.txs, ctx);
@@ -392,10 +443,17 @@ export function registerNodeRpc(
             `submitTxs answered ${results.length} results for ${request.txs.length} transactions`,
           );
         }
-        return { results: results.map(submitResult) };
+        return { results: results.map((result) => submitResult(result, false)) };
       }),
     txStatus: (request, ctx) =>
-      run(async () => txStatusResult(await handlers.txStatus(request.txHash, ctx))),
+      run(async () =>
+        txStatusResult(
+          await handlers.txStatus(request.txHash, ctx),
+          request.reportEviction === true,
+        ),
+      ),
+    pendingSequence: (request, ctx) =>
+      run(async () => ({ next: await handlers.pendingSequence(request, ctx) })),
     query: (request, ctx) =>
       run(async () => {
         const response = await handlers.query(
@@ -501,8 +559,13 @@ function receiptView(receipt: TxReceiptView): TxReceiptView {
   };
 }
 
-function submitResult(result: TxSubmitResult): TxSubmitResult {
-  if (result.ok) return { ok: true, txHash: result.txHash };
+/** Only the fields of the response schema; `duplicate` when the caller asked for it. */
+function submitResult(result: TxSubmitResult, reportDuplicate: boolean): TxSubmitResult {
+  if (result.ok) {
+    return reportDuplicate
+      ? { ok: true, txHash: result.txHash, duplicate: result.duplicate === true }
+      : { ok: true, txHash: result.txHash };
+  }
   return {
     ok: false,
     code: result.code,
@@ -511,7 +574,14 @@ function submitResult(result: TxSubmitResult): TxSubmitResult {
   };
 }
 
-function txStatusResult(status: TxStatus): TxStatus {
+/** Only the fields of the response schema; `evicted` when the caller asked for it. */
+function txStatusResult(status: TxStatus, reportEviction: boolean): TxStatus {
+  if (status.status === 'unknown') {
+    const { evicted } = status;
+    return reportEviction && evicted !== undefined
+      ? { status: 'unknown', evicted: { code: evicted.code, message: evicted.message } }
+      : { status: 'unknown' };
+  }
   if (status.status !== 'committed') return { status: status.status };
   const { height, index, code, log } = status;
   return { status: 'committed', height, index, code, log };
@@ -595,6 +665,7 @@ export function checkSubmitBatch(txs: readonly Uint8Array[]): void {
 
 /** A typed client for the node API; failures are `StoqError`s carrying the server's status. */
 export interface NodeRpcClient {
+  /** Admission; `duplicate` says whether the transaction was already pending. */
   submitTx(tx: Uint8Array, options?: CallOptions): Promise<TxSubmitResult>;
   /**
    * Submits 1..`MAX_SUBMIT_BATCH` transactions in one call; resolves with one result per
@@ -602,7 +673,14 @@ export interface NodeRpcClient {
    * (`checkSubmitBatch`).
    */
   submitTxs(txs: readonly Uint8Array[], options?: CallOptions): Promise<TxSubmitResult[]>;
+  /** The status; an `unknown` one carries `evicted` when the node knows why it dropped it. */
   txStatus(txHash: Uint8Array, options?: CallOptions): Promise<TxStatus>;
+  /**
+   * `NodeRpcHandlers.pendingSequence`: the sequence after the owner's transactions pending in
+   * the node's mempool, or null. Not proven. A node from before the method rejects with
+   * NOT_FOUND (`detail.method` set).
+   */
+  pendingSequence(owner: PendingSequenceOwner, options?: CallOptions): Promise<number | null>;
   query(request: QueryRequest, options?: CallOptions): Promise<QueryResponse>;
   status(options?: CallOptions): Promise<NodeStatusRecord>;
   /** Rejects with NOT_FOUND (`detail.reason` `no-block`) when the node has no such block. */
@@ -628,12 +706,20 @@ export interface NodeRpcClient {
    * Every validator update blocks `fromHeight..toHeight` returned (ascending; blocks without
    * updates are absent), fetched page by page. As the node states them: a verifier checks them
    * against the chain (block-verify's set-change check), not on the node's word.
+   * `options.deadlineMs` is the time of all the pages together, each request getting what is
+   * left; with `options.onPage`, each page goes to it as it arrives (awaited before the next
+   * request, which a rejection stops) and is not kept: the result is then empty.
    */
   validatorUpdates(
     fromHeight: number,
     toHeight: number,
-    options?: CallOptions,
+    options?: ValidatorUpdatesOptions,
   ): Promise<StoredValidatorUpdates[]>;
+}
+
+/** `NodeRpcClient.validatorUpdates`'s options (see there). */
+export interface ValidatorUpdatesOptions extends CallOptions {
+  readonly onPage?: (page: StoredValidatorUpdates[]) => void | Promise<void>;
 }
 
 /** Where the client's calls go: a peer name on an endpoint (pooled, redialled), or a session. */
@@ -649,7 +735,7 @@ export function createNodeRpcClient(
       ? target.endpoint.client(nodeApiService, target.peer, options)
       : createClient(nodeApiService, target.session, options);
   return {
-    submitTx: (tx, callOptions) => rpc.call('submitTx', { tx }, callOptions),
+    submitTx: (tx, callOptions) => rpc.call('submitTx', { tx, reportDuplicate: true }, callOptions),
     submitTxs: async (txs, callOptions) => {
       checkSubmitBatch(txs);
       const { results } = await rpc.call('submitTxs', { txs: txs as Uint8Array[] }, callOptions);
@@ -663,7 +749,15 @@ export function createNodeRpcClient(
       }
       return results;
     },
-    txStatus: (hash, callOptions) => rpc.call('txStatus', { txHash: hash }, callOptions),
+    txStatus: (hash, callOptions) =>
+      rpc.call('txStatus', { txHash: hash, reportEviction: true }, callOptions),
+    pendingSequence: async (owner, callOptions) => {
+      const request =
+        'sender' in owner
+          ? { sender: owner.sender }
+          : { account: { module: owner.account.module, account: owner.account.account } };
+      return (await rpc.call('pendingSequence', request, callOptions)).next;
+    },
     query: async (request, callOptions) => {
       const response = await rpc.call(
         'query',
@@ -714,14 +808,25 @@ export function createNodeRpcClient(
         );
       }
       const all: StoredValidatorUpdates[] = [];
+      const { onPage, ...pageOptions } = callOptions ?? {};
+      // One deadline for every page: a node paging one entry at a time must not reset it.
+      const deadlineAt =
+        pageOptions.deadlineMs === undefined ? undefined : Date.now() + pageOptions.deadlineMs;
       let from = fromHeight;
       for (;;) {
         // Windows of at most MAX_VALIDATOR_UPDATE_SPAN heights, each paged by size.
         const to = Math.min(toHeight, from + MAX_VALIDATOR_UPDATE_SPAN - 1);
+        const left = deadlineAt === undefined ? undefined : deadlineAt - Date.now();
+        if (left !== undefined && left <= 0) {
+          throw new StoqError(
+            StoqErrorCode.DEADLINE_EXCEEDED,
+            `the validator updates of ${fromHeight}..${toHeight} were not all sent within ${pageOptions.deadlineMs} ms (at ${from})`,
+          );
+        }
         const page = await rpc.call(
           'validatorUpdates',
           { fromHeight: from, toHeight: to },
-          callOptions,
+          left === undefined ? pageOptions : { ...pageOptions, deadlineMs: left },
         );
         const end = page.nextHeight === null ? to : page.nextHeight - 1;
         const broken =
@@ -741,7 +846,12 @@ export function createNodeRpcClient(
             { reason: 'schema' },
           );
         }
-        for (const entry of page.updates) all.push({ height: entry.height, bytes: entry.updates });
+        const entries = page.updates.map((entry) => ({
+          height: entry.height,
+          bytes: entry.updates,
+        }));
+        if (onPage !== undefined) await onPage(entries);
+        else for (const entry of entries) all.push(entry);
         if (end === toHeight) return all;
         from = end + 1;
       }

@@ -26,7 +26,7 @@ import {
   loadClusterTarget,
   openOperatorSession,
 } from '../operator.js';
-import { stoqFailure, submitTransaction } from '../tx-submit.js';
+import { notCommittedReason, stoqFailure, submitTransaction } from '../tx-submit.js';
 import { parseWithPositionals } from './block.js';
 import { integerOption } from './cluster.js';
 
@@ -96,7 +96,7 @@ async function submitCa(
     throw new CliError(`the node refused the transaction: ${outcome.code}: ${outcome.message}`, 1);
   }
   if (outcome.status.status !== 'committed') {
-    throw new CliError(`tx ${outcome.txHash} not committed within ${timeoutMs} ms`, 1);
+    throw new CliError(`tx ${outcome.txHash} ${notCommittedReason(outcome.status, timeoutMs)}`, 1);
   }
   if (outcome.status.code !== 0) {
     throw new CliError(

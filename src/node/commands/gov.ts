@@ -34,6 +34,8 @@ import {
 import type { GovTx, ParamChange, TokenParams } from '../../caesar/index.js';
 import { stoqFailure, type SubmitOutcome } from '../tx-submit.js';
 import {
+  DEFAULT_GOV_LIST_TIMEOUT_MS,
+  GOV_READ_CONCURRENCY,
   findSubmittedProposal,
   readProvenProposals,
   sendGovTx,
@@ -309,7 +311,8 @@ const listCommand: Command = {
   name: 'gov list',
   summary: 'list proposals with their status, votes and tally, proven',
   help: `
-usage: hypermesh gov list [--cluster FILE|DIR] [--node NAME|ADDR] [--height H] [--limit N] [--json]
+usage: hypermesh gov list [--cluster FILE|DIR] [--node NAME|ADDR] [--height H] [--limit N]
+                         [--timeout-ms MS] [--json]
 
 Reads the governance parameters and the newest proposals (default 20) with their votes, each with
 its state proof checked against the state root the node names (all at one height). For a
@@ -317,11 +320,14 @@ proposal in voting it also weighs the votes by the voters' proven bonded stake: 
 and what it would decide if voting ended now. Statuses: voting, passed (waiting for its
 timelock), rejected, rejected-no-quorum (deposit burnt), applied, failed (passed, but no longer
 valid against the parameters in force when it was due). Exits 0 when every proof verifies.
+Weighing a proposal's votes takes one proven read per voter and per delegation of each, ${GOV_READ_CONCURRENCY}
+at a time; the command stops with STAKE_DEADLINE_EXCEEDED (exit 1) after --timeout-ms.
 
 options:
 ${CLUSTER_HELP}
   --height H            read the state as of height H (default: latest committed)
   --limit N             the newest N proposals (default 20)
+  --timeout-ms MS       how long the reads may take together (default ${DEFAULT_GOV_LIST_TIMEOUT_MS})
   --json                machine-readable output
 `,
   async run(args, io) {
@@ -330,6 +336,7 @@ ${CLUSTER_HELP}
       node: { type: 'string' },
       height: { type: 'string' },
       limit: { type: 'string' },
+      'timeout-ms': { type: 'string' },
       json: { type: 'boolean' },
     });
     const height =
@@ -337,6 +344,12 @@ ${CLUSTER_HELP}
         ? undefined
         : integerOption(values.height, 'height', { min: 1, max: Number.MAX_SAFE_INTEGER }, 1);
     const limit = integerOption(values.limit, 'limit', { min: 1, max: 10_000 }, 20);
+    const timeoutMs = integerOption(
+      values['timeout-ms'],
+      'timeout-ms',
+      { min: 100, max: 3_600_000 },
+      DEFAULT_GOV_LIST_TIMEOUT_MS,
+    );
     const context = await stakeContext(values);
     const { token, node, target } = context;
     const session = await openOperatorSession(target);
@@ -345,6 +358,7 @@ ${CLUSTER_HELP}
       read = await readProvenProposals(session.client(node.name), {
         ...(height === undefined ? {} : { height }),
         limit,
+        timeoutMs,
       }).catch(stoqFailure(node.name));
     } finally {
       await session.close();

@@ -63,6 +63,7 @@ options:
         : findNode(target, values.node);
     const genesis = await readGenesisFile(target.genesisFile);
     const { operatorKey, submitKvSet } = await import('../kv-tools.js');
+    const { notCommittedReason } = await import('../tx-submit.js');
     const privateKey = await operatorKey(target.operator.keyFile);
     const session = await openOperatorSession(target);
     try {
@@ -84,7 +85,7 @@ options:
         return outcome.status.code === 0 ? 0 : 1;
       }
       if (values['no-wait']) return 0;
-      io.out(`not committed within ${timeoutMs} ms (status: ${outcome.status.status})\n`);
+      io.out(`${notCommittedReason(outcome.status, timeoutMs, node.name)}\n`);
       return 1;
     } finally {
       await session.close();

@@ -21,7 +21,13 @@ import {
   type OperatorSession,
 } from '../operator.js';
 import { integerOption } from './cluster.js';
-import { amountOption, describeAmount, pickNode, reportSubmission } from './wallet.js';
+import {
+  admissionLine,
+  amountOption,
+  describeAmount,
+  pickNode,
+  reportSubmission,
+} from './wallet.js';
 import {
   BASIS_POINTS,
   CREATE_VALIDATOR_OP,
@@ -40,7 +46,7 @@ import type { StakingTx, TokenParams } from '../../caesar/index.js';
 import type { GenesisDocument } from '../../consensus/genesis.js';
 import type { KeyObject } from 'node:crypto';
 import type { FalconKeyPair } from '../../crypto/falcon.js';
-import { stoqFailure, type SubmitOutcome } from '../tx-submit.js';
+import { stoqFailure, type Admission, type SubmitOutcome } from '../tx-submit.js';
 import {
   StakeCliError,
   StakeErrorCode,
@@ -221,6 +227,7 @@ export async function submitLedgerTx<Tx>(
     tx: Tx;
     wait: boolean;
     timeoutMs: number;
+    onAdmitted: (admission: Admission) => void;
   }) => Promise<SubmitOutcome>,
   what: string,
   values: TxValues,
@@ -240,6 +247,13 @@ export async function submitLedgerTx<Tx>(
       tx,
       wait,
       timeoutMs,
+      // Said at once (on stderr with --json, whose stdout is one document), so a failure while
+      // waiting still tells what was sent.
+      onAdmitted: (admission) => {
+        const line = admissionLine(admission, context.node.name);
+        if (values.json) io.err(line);
+        else io.out(line);
+      },
     }).catch(stoqFailure(context.node.name));
     const account = formatAddress(signerAccount(signer));
     const committed = outcome.admitted && outcome.status.status === 'committed';
@@ -267,7 +281,7 @@ export async function submitLedgerTx<Tx>(
       if (outcome.status.status !== 'committed') return wait ? 1 : 0;
       return outcome.status.code === 0 ? 0 : 1;
     }
-    const code = reportSubmission(outcome, what, context.node.name, io, wait, timeoutMs);
+    const code = reportSubmission(outcome, what, context.node.name, io, wait, timeoutMs, true);
     for (const event of receipt?.events ?? []) {
       io.out(`  ${describeEvent(event, account, context.token)}\n`);
     }
@@ -279,8 +293,10 @@ export async function submitLedgerTx<Tx>(
 }
 
 /**
- * The --json document of a submitted ledger transaction: its hash, sequence, status and, once
- * committed, height, result and events (each with the line `wallet send --wait` prints for it).
+ * The --json document of a submitted ledger transaction: its hash, sequence, whether the node
+ * already held it (`duplicate`), status and, once committed, height, result and events (each
+ * with the line `wallet send --wait` prints for it); `evicted` when the node's mempool dropped it
+ * while waiting and said why.
  */
 export function ledgerTxJson(
   outcome: Extract<SubmitOutcome, { admitted: true }>,
@@ -296,9 +312,13 @@ export function ledgerTxJson(
     node,
     txHash: outcome.txHash,
     sequence: outcome.sequence,
+    duplicate: outcome.duplicate,
     status: status.status,
     ...(status.status === 'committed'
       ? { height: status.height, code: status.code, log: status.log }
+      : {}),
+    ...(status.status === 'unknown' && status.evicted !== undefined
+      ? { evicted: status.evicted }
       : {}),
     events: (receipt?.events ?? []).map((event) => ({
       type: event.type,

@@ -1,6 +1,6 @@
 import type { Command } from '../commands.js';
 import type { CliIo } from '../io.js';
-import type { SubmitOutcome } from '../tx-submit.js';
+import { notCommittedReason, type Admission, type SubmitOutcome } from '../tx-submit.js';
 import { parseCommandArgs, parseCommandLine, passphraseFromEnv, requireOption } from '../args.js';
 import { CliError } from '../cli-error.js';
 import { visible } from '../io.js';
@@ -69,10 +69,22 @@ export function amountOption(
 }
 
 /**
+ * The line that says what `node` did with a transaction: admitted it, or already held this very
+ * transaction (a resubmission of one still pending: nothing new was sent).
+ */
+export function admissionLine(admission: Admission, node: string): string {
+  const tx = `tx ${admission.txHash} (sequence ${admission.sequence})`;
+  return admission.duplicate
+    ? `${tx} already pending at ${node}, not sent again\n`
+    : `${tx} admitted by ${node}\n`;
+}
+
+/**
  * Prints what became of a submitted transaction (`what`: "transfer", "delegation", …) and
  * returns the exit code: a refusal at admission is a CliError (exit 1) with the node's code;
  * committed: 0 if applied, 1 with the result code and log otherwise; not waiting: 0 once
- * admitted; waited in vain: 1.
+ * admitted; waited in vain, or dropped from the node's mempool while waiting: 1. `announced`:
+ * the admission line was printed already (`SubmitOptions.onAdmitted`), as soon as it was known.
  */
 export function reportSubmission(
   outcome: SubmitOutcome,
@@ -81,11 +93,12 @@ export function reportSubmission(
   io: CliIo,
   wait: boolean,
   timeoutMs: number,
+  announced = false,
 ): number {
   if (!outcome.admitted) {
     throw new CliError(`${node} refused the ${what}: ${outcome.code}: ${outcome.message}`, 1);
   }
-  io.out(`tx ${outcome.txHash} (sequence ${outcome.sequence}) admitted by ${node}\n`);
+  if (!announced) io.out(admissionLine(outcome, node));
   const { status } = outcome;
   if (status.status === 'committed') {
     const result = status.code === 0 ? 'applied' : `refused: ${visible(status.log)}`;
@@ -93,7 +106,7 @@ export function reportSubmission(
     return status.code === 0 ? 0 : 1;
   }
   if (!wait) return 0;
-  io.out(`not committed within ${timeoutMs} ms (status: ${status.status})\n`);
+  io.out(`${notCommittedReason(status, timeoutMs, node)}\n`);
   return 1;
 }
 
@@ -336,6 +349,7 @@ options:
         ...(memo === undefined ? {} : { memo }),
         wait: values.wait ?? false,
         timeoutMs,
+        onAdmitted: (admission) => io.out(admissionLine(admission, node.name)),
       }).catch(stoqFailure(node.name));
       const code = reportSubmission(
         outcome,
@@ -344,6 +358,7 @@ options:
         io,
         values.wait ?? false,
         timeoutMs,
+        true,
       );
       if (outcome.admitted && outcome.status.status === 'committed') {
         const client = session.client(node.name);

@@ -44,6 +44,7 @@ const calls: string[] = [];
 let appNode: TestNode;
 let mempool: Mempool;
 let mempoolClient: NodeRpcClient;
+let withMempoolAddress: RunningEndpoint['address'];
 
 const sha256 = (data: Uint8Array): Uint8Array =>
   new Uint8Array(createHash('sha256').update(data).digest());
@@ -69,6 +70,9 @@ const storedUpdates = [3, 5, 8].map((height) => ({
   height,
   bytes: new Uint8Array(1024 * 1024).fill(height),
 }));
+
+/** Why the mock's mempool evicted transactions whose hash starts with 3. */
+const evicted = { code: 'TX_SEQUENCE_USED', message: 'sequence 4 is already used' };
 
 /** The mock's admission verdict for transactions starting with 1 or 2 (others: refused). */
 function verdict(tx: Uint8Array): TxSubmitResult & Record<string, unknown> {
@@ -108,7 +112,16 @@ const handlers: NodeRpcHandlers = {
     calls.push('txStatus');
     if (txHash[0] === 0) return { status: 'unknown' };
     if (txHash[0] === 1) return { status: 'pending' };
+    if (txHash[0] === 3) return { status: 'unknown', evicted };
     return { status: 'committed', height: 5, index: 2, code: 0, log: 'applied' };
+  },
+  pendingSequence: (owner) => {
+    calls.push(
+      'sender' in owner
+        ? `pendingSequence sender ${owner.sender.length}`
+        : `pendingSequence ${owner.account.module} ${owner.account.account.length}`,
+    );
+    return 'sender' in owner ? 12 : null;
   },
   query: (request) => {
     calls.push('query');
@@ -169,6 +182,7 @@ before(async () => {
   appNode = await openNode();
   mempool = new Mempool(appNode.app);
   const withMempool = await cluster.endpoint('n2');
+  withMempoolAddress = withMempool.address;
   registerNodeRpc(withMempool.endpoint, {
     ...handlers,
     submitTx: (tx) => mempool.add(tx),
@@ -195,6 +209,7 @@ const lax = defineService({
     submitTx: laxMethod(),
     submitTxs: laxMethod(),
     txStatus: laxMethod(),
+    pendingSequence: laxMethod(),
     query: laxMethod(),
     status: laxMethod(),
     getBlock: laxMethod(),
@@ -208,7 +223,7 @@ const lax = defineService({
 describe('node RPC over STOQ', { timeout: 20_000 }, () => {
   it('round-trips every method for a client-role caller', async () => {
     const tx = Uint8Array.of(1, 2, 3);
-    assert.deepEqual(await client.submitTx(tx), { ok: true, txHash: sha256(tx) });
+    assert.deepEqual(await client.submitTx(tx), { ok: true, txHash: sha256(tx), duplicate: false });
     assert.deepEqual(await client.submitTx(Uint8Array.of(2)), {
       ok: false,
       code: 'TX_BAD_SIGNATURE',
@@ -218,6 +233,17 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
 
     assert.deepEqual(await client.txStatus(new Uint8Array(32)), { status: 'unknown' });
     assert.deepEqual(await client.txStatus(new Uint8Array(32).fill(1)), { status: 'pending' });
+    assert.deepEqual(await client.txStatus(new Uint8Array(32).fill(3)), {
+      status: 'unknown',
+      evicted,
+    });
+    assert.equal(await client.pendingSequence({ sender: new Uint8Array(32) }), 12);
+    assert.equal(
+      await client.pendingSequence({
+        account: { module: 'caesar', account: new Uint8Array(32) },
+      }),
+      null,
+    );
     assert.deepEqual(await client.txStatus(new Uint8Array(32).fill(2)), {
       status: 'committed',
       height: 5,
@@ -401,6 +427,16 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
       ['submitTx', { tx: 'not bytes' }],
       ['submitTx', { tx: Uint8Array.of(1), extra: true }],
       ['txStatus', { txHash: new Uint8Array(31) }],
+      ['txStatus', { txHash: new Uint8Array(32), reportEviction: false }],
+      ['submitTx', { tx: Uint8Array.of(1), reportDuplicate: false }],
+      ['pendingSequence', {}],
+      ['pendingSequence', { sender: new Uint8Array(31) }],
+      [
+        'pendingSequence',
+        { sender: new Uint8Array(32), account: { module: 'caesar', account: Uint8Array.of(1) } },
+      ],
+      ['pendingSequence', { account: { module: 'Caesar', account: Uint8Array.of(1) } }],
+      ['pendingSequence', { account: { module: 'caesar', account: new Uint8Array(65) } }],
       ['query', { path: '../../etc', data: new Uint8Array(0) }],
       ['query', { path: 'kv/get', data: new Uint8Array(MAX_QUERY_DATA_BYTES + 1) }],
       ['query', { path: 'kv/get', data: new Uint8Array(0), height: 0 }],
@@ -488,11 +524,52 @@ describe('node RPC over STOQ', { timeout: 20_000 }, () => {
 
     assert.equal(mempool.size(), 2, 'the two valid transactions, once each');
     assert.ok(mempool.has(hashOf(valid)) && mempool.has(hashOf(next)));
-    // Each result is what submitTx answers for that transaction (now: pending or refused).
+    // Each result is what submitTx answers for that transaction (now: pending or refused); the
+    // client asks submitTx to say a pending one is a duplicate, the batch does not.
     for (const [i, tx] of txs.entries()) {
-      assert.deepEqual(await mempoolClient.submitTx(tx), results[i], `transaction ${i}`);
+      const result = results[i]!;
+      assert.deepEqual(
+        await mempoolClient.submitTx(tx),
+        result.ok ? { ...result, duplicate: true } : result,
+        `transaction ${i}`,
+      );
     }
     assert.equal(mempool.size(), 2);
+  });
+
+  it('says duplicate and evicted only to callers that ask (a client from before them)', async () => {
+    const session = await caller.endpoint.connect(withMempoolAddress);
+    const raw = createClient(lax, session);
+    try {
+      const tx = signedTx(makeSender(), kvSet('asked/a', 'one'));
+      const txHash = decodeTransaction(tx).txHash;
+      assert.deepEqual(await raw.call('submitTx', { tx }), { ok: true, txHash });
+      assert.deepEqual(await raw.call('submitTx', { tx }), { ok: true, txHash });
+      assert.deepEqual(await raw.call('submitTx', { tx, reportDuplicate: true }), {
+        ok: true,
+        txHash,
+        duplicate: true,
+      });
+      assert.deepEqual(await mempoolClient.submitTx(tx), { ok: true, txHash, duplicate: true });
+    } finally {
+      session.connection.close();
+    }
+    const old = await caller.endpoint.connect(server.address);
+    try {
+      const evictedHash = new Uint8Array(32).fill(3);
+      assert.deepEqual(await createClient(lax, old).call('txStatus', { txHash: evictedHash }), {
+        status: 'unknown',
+      });
+      assert.deepEqual(
+        await createClient(lax, old).call('txStatus', {
+          txHash: evictedHash,
+          reportEviction: true,
+        }),
+        { status: 'unknown', evicted },
+      );
+    } finally {
+      old.connection.close();
+    }
   });
 
   it('refuses empty and oversized batches before sending, and the server refuses them too', async () => {
