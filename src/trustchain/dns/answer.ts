@@ -675,7 +675,8 @@ export function answer(
     return finish(false, 0);
   }
   if (q.signed) {
-    // RFC 8945 / RFC 2931 transaction signatures are not implemented (docs/dns.md, "Answers").
+    // A TSIG (RFC 8945) or SIG(0) (RFC 2931) signed query: this server verifies no transaction
+    // signatures, so it answers NOTIMP rather than answer as if unsigned (docs/dns.md, "Answers").
     beginResponse(Rcode.NOTIMP, true);
     return finish(q.hasEdns, 0);
   }
