@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import { createNodeRpcClient } from '../consensus/net/index.js';
-import { bytesEqual } from '../crypto/bytes.js';
+import { bytesEqual, fromHex } from '../crypto/bytes.js';
 import type { HealthStatus, ServiceInstance } from '../discovery/index.js';
 import { createDiscoveryRpcClient, type DiscoveryRpcClient } from '../faces/discovery-rpc.js';
 import {
@@ -29,7 +29,8 @@ import { CommittedRootError, CommittedRoots, type VerifiedRootCache } from './ve
  * Precedence, per name:
  *   1. the live catalog record (any status: a registration says where the peer is, its health
  *      says whether it answers; the pool's own backoff handles one that does not) — but not one
- *      owned by another key than the one configured for the name (`keys`);
+ *      owned by another key than the one configured for the name (`keys`) or, for another
+ *      configured name, than the one its certificate last proved (`certifiedKey`);
  *   2. then the configured addresses for the name, tried after the catalog's (deduplicated), so
  *      a catalog entry that is stale or wrong never cuts a node off from its configured peers;
  *   3. neither: NOT_FOUND.
@@ -89,18 +90,40 @@ export interface DiscoveryResolverOptions {
    * fail the name check (or not answer for the connect timeout) before the configured one.
    */
   readonly keys?: ReadonlyMap<string, Uint8Array>;
+  /**
+   * For a configured name without a `keys` entry (e.g. a node `cluster add-node` made, which
+   * lists the nodes added before it): the key a certificate of that name last authenticated with
+   * (`certifiedKeyOf` a consensus network's `certifiedNames`), pinned like `keys` while known.
+   */
+  readonly certifiedKey?: (name: string) => Uint8Array | undefined;
+}
+
+/**
+ * The key a certificate named `name` last authenticated with, from a consensus network's
+ * `certifiedNames` (hex key → name, the most recent last): undefined when none did. Looks at
+ * every entry (at most the network's `maxDiscoveredPeers`).
+ */
+export function certifiedKeyOf(
+  certified: ReadonlyMap<string, string>,
+  name: string,
+): Uint8Array | undefined {
+  let found: string | undefined;
+  for (const [key, holder] of certified) if (holder === name) found = key;
+  return found === undefined ? undefined : fromHex(found);
 }
 
 export class DiscoveryResolver implements Resolver {
   private readonly bootstrap: StaticResolver | null;
   private readonly names: ReadonlySet<string>;
   private readonly keys: ReadonlyMap<string, Uint8Array>;
+  private readonly certifiedKey: (name: string) => Uint8Array | undefined;
   readonly catalog: CatalogSource;
 
   constructor(options: DiscoveryResolverOptions) {
     this.names = new Set(Object.keys(options.bootstrap));
     this.bootstrap = this.names.size === 0 ? null : new StaticResolver(options.bootstrap);
     this.keys = new Map(options.keys ?? []);
+    this.certifiedKey = options.certifiedKey ?? (() => undefined);
     this.catalog = options.catalog;
   }
 
@@ -110,7 +133,7 @@ export class DiscoveryResolver implements Resolver {
     const wanted = catalogNameOf(name);
     const records =
       wanted === null ? null : await this.catalog.lookup(wanted.service, wanted.instance);
-    const key = this.keys.get(name);
+    const key = this.keys.get(name) ?? (this.names.has(name) ? this.certifiedKey(name) : undefined);
     const owned = (records ?? []).filter(
       (record) => key === undefined || bytesEqual(record.owner, key),
     );

@@ -94,10 +94,37 @@ export function isCurrentOrNextValidator(
 /**
  * The consensus network's rule for peers this node does not list (docs/stoq-auth.md, "Consensus
  * peers"): they may follow the chain; their proposals and votes count only while their key is
- * a validator of the height being decided or the next.
+ * a validator of the height being decided or the next. The node is catching up — its sets are
+ * a past height's, so followers get more room (`UnlistedPeerPolicy.catchingUp`) — while its
+ * driver fetches blocks from a peer ahead (`status().syncing`), and before the driver runs.
  */
 export function unlistedPeerPolicy(driver: () => ConsensusDriver | null): UnlistedPeerPolicy {
-  return { isValidator: (publicKey) => isCurrentOrNextValidator(driver(), publicKey) };
+  return {
+    isValidator: (publicKey) => isCurrentOrNextValidator(driver(), publicKey),
+    catchingUp: () => {
+      const running = driver();
+      return running === null || running.status().syncing;
+    },
+  };
+}
+
+/**
+ * Starts the driver, then the consensus network, and from then on has the network close the
+ * follower streams beyond its quota after each commit (`closeExcessFollowers`: those it took
+ * while catching up). The network starts once the driver has read the chain (`started` is
+ * called first): until then the unlisted policy knows no validator, so an unlisted validator
+ * would be taken for a follower — refused once followers fill their quota, and missing from
+ * `certifiedNames`. Before the network starts, peers are refused (`not-running`) and retry.
+ */
+export async function startDriverThenNetwork(
+  driver: { start(): Promise<void>; on(event: 'commit', listener: () => void): unknown },
+  network: Pick<StoqConsensusNetwork, 'start' | 'closeExcessFollowers'>,
+  started: () => void,
+): Promise<void> {
+  await driver.start();
+  started();
+  driver.on('commit', () => network.closeExcessFollowers());
+  network.start();
 }
 
 /** The power of `publicKey` in `set` (0 when it is not a member). */

@@ -16,10 +16,11 @@ import { peerSubmitter } from '../consensus/net/index.js';
  * The queue is bounded (`maxQueued` transactions), and one caller — a client identity, or a
  * peer — holds at most `maxQueuedPerCaller` of them: beyond either, a client's transactions are
  * refused at once with `MEMPOOL_BUSY` (back-pressure: retry later) and a peer's batch is dropped
- * (its origin node sends its pending ones again: tx-gossip.ts). The same answer is given
- * while the mempool itself is above its client limit. Callers take turns, `TURN_TXS`
- * transactions at a time (across the caller's calls: many one-transaction calls make one turn
- * as a batch does), so one caller's long queue does not hold up another's batch.
+ * (a follower origin sends its pending ones again, a validator proposes its own: tx-gossip.ts).
+ * The same answer is given while the mempool itself is above its client limit. Callers take
+ * turns, `TURN_TXS` transactions at a time (across the caller's calls: many one-transaction
+ * calls make one turn as a batch does), so one caller's long queue does not hold up another's
+ * batch.
  */
 export interface TxIntakeOptions {
   /** Most transactions waiting for admission (default 4,096). */

@@ -78,7 +78,12 @@ import {
   discoveryGenesisFromApp,
 } from '../discovery/index.js';
 import { createDiscoveryNode, type DiscoveryNode } from './discovery-node.js';
-import { DiscoveryResolver, isServingNode, viewCatalogSource } from './discovery-resolver.js';
+import {
+  DiscoveryResolver,
+  certifiedKeyOf,
+  isServingNode,
+  viewCatalogSource,
+} from './discovery-resolver.js';
 import { ZoneSet, type ZoneBuildOptions } from '../trustchain/dns/index.js';
 import { doqIdentity, loadZoneSigners, signingBuildOptions } from './dns-keys.js';
 import { consensusWalPathFor, openStore, type NodeStore } from '../storage/index.js';
@@ -97,6 +102,7 @@ import {
   checkNodeMembership,
   isCurrentOrNextValidator,
   onlineVotingPower,
+  startDriverThenNetwork,
   unlistedPeerPolicy,
   watchRegisteredStorageRoot,
 } from './node-membership.js';
@@ -543,16 +549,20 @@ export async function startValidatorNode(
     // after them (discovery-resolver.ts, docs/discovery.md "Resolving peers"): by the consensus
     // network and by this node's own connection pool (peer pings, ACME corroboration, the CA
     // service's calls), whose sessions must authenticate as the named node in a serving role.
+    // What certificates proved about validator keys' names (the consensus network's, once made).
+    let certifiedNames = (): ReadonlyMap<string, string> => new Map();
     const peerResolver = new DiscoveryResolver({
       bootstrap: Object.fromEntries(config.peers.map((peer) => [peer.name, [peer.address]])),
       catalog: viewCatalogSource(() => discovery?.catalog() ?? null),
-      // A listed genesis validator's catalog entry counts only while its genesis key owns it.
+      // A listed genesis validator's catalog entry counts only while its genesis key owns it,
+      // another listed peer's while the key its certificate last proved here does.
       keys: new Map(
         config.peers.flatMap((peer) => {
           const key = genesis.validators.find((v) => v.name === peer.name)?.publicKey;
           return key === undefined ? [] : [[peer.name, key] as const];
         }),
       ),
+      certifiedKey: (name) => certifiedKeyOf(certifiedNames(), name),
     });
     const parts: StoqParts = await step('cannot set up STOQ', () =>
       buildStoqParts(
@@ -595,10 +605,12 @@ export async function startValidatorNode(
       resolver: peerResolver,
     });
     closers.push(() => network.close());
-    // Client transactions go to every peer, and again while pending (tx-gossip.ts), at the
-    // driver's gossip period.
-    const txGossip = createTxGossip(network, (txHash) => mempool.has(txHash), {
+    certifiedNames = () => network.certifiedNames();
+    // Client transactions go to every peer, to peers that reconnect, and from a follower again
+    // while pending (tx-gossip.ts), at the driver's gossip period.
+    const txGossip = createTxGossip(network, (txHash) => mempool.readiness(txHash), {
       periodMs: genesis.consensus.timeouts.proposeMs,
+      proposer: () => isCurrentOrNextValidator(driver, publicKey),
     });
     closers.push(() => txGossip.close());
 
@@ -790,9 +802,12 @@ export async function startValidatorNode(
     });
     const halted = new Promise<Error>((resolve) => consensus.once('halted', resolve));
 
-    network.start();
-    await step('cannot start consensus', () => consensus.start());
-    driver = consensus;
+    // The network only once the driver knows the validator sets (node-membership.ts).
+    await step('cannot start consensus', () =>
+      startDriverThenNetwork(consensus, network, () => {
+        driver = consensus;
+      }),
+    );
     watchRegisteredStorageRoot(consensus, publicKey, plot, logger);
     if (discovery !== null) {
       // Validators that joined after this configuration was written: dialled where the catalog
@@ -1082,7 +1097,8 @@ function nodeRpcHandlers(deps: HandlerDeps): NodeRpcHandlers {
  * Client submissions (`submitTx`, `submitTxs`): the intake queue admits (or refuses) each
  * transaction on its own, in time slices between consensus messages, so one refusal does not
  * affect the others; the newly admitted ones go to gossip in one hand-over (one `txs` message
- * for up to `MAX_TXS_PER_GOSSIP` of them), and again while they are pending (tx-gossip.ts). A
+ * for up to `MAX_TXS_PER_GOSSIP` of them), to peers that reconnect, and from a follower again
+ * while they are pending (tx-gossip.ts). A
  * transaction that was already pending is not handed over again. `caller` (a client's identity
  * URI; the node's own submissions leave it out) has its share of the intake queue and its turns
  * (tx-intake.ts).

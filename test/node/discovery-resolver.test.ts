@@ -6,12 +6,14 @@ import {
   registerNodeRpc,
   type ServiceRegistry,
 } from '../../src/consensus/net/index.js';
+import { toHex } from '../../src/crypto/bytes.js';
 import type { ServiceInstance } from '../../src/discovery/index.js';
 import { registerDiscoveryRpc } from '../../src/faces/discovery-rpc.js';
 import {
   DiscoveryResolver,
   RemoteCatalog,
   catalogNameOf,
+  certifiedKeyOf,
   viewCatalogSource,
   type CatalogReader,
 } from '../../src/node/discovery-resolver.js';
@@ -115,6 +117,43 @@ describe('DiscoveryResolver', () => {
     ];
     assert.deepEqual(await resolver.resolve('node-2'), [moved, stale]);
     assert.deepEqual(await resolver.resolve('node-9'), [elsewhere]);
+  });
+
+  it('pins a configured name that is no genesis validator to the key its certificate proved', async () => {
+    // node-5 was added with `cluster add-node` before this node: listed, but not in the genesis.
+    const provenKey = new Uint8Array(32).fill(5);
+    const certified = new Map([
+      [toHex(provenKey), 'node-5'],
+      [toHex(new Uint8Array(32).fill(9)), 'node-9'],
+    ]);
+    const catalog = new FakeCatalog();
+    const resolver = new DiscoveryResolver({
+      bootstrap: { 'node-5': [stale] },
+      catalog: viewCatalogSource(() => catalog),
+      certifiedKey: (name) => certifiedKeyOf(certified, name),
+    });
+    const elsewhere = { host: '192.0.2.7', port: 9307 };
+    // Another validator key took node-5 in the catalog: its address would be dialled first.
+    const squatted = { ...nodeRecord('node-5', [elsewhere]), owner: new Uint8Array(32).fill(7) };
+    catalog.records = [squatted];
+    assert.deepEqual(await resolver.resolve('node-5'), [stale]);
+    const moved = { host: '192.0.2.5', port: 9305 };
+    catalog.records = [{ ...nodeRecord('node-5', [moved]), owner: provenKey }];
+    assert.deepEqual(await resolver.resolve('node-5'), [moved, stale]);
+    // Before any certificate proved a key for the name, the catalog comes first as before.
+    certified.delete(toHex(provenKey));
+    catalog.records = [squatted];
+    assert.deepEqual(await resolver.resolve('node-5'), [elsewhere, stale]);
+  });
+
+  it('certifiedKeyOf: the key a name last authenticated with', () => {
+    const [older, newer] = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
+    const certified = new Map([
+      [toHex(older), 'node-5'],
+      [toHex(newer), 'node-5'],
+    ]);
+    assert.deepEqual(certifiedKeyOf(certified, 'node-5'), newer);
+    assert.equal(certifiedKeyOf(certified, 'node-6'), undefined);
   });
 });
 

@@ -2,8 +2,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { GossipMessage } from '../../src/consensus/driver/ports.js';
 import { MAX_TXS_PER_GOSSIP } from '../../src/consensus/wire.js';
+import type { Application, TxCheckResult } from '../../src/consensus/app.js';
+import { Mempool } from '../../src/consensus/mempool.js';
 import { toHex } from '../../src/crypto/bytes.js';
-import { createTxGossip, type LocalTx } from '../../src/node/tx-gossip.js';
+import { sha256 } from '../../src/crypto/hash.js';
+import {
+  createTxGossip,
+  DEFAULT_MAX_RESEND_TXS,
+  DEFAULT_TX_GOSSIP_PERIOD_MS,
+  type LocalTx,
+  type TxReadiness,
+} from '../../src/node/tx-gossip.js';
+import { createTxIntake, DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER } from '../../src/node/tx-intake.js';
 import { Cluster, until } from '../consensus/net/net-fixture.js';
 
 /**
@@ -85,18 +95,30 @@ const txsOf = (message: GossipMessage | undefined): Uint8Array[] => {
 const sizes = (network: RecordingNetwork): number[][] =>
   network.sent.map((message) => txsOf(message).map((tx) => tx.length));
 
-/** A mempool's pending set, by txHash, and a clock the test moves. */
+/** A mempool's pending transactions by txHash, ready unless marked waiting. */
 function pendingPool(): {
   add(txs: readonly LocalTx[]): void;
   commit(tx: LocalTx): void;
-  has(txHash: Uint8Array): boolean;
+  wait(tx: LocalTx, waiting: boolean): void;
+  readiness(txHash: Uint8Array): TxReadiness;
 } {
-  const held = new Set<string>();
+  const held = new Map<string, 'ready' | 'waiting'>();
   return {
-    add: (txs) => txs.forEach((entry) => held.add(toHex(entry.txHash))),
+    add: (txs) => txs.forEach((entry) => held.set(toHex(entry.txHash), 'ready')),
     commit: (entry) => void held.delete(toHex(entry.txHash)),
-    has: (txHash) => held.has(toHex(txHash)),
+    wait: (entry, waiting) => void held.set(toHex(entry.txHash), waiting ? 'waiting' : 'ready'),
+    readiness: (txHash) => held.get(toHex(txHash)) ?? null,
   };
+}
+
+const ready = (): TxReadiness => 'ready';
+
+/** Accepts every transaction, each its own sender. */
+class AcceptingApp implements Pick<Application, 'checkTx'> {
+  checkTx(bytes: Uint8Array): TxCheckResult {
+    const txHash = sha256(bytes);
+    return { ok: true, txHash, sender: toHex(txHash), sequence: 0 };
+  }
 }
 
 const PERIOD = 1_000;
@@ -104,7 +126,7 @@ const PERIOD = 1_000;
 describe('tx gossip', () => {
   it('sends what is handed over in one turn together, split at MAX_TXS_PER_GOSSIP', async () => {
     const network = recordingNetwork();
-    const gossip = createTxGossip(network, () => true, { timer: false });
+    const gossip = createTxGossip(network, ready, { timer: false });
     const batch = Array.from({ length: MAX_TXS_PER_GOSSIP + 200 }, (_, i) =>
       Uint8Array.of(i >> 8, i & 0xff),
     );
@@ -125,7 +147,7 @@ describe('tx gossip', () => {
 
   it('splits at the byte limit and drops what is queued when closed', async () => {
     const network = recordingNetwork();
-    const gossip = createTxGossip(network, () => true, { maxBatchBytes: 10, timer: false });
+    const gossip = createTxGossip(network, ready, { maxBatchBytes: 10, timer: false });
     gossip.push([new Uint8Array(6), new Uint8Array(4), new Uint8Array(1)].map(local));
     await network.sentCount(2);
     assert.deepEqual(sizes(network), [[6, 4], [1]]);
@@ -143,7 +165,7 @@ describe('tx gossip', () => {
     const network = recordingNetwork();
     const pool = pendingPool();
     let now = 0;
-    const gossip = createTxGossip(network, pool.has, {
+    const gossip = createTxGossip(network, pool.readiness, {
       periodMs: PERIOD,
       timer: false,
       now: () => now,
@@ -166,7 +188,7 @@ describe('tx gossip', () => {
     pool.commit(a);
     assert.deepEqual(resentAt(2 * PERIOD), [], 'the next send waits two periods');
     assert.deepEqual(resentAt(3 * PERIOD), [b.tx], 'a was committed: not sent again');
-    assert.deepEqual(gossip.stats(), { tracked: 1, resent: 3, untracked: 0 });
+    assert.deepEqual(gossip.stats(), { tracked: 1, trackedBytes: 1, resent: 3, untracked: 0 });
     assert.deepEqual(resentAt(6 * PERIOD), []);
     assert.deepEqual(resentAt(7 * PERIOD), [b.tx], 'then after four periods');
     pool.commit(b);
@@ -178,7 +200,7 @@ describe('tx gossip', () => {
   it('resends at most maxResendTxs and maxResendBytes per tick, the oldest first', () => {
     const network = recordingNetwork();
     let now = 0;
-    const gossip = createTxGossip(network, () => true, {
+    const gossip = createTxGossip(network, ready, {
       periodMs: PERIOD,
       maxResendTxs: 3,
       maxResendBytes: 10,
@@ -205,7 +227,7 @@ describe('tx gossip', () => {
     );
     // The byte budget ends a tick's batch too.
     network.sent.length = 0;
-    const big = createTxGossip(network, () => true, {
+    const big = createTxGossip(network, ready, {
       periodMs: PERIOD,
       maxResendBytes: 10,
       timer: false,
@@ -225,7 +247,7 @@ describe('tx gossip', () => {
     const network = recordingNetwork();
     const pool = pendingPool();
     let now = 0;
-    const gossip = createTxGossip(network, pool.has, {
+    const gossip = createTxGossip(network, pool.readiness, {
       periodMs: PERIOD,
       timer: false,
       now: () => now,
@@ -254,9 +276,232 @@ describe('tx gossip', () => {
 
   it('keeps at most maxTracked transactions for resending', () => {
     const network = recordingNetwork();
-    const gossip = createTxGossip(network, () => true, { maxTracked: 2, timer: false });
+    const gossip = createTxGossip(network, ready, { maxTracked: 2, timer: false });
     gossip.push([1, 2, 3].map((i) => local(Uint8Array.of(i))));
-    assert.deepEqual(gossip.stats(), { tracked: 2, resent: 0, untracked: 1 });
+    assert.deepEqual(gossip.stats(), { tracked: 2, trackedBytes: 2, resent: 0, untracked: 1 });
+    gossip.close();
+  });
+});
+
+/** Transaction `n` of `size` bytes (at least 4): `n` in its first bytes and in its txHash. */
+function numbered(n: number, size = 300): LocalTx {
+  const tx = new Uint8Array(size);
+  new DataView(tx.buffer).setUint32(0, n);
+  const txHash = new Uint8Array(32);
+  new DataView(txHash.buffer).setUint32(0, n);
+  return { tx, txHash };
+}
+
+const numberOf = (bytes: Uint8Array): number =>
+  new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
+
+describe('tx gossip under load', () => {
+  /**
+   * 40 transactions of 64 KiB stay pending for good (only 4 fit a tick's 256 KiB), then one
+   * more is admitted and its batch lost, while 250 others per period are admitted and committed
+   * within the period.
+   */
+  function backlog(longPending: 'ready' | 'waiting'): {
+    lostFirstResentAfter: number;
+    longPendingResent: number;
+    peakTracked: number;
+  } {
+    let now = 0;
+    let next = 0;
+    const held = new Map<number, 'ready' | 'waiting'>();
+    const resent: number[] = [];
+    let flushing = false;
+    const network = recordingNetwork();
+    network.connected = ['b', 'c', 'd'];
+    const broadcast = network.broadcast.bind(network);
+    network.broadcast = (message) => {
+      if (!flushing) resent.push(...txsOf(message).map(numberOf));
+      broadcast(message);
+    };
+    const gossip = createTxGossip(network, (txHash) => held.get(numberOf(txHash)) ?? null, {
+      periodMs: PERIOD,
+      timer: false,
+      now: () => now,
+    });
+    const admit = (txs: LocalTx[], state: 'ready' | 'waiting' | null): void => {
+      for (const entry of txs) if (state !== null) held.set(numberOf(entry.txHash), state);
+      flushing = true;
+      gossip.push(txs);
+      gossip.flush();
+      flushing = false;
+    };
+    const period = (): void => {
+      now += PERIOD;
+      gossip.tick();
+    };
+    const long = Array.from({ length: 40 }, () => numbered(next++, 64 * 1024));
+    // Admitted over 8 periods, so that they come due spread over the periods.
+    for (let i = 0; i < 8; i++) {
+      admit(long.slice(i * 5, i * 5 + 5), longPending);
+      period();
+    }
+    for (let i = 0; i < 16; i++) period();
+    const lost = numbered(next++);
+    admit([lost], 'ready');
+    resent.length = 0;
+    let lostFirstResentAfter = -1;
+    let peakTracked = 0;
+    for (let p = 1; p <= 30; p++) {
+      admit(
+        Array.from({ length: 250 }, () => numbered(next++, 16)),
+        null,
+      );
+      period();
+      peakTracked = Math.max(peakTracked, gossip.stats().tracked);
+      if (lostFirstResentAfter < 0 && resent.includes(numberOf(lost.tx))) lostFirstResentAfter = p;
+    }
+    gossip.close();
+    return {
+      lostFirstResentAfter,
+      longPendingResent: resent.filter((n) => n < 40).length,
+      peakTracked,
+    };
+  }
+
+  it('resends a newer transaction even behind a backlog of long-pending ones, and forgets committed ones', () => {
+    const ready = backlog('ready');
+    // Oldest due first: the backlog due before the lost one goes first, 4 per tick.
+    assert.ok(
+      ready.lostFirstResentAfter >= 1 && ready.lostFirstResentAfter <= 12,
+      JSON.stringify(ready),
+    );
+    assert.ok(ready.longPendingResent > 0);
+    // Committed ones are forgotten within about 8 ticks (the sweep), whatever is due.
+    assert.ok(ready.peakTracked <= 41 + 250 * 9, JSON.stringify(ready));
+  });
+
+  it('does not resend transactions waiting for an earlier sequence', () => {
+    const waiting = backlog('waiting');
+    assert.deepEqual(waiting.longPendingResent, 0);
+    assert.equal(waiting.lostFirstResentAfter, 1, JSON.stringify(waiting));
+    assert.ok(waiting.peakTracked <= 41 + 250 * 2, JSON.stringify(waiting));
+  });
+
+  it('sends a waiting transaction again once it is ready, and not to peers that connect before', () => {
+    const network = recordingNetwork();
+    const pool = pendingPool();
+    let now = 0;
+    const gossip = createTxGossip(network, pool.readiness, {
+      periodMs: PERIOD,
+      timer: false,
+      now: () => now,
+    });
+    const gapped = local(Uint8Array.of(9));
+    pool.add([gapped]);
+    pool.wait(gapped, true);
+    gossip.push([gapped]);
+    gossip.flush();
+    network.sent.length = 0;
+    network.connected = ['b'];
+    network.connect('b');
+    now = PERIOD;
+    gossip.tick();
+    assert.deepEqual(network.sent, [], 'waiting: not resent');
+    assert.deepEqual(network.sentTo, [], 'waiting: not sent to a peer that connected');
+    pool.wait(gapped, false);
+    now = 3 * PERIOD;
+    gossip.tick();
+    assert.deepEqual(network.sent.flatMap(txsOf), [gapped.tx], 'ready at its next due time');
+    gossip.close();
+  });
+
+  it('keeps at most maxTrackedBytes for resending', () => {
+    const network = recordingNetwork();
+    const gossip = createTxGossip(network, ready, { maxTrackedBytes: 10, timer: false });
+    gossip.push([new Uint8Array(6).fill(1), new Uint8Array(6).fill(2)].map(local));
+    assert.deepEqual(gossip.stats(), { tracked: 1, trackedBytes: 6, resent: 0, untracked: 1 });
+    gossip.close();
+  });
+
+  it('a validator resends only to peers that (re)connect; a follower resends periodically', () => {
+    const network = recordingNetwork();
+    const pool = pendingPool();
+    let now = 0;
+    let validator = true;
+    const gossip = createTxGossip(network, pool.readiness, {
+      periodMs: PERIOD,
+      timer: false,
+      now: () => now,
+      proposer: () => validator,
+    });
+    const [a, b] = [local(Uint8Array.of(1)), local(Uint8Array.of(2))];
+    pool.add([a, b]);
+    network.connected = ['p', 'q'];
+    gossip.push([a, b]);
+    gossip.flush();
+    network.sent.length = 0;
+    for (let p = 1; p <= 20; p++) {
+      now = p * PERIOD;
+      gossip.tick();
+    }
+    assert.deepEqual(network.sent, [], 'its peers hold them; its proposals include them');
+    // q's stream ended and came back: q gets them, p does not.
+    network.connect('q');
+    gossip.tick();
+    assert.deepEqual(
+      network.sentTo.map(({ peer, message }) => [peer, txsOf(message)]),
+      [['q', [a.tx, b.tx]]],
+    );
+    // Out of the validator set, it resends them at their next due time.
+    validator = false;
+    now = 40 * PERIOD;
+    gossip.tick();
+    assert.deepEqual(network.sent.flatMap(txsOf), [a.tx, b.tx]);
+    gossip.close();
+  });
+
+  it("sends one peer at most maxResendTxs a tick, resends and a reconnect's together", () => {
+    const network = recordingNetwork();
+    let now = 0;
+    const gossip = createTxGossip(network, ready, {
+      periodMs: PERIOD,
+      maxResendTxs: 3,
+      timer: false,
+      now: () => now,
+    });
+    const txs = [1, 2, 3, 4, 5].map((i) => local(Uint8Array.of(i)));
+    gossip.push(txs.slice(0, 2));
+    now = PERIOD;
+    gossip.push(txs.slice(2));
+    gossip.flush();
+    network.sent.length = 0;
+    network.connected = ['b'];
+    network.connect('b');
+    now = PERIOD + 1;
+    gossip.tick();
+    // 1 and 2 are due, broadcast (b gets them too); b gets one more of the rest.
+    assert.deepEqual(network.sent.flatMap(txsOf), [txs[0]!.tx, txs[1]!.tx]);
+    assert.deepEqual(
+      network.sentTo.map(({ peer, message }) => [peer, txsOf(message).map((tx) => tx[0])]),
+      [['b', [3]]],
+    );
+    gossip.close();
+  });
+
+  it("leaves room in a peer's intake share for a full fresh batch behind a tick's resends", () => {
+    assert.ok(DEFAULT_MAX_RESEND_TXS + MAX_TXS_PER_GOSSIP <= DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER);
+    const network = recordingNetwork();
+    let now = 0;
+    const gossip = createTxGossip(network, ready, { timer: false, now: () => now });
+    gossip.push(Array.from({ length: 2_000 }, (_, i) => numbered(i)));
+    gossip.flush();
+    network.sent.length = 0;
+    now += 10 * DEFAULT_TX_GOSSIP_PERIOD_MS;
+    gossip.tick();
+    assert.ok(network.sent.length > 0, 'some are resent');
+    // The receiver admits nothing in between: the resends wait in its intake queue when this
+    // node's next fresh batch arrives.
+    const intake = createTxIntake(new Mempool(new AcceptingApp()));
+    for (const message of network.sent) intake.addFromPeer('a', txsOf(message));
+    const fresh = Array.from({ length: MAX_TXS_PER_GOSSIP }, (_, i) => numbered(10_000 + i).tx);
+    intake.addFromPeer('a', fresh);
+    assert.equal(intake.stats().droppedFromPeers, 0);
+    intake.close();
     gossip.close();
   });
 });
@@ -276,7 +521,7 @@ describe('tx gossip over the consensus network', () => {
     // driver's is in a node); the gossip adds its handler beside it.
     const a = cluster.network(ae, [be]);
     const pool = pendingPool();
-    const gossip = createTxGossip(a.network, pool.has, { timer: false });
+    const gossip = createTxGossip(a.network, pool.readiness, { timer: false });
     const tx = local(Uint8Array.of(7, 7, 7));
     pool.add([tx]);
     gossip.push([tx]);

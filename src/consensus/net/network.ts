@@ -109,7 +109,10 @@ export interface ConsensusNetworkLimits {
  * key is a validator's is always accepted, whatever catalog entry a discovered peer of that name
  * came from: votes are not relayed, so a validator this node refused would lose its power here.
  * Only followers — unlisted peers whose key is no validator's — are bounded, at most
- * `maxFollowers` streams at once; validators are bounded by the validator sets themselves.
+ * `maxFollowers` streams at once; validators are bounded by the validator sets themselves. While
+ * this node catches up (`catchingUp`), its sets are a past height's and a key that became a
+ * validator since counts as a follower: followers then get `maxCatchUpFollowers` more streams,
+ * and once it has caught up `closeExcessFollowers` closes those beyond `maxFollowers` again.
  *
  * Discovered peers (`setDiscoveredPeers`, e.g. validators that joined after this node's
  * configuration was written) are unlisted peers this node also dials: the same rule decides
@@ -125,6 +128,17 @@ export interface UnlistedPeerPolicy {
    */
   readonly maxFollowers?: number;
   /**
+   * Whether this node is catching up with the chain, so that its validator sets are a past
+   * height's (default: never). A throwing check counts as false.
+   */
+  catchingUp?(): boolean;
+  /**
+   * Follower streams taken beyond `maxFollowers` while `catchingUp` (default 128: room for the
+   * validators that joined since this node's height — Caesar's staking selects at most 100 by
+   * default — so that it does not refuse them).
+   */
+  readonly maxCatchUpFollowers?: number;
+  /**
    * Discovered peers `setDiscoveredPeers` takes (default 20,000: every key of a current and a
    * next set of `MAX_VALIDATORS` each, so no validator is ever left out).
    */
@@ -132,6 +146,7 @@ export interface UnlistedPeerPolicy {
 }
 
 export const DEFAULT_MAX_FOLLOWER_PEERS = 16;
+export const DEFAULT_MAX_CATCH_UP_FOLLOWER_PEERS = 128;
 export const DEFAULT_MAX_DISCOVERED_PEERS = 2 * MAX_VALIDATORS;
 
 export const DEFAULT_CONSENSUS_NETWORK_LIMITS: ConsensusNetworkLimits = Object.freeze({
@@ -226,6 +241,13 @@ export interface StoqConsensusNetwork extends ConsensusNetwork {
    * discovered ones, and other unlisted ones only while their stream lasts (diagnostics, tests).
    */
   acceptedPeers(): number;
+  /**
+   * Unless this node is catching up (the unlisted policy's `catchingUp`), closes the follower
+   * streams beyond `maxFollowers`, the most recently accepted first: ones taken while it caught
+   * up, or validators' whose key left the sets. Returns how many it closed. The node calls it
+   * after each commit.
+   */
+  closeExcessFollowers(): number;
 }
 
 /** What one `setDiscoveredPeers` changed, ids sorted. */
@@ -280,6 +302,7 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
   private readonly helloIntervalMs: number;
   private readonly unlisted: UnlistedPeerPolicy | null;
   private readonly maxFollowers: number;
+  private readonly maxCatchUpFollowers: number;
   private readonly maxDiscovered: number;
   /**
    * The certificate name each validator key last authenticated with here (hex key → name), the
@@ -342,9 +365,12 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
     this.unlisted = options.unlisted ?? null;
     this.maxFollowers = options.unlisted?.maxFollowers ?? DEFAULT_MAX_FOLLOWER_PEERS;
+    this.maxCatchUpFollowers =
+      options.unlisted?.maxCatchUpFollowers ?? DEFAULT_MAX_CATCH_UP_FOLLOWER_PEERS;
     this.maxDiscovered = options.unlisted?.maxDiscoveredPeers ?? DEFAULT_MAX_DISCOVERED_PEERS;
     for (const [name, value] of [
       ['maxFollowers', this.maxFollowers],
+      ['maxCatchUpFollowers', this.maxCatchUpFollowers],
       ['maxDiscoveredPeers', this.maxDiscovered],
     ] as const) {
       if (!(Number.isSafeInteger(value) && value >= 0)) {
@@ -458,6 +484,23 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
 
   acceptedPeers(): number {
     return this.acceptedFrom.size;
+  }
+
+  closeExcessFollowers(): number {
+    if (this.unlisted === null || this.catchingUp()) return 0;
+    // `keys` is in the order the peers' current streams were first installed.
+    const followers = [...this.keys]
+      .filter(([peer, key]) => this.links.get(peer)?.isUp === true && this.isFollower(peer, key))
+      .map(([peer]) => peer);
+    const closing = followers.slice(this.maxFollowers).reverse();
+    for (const peer of closing) {
+      this.logger.info('closing a follower stream beyond the follower quota', {
+        peer,
+        maxFollowers: this.maxFollowers,
+      });
+      this.links.get(peer)?.abort();
+    }
+    return closing.length;
   }
 
   broadcast(message: GossipMessage): void {
@@ -754,6 +797,24 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
     }
   }
 
+  /** Whether the unlisted policy says this node is catching up with the chain. */
+  private catchingUp(): boolean {
+    if (this.unlisted?.catchingUp === undefined) return false;
+    try {
+      return this.unlisted.catchingUp();
+    } catch (error) {
+      this.logger.error('catching-up check of the unlisted policy failed', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return false;
+    }
+  }
+
+  /** Follower streams taken at once: more while this node catches up. */
+  private followerQuota(): number {
+    return this.maxFollowers + (this.catchingUp() ? this.maxCatchUpFollowers : 0);
+  }
+
   /** Streams of followers: peers neither listed nor discovered whose key is no validator's. */
   private followerStreams(): number {
     let count = 0;
@@ -874,17 +935,17 @@ class StoqGossipNetwork implements StoqConsensusNetwork, OpenerHost, GreetingHos
       );
     }
     // Followers only: a validator's stream is always taken (the sets bound how many there are).
-    if (
-      !known &&
-      !validator &&
-      !this.links.has(peer) &&
-      this.followerStreams() >= this.maxFollowers
-    ) {
-      throw new StoqError(
-        StoqErrorCode.RESOURCE_EXHAUSTED,
-        `${this.self} serves at most ${this.maxFollowers} consensus peers that are no validators`,
-        { reason: 'too-many-followers' },
-      );
+    // A follower replacing its live stream keeps its place; one whose stream was closed (e.g. by
+    // `closeExcessFollowers`) asks for a place again.
+    if (!known && !validator && this.links.get(peer)?.isUp !== true) {
+      const quota = this.followerQuota();
+      if (this.followerStreams() >= quota) {
+        throw new StoqError(
+          StoqErrorCode.RESOURCE_EXHAUSTED,
+          `${this.self} serves at most ${quota} consensus peers that are no validators`,
+          { reason: 'too-many-followers' },
+        );
+      }
     }
     // An unlisted peer opens the stream whichever id sorts first: this node cannot dial it.
     if (known && !dialsFirst(peer, this.self)) {

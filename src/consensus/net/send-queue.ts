@@ -26,7 +26,8 @@ export interface SendQueueLimits {
  *
  * When full, the oldest transaction batch goes first, then the oldest vote or status message,
  * and a proposal only when nothing else is left: a lost batch is gossiped again by its origin
- * node (src/node/tx-gossip.ts), drivers re-broadcast their votes and status every gossip period
+ * if that is a follower, and a validator origin proposes its own transactions
+ * (src/node/tx-gossip.ts); drivers re-broadcast their votes and status every gossip period
  * while a height lasts, whereas a lost proposal costs a round.
  */
 export class GossipSendQueue {

@@ -93,6 +93,7 @@ function observed(network: StoqConsensusNetwork): StoqConsensusNetwork {
     maxDiscoveredPeers: network.maxDiscoveredPeers,
     certifiedNames: () => network.certifiedNames(),
     acceptedPeers: () => network.acceptedPeers(),
+    closeExcessFollowers: () => network.closeExcessFollowers(),
   };
 }
 

@@ -187,6 +187,39 @@ describe('unlisted consensus peers (memory transport)', { timeout: 20_000 }, () 
     }
   });
 
+  it('takes more followers while it catches up, and closes those beyond the quota once it has', async () => {
+    // b's key is a validator of a height a has not reached yet: to a, b is a follower.
+    let catchingUp = true;
+    const policy = {
+      isValidator: () => false,
+      maxFollowers: 1,
+      maxCatchUpFollowers: 1,
+      catchingUp: () => catchingUp,
+    };
+    const a = cluster.network(await cluster.endpoint('a'), [], { unlisted: policy });
+    cluster.network(await cluster.endpoint('joiner'), [a]);
+    await until(() => a.network.peers().includes('joiner'), 'a to accept the first follower');
+    const b = cluster.network(await cluster.endpoint('b'), [a]);
+    await until(() => a.network.peers().includes('b'), 'a, catching up, to accept b too');
+    const refused = (node: TestNode): boolean =>
+      node.logger.lines.some(
+        (line) =>
+          line.message === 'cannot open gossip stream' &&
+          line.fields.code === StoqErrorCode.RESOURCE_EXHAUSTED,
+      );
+    const third = cluster.network(await cluster.endpoint('second'), [a]);
+    await until(() => refused(third), 'a to refuse a follower beyond both quotas');
+    assert.equal(a.network.closeExcessFollowers(), 0, 'nothing is closed while catching up');
+    assert.deepEqual(a.network.peers(), ['b', 'joiner']);
+    // Caught up, and b's key is still no validator's: the newest follower goes.
+    catchingUp = false;
+    assert.equal(a.network.closeExcessFollowers(), 1);
+    await until(() => !a.network.peers().includes('b'), 'a to close b’s stream');
+    await until(() => refused(b), 'a to refuse b when it comes back');
+    assert.deepEqual(a.network.peers(), ['joiner']);
+    assert.equal(a.network.closeExcessFollowers(), 0);
+  });
+
   it('forgets unlisted peers whose stream ended, and labels their metrics `<unlisted>`', async () => {
     // a dials b (it sorts first), so b remembers having accepted a's stream.
     const policy = { isValidator: () => false, maxFollowers: 2 };
