@@ -2,7 +2,6 @@ import type { KeyObject } from 'node:crypto';
 import { toHex } from '../crypto/bytes.js';
 import { ed25519RawPublicKey } from '../crypto/ed25519.js';
 import {
-  DEFAULT_MAX_SEQUENCE_LEAD,
   SEQUENCE_QUERY,
   accountSequenceKey,
   accountSequenceQuery,
@@ -14,7 +13,7 @@ import type { QueryResponse } from '../consensus/app.js';
 import type { GenesisDocument } from '../consensus/genesis.js';
 import { MempoolRejectionCode } from '../consensus/mempool.js';
 import type { NodeRpcClient, TxStatus } from '../consensus/net/index.js';
-import { StoqError, StoqErrorCode } from '../stoq/index.js';
+import { StoqError } from '../stoq/index.js';
 import { decodeStateProof, verifyStateProof } from '../storage/index.js';
 import { CliError } from './cli-error.js';
 import { visible } from './io.js';
@@ -95,13 +94,6 @@ export interface SubmitOptions {
 const STATUS_POLL_MS = 100;
 
 /**
- * Sequences one submission tries: the first, then the next one each time the node answers
- * `MEMPOOL_SEQUENCE_TAKEN` (another transaction of the sender, e.g. from another process, took
- * it between the read and the submission), re-signing each time.
- */
-export const MAX_SEQUENCE_ATTEMPTS = 4;
-
-/**
  * The sender's next sequence from a node's `acct/sequence` answer (with `account`, the next
  * sequence of that module's sequence account, `acct/sequence/<module>`), once its Merkle proof
  * checks against the state root it names and that root against the committed header of its
@@ -162,81 +154,63 @@ function verifiedSequence(
 }
 
 /**
- * The sequence after the sender's (or its sequence account's) transactions pending in the
- * node's mempool, or null when it holds none. Null, too, from a node from before
- * `pendingSequence`: the committed sequence is used, and a collision is retried.
+ * Signs with the proven committed sequence and sends once. The sequence is never moved past the
+ * sender's pending transactions nor retried on `MEMPOOL_SEQUENCE_TAKEN`: that the node holds
+ * pending ones is its word, unproven, and each re-signed transaction would be one more valid
+ * transaction a dishonest node could keep and relay later (a "taken" answer four times would
+ * have yielded four transfers), and a command run again after a lost answer must build the same
+ * bytes, which the mempool answers as a duplicate (`duplicate`: "already pending, not sent
+ * again"). A taken sequence is reported with what the node says is pending, and the advice to
+ * wait for the pending transaction to commit.
  */
-async function pendingSequence(
-  client: NodeRpcClient,
-  sender: Uint8Array,
-  account: SequenceAccount | undefined,
-): Promise<number | null> {
-  try {
-    return await client.pendingSequence(account === undefined ? { sender } : { account });
-  } catch (error) {
-    if (
-      error instanceof StoqError &&
-      error.code === StoqErrorCode.NOT_FOUND &&
-      error.detail['method'] !== undefined
-    ) {
-      return null;
-    }
-    throw error;
-  }
-}
-
-/**
- * The sequence a new transaction takes: the proven committed next one, or past the sender's
- * pending transactions when the node says it holds some. That answer is the mempool's word,
- * unproven; it only chooses the sequence, which admission checks. A node that claims more pending
- * than any node admits ahead of the committed sequence (`DEFAULT_MAX_SEQUENCE_LEAD`) is refused,
- * so it cannot have the sender sign a transaction far ahead of what it sent.
- */
-export function firstSequence(committed: number, pending: number | null): number {
-  if (pending === null || pending <= committed) return committed;
-  if (pending - committed > DEFAULT_MAX_SEQUENCE_LEAD) {
-    throw new CliError(
-      `the node says ${pending - committed} transactions of the sender are pending after its committed sequence ${committed}; admission allows at most ${DEFAULT_MAX_SEQUENCE_LEAD}`,
-      1,
-    );
-  }
-  return pending;
-}
-
 export async function submitTransaction(options: SubmitOptions): Promise<SubmitOutcome> {
   const { client, genesis, privateKey } = options;
   const sender = ed25519RawPublicKey(privateKey);
   // Nothing is signed before the sequence is proven.
-  const committed = await provenSequence(client, sender, options.sequenceAccount);
-  const pending = await pendingSequence(client, sender, options.sequenceAccount);
-  const first = firstSequence(committed.sequence, pending);
-  for (let sequence = first; ; sequence++) {
-    const body = typeof options.body === 'function' ? await options.body(sequence) : options.body;
-    const tx = buildTransaction({
-      chainId: genesis.chainId,
-      privateKey,
-      sequence,
-      module: options.module,
-      body,
-      stampDifficulty: genesis.proof.work.stampDifficulty,
-    });
-    const txHash = toHex(tx.txHash);
-    const submitted = await client.submitTx(tx.bytes);
-    if (!submitted.ok) {
-      const taken = submitted.code === MempoolRejectionCode.SEQUENCE_TAKEN;
-      if (taken && sequence - first + 1 < MAX_SEQUENCE_ATTEMPTS) continue;
-      const message = taken
-        ? `${submitted.message} (sequences ${first} to ${sequence} were all taken by other pending transactions of the sender)`
+  const { sequence } = await provenSequence(client, sender, options.sequenceAccount);
+  const body = typeof options.body === 'function' ? await options.body(sequence) : options.body;
+  const tx = buildTransaction({
+    chainId: genesis.chainId,
+    privateKey,
+    sequence,
+    module: options.module,
+    body,
+    stampDifficulty: genesis.proof.work.stampDifficulty,
+  });
+  const txHash = toHex(tx.txHash);
+  const submitted = await client.submitTx(tx.bytes);
+  if (!submitted.ok) {
+    const message =
+      submitted.code === MempoolRejectionCode.SEQUENCE_TAKEN
+        ? await takenAdvice(client, sender, options.sequenceAccount, sequence, submitted.message)
         : submitted.message;
-      return { admitted: false, txHash, sequence, code: submitted.code, message };
-    }
-    const admission: Admission = { txHash, sequence, duplicate: submitted.duplicate === true };
-    options.onAdmitted?.(admission);
-    const status = options.wait
-      ? await waitForCommit(client, tx.txHash, options.timeoutMs)
-      : { status: 'pending' as const };
-    return { admitted: true, ...admission, status };
+    return { admitted: false, txHash, sequence, code: submitted.code, message };
   }
+  const admission: Admission = { txHash, sequence, duplicate: submitted.duplicate === true };
+  options.onAdmitted?.(admission);
+  const status = options.wait
+    ? await waitForCommit(client, tx.txHash, options.timeoutMs)
+    : { status: 'pending' as const };
+  return { admitted: true, ...admission, status };
+}
+
+/** The refusal of a taken sequence, with the node's (unproven) count of pending ones. */
+async function takenAdvice(
+  client: NodeRpcClient,
+  sender: Uint8Array,
+  account: SequenceAccount | undefined,
+  sequence: number,
+  refusal: string,
+): Promise<string> {
+  // Only for the message: the node's word, unproven (a node without the method: nothing said).
+  const pending = await client
+    .pendingSequence(account === undefined ? { sender } : { account })
+    .catch(() => null);
+  const held =
+    pending !== null && pending > sequence
+      ? `the node says ${pending - sequence} transaction(s) of the sender are pending from sequence ${sequence} on; `
+      : '';
+  return `${refusal} (${held}wait for the pending transaction to commit, e.g. with --wait, and run the command again)`;
 }
 
 /**

@@ -8,11 +8,7 @@ import { MempoolRejectionCode } from '../../src/consensus/mempool.js';
 import type { NodeRpcClient, TxStatus, TxSubmitResult } from '../../src/consensus/net/index.js';
 import { ed25519RawPublicKey, generateEd25519KeyPair } from '../../src/crypto/ed25519.js';
 import { CliError } from '../../src/node/cli-error.js';
-import {
-  MAX_SEQUENCE_ATTEMPTS,
-  submitTransaction,
-  type Admission,
-} from '../../src/node/tx-submit.js';
+import { submitTransaction, type Admission } from '../../src/node/tx-submit.js';
 import { StoqError, StoqErrorCode } from '../../src/stoq/index.js';
 import {
   CommittedRootError,
@@ -188,7 +184,7 @@ describe('submitTransaction proves the sequence before signing', () => {
   });
 });
 
-describe('submitTransaction after the pending ones, retrying a taken sequence', () => {
+describe('submitTransaction with transactions of the sender pending', () => {
   let node: CommittedBlocks;
   const honest = sequenceState(5);
   before(async () => {
@@ -256,17 +252,27 @@ describe('submitTransaction after the pending ones, retrying a taken sequence', 
     message: `sender already has a pending transaction with sequence ${5 + n}`,
   });
 
-  it('signs after the transactions the node holds pending for the sender', async () => {
-    const { outcome, sent, bodies } = run({ pending: () => Promise.resolve(7) });
-    const done = await outcome;
-    assert.equal(done.sequence, 7);
-    assert.deepEqual([sent, bodies], [[7], [7]]);
+  it('signs with the proven committed sequence whatever the node says is pending', async () => {
+    for (const pending of [7, 3, 5 + DEFAULT_MAX_SEQUENCE_LEAD + 1]) {
+      const { outcome, sent, bodies } = run({ pending: () => Promise.resolve(pending) });
+      assert.equal((await outcome).sequence, 5);
+      assert.deepEqual([sent, bodies], [[5], [5]]);
+    }
   });
 
-  it('signs with the committed sequence when nothing is pending or the node predates the method', async () => {
-    const stale = run({ pending: () => Promise.resolve(3) });
-    assert.equal((await stale.outcome).sequence, 5);
+  it('sends once on a taken sequence: no re-signed transaction for a node to keep', async () => {
+    const always = run({ admit: taken, pending: () => Promise.resolve(7) });
+    const refused = await always.outcome;
+    assert.deepEqual([always.sent, always.bodies], [[5], [5]]);
+    assert.equal(refused.admitted, false);
+    assert.equal(!refused.admitted && refused.code, MempoolRejectionCode.SEQUENCE_TAKEN);
+    assert.match(
+      !refused.admitted ? refused.message : '',
+      /2 transaction\(s\) of the sender are pending from sequence 5 on; wait for the pending transaction to commit/,
+    );
+    // A node without `pendingSequence` (or one that fails it): the advice alone.
     const old = run({
+      admit: taken,
       pending: () =>
         Promise.reject(
           new StoqError(StoqErrorCode.NOT_FOUND, 'no method pendingSequence', {
@@ -274,46 +280,9 @@ describe('submitTransaction after the pending ones, retrying a taken sequence', 
           }),
         ),
     });
-    assert.equal((await old.outcome).sequence, 5);
-  });
-
-  it('refuses a pending answer further ahead than admission allows, before signing', async () => {
-    const { outcome, sent, bodies } = run({
-      pending: () => Promise.resolve(5 + DEFAULT_MAX_SEQUENCE_LEAD + 1),
-    });
-    await assert.rejects(
-      outcome,
-      (error: unknown) => error instanceof CliError && /pending/.test(error.message),
-    );
-    assert.deepEqual([sent, bodies], [[], []]);
-  });
-
-  it('re-signs with the next sequence when one is taken, a bounded number of times', async () => {
-    const once = run({ admit: (n) => (n === 0 ? taken(0) : undefined) });
-    const admitted = await once.outcome;
-    assert.equal(admitted.admitted, true);
-    assert.equal(admitted.sequence, 6);
-    assert.deepEqual(
-      [once.sent, once.bodies],
-      [
-        [5, 6],
-        [5, 6],
-      ],
-    );
-
-    const always = run({ admit: taken });
-    const refused = await always.outcome;
-    assert.deepEqual(always.sent, [5, 6, 7, 8]);
-    assert.equal(always.sent.length, MAX_SEQUENCE_ATTEMPTS);
-    assert.equal(refused.admitted, false);
-    assert.equal(!refused.admitted && refused.code, MempoolRejectionCode.SEQUENCE_TAKEN);
-    assert.match(!refused.admitted ? refused.message : '', /sequences 5 to 8 were all taken/);
-
-    const other = run({
-      admit: () => ({ ok: false, code: 'CAESAR_INSUFFICIENT_FUNDS', message: 'no funds' }),
-    });
-    assert.equal((await other.outcome).admitted, false);
-    assert.deepEqual(other.sent, [5], 'only a taken sequence is retried');
+    const plain = await old.outcome;
+    assert.deepEqual(old.sent, [5]);
+    assert.match(!plain.admitted ? plain.message : '', /\(wait for the pending transaction/);
   });
 
   it("passes the node's duplicate flag through", async () => {
