@@ -133,7 +133,11 @@ interface Tracked {
 
 type GossipNetwork = Pick<ConsensusNetwork, 'broadcast' | 'send' | 'peers' | 'onPeerConnected'>;
 
-/** Collects transactions up to a count and a byte budget (the first one always fits). */
+/**
+ * Collects transactions up to a count and a byte budget. The first one of a tick's budget
+ * always fits (a transaction larger than the byte budget is still sent, alone); what is left of
+ * a budget for another batch (`rest`) holds only what fits.
+ */
 class Budget {
   readonly txs: Uint8Array[] = [];
   private bytes = 0;
@@ -141,12 +145,14 @@ class Budget {
   constructor(
     private readonly maxTxs: number,
     private readonly maxBytes: number,
+    private readonly firstAlwaysFits = true,
   ) {}
 
   add(tx: Uint8Array): boolean {
+    const oversize = this.bytes + tx.length > this.maxBytes;
     if (
       this.txs.length >= this.maxTxs ||
-      (this.txs.length > 0 && this.bytes + tx.length > this.maxBytes)
+      (oversize && (this.txs.length > 0 || !this.firstAlwaysFits))
     ) {
       return false;
     }
@@ -155,9 +161,13 @@ class Budget {
     return true;
   }
 
-  /** What is left for another batch to the same peers. */
+  /** What is left for another batch to the same peers, in the same tick. */
   rest(): Budget {
-    return new Budget(this.maxTxs - this.txs.length, this.maxBytes - this.bytes);
+    return new Budget(
+      Math.max(0, this.maxTxs - this.txs.length),
+      Math.max(0, this.maxBytes - this.bytes),
+      false,
+    );
   }
 }
 

@@ -483,6 +483,32 @@ describe('tx gossip under load', () => {
     gossip.close();
   });
 
+  it("sends one peer at most maxResendBytes a tick, resends and a reconnect's together", () => {
+    const network = recordingNetwork();
+    let now = 0;
+    const gossip = createTxGossip(network, ready, {
+      periodMs: PERIOD,
+      maxResendBytes: 10,
+      timer: false,
+      now: () => now,
+    });
+    // The first resend alone is over the budget (a tick's first always goes): nothing is left.
+    const big = local(new Uint8Array(12).fill(1));
+    const small = local(Uint8Array.of(2));
+    gossip.push([big]);
+    now = PERIOD;
+    gossip.push([small]);
+    gossip.flush();
+    network.sent.length = 0;
+    network.connected = ['b'];
+    network.connect('b');
+    now = PERIOD + 1;
+    gossip.tick();
+    assert.deepEqual(network.sent.flatMap(txsOf), [big.tx]);
+    assert.deepEqual(network.sentTo, [], 'the byte budget is spent: no reconnect send');
+    gossip.close();
+  });
+
   it("leaves room in a peer's intake share for a full fresh batch behind a tick's resends", () => {
     assert.ok(DEFAULT_MAX_RESEND_TXS + MAX_TXS_PER_GOSSIP <= DEFAULT_INTAKE_MAX_QUEUED_PER_CALLER);
     const network = recordingNetwork();
